@@ -1,0 +1,7 @@
+#include "bindings.h"
+
+namespace cnnx_py {
+
+void bind_conv(py::module_& m) {}
+
+}  // namespace cnnx_py

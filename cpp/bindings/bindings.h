@@ -1,0 +1,41 @@
+// Shared helpers for the pybind11 module. Bindings are thin: convert,
+// check what the kernel relies on, release the GIL, call one kernel.
+// Friendly argument checking happens first in python/cnnx; the checks here
+// are the last line of defence so that no call can crash the interpreter.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace cnnx_py {
+
+// float32, C-contiguous; a copy only when the input is not already that.
+using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+inline void require(bool ok, const std::string& msg) {
+  if (!ok) throw py::value_error(msg);
+}
+
+inline void require_ndim(const farray& a, int ndim, const char* name) {
+  require(a.ndim() == ndim, std::string(name) + ": expected a " + std::to_string(ndim) +
+                                "-D array, got " + std::to_string(a.ndim()) + "-D");
+}
+
+inline farray new_array(const std::vector<int64_t>& shape) {
+  std::vector<py::ssize_t> s(shape.begin(), shape.end());
+  return farray(s);
+}
+
+// One registration function per concern, each in its own file.
+void bind_system(py::module_& m);
+void bind_gemm(py::module_& m);
+void bind_conv(py::module_& m);
+void bind_pool(py::module_& m);
+void bind_ops(py::module_& m);
+
+}  // namespace cnnx_py

@@ -1,0 +1,10 @@
+#include "bindings.h"
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "cnnx C++ core: GEMM, convolution, pooling, dense and friends";
+  cnnx_py::bind_system(m);
+  cnnx_py::bind_gemm(m);
+  cnnx_py::bind_conv(m);
+  cnnx_py::bind_pool(m);
+  cnnx_py::bind_ops(m);
+}

@@ -1,0 +1,81 @@
+// AVX-512 micro-kernels: MR rows x 32 columns (two zmm per row), so MR=14
+// uses 28 of the 32 zmm registers as accumulators. Several MR are built so
+// that the tile can be chosen by measurement (benchmarks/bench_gemm.py
+// --tiles); kGemmAvx512 names the one in use.
+#include <immintrin.h>
+
+#include "gemm/ukernel.h"
+
+namespace cnnx {
+namespace {
+
+constexpr int NR = 32;
+
+template <int MR>
+void f32_gemm_Nx32__avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                           int m, int n, const UkernelArgs& args) {
+  __m512 acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(b);
+    const __m512 b1 = _mm512_load_ps(b + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+  const __mmask16 mask0 = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1u);
+  const __mmask16 mask1 =
+      n >= 32 ? 0xFFFF : (n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1u) : 0);
+  const __m512 alpha = _mm512_set1_ps(args.alpha);
+  const __m512 beta = _mm512_set1_ps(args.beta);
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 bias0 = zero, bias1 = zero;
+  if (args.bias) {
+    bias0 = _mm512_maskz_loadu_ps(mask0, args.bias);
+    bias1 = _mm512_maskz_loadu_ps(mask1, args.bias + 16);
+  }
+  const bool relu = args.act == Activation::relu;
+  const bool read_c = args.beta != 0.0f;
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
+    float* crow = c + i * ldc;
+    __m512 v0 = _mm512_fmadd_ps(alpha, acc0[i], bias0);
+    __m512 v1 = _mm512_fmadd_ps(alpha, acc1[i], bias1);
+    if (read_c) {
+      v0 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask0, crow), v0);
+      v1 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask1, crow + 16), v1);
+    }
+    if (relu) {
+      v0 = _mm512_max_ps(v0, zero);
+      v1 = _mm512_max_ps(v1, zero);
+    }
+    _mm512_mask_storeu_ps(crow, mask0, v0);
+    _mm512_mask_storeu_ps(crow + 16, mask1, v1);
+  }
+}
+
+}  // namespace
+
+// mc is a multiple of mr; kc x nr x 4 bytes of B micro-panel stays in L1.
+const GemmConfig kGemmAvx512Variants[] = {
+    {"f32_gemm_6x32__avx512", 6, NR, 144, 256, 4096, f32_gemm_Nx32__avx512<6>},
+    {"f32_gemm_8x32__avx512", 8, NR, 144, 256, 4096, f32_gemm_Nx32__avx512<8>},
+    {"f32_gemm_12x32__avx512", 12, NR, 144, 256, 4096, f32_gemm_Nx32__avx512<12>},
+    {"f32_gemm_14x32__avx512", 14, NR, 140, 256, 4096, f32_gemm_Nx32__avx512<14>},
+};
+const int kGemmAvx512VariantCount = 4;
+
+const GemmConfig kGemmAvx512 = {"f32_gemm_12x32__avx512", 12, NR, 144, 256, 4096,
+                                f32_gemm_Nx32__avx512<12>};
+
+}  // namespace cnnx

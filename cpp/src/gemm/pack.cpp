@@ -1,0 +1,52 @@
+// Packing of plain strided matrices into micro-panels (see PackSource).
+#include <algorithm>
+#include <cstring>
+
+#include "cnnx/gemm.h"
+
+namespace cnnx {
+namespace {
+
+// Row-major rows: element (r, k) = data[r*ld + k]. Each panel row is read
+// contiguously along k and written with stride `width`.
+void pack_rows(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
+               float* dst) {
+  const auto* m = static_cast<const StridedMatrix*>(ctx);
+  for (int64_t p = 0; p < rows; p += width) {
+    const int w = static_cast<int>(std::min<int64_t>(width, rows - p));
+    const float* src = m->data + (r0 + p) * m->ld + k0;
+    if (w < width) std::memset(dst, 0, sizeof(float) * width * kc);
+    for (int i = 0; i < w; ++i) {
+      const float* s = src + i * m->ld;
+      float* d = dst + i;
+      for (int64_t k = 0; k < kc; ++k) d[k * width] = s[k];
+    }
+    dst += width * kc;
+  }
+}
+
+// Transposed: element (r, k) = data[k*ld + r]; each k gives `width`
+// contiguous values, a straight copy.
+void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
+               float* dst) {
+  const auto* m = static_cast<const StridedMatrix*>(ctx);
+  for (int64_t p = 0; p < rows; p += width) {
+    const int w = static_cast<int>(std::min<int64_t>(width, rows - p));
+    const float* src = m->data + k0 * m->ld + r0 + p;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* s = src + k * m->ld;
+      float* d = dst + k * width;
+      std::memcpy(d, s, sizeof(float) * w);
+      if (w < width) std::memset(d + w, 0, sizeof(float) * (width - w));
+    }
+    dst += width * kc;
+  }
+}
+
+}  // namespace
+
+PackSource strided_source(const StridedMatrix* m) {
+  return PackSource{m->transposed ? pack_cols : pack_rows, m};
+}
+
+}  // namespace cnnx

@@ -1,0 +1,50 @@
+#include "cnnx/threading.h"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#ifdef CNNX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnx {
+namespace {
+
+int default_threads() {
+#ifdef CNNX_HAVE_OPENMP
+  return std::max(1, omp_get_max_threads());  // honours OMP_NUM_THREADS
+#else
+  return 1;
+#endif
+}
+
+std::atomic<int>& slot() {
+  static std::atomic<int> n{default_threads()};
+  return n;
+}
+
+}  // namespace
+
+int get_num_threads() { return slot().load(std::memory_order_relaxed); }
+
+void set_num_threads(int n) { slot().store(std::max(1, n), std::memory_order_relaxed); }
+
+bool have_openmp() {
+#ifdef CNNX_HAVE_OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+int threads_for_flops(double flops) {
+  // About 5 us of fork/join against ~100 GFLOP/s per core: below ~1 MFLOP
+  // per extra thread the parallel region costs more than it saves.
+  const double per_thread = 1.0e6;
+  int n = get_num_threads();
+  int useful = static_cast<int>(flops / per_thread);
+  return std::max(1, std::min(n, useful));
+}
+
+}  // namespace cnnx

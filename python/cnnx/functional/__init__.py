@@ -1,0 +1,10 @@
+"""cnnx.functional: NumPy in, NumPy out. Each function validates its
+arguments and makes one call into the C++ core.
+
+Layout: activations NHWC ``(m, n_H, n_W, n_C)``, conv weights HWIO
+``(f_h, f_w, n_C_prev // groups, n_C)``, dense weights ``(n_in, n_out)``,
+all float32.
+"""
+from ._gemm import matmul
+
+__all__ = ["matmul"]
