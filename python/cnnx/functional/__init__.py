@@ -6,5 +6,6 @@ Layout: activations NHWC ``(m, n_H, n_W, n_C)``, conv weights HWIO
 all float32.
 """
 from ._gemm import matmul
+from ._shapes import conv_output_size, same_padding
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "conv_output_size", "same_padding"]
