@@ -8,4 +8,11 @@ all float32.
 from ._gemm import matmul
 from ._shapes import conv_output_size, same_padding
 
+from ._dense import dense, dense_backward
+from ._activation import (relu, relu_backward, leaky_relu, leaky_relu_backward, sigmoid,
+                          sigmoid_backward, tanh, tanh_backward, softmax, softmax_backward)
+from ._loss import softmax_cross_entropy, cross_entropy
 __all__ = ["matmul", "conv_output_size", "same_padding"]
+__all__ += ["dense", "dense_backward", "relu", "relu_backward", "leaky_relu",
+            "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+            "softmax", "softmax_backward", "softmax_cross_entropy", "cross_entropy"]

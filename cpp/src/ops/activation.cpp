@@ -1,0 +1,173 @@
+// Elementwise activations and softmax (portable; the compiler vectorises the
+// simple loops). Large buffers are split over threads.
+#include "cnnx/activation.h"
+
+#include <cmath>
+#include <limits>
+
+#include "common/scratch.h"
+#include "ops/ops_common.h"
+
+namespace cnnx {
+
+using ops_detail::parallel_range;
+using ops_detail::threads_for_bytes;
+
+namespace {
+
+// Two streams in, one out: bytes touched ~ 12 n.
+template <class F>
+void map2(int64_t n, double bytes_per_elem, F&& f) {
+  parallel_range(n, threads_for_bytes(bytes_per_elem * n), f);
+}
+
+}  // namespace
+
+void relu_forward(const float* x, float* y, int64_t n) {
+  map2(n, 8, [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  });
+}
+
+void relu_backward(const float* dy, const float* x, float* dx, int64_t n) {
+  map2(n, 12, [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  });
+}
+
+void leaky_relu_forward(const float* x, float* y, int64_t n, float alpha) {
+  map2(n, 8, [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = x[i] > 0.0f ? x[i] : alpha * x[i];
+  });
+}
+
+void leaky_relu_backward(const float* dy, const float* x, float* dx, int64_t n, float alpha) {
+  map2(n, 12, [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = x[i] > 0.0f ? dy[i] : alpha * dy[i];
+  });
+}
+
+void sigmoid_forward(const float* x, float* y, int64_t n) {
+  parallel_range(n, threads_for_flops(20.0 * n), [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      // exp of a non-positive argument only: no overflow either way.
+      const float v = x[i];
+      if (v >= 0.0f) {
+        y[i] = 1.0f / (1.0f + std::exp(-v));
+      } else {
+        const float t = std::exp(v);
+        y[i] = t / (1.0f + t);
+      }
+    }
+  });
+}
+
+void sigmoid_backward(const float* dy, const float* y, float* dx, int64_t n) {
+  map2(n, 12, [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+  });
+}
+
+void tanh_forward(const float* x, float* y, int64_t n) {
+  parallel_range(n, threads_for_flops(20.0 * n), [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) y[i] = std::tanh(x[i]);
+  });
+}
+
+void tanh_backward(const float* dy, const float* y, float* dx, int64_t n) {
+  map2(n, 12, [=](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+  });
+}
+
+namespace {
+
+// One softmax over K values spaced `inner` apart is the inner == 1 case;
+// for inner > 1 each k-slice is a contiguous vector of `inner` values.
+void softmax_rows(const float* x, float* y, int64_t rows, int64_t K) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * K;
+    float* yr = y + r * K;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t k = 0; k < K; ++k) m = xr[k] > m ? xr[k] : m;
+    double s = 0.0;
+    for (int64_t k = 0; k < K; ++k) {
+      const float t = std::exp(xr[k] - m);
+      yr[k] = t;
+      s += t;
+    }
+    const float inv = static_cast<float>(1.0 / s);
+    for (int64_t k = 0; k < K; ++k) yr[k] *= inv;
+  }
+}
+
+void softmax_strided(const float* x, float* y, int64_t K, int64_t inner) {
+  float* m = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(inner));
+  float* s = thread_scratch(ScratchSlot::op_1, static_cast<size_t>(inner));
+  for (int64_t i = 0; i < inner; ++i) {
+    m[i] = -std::numeric_limits<float>::infinity();
+    s[i] = 0.0f;
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xk = x + k * inner;
+    for (int64_t i = 0; i < inner; ++i) m[i] = xk[i] > m[i] ? xk[i] : m[i];
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const float* xk = x + k * inner;
+    float* yk = y + k * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      const float t = std::exp(xk[i] - m[i]);
+      yk[i] = t;
+      s[i] += t;
+    }
+  }
+  for (int64_t i = 0; i < inner; ++i) s[i] = 1.0f / s[i];
+  for (int64_t k = 0; k < K; ++k) {
+    float* yk = y + k * inner;
+    for (int64_t i = 0; i < inner; ++i) yk[i] *= s[i];
+  }
+}
+
+}  // namespace
+
+void softmax_forward(const float* x, float* y, int64_t outer, int64_t K, int64_t inner) {
+  if (outer <= 0 || K <= 0 || inner <= 0) return;
+  const int nt = threads_for_flops(25.0 * outer * K * inner);
+  parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
+    if (inner == 1) {
+      softmax_rows(x + b * K, y + b * K, e - b, K);
+    } else {
+      for (int64_t o = b; o < e; ++o) softmax_strided(x + o * K * inner, y + o * K * inner, K, inner);
+    }
+  }, 1);
+}
+
+void softmax_backward(const float* dy, const float* y, float* dx, int64_t outer, int64_t K,
+                      int64_t inner) {
+  if (outer <= 0 || K <= 0 || inner <= 0) return;
+  const int nt = threads_for_bytes(12.0 * outer * K * inner);
+  parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
+    for (int64_t o = b; o < e; ++o) {
+      const int64_t base = o * K * inner;
+      if (inner == 1) {
+        double dot = 0.0;
+        for (int64_t k = 0; k < K; ++k) dot += static_cast<double>(dy[base + k]) * y[base + k];
+        const float d = static_cast<float>(dot);
+        for (int64_t k = 0; k < K; ++k) dx[base + k] = y[base + k] * (dy[base + k] - d);
+      } else {
+        float* s = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(inner));
+        for (int64_t i = 0; i < inner; ++i) s[i] = 0.0f;
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t i = 0; i < inner; ++i)
+            s[i] += dy[base + k * inner + i] * y[base + k * inner + i];
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t i = 0; i < inner; ++i) {
+            const int64_t j = base + k * inner + i;
+            dx[j] = y[j] * (dy[j] - s[i]);
+          }
+      }
+    }
+  }, 1);
+}
+
+}  // namespace cnnx

@@ -1,0 +1,70 @@
+// Softmax cross-entropy (fused) and cross-entropy of probabilities.
+#include "cnnx/loss.h"
+
+#include <cmath>
+#include <limits>
+
+#include "ops/ops_common.h"
+
+namespace cnnx {
+
+namespace {
+
+bool labels_ok(const int64_t* labels, int64_t N, int64_t K) {
+  for (int64_t i = 0; i < N; ++i)
+    if (labels[i] < 0 || labels[i] >= K) return false;
+  return true;
+}
+
+// Loss of one row; writes the row's gradient (scaled by inv_n) if g != null.
+double sce_row(const float* x, int64_t label, int64_t K, float inv_n, float* g) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t k = 0; k < K; ++k) m = x[k] > m ? x[k] : m;
+  double s = 0.0;
+  for (int64_t k = 0; k < K; ++k) s += std::exp(static_cast<double>(x[k] - m));
+  const double lse = static_cast<double>(m) + std::log(s);
+  if (g) {
+    const double scale = inv_n / s;
+    for (int64_t k = 0; k < K; ++k) g[k] = static_cast<float>(std::exp(static_cast<double>(x[k] - m)) * scale);
+    g[label] -= inv_n;
+  }
+  return lse - static_cast<double>(x[label]);
+}
+
+}  // namespace
+
+double softmax_cross_entropy(const float* logits, const int64_t* labels, int64_t N, int64_t K,
+                             float* dlogits) {
+  if (N <= 0) return std::numeric_limits<double>::quiet_NaN();
+  if (!labels_ok(labels, N, K)) return std::numeric_limits<double>::quiet_NaN();
+  const float inv_n = 1.0f / static_cast<float>(N);
+  const int nt = threads_for_flops(30.0 * N * K);
+  double total = 0.0;
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) reduction(+ : total) schedule(static) if (nt > 1)
+#endif
+  for (int64_t i = 0; i < N; ++i)
+    total += sce_row(logits + i * K, labels[i], K, inv_n, dlogits ? dlogits + i * K : nullptr);
+  (void)nt;
+  return total / static_cast<double>(N);
+}
+
+double cross_entropy(const float* probs, const int64_t* labels, int64_t N, int64_t K, float eps,
+                     float* dprobs) {
+  if (N <= 0) return std::numeric_limits<double>::quiet_NaN();
+  if (!labels_ok(labels, N, K)) return std::numeric_limits<double>::quiet_NaN();
+  double total = 0.0;
+  const double inv_n = 1.0 / static_cast<double>(N);
+  for (int64_t i = 0; i < N; ++i) {
+    const float p = std::max(probs[i * K + labels[i]], eps);
+    total -= std::log(static_cast<double>(p));
+    if (dprobs) {
+      float* g = dprobs + i * K;
+      for (int64_t k = 0; k < K; ++k) g[k] = 0.0f;
+      g[labels[i]] = static_cast<float>(-inv_n / p);
+    }
+  }
+  return total * inv_n;
+}
+
+}  // namespace cnnx

@@ -1,0 +1,102 @@
+"""Activations (ReLU, LeakyReLU, sigmoid, tanh, softmax), forward and
+backward. Elementwise, any shape; softmax along one axis."""
+import numbers
+
+import numpy as np
+
+from .. import _core
+from .._validate import as_float32
+
+
+def _same_shape(a, ref, name, ref_name):
+    if a.shape != ref.shape:
+        raise ValueError(f"{name}: expected shape {ref.shape} (like {ref_name}), got {a.shape}")
+
+
+def _as_float(v, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
+    v = float(v)
+    if not np.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {v}")
+    return v
+
+
+def _axis(axis, ndim):
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"axis: expected an int, got {type(axis).__name__} {axis!r}")
+    axis = int(axis)
+    if ndim == 0:
+        raise ValueError("x: softmax needs at least a 1-D array, got a scalar")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis: expected an int in [{-ndim}, {ndim}), got {axis}")
+    return axis % ndim
+
+
+def relu(x):
+    """``max(x, 0)`` elementwise."""
+    return _core.relu(as_float32(x, "x"))
+
+
+def relu_backward(dy, x):
+    """``dy`` where ``x > 0``, else 0 (the forward input ``x``)."""
+    x = as_float32(x, "x")
+    dy = as_float32(dy, "dy")
+    _same_shape(dy, x, "dy", "x")
+    return _core.relu_backward(dy, x)
+
+
+def leaky_relu(x, alpha=0.01):
+    """``x`` where ``x > 0``, else ``alpha * x``."""
+    alpha = _as_float(alpha, "alpha")
+    return _core.leaky_relu(as_float32(x, "x"), alpha)
+
+
+def leaky_relu_backward(dy, x, alpha=0.01):
+    """``dy`` where ``x > 0``, else ``alpha * dy``."""
+    alpha = _as_float(alpha, "alpha")
+    x = as_float32(x, "x")
+    dy = as_float32(dy, "dy")
+    _same_shape(dy, x, "dy", "x")
+    return _core.leaky_relu_backward(dy, x, alpha)
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``, saturating to 0 and 1 without overflow."""
+    return _core.sigmoid(as_float32(x, "x"))
+
+
+def sigmoid_backward(dy, y):
+    """From the forward *output* ``y``: ``dy * y * (1 - y)``."""
+    y = as_float32(y, "y")
+    dy = as_float32(dy, "dy")
+    _same_shape(dy, y, "dy", "y")
+    return _core.sigmoid_backward(dy, y)
+
+
+def tanh(x):
+    """Hyperbolic tangent elementwise."""
+    return _core.tanh(as_float32(x, "x"))
+
+
+def tanh_backward(dy, y):
+    """From the forward *output* ``y``: ``dy * (1 - y**2)``."""
+    y = as_float32(y, "y")
+    dy = as_float32(dy, "dy")
+    _same_shape(dy, y, "dy", "y")
+    return _core.tanh_backward(dy, y)
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (the row maximum is subtracted
+    first, so large logits do not overflow)."""
+    x = as_float32(x, "x")
+    return _core.softmax(x, _axis(axis, x.ndim))
+
+
+def softmax_backward(dy, y, axis=-1):
+    """From the forward *output* ``y``: ``y * (dy - sum(dy * y, axis))``."""
+    y = as_float32(y, "y")
+    dy = as_float32(dy, "dy")
+    _same_shape(dy, y, "dy", "y")
+    return _core.softmax_backward(dy, y, _axis(axis, y.ndim))

@@ -1,0 +1,62 @@
+"""Dense (fully-connected) layer on the core SGEMM."""
+import numpy as np
+
+from .. import _core
+from .._validate import as_float32
+
+_ACTIVATIONS = (None, "relu")
+
+
+def _check_x_w(x, w):
+    x = as_float32(x, "x")
+    w = as_float32(w, "w", ndim=2)
+    if x.ndim < 1:
+        raise ValueError(f"x: expected an array of shape (..., n_in), got a scalar")
+    if x.shape[-1] != w.shape[0]:
+        raise ValueError(
+            f"w: expected {x.shape[-1]} rows (x has n_in = {x.shape[-1]}), got shape {w.shape}"
+        )
+    return x, w
+
+
+def dense(x, w, b=None, activation=None):
+    """Fully-connected layer ``y = activation(x @ w + b)``.
+
+    ``x``: ``(..., n_in)`` (usually ``(m, n_in)``); ``w``: ``(n_in, n_out)``;
+    ``b``: ``(n_out,)`` or None; ``activation``: None or ``"relu"`` (fused
+    into the GEMM's store: no extra pass over ``y``). Returns ``(..., n_out)``.
+    """
+    x, w = _check_x_w(x, w)
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
+    n_out = w.shape[1]
+    if b is not None:
+        b = as_float32(b, "b", ndim=1)
+        if b.shape[0] != n_out:
+            raise ValueError(f"b: expected shape ({n_out},), got {b.shape}")
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, w.shape[0])
+    y = _core.dense(x2, w, b, activation == "relu")
+    return y.reshape(lead + (n_out,))
+
+
+def dense_backward(dy, x, w, need_dx=True):
+    """Gradients of ``y = x @ w + b``: returns ``(dx, dw, db)``.
+
+    ``dx = dy @ w.T``, ``dw = x.T @ dy``, ``db = dy.sum(0)``, computed by
+    transposed GEMMs on the stored arrays (no transposed copies). With
+    ``need_dx=False`` (first layer) ``dx`` is None. An activation fused in the
+    forward pass is not undone here: apply e.g. :func:`relu_backward` first.
+    """
+    x, w = _check_x_w(x, w)
+    dy = as_float32(dy, "dy")
+    n_in, n_out = w.shape
+    expect = x.shape[:-1] + (n_out,)
+    if dy.shape != expect:
+        raise ValueError(f"dy: expected shape {expect}, got {dy.shape}")
+    dx, dw, db = _core.dense_backward(
+        dy.reshape(-1, n_out), x.reshape(-1, n_in), w, bool(need_dx), True, True
+    )
+    if dx is not None:
+        dx = dx.reshape(x.shape)
+    return dx, dw, db
