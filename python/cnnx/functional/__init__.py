@@ -16,3 +16,5 @@ __all__ = ["matmul", "conv_output_size", "same_padding"]
 __all__ += ["dense", "dense_backward", "relu", "relu_backward", "leaky_relu",
             "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
             "softmax", "softmax_backward", "softmax_cross_entropy", "cross_entropy"]
+from ._conv import conv2d, conv2d_backward, conv2d_algorithm
+__all__ += ["conv2d", "conv2d_backward", "conv2d_algorithm"]

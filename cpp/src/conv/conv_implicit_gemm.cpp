@@ -1,0 +1,95 @@
+// The implicit GEMM shared by the forward pass and the stride-1 backward-data
+// pass: out[P, Nout] = patches[P, K] x wmat[K, Nout], patches packed on the
+// fly. With few output channels the micro-tile would be mostly empty
+// (8 channels in a 32-wide tile), so the product is computed transposed,
+// out^T = wmat^T x patches^T, in pixel chunks per thread, and transposed
+// back with bias and activation.
+#include <algorithm>
+#include <vector>
+
+#include "cnnx/threading.h"
+#include "common/scratch.h"
+#include "conv/conv_internal.h"
+
+#ifdef CNNX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnx {
+namespace conv_detail {
+
+double tile_efficiency(int64_t M, int64_t N) {
+  const GemmKernelInfo k = gemm_kernel_info();
+  if (M <= 0 || N <= 0) return 1.0;
+  return (static_cast<double>(M) / (ceil_div(M, k.mr) * k.mr)) *
+         (static_cast<double>(N) / (ceil_div(N, k.nr) * k.nr));
+}
+
+namespace {
+
+inline float apply(float v, Activation act) { return act == Activation::relu ? std::max(v, 0.0f) : v; }
+
+// The chunk [p_begin, p_end) of the transposed product.
+void transposed_chunk(const PatchGeom& g, int64_t p_begin, int64_t p_end, int64_t Nout,
+                      const float* wmat, int64_t ldw, const float* bias, Activation act,
+                      float* out, int64_t ldo) {
+  const int64_t pc = p_end - p_begin;
+  const int64_t K = g.depth();
+  float* t = thread_scratch(ScratchSlot::conv_0, static_cast<size_t>(Nout * pc));
+  const StridedMatrix wt{wmat, ldw, true};  // (j, k) = wmat[k*ldw + j]
+  PatchGeom gc = g;
+  gc.p0 = g.p0 + p_begin;
+  StridedMatrix xs{g.x + g.c0 + gc.p0 * g.C, g.C, false};
+  const PackSource b = g.is_identity() ? strided_source(&xs) : patch_rows_source(&gc);
+  sgemm_packed_sources(Nout, pc, K, 1.0f, strided_source(&wt), b, 0.0f, t, pc, {}, 1);
+  // Transpose back, 8 pixels at a time so that reads of t stay in cache lines.
+  for (int64_t p0 = 0; p0 < pc; p0 += 8) {
+    const int64_t pe = std::min(pc, p0 + 8);
+    for (int64_t p = p0; p < pe; ++p) {
+      float* o = out + (p_begin + p) * ldo;
+      if (bias) {
+        for (int64_t j = 0; j < Nout; ++j) o[j] = apply(t[j * pc + p] + bias[j], act);
+      } else {
+        for (int64_t j = 0; j < Nout; ++j) o[j] = apply(t[j * pc + p], act);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+                   const float* bias, Activation act, float* out, int64_t ldo) {
+  if (P <= 0 || Nout <= 0) return;
+  const int64_t K = g.depth();
+  const bool transposed = tile_efficiency(Nout, P) > 1.25 * tile_efficiency(P, Nout);
+  if (!transposed) {
+    StridedMatrix xs{g.x + g.c0 + g.p0 * g.C, g.C, false};
+    const StridedMatrix wm{wmat, ldw, true};  // B rows are j: (j, k) = wmat[k*ldw + j]
+    const PackSource a = g.is_identity() ? strided_source(&xs) : patch_rows_source(&g);
+    sgemm_packed_sources(P, Nout, K, 1.0f, a, strided_source(&wm), 0.0f, out, ldo,
+                         GemmEpilogue{bias, act}, 0);
+    return;
+  }
+  const GemmKernelInfo ki = gemm_kernel_info();
+  int nt = threads_for_flops(2.0 * P * K * Nout);
+  int64_t chunk = ceil_div(ceil_div(P, nt), ki.nr) * ki.nr;
+  chunk = std::max<int64_t>(ki.nr, std::min<int64_t>(chunk, 4096));
+  const int64_t chunks = ceil_div(P, chunk);
+  if (nt > chunks) nt = static_cast<int>(chunks);
+  if (nt <= 1) {
+    for (int64_t c = 0; c < chunks; ++c)
+      transposed_chunk(g, c * chunk, std::min(P, (c + 1) * chunk), Nout, wmat, ldw, bias, act,
+                       out, ldo);
+    return;
+  }
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+  for (int64_t c = 0; c < chunks; ++c)
+    transposed_chunk(g, c * chunk, std::min(P, (c + 1) * chunk), Nout, wmat, ldw, bias, act, out,
+                     ldo);
+}
+
+}  // namespace conv_detail
+}  // namespace cnnx

@@ -1,0 +1,61 @@
+// Shared internals of the convolution kernels (not a public header).
+#pragma once
+#include <cstdint>
+
+#include "cnnx/conv.h"
+#include "cnnx/cpu.h"
+#include "cnnx/gemm.h"
+
+namespace cnnx {
+namespace conv_detail {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Where the patches of a (possibly virtual) convolution come from. The image
+// is NHWC [*, H, W, C]; a patch of output pixel m = (n, oh, ow) at depth
+// k = (kh, kw, ci) is image[n, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw, c0 + ci]
+// (zero outside the image). Pads may be negative (backward-data reuses this
+// with the roles of the image and the output grid swapped).
+struct PatchGeom {
+  const float* x;
+  int64_t H, W, C;   // image dims; C is the pixel stride
+  int64_t c0, Cg;    // first channel and channels per tap
+  int64_t OH, OW;    // output grid
+  int64_t KH, KW, sh, sw, dh, dw, pt, pl;
+  int64_t p0;        // global index of pixel 0 of this source (chunking)
+  int64_t depth() const { return KH * KW * Cg; }
+  // The patch matrix is the image itself (1x1, stride 1, unpadded).
+  bool is_identity() const {
+    return KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && OH == H &&
+           OW == W;
+  }
+};
+
+// Patch matrix P[pixel, k] as a GEMM operand whose rows are pixels and depth
+// is k (the A operand of the forward GEMM, or B of its transpose).
+PackSource patch_rows_source(const PatchGeom* g);
+// The same matrix transposed: rows are k, depth is pixels (backward-weights).
+PackSource patch_cols_source(const PatchGeom* g);
+
+// Fraction of a micro-tile grid doing useful work for an M x N product.
+double tile_efficiency(int64_t M, int64_t N);
+
+// out[p, j] = act(sum_k P[p, k] * wmat[k, j] + bias[j]) for p < g.OH*g.OW*n_img
+// (all P pixels of the geometry), j < Nout. wmat rows have stride ldw;
+// out rows have stride ldo. Picks the orientation (out or out^T) by tile
+// efficiency; threads as in sgemm.
+void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+                   const float* bias, Activation act, float* out, int64_t ldo);
+
+// Depthwise (groups == C_in, C_out = m*C_in), direct loops over channels.
+void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                       float* y, Activation act);
+void depthwise_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void depthwise_backward_weights(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                                float* db);
+
+// Throws std::invalid_argument when conv2d_check fails.
+void check_or_throw(const Conv2dShape& s);
+
+}  // namespace conv_detail
+}  // namespace cnnx

@@ -1,0 +1,46 @@
+// Shape checks and the per-shape algorithm choice.
+#include <stdexcept>
+
+#include "conv/conv_internal.h"
+
+namespace cnnx {
+
+const char* conv2d_check(const Conv2dShape& s) {
+  if (s.N < 0 || s.H < 1 || s.W < 1) return "x: expected N >= 0 and H, W >= 1";
+  if (s.C_in < 1) return "x: expected at least one input channel";
+  if (s.KH < 1 || s.KW < 1) return "w: expected a filter of at least 1x1";
+  if (s.C_out < 1) return "w: expected at least one output channel";
+  if (s.stride_h < 1 || s.stride_w < 1) return "stride: expected values >= 1";
+  if (s.dilation_h < 1 || s.dilation_w < 1) return "dilation: expected values >= 1";
+  if (s.pad_top < 0 || s.pad_bottom < 0 || s.pad_left < 0 || s.pad_right < 0)
+    return "padding: expected values >= 0";
+  if (s.groups < 1) return "groups: expected an int >= 1";
+  if (s.C_in % s.groups || s.C_out % s.groups)
+    return "groups: C_in and C_out must both be divisible by groups";
+  if (s.H + s.pad_top + s.pad_bottom < (s.KH - 1) * s.dilation_h + 1 ||
+      s.W + s.pad_left + s.pad_right < (s.KW - 1) * s.dilation_w + 1)
+    return "w: the (dilated) filter is larger than the padded input";
+  return "";
+}
+
+const char* conv2d_forward_algorithm(const Conv2dShape& s) {
+  if (s.is_depthwise()) return "depthwise";
+  const bool one = s.KH == 1 && s.KW == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+                   s.pad_top == 0 && s.pad_bottom == 0 && s.pad_left == 0 && s.pad_right == 0;
+  const int64_t P = s.N * s.out_h() * s.out_w();
+  const int64_t cout = s.cout_per_group();
+  const bool transposed =
+      conv_detail::tile_efficiency(cout, P) > 1.25 * conv_detail::tile_efficiency(P, cout);
+  if (one && !transposed) return "gemm_1x1";
+  return transposed ? "implicit_gemm_t" : "implicit_gemm";
+}
+
+namespace conv_detail {
+
+void check_or_throw(const Conv2dShape& s) {
+  const char* msg = conv2d_check(s);
+  if (msg[0]) throw std::invalid_argument(msg);
+}
+
+}  // namespace conv_detail
+}  // namespace cnnx

@@ -1,0 +1,99 @@
+"""2-D convolution, forward and backward, on the C++ core.
+
+Layouts: ``x`` NHWC ``(m, n_H, n_W, n_C_prev)``, ``w`` HWIO
+``(f_h, f_w, n_C_prev // groups, n_C)``, ``b`` ``(n_C,)``. The operation is
+cross-correlation (no filter flip), as in every deep-learning library; the
+output has ``floor((n + p_before + p_after - ((f - 1)*d + 1)) / s) + 1``
+pixels along each dimension (the course's ``floor((n + 2p - f)/s) + 1``).
+"""
+import numpy as np
+
+from .. import _core
+from .._validate import as_float32, as_int, as_pair, check_size
+from ._shapes import output_hw, resolve_padding
+
+_ACTIVATIONS = (None, "relu")
+
+
+def _prepare(x, w, stride, padding, dilation, groups):
+    x = as_float32(x, "x", ndim=4)
+    w = as_float32(w, "w", ndim=4)
+    check_size(x.shape, "x")
+    check_size(w.shape, "w")
+    s = as_pair(stride, "stride", 1)
+    d = as_pair(dilation, "dilation", 1)
+    g = as_int(groups, "groups", 1)
+    _, h, wd, c_in = x.shape
+    f_h, f_w, c_in_g, c_out = w.shape
+    if c_in < 1:
+        raise ValueError(f"x: expected at least one channel, got shape {x.shape}")
+    if h < 1 or wd < 1:
+        raise ValueError(f"x: expected a non-empty image (n_H, n_W >= 1), got shape {x.shape}")
+    if f_h < 1 or f_w < 1 or c_out < 1:
+        raise ValueError(f"w: expected a non-empty (f_h, f_w, n_C_prev/groups, n_C) filter, "
+                         f"got shape {w.shape}")
+    if c_in % g or c_out % g:
+        raise ValueError(f"groups: {g} must divide both the input channels ({c_in}) and the "
+                         f"output channels ({c_out})")
+    if c_in_g * g != c_in:
+        raise ValueError(f"w: expected {c_in // g} input channels per group (x has {c_in} "
+                         f"channels, groups={g}), got shape {w.shape}")
+    pads = resolve_padding(padding, (h, wd), (f_h, f_w), s, d)
+    try:
+        out = output_hw((h, wd), (f_h, f_w), pads, s, d)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError("w: " + msg[3:] if msg.startswith("f: ") else msg) from None
+    flat = (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
+    return x, w, s, d, g, flat, out
+
+
+def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1, activation=None):
+    """Convolution (cross-correlation) of NHWC ``x`` with HWIO ``w``.
+
+    Args:
+        x: ``(m, n_H, n_W, n_C_prev)``.
+        w: ``(f_h, f_w, n_C_prev // groups, n_C)``.
+        b: optional bias ``(n_C,)``.
+        stride, dilation: int or ``(h, w)``.
+        padding: ``"valid"``, ``"same"`` (TensorFlow rule: output ``ceil(n/s)``,
+            odd pixel bottom/right), an int, ``(p_h, p_w)`` or
+            ``((top, bottom), (left, right))``; zeros are padded.
+        groups: channel groups; ``groups == n_C_prev`` is depthwise.
+        activation: ``None`` or ``"relu"``, fused into the kernel.
+
+    Returns ``(m, n_H_out, n_W_out, n_C)`` float32.
+    """
+    x, w, s, d, g, pads, _ = _prepare(x, w, stride, padding, dilation, groups)
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation: expected None or 'relu', got {activation!r}")
+    if b is not None:
+        b = as_float32(b, "b", ndim=1)
+        if b.shape[0] != w.shape[3]:
+            raise ValueError(f"b: expected shape ({w.shape[3]},), got {b.shape}")
+    return _core.conv2d_forward(x, w, b, s, d, pads, g, activation == "relu")
+
+
+def conv2d_backward(dy, x, w, stride=1, padding="valid", dilation=1, groups=1, need_dx=True):
+    """Gradients of :func:`conv2d` -> ``(dx, dw, db)``.
+
+    ``dy`` is dL/dy (already through any activation's derivative). ``dx`` is
+    ``None`` when ``need_dx=False`` (e.g. the first layer), which saves its cost.
+    """
+    x, w, s, d, g, pads, out = _prepare(x, w, stride, padding, dilation, groups)
+    dy = as_float32(dy, "dy", ndim=4)
+    expect = (x.shape[0], out[0], out[1], w.shape[3])
+    if dy.shape != expect:
+        raise ValueError(f"dy: expected shape {expect} (the output of conv2d), got {dy.shape}")
+    if not isinstance(need_dx, (bool, np.bool_)):
+        raise TypeError(f"need_dx: expected a bool, got {type(need_dx).__name__}")
+    return _core.conv2d_backward(dy, x, w, s, d, pads, g, bool(need_dx))
+
+
+def conv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, groups=1):
+    """Name of the algorithm :func:`conv2d` uses for these shapes
+    (``"gemm_1x1"``, ``"implicit_gemm"``, ``"implicit_gemm_t"``, ``"depthwise"``)."""
+    x = np.empty((1,) + tuple(x_shape)[1:], np.float32)
+    w = np.empty(tuple(w_shape), np.float32)
+    x, w, s, d, g, pads, _ = _prepare(x, w, stride, padding, dilation, groups)
+    return _core.conv2d_algorithm(x, w, s, d, pads, g)
