@@ -17,3 +17,18 @@ from ._system import info, set_num_threads, get_num_threads  # noqa: E402
 from . import functional  # noqa: E402
 
 __all__ = ["__version__", "info", "set_num_threads", "get_num_threads", "functional"]
+
+# Models and training (layers, Sequential, optimisers, save/load, seeding).
+# tqdm is imported only when fit shows a progress bar.
+from .random import set_seed  # noqa: E402
+from .layers import (Layer, Conv2D, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,  # noqa: E402
+                     AdaptiveMaxPool2D, GlobalAvgPool2D, Dense, ReLU, LeakyReLU, Sigmoid, Tanh,
+                     Softmax, BatchNormalization, Dropout, Flatten, Residual)
+from .models import Sequential  # noqa: E402
+from . import optim, callbacks  # noqa: E402
+from .io import load_model  # noqa: E402
+
+__all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
+            "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
+            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual",
+            "Sequential", "optim", "callbacks", "load_model"]

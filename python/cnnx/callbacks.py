@@ -1,0 +1,203 @@
+"""Callbacks for ``fit``: EarlyStopping, ModelCheckpoint and
+LearningRateScheduler (step and cosine schedules, or any function).
+
+A callback sees ``on_train_begin()``, ``on_epoch_begin(epoch)``,
+``on_epoch_end(epoch, logs)`` and ``on_train_end()``; ``logs`` holds the
+epoch's ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and ``lr``.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from ._validate import as_int
+
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
+           "step_decay", "cosine_decay"]
+
+
+class Callback:
+    """Base class: override the hooks you need; ``self.model`` is set by ``fit``."""
+
+    model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self):
+        pass
+
+    def on_epoch_begin(self, epoch):
+        pass
+
+    def on_epoch_end(self, epoch, logs):
+        pass
+
+    def on_train_end(self):
+        pass
+
+
+def _mode(mode, monitor):
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        mode = "max" if "acc" in monitor else "min"
+    return mode
+
+
+class _Monitor(Callback):
+    def __init__(self, monitor, mode, min_delta=0.0):
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor: expected a metric name, got {type(monitor).__name__}")
+        self.monitor = monitor
+        self.mode = _mode(mode, monitor)
+        self.min_delta = abs(float(min_delta))
+        self.best = None
+
+    def _value(self, logs):
+        if self.monitor not in logs:
+            raise ValueError(f"monitor: {self.monitor!r} is not among the logged metrics "
+                             f"{sorted(logs)} (val_* needs validation data)")
+        return float(logs[self.monitor])
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``mode``: "min", "max" or "auto" (max for accuracies, else min).
+    ``restore_best_weights``: put back the weights of the best epoch at the end.
+    ``stopped_epoch`` records where training stopped (or None).
+    """
+
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
+                 restore_best_weights=False):
+        super().__init__(monitor, mode, min_delta)
+        self.patience = as_int(patience, "patience", 0)
+        self.restore_best_weights = bool(restore_best_weights)
+
+    def on_train_begin(self):
+        self.best = None
+        self.wait = 0
+        self.best_epoch = None
+        self.stopped_epoch = None
+        self._best_weights = None
+
+    def on_epoch_end(self, epoch, logs):
+        value = self._value(logs)
+        if self._improved(value):
+            self.best = value
+            self.best_epoch = epoch
+            self.wait = 0
+            if self.restore_best_weights:
+                self._best_weights = self.model.store.params.copy()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self):
+        if self.restore_best_weights and self._best_weights is not None:
+            self.model.store.params[...] = self._best_weights
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model after each epoch (``model.save``, atomic).
+
+    ``filepath`` may contain ``{epoch}`` (1-based) and metric fields, e.g.
+    ``"ckpt-{epoch:02d}-{val_loss:.3f}.cnnx"``. With ``save_best_only`` a file
+    is written only when ``monitor`` improves. ``saved`` lists the paths written.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
+        super().__init__(monitor, mode)
+        if not isinstance(filepath, str) or not filepath:
+            raise TypeError("filepath: expected a non-empty str")
+        self.filepath = filepath
+        self.save_best_only = bool(save_best_only)
+        self.saved = []
+
+    def on_train_begin(self):
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs):
+        if self.save_best_only:
+            value = self._value(logs)
+            if not self._improved(value):
+                return
+            self.best = value
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        self.model.save(path)
+        self.saved.append(path)
+
+
+def step_decay(step_size, gamma=0.1):
+    """``lr = lr0 * gamma ** floor(epoch / step_size)``."""
+    step_size = as_int(step_size, "step_size", 1)
+    gamma = float(gamma)
+    if not gamma > 0:
+        raise ValueError(f"gamma: expected a positive number, got {gamma}")
+
+    def schedule(epoch, lr0):
+        return lr0 * gamma ** (epoch // step_size)
+
+    return schedule
+
+
+def cosine_decay(epochs, min_lr=0.0):
+    """``lr = min_lr + (lr0 - min_lr) * (1 + cos(pi * epoch / epochs)) / 2``
+    (lr0 at epoch 0, min_lr from ``epochs`` on)."""
+    epochs = as_int(epochs, "epochs", 1)
+    min_lr = float(min_lr)
+
+    def schedule(epoch, lr0):
+        t = min(epoch, epochs) / epochs
+        return min_lr + (lr0 - min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return schedule
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimiser's learning rate at the start of every epoch.
+
+    ``schedule``: ``"step"`` (needs ``step_size``, optional ``gamma``),
+    ``"cosine"`` (needs ``epochs``, optional ``min_lr``), or a function
+    ``f(epoch, lr0) -> lr`` where ``lr0`` is the rate the optimiser had when
+    training began. ``lrs`` records the rate of each epoch.
+    """
+
+    def __init__(self, schedule, step_size=None, gamma=0.1, epochs=None, min_lr=0.0):
+        if schedule == "step":
+            if step_size is None:
+                raise ValueError("step_size: the step schedule needs step_size")
+            self.schedule = step_decay(step_size, gamma)
+        elif schedule == "cosine":
+            if epochs is None:
+                raise ValueError("epochs: the cosine schedule needs the number of epochs")
+            self.schedule = cosine_decay(epochs, min_lr)
+        elif callable(schedule):
+            self.schedule = schedule
+        else:
+            raise ValueError(f"schedule: expected 'step', 'cosine' or a function, got {schedule!r}")
+        self.lr0 = None
+        self.lrs = []
+
+    def on_train_begin(self):
+        self.lr0 = self.model.optimizer.lr
+        self.lrs = []
+
+    def on_epoch_begin(self, epoch):
+        lr = self.schedule(epoch, self.lr0)
+        if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real) or \
+                not np.isfinite(lr) or lr < 0:
+            raise ValueError(f"schedule: returned {lr!r} for epoch {epoch}; expected a "
+                             "number >= 0")
+        self.model.optimizer.lr = float(lr)
+        self.lrs.append(float(lr))

@@ -1,0 +1,15 @@
+"""Layers: Conv2D, pooling, Dense, activations, BatchNormalization, Dropout,
+Flatten and Residual (see :mod:`cnnx.layers.base` for the common contract)."""
+from .base import Layer, initialize
+from .conv import Conv2D
+from .pooling import MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, AdaptiveMaxPool2D, GlobalAvgPool2D
+from .dense import Dense
+from .activations import ReLU, LeakyReLU, Sigmoid, Tanh, Softmax
+from .normalization import BatchNormalization
+from .dropout import Dropout
+from .reshape import Flatten
+from .residual import Residual
+
+__all__ = ["Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
+           "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
+           "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual"]

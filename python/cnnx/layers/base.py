@@ -1,0 +1,333 @@
+"""The Layer base class, weight initialisers and the flat parameter store.
+
+A layer works on batches in NHWC float32 (``(m, n_H, n_W, n_C)``, or
+``(m, n)`` after ``Flatten``). Shapes given to and returned by
+:meth:`Layer.build` leave out the batch dimension ``m``.
+
+Every layer has
+
+- ``build(input_shape) -> output_shape``: creates the parameters;
+- ``forward(x, training=False) -> y``;
+- ``backward(dy) -> dx``: the gradient to the input, and the parameter
+  gradients *added* to ``layer.grads`` (call ``zero_grad()`` between steps
+  when driving the loop by hand; ``Sequential.fit`` does this for you);
+- ``params`` / ``grads``: dicts ``name -> ndarray`` with the same keys
+  (``"kernel"``, ``"bias"``, ``"gamma"``, ...);
+- ``trainable``: set it to False to freeze the layer (its parameters are
+  then neither given gradients nor updated, while gradients still flow
+  *through* it to the input: what style transfer needs).
+
+The public ``forward``/``backward`` check their input; models call the
+unchecked ``_forward(x, training)`` / ``_backward(dy, need_dx, accumulate)``
+once shapes were validated at build time (one kernel call per layer).
+
+Inside a model all parameters live in one contiguous float32 buffer and all
+gradients in another (:class:`ParamStore`); each layer's arrays are views
+into them, so an optimiser updates every weight with one fused call and a
+data-parallel trainer all-reduces one gradient buffer.
+"""
+import math
+
+import numpy as np
+
+from .. import random as _random
+
+__all__ = ["Layer", "ParamStore", "initialize", "INITIALIZERS", "get_layer_class", "layer_config",
+           "layer_from_config", "walk"]
+
+_LAYER_CLASSES = {}
+
+INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
+
+
+def get_layer_class(name):
+    """The Layer subclass registered under ``name`` (for loading models)."""
+    try:
+        return _LAYER_CLASSES[name]
+    except KeyError:
+        raise ValueError(f"layer: unknown layer class {name!r}") from None
+
+
+def layer_config(layer):
+    """``{"class": "Conv2D", "config": {...}}``: enough to rebuild the layer."""
+    return {"class": type(layer).__name__, "config": layer.get_config()}
+
+
+def layer_from_config(entry):
+    """Rebuild a layer from :func:`layer_config`'s output."""
+    if not isinstance(entry, dict) or "class" not in entry or "config" not in entry:
+        raise ValueError(f"layer: malformed layer entry {entry!r}")
+    if not isinstance(entry["config"], dict):
+        raise ValueError(f"layer: malformed config for {entry['class']!r}")
+    cls = get_layer_class(entry["class"])
+    try:
+        return cls.from_config(entry["config"])
+    except TypeError as e:
+        raise ValueError(f"layer: cannot rebuild {entry['class']} from its config ({e})") from None
+
+
+def initialize(kind, shape, fan_in, fan_out, rng=None):
+    """A float32 array of ``shape`` drawn by a named initialiser.
+
+    - ``he_normal``: N(0, 2/fan_in) (He et al. 2015, for ReLU layers);
+    - ``he_uniform``: U(-sqrt(6/fan_in), +sqrt(6/fan_in));
+    - ``glorot_normal``: N(0, 2/(fan_in + fan_out));
+    - ``glorot_uniform``: U(-l, l), l = sqrt(6/(fan_in + fan_out)) (Glorot & Bengio 2010);
+    - ``zeros``, ``ones``.
+
+    ``rng`` defaults to the package generator, so ``cnnx.set_seed`` makes the
+    draw repeatable.
+    """
+    rng = _random.get_rng() if rng is None else rng
+    fan_in = max(int(fan_in), 1)
+    fan_out = max(int(fan_out), 1)
+    if kind == "zeros":
+        return np.zeros(shape, np.float32)
+    if kind == "ones":
+        return np.ones(shape, np.float32)
+    if kind == "he_normal":
+        return (rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)).astype(np.float32)
+    if kind == "he_uniform":
+        lim = math.sqrt(6.0 / fan_in)
+        return rng.uniform(-lim, lim, shape).astype(np.float32)
+    if kind == "glorot_normal":
+        return (rng.standard_normal(shape) * math.sqrt(2.0 / (fan_in + fan_out))).astype(np.float32)
+    if kind == "glorot_uniform":
+        lim = math.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-lim, lim, shape).astype(np.float32)
+    raise ValueError(f"kernel_initializer: expected one of {INITIALIZERS} or 'auto', got {kind!r}")
+
+
+def format_shape(shape):
+    """``(28, 28, 8)`` -> ``"(28,28,8)"``, ``(120,)`` -> ``"(120)"`` (the seed's style)."""
+    return "(" + ",".join(str(int(s)) for s in shape) + ")"
+
+
+class Layer:
+    """Base class of every layer (see the module docstring for the contract)."""
+
+    #: subclasses with parameters list ``(name, ...)`` here, in storage order
+    has_params = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _LAYER_CLASSES[cls.__name__] = cls
+
+    def __init__(self, name=None, trainable=True):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name: expected a str, got {type(name).__name__}")
+        self.name = name if name is not None else type(self).__name__
+        self._trainable = bool(trainable)
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self.params = {}
+        self.grads = {}
+        self.buffers = {}  # state saved with the model but not trained (BatchNorm statistics)
+
+    # ---- trainable / frozen -------------------------------------------------
+    @property
+    def trainable(self):
+        """False freezes the layer: no parameter gradients, no updates."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for sub in self.sublayers():
+            sub.trainable = value
+
+    # ---- structure ----------------------------------------------------------
+    def sublayers(self):
+        """Direct child layers (containers such as Residual override this)."""
+        return []
+
+    def add_param(self, name, value):
+        """Register a parameter (float32 array) and its zeroed gradient."""
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        return value
+
+    def count_params(self):
+        """Number of scalars in this layer's parameters (children included)."""
+        n = sum(int(p.size) for p in self.params.values())
+        return n + sum(s.count_params() for s in self.sublayers())
+
+    def zero_grad(self):
+        """Set every parameter gradient to zero (children included)."""
+        for g in self.grads.values():
+            g.fill(0.0)
+        for s in self.sublayers():
+            s.zero_grad()
+
+    # ---- the computation ----------------------------------------------------
+    def build(self, input_shape):
+        """Create parameters for inputs of ``input_shape`` (no batch dim); return the output shape."""
+        input_shape = tuple(int(s) for s in input_shape)
+        self.input_shape = input_shape
+        self.output_shape = tuple(self._build(input_shape))
+        self.built = True
+        return self.output_shape
+
+    def _build(self, input_shape):
+        return input_shape
+
+    def _check_input(self, x):
+        from .._validate import as_float32
+
+        x = as_float32(x, "x")
+        if x.ndim < 1:
+            raise ValueError(f"x: expected a batch (m, ...), got shape {x.shape}")
+        if not self.built:
+            self.build(x.shape[1:])
+        elif tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"x: expected a batch of shape (m, {', '.join(map(str, self.input_shape))}) "
+                f"for layer {self.name}, got {x.shape}")
+        return x
+
+    def forward(self, x, training=False):
+        """Compute the layer on a batch ``x``; ``training`` selects batch statistics / dropout."""
+        x = self._check_input(x)
+        y = self._forward(x, bool(training))
+        if training:
+            self._has_forward = True
+            self._last_out_shape = tuple(y.shape)
+        return y
+
+    def backward(self, dy):
+        """Gradient to the input for the last ``forward``; parameter gradients are accumulated."""
+        from .._validate import as_float32
+
+        if not self.built or getattr(self, "_has_forward", False) is False:
+            raise ValueError(f"dy: layer {self.name} has no forward pass to differentiate "
+                             "(call forward(x, training=True) first)")
+        dy = as_float32(dy, "dy")
+        expected = self._last_out_shape
+        if tuple(dy.shape) != expected:
+            raise ValueError(f"dy: expected shape {expected} (the last output's), got {dy.shape}")
+        return self._backward(dy, True, True)
+
+    def __call__(self, x, training=False):
+        return self.forward(x, training)
+
+    def _forward(self, x, training):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _backward(self, dy, need_dx, accumulate):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _set_grad(self, name, g, accumulate):
+        """Store a freshly computed parameter gradient: add it, or overwrite."""
+        dst = self.grads[name]
+        if accumulate:
+            np.add(dst, g.reshape(dst.shape), out=dst)
+        else:
+            np.copyto(dst, g.reshape(dst.shape))
+
+    # ---- description --------------------------------------------------------
+    def get_config(self):
+        """Constructor arguments as JSON-friendly values (to save the model)."""
+        return {"name": self.name, "trainable": self._trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def summary_formulas(self):
+        """Strings explaining the output size and parameter count (summary(formulas=True))."""
+        return []
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def walk(layers, parent_trainable=True):
+    """Yield ``(layer, effectively_trainable)`` for layers and their children, depth first."""
+    for layer in layers:
+        t = parent_trainable and layer.trainable
+        yield layer, t
+        yield from walk(layer.sublayers(), t)
+
+
+class ParamStore:
+    """All parameters of a model in one flat float32 buffer, gradients in another.
+
+    Each layer's ``params[name]`` / ``grads[name]`` become views into
+    ``self.params`` / ``self.grads``; segments start on 16-float (64-byte)
+    boundaries so the SIMD kernels see aligned data. ``slots`` lists
+    ``(layer, name, start, size, shape)`` in storage order.
+    """
+
+    ALIGN = 16
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        slots = []
+        offset = 0
+        for layer, _ in walk(self.layers):
+            for name, p in layer.params.items():
+                start = -(-offset // self.ALIGN) * self.ALIGN
+                slots.append((layer, name, start, int(p.size), p.shape))
+                offset = start + int(p.size)
+        total = -(-offset // self.ALIGN) * self.ALIGN
+        self.size = total
+        self.params = _aligned_empty(total)
+        self.grads = _aligned_empty(total)
+        self.params.fill(0.0)
+        self.grads.fill(0.0)
+        for layer, name, start, size, shape in slots:
+            pv = self.params[start:start + size].reshape(shape)
+            gv = self.grads[start:start + size].reshape(shape)
+            pv[...] = layer.params[name]
+            gv[...] = layer.grads[name]
+            layer.params[name] = pv
+            layer.grads[name] = gv
+        self.slots = slots
+        self._runs_key = None
+        self._runs = None
+        for layer, _ in walk(self.layers):
+            if hasattr(layer, "_params_rebound"):
+                layer._params_rebound()
+
+    def trainable_runs(self):
+        """Contiguous ``(start, end)`` ranges holding trainable parameters.
+
+        One range (the whole buffer) when nothing is frozen, so an optimiser
+        makes a single fused call.
+        """
+        flags = tuple(t for layer, t in walk(self.layers) if layer.params)
+        if flags != self._runs_key:
+            trainable = {id(layer) for layer, t in walk(self.layers) if t}
+            runs = []
+            for layer, _name, start, size, _shape in self.slots:
+                if id(layer) not in trainable:
+                    continue
+                end = start + size
+                # only alignment padding (< ALIGN floats) between two segments:
+                # no other parameter can sit there, so merge the ranges
+                if runs and start - runs[-1][1] < self.ALIGN:
+                    runs[-1][1] = end
+                else:
+                    runs.append([start, end])
+            if len(runs) == 1 and all(flags):
+                runs = [[0, self.size]]
+            self._runs = [tuple(r) for r in runs]
+            self._runs_key = flags
+        return self._runs
+
+    def count(self):
+        """(total, trainable) parameter counts."""
+        total = sum(s[3] for s in self.slots)
+        trainable_ids = {id(layer) for layer, t in walk(self.layers) if t}
+        train = sum(s[3] for s in self.slots if id(s[0]) in trainable_ids)
+        return total, train
+
+
+def _aligned_empty(n):
+    """A 64-byte-aligned float32 array of n elements."""
+    n = max(int(n), 1)
+    raw = np.empty(n + 16, np.float32)
+    off = (-(raw.ctypes.data // 4)) % 16
+    return raw[off:off + n]

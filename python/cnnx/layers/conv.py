@@ -1,0 +1,167 @@
+"""Conv2D: a bank of n_C filters of f_h x f_w x n_C_prev, slid over the input.
+
+Output size per spatial dimension (the course's formula)::
+
+    n_out = floor((n + p_before + p_after - f_eff) / s) + 1,   f_eff = (f - 1)*d + 1
+
+Parameters: ``(f_h*f_w*n_C_prev/groups + 1) * n_C`` (kernel plus one bias
+per filter). The course notes write ``(f*f + 1)*n_C``, dropping n_C_prev;
+their own table (608 = (5*5*3+1)*8) follows the right formula.
+
+Convolution here is cross-correlation, as in every deep-learning library.
+"""
+from .. import functional as F
+from .._validate import as_int, as_pair
+from ..functional._shapes import output_hw, resolve_padding
+from .activations import get_activation
+from .base import Layer, initialize
+
+__all__ = ["Conv2D"]
+
+
+def _size_formula(n, f, pads, s, d):
+    f_eff = (f - 1) * d + 1
+    fs = str(f) if d == 1 else f"({f}-1)*{d}+1"
+    if pads[0] == pads[1]:
+        pad = "" if pads[0] == 0 else f"+2*{pads[0]}"
+    else:
+        pad = f"+{pads[0]}+{pads[1]}"
+    out = (n + pads[0] + pads[1] - f_eff) // s + 1
+    return f"floor(({n}{pad}-{fs})/{s})+1 = {out}"
+
+
+def spatial_formulas(in_hw, kernel_hw, pads, strides, dilations=(1, 1)):
+    """``"floor((32-5)/1)+1 = 28"``, or one per axis when they differ."""
+    fh = _size_formula(in_hw[0], kernel_hw[0], pads[0], strides[0], dilations[0])
+    fw = _size_formula(in_hw[1], kernel_hw[1], pads[1], strides[1], dilations[1])
+    return [fh] if fh == fw else [f"n_H: {fh}", f"n_W: {fw}"]
+
+
+class Conv2D(Layer):
+    """2-D convolution in NHWC with HWIO weights: ``activation(conv(x, kernel) + bias)``.
+
+    Args (Keras names):
+        filters: number of filters n_C (output channels).
+        kernel_size: f, int or (f_h, f_w).
+        strides: s, int or (s_h, s_w).
+        padding: ``"valid"``, ``"same"``, an int, ``(p_h, p_w)`` or
+            ``((top, bottom), (left, right))``.
+        dilation_rate: d, int or pair.
+        groups: split the channels into independent groups (n_C_prev and
+            n_C must both divide by it; ``groups == n_C_prev`` is depthwise).
+        activation: None, "relu" (fused into the convolution's store),
+            "leaky_relu", "sigmoid", "tanh" or "softmax".
+        use_bias: add a bias per filter.
+        kernel_initializer: "auto" (He normal before a ReLU, else Glorot
+            uniform), or "he_normal", "he_uniform", "glorot_normal",
+            "glorot_uniform", "zeros". Draws come from ``cnnx.set_seed``.
+
+    Parameters: ``params["kernel"]`` ``(f_h, f_w, n_C_prev // groups, n_C)``,
+    ``params["bias"]`` ``(n_C,)``.
+    """
+
+    has_params = True
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="auto",
+                 name=None, trainable=True):
+        super().__init__(name, trainable)
+        self.filters = as_int(filters, "filters", 1)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
+        self.strides = as_pair(strides, "strides", 1)
+        self.dilation_rate = as_pair(dilation_rate, "dilation_rate", 1)
+        self.groups = as_int(groups, "groups", 1)
+        if isinstance(padding, list):
+            padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
+        self.padding = padding
+        # check the spec now (not only at build): a bad string fails early
+        resolve_padding(padding, (10**6, 10**6), self.kernel_size, self.strides, self.dilation_rate)
+        self._act = get_activation(activation)
+        self.activation = None if self._act.name == "linear" else self._act.name
+        self.use_bias = bool(use_bias)
+        if not isinstance(kernel_initializer, str):
+            raise TypeError(f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}")
+        self.kernel_initializer = kernel_initializer
+        if self.filters % self.groups:
+            raise ValueError(f"groups: filters ({self.filters}) must be divisible by groups "
+                             f"({self.groups})")
+
+    def _build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"input_shape: Conv2D expects (n_H, n_W, n_C), got {input_shape}")
+        h, w, c = input_shape
+        if c % self.groups:
+            raise ValueError(f"groups: input channels ({c}) must be divisible by groups "
+                             f"({self.groups})")
+        self._pads = resolve_padding(self.padding, (h, w), self.kernel_size, self.strides,
+                                     self.dilation_rate)
+        oh, ow = output_hw((h, w), self.kernel_size, self._pads, self.strides, self.dilation_rate)
+        fh, fw = self.kernel_size
+        cin = c // self.groups
+        kind = self.kernel_initializer
+        if kind == "auto":
+            kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
+        shape = (fh, fw, cin, self.filters)
+        self.add_param("kernel", initialize(kind, shape, fh * fw * cin,
+                                            fh * fw * self.filters // self.groups))
+        if self.use_bias:
+            self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
+        self._fused = self.activation == "relu"
+        return (oh, ow, self.filters)
+
+    # ---- computation --------------------------------------------------------
+    def _forward(self, x, training):
+        p = self.params
+        z = F.conv2d(x, p["kernel"], p.get("bias"), self.strides, self._pads,
+                     self.dilation_rate, self.groups,
+                     activation="relu" if self._fused else None)
+        if self._fused or self.activation is None:
+            y = z
+        else:
+            y = self._act.forward(z)
+        if training:
+            self._x = x
+            self._z = z if self._act.keeps_input else None
+            self._y = y
+        return y
+
+    def _backward(self, dy, need_dx, accumulate):
+        if self.activation is not None:
+            dy = self._act.backward(dy, self._z, self._y)
+        if not self.trainable and not need_dx:
+            return None
+        p = self.params
+        dx, dw, db = F.conv2d_backward(dy, self._x, p["kernel"], self.strides, self._pads,
+                                       self.dilation_rate, self.groups, need_dx=need_dx)
+        if self.trainable:
+            self._set_grad("kernel", dw, accumulate)
+            if self.use_bias:
+                self._set_grad("bias", db, accumulate)
+        return dx
+
+    # ---- description --------------------------------------------------------
+    def get_config(self):
+        return dict(super().get_config(), filters=self.filters, kernel_size=list(self.kernel_size),
+                    strides=list(self.strides), padding=self.padding,
+                    dilation_rate=list(self.dilation_rate), groups=self.groups,
+                    activation=self.activation, use_bias=self.use_bias,
+                    kernel_initializer=self.kernel_initializer)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        pad = config.get("padding")
+        if isinstance(pad, list):
+            config["padding"] = tuple(tuple(p) if isinstance(p, list) else p for p in pad)
+        return cls(**config)
+
+    def summary_formulas(self):
+        h, w, c = self.input_shape
+        fh, fw = self.kernel_size
+        cin = c // self.groups
+        fpart = f"{fh}*{fw}*{cin}"
+        n = self.count_params()
+        params = (f"({fpart}+1)*{self.filters} = {n}" if self.use_bias
+                  else f"{fpart}*{self.filters} = {n}")
+        return spatial_formulas((h, w), self.kernel_size, self._pads, self.strides,
+                                self.dilation_rate) + [params]

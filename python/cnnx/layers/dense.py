@@ -1,0 +1,106 @@
+"""Dense (fully connected): ``activation(x @ kernel + bias)``.
+
+Parameters: ``n_in * n_out + n_out`` (the course's "activation size of the
+previous layer times this one's, plus one bias each": 400*120 + 120 = 48120
+in the seed's table).
+"""
+from .. import functional as F
+from .._validate import as_int
+from .activations import get_activation
+from .base import Layer, initialize
+
+__all__ = ["Dense"]
+
+
+class Dense(Layer):
+    """Fully connected layer on the core SGEMM.
+
+    Args:
+        units: n_out.
+        activation: None, "relu" (fused into the GEMM's store), "leaky_relu",
+            "sigmoid", "tanh" or "softmax". ``Dense(k, activation="softmax")``
+            as the last layer of a model compiled with
+            ``loss="cross_entropy"`` is trained through the fused, stable
+            softmax-cross-entropy (the softmax is never differentiated
+            separately).
+        use_bias: add a bias per unit.
+        kernel_initializer: "auto" (He normal before a ReLU, else Glorot
+            uniform) or a named initialiser.
+
+    Input ``(m, n_in)`` (put a ``Flatten`` after convolutions), output
+    ``(m, units)``. Parameters ``params["kernel"]`` ``(n_in, units)`` and
+    ``params["bias"]`` ``(units,)``.
+    """
+
+    has_params = True
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="auto",
+                 name=None, trainable=True):
+        super().__init__(name, trainable)
+        self.units = as_int(units, "units", 1)
+        self._act = get_activation(activation)
+        self.activation = None if self._act.name == "linear" else self._act.name
+        self.use_bias = bool(use_bias)
+        if not isinstance(kernel_initializer, str):
+            raise TypeError(f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}")
+        self.kernel_initializer = kernel_initializer
+
+    def _build(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"input_shape: Dense expects (n_in,), got {input_shape} "
+                             "(add a Flatten layer before it)")
+        n_in = input_shape[0]
+        kind = self.kernel_initializer
+        if kind == "auto":
+            kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
+        self.add_param("kernel", initialize(kind, (n_in, self.units), n_in, self.units))
+        if self.use_bias:
+            self.add_param("bias", initialize("zeros", (self.units,), 1, 1))
+        self._fused = self.activation == "relu"
+        return (self.units,)
+
+    def _forward(self, x, training):
+        p = self.params
+        z = F.dense(x, p["kernel"], p.get("bias"), "relu" if self._fused else None)
+        y = z if (self._fused or self.activation is None) else self._act.forward(z)
+        if training:
+            self._x = x
+            self._z = z if self._act.keeps_input else None
+            self._y = y
+        return y
+
+    def _forward_logits(self, x, training):
+        """The pre-activation ``x @ kernel + bias`` (for the fused softmax loss)."""
+        p = self.params
+        z = F.dense(x, p["kernel"], p.get("bias"))
+        if training:
+            self._x = x
+        return z
+
+    def _backward(self, dy, need_dx, accumulate):
+        if self.activation is not None:
+            dy = self._act.backward(dy, self._z, self._y)
+        return self._backward_linear(dy, need_dx, accumulate)
+
+    def _backward_linear(self, dz, need_dx, accumulate):
+        if not self.trainable:
+            if not need_dx:
+                return None
+            dx, _, _ = F.dense_backward(dz, self._x, self.params["kernel"], need_dx=True)
+            return dx
+        dx, dw, db = F.dense_backward(dz, self._x, self.params["kernel"], need_dx=need_dx)
+        self._set_grad("kernel", dw, accumulate)
+        if self.use_bias:
+            self._set_grad("bias", db, accumulate)
+        return dx
+
+    def get_config(self):
+        return dict(super().get_config(), units=self.units, activation=self.activation,
+                    use_bias=self.use_bias, kernel_initializer=self.kernel_initializer)
+
+    def summary_formulas(self):
+        n_in = self.input_shape[0]
+        n = self.count_params()
+        if self.use_bias:
+            return [f"{n_in}*{self.units}+{self.units} = {n}"]
+        return [f"{n_in}*{self.units} = {n}"]

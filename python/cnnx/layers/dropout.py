@@ -1,0 +1,49 @@
+"""Dropout: inverted dropout, active only in training."""
+import numbers
+
+import numpy as np
+
+from .. import _core
+from .. import random as _random
+from .base import Layer
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Layer):
+    """Zero each value with probability ``rate`` in training and scale the
+    rest by ``1/(1 - rate)`` (inverted dropout); the identity at inference.
+
+    The mask comes from a counter-based generator in C++ seeded per call from
+    ``cnnx.set_seed`` (or from ``seed`` here), so runs repeat exactly and the
+    backward pass regenerates the mask instead of storing it.
+    """
+
+    def __init__(self, rate, seed=None, name=None, trainable=True):
+        super().__init__(name, trainable)
+        if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real):
+            raise TypeError(f"rate: expected a number in [0, 1), got {type(rate).__name__}")
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"rate: expected a number in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(int(seed))
+
+    def _forward(self, x, training):
+        if not training or self.rate == 0.0:
+            self._seed = None
+            return x
+        rng = self._rng if self._rng is not None else _random.get_rng()
+        self._seed = int(rng.integers(0, 2**63 - 1))
+        y, _ = _core.dropout(x, self.rate, self._seed, False)
+        return y
+
+    def _backward(self, dy, need_dx, accumulate):
+        if not need_dx:
+            return None
+        if self._seed is None:
+            return dy
+        return _core.dropout_backward_seeded(dy, self.rate, self._seed)
+
+    def get_config(self):
+        return dict(super().get_config(), rate=self.rate, seed=self.seed)

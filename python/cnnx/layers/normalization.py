@@ -1,0 +1,94 @@
+"""BatchNormalization over the channel axis (the last, in NHWC)."""
+import numbers
+
+import numpy as np
+
+from .. import _core
+from .base import Layer
+
+__all__ = ["BatchNormalization"]
+
+
+def _real(v, name, lo, hi):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
+    v = float(v)
+    if not lo < v < hi:
+        raise ValueError(f"{name}: expected a number in ({lo}, {hi}), got {v}")
+    return v
+
+
+class BatchNormalization(Layer):
+    """Normalise each channel with the batch's mean and variance (training) or
+    the running averages (inference), then scale by ``gamma`` and shift by ``beta``.
+
+    Statistics are over every axis but the last (``m * n_H * n_W`` values per
+    channel for images). Keras's conventions: ``momentum=0.99`` means
+    ``moving = 0.99*moving + 0.01*batch`` (PyTorch's momentum 0.01);
+    ``epsilon=1e-3``. The running variance uses the unbiased batch variance,
+    the normalisation the biased one (as PyTorch).
+
+    Parameters ``gamma`` (scale) and ``beta`` (shift); buffers
+    ``moving_mean`` and ``moving_var`` are saved with the model but not trained.
+    """
+
+    has_params = True
+
+    def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None,
+                 trainable=True):
+        super().__init__(name, trainable)
+        self.momentum = _real(momentum, "momentum", 0.0, 1.0)
+        self.epsilon = _real(epsilon, "epsilon", 0.0, float("inf"))
+        self.center = bool(center)
+        self.scale = bool(scale)
+
+    def _build(self, input_shape):
+        c = input_shape[-1] if input_shape else 0
+        if c < 1:
+            raise ValueError(f"input_shape: BatchNormalization needs a channel axis, got "
+                             f"{input_shape}")
+        if self.scale:
+            self.add_param("gamma", np.ones(c, np.float32))
+        if self.center:
+            self.add_param("beta", np.zeros(c, np.float32))
+        self.buffers = {"moving_mean": np.zeros(c, np.float32),
+                        "moving_var": np.ones(c, np.float32)}
+        return input_shape
+
+    def _forward(self, x, training):
+        p = self.params
+        gamma, beta = p.get("gamma"), p.get("beta")
+        if training:
+            y, mean, inv_std = _core.batch_norm_train(
+                x, gamma, beta, self.buffers["moving_mean"], self.buffers["moving_var"],
+                1.0 - self.momentum, self.epsilon)
+            self._x, self._mean, self._inv_std, self._training = x, mean, inv_std, True
+            return y
+        inv_std = (1.0 / np.sqrt(self.buffers["moving_var"] + self.epsilon)).astype(np.float32)
+        return _core.batch_norm_eval(x, gamma, beta, self.buffers["moving_mean"], inv_std)
+
+    def _backward(self, dy, need_dx, accumulate):
+        p = self.params
+        train = self.trainable and (self.scale or self.center)
+        if not need_dx and not train:
+            return None
+        dx, dg, db = _core.batch_norm_backward(dy, self._x, p.get("gamma"), self._mean,
+                                               self._inv_std, self._training, need_dx)
+        if train:
+            if self.scale:
+                self._set_grad("gamma", dg, accumulate)
+            if self.center:
+                self._set_grad("beta", db, accumulate)
+        return dx
+
+    def count_params(self):
+        return super().count_params()
+
+    def get_config(self):
+        return dict(super().get_config(), momentum=self.momentum, epsilon=self.epsilon,
+                    center=self.center, scale=self.scale)
+
+    def summary_formulas(self):
+        c = self.input_shape[-1]
+        k = int(self.scale) + int(self.center)
+        return [f"{k}*{c} = {k * c} (gamma, beta; + 2*{c} running statistics, not trained)"]

@@ -1,0 +1,166 @@
+"""Pooling layers: max, average, adaptive (average and max) and global average.
+
+Pooling has no parameters and keeps n_C: each of n_H and n_W becomes
+``floor((n + p_before + p_after - f)/s) + 1`` (the course notes misplace a
+bracket in this formula; n_C is unchanged). The stride defaults to the pool
+size. Adaptive pooling picks its windows from the output size with the exact
+rule ``start = floor(i*n/out)``, ``end = ceil((i+1)*n/out)``; when out
+divides n this is the course's ``stride = n // out``,
+``kernel = n - (out-1)*stride``.
+"""
+from .. import functional as F
+from .._validate import as_pair
+from ..functional._shapes import output_hw, resolve_padding
+from .base import Layer
+from .conv import spatial_formulas
+
+__all__ = ["MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "GlobalAvgPool2D"]
+
+
+def _need_hwc(layer, input_shape):
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape: {type(layer).__name__} expects (n_H, n_W, n_C), "
+                         f"got {input_shape}")
+
+
+class _Pool2D(Layer):
+    def __init__(self, pool_size=2, strides=None, padding="valid", name=None, trainable=True):
+        super().__init__(name, trainable)
+        self.pool_size = as_pair(pool_size, "pool_size", 1)
+        self.strides = self.pool_size if strides is None else as_pair(strides, "strides", 1)
+        if isinstance(padding, list):
+            padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
+        self.padding = padding
+        resolve_padding(padding, (10**6, 10**6), self.pool_size, self.strides)
+
+    def _build(self, input_shape):
+        _need_hwc(self, input_shape)
+        h, w, c = input_shape
+        self._pads = resolve_padding(self.padding, (h, w), self.pool_size, self.strides)
+        oh, ow = output_hw((h, w), self.pool_size, self._pads, self.strides)
+        return (oh, ow, c)
+
+    def get_config(self):
+        return dict(super().get_config(), pool_size=list(self.pool_size),
+                    strides=list(self.strides), padding=self.padding)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        pad = config.get("padding")
+        if isinstance(pad, list):
+            config["padding"] = tuple(tuple(p) if isinstance(p, list) else p for p in pad)
+        return cls(**config)
+
+    def summary_formulas(self):
+        return spatial_formulas(self.input_shape[:2], self.pool_size, self._pads, self.strides)
+
+
+class MaxPool2D(_Pool2D):
+    """Max over each f_h x f_w window (padding counts as -inf). No parameters.
+
+    The gradient goes to the first maximum of each window (PyTorch's rule).
+    """
+
+    def _forward(self, x, training):
+        if training:
+            self._x = x
+        return F.max_pool2d(x, self.pool_size, self.strides, self._pads)
+
+    def _backward(self, dy, need_dx, accumulate):
+        if not need_dx:
+            return None
+        return F.max_pool2d_backward(dy, self._x, self.pool_size, self.strides, self._pads)
+
+
+class AvgPool2D(_Pool2D):
+    """Mean over each window. ``count_include_pad``: padded zeros count in the divisor."""
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", count_include_pad=True,
+                 name=None, trainable=True):
+        super().__init__(pool_size, strides, padding, name, trainable)
+        self.count_include_pad = bool(count_include_pad)
+
+    def _forward(self, x, training):
+        if training:
+            self._x = x
+        return F.avg_pool2d(x, self.pool_size, self.strides, self._pads, self.count_include_pad)
+
+    def _backward(self, dy, need_dx, accumulate):
+        if not need_dx:
+            return None
+        return F.avg_pool2d_backward(dy, self._x, self.pool_size, self.strides, self._pads,
+                                     self.count_include_pad)
+
+    def get_config(self):
+        return dict(super().get_config(), count_include_pad=self.count_include_pad)
+
+
+class _AdaptivePool2D(Layer):
+    def __init__(self, output_size, name=None, trainable=True):
+        super().__init__(name, trainable)
+        self.output_size = as_pair(output_size, "output_size", 1)
+
+    def _build(self, input_shape):
+        _need_hwc(self, input_shape)
+        return (self.output_size[0], self.output_size[1], input_shape[2])
+
+    def get_config(self):
+        return dict(super().get_config(), output_size=list(self.output_size))
+
+    def summary_formulas(self):
+        out = []
+        for n, o, axis in zip(self.input_shape[:2], self.output_size, ("n_H", "n_W")):
+            if n % o == 0:
+                s = n // o
+                out.append(f"{axis}: stride = {n}//{o} = {s}, kernel = {n}-({o}-1)*{s} = "
+                           f"{n - (o - 1) * s}")
+            else:
+                out.append(f"{axis}: windows [floor(i*{n}/{o}), ceil((i+1)*{n}/{o}))")
+        return out
+
+
+class AdaptiveAvgPool2D(_AdaptivePool2D):
+    """Average pooling to a fixed ``output_size`` (int or (h, w)), any input size."""
+
+    def _forward(self, x, training):
+        if training:
+            self._x = x
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def _backward(self, dy, need_dx, accumulate):
+        if not need_dx:
+            return None
+        return F.adaptive_avg_pool2d_backward(dy, self._x, self.output_size)
+
+
+class AdaptiveMaxPool2D(_AdaptivePool2D):
+    """Max pooling to a fixed ``output_size`` (int or (h, w)), any input size."""
+
+    def _forward(self, x, training):
+        if training:
+            self._x = x
+        return F.adaptive_max_pool2d(x, self.output_size)
+
+    def _backward(self, dy, need_dx, accumulate):
+        if not need_dx:
+            return None
+        return F.adaptive_max_pool2d_backward(dy, self._x, self.output_size)
+
+
+class GlobalAvgPool2D(Layer):
+    """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``."""
+
+    def _build(self, input_shape):
+        _need_hwc(self, input_shape)
+        return (input_shape[2],)
+
+    def _forward(self, x, training):
+        if training:
+            self._x = x
+        return F.global_avg_pool2d(x)
+
+    def _backward(self, dy, need_dx, accumulate):
+        if not need_dx:
+            return None
+        return F.global_avg_pool2d_backward(dy, self._x)

@@ -1,0 +1,209 @@
+"""The training loop behind ``Sequential.fit``: batches, shuffling,
+validation, callbacks, History and a tqdm progress bar per epoch.
+
+The loop itself is small: each batch is gathered into a reused buffer
+(``np.take`` with ``out=``), then one training step runs (one kernel call
+per layer per pass and one fused optimiser update). tqdm is imported only
+when a bar is shown, so ``import cnnx`` stays light.
+"""
+import math
+import time
+
+import numpy as np
+
+from . import random as _random
+from ._validate import as_float32, as_int
+
+__all__ = ["History", "fit"]
+
+
+class History:
+    """What ``fit`` returns: ``history`` maps each metric (``loss``,
+    ``accuracy``, ``val_loss``, ``val_accuracy``, ``lr``) to one value per
+    epoch; ``epoch`` lists the epoch indices; ``params`` the fit settings."""
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+        self.params = {}
+        self.model = None
+
+    def _append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+
+class _Bar:
+    """A tqdm bar over the samples of one epoch, with loss, accuracy and img/s."""
+
+    def __init__(self, epoch, epochs, n, enabled):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm  # lazy: keeps `import cnnx` light
+
+            self.bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="img",
+                            leave=True, dynamic_ncols=True)
+        self.t0 = time.perf_counter()
+        self.last = self.t0
+
+    def update(self, k, logs, force=False):
+        if self.bar is None:
+            return
+        self.bar.update(k)
+        now = time.perf_counter()
+        if force or now - self.last > 0.2:
+            self.last = now
+            done = self.bar.n
+            rate = done / max(now - self.t0, 1e-9)
+            post = {key: f"{v:.4f}" for key, v in logs.items()}
+            post["img/s"] = f"{rate:,.0f}"
+            self.bar.set_postfix(post, refresh=False)
+
+    def close(self, logs):
+        if self.bar is not None:
+            rate = self.bar.n / max(time.perf_counter() - self.t0, 1e-9)
+            post = {key: f"{v:.4f}" for key, v in logs.items()}
+            post["img/s"] = f"{rate:,.0f}"
+            self.bar.set_postfix(post, refresh=False)
+            self.bar.close()
+
+
+def _split(model, x, y, validation_data, validation_split):
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data: expected a pair (x_val, y_val)")
+        xv = model._check_x(validation_data[0], "validation_data")
+        yv = model._check_y(validation_data[1], xv.shape[0], "validation_data")
+        return x, y, (xv, yv)
+    split = float(validation_split)
+    if not 0.0 <= split < 1.0:
+        raise ValueError(f"validation_split: expected a number in [0, 1), got {validation_split}")
+    if split == 0.0:
+        return x, y, None
+    n_val = int(round(x.shape[0] * split))
+    if n_val == 0 or n_val >= x.shape[0]:
+        raise ValueError(f"validation_split: {split} of {x.shape[0]} samples leaves no "
+                         "training or no validation data")
+    # as Keras: the last samples, taken before any shuffling
+    return x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+
+
+def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
+        shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0):
+    """Train ``model`` on ``(x, y)``.
+
+    Args:
+        x: ``(N, ...)`` inputs matching the model's ``input_shape``.
+        y: ``(N,)`` integer labels (cross-entropy; one-hot rows are accepted)
+            or targets (MSE).
+        epochs, batch_size: as usual; the last batch may be smaller.
+        validation_data: ``(x_val, y_val)``; or ``validation_split``: the
+            fraction of the data (taken from the end, before shuffling)
+            held out.
+        shuffle: reshuffle the training order every epoch.
+        seed: seeds this run's shuffling (default: the ``cnnx.set_seed``
+            generator).
+        callbacks: list of :mod:`cnnx.callbacks` objects.
+        verbose: 0 silent, 1 a tqdm bar per epoch (loss, accuracy, img/s,
+            ETA), 2 one line per epoch.
+        initial_epoch: first epoch index (to resume).
+
+    Returns a :class:`History`. ``model.stop_training = True`` (e.g. from
+    EarlyStopping) ends training after the current epoch.
+    """
+    model._require_compiled()
+    x = model._check_x(x)
+    y = model._check_y(y, x.shape[0])
+    epochs = as_int(epochs, "epochs", 0)
+    batch_size = as_int(batch_size, "batch_size", 1)
+    initial_epoch = as_int(initial_epoch, "initial_epoch", 0)
+    verbose = as_int(verbose, "verbose", 0)
+    callbacks = list(callbacks or [])
+    for cb in callbacks:
+        if not hasattr(cb, "set_model"):
+            raise TypeError(f"callbacks: expected cnnx.callbacks objects, got {type(cb).__name__}")
+    x, y, val = _split(model, x, y, validation_data, validation_split)
+    n = x.shape[0]
+    if n == 0:
+        raise ValueError("x: no training samples")
+    rng = _random.get_rng() if seed is None else np.random.default_rng(as_int(seed, "seed", 0))
+    track_acc = "accuracy" in model.metrics and model.loss == "cross_entropy"
+
+    history = History()
+    history.model = model
+    history.params = {"epochs": epochs, "batch_size": batch_size, "samples": n,
+                      "steps": math.ceil(n / batch_size)}
+    model.history = history
+    model.stop_training = False
+    for cb in callbacks:
+        cb.set_model(model)
+    for cb in callbacks:
+        cb.on_train_begin()
+
+    xbuf = np.empty((min(batch_size, n),) + x.shape[1:], np.float32)
+    ybuf = np.empty((min(batch_size, n),) + y.shape[1:], y.dtype)
+    order = np.arange(n)
+    for epoch in range(initial_epoch, epochs):
+        for cb in callbacks:
+            cb.on_epoch_begin(epoch)
+        if shuffle:
+            order = rng.permutation(n)
+        bar = _Bar(epoch, epochs, n, verbose == 1)
+        t0 = time.perf_counter()
+        loss_sum = 0.0
+        correct = 0
+        seen = 0
+        logs = {}
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            k = idx.shape[0]
+            if shuffle:
+                xb = xbuf[:k]
+                yb = ybuf[:k]
+                np.take(x, idx, axis=0, out=xb)
+                np.take(y, idx, axis=0, out=yb)
+            else:
+                xb = x[start:start + k]
+                yb = y[start:start + k]
+            loss, out = model._train_step(xb, yb)
+            loss_sum += loss * k
+            seen += k
+            if track_acc:
+                correct += int(np.count_nonzero(out.argmax(axis=1) == yb))
+            if verbose == 1:
+                logs = {"loss": loss_sum / seen}
+                if track_acc:
+                    logs["accuracy"] = correct / seen
+                bar.update(k, logs)
+        logs = {"loss": loss_sum / seen}
+        if track_acc:
+            logs["accuracy"] = correct / seen
+        train_time = time.perf_counter() - t0
+        if val is not None:
+            v = model._evaluate(val[0], val[1], max(batch_size, 256))
+            logs["val_loss"] = v["loss"]
+            if "accuracy" in v and track_acc:
+                logs["val_accuracy"] = v["accuracy"]
+        logs["lr"] = model.optimizer.lr
+        bar.update(0, {k: v for k, v in logs.items() if k != "lr"}, force=True)
+        bar.close({k: v for k, v in logs.items() if k != "lr"})
+        if verbose == 2:
+            parts = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k != "lr")
+            print(f"Epoch {epoch + 1}/{epochs} - {train_time:.1f}s - "
+                  f"{n / max(train_time, 1e-9):,.0f} img/s - {parts}")
+        logs["time"] = train_time
+        for cb in callbacks:
+            cb.on_epoch_end(epoch, logs)
+        history._append(epoch, logs)
+        if model.stop_training:
+            break
+    for cb in callbacks:
+        cb.on_train_end()
+    return history
