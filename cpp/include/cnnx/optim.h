@@ -19,8 +19,10 @@ void sgd_update(float* param, const float* grad, float* velocity, int64_t n, flo
 //   m = m + (1 - beta1) * (g - m);  v = beta2 * v + (1 - beta2) * g * g
 //   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
 // step counts from 1 (the step being taken).
+// Hyper-parameters are taken in double so that 1 - beta etc. are rounded to
+// float once, as PyTorch does with its Python-float hyper-parameters.
 void adam_update(float* param, const float* grad, float* m, float* v, int64_t n, int64_t step,
-                 float lr, float beta1, float beta2, float eps, float weight_decay,
+                 double lr, double beta1, double beta2, double eps, double weight_decay,
                  bool decoupled);
 
 }  // namespace cnnx
