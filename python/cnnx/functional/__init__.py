@@ -12,9 +12,14 @@ from ._dense import dense, dense_backward
 from ._activation import (relu, relu_backward, leaky_relu, leaky_relu_backward, sigmoid,
                           sigmoid_backward, tanh, tanh_backward, softmax, softmax_backward)
 from ._loss import softmax_cross_entropy, cross_entropy
+from ._norm import batch_norm, batch_norm_backward, BatchNormState
+from ._dropout import dropout, dropout_backward
+from ._optim import sgd_update, adam_update
 __all__ = ["matmul", "conv_output_size", "same_padding"]
 __all__ += ["dense", "dense_backward", "relu", "relu_backward", "leaky_relu",
             "leaky_relu_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
-            "softmax", "softmax_backward", "softmax_cross_entropy", "cross_entropy"]
+            "softmax", "softmax_backward", "softmax_cross_entropy", "cross_entropy",
+            "batch_norm", "batch_norm_backward", "BatchNormState", "dropout",
+            "dropout_backward", "sgd_update", "adam_update"]
 from ._conv import conv2d, conv2d_backward, conv2d_algorithm
 __all__ += ["conv2d", "conv2d_backward", "conv2d_algorithm"]
