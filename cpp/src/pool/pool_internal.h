@@ -1,0 +1,86 @@
+// Internal contract between the pooling front ends (pool_max.cpp,
+// pool_avg.cpp, pool_adaptive.cpp, pool_global.cpp), the threaded drivers
+// (pool_driver.cpp) and the per-ISA kernels (pool_kernels_*.cpp).
+//
+// Every pool is described by per-axis window tables: output row i reads
+// input rows [h_lo[i], h_hi[i]) (already clipped to the input), output
+// column j reads input columns [w_lo[j], w_hi[j]). Strided, padded and
+// adaptive pools differ only in how the tables are filled. Both bounds are
+// nondecreasing in i (true for every rule used here), which lets the
+// average backward gather and the max backward pick a race-free split.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cnnx/cpu.h"
+#include "cnnx/pool.h"
+
+namespace cnnx {
+namespace pool {
+
+// Window bounds along one axis, plus the averaging factor per output index
+// (avg pooling divides by div_h[i] * div_w[j]; inv holds 1/div).
+struct Axis {
+  int64_t in = 0, out = 0;
+  std::vector<int64_t> lo, hi;
+  std::vector<float> inv;
+  // Average backward gather: input index t is read by outputs [first[t], last[t]).
+  std::vector<int64_t> first, last;
+  // True when no two windows share an input index (lo[i] >= hi[i-1]).
+  bool disjoint = true;
+
+  void finish(bool want_gather);
+};
+
+// Strided window k, stride s, padding before/after, on an axis of n pixels.
+// count_pad: the divisor counts padded pixels (always k) or only real ones.
+Axis strided_axis(int64_t n, int64_t k, int64_t s, int64_t pad_before, int64_t pad_after,
+                  bool count_pad, bool want_gather);
+// Adaptive windows floor(i*n/out) .. ceil((i+1)*n/out).
+Axis adaptive_axis(int64_t n, int64_t out, bool want_gather);
+
+// A view of two axes for the kernels (raw pointers, no ownership).
+struct Plan {
+  int64_t n, h, w, c, oh, ow;
+  const int64_t *h_lo, *h_hi, *w_lo, *w_hi;
+  const float *h_inv, *w_inv;
+  const int64_t *h_first, *h_last, *w_first, *w_last;  // null unless gathered
+};
+Plan make_plan(const PoolShape& s, const Axis& ah, const Axis& aw);
+
+// Forward: output rows r in [r0, r1) of the flattened (n, oh) row index.
+using ForwardRowsFn = void (*)(const Plan& p, const float* x, float* y, int64_t r0, int64_t r1);
+// Max backward: for image img, output rows [i0, i1) and channels [c0, c1),
+// ADD each dy to dx at its window's first maximum (dx already zeroed).
+using MaxBackwardFn = void (*)(const Plan& p, const float* x, const float* dy, float* dx,
+                               int64_t img, int64_t i0, int64_t i1, int64_t c0, int64_t c1);
+// Average backward by gathering: dx input rows r in [r0, r1) of the
+// flattened (n, h) index, each written exactly once.
+using AvgBackwardRowsFn = void (*)(const Plan& p, const float* dy, float* dx, int64_t r0,
+                                   int64_t r1);
+
+struct Kernels {
+  const char* name;
+  ForwardRowsFn max_forward;
+  ForwardRowsFn avg_forward;
+  MaxBackwardFn max_backward;
+  AvgBackwardRowsFn avg_backward;
+};
+
+// Constant tables, defined in each ISA's own file.
+extern const Kernels kPoolGeneric;
+extern const Kernels kPoolAvx2;
+extern const Kernels kPoolAvx512;
+const Kernels& kernels_for(Isa isa);
+
+// Threaded drivers (pool_driver.cpp).
+void run_max_forward(const Plan& p, const float* x, float* y);
+void run_avg_forward(const Plan& p, const float* x, float* y);
+void run_max_backward(const Plan& p, bool rows_disjoint, const float* x, const float* dy,
+                      float* dx);
+void run_avg_backward(const Plan& p, const float* dy, float* dx);
+
+void check_shape(const PoolShape& s);
+
+}  // namespace pool
+}  // namespace cnnx
