@@ -23,7 +23,6 @@ __all__ += ["dense", "dense_backward", "relu", "relu_backward", "leaky_relu",
             "dropout_backward", "sgd_update", "adam_update"]
 from ._conv import conv2d, conv2d_backward, conv2d_algorithm
 __all__ += ["conv2d", "conv2d_backward", "conv2d_algorithm"]
-__all__ += ["conv2d", "conv2d_backward", "conv2d_algorithm"]
 from ._pool import (max_pool2d, max_pool2d_backward, avg_pool2d, avg_pool2d_backward,
                     adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
                     adaptive_max_pool2d_backward, global_avg_pool2d, global_avg_pool2d_backward,
