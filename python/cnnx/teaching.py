@@ -215,46 +215,59 @@ def seed_network_table(input_shape=(32, 32, 3)):
 # Model builders used by the examples and the command line
 # ---------------------------------------------------------------------------
 
+def _lenet_geometry(input_shape, kernel_size, padding):
+    h = min(int(input_shape[0]), int(input_shape[1]))
+    if kernel_size is None:
+        kernel_size = 5 if h >= 20 else 3
+    if padding is None:
+        # 32x32: the notes' valid network; 28x28 (MNIST): LeNet-5's padded
+        # first layer; smaller images: same padding throughout.
+        padding = ("valid", "valid") if h >= 32 else ("same", "valid") if h >= 20 else ("same",
+                                                                                          "same")
+    elif isinstance(padding, str):
+        padding = (padding, padding)
+    return kernel_size, tuple(padding)
+
+
 def lenet5(input_shape=(32, 32, 3), n_classes=10, filters=(8, 16), units=(120, 84),
-           padding="valid"):
+           kernel_size=None, padding=None):
     """The notes' LeNet-style network as a ``cnnx.Sequential``.
 
-    With the defaults it is exactly the notes' table (62,958 parameters for
-    a 32x32x3 input). For 28x28 MNIST use ``padding="same"`` on the first
-    conv (as LeNet-5 did with its 32x32 padded digits): see
-    ``examples/train_mnist.py``.
+    CONV(f=5) -> POOL(2) -> CONV(f=5) -> POOL(2) -> FC 120 -> FC 84 -> FC
+    ``n_classes`` with softmax. For a 32x32x3 input the defaults give
+    exactly the notes' table (62,958 parameters). For 28x28 MNIST the first
+    conv uses ``"same"`` padding (as LeNet-5 did with its padded digits);
+    for small images (8x8 digits) 3x3 filters with same padding.
+    ``kernel_size`` / ``padding`` (one value or a pair) override this.
     """
     import cnnx
     f1, f2 = filters
     u1, u2 = units
+    k, (p1, p2) = _lenet_geometry(input_shape, kernel_size, padding)
     return cnnx.Sequential([
-        cnnx.Conv2D(f1, 5, padding=padding, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(f2, 5, activation="relu"), cnnx.MaxPool2D(2),
+        cnnx.Conv2D(f1, k, padding=p1, activation="relu"), cnnx.MaxPool2D(2),
+        cnnx.Conv2D(f2, k, padding=p2, activation="relu"), cnnx.MaxPool2D(2),
         cnnx.Flatten(),
         cnnx.Dense(u1, activation="relu"), cnnx.Dense(u2, activation="relu"),
         cnnx.Dense(n_classes, activation="softmax"),
     ], input_shape=tuple(input_shape))
 
 
-def small_resnet(input_shape=(28, 28, 1), n_classes=10, width=16, blocks=2):
-    """A small residual network: a stem conv, ``blocks`` residual stages
-    (``Residual([Conv, Conv])``, the second stage halving n_H, n_W with a
-    stride-2 conv and a 1x1-conv shortcut), global average pooling and a
-    dense classifier."""
+def small_resnet(input_shape=(28, 28, 1), n_classes=10, width=16, stages=2):
+    """A small residual network: a 3x3 stem conv, then ``stages`` residual
+    blocks ``Residual([Conv 3x3 + ReLU, Conv 3x3])`` (each after the first
+    halves n_H and n_W with stride 2 and doubles n_C, so its shortcut is a
+    1x1 convolution; the first keeps the shape, so its shortcut is the
+    identity), global average pooling and a softmax classifier."""
     import cnnx
     layers = [cnnx.Conv2D(width, 3, padding="same", activation="relu")]
     c = width
-    for b in range(blocks):
-        if b == 0:
-            layers.append(cnnx.Residual([
-                cnnx.Conv2D(c, 3, padding="same", activation="relu"),
-                cnnx.Conv2D(c, 3, padding="same"),
-            ]))
-        else:
-            layers.append(cnnx.Residual([
-                cnnx.Conv2D(2 * c, 3, strides=2, padding="same", activation="relu"),
-                cnnx.Conv2D(2 * c, 3, padding="same"),
-            ], shortcut=cnnx.Conv2D(2 * c, 1, strides=2)))
-            c *= 2
+    for b in range(int(stages)):
+        s = 1 if b == 0 else 2
+        c = c if b == 0 else 2 * c
+        layers.append(cnnx.Residual([
+            cnnx.Conv2D(c, 3, strides=s, padding="same", activation="relu"),
+            cnnx.Conv2D(c, 3, padding="same"),
+        ]))
     layers += [cnnx.GlobalAvgPool2D(), cnnx.Dense(n_classes, activation="softmax")]
     return cnnx.Sequential(layers, input_shape=tuple(input_shape))
