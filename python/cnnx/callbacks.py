@@ -69,7 +69,8 @@ class _Monitor(Callback):
 
 
 class EarlyStopping(_Monitor):
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs in a row (0: at the first epoch without improvement).
 
     ``mode``: "min", "max" or "auto" (max for accuracies, else min).
     ``restore_best_weights``: put back the weights of the best epoch at the end.
@@ -99,7 +100,7 @@ class EarlyStopping(_Monitor):
                 self._best_weights = self.model.store.params.copy()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # Keras's rule: patience non-improving epochs
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
