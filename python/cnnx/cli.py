@@ -221,7 +221,8 @@ def _cmd_edges(args):
     except ImportError:  # pragma: no cover - viz has no hard deps
         raise
     try:
-        plot_images(panels, path=args.out, ncols=4, symmetric=False,
+        plot_images(panels, path=args.out, ncols=4,
+                    symmetric=[k not in ("input", "Sobel magnitude") for k in panels],
                     suptitle="edge detectors (cross-correlation, same padding)")
     except ImportError as e:
         np.savez(os.path.splitext(args.out)[0] + ".npz", **r)

@@ -40,8 +40,10 @@ def _grid(n, ncols=None):
 def plot_images(images, titles=None, path=None, ncols=None, cmap="gray", suptitle=None,
                 symmetric=False):
     """A grid of 2-D (or RGB) images. ``images``: a list, an ``(n, H, W)``
-    array, or a dict title -> image. ``symmetric=True`` centres the colour
-    map on zero (for signed responses such as edge filters)."""
+    array, or a dict title -> image. ``symmetric=True`` (or one bool per
+    image) shows signed values such as edge responses on a blue-white-red
+    scale centred on zero, clipped at the 99.5th percentile of |value| so a
+    few strong pixels do not wash out the rest."""
     if isinstance(images, dict):
         titles = list(images.keys())
         images = list(images.values())
@@ -50,6 +52,8 @@ def plot_images(images, titles=None, path=None, ncols=None, cmap="gray", suptitl
         raise ValueError("images: expected at least one image")
     ncols, nrows = _grid(len(images), ncols)
     fig = _figure(ncols, nrows, cell=2.2)
+    signed = list(symmetric) if isinstance(symmetric, (list, tuple)) else [bool(symmetric)] * len(
+        images)
     for i, im in enumerate(images):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         if im.ndim == 3 and im.shape[2] == 1:
@@ -57,8 +61,8 @@ def plot_images(images, titles=None, path=None, ncols=None, cmap="gray", suptitl
         if im.ndim == 3:
             lo, hi = float(im.min()), float(im.max())
             ax.imshow((im - lo) / (hi - lo + 1e-12))
-        elif symmetric:
-            v = float(np.abs(im).max()) or 1.0
+        elif i < len(signed) and signed[i]:
+            v = float(np.percentile(np.abs(im), 99.5)) or float(np.abs(im).max()) or 1.0
             ax.imshow(im, cmap="RdBu_r", vmin=-v, vmax=v)
         else:
             ax.imshow(im, cmap=cmap)
