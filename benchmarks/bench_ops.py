@@ -1,0 +1,273 @@
+"""Pooling, dense, batch norm and Adam: cnnx against PyTorch (channels_last).
+
+    python benchmarks/bench_ops.py                  # every case, 2 threads
+    python benchmarks/bench_ops.py --rounds 7 --only adam
+
+Cases (issue 5):
+  maxpool     max pool 2x2 (stride 2) on 32x56x56x64, forward
+  adaptive    adaptive average pool 56 -> 7 on 32x56x56x64, forward
+  dense       64x4096 -> 1000, forward + backward (dx, dw, db)
+  batchnorm   BatchNormalization training forward + backward on 32x56x56x64
+  adam        one Adam step over 10M float32 parameters (torch.optim.Adam,
+              default implementation; "adam (torch fused)" compares with
+              fused=True, PyTorch's single-pass kernel)
+plus "copy": a plain copy of the 32x56x56x64 pooling input in the cnnx
+process (the best of a 1-thread np.copyto and a 2-thread split copy), the
+memory-bandwidth reference for pooling: pooling's bandwidth is
+(bytes read + bytes written) / time, reported as a share of the copy's.
+
+Each framework runs in its own process with the same thread count (two
+OpenMP runtimes in one process steal each other's cores); the processes
+alternate for --rounds rounds, each reporting the median of its repeats,
+and the median over rounds is kept. Ratio = PyTorch time / cnnx time:
+above 1 means cnnx is faster. PyTorch tensors are channels_last (NHWC in
+memory, like cnnx), its fastest CPU layout for these ops.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+N, H, W, C = 32, 56, 56, 64
+CASES = ["maxpool", "adaptive", "dense", "batchnorm", "adam", "adam_fused"]
+LABELS = {
+    "maxpool": "max pool 2x2, 32x56x56x64",
+    "adaptive": "adaptive avg 56->7, 32x56x56x64",
+    "dense": "dense 64x4096->1000 fwd+bwd",
+    "batchnorm": "batch norm fwd+bwd, 32x56x56x64",
+    "adam": "Adam step, 10M params",
+    "adam_fused": "Adam step, 10M (torch fused)",
+}
+
+
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def _time(fn, min_time, min_reps=5):
+    fn()
+    fn()  # warm up: page-in, scratch buffers, thread pool
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < min_time:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return _median(times) * 1e3
+
+
+def _cnnx_cases(threads):
+    import numpy as np
+    import cnnx
+    import cnnx.functional as F
+
+    cnnx.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, H, W, C), dtype=np.float32)
+    fns, notes = {}, {}
+    if hasattr(F, "max_pool2d"):
+        fns["maxpool"] = lambda: F.max_pool2d(x, 2)
+    else:
+        notes["maxpool"] = "F.max_pool2d not available yet"
+    if hasattr(F, "adaptive_avg_pool2d"):
+        fns["adaptive"] = lambda: F.adaptive_avg_pool2d(x, 7)
+    else:
+        notes["adaptive"] = "F.adaptive_avg_pool2d not available yet"
+
+    xd = rng.standard_normal((64, 4096), dtype=np.float32)
+    wd = rng.standard_normal((4096, 1000), dtype=np.float32) * 0.01
+    bd = rng.standard_normal(1000, dtype=np.float32)
+    dyd = rng.standard_normal((64, 1000), dtype=np.float32)
+
+    def dense():
+        F.dense(xd, wd, bd)
+        F.dense_backward(dyd, xd, wd)
+    fns["dense"] = dense
+
+    gamma = rng.standard_normal(C, dtype=np.float32)
+    beta = rng.standard_normal(C, dtype=np.float32)
+    rm = np.zeros(C, np.float32)
+    rv = np.ones(C, np.float32)
+    dyb = rng.standard_normal((N, H, W, C), dtype=np.float32)
+
+    def bn():
+        _, st = F.batch_norm(x, gamma, beta, rm, rv, training=True)
+        F.batch_norm_backward(dyb, x, gamma, st)
+    fns["batchnorm"] = bn
+
+    n = 10_000_000
+    p = rng.standard_normal(n, dtype=np.float32)
+    g = rng.standard_normal(n, dtype=np.float32) * 0.01
+    m = np.zeros(n, np.float32)
+    v = np.zeros(n, np.float32)
+    step = [0]
+
+    def adam():
+        step[0] += 1
+        F.adam_update(p, g, m, v, step[0], 1e-3)
+    fns["adam"] = adam
+    fns["adam_fused"] = adam
+
+    # Bandwidth reference: copy the pooling input (1 thread and 2 threads).
+    from concurrent.futures import ThreadPoolExecutor
+    dst = np.empty_like(x)
+    xf, df = x.reshape(-1), dst.reshape(-1)
+    half = xf.size // 2
+    pool = ThreadPoolExecutor(2)
+
+    def copy1():
+        np.copyto(dst, x)
+
+    def copy2():
+        a = pool.submit(np.copyto, df[:half], xf[:half])
+        np.copyto(df[half:], xf[half:])
+        a.result()
+    return fns, notes, {"copy1": copy1, "copy2": copy2}
+
+
+def _torch_cases(threads):
+    import numpy as np
+    import torch
+    tf = torch.nn.functional
+
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    cl = torch.channels_last
+    x = torch.from_numpy(rng.standard_normal((N, H, W, C), dtype=np.float32)).permute(0, 3, 1, 2)
+    x = x.contiguous(memory_format=cl)
+    fns = {}
+
+    def maxpool():
+        with torch.no_grad():
+            tf.max_pool2d(x, 2)
+    fns["maxpool"] = maxpool
+
+    def adaptive():
+        with torch.no_grad():
+            tf.adaptive_avg_pool2d(x, 7)
+    fns["adaptive"] = adaptive
+
+    xd = torch.from_numpy(rng.standard_normal((64, 4096), dtype=np.float32))
+    wd = torch.from_numpy(rng.standard_normal((4096, 1000), dtype=np.float32) * 0.01)
+    bd = torch.from_numpy(rng.standard_normal(1000, dtype=np.float32))
+    dyd = torch.from_numpy(rng.standard_normal((64, 1000), dtype=np.float32))
+
+    def dense():  # the same four products cnnx does, without autograd overhead
+        with torch.no_grad():
+            torch.addmm(bd, xd, wd)
+            dyd @ wd.t()
+            xd.t() @ dyd
+            dyd.sum(0)
+    fns["dense"] = dense
+
+    bn = torch.nn.BatchNorm2d(C).train()
+    xb = x.clone().requires_grad_(True)
+    dyb = torch.from_numpy(rng.standard_normal((N, H, W, C), dtype=np.float32)).permute(0, 3, 1, 2)
+    dyb = dyb.contiguous(memory_format=cl)
+
+    def batchnorm():
+        y = bn(xb)
+        y.backward(dyb)
+    fns["batchnorm"] = batchnorm
+
+    n = 10_000_000
+    for name, kw in (("adam", {}), ("adam_fused", {"fused": True})):
+        p = torch.nn.Parameter(torch.from_numpy(rng.standard_normal(n, dtype=np.float32)))
+        p.grad = torch.from_numpy(rng.standard_normal(n, dtype=np.float32) * 0.01)
+        try:
+            opt = torch.optim.Adam([p], lr=1e-3, **kw)
+        except (RuntimeError, TypeError, ValueError):
+            continue
+        fns[name] = (lambda o: (lambda: o.step()))(opt)
+    return fns
+
+
+def worker(framework, threads, only, min_time):
+    out = {"times": {}, "notes": {}}
+    if framework == "torch":
+        fns = _torch_cases(threads)
+        extra = {}
+    else:
+        fns, notes, extra = _cnnx_cases(threads)
+        out["notes"] = notes
+    for name in CASES:
+        if only and only not in name:
+            continue
+        if name in fns:
+            try:
+                out["times"][name] = _time(fns[name], min_time)
+            except Exception as e:  # a half-landed function: skip, say why
+                out["notes"][name] = f"failed: {type(e).__name__}: {e}"
+    if extra and (not only or only in "maxpool adaptive copy"):
+        out["times"]["copy"] = min(_time(extra["copy1"], min_time),
+                                   _time(extra["copy2"], min_time))
+    print(json.dumps(out))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--min-time", type=float, default=0.3, help="seconds per case per round")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--worker", choices=["cnnx", "torch"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.threads, args.only, args.min_time)
+        return
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    here = os.path.dirname(os.path.abspath(__file__))
+    times = {"cnnx": {}, "torch": {}}
+    notes = {}
+    for r in range(args.rounds):
+        order = ["cnnx", "torch"] if r % 2 == 0 else ["torch", "cnnx"]
+        for fw in order:
+            cmd = [sys.executable, os.path.join(here, "bench_ops.py"), "--worker", fw,
+                   "--threads", str(args.threads), "--only", args.only,
+                   "--min-time", str(args.min_time)]
+            res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                print(f"{fw} worker failed:\n{res.stderr}", file=sys.stderr)
+                sys.exit(1)
+            data = json.loads(res.stdout.strip().splitlines()[-1])
+            for k, t in data["times"].items():
+                times[fw].setdefault(k, []).append(t)
+            notes.update(data["notes"])
+
+    import cnnx
+    info = cnnx.info()
+    print(f"cnnx {info.get('version')} isa={info.get('isa')}  threads={args.threads}  "
+          f"rounds={args.rounds}  (ratio = torch / cnnx; > 1: cnnx faster)")
+    print(f"{'case':34s} {'cnnx ms':>9s} {'torch ms':>9s} {'ratio':>7s}")
+    med = {fw: {k: _median(v) for k, v in d.items()} for fw, d in times.items()}
+    for name in CASES:
+        if args.only and args.only not in name:
+            continue
+        c, t = med["cnnx"].get(name), med["torch"].get(name)
+        if c is None:
+            print(f"{LABELS[name]:34s} skipped: {notes.get(name, 'not run')}")
+            continue
+        if t is None:
+            print(f"{LABELS[name]:34s} {c:9.3f} {'n/a':>9s}")
+            continue
+        print(f"{LABELS[name]:34s} {c:9.3f} {t:9.3f} {t / c:7.2f}x")
+    cp = med["cnnx"].get("copy")
+    if cp is not None:
+        nbytes = N * H * W * C * 4
+        copy_bw = 2 * nbytes / (cp * 1e-3) / 1e9
+        print(f"{'copy of the pool input (25.7 MB)':34s} {cp:9.3f}  -> {copy_bw:.1f} GB/s (read+write)")
+        for name, out_elems in (("maxpool", N * 28 * 28 * C), ("adaptive", N * 7 * 7 * C)):
+            t = med["cnnx"].get(name)
+            if t is None:
+                continue
+            bw = (nbytes + out_elems * 4) / (t * 1e-3) / 1e9
+            print(f"  {name:10s} {bw:6.1f} GB/s = {100 * bw / copy_bw:5.1f}% of copy bandwidth")
+
+
+if __name__ == "__main__":
+    main()
