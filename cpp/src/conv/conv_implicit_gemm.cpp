@@ -64,11 +64,35 @@ void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wma
   const int64_t K = g.depth();
   const bool transposed = tile_efficiency(Nout, P) > 1.25 * tile_efficiency(P, Nout);
   if (!transposed) {
-    StridedMatrix xs{g.x + g.c0 + g.p0 * g.C, g.C, false};
+    // Pixel chunks whose input rows stay in L2 across the GEMM's K blocks;
+    // threads take whole chunks (single-threaded GEMMs, no barriers).
+    const GemmKernelInfo ki = gemm_kernel_info();
+    const int nt = threads_for_flops(2.0 * P * K * Nout);
+    int64_t chunk = (int64_t{1} << 18) / std::max<int64_t>(1, g.Cg * g.KH);
+    chunk = std::max<int64_t>(8 * ki.mr, std::min<int64_t>(chunk, 4096));
+    chunk = ceil_div(chunk, ki.mr) * ki.mr;
+    const int64_t chunks = ceil_div(P, chunk);
     const StridedMatrix wm{wmat, ldw, true};  // B rows are j: (j, k) = wmat[k*ldw + j]
-    const PackSource a = g.is_identity() ? strided_source(&xs) : patch_rows_source(&g);
-    sgemm_packed_sources(P, Nout, K, 1.0f, a, strided_source(&wm), 0.0f, out, ldo,
-                         GemmEpilogue{bias, act}, 0);
+    auto run = [&](int64_t c, int threads) {
+      const int64_t pb = c * chunk, pe = std::min(P, pb + chunk);
+      PatchGeom gc = g;
+      gc.p0 = g.p0 + pb;
+      StridedMatrix xs{g.x + g.c0 + gc.p0 * g.C, g.C, false};
+      const PackSource a = g.is_identity() ? strided_source(&xs) : patch_rows_source(&gc);
+      sgemm_packed_sources(pe - pb, Nout, K, 1.0f, a, strided_source(&wm), 0.0f, out + pb * ldo,
+                           ldo, GemmEpilogue{bias, act}, threads);
+    };
+    if (nt > 1 && chunks < 4 * nt) {
+      chunk = P;  // too few chunks to balance: one GEMM, threaded over its tiles
+      run(0, 0);
+    } else if (nt <= 1) {
+      for (int64_t c = 0; c < chunks; ++c) run(c, 1);
+    } else {
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+#endif
+      for (int64_t c = 0; c < chunks; ++c) run(c, 1);
+    }
     return;
   }
   const GemmKernelInfo ki = gemm_kernel_info();

@@ -34,6 +34,9 @@ struct PatchGeom {
 // Patch matrix P[pixel, k] as a GEMM operand whose rows are pixels and depth
 // is k (the A operand of the forward GEMM, or B of its transpose).
 PackSource patch_rows_source(const PatchGeom* g);
+// pack_rows with 16x16 register transposes (AVX-512 CPUs, width <= 16).
+void pack_rows_avx512(const PatchGeom& g, int64_t r0, int64_t rows, int64_t k0, int64_t kc,
+                      int width, float* dst);
 // The same matrix transposed: rows are k, depth is pixels (backward-weights).
 PackSource patch_cols_source(const PatchGeom* g);
 

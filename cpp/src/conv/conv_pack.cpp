@@ -15,6 +15,10 @@ namespace {
 void pack_rows(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
                float* dst) {
   const PatchGeom& g = *static_cast<const PatchGeom*>(ctx);
+  if (g.Cg >= 8 && width <= 16 && active_isa() == Isa::avx512) {
+    pack_rows_avx512(g, r0, rows, k0, kc, width, dst);
+    return;
+  }
   const int64_t ohw = g.OH * g.OW;
   const int64_t img = g.H * g.W * g.C;
   // Taps covered by [k0, k0 + kc).
