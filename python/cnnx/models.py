@@ -81,6 +81,7 @@ class Sequential(Layer):
         self.metrics = []
         self.stop_training = False
         self._head = None
+        self._plan_key = None
         if input_shape is not None:
             self.build(input_shape)
 
@@ -160,6 +161,9 @@ class Sequential(Layer):
             self.build(x.shape[1:])
 
     def _check_x(self, x, name="x"):
+        if (type(x) is np.ndarray and x.dtype == np.float32 and self.built
+                and x.shape[1:] == self.input_shape and x.flags.c_contiguous and x.ndim > 1):
+            return x  # the common case, checked in a few attribute reads
         x = as_float32(x, name)
         self._ensure_built(x, name)
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
@@ -251,33 +255,36 @@ class Sequential(Layer):
             raise ValueError("model: call compile(optimizer, loss) first")
 
     # ---- the training step --------------------------------------------------
-    def _logits_forward(self, x, training):
-        """Forward to the loss's input: logits for cross-entropy, outputs for MSE."""
+    def _plan(self):
+        """Bound methods of the training step, computed once per compile/build."""
         layers = self.layers
         head = self._head
+        fwd = [l._forward for l in layers]
+        bwd = [l._backward for l in layers]
         if head == "dense_softmax":
-            for layer in layers[:-1]:
-                x = layer._forward(x, training)
-            return layers[-1]._forward_logits(x, training)
-        if head == "softmax":
-            for layer in layers[:-1]:
-                x = layer._forward(x, training)
-            return x
-        for layer in layers:
-            x = layer._forward(x, training)
+            fwd[-1] = layers[-1]._forward_logits
+            bwd[-1] = layers[-1]._backward_linear
+        elif head == "softmax":
+            fwd.pop()
+            bwd.pop()
+        # backward runs last-to-first; the first layer needs no dx
+        bwd_plan = [(f, i > 0) for i, f in enumerate(bwd)][::-1]
+        self._fwd_plan = fwd
+        self._bwd_plan = bwd_plan
+        self._plan_key = (self._head, len(layers))
+        return fwd, bwd_plan
+
+    def _logits_forward(self, x, training):
+        """Forward to the loss's input: logits for cross-entropy, outputs for MSE."""
+        if self._plan_key != (self._head, len(self.layers)):
+            self._plan()
+        for f in self._fwd_plan:
+            x = f(x, training)
         return x
 
     def _logits_backward(self, g):
-        layers = self.layers
-        head = self._head
-        n = len(layers)
-        if head == "dense_softmax":
-            g = layers[-1]._backward_linear(g, n > 1, False)
-            n -= 1
-        elif head == "softmax":
-            n -= 1
-        for i in range(n - 1, -1, -1):
-            g = layers[i]._backward(g, i > 0, False)
+        for f, need_dx in self._bwd_plan:
+            g = f(g, need_dx, False)
 
     def _loss(self, out, y, need_grad=True):
         if self.loss == "cross_entropy":
@@ -285,20 +292,32 @@ class Sequential(Layer):
             if loss != loss:  # NaN: a label was out of range (the kernel checks)
                 from .functional._loss import _labels
                 _labels(y, *out.shape)
-            return float(loss), g
+            return loss, g
         d = out - y
         loss = float(np.mean(d * d))
         return loss, (d * (2.0 / d.size)).astype(np.float32) if need_grad else None
 
     def _train_step(self, x, y):
-        out = self._logits_forward(x, True)
+        if self._plan_key != (self._head, len(self.layers)):
+            self._plan()
+        out = x
+        for f in self._fwd_plan:
+            out = f(out, True)
         loss, g = self._loss(out, y)
-        self._logits_backward(g)
+        for f, need_dx in self._bwd_plan:
+            g = f(g, need_dx, False)
         self.optimizer.step()
         return loss, out
 
-    def _check_y(self, y, n, name="y"):
-        """Labels for cross-entropy (int64, range-checked) or targets for MSE."""
+    def _check_y(self, y, n, name="y", fast=False):
+        """Labels for cross-entropy (int64, range-checked) or targets for MSE.
+
+        ``fast``: an int64 vector of the right length is passed through; the
+        loss kernel itself refuses out-of-range labels (then the full check runs).
+        """
+        if (fast and type(y) is np.ndarray and y.dtype == np.int64 and y.shape == (n,)
+                and self.loss == "cross_entropy" and y.flags.c_contiguous):
+            return y
         if self.loss == "cross_entropy":
             from .functional._loss import _labels
 
@@ -325,8 +344,13 @@ class Sequential(Layer):
         """One optimiser step on one batch; returns the batch's loss (before the step)."""
         self._require_compiled()
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
-        loss, _ = self._train_step(x, y)
+        y = self._check_y(y, x.shape[0], fast=True)
+        try:
+            loss, _ = self._train_step(x, y)
+        except ValueError as e:
+            if str(e).startswith("labels"):
+                raise ValueError("y" + str(e)[len("labels"):]) from None
+            raise
         return loss
 
     # ---- inference ----------------------------------------------------------

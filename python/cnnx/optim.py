@@ -73,11 +73,13 @@ class Optimizer:
 
     def step(self):
         """Apply one update to every trainable parameter from its gradient."""
-        self._check_bound()
+        store = self.store
+        if store is None:
+            self._check_bound()
         self.iterations += 1
-        p, g = self.store.params, self.store.grads
-        runs = self.store.trainable_runs()
-        if len(runs) == 1 and runs[0] == (0, self.store.size):
+        p, g = store.params, store.grads
+        runs = store.trainable_runs()
+        if store.all_trainable:
             self._update(p, g, self.state)
         else:
             for a, b in runs:

@@ -36,6 +36,7 @@ __all__ = ["Layer", "ParamStore", "initialize", "INITIALIZERS", "get_layer_class
            "layer_from_config", "walk"]
 
 _LAYER_CLASSES = {}
+_TRAINABLE_VERSION = 0  # bumped whenever any layer's trainable flag changes
 
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
 
@@ -133,7 +134,9 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value):
+        global _TRAINABLE_VERSION
         self._trainable = bool(value)
+        _TRAINABLE_VERSION += 1  # parameter stores recompute their trainable ranges
         for sub in self.sublayers():
             sub.trainable = value
 
@@ -297,8 +300,10 @@ class ParamStore:
         One range (the whole buffer) when nothing is frozen, so an optimiser
         makes a single fused call.
         """
+        if self._runs_key == _TRAINABLE_VERSION:
+            return self._runs
         flags = tuple(t for layer, t in walk(self.layers) if layer.params)
-        if flags != self._runs_key:
+        if True:
             trainable = {id(layer) for layer, t in walk(self.layers) if t}
             runs = []
             for layer, _name, start, size, _shape in self.slots:
@@ -314,7 +319,8 @@ class ParamStore:
             if len(runs) == 1 and all(flags):
                 runs = [[0, self.size]]
             self._runs = [tuple(r) for r in runs]
-            self._runs_key = flags
+            self._runs_key = _TRAINABLE_VERSION
+            self.all_trainable = self._runs == [(0, self.size)]
         return self._runs
 
     def count(self):

@@ -10,7 +10,9 @@ their own table (608 = (5*5*3+1)*8) follows the right formula.
 
 Convolution here is cross-correlation, as in every deep-learning library.
 """
-from .. import functional as F
+import numpy as np
+
+from .. import _core
 from .._validate import as_int, as_pair
 from ..functional._shapes import output_hw, resolve_padding
 from .activations import get_activation
@@ -107,36 +109,44 @@ class Conv2D(Layer):
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
         self._fused = self.activation == "relu"
+        # validated once here; the hot path hands these straight to the kernel
+        self._p4 = (self._pads[0][0], self._pads[0][1], self._pads[1][0], self._pads[1][1])
+        self._post = None if (self._fused or self.activation is None) else self._act
         return (oh, ow, self.filters)
 
     # ---- computation --------------------------------------------------------
     def _forward(self, x, training):
         p = self.params
-        z = F.conv2d(x, p["kernel"], p.get("bias"), self.strides, self._pads,
-                     self.dilation_rate, self.groups,
-                     activation="relu" if self._fused else None)
-        if self._fused or self.activation is None:
-            y = z
-        else:
-            y = self._act.forward(z)
+        z = _core.conv2d_forward(x, p["kernel"], p.get("bias"), self.strides,
+                                 self.dilation_rate, self._p4, self.groups, self._fused)
+        post = self._post
+        y = z if post is None else post.forward(z)
         if training:
             self._x = x
-            self._z = z if self._act.keeps_input else None
+            self._z = z
             self._y = y
         return y
 
     def _backward(self, dy, need_dx, accumulate):
-        if self.activation is not None:
-            dy = self._act.backward(dy, self._z, self._y)
-        if not self.trainable and not need_dx:
+        if self._fused:
+            dy = _core.relu_backward(dy, self._y)
+        elif self._post is not None:
+            dy = self._post.backward(dy, self._z, self._y)
+        trainable = self._trainable
+        if not trainable and not need_dx:
             return None
-        p = self.params
-        dx, dw, db = F.conv2d_backward(dy, self._x, p["kernel"], self.strides, self._pads,
-                                       self.dilation_rate, self.groups, need_dx=need_dx)
-        if self.trainable:
-            self._set_grad("kernel", dw, accumulate)
-            if self.use_bias:
-                self._set_grad("bias", db, accumulate)
+        dx, dw, db = _core.conv2d_backward(dy, self._x, self.params["kernel"], self.strides,
+                                           self.dilation_rate, self._p4, self.groups, need_dx)
+        if trainable:
+            g = self.grads
+            if accumulate:
+                np.add(g["kernel"], dw, out=g["kernel"])
+                if self.use_bias:
+                    np.add(g["bias"], db, out=g["bias"])
+            else:
+                np.copyto(g["kernel"], dw)
+                if self.use_bias:
+                    np.copyto(g["bias"], db)
         return dx
 
     # ---- description --------------------------------------------------------

@@ -4,7 +4,9 @@ Parameters: ``n_in * n_out + n_out`` (the course's "activation size of the
 previous layer times this one's, plus one bias each": 400*120 + 120 = 48120
 in the seed's table).
 """
-from .. import functional as F
+import numpy as np
+
+from .. import _core
 from .._validate import as_int
 from .activations import get_activation
 from .base import Layer, initialize
@@ -57,41 +59,52 @@ class Dense(Layer):
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.units,), 1, 1))
         self._fused = self.activation == "relu"
+        self._post = None if (self._fused or self.activation is None) else self._act
         return (self.units,)
 
     def _forward(self, x, training):
         p = self.params
-        z = F.dense(x, p["kernel"], p.get("bias"), "relu" if self._fused else None)
-        y = z if (self._fused or self.activation is None) else self._act.forward(z)
+        z = _core.dense(x, p["kernel"], p.get("bias"), self._fused)
+        post = self._post
+        y = z if post is None else post.forward(z)
         if training:
             self._x = x
-            self._z = z if self._act.keeps_input else None
+            self._z = z
             self._y = y
         return y
 
     def _forward_logits(self, x, training):
         """The pre-activation ``x @ kernel + bias`` (for the fused softmax loss)."""
         p = self.params
-        z = F.dense(x, p["kernel"], p.get("bias"))
+        z = _core.dense(x, p["kernel"], p.get("bias"), False)
         if training:
             self._x = x
         return z
 
     def _backward(self, dy, need_dx, accumulate):
-        if self.activation is not None:
-            dy = self._act.backward(dy, self._z, self._y)
+        if self._fused:
+            dy = _core.relu_backward(dy, self._y)
+        elif self._post is not None:
+            dy = self._post.backward(dy, self._z, self._y)
         return self._backward_linear(dy, need_dx, accumulate)
 
     def _backward_linear(self, dz, need_dx, accumulate):
-        if not self.trainable:
-            if not need_dx:
-                return None
-            dx, _, _ = F.dense_backward(dz, self._x, self.params["kernel"], need_dx=True)
-            return dx
-        dx, dw, db = F.dense_backward(dz, self._x, self.params["kernel"], need_dx=need_dx)
-        self._set_grad("kernel", dw, accumulate)
-        if self.use_bias:
-            self._set_grad("bias", db, accumulate)
+        trainable = self._trainable
+        if not trainable and not need_dx:
+            return None
+        bias = self.use_bias and trainable
+        dx, dw, db = _core.dense_backward(dz, self._x, self.params["kernel"], need_dx,
+                                          trainable, bias)
+        if trainable:
+            g = self.grads
+            if accumulate:
+                np.add(g["kernel"], dw, out=g["kernel"])
+                if bias:
+                    np.add(g["bias"], db, out=g["bias"])
+            else:
+                np.copyto(g["kernel"], dw)
+                if bias:
+                    np.copyto(g["bias"], db)
         return dx
 
     def get_config(self):

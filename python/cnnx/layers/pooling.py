@@ -8,7 +8,7 @@ rule ``start = floor(i*n/out)``, ``end = ceil((i+1)*n/out)``; when out
 divides n this is the course's ``stride = n // out``,
 ``kernel = n - (out-1)*stride``.
 """
-from .. import functional as F
+from .. import _core
 from .._validate import as_pair
 from ..functional._shapes import output_hw, resolve_padding
 from .base import Layer
@@ -37,7 +37,14 @@ class _Pool2D(Layer):
         _need_hwc(self, input_shape)
         h, w, c = input_shape
         self._pads = resolve_padding(self.padding, (h, w), self.pool_size, self.strides)
+        (pt, pb), (pl, pr) = self._pads
+        kh, kw = self.pool_size
+        if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
+            raise ValueError(f"padding: at most half the pool size on each side (pool {kh}x{kw}), "
+                             f"got {self._pads}")
         oh, ow = output_hw((h, w), self.pool_size, self._pads, self.strides)
+        # the kernel's geometry arguments, validated once
+        self._g = (kh, kw, self.strides[0], self.strides[1], pt, pb, pl, pr)
         return (oh, ow, c)
 
     def get_config(self):
@@ -65,12 +72,12 @@ class MaxPool2D(_Pool2D):
     def _forward(self, x, training):
         if training:
             self._x = x
-        return F.max_pool2d(x, self.pool_size, self.strides, self._pads)
+        return _core.max_pool2d(x, *self._g)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return F.max_pool2d_backward(dy, self._x, self.pool_size, self.strides, self._pads)
+        return _core.max_pool2d_backward(dy, self._x, *self._g)
 
 
 class AvgPool2D(_Pool2D):
@@ -84,13 +91,14 @@ class AvgPool2D(_Pool2D):
     def _forward(self, x, training):
         if training:
             self._x = x
-        return F.avg_pool2d(x, self.pool_size, self.strides, self._pads, self.count_include_pad)
+        return _core.avg_pool2d(x, *self._g, self.count_include_pad)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return F.avg_pool2d_backward(dy, self._x, self.pool_size, self.strides, self._pads,
-                                     self.count_include_pad)
+        x = self._x
+        return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *self._g,
+                                         self.count_include_pad)
 
     def get_config(self):
         return dict(super().get_config(), count_include_pad=self.count_include_pad)
@@ -126,12 +134,13 @@ class AdaptiveAvgPool2D(_AdaptivePool2D):
     def _forward(self, x, training):
         if training:
             self._x = x
-        return F.adaptive_avg_pool2d(x, self.output_size)
+        return _core.adaptive_avg_pool2d(x, *self.output_size)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return F.adaptive_avg_pool2d_backward(dy, self._x, self.output_size)
+        x = self._x
+        return _core.adaptive_avg_pool2d_backward(dy, x.shape[1], x.shape[2])
 
 
 class AdaptiveMaxPool2D(_AdaptivePool2D):
@@ -140,12 +149,12 @@ class AdaptiveMaxPool2D(_AdaptivePool2D):
     def _forward(self, x, training):
         if training:
             self._x = x
-        return F.adaptive_max_pool2d(x, self.output_size)
+        return _core.adaptive_max_pool2d(x, *self.output_size)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return F.adaptive_max_pool2d_backward(dy, self._x, self.output_size)
+        return _core.adaptive_max_pool2d_backward(dy, self._x)
 
 
 class GlobalAvgPool2D(Layer):
@@ -158,9 +167,10 @@ class GlobalAvgPool2D(Layer):
     def _forward(self, x, training):
         if training:
             self._x = x
-        return F.global_avg_pool2d(x)
+        return _core.global_avg_pool2d(x)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return F.global_avg_pool2d_backward(dy, self._x)
+        x = self._x
+        return _core.global_avg_pool2d_backward(dy, x.shape[1], x.shape[2])
