@@ -1,6 +1,9 @@
 // matmul: the core SGEMM for 2-D float32 arrays.
+#include <pybind11/stl.h>
+
 #include "bindings.h"
 #include "cnnx/gemm.h"
+#include "gemm/ukernel.h"
 
 namespace cnnx_py {
 
@@ -31,6 +34,19 @@ void bind_gemm(py::module_& m) {
       },
       py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
       py::arg("alpha") = 1.0f);
+  m.def(
+      "_set_gemm_variant",
+      [](const std::string& name) {
+        if (!cnnx::set_gemm_variant(name.c_str()))
+          throw py::value_error("name: no GEMM micro-kernel '" + name + "' runs on this CPU");
+      },
+      py::arg("name"), "Benchmarks/tests only: force a micro-kernel by name ('' = default).");
+  m.def("_gemm_variants", [] {
+    std::vector<std::string> out{cnnx::kGemmGeneric.name, cnnx::kGemmAvx2.name};
+    for (int i = 0; i < cnnx::kGemmAvx512VariantCount; ++i)
+      out.push_back(cnnx::kGemmAvx512Variants[i].name);
+    return out;
+  });
 }
 
 }  // namespace cnnx_py

@@ -4,6 +4,10 @@
 #include "cnnx/gemm.h"
 #include "cnnx/threading.h"
 
+namespace cnnx {
+double measure_fma_peak_gflops(int threads, int64_t iters);
+}
+
 namespace cnnx_py {
 
 void bind_system(py::module_& m) {
@@ -27,6 +31,14 @@ void bind_system(py::module_& m) {
       },
       py::arg("n"));
   m.def("have_openmp", &cnnx::have_openmp);
+  m.def(
+      "measure_fma_peak",
+      [](int threads, int64_t iters) {
+        if (threads < 1) throw py::value_error("threads: expected >= 1");
+        py::gil_scoped_release nogil;
+        return cnnx::measure_fma_peak_gflops(threads, iters);
+      },
+      py::arg("threads") = 1, py::arg("iters") = 20000000);
   m.def("gemm_kernel", [] {
     auto k = cnnx::gemm_kernel_info();
     py::dict d;

@@ -7,6 +7,7 @@
 
 #include "cnnx/gemm.h"
 #include "cnnx/threading.h"
+#include "gemm/ukernel.h"
 #include "test_util.h"
 
 using cnnx::Trans;
@@ -130,4 +131,21 @@ TEST(Gemm, ResultDoesNotDependOnThreadCount) {
   cnnx::sgemm(Trans::N, Trans::N, M, N, K, 1.0f, A.data(), K, B.data(), N, 0.0f, C2.data(), N, {},
               2);
   for (int64_t i = 0; i < M * N; ++i) ASSERT_EQ(C1[i], C2[i]);
+}
+
+TEST(Gemm, EveryMicroKernelVariant) {
+  // Each built tile shape (not only the default) against the reference.
+  std::vector<const char*> names = {cnnx::kGemmGeneric.name};
+  if (cnnx::detected_isa() >= cnnx::Isa::avx2) names.push_back(cnnx::kGemmAvx2.name);
+  if (cnnx::detected_isa() >= cnnx::Isa::avx512)
+    for (int i = 0; i < cnnx::kGemmAvx512VariantCount; ++i)
+      names.push_back(cnnx::kGemmAvx512Variants[i].name);
+  for (const char* name : names) {
+    ASSERT_TRUE(cnnx::set_gemm_variant(name)) << name;
+    for (int64_t s = 1; s <= 40; s += 3) {
+      run_case({Trans::N, Trans::N, s, s + 17, 33, 1.0f, 0.0f, 0, {}}, 3 * s, 1);
+      run_case({Trans::T, Trans::T, s + 5, s, 300, 1.0f, 0.5f, 1, {}}, 5 * s, 2);
+    }
+  }
+  cnnx::set_gemm_variant(nullptr);
 }

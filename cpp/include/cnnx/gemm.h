@@ -36,6 +36,11 @@ struct PackSource {
   void (*pack)(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
                float* dst);
   const void* ctx;
+  // Optional, A operand only: when set, element (r, k) is rows[r*ld + k] and
+  // the driver may let the micro-kernel read full row panels in place
+  // instead of packing them (a win when few B panels reuse each A block).
+  const float* rows = nullptr;
+  int64_t ld = 0;
 };
 
 // The general driver: op(A) and op(B) given as packers.

@@ -10,16 +10,20 @@ namespace {
 constexpr int MR = 4;
 constexpr int NR = 16;
 
-void f32_gemm_4x16__generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                            int m, int n, const UkernelArgs& args) {
+void f32_gemm_4x16__generic(int64_t kc, const float* a, int64_t a_stride, const float* b,
+                            int64_t b_stride, float* c, int64_t ldc, int m, int n,
+                            const UkernelArgs& args) {
   float acc[MR][NR] = {};
+  // Packed A: row i of step k at a[k*MR + i]; in place: a[i*a_stride + k].
+  const int64_t row_step = a_stride == 0 ? 1 : a_stride;
+  const int64_t k_step = a_stride == 0 ? MR : 1;
   for (int64_t k = 0; k < kc; ++k) {
     for (int i = 0; i < MR; ++i) {
-      const float ai = a[i];
+      const float ai = a[i * row_step];
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
     }
-    a += MR;
-    b += NR;
+    a += k_step;
+    b += b_stride;
   }
   for (int i = 0; i < m; ++i) {
     float* crow = c + i * ldc;

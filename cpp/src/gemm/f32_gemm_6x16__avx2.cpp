@@ -15,21 +15,25 @@ inline __m256i lane_mask(int count) {  // first `count` lanes on (0..8)
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), idx);
 }
 
-void f32_gemm_6x16__avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                         int m, int n, const UkernelArgs& args) {
+void f32_gemm_6x16__avx2(int64_t kc, const float* a, int64_t a_stride, const float* b,
+                         int64_t b_stride, float* c, int64_t ldc, int m, int n,
+                         const UkernelArgs& args) {
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  // Packed A: row i of step k at a[k*MR + i]; in place: a[i*a_stride + k].
+  const int64_t row_step = a_stride == 0 ? 1 : a_stride;
+  const int64_t k_step = a_stride == 0 ? MR : 1;
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
+    const __m256 b0 = _mm256_loadu_ps(b);
+    const __m256 b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
+      const __m256 ai = _mm256_broadcast_ss(a + i * row_step);
       acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
-    a += MR;
-    b += NR;
+    a += k_step;
+    b += b_stride;
   }
   const __m256i mask0 = lane_mask(n < 8 ? n : 8);
   const __m256i mask1 = lane_mask(n > 8 ? n - 8 : 0);

@@ -10,7 +10,9 @@
 // never K, so no reduction is needed and results do not depend on the
 // thread count.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 
 #include "cnnx/gemm.h"
 #include "cnnx/threading.h"
@@ -31,7 +33,35 @@ const GemmConfig& gemm_config_for(Isa isa) {
   }
 }
 
-const GemmConfig& gemm_config() { return gemm_config_for(active_isa()); }
+namespace {
+std::atomic<const GemmConfig*> g_variant{nullptr};
+}
+
+bool set_gemm_variant(const char* name) {
+  if (!name || !*name) {
+    g_variant.store(nullptr);
+    return true;
+  }
+  const GemmConfig* all[] = {&kGemmGeneric, &kGemmAvx2};
+  for (const GemmConfig* g : all)
+    if (!std::strcmp(g->name, name)) {
+      if (g == &kGemmAvx2 && detected_isa() < Isa::avx2) return false;
+      g_variant.store(g);
+      return true;
+    }
+  for (int i = 0; i < kGemmAvx512VariantCount; ++i)
+    if (!std::strcmp(kGemmAvx512Variants[i].name, name)) {
+      if (detected_isa() < Isa::avx512) return false;
+      g_variant.store(&kGemmAvx512Variants[i]);
+      return true;
+    }
+  return false;
+}
+
+const GemmConfig& gemm_config() {
+  const GemmConfig* v = g_variant.load(std::memory_order_relaxed);
+  return v ? *v : gemm_config_for(active_isa());
+}
 
 GemmKernelInfo gemm_kernel_info() {
   const GemmConfig& g = gemm_config();
@@ -41,6 +71,9 @@ GemmKernelInfo gemm_kernel_info() {
 namespace {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Up to this many NR-wide B panels, A is read in place (see PackSource::rows).
+constexpr int64_t kDirectAMaxPanels = 4;
 
 // K == 0: the product is empty, only the scaling and the epilogue remain.
 void scale_only(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const GemmEpilogue& ep) {
@@ -111,6 +144,9 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
 
   int tm, tn;
   thread_grid(nt, M, N, g, &tm, &tn);
+  // Packing an A block pays off when many B panels reuse it; with few
+  // (a narrow N, as in 1x1 convolutions) reading A in place is cheaper.
+  const bool direct_a = A.rows != nullptr && ceil_div(N, g.nr) <= kDirectAMaxPanels;
 
   auto body = [&](int tid, int nthreads) {
     const int ti = nthreads == 1 ? 0 : tid / tn;
@@ -147,7 +183,10 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
                          last_k ? ep.act : Activation::none};
         for (int64_t ic = m_begin; ic < m_end; ic += g.mc) {
           const int64_t mc = std::min<int64_t>(g.mc, m_end - ic);
-          A.pack(A.ctx, ic, mc, pc, kc, g.mr, apack);
+          // Full row panels are read in place when A allows it; only a
+          // ragged last panel is packed (its missing rows become zeros).
+          const int64_t full = direct_a ? mc / g.mr * g.mr : 0;
+          if (full < mc) A.pack(A.ctx, ic + full, mc - full, pc, kc, g.mr, apack + full * kc);
           for (int64_t p = p_begin; p < p_end; ++p) {
             const int64_t j = jc + p * g.nr;
             const int n = static_cast<int>(std::min<int64_t>(g.nr, N - j));
@@ -155,7 +194,12 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
             const float* bp = bpack + p * g.nr * kc;
             for (int64_t ir = 0; ir < mc; ir += g.mr) {
               const int m = static_cast<int>(std::min<int64_t>(g.mr, mc - ir));
-              g.ukernel(kc, apack + ir * kc, bp, C + (ic + ir) * ldc + j, ldc, m, n, args);
+              float* c = C + (ic + ir) * ldc + j;
+              if (ir < full)
+                g.ukernel(kc, A.rows + (ic + ir) * A.ld + pc, A.ld, bp, g.nr, c, ldc, m, n,
+                          args);
+              else
+                g.ukernel(kc, apack + ir * kc, 0, bp, g.nr, c, ldc, m, n, args);
             }
           }
         }

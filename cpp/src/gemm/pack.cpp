@@ -46,7 +46,8 @@ void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc
 }  // namespace
 
 PackSource strided_source(const StridedMatrix* m) {
-  return PackSource{m->transposed ? pack_cols : pack_rows, m};
+  if (m->transposed) return PackSource{pack_cols, m};
+  return PackSource{pack_rows, m, m->data, m->ld};
 }
 
 }  // namespace cnnx

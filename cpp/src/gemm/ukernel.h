@@ -16,11 +16,15 @@ struct UkernelArgs {
 
 // c[0:m, 0:n] (m <= MR, n <= NR, row stride ldc) =
 //   act(alpha * a_panel * b_panel + beta * c + bias)
-// a: packed MR x kc micro-panel (for each k, MR values)
-// b: packed kc x NR micro-panel (for each k, NR values)
+// a: a_stride == 0: packed MR x kc micro-panel (for each k, MR values);
+//    a_stride > 0: MR full rows read in place, row i at a + i*a_stride
+//    (no packing: worth it when few B panels reuse the A block)
+// b: kc x NR micro-panel, row k at b + k*b_stride (the driver packs B, so
+//    b_stride == NR; other callers may pass a wider stride)
 // Partial tiles (m < MR or n < NR) use masked stores, not a scalar path.
-using GemmUkernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                             int m, int n, const UkernelArgs& args);
+using GemmUkernel = void (*)(int64_t kc, const float* a, int64_t a_stride, const float* b,
+                             int64_t b_stride, float* c, int64_t ldc, int m, int n,
+                             const UkernelArgs& args);
 
 struct GemmConfig {
   const char* name;
@@ -34,7 +38,16 @@ extern const GemmConfig kGemmGeneric;
 extern const GemmConfig kGemmAvx2;
 extern const GemmConfig kGemmAvx512;
 
-// The configuration for active_isa().
+// Every AVX-512 tile shape that is built, for measurement and tests.
+extern const GemmConfig kGemmAvx512Variants[];
+extern const int kGemmAvx512VariantCount;
+
+// Override the micro-kernel by name (benchmarks compare tile shapes; tests
+// run every variant). nullptr or "" restores the default. Returns false if no
+// kernel of that name can run on this CPU.
+bool set_gemm_variant(const char* name);
+
+// The configuration for active_isa() (or the override).
 const GemmConfig& gemm_config();
 const GemmConfig& gemm_config_for(Isa isa);
 
