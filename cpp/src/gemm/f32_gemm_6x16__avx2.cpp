@@ -18,8 +18,9 @@ inline __m256i lane_mask(int count) {  // first `count` lanes on (0..8)
 void f32_gemm_6x16__avx2(int64_t kc, const float* a, int64_t a_stride, const float* b,
                          int64_t b_stride, float* c, int64_t ldc, int m, int n,
                          const UkernelArgs& args) {
-  __m256 acc[MR][2];
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  __m256 acc0[MR], acc1[MR];  // two named arrays (not [MR][2]) stay in registers
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
   // Packed A: row i of step k at a[k*MR + i]; in place: a[i*a_stride + k].
   const int64_t row_step = a_stride == 0 ? 1 : a_stride;
   const int64_t k_step = a_stride == 0 ? MR : 1;
@@ -29,8 +30,8 @@ void f32_gemm_6x16__avx2(int64_t kc, const float* a, int64_t a_stride, const flo
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       const __m256 ai = _mm256_broadcast_ss(a + i * row_step);
-      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+      acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
     }
     a += k_step;
     b += b_stride;
@@ -45,10 +46,14 @@ void f32_gemm_6x16__avx2(int64_t kc, const float* a, int64_t a_stride, const flo
     bias0 = _mm256_maskload_ps(args.bias, mask0);
     bias1 = _mm256_maskload_ps(args.bias + 8, mask1);
   }
-  for (int i = 0; i < m; ++i) {
+  // Unrolled over MR with a guard: indexing acc by a run-time row would
+  // force the accumulators out of registers into memory.
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    if (i >= m) break;
     float* crow = c + i * ldc;
-    __m256 v0 = _mm256_mul_ps(alpha, acc[i][0]);
-    __m256 v1 = _mm256_mul_ps(alpha, acc[i][1]);
+    __m256 v0 = _mm256_mul_ps(alpha, acc0[i]);
+    __m256 v1 = _mm256_mul_ps(alpha, acc1[i]);
     if (args.beta != 0.0f) {
       v0 = _mm256_fmadd_ps(beta, _mm256_maskload_ps(crow, mask0), v0);
       v1 = _mm256_fmadd_ps(beta, _mm256_maskload_ps(crow + 8, mask1), v1);
@@ -66,7 +71,7 @@ void f32_gemm_6x16__avx2(int64_t kc, const float* a, int64_t a_stride, const flo
 
 }  // namespace
 
-const GemmConfig kGemmAvx2 = {"f32_gemm_6x16__avx2", MR, NR, 144, 256, 4096,
+const GemmConfig kGemmAvx2 = {"f32_gemm_6x16__avx2", MR, NR, 192, 512, 4096,
                               f32_gemm_6x16__avx2};
 
 }  // namespace cnnx

@@ -25,6 +25,13 @@ void pack_rows(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc
   }
 }
 
+// kc rows of exactly W floats: a fixed-size copy the compiler inlines into
+// vector moves (a libc memcpy call per 64-128 bytes would dominate).
+template <int W>
+void copy_rows(const float* src, int64_t ld, int64_t kc, float* dst) {
+  for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * W, src + k * ld, sizeof(float) * W);
+}
+
 // Transposed: element (r, k) = data[k*ld + r]; each k gives `width`
 // contiguous values, a straight copy.
 void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
@@ -33,11 +40,17 @@ void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc
   for (int64_t p = 0; p < rows; p += width) {
     const int w = static_cast<int>(std::min<int64_t>(width, rows - p));
     const float* src = m->data + k0 * m->ld + r0 + p;
-    for (int64_t k = 0; k < kc; ++k) {
-      const float* s = src + k * m->ld;
-      float* d = dst + k * width;
-      std::memcpy(d, s, sizeof(float) * w);
-      if (w < width) std::memset(d + w, 0, sizeof(float) * (width - w));
+    if (w == 32) {
+      copy_rows<32>(src, m->ld, kc, dst);
+    } else if (w == 16) {
+      copy_rows<16>(src, m->ld, kc, dst);
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* s = src + k * m->ld;
+        float* d = dst + k * width;
+        std::memcpy(d, s, sizeof(float) * w);
+        if (w < width) std::memset(d + w, 0, sizeof(float) * (width - w));
+      }
     }
     dst += width * kc;
   }
