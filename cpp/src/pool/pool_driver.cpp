@@ -2,6 +2,7 @@
 // kernels, decide how many threads the work pays for, split it so that no
 // two threads ever write the same element.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "cnnx/threading.h"
@@ -25,17 +26,23 @@ int threads_for_elements(double elements, int64_t tasks) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, tasks)));
 }
 
-// Calls f(begin, end) on nt threads over an even static split of [0, total).
+// Calls f(begin, end) on nt threads over [0, total). Threads take chunks of
+// about 1/8 of their share from a shared counter: on a busy machine a thread
+// that loses its core for a while no longer holds half of the work.
 template <class F>
 void split(int64_t total, int nt, F f) {
   if (total <= 0) return;
 #ifdef CNNX_HAVE_OPENMP
   if (nt > 1) {
+    const int64_t chunk = std::max<int64_t>(1, total / (int64_t(nt) * 8));
+    std::atomic<int64_t> next{0};
 #pragma omp parallel num_threads(nt)
     {
-      const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-      const int64_t b = total * t / T, e = total * (t + 1) / T;
-      if (b < e) f(b, e);
+      for (;;) {
+        const int64_t b = next.fetch_add(chunk, std::memory_order_relaxed);
+        if (b >= total) break;
+        f(b, std::min(total, b + chunk));
+      }
     }
     return;
   }
@@ -53,6 +60,14 @@ double window_reads(const Plan& p) {
 
 const Kernels& active() { return kernels_for(active_isa()); }
 
+// Mean window area of at least 9 pixels.
+bool big_windows(const Plan& p) {
+  double rh = 0, rw = 0;
+  for (int64_t i = 0; i < p.oh; ++i) rh += double(p.h_hi[i] - p.h_lo[i]);
+  for (int64_t j = 0; j < p.ow; ++j) rw += double(p.w_hi[j] - p.w_lo[j]);
+  return rh * rw >= 9.0 * double(p.oh) * double(p.ow);
+}
+
 }  // namespace
 
 void run_max_forward(const Plan& p, const float* x, float* y) {
@@ -69,8 +84,11 @@ void run_avg_forward(const Plan& p, const float* x, float* y) {
   const Kernels& k = active();
   const int64_t rows = p.n * p.oh;
   const double work = window_reads(p) + double(rows) * p.ow * p.c;
-  split(rows, threads_for_elements(work, rows),
-        [&](int64_t b, int64_t e) { k.avg_forward(p, x, y, b, e); });
+  // Measured (32x56x56x64, AVX-512): walking each output row's input rows
+  // as one stream wins for large windows (8x8: 0.75 vs 1.5 ms) and loses
+  // for 2x2 (2.4 vs 1.8 ms), where whole windows per output pixel are better.
+  const ForwardRowsFn f = big_windows(p) ? k.avg_forward_stream : k.avg_forward;
+  split(rows, threads_for_elements(work, rows), [&](int64_t b, int64_t e) { f(p, x, y, b, e); });
 }
 
 void run_avg_backward(const Plan& p, const float* dy, float* dx) {

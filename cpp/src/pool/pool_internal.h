@@ -49,6 +49,9 @@ struct Plan {
 Plan make_plan(const PoolShape& s, const Axis& ah, const Axis& aw);
 
 // Forward: output rows r in [r0, r1) of the flattened (n, oh) row index.
+// max_forward walks the input rows of each output row in order, keeping the
+// running maxima in y (one sequential stream: 0.8 vs 1.15 ms for 2x2 on
+// 32x56x56x64); avg_forward sums whole windows per output pixel.
 using ForwardRowsFn = void (*)(const Plan& p, const float* x, float* y, int64_t r0, int64_t r1);
 // Max backward: for image img, output rows [i0, i1) and channels [c0, c1),
 // ADD each dy to dx at its window's first maximum (dx already zeroed).
@@ -65,6 +68,8 @@ struct Kernels {
   ForwardRowsFn avg_forward;
   MaxBackwardFn max_backward;
   AvgBackwardRowsFn avg_backward;
+  // Sums walking each output row's input rows in order (large windows).
+  ForwardRowsFn avg_forward_stream;
 };
 
 // Constant tables, defined in each ISA's own file.

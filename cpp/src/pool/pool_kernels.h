@@ -30,29 +30,6 @@ struct Block {
       V::store(p, v);
   }
 
-  // y[0:U*W] = max over the window (NaN if the window holds a NaN).
-  static inline void max_window(const float* x0, int64_t row_stride, int64_t col_stride,
-                                int64_t nh, int64_t nw, float* y, int n) {
-    reg m[U];
-    typename V::msk nan[U];
-    for (int u = 0; u < U; ++u) {
-      m[u] = V::set1(-__builtin_inff());
-      nan[u] = V::mnone();
-    }
-    for (int64_t a = 0; a < nh; ++a) {
-      const float* xr = x0 + a * row_stride;
-      for (int64_t b = 0; b < nw; ++b) {
-        const float* xp = xr + b * col_stride;
-        for (int u = 0; u < U; ++u) {
-          reg v = ld(xp + u * V::W, n);
-          m[u] = V::max_keep(v, m[u]);
-          nan[u] = V::mor(nan[u], V::isnan(v));
-        }
-      }
-    }
-    for (int u = 0; u < U; ++u) st(y + u * V::W, V::with_nan(m[u], nan[u]), n);
-  }
-
   // y[0:U*W] = scale * sum over the window.
   static inline void sum_window(const float* x0, int64_t row_stride, int64_t col_stride,
                                 int64_t nh, int64_t nw, float scale, float* y, int n) {
@@ -67,6 +44,44 @@ struct Block {
     }
     const reg sc = V::set1(scale);
     for (int u = 0; u < U; ++u) st(y + u * V::W, V::mul(acc[u], sc), n);
+  }
+
+  // One input row of a window into the running result y[0:U*W]: first
+  // starts it, last finishes it (NaN marking for max, scaling for sums).
+  static inline void max_row(const float* x0, int64_t col_stride, int64_t nw, bool first, float* y,
+                             int n) {
+    reg m[U];
+    typename V::msk nan[U];
+    for (int u = 0; u < U; ++u) {
+      m[u] = first ? V::set1(-__builtin_inff()) : ld(y + u * V::W, n);
+      nan[u] = V::mnone();
+    }
+    for (int64_t b = 0; b < nw; ++b) {
+      const float* xp = x0 + b * col_stride;
+      for (int u = 0; u < U; ++u) {
+        reg v = ld(xp + u * V::W, n);
+        m[u] = V::max_keep(v, m[u]);
+        nan[u] = V::mor(nan[u], V::isnan(v));
+      }
+    }
+    // A stored NaN stays: max_keep(x, NaN) keeps the NaN.
+    for (int u = 0; u < U; ++u) st(y + u * V::W, V::with_nan(m[u], nan[u]), n);
+  }
+
+  static inline void sum_row(const float* x0, int64_t col_stride, int64_t nw, bool first,
+                             float* y, int n) {
+    reg acc[U];
+    for (int u = 0; u < U; ++u) acc[u] = first ? V::zero() : ld(y + u * V::W, n);
+    for (int64_t b = 0; b < nw; ++b) {
+      const float* xp = x0 + b * col_stride;
+      for (int u = 0; u < U; ++u) acc[u] = V::add(acc[u], ld(xp + u * V::W, n));
+    }
+    for (int u = 0; u < U; ++u) st(y + u * V::W, acc[u], n);
+  }
+
+  static inline void scale(float* y, float s, int n) {
+    const reg sc = V::set1(s);
+    for (int u = 0; u < U; ++u) st(y + u * V::W, V::mul(ld(y + u * V::W, n), sc), n);
   }
 
   // Add dy to dx at the window's first maximum (last NaN, if any).
@@ -121,28 +136,6 @@ inline void channel_blocks(int64_t c0, int64_t c1, F4 f4, F1 f1, FP fp) {
 }
 
 template <class V>
-void max_forward_rows(const pool::Plan& p, const float* x, float* y, int64_t r0, int64_t r1) {
-  const int64_t C = p.c, rs = p.w * p.c;
-  for (int64_t r = r0; r < r1; ++r) {
-    const int64_t img = r / p.oh, i = r % p.oh;
-    const int64_t h0 = p.h_lo[i], nh = p.h_hi[i] - h0;
-    const float* xi = x + (img * p.h + h0) * rs;
-    float* yr = y + r * p.ow * C;
-    for (int64_t j = 0; j < p.ow; ++j) {
-      const int64_t w0 = p.w_lo[j], nw = p.w_hi[j] - w0;
-      const float* xw = xi + w0 * C;
-      float* yp = yr + j * C;
-      channel_blocks<V>(
-          0, C, [&](int64_t c) { Block<V, 4, false>::max_window(xw + c, rs, C, nh, nw, yp + c, 0); },
-          [&](int64_t c) { Block<V, 1, false>::max_window(xw + c, rs, C, nh, nw, yp + c, 0); },
-          [&](int64_t c, int n) {
-            Block<V, 1, true>::max_window(xw + c, rs, C, nh, nw, yp + c, n);
-          });
-    }
-  }
-}
-
-template <class V>
 void avg_forward_rows(const pool::Plan& p, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t C = p.c, rs = p.w * p.c;
   for (int64_t r = r0; r < r1; ++r) {
@@ -166,6 +159,62 @@ void avg_forward_rows(const pool::Plan& p, const float* x, float* y, int64_t r0,
           [&](int64_t c, int n) {
             Block<V, 1, true>::sum_window(xw + c, rs, C, nh, nw, scale, yp + c, n);
           });
+    }
+  }
+}
+
+// Row-streaming forms: for each output row, walk its input rows one after
+// the other (one sequential stream) and keep the running results in y.
+template <class V>
+void max_forward_rows(const pool::Plan& p, const float* x, float* y, int64_t r0,
+                             int64_t r1) {
+  const int64_t C = p.c, rs = p.w * p.c;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t img = r / p.oh, i = r % p.oh;
+    float* yr = y + r * p.ow * C;
+    for (int64_t h = p.h_lo[i]; h < p.h_hi[i]; ++h) {
+      const bool first = h == p.h_lo[i];
+      const float* xr = x + (img * p.h + h) * rs;
+      for (int64_t j = 0; j < p.ow; ++j) {
+        const int64_t w0 = p.w_lo[j], nw = p.w_hi[j] - w0;
+        const float* xw = xr + w0 * C;
+        float* yp = yr + j * C;
+        channel_blocks<V>(
+            0, C, [&](int64_t c) { Block<V, 4, false>::max_row(xw + c, C, nw, first, yp + c, 0); },
+            [&](int64_t c) { Block<V, 1, false>::max_row(xw + c, C, nw, first, yp + c, 0); },
+            [&](int64_t c, int n) { Block<V, 1, true>::max_row(xw + c, C, nw, first, yp + c, n); });
+      }
+    }
+  }
+}
+
+template <class V>
+void avg_forward_rows_stream(const pool::Plan& p, const float* x, float* y, int64_t r0,
+                             int64_t r1) {
+  const int64_t C = p.c, rs = p.w * p.c;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t img = r / p.oh, i = r % p.oh;
+    float* yr = y + r * p.ow * C;
+    for (int64_t h = p.h_lo[i]; h < p.h_hi[i]; ++h) {
+      const bool first = h == p.h_lo[i];
+      const float* xr = x + (img * p.h + h) * rs;
+      for (int64_t j = 0; j < p.ow; ++j) {
+        const int64_t w0 = p.w_lo[j], nw = p.w_hi[j] - w0;
+        const float* xw = xr + w0 * C;
+        float* yp = yr + j * C;
+        channel_blocks<V>(
+            0, C, [&](int64_t c) { Block<V, 4, false>::sum_row(xw + c, C, nw, first, yp + c, 0); },
+            [&](int64_t c) { Block<V, 1, false>::sum_row(xw + c, C, nw, first, yp + c, 0); },
+            [&](int64_t c, int n) { Block<V, 1, true>::sum_row(xw + c, C, nw, first, yp + c, n); });
+      }
+    }
+    for (int64_t j = 0; j < p.ow; ++j) {
+      const float sc = p.h_inv[i] * p.w_inv[j];
+      float* yp = yr + j * C;
+      channel_blocks<V>(
+          0, C, [&](int64_t c) { Block<V, 4, false>::scale(yp + c, sc, 0); },
+          [&](int64_t c) { Block<V, 1, false>::scale(yp + c, sc, 0); },
+          [&](int64_t c, int n) { Block<V, 1, true>::scale(yp + c, sc, n); });
     }
   }
 }

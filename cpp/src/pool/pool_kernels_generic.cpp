@@ -93,6 +93,7 @@ namespace pool {
 const Kernels kPoolGeneric = {"generic", pool_generic::max_forward_rows<pool_generic::V>,
                               pool_generic::avg_forward_rows<pool_generic::V>,
                               pool_generic::max_backward_block<pool_generic::V>,
-                              pool_generic::avg_backward_rows<pool_generic::V>};
+                              pool_generic::avg_backward_rows<pool_generic::V>,
+  pool_generic::avg_forward_rows_stream<pool_generic::V>};
 }  // namespace pool
 }  // namespace cnnx
