@@ -50,6 +50,34 @@ double tile_efficiency(int64_t M, int64_t N);
 void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
                    const float* bias, Activation act, float* out, int64_t ldo);
 
+// Indirect-GEMM convolution (conv_igemm*.cpp): per-pixel pointers into the
+// image, weights packed as [Nout/CW blocks][K][CW] (zero-padded channels).
+struct IgemmProblem {
+  PatchGeom g;
+  int64_t K, Nout;
+  const float* wp;
+  const float* bias;
+  Activation act;
+  float* out;
+  int64_t ldo;
+  bool merge_kw;  // one run per filter row: kw taps adjacent (dw == 1, Cg == C)
+};
+using IgemmTilesFn = void (*)(const IgemmProblem&, int64_t m_begin, int64_t m_end, int64_t cb,
+                              float* scratch);
+struct IgemmKernel {
+  IgemmTilesFn fn;  // null: not available on this ISA
+  int R, CW;        // pixels x channels per register tile
+};
+IgemmKernel igemm_kernel_avx512(int64_t nout);
+IgemmKernel igemm_kernel_avx2(int64_t nout);
+// Whether igemm runs on this CPU / ISA level.
+bool igemm_available();
+// Whether implicit_gemm hands this product to igemm.
+bool igemm_preferred(const PatchGeom& g, int64_t Nout);
+// Same contract as implicit_gemm (p0 of g must be 0).
+void igemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+           const float* bias, Activation act, float* out, int64_t ldo);
+
 // Depthwise (groups == C_in, C_out = m*C_in), direct loops over channels.
 void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                        float* y, Activation act);

@@ -79,12 +79,16 @@ void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc
   Seg segs[128];
   for (int64_t p = 0; p < rows; p += width) {
     const int w = static_cast<int>(std::min<int64_t>(width, rows - p));
-    // Split the panel's k range into runs of one tap each.
+    // Split the panel's k range into runs of one tap each; when the kw taps
+    // of a filter row are adjacent in memory (dw == 1, all channels), one run
+    // per row, checked as a whole and split per tap only at the image border.
+    const bool merge = g.dw == 1 && g.Cg == g.C;
     int ns = 0;
     for (int pos = 0; pos < w;) {
       const int64_t k = r0 + p + pos;
       const int64_t tap = k / g.Cg, ci = k % g.Cg;
-      const int len = static_cast<int>(std::min<int64_t>(g.Cg - ci, w - pos));
+      const int64_t run = merge ? (g.KW - tap % g.KW) * g.Cg - ci : g.Cg - ci;
+      const int len = static_cast<int>(std::min<int64_t>(run, w - pos));
       if (ns < 128) segs[ns++] = Seg{(tap / g.KW) * g.dh, (tap % g.KW) * g.dw, g.c0 + ci, pos, len};
       pos += len;
     }
@@ -99,11 +103,19 @@ void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc
         const Seg& sg = segs[s];
         const int64_t ih = ih0 + sg.dy, iw = iw0 + sg.dx;
         float* dd = d + sg.pos;
-        if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) {
+        // Last pixel column the run touches (a merged run spans several taps).
+        const int64_t iw_last = iw + (sg.off + sg.len - 1 - g.c0) / g.C;
+        if (ih >= 0 && ih < g.H && iw >= 0 && iw_last < g.W) {
           const float* src = base + (ih * g.W + iw) * g.C + sg.off;
           for (int j = 0; j < sg.len; ++j) dd[j] = src[j];
-        } else {
+        } else if (ih < 0 || ih >= g.H) {
           for (int j = 0; j < sg.len; ++j) dd[j] = 0.0f;
+        } else {  // a run crossing the left/right border: element by element
+          for (int j = 0; j < sg.len; ++j) {
+            const int64_t e = sg.off - g.c0 + j;  // channel offset from the run's first pixel
+            const int64_t x = iw + e / g.C;
+            dd[j] = (x >= 0 && x < g.W) ? base[(ih * g.W + x) * g.C + g.c0 + e % g.C] : 0.0f;
+          }
         }
       }
       for (int j = w; j < width; ++j) d[j] = 0.0f;
