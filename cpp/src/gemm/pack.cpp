@@ -40,9 +40,9 @@ void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc
   for (int64_t p = 0; p < rows; p += width) {
     const int w = static_cast<int>(std::min<int64_t>(width, rows - p));
     const float* src = m->data + k0 * m->ld + r0 + p;
-    if (w == 32) {
+    if (w == 32 && width == 32) {
       copy_rows<32>(src, m->ld, kc, dst);
-    } else if (w == 16) {
+    } else if (w == 16 && width == 16) {
       copy_rows<16>(src, m->ld, kc, dst);
     } else {
       for (int64_t k = 0; k < kc; ++k) {
