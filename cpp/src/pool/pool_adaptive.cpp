@@ -36,7 +36,7 @@ void adaptive_max_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out
   pool::check_shape(s);
   const pool::Axis ah = pool::adaptive_axis(s.h, out_h, false);
   const pool::Axis aw = pool::adaptive_axis(s.w, out_w, false);
-  pool::run_max_backward(pool::make_plan(s, ah, aw), ah.disjoint, x, dy, dx);
+  pool::run_max_backward(pool::make_plan(s, ah, aw), ah, aw, x, dy, dx);
 }
 
 }  // namespace cnnx

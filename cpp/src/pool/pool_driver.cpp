@@ -100,13 +100,22 @@ void run_avg_backward(const Plan& p, const float* dy, float* dx) {
         [&](int64_t b, int64_t e) { k.avg_backward(p, dy, dx, b, e); });
 }
 
-void run_max_backward(const Plan& p, bool rows_disjoint, const float* x, const float* dy,
-                      float* dx) {
+void run_max_backward(const Plan& p, const Axis& ah, const Axis& aw, const float* x,
+                      const float* dy, float* dx) {
   if (p.n == 0 || p.c == 0) return;
   const Kernels& k = active();
   const int64_t C = p.c, rs = p.w * p.c;
   const double work = 2.0 * window_reads(p) + double(p.n) * p.h * rs;
-  if (rows_disjoint) {
+  if (ah.tiles && aw.tiles) {
+    // Every dx element lies in exactly one window: one store each.
+    const int64_t rows = p.n * p.oh;
+    split(rows, threads_for_elements(work, rows), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        k.max_backward_tiled(p, x, dy, dx, r / p.oh, r % p.oh, r % p.oh + 1, 0, C);
+    });
+    return;
+  }
+  if (ah.disjoint) {
     // Output row i owns input rows [band(i), band(i+1)): its window and the
     // rows no window reads. Each task zeroes its band and scatters into it,
     // so every dx element is written by exactly one thread.

@@ -28,6 +28,9 @@ struct Axis {
   std::vector<int64_t> first, last;
   // True when no two windows share an input index (lo[i] >= hi[i-1]).
   bool disjoint = true;
+  // True when the windows tile [0, in) exactly: every input index is read
+  // by exactly one window.
+  bool tiles = false;
 
   void finish(bool want_gather);
 };
@@ -70,6 +73,9 @@ struct Kernels {
   AvgBackwardRowsFn avg_backward;
   // Sums walking each output row's input rows in order (large windows).
   ForwardRowsFn avg_forward_stream;
+  // max_backward for windows that tile the input exactly: stores dy or 0
+  // into every dx element once (dx need not be zeroed).
+  MaxBackwardFn max_backward_tiled;
 };
 
 // Constant tables, defined in each ISA's own file.
@@ -81,8 +87,8 @@ const Kernels& kernels_for(Isa isa);
 // Threaded drivers (pool_driver.cpp).
 void run_max_forward(const Plan& p, const float* x, float* y);
 void run_avg_forward(const Plan& p, const float* x, float* y);
-void run_max_backward(const Plan& p, bool rows_disjoint, const float* x, const float* dy,
-                      float* dx);
+void run_max_backward(const Plan& p, const Axis& ah, const Axis& aw, const float* x,
+                      const float* dy, float* dx);
 void run_avg_backward(const Plan& p, const float* dy, float* dx);
 
 void check_shape(const PoolShape& s);

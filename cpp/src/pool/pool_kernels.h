@@ -84,7 +84,10 @@ struct Block {
     for (int u = 0; u < U; ++u) st(y + u * V::W, V::mul(ld(y + u * V::W, n), sc), n);
   }
 
-  // Add dy to dx at the window's first maximum (last NaN, if any).
+  // Add dy to dx at the window's first maximum (last NaN, if any). With
+  // Overwrite (windows tile the input exactly) store dy or 0 instead of
+  // adding, so dx needs neither zeroing nor reading.
+  template <bool Overwrite>
   static inline void max_scatter(const float* x0, float* dx0, int64_t row_stride,
                                  int64_t col_stride, int64_t nh, int64_t nw, const float* dy,
                                  int n) {
@@ -118,8 +121,12 @@ struct Block {
         const typename V::ireg pv = V::iset1(pos);
         for (int u = 0; u < U; ++u) {
           typename V::msk k = V::ieq(idx[u], pv);
-          reg d = ld(dp + u * V::W, n);
-          st(dp + u * V::W, V::add(d, V::masked(k, g[u])), n);
+          if (Overwrite) {
+            st(dp + u * V::W, V::masked(k, g[u]), n);
+          } else {
+            reg d = ld(dp + u * V::W, n);
+            st(dp + u * V::W, V::add(d, V::masked(k, g[u])), n);
+          }
         }
       }
     }
@@ -219,7 +226,7 @@ void avg_forward_rows_stream(const pool::Plan& p, const float* x, float* y, int6
   }
 }
 
-template <class V>
+template <class V, bool Overwrite>
 void max_backward_block(const pool::Plan& p, const float* x, const float* dy, float* dx,
                         int64_t img, int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
   const int64_t C = p.c, rs = p.w * p.c;
@@ -236,10 +243,10 @@ void max_backward_block(const pool::Plan& p, const float* x, const float* dy, fl
       const float* g = dyr + j * C;
       channel_blocks<V>(
           c0, c1,
-          [&](int64_t c) { Block<V, 4, false>::max_scatter(xw + c, dw + c, rs, C, nh, nw, g + c, 0); },
-          [&](int64_t c) { Block<V, 1, false>::max_scatter(xw + c, dw + c, rs, C, nh, nw, g + c, 0); },
+          [&](int64_t c) { Block<V, 4, false>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw, g + c, 0); },
+          [&](int64_t c) { Block<V, 1, false>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw, g + c, 0); },
           [&](int64_t c, int n) {
-            Block<V, 1, true>::max_scatter(xw + c, dw + c, rs, C, nh, nw, g + c, n);
+            Block<V, 1, true>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw, g + c, n);
           });
     }
   }

@@ -21,7 +21,7 @@ void max_pool2d_backward(const PoolShape& s, const Pool2dParams& p, const float*
       pool::strided_axis(s.h, p.kernel_h, p.stride_h, p.pad_top, p.pad_bottom, true, false);
   const pool::Axis aw =
       pool::strided_axis(s.w, p.kernel_w, p.stride_w, p.pad_left, p.pad_right, true, false);
-  pool::run_max_backward(pool::make_plan(s, ah, aw), ah.disjoint, x, dy, dx);
+  pool::run_max_backward(pool::make_plan(s, ah, aw), ah, aw, x, dy, dx);
 }
 
 }  // namespace cnnx

@@ -67,8 +67,11 @@ void check_shape(const PoolShape& sh) {
 
 void Axis::finish(bool want_gather) {
   disjoint = true;
-  for (int64_t i = 1; i < out; ++i)
+  tiles = out > 0 && lo[0] == 0 && hi[out - 1] == in;
+  for (int64_t i = 1; i < out; ++i) {
     if (lo[i] < hi[i - 1]) disjoint = false;
+    if (lo[i] != hi[i - 1]) tiles = false;
+  }
   if (!want_gather) return;
   first.assign(in, 0);
   last.assign(in, 0);
