@@ -94,7 +94,9 @@ void thread_grid(int nt, int64_t M, int64_t N, const GemmConfig& g, int* tm, int
   double best = -1.0;
   *tm = nt;
   *tn = 1;
-  for (int a = 1; a <= nt; ++a) {
+  // From tm = nt down: on a tie, splitting M wins, since threads then pack
+  // disjoint A blocks while the B panels are packed cooperatively anyway.
+  for (int a = nt; a >= 1; --a) {
     if (nt % a) continue;
     const int b = nt / a;
     const double rows = std::ceil(static_cast<double>(ceil_div(M, g.mr)) / a);
