@@ -1,0 +1,29 @@
+"""Shared pieces of ONNX export and import: the lazy imports and the error type."""
+
+__all__ = ["ONNXConversionError", "require_onnx", "SUPPORTED_EXPORT_LAYERS",
+           "SUPPORTED_IMPORT_OPS"]
+
+SUPPORTED_EXPORT_LAYERS = (
+    "Sequential", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
+    "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
+    "BatchNormalization", "Dropout", "Residual")
+
+SUPPORTED_IMPORT_OPS = (
+    "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
+    "Gemm", "MatMul", "Add", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax",
+    "BatchNormalization", "Dropout", "Flatten", "Reshape", "Identity", "Transpose",
+    "Constant", "Shape", "Gather", "Unsqueeze", "Concat", "Cast")
+
+
+class ONNXConversionError(ValueError):
+    """A model or graph that cannot be converted exactly (never converted approximately)."""
+
+
+def require_onnx():
+    """Import and return the ``onnx`` package, or explain how to get it."""
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError("cnnx.onnx needs the 'onnx' package: pip install 'cnnx[onnx]' "
+                          "(or pip install onnx onnxruntime)") from None
+    return onnx
