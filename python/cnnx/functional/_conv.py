@@ -13,6 +13,7 @@ from .._validate import as_float32, as_int, as_pair, check_size
 from ._shapes import output_hw, resolve_padding
 
 _ACTIVATIONS = (None, "relu")
+_MAX_EXTENT = 2**40  # per-axis limit of padded inputs, filters and strides
 
 
 def _prepare(x, w, stride, padding, dilation, groups):
@@ -38,7 +39,20 @@ def _prepare(x, w, stride, padding, dilation, groups):
     if c_in_g * g != c_in:
         raise ValueError(f"w: expected {c_in // g} input channels per group (x has {c_in} "
                          f"channels, groups={g}), got shape {w.shape}")
+    # Keep every pixel coordinate far from int64 overflow in the kernels.
+    if max(s) >= _MAX_EXTENT:
+        raise ValueError(f"stride: expected values below 2**40, got {s}")
+    if max(d) >= _MAX_EXTENT:
+        raise ValueError(f"dilation: expected values below 2**40, got {d}")
+    for f, dd in ((f_h, d[0]), (f_w, d[1])):
+        if (f - 1) * dd + 1 >= _MAX_EXTENT:
+            raise ValueError(f"dilation: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*{dd} + 1 "
+                             f"pixels) must span fewer than 2**40 pixels")
     pads = resolve_padding(padding, (h, wd), (f_h, f_w), s, d)
+    for n, (p0, p1) in zip((h, wd), pads):
+        if n + p0 + p1 >= _MAX_EXTENT:
+            raise ValueError(f"padding: the padded input ({n} + {p0} + {p1} pixels) must span "
+                             f"fewer than 2**40 pixels per axis")
     try:
         out = output_hw((h, wd), (f_h, f_w), pads, s, d)
     except ValueError as e:
@@ -92,7 +106,8 @@ def conv2d_backward(dy, x, w, stride=1, padding="valid", dilation=1, groups=1, n
 
 def conv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, groups=1):
     """Name of the algorithm :func:`conv2d` uses for these shapes
-    (``"gemm_1x1"``, ``"implicit_gemm"``, ``"implicit_gemm_t"``, ``"depthwise"``)."""
+    (``"gemm_1x1"``, ``"implicit_gemm"``, ``"implicit_gemm_t"``, ``"igemm"``,
+    ``"depthwise"``)."""
     x = np.empty((1,) + tuple(x_shape)[1:], np.float32)
     w = np.empty(tuple(w_shape), np.float32)
     x, w, s, d, g, pads, _ = _prepare(x, w, stride, padding, dilation, groups)
