@@ -17,7 +17,9 @@
 // Algorithms (chosen per shape, see cpp/src/conv/):
 //   1x1 stride 1 unpadded  -> one GEMM straight on the NHWC memory;
 //   otherwise              -> implicit GEMM, image patches packed tile by tile
-//                             into the GEMM's own micro-panels;
+//                             into the GEMM's own micro-panels; for narrow
+//                             layers (few channels) an indirect GEMM that
+//                             reads the image through per-pixel pointers;
 //   depthwise              -> a direct SIMD loop over channels;
 //   backward-weights       -> patches^T x dY, the batch*pixels depth split
 //                             across threads and reduced;
@@ -71,8 +73,10 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
                              float* db);
 
 // The algorithm conv2d_forward picks for a shape (for tests and benchmarks):
-// "gemm_1x1", "implicit_gemm", "implicit_gemm_t" (output-transposed, for
-// few output channels), "depthwise".
+// "gemm_1x1", "implicit_gemm" (patches packed into the GEMM panels),
+// "implicit_gemm_t" (output-transposed, few output channels, portable
+// build), "igemm" (indirect kernel for narrow layers on AVX2/AVX-512),
+// "depthwise".
 const char* conv2d_forward_algorithm(const Conv2dShape& s);
 
 }  // namespace cnnx
