@@ -2,6 +2,10 @@
 from ._version import __version__
 from . import _core
 
+# More threads than this cannot help, and OpenMP aborts the process when it
+# fails to create a thread (cnnx.set_num_threads(10**6) then a large GEMM).
+MAX_THREADS = 1024
+
 
 def info():
     """Describe this build: version, SIMD level, threads and OpenMP.
@@ -38,8 +42,8 @@ def set_num_threads(n):
                 raise TypeError
         except TypeError:
             raise TypeError(f"n: expected an int >= 1, got {type(n).__name__}") from None
-    if n < 1:
-        raise ValueError(f"n: expected an int >= 1, got {n}")
+    if n < 1 or n > MAX_THREADS:
+        raise ValueError(f"n: expected an int in [1, {MAX_THREADS}], got {n}")
     _core.set_num_threads(n)
 
 
