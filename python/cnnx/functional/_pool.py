@@ -53,6 +53,10 @@ def _geometry(x, pool_size, stride, padding):
     """-> (kh, kw, sh, sw, pt, pb, pl, pr, oh, ow) for an NHWC array x."""
     kh, kw = as_pair(pool_size, "pool_size", 1)
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", 1)
+    if kh * kw >= 2**31:  # the kernels' limit (pool2d_check), checked here by name
+        raise ValueError(f"pool_size: window of {kh}x{kw} is too large (at most 2**31 - 1 pixels)")
+    if max(sh, sw) >= 2**40:
+        raise ValueError(f"stride: expected values below 2**40, got ({sh}, {sw})")
     n_h, n_w = x.shape[1], x.shape[2]
     (pt, pb), (pl, pr) = resolve_padding(padding, (n_h, n_w), (kh, kw), (sh, sw))
     if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
