@@ -118,3 +118,16 @@ def test_activation_bad_input():
         F.softmax(x, axis=2)
     with pytest.raises(TypeError, match="^axis:"):
         F.softmax(x, axis=1.0)
+
+
+def test_exp_based_activations_special_values_and_accuracy(isa):
+    x = np.concatenate([np.linspace(-100, 100, 20001, dtype=np.float32),
+                        np.float32([np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e-4])])
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        np.testing.assert_allclose(F.sigmoid(x), 1 / (1 + np.exp(-x64)), rtol=1e-6, atol=1e-37)
+    np.testing.assert_allclose(F.tanh(x), np.tanh(x64), rtol=1e-6, atol=1e-37)
+    nan = np.float32([np.nan, 1.0])
+    assert np.isnan(F.sigmoid(nan)[0]) and np.isnan(F.tanh(nan)[0])
+    y = F.softmax(np.float32([[1e4, -1e4, 0], [-np.inf, 0, 0]]))
+    np.testing.assert_allclose(y, [[1, 0, 0], [0, 0.5, 0.5]], rtol=1e-6)

@@ -5,10 +5,23 @@
 #include <cmath>
 #include <limits>
 
+#include "cnnx/cpu.h"
 #include "common/scratch.h"
 #include "ops/ops_common.h"
 
+#define CNNX_ACT_NS act_generic
+#include "ops/activation_impl.h"
+#undef CNNX_ACT_NS
+
 namespace cnnx {
+
+const ActKernels& act_kernels() {
+  switch (active_isa()) {
+    case Isa::avx512: return act_avx512::kernels;
+    case Isa::avx2: return act_avx2::kernels;
+    default: return act_generic::kernels;
+  }
+}
 
 using ops_detail::parallel_range;
 using ops_detail::threads_for_bytes;
@@ -48,17 +61,9 @@ void leaky_relu_backward(const float* dy, const float* x, float* dx, int64_t n, 
 }
 
 void sigmoid_forward(const float* x, float* y, int64_t n) {
-  parallel_range(n, threads_for_flops(20.0 * n), [=](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      // exp of a non-positive argument only: no overflow either way.
-      const float v = x[i];
-      if (v >= 0.0f) {
-        y[i] = 1.0f / (1.0f + std::exp(-v));
-      } else {
-        const float t = std::exp(v);
-        y[i] = t / (1.0f + t);
-      }
-    }
+  const ActKernels& k = act_kernels();
+  parallel_range(n, threads_for_flops(20.0 * n), [=, &k](int64_t b, int64_t e) {
+    k.sigmoid(x + b, y + b, e - b);
   });
 }
 
@@ -69,8 +74,9 @@ void sigmoid_backward(const float* dy, const float* y, float* dx, int64_t n) {
 }
 
 void tanh_forward(const float* x, float* y, int64_t n) {
-  parallel_range(n, threads_for_flops(20.0 * n), [=](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = std::tanh(x[i]);
+  const ActKernels& k = act_kernels();
+  parallel_range(n, threads_for_flops(25.0 * n), [=, &k](int64_t b, int64_t e) {
+    k.tanh(x + b, y + b, e - b);
   });
 }
 
@@ -82,25 +88,8 @@ void tanh_backward(const float* dy, const float* y, float* dx, int64_t n) {
 
 namespace {
 
-// One softmax over K values spaced `inner` apart is the inner == 1 case;
-// for inner > 1 each k-slice is a contiguous vector of `inner` values.
-void softmax_rows(const float* x, float* y, int64_t rows, int64_t K) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * K;
-    float* yr = y + r * K;
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t k = 0; k < K; ++k) m = xr[k] > m ? xr[k] : m;
-    double s = 0.0;
-    for (int64_t k = 0; k < K; ++k) {
-      const float t = std::exp(xr[k] - m);
-      yr[k] = t;
-      s += t;
-    }
-    const float inv = static_cast<float>(1.0 / s);
-    for (int64_t k = 0; k < K; ++k) yr[k] *= inv;
-  }
-}
-
+// Softmax along an axis with inner > 1: each k-slice is a contiguous vector
+// of `inner` values (rows, inner == 1, use the per-ISA loop).
 void softmax_strided(const float* x, float* y, int64_t K, int64_t inner) {
   float* m = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(inner));
   float* s = thread_scratch(ScratchSlot::op_1, static_cast<size_t>(inner));
@@ -135,7 +124,7 @@ void softmax_forward(const float* x, float* y, int64_t outer, int64_t K, int64_t
   const int nt = threads_for_flops(25.0 * outer * K * inner);
   parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
     if (inner == 1) {
-      softmax_rows(x + b * K, y + b * K, e - b, K);
+      act_kernels().softmax_rows(x + b * K, y + b * K, e - b, K);
     } else {
       for (int64_t o = b; o < e; ++o) softmax_strided(x + o * K * inner, y + o * K * inner, K, inner);
     }
