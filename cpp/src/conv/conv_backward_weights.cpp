@@ -29,7 +29,10 @@ struct Plan {
   const Conv2dShape* s;
   int64_t OH, OW, P, cig, cog, Kg;
   bool transposed;
+  bool direct_kernel;  // conv_dw_direct (narrow layers on AVX2/AVX-512)
 };
+
+const float kZeros[64] = {};
 
 // Partial product over pixels [p_begin, p_end) for group g into out:
 // [Kg, cog] with row stride ldo, or (transposed) [cog, Kg] with stride Kg.
@@ -42,6 +45,19 @@ void group_product(const Plan& pl, const float* dy, const float* x, int64_t g, i
   // (co, p) = dy[(p_begin + p)*C_out + g*cog + co]
   const StridedMatrix dym{dy + p_begin * s.C_out + g * pl.cog, s.C_out, true};
   const int64_t depth = p_end - p_begin;
+  if (pl.direct_kernel) {
+    const conv_detail::DwKernel k = active_isa() == Isa::avx512
+                                        ? conv_detail::dw_direct_kernel_avx512()
+                                        : conv_detail::dw_direct_kernel_avx2();
+    geom.p0 = 0;
+    const conv_detail::DwProblem pb{geom,        pl.cog,    g * pl.cog, dy, s.C_out,
+                                    x + s.input_size(), kZeros, s.dilation_w == 1 && pl.cig == s.C_in &&
+                                                              s.KW > 1};
+    float edge[64];
+    std::fill(out, out + pl.cog * pl.Kg, 0.0f);
+    k.fn(pb, p_begin, p_end, out, edge);
+    return;
+  }
   if (!pl.transposed) {
     sgemm_packed_sources(pl.Kg, pl.cog, depth, 1.0f, conv_detail::patch_cols_source(&geom),
                          strided_source(&dym), 0.0f, out, ldo, {}, threads);
@@ -68,11 +84,14 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
     conv_detail::depthwise_backward_weights(s, dy, x, dw, db);
     return;
   }
-  Plan pl{&s, s.out_h(), s.out_w(), 0, s.cin_per_group(), s.cout_per_group(), 0, false};
+  Plan pl{&s, s.out_h(), s.out_w(), 0, s.cin_per_group(), s.cout_per_group(), 0, false, false};
   pl.P = s.N * pl.OH * pl.OW;
   pl.Kg = s.KH * s.KW * pl.cig;
   pl.transposed = conv_detail::tile_efficiency(pl.cog, pl.Kg) >
                   1.25 * conv_detail::tile_efficiency(pl.Kg, pl.cog);
+  pl.direct_kernel = active_isa() >= Isa::avx2 && conv_detail::igemm_available() &&
+                     pl.cog < 32;
+  if (pl.direct_kernel) pl.transposed = true;  // it produces dw^T
   const int64_t wsize = s.weight_size();
   if (pl.P == 0) {
     std::fill(dw, dw + wsize, 0.0f);
@@ -82,7 +101,9 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
   const GemmKernelInfo ki = gemm_kernel_info();
   int nt = threads_for_flops(2.0 * pl.P * pl.Kg * s.C_out);
   const int64_t tiles = conv_detail::ceil_div(pl.Kg, ki.mr) * conv_detail::ceil_div(pl.cog, ki.nr);
-  const bool direct = nt == 1 || (pl.P < 4 * pl.Kg && tiles >= 4 * nt) || pl.P < 64 * nt;
+  if (pl.direct_kernel && pl.P < 64 * nt) nt = 1;  // single-threaded kernel: split or nothing
+  const bool direct = nt == 1 || (!pl.direct_kernel && ((pl.P < 4 * pl.Kg && tiles >= 4 * nt) ||
+                                                        pl.P < 64 * nt));
 
   // Scatter a group's result (layout as in group_product) into dw, adding.
   auto put = [&](const float* src, int64_t g, int64_t k_begin, int64_t k_end, bool add) {

@@ -78,6 +78,26 @@ bool igemm_preferred(const PatchGeom& g, int64_t Nout);
 void igemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
            const float* bias, Activation act, float* out, int64_t ldo);
 
+// Direct backward-weights for narrow layers (conv_dw_direct*.cpp):
+// dwT[co][k] += sum_p dy[p][co0 + co] * patch[p][k], co < Nout, p in a range.
+struct DwProblem {
+  PatchGeom g;        // p0 == 0; pixel p is global
+  int64_t Nout, co0;  // channels of this group, and their offset in dy
+  const float* dy;
+  int64_t ldy;
+  const float* x_end;  // one past the image buffer (bounds for vector reads)
+  const float* zeros;  // at least V zeros
+  bool merge_kw;
+};
+using DwTilesFn = void (*)(const DwProblem&, int64_t p_begin, int64_t p_end, float* dwT,
+                           float* scratch);
+struct DwKernel {
+  DwTilesFn fn;
+  int V, NB;  // scratch needs NB*V floats
+};
+DwKernel dw_direct_kernel_avx512();
+DwKernel dw_direct_kernel_avx2();
+
 // Depthwise (groups == C_in, C_out = m*C_in), direct loops over channels.
 void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                        float* y, Activation act);
