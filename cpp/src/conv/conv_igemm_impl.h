@@ -89,6 +89,9 @@ void igemm_tiles(const IgemmProblem& pb, int64_t m_begin, int64_t m_end, int64_t
           ap[r] = e;
         }
       }
+      bool any = false;  // a tap outside the image for the whole tile adds nothing
+      for (int r = 0; r < R; ++r) any |= ap[r] != zeros;
+      if (!any) continue;
       const float* b = wpb + s * seg_len * CW;
       for (int64_t l = 0; l < seg_len; ++l, b += CW) {
         VT bv[NV];
