@@ -1,0 +1,3 @@
+// AVX2 build of the depthwise kernels.
+#define CNNX_DW_NS dw_avx2
+#include "conv/conv_depthwise_impl.h"

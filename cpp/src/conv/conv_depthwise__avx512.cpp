@@ -1,0 +1,3 @@
+// AVX-512 build of the depthwise kernels.
+#define CNNX_DW_NS dw_avx512
+#include "conv/conv_depthwise_impl.h"
