@@ -69,6 +69,11 @@ class Sequential(Layer):
             ``(32, 32, 3)``; when omitted the model builds on its first batch.
     """
 
+    #: called as ``hook(model)`` between the backward pass and the optimiser
+    #: step of each training step (``fit(distributed=True)`` puts the
+    #: gradient all-reduce of :mod:`cnnx.distributed` here)
+    _after_backward = None
+
     def __init__(self, layers=None, input_shape=None, name=None, trainable=True):
         super().__init__(name if name is not None else "Sequential", trainable)
         layers = [] if layers is None else layers
@@ -306,6 +311,8 @@ class Sequential(Layer):
         loss, g = self._loss(out, y)
         for f, need_dx in self._bwd_plan:
             g = f(g, need_dx, False)
+        if self._after_backward is not None:
+            self._after_backward(self)
         self.optimizer.step()
         return loss, out
 
@@ -400,14 +407,15 @@ class Sequential(Layer):
         return res
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0):
+            shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0,
+            distributed=False):
         """Train; returns a :class:`cnnx.training.History` (see :func:`cnnx.training.fit`)."""
         from .training import fit
 
         return fit(self, x, y, epochs=epochs, batch_size=batch_size,
                    validation_data=validation_data, validation_split=validation_split,
                    shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
-                   initial_epoch=initial_epoch)
+                   initial_epoch=initial_epoch, distributed=distributed)
 
     # ---- description --------------------------------------------------------
     def summary(self, formulas=False, show_all=False, print_fn=print):

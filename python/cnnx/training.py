@@ -96,7 +96,7 @@ def _split(model, x, y, validation_data, validation_split):
 
 
 def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-        shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0):
+        shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0, distributed=False):
     """Train ``model`` on ``(x, y)``.
 
     Args:
@@ -114,6 +114,9 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         verbose: 0 silent, 1 a tqdm bar per epoch (loss, accuracy, img/s,
             ETA), 2 one line per epoch.
         initial_epoch: first epoch index (to resume).
+        distributed: data-parallel training under ``mpirun -np N`` (every
+            rank passes the same data; ``batch_size`` is per rank): see
+            :mod:`cnnx.distributed` for what is broadcast, sharded, averaged.
 
     Returns a :class:`History`. ``model.stop_training = True`` (e.g. from
     EarlyStopping) ends training after the current epoch.
@@ -133,12 +136,23 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
     n = x.shape[0]
     if n == 0:
         raise ValueError("x: no training samples")
+    dist = None
+    if distributed:  # broadcast from rank 0, hook the gradient all-reduce (cnnx.distributed)
+        from .distributed import FitContext
+
+        dist = FitContext(model, seed)
+        seed = dist.seed
+        callbacks = dist.callbacks(callbacks)
+        verbose = verbose if dist.rank == 0 else 0
     rng = _random.get_rng() if seed is None else np.random.default_rng(as_int(seed, "seed", 0))
     track_acc = "accuracy" in model.metrics and model.loss == "cross_entropy"
 
     history = History()
     history.model = model
-    history.params = {"epochs": epochs, "batch_size": batch_size, "samples": n,
+    n_total, scale = n, 1
+    if dist is not None:  # this rank's shard: n // size samples
+        n, scale = len(dist.shard(np.arange(n_total))), dist.size
+    history.params = {"epochs": epochs, "batch_size": batch_size, "samples": n_total,
                       "steps": math.ceil(n / batch_size)}
     model.history = history
     model.stop_training = False
@@ -154,8 +168,10 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         for cb in callbacks:
             cb.on_epoch_begin(epoch)
         if shuffle:
-            order = rng.permutation(n)
-        bar = _Bar(epoch, epochs, n, verbose == 1)
+            order = rng.permutation(n_total if dist is not None else n)
+        if dist is not None:
+            order = dist.shard(order if shuffle else np.arange(n_total))
+        bar = _Bar(epoch, epochs, n * scale, verbose == 1)
         t0 = time.perf_counter()
         loss_sum = 0.0
         correct = 0
@@ -164,7 +180,7 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             k = idx.shape[0]
-            if shuffle:
+            if shuffle or dist is not None:
                 xb = xbuf[:k]
                 yb = ybuf[:k]
                 np.take(x, idx, axis=0, out=xb)
@@ -181,13 +197,16 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
                 logs = {"loss": loss_sum / seen}
                 if track_acc:
                     logs["accuracy"] = correct / seen
-                bar.update(k, logs)
+                bar.update(k * scale, logs)
+        if dist is not None:  # over every rank's samples
+            loss_sum, correct, seen = dist.reduce_sums(loss_sum, correct, seen)
         logs = {"loss": loss_sum / seen}
         if track_acc:
             logs["accuracy"] = correct / seen
         train_time = time.perf_counter() - t0
         if val is not None:
-            v = model._evaluate(val[0], val[1], max(batch_size, 256))
+            evaluate = model._evaluate if dist is None else dist.evaluate  # sharded, reduced
+            v = evaluate(val[0], val[1], max(batch_size, 256))
             logs["val_loss"] = v["loss"]
             if "accuracy" in v and track_acc:
                 logs["val_accuracy"] = v["accuracy"]
@@ -197,7 +216,7 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         if verbose == 2:
             parts = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k != "lr")
             print(f"Epoch {epoch + 1}/{epochs} - {train_time:.1f}s - "
-                  f"{n / max(train_time, 1e-9):,.0f} img/s - {parts}")
+                  f"{seen / max(train_time, 1e-9):,.0f} img/s - {parts}")
         logs["time"] = train_time
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
@@ -206,4 +225,6 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
             break
     for cb in callbacks:
         cb.on_train_end()
+    if dist is not None:
+        dist.close()
     return history
