@@ -121,6 +121,13 @@ def build_model(name, input_shape, n_classes):
 def _cmd_train(args):
     import cnnx
 
+    dist = None
+    if args.distributed:  # under mpirun: data-parallel, only rank 0 prints and saves
+        from . import distributed as dist
+
+        dist.init()
+        if dist.rank() != 0:
+            sys.stdout = open(os.devnull, "w")
     cnnx.set_seed(args.seed)
     try:
         label, (xtr, ytr), (xte, yte), n_classes = load_dataset(args.dataset, args.limit,
@@ -139,10 +146,11 @@ def _cmd_train(args):
     model.compile(optimizer=opt, loss="cross_entropy", metrics=["accuracy"])
     t0 = time.perf_counter()
     model.fit(xtr, ytr, epochs=args.epochs, batch_size=args.batch_size,
-              validation_data=(xte, yte), verbose=0 if args.quiet else 1)
+              validation_data=(xte, yte), verbose=0 if args.quiet else 1,
+              distributed=args.distributed)
     seconds = time.perf_counter() - t0
-    res = model.evaluate(xte, yte)
-    if args.out:
+    res = model.evaluate(xte, yte) if dist is None else dist.evaluate(model, xte, yte)
+    if args.out and (dist is None or dist.rank() == 0):
         model.save(args.out)
         print(f"saved: {args.out}")
     print(f"trained {args.epochs} epoch(s) in {seconds:.1f} s")
@@ -397,6 +405,9 @@ def build_parser():
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--out", default=None, metavar="MODEL.cnnx", help="save the trained model")
     pt.add_argument("--quiet", action="store_true", help="no progress bars")
+    pt.add_argument("--distributed", action="store_true",
+                    help="data-parallel over MPI ranks: mpirun -np N cnnx train --distributed "
+                    "(--batch-size is per rank; needs mpi4py)")
     pt.set_defaults(func=_cmd_train)
 
     pe = sub.add_parser("edges", help="PNG of vertical/horizontal/Sobel/Scharr edge responses")
