@@ -58,12 +58,16 @@ void group_product(const Plan& pl, const float* dy, const float* x, int64_t g, i
     k.fn(pb, p_begin, p_end, out, edge);
     return;
   }
+  // 1x1 stride-1 unpadded: the patch matrix is the image itself.
+  const StridedMatrix xm{x + p_begin * s.C_in + g * pl.cig, s.C_in, true};
+  const PackSource patches =
+      geom.is_identity() ? strided_source(&xm) : conv_detail::patch_cols_source(&geom);
   if (!pl.transposed) {
-    sgemm_packed_sources(pl.Kg, pl.cog, depth, 1.0f, conv_detail::patch_cols_source(&geom),
+    sgemm_packed_sources(pl.Kg, pl.cog, depth, 1.0f, patches,
                          strided_source(&dym), 0.0f, out, ldo, {}, threads);
   } else {
-    sgemm_packed_sources(pl.cog, pl.Kg, depth, 1.0f, strided_source(&dym),
-                         conv_detail::patch_cols_source(&geom), 0.0f, out, pl.Kg, {}, threads);
+    sgemm_packed_sources(pl.cog, pl.Kg, depth, 1.0f, strided_source(&dym), patches, 0.0f, out,
+                         pl.Kg, {}, threads);
   }
 }
 
