@@ -91,8 +91,15 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
   Plan pl{&s, s.out_h(), s.out_w(), 0, s.cin_per_group(), s.cout_per_group(), 0, false, false};
   pl.P = s.N * pl.OH * pl.OW;
   pl.Kg = s.KH * s.KW * pl.cig;
-  pl.transposed = conv_detail::tile_efficiency(pl.cog, pl.Kg) >
-                  1.25 * conv_detail::tile_efficiency(pl.Kg, pl.cog);
+  // The transposed product packs the patches as B panels nr wide (long
+  // contiguous runs per pixel, packed once per depth block) instead of mr-row
+  // A panels: prefer it unless it wastes clearly more of the micro-tile.
+  // (Measured: a win for K >= 256 with a long depth; not for short depths,
+  // where dw is big and the normal form's threading over it is better.)
+  const double eff_t = conv_detail::tile_efficiency(pl.cog, pl.Kg);
+  const double eff_n = conv_detail::tile_efficiency(pl.Kg, pl.cog);
+  pl.transposed = eff_t > 1.25 * eff_n ||
+                  (eff_t >= 0.8 * eff_n && pl.Kg >= 256 && pl.P >= 4 * pl.Kg);
   pl.direct_kernel = active_isa() >= Isa::avx2 && conv_detail::igemm_available() &&
                      pl.cog < 32;
   if (pl.direct_kernel) pl.transposed = true;  // it produces dw^T

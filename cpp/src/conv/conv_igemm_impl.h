@@ -124,7 +124,7 @@ void igemm_tiles(const IgemmProblem& pb, int64_t m_begin, int64_t m_end, int64_t
       VT v[NV];
       for (int j = 0; j < NV; ++j) {
         v[j] = res[r][j];
-        if (pb.act == Activation::relu) v[j] = v[j] > VT{} ? v[j] : VT{};
+        if (pb.act == Activation::relu) v[j] = v[j] < VT{} ? VT{} : v[j];  // NaN stays NaN
       }
       float* o = pb.out + (m0 + r) * pb.ldo + co0;
       if (cvalid == CW)
