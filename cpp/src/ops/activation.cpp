@@ -38,7 +38,7 @@ void map2(int64_t n, double bytes_per_elem, F&& f) {
 
 void relu_forward(const float* x, float* y, int64_t n) {
   map2(n, 8, [=](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int64_t i = b; i < e; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];  // NaN stays NaN
   });
 }
 
