@@ -61,8 +61,8 @@ void f32_gemm_6x16__avx2(int64_t kc, const float* a, int64_t a_stride, const flo
     v0 = _mm256_add_ps(v0, bias0);
     v1 = _mm256_add_ps(v1, bias1);
     if (args.act == Activation::relu) {
-      v0 = _mm256_max_ps(v0, zero);
-      v1 = _mm256_max_ps(v1, zero);
+      v0 = _mm256_max_ps(zero, v0);  // (zero, v): NaN passes through, as in std::max(v, 0)
+      v1 = _mm256_max_ps(zero, v1);
     }
     _mm256_maskstore_ps(crow, mask0, v0);
     _mm256_maskstore_ps(crow + 8, mask1, v1);

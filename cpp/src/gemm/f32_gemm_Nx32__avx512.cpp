@@ -81,8 +81,8 @@ void f32_gemm_Nx32__avx512(int64_t kc, const float* a, int64_t a_stride, const f
       v1 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mask1, crow + 16), v1);
     }
     if (relu) {
-      v0 = _mm512_max_ps(v0, zero);
-      v1 = _mm512_max_ps(v1, zero);
+      v0 = _mm512_max_ps(zero, v0);  // (zero, v): NaN passes through, as in std::max(v, 0)
+      v1 = _mm512_max_ps(zero, v1);
     }
     _mm512_mask_storeu_ps(crow, mask0, v0);
     _mm512_mask_storeu_ps(crow + 16, mask1, v1);
