@@ -22,6 +22,11 @@ from cnnx.distributed import shard_indices, shard_range
 
 HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 MPIRUN = shutil.which("mpirun") or shutil.which("mpiexec")
+# CI sets CNNX_REQUIRE_MPI=1: there a missing MPI is a failure, not a skip
+REQUIRE = os.environ.get("CNNX_REQUIRE_MPI", "") not in ("", "0")
+if REQUIRE and not (HAVE_MPI4PY and MPIRUN):
+    raise RuntimeError("CNNX_REQUIRE_MPI is set but mpi4py or mpirun is missing (apt-get install "
+                       "openmpi-bin libopenmpi-dev; pip install mpi4py)")
 needs_mpi4py = pytest.mark.skipif(not HAVE_MPI4PY, reason="mpi4py is not installed")
 needs_mpirun = pytest.mark.skipif(not (HAVE_MPI4PY and MPIRUN),
                                   reason="mpirun and mpi4py are needed for multi-rank tests")
@@ -29,14 +34,16 @@ needs_mpirun = pytest.mark.skipif(not (HAVE_MPI4PY and MPIRUN),
 TIMEOUT = 90  # seconds per mpirun job: a hang fails the test instead of CI
 
 
-def _env():
-    """The environment of a child process: finds this cnnx, 1 thread per rank,
-    Open MPI allowed to run as root."""
+def _env(threads="1"):
+    """The environment of a child process: finds this cnnx, 1 thread per rank
+    (threads=None: OMP_NUM_THREADS unset), Open MPI allowed to run as root."""
     env = dict(os.environ)
     roots = [os.path.dirname(p) for p in cnnx.__path__]
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = os.pathsep.join(roots + ([old] if old else []))
-    env["OMP_NUM_THREADS"] = "1"
+    env.pop("OMP_NUM_THREADS", None)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = threads
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     return env
@@ -50,10 +57,10 @@ def _mpirun_flags():
     return []
 
 
-def _run(cmd, timeout=TIMEOUT, cwd=None):
+def _run(cmd, timeout=TIMEOUT, cwd=None, threads="1"):
     """Run cmd in its own process group; on timeout kill that group and fail."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(), cwd=cwd, start_new_session=True)
+                            env=_env(threads), cwd=cwd, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -63,12 +70,12 @@ def _run(cmd, timeout=TIMEOUT, cwd=None):
     return proc.returncode, out, err
 
 
-def _mpirun(script, tmp_path, np_=2, args=(), timeout=TIMEOUT):
+def _mpirun(script, tmp_path, np_=2, args=(), timeout=TIMEOUT, threads="1"):
     path = tmp_path / "worker.py"
     path.write_text(textwrap.dedent(script))
     cmd = [MPIRUN, "-np", str(np_)] + _mpirun_flags() + [sys.executable, str(path)] + \
         [str(a) for a in args]
-    return _run(cmd, timeout, cwd=str(tmp_path))
+    return _run(cmd, timeout, cwd=str(tmp_path), threads=threads)
 
 
 # ---------------------------------------------------------------------------
@@ -303,11 +310,14 @@ def test_two_ranks_broadcast_equivalence_metrics_and_checkpoint(tmp_path):
 
 
 RAISER = """
-import sys, time
+import os, sys, time
 import numpy as np
 import cnnx, cnnx.distributed as dist
 
 rank, size = dist.init()
+# OMP_NUM_THREADS is unset here: ranks on this machine x threads stay within the cores
+assert dist.local_size() == 2
+assert 2 * cnnx.get_num_threads() <= max(os.cpu_count(), 2), cnnx.get_num_threads()
 m = cnnx.Sequential([cnnx.Flatten(), cnnx.Dense(3, activation="softmax")], input_shape=(4, 4, 1))
 m.compile("sgd")
 x = np.ones((64, 4, 4, 1), np.float32); y = np.zeros(64, np.int64)
@@ -323,7 +333,7 @@ print("rank 0 should not get here", flush=True)
 
 @needs_mpirun
 def test_a_rank_that_raises_ends_the_job(tmp_path):
-    code, out, err = _mpirun(RAISER, tmp_path, timeout=60)
+    code, out, err = _mpirun(RAISER, tmp_path, timeout=60, threads=None)
     assert code != 0, out + err
     assert "deliberate failure on rank 1" in err, out + err
     assert "RuntimeError" in err

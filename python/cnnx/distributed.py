@@ -115,9 +115,25 @@ def init(comm=None, abort_on_exception=True):
             _local = _comm.Split_type(MPI.COMM_TYPE_SHARED, _comm.Get_rank())
         except Exception:  # pragma: no cover - very old MPI
             _local = None
+        _thread_budget()
     if abort_on_exception and _comm.Get_size() > 1:
         _install_excepthook()
     return _comm.Get_rank(), _comm.Get_size()
+
+
+def _thread_budget():
+    """Without OMP_NUM_THREADS, keep ranks on this machine x threads <= cores
+    (as torchrun does): N ranks that each default to every core would fight
+    over them. Open MPI already pins each rank to one core when it starts
+    at most 2, which makes the default 1 thread there."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    ranks_here = _local.Get_size() if _local is not None else 1
+    cores = os.cpu_count() or 1
+    from ._system import get_num_threads, set_num_threads
+
+    if ranks_here > 1 and ranks_here * get_num_threads() > cores:
+        set_num_threads(max(1, cores // ranks_here))
 
 
 def is_initialized():
