@@ -98,3 +98,19 @@ def test_dropout_bad_input():
         F.dropout(x, 0.5, seed=-1)
     with pytest.raises(ValueError, match="^mask:"):
         F.dropout_backward(x, np.ones(3, np.uint8), 0.5)
+
+
+def test_dropout_same_mask_on_every_isa():
+    from conftest import supported_isas
+    x = np.random.default_rng(1).standard_normal(10_001).astype(np.float32)
+    saved = _core.active_isa()
+    outs = []
+    try:
+        for level in supported_isas():
+            _core.set_active_isa(level)
+            outs.append(F.dropout(x, 0.3, seed=5))
+    finally:
+        _core.set_active_isa(saved)
+    for y, m in outs[1:]:
+        np.testing.assert_array_equal(m, outs[0][1])
+        np.testing.assert_array_equal(y, outs[0][0])
