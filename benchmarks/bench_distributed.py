@@ -3,6 +3,7 @@
     python benchmarks/bench_distributed.py                     # the seed network, 32x32x3
     python benchmarks/bench_distributed.py --input 28 28 1     # MNIST-sized
     python benchmarks/bench_distributed.py --model resnet --rounds 3 --steps 40
+    python benchmarks/bench_distributed.py --predict            # the README's scaling table
 
 Each configuration trains the network with ``model.fit`` on random data
 (batch 64 per rank, SGD with momentum, cross-entropy) in its own
@@ -19,9 +20,20 @@ inside ``Allreduce`` (the gradient average, including waiting for the
 other rank) and the time of a bare Allreduce of the gradient buffer after
 a barrier (the transfer alone), which the README's scaling model uses,
 together with the compute time per step measured here.
+
+``--predict`` measures the step compute time (1 thread, batch 64, CPU
+time: robust on a loaded machine) of the seed network and the small ResNet
+and prints the ring all-reduce model for 8, 64 and 512 ranks on 10 and
+100 Gbit/s networks: each step a rank sends and receives
+``2(N-1)/N x S`` bytes (``S`` = gradient bytes) in ``2(N-1)`` messages,
+so ``T_comm = 2(N-1)/N x S / bandwidth + 2(N-1) x latency``, and the
+scaling efficiency is ``T_compute / (T_compute + T_comm)`` (no overlap).
+"eff rhd" is the same with recursive halving-doubling (Rabenseifner):
+the same bytes in ``2 log2(N)`` messages.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -106,6 +118,82 @@ def worker(args):
         print("RESULT " + json.dumps(res), flush=True)
 
 
+LINKS = {  # name: (bytes/s, per-message latency in s); latencies are assumptions, see README
+    "10 Gbit/s": (10e9 / 8, 20e-6),    # Ethernet, TCP
+    "100 Gbit/s": (100e9 / 8, 2e-6),   # InfiniBand / RoCE (RDMA)
+}
+RANKS = (8, 64, 512)
+
+
+def measure_compute(model, shape, batch, steps=40):
+    """Median CPU seconds of one training step on 1 thread (in this process)."""
+    import numpy as np
+
+    import cnnx
+
+    cnnx.set_num_threads(1)
+    cnnx.set_seed(0)
+    m = _build(model, shape)
+    m.compile(optimizer=cnnx.optim.SGD(lr=0.01, momentum=0.9), loss="cross_entropy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch,) + tuple(shape)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    for _ in range(5):
+        m.train_on_batch(x, y)
+    cpu, wall = [], []
+    for _ in range(steps):
+        t, c = time.perf_counter(), time.process_time()
+        m.train_on_batch(x, y)
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - t)
+    return {"model": model, "input": list(shape), "batch": batch, "params": m.count_params(),
+            "grad_bytes": int(m.store.grads.nbytes), "cpu_s": statistics.median(cpu),
+            "wall_min_s": min(wall)}
+
+
+def ring_time(n, nbytes, bandwidth, latency):
+    """(bandwidth term, latency term) of one ring all-reduce in seconds."""
+    return 2 * (n - 1) / n * nbytes / bandwidth, 2 * (n - 1) * latency
+
+
+def predict(batch):
+    cases = [("lenet", (32, 32, 3)), ("resnet", (28, 28, 1))]
+    rows = []
+    for model, shape in cases:
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        cmd = [sys.executable, os.path.abspath(__file__), "--measure", model,
+               "--input", *map(str, shape), "--batch", str(batch)]
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+        if not line:
+            raise RuntimeError(p.stdout + p.stderr)
+        rows.append(json.loads(line[0][7:]))
+    print("Ring all-reduce model: T_comm = 2(N-1)/N x S / bandwidth + 2(N-1) x latency; "
+          "efficiency = T_c / (T_c + T_comm)")
+    print("latencies assumed: " + ", ".join(f"{k}: {1e6 * v[1]:.0f} us" for k, v in LINKS.items()))
+    for r in rows:
+        tc = r["cpu_s"]
+        t_img = tc / r["batch"]
+        print(f"\n{r['model']} {'x'.join(map(str, r['input']))}: {r['params']:,} parameters, "
+              f"S = {r['grad_bytes']:,} bytes, T_c = {1e3 * tc:.1f} ms/step "
+              f"(1 thread, batch {r['batch']} per rank)")
+        print(f"  {'link':<11}{'ranks':>6}{'bytes/rank':>12}{'T_bw ms':>9}{'T_lat ms':>9}"
+              f"{'eff bw only':>12}{'eff ring':>9}{'batch for 90%':>15}{'eff rhd':>9}")
+        for link, (bw, lat) in LINKS.items():
+            for n in RANKS:
+                t_bw, t_lat = ring_time(n, r["grad_bytes"], bw, lat)
+                need = 9 * (t_bw + t_lat) / t_img  # T_c(b) = b * t_img >= 9 T_comm
+                print(f"  {link:<11}{n:>6}{2 * (n - 1) / n * r['grad_bytes']:>12,.0f}"
+                      f"{1e3 * t_bw:>9.3f}{1e3 * t_lat:>9.3f}{tc / (tc + t_bw):>12.3f}"
+                      f"{tc / (tc + t_bw + t_lat):>9.3f}{need:>15.0f}"
+                      f"{tc / (tc + t_bw + 2 * math.log2(n) * lat):>9.3f}")
+        for link, (bw, lat) in LINKS.items():
+            # bandwidth alone stays under 10% of the compute while 2 S / bw <= T_c / 9
+            s_max = tc * bw / 18
+            print(f"  {link}: the bandwidth term passes 10% of T_c = {1e3 * tc:.1f} ms at "
+                  f"S = {s_max / 1e6:.2f} MB ({s_max / 4 / 1e6:.2f} M float32 parameters)")
+
+
 def _mpi_command(ranks):
     mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
     if mpirun is None:
@@ -147,7 +235,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--predict", action="store_true", help="the scaling model (README table)")
+    ap.add_argument("--measure", choices=["lenet", "resnet"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.measure:
+        print("RESULT " + json.dumps(measure_compute(args.measure, args.input, args.batch)))
+        return
+    if args.predict:
+        return predict(args.batch)
     common = ["--model", args.model, "--input", *map(str, args.input), "--batch",
               str(args.batch), "--steps", str(args.steps)]
     if args.worker:
