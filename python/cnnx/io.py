@@ -93,6 +93,8 @@ def save_model(model, path):
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(data),
                           zlib.crc32(hbytes), zlib.crc32(data))
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"path: the directory {directory!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=".cnnx-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -202,6 +204,9 @@ def load_model(path, compile=True):
         c = header["compile"]
         opt = None
         o = header.get("optimizer")
+        if not isinstance(c, dict) or not isinstance(o, (dict, type(None))) or (
+                o and not isinstance(o.get("state", {}), dict)):
+            raise ValueError("path: corrupt file (malformed compile/optimizer settings)")
         if o:
             st = {k: _array(data, v, f"optimizer state {k}") for k, v in o.get("state", {}).items()}
             try:
