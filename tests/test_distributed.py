@@ -287,6 +287,15 @@ assert cb.saved == ([ckpt.format(epoch=1), ckpt.format(epoch=2)] if rank == 0 el
 dist.barrier()
 np.save(os.path.join(out_dir, f"pred-{rank}.npy"), m.predict(xv))
 np.save(os.path.join(out_dir, "xv.npy"), xv) if rank == 0 else None
+
+# --- ranks with different data sizes: a clear error on every rank, no hang ---
+try:
+    m.fit(x[:B * (2 + rank)], y[:B * (2 + rank)], epochs=1, batch_size=B // 2, verbose=0,
+          distributed=True)
+except ValueError as e:
+    assert str(e).startswith("x: ranks hold different numbers"), e
+else:
+    raise AssertionError("no ValueError")
 print(f"rank {rank}: done", flush=True)
 """
 

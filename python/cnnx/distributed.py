@@ -404,10 +404,25 @@ class FitContext:
         self.seed = broadcast_object(seed)
         self._previous_hook = getattr(model, "_after_backward", None)
         model._after_backward = allreduce_gradients if self.size > 1 else None
-        self.timer = None
+        self._checked = False
 
     def shard(self, order):
-        """This rank's part of one epoch's order (:func:`shard_indices`)."""
+        """This rank's part of one epoch's order (:func:`shard_indices`).
+
+        The first call checks that every rank has the same number of
+        samples (otherwise their step counts would differ and the job hang).
+        """
+        if not self._checked:
+            n = len(order)
+            both = np.array([n, -n], np.int64)
+            if self.size > 1:
+                _comm.Allreduce(_MPI.IN_PLACE, both, op=_MPI.MAX)
+            if both[0] != -both[1]:
+                self.close()
+                raise ValueError(f"x: ranks hold different numbers of training samples "
+                                 f"(from {-both[1]} to {both[0]}; this rank {n}); with "
+                                 "distributed=True every rank passes the same data set")
+            self._checked = True
         return shard_indices(order, self.rank, self.size)
 
     def reduce_sums(self, *values):
