@@ -335,6 +335,14 @@ def test_every_isa_agrees_with_numpy(isa, rng):
     dya = rng.standard_normal((2, 4, 11, 85)).astype(np.float32)
     np.testing.assert_allclose(F.adaptive_max_pool2d_backward(dya, x, (4, 11)),
                                ref_max_backward(x, dya, ah, aw), rtol=1e-5, atol=1e-6)
+    x64 = rng.standard_normal((2, 12, 10, 64)).astype(np.float32)  # whole vectors only
+    x64[1, :4, :4, :] = 0.5  # ties
+    for out in [(3, 2), (5, 4)]:
+        bh, bw = ref_adaptive_windows(12, out[0]), ref_adaptive_windows(10, out[1])
+        np.testing.assert_allclose(F.adaptive_avg_pool2d(x64, out),
+                                   ref_pool(x64, bh, bw, "sum", div), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(F.adaptive_max_pool2d(x64, out),
+                                      ref_pool(x64, bh, bw, "max").astype(np.float32))
     x3 = rng.standard_normal((1, 4, 4, 3)).astype(np.float32)  # partial vector only
     wh3, ww3 = strided(x3, (2, 2), (2, 2), ((0, 0), (0, 0)))
     np.testing.assert_array_equal(F.max_pool2d(x3, 2), ref_pool(x3, wh3, ww3, "max"))

@@ -126,6 +126,8 @@ const Case kCases[] = {
     {{1, 10, 10, 33}, {4, 4, 3, 3, 2, 1, 0, 2}},
     {{3, 5, 6, 3}, {5, 6, 1, 1, 0, 0, 0, 0}},
     {{1, 6, 7, 64}, {2, 2, 1, 1, 0, 1, 0, 1}},
+    {{2, 9, 9, 32}, {3, 3, 2, 2, 1, 1, 1, 1}},   // n_C a multiple of every vector width
+    {{1, 16, 16, 48}, {4, 4, 4, 4, 0, 0, 0, 0}},
 };
 
 class PoolIsa : public ::testing::TestWithParam<cnnx::Isa> {};
@@ -188,8 +190,9 @@ TEST_P(PoolIsa, AdaptiveAndGlobalMatchNaiveLoops) {
   uint32_t seed = 200;
   const int64_t sizes[][4] = {{10, 9, 3, 4}, {56, 56, 7, 7}, {3, 4, 5, 7}, {7, 5, 7, 1},
                               {5, 11, 2, 13}};
-  for (const auto& z : sizes) {
-    const PoolShape s{2, z[0], z[1], 21};
+  for (const auto& z : sizes)
+    for (int64_t channels : {21, 64}) {
+    const PoolShape s{2, z[0], z[1], channels};
     const int64_t oh = z[2], ow = z[3];
     const auto x = tied_vector(s.n * s.h * s.w * s.c, seed++);
     const Win wh = adaptive_windows(s.h, oh), ww = adaptive_windows(s.w, ow);
@@ -209,7 +212,7 @@ TEST_P(PoolIsa, AdaptiveAndGlobalMatchNaiveLoops) {
     cnnx::adaptive_max_pool2d_backward(s, oh, ow, x.data(), dy.data(), dx.data());
     ref_max_backward(s, wh, ww, x, dy, dref);
     EXPECT_TRUE(cnnx_test::all_close(dx.data(), dref.data(), dx.size(), 1e-5f, 1e-6f));
-  }
+    }
   const PoolShape s{3, 5, 7, 70};
   const auto x = cnnx_test::random_vector(s.n * s.h * s.w * s.c, 9);
   std::vector<float> y(s.n * s.c), dx(x.size());

@@ -76,7 +76,9 @@ void run_max_forward(const Plan& p, const float* x, float* y) {
   const int64_t rows = p.n * p.oh;
   const double work = window_reads(p) + double(rows) * p.ow * p.c;
   split(rows, threads_for_elements(work, rows),
-        [&](int64_t b, int64_t e) { k.max_forward(p, x, y, b, e); });
+        [&](int64_t b, int64_t e) {
+          (p.c % k.width ? k.max_forward_window : k.max_forward)(p, x, y, b, e);
+        });
 }
 
 void run_avg_forward(const Plan& p, const float* x, float* y) {
@@ -87,7 +89,8 @@ void run_avg_forward(const Plan& p, const float* x, float* y) {
   // Measured (32x56x56x64, AVX-512): walking each output row's input rows
   // as one stream wins for large windows (8x8: 0.75 vs 1.5 ms) and loses
   // for 2x2 (2.4 vs 1.8 ms), where whole windows per output pixel are better.
-  const ForwardRowsFn f = big_windows(p) ? k.avg_forward_stream : k.avg_forward;
+  const ForwardRowsFn f =
+      big_windows(p) && p.c % k.width == 0 ? k.avg_forward_stream : k.avg_forward;
   split(rows, threads_for_elements(work, rows), [&](int64_t b, int64_t e) { f(p, x, y, b, e); });
 }
 

@@ -76,6 +76,11 @@ struct Kernels {
   // max_backward for windows that tile the input exactly: stores dy or 0
   // into every dx element once (dx need not be zeroed).
   MaxBackwardFn max_backward_tiled;
+  // max over whole windows per output pixel, for n_C % width != 0: the
+  // streaming forms would store partial vectors with masks and read them
+  // back, and masked stores do not forward to loads (measured 2x slower).
+  ForwardRowsFn max_forward_window;
+  int width;  // floats per vector
 };
 
 // Constant tables, defined in each ISA's own file.

@@ -30,6 +30,29 @@ struct Block {
       V::store(p, v);
   }
 
+  // y[0:U*W] = max over the window (NaN if the window holds a NaN).
+  static inline void max_window(const float* x0, int64_t row_stride, int64_t col_stride,
+                                int64_t nh, int64_t nw, float* y, int n) {
+    reg m[U];
+    typename V::msk nan[U];
+    for (int u = 0; u < U; ++u) {
+      m[u] = V::set1(-__builtin_inff());
+      nan[u] = V::mnone();
+    }
+    for (int64_t a = 0; a < nh; ++a) {
+      const float* xr = x0 + a * row_stride;
+      for (int64_t b = 0; b < nw; ++b) {
+        const float* xp = xr + b * col_stride;
+        for (int u = 0; u < U; ++u) {
+          reg v = ld(xp + u * V::W, n);
+          m[u] = V::max_keep(v, m[u]);
+          nan[u] = V::mor(nan[u], V::isnan(v));
+        }
+      }
+    }
+    for (int u = 0; u < U; ++u) st(y + u * V::W, V::with_nan(m[u], nan[u]), n);
+  }
+
   // y[0:U*W] = scale * sum over the window.
   static inline void sum_window(const float* x0, int64_t row_stride, int64_t col_stride,
                                 int64_t nh, int64_t nw, float scale, float* y, int n) {
@@ -140,6 +163,30 @@ inline void channel_blocks(int64_t c0, int64_t c1, F4 f4, F1 f1, FP fp) {
   for (; c + 4 * V::W <= c1; c += 4 * V::W) f4(c);
   for (; c + V::W <= c1; c += V::W) f1(c);
   if (c < c1) fp(c, static_cast<int>(c1 - c));
+}
+
+// Whole windows per output pixel (used when n_C is not a multiple of the
+// vector width: a partial vector stored and read back with masks stalls).
+template <class V>
+void max_forward_rows_window(const pool::Plan& p, const float* x, float* y, int64_t r0, int64_t r1) {
+  const int64_t C = p.c, rs = p.w * p.c;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t img = r / p.oh, i = r % p.oh;
+    const int64_t h0 = p.h_lo[i], nh = p.h_hi[i] - h0;
+    const float* xi = x + (img * p.h + h0) * rs;
+    float* yr = y + r * p.ow * C;
+    for (int64_t j = 0; j < p.ow; ++j) {
+      const int64_t w0 = p.w_lo[j], nw = p.w_hi[j] - w0;
+      const float* xw = xi + w0 * C;
+      float* yp = yr + j * C;
+      channel_blocks<V>(
+          0, C, [&](int64_t c) { Block<V, 4, false>::max_window(xw + c, rs, C, nh, nw, yp + c, 0); },
+          [&](int64_t c) { Block<V, 1, false>::max_window(xw + c, rs, C, nh, nw, yp + c, 0); },
+          [&](int64_t c, int n) {
+            Block<V, 1, true>::max_window(xw + c, rs, C, nh, nw, yp + c, n);
+          });
+    }
+  }
 }
 
 template <class V>
