@@ -115,3 +115,32 @@ def test_compare_conv_dense_same_padding_and_stride():
     assert c.dense_params == 9 * 9 * 2 * 100 + 100
     with pytest.raises(ValueError, match="^input_shape"):
         T.compare_conv_dense((9, 9))
+
+
+def test_lenet5_is_the_notes_table():
+    pytest.importorskip("cnnx.models")
+    m = T.lenet5()                        # 32x32x3, as in the notes
+    rows = m.summary(print_fn=None)
+    assert [r.params for r in rows] == [0, 608, 0, 3216, 0, 48120, 10164, 850]
+    assert [r.activation_size for r in rows] == [3072, 6272, 1568, 1600, 400, 120, 84, 10]
+    assert T.count_params(m) == 62958
+    # MNIST (28x28, "same" first conv) and 8x8 digits (3x3 filters) build too
+    assert T.lenet5((28, 28, 1)).count_params() == 62958 - 400   # conv1 (5*5*1+1)*8 = 208
+    assert T.lenet5((8, 8, 1)).output_shape == (10,)
+
+
+def test_small_resnet_hand_count():
+    pytest.importorskip("cnnx.models")
+    m = T.small_resnet((28, 28, 1), n_classes=10, width=16, stages=2)
+    names = [type(l).__name__ for l in m.layers]
+    assert names == ["Conv2D", "MaxPool2D", "Residual", "Residual", "Flatten", "Dense"]
+    stem = 3 * 3 * 1 * 16 + 16
+    block1 = 2 * (3 * 3 * 16 * 16) + 2 * (2 * 16)               # convs without bias + BN gamma/beta
+    block2 = 3 * 3 * 16 * 32 + 3 * 3 * 32 * 32 + 2 * (2 * 32) + (16 * 32 + 32)  # + 1x1 shortcut
+    head = 7 * 7 * 32 * 10 + 10
+    assert [l.count_params() for l in m.layers] == [stem, 0, block1, block2, 0, head]
+    assert m.layers[3].output_shape == (7, 7, 32)
+    g = T.small_resnet((28, 28, 1), head="gap", batch_norm=False)
+    assert type(g.layers[-2]).__name__ == "GlobalAvgPool2D"
+    with pytest.raises(ValueError, match="^head"):
+        T.small_resnet(head="avg")
