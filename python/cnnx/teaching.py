@@ -22,7 +22,7 @@ import math
 from collections import namedtuple
 
 from ._validate import as_int, as_pair
-from .functional import conv_output_size
+from .functional import adaptive_pool_windows, conv_output_size
 from .functional._shapes import resolve_padding, output_hw
 
 __all__ = ["conv_output_size", "conv_params", "dense_params", "count_params",
@@ -105,8 +105,9 @@ def adaptive_pool_course_params(n, out):
     ``kernel = n - (out - 1)*stride``, ``padding = 0`` -> ``(stride, kernel)``.
 
     Exact only when ``out`` divides ``n`` (then it equals
-    :func:`adaptive_pool_windows`); otherwise the windows it gives can miss
-    pixels or the rule can differ from what adaptive pooling computes.
+    :func:`adaptive_pool_windows`, re-exported from ``cnnx.functional``:
+    window ``i`` is ``[floor(i*n/out), ceil((i+1)*n/out))``); otherwise its
+    windows differ from what adaptive pooling computes.
     """
     n = as_int(n, "n", 1)
     out = as_int(out, "out", 1)
@@ -114,18 +115,6 @@ def adaptive_pool_course_params(n, out):
         raise ValueError(f"out: expected at most n={n}, got {out}")
     stride = n // out
     return stride, n - (out - 1) * stride
-
-
-def adaptive_pool_windows(n, out):
-    """The exact windows of adaptive pooling (what ``F.adaptive_avg_pool2d``
-    uses): window ``i`` is ``[floor(i*n/out), ceil((i+1)*n/out))``.
-
-    Returns a list of ``(start, end)``. Windows can differ in size and
-    overlap when ``out`` does not divide ``n``.
-    """
-    n = as_int(n, "n", 1)
-    out = as_int(out, "out", 1)
-    return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
 
 
 ConvDenseComparison = namedtuple(
