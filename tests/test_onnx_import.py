@@ -194,6 +194,32 @@ def test_reshape_from_shape_arithmetic(tmp_path):
     compare_with_ort(g.model(), tmp_path)
 
 
+def test_keras_style_nhwc_graph(tmp_path):
+    """NHWC input, Transpose to NCHW, ..., Transpose back to NHWC before the Flatten
+    (the layout tf2onnx writes for Keras models): no weight reordering needed."""
+    g = G((6, 5, 3))  # NHWC input
+    g.op("Transpose", perm=[0, 3, 1, 2])
+    g.op("Conv", g.w(4, 3, 3, 3), g.w(4), auto_pad="SAME_UPPER")
+    g.op("Relu")
+    g.op("Transpose", perm=[0, 2, 3, 1])
+    g.op("Reshape", g.const(np.array([-1, 6 * 5 * 4], np.int64)))
+    g.op("MatMul", g.w(120, 3))
+    g.op("Add", g.w(3))
+    g.op("Softmax", axis=-1)
+    path = tmp_path / "k.onnx"
+    onnx.save(g.model(), str(path))
+    x = np.random.default_rng(0).standard_normal((2, 6, 5, 3)).astype(np.float32)
+    model = cnnx.onnx.load(path)
+    assert model.input_shape == (6, 5, 3)
+    np.testing.assert_allclose(model.predict(x), run_ort(path, x), atol=TOL, rtol=0)
+    # a Transpose anywhere else is refused
+    g = G((2, 4, 4))
+    g.op("Transpose", perm=[0, 1, 3, 2], name="swap_hw")
+    g.op("Relu")
+    with pytest.raises(cnnx.onnx.ONNXConversionError, match="Transpose.*swap_hw.*perm"):
+        _load_graph(g, tmp_path)
+
+
 def test_roundtrip_of_cnnx_export(tmp_path):
     pytest.importorskip("onnxruntime")
     from cnnx.teaching import lenet5
@@ -278,6 +304,12 @@ def test_unsupported_structure(tmp_path):
     b = g.cur
     g.op("Concat", b, inp=a, axis=1, name="cat")
     with pytest.raises(cnnx.onnx.ONNXConversionError, match="Concat.*cat"):
+        _load_graph(g, tmp_path)
+    # a (C,) constant broadcasts along W in ONNX, not along the channels: refused
+    g = G((3, 4, 3))
+    g.op("Conv", g.w(3, 3, 1, 1))
+    g.op("Add", g.w(3), name="w_bias")
+    with pytest.raises(cnnx.onnx.ONNXConversionError, match="Add.*w_bias"):
         _load_graph(g, tmp_path)
     g = G((2, 4, 4))
     g.op("Relu")

@@ -10,7 +10,7 @@ SUPPORTED_EXPORT_LAYERS = (
 
 SUPPORTED_IMPORT_OPS = (
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
-    "Gemm", "MatMul", "Add", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax",
+    "Gemm", "MatMul", "Add", "Sum", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax",
     "BatchNormalization", "Dropout", "Flatten", "Reshape", "Identity", "Transpose",
     "Constant", "Shape", "Gather", "Unsqueeze", "Concat", "Cast")
 

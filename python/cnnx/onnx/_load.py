@@ -535,11 +535,15 @@ def _bias_add(ctx, node, st, items):
     const = [i for i in node.input if i in ctx.consts]
     b = np.asarray(ctx.consts[const[0]], np.float32)
     n_c = st.shape[-1]
-    ok_shape = b.size == n_c and (
-        (len(st.shape) == 1 and b.ndim <= 2 and b.shape[-1] == n_c) or
-        (len(st.shape) == 3 and (b.ndim <= 1 or b.shape[-2:] == (1, 1) and b.shape[-3] == n_c)))
+    # ONNX broadcasting aligns trailing axes: a per-channel bias of an NCHW image
+    # is (C, 1, 1) or (1, C, 1, 1); of flat features (F,) or (1, F)
     if b.size == 1:
-        b, ok_shape = np.full(n_c, b.reshape(()), np.float32), True
+        ok_shape = True
+        b = np.full(n_c, b.reshape(()), np.float32)
+    elif len(st.shape) == 3:
+        ok_shape = (b.ndim in (3, 4) and b.shape[-3:] == (n_c, 1, 1) and b.size == n_c)
+    else:
+        ok_shape = b.ndim in (1, 2) and b.shape[-1] == n_c and b.size == n_c
     if not ok_shape or prev is None or prev.kind not in ("conv", "dense", "matmul") or \
             getattr(prev.layer, "activation", None) is not None:
         raise ctx.fail(node, f"adding a constant of shape {b.shape} is supported only as the "
@@ -661,15 +665,23 @@ def _softmax(ctx, node, st):
     raise ctx.fail(node, f"softmax over axis {axis} of a {nd}-D tensor is not supported")
 
 
-def _transpose(ctx, node, st, first, last, input_is_nchw):
+def _transpose(ctx, node, st, first, last, input_is_nchw, nxt):
+    """Transposes that only move between NCHW and NHWC views cnnx already has.
+
+    Returns True when the next node flattens an NHWC view (Keras-style graphs:
+    Transpose(0, 2, 3, 1) -> Flatten), which is cnnx's own Flatten order.
+    """
     attrs = ctx.attrs(node)
     perm = [int(p) for p in attrs.get("perm", [])]
     if first and perm == [0, 3, 1, 2] and len(st.shape) == 3 and not input_is_nchw:
-        return True  # an NHWC graph input turned into NCHW: exactly cnnx's own layout
+        return False  # an NHWC graph input turned into NCHW: exactly cnnx's own layout
     if last and perm == [0, 2, 3, 1] and len(st.shape) == 3:
-        return True  # an NCHW output turned into NHWC: cnnx's output already is
+        return False  # an NCHW output turned into NHWC: cnnx's output already is
+    if perm == [0, 2, 3, 1] and len(st.shape) == 3 and _is_flatten(ctx, nxt, st):
+        return True
     raise ctx.fail(node, f"Transpose with perm={perm} is supported only as NHWC->NCHW right "
-                         "after the input or NCHW->NHWC right before the output")
+                         "after the input, NCHW->NHWC right before the output, or "
+                         "NCHW->NHWC right before a Flatten")
 
 
 def _fuse_activation(items, kind, alpha=None):
@@ -705,11 +717,13 @@ def _convert(ctx, items, st, input_is_nchw, is_top):
     from .. import layers as L
 
     out = []
-    skip_next = False
+    skip_next = hwc_flatten = False
     for idx, it in enumerate(items):
         if skip_next:
             skip_next = False
             continue
+        if hwc_flatten and (isinstance(it, _Res) or it.op_type not in ("Flatten", "Reshape")):
+            hwc_flatten = False
         nxt = items[idx + 1] if idx + 1 < len(items) else None
         if isinstance(it, _Res):
             if st.chw is not None:
@@ -745,6 +759,9 @@ def _convert(ctx, items, st, input_is_nchw, is_top):
             out.append(item)
         elif op in ("Flatten", "Reshape"):
             item, st = _flatten(ctx, node, st)
+            if hwc_flatten:  # flattening an NHWC view: already cnnx's (h, w, c) order
+                st.chw = None
+                hwc_flatten = False
             if item is not None:
                 out.append(item)
         elif op == "Gemm":
@@ -779,8 +796,8 @@ def _convert(ctx, items, st, input_is_nchw, is_top):
         elif op == "Identity":
             pass
         elif op == "Transpose":
-            _transpose(ctx, node, st, is_top and idx == 0, is_top and idx == len(items) - 1,
-                       input_is_nchw)
+            hwc_flatten = _transpose(ctx, node, st, is_top and idx == 0,
+                                     is_top and idx == len(items) - 1, input_is_nchw, nxt)
         else:
             raise ctx.unsupported_op(node)
         if len(data) != 1 and op != "Add":
