@@ -160,3 +160,19 @@ def test_bench_quick():
     assert set(res["matmul"]) == {"cnnx", "numpy"}
     assert all(v > 0 for v in res["matmul"].values())
     assert "x the time of cnnx" in r.stdout
+
+
+def test_edges_without_optional_packages(tmp_path):
+    """No matplotlib: the responses go to an .npz; no scikit-image: generated shapes."""
+    code = ("import sys; sys.modules['matplotlib'] = None; sys.modules['skimage'] = None; "
+            "from cnnx.cli import main; sys.exit(main(['edges', '--out', sys.argv[1]]))")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "e.png")], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "generated shapes" in r.stdout and "pip install" in r.stdout
+    assert not (tmp_path / "e.png").exists()
+    data = np.load(tmp_path / "e.npz")
+    assert {"vertical", "horizontal", "sobel_x", "scharr_y"} <= set(data.files)
+    assert data["vertical"].shape == (256, 256)
