@@ -105,6 +105,7 @@ TEST(Conv2d, DepthwiseMultiplier) { check_shape(make(2, 8, 7, 4, 3, 3, 12, 2, 1,
 TEST(Conv2d, Threaded) { check_shape(make(4, 16, 16, 32, 3, 3, 48, 1, 1, 1, 1), 12); }
 TEST(Conv2d, ThreadedStrided) { check_shape(make(4, 16, 16, 32, 3, 3, 48, 2, 1, 1, 1), 13); }
 TEST(Conv2d, DeepLongDepth) { check_shape(make(4, 20, 20, 32, 3, 3, 48, 1, 1, 1, 1), 16); }
+TEST(Conv2d, FewPixelsManyChannels) { check_shape(make(1, 4, 4, 64, 3, 3, 160, 1, 1, 1, 1), 17); }
 TEST(Conv2d, FilterAsLargeAsPaddedInput) { check_shape(make(2, 3, 3, 2, 5, 5, 3, 1, 1, 1, 1), 14); }
 
 TEST(Conv2d, AsymmetricPadding) {

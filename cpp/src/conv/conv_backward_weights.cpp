@@ -71,6 +71,31 @@ void group_product(const Plan& pl, const float* dy, const float* x, int64_t g, i
   }
 }
 
+// Rows [k0, k1) of the normal-form product over all pixels, on this thread.
+struct RowOffset {
+  PackSource inner;
+  int64_t off;
+};
+void pack_row_offset(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
+                     float* dst) {
+  const auto* o = static_cast<const RowOffset*>(ctx);
+  o->inner.pack(o->inner.ctx, r0 + o->off, rows, k0, kc, width, dst);
+}
+
+void group_rows(const Plan& pl, const float* dy, const float* x, int64_t g, int64_t k0,
+                int64_t k1, float* out, int64_t ldo) {
+  const Conv2dShape& s = *pl.s;
+  PatchGeom geom{x,        s.H,      s.W,           s.C_in,       g * pl.cig, pl.cig,
+                 pl.OH,    pl.OW,    s.KH,          s.KW,         s.stride_h, s.stride_w,
+                 s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, 0};
+  const StridedMatrix dym{dy + g * pl.cog, s.C_out, true};
+  const StridedMatrix xm{x + g * pl.cig, s.C_in, true};
+  const RowOffset a{geom.is_identity() ? strided_source(&xm) : conv_detail::patch_cols_source(&geom),
+                    k0};
+  sgemm_packed_sources(k1 - k0, pl.cog, pl.P, 1.0f, PackSource{pack_row_offset, &a},
+                       strided_source(&dym), 0.0f, out + k0 * ldo, ldo, {}, 1);
+}
+
 void bias_grad(const float* dy, int64_t p_begin, int64_t p_end, int64_t C, float* db) {
   std::fill(db, db + C, 0.0f);
   for (int64_t p = p_begin; p < p_end; ++p) {
@@ -139,7 +164,26 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
   if (direct) {
     const int threads = nt == 1 ? 1 : 0;
     for (int64_t g = 0; g < s.groups; ++g) {
-      if (!pl.transposed) {
+      if (!pl.transposed && threads == 0 && !pl.direct_kernel) {
+        // dw is big, the depth short: threads take static slices of dw's
+        // rows, each a single-threaded GEMM (no barriers; only the small dy
+        // operand is packed twice).
+        const GemmKernelInfo kin = gemm_kernel_info();
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+        {
+#ifdef CNNX_HAVE_OPENMP
+          const int t = omp_get_thread_num(), got = omp_get_num_threads();
+#else
+          const int t = 0, got = 1;
+#endif
+          const int64_t units = conv_detail::ceil_div(pl.Kg, kin.mr);
+          const int64_t k0 = std::min(pl.Kg, units * t / got * kin.mr);
+          const int64_t k1 = std::min(pl.Kg, units * (t + 1) / got * kin.mr);
+          if (k0 < k1) group_rows(pl, dy, x, g, k0, k1, dw + g * pl.cog, s.C_out);
+        }
+      } else if (!pl.transposed) {
         group_product(pl, dy, x, g, 0, pl.P, dw + g * pl.cog, s.C_out, threads);
       } else {
         float* t = thread_scratch(ScratchSlot::conv_1, static_cast<size_t>(pl.Kg * pl.cog));

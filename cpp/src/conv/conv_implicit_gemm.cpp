@@ -77,25 +77,52 @@ void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wma
     chunk = ceil_div(chunk, ki.mr) * ki.mr;
     const int64_t chunks = ceil_div(P, chunk);
     const StridedMatrix wm{wmat, ldw, true};  // B rows are j: (j, k) = wmat[k*ldw + j]
-    auto run = [&](int64_t c, int threads) {
-      const int64_t pb = c * chunk, pe = std::min(P, pb + chunk);
+    // Rows [pb, pe) x columns [j0, j1) on the calling thread.
+    auto block = [&](int64_t pb, int64_t pe, int64_t j0, int64_t j1) {
+      if (pb >= pe || j0 >= j1) return;
       PatchGeom gc = g;
       gc.p0 = g.p0 + pb;
       StridedMatrix xs{g.x + g.c0 + gc.p0 * g.C, g.C, false};
+      const StridedMatrix wj{wmat + j0, ldw, true};
       const PackSource a = g.is_identity() ? strided_source(&xs) : patch_rows_source(&gc);
-      sgemm_packed_sources(pe - pb, Nout, K, 1.0f, a, strided_source(&wm), 0.0f, out + pb * ldo,
-                           ldo, GemmEpilogue{bias, act}, threads);
+      sgemm_packed_sources(pe - pb, j1 - j0, K, 1.0f, a, strided_source(&wj), 0.0f,
+                           out + pb * ldo + j0, ldo, GemmEpilogue{bias ? bias + j0 : nullptr, act},
+                           1);
     };
-    if (nt > 1 && chunks < 4 * nt) {
-      chunk = P;  // too few chunks to balance: one GEMM, threaded over its tiles
-      run(0, 0);
-    } else if (nt <= 1) {
-      for (int64_t c = 0; c < chunks; ++c) run(c, 1);
-    } else {
+    auto run = [&](int64_t c) { block(c * chunk, std::min(P, (c + 1) * chunk), 0, Nout); };
+    if (nt <= 1) {
+      for (int64_t c = 0; c < chunks; ++c) run(c);
+    } else if (chunks >= 4 * nt) {
 #ifdef CNNX_HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
 #endif
-      for (int64_t c = 0; c < chunks; ++c) run(c, 1);
+      for (int64_t c = 0; c < chunks; ++c) run(c);
+    } else {
+      // Too few chunks to balance: a static split of the rows (each thread
+      // packs all of B) or of the columns (each packs all of A), whichever
+      // repeats less packing. No barriers, unlike a GEMM threaded inside.
+      const bool by_cols = Nout > P && Nout >= nt * ki.nr;
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+      {
+#ifdef CNNX_HAVE_OPENMP
+        const int t = omp_get_thread_num(), got = omp_get_num_threads();
+#else
+        const int t = 0, got = 1;
+#endif
+        if (by_cols) {
+          const int64_t units = ceil_div(Nout, ki.nr);
+          const int64_t j0 = std::min(Nout, units * t / got * ki.nr);
+          const int64_t j1 = std::min(Nout, units * (t + 1) / got * ki.nr);
+          for (int64_t pb = 0; pb < P; pb += chunk) block(pb, std::min(P, pb + chunk), j0, j1);
+        } else {
+          const int64_t units = ceil_div(P, ki.mr);
+          const int64_t p0 = std::min(P, units * t / got * ki.mr);
+          const int64_t p1 = std::min(P, units * (t + 1) / got * ki.mr);
+          for (int64_t pb = p0; pb < p1; pb += chunk) block(pb, std::min(p1, pb + chunk), 0, Nout);
+        }
+      }
     }
     return;
   }
