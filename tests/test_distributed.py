@@ -269,6 +269,38 @@ mine = dist.shard_indices(order)
 allidx = np.concatenate(comm.allgather(mine))
 assert len(np.unique(allidx)) == len(x) and len(mine) == len(x) // 2
 
+# --- a hand-written loop: DistributedOptimizer = 1 process on the global batch
+def plain(seed):
+    cnnx.set_seed(seed)
+    return cnnx.Sequential([cnnx.Conv2D(3, 3, activation="relu"), cnnx.Flatten(),
+                            cnnx.Dense(5)], input_shape=(10, 10, 2))
+
+
+def train(model, opt, xs, ts):      # MSE by hand: forward, backward, step
+    model.zero_grad()
+    out = model.forward(xs, training=True)
+    model.backward(2 * (out - ts) / out.size)
+    opt.step()
+
+
+t = rng.standard_normal((len(x), 5)).astype(np.float32)
+hand = plain(3 + rank)
+dist.broadcast_parameters(hand)
+opt = dist.DistributedOptimizer(cnnx.optim.SGD(lr=0.1))
+opt.bind(hand.store)
+for j in range(5):
+    mine = dist.shard_indices(np.arange(j * B, (j + 1) * B))
+    train(hand, opt, x[mine], t[mine])
+if rank == 0:
+    ref = plain(3)
+    ropt = cnnx.optim.SGD(lr=0.1)
+    ropt.bind(ref.store)
+    for j in range(5):
+        train(ref, ropt, x[j * B:(j + 1) * B], t[j * B:(j + 1) * B])
+    rel = np.linalg.norm(hand.store.params - ref.store.params) / np.linalg.norm(ref.store.params)
+    assert rel < 1e-5, rel
+    assert not np.allclose(ref.store.params, plain(3).store.params)
+
 # --- metrics and sharded evaluation; checkpoint on rank 0 only --------------
 xv = rng.standard_normal((37, 10, 10, 2)).astype(np.float32)   # odd: unequal eval shards
 yv = rng.integers(0, 5, 37)
