@@ -269,6 +269,21 @@ mine = dist.shard_indices(order)
 allidx = np.concatenate(comm.allgather(mine))
 assert len(np.unique(allidx)) == len(x) and len(mine) == len(x) // 2
 
+# --- BatchNormalization keeps local batch statistics (DDP's default) ---------
+cnnx.set_seed(50 + rank)
+bn = cnnx.Sequential([cnnx.Conv2D(3, 3), cnnx.BatchNormalization(momentum=0.99), cnnx.ReLU(),
+                      cnnx.Flatten(), cnnx.Dense(5, activation="softmax")], input_shape=(10, 10, 2))
+bn.compile(cnnx.optim.SGD(lr=0.05))
+dist.broadcast_parameters(bn)
+mine = dist.shard_indices(np.arange(B))               # fit's shard with shuffle=False
+local_mean = bn.layers[0].forward(x[mine]).mean(axis=(0, 1, 2))
+bn.fit(x[:B], y[:B], epochs=1, batch_size=B // 2, shuffle=False, verbose=0, distributed=True)
+mm = bn.layers[1].buffers["moving_mean"]
+np.testing.assert_allclose(mm, 0.01 * local_mean, rtol=1e-4, atol=1e-7)  # this rank's shard
+assert not np.allclose(*gathered(mm))
+ps = gathered(bn.store.params)
+assert np.array_equal(ps[0], ps[1])
+
 # --- a hand-written loop: DistributedOptimizer = 1 process on the global batch
 def plain(seed):
     cnnx.set_seed(seed)
