@@ -17,8 +17,9 @@
 #         CNNX_WHEEL_EXTRAS extras installed with the wheel for the tests
 #                           (default: test,onnx; onnx -> onnx + onnxruntime)
 #         CNNX_WHEEL_TORCH  1 (default): also install torch (same version as
-#                           PYTHON has, if any) so the PyTorch parity tests run;
-#                           0: skip it (those tests then skip)
+#                           PYTHON has, if any) and onnxscript so the PyTorch
+#                           parity and torch.onnx.export tests run; 0: skip
+#                           them (those tests then skip)
 #         CNNX_KEEP_TMP     1: keep the temporary venvs and build directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +90,8 @@ if [ "${CNNX_WHEEL_TORCH:-1}" = 1 ]; then
   tv=$("$PY" -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null || true)
   if [ -n "$tv" ]; then
     pip_install "torch==$tv" || echo "build_wheel: torch==$tv not installable; PyTorch tests will skip"
+    # torch's newer ONNX exporter (dynamo=True) needs onnxscript
+    pip_install onnxscript || echo "build_wheel: onnxscript not installable; dynamo-export tests will skip"
   else
     echo "build_wheel: $PY has no torch; PyTorch parity tests will skip"
   fi
