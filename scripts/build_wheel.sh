@@ -114,6 +114,25 @@ print(f"cnnx {cnnx.__version__} from {where}; info: {cnnx.info()}")
 assert "site-packages" in where and not where.startswith(src + os.sep), where
 assert all(not os.path.realpath(p).startswith(os.path.join(src, "python")) for p in cnnx.__path__)
 EOF
+echo
+echo "import time of the installed copy (python -X importtime -c 'import cnnx', best of 7):"
+env -u PYTHONPATH "$venv/bin/python" - "$venv/bin/python" <<'PYEOF'
+import re, subprocess, sys
+best = {}
+for _ in range(7):
+    err = subprocess.run([sys.argv[1], "-X", "importtime", "-c", "import cnnx"],
+                         capture_output=True, text=True).stderr
+    for line in err.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$", line)
+        if m and m.group(4) in ("cnnx", "numpy", "cnnx._core"):
+            best[m.group(4)] = min(best.get(m.group(4), 1e18), int(m.group(2)))
+for k in ("cnnx", "numpy", "cnnx._core"):
+    if k in best:
+        print(f"  {k:12s} {best[k] / 1000:7.1f} ms cumulative")
+if "cnnx" in best and "numpy" in best:
+    print(f"  cnnx without numpy: {(best['cnnx'] - best['numpy']) / 1000:.1f} ms")
+PYEOF
+echo
 env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider . \
   || { echo "build_wheel: tests FAILED against the installed wheel"; exit 1; }
 echo
