@@ -176,3 +176,17 @@ def test_edges_without_optional_packages(tmp_path):
     data = np.load(tmp_path / "e.npz")
     assert {"vertical", "horizontal", "sobel_x", "scharr_y"} <= set(data.files)
     assert data["vertical"].shape == (256, 256)
+
+
+def test_read_image_png_and_npy(tmp_path):
+    mpl_image = pytest.importorskip("matplotlib.image")
+    rgb = np.zeros((6, 5, 3), np.float32)
+    rgb[:, 3:, 0] = 1.0                       # a red right part
+    mpl_image.imsave(tmp_path / "a.png", rgb)
+    g = cli.read_image(str(tmp_path / "a.png"))
+    assert g.shape == (6, 5) and g.min() == 0.0 and g.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(g[:, 3:], 1.0, atol=1e-6)
+    np.testing.assert_allclose(g[:, :3], 0.0, atol=1e-6)
+    np.save(tmp_path / "b.npy", np.arange(12.0).reshape(3, 4))
+    np.testing.assert_allclose(cli.read_image(str(tmp_path / "b.npy")),
+                               np.arange(12.0).reshape(3, 4) / 11.0, rtol=1e-6)

@@ -195,9 +195,10 @@ def read_image(path):
             img = np.asarray(mpimg.imread(path), dtype=np.float32)
             if img.max() > 1.0:
                 img = img / 255.0
-    if img.ndim == 3:
-        img = img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32) if img.shape[2] >= 3 \
-            else img[..., 0]
+    if img.ndim == 3 and img.shape[2] >= 3:
+        img = img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    elif img.ndim == 3:
+        img = img[..., 0]
     if img.ndim != 2:
         raise ValueError(f"image: expected a 2-D grayscale or RGB image, got shape {img.shape}")
     lo, hi = float(img.min()), float(img.max())
@@ -224,10 +225,8 @@ def _cmd_edges(args):
     for k in ("vertical", "horizontal", "sobel_x", "sobel_y", "scharr_x", "scharr_y"):
         v = r[k]
         print(f"  {k:<10} mean |response| {float(np.abs(v).mean()):.4f}   max {float(np.abs(v).max()):.3f}")
-    try:
-        from .viz import plot_images
-    except ImportError:  # pragma: no cover - viz has no hard deps
-        raise
+    from .viz import plot_images  # imports matplotlib only when drawing
+
     try:
         plot_images(panels, path=args.out, ncols=4,
                     symmetric=[k not in ("input", "Sobel magnitude") for k in panels],
