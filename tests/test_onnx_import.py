@@ -489,3 +489,31 @@ def test_imported_model_trains_with_fit(tmp_path):
     finally:
         cnnx.set_num_threads(threads)
     assert np.isfinite(after) and after < 0.5 * before
+
+
+def test_random_stacks_roundtrip(tmp_path_factory):
+    """Random stacks of cnnx layers, exported and loaded back, predict the same."""
+    pytest.importorskip("hypothesis")
+    from hypothesis import assume, given, settings, HealthCheck
+    from test_onnx_export import _stack, randomise
+
+    @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_stack())
+    def roundtrip(spec):
+        layers, shape, seed = spec
+        assume(not all(isinstance(l, cnnx.Dropout) for l in layers))  # an empty graph
+        try:
+            model = cnnx.Sequential(layers, input_shape=shape)
+        except ValueError:
+            assume(False)
+        randomise(model, seed)
+        path = tmp_path_factory.mktemp("rt") / "m.onnx"
+        try:
+            cnnx.onnx.export(model, path)
+        except cnnx.onnx.ONNXConversionError:
+            assume(False)
+        back = cnnx.onnx.load(path)
+        x = np.random.default_rng(seed).standard_normal((2,) + shape).astype(np.float32)
+        np.testing.assert_allclose(back.predict(x), model.predict(x), atol=TOL, rtol=0)
+
+    roundtrip()
