@@ -4,7 +4,7 @@ digits, and generated shapes.
 Every loader returns NHWC float32 images in [0, 1] and int64 labels:
 
 >>> (x_train, y_train), (x_test, y_test) = load_mnist()      # doctest: +SKIP
->>> x_train.shape, x_train.dtype
+>>> x_train.shape, x_train.dtype                             # doctest: +SKIP
 ((60000, 28, 28, 1), dtype('float32'))
 
 Where ``load_mnist`` looks, in this order (the first directory holding all
