@@ -64,9 +64,9 @@ void group_product(const Plan& pl, const float* dy, const float* x, int64_t g, i
       geom.is_identity() ? strided_source(&xm) : conv_detail::patch_cols_source(&geom);
   if (!pl.transposed) {
     sgemm_packed_sources(pl.Kg, pl.cog, depth, 1.0f, patches,
-                         strided_source(&dym), 0.0f, out, ldo, {}, threads);
+                         conv_detail::strided_t_source(&dym), 0.0f, out, ldo, {}, threads);
   } else {
-    sgemm_packed_sources(pl.cog, pl.Kg, depth, 1.0f, strided_source(&dym), patches, 0.0f, out,
+    sgemm_packed_sources(pl.cog, pl.Kg, depth, 1.0f, conv_detail::strided_t_source(&dym), patches, 0.0f, out,
                          pl.Kg, {}, threads);
   }
 }
@@ -93,7 +93,7 @@ void group_rows(const Plan& pl, const float* dy, const float* x, int64_t g, int6
   const RowOffset a{geom.is_identity() ? strided_source(&xm) : conv_detail::patch_cols_source(&geom),
                     k0};
   sgemm_packed_sources(k1 - k0, pl.cog, pl.P, 1.0f, PackSource{pack_row_offset, &a},
-                       strided_source(&dym), 0.0f, out + k0 * ldo, ldo, {}, 1);
+                       conv_detail::strided_t_source(&dym), 0.0f, out + k0 * ldo, ldo, {}, 1);
 }
 
 void bias_grad(const float* dy, int64_t p_begin, int64_t p_end, int64_t C, float* db) {
@@ -124,7 +124,7 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
   const double eff_t = conv_detail::tile_efficiency(pl.cog, pl.Kg);
   const double eff_n = conv_detail::tile_efficiency(pl.Kg, pl.cog);
   pl.transposed = eff_t > 1.25 * eff_n ||
-                  (eff_t >= 0.8 * eff_n && pl.Kg >= 256 && pl.P >= 4 * pl.Kg);
+                  (eff_t >= 0.8 * eff_n && pl.Kg >= 128 && pl.P >= 4 * pl.Kg);
   pl.direct_kernel = active_isa() >= Isa::avx2 && conv_detail::igemm_available() &&
                      pl.cog < 32;
   if (pl.direct_kernel) pl.transposed = true;  // it produces dw^T

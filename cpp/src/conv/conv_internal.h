@@ -40,6 +40,9 @@ void pack_rows_avx512(const PatchGeom& g, int64_t r0, int64_t rows, int64_t k0, 
 // The same matrix transposed: rows are k, depth is pixels (backward-weights).
 PackSource patch_cols_source(const PatchGeom* g);
 
+// Like strided_source for a transposed matrix, tuned for short rows.
+PackSource strided_t_source(const StridedMatrix* m);
+
 // Fraction of a micro-tile grid doing useful work for an M x N product.
 double tile_efficiency(int64_t M, int64_t N);
 

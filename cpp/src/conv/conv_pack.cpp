@@ -131,7 +131,30 @@ void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc
   }
 }
 
+// A transposed strided matrix (element (r, k) = data[k*ld + r]), e.g. dy as
+// the channel-rows operand of backward-weights: per k, `width` contiguous
+// values. Short inline copies instead of a memcpy call per k.
+void pack_strided_t(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
+                    float* dst) {
+  const auto* m = static_cast<const StridedMatrix*>(ctx);
+  for (int64_t p = 0; p < rows; p += width) {
+    const int w = static_cast<int>(std::min<int64_t>(width, rows - p));
+    const float* src = m->data + k0 * m->ld + r0 + p;
+    if (w == width) {
+      for (int64_t k = 0; k < kc; ++k, src += m->ld, dst += width)
+        for (int j = 0; j < width; ++j) dst[j] = src[j];
+    } else {
+      for (int64_t k = 0; k < kc; ++k, src += m->ld, dst += width) {
+        for (int j = 0; j < w; ++j) dst[j] = src[j];
+        for (int j = w; j < width; ++j) dst[j] = 0.0f;
+      }
+    }
+  }
+}
+
 }  // namespace
+
+PackSource strided_t_source(const StridedMatrix* m) { return PackSource{pack_strided_t, m}; }
 
 PackSource patch_rows_source(const PatchGeom* g) { return PackSource{pack_rows, g}; }
 PackSource patch_cols_source(const PatchGeom* g) { return PackSource{pack_cols, g}; }
