@@ -59,3 +59,18 @@ def test_plot_errors():
     m = small_model()
     with pytest.raises(ValueError, match="^layer"):
         viz.plot_feature_maps(m, np.zeros((10, 10, 3), np.float32), 3)   # Dense: no maps
+
+
+def test_plot_history_panels(tmp_path):
+    pytest.importorskip("matplotlib")
+    h = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.5, 0.8], "lr": [0.1, 0.05],
+         "time": [3.0, 3.1]}
+    fig = viz.plot_history(h)
+    assert sorted(ax.get_title() for ax in fig.axes) == ["accuracy", "loss"]
+    loss_ax = [ax for ax in fig.axes if ax.get_title() == "loss"][0]
+    assert sorted(line.get_label() for line in loss_ax.get_lines()) == ["loss", "val_loss"]
+    np.testing.assert_allclose(loss_ax.get_lines()[0].get_ydata(), [1.0, 0.5])
+    fig = viz.plot_history(h, keys=["lr"])
+    assert [ax.get_title() for ax in fig.axes] == ["lr"]
+    with pytest.raises(ValueError, match="^keys"):
+        viz.plot_history(h, keys=["top5"])

@@ -145,19 +145,23 @@ def plot_feature_maps(model, image, layer, path=None, max_maps=16, ncols=None):
                        suptitle=f"{name}: {a.shape[0]}x{a.shape[1]}x{a.shape[2]} feature maps")
 
 
-def plot_history(history, path=None, title=None):
+def plot_history(history, path=None, title=None, keys=None):
     """Loss and metric curves per epoch from a ``History`` (``.history``
     dict) or a plain dict of lists, e.g. ``{"loss": [...], "val_loss":
-    [...], "accuracy": [...]}``. One panel per quantity, validation dashed."""
+    [...], "accuracy": [...]}``. One panel per quantity, validation dashed.
+    ``keys``: the quantities to draw (default: all but ``lr`` and ``time``)."""
     h = getattr(history, "history", history)
     if not isinstance(h, dict) or not h:
         raise ValueError("history: expected a History or a dict of per-epoch lists")
     base = []
     for k in h:
         b = k[4:] if k.startswith("val_") else k
-        if b not in base:
+        if b not in base and (b in keys if keys is not None else b not in ("lr", "time")):
             base.append(b)
+    if not base:
+        raise ValueError(f"keys: none of {keys!r} is in the history ({sorted(h)})")
     fig = _figure(len(base), 1, cell=3.2)
+    from matplotlib.ticker import MaxNLocator
     for i, b in enumerate(base):
         ax = fig.add_subplot(1, len(base), i + 1)
         for key, style in ((b, "-o"), ("val_" + b, "--s")):
@@ -165,6 +169,7 @@ def plot_history(history, path=None, title=None):
                 ys = np.asarray(h[key], dtype=float)
                 ax.plot(np.arange(1, len(ys) + 1), ys, style, label=key, markersize=3)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(b)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
