@@ -74,7 +74,7 @@ echo
 echo "sizes:"
 for f in "$out/$(basename "$sdist")" "$raw_wheel" "$wheel"; do
   printf "  %-70s %8.2f MB\n" "$(basename "$f")$([ "$f" = "$raw_wheel" ] && echo ' (before repair)')" \
-    "$(echo "scale=2; $(stat -c %s "$f") / 1000000" | bc)"
+    "$("$tmp/tools/bin/python" -c "import os, sys; print(os.path.getsize(sys.argv[1]) / 1e6)" "$f")"
 done
 
 if [ "$run_tests" = 0 ]; then
