@@ -356,6 +356,7 @@ class Sequential(Layer):
             loss, _ = self._train_step(x, y)
         except ValueError as e:
             if str(e).startswith("labels"):
+                self._check_y(y, x.shape[0])  # the full check names the bad label
                 raise ValueError("y" + str(e)[len("labels"):]) from None
             raise
         return loss
