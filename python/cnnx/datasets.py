@@ -34,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,9 @@ def _parse_idx(data, where):
         raise ValueError(f"path: {where} is truncated (header)")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_TYPES[code])
-    count = int(np.prod(dims, dtype=np.int64)) if ndim else 1
+    count = 1
+    for d in dims:  # Python ints: (2**31)**3 must not wrap to 0 as an int64 product would
+        count *= d
     if len(data) - head != count * dtype.itemsize:
         raise ValueError(f"path: {where} holds {len(data) - head} data bytes, its header "
                          f"{dims} promises {count * dtype.itemsize}")
@@ -123,7 +126,10 @@ def _parse_idx(data, where):
 def read_idx(path):
     """Read an IDX file (gzipped or not, detected from its first bytes)."""
     with _open(path) as fh:
-        data = fh.read()
+        try:
+            data = fh.read()
+        except (EOFError, OSError, zlib.error) as e:  # a corrupt or truncated .gz
+            raise ValueError(f"path: {path} is not a readable gzip file ({e})") from None
     return _parse_idx(data, path)
 
 
