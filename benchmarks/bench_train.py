@@ -141,7 +141,7 @@ def run_mnist(args):
         cnnx.Dense(10, activation="softmax"),
     ], input_shape=(28, 28, 1))
     if args.optimizer == "sgd":
-        opt = cnnx.optim.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        opt = cnnx.optim.SGD(lr=0.02, momentum=0.9)  # not tuned: AdamW is the measured recipe
     else:
         opt = cnnx.optim.AdamW(lr=2e-3, weight_decay=1e-4)
     model.compile(optimizer=opt, loss="cross_entropy", metrics=["accuracy"])
@@ -183,8 +183,8 @@ def main():
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--mnist", action="store_true", help="train LeNet-5 on MNIST instead")
     ap.add_argument("--epochs", type=int, default=5, help="epochs for --mnist")
-    ap.add_argument("--optimizer", choices=["sgd", "adamw"], default="sgd", help="for --mnist")
-    ap.add_argument("--batch-size", type=int, default=32, help="for --mnist")
+    ap.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw", help="for --mnist")
+    ap.add_argument("--batch-size", type=int, default=64, help="for --mnist")
     args = ap.parse_args()
     if args.mnist:
         return run_mnist(args)
