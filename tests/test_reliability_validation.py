@@ -291,6 +291,23 @@ CASES = [
      "m.save(None)", (TE,), "path"),
     ("load-none", "cnnx.load_model(None)", (TE,), "path"),
     ("load-not-a-model", "cnnx.load_model('/dev/null')", (VE,), "path"),
+    # ------------------------------------------------- filters and datasets
+    ("filters-kernel-larger", "import cnnx.filters; cnnx.filters.correlate2d(A(5, 5), A(7, 7))",
+     (VE,), "kernel"),
+    ("filters-mode", "import cnnx.filters; cnnx.filters.correlate2d(A(5, 5), A(3, 3), mode='x')",
+     (VE,), "mode"),
+    ("filters-image-1d", "import cnnx.filters; cnnx.filters.correlate2d(A(5), A(3, 3))", (VE,),
+     "image"),
+    ("filters-empty", "import cnnx.filters; cnnx.filters.edge_responses(A(0, 0))", (VE,), "image"),
+    ("idx-not-idx", "from cnnx import datasets as D; D.read_idx('/etc/hostname')", (VE,), "path"),
+    ("idx-dims-overflow", "import tempfile; from cnnx import datasets as D;"
+     "f = tempfile.NamedTemporaryFile(suffix='.idx', delete=False);"
+     "f.write(b'\\x00\\x00\\x08\\x03' + (2**31).to_bytes(4, 'big') * 3); f.close();"
+     "D.read_idx(f.name)", (VE,), "path"),
+    ("idx-bad-gzip", "import tempfile; from cnnx import datasets as D;"
+     "f = tempfile.NamedTemporaryFile(suffix='.gz', delete=False);"
+     "f.write(b'\\x1f\\x8b\\x08garbage'); f.close(); D.read_idx(f.name)", (VE,), "path"),
+    ("shapes-n-0", "from cnnx import datasets as D; D.make_shapes(0)", (VE,), "n"),
     # ------------------------------------------------------------- threads
     ("threads-0", "cnnx.set_num_threads(0)", (VE,), "n"),
     ("threads-neg", "cnnx.set_num_threads(-1)", (VE,), "n"),
@@ -299,6 +316,10 @@ CASES = [
     ("threads-str", "cnnx.set_num_threads('a')", (TE,), "n"),
     ("seed-neg", "cnnx.set_seed(-1)", (VE,), "seed"),
 ]
+
+# cases whose message must say both what was expected and what was given
+NEEDS_VALUE = {"train-label-high", "train-label-neg", "fit-label-high", "evaluate-label-high",
+               "sce-label-high", "conv-stride-0", "maxpool-size-0", "threads-10^6"}
 
 CHILD = r"""
 import json, sys
@@ -354,6 +375,8 @@ def test_hostile_argument_is_refused(battery, cid, code, allowed, prefix):
             f"{code!r}: message should start with {prefix!r}, got {res['msg']!r}"
     # the message says what was wrong, not just the name
     assert len(res["msg"]) > len(prefix or "") + 8
+    if cid in NEEDS_VALUE:
+        assert "expected" in res["msg"] and "got" in res["msg"], res["msg"]
 
 
 def test_the_harness_sees_crashes():

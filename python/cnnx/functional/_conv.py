@@ -36,7 +36,20 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     if c_in_g * g != c_in:
         raise ValueError(f"w: expected {c_in // g} input channels per group (x has {c_in} "
                          f"channels, groups={g}), got shape {w_shape}")
+    # Keep every pixel coordinate far from int64 overflow in the kernels.
+    if max(s) >= _MAX_EXTENT:
+        raise ValueError(f"stride: expected values below 2**40, got {s}")
+    if max(d) >= _MAX_EXTENT:
+        raise ValueError(f"dilation: expected values below 2**40, got {d}")
+    for f, dd in ((f_h, d[0]), (f_w, d[1])):
+        if (f - 1) * dd + 1 >= _MAX_EXTENT:
+            raise ValueError(f"dilation: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*{dd} + 1 "
+                             f"pixels) must span fewer than 2**40 pixels")
     pads = resolve_padding(padding, (h, wd), (f_h, f_w), s, d)
+    for n, (p0, p1) in zip((h, wd), pads):
+        if n + p0 + p1 >= _MAX_EXTENT:
+            raise ValueError(f"padding: the padded input ({n} + {p0} + {p1} pixels) must span "
+                             f"fewer than 2**40 pixels per axis")
     try:
         out = output_hw((h, wd), (f_h, f_w), pads, s, d)
     except ValueError as e:
