@@ -80,7 +80,7 @@ def _import_mpi():
     if _MPI is None:
         try:
             from mpi4py import MPI  # initialises MPI (MPI_Init_thread) on first import
-        except ImportError as e:
+        except (ImportError, OSError, RuntimeError) as e:  # no mpi4py, or no libmpi for it
             raise ImportError(f"{INSTALL_HINT} (import failed: {e})") from None
         _MPI = MPI
     return _MPI
