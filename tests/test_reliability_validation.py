@@ -291,6 +291,24 @@ CASES = [
      "m.save(None)", (TE,), "path"),
     ("load-none", "cnnx.load_model(None)", (TE,), "path"),
     ("load-not-a-model", "cnnx.load_model('/dev/null')", (VE,), "path"),
+    # --------------------------------------- in-place updates (optimisers, BN)
+    ("sgd-param-f64", "F.sgd_update(np.zeros(4), np.zeros(4, np.float32), lr=0.1)", (TE,),
+     "param"),
+    ("sgd-param-strided", "F.sgd_update(np.zeros(8, np.float32)[::2], np.zeros(4), lr=0.1)",
+     (VE,), "param"),
+    ("sgd-param-readonly", "p = np.zeros(4, np.float32); p.flags.writeable = False;"
+     "F.sgd_update(p, np.zeros(4), lr=0.1)", (VE,), "param"),
+    ("sgd-grad-size", "F.sgd_update(np.zeros(4, np.float32), np.zeros(5), lr=0.1)", (VE,),
+     "grad"),
+    ("adam-step-0", "F.adam_update(*(np.zeros(4, np.float32) for _ in range(4)), step=0)", (VE,),
+     "step"),
+    ("adam-m-size", "F.adam_update(np.zeros(4, np.float32), np.zeros(4), np.zeros(3, np.float32),"
+     " np.zeros(4, np.float32), step=1)", (VE,), "m"),
+    ("bn-running-f64", "F.batch_norm(A(2, 3, 3, 4), None, None, running_mean=np.zeros(4),"
+     " running_var=np.ones(4, np.float32))", (TE,), "running_mean"),
+    ("bn-running-fortran-2d", "F.batch_norm(A(2, 3, 3, 4), None, None,"
+     " running_mean=np.zeros((4, 1), np.float32), running_var=np.ones(4, np.float32))", (VE,),
+     "running_mean"),
     # ------------------------------------------------- filters and datasets
     ("filters-kernel-larger", "import cnnx.filters; cnnx.filters.correlate2d(A(5, 5), A(7, 7))",
      (VE,), "kernel"),
