@@ -374,3 +374,26 @@ def test_lazy_build_and_add(rng):
     model.add(cnnx.Dense(2, activation="softmax"))
     assert model.forward(x).shape == (3, 2)
     assert np.shares_memory(model.layers[2].params["kernel"], model.store.params)
+
+
+def test_residual_and_sequential_nest_and_train(tmp_path, rng):
+    cnnx.set_seed(0)
+    inner = cnnx.Sequential([cnnx.Conv2D(4, 3, padding="same", activation="relu"),
+                             cnnx.MaxPool2D(2)])
+    model = cnnx.Sequential([
+        inner,
+        cnnx.Residual([cnnx.Conv2D(4, 3, padding="same", activation="relu"),
+                       cnnx.Conv2D(4, 3, padding="same")]),
+        cnnx.Flatten(), cnnx.Dense(3, activation="softmax"),
+    ], input_shape=(8, 8, 2))
+    assert np.shares_memory(inner.layers[0].params["kernel"], model.store.params)
+    assert model.count_params() == (9 * 2 + 1) * 4 + 2 * (9 * 4 + 1) * 4 + 64 * 3 + 3
+    model.compile(optimizer=cnnx.optim.Adam(lr=0.01), loss="cross_entropy",
+                  metrics=["accuracy"])
+    x = rng.standard_normal((64, 8, 8, 2)).astype(np.float32)
+    y = (x[:, :4].mean((1, 2, 3)) > 0).astype(int) + (x[:, 4:].mean((1, 2, 3)) > 0)
+    hist = model.fit(x, y, epochs=15, batch_size=16, verbose=0)
+    assert hist.history["loss"][-1] < 0.3 * hist.history["loss"][0]
+    model.save(tmp_path / "nested.cnnx")
+    again = cnnx.load_model(tmp_path / "nested.cnnx")
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
