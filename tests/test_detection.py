@@ -182,3 +182,44 @@ def test_grid_bad_input():
         D.encode_grid(np.zeros((1, 2, 4)), -np.ones((1, 2)), 8, 64, 0)
     with pytest.raises(ValueError, match="^output:"):
         D.decode_grid(np.zeros((1, 8, 8, 5)), 64, 16)
+
+
+# ---- the example's loss: gradient vs finite differences -----------------------------
+
+def _load_detect_example():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "detect.py"
+    spec = importlib.util.spec_from_file_location("_detect_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_detection_loss_gradient_finite_differences(rng):
+    ex = _load_detect_example()
+    m, grid, n_cls = 2, 4, 3
+    boxes = np.array([[[2, 3, 12, 11], [20, 18, 30, 31]], [[5, 17, 14, 29], [0, 0, 0, 0]]],
+                     np.float32)
+    labels = np.array([[0, 2], [1, -1]])
+    t = D.encode_grid(boxes, labels, grid, 32, 8)
+    out = rng.standard_normal((m, grid, grid, 5 + n_cls)).astype(np.float32)
+    loss, parts, grad = ex.detection_loss(out, t)
+    assert loss == pytest.approx(sum(parts), rel=1e-6)
+    # the objectness term against a NumPy binary cross-entropy
+    p = 1 / (1 + np.exp(-out[..., 0].astype(np.float64)))
+    bce = -np.sum(t["obj"] * np.log(p) + (1 - t["obj"]) * np.log(1 - p)) / m
+    assert parts[0] == pytest.approx(bce, rel=1e-4)
+    flat = out.reshape(-1).astype(np.float64)
+    pos = np.argwhere(t["obj"] > 0)
+    idxs = [np.ravel_multi_index((i, r, c, ch), out.shape) for i, r, c in pos
+            for ch in range(5 + n_cls)] + list(rng.choice(flat.size, 10, replace=False))
+    eps = 1e-3
+    for k in idxs:
+        a, b = flat.copy(), flat.copy()
+        a[k] += eps
+        b[k] -= eps
+        fd = (ex.detection_loss(a.reshape(out.shape).astype(np.float32), t)[0]
+              - ex.detection_loss(b.reshape(out.shape).astype(np.float32), t)[0]) / (2 * eps)
+        g = grad.reshape(-1)[k]
+        assert abs(fd - g) <= 2e-2 * max(abs(fd), abs(g)) + 2e-3, (k, fd, g)
