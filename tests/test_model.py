@@ -397,3 +397,28 @@ def test_residual_and_sequential_nest_and_train(tmp_path, rng):
     model.save(tmp_path / "nested.cnnx")
     again = cnnx.load_model(tmp_path / "nested.cnnx")
     np.testing.assert_array_equal(again.predict(x), model.predict(x))
+
+
+def test_training_step_gradients_equal_the_manual_loop(rng):
+    """train_on_batch (fused loss, ReLU mask moved behind max pooling) computes
+    exactly the gradients of the plain forward/backward loop."""
+    def make():
+        cnnx.set_seed(8)
+        return cnnx.Sequential([
+            cnnx.Conv2D(4, 3, activation="relu"), cnnx.MaxPool2D(2),
+            cnnx.Conv2D(6, 3, padding="same", activation="relu"), cnnx.MaxPool2D(3, 2, padding=1),
+            cnnx.Flatten(), cnnx.Dense(5),
+        ], input_shape=(11, 11, 2))
+
+    a, b = make(), make()
+    a.compile(optimizer=cnnx.optim.SGD(lr=0.1), loss="cross_entropy")
+    names = [f.__name__ for f, _ in a._plan()[1]][::-1]  # the fused pattern is in use
+    assert names[:4] == ["_backward_linear", "_backward_through_relu"] * 2
+    x = rng.standard_normal((3, 11, 11, 2)).astype(np.float32)
+    y = rng.integers(0, 5, 3)
+    a.train_on_batch(x, y)
+    out = b.forward(x, training=True)
+    _, g = cnnx.functional.softmax_cross_entropy(out, y)
+    b.zero_grad()
+    b.backward(g)
+    np.testing.assert_array_equal(a.store.grads, b.store.grads)

@@ -26,7 +26,9 @@ from . import _core
 from ._validate import as_float32, as_int
 from .layers.activations import Softmax
 from .layers.base import Layer, ParamStore, format_shape, layer_config, layer_from_config, walk
+from .layers.conv import Conv2D
 from .layers.dense import Dense
+from .layers.pooling import MaxPool2D
 
 __all__ = ["Sequential", "SummaryRow"]
 
@@ -272,6 +274,15 @@ class Sequential(Layer):
         elif head == "softmax":
             fwd.pop()
             bwd.pop()
+        # Conv2D(activation="relu") followed by MaxPool2D: apply the ReLU
+        # mask to the pooled gradient (exact, and pool_size times less memory
+        # traffic than masking the full-size one; see MaxPool2D._backward_through_relu)
+        for i in range(len(bwd) - 1):
+            a, b = layers[i], layers[i + 1]
+            if (type(a) is Conv2D and a.activation == "relu"
+                    and type(b) is MaxPool2D and bwd[i + 1] == b._backward):
+                bwd[i] = a._backward_linear
+                bwd[i + 1] = b._backward_through_relu
         # backward runs last-to-first; the first layer needs no dx
         bwd_plan = [(f, i > 0) for i, f in enumerate(bwd)][::-1]
         self._fwd_plan = fwd

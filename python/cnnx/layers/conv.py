@@ -132,6 +132,10 @@ class Conv2D(Layer):
             dy = _core.relu_backward(dy, self._y)
         elif self._post is not None:
             dy = self._post.backward(dy, self._z, self._y)
+        return self._backward_linear(dy, need_dx, accumulate)
+
+    def _backward_linear(self, dy, need_dx, accumulate):
+        """Backward of the convolution alone (``dy`` already through the activation)."""
         trainable = self._trainable
         if not trainable and not need_dx:
             return None

@@ -70,13 +70,27 @@ class MaxPool2D(_Pool2D):
     """
 
     def _forward(self, x, training):
+        y = _core.max_pool2d(x, *self._g)
         if training:
             self._x = x
-        return _core.max_pool2d(x, *self._g)
+            self._y = y
+        return y
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
+        return _core.max_pool2d_backward(dy, self._x, *self._g)
+
+    def _backward_through_relu(self, dy, need_dx, accumulate):
+        """Backward of ``MaxPool(relu(z))`` w.r.t. z, for a ReLU layer just before.
+
+        The ReLU mask is applied to the *pooled* gradient: each window sends
+        its gradient to its maximum, whose value is the pooled output, and
+        that value is > 0 exactly when the ReLU passes it. Same result as
+        ``relu_backward(max_pool2d_backward(dy))``, on f_h*f_w times fewer
+        values (the models' training step uses this).
+        """
+        dy = _core.relu_backward(dy, self._y)
         return _core.max_pool2d_backward(dy, self._x, *self._g)
 
 
