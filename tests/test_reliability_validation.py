@@ -402,3 +402,17 @@ def test_the_harness_sees_crashes():
     res = run_in_children(["import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
                            "F.relu(A(3))"])
     assert res[0]["type"] == "CRASH" and res[1]["type"] == "ok"
+
+
+def test_private_core_thread_count_is_capped():
+    """Even the private binding cannot ask OpenMP for a million threads
+    (libgomp would abort the process on the next large kernel)."""
+    import cnnx
+    from cnnx import _core
+
+    saved = cnnx.get_num_threads()
+    try:
+        _core.set_num_threads(2**31 - 1)
+        assert 1 <= _core.get_num_threads() <= 1024
+    finally:
+        cnnx.set_num_threads(saved)

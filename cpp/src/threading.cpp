@@ -28,7 +28,11 @@ std::atomic<int>& slot() {
 
 int get_num_threads() { return slot().load(std::memory_order_relaxed); }
 
-void set_num_threads(int n) { slot().store(std::max(1, n), std::memory_order_relaxed); }
+// At most 1024 (as cnnx.set_num_threads): libgomp aborts the whole process when
+// it cannot create a requested thread (e.g. after set_num_threads(1 << 30)).
+void set_num_threads(int n) {
+  slot().store(std::min(std::max(1, n), 1024), std::memory_order_relaxed);
+}
 
 bool have_openmp() {
 #ifdef CNNX_HAVE_OPENMP
