@@ -178,9 +178,8 @@ def layouts(x):
         "transposed-view": np.ascontiguousarray(np.swapaxes(x, 0, -1)).swapaxes(0, -1),
         "float64": x.astype(np.float64),
         "big-endian": x.astype(">f4"),
-        "unaligned": np.frombuffer(b"\0" + x.tobytes(), np.float32, x.size, 1).reshape(x.shape)
-        if False else np.frombuffer(bytearray(b"\0" * 4) + bytearray(x.tobytes()),
-                                    np.float32)[1:].reshape(x.shape),
+        "unaligned": np.frombuffer(bytearray(b"\0" + x.tobytes()), np.float32, x.size,
+                                   1).reshape(x.shape),    # 1-byte offset: misaligned floats
     }
     ro = x.copy()
     ro.flags.writeable = False
