@@ -2,9 +2,15 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cnnx/cpu.h"
 #include "cnnx/gemm.h"
 
 namespace cnnx {
+
+// pack__avx512.cpp: the same layout through 16x16 register transposes.
+void pack_rows__avx512(const float* data, int64_t ld, int64_t r0, int64_t rows, int64_t k0,
+                       int64_t kc, int width, float* dst);
+
 namespace {
 
 // Row-major rows: element (r, k) = data[r*ld + k]. Each panel row is read
@@ -12,6 +18,10 @@ namespace {
 void pack_rows(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
                float* dst) {
   const auto* m = static_cast<const StridedMatrix*>(ctx);
+  if (active_isa() == Isa::avx512 && width <= 32) {
+    pack_rows__avx512(m->data, m->ld, r0, rows, k0, kc, width, dst);
+    return;
+  }
   for (int64_t p = 0; p < rows; p += width) {
     const int w = static_cast<int>(std::min<int64_t>(width, rows - p));
     const float* src = m->data + (r0 + p) * m->ld + k0;
