@@ -7,9 +7,12 @@
 
 namespace cnnx {
 
-// pack__avx512.cpp: the same layout through 16x16 register transposes.
+// pack__avx512.cpp / pack__avx2.cpp: the same layout through 16x16 or 8x8
+// register transposes.
 void pack_rows__avx512(const float* data, int64_t ld, int64_t r0, int64_t rows, int64_t k0,
                        int64_t kc, int width, float* dst);
+void pack_rows__avx2(const float* data, int64_t ld, int64_t r0, int64_t rows, int64_t k0,
+                     int64_t kc, int width, float* dst);
 
 namespace {
 
@@ -18,8 +21,13 @@ namespace {
 void pack_rows(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
                float* dst) {
   const auto* m = static_cast<const StridedMatrix*>(ctx);
-  if (active_isa() == Isa::avx512 && width <= 32) {
+  const Isa isa = active_isa();
+  if (isa == Isa::avx512 && width <= 32) {
     pack_rows__avx512(m->data, m->ld, r0, rows, k0, kc, width, dst);
+    return;
+  }
+  if (isa == Isa::avx2 && width <= 16) {
+    pack_rows__avx2(m->data, m->ld, r0, rows, k0, kc, width, dst);
     return;
   }
   for (int64_t p = 0; p < rows; p += width) {
