@@ -32,3 +32,9 @@ def rng():
 def torch_or_skip():
     """PyTorch for parity tests; skip cleanly when it is not installed."""
     return pytest.importorskip("torch")
+
+
+def pytest_configure(config):
+    # Also registered in pyproject.toml; repeated here for runs from a copy
+    # of tests/ outside the source tree (the installed-wheel run).
+    config.addinivalue_line("markers", "examples: runs examples/*.py --quick in a subprocess")

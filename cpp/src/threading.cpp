@@ -43,9 +43,10 @@ bool have_openmp() {
 }
 
 int threads_for_flops(double flops) {
-  // About 5 us of fork/join against ~100 GFLOP/s per core: below ~1 MFLOP
-  // per extra thread the parallel region costs more than it saves.
-  const double per_thread = 1.0e6;
+  // A fork/join costs a few microseconds (far more when the machine is
+  // busy) against ~100 GFLOP/s per core: below ~2 MFLOP per extra thread
+  // the parallel region costs more than it saves.
+  const double per_thread = 2.0e6;
   int n = get_num_threads();
   int useful = static_cast<int>(flops / per_thread);
   return std::max(1, std::min(n, useful));

@@ -32,3 +32,19 @@ __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAv
             "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
             "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual",
             "Sequential", "optim", "callbacks", "load_model"]
+
+# Submodules loaded on first use, so that `import cnnx` stays light:
+# cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx
+# (onnx/onnxruntime), cnnx.distributed (mpi4py), cnnx.detection, cnnx.style.
+_LAZY_SUBMODULES = ("datasets", "filters", "teaching", "viz", "onnx", "distributed",
+                    "detection", "style", "training", "cli")
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'cnnx' has no attribute {name!r}")

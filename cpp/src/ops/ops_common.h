@@ -17,7 +17,10 @@ namespace ops_detail {
 // Threads worth using for a memory-bound pass over `bytes` bytes: one
 // thread per ~256 KB (a fork/join costs a few microseconds, about what one
 // core streams in that time).
-inline int threads_for_bytes(double bytes) { return threads_for_flops(bytes * 4.0); }
+// Memory-bound loops: one core already streams several GB/s, so a second
+// thread pays only past a few MB of traffic (an SGD step over the seed
+// network's 63k parameters, 1 MB, stays on one thread).
+inline int threads_for_bytes(double bytes) { return threads_for_flops(bytes * 0.25); }
 
 // Calls f(begin, end) on nt threads over [0, n), chunks aligned to `align`
 // elements (keeps SIMD loops on whole vectors and threads on separate cache
