@@ -272,3 +272,18 @@ def test_model_accepts_any_layout(rng):
     l2 = model.train_on_batch(np.asfortranarray(x), list(y))
     assert l1 == l2
     np.testing.assert_array_equal(model.store.params, p1)
+
+
+def test_empty_dimensions_work(rng):
+    """Zero-sized batches and n_in = 0 give the empty-sum results, like NumPy."""
+    np.testing.assert_array_equal(F.dense(np.zeros((5, 0), np.float32),
+                                          np.zeros((0, 3), np.float32)), np.zeros((5, 3)))
+    dx, dw, db = F.dense_backward(np.ones((5, 3), np.float32), np.zeros((5, 0), np.float32),
+                                  np.zeros((0, 3), np.float32))
+    assert dx.shape == (5, 0) and dw.shape == (0, 3)
+    np.testing.assert_array_equal(db, np.full(3, 5.0))
+    assert F.conv2d(np.zeros((0, 5, 5, 2), np.float32), np.ones((3, 3, 2, 4), np.float32)).shape \
+        == (0, 3, 3, 4)
+    assert F.max_pool2d(np.zeros((0, 4, 4, 2), np.float32), 2).shape == (0, 2, 2, 2)
+    np.testing.assert_array_equal(F.matmul(np.ones((3, 0), np.float32), np.ones((0, 2), np.float32)),
+                                  np.zeros((3, 2)))

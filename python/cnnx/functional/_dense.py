@@ -1,4 +1,6 @@
 """Dense (fully-connected) layer on the core SGEMM."""
+import math
+
 import numpy as np
 
 from .. import _core
@@ -35,7 +37,7 @@ def dense(x, w, b=None, activation=None):
         if b.shape[0] != n_out:
             raise ValueError(f"b: expected shape ({n_out},), got {b.shape}")
     lead = x.shape[:-1]
-    x2 = x.reshape(-1, w.shape[0])
+    x2 = x.reshape(math.prod(lead), w.shape[0])  # not -1: n_in may be 0
     y = _core.dense(x2, w, b, activation == "relu")
     return y.reshape(lead + (n_out,))
 
@@ -55,7 +57,8 @@ def dense_backward(dy, x, w, need_dx=True):
     if dy.shape != expect:
         raise ValueError(f"dy: expected shape {expect}, got {dy.shape}")
     dx, dw, db = _core.dense_backward(
-        dy.reshape(-1, n_out), x.reshape(-1, n_in), w, bool(need_dx), True, True
+        dy.reshape(math.prod(x.shape[:-1]), n_out), x.reshape(math.prod(x.shape[:-1]), n_in), w,
+        bool(need_dx), True, True
     )
     if dx is not None:
         dx = dx.reshape(x.shape)
