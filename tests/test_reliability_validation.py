@@ -110,6 +110,8 @@ CASES = [
     ("conv-broadcast-2^62",
      "F.conv2d(np.broadcast_to(np.float32(1), (2**20, 2**20, 2**20, 4)), A(1, 1, 4, 4))",
      (VE, ME), None),
+    ("maxpool-f16-view-2^62",
+     "F.max_pool2d(np.broadcast_to(np.float16(1), (2**31, 2**28, 2, 2)), 2)", (VE, ME), "x"),
     # ----------------------------------------------------- conv2d_backward
     ("convb-dy-shape", "F.conv2d_backward(A(1, 3, 3, 5), A(1, 5, 5, 2), A(3, 3, 2, 4))", (VE,),
      "dy"),

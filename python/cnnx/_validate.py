@@ -23,7 +23,11 @@ def as_float32(x, name, ndim=None):
         raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise TypeError(f"{name}: expected a real array, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    try:
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+    except ValueError as e:  # e.g. a broadcast view too big to copy: name the argument
+        raise ValueError(f"{name}: cannot be copied to a float32 array of shape {arr.shape} "
+                         f"({e})") from None
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     return arr
