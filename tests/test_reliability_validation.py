@@ -103,6 +103,8 @@ CASES = [
     # output of 2^30 x 2^30 pixels: too big for 64-bit byte counts or for memory
     ("conv-output-2^60", "F.conv2d(A(1, 5, 5, 2), A(3, 3, 2, 4), padding=(2**30, 2**30))",
      (VE, ME), None),
+    ("conv-output-2^66", "F.conv2d(A(1, 5, 5, 2), A(3, 3, 2, 4), padding=2**32)", (VE,),
+     "padding"),
     ("conv-output-256GiB", "F.conv2d(A(1, 5, 5, 2), A(1, 1, 2, 4), padding=(2**16, 2**16))",
      (VE, ME), None),
     ("conv-stride-2^62-same",

@@ -55,6 +55,9 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     except ValueError as e:
         msg = str(e)
         raise ValueError("w: " + msg[3:] if msg.startswith("f: ") else msg) from None
+    if out[0] * out[1] * c_out >= 2**62:
+        raise ValueError(f"padding: each output image would hold {out[0]}x{out[1]}x{c_out} values, "
+                         f"too many to index")
     flat = (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
     return s, d, g, flat, out
 
