@@ -1,6 +1,6 @@
 """Shapes with more than 2**31 elements: every index must be 64-bit.
 
-These tests need ~11 GB of memory and a minute or two, so they run only
+These tests need ~11 GB of memory and a few minutes, so they run only
 with ``CNNX_SLOW_TESTS=1`` (and enough free memory); otherwise they are
 skipped with the reason. Inputs hold an integer-valued pattern, so the
 NumPy references are exact and the comparison is bitwise; the checks look
@@ -30,7 +30,7 @@ def _available_bytes():
 
 def _need(gib):
     if not SLOW:
-        pytest.skip("big-shape test: set CNNX_SLOW_TESTS=1 to run (needs ~11 GB of RAM, ~1-2 min)")
+        pytest.skip("big-shape test: set CNNX_SLOW_TESTS=1 to run (needs ~11 GB of RAM and a few minutes)")
     avail = _available_bytes()
     if avail < gib * GiB:
         pytest.skip(f"big-shape test: needs {gib} GiB of free memory, {avail / GiB:.1f} GiB available")
