@@ -170,7 +170,7 @@ def main(argv=None):
     ap.add_argument("--dataset", default="fashion", choices=("fashion", "mnist", "shapes"))
     ap.add_argument("--model", default="both", choices=("lenet5", "resnet", "both"))
     ap.add_argument("--epochs", type=int, default=None,
-                    help="default 15 (with --quick: 3 for lenet5, 1 for resnet)")
+                    help="default 12 (with --quick: 3 for lenet5, 1 for resnet)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=None, help="default 0.02 (lenet5), 0.1 (resnet)")
     ap.add_argument("--data-dir", default=None)
@@ -190,7 +190,7 @@ def main(argv=None):
     results = []
     for name in models:
         lr = args.lr or (0.02 if name == "lenet5" else 0.1)
-        epochs = args.epochs or ((3 if name == "lenet5" else 1) if args.quick else 15)
+        epochs = args.epochs or ((3 if name == "lenet5" else 1) if args.quick else 12)
         model, acc, seconds = train(name, dataset, ((xt, yt), (xs, ys)), epochs,
                                     args.batch_size, lr, args.seed, args.verbose, args.quick)
         results.append((name, acc, seconds))
