@@ -158,7 +158,7 @@ def draw(x, dets, gt, path, n=8, score=0.3):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1,500 scenes, 4 epochs (< 60 s)")
+    ap.add_argument("--quick", action="store_true", help="1,000 scenes, 4 epochs (about 30 s)")
     ap.add_argument("--train", type=int, default=None, help="training scenes (default 8,000)")
     ap.add_argument("--test", type=int, default=None, help="held-out scenes (default 1,000)")
     ap.add_argument("--epochs", type=int, default=None, help="default 15 (4 with --quick)")
@@ -167,7 +167,7 @@ def main(argv=None):
     ap.add_argument("--out-dir", default=os.path.join("cnnx_output", "detect"))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    n_train = args.train or (1500 if args.quick else 8000)
+    n_train = args.train or (1000 if args.quick else 8000)
     n_test = args.test or (300 if args.quick else 1000)
     epochs = args.epochs or (4 if args.quick else 15)
     n_classes = len(SHAPE_NAMES)
