@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from .. import _core
 from .. import random as _random
 
 __all__ = ["Layer", "ParamStore", "initialize", "INITIALIZERS", "get_layer_class", "layer_config",
@@ -252,6 +253,29 @@ def walk(layers, parent_trainable=True):
         t = parent_trainable and layer.trainable
         yield layer, t
         yield from walk(layer.sublayers(), t)
+
+
+class ActivatedLinearMixin:
+    """The backward shared by Conv2D and Dense: through the activation, then
+    the linear part (``_backward_linear``). A fused ReLU is undone from the
+    saved output; any other activation runs its own backward."""
+
+    def _backward(self, dy, need_dx, accumulate):
+        if self._fused:
+            dy = _core.relu_backward(dy, self._y)
+        elif self._post is not None:
+            dy = self._post.backward(dy, self._z, self._y)
+        return self._backward_linear(dy, need_dx, accumulate)
+
+    def _store_grads(self, accumulate, **grads):
+        """Write each gradient into its slot of the flat buffer, or add to it
+        when gradients accumulate over several backward passes."""
+        for name, value in grads.items():
+            slot = self.grads[name]
+            if accumulate:
+                np.add(slot, value, out=slot)
+            else:
+                np.copyto(slot, value)
 
 
 class ParamStore:

@@ -10,13 +10,12 @@ their own table (608 = (5*5*3+1)*8) follows the right formula.
 
 Convolution here is cross-correlation, as in every deep-learning library.
 """
-import numpy as np
 
 from .. import _core
 from .._validate import as_int, as_pair
 from ..functional._shapes import output_hw, resolve_padding
 from .activations import get_activation
-from .base import Layer, initialize
+from .base import ActivatedLinearMixin, Layer, initialize
 
 __all__ = ["Conv2D"]
 
@@ -39,7 +38,7 @@ def spatial_formulas(in_hw, kernel_hw, pads, strides, dilations=(1, 1)):
     return [fh] if fh == fw else [f"n_H: {fh}", f"n_W: {fw}"]
 
 
-class Conv2D(Layer):
+class Conv2D(ActivatedLinearMixin, Layer):
     """2-D convolution in NHWC with HWIO weights: ``activation(conv(x, kernel) + bias)``.
 
     Args (Keras names):
@@ -127,13 +126,6 @@ class Conv2D(Layer):
             self._y = y
         return y
 
-    def _backward(self, dy, need_dx, accumulate):
-        if self._fused:
-            dy = _core.relu_backward(dy, self._y)
-        elif self._post is not None:
-            dy = self._post.backward(dy, self._z, self._y)
-        return self._backward_linear(dy, need_dx, accumulate)
-
     def _backward_linear(self, dy, need_dx, accumulate):
         """Backward of the convolution alone (``dy`` already through the activation)."""
         trainable = self._trainable
@@ -142,15 +134,10 @@ class Conv2D(Layer):
         dx, dw, db = _core.conv2d_backward(dy, self._x, self.params["kernel"], self.strides,
                                            self.dilation_rate, self._p4, self.groups, need_dx)
         if trainable:
-            g = self.grads
-            if accumulate:
-                np.add(g["kernel"], dw, out=g["kernel"])
-                if self.use_bias:
-                    np.add(g["bias"], db, out=g["bias"])
+            if self.use_bias:
+                self._store_grads(accumulate, kernel=dw, bias=db)
             else:
-                np.copyto(g["kernel"], dw)
-                if self.use_bias:
-                    np.copyto(g["bias"], db)
+                self._store_grads(accumulate, kernel=dw)
         return dx
 
     # ---- description --------------------------------------------------------

@@ -4,17 +4,16 @@ Parameters: ``n_in * n_out + n_out`` (the course's "activation size of the
 previous layer times this one's, plus one bias each": 400*120 + 120 = 48120
 in the seed's table).
 """
-import numpy as np
 
 from .. import _core
 from .._validate import as_int
 from .activations import get_activation
-from .base import Layer, initialize
+from .base import ActivatedLinearMixin, Layer, initialize
 
 __all__ = ["Dense"]
 
 
-class Dense(Layer):
+class Dense(ActivatedLinearMixin, Layer):
     """Fully connected layer on the core SGEMM.
 
     Args:
@@ -81,13 +80,6 @@ class Dense(Layer):
             self._x = x
         return z
 
-    def _backward(self, dy, need_dx, accumulate):
-        if self._fused:
-            dy = _core.relu_backward(dy, self._y)
-        elif self._post is not None:
-            dy = self._post.backward(dy, self._z, self._y)
-        return self._backward_linear(dy, need_dx, accumulate)
-
     def _backward_linear(self, dz, need_dx, accumulate):
         trainable = self._trainable
         if not trainable and not need_dx:
@@ -96,15 +88,10 @@ class Dense(Layer):
         dx, dw, db = _core.dense_backward(dz, self._x, self.params["kernel"], need_dx,
                                           trainable, bias)
         if trainable:
-            g = self.grads
-            if accumulate:
-                np.add(g["kernel"], dw, out=g["kernel"])
-                if bias:
-                    np.add(g["bias"], db, out=g["bias"])
+            if bias:
+                self._store_grads(accumulate, kernel=dw, bias=db)
             else:
-                np.copyto(g["kernel"], dw)
-                if bias:
-                    np.copyto(g["bias"], db)
+                self._store_grads(accumulate, kernel=dw)
         return dx
 
     def get_config(self):
