@@ -81,6 +81,40 @@ bool igemm_preferred(const PatchGeom& g, int64_t Nout);
 void igemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
            const float* bias, Activation act, float* out, int64_t ldo);
 
+// Winograd F(4x4, 3x3) for 3x3 stride-1 undilated convolutions of wide
+// layers (conv_winograd*.cpp). U holds the transformed weights
+// [36][ncb][Cin][CW] (zero-padded channels).
+struct WinogradProblem {
+  const float* x;
+  int64_t H, W, C, c0, Cin;  // image (C = pixel stride), channels c0..c0+Cin
+  int64_t OH, OW, pt, pl;    // output grid and top/left padding (may be negative)
+  int64_t TH, TW;            // 4x4 output tiles per column / row
+  int64_t Cout, ncb;         // output channels, blocks of CW
+  const float* U;
+  const float* bias;
+  Activation act;
+  float* out;
+  int64_t ldo;
+};
+// Tiles [t_begin, t_end) x channel blocks [cb_begin, cb_end); scratch holds
+// winograd_scratch_floats(...) floats.
+using WinogradTilesFn = void (*)(const WinogradProblem&, int64_t t_begin, int64_t t_end,
+                                 int64_t cb_begin, int64_t cb_end, float* scratch);
+using WinogradWeightsFn = void (*)(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout,
+                                   int64_t ncb, float* U, int64_t ci_begin, int64_t ci_end);
+struct WinogradKernel {
+  WinogradTilesFn fn;  // null: not available on this ISA
+  WinogradWeightsFn weights;
+  int R, CW;           // tiles x channels per register tile
+};
+WinogradKernel winograd_kernel_avx512();
+WinogradKernel winograd_kernel_avx2();
+// Whether implicit_gemm hands this product to the Winograd path.
+bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
+// Same contract as implicit_gemm.
+void winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+              const float* bias, Activation act, float* out, int64_t ldo);
+
 // Direct backward-weights for narrow layers (conv_dw_direct*.cpp):
 // dwT[co][k] += sum_p dy[p][co0 + co] * patch[p][k], co < Nout, p in a range.
 struct DwProblem {

@@ -1,0 +1,98 @@
+// Driver of the Winograd F(4x4, 3x3) convolution (3x3, stride 1, no
+// dilation, wide layers): transforms the weights once per call, then threads
+// take (tile block, output-channel slice) units; each unit transforms its
+// input tiles into a thread-local buffer, runs the 36 GEMMs and the output
+// transform (conv_winograd_impl.h). Working memory: the transformed weights
+// (36/9 of the weights) plus one tile block per thread.
+#include <algorithm>
+#include <cstdlib>
+
+#include "cnnx/threading.h"
+#include "common/scratch.h"
+#include "conv/conv_internal.h"
+
+namespace cnnx {
+namespace conv_detail {
+
+namespace {
+WinogradKernel kernel_for_isa() {
+  if (active_isa() == Isa::avx512) return winograd_kernel_avx512();
+  if (active_isa() == Isa::avx2) return winograd_kernel_avx2();
+  return {nullptr, nullptr, 0, 0};
+}
+}  // namespace
+
+// CNNX_CONV_WINOGRAD=0 turns it off (to compare against the implicit GEMM).
+bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout) {
+  static const bool enabled = [] {
+    const char* e = std::getenv("CNNX_CONV_WINOGRAD");
+    return !(e && e[0] == '0');
+  }();
+  if (!enabled || active_isa() < Isa::avx2) return false;
+  if (g.p0 != 0 || g.KH != 3 || g.KW != 3 || g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1)
+    return false;
+  if (g.OH * g.OW <= 0 || P % (g.OH * g.OW) != 0) return false;
+  // Wide layers only: the transforms cost per channel what a narrow GEMM saves.
+  if (g.Cg < 32 || Nout < 32) return false;
+  // Tiles mostly inside the output (a 2x2 image would waste 3/4 of a tile).
+  const double used = static_cast<double>(g.OH * g.OW) / (ceil_div(g.OH, 4) * ceil_div(g.OW, 4) * 16);
+  return used >= 0.5;
+}
+
+void winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+              const float* bias, Activation act, float* out, int64_t ldo) {
+  if (P <= 0 || Nout <= 0) return;
+  const WinogradKernel k = kernel_for_isa();
+  const int64_t Cin = g.Cg, CW = k.CW;
+  const int64_t ncb = ceil_div(Nout, CW);
+  const int64_t N = P / (g.OH * g.OW);
+  const int64_t TH = ceil_div(g.OH, 4), TW = ceil_div(g.OW, 4);
+  const int64_t T = N * TH * TW;
+  const int nt = threads_for_flops(2.0 * P * 9 * Cin * Nout / 3.0);
+
+  float* U = thread_scratch(ScratchSlot::conv_1, static_cast<size_t>(36 * ncb * Cin * CW));
+  if (nt > 1 && Cin >= 2 * nt && Cin * Nout >= 64 * 64) {
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (int t = 0; t < nt; ++t)
+      k.weights(wmat, ldw, Cin, Nout, ncb, U, Cin * t / nt, Cin * (t + 1) / nt);
+  } else {
+    k.weights(wmat, ldw, Cin, Nout, ncb, U, 0, Cin);
+  }
+
+  const WinogradProblem pb{g.x, g.H,  g.W, g.C,    g.c0, Cin, g.OH, g.OW, g.pt,
+                           g.pl, TH,  TW,  Nout,   ncb,  U,   bias, act,  out, ldo};
+  // Tile blocks sized so that a block's transformed inputs and products stay
+  // near L2; at least 2 register tiles.
+  const int64_t R = k.R;
+  int64_t TB = (int64_t{1} << 18) / (36 * (Cin + ncb * CW));
+  TB = std::max<int64_t>(2 * R, TB / R * R);
+  TB = std::min(TB, ceil_div(T, R) * R);
+  int64_t blocks = ceil_div(T, TB);
+  // Few blocks: also split the output channels so that every thread works.
+  int64_t slices = 1;
+  if (nt > 1 && blocks < 2 * nt) slices = std::min<int64_t>(ncb, 2 * nt);
+  const int64_t units = blocks * slices;
+  auto run = [&](int64_t u) {
+    const int64_t b = u / slices, s = u % slices;
+    const int64_t t0 = b * TB, t1 = std::min(T, t0 + TB);
+    const int64_t c0 = ncb * s / slices, c1 = ncb * (s + 1) / slices;
+    if (c0 >= c1) return;
+    const int64_t TBp = ceil_div(t1 - t0, R) * R;
+    float* scratch = thread_scratch(ScratchSlot::conv_0,
+                                    static_cast<size_t>(36 * TBp * (Cin + (c1 - c0) * CW)));
+    k.fn(pb, t0, t1, c0, c1, scratch);
+  };
+  if (nt <= 1 || units == 1) {
+    for (int64_t u = 0; u < units; ++u) run(u);
+    return;
+  }
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+#endif
+  for (int64_t u = 0; u < units; ++u) run(u);
+}
+
+}  // namespace conv_detail
+}  // namespace cnnx
