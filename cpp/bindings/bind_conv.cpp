@@ -77,14 +77,14 @@ void bind_conv(py::module_& m) {
   m.def(
       "conv2d_backward",
       [](farray dy, farray x, farray w, I2 stride, I2 dilation, I4 pads, int64_t groups,
-         bool need_dx) {
+         bool need_dx, py::object dw_out, py::object db_out) {
         const cnnx::Conv2dShape s = make_shape(x, w, stride, dilation, pads, groups);
         require_ndim(dy, 4, "dy");
         require(dy.shape(0) == s.N && dy.shape(1) == s.out_h() && dy.shape(2) == s.out_w() &&
                     dy.shape(3) == s.C_out,
                 "dy: shape does not match the convolution's output");
-        farray dw = new_array({s.KH, s.KW, s.cin_per_group(), s.C_out});
-        farray db = new_array({s.C_out});
+        py::array dw = out_array(dw_out, {s.KH, s.KW, s.cin_per_group(), s.C_out}, "dw_out");
+        py::array db = out_array(db_out, {s.C_out}, "db_out");
         py::object dx_obj = py::none();
         float* pdx = nullptr;
         if (need_dx) {
@@ -95,8 +95,8 @@ void bind_conv(py::module_& m) {
         const float* pdy = dy.data();
         const float* px = x.data();
         const float* pw = w.data();
-        float* pdw = dw.mutable_data();
-        float* pdb = db.mutable_data();
+        float* pdw = static_cast<float*>(dw.mutable_data());
+        float* pdb = static_cast<float*>(db.mutable_data());
         {
           py::gil_scoped_release nogil;
           cnnx::conv2d_backward_weights(s, pdy, px, pdw, pdb);
@@ -105,7 +105,8 @@ void bind_conv(py::module_& m) {
         return py::make_tuple(dx_obj, dw, db);
       },
       py::arg("dy"), py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("dilation"),
-      py::arg("pads"), py::arg("groups"), py::arg("need_dx") = true);
+      py::arg("pads"), py::arg("groups"), py::arg("need_dx") = true,
+      py::arg("dw_out") = py::none(), py::arg("db_out") = py::none());
 
   m.def(
       "conv2d_algorithm",

@@ -115,7 +115,8 @@ void bind_ops(py::module_& m) {
 
   m.def(
       "dense_backward",
-      [](farray dy, farray x, farray w, bool need_dx, bool need_dw, bool need_db) {
+      [](farray dy, farray x, farray w, bool need_dx, bool need_dw, bool need_db,
+         py::object dw_out, py::object db_out) {
         require_ndim(dy, 2, "dy");
         require_ndim(x, 2, "x");
         require_ndim(w, 2, "w");
@@ -130,13 +131,13 @@ void bind_ops(py::module_& m) {
           dx = a;
         }
         if (need_dw) {
-          farray a = new_array({in, out});
-          pdw = a.mutable_data();
+          py::array a = out_array(dw_out, {in, out}, "dw_out");
+          pdw = static_cast<float*>(a.mutable_data());
           dw = a;
         }
         if (need_db) {
-          farray a = new_array({out});
-          pdb = a.mutable_data();
+          py::array a = out_array(db_out, {out}, "db_out");
+          pdb = static_cast<float*>(a.mutable_data());
           db = a;
         }
         const float *pdy = dy.data(), *px = x.data(), *pw = w.data();
@@ -147,7 +148,8 @@ void bind_ops(py::module_& m) {
         return py::make_tuple(dx, dw, db);
       },
       py::arg("dy"), py::arg("x"), py::arg("w"), py::arg("need_dx") = true,
-      py::arg("need_dw") = true, py::arg("need_db") = true);
+      py::arg("need_dw") = true, py::arg("need_db") = true, py::arg("dw_out") = py::none(),
+      py::arg("db_out") = py::none());
 
   m.def("column_sums", [](farray a) {
     require_ndim(a, 2, "a");

@@ -31,11 +31,30 @@ inline farray new_array(const std::vector<int64_t>& shape) {
   return farray(s);
 }
 
+// The array a kernel writes its result into: `out` when the caller gives one
+// (float32, C-contiguous, writeable, exactly the result's size: e.g. a slot
+// of a model's flat gradient buffer, so no copy follows), else a new array.
+inline py::array out_array(const py::object& out, const std::vector<int64_t>& shape,
+                           const char* name) {
+  if (out.is_none()) return new_array(shape);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  require(py::isinstance<py::array>(out), std::string(name) + ": expected a NumPy array");
+  py::array a = py::reinterpret_borrow<py::array>(out);
+  require(a.dtype().is(py::dtype::of<float>()), std::string(name) + ": expected dtype float32");
+  require((a.flags() & py::array::c_style) != 0, std::string(name) + ": must be C-contiguous");
+  require(a.writeable(), std::string(name) + ": must be writeable");
+  require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) +
+                             " elements, got " + std::to_string(a.size()));
+  return a;
+}
+
 // One registration function per concern, each in its own file.
 void bind_system(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_ops(py::module_& m);
+void bind_plan(py::module_& m);
 
 }  // namespace cnnx_py

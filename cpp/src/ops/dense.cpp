@@ -15,7 +15,9 @@
 
 #include <vector>
 
+#include "cnnx/cpu.h"
 #include "common/scratch.h"
+#include "ops/dense_rows.h"
 #include "ops/ops_common.h"
 
 namespace cnnx {
@@ -72,6 +74,14 @@ void gemm_slabs(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, const float
 
 void dense_forward(const float* x, const float* w, const float* b, float* y, int64_t N,
                    int64_t in, int64_t out, Activation act) {
+  if (N >= 1 && N <= ops_detail::kDenseRowsMax && in >= 1 && active_isa() == Isa::avx512) {
+    // A few rows: stream w in place (threads split the columns of a big layer).
+    const int nt = ops_detail::threads_for_bytes(4.0 * in * out);
+    ops_detail::parallel_range(out, out >= 128 ? nt : 1, [&](int64_t c0, int64_t c1) {
+      ops_detail::dense_rows_avx512(x, w, b, y, N, in, out, c0, c1, act == Activation::relu);
+    }, 64);
+    return;
+  }
   GemmEpilogue ep;
   ep.bias = b;
   ep.act = act;
@@ -80,6 +90,22 @@ void dense_forward(const float* x, const float* w, const float* b, float* y, int
 
 void dense_backward(const float* dy, const float* x, const float* w, float* dx, float* dw,
                     float* db, int64_t N, int64_t in, int64_t out) {
+  if (N >= 1 && N <= ops_detail::kDenseRowsMax && in >= 1 && out >= 1 &&
+      active_isa() == Isa::avx512) {
+    // A few rows: dw is a sum of N outer products, dx N dot products per
+    // input; neither needs packing. Threads split dw's columns and dx's inputs.
+    const int nt = ops_detail::threads_for_bytes(8.0 * in * out);
+    const int64_t cblocks = (out + 63) / 64;
+    ops_detail::parallel_range(cblocks * 64, cblocks >= 2 ? nt : 1, [&](int64_t b, int64_t e) {
+      ops_detail::dense_rows_backward_avx512(dy, x, w, nullptr, dw, N, in, out, b,
+                                             std::min(e, out), 0, 0);
+    }, 64);
+    ops_detail::parallel_range(in, nt, [&](int64_t b, int64_t e) {
+      ops_detail::dense_rows_backward_avx512(dy, x, w, dx, nullptr, N, in, out, 0, 0, b, e);
+    }, 16);
+    if (db) column_sums(dy, N, out, db);
+    return;
+  }
   if (dx) {
     if (dx_transposed(N, in, out)) {
       // dx^T[in, N] = w[in, out] @ dy[N, out]^T, then transpose into dx.

@@ -131,6 +131,13 @@ class Conv2D(ActivatedLinearMixin, Layer):
         trainable = self._trainable
         if not trainable and not need_dx:
             return None
+        if trainable and not accumulate:
+            # straight into the model's gradient slots: no temporary, no copy
+            g = self.grads
+            dx, _, _ = _core.conv2d_backward(dy, self._x, self.params["kernel"], self.strides,
+                                             self.dilation_rate, self._p4, self.groups, need_dx,
+                                             g["kernel"], g.get("bias"))
+            return dx
         dx, dw, db = _core.conv2d_backward(dy, self._x, self.params["kernel"], self.strides,
                                            self.dilation_rate, self._p4, self.groups, need_dx)
         if trainable:

@@ -85,6 +85,12 @@ class Dense(ActivatedLinearMixin, Layer):
         if not trainable and not need_dx:
             return None
         bias = self.use_bias and trainable
+        if trainable and not accumulate:
+            # straight into the model's gradient slots: no temporary, no copy
+            g = self.grads
+            dx, _, _ = _core.dense_backward(dz, self._x, self.params["kernel"], need_dx, True,
+                                            bias, g["kernel"], g["bias"] if bias else None)
+            return dx
         dx, dw, db = _core.dense_backward(dz, self._x, self.params["kernel"], need_dx,
                                           trainable, bias)
         if trainable:
