@@ -47,6 +47,11 @@ int threads_for_flops(double flops) {
   // busy) against ~100 GFLOP/s per core: below ~2 MFLOP per extra thread
   // the parallel region costs more than it saves.
   const double per_thread = 2.0e6;
+#ifdef CNNX_HAVE_OPENMP
+  // Called from inside a parallel region (an inference plan running one
+  // chunk of images per thread): the caller already owns every core.
+  if (omp_in_parallel()) return 1;
+#endif
   int n = get_num_threads();
   int useful = static_cast<int>(flops / per_thread);
   return std::max(1, std::min(n, useful));

@@ -89,6 +89,8 @@ class Sequential(Layer):
         self.stop_training = False
         self._head = None
         self._plan_key = None
+        self._compiled = None  # the C++ inference pass (cnnx._plan), built on first predict
+        self._compiled_key = None
         if input_shape is not None:
             self.build(input_shape)
 
@@ -378,6 +380,19 @@ class Sequential(Layer):
             return _core.softmax(out, out.ndim - 1)
         return out
 
+    def _inference(self, x):
+        """Outputs for a batch in inference mode: one C++ call when the model compiles to a plan."""
+        key = (self.store, len(self.layers))
+        c = self._compiled
+        if self._compiled_key != key or (c is not None and not c.valid()):
+            from ._plan import compile_inference, plans_enabled
+
+            c = compile_inference(self) if plans_enabled() else None
+            self._compiled, self._compiled_key = c, key
+        if c is None:
+            return self._forward(x, False)
+        return c(x)
+
     def predict(self, x, batch_size=256):
         """Model outputs for ``x`` in batches (probabilities for a classifier).
 
@@ -388,10 +403,10 @@ class Sequential(Layer):
         batch_size = as_int(batch_size, "batch_size", 1)
         n = x.shape[0]
         if n <= batch_size:
-            return self._probabilities(self._forward(x, False))
+            return self._probabilities(self._inference(x))
         res = np.empty((n,) + tuple(self.output_shape), np.float32)
         for i in range(0, n, batch_size):
-            res[i:i + batch_size] = self._probabilities(self._forward(x[i:i + batch_size], False))
+            res[i:i + batch_size] = self._probabilities(self._inference(x[i:i + batch_size]))
         return res
 
     def evaluate(self, x, y, batch_size=256, verbose=0):

@@ -15,7 +15,8 @@ enum class ScratchSlot : int {
   conv_1 = 3,
   op_0 = 4,
   op_1 = 5,
-  count = 6
+  plan = 6,  // an inference plan's activation arena
+  count = 7
 };
 
 // At least n floats, aligned to 64 bytes, valid until this thread asks the

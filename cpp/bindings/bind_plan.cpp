@@ -1,0 +1,173 @@
+// cnnx._core.InferencePlan: the compiled inference pass (cnnx/plan.h).
+// python/cnnx/_plan.py builds it from a model's layers. Weights are NOT
+// copied: the plan reads the model's live arrays (so in-place updates are
+// seen at once) and this wrapper keeps a reference to each of them.
+#include <pybind11/stl.h>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bindings.h"
+#include "cnnx/plan.h"
+
+namespace cnnx_py {
+namespace {
+
+using BnSpec = std::tuple<std::optional<py::array>, std::optional<py::array>, py::array, py::array,
+                          float>;
+
+struct PyPlan {
+  std::unique_ptr<cnnx::InferencePlan> plan;
+  std::vector<py::object> keep;  // the arrays the plan points into
+  int64_t in_n = 0, out_n = 0;
+
+  // A live float32 C-contiguous array of exactly n values (never a copy: a
+  // copy would freeze the weights the plan sees).
+  const float* live(const py::array& a, int64_t n, const std::string& name) {
+    require(a.dtype().is(py::dtype::of<float>()), name + ": expected a float32 array");
+    require((a.flags() & py::array::c_style) != 0, name + ": expected a C-contiguous array");
+    require(a.size() == n, name + ": expected " + std::to_string(n) + " values, got " +
+                               std::to_string(a.size()));
+    keep.push_back(a);
+    return static_cast<const float*>(a.data());
+  }
+  const float* live_opt(const std::optional<py::array>& a, int64_t n, const std::string& name) {
+    return a ? live(*a, n, name) : nullptr;
+  }
+  cnnx::PlanBatchNorm bn(const BnSpec& spec, int64_t c) {
+    cnnx::PlanBatchNorm b;
+    b.gamma = live_opt(std::get<0>(spec), c, "gamma");
+    b.beta = live_opt(std::get<1>(spec), c, "beta");
+    b.mean = live(std::get<2>(spec), c, "moving_mean");
+    b.var = live(std::get<3>(spec), c, "moving_var");
+    b.eps = std::get<4>(spec);
+    require(b.eps > 0.0f, "epsilon: must be > 0");
+    return b;
+  }
+};
+
+cnnx::PlanAct act_of(int a) {
+  require(a >= 0 && a <= 5, "act: expected 0..5");
+  return static_cast<cnnx::PlanAct>(a);
+}
+
+
+}  // namespace
+
+void bind_plan(py::module_& m) {
+  using I15 = std::array<int64_t, 15>;
+  using I8 = std::array<int64_t, 8>;
+  using I3 = std::array<int64_t, 3>;
+  py::class_<PyPlan>(m, "InferencePlan")
+      .def(py::init([](std::vector<int64_t> sizes) {
+             auto p = std::make_unique<PyPlan>();
+             require(sizes.size() >= 2, "sizes: need the input and output buffers");
+             p->in_n = sizes[0];
+             p->out_n = sizes[1];
+             p->plan = std::make_unique<cnnx::InferencePlan>(std::move(sizes));
+             return p;
+           }),
+           py::arg("sizes"))
+      .def(
+          "add_conv",
+          [](PyPlan& p, int in, int out, I15 g, py::array w, std::optional<py::array> b, int act,
+             float alpha, std::optional<BnSpec> bn) {
+            cnnx::Conv2dShape s;
+            s.N = 1;
+            s.H = g[0];
+            s.W = g[1];
+            s.C_in = g[2];
+            s.KH = g[3];
+            s.KW = g[4];
+            s.C_out = g[5];
+            s.stride_h = g[6];
+            s.stride_w = g[7];
+            s.dilation_h = g[8];
+            s.dilation_w = g[9];
+            s.pad_top = g[10];
+            s.pad_bottom = g[11];
+            s.pad_left = g[12];
+            s.pad_right = g[13];
+            s.groups = g[14];
+            const char* msg = cnnx::conv2d_check(s);
+            require(msg[0] == 0, msg);
+            const float* pw = p.live(w, s.weight_size(), "kernel");
+            const float* pb = p.live_opt(b, s.C_out, "bias");
+            cnnx::PlanBatchNorm nb;
+            if (bn) nb = p.bn(*bn, s.C_out);
+            p.plan->add_conv(in, out, s, pw, pb, act_of(act), alpha, bn ? &nb : nullptr);
+          },
+          py::arg("src"), py::arg("dst"), py::arg("geometry"), py::arg("kernel"), py::arg("bias"),
+          py::arg("act"), py::arg("alpha"), py::arg("bn"))
+      .def(
+          "add_dense",
+          [](PyPlan& p, int in, int out, int64_t in_f, int64_t out_f, py::array w,
+             std::optional<py::array> b, int act, float alpha, std::optional<BnSpec> bn) {
+            require(in_f >= 1 && out_f >= 1, "dense: sizes must be >= 1");
+            const float* pw = p.live(w, in_f * out_f, "kernel");
+            const float* pb = p.live_opt(b, out_f, "bias");
+            cnnx::PlanBatchNorm nb;
+            if (bn) nb = p.bn(*bn, out_f);
+            p.plan->add_dense(in, out, in_f, out_f, pw, pb, act_of(act), alpha,
+                              bn ? &nb : nullptr);
+          },
+          py::arg("src"), py::arg("dst"), py::arg("in_features"), py::arg("out_features"),
+          py::arg("kernel"), py::arg("bias"), py::arg("act"), py::arg("alpha"), py::arg("bn"))
+      .def(
+          "add_pool",
+          [](PyPlan& p, int in, int out, int kind, I3 hwc, I8 g, bool count_include_pad,
+             int64_t oh, int64_t ow) {
+            require(kind >= 0 && kind <= 4, "kind: expected 0..4");
+            cnnx::PoolShape s{1, hwc[0], hwc[1], hwc[2]};
+            cnnx::Pool2dParams pp{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
+            p.plan->add_pool(in, out, static_cast<cnnx::PlanPool>(kind), s, pp, count_include_pad,
+                             oh, ow);
+          },
+          py::arg("src"), py::arg("dst"), py::arg("kind"), py::arg("hwc"), py::arg("geometry"),
+          py::arg("count_include_pad"), py::arg("out_h"), py::arg("out_w"))
+      .def(
+          "add_batch_norm",
+          [](PyPlan& p, int in, int out, int64_t c, int64_t n, BnSpec bn) {
+            require(c >= 1, "channels: must be >= 1");
+            const cnnx::PlanBatchNorm nb = p.bn(bn, c);
+            p.plan->add_batch_norm(in, out, c, n, nb);
+          },
+          py::arg("src"), py::arg("dst"), py::arg("channels"), py::arg("n"), py::arg("bn"))
+      .def(
+          "add_activation",
+          [](PyPlan& p, int in, int out, int act, float alpha, int64_t n, int64_t k) {
+            p.plan->add_activation(in, out, act_of(act), alpha, n, k);
+          },
+          py::arg("src"), py::arg("dst"), py::arg("act"), py::arg("alpha"), py::arg("n"),
+          py::arg("k"))
+      .def(
+          "add_add",
+          [](PyPlan& p, int a, int b, int out, int act, float alpha, int64_t n, int64_t k) {
+            p.plan->add_add(a, b, out, act_of(act), alpha, n, k);
+          },
+          py::arg("a"), py::arg("b"), py::arg("dst"), py::arg("act"), py::arg("alpha"),
+          py::arg("n"), py::arg("k"))
+      .def(
+          "run",
+          [](PyPlan& p, farray x) {
+            require(x.ndim() >= 1, "x: expected a batch");
+            const int64_t N = x.shape(0);
+            require(N == 0 || x.size() / N == p.in_n,
+                    "x: expected " + std::to_string(p.in_n) + " values per image");
+            farray y = new_array({N, p.out_n});
+            {
+              py::gil_scoped_release release;
+              p.plan->run(x.data(), N, y.mutable_data());
+            }
+            return y;
+          },
+          py::arg("x"))
+      .def_property_readonly("flops_per_image", [](const PyPlan& p) { return p.plan->flops_per_image(); })
+      .def_property_readonly("op_count", [](const PyPlan& p) { return p.plan->op_count(); });
+}
+
+}  // namespace cnnx_py

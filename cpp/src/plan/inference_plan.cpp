@@ -1,0 +1,398 @@
+// The compiled inference pass (see cnnx/plan.h): op list, batch-norm
+// folding, the per-thread activation arena and the batch-chunk scheduler.
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "cnnx/activation.h"
+#include "cnnx/dense.h"
+#include "cnnx/norm.h"
+#include "cnnx/plan.h"
+#include "cnnx/threading.h"
+#include "common/scratch.h"
+
+#ifdef CNNX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnx {
+namespace {
+
+// A chunk's activations should stay in the core's L2 (1 MB on the machines
+// we target) next to the weights: size chunks to about a third of it.
+constexpr int64_t kArenaBytes = 384 * 1024;
+
+inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+Activation fused(PlanAct a) { return a == PlanAct::relu ? Activation::relu : Activation::none; }
+
+// The activations a conv/dense epilogue cannot fuse, applied in place.
+void apply_activation(PlanAct act, float alpha, float* y, int64_t n, int64_t k) {
+  switch (act) {
+    case PlanAct::none: return;
+    case PlanAct::relu: relu_forward(y, y, n); return;
+    case PlanAct::leaky_relu: leaky_relu_forward(y, y, n, alpha); return;
+    case PlanAct::sigmoid: sigmoid_forward(y, y, n); return;
+    case PlanAct::tanh: tanh_forward(y, y, n); return;
+    case PlanAct::softmax: softmax_forward(y, y, n / k, k, 1); return;
+  }
+}
+
+void check_act(PlanAct act, int64_t n, int64_t k) {
+  if (static_cast<int>(act) < 0 || static_cast<int>(act) > 5)
+    throw std::invalid_argument("act: unknown activation");
+  if (act == PlanAct::softmax && (k < 1 || n % k))
+    throw std::invalid_argument("act: the softmax axis must divide the values per image");
+}
+
+}  // namespace
+
+InferencePlan::InferencePlan(std::vector<int64_t> buffer_sizes) : sizes_(std::move(buffer_sizes)) {
+  if (sizes_.size() < 2) throw std::invalid_argument("buffers: need at least the input and output");
+  offset_.assign(sizes_.size(), 0);
+  int64_t off = 0;
+  for (size_t i = 0; i < sizes_.size(); ++i) {
+    if (sizes_[i] < 0) throw std::invalid_argument("buffers: sizes must be >= 0");
+    if (i < 2) continue;  // input and output are the caller's arrays
+    offset_[i] = off;
+    off += round16(sizes_[i]);
+  }
+  arena_per_image_ = off;
+}
+
+void InferencePlan::check_buffer(int id, int64_t floats, const char* what) const {
+  if (id < 0 || id >= static_cast<int>(sizes_.size()))
+    throw std::invalid_argument(std::string(what) + ": buffer " + std::to_string(id) +
+                                " does not exist");
+  if (sizes_[id] < floats)
+    throw std::invalid_argument(std::string(what) + ": buffer " + std::to_string(id) + " holds " +
+                                std::to_string(sizes_[id]) + " floats per image, the op needs " +
+                                std::to_string(floats));
+}
+
+void InferencePlan::add_conv(int in, int out, const Conv2dShape& shape, const float* w,
+                             const float* bias, PlanAct act, float alpha,
+                             const PlanBatchNorm* bn) {
+  Conv2dShape s = shape;
+  s.N = 1;
+  const char* msg = conv2d_check(s);
+  if (msg[0]) throw std::invalid_argument(msg);
+  check_buffer(in, s.input_size(), "conv input");
+  check_buffer(out, s.output_size(), "conv output");
+  if (in == out || out == 0) throw std::invalid_argument("conv: output must be a fresh buffer");
+  const int64_t n_out = s.output_size();
+  check_act(act, n_out, s.C_out);
+  Op op;
+  op.kind = Kind::conv;
+  op.in = in;
+  op.out = out;
+  op.conv = s;
+  op.w = w;
+  op.bias = bias;
+  op.act = act;
+  op.alpha = alpha;
+  op.n = n_out;
+  op.k = s.C_out;
+  op.channels = s.C_out;
+  if (bn) {
+    op.has_bn = true;
+    op.bn = *bn;
+    op.wf.resize(s.weight_size());
+    op.bf.resize(s.C_out);
+  }
+  flops_ += 2.0 * s.out_h() * s.out_w() * s.C_out * s.KH * s.KW * s.cin_per_group();
+  ops_.push_back(std::move(op));
+}
+
+void InferencePlan::add_dense(int in, int out, int64_t in_f, int64_t out_f, const float* w,
+                              const float* bias, PlanAct act, float alpha,
+                              const PlanBatchNorm* bn) {
+  if (in_f < 1 || out_f < 1) throw std::invalid_argument("dense: sizes must be >= 1");
+  check_buffer(in, in_f, "dense input");
+  check_buffer(out, out_f, "dense output");
+  if (in == out || out == 0) throw std::invalid_argument("dense: output must be a fresh buffer");
+  check_act(act, out_f, out_f);
+  Op op;
+  op.kind = Kind::dense;
+  op.in = in;
+  op.out = out;
+  op.in_f = in_f;
+  op.out_f = out_f;
+  op.w = w;
+  op.bias = bias;
+  op.act = act;
+  op.alpha = alpha;
+  op.n = out_f;
+  op.k = out_f;
+  op.channels = out_f;
+  if (bn) {
+    op.has_bn = true;
+    op.bn = *bn;
+    op.wf.resize(in_f * out_f);
+    op.bf.resize(out_f);
+  }
+  flops_ += 2.0 * in_f * out_f;
+  ops_.push_back(std::move(op));
+}
+
+void InferencePlan::add_pool(int in, int out, PlanPool kind, const PoolShape& shape,
+                             const Pool2dParams& p, bool count_include_pad, int64_t oh,
+                             int64_t ow) {
+  PoolShape s = shape;
+  s.n = 1;
+  if (s.h < 1 || s.w < 1 || s.c < 1) throw std::invalid_argument("pool: empty input shape");
+  int64_t out_n = 0;
+  switch (kind) {
+    case PlanPool::max:
+    case PlanPool::avg:
+      pool2d_check(s, p, &oh, &ow);
+      out_n = oh * ow * s.c;
+      break;
+    case PlanPool::adaptive_avg:
+    case PlanPool::adaptive_max:
+      if (oh < 1 || ow < 1) throw std::invalid_argument("output_size: must be >= 1");
+      out_n = oh * ow * s.c;
+      break;
+    case PlanPool::global_avg:
+      out_n = s.c;
+      break;
+    default:
+      throw std::invalid_argument("pool: unknown kind");
+  }
+  check_buffer(in, s.h * s.w * s.c, "pool input");
+  check_buffer(out, out_n, "pool output");
+  if (in == out || out == 0) throw std::invalid_argument("pool: output must be a fresh buffer");
+  Op op;
+  op.kind = Kind::pool;
+  op.in = in;
+  op.out = out;
+  op.pool = kind;
+  op.ps = s;
+  op.pp = p;
+  op.count_include_pad = count_include_pad;
+  op.oh = oh;
+  op.ow = ow;
+  op.n = out_n;
+  flops_ += static_cast<double>(s.h * s.w * s.c);
+  ops_.push_back(std::move(op));
+}
+
+void InferencePlan::add_batch_norm(int in, int out, int64_t c, int64_t n,
+                                   const PlanBatchNorm& bn) {
+  if (c < 1 || !bn.mean || !bn.var)
+    throw std::invalid_argument("batch_norm: needs c >= 1 and statistics");
+  if (n < 1 || n % c) throw std::invalid_argument("batch_norm: c must divide the values per image");
+  check_buffer(in, n, "batch_norm input");
+  check_buffer(out, n, "batch_norm output");
+  if (out == 0) throw std::invalid_argument("batch_norm: cannot write the input");
+  Op op;
+  op.kind = Kind::batch_norm;
+  op.in = in;
+  op.out = out;
+  op.bn = bn;
+  op.channels = c;
+  op.inv_std.resize(c);
+  op.n = n;
+  flops_ += 2.0 * n;
+  ops_.push_back(std::move(op));
+}
+
+void InferencePlan::add_activation(int in, int out, PlanAct act, float alpha, int64_t n,
+                                   int64_t k) {
+  check_buffer(in, n, "activation input");
+  check_buffer(out, n, "activation output");
+  if (out == 0) throw std::invalid_argument("activation: cannot write the input");
+  check_act(act, n, k);
+  Op op;
+  op.kind = Kind::activation;
+  op.in = in;
+  op.out = out;
+  op.act = act;
+  op.alpha = alpha;
+  op.n = n;
+  op.k = k;
+  flops_ += 4.0 * n;
+  ops_.push_back(std::move(op));
+}
+
+void InferencePlan::add_add(int a, int b, int out, PlanAct act, float alpha, int64_t n,
+                            int64_t k) {
+  check_buffer(a, n, "add input");
+  check_buffer(b, n, "add input");
+  check_buffer(out, n, "add output");
+  if (out == 0) throw std::invalid_argument("add: cannot write the input");
+  check_act(act, n, k);
+  Op op;
+  op.kind = Kind::add;
+  op.in = a;
+  op.in2 = b;
+  op.out = out;
+  op.act = act;
+  op.alpha = alpha;
+  op.n = n;
+  op.k = k;
+  flops_ += 2.0 * n;
+  ops_.push_back(std::move(op));
+}
+
+// Batch norm into the layer before it: scale s = gamma / sqrt(var + eps) per
+// output channel, w' = w * s, b' = (b - mean) * s + beta. Recomputed on every
+// run from the live arrays (a few microseconds), so nothing can go stale.
+void InferencePlan::fold() {
+  for (Op& op : ops_) {
+    if (op.kind == Kind::batch_norm) {
+      for (int64_t c = 0; c < op.channels; ++c)
+        op.inv_std[c] = 1.0f / std::sqrt(op.bn.var[c] + op.bn.eps);
+      continue;
+    }
+    if (!op.has_bn) continue;
+    const int64_t C = op.channels;
+    float* scale = op.bf.data();  // scale first, then overwritten by the bias
+    for (int64_t c = 0; c < C; ++c)
+      scale[c] = (op.bn.gamma ? op.bn.gamma[c] : 1.0f) / std::sqrt(op.bn.var[c] + op.bn.eps);
+    const int64_t rows = static_cast<int64_t>(op.wf.size()) / C;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* src = op.w + r * C;
+      float* dst = op.wf.data() + r * C;
+      for (int64_t c = 0; c < C; ++c) dst[c] = src[c] * scale[c];
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const float b = op.bias ? op.bias[c] : 0.0f;
+      op.bf[c] = (b - op.bn.mean[c]) * scale[c] + (op.bn.beta ? op.bn.beta[c] : 0.0f);
+    }
+  }
+}
+
+void InferencePlan::run_op(Op& op, float* const* buf, int64_t n) {
+  const float* x = buf[op.in];
+  float* y = buf[op.out];
+  const float* w = op.has_bn ? op.wf.data() : op.w;
+  const float* b = op.has_bn ? op.bf.data() : op.bias;
+  switch (op.kind) {
+    case Kind::conv: {
+      Conv2dShape s = op.conv;
+      s.N = n;
+      conv2d_forward(s, x, w, b, y, fused(op.act));
+      if (op.act != PlanAct::relu) apply_activation(op.act, op.alpha, y, n * op.n, op.k);
+      return;
+    }
+    case Kind::dense:
+      dense_forward(x, w, b, y, n, op.in_f, op.out_f, fused(op.act));
+      if (op.act != PlanAct::relu) apply_activation(op.act, op.alpha, y, n * op.n, op.k);
+      return;
+    case Kind::pool: {
+      PoolShape s = op.ps;
+      s.n = n;
+      switch (op.pool) {
+        case PlanPool::max: max_pool2d_forward(s, op.pp, x, y); return;
+        case PlanPool::avg: avg_pool2d_forward(s, op.pp, op.count_include_pad, x, y); return;
+        case PlanPool::adaptive_avg: adaptive_avg_pool2d_forward(s, op.oh, op.ow, x, y); return;
+        case PlanPool::adaptive_max: adaptive_max_pool2d_forward(s, op.oh, op.ow, x, y); return;
+        case PlanPool::global_avg: global_avg_pool2d_forward(s, x, y); return;
+      }
+      return;
+    }
+    case Kind::batch_norm:
+      batch_norm_forward_eval(x, op.bn.gamma, op.bn.beta, op.bn.mean, op.inv_std.data(), y,
+                              n * op.n / op.channels, op.channels);
+      return;
+    case Kind::activation: {
+      const int64_t total = n * op.n;
+      if (x != y && op.act == PlanAct::none) {
+        std::copy(x, x + total, y);
+        return;
+      }
+      switch (op.act) {
+        case PlanAct::none: return;
+        case PlanAct::relu: relu_forward(x, y, total); return;
+        case PlanAct::leaky_relu: leaky_relu_forward(x, y, total, op.alpha); return;
+        case PlanAct::sigmoid: sigmoid_forward(x, y, total); return;
+        case PlanAct::tanh: tanh_forward(x, y, total); return;
+        case PlanAct::softmax: softmax_forward(x, y, total / op.k, op.k, 1); return;
+      }
+      return;
+    }
+    case Kind::add: {
+      const float* a = x;
+      const float* c = buf[op.in2];
+      const int64_t total = n * op.n;
+      if (op.act == PlanAct::relu) {
+        for (int64_t i = 0; i < total; ++i) y[i] = std::max(a[i] + c[i], 0.0f);
+      } else {
+        for (int64_t i = 0; i < total; ++i) y[i] = a[i] + c[i];
+        apply_activation(op.act, op.alpha, y, total, op.k);
+      }
+      return;
+    }
+  }
+}
+
+void InferencePlan::run_chunk(const float* x, int64_t n, float* y, float* arena, int64_t chunk) {
+  std::vector<float*> buf(sizes_.size());
+  buf[0] = const_cast<float*>(x);  // never written: every add_* refuses out == 0
+  buf[1] = y;
+  for (size_t i = 2; i < sizes_.size(); ++i) buf[i] = arena + offset_[i] * chunk;
+  for (Op& op : ops_) run_op(op, buf.data(), n);
+}
+
+void InferencePlan::run(const float* x, int64_t N, float* y) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (N <= 0) return;
+  fold();
+  const int64_t in_n = sizes_[0], out_n = sizes_[1];
+  const int64_t per_image = std::max<int64_t>(arena_per_image_, 1) * 4;
+  const int64_t cap = std::max<int64_t>(1, kArenaBytes / per_image);
+  int workers = 1;
+#ifdef CNNX_HAVE_OPENMP
+  if (N > 1 && !omp_in_parallel())
+    workers = static_cast<int>(std::min<int64_t>(N, threads_for_flops(flops_ * N)));
+#endif
+  if (workers <= 1) {
+    // One image (or too little work for two threads): layer after layer,
+    // each kernel free to use threads for its own work.
+    const int64_t chunk = std::min(cap, N);
+    float* arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
+    for (int64_t i = 0; i < N; i += chunk) {
+      const int64_t n = std::min(chunk, N - i);
+      run_chunk(x + i * in_n, n, y + i * out_n, arena, chunk);
+    }
+    return;
+  }
+  // Each thread runs the whole network on one chunk of images at a time.
+  const int64_t chunk = std::min(cap, ceil_div(N, workers));
+  const int64_t chunks = ceil_div(N, chunk);
+#ifdef CNNX_HAVE_OPENMP
+  // An exception must not leave a parallel region (it would terminate the
+  // process): the first one is kept and rethrown after the join.
+  std::exception_ptr error;
+  std::mutex error_mu;
+#pragma omp parallel num_threads(workers)
+  {
+    float* arena = nullptr;
+    try {
+      arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
+    } catch (...) {
+      std::lock_guard<std::mutex> g(error_mu);
+      if (!error) error = std::current_exception();
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      if (!arena) continue;
+      const int64_t i = c * chunk, n = std::min(chunk, N - i);
+      try {
+        run_chunk(x + i * in_n, n, y + i * out_n, arena, chunk);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(error_mu);
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+#endif
+}
+
+}  // namespace cnnx

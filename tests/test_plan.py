@@ -1,0 +1,197 @@
+"""The compiled inference pass (cnnx._plan / cpp/src/plan) against the
+layer-by-layer path, which the layer tests check against NumPy and PyTorch.
+
+The plan folds batch norm, fuses activations, reuses buffers and runs chunks
+of images on separate threads, so every test compares whole-model outputs
+for several batch sizes (1: layer threading; 3, 17, 64: chunked), thread
+counts and ISA levels."""
+import threading
+
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx import _core
+from cnnx._plan import compile_inference
+
+
+def _randomize_bn(model, rng):
+    from cnnx.layers.base import walk
+
+    for layer, _ in walk(model.layers):
+        if isinstance(layer, cnnx.BatchNormalization):
+            c = layer.buffers["moving_mean"].size
+            layer.buffers["moving_mean"][...] = rng.standard_normal(c).astype(np.float32)
+            layer.buffers["moving_var"][...] = rng.uniform(0.5, 2.0, c).astype(np.float32)
+            if "gamma" in layer.params:
+                layer.params["gamma"][...] = rng.uniform(0.5, 1.5, c).astype(np.float32)
+            if "beta" in layer.params:
+                layer.params["beta"][...] = rng.standard_normal(c).astype(np.float32)
+
+
+def _models():
+    from cnnx.teaching import lenet5, small_resnet
+
+    yield "lenet5", lambda: lenet5()
+    yield "small_resnet", lambda: small_resnet()
+    yield "every_layer", lambda: cnnx.Sequential([
+        cnnx.Conv2D(6, 3, padding="same", activation="leaky_relu"),
+        cnnx.BatchNormalization(),
+        cnnx.Conv2D(8, (3, 2), strides=(2, 1), padding=((1, 0), (0, 1)), use_bias=False),
+        cnnx.BatchNormalization(center=False),
+        cnnx.Tanh(),
+        cnnx.AvgPool2D(3, strides=1, padding=1, count_include_pad=False),
+        cnnx.Residual([cnnx.Conv2D(8, 3, padding="same", activation="sigmoid"),
+                       cnnx.Conv2D(8, 1)], activation="tanh"),
+        cnnx.Residual([cnnx.Conv2D(12, 3, strides=2, padding="same"), cnnx.ReLU()]),
+        cnnx.MaxPool2D(2, strides=1),
+        cnnx.BatchNormalization(scale=False),
+        cnnx.Conv2D(12, 3, padding="same", groups=12, activation="relu"),
+        cnnx.AdaptiveMaxPool2D((3, 2)),
+        cnnx.Softmax(),
+        cnnx.Dropout(0.3),
+        cnnx.Flatten(),
+        cnnx.Dense(20),
+        cnnx.BatchNormalization(),
+        cnnx.LeakyReLU(0.2),
+        cnnx.Dense(7, activation="softmax"),
+    ], input_shape=(13, 11, 3))
+    yield "gap_head", lambda: cnnx.Sequential([
+        cnnx.Conv2D(16, 3, activation="relu"),
+        cnnx.AdaptiveAvgPool2D(4),
+        cnnx.Residual([cnnx.Conv2D(16, 3, padding="same"), cnnx.BatchNormalization()],
+                      shortcut="identity", activation=None),
+        cnnx.GlobalAvgPool2D(),
+        cnnx.Dense(5, activation="sigmoid"),
+    ], input_shape=(9, 9, 2))
+
+
+@pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_plan_matches_layer_by_layer(name, make, threads, isa):
+    rng = np.random.default_rng(1)
+    cnnx.set_seed(3)
+    model = make()
+    _randomize_bn(model, rng)
+    assert compile_inference(model) is not None
+    saved = cnnx.get_num_threads()
+    cnnx.set_num_threads(threads)
+    try:
+        for n in (1, 3, 17, 64):
+            x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
+            ref = model._forward(x, False)
+            got = model._inference(x)
+            assert got.shape == ref.shape
+            np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5)
+    finally:
+        cnnx.set_num_threads(saved)
+
+
+def test_plan_empty_batch():
+    from cnnx.teaching import lenet5
+
+    model = lenet5()
+    y = model.predict(np.zeros((0, 32, 32, 3), np.float32))
+    assert y.shape == (0, 10)
+
+
+def test_plan_sees_weight_and_statistics_changes():
+    """No stale weights: in-place edits and training show up in the next predict."""
+    from cnnx.teaching import small_resnet
+
+    rng = np.random.default_rng(2)
+    model = small_resnet()
+    x = rng.standard_normal((5, 28, 28, 1)).astype(np.float32)
+    model.predict(x)  # compiles the plan
+    conv = model.layers[0]
+    conv.params["kernel"] *= 1.5
+    bn = model.layers[2].block[1]
+    bn.buffers["moving_var"][...] = 3.0
+    bn.params["gamma"][...] = 0.25
+    np.testing.assert_allclose(model._inference(x), model._forward(x, False), rtol=2e-5,
+                               atol=2e-5)
+    model.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
+    model.fit(x, np.arange(5) % 10, epochs=2, batch_size=5, verbose=0)
+    np.testing.assert_allclose(model.predict(x), model._forward(x, False), rtol=2e-5, atol=2e-5)
+    # statistics replaced by new arrays (as a load does): the plan is rebuilt
+    bn.buffers = {"moving_mean": np.full(32 // 2, 0.5, np.float32),
+                  "moving_var": np.full(32 // 2, 2.0, np.float32)}
+    np.testing.assert_allclose(model._inference(x), model._forward(x, False), rtol=2e-5,
+                               atol=2e-5)
+
+
+def test_unknown_layer_falls_back():
+    class Double(cnnx.layers.base.Layer):
+        def _build(self, input_shape):
+            return input_shape
+
+        def _forward(self, x, training):
+            return x * 2.0
+
+    model = cnnx.Sequential([cnnx.Flatten(), Double(), cnnx.Dense(3)], input_shape=(2, 2, 1))
+    assert compile_inference(model) is None
+    x = np.ones((4, 2, 2, 1), np.float32)
+    expected = (2.0 * x.reshape(4, 4)) @ model.layers[2].params["kernel"]
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-6)
+
+
+def test_identity_model_copies():
+    model = cnnx.Sequential([cnnx.Flatten(), cnnx.Dropout(0.5)], input_shape=(2, 3, 1))
+    x = np.arange(12, dtype=np.float32).reshape(2, 2, 3, 1)
+    y = model.predict(x)
+    np.testing.assert_array_equal(y, x.reshape(2, 6))
+    y[...] = -1  # the result is a fresh array, not the input
+    assert x[0, 0, 0, 0] == 0
+
+
+def test_plans_can_be_disabled(monkeypatch):
+    from cnnx.teaching import lenet5
+
+    monkeypatch.setenv("CNNX_PLAN", "0")
+    model = lenet5()
+    x = np.zeros((2, 32, 32, 3), np.float32)
+    model.predict(x)
+    assert model._compiled is None
+
+
+def test_concurrent_predicts_agree():
+    from cnnx.teaching import small_resnet
+
+    model = small_resnet()
+    x = np.random.default_rng(4).standard_normal((40, 28, 28, 1)).astype(np.float32)
+    ref = model._forward(x, False)
+    out = [None] * 4
+
+    def work(i):
+        for _ in range(5):
+            out[i] = model.predict(x, batch_size=13)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for o in out:
+        np.testing.assert_allclose(o, ref, rtol=2e-5, atol=2e-5)
+
+
+def test_plan_rejects_bad_construction():
+    with pytest.raises(ValueError, match="sizes"):
+        _core.InferencePlan([4])
+    plan = _core.InferencePlan([12, 16, 16])
+    geom = (2, 2, 3, 1, 1, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1)
+    with pytest.raises(ValueError, match="kernel"):
+        plan.add_conv(0, 1, geom, np.zeros(12, np.float64), None, 0, 0.0, None)
+    with pytest.raises(ValueError, match="kernel"):
+        plan.add_conv(0, 1, geom, np.zeros(5, np.float32), None, 0, 0.0, None)
+    with pytest.raises(ValueError, match="buffer"):
+        plan.add_conv(0, 7, geom, np.zeros(12, np.float32), None, 0, 0.0, None)
+    with pytest.raises(ValueError, match="input"):
+        plan.add_activation(1, 0, 1, 0.0, 12, 12)
+    with pytest.raises(ValueError, match="act"):
+        plan.add_activation(0, 1, 9, 0.0, 12, 12)
+    plan.add_conv(0, 1, geom, np.ones(12, np.float32), None, 0, 0.0, None)
+    with pytest.raises(ValueError, match="x"):
+        plan.run(np.zeros((2, 5), np.float32))
+    y = plan.run(np.ones((2, 12), np.float32))
+    np.testing.assert_array_equal(y, np.full((2, 16), 3.0, np.float32))
