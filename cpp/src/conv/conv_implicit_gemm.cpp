@@ -62,10 +62,10 @@ void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wma
                    const float* bias, Activation act, float* out, int64_t ldo) {
   if (P <= 0 || Nout <= 0) return;
   const int64_t K = g.depth();
-  if (winograd_preferred(g, P, Nout)) {
-    winograd(g, P, Nout, wmat, ldw, bias, act, out, ldo);
+  // Winograd declines (returns false) on NaN/infinite values, which its
+  // transforms would spread over whole tiles; the exact paths below take over.
+  if (winograd_preferred(g, P, Nout) && winograd(g, P, Nout, wmat, ldw, bias, act, out, ldo))
     return;
-  }
   if (igemm_preferred(g, Nout)) {
     igemm(g, P, Nout, wmat, ldw, bias, act, out, ldo);
     return;

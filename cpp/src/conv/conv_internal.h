@@ -88,31 +88,48 @@ struct WinogradProblem {
   const float* x;
   int64_t H, W, C, c0, Cin;  // image (C = pixel stride), channels c0..c0+Cin
   int64_t OH, OW, pt, pl;    // output grid and top/left padding (may be negative)
-  int64_t TH, TW;            // 4x4 output tiles per column / row
+  int64_t TH, TW, T;         // 4x4 output tiles per column / row, in all
   int64_t Cout, ncb;         // output channels, blocks of CW
   const float* U;
+  int64_t sU;  // distance between U's 36 matrices
   const float* bias;
   Activation act;
   float* out;
   int64_t ldo;
 };
-// Tiles [t_begin, t_end) x channel blocks [cb_begin, cb_end); scratch holds
-// winograd_scratch_floats(...) floats.
-using WinogradTilesFn = void (*)(const WinogradProblem&, int64_t t_begin, int64_t t_end,
+// Tiles [t_begin, t_end) x channel blocks [cb_begin, cb_end). The functions
+// return false (and stop) on a NaN or infinite input or weight.
+using WinogradTilesFn = bool (*)(const WinogradProblem&, int64_t t_begin, int64_t t_end,
                                  int64_t cb_begin, int64_t cb_end, float* scratch);
-using WinogradWeightsFn = void (*)(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout,
-                                   int64_t ncb, float* U, int64_t ci_begin, int64_t ci_end);
+using WinogradWeightsFn = bool (*)(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout,
+                                   int64_t ncb, float* U, int64_t ci_begin, int64_t ci_end,
+                                   int64_t co_off, int64_t ldu, int64_t sU);
+using WinogradInputFn = bool (*)(const WinogradProblem&, int64_t t_begin, int64_t t_end,
+                                 int64_t row0, int64_t sV, float* Vb);
+// One output-channel block in the weight-stationary form: Vall holds every
+// tile's transformed input ([36][TBp][Cin], matrix stride sV); scratch holds
+// 36 * (wino_estride(min(Cin, 128) * CW) + wino_estride(TBp * CW)) floats.
+using WinogradWsFn = bool (*)(const WinogradProblem&, const float* wmat, int64_t ldw,
+                              const float* Vall, int64_t TBp, int64_t sV, int64_t cb,
+                              float* scratch);
 struct WinogradKernel {
   WinogradTilesFn fn;  // null: not available on this ISA
   WinogradWeightsFn weights;
+  WinogradInputFn input;
+  WinogradWsFn ws;
   int R, CW;           // tiles x channels per register tile
 };
 WinogradKernel winograd_kernel_avx512();
+void wino_zero_rows(float* Vb, int64_t sV, int64_t Cin, int64_t r_begin, int64_t r_end);
+// Distance between the 36 matrices of a Winograd buffer of n floats each.
+inline int64_t wino_estride(int64_t n) { return (n + 15) / 16 * 16 + 48; }
 WinogradKernel winograd_kernel_avx2();
 // Whether implicit_gemm hands this product to the Winograd path.
 bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
-// Same contract as implicit_gemm.
-void winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+// Same contract as implicit_gemm. Returns false, with out partly written,
+// when an input or weight is NaN or infinite: Winograd's transforms would
+// spread it over a whole tile, so the caller computes the product directly.
+bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
               const float* bias, Activation act, float* out, int64_t ldo);
 
 // Direct backward-weights for narrow layers (conv_dw_direct*.cpp):

@@ -6,10 +6,16 @@
 // (36/9 of the weights) plus one tile block per thread.
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <atomic>
 
 #include "cnnx/threading.h"
 #include "common/scratch.h"
 #include "conv/conv_internal.h"
+
+#ifdef CNNX_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 namespace cnnx {
 namespace conv_detail {
@@ -18,9 +24,14 @@ namespace {
 WinogradKernel kernel_for_isa() {
   if (active_isa() == Isa::avx512) return winograd_kernel_avx512();
   if (active_isa() == Isa::avx2) return winograd_kernel_avx2();
-  return {nullptr, nullptr, 0, 0};
+  return {nullptr, nullptr, nullptr, nullptr, 0, 0};
 }
 }  // namespace
+
+void wino_zero_rows(float* Vb, int64_t sV, int64_t Cin, int64_t r_begin, int64_t r_end) {
+  for (int e = 0; e < 36 && r_begin < r_end; ++e)
+    std::memset(Vb + e * sV + r_begin * Cin, 0, sizeof(float) * Cin * (r_end - r_begin));
+}
 
 // CNNX_CONV_WINOGRAD=0 turns it off (to compare against the implicit GEMM).
 bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout) {
@@ -39,9 +50,9 @@ bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout) {
   return used >= 0.5;
 }
 
-void winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
               const float* bias, Activation act, float* out, int64_t ldo) {
-  if (P <= 0 || Nout <= 0) return;
+  if (P <= 0 || Nout <= 0) return true;
   const WinogradKernel k = kernel_for_isa();
   const int64_t Cin = g.Cg, CW = k.CW;
   const int64_t ncb = ceil_div(Nout, CW);
@@ -50,22 +61,65 @@ void winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
   const int64_t T = N * TH * TW;
   const int nt = threads_for_flops(2.0 * P * 9 * Cin * Nout / 3.0);
 
-  float* U = thread_scratch(ScratchSlot::conv_1, static_cast<size_t>(36 * ncb * Cin * CW));
+  const int64_t R = k.R;
+  std::atomic<bool> finite{true};  // any NaN/infinity seen: the caller recomputes directly
+  WinogradProblem pb{g.x,  g.H, g.W, g.C,  g.c0, Cin,     g.OH, g.OW, g.pt, g.pl,
+                     TH,   TW,  T,   Nout, ncb,  nullptr, 0, bias, act,  out,  ldo};
+
+  // Few tiles, many channels: the transformed weights (4x the weights) would
+  // be streamed from memory for little reuse; keep them per channel block in
+  // cache instead, with every tile's transformed input at hand.
+  const int64_t TBall = ceil_div(T, R) * R;
+  const bool ws =
+      36 * TBall * Cin <= (int64_t{1} << 20) && Cin * Nout >= 2 * TBall * (Cin + Nout);
+  if (ws) {
+    const int64_t sV = wino_estride(TBall * Cin);
+    float* Vall = thread_scratch(ScratchSlot::conv_1, static_cast<size_t>(36 * sV));
+    const size_t per = static_cast<size_t>(
+        36 * (wino_estride(std::min<int64_t>(Cin, 128) * CW) + wino_estride(TBall * CW)));
+    const int nth = static_cast<int>(std::min<int64_t>(nt, ncb));
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel num_threads(nth) if (nth > 1)
+#endif
+    {
+#ifdef CNNX_HAVE_OPENMP
+      const int t = omp_get_thread_num(), got = omp_get_num_threads();
+#else
+      const int t = 0, got = 1;
+#endif
+      const int64_t a = T * t / got, b = T * (t + 1) / got;
+      if (!k.input(pb, a, b, a, sV, Vall)) finite = false;
+      if (t == got - 1) wino_zero_rows(Vall, sV, Cin, T, TBall);
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
+#endif
+      for (int64_t cb = 0; cb < ncb; ++cb)
+        if (finite && !k.ws(pb, wmat, ldw, Vall, TBall, sV, cb,
+                            thread_scratch(ScratchSlot::conv_0, per)))
+          finite = false;
+    }
+    return finite;
+  }
+
+  const int64_t sU = wino_estride(ncb * Cin * CW);
+  float* U = thread_scratch(ScratchSlot::conv_1, static_cast<size_t>(36 * sU));
   if (nt > 1 && Cin >= 2 * nt && Cin * Nout >= 64 * 64) {
 #ifdef CNNX_HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(static)
 #endif
     for (int t = 0; t < nt; ++t)
-      k.weights(wmat, ldw, Cin, Nout, ncb, U, Cin * t / nt, Cin * (t + 1) / nt);
+      if (!k.weights(wmat, ldw, Cin, Nout, ncb, U, Cin * t / nt, Cin * (t + 1) / nt, 0, Cin, sU))
+        finite = false;
   } else {
-    k.weights(wmat, ldw, Cin, Nout, ncb, U, 0, Cin);
+    finite = k.weights(wmat, ldw, Cin, Nout, ncb, U, 0, Cin, 0, Cin, sU);
   }
+  if (!finite) return false;
+  pb.U = U;
+  pb.sU = sU;
 
-  const WinogradProblem pb{g.x, g.H,  g.W, g.C,    g.c0, Cin, g.OH, g.OW, g.pt,
-                           g.pl, TH,  TW,  Nout,   ncb,  U,   bias, act,  out, ldo};
   // Tile blocks sized so that a block's transformed inputs and products stay
   // near L2; at least 2 register tiles.
-  const int64_t R = k.R;
   int64_t TB = (int64_t{1} << 18) / (36 * (Cin + ncb * CW));
   TB = std::max<int64_t>(2 * R, TB / R * R);
   TB = std::min(TB, ceil_div(T, R) * R);
@@ -78,20 +132,22 @@ void winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
     const int64_t b = u / slices, s = u % slices;
     const int64_t t0 = b * TB, t1 = std::min(T, t0 + TB);
     const int64_t c0 = ncb * s / slices, c1 = ncb * (s + 1) / slices;
-    if (c0 >= c1) return;
+    if (c0 >= c1 || !finite) return;
     const int64_t TBp = ceil_div(t1 - t0, R) * R;
     float* scratch = thread_scratch(ScratchSlot::conv_0,
-                                    static_cast<size_t>(36 * TBp * (Cin + (c1 - c0) * CW)));
-    k.fn(pb, t0, t1, c0, c1, scratch);
+                                    static_cast<size_t>(36 * (wino_estride(TBp * Cin) +
+                                                              wino_estride(TBp * (c1 - c0) * CW))));
+    if (!k.fn(pb, t0, t1, c0, c1, scratch)) finite = false;
   };
   if (nt <= 1 || units == 1) {
     for (int64_t u = 0; u < units; ++u) run(u);
-    return;
+    return finite;
   }
 #ifdef CNNX_HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
 #endif
   for (int64_t u = 0; u < units; ++u) run(u);
+  return finite;
 }
 
 }  // namespace conv_detail

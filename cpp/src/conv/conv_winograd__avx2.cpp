@@ -7,7 +7,10 @@ namespace {
 typedef float v8 __attribute__((vector_size(32)));
 }  // namespace
 
-WinogradKernel winograd_kernel_avx2() { return {winograd_tiles<v8, 8, 2, 6>, winograd_weights<v8, 8, 2>, 6, 16}; }
+WinogradKernel winograd_kernel_avx2() {
+  return {winograd_tiles<v8, 8, 2, 6>, winograd_weights<v8, 8, 2>, wino_input<v8, 8>,
+          winograd_ws_block<v8, 8, 2, 6>, 6, 16};
+}
 
 }  // namespace conv_detail
 }  // namespace cnnx

@@ -37,6 +37,16 @@ inline void store(float* p, const VT& v, int n) {
   std::memcpy(p, &v, sizeof(float) * (n == V ? V : n));
 }
 
+// Whether every lane is 0 (false for NaN lanes).
+template <class VT, int V>
+inline bool all_zero(const VT& v) {
+  float f[V];
+  std::memcpy(f, &v, sizeof(VT));
+  bool ok = true;
+  for (int i = 0; i < V; ++i) ok &= f[i] == 0.0f;
+  return ok;
+}
+
 // y = B^T x (6 points).
 template <class VT>
 inline void bt6(const VT* x, VT* y) {
@@ -69,9 +79,12 @@ inline void at6(const VT* m, VT* y) {
 
 // U[e][cb][ci][CW] = (G g G^T)[e] for input channels [ci_begin, ci_end), all
 // output channels (zero beyond Cout). g[kh][kw] = wmat[((kh*3+kw)*Cin+ci)*ldw+co].
+// co_off: first output channel (column of wmat) of block 0; ldu: the ci
+// count of U's blocks (U[e][cb][ci][CW] with ci < ldu).
 template <class VT, int V, int NV>
-void winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout, int64_t ncb,
-                      float* U, int64_t ci_begin, int64_t ci_end) {
+bool winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout, int64_t ncb,
+                      float* U, int64_t ci_begin, int64_t ci_end, int64_t co_off, int64_t ldu,
+                      int64_t sU) {
   constexpr int CW = NV * V;
   const VT q = VT{} + 0.25f, s6 = VT{} + (1.0f / 6.0f), s12 = VT{} + (1.0f / 12.0f),
            s24 = VT{} + (1.0f / 24.0f);
@@ -86,14 +99,22 @@ void winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout,
     y[4] = a - b;
     y[5] = x[2];
   };
-  for (int64_t ci = ci_begin; ci < ci_end; ++ci)
-    for (int64_t co = 0; co < ncb * CW; co += V) {
-      const int cn = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(V, Cout - co)));
+  VT bad = VT{};
+  // Channel block outer, input channel inner: each of the 36 destination
+  // streams is then written sequentially (CW floats per ci).
+  for (int64_t cbo = 0; cbo < ncb; ++cbo)
+    for (int64_t ci = ci_begin; ci < ci_end; ++ci)
+      for (int64_t co = cbo * CW; co < (cbo + 1) * CW; co += V) {
+      const int cn =
+          static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(V, Cout - co_off - co)));
       VT g[3][3];
       for (int kh = 0; kh < 3; ++kh)
-        for (int kw = 0; kw < 3; ++kw)
-          g[kh][kw] = cn > 0 ? wino::load<VT, V>(wmat + ((kh * 3 + kw) * Cin + ci) * ldw + co, cn)
+        for (int kw = 0; kw < 3; ++kw) {
+          g[kh][kw] = cn > 0 ? wino::load<VT, V>(
+                                   wmat + ((kh * 3 + kw) * Cin + ci) * ldw + co_off + co, cn)
                              : VT{};
+          bad += g[kh][kw] - g[kh][kw];  // NaN once a value is NaN or infinite
+        }
       VT t[6][3];  // t = G g
       for (int kw = 0; kw < 3; ++kw) {
         VT col[3] = {g[0][kw], g[1][kw], g[2][kw]}, o[6];
@@ -105,32 +126,32 @@ void winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout,
         VT o[6];
         gt(t[i], o);
         for (int j = 0; j < 6; ++j)
-          std::memcpy(U + (((i * 6 + j) * ncb + cb) * Cin + ci) * CW + lane, &o[j], sizeof(VT));
+          std::memcpy(U + (i * 6 + j) * sU + (cb * ldu + ci) * CW + lane, &o[j], sizeof(VT));
       }
     }
+  return wino::all_zero<VT, V>(bad);
 }
 
-template <class VT, int V, int NV, int R>
-void winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t cb_begin,
-                    int64_t cb_end, float* scratch) {
-  constexpr int CW = NV * V;
+// Zero rows [r_begin, r_end) of Vb [36][TBp][Cin] (padding rows of a block,
+// whose products are dropped: zeros keep them finite).
+inline void wino_zero_rows_impl(float* Vb, int64_t sV, int64_t Cin, int64_t r_begin,
+                                int64_t r_end) {
+  if (r_begin >= r_end) return;
+  for (int e = 0; e < 36; ++e)
+    std::memset(Vb + e * sV + r_begin * Cin, 0, sizeof(float) * Cin * (r_end - r_begin));
+}
+
+// Input transform of tiles [t_begin, t_end) (global indices) into rows
+// row0.. of Vb [36][TBp][Cin].
+template <class VT, int V>
+bool wino_input(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t row0,
+                int64_t sV, float* Vb) {
   const int64_t Cin = pb.Cin;
-  const int64_t nt = t_end - t_begin;
-  const int64_t TBp = ceil_div(nt, R) * R;
-  const int64_t ncb = cb_end - cb_begin;
-  const int64_t ldm = ncb * CW;
-  float* Vb = scratch;                // [36][TBp][Cin]
-  float* Mb = scratch + 36 * TBp * Cin;  // [36][TBp][ldm]
   const int64_t tpi = pb.TH * pb.TW;  // tiles per image
   const int64_t img = pb.H * pb.W * pb.C;
-
-  // 1. Input transform.
-  for (int64_t t = 0; t < TBp; ++t) {
-    if (t >= nt) {  // padding rows of the block: zeros (results are dropped)
-      for (int e = 0; e < 36; ++e) std::memset(Vb + (e * TBp + t) * Cin, 0, sizeof(float) * Cin);
-      continue;
-    }
-    const int64_t tg = t_begin + t;
+  VT bad = VT{};
+  for (int64_t tg = t_begin; tg < t_end; ++tg) {
+    const int64_t t = row0 + tg - t_begin;
     const int64_t n = tg / tpi, th = (tg % tpi) / pb.TW, tw = tg % pb.TW;
     const int64_t ih0 = th * 4 - pb.pt, iw0 = tw * 4 - pb.pl;
     const float* base = pb.x + n * img + pb.c0;
@@ -143,10 +164,12 @@ void winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
         const int64_t ih = ih0 + i;
         for (int j = 0; j < 6; ++j) {
           const int64_t iw = iw0 + j;
-          if (inside || (ih >= 0 && ih < pb.H && iw >= 0 && iw < pb.W))
+          if (inside || (ih >= 0 && ih < pb.H && iw >= 0 && iw < pb.W)) {
             row[j] = wino::load<VT, V>(base + (ih * pb.W + iw) * pb.C + c, cn);
-          else
+            bad += row[j] - row[j];
+          } else {
             row[j] = VT{};
+          }
         }
         wino::bt6(row, tmp[i]);  // tmp[i][j] = (d B)[i][j]
       }
@@ -155,49 +178,61 @@ void winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
         for (int i = 0; i < 6; ++i) col[i] = tmp[i][j];
         wino::bt6(col, out);
         for (int i = 0; i < 6; ++i)
-          wino::store<VT, V>(Vb + ((i * 6 + j) * TBp + t) * Cin + c, out[i], cn);
+          wino::store<VT, V>(Vb + (i * 6 + j) * sV + t * Cin + c, out[i], cn);
       }
     }
   }
+  return wino::all_zero<VT, V>(bad);
+}
 
-  // 2. The 36 GEMMs.
-  for (int e = 0; e < 36; ++e) {
-    const float* Ve = Vb + e * TBp * Cin;
-    for (int64_t cb = cb_begin; cb < cb_end; ++cb) {
-      const float* Ue = pb.U + (e * pb.ncb + cb) * Cin * CW;
-      float* Me = Mb + e * TBp * ldm + (cb - cb_begin) * CW;
-      for (int64_t t0 = 0; t0 < TBp; t0 += R) {
-        const float* a = Ve + t0 * Cin;
-        VT acc[R][NV];
+// M[t][0:CW] (+)= sum_{k < kc} A[t*lda + k] * B[k][0:CW] for t < rows (a
+// multiple of R); M rows have stride ldm.
+template <class VT, int V, int NV, int R>
+void wino_gemm(const float* A, int64_t lda, int64_t kc, const float* B, float* M, int64_t ldm,
+               int64_t rows, bool accumulate) {
+  constexpr int CW = NV * V;
+  for (int64_t t0 = 0; t0 < rows; t0 += R) {
+    const float* a = A + t0 * lda;
+    float* m = M + t0 * ldm;
+    VT acc[R][NV];
+    if (accumulate) {
 #pragma GCC unroll 32
-        for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-          for (int j = 0; j < NV; ++j) acc[r][j] = VT{};
-        const float* b = Ue;
-        for (int64_t ci = 0; ci < Cin; ++ci, b += CW) {
-          VT bv[NV];
-          std::memcpy(bv, b, sizeof(bv));
+        for (int j = 0; j < NV; ++j) std::memcpy(&acc[r][j], m + r * ldm + j * V, sizeof(VT));
+    } else {
 #pragma GCC unroll 32
-          for (int r = 0; r < R; ++r) {
-            const VT av = a[r * Cin + ci] - VT{};  // broadcast
+      for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
-            for (int j = 0; j < NV; ++j) acc[r][j] += av * bv[j];
-          }
-        }
-        float* m = Me + t0 * ldm;
+        for (int j = 0; j < NV; ++j) acc[r][j] = VT{};
+    }
+    const float* b = B;
+    for (int64_t k = 0; k < kc; ++k, b += CW) {
+      VT bv[NV];
+      std::memcpy(bv, b, sizeof(bv));
 #pragma GCC unroll 32
-        for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
+        const VT av = a[r * lda + k] - VT{};  // broadcast
 #pragma GCC unroll 4
-          for (int j = 0; j < NV; ++j) std::memcpy(m + r * ldm + j * V, &acc[r][j], sizeof(VT));
+        for (int j = 0; j < NV; ++j) acc[r][j] += av * bv[j];
       }
     }
+#pragma GCC unroll 32
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) std::memcpy(m + r * ldm + j * V, &acc[r][j], sizeof(VT));
   }
+}
 
-  // 3. Output transform, bias, activation, store.
-  const int64_t co_begin = cb_begin * CW;
-  const int64_t co_end = std::min(pb.Cout, cb_end * CW);
-  for (int64_t t = 0; t < nt; ++t) {
-    const int64_t tg = t_begin + t;
+// Output transform of tiles [t_begin, t_end) whose products are rows
+// [row0, ...) of Mb [36][TBp][ldm], channels [co_begin, co_end) (column 0 of
+// Mb is channel co_begin).
+template <class VT, int V>
+void wino_output(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t row0,
+                 int64_t sM, const float* Mb, int64_t ldm, int64_t co_begin, int64_t co_end) {
+  const int64_t tpi = pb.TH * pb.TW;
+  for (int64_t tg = t_begin; tg < t_end; ++tg) {
+    const int64_t t = row0 + tg - t_begin;
     const int64_t n = tg / tpi, th = (tg % tpi) / pb.TW, tw = tg % pb.TW;
     const int64_t oh0 = th * 4, ow0 = tw * 4;
     const int hn = static_cast<int>(std::min<int64_t>(4, pb.OH - oh0));
@@ -209,7 +244,7 @@ void winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
       VT tmp[4][6];
       for (int j = 0; j < 6; ++j) {
         VT col[6], o[4];
-        for (int i = 0; i < 6; ++i) std::memcpy(&col[i], m + (i * 6 + j) * TBp * ldm, sizeof(VT));
+        for (int i = 0; i < 6; ++i) std::memcpy(&col[i], m + (i * 6 + j) * sM, sizeof(VT));
         wino::at6(col, o);
         for (int i = 0; i < 4; ++i) tmp[i][j] = o[i];
       }
@@ -227,6 +262,57 @@ void winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
       }
     }
   }
+}
+
+// Tiles [t_begin, t_end) x channel blocks [cb_begin, cb_end) with the
+// transformed weights pb.U: input transform, 36 GEMMs, output transform.
+template <class VT, int V, int NV, int R>
+bool winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t cb_begin,
+                    int64_t cb_end, float* scratch) {
+  constexpr int CW = NV * V;
+  const int64_t Cin = pb.Cin;
+  const int64_t nt = t_end - t_begin;
+  const int64_t TBp = ceil_div(nt, R) * R;
+  const int64_t ldm = (cb_end - cb_begin) * CW;
+  const int64_t sV = wino_estride(TBp * Cin), sM = wino_estride(TBp * ldm);
+  float* Vb = scratch;            // [36][TBp][Cin]
+  float* Mb = scratch + 36 * sV;  // [36][TBp][ldm]
+  if (!wino_input<VT, V>(pb, t_begin, t_end, 0, sV, Vb)) return false;
+  wino_zero_rows_impl(Vb, sV, Cin, nt, TBp);
+  for (int e = 0; e < 36; ++e)
+    for (int64_t cb = cb_begin; cb < cb_end; ++cb)
+      wino_gemm<VT, V, NV, R>(Vb + e * sV, Cin, Cin, pb.U + e * pb.sU + cb * Cin * CW,
+                              Mb + e * sM + (cb - cb_begin) * CW, ldm, TBp, false);
+  wino_output<VT, V>(pb, t_begin, t_end, 0, sM, Mb, ldm, cb_begin * CW,
+                     std::min(pb.Cout, cb_end * CW));
+  return true;
+}
+
+// Weight-stationary form for few tiles and many channels: Vall [36][TBp][Cin]
+// (matrix stride sV) holds every tile's transformed input (TBp >= T, a
+// multiple of R); for one channel block cb, the weights are transformed
+// chunk by chunk of input channels into a small buffer and used at once (the
+// full transformed weights, 4x the weights, would be streamed from memory).
+template <class VT, int V, int NV, int R>
+bool winograd_ws_block(const WinogradProblem& pb, const float* wmat, int64_t ldw,
+                       const float* Vall, int64_t TBp, int64_t sV, int64_t cb, float* scratch) {
+  constexpr int CW = NV * V;
+  const int64_t Cin = pb.Cin;
+  const int64_t kcs = std::min<int64_t>(Cin, 128);
+  const int64_t sU = wino_estride(kcs * CW), sM = wino_estride(TBp * CW);
+  float* Uc = scratch;             // [36][kcs][CW]
+  float* Mb = scratch + 36 * sU;   // [36][TBp][CW]
+  for (int64_t k0 = 0; k0 < Cin; k0 += kcs) {
+    const int64_t kc = std::min(kcs, Cin - k0);
+    if (!winograd_weights<VT, V, NV>(wmat + k0 * ldw, ldw, Cin, pb.Cout, 1, Uc, 0, kc, cb * CW,
+                                     kc, sU))
+      return false;
+    for (int e = 0; e < 36; ++e)
+      wino_gemm<VT, V, NV, R>(Vall + e * sV + k0, Cin, kc, Uc + e * sU, Mb + e * sM, CW, TBp,
+                              k0 > 0);
+  }
+  wino_output<VT, V>(pb, 0, pb.T, 0, sM, Mb, CW, cb * CW, std::min(pb.Cout, (cb + 1) * CW));
+  return true;
 }
 
 }  // namespace conv_detail
