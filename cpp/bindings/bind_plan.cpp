@@ -166,6 +166,27 @@ void bind_plan(py::module_& m) {
             return y;
           },
           py::arg("x"))
+      .def(
+          "profile",
+          [](PyPlan& p, farray x, int reps) {
+            require(x.ndim() >= 1, "x: expected a batch");
+            const int64_t N = x.shape(0);
+            require(N == 0 || x.size() / N == p.in_n,
+                    "x: expected " + std::to_string(p.in_n) + " values per image");
+            require(reps >= 1, "reps: must be >= 1");
+            farray y = new_array({N, p.out_n});
+            std::vector<double> t;
+            {
+              py::gil_scoped_release release;
+              t = p.plan->profile(x.data(), N, y.mutable_data(), reps);
+            }
+            py::list rows;
+            for (size_t i = 0; i < t.size(); ++i)
+              rows.append(py::make_tuple(p.plan->op_name(i), t[i] / reps));
+            return rows;
+          },
+          py::arg("x"), py::arg("reps") = 10,
+          "[(op name, seconds per run)] on the calling thread alone")
       .def_property_readonly("flops_per_image", [](const PyPlan& p) { return p.plan->flops_per_image(); })
       .def_property_readonly("op_count", [](const PyPlan& p) { return p.plan->op_count(); });
 }

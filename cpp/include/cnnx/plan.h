@@ -63,6 +63,12 @@ class InferencePlan {
   // x: N images of buffer 0's size; y: N outputs of buffer 1's size.
   void run(const float* x, int64_t N, float* y);
 
+  // Seconds spent in each op over `reps` runs of x on the calling thread
+  // alone, chunk by chunk as run() would with one thread (for profiles).
+  std::vector<double> profile(const float* x, int64_t N, float* y, int reps);
+  // "conv", "dense", ... for op i (profiles).
+  const char* op_name(size_t i) const;
+
   double flops_per_image() const { return flops_; }
   size_t op_count() const { return ops_.size(); }
 

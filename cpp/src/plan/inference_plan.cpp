@@ -1,6 +1,7 @@
 // The compiled inference pass (see cnnx/plan.h): op list, batch-norm
 // folding, the per-thread activation arena and the batch-chunk scheduler.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <exception>
 #include <mutex>
@@ -393,6 +394,44 @@ void InferencePlan::run(const float* x, int64_t N, float* y) {
   }
   if (error) std::rethrow_exception(error);
 #endif
+}
+
+std::vector<double> InferencePlan::profile(const float* x, int64_t N, float* y, int reps) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<double> t(ops_.size(), 0.0);
+  if (N <= 0) return t;
+  fold();
+  const int64_t per_image = std::max<int64_t>(arena_per_image_, 1) * 4;
+  const int64_t chunk = std::min(std::max<int64_t>(1, kArenaBytes / per_image), N);
+  float* arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
+  std::vector<float*> buf(sizes_.size());
+  using clock = std::chrono::steady_clock;
+  for (int r = 0; r < reps; ++r) {
+    for (int64_t i = 0; i < N; i += chunk) {
+      const int64_t n = std::min(chunk, N - i);
+      buf[0] = const_cast<float*>(x + i * sizes_[0]);
+      buf[1] = y + i * sizes_[1];
+      for (size_t b = 2; b < sizes_.size(); ++b) buf[b] = arena + offset_[b] * chunk;
+      for (size_t k = 0; k < ops_.size(); ++k) {
+        const auto t0 = clock::now();
+        run_op(ops_[k], buf.data(), n);
+        t[k] += std::chrono::duration<double>(clock::now() - t0).count();
+      }
+    }
+  }
+  return t;
+}
+
+const char* InferencePlan::op_name(size_t i) const {
+  switch (ops_.at(i).kind) {
+    case Kind::conv: return "conv";
+    case Kind::dense: return "dense";
+    case Kind::pool: return "pool";
+    case Kind::batch_norm: return "batch_norm";
+    case Kind::activation: return "activation";
+    case Kind::add: return "add";
+  }
+  return "?";
 }
 
 }  // namespace cnnx
