@@ -55,7 +55,7 @@ def _models():
         cnnx.BatchNormalization(),
         cnnx.LeakyReLU(0.2),
         cnnx.Dense(7, activation="softmax"),
-    ], input_shape=(13, 11, 3))
+    ], input_shape=(41, 37, 3))
     yield "gap_head", lambda: cnnx.Sequential([
         cnnx.Conv2D(16, 3, activation="relu"),
         cnnx.AdaptiveAvgPool2D(4),
@@ -63,17 +63,20 @@ def _models():
                       shortcut="identity", activation=None),
         cnnx.GlobalAvgPool2D(),
         cnnx.Dense(5, activation="sigmoid"),
-    ], input_shape=(9, 9, 2))
+    ], input_shape=(30, 29, 2))
 
 
 @pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])
-@pytest.mark.parametrize("threads", [1, 2])
-def test_plan_matches_layer_by_layer(name, make, threads, isa):
+@pytest.mark.parametrize("threads,mode", [(1, -1), (2, 0), (2, 1), (2, -1)])
+def test_plan_matches_layer_by_layer(name, make, threads, mode, isa):
     rng = np.random.default_rng(1)
     cnnx.set_seed(3)
     model = make()
     _randomize_bn(model, rng)
     assert compile_inference(model) is not None
+    x = np.zeros((1,) + model.input_shape, np.float32)
+    model.predict(x)
+    model._compiled.plan.set_small_batch_mode(mode)  # 1: threads split every op
     saved = cnnx.get_num_threads()
     cnnx.set_num_threads(threads)
     try:

@@ -187,6 +187,10 @@ void bind_plan(py::module_& m) {
           },
           py::arg("x"), py::arg("reps") = 10,
           "[(op name, seconds per run)] on the calling thread alone")
+      .def(
+          "set_small_batch_mode",
+          [](PyPlan& p, int mode) { p.plan->set_small_batch_mode(mode); }, py::arg("mode"),
+          "-1: measure and choose; 0: one thread; 1: all threads on every op")
       .def_property_readonly("flops_per_image", [](const PyPlan& p) { return p.plan->flops_per_image(); })
       .def_property_readonly("op_count", [](const PyPlan& p) { return p.plan->op_count(); });
 }

@@ -69,6 +69,10 @@ class InferencePlan {
   // "conv", "dense", ... for op i (profiles).
   const char* op_name(size_t i) const;
 
+  // For batches too small to split by images: -1 measure and choose (the
+  // default), 0 one thread, 1 cooperative (tests pin each).
+  void set_small_batch_mode(int mode) { small_batch_mode_ = mode < 0 ? -1 : (mode > 0 ? 1 : 0); }
+
   double flops_per_image() const { return flops_; }
   size_t op_count() const { return ops_.size(); }
 
@@ -99,13 +103,24 @@ class InferencePlan {
   void check_buffer(int id, int64_t floats, const char* what) const;
   void fold();
   void run_chunk(const float* x, int64_t n, float* y, float* arena, int64_t chunk);
-  void run_op(Op& op, float* const* buf, int64_t n);
+  void run_op_part(Op& op, float* const* buf, int64_t n, int part, int parts);
+  void run_cooperative(const float* x, int64_t N, float* y, int workers, int64_t cap);
 
   std::vector<int64_t> sizes_;   // floats per image, per buffer
   std::vector<int64_t> offset_;  // per-image offset of each scratch buffer in the arena
   int64_t arena_per_image_ = 0;
   std::vector<Op> ops_;
   double flops_ = 0.0;
+  // Serial or cooperative for batches too small to split by images: chosen
+  // by measurement (see run()).
+  struct ModeChooser {
+    double seconds[2] = {0.0, 0.0};  // per image: [0] one thread, [1] cooperative
+    int64_t calls = 0, next_probe = 0, interval = 16;
+    bool probing = false;
+    bool pick();
+    void record(bool coop, double secs);
+  } chooser_;
+  int small_batch_mode_ = -1;
   std::mutex mu_;  // fold() writes the op's folded weights: one run at a time
 };
 
