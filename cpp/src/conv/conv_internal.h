@@ -132,6 +132,12 @@ bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
 bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
               const float* bias, Activation act, float* out, int64_t ldo);
 
+// Direct convolution vectorised over output pixels for very few input
+// channels (conv_planar*.cpp, AVX-512). Same contract as implicit_gemm.
+bool planar_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
+void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
+                        int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
+
 // Direct backward-weights for narrow layers (conv_dw_direct*.cpp):
 // dwT[co][k] += sum_p dy[p][co0 + co] * patch[p][k], co < Nout, p in a range.
 struct DwProblem {

@@ -1,0 +1,102 @@
+"""The speed paths of conv2d, each against the float64 NumPy reference of
+test_conv.py on every ISA level: Winograd F(4x4,3x3) (wide 3x3 stride-1
+layers, forward and the stride-1 backward-data that reuses it; its tiled and
+weight-stationary forms; exact fallback on NaN/inf) and the pixel-vectorised
+direct kernel for very few input channels ("planar", AVX-512)."""
+import numpy as np
+import pytest
+
+import cnnx.functional as F
+
+from test_conv import _close, _data, ref_conv, ref_conv_backward
+
+# (x shape, w shape, stride, padding, dilation, groups)
+WINOGRAD = {
+    # output not a multiple of the 4x4 tile, channels not multiples of 16
+    "odd-sizes": ((2, 11, 13, 40), (3, 3, 40, 36), 1, 1, 1, 1),
+    "valid": ((2, 10, 9, 32), (3, 3, 32, 48), 1, "valid", 1, 1),
+    "asymmetric-pads": ((1, 9, 10, 32), (3, 3, 32, 33), 1, ((2, 0), (0, 2)), 1, 1),
+    "big-pads": ((1, 6, 7, 32), (3, 3, 32, 40), 1, 3, 1, 1),  # dx gets negative pads
+    "groups": ((2, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),     # channel offsets
+    "weight-stationary": ((1, 4, 4, 64), (3, 3, 64, 160), 1, 1, 1, 1),
+    "many-blocks": ((3, 24, 20, 32), (3, 3, 32, 64), 1, "same", 1, 1),
+}
+
+PLANAR = {
+    "lenet": ((3, 32, 32, 3), (5, 5, 3, 8), 1, "valid", 1, 1),
+    "rgb-3x3": ((2, 20, 33, 3), (3, 3, 3, 64), 1, 1, 1, 1),
+    "stem-s2": ((2, 40, 38, 3), (7, 7, 3, 20), 2, 3, 1, 1),
+    "one-channel-odd-cout": ((2, 16, 17, 1), (3, 3, 1, 5), 1, "same", 1, 1),
+    "stride-dilation": ((1, 30, 40, 4), (3, 2, 4, 12), (2, 3), (1, 2), (2, 3), 1),
+    "groups": ((2, 18, 18, 6), (3, 3, 3, 16), 1, 1, 1, 2),
+    "asymmetric": ((1, 15, 29, 2), (4, 3, 2, 9), 1, ((0, 3), (2, 1)), 1, 1),
+}
+
+
+def _check(case, rng):
+    xs, ws, s, p, d, g = case
+    x, w, b = _data(rng, xs, ws)
+    want = ref_conv(x, w, b, s, p, d, g)
+    _close(F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g), want)
+    _close(F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g, activation="relu"),
+           np.maximum(want, 0))
+    dy = rng.standard_normal(want.shape).astype(np.float32)
+    got = F.conv2d_backward(dy, x, w, stride=s, padding=p, dilation=d, groups=g)
+    for a, r in zip(got, ref_conv_backward(dy, x, w, s, p, d, g)):
+        _close(a, r)
+
+
+@pytest.mark.parametrize("name", sorted(WINOGRAD))
+def test_winograd_matches_reference(name, isa, rng):
+    xs, ws, s, p, d, g = WINOGRAD[name]
+    if isa != "generic":
+        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "winograd"
+    _check(WINOGRAD[name], rng)
+
+
+@pytest.mark.parametrize("name", sorted(PLANAR))
+def test_planar_matches_reference(name, isa, rng):
+    xs, ws, s, p, d, g = PLANAR[name]
+    if isa == "avx512":
+        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar"
+    _check(PLANAR[name], rng)
+
+
+def test_empty_batch_on_the_new_paths(isa):
+    for xs, ws, p in [((0, 8, 8, 32), (3, 3, 32, 32), 1), ((0, 32, 32, 3), (5, 5, 3, 8), 0)]:
+        x = np.zeros(xs, np.float32)
+        w = np.ones(ws, np.float32)
+        y = F.conv2d(x, w, padding=p)
+        assert y.shape == (0,) + y.shape[1:] and y.size == 0
+        dx, dw, db = F.conv2d_backward(np.zeros(y.shape, np.float32), x, w, padding=p)
+        assert dx.shape == xs and not dw.any() and not db.any()
+
+
+def test_winograd_error_is_small_against_the_output_scale(isa, rng):
+    """F(4x4,3x3) rounds more than a direct sum; it stays within 3e-5 of the
+    output's largest magnitude on a 256-channel layer (tests allow 1e-4)."""
+    x, w, b = _data(rng, (2, 12, 12, 256), (3, 3, 256, 64))
+    y = F.conv2d(x, w, b, padding=1)
+    want = ref_conv(x, w, b, 1, 1)
+    assert np.abs(y - want).max() <= 3e-5 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_winograd_keeps_nan_and_inf_local(isa, bad, rng):
+    """Winograd's transforms would spread a NaN/inf over a whole 6x6 tile (and
+    turn inf into NaN); such inputs or weights go through an exact path."""
+    x, w, b = _data(rng, (1, 12, 12, 32), (3, 3, 32, 32))
+    x[0, 5, 6, 3] = bad
+    y = F.conv2d(x, w, b, padding=1)
+    with np.errstate(invalid="ignore"):
+        want = ref_conv(x, w, b, 1, 1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(want))
+    fin = np.isfinite(want)
+    _close(y[fin], want[fin])
+    x[0, 5, 6, 3] = 0.0
+    w[1, 2, 4, 7] = bad
+    y = F.conv2d(x, w, b, padding=1)
+    with np.errstate(invalid="ignore"):
+        want = ref_conv(x, w, b, 1, 1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
