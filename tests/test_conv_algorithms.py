@@ -2,7 +2,8 @@
 test_conv.py on every ISA level: Winograd F(4x4,3x3) (wide 3x3 stride-1
 layers, forward and the stride-1 backward-data that reuses it; its tiled and
 weight-stationary forms; exact fallback on NaN/inf) and the pixel-vectorised
-direct kernel for very few input channels ("planar", AVX-512)."""
+direct kernel for very few input channels ("planar", AVX-512) and its
+backward-weights counterpart."""
 import numpy as np
 import pytest
 
@@ -30,6 +31,9 @@ PLANAR = {
     "stride-dilation": ((1, 30, 40, 4), (3, 2, 4, 12), (2, 3), (1, 2), (2, 3), 1),
     "groups": ((2, 18, 18, 6), (3, 3, 3, 16), 1, 1, 1, 2),
     "asymmetric": ((1, 15, 29, 2), (4, 3, 2, 9), 1, ((0, 3), (2, 1)), 1, 1),
+    # backward-weights for <= 4 input and 16..64 output channels per group
+    "groups-wide": ((2, 18, 18, 6), (3, 3, 3, 32), 1, 1, 1, 2),
+    "dilated-48": ((1, 21, 19, 2), (3, 3, 2, 48), 1, 2, 2, 1),
 }
 
 

@@ -113,6 +113,10 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
     conv_detail::depthwise_backward_weights(s, dy, x, dw, db);
     return;
   }
+  if (s.N * s.out_h() * s.out_w() > 0 && conv_detail::dw_planar_preferred(s)) {
+    conv_detail::dw_planar_avx512(s, dy, x, dw, db);
+    return;
+  }
   Plan pl{&s, s.out_h(), s.out_w(), 0, s.cin_per_group(), s.cout_per_group(), 0, false, false};
   pl.P = s.N * pl.OH * pl.OW;
   pl.Kg = s.KH * s.KW * pl.cig;

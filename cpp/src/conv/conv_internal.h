@@ -138,6 +138,13 @@ bool planar_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
 void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
                         int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
 
+// Backward-weights for <= 4 input channels and 16..64 output channels per
+// group (conv_dw_planar__avx512.cpp): dy rows as vectors, patch values
+// broadcast from a padded copy of the image. Writes dw and db (if not null).
+bool dw_planar_preferred(const Conv2dShape& s);
+void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                      float* db);
+
 // Direct backward-weights for narrow layers (conv_dw_direct*.cpp):
 // dwT[co][k] += sum_p dy[p][co0 + co] * patch[p][k], co < Nout, p in a range.
 struct DwProblem {

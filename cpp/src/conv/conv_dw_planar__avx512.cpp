@@ -1,0 +1,206 @@
+// Backward-weights for layers with very few input channels and at least 16
+// output channels (RGB stems), AVX-512:
+//
+//   dw[k][co] = sum over output pixels p of patch[p][k] * dy[p][co]
+//
+// vectorised over co (a dy row is NV vectors), one patch value broadcast per
+// k. Each thread copies the image it works on into a zero-padded NHWC buffer
+// (Cg <= 4 channels: small), so that patch[p][k] is xpad[base(p) + off(k)]
+// with no bounds checks. A register tile is KB values of k x NV vectors of
+// co; threads take ranges of output rows, each summing into its own partial
+// dw, reduced at the end. db comes from the same pass.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cnnx/threading.h"
+#include "common/scratch.h"
+#include "conv/conv_internal.h"
+
+#ifdef CNNX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnx {
+namespace conv_detail {
+
+namespace {
+
+struct DwPlanar {
+  const Conv2dShape* s;
+  int64_t OH, OW, cig, cog, Kg, Hp, Wp;
+  int64_t g;  // group
+  const float* dy;
+  const float* x;
+};
+
+void fill_padded(const DwPlanar& d, int64_t n, float* xp) {
+  const Conv2dShape& s = *d.s;
+  std::memset(xp, 0, sizeof(float) * d.Hp * d.Wp * d.cig);
+  for (int64_t ih = std::max<int64_t>(0, -s.pad_top); ih < s.H && ih + s.pad_top < d.Hp; ++ih) {
+    const float* src = d.x + ((n * s.H + ih) * s.W) * s.C_in + d.g * d.cig;
+    float* dst = xp + (ih + s.pad_top) * d.Wp * d.cig;
+    for (int64_t iw = std::max<int64_t>(0, -s.pad_left); iw < s.W && iw + s.pad_left < d.Wp;
+         ++iw)
+      for (int64_t c = 0; c < d.cig; ++c) dst[(iw + s.pad_left) * d.cig + c] = src[iw * s.C_in + c];
+  }
+}
+
+// acc over output rows [r0, r1) (global: n*OH + oh) into part [Kg][cog] and dbp.
+template <int NV, int KB>
+void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, float* xp) {
+  const Conv2dShape& s = *d.s;
+  const int64_t cog = d.cog;
+  const int lastn = static_cast<int>(cog - (NV - 1) * 16);  // lanes of the last vector
+  const __mmask16 lm = static_cast<__mmask16>(lastn >= 16 ? 0xFFFF : (1u << lastn) - 1u);
+  std::vector<int64_t> off(d.Kg);
+  for (int64_t kh = 0, k = 0; kh < s.KH; ++kh)
+    for (int64_t kw = 0; kw < s.KW; ++kw)
+      for (int64_t c = 0; c < d.cig; ++c, ++k)
+        off[k] = (kh * s.dilation_h * d.Wp + kw * s.dilation_w) * d.cig + c;
+  const float* dyg = d.dy + d.g * cog;
+  // Rows in chunks whose dy stays in L2 across the k blocks; the image is
+  // copied once per image.
+  const int64_t CH = std::max<int64_t>(1, 2048 / d.OW);
+  int64_t r = r0;
+  while (r < r1) {
+    const int64_t n = r / d.OH;
+    const int64_t rend = std::min(r1, (n + 1) * d.OH);
+    fill_padded(d, n, xp);
+    for (int64_t c0 = r; c0 < rend; c0 += CH) {
+      const int64_t c1 = std::min(rend, c0 + CH);
+      for (int64_t k0 = 0; k0 < d.Kg; k0 += KB) {
+        const int kb = static_cast<int>(std::min<int64_t>(KB, d.Kg - k0));
+        int64_t o[KB];
+        for (int b = 0; b < KB; ++b) o[b] = off[k0 + std::min(b, kb - 1)];
+        __m512 acc[KB][NV], dba[NV];
+#pragma GCC unroll 8
+        for (int b = 0; b < KB; ++b)
+#pragma GCC unroll 4
+          for (int j = 0; j < NV; ++j) acc[b][j] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) dba[j] = _mm512_setzero_ps();
+        for (int64_t rr = c0; rr < c1; ++rr) {
+          const int64_t oh = rr % d.OH;
+          const float* xrow = xp + oh * s.stride_h * d.Wp * d.cig;
+          const float* dyp = dyg + rr * d.OW * s.C_out;
+          const int64_t xstep = s.stride_w * d.cig;
+          for (int64_t ow = 0; ow < d.OW; ++ow, xrow += xstep, dyp += s.C_out) {
+            __m512 v[NV];
+#pragma GCC unroll 4
+            for (int j = 0; j < NV - 1; ++j) v[j] = _mm512_loadu_ps(dyp + 16 * j);
+            v[NV - 1] = _mm512_maskz_loadu_ps(lm, dyp + 16 * (NV - 1));
+#pragma GCC unroll 8
+            for (int b = 0; b < KB; ++b) {
+              const __m512 xb = _mm512_set1_ps(xrow[o[b]]);
+#pragma GCC unroll 4
+              for (int j = 0; j < NV; ++j) acc[b][j] = _mm512_fmadd_ps(xb, v[j], acc[b][j]);
+            }
+            if (k0 == 0) {
+#pragma GCC unroll 4
+              for (int j = 0; j < NV; ++j) dba[j] = _mm512_add_ps(dba[j], v[j]);
+            }
+          }
+        }
+        // Constant indices only (a runtime index would keep acc in memory).
+#pragma GCC unroll 8
+        for (int b = 0; b < KB; ++b) {
+          if (b >= kb) break;
+          float* dst = part + (k0 + b) * cog;
+#pragma GCC unroll 4
+          for (int j = 0; j < NV - 1; ++j)
+            _mm512_storeu_ps(dst + 16 * j,
+                             _mm512_add_ps(_mm512_loadu_ps(dst + 16 * j), acc[b][j]));
+          float* dl = dst + 16 * (NV - 1);
+          _mm512_mask_storeu_ps(dl, lm,
+                                _mm512_add_ps(_mm512_maskz_loadu_ps(lm, dl), acc[b][NV - 1]));
+        }
+        if (k0 == 0) {
+#pragma GCC unroll 4
+          for (int j = 0; j < NV - 1; ++j)
+            _mm512_storeu_ps(dbp + 16 * j, _mm512_add_ps(_mm512_loadu_ps(dbp + 16 * j), dba[j]));
+          float* dl = dbp + 16 * (NV - 1);
+          _mm512_mask_storeu_ps(dl, lm,
+                                _mm512_add_ps(_mm512_maskz_loadu_ps(lm, dl), dba[NV - 1]));
+        }
+      }
+    }
+    r = rend;
+  }
+}
+
+using RowsFn = void (*)(const DwPlanar&, int64_t, int64_t, float*, float*, float*);
+
+RowsFn rows_fn(int64_t nv) {
+  switch (nv) {
+    case 1: return rows<1, 12>;
+    case 2: return rows<2, 10>;
+    case 3: return rows<3, 7>;
+    default: return rows<4, 5>;
+  }
+}
+
+}  // namespace
+
+bool dw_planar_preferred(const Conv2dShape& s) {
+  if (active_isa() != Isa::avx512 || !igemm_available() || s.is_depthwise()) return false;
+  const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
+  return cig <= 4 && cog >= 16 && cog <= 64 && s.out_w() >= 4;
+}
+
+void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                      float* db) {
+  DwPlanar d{&s, s.out_h(), s.out_w(), s.cin_per_group(), s.cout_per_group(), 0, 0, 0, 0, dy, x};
+  d.Kg = s.KH * s.KW * d.cig;
+  // Padded extent actually read (the filter may stop short of the bottom/right pads).
+  d.Hp = (d.OH - 1) * s.stride_h + (s.KH - 1) * s.dilation_h + 1;
+  d.Wp = (d.OW - 1) * s.stride_w + (s.KW - 1) * s.dilation_w + 1;
+  const int64_t R = s.N * d.OH;
+  const int64_t gsz = d.Kg * d.cog;
+  const RowsFn fn = rows_fn(ceil_div(d.cog, 16));
+  const int64_t P = R * d.OW;
+  int nt = threads_for_flops(2.0 * P * d.Kg * s.C_out);
+  if (R < 2 * nt) nt = 1;
+  std::fill(dw, dw + s.weight_size(), 0.0f);
+  if (db) std::fill(db, db + s.C_out, 0.0f);
+  const size_t xsize = static_cast<size_t>(d.Hp * d.Wp * d.cig);
+  const size_t psize = static_cast<size_t>(gsz + d.cog);
+  std::vector<float*> parts(nt, nullptr);
+  for (int64_t g = 0; g < s.groups; ++g) {
+    d.g = g;
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+#ifdef CNNX_HAVE_OPENMP
+      const int t = omp_get_thread_num(), got = omp_get_num_threads();
+#else
+      const int t = 0, got = 1;
+#endif
+      float* part = thread_scratch(ScratchSlot::conv_1, psize);
+      std::fill(part, part + psize, 0.0f);
+      parts[t] = part;
+      float* xp = thread_scratch(ScratchSlot::conv_0, xsize);
+      fn(d, R * t / got, R * (t + 1) / got, part, part + gsz, xp);
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp barrier
+#endif
+      // Thread t sums rows [Kg*t/got, Kg*(t+1)/got) (and db on thread 0).
+      const int64_t kb = d.Kg * t / got, ke = d.Kg * (t + 1) / got;
+      for (int u = 0; u < got; ++u) {
+        for (int64_t k = kb; k < ke; ++k) {
+          float* dst = dw + k * s.C_out + g * d.cog;
+          const float* src = parts[u] + k * d.cog;
+          for (int64_t c = 0; c < d.cog; ++c) dst[c] += src[c];
+        }
+        if (db && t == 0)
+          for (int64_t c = 0; c < d.cog; ++c) db[g * d.cog + c] += parts[u][gsz + c];
+      }
+    }
+  }
+}
+
+}  // namespace conv_detail
+}  // namespace cnnx
