@@ -13,6 +13,7 @@
 
 #include "bindings.h"
 #include "cnnx/plan.h"
+#include "cnnx/train_plan.h"
 
 namespace cnnx_py {
 namespace {
@@ -47,6 +48,31 @@ struct PyPlan {
     b.eps = std::get<4>(spec);
     require(b.eps > 0.0f, "epsilon: must be > 0");
     return b;
+  }
+};
+
+struct PyTrainPlan {
+  std::unique_ptr<cnnx::TrainPlan> plan;
+  std::vector<py::object> keep;
+  int64_t in_n = 0, classes = 0;
+  float* grads = nullptr;
+  int64_t n_grads = 0;
+
+  const float* live(const py::array& a, int64_t n, const std::string& name) {
+    require(a.dtype().is(py::dtype::of<float>()), name + ": expected a float32 array");
+    require((a.flags() & py::array::c_style) != 0, name + ": expected a C-contiguous array");
+    require(a.size() == n, name + ": expected " + std::to_string(n) + " values, got " +
+                               std::to_string(a.size()));
+    keep.push_back(a);
+    return static_cast<const float*>(a.data());
+  }
+  // A gradient slot: a writeable view into the plan's gradient buffer.
+  float* slot(const std::optional<py::array>& a, int64_t n, const std::string& name) {
+    if (!a) return nullptr;
+    require(a->writeable(), name + ": must be writeable");
+    float* p = const_cast<float*>(live(*a, n, name));
+    require(p >= grads && p + n <= grads + n_grads, name + ": must be a view into grads");
+    return p;
   }
 };
 
@@ -193,6 +219,96 @@ void bind_plan(py::module_& m) {
           "-1: measure and choose; 0: one thread; 1: all threads on every op")
       .def_property_readonly("flops_per_image", [](const PyPlan& p) { return p.plan->flops_per_image(); })
       .def_property_readonly("op_count", [](const PyPlan& p) { return p.plan->op_count(); });
+
+  using I15b = std::array<int64_t, 15>;
+  py::class_<PyTrainPlan>(m, "TrainPlan")
+      .def(py::init([](std::vector<int64_t> sizes, py::array grads) {
+             auto p = std::make_unique<PyTrainPlan>();
+             require(sizes.size() >= 2, "sizes: need the input and the logits");
+             require(grads.writeable(), "grads: must be writeable");
+             p->grads = const_cast<float*>(p->live(grads, grads.size(), "grads"));
+             p->n_grads = grads.size();
+             p->in_n = sizes.front();
+             p->classes = sizes.back();
+             p->plan = std::make_unique<cnnx::TrainPlan>(std::move(sizes), p->grads, p->n_grads);
+             return p;
+           }),
+           py::arg("sizes"), py::arg("grads"))
+      .def(
+          "add_conv",
+          [](PyTrainPlan& p, int in, int out, I15b g, py::array w, std::optional<py::array> b,
+             bool relu, std::optional<py::array> dw, std::optional<py::array> db) {
+            cnnx::Conv2dShape s;
+            s.N = 1;
+            s.H = g[0]; s.W = g[1]; s.C_in = g[2]; s.KH = g[3]; s.KW = g[4]; s.C_out = g[5];
+            s.stride_h = g[6]; s.stride_w = g[7]; s.dilation_h = g[8]; s.dilation_w = g[9];
+            s.pad_top = g[10]; s.pad_bottom = g[11]; s.pad_left = g[12]; s.pad_right = g[13];
+            s.groups = g[14];
+            const char* msg = cnnx::conv2d_check(s);
+            require(msg[0] == 0, msg);
+            p.plan->add_conv(in, out, s, p.live(w, s.weight_size(), "kernel"),
+                             b ? p.live(*b, s.C_out, "bias") : nullptr, relu,
+                             p.slot(dw, s.weight_size(), "dw"), p.slot(db, s.C_out, "db"));
+          },
+          py::arg("src"), py::arg("dst"), py::arg("geometry"), py::arg("kernel"), py::arg("bias"),
+          py::arg("relu"), py::arg("dw"), py::arg("db"))
+      .def(
+          "add_dense",
+          [](PyTrainPlan& p, int in, int out, int64_t in_f, int64_t out_f, py::array w,
+             std::optional<py::array> b, bool relu, std::optional<py::array> dw,
+             std::optional<py::array> db) {
+            require(in_f >= 1 && out_f >= 1, "dense: sizes must be >= 1");
+            p.plan->add_dense(in, out, in_f, out_f, p.live(w, in_f * out_f, "kernel"),
+                              b ? p.live(*b, out_f, "bias") : nullptr, relu,
+                              p.slot(dw, in_f * out_f, "dw"), p.slot(db, out_f, "db"));
+          },
+          py::arg("src"), py::arg("dst"), py::arg("in_features"), py::arg("out_features"),
+          py::arg("kernel"), py::arg("bias"), py::arg("relu"), py::arg("dw"), py::arg("db"))
+      .def(
+          "add_pool",
+          [](PyTrainPlan& p, int in, int out, int kind, I3 hwc, I8 g, bool count_include_pad,
+             int64_t oh, int64_t ow) {
+            require(kind >= 0 && kind <= 4, "kind: expected 0..4");
+            cnnx::PoolShape s{1, hwc[0], hwc[1], hwc[2]};
+            cnnx::Pool2dParams pp{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
+            p.plan->add_pool(in, out, static_cast<cnnx::PlanPool>(kind), s, pp, count_include_pad,
+                             oh, ow);
+          },
+          py::arg("src"), py::arg("dst"), py::arg("kind"), py::arg("hwc"), py::arg("geometry"),
+          py::arg("count_include_pad"), py::arg("out_h"), py::arg("out_w"))
+      .def(
+          "add_activation",
+          [](PyTrainPlan& p, int in, int out, int act, float alpha, int64_t k) {
+            p.plan->add_activation(in, out, act_of(act), alpha, k);
+          },
+          py::arg("src"), py::arg("dst"), py::arg("act"), py::arg("alpha"), py::arg("k"))
+      .def(
+          "add_add",
+          [](PyTrainPlan& p, int a, int b, int out, int act) {
+            p.plan->add_add(a, b, out, act_of(act));
+          },
+          py::arg("a"), py::arg("b"), py::arg("dst"), py::arg("act"))
+      .def(
+          "step",
+          [](PyTrainPlan& p, farray x, py::array_t<int64_t, py::array::c_style> labels) {
+            require(x.ndim() >= 1 && x.shape(0) >= 1, "x: expected a non-empty batch");
+            const int64_t N = x.shape(0);
+            require(x.size() / N == p.in_n,
+                    "x: expected " + std::to_string(p.in_n) + " values per image");
+            require(labels.ndim() == 1 && labels.shape(0) == N,
+                    "labels: expected " + std::to_string(N) + " integer labels");
+            farray logits = new_array({N, p.classes});
+            double loss;
+            {
+              py::gil_scoped_release release;
+              loss = p.plan->step(x.data(), labels.data(), N, logits.mutable_data());
+            }
+            return py::make_tuple(loss, logits);
+          },
+          py::arg("x"), py::arg("labels"),
+          "forward, softmax cross-entropy and backward; returns (mean loss, logits)")
+      .def_property_readonly("flops_per_image",
+                             [](const PyTrainPlan& p) { return p.plan->flops_per_image(); });
 }
 
 }  // namespace cnnx_py

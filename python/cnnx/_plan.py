@@ -1,4 +1,5 @@
-"""Compile a built ``Sequential`` into one C++ inference pass.
+"""Compile a built ``Sequential`` into one C++ inference pass, and a compiled
+model's training step into one C++ call.
 
 ``model.predict`` runs the whole network in one call into C++
 (:class:`cnnx._core.InferencePlan`, see ``cpp/include/cnnx/plan.h``) instead
@@ -12,6 +13,12 @@ of one Python call per layer. On the way the plan
 - reuses activation buffers once a value is dead (liveness), so a chunk of
   images fits in the core's cache.
 
+``compile_training`` does the same for ``train_on_batch`` / ``fit``:
+forward, softmax-cross-entropy and backward in one call
+(:class:`cnnx._core.TrainPlan`, ``cpp/include/cnnx/train_plan.h``), weight
+gradients straight into the model's flat gradient buffer; the optimiser
+then runs its one fused update.
+
 A layer the plan does not know (a user's own Layer subclass) makes
 :func:`compile_inference` return None, and the model keeps the
 layer-by-layer path. ``CNNX_PLAN=0`` in the environment disables plans (to
@@ -22,7 +29,7 @@ import os
 
 from . import _core
 
-__all__ = ["compile_inference", "plans_enabled"]
+__all__ = ["compile_inference", "compile_training", "plans_enabled"]
 
 ACT_CODES = {None: 0, "linear": 0, "relu": 1, "leaky_relu": 2, "sigmoid": 3, "tanh": 4,
              "softmax": 5}
@@ -267,3 +274,126 @@ def compile_inference(model):
     except _Unsupported:
         return None
     return CompiledInference(plan, g.refs, model.output_shape)
+
+
+# ---- the training step ----------------------------------------------------------
+
+
+class _TrainGraph:
+    """Values in forward order (value 0 is the input) and the ops between them."""
+
+    def __init__(self, input_shape):
+        self.sizes = [math.prod(input_shape)]
+        self.ops = []
+
+    def new(self, shape):
+        self.sizes.append(math.prod(shape))
+        return len(self.sizes) - 1
+
+    def chain(self, layers, v, trainable, last_logits=False):
+        for i, layer in enumerate(layers):
+            logits = last_logits and i == len(layers) - 1
+            v = self.layer(layer, v, trainable and layer.trainable, logits)
+        return v
+
+    def layer(self, layer, v, trainable, logits):
+        from .layers import (AdaptiveAvgPool2D, AdaptiveMaxPool2D, AvgPool2D, Conv2D, Dense,
+                             Dropout, Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, ReLU,
+                             Residual, Sigmoid, Softmax, Tanh)
+
+        t = type(layer)
+        if t in (Conv2D, Dense):
+            act, alpha = (0, 0.0) if logits else _act_of(layer._act)
+            g = layer.grads if trainable else {}
+            bias = layer.params.get("bias")
+            out = self.new(layer.output_shape)
+            if t is Conv2D:
+                h, w, c = layer.input_shape
+                fh, fw = layer.kernel_size
+                geom = (h, w, c, fh, fw, layer.filters, *layer.strides, *layer.dilation_rate,
+                        *layer._p4, layer.groups)
+                self.ops.append(("conv", v, out, geom, layer.params["kernel"], bias, act == 1,
+                                 g.get("kernel"), g.get("bias") if bias is not None else None))
+            else:
+                if len(layer.input_shape) != 1:
+                    raise _Unsupported("Dense on a non-flat input")
+                self.ops.append(("dense", v, out, layer.input_shape[0], layer.units,
+                                 layer.params["kernel"], bias, act == 1, g.get("kernel"),
+                                 g.get("bias") if bias is not None else None))
+            if act not in (0, 1):
+                out = self.activation(out, act, alpha, layer.output_shape)
+            return out
+        if t in (MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, AdaptiveMaxPool2D, GlobalAvgPool2D):
+            out = self.new(layer.output_shape)
+            hwc = tuple(layer.input_shape)
+            if t in (MaxPool2D, AvgPool2D):
+                kind = "max" if t is MaxPool2D else "avg"
+                args = (POOL_CODES[kind], hwc, tuple(layer._g),
+                        bool(getattr(layer, "count_include_pad", False)), 0, 0)
+            elif t is GlobalAvgPool2D:
+                args = (POOL_CODES["global_avg"], hwc, (1,) * 8, False, 1, 1)
+            else:
+                kind = "adaptive_avg" if t is AdaptiveAvgPool2D else "adaptive_max"
+                args = (POOL_CODES[kind], hwc, (1,) * 8, False, *layer.output_size)
+            self.ops.append(("pool", v, out) + args)
+            return out
+        if t is Flatten:
+            if logits:
+                raise _Unsupported("Flatten producing the logits")
+            return v  # the same values, seen as rows
+        if t is Dropout and layer.rate == 0.0 and not logits:
+            return v
+        if t in (ReLU, LeakyReLU, Sigmoid, Tanh, Softmax) and not logits:
+            if t is Softmax and layer.axis not in (-1, len(layer.input_shape)):
+                raise _Unsupported("Softmax over a non-last axis")
+            act, alpha = _act_of(layer._act)
+            return self.activation(v, act, alpha, layer.output_shape)
+        if t is Residual and not logits:
+            h = self.chain(layer.block, v, trainable)
+            s = v if layer.shortcut is None else self.chain(layer.shortcut, v, trainable)
+            out = self.new(layer.output_shape)
+            act, alpha = _act_of(layer._act) if layer.activation is not None else (0, 0.0)
+            self.ops.append(("add", h, s, out, 1 if act == 1 else 0))
+            if act not in (0, 1):
+                out = self.activation(out, act, alpha, layer.output_shape)
+            return out
+        raise _Unsupported(t.__name__)  # BatchNormalization, Dropout, user layers
+
+    def activation(self, v, act, alpha, shape):
+        out = self.new(shape)
+        self.ops.append(("activation", v, out, act, alpha, shape[-1]))
+        return out
+
+
+def compile_training(model):
+    """A ``_core.TrainPlan`` for a compiled Sequential with a cross-entropy
+    head, or None when a layer has no training op (batch norm, active dropout,
+    a user's own layer): the model then keeps the layer-by-layer step."""
+    if model.loss != "cross_entropy" or model._head is None or model.store is None:
+        return None
+    layers = list(model.layers)
+    if model._head == "softmax":
+        layers = layers[:-1]  # the loss takes the logits before it
+        if not layers:
+            return None
+    g = _TrainGraph(model.input_shape)
+    try:
+        last = g.chain(layers, 0, True, last_logits=True)
+    except _Unsupported:
+        return None
+    if last != len(g.sizes) - 1 or not g.ops:
+        return None
+    plan = _core.TrainPlan(g.sizes, model.store.grads)
+    for op in g.ops:
+        kind = op[0]
+        if kind == "conv":
+            plan.add_conv(*op[1:])
+        elif kind == "dense":
+            plan.add_dense(*op[1:])
+        elif kind == "pool":
+            plan.add_pool(*op[1:])
+        elif kind == "activation":
+            plan.add_activation(*op[1:])
+        else:
+            plan.add_add(*op[1:])
+    return plan

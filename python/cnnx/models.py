@@ -91,6 +91,8 @@ class Sequential(Layer):
         self._plan_key = None
         self._compiled = None  # the C++ inference pass (cnnx._plan), built on first predict
         self._compiled_key = None
+        self._train_compiled = None  # the C++ training step, built on first train step
+        self._train_key = None
         if input_shape is not None:
             self.build(input_shape)
 
@@ -315,7 +317,26 @@ class Sequential(Layer):
         loss = float(np.mean(d * d))
         return loss, (d * (2.0 / d.size)).astype(np.float32) if need_grad else None
 
+    def _training_plan(self):
+        """The compiled C++ step (cnnx._plan.compile_training) or None, cached."""
+        from .layers import base as _base
+
+        key = (self.store, len(self.layers), self._head, self.loss, _base._TRAINABLE_VERSION)
+        if self._train_key != key:
+            from ._plan import compile_training, plans_enabled
+
+            self._train_compiled = compile_training(self) if plans_enabled() else None
+            self._train_key = key
+        return self._train_compiled
+
     def _train_step(self, x, y):
+        tp = self._training_plan()
+        if tp is not None and y.dtype == np.int64:
+            loss, out = tp.step(x, y)
+            if self._after_backward is not None:
+                self._after_backward(self)
+            self.optimizer.step()
+            return loss, out
         if self._plan_key != (self._head, len(self.layers)):
             self._plan()
         out = x

@@ -1,0 +1,136 @@
+"""The compiled training step (cnnx._plan.compile_training, cpp/src/plan/
+train_plan.cpp) against the layer-by-layer step, which the layer tests check
+against NumPy, finite differences and PyTorch: same loss, logits, gradients
+and updated weights, for every supported layer, frozen layers, each head,
+one and two threads (the batch split across threads) and every ISA."""
+import numpy as np
+import pytest
+
+import cnnx
+from cnnx._plan import compile_training
+
+
+def _every_layer():
+    return [
+        cnnx.Conv2D(6, 3, padding="same", activation="leaky_relu"),
+        cnnx.Conv2D(8, (3, 2), strides=(2, 1), padding=((1, 0), (0, 1)), activation="sigmoid"),
+        cnnx.Tanh(),
+        cnnx.AvgPool2D(3, strides=1, padding=1, count_include_pad=False),
+        cnnx.Residual([cnnx.Conv2D(8, 3, padding="same", activation="relu"),
+                       cnnx.Conv2D(8, 1)], activation="tanh"),
+        cnnx.Residual([cnnx.Conv2D(12, 3, strides=2, padding="same"), cnnx.ReLU()]),
+        cnnx.MaxPool2D(2, strides=1),
+        cnnx.Conv2D(12, 3, padding="same", groups=12, activation="relu"),
+        cnnx.AdaptiveMaxPool2D((3, 2)),
+        cnnx.Softmax(),
+        cnnx.Dropout(0.0),
+        cnnx.Flatten(),
+        cnnx.Dense(20, activation="relu"),
+        cnnx.LeakyReLU(0.2),
+        cnnx.Dense(7, activation="softmax"),
+    ]
+
+
+MODELS = {
+    "lenet5": lambda: cnnx.teaching.lenet5(),
+    "every_layer": lambda: cnnx.Sequential(_every_layer(), input_shape=(17, 15, 3)),
+    "gap_logits": lambda: cnnx.Sequential([
+        cnnx.Conv2D(16, 3, activation="relu"), cnnx.MaxPool2D(2),
+        cnnx.AdaptiveAvgPool2D(4),
+        cnnx.Residual([cnnx.Conv2D(16, 3, padding="same")], shortcut="identity", activation=None),
+        cnnx.GlobalAvgPool2D(), cnnx.Dense(5)], input_shape=(12, 12, 2)),
+    "softmax_layer_head": lambda: cnnx.Sequential([
+        cnnx.Conv2D(4, 3, activation="relu"), cnnx.Flatten(), cnnx.Dense(6), cnnx.Softmax()],
+        input_shape=(6, 6, 1)),
+}
+
+
+def _pair(name, frozen=False):
+    import cnnx.teaching  # noqa: F401  (lenet5)
+
+    models = []
+    for _ in range(2):
+        cnnx.set_seed(11)
+        m = MODELS[name]()
+        if frozen:
+            m.layers[0].trainable = False
+        m.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
+        models.append(m)
+    plan_model, ref_model = models
+    ref_model._training_plan = lambda: None  # the layer-by-layer step
+    return plan_model, ref_model
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_step_matches_layer_by_layer(name, threads, isa):
+    plan_model, ref_model = _pair(name)
+    assert compile_training(plan_model) is not None
+    rng = np.random.default_rng(5)
+    saved = cnnx.get_num_threads()
+    cnnx.set_num_threads(threads)
+    try:
+        for n in (1, 2, 7, 64):
+            x = rng.standard_normal((n,) + plan_model.input_shape).astype(np.float32)
+            y = rng.integers(0, plan_model.output_shape[-1], n)
+            loss_p, out_p = plan_model._train_step(x, y)
+            loss_r, out_r = ref_model._train_step(x, y)
+            assert loss_p == pytest.approx(loss_r, rel=1e-5, abs=1e-6)
+            np.testing.assert_allclose(out_p, out_r, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(plan_model.store.grads, ref_model.store.grads,
+                                       rtol=1e-3, atol=2e-5)
+            np.testing.assert_allclose(plan_model.store.params, ref_model.store.params,
+                                       rtol=1e-4, atol=1e-5)
+    finally:
+        cnnx.set_num_threads(saved)
+
+
+def test_frozen_layer_gets_no_update():
+    plan_model, ref_model = _pair("lenet5", frozen=True)
+    k0 = plan_model.layers[0].params["kernel"].copy()
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((9, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 9)
+    plan_model._train_step(x, y)
+    ref_model._train_step(x, y)
+    np.testing.assert_array_equal(plan_model.layers[0].params["kernel"], k0)
+    np.testing.assert_allclose(plan_model.store.params, ref_model.store.params, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_unsupported_layers_fall_back():
+    for layers in ([cnnx.Conv2D(4, 3), cnnx.BatchNormalization(), cnnx.Flatten(), cnnx.Dense(3)],
+                   [cnnx.Flatten(), cnnx.Dropout(0.5), cnnx.Dense(3)]):
+        m = cnnx.Sequential(layers, input_shape=(5, 5, 2))
+        m.compile("sgd", "cross_entropy")
+        assert compile_training(m) is None
+        x = np.ones((4, 5, 5, 2), np.float32)
+        assert np.isfinite(m.train_on_batch(x, np.array([0, 1, 2, 0])))
+    m = cnnx.Sequential([cnnx.Flatten(), cnnx.Dense(3)], input_shape=(2, 2, 1))
+    m.compile("sgd", "mse")
+    assert compile_training(m) is None
+
+
+def test_bad_labels_name_y():
+    m = cnnx.teaching.lenet5()
+    m.compile("sgd", "cross_entropy")
+    x = np.zeros((3, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match="^y"):
+        m.train_on_batch(x, np.array([0, 10, 1]))
+    with pytest.raises(ValueError, match="^y"):
+        m.train_on_batch(x, np.array([0, -1, 1]))
+
+
+def test_fit_with_the_plan_learns():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((256, 8, 8, 1)).astype(np.float32)
+    y = (x[:, :4].mean(axis=(1, 2, 3)) > x[:, 4:].mean(axis=(1, 2, 3))).astype(np.int64)
+    cnnx.set_seed(1)
+    m = cnnx.Sequential([cnnx.Conv2D(8, 3, activation="relu"), cnnx.MaxPool2D(2),
+                         cnnx.Flatten(), cnnx.Dense(2, activation="softmax")],
+                        input_shape=(8, 8, 1))
+    m.compile(cnnx.optim.Adam(0.01), "cross_entropy", metrics=["accuracy"])
+    h = m.fit(x, y, epochs=8, batch_size=32, verbose=0)
+    assert m._train_compiled is not None
+    assert h.history["loss"][-1] < 0.6 * h.history["loss"][0]
+    assert h.history["accuracy"][-1] > 0.8
