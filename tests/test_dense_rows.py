@@ -1,4 +1,4 @@
-"""Dense layers at batch 1..4: the unpacked row kernels (cpp/src/ops/dense_rows*)
+"""Dense layers at batch 1..4 (and narrow layers at any batch): the unpacked row kernels (cpp/src/ops/dense_rows*)
 against NumPy in float64, on every column tail and ISA; and gradients
 written straight into caller-given arrays (dw_out / db_out)."""
 import numpy as np
@@ -9,7 +9,7 @@ from cnnx import _core
 OUTS = [1, 10, 16, 17, 63, 64, 65, 130]
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 9, 18])
 @pytest.mark.parametrize("n_in", [1, 7, 400])
 def test_forward_rows(isa, n, n_in):
     rng = np.random.default_rng(n * 1000 + n_in)

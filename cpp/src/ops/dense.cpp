@@ -13,6 +13,7 @@
 // the cores are shared (a descheduled thread stalls every barrier).
 #include "cnnx/dense.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "cnnx/cpu.h"
@@ -80,6 +81,21 @@ void dense_forward(const float* x, const float* w, const float* b, float* y, int
     ops_detail::parallel_range(out, out >= 128 ? nt : 1, [&](int64_t c0, int64_t c1) {
       ops_detail::dense_rows_avx512(x, w, b, y, N, in, out, c0, c1, act == Activation::relu);
     }, 64);
+    return;
+  }
+  if (N > ops_detail::kDenseRowsMax && out <= 32 && in >= 1 && active_isa() == Isa::avx512) {
+    // A narrow layer (a classifier head): w stays in cache and the packed
+    // GEMM would waste most of its 32-wide tile; four rows at a time.
+    const int64_t blocks = (N + ops_detail::kDenseRowsMax - 1) / ops_detail::kDenseRowsMax;
+    const int nt = threads_for_flops(2.0 * N * in * out);
+    ops_detail::parallel_range(blocks, nt, [&](int64_t b0, int64_t b1) {
+      for (int64_t r = b0 * ops_detail::kDenseRowsMax;
+           r < std::min(N, b1 * ops_detail::kDenseRowsMax); r += ops_detail::kDenseRowsMax) {
+        const int64_t m = std::min(ops_detail::kDenseRowsMax, N - r);
+        ops_detail::dense_rows_avx512(x + r * in, w, b, y + r * out, m, in, out, 0, out,
+                                      act == Activation::relu);
+      }
+    }, 1);
     return;
   }
   GemmEpilogue ep;
