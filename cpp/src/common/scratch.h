@@ -16,7 +16,8 @@ enum class ScratchSlot : int {
   op_0 = 4,
   op_1 = 5,
   plan = 6,  // an inference plan's activation arena
-  count = 7
+  conv_2 = 7,
+  count = 8
 };
 
 // At least n floats, aligned to 64 bytes, valid until this thread asks the

@@ -44,6 +44,57 @@ void igemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64
       if (cn < CW) std::memset(d + cn, 0, sizeof(float) * (CW - cn));
     }
   }
+  const int64_t ohw = g.OH * g.OW;
+  const int64_t N = ohw > 0 ? P / ohw : 0;
+  const int64_t Hp = (g.OH - 1) * g.sh + (g.KH - 1) * g.dh + 1;
+  const int64_t Wp = (g.OW - 1) * g.sw + (g.KW - 1) * g.dw + 1;
+  const bool edges = g.pt > 0 || g.pl > 0 || Hp - g.pt > g.H || Wp - g.pl > g.W;
+  if (edges && N >= 2 && N * ohw == P && Hp * Wp * g.Cg <= (int64_t{1} << 16)) {
+    // Padded images (e.g. the "full" padding of backward-data): a zero-padded
+    // copy of each image, so that no filter row crosses a border and every
+    // kw run is contiguous (taps assembled per pixel at the borders cost
+    // more than the arithmetic on small images).
+    const int nt = threads_for_flops(2.0 * P * K * Nout);
+    auto image = [&](int64_t n) {
+      const int64_t psize = Hp * Wp * g.Cg;
+      float* xp = thread_scratch(ScratchSlot::conv_2, static_cast<size_t>(psize));
+      std::memset(xp, 0, sizeof(float) * psize);
+      const float* src = g.x + n * g.H * g.W * g.C + g.c0;
+      for (int64_t r = 0; r < Hp; ++r) {
+        const int64_t ih = r - g.pt;
+        if (ih < 0 || ih >= g.H) continue;
+        for (int64_t c = std::max<int64_t>(0, g.pl); c < Wp && c - g.pl < g.W; ++c) {
+          const int64_t iw = c - g.pl;
+          if (iw < 0) continue;
+          std::memcpy(xp + (r * Wp + c) * g.Cg, src + (ih * g.W + iw) * g.C,
+                      sizeof(float) * g.Cg);
+        }
+      }
+      PatchGeom gp = g;
+      gp.x = xp;
+      gp.H = Hp;
+      gp.W = Wp;
+      gp.C = g.Cg;
+      gp.c0 = 0;
+      gp.pt = 0;
+      gp.pl = 0;
+      const IgemmProblem pp{gp,  K, Nout, wp, bias, act, out + n * ohw * ldo, ldo,
+                            gp.dw == 1 && gp.KW > 1};
+      const int64_t sg = pp.merge_kw ? g.KW * g.Cg : g.Cg;
+      float* scratch = thread_scratch(ScratchSlot::conv_0, static_cast<size_t>(sg * (k.R + 1)));
+      std::memset(scratch, 0, sizeof(float) * sg);
+      for (int64_t cb = 0; cb < ncb; ++cb) k.fn(pp, 0, ohw, cb, scratch);
+    };
+    if (nt <= 1) {
+      for (int64_t n = 0; n < N; ++n) image(n);
+      return;
+    }
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+#endif
+    for (int64_t n = 0; n < N; ++n) image(n);
+    return;
+  }
   IgemmProblem pb{g, K, Nout, wp, bias, act, out, ldo, g.dw == 1 && g.Cg == g.C && g.KW > 1};
   const int64_t seg = pb.merge_kw ? g.KW * g.Cg : g.Cg;
   const int64_t tiles = ceil_div(P, k.R);

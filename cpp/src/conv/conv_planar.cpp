@@ -14,8 +14,13 @@ bool planar_preferred(const PatchGeom& g, int64_t P, int64_t Nout) {
   }();
   if (!enabled || active_isa() != Isa::avx512 || g.p0 != 0 || g.is_identity()) return false;
   if (g.OH * g.OW <= 0 || P % (g.OH * g.OW) != 0) return false;
-  // Very few input channels, and rows long enough to fill 16-pixel vectors.
-  return g.Cg <= 4 && g.OW >= 12 && Nout >= 4;
+  // Rows long enough to fill most of the 16-pixel vectors.
+  const int64_t vec = ceil_div(g.OW, 16) * 16;
+  if (g.OW < 12 || 4 * g.OW < 3 * vec || Nout < 4) return false;
+  // Very few input channels (igemm's per-pixel pointers and broadcasts cost
+  // more than the arithmetic), or few output channels (igemm's tile is one
+  // 8-lane vector, one broadcast per FMA; here one broadcast feeds 3 FMAs).
+  return g.Cg <= 4 || (Nout <= 8 && g.Cg <= 64);
 }
 
 }  // namespace conv_detail

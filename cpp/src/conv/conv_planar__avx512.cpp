@@ -60,11 +60,14 @@ void fill_planar(const Planar& pl, int64_t n, float* xp) {
 
 // Output row oh of image n, pixels [ow0, ow0 + 16*NP) (clipped to OW),
 // channel block cb.
-template <int NP>
+// RM (rows mode, OW <= 16): vector v is output row oh + v instead of the
+// pixels [ow0 + 16v, ...) of row oh.
+template <int NP, bool RM>
 inline void tile(const Planar& pl, const float* xp, int64_t n, int64_t oh, int64_t ow0,
                  int64_t cb) {
   const PatchGeom& g = *pl.g;
   const int64_t Cg = g.Cg, plane = pl.RH * pl.S * pl.L;
+  const int64_t vin = RM ? g.sh * pl.S * pl.L : 16;  // floats between the vectors' inputs
   __m512 acc[NP][CO];
 #pragma GCC unroll 4
   for (int v = 0; v < NP; ++v)
@@ -80,7 +83,7 @@ inline void tile(const Planar& pl, const float* xp, int64_t n, int64_t oh, int64
         const float* s = xr + ci * plane;
         __m512 xv[NP];
 #pragma GCC unroll 4
-        for (int v = 0; v < NP; ++v) xv[v] = _mm512_loadu_ps(s + 16 * v);
+        for (int v = 0; v < NP; ++v) xv[v] = _mm512_loadu_ps(s + vin * v);
 #pragma GCC unroll 8
         for (int c = 0; c < CO; ++c) {
           const __m512 b = _mm512_set1_ps(w[c]);
@@ -94,15 +97,16 @@ inline void tile(const Planar& pl, const float* xp, int64_t n, int64_t oh, int64
   const int cvalid = static_cast<int>(std::min<int64_t>(CO, pl.Nout - co0));
   const __mmask8 cmask = static_cast<__mmask8>((1u << cvalid) - 1u);
   float* orow = pl.out + ((n * g.OH + oh) * g.OW) * pl.ldo + co0;
+  const int64_t vout = RM ? g.OW : 16;  // pixels between the vectors' outputs
   // 8x8 transposes in both 256-bit halves at once: out[j] = pixel j's 8
   // channels | pixel j+8's.
   const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
   const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
 #pragma GCC unroll 4
   for (int v = 0; v < NP; ++v) {
-    const int64_t p0 = ow0 + 16 * v;
-    if (p0 >= g.OW) break;
-    const int lanes = static_cast<int>(std::min<int64_t>(16, g.OW - p0));
+    const int64_t p0 = ow0 + vout * v;  // pixel index within image n, from row oh
+    if (RM ? oh + v >= g.OH : p0 >= g.OW) break;
+    const int lanes = static_cast<int>(std::min<int64_t>(16, RM ? g.OW : g.OW - p0));
     __m512 r[CO];
 #pragma GCC unroll 8
     for (int c = 0; c < CO; ++c) {
@@ -142,12 +146,24 @@ void image(const Planar& pl, int64_t n, float* xp) {
   const int64_t nvec = ceil_div(g.OW, 16);
   // Row outer, channel block inner: an output row is finished while its
   // cache lines are at hand, and the row's input stays in L1.
+  if (nvec == 1) {  // short rows: 3 rows per tile
+    for (int64_t oh = 0; oh < g.OH; oh += 3)
+      for (int64_t cb = 0; cb < ncb; ++cb) {
+        if (g.OH - oh >= 3)
+          tile<3, true>(pl, xp, n, oh, 0, cb);
+        else if (g.OH - oh == 2)
+          tile<2, true>(pl, xp, n, oh, 0, cb);
+        else
+          tile<1, true>(pl, xp, n, oh, 0, cb);
+      }
+    return;
+  }
   for (int64_t oh = 0; oh < g.OH; ++oh)
     for (int64_t cb = 0; cb < ncb; ++cb) {
       int64_t v = 0;
-      for (; v + 3 <= nvec; v += 3) tile<3>(pl, xp, n, oh, v * 16, cb);
-      if (nvec - v == 2) tile<2>(pl, xp, n, oh, v * 16, cb);
-      if (nvec - v == 1) tile<1>(pl, xp, n, oh, v * 16, cb);
+      for (; v + 3 <= nvec; v += 3) tile<3, false>(pl, xp, n, oh, v * 16, cb);
+      if (nvec - v == 2) tile<2, false>(pl, xp, n, oh, v * 16, cb);
+      if (nvec - v == 1) tile<1, false>(pl, xp, n, oh, v * 16, cb);
     }
 }
 
