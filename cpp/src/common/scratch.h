@@ -17,7 +17,8 @@ enum class ScratchSlot : int {
   op_1 = 5,
   plan = 6,  // an inference plan's activation arena
   conv_2 = 7,
-  count = 8
+  conv_3 = 8,
+  count = 9
 };
 
 // At least n floats, aligned to 64 bytes, valid until this thread asks the

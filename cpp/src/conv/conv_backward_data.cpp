@@ -24,23 +24,42 @@ void stride1(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   const int64_t OH = s.out_h(), OW = s.out_w();
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
   const int64_t KH = s.KH, KW = s.KW;
-  // wf[g][kh'][kw'][co][ci] = w[KH-1-kh'][KW-1-kw'][ci][g*cog + co]
-  std::vector<float> wf(static_cast<size_t>(s.weight_size()));
+  // wf[g][kh'][kw'][co][ci] = w[KH-1-kh'][KW-1-kw'][ci][g*cog + co], in
+  // 16x16 blocks (a plain loop writes with a stride of cig floats: slow for
+  // wide layers).
+  float* wf = thread_scratch(ScratchSlot::conv_3, static_cast<size_t>(s.weight_size()));
   const int64_t gsz = KH * KW * cog * cig;
-  for (int64_t g = 0; g < s.groups; ++g)
-    for (int64_t kh = 0; kh < KH; ++kh)
-      for (int64_t kw = 0; kw < KW; ++kw) {
-        const float* src = w + ((KH - 1 - kh) * KW + (KW - 1 - kw)) * cig * s.C_out + g * cog;
-        float* d = wf.data() + g * gsz + (kh * KW + kw) * cog * cig;
-        for (int64_t ci = 0; ci < cig; ++ci)
-          for (int64_t co = 0; co < cog; ++co) d[co * cig + ci] = src[ci * s.C_out + co];
+  const int64_t units = s.groups * KH * KW;
+  auto flip = [&](int64_t u) {
+    const int64_t g = u / (KH * KW), kh = (u / KW) % KH, kw = u % KW;
+    const float* src = w + ((KH - 1 - kh) * KW + (KW - 1 - kw)) * cig * s.C_out + g * cog;
+    float* d = wf + g * gsz + (kh * KW + kw) * cog * cig;
+    if (active_isa() == Isa::avx512 && cig >= 16 && cog >= 16) {
+      conv_detail::transpose_avx512(src, s.C_out, cig, cog, d, cig);
+      return;
+    }
+    for (int64_t c0 = 0; c0 < cig; c0 += 16)
+      for (int64_t o0 = 0; o0 < cog; o0 += 16) {
+        const int64_t c1 = std::min(cig, c0 + 16), o1 = std::min(cog, o0 + 16);
+        for (int64_t ci = c0; ci < c1; ++ci)
+          for (int64_t co = o0; co < o1; ++co) d[co * cig + ci] = src[ci * s.C_out + co];
       }
+  };
+  const int nt = threads_for_flops(static_cast<double>(s.weight_size()) * 8.0);
+  if (nt > 1 && units >= nt) {
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (int64_t u = 0; u < units; ++u) flip(u);
+  } else {
+    for (int64_t u = 0; u < units; ++u) flip(u);
+  }
   for (int64_t g = 0; g < s.groups; ++g) {
     PatchGeom geom{dy,   OH,   OW,   s.C_out, g * cog, cog,
                    s.H,  s.W,  KH,   KW,      1,       1,
                    s.dilation_h, s.dilation_w, (KH - 1) * s.dilation_h - s.pad_top,
                    (KW - 1) * s.dilation_w - s.pad_left, 0};
-    conv_detail::implicit_gemm(geom, s.N * s.H * s.W, cig, wf.data() + g * gsz, cig, nullptr,
+    conv_detail::implicit_gemm(geom, s.N * s.H * s.W, cig, wf + g * gsz, cig, nullptr,
                                Activation::none, dx + g * cig, s.C_in);
   }
 }

@@ -145,6 +145,10 @@ bool dw_planar_preferred(const Conv2dShape& s);
 void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
                       float* db);
 
+// dst[c][r] = src[r][c] (rows x cols, row strides lds / ldd), AVX-512.
+void transpose_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
+                      int64_t ldd);
+
 // Direct backward-weights for narrow layers (conv_dw_direct*.cpp):
 // dwT[co][k] += sum_p dy[p][co0 + co] * patch[p][k], co < Nout, p in a range.
 struct DwProblem {
