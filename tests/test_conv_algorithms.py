@@ -1,6 +1,6 @@
 """The speed paths of conv2d, each against the float64 NumPy reference of
 test_conv.py on every ISA level: Winograd F(4x4,3x3) (wide 3x3 stride-1
-layers, forward and the stride-1 backward-data that reuses it; its tiled and
+layers) and F(2x2,5x5) (5x5 stride-1, forward and the stride-1 backward-data that reuses it; its tiled and
 weight-stationary forms; exact fallback on NaN/inf) and the pixel-vectorised
 direct kernel for very few input channels ("planar", AVX-512) and its
 backward-weights counterpart."""
@@ -21,6 +21,11 @@ WINOGRAD = {
     "groups": ((2, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),     # channel offsets
     "weight-stationary": ((1, 4, 4, 64), (3, 3, 64, 160), 1, 1, 1, 1),
     "many-blocks": ((3, 24, 20, 32), (3, 3, 32, 64), 1, "same", 1, 1),
+    # F(2x2,5x5)
+    "5x5-lenet": ((3, 14, 14, 8), (5, 5, 8, 16), 1, "valid", 1, 1),
+    "5x5-odd": ((2, 11, 9, 12), (5, 5, 12, 20), 1, 2, 1, 1),
+    "5x5-few-out-full-pad": ((2, 10, 10, 16), (5, 5, 16, 8), 1, 4, 1, 1),  # LeNet conv2's dx
+    "5x5-wide": ((1, 9, 10, 40), (5, 5, 40, 36), 1, "same", 1, 1),
 }
 
 PLANAR = {
@@ -33,7 +38,7 @@ PLANAR = {
     "asymmetric": ((1, 15, 29, 2), (4, 3, 2, 9), 1, ((0, 3), (2, 1)), 1, 1),
     # rows of <= 16 pixels: a tile is 3 rows (and 2 or 1 at the bottom)
     "short-rows-rgb": ((2, 16, 15, 3), (3, 3, 3, 20), 1, 1, 1, 1),
-    "short-rows-few-out": ((2, 10, 10, 16), (5, 5, 16, 8), 1, 4, 1, 1),  # LeNet conv2's dx
+    "short-rows-few-out": ((2, 12, 12, 16), (3, 3, 16, 8), 1, 2, 1, 1),
     "few-out-wide-in": ((2, 13, 40, 24), (3, 3, 24, 6), 1, "same", 1, 1),
     # backward-weights for <= 4 input and 16..64 output channels per group
     "groups-wide": ((2, 18, 14, 6), (3, 3, 3, 32), 1, 1, 1, 2),

@@ -81,14 +81,14 @@ bool igemm_preferred(const PatchGeom& g, int64_t Nout);
 void igemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
            const float* bias, Activation act, float* out, int64_t ldo);
 
-// Winograd F(4x4, 3x3) for 3x3 stride-1 undilated convolutions of wide
-// layers (conv_winograd*.cpp). U holds the transformed weights
+// Winograd F(4x4, 3x3) for 3x3 and F(2x2, 5x5) for 5x5 stride-1 undilated
+// convolutions (conv_winograd*.cpp). U holds the transformed weights
 // [36][ncb][Cin][CW] (zero-padded channels).
 struct WinogradProblem {
   const float* x;
   int64_t H, W, C, c0, Cin;  // image (C = pixel stride), channels c0..c0+Cin
   int64_t OH, OW, pt, pl;    // output grid and top/left padding (may be negative)
-  int64_t TH, TW, T;         // 4x4 output tiles per column / row, in all
+  int64_t TH, TW, T;         // MxM output tiles per column / row, in all
   int64_t Cout, ncb;         // output channels, blocks of CW
   const float* U;
   int64_t sU;  // distance between U's 36 matrices
@@ -119,11 +119,12 @@ struct WinogradKernel {
   WinogradWsFn ws;
   int R, CW;           // tiles x channels per register tile
 };
-WinogradKernel winograd_kernel_avx512();
+// ks: filter size 3 (F(4x4,3x3)) or 5 (F(2x2,5x5)); cin, nout: channels.
+WinogradKernel winograd_kernel_avx512(int ks, int64_t cin, int64_t nout);
 void wino_zero_rows(float* Vb, int64_t sV, int64_t Cin, int64_t r_begin, int64_t r_end);
 // Distance between the 36 matrices of a Winograd buffer of n floats each.
 inline int64_t wino_estride(int64_t n) { return (n + 15) / 16 * 16 + 48; }
-WinogradKernel winograd_kernel_avx2();
+WinogradKernel winograd_kernel_avx2(int ks, int64_t cin, int64_t nout);
 // Whether implicit_gemm hands this product to the Winograd path.
 bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
 // Same contract as implicit_gemm. Returns false, with out partly written,

@@ -1,5 +1,5 @@
-// Driver of the Winograd F(4x4, 3x3) convolution (3x3, stride 1, no
-// dilation, wide layers): transforms the weights once per call, then threads
+// Driver of the Winograd F(4x4, 3x3) / F(2x2, 5x5) convolution (stride 1, no
+// dilation): transforms the weights once per call, then threads
 // take (tile block, output-channel slice) units; each unit transforms its
 // input tiles into a thread-local buffer, runs the 36 GEMMs and the output
 // transform (conv_winograd_impl.h). Working memory: the transformed weights
@@ -21,9 +21,9 @@ namespace cnnx {
 namespace conv_detail {
 
 namespace {
-WinogradKernel kernel_for_isa() {
-  if (active_isa() == Isa::avx512) return winograd_kernel_avx512();
-  if (active_isa() == Isa::avx2) return winograd_kernel_avx2();
+WinogradKernel kernel_for_isa(int ks, int64_t cin, int64_t nout) {
+  if (active_isa() == Isa::avx512) return winograd_kernel_avx512(ks, cin, nout);
+  if (active_isa() == Isa::avx2) return winograd_kernel_avx2(ks, cin, nout);
   return {nullptr, nullptr, nullptr, nullptr, 0, 0};
 }
 }  // namespace
@@ -40,26 +40,33 @@ bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout) {
     return !(e && e[0] == '0');
   }();
   if (!enabled || active_isa() < Isa::avx2) return false;
-  if (g.p0 != 0 || g.KH != 3 || g.KW != 3 || g.sh != 1 || g.sw != 1 || g.dh != 1 || g.dw != 1)
+  if (g.p0 != 0 || g.KH != g.KW || (g.KH != 3 && g.KH != 5) || g.sh != 1 || g.sw != 1 ||
+      g.dh != 1 || g.dw != 1)
     return false;
   if (g.OH * g.OW <= 0 || P % (g.OH * g.OW) != 0) return false;
-  // Wide layers only: the transforms cost per channel what a narrow GEMM saves.
-  if (g.Cg < 32 || Nout < 32) return false;
+  // 3x3: wide layers only (the transforms cost per channel what a narrow
+  // GEMM saves). 5x5 (F(2x2,5x5): 36 products for 100): LeNet-sized layers
+  // already win.
+  if (g.KH == 3 ? (g.Cg < 32 || Nout < 32) : (g.Cg < 8 || Nout < 8)) return false;
   // Tiles mostly inside the output (a 2x2 image would waste 3/4 of a tile).
-  const double used = static_cast<double>(g.OH * g.OW) / (ceil_div(g.OH, 4) * ceil_div(g.OW, 4) * 16);
+  const int64_t M = 7 - g.KH;
+  const double used =
+      static_cast<double>(g.OH * g.OW) / (ceil_div(g.OH, M) * ceil_div(g.OW, M) * M * M);
   return used >= 0.5;
 }
 
 bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
               const float* bias, Activation act, float* out, int64_t ldo) {
   if (P <= 0 || Nout <= 0) return true;
-  const WinogradKernel k = kernel_for_isa();
+  const int ks = static_cast<int>(g.KH);
+  const WinogradKernel k = kernel_for_isa(ks, g.Cg, Nout);
   const int64_t Cin = g.Cg, CW = k.CW;
   const int64_t ncb = ceil_div(Nout, CW);
   const int64_t N = P / (g.OH * g.OW);
-  const int64_t TH = ceil_div(g.OH, 4), TW = ceil_div(g.OW, 4);
+  const int64_t M = 7 - ks;  // output tile
+  const int64_t TH = ceil_div(g.OH, M), TW = ceil_div(g.OW, M);
   const int64_t T = N * TH * TW;
-  const int nt = threads_for_flops(2.0 * P * 9 * Cin * Nout / 3.0);
+  const int nt = threads_for_flops(2.0 * T * 36 * Cin * Nout);
 
   const int64_t R = k.R;
   std::atomic<bool> finite{true};  // any NaN/infinity seen: the caller recomputes directly

@@ -1,4 +1,4 @@
-// AVX2+FMA instance of the Winograd F(4x4, 3x3) tiles (16 ymm registers).
+// AVX2+FMA instance of the Winograd F(4x4, 3x3) and F(2x2, 5x5) tiles (16 ymm registers).
 #include "conv/conv_winograd_impl.h"
 
 namespace cnnx {
@@ -7,9 +7,16 @@ namespace {
 typedef float v8 __attribute__((vector_size(32)));
 }  // namespace
 
-WinogradKernel winograd_kernel_avx2() {
-  return {winograd_tiles<v8, 8, 2, 6>, winograd_weights<v8, 8, 2>, wino_input<v8, 8>,
-          winograd_ws_block<v8, 8, 2, 6>, 6, 16};
+template <class VT, int V, int NV, int R, int KS>
+WinogradKernel make() {
+  return {winograd_tiles<VT, V, NV, R, KS>, winograd_weights<VT, V, NV, KS>,
+          wino_input<VT, V, 7 - KS>, winograd_ws_block<VT, V, NV, R, KS>, R, NV * V};
+}
+
+WinogradKernel winograd_kernel_avx2(int ks, int64_t /*cin*/, int64_t nout) {
+  if (ks == 3) return make<v8, 8, 2, 6, 3>();
+  if (nout <= 8) return make<v8, 8, 1, 12, 5>();
+  return make<v8, 8, 2, 6, 5>();
 }
 
 }  // namespace conv_detail

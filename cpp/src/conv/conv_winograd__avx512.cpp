@@ -1,15 +1,26 @@
-// AVX-512 instance of the Winograd F(4x4, 3x3) tiles.
+// AVX-512 instance of the Winograd F(4x4, 3x3) and F(2x2, 5x5) tiles.
 #include "conv/conv_winograd_impl.h"
 
 namespace cnnx {
 namespace conv_detail {
 namespace {
+typedef float v8 __attribute__((vector_size(32)));
 typedef float v16 __attribute__((vector_size(64)));
 }  // namespace
 
-WinogradKernel winograd_kernel_avx512() {
-  return {winograd_tiles<v16, 16, 2, 12>, winograd_weights<v16, 16, 2>, wino_input<v16, 16>,
-          winograd_ws_block<v16, 16, 2, 12>, 12, 32};
+template <class VT, int V, int NV, int R, int KS>
+WinogradKernel make() {
+  return {winograd_tiles<VT, V, NV, R, KS>, winograd_weights<VT, V, NV, KS>,
+          wino_input<VT, V, 7 - KS>, winograd_ws_block<VT, V, NV, R, KS>, R, NV * V};
+}
+
+WinogradKernel winograd_kernel_avx512(int ks, int64_t cin, int64_t nout) {
+  if (ks == 3) return make<v16, 16, 2, 12, 3>();
+  // 8 channels: 8-lane vectors (a half-filled 16-lane one costs a store-
+  // forwarding stall per load in the transforms).
+  if (nout <= 8) return make<v8, 8, 1, 24, 5>();
+  if (cin <= 8 || nout <= 16) return cin <= 8 ? make<v8, 8, 2, 12, 5>() : make<v16, 16, 1, 24, 5>();
+  return make<v16, 16, 2, 12, 5>();
 }
 
 }  // namespace conv_detail

@@ -1,4 +1,5 @@
-// Winograd F(4x4, 3x3) convolution tiles, included by one file per ISA and
+// Winograd F(4x4, 3x3) and F(2x2, 5x5) convolution tiles (KS = 3 or 5; both
+// use the same 6 points, so the same input transform B^T on 6x6 tiles), included by one file per ISA and
 // compiled with that ISA's flags (GCC vector extensions: V lanes of channels).
 //
 // For a block of output tiles (4x4 output pixels each, from a 6x6 input
@@ -13,6 +14,7 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "conv/conv_internal.h"
 
@@ -22,19 +24,24 @@ namespace wino {
 
 template <class VT, int V>
 inline VT load(const float* p, int n) {
-  VT v;
-  if (n == V) {
+  VT v = VT{};
+  if (n == V)
     std::memcpy(&v, p, sizeof(VT));
-  } else {
-    v = VT{};
-    std::memcpy(&v, p, sizeof(float) * n);
-  }
+  else if (n == V / 2)  // e.g. 8 channels in a 16-lane vector: one half-width load
+    std::memcpy(&v, p, sizeof(VT) / 2);
+  else
+    for (int i = 0; i < n; ++i) v[i] = p[i];
   return v;
 }
 
 template <class VT, int V>
 inline void store(float* p, const VT& v, int n) {
-  std::memcpy(p, &v, sizeof(float) * (n == V ? V : n));
+  if (n == V)
+    std::memcpy(p, &v, sizeof(VT));
+  else if (n == V / 2)
+    std::memcpy(p, &v, sizeof(VT) / 2);
+  else
+    for (int i = 0; i < n; ++i) p[i] = v[i];
 }
 
 // Whether every lane is 0 (false for NaN lanes).
@@ -75,29 +82,61 @@ inline void at6(const VT* m, VT* y) {
   y[3] = d12 + eight * d34 + m[5];
 }
 
+// y = A^T m for F(2, 5) (6 points -> 2).
+template <class VT>
+inline void at6_2(const VT* m, VT* y) {
+  const VT two = VT{} + 2.0f;
+  y[0] = m[0] + (m[1] + m[2]) + (m[3] + m[4]);
+  y[1] = (m[1] - m[2]) + two * (m[3] - m[4]) + m[5];
+}
+
+// A^T for an output tile of M (4: F(4,3), 2: F(2,5)).
+template <int M, class VT>
+inline void at(const VT* m, VT* y) {
+  if constexpr (M == 4)
+    at6(m, y);
+  else
+    at6_2(m, y);
+}
+
 }  // namespace wino
 
 // U[e][cb][ci][CW] = (G g G^T)[e] for input channels [ci_begin, ci_end), all
-// output channels (zero beyond Cout). g[kh][kw] = wmat[((kh*3+kw)*Cin+ci)*ldw+co].
+// output channels (zero beyond Cout). g[kh][kw] = wmat[((kh*KS+kw)*Cin+ci)*ldw+co].
 // co_off: first output channel (column of wmat) of block 0; ldu: the ci
 // count of U's blocks (U[e][cb][ci][CW] with ci < ldu).
-template <class VT, int V, int NV>
+template <class VT, int V, int NV, int KS>
 bool winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout, int64_t ncb,
                       float* U, int64_t ci_begin, int64_t ci_end, int64_t co_off, int64_t ldu,
                       int64_t sU) {
   constexpr int CW = NV * V;
   const VT q = VT{} + 0.25f, s6 = VT{} + (1.0f / 6.0f), s12 = VT{} + (1.0f / 12.0f),
            s24 = VT{} + (1.0f / 24.0f);
-  // y = G x (3 points -> 6).
+  // y = G x (KS points -> 6): row j is (p_j^0 .. p_j^(KS-1)) / N_j for the
+  // points 0, 1, -1, 2, -2 (N_j = prod over the other finite points of
+  // p_j - p_l: 4, -6, -6, 24, 24) and (0 .. 0, 1) for infinity.
   auto gt = [&](const VT* x, VT* y) {
-    const VT s02 = x[0] + x[2];
-    y[0] = q * x[0];
-    y[1] = -s6 * (s02 + x[1]);
-    y[2] = -s6 * (s02 - x[1]);
-    const VT a = s24 * x[0] + s6 * x[2], b = s12 * x[1];
-    y[3] = a + b;
-    y[4] = a - b;
-    y[5] = x[2];
+    if constexpr (KS == 3) {
+      const VT s02 = x[0] + x[2];
+      y[0] = q * x[0];
+      y[1] = -s6 * (s02 + x[1]);
+      y[2] = -s6 * (s02 - x[1]);
+      const VT a = s24 * x[0] + s6 * x[2], b = s12 * x[1];
+      y[3] = a + b;
+      y[4] = a - b;
+      y[5] = x[2];
+    } else {
+      const VT two = VT{} + 2.0f, four = VT{} + 4.0f, sixteen = VT{} + 16.0f;
+      const VT ev1 = x[0] + x[2] + x[4], od1 = x[1] + x[3];
+      const VT ev2 = x[0] + four * x[2] + sixteen * x[KS - 1];
+      const VT od2 = two * x[1] + (four * two) * x[3];
+      y[0] = q * x[0];
+      y[1] = -s6 * (ev1 + od1);
+      y[2] = -s6 * (ev1 - od1);
+      y[3] = s24 * (ev2 + od2);
+      y[4] = s24 * (ev2 - od2);
+      y[5] = x[KS - 1];
+    }
   };
   VT bad = VT{};
   // Channel block outer, input channel inner: each of the 36 destination
@@ -107,17 +146,18 @@ bool winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout,
       for (int64_t co = cbo * CW; co < (cbo + 1) * CW; co += V) {
       const int cn =
           static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(V, Cout - co_off - co)));
-      VT g[3][3];
-      for (int kh = 0; kh < 3; ++kh)
-        for (int kw = 0; kw < 3; ++kw) {
+      VT g[KS][KS];
+      for (int kh = 0; kh < KS; ++kh)
+        for (int kw = 0; kw < KS; ++kw) {
           g[kh][kw] = cn > 0 ? wino::load<VT, V>(
-                                   wmat + ((kh * 3 + kw) * Cin + ci) * ldw + co_off + co, cn)
+                                   wmat + ((kh * KS + kw) * Cin + ci) * ldw + co_off + co, cn)
                              : VT{};
           bad += g[kh][kw] - g[kh][kw];  // NaN once a value is NaN or infinite
         }
-      VT t[6][3];  // t = G g
-      for (int kw = 0; kw < 3; ++kw) {
-        VT col[3] = {g[0][kw], g[1][kw], g[2][kw]}, o[6];
+      VT t[6][KS];  // t = G g
+      for (int kw = 0; kw < KS; ++kw) {
+        VT col[KS], o[6];
+        for (int kh = 0; kh < KS; ++kh) col[kh] = g[kh][kw];
         gt(col, o);
         for (int i = 0; i < 6; ++i) t[i][kw] = o[i];
       }
@@ -143,7 +183,7 @@ inline void wino_zero_rows_impl(float* Vb, int64_t sV, int64_t Cin, int64_t r_be
 
 // Input transform of tiles [t_begin, t_end) (global indices) into rows
 // row0.. of Vb [36][TBp][Cin].
-template <class VT, int V>
+template <class VT, int V, int M>
 bool wino_input(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t row0,
                 int64_t sV, float* Vb) {
   const int64_t Cin = pb.Cin;
@@ -153,34 +193,60 @@ bool wino_input(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64
   for (int64_t tg = t_begin; tg < t_end; ++tg) {
     const int64_t t = row0 + tg - t_begin;
     const int64_t n = tg / tpi, th = (tg % tpi) / pb.TW, tw = tg % pb.TW;
-    const int64_t ih0 = th * 4 - pb.pt, iw0 = tw * 4 - pb.pl;
+    const int64_t ih0 = th * M - pb.pt, iw0 = tw * M - pb.pl;
     const float* base = pb.x + n * img + pb.c0;
-    const bool inside = ih0 >= 0 && iw0 >= 0 && ih0 + 6 <= pb.H && iw0 + 6 <= pb.W;
-    for (int64_t c = 0; c < Cin; c += V) {
-      const int cn = static_cast<int>(std::min<int64_t>(V, Cin - c));
+    // Pixel offsets of the 6x6 patch, -1 outside the image (zero padding).
+    int64_t off[6][6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i)
+#pragma GCC unroll 6
+      for (int j = 0; j < 6; ++j) {
+        const int64_t ih = ih0 + i, iw = iw0 + j;
+        off[i][j] = (ih >= 0 && ih < pb.H && iw >= 0 && iw < pb.W) ? (ih * pb.W + iw) * pb.C : -1;
+      }
+    float* dst = Vb + t * Cin;
+    // NaN/inf check: each pixel once, by the tile whose M x M stride window
+    // holds it (the last tile of a row / column also checks its halo).
+    const bool last_h = th == pb.TH - 1, last_w = tw == pb.TW - 1;
+    auto one = [&](int64_t c, auto full) {
+      constexpr bool FULL = decltype(full)::value;
+      const int cn = FULL ? V : static_cast<int>(Cin - c);
       VT tmp[6][6];
+#pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
         VT row[6];
-        const int64_t ih = ih0 + i;
+#pragma GCC unroll 6
         for (int j = 0; j < 6; ++j) {
-          const int64_t iw = iw0 + j;
-          if (inside || (ih >= 0 && ih < pb.H && iw >= 0 && iw < pb.W)) {
-            row[j] = wino::load<VT, V>(base + (ih * pb.W + iw) * pb.C + c, cn);
-            bad += row[j] - row[j];
+          if (off[i][j] >= 0) {
+            if (FULL)
+              std::memcpy(&row[j], base + off[i][j] + c, sizeof(VT));
+            else
+              row[j] = wino::load<VT, V>(base + off[i][j] + c, cn);
           } else {
             row[j] = VT{};
           }
+          if ((i < M || last_h) && (j < M || last_w)) bad += row[j] - row[j];
         }
         wino::bt6(row, tmp[i]);  // tmp[i][j] = (d B)[i][j]
       }
+#pragma GCC unroll 6
       for (int j = 0; j < 6; ++j) {
         VT col[6], out[6];
+#pragma GCC unroll 6
         for (int i = 0; i < 6; ++i) col[i] = tmp[i][j];
         wino::bt6(col, out);
-        for (int i = 0; i < 6; ++i)
-          wino::store<VT, V>(Vb + (i * 6 + j) * sV + t * Cin + c, out[i], cn);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; ++i) {
+          if (FULL)
+            std::memcpy(dst + (i * 6 + j) * sV + c, &out[i], sizeof(VT));
+          else
+            wino::store<VT, V>(dst + (i * 6 + j) * sV + c, out[i], cn);
+        }
       }
-    }
+    };
+    int64_t c = 0;
+    for (; c + V <= Cin; c += V) one(c, std::true_type{});
+    if (c < Cin) one(c, std::false_type{});
   }
   return wino::all_zero<VT, V>(bad);
 }
@@ -227,34 +293,41 @@ void wino_gemm(const float* A, int64_t lda, int64_t kc, const float* B, float* M
 // Output transform of tiles [t_begin, t_end) whose products are rows
 // [row0, ...) of Mb [36][TBp][ldm], channels [co_begin, co_end) (column 0 of
 // Mb is channel co_begin).
-template <class VT, int V>
+template <class VT, int V, int M>
 void wino_output(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t row0,
                  int64_t sM, const float* Mb, int64_t ldm, int64_t co_begin, int64_t co_end) {
   const int64_t tpi = pb.TH * pb.TW;
   for (int64_t tg = t_begin; tg < t_end; ++tg) {
     const int64_t t = row0 + tg - t_begin;
     const int64_t n = tg / tpi, th = (tg % tpi) / pb.TW, tw = tg % pb.TW;
-    const int64_t oh0 = th * 4, ow0 = tw * 4;
-    const int hn = static_cast<int>(std::min<int64_t>(4, pb.OH - oh0));
-    const int wn = static_cast<int>(std::min<int64_t>(4, pb.OW - ow0));
+    const int64_t oh0 = th * M, ow0 = tw * M;
+    const int hn = static_cast<int>(std::min<int64_t>(M, pb.OH - oh0));
+    const int wn = static_cast<int>(std::min<int64_t>(M, pb.OW - ow0));
     float* obase = pb.out + ((n * pb.OH + oh0) * pb.OW + ow0) * pb.ldo;
     for (int64_t co = co_begin; co < co_end; co += V) {
       const int cn = static_cast<int>(std::min<int64_t>(V, co_end - co));
       const float* m = Mb + t * ldm + (co - co_begin);
-      VT tmp[4][6];
+      VT tmp[M][6];
+#pragma GCC unroll 6
       for (int j = 0; j < 6; ++j) {
-        VT col[6], o[4];
+        VT col[6], o[M];
+#pragma GCC unroll 6
         for (int i = 0; i < 6; ++i) std::memcpy(&col[i], m + (i * 6 + j) * sM, sizeof(VT));
-        wino::at6(col, o);
-        for (int i = 0; i < 4; ++i) tmp[i][j] = o[i];
+        wino::at<M>(col, o);
+#pragma GCC unroll 6
+        for (int i = 0; i < M; ++i) tmp[i][j] = o[i];
       }
       VT bias = VT{};
       if (pb.bias) bias = wino::load<VT, V>(pb.bias + co, cn);
-      for (int i = 0; i < hn; ++i) {
-        VT o[4];
-        wino::at6(tmp[i], o);
+#pragma GCC unroll 4
+      for (int i = 0; i < M; ++i) {
+        if (i >= hn) break;
+        VT o[M];
+        wino::at<M>(tmp[i], o);
         float* orow = obase + (i * pb.OW) * pb.ldo + co;
-        for (int j = 0; j < wn; ++j) {
+#pragma GCC unroll 4
+        for (int j = 0; j < M; ++j) {
+          if (j >= wn) break;
           VT v = o[j] + bias;
           if (pb.act == Activation::relu) v = v < VT{} ? VT{} : v;
           wino::store<VT, V>(orow + j * pb.ldo, v, cn);
@@ -266,7 +339,7 @@ void wino_output(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int6
 
 // Tiles [t_begin, t_end) x channel blocks [cb_begin, cb_end) with the
 // transformed weights pb.U: input transform, 36 GEMMs, output transform.
-template <class VT, int V, int NV, int R>
+template <class VT, int V, int NV, int R, int KS>
 bool winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t cb_begin,
                     int64_t cb_end, float* scratch) {
   constexpr int CW = NV * V;
@@ -277,13 +350,14 @@ bool winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
   const int64_t sV = wino_estride(TBp * Cin), sM = wino_estride(TBp * ldm);
   float* Vb = scratch;            // [36][TBp][Cin]
   float* Mb = scratch + 36 * sV;  // [36][TBp][ldm]
-  if (!wino_input<VT, V>(pb, t_begin, t_end, 0, sV, Vb)) return false;
+  constexpr int M = 7 - KS;
+  if (!wino_input<VT, V, M>(pb, t_begin, t_end, 0, sV, Vb)) return false;
   wino_zero_rows_impl(Vb, sV, Cin, nt, TBp);
   for (int e = 0; e < 36; ++e)
     for (int64_t cb = cb_begin; cb < cb_end; ++cb)
       wino_gemm<VT, V, NV, R>(Vb + e * sV, Cin, Cin, pb.U + e * pb.sU + cb * Cin * CW,
                               Mb + e * sM + (cb - cb_begin) * CW, ldm, TBp, false);
-  wino_output<VT, V>(pb, t_begin, t_end, 0, sM, Mb, ldm, cb_begin * CW,
+  wino_output<VT, V, M>(pb, t_begin, t_end, 0, sM, Mb, ldm, cb_begin * CW,
                      std::min(pb.Cout, cb_end * CW));
   return true;
 }
@@ -293,7 +367,7 @@ bool winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
 // multiple of R); for one channel block cb, the weights are transformed
 // chunk by chunk of input channels into a small buffer and used at once (the
 // full transformed weights, 4x the weights, would be streamed from memory).
-template <class VT, int V, int NV, int R>
+template <class VT, int V, int NV, int R, int KS>
 bool winograd_ws_block(const WinogradProblem& pb, const float* wmat, int64_t ldw,
                        const float* Vall, int64_t TBp, int64_t sV, int64_t cb, float* scratch) {
   constexpr int CW = NV * V;
@@ -304,14 +378,15 @@ bool winograd_ws_block(const WinogradProblem& pb, const float* wmat, int64_t ldw
   float* Mb = scratch + 36 * sU;   // [36][TBp][CW]
   for (int64_t k0 = 0; k0 < Cin; k0 += kcs) {
     const int64_t kc = std::min(kcs, Cin - k0);
-    if (!winograd_weights<VT, V, NV>(wmat + k0 * ldw, ldw, Cin, pb.Cout, 1, Uc, 0, kc, cb * CW,
+    if (!winograd_weights<VT, V, NV, KS>(wmat + k0 * ldw, ldw, Cin, pb.Cout, 1, Uc, 0, kc, cb * CW,
                                      kc, sU))
       return false;
     for (int e = 0; e < 36; ++e)
       wino_gemm<VT, V, NV, R>(Vall + e * sV + k0, Cin, kc, Uc + e * sU, Mb + e * sM, CW, TBp,
                               k0 > 0);
   }
-  wino_output<VT, V>(pb, 0, pb.T, 0, sM, Mb, CW, cb * CW, std::min(pb.Cout, (cb + 1) * CW));
+  wino_output<VT, V, 7 - KS>(pb, 0, pb.T, 0, sM, Mb, CW, cb * CW,
+                             std::min(pb.Cout, (cb + 1) * CW));
   return true;
 }
 
