@@ -198,3 +198,23 @@ def test_plan_rejects_bad_construction():
         plan.run(np.zeros((2, 5), np.float32))
     y = plan.run(np.ones((2, 12), np.float32))
     np.testing.assert_array_equal(y, np.full((2, 16), 3.0, np.float32))
+
+
+@pytest.mark.parametrize("cin,cout,stride,padding,hw", [
+    (16, 16, 1, "same", (14, 14)), (16, 32, 2, "same", (14, 14)), (32, 32, 1, "same", (7, 7)),
+    (16, 48, 1, 1, (30, 29)), (32, 16, 2, ((2, 0), (1, 2)), (9, 17)), (16, 16, 1, "valid", (5, 31)),
+    (32, 64, 2, 2, (3, 3))])
+@pytest.mark.parametrize("act", ["relu", None, "tanh"])
+def test_padded_3x3_kernel(cin, cout, stride, padding, hw, act, isa):
+    """The plan's own 3x3 kernel for 16/32 input channels (AVX-512), with
+    batch norm folded in, against the layer-by-layer path."""
+    cnnx.set_seed(2)
+    model = cnnx.Sequential([cnnx.Conv2D(cout, 3, strides=stride, padding=padding,
+                                         activation=act, use_bias=act != "tanh"),
+                             cnnx.BatchNormalization()], input_shape=hw + (cin,))
+    _randomize_bn(model, np.random.default_rng(3))
+    rng = np.random.default_rng(4)
+    for n in (1, 5):
+        x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
+        np.testing.assert_allclose(model._inference(x), model._forward(x, False), rtol=3e-5,
+                                   atol=3e-5)

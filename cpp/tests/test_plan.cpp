@@ -119,6 +119,39 @@ TEST(InferencePlan, MatchesKernelsWithBatchNormFolded) {
   cnnx::set_num_threads(saved);
 }
 
+// The plan's padded 3x3 kernel (16/32 input channels, AVX-512) against
+// conv2d_forward, with tiles that overrun the row and asymmetric padding.
+TEST(InferencePlan, Padded3x3MatchesConvForward) {
+  struct Case { int64_t H, W, C, K, stride, pt, pb, pl, pr; };
+  const Case cases[] = {{9, 17, 32, 16, 2, 2, 0, 1, 2}, {30, 29, 16, 16, 1, 1, 1, 1, 1},
+                        {7, 7, 32, 32, 1, 1, 1, 1, 1}, {14, 14, 16, 48, 2, 0, 1, 0, 1},
+                        {5, 31, 16, 16, 1, 0, 0, 0, 0}};
+  for (const Case& c : cases) {
+    Conv2dShape s;
+    s.N = 1; s.H = c.H; s.W = c.W; s.C_in = c.C; s.KH = s.KW = 3; s.C_out = c.K;
+    s.stride_h = s.stride_w = c.stride;
+    s.pad_top = c.pt; s.pad_bottom = c.pb; s.pad_left = c.pl; s.pad_right = c.pr;
+    const std::vector<float> w = cnnx_test::random_vector(s.weight_size(), 31, -0.3f, 0.3f);
+    const std::vector<float> b = cnnx_test::random_vector(c.K, 32);
+    const int64_t in = s.H * s.W * s.C_in, out = s.out_h() * s.out_w() * s.C_out;
+    cnnx::InferencePlan plan({in, out});
+    plan.add_conv(0, 1, s, w.data(), b.data(), cnnx::PlanAct::relu, 0.0f, nullptr);
+    for (cnnx::Isa isa : cnnx_test::supported_isas()) {
+      cnnx_test::IsaScope scope(isa);
+      for (int64_t N : {1, 3}) {
+        const std::vector<float> x = cnnx_test::random_vector(N * in, 33 + N);
+        Conv2dShape sn = s;
+        sn.N = N;
+        std::vector<float> ref(N * out), y(N * out, NAN);
+        cnnx::conv2d_forward(sn, x.data(), w.data(), b.data(), ref.data(),
+                             cnnx::Activation::relu);
+        plan.run(x.data(), N, y.data());
+        expect_close(y, ref, 2e-5f);
+      }
+    }
+  }
+}
+
 TEST(InferencePlan, RejectsBadOps) {
   cnnx::InferencePlan plan({12, 16, 16});
   Conv2dShape s;

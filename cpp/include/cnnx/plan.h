@@ -63,8 +63,9 @@ class InferencePlan {
   // x: N images of buffer 0's size; y: N outputs of buffer 1's size.
   void run(const float* x, int64_t N, float* y);
 
-  // Seconds spent in each op over `reps` runs of x on the calling thread
-  // alone, chunk by chunk as run() would with one thread (for profiles).
+  // CPU seconds of the calling thread spent in each op, per run, averaged
+  // over `reps` runs of x chunk by chunk as run() does on one thread (for
+  // profiles; CPU time so that other processes do not distort it).
   std::vector<double> profile(const float* x, int64_t N, float* y, int reps);
   // "conv", "dense", ... for op i (profiles).
   const char* op_name(size_t i) const;

@@ -18,7 +18,8 @@ enum class ScratchSlot : int {
   plan = 6,  // an inference plan's activation arena
   conv_2 = 7,
   conv_3 = 8,
-  count = 9
+  plan_pad = 9,  // a plan's zero-padded copy of a conv input
+  count = 10
 };
 
 // At least n floats, aligned to 64 bytes, valid until this thread asks the

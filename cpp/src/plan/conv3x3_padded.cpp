@@ -1,0 +1,54 @@
+// When the padded 3x3 kernel runs, and the padded copy it reads.
+#include "plan/conv3x3_padded.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cnnx/cpu.h"
+#include "common/scratch.h"
+
+namespace cnnx {
+namespace plan_detail {
+
+bool conv3x3_padded_ok(const Conv2dShape& s, int64_t n) {
+  // 32 channels in and out at stride 1, several images: Winograd F(4x4,3x3)
+  // in conv2d_forward does fewer multiplies (measured 7.5 vs 8.2 us per 7x7
+  // image); for one or two images its transforms cost more (15.6 us).
+  if (s.C_in == 32 && s.C_out >= 32 && s.stride_h == 1 && n >= 4) return false;
+  return active_isa() == Isa::avx512 && s.groups == 1 && s.KH == 3 && s.KW == 3 &&
+         s.dilation_h == 1 && s.dilation_w == 1 && s.stride_h == s.stride_w &&
+         (s.stride_h == 1 || s.stride_h == 2) && (s.C_in == 16 || s.C_in == 32) &&
+         s.C_out % 16 == 0 && s.pad_top <= 2 && s.pad_bottom <= 2 && s.pad_left <= 2 &&
+         s.pad_right <= 2;
+}
+
+void conv3x3_padded(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                    float* y, Activation act, int64_t img, int64_t row0, int64_t row1) {
+  if (row0 >= row1) return;
+  const int64_t C = s.C_in, S = s.stride_h, OW = s.out_w();
+  // Padded rows [r0, r1) of the padded image are all the output rows read;
+  // columns: the padded width plus the overrun of a partial last tile (the
+  // tile computes up to 14 pixels and drops the extra ones).
+  const int64_t r0 = row0 * S, r1 = (row1 - 1) * S + 3;
+  const int64_t Wp = std::max<int64_t>(s.W + s.pad_left + s.pad_right, (OW + 14) * S + 3);
+  float* xp = thread_scratch(ScratchSlot::plan_pad, static_cast<size_t>((r1 - r0) * Wp * C + 16));
+  const float* xi = x + img * s.H * s.W * C;
+  for (int64_t r = r0; r < r1; ++r) {
+    float* d = xp + (r - r0) * Wp * C;
+    const int64_t ih = r - s.pad_top;
+    if (ih < 0 || ih >= s.H) {
+      std::memset(d, 0, sizeof(float) * Wp * C);
+      continue;
+    }
+    std::memset(d, 0, sizeof(float) * s.pad_left * C);
+    std::memcpy(d + s.pad_left * C, xi + ih * s.W * C, sizeof(float) * s.W * C);
+    std::memset(d + (s.pad_left + s.W) * C, 0, sizeof(float) * (Wp - s.pad_left - s.W) * C);
+  }
+  // The kernel indexes padded rows from row 0: shift the base back by r0.
+  float* yi = y + img * s.out_h() * OW * s.C_out;
+  conv3x3_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, bias, yi, act == Activation::relu,
+                             row0, row1);
+}
+
+}  // namespace plan_detail
+}  // namespace cnnx

@@ -1,0 +1,93 @@
+// AVX-512 body of the padded 3x3 convolution (see conv3x3_padded.h).
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "plan/conv3x3_padded.h"
+
+namespace cnnx {
+namespace plan_detail {
+namespace {
+
+// R output pixels x NV*16 output channels in registers. For each filter row
+// and each of the 3*CIN patch values of that row: NV weight loads, then R
+// broadcast FMAs whose addresses differ by the constant S*CIN floats.
+template <int CIN, int S, int R, int NV>
+void tile(const float* row0, int64_t Wp_floats, const float* w, int64_t cout, const float* bias,
+          float* y, int64_t ldy, int valid, bool relu) {
+  __m512 acc[R][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int kh = 0; kh < 3; ++kh) {
+    const float* a = row0 + kh * Wp_floats;
+    const float* wk = w + kh * 3 * CIN * cout;
+    for (int l = 0; l < 3 * CIN; ++l) {
+      __m512 wv[NV];
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) wv[j] = _mm512_loadu_ps(wk + l * cout + 16 * j);
+#pragma GCC unroll 32
+      for (int r = 0; r < R; ++r) {
+        const __m512 av = _mm512_set1_ps(a[r * S * CIN + l]);
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(av, wv[j], acc[r][j]);
+      }
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  __m512 b[NV];
+  for (int j = 0; j < NV; ++j) b[j] = bias ? _mm512_loadu_ps(bias + 16 * j) : zero;
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r) {
+    if (r >= valid) break;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      __m512 v = _mm512_add_ps(acc[r][j], b[j]);
+      if (relu) v = _mm512_max_ps(zero, v);  // NaN passes, as std::max(v, 0)
+      _mm512_storeu_ps(y + r * ldy + 16 * j, v);
+    }
+  }
+}
+
+template <int CIN, int S, int R, int NV>
+void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, const float* bias,
+          float* y, bool relu, int64_t row0, int64_t row1) {
+  const int64_t OW = s.out_w(), Cout = s.C_out;
+  for (int64_t oh = row0; oh < row1; ++oh) {
+    const float* in_row = xp + oh * S * Wp * CIN;
+    float* out_row = y + oh * OW * Cout;
+    for (int64_t ow = 0; ow < OW; ow += R) {
+      const int valid = static_cast<int>(std::min<int64_t>(R, OW - ow));
+      for (int64_t co = 0; co < Cout; co += 16 * NV)
+        tile<CIN, S, R, NV>(in_row + ow * S * CIN, Wp * CIN, w + co, Cout,
+                            bias ? bias + co : nullptr, out_row + ow * Cout + co, Cout, valid,
+                            relu);
+    }
+  }
+}
+
+}  // namespace
+
+void conv3x3_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64_t Wp,
+                                const float* w, const float* bias, float* y, bool relu,
+                                int64_t row0, int64_t row1) {
+  // 16 output channels: one zmm per pixel, 14 pixels per tile; 32 or more:
+  // two zmm per pixel, 7 pixels (a whole 7-wide row of a small map).
+  const bool wide = s.C_out % 32 == 0;
+  const int key = static_cast<int>(s.C_in) * 10 + static_cast<int>(s.stride_h);
+  switch (key) {
+    case 161: return wide ? rows<16, 1, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
+                          : rows<16, 1, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
+    case 162: return wide ? rows<16, 2, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
+                          : rows<16, 2, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
+    case 321: return wide ? rows<32, 1, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
+                          : rows<32, 1, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
+    case 322: return wide ? rows<32, 2, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
+                          : rows<32, 2, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
+    default: return;
+  }
+}
+
+}  // namespace plan_detail
+}  // namespace cnnx
