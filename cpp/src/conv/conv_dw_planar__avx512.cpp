@@ -55,11 +55,11 @@ void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, fl
   const int64_t cog = d.cog;
   const int lastn = static_cast<int>(cog - (NV - 1) * 16);  // lanes of the last vector
   const __mmask16 lm = static_cast<__mmask16>(lastn >= 16 ? 0xFFFF : (1u << lastn) - 1u);
-  std::vector<int64_t> off(d.Kg);
-  for (int64_t kh = 0, k = 0; kh < s.KH; ++kh)
-    for (int64_t kw = 0; kw < s.KW; ++kw)
-      for (int64_t c = 0; c < d.cig; ++c, ++k)
-        off[k] = (kh * s.dilation_h * d.Wp + kw * s.dilation_w) * d.cig + c;
+  // Runs of contiguous patch values: one filter row (all kw taps) when the
+  // taps are adjacent, else one tap; k = seg * seg_len + j.
+  const bool merge = s.dilation_w == 1;
+  const int64_t seg_len = merge ? s.KW * d.cig : d.cig;
+  const int64_t nseg = merge ? s.KH : s.KH * s.KW;
   const float* dyg = d.dy + d.g * cog;
   // Rows in chunks whose dy stays in L2 across the k blocks; the image is
   // copied once per image.
@@ -71,59 +71,65 @@ void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, fl
     fill_padded(d, n, xp);
     for (int64_t c0 = r; c0 < rend; c0 += CH) {
       const int64_t c1 = std::min(rend, c0 + CH);
-      for (int64_t k0 = 0; k0 < d.Kg; k0 += KB) {
-        const int kb = static_cast<int>(std::min<int64_t>(KB, d.Kg - k0));
-        int64_t o[KB];
-        for (int b = 0; b < KB; ++b) o[b] = off[k0 + std::min(b, kb - 1)];
-        __m512 acc[KB][NV], dba[NV];
-#pragma GCC unroll 8
-        for (int b = 0; b < KB; ++b)
+      for (int64_t sg = 0; sg < nseg; ++sg) {
+        const int64_t kh = merge ? sg : sg / s.KW, kw = merge ? 0 : sg % s.KW;
+        const int64_t soff = (kh * s.dilation_h * d.Wp + kw * s.dilation_w) * d.cig;
+        for (int64_t j0 = 0; j0 < seg_len; j0 += KB) {
+          const int kb = static_cast<int>(std::min<int64_t>(KB, seg_len - j0));
+          const bool first = sg == 0 && j0 == 0;
+          __m512 acc[KB][NV], dba[NV];
+#pragma GCC unroll 16
+          for (int b = 0; b < KB; ++b)
 #pragma GCC unroll 4
-          for (int j = 0; j < NV; ++j) acc[b][j] = _mm512_setzero_ps();
+            for (int j = 0; j < NV; ++j) acc[b][j] = _mm512_setzero_ps();
 #pragma GCC unroll 4
-        for (int j = 0; j < NV; ++j) dba[j] = _mm512_setzero_ps();
-        for (int64_t rr = c0; rr < c1; ++rr) {
-          const int64_t oh = rr % d.OH;
-          const float* xrow = xp + oh * s.stride_h * d.Wp * d.cig;
-          const float* dyp = dyg + rr * d.OW * s.C_out;
-          const int64_t xstep = s.stride_w * d.cig;
-          for (int64_t ow = 0; ow < d.OW; ++ow, xrow += xstep, dyp += s.C_out) {
-            __m512 v[NV];
+          for (int j = 0; j < NV; ++j) dba[j] = _mm512_setzero_ps();
+          for (int64_t rr = c0; rr < c1; ++rr) {
+            const int64_t oh = rr % d.OH;
+            // Values past the run (b >= kb) are read but not used: xp has KB
+            // floats of slack at its end.
+            const float* xrow = xp + oh * s.stride_h * d.Wp * d.cig + soff + j0;
+            const float* dyp = dyg + rr * d.OW * s.C_out;
+            const int64_t xstep = s.stride_w * d.cig;
+            for (int64_t ow = 0; ow < d.OW; ++ow, xrow += xstep, dyp += s.C_out) {
+              __m512 v[NV];
 #pragma GCC unroll 4
-            for (int j = 0; j < NV - 1; ++j) v[j] = _mm512_loadu_ps(dyp + 16 * j);
-            v[NV - 1] = _mm512_maskz_loadu_ps(lm, dyp + 16 * (NV - 1));
-#pragma GCC unroll 8
-            for (int b = 0; b < KB; ++b) {
-              const __m512 xb = _mm512_set1_ps(xrow[o[b]]);
+              for (int j = 0; j < NV - 1; ++j) v[j] = _mm512_loadu_ps(dyp + 16 * j);
+              v[NV - 1] = _mm512_maskz_loadu_ps(lm, dyp + 16 * (NV - 1));
+#pragma GCC unroll 16
+              for (int b = 0; b < KB; ++b) {
+                const __m512 xb = _mm512_set1_ps(xrow[b]);
 #pragma GCC unroll 4
-              for (int j = 0; j < NV; ++j) acc[b][j] = _mm512_fmadd_ps(xb, v[j], acc[b][j]);
-            }
-            if (k0 == 0) {
+                for (int j = 0; j < NV; ++j) acc[b][j] = _mm512_fmadd_ps(xb, v[j], acc[b][j]);
+              }
+              if (first) {
 #pragma GCC unroll 4
-              for (int j = 0; j < NV; ++j) dba[j] = _mm512_add_ps(dba[j], v[j]);
+                for (int j = 0; j < NV; ++j) dba[j] = _mm512_add_ps(dba[j], v[j]);
+              }
             }
           }
-        }
-        // Constant indices only (a runtime index would keep acc in memory).
-#pragma GCC unroll 8
-        for (int b = 0; b < KB; ++b) {
-          if (b >= kb) break;
-          float* dst = part + (k0 + b) * cog;
+          // Constant indices only (a runtime index would keep acc in memory).
+#pragma GCC unroll 16
+          for (int b = 0; b < KB; ++b) {
+            if (b >= kb) break;
+            float* dst = part + (sg * seg_len + j0 + b) * cog;
 #pragma GCC unroll 4
-          for (int j = 0; j < NV - 1; ++j)
-            _mm512_storeu_ps(dst + 16 * j,
-                             _mm512_add_ps(_mm512_loadu_ps(dst + 16 * j), acc[b][j]));
-          float* dl = dst + 16 * (NV - 1);
-          _mm512_mask_storeu_ps(dl, lm,
-                                _mm512_add_ps(_mm512_maskz_loadu_ps(lm, dl), acc[b][NV - 1]));
-        }
-        if (k0 == 0) {
+            for (int j = 0; j < NV - 1; ++j)
+              _mm512_storeu_ps(dst + 16 * j,
+                               _mm512_add_ps(_mm512_loadu_ps(dst + 16 * j), acc[b][j]));
+            float* dl = dst + 16 * (NV - 1);
+            _mm512_mask_storeu_ps(dl, lm,
+                                  _mm512_add_ps(_mm512_maskz_loadu_ps(lm, dl), acc[b][NV - 1]));
+          }
+          if (first) {
 #pragma GCC unroll 4
-          for (int j = 0; j < NV - 1; ++j)
-            _mm512_storeu_ps(dbp + 16 * j, _mm512_add_ps(_mm512_loadu_ps(dbp + 16 * j), dba[j]));
-          float* dl = dbp + 16 * (NV - 1);
-          _mm512_mask_storeu_ps(dl, lm,
-                                _mm512_add_ps(_mm512_maskz_loadu_ps(lm, dl), dba[NV - 1]));
+            for (int j = 0; j < NV - 1; ++j)
+              _mm512_storeu_ps(dbp + 16 * j,
+                               _mm512_add_ps(_mm512_loadu_ps(dbp + 16 * j), dba[j]));
+            float* dl = dbp + 16 * (NV - 1);
+            _mm512_mask_storeu_ps(dl, lm,
+                                  _mm512_add_ps(_mm512_maskz_loadu_ps(lm, dl), dba[NV - 1]));
+          }
         }
       }
     }
@@ -135,7 +141,7 @@ using RowsFn = void (*)(const DwPlanar&, int64_t, int64_t, float*, float*, float
 
 RowsFn rows_fn(int64_t nv) {
   switch (nv) {
-    case 1: return rows<1, 12>;
+    case 1: return rows<1, 16>;
     case 2: return rows<2, 10>;
     case 3: return rows<3, 7>;
     default: return rows<4, 5>;
@@ -147,7 +153,7 @@ RowsFn rows_fn(int64_t nv) {
 bool dw_planar_preferred(const Conv2dShape& s) {
   if (active_isa() != Isa::avx512 || !igemm_available() || s.is_depthwise()) return false;
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
-  return cig <= 4 && cog >= 16 && cog <= 64 && s.out_w() >= 4;
+  return cig <= 16 && cog >= 16 && cog <= 64 && s.out_w() >= 4;
 }
 
 void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
@@ -165,7 +171,7 @@ void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, flo
   if (R < 2 * nt) nt = 1;
   std::fill(dw, dw + s.weight_size(), 0.0f);
   if (db) std::fill(db, db + s.C_out, 0.0f);
-  const size_t xsize = static_cast<size_t>(d.Hp * d.Wp * d.cig);
+  const size_t xsize = static_cast<size_t>(d.Hp * d.Wp * d.cig + 32);  // + slack
   const size_t psize = static_cast<size_t>(gsz + d.cog);
   std::vector<float*> parts(nt, nullptr);
   for (int64_t g = 0; g < s.groups; ++g) {
