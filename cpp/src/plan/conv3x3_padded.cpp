@@ -33,17 +33,14 @@ void conv3x3_padded(const Conv2dShape& s, const float* x, const float* w, const 
   const int64_t Wp = std::max<int64_t>(s.W + s.pad_left + s.pad_right, (OW + 14) * S + 3);
   float* xp = thread_scratch(ScratchSlot::plan_pad, static_cast<size_t>((r1 - r0) * Wp * C + 16));
   const float* xi = x + img * s.H * s.W * C;
-  for (int64_t r = r0; r < r1; ++r) {
-    float* d = xp + (r - r0) * Wp * C;
-    const int64_t ih = r - s.pad_top;
-    if (ih < 0 || ih >= s.H) {
-      std::memset(d, 0, sizeof(float) * Wp * C);
-      continue;
-    }
-    std::memset(d, 0, sizeof(float) * s.pad_left * C);
-    std::memcpy(d + s.pad_left * C, xi + ih * s.W * C, sizeof(float) * s.W * C);
-    std::memset(d + (s.pad_left + s.W) * C, 0, sizeof(float) * (Wp - s.pad_left - s.W) * C);
-  }
+  // One memset for the whole band, then one copy per image row inside it
+  // (small per-row memsets cost more than the zeros they write).
+  std::memset(xp, 0, sizeof(float) * static_cast<size_t>((r1 - r0) * Wp * C));
+  const int64_t ih0 = std::max<int64_t>(r0 - s.pad_top, 0);
+  const int64_t ih1 = std::min<int64_t>(r1 - s.pad_top, s.H);
+  for (int64_t ih = ih0; ih < ih1; ++ih)
+    std::memcpy(xp + ((ih + s.pad_top - r0) * Wp + s.pad_left) * C, xi + ih * s.W * C,
+                sizeof(float) * static_cast<size_t>(s.W * C));
   // The kernel indexes padded rows from row 0: shift the base back by r0.
   float* yi = y + img * s.out_h() * OW * s.C_out;
   conv3x3_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, bias, yi, act == Activation::relu,
