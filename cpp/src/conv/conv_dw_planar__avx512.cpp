@@ -42,8 +42,15 @@ void fill_padded(const DwPlanar& d, int64_t n, float* xp) {
   for (int64_t ih = std::max<int64_t>(0, -s.pad_top); ih < s.H && ih + s.pad_top < d.Hp; ++ih) {
     const float* src = d.x + ((n * s.H + ih) * s.W) * s.C_in + d.g * d.cig;
     float* dst = xp + (ih + s.pad_top) * d.Wp * d.cig;
-    for (int64_t iw = std::max<int64_t>(0, -s.pad_left); iw < s.W && iw + s.pad_left < d.Wp;
-         ++iw)
+    const int64_t iw0 = std::max<int64_t>(0, -s.pad_left);
+    const int64_t iw1 = std::min<int64_t>(s.W, d.Wp - s.pad_left);
+    if (iw1 <= iw0) continue;
+    if (d.cig == s.C_in) {  // one group: the row is contiguous
+      std::memcpy(dst + (iw0 + s.pad_left) * d.cig, src + iw0 * s.C_in,
+                  sizeof(float) * (iw1 - iw0) * d.cig);
+      continue;
+    }
+    for (int64_t iw = iw0; iw < iw1; ++iw)
       for (int64_t c = 0; c < d.cig; ++c) dst[(iw + s.pad_left) * d.cig + c] = src[iw * s.C_in + c];
   }
 }
@@ -137,10 +144,100 @@ void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, fl
   }
 }
 
+// rows<> with 8-lane vectors (at most 8 output channels).
+template <int NV, int KB>
+void rows8(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, float* xp) {
+  const Conv2dShape& s = *d.s;
+  const int64_t cog = d.cog;
+  const int lastn = static_cast<int>(cog - (NV - 1) * 8);  // lanes of the last vector
+  const __mmask8 lm = static_cast<__mmask8>(lastn >= 8 ? 0xFF : (1u << lastn) - 1u);
+  // Runs of contiguous patch values: one filter row (all kw taps) when the
+  // taps are adjacent, else one tap; k = seg * seg_len + j.
+  const bool merge = s.dilation_w == 1;
+  const int64_t seg_len = merge ? s.KW * d.cig : d.cig;
+  const int64_t nseg = merge ? s.KH : s.KH * s.KW;
+  const float* dyg = d.dy + d.g * cog;
+  // Rows in chunks whose dy stays in L2 across the k blocks; the image is
+  // copied once per image.
+  const int64_t CH = std::max<int64_t>(1, 2048 / d.OW);
+  int64_t r = r0;
+  while (r < r1) {
+    const int64_t n = r / d.OH;
+    const int64_t rend = std::min(r1, (n + 1) * d.OH);
+    fill_padded(d, n, xp);
+    for (int64_t c0 = r; c0 < rend; c0 += CH) {
+      const int64_t c1 = std::min(rend, c0 + CH);
+      for (int64_t sg = 0; sg < nseg; ++sg) {
+        const int64_t kh = merge ? sg : sg / s.KW, kw = merge ? 0 : sg % s.KW;
+        const int64_t soff = (kh * s.dilation_h * d.Wp + kw * s.dilation_w) * d.cig;
+        for (int64_t j0 = 0; j0 < seg_len; j0 += KB) {
+          const int kb = static_cast<int>(std::min<int64_t>(KB, seg_len - j0));
+          const bool first = sg == 0 && j0 == 0;
+          __m256 acc[KB][NV], dba[NV];
+#pragma GCC unroll 32
+          for (int b = 0; b < KB; ++b)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; ++j) acc[b][j] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+          for (int j = 0; j < NV; ++j) dba[j] = _mm256_setzero_ps();
+          for (int64_t rr = c0; rr < c1; ++rr) {
+            const int64_t oh = rr % d.OH;
+            // Values past the run (b >= kb) are read but not used: xp has KB
+            // floats of slack at its end.
+            const float* xrow = xp + oh * s.stride_h * d.Wp * d.cig + soff + j0;
+            const float* dyp = dyg + rr * d.OW * s.C_out;
+            const int64_t xstep = s.stride_w * d.cig;
+            for (int64_t ow = 0; ow < d.OW; ++ow, xrow += xstep, dyp += s.C_out) {
+              __m256 v[NV];
+#pragma GCC unroll 4
+              for (int j = 0; j < NV - 1; ++j) v[j] = _mm256_loadu_ps(dyp + 8 * j);
+              v[NV - 1] = _mm256_maskz_loadu_ps(lm, dyp + 8 * (NV - 1));
+#pragma GCC unroll 32
+              for (int b = 0; b < KB; ++b) {
+                const __m256 xb = _mm256_set1_ps(xrow[b]);
+#pragma GCC unroll 4
+                for (int j = 0; j < NV; ++j) acc[b][j] = _mm256_fmadd_ps(xb, v[j], acc[b][j]);
+              }
+              if (first) {
+#pragma GCC unroll 4
+                for (int j = 0; j < NV; ++j) dba[j] = _mm256_add_ps(dba[j], v[j]);
+              }
+            }
+          }
+          // Constant indices only (a runtime index would keep acc in memory).
+#pragma GCC unroll 32
+          for (int b = 0; b < KB; ++b) {
+            if (b >= kb) break;
+            float* dst = part + (sg * seg_len + j0 + b) * cog;
+#pragma GCC unroll 4
+            for (int j = 0; j < NV - 1; ++j)
+              _mm256_storeu_ps(dst + 8 * j,
+                               _mm256_add_ps(_mm256_loadu_ps(dst + 8 * j), acc[b][j]));
+            float* dl = dst + 8 * (NV - 1);
+            _mm256_mask_storeu_ps(dl, lm,
+                                  _mm256_add_ps(_mm256_maskz_loadu_ps(lm, dl), acc[b][NV - 1]));
+          }
+          if (first) {
+#pragma GCC unroll 4
+            for (int j = 0; j < NV - 1; ++j)
+              _mm256_storeu_ps(dbp + 8 * j,
+                               _mm256_add_ps(_mm256_loadu_ps(dbp + 8 * j), dba[j]));
+            float* dl = dbp + 8 * (NV - 1);
+            _mm256_mask_storeu_ps(dl, lm,
+                                  _mm256_add_ps(_mm256_maskz_loadu_ps(lm, dl), dba[NV - 1]));
+          }
+        }
+      }
+    }
+    r = rend;
+  }
+}
+
 using RowsFn = void (*)(const DwPlanar&, int64_t, int64_t, float*, float*, float*);
 
-RowsFn rows_fn(int64_t nv) {
-  switch (nv) {
+RowsFn rows_fn(int64_t cog) {
+  if (cog <= 8) return rows8<1, 16>;
+  switch (ceil_div(cog, 16)) {
     case 1: return rows<1, 16>;
     case 2: return rows<2, 10>;
     case 3: return rows<3, 7>;
@@ -153,7 +250,8 @@ RowsFn rows_fn(int64_t nv) {
 bool dw_planar_preferred(const Conv2dShape& s) {
   if (active_isa() != Isa::avx512 || !igemm_available() || s.is_depthwise()) return false;
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
-  return cig <= 16 && cog >= 16 && cog <= 64 && s.out_w() >= 4;
+  // 8 output channels: 8-lane vectors (LeNet conv1's 3 -> 8).
+  return cig <= 16 && (cog == 8 || (cog >= 16 && cog <= 64)) && s.out_w() >= 4;
 }
 
 void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
@@ -165,13 +263,13 @@ void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, flo
   d.Wp = (d.OW - 1) * s.stride_w + (s.KW - 1) * s.dilation_w + 1;
   const int64_t R = s.N * d.OH;
   const int64_t gsz = d.Kg * d.cog;
-  const RowsFn fn = rows_fn(ceil_div(d.cog, 16));
+  const RowsFn fn = rows_fn(d.cog);
   const int64_t P = R * d.OW;
   int nt = threads_for_flops(2.0 * P * d.Kg * s.C_out);
   if (R < 2 * nt) nt = 1;
   std::fill(dw, dw + s.weight_size(), 0.0f);
   if (db) std::fill(db, db + s.C_out, 0.0f);
-  const size_t xsize = static_cast<size_t>(d.Hp * d.Wp * d.cig + 32);  // + slack
+  const size_t xsize = static_cast<size_t>(d.Hp * d.Wp * d.cig + 32);  // + slack (KB <= 24)
   const size_t psize = static_cast<size_t>(gsz + d.cog);
   std::vector<float*> parts(nt, nullptr);
   for (int64_t g = 0; g < s.groups; ++g) {
