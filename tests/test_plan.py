@@ -203,10 +203,10 @@ def test_plan_rejects_bad_construction():
 @pytest.mark.parametrize("cin,cout,stride,padding,hw", [
     (16, 16, 1, "same", (14, 14)), (16, 32, 2, "same", (14, 14)), (32, 32, 1, "same", (7, 7)),
     (16, 48, 1, 1, (30, 29)), (32, 16, 2, ((2, 0), (1, 2)), (9, 17)), (16, 16, 1, "valid", (5, 31)),
-    (32, 64, 2, 2, (3, 3))])
+    (32, 64, 2, 2, (3, 3)), (1, 16, 1, "same", (28, 28)), (1, 32, 1, ((0, 2), (2, 1)), (9, 30))])
 @pytest.mark.parametrize("act", ["relu", None, "tanh"])
 def test_padded_3x3_kernel(cin, cout, stride, padding, hw, act, isa):
-    """The plan's own 3x3 kernel for 16/32 input channels (AVX-512), with
+    """The plan's own 3x3 kernel for 1/16/32 input channels (AVX-512), with
     batch norm folded in, against the layer-by-layer path."""
     cnnx.set_seed(2)
     model = cnnx.Sequential([cnnx.Conv2D(cout, 3, strides=stride, padding=padding,

@@ -125,7 +125,8 @@ TEST(InferencePlan, Padded3x3MatchesConvForward) {
   struct Case { int64_t H, W, C, K, stride, pt, pb, pl, pr; };
   const Case cases[] = {{9, 17, 32, 16, 2, 2, 0, 1, 2}, {30, 29, 16, 16, 1, 1, 1, 1, 1},
                         {7, 7, 32, 32, 1, 1, 1, 1, 1}, {14, 14, 16, 48, 2, 0, 1, 0, 1},
-                        {5, 31, 16, 16, 1, 0, 0, 0, 0}};
+                        {5, 31, 16, 16, 1, 0, 0, 0, 0}, {28, 28, 1, 16, 1, 1, 1, 1, 1},
+                        {9, 30, 1, 32, 1, 0, 2, 2, 1}};
   for (const Case& c : cases) {
     Conv2dShape s;
     s.N = 1; s.H = c.H; s.W = c.W; s.C_in = c.C; s.KH = s.KW = 3; s.C_out = c.K;

@@ -17,7 +17,7 @@ bool conv3x3_padded_ok(const Conv2dShape& s, int64_t n) {
   if (s.C_in == 32 && s.C_out >= 32 && s.stride_h == 1 && n >= 4) return false;
   return active_isa() == Isa::avx512 && s.groups == 1 && s.KH == 3 && s.KW == 3 &&
          s.dilation_h == 1 && s.dilation_w == 1 && s.stride_h == s.stride_w &&
-         (s.stride_h == 1 || s.stride_h == 2) && (s.C_in == 16 || s.C_in == 32) &&
+         (s.stride_h == 1 || s.stride_h == 2) && (s.C_in == 16 || s.C_in == 32 || (s.C_in == 1 && s.stride_h == 1)) &&
          s.C_out % 16 == 0 && s.pad_top <= 2 && s.pad_bottom <= 2 && s.pad_left <= 2 &&
          s.pad_right <= 2;
 }

@@ -1,5 +1,6 @@
-// 3x3 convolutions with 16 or 32 input channels on a zero-padded copy of
-// the image (the small residual blocks of ResNets): with the padding made
+// 3x3 convolutions with 16 or 32 input channels (the small residual blocks
+// of ResNets), or one (a grey-image stem, stride 1), on a zero-padded copy of
+// the image: with the padding made
 // real, the patch of output pixel r for filter row kh is the contiguous run
 // row + r*stride*C_in .. + 3*C_in of one padded input row, so the micro-kernel
 // broadcasts straight from one base pointer at constant offsets (no per-pixel

@@ -50,6 +50,56 @@ void tile(const float* row0, int64_t Wp_floats, const float* w, int64_t cout, co
   }
 }
 
+// One input channel (a grey-image stem), stride 1: each input pixel of a
+// row segment is broadcast once and meets the three taps of the filter row,
+// so the kernel does 3 FMAs per broadcast (the general tile would reload the
+// same pixel three times, and GCC's attempts to reuse those loads spill).
+template <int R>
+void tile_c1(const float* row0, int64_t Wp, const float* w, int64_t cout, const float* bias,
+             float* y, int64_t ldy, int valid, bool relu) {
+  __m512 acc[R];
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (int kh = 0; kh < 3; ++kh) {
+    const float* a = row0 + kh * Wp;
+    const __m512 w0 = _mm512_loadu_ps(w + (kh * 3 + 0) * cout);
+    const __m512 w1 = _mm512_loadu_ps(w + (kh * 3 + 1) * cout);
+    const __m512 w2 = _mm512_loadu_ps(w + (kh * 3 + 2) * cout);
+#pragma GCC unroll 40
+    for (int j = 0; j < R + 2; ++j) {
+      const __m512 v = _mm512_set1_ps(a[j]);
+      if (j < R) acc[j] = _mm512_fmadd_ps(v, w0, acc[j]);
+      if (j >= 1 && j - 1 < R) acc[j - 1] = _mm512_fmadd_ps(v, w1, acc[j - 1]);
+      if (j >= 2) acc[j - 2] = _mm512_fmadd_ps(v, w2, acc[j - 2]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 b = bias ? _mm512_loadu_ps(bias) : zero;
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r) {
+    if (r >= valid) break;
+    __m512 v = _mm512_add_ps(acc[r], b);
+    if (relu) v = _mm512_max_ps(zero, v);
+    _mm512_storeu_ps(y + r * ldy, v);
+  }
+}
+
+void rows_c1(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, const float* bias,
+             float* y, bool relu, int64_t row0, int64_t row1) {
+  constexpr int R = 14;
+  const int64_t OW = s.out_w(), Cout = s.C_out;
+  for (int64_t oh = row0; oh < row1; ++oh) {
+    const float* in_row = xp + oh * Wp;
+    float* out_row = y + oh * OW * Cout;
+    for (int64_t ow = 0; ow < OW; ow += R) {
+      const int valid = static_cast<int>(std::min<int64_t>(R, OW - ow));
+      for (int64_t co = 0; co < Cout; co += 16)
+        tile_c1<R>(in_row + ow, Wp, w + co, Cout, bias ? bias + co : nullptr,
+                   out_row + ow * Cout + co, Cout, valid, relu);
+    }
+  }
+}
+
 template <int CIN, int S, int R, int NV>
 void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, const float* bias,
           float* y, bool relu, int64_t row0, int64_t row1) {
@@ -85,6 +135,7 @@ void conv3x3_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64_t W
                           : rows<32, 1, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
     case 322: return wide ? rows<32, 2, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
                           : rows<32, 2, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
+    case 11: return rows_c1(s, xp, Wp, w, bias, y, relu, row0, row1);
     default: return;
   }
 }
