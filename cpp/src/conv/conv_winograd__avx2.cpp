@@ -7,16 +7,18 @@ namespace {
 typedef float v8 __attribute__((vector_size(32)));
 }  // namespace
 
-template <class VT, int V, int NV, int R, int KS>
+// VI, VIL: input-transform vectors; VT, V, NV, R: GEMM tile (R tiles x NV*V
+// output channels), also used by the weight and output transforms.
+template <class VI, int VIL, class VT, int V, int NV, int R, int KS>
 WinogradKernel make() {
-  return {winograd_tiles<VT, V, NV, R, KS>, winograd_weights<VT, V, NV, KS>,
-          wino_input<VT, V, 7 - KS>, winograd_ws_block<VT, V, NV, R, KS>, R, NV * V};
+  return {winograd_tiles<VI, VIL, VT, V, NV, R, KS>, winograd_weights<VT, V, NV, KS>,
+          wino_input<VI, VIL, 7 - KS>, winograd_ws_block<VT, V, NV, R, KS>, R, NV * V};
 }
 
 WinogradKernel winograd_kernel_avx2(int ks, int64_t /*cin*/, int64_t nout) {
-  if (ks == 3) return make<v8, 8, 2, 6, 3>();
-  if (nout <= 8) return make<v8, 8, 1, 12, 5>();
-  return make<v8, 8, 2, 6, 5>();
+  if (ks == 3) return make<v8, 8, v8, 8, 2, 6, 3>();
+  if (nout <= 8) return make<v8, 8, v8, 8, 1, 12, 5>();
+  return make<v8, 8, v8, 8, 2, 6, 5>();
 }
 
 }  // namespace conv_detail

@@ -339,7 +339,9 @@ void wino_output(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int6
 
 // Tiles [t_begin, t_end) x channel blocks [cb_begin, cb_end) with the
 // transformed weights pb.U: input transform, 36 GEMMs, output transform.
-template <class VT, int V, int NV, int R, int KS>
+// VI: vector type and lanes of the input transform (by input channels); VT,
+// V, NV: of the GEMM and output transform (by output channels).
+template <class VI, int VIL, class VT, int V, int NV, int R, int KS>
 bool winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t cb_begin,
                     int64_t cb_end, float* scratch) {
   constexpr int CW = NV * V;
@@ -351,7 +353,7 @@ bool winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
   float* Vb = scratch;            // [36][TBp][Cin]
   float* Mb = scratch + 36 * sV;  // [36][TBp][ldm]
   constexpr int M = 7 - KS;
-  if (!wino_input<VT, V, M>(pb, t_begin, t_end, 0, sV, Vb)) return false;
+  if (!wino_input<VI, VIL, M>(pb, t_begin, t_end, 0, sV, Vb)) return false;
   wino_zero_rows_impl(Vb, sV, Cin, nt, TBp);
   for (int e = 0; e < 36; ++e)
     for (int64_t cb = cb_begin; cb < cb_end; ++cb)
