@@ -533,3 +533,17 @@ def test_max_pool_nan_parity_with_torch():
     np.testing.assert_array_equal(np.nan_to_num(y), np.nan_to_num(torch_to_nhwc(yt)))
     dx = F.max_pool2d_backward(np.ones(y.shape, np.float32), x, 3, 2, 1)
     np.testing.assert_array_equal(dx, torch_to_nhwc(xt.grad))
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 7, 17), (1, 28, 28, 16), (3, 6, 10, 1), (1, 4, 4, 40),
+                                   (2, 2, 3, 8)])
+def test_max_pool_2x2_fast_path(shape, isa, rng):
+    """2x2 / stride 2 / no padding has its own one-pass kernel (AVX-512):
+    odd sizes drop the last row/column, channel tails are masked, NaN wins."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[rng.integers(0, x.size, 3)] = np.nan
+    wh, ww = strided(x, (2, 2), (2, 2), ((0, 0), (0, 0)))
+    ref = ref_pool(x, wh, ww, "max").astype(np.float32)
+    y = F.max_pool2d(x, 2)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    np.testing.assert_array_equal(np.nan_to_num(y), np.nan_to_num(ref))

@@ -1,11 +1,18 @@
 // Max pooling with strides and -inf padding, forward and backward.
 #include "pool/pool_internal.h"
+#include "pool/pool_max2x2.h"
 
 namespace cnnx {
 
 void max_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const float* x, float* y) {
   int64_t oh, ow;
   pool2d_check(s, p, &oh, &ow);
+  if (p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 &&
+      p.pad_top == 0 && p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0 &&
+      active_isa() == Isa::avx512) {
+    pool::max_pool_2x2_avx512(s, x, y);  // the common pool, one pass, no window tables
+    return;
+  }
   const pool::Axis ah =
       pool::strided_axis(s.h, p.kernel_h, p.stride_h, p.pad_top, p.pad_bottom, true, false);
   const pool::Axis aw =
