@@ -101,7 +101,7 @@ void bind_plan(py::module_& m) {
       .def(
           "add_conv",
           [](PyPlan& p, int in, int out, I15 g, py::array w, std::optional<py::array> b, int act,
-             float alpha, std::optional<BnSpec> bn) {
+             float alpha, std::optional<BnSpec> bn, int residual) {
             cnnx::Conv2dShape s;
             s.N = 1;
             s.H = g[0];
@@ -125,10 +125,11 @@ void bind_plan(py::module_& m) {
             const float* pb = p.live_opt(b, s.C_out, "bias");
             cnnx::PlanBatchNorm nb;
             if (bn) nb = p.bn(*bn, s.C_out);
-            p.plan->add_conv(in, out, s, pw, pb, act_of(act), alpha, bn ? &nb : nullptr);
+            p.plan->add_conv(in, out, s, pw, pb, act_of(act), alpha, bn ? &nb : nullptr,
+                             residual);
           },
           py::arg("src"), py::arg("dst"), py::arg("geometry"), py::arg("kernel"), py::arg("bias"),
-          py::arg("act"), py::arg("alpha"), py::arg("bn"))
+          py::arg("act"), py::arg("alpha"), py::arg("bn"), py::arg("residual") = -1)
       .def(
           "add_dense",
           [](PyPlan& p, int in, int out, int64_t in_f, int64_t out_f, py::array w,

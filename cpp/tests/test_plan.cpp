@@ -99,6 +99,14 @@ TEST(InferencePlan, MatchesKernelsWithBatchNormFolded) {
   plan.add_pool(5, 6, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 6, 6, 8}, net.pp, false, 1,
                 1);
   plan.add_dense(6, 1, 8, 5, net.wd.data(), net.bd.data(), cnnx::PlanAct::none, 0.0f, nullptr);
+  // The same network with the residual sum fused into conv2's store.
+  cnnx::InferencePlan fused({12 * 12 * 3, 5, 12 * 12 * 8, 6 * 6 * 8, 6 * 6 * 8, 8});
+  fused.add_conv(0, 2, net.c1, net.w1.data(), net.b1.data(), cnnx::PlanAct::relu, 0.0f, nullptr);
+  fused.add_pool(2, 3, cnnx::PlanPool::max, net.ps, net.pp, false, 0, 0);
+  fused.add_conv(3, 4, net.c2, net.w2.data(), net.b2.data(), cnnx::PlanAct::relu, 0.0f, &bn, 3);
+  fused.add_pool(4, 5, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 6, 6, 8}, net.pp, false, 1,
+                 1);
+  fused.add_dense(5, 1, 8, 5, net.wd.data(), net.bd.data(), cnnx::PlanAct::none, 0.0f, nullptr);
   const int saved = cnnx::get_num_threads();
   for (cnnx::Isa isa : cnnx_test::supported_isas()) {
     cnnx_test::IsaScope scope(isa);
@@ -106,12 +114,15 @@ TEST(InferencePlan, MatchesKernelsWithBatchNormFolded) {
       cnnx::set_num_threads(threads);
       for (int mode : {0, 1}) {
         plan.set_small_batch_mode(mode);
+        fused.set_small_batch_mode(mode);
         for (int64_t N : {1, 3, 40}) {
           const std::vector<float> x = cnnx_test::random_vector(N * 12 * 12 * 3, 11 + N);
           const auto ref = net.forward(x, N, w2f.data(), b2f.data());
-          std::vector<float> y(N * 5, NAN);
+          std::vector<float> y(N * 5, NAN), yf(N * 5, NAN);
           plan.run(x.data(), N, y.data());
           expect_close(y, ref[5], 2e-5f);
+          fused.run(x.data(), N, yf.data());
+          expect_close(yf, ref[5], 2e-5f);
         }
       }
     }

@@ -9,7 +9,8 @@ of one Python call per layer. On the way the plan
   it (from the live arrays, on every run: the plan never goes stale);
 - fuses activations into the layer before them (ReLU into the GEMM's store);
 - sees Flatten and Dropout (inference) as free: same buffer, no op;
-- turns ``Residual`` into its ops plus one ``add`` with the activation;
+- turns ``Residual`` into its ops, the sum added in the store of the block's
+  last convolution (else one ``add`` op), then the activation;
 - reuses activation buffers once a value is dead (liveness), so a chunk of
   images fits in the core's cache.
 
@@ -165,11 +166,19 @@ class _Graph:
             return self.activation(v, ACT_CODES["softmax"], 0.0)
         if t is Residual:
             self.pinned.add(v)
-            h = self.chain(layer.block, v)
+            # the shortcut first: then the block's last convolution can add it
             s = v if layer.shortcut is None else self.chain(layer.shortcut, v)
-            self.pinned.add(h)
-            out = self.emit("add", [h, s], layer.output_shape, act=0, alpha=0.0,
-                            n=math.prod(layer.output_shape), k=layer.output_shape[-1])
+            self.pinned.add(s)
+            h = self.chain(layer.block, v)
+            op = self.fusable(h, ("conv",))
+            if op is not None and h != s and op["args"].get("residual") is None:
+                op["args"]["residual"] = s  # the sum in the conv's store
+                op["ins"].append(s)
+                self.shapes[h] = tuple(layer.output_shape)
+                out = h
+            else:
+                out = self.emit("add", [h, s], layer.output_shape, act=0, alpha=0.0,
+                                n=math.prod(layer.output_shape), k=layer.output_shape[-1])
             if layer.activation is not None:
                 out = self.activation(out, *_act_of(layer._act))
             return out
@@ -229,7 +238,7 @@ class _Graph:
             kind = op["kind"]
             if kind == "conv":
                 plan.add_conv(src[0], dst, a["geometry"], a["kernel"], a["bias"], a["act"],
-                              a["alpha"], a["bn"])
+                              a["alpha"], a["bn"], src[1] if len(src) > 1 else -1)
             elif kind == "dense":
                 plan.add_dense(src[0], dst, a["in_features"], a["out_features"], a["kernel"],
                                a["bias"], a["act"], a["alpha"], a["bn"])

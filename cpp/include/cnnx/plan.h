@@ -45,8 +45,10 @@ class InferencePlan {
   explicit InferencePlan(std::vector<int64_t> buffer_sizes);
 
   // s.N is ignored (set per chunk). bn (optional) is folded into w and bias.
+  // residual >= 0: that buffer (the output's shape) is added before act, the
+  // sum of a residual block fused into its last convolution.
   void add_conv(int in, int out, const Conv2dShape& s, const float* w, const float* bias,
-                PlanAct act, float alpha, const PlanBatchNorm* bn);
+                PlanAct act, float alpha, const PlanBatchNorm* bn, int residual = -1);
   // x (rows, in_f) @ w (in_f, out_f) + bias.
   void add_dense(int in, int out, int64_t in_f, int64_t out_f, const float* w, const float* bias,
                  PlanAct act, float alpha, const PlanBatchNorm* bn);

@@ -23,7 +23,8 @@ bool conv3x3_padded_ok(const Conv2dShape& s, int64_t n) {
 }
 
 void conv3x3_padded(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                    float* y, Activation act, int64_t img, int64_t row0, int64_t row1) {
+                    const float* res, float* y, Activation act, int64_t img, int64_t row0,
+                    int64_t row1) {
   if (row0 >= row1) return;
   const int64_t C = s.C_in, S = s.stride_h, OW = s.out_w();
   // Padded rows [r0, r1) of the padded image are all the output rows read;
@@ -42,9 +43,9 @@ void conv3x3_padded(const Conv2dShape& s, const float* x, const float* w, const 
     std::memcpy(xp + ((ih + s.pad_top - r0) * Wp + s.pad_left) * C, xi + ih * s.W * C,
                 sizeof(float) * static_cast<size_t>(s.W * C));
   // The kernel indexes padded rows from row 0: shift the base back by r0.
-  float* yi = y + img * s.out_h() * OW * s.C_out;
-  conv3x3_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, bias, yi, act == Activation::relu,
-                             row0, row1);
+  const int64_t out_img = img * s.out_h() * OW * s.C_out;
+  conv3x3_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, bias, y + out_img,
+                             res ? res + out_img : nullptr, act == Activation::relu, row0, row1);
 }
 
 }  // namespace plan_detail

@@ -17,16 +17,18 @@ namespace plan_detail {
 // Whether the padded kernel takes this shape (for n images) on this CPU.
 bool conv3x3_padded_ok(const Conv2dShape& s, int64_t n);
 
-// Output rows [row0, row1) of image `img` of s (N images, x unpadded NHWC).
-// act: none or relu. Uses the calling thread's scratch for the padded copy.
+// Output rows [row0, row1) of image `img` of s (N images, x unpadded NHWC):
+// y = act(conv(x) + bias + res), res (y's layout) optional (a residual sum);
+// act none or relu. Uses the calling thread's scratch for the padded copy.
 void conv3x3_padded(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                    float* y, Activation act, int64_t img, int64_t row0, int64_t row1);
+                    const float* res, float* y, Activation act, int64_t img, int64_t row0,
+                    int64_t row1);
 
 // The AVX-512 body (conv3x3_padded__avx512.cpp): rows [row0, row1) from the
 // padded image xp (Hp x Wp x C_in).
 void conv3x3_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64_t Wp,
-                                const float* w, const float* bias, float* y, bool relu,
-                                int64_t row0, int64_t row1);
+                                const float* w, const float* bias, float* y, const float* res,
+                                bool relu, int64_t row0, int64_t row1);
 
 }  // namespace plan_detail
 }  // namespace cnnx

@@ -14,7 +14,7 @@ namespace {
 // broadcast FMAs whose addresses differ by the constant S*CIN floats.
 template <int CIN, int S, int R, int NV>
 void tile(const float* row0, int64_t Wp_floats, const float* w, int64_t cout, const float* bias,
-          float* y, int64_t ldy, int valid, bool relu) {
+          float* y, const float* res, int64_t ldy, int valid, bool relu) {
   __m512 acc[R][NV];
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r)
@@ -44,6 +44,7 @@ void tile(const float* row0, int64_t Wp_floats, const float* w, int64_t cout, co
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) {
       __m512 v = _mm512_add_ps(acc[r][j], b[j]);
+      if (res) v = _mm512_add_ps(v, _mm512_loadu_ps(res + r * ldy + 16 * j));
       if (relu) v = _mm512_max_ps(zero, v);  // NaN passes, as std::max(v, 0)
       _mm512_storeu_ps(y + r * ldy + 16 * j, v);
     }
@@ -56,7 +57,7 @@ void tile(const float* row0, int64_t Wp_floats, const float* w, int64_t cout, co
 // same pixel three times, and GCC's attempts to reuse those loads spill).
 template <int R>
 void tile_c1(const float* row0, int64_t Wp, const float* w, int64_t cout, const float* bias,
-             float* y, int64_t ldy, int valid, bool relu) {
+             float* y, const float* res, int64_t ldy, int valid, bool relu) {
   __m512 acc[R];
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -79,13 +80,14 @@ void tile_c1(const float* row0, int64_t Wp, const float* w, int64_t cout, const 
   for (int r = 0; r < R; ++r) {
     if (r >= valid) break;
     __m512 v = _mm512_add_ps(acc[r], b);
+    if (res) v = _mm512_add_ps(v, _mm512_loadu_ps(res + r * ldy));
     if (relu) v = _mm512_max_ps(zero, v);
     _mm512_storeu_ps(y + r * ldy, v);
   }
 }
 
 void rows_c1(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, const float* bias,
-             float* y, bool relu, int64_t row0, int64_t row1) {
+             float* y, const float* res, bool relu, int64_t row0, int64_t row1) {
   constexpr int R = 14;
   const int64_t OW = s.out_w(), Cout = s.C_out;
   for (int64_t oh = row0; oh < row1; ++oh) {
@@ -95,14 +97,15 @@ void rows_c1(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, 
       const int valid = static_cast<int>(std::min<int64_t>(R, OW - ow));
       for (int64_t co = 0; co < Cout; co += 16)
         tile_c1<R>(in_row + ow, Wp, w + co, Cout, bias ? bias + co : nullptr,
-                   out_row + ow * Cout + co, Cout, valid, relu);
+                   out_row + ow * Cout + co,
+                   res ? res + (oh * OW + ow) * Cout + co : nullptr, Cout, valid, relu);
     }
   }
 }
 
 template <int CIN, int S, int R, int NV>
 void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, const float* bias,
-          float* y, bool relu, int64_t row0, int64_t row1) {
+          float* y, const float* res, bool relu, int64_t row0, int64_t row1) {
   const int64_t OW = s.out_w(), Cout = s.C_out;
   for (int64_t oh = row0; oh < row1; ++oh) {
     const float* in_row = xp + oh * S * Wp * CIN;
@@ -111,8 +114,8 @@ void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, con
       const int valid = static_cast<int>(std::min<int64_t>(R, OW - ow));
       for (int64_t co = 0; co < Cout; co += 16 * NV)
         tile<CIN, S, R, NV>(in_row + ow * S * CIN, Wp * CIN, w + co, Cout,
-                            bias ? bias + co : nullptr, out_row + ow * Cout + co, Cout, valid,
-                            relu);
+                            bias ? bias + co : nullptr, out_row + ow * Cout + co,
+                            res ? res + (oh * OW + ow) * Cout + co : nullptr, Cout, valid, relu);
     }
   }
 }
@@ -120,22 +123,22 @@ void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, con
 }  // namespace
 
 void conv3x3_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64_t Wp,
-                                const float* w, const float* bias, float* y, bool relu,
-                                int64_t row0, int64_t row1) {
+                                const float* w, const float* bias, float* y, const float* res,
+                                bool relu, int64_t row0, int64_t row1) {
   // 16 output channels: one zmm per pixel, 14 pixels per tile; 32 or more:
   // two zmm per pixel, 7 pixels (a whole 7-wide row of a small map).
   const bool wide = s.C_out % 32 == 0;
   const int key = static_cast<int>(s.C_in) * 10 + static_cast<int>(s.stride_h);
   switch (key) {
-    case 161: return wide ? rows<16, 1, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
-                          : rows<16, 1, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
-    case 162: return wide ? rows<16, 2, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
-                          : rows<16, 2, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
-    case 321: return wide ? rows<32, 1, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
-                          : rows<32, 1, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
-    case 322: return wide ? rows<32, 2, 7, 2>(s, xp, Wp, w, bias, y, relu, row0, row1)
-                          : rows<32, 2, 14, 1>(s, xp, Wp, w, bias, y, relu, row0, row1);
-    case 11: return rows_c1(s, xp, Wp, w, bias, y, relu, row0, row1);
+    case 161: return wide ? rows<16, 1, 7, 2>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
+                          : rows<16, 1, 14, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
+    case 162: return wide ? rows<16, 2, 7, 2>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
+                          : rows<16, 2, 14, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
+    case 321: return wide ? rows<32, 1, 7, 2>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
+                          : rows<32, 1, 14, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
+    case 322: return wide ? rows<32, 2, 7, 2>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
+                          : rows<32, 2, 14, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
+    case 11: return rows_c1(s, xp, Wp, w, bias, y, res, relu, row0, row1);
     default: return;
   }
 }

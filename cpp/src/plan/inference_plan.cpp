@@ -89,7 +89,7 @@ void InferencePlan::check_buffer(int id, int64_t floats, const char* what) const
 
 void InferencePlan::add_conv(int in, int out, const Conv2dShape& shape, const float* w,
                              const float* bias, PlanAct act, float alpha,
-                             const PlanBatchNorm* bn) {
+                             const PlanBatchNorm* bn, int residual) {
   Conv2dShape s = shape;
   s.N = 1;
   const char* msg = conv2d_check(s);
@@ -98,10 +98,15 @@ void InferencePlan::add_conv(int in, int out, const Conv2dShape& shape, const fl
   check_buffer(out, s.output_size(), "conv output");
   if (in == out || out == 0) throw std::invalid_argument("conv: output must be a fresh buffer");
   const int64_t n_out = s.output_size();
+  if (residual >= 0) {
+    check_buffer(residual, n_out, "conv residual");
+    if (residual == out) throw std::invalid_argument("conv: residual must not be the output");
+  }
   check_act(act, n_out, s.C_out);
   Op op;
   op.kind = Kind::conv;
   op.in = in;
+  op.in2 = residual;
   op.out = out;
   op.conv = s;
   op.w = w;
@@ -399,16 +404,35 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
   switch (op.kind) {
     case Kind::conv: {
       const Conv2dShape& s = op.conv;
+      const float* res = op.in2 >= 0 ? buf[op.in2] : nullptr;  // a fused residual sum
+      // After the kernel: the residual (unless the kernel added it) and the
+      // activations no kernel fuses, on output values [o, o + count).
+      auto finish = [&](int64_t o, int64_t count, bool res_done) {
+        float* yo = y + o;
+        if (res && !res_done) {
+          const float* ro = res + o;
+          if (op.act == PlanAct::relu) {
+            for (int64_t i = 0; i < count; ++i) yo[i] = std::max(yo[i] + ro[i], 0.0f);
+            return;
+          }
+          for (int64_t i = 0; i < count; ++i) yo[i] += ro[i];
+        }
+        if (op.act != PlanAct::none && (op.act != PlanAct::relu || (res && !res_done)))
+          apply_activation(op.act, op.alpha, yo, count, op.k);
+      };
+      // With a residual to add, a kernel may fuse the ReLU only if it adds first.
+      const Activation kernel_act = res ? Activation::none : fused(op.act);
+      const int64_t OH = s.out_h(), row = s.out_w() * s.C_out, in_img = s.H * s.W * s.C_in;
       if (plan_detail::conv3x3_padded_ok(s, n)) {
-        // Narrow 3x3 layers: the plan's own kernel on a padded copy, by rows.
+        // Narrow 3x3 layers: the plan's own kernel on a padded copy, by rows;
+        // it adds the residual before the ReLU itself.
         Conv2dShape t = s;
         t.N = n;
-        const int64_t OH = s.out_h(), row = s.out_w() * s.C_out;
         int64_t u0, u1;
         part_range(n * OH, part, parts, 1, &u0, &u1);
         while (u0 < u1) {
           const int64_t img = u0 / OH, a = u0 % OH, e = std::min(OH, a + (u1 - u0));
-          plan_detail::conv3x3_padded(t, x, w, b, y, fused(op.act), img, a, e);
+          plan_detail::conv3x3_padded(t, x, w, b, res, y, fused(op.act), img, a, e);
           if (op.act != PlanAct::relu && op.act != PlanAct::none)
             apply_activation(op.act, op.alpha, y + img * op.n + a * row, (e - a) * row, op.k);
           u0 += e - a;
@@ -419,21 +443,19 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         if (part != 0) return;
         Conv2dShape t = s;
         t.N = n;
-        conv2d_forward(t, x, w, b, y, fused(op.act));
-        if (op.act != PlanAct::relu) apply_activation(op.act, op.alpha, y, n * op.n, op.k);
+        conv2d_forward(t, x, w, b, y, kernel_act);
+        finish(0, n * op.n, false);
         return;
       }
-      const int64_t OH = s.out_h(), row = s.out_w() * s.C_out, in_img = s.H * s.W * s.C_in;
       int64_t u0, u1;
       part_range(n * OH, part, parts, 1, &u0, &u1);
       while (u0 < u1) {
         const int64_t img = u0 / OH, a = u0 % OH, e = std::min(OH, a + (u1 - u0));
         int64_t first;
         const Conv2dShape t = conv_band(s, a, e, &first);
-        float* yb = y + img * op.n + a * row;
-        conv2d_forward(t, x + img * in_img + first * s.W * s.C_in, w, b, yb, fused(op.act));
-        if (op.act != PlanAct::relu && op.act != PlanAct::none)
-          apply_activation(op.act, op.alpha, yb, (e - a) * row, op.k);
+        const int64_t o = img * op.n + a * row;
+        conv2d_forward(t, x + img * in_img + first * s.W * s.C_in, w, b, y + o, kernel_act);
+        finish(o, (e - a) * row, false);
         u0 += e - a;
       }
       return;
