@@ -1,9 +1,10 @@
 """The speed paths of conv2d, each against the float64 NumPy reference of
-test_conv.py on every ISA level: Winograd F(4x4,3x3) (wide 3x3 stride-1
-layers) and F(2x2,5x5) (5x5 stride-1, forward and the stride-1 backward-data that reuses it; its tiled and
-weight-stationary forms; exact fallback on NaN/inf) and the pixel-vectorised
-direct kernel for very few input channels ("planar", AVX-512) and its
-backward-weights counterpart."""
+test_conv.py on every ISA level: Winograd F(4x4,3x3) for wide 3x3 stride-1
+layers (forward, the stride-1 backward-data that reuses it, and
+backward-weights as F(3x3,4x4); tiled and weight-stationary forms; exact
+fallback on NaN/inf), F(2x2,5x5) for 5x5 stride-1 layers, and the
+pixel-vectorised direct kernel for very few channels ("planar", AVX-512)
+with its backward-weights counterpart."""
 import numpy as np
 import pytest
 
@@ -113,3 +114,31 @@ def test_winograd_keeps_nan_and_inf_local(isa, bad, rng):
     with np.errstate(invalid="ignore"):
         want = ref_conv(x, w, b, 1, 1)
     np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_winograd_backward_weights_nan_and_inf_as_direct(isa, bad, rng):
+    """The Winograd dw would spread a NaN/inf of x or dy differently from the
+    direct sum; such inputs go through the GEMM path (same NaN pattern as
+    the reference)."""
+    x, w, _ = _data(rng, (2, 9, 9, 32), (3, 3, 32, 40))
+    dy = rng.standard_normal((2, 9, 9, 40)).astype(np.float32)
+    for arr, idx in ((x, (1, 4, 0, 5)), (dy, (0, 8, 8, 3))):
+        arr[idx] = bad
+        _, dw, _ = F.conv2d_backward(dy, x, w, padding=1, need_dx=False)
+        with np.errstate(invalid="ignore"):
+            _, want, _ = ref_conv_backward(dy, x, w, 1, 1)
+        np.testing.assert_array_equal(np.isnan(dw), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(dw), np.isinf(want))
+        arr[idx] = 0.0
+
+
+def test_winograd_backward_weights_error_is_small(isa, rng):
+    """dw sums over every pixel; Winograd's rounding stays within 3e-5 of the
+    largest |dw| (tests allow 1e-4)."""
+    x, w, _ = _data(rng, (4, 16, 16, 64), (3, 3, 64, 48))
+    dy = rng.standard_normal((4, 16, 16, 48)).astype(np.float32)
+    _, dw, _ = F.conv2d_backward(dy, x, w, padding=1, need_dx=False)
+    _, want, _ = ref_conv_backward(dy, x, w, 1, 1)
+    assert np.abs(dw - want).max() <= 3e-5 * np.abs(want).max()
+

@@ -126,6 +126,9 @@ TEST(Conv2d, Winograd5x5Odd) { check_shape(make(2, 11, 9, 12, 5, 5, 20, 1, 2, 1,
 TEST(Conv2d, WinogradOdd) { check_shape(make(2, 11, 13, 40, 3, 3, 36, 1, 1, 1, 1), 20); }
 TEST(Conv2d, WinogradBigPads) { check_shape(make(1, 6, 7, 32, 3, 3, 40, 1, 3, 1, 1), 21); }
 TEST(Conv2d, WinogradGroups) { check_shape(make(2, 8, 8, 64, 3, 3, 64, 1, 1, 1, 2), 22); }
+// Winograd backward-weights: few tiles (shared transforms) and many tiles.
+TEST(Conv2d, WinogradDwFewTiles) { check_shape(make(1, 5, 6, 96, 3, 3, 80, 1, 1, 1, 1), 26); }
+TEST(Conv2d, WinogradDwManyTiles) { check_shape(make(3, 21, 19, 33, 3, 3, 35, 1, 1, 1, 1), 27); }
 TEST(Conv2d, FilterAsLargeAsPaddedInput) { check_shape(make(2, 3, 3, 2, 5, 5, 3, 1, 1, 1, 1), 14); }
 
 TEST(Conv2d, AsymmetricPadding) {

@@ -104,6 +104,32 @@ void bias_grad(const float* dy, int64_t p_begin, int64_t p_end, int64_t C, float
   }
 }
 
+// db = column sums of dy [P, C], threads over pixel ranges.
+void bias_grad_threaded(const float* dy, int64_t P, int64_t C, float* db) {
+  const int nt = threads_for_flops(static_cast<double>(P) * C * 8);
+  if (nt <= 1) {
+    bias_grad(dy, 0, P, C, db);
+    return;
+  }
+  std::vector<float> parts(static_cast<size_t>(nt * C), 0.0f);
+  int used = 1;
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), got = omp_get_num_threads();
+    if (t == 0) used = got;
+    bias_grad(dy, P * t / got, P * (t + 1) / got, C, parts.data() + t * C);
+  }
+#else
+  bias_grad(dy, 0, P, C, parts.data());
+#endif
+  for (int64_t c = 0; c < C; ++c) {
+    float v = 0.0f;
+    for (int u = 0; u < used; ++u) v += parts[u * C + c];
+    db[c] = v;
+  }
+}
+
 }  // namespace
 
 void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float* x, float* dw,
@@ -111,6 +137,11 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
   conv_detail::check_or_throw(s);
   if (s.is_depthwise()) {
     conv_detail::depthwise_backward_weights(s, dy, x, dw, db);
+    return;
+  }
+  if (s.N * s.out_h() * s.out_w() > 0 && conv_detail::winograd_dw_preferred(s) &&
+      conv_detail::winograd_dw(s, dy, x, dw)) {
+    if (db) bias_grad_threaded(dy, s.N * s.out_h() * s.out_w(), s.C_out, db);
     return;
   }
   if (s.N * s.out_h() * s.out_w() > 0 && conv_detail::dw_planar_preferred(s)) {

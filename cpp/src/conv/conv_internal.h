@@ -150,6 +150,25 @@ void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, flo
 void transpose_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                       int64_t ldd);
 
+// Winograd backward-weights for 3x3 stride-1 layers (conv_winograd_dw*):
+// per-ISA pieces (see conv_winograd_dw_impl.h).
+struct WinogradDwKernel {
+  WinogradInputFn input;  // forward input transform, 4x4 output tiles
+  bool (*dy)(const WinogradProblem&, const float* dy, int64_t ldd, int64_t t_begin,
+             int64_t t_end, int64_t row0, int64_t sY, int64_t ldy, float* Yb);
+  void (*gemms)(const float* Vb, int64_t sV, int64_t Cin, int64_t ci0, int64_t nrows,
+                const float* Yb, int64_t sY, int64_t ldy, int64_t tiles, float* Mb, int64_t sM,
+                bool accumulate);
+  void (*output)(const float* Mb, int64_t sM, int64_t ldm, int64_t Cin, int64_t Cout,
+                 int64_t ci0, int64_t ci1, float* dw, int64_t ldw);
+  int R, CW;
+};
+WinogradDwKernel winograd_dw_kernel_avx512();
+WinogradDwKernel winograd_dw_kernel_avx2();
+bool winograd_dw_preferred(const Conv2dShape& s);
+// dw (not db) by Winograd; false (dw partly written) on NaN/inf in x or dy.
+bool winograd_dw(const Conv2dShape& s, const float* dy, const float* x, float* dw);
+
 // Direct backward-weights for narrow layers (conv_dw_direct*.cpp):
 // dwT[co][k] += sum_p dy[p][co0 + co] * patch[p][k], co < Nout, p in a range.
 struct DwProblem {
