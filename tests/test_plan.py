@@ -200,16 +200,20 @@ def test_plan_rejects_bad_construction():
     np.testing.assert_array_equal(y, np.full((2, 16), 3.0, np.float32))
 
 
-@pytest.mark.parametrize("cin,cout,stride,padding,hw", [
-    (16, 16, 1, "same", (14, 14)), (16, 32, 2, "same", (14, 14)), (32, 32, 1, "same", (7, 7)),
-    (16, 48, 1, 1, (30, 29)), (32, 16, 2, ((2, 0), (1, 2)), (9, 17)), (16, 16, 1, "valid", (5, 31)),
-    (32, 64, 2, 2, (3, 3)), (1, 16, 1, "same", (28, 28)), (1, 32, 1, ((0, 2), (2, 1)), (9, 30))])
+@pytest.mark.parametrize("cin,cout,k,stride,padding,hw", [
+    (16, 16, 3, 1, "same", (14, 14)), (16, 32, 3, 2, "same", (14, 14)),
+    (32, 32, 3, 1, "same", (7, 7)), (16, 48, 3, 1, 1, (30, 29)),
+    (32, 16, 3, 2, ((2, 0), (1, 2)), (9, 17)), (16, 16, 3, 1, "valid", (5, 31)),
+    (32, 64, 3, 2, 2, (3, 3)), (1, 16, 3, 1, "same", (28, 28)),
+    (1, 32, 3, 1, ((0, 2), (2, 1)), (9, 30)), (8, 16, 5, 1, "valid", (14, 14)),
+    (8, 32, 5, 1, "same", (13, 23)), (8, 16, 5, 1, ((2, 0), (1, 2)), (6, 5))])
 @pytest.mark.parametrize("act", ["relu", None, "tanh"])
-def test_padded_3x3_kernel(cin, cout, stride, padding, hw, act, isa):
-    """The plan's own 3x3 kernel for 1/16/32 input channels (AVX-512), with
-    batch norm folded in, against the layer-by-layer path."""
+def test_padded_direct_kernel(cin, cout, k, stride, padding, hw, act, isa):
+    """The plan's own direct kernel on a padded copy (3x3 with 1/16/32 input
+    channels, 5x5 with 8; AVX-512), with batch norm folded in, against the
+    layer-by-layer path."""
     cnnx.set_seed(2)
-    model = cnnx.Sequential([cnnx.Conv2D(cout, 3, strides=stride, padding=padding,
+    model = cnnx.Sequential([cnnx.Conv2D(cout, k, strides=stride, padding=padding,
                                          activation=act, use_bias=act != "tanh"),
                              cnnx.BatchNormalization()], input_shape=hw + (cin,))
     _randomize_bn(model, np.random.default_rng(3))

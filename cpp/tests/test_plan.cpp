@@ -133,14 +133,15 @@ TEST(InferencePlan, MatchesKernelsWithBatchNormFolded) {
 // The plan's padded 3x3 kernel (16/32 input channels, AVX-512) against
 // conv2d_forward, with tiles that overrun the row and asymmetric padding.
 TEST(InferencePlan, Padded3x3MatchesConvForward) {
-  struct Case { int64_t H, W, C, K, stride, pt, pb, pl, pr; };
+  struct Case { int64_t H, W, C, K, stride, pt, pb, pl, pr, F = 3; };
   const Case cases[] = {{9, 17, 32, 16, 2, 2, 0, 1, 2}, {30, 29, 16, 16, 1, 1, 1, 1, 1},
                         {7, 7, 32, 32, 1, 1, 1, 1, 1}, {14, 14, 16, 48, 2, 0, 1, 0, 1},
                         {5, 31, 16, 16, 1, 0, 0, 0, 0}, {28, 28, 1, 16, 1, 1, 1, 1, 1},
-                        {9, 30, 1, 32, 1, 0, 2, 2, 1}};
+                        {9, 30, 1, 32, 1, 0, 2, 2, 1}, {14, 14, 8, 16, 1, 0, 0, 0, 0, 5},
+                        {13, 23, 8, 32, 1, 2, 2, 2, 2, 5}};
   for (const Case& c : cases) {
     Conv2dShape s;
-    s.N = 1; s.H = c.H; s.W = c.W; s.C_in = c.C; s.KH = s.KW = 3; s.C_out = c.K;
+    s.N = 1; s.H = c.H; s.W = c.W; s.C_in = c.C; s.KH = s.KW = c.F; s.C_out = c.K;
     s.stride_h = s.stride_w = c.stride;
     s.pad_top = c.pt; s.pad_bottom = c.pb; s.pad_left = c.pl; s.pad_right = c.pr;
     const std::vector<float> w = cnnx_test::random_vector(s.weight_size(), 31, -0.3f, 0.3f);

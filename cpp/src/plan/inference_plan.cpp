@@ -20,7 +20,7 @@
 #include "cnnx/cpu.h"
 #include "common/scratch.h"
 #include "ops/dense_rows.h"
-#include "plan/conv3x3_padded.h"
+#include "plan/conv_direct_padded.h"
 
 #ifdef CNNX_HAVE_OPENMP
 #include <omp.h>
@@ -423,7 +423,7 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       // With a residual to add, a kernel may fuse the ReLU only if it adds first.
       const Activation kernel_act = res ? Activation::none : fused(op.act);
       const int64_t OH = s.out_h(), row = s.out_w() * s.C_out, in_img = s.H * s.W * s.C_in;
-      if (plan_detail::conv3x3_padded_ok(s, n)) {
+      if (plan_detail::conv_direct_padded_ok(s, n)) {
         // Narrow 3x3 layers: the plan's own kernel on a padded copy, by rows;
         // it adds the residual before the ReLU itself.
         Conv2dShape t = s;
@@ -432,7 +432,7 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         part_range(n * OH, part, parts, 1, &u0, &u1);
         while (u0 < u1) {
           const int64_t img = u0 / OH, a = u0 % OH, e = std::min(OH, a + (u1 - u0));
-          plan_detail::conv3x3_padded(t, x, w, b, res, y, fused(op.act), img, a, e);
+          plan_detail::conv_direct_padded(t, x, w, b, res, y, fused(op.act), img, a, e);
           if (op.act != PlanAct::relu && op.act != PlanAct::none)
             apply_activation(op.act, op.alpha, y + img * op.n + a * row, (e - a) * row, op.k);
           u0 += e - a;

@@ -1,9 +1,9 @@
-// AVX-512 body of the padded 3x3 convolution (see conv3x3_padded.h).
+// AVX-512 body of the padded 3x3 convolution (see conv_direct_padded.h).
 #include <immintrin.h>
 
 #include <algorithm>
 
-#include "plan/conv3x3_padded.h"
+#include "plan/conv_direct_padded.h"
 
 namespace cnnx {
 namespace plan_detail {
@@ -12,7 +12,7 @@ namespace {
 // R output pixels x NV*16 output channels in registers. For each filter row
 // and each of the 3*CIN patch values of that row: NV weight loads, then R
 // broadcast FMAs whose addresses differ by the constant S*CIN floats.
-template <int CIN, int S, int R, int NV>
+template <int CIN, int S, int R, int NV, int K = 3>
 void tile(const float* row0, int64_t Wp_floats, const float* w, int64_t cout, const float* bias,
           float* y, const float* res, int64_t ldy, int valid, bool relu) {
   __m512 acc[R][NV];
@@ -20,10 +20,10 @@ void tile(const float* row0, int64_t Wp_floats, const float* w, int64_t cout, co
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
-  for (int kh = 0; kh < 3; ++kh) {
+  for (int kh = 0; kh < K; ++kh) {
     const float* a = row0 + kh * Wp_floats;
-    const float* wk = w + kh * 3 * CIN * cout;
-    for (int l = 0; l < 3 * CIN; ++l) {
+    const float* wk = w + kh * K * CIN * cout;
+    for (int l = 0; l < K * CIN; ++l) {
       __m512 wv[NV];
 #pragma GCC unroll 4
       for (int j = 0; j < NV; ++j) wv[j] = _mm512_loadu_ps(wk + l * cout + 16 * j);
@@ -103,7 +103,7 @@ void rows_c1(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, 
   }
 }
 
-template <int CIN, int S, int R, int NV>
+template <int CIN, int S, int R, int NV, int K = 3>
 void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, const float* bias,
           float* y, const float* res, bool relu, int64_t row0, int64_t row1) {
   const int64_t OW = s.out_w(), Cout = s.C_out;
@@ -113,7 +113,7 @@ void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, con
     for (int64_t ow = 0; ow < OW; ow += R) {
       const int valid = static_cast<int>(std::min<int64_t>(R, OW - ow));
       for (int64_t co = 0; co < Cout; co += 16 * NV)
-        tile<CIN, S, R, NV>(in_row + ow * S * CIN, Wp * CIN, w + co, Cout,
+        tile<CIN, S, R, NV, K>(in_row + ow * S * CIN, Wp * CIN, w + co, Cout,
                             bias ? bias + co : nullptr, out_row + ow * Cout + co,
                             res ? res + (oh * OW + ow) * Cout + co : nullptr, Cout, valid, relu);
     }
@@ -122,7 +122,7 @@ void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w, con
 
 }  // namespace
 
-void conv3x3_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64_t Wp,
+void conv_direct_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64_t Wp,
                                 const float* w, const float* bias, float* y, const float* res,
                                 bool relu, int64_t row0, int64_t row1) {
   // 16 output channels: one zmm per pixel, 14 pixels per tile; 32 or more:
@@ -139,6 +139,8 @@ void conv3x3_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64_t W
     case 322: return wide ? rows<32, 2, 7, 2>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
                           : rows<32, 2, 14, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
     case 11: return rows_c1(s, xp, Wp, w, bias, y, res, relu, row0, row1);
+    // 5x5 over 8 channels (LeNet's second convolution), stride 1
+    case 81: return rows<8, 1, 10, 1, 5>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
     default: return;
   }
 }

@@ -1,5 +1,5 @@
 // When the padded 3x3 kernel runs, and the padded copy it reads.
-#include "plan/conv3x3_padded.h"
+#include "plan/conv_direct_padded.h"
 
 #include <algorithm>
 #include <cstring>
@@ -10,19 +10,24 @@
 namespace cnnx {
 namespace plan_detail {
 
-bool conv3x3_padded_ok(const Conv2dShape& s, int64_t n) {
+bool conv_direct_padded_ok(const Conv2dShape& s, int64_t n) {
+  if (active_isa() != Isa::avx512 || s.groups != 1 || s.dilation_h != 1 || s.dilation_w != 1 ||
+      s.stride_h != s.stride_w || s.C_out % 16 != 0)
+    return false;
+  if (s.KH == 5 && s.KW == 5)  // 8 input channels, stride 1, at most "same" padding
+    return s.C_in == 8 && s.stride_h == 1 && s.pad_top <= 2 && s.pad_bottom <= 2 &&
+           s.pad_left <= 2 && s.pad_right <= 2;
+  if (s.KH != 3 || s.KW != 3) return false;
   // 32 channels in and out at stride 1, several images: Winograd F(4x4,3x3)
   // in conv2d_forward does fewer multiplies (measured 7.5 vs 8.2 us per 7x7
   // image); for one or two images its transforms cost more (15.6 us).
   if (s.C_in == 32 && s.C_out >= 32 && s.stride_h == 1 && n >= 4) return false;
-  return active_isa() == Isa::avx512 && s.groups == 1 && s.KH == 3 && s.KW == 3 &&
-         s.dilation_h == 1 && s.dilation_w == 1 && s.stride_h == s.stride_w &&
-         (s.stride_h == 1 || s.stride_h == 2) && (s.C_in == 16 || s.C_in == 32 || (s.C_in == 1 && s.stride_h == 1)) &&
-         s.C_out % 16 == 0 && s.pad_top <= 2 && s.pad_bottom <= 2 && s.pad_left <= 2 &&
-         s.pad_right <= 2;
+  return (s.stride_h == 1 || s.stride_h == 2) &&
+         (s.C_in == 16 || s.C_in == 32 || (s.C_in == 1 && s.stride_h == 1)) &&
+         s.pad_top <= 2 && s.pad_bottom <= 2 && s.pad_left <= 2 && s.pad_right <= 2;
 }
 
-void conv3x3_padded(const Conv2dShape& s, const float* x, const float* w, const float* bias,
+void conv_direct_padded(const Conv2dShape& s, const float* x, const float* w, const float* bias,
                     const float* res, float* y, Activation act, int64_t img, int64_t row0,
                     int64_t row1) {
   if (row0 >= row1) return;
@@ -30,8 +35,8 @@ void conv3x3_padded(const Conv2dShape& s, const float* x, const float* w, const 
   // Padded rows [r0, r1) of the padded image are all the output rows read;
   // columns: the padded width plus the overrun of a partial last tile (the
   // tile computes up to 14 pixels and drops the extra ones).
-  const int64_t r0 = row0 * S, r1 = (row1 - 1) * S + 3;
-  const int64_t Wp = std::max<int64_t>(s.W + s.pad_left + s.pad_right, (OW + 14) * S + 3);
+  const int64_t r0 = row0 * S, r1 = (row1 - 1) * S + s.KH;
+  const int64_t Wp = std::max<int64_t>(s.W + s.pad_left + s.pad_right, (OW + 14) * S + s.KW);
   float* xp = thread_scratch(ScratchSlot::plan_pad, static_cast<size_t>((r1 - r0) * Wp * C + 16));
   const float* xi = x + img * s.H * s.W * C;
   // One memset for the whole band, then one copy per image row inside it
@@ -44,7 +49,7 @@ void conv3x3_padded(const Conv2dShape& s, const float* x, const float* w, const 
                 sizeof(float) * static_cast<size_t>(s.W * C));
   // The kernel indexes padded rows from row 0: shift the base back by r0.
   const int64_t out_img = img * s.out_h() * OW * s.C_out;
-  conv3x3_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, bias, y + out_img,
+  conv_direct_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, bias, y + out_img,
                              res ? res + out_img : nullptr, act == Activation::relu, row0, row1);
 }
 
