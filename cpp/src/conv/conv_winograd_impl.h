@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "conv/conv_internal.h"
 
@@ -195,37 +196,58 @@ bool wino_input(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64
     const int64_t n = tg / tpi, th = (tg % tpi) / pb.TW, tw = tg % pb.TW;
     const int64_t ih0 = th * M - pb.pt, iw0 = tw * M - pb.pl;
     const float* base = pb.x + n * img + pb.c0;
-    // Pixel offsets of the 6x6 patch, -1 outside the image (zero padding).
-    int64_t off[6][6];
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; ++i)
-#pragma GCC unroll 6
-      for (int j = 0; j < 6; ++j) {
-        const int64_t ih = ih0 + i, iw = iw0 + j;
-        off[i][j] = (ih >= 0 && ih < pb.H && iw >= 0 && iw < pb.W) ? (ih * pb.W + iw) * pb.C : -1;
-      }
-    float* dst = Vb + t * Cin;
     // NaN/inf check: each pixel once, by the tile whose M x M stride window
     // holds it (the last tile of a row / column also checks its halo).
-    const bool last_h = th == pb.TH - 1, last_w = tw == pb.TW - 1;
+    {
+      const int64_t ie = ih0 + (th == pb.TH - 1 ? 6 : M), je = iw0 + (tw == pb.TW - 1 ? 6 : M);
+      for (int64_t ih = std::max<int64_t>(ih0, 0); ih < std::min(ie, pb.H); ++ih)
+        for (int64_t iw = std::max<int64_t>(iw0, 0); iw < std::min(je, pb.W); ++iw) {
+          const float* p = base + (ih * pb.W + iw) * pb.C;
+          int64_t c = 0;
+          for (; c + V <= Cin; c += V) {
+            VT v;
+            std::memcpy(&v, p + c, sizeof(VT));
+            bad += v - v;
+          }
+          if (c < Cin) {
+            const VT v = wino::load<VT, V>(p + c, static_cast<int>(Cin - c));
+            bad += v - v;
+          }
+        }
+    }
+    // Rows of the 6x6 patch (null: outside the image, all zeros) and the
+    // columns inside the image (bit j).
+    const float* rp[6];
+    unsigned cm = 0;
+    for (int j = 0; j < 6; ++j)
+      if (iw0 + j >= 0 && iw0 + j < pb.W) cm |= 1u << j;
+    for (int i = 0; i < 6; ++i) {
+      const int64_t ih = ih0 + i;
+      rp[i] = (ih >= 0 && ih < pb.H) ? base + (ih * pb.W + iw0) * pb.C : nullptr;
+    }
+    const int64_t ps = pb.C;
+    float* dst = Vb + t * Cin;
     auto one = [&](int64_t c, auto full) {
       constexpr bool FULL = decltype(full)::value;
       const int cn = FULL ? V : static_cast<int>(Cin - c);
       VT tmp[6][6];
 #pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) {
+        if (!rp[i]) {
+#pragma GCC unroll 6
+          for (int j = 0; j < 6; ++j) tmp[i][j] = VT{};
+          continue;
+        }
         VT row[6];
+        const float* r = rp[i] + c;
 #pragma GCC unroll 6
         for (int j = 0; j < 6; ++j) {
-          if (off[i][j] >= 0) {
-            if (FULL)
-              std::memcpy(&row[j], base + off[i][j] + c, sizeof(VT));
-            else
-              row[j] = wino::load<VT, V>(base + off[i][j] + c, cn);
-          } else {
+          if (!((cm >> j) & 1u))
             row[j] = VT{};
-          }
-          if ((i < M || last_h) && (j < M || last_w)) bad += row[j] - row[j];
+          else if (FULL)
+            std::memcpy(&row[j], r + j * ps, sizeof(VT));
+          else
+            row[j] = wino::load<VT, V>(r + j * ps, cn);
         }
         wino::bt6(row, tmp[i]);  // tmp[i][j] = (d B)[i][j]
       }
