@@ -13,6 +13,7 @@
 #include "cnnx/loss.h"
 #include "cnnx/threading.h"
 #include "common/scratch.h"
+#include "plan/conv_direct_padded.h"
 
 #ifdef CNNX_HAVE_OPENMP
 #include <omp.h>
@@ -219,6 +220,12 @@ void TrainPlan::forward_op(const Op& op, float* const* val, int64_t n) {
     case Kind::conv: {
       Conv2dShape s = op.conv;
       s.N = n;
+      if (plan_detail::conv_direct_padded_ok(s, n)) {  // the inference plan's narrow kernel
+        for (int64_t img = 0; img < n; ++img)
+          plan_detail::conv_direct_padded(s, x, op.w, op.bias, nullptr, y, fused, img, 0,
+                                          s.out_h());
+        return;
+      }
       conv2d_forward(s, x, op.w, op.bias, y, fused);
       return;
     }
