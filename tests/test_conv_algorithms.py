@@ -27,6 +27,11 @@ WINOGRAD = {
     "5x5-odd": ((2, 11, 9, 12), (5, 5, 12, 20), 1, 2, 1, 1),
     "5x5-few-out-full-pad": ((2, 10, 10, 16), (5, 5, 16, 8), 1, 4, 1, 1),  # LeNet conv2's dx
     "5x5-wide": ((1, 9, 10, 40), (5, 5, 40, 36), 1, "same", 1, 1),
+    # backward-data over dy's 2x2 tiles (the adjoint of F(2x2,5x5)): odd dy,
+    # more than 8 / 16 channels, pads
+    "5x5-dx-odd": ((2, 13, 12, 8), (5, 5, 8, 16), 1, "valid", 1, 1),
+    "5x5-dx-wide": ((2, 12, 14, 20), (5, 5, 20, 12), 1, 1, 1, 1),
+    "5x5-dx-asym": ((1, 11, 10, 9), (5, 5, 9, 10), 1, ((1, 0), (0, 1)), 1, 1),
 }
 
 PLANAR = {
@@ -141,4 +146,16 @@ def test_winograd_backward_weights_error_is_small(isa, rng):
     _, dw, _ = F.conv2d_backward(dy, x, w, padding=1, need_dx=False)
     _, want, _ = ref_conv_backward(dy, x, w, 1, 1)
     assert np.abs(dw - want).max() <= 3e-5 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_winograd_backward_data_5x5_nan_and_inf_as_direct(isa, bad, rng):
+    x, w, _ = _data(rng, (2, 14, 14, 8), (5, 5, 8, 16))
+    dy = rng.standard_normal((2, 10, 10, 16)).astype(np.float32)
+    dy[1, 3, 6, 2] = bad
+    dx, _, _ = F.conv2d_backward(dy, x, w)
+    with np.errstate(invalid="ignore"):
+        want, _, _ = ref_conv_backward(dy, x, w)
+    np.testing.assert_array_equal(np.isnan(dx), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(dx), np.isinf(want))
 

@@ -122,6 +122,7 @@ TEST(Conv2d, PlanarShortRows) { check_shape(make(2, 12, 12, 16, 3, 3, 8, 1, 2, 1
 // Winograd F(2x2,5x5): LeNet conv2 (dx with "full" padding), odd sizes.
 TEST(Conv2d, Winograd5x5) { check_shape(make(2, 14, 14, 8, 5, 5, 16, 1, 0, 1, 1), 24); }
 TEST(Conv2d, Winograd5x5Odd) { check_shape(make(2, 11, 9, 12, 5, 5, 20, 1, 2, 1, 1), 25); }
+TEST(Conv2d, Winograd5x5DxOdd) { check_shape(make(2, 13, 12, 20, 5, 5, 12, 1, 1, 1, 1), 28); }
 // Winograd F(4x4,3x3): odd sizes, channels not multiples of 16, big pads.
 TEST(Conv2d, WinogradOdd) { check_shape(make(2, 11, 13, 40, 3, 3, 36, 1, 1, 1, 1), 20); }
 TEST(Conv2d, WinogradBigPads) { check_shape(make(1, 6, 7, 32, 3, 3, 40, 1, 3, 1, 1), 21); }

@@ -54,6 +54,9 @@ void stride1(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   } else {
     for (int64_t u = 0; u < units; ++u) flip(u);
   }
+  // LeNet-like 5x5 "valid" layers: Winograd over dy's tiles (falls through
+  // on NaN/inf).
+  if (conv_detail::winograd_dx_preferred(s) && conv_detail::winograd_dx(s, dy, wf, dx)) return;
   for (int64_t g = 0; g < s.groups; ++g) {
     PatchGeom geom{dy,   OH,   OW,   s.C_out, g * cog, cog,
                    s.H,  s.W,  KH,   KW,      1,       1,

@@ -169,6 +169,24 @@ bool winograd_dw_preferred(const Conv2dShape& s);
 // dw (not db) by Winograd; false (dw partly written) on NaN/inf in x or dy.
 bool winograd_dw(const Conv2dShape& s, const float* dy, const float* x, float* dw);
 
+// Winograd backward-data for 5x5 stride-1 layers, the adjoint of the forward
+// F(2x2, 5x5) over dy's 2x2 tiles (conv_winograd_dx_impl.h). pb: x/H/W/Cin
+// describe dx (out = dx), OH/OW/Cout and TH/TW describe dy's tiles, U the
+// forward weight transform with dx-channel lanes, read from the flipped,
+// transposed filter by weights (FLIP).
+struct WinogradDxKernel {
+  bool (*images)(const WinogradProblem&, const float* dy, int64_t n_begin, int64_t n_end,
+                 float* scratch);
+  WinogradWeightsFn weights;
+  int R, CW;
+};
+WinogradDxKernel winograd_dx_kernel_avx512(int64_t cin, int64_t cout);
+WinogradDxKernel winograd_dx_kernel_avx2(int64_t cin, int64_t cout);
+// Whether conv2d_backward_data uses it, and the call (false on NaN/inf; wf is
+// the flipped, transposed filter [KH][KW][C_out][C_in]).
+bool winograd_dx_preferred(const Conv2dShape& s);
+bool winograd_dx(const Conv2dShape& s, const float* dy, const float* wf, float* dx);
+
 // Direct backward-weights for narrow layers (conv_dw_direct*.cpp):
 // dwT[co][k] += sum_p dy[p][co0 + co] * patch[p][k], co < Nout, p in a range.
 struct DwProblem {

@@ -1,5 +1,6 @@
 // AVX2+FMA instance of the Winograd F(4x4, 3x3) and F(2x2, 5x5) tiles (16 ymm registers).
 #include "conv/conv_winograd_dw_impl.h"
+#include "conv/conv_winograd_dx_impl.h"
 
 namespace cnnx {
 namespace conv_detail {
@@ -24,6 +25,10 @@ WinogradKernel winograd_kernel_avx2(int ks, int64_t /*cin*/, int64_t nout) {
 WinogradDwKernel winograd_dw_kernel_avx2() {
   return {wino_input<v8, 8, 4>, wino_dy_input<v8, 8>, wino_dw_gemms<v8, 8, 2, 6>,
           wino_dw_output<v8, 8>, 6, 16};
+}
+
+WinogradDxKernel winograd_dx_kernel_avx2(int64_t /*cin*/, int64_t /*cout*/) {
+  return {winograd_dx_images<v8, 8, v8, 8, 1, 12>, winograd_weights<v8, 8, 1, 5, true>, 12, 8};
 }
 
 }  // namespace conv_detail

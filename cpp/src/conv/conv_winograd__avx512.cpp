@@ -1,5 +1,6 @@
 // AVX-512 instance of the Winograd F(4x4, 3x3) and F(2x2, 5x5) tiles.
 #include "conv/conv_winograd_dw_impl.h"
+#include "conv/conv_winograd_dx_impl.h"
 
 namespace cnnx {
 namespace conv_detail {
@@ -30,6 +31,13 @@ WinogradKernel winograd_kernel_avx512(int ks, int64_t cin, int64_t nout) {
 WinogradDwKernel winograd_dw_kernel_avx512() {
   return {wino_input<v16, 16, 4>, wino_dy_input<v16, 16>, wino_dw_gemms<v16, 16, 2, 12>,
           wino_dw_output<v16, 16>, 12, 32};
+}
+
+WinogradDxKernel winograd_dx_kernel_avx512(int64_t cin, int64_t /*cout*/) {
+  if (cin <= 8)
+    return {winograd_dx_images<v8, 8, v8, 8, 1, 12>, winograd_weights<v8, 8, 1, 5, true>, 12, 8};
+  return {winograd_dx_images<v8, 8, v16, 16, 1, 24>, winograd_weights<v16, 16, 1, 5, true>, 24,
+          16};
 }
 
 }  // namespace conv_detail

@@ -106,7 +106,8 @@ inline void at(const VT* m, VT* y) {
 // output channels (zero beyond Cout). g[kh][kw] = wmat[((kh*KS+kw)*Cin+ci)*ldw+co].
 // co_off: first output channel (column of wmat) of block 0; ldu: the ci
 // count of U's blocks (U[e][cb][ci][CW] with ci < ldu).
-template <class VT, int V, int NV, int KS>
+// FLIP: read tap (KS-1-kh, KS-1-kw) instead (a flipped filter).
+template <class VT, int V, int NV, int KS, bool FLIP = false>
 bool winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout, int64_t ncb,
                       float* U, int64_t ci_begin, int64_t ci_end, int64_t co_off, int64_t ldu,
                       int64_t sU) {
@@ -150,8 +151,9 @@ bool winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout,
       VT g[KS][KS];
       for (int kh = 0; kh < KS; ++kh)
         for (int kw = 0; kw < KS; ++kw) {
+          const int tap = FLIP ? (KS - 1 - kh) * KS + (KS - 1 - kw) : kh * KS + kw;
           g[kh][kw] = cn > 0 ? wino::load<VT, V>(
-                                   wmat + ((kh * KS + kw) * Cin + ci) * ldw + co_off + co, cn)
+                                   wmat + (tap * Cin + ci) * ldw + co_off + co, cn)
                              : VT{};
           bad += g[kh][kw] - g[kh][kw];  // NaN once a value is NaN or infinite
         }
