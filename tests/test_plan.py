@@ -206,12 +206,13 @@ def test_plan_rejects_bad_construction():
     (32, 16, 3, 2, ((2, 0), (1, 2)), (9, 17)), (16, 16, 3, 1, "valid", (5, 31)),
     (32, 64, 3, 2, 2, (3, 3)), (1, 16, 3, 1, "same", (28, 28)),
     (1, 32, 3, 1, ((0, 2), (2, 1)), (9, 30)), (8, 16, 5, 1, "valid", (14, 14)),
-    (8, 32, 5, 1, "same", (13, 23)), (8, 16, 5, 1, ((2, 0), (1, 2)), (6, 5))])
+    (8, 32, 5, 1, "same", (13, 23)), (8, 16, 5, 1, ((2, 0), (1, 2)), (6, 5)),
+    (16, 32, 1, 2, "valid", (14, 14)), (32, 16, 1, 2, 0, (9, 13))])
 @pytest.mark.parametrize("act", ["relu", None, "tanh"])
 def test_padded_direct_kernel(cin, cout, k, stride, padding, hw, act, isa):
     """The plan's own direct kernel on a padded copy (3x3 with 1/16/32 input
-    channels, 5x5 with 8; AVX-512), with batch norm folded in, against the
-    layer-by-layer path."""
+    channels, 5x5 with 8, 1x1 stride 2 with 16/32; AVX-512), with batch norm
+    folded in, against the layer-by-layer path."""
     cnnx.set_seed(2)
     model = cnnx.Sequential([cnnx.Conv2D(cout, k, strides=stride, padding=padding,
                                          activation=act, use_bias=act != "tanh"),

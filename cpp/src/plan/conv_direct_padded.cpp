@@ -14,6 +14,9 @@ bool conv_direct_padded_ok(const Conv2dShape& s, int64_t n) {
   if (active_isa() != Isa::avx512 || s.groups != 1 || s.dilation_h != 1 || s.dilation_w != 1 ||
       s.stride_h != s.stride_w || s.C_out % 16 != 0)
     return false;
+  if (s.KH == 1 && s.KW == 1)  // stride 2, unpadded, 16 or 32 input channels
+    return s.stride_h == 2 && (s.C_in == 16 || s.C_in == 32) && s.pad_top == 0 &&
+           s.pad_bottom == 0 && s.pad_left == 0 && s.pad_right == 0;
   if (s.KH == 5 && s.KW == 5)  // 8 input channels, stride 1, at most "same" padding
     return s.C_in == 8 && s.stride_h == 1 && s.pad_top <= 2 && s.pad_bottom <= 2 &&
            s.pad_left <= 2 && s.pad_right <= 2;

@@ -1,7 +1,8 @@
 // Direct convolutions on a zero-padded copy of the image, for the narrow
 // layers of small networks: 3x3 with 16 or 32 input channels (the residual
 // blocks of small ResNets) or one (a grey-image stem), 5x5 with 8 (LeNet's
-// second convolution). With the padding made
+// second convolution), 1x1 stride 2 with 16 or 32 (projection shortcuts).
+// With the padding made
 // real, the patch of output pixel r for filter row kh is the contiguous run
 // row + r*stride*C_in .. + k*C_in of one padded input row, so the micro-kernel
 // broadcasts straight from one base pointer at constant offsets (no per-pixel

@@ -129,6 +129,19 @@ void conv_direct_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64
   // two zmm per pixel, 7 pixels (a whole 7-wide row of a small map).
   const bool wide = s.C_out % 32 == 0;
   const int key = static_cast<int>(s.C_in) * 10 + static_cast<int>(s.stride_h);
+  if (s.KH == 1) {  // 1x1 stride 2 (a ResNet's projection shortcut)
+    switch (key) {
+      case 162: return wide ? rows<16, 2, 7, 2, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
+                            : rows<16, 2, 14, 1, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
+      case 322: return wide ? rows<32, 2, 7, 2, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
+                            : rows<32, 2, 14, 1, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
+      default: return;
+    }
+  }
+  if (s.KH == 5) {
+    if (key == 81) rows<8, 1, 10, 1, 5>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
+    return;
+  }
   switch (key) {
     case 161: return wide ? rows<16, 1, 7, 2>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
                           : rows<16, 1, 14, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
@@ -139,8 +152,6 @@ void conv_direct_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64
     case 322: return wide ? rows<32, 2, 7, 2>(s, xp, Wp, w, bias, y, res, relu, row0, row1)
                           : rows<32, 2, 14, 1>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
     case 11: return rows_c1(s, xp, Wp, w, bias, y, res, relu, row0, row1);
-    // 5x5 over 8 channels (LeNet's second convolution), stride 1
-    case 81: return rows<8, 1, 10, 1, 5>(s, xp, Wp, w, bias, y, res, relu, row0, row1);
     default: return;
   }
 }
