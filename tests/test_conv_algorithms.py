@@ -159,3 +159,30 @@ def test_winograd_backward_data_5x5_nan_and_inf_as_direct(isa, bad, rng):
     np.testing.assert_array_equal(np.isnan(dx), np.isnan(want))
     np.testing.assert_array_equal(np.isinf(dx), np.isinf(want))
 
+
+
+def test_concurrent_calls_match_sequential(rng):
+    """Thread-local scratch: the speed paths called from several Python
+    threads at once (the GIL is released) give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+    cases = [WINOGRAD["odd-sizes"], WINOGRAD["weight-stationary"], WINOGRAD["5x5-lenet"],
+             PLANAR["lenet"], PLANAR["stem-s2"], PLANAR["short-rows-few-out"]]
+    data = []
+    for xs, ws, s, p, d, g in cases:
+        x, w, b = _data(rng, xs, ws)
+        y = F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        data.append((x, w, b, dy, s, p, d, g))
+
+    def run(i):
+        x, w, b, dy, s, p, d, g = data[i % len(data)]
+        y = F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g)
+        return (y,) + tuple(F.conv2d_backward(dy, x, w, stride=s, padding=p, dilation=d, groups=g))
+
+    want = [run(i) for i in range(len(data))]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(run, range(4 * len(data))))
+    for i, res in enumerate(got):
+        for a, r in zip(res, want[i % len(data)]):
+            # (dynamic scheduling may change the order of partial sums)
+            np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5 * max(1.0, np.abs(r).max()))
