@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "cnnx/threading.h"
 #include "common/scratch.h"
@@ -30,6 +31,7 @@ struct Planar {
   const PatchGeom* g;
   int64_t RH, S, L;  // padded rows, phases (= sw), floats per phase row
   const float* wp;   // [ncb][KH][KW][Cg][CO]
+  const int64_t* kwoff;  // per kw: offset of its phase row and column in xp
   int64_t Nout;
   const float* bias;
   Activation act;
@@ -62,11 +64,13 @@ void fill_planar(const Planar& pl, int64_t n, float* xp) {
 // channel block cb.
 // RM (rows mode, OW <= 16): vector v is output row oh + v instead of the
 // pixels [ow0 + 16v, ...) of row oh.
-template <int NP, bool RM>
+// CG: the input channels when known at compile time (1..4: the channel
+// loop unrolls), else 0.
+template <int NP, bool RM, int CG>
 inline void tile(const Planar& pl, const float* xp, int64_t n, int64_t oh, int64_t ow0,
                  int64_t cb) {
   const PatchGeom& g = *pl.g;
-  const int64_t Cg = g.Cg, plane = pl.RH * pl.S * pl.L;
+  const int64_t Cg = CG ? CG : g.Cg, plane = pl.RH * pl.S * pl.L;
   const int64_t vin = RM ? g.sh * pl.S * pl.L : 16;  // floats between the vectors' inputs
   __m512 acc[NP][CO];
 #pragma GCC unroll 4
@@ -76,9 +80,10 @@ inline void tile(const Planar& pl, const float* xp, int64_t n, int64_t oh, int64
   const float* w = pl.wp + cb * g.KH * g.KW * Cg * CO;
   for (int64_t kh = 0; kh < g.KH; ++kh) {
     const int64_t r = oh * g.sh + kh * g.dh;
+    const float* xrow = xp + r * pl.S * pl.L + ow0;
     for (int64_t kw = 0; kw < g.KW; ++kw) {
-      const int64_t cw = kw * g.dw;
-      const float* xr = xp + (r * pl.S + cw % pl.S) * pl.L + cw / pl.S + ow0;
+      const float* xr = xrow + pl.kwoff[kw];
+#pragma GCC unroll 4
       for (int64_t ci = 0; ci < Cg; ++ci, w += CO) {
         const float* s = xr + ci * plane;
         __m512 xv[NP];
@@ -139,7 +144,21 @@ inline void tile(const Planar& pl, const float* xp, int64_t n, int64_t oh, int64
   }
 }
 
+template <int CG>
+void image_cg(const Planar& pl, int64_t n, float* xp);
+
 void image(const Planar& pl, int64_t n, float* xp) {
+  switch (pl.g->Cg) {
+    case 1: return image_cg<1>(pl, n, xp);
+    case 2: return image_cg<2>(pl, n, xp);
+    case 3: return image_cg<3>(pl, n, xp);
+    case 4: return image_cg<4>(pl, n, xp);
+    default: return image_cg<0>(pl, n, xp);
+  }
+}
+
+template <int CG>
+void image_cg(const Planar& pl, int64_t n, float* xp) {
   const PatchGeom& g = *pl.g;
   fill_planar(pl, n, xp);
   const int64_t ncb = ceil_div(pl.Nout, CO);
@@ -150,20 +169,20 @@ void image(const Planar& pl, int64_t n, float* xp) {
     for (int64_t oh = 0; oh < g.OH; oh += 3)
       for (int64_t cb = 0; cb < ncb; ++cb) {
         if (g.OH - oh >= 3)
-          tile<3, true>(pl, xp, n, oh, 0, cb);
+          tile<3, true, CG>(pl, xp, n, oh, 0, cb);
         else if (g.OH - oh == 2)
-          tile<2, true>(pl, xp, n, oh, 0, cb);
+          tile<2, true, CG>(pl, xp, n, oh, 0, cb);
         else
-          tile<1, true>(pl, xp, n, oh, 0, cb);
+          tile<1, true, CG>(pl, xp, n, oh, 0, cb);
       }
     return;
   }
   for (int64_t oh = 0; oh < g.OH; ++oh)
     for (int64_t cb = 0; cb < ncb; ++cb) {
       int64_t v = 0;
-      for (; v + 3 <= nvec; v += 3) tile<3, false>(pl, xp, n, oh, v * 16, cb);
-      if (nvec - v == 2) tile<2, false>(pl, xp, n, oh, v * 16, cb);
-      if (nvec - v == 1) tile<1, false>(pl, xp, n, oh, v * 16, cb);
+      for (; v + 3 <= nvec; v += 3) tile<3, false, CG>(pl, xp, n, oh, v * 16, cb);
+      if (nvec - v == 2) tile<2, false, CG>(pl, xp, n, oh, v * 16, cb);
+      if (nvec - v == 1) tile<1, false, CG>(pl, xp, n, oh, v * 16, cb);
     }
 }
 
@@ -183,10 +202,16 @@ void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float
         const int64_t co = cb * CO + c;
         wp[(cb * K + k) * CO + c] = co < Nout ? wmat[k * ldw + co] : 0.0f;
       }
-  Planar pl{&g, 0, g.sw, 0, wp, Nout, bias, act, out, ldo};
+  Planar pl{&g, 0, g.sw, 0, wp, nullptr, Nout, bias, act, out, ldo};
   pl.RH = (g.OH - 1) * g.sh + (g.KH - 1) * g.dh + 1;
   // Vector reads run up to 16*ceil(OW/16) pixels past a row start.
   pl.L = ceil_div(g.OW, 16) * 16 + (g.KW - 1) * g.dw / g.sw + 1;
+  std::vector<int64_t> kwoff(static_cast<size_t>(g.KW));  // no divisions in the tiles
+  for (int64_t kw = 0; kw < g.KW; ++kw) {
+    const int64_t cw = kw * g.dw;
+    kwoff[kw] = (cw % pl.S) * pl.L + cw / pl.S;
+  }
+  pl.kwoff = kwoff.data();
   const size_t xsize = static_cast<size_t>(g.Cg * pl.RH * pl.S * pl.L);
   const int nt = threads_for_flops(2.0 * P * K * Nout);
   if (nt <= 1 || N == 1) {
