@@ -223,3 +223,46 @@ def test_padded_direct_kernel(cin, cout, k, stride, padding, hw, act, isa):
         x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
         np.testing.assert_allclose(model._inference(x), model._forward(x, False), rtol=3e-5,
                                    atol=3e-5)
+
+
+def test_random_plan_ops_raise_or_run_never_crash():
+    """Plans built from arbitrary (often nonsensical) arguments either refuse
+    them with ValueError/TypeError or run; nothing crashes the interpreter."""
+    rng = np.random.default_rng(9)
+    for trial in range(300):
+        sizes = [int(v) for v in rng.integers(-2, 64, rng.integers(1, 5))]
+        try:
+            plan = _core.InferencePlan(sizes)
+        except (ValueError, TypeError):
+            continue
+        nb = len(sizes)
+        for _ in range(3):
+            pick = rng.integers(0, 5)
+            ids = [int(v) for v in rng.integers(-1, nb + 1, 3)]
+            geom = tuple(int(v) for v in rng.integers(-1, 5, 15))
+            try:
+                if pick == 0:
+                    plan.add_conv(ids[0], ids[1], geom, np.ones(int(rng.integers(0, 40)), np.float32),
+                                  None, int(rng.integers(-1, 7)), 0.1, None, ids[2])
+                elif pick == 1:
+                    plan.add_dense(ids[0], ids[1], int(rng.integers(-1, 9)), int(rng.integers(-1, 9)),
+                                   np.ones(int(rng.integers(0, 40)), np.float32), None,
+                                   int(rng.integers(0, 6)), 0.0, None)
+                elif pick == 2:
+                    plan.add_pool(ids[0], ids[1], int(rng.integers(-1, 6)),
+                                  tuple(int(v) for v in rng.integers(-1, 6, 3)),
+                                  tuple(int(v) for v in rng.integers(-1, 4, 8)), False,
+                                  int(rng.integers(-1, 4)), int(rng.integers(-1, 4)))
+                elif pick == 3:
+                    plan.add_activation(ids[0], ids[1], int(rng.integers(-1, 7)), 0.2,
+                                        int(rng.integers(-1, 30)), int(rng.integers(-1, 8)))
+                else:
+                    plan.add_add(ids[0], ids[1], ids[2], int(rng.integers(-1, 7)), 0.0,
+                                 int(rng.integers(-1, 30)), int(rng.integers(-1, 8)))
+            except (ValueError, TypeError):
+                pass
+        if sizes[0] >= 0:
+            try:
+                plan.run(np.ones((2, max(sizes[0], 1)), np.float32))
+            except (ValueError, TypeError):
+                pass
