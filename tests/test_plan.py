@@ -64,6 +64,9 @@ def _models():
         cnnx.GlobalAvgPool2D(),
         cnnx.Dense(5, activation="sigmoid"),
     ], input_shape=(30, 29, 2))
+    yield "wide_softmax_head", lambda: cnnx.Sequential([
+        cnnx.Conv2D(16, 3, activation="relu"), cnnx.Flatten(),
+        cnnx.Dense(130, activation="softmax")], input_shape=(24, 24, 3))
 
 
 @pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])

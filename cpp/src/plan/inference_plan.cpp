@@ -347,8 +347,10 @@ Conv2dShape conv_band(const Conv2dShape& s, int64_t a, int64_t b, int64_t* first
 
 // A cooperative dense op with few rows splits its columns (then a softmax
 // needs a second pass once every column is there).
-bool dense_by_columns(int64_t n, int parts) {
-  return parts > 1 && n <= ops_detail::kDenseRowsMax && active_isa() == Isa::avx512;
+bool dense_by_columns(int64_t n, int parts, int64_t out_f) {
+  // (a classifier head of <= 64 columns is one block: not worth a split)
+  return parts > 1 && n <= ops_detail::kDenseRowsMax && out_f > 64 &&
+         active_isa() == Isa::avx512;
 }
 
 bool conv_bands_ok(const Conv2dShape& s) {
@@ -464,7 +466,7 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       return;
     }
     case Kind::dense: {
-      if (dense_by_columns(n, parts)) {
+      if (dense_by_columns(n, parts, op.out_f)) {
         int64_t c0, c1;
         part_range(op.out_f, part, parts, 64, &c0, &c1);
         if (c0 >= c1) return;
@@ -609,18 +611,21 @@ void InferencePlan::run_cooperative(const float* x, int64_t N, float* y, int wor
       buf[0] = const_cast<float*>(x + i * in_n);
       buf[1] = y + i * out_n;
       for (size_t b = 2; b < sizes_.size(); ++b) buf[b] = arena + offset_[b] * chunk;
-      for (Op& op : ops_) {
+      const bool last_chunk = i + chunk >= N;
+      for (size_t k = 0; k < ops_.size(); ++k) {
+        Op& op = ops_[k];
         try {
           run_op_part(op, buf.data(), n, t, T);
         } catch (...) {
           std::lock_guard<std::mutex> g(error_mu);
           if (!error) error = std::current_exception();
         }
-        if (T > 1) barrier->wait();
-        if (op.kind == Kind::dense && op.act == PlanAct::softmax && dense_by_columns(n, T)) {
-          if (t == 0) softmax_forward(buf[op.out], buf[op.out], n, op.out_f, 1);
-          if (T > 1) barrier->wait();
-        }
+        const bool split_softmax =
+            op.kind == Kind::dense && op.act == PlanAct::softmax && dense_by_columns(n, T, op.out_f);
+        // The region's own end is the last barrier.
+        if (T > 1 && (!last_chunk || k + 1 < ops_.size() || split_softmax)) barrier->wait();
+        if (split_softmax && t == 0) softmax_forward(buf[op.out], buf[op.out], n, op.out_f, 1);
+        if (split_softmax && T > 1 && (!last_chunk || k + 1 < ops_.size())) barrier->wait();
       }
     }
   }
