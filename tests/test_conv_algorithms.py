@@ -22,6 +22,8 @@ WINOGRAD = {
     "groups": ((2, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),     # channel offsets
     "weight-stationary": ((1, 4, 4, 64), (3, 3, 64, 160), 1, 1, 1, 1),
     "many-blocks": ((3, 24, 20, 32), (3, 3, 32, 64), 1, "same", 1, 1),
+    # transformed weights over 4 MB: threads take output-channel slices
+    "big-u-sliced": ((4, 16, 16, 256), (3, 3, 256, 128), 1, 1, 1, 1),
     # F(2x2,5x5)
     "5x5-lenet": ((3, 14, 14, 8), (5, 5, 8, 16), 1, "valid", 1, 1),
     "5x5-odd": ((2, 11, 9, 12), (5, 5, 12, 20), 1, 2, 1, 1),

