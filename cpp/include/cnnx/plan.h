@@ -97,6 +97,7 @@ class InferencePlan {
     PlanBatchNorm bn;
     int64_t channels = 0;          // the channel count of w's last axis / of a bn
     std::vector<float> wf, bf;     // folded weights and bias (with bn)
+    std::vector<float> scale;      // the bn's per-channel scale
     std::vector<float> inv_std;    // standalone bn
     PlanAct act = PlanAct::none;
     float alpha = 0.0f;
@@ -104,7 +105,7 @@ class InferencePlan {
   };
 
   void check_buffer(int id, int64_t floats, const char* what) const;
-  void fold();
+  void fold(int64_t max_n);  // max_n: the largest chunk of this run
   void run_chunk(const float* x, int64_t n, float* y, float* arena, int64_t chunk);
   void run_op_part(Op& op, float* const* buf, int64_t n, int part, int parts);
   void run_cooperative(const float* x, int64_t N, float* y, int workers, int64_t cap);

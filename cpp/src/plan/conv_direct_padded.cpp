@@ -30,9 +30,9 @@ bool conv_direct_padded_ok(const Conv2dShape& s, int64_t n) {
          s.pad_top <= 2 && s.pad_bottom <= 2 && s.pad_left <= 2 && s.pad_right <= 2;
 }
 
-void conv_direct_padded(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                    const float* res, float* y, Activation act, int64_t img, int64_t row0,
-                    int64_t row1) {
+void conv_direct_padded(const Conv2dShape& s, const float* x, const float* w,
+                        const DirectEpilogue& ep, float* y, int64_t img, int64_t row0,
+                        int64_t row1) {
   if (row0 >= row1) return;
   const int64_t C = s.C_in, S = s.stride_h, OW = s.out_w();
   // Padded rows [r0, r1) of the padded image are all the output rows read;
@@ -52,8 +52,9 @@ void conv_direct_padded(const Conv2dShape& s, const float* x, const float* w, co
                 sizeof(float) * static_cast<size_t>(s.W * C));
   // The kernel indexes padded rows from row 0: shift the base back by r0.
   const int64_t out_img = img * s.out_h() * OW * s.C_out;
-  conv_direct_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, bias, y + out_img,
-                             res ? res + out_img : nullptr, act == Activation::relu, row0, row1);
+  DirectEpilogue e = ep;
+  if (e.res) e.res += out_img;
+  conv_direct_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, e, y + out_img, row0, row1);
 }
 
 }  // namespace plan_detail

@@ -20,18 +20,29 @@ namespace plan_detail {
 // Whether the padded kernel takes this shape (for n images) on this CPU.
 bool conv_direct_padded_ok(const Conv2dShape& s, int64_t n);
 
-// Output rows [row0, row1) of image `img` of s (N images, x unpadded NHWC):
-// y = act(conv(x) + bias + res), res (y's layout) optional (a residual sum);
-// act none or relu. Uses the calling thread's scratch for the padded copy.
-void conv_direct_padded(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                    const float* res, float* y, Activation act, int64_t img, int64_t row0,
-                    int64_t row1);
+// What the kernel does to each output before storing it:
+// y = act(acc * scale + bias + res). Each part is optional (null): scale is
+// per output channel (a batch norm applied here instead of folded into the
+// weights), res has y's layout (a residual sum); act is none or relu.
+struct DirectEpilogue {
+  const float* bias = nullptr;
+  const float* scale = nullptr;
+  const float* res = nullptr;
+  bool relu = false;
+};
 
-// The AVX-512 body (conv_direct_padded__avx512.cpp): rows [row0, row1) from the
-// padded image xp (Hp x Wp x C_in).
+// Output rows [row0, row1) of image `img` of s (N images, x unpadded NHWC),
+// with the epilogue (bias, scale: per channel; res: the whole output, as y).
+// Uses the calling thread's scratch for the padded copy.
+void conv_direct_padded(const Conv2dShape& s, const float* x, const float* w,
+                        const DirectEpilogue& ep, float* y, int64_t img, int64_t row0,
+                        int64_t row1);
+
+// The AVX-512 body (conv_direct_padded__avx512.cpp): rows [row0, row1) of
+// one image from its padded copy xp (Hp x Wp x C_in); ep.res, y: that image.
 void conv_direct_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64_t Wp,
-                                const float* w, const float* bias, float* y, const float* res,
-                                bool relu, int64_t row0, int64_t row1);
+                                    const float* w, const DirectEpilogue& ep, float* y,
+                                    int64_t row0, int64_t row1);
 
 }  // namespace plan_detail
 }  // namespace cnnx

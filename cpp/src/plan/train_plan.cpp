@@ -221,9 +221,11 @@ void TrainPlan::forward_op(const Op& op, float* const* val, int64_t n) {
       Conv2dShape s = op.conv;
       s.N = n;
       if (plan_detail::conv_direct_padded_ok(s, n)) {  // the inference plan's narrow kernel
+        plan_detail::DirectEpilogue ep;
+        ep.bias = op.bias;
+        ep.relu = op.act == PlanAct::relu;
         for (int64_t img = 0; img < n; ++img)
-          plan_detail::conv_direct_padded(s, x, op.w, op.bias, nullptr, y, fused, img, 0,
-                                          s.out_h());
+          plan_detail::conv_direct_padded(s, x, op.w, ep, y, img, 0, s.out_h());
         return;
       }
       conv2d_forward(s, x, op.w, op.bias, y, fused);
