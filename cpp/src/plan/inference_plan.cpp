@@ -697,7 +697,29 @@ void InferencePlan::run(const float* x, int64_t N, float* y) {
   // chunk count is a multiple of the thread count, so every thread gets the
   // same number of images (5 chunks on 2 threads left one thread a third of
   // the work more: 1.68x instead of 1.95x on the small ResNet at batch 64).
-  const int64_t chunks = ceil_div(ceil_div(N, cap), workers) * workers;
+  // Among the first few such counts, the one whose busiest thread gets the
+  // fewest images (64 on 2 threads: 8 chunks of 8, not 6 of 11 = 33 vs 31).
+  int64_t chunks = ceil_div(ceil_div(N, cap), workers) * workers;
+  {
+    auto busiest = [&](int64_t c) {
+      const int64_t ch = ceil_div(N, c), used = ceil_div(N, ch);
+      int64_t most = 0;
+      for (int t = 0; t < workers; ++t) {
+        int64_t imgs = 0;
+        for (int64_t k = t; k < used; k += workers) imgs += std::min(ch, N - k * ch);
+        most = std::max(most, imgs);
+      }
+      return most;
+    };
+    int64_t best = busiest(chunks);
+    for (int64_t c = chunks + workers; c <= 3 * chunks && c <= N; c += workers) {
+      const int64_t b = busiest(c);
+      if (b < best) {
+        best = b;
+        chunks = c;
+      }
+    }
+  }
   const int64_t chunk = ceil_div(N, chunks);
 #ifdef CNNX_HAVE_OPENMP
   // An exception must not leave a parallel region (it would terminate the
