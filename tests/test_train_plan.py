@@ -134,3 +134,48 @@ def test_fit_with_the_plan_learns():
     assert m._train_compiled is not None
     assert h.history["loss"][-1] < 0.6 * h.history["loss"][0]
     assert h.history["accuracy"][-1] > 0.8
+
+
+def test_random_train_plan_ops_raise_or_run_never_crash():
+    """TrainPlans built from arbitrary arguments refuse them with ValueError /
+    TypeError or run; gradient slots outside the buffer are refused."""
+    from cnnx import _core
+
+    rng = np.random.default_rng(10)
+    for _ in range(200):
+        sizes = [int(v) for v in rng.integers(-1, 40, rng.integers(1, 5))]
+        grads = np.zeros(int(rng.integers(0, 200)), np.float32)
+        try:
+            plan = _core.TrainPlan(sizes, grads)
+        except (ValueError, TypeError):
+            continue
+        nv = len(sizes)
+        for _ in range(3):
+            pick = rng.integers(0, 5)
+            ids = [int(v) for v in rng.integers(-1, nv + 1, 3)]
+            other = np.zeros(int(rng.integers(1, 50)), np.float32)  # not a view into grads
+            slot = grads[: int(rng.integers(0, grads.size + 1))] if rng.random() < 0.7 else other
+            try:
+                if pick == 0:
+                    geom = tuple(int(v) for v in rng.integers(-1, 5, 15))
+                    plan.add_conv(ids[0], ids[1], geom, np.ones(int(rng.integers(0, 40)), np.float32),
+                                  None, bool(rng.integers(0, 2)), slot, None)
+                elif pick == 1:
+                    plan.add_dense(ids[0], ids[1], int(rng.integers(-1, 9)), int(rng.integers(-1, 9)),
+                                   np.ones(int(rng.integers(0, 40)), np.float32), None, True, slot, None)
+                elif pick == 2:
+                    plan.add_pool(ids[0], ids[1], int(rng.integers(-1, 6)),
+                                  tuple(int(v) for v in rng.integers(-1, 6, 3)),
+                                  tuple(int(v) for v in rng.integers(-1, 4, 8)), False, 1, 1)
+                elif pick == 3:
+                    plan.add_activation(ids[0], ids[1], int(rng.integers(-1, 7)), 0.1,
+                                        int(rng.integers(-1, 8)))
+                else:
+                    plan.add_add(ids[0], ids[1], ids[2], int(rng.integers(-1, 7)))
+            except (ValueError, TypeError):
+                pass
+        if sizes[0] >= 1:
+            try:
+                plan.step(np.ones((3, sizes[0]), np.float32), np.zeros(3, np.int64))
+            except (ValueError, TypeError):
+                pass
