@@ -64,6 +64,16 @@ def _models():
         cnnx.GlobalAvgPool2D(),
         cnnx.Dense(5, activation="sigmoid"),
     ], input_shape=(30, 29, 2))
+    yield "nested_residuals", lambda: cnnx.Sequential([
+        cnnx.Conv2D(16, 3, padding="same", activation="relu"),
+        cnnx.Residual([
+            cnnx.Residual([cnnx.Conv2D(16, 3, padding="same", use_bias=False),
+                           cnnx.BatchNormalization()]),
+            cnnx.Conv2D(16, 3, padding="same")],
+            shortcut=[cnnx.Conv2D(16, 1), cnnx.BatchNormalization()], activation="sigmoid"),
+        cnnx.Residual([cnnx.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
+                       cnnx.Conv2D(32, 3, padding="same")], activation=None),
+        cnnx.GlobalAvgPool2D(), cnnx.Dense(4, activation="softmax")], input_shape=(15, 15, 1))
     yield "wide_softmax_head", lambda: cnnx.Sequential([
         cnnx.Conv2D(16, 3, activation="relu"), cnnx.Flatten(),
         cnnx.Dense(130, activation="softmax")], input_shape=(24, 24, 3))
