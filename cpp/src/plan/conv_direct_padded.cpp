@@ -11,9 +11,11 @@ namespace cnnx {
 namespace plan_detail {
 
 bool conv_direct_padded_ok(const Conv2dShape& s, int64_t n) {
-  if (active_isa() != Isa::avx512 || s.groups != 1 || s.dilation_h != 1 || s.dilation_w != 1 ||
+  const Isa isa = active_isa();
+  if (isa < Isa::avx2 || s.groups != 1 || s.dilation_h != 1 || s.dilation_w != 1 ||
       s.stride_h != s.stride_w || s.C_out % 16 != 0)
     return false;
+  if (isa == Isa::avx2 && s.C_in == 1) return false;  // the stem kernel is AVX-512 only
   if (s.KH == 1 && s.KW == 1)  // stride 2, unpadded, 16 or 32 input channels
     return s.stride_h == 2 && (s.C_in == 16 || s.C_in == 32) && s.pad_top == 0 &&
            s.pad_bottom == 0 && s.pad_left == 0 && s.pad_right == 0;
@@ -54,7 +56,10 @@ void conv_direct_padded(const Conv2dShape& s, const float* x, const float* w,
   const int64_t out_img = img * s.out_h() * OW * s.C_out;
   DirectEpilogue e = ep;
   if (e.res) e.res += out_img;
-  conv_direct_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, e, y + out_img, row0, row1);
+  if (active_isa() == Isa::avx512)
+    conv_direct_padded_rows_avx512(s, xp - r0 * Wp * C, Wp, w, e, y + out_img, row0, row1);
+  else
+    conv_direct_padded_rows_avx2(s, xp - r0 * Wp * C, Wp, w, e, y + out_img, row0, row1);
 }
 
 }  // namespace plan_detail
