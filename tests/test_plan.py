@@ -279,3 +279,20 @@ def test_random_plan_ops_raise_or_run_never_crash():
                 plan.run(np.ones((2, max(sizes[0], 1)), np.float32))
             except (ValueError, TypeError):
                 pass
+
+
+def test_models_with_plans_copy_and_pickle():
+    import copy
+    import pickle
+
+    from cnnx.teaching import lenet5
+
+    model = lenet5()
+    model.compile("sgd", "cross_entropy")
+    x = np.random.default_rng(8).standard_normal((3, 32, 32, 3)).astype(np.float32)
+    model.train_on_batch(x, np.array([1, 2, 3]))
+    ref = model.predict(x)
+    assert model._compiled is not None and model._train_compiled is not None
+    for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        np.testing.assert_allclose(other.predict(x), ref, rtol=1e-6, atol=1e-7)
+        assert other._compiled is not model._compiled

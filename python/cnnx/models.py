@@ -401,6 +401,14 @@ class Sequential(Layer):
             return _core.softmax(out, out.ndim - 1)
         return out
 
+    def __getstate__(self):
+        # The compiled C++ plans point into this model's arrays: copies and
+        # pickles leave them behind and compile their own on first use.
+        state = self.__dict__.copy()
+        for k in ("_compiled", "_compiled_key", "_train_compiled", "_train_key"):
+            state[k] = None
+        return state
+
     def _inference(self, x):
         """Outputs for a batch in inference mode: one C++ call when the model compiles to a plan."""
         key = (self.store, len(self.layers))
