@@ -296,3 +296,4 @@ def test_models_with_plans_copy_and_pickle():
     for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         np.testing.assert_allclose(other.predict(x), ref, rtol=1e-6, atol=1e-7)
         assert other._compiled is not model._compiled
+        assert np.isfinite(other.train_on_batch(x, np.array([0, 1, 2])))  # its own plan

@@ -65,7 +65,7 @@ farray binary(const farray& dy, const farray& a, const char* aname, K k) {
 float* inplace_f32(py::handle h, int64_t n, const char* name) {
   require(py::isinstance<py::array>(h), std::string(name) + ": expected a NumPy array");
   py::array a = py::reinterpret_borrow<py::array>(h);
-  require(a.dtype().is(py::dtype::of<float>()), std::string(name) + ": expected dtype float32");
+  require(is_f32(a), std::string(name) + ": expected dtype float32");
   require((a.flags() & py::array::c_style) != 0, std::string(name) + ": must be C-contiguous");
   require(a.writeable(), std::string(name) + ": must be writeable");
   require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) +

@@ -29,7 +29,7 @@ struct PyPlan {
   // A live float32 C-contiguous array of exactly n values (never a copy: a
   // copy would freeze the weights the plan sees).
   const float* live(const py::array& a, int64_t n, const std::string& name) {
-    require(a.dtype().is(py::dtype::of<float>()), name + ": expected a float32 array");
+    require(is_f32(a), name + ": expected a float32 array");
     require((a.flags() & py::array::c_style) != 0, name + ": expected a C-contiguous array");
     require(a.size() == n, name + ": expected " + std::to_string(n) + " values, got " +
                                std::to_string(a.size()));
@@ -59,7 +59,7 @@ struct PyTrainPlan {
   int64_t n_grads = 0;
 
   const float* live(const py::array& a, int64_t n, const std::string& name) {
-    require(a.dtype().is(py::dtype::of<float>()), name + ": expected a float32 array");
+    require(is_f32(a), name + ": expected a float32 array");
     require((a.flags() & py::array::c_style) != 0, name + ": expected a C-contiguous array");
     require(a.size() == n, name + ": expected " + std::to_string(n) + " values, got " +
                                std::to_string(a.size()));

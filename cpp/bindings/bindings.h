@@ -31,6 +31,10 @@ inline farray new_array(const std::vector<int64_t>& shape) {
   return farray(s);
 }
 
+// float32 by value (a dtype object from pickle or another module is a
+// different object with the same meaning, so compare types, not identity).
+inline bool is_f32(const py::array& a) { return py::isinstance<py::array_t<float>>(a); }
+
 // The array a kernel writes its result into: `out` when the caller gives one
 // (float32, C-contiguous, writeable, exactly the result's size: e.g. a slot
 // of a model's flat gradient buffer, so no copy follows), else a new array.
@@ -41,7 +45,7 @@ inline py::array out_array(const py::object& out, const std::vector<int64_t>& sh
   for (int64_t d : shape) n *= d;
   require(py::isinstance<py::array>(out), std::string(name) + ": expected a NumPy array");
   py::array a = py::reinterpret_borrow<py::array>(out);
-  require(a.dtype().is(py::dtype::of<float>()), std::string(name) + ": expected dtype float32");
+  require(is_f32(a), std::string(name) + ": expected dtype float32");
   require((a.flags() & py::array::c_style) != 0, std::string(name) + ": must be C-contiguous");
   require(a.writeable(), std::string(name) + ": must be writeable");
   require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) +
