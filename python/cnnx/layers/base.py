@@ -318,6 +318,23 @@ class ParamStore:
             if hasattr(layer, "_params_rebound"):
                 layer._params_rebound()
 
+    def __setstate__(self, state):
+        # A copy or an unpickled model gets independent arrays for the flat
+        # buffers and for each layer's parameters: make the layers' arrays
+        # views into the flat buffers again, or an optimiser step would
+        # update the buffers while the layers kept their old values.
+        self.__dict__.update(state)
+        params, grads = _aligned_empty(self.size), _aligned_empty(self.size)
+        params[...] = self.params
+        grads[...] = self.grads
+        self.params, self.grads = params, grads
+        for layer, name, start, size, shape in self.slots:
+            layer.params[name] = params[start:start + size].reshape(shape)
+            layer.grads[name] = grads[start:start + size].reshape(shape)
+        for layer, _ in walk(self.layers):
+            if hasattr(layer, "_params_rebound"):
+                layer._params_rebound()
+
     def trainable_runs(self):
         """Contiguous ``(start, end)`` ranges holding trainable parameters.
 
