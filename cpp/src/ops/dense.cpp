@@ -73,17 +73,38 @@ void gemm_slabs(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, const float
 
 }  // namespace
 
+namespace {
+
+// The unpacked few-row kernels for this ISA, or null (generic: the GEMM).
+using RowsFwd = void (*)(const float*, const float*, const float*, float*, int64_t, int64_t,
+                         int64_t, int64_t, int64_t, bool);
+using RowsBwd = void (*)(const float*, const float*, const float*, float*, float*, int64_t,
+                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+RowsFwd rows_forward() {
+  const Isa isa = active_isa();
+  return isa == Isa::avx512 ? ops_detail::dense_rows_avx512
+                            : isa == Isa::avx2 ? ops_detail::dense_rows_avx2 : nullptr;
+}
+RowsBwd rows_backward() {
+  const Isa isa = active_isa();
+  return isa == Isa::avx512 ? ops_detail::dense_rows_backward_avx512
+                            : isa == Isa::avx2 ? ops_detail::dense_rows_backward_avx2 : nullptr;
+}
+
+}  // namespace
+
 void dense_forward(const float* x, const float* w, const float* b, float* y, int64_t N,
                    int64_t in, int64_t out, Activation act) {
-  if (N >= 1 && N <= ops_detail::kDenseRowsMax && in >= 1 && active_isa() == Isa::avx512) {
+  const RowsFwd rows = rows_forward();
+  if (rows && N >= 1 && N <= ops_detail::kDenseRowsMax && in >= 1) {
     // A few rows: stream w in place (threads split the columns of a big layer).
     const int nt = ops_detail::threads_for_bytes(4.0 * in * out);
     ops_detail::parallel_range(out, out >= 128 ? nt : 1, [&](int64_t c0, int64_t c1) {
-      ops_detail::dense_rows_avx512(x, w, b, y, N, in, out, c0, c1, act == Activation::relu);
+      rows(x, w, b, y, N, in, out, c0, c1, act == Activation::relu);
     }, 64);
     return;
   }
-  if (N > ops_detail::kDenseRowsMax && out <= 32 && in >= 1 && active_isa() == Isa::avx512) {
+  if (rows && N > ops_detail::kDenseRowsMax && out <= 32 && in >= 1) {
     // A narrow layer (a classifier head): w stays in cache and the packed
     // GEMM would waste most of its 32-wide tile; four rows at a time.
     const int64_t blocks = (N + ops_detail::kDenseRowsMax - 1) / ops_detail::kDenseRowsMax;
@@ -92,8 +113,7 @@ void dense_forward(const float* x, const float* w, const float* b, float* y, int
       for (int64_t r = b0 * ops_detail::kDenseRowsMax;
            r < std::min(N, b1 * ops_detail::kDenseRowsMax); r += ops_detail::kDenseRowsMax) {
         const int64_t m = std::min(ops_detail::kDenseRowsMax, N - r);
-        ops_detail::dense_rows_avx512(x + r * in, w, b, y + r * out, m, in, out, 0, out,
-                                      act == Activation::relu);
+        rows(x + r * in, w, b, y + r * out, m, in, out, 0, out, act == Activation::relu);
       }
     }, 1);
     return;
@@ -106,18 +126,17 @@ void dense_forward(const float* x, const float* w, const float* b, float* y, int
 
 void dense_backward(const float* dy, const float* x, const float* w, float* dx, float* dw,
                     float* db, int64_t N, int64_t in, int64_t out) {
-  if (N >= 1 && N <= ops_detail::kDenseRowsMax && in >= 1 && out >= 1 &&
-      active_isa() == Isa::avx512) {
+  const RowsBwd rows = rows_backward();
+  if (rows && N >= 1 && N <= ops_detail::kDenseRowsMax && in >= 1 && out >= 1) {
     // A few rows: dw is a sum of N outer products, dx N dot products per
     // input; neither needs packing. Threads split dw's columns and dx's inputs.
     const int nt = ops_detail::threads_for_bytes(8.0 * in * out);
     const int64_t cblocks = (out + 63) / 64;
     ops_detail::parallel_range(cblocks * 64, cblocks >= 2 ? nt : 1, [&](int64_t b, int64_t e) {
-      ops_detail::dense_rows_backward_avx512(dy, x, w, nullptr, dw, N, in, out, b,
-                                             std::min(e, out), 0, 0);
+      rows(dy, x, w, nullptr, dw, N, in, out, b, std::min(e, out), 0, 0);
     }, 64);
     ops_detail::parallel_range(in, nt, [&](int64_t b, int64_t e) {
-      ops_detail::dense_rows_backward_avx512(dy, x, w, dx, nullptr, N, in, out, 0, 0, b, e);
+      rows(dy, x, w, dx, nullptr, N, in, out, 0, 0, b, e);
     }, 16);
     if (db) column_sums(dy, N, out, db);
     return;
