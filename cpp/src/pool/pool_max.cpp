@@ -9,8 +9,12 @@ void max_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const float* 
   pool2d_check(s, p, &oh, &ow);
   if (p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 &&
       p.pad_top == 0 && p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0 &&
-      active_isa() == Isa::avx512) {
-    pool::max_pool_2x2_avx512(s, x, y);  // the common pool, one pass, no window tables
+      active_isa() >= Isa::avx2) {
+    // the common pool: one pass, no window tables
+    if (active_isa() == Isa::avx512)
+      pool::max_pool_2x2_avx512(s, x, y);
+    else
+      pool::max_pool_2x2_avx2(s, x, y);
     return;
   }
   const pool::Axis ah =
