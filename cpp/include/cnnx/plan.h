@@ -118,8 +118,9 @@ class InferencePlan {
   // Serial or cooperative for batches too small to split by images: chosen
   // by measurement (see run()).
   struct ModeChooser {
-    double seconds[2] = {0.0, 0.0};  // per image: [0] one thread, [1] cooperative
-    int64_t calls = 0, next_probe = 0, interval = 16;
+    double best[2] = {0.0, 0.0};  // fastest per-image time: [0] one thread, [1] cooperative
+    int seen[2] = {0, 0};         // runs measured in this window
+    int64_t calls = 0, next_probe = 0, interval = 32;
     bool probing = false;
     bool pick();
     void record(bool coop, double secs);

@@ -384,25 +384,34 @@ void pool_band(const PoolShape& s, const Pool2dParams& p, int64_t a, int64_t b, 
 
 }  // namespace
 
+// Each mode is judged by the fastest run seen in the current window (other
+// processes only ever make a run slower, so the minimum is what a mode costs
+// on free cores); a window restarts every 1024 calls, so a lasting change is
+// noticed. The slower mode is re-tried now and then, less and less often
+// while it stays much slower (a cooperative run on a busy machine can cost
+// milliseconds).
 bool InferencePlan::ModeChooser::pick() {
-  if (seconds[0] == 0.0) return probing = false;
-  if (seconds[1] == 0.0) return probing = true;
-  const bool best = seconds[1] < seconds[0];
-  probing = calls >= next_probe;
-  return probing ? !best : best;
+  probing = false;
+  if (seen[0] < 3) return false;
+  if (seen[1] < 3) return probing = true;
+  const bool fast = best[1] < best[0];
+  if (calls >= next_probe) {
+    probing = true;
+    return !fast;
+  }
+  return fast;
 }
 
 void InferencePlan::ModeChooser::record(bool coop, double secs) {
   ++calls;
-  double& t = seconds[coop ? 1 : 0];
-  if (probing || t == 0.0) {
-    t = secs;  // a probe replaces the old figure (which may date from a busy moment)
-    const bool still_worse = seconds[coop ? 0 : 1] > 0.0 && secs > seconds[coop ? 0 : 1];
-    interval = still_worse ? std::min<int64_t>(interval * 2, 4096) : 16;
+  const int m = coop ? 1 : 0;
+  best[m] = seen[m] ? std::min(best[m], secs) : secs;
+  ++seen[m];
+  if (probing && seen[1 - m] > 0) {
+    interval = secs > 1.5 * best[1 - m] ? std::min<int64_t>(interval * 2, 4096) : 32;
     next_probe = calls + interval;
-  } else {
-    t = 0.8 * t + 0.2 * secs;
   }
+  if (calls % 1024 == 0) seen[0] = seen[1] = 0;  // a new window
 }
 
 // Part `part` of `parts` of op over n images; parts == 1 is the whole op.
