@@ -44,6 +44,9 @@ bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout) {
       g.dh != 1 || g.dw != 1)
     return false;
   if (g.OH * g.OW <= 0 || P % (g.OH * g.OW) != 0) return false;
+  // 3x3 only with AVX-512: measured with CNNX_ISA=avx2 (16 ymm registers),
+  // the 3x3 transforms and GEMMs were slower than the implicit GEMM.
+  if (g.KH == 3 && active_isa() != Isa::avx512) return false;
   // 3x3: wide layers only (the transforms cost per channel what a narrow
   // GEMM saves). 5x5 (F(2x2,5x5): 36 products for 100): LeNet-sized layers
   // already win.
