@@ -1,32 +1,33 @@
-// The compiled inference pass (see cnnx/plan.h): op list, batch-norm
-// folding, the per-thread activation arena and the batch-chunk scheduler.
+// The compiled inference pass (see cnnx/plan.h): building the op list,
+// batch-norm folding, the per-thread activation arena and the choice of how
+// a run is split (image chunks per thread, or cooperative). How each op runs
+// is in inference_plan_ops.cpp, the cooperative mode in inference_plan_coop.cpp.
 #include <algorithm>
-#include <atomic>
-#include <thread>
 #include <chrono>
-#include <ctime>
 #include <cmath>
+#include <ctime>
 #include <exception>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 
-#include "cnnx/activation.h"
-#include "cnnx/dense.h"
-#include "cnnx/norm.h"
 #include "cnnx/plan.h"
 #include "cnnx/threading.h"
 #include "cnnx/cpu.h"
 #include "common/scratch.h"
-#include "ops/dense_rows.h"
 #include "plan/conv_direct_padded.h"
+#include "plan/plan_internal.h"
 
 #ifdef CNNX_HAVE_OPENMP
 #include <omp.h>
 #endif
 
 namespace cnnx {
+
+using plan_detail::ceil_div;
+using plan_detail::round16;
+
 namespace {
 
 // A chunk's activations should stay near the core (L2 is 1 MB on the
@@ -40,23 +41,6 @@ constexpr int64_t kArenaBytes = 1024 * 1024;
 // a fork/join per layer: it pays for work ~4x smaller than threads_for_flops
 // assumes.
 constexpr double kCooperativeGain = 4.0;
-
-inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-Activation fused(PlanAct a) { return a == PlanAct::relu ? Activation::relu : Activation::none; }
-
-// The activations a conv/dense epilogue cannot fuse, applied in place.
-void apply_activation(PlanAct act, float alpha, float* y, int64_t n, int64_t k) {
-  switch (act) {
-    case PlanAct::none: return;
-    case PlanAct::relu: relu_forward(y, y, n); return;
-    case PlanAct::leaky_relu: leaky_relu_forward(y, y, n, alpha); return;
-    case PlanAct::sigmoid: sigmoid_forward(y, y, n); return;
-    case PlanAct::tanh: tanh_forward(y, y, n); return;
-    case PlanAct::softmax: softmax_forward(y, y, n / k, k, 1); return;
-  }
-}
 
 void check_act(PlanAct act, int64_t n, int64_t k) {
   if (static_cast<int>(act) < 0 || static_cast<int>(act) > 5)
@@ -296,304 +280,6 @@ void InferencePlan::fold(int64_t max_n) {
   }
 }
 
-namespace {
-
-// The barrier between the ops of a cooperative run. It spins briefly, then
-// yields its core: when another process holds a core, the thread we wait
-// for may be descheduled, and a waiter that keeps spinning (as OpenMP's own
-// barrier does for up to its spin count) only delays it further: measured
-// here at several milliseconds per barrier instead of microseconds.
-class YieldingBarrier {
- public:
-  explicit YieldingBarrier(int n) : n_(n) {}
-  void wait() {
-    const int gen = gen_.load(std::memory_order_acquire);
-    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
-      count_.store(0, std::memory_order_relaxed);
-      gen_.store(gen + 1, std::memory_order_release);
-      return;
-    }
-    for (int i = 0; gen_.load(std::memory_order_acquire) == gen; ++i) {
-      if (i < 2000) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-      } else {
-        std::this_thread::yield();
-      }
-    }
-  }
-
- private:
-  const int n_;
-  std::atomic<int> count_{0};
-  std::atomic<int> gen_{0};
-};
-
-// Part `part` of `parts` of [0, total), in units of `align`.
-void part_range(int64_t total, int part, int parts, int64_t align, int64_t* b, int64_t* e) {
-  const int64_t units = ceil_div(total, align);
-  *b = std::min(total, units * part / parts * align);
-  *e = std::min(total, units * (part + 1) / parts * align);
-}
-
-// Output rows [a, b) of one image as a convolution of their own: the band of
-// input rows they read, padded only where the band meets the image border.
-// Valid when no output row reads padding alone (see conv_bands_ok).
-Conv2dShape conv_band(const Conv2dShape& s, int64_t a, int64_t b, int64_t* first_row) {
-  Conv2dShape t = s;
-  t.N = 1;
-  const int64_t r0 = a * s.stride_h - s.pad_top;
-  const int64_t r1 = (b - 1) * s.stride_h + (s.KH - 1) * s.dilation_h + 1 - s.pad_top;
-  const int64_t c0 = std::max<int64_t>(r0, 0), c1 = std::min(r1, s.H);
-  t.H = c1 - c0;
-  t.pad_top = c0 - r0;
-  t.pad_bottom = r1 - c1;
-  *first_row = c0;
-  return t;
-}
-
-// A cooperative dense op with few rows splits its columns (then a softmax
-// needs a second pass once every column is there).
-bool dense_by_columns(int64_t n, int parts, int64_t out_f) {
-  // (a classifier head of <= 64 columns is one block: not worth a split)
-  return parts > 1 && n <= ops_detail::kDenseRowsMax && out_f > 64 &&
-         active_isa() == Isa::avx512;
-}
-
-bool conv_bands_ok(const Conv2dShape& s) {
-  const int64_t reach = (s.KH - 1) * s.dilation_h;
-  return s.pad_top <= reach && s.pad_bottom <= reach;
-}
-
-// The same for pooling windows (padding is at most half a window, so every
-// band reads at least one real row).
-void pool_band(const PoolShape& s, const Pool2dParams& p, int64_t a, int64_t b, PoolShape* ts,
-               Pool2dParams* tp, int64_t* first_row) {
-  const int64_t r0 = a * p.stride_h - p.pad_top;
-  const int64_t r1 = (b - 1) * p.stride_h + p.kernel_h - p.pad_top;
-  const int64_t c0 = std::max<int64_t>(r0, 0), c1 = std::min(r1, s.h);
-  *ts = s;
-  ts->n = 1;
-  ts->h = c1 - c0;
-  *tp = p;
-  tp->pad_top = c0 - r0;
-  tp->pad_bottom = r1 - c1;
-  *first_row = c0;
-}
-
-}  // namespace
-
-// Each mode is judged by the fastest run seen in the current window (other
-// processes only ever make a run slower, so the minimum is what a mode costs
-// on free cores); a window restarts every 1024 calls, so a lasting change is
-// noticed. The slower mode is re-tried now and then, less and less often
-// while it stays much slower (a cooperative run on a busy machine can cost
-// milliseconds).
-bool InferencePlan::ModeChooser::pick() {
-  probing = false;
-  if (seen[0] < 3) return false;
-  if (seen[1] < 3) return probing = true;
-  const bool fast = best[1] < best[0];
-  if (calls >= next_probe) {
-    probing = true;
-    return !fast;
-  }
-  return fast;
-}
-
-void InferencePlan::ModeChooser::record(bool coop, double secs) {
-  ++calls;
-  const int m = coop ? 1 : 0;
-  best[m] = seen[m] ? std::min(best[m], secs) : secs;
-  ++seen[m];
-  if (probing && seen[1 - m] > 0) {
-    interval = secs > 1.5 * best[1 - m] ? std::min<int64_t>(interval * 2, 4096) : 32;
-    next_probe = calls + interval;
-  }
-  if (calls % 1024 == 0) seen[0] = seen[1] = 0;  // a new window
-}
-
-// Part `part` of `parts` of op over n images; parts == 1 is the whole op.
-// Threads of a cooperative run split convolutions and pools by output rows,
-// dense layers by columns (few rows) or rows, elementwise ops by elements;
-// ops too small to split run on part 0.
-void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, int parts) {
-  const float* x = buf[op.in];
-  float* y = buf[op.out];
-  const float* w = op.has_bn ? op.wf.data() : op.w;
-  const float* b = op.has_bn ? op.bf.data() : op.bias;
-  switch (op.kind) {
-    case Kind::conv: {
-      const Conv2dShape& s = op.conv;
-      const float* res = op.in2 >= 0 ? buf[op.in2] : nullptr;  // a fused residual sum
-      // After the kernel: the residual (unless the kernel added it) and the
-      // activations no kernel fuses, on output values [o, o + count).
-      auto finish = [&](int64_t o, int64_t count, bool res_done) {
-        float* yo = y + o;
-        if (res && !res_done) {
-          const float* ro = res + o;
-          if (op.act == PlanAct::relu) {
-            for (int64_t i = 0; i < count; ++i) yo[i] = std::max(yo[i] + ro[i], 0.0f);
-            return;
-          }
-          for (int64_t i = 0; i < count; ++i) yo[i] += ro[i];
-        }
-        if (op.act != PlanAct::none && (op.act != PlanAct::relu || (res && !res_done)))
-          apply_activation(op.act, op.alpha, yo, count, op.k);
-      };
-      // With a residual to add, a kernel may fuse the ReLU only if it adds first.
-      const Activation kernel_act = res ? Activation::none : fused(op.act);
-      const int64_t OH = s.out_h(), row = s.out_w() * s.C_out, in_img = s.H * s.W * s.C_in;
-      if (plan_detail::conv_direct_padded_ok(s, n)) {
-        // Narrow 3x3 layers: the plan's own kernel on a padded copy, by rows;
-        // it adds the residual before the ReLU itself.
-        Conv2dShape t = s;
-        t.N = n;
-        // Batch norm as a per-channel scale in the kernel's store: the raw
-        // weights, so no folded copy of them is needed (see fold()).
-        plan_detail::DirectEpilogue ep;
-        ep.bias = b;
-        ep.scale = op.has_bn ? op.scale.data() : nullptr;
-        ep.res = res;
-        ep.relu = op.act == PlanAct::relu;
-        int64_t u0, u1;
-        part_range(n * OH, part, parts, 1, &u0, &u1);
-        while (u0 < u1) {
-          const int64_t img = u0 / OH, a = u0 % OH, e = std::min(OH, a + (u1 - u0));
-          plan_detail::conv_direct_padded(t, x, op.w, ep, y, img, a, e);
-          if (op.act != PlanAct::relu && op.act != PlanAct::none)
-            apply_activation(op.act, op.alpha, y + img * op.n + a * row, (e - a) * row, op.k);
-          u0 += e - a;
-        }
-        return;
-      }
-      if (parts == 1 || !conv_bands_ok(s)) {
-        if (part != 0) return;
-        Conv2dShape t = s;
-        t.N = n;
-        conv2d_forward(t, x, w, b, y, kernel_act);
-        finish(0, n * op.n, false);
-        return;
-      }
-      int64_t u0, u1;
-      part_range(n * OH, part, parts, 1, &u0, &u1);
-      while (u0 < u1) {
-        const int64_t img = u0 / OH, a = u0 % OH, e = std::min(OH, a + (u1 - u0));
-        int64_t first;
-        const Conv2dShape t = conv_band(s, a, e, &first);
-        const int64_t o = img * op.n + a * row;
-        conv2d_forward(t, x + img * in_img + first * s.W * s.C_in, w, b, y + o, kernel_act);
-        finish(o, (e - a) * row, false);
-        u0 += e - a;
-      }
-      return;
-    }
-    case Kind::dense: {
-      if (dense_by_columns(n, parts, op.out_f)) {
-        int64_t c0, c1;
-        part_range(op.out_f, part, parts, 64, &c0, &c1);
-        if (c0 >= c1) return;
-        ops_detail::dense_rows_avx512(x, w, b, y, n, op.in_f, op.out_f, c0, c1,
-                                      op.act == PlanAct::relu);
-        if (op.act != PlanAct::relu && op.act != PlanAct::none) {
-          // softmax needs whole rows: leave it to a part that owns them all
-          if (op.act == PlanAct::softmax) return;
-          for (int64_t r = 0; r < n; ++r)
-            apply_activation(op.act, op.alpha, y + r * op.out_f + c0, c1 - c0, c1 - c0);
-        }
-        return;
-      }
-      int64_t r0, r1;
-      part_range(n, part, parts, 1, &r0, &r1);
-      if (r0 >= r1) return;
-      dense_forward(x + r0 * op.in_f, w, b, y + r0 * op.out_f, r1 - r0, op.in_f, op.out_f,
-                    fused(op.act));
-      if (op.act != PlanAct::relu)
-        apply_activation(op.act, op.alpha, y + r0 * op.out_f, (r1 - r0) * op.n, op.k);
-      return;
-    }
-    case Kind::pool: {
-      if (parts == 1 || op.pool == PlanPool::adaptive_avg || op.pool == PlanPool::adaptive_max ||
-          op.pool == PlanPool::global_avg) {
-        if (part != 0) return;
-        PoolShape s = op.ps;
-        s.n = n;
-        switch (op.pool) {
-          case PlanPool::max: max_pool2d_forward(s, op.pp, x, y); return;
-          case PlanPool::avg: avg_pool2d_forward(s, op.pp, op.count_include_pad, x, y); return;
-          case PlanPool::adaptive_avg: adaptive_avg_pool2d_forward(s, op.oh, op.ow, x, y); return;
-          case PlanPool::adaptive_max: adaptive_max_pool2d_forward(s, op.oh, op.ow, x, y); return;
-          case PlanPool::global_avg: global_avg_pool2d_forward(s, x, y); return;
-        }
-        return;
-      }
-      const int64_t OH = op.oh, row = op.ow * op.ps.c, in_img = op.ps.h * op.ps.w * op.ps.c;
-      int64_t u0, u1;
-      part_range(n * OH, part, parts, 1, &u0, &u1);
-      while (u0 < u1) {
-        const int64_t img = u0 / OH, a = u0 % OH, e = std::min(OH, a + (u1 - u0));
-        PoolShape ts;
-        Pool2dParams tp;
-        int64_t first;
-        pool_band(op.ps, op.pp, a, e, &ts, &tp, &first);
-        const float* xb = x + img * in_img + first * op.ps.w * op.ps.c;
-        float* yb = y + img * op.n + a * row;
-        if (op.pool == PlanPool::max)
-          max_pool2d_forward(ts, tp, xb, yb);
-        else
-          avg_pool2d_forward(ts, tp, op.count_include_pad, xb, yb);
-        u0 += e - a;
-      }
-      return;
-    }
-    case Kind::batch_norm: {
-      const int64_t rows = n * op.n / op.channels;
-      int64_t r0, r1;
-      part_range(rows, part, parts, 1, &r0, &r1);
-      if (r0 >= r1) return;
-      batch_norm_forward_eval(x + r0 * op.channels, op.bn.gamma, op.bn.beta, op.bn.mean,
-                              op.inv_std.data(), y + r0 * op.channels, r1 - r0, op.channels);
-      return;
-    }
-    case Kind::activation: {
-      // whole softmax groups per part (k divides every boundary)
-      int64_t e0, e1;
-      part_range(n * op.n, part, parts, op.act == PlanAct::softmax ? op.k : 16, &e0, &e1);
-      const int64_t total = e1 - e0;
-      if (total <= 0) return;
-      const float* xs = x + e0;
-      float* ys = y + e0;
-      switch (op.act) {
-        case PlanAct::none:
-          if (xs != ys) std::copy(xs, xs + total, ys);
-          return;
-        case PlanAct::relu: relu_forward(xs, ys, total); return;
-        case PlanAct::leaky_relu: leaky_relu_forward(xs, ys, total, op.alpha); return;
-        case PlanAct::sigmoid: sigmoid_forward(xs, ys, total); return;
-        case PlanAct::tanh: tanh_forward(xs, ys, total); return;
-        case PlanAct::softmax: softmax_forward(xs, ys, total / op.k, op.k, 1); return;
-      }
-      return;
-    }
-    case Kind::add: {
-      int64_t e0, e1;
-      part_range(n * op.n, part, parts, op.act == PlanAct::softmax ? op.k : 16, &e0, &e1);
-      const float* a = x + e0;
-      const float* c = buf[op.in2] + e0;
-      float* ys = y + e0;
-      const int64_t total = e1 - e0;
-      if (total <= 0) return;
-      if (op.act == PlanAct::relu) {
-        for (int64_t i = 0; i < total; ++i) ys[i] = std::max(a[i] + c[i], 0.0f);
-      } else {
-        for (int64_t i = 0; i < total; ++i) ys[i] = a[i] + c[i];
-        apply_activation(op.act, op.alpha, ys, total, op.k);
-      }
-      return;
-    }
-  }
-}
 
 void InferencePlan::run_chunk(const float* x, int64_t n, float* y, float* arena, int64_t chunk) {
   std::vector<float*> buf(sizes_.size());
@@ -601,59 +287,6 @@ void InferencePlan::run_chunk(const float* x, int64_t n, float* y, float* arena,
   buf[1] = y;
   for (size_t i = 2; i < sizes_.size(); ++i) buf[i] = arena + offset_[i] * chunk;
   for (Op& op : ops_) run_op_part(op, buf.data(), n, 0, 1);
-}
-
-// All threads on the same images, op after op, each taking its part of every
-// op, with a barrier between ops: one fork/join per call instead of one per
-// layer. For one image (or a few) on several cores.
-void InferencePlan::run_cooperative(const float* x, int64_t N, float* y, int workers,
-                                    int64_t cap) {
-  const int64_t chunk = std::min(cap, N);
-  float* arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
-  const int64_t in_n = sizes_[0], out_n = sizes_[1];
-  std::exception_ptr error;
-  std::mutex error_mu;
-  YieldingBarrier* barrier = nullptr;
-  std::unique_ptr<YieldingBarrier> barrier_owner;
-#ifdef CNNX_HAVE_OPENMP
-#pragma omp parallel num_threads(workers)
-#endif
-  {
-#ifdef CNNX_HAVE_OPENMP
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-#pragma omp single
-    {
-      barrier_owner = std::make_unique<YieldingBarrier>(T);
-      barrier = barrier_owner.get();
-    }  // (implicit barrier: every thread sees it)
-#else
-    const int t = 0, T = 1;
-#endif
-    std::vector<float*> buf(sizes_.size());
-    for (int64_t i = 0; i < N; i += chunk) {
-      const int64_t n = std::min(chunk, N - i);
-      buf[0] = const_cast<float*>(x + i * in_n);
-      buf[1] = y + i * out_n;
-      for (size_t b = 2; b < sizes_.size(); ++b) buf[b] = arena + offset_[b] * chunk;
-      const bool last_chunk = i + chunk >= N;
-      for (size_t k = 0; k < ops_.size(); ++k) {
-        Op& op = ops_[k];
-        try {
-          run_op_part(op, buf.data(), n, t, T);
-        } catch (...) {
-          std::lock_guard<std::mutex> g(error_mu);
-          if (!error) error = std::current_exception();
-        }
-        const bool split_softmax =
-            op.kind == Kind::dense && op.act == PlanAct::softmax && dense_by_columns(n, T, op.out_f);
-        // The region's own end is the last barrier.
-        if (T > 1 && (!last_chunk || k + 1 < ops_.size() || split_softmax)) barrier->wait();
-        if (split_softmax && t == 0) softmax_forward(buf[op.out], buf[op.out], n, op.out_f, 1);
-        if (split_softmax && T > 1 && (!last_chunk || k + 1 < ops_.size())) barrier->wait();
-      }
-    }
-  }
-  if (error) std::rethrow_exception(error);
 }
 
 void InferencePlan::run(const float* x, int64_t N, float* y) {
