@@ -1,13 +1,15 @@
 """The compiled training step (cnnx._plan.compile_training, cpp/src/plan/
 train_plan.cpp) against the layer-by-layer step, which the layer tests check
-against NumPy, finite differences and PyTorch: same loss, logits, gradients
-and updated weights, for every supported layer, frozen layers, each head,
-one and two threads (the batch split across threads) and every ISA."""
+against NumPy, finite differences and PyTorch: same loss, logits, gradients,
+updated weights and batch-norm running statistics, for every supported
+layer, frozen layers, each head, one and two threads (the batch split across
+threads) and every ISA."""
 import numpy as np
 import pytest
 
 import cnnx
 from cnnx._plan import compile_training
+from cnnx.layers.base import walk
 
 
 def _every_layer():
@@ -39,6 +41,12 @@ MODELS = {
         cnnx.AdaptiveAvgPool2D(4),
         cnnx.Residual([cnnx.Conv2D(16, 3, padding="same")], shortcut="identity", activation=None),
         cnnx.GlobalAvgPool2D(), cnnx.Dense(5)], input_shape=(12, 12, 2)),
+    "resnet_bn": lambda: cnnx.teaching.small_resnet(input_shape=(12, 12, 1), width=8),
+    "bn_variants": lambda: cnnx.Sequential([
+        cnnx.Conv2D(6, 3, use_bias=False), cnnx.BatchNormalization(center=False), cnnx.ReLU(),
+        cnnx.Conv2D(6, 3), cnnx.BatchNormalization(scale=False, momentum=0.5),
+        cnnx.Flatten(), cnnx.Dense(9), cnnx.BatchNormalization(), cnnx.Dense(4)],
+        input_shape=(9, 8, 2)),
     "softmax_layer_head": lambda: cnnx.Sequential([
         cnnx.Conv2D(4, 3, activation="relu"), cnnx.Flatten(), cnnx.Dense(6), cnnx.Softmax()],
         input_shape=(6, 6, 1)),
@@ -81,6 +89,10 @@ def test_step_matches_layer_by_layer(name, threads, isa):
                                        rtol=1e-3, atol=2e-5)
             np.testing.assert_allclose(plan_model.store.params, ref_model.store.params,
                                        rtol=1e-4, atol=1e-5)
+            for (la, _), (lb, _) in zip(walk(plan_model.layers), walk(ref_model.layers)):
+                for k in la.buffers:  # batch-norm running statistics
+                    np.testing.assert_allclose(la.buffers[k], lb.buffers[k], rtol=1e-4,
+                                               atol=1e-5)
     finally:
         cnnx.set_num_threads(saved)
 
@@ -99,7 +111,7 @@ def test_frozen_layer_gets_no_update():
 
 
 def test_unsupported_layers_fall_back():
-    for layers in ([cnnx.Conv2D(4, 3), cnnx.BatchNormalization(), cnnx.Flatten(), cnnx.Dense(3)],
+    for layers in ([cnnx.Conv2D(4, 3), cnnx.Dropout(0.2), cnnx.Flatten(), cnnx.Dense(3)],
                    [cnnx.Flatten(), cnnx.Dropout(0.5), cnnx.Dense(3)]):
         m = cnnx.Sequential(layers, input_shape=(5, 5, 2))
         m.compile("sgd", "cross_entropy")
@@ -179,3 +191,26 @@ def test_random_train_plan_ops_raise_or_run_never_crash():
                 plan.step(np.ones((3, sizes[0]), np.float32), np.zeros(3, np.int64))
             except (ValueError, TypeError):
                 pass
+
+
+def test_rebound_batch_norm_statistics_recompile():
+    """New running-statistics arrays (as a load gives) are picked up by the next step."""
+    plan_model, ref_model = _pair("resnet_bn")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((6, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 6)
+    plan_model._train_step(x, y)
+    ref_model._train_step(x, y)
+    first = plan_model._train_compiled
+    for m in (plan_model, ref_model):
+        bn = m.layers[2].block[1]
+        bn.buffers = {"moving_mean": np.full(bn.buffers["moving_mean"].shape, 0.3, np.float32),
+                      "moving_var": np.full(bn.buffers["moving_var"].shape, 2.0, np.float32)}
+    plan_model._train_step(x, y)
+    ref_model._train_step(x, y)
+    assert plan_model._train_compiled is not first
+    a, b = plan_model.layers[2].block[1], ref_model.layers[2].block[1]
+    np.testing.assert_allclose(a.buffers["moving_mean"], b.buffers["moving_mean"], rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(plan_model.store.params, ref_model.store.params, rtol=1e-4,
+                               atol=1e-5)

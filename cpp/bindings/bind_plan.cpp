@@ -290,6 +290,24 @@ void bind_plan(py::module_& m) {
           },
           py::arg("a"), py::arg("b"), py::arg("dst"), py::arg("act"))
       .def(
+          "add_batch_norm",
+          [](PyTrainPlan& p, int in, int out, int64_t c, std::optional<py::array> gamma,
+             std::optional<py::array> beta, py::array running_mean, py::array running_var,
+             float momentum, float eps, std::optional<py::array> dgamma,
+             std::optional<py::array> dbeta) {
+            require(c >= 1, "channels: must be >= 1");
+            require(running_mean.writeable() && running_var.writeable(),
+                    "running statistics: must be writeable");
+            float* rm = const_cast<float*>(p.live(running_mean, c, "moving_mean"));
+            float* rv = const_cast<float*>(p.live(running_var, c, "moving_var"));
+            p.plan->add_batch_norm(in, out, c, gamma ? p.live(*gamma, c, "gamma") : nullptr,
+                                   beta ? p.live(*beta, c, "beta") : nullptr, rm, rv, momentum,
+                                   eps, p.slot(dgamma, c, "dgamma"), p.slot(dbeta, c, "dbeta"));
+          },
+          py::arg("src"), py::arg("dst"), py::arg("channels"), py::arg("gamma"), py::arg("beta"),
+          py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"), py::arg("eps"),
+          py::arg("dgamma"), py::arg("dbeta"))
+      .def(
           "step",
           [](PyTrainPlan& p, farray x, py::array_t<int64_t, py::array::c_style> labels) {
             require(x.ndim() >= 1 && x.shape(0) >= 1, "x: expected a non-empty batch");

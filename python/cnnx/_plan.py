@@ -294,6 +294,7 @@ class _TrainGraph:
     def __init__(self, input_shape):
         self.sizes = [math.prod(input_shape)]
         self.ops = []
+        self.refs = []  # (layer, buffers, mean, var) of each batch norm, to notice rebinding
 
     def new(self, shape):
         self.sizes.append(math.prod(shape))
@@ -306,9 +307,9 @@ class _TrainGraph:
         return v
 
     def layer(self, layer, v, trainable, logits):
-        from .layers import (AdaptiveAvgPool2D, AdaptiveMaxPool2D, AvgPool2D, Conv2D, Dense,
-                             Dropout, Flatten, GlobalAvgPool2D, LeakyReLU, MaxPool2D, ReLU,
-                             Residual, Sigmoid, Softmax, Tanh)
+        from .layers import (AdaptiveAvgPool2D, AdaptiveMaxPool2D, AvgPool2D, BatchNormalization,
+                             Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, LeakyReLU,
+                             MaxPool2D, ReLU, Residual, Sigmoid, Softmax, Tanh)
 
         t = type(layer)
         if t in (Conv2D, Dense):
@@ -357,6 +358,17 @@ class _TrainGraph:
                 raise _Unsupported("Softmax over a non-last axis")
             act, alpha = _act_of(layer._act)
             return self.activation(v, act, alpha, layer.output_shape)
+        if t is BatchNormalization and not logits:
+            out = self.new(layer.output_shape)
+            g = layer.grads if trainable else {}
+            p = layer.params
+            self.refs.append((layer, layer.buffers, layer.buffers["moving_mean"],
+                              layer.buffers["moving_var"]))
+            self.ops.append(("batch_norm", v, out, layer.input_shape[-1], p.get("gamma"),
+                             p.get("beta"), layer.buffers["moving_mean"],
+                             layer.buffers["moving_var"], 1.0 - layer.momentum, layer.epsilon,
+                             g.get("gamma"), g.get("beta")))
+            return out
         if t is Residual and not logits:
             h = self.chain(layer.block, v, trainable)
             s = v if layer.shortcut is None else self.chain(layer.shortcut, v, trainable)
@@ -366,7 +378,7 @@ class _TrainGraph:
             if act not in (0, 1):
                 out = self.activation(out, act, alpha, layer.output_shape)
             return out
-        raise _Unsupported(t.__name__)  # BatchNormalization, Dropout, user layers
+        raise _Unsupported(t.__name__)  # active Dropout, user layers
 
     def activation(self, v, act, alpha, shape):
         out = self.new(shape)
@@ -375,9 +387,10 @@ class _TrainGraph:
 
 
 def compile_training(model):
-    """A ``_core.TrainPlan`` for a compiled Sequential with a cross-entropy
-    head, or None when a layer has no training op (batch norm, active dropout,
-    a user's own layer): the model then keeps the layer-by-layer step."""
+    """A :class:`CompiledTraining` (a ``_core.TrainPlan``) for a compiled
+    Sequential with a cross-entropy head, or None when a layer has no training
+    op (active dropout, a user's own layer): the model then keeps the
+    layer-by-layer step."""
     if model.loss != "cross_entropy" or model._head is None or model.store is None:
         return None
     layers = list(model.layers)
@@ -403,6 +416,21 @@ def compile_training(model):
             plan.add_pool(*op[1:])
         elif kind == "activation":
             plan.add_activation(*op[1:])
+        elif kind == "batch_norm":
+            plan.add_batch_norm(*op[1:])
         else:
             plan.add_add(*op[1:])
-    return plan
+    return CompiledTraining(plan, g.refs)
+
+
+class CompiledTraining:
+    """A TrainPlan plus what tells whether it still matches the model."""
+
+    def __init__(self, plan, refs):
+        self.plan = plan
+        self.refs = refs
+
+    valid = CompiledInference.valid
+
+    def step(self, x, y):
+        return self.plan.step(x, y)

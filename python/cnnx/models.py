@@ -322,7 +322,8 @@ class Sequential(Layer):
         from .layers import base as _base
 
         key = (self.store, len(self.layers), self._head, self.loss, _base._TRAINABLE_VERSION)
-        if self._train_key != key:
+        c = self._train_compiled
+        if self._train_key != key or (c is not None and not c.valid()):
             from ._plan import compile_training, plans_enabled
 
             self._train_compiled = compile_training(self) if plans_enabled() else None

@@ -42,6 +42,14 @@ class TrainPlan {
   void add_activation(int in, int out, PlanAct act, float alpha, int64_t k);
   // out = act(a + b), act none or relu.
   void add_add(int a, int b, int out, PlanAct act);
+  // Batch norm in training form over the last axis (c channels): batch
+  // statistics, running statistics updated in place (running = (1 - momentum)
+  // * running + momentum * batch). gamma/beta (and dgamma/dbeta) may be null.
+  // A plan with batch norm runs serially (kernels thread themselves): the
+  // statistics are over the whole batch.
+  void add_batch_norm(int in, int out, int64_t c, const float* gamma, const float* beta,
+                      float* running_mean, float* running_var, float momentum, float eps,
+                      float* dgamma, float* dbeta);
 
   // One forward + loss + backward over N images with integer labels in
   // [0, classes). Writes the logits (N x classes) and returns the mean loss.
@@ -51,7 +59,7 @@ class TrainPlan {
   double flops_per_image() const { return flops_; }
 
  private:
-  enum class Kind { conv, dense, pool, activation, add };
+  enum class Kind { conv, dense, pool, activation, add, batch_norm };
   struct Op {
     Kind kind;
     int in = -1, in2 = -1, out = -1;
@@ -71,11 +79,17 @@ class TrainPlan {
     bool relu_masked_later = false;  // a following max pool applies this op's ReLU mask
     bool mask_output_grad = false;   // max pool: mask dy with y > 0 (the ReLU before it)
     bool first_grad[2] = {true, true};  // first backward writer of in / in2's gradient
+    // batch norm
+    const float* beta = nullptr;
+    float *running_mean = nullptr, *running_var = nullptr;
+    float momentum = 0.0f, eps = 0.0f;
+    int64_t channels = 0;
+    std::vector<float> save_mean, save_inv_std;
   };
 
   void check_value(int v, int64_t floats, const char* what) const;
   void finalize();
-  void forward_op(const Op& op, float* const* val, int64_t n);
+  void forward_op(Op& op, float* const* val, int64_t n);
   void backward_op(const Op& op, float* const* val, float* const* grad, int64_t n, float* dgrads);
   double run_slice(const float* x, const int64_t* labels, int64_t i0, int64_t n, int64_t N,
                    float* logits, float* dgrads);
@@ -88,6 +102,7 @@ class TrainPlan {
   int64_t n_grads_;
   double flops_ = 0.0;
   bool finalized_ = false;
+  bool has_batch_norm_ = false;
   std::vector<float> values_, value_grads_;  // N * per_image_ each
   std::vector<std::vector<float>> private_grads_;  // threads > 0
   std::mutex mu_;

@@ -11,6 +11,7 @@
 #include "cnnx/activation.h"
 #include "cnnx/dense.h"
 #include "cnnx/loss.h"
+#include "cnnx/norm.h"
 #include "cnnx/threading.h"
 #include "common/scratch.h"
 #include "plan/conv_direct_padded.h"
@@ -195,6 +196,40 @@ void TrainPlan::add_add(int a, int b, int out, PlanAct act) {
   ops_.push_back(op);
 }
 
+void TrainPlan::add_batch_norm(int in, int out, int64_t c, const float* gamma, const float* beta,
+                               float* running_mean, float* running_var, float momentum,
+                               float eps, float* dgamma, float* dbeta) {
+  if (in < 0 || in >= static_cast<int>(sizes_.size()))
+    throw std::invalid_argument("batch_norm input: no such value");
+  check_value(in, sizes_[in], "batch_norm input");
+  check_value(out, sizes_[in], "batch_norm output");
+  if (out <= in) throw std::invalid_argument("batch_norm: values must be numbered in order");
+  if (c < 1 || sizes_[in] % c)
+    throw std::invalid_argument("batch_norm: c must divide the values per image");
+  if (!running_mean || !running_var)
+    throw std::invalid_argument("batch_norm: running statistics are needed");
+  if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+    throw std::invalid_argument("batch_norm: eps > 0 and momentum in [0, 1]");
+  Op op;
+  op.kind = Kind::batch_norm;
+  op.in = in;
+  op.out = out;
+  op.w = gamma;  // the scale, read like a weight
+  op.beta = beta;
+  op.running_mean = running_mean;
+  op.running_var = running_var;
+  op.momentum = momentum;
+  op.eps = eps;
+  op.channels = c;
+  op.dw_off = grad_offset(dgamma, grads_, n_grads_, c, "dgamma");
+  op.db_off = grad_offset(dbeta, grads_, n_grads_, c, "dbeta");
+  op.save_mean.resize(c);
+  op.save_inv_std.resize(c);
+  flops_ += 8.0 * sizes_[in];
+  has_batch_norm_ = true;
+  ops_.push_back(std::move(op));
+}
+
 // Which backward write of a value's gradient comes first (it overwrites; the
 // later ones add). Backward runs the ops in reverse.
 void TrainPlan::finalize() {
@@ -212,7 +247,7 @@ void TrainPlan::finalize() {
   finalized_ = true;
 }
 
-void TrainPlan::forward_op(const Op& op, float* const* val, int64_t n) {
+void TrainPlan::forward_op(Op& op, float* const* val, int64_t n) {
   const float* x = val[op.in];
   float* y = val[op.out];
   const Activation fused = op.act == PlanAct::relu ? Activation::relu : Activation::none;
@@ -256,6 +291,13 @@ void TrainPlan::forward_op(const Op& op, float* const* val, int64_t n) {
         case PlanAct::softmax: softmax_forward(x, y, total / op.k, op.k, 1); return;
         default: return;
       }
+    }
+    case Kind::batch_norm: {
+      const int64_t rows = n * sizes_[op.in] / op.channels;
+      batch_norm_forward_train(x, op.w, op.beta, y, rows, op.channels, op.eps, op.momentum,
+                               op.running_mean, op.running_var, op.save_mean.data(),
+                               op.save_inv_std.data());
+      return;
     }
     case Kind::add: {
       const float* b = val[op.in2];
@@ -334,6 +376,14 @@ void TrainPlan::backward_op(const Op& op, float* const* val, float* const* grad,
       }
       finish_dx();
       return;
+    case Kind::batch_norm: {
+      if (!dw && !db && !need_dx) return;
+      const int64_t rows = n * sizes_[op.in] / op.channels;
+      batch_norm_backward(gy, val[op.in], op.w, op.save_mean.data(), op.save_inv_std.data(),
+                          need_dx ? dx : nullptr, dw, db, rows, op.channels, true);
+      finish_dx();
+      return;
+    }
     case Kind::add: {
       if (op.act == PlanAct::relu) relu_backward(gy, val[op.out], gy, out_total);
       const int ins[2] = {op.in, op.in2};
@@ -364,7 +414,7 @@ double TrainPlan::run_slice(const float* x, const int64_t* labels, int64_t i0, i
     grad[v] = value_grads_.data() + offset_[v] * N + i0 * sizes_[v];
   }
   val[L] = logits + i0 * K;
-  for (const Op& op : ops_) forward_op(op, val.data(), n);
+  for (Op& op : ops_) forward_op(op, val.data(), n);
   const double loss = softmax_cross_entropy(val[L], labels + i0, n, K, grad[L]);
   // The kernel averages over its n rows; the batch's mean is over N.
   const float scale = static_cast<float>(n) / static_cast<float>(N);
@@ -394,6 +444,7 @@ double TrainPlan::step(const float* x, const int64_t* labels, int64_t N, float* 
   if (!omp_in_parallel()) workers = threads_for_flops(3.0 * flops_ * N);
 #endif
   workers = static_cast<int>(std::min<int64_t>(workers, N / 2));  // at least 2 images each
+  if (has_batch_norm_) workers = 1;  // batch statistics: the kernels split the work instead
   if (workers <= 1) return run_slice(x, labels, 0, N, N, logits, grads_) / N;
 
   if (private_grads_.size() < static_cast<size_t>(workers - 1))
