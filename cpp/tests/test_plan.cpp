@@ -255,4 +255,61 @@ TEST(TrainPlan, GradientsMatchKernelsAndSplitsAgree) {
   EXPECT_THROW(plan.step(x.data(), bad.data(), N, logits.data()), std::invalid_argument);
 }
 
+TEST(TrainPlan, BatchNormMatchesKernels) {
+  // x (6x6x4) -conv 3x3 valid 8-> a (4x4x8) -bn-> b -relu-> r -gap-> g (8) -dense-> z (3)
+  Conv2dShape s;
+  s.N = 1; s.H = s.W = 6; s.C_in = 4; s.KH = s.KW = 3; s.C_out = 8;
+  const std::vector<float> w = cnnx_test::random_vector(s.weight_size(), 41, -0.4f, 0.4f);
+  const std::vector<float> gamma = cnnx_test::random_vector(8, 42, 0.5f, 1.5f);
+  const std::vector<float> beta = cnnx_test::random_vector(8, 43);
+  const std::vector<float> wd = cnnx_test::random_vector(8 * 3, 44);
+  const int64_t N = 5, nw = s.weight_size();
+  const std::vector<float> x = cnnx_test::random_vector(N * 144, 45);
+  std::vector<int64_t> labels = {0, 2, 1, 1, 0};
+  const int64_t o_w = 0, o_g = nw, o_b = nw + 8, o_d = nw + 16, total = nw + 16 + 24;
+  std::vector<float> grads(total, NAN), rm(8, 0.0f), rv(8, 1.0f), rm2(8, 0.0f), rv2(8, 1.0f);
+  cnnx::TrainPlan plan({144, 128, 128, 128, 8, 3}, grads.data(), total);
+  plan.add_conv(0, 1, s, w.data(), nullptr, false, grads.data() + o_w, nullptr);
+  plan.add_batch_norm(1, 2, 8, gamma.data(), beta.data(), rm.data(), rv.data(), 0.1f, 1e-3f,
+                      grads.data() + o_g, grads.data() + o_b);
+  plan.add_activation(2, 3, cnnx::PlanAct::relu, 0.0f, 8);
+  plan.add_pool(3, 4, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 4, 4, 8},
+                cnnx::Pool2dParams{1, 1, 1, 1, 0, 0, 0, 0}, false, 1, 1);
+  plan.add_dense(4, 5, 8, 3, wd.data(), nullptr, false, grads.data() + o_d, nullptr);
+  std::vector<float> logits(N * 3);
+  const double loss = plan.step(x.data(), labels.data(), N, logits.data());
+
+  // The reference, kernel by kernel.
+  Conv2dShape sn = s;
+  sn.N = N;
+  std::vector<float> a(N * 128), b(N * 128), r(N * 128), g(N * 8), z(N * 3), mean(8), inv(8);
+  cnnx::conv2d_forward(sn, x.data(), w.data(), nullptr, a.data(), cnnx::Activation::none);
+  cnnx::batch_norm_forward_train(a.data(), gamma.data(), beta.data(), b.data(), N * 16, 8, 1e-3f,
+                                 0.1f, rm2.data(), rv2.data(), mean.data(), inv.data());
+  cnnx::relu_forward(b.data(), r.data(), N * 128);
+  cnnx::global_avg_pool2d_forward(cnnx::PoolShape{N, 4, 4, 8}, r.data(), g.data());
+  cnnx::dense_forward(g.data(), wd.data(), nullptr, z.data(), N, 8, 3);
+  std::vector<float> dz(N * 3), dg(N * 8), dwd(24), dr(N * 128), db_(N * 128), da(N * 128);
+  std::vector<float> dgamma(8), dbeta(8), dw(nw);
+  const double ref_loss = cnnx::softmax_cross_entropy(z.data(), labels.data(), N, 3, dz.data());
+  cnnx::dense_backward(dz.data(), g.data(), wd.data(), dg.data(), dwd.data(), nullptr, N, 8, 3);
+  cnnx::global_avg_pool2d_backward(cnnx::PoolShape{N, 4, 4, 8}, dg.data(), dr.data());
+  cnnx::relu_backward(dr.data(), b.data(), db_.data(), N * 128);
+  cnnx::batch_norm_backward(db_.data(), a.data(), gamma.data(), mean.data(), inv.data(), da.data(),
+                            dgamma.data(), dbeta.data(), N * 16, 8, true);
+  cnnx::conv2d_backward_weights(sn, da.data(), x.data(), dw.data(), nullptr);
+
+  EXPECT_NEAR(loss, ref_loss, 1e-5 * (1 + std::fabs(ref_loss)));
+  expect_close(logits, z, 1e-4f);
+  expect_close(rm, rm2, 1e-5f);
+  expect_close(rv, rv2, 1e-5f);
+  auto slice = [&](int64_t off, int64_t n) {
+    return std::vector<float>(grads.begin() + off, grads.begin() + off + n);
+  };
+  expect_close(slice(o_w, nw), dw, 1e-3f);
+  expect_close(slice(o_g, 8), dgamma, 1e-3f);
+  expect_close(slice(o_b, 8), dbeta, 1e-3f);
+  expect_close(slice(o_d, 24), dwd, 1e-4f);
+}
+
 }  // namespace
