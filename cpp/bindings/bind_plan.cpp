@@ -76,6 +76,44 @@ struct PyTrainPlan {
   }
 };
 
+using I15 = std::array<int64_t, 15>;
+using I8 = std::array<int64_t, 8>;
+using I3 = std::array<int64_t, 3>;
+
+// (H, W, C_in, KH, KW, C_out, strides, dilations, 4 pads, groups) as checked
+// by conv2d_check, for one image.
+cnnx::Conv2dShape conv_shape(const I15& g) {
+  cnnx::Conv2dShape s;
+  s.N = 1;
+  s.H = g[0];
+  s.W = g[1];
+  s.C_in = g[2];
+  s.KH = g[3];
+  s.KW = g[4];
+  s.C_out = g[5];
+  s.stride_h = g[6];
+  s.stride_w = g[7];
+  s.dilation_h = g[8];
+  s.dilation_w = g[9];
+  s.pad_top = g[10];
+  s.pad_bottom = g[11];
+  s.pad_left = g[12];
+  s.pad_right = g[13];
+  s.groups = g[14];
+  const char* msg = cnnx::conv2d_check(s);
+  require(msg[0] == 0, msg);
+  return s;
+}
+
+cnnx::PlanPool pool_kind(int kind) {
+  require(kind >= 0 && kind <= 4, "kind: expected 0..4");
+  return static_cast<cnnx::PlanPool>(kind);
+}
+
+cnnx::Pool2dParams pool_params(const I8& g) {
+  return cnnx::Pool2dParams{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
+}
+
 cnnx::PlanAct act_of(int a) {
   require(a >= 0 && a <= 5, "act: expected 0..5");
   return static_cast<cnnx::PlanAct>(a);
@@ -85,9 +123,6 @@ cnnx::PlanAct act_of(int a) {
 }  // namespace
 
 void bind_plan(py::module_& m) {
-  using I15 = std::array<int64_t, 15>;
-  using I8 = std::array<int64_t, 8>;
-  using I3 = std::array<int64_t, 3>;
   py::class_<PyPlan>(m, "InferencePlan")
       .def(py::init([](std::vector<int64_t> sizes) {
              auto p = std::make_unique<PyPlan>();
@@ -102,25 +137,7 @@ void bind_plan(py::module_& m) {
           "add_conv",
           [](PyPlan& p, int in, int out, I15 g, py::array w, std::optional<py::array> b, int act,
              float alpha, std::optional<BnSpec> bn, int residual) {
-            cnnx::Conv2dShape s;
-            s.N = 1;
-            s.H = g[0];
-            s.W = g[1];
-            s.C_in = g[2];
-            s.KH = g[3];
-            s.KW = g[4];
-            s.C_out = g[5];
-            s.stride_h = g[6];
-            s.stride_w = g[7];
-            s.dilation_h = g[8];
-            s.dilation_w = g[9];
-            s.pad_top = g[10];
-            s.pad_bottom = g[11];
-            s.pad_left = g[12];
-            s.pad_right = g[13];
-            s.groups = g[14];
-            const char* msg = cnnx::conv2d_check(s);
-            require(msg[0] == 0, msg);
+            const cnnx::Conv2dShape s = conv_shape(g);
             const float* pw = p.live(w, s.weight_size(), "kernel");
             const float* pb = p.live_opt(b, s.C_out, "bias");
             cnnx::PlanBatchNorm nb;
@@ -148,11 +165,8 @@ void bind_plan(py::module_& m) {
           "add_pool",
           [](PyPlan& p, int in, int out, int kind, I3 hwc, I8 g, bool count_include_pad,
              int64_t oh, int64_t ow) {
-            require(kind >= 0 && kind <= 4, "kind: expected 0..4");
-            cnnx::PoolShape s{1, hwc[0], hwc[1], hwc[2]};
-            cnnx::Pool2dParams pp{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
-            p.plan->add_pool(in, out, static_cast<cnnx::PlanPool>(kind), s, pp, count_include_pad,
-                             oh, ow);
+            p.plan->add_pool(in, out, pool_kind(kind), cnnx::PoolShape{1, hwc[0], hwc[1], hwc[2]},
+                             pool_params(g), count_include_pad, oh, ow);
           },
           py::arg("src"), py::arg("dst"), py::arg("kind"), py::arg("hwc"), py::arg("geometry"),
           py::arg("count_include_pad"), py::arg("out_h"), py::arg("out_w"))
@@ -221,7 +235,6 @@ void bind_plan(py::module_& m) {
       .def_property_readonly("flops_per_image", [](const PyPlan& p) { return p.plan->flops_per_image(); })
       .def_property_readonly("op_count", [](const PyPlan& p) { return p.plan->op_count(); });
 
-  using I15b = std::array<int64_t, 15>;
   py::class_<PyTrainPlan>(m, "TrainPlan")
       .def(py::init([](std::vector<int64_t> sizes, py::array grads) {
              auto p = std::make_unique<PyTrainPlan>();
@@ -237,16 +250,9 @@ void bind_plan(py::module_& m) {
            py::arg("sizes"), py::arg("grads"))
       .def(
           "add_conv",
-          [](PyTrainPlan& p, int in, int out, I15b g, py::array w, std::optional<py::array> b,
+          [](PyTrainPlan& p, int in, int out, I15 g, py::array w, std::optional<py::array> b,
              bool relu, std::optional<py::array> dw, std::optional<py::array> db) {
-            cnnx::Conv2dShape s;
-            s.N = 1;
-            s.H = g[0]; s.W = g[1]; s.C_in = g[2]; s.KH = g[3]; s.KW = g[4]; s.C_out = g[5];
-            s.stride_h = g[6]; s.stride_w = g[7]; s.dilation_h = g[8]; s.dilation_w = g[9];
-            s.pad_top = g[10]; s.pad_bottom = g[11]; s.pad_left = g[12]; s.pad_right = g[13];
-            s.groups = g[14];
-            const char* msg = cnnx::conv2d_check(s);
-            require(msg[0] == 0, msg);
+            const cnnx::Conv2dShape s = conv_shape(g);
             p.plan->add_conv(in, out, s, p.live(w, s.weight_size(), "kernel"),
                              b ? p.live(*b, s.C_out, "bias") : nullptr, relu,
                              p.slot(dw, s.weight_size(), "dw"), p.slot(db, s.C_out, "db"));
@@ -269,11 +275,8 @@ void bind_plan(py::module_& m) {
           "add_pool",
           [](PyTrainPlan& p, int in, int out, int kind, I3 hwc, I8 g, bool count_include_pad,
              int64_t oh, int64_t ow) {
-            require(kind >= 0 && kind <= 4, "kind: expected 0..4");
-            cnnx::PoolShape s{1, hwc[0], hwc[1], hwc[2]};
-            cnnx::Pool2dParams pp{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
-            p.plan->add_pool(in, out, static_cast<cnnx::PlanPool>(kind), s, pp, count_include_pad,
-                             oh, ow);
+            p.plan->add_pool(in, out, pool_kind(kind), cnnx::PoolShape{1, hwc[0], hwc[1], hwc[2]},
+                             pool_params(g), count_include_pad, oh, ow);
           },
           py::arg("src"), py::arg("dst"), py::arg("kind"), py::arg("hwc"), py::arg("geometry"),
           py::arg("count_include_pad"), py::arg("out_h"), py::arg("out_w"))

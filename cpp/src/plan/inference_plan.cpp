@@ -151,25 +151,7 @@ void InferencePlan::add_pool(int in, int out, PlanPool kind, const PoolShape& sh
                              int64_t ow) {
   PoolShape s = shape;
   s.n = 1;
-  if (s.h < 1 || s.w < 1 || s.c < 1) throw std::invalid_argument("pool: empty input shape");
-  int64_t out_n = 0;
-  switch (kind) {
-    case PlanPool::max:
-    case PlanPool::avg:
-      pool2d_check(s, p, &oh, &ow);
-      out_n = oh * ow * s.c;
-      break;
-    case PlanPool::adaptive_avg:
-    case PlanPool::adaptive_max:
-      if (oh < 1 || ow < 1) throw std::invalid_argument("output_size: must be >= 1");
-      out_n = oh * ow * s.c;
-      break;
-    case PlanPool::global_avg:
-      out_n = s.c;
-      break;
-    default:
-      throw std::invalid_argument("pool: unknown kind");
-  }
+  const int64_t out_n = plan_detail::pool_output_values(kind, s, p, &oh, &ow);
   check_buffer(in, s.h * s.w * s.c, "pool input");
   check_buffer(out, out_n, "pool output");
   if (in == out || out == 0) throw std::invalid_argument("pool: output must be a fresh buffer");

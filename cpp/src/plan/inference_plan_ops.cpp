@@ -170,13 +170,7 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         if (part != 0) return;
         PoolShape s = op.ps;
         s.n = n;
-        switch (op.pool) {
-          case PlanPool::max: max_pool2d_forward(s, op.pp, x, y); return;
-          case PlanPool::avg: avg_pool2d_forward(s, op.pp, op.count_include_pad, x, y); return;
-          case PlanPool::adaptive_avg: adaptive_avg_pool2d_forward(s, op.oh, op.ow, x, y); return;
-          case PlanPool::adaptive_max: adaptive_max_pool2d_forward(s, op.oh, op.ow, x, y); return;
-          case PlanPool::global_avg: global_avg_pool2d_forward(s, x, y); return;
-        }
+        plan_detail::pool_forward(op.pool, s, op.pp, op.count_include_pad, op.oh, op.ow, x, y);
         return;
       }
       const int64_t OH = op.oh, row = op.ow * op.ps.c, in_img = op.ps.h * op.ps.w * op.ps.c;
@@ -211,20 +205,8 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       // whole softmax groups per part (k divides every boundary)
       int64_t e0, e1;
       part_range(n * op.n, part, parts, op.act == PlanAct::softmax ? op.k : 16, &e0, &e1);
-      const int64_t total = e1 - e0;
-      if (total <= 0) return;
-      const float* xs = x + e0;
-      float* ys = y + e0;
-      switch (op.act) {
-        case PlanAct::none:
-          if (xs != ys) std::copy(xs, xs + total, ys);
-          return;
-        case PlanAct::relu: relu_forward(xs, ys, total); return;
-        case PlanAct::leaky_relu: leaky_relu_forward(xs, ys, total, op.alpha); return;
-        case PlanAct::sigmoid: sigmoid_forward(xs, ys, total); return;
-        case PlanAct::tanh: tanh_forward(xs, ys, total); return;
-        case PlanAct::softmax: softmax_forward(xs, ys, total / op.k, op.k, 1); return;
-      }
+      if (e1 > e0)
+        plan_detail::activation_forward(op.act, op.alpha, x + e0, y + e0, e1 - e0, op.k);
       return;
     }
     case Kind::add: {

@@ -1,12 +1,16 @@
-// Helpers shared by the inference plan's files (inference_plan.cpp: building
-// and running; inference_plan_ops.cpp: each op, whole or in parts;
-// inference_plan_coop.cpp: the cooperative mode). Internal to cpp/src/plan.
+// Helpers shared by the plans' files (inference_plan.cpp: building and
+// running; inference_plan_ops.cpp: each op, whole or in parts;
+// inference_plan_coop.cpp: the cooperative mode; train_plan.cpp: the training
+// step). Internal to cpp/src/plan.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 
 #include "cnnx/activation.h"
 #include "cnnx/cpu.h"
 #include "cnnx/plan.h"
+#include "cnnx/pool.h"
 #include "ops/dense_rows.h"
 
 namespace cnnx {
@@ -19,15 +23,59 @@ inline Activation fused(PlanAct a) {
   return a == PlanAct::relu ? Activation::relu : Activation::none;
 }
 
+// y = act(x) over n values (softmax over groups of k); none copies. y may be x.
+inline void activation_forward(PlanAct act, float alpha, const float* x, float* y, int64_t n,
+                               int64_t k) {
+  switch (act) {
+    case PlanAct::none:
+      if (x != y) std::copy(x, x + n, y);
+      return;
+    case PlanAct::relu: relu_forward(x, y, n); return;
+    case PlanAct::leaky_relu: leaky_relu_forward(x, y, n, alpha); return;
+    case PlanAct::sigmoid: sigmoid_forward(x, y, n); return;
+    case PlanAct::tanh: tanh_forward(x, y, n); return;
+    case PlanAct::softmax: softmax_forward(x, y, n / k, k, 1); return;
+  }
+}
+
 // The activations a conv/dense epilogue cannot fuse, applied in place.
 inline void apply_activation(PlanAct act, float alpha, float* y, int64_t n, int64_t k) {
-  switch (act) {
-    case PlanAct::none: return;
-    case PlanAct::relu: relu_forward(y, y, n); return;
-    case PlanAct::leaky_relu: leaky_relu_forward(y, y, n, alpha); return;
-    case PlanAct::sigmoid: sigmoid_forward(y, y, n); return;
-    case PlanAct::tanh: tanh_forward(y, y, n); return;
-    case PlanAct::softmax: softmax_forward(y, y, n / k, k, 1); return;
+  activation_forward(act, alpha, y, y, n, k);
+}
+
+// Values per image a pool of this kind produces from one (h, w, c) image,
+// after checking the geometry (throws std::invalid_argument). Strided pools
+// write their output size into oh, ow; adaptive ones read it from there.
+inline int64_t pool_output_values(PlanPool kind, const PoolShape& shape, const Pool2dParams& p,
+                                  int64_t* oh, int64_t* ow) {
+  PoolShape s = shape;
+  s.n = 1;
+  if (s.h < 1 || s.w < 1 || s.c < 1) throw std::invalid_argument("pool: empty input shape");
+  switch (kind) {
+    case PlanPool::max:
+    case PlanPool::avg:
+      pool2d_check(s, p, oh, ow);
+      return *oh * *ow * s.c;
+    case PlanPool::adaptive_avg:
+    case PlanPool::adaptive_max:
+      if (*oh < 1 || *ow < 1) throw std::invalid_argument("output_size: must be >= 1");
+      return *oh * *ow * s.c;
+    case PlanPool::global_avg:
+      return s.c;
+  }
+  throw std::invalid_argument("pool: unknown kind");
+}
+
+// A whole pool over s.n images.
+inline void pool_forward(PlanPool kind, const PoolShape& s, const Pool2dParams& p,
+                         bool count_include_pad, int64_t oh, int64_t ow, const float* x,
+                         float* y) {
+  switch (kind) {
+    case PlanPool::max: max_pool2d_forward(s, p, x, y); return;
+    case PlanPool::avg: avg_pool2d_forward(s, p, count_include_pad, x, y); return;
+    case PlanPool::adaptive_avg: adaptive_avg_pool2d_forward(s, oh, ow, x, y); return;
+    case PlanPool::adaptive_max: adaptive_max_pool2d_forward(s, oh, ow, x, y); return;
+    case PlanPool::global_avg: global_avg_pool2d_forward(s, x, y); return;
   }
 }
 

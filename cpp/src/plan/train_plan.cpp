@@ -15,6 +15,7 @@
 #include "cnnx/threading.h"
 #include "common/scratch.h"
 #include "plan/conv_direct_padded.h"
+#include "plan/plan_internal.h"
 
 #ifdef CNNX_HAVE_OPENMP
 #include <omp.h>
@@ -114,19 +115,7 @@ void TrainPlan::add_pool(int in, int out, PlanPool kind, const PoolShape& shape,
                          const Pool2dParams& p, bool count_include_pad, int64_t oh, int64_t ow) {
   PoolShape s = shape;
   s.n = 1;
-  if (s.h < 1 || s.w < 1 || s.c < 1) throw std::invalid_argument("pool: empty input shape");
-  int64_t out_n = 0;
-  switch (kind) {
-    case PlanPool::max:
-    case PlanPool::avg: pool2d_check(s, p, &oh, &ow); out_n = oh * ow * s.c; break;
-    case PlanPool::adaptive_avg:
-    case PlanPool::adaptive_max:
-      if (oh < 1 || ow < 1) throw std::invalid_argument("output_size: must be >= 1");
-      out_n = oh * ow * s.c;
-      break;
-    case PlanPool::global_avg: out_n = s.c; break;
-    default: throw std::invalid_argument("pool: unknown kind");
-  }
+  const int64_t out_n = plan_detail::pool_output_values(kind, s, p, &oh, &ow);
   check_value(in, s.h * s.w * s.c, "pool input");
   check_value(out, out_n, "pool output");
   if (out <= in) throw std::invalid_argument("pool: values must be numbered in order");
@@ -272,26 +261,12 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n) {
     case Kind::pool: {
       PoolShape s = op.ps;
       s.n = n;
-      switch (op.pool) {
-        case PlanPool::max: max_pool2d_forward(s, op.pp, x, y); return;
-        case PlanPool::avg: avg_pool2d_forward(s, op.pp, op.count_include_pad, x, y); return;
-        case PlanPool::adaptive_avg: adaptive_avg_pool2d_forward(s, op.oh, op.ow, x, y); return;
-        case PlanPool::adaptive_max: adaptive_max_pool2d_forward(s, op.oh, op.ow, x, y); return;
-        case PlanPool::global_avg: global_avg_pool2d_forward(s, x, y); return;
-      }
+      plan_detail::pool_forward(op.pool, s, op.pp, op.count_include_pad, op.oh, op.ow, x, y);
       return;
     }
-    case Kind::activation: {
-      const int64_t total = n * sizes_[op.in];
-      switch (op.act) {
-        case PlanAct::relu: relu_forward(x, y, total); return;
-        case PlanAct::leaky_relu: leaky_relu_forward(x, y, total, op.alpha); return;
-        case PlanAct::sigmoid: sigmoid_forward(x, y, total); return;
-        case PlanAct::tanh: tanh_forward(x, y, total); return;
-        case PlanAct::softmax: softmax_forward(x, y, total / op.k, op.k, 1); return;
-        default: return;
-      }
-    }
+    case Kind::activation:
+      plan_detail::activation_forward(op.act, op.alpha, x, y, n * sizes_[op.in], op.k);
+      return;
     case Kind::batch_norm: {
       const int64_t rows = n * sizes_[op.in] / op.channels;
       batch_norm_forward_train(x, op.w, op.beta, y, rows, op.channels, op.eps, op.momentum,
