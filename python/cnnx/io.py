@@ -81,7 +81,8 @@ def save_model(model, path):
         for name, buf in layer.buffers.items():
             header["buffers"].append({"layer": i, "name": name, **blob.add(buf)})
     if model.loss is not None:
-        header["compile"] = {"loss": model.loss, "metrics": list(model.metrics)}
+        header["compile"] = {"loss": model.loss, "metrics": list(model.metrics),
+                             "loss_weights": model.loss_weights}
     opt = model.optimizer
     if opt is not None:
         st = opt.state_dict()
@@ -215,5 +216,5 @@ def load_model(path, compile=True):
             except TypeError as e:
                 raise ValueError(f"path: corrupt file (optimizer config: {e})") from None
         model.compile(optimizer=opt if opt is not None else "sgd", loss=c.get("loss"),
-                      metrics=c.get("metrics"))
+                      metrics=c.get("metrics"), loss_weights=c.get("loss_weights"))
     return model

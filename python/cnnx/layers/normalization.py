@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from .. import _core
+from ..graph.ir import BufferRef
 from .base import Layer
 
 __all__ = ["BatchNormalization"]
@@ -33,6 +34,7 @@ class BatchNormalization(Layer):
     """
 
     has_params = True
+    _fixed_after_build = ("center", "scale")
 
     def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None,
                  trainable=True):
@@ -51,8 +53,8 @@ class BatchNormalization(Layer):
             self.add_param("gamma", np.ones(c, np.float32))
         if self.center:
             self.add_param("beta", np.zeros(c, np.float32))
-        self.buffers = {"moving_mean": np.zeros(c, np.float32),
-                        "moving_var": np.ones(c, np.float32)}
+        self.add_buffer("moving_mean", np.zeros(c, np.float32))
+        self.add_buffer("moving_var", np.ones(c, np.float32))
         return input_shape
 
     def _forward(self, x, training):
@@ -81,8 +83,13 @@ class BatchNormalization(Layer):
                 self._set_grad("beta", db, accumulate)
         return dx
 
-    def count_params(self):
-        return super().count_params()
+    def lower(self, g, x):
+        p = self.params
+        return g.batch_norm(x, gamma=g.param(self, "gamma") if "gamma" in p else None,
+                            beta=g.param(self, "beta") if "beta" in p else None,
+                            moving_mean=BufferRef(self, "moving_mean"),
+                            moving_var=BufferRef(self, "moving_var"),
+                            epsilon=self.epsilon, momentum=1.0 - self.momentum)
 
     def get_config(self):
         return dict(super().get_config(), momentum=self.momentum, epsilon=self.epsilon,
