@@ -527,6 +527,21 @@ class ParamStore:
         self.all_trainable = self._runs == [(0, self.size)]
         return self._runs
 
+    def carry(self, old, arrays):
+        """Arrays laid out like this store's parameters, from ``arrays`` laid out
+        like ``old``'s: each parameter both stores hold keeps its values, the
+        others start at zero (an optimiser's state after the model changed)."""
+        where = {(id(layer), name): start for layer, name, start, _, _ in old.slots}
+        out = {}
+        for key, src in arrays.items():
+            dst = np.zeros(self.params.shape, np.float32)
+            for layer, name, start, size, _ in self.slots:
+                s = where.get((id(layer), name))
+                if s is not None and s + size <= src.size:
+                    dst[start:start + size] = src[s:s + size]
+            out[key] = dst
+        return out
+
     def count(self):
         """(total, trainable) parameter counts."""
         total = sum(s[3] for s in self.slots)

@@ -86,8 +86,9 @@ class Model(Trainer, Layer):
             depth(layer, 1)
 
     def _make_store(self):
+        old = getattr(self, "store", None)
         self.store = ParamStore(self.layers)
-        self._store_changed()
+        self._store_changed(old)
 
     @property
     def layers(self):
@@ -138,15 +139,18 @@ class Model(Trainer, Layer):
         return found[0]
 
     def count_params(self):
+        self.sync()
         return sum(l.count_params() for l in self.layers)
 
     def get_weights(self):
         """Copies of every parameter, in storage order."""
+        self.sync()
         return [layer.params[name].copy() for layer, _ in walk(self.layers)
                 for name in layer.params]
 
     def set_weights(self, weights):
         """Set parameters from a list like :meth:`get_weights` returns."""
+        self.sync()
         targets = [(layer, name) for layer, _ in walk(self.layers) for name in layer.params]
         weights = list(weights)
         if len(weights) != len(targets):
@@ -265,7 +269,22 @@ class Model(Trainer, Layer):
         return node.layer.softmax_logits()
 
     def sync(self):
-        """Bring the structure up to date after edits (Sequential's layer list)."""
+        """Bring the structure up to date after edits of a nested Sequential's
+        layer list: rebuild what changed, keep every other weight."""
+        if not self._stale():
+            return
+        for node in self._nodes:
+            shapes = [t.shape for t in node.inputs]
+            out = node.layer.build(shapes if node.multi_input else shapes[0])
+            outs = out if isinstance(out, list) else [out]
+            if [tuple(o) for o in outs] != [t.shape for t in node.outputs]:
+                raise ValueError(f"layers: {node.layer.name!r} now outputs {out} where the graph "
+                                 f"expects {[t.shape for t in node.outputs]}; build a new Model")
+        self._make_store()
+
+    def _stale(self):
+        """A layer list inside this model was edited since it was last built."""
+        return any(getattr(layer, "_dirty", False) for layer, _ in walk(self.layers))
 
     # ---- lowering ------------------------------------------------------------------
     def lower(self, g, x):

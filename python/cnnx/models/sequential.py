@@ -111,7 +111,7 @@ class Sequential(Model):
         if not isinstance(input_shape, (tuple, list)) or not input_shape:
             raise TypeError(f"input_shape: expected a tuple such as (32, 32, 3), got {input_shape!r}")
         shape = tuple(as_int(s, "input_shape", 1) for s in input_shape)
-        if self.built and shape == self.input_shape and not self._dirty:
+        if self.built and shape == self.input_shape and not self._dirty and not self._stale():
             return self.output_shape
         if not self._layer_list:
             raise ValueError("layers: the model has no layers")
@@ -124,12 +124,11 @@ class Sequential(Model):
         return self.output_shape
 
     def sync(self):
-        """Rebuild after the layer list was edited (weights of kept layers stay)."""
-        if self._dirty and self.built:
+        """Rebuild after the layer list (or a nested one) was edited; the
+        weights of the layers that stay are kept."""
+        if self.built and (self._dirty or self._stale()):
+            self._dirty = True
             self.build(self.input_shape)
-        for layer in self._layer_list:
-            if isinstance(layer, Model):
-                layer.sync()
 
     def check_inputs(self, x, name="x"):
         if not self.built:

@@ -57,9 +57,14 @@ class Trainer:
         self.__dict__.update(state)
         self._train_lock = threading.Lock()
 
-    def _store_changed(self):
-        if self.optimizer is not None:
-            self.optimizer.bind(self.store)
+    def _store_changed(self, old=None):
+        """The model's parameters moved to a new flat store (it was rebuilt):
+        the optimiser's state follows each parameter that stayed."""
+        opt = self.optimizer
+        if opt is not None:
+            if old is not None and opt.store is old and opt.state:
+                opt.state = self.store.carry(old, opt.state)
+            opt.bind(self.store)
         self._plans = {}
 
     def _outputs_are_list(self):
