@@ -235,9 +235,14 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n) {
       return;
     }
     case OpKind::eltwise: {
+      const int64_t total = n * s.count;
+      if (s.eltwise == EltwiseKind::add && s.in.size() == 2 && s.act == PlanAct::relu) {
+        const float* b = val[s.in[1]];  // the residual sum: one pass
+        for (int64_t i = 0; i < total; ++i) y[i] = std::max(x[i] + b[i], 0.0f);
+        return;
+      }
       std::vector<const float*> xs(s.in.size());
       for (size_t i = 0; i < xs.size(); ++i) xs[i] = val[s.in[i]];
-      const int64_t total = n * s.count;
       eltwise_forward(s.eltwise, xs.data(), static_cast<int>(xs.size()), y, total);
       if (s.act == PlanAct::relu) relu_forward(y, y, total);
       return;
