@@ -46,9 +46,9 @@ def build(input_shape, n_classes):
     x = cnnx.Input(input_shape, name="image")
     s = cnnx.Conv2D(32, 3, padding="same", activation="relu", name="stem")(x)
     s = cnnx.MaxPool2D(2, name="stem/pool")(s)                         # 14 x 14 x 32
-    a = inception(s, 16, 16, 24, 8, 8, 8, "inception_a")               # 14 x 14 x 56
-    a = cnnx.MaxPool2D(2, name="pool_a")(a)                            # 7 x 7 x 56
-    b = inception(a, 32, 24, 48, 8, 16, 16, "inception_b")             # 7 x 7 x 112
+    a = inception(s, 32, 32, 48, 8, 16, 16, "inception_a")             # 14 x 14 x 112
+    a = cnnx.MaxPool2D(2, name="pool_a")(a)                            # 7 x 7 x 112
+    b = inception(a, 64, 48, 96, 16, 32, 32, "inception_b")            # 7 x 7 x 224
     g = cnnx.GlobalAvgPool2D(name="gap")(b)
     y = cnnx.Dense(n_classes, activation="softmax", name="classifier")(g)
     return cnnx.Model(x, y, name="inception_fashion")
