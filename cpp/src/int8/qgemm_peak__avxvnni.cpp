@@ -1,4 +1,5 @@
-// Peak throughput of vpdpbusd in its VEX (AVX-VNNI) form on ymm.
+// Peak throughput of vpdpbusd in its VEX (AVX-VNNI) form on ymm (inline asm,
+// see qgemm_peak__avx512vnni.cpp).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -12,7 +13,8 @@ int32_t vnni_chains_ymm__avxvnni(int64_t iters) {
   for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_epi32(i);
   for (int64_t it = 0; it < iters; ++it) {
 #pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_dpbusd_avx_epi32(acc[i], a, b);
+    for (int i = 0; i < 12; ++i)
+      __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc[i]) : "x"(a), "x"(b));
   }
   __m256i s = acc[0];
 #pragma GCC unroll 12
