@@ -430,6 +430,10 @@ const ConvCase kConvCases[] = {
     {1, 4, 4, 64, 3, 3, 70, 1, 1, 1, 1, 1, 1, 1, 1, 1},       // several panels
     {0, 4, 4, 3, 3, 3, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1},         // empty batch
     {1, 3, 3, 2, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1},         // mostly padding
+    {2, 9, 8, 16, 3, 3, 24, 2, 2, 1, 1, 1, 1, 1, 1, 1},       // filter rows read in place
+    {1, 7, 6, 8, 3, 3, 12, 1, 1, 2, 2, 2, 2, 2, 2, 1},        // taps read in place (dilated)
+    {1, 3, 3, 4, 5, 5, 8, 1, 1, 1, 1, 4, 4, 4, 4, 1},         // in place, mostly padding
+    {3, 5, 5, 8, 3, 3, 10, 1, 1, 1, 1, 1, 1, 1, 1, 2},        // groups, taps in place
 };
 
 }  // namespace

@@ -1,12 +1,17 @@
 // int8 convolution in NHWC with HWIO weights, on the int8 GEMM:
 //   1x1, stride 1, no padding, one group -> the image is the A matrix
 //                                           (pixels x channels), read in place;
-//   otherwise                            -> each block of output pixels'
-//                                           patches is staged as uint8 rows
-//                                           (k = (kh, kw, c) like HWIO),
-//                                           padding filled with x's zero point;
+//   otherwise                            -> patch rows (k = (kh, kw, c) like
+//                                           HWIO) read in place as segments
+//                                           (a filter row, or a tap) through
+//                                           per-row pointers, with padding
+//                                           segments of x's zero point; only
+//                                           border segments are built. Kernels
+//                                           that need int16 rows (AVX2), or
+//                                           segments that are not a multiple
+//                                           of 4 bytes, get staged patch rows;
 //   depthwise                            -> a direct kernel per output row.
-// Staging is bounded by threads x block, never a whole-batch im2col.
+// Copies are bounded by threads x block, never a whole-batch im2col.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -28,6 +33,38 @@ namespace {
 bool is_pointwise(const Conv2dShape& s) {
   return s.KH == 1 && s.KW == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&
          s.pad_bottom == 0 && s.pad_left == 0 && s.pad_right == 0 && s.groups == 1;
+}
+
+// Short runs (a tap's channels, a filter row) are copied with fixed-size
+// 16-byte moves, the last one overlapping, instead of a memcpy call each:
+// the calls cost as much as the copying at 64-256 bytes. Neither range is
+// touched outside [0, n).
+inline void copy_run(uint8_t* d, const uint8_t* s, int64_t n) {
+  if (n >= 16) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) std::memcpy(d + i, s + i, 16);
+    if (i < n) std::memcpy(d + n - 16, s + n - 16, 16);
+  } else if (n >= 8) {
+    std::memcpy(d, s, 8);
+    std::memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(d, s, 4);
+    std::memcpy(d + n - 4, s + n - 4, 4);
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+  }
+}
+
+inline void fill_run(uint8_t* d, uint8_t v, int64_t n) {
+  uint8_t block[16];
+  std::memset(block, v, 16);
+  if (n >= 16) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) std::memcpy(d + i, block, 16);
+    if (i < n) std::memcpy(d + n - 16, block, 16);
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i] = v;
+  }
 }
 
 struct Patches {
@@ -56,22 +93,98 @@ void fill_patches(const void* ctx, int64_t r0, int64_t rows, uint8_t* dst, int64
       const int64_t ih = ih0 + kh * s.dilation_h;
       uint8_t* dk = d + kh * s.KW * cg;
       if (ih < 0 || ih >= s.H) {
-        std::memset(dk, p.za, s.KW * cg);
+        fill_run(dk, p.za, s.KW * cg);
         continue;
       }
       const uint8_t* xrow = p.x + (n * s.H + ih) * s.W * s.C_in + c_off;
       if (runs && w_inside) {
-        std::memcpy(dk, xrow + iw0 * s.C_in, s.KW * cg);
+        copy_run(dk, xrow + iw0 * s.C_in, s.KW * cg);
         continue;
       }
       for (int64_t kw = 0; kw < s.KW; ++kw) {
         const int64_t iw = iw0 + kw * s.dilation_w;
         if (iw < 0 || iw >= s.W)
-          std::memset(dk + kw * cg, p.za, cg);
+          fill_run(dk + kw * cg, p.za, cg);
         else
-          std::memcpy(dk + kw * cg, xrow + iw * s.C_in, cg);
+          copy_run(dk + kw * cg, xrow + iw * s.C_in, cg);
       }
     }
+    if (++ow == OW) {
+      ow = 0;
+      if (++oh == OH) {
+        oh = 0;
+        ++n;
+      }
+    }
+  }
+}
+
+// Segments of a patch row read in place: a whole filter row (KW adjacent
+// taps, all channels) when taps are adjacent pixels and one group spans every
+// channel, else one tap's channels of the group.
+struct Segments {
+  int nseg;
+  int64_t bytes;
+  bool merged;  // one segment per filter row
+};
+
+Segments segments_of(const Conv2dShape& s) {
+  if (s.dilation_w == 1 && s.groups == 1)
+    return {static_cast<int>(s.KH), s.KW * s.C_in, true};
+  return {static_cast<int>(s.KH * s.KW), s.cin_per_group(), false};
+}
+
+// The ASource::pointers form of Patches (see qgemm_driver.h).
+void patch_pointers(const void* ctx, int64_t r0, int64_t rows, int mr, const uint8_t** ptrs,
+                    uint8_t* stage) {
+  const Patches& p = *static_cast<const Patches*>(ctx);
+  const Conv2dShape& s = *p.s;
+  const Segments sg = segments_of(s);
+  const int64_t OH = s.out_h(), OW = s.out_w();
+  const int64_t cg = s.cin_per_group(), c_off = p.group * cg;
+  uint8_t* za_seg = stage;  // a whole segment of padding (real 0)
+  fill_run(za_seg, p.za, sg.bytes);
+  uint8_t* next = stage + sg.bytes;  // border segments, built on demand
+  const int64_t padded = (rows + mr - 1) / mr * mr;
+  int64_t r = r0;
+  int64_t n = r / (OH * OW), oh = (r / OW) % OH, ow = r % OW;
+  const uint8_t** tile = ptrs;  // row i's slot for segment 0
+  for (int64_t i = 0, lane = 0; i < padded; ++i, ++tile) {
+    if (++lane > mr) {  // next tile: skip the other segments' slots
+      lane = 1;
+      tile += (sg.nseg - 1) * mr;
+    }
+    if (i >= rows) {
+      for (int seg = 0; seg < sg.nseg; ++seg) tile[seg * mr] = za_seg;
+      continue;
+    }
+    const int64_t ih0 = oh * s.stride_h - s.pad_top, iw0 = ow * s.stride_w - s.pad_left;
+    for (int seg = 0; seg < sg.nseg; ++seg) {
+      const int64_t kh = sg.merged ? seg : seg / s.KW;
+      const int64_t ih = ih0 + kh * s.dilation_h;
+      if (ih < 0 || ih >= s.H) {
+        tile[seg * mr] = za_seg;
+        continue;
+      }
+      const uint8_t* xrow = p.x + (n * s.H + ih) * s.W * s.C_in + c_off;
+      if (!sg.merged) {
+        const int64_t iw = iw0 + (seg % s.KW) * s.dilation_w;
+        tile[seg * mr] = (iw < 0 || iw >= s.W) ? za_seg : xrow + iw * s.C_in;
+      } else if (iw0 >= 0 && iw0 + s.KW - 1 < s.W) {
+        tile[seg * mr] = xrow + iw0 * s.C_in;
+      } else {
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          const int64_t iw = iw0 + kw;
+          if (iw < 0 || iw >= s.W)
+            fill_run(next + kw * cg, p.za, cg);
+          else
+            copy_run(next + kw * cg, xrow + iw * s.C_in, cg);
+        }
+        tile[seg * mr] = next;
+        next += sg.bytes;
+      }
+    }
+    ++r;
     if (++ow == OW) {
       ow = 0;
       if (++oh == OH) {
@@ -150,6 +263,11 @@ void qconv2d_forward(const Conv2dShape& s, const uint8_t* x, const QPackedWeight
     if (is_pointwise(s)) {
       src.direct = x;
       src.direct_ld = s.C_in;
+    } else {
+      const Segments sg = segments_of(s);
+      src.pointers = patch_pointers;
+      src.nseg = sg.nseg;
+      src.seg_bytes = sg.bytes;
     }
     qdetail::qgemm_run(M, src, P, g, st, y, s.C_out, threads);
   }

@@ -156,10 +156,17 @@ void qgemm_run(int64_t M, const ASource& src, const QPackedWeights::Impl& w, int
   const QGemmConfig& g = *w.config;
   const int64_t K = w.K, K_pad = w.K_pad, n_group = w.n_group;
   const int eb = g.elem_bytes;
-  const int64_t steps = K_pad / qgemm_k_per_step(g);
   const int64_t ld8 = staged_ld(K_pad);   // staged uint8 rows (bytes)
-  const int64_t lda_staged = ld8 * eb;    // rows as the kernel reads them (bytes)
-  const bool can_direct = src.direct && eb == 1 && K % 4 == 0;
+  const int64_t lda_staged = ld8 * eb;    // staged rows as the kernel reads them (bytes)
+  enum class Mode { staged, direct, indirect };
+  Mode mode = Mode::staged;
+  if (eb == 1 && src.pointers && src.seg_bytes % 4 == 0 && src.nseg * src.seg_bytes == K)
+    mode = Mode::indirect;
+  else if (eb == 1 && src.direct && K % 4 == 0)
+    mode = Mode::direct;
+  const int nseg = mode == Mode::indirect ? src.nseg : 1;
+  const int64_t seg_steps =
+      mode == Mode::indirect ? src.seg_bytes / 4 : K_pad / qgemm_k_per_step(g);
   const size_t ob = out_elem_bytes(st.out);
   const int64_t col0 = group * n_group;
 
@@ -183,46 +190,50 @@ void qgemm_run(int64_t M, const ASource& src, const QPackedWeights::Impl& w, int
     split_range(w.panels, 1, nthreads == 1 ? 1 : tn, tj, &p_begin, &p_end);
     if (m_begin >= m_end || p_begin >= p_end) return;
     const int64_t mc = std::min<int64_t>(mc_max, ceil_div(m_end - m_begin, g.mr) * g.mr);
+    // Staging: mc + 1 rows of ld8 bytes (room for the indirect mode's
+    // border segments too), then a zero row; the int16 copy for eb == 2.
+    const int64_t stage_bytes = (mc + 2) * ld8 + 64;
     uint8_t* buf8 = reinterpret_cast<uint8_t*>(
-        thread_scratch(ScratchSlot::gemm_a, static_cast<size_t>(mc * ld8 / 4 + 16)));
+        thread_scratch(ScratchSlot::gemm_a, static_cast<size_t>(stage_bytes / 4 + 16)));
+    uint8_t* zero_row = buf8 + (mc + 1) * ld8;
+    std::memset(zero_row, 0, static_cast<size_t>(ld8));
     int16_t* buf16 = nullptr;
     if (eb == 2)
       buf16 = reinterpret_cast<int16_t*>(
           thread_scratch(ScratchSlot::gemm_b, static_cast<size_t>(mc * ld8 / 2 + 16)));
+    const uint8_t** ptrs = reinterpret_cast<const uint8_t**>(thread_scratch(
+        ScratchSlot::conv_0, static_cast<size_t>(ceil_div(mc, g.mr) * g.mr * nseg * 2 + 16)));
 
-    // Stage rows [r0, r0 + rows) of A into the buffers' rows [i0, i0 + rows)
-    // and zero the rows up to `rows_pad` (the last micro-panel's padding).
-    auto stage = [&](int64_t r0, int64_t rows, int64_t i0, int64_t rows_pad) {
-      uint8_t* dst = buf8 + i0 * ld8;
-      src.fill(src.ctx, r0, rows, dst, ld8);
-      for (int64_t i = 0; i < rows; ++i) std::memset(dst + i * ld8 + K, 0, K_pad - K);
-      for (int64_t i = rows; i < rows_pad; ++i) std::memset(dst + i * ld8, 0, K_pad);
-      if (eb == 2)
-        for (int64_t i = 0; i < rows_pad; ++i) {
-          const uint8_t* s8 = dst + i * ld8;
-          int16_t* s16 = buf16 + (i0 + i) * ld8;
+    // Stage rows [r0, r0 + rows) into buffer rows 0..rows-1 (zero-padded to
+    // K_pad) and point the tiles at them.
+    auto stage = [&](int64_t r0, int64_t rows) {
+      src.fill(src.ctx, r0, rows, buf8, ld8);
+      if (K_pad > K)
+        for (int64_t i = 0; i < rows; ++i) std::memset(buf8 + i * ld8 + K, 0, K_pad - K);
+      const uint8_t* base = buf8;
+      if (eb == 2) {
+        for (int64_t i = 0; i < rows; ++i) {
+          const uint8_t* s8 = buf8 + i * ld8;
+          int16_t* s16 = buf16 + i * ld8;
           for (int64_t k = 0; k < K_pad; ++k) s16[k] = s8[k];
         }
+        base = reinterpret_cast<const uint8_t*>(buf16);
+      }
+      const int64_t padded = ceil_div(rows, g.mr) * g.mr;
+      for (int64_t i = 0; i < padded; ++i)
+        ptrs[i] = i < rows ? base + i * lda_staged : zero_row;
     };
-    const uint8_t* staged = eb == 2 ? reinterpret_cast<const uint8_t*>(buf16) : buf8;
 
     for (int64_t ic = m_begin; ic < m_end; ic += mc) {
       const int64_t rows = std::min<int64_t>(mc, m_end - ic);
-      const int64_t full = rows / g.mr * g.mr;
-      const uint8_t* a;
-      int64_t lda;
-      const uint8_t* a_tail = nullptr;  // the ragged last micro-panel, staged
-      if (can_direct) {
-        a = src.direct + ic * src.direct_ld;
-        lda = src.direct_ld;
-        if (full < rows) {
-          stage(ic + full, rows - full, 0, g.mr);
-          a_tail = staged;
-        }
+      if (mode == Mode::indirect) {
+        src.pointers(src.ctx, ic, rows, g.mr, ptrs, buf8);
+      } else if (mode == Mode::direct) {
+        const int64_t padded = ceil_div(rows, g.mr) * g.mr;
+        for (int64_t i = 0; i < padded; ++i)
+          ptrs[i] = i < rows ? src.direct + (ic + i) * src.direct_ld : zero_row;
       } else {
-        stage(ic, rows, 0, ceil_div(rows, g.mr) * g.mr);
-        a = staged;
-        lda = lda_staged;
+        stage(ic, rows);
       }
       for (int64_t p = p_begin; p < p_end; ++p) {
         const int64_t j = p * g.nr;
@@ -232,10 +243,7 @@ void qgemm_run(int64_t M, const ASource& src, const QPackedWeights::Impl& w, int
         for (int64_t ir = 0; ir < rows; ir += g.mr) {
           const int m = static_cast<int>(std::min<int64_t>(g.mr, rows - ir));
           void* ct = static_cast<uint8_t*>(c) + ((ic + ir) * ldc + col0 + j) * ob;
-          if (a_tail && ir >= full)
-            g.ukernel(steps, a_tail, lda_staged, bp, ct, ldc, m, n, args);
-          else
-            g.ukernel(steps, a + ir * lda, lda, bp, ct, ldc, m, n, args);
+          g.ukernel(seg_steps, nseg, ptrs + ir * nseg, bp, ct, ldc, m, n, args);
         }
       }
     }

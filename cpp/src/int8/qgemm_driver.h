@@ -9,15 +9,27 @@
 namespace cnnx {
 namespace qdetail {
 
-// The A operand (M x K uint8). fill() writes rows [r0, r0 + rows) with K
-// values each, row i at dst + i*ld. When `direct` is set, row r is also
-// readable in place at direct + r*direct_ld (a plain matrix, or an NHWC
-// image seen as pixels x channels).
+// The A operand (M x K uint8), in up to three forms; the driver uses the
+// cheapest one the micro-kernel can read:
+//   fill()     writes rows [r0, r0 + rows) with K values each, row i at
+//              dst + i*ld (always available; the kernel then reads copies);
+//   direct     row r readable in place at direct + r*direct_ld (a plain
+//              matrix, or an NHWC image seen as pixels x channels);
+//   pointers() for uint8 kernels, each row as `nseg` segments of seg_bytes
+//              (a multiple of 4) read in place: for tile t of MR rows and
+//              segment s, ptrs[(t*nseg + s)*MR + i] = row r0 + t*MR + i's
+//              segment s. Segments crossing the image border are built in
+//              `stage` (at least rows*K + 2*seg_bytes bytes); rows past
+//              r0 + rows point at any readable segment.
 struct ASource {
   void (*fill)(const void* ctx, int64_t r0, int64_t rows, uint8_t* dst, int64_t ld);
   const void* ctx;
   const uint8_t* direct = nullptr;
   int64_t direct_ld = 0;
+  void (*pointers)(const void* ctx, int64_t r0, int64_t rows, int mr, const uint8_t** ptrs,
+                   uint8_t* stage) = nullptr;
+  int nseg = 0;
+  int64_t seg_bytes = 0;
 };
 
 // Per-column store constants for every output column (all groups) and the

@@ -21,14 +21,16 @@ struct QStoreArgs {
 };
 
 // C[0:m, 0:n] (m <= MR, n <= NR) = store(A rows x B panel).
-// a:  MR rows read in place, row i at a + i*lda_bytes; each holds
-//     `steps` words of 4 bytes (4 uint8 k values, or 2 int16 k values for
-//     kernels with a_elem_bytes == 2). Rows past m must still be readable
-//     (the driver pads the last panel).
+// a:  row pointers, MR per segment: a[s*MR + i] is row i's segment s, which
+//     holds `seg_steps` words of 4 bytes (4 uint8 k values, or 2 int16 k
+//     values for kernels with elem_bytes == 2). A row is one segment for a
+//     plain matrix; for a convolution read in place, each filter row (or
+//     tap) is a segment pointing into the image. Rows past m must still
+//     point at readable memory.
 // b:  one packed panel: for each step, NR columns x 4 bytes (that column's
-//     k values of the step: 4 int8 or 2 int16).
+//     k values of the step: 4 int8 or 2 int16), all segments in order.
 // c:  float / uint8 / int32 elements by st.out, row stride ldc elements.
-using QGemmUkernel = void (*)(int64_t steps, const uint8_t* a, int64_t lda_bytes,
+using QGemmUkernel = void (*)(int64_t seg_steps, int nseg, const uint8_t* const* a,
                               const uint8_t* b, void* c, int64_t ldc, int m, int n,
                               const QStoreArgs& st);
 

@@ -15,28 +15,33 @@ namespace {
 inline size_t out_bytes(QOutput o) { return o == QOutput::u8 ? 1 : 4; }
 
 template <int MR, int NV>
-void u8s8_gemm__avx512vnni(int64_t steps, const uint8_t* a, int64_t lda, const uint8_t* b,
-                           void* c, int64_t ldc, int m, int n, const QStoreArgs& st) {
+void u8s8_gemm__avx512vnni(int64_t seg_steps, int nseg, const uint8_t* const* a,
+                           const uint8_t* b, void* c, int64_t ldc, int m, int n,
+                           const QStoreArgs& st) {
   __m512i acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
 
-  for (int64_t q = 0; q < steps; ++q) {
-    __m512i bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_si512(b + v * 64);
+  for (int s = 0; s < nseg; ++s, a += MR) {
+    const uint8_t* row[MR];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      int32_t word;
-      std::memcpy(&word, a + i * lda, 4);
-      const __m512i ai = _mm512_set1_epi32(word);
+    for (int i = 0; i < MR; ++i) row[i] = a[i];
+    for (int64_t q = 0; q < seg_steps; ++q) {
+      __m512i bv[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], ai, bv[v]);
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_load_si512(b + v * 64);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        int32_t word;
+        std::memcpy(&word, row[i] + q * 4, 4);
+        const __m512i ai = _mm512_set1_epi32(word);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], ai, bv[v]);
+      }
+      b += NV * 64;
     }
-    a += 4;
-    b += NV * 64;
   }
 
   const size_t row_bytes = static_cast<size_t>(ldc) * out_bytes(st.out);

@@ -16,7 +16,7 @@ namespace {  // see qgemm_ukernel.h
 namespace qymm {
 
 template <int MR, int NV, class Dot>
-void gemm_kernel(int64_t steps, const uint8_t* a, int64_t lda, const uint8_t* b, void* c,
+void gemm_kernel(int64_t seg_steps, int nseg, const uint8_t* const* a, const uint8_t* b, void* c,
                  int64_t ldc, int m, int n, const QStoreArgs& st) {
   __m256i acc[MR][NV];
 #pragma GCC unroll 16
@@ -24,21 +24,25 @@ void gemm_kernel(int64_t steps, const uint8_t* a, int64_t lda, const uint8_t* b,
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_si256();
 
-  for (int64_t q = 0; q < steps; ++q) {
-    __m256i bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v)
-      bv[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32));
+  for (int s = 0; s < nseg; ++s, a += MR) {
+    const uint8_t* row[MR];
 #pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      int32_t word;
-      std::memcpy(&word, a + i * lda, 4);
-      const __m256i ai = _mm256_set1_epi32(word);
+    for (int i = 0; i < MR; ++i) row[i] = a[i];
+    for (int64_t q = 0; q < seg_steps; ++q) {
+      __m256i bv[NV];
 #pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = Dot::step(acc[i][v], ai, bv[v]);
+      for (int v = 0; v < NV; ++v)
+        bv[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b + v * 32));
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        int32_t word;
+        std::memcpy(&word, row[i] + q * 4, 4);
+        const __m256i ai = _mm256_set1_epi32(word);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = Dot::step(acc[i][v], ai, bv[v]);
+      }
+      b += NV * 32;
     }
-    a += 4;
-    b += NV * 32;
   }
 
   const size_t row_bytes = static_cast<size_t>(ldc) * (st.out == QOutput::u8 ? 1 : 4);
