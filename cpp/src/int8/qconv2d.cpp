@@ -70,7 +70,9 @@ inline void fill_run(uint8_t* d, uint8_t v, int64_t n) {
 struct Patches {
   const Conv2dShape* s;
   const uint8_t* x;
+  const uint8_t* x_end;  // one past the image batch
   int64_t group;
+  int64_t seg_pad;       // packed length of a filter row (QPackedWeights::Impl)
   uint8_t za;
 };
 
@@ -91,7 +93,8 @@ void fill_patches(const void* ctx, int64_t r0, int64_t rows, uint8_t* dst, int64
     const bool w_inside = iw0 >= 0 && iw0 + (s.KW - 1) * s.dilation_w < s.W;
     for (int64_t kh = 0; kh < s.KH; ++kh) {
       const int64_t ih = ih0 + kh * s.dilation_h;
-      uint8_t* dk = d + kh * s.KW * cg;
+      uint8_t* dk = d + kh * p.seg_pad;
+      for (int64_t k = s.KW * cg; k < p.seg_pad; ++k) dk[k] = 0;
       if (ih < 0 || ih >= s.H) {
         fill_run(dk, p.za, s.KW * cg);
         continue;
@@ -120,18 +123,21 @@ void fill_patches(const void* ctx, int64_t r0, int64_t rows, uint8_t* dst, int64
 }
 
 // Segments of a patch row read in place: a whole filter row (KW adjacent
-// taps, all channels) when taps are adjacent pixels and one group spans every
-// channel, else one tap's channels of the group.
+// taps, all channels, read on to its packed length seg_pad: the extra bytes
+// belong to the next pixel and meet zero weights) when taps are adjacent
+// pixels and one group spans every channel; else one tap's channels of the
+// group, when that is a multiple of 4 bytes; else none (staged rows).
 struct Segments {
   int nseg;
   int64_t bytes;
   bool merged;  // one segment per filter row
 };
 
-Segments segments_of(const Conv2dShape& s) {
-  if (s.dilation_w == 1 && s.groups == 1)
-    return {static_cast<int>(s.KH), s.KW * s.C_in, true};
-  return {static_cast<int>(s.KH * s.KW), s.cin_per_group(), false};
+Segments segments_of(const Conv2dShape& s, int64_t seg_pad) {
+  if (s.dilation_w == 1 && s.groups == 1) return {static_cast<int>(s.KH), seg_pad, true};
+  if (s.cin_per_group() % 4 == 0)
+    return {static_cast<int>(s.KH * s.KW), s.cin_per_group(), false};
+  return {0, 0, false};
 }
 
 // The ASource::pointers form of Patches (see qgemm_driver.h).
@@ -139,15 +145,15 @@ void patch_pointers(const void* ctx, int64_t r0, int64_t rows, int mr, const uin
                     uint8_t* stage) {
   const Patches& p = *static_cast<const Patches*>(ctx);
   const Conv2dShape& s = *p.s;
-  const Segments sg = segments_of(s);
+  const Segments sg = segments_of(s, p.seg_pad);
   const int64_t OH = s.out_h(), OW = s.out_w();
   const int64_t cg = s.cin_per_group(), c_off = p.group * cg;
   uint8_t* za_seg = stage;  // a whole segment of padding (real 0)
   fill_run(za_seg, p.za, sg.bytes);
   uint8_t* next = stage + sg.bytes;  // border segments, built on demand
   const int64_t padded = (rows + mr - 1) / mr * mr;
-  int64_t r = r0;
-  int64_t n = r / (OH * OW), oh = (r / OW) % OH, ow = r % OW;
+  const int64_t row_step = s.dilation_h * s.W * s.C_in, tap_step = s.dilation_w * s.C_in;
+  int64_t n = r0 / (OH * OW), oh = (r0 / OW) % OH, ow = r0 % OW;
   const uint8_t** tile = ptrs;  // row i's slot for segment 0
   for (int64_t i = 0, lane = 0; i < padded; ++i, ++tile) {
     if (++lane > mr) {  // next tile: skip the other segments' slots
@@ -159,6 +165,23 @@ void patch_pointers(const void* ctx, int64_t r0, int64_t rows, int mr, const uin
       continue;
     }
     const int64_t ih0 = oh * s.stride_h - s.pad_top, iw0 = ow * s.stride_w - s.pad_left;
+    // Interior pixels (most of them): every segment inside the image, each
+    // one filter row (or tap) further on.
+    if (ih0 >= 0 && ih0 + (s.KH - 1) * s.dilation_h < s.H && iw0 >= 0 &&
+        iw0 + (s.KW - 1) * s.dilation_w < s.W) {
+      const uint8_t* base = p.x + ((n * s.H + ih0) * s.W + iw0) * s.C_in + c_off;
+      if (sg.merged) {
+        if (base + row_step * (s.KH - 1) + sg.bytes <= p.x_end) {
+          for (int seg = 0; seg < sg.nseg; ++seg) tile[seg * mr] = base + seg * row_step;
+          goto next_pixel;
+        }
+      } else {
+        for (int64_t kh = 0, seg = 0; kh < s.KH; ++kh)
+          for (int64_t kw = 0; kw < s.KW; ++kw, ++seg)
+            tile[seg * mr] = base + kh * row_step + kw * tap_step;
+        goto next_pixel;
+      }
+    }
     for (int seg = 0; seg < sg.nseg; ++seg) {
       const int64_t kh = sg.merged ? seg : seg / s.KW;
       const int64_t ih = ih0 + kh * s.dilation_h;
@@ -170,9 +193,10 @@ void patch_pointers(const void* ctx, int64_t r0, int64_t rows, int mr, const uin
       if (!sg.merged) {
         const int64_t iw = iw0 + (seg % s.KW) * s.dilation_w;
         tile[seg * mr] = (iw < 0 || iw >= s.W) ? za_seg : xrow + iw * s.C_in;
-      } else if (iw0 >= 0 && iw0 + s.KW - 1 < s.W) {
+      } else if (iw0 >= 0 && iw0 + s.KW - 1 < s.W && xrow + iw0 * s.C_in + sg.bytes <= p.x_end) {
         tile[seg * mr] = xrow + iw0 * s.C_in;
-      } else {
+      } else {  // crosses the border (or would read past the batch's end)
+        for (int64_t k = s.KW * cg; k < sg.bytes; ++k) next[k] = 0;
         for (int64_t kw = 0; kw < s.KW; ++kw) {
           const int64_t iw = iw0 + kw;
           if (iw < 0 || iw >= s.W)
@@ -184,7 +208,7 @@ void patch_pointers(const void* ctx, int64_t r0, int64_t rows, int mr, const uin
         next += sg.bytes;
       }
     }
-    ++r;
+  next_pixel:
     if (++ow == OW) {
       ow = 0;
       if (++oh == OH) {
@@ -258,13 +282,14 @@ void qconv2d_forward(const Conv2dShape& s, const uint8_t* x, const QPackedWeight
   }
   const qdetail::StorePrep st = qdetail::prepare_store(ep, P, true);
   for (int64_t g = 0; g < s.groups; ++g) {
-    Patches patches{&s, x, g, static_cast<uint8_t>(ep.x.zero_point)};
+    Patches patches{&s, x, x + s.input_size(), g, P.seg_pad,
+                    static_cast<uint8_t>(ep.x.zero_point)};
     qdetail::ASource src{fill_patches, &patches};
+    const Segments sg = segments_of(s, P.seg_pad);
     if (is_pointwise(s)) {
       src.direct = x;
       src.direct_ld = s.C_in;
-    } else {
-      const Segments sg = segments_of(s);
+    } else if (sg.nseg > 0) {
       src.pointers = patch_pointers;
       src.nseg = sg.nseg;
       src.seg_bytes = sg.bytes;

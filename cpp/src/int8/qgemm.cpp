@@ -160,7 +160,7 @@ void qgemm_run(int64_t M, const ASource& src, const QPackedWeights::Impl& w, int
   const int64_t lda_staged = ld8 * eb;    // staged rows as the kernel reads them (bytes)
   enum class Mode { staged, direct, indirect };
   Mode mode = Mode::staged;
-  if (eb == 1 && src.pointers && src.seg_bytes % 4 == 0 && src.nseg * src.seg_bytes == K)
+  if (eb == 1 && src.pointers && src.seg_bytes % 4 == 0 && src.nseg * src.seg_bytes == K_pad)
     mode = Mode::indirect;
   else if (eb == 1 && src.direct && K % 4 == 0)
     mode = Mode::direct;
@@ -208,8 +208,6 @@ void qgemm_run(int64_t M, const ASource& src, const QPackedWeights::Impl& w, int
     // K_pad) and point the tiles at them.
     auto stage = [&](int64_t r0, int64_t rows) {
       src.fill(src.ctx, r0, rows, buf8, ld8);
-      if (K_pad > K)
-        for (int64_t i = 0; i < rows; ++i) std::memset(buf8 + i * ld8 + K, 0, K_pad - K);
       const uint8_t* base = buf8;
       if (eb == 2) {
         for (int64_t i = 0; i < rows; ++i) {
@@ -271,12 +269,15 @@ namespace {
 
 struct MatrixA {
   const uint8_t* a;
-  int64_t lda, K;
+  int64_t lda, K, K_pad;
 };
 
 void fill_matrix_rows(const void* ctx, int64_t r0, int64_t rows, uint8_t* dst, int64_t ld) {
   const auto& m = *static_cast<const MatrixA*>(ctx);
-  for (int64_t i = 0; i < rows; ++i) std::memcpy(dst + i * ld, m.a + (r0 + i) * m.lda, m.K);
+  for (int64_t i = 0; i < rows; ++i) {
+    std::memcpy(dst + i * ld, m.a + (r0 + i) * m.lda, m.K);
+    for (int64_t k = m.K; k < m.K_pad; ++k) dst[i * ld + k] = 0;
+  }
 }
 
 }  // namespace
@@ -291,7 +292,7 @@ void qgemm(int64_t M, const uint8_t* a, int64_t lda, const QPackedWeights& b,
   if (lda < P.K) throw std::invalid_argument("a: row stride smaller than K");
   if (ldc < P.N) throw std::invalid_argument("c: row stride smaller than N");
   const qdetail::StorePrep st = qdetail::prepare_store(ep, P, true);
-  const MatrixA ctx{a, lda, P.K};
+  const MatrixA ctx{a, lda, P.K, P.K_pad};
   qdetail::ASource src{fill_matrix_rows, &ctx, a, lda};
   qdetail::qgemm_run(M, src, P, 0, st, c, ldc, threads);
 }

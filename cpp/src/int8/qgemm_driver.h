@@ -11,12 +11,14 @@ namespace qdetail {
 
 // The A operand (M x K uint8), in up to three forms; the driver uses the
 // cheapest one the micro-kernel can read:
-//   fill()     writes rows [r0, r0 + rows) with K values each, row i at
+//   fill()     writes rows [r0, r0 + rows) in the packed depth layout
+//              (K_pad bytes, the padding of each filter row zero), row i at
 //              dst + i*ld (always available; the kernel then reads copies);
 //   direct     row r readable in place at direct + r*direct_ld (a plain
 //              matrix, or an NHWC image seen as pixels x channels);
 //   pointers() for uint8 kernels, each row as `nseg` segments of seg_bytes
-//              (a multiple of 4) read in place: for tile t of MR rows and
+//              (a multiple of 4; nseg*seg_bytes == K_pad, bytes that pad a
+//              filter row may be anything) read in place: for tile t of MR rows and
 //              segment s, ptrs[(t*nseg + s)*MR + i] = row r0 + t*MR + i's
 //              segment s. Segments crossing the image border are built in
 //              `stage` (at least rows*K + 2*seg_bytes bytes); rows past

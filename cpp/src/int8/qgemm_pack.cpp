@@ -46,7 +46,8 @@ void pack_group(Impl& P, const int8_t* w, int64_t ldw, int64_t col0, int64_t g) 
     const int64_t jn = std::min<int64_t>(nr, P.n_group - p * nr);
     for (int64_t k = 0; k < P.K; ++k) {
       const int8_t* src = w + k * ldw + col0 + p * nr;
-      uint8_t* step = dst + (k / kps) * nr * 4 + (k % kps) * eb;
+      const int64_t kl = (k / P.seg_len) * P.seg_pad + k % P.seg_len;  // packed depth
+      uint8_t* step = dst + (kl / kps) * nr * 4 + (kl % kps) * eb;
       if (eb == 1) {
         for (int64_t j = 0; j < jn; ++j) step[j * 4] = static_cast<uint8_t>(src[j]);
       } else {
@@ -64,11 +65,15 @@ void pack_group(Impl& P, const int8_t* w, int64_t ldw, int64_t col0, int64_t g) 
   }
 }
 
-std::shared_ptr<Impl> new_gemm_pack(int64_t K, int64_t N, int64_t groups, const float* scales) {
+std::shared_ptr<Impl> new_gemm_pack(int64_t K, int64_t row_segs, int64_t N, int64_t groups,
+                                    const float* scales) {
   auto P = std::make_shared<Impl>();
   P->config = &qgemm_config();
   P->K = K;
-  P->K_pad = (K + 3) / 4 * 4;
+  P->row_segs = row_segs;
+  P->seg_len = K / row_segs;
+  P->seg_pad = (P->seg_len + 3) / 4 * 4;
+  P->K_pad = row_segs * P->seg_pad;
   P->N = N;
   P->groups = groups;
   P->n_group = N / groups;
@@ -104,7 +109,7 @@ QPackedWeights qgemm_pack_weights(int64_t K, int64_t N, const int8_t* w, int64_t
   if (ldw < N) throw std::invalid_argument("w: row stride smaller than N");
   check_depth(K);
   check_scales(scales, N);
-  auto P = new_gemm_pack(K, N, 1, scales);
+  auto P = new_gemm_pack(K, 1, N, 1, scales);
   pack_group(*P, w, ldw, 0, 0);
   return QPackedWeights(P);
 }
@@ -122,6 +127,7 @@ QPackedWeights qconv2d_pack_weights(const Conv2dShape& s, const int8_t* w, const
     auto P = std::make_shared<Impl>();
     P->depthwise = true;
     P->K = taps;
+    P->seg_len = P->seg_pad = taps;
     P->K_pad = taps;
     P->N = s.C_out;
     P->groups = s.groups;
@@ -148,7 +154,7 @@ QPackedWeights qconv2d_pack_weights(const Conv2dShape& s, const int8_t* w, const
   }
   const int64_t K = taps * s.cin_per_group();
   check_depth(K);
-  auto P = new_gemm_pack(K, s.C_out, s.groups, scales);
+  auto P = new_gemm_pack(K, s.KH, s.C_out, s.groups, scales);
   P->KH = s.KH;
   P->KW = s.KW;
   P->C_in = s.C_in;

@@ -75,7 +75,13 @@ inline int qgemm_k_per_step(const QGemmConfig& g) { return 4 / g.elem_bytes; }
 struct cnnx::QPackedWeights::Impl {
   const QGemmConfig* config = nullptr;  // layout owner (GEMM layouts)
   int64_t K = 0;        // depth per group
-  int64_t K_pad = 0;    // K rounded up to a multiple of 4
+  // The packed depth: K split into row_segs rows of seg_len values (a
+  // convolution's filter rows, KW*C_in/groups each; one row for a GEMM),
+  // each padded with zero weights to seg_pad, a multiple of 4, so that a
+  // row never shares a 4-byte step with the next (the kernels can then read
+  // each filter row straight from the image).
+  int64_t seg_len = 0, seg_pad = 0, row_segs = 1;
+  int64_t K_pad = 0;    // row_segs * seg_pad
   int64_t N = 0;        // columns in total (all groups)
   int64_t groups = 1;
   int64_t n_group = 0;  // N / groups
