@@ -434,6 +434,8 @@ const ConvCase kConvCases[] = {
     {1, 7, 6, 8, 3, 3, 12, 1, 1, 2, 2, 2, 2, 2, 2, 1},        // taps read in place (dilated)
     {1, 3, 3, 4, 5, 5, 8, 1, 1, 1, 1, 4, 4, 4, 4, 1},         // in place, mostly padding
     {3, 5, 5, 8, 3, 3, 10, 1, 1, 1, 1, 1, 1, 1, 1, 2},        // groups, taps in place
+    {1, 6, 6, 3, 3, 3, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1},         // rows padded to 4 bytes, the
+                                                              // last one would read past x
 };
 
 }  // namespace
