@@ -241,7 +241,8 @@ void qgemm_run(int64_t M, const ASource& src, const QPackedWeights::Impl& w, int
         for (int64_t ir = 0; ir < rows; ir += g.mr) {
           const int m = static_cast<int>(std::min<int64_t>(g.mr, rows - ir));
           void* ct = static_cast<uint8_t*>(c) + ((ic + ir) * ldc + col0 + j) * ob;
-          g.ukernel(seg_steps, nseg, ptrs + ir * nseg, bp, ct, ldc, m, n, args);
+          const QGemmUkernel kernel = (m < g.mr && g.rows) ? g.rows[m - 1] : g.ukernel;
+          kernel(seg_steps, nseg, ptrs + ir * nseg, g.mr, bp, ct, ldc, m, n, args);
         }
       }
     }

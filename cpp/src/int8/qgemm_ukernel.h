@@ -21,7 +21,9 @@ struct QStoreArgs {
 };
 
 // C[0:m, 0:n] (m <= MR, n <= NR) = store(A rows x B panel).
-// a:  row pointers, MR per segment: a[s*MR + i] is row i's segment s, which
+// a:  row pointers, a_stride (>= MR) per segment: a[s*a_stride + i] is row
+//     i's segment s (a_stride is the configuration's mr, also for the
+//     kernels with fewer rows used on ragged tiles), which
 //     holds `seg_steps` words of 4 bytes (4 uint8 k values, or 2 int16 k
 //     values for kernels with elem_bytes == 2). A row is one segment for a
 //     plain matrix; for a convolution read in place, each filter row (or
@@ -31,8 +33,8 @@ struct QStoreArgs {
 //     k values of the step: 4 int8 or 2 int16), all segments in order.
 // c:  float / uint8 / int32 elements by st.out, row stride ldc elements.
 using QGemmUkernel = void (*)(int64_t seg_steps, int nseg, const uint8_t* const* a,
-                              const uint8_t* b, void* c, int64_t ldc, int m, int n,
-                              const QStoreArgs& st);
+                              int a_stride, const uint8_t* b, void* c, int64_t ldc, int m,
+                              int n, const QStoreArgs& st);
 
 struct QGemmConfig {
   const char* name;
@@ -40,6 +42,10 @@ struct QGemmConfig {
   int elem_bytes;  // 1: A uint8 and B int8, 4 k per step (vpdpbusd);
                    // 2: A and B widened to int16, 2 k per step (vpmaddwd)
   QGemmUkernel ukernel;
+  // Optional, mr entries: rows[m - 1] computes exactly m rows (the same
+  // kernel with MR = m), for the last tile of a ragged M: a batch-1 7x7
+  // layer has M = 49, and a full 8-row tile would waste 1/8 of its work.
+  const QGemmUkernel* rows = nullptr;
 };
 
 // Constant data, defined in each ISA's file (reading it runs no ISA code).

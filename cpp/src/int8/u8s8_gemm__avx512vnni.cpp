@@ -15,7 +15,7 @@ namespace {
 inline size_t out_bytes(QOutput o) { return o == QOutput::u8 ? 1 : 4; }
 
 template <int MR, int NV>
-void u8s8_gemm__avx512vnni(int64_t seg_steps, int nseg, const uint8_t* const* a,
+void u8s8_gemm__avx512vnni(int64_t seg_steps, int nseg, const uint8_t* const* a, int a_stride,
                            const uint8_t* b, void* c, int64_t ldc, int m, int n,
                            const QStoreArgs& st) {
   __m512i acc[MR][NV];
@@ -24,7 +24,7 @@ void u8s8_gemm__avx512vnni(int64_t seg_steps, int nseg, const uint8_t* const* a,
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
 
-  for (int s = 0; s < nseg; ++s, a += MR) {
+  for (int s = 0; s < nseg; ++s, a += a_stride) {
     const uint8_t* row[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) row[i] = a[i];
@@ -60,16 +60,24 @@ void u8s8_gemm__avx512vnni(int64_t seg_steps, int nseg, const uint8_t* const* a,
 
 }  // namespace
 
+// The same kernels with fewer rows, for ragged last tiles.
+const QGemmUkernel kRows32[8] = {
+    u8s8_gemm__avx512vnni<1, 2>, u8s8_gemm__avx512vnni<2, 2>, u8s8_gemm__avx512vnni<3, 2>,
+    u8s8_gemm__avx512vnni<4, 2>, u8s8_gemm__avx512vnni<5, 2>, u8s8_gemm__avx512vnni<6, 2>,
+    u8s8_gemm__avx512vnni<7, 2>, u8s8_gemm__avx512vnni<8, 2>};
+const QGemmUkernel kRows64[4] = {u8s8_gemm__avx512vnni<1, 4>, u8s8_gemm__avx512vnni<2, 4>,
+                                 u8s8_gemm__avx512vnni<3, 4>, u8s8_gemm__avx512vnni<4, 4>};
+
 const QGemmConfig kQGemmAvx512VnniVariants[] = {
-    {"u8s8_gemm_8x32__avx512vnni", 8, 32, 1, u8s8_gemm__avx512vnni<8, 2>},
-    {"u8s8_gemm_6x32__avx512vnni", 6, 32, 1, u8s8_gemm__avx512vnni<6, 2>},
-    {"u8s8_gemm_4x32__avx512vnni", 4, 32, 1, u8s8_gemm__avx512vnni<4, 2>},
-    {"u8s8_gemm_4x64__avx512vnni", 4, 64, 1, u8s8_gemm__avx512vnni<4, 4>},
+    {"u8s8_gemm_8x32__avx512vnni", 8, 32, 1, u8s8_gemm__avx512vnni<8, 2>, kRows32},
+    {"u8s8_gemm_6x32__avx512vnni", 6, 32, 1, u8s8_gemm__avx512vnni<6, 2>, kRows32},
+    {"u8s8_gemm_4x32__avx512vnni", 4, 32, 1, u8s8_gemm__avx512vnni<4, 2>, kRows32},
+    {"u8s8_gemm_4x64__avx512vnni", 4, 64, 1, u8s8_gemm__avx512vnni<4, 4>, kRows64},
 };
 const int kQGemmAvx512VnniVariantCount = 4;
 
 // The default: the best of the variants (benchmarks/bench_int8.py --tiles).
 const QGemmConfig kQGemmAvx512Vnni = {"u8s8_gemm_8x32__avx512vnni", 8, 32, 1,
-                                      u8s8_gemm__avx512vnni<8, 2>};
+                                      u8s8_gemm__avx512vnni<8, 2>, kRows32};
 
 }  // namespace cnnx

@@ -13,9 +13,17 @@ struct DotVnniEvex {
   }
 };
 
+const QGemmUkernel kRows[6] = {
+    qymm::gemm_kernel<1, 2, DotVnniEvex>,
+    qymm::gemm_kernel<2, 2, DotVnniEvex>,
+    qymm::gemm_kernel<3, 2, DotVnniEvex>,
+    qymm::gemm_kernel<4, 2, DotVnniEvex>,
+    qymm::gemm_kernel<5, 2, DotVnniEvex>,
+    qymm::gemm_kernel<6, 2, DotVnniEvex>};
+
 }  // namespace
 
 const QGemmConfig kQGemmAvxVnniEvex = {"u8s8_gemm_6x16__avxvnni_evex", 6, 16, 1,
-                                       qymm::gemm_kernel<6, 2, DotVnniEvex>};
+                                       qymm::gemm_kernel<6, 2, DotVnniEvex>, kRows};
 
 }  // namespace cnnx

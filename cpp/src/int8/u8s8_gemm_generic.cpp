@@ -9,13 +9,14 @@ namespace {
 
 constexpr int MR = 4, NR = 16;
 
-void u8s8_gemm_generic(int64_t seg_steps, int nseg, const uint8_t* const* a, const uint8_t* b,
-                       void* c, int64_t ldc, int m, int n, const QStoreArgs& st) {
+void u8s8_gemm_generic(int64_t seg_steps, int nseg, const uint8_t* const* a, int a_stride,
+                       const uint8_t* b, void* c, int64_t ldc, int m, int n,
+                       const QStoreArgs& st) {
   int32_t acc[MR][NR] = {};
-  for (int s = 0; s < nseg; ++s, a += MR) {
+  for (int s = 0; s < nseg; ++s, a += a_stride) {
     for (int64_t q = 0; q < seg_steps; ++q) {
       const int8_t* bq = reinterpret_cast<const int8_t*>(b + q * NR * 4);
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < m; ++i) {
         const uint8_t* ai = a[i] + q * 4;
         for (int j = 0; j < NR; ++j) {
           const int8_t* bj = bq + j * 4;

@@ -16,15 +16,15 @@ namespace {  // see qgemm_ukernel.h
 namespace qymm {
 
 template <int MR, int NV, class Dot>
-void gemm_kernel(int64_t seg_steps, int nseg, const uint8_t* const* a, const uint8_t* b, void* c,
-                 int64_t ldc, int m, int n, const QStoreArgs& st) {
+void gemm_kernel(int64_t seg_steps, int nseg, const uint8_t* const* a, int a_stride,
+                 const uint8_t* b, void* c, int64_t ldc, int m, int n, const QStoreArgs& st) {
   __m256i acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_setzero_si256();
 
-  for (int s = 0; s < nseg; ++s, a += MR) {
+  for (int s = 0; s < nseg; ++s, a += a_stride) {
     const uint8_t* row[MR];
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) row[i] = a[i];
