@@ -222,17 +222,21 @@ void patch_pointers(const void* ctx, int64_t r0, int64_t rows, int mr, const uin
 qdetail::DepthwiseRow depthwise_row(const Conv2dShape& s) {
   if (s.C_out != s.C_in) return qdetail::qdepthwise_row_generic;
   switch (active_isa()) {
-    case Isa::avx512: return qdetail::qdepthwise_row__avx512;
+    case Isa::avx512:
+      return cpu_has_avx512_vnni() ? qdetail::qdepthwise_row__avx512vnni
+                                   : qdetail::qdepthwise_row__avx512;
     case Isa::avx2: return qdetail::qdepthwise_row__avx2;
     default: return qdetail::qdepthwise_row_generic;
   }
 }
 
 void run_depthwise(const Conv2dShape& s, const uint8_t* x, const QPackedWeights::Impl& P,
-                   const qdetail::StorePrep& st, void* y, int threads) {
-  qdetail::DepthwiseArgs args{&s, x, reinterpret_cast<const int32_t*>(P.data.get()), st.za,
-                               qdetail::store_args_at(st, 0), y};
+                   const QEpilogue& ep, void* y, int threads) {
   const qdetail::DepthwiseRow row = depthwise_row(s);
+  const qdetail::StorePrep st =
+      qdetail::prepare_store(ep, P, row == qdetail::qdepthwise_row__avx512vnni);
+  qdetail::DepthwiseArgs args{&s, x, reinterpret_cast<const int32_t*>(P.data.get()),
+                               P.dw4.get(), st.za, qdetail::store_args_at(st, 0), y};
   const int64_t OH = s.out_h(), rows = s.N * OH;
   const double ops = 2.0 * static_cast<double>(s.output_size()) * s.KH * s.KW;
   int nt = threads > 0 ? std::min(threads, get_num_threads()) : threads_for_flops(ops);
@@ -276,8 +280,7 @@ void qconv2d_forward(const Conv2dShape& s, const uint8_t* x, const QPackedWeight
   if (s.N == 0) return;
   const int64_t M = s.N * s.out_h() * s.out_w();
   if (P.depthwise) {
-    const qdetail::StorePrep st = qdetail::prepare_store(ep, P, false);
-    run_depthwise(s, x, P, st, y, threads);
+    run_depthwise(s, x, P, ep, y, threads);
     return;
   }
   const qdetail::StorePrep st = qdetail::prepare_store(ep, P, true);

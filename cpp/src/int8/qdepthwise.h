@@ -2,7 +2,7 @@
 // computes one output row (image n, output row oh), every column and channel:
 //   acc[c] = sum over the taps inside the image of (x - za) * w[tap][c]
 // (taps in the padding contribute (za - za) * w = 0, so they are skipped),
-// then the store of int8.h with zcomp = 0.
+// then the store of int8.h with zcomp = 0 (the VNNI row: see below).
 #pragma once
 #include <cstdint>
 
@@ -16,6 +16,7 @@ struct DepthwiseArgs {
   const Conv2dShape* s;
   const uint8_t* x;
   const int32_t* taps;  // (KH*KW, C_out) lanes, see QPackedWeights::Impl
+  const uint8_t* dw4;   // the vpdpbusd layout, see QPackedWeights::Impl
   int32_t za;
   QStoreArgs st;        // columns from 0 (all channels)
   void* y;
@@ -28,6 +29,10 @@ using DepthwiseRow = void (*)(const DepthwiseArgs& a, int64_t n, int64_t oh);
 void qdepthwise_row_generic(const DepthwiseArgs& a, int64_t n, int64_t oh);
 void qdepthwise_row__avx2(const DepthwiseArgs& a, int64_t n, int64_t oh);
 void qdepthwise_row__avx512(const DepthwiseArgs& a, int64_t n, int64_t oh);
+// AVX512-VNNI: x is not shifted by its zero point (vpdpbusd needs uint8), so
+// padding taps read x's zero point and the store subtracts za * colsum
+// (StorePrep with zcomp).
+void qdepthwise_row__avx512vnni(const DepthwiseArgs& a, int64_t n, int64_t oh);
 
 namespace {  // see qgemm_ukernel.h
 

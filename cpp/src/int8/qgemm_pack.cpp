@@ -150,6 +150,22 @@ QPackedWeights qconv2d_pack_weights(const Conv2dShape& s, const int8_t* w, const
       }
       P->colsum[c] = sum;
     }
+    // The vpdpbusd layout: vector k of (block cb, tap group g) holds, in
+    // 128-bit lane L, channels cb*64 + 16L + 4k + j (j = 0..3), 4 bytes each:
+    // the weights of taps 4g..4g+3 (zero past the last tap or channel).
+    const int64_t groups4 = (taps + 3) / 4, blocks = (s.C_out + 63) / 64;
+    P->dw4 = zeroed_aligned(static_cast<size_t>(blocks * groups4 * 256));
+    for (int64_t cb = 0; cb < blocks; ++cb)
+      for (int64_t g = 0; g < groups4; ++g)
+        for (int k = 0; k < 4; ++k)
+          for (int L = 0; L < 4; ++L)
+            for (int j = 0; j < 4; ++j)
+              for (int t = 0; t < 4; ++t) {
+                const int64_t c = cb * 64 + 16 * L + 4 * k + j, tap = 4 * g + t;
+                if (c >= s.C_out || tap >= taps) continue;
+                P->dw4.get()[((cb * groups4 + g) * 4 + k) * 64 + L * 16 + j * 4 + t] =
+                    static_cast<uint8_t>(w[tap * s.C_out + c]);
+              }
     return QPackedWeights(P);
   }
   const int64_t K = taps * s.cin_per_group();

@@ -103,4 +103,8 @@ struct cnnx::QPackedWeights::Impl {
   // Depthwise layout: (KH*KW, N) int32 lanes, each the int16 weight in its
   // low half and zero in its high half (vpmaddwd then multiplies only the
   // low halves).
+  // Depthwise, second layout for vpdpbusd (qdepthwise__avx512vnni.cpp): for
+  // each block of 64 channels and group of 4 taps, 4 vectors of 64 bytes in
+  // the order that unpacking 4 taps' bytes produces (see there).
+  std::unique_ptr<uint8_t, void (*)(void*)> dw4{nullptr, nullptr};
 };
