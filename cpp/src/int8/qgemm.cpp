@@ -1,9 +1,12 @@
 // The int8 GEMM driver. B is packed once per layer (qgemm_pack.cpp), so a
-// call only stages A and runs the micro-kernel over a 2-D grid of threads:
+// call only prepares A and runs the micro-kernel over a 2-D grid of threads:
 //
-//   ic: this thread's rows in blocks of mc  (A block staged once, in L2)
+//   ic: this thread's rows in blocks of mc  (A rows: pointers into the
+//                                            matrix or image, or a staged
+//                                            copy, in L2)
 //    p: this thread's NR-wide B panels      (full depth K, packed at load)
-//     ir: MR rows                            (micro-kernel, full K, store)
+//     ir: MR rows                            (micro-kernel, full K, store;
+//                                            an m-row kernel on the last)
 //
 // There is no K blocking: the micro-kernel runs the whole depth and applies
 // the store, so no int32 partial sums ever leave the registers. Threads
