@@ -117,7 +117,13 @@ StorePrep prepare_store(const QEpilogue& ep, const QPackedWeights::Impl& w, bool
   s.mult.resize(N);
   s.offs.resize(N);
   for (int64_t c = 0; c < N; ++c) {
-    if (with_zcomp) s.zcomp[c] = ep.x.zero_point * w.colsum[c];
+    // acc - zcomp: the zero point's share, and an int32 bias added exactly
+    const int64_t z = (with_zcomp ? int64_t{ep.x.zero_point} * w.colsum[c] : 0) -
+                      (ep.bias_acc ? int64_t{ep.bias_acc[c]} : 0);
+    if (z < -(int64_t{1} << 30) || z > (int64_t{1} << 30))
+      throw std::invalid_argument("bias_acc: expected |bias| < 2^30 - |x_zero_point * "
+                                  "column sum| at channel " + std::to_string(c));
+    s.zcomp[c] = static_cast<int32_t>(z);
     float m = ep.x.scale * w.scale[c];
     float o = ep.bias ? ep.bias[c] : 0.0f;
     if (ep.bias && !std::isfinite(o))
