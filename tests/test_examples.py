@@ -53,7 +53,7 @@ def number(pattern, line):
 
 def _others():
     mine = {"edge_detection.py", "train_mnist.py", "residual_network.py", "one_by_one_conv.py",
-            "pooling.py"}
+            "pooling.py", "inception_fashion.py"}
     return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name not in mine
                   and not p.name.startswith("_"))
 
@@ -106,6 +106,14 @@ def test_one_by_one_conv(tmp_path):
     assert number(r"max \|diff\| ([0-9.e+-]+)", last) < 1e-4
     if have("matplotlib"):
         assert "rgb_to_gray.png" in pictures(tmp_path)
+
+
+def test_inception_fashion(tmp_path):
+    lines, r = run_example("inception_fashion.py", tmp_path)
+    acc = number(r"^test accuracy: ([0-9.]+)$", lines[-1])
+    assert acc > 0.5  # 2 epochs on 6,000 images (0.72 measured; 92.3 % with full settings)
+    assert "Connected to" in r.stdout and "inception_a/concat" in r.stdout
+    assert (tmp_path / "inception_fashion.cnnx").is_file()
 
 
 def test_pooling(tmp_path):
