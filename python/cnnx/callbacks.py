@@ -140,7 +140,8 @@ class ModelCheckpoint(_Monitor):
 
 
 def step_decay(step_size, gamma=0.1):
-    """``lr = lr0 * gamma ** floor(epoch / step_size)``."""
+    """``lr = lr0 * gamma ** floor(epoch / step_size)`` (a function of the epoch and
+    the initial rate ``lr0``)."""
     step_size = as_int(step_size, "step_size", 1)
     gamma = float(gamma)
     if not gamma > 0:
@@ -168,13 +169,24 @@ def cosine_decay(epochs, min_lr=0.0):
 class LearningRateScheduler(Callback):
     """Set the optimiser's learning rate at the start of every epoch.
 
-    ``schedule``: ``"step"`` (needs ``step_size``, optional ``gamma``),
-    ``"cosine"`` (needs ``epochs``, optional ``min_lr``), or a function
-    ``f(epoch, lr0) -> lr`` where ``lr0`` is the rate the optimiser had when
-    training began. ``lrs`` records the rate of each epoch.
+    ``schedule``:
+
+    - ``"step"`` (needs ``step_size``, optional ``gamma``) or ``"cosine"``
+      (needs ``epochs``, optional ``min_lr``): functions of the epoch and the
+      *initial* rate ``optimizer.initial_lr``, which ``fit`` records the first
+      time it trains with this optimiser and never overwrites (it is saved
+      with the model). So ``fit(epochs=k + 1, initial_epoch=k)`` in a loop,
+      or ``load_model`` then ``fit(initial_epoch=k)``, gives exactly the rates
+      of one long ``fit``.
+    - a function ``f(epoch, lr) -> new_lr`` called with the *current* rate, as
+      in Keras: ``lambda epoch, lr: lr * 0.5`` halves the rate every epoch, and
+      a resumed run continues from the saved current rate.
+
+    ``lrs`` records the rate of each epoch of the last ``fit``.
     """
 
     def __init__(self, schedule, step_size=None, gamma=0.1, epochs=None, min_lr=0.0):
+        self.builtin = isinstance(schedule, str)
         if schedule == "step":
             if step_size is None:
                 raise ValueError("step_size: the step schedule needs step_size")
@@ -187,18 +199,20 @@ class LearningRateScheduler(Callback):
             self.schedule = schedule
         else:
             raise ValueError(f"schedule: expected 'step', 'cosine' or a function, got {schedule!r}")
-        self.lr0 = None
         self.lrs = []
 
     def on_train_begin(self):
-        self.lr0 = self.model.optimizer.lr
+        opt = self.model.optimizer
+        if getattr(opt, "initial_lr", None) is None:  # a loop other than fit's
+            opt.initial_lr = opt.lr
         self.lrs = []
 
     def on_epoch_begin(self, epoch):
-        lr = self.schedule(epoch, self.lr0)
+        opt = self.model.optimizer
+        lr = self.schedule(epoch, opt.initial_lr if self.builtin else opt.lr)
         if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real) or \
                 not np.isfinite(lr) or lr < 0:
             raise ValueError(f"schedule: returned {lr!r} for epoch {epoch}; expected a "
                              "number >= 0")
-        self.model.optimizer.lr = float(lr)
+        opt.lr = float(lr)
         self.lrs.append(float(lr))

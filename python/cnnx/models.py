@@ -23,9 +23,10 @@ softmax is never differentiated on its own).
 import numpy as np
 
 from . import _core
-from ._validate import as_float32, as_int
+from ._validate import as_float32, as_int, check_size
 from .layers.activations import Softmax
-from .layers.base import Layer, ParamStore, format_shape, layer_config, layer_from_config, walk
+from .layers.base import (Layer, ParamStore, check_nesting, format_shape, layer_config,
+                          layer_from_config, walk)
 from .layers.conv import Conv2D
 from .layers.dense import Dense
 from .layers.pooling import MaxPool2D
@@ -81,6 +82,7 @@ class Sequential(Layer):
         layers = [] if layers is None else layers
         if not isinstance(layers, (list, tuple)) or not all(isinstance(l, Layer) for l in layers):
             raise TypeError("layers: expected a list of Layers")
+        check_nesting(layers)
         self.layers = list(layers)
         self.store = None
         self.optimizer = None
@@ -104,6 +106,7 @@ class Sequential(Layer):
         """Append a layer (built at once if the model is)."""
         if not isinstance(layer, Layer):
             raise TypeError(f"layer: expected a Layer, got {type(layer).__name__}")
+        check_nesting([layer], "layer")
         self.layers.append(layer)
         if self.built:
             self.output_shape = layer.build(self.output_shape)
@@ -119,6 +122,8 @@ class Sequential(Layer):
         shape = tuple(as_int(s, "input_shape", 1) for s in input_shape)
         if not self.layers:
             raise ValueError("layers: the model has no layers")
+        check_size(shape, "input_shape")
+        check_nesting(self.layers)
         self.input_shape = shape
         for layer in self.layers:
             shape = layer.build(shape)
@@ -236,6 +241,9 @@ class Sequential(Layer):
         metrics = [] if metrics is None else metrics
         if isinstance(metrics, str):
             metrics = [metrics]
+        if not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics: expected None, 'accuracy' or a list such as "
+                            f"['accuracy'], got {type(metrics).__name__} {metrics!r}")
         out = []
         for m in metrics:
             if not isinstance(m, str) or m.lower() not in ("accuracy", "acc"):
@@ -369,7 +377,14 @@ class Sequential(Layer):
                                  f"gives {self.output_shape}")
             arr = np.asarray(y)
             if arr.ndim == 2 and arr.shape == (n, k) and np.issubdtype(arr.dtype, np.number):
-                arr = arr.argmax(axis=1)  # one-hot rows
+                # exact one-hot rows only: argmax of a smoothed or soft row would
+                # silently train on different targets
+                hot = arr == 1
+                if not (np.all(hot | (arr == 0)) and np.all(np.count_nonzero(hot, axis=1) == 1)):
+                    raise ValueError(f"{name}: rows of shape (m, {k}) must be exact one-hot "
+                                     "(one 1, the rest 0); soft or label-smoothed targets are "
+                                     "not supported yet (pass integer class labels)")
+                arr = arr.argmax(axis=1)
             try:
                 return _labels(arr, n, k)
             except (TypeError, ValueError) as e:

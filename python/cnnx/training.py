@@ -156,6 +156,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
                       "steps": math.ceil(n / batch_size)}
     model.history = history
     model.stop_training = False
+    if getattr(model.optimizer, "initial_lr", None) is None:  # what built-in schedules decay from
+        model.optimizer.initial_lr = model.optimizer.lr
     for cb in callbacks:
         cb.set_model(model)
     for cb in callbacks:

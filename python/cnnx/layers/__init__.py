@@ -1,6 +1,6 @@
 """Layers: Conv2D, pooling, Dense, activations, BatchNormalization, Dropout,
 Flatten and Residual (see :mod:`cnnx.layers.base` for the common contract)."""
-from .base import Layer, initialize
+from .base import MAX_NESTING, Layer, initialize
 from .conv import Conv2D
 from .pooling import MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, AdaptiveMaxPool2D, GlobalAvgPool2D
 from .dense import Dense
@@ -10,6 +10,6 @@ from .dropout import Dropout
 from .reshape import Flatten
 from .residual import Residual
 
-__all__ = ["Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
+__all__ = ["MAX_NESTING", "Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
            "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual"]

@@ -26,18 +26,87 @@ gradients in another (:class:`ParamStore`); each layer's arrays are views
 into them, so an optimiser updates every weight with one fused call and a
 data-parallel trainer all-reduces one gradient buffer.
 """
+import contextlib
 import math
+import threading
 
 import numpy as np
 
 from .. import _core
 from .. import random as _random
+from .._validate import check_size
 
 __all__ = ["Layer", "ParamStore", "initialize", "INITIALIZERS", "get_layer_class", "layer_config",
-           "layer_from_config", "walk"]
+           "layer_from_config", "walk", "deferred_init", "MAX_NESTING", "check_nesting"]
 
 _LAYER_CLASSES = {}
 _TRAINABLE_VERSION = 0  # bumped whenever any layer's trainable flag changes
+
+#: how deep containers (Sequential, Residual) may nest inside each other; deeper
+#: structures are refused with a ValueError (they would exhaust Python's stack)
+MAX_NESTING = 64
+
+_local = threading.local()  # this thread's deferred-initialisation settings
+
+
+@contextlib.contextmanager
+def deferred_init(limit=None, what="model"):
+    """Build layers without drawing or allocating their weights.
+
+    Inside the block :func:`initialize` returns zero-byte placeholders (no
+    random draws), and a :class:`ParamStore` refuses to allocate more than
+    ``limit`` floats (parameters plus buffers) with a ValueError naming
+    ``what`` and both counts. ``load_model`` builds a file's architecture this
+    way with ``limit`` = the floats its data block holds, so a tiny file that
+    declares a huge model fails at once instead of allocating gigabytes.
+    The stored values must be copied in afterwards (they start at zero).
+    """
+    saved = getattr(_local, "deferred", None)
+    _local.deferred = (limit, what)
+    try:
+        yield
+    finally:
+        _local.deferred = saved
+
+
+def _deferred():
+    return getattr(_local, "deferred", None)
+
+
+def _placeholder(shape, value=0.0):
+    """A read-only zero-byte array of ``shape`` (every element ``value``)."""
+    return np.broadcast_to(np.float32(value), shape)
+
+
+def check_nesting(layers, argname="layers"):
+    """Refuse containers nested deeper than :data:`MAX_NESTING` (no recursion here)."""
+    stack = [(layer, 1) for layer in layers]
+    while stack:
+        layer, depth = stack.pop()
+        subs = layer.sublayers()
+        if subs:
+            if depth >= MAX_NESTING:
+                raise ValueError(f"{argname}: containers (Sequential, Residual) nested more than "
+                                 f"{MAX_NESTING} deep are not supported (cnnx.layers.MAX_NESTING)")
+            stack.extend((sub, depth + 1) for sub in subs)
+
+
+class _NestingGuard:
+    """Counts recursive config conversions in this thread (see MAX_NESTING)."""
+
+    def __init__(self, argname):
+        self.argname = argname
+
+    def __enter__(self):
+        depth = getattr(_local, "config_depth", 0) + 1
+        if depth > MAX_NESTING + 1:
+            raise ValueError(f"{self.argname}: containers (Sequential, Residual) nested more "
+                             f"than {MAX_NESTING} deep are not supported "
+                             "(cnnx.layers.MAX_NESTING)")
+        _local.config_depth = depth
+
+    def __exit__(self, *exc):
+        _local.config_depth -= 1
 
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
 
@@ -52,20 +121,32 @@ def get_layer_class(name):
 
 def layer_config(layer):
     """``{"class": "Conv2D", "config": {...}}``: enough to rebuild the layer."""
-    return {"class": type(layer).__name__, "config": layer.get_config()}
+    with _NestingGuard("layers"):
+        return {"class": type(layer).__name__, "config": layer.get_config()}
 
 
 def layer_from_config(entry):
     """Rebuild a layer from :func:`layer_config`'s output."""
     if not isinstance(entry, dict) or "class" not in entry or "config" not in entry:
-        raise ValueError(f"layer: malformed layer entry {entry!r}")
+        raise ValueError(f"layer: malformed layer entry {_short(entry)}")
     if not isinstance(entry["config"], dict):
-        raise ValueError(f"layer: malformed config for {entry['class']!r}")
+        raise ValueError(f"layer: malformed config for {_short(entry['class'])}")
     cls = get_layer_class(entry["class"])
+    with _NestingGuard("layers"):
+        try:
+            return cls.from_config(entry["config"])
+        except TypeError as e:
+            raise ValueError(f"layer: cannot rebuild {entry['class']} from its config "
+                             f"({e})") from None
+
+
+def _short(value, limit=200):
+    """``repr`` cut to ``limit`` characters (error messages about file contents)."""
     try:
-        return cls.from_config(entry["config"])
-    except TypeError as e:
-        raise ValueError(f"layer: cannot rebuild {entry['class']} from its config ({e})") from None
+        text = repr(value)
+    except RecursionError:
+        text = f"<a deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def initialize(kind, shape, fan_in, fan_out, rng=None):
@@ -80,6 +161,10 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
     ``rng`` defaults to the package generator, so ``cnnx.set_seed`` makes the
     draw repeatable.
     """
+    check_size(shape, "shape")
+    if kind in ("zeros", "ones", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform") \
+            and _deferred() is not None:
+        return _placeholder(shape, 1.0 if kind == "ones" else 0.0)  # overwritten by the caller
     rng = _random.get_rng() if rng is None else rng
     fan_in = max(int(fan_in), 1)
     fan_out = max(int(fan_out), 1)
@@ -148,6 +233,10 @@ class Layer:
 
     def add_param(self, name, value):
         """Register a parameter (float32 array) and its zeroed gradient."""
+        if _deferred() is not None and value.dtype == np.float32 and not value.flags.writeable:
+            self.params[name] = value  # a placeholder: the ParamStore allocates it
+            self.grads[name] = _placeholder(value.shape)
+            return value
         value = np.ascontiguousarray(value, dtype=np.float32)
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
@@ -170,7 +259,14 @@ class Layer:
         """Create parameters for inputs of ``input_shape`` (no batch dim); return the output shape."""
         input_shape = tuple(int(s) for s in input_shape)
         self.input_shape = input_shape
-        self.output_shape = tuple(self._build(input_shape))
+        out = tuple(self._build(input_shape))
+        n = 1
+        for d in out:
+            n *= d
+        if n >= 2**62:  # no batch of it could ever be allocated or indexed
+            raise ValueError(f"input_shape: layer {self.name!r} would output {out} "
+                             f"({n} values per example), too many to index")
+        self.output_shape = out
         self.built = True
         return self.output_shape
 
@@ -299,6 +395,19 @@ class ParamStore:
                 slots.append((layer, name, start, int(p.size), p.shape))
                 offset = start + int(p.size)
         total = -(-offset // self.ALIGN) * self.ALIGN
+        deferred = _deferred()
+        if deferred is not None:
+            limit, what = deferred
+            n_buffers = sum(int(b.size) for layer, _ in walk(self.layers)
+                            for b in layer.buffers.values())
+            needed = sum(s[3] for s in slots) + n_buffers
+            if limit is not None and needed > limit:
+                raise ValueError(f"{what}: the architecture needs {needed:,} parameter and "
+                                 f"buffer values, but the data holds only {limit:,}")
+            for layer, _ in walk(self.layers):  # placeholders -> real, writable arrays
+                for k, b in list(layer.buffers.items()):
+                    if not b.flags.writeable:
+                        layer.buffers[k] = np.array(b, np.float32)
         self.size = total
         self.params = _aligned_empty(total)
         self.grads = _aligned_empty(total)

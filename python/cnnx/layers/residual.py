@@ -2,7 +2,7 @@
 import numpy as np
 
 from .activations import get_activation
-from .base import Layer, layer_config as _layer_config, layer_from_config
+from .base import Layer, check_nesting, layer_config as _layer_config, layer_from_config
 
 __all__ = ["Residual"]
 
@@ -69,6 +69,7 @@ class Residual(Layer):
         else:
             self.shortcut = _as_layer_list(shortcut, "shortcut")
             self.shortcut_spec = "layers"
+        check_nesting(self.block + (self.shortcut or []))
         self._act = get_activation(activation)
         self.activation = None if self._act.name == "linear" else self._act.name
         super().__init__(name, trainable)
