@@ -399,11 +399,14 @@ class Sequential(Layer):
 
     def train_on_batch(self, x, y):
         """One optimiser step on one batch; returns the batch's loss (before the step)."""
+        from ._guard import exclusive_training
+
         self._require_compiled()
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0], fast=True)
         try:
-            loss, _ = self._train_step(x, y)
+            with exclusive_training(self):
+                loss, _ = self._train_step(x, y)
         except ValueError as e:
             if str(e).startswith("labels"):
                 self._check_y(y, x.shape[0])  # the full check names the bad label
@@ -421,7 +424,7 @@ class Sequential(Layer):
         # The compiled C++ plans point into this model's arrays: copies and
         # pickles leave them behind and compile their own on first use.
         state = self.__dict__.copy()
-        for k in ("_compiled", "_compiled_key", "_train_compiled", "_train_key"):
+        for k in ("_compiled", "_compiled_key", "_train_compiled", "_train_key", "_train_lock"):
             state[k] = None
         return state
 

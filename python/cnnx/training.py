@@ -119,8 +119,20 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
             :mod:`cnnx.distributed` for what is broadcast, sharded, averaged.
 
     Returns a :class:`History`. ``model.stop_training = True`` (e.g. from
-    EarlyStopping) ends training after the current epoch.
+    EarlyStopping) ends training after the current epoch. A second thread
+    calling ``fit`` or ``train_on_batch`` on the same model meanwhile gets a
+    RuntimeError ("model is being trained in another thread"); ``predict``
+    from other threads keeps working.
     """
+    from ._guard import exclusive_training
+
+    with exclusive_training(model):
+        return _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
+                    seed, callbacks, verbose, initial_epoch, distributed)
+
+
+def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed,
+         callbacks, verbose, initial_epoch, distributed):
     model._require_compiled()
     x = model._check_x(x)
     y = model._check_y(y, x.shape[0])
