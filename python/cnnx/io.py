@@ -290,7 +290,8 @@ def load_model(path, compile=True):
     try:
         # no weight is drawn or allocated before the architecture's size is
         # checked against the data block (a 252-byte file may declare 10**9)
-        with deferred_init(limit=n_floats, what=f"{where} is corrupt"):
+        with deferred_init(limit=n_floats, what=f"{where} is corrupt",
+                           limit_text=f"its data block holds only {n_floats:,}"):
             model = layer_from_config(header["model"])
     except (KeyError, TypeError) as e:
         raise ValueError(f"{where} is corrupt (cannot rebuild the architecture: {e})") from None

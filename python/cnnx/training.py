@@ -41,7 +41,8 @@ class History:
 
 
 class _Bar:
-    """A tqdm bar over the samples of one epoch, with loss, accuracy and img/s."""
+    """A tqdm bar over the samples of one epoch, with loss and accuracy; tqdm
+    itself shows the rate in img/s (``unit="img"``), so the postfix does not."""
 
     def __init__(self, epoch, epochs, n, enabled):
         self.bar = None
@@ -60,18 +61,11 @@ class _Bar:
         now = time.perf_counter()
         if force or now - self.last > 0.2:
             self.last = now
-            done = self.bar.n
-            rate = done / max(now - self.t0, 1e-9)
-            post = {key: f"{v:.4f}" for key, v in logs.items()}
-            post["img/s"] = f"{rate:,.0f}"
-            self.bar.set_postfix(post, refresh=False)
+            self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()}, refresh=False)
 
     def close(self, logs):
         if self.bar is not None:
-            rate = self.bar.n / max(time.perf_counter() - self.t0, 1e-9)
-            post = {key: f"{v:.4f}" for key, v in logs.items()}
-            post["img/s"] = f"{rate:,.0f}"
-            self.bar.set_postfix(post, refresh=False)
+            self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()}, refresh=False)
             self.bar.close()
 
 

@@ -50,19 +50,22 @@ _local = threading.local()  # this thread's deferred-initialisation settings
 
 
 @contextlib.contextmanager
-def deferred_init(limit=None, what="model"):
+def deferred_init(limit=None, what="model", limit_text=None):
     """Build layers without drawing or allocating their weights.
 
     Inside the block :func:`initialize` returns zero-byte placeholders (no
     random draws), and a :class:`ParamStore` refuses to allocate more than
     ``limit`` floats (parameters plus buffers) with a ValueError naming
-    ``what`` and both counts. ``load_model`` builds a file's architecture this
+    ``what`` and both counts (``limit_text`` says where the limit comes from,
+    e.g. "its data block holds only 63"). ``load_model`` builds a file's architecture this
     way with ``limit`` = the floats its data block holds, so a tiny file that
     declares a huge model fails at once instead of allocating gigabytes.
     The stored values must be copied in afterwards (they start at zero).
     """
     saved = getattr(_local, "deferred", None)
-    _local.deferred = (limit, what)
+    if limit_text is None and limit is not None:
+        limit_text = f"the limit here is {limit:,}"
+    _local.deferred = (limit, what, limit_text)
     try:
         yield
     finally:
@@ -397,13 +400,13 @@ class ParamStore:
         total = -(-offset // self.ALIGN) * self.ALIGN
         deferred = _deferred()
         if deferred is not None:
-            limit, what = deferred
+            limit, what, limit_text = deferred
             n_buffers = sum(int(b.size) for layer, _ in walk(self.layers)
                             for b in layer.buffers.values())
             needed = sum(s[3] for s in slots) + n_buffers
             if limit is not None and needed > limit:
                 raise ValueError(f"{what}: the architecture needs {needed:,} parameter and "
-                                 f"buffer values, but the data holds only {limit:,}")
+                                 f"buffer values, but {limit_text}")
             for layer, _ in walk(self.layers):  # placeholders -> real, writable arrays
                 for k, b in list(layer.buffers.items()):
                     if not b.flags.writeable:
