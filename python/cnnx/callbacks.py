@@ -7,6 +7,7 @@ epoch's ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and ``lr``.
 """
 import math
 import numbers
+import string
 
 import numpy as np
 
@@ -37,6 +38,12 @@ class Callback:
         pass
 
 
+def _finite(v, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {v!r}")
+    return float(v)
+
+
 def _mode(mode, monitor):
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
@@ -51,7 +58,7 @@ class _Monitor(Callback):
             raise TypeError(f"monitor: expected a metric name, got {type(monitor).__name__}")
         self.monitor = monitor
         self.mode = _mode(mode, monitor)
-        self.min_delta = abs(float(min_delta))
+        self.min_delta = abs(_finite(min_delta, "min_delta"))
         self.best = None
 
     def _value(self, logs):
@@ -121,6 +128,13 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode)
         if not isinstance(filepath, str) or not filepath:
             raise TypeError("filepath: expected a non-empty str")
+        try:  # a malformed pattern fails now, not after the first epoch's training
+            fields = [f for _, f, _, _ in string.Formatter().parse(filepath) if f is not None]
+        except ValueError as e:
+            raise ValueError(f"filepath: {filepath!r} is not a valid pattern ({e})") from None
+        if any(f == "" or f.isdigit() for f in fields):
+            raise ValueError(f"filepath: {filepath!r}: use named fields such as {{epoch}} or "
+                             "{val_loss}, not positional {}")
         self.filepath = filepath
         self.save_best_only = bool(save_best_only)
         self.saved = []
@@ -134,7 +148,11 @@ class ModelCheckpoint(_Monitor):
             if not self._improved(value):
                 return
             self.best = value
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError, AttributeError) as e:
+            raise ValueError(f"filepath: cannot fill {self.filepath!r} from epoch and "
+                             f"{sorted(logs)} ({type(e).__name__}: {e})") from None
         self.model.save(path)
         self.saved.append(path)
 
@@ -143,7 +161,7 @@ def step_decay(step_size, gamma=0.1):
     """``lr = lr0 * gamma ** floor(epoch / step_size)`` (a function of the epoch and
     the initial rate ``lr0``)."""
     step_size = as_int(step_size, "step_size", 1)
-    gamma = float(gamma)
+    gamma = _finite(gamma, "gamma")
     if not gamma > 0:
         raise ValueError(f"gamma: expected a positive number, got {gamma}")
 
@@ -157,7 +175,9 @@ def cosine_decay(epochs, min_lr=0.0):
     """``lr = min_lr + (lr0 - min_lr) * (1 + cos(pi * epoch / epochs)) / 2``
     (lr0 at epoch 0, min_lr from ``epochs`` on)."""
     epochs = as_int(epochs, "epochs", 1)
-    min_lr = float(min_lr)
+    min_lr = _finite(min_lr, "min_lr")
+    if min_lr < 0:
+        raise ValueError(f"min_lr: expected a number >= 0, got {min_lr}")
 
     def schedule(epoch, lr0):
         t = min(epoch, epochs) / epochs

@@ -223,6 +223,8 @@ def _check_out(path):
     """``--out``: its directory exists and is writable, and it is not a directory."""
     if os.path.isdir(path):
         raise UsageError(f"--out {path} is a directory (give a file name such as model.cnnx)")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise UsageError(f"--out {path} is a device, FIFO or socket, not a file")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"--out {path}: the directory {directory} does not exist")
@@ -253,10 +255,12 @@ def _sample_image():
 def read_image(path):
     """A grayscale float32 image in [0, 1] from .npy, or PNG/JPEG (matplotlib/Pillow)."""
     if path.lower().endswith(".npy"):
-        img = np.load(path, allow_pickle=False)
+        img = np.load(path, allow_pickle=False, mmap_mode="r")  # the header first: no huge read
         if img.dtype.kind not in "biuf":
             raise ValueError(f"image: expected a numeric array, got dtype {img.dtype}")
-        img = img.astype(np.float32)
+        if img.size > 2**28:
+            raise ValueError(f"image: {img.shape} holds more than 2**28 values")
+        img = np.array(img, dtype=np.float32)
     else:
         img = None
         try:
@@ -564,6 +568,9 @@ def main(argv=None):
     except UsageError as e:
         print(f"cnnx {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's usual code
+        print(f"cnnx {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -75,14 +75,39 @@ class _Blob:
 
 
 def save_model(model, path):
-    """Write ``model`` to ``path`` atomically (see the module docstring)."""
-    from .layers.base import layer_config, walk
+    """Write ``model`` to ``path`` atomically (see the module docstring).
+
+    As ``open(path, "wb")`` would, a symlink is followed (its target gets the
+    new checkpoint) and an existing file keeps its mode; a device, FIFO or
+    socket at ``path`` is refused (saving replaces the file). Saving while
+    another thread trains the model raises RuntimeError (the weights would be
+    copied half-updated); save from the training thread (ModelCheckpoint).
+    """
+    from ._guard import exclusive_training
 
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
     if not model.built:
         raise ValueError("model: not built yet, nothing to save")
     path = os.fspath(path)
+    with exclusive_training(model):
+        prefix, hbytes, data = _serialise(model)
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    try:
+        st = os.stat(target)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"path: {path!r} is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"path: {path!r} is a device, FIFO or socket, not a regular file "
+                         "(saving would replace it)")
+    _write_atomically(target, prefix, hbytes, data, st)
+
+
+def _serialise(model):
+    from .layers.base import layer_config, walk
+
     blob = _Blob()
     header = {
         "format": "cnnx-model",
@@ -110,27 +135,29 @@ def save_model(model, path):
     data = b"".join(blob.parts)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(data),
                           zlib.crc32(hbytes), zlib.crc32(data))
-    directory = os.path.dirname(os.path.abspath(path))
+    return prefix, hbytes, data
+
+
+def _write_atomically(target, prefix, hbytes, data, st):
+    directory = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"path: the directory {directory!r} does not exist")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"path: {path!r} is a directory")
     _remove_stale_temporaries(directory)
-    fd, tmp = _create_temporary(directory)
     try:
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)  # an existing file keeps its mode
-        except OSError:
-            mode = None  # a new file: os.open already applied the umask to 0o666
-        if mode is not None and hasattr(os, "fchmod"):
-            os.fchmod(fd, mode)
+        fd, tmp = _create_temporary(directory)
+    except PermissionError:
+        raise PermissionError(f"path: cannot create files in {directory!r} (permission "
+                              "denied)") from None
+    try:
+        if st is not None and hasattr(os, "fchmod"):  # an existing file keeps its mode;
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))   # a new one got 0o666 less the umask
         with os.fdopen(fd, "wb") as f:
             f.write(prefix)
             f.write(hbytes)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-            os.replace(tmp, path)  # while still locked: a cleaner never takes it
+            os.replace(tmp, target)  # while still locked: a cleaner never takes it
     except BaseException:
         try:
             os.unlink(tmp)
@@ -322,6 +349,9 @@ def load_model(path, compile=True):
         if arr.shape != dst.shape:
             raise ValueError(f"{where} is corrupt (buffer {entry['name']} has shape "
                              f"{arr.shape}, expected {dst.shape})")
+        if entry["name"] == "moving_var" and not np.all(arr >= 0):  # NaN too
+            raise ValueError(f"{where} is corrupt (buffer moving_var of layer {layer.name!r} "
+                             "holds negative or NaN variances)")
         dst[...] = arr
     if compile and header.get("compile"):
         c = header["compile"]

@@ -107,6 +107,12 @@ class Sequential(Layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"layer: expected a Layer, got {type(layer).__name__}")
         check_nesting([layer], "layer")
+        from ._guard import exclusive_training
+
+        with exclusive_training(self):
+            return self._add(layer)
+
+    def _add(self, layer):
         self.layers.append(layer)
         if self.built:
             self.output_shape = layer.build(self.output_shape)
@@ -226,9 +232,14 @@ class Sequential(Layer):
         layer it is fused with the softmax, otherwise the outputs are taken
         as logits) or ``"mse"``. ``metrics``: None or ``["accuracy"]``.
         """
+        from ._guard import exclusive_training
         from .optim import get_optimizer
 
-        self.optimizer = get_optimizer(optimizer)
+        with exclusive_training(self):  # not while another thread trains this model
+            return self._compile(get_optimizer(optimizer), loss, metrics)
+
+    def _compile(self, optimizer, loss, metrics):
+        self.optimizer = optimizer
         if not isinstance(loss, str):
             raise TypeError(f"loss: expected 'cross_entropy' or 'mse', got {type(loss).__name__}")
         key = loss.lower()

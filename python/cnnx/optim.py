@@ -133,7 +133,11 @@ class Optimizer:
         for k, v in d.get("state", {}).items():
             if k not in self.state_names:
                 raise ValueError(f"state: unknown optimizer state {k!r} for {type(self).__name__}")
-            v = np.ascontiguousarray(v, np.float32).reshape(-1)
+            try:
+                v = np.ascontiguousarray(v, np.float32).reshape(-1)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"state: optimizer state {k!r} is not an array of numbers "
+                                 f"({e})") from None
             if self.store is not None and v.shape != self.store.params.shape:
                 raise ValueError(f"state: optimizer state {k!r} has {v.size} values, the "
                                  f"model has {self.store.params.size} parameters")

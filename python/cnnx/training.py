@@ -7,7 +7,9 @@ per layer per pass and one fused optimiser update). tqdm is imported only
 when a bar is shown, so ``import cnnx`` stays light.
 """
 import math
+import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -44,6 +46,8 @@ class _Bar:
     """A tqdm bar over the samples of one epoch, with loss and accuracy; tqdm
     itself shows the rate in img/s (``unit="img"``), so the postfix does not."""
 
+    _open = weakref.WeakSet()  # bars to close if fit is interrupted
+
     def __init__(self, epoch, epochs, n, enabled):
         self.bar = None
         if enabled:
@@ -51,6 +55,8 @@ class _Bar:
 
             self.bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="img",
                             leave=True, dynamic_ncols=True)
+            self.thread = threading.get_ident()
+            _Bar._open.add(self)
         self.t0 = time.perf_counter()
         self.last = self.t0
 
@@ -67,6 +73,16 @@ class _Bar:
         if self.bar is not None:
             self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()}, refresh=False)
             self.bar.close()
+            _Bar._open.discard(self)
+
+    @classmethod
+    def close_all(cls):
+        """End this thread's interrupted bars now (not at exit, after the caller's message)."""
+        me = threading.get_ident()
+        for b in list(cls._open):
+            if b.thread == me:
+                b.bar.close()
+                cls._open.discard(b)
 
 
 def _split(model, x, y, validation_data, validation_split):
@@ -121,8 +137,12 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
     from ._guard import exclusive_training
 
     with exclusive_training(model):
-        return _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
-                    seed, callbacks, verbose, initial_epoch, distributed)
+        try:
+            return _fit(model, x, y, epochs, batch_size, validation_data, validation_split,
+                        shuffle, seed, callbacks, verbose, initial_epoch, distributed)
+        except BaseException:  # Ctrl-C or an error: end the bar before the message
+            _Bar.close_all()
+            raise
 
 
 def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed,

@@ -115,11 +115,13 @@ INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "z
 
 
 def get_layer_class(name):
-    """The Layer subclass registered under ``name`` (for loading models)."""
-    try:
-        return _LAYER_CLASSES[name]
-    except KeyError:
-        raise ValueError(f"layer: unknown layer class {name!r}") from None
+    """The Layer subclass registered under ``name`` (for loading models).
+
+    Private base classes (``_Pool2D``...) are not layers one can run: refused.
+    """
+    if not isinstance(name, str) or name.startswith("_") or name not in _LAYER_CLASSES:
+        raise ValueError(f"layer: unknown layer class {_short(name)}")
+    return _LAYER_CLASSES[name]
 
 
 def layer_config(layer):

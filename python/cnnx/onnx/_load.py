@@ -61,6 +61,7 @@ class _Ctx:
             self.consts[init.name] = self.to_array(init, f"initializer {init.name!r}")
         self.value_shapes = {}
         self.batch = None  # the graph input's static batch size, if any
+        self.current = None  # the node being converted (named by errors from cnnx's layers)
 
     def to_array(self, tensor, what, node=None):
         """A TensorProto as NumPy, or an error naming it (dims that disagree
@@ -788,7 +789,7 @@ def _convert(ctx, items, st, input_is_nchw, is_top):
             out.append(item)
             st = b_st
             continue
-        node = it
+        node = ctx.current = it
         op = node.op_type
         data = _data_inputs(ctx, node)
         if op == "Conv":
@@ -961,7 +962,12 @@ def from_onnx(proto, input_shape=None, where="proto"):
     if outp.name == inp.name:
         raise ONNXConversionError(f"{where}: the graph's output is its input")
     items = _structure(ctx, nodes, inp.name, outp.name)
-    conv, st = _convert(ctx, items, _State(shape), not nhwc_in, True)
+    try:
+        conv, st = _convert(ctx, items, _State(shape), not nhwc_in, True)
+    except ONNXConversionError:
+        raise
+    except (ValueError, TypeError) as e:  # a cnnx layer refused the node's settings
+        raise ctx.fail(ctx.current, f"cannot be expressed in cnnx ({e})") from None
     if st.chw is not None:
         c, h, w = st.chw
         raise ONNXConversionError(f"{where}: the output is a flattened {c}x{h}x{w} NCHW tensor; "
