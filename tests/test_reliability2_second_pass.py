@@ -257,3 +257,27 @@ def test_ctrl_c_during_training_is_one_line():
             proc.wait()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "cnnx train: interrupted"
+
+
+# ---------------------------------------------------------------------------
+# a batch whose activations could never be allocated
+# ---------------------------------------------------------------------------
+
+def test_batch_too_big_to_allocate_is_named():
+    """NumPy said only "array is too big" (batch x per-example activation >= 2**63 bytes)."""
+    model = cnnx.Sequential([cnnx.Conv2D(1, 1, padding=2**29), cnnx.GlobalAvgPool2D(),
+                             cnnx.Dense(2)], input_shape=(1, 1, 1))
+    model.compile(optimizer="sgd")
+    x = np.ones((8, 1, 1, 1), np.float32)
+    y = np.zeros(8, np.int64)
+    for call in (lambda: model.predict(x), lambda: model.forward(x),
+                 lambda: model.fit(x, y, verbose=0, batch_size=8),
+                 lambda: model.train_on_batch(x, y), lambda: model.evaluate(x, y)):
+        with pytest.raises(ValueError, match="^x: a batch of 8 examples needs activations"):
+            call()
+    wide = cnnx.Sequential([cnnx.Conv2D(1, 1, padding=2**29)], input_shape=(1, 1, 1))
+    with pytest.raises(ValueError, match="^x: the outputs for 64 examples would hold"):
+        wide.predict(np.ones((64, 1, 1, 1), np.float32), batch_size=4)
+    with pytest.raises(ValueError, match="^x: a batch of 16 gives outputs"):
+        cnnx.functional.conv2d(np.ones((16, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1),
+                               np.float32), padding=2**29)

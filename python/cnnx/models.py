@@ -139,6 +139,10 @@ class Sequential(Layer):
         return shape
 
     def _make_store(self):
+        # the largest activation of one example: a batch whose activations could
+        # never be allocated is refused by name (_check_batch), not by NumPy
+        self._max_values = max([_prod(self.input_shape)] + [
+            _prod(layer.output_shape) for layer, _ in walk(self.layers) if layer.output_shape])
         self.store = ParamStore(self.layers)
         if self.optimizer is not None:
             self.optimizer.bind(self.store)
@@ -204,9 +208,16 @@ class Sequential(Layer):
             dy = layers[i]._backward(dy, need_dx or i > 0, accumulate)
         return dy
 
+    def _check_batch(self, m):
+        if m * self._max_values >= 2**61:  # NumPy's "array is too big" (2**63 bytes)
+            raise ValueError(f"x: a batch of {m} examples needs activations of "
+                             f"{m * self._max_values:,} values, too many to allocate (use a "
+                             "smaller batch_size)")
+
     def forward(self, x, training=False):
         """Run the model on a batch; ``training=True`` keeps what backward needs."""
         x = self._check_x(x)
+        self._check_batch(x.shape[0])
         y = self._forward(x, bool(training))
         if training:
             self._has_forward = True
@@ -315,6 +326,7 @@ class Sequential(Layer):
 
     def _logits_forward(self, x, training):
         """Forward to the loss's input: logits for cross-entropy, outputs for MSE."""
+        self._check_batch(x.shape[0])
         if self._plan_key != (self._head, len(self.layers)):
             self._plan()
         for f in self._fwd_plan:
@@ -350,6 +362,7 @@ class Sequential(Layer):
         return self._train_compiled
 
     def _train_step(self, x, y):
+        self._check_batch(x.shape[0])
         tp = self._training_plan()
         if tp is not None and y.dtype == np.int64:
             loss, out = tp.step(x, y)
@@ -441,6 +454,7 @@ class Sequential(Layer):
 
     def _inference(self, x):
         """Outputs for a batch in inference mode: one C++ call when the model compiles to a plan."""
+        self._check_batch(x.shape[0])
         key = (self.store, len(self.layers))
         c = self._compiled
         if self._compiled_key != key or (c is not None and not c.valid()):
@@ -463,6 +477,9 @@ class Sequential(Layer):
         n = x.shape[0]
         if n <= batch_size:
             return self._probabilities(self._inference(x))
+        if n * _prod(self.output_shape) >= 2**61:
+            raise ValueError(f"x: the outputs for {n} examples would hold "
+                             f"{n * _prod(self.output_shape):,} values, too many to allocate")
         res = np.empty((n,) + tuple(self.output_shape), np.float32)
         for i in range(0, n, batch_size):
             res[i:i + batch_size] = self._probabilities(self._inference(x[i:i + batch_size]))
