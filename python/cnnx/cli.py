@@ -269,8 +269,11 @@ def read_image(path):
             with Image.open(path) as im:
                 img = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
         except ImportError:
-            import matplotlib.image as mpimg
-
+            try:
+                import matplotlib.image as mpimg
+            except ImportError:
+                raise ImportError("reading PNG/JPEG needs Pillow or matplotlib (pip install "
+                                  "pillow); .npy images need neither") from None
             img = np.asarray(mpimg.imread(path), dtype=np.float32)
             if img.max() > 1.0:
                 img = img / 255.0
@@ -296,6 +299,8 @@ def _cmd_edges(args):
             name, img = args.image, read_image(args.image)
         except (ValueError, OSError, TypeError, MemoryError, EOFError) as e:
             raise UsageError(f"{args.image} is not a readable image ({_one_line(e)})") from None
+        except ImportError as e:
+            raise UsageError(f"{args.image}: {e}") from None
         if img.size > 2**26:
             raise UsageError(f"{args.image}: {img.shape[0]}x{img.shape[1]} pixels is more than "
                              "cnnx edges draws (2**26)")
