@@ -25,8 +25,9 @@ def exclusive_training(model):
             if lock is None:
                 lock = model.__dict__["_train_lock"] = threading.RLock()
     if not lock.acquire(blocking=False):
-        raise RuntimeError("model: is being trained in another thread (fit and train_on_batch "
-                           "on one model cannot run at the same time; predict can)")
+        raise RuntimeError(f"model: {getattr(model, 'name', '')!r} is being trained in another "
+                           "thread (one fit or train_on_batch at a time per model; predict "
+                           "can run meanwhile)")
     try:
         yield
     finally:

@@ -358,26 +358,25 @@ def shard_range(n, rank_=None, size_=None):
     return start, start + base + (1 if r < extra else 0)
 
 
-def evaluate(model, x, y, batch_size=256):
+def evaluate(model, x, y, batch_size=256, sample_weight=None):
     """``model.evaluate`` over the whole ``(x, y)``, each rank doing its
     contiguous share; returns the same dict on every rank."""
     model._require_compiled()
-    x = model._check_x(x)
-    y = model._check_y(y, x.shape[0])
-    return _evaluate(model, x, y, batch_size)
+    xs = model.check_inputs(x)
+    ys = model.check_targets(y, xs[0].shape[0])
+    sw = model._check_sample_weight(sample_weight, xs[0].shape[0])
+    return _evaluate(model, xs, ys, sw, batch_size)
 
 
-def _evaluate(model, x, y, batch_size):
-    a, b = shard_range(x.shape[0])
-    k = b - a
-    res = model._evaluate(x[a:b], y[a:b], batch_size) if k else {"loss": 0.0}
-    sums = np.array([res["loss"] * k, res.get("accuracy", 0.0) * k, k], np.float64)
-    allreduce(sums, average=False)
-    n = max(sums[2], 1.0)
-    out = {"loss": float(sums[0] / n)}
-    if model.loss == "cross_entropy":
-        out["accuracy"] = float(sums[1] / n)
-    return out
+def _evaluate(model, xs, ys, sw, batch_size):
+    a, b = shard_range(xs[0].shape[0])
+    part = lambda arrs: [t[a:b] for t in arrs]  # noqa: E731
+    sums, n = model._evaluate_sums(part(xs), part(ys), None if sw is None else sw[a:b],
+                                   batch_size)
+    keys = sorted(sums)
+    buf = np.array([sums[k] for k in keys] + [n], np.float64)
+    allreduce(buf, average=False)
+    return model._logs_from_sums(dict(zip(keys, buf[:-1])), buf[-1])
 
 
 # ---------------------------------------------------------------------------
@@ -433,8 +432,8 @@ class FitContext:
         allreduce(buf, average=False)
         return [float(v) for v in buf]
 
-    def evaluate(self, x, y, batch_size):
-        return _evaluate(self.model, x, y, batch_size)
+    def evaluate(self, xs, ys, sw, batch_size):
+        return _evaluate(self.model, xs, ys, sw, batch_size)
 
     def callbacks(self, callbacks):
         """The callbacks this rank runs: checkpoints only on rank 0."""

@@ -123,7 +123,8 @@ def _serialise(model):
         for name, buf in layer.buffers.items():
             header["buffers"].append({"layer": i, "name": name, **blob.add(buf)})
     if model.loss is not None:
-        header["compile"] = {"loss": model.loss, "metrics": list(model.metrics)}
+        header["compile"] = {"loss": model.loss, "metrics": list(model.metrics),
+                             "loss_weights": model.loss_weights}
     opt = model.optimizer
     if opt is not None:
         st = opt.state_dict()
@@ -375,7 +376,7 @@ def load_model(path, compile=True):
                 raise ValueError(f"{where} is corrupt (optimizer: {e})") from None
         try:
             model.compile(optimizer=opt if opt is not None else "sgd", loss=c.get("loss"),
-                          metrics=c.get("metrics"))
+                          metrics=c.get("metrics"), loss_weights=c.get("loss_weights"))
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where} is corrupt (compile settings: {e})") from None
     return model

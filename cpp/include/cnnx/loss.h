@@ -17,4 +17,15 @@ double softmax_cross_entropy(const float* logits, const int64_t* labels, int64_t
 double cross_entropy(const float* probs, const int64_t* labels, int64_t N, int64_t K, float eps,
                      float* dprobs);
 
+// Weighted sums over N rows, for the training plans' heads (one thread;
+// callers split the batch). Each returns sum_i w_i * loss_i (w null: all 1)
+// and writes the gradient of scale * that sum to d (added to d when
+// accumulate; d null: no gradient). Labels are assumed in range.
+//   softmax cross-entropy of logits[N, K]: loss_i = logsumexp(x_i) - x_i[label_i]
+double softmax_cross_entropy_sum(const float* logits, const int64_t* labels, const float* w,
+                                 int64_t N, int64_t K, float scale, float* d, bool accumulate);
+//   squared error of y[N, D] against t[N, D]: loss_i = mean_j (y_ij - t_ij)^2
+double squared_error_sum(const float* y, const float* t, const float* w, int64_t N, int64_t D,
+                         float scale, float* d, bool accumulate);
+
 }  // namespace cnnx

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "ops/ops_common.h"
 
@@ -65,6 +66,46 @@ double cross_entropy(const float* probs, const int64_t* labels, int64_t N, int64
     }
   }
   return total * inv_n;
+}
+
+double softmax_cross_entropy_sum(const float* logits, const int64_t* labels, const float* w,
+                                 int64_t N, int64_t K, float scale, float* d, bool accumulate) {
+  double total = 0.0;
+  std::vector<float> row(d && accumulate ? static_cast<size_t>(K) : 0);
+  for (int64_t i = 0; i < N; ++i) {
+    const float wi = w ? w[i] : 1.0f;
+    float* g = d ? (accumulate ? row.data() : d + i * K) : nullptr;
+    total += wi * sce_row(logits + i * K, labels[i], K, scale * wi, g);
+    if (g && accumulate)
+      for (int64_t k = 0; k < K; ++k) d[i * K + k] += row[k];
+  }
+  return total;
+}
+
+double squared_error_sum(const float* y, const float* t, const float* w, int64_t N, int64_t D,
+                         float scale, float* d, bool accumulate) {
+  double total = 0.0;
+  const double inv_d = 1.0 / static_cast<double>(D);
+  for (int64_t i = 0; i < N; ++i) {
+    const float wi = w ? w[i] : 1.0f;
+    const float* yi = y + i * D;
+    const float* ti = t + i * D;
+    double s = 0.0;
+    for (int64_t j = 0; j < D; ++j) {
+      const double e = static_cast<double>(yi[j]) - static_cast<double>(ti[j]);
+      s += e * e;
+    }
+    total += wi * s * inv_d;
+    if (d) {
+      const float c = static_cast<float>(2.0 * scale * wi * inv_d);
+      float* di = d + i * D;
+      if (accumulate)
+        for (int64_t j = 0; j < D; ++j) di[j] += c * (yi[j] - ti[j]);
+      else
+        for (int64_t j = 0; j < D; ++j) di[j] = c * (yi[j] - ti[j]);
+    }
+  }
+  return total;
 }
 
 }  // namespace cnnx

@@ -15,7 +15,7 @@ from .. import _core
 from .._validate import as_int, as_pair, check_size
 from ..functional._conv import _MAX_EXTENT
 from ..functional._shapes import output_hw, resolve_padding
-from .activations import get_activation
+from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
 
 __all__ = ["Conv2D"]
@@ -39,7 +39,7 @@ def spatial_formulas(in_hw, kernel_hw, pads, strides, dilations=(1, 1)):
     return [fh] if fh == fw else [f"n_H: {fh}", f"n_W: {fw}"]
 
 
-class Conv2D(ActivatedLinearMixin, Layer):
+class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
     """2-D convolution in NHWC with HWIO weights: ``activation(conv(x, kernel) + bias)``.
 
     Args (Keras names):
@@ -63,6 +63,8 @@ class Conv2D(ActivatedLinearMixin, Layer):
     """
 
     has_params = True
+    _fixed_after_build = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "groups",
+                          "use_bias")
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="auto",
@@ -85,8 +87,7 @@ class Conv2D(ActivatedLinearMixin, Layer):
         self.padding = padding
         # check the spec now (not only at build): a bad string fails early
         resolve_padding(padding, (10**6, 10**6), self.kernel_size, self.strides, self.dilation_rate)
-        self._act = get_activation(activation)
-        self.activation = None if self._act.name == "linear" else self._act.name
+        self.activation = activation
         self.use_bias = bool(use_bias)
         if not isinstance(kernel_initializer, str):
             raise TypeError(f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}")
@@ -120,11 +121,23 @@ class Conv2D(ActivatedLinearMixin, Layer):
                                             fh * fw * self.filters // self.groups))
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
-        self._fused = self.activation == "relu"
         # validated once here; the hot path hands these straight to the kernel
         self._p4 = (self._pads[0][0], self._pads[0][1], self._pads[1][0], self._pads[1][1])
-        self._post = None if (self._fused or self.activation is None) else self._act
         return (oh, ow, self.filters)
+
+    @property
+    def explicit_padding(self):
+        """The padding of the built layer: ((top, bottom), (left, right))."""
+        return self._pads
+
+    def lower(self, g, x):
+        h, w, c = self.input_shape
+        fh, fw = self.kernel_size
+        geometry = (h, w, c, fh, fw, self.filters, *self.strides, *self.dilation_rate,
+                    *self._p4, self.groups)
+        y = g.conv2d(x, geometry=geometry, kernel=g.param(self, "kernel"),
+                     bias=g.param(self, "bias") if self.use_bias else None)
+        return self._act.lower(g, y)
 
     # ---- computation --------------------------------------------------------
     def _forward(self, x, training):

@@ -46,5 +46,8 @@ class Dropout(Layer):
             return dy
         return _core.dropout_backward_seeded(dy, self.rate, self._seed)
 
+    def lower(self, g, x):
+        return g.dropout(x, rate=self.rate, layer=self)
+
     def get_config(self):
         return dict(super().get_config(), rate=self.rate, seed=self.seed)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _core
 from .._validate import check_size
+from ..graph.ir import BufferRef
 from .base import Layer, initialize
 
 __all__ = ["BatchNormalization"]
@@ -34,6 +35,7 @@ class BatchNormalization(Layer):
     """
 
     has_params = True
+    _fixed_after_build = ("center", "scale")
 
     def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None,
                  trainable=True):
@@ -54,8 +56,8 @@ class BatchNormalization(Layer):
         if self.center:
             self.add_param("beta", initialize("zeros", (c,), 1, 1))
         # (placeholders while load_model checks the size: see base.deferred_init)
-        self.buffers = {"moving_mean": initialize("zeros", (c,), 1, 1),
-                        "moving_var": initialize("ones", (c,), 1, 1)}
+        self.add_buffer("moving_mean", initialize("zeros", (c,), 1, 1))
+        self.add_buffer("moving_var", initialize("ones", (c,), 1, 1))
         return input_shape
 
     def _forward(self, x, training):
@@ -84,8 +86,13 @@ class BatchNormalization(Layer):
                 self._set_grad("beta", db, accumulate)
         return dx
 
-    def count_params(self):
-        return super().count_params()
+    def lower(self, g, x):
+        p = self.params
+        return g.batch_norm(x, gamma=g.param(self, "gamma") if "gamma" in p else None,
+                            beta=g.param(self, "beta") if "beta" in p else None,
+                            moving_mean=BufferRef(self, "moving_mean"),
+                            moving_var=BufferRef(self, "moving_var"),
+                            epsilon=self.epsilon, momentum=1.0 - self.momentum)
 
     def get_config(self):
         return dict(super().get_config(), momentum=self.momentum, epsilon=self.epsilon,

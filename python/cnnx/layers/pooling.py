@@ -24,6 +24,9 @@ def _need_hwc(layer, input_shape):
 
 
 class _Pool2D(Layer):
+    _fixed_after_build = ("pool_size", "strides", "padding")
+    _pool_kind = None  # the _core.PoolKind
+
     def __init__(self, pool_size=2, strides=None, padding="valid", name=None, trainable=True):
         super().__init__(name, trainable)
         self.pool_size = as_pair(pool_size, "pool_size", 1)
@@ -53,6 +56,10 @@ class _Pool2D(Layer):
         self._g = (kh, kw, self.strides[0], self.strides[1], pt, pb, pl, pr)
         return (oh, ow, c)
 
+    def lower(self, g, x):
+        return g.pool(x, pool_kind=self._pool_kind, window=self._g,
+                      count_include_pad=getattr(self, "count_include_pad", False))
+
     def get_config(self):
         return dict(super().get_config(), pool_size=list(self.pool_size),
                     strides=list(self.strides), padding=self.padding)
@@ -75,6 +82,8 @@ class MaxPool2D(_Pool2D):
     The gradient goes to the first maximum of each window (PyTorch's rule).
     """
 
+    _pool_kind = _core.PoolKind.max
+
     def _forward(self, x, training):
         y = _core.max_pool2d(x, *self._g)
         if training:
@@ -87,21 +96,11 @@ class MaxPool2D(_Pool2D):
             return None
         return _core.max_pool2d_backward(dy, self._x, *self._g)
 
-    def _backward_through_relu(self, dy, need_dx, accumulate):
-        """Backward of ``MaxPool(relu(z))`` w.r.t. z, for a ReLU layer just before.
-
-        The ReLU mask is applied to the *pooled* gradient: each window sends
-        its gradient to its maximum, whose value is the pooled output, and
-        that value is > 0 exactly when the ReLU passes it. Same result as
-        ``relu_backward(max_pool2d_backward(dy))``, on f_h*f_w times fewer
-        values (the models' training step uses this).
-        """
-        dy = _core.relu_backward(dy, self._y)
-        return _core.max_pool2d_backward(dy, self._x, *self._g)
-
 
 class AvgPool2D(_Pool2D):
     """Mean over each window. ``count_include_pad``: padded zeros count in the divisor."""
+
+    _pool_kind = _core.PoolKind.avg
 
     def __init__(self, pool_size=2, strides=None, padding="valid", count_include_pad=True,
                  name=None, trainable=True):
@@ -125,11 +124,17 @@ class AvgPool2D(_Pool2D):
 
 
 class _AdaptivePool2D(Layer):
+    _fixed_after_build = ("output_size",)
+    _pool_kind = None
+
     def __init__(self, output_size, name=None, trainable=True):
         super().__init__(name, trainable)
         self.output_size = as_pair(output_size, "output_size", 1)
         if max(self.output_size) >= 2**31:  # F.adaptive_*_pool2d's limit
             raise ValueError(f"output_size: too large, got {self.output_size}")
+
+    def lower(self, g, x):
+        return g.pool(x, pool_kind=self._pool_kind, output_hw=self.output_size)
 
     def _build(self, input_shape):
         _need_hwc(self, input_shape)
@@ -153,6 +158,8 @@ class _AdaptivePool2D(Layer):
 class AdaptiveAvgPool2D(_AdaptivePool2D):
     """Average pooling to a fixed ``output_size`` (int or (h, w)), any input size."""
 
+    _pool_kind = _core.PoolKind.adaptive_avg
+
     def _forward(self, x, training):
         if training:
             self._x = x
@@ -167,6 +174,8 @@ class AdaptiveAvgPool2D(_AdaptivePool2D):
 
 class AdaptiveMaxPool2D(_AdaptivePool2D):
     """Max pooling to a fixed ``output_size`` (int or (h, w)), any input size."""
+
+    _pool_kind = _core.PoolKind.adaptive_max
 
     def _forward(self, x, training):
         if training:
@@ -185,6 +194,9 @@ class GlobalAvgPool2D(Layer):
     def _build(self, input_shape):
         _need_hwc(self, input_shape)
         return (input_shape[2],)
+
+    def lower(self, g, x):
+        return g.pool(x, pool_kind=_core.PoolKind.global_avg)
 
     def _forward(self, x, training):
         if training:

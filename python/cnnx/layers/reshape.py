@@ -30,3 +30,6 @@ class Flatten(Layer):
         if not need_dx:
             return None
         return dy.reshape((dy.shape[0],) + self.input_shape)
+
+    def lower(self, g, x):
+        return g.reshape(x, self.output_shape)

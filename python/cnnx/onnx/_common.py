@@ -4,9 +4,10 @@ __all__ = ["ONNXConversionError", "require_onnx", "SUPPORTED_EXPORT_LAYERS",
            "SUPPORTED_IMPORT_OPS"]
 
 SUPPORTED_EXPORT_LAYERS = (
-    "Sequential", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D",
-    "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax",
-    "BatchNormalization", "Dropout", "Residual")
+    "Model", "Sequential", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
+    "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
+    "Tanh", "Softmax", "BatchNormalization", "Dropout", "Residual", "Add", "Subtract",
+    "Multiply", "Average", "Concatenate")
 
 SUPPORTED_IMPORT_OPS = (
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",

@@ -1,0 +1,271 @@
+"""Op graph -> the compiled C++ plans (``_core.InferencePlan``, ``_core.TrainPlan``).
+
+Both plans take the same op descriptions (``_core.OpSpec``, one C++ header:
+``cpp/include/cnnx/op_spec.h``); :func:`op_spec` writes one from a graph op,
+through a table keyed by op kind. The inference plan gets buffers assigned
+by liveness (a value's buffer is reused once its last reader has run), so a
+chunk of images fits in the core's cache; the training step keeps every
+value, since backward reads them.
+
+A graph with an op no plan runs (a user's Python layer; dropout while
+training) compiles to None and the model runs layer by layer.
+"""
+import math
+
+from .. import _core
+from . import passes
+from .ir import Act, OpKind, PoolKind
+
+__all__ = ["Unsupported", "op_spec", "compile_inference", "compile_training",
+           "CompiledInference", "CompiledTraining"]
+
+
+class Unsupported(Exception):
+    """The graph holds an op the plans do not run."""
+
+
+def _arr(ref):
+    return None if ref is None else ref.array
+
+
+def _grad(ref):
+    return None if ref is None else ref.grad
+
+
+def _weights(spec, a, training):
+    k, b = a["kernel"], a["bias"]
+    if training:
+        spec.set_weights(k.array, _arr(b), k.grad, _grad(b))
+    else:
+        spec.set_weights(k.array, _arr(b))
+    spec.act = a["act"]
+    spec.alpha = a["alpha"]
+    bn = a.get("bn")
+    if bn is not None:
+        spec.set_batch_norm(_arr(bn["gamma"]), _arr(bn["beta"]), bn["moving_mean"].array,
+                            bn["moving_var"].array, bn["epsilon"])
+    spec.relu_mask_applied_later = bool(a.get("relu_mask_applied_later", False))
+
+
+def _conv(spec, op, training):
+    spec.conv = op.attrs["geometry"]
+    spec.k = op.output.shape[-1]
+    _weights(spec, op.attrs, training)
+
+
+def _dense(spec, op, training):
+    a = op.attrs
+    spec.dense = (a["in_features"], a["out_features"])
+    spec.k = a["out_features"]
+    _weights(spec, a, training)
+
+
+def _pool(spec, op, training):
+    a = op.attrs
+    spec.pool_kind = a["pool_kind"]
+    spec.pool_input = op.inputs[0].shape
+    spec.pool_window = a["window"]
+    spec.count_include_pad = a["count_include_pad"]
+    if a["pool_kind"] in (PoolKind.adaptive_avg, PoolKind.adaptive_max):
+        spec.pool_output = a["output_hw"]
+    spec.mask_grad_by_output = bool(a.get("mask_grad_by_output", False))
+
+
+def _batch_norm(spec, op, training):
+    a = op.attrs
+    spec.channels = op.output.shape[-1]
+    spec.count = op.output.size
+    gamma, beta = a["gamma"], a["beta"]
+    spec.set_batch_norm(_arr(gamma), _arr(beta), a["moving_mean"].array, a["moving_var"].array,
+                        a["epsilon"], a["momentum"],
+                        _grad(gamma) if training else None, _grad(beta) if training else None)
+
+
+def _activation(spec, op, training):
+    a = op.attrs
+    if a["act"] == Act.softmax and a["axis"] != len(op.output.shape) - 1:
+        raise Unsupported("softmax over an axis other than the last")
+    spec.act = a["act"]
+    spec.alpha = a["alpha"]
+    spec.count = op.output.size
+    spec.k = op.output.shape[-1] if op.output.shape else 1
+
+
+def _eltwise(spec, op, training):
+    spec.eltwise = op.attrs["eltwise"]
+    spec.act = op.attrs["act"]
+    spec.alpha = op.attrs["alpha"]
+    spec.count = op.output.size
+    spec.k = op.output.shape[-1] if op.output.shape else 1
+
+
+def _concat(spec, op, training):
+    axis = op.attrs["axis"]
+    spec.outer = math.prod(op.output.shape[:axis])
+    spec.inner = [math.prod(v.shape[axis:]) for v in op.inputs]
+
+
+_SPECS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
+          OpKind.batch_norm: _batch_norm, OpKind.activation: _activation,
+          OpKind.eltwise: _eltwise, OpKind.concat: _concat}
+
+
+def op_spec(op, ids, training=False):
+    """The ``_core.OpSpec`` of graph op ``op``; ``ids`` maps value ids to plan ids."""
+    make = _SPECS.get(op.kind)
+    if make is None:
+        raise Unsupported(f"{op.kind.name} ({op.name})")
+    spec = _core.OpSpec(op.kind, [ids[v.id] for v in op.inputs], ids[op.output.id])
+    make(spec, op, training)
+    return spec
+
+
+def _copy_op(g, v):
+    """A fresh value holding a copy of v (a one-input concat)."""
+    return g.emit(OpKind.concat, [v], v.shape, axis=0)
+
+
+def _distinct_outputs(g):
+    """Outputs that are inputs, or repeated, become copies (each output needs its own buffer)."""
+    seen = {v.id for v in g.inputs}
+    outs = []
+    for v in g.outputs:
+        if v.id in seen:
+            v = _copy_op(g, v)
+        seen.add(v.id)
+        outs.append(v)
+    g.outputs = outs
+
+
+class CompiledInference:
+    """An inference plan: ``plan(xs) -> [outputs]`` (each reshaped per example)."""
+
+    def __init__(self, plan, output_shapes):
+        self.plan = plan
+        self.output_shapes = [tuple(s) for s in output_shapes]
+
+    def __call__(self, xs):
+        ys = self.plan.run(list(xs))
+        return [y.reshape((y.shape[0],) + s) for y, s in zip(ys, self.output_shapes)]
+
+    def profile(self, xs, reps=10):
+        return self.plan.profile(list(xs), reps)
+
+
+def compile_inference(g):
+    """A :class:`CompiledInference` of graph ``g`` (consumed: passes run on it), or None."""
+    shapes = [v.shape for v in g.outputs]
+    try:
+        passes.for_inference(g)
+        _distinct_outputs(g)
+        passes.sort(g)
+        ni, no = len(g.inputs), len(g.outputs)
+        buffer_of = {v.id: i for i, v in enumerate(g.inputs)}
+        for j, v in enumerate(g.outputs):
+            buffer_of[v.id] = ni + j
+        sizes = [v.size for v in g.inputs] + [v.size for v in g.outputs]
+        last_use = {}
+        for i, op in enumerate(g.ops):
+            for v in op.inputs:
+                last_use[v.id] = i
+        free = []
+        for i, op in enumerate(g.ops):
+            out = op.output
+            if out.id not in buffer_of:
+                if free:
+                    b = free.pop()
+                    sizes[b] = max(sizes[b], out.size)
+                else:
+                    sizes.append(out.size)
+                    b = len(sizes) - 1
+                buffer_of[out.id] = b
+            for vid in {v.id for v in op.inputs}:
+                if last_use.get(vid) == i and buffer_of[vid] >= ni + no:
+                    free.append(buffer_of[vid])
+        plan = _core.InferencePlan(sizes, ni, no)
+        for op in g.ops:
+            plan.add(op_spec(op, buffer_of))
+    except Unsupported:
+        return None
+    return CompiledInference(plan, shapes)
+
+
+class CompiledTraining:
+    """A training step: ``step(xs, targets, sample_weight) -> (loss, [terms], [head values])``.
+
+    ``heads[i]`` is ``(output index, what the i-th returned array is)``
+    (see :func:`loss_heads`).
+    """
+
+    def __init__(self, plan, heads):
+        self.plan = plan
+        self.heads = heads
+
+    def step(self, xs, targets, sample_weight=None):
+        return self.plan.step(list(xs), list(targets), sample_weight)
+
+
+_LOSS_KINDS = {"cross_entropy": _core.LossKind.softmax_cross_entropy,
+               "mse": _core.LossKind.mean_squared_error}
+
+
+def loss_heads(g, losses):
+    """For each output with a loss: (output index, value the loss reads, kind,
+    weight, what that value is).
+
+    Cross-entropy on an output made by a softmax over its last axis reads the
+    softmax's input (``"softmax_logits"``: the fused, stable
+    softmax-cross-entropy, the softmax is never differentiated on its own);
+    on any other output it takes the output as ``"logits"``. Other losses
+    read the ``"output"``.
+    """
+    heads = []
+    for i, spec in enumerate(losses):
+        if spec is None:
+            continue
+        kind, weight = spec
+        v = g.outputs[i]
+        what = "output"
+        if kind == "cross_entropy":
+            p = v.producer
+            if (p is not None and p.kind == OpKind.activation and p.attrs["act"] == Act.softmax
+                    and p.attrs["axis"] == len(v.shape) - 1):
+                v, what = p.inputs[0], "softmax_logits"
+            else:
+                what = "logits"
+        heads.append((i, v, kind, float(weight), what))
+    return heads
+
+
+def compile_training(g, grads, losses):
+    """A :class:`CompiledTraining` of graph ``g`` for ``losses`` (one
+    ``(kind, weight)`` or None per output), or None when an op has no
+    training form in the plan. ``grads``: the model's flat gradient buffer."""
+    heads = loss_heads(g, losses)
+    if not heads:
+        return None
+    try:
+        for _, v, kind, _, _ in heads:
+            if kind not in _LOSS_KINDS:
+                raise Unsupported(kind)
+        g.outputs = [v for _, v, _, _, _ in heads]
+        passes.for_training(g)
+        if any(op.kind == OpKind.conv2d and op.attrs["act"] not in (Act.none, Act.relu)
+               for op in g.ops):
+            raise Unsupported("conv activation")  # lowered separately: cannot happen
+        ids = {v.id: i for i, v in enumerate(g.inputs)}
+        sizes = [v.size for v in g.inputs]
+        for op in g.ops:
+            ids[op.output.id] = len(sizes)
+            sizes.append(op.output.size)
+        if not g.ops or any(v.id not in ids or v.producer is None for v in g.outputs):
+            raise Unsupported("a head that no op computes")
+        plan = _core.TrainPlan(sizes, len(g.inputs), grads)
+        for op in g.ops:
+            plan.add(op_spec(op, ids, training=True))
+        for t, (_, v, kind, weight, _) in enumerate(heads):
+            plan.add_loss(_LOSS_KINDS[kind], ids[v.id], t, weight)
+        plan.set_outputs([ids[v.id] for v in g.outputs])
+    except Unsupported:
+        return None
+    return CompiledTraining(plan, [(i, what) for i, _, _, _, what in heads])
