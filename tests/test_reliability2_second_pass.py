@@ -240,7 +240,11 @@ def test_edges_npy_whose_header_promises_a_huge_array(tmp_path):
 
 def test_ctrl_c_during_training_is_one_line():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen([sys.executable, "-m", "cnnx", "train", "--dataset", "shapes",
+    # (Python ignores SIGINT when it starts with SIGINT ignored, as under a
+    # background job: install the usual handler, as an interactive shell's child has)
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from cnnx.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "train", "--dataset", "shapes",
                              "--epochs", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     try:
