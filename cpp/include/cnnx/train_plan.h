@@ -54,6 +54,9 @@ class TrainPlan {
               int64_t N, float* const* out, double* loss_parts);
 
   double flops_per_image() const { return flops_; }
+  // Floats per image the step keeps (values needed by backward, gradients in
+  // flight), after the first step planned them.
+  int64_t arena_floats_per_image() const { return val_per_image_ + grad_per_image_; }
   int n_inputs() const { return n_in_; }
   int64_t value_size(int v) const { return sizes_.at(static_cast<size_t>(v)); }
   const std::vector<LossSpec>& losses() const { return losses_; }
@@ -66,6 +69,7 @@ class TrainPlan {
     std::vector<char> first_grad;       // per input: this op's backward writes its gradient first
     std::vector<char> need_dx;          // per input: some parameter upstream needs the gradient
     bool run_backward = true;           // some loss depends on this op's output
+    bool relu_in_place = false;         // a ReLU writing over its input (which nothing else reads)
     std::vector<float> save_mean, save_inv_std;  // batch norm (serial steps)
   };
 
@@ -77,10 +81,16 @@ class TrainPlan {
                    int64_t i0, int64_t n, int64_t N, float* const* out, float* dgrads,
                    double* parts);
 
+  void plan_memory();
+
   std::vector<int64_t> sizes_;
-  std::vector<int64_t> offset_;  // per-image offset of each value in the arenas
+  // Memory plan (finalize): per value, the per-image offset of its slot in
+  // the value arena / the gradient arena, or -1 (an input, an output written
+  // to the caller's array, or no gradient). Slots are shared by values whose
+  // lifetimes do not overlap.
+  std::vector<int64_t> val_off_, grad_off_;
   int n_in_ = 1;
-  int64_t per_image_ = 0;
+  int64_t val_per_image_ = 0, grad_per_image_ = 0;
   std::vector<Op> ops_;
   std::vector<LossSpec> losses_;
   std::vector<char> loss_first_;  // per loss: it writes its value's gradient first
@@ -91,7 +101,7 @@ class TrainPlan {
   double flops_ = 0.0;
   bool finalized_ = false;
   bool has_batch_norm_ = false;
-  std::vector<float> values_, value_grads_;  // N * per_image_ each
+  std::vector<float> values_, value_grads_;  // N * val_per_image_ / N * grad_per_image_
   std::vector<std::vector<float>> private_grads_;  // threads > 0
   std::mutex mu_;
 };

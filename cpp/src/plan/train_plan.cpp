@@ -46,16 +46,9 @@ TrainPlan::TrainPlan(std::vector<int64_t> value_sizes, int n_inputs, float* grad
   if (n_in_ < 1 || sizes_.size() < static_cast<size_t>(n_in_) + 1)
     throw std::invalid_argument("values: need the inputs and at least one computed value");
   if (!grads_ || n_grads_ < 0) throw std::invalid_argument("grads: a gradient buffer is needed");
-  offset_.assign(sizes_.size(), 0);
   producer_.assign(sizes_.size(), -1);
-  int64_t off = 0;
-  for (size_t v = 0; v < sizes_.size(); ++v) {
-    if (sizes_[v] < 1) throw std::invalid_argument("values: sizes must be >= 1");
-    if (v < static_cast<size_t>(n_in_)) continue;  // the inputs are the caller's arrays
-    offset_[v] = off;
-    off += round16(sizes_[v]);
-  }
-  per_image_ = off;
+  for (int64_t s : sizes_)
+    if (s < 1) throw std::invalid_argument("values: sizes must be >= 1");
 }
 
 void TrainPlan::check_value(int v, int64_t floats, const char* what) const {
@@ -192,7 +185,170 @@ void TrainPlan::finalize() {
     for (size_t j = 0; j < it->s.in.size(); ++j)
       if (it->need_dx[j]) it->first_grad[j] = written.insert(it->s.in[j]).second;
   }
+  plan_memory();
   finalized_ = true;
+}
+
+namespace {
+
+// Slots of an arena handed out to values with disjoint lifetimes.
+struct SlotPool {
+  std::vector<int64_t> size;  // floats per image of each slot
+  std::vector<char> free;
+  int take(int64_t floats) {
+    int best = -1;
+    for (size_t s = 0; s < size.size(); ++s)  // the smallest free slot that fits
+      if (free[s] && size[s] >= floats && (best < 0 || size[s] < size[best])) best = static_cast<int>(s);
+    if (best < 0)
+      for (size_t s = 0; s < size.size(); ++s)  // else grow the largest free one
+        if (free[s] && (best < 0 || size[s] > size[best])) best = static_cast<int>(s);
+    if (best < 0) {
+      size.push_back(floats);
+      free.push_back(0);
+      return static_cast<int>(size.size()) - 1;
+    }
+    size[best] = std::max(size[best], floats);
+    free[best] = 0;
+    return best;
+  }
+  void give(int s) { free[s] = 1; }
+  std::vector<int64_t> offsets(int64_t* total) const {
+    std::vector<int64_t> off(size.size());
+    int64_t o = 0;
+    for (size_t s = 0; s < size.size(); ++s) {
+      off[s] = o;
+      o += round16(size[s]);
+    }
+    *total = o;
+    return off;
+  }
+};
+
+}  // namespace
+
+// Keep only what backward reads, as autograd does: a value lives from its op
+// to its last forward reader unless some backward formula needs it (then to
+// the end of the step); a ReLU whose input nothing else needs writes over it
+// (its backward needs only its output); a gradient lives from its first
+// write to its producer's backward. Slots are reused between lifetimes.
+void TrainPlan::plan_memory() {
+  const int V = static_cast<int>(sizes_.size());
+  const int K = static_cast<int>(ops_.size());
+  std::vector<char> kept(V, 0), is_output(V, 0), is_loss(V, 0);
+  std::vector<int> readers(V, 0);
+  for (int v : outputs_) is_output[v] = 1;
+  for (const LossSpec& l : losses_) kept[l.value] = is_loss[l.value] = 1;
+  for (const Op& op : ops_)
+    for (int v : op.s.in) ++readers[v];
+  auto any_dx = [](const Op& op) {
+    for (char c : op.need_dx)
+      if (c) return true;
+    return false;
+  };
+  for (const Op& op : ops_) {
+    if (!op.run_backward) continue;
+    const OpSpec& s = op.s;
+    const int in0 = s.in[0];
+    switch (s.kind) {
+      case OpKind::conv2d:
+      case OpKind::dense:
+        if (op.dw_off >= 0 || op.db_off >= 0) kept[in0] = 1;
+        if (s.act == PlanAct::relu && !s.relu_mask_applied_later) kept[s.out] = 1;
+        break;
+      case OpKind::pool:
+        if (any_dx(op) && (s.pool == PlanPool::max || s.pool == PlanPool::adaptive_max))
+          kept[in0] = 1;
+        if (s.mask_grad_by_output) kept[s.out] = 1;
+        break;
+      case OpKind::activation:
+        if (!any_dx(op)) break;
+        if (s.act == PlanAct::leaky_relu) kept[in0] = 1;
+        else kept[s.out] = 1;  // relu from its output (y > 0 exactly where x > 0)
+        break;
+      case OpKind::batch_norm: kept[in0] = 1; break;
+      case OpKind::eltwise:
+        if (s.eltwise == EltwiseKind::mul && any_dx(op))
+          for (int v : s.in) kept[v] = 1;
+        if (s.act == PlanAct::relu) kept[s.out] = 1;
+        break;
+      default: break;
+    }
+  }
+  // ReLU in place: out shares in's storage.
+  std::vector<int> root(V);
+  for (int v = 0; v < V; ++v) root[v] = v;
+  for (Op& op : ops_) {
+    const OpSpec& s = op.s;
+    const int in0 = s.in.empty() ? -1 : s.in[0];
+    if (s.kind == OpKind::activation && s.act == PlanAct::relu && in0 >= n_in_ &&
+        readers[in0] == 1 && !kept[in0] && !is_output[in0] && !is_output[s.out] &&
+        !is_loss[in0]) {
+      op.relu_in_place = true;
+      root[s.out] = root[in0];
+    }
+  }
+  // Values: forward lifetimes.
+  std::vector<int> last_read(V, -1);
+  std::vector<char> to_end(V, 0);
+  for (int k = 0; k < K; ++k)
+    for (int v : ops_[k].s.in) last_read[root[v]] = std::max(last_read[root[v]], k);
+  for (int v = 0; v < V; ++v)
+    if (kept[v]) to_end[root[v]] = 1;
+  SlotPool vals;
+  std::vector<int> val_slot(V, -1);
+  for (int k = 0; k < K; ++k) {
+    const int out = ops_[k].s.out;
+    if (!is_output[out] && root[out] == out) val_slot[out] = vals.take(sizes_[out]);
+    std::set<int> done;
+    for (int v : ops_[k].s.in) done.insert(root[v]);
+    done.insert(root[out]);
+    for (int r : done)
+      if (r >= n_in_ && val_slot[r] >= 0 && !to_end[r] && last_read[r] <= k) vals.give(val_slot[r]);
+  }
+  // Gradients: from the first write to the producer's backward. Events: the
+  // losses (0..L-1), then the ops in reverse (op k at L + K - 1 - k).
+  const int L = static_cast<int>(losses_.size());
+  std::vector<int> g_start(V, -1), g_end(V, -1);
+  for (int l = 0; l < L; ++l)
+    if (g_start[losses_[l].value] < 0) g_start[losses_[l].value] = l;
+  for (int k = K - 1; k >= 0; --k) {
+    const Op& op = ops_[k];
+    if (!op.run_backward) continue;
+    const int e = L + K - 1 - k;
+    for (size_t j = 0; j < op.s.in.size(); ++j)
+      if (op.need_dx[j] && g_start[op.s.in[j]] < 0) g_start[op.s.in[j]] = e;
+    if (g_start[op.s.out] >= 0) g_end[op.s.out] = e;
+  }
+  for (int v = 0; v < V; ++v)  // a loss value whose op runs no backward: read by the loss only
+    if (g_start[v] >= 0 && g_end[v] < 0) g_end[v] = g_start[v];
+  std::vector<int> by_start;
+  for (int v = n_in_; v < V; ++v)
+    if (g_start[v] >= 0) by_start.push_back(v);
+  std::sort(by_start.begin(), by_start.end(),
+            [&](int a, int b) { return g_start[a] < g_start[b]; });
+  SlotPool grads;
+  std::vector<int> grad_slot(V, -1);
+  std::vector<int> active;
+  for (int v : by_start) {
+    for (size_t i = 0; i < active.size();) {  // lifetimes ended before v's starts
+      if (g_end[active[i]] < g_start[v]) {
+        grads.give(grad_slot[active[i]]);
+        active.erase(active.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    grad_slot[v] = grads.take(sizes_[v]);
+    active.push_back(v);
+  }
+  const std::vector<int64_t> voff = vals.offsets(&val_per_image_);
+  const std::vector<int64_t> goff = grads.offsets(&grad_per_image_);
+  val_off_.assign(V, -1);
+  grad_off_.assign(V, -1);
+  for (int v = n_in_; v < V; ++v) {
+    if (val_slot[root[v]] >= 0) val_off_[v] = voff[val_slot[root[v]]];
+    if (grad_slot[v] >= 0) grad_off_[v] = goff[grad_slot[v]];
+  }
 }
 
 void TrainPlan::forward_op(Op& op, float* const* val, int64_t n) {
@@ -235,9 +391,14 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n) {
       return;
     }
     case OpKind::eltwise: {
+      const int64_t total = n * s.count;
+      if (s.eltwise == EltwiseKind::add && s.in.size() == 2 && s.act == PlanAct::relu) {
+        const float* b = val[s.in[1]];  // the residual sum: one pass
+        for (int64_t i = 0; i < total; ++i) y[i] = std::max(x[i] + b[i], 0.0f);
+        return;
+      }
       std::vector<const float*> xs(s.in.size());
       for (size_t i = 0; i < xs.size(); ++i) xs[i] = val[s.in[i]];
-      const int64_t total = n * s.count;
       eltwise_forward(s.eltwise, xs.data(), static_cast<int>(xs.size()), y, total);
       if (s.act == PlanAct::relu) relu_forward(y, y, total);
       return;
@@ -322,7 +483,7 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
     case OpKind::activation:
       if (!need_dx) return;
       switch (s.act) {
-        case PlanAct::relu: relu_backward(gy, val[s.in[0]], dx, in_total); break;
+        case PlanAct::relu: relu_backward(gy, val[s.out], dx, in_total); break;  // y > 0 iff x > 0
         case PlanAct::leaky_relu: leaky_relu_backward(gy, val[s.in[0]], dx, in_total, s.alpha); break;
         case PlanAct::sigmoid: sigmoid_backward(gy, val[s.out], dx, in_total); break;
         case PlanAct::tanh: tanh_backward(gy, val[s.out], dx, in_total); break;
@@ -388,9 +549,13 @@ double TrainPlan::run_slice(const float* const* x, const void* const* targets,
   const size_t V = sizes_.size();
   std::vector<float*> val(V), grad(V, nullptr);
   for (int v = 0; v < n_in_; ++v) val[v] = const_cast<float*>(x[v] + i0 * sizes_[v]);  // read only
+  // Each slice has its own part of the arenas (slots are shared by values of
+  // different sizes, so slices must not interleave inside a slot).
+  float* vbase = values_.data() + i0 * val_per_image_;
+  float* gbase = value_grads_.data() + i0 * grad_per_image_;
   for (size_t v = n_in_; v < V; ++v) {
-    val[v] = values_.data() + offset_[v] * N + i0 * sizes_[v];
-    grad[v] = value_grads_.data() + offset_[v] * N + i0 * sizes_[v];
+    if (val_off_[v] >= 0) val[v] = vbase + val_off_[v] * n;
+    if (grad_off_[v] >= 0) grad[v] = gbase + grad_off_[v] * n;
   }
   // outputs that ops write go straight to the caller's arrays
   for (size_t o = 0; o < outputs_.size(); ++o)
@@ -439,11 +604,10 @@ double TrainPlan::step(const float* const* x, const void* const* targets,
         throw std::invalid_argument("labels: expected integers in [0, " + std::to_string(K) +
                                     "), got " + std::to_string(labels[i]));
   }
-  const size_t need = static_cast<size_t>(per_image_ * N);
-  if (values_.size() < need) {
-    values_.resize(need);
-    value_grads_.resize(need);
-  }
+  if (values_.size() < static_cast<size_t>(val_per_image_ * N))
+    values_.resize(static_cast<size_t>(val_per_image_ * N));
+  if (value_grads_.size() < static_cast<size_t>(grad_per_image_ * N))
+    value_grads_.resize(static_cast<size_t>(grad_per_image_ * N));
   const size_t L = losses_.size();
   int workers = 1;
 #ifdef CNNX_HAVE_OPENMP

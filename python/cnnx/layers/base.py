@@ -389,6 +389,24 @@ class Layer:
         n = sum(int(p.size) for p in self.params.values())
         return n + sum(s.count_params() for s in self.sublayers())
 
+    def get_weights(self):
+        """Copies of every parameter (children included), in storage order."""
+        return [layer.params[name].copy() for layer, _ in walk([self])
+                for name in layer.params]
+
+    def set_weights(self, weights):
+        """Set every parameter from a list like :meth:`get_weights` returns."""
+        targets = [(layer, name) for layer, _ in walk([self]) for name in layer.params]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"weights: expected {len(targets)} arrays, got {len(weights)}")
+        for (layer, name), w in zip(targets, weights):
+            w = np.asarray(w, np.float32)
+            if w.shape != layer.params[name].shape:
+                raise ValueError(f"weights: {layer.name}.{name} expects shape "
+                                 f"{layer.params[name].shape}, got {w.shape}")
+            layer.params[name] = w
+
     def zero_grad(self):
         """Set every parameter gradient to zero (children included)."""
         for g in self.grads.values():

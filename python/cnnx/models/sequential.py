@@ -17,7 +17,8 @@ batch. ``model.layers`` is a list you may edit (replace, append, insert,
 delete): the model rebuilds itself before its next use, keeping the weights
 of the layers that stay.
 """
-from ..layers.base import Layer, check_nesting, layer_config, layer_from_config, note_edit
+from ..layers.base import (Layer, check_nesting, edit_count, layer_config, layer_from_config,
+                           note_edit)
 from .model import Model
 from .node import Input
 
@@ -78,6 +79,7 @@ class Sequential(Model):
         self._single_in = self._single_out = True
         self._layer_list = LayerList(layers, self)
         self._dirty = False
+        self._synced_at = -1
         self.store = None
         self._init_trainer()
         if not trainable:
@@ -131,9 +133,12 @@ class Sequential(Model):
     def sync(self):
         """Rebuild after the layer list (or a nested one) was edited; the
         weights of the layers that stay are kept."""
-        if self.built and (self._dirty or self._stale()):
+        if not self.built or self._synced_at == edit_count():
+            return
+        if self._dirty or self._stale():
             self._dirty = True
             self.build(self.input_shape)
+        self._synced_at = edit_count()
 
     def check_inputs(self, x, name="x"):
         if not self.built:

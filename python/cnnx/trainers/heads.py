@@ -58,8 +58,8 @@ def check_target(head, y, n, shape, name):
                              f"output {head.name!r} is {shape}")
         k = shape[0]
         if (type(y) is np.ndarray and y.dtype == np.int64 and y.shape == (n,)
-                and y.flags.c_contiguous and n and 0 <= y.min() and y.max() < k):
-            return y
+                and y.flags.c_contiguous):
+            return y  # the range is checked where the loss runs (C++, or head_loss)
         arr = np.asarray(y)
         if arr.ndim == 2 and arr.shape == (n, k) and np.issubdtype(arr.dtype, np.number):
             # one-hot rows are labels; anything softer is a different loss
@@ -103,6 +103,9 @@ def head_loss(head, value, target, sample_weight, n_total, need_grad, mode):
             g = g.astype(np.float32, copy=False)
         return float(np.dot(w.astype(np.float64), per) / n_total), g
     rows = np.arange(m)
+    if m and (target.min() < 0 or target.max() >= value.shape[1]):
+        bad = target[(target < 0) | (target >= value.shape[1])][0]
+        raise ValueError(f"labels: expected integers in [0, {value.shape[1]}), got {bad}")
     g = None
     if mode == "logits":
         z = value.astype(np.float64)

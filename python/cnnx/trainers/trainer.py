@@ -27,7 +27,10 @@ __all__ = ["Trainer", "plans_enabled"]
 
 def plans_enabled():
     """``CNNX_PLAN=0`` in the environment runs every model layer by layer."""
-    return os.environ.get("CNNX_PLAN", "1") != "0"
+    return _environ.get("CNNX_PLAN") != "0"
+
+
+_environ = os.environ
 
 
 class Trainer:
@@ -152,19 +155,21 @@ class Trainer:
 
     # ---- heads and plans ----------------------------------------------------------------
     def _cached(self, name, make):
-        key = (edit_count(), self.store, plans_enabled())
+        """``make()``, remembered until the model is edited (edit_count), its
+        store replaced, or CNNX_PLAN changes."""
+        edits, store, enabled = edit_count(), self.store, plans_enabled()
         hit = self._plans.get(name)
-        if hit is not None and hit[0][0] == key[0] and hit[0][1] is key[1] and hit[0][2] == key[2]:
-            return hit[1]
-        value = make()
-        self._plans[name] = (key, value)
+        if hit is not None and hit[0] == edits and hit[1] is store and hit[2] == enabled:
+            return hit[3]
+        value = make(enabled)
+        self._plans[name] = (edits, store, enabled, value)
         return value
 
     def heads(self):
         """The outputs that have a loss, as :class:`~cnnx.trainers.heads.Head` s."""
         self._require_compiled()
 
-        def make():
+        def make(enabled):
             names = self.output_names
             found = loss_heads(self.to_graph(), self._loss_specs)
             return [Head(i, names[i], kind, weight, what == "softmax_logits")
@@ -172,13 +177,13 @@ class Trainer:
         return self._cached("heads", make)
 
     def _inference_plan(self):
-        return self._cached("infer", lambda: compile_inference(self.to_graph())
-                            if plans_enabled() else None)
+        return self._cached("infer", lambda enabled: compile_inference(self.to_graph())
+                            if enabled else None)
 
     def _eval_plan(self):
         """An inference plan whose outputs are what each head's loss reads."""
-        def make():
-            if not plans_enabled():
+        def make(enabled):
+            if not enabled:
                 return None
             g = self.to_graph()
             g.outputs = [v for _, v, _, _, _ in loss_heads(g, self._loss_specs)]
@@ -186,8 +191,8 @@ class Trainer:
         return self._cached("eval", make)
 
     def _training_plan(self):
-        return self._cached("train", lambda: compile_training(
-            self.to_graph(), self.store.grads, self._loss_specs) if plans_enabled() else None)
+        return self._cached("train", lambda enabled: compile_training(
+            self.to_graph(), self.store.grads, self._loss_specs) if enabled else None)
 
     # ---- inference ----------------------------------------------------------------------
     def _infer(self, xs):
@@ -271,10 +276,20 @@ class Trainer:
             raise ValueError(f"x: a batch of {m} examples needs activations of {m * most:,} "
                              "values, too many to allocate (use a smaller batch_size)")
 
-    def _train_step(self, xs, ys, sw=None):
+    def _train_step(self, xs, ys, sw=None, name="y"):
         """One optimiser step: (the batch's loss before it, [each head's loss before its
-        weight], [each head's output])."""
+        weight], [each head's output]). A label out of range raises ValueError
+        naming ``name`` before any weight changes."""
         self._check_batch(xs[0].shape[0])
+        try:
+            return self._step(xs, ys, sw)
+        except ValueError as e:
+            msg = str(e)
+            if msg.startswith("labels"):
+                raise ValueError(name + msg[len("labels"):]) from None
+            raise
+
+    def _step(self, xs, ys, sw):
         plan = self._training_plan()
         if plan is not None:
             loss, parts, outs = plan.step(xs, ys, sw)
