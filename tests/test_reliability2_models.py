@@ -341,6 +341,7 @@ def test_nesting_beyond_the_limit_is_a_value_error(depth, tmp_path):
     (lambda: cnnx.Conv2D(2, 3, dilation_rate=2**40), "^dilation_rate: "),
     (lambda: cnnx.Conv2D(2, 3, dilation_rate=(1, 2**39)), "^dilation_rate: "),
     (lambda: cnnx.Conv2D(2, 3, strides=2**40), "^strides: "),
+    (lambda: cnnx.Conv2D(2, (2**70, 1)), "^kernel_size: "),
     (lambda: cnnx.MaxPool2D(2, strides=2**50), "^strides: "),
     (lambda: cnnx.AvgPool2D(2**16), "^pool_size: "),
     (lambda: cnnx.AdaptiveAvgPool2D(2**40), "^output_size: "),

@@ -79,7 +79,10 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         if max(self.strides) >= _MAX_EXTENT:
             raise ValueError(f"strides: expected values below 2**40, got {self.strides}")
         for f, d in zip(self.kernel_size, self.dilation_rate):
-            if f >= _MAX_EXTENT or (f - 1) * d + 1 >= _MAX_EXTENT:
+            if f >= _MAX_EXTENT:
+                raise ValueError(f"kernel_size: expected values below 2**40, got "
+                                 f"{self.kernel_size}")
+            if (f - 1) * d + 1 >= _MAX_EXTENT:
                 raise ValueError(f"dilation_rate: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*"
                                  f"{d} + 1 pixels) must span fewer than 2**40 pixels")
         if isinstance(padding, list):
