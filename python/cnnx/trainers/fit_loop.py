@@ -258,7 +258,8 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
         logs = _train_logs(model, sums, seen)
         train_time = time.perf_counter() - t0
         if val is not None:
-            v = model._evaluate(val[0], val[1], val[2], max(batch_size, 256)) if dist is None \
+            v = model._evaluate(val[0], val[1], val[2], max(batch_size, 256),
+                                "validation_data") if dist is None \
                 else dist.evaluate(val[0], val[1], val[2], max(batch_size, 256))
             logs.update({"val_" + key: value for key, value in v.items()})
         logs["lr"] = model.optimizer.lr

@@ -381,8 +381,14 @@ class Trainer:
                 logs[prefix + key] = sums[h.name + "_correct"] / n
         return logs
 
-    def _evaluate(self, xs, ys, sw, batch_size):
-        sums, n = self._evaluate_sums(xs, ys, sw, batch_size)
+    def _evaluate(self, xs, ys, sw, batch_size, name="y"):
+        try:
+            sums, n = self._evaluate_sums(xs, ys, sw, batch_size)
+        except ValueError as e:  # a label out of range, found where the loss runs
+            msg = str(e)
+            if msg.startswith("labels"):
+                raise ValueError(name + msg[len("labels"):]) from None
+            raise
         return self._logs_from_sums(sums, n)
 
     def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None):
