@@ -93,7 +93,9 @@ def test_residual_network(tmp_path):
     lines, r = run_example("residual_network.py", tmp_path)
     assert "max |y - x| = 0.0e+00" in r.stdout
     acc = number(r"^test accuracy: ([0-9.]+)$", lines[-1])
-    assert acc > 0.8
+    # MNIST when installed; on a bare machine the four generated shapes
+    # (chance 0.25), which two quick epochs learn less well
+    assert acc > (0.5 if "generated shapes" in r.stdout else 0.8)
     assert "Residual" in r.stdout
     if have("matplotlib"):
         assert {"training.png", "residual_stage1_maps.png"} <= set(pictures(tmp_path))
