@@ -267,12 +267,14 @@ def broadcast_optimizer_state(optimizer, root=0):
     if comm.Get_size() == 1:
         return optimizer
     meta = broadcast_object({"iterations": optimizer.iterations, "lr": optimizer.lr,
+                             "initial_lr": getattr(optimizer, "initial_lr", None),
                              "names": sorted(optimizer.state)}, root)
     if meta["names"] != sorted(optimizer.state):
         raise ValueError(f"optimizer: rank {comm.Get_rank()} has state {sorted(optimizer.state)}, "
                          f"rank {root} has {meta['names']} (compile the same optimiser everywhere)")
     optimizer.iterations = meta["iterations"]
     optimizer.lr = meta["lr"]
+    optimizer.initial_lr = meta["initial_lr"]
     for name in meta["names"]:
         broadcast(optimizer.state[name], root)
     return optimizer

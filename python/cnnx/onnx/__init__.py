@@ -19,7 +19,7 @@ NCHW Flatten gets its rows permuted into cnnx's (h, w, c) order.
 """
 from ._common import ONNXConversionError, SUPPORTED_EXPORT_LAYERS, SUPPORTED_IMPORT_OPS
 from ._export import export, to_onnx, DEFAULT_OPSET, MIN_OPSET
-from ._load import load, from_onnx
+from ._load import load, from_onnx, MAX_NODES
 
 __all__ = ["export", "to_onnx", "load", "from_onnx", "ONNXConversionError", "DEFAULT_OPSET",
-           "MIN_OPSET", "SUPPORTED_EXPORT_LAYERS", "SUPPORTED_IMPORT_OPS"]
+           "MIN_OPSET", "MAX_NODES", "SUPPORTED_EXPORT_LAYERS", "SUPPORTED_IMPORT_OPS"]

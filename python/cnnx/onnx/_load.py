@@ -20,13 +20,22 @@ Every operator, attribute and graph shape is checked: anything cnnx cannot
 run exactly raises :class:`~cnnx.onnx.ONNXConversionError` naming the
 operator, the node and what is supported. Nothing is converted approximately.
 """
+import heapq
 import os
 
 import numpy as np
 
+from ..layers.base import MAX_NESTING
 from ._common import ONNXConversionError, SUPPORTED_IMPORT_OPS, require_onnx
+from ._external import external_tensors, inline_external_data
 
-__all__ = ["load", "from_onnx"]
+__all__ = ["load", "from_onnx", "MAX_NODES"]
+
+#: the most nodes a graph may have (ResNet-152 has about 500); residual Adds
+#: may nest at most cnnx.layers.MAX_NESTING deep (each becomes a Residual)
+MAX_NODES = 100_000
+#: per-axis limit of kernels, strides, dilations and pads (the C++ kernels' own)
+_MAX_EXTENT = 2**40
 
 _ACTS = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 _SHAPE_OPS = ("Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Identity",
@@ -49,9 +58,19 @@ class _Ctx:
                 self.opset = int(o.version)
         self.consts = {}
         for init in proto.graph.initializer:
-            self.consts[init.name] = onnx.numpy_helper.to_array(init)
+            self.consts[init.name] = self.to_array(init, f"initializer {init.name!r}")
         self.value_shapes = {}
         self.batch = None  # the graph input's static batch size, if any
+        self.current = None  # the node being converted (named by errors from cnnx's layers)
+
+    def to_array(self, tensor, what, node=None):
+        """A TensorProto as NumPy, or an error naming it (dims that disagree
+        with the data, unknown types...) instead of NumPy's bare message."""
+        try:
+            return self.onnx.numpy_helper.to_array(tensor)
+        except Exception as e:  # noqa: BLE001 - NumPy/onnx raise several types
+            raise self.fail(node, f"{what}: dims {list(tensor.dims)} and data type "
+                                  f"{tensor.data_type} do not describe its data ({e})") from None
 
     def fail(self, node, msg):
         where = f"{_node_desc(node)}: " if node is not None else ""
@@ -103,7 +122,7 @@ def _fold_constants(ctx, nodes, input_name, batch_shape):
         if op == "Constant":
             a = ctx.attrs(node)
             if "value" in a:
-                ctx.consts[node.output[0]] = onnx.numpy_helper.to_array(a["value"])
+                ctx.consts[node.output[0]] = ctx.to_array(a["value"], "attribute value", node)
             elif "value_float" in a:
                 ctx.consts[node.output[0]] = np.array(a["value_float"], np.float32)
             elif "value_floats" in a:
@@ -196,18 +215,30 @@ def _structure(ctx, nodes, input_name, output_name):
                                      "the output of another node")
     visited = set()
 
-    def ancestors(v):
-        seen, stack = set(), [v]
-        while stack:
-            u = stack.pop()
-            if u in seen:
-                continue
-            seen.add(u)
-            if u in producer:
-                stack.extend(_data_inputs(ctx, producer[u]))
-        return seen
+    def fork_of(a, b):
+        """The latest value both ``a`` and ``b`` depend on (None if none).
 
-    def walk(value, stop):
+        Values are expanded latest-first (a heap on the node order, which is
+        topological), so the first one reached from both sides is the
+        answer, and only the nodes between it and the Add are looked at:
+        a graph of many consecutive residual blocks costs linear time.
+        """
+        reached = {a: 1, b: 2}
+        heap = [(-order[a], a), (-order[b], b)]
+        queued = {a, b}
+        while heap:
+            _, u = heapq.heappop(heap)
+            if reached[u] == 3:
+                return u
+            if u in producer:
+                for d in _data_inputs(ctx, producer[u]):
+                    reached[d] = reached.get(d, 0) | reached[u]
+                    if d not in queued:
+                        queued.add(d)
+                        heapq.heappush(heap, (-order[d], d))
+        return None
+
+    def walk(value, stop, depth=0):
         items = []
         v = value
         while v != stop:
@@ -225,12 +256,14 @@ def _structure(ctx, nodes, input_name, output_name):
             data = _data_inputs(ctx, node)
             if node.op_type in ("Add", "Sum") and len(data) == 2:
                 a, b = data
-                common = ancestors(a) & ancestors(b)
-                if not common:
+                if depth >= MAX_NESTING - 1:
+                    raise ctx.fail(node, f"residual Adds nested more than {MAX_NESTING} deep are "
+                                         "not supported (cnnx.layers.MAX_NESTING)")
+                fork = fork_of(a, b)
+                if fork is None:
                     raise ctx.fail(node, "graph structure not supported: the two summands do "
                                          "not share an input")
-                fork = max(common, key=lambda u: order[u])
-                ba, bb = walk(a, fork), walk(b, fork)
+                ba, bb = walk(a, fork, depth + 1), walk(b, fork, depth + 1)
                 block, short = (ba, bb) if _count(ba) >= _count(bb) else (bb, ba)
                 if not block:
                     raise ctx.fail(node, "x + x (both summands the same tensor) is not "
@@ -301,6 +334,8 @@ def _pair(ctx, node, attrs, key, default):
     v = [int(x) for x in v]
     if len(v) != 2:
         raise ctx.fail(node, f"attribute {key}={v}: only 2-D (two values) is supported")
+    if min(v) < 1 or max(v) >= _MAX_EXTENT:
+        raise ctx.fail(node, f"attribute {key}={v}: expected values in [1, 2**40)")
     return v
 
 
@@ -312,6 +347,8 @@ def _explicit_pads(ctx, node, attrs, hw, kernel, strides, dilations):
             raise ctx.fail(node, f"attribute pads={pads}: expected 4 values for 2-D")
         if min(pads) < 0:
             raise ctx.fail(node, f"negative pads {pads} are not supported")
+        if max(pads) >= _MAX_EXTENT:
+            raise ctx.fail(node, f"attribute pads={pads}: expected values below 2**40")
         t, l, b, r = pads
         return ((t, b), (l, r))
     if auto == "VALID":
@@ -362,7 +399,15 @@ def _conv(ctx, node, st):
                              "channels")
     strides = _pair(ctx, node, attrs, "strides", (1, 1))
     dil = _pair(ctx, node, attrs, "dilations", (1, 1))
+    for f, d in zip((kh, kw), dil):
+        if (f - 1) * d + 1 >= _MAX_EXTENT:
+            raise ctx.fail(node, f"attribute dilations={dil}: the dilated {kh}x{kw} kernel "
+                                 "would span 2**40 pixels or more")
     pads = _explicit_pads(ctx, node, attrs, (h, wd), (kh, kw), strides, dil)
+    for n, (p0, p1) in zip((h, wd), pads):
+        if n + p0 + p1 >= _MAX_EXTENT:
+            raise ctx.fail(node, f"attribute pads: the padded input ({n} + {p0} + {p1} "
+                                 "pixels) must span fewer than 2**40 pixels per axis")
     b = None
     if len(node.input) > 2 and node.input[2]:
         b = np.asarray(ctx.const(node, node.input[2], "the bias B"), np.float32).reshape(-1)
@@ -744,7 +789,7 @@ def _convert(ctx, items, st, input_is_nchw, is_top):
             out.append(item)
             st = b_st
             continue
-        node = it
+        node = ctx.current = it
         op = node.op_type
         data = _data_inputs(ctx, node)
         if op == "Conv":
@@ -857,8 +902,16 @@ def from_onnx(proto, input_shape=None, where="proto"):
     onnx = require_onnx()
     if not isinstance(proto, onnx.ModelProto):
         raise TypeError(f"{where}: expected an onnx.ModelProto, got {type(proto).__name__}")
-    ctx = _Ctx(onnx, proto, where)
     graph = proto.graph
+    if len(graph.node) > MAX_NODES:
+        raise ONNXConversionError(f"{where}: the graph has {len(graph.node)} nodes, more than "
+                                  f"cnnx imports (cnnx.onnx.MAX_NODES = {MAX_NODES})")
+    ext = external_tensors(onnx, proto)
+    if ext:
+        raise ONNXConversionError(f"{where}: tensor {ext[0].name!r} keeps its data in an external "
+                                  "file; load the model with cnnx.onnx.load(path), which reads "
+                                  "it from the model's folder")
+    ctx = _Ctx(onnx, proto, where)
     for o in proto.opset_import:
         if o.domain not in ("", "ai.onnx"):
             used = [n for n in graph.node if n.domain == o.domain]
@@ -909,7 +962,12 @@ def from_onnx(proto, input_shape=None, where="proto"):
     if outp.name == inp.name:
         raise ONNXConversionError(f"{where}: the graph's output is its input")
     items = _structure(ctx, nodes, inp.name, outp.name)
-    conv, st = _convert(ctx, items, _State(shape), not nhwc_in, True)
+    try:
+        conv, st = _convert(ctx, items, _State(shape), not nhwc_in, True)
+    except ONNXConversionError:
+        raise
+    except (ValueError, TypeError) as e:  # a cnnx layer refused the node's settings
+        raise ctx.fail(ctx.current, f"cannot be expressed in cnnx ({e})") from None
     if st.chw is not None:
         c, h, w = st.chw
         raise ONNXConversionError(f"{where}: the output is a flattened {c}x{h}x{w} NCHW tensor; "
@@ -952,7 +1010,8 @@ def load(path, input_shape=None):
     if not os.path.isfile(path):
         raise ValueError(f"path: no such file {path!r}")
     try:
-        proto = onnx.load(path)
+        proto = onnx.load(path, load_external_data=False)  # cnnx reads external data itself
     except Exception as e:  # noqa: BLE001 - protobuf raises several types
         raise ValueError(f"path: {path!r} is not a readable ONNX model ({e})") from None
+    inline_external_data(onnx, proto, os.path.dirname(os.path.abspath(path)), where="path")
     return from_onnx(proto, input_shape, where="path")

@@ -7,7 +7,9 @@ compiled model, and one fused optimiser update). tqdm is imported only when
 a bar is shown, so ``import cnnx`` stays light.
 """
 import math
+import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -41,7 +43,10 @@ class History:
 
 
 class _Bar:
-    """A tqdm bar over the samples of one epoch, with loss, accuracy and img/s."""
+    """A tqdm bar over the samples of one epoch, with loss and accuracy; tqdm
+    itself shows the rate in img/s (``unit="img"``), so the postfix does not."""
+
+    _open = weakref.WeakSet()  # bars to close if fit is interrupted
 
     def __init__(self, epoch, epochs, n, enabled):
         self.bar = None
@@ -50,8 +55,9 @@ class _Bar:
 
             self.bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="img",
                             leave=True, dynamic_ncols=True)
-        self.t0 = time.perf_counter()
-        self.last = self.t0
+            self.thread = threading.get_ident()
+            _Bar._open.add(self)
+        self.last = time.perf_counter()
 
     def update(self, k, logs, force=False):
         if self.bar is None:
@@ -60,19 +66,22 @@ class _Bar:
         now = time.perf_counter()
         if force or now - self.last > 0.2:
             self.last = now
-            done = self.bar.n
-            rate = done / max(now - self.t0, 1e-9)
-            post = {key: f"{v:.4f}" for key, v in logs.items()}
-            post["img/s"] = f"{rate:,.0f}"
-            self.bar.set_postfix(post, refresh=False)
+            self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()}, refresh=False)
 
     def close(self, logs):
         if self.bar is not None:
-            rate = self.bar.n / max(time.perf_counter() - self.t0, 1e-9)
-            post = {key: f"{v:.4f}" for key, v in logs.items()}
-            post["img/s"] = f"{rate:,.0f}"
-            self.bar.set_postfix(post, refresh=False)
+            self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()}, refresh=False)
             self.bar.close()
+            _Bar._open.discard(self)
+
+    @classmethod
+    def close_all(cls):
+        """End this thread's interrupted bars now (not at exit, after the caller's message)."""
+        me = threading.get_ident()
+        for b in list(cls._open):
+            if b.thread == me:
+                b.bar.close()
+                cls._open.discard(b)
 
 
 def _split(model, xs, ys, sw, validation_data, validation_split):
@@ -131,8 +140,25 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         sample_weight: ``(N,)`` weights of the samples in the loss.
 
     Returns a :class:`History`. ``model.stop_training = True`` (e.g. from
-    EarlyStopping) ends training after the current epoch.
+    EarlyStopping) ends training after the current epoch. A second thread
+    calling ``fit`` or ``train_on_batch`` on the same model meanwhile gets a
+    RuntimeError ("model ... is being trained in another thread");
+    ``predict`` from other threads keeps working.
     """
+    from .._guard import exclusive_training
+
+    with exclusive_training(model):
+        try:
+            return _fit(model, x, y, epochs, batch_size, validation_data, validation_split,
+                        shuffle, seed, callbacks, verbose, initial_epoch, distributed,
+                        sample_weight)
+        except BaseException:  # Ctrl-C or an error: end the bar before the message
+            _Bar.close_all()
+            raise
+
+
+def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed,
+         callbacks, verbose, initial_epoch, distributed, sample_weight):
     model._require_compiled()
     xs = model.check_inputs(x)
     ys = model.check_targets(y, xs[0].shape[0])
@@ -170,6 +196,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
                       "steps": math.ceil(n / batch_size)}
     model.history = history
     model.stop_training = False
+    if getattr(model.optimizer, "initial_lr", None) is None:  # what built-in schedules decay from
+        model.optimizer.initial_lr = model.optimizer.lr
     for cb in callbacks:
         cb.set_model(model)
     for cb in callbacks:
@@ -230,7 +258,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         logs = _train_logs(model, sums, seen)
         train_time = time.perf_counter() - t0
         if val is not None:
-            v = model._evaluate(val[0], val[1], val[2], max(batch_size, 256)) if dist is None \
+            v = model._evaluate(val[0], val[1], val[2], max(batch_size, 256),
+                                "validation_data") if dist is None \
                 else dist.evaluate(val[0], val[1], val[2], max(batch_size, 256))
             logs.update({"val_" + key: value for key, value in v.items()})
         logs["lr"] = model.optimizer.lr

@@ -10,7 +10,6 @@ Compiled plans are cached against :func:`cnnx.layers.base.edit_count` and
 the parameter store, so any edit of the model through its public
 attributes is seen by the next call: a plan never serves an old model.
 """
-import contextlib
 import os
 import threading
 
@@ -46,7 +45,8 @@ class Trainer:
         self._loss_specs = None    # per output: (kind, weight) or None
         self._plans = {}           # name -> (key, plan)
         self._after_backward = None  # hook(model) before each optimiser step (distributed)
-        self._train_lock = threading.Lock()
+        # re-entrant: a callback may call train_on_batch or save inside fit (cnnx._guard)
+        self._train_lock = threading.RLock()
 
     def __getstate__(self):
         # Compiled plans point into this model's arrays, and a lock cannot be
@@ -58,7 +58,7 @@ class Trainer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._train_lock = threading.Lock()
+        self._train_lock = threading.RLock()
 
     def _store_changed(self, old=None):
         """The model's parameters moved to a new flat store (it was rebuilt):
@@ -88,7 +88,11 @@ class Trainer:
         """
         from ..optim import get_optimizer
 
-        self.optimizer = get_optimizer(optimizer)
+        with self._training():  # not while another thread trains this model
+            return self._compile(get_optimizer(optimizer), loss, metrics, loss_weights)
+
+    def _compile(self, optimizer, loss, metrics, loss_weights):
+        self.optimizer = optimizer
         n_out = len(self.output_shape) if self._outputs_are_list() else 1
         names = self.output_names if self.built else ["output"]
         kinds = self._per_output(loss, n_out, names, "loss")
@@ -192,6 +196,7 @@ class Trainer:
 
     # ---- inference ----------------------------------------------------------------------
     def _infer(self, xs):
+        self._check_batch(xs[0].shape[0])
         plan = self._inference_plan()
         if plan is not None:
             return plan(xs)
@@ -214,6 +219,10 @@ class Trainer:
             outs = self._infer(xs)
         else:
             shapes = self.output_shapes
+            total = sum(n * int(np.prod(s, dtype=object)) for s in shapes)
+            if total >= 2**61:
+                raise ValueError(f"x: the outputs for {n} examples would hold {total:,} values, "
+                                 "too many to allocate")
             outs = [np.empty((n,) + tuple(s), np.float32) for s in shapes]
             for i in range(0, n, batch_size):
                 for o, y in zip(outs, self._infer([a[i:i + batch_size] for a in xs])):
@@ -252,20 +261,26 @@ class Trainer:
         return np.ascontiguousarray(w)
 
     # ---- one training step ------------------------------------------------------------
-    @contextlib.contextmanager
     def _training(self):
-        if not self._train_lock.acquire(blocking=False):
-            raise RuntimeError(f"model: {self.name!r} is being trained in another thread "
-                               "(one fit or train_on_batch at a time per model)")
-        try:
-            yield
-        finally:
-            self._train_lock.release()
+        """Held for a fit / train_on_batch (and compile, add, save): a second
+        thread gets a RuntimeError at once (see :mod:`cnnx._guard`)."""
+        from .._guard import exclusive_training
+
+        return exclusive_training(self)
+
+    def _check_batch(self, m):
+        """A batch whose activations could never be allocated is refused by name
+        (NumPy would say only "array is too big")."""
+        most = getattr(self, "_max_values", 0)
+        if m * most >= 2**61:
+            raise ValueError(f"x: a batch of {m} examples needs activations of {m * most:,} "
+                             "values, too many to allocate (use a smaller batch_size)")
 
     def _train_step(self, xs, ys, sw=None, name="y"):
         """One optimiser step: (the batch's loss before it, [each head's loss before its
         weight], [each head's output]). A label out of range raises ValueError
         naming ``name`` before any weight changes."""
+        self._check_batch(xs[0].shape[0])
         try:
             return self._step(xs, ys, sw)
         except ValueError as e:
@@ -336,6 +351,7 @@ class Trainer:
         for i in range(0, n, batch_size):
             xb = [a[i:i + batch_size] for a in xs]
             m = xb[0].shape[0]
+            self._check_batch(m)
             if plan is not None:
                 vals, modes = plan(xb), ["logits"] * len(heads)
             else:
@@ -365,8 +381,14 @@ class Trainer:
                 logs[prefix + key] = sums[h.name + "_correct"] / n
         return logs
 
-    def _evaluate(self, xs, ys, sw, batch_size):
-        sums, n = self._evaluate_sums(xs, ys, sw, batch_size)
+    def _evaluate(self, xs, ys, sw, batch_size, name="y"):
+        try:
+            sums, n = self._evaluate_sums(xs, ys, sw, batch_size)
+        except ValueError as e:  # a label out of range, found where the loss runs
+            msg = str(e)
+            if msg.startswith("labels"):
+                raise ValueError(name + msg[len("labels"):]) from None
+            raise
         return self._logs_from_sums(sums, n)
 
     def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None):
