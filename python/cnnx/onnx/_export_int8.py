@@ -41,10 +41,17 @@ def _flat(g, t, base):
     return _T(y, (h * w * c,), None if h * w == 1 else (c, h, w))
 
 
+def _scalar(g, base, value, dtype):
+    """A rank-0 initializer (g.const makes arrays of rank >= 1)."""
+    name = g.unique(base)
+    g.inits.append(g.onnx.numpy_helper.from_array(np.array(value, dtype=dtype), name))
+    return name
+
+
 def _qdq(g, t, q, base):
     """A QuantizeLinear -> DequantizeLinear pair with q = (scale, zero_point)."""
-    s = g.const(base + "/scale", np.float32(q[0]))
-    z = g.const(base + "/zero_point", np.uint8(q[1]), np.uint8)
+    s = _scalar(g, base + "/scale", q[0], np.float32)
+    z = _scalar(g, base + "/zero_point", q[1], np.uint8)
     qt = g.node("QuantizeLinear", [t.name, s, z], base + "/q")
     return _T(g.node("DequantizeLinear", [qt, s, z], base + "/dq"), t.shape, t.chw)
 

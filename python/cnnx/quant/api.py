@@ -78,10 +78,10 @@ def quantize(model, calibration_data, method="minmax", percentile=99.99, batch_s
     """
     from ..layers.base import Layer
 
-    if not isinstance(model, Layer) or not hasattr(model, "to_graph"):
-        raise TypeError(f"model: expected a cnnx Model or Sequential, got {type(model).__name__}")
     if isinstance(model, QuantizedModel):
         raise TypeError("model: it is quantized already")
+    if not isinstance(model, Layer) or not hasattr(model, "to_graph"):
+        raise TypeError(f"model: expected a cnnx Model or Sequential, got {type(model).__name__}")
     if not getattr(model, "built", False):
         raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
     if method not in METHODS:
