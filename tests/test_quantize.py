@@ -386,3 +386,17 @@ def test_bad_arguments(quantized):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cnnx.quantize(m, x, batch_size=7)  # no warning for a healthy model
+
+
+@pytest.mark.parametrize("c", [8, 16])
+@pytest.mark.parametrize("hw", [(28, 28), (7, 9), (2, 3)])
+def test_uint8_max_pool_2x2_on_narrow_layers(isa, c, hw):
+    """The 2x2 / stride 2 path for 8 and 16 channels (odd sizes drop the last
+    row and column, as the floor rule says) against NumPy."""
+    import cnnx.functional as F
+    h, w = hw
+    x = np.random.default_rng(h * w + c).integers(0, 256, (3, h, w, c), dtype=np.uint8)
+    y = F.qmax_pool2d(x, 2)
+    oh, ow = h // 2, w // 2
+    ref = x[:, :2 * oh, :2 * ow].reshape(3, oh, 2, ow, 2, c).max(axis=(2, 4))
+    np.testing.assert_array_equal(y, ref)
