@@ -400,3 +400,15 @@ def test_uint8_max_pool_2x2_on_narrow_layers(isa, c, hw):
     oh, ow = h // 2, w // 2
     ref = x[:, :2 * oh, :2 * ow].reshape(3, oh, 2, ow, 2, c).max(axis=(2, 4))
     np.testing.assert_array_equal(y, ref)
+
+
+def test_pools_between_float_layers_stay_in_float():
+    """An int8 pool reached only from float layers would add a quantize and a
+    dequantize and their error, and save nothing: it runs in float32."""
+    cnnx.set_seed(0)
+    m = cnnx.Sequential([cnnx.Conv2D(4, 3, activation="tanh"), cnnx.MaxPool2D(2),
+                         cnnx.Flatten(), cnnx.Softmax()], input_shape=(10, 10, 2))
+    q = cnnx.quantize(m, data((10, 10, 2), 16))
+    assert [p for _, p in q.precision()] == ["int8+fp32", "fp32", "view", "fp32"]
+    kinds = [op.kind.name for op in q.int8_graph().ops]
+    assert kinds == ["quantize", "qconv2d", "activation", "pool", "activation"]

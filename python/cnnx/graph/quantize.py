@@ -142,8 +142,10 @@ def wanted_values(g, weights, exclude=()):
 def settle(g, params, weights, exclude=()):
     """Drop parameters no int8 op uses: a value keeps its parameters when an
     op reading it runs in int8, or when an int8 pool / add / concatenation
-    writes it. Repeats until stable (a dropped value may stop an op from
-    running in int8). Returns the kept ``{id: (scale, zero_point)}``."""
+    writes it. Also drops the int8 islands with no convolution or dense op
+    (a pool between two float layers would only add quantize / dequantize
+    steps and their error). Repeats until stable (a dropped value may stop an
+    op from running in int8). Returns the kept ``{id: (scale, zero_point)}``."""
     params = dict(params)
     users = g.consumers()
     producer = {op.output.id: op for op in g.ops}
@@ -157,9 +159,45 @@ def settle(g, params, weights, exclude=()):
                     src is not None and id(src) in runs
                     and src.kind in (OpKind.pool, OpKind.eltwise, OpKind.concat)):
                 keep[vid] = p
+        for vid in _island_inputs(g, runs, users, producer):
+            keep.pop(vid, None)
         if keep.keys() == params.keys():
             return keep
         params = keep
+
+
+def _island_inputs(g, runs, users, producer):
+    """Values entering int8 islands without a conv2d / dense op: the groups of
+    int8 ops joined by the values they pass each other. Values also read by
+    int8 ops outside such an island are kept."""
+    parent = {}
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    ops = [op for op in g.ops if id(op) in runs]
+    for op in ops:
+        parent[id(op)] = id(op)
+    for op in ops:
+        for v in op.inputs:
+            src = producer.get(v.id)
+            if src is not None and id(src) in runs:
+                parent[find(id(op))] = find(id(src))
+    anchored = {find(id(op)) for op in ops if op.kind in (OpKind.conv2d, OpKind.dense)}
+    drop = set()
+    for op in ops:
+        if find(id(op)) in anchored:
+            continue
+        for v in op.inputs:
+            src = producer.get(v.id)
+            if src is not None and id(src) in runs:
+                continue
+            if not any(id(r) in runs and find(id(r)) in anchored for r in users.get(v.id, [])):
+                drop.add(v.id)
+    return drop
 
 
 def degenerate_reason(lo, hi):
