@@ -16,7 +16,8 @@ import cnnx
 onnx = pytest.importorskip("onnx")
 import cnnx.onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from test_onnx_import import G, TOL, _export_torch, _load_graph, compare_with_ort, nhwc  # noqa: E402
+from test_onnx_import import (G, TOL, _export_torch, _load_graph,  # noqa: E402
+                              compare_with_ort, nhwc)
 
 Err = cnnx.onnx.ONNXConversionError
 

@@ -25,7 +25,8 @@ class Ctx:
     ``vals``: ONNX name -> converted tensor (see ``_import_ops.OVal``);
     ``inferred``: ONNX name -> shape from ONNX shape inference (a cross-check);
     ``batch``: the graph inputs' static batch size, if any; ``graph``: the
-    cnnx graph being built (``_import_ir.Graph``).
+    cnnx graph being built (``_import_ir.Graph``); ``needed``: the ONNX
+    names some graph output depends on.
     """
 
     def __init__(self, onnx, where, opset, graph):
@@ -37,7 +38,7 @@ class Ctx:
         self.vals = {}
         self.inferred = {}
         self.batch = None
-        self.readers = {}     # ONNX name -> nodes (of those converted) reading it
+        self.needed = set()   # ONNX names read by the nodes the outputs need, and the outputs
         self.flat_of = {}     # id(image tensor) -> its Flatten (made once)
 
     # ---- errors -------------------------------------------------------------------

@@ -223,7 +223,7 @@ def _conv(ctx, node, ins):
 
 
 def _used(ctx, name):
-    """True when an output of a node is read by a node converted later or is a graph output."""
+    """True when ONNX value ``name`` is read by a node some output needs, or is an output."""
     return bool(name) and name in ctx.needed
 
 
@@ -268,7 +268,7 @@ def _pool(ctx, node, ins):
     return OVal(_add(ctx, node, cls, [x], (*floor_hw, c), config=config), "nchw")
 
 
-def _reduce_axes(ctx, node, attrs, ins, nd):
+def _reduce_axes(ctx, node, attrs, nd):
     axes = attrs.get("axes")
     if axes is None and len(node.input) > 1 and node.input[1]:
         axes = ctx.const(node, node.input[1], "axes").reshape(-1).tolist()
@@ -284,7 +284,7 @@ def _global_pool(ctx, node, ins):
     if op in ("ReduceMean", "ReduceMax"):
         ctx.check_attrs(node, attrs, ("axes", "keepdims", "noop_with_empty_axes"))
         nd = len(ov.onnx_shape) + 1
-        axes = _reduce_axes(ctx, node, attrs, ins, nd)
+        axes = _reduce_axes(ctx, node, attrs, nd)
         spatial = {"nchw": [2, 3], "nhwc": [1, 2]}.get(ov.layout)
         if axes is None or axes != spatial:
             raise ctx.fail(node, f"{op} over axes {axes} of a tensor of shape "

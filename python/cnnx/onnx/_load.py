@@ -122,14 +122,13 @@ def _order(ctx, nodes, known):
 
 def _live(nodes, outputs):
     """The nodes some graph output needs, in order, and every ONNX name they read."""
-    producer = {o: n for n in nodes for o in n.output if o}
     needed = set(outputs)
     live = set()
     for node in reversed(nodes):
         if any(o in needed for o in node.output if o):
             live.add(id(node))
             needed.update(i for i in node.input if i)
-    return [n for n in nodes if id(n) in live], needed, producer
+    return [n for n in nodes if id(n) in live], needed
 
 
 def _input_shapes(ctx, inputs, input_shape, live):
@@ -187,11 +186,9 @@ def _check_shape(ctx, node, name, ov):
                              "the ONNX graph")
 
 
-def from_onnx(proto, input_shape=None, where="proto"):
-    """A functional cnnx ``Model`` from an ONNX ``ModelProto`` (see :func:`load`)."""
-    onnx = require_onnx()
-    if not isinstance(proto, onnx.ModelProto):
-        raise TypeError(f"{where}: expected an onnx.ModelProto, got {type(proto).__name__}")
+def _read(onnx, proto, where):
+    """The import context with the graph's constants; its inputs and output names.
+    Refuses oversized graphs, unread external data, other domains, non-float inputs."""
     graph = proto.graph
     if len(graph.node) > MAX_NODES:
         raise ONNXConversionError(f"{where}: the graph has {len(graph.node)} nodes, more than "
@@ -205,14 +202,11 @@ def from_onnx(proto, input_shape=None, where="proto"):
     for o in proto.opset_import:
         if o.domain in ("", "ai.onnx"):
             opset = int(o.version)
-    ir = Graph()
-    ctx = Ctx(onnx, where, opset, ir)
-    for o in proto.opset_import:
-        if o.domain not in ("", "ai.onnx"):
-            used = [n for n in graph.node if n.domain == o.domain]
-            if used:
-                raise ctx.fail(used[0], f"operator domain {o.domain!r} not supported (only the "
-                                        "standard ONNX domain)")
+    ctx = Ctx(onnx, where, opset, Graph())
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            raise ctx.fail(node, f"operator domain {node.domain!r} not supported (only the "
+                                 "standard ONNX domain)")
     for init in graph.initializer:
         ctx.consts[init.name] = ctx.to_array(init, f"initializer {init.name!r}")
     inputs = [i for i in graph.input if i.name not in ctx.consts]
@@ -224,25 +218,21 @@ def from_onnx(proto, input_shape=None, where="proto"):
             dtype = onnx.TensorProto.DataType.Name(inp.type.tensor_type.elem_type)
             raise ONNXConversionError(f"{where}: input {inp.name!r} has element type {dtype}; "
                                       "cnnx takes float32")
+    batches = {(_shape_of(i) or (None,))[0] for i in inputs}
+    if len(batches) == 1 and None not in batches:
+        ctx.batch = batches.pop()
     try:
         ctx.inferred = _inferred_shapes(onnx, proto)
     except Exception:  # noqa: BLE001 - shape inference is only a cross-check
         pass
-    nodes = _order(ctx, list(graph.node), set(ctx.consts) | {i.name for i in inputs})
-    for node in nodes:  # constants, like initializers, are read (and checked) even unused
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and not node.input:
-            try_fold(ctx, node)
-    live, ctx.needed, _ = _live(nodes, outputs)
-    batches = {(_shape_of(i) or (None,))[0] for i in inputs}
-    if len(batches) == 1 and None not in batches:
-        ctx.batch = batches.pop()
-    for inp, (shape, layout) in zip(inputs, _input_shapes(ctx, inputs, input_shape, live)):
-        ctx.vals[inp.name] = OVal(ir.input(shape, inp.name), layout)
+    return ctx, inputs, outputs
+
+
+def _convert(ctx, live):
+    """Fold or convert each node some output needs (in order)."""
     for node in live:
         if node.op_type == "Constant" and node.output[0] in ctx.consts:
-            continue  # read above
-        if node.domain not in ("", "ai.onnx"):
-            raise ctx.fail(node, f"operator domain {node.domain!r} not supported")
+            continue  # read with the initializers
         if try_fold(ctx, node):
             continue
         convert = CONVERTERS.get(node.op_type)
@@ -253,36 +243,51 @@ def from_onnx(proto, input_shape=None, where="proto"):
             raise ctx.fail(node, "cnnx cannot evaluate this operator on constants (only on "
                                  "tensors computed from the graph's inputs)")
         outs = convert(ctx, node, ins)
-        outs = outs if isinstance(outs, list) else [outs]
-        for name, ov in zip(node.output, outs):
+        for name, ov in zip(node.output, outs if isinstance(outs, list) else [outs]):
             if name:
                 ctx.vals[name] = ov
                 _check_shape(ctx, node, name, ov)
+
+
+def from_onnx(proto, input_shape=None, where="proto"):
+    """A functional cnnx ``Model`` from an ONNX ``ModelProto`` (see :func:`load`)."""
+    onnx = require_onnx()
+    if not isinstance(proto, onnx.ModelProto):
+        raise TypeError(f"{where}: expected an onnx.ModelProto, got {type(proto).__name__}")
+    ctx, inputs, outputs = _read(onnx, proto, where)
+    nodes = _order(ctx, list(proto.graph.node), set(ctx.consts) | {i.name for i in inputs})
+    for node in nodes:  # constants, like initializers, are read (and checked) even unused
+        if node.op_type == "Constant" and not node.input:
+            try_fold(ctx, node)
+    live, ctx.needed = _live(nodes, outputs)
+    ir = ctx.graph
+    for inp, (shape, layout) in zip(inputs, _input_shapes(ctx, inputs, input_shape, live)):
+        ctx.vals[inp.name] = OVal(ir.input(shape, inp.name), layout)
+    _convert(ctx, live)
     _set_outputs(ctx, inputs, outputs)
     fold_affines(ir, ctx.fail)
     fuse_activations(ir)
     global_pools(ir)
     prune(ir)
-    if not ir.nodes:
-        raise ONNXConversionError(f"{where}: the graph has no operator cnnx can run (its "
-                                  "outputs are its inputs)")
-    return build(ir, graph.name or "Model", len(inputs) == 1, len(outputs) == 1, ctx.fail)
+    return build(ir, proto.graph.name or "Model", len(inputs) == 1, len(outputs) == 1,
+                 ctx.fail)
 
 
 def _set_outputs(ctx, inputs, outputs):
+    """The graph's outputs as cnnx tensors; every input must lead to one."""
     ir = ctx.graph
     for name in outputs:
         ov = ctx.vals.get(name)
         if ov is None:
-            if name in ctx.consts:
-                raise ONNXConversionError(f"{ctx.where}: output {name!r} is a constant")
-            raise ONNXConversionError(f"{ctx.where}: output {name!r} is not computed")
+            what = "a constant" if name in ctx.consts else "not computed"
+            raise ONNXConversionError(f"{ctx.where}: output {name!r} is {what}")
         if ov.layout == "flat":
             if ov.perm is not None:
-                c, h, w = ov.chw if ov.chw is not None else ("?", "?", "?")
+                what = ("a flattened {}x{}x{} NCHW tensor".format(*ov.chw) if ov.chw else
+                        "features of flattened NCHW tensors")
                 raise ONNXConversionError(
-                    f"{ctx.where}: output {name!r} is a flattened {c}x{h}x{w} NCHW tensor (or "
-                    "holds such features); cnnx would give its features in (h, w, c) order")
+                    f"{ctx.where}: output {name!r} is {what}, in (c, h, w) order; cnnx would "
+                    "give them in (h, w, c) order")
             ir.outputs.append(flat_tensor(ctx, None, ov))
         else:
             ir.outputs.append(ov.t)
@@ -296,12 +301,13 @@ def _set_outputs(ctx, inputs, outputs):
         if t.producer is not None:
             stack.extend(t.producer.inputs)
     for inp in inputs:
-        if id(ctx.vals[inp.name].t) not in used:
+        t = ctx.vals[inp.name].t
+        if any(t is o for o in ir.outputs):
+            raise ONNXConversionError(f"{ctx.where}: an output is the graph input {inp.name!r}; "
+                                      "cnnx models compute their outputs")
+        if id(t) not in used:
             raise ONNXConversionError(f"{ctx.where}: input {inp.name!r} is not used by any "
                                       "output; cnnx models use all their inputs")
-        if any(ctx.vals[inp.name].t is t for t in ir.outputs):
-            raise ONNXConversionError(f"{ctx.where}: output is the graph input {inp.name!r}; "
-                                      "cnnx models compute their outputs")
 
 
 def load(path, input_shape=None):
