@@ -223,19 +223,25 @@ def test_loaded_graph_saves_loads_and_reexports(tmp_path):
 # ---------------------------------------------------------------------------
 
 def _random_graph(draw):
-    """A random DAG of cnnx layers on one or two inputs, with one to three outputs."""
+    """A random DAG of cnnx layers on one or two image inputs: convolutions, pools,
+    activations, batch norms, elementwise joins and concatenations of images, and
+    flattened branches (Dense, joins and concatenations of flat features, whose
+    order ONNX sees as (c, h, w)); one to three outputs, images or flat."""
     from hypothesis import strategies as st
 
     h, w = draw(st.integers(3, 7)), draw(st.integers(3, 7))
     inputs = [cnnx.Input((h, w, draw(st.integers(1, 4))))]
     if draw(st.booleans()):
         inputs.append(cnnx.Input((h, w, draw(st.integers(1, 4)))))
-    images = list(inputs)
+    images, flats = list(inputs), []
     if len(inputs) == 2:  # join them early, so that most graphs use both
         images.append(cnnx.Concatenate()(inputs))
-    for _ in range(draw(st.integers(1, 7))):
-        kind = draw(st.sampled_from(["conv", "pool", "act", "bn", "join", "concat", "concat_hw"]))
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["conv", "pool", "act", "bn", "join", "concat", "concat_hw",
+                                     "flatten", "dense", "flat_join", "flat_concat"]))
         src = draw(st.sampled_from(images))
+        if kind in ("dense", "flat_join", "flat_concat") and not flats:
+            kind = "flatten"
         if kind == "conv":
             act = draw(st.sampled_from([None, "relu", "tanh", "sigmoid", "leaky_relu"]))
             out = cnnx.Conv2D(draw(st.integers(1, 5)), draw(st.sampled_from([1, 3])),
@@ -255,18 +261,34 @@ def _random_graph(draw):
             if cls is cnnx.Subtract:
                 others = others[:1]
             out = cls(activation=draw(st.sampled_from([None, "relu"])))([src] + others)
-        else:
+        elif kind in ("concat", "concat_hw"):
             axis = -1 if kind == "concat" else draw(st.sampled_from([1, 2]))
             a = axis % 4 - 1
             same = [t for t in images
                     if t.shape[:a] + t.shape[a + 1:] == src.shape[:a] + src.shape[a + 1:]]
             others = draw(st.lists(st.sampled_from(same), min_size=1, max_size=2))
             out = cnnx.Concatenate(axis=axis)([src] + others)
+        elif kind == "flatten":
+            flats.append(cnnx.Flatten()(src))
+            continue
+        else:
+            f = draw(st.sampled_from(flats))
+            if kind == "dense":
+                act = draw(st.sampled_from([None, "relu", "tanh"]))
+                flats.append(cnnx.Dense(draw(st.integers(1, 6)), activation=act)(f))
+            elif kind == "flat_join":
+                same = [t for t in flats if t.shape == f.shape]
+                cls = draw(st.sampled_from([cnnx.Add, cnnx.Multiply, cnnx.Average]))
+                flats.append(cls()([f, draw(st.sampled_from(same))]))
+            else:
+                flats.append(cnnx.Concatenate()([f, draw(st.sampled_from(flats))]))
+            continue
         images.append(out)
     outs = [images[-1]]
+    if flats and draw(st.booleans()):
+        outs.append(draw(st.sampled_from(flats)))
     if draw(st.booleans()):
-        outs.append(cnnx.Dense(3)(cnnx.Flatten()(draw(st.sampled_from(images[len(inputs):]
-                                                                      or images)))))
+        outs.append(cnnx.Dense(3)(cnnx.Flatten()(draw(st.sampled_from(images)))))
     if draw(st.booleans()):
         outs.append(cnnx.GlobalAvgPool2D()(draw(st.sampled_from(images))))
     return inputs, outs
@@ -276,7 +298,7 @@ def test_random_graphs_roundtrip(tmp_path_factory):
     pytest.importorskip("hypothesis")
     from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.data(), st.integers(0, 2**16))
     def check(data, seed):
         cnnx.set_seed(seed)

@@ -302,9 +302,6 @@ def _set_outputs(ctx, inputs, outputs):
             stack.extend(t.producer.inputs)
     for inp in inputs:
         t = ctx.vals[inp.name].t
-        if any(t is o for o in ir.outputs):
-            raise ONNXConversionError(f"{ctx.where}: an output is the graph input {inp.name!r}; "
-                                      "cnnx models compute their outputs")
         if id(t) not in used:
             raise ONNXConversionError(f"{ctx.where}: input {inp.name!r} is not used by any "
                                       "output; cnnx models use all their inputs")
