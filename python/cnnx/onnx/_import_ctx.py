@@ -39,6 +39,7 @@ class Ctx:
         self.inferred = {}
         self.batch = None
         self.needed = set()   # ONNX names read by the nodes the outputs need, and the outputs
+        self.inconsistent = None  # ONNX shape inference's complaint, if any
         self.flat_of = {}     # id(image tensor) -> its Flatten (made once)
 
     # ---- errors -------------------------------------------------------------------
@@ -83,12 +84,21 @@ class Ctx:
             raise self.fail(node, f"{what}: dims {list(tensor.dims)} and data type "
                                   f"{tensor.data_type} do not describe its data ({e})") from None
 
+    def axis(self, node, a, nd, what="axis"):
+        """Axis ``a`` of a rank-``nd`` tensor, made non-negative; an error if out of range."""
+        a = int(a)
+        if not -nd <= a < nd:
+            raise self.fail(node, f"{what} {a} is out of range for a tensor of rank {nd}")
+        return a % nd
+
     def is_const(self, name):
         return name in self.consts
 
     def const(self, node, name, what):
         """The constant ``name`` (an input of ``node``), or an error naming ``what``."""
-        if not name or name not in self.consts:
+        if not name:
+            raise self.fail(node, f"input {what} is missing")
+        if name not in self.consts:
             raise self.fail(node, f"{what} ({name!r}) must be a constant (an initializer or "
                                   "computed from constants), but it is computed from the "
                                   "graph's inputs")

@@ -35,17 +35,29 @@ def _size_ok(shape):
     return tuple(int(d) for d in shape)
 
 
+def _ax(a, nd):
+    a = int(a)
+    if not -nd <= a < nd:
+        raise _Refuse(f"axis {a} is out of range for rank {nd}")
+    return a % nd
+
+
 def _ints(a):
     return [int(v) for v in np.asarray(a).reshape(-1)]
 
 
-def _axes(attrs, v, i):
+def _axes(ctx, attrs, v, i):
     """Axes from the attribute (old opsets) or input ``i`` (new ones); None if absent."""
+    axes = None
     if "axes" in attrs:
-        return [int(a) for a in attrs["axes"]]
-    if len(v) > i and v[i] is not None:
-        return _ints(v[i])
-    return None
+        axes = [int(a) for a in attrs["axes"]]
+    elif len(v) > i and v[i] is not None:
+        axes = _ints(v[i])
+    if axes is not None and ctx.opset < 11 and min(axes, default=0) < 0:
+        raise _Refuse(f"negative axes {axes} need opset 11 or newer")
+    if axes is not None and len(set(axes)) != len(axes):
+        raise _Refuse(f"axes {axes} repeat an axis")
+    return axes
 
 
 def _constant(ctx, node, a, v):
@@ -80,10 +92,9 @@ def _cast(ctx, node, a, v):
 
 def _gather(ctx, node, a, v):
     data, idx = v[0], np.asarray(v[1]).astype(np.int64)
-    axis = int(a.get("axis", 0))
     if data.ndim == 0:
         raise _Refuse("Gather of a scalar")
-    axis = axis % data.ndim
+    axis = _ax(a.get("axis", 0), data.ndim)
     _size_ok(data.shape[:axis] + idx.shape + data.shape[axis + 1:])
     n = data.shape[axis]
     if idx.size and (idx.min() < -n or idx.max() >= n):
@@ -92,27 +103,31 @@ def _gather(ctx, node, a, v):
 
 
 def _unsqueeze(ctx, node, a, v):
-    axes = _axes(a, v, 1)
+    axes = _axes(ctx, a, v, 1)
     if axes is None:
         raise _Refuse("axes are required")
     r = v[0]
     out_rank = r.ndim + len(axes)
-    for ax in sorted(int(x) % out_rank for x in axes):
+    axes = sorted(_ax(x, out_rank) for x in axes)
+    if len(set(axes)) != len(axes):
+        raise _Refuse(f"axes {axes} repeat an axis")
+    for ax in axes:
         r = np.expand_dims(r, ax)
     return r
 
 
 def _squeeze(ctx, node, a, v):
-    axes = _axes(a, v, 1)
+    axes = _axes(ctx, a, v, 1)
     if axes is None:
         return np.squeeze(v[0])
-    return np.squeeze(v[0], axis=tuple(int(x) % max(v[0].ndim, 1) for x in axes))
+    return np.squeeze(v[0], axis=tuple(_ax(x, v[0].ndim) for x in axes))
 
 
 def _concat(ctx, node, a, v):
     arrs = [np.asarray(x) for x in v if x is not None]
     _size_ok((sum(x.size for x in arrs),))
-    return np.concatenate([np.atleast_1d(x) for x in arrs], axis=int(a.get("axis", 0)))
+    arrs = [np.atleast_1d(x) for x in arrs]
+    return np.concatenate(arrs, axis=_ax(a.get("axis", 0), arrs[0].ndim))
 
 
 def _slice(ctx, node, a, v):
@@ -129,7 +144,7 @@ def _slice(ctx, node, a, v):
     for s, e, ax, st in zip(starts, ends, axes, steps):
         if int(st) == 0:
             raise _Refuse("a step of 0")
-        sl[int(ax) % data.ndim] = slice(int(s), int(e), int(st))
+        sl[_ax(ax, data.ndim)] = slice(int(s), int(e), int(st))
     return data[tuple(sl)]
 
 
@@ -147,7 +162,7 @@ def _transpose(ctx, node, a, v):
 
 def _flatten(ctx, node, a, v):
     x = v[0]
-    axis = int(a.get("axis", 1)) % (x.ndim + 1) if x.ndim else 0
+    axis = _ax(a.get("axis", 1), x.ndim + 1)
     return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
 
 

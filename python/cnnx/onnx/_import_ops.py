@@ -92,6 +92,18 @@ def _to_cnnx_order(arr, perm):
 # inputs of a node
 # ---------------------------------------------------------------------------
 
+def _arg(node, i):
+    """The name of input ``i`` of ``node`` ("" when it has none)."""
+    return node.input[i] if i < len(node.input) else ""
+
+
+def _scalar(ctx, node, name, what):
+    a = np.asarray(ctx.const(node, name, what))
+    if a.size != 1 or a.dtype.kind not in "fiub":
+        raise ctx.fail(node, f"{what} must be one number, got shape {a.shape} of {a.dtype}")
+    return a.reshape(()).item()
+
+
 def _data(ctx, node, ins, i=0):
     v = ins[i] if i < len(ins) else None
     if not isinstance(v, OVal):
@@ -189,7 +201,7 @@ def _conv(ctx, node, ins):
     ctx.check_attrs(node, attrs, ("kernel_shape", "strides", "pads", "dilations", "group",
                                   "auto_pad"))
     x = _image(ctx, node, _data(ctx, node, ins))
-    w = ctx.const_f32(node, node.input[1], "the weight W")
+    w = ctx.const_f32(node, _arg(node, 1), "the weight W")
     if w.ndim != 4:
         raise ctx.fail(node, f"weight of shape {w.shape}: only 2-D convolution is supported")
     o, ig, kh, kw = w.shape
@@ -272,7 +284,7 @@ def _reduce_axes(ctx, node, attrs, nd):
     axes = attrs.get("axes")
     if axes is None and len(node.input) > 1 and node.input[1]:
         axes = ctx.const(node, node.input[1], "axes").reshape(-1).tolist()
-    return None if axes is None else sorted(int(a) % nd for a in axes)
+    return None if axes is None else sorted(ctx.axis(node, a, nd, "axes") for a in axes)
 
 
 def _global_pool(ctx, node, ins):
@@ -331,7 +343,7 @@ def _gemm(ctx, node, ins):
     if int(attrs.get("transA", 0)):
         raise ctx.fail(node, "transA=1 is not supported (the input must be (N, n_in))")
     ov = _data(ctx, node, ins)
-    w = ctx.const_f32(node, node.input[1], "the weight B")
+    w = ctx.const_f32(node, _arg(node, 1), "the weight B")
     if w.ndim != 2:
         raise ctx.fail(node, f"weight of shape {w.shape}: expected 2-D")
     if int(attrs.get("transB", 0)):
@@ -353,7 +365,7 @@ def _gemm(ctx, node, ins):
 
 def _matmul(ctx, node, ins):
     ov = _data(ctx, node, ins)
-    w = ctx.const_f32(node, node.input[1], "the second input (weights)")
+    w = ctx.const_f32(node, _arg(node, 1), "the second input (weights)")
     if w.ndim != 2:
         raise ctx.fail(node, f"weight of shape {w.shape}: expected 2-D")
     return _dense(ctx, node, ov, w, None)
@@ -422,9 +434,9 @@ def _softmax(ctx, node, ins):
     shape = ov.onnx_shape
     nd = len(shape) + 1
     if ctx.opset >= 13:
-        axis = int(attrs.get("axis", -1)) % nd
+        axis = ctx.axis(node, attrs.get("axis", -1), nd)
     else:  # softmax over the flattened axes [axis, nd): one axis if the others are 1
-        axis = int(attrs.get("axis", 1)) % nd
+        axis = ctx.axis(node, attrs.get("axis", 1), nd)
         big = [a for a in range(axis, nd) if shape[a - 1] != 1]
         if len(big) > 1:
             raise ctx.fail(node, f"opset {ctx.opset} Softmax with axis={axis} on a tensor of "
@@ -451,11 +463,10 @@ def _dropout(ctx, node, ins):
                              "Dropout only with an unused mask")
     ov = _data(ctx, node, ins)
     rate = float(attrs.get("ratio", 0.5))
-    if len(node.input) > 1 and node.input[1]:
-        rate = float(np.asarray(ctx.const(node, node.input[1], "ratio")).reshape(()))
-    if len(node.input) > 2 and node.input[2]:
-        if bool(np.asarray(ctx.const(node, node.input[2], "training_mode")).reshape(())):
-            raise ctx.fail(node, "training_mode=True is not supported")
+    if _arg(node, 1):
+        rate = float(_scalar(ctx, node, _arg(node, 1), "ratio"))
+    if _arg(node, 2) and bool(_scalar(ctx, node, _arg(node, 2), "training_mode")):
+        raise ctx.fail(node, "training_mode=True is not supported")
     if not 0.0 <= rate < 1.0:
         raise ctx.fail(node, f"ratio={rate} not supported (expected [0, 1))")
     return ov.like(_add(ctx, node, "Dropout", [ov.t], ov.t.shape, config=dict(rate=rate)))
@@ -571,11 +582,13 @@ def _concat(ctx, node, ins):
     vals = [v for v in ins if v is not None]
     if not all(isinstance(v, OVal) for v in vals):
         raise ctx.fail(node, "concatenating constants with computed tensors is not supported")
-    if len(vals) == 1:
-        return vals[0]
     first = vals[0]
     nd = len(first.onnx_shape) + 1
-    axis = int(attrs.get("axis", 1)) % nd
+    if "axis" not in attrs and ctx.opset >= 4:
+        raise ctx.fail(node, "attribute axis is required")
+    axis = ctx.axis(node, attrs.get("axis", 1), nd)
+    if len(vals) == 1:
+        return first
     if axis == 0:
         raise ctx.fail(node, "concatenation along the batch axis is not supported")
     for v in vals[1:]:
@@ -706,7 +719,7 @@ def _reshape(ctx, node, ins):
     if "shape" in attrs:  # opset < 5
         target = [int(v) for v in attrs["shape"]]
     else:
-        target = [int(v) for v in np.asarray(ctx.const(node, node.input[1], "the shape"))
+        target = [int(v) for v in np.asarray(ctx.const(node, _arg(node, 1), "the shape"))
                   .reshape(-1)]
     shape = _new_shape(ctx, node, ov, target, bool(int(attrs.get("allowzero", 0))))
     return _reshape_to(ctx, node, ov, shape)
@@ -716,32 +729,34 @@ def _squeeze_unsqueeze(ctx, node, ins):
     attrs = ctx.attrs(node)
     ctx.check_attrs(node, attrs, ("axes",))
     ov = _data(ctx, node, ins)
-    shape = list(ov.onnx_shape)
-    nd = len(shape) + 1
+    full = [None] + list(ov.onnx_shape)  # with the batch axis
     axes = attrs.get("axes")
-    if axes is None and len(node.input) > 1 and node.input[1]:
-        axes = ctx.const(node, node.input[1], "axes").reshape(-1).tolist()
-    full = [None] + shape
-    if node.op_type == "Squeeze":
-        if axes is None:
-            axes = [a for a in range(1, nd) if full[a] == 1]
-        axes = sorted(int(a) % nd for a in axes)
-        if 0 in axes or any(full[a] != 1 for a in axes):
-            raise ctx.fail(node, f"squeezing axes {axes} of {_shape_str(ov)}: only axes of "
-                                 "size 1 (not the batch) can be squeezed")
-        new = [d for a, d in enumerate(full) if a not in axes][1:]
-    else:
-        if axes is None:
+    if axes is None and _arg(node, 1):
+        axes = ctx.const(node, _arg(node, 1), "axes").reshape(-1).tolist()
+    squeeze = node.op_type == "Squeeze"
+    if axes is None:
+        if not squeeze:
             raise ctx.fail(node, "axes are required")
-        out_nd = nd + len(axes)
-        axes = sorted(int(a) % out_nd for a in axes)
-        if 0 in axes:
-            raise ctx.fail(node, "a new batch axis is not supported")
+        if ctx.batch is None or ctx.batch == 1:  # all axes of size 1: the batch's too
+            raise ctx.fail(node, "Squeeze without axes would also remove a batch axis of "
+                                 "size 1; give the axes")
+        axes = [a for a in range(1, len(full)) if full[a] == 1]
+    if ctx.opset < 11 and min(axes, default=0) < 0:
+        raise ctx.fail(node, f"negative axes {list(axes)} need opset 11 or newer")
+    rank = len(full) if squeeze else len(full) + len(axes)
+    axes = sorted(ctx.axis(node, a, rank, "axes") for a in axes)
+    if len(set(axes)) != len(axes) or 0 in axes:
+        raise ctx.fail(node, f"axes {axes}: each once, and not the batch axis")
+    if squeeze:
+        if any(full[a] != 1 for a in axes):
+            raise ctx.fail(node, f"squeezing axes {axes} of {_shape_str(ov)}: only axes of "
+                                 "size 1 can be squeezed")
+        new = [d for a, d in enumerate(full) if a not in axes]
+    else:
         new = list(full)
         for a in axes:
             new.insert(a, 1)
-        new = new[1:]
-    return _reshape_to(ctx, node, ov, tuple(new))
+    return _reshape_to(ctx, node, ov, tuple(new[1:]))
 
 
 CONVERTERS = {

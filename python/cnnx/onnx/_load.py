@@ -23,9 +23,12 @@ input and one output per graph output, taking **NHWC** images:
   initializer, ``ConstantOfShape``...) and shape arithmetic are evaluated
   at import (:mod:`._import_fold`).
 
-Every operator, attribute, broadcast and layout is checked: anything cnnx
-cannot run exactly raises :class:`~cnnx.onnx.ONNXConversionError` naming the
-operator, the node and what is supported. Nothing is converted
+Every node the outputs need is checked against its ONNX schema, and every
+operator, attribute, broadcast and layout against what cnnx computes: anything
+cnnx cannot run exactly raises :class:`~cnnx.onnx.ONNXConversionError` naming
+the operator, the node and what is supported. A graph whose shapes ONNX
+shape inference finds inconsistent is refused (ONNX Runtime refuses it too).
+Nodes no output needs are not converted. Nothing is converted
 approximately (folding a scale into weights, or a division by a constant
 into a multiplication, changes results by float rounding only).
 """
@@ -56,7 +59,7 @@ def _inferred_shapes(onnx, proto):
     declared (type and shape) rather than copied: a cross-check of every
     converted shape, at a cost independent of the weights' size."""
     view = onnx.ModelProto()
-    view.ir_version = proto.ir_version
+    view.ir_version = max(proto.ir_version, 4)  # initializers typed without being inputs
     view.opset_import.extend(proto.opset_import)
     view.functions.extend(proto.functions)
     g = view.graph
@@ -74,7 +77,7 @@ def _inferred_shapes(onnx, proto):
             g.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type,
                                                               list(init.dims)))
     shapes = {}
-    inferred = onnx.shape_inference.infer_shapes(view)
+    inferred = onnx.shape_inference.infer_shapes(view, strict_mode=True)
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
         s = _shape_of(vi)
         if s is not None:
@@ -223,14 +226,34 @@ def _read(onnx, proto, where):
         ctx.batch = batches.pop()
     try:
         ctx.inferred = _inferred_shapes(onnx, proto)
-    except Exception:  # noqa: BLE001 - shape inference is only a cross-check
+    except onnx.shape_inference.InferenceError as e:
+        # ONNX Runtime refuses such a graph too; refused after conversion, whose own
+        # message (naming the node) comes first when it has one
+        ctx.inconsistent = str(e).splitlines()[0]
+    except Exception:  # noqa: BLE001 - otherwise shape inference is only a cross-check
         pass
     return ctx, inputs, outputs
 
 
-def _convert(ctx, live):
+def _checker(onnx, proto):
+    """Check one node against its operator's schema (inputs, required attributes...)."""
+    context = onnx.checker.C.CheckerContext()
+    context.ir_version = proto.ir_version
+    context.opset_imports = {o.domain: o.version for o in proto.opset_import}
+
+    def check(ctx, node):
+        try:
+            onnx.checker.check_node(node, context)
+        except Exception as e:  # noqa: BLE001 - onnx raises its own ValidationError
+            raise ctx.fail(node, f"is not a valid {node.op_type} at opset {ctx.opset} "
+                                 f"({str(e).splitlines()[0]})") from None
+    return check
+
+
+def _convert(ctx, live, check):
     """Fold or convert each node some output needs (in order)."""
     for node in live:
+        check(ctx, node)
         if node.op_type == "Constant" and node.output[0] in ctx.consts:
             continue  # read with the initializers
         if try_fold(ctx, node):
@@ -263,8 +286,11 @@ def from_onnx(proto, input_shape=None, where="proto"):
     ir = ctx.graph
     for inp, (shape, layout) in zip(inputs, _input_shapes(ctx, inputs, input_shape, live)):
         ctx.vals[inp.name] = OVal(ir.input(shape, inp.name), layout)
-    _convert(ctx, live)
+    _convert(ctx, live, _checker(onnx, proto))
     _set_outputs(ctx, inputs, outputs)
+    if ctx.inconsistent:
+        raise ONNXConversionError(f"{where}: the graph's shapes are inconsistent (ONNX shape "
+                                  f"inference: {ctx.inconsistent})")
     fold_affines(ir, ctx.fail)
     fuse_activations(ir)
     global_pools(ir)
