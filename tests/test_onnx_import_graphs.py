@@ -48,7 +48,7 @@ def _ort(m, feeds):
 # joins
 # ---------------------------------------------------------------------------
 
-def test_inception_block_concat_sum_mean_sub_mul(tmp_path):
+def _inception_block():
     g = G((4, 7, 6))
     g.op("Relu")
     x = g.cur
@@ -65,7 +65,13 @@ def test_inception_block_concat_sum_mean_sub_mul(tmp_path):
     g.op("Mean", r, m, inp=d)
     g.op("Concat", g.op("AveragePool", kernel_shape=[2, 2], strides=[1, 1], pads=[0, 0, 1, 1],
                         inp=g.cur), inp=g.cur, axis=2)     # along H
-    model = compare_with_ort(g.model(), tmp_path)
+    g.op("Flatten")
+    g.op("Gemm", g.w(12 * 14 * 6, 5), g.w(5))
+    return g.model()
+
+
+def test_inception_block_concat_sum_mean_sub_mul(tmp_path):
+    model = compare_with_ort(_inception_block(), tmp_path)
     k = kinds(model)
     assert k.count("Concatenate") == 2 and k.count("Subtract") == 1 and "Average" in k
     adds = [l for l in model.layers if isinstance(l, cnnx.Add)]
@@ -270,6 +276,60 @@ def test_dropout_mask(tmp_path):
     onnx.save(m, str(path))
     with pytest.raises(Err, match="Dropout.*mask output"):
         cnnx.onnx.load(path)
+
+
+def test_mutated_graphs_load_exactly_or_are_refused():
+    """Random mutations (attributes, wiring, operator types, weight shapes) of a graph:
+    cnnx either refuses with a ValueError/TypeError or loads a model that matches
+    ONNX Runtime wherever ONNX Runtime runs the mutant."""
+    ort = pytest.importorskip("onnxruntime")
+    import random
+
+    base = _inception_block()
+    rng = random.Random(0)
+    x = np.random.default_rng(0).standard_normal((2, 4, 7, 6)).astype(np.float32)
+    outcomes = {"loaded": 0, "refused": 0, "compared": 0}
+    for _ in range(300):
+        m = onnx.ModelProto()
+        m.CopyFrom(base)
+        nodes = list(m.graph.node)
+        for _ in range(rng.randint(1, 2)):
+            n = rng.choice(nodes)
+            r = rng.random()
+            ints = [a for a in n.attribute if a.type == onnx.AttributeProto.INTS and a.ints]
+            if r < 0.35 and ints:
+                a = rng.choice(ints)
+                a.ints[rng.randrange(len(a.ints))] = rng.choice([-2, 0, 1, 2, 3, 2**40])
+            elif r < 0.55 and n.input:
+                n.input[rng.randrange(len(n.input))] = rng.choice(
+                    [o for k in nodes for o in k.output] + ["x", ""])
+            elif r < 0.75:
+                n.op_type = rng.choice(["Relu", "Add", "Concat", "Flatten", "Mul", "Sum", "Gemm",
+                                        "Conv", "MaxPool", "Transpose", "Sub", "Mean"])
+            elif r < 0.9:
+                t = rng.choice(list(m.graph.initializer))
+                if t.dims:
+                    t.dims[rng.randrange(len(t.dims))] = rng.choice([1, 2, 3])
+            else:
+                n.attribute.append(helper.make_attribute("axis", rng.choice([-5, 1, 2, 3, 9])))
+        try:
+            model = cnnx.onnx.from_onnx(m)
+        except (ValueError, TypeError):
+            outcomes["refused"] += 1
+            continue
+        outcomes["loaded"] += 1
+        try:
+            sess = ort.InferenceSession(m.SerializeToString(),
+                                        providers=["CPUExecutionProvider"])
+            wants = sess.run(None, {"x": x})
+        except Exception:  # noqa: BLE001 - ONNX Runtime refuses some mutants cnnx prunes
+            continue
+        got = model.predict(nhwc(x))
+        want = nhwc(wants[0]) if wants[0].ndim == 4 else wants[0]
+        np.testing.assert_allclose(got, want, atol=TOL * max(1.0, float(np.abs(want).max())),
+                                   rtol=0)
+        outcomes["compared"] += 1
+    assert outcomes["refused"] > 100 and outcomes["compared"] > 20, outcomes
 
 
 # ---------------------------------------------------------------------------
