@@ -329,7 +329,7 @@ def test_mutated_graphs_load_exactly_or_are_refused():
         np.testing.assert_allclose(got, want, atol=TOL * max(1.0, float(np.abs(want).max())),
                                    rtol=0)
         outcomes["compared"] += 1
-    assert outcomes["refused"] > 100 and outcomes["compared"] > 20, outcomes
+    assert outcomes["refused"] > 100 and outcomes["compared"] > 10, outcomes
 
 
 # ---------------------------------------------------------------------------

@@ -241,12 +241,18 @@ def _checker(onnx, proto):
     context.ir_version = proto.ir_version
     context.opset_imports = {o.domain: o.version for o in proto.opset_import}
 
+    optional = onnx.defs.OpSchema.FormalParameterOption.Optional
+
     def check(ctx, node):
         try:
             onnx.checker.check_node(node, context)
+            formal = onnx.defs.get_schema(node.op_type, ctx.opset, node.domain).inputs
         except Exception as e:  # noqa: BLE001 - onnx raises its own ValidationError
             raise ctx.fail(node, f"is not a valid {node.op_type} at opset {ctx.opset} "
                                  f"({str(e).splitlines()[0]})") from None
+        for i, name in enumerate(node.input):  # "" only where an input is optional
+            if not name and formal and formal[min(i, len(formal) - 1)].option != optional:
+                raise ctx.fail(node, f"input {i} is empty, but {node.op_type} requires it")
     return check
 
 
