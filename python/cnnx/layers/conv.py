@@ -12,7 +12,8 @@ Convolution here is cross-correlation, as in every deep-learning library.
 """
 
 from .. import _core
-from .._validate import as_int, as_pair
+from .._validate import as_int, as_pair, check_size
+from ..functional._conv import _MAX_EXTENT
 from ..functional._shapes import output_hw, resolve_padding
 from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
@@ -74,6 +75,16 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         self.strides = as_pair(strides, "strides", 1)
         self.dilation_rate = as_pair(dilation_rate, "dilation_rate", 1)
         self.groups = as_int(groups, "groups", 1)
+        # the kernels' per-axis limits (F.conv2d's): refused here, not at the first call
+        if max(self.strides) >= _MAX_EXTENT:
+            raise ValueError(f"strides: expected values below 2**40, got {self.strides}")
+        for f, d in zip(self.kernel_size, self.dilation_rate):
+            if f >= _MAX_EXTENT:
+                raise ValueError(f"kernel_size: expected values below 2**40, got "
+                                 f"{self.kernel_size}")
+            if (f - 1) * d + 1 >= _MAX_EXTENT:
+                raise ValueError(f"dilation_rate: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*"
+                                 f"{d} + 1 pixels) must span fewer than 2**40 pixels")
         if isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
@@ -97,6 +108,10 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
                              f"({self.groups})")
         self._pads = resolve_padding(self.padding, (h, w), self.kernel_size, self.strides,
                                      self.dilation_rate)
+        for n, (p0, p1) in zip((h, w), self._pads):
+            if n + p0 + p1 >= _MAX_EXTENT:
+                raise ValueError(f"padding: the padded input ({n} + {p0} + {p1} pixels) must "
+                                 "span fewer than 2**40 pixels per axis")
         oh, ow = output_hw((h, w), self.kernel_size, self._pads, self.strides, self.dilation_rate)
         fh, fw = self.kernel_size
         cin = c // self.groups
@@ -104,6 +119,7 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         if kind == "auto":
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
         shape = (fh, fw, cin, self.filters)
+        check_size(shape, "filters")
         self.add_param("kernel", initialize(kind, shape, fh * fw * cin,
                                             fh * fw * self.filters // self.groups))
         if self.use_bias:

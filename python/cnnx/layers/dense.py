@@ -6,7 +6,7 @@ in the seed's table).
 """
 
 from .. import _core
-from .._validate import as_int
+from .._validate import as_int, check_size
 from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
 
@@ -54,6 +54,7 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
         kind = self.kernel_initializer
         if kind == "auto":
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
+        check_size((n_in, self.units), "units")
         self.add_param("kernel", initialize(kind, (n_in, self.units), n_in, self.units))
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.units,), 1, 1))

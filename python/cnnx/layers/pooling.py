@@ -31,6 +31,12 @@ class _Pool2D(Layer):
         super().__init__(name, trainable)
         self.pool_size = as_pair(pool_size, "pool_size", 1)
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides", 1)
+        # the kernels' limits (F.max_pool2d's): refused here, not at the first call
+        if self.pool_size[0] * self.pool_size[1] >= 2**31:
+            raise ValueError(f"pool_size: window of {self.pool_size[0]}x{self.pool_size[1]} is "
+                             "too large (at most 2**31 - 1 pixels)")
+        if max(self.strides) >= 2**40:
+            raise ValueError(f"strides: expected values below 2**40, got {self.strides}")
         if isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
@@ -124,6 +130,8 @@ class _AdaptivePool2D(Layer):
     def __init__(self, output_size, name=None, trainable=True):
         super().__init__(name, trainable)
         self.output_size = as_pair(output_size, "output_size", 1)
+        if max(self.output_size) >= 2**31:  # F.adaptive_*_pool2d's limit
+            raise ValueError(f"output_size: too large, got {self.output_size}")
 
     def lower(self, g, x):
         return g.pool(x, pool_kind=self._pool_kind, output_hw=self.output_size)

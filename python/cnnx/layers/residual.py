@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import _core
 from .activations import HasActivation
-from .base import Layer, layer_config as _layer_config, layer_from_config
+from .base import Layer, check_nesting, layer_config as _layer_config, layer_from_config
 
 __all__ = ["Residual"]
 
@@ -72,6 +72,7 @@ class Residual(HasActivation, Layer):
         else:
             self.shortcut = _as_layer_list(shortcut, "shortcut")
             self.shortcut_spec = "layers"
+        check_nesting(self.block + (self.shortcut or []))
         self.activation = activation
         super().__init__(name, trainable)
         if not trainable:

@@ -15,20 +15,20 @@ fallback when a model cannot compile), lowering into the op graph
 (``to_graph``) and the config. Training lives in :mod:`cnnx.trainers`, the
 summary table in :mod:`cnnx.models.summary`.
 """
-import numpy as np
+import math
 
 from .._validate import as_float32
 from ..graph import Graph
 from ..layers.activations import SoftmaxInputGrad
-from ..layers.base import Layer, ParamStore, layer_config, layer_from_config, walk
+from ..layers.base import (MAX_NESTING, Layer, ParamStore, check_nesting,  # noqa: F401
+                           edit_count, walk)
 from ..trainers.trainer import Trainer
-from .node import Input, SymbolicTensor, nodes_between
+from .config import graph_config, graph_from_config
+from .node import SymbolicTensor, nodes_between
+from .run import check_batches, run_backward, run_forward
 from .summary import summary
 
 __all__ = ["Model"]
-
-#: how deeply models and containers may nest (a limit, not a recursion error)
-MAX_NESTING = 64
 
 
 def _as_list(x, what):
@@ -76,18 +76,20 @@ class Model(Trainer, Layer):
         return items[0] if single else list(items)
 
     def _check_depth(self):
-        def depth(layer, d):
-            if d > MAX_NESTING:
-                raise ValueError(f"layers: models and containers nest more than {MAX_NESTING} "
-                                 "deep (the limit)")
-            for s in layer.sublayers():
-                depth(s, d + 1)
-        for layer in self.layers:
-            depth(layer, 1)
+        check_nesting(self.layers)  # MAX_NESTING, without recursion
 
     def _make_store(self):
+        # the largest activation of one example: a batch whose activations could
+        # never be allocated is refused by name (Trainer._check_batch)
+        sizes = [t.shape for t in self._inputs] + [
+            s for layer, _ in walk(self.layers) if layer.output_shape
+            for s in (layer.output_shape if isinstance(layer.output_shape, list)
+                      else [layer.output_shape])]
+        self._max_values = max(math.prod(s) for s in sizes)
+        self._synced_at = -1
+        old = getattr(self, "store", None)
         self.store = ParamStore(self.layers)
-        self._store_changed()
+        self._store_changed(old)
 
     @property
     def layers(self):
@@ -138,21 +140,16 @@ class Model(Trainer, Layer):
         return found[0]
 
     def count_params(self):
-        return sum(l.count_params() for l in self.layers)
+        self.sync()
+        return super().count_params()
 
     def get_weights(self):
-        """Copies of every parameter, in storage order."""
-        return [layer.params[name].copy() for layer, _ in walk(self.layers)
-                for name in layer.params]
+        self.sync()
+        return super().get_weights()
 
     def set_weights(self, weights):
-        """Set parameters from a list like :meth:`get_weights` returns."""
-        targets = [(layer, name) for layer, _ in walk(self.layers) for name in layer.params]
-        weights = list(weights)
-        if len(weights) != len(targets):
-            raise ValueError(f"weights: expected {len(targets)} arrays, got {len(weights)}")
-        for (layer, name), w in zip(targets, weights):
-            layer.params[name] = w
+        self.sync()
+        super().set_weights(weights)
 
     def zero_grad(self):
         self.store.grads.fill(0.0)
@@ -167,57 +164,19 @@ class Model(Trainer, Layer):
     # ---- running it layer by layer (the manual loop, and models no plan runs) -------
     def check_inputs(self, x, name="x"):
         """The inputs as a list of float32 batches of the model's shapes (one per input)."""
-        xs = [x] if self._single_in else x
-        if not self._single_in and not isinstance(x, (list, tuple)):
-            raise TypeError(f"{name}: the model has {len(self._inputs)} inputs; pass a list")
-        if len(xs) != len(self._inputs):
-            raise ValueError(f"{name}: expected {len(self._inputs)} input arrays, got {len(xs)}")
-        out = []
-        for a, t in zip(xs, self._inputs):
-            if not (type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous):
-                a = as_float32(a, name)
-            if a.shape[1:] != t.shape or a.ndim != len(t.shape) + 1:
-                raise ValueError(f"{name}: expected a batch of shape (m, "
-                                 f"{', '.join(map(str, t.shape))}), got {a.shape}")
-            out.append(a)
-        if len({a.shape[0] for a in out}) > 1:
-            raise ValueError(f"{name}: every input needs the same number of samples")
-        return out
+        return check_batches(self._inputs, x, self._single_in, name)
 
     def _forward(self, x, training):
         xs = x if isinstance(x, list) else [x]
-        vals = {id(t): a for t, a in zip(self._inputs, xs)}
-        for node in self._nodes:
-            ins = [vals[id(t)] for t in node.inputs]
-            y = node.layer._forward(ins if node.multi_input else ins[0], training)
-            for t, v in zip(node.outputs, y if len(node.outputs) > 1 else [y]):
-                vals[id(t)] = v
-        outs = [vals[id(t)] for t in self._outputs]
+        outs = run_forward(self._nodes, self._inputs, self._outputs, xs, training)
         return outs if isinstance(x, list) else outs[0]
 
     def _backward(self, dy, need_dx, accumulate):
         dys = dy if isinstance(dy, list) else [dy]
-        grads = {}
-        for t, g in zip(self._outputs, dys):
-            if g is not None:
-                grads[id(t)] = g if id(t) not in grads else grads[id(t)] + g
-        for node, nd in zip(reversed(self._nodes), reversed(self._need_dx)):
-            gs = [grads.pop(id(t), None) for t in node.outputs]
-            if all(g is None for g in gs):
-                if not accumulate:  # no gradient reaches it: its parameters get zero
-                    node.layer.zero_grad()
-                continue
-            gs = [np.zeros((next(g for g in gs if g is not None).shape[0],) + t.shape, np.float32)
-                  if g is None else g for g, t in zip(gs, node.outputs)]
-            dx = node.layer._backward(gs if len(gs) > 1 else gs[0], nd or need_dx, accumulate)
-            if not (nd or need_dx):
-                continue
-            for t, d in zip(node.inputs, dx if node.multi_input else [dx]):
-                if d is not None:
-                    grads[id(t)] = d if id(t) not in grads else grads[id(t)] + d
-        if not need_dx:
+        dxs = run_backward(self._nodes, self._need_dx, self._inputs, self._outputs, dys, need_dx,
+                           accumulate)
+        if dxs is None:
             return None
-        dxs = [grads.get(id(t)) for t in self._inputs]
         return dxs if isinstance(dy, list) else dxs[0]
 
     def forward(self, x, training=False):
@@ -225,6 +184,7 @@ class Model(Trainer, Layer):
         keeps what :meth:`backward` needs."""
         self.sync()
         xs = self.check_inputs(x)
+        self._check_batch(xs[0].shape[0])
         ys = self._forward(xs, bool(training))
         if training:
             self._has_forward = True
@@ -265,7 +225,24 @@ class Model(Trainer, Layer):
         return node.layer.softmax_logits()
 
     def sync(self):
-        """Bring the structure up to date after edits (Sequential's layer list)."""
+        """Bring the structure up to date after edits of a nested Sequential's
+        layer list: rebuild what changed, keep every other weight."""
+        if self._synced_at == edit_count() or not self._stale():
+            self._synced_at = edit_count()
+            return
+        for node in self._nodes:
+            shapes = [t.shape for t in node.inputs]
+            out = node.layer.build(shapes if node.multi_input else shapes[0])
+            outs = out if isinstance(out, list) else [out]
+            if [tuple(o) for o in outs] != [t.shape for t in node.outputs]:
+                raise ValueError(f"layers: {node.layer.name!r} now outputs {out} where the graph "
+                                 f"expects {[t.shape for t in node.outputs]}; build a new Model")
+        self._make_store()
+        self._synced_at = edit_count()
+
+    def _stale(self):
+        """A layer list inside this model was edited since it was last built."""
+        return any(getattr(layer, "_dirty", False) for layer, _ in walk(self.layers))
 
     # ---- lowering ------------------------------------------------------------------
     def lower(self, g, x):
@@ -290,43 +267,9 @@ class Model(Trainer, Layer):
 
     # ---- config ----------------------------------------------------------------------
     def get_config(self):
-        index = {id(n): i for i, n in enumerate(self._nodes)}
-
-        def ref(t):
-            if t.node.layer is None:
-                return ["input", self._inputs.index(t)]
-            return ["node", index[id(t.node)], t.index]
-
-        return dict(super().get_config(),
-                    inputs=[{"shape": list(t.shape), "name": t.name} for t in self._inputs],
-                    layers=[layer_config(n.layer) for n in self._nodes],
-                    nodes=[{"inputs": [ref(t) for t in n.inputs], "multi": n.multi_input}
-                           for n in self._nodes],
-                    outputs=[ref(t) for t in self._outputs],
-                    single_input=self._single_in, single_output=self._single_out)
+        return dict(super().get_config(), **graph_config(self._inputs, self._nodes, self._outputs,
+                                                         self._single_in, self._single_out))
 
     @classmethod
     def from_config(cls, config):
-        c = dict(config)
-        try:
-            ins = [Input(i["shape"], i.get("name")) for i in c.pop("inputs")]
-            layers = [layer_from_config(e) for e in c.pop("layers")]
-            tensors = []
-            for layer, node in zip(layers, c.pop("nodes")):
-                args = [_resolve(r, ins, tensors) for r in node["inputs"]]
-                out = layer(args if node["multi"] else args[0])
-                tensors.append(out if isinstance(out, list) else [out])
-            outs = [_resolve(r, ins, tensors) for r in c.pop("outputs")]
-        except (KeyError, IndexError, TypeError) as e:
-            raise ValueError(f"model: malformed graph config ({e})") from None
-        single_in, single_out = c.pop("single_input", False), c.pop("single_output", False)
-        return cls(ins[0] if single_in else ins, outs[0] if single_out else outs, **c)
-
-
-def _resolve(ref, inputs, tensors):
-    if ref[0] == "input":
-        return inputs[ref[1]]
-    if ref[0] != "node" or not 0 <= ref[1] < len(tensors):
-        raise ValueError(f"model: a node reads {ref!r}, which is not an earlier node "
-                         "(a cycle, or a corrupt file)")
-    return tensors[ref[1]][ref[2]]
+        return graph_from_config(cls, config)

@@ -17,7 +17,8 @@ batch. ``model.layers`` is a list you may edit (replace, append, insert,
 delete): the model rebuilds itself before its next use, keeping the weights
 of the layers that stay.
 """
-from ..layers.base import Layer, layer_config, layer_from_config, note_edit
+from ..layers.base import (Layer, check_nesting, edit_count, layer_config, layer_from_config,
+                           note_edit)
 from .model import Model
 from .node import Input
 
@@ -74,9 +75,11 @@ class Sequential(Model):
         layers = [] if layers is None else layers
         if not isinstance(layers, (list, tuple)) or not all(isinstance(l, Layer) for l in layers):
             raise TypeError("layers: expected a list of Layers")
+        check_nesting(layers)
         self._single_in = self._single_out = True
         self._layer_list = LayerList(layers, self)
         self._dirty = False
+        self._synced_at = -1
         self.store = None
         self._init_trainer()
         if not trainable:
@@ -98,23 +101,27 @@ class Sequential(Model):
         """Append a layer (built at once if the model is)."""
         if not isinstance(layer, Layer):
             raise TypeError(f"layer: expected a Layer, got {type(layer).__name__}")
-        self._layer_list.append(layer)
-        self.sync()
+        check_nesting([layer], "layer")
+        with self._training():  # not while another thread trains this model
+            self._layer_list.append(layer)
+            self.sync()
         return self
 
     def build(self, input_shape):
         """Build every layer for inputs of ``input_shape``; returns the output shape."""
-        from .._validate import as_int
+        from .._validate import as_int, check_size
 
         if isinstance(input_shape, int):
             input_shape = (input_shape,)
         if not isinstance(input_shape, (tuple, list)) or not input_shape:
             raise TypeError(f"input_shape: expected a tuple such as (32, 32, 3), got {input_shape!r}")
         shape = tuple(as_int(s, "input_shape", 1) for s in input_shape)
-        if self.built and shape == self.input_shape and not self._dirty:
+        check_size(shape, "input_shape")
+        if self.built and shape == self.input_shape and not self._dirty and not self._stale():
             return self.output_shape
         if not self._layer_list:
             raise ValueError("layers: the model has no layers")
+        check_nesting(self._layer_list)  # before building nested models recursively
         x = Input(shape)
         y = x
         for layer in self._layer_list:
@@ -124,12 +131,14 @@ class Sequential(Model):
         return self.output_shape
 
     def sync(self):
-        """Rebuild after the layer list was edited (weights of kept layers stay)."""
-        if self._dirty and self.built:
+        """Rebuild after the layer list (or a nested one) was edited; the
+        weights of the layers that stay are kept."""
+        if not self.built or self._synced_at == edit_count():
+            return
+        if self._dirty or self._stale():
+            self._dirty = True
             self.build(self.input_shape)
-        for layer in self._layer_list:
-            if isinstance(layer, Model):
-                layer.sync()
+        self._synced_at = edit_count()
 
     def check_inputs(self, x, name="x"):
         if not self.built:

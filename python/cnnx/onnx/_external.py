@@ -67,6 +67,13 @@ def _expected_bytes(onnx, t):
     return n * itemsize
 
 
+def _pread(fd, n, offset):
+    if hasattr(os, "pread"):
+        return os.pread(fd, n, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # no pread (Windows): the fd is ours alone
+    return os.read(fd, n)
+
+
 def _fail(where, t, msg):
     return ONNXConversionError(f"{where}: external data of tensor {t.name!r}: {msg}")
 
@@ -116,7 +123,7 @@ def inline_external_data(onnx, proto, model_dir, where="path"):
                 raise _fail(where, t, f"{location!r} changed while it was being read (refused)")
             chunks, got = [], 0
             while got < length:
-                chunk = os.pread(fd, min(length - got, 1 << 26), offset + got)
+                chunk = _pread(fd, min(length - got, 1 << 26), offset + got)
                 if not chunk:
                     raise _fail(where, t, f"{location!r} is shorter than it was")
                 chunks.append(chunk)
