@@ -8,7 +8,10 @@ U-Net's skip connections)::
     y = cnnx.Add()([a, b])                  # a residual join
     z = cnnx.Concatenate()([u, v])          # (h, w, c1) and (h, w, c2) -> (h, w, c1 + c2)
 
-Each takes a list of inputs and, in backward, returns a list of gradients:
+The elementwise joins take ``activation=`` as Conv2D and Dense do
+(``Add(activation="relu")`` is a residual join with its ReLU; the plans fuse
+it into the join's store). Each takes a list of inputs and, in backward,
+returns a list of gradients:
 a copy of dy for each input of Add (a fan-in sum was the forward), dy and
 -dy for Subtract, dy times the other inputs for Multiply, dy/n for Average,
 and the matching slices of dy for Concatenate (a split).
@@ -16,6 +19,7 @@ and the matching slices of dy for Concatenate (a split).
 import numbers
 
 from .. import _core
+from .activations import HasActivation
 from .base import Layer
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Concatenate"]
@@ -84,21 +88,38 @@ class _Merge(Layer):
         return list(dxs)
 
 
-class _Eltwise(_Merge):
+class _Eltwise(HasActivation, _Merge):
+    """An elementwise join, then ``activation`` (None, "relu", "leaky_relu",
+    "sigmoid", "tanh" or "softmax" over the last axis)."""
+
     _kind = None  # a _core.EltwiseKind
 
+    def __init__(self, activation=None, name=None, trainable=True):
+        super().__init__(name, trainable)
+        self.activation = activation
+
     def _forward(self, xs, training):
+        z = _core.eltwise(self._kind, xs)
+        y = z if self._activation_name is None else self._act.forward(z)
         if training:
-            self._xs = xs
-        return _core.eltwise(self._kind, xs)
+            self._xs, self._z, self._y = xs, z, y
+        return y
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
+        if self._activation_name is not None:
+            dy = self._act.backward(dy, self._z, self._y)
         return _core.eltwise_backward(self._kind, self._xs, dy)
 
+    def softmax_logits(self):
+        return self._z if self._activation_name == "softmax" else None
+
     def lower(self, g, xs):
-        return g.eltwise(list(xs), self._kind)
+        return self._act.lower(g, g.eltwise(list(xs), self._kind))
+
+    def get_config(self):
+        return dict(super().get_config(), activation=self.activation)
 
 
 class Add(_Eltwise):
