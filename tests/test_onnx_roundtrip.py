@@ -92,13 +92,6 @@ FLAT_LAYERS = {  # each a function of the number of input features
     "residual_dense": lambda n: cnnx.Residual([cnnx.Dense(n, activation="relu"), cnnx.Dense(n)]),
 }
 
-#: main's graph passes fold a BatchNormalization that follows Conv2D -> Flatten into the
-#: convolution (per output channel), so the original model cannot predict (reported)
-_BN_AFTER_CONV_FLATTEN = pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="cnnx.graph.passes.fold_batch_norm folds a BatchNormalization across a Flatten")
-
-
 @pytest.mark.parametrize("which", list(IMAGE_LAYERS))
 def test_image_layer(tmp_path, which):
     cnnx.set_seed(1)
@@ -108,7 +101,7 @@ def test_image_layer(tmp_path, which):
 
 @pytest.mark.parametrize("which", list(FLAT_LAYERS))
 @pytest.mark.parametrize("source", [
-    "flat_input", "nchw_flatten", pytest.param("conv_flatten", marks=_BN_AFTER_CONV_FLATTEN)])
+    "flat_input", "nchw_flatten", "conv_flatten"])
 def test_flat_layer(tmp_path, which, source):
     """Flat features, straight from a flat input or from a Flatten of an image (whose
     (c, h, w) order ONNX sees and import undoes)."""

@@ -36,7 +36,7 @@ class _Merge(Layer):
                 or not all(isinstance(s, (list, tuple)) for s in input_shape)):
             raise ValueError(f"input_shape: {type(self).__name__} takes a list of input shapes, "
                              f"got {input_shape!r}")
-        shapes = [tuple(int(d) for d in s) for s in input_shape]
+        shapes = [tuple(None if d is None else int(d) for d in s) for s in input_shape]
         n = len(shapes)
         if n < self._min_inputs or (self._max_inputs is not None and n > self._max_inputs):
             want = (f"{self._min_inputs}" if self._max_inputs == self._min_inputs
@@ -63,9 +63,12 @@ class _Merge(Layer):
             raise TypeError(f"x: {type(self).__name__} takes a list of arrays")
         xs = [as_float32(a, "x") for a in x]
         shapes = [a.shape[1:] for a in xs]
+        from .._validate import same_shape
+
         if not self.built:
             self.build(shapes)
-        elif [tuple(s) for s in shapes] != list(self.input_shape):
+        elif len(shapes) != len(self.input_shape) or not all(
+                same_shape(tuple(s), p) for s, p in zip(shapes, self.input_shape)):
             raise ValueError(f"x: {self.name} was built for inputs {self.input_shape}, got "
                              f"{shapes}")
         if len({a.shape[0] for a in xs}) > 1:
@@ -178,17 +181,20 @@ class Concatenate(_Merge):
                 raise ValueError(f"inputs: Concatenate {self.name!r} needs equal shapes except "
                                  f"on axis {self.axis}, got {' and '.join(map(str, shapes))}")
         out = list(shapes[0])
-        out[a] = sum(s[a] for s in shapes)
+        out[a] = None if any(s[a] is None for s in shapes) else sum(s[a] for s in shapes)
         return out
 
     def _forward(self, xs, training):
-        return _core.concat(xs, self._example_axis(len(self.output_shape)) + 1)
+        a = self._example_axis(len(self.output_shape))
+        if training:
+            self._sizes = [x.shape[a + 1] for x in xs]
+        return _core.concat(xs, a + 1)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
         a = self._example_axis(len(self.output_shape))
-        return _core.concat_backward(dy, [s[a] for s in self.input_shape], a + 1)
+        return _core.concat_backward(dy, self._sizes, a + 1)
 
     def lower(self, g, xs):
         return g.concat(list(xs), self._example_axis(len(self.output_shape)))
@@ -198,5 +204,7 @@ class Concatenate(_Merge):
 
     def summary_formulas(self):
         a = self._example_axis(len(self.output_shape))
+        if self.output_shape[a] is None:
+            return []
         parts = "+".join(str(s[a]) for s in self.input_shape)
         return [f"axis {self.axis}: {parts} = {self.output_shape[a]}"]
