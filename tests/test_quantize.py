@@ -280,6 +280,26 @@ def test_dense_only_model():
     assert rel_l2(q.predict(x), m.predict(x)) < 0.03
 
 
+def test_model_taking_any_size(tmp_path):
+    """Calibrated at one size, the int8 model runs at others (plan = op-by-op
+    reference, close to the float model), and survives save/load."""
+    cnnx.set_seed(0)
+    L = cnnx.layers
+    m = cnnx.Sequential([L.Conv2D(8, 3, activation="relu", padding="same"),
+                         L.Conv2D(8, 3, activation="relu"), L.GlobalAvgPool2D(), L.Dense(4)],
+                        input_shape=(None, None, 3))
+    q = cnnx.quantize(m, data((12, 12, 3), 32))
+    assert all(p == "int8" for _, p in q.precision() if p not in ("fused", "view"))
+    q.save(tmp_path / "q.cnnx")
+    back = cnnx.load_model(tmp_path / "q.cnnx")
+    for size in (12, 20, 7):
+        x = data((size, size, 3), 8, seed=size)
+        got = q.predict(x)
+        np.testing.assert_array_equal(got, q.forward(x))
+        np.testing.assert_array_equal(got, back.predict(x))
+        assert rel_l2(got, m.predict(x)) < 0.05
+
+
 # ------------------------------------------------------------------ ONNX
 
 

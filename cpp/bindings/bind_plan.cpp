@@ -202,8 +202,9 @@ struct PyTrain {
       const int64_t K = sizes[L.value];
       if (L.kind == cnnx::LossKind::softmax_cross_entropy) {
         auto t = py::array_t<int64_t, py::array::c_style>::ensure(targets[L.target]);
-        require(t && t.ndim() == 1 && t.shape(0) == b.N,
-                "labels: expected " + std::to_string(b.N) + " integer labels");
+        const int64_t rows = b.N * (L.classes > 0 ? K / L.classes : 1);
+        require(t && t.ndim() >= 1 && t.shape(0) == b.N && t.size() == rows,
+                "labels: expected " + std::to_string(rows) + " integer labels");
         b.tp[L.target] = t.data();
         b.tkeep.push_back(t);
       } else {
@@ -557,11 +558,12 @@ void bind_plan(py::module_& m) {
           py::arg("spec"))
       .def(
           "add_loss",
-          [](PyTrain& p, cnnx::LossKind kind, int value, int target, float weight, float param) {
-            p.plan->add_loss(cnnx::LossSpec{kind, value, target, weight, param});
+          [](PyTrain& p, cnnx::LossKind kind, int value, int target, float weight, float param,
+             int64_t classes) {
+            p.plan->add_loss(cnnx::LossSpec{kind, value, target, weight, param, classes});
           },
           py::arg("kind"), py::arg("value"), py::arg("target"), py::arg("weight") = 1.0f,
-          py::arg("param") = 0.0f)
+          py::arg("param") = 0.0f, py::arg("classes") = 0)
       .def(
           "set_outputs", [](PyTrain& p, std::vector<int> values) { p.plan->set_outputs(values); },
           py::arg("values"))

@@ -140,8 +140,7 @@ def _serialise(model):
         for name, buf in layer.buffers.items():
             header["buffers"].append({"layer": i, "name": name, **blob.add(buf)})
     if model.loss is not None:
-        header["compile"] = {"loss": model.loss, "metrics": list(model.metrics),
-                             "loss_weights": model.loss_weights}
+        header["compile"] = model.get_compile_config()  # None: a loss/metric of the user's own
     opt = model.optimizer
     if opt is not None and not quantized:  # a quantized model never trains
         st = opt.state_dict()
@@ -205,7 +204,7 @@ def _quantized(fm, q, data, where):
 
     if not isinstance(q, dict):
         raise ValueError(f"{where} is corrupt (malformed quantization entry)")
-    g = prepare(fm.to_graph())
+    g = prepare(fm._graph(None))  # any size that fits, for a model taking any size
     values = {v.id: v for v in g.values}
     producers = {op.output.id: op for op in g.ops}
     params = {}
@@ -379,6 +378,17 @@ def _depth(obj):
     return deepest
 
 
+def _metrics_from(spec):
+    from . import metrics
+
+    def one(m):
+        return m if isinstance(m, str) else metrics.get(m)
+
+    if isinstance(spec, dict):
+        return {k: [one(m) for m in v] for k, v in spec.items()}
+    return None if spec is None else [one(m) for m in spec]
+
+
 def load_model(path, compile=True):
     """Read a model written by ``model.save`` (architecture, weights, and the
     optimiser state, so that training continues exactly where it stopped).
@@ -457,8 +467,14 @@ def load_model(path, compile=True):
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{where} is corrupt (optimizer: {e})") from None
         try:
-            model.compile(optimizer=opt if opt is not None else "sgd", loss=c.get("loss"),
-                          metrics=c.get("metrics"), loss_weights=c.get("loss_weights"))
+            from . import losses
+
+            loss = c.get("loss")
+            loss = [d if isinstance(d, (str, type(None))) else losses.get(d) for d in loss] \
+                if isinstance(loss, list) else loss if isinstance(loss, str) else losses.get(loss)
+            model.compile(optimizer=opt if opt is not None else "sgd", loss=loss,
+                          metrics=_metrics_from(c.get("metrics")),
+                          loss_weights=c.get("loss_weights"))
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where} is corrupt (compile settings: {e})") from None
     return model

@@ -151,6 +151,10 @@ struct LossSpec {
   int target = 0;      // index into the step's targets (external: into the given gradients)
   float weight = 1.0f; // the loss's weight in the total
   float param = 0.0f;  // huber: delta
+  // cross-entropies: the classes (the value's last axis); a value of several
+  // rows per image (per-pixel classes) gives a loss per pixel, averaged per
+  // image. 0: the whole value is one row.
+  int64_t classes = 0;
 };
 
 // Values per image each input of the op holds, from its geometry.

@@ -140,6 +140,8 @@ void TrainPlan::add_loss(const LossSpec& loss) {
     throw std::invalid_argument("loss: unknown kind");
   if (loss.kind == LossKind::huber && !(loss.param > 0.0f))
     throw std::invalid_argument("loss: huber needs delta > 0");
+  if (loss.classes < 0 || (loss.classes > 0 && sizes_[loss.value] % loss.classes))
+    throw std::invalid_argument("loss: classes must divide the value's size");
   if (loss.target < 0) throw std::invalid_argument("loss: target index must be >= 0");
   losses_.push_back(loss);
 }
@@ -598,17 +600,28 @@ double TrainPlan::backward_slice(const float* const* x, float* const* out,
                          ? nullptr
                          : static_cast<const float*>(targets[L.target]) + i0 * K;
     double sum = 0.0;
+    // Per-pixel classes: rows of `classes` values, R per image, each row's
+    // loss averaged over the image's R rows (and weighted by the image's weight).
+    const int64_t C = L.classes > 0 ? L.classes : K, R = K / C;
+    std::vector<float> row_w;
+    const float* rw = w;
+    if (R > 1 && w) {
+      row_w.resize(n * R);
+      for (int64_t i = 0; i < n * R; ++i) row_w[i] = w[i / R];
+      rw = row_w.data();
+    }
+    const float rscale = scale / static_cast<float>(R);
     switch (L.kind) {
       case LossKind::softmax_cross_entropy:
-        sum = softmax_cross_entropy_sum(y, static_cast<const int64_t*>(targets[L.target]) + i0,
-                                        w, n, K, scale, g, acc);
+        sum = softmax_cross_entropy_sum(y, static_cast<const int64_t*>(targets[L.target]) + i0 * R,
+                                        rw, n * R, C, rscale, g, acc) / R;
+        break;
+      case LossKind::softmax_cross_entropy_soft:
+        sum = softmax_cross_entropy_soft_sum(y, t, rw, n * R, C, rscale, g, acc) / R;
         break;
       case LossKind::mean_squared_error: sum = squared_error_sum(y, t, w, n, K, scale, g, acc); break;
       case LossKind::mean_absolute_error: sum = absolute_error_sum(y, t, w, n, K, scale, g, acc); break;
       case LossKind::huber: sum = huber_sum(y, t, w, n, K, L.param, scale, g, acc); break;
-      case LossKind::softmax_cross_entropy_soft:
-        sum = softmax_cross_entropy_soft_sum(y, t, w, n, K, scale, g, acc);
-        break;
       case LossKind::sigmoid_binary_cross_entropy:
         sum = sigmoid_binary_cross_entropy_sum(y, t, w, n, K, scale, g, acc);
         break;
@@ -632,9 +645,10 @@ double TrainPlan::backward_slice(const float* const* x, float* const* out,
 void TrainPlan::check_targets(const void* const* targets, int64_t N) const {
   for (const LossSpec& L : losses_) {
     if (L.kind != LossKind::softmax_cross_entropy) continue;
-    const int64_t K = sizes_[L.value];
+    const int64_t K = L.classes > 0 ? L.classes : sizes_[L.value];
+    const int64_t rows = N * (sizes_[L.value] / K);
     const int64_t* labels = static_cast<const int64_t*>(targets[L.target]);
-    for (int64_t i = 0; i < N; ++i)
+    for (int64_t i = 0; i < rows; ++i)
       if (labels[i] < 0 || labels[i] >= K)
         throw std::invalid_argument("labels: expected integers in [0, " + std::to_string(K) +
                                     "), got " + std::to_string(labels[i]));

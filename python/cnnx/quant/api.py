@@ -100,7 +100,11 @@ def quantize(model, calibration_data, method="minmax", percentile=99.99, batch_s
 
     model.sync()
     fm = copy.deepcopy(model)
-    g = prepare(fm.to_graph())
+    # a model taking any size: its graph at the calibration data's size (value
+    # ids do not depend on the size, so the parameters fit every size)
+    shapes = fm._sizes(xs) if hasattr(fm, "_sizes") else None
+    shapes = None if shapes is None else list(shapes)
+    g = prepare(fm.to_graph(shapes))
     names = {op.name for op in g.ops} | {l.name for l in fm.layers}
     unknown = sorted(exclude - names)
     if unknown:
@@ -113,7 +117,7 @@ def quantize(model, calibration_data, method="minmax", percentile=99.99, batch_s
                          f"{', '.join(INT8_LAYERS[:2])})")
     weights = {op.output.id: quantize_layer_weights(op) for op in ops}
     want, inherit = wanted_values(g, weights, exclude)
-    ranges = calibrate(fm, xs, want, method, float(percentile), batch_size)
+    ranges = calibrate(fm, xs, want, method, float(percentile), batch_size, shapes)
     by_id = {v.id: v for v in g.values}
     params = {}
     for vid, (lo, hi) in ranges.items():

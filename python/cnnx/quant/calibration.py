@@ -124,12 +124,14 @@ def _entropy_range(o):
     return max(o.lo, -t), min(o.hi, t)
 
 
-def calibrate(model, xs, value_ids, method="minmax", percentile=99.99, batch_size=None):
+def calibrate(model, xs, value_ids, method="minmax", percentile=99.99, batch_size=None,
+              input_shapes=None):
     """``{value id: (lo, hi)}`` for the values ``value_ids`` of the prepared
     graph of float model ``model`` on the input batches ``xs`` (a list,
-    one array per model input). Raises ValueError naming the layer whose
+    one array per model input; ``input_shapes``: their sizes, for a model
+    taking any size). Raises ValueError naming the layer whose
     output is NaN or infinite on the calibration data."""
-    g = prepare(model.to_graph())
+    g = prepare(model.to_graph(input_shapes))
     by_id = {v.id: v for v in g.values}
     values = [by_id[i] for i in sorted(value_ids)]
     if not values:
@@ -141,7 +143,7 @@ def calibrate(model, xs, value_ids, method="minmax", percentile=99.99, batch_siz
     g.outputs = list(values)
     plan = compile_inference(g)
     if plan is None:  # a Python layer: op by op
-        g = prepare(model.to_graph())
+        g = prepare(model.to_graph(input_shapes))
         ids = [v.id for v in values]
 
         def run(batch):

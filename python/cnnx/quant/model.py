@@ -49,7 +49,9 @@ class QuantizedModel(Trainer):
         self._init_trainer()
         self.store = None
         if getattr(float_model, "_loss_specs", None) is not None:
-            self.compile(loss=float_model.loss, metrics=list(float_model.metrics),
+            # the losses and metrics as compile got them (objects included)
+            self.compile(loss=getattr(float_model, "_loss_given", float_model.loss),
+                         metrics=float_model._metric_spec,
                          loss_weights=float_model.loss_weights)
 
     # ---- the float model's structure -------------------------------------------------
@@ -85,53 +87,64 @@ class QuantizedModel(Trainer):
     def check_inputs(self, x, name="x"):
         return self.float_model.check_inputs(x, name)
 
-    def to_graph(self):
-        """The float model's op graph (the int8 form is :meth:`int8_graph`)."""
-        return self.float_model.to_graph()
+    def to_graph(self, input_shapes=None):
+        """The float model's op graph (the int8 form is :meth:`int8_graph`);
+        ``input_shapes`` for a model taking any size, as ``Model.to_graph``."""
+        return self.float_model.to_graph(input_shapes)
 
     def sync(self):
         pass
 
     # ---- the int8 graph ------------------------------------------------------------------
-    def int8_graph(self, outputs=None):
+    def int8_graph(self, outputs=None, input_shapes=None):
         """The executable int8 graph (:class:`~cnnx.graph.quantize.QGraph`);
         ``outputs``: value ids of the prepared graph to return instead of the
         model's outputs."""
-        g = prepare(self.to_graph())
+        g = prepare(self.to_graph(input_shapes))
         if outputs is not None:
             by_id = {v.id: v for v in g.values}
             g.outputs = [by_id[i] for i in outputs]
         return lower(g, self.qparams, self.qweights, self.exclude)
 
-    def _cached(self, name, make):
+    def _cached(self, name, make, shapes=None):
         # A plan holds weights packed for one int8 micro-kernel: rebuilt when
-        # the kernel (the active ISA) changes, or CNNX_PLAN does.
+        # the kernel (the active ISA) changes, or CNNX_PLAN does; one per
+        # input size for a model taking any size (an LRU, as the float plans).
         key = (_core.qgemm_kernel(), _core.active_isa(), plans_enabled())
-        hit = self._plans.get(name)
+        hit = self._plans.get((name, shapes))
         if hit is not None and hit[0] == key:
+            self._plans[(name, shapes)] = self._plans.pop((name, shapes))
             return hit[1]
         value = make(key[2])
-        self._plans[name] = (key, value)
+        self._plans.pop((name, shapes), None)
+        self._plans[(name, shapes)] = (key, value)
+        if shapes is not None:
+            same = [k for k in self._plans if k[0] == name and k[1] is not None]
+            for k in same[:-self.PLANS_PER_SIZE]:
+                del self._plans[k]
         return value
 
-    def _inference_plan(self):
-        return self._cached("infer", lambda on: compile_int8(self.int8_graph()) if on else None)
+    def _inference_plan(self, shapes=None):
+        return self._cached("infer", lambda on: compile_int8(self.int8_graph(
+            input_shapes=None if shapes is None else list(shapes))) if on else None, shapes)
 
-    def _eval_plan(self):
+    def _eval_plan(self, shapes=None):
         def make(on):
             if not on:
                 return None
-            g = self.to_graph()
-            heads = [v.id for _, v, _, _, _ in loss_heads(g, self._loss_specs)]
-            return compile_int8(self.int8_graph(heads))
-        return self._cached("eval", make)
+            sh = None if shapes is None else list(shapes)
+            heads = [h.value.id for h in loss_heads(self.to_graph(sh), self._loss_specs)]
+            return compile_int8(self.int8_graph(heads, sh))
+        return self._cached("eval", make, shapes)
 
     def forward(self, x, training=False):
         """The int8 model on a batch, op by op from Python (the plan's reference)."""
         if training:
             raise TypeError("training: a quantized model runs inference only")
         xs = self.check_inputs(x)
-        outs, _ = run_graph(self.int8_graph(), xs)
+        sizes = self._sizes(xs)
+        outs, _ = run_graph(self.int8_graph(input_shapes=None if sizes is None else list(sizes)),
+                            xs)
         return outs if isinstance(self.output_shape, list) else outs[0]
 
     # ---- no training -----------------------------------------------------------------------
@@ -152,7 +165,7 @@ class QuantizedModel(Trainer):
         for layer in layers:
             for sub, _ in walk([layer]):
                 top[id(sub)] = layer
-        g = prepare(self.to_graph())
+        g = prepare(self._graph(None))
         q = lower(g, self.qparams, self.qweights, self.exclude)
         seen = {}
         for op in g.ops:
@@ -160,7 +173,7 @@ class QuantizedModel(Trainer):
             if owner is not None:
                 seen.setdefault(id(owner), set()).add(q.precision[id(op)])
         raw = {}
-        for op in self.to_graph().ops:
+        for op in self._graph(None).ops:
             owner = top.get(id(op.layer))
             if owner is not None:
                 raw.setdefault(id(owner), set()).add(op.kind.name)
@@ -212,7 +225,8 @@ def _format(model, rows):
     head = ["Layer", "Output shape", "Activation size", "Params", "Precision"]
     from ..layers.base import format_shape
 
-    table = [[r.name, format_shape(r.output_shape), f"{r.activation_size:,}", f"{r.params:,}",
+    table = [[r.name, format_shape(r.output_shape),
+              "None" if r.activation_size is None else f"{r.activation_size:,}", f"{r.params:,}",
               r.precision] for r in rows]
     widths = [max(len(head[i]), *(len(t[i]) for t in table)) for i in range(len(head))]
 
