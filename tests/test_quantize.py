@@ -300,6 +300,25 @@ def test_model_taking_any_size(tmp_path):
         assert rel_l2(got, m.predict(x)) < 0.05
 
 
+def test_deep_functional_model():
+    """quantize copies the float model without recursing along its graph
+    (a deepcopy of a 300-layer chain overflows Python's stack; ResNet-50
+    imported from ONNX did)."""
+    cnnx.set_seed(0)
+    x = cnnx.Input((6,))
+    h = x
+    for _ in range(300):
+        h = cnnx.Dense(6)(h)
+    m = cnnx.Model(x, h)
+    m.compile(loss="mse")
+    data_x = data((6,), 32)
+    q = cnnx.quantize(m, data_x)
+    assert q.loss == m.loss
+    got = q.predict(data_x)
+    np.testing.assert_array_equal(got, q.forward(data_x))
+    assert np.isfinite(got).all() and got.shape == m.predict(data_x).shape
+
+
 # ------------------------------------------------------------------ ONNX
 
 
