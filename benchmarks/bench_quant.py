@@ -9,9 +9,10 @@ batch 64 (and 1), ResNet-18 and ResNet-50 at 224x224x3, batch 1 and 16.
 
 - ResNet-18 is written in PyTorch below (torchvision's layout, random
   weights and batch-norm statistics), exported with ``torch.onnx.export``
-  and imported with ``cnnx.onnx.load``; ResNet-50 is the onnx package's
-  model-zoo ``light_resnet50.onnx`` (random weights) when ``cnnx.onnx.load``
-  reads it, else the same architecture built in cnnx (said in the output);
+  and imported with ``cnnx.onnx.load``; ResNet-50 is built in cnnx (random
+  weights and batch-norm statistics) and exported with ``cnnx.onnx.export``
+  (the zoo's ``light_resnet50.onnx`` has batch 1 fixed and constant-fill
+  weights);
   the seed network is built in cnnx and exported with ``cnnx.onnx.export``.
 - cnnx int8: ``cnnx.quantize(model, calibration)`` (min/max), then
   ``predict``: one compiled C++ plan per batch.
@@ -159,12 +160,6 @@ def torch_resnet18(seed=0):
     return net
 
 
-def _zoo_resnet50():
-    import onnx
-    return os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light",
-                        "light_resnet50.onnx")
-
-
 def prepare(case, workdir, log):
     """Float ONNX graph (NCHW or NHWC input), cnnx float and int8 model files, ORT int8 graph."""
     import numpy as np
@@ -190,18 +185,16 @@ def prepare(case, workdir, log):
         model = cnnx.onnx.load(fp_onnx)
         nchw, source = True, "PyTorch -> torch.onnx.export -> cnnx.onnx.load"
     else:
-        try:
-            model = cnnx.onnx.load(_zoo_resnet50())
-            fp_onnx = _zoo_resnet50()
-            nchw, source = True, "onnx model zoo light_resnet50.onnx -> cnnx.onnx.load"
-        except Exception as e:  # noqa: BLE001 - an older loader refuses the zoo graph
-            cnnx.set_seed(0)
-            model = resnet50()
-            randomize_batch_norm(model)
-            cnnx.onnx.export(model, fp_onnx)
-            nchw = False
-            source = (f"built in cnnx, exported with cnnx.onnx.export (cnnx.onnx.load refused "
-                      f"the zoo graph: {str(e)[:80]})")
+        # Built in cnnx rather than read from the zoo's light_resnet50.onnx
+        # (which cnnx.onnx.load now reads): that graph fixes the batch at 1
+        # and makes every weight with ConstantOfShape (all-equal values, no
+        # initializers for quantize_static to quantize).
+        cnnx.set_seed(0)
+        model = resnet50()
+        randomize_batch_norm(model)
+        cnnx.onnx.export(model, fp_onnx)
+        nchw = False
+        source = "built in cnnx (random weights), exported with cnnx.onnx.export"
     shape = tuple(model.input_shape)
     calib = rng.standard_normal((CALIBRATION[case],) + shape).astype(np.float32)
     if case == "seed":
