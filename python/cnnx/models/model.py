@@ -63,18 +63,11 @@ class Model(Trainer, Layer):
                 readers[id(t)] = readers.get(id(t), 0) + 1
         self._readers = readers
         self._need_dx = [any(t.node.layer is not None for t in n.inputs) for n in nodes]
-        self.input_shape = self._pick([t.shape for t in inputs], self._single_in)
-        self.output_shape = self._pick([t.shape for t in outputs], self._single_out)
+        self.input_shape = inputs[0].shape if self._single_in else [t.shape for t in inputs]
+        self.output_shape = outputs[0].shape if self._single_out else [t.shape for t in outputs]
         self.built = True
-        self._check_depth()
-        self._make_store()
-
-    @staticmethod
-    def _pick(items, single):
-        return items[0] if single else list(items)
-
-    def _check_depth(self):
         check_nesting(self.layers)  # MAX_NESTING, without recursion
+        self._make_store()
 
     def _make_store(self):
         # the largest activation of one example: a batch whose activations could
