@@ -4,6 +4,7 @@
     python benchmarks/bench_models.py --quick              # smoke run: small sizes, 1 round
     python benchmarks/bench_models.py --cases resnet50 train --rounds 5 --json out.json
     python benchmarks/bench_models.py --relu               # MobileNetV2 with ReLU only
+    python benchmarks/bench_models.py --threads 1 --cpu-time   # ratios on a busy machine
 
 Cases (``--cases`` takes case ids, model names or the parts ``infer``, ``train``, ``memory``):
 
@@ -73,6 +74,8 @@ CHECK_IMAGES = 2          # images in the inference output check
 CHECK_STEPS = 1
 LR = 0.01                 # small, so random labels never drive the timed nets to NaN
 POOL_IMAGES = {"infer": 64, "train": 1024}
+# the workers' clock: wall time, or this process's CPU time with --cpu-time (1 thread)
+CLOCK = time.perf_counter
 
 
 def _log(*a):
@@ -630,11 +633,11 @@ def time_per_call(step, n, seconds, min_calls=3):
     for i in range(2):
         step(i % n)
     calls = 0
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     while True:
         step(calls % n)
         calls += 1
-        t = time.perf_counter() - t0
+        t = CLOCK() - t0
         if calls >= min_calls and t >= seconds:
             return t / calls
 
@@ -842,9 +845,21 @@ def memory_worker(fw, net_name, batch, threads, tmp, steps=3, builders=None):
 def peak_worker(threads):
     from cnnx import _core
 
-    return {"peak": max(_core.measure_fma_peak(threads) for _ in range(3)),
-            "peak_1t": max(_core.measure_fma_peak(1) for _ in range(3)),
-            "isa": _core.active_isa()}
+    res = {"peak": max(_core.measure_fma_peak(threads) for _ in range(3)),
+           "peak_1t": max(_core.measure_fma_peak(1) for _ in range(3)),
+           "isa": _core.active_isa()}
+    if CLOCK is time.process_time:
+        # the same FMA chains timed by CPU time, as the cases are: the call runs them twice
+        # (warm-up, then timed), 24 zmm or 12 ymm chains of 16 or 8 lanes, 2 flops per FMA
+        iters = 20_000_000
+        per_iter = {"avx512": 24 * 16 * 2, "avx2": 12 * 8 * 2}.get(res["isa"], 0)
+        best = 0.0
+        for _ in range(3):
+            t0 = time.process_time()
+            _core.measure_fma_peak(1, iters)
+            best = max(best, 2 * per_iter * iters / (time.process_time() - t0) * 1e-9)
+        res["peak"] = res["peak_1t"] = best
+    return res
 
 
 # ---------------------------------------------------------------------------
@@ -920,6 +935,8 @@ def _launch(argv, args):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
            "--seconds", str(args.seconds), "--tol", str(args.tol), *argv]
+    if args.cpu_time:
+        cmd.append("--cpu-time")
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         tail = p.stderr.strip().splitlines()[-1:] or ["(no message)"]
@@ -1004,12 +1021,20 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: batch 1 and 2 at 224 (ImageNet models), training batch "
                          "16, memory batches 16 and 64, 1 round of 0.3 s")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by each process's CPU time (needs --threads 1): ratios that "
+                         "hold on a busy machine; the FMA peak is then timed the same way")
     ap.add_argument("--json", default="", help="also write the results here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.cpu_time:
+        if args.threads != 1:
+            ap.error("--cpu-time needs --threads 1 (CPU time sums threads, spinning included)")
+        global CLOCK
+        CLOCK = time.process_time
 
     if args.worker:
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -1039,7 +1064,7 @@ def main():
     try:
         _log(f"# load average before: {load_before}")
         peaks = [_launch(["--worker", "peak"], args)]
-        _log(f"# FMA peak: {peaks[0]['peak']:.0f} GFLOP/s on {args.threads} threads")
+        _log(f"# FMA peak: {peaks[0]['peak']:.0f} GFLOP/s on {args.threads} thread(s)")
         import torch
 
         torch.set_num_threads(1)  # preparation only: nothing is timed in this process
@@ -1100,11 +1125,13 @@ def report(results, args, peak, peaks, versions, load_before, load_after, t_star
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t_start))
     minutes = (time.time() - t_start) / 60
     print(f"\ncnnx bench_models: {date}, {_cpu_name()} ({os.cpu_count()} CPUs), "
-          f"{args.threads} threads, best of {args.rounds} alternated rounds of "
-          f">= {args.seconds:g} s; load average before {load_before}, after {load_after} "
+          f"{args.threads} thread{'s' * (args.threads != 1)}, timed by "
+          f"{'process CPU' if args.cpu_time else 'wall'} time, best of {args.rounds} alternated "
+          f"rounds of >= {args.seconds:g} s; load average before {load_before}, after {load_after} "
           f"({minutes:.0f} min); " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
     print(f"FMA peak ({peaks[0]['isa']}, same run, best of start and end): {peak:.0f} GFLOP/s "
-          f"on {args.threads} threads ({max(p['peak_1t'] for p in peaks):.0f} on 1)")
+          f"on {args.threads} thread{'s' * (args.threads != 1)} "
+          f"({max(p['peak_1t'] for p in peaks):.0f} on 1)")
     geo_all = {}
     if results["infer"]:
         print(f"\nInference, ms per batch (ratio = peer ms / cnnx ms, > 1: cnnx faster; "
@@ -1197,6 +1224,7 @@ def report(results, args, peak, peaks, versions, load_before, load_after, t_star
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": date, "cpu": _cpu_name(), "threads": args.threads,
+                       "clock": "process_time" if args.cpu_time else "perf_counter",
                        "rounds": args.rounds, "seconds": args.seconds, "versions": versions,
                        "load_before": load_before, "load_after": load_after,
                        "fma_peak_gflops": peak, "results": results, "geomean": geo_all},
