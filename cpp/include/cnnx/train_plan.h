@@ -53,7 +53,21 @@ class TrainPlan {
   double step(const float* const* x, const void* const* targets, const float* sample_weight,
               int64_t N, float* const* out, double* loss_parts);
 
+  // The same step in two calls, for losses computed by the caller (kind
+  // external): forward() writes the outputs; the caller computes the
+  // gradient of each external loss w.r.t. its value (the loss's mean over
+  // the batch, before its weight); backward() takes them (given[target]: N
+  // rows), computes the other losses and runs backward. x and out must be
+  // the arrays forward() had. Returns the total of the C++-computed terms.
+  void forward(const float* const* x, int64_t N, float* const* out);
+  double backward(const float* const* x, float* const* out, const void* const* targets,
+                  const float* sample_weight, const float* const* given, int64_t N,
+                  double* loss_parts);
+
   double flops_per_image() const { return flops_; }
+  // Floats per image the step keeps (values needed by backward, gradients in
+  // flight), after the first step planned them.
+  int64_t arena_floats_per_image() const { return val_per_image_ + grad_per_image_; }
   int n_inputs() const { return n_in_; }
   int64_t value_size(int v) const { return sizes_.at(static_cast<size_t>(v)); }
   const std::vector<LossSpec>& losses() const { return losses_; }
@@ -66,6 +80,7 @@ class TrainPlan {
     std::vector<char> first_grad;       // per input: this op's backward writes its gradient first
     std::vector<char> need_dx;          // per input: some parameter upstream needs the gradient
     bool run_backward = true;           // some loss depends on this op's output
+    bool relu_in_place = false;         // a ReLU writing over its input (which nothing else reads)
     std::vector<float> save_mean, save_inv_std;  // batch norm (serial steps)
   };
 
@@ -73,14 +88,27 @@ class TrainPlan {
   void finalize();
   void forward_op(Op& op, float* const* val, int64_t n);
   void backward_op(Op& op, float* const* val, float* const* grad, int64_t n, float* dgrads);
-  double run_slice(const float* const* x, const void* const* targets, const float* sample_weight,
-                   int64_t i0, int64_t n, int64_t N, float* const* out, float* dgrads,
-                   double* parts);
+  void slice_pointers(const float* const* x, float* const* out, int64_t i0, int64_t n,
+                      std::vector<float*>& val, std::vector<float*>& grad);
+  void forward_slice(const float* const* x, float* const* out, int64_t i0, int64_t n);
+  double backward_slice(const float* const* x, float* const* out, const void* const* targets,
+                        const float* sample_weight, const float* const* given, int64_t i0,
+                        int64_t n, int64_t N, float* dgrads, double* parts);
+  void check_targets(const void* const* targets, int64_t N) const;
+  int prepare(int64_t N);
+  template <class F>
+  void in_slices(int workers, int64_t N, bool reduce, F f);
+
+  void plan_memory();
 
   std::vector<int64_t> sizes_;
-  std::vector<int64_t> offset_;  // per-image offset of each value in the arenas
+  // Memory plan (finalize): per value, the per-image offset of its slot in
+  // the value arena / the gradient arena, or -1 (an input, an output written
+  // to the caller's array, or no gradient). Slots are shared by values whose
+  // lifetimes do not overlap.
+  std::vector<int64_t> val_off_, grad_off_;
   int n_in_ = 1;
-  int64_t per_image_ = 0;
+  int64_t val_per_image_ = 0, grad_per_image_ = 0;
   std::vector<Op> ops_;
   std::vector<LossSpec> losses_;
   std::vector<char> loss_first_;  // per loss: it writes its value's gradient first
@@ -91,7 +119,9 @@ class TrainPlan {
   double flops_ = 0.0;
   bool finalized_ = false;
   bool has_batch_norm_ = false;
-  std::vector<float> values_, value_grads_;  // N * per_image_ each
+  int64_t pending_n_ = 0;   // the batch of a forward() awaiting its backward()
+  int pending_workers_ = 1;
+  std::vector<float> values_, value_grads_;  // N * val_per_image_ / N * grad_per_image_
   std::vector<std::vector<float>> private_grads_;  // threads > 0
   std::mutex mu_;
 };

@@ -46,16 +46,9 @@ TrainPlan::TrainPlan(std::vector<int64_t> value_sizes, int n_inputs, float* grad
   if (n_in_ < 1 || sizes_.size() < static_cast<size_t>(n_in_) + 1)
     throw std::invalid_argument("values: need the inputs and at least one computed value");
   if (!grads_ || n_grads_ < 0) throw std::invalid_argument("grads: a gradient buffer is needed");
-  offset_.assign(sizes_.size(), 0);
   producer_.assign(sizes_.size(), -1);
-  int64_t off = 0;
-  for (size_t v = 0; v < sizes_.size(); ++v) {
-    if (sizes_[v] < 1) throw std::invalid_argument("values: sizes must be >= 1");
-    if (v < static_cast<size_t>(n_in_)) continue;  // the inputs are the caller's arrays
-    offset_[v] = off;
-    off += round16(sizes_[v]);
-  }
-  per_image_ = off;
+  for (int64_t s : sizes_)
+    if (s < 1) throw std::invalid_argument("values: sizes must be >= 1");
 }
 
 void TrainPlan::check_value(int v, int64_t floats, const char* what) const {
@@ -140,8 +133,13 @@ void TrainPlan::add_loss(const LossSpec& loss) {
   if (loss.value < n_in_ || loss.value >= static_cast<int>(sizes_.size()) ||
       producer_[loss.value] < 0)
     throw std::invalid_argument("loss: its value must be written by an op");
-  if (loss.kind != LossKind::softmax_cross_entropy && loss.kind != LossKind::mean_squared_error)
+  const int k = static_cast<int>(loss.kind);
+  if (k < 0 || k > static_cast<int>(LossKind::external))
     throw std::invalid_argument("loss: unknown kind");
+  if (loss.kind == LossKind::huber && !(loss.param > 0.0f))
+    throw std::invalid_argument("loss: huber needs delta > 0");
+  if (loss.classes < 0 || (loss.classes > 0 && sizes_[loss.value] % loss.classes))
+    throw std::invalid_argument("loss: classes must divide the value's size");
   if (loss.target < 0) throw std::invalid_argument("loss: target index must be >= 0");
   losses_.push_back(loss);
 }
@@ -192,7 +190,170 @@ void TrainPlan::finalize() {
     for (size_t j = 0; j < it->s.in.size(); ++j)
       if (it->need_dx[j]) it->first_grad[j] = written.insert(it->s.in[j]).second;
   }
+  plan_memory();
   finalized_ = true;
+}
+
+namespace {
+
+// Slots of an arena handed out to values with disjoint lifetimes.
+struct SlotPool {
+  std::vector<int64_t> size;  // floats per image of each slot
+  std::vector<char> free;
+  int take(int64_t floats) {
+    int best = -1;
+    for (size_t s = 0; s < size.size(); ++s)  // the smallest free slot that fits
+      if (free[s] && size[s] >= floats && (best < 0 || size[s] < size[best])) best = static_cast<int>(s);
+    if (best < 0)
+      for (size_t s = 0; s < size.size(); ++s)  // else grow the largest free one
+        if (free[s] && (best < 0 || size[s] > size[best])) best = static_cast<int>(s);
+    if (best < 0) {
+      size.push_back(floats);
+      free.push_back(0);
+      return static_cast<int>(size.size()) - 1;
+    }
+    size[best] = std::max(size[best], floats);
+    free[best] = 0;
+    return best;
+  }
+  void give(int s) { free[s] = 1; }
+  std::vector<int64_t> offsets(int64_t* total) const {
+    std::vector<int64_t> off(size.size());
+    int64_t o = 0;
+    for (size_t s = 0; s < size.size(); ++s) {
+      off[s] = o;
+      o += round16(size[s]);
+    }
+    *total = o;
+    return off;
+  }
+};
+
+}  // namespace
+
+// Keep only what backward reads, as autograd does: a value lives from its op
+// to its last forward reader unless some backward formula needs it (then to
+// the end of the step); a ReLU whose input nothing else needs writes over it
+// (its backward needs only its output); a gradient lives from its first
+// write to its producer's backward. Slots are reused between lifetimes.
+void TrainPlan::plan_memory() {
+  const int V = static_cast<int>(sizes_.size());
+  const int K = static_cast<int>(ops_.size());
+  std::vector<char> kept(V, 0), is_output(V, 0), is_loss(V, 0);
+  std::vector<int> readers(V, 0);
+  for (int v : outputs_) is_output[v] = 1;
+  for (const LossSpec& l : losses_) kept[l.value] = is_loss[l.value] = 1;
+  for (const Op& op : ops_)
+    for (int v : op.s.in) ++readers[v];
+  auto any_dx = [](const Op& op) {
+    for (char c : op.need_dx)
+      if (c) return true;
+    return false;
+  };
+  for (const Op& op : ops_) {
+    if (!op.run_backward) continue;
+    const OpSpec& s = op.s;
+    const int in0 = s.in[0];
+    switch (s.kind) {
+      case OpKind::conv2d:
+      case OpKind::dense:
+        if (op.dw_off >= 0 || op.db_off >= 0) kept[in0] = 1;
+        if (s.act == PlanAct::relu && !s.relu_mask_applied_later) kept[s.out] = 1;
+        break;
+      case OpKind::pool:
+        if (any_dx(op) && (s.pool == PlanPool::max || s.pool == PlanPool::adaptive_max))
+          kept[in0] = 1;
+        if (s.mask_grad_by_output) kept[s.out] = 1;
+        break;
+      case OpKind::activation:
+        if (!any_dx(op)) break;
+        if (s.act == PlanAct::leaky_relu) kept[in0] = 1;
+        else kept[s.out] = 1;  // relu from its output (y > 0 exactly where x > 0)
+        break;
+      case OpKind::batch_norm: kept[in0] = 1; break;
+      case OpKind::eltwise:
+        if (s.eltwise == EltwiseKind::mul && any_dx(op))
+          for (int v : s.in) kept[v] = 1;
+        if (s.act == PlanAct::relu) kept[s.out] = 1;
+        break;
+      default: break;
+    }
+  }
+  // ReLU in place: out shares in's storage.
+  std::vector<int> root(V);
+  for (int v = 0; v < V; ++v) root[v] = v;
+  for (Op& op : ops_) {
+    const OpSpec& s = op.s;
+    const int in0 = s.in.empty() ? -1 : s.in[0];
+    if (s.kind == OpKind::activation && s.act == PlanAct::relu && in0 >= n_in_ &&
+        readers[in0] == 1 && !kept[in0] && !is_output[in0] && !is_output[s.out] &&
+        !is_loss[in0]) {
+      op.relu_in_place = true;
+      root[s.out] = root[in0];
+    }
+  }
+  // Values: forward lifetimes.
+  std::vector<int> last_read(V, -1);
+  std::vector<char> to_end(V, 0);
+  for (int k = 0; k < K; ++k)
+    for (int v : ops_[k].s.in) last_read[root[v]] = std::max(last_read[root[v]], k);
+  for (int v = 0; v < V; ++v)
+    if (kept[v]) to_end[root[v]] = 1;
+  SlotPool vals;
+  std::vector<int> val_slot(V, -1);
+  for (int k = 0; k < K; ++k) {
+    const int out = ops_[k].s.out;
+    if (!is_output[out] && root[out] == out) val_slot[out] = vals.take(sizes_[out]);
+    std::set<int> done;
+    for (int v : ops_[k].s.in) done.insert(root[v]);
+    done.insert(root[out]);
+    for (int r : done)
+      if (r >= n_in_ && val_slot[r] >= 0 && !to_end[r] && last_read[r] <= k) vals.give(val_slot[r]);
+  }
+  // Gradients: from the first write to the producer's backward. Events: the
+  // losses (0..L-1), then the ops in reverse (op k at L + K - 1 - k).
+  const int L = static_cast<int>(losses_.size());
+  std::vector<int> g_start(V, -1), g_end(V, -1);
+  for (int l = 0; l < L; ++l)
+    if (g_start[losses_[l].value] < 0) g_start[losses_[l].value] = l;
+  for (int k = K - 1; k >= 0; --k) {
+    const Op& op = ops_[k];
+    if (!op.run_backward) continue;
+    const int e = L + K - 1 - k;
+    for (size_t j = 0; j < op.s.in.size(); ++j)
+      if (op.need_dx[j] && g_start[op.s.in[j]] < 0) g_start[op.s.in[j]] = e;
+    if (g_start[op.s.out] >= 0) g_end[op.s.out] = e;
+  }
+  for (int v = 0; v < V; ++v)  // a loss value whose op runs no backward: read by the loss only
+    if (g_start[v] >= 0 && g_end[v] < 0) g_end[v] = g_start[v];
+  std::vector<int> by_start;
+  for (int v = n_in_; v < V; ++v)
+    if (g_start[v] >= 0) by_start.push_back(v);
+  std::sort(by_start.begin(), by_start.end(),
+            [&](int a, int b) { return g_start[a] < g_start[b]; });
+  SlotPool grads;
+  std::vector<int> grad_slot(V, -1);
+  std::vector<int> active;
+  for (int v : by_start) {
+    for (size_t i = 0; i < active.size();) {  // lifetimes ended before v's starts
+      if (g_end[active[i]] < g_start[v]) {
+        grads.give(grad_slot[active[i]]);
+        active.erase(active.begin() + static_cast<std::ptrdiff_t>(i));
+      } else {
+        ++i;
+      }
+    }
+    grad_slot[v] = grads.take(sizes_[v]);
+    active.push_back(v);
+  }
+  const std::vector<int64_t> voff = vals.offsets(&val_per_image_);
+  const std::vector<int64_t> goff = grads.offsets(&grad_per_image_);
+  val_off_.assign(V, -1);
+  grad_off_.assign(V, -1);
+  for (int v = n_in_; v < V; ++v) {
+    if (val_slot[root[v]] >= 0) val_off_[v] = voff[val_slot[root[v]]];
+    if (grad_slot[v] >= 0) grad_off_[v] = goff[grad_slot[v]];
+  }
 }
 
 void TrainPlan::forward_op(Op& op, float* const* val, int64_t n) {
@@ -327,7 +488,7 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
     case OpKind::activation:
       if (!need_dx) return;
       switch (s.act) {
-        case PlanAct::relu: relu_backward(gy, val[s.in[0]], dx, in_total); break;
+        case PlanAct::relu: relu_backward(gy, val[s.out], dx, in_total); break;  // y > 0 iff x > 0
         case PlanAct::leaky_relu: leaky_relu_backward(gy, val[s.in[0]], dx, in_total, s.alpha); break;
         case PlanAct::sigmoid: sigmoid_backward(gy, val[s.out], dx, in_total); break;
         case PlanAct::tanh: tanh_backward(gy, val[s.out], dx, in_total); break;
@@ -384,27 +545,45 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
   }
 }
 
-// Images [i0, i0 + n) of the batch of N: forward, losses, backward. Returns
-// the slice's share of the total loss (parts: of each term); weight
-// gradients go to dgrads (overwritten).
-double TrainPlan::run_slice(const float* const* x, const void* const* targets,
-                            const float* sample_weight, int64_t i0, int64_t n, int64_t N,
-                            float* const* out, float* dgrads, double* parts) {
+void TrainPlan::slice_pointers(const float* const* x, float* const* out, int64_t i0, int64_t n,
+                               std::vector<float*>& val, std::vector<float*>& grad) {
   const size_t V = sizes_.size();
-  std::vector<float*> val(V), grad(V, nullptr);
+  val.assign(V, nullptr);
+  grad.assign(V, nullptr);
   for (int v = 0; v < n_in_; ++v) val[v] = const_cast<float*>(x[v] + i0 * sizes_[v]);  // read only
+  // Each slice has its own part of the arenas (slots are shared by values of
+  // different sizes, so slices must not interleave inside a slot).
+  float* vbase = values_.data() + i0 * val_per_image_;
+  float* gbase = value_grads_.data() + i0 * grad_per_image_;
   for (size_t v = n_in_; v < V; ++v) {
-    val[v] = values_.data() + offset_[v] * N + i0 * sizes_[v];
-    grad[v] = value_grads_.data() + offset_[v] * N + i0 * sizes_[v];
+    if (val_off_[v] >= 0) val[v] = vbase + val_off_[v] * n;
+    if (grad_off_[v] >= 0) grad[v] = gbase + grad_off_[v] * n;
   }
   // outputs that ops write go straight to the caller's arrays
   for (size_t o = 0; o < outputs_.size(); ++o)
     if (outputs_[o] >= n_in_) val[outputs_[o]] = out[o] + i0 * sizes_[outputs_[o]];
+}
+
+void TrainPlan::forward_slice(const float* const* x, float* const* out, int64_t i0, int64_t n) {
+  std::vector<float*> val, grad;
+  slice_pointers(x, out, i0, n, val, grad);
   for (Op& op : ops_) forward_op(op, val.data(), n);
   for (size_t o = 0; o < outputs_.size(); ++o)
     if (outputs_[o] < n_in_)
       std::memcpy(out[o] + i0 * sizes_[outputs_[o]], val[outputs_[o]],
                   sizeof(float) * static_cast<size_t>(n * sizes_[outputs_[o]]));
+}
+
+// The losses of images [i0, i0 + n) (of the batch of N) and backward. Returns
+// the slice's share of the total loss (parts: of each term before its
+// weight); weight gradients go to dgrads (overwritten). External losses add
+// weight * the given gradient.
+double TrainPlan::backward_slice(const float* const* x, float* const* out,
+                                 const void* const* targets, const float* sample_weight,
+                                 const float* const* given, int64_t i0, int64_t n, int64_t N,
+                                 float* dgrads, double* parts) {
+  std::vector<float*> val, grad;
+  slice_pointers(x, out, i0, n, val, grad);
   double total = 0.0;
   const float* w = sample_weight ? sample_weight + i0 : nullptr;
   for (size_t l = 0; l < losses_.size(); ++l) {
@@ -413,13 +592,45 @@ double TrainPlan::run_slice(const float* const* x, const void* const* targets,
     // The term is weight * sum(w_i loss_i) / N over the whole batch.
     const float scale = L.weight / static_cast<float>(N);
     const bool acc = !loss_first_[l];
-    double sum;
-    if (L.kind == LossKind::softmax_cross_entropy) {
-      const int64_t* labels = static_cast<const int64_t*>(targets[L.target]) + i0;
-      sum = softmax_cross_entropy_sum(val[L.value], labels, w, n, K, scale, grad[L.value], acc);
-    } else {
-      const float* t = static_cast<const float*>(targets[L.target]) + i0 * K;
-      sum = squared_error_sum(val[L.value], t, w, n, K, scale, grad[L.value], acc);
+    float* g = grad[L.value];
+    const float* y = val[L.value];
+    const float* t = L.kind == LossKind::softmax_cross_entropy || L.kind == LossKind::external
+                         ? nullptr
+                         : static_cast<const float*>(targets[L.target]) + i0 * K;
+    double sum = 0.0;
+    // Per-pixel classes: rows of `classes` values, R per image, each row's
+    // loss averaged over the image's R rows (and weighted by the image's weight).
+    const int64_t C = L.classes > 0 ? L.classes : K, R = K / C;
+    std::vector<float> row_w;
+    const float* rw = w;
+    if (R > 1 && w) {
+      row_w.resize(n * R);
+      for (int64_t i = 0; i < n * R; ++i) row_w[i] = w[i / R];
+      rw = row_w.data();
+    }
+    const float rscale = scale / static_cast<float>(R);
+    switch (L.kind) {
+      case LossKind::softmax_cross_entropy:
+        sum = softmax_cross_entropy_sum(y, static_cast<const int64_t*>(targets[L.target]) + i0 * R,
+                                        rw, n * R, C, rscale, g, acc) / R;
+        break;
+      case LossKind::softmax_cross_entropy_soft:
+        sum = softmax_cross_entropy_soft_sum(y, t, rw, n * R, C, rscale, g, acc) / R;
+        break;
+      case LossKind::mean_squared_error: sum = squared_error_sum(y, t, w, n, K, scale, g, acc); break;
+      case LossKind::mean_absolute_error: sum = absolute_error_sum(y, t, w, n, K, scale, g, acc); break;
+      case LossKind::huber: sum = huber_sum(y, t, w, n, K, L.param, scale, g, acc); break;
+      case LossKind::sigmoid_binary_cross_entropy:
+        sum = sigmoid_binary_cross_entropy_sum(y, t, w, n, K, scale, g, acc);
+        break;
+      case LossKind::binary_cross_entropy:
+        sum = binary_cross_entropy_sum(y, t, w, n, K, scale, g, acc);
+        break;
+      case LossKind::external: {
+        const float* src = given[L.target] + i0 * K;
+        for (int64_t i = 0; i < n * K; ++i) g[i] = acc ? g[i] + L.weight * src[i] : L.weight * src[i];
+        continue;  // its value comes from the caller
+      }
     }
     parts[l] += sum / static_cast<double>(N);  // the term before its weight
     total += static_cast<double>(L.weight) * sum / static_cast<double>(N);
@@ -429,75 +640,143 @@ double TrainPlan::run_slice(const float* const* x, const void* const* targets,
   return total;
 }
 
-double TrainPlan::step(const float* const* x, const void* const* targets,
-                       const float* sample_weight, int64_t N, float* const* out,
-                       double* loss_parts) {
-  std::lock_guard<std::mutex> lock(mu_);
-  finalize();
-  if (N <= 0) throw std::invalid_argument("x: the batch is empty");
+void TrainPlan::check_targets(const void* const* targets, int64_t N) const {
   for (const LossSpec& L : losses_) {
     if (L.kind != LossKind::softmax_cross_entropy) continue;
-    const int64_t K = sizes_[L.value];
+    const int64_t K = L.classes > 0 ? L.classes : sizes_[L.value];
+    const int64_t rows = N * (sizes_[L.value] / K);
     const int64_t* labels = static_cast<const int64_t*>(targets[L.target]);
-    for (int64_t i = 0; i < N; ++i)
+    for (int64_t i = 0; i < rows; ++i)
       if (labels[i] < 0 || labels[i] >= K)
         throw std::invalid_argument("labels: expected integers in [0, " + std::to_string(K) +
                                     "), got " + std::to_string(labels[i]));
   }
-  const size_t need = static_cast<size_t>(per_image_ * N);
-  if (values_.size() < need) {
-    values_.resize(need);
-    value_grads_.resize(need);
-  }
-  const size_t L = losses_.size();
+}
+
+// Arenas for N images and the number of slices (threads) the batch is cut into.
+int TrainPlan::prepare(int64_t N) {
+  finalize();
+  if (N <= 0) throw std::invalid_argument("x: the batch is empty");
+  if (values_.size() < static_cast<size_t>(val_per_image_ * N))
+    values_.resize(static_cast<size_t>(val_per_image_ * N));
+  if (value_grads_.size() < static_cast<size_t>(grad_per_image_ * N))
+    value_grads_.resize(static_cast<size_t>(grad_per_image_ * N));
   int workers = 1;
 #ifdef CNNX_HAVE_OPENMP
   if (!omp_in_parallel()) workers = threads_for_flops(3.0 * flops_ * N);
 #endif
   workers = static_cast<int>(std::min<int64_t>(workers, N / 2));  // at least 2 images each
   if (has_batch_norm_) workers = 1;  // batch statistics: the kernels split the work instead
-  if (workers <= 1) {
-    std::vector<double> parts(L, 0.0);
-    const double total = run_slice(x, targets, sample_weight, 0, N, N, out, grads_, parts.data());
-    if (loss_parts) std::copy(parts.begin(), parts.end(), loss_parts);
-    return total;
-  }
-
-  if (private_grads_.size() < static_cast<size_t>(workers - 1))
-    private_grads_.resize(workers - 1);
+  workers = std::max(workers, 1);
+  if (private_grads_.size() < static_cast<size_t>(workers - 1)) private_grads_.resize(workers - 1);
   for (int t = 0; t < workers - 1; ++t)
     if (private_grads_[t].size() != static_cast<size_t>(n_grads_))
       private_grads_[t].assign(n_grads_, 0.0f);  // slots no op writes stay zero
-  std::vector<double> part(workers, 0.0);
-  std::vector<std::vector<double>> parts(workers, std::vector<double>(L, 0.0));
+  return workers;
+}
+
+// f(t, i0, n, dgrads) on each slice t of `workers` (slice t: images
+// [N t / workers, N (t + 1) / workers), its own weight-gradient buffer), in
+// parallel; then the slices' private gradients summed into the model's
+// buffer (when `reduce`). The slicing depends only on N and `workers`, so a
+// forward() and its backward() see the same slices.
+template <class F>
+void TrainPlan::in_slices(int workers, int64_t N, bool reduce, F f) {
+  if (workers <= 1) {
+    f(0, int64_t{0}, N, grads_);
+    return;
+  }
   std::exception_ptr error;
   std::mutex error_mu;
 #ifdef CNNX_HAVE_OPENMP
 #pragma omp parallel num_threads(workers)
   {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int64_t i0 = N * t / T, i1 = N * (t + 1) / T;
-    float* dg = t == 0 ? grads_ : private_grads_[t - 1].data();
-    try {
-      part[t] = run_slice(x, targets, sample_weight, i0, i1 - i0, N, out, dg, parts[t].data());
-    } catch (...) {
-      std::lock_guard<std::mutex> g(error_mu);
-      if (!error) error = std::current_exception();
+#pragma omp for schedule(static, 1)
+    for (int t = 0; t < workers; ++t) {
+      const int64_t i0 = N * t / workers, i1 = N * (t + 1) / workers;
+      float* dg = t == 0 ? grads_ : private_grads_[t - 1].data();
+      try {
+        f(t, i0, i1 - i0, dg);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(error_mu);
+        if (!error) error = std::current_exception();
+      }
+    }  // (implicit barrier)
+    if (reduce && !error) {
+      // Threads split the buffer to sum the private weight gradients into it.
+      const int T = omp_get_num_threads(), r = omp_get_thread_num();
+      const int64_t j0 = n_grads_ * r / T / 16 * 16,
+                    j1 = r + 1 == T ? n_grads_ : n_grads_ * (r + 1) / T / 16 * 16;
+      for (int s = 0; s < workers - 1; ++s)
+        add_into(grads_ + j0, private_grads_[s].data() + j0, j1 - j0);
     }
-#pragma omp barrier
-    // Sum the private weight gradients into the model's buffer, threads
-    // splitting the buffer.
-    const int64_t j0 = n_grads_ * t / T / 16 * 16,
-                  j1 = t + 1 == T ? n_grads_ : n_grads_ * (t + 1) / T / 16 * 16;
-    if (!error)
-      for (int s = 0; s < T - 1; ++s) add_into(grads_ + j0, private_grads_[s].data() + j0, j1 - j0);
   }
+#else
+  for (int t = 0; t < workers; ++t) {
+    const int64_t i0 = N * t / workers, i1 = N * (t + 1) / workers;
+    f(t, i0, i1 - i0, t == 0 ? grads_ : private_grads_[t - 1].data());
+  }
+  if (reduce)
+    for (int s = 0; s < workers - 1; ++s) add_into(grads_, private_grads_[s].data(), n_grads_);
 #endif
   if (error) std::rethrow_exception(error);
+}
+
+double TrainPlan::step(const float* const* x, const void* const* targets,
+                       const float* sample_weight, int64_t N, float* const* out,
+                       double* loss_parts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const LossSpec& L : losses_)
+    if (L.kind == LossKind::external)
+      throw std::invalid_argument("loss: a plan with an external loss runs forward() and backward()");
+  const int workers = prepare(N);
+  check_targets(targets, N);
+  pending_n_ = 0;
+  const size_t nl = losses_.size();
+  std::vector<double> part(workers, 0.0);
+  std::vector<std::vector<double>> parts(workers, std::vector<double>(nl, 0.0));
+  in_slices(workers, N, true, [&](int t, int64_t i0, int64_t n, float* dg) {
+    forward_slice(x, out, i0, n);
+    part[t] = backward_slice(x, out, targets, sample_weight, nullptr, i0, n, N, dg,
+                             parts[t].data());
+  });
   double total = 0.0;
   for (double p : part) total += p;
   if (loss_parts)
-    for (size_t l = 0; l < L; ++l) {
+    for (size_t l = 0; l < nl; ++l) {
+      loss_parts[l] = 0.0;
+      for (int t = 0; t < workers; ++t) loss_parts[l] += parts[t][l];
+    }
+  return total;
+}
+
+void TrainPlan::forward(const float* const* x, int64_t N, float* const* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int workers = prepare(N);
+  in_slices(workers, N, false, [&](int, int64_t i0, int64_t n, float*) { forward_slice(x, out, i0, n); });
+  pending_n_ = N;
+  pending_workers_ = workers;
+}
+
+double TrainPlan::backward(const float* const* x, float* const* out, const void* const* targets,
+                           const float* sample_weight, const float* const* given, int64_t N,
+                           double* loss_parts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_n_ != N || N <= 0)
+    throw std::invalid_argument("x: backward needs the batch of the last forward");
+  check_targets(targets, N);
+  const int workers = pending_workers_;
+  pending_n_ = 0;
+  const size_t nl = losses_.size();
+  std::vector<double> part(workers, 0.0);
+  std::vector<std::vector<double>> parts(workers, std::vector<double>(nl, 0.0));
+  in_slices(workers, N, true, [&](int t, int64_t i0, int64_t n, float* dg) {
+    part[t] = backward_slice(x, out, targets, sample_weight, given, i0, n, N, dg, parts[t].data());
+  });
+  double total = 0.0;
+  for (double p : part) total += p;
+  if (loss_parts)
+    for (size_t l = 0; l < nl; ++l) {
       loss_parts[l] = 0.0;
       for (int t = 0; t < workers; ++t) loss_parts[l] += parts[t][l];
     }
