@@ -3,7 +3,7 @@
     python benchmarks/bench_models.py                      # everything: 2 threads, 3 rounds
     python benchmarks/bench_models.py --quick              # smoke run: small sizes, 1 round
     python benchmarks/bench_models.py --cases resnet50 train --rounds 5 --json out.json
-    python benchmarks/bench_models.py --relu               # MobileNetV2 with ReLU only
+    python benchmarks/bench_models.py --relu               # MobileNetV2 with ReLU in place of ReLU6
     python benchmarks/bench_models.py --threads 1 --cpu-time   # ratios on a busy machine
 
 Cases (``--cases`` takes case ids, model names or the parts ``infer``, ``train``, ``memory``):
@@ -12,8 +12,10 @@ Cases (``--cases`` takes case ids, model names or the parts ``infer``, ``train``
   place of ReLU6): written here in PyTorch from their papers (He et al. 2015; Sandler et
   al. 2018), seeded He-normal weights, batch norm in eval mode with randomised running
   statistics, exported with ``torch.onnx.export`` (opset 17, TorchScript exporter) and
-  imported with ``cnnx.onnx.load``. ReLU6 exports as ``Clip``: when cnnx refuses it, the
-  case says "refused" with cnnx's message and the peers are still timed.
+  imported with ``cnnx.onnx.load``. ReLU6 exports as ``Clip``. By default MobileNetV2 runs
+  with ReLU6, and when cnnx refuses its ``Clip`` the ReLU variant is timed in its place and
+  the output says so; ``--relu6`` times ReLU6 only (a refusal shows as "refused", the peers
+  still timed), ``--relu`` the ReLU variant only, ``--both-acts`` both.
 - ``infer/resnet50``, ``infer/squeezenet``: the ``onnx`` package's model-zoo graphs
   (``backend/test/data/light``). Their weights are stripped (``ConstantOfShape`` nodes):
   every weight becomes a seeded random initializer of its shape (He-normal convolutions,
@@ -23,7 +25,8 @@ Cases (``--cases`` takes case ids, model names or the parts ``infer``, ``train``
   becomes ``(-1, 2048)`` so that batch 16 runs. cnnx and ONNX Runtime load that same file.
 - ``train/resnet20`` (He et al.'s CIFAR ResNet: 3 stages of 3 basic blocks, 16/32/64
   channels, batch norm, 1x1 projection shortcuts) and ``train/mobilenetv2`` (MobileNetV2's
-  inverted residual blocks at 32x32, CIFAR strides, ReLU: cnnx has no ReLU6 layer yet):
+  inverted residual blocks at 32x32, CIFAR strides; ReLU6 when cnnx has a ``ReLU6`` layer,
+  else ReLU in both frameworks, and the output says which):
   built in cnnx (``Sequential`` + ``Residual``) and as the same PyTorch module, the cnnx
   weights copied into it. SGD (momentum 0.9) + cross-entropy, the step of bench_train.py.
 - ``memory/resnet20``: peak RSS of one ResNet-20 training process per batch size (its
@@ -52,6 +55,7 @@ multiply-add = 2). Ratios are the peer's time over cnnx's time: above 1 means cn
 No NumPy/OpenBLAS process is timed here, so ``OPENBLAS_*`` is left as it is.
 """
 import argparse
+import functools
 import json
 import math
 import os
@@ -389,10 +393,10 @@ def conv_dense_flops(path):
 # the training networks, in cnnx and in PyTorch with the same weights
 # ---------------------------------------------------------------------------
 
-def _conv_bn(cnnx, c, k, s, relu, groups=1):
+def _conv_bn(cnnx, c, k, s, relu, groups=1, act=None):
     layers = [cnnx.Conv2D(c, k, strides=s, padding=k // 2, groups=groups, use_bias=False),
               cnnx.BatchNormalization(momentum=0.9, epsilon=1e-5)]
-    return layers + ([cnnx.ReLU()] if relu else [])
+    return layers + ([(act or cnnx.ReLU)()] if relu else [])
 
 
 def cnnx_resnet20(size=32, widths=(16, 32, 64), blocks=3, num_classes=10):
@@ -416,36 +420,50 @@ def torch_resnet20(widths=(16, 32, 64), blocks=3, num_classes=10):
     return ResNet(widths, (blocks,) * len(widths), num_classes, cifar=True)
 
 
-def cnnx_mobilenetv2(size=32, cfg=MOBILENETV2_CIFAR_CFG, last=1280, num_classes=10):
-    """MobileNetV2 at CIFAR size, ReLU (cnnx has no ReLU6 layer yet)."""
+def train_relu6():
+    """Whether the training MobileNetV2 uses ReLU6: only if this cnnx has the layer."""
     import cnnx
 
-    layers, cin = _conv_bn(cnnx, 32, 3, 1, True), 32
+    return hasattr(cnnx, "ReLU6")
+
+
+def cnnx_mobilenetv2(size=32, cfg=MOBILENETV2_CIFAR_CFG, last=1280, num_classes=10,
+                     relu6=None):
+    """MobileNetV2 at CIFAR size; ReLU6 if cnnx has it (``relu6=None``), else ReLU."""
+    import cnnx
+
+    relu6 = train_relu6() if relu6 is None else relu6
+    act = cnnx.ReLU6 if relu6 else cnnx.ReLU
+    layers, cin = _conv_bn(cnnx, 32, 3, 1, True, act=act), 32
     for t, c, n, s in cfg:
         for i in range(n):
             stride, hidden = (s if i == 0 else 1), cin * t
-            block = _conv_bn(cnnx, hidden, 1, 1, True) if t != 1 else []
-            block += _conv_bn(cnnx, hidden, 3, stride, True, groups=hidden)
+            block = _conv_bn(cnnx, hidden, 1, 1, True, act=act) if t != 1 else []
+            block += _conv_bn(cnnx, hidden, 3, stride, True, groups=hidden, act=act)
             block += _conv_bn(cnnx, c, 1, 1, False)
             if stride == 1 and cin == c:
                 layers.append(cnnx.Residual(block, activation=None))
             else:
                 layers += block
             cin = c
-    layers += _conv_bn(cnnx, last, 1, 1, True)
+    layers += _conv_bn(cnnx, last, 1, 1, True, act=act)
     layers += [cnnx.GlobalAvgPool2D(), cnnx.Dense(num_classes, activation="softmax")]
     return cnnx.Sequential(layers, input_shape=(size, size, 3))
 
 
-def torch_mobilenetv2(cfg=MOBILENETV2_CIFAR_CFG, last=1280, num_classes=10):
+def torch_mobilenetv2(cfg=MOBILENETV2_CIFAR_CFG, last=1280, num_classes=10, relu6=False):
+    """``relu6`` is passed by the parent, which knows what cnnx has (torch processes never
+    import cnnx)."""
     _, MobileNetV2 = _torch_classes()
-    return MobileNetV2(cfg, 1, last, num_classes, relu6=False)
+    return MobileNetV2(cfg, 1, last, num_classes, relu6=relu6)
 
 
-# the networks of the train and memory parts at full size, and tiny ones for tests / --quick
+# the networks of the train and memory parts: (cnnx builder, torch builder), each called
+# with relu6= (the parent's choice, from what cnnx has; ResNet-20 ignores it)
 TRAIN_BUILDERS = {
-    "resnet20": (lambda: cnnx_resnet20(), lambda: torch_resnet20()),
-    "mobilenetv2": (lambda: cnnx_mobilenetv2(), lambda: torch_mobilenetv2()),
+    "resnet20": (lambda relu6: cnnx_resnet20(), lambda relu6: torch_resnet20()),
+    "mobilenetv2": (lambda relu6: cnnx_mobilenetv2(relu6=relu6),
+                    lambda relu6: torch_mobilenetv2(relu6=relu6)),
 }
 
 
@@ -777,13 +795,13 @@ def _train_pool(batch, size, n_max):
              rng.integers(0, 10, batch).astype(np.int64)) for _ in range(n)]
 
 
-def _trainer(fw, net_name, tmp, builders):
+def _trainer(fw, net_name, tmp, builders, relu6):
     """(cnnx model, None, None) or (None, torch net, optimiser), fresh from the start weights.
 
     The PyTorch process reads cnnx's start weights from the parent's file: it never
     imports cnnx, so its memory is PyTorch's alone (and cnnx's process never imports torch).
     """
-    build_cnnx, build_torch = builders[net_name]
+    build_cnnx, build_torch = (functools.partial(b, relu6=relu6) for b in builders[net_name])
     if fw == "cnnx":
         return cnnx_trainer(build_cnnx), None, None
     import torch
@@ -808,15 +826,15 @@ def train_worker(fw, net_name, batch, threads, seconds, tmp, tol, builders=None)
     builders = builders or TRAIN_BUILDERS
     _threads(fw, threads)
     ref = dict(np.load(os.path.join(tmp, f"train-{net_name}.ref.npz")))
-    size = int(ref["size"])
-    trainer = _trainer(fw, net_name, tmp, builders)
+    size, relu6 = int(ref["size"]), bool(ref["relu6"])
+    trainer = _trainer(fw, net_name, tmp, builders, relu6)
     got = train_check_run(fw, *trainer, size=size)
     loss_err, w_err, w_worst, where = train_check_errors(got, ref)
     if not (loss_err <= tol and w_err <= 50 * tol and w_worst <= 200 * tol):
         raise WrongResult(f"{fw} {net_name}: one SGD step differs from the float64 reference "
                           f"(loss by {loss_err:.2e}, weight change by {w_err:.2e}, that of "
                           f"{where} by {w_worst:.2e}); not timed")
-    trainer = _trainer(fw, net_name, tmp, builders)  # the timed steps start afresh
+    trainer = _trainer(fw, net_name, tmp, builders, relu6)  # the timed steps start afresh
     pool = _train_pool(batch, size, 64)
     return {"version": _version(fw), "err": loss_err, "w_err": w_err,
             "seconds": time_per_call(_step_fn(fw, trainer, pool), len(pool), seconds)}
@@ -829,8 +847,8 @@ def memory_worker(fw, net_name, batch, threads, tmp, steps=3, builders=None):
 
     _threads(fw, threads)
     with np.load(os.path.join(tmp, f"train-{net_name}.ref.npz")) as ref:
-        size = int(ref["size"])
-    trainer = _trainer(fw, net_name, tmp, builders or TRAIN_BUILDERS)
+        size, relu6 = int(ref["size"]), bool(ref["relu6"])
+    trainer = _trainer(fw, net_name, tmp, builders or TRAIN_BUILDERS, relu6)
     pool = _train_pool(batch, size, 2)
     step = _step_fn(fw, trainer, pool)
     gc.collect()
@@ -897,20 +915,45 @@ def prepare_infer(name, tmp, size, threads):
 
 
 def prepare_train(name, tmp, size=32, builders=None):
-    """cnnx's start weights for PyTorch, and the reference: PyTorch eager, NCHW, float64."""
+    """cnnx's start weights for PyTorch, and the reference: PyTorch eager, NCHW, float64.
+    Returns whether the network uses ReLU6 (if cnnx has the layer) rather than ReLU."""
     import copy
 
     import numpy as np
     import torch
 
-    build_cnnx, build_torch = (builders or TRAIN_BUILDERS)[name]
+    relu6 = name == "mobilenetv2" and train_relu6()
+    build_cnnx, build_torch = (functools.partial(b, relu6=relu6)
+                               for b in (builders or TRAIN_BUILDERS)[name])
     net = copy_to_torch(cnnx_trainer(build_cnnx), build_torch())
     torch.save(net.state_dict(), os.path.join(tmp, f"train-{name}.pt"))
     net64, opt = torch_trainer(build_torch, copy.deepcopy(net.state_dict()),
                                channels_last=False, dtype=torch.float64)
     ref = train_check_run("torch", None, net64, opt, size, channels_last=False,
                           dtype=torch.float64)
-    np.savez(os.path.join(tmp, f"train-{name}.ref.npz"), size=size, **ref)
+    np.savez(os.path.join(tmp, f"train-{name}.ref.npz"), size=size, relu6=relu6, **ref)
+    return relu6
+
+
+def cnnx_refusal(path):
+    """cnnx's message if ``cnnx.onnx.load`` refuses the file, else None (parent side)."""
+    import cnnx
+    import cnnx.onnx
+
+    try:
+        cnnx.onnx.load(path)
+    except (cnnx.onnx.ONNXConversionError, NotImplementedError) as e:
+        return f"{type(e).__name__}: {e}"[:300]
+    return None
+
+
+def _train_act_note(results, name, relu6):
+    if name == "mobilenetv2":
+        results["notes"].append(
+            "MobileNetV2 training: ReLU6 in both frameworks" if relu6 else
+            "MobileNetV2 training: ReLU in place of ReLU6 in both frameworks "
+            "(this cnnx has no ReLU6 layer)")
+        _log(f"# {results['notes'][-1]}")
 
 
 def _cpu_name():
@@ -947,6 +990,11 @@ def _launch(argv, args):
 
 
 def select_cases(tokens, mobilenet_acts):
+    """``mobilenet_acts``: ("auto",) (ReLU6, with the fallback decided later), ("relu6",),
+    ("relu",) or both."""
+    if "auto" in mobilenet_acts:
+        mobilenet_acts = ("relu6",)
+        tokens = ["mobilenetv2" if t == "mobilenetv2-relu" else t for t in tokens]
     infer = [m for m in INFER_MODELS
              if not (m == "mobilenetv2" and "relu6" not in mobilenet_acts)
              and not (m == "mobilenetv2-relu" and "relu" not in mobilenet_acts)]
@@ -1011,10 +1059,14 @@ def main():
                     "inference models (the zoo graphs are fixed at 224)")
     act = ap.add_mutually_exclusive_group()
     act.add_argument("--relu6", dest="mobilenet_acts", action="store_const", const=("relu6",),
-                     help="MobileNetV2 inference with its ReLU6 (Clip) only")
+                     help="MobileNetV2 inference with its ReLU6 (Clip) only, even if cnnx "
+                          "refuses it")
     act.add_argument("--relu", dest="mobilenet_acts", action="store_const", const=("relu",),
                      help="MobileNetV2 inference with ReLU in place of ReLU6 only")
-    ap.set_defaults(mobilenet_acts=("relu6", "relu"))
+    act.add_argument("--both-acts", dest="mobilenet_acts", action="store_const",
+                     const=("relu6", "relu"), help="MobileNetV2 inference with both")
+    # default: ReLU6, and the ReLU variant in its place if cnnx refuses Clip
+    ap.set_defaults(mobilenet_acts=("auto",))
     ap.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
     ap.add_argument("--tol", type=float, default=1e-3,
                     help="output check: max |diff| / output scale (weights: 100x this)")
@@ -1059,7 +1111,7 @@ def main():
     fws = [f for f in FRAMEWORKS if f in args.frameworks]
     load_before, t_start = _load(), time.time()
     tmp = tempfile.mkdtemp(prefix="bench-models-")
-    results = {"infer": [], "train": [], "memory": []}
+    results = {"infer": [], "train": [], "memory": [], "notes": []}
     versions = {}
     try:
         _log(f"# load average before: {load_before}")
@@ -1073,6 +1125,17 @@ def main():
             if part == "infer":
                 _log(f"# preparing {name} ...")
                 flops = prepare_infer(name, tmp, args.size, args.threads)
+                if (name == "mobilenetv2" and "auto" in args.mobilenet_acts
+                        and "cnnx" in fws):
+                    refused = cnnx_refusal(os.path.join(tmp, f"{name}.onnx"))
+                    if refused:
+                        results["notes"].append(
+                            "MobileNetV2 inference: cnnx refused the ReLU6 graph "
+                            f"({refused}); timed with ReLU in place of ReLU6 "
+                            "(mobilenetv2-relu), in every framework")
+                        _log(f"# {results['notes'][-1]}")
+                        name = "mobilenetv2-relu"
+                        flops = prepare_infer(name, tmp, args.size, args.threads)
                 peers = [f for f in fws if f != "torch" or name not in ZOO_FILES]
                 for batch in args.infer_batches:
                     best, extra = _rounds(
@@ -1084,7 +1147,7 @@ def main():
             elif part == "train":
                 if name not in prepared:
                     _log(f"# preparing training {name} ...")
-                    prepare_train(name, tmp)
+                    _train_act_note(results, name, prepare_train(name, tmp))
                     prepared.add(name)
                 peers = [f for f in fws if f in ("cnnx", "torch")]
                 for batch in args.batches:
@@ -1096,7 +1159,7 @@ def main():
                                              "info": extra})
             else:
                 if name not in prepared:
-                    prepare_train(name, tmp)
+                    _train_act_note(results, name, prepare_train(name, tmp))
                     prepared.add(name)
                 for batch in args.memory_batches:
                     row = {"model": name, "batch": batch}
@@ -1111,7 +1174,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     peak = max(p["peak"] for p in peaks)
-    for rows in results.values():
+    for rows in (results["infer"], results["train"], results["memory"]):
         for row in rows:
             for fw, d in (row.get("info") or {}).items():
                 versions[fw] = d.get("version", versions.get(fw))
@@ -1221,6 +1284,10 @@ def report(results, args, peak, peaks, versions, load_before, load_after, t_star
                  else None)
             print(f"| {name} | per extra image, {a['batch']} -> {b['batch']} | | "
                   f"{cell['torch']} | | {cell['cnnx']} | " + (f"{q:.2f}x" if q else "—") + " |")
+    if results.get("notes"):
+        print()
+        for note in results["notes"]:
+            print(f"Note: {note}.")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": date, "cpu": _cpu_name(), "threads": args.threads,

@@ -25,10 +25,11 @@ _spec.loader.exec_module(B)
 
 TINY_CFG = [(1, 8, 1, 1), (6, 8, 2, 2), (6, 16, 1, 2)]
 TINY = {
-    "resnet20": (lambda: B.cnnx_resnet20(size=8, widths=(4, 8, 16), blocks=1),
-                 lambda: B.torch_resnet20(widths=(4, 8, 16), blocks=1)),
-    "mobilenetv2": (lambda: B.cnnx_mobilenetv2(size=8, cfg=TINY_CFG, last=32),
-                    lambda: B.torch_mobilenetv2(cfg=TINY_CFG, last=32)),
+    "resnet20": (lambda relu6: B.cnnx_resnet20(size=8, widths=(4, 8, 16), blocks=1),
+                 lambda relu6: B.torch_resnet20(widths=(4, 8, 16), blocks=1)),
+    "mobilenetv2": (lambda relu6: B.cnnx_mobilenetv2(size=8, cfg=TINY_CFG, last=32,
+                                                     relu6=relu6),
+                    lambda relu6: B.torch_mobilenetv2(cfg=TINY_CFG, last=32, relu6=relu6)),
 }
 
 
@@ -98,7 +99,7 @@ def test_zoo_graph_gets_random_weights_and_a_free_batch(tmp_path):
     assert p.max() < 0.9  # the logits were scaled: the softmax is far from one-hot
     try:
         model = cnnx.onnx.load(str(path))
-    except cnnx.onnx.ONNXConversionError as e:  # until Concat of two branches imports
+    except cnnx.onnx.ONNXConversionError as e:  # before the DAG importer: Concat refused
         assert "Concat" in str(e)
     else:
         got = model.predict(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).reshape(3, -1)
@@ -113,13 +114,23 @@ def test_training_pair_matches_a_float64_step_and_memory_is_measured(tmp_path):
             res = B.train_worker(fw, name, 4, 1, 0.01, str(tmp_path), 1e-3, builders=TINY)
             assert res["err"] < 1e-5 and res["w_err"] < 1e-2 and res["seconds"] > 0
         # a gradient that is wrong in one layer is caught
-        got = B.train_check_run("cnnx", B.cnnx_trainer(TINY[name][0]), size=8)
+        relu6 = bool(ref["relu6"])
+        assert relu6 == (name == "mobilenetv2" and hasattr(cnnx, "ReLU6"))
+        got = B.train_check_run("cnnx", B.cnnx_trainer(lambda: TINY[name][0](relu6)), size=8)
         key = next(k for k in got if k.startswith("w1/") and k.endswith("weight"))
         got[key] = 2 * got[key] - got["w0/" + key[3:]]
         _, w_err, worst, where = B.train_check_errors(got, ref)
         assert worst > 0.5 and where == key[3:]
     mem = B.memory_worker("cnnx", "resnet20", 8, 1, str(tmp_path), steps=1, builders=TINY)
     assert mem["peak"] >= mem["base"] > 0
+
+
+def test_refusal_is_reported_and_a_loadable_graph_is_not(tmp_path):
+    B.prepare_infer("mobilenetv2-relu", str(tmp_path), size=32, threads=1)
+    assert B.cnnx_refusal(str(tmp_path / "mobilenetv2-relu.onnx")) is None
+    B.prepare_infer("mobilenetv2", str(tmp_path), size=32, threads=1)
+    refused = B.cnnx_refusal(str(tmp_path / "mobilenetv2.onnx"))
+    assert refused is None or "Clip" in refused
 
 
 def test_case_selection():
@@ -130,5 +141,10 @@ def test_case_selection():
     assert B.select_cases(["infer/resnet50", "train"], acts) == [
         ("infer", "resnet50"), ("train", "resnet20"), ("train", "mobilenetv2")]
     assert ("infer", "mobilenetv2") not in B.select_cases(["infer"], ("relu",))
+    # the default: ReLU6 only (the ReLU variant replaces it later if cnnx refuses Clip)
+    auto = B.select_cases(["infer"], ("auto",))
+    assert ("infer", "mobilenetv2") in auto and ("infer", "mobilenetv2-relu") not in auto
+    assert B.select_cases(["mobilenetv2-relu"], ("auto",)) == [("infer", "mobilenetv2"),
+                                                               ("train", "mobilenetv2")]
     with pytest.raises(SystemExit):
         B.select_cases(["vgg"], acts)
