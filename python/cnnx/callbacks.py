@@ -23,18 +23,26 @@ class Callback:
     model = None
 
     def set_model(self, model):
+        """Called by ``fit`` before training: the model this callback watches."""
         self.model = model
 
     def on_train_begin(self):
+        """Called once when ``fit`` starts."""
         pass
 
     def on_epoch_begin(self, epoch):
+        """Called before each epoch (``epoch`` counts from 0)."""
         pass
 
     def on_epoch_end(self, epoch, logs):
+        """Called after each epoch with its ``logs`` (``loss``, metrics, ``val_*``).
+
+        Setting ``self.model.stop_training = True`` ends training after this epoch.
+        """
         pass
 
     def on_train_end(self):
+        """Called once when ``fit`` ends (also after an early stop)."""
         pass
 
 

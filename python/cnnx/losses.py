@@ -127,10 +127,12 @@ class Loss:
         return float((w * per).sum() * scale), g
 
     def get_config(self):
+        """Constructor arguments as a dict (saved with a compiled model)."""
         return {"reduction": self.reduction, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
+        """A loss made from the dict ``get_config`` returned."""
         return cls(**config)
 
     def __repr__(self):
@@ -288,6 +290,7 @@ class BinaryCrossentropy(Loss):
 
     @property
     def plan_kind(self):
+        """The compiled training step's kernel for this loss (by ``from_logits``)."""
         return (_core.LossKind.sigmoid_binary_cross_entropy if self.from_logits is True
                 else _core.LossKind.binary_cross_entropy)
 

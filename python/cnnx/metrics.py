@@ -61,12 +61,15 @@ class Metric:
         self.reset_state()
 
     def update_state(self, y_true, y_pred, sample_weight=None):  # pragma: no cover - abstract
+        """Accumulate one batch: targets, predictions, optional per-sample weights."""
         raise NotImplementedError
 
     def result(self):  # pragma: no cover - abstract
+        """The metric's value over everything accumulated since the last reset."""
         raise NotImplementedError
 
     def reset_state(self):
+        """Forget everything accumulated (``fit`` calls it at each epoch)."""
         pass
 
     def state_arrays(self):
@@ -76,6 +79,7 @@ class Metric:
                                   "ranks")
 
     def set_state_arrays(self, arrays):
+        """Replace the accumulated state by arrays shaped as ``state_arrays`` returns them."""
         raise NotImplementedError(f"metrics: {type(self).__name__} cannot be combined across "
                                   "ranks")
 
@@ -85,6 +89,7 @@ class Metric:
 
     @classmethod
     def from_config(cls, config):
+        """A metric made from the dict ``get_config`` returned."""
         return cls(**config)
 
     def __repr__(self):
@@ -104,6 +109,7 @@ class _Mean(Metric):
         self.count = 0.0
 
     def score(self, y_true, y_pred):  # pragma: no cover - abstract
+        """Per-sample scores whose weighted mean is the metric."""
         raise NotImplementedError
 
     def update_state(self, y_true, y_pred, sample_weight=None):

@@ -112,6 +112,7 @@ class Optimizer:
 
     # ---- saving -------------------------------------------------------------
     def get_config(self):
+        """The hyper-parameters as a dict (saved with a compiled model)."""
         return {"lr": self.lr}
 
     def state_dict(self):

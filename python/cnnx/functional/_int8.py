@@ -214,6 +214,7 @@ class QPackedWeights:
 
     @property
     def shape(self):
+        """Shape of the int8 weights (HWIO for a convolution, ``(n_in, n_out)`` for a matmul)."""
         return self.weights.shape
 
     def packed(self):
@@ -229,10 +230,12 @@ class QPackedWeights:
 
     @property
     def kernel(self):
+        """Name of the int8 micro-kernel layout the weights are packed for."""
         return self.packed().kernel
 
     @property
     def nbytes(self):
+        """Size of the packed weights in bytes."""
         return self.packed().nbytes
 
     def __repr__(self):

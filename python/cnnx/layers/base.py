@@ -528,6 +528,7 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
+        """A layer made from the dict ``get_config`` returned (used when a model is loaded)."""
         return cls(**config)
 
     def summary_formulas(self):

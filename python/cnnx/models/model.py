@@ -103,18 +103,22 @@ class Model(Trainer, Layer):
 
     @property
     def inputs(self):
+        """The model's input symbolic tensors, in order."""
         return list(self._inputs)
 
     @property
     def outputs(self):
+        """The model's output symbolic tensors, in order."""
         return list(self._outputs)
 
     @property
     def input_shapes(self):
+        """The shape of each input, without the batch axis (``None`` for a free size)."""
         return [t.shape for t in self._inputs]
 
     @property
     def output_shapes(self):
+        """The shape of each output, without the batch axis."""
         return [t.shape for t in self._outputs]
 
     @property
@@ -283,4 +287,5 @@ class Model(Trainer, Layer):
 
     @classmethod
     def from_config(cls, config):
+        """A model rebuilt from the architecture ``get_config`` returned (fresh weights)."""
         return graph_from_config(cls, config)
