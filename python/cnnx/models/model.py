@@ -39,7 +39,19 @@ def _as_list(x, what):
 
 
 class Model(Trainer, Layer):
-    """A graph of layers from ``inputs`` to ``outputs`` (symbolic tensors)."""
+    """A graph of layers from ``inputs`` to ``outputs`` (symbolic tensors).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> x = cnnx.Input((8, 8, 3))
+        >>> a = cnnx.Conv2D(4, 3, padding="same", activation="relu")(x)
+        >>> b = cnnx.Conv2D(4, 1)(x)
+        >>> y = cnnx.Dense(2, activation="softmax")(cnnx.GlobalAvgPool2D()(cnnx.Add()([a, b])))
+        >>> model = cnnx.Model(x, y)
+        >>> model.predict(np.random.rand(5, 8, 8, 3).astype(np.float32)).shape
+        (5, 2)
+    """
 
     _untracked = frozenset({"name", "optimizer", "loss", "metrics", "stop_training", "history",
                             "loss_weights", "store"})
