@@ -7,9 +7,12 @@ itself (an override may rely on the docstring of the method it overrides, as
 docstring or the API pages, so only modules, classes, functions, methods and
 properties are checked here.
 
+The examples (``>>>``) in those docstrings run as doctests.
+
 ``python tests/test_docstrings.py`` prints the coverage: how many names lack a
 docstring, and how many have no "Example" section.
 """
+import doctest
 import importlib
 import inspect
 import sys
@@ -107,6 +110,35 @@ def test_every_public_name_has_a_docstring():
     assert not missing, f"{len(missing)} public names without a docstring: {missing}"
 
 
+def docstring_examples():
+    """doctest.DocTest of every example (``>>>``) in the public names' docstrings."""
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    tests, seen = [], set()
+    modules = [importlib.import_module(m) for m in MODULES]
+    objects = modules + [item for _, item in public_objects() if not isinstance(item, tuple)]
+    for obj in objects:
+        module = inspect.getmodule(obj)
+        for t in finder.find(obj, module=module):  # globals: the module's, as doctest does
+            if t.examples and t.name not in seen:
+                seen.add(t.name)
+                tests.append(t)
+    return tests
+
+
+def test_docstring_examples_run(tmp_path, monkeypatch):
+    pytest.importorskip("cnnx._core")
+    monkeypatch.chdir(tmp_path)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = docstring_examples()
+    assert len(tests) > 50, len(tests)
+    failures = []
+    for t in tests:
+        out = []
+        if runner.run(t, out=out.append).failed:
+            failures.append("".join(out))
+    assert not failures, "\n".join(failures)
+
+
 def test_the_check_can_fail():
     def undocumented():
         pass
@@ -119,8 +151,11 @@ def test_the_check_can_fail():
 
 if __name__ == "__main__":
     total, missing, no_example = coverage()
-    print(f"{total} public names; {len(missing)} without a docstring; "
+    top = [q for q, item in public_objects() if not isinstance(item, tuple)]
+    print(f"{total} public names (methods included); {len(missing)} without a docstring; "
           f"{len(no_example)} with a docstring but no example")
+    print(f"of the {len(top)} module-level names: "
+          f"{sum(q in no_example for q in top)} without an example")
     for q in missing:
         print("  missing:", q)
     if "-v" in sys.argv:
