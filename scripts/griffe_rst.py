@@ -7,6 +7,9 @@ that Markdown reads differently, so they are fenced before rendering.
   line) at the left margin: they become a fenced ``pycon`` block (Markdown would
   read ``>>>`` as nested quotes and ``[...]`` as links).
 
+- A method that overrides a documented base-class method without a docstring
+  of its own shows the base's (as ``help()`` does).
+
 Only the rendered text changes; the source docstrings stay as they are.
 """
 from __future__ import annotations
@@ -67,3 +70,33 @@ class RstFences(griffe.Extension):
     def on_instance(self, *, node, obj, agent, **kwargs) -> None:  # noqa: ARG002
         if obj.docstring is not None:
             obj.docstring.value = fence_rst(obj.docstring.value)
+
+
+def _classes(obj):
+    for member in obj.members.values():
+        if member.is_alias:
+            continue
+        if member.is_class:
+            yield member
+        if member.is_module or member.is_class:
+            yield from _classes(member)
+
+
+class InheritDocstrings(griffe.Extension):
+    """Gives undocumented overrides the docstring of the method they override."""
+
+    def on_package(self, *, pkg, **kwargs) -> None:  # noqa: ARG002
+        for cls in _classes(pkg):
+            try:
+                bases = cls.mro()
+            except Exception:  # noqa: BLE001 - a base outside the package: nothing to inherit
+                continue
+            for name, member in cls.members.items():
+                if member.is_alias or not member.is_function or member.docstring is not None:
+                    continue
+                for base in bases:
+                    inherited = base.members.get(name)
+                    if inherited is not None and not inherited.is_alias and inherited.docstring:
+                        member.docstring = griffe.Docstring(
+                            inherited.docstring.value, parent=member)
+                        break
