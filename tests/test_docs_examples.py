@@ -38,6 +38,8 @@ def python_blocks(text):
 
 
 def pages():
+    """The pages (relative to docs/) with at least one block to run; none when
+    the tests run from a copy outside the source tree (the wheel test)."""
     found = []
     for root, _, files in os.walk(DOCS):
         for name in sorted(files):
@@ -53,10 +55,13 @@ def pages():
 def test_the_extractor_sees_blocks_and_skips():
     text = "x\n```python\na = 1\n```\n\n" + SKIP_MARK + "\n\n```python\nb = 2\n```\n```text\nc\n```\n"
     assert python_blocks(text) == [(3, "a = 1", False), (9, "b = 2", True)]
-    assert len(pages()) >= 3
+    if os.path.isdir(DOCS):
+        assert len(pages()) >= 3
 
 
-@pytest.mark.parametrize("page", pages())
+
+@pytest.mark.parametrize("page", pages() or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no docs/ beside tests/ (a copy of the tests outside the source tree)"))])
 def test_docs_page_examples_run(page, tmp_path, monkeypatch):
     pytest.importorskip("cnnx._core")
     monkeypatch.chdir(tmp_path)
