@@ -73,5 +73,7 @@ def test_docs_page_examples_run(page, tmp_path, monkeypatch):
             continue
         try:
             exec(compile(code, f"docs/{page}:{line}", "exec"), namespace)
-        except ModuleNotFoundError as e:  # an optional package (onnx, matplotlib...)
-            pytest.skip(f"docs/{page}:{line} needs {e.name}")
+        except ImportError as e:  # an optional package (onnx, matplotlib...) is missing
+            if not isinstance(e, ModuleNotFoundError) and "pip install" not in str(e):
+                raise
+            pytest.skip(f"docs/{page}:{line} needs an optional package: {e}")
