@@ -15,6 +15,7 @@ columns to draw) and writes ``docs/img/<name>.svg``:
 The SVGs are deterministic for given inputs (fixed hash salt and no date in the
 metadata), so re-running the script on unchanged results changes no file.
 """
+
 import argparse
 import glob
 import json
@@ -61,8 +62,9 @@ def plot(result, out_path):
     for k, (key, label) in enumerate(series.items()):
         values = [float(r[key]) for r in rows]
         ys = [p - 0.4 + height * (k + 0.5) for p in positions]
-        bars = ax.barh(ys, values, height=height * 0.92, label=label,
-                       color=COLOURS[k % len(COLOURS)])
+        bars = ax.barh(
+            ys, values, height=height * 0.92, label=label, color=COLOURS[k % len(COLOURS)]
+        )
         fmt = "{:.2f}x" if result["chart"]["kind"] == "ratio" else "{:,.0f}"
         ax.bar_label(bars, labels=[fmt.format(v) for v in values], padding=2, fontsize=7)
     if result["chart"]["kind"] == "ratio":
@@ -73,10 +75,12 @@ def plot(result, out_path):
     ax.set_xlabel(result["chart"].get("xlabel", ""), fontsize=9)
     ax.margins(x=0.12)
     threads = result["threads"]
-    subtitle = (f"{result['date']}, {result['machine']}, "
-                f"{threads} thread{'s' if threads != 1 else ''}")
-    ax.set_title("\n".join(textwrap.wrap(result["title"], 90) + textwrap.wrap(subtitle, 90)),
-                 fontsize=9)
+    subtitle = (
+        f"{result['date']}, {result['machine']}, {threads} thread{'s' if threads != 1 else ''}"
+    )
+    ax.set_title(
+        "\n".join(textwrap.wrap(result["title"], 90) + textwrap.wrap(subtitle, 90)), fontsize=9
+    )
     if n_series > 1:
         ax.legend(fontsize=8, loc="best")
     for side in ("top", "right"):

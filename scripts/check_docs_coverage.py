@@ -6,30 +6,39 @@ the compiled extension is not needed. Exit status 1 lists the names missing.
 
     python scripts/check_docs_coverage.py [site_dir]
 """
+
 import os
 import re
 import sys
 
 import griffe
 
-MODULES = {"cnnx": "api/cnnx", "cnnx.functional": "api/functional", "cnnx.layers": "api/layers",
-           "cnnx.models": "api/models", "cnnx.optim": "api/optim",
-           "cnnx.callbacks": "api/callbacks", "cnnx.onnx": "api/onnx",
-           "cnnx.losses": "api/losses", "cnnx.metrics": "api/metrics",
-           "cnnx.datasets": "api/datasets"}
+MODULES = {
+    "cnnx": "api/cnnx",
+    "cnnx.functional": "api/functional",
+    "cnnx.layers": "api/layers",
+    "cnnx.models": "api/models",
+    "cnnx.optim": "api/optim",
+    "cnnx.callbacks": "api/callbacks",
+    "cnnx.onnx": "api/onnx",
+    "cnnx.losses": "api/losses",
+    "cnnx.metrics": "api/metrics",
+    "cnnx.datasets": "api/datasets",
+}
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 
 
 def main(site):
-    package = griffe.load("cnnx", search_paths=[os.path.join(ROOT, "python")],
-                          allow_inspection=False)
+    package = griffe.load(
+        "cnnx", search_paths=[os.path.join(ROOT, "python")], allow_inspection=False
+    )
     anchors = set()
     for page in MODULES.values():
         with open(os.path.join(site, page, "index.html")) as f:
             anchors |= set(re.findall(r'id="(cnnx[\w.]*)"', f.read()))
     missing, total = [], 0
     for modname in MODULES:
-        module = package if modname == "cnnx" else package[modname[len("cnnx."):]]
+        module = package if modname == "cnnx" else package[modname[len("cnnx.") :]]
         for name in module.exports or []:
             name = str(name)
             total += 1
@@ -37,8 +46,11 @@ def main(site):
             targets = {f"{modname}.{name}"}
             if member.is_alias:  # a re-export is documented where it is defined
                 path = member.target_path
-                targets |= {path, re.sub(r"\._[\w]+", "", path),
-                            re.sub(r"\.(?:[a-z_]+)\.(?=[A-Z])", ".", path)}
+                targets |= {
+                    path,
+                    re.sub(r"\._[\w]+", "", path),
+                    re.sub(r"\.(?:[a-z_]+)\.(?=[A-Z])", ".", path),
+                }
             if member.is_module:
                 targets.add(member.path)
                 if f"api/{name}" in MODULES.values() or member.path in MODULES:

@@ -12,6 +12,7 @@ that Markdown reads differently, so they are fenced before rendering.
 
 Only the rendered text changes; the source docstrings stay as they are.
 """
+
 from __future__ import annotations
 
 import griffe
@@ -98,5 +99,6 @@ class InheritDocstrings(griffe.Extension):
                     inherited = base.members.get(name)
                     if inherited is not None and not inherited.is_alias and inherited.docstring:
                         member.docstring = griffe.Docstring(
-                            inherited.docstring.value, parent=member)
+                            inherited.docstring.value, parent=member
+                        )
                         break

@@ -6,6 +6,7 @@ A block that cannot run on its own (it needs MPI, a downloaded file, or names
 the reader supplies) is marked by the line ``<!-- docs-test: skip -->`` just
 before its fence, and says why in the text around it.
 """
+
 import os
 import re
 
@@ -30,7 +31,7 @@ def python_blocks(text):
             end = i + 1
             while end < len(lines) and lines[end].rstrip() != "```":
                 end += 1
-            blocks.append((i + 2, "\n".join(lines[i + 1:end]), skipped))
+            blocks.append((i + 2, "\n".join(lines[i + 1 : end]), skipped))
             i = end + 1
         else:
             i += 1
@@ -53,15 +54,26 @@ def pages():
 
 
 def test_the_extractor_sees_blocks_and_skips():
-    text = "x\n```python\na = 1\n```\n\n" + SKIP_MARK + "\n\n```python\nb = 2\n```\n```text\nc\n```\n"
+    text = (
+        "x\n```python\na = 1\n```\n\n" + SKIP_MARK + "\n\n```python\nb = 2\n```\n```text\nc\n```\n"
+    )
     assert python_blocks(text) == [(3, "a = 1", False), (9, "b = 2", True)]
     if os.path.isdir(DOCS):
         assert len(pages()) >= 3
 
 
-
-@pytest.mark.parametrize("page", pages() or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no docs/ beside tests/ (a copy of the tests outside the source tree)"))])
+@pytest.mark.parametrize(
+    "page",
+    pages()
+    or [
+        pytest.param(
+            None,
+            marks=pytest.mark.skip(
+                reason="no docs/ beside tests/ (a copy of the tests outside the source tree)"
+            ),
+        )
+    ],
+)
 def test_docs_page_examples_run(page, tmp_path, monkeypatch):
     pytest.importorskip("cnnx._core")
     monkeypatch.chdir(tmp_path)

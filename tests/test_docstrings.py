@@ -12,6 +12,7 @@ The examples (``>>>``) in those docstrings run as doctests.
 ``python tests/test_docstrings.py`` prints the coverage: how many names lack a
 docstring, and how many have no "Example" section.
 """
+
 import doctest
 import importlib
 import inspect
@@ -19,8 +20,18 @@ import sys
 
 import pytest
 
-MODULES = ["cnnx", "cnnx.functional", "cnnx.layers", "cnnx.models", "cnnx.optim",
-           "cnnx.callbacks", "cnnx.onnx", "cnnx.losses", "cnnx.metrics", "cnnx.datasets"]
+MODULES = [
+    "cnnx",
+    "cnnx.functional",
+    "cnnx.layers",
+    "cnnx.models",
+    "cnnx.optim",
+    "cnnx.callbacks",
+    "cnnx.onnx",
+    "cnnx.losses",
+    "cnnx.metrics",
+    "cnnx.datasets",
+]
 
 
 def _public_names(module):
@@ -142,20 +153,26 @@ def test_docstring_examples_run(tmp_path, monkeypatch):
 def test_the_check_can_fail():
     def undocumented():
         pass
+
     assert _doc_of(undocumented) == ""
 
     class Bare:
         pass
+
     assert _own_doc(Bare) == ""
 
 
 if __name__ == "__main__":
     total, missing, no_example = coverage()
     top = [q for q, item in public_objects() if not isinstance(item, tuple)]
-    print(f"{total} public names (methods included); {len(missing)} without a docstring; "
-          f"{len(no_example)} with a docstring but no example")
-    print(f"of the {len(top)} module-level names: "
-          f"{sum(q in no_example for q in top)} without an example")
+    print(
+        f"{total} public names (methods included); {len(missing)} without a docstring; "
+        f"{len(no_example)} with a docstring but no example"
+    )
+    print(
+        f"of the {len(top)} module-level names: "
+        f"{sum(q in no_example for q in top)} without an example"
+    )
     for q in missing:
         print("  missing:", q)
     if "-v" in sys.argv:

@@ -1,5 +1,6 @@
 """benchmarks/plot_results.py: every stored result is valid, is drawn, and its
 chart is on the performance page."""
+
 import glob
 import json
 import os
@@ -12,8 +13,10 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 RESULTS = sorted(glob.glob(os.path.join(ROOT, "benchmarks", "results", "*.json")))
 PERF_PAGE = os.path.join(ROOT, "docs", "performance.md")
 
-pytestmark = pytest.mark.skipif(not RESULTS or not os.path.exists(PERF_PAGE),
-                                reason="no benchmarks/results or docs/ beside tests/")
+pytestmark = pytest.mark.skipif(
+    not RESULTS or not os.path.exists(PERF_PAGE),
+    reason="no benchmarks/results or docs/ beside tests/",
+)
 
 
 def _load(path):
@@ -48,9 +51,18 @@ def test_a_bad_result_is_refused(tmp_path):
 
 def test_the_script_draws_svgs(tmp_path):
     pytest.importorskip("matplotlib")
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "plot_results.py"),
-                          RESULTS[0], "--out-dir", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "benchmarks", "plot_results.py"),
+            RESULTS[0],
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     name = os.path.splitext(os.path.basename(RESULTS[0]))[0]
     svg = (tmp_path / (name + ".svg")).read_text()
