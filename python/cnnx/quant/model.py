@@ -59,32 +59,40 @@ class QuantizedModel(Trainer):
 
     @property
     def input_shape(self):
+        """The float model's input shape (without the batch)."""
         return self.float_model.input_shape
 
     @property
     def output_shape(self):
+        """The float model's output shape (without the batch)."""
         return self.float_model.output_shape
 
     @property
     def input_shapes(self):
+        """The float model's input shapes, one per input."""
         return self.float_model.input_shapes
 
     @property
     def output_shapes(self):
+        """The float model's output shapes, one per output."""
         return self.float_model.output_shapes
 
     @property
     def output_names(self):
+        """The float model's output names."""
         return self.float_model.output_names
 
     @property
     def layers(self):
+        """The float model's layers (the architecture the int8 graph comes from)."""
         return self.float_model.layers
 
     def count_params(self):
+        """The float model's parameter count."""
         return self.float_model.count_params()
 
     def check_inputs(self, x, name="x"):
+        """``x`` checked against the input shapes, as a list of float32 arrays."""
         return self.float_model.check_inputs(x, name)
 
     def to_graph(self, input_shapes=None):
@@ -93,7 +101,7 @@ class QuantizedModel(Trainer):
         return self.float_model.to_graph(input_shapes)
 
     def sync(self):
-        pass
+        """Nothing to do: a quantized model's weights never change."""
 
     # ---- the int8 graph ------------------------------------------------------------------
     def int8_graph(self, outputs=None, input_shapes=None):
@@ -149,6 +157,7 @@ class QuantizedModel(Trainer):
 
     # ---- no training -----------------------------------------------------------------------
     def _refuse(self, *args, **kwargs):
+        """Raises TypeError: a quantized model runs inference only."""
         raise TypeError(f"model: {self.name!r} is quantized and runs inference only; train the "
                         "float model and quantize it again")
 
