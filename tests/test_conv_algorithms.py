@@ -3,8 +3,9 @@ test_conv.py on every ISA level: Winograd F(4x4,3x3) for wide 3x3 stride-1
 layers (forward, the stride-1 backward-data that reuses it, and
 backward-weights as F(3x3,4x4); tiled and weight-stationary forms; exact
 fallback on NaN/inf), F(2x2,5x5) for 5x5 stride-1 layers, and the
-pixel-vectorised direct kernel for very few channels ("planar", AVX-512)
-with its backward-weights counterpart."""
+pixel-vectorised direct kernels for very few channels ("planar", and
+"planar_flat" for <= 4 outputs, AVX-512) with their backward-weights
+counterpart."""
 import numpy as np
 import pytest
 
@@ -53,6 +54,16 @@ PLANAR = {
     "dilated-48": ((1, 21, 31, 2), (3, 3, 2, 48), 1, 2, 2, 1),
 }
 
+# <= 4 output channels at stride 1 ("planar_flat", AVX-512): flat padded rows
+PLANAR_FLAT = {
+    "one-out-dilated": ((2, 14, 25, 5), (3, 3, 5, 1), 1, 2, 2, 1),
+    "two-out-valid": ((1, 9, 24, 3), (3, 3, 3, 2), 1, "valid", 1, 1),
+    "three-out-odd": ((3, 13, 21, 8), (3, 3, 8, 3), 1, 1, 1, 1),
+    "four-out-groups": ((2, 11, 30, 8), (3, 3, 4, 8), 1, 1, 1, 2),
+    "asymmetric": ((1, 15, 29, 6), (4, 3, 6, 3), 1, ((0, 3), (2, 1)), 1, 1),
+    "wide-in-rect": ((2, 10, 17, 40), (2, 4, 40, 4), (1, 1), "same", 1, 1),
+}
+
 
 def _check(case, rng):
     xs, ws, s, p, d, g = case
@@ -81,6 +92,20 @@ def test_planar_matches_reference(name, isa, rng):
     if isa == "avx512":
         assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar"
     _check(PLANAR[name], rng)
+
+
+@pytest.mark.parametrize("name", sorted(PLANAR_FLAT))
+def test_planar_flat_matches_reference(name, isa, rng):
+    xs, ws, s, p, d, g = PLANAR_FLAT[name]
+    if isa == "avx512":
+        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar_flat"
+    _check(PLANAR_FLAT[name], rng)
+
+
+def test_rgb_layers_dx_on_the_flat_kernel(isa, rng):
+    """LeNet conv1's dx (3 channels) runs on the flat kernel with "full" padding."""
+    _check(((2, 32, 32, 3), (5, 5, 3, 8), 1, "valid", 1, 1), rng)
+    _check(((2, 20, 18, 3), (3, 3, 3, 64), 1, 1, 1, 1), rng)
 
 
 def test_empty_batch_on_the_new_paths(isa):

@@ -119,6 +119,13 @@ TEST(Conv2d, FewPixelsManyChannels) { check_shape(make(1, 4, 4, 64, 3, 3, 160, 1
 TEST(Conv2d, PlanarLeNet) { check_shape(make(2, 32, 30, 3, 5, 5, 8, 1, 0, 1, 1), 18); }
 TEST(Conv2d, PlanarStem) { check_shape(make(2, 40, 60, 3, 7, 7, 20, 2, 3, 1, 1), 19); }
 TEST(Conv2d, PlanarShortRows) { check_shape(make(2, 12, 12, 16, 3, 3, 8, 1, 2, 1, 1), 23); }
+// Pixel-vectorised kernel over flat padded rows (AVX-512, <= 4 outputs,
+// stride 1): each output count, dilation, asymmetric pads; the dx of RGB
+// layers (3 outputs) runs on it with "full" padding.
+TEST(Conv2d, FlatOneOutput) { check_shape(make(2, 14, 25, 5, 3, 3, 1, 1, 2, 2, 1), 29); }
+TEST(Conv2d, FlatTwoOutputs) { check_shape(make(1, 9, 24, 3, 3, 3, 2, 1, 0, 1, 1), 30); }
+TEST(Conv2d, FlatThreeOutputs) { check_shape(make(3, 13, 21, 8, 3, 3, 3, 1, 1, 1, 1), 31); }
+TEST(Conv2d, FlatFourOutputsGroups) { check_shape(make(2, 11, 30, 8, 3, 3, 8, 1, 1, 1, 2), 32); }
 // Winograd F(2x2,5x5): LeNet conv2 (dx with "full" padding), odd sizes.
 TEST(Conv2d, Winograd5x5) { check_shape(make(2, 14, 14, 8, 5, 5, 16, 1, 0, 1, 1), 24); }
 TEST(Conv2d, Winograd5x5Odd) { check_shape(make(2, 11, 9, 12, 5, 5, 20, 1, 2, 1, 1), 25); }

@@ -66,6 +66,10 @@ void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wma
   // transforms would spread over whole tiles; the exact paths below take over.
   if (winograd_preferred(g, P, Nout) && winograd(g, P, Nout, wmat, ldw, bias, act, out, ldo))
     return;
+  if (planar_flat_preferred(g, P, Nout)) {
+    planar_flat_avx512(g, P, Nout, wmat, ldw, bias, act, out, ldo);
+    return;
+  }
   if (planar_preferred(g, P, Nout)) {
     planar_conv_avx512(g, P, Nout, wmat, ldw, bias, act, out, ldo);
     return;

@@ -139,6 +139,13 @@ bool planar_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
 void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
                         int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
 
+// The same for <= 4 output channels at stride 1 over "flat" padded rows
+// (conv_planar_flat__avx512.cpp): the dx of RGB layers.
+bool planar_flat_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
+void planar_flat_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
+                        int64_t ldw, const float* bias, Activation act, float* out,
+                        int64_t ldo);
+
 // Backward-weights for <= 4 input channels and 16..64 output channels per
 // group (conv_dw_planar__avx512.cpp): dy rows as vectors, patch values
 // broadcast from a padded copy of the image. Writes dw and db (if not null).

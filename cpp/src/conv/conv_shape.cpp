@@ -45,6 +45,7 @@ const char* conv2d_forward_algorithm(const Conv2dShape& s) {
                                  s.KH, s.KW, s.stride_h, s.stride_w, s.dilation_h,
                                  s.dilation_w, s.pad_top, s.pad_left, 0};
   if (conv_detail::winograd_preferred(g, P, cog)) return "winograd";
+  if (conv_detail::planar_flat_preferred(g, P, cog)) return "planar_flat";
   if (conv_detail::planar_preferred(g, P, cog)) return "planar";
   if (conv_detail::igemm_preferred(g, cog)) return "igemm";
   const bool transposed =
