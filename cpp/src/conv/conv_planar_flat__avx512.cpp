@@ -148,7 +148,8 @@ void run(const Flat& f, int64_t N, size_t xsize, int nt) {
 }  // namespace
 
 bool planar_flat_preferred(const PatchGeom& g, int64_t P, int64_t Nout) {
-  if (active_isa() != Isa::avx512 || g.p0 != 0 || g.sw != 1 || Nout > kMaxOut) return false;
+  if (active_isa() != Isa::avx512 || g.p0 != 0 || g.sh != 1 || g.sw != 1 || Nout > kMaxOut)
+    return false;
   if (g.OH * g.OW <= 0 || P % (g.OH * g.OW) != 0) return false;
   // Enough pixels per row that the padding columns computed in vain stay a
   // small share.

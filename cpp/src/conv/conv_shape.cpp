@@ -1,6 +1,7 @@
 // Shape checks and the per-shape algorithm choice.
 #include <stdexcept>
 
+#include "conv/conv_direct.h"
 #include "conv/conv_internal.h"
 
 namespace cnnx {
@@ -39,6 +40,7 @@ const char* conv2d_check(const Conv2dShape& s) {
 
 const char* conv2d_forward_algorithm(const Conv2dShape& s) {
   if (s.is_depthwise()) return "depthwise";
+  if (conv_detail::direct_preferred(s)) return "direct";
   const int64_t P = s.N * s.out_h() * s.out_w();
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
   const conv_detail::PatchGeom g{nullptr, s.H, s.W, s.C_in, 0, cig, s.out_h(), s.out_w(),
