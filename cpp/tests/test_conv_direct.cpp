@@ -154,7 +154,10 @@ TEST(ConvPacked, MatchesConv2dWithEveryEpiloguePart) {
   const Conv2dShape shapes[] = {make(2, 10, 9, 24, 3, 3, 48, 2, 1, 1, 1),
                                 make(1, 7, 7, 64, 1, 1, 96, 1, 0, 1, 1),
                                 make(3, 12, 12, 3, 5, 5, 8, 1, 2, 1, 1),
-                                make(2, 8, 8, 6, 3, 3, 6, 1, 1, 1, 6)};  // depthwise
+                                make(2, 8, 8, 6, 3, 3, 6, 1, 1, 1, 6),   // depthwise
+                                make(2, 12, 11, 40, 3, 3, 36, 1, 1, 1, 1),  // Winograd 3x3
+                                make(1, 11, 10, 64, 3, 3, 64, 1, 1, 1, 2),  // groups
+                                make(2, 14, 14, 8, 5, 5, 16, 1, 0, 1, 1)};  // Winograd 5x5
   uint32_t seed = 20;
   for (const Conv2dShape& s : shapes) {
     const auto x = cnnx_test::random_vector(s.input_size(), seed++);
@@ -183,6 +186,40 @@ TEST(ConvPacked, MatchesConv2dWithEveryEpiloguePart) {
       const auto want2 = reference(s, x, w2, b.data(), nullptr, nullptr, false);
       cp.forward(x.data(), s.N, y.data(), cnnx::ConvEpilogue{b.data()});
       EXPECT_TRUE(cnnx_test::all_close(y.data(), want2.data(), y.size(), 1e-4f, 1e-4f));
+    }
+  }
+}
+
+TEST(ConvPacked, AlgorithmsAndNonFiniteInputs) {
+  // Winograd (3x3, >= 10x10 outputs, AVX-512) keeps NaN/inf local to the
+  // pixels that read it, as the direct sum does (its transforms would spread
+  // them over whole tiles): such inputs run on the direct kernel.
+  const Conv2dShape s = make(1, 12, 12, 32, 3, 3, 32, 1, 1, 1, 1);
+  auto x = cnnx_test::random_vector(s.input_size(), 40);
+  const auto w = cnnx_test::random_vector(s.weight_size(), 41);
+  for (cnnx::Isa isa : cnnx_test::supported_isas()) {
+    cnnx_test::IsaScope scope(isa);
+    cnnx::ConvPacked cp(s, w.data());
+    if (isa == cnnx::Isa::avx512) EXPECT_STREQ(cp.algorithm(), "winograd");
+    if (isa == cnnx::Isa::avx512)
+      EXPECT_STREQ(cnnx::ConvPacked(make(1, 7, 7, 64, 3, 3, 64, 1, 1, 1, 1), w.data()).algorithm(),
+                   "direct");
+    for (float bad : {NAN, INFINITY}) {
+      x[(5 * 12 + 6) * 32 + 3] = bad;
+      std::vector<float> y(s.output_size()), want(s.output_size());
+      for (int parts : {0, 2}) {
+        std::fill(y.begin(), y.end(), 0.0f);
+        if (parts == 0)
+          cp.forward(x.data(), 1, y.data());
+        else
+          for (int p = 0; p < parts; ++p) cp.forward_part(x.data(), 1, y.data(), {}, p, parts);
+        want = reference(s, x, w, nullptr, nullptr, nullptr, false);
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_EQ(std::isnan(y[i]), std::isnan(want[i])) << i;
+          ASSERT_EQ(std::isinf(y[i]), std::isinf(want[i])) << i;
+        }
+      }
+      x[(5 * 12 + 6) * 32 + 3] = 0.0f;
     }
   }
 }

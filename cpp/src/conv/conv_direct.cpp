@@ -299,8 +299,8 @@ void run_image_part(const Job& j, int64_t n, int part, int parts) {
 }  // namespace
 
 void direct_run_part(const DirectLayout& l, const float* wp, const float* x, int64_t n,
-                     float* y, const DirectEpi& ep, int part, int parts) {
-  const Job j{&l, wp, nullptr, x, y, &ep};
+                     float* y, const DirectEpi& ep, int part, int parts, const float* w) {
+  const Job j{&l, wp, w, x, y, &ep};
   if (parts <= 1) {
     for (int64_t i = 0; i < n; ++i) run_image(j, i);
     return;

@@ -74,8 +74,10 @@ struct DirectEpi {
 // such layouts run whole on part 0).
 void direct_run(const DirectLayout& l, const float* wp, const float* x, int64_t n, float* y,
                 const DirectEpi& ep, int threads);
+// wp may be null: each part then packs the blocks it uses from w (HWIO).
 void direct_run_part(const DirectLayout& l, const float* wp, const float* x, int64_t n,
-                     float* y, const DirectEpi& ep, int part, int parts);
+                     float* y, const DirectEpi& ep, int part, int parts,
+                     const float* w = nullptr);
 
 // The same with weights packed during the call (conv2d_forward): once,
 // shared, for batches; per thread and channel block, right before use, for
