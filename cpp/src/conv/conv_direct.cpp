@@ -131,6 +131,8 @@ Band fill_band(const DirectLayout& l, const float* x, int64_t n, int64_t oh0, in
 constexpr int64_t kChunkBytes = 64 * 1024;
 // Tiles whose pointers are set up together (and share a chunk's weights).
 constexpr int64_t kGroupTiles = 32;
+// Largest R of any tile.
+constexpr int kMaxR = 32;
 
 // Pixels [p0, p1) (flat within image n) x channel blocks [cb0, cb1). For a
 // padded layout the pixels lie in the rows of `band`.
@@ -177,31 +179,41 @@ void run_pixels(const Job& j, int64_t n, int64_t p0, int64_t p1, int64_t cb0, in
     for (int64_t ti = 0; ti < tiles; ++ti) {
       const int64_t q0 = gq + ti * R;
       const int m = static_cast<int>(std::min<int64_t>(R, gend - q0));
+      // Each pixel's first input row and column (no divisions per segment).
+      int64_t ih0[kMaxR], iw0[kMaxR];
+      {
+        int64_t oh = q0 / OW, ow = q0 % OW;
+        for (int r = 0; r < R; ++r) {
+          ih0[r] = oh * s.stride_h;
+          iw0[r] = ow * s.stride_w;
+          if (r + 1 < m && ++ow == OW) {  // rows past m repeat the last pixel
+            ow = 0;
+            ++oh;
+          }
+        }
+      }
       // Pointers of each segment; unless chunked, segments all outside the
       // image are dropped.
       int64_t kept = 0;
       for (int64_t sg = 0; sg < l.nseg; ++sg) {
         const int64_t kh = merged ? sg : sg / s.KW, kw = merged ? 0 : sg % s.KW;
         const float** pr = ptrs + (ti * l.nseg + kept) * R;
-        bool any = false;
-        for (int r = 0; r < R; ++r) {
-          const int64_t q = q0 + std::min(r, m - 1);  // rows past m repeat the last pixel
-          const int64_t oh = q / OW, ow = q % OW;
-          if (l.padded) {
-            pr[r] = band.buf + ((oh * s.stride_h - band.r0 + kh * s.dilation_h) * band.Wp +
-                                ow * s.stride_w) *
-                                   cig;
-            any = true;
-            continue;
-          }
-          const int64_t ih = oh * s.stride_h - s.pad_top + kh * s.dilation_h;
-          const int64_t iw = ow * s.stride_w - s.pad_left + kw * s.dilation_w;
-          // merged without padding: the whole row of taps is inside
-          if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) {
-            pr[r] = img + (ih * s.W + iw) * s.C_in;
-            any = true;
-          } else {
-            pr[r] = zeros;
+        bool any = true;
+        if (l.padded) {
+          const float* b = band.buf + (kh * s.dilation_h - band.r0) * band.Wp * cig;
+          for (int r = 0; r < R; ++r) pr[r] = b + (ih0[r] * band.Wp + iw0[r]) * cig;
+        } else {
+          any = false;
+          const int64_t dh = kh * s.dilation_h - s.pad_top, dw = kw * s.dilation_w - s.pad_left;
+          for (int r = 0; r < R; ++r) {
+            const int64_t ih = ih0[r] + dh, iw = iw0[r] + dw;
+            // merged without padding: the whole row of taps is inside
+            if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) {
+              pr[r] = img + (ih * s.W + iw) * s.C_in;
+              any = true;
+            } else {
+              pr[r] = zeros;
+            }
           }
         }
         if (any || chunked) segk[ti * l.nseg + kept++] = sg;
@@ -422,12 +434,12 @@ bool direct_preferred(const Conv2dShape& s, bool packed) {
   }
   const Isa isa = active_isa();
   if (isa == Isa::avx512) {
-    // Measured on Zen 4: the pixel-vectorised kernels win where they apply,
-    // and Winograd on 3x3 images of 14x14 and more (ResNet-50 at batch 1:
-    // 1.2-2.7x, but 0.4x at 7x7); with fewer than 32 output channels the
-    // tile (one or two vectors wide) is load-bound and igemm is as fast.
-    if (cog < 32 || planar_preferred(g, P, cog) || planar_flat_preferred(g, P, cog))
-      return false;
+    // Measured on Zen 4: with fewer than 32 output channels the tile (one or
+    // two vectors wide) is load-bound and igemm or the pixel-vectorised
+    // kernels win; with 32 or more, this beats them (RGB 3x3 stems: 1.3x
+    // "planar"; 7x7 stride-2 stem: equal). Winograd wins on 3x3 images of
+    // 14x14 and more (ResNet-50 at batch 1: 1.2-2.7x, but 0.4x at 7x7).
+    if (cog < 32 || planar_flat_preferred(g, P, cog)) return false;
     if (winograd_preferred(g, P, cog) && (!packed || s.out_h() * s.out_w() >= 100))
       return false;
     return true;
