@@ -135,7 +135,17 @@ def worker(framework, threads_list, suite, only, min_time, cpu_time, backward):
         import cnnx.functional as F
         from cnnx import _core
 
-        res["peak"] = {t: _core.measure_fma_peak(t) for t in threads_list}
+        if cpu_time:
+            # Process CPU time of measure_fma_peak's two runs (warm-up and
+            # timed) of `iters` iterations of 24 (AVX-512) or 12 (AVX2)
+            # independent FMAs: the peak on a core we did not always have.
+            iters = 5_000_000
+            fpi = {"avx512": 24 * 16 * 2, "avx2": 12 * 8 * 2}.get(_core.active_isa(), 0)
+            t0 = time.process_time()
+            _core.measure_fma_peak(1, iters)
+            res["peak"] = {1: 2 * iters * fpi / (time.process_time() - t0) * 1e-9}
+        else:
+            res["peak"] = {t: _core.measure_fma_peak(t) for t in threads_list}
     for name, n, h, w_, ci, co, k, s, p, need_dx, groups, _count in suite_shapes(suite):
         if only and only not in name:
             continue
@@ -258,22 +268,29 @@ def main():
     if a.suite in ("conv", "mobilenet"):
         t = a.threads
         print(f"{t} thread(s) each")
-        hdr = f"| {'shape':32s} | cnnx fwd | torch fwd | ratio | cnnx f+b | torch f+b | ratio |"
+        hdr = (f"| {'shape':32s} | cnnx fwd | torch fwd | ratio | cnnx f+b | torch f+b | ratio "
+               f"| fwd % peak | algorithm     |")
         print(hdr)
         print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
         rf, rb = [], []
-        for name, n, h, w_, ci, co, k, s, p, *_ in shapes:
+        for name, n, h, w_, ci, co, k, s, p, _dx, g, _c in shapes:
             key = f"{name}|{t}"
             c, tt = times["cnnx"][key], times["torch"][key]
             cf, tf_, cb, tb = med(c["fwd"]), med(tt["fwd"]), med(c["fwdbwd"]), med(tt["fwdbwd"])
             rf.append(tf_ / cf)
             rb.append(tb / cb)
+            oh = (h + 2 * p - k) // s + 1
+            flops = 2.0 * n * oh * ((w_ + 2 * p - k) // s + 1) * co * k * k * ci / g
+            pk = 100 * flops / (cf * 1e-3) * 1e-9 / peak.get(t, float("nan"))
             rows_out.append({"shape": name, "algo": algo.get(name), "cnnx_fwd": cf,
-                             "torch_fwd": tf_, "cnnx_fwdbwd": cb, "torch_fwdbwd": tb})
+                             "torch_fwd": tf_, "cnnx_fwdbwd": cb, "torch_fwdbwd": tb,
+                             "fwd_pct_peak": pk})
             print(f"| {name:32s} | {cf:8.3f} | {tf_:9.3f} | {tf_ / cf:5.2f} | {cb:8.3f} | "
-                  f"{tb:9.3f} | {tb / cb:5.2f} |")
+                  f"{tb:9.3f} | {tb / cb:5.2f} | {pk:9.0f}% | {algo.get(name, ''):13s} |")
         print(f"| {'geomean':32s} | {'':8s} | {'':9s} | {gm(rf):5.2f} | {'':8s} | {'':9s} | "
-              f"{gm(rb):5.2f} |")
+              f"{gm(rb):5.2f} | {'':10s} | {'':13s} |")
+        print("% peak: forward GFLOP/s (direct-method FLOPs; Winograd does fewer) over the "
+              "FMA peak on as many threads, measured in the same run")
     else:
         t1, t2 = 1, a.threads
         print(f"forward; cnnx on 1 and {t2} threads (speed-up), PyTorch the same; % of peak: "

@@ -3,9 +3,9 @@ test_conv.py on every ISA level: Winograd F(4x4,3x3) for wide 3x3 stride-1
 layers (forward, the stride-1 backward-data that reuses it, and
 backward-weights as F(3x3,4x4); tiled and weight-stationary forms; exact
 fallback on NaN/inf), F(2x2,5x5) for 5x5 stride-1 layers, and the
-pixel-vectorised direct kernels for very few channels ("planar", and
-"planar_flat" for <= 4 outputs, AVX-512) with their backward-weights
-counterpart."""
+pixel-vectorised direct kernels for very few channels ("planar", AVX-512,
+and "planar_flat" for <= 4 outputs, AVX2 and AVX-512) with their
+backward-weights counterpart."""
 import numpy as np
 import pytest
 
@@ -54,7 +54,7 @@ PLANAR = {
     "dilated-48": ((1, 21, 31, 2), (3, 3, 2, 48), 1, 2, 2, 1),
 }
 
-# <= 4 output channels at stride 1 ("planar_flat", AVX-512): flat padded rows
+# <= 4 output channels at stride 1 ("planar_flat", AVX2 and AVX-512): flat padded rows
 PLANAR_FLAT = {
     "one-out-dilated": ((2, 14, 25, 5), (3, 3, 5, 1), 1, 2, 2, 1),
     "two-out-valid": ((1, 9, 24, 3), (3, 3, 3, 2), 1, "valid", 1, 1),
@@ -104,7 +104,7 @@ def test_planar_matches_reference(name, isa, rng):
 @pytest.mark.parametrize("name", sorted(PLANAR_FLAT))
 def test_planar_flat_matches_reference(name, isa, rng):
     xs, ws, s, p, d, g = PLANAR_FLAT[name]
-    if isa == "avx512":
+    if isa in ("avx2", "avx512"):
         assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar_flat"
     _check(PLANAR_FLAT[name], rng)
 

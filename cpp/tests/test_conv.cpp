@@ -119,7 +119,7 @@ TEST(Conv2d, FewPixelsManyChannels) { check_shape(make(1, 4, 4, 64, 3, 3, 160, 1
 TEST(Conv2d, PlanarLeNet) { check_shape(make(2, 32, 30, 3, 5, 5, 8, 1, 0, 1, 1), 18); }
 TEST(Conv2d, PlanarStem) { check_shape(make(2, 40, 60, 3, 7, 7, 20, 2, 3, 1, 1), 19); }
 TEST(Conv2d, PlanarShortRows) { check_shape(make(2, 12, 12, 16, 3, 3, 8, 1, 2, 1, 1), 23); }
-// Pixel-vectorised kernel over flat padded rows (AVX-512, <= 4 outputs,
+// Pixel-vectorised kernel over flat padded rows (AVX2/AVX-512, <= 4 outputs,
 // stride 1): each output count, dilation, asymmetric pads; the dx of RGB
 // layers (3 outputs) runs on it with "full" padding.
 TEST(Conv2d, FlatOneOutput) { check_shape(make(2, 14, 25, 5, 3, 3, 1, 1, 2, 2, 1), 29); }

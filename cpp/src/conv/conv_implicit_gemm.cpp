@@ -67,7 +67,7 @@ void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wma
   if (winograd_preferred(g, P, Nout) && winograd(g, P, Nout, wmat, ldw, bias, act, out, ldo))
     return;
   if (planar_flat_preferred(g, P, Nout)) {
-    planar_flat_avx512(g, P, Nout, wmat, ldw, bias, act, out, ldo);
+    planar_flat(g, P, Nout, wmat, ldw, bias, act, out, ldo);
     return;
   }
   if (planar_preferred(g, P, Nout)) {

@@ -157,11 +157,15 @@ void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float
                         int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
 
 // The same for <= 4 output channels at stride 1 over "flat" padded rows
-// (conv_planar_flat__avx512.cpp): the dx of RGB layers.
+// (conv_planar_flat*): the dx of RGB layers. AVX2 and AVX-512.
 bool planar_flat_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
+void planar_flat(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+                 const float* bias, Activation act, float* out, int64_t ldo);
 void planar_flat_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
                         int64_t ldw, const float* bias, Activation act, float* out,
                         int64_t ldo);
+void planar_flat_avx2(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
+                      int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
 
 // Backward-weights for <= 4 input channels and 16..64 output channels per
 // group (conv_dw_planar__avx512.cpp): dy rows as vectors, patch values

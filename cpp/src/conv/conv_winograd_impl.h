@@ -21,6 +21,9 @@
 
 namespace cnnx {
 namespace conv_detail {
+// Internal linkage: every ISA's file compiles its own copy (shared template
+// instances could be resolved to the AVX-512 build on an AVX2 CPU).
+namespace {
 namespace wino {
 
 template <class VT, int V>
@@ -420,5 +423,6 @@ bool winograd_ws_block(const WinogradProblem& pb, const float* wmat, int64_t ldw
   return true;
 }
 
+}  // namespace
 }  // namespace conv_detail
 }  // namespace cnnx
