@@ -17,11 +17,12 @@ from test_conv import _close, _data, ref_conv, ref_conv_backward
 WINOGRAD = {
     # output not a multiple of the 4x4 tile, channels not multiples of 16
     "odd-sizes": ((2, 11, 13, 40), (3, 3, 40, 36), 1, 1, 1, 1),
-    "valid": ((2, 10, 9, 32), (3, 3, 32, 48), 1, "valid", 1, 1),
-    "asymmetric-pads": ((1, 9, 10, 32), (3, 3, 32, 33), 1, ((2, 0), (0, 2)), 1, 1),
-    "big-pads": ((1, 6, 7, 32), (3, 3, 32, 40), 1, 3, 1, 1),  # dx gets negative pads
-    "groups": ((2, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),     # channel offsets
-    "weight-stationary": ((1, 4, 4, 64), (3, 3, 64, 160), 1, 1, 1, 1),
+    "valid": ((4, 10, 9, 32), (3, 3, 32, 48), 1, "valid", 1, 1),
+    # (at least 16 output tiles: fewer go to the direct kernel at AVX-512)
+    "asymmetric-pads": ((2, 9, 10, 32), (3, 3, 32, 33), 1, ((2, 0), (0, 2)), 1, 1),
+    "big-pads": ((2, 6, 7, 32), (3, 3, 32, 40), 1, 3, 1, 1),  # dx gets negative pads
+    "groups": ((4, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),     # channel offsets
+    "weight-stationary": ((4, 8, 8, 128), (3, 3, 128, 160), 1, 1, 1, 1),
     "many-blocks": ((3, 24, 20, 32), (3, 3, 32, 64), 1, "same", 1, 1),
     # transformed weights over 4 MB: threads take output-channel slices
     "big-u-sliced": ((4, 16, 16, 256), (3, 3, 256, 128), 1, 1, 1, 1),
@@ -125,6 +126,16 @@ def test_empty_batch_on_the_new_paths(isa):
         assert dx.shape == xs and not dw.any() and not db.any()
 
 
+def test_few_tiles_go_to_the_direct_kernel(isa, rng):
+    """A batch with fewer than 16 output tiles (7x7 at batch 1) skips Winograd's
+    per-call weight transform on AVX-512; the result is the same."""
+    xs, ws = (1, 7, 7, 64), (3, 3, 64, 64)
+    if isa == "avx512":
+        assert F.conv2d_algorithm(xs, ws, padding=1) == "direct"
+        assert F.conv2d_algorithm((4,) + xs[1:], ws, padding=1) == "winograd"
+    _check((xs, ws, 1, 1, 1, 1), rng)
+
+
 def test_winograd_error_is_small_against_the_output_scale(isa, rng):
     """F(4x4,3x3) rounds more than a direct sum; it stays within 3e-5 of the
     output's largest magnitude on a 256-channel layer (tests allow 1e-4)."""
@@ -138,7 +149,7 @@ def test_winograd_error_is_small_against_the_output_scale(isa, rng):
 def test_winograd_keeps_nan_and_inf_local(isa, bad, rng):
     """Winograd's transforms would spread a NaN/inf over a whole 6x6 tile (and
     turn inf into NaN); such inputs or weights go through an exact path."""
-    x, w, b = _data(rng, (1, 12, 12, 32), (3, 3, 32, 32))
+    x, w, b = _data(rng, (2, 12, 12, 32), (3, 3, 32, 32))
     x[0, 5, 6, 3] = bad
     y = F.conv2d(x, w, b, padding=1)
     with np.errstate(invalid="ignore"):
