@@ -110,6 +110,22 @@ TEST(Conv2d, StemLike) { check_shape(make(2, 20, 20, 3, 7, 7, 16, 2, 3, 1, 1), 7
 TEST(Conv2d, Groups) { check_shape(make(2, 8, 8, 6, 3, 3, 9, 1, 1, 1, 3), 8); }
 TEST(Conv2d, GroupsStrided) { check_shape(make(2, 9, 9, 8, 3, 3, 8, 2, 1, 1, 2), 9); }
 TEST(Conv2d, Depthwise) { check_shape(make(2, 8, 7, 5, 3, 3, 5, 1, 1, 1, 5), 10); }
+// The register-blocked forward (multiplier 1, 3x3/5x5): channels past a
+// whole vector, stride 2, pads reaching past the filter's middle, images
+// narrower than a pixel block, asymmetric pads.
+TEST(Conv2d, DepthwiseWide) { check_shape(make(2, 13, 17, 37, 3, 3, 37, 1, 1, 1, 37), 33); }
+TEST(Conv2d, DepthwiseStride2) { check_shape(make(2, 15, 14, 40, 3, 3, 40, 2, 1, 1, 40), 34); }
+TEST(Conv2d, Depthwise5x5) { check_shape(make(1, 12, 11, 24, 5, 5, 24, 1, 2, 1, 24), 35); }
+TEST(Conv2d, DepthwiseBigPads) { check_shape(make(1, 5, 6, 19, 3, 3, 19, 2, 2, 1, 19), 36); }
+TEST(Conv2d, DepthwiseAsymmetric) {
+  Conv2dShape s = make(2, 9, 21, 16, 3, 3, 16, 1, 0, 1, 16);
+  s.pad_top = 0;
+  s.pad_bottom = 2;
+  s.pad_left = 2;
+  s.pad_right = 0;
+  s.stride_w = 2;
+  check_shape(s, 37);
+}
 TEST(Conv2d, DepthwiseMultiplier) { check_shape(make(2, 8, 7, 4, 3, 3, 12, 2, 1, 1, 4), 11); }
 TEST(Conv2d, Threaded) { check_shape(make(4, 16, 16, 32, 3, 3, 48, 1, 1, 1, 1), 12); }
 TEST(Conv2d, ThreadedStrided) { check_shape(make(4, 16, 16, 32, 3, 3, 48, 2, 1, 1, 1), 13); }
