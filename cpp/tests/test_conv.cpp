@@ -153,6 +153,24 @@ TEST(Conv2d, WinogradGroups) { check_shape(make(2, 8, 8, 64, 3, 3, 64, 1, 1, 1, 
 // Winograd backward-weights: few tiles (shared transforms) and many tiles.
 TEST(Conv2d, WinogradDwFewTiles) { check_shape(make(1, 5, 6, 96, 3, 3, 80, 1, 1, 1, 1), 26); }
 TEST(Conv2d, WinogradDwManyTiles) { check_shape(make(3, 21, 19, 33, 3, 3, 35, 1, 1, 1, 1), 27); }
+// Backward-data of strided layers by stride phases on the direct tiles
+// (>= 32 input channels per group at AVX-512, 16 at AVX2; not 1x1 unless
+// CNNX_CONV_DIRECT=1, where phases without taps write zeros): partial
+// channel blocks, 7x7, stride 3 with groups, a stride in one axis only with
+// asymmetric pads.
+TEST(Conv2d, StridedDxPhases) { check_shape(make(2, 13, 11, 40, 3, 3, 24, 2, 1, 1, 1), 38); }
+TEST(Conv2d, StridedDx1x1) { check_shape(make(1, 15, 17, 64, 1, 1, 32, 2, 0, 1, 1), 39); }
+TEST(Conv2d, StridedDx7x7) { check_shape(make(2, 19, 16, 36, 7, 7, 20, 2, 3, 1, 1), 40); }
+TEST(Conv2d, StridedDxStride3Groups) { check_shape(make(2, 12, 13, 64, 3, 3, 32, 3, 2, 1, 2), 41); }
+TEST(Conv2d, StridedDxOneAxis) {
+  Conv2dShape s = make(2, 10, 15, 48, 3, 4, 16, 1, 0, 1, 1);
+  s.stride_w = 2;
+  s.pad_top = 1;
+  s.pad_bottom = 0;
+  s.pad_left = 2;
+  s.pad_right = 1;
+  check_shape(s, 42);
+}
 TEST(Conv2d, FilterAsLargeAsPaddedInput) { check_shape(make(2, 3, 3, 2, 5, 5, 3, 1, 1, 1, 1), 14); }
 
 TEST(Conv2d, AsymmetricPadding) {

@@ -85,6 +85,15 @@ void direct_run_part(const DirectLayout& l, const float* wp, const float* x, int
 void direct_conv(const DirectLayout& l, const float* w, const float* x, int64_t n, float* y,
                  const DirectEpi& ep);
 
+// CNNX_CONV_DIRECT: 0 off, 1 forced wherever a tile exists (tests), else
+// by measurement (returns 0, 2, 1).
+int direct_mode();
+
+// Backward-data of strided layers by stride phases (conv_direct_dx.cpp):
+// each phase a stride-1 product of dy with its taps, on the direct tiles.
+bool direct_dx_preferred(const Conv2dShape& s);
+void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+
 // Whether conv2d_forward (packed = false: weights packed per call) or
 // ConvPacked (packed = true, s.N = 1) uses the direct kernel for this layer.
 bool direct_preferred(const Conv2dShape& s, bool packed = false);
