@@ -65,6 +65,19 @@ PLANAR_FLAT = {
     "wide-in-rect": ((2, 10, 17, 40), (2, 4, 40, 4), (1, 1), "same", 1, 1),
 }
 
+# The direct kernel with packed weights ("direct", AVX2 and AVX-512):
+# per-tap segments from the image, merged filter rows on a padded band,
+# partial channel blocks, groups; strided ones also run backward-data by
+# stride phases.
+DIRECT = {
+    "strided-wide": ((2, 15, 13, 40), (3, 3, 40, 72), 2, 1, 1, 1),
+    "stem-7x7-s2": ((1, 37, 41, 3), (7, 7, 3, 64), 2, 3, 1, 1),
+    "rgb-3x3-odd-out": ((2, 17, 19, 3), (3, 3, 3, 40), 1, "same", 1, 1),
+    "strided-groups": ((2, 14, 14, 64), (3, 3, 32, 64), 2, 1, 1, 2),
+    "asym-stride-pads": ((2, 11, 16, 48), (3, 4, 48, 36), (1, 2), ((1, 0), (2, 1)), 1, 1),
+    "1x1-stride2": ((3, 9, 8, 64), (1, 1, 64, 96), 2, "valid", 1, 1),
+}
+
 
 def _check(case, rng):
     xs, ws, s, p, d, g = case
@@ -108,6 +121,14 @@ def test_planar_flat_matches_reference(name, isa, rng):
     if isa in ("avx2", "avx512"):
         assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar_flat"
     _check(PLANAR_FLAT[name], rng)
+
+
+@pytest.mark.parametrize("name", sorted(DIRECT))
+def test_direct_matches_reference(name, isa, rng):
+    xs, ws, s, p, d, g = DIRECT[name]
+    if isa in ("avx2", "avx512"):
+        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "direct"
+    _check(DIRECT[name], rng)
 
 
 def test_rgb_layers_dx_on_the_flat_kernel(isa, rng):
