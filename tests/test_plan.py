@@ -1,4 +1,4 @@
-"""The compiled inference pass (cnnx._plan / cpp/src/plan) against the
+"""The compiled inference pass (cnnx.graph / cpp/src/plan) against the
 layer-by-layer path, which the layer tests check against NumPy and PyTorch.
 
 The plan folds batch norm, fuses activations, reuses buffers and runs chunks
@@ -12,7 +12,18 @@ import pytest
 
 import cnnx
 from cnnx import _core
-from cnnx._plan import compile_inference
+from cnnx.graph import compile_inference as _compile_graph
+
+
+def compile_inference(model):
+    return _compile_graph(model.to_graph())
+
+
+def _infer(model, x):
+    """The compiled plan's output (asserting that the model compiles)."""
+    plan = model._inference_plan()
+    assert plan is not None
+    return plan([x])[0]
 
 
 def _randomize_bn(model, rng):
@@ -61,6 +72,8 @@ def _models():
         cnnx.AdaptiveAvgPool2D(4),
         cnnx.Residual([cnnx.Conv2D(16, 3, padding="same"), cnnx.BatchNormalization()],
                       shortcut="identity", activation=None),
+        # a fused residual sum with an activation that has a parameter (alpha)
+        cnnx.Residual([cnnx.Conv2D(16, 3, padding="same")], activation="leaky_relu"),
         cnnx.GlobalAvgPool2D(),
         cnnx.Dense(5, activation="sigmoid"),
     ], input_shape=(30, 29, 2))
@@ -89,14 +102,14 @@ def test_plan_matches_layer_by_layer(name, make, threads, mode, isa):
     assert compile_inference(model) is not None
     x = np.zeros((1,) + model.input_shape, np.float32)
     model.predict(x)
-    model._compiled.plan.set_small_batch_mode(mode)  # 1: threads split every op
+    model._inference_plan().plan.set_small_batch_mode(mode)  # 1: threads split every op
     saved = cnnx.get_num_threads()
     cnnx.set_num_threads(threads)
     try:
         for n in (1, 3, 17, 64):
             x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
             ref = model._forward(x, False)
-            got = model._inference(x)
+            got = _infer(model, x)
             assert got.shape == ref.shape
             np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5)
     finally:
@@ -124,16 +137,18 @@ def test_plan_sees_weight_and_statistics_changes():
     bn = model.layers[2].block[1]
     bn.buffers["moving_var"][...] = 3.0
     bn.params["gamma"][...] = 0.25
-    np.testing.assert_allclose(model._inference(x), model._forward(x, False), rtol=2e-5,
+    np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=2e-5,
                                atol=2e-5)
     model.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
     model.fit(x, np.arange(5) % 10, epochs=2, batch_size=5, verbose=0)
     np.testing.assert_allclose(model.predict(x), model._forward(x, False), rtol=2e-5, atol=2e-5)
-    # statistics replaced by new arrays (as a load does): the plan is rebuilt
-    bn.buffers = {"moving_mean": np.full(32 // 2, 0.5, np.float32),
-                  "moving_var": np.full(32 // 2, 2.0, np.float32)}
-    np.testing.assert_allclose(model._inference(x), model._forward(x, False), rtol=2e-5,
+    # statistics assigned as new arrays are copied into the model's own
+    bn.buffers["moving_mean"] = np.full(32 // 2, 0.5, np.float32)
+    bn.buffers["moving_var"] = np.full(32 // 2, 2.0, np.float32)
+    np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=2e-5,
                                atol=2e-5)
+    with pytest.raises(AttributeError, match="buffers"):
+        bn.buffers = {}
 
 
 def test_unknown_layer_falls_back():
@@ -167,7 +182,7 @@ def test_plans_can_be_disabled(monkeypatch):
     model = lenet5()
     x = np.zeros((2, 32, 32, 3), np.float32)
     model.predict(x)
-    assert model._compiled is None
+    assert model._inference_plan() is None
 
 
 def test_concurrent_predicts_agree():
@@ -191,26 +206,64 @@ def test_concurrent_predicts_agree():
         np.testing.assert_allclose(o, ref, rtol=2e-5, atol=2e-5)
 
 
+def _conv_spec(src, dst, geom, kernel):
+    spec = _core.OpSpec(_core.OpKind.conv2d, [src], dst)
+    spec.conv = geom
+    spec.set_weights(kernel)
+    return spec
+
+
 def test_plan_rejects_bad_construction():
-    with pytest.raises(ValueError, match="sizes"):
+    with pytest.raises(ValueError, match="buffers"):
         _core.InferencePlan([4])
     plan = _core.InferencePlan([12, 16, 16])
     geom = (2, 2, 3, 1, 1, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1)
     with pytest.raises(ValueError, match="kernel"):
-        plan.add_conv(0, 1, geom, np.zeros(12, np.float64), None, 0, 0.0, None)
+        plan.add(_conv_spec(0, 1, geom, np.zeros(12, np.float64)))
     with pytest.raises(ValueError, match="kernel"):
-        plan.add_conv(0, 1, geom, np.zeros(5, np.float32), None, 0, 0.0, None)
+        plan.add(_conv_spec(0, 1, geom, np.zeros(5, np.float32)))
     with pytest.raises(ValueError, match="buffer"):
-        plan.add_conv(0, 7, geom, np.zeros(12, np.float32), None, 0, 0.0, None)
+        plan.add(_conv_spec(0, 7, geom, np.zeros(12, np.float32)))
+    act = _core.OpSpec(_core.OpKind.activation, [1], 0)
+    act.act, act.count, act.k = _core.Act.relu, 12, 12
     with pytest.raises(ValueError, match="input"):
-        plan.add_activation(1, 0, 1, 0.0, 12, 12)
-    with pytest.raises(ValueError, match="act"):
-        plan.add_activation(0, 1, 9, 0.0, 12, 12)
-    plan.add_conv(0, 1, geom, np.ones(12, np.float32), None, 0, 0.0, None)
+        plan.add(act)
+    act = _core.OpSpec(_core.OpKind.activation, [0], 1)
+    act.count, act.k = 12, 12
+    with pytest.raises(ValueError, match="activation"):
+        plan.add(act)  # no activation given
+    with pytest.raises(ValueError, match="stride"):
+        _conv_spec(0, 1, (2, 2, 3, 1, 1, 4, 0, 1, 1, 1, 0, 0, 0, 0, 1), np.ones(12, np.float32))
+    plan.add(_conv_spec(0, 1, geom, np.ones(12, np.float32)))
     with pytest.raises(ValueError, match="x"):
         plan.run(np.zeros((2, 5), np.float32))
-    y = plan.run(np.ones((2, 12), np.float32))
+    y = plan.run(np.ones((2, 12), np.float32))[0]
     np.testing.assert_array_equal(y, np.full((2, 16), 3.0, np.float32))
+
+
+def test_plan_concat_and_eltwise_ops():
+    """Concat, n-ary add/mul/sub/avg and a multi-input, multi-output plan against NumPy."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 2, 5)).astype(np.float32)
+    b = rng.standard_normal((3, 2, 3)).astype(np.float32)
+    plan = _core.InferencePlan([10, 6, 16, 10, 6], 2, 3)
+    cat = _core.OpSpec(_core.OpKind.concat, [0, 1], 2)
+    cat.outer, cat.inner = 2, [5, 3]
+    plan.add(cat)
+    mul = _core.OpSpec(_core.OpKind.eltwise, [0, 0, 0], 3)
+    mul.eltwise, mul.count = _core.EltwiseKind.mul, 10
+    plan.add(mul)
+    sub = _core.OpSpec(_core.OpKind.eltwise, [1, 1], 4)
+    sub.eltwise, sub.count, sub.act = _core.EltwiseKind.avg, 6, _core.Act.relu
+    plan.add(sub)
+    y_cat, y_cube, y_avg = plan.run([a.reshape(3, -1), b.reshape(3, -1)])
+    np.testing.assert_array_equal(y_cat.reshape(3, 2, 8), np.concatenate([a, b], axis=2))
+    np.testing.assert_allclose(y_cube.reshape(a.shape), a ** 3, rtol=1e-6)
+    np.testing.assert_allclose(y_avg.reshape(b.shape), np.maximum(b, 0), rtol=1e-6)
+    bad = _core.OpSpec(_core.OpKind.eltwise, [0, 1, 0], 4)
+    bad.eltwise, bad.count = _core.EltwiseKind.sub, 6
+    with pytest.raises(ValueError, match="2"):
+        plan.add(bad)
 
 
 @pytest.mark.parametrize("cin,cout,k,stride,padding,hw", [
@@ -234,51 +287,48 @@ def test_padded_direct_kernel(cin, cout, k, stride, padding, hw, act, isa):
     rng = np.random.default_rng(4)
     for n in (1, 5):
         x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
-        np.testing.assert_allclose(model._inference(x), model._forward(x, False), rtol=3e-5,
+        np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=3e-5,
                                    atol=3e-5)
 
 
 def test_random_plan_ops_raise_or_run_never_crash():
-    """Plans built from arbitrary (often nonsensical) arguments either refuse
-    them with ValueError/TypeError or run; nothing crashes the interpreter."""
+    """Plans built from arbitrary (often nonsensical) op descriptions either
+    refuse them with ValueError/TypeError or run; nothing crashes the interpreter."""
     rng = np.random.default_rng(9)
-    for trial in range(300):
-        sizes = [int(v) for v in rng.integers(-2, 64, rng.integers(1, 5))]
+    kinds = list(_core.OpKind.__members__.values())
+    for trial in range(400):
+        sizes = [int(v) for v in rng.integers(-2, 64, rng.integers(1, 6))]
         try:
-            plan = _core.InferencePlan(sizes)
+            plan = _core.InferencePlan(sizes, int(rng.integers(0, 3)), int(rng.integers(0, 3)))
         except (ValueError, TypeError):
             continue
         nb = len(sizes)
         for _ in range(3):
-            pick = rng.integers(0, 5)
-            ids = [int(v) for v in rng.integers(-1, nb + 1, 3)]
-            geom = tuple(int(v) for v in rng.integers(-1, 5, 15))
+            ids = [int(v) for v in rng.integers(-1, nb + 1, rng.integers(0, 4))]
             try:
-                if pick == 0:
-                    plan.add_conv(ids[0], ids[1], geom, np.ones(int(rng.integers(0, 40)), np.float32),
-                                  None, int(rng.integers(-1, 7)), 0.1, None, ids[2])
-                elif pick == 1:
-                    plan.add_dense(ids[0], ids[1], int(rng.integers(-1, 9)), int(rng.integers(-1, 9)),
-                                   np.ones(int(rng.integers(0, 40)), np.float32), None,
-                                   int(rng.integers(0, 6)), 0.0, None)
-                elif pick == 2:
-                    plan.add_pool(ids[0], ids[1], int(rng.integers(-1, 6)),
-                                  tuple(int(v) for v in rng.integers(-1, 6, 3)),
-                                  tuple(int(v) for v in rng.integers(-1, 4, 8)), False,
-                                  int(rng.integers(-1, 4)), int(rng.integers(-1, 4)))
-                elif pick == 3:
-                    plan.add_activation(ids[0], ids[1], int(rng.integers(-1, 7)), 0.2,
-                                        int(rng.integers(-1, 30)), int(rng.integers(-1, 8)))
-                else:
-                    plan.add_add(ids[0], ids[1], ids[2], int(rng.integers(-1, 7)), 0.0,
-                                 int(rng.integers(-1, 30)), int(rng.integers(-1, 8)))
+                spec = _core.OpSpec(kinds[int(rng.integers(0, len(kinds)))], ids,
+                                    int(rng.integers(-1, nb + 1)))
+                spec.conv = tuple(int(v) for v in rng.integers(1, 5, 15))
+            except (ValueError, TypeError):
+                spec = _core.OpSpec(kinds[0], ids, 0)
+            try:
+                spec.dense = (int(rng.integers(-1, 9)), int(rng.integers(-1, 9)))
+                spec.pool_input = tuple(int(v) for v in rng.integers(-1, 6, 3))
+                spec.pool_window = tuple(int(v) for v in rng.integers(-1, 4, 8))
+                spec.pool_output = (int(rng.integers(-1, 4)), int(rng.integers(-1, 4)))
+                spec.count = int(rng.integers(-1, 30))
+                spec.k = int(rng.integers(-1, 8))
+                spec.outer = int(rng.integers(-1, 4))
+                spec.inner = [int(v) for v in rng.integers(-1, 6, rng.integers(0, 4))]
+                spec.channels = int(rng.integers(-1, 6))
+                spec.set_weights(np.ones(int(rng.integers(0, 40)), np.float32))
+                plan.add(spec)
             except (ValueError, TypeError):
                 pass
-        if sizes[0] >= 0:
-            try:
-                plan.run(np.ones((2, max(sizes[0], 1)), np.float32))
-            except (ValueError, TypeError):
-                pass
+        try:
+            plan.run([np.ones((2, max(s, 1)), np.float32) for s in sizes[:2]])
+        except (ValueError, TypeError):
+            pass
 
 
 def test_models_with_plans_copy_and_pickle():
@@ -292,10 +342,10 @@ def test_models_with_plans_copy_and_pickle():
     x = np.random.default_rng(8).standard_normal((3, 32, 32, 3)).astype(np.float32)
     model.train_on_batch(x, np.array([1, 2, 3]))
     ref = model.predict(x)
-    assert model._compiled is not None and model._train_compiled is not None
+    assert model._inference_plan() is not None and model._training_plan() is not None
     for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         np.testing.assert_allclose(other.predict(x), ref, rtol=1e-6, atol=1e-7)
-        assert other._compiled is not model._compiled
+        assert other._inference_plan() is not model._inference_plan()
         assert np.isfinite(other.train_on_batch(x, np.array([0, 1, 2])))  # its own plan
         # the copy's layers are views into its own flat buffers again: training
         # changes its predictions, not the original's

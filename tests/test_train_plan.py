@@ -1,4 +1,4 @@
-"""The compiled training step (cnnx._plan.compile_training, cpp/src/plan/
+"""The compiled training step (cnnx.graph.compile_training, cpp/src/plan/
 train_plan.cpp) against the layer-by-layer step, which the layer tests check
 against NumPy, finite differences and PyTorch: same loss, logits, gradients,
 updated weights and batch-norm running statistics, for every supported
@@ -8,8 +8,18 @@ import numpy as np
 import pytest
 
 import cnnx
-from cnnx._plan import compile_training
+from cnnx.graph import compile_training as _compile_graph
 from cnnx.layers.base import walk
+
+
+def compile_training(model):
+    return _compile_graph(model.to_graph(), model.store.grads, model._loss_specs)
+
+
+def _step(model, x, y):
+    """One training step -> (loss, the array the loss read: logits or outputs)."""
+    loss, _, outs = model._train_step([x], model.check_targets(y, len(x)))
+    return loss, outs[0]
 
 
 def _every_layer():
@@ -65,7 +75,7 @@ def _pair(name, frozen=False):
         m.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
         models.append(m)
     plan_model, ref_model = models
-    ref_model._training_plan = lambda: None  # the layer-by-layer step
+    ref_model._training_plan = lambda *shapes: None  # the layer-by-layer step
     return plan_model, ref_model
 
 
@@ -81,8 +91,8 @@ def test_step_matches_layer_by_layer(name, threads, isa):
         for n in (1, 2, 7, 64):
             x = rng.standard_normal((n,) + plan_model.input_shape).astype(np.float32)
             y = rng.integers(0, plan_model.output_shape[-1], n)
-            loss_p, out_p = plan_model._train_step(x, y)
-            loss_r, out_r = ref_model._train_step(x, y)
+            loss_p, out_p = _step(plan_model, x, y)
+            loss_r, out_r = _step(ref_model, x, y)
             assert loss_p == pytest.approx(loss_r, rel=1e-5, abs=1e-6)
             np.testing.assert_allclose(out_p, out_r, rtol=1e-4, atol=1e-5)
             np.testing.assert_allclose(plan_model.store.grads, ref_model.store.grads,
@@ -103,8 +113,8 @@ def test_frozen_layer_gets_no_update():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((9, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, 9)
-    plan_model._train_step(x, y)
-    ref_model._train_step(x, y)
+    _step(plan_model, x, y)
+    _step(ref_model, x, y)
     np.testing.assert_array_equal(plan_model.layers[0].params["kernel"], k0)
     np.testing.assert_allclose(plan_model.store.params, ref_model.store.params, rtol=1e-4,
                                atol=1e-5)
@@ -118,9 +128,21 @@ def test_unsupported_layers_fall_back():
         assert compile_training(m) is None
         x = np.ones((4, 5, 5, 2), np.float32)
         assert np.isfinite(m.train_on_batch(x, np.array([0, 1, 2, 0])))
-    m = cnnx.Sequential([cnnx.Flatten(), cnnx.Dense(3)], input_shape=(2, 2, 1))
-    m.compile("sgd", "mse")
-    assert compile_training(m) is None
+    # MSE heads compile too, and match the layer-by-layer step
+    pair = []
+    for _ in range(2):
+        cnnx.set_seed(4)
+        m = cnnx.Sequential([cnnx.Flatten(), cnnx.Dense(3, activation="tanh")],
+                            input_shape=(2, 2, 1))
+        m.compile("sgd", "mse")
+        pair.append(m)
+    assert compile_training(pair[0]) is not None
+    pair[1]._training_plan = lambda *shapes: None
+    x = np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 2, 2, 1)
+    t = np.linspace(0, 1, 15, dtype=np.float32).reshape(5, 3)
+    la, lb = (_step(m, x, t)[0] for m in pair)
+    assert la == pytest.approx(lb, rel=1e-6)
+    np.testing.assert_allclose(pair[0].store.params, pair[1].store.params, rtol=1e-5, atol=1e-7)
 
 
 def test_bad_labels_name_y():
@@ -143,74 +165,76 @@ def test_fit_with_the_plan_learns():
                         input_shape=(8, 8, 1))
     m.compile(cnnx.optim.Adam(0.01), "cross_entropy", metrics=["accuracy"])
     h = m.fit(x, y, epochs=8, batch_size=32, verbose=0)
-    assert m._train_compiled is not None
+    assert m._training_plan() is not None
     assert h.history["loss"][-1] < 0.6 * h.history["loss"][0]
     assert h.history["accuracy"][-1] > 0.8
 
 
 def test_random_train_plan_ops_raise_or_run_never_crash():
-    """TrainPlans built from arbitrary arguments refuse them with ValueError /
-    TypeError or run; gradient slots outside the buffer are refused."""
+    """TrainPlans built from arbitrary op descriptions refuse them with
+    ValueError / TypeError or run; gradient slots outside the buffer are refused."""
     from cnnx import _core
 
     rng = np.random.default_rng(10)
-    for _ in range(200):
+    kinds = list(_core.OpKind.__members__.values())
+    for _ in range(300):
         sizes = [int(v) for v in rng.integers(-1, 40, rng.integers(1, 5))]
         grads = np.zeros(int(rng.integers(0, 200)), np.float32)
         try:
-            plan = _core.TrainPlan(sizes, grads)
+            plan = _core.TrainPlan(sizes, int(rng.integers(0, 3)), grads)
         except (ValueError, TypeError):
             continue
         nv = len(sizes)
         for _ in range(3):
-            pick = rng.integers(0, 5)
-            ids = [int(v) for v in rng.integers(-1, nv + 1, 3)]
+            ids = [int(v) for v in rng.integers(-1, nv + 1, rng.integers(0, 3))]
             other = np.zeros(int(rng.integers(1, 50)), np.float32)  # not a view into grads
             slot = grads[: int(rng.integers(0, grads.size + 1))] if rng.random() < 0.7 else other
             try:
-                if pick == 0:
-                    geom = tuple(int(v) for v in rng.integers(-1, 5, 15))
-                    plan.add_conv(ids[0], ids[1], geom, np.ones(int(rng.integers(0, 40)), np.float32),
-                                  None, bool(rng.integers(0, 2)), slot, None)
-                elif pick == 1:
-                    plan.add_dense(ids[0], ids[1], int(rng.integers(-1, 9)), int(rng.integers(-1, 9)),
-                                   np.ones(int(rng.integers(0, 40)), np.float32), None, True, slot, None)
-                elif pick == 2:
-                    plan.add_pool(ids[0], ids[1], int(rng.integers(-1, 6)),
-                                  tuple(int(v) for v in rng.integers(-1, 6, 3)),
-                                  tuple(int(v) for v in rng.integers(-1, 4, 8)), False, 1, 1)
-                elif pick == 3:
-                    plan.add_activation(ids[0], ids[1], int(rng.integers(-1, 7)), 0.1,
-                                        int(rng.integers(-1, 8)))
-                else:
-                    plan.add_add(ids[0], ids[1], ids[2], int(rng.integers(-1, 7)))
+                spec = _core.OpSpec(kinds[int(rng.integers(0, len(kinds)))], ids,
+                                    int(rng.integers(-1, nv + 1)))
+                spec.dense = (int(rng.integers(-1, 9)), int(rng.integers(-1, 9)))
+                spec.count = int(rng.integers(-1, 30))
+                spec.act = [_core.Act.none, _core.Act.relu, _core.Act.tanh][int(rng.integers(0, 3))]
+                spec.set_weights(np.ones(int(rng.integers(0, 40)), np.float32), None, slot)
+                spec.conv = tuple(int(v) for v in rng.integers(1, 5, 15))
+            except (ValueError, TypeError):
+                pass
+            try:
+                plan.add(spec)
+            except (ValueError, TypeError):
+                pass
+            try:
+                plan.add_loss(_core.LossKind.softmax_cross_entropy, int(rng.integers(-1, nv + 1)),
+                              int(rng.integers(-1, 2)))
             except (ValueError, TypeError):
                 pass
         if sizes[0] >= 1:
             try:
-                plan.step(np.ones((3, sizes[0]), np.float32), np.zeros(3, np.int64))
+                plan.step([np.ones((3, sizes[0]), np.float32)], [np.zeros(3, np.int64)])
             except (ValueError, TypeError):
                 pass
 
 
-def test_rebound_batch_norm_statistics_recompile():
-    """New running-statistics arrays (as a load gives) are picked up by the next step."""
+def test_assigned_batch_norm_statistics_are_seen():
+    """Statistics assigned as new arrays (as a load gives) are copied into the
+    model's own arrays, which the compiled step reads: the next step sees them."""
     plan_model, ref_model = _pair("resnet_bn")
     rng = np.random.default_rng(12)
     x = rng.standard_normal((6, 12, 12, 1)).astype(np.float32)
     y = rng.integers(0, 10, 6)
-    plan_model._train_step(x, y)
-    ref_model._train_step(x, y)
-    first = plan_model._train_compiled
+    _step(plan_model, x, y)
+    _step(ref_model, x, y)
+    first = plan_model._training_plan()
     for m in (plan_model, ref_model):
         bn = m.layers[2].block[1]
-        bn.buffers = {"moving_mean": np.full(bn.buffers["moving_mean"].shape, 0.3, np.float32),
-                      "moving_var": np.full(bn.buffers["moving_var"].shape, 2.0, np.float32)}
-    plan_model._train_step(x, y)
-    ref_model._train_step(x, y)
-    assert plan_model._train_compiled is not first
+        bn.buffers["moving_mean"] = np.full(bn.buffers["moving_mean"].shape, 0.3, np.float32)
+        bn.buffers["moving_var"] = np.full(bn.buffers["moving_var"].shape, 2.0, np.float32)
+    _step(plan_model, x, y)
+    _step(ref_model, x, y)
+    assert plan_model._training_plan() is first  # same arrays: no recompile needed
     a, b = plan_model.layers[2].block[1], ref_model.layers[2].block[1]
     np.testing.assert_allclose(a.buffers["moving_mean"], b.buffers["moving_mean"], rtol=1e-5,
                                atol=1e-6)
+    assert not np.allclose(a.buffers["moving_mean"], 0.3)  # updated from the assigned values
     np.testing.assert_allclose(plan_model.store.params, ref_model.store.params, rtol=1e-4,
                                atol=1e-5)

@@ -1,7 +1,8 @@
-// cnnx._core.InferencePlan: the compiled inference pass (cnnx/plan.h).
-// python/cnnx/_plan.py builds it from a model's layers. Weights are NOT
-// copied: the plan reads the model's live arrays (so in-place updates are
-// seen at once) and this wrapper keeps a reference to each of them.
+// cnnx._core.OpSpec, InferencePlan and TrainPlan (cnnx/op_spec.h, plan.h,
+// train_plan.h), and the enums every op kind is named by. python/cnnx/graph
+// builds the specs from a model's op graph. Weights are NOT copied: the
+// plans read the model's live arrays (so in-place updates are seen at once),
+// and these wrappers keep a reference to each of them.
 #include <pybind11/stl.h>
 
 #include <array>
@@ -12,76 +13,90 @@
 #include <vector>
 
 #include "bindings.h"
+#include "cnnx/op_spec.h"
 #include "cnnx/plan.h"
 #include "cnnx/train_plan.h"
 
 namespace cnnx_py {
 namespace {
 
-using BnSpec = std::tuple<std::optional<py::array>, std::optional<py::array>, py::array, py::array,
-                          float>;
-
-struct PyPlan {
-  std::unique_ptr<cnnx::InferencePlan> plan;
-  std::vector<py::object> keep;  // the arrays the plan points into
-  int64_t in_n = 0, out_n = 0;
-
-  // A live float32 C-contiguous array of exactly n values (never a copy: a
-  // copy would freeze the weights the plan sees).
-  const float* live(const py::array& a, int64_t n, const std::string& name) {
-    require(is_f32(a), name + ": expected a float32 array");
-    require((a.flags() & py::array::c_style) != 0, name + ": expected a C-contiguous array");
-    require(a.size() == n, name + ": expected " + std::to_string(n) + " values, got " +
-                               std::to_string(a.size()));
-    keep.push_back(a);
-    return static_cast<const float*>(a.data());
-  }
-  const float* live_opt(const std::optional<py::array>& a, int64_t n, const std::string& name) {
-    return a ? live(*a, n, name) : nullptr;
-  }
-  cnnx::PlanBatchNorm bn(const BnSpec& spec, int64_t c) {
-    cnnx::PlanBatchNorm b;
-    b.gamma = live_opt(std::get<0>(spec), c, "gamma");
-    b.beta = live_opt(std::get<1>(spec), c, "beta");
-    b.mean = live(std::get<2>(spec), c, "moving_mean");
-    b.var = live(std::get<3>(spec), c, "moving_var");
-    b.eps = std::get<4>(spec);
-    require(b.eps > 0.0f, "epsilon: must be > 0");
-    return b;
-  }
-};
-
-struct PyTrainPlan {
-  std::unique_ptr<cnnx::TrainPlan> plan;
-  std::vector<py::object> keep;
-  int64_t in_n = 0, classes = 0;
-  float* grads = nullptr;
-  int64_t n_grads = 0;
-
-  const float* live(const py::array& a, int64_t n, const std::string& name) {
-    require(is_f32(a), name + ": expected a float32 array");
-    require((a.flags() & py::array::c_style) != 0, name + ": expected a C-contiguous array");
-    require(a.size() == n, name + ": expected " + std::to_string(n) + " values, got " +
-                               std::to_string(a.size()));
-    keep.push_back(a);
-    return static_cast<const float*>(a.data());
-  }
-  // A gradient slot: a writeable view into the plan's gradient buffer.
-  float* slot(const std::optional<py::array>& a, int64_t n, const std::string& name) {
-    if (!a) return nullptr;
-    require(a->writeable(), name + ": must be writeable");
-    float* p = const_cast<float*>(live(*a, n, name));
-    require(p >= grads && p + n <= grads + n_grads, name + ": must be a view into grads");
-    return p;
-  }
-};
-
 using I15 = std::array<int64_t, 15>;
 using I8 = std::array<int64_t, 8>;
 using I3 = std::array<int64_t, 3>;
+using OptArray = std::optional<py::array>;
 
-// (H, W, C_in, KH, KW, C_out, strides, dilations, 4 pads, groups) as checked
-// by conv2d_check, for one image.
+// An op description plus the arrays it refers to (checked when a plan takes it).
+struct PyOpSpec {
+  cnnx::OpSpec s;
+  OptArray kernel, bias, dkernel, dbias;
+  OptArray gamma, beta, mean, var, dgamma, dbeta;
+};
+
+// What a plan keeps alive: every array it points into.
+struct Keep {
+  std::vector<py::object> arrays;
+
+  // A live float32 C-contiguous array of exactly n values (never a copy: a
+  // copy would freeze the weights the plan sees).
+  float* live(const py::array& a, int64_t n, const std::string& name, bool writeable = false) {
+    require(is_f32(a), name + ": expected a float32 array");
+    require((a.flags() & py::array::c_style) != 0, name + ": expected a C-contiguous array");
+    require(a.size() == n, name + ": expected " + std::to_string(n) + " values, got " +
+                               std::to_string(a.size()));
+    require(!writeable || a.writeable(), name + ": must be writeable");
+    arrays.push_back(a);
+    return static_cast<float*>(const_cast<void*>(a.data()));
+  }
+  float* opt(const OptArray& a, int64_t n, const std::string& name, bool writeable = false) {
+    return a ? live(*a, n, name, writeable) : nullptr;
+  }
+};
+
+// The spec with its pointers set, after checking each array's size against
+// the geometry. `training`: gradient slots and writeable running statistics.
+cnnx::OpSpec resolve(const PyOpSpec& p, Keep& keep, bool training) {
+  cnnx::OpSpec s = p.s;
+  if (s.kind == cnnx::OpKind::conv2d || s.kind == cnnx::OpKind::dense) {
+    try {
+      cnnx::op_output_size(s);  // the geometry first: the sizes below rely on it
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+  }
+  int64_t wn = 0, c = 0;
+  if (s.kind == cnnx::OpKind::conv2d) {
+    cnnx::Conv2dShape one = s.conv;
+    one.N = 1;
+    wn = one.weight_size();
+    c = s.conv.C_out;
+  } else if (s.kind == cnnx::OpKind::dense) {
+    wn = s.in_f * s.out_f;
+    c = s.out_f;
+  }
+  if (wn) {
+    require(p.kernel.has_value(), "kernel: the op needs its weights");
+    s.w = keep.live(*p.kernel, wn, "kernel");
+    s.bias = keep.opt(p.bias, c, "bias");
+    if (training) {
+      s.dw = keep.opt(p.dkernel, wn, "dkernel", true);
+      s.db = p.bias ? keep.opt(p.dbias, c, "dbias", true) : nullptr;
+    }
+  }
+  if (s.kind == cnnx::OpKind::batch_norm || s.has_bn) {
+    const int64_t bc = s.kind == cnnx::OpKind::batch_norm ? s.channels : c;
+    require(p.mean && p.var, "batch norm: moving_mean and moving_var are needed");
+    s.bn.gamma = keep.opt(p.gamma, bc, "gamma");
+    s.bn.beta = keep.opt(p.beta, bc, "beta");
+    s.bn.mean = keep.live(*p.mean, bc, "moving_mean", training);
+    s.bn.var = keep.live(*p.var, bc, "moving_var", training);
+    if (training) {
+      s.bn.dgamma = p.gamma ? keep.opt(p.dgamma, bc, "dgamma", true) : nullptr;
+      s.bn.dbeta = p.beta ? keep.opt(p.dbeta, bc, "dbeta", true) : nullptr;
+    }
+  }
+  return s;
+}
+
 cnnx::Conv2dShape conv_shape(const I15& g) {
   cnnx::Conv2dShape s;
   s.N = 1;
@@ -105,121 +120,341 @@ cnnx::Conv2dShape conv_shape(const I15& g) {
   return s;
 }
 
-cnnx::PlanPool pool_kind(int kind) {
-  require(kind >= 0 && kind <= 4, "kind: expected 0..4");
-  return static_cast<cnnx::PlanPool>(kind);
+I15 conv_tuple(const cnnx::Conv2dShape& s) {
+  return {s.H, s.W, s.C_in, s.KH, s.KW, s.C_out, s.stride_h, s.stride_w, s.dilation_h,
+          s.dilation_w, s.pad_top, s.pad_bottom, s.pad_left, s.pad_right, s.groups};
 }
 
-cnnx::Pool2dParams pool_params(const I8& g) {
-  return cnnx::Pool2dParams{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
-}
+template <class Plan>
+struct Wrapped {
+  std::unique_ptr<Plan> plan;
+  Keep keep;
+};
 
-cnnx::PlanAct act_of(int a) {
-  require(a >= 0 && a <= 5, "act: expected 0..5");
-  return static_cast<cnnx::PlanAct>(a);
-}
+using PyInference = Wrapped<cnnx::InferencePlan>;
 
+struct Batch {
+  std::vector<farray> x;
+  std::vector<const float*> xp;
+  std::vector<py::array> tkeep;
+  std::vector<const void*> tp;
+  farray wkeep;
+  const float* w = nullptr;
+  int64_t N = 0;
+};
+
+std::vector<farray> batches(const py::object& xs, const std::vector<int64_t>& per_image,
+                            int64_t* N);
+
+struct PyTrain {
+  std::unique_ptr<cnnx::TrainPlan> plan;
+  Keep keep;
+  std::vector<int64_t> sizes;
+  int n_inputs = 1;
+  std::vector<farray> pending_x;  // a forward() awaiting its backward()
+  py::list pending_out;
+
+  // The inputs, each loss's target (int64 labels or float rows of its
+  // value's size) and the sample weights, checked.
+  Batch batch(const py::object& xs, const py::list& targets, const py::object& sample_weight,
+              bool external_ok = false) {
+    Batch b;
+    std::vector<int64_t> per(sizes.begin(), sizes.begin() + n_inputs);
+    b.x = batches(xs, per, &b.N);
+    require(b.N >= 1, "x: expected a non-empty batch");
+    for (auto& a : b.x) b.xp.push_back(a.data());
+    b.tp.assign(targets.size(), nullptr);
+    for (const cnnx::LossSpec& L : plan->losses()) {
+      if (L.kind == cnnx::LossKind::external) {
+        require(external_ok, "loss: a plan with an external loss runs forward() and backward()");
+        continue;
+      }
+      require(L.target < static_cast<int>(targets.size()),
+              "targets: expected " + std::to_string(L.target + 1) + " or more arrays");
+      const int64_t K = sizes[L.value];
+      if (L.kind == cnnx::LossKind::softmax_cross_entropy) {
+        auto t = py::array_t<int64_t, py::array::c_style>::ensure(targets[L.target]);
+        const int64_t rows = b.N * (L.classes > 0 ? K / L.classes : 1);
+        require(t && t.ndim() >= 1 && t.shape(0) == b.N && t.size() == rows,
+                "labels: expected " + std::to_string(rows) + " integer labels");
+        b.tp[L.target] = t.data();
+        b.tkeep.push_back(t);
+      } else {
+        farray t = farray::ensure(targets[L.target]);
+        require(t && t.size() == b.N * K, "targets: expected " + std::to_string(b.N) +
+                                              " rows of " + std::to_string(K) + " values");
+        b.tp[L.target] = t.data();
+        b.tkeep.push_back(t);
+      }
+    }
+    if (!sample_weight.is_none()) {
+      b.wkeep = farray::ensure(sample_weight);
+      require(b.wkeep && b.wkeep.ndim() == 1 && b.wkeep.shape(0) == b.N,
+              "sample_weight: expected " + std::to_string(b.N) + " weights");
+      b.w = b.wkeep.data();
+    }
+    return b;
+  }
+
+  std::vector<float*> new_outputs(int64_t N, py::list& outs) {
+    std::vector<float*> op;
+    for (int v : plan->outputs()) {
+      farray y = new_array({N, sizes[v]});
+      op.push_back(y.mutable_data());
+      outs.append(y);
+    }
+    return op;
+  }
+};
+
+// A list of float32 batches, one per input of the given sizes; all hold N images.
+std::vector<farray> batches(const py::object& xs, const std::vector<int64_t>& per_image,
+                            int64_t* N) {
+  std::vector<farray> out;
+  if (py::isinstance<py::list>(xs) || py::isinstance<py::tuple>(xs)) {
+    for (auto h : xs) out.push_back(farray::ensure(h));
+  } else {
+    out.push_back(farray::ensure(xs));
+  }
+  require(out.size() == per_image.size(), "x: expected " + std::to_string(per_image.size()) +
+                                              " input arrays, got " + std::to_string(out.size()));
+  *N = -1;
+  for (size_t i = 0; i < out.size(); ++i) {
+    require(out[i] && out[i].ndim() >= 1, "x: expected a batch per input");
+    const int64_t n = out[i].shape(0);
+    if (*N < 0) *N = n;
+    require(n == *N, "x: every input needs the same batch size");
+    require(n == 0 || out[i].size() / n == per_image[i],
+            "x: input " + std::to_string(i) + " expects " + std::to_string(per_image[i]) +
+                " values per image");
+    require(out[i].size() == n * per_image[i], "x: wrong number of values");
+  }
+  return out;
+}
 
 }  // namespace
 
 void bind_plan(py::module_& m) {
-  py::class_<PyPlan>(m, "InferencePlan")
-      .def(py::init([](std::vector<int64_t> sizes) {
-             auto p = std::make_unique<PyPlan>();
-             require(sizes.size() >= 2, "sizes: need the input and output buffers");
-             p->in_n = sizes[0];
-             p->out_n = sizes[1];
-             p->plan = std::make_unique<cnnx::InferencePlan>(std::move(sizes));
+  py::enum_<cnnx::OpKind>(m, "OpKind", "what a graph op computes (cnnx/op_spec.h)")
+      .value("conv2d", cnnx::OpKind::conv2d)
+      .value("dense", cnnx::OpKind::dense)
+      .value("pool", cnnx::OpKind::pool)
+      .value("batch_norm", cnnx::OpKind::batch_norm)
+      .value("activation", cnnx::OpKind::activation)
+      .value("eltwise", cnnx::OpKind::eltwise)
+      .value("concat", cnnx::OpKind::concat)
+      .value("reshape", cnnx::OpKind::reshape)
+      .value("dropout", cnnx::OpKind::dropout)
+      .value("python", cnnx::OpKind::python);
+  py::enum_<cnnx::PlanAct>(m, "Act", "activations a plan applies (alone or in a store)")
+      .value("none", cnnx::PlanAct::none)
+      .value("relu", cnnx::PlanAct::relu)
+      .value("leaky_relu", cnnx::PlanAct::leaky_relu)
+      .value("sigmoid", cnnx::PlanAct::sigmoid)
+      .value("tanh", cnnx::PlanAct::tanh)
+      .value("softmax", cnnx::PlanAct::softmax);
+  py::enum_<cnnx::PlanPool>(m, "PoolKind")
+      .value("max", cnnx::PlanPool::max)
+      .value("avg", cnnx::PlanPool::avg)
+      .value("adaptive_avg", cnnx::PlanPool::adaptive_avg)
+      .value("adaptive_max", cnnx::PlanPool::adaptive_max)
+      .value("global_avg", cnnx::PlanPool::global_avg);
+  py::enum_<cnnx::EltwiseKind>(m, "EltwiseKind")
+      .value("add", cnnx::EltwiseKind::add)
+      .value("sub", cnnx::EltwiseKind::sub)
+      .value("mul", cnnx::EltwiseKind::mul)
+      .value("avg", cnnx::EltwiseKind::avg);
+  py::enum_<cnnx::LossKind>(m, "LossKind", "losses the training step computes (cnnx/op_spec.h)")
+      .value("softmax_cross_entropy", cnnx::LossKind::softmax_cross_entropy)
+      .value("mean_squared_error", cnnx::LossKind::mean_squared_error)
+      .value("mean_absolute_error", cnnx::LossKind::mean_absolute_error)
+      .value("huber", cnnx::LossKind::huber)
+      .value("softmax_cross_entropy_soft", cnnx::LossKind::softmax_cross_entropy_soft)
+      .value("sigmoid_binary_cross_entropy", cnnx::LossKind::sigmoid_binary_cross_entropy)
+      .value("binary_cross_entropy", cnnx::LossKind::binary_cross_entropy)
+      .value("external", cnnx::LossKind::external);
+
+  py::class_<PyOpSpec>(m, "OpSpec", "one op of a compiled plan (cnnx/op_spec.h)")
+      .def(py::init([](cnnx::OpKind kind, std::vector<int> inputs, int output) {
+             auto p = std::make_unique<PyOpSpec>();
+             p->s.kind = kind;
+             p->s.in = std::move(inputs);
+             p->s.out = output;
              return p;
            }),
-           py::arg("sizes"))
-      .def(
-          "add_conv",
-          [](PyPlan& p, int in, int out, I15 g, py::array w, std::optional<py::array> b, int act,
-             float alpha, std::optional<BnSpec> bn, int residual) {
-            const cnnx::Conv2dShape s = conv_shape(g);
-            const float* pw = p.live(w, s.weight_size(), "kernel");
-            const float* pb = p.live_opt(b, s.C_out, "bias");
-            cnnx::PlanBatchNorm nb;
-            if (bn) nb = p.bn(*bn, s.C_out);
-            p.plan->add_conv(in, out, s, pw, pb, act_of(act), alpha, bn ? &nb : nullptr,
-                             residual);
+           py::arg("kind"), py::arg("inputs"), py::arg("output"))
+      .def_property_readonly("kind", [](const PyOpSpec& p) { return p.s.kind; })
+      .def_property(
+          "inputs", [](const PyOpSpec& p) { return p.s.in; },
+          [](PyOpSpec& p, std::vector<int> v) { p.s.in = std::move(v); })
+      .def_property(
+          "output", [](const PyOpSpec& p) { return p.s.out; }, [](PyOpSpec& p, int v) { p.s.out = v; })
+      .def_property(
+          "conv", [](const PyOpSpec& p) { return conv_tuple(p.s.conv); },
+          [](PyOpSpec& p, const I15& g) { p.s.conv = conv_shape(g); },
+          "(H, W, C_in, KH, KW, C_out, stride_h, stride_w, dilation_h, dilation_w, pad_top, "
+          "pad_bottom, pad_left, pad_right, groups)")
+      .def_property(
+          "dense", [](const PyOpSpec& p) { return std::make_pair(p.s.in_f, p.s.out_f); },
+          [](PyOpSpec& p, std::pair<int64_t, int64_t> v) {
+            p.s.in_f = v.first;
+            p.s.out_f = v.second;
           },
-          py::arg("src"), py::arg("dst"), py::arg("geometry"), py::arg("kernel"), py::arg("bias"),
-          py::arg("act"), py::arg("alpha"), py::arg("bn"), py::arg("residual") = -1)
-      .def(
-          "add_dense",
-          [](PyPlan& p, int in, int out, int64_t in_f, int64_t out_f, py::array w,
-             std::optional<py::array> b, int act, float alpha, std::optional<BnSpec> bn) {
-            require(in_f >= 1 && out_f >= 1, "dense: sizes must be >= 1");
-            const float* pw = p.live(w, in_f * out_f, "kernel");
-            const float* pb = p.live_opt(b, out_f, "bias");
-            cnnx::PlanBatchNorm nb;
-            if (bn) nb = p.bn(*bn, out_f);
-            p.plan->add_dense(in, out, in_f, out_f, pw, pb, act_of(act), alpha,
-                              bn ? &nb : nullptr);
+          "(in_features, out_features)")
+      .def_property(
+          "pool_kind", [](const PyOpSpec& p) { return p.s.pool; },
+          [](PyOpSpec& p, cnnx::PlanPool v) { p.s.pool = v; })
+      .def_property(
+          "pool_input", [](const PyOpSpec& p) { return I3{p.s.ps.h, p.s.ps.w, p.s.ps.c}; },
+          [](PyOpSpec& p, const I3& v) { p.s.ps = cnnx::PoolShape{1, v[0], v[1], v[2]}; },
+          "(h, w, c) of one image")
+      .def_property(
+          "pool_window",
+          [](const PyOpSpec& p) {
+            const cnnx::Pool2dParams& q = p.s.pp;
+            return I8{q.kernel_h, q.kernel_w, q.stride_h, q.stride_w,
+                      q.pad_top, q.pad_bottom, q.pad_left, q.pad_right};
           },
-          py::arg("src"), py::arg("dst"), py::arg("in_features"), py::arg("out_features"),
-          py::arg("kernel"), py::arg("bias"), py::arg("act"), py::arg("alpha"), py::arg("bn"))
-      .def(
-          "add_pool",
-          [](PyPlan& p, int in, int out, int kind, I3 hwc, I8 g, bool count_include_pad,
-             int64_t oh, int64_t ow) {
-            p.plan->add_pool(in, out, pool_kind(kind), cnnx::PoolShape{1, hwc[0], hwc[1], hwc[2]},
-                             pool_params(g), count_include_pad, oh, ow);
+          [](PyOpSpec& p, const I8& g) {
+            p.s.pp = cnnx::Pool2dParams{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
           },
-          py::arg("src"), py::arg("dst"), py::arg("kind"), py::arg("hwc"), py::arg("geometry"),
-          py::arg("count_include_pad"), py::arg("out_h"), py::arg("out_w"))
-      .def(
-          "add_batch_norm",
-          [](PyPlan& p, int in, int out, int64_t c, int64_t n, BnSpec bn) {
-            require(c >= 1, "channels: must be >= 1");
-            const cnnx::PlanBatchNorm nb = p.bn(bn, c);
-            p.plan->add_batch_norm(in, out, c, n, nb);
+          "(kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right)")
+      .def_property(
+          "pool_output", [](const PyOpSpec& p) { return std::make_pair(p.s.oh, p.s.ow); },
+          [](PyOpSpec& p, std::pair<int64_t, int64_t> v) {
+            p.s.oh = v.first;
+            p.s.ow = v.second;
           },
-          py::arg("src"), py::arg("dst"), py::arg("channels"), py::arg("n"), py::arg("bn"))
+          "(out_h, out_w) of an adaptive pool")
+      .def_property(
+          "count_include_pad", [](const PyOpSpec& p) { return p.s.count_include_pad; },
+          [](PyOpSpec& p, bool v) { p.s.count_include_pad = v; })
+      .def_property(
+          "act", [](const PyOpSpec& p) { return p.s.act; },
+          [](PyOpSpec& p, cnnx::PlanAct v) { p.s.act = v; })
+      .def_property(
+          "alpha", [](const PyOpSpec& p) { return p.s.alpha; }, [](PyOpSpec& p, float v) { p.s.alpha = v; })
+      .def_property(
+          "k", [](const PyOpSpec& p) { return p.s.k; }, [](PyOpSpec& p, int64_t v) { p.s.k = v; },
+          "softmax group: values of the last axis")
+      .def_property(
+          "eltwise", [](const PyOpSpec& p) { return p.s.eltwise; },
+          [](PyOpSpec& p, cnnx::EltwiseKind v) { p.s.eltwise = v; })
+      .def_property(
+          "outer", [](const PyOpSpec& p) { return p.s.outer; },
+          [](PyOpSpec& p, int64_t v) { p.s.outer = v; })
+      .def_property(
+          "inner", [](const PyOpSpec& p) { return p.s.inner; },
+          [](PyOpSpec& p, std::vector<int64_t> v) { p.s.inner = std::move(v); })
+      .def_property(
+          "channels", [](const PyOpSpec& p) { return p.s.channels; },
+          [](PyOpSpec& p, int64_t v) { p.s.channels = v; })
+      .def_property(
+          "count", [](const PyOpSpec& p) { return p.s.count; },
+          [](PyOpSpec& p, int64_t v) { p.s.count = v; })
+      .def_property(
+          "relu_mask_applied_later", [](const PyOpSpec& p) { return p.s.relu_mask_applied_later; },
+          [](PyOpSpec& p, bool v) { p.s.relu_mask_applied_later = v; })
+      .def_property(
+          "mask_grad_by_output", [](const PyOpSpec& p) { return p.s.mask_grad_by_output; },
+          [](PyOpSpec& p, bool v) { p.s.mask_grad_by_output = v; })
       .def(
-          "add_activation",
-          [](PyPlan& p, int in, int out, int act, float alpha, int64_t n, int64_t k) {
-            p.plan->add_activation(in, out, act_of(act), alpha, n, k);
+          "set_weights",
+          [](PyOpSpec& p, py::array kernel, OptArray bias, OptArray dkernel, OptArray dbias) {
+            p.kernel = kernel;
+            p.bias = bias;
+            p.dkernel = dkernel;
+            p.dbias = dbias;
           },
-          py::arg("src"), py::arg("dst"), py::arg("act"), py::arg("alpha"), py::arg("n"),
-          py::arg("k"))
+          py::arg("kernel"), py::arg("bias") = py::none(), py::arg("dkernel") = py::none(),
+          py::arg("dbias") = py::none(), "the weights (and, for training, their gradient slots)")
       .def(
-          "add_add",
-          [](PyPlan& p, int a, int b, int out, int act, float alpha, int64_t n, int64_t k) {
-            p.plan->add_add(a, b, out, act_of(act), alpha, n, k);
+          "set_batch_norm",
+          [](PyOpSpec& p, OptArray gamma, OptArray beta, py::array mean, py::array var, float eps,
+             float momentum, OptArray dgamma, OptArray dbeta) {
+            p.gamma = gamma;
+            p.beta = beta;
+            p.mean = mean;
+            p.var = var;
+            p.dgamma = dgamma;
+            p.dbeta = dbeta;
+            p.s.bn.eps = eps;
+            p.s.bn.momentum = momentum;
+            if (p.s.kind != cnnx::OpKind::batch_norm) p.s.has_bn = true;
           },
-          py::arg("a"), py::arg("b"), py::arg("dst"), py::arg("act"), py::arg("alpha"),
-          py::arg("n"), py::arg("k"))
+          py::arg("gamma"), py::arg("beta"), py::arg("moving_mean"), py::arg("moving_var"),
+          py::arg("epsilon"), py::arg("momentum") = 0.01f, py::arg("dgamma") = py::none(),
+          py::arg("dbeta") = py::none(),
+          "a batch norm op's arrays, or (inference) a batch norm folded into conv2d / dense")
+      .def_property_readonly("has_bn", [](const PyOpSpec& p) { return p.s.has_bn; })
+      .def("__repr__", [](const PyOpSpec& p) {
+        std::string r = std::string("OpSpec(") + cnnx::op_kind_name(p.s.kind) + ", in=[";
+        for (size_t i = 0; i < p.s.in.size(); ++i) r += (i ? ", " : "") + std::to_string(p.s.in[i]);
+        return r + "], out=" + std::to_string(p.s.out) + ")";
+      });
+
+  py::class_<PyInference>(m, "InferencePlan")
+      .def(py::init([](std::vector<int64_t> sizes, int n_inputs, int n_outputs) {
+             auto p = std::make_unique<PyInference>();
+             try {
+               p->plan = std::make_unique<cnnx::InferencePlan>(std::move(sizes), n_inputs, n_outputs);
+             } catch (const std::invalid_argument& e) {
+               throw py::value_error(e.what());
+             }
+             return p;
+           }),
+           py::arg("sizes"), py::arg("n_inputs") = 1, py::arg("n_outputs") = 1)
+      .def(
+          "add",
+          [](PyInference& p, const PyOpSpec& spec) {
+            p.plan->add(resolve(spec, p.keep, false));
+          },
+          py::arg("spec"))
       .def(
           "run",
-          [](PyPlan& p, farray x) {
-            require(x.ndim() >= 1, "x: expected a batch");
-            const int64_t N = x.shape(0);
-            require(N == 0 || x.size() / N == p.in_n,
-                    "x: expected " + std::to_string(p.in_n) + " values per image");
-            farray y = new_array({N, p.out_n});
+          [](PyInference& p, const py::object& xs) {
+            const int ni = p.plan->n_inputs(), no = p.plan->n_outputs();
+            std::vector<int64_t> per(ni);
+            for (int i = 0; i < ni; ++i) per[i] = p.plan->buffer_size(i);
+            int64_t N;
+            std::vector<farray> in = batches(xs, per, &N);
+            std::vector<const float*> xp(ni);
+            for (int i = 0; i < ni; ++i) xp[i] = in[i].data();
+            py::list outs;
+            std::vector<float*> yp(no);
+            for (int o = 0; o < no; ++o) {
+              farray y = new_array({N, p.plan->buffer_size(ni + o)});
+              yp[o] = y.mutable_data();
+              outs.append(y);
+            }
             {
               py::gil_scoped_release release;
-              p.plan->run(x.data(), N, y.mutable_data());
+              p.plan->run(xp.data(), N, yp.data());
             }
-            return y;
+            return outs;
           },
-          py::arg("x"))
+          py::arg("x"), "a batch per input -> [a batch per output] (rows of values)")
       .def(
           "profile",
-          [](PyPlan& p, farray x, int reps) {
-            require(x.ndim() >= 1, "x: expected a batch");
-            const int64_t N = x.shape(0);
-            require(N == 0 || x.size() / N == p.in_n,
-                    "x: expected " + std::to_string(p.in_n) + " values per image");
+          [](PyInference& p, const py::object& xs, int reps) {
             require(reps >= 1, "reps: must be >= 1");
-            farray y = new_array({N, p.out_n});
+            const int ni = p.plan->n_inputs(), no = p.plan->n_outputs();
+            std::vector<int64_t> per(ni);
+            for (int i = 0; i < ni; ++i) per[i] = p.plan->buffer_size(i);
+            int64_t N;
+            std::vector<farray> in = batches(xs, per, &N);
+            std::vector<const float*> xp(ni);
+            for (int i = 0; i < ni; ++i) xp[i] = in[i].data();
+            std::vector<farray> outs;
+            std::vector<float*> yp(no);
+            for (int o = 0; o < no; ++o) {
+              outs.push_back(new_array({N, p.plan->buffer_size(ni + o)}));
+              yp[o] = outs.back().mutable_data();
+            }
             std::vector<double> t;
             {
               py::gil_scoped_release release;
-              t = p.plan->profile(x.data(), N, y.mutable_data(), reps);
+              t = p.plan->profile(xp.data(), N, yp.data(), reps);
             }
             py::list rows;
             for (size_t i = 0; i < t.size(); ++i)
@@ -230,107 +465,114 @@ void bind_plan(py::module_& m) {
           "[(op name, seconds per run)] on the calling thread alone")
       .def(
           "set_small_batch_mode",
-          [](PyPlan& p, int mode) { p.plan->set_small_batch_mode(mode); }, py::arg("mode"),
+          [](PyInference& p, int mode) { p.plan->set_small_batch_mode(mode); }, py::arg("mode"),
           "-1: measure and choose; 0: one thread; 1: all threads on every op")
-      .def_property_readonly("flops_per_image", [](const PyPlan& p) { return p.plan->flops_per_image(); })
-      .def_property_readonly("op_count", [](const PyPlan& p) { return p.plan->op_count(); });
+      .def_property_readonly("flops_per_image",
+                             [](const PyInference& p) { return p.plan->flops_per_image(); })
+      .def_property_readonly("op_count", [](const PyInference& p) { return p.plan->op_count(); });
 
-  py::class_<PyTrainPlan>(m, "TrainPlan")
-      .def(py::init([](std::vector<int64_t> sizes, py::array grads) {
-             auto p = std::make_unique<PyTrainPlan>();
-             require(sizes.size() >= 2, "sizes: need the input and the logits");
-             require(grads.writeable(), "grads: must be writeable");
-             p->grads = const_cast<float*>(p->live(grads, grads.size(), "grads"));
-             p->n_grads = grads.size();
-             p->in_n = sizes.front();
-             p->classes = sizes.back();
-             p->plan = std::make_unique<cnnx::TrainPlan>(std::move(sizes), p->grads, p->n_grads);
+  py::class_<PyTrain>(m, "TrainPlan")
+      .def(py::init([](std::vector<int64_t> sizes, int n_inputs, py::array grads) {
+             auto p = std::make_unique<PyTrain>();
+             float* g = p->keep.live(grads, grads.size(), "grads", true);
+             p->sizes = sizes;
+             p->n_inputs = n_inputs;
+             try {
+               p->plan = std::make_unique<cnnx::TrainPlan>(std::move(sizes), n_inputs, g,
+                                                           static_cast<int64_t>(grads.size()));
+             } catch (const std::invalid_argument& e) {
+               throw py::value_error(e.what());
+             }
              return p;
            }),
-           py::arg("sizes"), py::arg("grads"))
+           py::arg("sizes"), py::arg("n_inputs"), py::arg("grads"))
       .def(
-          "add_conv",
-          [](PyTrainPlan& p, int in, int out, I15 g, py::array w, std::optional<py::array> b,
-             bool relu, std::optional<py::array> dw, std::optional<py::array> db) {
-            const cnnx::Conv2dShape s = conv_shape(g);
-            p.plan->add_conv(in, out, s, p.live(w, s.weight_size(), "kernel"),
-                             b ? p.live(*b, s.C_out, "bias") : nullptr, relu,
-                             p.slot(dw, s.weight_size(), "dw"), p.slot(db, s.C_out, "db"));
-          },
-          py::arg("src"), py::arg("dst"), py::arg("geometry"), py::arg("kernel"), py::arg("bias"),
-          py::arg("relu"), py::arg("dw"), py::arg("db"))
+          "add", [](PyTrain& p, const PyOpSpec& spec) { p.plan->add(resolve(spec, p.keep, true)); },
+          py::arg("spec"))
       .def(
-          "add_dense",
-          [](PyTrainPlan& p, int in, int out, int64_t in_f, int64_t out_f, py::array w,
-             std::optional<py::array> b, bool relu, std::optional<py::array> dw,
-             std::optional<py::array> db) {
-            require(in_f >= 1 && out_f >= 1, "dense: sizes must be >= 1");
-            p.plan->add_dense(in, out, in_f, out_f, p.live(w, in_f * out_f, "kernel"),
-                              b ? p.live(*b, out_f, "bias") : nullptr, relu,
-                              p.slot(dw, in_f * out_f, "dw"), p.slot(db, out_f, "db"));
+          "add_loss",
+          [](PyTrain& p, cnnx::LossKind kind, int value, int target, float weight, float param,
+             int64_t classes) {
+            p.plan->add_loss(cnnx::LossSpec{kind, value, target, weight, param, classes});
           },
-          py::arg("src"), py::arg("dst"), py::arg("in_features"), py::arg("out_features"),
-          py::arg("kernel"), py::arg("bias"), py::arg("relu"), py::arg("dw"), py::arg("db"))
+          py::arg("kind"), py::arg("value"), py::arg("target"), py::arg("weight") = 1.0f,
+          py::arg("param") = 0.0f, py::arg("classes") = 0)
       .def(
-          "add_pool",
-          [](PyTrainPlan& p, int in, int out, int kind, I3 hwc, I8 g, bool count_include_pad,
-             int64_t oh, int64_t ow) {
-            p.plan->add_pool(in, out, pool_kind(kind), cnnx::PoolShape{1, hwc[0], hwc[1], hwc[2]},
-                             pool_params(g), count_include_pad, oh, ow);
-          },
-          py::arg("src"), py::arg("dst"), py::arg("kind"), py::arg("hwc"), py::arg("geometry"),
-          py::arg("count_include_pad"), py::arg("out_h"), py::arg("out_w"))
-      .def(
-          "add_activation",
-          [](PyTrainPlan& p, int in, int out, int act, float alpha, int64_t k) {
-            p.plan->add_activation(in, out, act_of(act), alpha, k);
-          },
-          py::arg("src"), py::arg("dst"), py::arg("act"), py::arg("alpha"), py::arg("k"))
-      .def(
-          "add_add",
-          [](PyTrainPlan& p, int a, int b, int out, int act) {
-            p.plan->add_add(a, b, out, act_of(act));
-          },
-          py::arg("a"), py::arg("b"), py::arg("dst"), py::arg("act"))
-      .def(
-          "add_batch_norm",
-          [](PyTrainPlan& p, int in, int out, int64_t c, std::optional<py::array> gamma,
-             std::optional<py::array> beta, py::array running_mean, py::array running_var,
-             float momentum, float eps, std::optional<py::array> dgamma,
-             std::optional<py::array> dbeta) {
-            require(c >= 1, "channels: must be >= 1");
-            require(running_mean.writeable() && running_var.writeable(),
-                    "running statistics: must be writeable");
-            float* rm = const_cast<float*>(p.live(running_mean, c, "moving_mean"));
-            float* rv = const_cast<float*>(p.live(running_var, c, "moving_var"));
-            p.plan->add_batch_norm(in, out, c, gamma ? p.live(*gamma, c, "gamma") : nullptr,
-                                   beta ? p.live(*beta, c, "beta") : nullptr, rm, rv, momentum,
-                                   eps, p.slot(dgamma, c, "dgamma"), p.slot(dbeta, c, "dbeta"));
-          },
-          py::arg("src"), py::arg("dst"), py::arg("channels"), py::arg("gamma"), py::arg("beta"),
-          py::arg("running_mean"), py::arg("running_var"), py::arg("momentum"), py::arg("eps"),
-          py::arg("dgamma"), py::arg("dbeta"))
+          "set_outputs", [](PyTrain& p, std::vector<int> values) { p.plan->set_outputs(values); },
+          py::arg("values"))
       .def(
           "step",
-          [](PyTrainPlan& p, farray x, py::array_t<int64_t, py::array::c_style> labels) {
-            require(x.ndim() >= 1 && x.shape(0) >= 1, "x: expected a non-empty batch");
-            const int64_t N = x.shape(0);
-            require(x.size() / N == p.in_n,
-                    "x: expected " + std::to_string(p.in_n) + " values per image");
-            require(labels.ndim() == 1 && labels.shape(0) == N,
-                    "labels: expected " + std::to_string(N) + " integer labels");
-            farray logits = new_array({N, p.classes});
-            double loss;
+          [](PyTrain& p, const py::object& xs, py::list targets, const py::object& sample_weight) {
+            Batch b = p.batch(xs, targets, sample_weight);
+            py::list outs;
+            std::vector<float*> op = p.new_outputs(b.N, outs);
+            std::vector<double> parts(p.plan->losses().size(), 0.0);
+            double total;
             {
               py::gil_scoped_release release;
-              loss = p.plan->step(x.data(), labels.data(), N, logits.mutable_data());
+              total = p.plan->step(b.xp.data(), b.tp.data(), b.w, b.N, op.data(), parts.data());
             }
-            return py::make_tuple(loss, logits);
+            return py::make_tuple(total, parts, outs);
           },
-          py::arg("x"), py::arg("labels"),
-          "forward, softmax cross-entropy and backward; returns (mean loss, logits)")
+          py::arg("x"), py::arg("targets"), py::arg("sample_weight") = py::none(),
+          "forward, the losses and backward: -> (total loss, [each loss before its weight], "
+          "[each output])")
+      .def(
+          "forward",
+          [](PyTrain& p, const py::object& xs) {
+            std::vector<int64_t> per(p.sizes.begin(), p.sizes.begin() + p.n_inputs);
+            int64_t N;
+            p.pending_x = batches(xs, per, &N);
+            require(N >= 1, "x: expected a non-empty batch");
+            std::vector<const float*> xp;
+            for (auto& a : p.pending_x) xp.push_back(a.data());
+            py::list outs;
+            std::vector<float*> op = p.new_outputs(N, outs);
+            p.pending_out = outs;
+            {
+              py::gil_scoped_release release;
+              p.plan->forward(xp.data(), N, op.data());
+            }
+            return outs;
+          },
+          py::arg("x"), "the first half of a step with external losses: -> [each output]")
+      .def(
+          "backward",
+          [](PyTrain& p, py::list targets, py::list grads, const py::object& sample_weight) {
+            require(!p.pending_x.empty(), "x: call forward first");
+            const int64_t N = p.pending_x[0].shape(0);
+            Batch b = p.batch(py::cast(p.pending_x), targets, sample_weight, true);
+            std::vector<farray> gkeep;
+            std::vector<const float*> gp(grads.size(), nullptr);
+            for (const cnnx::LossSpec& L : p.plan->losses()) {
+              if (L.kind != cnnx::LossKind::external) continue;
+              require(L.target < static_cast<int>(grads.size()),
+                      "grads: expected a gradient for every external loss");
+              farray g = farray::ensure(grads[L.target]);
+              require(g && g.size() == N * p.sizes[L.value],
+                      "grads: expected " + std::to_string(N) + " rows of " +
+                          std::to_string(p.sizes[L.value]) + " values");
+              gp[L.target] = g.data();
+              gkeep.push_back(g);
+            }
+            std::vector<float*> op;
+            for (auto h : p.pending_out) op.push_back(py::cast<farray>(h).mutable_data());
+            std::vector<double> parts(p.plan->losses().size(), 0.0);
+            double total;
+            {
+              py::gil_scoped_release release;
+              total = p.plan->backward(b.xp.data(), op.data(), b.tp.data(), b.w, gp.data(), N,
+                                       parts.data());
+            }
+            p.pending_x.clear();
+            p.pending_out = py::list();
+            return py::make_tuple(total, parts);
+          },
+          py::arg("targets"), py::arg("grads"), py::arg("sample_weight") = py::none(),
+          "the second half: targets of the C++ losses, gradients of the external ones -> "
+          "(total of the C++ terms, [each term before its weight; external: 0])")
       .def_property_readonly("flops_per_image",
-                             [](const PyTrainPlan& p) { return p.plan->flops_per_image(); });
+                             [](const PyTrain& p) { return p.plan->flops_per_image(); });
 }
 
 }  // namespace cnnx_py

@@ -60,5 +60,7 @@ void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_ops(py::module_& m);
 void bind_plan(py::module_& m);
+void bind_merge(py::module_& m);
+void bind_int8(py::module_& m);
 
 }  // namespace cnnx_py

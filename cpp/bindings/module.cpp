@@ -8,4 +8,6 @@ PYBIND11_MODULE(_core, m) {
   cnnx_py::bind_pool(m);
   cnnx_py::bind_ops(m);
   cnnx_py::bind_plan(m);
+  cnnx_py::bind_merge(m);
+  cnnx_py::bind_int8(m);
 }

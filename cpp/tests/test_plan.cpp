@@ -86,27 +86,33 @@ TEST(InferencePlan, MatchesKernelsWithBatchNormFolded) {
     b2f[c] = (net.b2[c] - mean[c]) * gamma[c] / std::sqrt(var[c] + eps) + beta[c];
   // buffers: 0 in, 1 out, 2 conv1, 3 pool, 4 conv2, 5 add, 6 gap
   cnnx::InferencePlan plan({12 * 12 * 3, 5, 12 * 12 * 8, 6 * 6 * 8, 6 * 6 * 8, 6 * 6 * 8, 8});
-  cnnx::PlanBatchNorm bn;
+  cnnx::BatchNormSpec bn;
   bn.gamma = gamma.data();
   bn.beta = beta.data();
-  bn.mean = mean.data();
-  bn.var = var.data();
+  bn.mean = const_cast<float*>(mean.data());
+  bn.var = const_cast<float*>(var.data());
   bn.eps = eps;
-  plan.add_conv(0, 2, net.c1, net.w1.data(), net.b1.data(), cnnx::PlanAct::relu, 0.0f, nullptr);
-  plan.add_pool(2, 3, cnnx::PlanPool::max, net.ps, net.pp, false, 0, 0);
-  plan.add_conv(3, 4, net.c2, net.w2.data(), net.b2.data(), cnnx::PlanAct::none, 0.0f, &bn);
-  plan.add_add(4, 3, 5, cnnx::PlanAct::relu, 0.0f, 6 * 6 * 8, 8);
-  plan.add_pool(5, 6, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 6, 6, 8}, net.pp, false, 1,
-                1);
-  plan.add_dense(6, 1, 8, 5, net.wd.data(), net.bd.data(), cnnx::PlanAct::none, 0.0f, nullptr);
+  auto conv2 = [&](int in, int out, cnnx::PlanAct act) {
+    cnnx::OpSpec op = cnnx::conv_op(in, out, net.c2, net.w2.data(), net.b2.data(), act);
+    op.has_bn = true;
+    op.bn = bn;
+    return op;
+  };
+  plan.add(cnnx::conv_op(0, 2, net.c1, net.w1.data(), net.b1.data(), cnnx::PlanAct::relu));
+  plan.add(cnnx::pool_op(2, 3, cnnx::PlanPool::max, net.ps, net.pp));
+  plan.add(conv2(3, 4, cnnx::PlanAct::none));
+  plan.add(cnnx::eltwise_op({4, 3}, 5, 6 * 6 * 8, cnnx::EltwiseKind::add, cnnx::PlanAct::relu));
+  plan.add(cnnx::pool_op(5, 6, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 6, 6, 8}, net.pp));
+  plan.add(cnnx::dense_op(6, 1, 8, 5, net.wd.data(), net.bd.data()));
   // The same network with the residual sum fused into conv2's store.
   cnnx::InferencePlan fused({12 * 12 * 3, 5, 12 * 12 * 8, 6 * 6 * 8, 6 * 6 * 8, 8});
-  fused.add_conv(0, 2, net.c1, net.w1.data(), net.b1.data(), cnnx::PlanAct::relu, 0.0f, nullptr);
-  fused.add_pool(2, 3, cnnx::PlanPool::max, net.ps, net.pp, false, 0, 0);
-  fused.add_conv(3, 4, net.c2, net.w2.data(), net.b2.data(), cnnx::PlanAct::relu, 0.0f, &bn, 3);
-  fused.add_pool(4, 5, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 6, 6, 8}, net.pp, false, 1,
-                 1);
-  fused.add_dense(5, 1, 8, 5, net.wd.data(), net.bd.data(), cnnx::PlanAct::none, 0.0f, nullptr);
+  fused.add(cnnx::conv_op(0, 2, net.c1, net.w1.data(), net.b1.data(), cnnx::PlanAct::relu));
+  fused.add(cnnx::pool_op(2, 3, cnnx::PlanPool::max, net.ps, net.pp));
+  cnnx::OpSpec with_residual = conv2(3, 4, cnnx::PlanAct::relu);
+  with_residual.in.push_back(3);
+  fused.add(with_residual);
+  fused.add(cnnx::pool_op(4, 5, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 6, 6, 8}, net.pp));
+  fused.add(cnnx::dense_op(5, 1, 8, 5, net.wd.data(), net.bd.data()));
   const int saved = cnnx::get_num_threads();
   for (cnnx::Isa isa : cnnx_test::supported_isas()) {
     cnnx_test::IsaScope scope(isa);
@@ -149,7 +155,7 @@ TEST(InferencePlan, Padded3x3MatchesConvForward) {
     const std::vector<float> b = cnnx_test::random_vector(c.K, 32);
     const int64_t in = s.H * s.W * s.C_in, out = s.out_h() * s.out_w() * s.C_out;
     cnnx::InferencePlan plan({in, out});
-    plan.add_conv(0, 1, s, w.data(), b.data(), cnnx::PlanAct::relu, 0.0f, nullptr);
+    plan.add(cnnx::conv_op(0, 1, s, w.data(), b.data(), cnnx::PlanAct::relu));
     for (cnnx::Isa isa : cnnx_test::supported_isas()) {
       cnnx_test::IsaScope scope(isa);
       for (int64_t N : {1, 3}) {
@@ -171,12 +177,13 @@ TEST(InferencePlan, RejectsBadOps) {
   Conv2dShape s;
   s.H = s.W = 2; s.C_in = 3; s.C_out = 4;
   std::vector<float> w(12, 1.0f);
-  EXPECT_THROW(plan.add_conv(0, 0, s, w.data(), nullptr, cnnx::PlanAct::none, 0, nullptr),
+  EXPECT_THROW(plan.add(cnnx::conv_op(0, 0, s, w.data(), nullptr)), std::invalid_argument);
+  EXPECT_THROW(plan.add(cnnx::conv_op(0, 9, s, w.data(), nullptr)), std::invalid_argument);
+  EXPECT_THROW(plan.add(cnnx::activation_op(0, 1, 12, cnnx::PlanAct::softmax, 0, 5)),
                std::invalid_argument);
-  EXPECT_THROW(plan.add_conv(0, 9, s, w.data(), nullptr, cnnx::PlanAct::none, 0, nullptr),
+  EXPECT_THROW(plan.add(cnnx::eltwise_op({0, 0, 0}, 1, 12, cnnx::EltwiseKind::sub)),
                std::invalid_argument);
-  EXPECT_THROW(plan.add_activation(0, 1, cnnx::PlanAct::softmax, 0, 12, 5),
-               std::invalid_argument);
+  EXPECT_THROW(plan.add(cnnx::concat_op({0}, 1, 2, {7})), std::invalid_argument);
 }
 
 TEST(TrainPlan, GradientsMatchKernelsAndSplitsAgree) {
@@ -188,21 +195,31 @@ TEST(TrainPlan, GradientsMatchKernelsAndSplitsAgree) {
   const int64_t o_w1 = 0, o_b1 = n1, o_w2 = n1 + 8, o_b2 = n1 + 8 + n2, o_wd = o_b2 + 8,
                 o_bd = o_wd + 40, total = o_bd + 5;
   std::vector<float> grads(total, NAN);
-  cnnx::TrainPlan plan(sizes, grads.data(), total);
-  plan.add_conv(0, 1, net.c1, net.w1.data(), net.b1.data(), true, grads.data() + o_w1,
-                grads.data() + o_b1);
-  plan.add_pool(1, 2, cnnx::PlanPool::max, net.ps, net.pp, false, 0, 0);
-  plan.add_conv(2, 3, net.c2, net.w2.data(), net.b2.data(), false, grads.data() + o_w2,
-                grads.data() + o_b2);
-  plan.add_add(3, 2, 4, cnnx::PlanAct::relu);
-  plan.add_pool(4, 5, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 6, 6, 8}, net.pp, false, 1,
-                1);
-  plan.add_dense(5, 6, 8, 5, net.wd.data(), net.bd.data(), false, grads.data() + o_wd,
-                 grads.data() + o_bd);
+  cnnx::TrainPlan plan(sizes, 1, grads.data(), total);
+  auto with_grads = [&](cnnx::OpSpec op, int64_t dw, int64_t db) {
+    op.dw = grads.data() + dw;
+    op.db = grads.data() + db;
+    return op;
+  };
+  plan.add(with_grads(cnnx::conv_op(0, 1, net.c1, net.w1.data(), net.b1.data(),
+                                    cnnx::PlanAct::relu), o_w1, o_b1));
+  plan.add(cnnx::pool_op(1, 2, cnnx::PlanPool::max, net.ps, net.pp));
+  plan.add(with_grads(cnnx::conv_op(2, 3, net.c2, net.w2.data(), net.b2.data()), o_w2, o_b2));
+  plan.add(cnnx::eltwise_op({3, 2}, 4, 6 * 6 * 8, cnnx::EltwiseKind::add, cnnx::PlanAct::relu));
+  plan.add(cnnx::pool_op(4, 5, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 6, 6, 8}, net.pp));
+  plan.add(with_grads(cnnx::dense_op(5, 6, 8, 5, net.wd.data(), net.bd.data()), o_wd, o_bd));
+  plan.add_loss(cnnx::LossSpec{cnnx::LossKind::softmax_cross_entropy, 6, 0, 1.0f});
+  plan.set_outputs({6});
   const int64_t N = 10;
   const std::vector<float> x = cnnx_test::random_vector(N * 12 * 12 * 3, 21);
   std::vector<int64_t> labels(N);
   for (int64_t i = 0; i < N; ++i) labels[i] = (i * 3) % 5;
+  auto step = [&](const int64_t* y, float* logits) {
+    const float* xs[] = {x.data()};
+    const void* ts[] = {y};
+    float* outs[] = {logits};
+    return plan.step(xs, ts, nullptr, N, outs, nullptr);
+  };
 
   // Reference backward, kernel by kernel.
   const auto v = net.forward(x, N, net.w2.data(), net.b2.data());
@@ -234,7 +251,7 @@ TEST(TrainPlan, GradientsMatchKernelsAndSplitsAgree) {
       cnnx::set_num_threads(threads);
       std::fill(grads.begin(), grads.end(), NAN);
       std::vector<float> logits(N * 5);
-      const double loss = plan.step(x.data(), labels.data(), N, logits.data());
+      const double loss = step(labels.data(), logits.data());
       EXPECT_NEAR(loss, ref_loss, 1e-5 * (1 + std::fabs(ref_loss)));
       expect_close(logits, v[5], 1e-4f);
       auto slice = [&](int64_t off, int64_t n) {
@@ -252,7 +269,7 @@ TEST(TrainPlan, GradientsMatchKernelsAndSplitsAgree) {
   std::vector<int64_t> bad(N, 0);
   bad[3] = 5;
   std::vector<float> logits(N * 5);
-  EXPECT_THROW(plan.step(x.data(), bad.data(), N, logits.data()), std::invalid_argument);
+  EXPECT_THROW(step(bad.data(), logits.data()), std::invalid_argument);
 }
 
 TEST(TrainPlan, BatchNormMatchesKernels) {
@@ -268,16 +285,33 @@ TEST(TrainPlan, BatchNormMatchesKernels) {
   std::vector<int64_t> labels = {0, 2, 1, 1, 0};
   const int64_t o_w = 0, o_g = nw, o_b = nw + 8, o_d = nw + 16, total = nw + 16 + 24;
   std::vector<float> grads(total, NAN), rm(8, 0.0f), rv(8, 1.0f), rm2(8, 0.0f), rv2(8, 1.0f);
-  cnnx::TrainPlan plan({144, 128, 128, 128, 8, 3}, grads.data(), total);
-  plan.add_conv(0, 1, s, w.data(), nullptr, false, grads.data() + o_w, nullptr);
-  plan.add_batch_norm(1, 2, 8, gamma.data(), beta.data(), rm.data(), rv.data(), 0.1f, 1e-3f,
-                      grads.data() + o_g, grads.data() + o_b);
-  plan.add_activation(2, 3, cnnx::PlanAct::relu, 0.0f, 8);
-  plan.add_pool(3, 4, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 4, 4, 8},
-                cnnx::Pool2dParams{1, 1, 1, 1, 0, 0, 0, 0}, false, 1, 1);
-  plan.add_dense(4, 5, 8, 3, wd.data(), nullptr, false, grads.data() + o_d, nullptr);
+  cnnx::TrainPlan plan({144, 128, 128, 128, 8, 3}, 1, grads.data(), total);
+  cnnx::OpSpec conv = cnnx::conv_op(0, 1, s, w.data(), nullptr);
+  conv.dw = grads.data() + o_w;
+  plan.add(conv);
+  cnnx::BatchNormSpec bn;
+  bn.gamma = gamma.data();
+  bn.beta = beta.data();
+  bn.mean = rm.data();
+  bn.var = rv.data();
+  bn.eps = 1e-3f;
+  bn.momentum = 0.1f;
+  bn.dgamma = grads.data() + o_g;
+  bn.dbeta = grads.data() + o_b;
+  plan.add(cnnx::batch_norm_op(1, 2, 128, 8, bn));
+  plan.add(cnnx::activation_op(2, 3, 128, cnnx::PlanAct::relu, 0.0f, 8));
+  plan.add(cnnx::pool_op(3, 4, cnnx::PlanPool::global_avg, cnnx::PoolShape{1, 4, 4, 8},
+                         cnnx::Pool2dParams{1, 1, 1, 1, 0, 0, 0, 0}));
+  cnnx::OpSpec dense = cnnx::dense_op(4, 5, 8, 3, wd.data(), nullptr);
+  dense.dw = grads.data() + o_d;
+  plan.add(dense);
+  plan.add_loss(cnnx::LossSpec{cnnx::LossKind::softmax_cross_entropy, 5, 0, 1.0f});
+  plan.set_outputs({5});
   std::vector<float> logits(N * 3);
-  const double loss = plan.step(x.data(), labels.data(), N, logits.data());
+  const float* xs[] = {x.data()};
+  const void* ts[] = {labels.data()};
+  float* outs[] = {logits.data()};
+  const double loss = plan.step(xs, ts, nullptr, N, outs, nullptr);
 
   // The reference, kernel by kernel.
   Conv2dShape sn = s;

@@ -34,15 +34,17 @@ __all__ = ["__version__", "info", "set_num_threads", "get_num_threads", "functio
 from .random import set_seed  # noqa: E402
 from .layers import (Layer, Conv2D, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,  # noqa: E402
                      AdaptiveMaxPool2D, GlobalAvgPool2D, Dense, ReLU, LeakyReLU, Sigmoid, Tanh,
-                     Softmax, BatchNormalization, Dropout, Flatten, Residual)
-from .models import Sequential  # noqa: E402
+                     Softmax, BatchNormalization, Dropout, Flatten, Residual, Add, Subtract,
+                     Multiply, Average, Concatenate)
+from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
 
 __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
             "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
-            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual",
-            "Sequential", "optim", "callbacks", "load_model"]
+            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
+            "Subtract", "Multiply", "Average", "Concatenate", "Input", "Model", "Sequential",
+            "optim", "callbacks", "load_model"]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
 # cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx

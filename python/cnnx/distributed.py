@@ -267,12 +267,14 @@ def broadcast_optimizer_state(optimizer, root=0):
     if comm.Get_size() == 1:
         return optimizer
     meta = broadcast_object({"iterations": optimizer.iterations, "lr": optimizer.lr,
+                             "initial_lr": getattr(optimizer, "initial_lr", None),
                              "names": sorted(optimizer.state)}, root)
     if meta["names"] != sorted(optimizer.state):
         raise ValueError(f"optimizer: rank {comm.Get_rank()} has state {sorted(optimizer.state)}, "
                          f"rank {root} has {meta['names']} (compile the same optimiser everywhere)")
     optimizer.iterations = meta["iterations"]
     optimizer.lr = meta["lr"]
+    optimizer.initial_lr = meta["initial_lr"]
     for name in meta["names"]:
         broadcast(optimizer.state[name], root)
     return optimizer
@@ -356,26 +358,41 @@ def shard_range(n, rank_=None, size_=None):
     return start, start + base + (1 if r < extra else 0)
 
 
-def evaluate(model, x, y, batch_size=256):
+def evaluate(model, x, y, batch_size=256, sample_weight=None):
     """``model.evaluate`` over the whole ``(x, y)``, each rank doing its
     contiguous share; returns the same dict on every rank."""
     model._require_compiled()
-    x = model._check_x(x)
-    y = model._check_y(y, x.shape[0])
-    return _evaluate(model, x, y, batch_size)
+    xs = model.check_inputs(x)
+    ys = model.check_targets(y, xs[0].shape[0])
+    sw = model._check_sample_weight(sample_weight, xs[0].shape[0])
+    return _evaluate(model, xs, ys, sw, batch_size)
 
 
-def _evaluate(model, x, y, batch_size):
-    a, b = shard_range(x.shape[0])
-    k = b - a
-    res = model._evaluate(x[a:b], y[a:b], batch_size) if k else {"loss": 0.0}
-    sums = np.array([res["loss"] * k, res.get("accuracy", 0.0) * k, k], np.float64)
-    allreduce(sums, average=False)
-    n = max(sums[2], 1.0)
-    out = {"loss": float(sums[0] / n)}
-    if model.loss == "cross_entropy":
-        out["accuracy"] = float(sums[1] / n)
-    return out
+def _evaluate(model, xs, ys, sw, batch_size):
+    a, b = shard_range(xs[0].shape[0])
+    part = lambda arrs: [t[a:b] for t in arrs]  # noqa: E731
+    sums, n, metrics = model._evaluate_sums(part(xs), part(ys), None if sw is None else sw[a:b],
+                                            batch_size)
+    sums, n = reduce_logs(sums, n, metrics)
+    return model._logs(sums, n, metrics)
+
+
+def reduce_logs(sums, n, metrics):
+    """The loss sums, the sample count and each metric's state, summed over all ranks."""
+    keys = sorted(sums)
+    states = [m.state_arrays() for ms in metrics for m in ms]
+    flat = np.concatenate([np.array([sums[k] for k in keys] + [n], np.float64)] +
+                          [np.ravel(a) for st in states for a in st])
+    allreduce(flat, average=False)
+    out = dict(zip(keys, (float(v) for v in flat[:len(keys)])))
+    pos = len(keys) + 1
+    for m, st in zip([m for ms in metrics for m in ms], states):
+        arrays = []
+        for a in st:
+            arrays.append(flat[pos:pos + a.size].reshape(a.shape))
+            pos += a.size
+        m.set_state_arrays(arrays)
+    return out, float(flat[len(keys)])
 
 
 # ---------------------------------------------------------------------------
@@ -431,8 +448,11 @@ class FitContext:
         allreduce(buf, average=False)
         return [float(v) for v in buf]
 
-    def evaluate(self, x, y, batch_size):
-        return _evaluate(self.model, x, y, batch_size)
+    def reduce_logs(self, sums, n, metrics):
+        return reduce_logs(sums, n, metrics)
+
+    def evaluate(self, xs, ys, sw, batch_size):
+        return _evaluate(self.model, xs, ys, sw, batch_size)
 
     def callbacks(self, callbacks):
         """The callbacks this rank runs: checkpoints only on rank 0."""

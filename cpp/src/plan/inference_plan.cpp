@@ -42,22 +42,17 @@ constexpr int64_t kArenaBytes = 1024 * 1024;
 // assumes.
 constexpr double kCooperativeGain = 4.0;
 
-void check_act(PlanAct act, int64_t n, int64_t k) {
-  if (static_cast<int>(act) < 0 || static_cast<int>(act) > 5)
-    throw std::invalid_argument("act: unknown activation");
-  if (act == PlanAct::softmax && (k < 1 || n % k))
-    throw std::invalid_argument("act: the softmax axis must divide the values per image");
-}
-
 }  // namespace
 
-InferencePlan::InferencePlan(std::vector<int64_t> buffer_sizes) : sizes_(std::move(buffer_sizes)) {
-  if (sizes_.size() < 2) throw std::invalid_argument("buffers: need at least the input and output");
+InferencePlan::InferencePlan(std::vector<int64_t> buffer_sizes, int n_inputs, int n_outputs)
+    : sizes_(std::move(buffer_sizes)), n_in_(n_inputs), n_out_(n_outputs) {
+  if (n_in_ < 1 || n_out_ < 1 || sizes_.size() < static_cast<size_t>(n_in_ + n_out_))
+    throw std::invalid_argument("buffers: need at least the inputs and outputs");
   offset_.assign(sizes_.size(), 0);
   int64_t off = 0;
   for (size_t i = 0; i < sizes_.size(); ++i) {
     if (sizes_[i] < 0) throw std::invalid_argument("buffers: sizes must be >= 0");
-    if (i < 2) continue;  // input and output are the caller's arrays
+    if (i < static_cast<size_t>(n_in_ + n_out_)) continue;  // the caller's arrays
     offset_[i] = off;
     off += round16(sizes_[i]);
   }
@@ -74,157 +69,43 @@ void InferencePlan::check_buffer(int id, int64_t floats, const char* what) const
                                 std::to_string(floats));
 }
 
-void InferencePlan::add_conv(int in, int out, const Conv2dShape& shape, const float* w,
-                             const float* bias, PlanAct act, float alpha,
-                             const PlanBatchNorm* bn, int residual) {
-  Conv2dShape s = shape;
-  s.N = 1;
-  const char* msg = conv2d_check(s);
-  if (msg[0]) throw std::invalid_argument(msg);
-  check_buffer(in, s.input_size(), "conv input");
-  check_buffer(out, s.output_size(), "conv output");
-  if (in == out || out == 0) throw std::invalid_argument("conv: output must be a fresh buffer");
-  const int64_t n_out = s.output_size();
-  if (residual >= 0) {
-    check_buffer(residual, n_out, "conv residual");
-    if (residual == out) throw std::invalid_argument("conv: residual must not be the output");
-  }
-  check_act(act, n_out, s.C_out);
+void InferencePlan::add(const OpSpec& spec) {
+  const char* what = op_kind_name(spec.kind);
+  const int64_t n_out = op_output_size(spec);
+  const std::vector<int64_t> in_sizes = op_input_sizes(spec);
+  // Buffers may be larger than the values they hold (they are reused).
+  for (size_t i = 0; i < spec.in.size(); ++i) check_buffer(spec.in[i], in_sizes[i], what);
+  check_buffer(spec.out, n_out, what);
+  if (spec.out < n_in_)
+    throw std::invalid_argument(std::string(what) + ": cannot write an input buffer");
+  // Elementwise ops may work in place on their first input; others need a fresh buffer.
+  const bool elementwise = spec.kind == OpKind::activation || spec.kind == OpKind::eltwise ||
+                           spec.kind == OpKind::batch_norm;
+  for (size_t i = 0; i < spec.in.size(); ++i)
+    if (spec.in[i] == spec.out && !(elementwise && i == 0))
+      throw std::invalid_argument(std::string(what) + ": output must be a fresh buffer");
   Op op;
-  op.kind = Kind::conv;
-  op.in = in;
-  op.in2 = residual;
-  op.out = out;
-  op.conv = s;
-  op.w = w;
-  op.bias = bias;
-  op.act = act;
-  op.alpha = alpha;
+  op.s = spec;
   op.n = n_out;
-  op.k = s.C_out;
-  op.channels = s.C_out;
-  if (bn) {
-    op.has_bn = true;
-    op.bn = *bn;
-    op.wf.resize(s.weight_size());
-    op.bf.resize(s.C_out);
-    op.scale.resize(s.C_out);
+  if (spec.kind == OpKind::conv2d) op.s.conv.N = 1;
+  if (spec.kind == OpKind::pool) {  // strided pools: their output size
+    op.s.ps.n = 1;
+    plan_detail::pool_output_values(op.s.pool, op.s.ps, op.s.pp, &op.s.oh, &op.s.ow);
   }
-  flops_ += 2.0 * s.out_h() * s.out_w() * s.C_out * s.KH * s.KW * s.cin_per_group();
-  ops_.push_back(std::move(op));
-}
-
-void InferencePlan::add_dense(int in, int out, int64_t in_f, int64_t out_f, const float* w,
-                              const float* bias, PlanAct act, float alpha,
-                              const PlanBatchNorm* bn) {
-  if (in_f < 1 || out_f < 1) throw std::invalid_argument("dense: sizes must be >= 1");
-  check_buffer(in, in_f, "dense input");
-  check_buffer(out, out_f, "dense output");
-  if (in == out || out == 0) throw std::invalid_argument("dense: output must be a fresh buffer");
-  check_act(act, out_f, out_f);
-  Op op;
-  op.kind = Kind::dense;
-  op.in = in;
-  op.out = out;
-  op.in_f = in_f;
-  op.out_f = out_f;
-  op.w = w;
-  op.bias = bias;
-  op.act = act;
-  op.alpha = alpha;
-  op.n = out_f;
-  op.k = out_f;
-  op.channels = out_f;
-  if (bn) {
-    op.has_bn = true;
-    op.bn = *bn;
-    op.wf.resize(in_f * out_f);
-    op.bf.resize(out_f);
-    op.scale.resize(out_f);
+  if (spec.has_bn) {
+    if (spec.kind != OpKind::conv2d && spec.kind != OpKind::dense)
+      throw std::invalid_argument("batch norm: only conv2d and dense fold one");
+    if (!spec.bn.mean || !spec.bn.var || !(spec.bn.eps > 0.0f))
+      throw std::invalid_argument("batch norm: statistics and epsilon > 0 are needed");
+    const int64_t C = spec.kind == OpKind::conv2d ? spec.conv.C_out : spec.out_f;
+    const int64_t wn = spec.kind == OpKind::conv2d ? op.s.conv.weight_size() : spec.in_f * spec.out_f;
+    op.wf.resize(wn);
+    op.bf.resize(C);
+    op.scale.resize(C);
+    op.s.channels = C;
   }
-  flops_ += 2.0 * in_f * out_f;
-  ops_.push_back(std::move(op));
-}
-
-void InferencePlan::add_pool(int in, int out, PlanPool kind, const PoolShape& shape,
-                             const Pool2dParams& p, bool count_include_pad, int64_t oh,
-                             int64_t ow) {
-  PoolShape s = shape;
-  s.n = 1;
-  const int64_t out_n = plan_detail::pool_output_values(kind, s, p, &oh, &ow);
-  check_buffer(in, s.h * s.w * s.c, "pool input");
-  check_buffer(out, out_n, "pool output");
-  if (in == out || out == 0) throw std::invalid_argument("pool: output must be a fresh buffer");
-  Op op;
-  op.kind = Kind::pool;
-  op.in = in;
-  op.out = out;
-  op.pool = kind;
-  op.ps = s;
-  op.pp = p;
-  op.count_include_pad = count_include_pad;
-  op.oh = oh;
-  op.ow = ow;
-  op.n = out_n;
-  flops_ += static_cast<double>(s.h * s.w * s.c);
-  ops_.push_back(std::move(op));
-}
-
-void InferencePlan::add_batch_norm(int in, int out, int64_t c, int64_t n,
-                                   const PlanBatchNorm& bn) {
-  if (c < 1 || !bn.mean || !bn.var)
-    throw std::invalid_argument("batch_norm: needs c >= 1 and statistics");
-  if (n < 1 || n % c) throw std::invalid_argument("batch_norm: c must divide the values per image");
-  check_buffer(in, n, "batch_norm input");
-  check_buffer(out, n, "batch_norm output");
-  if (out == 0) throw std::invalid_argument("batch_norm: cannot write the input");
-  Op op;
-  op.kind = Kind::batch_norm;
-  op.in = in;
-  op.out = out;
-  op.bn = bn;
-  op.channels = c;
-  op.inv_std.resize(c);
-  op.n = n;
-  flops_ += 2.0 * n;
-  ops_.push_back(std::move(op));
-}
-
-void InferencePlan::add_activation(int in, int out, PlanAct act, float alpha, int64_t n,
-                                   int64_t k) {
-  check_buffer(in, n, "activation input");
-  check_buffer(out, n, "activation output");
-  if (out == 0) throw std::invalid_argument("activation: cannot write the input");
-  check_act(act, n, k);
-  Op op;
-  op.kind = Kind::activation;
-  op.in = in;
-  op.out = out;
-  op.act = act;
-  op.alpha = alpha;
-  op.n = n;
-  op.k = k;
-  flops_ += 4.0 * n;
-  ops_.push_back(std::move(op));
-}
-
-void InferencePlan::add_add(int a, int b, int out, PlanAct act, float alpha, int64_t n,
-                            int64_t k) {
-  check_buffer(a, n, "add input");
-  check_buffer(b, n, "add input");
-  check_buffer(out, n, "add output");
-  if (out == 0) throw std::invalid_argument("add: cannot write the input");
-  check_act(act, n, k);
-  Op op;
-  op.kind = Kind::add;
-  op.in = a;
-  op.in2 = b;
-  op.out = out;
-  op.act = act;
-  op.alpha = alpha;
-  op.n = n;
-  op.k = k;
-  flops_ += 2.0 * n;
+  if (spec.kind == OpKind::batch_norm) op.inv_std.resize(spec.channels);
+  flops_ += op_flops(op.s);
   ops_.push_back(std::move(op));
 }
 
@@ -233,48 +114,56 @@ void InferencePlan::add_add(int a, int b, int out, PlanAct act, float alpha, int
 // run from the live arrays (a few microseconds), so nothing can go stale.
 void InferencePlan::fold(int64_t max_n) {
   for (Op& op : ops_) {
-    if (op.kind == Kind::batch_norm) {
-      for (int64_t c = 0; c < op.channels; ++c)
-        op.inv_std[c] = 1.0f / std::sqrt(op.bn.var[c] + op.bn.eps);
+    const OpSpec& s = op.s;
+    const BatchNormSpec& bn = s.bn;
+    if (s.kind == OpKind::batch_norm) {
+      for (int64_t c = 0; c < s.channels; ++c) op.inv_std[c] = 1.0f / std::sqrt(bn.var[c] + bn.eps);
       continue;
     }
-    if (!op.has_bn) continue;
-    const int64_t C = op.channels;
+    if (!s.has_bn) continue;
+    const int64_t C = s.channels;
     float* scale = op.scale.data();
     for (int64_t c = 0; c < C; ++c)
-      scale[c] = (op.bn.gamma ? op.bn.gamma[c] : 1.0f) / std::sqrt(op.bn.var[c] + op.bn.eps);
+      scale[c] = (bn.gamma ? bn.gamma[c] : 1.0f) / std::sqrt(bn.var[c] + bn.eps);
     for (int64_t c = 0; c < C; ++c) {
-      const float b = op.bias ? op.bias[c] : 0.0f;
-      op.bf[c] = (b - op.bn.mean[c]) * scale[c] + (op.bn.beta ? op.bn.beta[c] : 0.0f);
+      const float b = s.bias ? s.bias[c] : 0.0f;
+      op.bf[c] = (b - bn.mean[c]) * scale[c] + (bn.beta ? bn.beta[c] : 0.0f);
     }
     // The plan's direct kernel applies the scale in its store; only other
     // kernels need the scaled weights (a copy of them per run: at batch 1 on
     // the small ResNet that copy was 7 % of the run).
-    const bool direct = op.kind == Kind::conv && plan_detail::conv_direct_padded_ok(op.conv, 1) &&
-                        plan_detail::conv_direct_padded_ok(op.conv, max_n);
+    const bool direct = s.kind == OpKind::conv2d && plan_detail::conv_direct_padded_ok(s.conv, 1) &&
+                        plan_detail::conv_direct_padded_ok(s.conv, max_n);
     if (direct) continue;
     const int64_t rows = static_cast<int64_t>(op.wf.size()) / C;
     for (int64_t r = 0; r < rows; ++r) {
-      const float* src = op.w + r * C;
+      const float* src = s.w + r * C;
       float* dst = op.wf.data() + r * C;
       for (int64_t c = 0; c < C; ++c) dst[c] = src[c] * scale[c];
     }
   }
 }
 
+// The buffers of images [i, i + chunk): the caller's inputs and outputs at
+// image i, the scratch buffers in the arena.
+void InferencePlan::set_buffers(std::vector<float*>& buf, const float* const* x, float* const* y,
+                                int64_t i, float* arena, int64_t chunk) const {
+  buf.resize(sizes_.size());
+  for (int b = 0; b < n_in_; ++b) buf[b] = const_cast<float*>(x[b] + i * sizes_[b]);  // read only
+  for (int o = 0; o < n_out_; ++o) buf[n_in_ + o] = y[o] + i * sizes_[n_in_ + o];
+  for (size_t b = n_in_ + n_out_; b < sizes_.size(); ++b) buf[b] = arena + offset_[b] * chunk;
+}
 
-void InferencePlan::run_chunk(const float* x, int64_t n, float* y, float* arena, int64_t chunk) {
-  std::vector<float*> buf(sizes_.size());
-  buf[0] = const_cast<float*>(x);  // never written: every add_* refuses out == 0
-  buf[1] = y;
-  for (size_t i = 2; i < sizes_.size(); ++i) buf[i] = arena + offset_[i] * chunk;
+void InferencePlan::run_chunk(const float* const* x, float* const* y, int64_t i, int64_t n,
+                              float* arena, int64_t chunk) {
+  std::vector<float*> buf;
+  set_buffers(buf, x, y, i, arena, chunk);
   for (Op& op : ops_) run_op_part(op, buf.data(), n, 0, 1);
 }
 
-void InferencePlan::run(const float* x, int64_t N, float* y) {
+void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
   std::lock_guard<std::mutex> lock(mu_);
   if (N <= 0) return;
-  const int64_t in_n = sizes_[0], out_n = sizes_[1];
   const int64_t per_image = std::max<int64_t>(arena_per_image_, 1) * 4;
   const int64_t cap = std::max<int64_t>(1, kArenaBytes / per_image);
   fold(std::min(cap, N));
@@ -295,10 +184,7 @@ void InferencePlan::run(const float* x, int64_t N, float* y) {
     } else {
       float* arena =
           thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * std::min(cap, N)));
-      for (int64_t i = 0; i < N; i += cap) {
-        const int64_t n = std::min(cap, N - i);
-        run_chunk(x + i * in_n, n, y + i * out_n, arena, std::min(cap, N));
-      }
+      for (int64_t i = 0; i < N; i += cap) run_chunk(x, y, i, std::min(cap, N - i), arena, std::min(cap, N));
     }
     if (small_batch_mode_ < 0)
       chooser_.record(coop, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
@@ -311,10 +197,7 @@ void InferencePlan::run(const float* x, int64_t N, float* y) {
     // each kernel free to use threads for its own work.
     const int64_t chunk = std::min(cap, N);
     float* arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
-    for (int64_t i = 0; i < N; i += chunk) {
-      const int64_t n = std::min(chunk, N - i);
-      run_chunk(x + i * in_n, n, y + i * out_n, arena, chunk);
-    }
+    for (int64_t i = 0; i < N; i += chunk) run_chunk(x, y, i, std::min(chunk, N - i), arena, chunk);
     return;
   }
   // Each thread runs the whole network on one chunk of images at a time. The
@@ -364,7 +247,7 @@ void InferencePlan::run(const float* x, int64_t N, float* y) {
       const int64_t i = c * chunk, n = std::min(chunk, N - i);
       if (!arena || n <= 0) continue;
       try {
-        run_chunk(x + i * in_n, n, y + i * out_n, arena, chunk);
+        run_chunk(x, y, i, n, arena, chunk);
       } catch (...) {
         std::lock_guard<std::mutex> g(error_mu);
         if (!error) error = std::current_exception();
@@ -375,7 +258,8 @@ void InferencePlan::run(const float* x, int64_t N, float* y) {
 #endif
 }
 
-std::vector<double> InferencePlan::profile(const float* x, int64_t N, float* y, int reps) {
+std::vector<double> InferencePlan::profile(const float* const* x, int64_t N, float* const* y,
+                                           int reps) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<double> t(ops_.size(), 0.0);
   if (N <= 0) return t;
@@ -383,7 +267,7 @@ std::vector<double> InferencePlan::profile(const float* x, int64_t N, float* y, 
   const int64_t chunk = std::min(std::max<int64_t>(1, kArenaBytes / per_image), N);
   fold(chunk);
   float* arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
-  std::vector<float*> buf(sizes_.size());
+  std::vector<float*> buf;
   // The calling thread's CPU time: robust to other processes on the machine.
   auto now = [] {
     timespec ts;
@@ -393,9 +277,7 @@ std::vector<double> InferencePlan::profile(const float* x, int64_t N, float* y, 
   for (int r = 0; r < reps; ++r) {
     for (int64_t i = 0; i < N; i += chunk) {
       const int64_t n = std::min(chunk, N - i);
-      buf[0] = const_cast<float*>(x + i * sizes_[0]);
-      buf[1] = y + i * sizes_[1];
-      for (size_t b = 2; b < sizes_.size(); ++b) buf[b] = arena + offset_[b] * chunk;
+      set_buffers(buf, x, y, i, arena, chunk);
       for (size_t k = 0; k < ops_.size(); ++k) {
         const double t0 = now();
         run_op_part(ops_[k], buf.data(), n, 0, 1);
@@ -406,16 +288,6 @@ std::vector<double> InferencePlan::profile(const float* x, int64_t N, float* y, 
   return t;
 }
 
-const char* InferencePlan::op_name(size_t i) const {
-  switch (ops_.at(i).kind) {
-    case Kind::conv: return "conv";
-    case Kind::dense: return "dense";
-    case Kind::pool: return "pool";
-    case Kind::batch_norm: return "batch_norm";
-    case Kind::activation: return "activation";
-    case Kind::add: return "add";
-  }
-  return "?";
-}
+const char* InferencePlan::op_name(size_t i) const { return op_kind_name(ops_.at(i).s.kind); }
 
 }  // namespace cnnx

@@ -90,11 +90,10 @@ void InferencePlan::ModeChooser::record(bool coop, double secs) {
 // All threads on the same images, op after op, each taking its part of every
 // op, with a barrier between ops: one fork/join per call instead of one per
 // layer. For one image (or a few) on several cores.
-void InferencePlan::run_cooperative(const float* x, int64_t N, float* y, int workers,
-                                    int64_t cap) {
+void InferencePlan::run_cooperative(const float* const* x, int64_t N, float* const* y,
+                                    int workers, int64_t cap) {
   const int64_t chunk = std::min(cap, N);
   float* arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
-  const int64_t in_n = sizes_[0], out_n = sizes_[1];
   std::exception_ptr error;
   std::mutex error_mu;
   YieldingBarrier* barrier = nullptr;
@@ -113,12 +112,10 @@ void InferencePlan::run_cooperative(const float* x, int64_t N, float* y, int wor
 #else
     const int t = 0, T = 1;
 #endif
-    std::vector<float*> buf(sizes_.size());
+    std::vector<float*> buf;
     for (int64_t i = 0; i < N; i += chunk) {
       const int64_t n = std::min(chunk, N - i);
-      buf[0] = const_cast<float*>(x + i * in_n);
-      buf[1] = y + i * out_n;
-      for (size_t b = 2; b < sizes_.size(); ++b) buf[b] = arena + offset_[b] * chunk;
+      set_buffers(buf, x, y, i, arena, chunk);
       const bool last_chunk = i + chunk >= N;
       for (size_t k = 0; k < ops_.size(); ++k) {
         Op& op = ops_[k];
@@ -128,11 +125,11 @@ void InferencePlan::run_cooperative(const float* x, int64_t N, float* y, int wor
           std::lock_guard<std::mutex> g(error_mu);
           if (!error) error = std::current_exception();
         }
-        const bool split_softmax =
-            op.kind == Kind::dense && op.act == PlanAct::softmax && dense_by_columns(n, T, op.out_f);
+        const bool split_softmax = op.s.kind == OpKind::dense && op.s.act == PlanAct::softmax &&
+                                   dense_by_columns(n, T, op.s.out_f);
         // The region's own end is the last barrier.
         if (T > 1 && (!last_chunk || k + 1 < ops_.size() || split_softmax)) barrier->wait();
-        if (split_softmax && t == 0) softmax_forward(buf[op.out], buf[op.out], n, op.out_f, 1);
+        if (split_softmax && t == 0) softmax_forward(buf[op.s.out], buf[op.s.out], n, op.s.out_f, 1);
         if (split_softmax && T > 1 && (!last_chunk || k + 1 < ops_.size())) barrier->wait();
       }
     }

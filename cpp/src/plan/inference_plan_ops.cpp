@@ -3,8 +3,12 @@
 // rows (each band a convolution of its own on the input rows it reads),
 // dense layers by columns (few rows) or rows, elementwise ops by elements.
 #include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "cnnx/dense.h"
+#include "cnnx/eltwise.h"
 #include "cnnx/norm.h"
 #include "cnnx/plan.h"
 #include "plan/conv_direct_padded.h"
@@ -70,31 +74,32 @@ void pool_band(const PoolShape& s, const Pool2dParams& p, int64_t a, int64_t b, 
 // dense layers by columns (few rows) or rows, elementwise ops by elements;
 // ops too small to split run on part 0.
 void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, int parts) {
-  const float* x = buf[op.in];
-  float* y = buf[op.out];
-  const float* w = op.has_bn ? op.wf.data() : op.w;
-  const float* b = op.has_bn ? op.bf.data() : op.bias;
-  switch (op.kind) {
-    case Kind::conv: {
-      const Conv2dShape& s = op.conv;
-      const float* res = op.in2 >= 0 ? buf[op.in2] : nullptr;  // a fused residual sum
+  const OpSpec& sp = op.s;
+  const float* x = buf[sp.in[0]];
+  float* y = buf[sp.out];
+  const float* w = sp.has_bn ? op.wf.data() : sp.w;
+  const float* b = sp.has_bn ? op.bf.data() : sp.bias;
+  switch (sp.kind) {
+    case OpKind::conv2d: {
+      const Conv2dShape& s = sp.conv;
+      const float* res = sp.in.size() > 1 ? buf[sp.in[1]] : nullptr;  // a fused residual sum
       // After the kernel: the residual (unless the kernel added it) and the
       // activations no kernel fuses, on output values [o, o + count).
       auto finish = [&](int64_t o, int64_t count, bool res_done) {
         float* yo = y + o;
         if (res && !res_done) {
           const float* ro = res + o;
-          if (op.act == PlanAct::relu) {
+          if (sp.act == PlanAct::relu) {
             for (int64_t i = 0; i < count; ++i) yo[i] = std::max(yo[i] + ro[i], 0.0f);
             return;
           }
           for (int64_t i = 0; i < count; ++i) yo[i] += ro[i];
         }
-        if (op.act != PlanAct::none && (op.act != PlanAct::relu || (res && !res_done)))
-          apply_activation(op.act, op.alpha, yo, count, op.k);
+        if (sp.act != PlanAct::none && (sp.act != PlanAct::relu || (res && !res_done)))
+          apply_activation(sp.act, sp.alpha, yo, count, sp.k);
       };
       // With a residual to add, a kernel may fuse the ReLU only if it adds first.
-      const Activation kernel_act = res ? Activation::none : fused(op.act);
+      const Activation kernel_act = res ? Activation::none : fused(sp.act);
       const int64_t OH = s.out_h(), row = s.out_w() * s.C_out, in_img = s.H * s.W * s.C_in;
       if (plan_detail::conv_direct_padded_ok(s, n)) {
         // Narrow 3x3 layers: the plan's own kernel on a padded copy, by rows;
@@ -105,16 +110,16 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         // weights, so no folded copy of them is needed (see fold()).
         plan_detail::DirectEpilogue ep;
         ep.bias = b;
-        ep.scale = op.has_bn ? op.scale.data() : nullptr;
+        ep.scale = sp.has_bn ? op.scale.data() : nullptr;
         ep.res = res;
-        ep.relu = op.act == PlanAct::relu;
+        ep.relu = sp.act == PlanAct::relu;
         int64_t u0, u1;
         part_range(n * OH, part, parts, 1, &u0, &u1);
         while (u0 < u1) {
           const int64_t img = u0 / OH, a = u0 % OH, e = std::min(OH, a + (u1 - u0));
-          plan_detail::conv_direct_padded(t, x, op.w, ep, y, img, a, e);
-          if (op.act != PlanAct::relu && op.act != PlanAct::none)
-            apply_activation(op.act, op.alpha, y + img * op.n + a * row, (e - a) * row, op.k);
+          plan_detail::conv_direct_padded(t, x, sp.w, ep, y, img, a, e);
+          if (sp.act != PlanAct::relu && sp.act != PlanAct::none)
+            apply_activation(sp.act, sp.alpha, y + img * op.n + a * row, (e - a) * row, sp.k);
           u0 += e - a;
         }
         return;
@@ -140,40 +145,40 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       }
       return;
     }
-    case Kind::dense: {
-      if (dense_by_columns(n, parts, op.out_f)) {
+    case OpKind::dense: {
+      if (dense_by_columns(n, parts, sp.out_f)) {
         int64_t c0, c1;
-        part_range(op.out_f, part, parts, 64, &c0, &c1);
+        part_range(sp.out_f, part, parts, 64, &c0, &c1);
         if (c0 >= c1) return;
-        ops_detail::dense_rows_avx512(x, w, b, y, n, op.in_f, op.out_f, c0, c1,
-                                      op.act == PlanAct::relu);
-        if (op.act != PlanAct::relu && op.act != PlanAct::none) {
+        ops_detail::dense_rows_avx512(x, w, b, y, n, sp.in_f, sp.out_f, c0, c1,
+                                      sp.act == PlanAct::relu);
+        if (sp.act != PlanAct::relu && sp.act != PlanAct::none) {
           // softmax needs whole rows: leave it to a part that owns them all
-          if (op.act == PlanAct::softmax) return;
+          if (sp.act == PlanAct::softmax) return;
           for (int64_t r = 0; r < n; ++r)
-            apply_activation(op.act, op.alpha, y + r * op.out_f + c0, c1 - c0, c1 - c0);
+            apply_activation(sp.act, sp.alpha, y + r * sp.out_f + c0, c1 - c0, c1 - c0);
         }
         return;
       }
       int64_t r0, r1;
       part_range(n, part, parts, 1, &r0, &r1);
       if (r0 >= r1) return;
-      dense_forward(x + r0 * op.in_f, w, b, y + r0 * op.out_f, r1 - r0, op.in_f, op.out_f,
-                    fused(op.act));
-      if (op.act != PlanAct::relu)
-        apply_activation(op.act, op.alpha, y + r0 * op.out_f, (r1 - r0) * op.n, op.k);
+      dense_forward(x + r0 * sp.in_f, w, b, y + r0 * sp.out_f, r1 - r0, sp.in_f, sp.out_f,
+                    fused(sp.act));
+      if (sp.act != PlanAct::relu)
+        apply_activation(sp.act, sp.alpha, y + r0 * sp.out_f, (r1 - r0) * op.n, sp.k);
       return;
     }
-    case Kind::pool: {
-      if (parts == 1 || op.pool == PlanPool::adaptive_avg || op.pool == PlanPool::adaptive_max ||
-          op.pool == PlanPool::global_avg) {
+    case OpKind::pool: {
+      if (parts == 1 || sp.pool == PlanPool::adaptive_avg || sp.pool == PlanPool::adaptive_max ||
+          sp.pool == PlanPool::global_avg) {
         if (part != 0) return;
-        PoolShape s = op.ps;
+        PoolShape s = sp.ps;
         s.n = n;
-        plan_detail::pool_forward(op.pool, s, op.pp, op.count_include_pad, op.oh, op.ow, x, y);
+        plan_detail::pool_forward(sp.pool, s, sp.pp, sp.count_include_pad, sp.oh, sp.ow, x, y);
         return;
       }
-      const int64_t OH = op.oh, row = op.ow * op.ps.c, in_img = op.ps.h * op.ps.w * op.ps.c;
+      const int64_t OH = sp.oh, row = sp.ow * sp.ps.c, in_img = sp.ps.h * sp.ps.w * sp.ps.c;
       int64_t u0, u1;
       part_range(n * OH, part, parts, 1, &u0, &u1);
       while (u0 < u1) {
@@ -181,50 +186,74 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         PoolShape ts;
         Pool2dParams tp;
         int64_t first;
-        pool_band(op.ps, op.pp, a, e, &ts, &tp, &first);
-        const float* xb = x + img * in_img + first * op.ps.w * op.ps.c;
+        pool_band(sp.ps, sp.pp, a, e, &ts, &tp, &first);
+        const float* xb = x + img * in_img + first * sp.ps.w * sp.ps.c;
         float* yb = y + img * op.n + a * row;
-        if (op.pool == PlanPool::max)
+        if (sp.pool == PlanPool::max)
           max_pool2d_forward(ts, tp, xb, yb);
         else
-          avg_pool2d_forward(ts, tp, op.count_include_pad, xb, yb);
+          avg_pool2d_forward(ts, tp, sp.count_include_pad, xb, yb);
         u0 += e - a;
       }
       return;
     }
-    case Kind::batch_norm: {
-      const int64_t rows = n * op.n / op.channels;
+    case OpKind::batch_norm: {
+      const int64_t rows = n * op.n / sp.channels;
       int64_t r0, r1;
       part_range(rows, part, parts, 1, &r0, &r1);
       if (r0 >= r1) return;
-      batch_norm_forward_eval(x + r0 * op.channels, op.bn.gamma, op.bn.beta, op.bn.mean,
-                              op.inv_std.data(), y + r0 * op.channels, r1 - r0, op.channels);
+      batch_norm_forward_eval(x + r0 * sp.channels, sp.bn.gamma, sp.bn.beta, sp.bn.mean,
+                              op.inv_std.data(), y + r0 * sp.channels, r1 - r0, sp.channels);
       return;
     }
-    case Kind::activation: {
+    case OpKind::activation: {
       // whole softmax groups per part (k divides every boundary)
       int64_t e0, e1;
-      part_range(n * op.n, part, parts, op.act == PlanAct::softmax ? op.k : 16, &e0, &e1);
+      part_range(n * op.n, part, parts, sp.act == PlanAct::softmax ? sp.k : 16, &e0, &e1);
       if (e1 > e0)
-        plan_detail::activation_forward(op.act, op.alpha, x + e0, y + e0, e1 - e0, op.k);
+        plan_detail::activation_forward(sp.act, sp.alpha, x + e0, y + e0, e1 - e0, sp.k);
       return;
     }
-    case Kind::add: {
+    case OpKind::eltwise: {
       int64_t e0, e1;
-      part_range(n * op.n, part, parts, op.act == PlanAct::softmax ? op.k : 16, &e0, &e1);
-      const float* a = x + e0;
-      const float* c = buf[op.in2] + e0;
-      float* ys = y + e0;
-      const int64_t total = e1 - e0;
-      if (total <= 0) return;
-      if (op.act == PlanAct::relu) {
-        for (int64_t i = 0; i < total; ++i) ys[i] = std::max(a[i] + c[i], 0.0f);
-      } else {
-        for (int64_t i = 0; i < total; ++i) ys[i] = a[i] + c[i];
-        apply_activation(op.act, op.alpha, ys, total, op.k);
+      part_range(n * op.n, part, parts, sp.act == PlanAct::softmax ? sp.k : 16, &e0, &e1);
+      if (e1 <= e0) return;
+      const size_t m = sp.in.size();
+      const float* stack_in[4];
+      std::vector<const float*> heap_in;
+      const float** xs = stack_in;
+      if (m > 4) {
+        heap_in.resize(m);
+        xs = heap_in.data();
       }
+      for (size_t i = 0; i < m; ++i) xs[i] = buf[sp.in[i]] + e0;
+      if (sp.eltwise == EltwiseKind::add && m == 2 && sp.act == PlanAct::relu) {
+        // the residual sum: one pass
+        const float* a = xs[0];
+        const float* c = xs[1];
+        float* ys = y + e0;
+        for (int64_t i = 0; i < e1 - e0; ++i) ys[i] = std::max(a[i] + c[i], 0.0f);
+        return;
+      }
+      eltwise_forward(sp.eltwise, xs, static_cast<int>(m), y + e0, e1 - e0);
+      apply_activation(sp.act, sp.alpha, y + e0, e1 - e0, sp.k);
       return;
     }
+    case OpKind::concat: {
+      // split by blocks (images x outer)
+      const int64_t blocks = n * sp.outer;
+      int64_t r0, r1;
+      part_range(blocks, part, parts, 1, &r0, &r1);
+      if (r0 >= r1) return;
+      int64_t row = 0;
+      for (int64_t i : sp.inner) row += i;
+      std::vector<const float*> xs(sp.in.size());
+      for (size_t i = 0; i < xs.size(); ++i) xs[i] = buf[sp.in[i]] + r0 * sp.inner[i];
+      concat_forward(xs.data(), static_cast<int>(xs.size()), sp.inner.data(), r1 - r0, y + r0 * row);
+      return;
+    }
+    default:
+      throw std::invalid_argument(std::string(op_kind_name(sp.kind)) + ": not run by a plan");
   }
 }
 

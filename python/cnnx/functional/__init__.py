@@ -31,3 +31,9 @@ __all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backw
             "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
             "adaptive_max_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
             "adaptive_pool_windows"]
+from ._int8 import (quantize, dequantize, quantization_params, quantize_weights,
+                    QPackedWeights, qpack_conv2d, qpack_matmul, qmatmul, qconv2d,
+                    qconv2d_algorithm, qmax_pool2d, qavg_pool2d, qadd)
+__all__ += ["quantize", "dequantize", "quantization_params", "quantize_weights",
+            "QPackedWeights", "qpack_conv2d", "qpack_matmul", "qmatmul", "qconv2d",
+            "qconv2d_algorithm", "qmax_pool2d", "qavg_pool2d", "qadd"]

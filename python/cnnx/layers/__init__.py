@@ -1,6 +1,8 @@
 """Layers: Conv2D, pooling, Dense, activations, BatchNormalization, Dropout,
-Flatten and Residual (see :mod:`cnnx.layers.base` for the common contract)."""
-from .base import Layer, initialize
+Flatten, Residual and the merge layers (see :mod:`cnnx.layers.base` for the
+common contract: build, forward, backward, config, and ``lower`` into the
+op graph)."""
+from .base import MAX_NESTING, Layer, initialize
 from .conv import Conv2D
 from .pooling import MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, AdaptiveMaxPool2D, GlobalAvgPool2D
 from .dense import Dense
@@ -9,7 +11,9 @@ from .normalization import BatchNormalization
 from .dropout import Dropout
 from .reshape import Flatten
 from .residual import Residual
+from .merge import Add, Subtract, Multiply, Average, Concatenate
 
-__all__ = ["Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
-           "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
-           "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual"]
+__all__ = ["MAX_NESTING", "Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D",
+           "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
+           "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
+           "Subtract", "Multiply", "Average", "Concatenate"]

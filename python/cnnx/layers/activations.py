@@ -12,37 +12,66 @@ import numpy as np
 from .. import _core
 from .base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ACTIVATIONS"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ACTIVATIONS",
+           "HasActivation", "SoftmaxInputGrad"]
 
 ACTIVATIONS = (None, "linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
 
 
+class SoftmaxInputGrad:
+    """A gradient already taken through a model's output softmax.
+
+    The fused softmax-cross-entropy gives dL/dz = (softmax(z) - onehot)/N
+    for the softmax's INPUT z, exactly and stably. A trainer running a model
+    layer by layer hands the output layer this wrapper instead of dL/dy; the
+    layer whose output is that softmax skips the softmax's own backward.
+    """
+
+    __slots__ = ("grad",)
+
+    def __init__(self, grad):
+        self.grad = grad
+
+
 class _Act:
-    """An activation function: ``forward(z) -> y``, ``backward(dy, z, y) -> dz``."""
+    """An activation function: ``forward(z) -> y``, ``backward(dy, z, y) -> dz``,
+    and ``lower(g, x)`` into the op graph."""
 
     name = "linear"
     keeps_input = False  # backward needs z (else only y)
+    plan_act = _core.Act.none
+    alpha = 0.0
 
     def forward(self, z):
         return z
 
     def backward(self, dy, z, y):
+        if isinstance(dy, SoftmaxInputGrad):
+            return dy.grad if self.name == "softmax" else self.backward(dy.grad, z, y)
+        return self._backward(dy, z, y)
+
+    def _backward(self, dy, z, y):
         return dy
+
+    def lower(self, g, x):
+        return g.activation(x, self.plan_act, self.alpha)
 
 
 class _ReLU(_Act):
     name = "relu"
+    plan_act = _core.Act.relu
 
     def forward(self, z):
         return _core.relu(z)
 
-    def backward(self, dy, z, y):
+    def _backward(self, dy, z, y):
         return _core.relu_backward(dy, y)
 
 
 class _LeakyReLU(_Act):
     name = "leaky_relu"
     keeps_input = True
+    plan_act = _core.Act.leaky_relu
 
     def __init__(self, alpha=0.01):
         self.alpha = float(alpha)
@@ -50,32 +79,35 @@ class _LeakyReLU(_Act):
     def forward(self, z):
         return _core.leaky_relu(z, self.alpha)
 
-    def backward(self, dy, z, y):
+    def _backward(self, dy, z, y):
         return _core.leaky_relu_backward(dy, z, self.alpha)
 
 
 class _Sigmoid(_Act):
     name = "sigmoid"
+    plan_act = _core.Act.sigmoid
 
     def forward(self, z):
         return _core.sigmoid(z)
 
-    def backward(self, dy, z, y):
+    def _backward(self, dy, z, y):
         return _core.sigmoid_backward(dy, y)
 
 
 class _Tanh(_Act):
     name = "tanh"
+    plan_act = _core.Act.tanh
 
     def forward(self, z):
         return _core.tanh(z)
 
-    def backward(self, dy, z, y):
+    def _backward(self, dy, z, y):
         return _core.tanh_backward(dy, y)
 
 
 class _Softmax(_Act):
     name = "softmax"
+    plan_act = _core.Act.softmax
 
     def __init__(self, axis=-1):
         self.axis = axis
@@ -83,8 +115,13 @@ class _Softmax(_Act):
     def forward(self, z):
         return _core.softmax(z, self.axis % z.ndim)
 
-    def backward(self, dy, z, y):
+    def _backward(self, dy, z, y):
         return _core.softmax_backward(dy, y, self.axis % y.ndim)
+
+    def lower(self, g, x):
+        # axis counts the batch axis (-1: the last); the graph's does not
+        axis = self.axis - 1 if self.axis > 0 else self.axis
+        return g.activation(x, self.plan_act, 0.0, axis)
 
 
 def get_activation(name, argname="activation"):
@@ -101,6 +138,27 @@ def get_activation(name, argname="activation"):
         raise ValueError(f"{argname}: expected one of {ACTIVATIONS}, got {name!r}") from None
 
 
+class HasActivation:
+    """For layers with an ``activation=`` argument (Conv2D, Dense, Residual):
+    the public name and the function it selects stay in step, so setting
+    ``layer.activation = None`` on a built layer changes what it computes
+    (and compiled plans see it: the edit bumps cnnx's edit count)."""
+
+    @property
+    def activation(self):
+        """None or the name of the activation applied to the output."""
+        return self._activation_name
+
+    @activation.setter
+    def activation(self, value):
+        act = get_activation(value)
+        self._act = act
+        self._activation_name = None if act.name == "linear" else act.name
+        # ReLU is fused into the kernels' store; the others run after them
+        self._fused = self._activation_name == "relu"
+        self._post = None if (self._fused or self._activation_name is None) else act
+
+
 class _ActivationLayer(Layer):
     """A parameterless layer applying one activation function."""
 
@@ -115,7 +173,7 @@ class _ActivationLayer(Layer):
     def _forward(self, x, training):
         y = self._act.forward(x)
         if training:
-            self._z = x if self._act.keeps_input else None
+            self._z = x if self._act.keeps_input or self._act.name == "softmax" else None
             self._y = y
         return y
 
@@ -123,6 +181,12 @@ class _ActivationLayer(Layer):
         if not need_dx:
             return None
         return self._act.backward(dy, self._z, self._y)
+
+    def lower(self, g, x):
+        return self._act.lower(g, x)
+
+    def softmax_logits(self):
+        return self._z if self._act.name == "softmax" else None
 
     def summary_formulas(self):
         return []
@@ -139,15 +203,25 @@ class LeakyReLU(_ActivationLayer):
     """``x`` where ``x > 0``, else ``alpha * x`` (``alpha`` default 0.01, as PyTorch)."""
 
     def __init__(self, alpha=0.01, name=None, trainable=True):
+        super().__init__(name, trainable)
+        self.alpha = alpha
+
+    @property
+    def alpha(self):
+        """The slope for x < 0."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, alpha):
         if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
             raise TypeError(f"alpha: expected a number, got {type(alpha).__name__}")
         if not np.isfinite(alpha):
             raise ValueError(f"alpha: expected a finite number, got {alpha}")
-        self.alpha = float(alpha)
-        super().__init__(name, trainable)
+        self._alpha = float(alpha)
+        self._act = _LeakyReLU(self._alpha)
 
     def _make(self):
-        return _LeakyReLU(self.alpha)
+        return _LeakyReLU(getattr(self, "_alpha", 0.01))
 
     def get_config(self):
         return dict(super().get_config(), alpha=self.alpha)
@@ -173,6 +247,8 @@ class Softmax(_ActivationLayer):
     As the last layer of a model compiled with ``loss="cross_entropy"`` it is
     fused with the loss into the stable softmax-cross-entropy.
     """
+
+    _fixed_after_build = ("axis",)
 
     def __init__(self, axis=-1, name=None, trainable=True):
         if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):

@@ -26,46 +26,200 @@ gradients in another (:class:`ParamStore`); each layer's arrays are views
 into them, so an optimiser updates every weight with one fused call and a
 data-parallel trainer all-reduces one gradient buffer.
 """
+import contextlib
 import math
+import threading
 
 import numpy as np
 
 from .. import _core
 from .. import random as _random
+from .._validate import check_size
 
 __all__ = ["Layer", "ParamStore", "initialize", "INITIALIZERS", "get_layer_class", "layer_config",
-           "layer_from_config", "walk"]
+           "layer_from_config", "walk", "deferred_init", "MAX_NESTING", "check_nesting"]
 
 _LAYER_CLASSES = {}
 _TRAINABLE_VERSION = 0  # bumped whenever any layer's trainable flag changes
+_EDITS = 0  # bumped by every edit a compiled plan may depend on (see Layer.__setattr__)
+
+
+def edit_count():
+    """A counter that changes whenever a built layer or a model's layer list is edited.
+
+    Compiled plans remember the count they were built at and are rebuilt
+    when it moved, so a plan never serves a model as it was before an edit.
+    """
+    return _EDITS
+
+
+def note_edit():
+    """Record an edit that compiled plans must see (see :func:`edit_count`)."""
+    global _EDITS
+    _EDITS += 1
+
+
+class ParamDict(dict):
+    """``layer.params`` / ``grads`` / ``buffers``: names to float32 arrays.
+
+    Assigning ``layer.params["kernel"] = new`` copies ``new`` INTO the
+    existing array (same shape required): inside a model every parameter is
+    a view into one flat buffer that the optimiser and the compiled plans
+    read, so rebinding the name to another array would leave them using
+    the old values. New names come only from the layer itself.
+    """
+
+    def __init__(self, owner, what):
+        super().__init__()
+        self._owner = owner
+        self._what = what
+
+    def __setitem__(self, name, value):
+        if name not in self:
+            raise KeyError(f"{self._what}: {type(self._owner).__name__} {self._owner.name!r} has "
+                           f"no entry {name!r} (it has {sorted(self)})")
+        dst = dict.__getitem__(self, name)
+        arr = np.asarray(value, dtype=np.float32)
+        if arr.shape != dst.shape:
+            raise ValueError(f"{self._what}: {self._owner.name}.{name} has shape {dst.shape}, "
+                             f"got {arr.shape} (a new shape needs a new layer)")
+        dst[...] = arr
+
+    def __delitem__(self, name):
+        raise TypeError(f"{self._what}: entries of a layer cannot be removed")
+
+    def update(self, *args, **kw):
+        for k, v in dict(*args, **kw).items():
+            self[k] = v
+
+    def pop(self, *args):
+        raise TypeError(f"{self._what}: entries of a layer cannot be removed")
+
+    popitem = clear = setdefault = pop
+
+    def _bind(self, name, arr):
+        """Point ``name`` at ``arr`` (the layer itself and ParamStore only)."""
+        dict.__setitem__(self, name, arr)
+
+    def __reduce__(self):
+        return (_restore_param_dict, (self._owner, self._what, dict(self)))
+
+
+def _restore_param_dict(owner, what, items):
+    d = ParamDict(owner, what)
+    dict.update(d, items)
+    return d
+
+#: how deep containers (Sequential, Residual) may nest inside each other; deeper
+#: structures are refused with a ValueError (they would exhaust Python's stack)
+MAX_NESTING = 64
+
+_local = threading.local()  # this thread's deferred-initialisation settings
+
+
+@contextlib.contextmanager
+def deferred_init(limit=None, what="model", limit_text=None):
+    """Build layers without drawing or allocating their weights.
+
+    Inside the block :func:`initialize` returns zero-byte placeholders (no
+    random draws), and a :class:`ParamStore` refuses to allocate more than
+    ``limit`` floats (parameters plus buffers) with a ValueError naming
+    ``what`` and both counts (``limit_text`` says where the limit comes from,
+    e.g. "its data block holds only 63"). ``load_model`` builds a file's architecture this
+    way with ``limit`` = the floats its data block holds, so a tiny file that
+    declares a huge model fails at once instead of allocating gigabytes.
+    The stored values must be copied in afterwards (they start at zero).
+    """
+    saved = getattr(_local, "deferred", None)
+    if limit_text is None and limit is not None:
+        limit_text = f"the limit here is {limit:,}"
+    _local.deferred = (limit, what, limit_text)
+    try:
+        yield
+    finally:
+        _local.deferred = saved
+
+
+def _deferred():
+    return getattr(_local, "deferred", None)
+
+
+def _placeholder(shape, value=0.0):
+    """A read-only zero-byte array of ``shape`` (every element ``value``)."""
+    return np.broadcast_to(np.float32(value), shape)
+
+
+def check_nesting(layers, argname="layers"):
+    """Refuse containers nested deeper than :data:`MAX_NESTING` (no recursion here)."""
+    stack = [(layer, 1) for layer in layers]
+    while stack:
+        layer, depth = stack.pop()
+        subs = layer.sublayers()
+        if subs:
+            if depth >= MAX_NESTING:
+                raise ValueError(f"{argname}: containers (Sequential, Residual) nested more than "
+                                 f"{MAX_NESTING} deep are not supported (cnnx.layers.MAX_NESTING)")
+            stack.extend((sub, depth + 1) for sub in subs)
+
+
+class _NestingGuard:
+    """Counts recursive config conversions in this thread (see MAX_NESTING)."""
+
+    def __init__(self, argname):
+        self.argname = argname
+
+    def __enter__(self):
+        depth = getattr(_local, "config_depth", 0) + 1
+        if depth > MAX_NESTING + 1:
+            raise ValueError(f"{self.argname}: containers (Sequential, Residual) nested more "
+                             f"than {MAX_NESTING} deep are not supported "
+                             "(cnnx.layers.MAX_NESTING)")
+        _local.config_depth = depth
+
+    def __exit__(self, *exc):
+        _local.config_depth -= 1
 
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
 
 
 def get_layer_class(name):
-    """The Layer subclass registered under ``name`` (for loading models)."""
-    try:
-        return _LAYER_CLASSES[name]
-    except KeyError:
-        raise ValueError(f"layer: unknown layer class {name!r}") from None
+    """The Layer subclass registered under ``name`` (for loading models).
+
+    Private base classes (``_Pool2D``...) are not layers one can run: refused.
+    """
+    if not isinstance(name, str) or name.startswith("_") or name not in _LAYER_CLASSES:
+        raise ValueError(f"layer: unknown layer class {_short(name)}")
+    return _LAYER_CLASSES[name]
 
 
 def layer_config(layer):
     """``{"class": "Conv2D", "config": {...}}``: enough to rebuild the layer."""
-    return {"class": type(layer).__name__, "config": layer.get_config()}
+    with _NestingGuard("layers"):
+        return {"class": type(layer).__name__, "config": layer.get_config()}
 
 
 def layer_from_config(entry):
     """Rebuild a layer from :func:`layer_config`'s output."""
     if not isinstance(entry, dict) or "class" not in entry or "config" not in entry:
-        raise ValueError(f"layer: malformed layer entry {entry!r}")
+        raise ValueError(f"layer: malformed layer entry {_short(entry)}")
     if not isinstance(entry["config"], dict):
-        raise ValueError(f"layer: malformed config for {entry['class']!r}")
+        raise ValueError(f"layer: malformed config for {_short(entry['class'])}")
     cls = get_layer_class(entry["class"])
+    with _NestingGuard("layers"):
+        try:
+            return cls.from_config(entry["config"])
+        except TypeError as e:
+            raise ValueError(f"layer: cannot rebuild {entry['class']} from its config "
+                             f"({e})") from None
+
+
+def _short(value, limit=200):
+    """``repr`` cut to ``limit`` characters (error messages about file contents)."""
     try:
-        return cls.from_config(entry["config"])
-    except TypeError as e:
-        raise ValueError(f"layer: cannot rebuild {entry['class']} from its config ({e})") from None
+        text = repr(value)
+    except RecursionError:
+        text = f"<a deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def initialize(kind, shape, fan_in, fan_out, rng=None):
@@ -80,6 +234,10 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
     ``rng`` defaults to the package generator, so ``cnnx.set_seed`` makes the
     draw repeatable.
     """
+    check_size(shape, "shape")
+    if kind in ("zeros", "ones", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform") \
+            and _deferred() is not None:
+        return _placeholder(shape, 1.0 if kind == "ones" else 0.0)  # overwritten by the caller
     rng = _random.get_rng() if rng is None else rng
     fan_in = max(int(fan_in), 1)
     fan_out = max(int(fan_out), 1)
@@ -101,8 +259,9 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
 
 
 def format_shape(shape):
-    """``(28, 28, 8)`` -> ``"(28,28,8)"``, ``(120,)`` -> ``"(120)"`` (the seed's style)."""
-    return "(" + ",".join(str(int(s)) for s in shape) + ")"
+    """``(28, 28, 8)`` -> ``"(28,28,8)"``, ``(120,)`` -> ``"(120)"`` (the seed's style);
+    a size known only when data arrives shows as None."""
+    return "(" + ",".join("None" if s is None else str(int(s)) for s in shape) + ")"
 
 
 class Layer:
@@ -110,6 +269,12 @@ class Layer:
 
     #: subclasses with parameters list ``(name, ...)`` here, in storage order
     has_params = False
+
+    #: public attributes that fix a built layer's parameter or output shapes:
+    #: changing one after build raises (build a new layer instead)
+    _fixed_after_build = ()
+    #: public attributes whose changes no compiled plan depends on
+    _untracked = frozenset({"name"})
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -123,9 +288,41 @@ class Layer:
         self.built = False
         self.input_shape = None
         self.output_shape = None
-        self.params = {}
-        self.grads = {}
-        self.buffers = {}  # state saved with the model but not trained (BatchNorm statistics)
+        self._params = ParamDict(self, "params")
+        self._grads = ParamDict(self, "grads")
+        # state saved with the model but not trained (BatchNorm statistics)
+        self._buffers = ParamDict(self, "buffers")
+
+    def __setattr__(self, name, value):
+        # An edit of a built layer is seen by the next predict / fit: compiled
+        # plans are rebuilt (edit_count), or the edit is refused right away
+        # when it would change the layer's shapes.
+        if name[0] != "_" and self.__dict__.get("built", False):
+            if name in type(self)._fixed_after_build:
+                raise AttributeError(
+                    f"{name}: {type(self).__name__} {self.name!r} is built, and its {name} fixes "
+                    "its parameter or output shapes; build a new layer to change it")
+            if name in ("params", "grads", "buffers"):
+                raise AttributeError(f"{name}: assign entries (layer.{name}['kernel'] = array, "
+                                     "copied in place), not the whole dict")
+            if name not in type(self)._untracked:
+                note_edit()
+        object.__setattr__(self, name, value)
+
+    @property
+    def params(self):
+        """Parameters: name -> float32 array (assigning an entry copies in place)."""
+        return self._params
+
+    @property
+    def grads(self):
+        """Parameter gradients, same names as :attr:`params`."""
+        return self._grads
+
+    @property
+    def buffers(self):
+        """Saved, untrained state (BatchNormalization's running statistics)."""
+        return self._buffers
 
     # ---- trainable / frozen -------------------------------------------------
     @property
@@ -138,6 +335,7 @@ class Layer:
         global _TRAINABLE_VERSION
         self._trainable = bool(value)
         _TRAINABLE_VERSION += 1  # parameter stores recompute their trainable ranges
+        note_edit()  # compiled training steps drop or add gradient slots
         for sub in self.sublayers():
             sub.trainable = value
 
@@ -147,16 +345,68 @@ class Layer:
         return []
 
     def add_param(self, name, value):
-        """Register a parameter (float32 array) and its zeroed gradient."""
+        """Register a parameter (float32 array) and its zeroed gradient.
+
+        On a rebuild (a built layer given a new input size) an existing
+        parameter of the same shape is kept, never re-initialised; one whose
+        shape would change is refused. Under :func:`deferred_init` a
+        placeholder from :func:`initialize` is kept as it is (the ParamStore
+        allocates the real array).
+        """
+        if _deferred() is not None and isinstance(value, np.ndarray) and \
+                value.dtype == np.float32 and not value.flags.writeable and \
+                name not in self._params:
+            self._params._bind(name, value)
+            self._grads._bind(name, _placeholder(value.shape))
+            return value
         value = np.ascontiguousarray(value, dtype=np.float32)
-        self.params[name] = value
-        self.grads[name] = np.zeros_like(value)
+        old = self._params.get(name)
+        if old is not None:
+            if old.shape != value.shape:
+                raise ValueError(f"input_shape: {type(self).__name__} {self.name!r} would change "
+                                 f"its {name} from {old.shape} to {value.shape}; build a new layer")
+            return old
+        self._params._bind(name, value)
+        self._grads._bind(name, np.zeros_like(value))
+        return value
+
+    def add_buffer(self, name, value):
+        """Register saved, untrained state (kept on a rebuild of the same shape;
+        a :func:`deferred_init` placeholder is kept as it is)."""
+        if _deferred() is not None and isinstance(value, np.ndarray) and \
+                value.dtype == np.float32 and not value.flags.writeable and \
+                name not in self._buffers:
+            self._buffers._bind(name, value)
+            return value
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        old = self._buffers.get(name)
+        if old is not None and old.shape == value.shape:
+            return old
+        self._buffers._bind(name, value)
         return value
 
     def count_params(self):
         """Number of scalars in this layer's parameters (children included)."""
         n = sum(int(p.size) for p in self.params.values())
         return n + sum(s.count_params() for s in self.sublayers())
+
+    def get_weights(self):
+        """Copies of every parameter (children included), in storage order."""
+        return [layer.params[name].copy() for layer, _ in walk([self])
+                for name in layer.params]
+
+    def set_weights(self, weights):
+        """Set every parameter from a list like :meth:`get_weights` returns."""
+        targets = [(layer, name) for layer, _ in walk([self]) for name in layer.params]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"weights: expected {len(targets)} arrays, got {len(weights)}")
+        for (layer, name), w in zip(targets, weights):
+            w = np.asarray(w, np.float32)
+            if w.shape != layer.params[name].shape:
+                raise ValueError(f"weights: {layer.name}.{name} expects shape "
+                                 f"{layer.params[name].shape}, got {w.shape}")
+            layer.params[name] = w
 
     def zero_grad(self):
         """Set every parameter gradient to zero (children included)."""
@@ -167,10 +417,24 @@ class Layer:
 
     # ---- the computation ----------------------------------------------------
     def build(self, input_shape):
-        """Create parameters for inputs of ``input_shape`` (no batch dim); return the output shape."""
-        input_shape = tuple(int(s) for s in input_shape)
+        """Create parameters for inputs of ``input_shape`` (no batch dim); return the output shape.
+
+        Building again for the same shape does nothing; for another shape the
+        layer keeps its parameters (a convolution's weights do not depend on
+        the image size) or refuses, naming the parameter.
+        """
+        input_shape = tuple(None if s is None else int(s) for s in input_shape)
+        if self.built and input_shape == self.input_shape:
+            return self.output_shape
         self.input_shape = input_shape
-        self.output_shape = tuple(self._build(input_shape))
+        out = tuple(self._build(input_shape))
+        n = 1
+        for d in out:
+            n *= 1 if d is None else d
+        if n >= 2**62:  # no batch of it could ever be allocated or indexed
+            raise ValueError(f"input_shape: layer {self.name!r} would output {out} "
+                             f"({n} values per example), too many to index")
+        self.output_shape = out
         self.built = True
         return self.output_shape
 
@@ -183,9 +447,11 @@ class Layer:
         x = as_float32(x, "x")
         if x.ndim < 1:
             raise ValueError(f"x: expected a batch (m, ...), got shape {x.shape}")
+        from .._validate import same_shape
+
         if not self.built:
             self.build(x.shape[1:])
-        elif tuple(x.shape[1:]) != self.input_shape:
+        elif not same_shape(tuple(x.shape[1:]), self.input_shape):
             raise ValueError(
                 f"x: expected a batch of shape (m, {', '.join(map(str, self.input_shape))}) "
                 f"for layer {self.name}, got {x.shape}")
@@ -214,7 +480,32 @@ class Layer:
         return self._backward(dy, True, True)
 
     def __call__(self, x, training=False):
+        """On arrays: :meth:`forward`. On symbolic tensors (``cnnx.Input``):
+        adds this layer to the graph being described and returns its output
+        tensor (the functional API)."""
+        from ..models.node import call_symbolic, is_symbolic
+
+        if is_symbolic(x):
+            return call_symbolic(self, x)
         return self.forward(x, training)
+
+    def softmax_logits(self):
+        """If this layer's output is a softmax: the softmax's input from the last
+        training forward (the logits a fused softmax-cross-entropy needs when
+        the model runs layer by layer). None otherwise."""
+        return None
+
+    def lower(self, g, x):
+        """Describe this layer as ops of the typed graph ``g`` (cnnx.graph).
+
+        ``x`` is the input Value (a list for layers with several inputs);
+        returns the output Value. A layer without its own lowering becomes a
+        node that runs its Python ``forward``/``backward``: it works
+        everywhere, but a model holding one runs layer by layer instead of
+        as one compiled C++ call.
+        """
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        return g.python(self, xs, self.output_shape)
 
     def _forward(self, x, training):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -265,7 +556,12 @@ class ActivatedLinearMixin:
             dy = _core.relu_backward(dy, self._y)
         elif self._post is not None:
             dy = self._post.backward(dy, self._z, self._y)
+        elif not isinstance(dy, np.ndarray):  # a SoftmaxInputGrad meant for another layer
+            raise TypeError(f"dy: {self.name} has no softmax to take it through")
         return self._backward_linear(dy, need_dx, accumulate)
+
+    def softmax_logits(self):
+        return self._z if self.activation == "softmax" else None
 
     def _store_grads(self, accumulate, **grads):
         """Write each gradient into its slot of the flat buffer, or add to it
@@ -299,6 +595,19 @@ class ParamStore:
                 slots.append((layer, name, start, int(p.size), p.shape))
                 offset = start + int(p.size)
         total = -(-offset // self.ALIGN) * self.ALIGN
+        deferred = _deferred()
+        if deferred is not None:
+            limit, what, limit_text = deferred
+            n_buffers = sum(int(b.size) for layer, _ in walk(self.layers)
+                            for b in layer.buffers.values())
+            needed = sum(s[3] for s in slots) + n_buffers
+            if limit is not None and needed > limit:
+                raise ValueError(f"{what}: the architecture needs {needed:,} parameter and "
+                                 f"buffer values, but {limit_text}")
+            for layer, _ in walk(self.layers):  # placeholders -> real, writable arrays
+                for k, b in list(layer.buffers.items()):
+                    if not b.flags.writeable:
+                        layer.buffers._bind(k, np.array(b, np.float32))
         self.size = total
         self.params = _aligned_empty(total)
         self.grads = _aligned_empty(total)
@@ -309,8 +618,8 @@ class ParamStore:
             gv = self.grads[start:start + size].reshape(shape)
             pv[...] = layer.params[name]
             gv[...] = layer.grads[name]
-            layer.params[name] = pv
-            layer.grads[name] = gv
+            layer.params._bind(name, pv)
+            layer.grads._bind(name, gv)
         self.slots = slots
         self._runs_key = None
         self._runs = None
@@ -329,8 +638,8 @@ class ParamStore:
         grads[...] = self.grads
         self.params, self.grads = params, grads
         for layer, name, start, size, shape in self.slots:
-            layer.params[name] = params[start:start + size].reshape(shape)
-            layer.grads[name] = grads[start:start + size].reshape(shape)
+            layer.params._bind(name, params[start:start + size].reshape(shape))
+            layer.grads._bind(name, grads[start:start + size].reshape(shape))
         for layer, _ in walk(self.layers):
             if hasattr(layer, "_params_rebound"):
                 layer._params_rebound()
@@ -344,25 +653,39 @@ class ParamStore:
         if self._runs_key == _TRAINABLE_VERSION:
             return self._runs
         flags = tuple(t for layer, t in walk(self.layers) if layer.params)
-        if True:
-            trainable = {id(layer) for layer, t in walk(self.layers) if t}
-            runs = []
-            for layer, _name, start, size, _shape in self.slots:
-                if id(layer) not in trainable:
-                    continue
-                end = start + size
-                # only alignment padding (< ALIGN floats) between two segments:
-                # no other parameter can sit there, so merge the ranges
-                if runs and start - runs[-1][1] < self.ALIGN:
-                    runs[-1][1] = end
-                else:
-                    runs.append([start, end])
-            if len(runs) == 1 and all(flags):
-                runs = [[0, self.size]]
-            self._runs = [tuple(r) for r in runs]
-            self._runs_key = _TRAINABLE_VERSION
-            self.all_trainable = self._runs == [(0, self.size)]
+        trainable = {id(layer) for layer, t in walk(self.layers) if t}
+        runs = []
+        for layer, _name, start, size, _shape in self.slots:
+            if id(layer) not in trainable:
+                continue
+            end = start + size
+            # only alignment padding (< ALIGN floats) between two segments:
+            # no other parameter can sit there, so merge the ranges
+            if runs and start - runs[-1][1] < self.ALIGN:
+                runs[-1][1] = end
+            else:
+                runs.append([start, end])
+        if len(runs) == 1 and all(flags):
+            runs = [[0, self.size]]
+        self._runs = [tuple(r) for r in runs]
+        self._runs_key = _TRAINABLE_VERSION
+        self.all_trainable = self._runs == [(0, self.size)]
         return self._runs
+
+    def carry(self, old, arrays):
+        """Arrays laid out like this store's parameters, from ``arrays`` laid out
+        like ``old``'s: each parameter both stores hold keeps its values, the
+        others start at zero (an optimiser's state after the model changed)."""
+        where = {(id(layer), name): start for layer, name, start, _, _ in old.slots}
+        out = {}
+        for key, src in arrays.items():
+            dst = np.zeros(self.params.shape, np.float32)
+            for layer, name, start, size, _ in self.slots:
+                s = where.get((id(layer), name))
+                if s is not None and s + size <= src.size:
+                    dst[start:start + size] = src[s:s + size]
+            out[key] = dst
+        return out
 
     def count(self):
         """(total, trainable) parameter counts."""

@@ -6,14 +6,14 @@ in the seed's table).
 """
 
 from .. import _core
-from .._validate import as_int
-from .activations import get_activation
+from .._validate import as_int, check_size
+from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
 
 __all__ = ["Dense"]
 
 
-class Dense(ActivatedLinearMixin, Layer):
+class Dense(HasActivation, ActivatedLinearMixin, Layer):
     """Fully connected layer on the core SGEMM.
 
     Args:
@@ -34,13 +34,13 @@ class Dense(ActivatedLinearMixin, Layer):
     """
 
     has_params = True
+    _fixed_after_build = ("units", "use_bias")
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="auto",
                  name=None, trainable=True):
         super().__init__(name, trainable)
         self.units = as_int(units, "units", 1)
-        self._act = get_activation(activation)
-        self.activation = None if self._act.name == "linear" else self._act.name
+        self.activation = activation
         self.use_bias = bool(use_bias)
         if not isinstance(kernel_initializer, str):
             raise TypeError(f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}")
@@ -50,15 +50,17 @@ class Dense(ActivatedLinearMixin, Layer):
         if len(input_shape) != 1:
             raise ValueError(f"input_shape: Dense expects (n_in,), got {input_shape} "
                              "(add a Flatten layer before it)")
+        if input_shape[0] is None:
+            raise ValueError("input_shape: Dense needs a known number of input features (for "
+                             "images of any size, put a GlobalAvgPool2D before it)")
         n_in = input_shape[0]
         kind = self.kernel_initializer
         if kind == "auto":
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
+        check_size((n_in, self.units), "units")
         self.add_param("kernel", initialize(kind, (n_in, self.units), n_in, self.units))
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.units,), 1, 1))
-        self._fused = self.activation == "relu"
-        self._post = None if (self._fused or self.activation is None) else self._act
         return (self.units,)
 
     def _forward(self, x, training):
@@ -71,14 +73,6 @@ class Dense(ActivatedLinearMixin, Layer):
             self._z = z
             self._y = y
         return y
-
-    def _forward_logits(self, x, training):
-        """The pre-activation ``x @ kernel + bias`` (for the fused softmax loss)."""
-        p = self.params
-        z = _core.dense(x, p["kernel"], p.get("bias"), False)
-        if training:
-            self._x = x
-        return z
 
     def _backward_linear(self, dz, need_dx, accumulate):
         trainable = self._trainable
@@ -99,6 +93,12 @@ class Dense(ActivatedLinearMixin, Layer):
             else:
                 self._store_grads(accumulate, kernel=dw)
         return dx
+
+    def lower(self, g, x):
+        y = g.dense(x, in_features=self.input_shape[0], out_features=self.units,
+                    kernel=g.param(self, "kernel"),
+                    bias=g.param(self, "bias") if self.use_bias else None)
+        return self._act.lower(g, y)
 
     def get_config(self):
         return dict(super().get_config(), units=self.units, activation=self.activation,

@@ -4,7 +4,9 @@ import numbers
 import numpy as np
 
 from .. import _core
-from .base import Layer
+from .._validate import check_size
+from ..graph.ir import BufferRef
+from .base import Layer, initialize
 
 __all__ = ["BatchNormalization"]
 
@@ -33,6 +35,7 @@ class BatchNormalization(Layer):
     """
 
     has_params = True
+    _fixed_after_build = ("center", "scale")
 
     def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None,
                  trainable=True):
@@ -44,15 +47,18 @@ class BatchNormalization(Layer):
 
     def _build(self, input_shape):
         c = input_shape[-1] if input_shape else 0
+        c = 0 if c is None else c
         if c < 1:
             raise ValueError(f"input_shape: BatchNormalization needs a channel axis, got "
                              f"{input_shape}")
+        check_size((c,), "input_shape")
         if self.scale:
-            self.add_param("gamma", np.ones(c, np.float32))
+            self.add_param("gamma", initialize("ones", (c,), 1, 1))
         if self.center:
-            self.add_param("beta", np.zeros(c, np.float32))
-        self.buffers = {"moving_mean": np.zeros(c, np.float32),
-                        "moving_var": np.ones(c, np.float32)}
+            self.add_param("beta", initialize("zeros", (c,), 1, 1))
+        # (placeholders while load_model checks the size: see base.deferred_init)
+        self.add_buffer("moving_mean", initialize("zeros", (c,), 1, 1))
+        self.add_buffer("moving_var", initialize("ones", (c,), 1, 1))
         return input_shape
 
     def _forward(self, x, training):
@@ -81,8 +87,13 @@ class BatchNormalization(Layer):
                 self._set_grad("beta", db, accumulate)
         return dx
 
-    def count_params(self):
-        return super().count_params()
+    def lower(self, g, x):
+        p = self.params
+        return g.batch_norm(x, gamma=g.param(self, "gamma") if "gamma" in p else None,
+                            beta=g.param(self, "beta") if "beta" in p else None,
+                            moving_mean=BufferRef(self, "moving_mean"),
+                            moving_var=BufferRef(self, "moving_var"),
+                            epsilon=self.epsilon, momentum=1.0 - self.momentum)
 
     def get_config(self):
         return dict(super().get_config(), momentum=self.momentum, epsilon=self.epsilon,

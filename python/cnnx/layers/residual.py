@@ -1,8 +1,9 @@
 """Residual: the skip connection, ``activation(block(x) + shortcut(x))``."""
 import numpy as np
 
-from .activations import get_activation
-from .base import Layer, layer_config as _layer_config, layer_from_config
+from .. import _core
+from .activations import HasActivation
+from .base import Layer, check_nesting, layer_config as _layer_config, layer_from_config
 
 __all__ = ["Residual"]
 
@@ -35,7 +36,7 @@ def _build_chain(layers, shape):
     return shape
 
 
-class Residual(Layer):
+class Residual(HasActivation, Layer):
     """A residual block: ``y = activation(block(x) + shortcut(x))``.
 
     Args:
@@ -59,6 +60,8 @@ class Residual(Layer):
     Nests inside ``Sequential`` (and inside other Residuals).
     """
 
+    _fixed_after_build = ("block", "shortcut", "shortcut_spec")
+
     def __init__(self, layers, shortcut=None, activation="relu", name=None, trainable=True):
         self.block = _as_layer_list(layers, "layers")
         if shortcut is None or (isinstance(shortcut, str) and shortcut == "identity"):
@@ -69,8 +72,8 @@ class Residual(Layer):
         else:
             self.shortcut = _as_layer_list(shortcut, "shortcut")
             self.shortcut_spec = "layers"
-        self._act = get_activation(activation)
-        self.activation = None if self._act.name == "linear" else self._act.name
+        check_nesting(self.block + (self.shortcut or []))
+        self.activation = activation
         super().__init__(name, trainable)
         if not trainable:
             self.trainable = False
@@ -89,11 +92,27 @@ class Residual(Layer):
             if self.shortcut_spec == "identity":
                 raise ValueError(f"shortcut: the identity needs the block to keep the shape "
                                  f"{input_shape}, but it gives {out}")
-            self.shortcut = [self._projection(input_shape, out)]
-            _build_chain(self.shortcut, input_shape)
-            if not self.trainable:
-                self.shortcut[0].trainable = False
+            if self.shortcut is None:  # the first build makes the projection
+                self.shortcut = [self._projection(input_shape, out)]
+                if not self.trainable:
+                    self.shortcut[0].trainable = False
+            s_out = _build_chain(self.shortcut, input_shape)
+            if s_out != out:
+                raise ValueError(f"shortcut: its output shape {s_out} differs from the block's "
+                                 f"{out}")
         return out
+
+    def softmax_logits(self):
+        return self._z if self.activation == "softmax" else None
+
+    def lower(self, g, x):
+        h = x
+        for layer in self.block:
+            h = g.lower(layer, h)
+        s = x
+        for layer in self.shortcut or []:
+            s = g.lower(layer, s)
+        return self._act.lower(g, g.eltwise([h, s], _core.EltwiseKind.add))
 
     @staticmethod
     def _projection(in_shape, out_shape):
@@ -103,6 +122,10 @@ class Residual(Layer):
             raise ValueError(f"shortcut: cannot project {in_shape} to {out_shape} with a 1x1 "
                              "convolution; pass shortcut= explicitly")
         strides = []
+        if None in in_shape[:2] or None in out_shape[:2]:
+            raise ValueError(f"shortcut: the block changes the shape {in_shape} -> {out_shape} "
+                             "for inputs of any size; pass shortcut= (e.g. a 1x1 Conv2D with "
+                             "the block's stride) explicitly")
         for n, o in zip(in_shape[:2], out_shape[:2]):
             s = next((s for s in range(1, n + 1) if (n - 1) // s + 1 == o), None)
             if s is None:
@@ -118,7 +141,7 @@ class Residual(Layer):
         z = np.add(h, s)
         y = self._act.forward(z) if self.activation is not None else z
         if training:
-            self._z = z if self._act.keeps_input else None
+            self._z = z if self._act.keeps_input or self.activation == "softmax" else None
             self._y = y
         return y
 

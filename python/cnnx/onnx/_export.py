@@ -1,8 +1,10 @@
-"""cnnx model -> ONNX graph (:func:`export`).
+"""cnnx model -> ONNX graph (:func:`export`), written from the model's op
+graph (:mod:`cnnx.graph`): one exporter per op kind, no knowledge of layers.
 
-The graph takes the model's own NHWC float32 batch (batch size free) and
-returns exactly what ``model.predict`` returns. Inside, image tensors are
-NCHW, the layout of ONNX's Conv and pooling operators:
+The graph takes the model's own NHWC float32 batches (batch size free, one
+per input) and returns exactly what ``model.predict`` returns (one output
+per model output). Inside, image tensors are NCHW, the layout of ONNX's
+Conv and pooling operators:
 
 - one ``Transpose`` (NHWC -> NCHW) after the input;
 - ``Conv`` with explicit ``pads`` whatever the padding mode ("same" is
@@ -17,10 +19,9 @@ NCHW, the layout of ONNX's Conv and pooling operators:
   of the Dense kernel that follows are reordered instead of moving data;
 - ``BatchNormalization`` with the running statistics (inference form);
   Dropout disappears (it is the identity at inference);
-- ``Add`` (+ activation) for Residual, with the shortcut's layers (the 1x1
-  projection) on the second branch;
-- a Transpose back to NHWC if the output is an image, and the softmax that
-  ``predict`` applies to a logits model compiled with cross-entropy.
+- ``Add`` / ``Sub`` / ``Mul`` / ``Mean`` for the elementwise joins (and
+  Residual), ``Concat`` on the matching NCHW axis;
+- a Transpose back to NHWC for each output that is an image.
 """
 import os
 import tempfile
@@ -28,7 +29,7 @@ import tempfile
 import numpy as np
 
 from .._version import __version__
-from ..functional._shapes import resolve_padding
+from ..graph import Act, EltwiseKind, OpKind, PoolKind
 from ._common import ONNXConversionError, SUPPORTED_EXPORT_LAYERS, require_onnx
 
 __all__ = ["export", "to_onnx", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -91,37 +92,34 @@ class _Graph:
         return out
 
 
-def _err(layer, msg):
-    return ONNXConversionError(f"model: layer {layer.name!r} ({type(layer).__name__}) {msg}")
+def _err(op, msg):
+    return ONNXConversionError(f"model: layer {op.name!r} ({op.kind.name}) {msg}")
 
 
-def _act_alpha(layer):
-    # LeakyReLU slope of a fused activation (Conv2D/Dense/Residual use the default 0.01)
-    return float(getattr(getattr(layer, "_act", None), "alpha", 0.01))
-
-
-def _activation(g, t, kind, base, alpha=0.01, axis=None):
-    """Append an activation node; ``axis`` is the NHWC (cnnx) softmax axis."""
-    if kind is None or kind == "linear":
+def _activation(g, t, act, base, alpha=0.01, axis=-1):
+    """Append an activation node; ``axis`` is the per-example (NHWC) softmax axis."""
+    if act == Act.none:
         return t
-    if kind == "relu":
+    if act == Act.relu:
         name = g.node("Relu", [t.name], base)
-    elif kind == "leaky_relu":
+    elif act == Act.leaky_relu:
         name = g.node("LeakyRelu", [t.name], base, alpha=float(alpha))
-    elif kind == "sigmoid":
+    elif act == Act.sigmoid:
         name = g.node("Sigmoid", [t.name], base)
-    elif kind == "tanh":
+    elif act == Act.tanh:
         name = g.node("Tanh", [t.name], base)
-    elif kind == "softmax":
-        nd = len(t.shape) + 1
-        a = (nd - 1) if axis is None else axis % nd
-        if nd == 4:
-            a = _NHWC_AXIS_IN_NCHW[a]
-        elif nd != 2:
-            raise ONNXConversionError(f"model: softmax over a {nd}-D tensor is not exported")
-        name = g.node("Softmax", [t.name], base, axis=int(a))
+    elif act == Act.softmax:
+        nd = len(t.shape)
+        a = axis % nd if nd else 0
+        if nd == 3:
+            onnx_axis = _NHWC_AXIS_IN_NCHW[a + 1]
+        elif t.chw is not None and nd == 1:
+            onnx_axis = 1  # softmax over all features is order-independent
+        else:
+            onnx_axis = a + 1
+        name = g.node("Softmax", [t.name], base, axis=int(onnx_axis))
     else:
-        raise ONNXConversionError(f"model: activation {kind!r} has no ONNX export")
+        raise ONNXConversionError(f"model: activation {act.name!r} has no ONNX export")
     return _T(name, t.shape, t.chw)
 
 
@@ -137,170 +135,151 @@ def _materialise(g, t, base):
     return _T(x, t.shape)
 
 
-def _pads(layer, pads):
-    (t, b), (l, r) = pads
-    return [int(t), int(l), int(b), int(r)]
-
-
-def _need_image(layer, t):
+def _need_image(op, t):
     if len(t.shape) != 3:
-        raise _err(layer, f"expects an image (n_H, n_W, n_C), got shape {t.shape}")
+        raise _err(op, f"expects an image (n_H, n_W, n_C), got shape {t.shape}")
 
 
-def _conv(g, layer, t):
-    from ..layers.conv import Conv2D  # noqa: F401  (documentation of the dispatch)
-
-    _need_image(layer, t)
-    h, w, _c = t.shape
-    pads = resolve_padding(layer.padding, (h, w), layer.kernel_size, layer.strides,
-                           layer.dilation_rate)
-    kernel = np.asarray(layer.params["kernel"], np.float32)  # HWIO
-    ins = [t.name, g.const(layer.name + "/W", kernel.transpose(3, 2, 0, 1))]  # OIHW
-    if layer.use_bias:
-        ins.append(g.const(layer.name + "/B", layer.params["bias"]))
-    y = g.node("Conv", ins, layer.name, kernel_shape=list(layer.kernel_size),
-               strides=list(layer.strides), dilations=list(layer.dilation_rate),
-               pads=_pads(layer, pads), group=int(layer.groups))
-    out = _T(y, layer.output_shape)
-    return _activation(g, out, layer.activation, layer.name, _act_alpha(layer), axis=-1)
+def _conv(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    _need_image(op, t)
+    a = op.attrs
+    _h, _w, _c, kh, kw, _cout, sh, sw, dh, dw, pt, pb, pl, pr, groups = a["geometry"]
+    kernel = np.asarray(a["kernel"].array, np.float32)  # HWIO
+    ins = [t.name, g.const(op.name + "/W", kernel.transpose(3, 2, 0, 1))]  # OIHW
+    if a["bias"] is not None:
+        ins.append(g.const(op.name + "/B", a["bias"].array))
+    y = g.node("Conv", ins, op.name, kernel_shape=[kh, kw], strides=[sh, sw],
+               dilations=[dh, dw], pads=[pt, pl, pb, pr], group=int(groups))
+    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"])
 
 
-def _pool(g, layer, t, op, kernel, strides, pads, **extra):
-    y = g.node(op, [t.name], layer.name, kernel_shape=[int(k) for k in kernel],
-               strides=[int(s) for s in strides], pads=_pads(layer, pads), **extra)
-    return _T(y, layer.output_shape)
+def _pool(g, op, ts):
+    t, a = ts[0], op.attrs
+    _need_image(op, t)
+    kind = a["pool_kind"]
+    if kind == PoolKind.global_avg:
+        y = g.node("GlobalAveragePool", [t.name], op.name)
+        return _T(g.node("Flatten", [y], op.name, axis=1), op.output.shape)
+    if kind in (PoolKind.adaptive_avg, PoolKind.adaptive_max):
+        h, w, _c = t.shape
+        kernel, strides = [], []
+        for n, o, axis in zip((h, w), a["output_hw"], ("n_H", "n_W")):
+            if n % o:
+                raise _err(op, f"cannot be exported exactly: ONNX has no adaptive pooling, and "
+                               f"{axis} = {n} is not a multiple of the output size {o}, so its "
+                               f"windows [floor(i*{n}/{o}), ceil((i+1)*{n}/{o})) differ in size "
+                               f"or stride (use an input size divisible by the output size, or "
+                               f"a fixed MaxPool2D/AvgPool2D)")
+            strides.append(n // o)
+            kernel.append(n - (o - 1) * (n // o))
+        window = (*kernel, *strides, 0, 0, 0, 0)
+        is_max = kind == PoolKind.adaptive_max
+        count_include_pad = False
+    else:
+        window, is_max = a["window"], kind == PoolKind.max
+        count_include_pad = a["count_include_pad"]
+    kh, kw, sh, sw, pt, pb, pl, pr = window
+    extra = {} if is_max else {"count_include_pad": int(count_include_pad)}
+    y = g.node("MaxPool" if is_max else "AveragePool", [t.name], op.name,
+               kernel_shape=[int(kh), int(kw)], strides=[int(sh), int(sw)],
+               pads=[int(pt), int(pl), int(pb), int(pr)], **extra)
+    return _T(y, op.output.shape)
 
 
-def _adaptive(g, layer, t, op):
-    _need_image(layer, t)
-    h, w, _c = t.shape
-    kernel, strides = [], []
-    for n, o, axis in zip((h, w), layer.output_size, ("n_H", "n_W")):
-        if n % o:
-            raise _err(layer, f"cannot be exported exactly: ONNX has no adaptive pooling, and "
-                              f"{axis} = {n} is not a multiple of the output size {o}, so its "
-                              f"windows [floor(i*{n}/{o}), ceil((i+1)*{n}/{o})) differ in size "
-                              f"or stride (use an input size divisible by the output size, or "
-                              f"a fixed MaxPool2D/AvgPool2D)")
-        s = n // o
-        strides.append(s)
-        kernel.append(n - (o - 1) * s)
-    extra = {"count_include_pad": 0} if op == "AveragePool" else {}
-    return _pool(g, layer, t, op, kernel, strides, ((0, 0), (0, 0)), **extra)
-
-
-def _dense(g, layer, t):
+def _dense(g, op, ts):
+    t, a = ts[0], op.attrs
     if len(t.shape) != 1:
-        raise _err(layer, f"expects flat features (n_in,), got shape {t.shape}")
-    kernel = np.asarray(layer.params["kernel"], np.float32)  # (n_in, n_out), rows in (h, w, c)
+        raise _err(op, f"expects flat features (n_in,), got shape {t.shape}")
+    kernel = np.asarray(a["kernel"].array, np.float32)  # (n_in, n_out), rows in (h, w, c)
     if t.chw is not None:
         c, h, w = t.chw
         kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(c * h * w, -1)
-    ins = [t.name, g.const(layer.name + "/W", kernel)]
-    if layer.use_bias:
-        ins.append(g.const(layer.name + "/B", layer.params["bias"]))
-    y = g.node("Gemm", ins, layer.name)
-    return _activation(g, _T(y, layer.output_shape), layer.activation, layer.name,
-                       _act_alpha(layer), axis=-1)
+    ins = [t.name, g.const(op.name + "/W", kernel)]
+    if a["bias"] is not None:
+        ins.append(g.const(op.name + "/B", a["bias"].array))
+    y = g.node("Gemm", ins, op.name)
+    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"])
 
 
-def _batch_norm(g, layer, t):
-    c = layer.output_shape[-1]
-    gamma = layer.params["gamma"] if layer.scale else np.ones(c, np.float32)
-    beta = layer.params["beta"] if layer.center else np.zeros(c, np.float32)
-    mean = layer.buffers["moving_mean"]
-    var = layer.buffers["moving_var"]
-    arrays = [np.asarray(a, np.float32) for a in (gamma, beta, mean, var)]
+def _batch_norm(g, op, ts):
+    t, a = ts[0], op.attrs
+    c = op.output.shape[-1]
+    gamma = a["gamma"].array if a["gamma"] is not None else np.ones(c, np.float32)
+    beta = a["beta"].array if a["beta"] is not None else np.zeros(c, np.float32)
+    arrays = [np.asarray(x, np.float32) for x in (gamma, beta, a["moving_mean"].array,
+                                                  a["moving_var"].array)]
     if len(t.shape) == 1 and t.chw is not None:  # per-feature statistics, features in (c,h,w)
         cc, h, w = t.chw
-        arrays = [a.reshape(h, w, cc).transpose(2, 0, 1).ravel() for a in arrays]
+        arrays = [x.reshape(h, w, cc).transpose(2, 0, 1).ravel() for x in arrays]
     elif len(t.shape) not in (1, 3):
-        raise _err(layer, f"is exported for images or flat features, got shape {t.shape}")
-    names = [g.const(f"{layer.name}/{k}", a)
-             for k, a in zip(("scale", "B", "mean", "var"), arrays)]
-    y = g.node("BatchNormalization", [t.name] + names, layer.name,
-               epsilon=float(layer.epsilon), momentum=float(layer.momentum))
+        raise _err(op, f"is exported for images or flat features, got shape {t.shape}")
+    names = [g.const(f"{op.name}/{k}", x) for k, x in zip(("scale", "B", "mean", "var"), arrays)]
+    y = g.node("BatchNormalization", [t.name] + names, op.name, epsilon=a["epsilon"],
+               momentum=1.0 - a["momentum"])
     return _T(y, t.shape, t.chw)
 
 
-def _flatten(g, layer, t):
-    if len(t.shape) == 1:
+def _activation_op(g, op, ts):
+    a = op.attrs
+    return _activation(g, ts[0], a["act"], op.name, a["alpha"], a["axis"])
+
+
+_ELTWISE = {EltwiseKind.add: "Sum", EltwiseKind.sub: "Sub", EltwiseKind.mul: "Mul",
+            EltwiseKind.avg: "Mean"}
+
+
+def _eltwise(g, op, ts):
+    ts = [_materialise(g, t, op.name) for t in ts]
+    kind = op.attrs["eltwise"]
+    names = [t.name for t in ts]
+    if kind == EltwiseKind.mul:  # Mul is binary: a chain
+        y = names[0]
+        for other in names[1:]:
+            y = g.node("Mul", [y, other], op.name)
+    elif kind == EltwiseKind.add and len(names) == 2:
+        y = g.node("Add", names, op.name)
+    else:
+        y = g.node(_ELTWISE[kind], names, op.name)
+    return _activation(g, _T(y, op.output.shape), op.attrs["act"], op.name, op.attrs["alpha"])
+
+
+def _concat(g, op, ts):
+    ts = [_materialise(g, t, op.name) for t in ts]
+    axis = op.attrs["axis"]
+    nd = len(op.output.shape)
+    onnx_axis = _NHWC_AXIS_IN_NCHW[axis + 1] if nd == 3 else axis + 1
+    y = g.node("Concat", [t.name for t in ts], op.name, axis=int(onnx_axis))
+    return _T(y, op.output.shape)
+
+
+def _reshape(g, op, ts):
+    t = ts[0]
+    out = op.output.shape
+    if len(out) == 1 and len(t.shape) == 3:  # Flatten: features in (c, h, w) until a Dense
+        h, w, c = t.shape
+        y = g.node("Flatten", [t.name], op.name, axis=1)
+        return _T(y, out, None if h * w == 1 else (c, h, w))
+    if len(out) == 1 and len(t.shape) == 1:
         return t
-    if len(t.shape) != 3:
-        raise _err(layer, f"is exported for images, got shape {t.shape}")
-    h, w, c = t.shape
-    y = g.node("Flatten", [t.name], layer.name, axis=1)
-    return _T(y, (h * w * c,), None if h * w == 1 else (c, h, w))
+    raise _err(op, f"reshape {t.shape} -> {out} has no ONNX export yet")
 
 
-def _residual(g, layer, t):
-    t = _materialise(g, t, layer.name)
-    h = _emit(g, layer.block, t)
-    s = t if layer.shortcut is None else _emit(g, layer.shortcut, t)
-    h = _materialise(g, h, layer.name + "/block")
-    s = _materialise(g, s, layer.name + "/shortcut")
-    y = _T(g.node("Add", [h.name, s.name], layer.name), layer.output_shape)
-    return _activation(g, y, layer.activation, layer.name, _act_alpha(layer), axis=-1)
+def _identity(g, op, ts):
+    return ts[0]
 
 
-def _emit_layer(g, layer, t):
-    from .. import layers as L
-    from ..models import Sequential
-
-    if isinstance(layer, Sequential):
-        return _emit(g, layer.layers, t)
-    if not layer.built or layer.input_shape is None:
-        raise _err(layer, "is not built")
-    if tuple(layer.input_shape) != t.shape:
-        raise _err(layer, f"was built for input {layer.input_shape}, but receives {t.shape}")
-    if isinstance(layer, L.Conv2D):
-        return _conv(g, layer, _materialise(g, t, layer.name))
-    if isinstance(layer, L.MaxPool2D):
-        _need_image(layer, t)
-        pads = resolve_padding(layer.padding, t.shape[:2], layer.pool_size, layer.strides)
-        return _pool(g, layer, t, "MaxPool", layer.pool_size, layer.strides, pads)
-    if isinstance(layer, L.AvgPool2D):
-        _need_image(layer, t)
-        pads = resolve_padding(layer.padding, t.shape[:2], layer.pool_size, layer.strides)
-        return _pool(g, layer, t, "AveragePool", layer.pool_size, layer.strides, pads,
-                     count_include_pad=int(layer.count_include_pad))
-    if isinstance(layer, L.AdaptiveAvgPool2D):
-        return _adaptive(g, layer, t, "AveragePool")
-    if isinstance(layer, L.AdaptiveMaxPool2D):
-        return _adaptive(g, layer, t, "MaxPool")
-    if isinstance(layer, L.GlobalAvgPool2D):
-        _need_image(layer, t)
-        y = g.node("GlobalAveragePool", [t.name], layer.name)
-        y = g.node("Flatten", [y], layer.name, axis=1)
-        return _T(y, layer.output_shape)
-    if isinstance(layer, L.Flatten):
-        return _flatten(g, layer, t)
-    if isinstance(layer, L.Dense):
-        return _dense(g, layer, t)
-    if isinstance(layer, L.BatchNormalization):
-        return _batch_norm(g, layer, t)
-    if isinstance(layer, L.Dropout):
-        return t
-    if isinstance(layer, L.ReLU):
-        return _activation(g, t, "relu", layer.name)
-    if isinstance(layer, L.LeakyReLU):
-        return _activation(g, t, "leaky_relu", layer.name, alpha=layer.alpha)
-    if isinstance(layer, L.Sigmoid):
-        return _activation(g, t, "sigmoid", layer.name)
-    if isinstance(layer, L.Tanh):
-        return _activation(g, t, "tanh", layer.name)
-    if isinstance(layer, L.Softmax):
-        # softmax over all features is order-independent: a (c,h,w) order may stay
-        return _activation(g, t, "softmax", layer.name, axis=layer.axis)
-    if isinstance(layer, L.Residual):
-        return _residual(g, layer, t)
-    raise _err(layer, f"has no ONNX export (exported layers: {', '.join(SUPPORTED_EXPORT_LAYERS)})")
+def _python(g, op, ts):
+    layer = op.attrs["python_layer"]
+    raise ONNXConversionError(
+        f"model: layer {layer.name!r} ({type(layer).__name__}) has no lowering into the op graph, "
+        f"so no ONNX export (exported layers: {', '.join(SUPPORTED_EXPORT_LAYERS)})")
 
 
-def _emit(g, layers, t):
-    for layer in layers:
-        t = _emit_layer(g, layer, t)
-    return t
+_EXPORTERS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
+              OpKind.batch_norm: _batch_norm, OpKind.activation: _activation_op,
+              OpKind.eltwise: _eltwise, OpKind.concat: _concat, OpKind.reshape: _reshape,
+              OpKind.dropout: _identity, OpKind.python: _python}
 
 
 def _check_opset(onnx, opset):
@@ -315,60 +294,73 @@ def _check_opset(onnx, opset):
     return int(opset)
 
 
+def _io_names(base, n, given, what):
+    if isinstance(given, (list, tuple)):
+        if len(given) != n or not all(isinstance(v, str) and v for v in given):
+            raise TypeError(f"{what}: expected {n} non-empty names, got {given!r}")
+        return list(given)
+    if not isinstance(given, str) or not given:
+        raise TypeError(f"{what}: expected a non-empty str, got {given!r}")
+    return [given] if n == 1 else [f"{given}_{i}" for i in range(n)]
+
+
 def to_onnx(model, opset=None, input_name="input", output_name="output"):
     """The ONNX ``ModelProto`` of a built cnnx model (see :func:`export`)."""
     from ..layers.base import Layer
 
     onnx = require_onnx()
-    if not isinstance(model, Layer):
-        raise TypeError(f"model: expected a cnnx model (Sequential or Layer), got "
+    if not isinstance(model, Layer) or not hasattr(model, "to_graph"):
+        raise TypeError(f"model: expected a cnnx model (Model or Sequential), got "
                         f"{type(model).__name__}")
-    if not model.built or model.input_shape is None:
+    if not model.built:
         raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
-    for argname, v in (("input_name", input_name), ("output_name", output_name)):
-        if not isinstance(v, str) or not v:
-            raise TypeError(f"{argname}: expected a non-empty str, got {v!r}")
-    if input_name == output_name:
-        raise ValueError("output_name: must differ from input_name")
     opset = _check_opset(onnx, opset)
-    in_shape = tuple(int(s) for s in model.input_shape)
-    if len(in_shape) not in (1, 3):
-        raise ValueError(f"model: input shape {in_shape} is not exported (images (n_H, n_W, "
-                         "n_C) or flat features (n,))")
+    graph = model.to_graph()
+    in_names = _io_names("input", len(graph.inputs), input_name, "input_name")
+    out_names = _io_names("output", len(graph.outputs), output_name, "output_name")
+    if len(set(in_names + out_names)) != len(in_names) + len(out_names):
+        raise ValueError("output_name: input and output names must all differ")
+    for v in graph.inputs:
+        if len(v.shape) not in (1, 3):
+            raise ValueError(f"model: input shape {v.shape} is not exported (images (n_H, n_W, "
+                             "n_C) or flat features (n,))")
     helper = onnx.helper
     g = _Graph(onnx, opset)
-    g.names.update((input_name, output_name))
-    if len(in_shape) == 3:
-        x = g.node("Transpose", [input_name], "input/to_nchw", perm=list(_NHWC_TO_NCHW))
-        t = _T(x, in_shape)
-    else:
-        t = _T(input_name, in_shape)
-    t = _emit_layer(g, model, t)
-    t = _materialise(g, t, "output")
-    if len(t.shape) == 3:
-        t = _T(g.node("Transpose", [t.name], "output/to_nhwc", perm=list(_NCHW_TO_NHWC)),
-               t.shape)
-    if getattr(model, "_head", None) == "logits":
-        # predict() turns a cross-entropy model's logits into probabilities (last axis)
-        nd = len(t.shape) + 1
-        t = _T(g.node("Softmax", [t.name], "output/probabilities", axis=nd - 1), t.shape)
-    if g.nodes and t.name == g.nodes[-1].output[0]:
-        g.nodes[-1].output[0] = output_name
-    else:
-        g.nodes.append(helper.make_node("Identity", [t.name], [output_name], name="output"))
-    out_shape = tuple(int(s) for s in model.output_shape)
-    if out_shape != t.shape:
-        raise ONNXConversionError(f"model: output shape {out_shape} but the graph gives {t.shape}")
+    g.names.update(in_names + out_names)
+    tensors = {}
+    for v, name in zip(graph.inputs, in_names):
+        if len(v.shape) == 3:
+            tensors[v.id] = _T(g.node("Transpose", [name], name + "/to_nchw",
+                                      perm=list(_NHWC_TO_NCHW)), v.shape)
+        else:
+            tensors[v.id] = _T(name, v.shape)
+    for op in graph.ops:
+        tensors[op.output.id] = _EXPORTERS[op.kind](g, op, [tensors[v.id] for v in op.inputs])
     f32 = onnx.TensorProto.FLOAT
-    graph = helper.make_graph(
-        g.nodes, model.name or "cnnx",
-        [helper.make_tensor_value_info(input_name, f32, ["N", *in_shape])],
-        [helper.make_tensor_value_info(output_name, f32, ["N", *out_shape])],
-        initializer=g.inits)
+    outputs = []
+    renamed = {}  # a tensor renamed to an output name (possible once)
+    for v, name in zip(graph.outputs, out_names):
+        t = _materialise(g, tensors[v.id], name)
+        if len(t.shape) == 3:
+            t = _T(g.node("Transpose", [t.name], name + "/to_nhwc", perm=list(_NCHW_TO_NHWC)),
+                   t.shape)
+        producer = next((n for n in g.nodes if t.name in n.output), None)
+        if (producer is not None and t.name not in renamed
+                and not any(t.name in n.input for n in g.nodes)):
+            producer.output[list(producer.output).index(t.name)] = name
+            renamed[t.name] = name
+        else:  # an input, a tensor other nodes read, or one already an output
+            g.nodes.append(helper.make_node("Identity", [renamed.get(t.name, t.name)], [name],
+                                            name=g.unique(name)))
+        outputs.append(helper.make_tensor_value_info(name, f32, ["N", *v.shape]))
+    inputs = [helper.make_tensor_value_info(name, f32, ["N", *v.shape])
+              for v, name in zip(graph.inputs, in_names)]
+    onnx_graph = helper.make_graph(g.nodes, model.name or "cnnx", inputs, outputs,
+                                   initializer=g.inits)
     opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="cnnx",
+    proto = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="cnnx",
                               producer_version=__version__,
-                              doc_string="Exported by cnnx: input NHWC float32, as model.predict")
+                              doc_string="Exported by cnnx: inputs NHWC float32, as model.predict")
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     onnx.checker.check_model(proto, full_check=True)
     return proto
@@ -378,16 +370,17 @@ def export(model, path, opset=None, input_name="input", output_name="output"):
     """Write ``model`` as an ONNX file that ONNX Runtime runs like ``model.predict``.
 
     Args:
-        model: a built cnnx ``Sequential`` (or any built layer of
-            :data:`~cnnx.onnx.SUPPORTED_EXPORT_LAYERS`).
+        model: a built cnnx ``Model`` or ``Sequential`` whose layers all
+            have an ONNX form (:data:`~cnnx.onnx.SUPPORTED_EXPORT_LAYERS`).
         path: the ``.onnx`` file to write (atomically: a temporary file in
             the same directory, then a rename).
         opset: ONNX opset (default :data:`DEFAULT_OPSET` = 17; 13 or newer).
         input_name, output_name: names of the graph's input and output.
 
-    The graph's input is the same NHWC float32 batch ``model.predict`` takes
-    (any batch size) and its output is what ``predict`` returns: a softmax is
-    appended for a model compiled with cross-entropy that ends in logits.
+    The graph's inputs are the NHWC float32 batches ``model.predict`` takes
+    (any batch size) and its outputs what ``predict`` returns. A model with
+    several inputs or outputs gets names ``input_0``, ``input_1``... (or pass
+    lists of names).
     ``onnx.checker`` validates the graph before it is written. Returns
     ``path``.
 

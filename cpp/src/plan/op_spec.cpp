@@ -1,0 +1,249 @@
+// Checking an op description once, for both plans (see cnnx/op_spec.h).
+#include "cnnx/op_spec.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "plan/plan_internal.h"
+
+namespace cnnx {
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::conv2d: return "conv2d";
+    case OpKind::dense: return "dense";
+    case OpKind::pool: return "pool";
+    case OpKind::batch_norm: return "batch_norm";
+    case OpKind::activation: return "activation";
+    case OpKind::eltwise: return "eltwise";
+    case OpKind::concat: return "concat";
+    case OpKind::reshape: return "reshape";
+    case OpKind::dropout: return "dropout";
+    case OpKind::python: return "python";
+  }
+  return "?";
+}
+
+namespace {
+
+[[noreturn]] void fail(const OpSpec& op, const std::string& msg) {
+  throw std::invalid_argument(std::string(op_kind_name(op.kind)) + ": " + msg);
+}
+
+void need_inputs(const OpSpec& op, size_t lo, size_t hi) {
+  if (op.in.size() < lo || op.in.size() > hi)
+    fail(op, "expected " + std::to_string(lo) + (lo == hi ? "" : " or more") + " input" +
+                 (lo == 1 && hi == 1 ? "" : "s") + ", got " + std::to_string(op.in.size()));
+}
+
+void check_act(const OpSpec& op, int64_t n) {
+  const int a = static_cast<int>(op.act);
+  if (a < 0 || a > 5) fail(op, "unknown activation");
+  if (op.act == PlanAct::softmax && (op.k < 1 || n % op.k))
+    fail(op, "the softmax axis must divide the values per image");
+}
+
+Conv2dShape one_image(const Conv2dShape& c) {
+  Conv2dShape s = c;
+  s.N = 1;
+  return s;
+}
+
+}  // namespace
+
+std::vector<int64_t> op_input_sizes(const OpSpec& op) {
+  switch (op.kind) {
+    case OpKind::conv2d: {
+      const Conv2dShape s = one_image(op.conv);
+      std::vector<int64_t> v{s.input_size()};
+      if (op.in.size() > 1) v.push_back(s.output_size());  // the residual
+      return v;
+    }
+    case OpKind::dense: return {op.in_f};
+    case OpKind::pool: return {op.ps.h * op.ps.w * op.ps.c};
+    case OpKind::concat: {
+      std::vector<int64_t> v;
+      for (int64_t i : op.inner) v.push_back(op.outer * i);
+      return v;
+    }
+    default: return std::vector<int64_t>(op.in.size(), op.count);
+  }
+}
+
+int64_t op_output_size(const OpSpec& op) {
+  switch (op.kind) {
+    case OpKind::conv2d: {
+      need_inputs(op, 1, 2);
+      const Conv2dShape s = one_image(op.conv);
+      const char* msg = conv2d_check(s);
+      if (msg[0]) throw std::invalid_argument(msg);
+      if (op.act == PlanAct::softmax && op.k != s.C_out) fail(op, "softmax runs over channels");
+      check_act(op, s.output_size());
+      return s.output_size();
+    }
+    case OpKind::dense:
+      need_inputs(op, 1, 1);
+      if (op.in_f < 1 || op.out_f < 1) fail(op, "sizes must be >= 1");
+      if (op.act == PlanAct::softmax && op.k != op.out_f) fail(op, "softmax runs over the row");
+      check_act(op, op.out_f);
+      return op.out_f;
+    case OpKind::pool: {
+      need_inputs(op, 1, 1);
+      int64_t oh = op.oh, ow = op.ow;
+      return plan_detail::pool_output_values(op.pool, op.ps, op.pp, &oh, &ow);
+    }
+    case OpKind::batch_norm:
+      need_inputs(op, 1, 1);
+      if (op.count < 1 || op.channels < 1 || op.count % op.channels)
+        fail(op, "channels must divide the values per image");
+      if (!op.bn.mean || !op.bn.var) fail(op, "running statistics are needed");
+      if (!(op.bn.eps > 0.0f)) fail(op, "epsilon must be > 0");
+      if (!(op.bn.momentum >= 0.0f && op.bn.momentum <= 1.0f))
+        fail(op, "momentum must be in [0, 1]");
+      return op.count;
+    case OpKind::activation:
+      need_inputs(op, 1, 1);
+      if (op.count < 1) fail(op, "count must be >= 1");
+      if (op.act == PlanAct::none) fail(op, "no activation given");
+      check_act(op, op.count);
+      return op.count;
+    case OpKind::eltwise: {
+      if (op.eltwise == EltwiseKind::sub) need_inputs(op, 2, 2);
+      else need_inputs(op, 2, 1 << 20);
+      const int e = static_cast<int>(op.eltwise);
+      if (e < 0 || e > 3) fail(op, "unknown elementwise kind");
+      if (op.count < 1) fail(op, "count must be >= 1");
+      check_act(op, op.count);
+      return op.count;
+    }
+    case OpKind::concat: {
+      need_inputs(op, 1, 1 << 20);
+      if (op.inner.size() != op.in.size()) fail(op, "one inner size per input is needed");
+      if (op.outer < 1) fail(op, "outer must be >= 1");
+      int64_t total = 0;
+      for (int64_t i : op.inner) {
+        if (i < 1) fail(op, "inner sizes must be >= 1");
+        total += i;
+      }
+      return op.outer * total;
+    }
+    case OpKind::reshape:
+    case OpKind::dropout:
+    case OpKind::python:
+      fail(op, "this op is resolved by the graph, no plan runs it");
+  }
+  throw std::invalid_argument("op: unknown kind");
+}
+
+double op_flops(const OpSpec& op) {
+  switch (op.kind) {
+    case OpKind::conv2d: {
+      const Conv2dShape& s = op.conv;
+      return 2.0 * s.out_h() * s.out_w() * s.C_out * s.KH * s.KW * s.cin_per_group();
+    }
+    case OpKind::dense: return 2.0 * op.in_f * op.out_f;
+    case OpKind::pool: return static_cast<double>(op.ps.h * op.ps.w * op.ps.c);
+    case OpKind::batch_norm: return 2.0 * op.count;
+    case OpKind::activation: return 4.0 * op.count;
+    case OpKind::eltwise: return static_cast<double>(op.count) * op.in.size();
+    case OpKind::concat: {
+      double n = 0;
+      for (int64_t i : op.inner) n += static_cast<double>(op.outer * i);
+      return n;
+    }
+    default: return 0.0;
+  }
+}
+
+OpSpec conv_op(int in, int out, const Conv2dShape& s, const float* w, const float* bias,
+               PlanAct act) {
+  OpSpec op;
+  op.kind = OpKind::conv2d;
+  op.in = {in};
+  op.out = out;
+  op.conv = s;
+  op.conv.N = 1;
+  op.w = w;
+  op.bias = bias;
+  op.act = act;
+  op.k = s.C_out;
+  return op;
+}
+
+OpSpec dense_op(int in, int out, int64_t in_f, int64_t out_f, const float* w, const float* bias,
+                PlanAct act) {
+  OpSpec op;
+  op.kind = OpKind::dense;
+  op.in = {in};
+  op.out = out;
+  op.in_f = in_f;
+  op.out_f = out_f;
+  op.w = w;
+  op.bias = bias;
+  op.act = act;
+  op.k = out_f;
+  return op;
+}
+
+OpSpec pool_op(int in, int out, PlanPool kind, const PoolShape& s, const Pool2dParams& p,
+               bool count_include_pad, int64_t oh, int64_t ow) {
+  OpSpec op;
+  op.kind = OpKind::pool;
+  op.in = {in};
+  op.out = out;
+  op.pool = kind;
+  op.ps = s;
+  op.ps.n = 1;
+  op.pp = p;
+  op.count_include_pad = count_include_pad;
+  op.oh = oh;
+  op.ow = ow;
+  return op;
+}
+
+OpSpec activation_op(int in, int out, int64_t count, PlanAct act, float alpha, int64_t k) {
+  OpSpec op;
+  op.count = count;
+  op.kind = OpKind::activation;
+  op.in = {in};
+  op.out = out;
+  op.act = act;
+  op.alpha = alpha;
+  op.k = k;
+  return op;
+}
+
+OpSpec eltwise_op(std::vector<int> in, int out, int64_t count, EltwiseKind kind, PlanAct act) {
+  OpSpec op;
+  op.count = count;
+  op.kind = OpKind::eltwise;
+  op.in = std::move(in);
+  op.out = out;
+  op.eltwise = kind;
+  op.act = act;
+  return op;
+}
+
+OpSpec batch_norm_op(int in, int out, int64_t count, int64_t channels,
+                     const BatchNormSpec& bn) {
+  OpSpec op;
+  op.count = count;
+  op.kind = OpKind::batch_norm;
+  op.in = {in};
+  op.out = out;
+  op.channels = channels;
+  op.bn = bn;
+  return op;
+}
+
+OpSpec concat_op(std::vector<int> in, int out, int64_t outer, std::vector<int64_t> inner) {
+  OpSpec op;
+  op.kind = OpKind::concat;
+  op.in = std::move(in);
+  op.out = out;
+  op.outer = outer;
+  op.inner = std::move(inner);
+  return op;
+}
+
+}  // namespace cnnx

@@ -1,0 +1,286 @@
+"""Model: layers joined into a graph (the functional API), itself a Layer.
+
+::
+
+    x = cnnx.Input((28, 28, 1))
+    a = cnnx.Conv2D(16, 3, padding="same", activation="relu", name="c1")(x)
+    b = cnnx.Concatenate()([cnnx.Conv2D(8, 1)(a), cnnx.Conv2D(8, 3, padding="same")(a)])
+    y = cnnx.Dense(10, activation="softmax")(cnnx.GlobalAvgPool2D()(b))
+    model = cnnx.Model(x, y)                # or Model([x1, x2], [y1, y2])
+    features = cnnx.Model(x, a)             # shares c1's weights with model
+
+This file holds the structure: the nodes in order, the flat parameter store,
+running the graph layer by layer (``forward`` / ``backward``, also the
+fallback when a model cannot compile), lowering into the op graph
+(``to_graph``) and the config. Training lives in :mod:`cnnx.trainers`, the
+summary table in :mod:`cnnx.models.summary`.
+"""
+import math
+
+from .._validate import as_float32
+from ..graph import Graph
+from ..layers.activations import SoftmaxInputGrad
+from ..layers.base import (MAX_NESTING, Layer, ParamStore, check_nesting,  # noqa: F401
+                           edit_count, walk)
+from ..trainers.trainer import Trainer
+from .config import graph_config, graph_from_config
+from .node import SymbolicTensor, nodes_between
+from .run import check_batches, run_backward, run_forward
+from .summary import summary
+
+__all__ = ["Model"]
+
+
+def _as_list(x, what):
+    items = list(x) if isinstance(x, (list, tuple)) else [x]
+    if not items or not all(isinstance(t, SymbolicTensor) for t in items):
+        raise TypeError(f"{what}: expected cnnx.Input tensors or layer outputs, got {x!r}")
+    return items
+
+
+class Model(Trainer, Layer):
+    """A graph of layers from ``inputs`` to ``outputs`` (symbolic tensors)."""
+
+    _untracked = frozenset({"name", "optimizer", "loss", "metrics", "stop_training", "history",
+                            "loss_weights", "store"})
+    summary = summary
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        super().__init__(name if name is not None else "Model", trainable)
+        self._single_in = not isinstance(inputs, (list, tuple))
+        self._single_out = not isinstance(outputs, (list, tuple))
+        self._init_trainer()
+        self._set_graph(_as_list(inputs, "inputs"), _as_list(outputs, "outputs"))
+        if not trainable:
+            self.trainable = False
+
+    # ---- structure ----------------------------------------------------------------
+    def _set_graph(self, inputs, outputs):
+        nodes = [n for n in nodes_between(inputs, outputs) if n.layer is not None]
+        self._inputs, self._outputs, self._nodes = inputs, outputs, nodes
+        self._layers = [n.layer for n in nodes]
+        readers = {}
+        for n in nodes:
+            for t in n.inputs:
+                readers[id(t)] = readers.get(id(t), 0) + 1
+        self._readers = readers
+        self._need_dx = [any(t.node.layer is not None for t in n.inputs) for n in nodes]
+        self.input_shape = self._pick([t.shape for t in inputs], self._single_in)
+        self.output_shape = self._pick([t.shape for t in outputs], self._single_out)
+        self.built = True
+        self._check_depth()
+        self._make_store()
+
+    @staticmethod
+    def _pick(items, single):
+        return items[0] if single else list(items)
+
+    def _check_depth(self):
+        check_nesting(self.layers)  # MAX_NESTING, without recursion
+
+    def _make_store(self):
+        # the largest activation of one example: a batch whose activations could
+        # never be allocated is refused by name (Trainer._check_batch)
+        sizes = [t.shape for t in self._inputs] + [
+            s for layer, _ in walk(self.layers) if layer.output_shape
+            for s in (layer.output_shape if isinstance(layer.output_shape, list)
+                      else [layer.output_shape])]
+        self._max_values = max(math.prod(1 if d is None else d for d in s) for s in sizes)
+        self._synced_at = -1
+        old = getattr(self, "store", None)
+        self.store = ParamStore(self.layers)
+        self._store_changed(old)
+
+    @property
+    def layers(self):
+        """The model's layers, each after the layers it reads (read-only for a graph model)."""
+        return tuple(self._layers)
+
+    @property
+    def nodes(self):
+        """The layer calls (:class:`~cnnx.models.node.Node`), each after those it reads."""
+        return list(self._nodes)
+
+    @property
+    def inputs(self):
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        return list(self._outputs)
+
+    @property
+    def input_shapes(self):
+        return [t.shape for t in self._inputs]
+
+    @property
+    def output_shapes(self):
+        return [t.shape for t in self._outputs]
+
+    @property
+    def output_names(self):
+        """One name per output: its layer's (or ``output_<i>``)."""
+        names = [t.name or f"output_{i}" for i, t in enumerate(self._outputs)]
+        return [n if names.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(names)]
+
+    def sublayers(self):
+        return list(self.layers)
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name`` (or at ``index`` in :attr:`layers`)."""
+        if index is not None:
+            return self.layers[index]
+        found = [l for l, _ in walk(self.layers) if l.name == name]
+        if not found:
+            raise ValueError(f"name: no layer called {name!r} (layers: "
+                             f"{[l.name for l in self.layers]})")
+        if len(found) > 1:
+            raise ValueError(f"name: {len(found)} layers are called {name!r}; give them unique "
+                             "names or use get_layer(index=...)")
+        return found[0]
+
+    def count_params(self):
+        self.sync()
+        return super().count_params()
+
+    def get_weights(self):
+        self.sync()
+        return super().get_weights()
+
+    def set_weights(self, weights):
+        self.sync()
+        super().set_weights(weights)
+
+    def zero_grad(self):
+        self.store.grads.fill(0.0)
+
+    def build(self, input_shape):
+        shapes = input_shape if not self._single_in else [input_shape]
+        given = [tuple(int(d) for d in s) for s in shapes]
+        if given != self.input_shapes:
+            raise ValueError(f"input_shape: {self.name} takes {self.input_shape}, got {input_shape}")
+        return self.output_shape
+
+    # ---- running it layer by layer (the manual loop, and models no plan runs) -------
+    def check_inputs(self, x, name="x"):
+        """The inputs as a list of float32 batches of the model's shapes (one per input)."""
+        return check_batches(self._inputs, x, self._single_in, name)
+
+    def _forward(self, x, training):
+        xs = x if isinstance(x, list) else [x]
+        outs = run_forward(self._nodes, self._inputs, self._outputs, xs, training)
+        return outs if isinstance(x, list) else outs[0]
+
+    def _backward(self, dy, need_dx, accumulate):
+        dys = dy if isinstance(dy, list) else [dy]
+        dxs = run_backward(self._nodes, self._need_dx, self._inputs, self._outputs, dys, need_dx,
+                           accumulate)
+        if dxs is None:
+            return None
+        return dxs if isinstance(dy, list) else dxs[0]
+
+    def forward(self, x, training=False):
+        """Run the model on a batch (a list for several inputs); ``training=True``
+        keeps what :meth:`backward` needs."""
+        self.sync()
+        xs = self.check_inputs(x)
+        self._check_batch(xs[0].shape[0])
+        ys = self._forward(xs, bool(training))
+        if training:
+            self._has_forward = True
+            self._last_out_shape = [tuple(y.shape) for y in ys]
+        return ys[0] if self._single_out else ys
+
+    def backward(self, dy):
+        """Gradient w.r.t. the inputs of the last training forward, from ``dy``
+        (w.r.t. the outputs; a list for several). Parameter gradients are
+        *added* to ``layer.grads`` (``model.zero_grad()`` clears them)."""
+        if not getattr(self, "_has_forward", False):
+            raise ValueError("dy: call forward(x, training=True) first")
+        dys = [dy] if self._single_out else list(dy)
+        if len(dys) != len(self._outputs):
+            raise ValueError(f"dy: expected {len(self._outputs)} arrays, got {len(dys)}")
+        checked = []
+        for g, s in zip(dys, self._last_out_shape):
+            if isinstance(g, SoftmaxInputGrad):
+                checked.append(g)
+                continue
+            g = as_float32(g, "dy")
+            if tuple(g.shape) != s:
+                raise ValueError(f"dy: expected shape {s} (the last output's), got {g.shape}")
+            checked.append(g)
+        dxs = self._backward(checked, True, True)
+        return dxs[0] if self._single_in else dxs
+
+    def output_is_read_only_by_loss(self, i):
+        """True when output ``i`` feeds no other layer (its gradient comes from the loss alone)."""
+        return self._readers.get(id(self._outputs[i]), 0) == 0
+
+    def softmax_logits(self, output=0):
+        """The input of the softmax that makes output ``output``, from the last
+        training forward (None if that output is no softmax)."""
+        node = self._outputs[output].node
+        if node.layer is None or len(node.outputs) > 1:
+            return None
+        return node.layer.softmax_logits()
+
+    def sync(self):
+        """Bring the structure up to date after edits of a nested Sequential's
+        layer list: rebuild what changed, keep every other weight."""
+        if self._synced_at == edit_count() or not self._stale():
+            self._synced_at = edit_count()
+            return
+        for node in self._nodes:
+            shapes = [t.shape for t in node.inputs]
+            out = node.layer.build(shapes if node.multi_input else shapes[0])
+            outs = out if isinstance(out, list) else [out]
+            if [tuple(o) for o in outs] != [t.shape for t in node.outputs]:
+                raise ValueError(f"layers: {node.layer.name!r} now outputs {out} where the graph "
+                                 f"expects {[t.shape for t in node.outputs]}; build a new Model")
+        self._make_store()
+        self._synced_at = edit_count()
+
+    def _stale(self):
+        """A layer list inside this model was edited since it was last built."""
+        return any(getattr(layer, "_dirty", False) for layer, _ in walk(self.layers))
+
+    # ---- lowering ------------------------------------------------------------------
+    def lower(self, g, x):
+        xs = x if isinstance(x, list) else [x]
+        vals = {id(t): v for t, v in zip(self._inputs, xs)}
+        for node in self._nodes:
+            ins = [vals[id(t)] for t in node.inputs]
+            y = g.lower(node.layer, ins if node.multi_input else ins[0])
+            for t, v in zip(node.outputs, y if len(node.outputs) > 1 else [y]):
+                vals[id(t)] = v
+        outs = [vals[id(t)] for t in self._outputs]
+        return outs if not self._single_out else outs[0]
+
+    def to_graph(self, input_shapes=None):
+        """The model as a typed op graph (:mod:`cnnx.graph`), for plans and export.
+
+        A model taking inputs of any size (None dims) needs the sizes of the
+        graph's inputs: ``input_shapes``, one per input.
+        """
+        self.sync()
+        shapes = self.input_shapes if input_shapes is None else [tuple(s) for s in input_shapes]
+        if len(shapes) != len(self._inputs) or any(
+                len(s) != len(t.shape) or None in s or any(
+                    p is not None and p != d for d, p in zip(s, t.shape))
+                for s, t in zip(shapes, self._inputs)):
+            raise ValueError(f"input_shapes: expected concrete shapes fitting {self.input_shapes}, "
+                             f"got {shapes}")
+        g = Graph()
+        xs = [g.input(s, t.name) for s, t in zip(shapes, self._inputs)]
+        out = g.lower(self, xs if not self._single_in else xs[0])
+        g.outputs = out if isinstance(out, list) else [out]
+        return g
+
+    # ---- config ----------------------------------------------------------------------
+    def get_config(self):
+        return dict(super().get_config(), **graph_config(self._inputs, self._nodes, self._outputs,
+                                                         self._single_in, self._single_out))
+
+    @classmethod
+    def from_config(cls, config):
+        return graph_from_config(cls, config)

@@ -1,0 +1,81 @@
+"""Running a model's nodes layer by layer: the manual loop (``forward`` /
+``backward``) and the fallback for models no compiled plan runs.
+
+Values live in a dict keyed by symbolic tensor; backward walks the nodes in
+reverse, summing the gradients of a tensor read by several layers.
+"""
+import numpy as np
+
+from .._validate import as_float32, same_shape
+
+__all__ = ["check_batches", "run_forward", "run_backward"]
+
+
+def check_batches(inputs, x, single, name="x"):
+    """``x`` (one array, or a list for several inputs) as float32 batches of
+    the input tensors' shapes, all with the same number of samples."""
+    xs = [x] if single else x
+    if not single and not isinstance(x, (list, tuple)):
+        raise TypeError(f"{name}: the model has {len(inputs)} inputs; pass a list")
+    if len(xs) != len(inputs):
+        raise ValueError(f"{name}: expected {len(inputs)} input arrays, got {len(xs)}")
+    out = []
+    for a, t in zip(xs, inputs):
+        if not (type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous):
+            a = as_float32(a, name)
+        if not same_shape(a.shape[1:], t.shape):
+            raise ValueError(f"{name}: expected a batch of shape (m, "
+                             f"{', '.join(map(str, t.shape))}), got {a.shape}")
+        out.append(a)
+    if len({a.shape[0] for a in out}) > 1:
+        raise ValueError(f"{name}: every input needs the same number of samples")
+    return out
+
+
+def run_forward(nodes, inputs, outputs, xs, training):
+    """The output arrays for input arrays ``xs`` (one per input tensor)."""
+    vals = {id(t): a for t, a in zip(inputs, xs)}
+    for node in nodes:
+        ins = [vals[id(t)] for t in node.inputs]
+        y = node.layer._forward(ins if node.multi_input else ins[0], training)
+        for t, v in zip(node.outputs, y if len(node.outputs) > 1 else [y]):
+            vals[id(t)] = v
+    return [vals[id(t)] for t in outputs]
+
+
+def _add(grads, t, g):
+    grads[id(t)] = g if id(t) not in grads else grads[id(t)] + g
+
+
+def run_backward(nodes, need_dx, inputs, outputs, dys, want_input_grads, accumulate):
+    """Gradients w.r.t. the inputs (None unless ``want_input_grads``) from
+    gradients ``dys`` w.r.t. the outputs (None: no gradient for that one).
+
+    ``need_dx[i]``: node i reads another node's output, so its input
+    gradient is needed. Parameter gradients are added (``accumulate``) or
+    written; a node no gradient reaches gets zero parameter gradients.
+    """
+    grads = {}
+    for t, g in zip(outputs, dys):
+        if g is not None:
+            _add(grads, t, g)
+    for node, nd in zip(reversed(nodes), reversed(need_dx)):
+        gs = [grads.pop(id(t), None) for t in node.outputs]
+        if all(g is None for g in gs):
+            if not accumulate:
+                node.layer.zero_grad()
+            continue
+        if any(g is None for g in gs):  # a node with several outputs, not all used
+            m = next(g for g in gs if g is not None).shape[0]
+            gs = [np.zeros((m,) + t.shape, np.float32) if g is None else g
+                  for g, t in zip(gs, node.outputs)]
+        dx = node.layer._backward(gs if len(gs) > 1 else gs[0], nd or want_input_grads,
+                                  accumulate)
+        if not (nd or want_input_grads):
+            continue
+        for t, d in zip(node.inputs, dx if node.multi_input else [dx]):
+            if d is not None:
+                _add(grads, t, d)
+    if not want_input_grads:
+        return None
+    return [grads.get(id(t)) for t in inputs]
