@@ -42,8 +42,11 @@ class InferencePlan {
 
   // CPU seconds of the calling thread spent in each op, per run, summed over
   // `reps` runs of x chunk by chunk as run() does on one thread (profiles;
-  // CPU time so that other processes do not distort it).
-  std::vector<double> profile(const float* const* x, int64_t N, float* const* y, int reps);
+  // CPU time so that other processes do not distort it). parts > 1: each op
+  // in the parts of a cooperative run, run one after another, the slowest
+  // part counted (a busy machine's estimate of the run on idle cores).
+  std::vector<double> profile(const float* const* x, int64_t N, float* const* y, int reps,
+                              int parts = 1);
   const char* op_name(size_t i) const;
 
   // For batches too small to split by images: -1 measure and choose (the

@@ -319,7 +319,8 @@ void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
 }
 
 std::vector<double> InferencePlan::profile(const float* const* x, int64_t N, float* const* y,
-                                           int reps) {
+                                           int reps, int parts) {
+  if (parts < 1) throw std::invalid_argument("parts: must be >= 1");
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<double> t(ops_.size(), 0.0);
   if (N <= 0) return t;
@@ -339,9 +340,15 @@ std::vector<double> InferencePlan::profile(const float* const* x, int64_t N, flo
       const int64_t n = std::min(chunk, N - i);
       set_buffers(buf, x, y, i, arena, chunk);
       for (size_t k = 0; k < ops_.size(); ++k) {
-        const double t0 = now();
-        run_op_part(ops_[k], buf.data(), n, 0, 1);
-        t[k] += now() - t0;
+        // parts > 1: the parts one after another, the slowest one counted
+        // (what a cooperative run on idle cores waits for at each barrier).
+        double slowest = 0.0;
+        for (int p = 0; p < parts; ++p) {
+          const double t0 = now();
+          run_op_part(ops_[k], buf.data(), n, p, parts);
+          slowest = std::max(slowest, now() - t0);
+        }
+        t[k] += slowest;
       }
     }
   }
