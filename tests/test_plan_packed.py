@@ -60,3 +60,17 @@ def test_packed_convs_after_training():
     _check(model, x)
     model.set_weights([w * 0.5 for w in model.get_weights()])
     _check(model, x)
+
+
+def test_profile_by_parts():
+    model = _net()
+    x = np.random.default_rng(2).standard_normal((1, 14, 14, 8)).astype(np.float32)
+    model.predict(x)
+    plan = model._inference_plan()
+    whole = plan.profile([x.reshape(1, -1)], reps=1)
+    parts = plan.profile([x.reshape(1, -1)], reps=1, parts=2)
+    assert [n for n, _ in parts] == [n for n, _ in whole]
+    assert all(t >= 0 for _, t in parts)
+    with pytest.raises(ValueError, match="parts"):
+        plan.profile([x.reshape(1, -1)], reps=1, parts=0)
+    _check(model, x)  # the plan still runs whole
