@@ -433,10 +433,13 @@ bool direct_preferred(const Conv2dShape& s, bool packed) {
     const int64_t M = 7 - s.KH;  // output tile: 4x4 for 3x3, 2x2 for 5x5
     return s.N * ceil_div(s.out_h(), M) * ceil_div(s.out_w(), M) < 16;
   }
+  // 1x1 stride 1: the GEMM reads the image in place as well. With packed
+  // weights the direct kernel wins only where the GEMM's per-call packing of
+  // them weighs: ResNet-50's 1x1 layers at batch 1 (one core), 7x7 and 14x14
+  // (>= 1300 weights per pixel) 0.7-0.9x the time, 28x28 and 56x56 (5-84)
+  // 1.05-1.2x; MobileNetV2's at 14x14 (280) 1.2x, at 7x7 (3100) 0.8x.
+  if (g.is_identity() && (!packed || s.weight_size() / s.groups < 1024 * P)) return false;
   if (!packed) {
-    // 1x1 stride 1: the GEMM reads the image in place as well (with packed
-    // weights the direct kernel gains 0-20% on small images).
-    if (g.is_identity()) return false;
     // Packing big weights on every call costs more than it saves for a few
     // pixels (a caller that keeps ConvPacked pays it once).
     if (P < 256 && s.weight_size() / s.groups > 65536) return false;
