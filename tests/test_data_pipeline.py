@@ -251,6 +251,9 @@ def test_several_inputs_and_outputs_as_dicts():
     ref = build()
     h_ref = ref.fit([xa, xb], {"cls": yc, "reg": yr}, batch_size=32, shuffle=False, epochs=2,
                     verbose=0)
+    by_name = build()
+    by_name.fit({"b": xb, "a": xa}, [yc, yr], batch_size=32, shuffle=False, epochs=2, verbose=0)
+    np.testing.assert_array_equal(by_name.store.params, ref.store.params)
     gen = [({"a": xa[i:i + 32], "b": xb[i:i + 32]}, {"cls": yc[i:i + 32], "reg": yr[i:i + 32]})
            for i in range(0, 96, 32)]
     m = build()

@@ -79,14 +79,22 @@ def _is_array_like(v):
     return isinstance(v, (np.ndarray, np.generic, int, float)) or is_tensor(v)
 
 
+def _looks_like_batch(b):
+    """A tuple, or a list of arrays ([x, y] as a DataLoader gives), not a list of numbers."""
+    if isinstance(b, tuple):
+        return True
+    return isinstance(b, list) and len(b) > 0 and not any(
+        isinstance(e, (list, int, float, np.generic)) for e in b)
+
+
 def is_batch_source(x, y=None):
     """True when ``x`` gives batches (a generator, an iterable of batches, a
     Dataset, a DataLoader) rather than arrays of samples."""
     if x is None or _is_array_like(x) or isinstance(x, (str, bytes, dict)):
         return False
     if isinstance(x, (list, tuple)):
-        # arrays for several inputs, or a list of (x, y) batches
-        return y is None and len(x) > 0 and all(isinstance(b, (list, tuple)) for b in x)
+        # arrays for several inputs (or nested lists of numbers), or a list of batches
+        return y is None and len(x) > 0 and all(_looks_like_batch(b) for b in x)
     return hasattr(x, "__iter__") or hasattr(x, "__getitem__") or hasattr(x, "__next__")
 
 
@@ -419,9 +427,10 @@ class _IterableSource:
         if self.total == 0:
             return ValueError(f"{self.name}: the {what} gave no batches")
         if steps is None:
+            when = epoch_name[4:] if epoch_name else "this call"
             return ValueError(
                 f"{self.name}: the {what} was used up after {self.total} batches and gave none "
-                f"for {epoch_name[4:] if epoch_name else 'this call'}; a generator is read once: give "
+                f"for {when}; a generator is read once: give "
                 "steps_per_epoch with a generator that yields steps_per_epoch * epochs batches "
                 "(e.g. an endless `while True:` loop), or pass something that can be iterated "
                 "again (a list of batches, a cnnx.data.Dataset, a torch DataLoader)")

@@ -6,7 +6,6 @@ The loop itself is small: each batch is gathered into reused buffers
 compiled model, and one fused optimiser update). tqdm is imported only when
 a bar is shown, so ``import cnnx`` stays light.
 """
-import math
 import threading
 import time
 import weakref
@@ -124,6 +123,12 @@ def _is_array_tuple(v):
 def _arrays(model, x, y, sample_weight, name="x", yname="y"):
     """Checked arrays (torch tensors viewed as NumPy) of fit/evaluate."""
     x, y = to_numpy(x, name), to_numpy(y, yname)
+    if isinstance(x, dict) and model.built:  # inputs by name, as Keras
+        names = [t.name for t in model.inputs]
+        missing = [k for k in names if k not in x]
+        if missing:
+            raise ValueError(f"{name}: no arrays for inputs {missing} (inputs: {names})")
+        x = [x[k] for k in names] if len(names) > 1 else x[names[0]]
     if y is None:
         raise ValueError(f"{yname}: targets missing (arrays need y; or pass batches (x, y) from "
                          "a generator, an iterable or a cnnx.data.Dataset as x)")
