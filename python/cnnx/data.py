@@ -8,7 +8,8 @@ Besides arrays, these accept:
   ``steps`` as in Keras. Without them an epoch is one pass over the data
   (a generator is read once: for several epochs give ``steps_per_epoch``
   and make it yield ``steps_per_epoch * epochs`` batches, e.g. ``while
-  True:``); with them each epoch takes the next that many batches;
+  True:``); with them each epoch takes the next that many batches (an
+  endless generator needs them: without, its first epoch never ends);
 - a :class:`Dataset` (Keras's ``PyDataset``): ``__len__`` batches,
   ``__getitem__(i)`` gives batch i, ``on_epoch_end()`` runs after every
   epoch; ``fit(shuffle=True)`` shuffles the order of the batches;

@@ -273,7 +273,12 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
     verbose = as_int(verbose, "verbose", 0)
     steps_per_epoch = _optional_steps(steps_per_epoch, "steps_per_epoch")
     validation_steps = _optional_steps(validation_steps, "validation_steps")
-    callbacks = list(callbacks or []) if not isinstance(callbacks, CallbackList) else callbacks
+    if isinstance(callbacks, CallbackList):
+        callbacks = callbacks.callbacks
+    elif callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError("callbacks: expected a list of cnnx.callbacks objects, got "
+                        f"{type(callbacks).__name__}")
+    callbacks = list(callbacks or [])
     for cb in callbacks:
         if not hasattr(cb, "set_model"):
             raise TypeError(f"callbacks: expected cnnx.callbacks objects, got {type(cb).__name__}")
@@ -294,10 +299,9 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
         if class_weight is not None:
             cw = model._class_weights(class_weight, ys)
             sw = cw if sw is None else (sw * cw).astype(np.float32)
-        xs, ys, sw, val_arrays = _split(model, xs, ys, sw,
-                                        validation_data if validation_data is None or
-                                        _is_array_tuple(validation_data) else None,
-                                        validation_split)
+        given = validation_data is None or _is_array_tuple(validation_data)
+        xs, ys, sw, val_arrays = _split(model, xs, ys, sw, validation_data if given else None,
+                                        validation_split if given else 0.0)
         n = xs[0].shape[0]
         if n == 0:
             raise ValueError("x: no training samples")
