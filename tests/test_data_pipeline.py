@@ -496,3 +496,91 @@ def test_a_subprocess_ctrl_c_during_fit_from_a_generator(tmp_path):
             p.kill()
     assert out.startswith("interrupted ['MainThread']"), out
     assert p.returncode == 0
+
+
+# ---- independent references ---------------------------------------------------------------
+def test_weighted_generator_training_matches_pytorch():
+    """An endless generator of (x, y, sample_weight) batches, class_weight and
+    steps_per_epoch against a PyTorch loop over the same batches (the weighted
+    loss is the batch mean of weight * per-sample loss, as Keras and PyTorch)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((60, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 60)
+    w = rng.uniform(0.2, 2.0, 60).astype(np.float32)
+    cw = {0: 2.0, 2: 0.5}
+    cnnx.set_seed(4)
+    m = cnnx.Sequential([cnnx.Dense(3)], input_shape=(5,))
+    m.compile(cnnx.optim.SGD(lr=0.1, momentum=0.9),
+              cnnx.losses.SparseCategoricalCrossentropy(from_logits=True))
+    lin = torch.nn.Linear(5, 3).double()
+    lin.weight.data = torch.tensor(m.layers[0].params["kernel"].T.astype(np.float64))
+    lin.bias.data = torch.tensor(m.layers[0].params["bias"].astype(np.float64))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+
+    def endless():
+        while True:
+            yield from batches(x, y, bs=16, w=w)         # 4 batches per pass, the last of 12
+
+    h = m.fit(endless(), steps_per_epoch=3, epochs=3, class_weight=cw, verbose=0)
+    chunks = list(batches(x, y, bs=16, w=w))
+    order = [chunks[i % 4] for i in range(9)]           # epochs continue over the passes
+    per_class = torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64)
+    losses = []
+    for xb, yb, wb in order:
+        opt.zero_grad()
+        per = torch.nn.functional.cross_entropy(lin(torch.tensor(xb, dtype=torch.float64)),
+                                                torch.tensor(yb), reduction="none")
+        weight = torch.tensor(wb, dtype=torch.float64) * per_class[torch.tensor(yb)]
+        loss = (per * weight).mean()
+        loss.backward()
+        opt.step()
+        losses.append((loss.item(), len(yb)))
+    np.testing.assert_allclose(m.layers[0].params["kernel"], lin.weight.detach().numpy().T,
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m.layers[0].params["bias"], lin.bias.detach().numpy(),
+                               rtol=1e-4, atol=1e-5)
+    # each epoch's loss: the sample-weighted mean of its batches' losses
+    for e in range(3):
+        part = losses[3 * e:3 * e + 3]
+        ref = sum(v * k for v, k in part) / sum(k for _, k in part)
+        assert h.history["loss"][e] == pytest.approx(ref, rel=1e-4)
+
+
+def test_batches_of_different_sizes_for_a_model_taking_any_size():
+    """Input((None, None, C)): each batch from a generator may have its own image
+    size (arrays cannot); fit, evaluate and predict follow it batch by batch."""
+    rng = np.random.default_rng(0)
+    sizes = [(8, 8), (12, 10), (8, 8), (6, 14)]
+    chunks = [(rng.standard_normal((5,) + hw + (1,)).astype(np.float32), rng.integers(0, 3, 5))
+              for hw in sizes]
+
+    def build():
+        cnnx.set_seed(2)
+        m = cnnx.Sequential([cnnx.Conv2D(4, 3, padding="same", activation="relu"),
+                             cnnx.GlobalAvgPool2D(), cnnx.Dense(3, activation="softmax")],
+                            input_shape=(None, None, 1))
+        m.compile(cnnx.optim.SGD(lr=0.1, momentum=0.9), "cross_entropy", metrics=["accuracy"])
+        return m
+
+    ref = build()
+    for _ in range(2):
+        for b in chunks:
+            ref.train_on_batch(*b)
+    m = build()
+    m.fit(iter(chunks * 2), steps_per_epoch=4, epochs=2, verbose=0)
+    np.testing.assert_array_equal(m.store.params, ref.store.params)
+    # evaluate: the sample-weighted mean of the per-batch results (all batches hold 5)
+    parts = [m.evaluate(*b) for b in chunks]
+    ev = m.evaluate(iter(chunks))
+    assert ev["loss"] == pytest.approx(np.mean([p["loss"] for p in parts]), rel=1e-6)
+    assert ev["accuracy"] == pytest.approx(np.mean([p["accuracy"] for p in parts]), rel=1e-12)
+    np.testing.assert_array_equal(m.predict(iter(chunks)),
+                                  np.concatenate([m.predict(b[0]) for b in chunks]))
+    # a batch with the wrong channels is refused before its step; the one before it trained
+    m = build()
+    with pytest.raises(ValueError, match=r"x \(batch 1 of epoch 1\).*channels"):
+        m.fit([chunks[0], (np.zeros((5, 8, 8, 2), np.float32), chunks[0][1])], verbose=0)
+    one = build()
+    one.train_on_batch(*chunks[0])
+    np.testing.assert_array_equal(m.store.params, one.store.params)

@@ -35,7 +35,7 @@ import warnings
 
 import numpy as np
 
-from .._validate import as_float32, as_int
+from .._validate import as_float32, as_int, same_shape
 
 __all__ = ["to_numpy", "is_batch_source", "Preparer", "Stream", "array_stream",
            "batch_stream", "check_channels_last"]
@@ -200,7 +200,7 @@ class Preparer:
         for a, shape in zip(xs, self.input_shapes):
             if not (type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous):
                 a = as_float32(a, f"{self.name} ({where})")
-            if a.shape[1:] != shape or a.ndim != len(shape) + 1:
+            if not same_shape(a.shape[1:], shape):  # None: any size (a batch may differ)
                 check_channels_last(a, shape, f"{self.name} ({where})")
                 raise ValueError(f"{self.name} ({where}): got a batch of shape {a.shape}; the "
                                  f"model takes (m, {', '.join(map(str, shape))})")
