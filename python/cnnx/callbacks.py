@@ -47,27 +47,42 @@ class Callback:
     ``state_dict()`` / ``load_state_dict(d)``: what :class:`BackupAndRestore`
     saves and restores of this callback (None: nothing), so that a resumed
     run continues exactly (patience counters, best values).
+
+    Examples:
+        >>> import cnnx
+        >>> class PrintLoss(cnnx.callbacks.Callback):
+        ...     def on_epoch_end(self, epoch, logs):
+        ...         print(f"epoch {epoch}: loss {logs['loss']:.3f}")
     """
 
     model = None
     params = {}
 
     def set_model(self, model):
+        """Called by ``fit`` before training: the model this callback watches."""
         self.model = model
 
     def set_params(self, params):
+        """Called by ``fit`` before training: its settings (``epochs``, ``steps``, ...)."""
         self.params = params
 
     def on_train_begin(self, logs=None):
+        """Called once when ``fit`` starts."""
         pass
 
     def on_train_end(self, logs=None):
+        """Called once when ``fit`` ends (also after an early stop)."""
         pass
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Called before each epoch (``epoch`` counts from 0)."""
         pass
 
     def on_epoch_end(self, epoch, logs=None):
+        """Called after each epoch with its ``logs`` (``loss``, metrics, ``val_*``).
+
+        Setting ``self.model.stop_training = True`` ends training after this epoch.
+        """
         pass
 
     def on_batch_begin(self, batch, logs=None):
@@ -77,39 +92,54 @@ class Callback:
         """Alias of :meth:`on_train_batch_end` (as in Keras)."""
 
     def on_train_batch_begin(self, batch, logs=None):
+        """Called before each training batch (``batch`` counts from 0 in each epoch)."""
         self.on_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
+        """Called after each training batch with the epoch's running ``logs``.
+
+        Setting ``self.model.stop_training = True`` ends training after this batch.
+        """
         self.on_batch_end(batch, logs)
 
     def on_test_begin(self, logs=None):
+        """Called when ``evaluate`` (or fit's validation) starts."""
         pass
 
     def on_test_end(self, logs=None):
+        """Called when ``evaluate`` (or fit's validation) ends, with its ``logs``."""
         pass
 
     def on_test_batch_begin(self, batch, logs=None):
+        """Called before each evaluation batch."""
         pass
 
     def on_test_batch_end(self, batch, logs=None):
+        """Called after each evaluation batch with the running ``logs``."""
         pass
 
     def on_predict_begin(self, logs=None):
+        """Called when ``predict`` starts."""
         pass
 
     def on_predict_end(self, logs=None):
+        """Called when ``predict`` ends."""
         pass
 
     def on_predict_batch_begin(self, batch, logs=None):
+        """Called before each ``predict`` batch."""
         pass
 
     def on_predict_batch_end(self, batch, logs=None):
+        """Called after each ``predict`` batch (``logs["outputs"]``: its outputs)."""
         pass
 
     def state_dict(self):
+        """What :class:`BackupAndRestore` saves of this callback (None: nothing)."""
         return None
 
     def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` gave (when a run resumes)."""
         pass
 
 
@@ -181,9 +211,11 @@ class CallbackList:
             self._hooks[name] = fns
 
     def wants(self, name):
+        """Whether any callback defines hook ``name`` (the loop skips building its logs if not)."""
         return bool(self._hooks[name])
 
     def call(self, name, *args):
+        """Call hook ``name`` with ``args`` on every callback that defines it, in order."""
         for fn in self._hooks[name]:
             fn(*args)
 
@@ -238,6 +270,11 @@ class EarlyStopping(_Monitor):
     ``mode``: "min", "max" or "auto" (max for accuracies, else min).
     ``restore_best_weights``: put back the weights of the best epoch at the end.
     ``stopped_epoch`` records where training stopped (or None).
+
+    Examples:
+        >>> import cnnx
+        >>> stop = cnnx.callbacks.EarlyStopping(monitor="val_loss", patience=2)
+        >>> # model.fit(x, y, validation_split=0.1, callbacks=[stop])
     """
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
@@ -287,6 +324,11 @@ class ModelCheckpoint(_Monitor):
     ``filepath`` may contain ``{epoch}`` (1-based) and metric fields, e.g.
     ``"ckpt-{epoch:02d}-{val_loss:.3f}.cnnx"``. With ``save_best_only`` a file
     is written only when ``monitor`` improves. ``saved`` lists the paths written.
+
+    Examples:
+        >>> import cnnx
+        >>> ckpt = cnnx.callbacks.ModelCheckpoint("ckpt-{epoch}.cnnx", save_best_only=True)
+        >>> # model.fit(x, y, validation_split=0.1, callbacks=[ckpt])
     """
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
@@ -330,7 +372,14 @@ class ModelCheckpoint(_Monitor):
 
 def step_decay(step_size, gamma=0.1):
     """``lr = lr0 * gamma ** floor(epoch / step_size)`` (a function of the epoch and
-    the initial rate ``lr0``)."""
+    the initial rate ``lr0``).
+
+    Examples:
+        >>> import cnnx
+        >>> f = cnnx.callbacks.step_decay(step_size=2, gamma=0.1)
+        >>> [round(f(epoch, 1.0), 4) for epoch in range(5)]
+        [1.0, 1.0, 0.1, 0.1, 0.01]
+    """
     step_size = as_int(step_size, "step_size", 1)
     gamma = _finite(gamma, "gamma")
     if not gamma > 0:
@@ -344,7 +393,14 @@ def step_decay(step_size, gamma=0.1):
 
 def cosine_decay(epochs, min_lr=0.0):
     """``lr = min_lr + (lr0 - min_lr) * (1 + cos(pi * epoch / epochs)) / 2``
-    (lr0 at epoch 0, min_lr from ``epochs`` on)."""
+    (lr0 at epoch 0, min_lr from ``epochs`` on).
+
+    Examples:
+        >>> import cnnx
+        >>> f = cnnx.callbacks.cosine_decay(epochs=4)
+        >>> [round(f(epoch, 1.0), 4) for epoch in range(4)]
+        [1.0, 0.8536, 0.5, 0.1464]
+    """
     epochs = as_int(epochs, "epochs", 1)
     min_lr = _finite(min_lr, "min_lr")
     if min_lr < 0:
@@ -374,6 +430,11 @@ class LearningRateScheduler(Callback):
       a resumed run continues from the saved current rate.
 
     ``lrs`` records the rate of each epoch of the last ``fit``.
+
+    Examples:
+        >>> import cnnx
+        >>> sched = cnnx.callbacks.LearningRateScheduler("cosine", epochs=10)
+        >>> halve = cnnx.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
     """
 
     def __init__(self, schedule, step_size=None, gamma=0.1, epochs=None, min_lr=0.0):
@@ -453,6 +514,7 @@ class ReduceLROnPlateau(_Monitor):
         self.cooldown_counter = state["cooldown_counter"]
 
     def in_cooldown(self):
+        """True while the rate is held after a reduction (``cooldown`` epochs)."""
         return self.cooldown_counter > 0
 
     def on_epoch_end(self, epoch, logs=None):
@@ -607,6 +669,7 @@ class BackupAndRestore(Callback):
 
     @property
     def path(self):
+        """The backup file inside ``backup_dir``."""
         return os.path.join(self.backup_dir, self.FILENAME)
 
     def _state(self):
