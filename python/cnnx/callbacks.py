@@ -56,7 +56,7 @@ class Callback:
     """
 
     model = None
-    params = {}
+    params: dict = {}
 
     def set_model(self, model):
         """Called by ``fit`` before training: the model this callback watches."""
