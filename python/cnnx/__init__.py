@@ -48,9 +48,9 @@ __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAv
             "optim", "callbacks", "load_model", "quantize", "QuantizedModel"]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
-# cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx
+# cnnx.data, cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx
 # (onnx/onnxruntime), cnnx.distributed (mpi4py), cnnx.detection, cnnx.style.
-_LAZY_SUBMODULES = ("datasets", "filters", "teaching", "viz", "onnx", "distributed",
+_LAZY_SUBMODULES = ("data", "datasets", "filters", "teaching", "viz", "onnx", "distributed",
                     "detection", "style", "training", "cli")
 
 
