@@ -491,3 +491,25 @@ def test_bad_shapes_name_themselves(rng):
     spec = _core.AugmentSpec()
     with pytest.raises(ValueError, match="augment:"):
         spec.check()  # an empty image
+
+
+def test_copy_and_pickle_keep_the_spec(rng):
+    """A built model with augmentation layers survives copy.deepcopy and pickle."""
+    import copy
+    import pickle
+
+    x = _images(rng, n=4, h=12, w=12)
+    m = cnnx.Sequential([cnnx.RandomZoom(0.2, (-0.1, 0.3), fill_mode="constant", fill_value=0.5,
+                                         seed=2),
+                         cnnx.RandomRotation(0.1, fill_mode="reflect", seed=4),
+                         cnnx.Flatten(), cnnx.Dense(3)], input_shape=(12, 12, 1))
+    fields = ("kind", "h", "w", "c", "oh", "ow", "horizontal", "vertical", "same_zoom", "fill",
+              "interp", "fill_value", "value_lo", "value_hi")
+    for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        for a, b in zip(m.layers[:2], clone.layers[:2]):
+            assert a.spec is not b.spec
+            for f in fields:
+                assert getattr(a.spec, f) == getattr(b.spec, f), f
+        np.testing.assert_array_equal(m.predict(x), clone.predict(x))
+        s = pickle.loads(pickle.dumps(m.layers[0].spec))
+        assert (s.kind, s.fill_value) == (m.layers[0].spec.kind, m.layers[0].spec.fill_value)

@@ -83,7 +83,38 @@ void bind_augment(py::module_& m) {
       .def_readwrite("fill_value", &Spec::fill_value)
       .def_readwrite("value_lo", &Spec::value_lo)
       .def_readwrite("value_hi", &Spec::value_hi)
-      .def("check", &check, "raise ValueError if the spec is inconsistent");
+      .def("check", &check, "raise ValueError if the spec is inconsistent")
+      .def(py::pickle(
+          [](const Spec& s) {  // models holding a layer's spec can be copied and pickled
+            return py::make_tuple(static_cast<int>(s.kind), s.h, s.w, s.c, s.oh, s.ow,
+                                  s.horizontal, s.vertical, s.lo[0], s.lo[1], s.hi[0], s.hi[1],
+                                  s.same_zoom, static_cast<int>(s.fill),
+                                  static_cast<int>(s.interp), s.fill_value, s.value_lo,
+                                  s.value_hi);
+          },
+          [](const py::tuple& t) {
+            require(t.size() == 18, "AugmentSpec: malformed pickled state");
+            Spec s;
+            s.kind = static_cast<cnnx::AugmentKind>(t[0].cast<int>());
+            s.h = t[1].cast<int64_t>();
+            s.w = t[2].cast<int64_t>();
+            s.c = t[3].cast<int64_t>();
+            s.oh = t[4].cast<int64_t>();
+            s.ow = t[5].cast<int64_t>();
+            s.horizontal = t[6].cast<bool>();
+            s.vertical = t[7].cast<bool>();
+            s.lo[0] = t[8].cast<float>();
+            s.lo[1] = t[9].cast<float>();
+            s.hi[0] = t[10].cast<float>();
+            s.hi[1] = t[11].cast<float>();
+            s.same_zoom = t[12].cast<bool>();
+            s.fill = static_cast<cnnx::FillMode>(t[13].cast<int>());
+            s.interp = static_cast<cnnx::Interpolation>(t[14].cast<int>());
+            s.fill_value = t[15].cast<float>();
+            s.value_lo = t[16].cast<float>();
+            s.value_hi = t[17].cast<float>();
+            return s;
+          }));
 
   m.def("augment_uniform", &cnnx::augment_uniform, py::arg("seed"), py::arg("index"), py::arg("k"),
         "the k-th uniform draw in [0, 1) of image `index` under `seed`");
