@@ -95,7 +95,7 @@ def _pair(loss, out, act=None):
                              cnnx.Dense(out, activation=act)], input_shape=(6, 6, 2))
         m.compile(cnnx.optim.SGD(0.1, momentum=0.9), loss=loss)
         models.append(m)
-    models[1]._training_plan = lambda: None  # the layer-by-layer step
+    models[1]._training_plan = lambda *shapes: None  # the layer-by-layer step
     return models
 
 

@@ -35,7 +35,7 @@ import numbers
 import numpy as np
 
 from . import _core
-from ._validate import as_float32
+from ._validate import as_float32, same_shape
 
 __all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
            "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "get",
@@ -83,7 +83,7 @@ class Loss:
     def prepare_targets(self, y, n, output_shape, name="y"):
         """Check and convert the targets of n samples (default: floats of the output's shape)."""
         t = as_float32(y, name)
-        if t.shape != (n,) + tuple(output_shape):
+        if t.shape[:1] != (n,) or not same_shape(t.shape[1:], tuple(output_shape)):
             raise ValueError(f"{name}: expected targets of shape {(n,) + tuple(output_shape)}, "
                              f"got {t.shape}")
         return t
@@ -173,7 +173,7 @@ class SparseCategoricalCrossentropy(Loss):
                                  "exactly one-hot) need CategoricalCrossentropy; this loss "
                                  "takes integer labels")
             arr = arr.argmax(axis=-1)
-        if arr.shape != (n,) + spatial:
+        if arr.shape[:1] != (n,) or not same_shape(arr.shape[1:], spatial):
             raise ValueError(f"{name}: expected {(n,) + spatial} integer labels, got shape "
                              f"{arr.shape}")
         try:

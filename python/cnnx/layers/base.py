@@ -259,8 +259,9 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
 
 
 def format_shape(shape):
-    """``(28, 28, 8)`` -> ``"(28,28,8)"``, ``(120,)`` -> ``"(120)"`` (the seed's style)."""
-    return "(" + ",".join(str(int(s)) for s in shape) + ")"
+    """``(28, 28, 8)`` -> ``"(28,28,8)"``, ``(120,)`` -> ``"(120)"`` (the seed's style);
+    a size known only when data arrives shows as None."""
+    return "(" + ",".join("None" if s is None else str(int(s)) for s in shape) + ")"
 
 
 class Layer:
@@ -422,14 +423,14 @@ class Layer:
         layer keeps its parameters (a convolution's weights do not depend on
         the image size) or refuses, naming the parameter.
         """
-        input_shape = tuple(int(s) for s in input_shape)
+        input_shape = tuple(None if s is None else int(s) for s in input_shape)
         if self.built and input_shape == self.input_shape:
             return self.output_shape
         self.input_shape = input_shape
         out = tuple(self._build(input_shape))
         n = 1
         for d in out:
-            n *= d
+            n *= 1 if d is None else d
         if n >= 2**62:  # no batch of it could ever be allocated or indexed
             raise ValueError(f"input_shape: layer {self.name!r} would output {out} "
                              f"({n} values per example), too many to index")
@@ -446,9 +447,11 @@ class Layer:
         x = as_float32(x, "x")
         if x.ndim < 1:
             raise ValueError(f"x: expected a batch (m, ...), got shape {x.shape}")
+        from .._validate import same_shape
+
         if not self.built:
             self.build(x.shape[1:])
-        elif tuple(x.shape[1:]) != self.input_shape:
+        elif not same_shape(tuple(x.shape[1:]), self.input_shape):
             raise ValueError(
                 f"x: expected a batch of shape (m, {', '.join(map(str, self.input_shape))}) "
                 f"for layer {self.name}, got {x.shape}")

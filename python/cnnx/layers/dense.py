@@ -50,6 +50,9 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
         if len(input_shape) != 1:
             raise ValueError(f"input_shape: Dense expects (n_in,), got {input_shape} "
                              "(add a Flatten layer before it)")
+        if input_shape[0] is None:
+            raise ValueError("input_shape: Dense needs a known number of input features (for "
+                             "images of any size, put a GlobalAvgPool2D before it)")
         n_in = input_shape[0]
         kind = self.kernel_initializer
         if kind == "auto":

@@ -47,6 +47,7 @@ class BatchNormalization(Layer):
 
     def _build(self, input_shape):
         c = input_shape[-1] if input_shape else 0
+        c = 0 if c is None else c
         if c < 1:
             raise ValueError(f"input_shape: BatchNormalization needs a channel axis, got "
                              f"{input_shape}")

@@ -122,6 +122,10 @@ class Residual(HasActivation, Layer):
             raise ValueError(f"shortcut: cannot project {in_shape} to {out_shape} with a 1x1 "
                              "convolution; pass shortcut= explicitly")
         strides = []
+        if None in in_shape[:2] or None in out_shape[:2]:
+            raise ValueError(f"shortcut: the block changes the shape {in_shape} -> {out_shape} "
+                             "for inputs of any size; pass shortcut= (e.g. a 1x1 Conv2D with "
+                             "the block's stride) explicitly")
         for n, o in zip(in_shape[:2], out_shape[:2]):
             s = next((s for s in range(1, n + 1) if (n - 1) // s + 1 == o), None)
             if s is None:

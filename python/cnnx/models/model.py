@@ -85,7 +85,7 @@ class Model(Trainer, Layer):
             s for layer, _ in walk(self.layers) if layer.output_shape
             for s in (layer.output_shape if isinstance(layer.output_shape, list)
                       else [layer.output_shape])]
-        self._max_values = max(math.prod(s) for s in sizes)
+        self._max_values = max(math.prod(1 if d is None else d for d in s) for s in sizes)
         self._synced_at = -1
         old = getattr(self, "store", None)
         self.store = ParamStore(self.layers)
@@ -256,11 +256,22 @@ class Model(Trainer, Layer):
         outs = [vals[id(t)] for t in self._outputs]
         return outs if not self._single_out else outs[0]
 
-    def to_graph(self):
-        """The model as a typed op graph (:mod:`cnnx.graph`), for plans and export."""
+    def to_graph(self, input_shapes=None):
+        """The model as a typed op graph (:mod:`cnnx.graph`), for plans and export.
+
+        A model taking inputs of any size (None dims) needs the sizes of the
+        graph's inputs: ``input_shapes``, one per input.
+        """
         self.sync()
+        shapes = self.input_shapes if input_shapes is None else [tuple(s) for s in input_shapes]
+        if len(shapes) != len(self._inputs) or any(
+                len(s) != len(t.shape) or None in s or any(
+                    p is not None and p != d for d, p in zip(s, t.shape))
+                for s, t in zip(shapes, self._inputs)):
+            raise ValueError(f"input_shapes: expected concrete shapes fitting {self.input_shapes}, "
+                             f"got {shapes}")
         g = Graph()
-        xs = [g.input(t.shape, t.name) for t in self._inputs]
+        xs = [g.input(s, t.name) for s, t in zip(shapes, self._inputs)]
         out = g.lower(self, xs if not self._single_in else xs[0])
         g.outputs = out if isinstance(out, list) else [out]
         return g

@@ -67,7 +67,8 @@ class Sequential(Model):
     Args:
         layers: list of Layers.
         input_shape: shape of one example without the batch dimension, e.g.
-            ``(32, 32, 3)``; when omitted the model builds on its first batch.
+            ``(32, 32, 3)``, or ``(None, None, 3)`` for images of any size;
+            when omitted the model builds on its first batch.
     """
 
     def __init__(self, layers=None, input_shape=None, name=None, trainable=True):
@@ -109,13 +110,13 @@ class Sequential(Model):
 
     def build(self, input_shape):
         """Build every layer for inputs of ``input_shape``; returns the output shape."""
-        from .._validate import as_int, check_size
+        from .._validate import as_dim, check_size
 
         if isinstance(input_shape, int):
             input_shape = (input_shape,)
         if not isinstance(input_shape, (tuple, list)) or not input_shape:
             raise TypeError(f"input_shape: expected a tuple such as (32, 32, 3), got {input_shape!r}")
-        shape = tuple(as_int(s, "input_shape", 1) for s in input_shape)
+        shape = tuple(as_dim(s, "input_shape") for s in input_shape)
         check_size(shape, "input_shape")
         if self.built and shape == self.input_shape and not self._dirty and not self._stale():
             return self.output_shape
@@ -156,9 +157,9 @@ class Sequential(Model):
         if not self.built:
             raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
 
-    def to_graph(self):
+    def to_graph(self, input_shapes=None):
         self._need_built()
-        return super().to_graph()
+        return super().to_graph(input_shapes)
 
     def get_config(self):
         return dict(Layer.get_config(self), layers=[layer_config(l) for l in self._layer_list],

@@ -197,16 +197,44 @@ class Trainer:
             raise ValueError("model: call compile(optimizer, loss) first")
 
     # ---- heads and plans ----------------------------------------------------------------
-    def _cached(self, name, make):
-        """``make()``, remembered until the model is edited (edit_count), its
-        store replaced, or CNNX_PLAN changes."""
+    #: compiled plans kept per input size for a model taking any size (an LRU)
+    PLANS_PER_SIZE = 8
+
+    def _cached(self, name, make, shapes=None):
+        """``make(enabled)``, remembered until the model is edited (edit_count),
+        its store replaced, or CNNX_PLAN changes; per input size (``shapes``)
+        for a model that takes any size."""
         edits, store, enabled = edit_count(), self.store, plans_enabled()
-        hit = self._plans.get(name)
+        key = (name, shapes)
+        hit = self._plans.get(key)
         if hit is not None and hit[0] == edits and hit[1] is store and hit[2] == enabled:
+            self._plans[key] = self._plans.pop(key)  # most recently used last
             return hit[3]
         value = make(enabled)
-        self._plans[name] = (edits, store, enabled, value)
+        self._plans.pop(key, None)
+        self._plans[key] = (edits, store, enabled, value)
+        if shapes is not None:
+            same = [k for k in self._plans if k[0] == name and k[1] is not None]
+            for k in same[:-self.PLANS_PER_SIZE]:
+                del self._plans[k]
         return value
+
+    def _sizes(self, xs):
+        """The batch's input sizes when the model takes any size, else None."""
+        if not any(None in s for s in self.input_shapes):
+            return None
+        return tuple(tuple(a.shape[1:]) for a in xs)
+
+    def _graph(self, shapes):
+        if shapes is None and any(None in s for s in self.input_shapes):
+            # only the structure is needed (which op makes each output): any size that fits
+            for n in (224, 1024, 64):
+                try:
+                    return self.to_graph([tuple(n if d is None else d for d in s)
+                                          for s in self.input_shapes])
+                except ValueError:
+                    continue
+        return self.to_graph(None if shapes is None else list(shapes))
 
     def heads(self):
         """The outputs that have a loss, as :class:`~cnnx.trainers.heads.Head` s."""
@@ -215,34 +243,34 @@ class Trainer:
         def make(enabled):
             names = self.output_names
             heads = [Head(h, names[h.output])
-                     for h in loss_heads(self.to_graph(), self._loss_specs)]
+                     for h in loss_heads(self._graph(None), self._loss_specs)]
             for h, ms in zip(heads, make_metrics(self._metric_spec, heads)):
                 h.metrics = ms
             return heads
         return self._cached("heads", make)
 
-    def _inference_plan(self):
-        return self._cached("infer", lambda enabled: compile_inference(self.to_graph())
-                            if enabled else None)
+    def _inference_plan(self, shapes=None):
+        return self._cached("infer", lambda enabled: compile_inference(self._graph(shapes))
+                            if enabled else None, shapes)
 
-    def _eval_plan(self):
+    def _eval_plan(self, shapes=None):
         """An inference plan whose outputs are what each head's loss reads."""
         def make(enabled):
             if not enabled:
                 return None
-            g = self.to_graph()
+            g = self._graph(shapes)
             g.outputs = [h.value for h in loss_heads(g, self._loss_specs)]
             return compile_inference(g)
-        return self._cached("eval", make)
+        return self._cached("eval", make, shapes)
 
-    def _training_plan(self):
+    def _training_plan(self, shapes=None):
         return self._cached("train", lambda enabled: compile_training(
-            self.to_graph(), self.store.grads, self._loss_specs) if enabled else None)
+            self._graph(shapes), self.store.grads, self._loss_specs) if enabled else None, shapes)
 
     # ---- inference ----------------------------------------------------------------------
     def _infer(self, xs):
         self._check_batch(xs[0].shape[0])
-        plan = self._inference_plan()
+        plan = self._inference_plan(self._sizes(xs))
         if plan is not None:
             return plan(xs)
         out = self.forward(xs if self._inputs_are_list() else xs[0], training=False)
@@ -262,6 +290,10 @@ class Trainer:
         n = xs[0].shape[0]
         if n <= batch_size:
             outs = self._infer(xs)
+        elif any(None in s for s in self.output_shapes):  # any size: chunk by chunk
+            parts = [self._infer([a[i:i + batch_size] for a in xs])
+                     for i in range(0, n, batch_size)]
+            outs = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
         else:
             shapes = self.output_shapes
             total = sum(n * int(np.prod(s, dtype=object)) for s in shapes)
@@ -336,7 +368,7 @@ class Trainer:
 
     def _step(self, xs, ys, sw):
         heads = self.heads()
-        plan = self._training_plan()
+        plan = self._training_plan(self._sizes(xs))
         if plan is None:
             loss, parts, outs = self._layer_step(xs, ys, sw)
         else:
@@ -424,7 +456,7 @@ class Trainer:
         heads = self.heads()
         metrics = make_metrics(self._metric_spec, heads)
         n = xs[0].shape[0]
-        plan = self._eval_plan()
+        plan = self._eval_plan(self._sizes(xs))
         sums = {"loss": 0.0}
         for h in heads:
             sums[h.name] = 0.0
