@@ -513,3 +513,38 @@ def test_copy_and_pickle_keep_the_spec(rng):
         np.testing.assert_array_equal(m.predict(x), clone.predict(x))
         s = pickle.loads(pickle.dumps(m.layers[0].spec))
         assert (s.kind, s.fill_value) == (m.layers[0].spec.kind, m.layers[0].spec.fill_value)
+
+
+def _any_size_net(shape):
+    cnnx.set_seed(0)
+    return cnnx.Sequential([
+        cnnx.RandomFlip("horizontal", seed=1), cnnx.RandomRotation(0.1, seed=2),
+        cnnx.RandomZoom(0.2, fill_mode="constant", seed=3), cnnx.RandomContrast(0.3, (0, 1), seed=4),
+        cnnx.Normalization(mean=0.5, variance=0.1), cnnx.RandomCrop(8, 8, seed=5),
+        cnnx.Rescaling(2.0, -1.0), cnnx.Conv2D(4, 3, activation="relu"),
+        cnnx.GlobalAvgPool2D(), cnnx.Dense(3)], input_shape=shape)
+
+
+@pytest.mark.parametrize("hw", [(12, 12), (9, 17)])
+def test_inputs_of_any_size_equal_a_fixed_size_model(rng, hw):
+    """Input (None, None, C): a spec per size; training and inference equal a
+    model built at that size with the same weights and layer seeds."""
+    any_size, fixed = _any_size_net((None, None, 1)), _any_size_net(hw + (1,))
+    assert any_size.layers[0].spec is None and any_size.output_shape == (3,)
+    x = _images(rng, n=6, h=hw[0], w=hw[1])
+    y = rng.integers(0, 3, 6)
+    for m in (any_size, fixed):
+        m.compile(cnnx.optim.SGD(0.1), "sparse_categorical_crossentropy")
+    for _ in range(2):
+        assert any_size.train_on_batch(x, y) == pytest.approx(fixed.train_on_batch(x, y),
+                                                                rel=1e-5)
+    np.testing.assert_allclose(any_size.predict(x), fixed.predict(x), rtol=1e-5, atol=1e-6)
+    # layer by layer (no plan) takes the same per-size spec
+    np.testing.assert_allclose(any_size.layers[1].forward(x, training=True).shape, x.shape)
+    with pytest.raises(ValueError, match="height"):
+        any_size.predict(_images(rng, n=2, h=6, w=12))
+
+
+def test_normalization_over_an_axis_of_any_size_is_refused():
+    with pytest.raises(ValueError, match="axis"):
+        cnnx.Sequential([cnnx.Normalization(axis=1)], input_shape=(None, None, 1))

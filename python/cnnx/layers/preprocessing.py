@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import _core
 from .. import random as _random
-from .._validate import as_int
+from .._validate import as_int, same_shape
 from ..graph.ir import BufferRef
 from .base import Layer
 
@@ -192,6 +192,9 @@ class Normalization(Layer):
             raise ValueError(f"axis: {self._axis} is not an axis of the examples' shape "
                              f"{tuple(input_shape)} (the batch axis 0 cannot be normalised over)")
         k = self._axis % rank - 1
+        if None in tuple(input_shape[k:]):
+            raise ValueError(f"axis: {self._axis} normalises over sizes known only when data "
+                             f"arrives ({tuple(input_shape)}); use the channel axis -1")
         return int(input_shape[k]), int(np.prod(input_shape[k + 1:], dtype=np.int64))
 
     def _build(self, input_shape):
@@ -239,7 +242,7 @@ class Normalization(Layer):
                 continue
             if not self.built:
                 self.build(x.shape[1:])
-            elif tuple(x.shape[1:]) != self.input_shape:
+            elif not same_shape(tuple(x.shape[1:]), self.input_shape):
                 raise ValueError(f"data: expected batches of shape (n, {', '.join(map(str, self.input_shape))}), "
                                  f"got {x.shape}")
             x = x.astype(np.float64).reshape(x.shape[0], -1, self._channels, self._inner)
@@ -295,7 +298,7 @@ class _Augmentation(Layer):
         self._rng = None if seed is None else np.random.default_rng(self._seed_arg)
         self._seed_cell = np.zeros(1, np.uint64)  # the compiled training step reads it
         self._spec = None
-        self._last = None  # (training, output of a contrast) of the last forward
+        self._last = None  # (training, output of a contrast, spec) of the last forward
 
     @property
     def seed(self):
@@ -311,14 +314,34 @@ class _Augmentation(Layer):
 
     def _build(self, input_shape):
         h, w, c = _image_shape(self, input_shape)
-        s = _core.AugmentSpec()
-        s.kind = self._kind
-        s.h, s.w, s.c = h, w, c
-        s.oh, s.ow = h, w
-        self._fill_spec(s, input_shape)
-        s.check()
-        self._spec = s
-        return (s.oh, s.ow, c)
+        if h is None or w is None:  # any size: a spec per batch size (_spec_for)
+            self._spec = None
+            return self._output_of(h, w, c)
+        self._spec = self._spec_for(h, w, c)
+        return (self._spec.oh, self._spec.ow, c)
+
+    def _output_of(self, h, w, c):
+        """The output shape for an h x w input (None: known when data arrives)."""
+        return (h, w, c)
+
+    def _spec_for(self, h, w, c):
+        """The checked spec for h x w x c images, kept for a few sizes."""
+        cache = self.__dict__.setdefault("_specs", {})
+        s = cache.get((h, w, c))
+        if s is None:
+            s = _core.AugmentSpec()
+            s.kind = self._kind
+            s.h, s.w, s.c = h, w, c
+            s.oh, s.ow = h, w
+            self._fill_spec(s, (h, w, c))
+            s.check()
+            if len(cache) >= 64:
+                cache.clear()
+            cache[(h, w, c)] = s
+        return s
+
+    def _spec_of(self, x):
+        return self._spec if self._spec is not None else self._spec_for(*x.shape[1:])
 
     def draw_seed(self):
         """A fresh seed for the next training call (the compiled step calls this)."""
@@ -330,24 +353,27 @@ class _Augmentation(Layer):
 
     def _forward(self, x, training):
         if not training and self._identity_at_inference():
-            self._last = (False, None)
+            self._last = (False, None, None)
             return x
         if training:
             self.draw_seed()
-        y = _core.augment_forward(self._spec, x, int(self._seed_cell[0]), training, 0)
-        self._last = (training, y if self._kind == _core.AugmentKind.contrast else None)
+        spec = self._spec_of(x)
+        y = _core.augment_forward(spec, x, int(self._seed_cell[0]), training, 0)
+        self._last = (training, y if self._kind == _core.AugmentKind.contrast else None, spec)
         return y
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        training, y = self._last if self._last is not None else (False, None)
+        training, y, spec = self._last if self._last is not None else (False, None, self._spec)
         if not training and self._identity_at_inference():
             return dy
-        return _core.augment_backward(self._spec, dy, y, int(self._seed_cell[0]), training, 0)
+        return _core.augment_backward(spec, dy, y, int(self._seed_cell[0]), training, 0)
 
     def lower(self, g, x):
-        return g.augment(x, spec=self._spec, shape=self.output_shape, seed_cell=self._seed_cell,
+        h, w, c = x.shape
+        spec = self._spec if self._spec is not None else self._spec_for(h, w, c)
+        return g.augment(x, spec=spec, shape=(spec.oh, spec.ow, c), seed_cell=self._seed_cell,
                          reseed=self.draw_seed,
                          identity_at_inference=self._identity_at_inference())
 
@@ -508,6 +534,9 @@ class RandomCrop(_Augmentation):
             raise ValueError(f"width: the crop width {self._width} is larger than the input's "
                              f"{w} (input shape {tuple(input_shape)})")
         s.oh, s.ow = self._height, self._width
+
+    def _output_of(self, h, w, c):
+        return (self._height, self._width, c)  # whatever the input's size
 
     def _identity_at_inference(self):
         return False
