@@ -166,6 +166,24 @@ def test_geometric_matches_numpy(isa, rng, make, interp, fill, c):
     _check(make(fill, interp), _images(rng, n=5, c=c, w=21))
 
 
+@pytest.mark.parametrize("fill", FILLS)
+def test_translation_of_wide_rows_matches_numpy(isa, rng, fill):
+    """Rows of 70 pixels shifted by at most 2: the fast path for shifts (plain
+    loads in the middle, the fill modes at both ends) on every ISA."""
+    _check(cnnx.RandomTranslation(0.4, 0.03, fill_mode=fill, fill_value=0.25),
+           _images(rng, n=8, h=9, w=70))
+
+
+def test_translation_adjoint_on_wide_rows(rng):
+    layer = cnnx.RandomTranslation(0.4, 0.03, fill_mode="reflect")
+    x = rng.random((4, 9, 70, 1)).astype(np.float32)
+    y = layer.forward(x, training=True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    assert float(np.sum(dy.astype(np.float64) * y)) == pytest.approx(
+        float(np.sum(dx.astype(np.float64) * x)), rel=1e-4, abs=1e-4)
+
+
 @pytest.mark.parametrize("mode", ["horizontal", "vertical", "horizontal_and_vertical"])
 @pytest.mark.parametrize("c", [1, 3])
 def test_flip_matches_numpy(isa, rng, mode, c):

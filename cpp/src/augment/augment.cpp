@@ -105,11 +105,15 @@ AugmentSpec sampling_spec(const AugmentSpec& s) {
 void sample_image(const AugmentKernels& k, const AugmentSpec& s, const double* m, const float* img,
                   float* out) {
   const int64_t row = s.ow * s.c;
+  const bool shift = m[0] == 1.0 && m[3] == 0.0;  // a translation
   for (int64_t y = 0; y < s.oh; ++y) {
     const float x0 = static_cast<float>(m[1] * static_cast<double>(y) + m[2]);
     const float y0 = static_cast<float>(m[4] * static_cast<double>(y) + m[5]);
-    k.sample_row(s, img, out + y * row, s.ow, x0, y0, static_cast<float>(m[0]),
-                 static_cast<float>(m[3]));
+    if (shift)
+      k.shift_row(s, img, out + y * row, s.ow, x0, y0);
+    else
+      k.sample_row(s, img, out + y * row, s.ow, x0, y0, static_cast<float>(m[0]),
+                   static_cast<float>(m[3]));
   }
 }
 

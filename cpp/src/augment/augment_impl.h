@@ -15,6 +15,8 @@
 // taps mapped by the fill mode (float arithmetic on integral values, exact),
 // then one gather per tap for single-channel images, or a per-pixel loop
 // over channels otherwise (several channels share one set of taps).
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "augment/augment_kernels.h"
@@ -154,6 +156,77 @@ void sample_row(const AugmentSpec& s, const float* img, float* out, int64_t ow, 
   }
 }
 
+// fill_index without a division for taps within one image length of the edge.
+inline int64_t near_fill_index(int64_t i, int64_t len, FillMode mode, bool* inside) {
+  if (i >= 0 && i < len) {
+    *inside = true;
+    return i;
+  }
+  if (mode == FillMode::reflect && i >= -len && i < 2 * len) {
+    *inside = true;
+    return i < 0 ? -1 - i : 2 * len - 1 - i;
+  }
+  if (mode == FillMode::wrap && i >= -len && i < 2 * len) {
+    *inside = true;
+    return i < 0 ? i + len : i - len;
+  }
+  return fill_index(i, len, mode, inside);
+}
+
+// A pure shift of a single-channel image (translation; ax = 1, ay = 0),
+// bilinear: the source row is fixed and the taps of neighbouring pixels are
+// neighbours, so the stretch whose taps all fall inside the image is read
+// with plain loads; the edges (fill modes) go through sample_row.
+void shift_row(const AugmentSpec& s, const float* img, float* out, int64_t ow, float x0,
+               float y0) {
+  const float lim = kBig / 4;
+  if (s.c != 1 || s.interp != Interpolation::bilinear || !(std::fabs(x0) < lim) ||
+      !(std::fabs(y0) < lim) || ow >= static_cast<int64_t>(lim) || s.w >= static_cast<int64_t>(lim)) {
+    sample_row(s, img, out, ow, x0, y0, 1.0f, 0.0f);
+    return;
+  }
+  const float fx = std::floor(x0), fy = std::floor(y0);
+  const int64_t sx = static_cast<int64_t>(fx), sy = static_cast<int64_t>(fy);
+  // output pixels x in [lo, hi) read taps sx + x and sx + x + 1, both inside
+  const int64_t lo = std::min(ow, std::max<int64_t>(0, -sx));
+  const int64_t hi = std::max(lo, std::min(ow, s.w - 1 - sx));
+  if (hi - lo < V::W) {
+    sample_row(s, img, out, ow, x0, y0, 1.0f, 0.0f);
+    return;
+  }
+  bool in_a, in_b;
+  const int64_t ra = fill_index(sy, s.h, s.fill, &in_a), rb = fill_index(sy + 1, s.h, s.fill, &in_b);
+  const float* row_a = in_a ? img + ra * s.w : nullptr;
+  const float* row_b = in_b ? img + rb * s.w : nullptr;
+  // the edges, pixel by pixel (a few per row: the shift's size)
+  const float ftx = x0 - fx, fty = y0 - fy, f = s.fill_value;
+  auto edge = [&](int64_t x) {
+    bool ia, ib;
+    const int64_t ca = near_fill_index(sx + x, s.w, s.fill, &ia);
+    const int64_t cb = near_fill_index(sx + x + 1, s.w, s.fill, &ib);
+    const float a0 = row_a && ia ? row_a[ca] : f, a1 = row_a && ib ? row_a[cb] : f;
+    const float b0 = row_b && ia ? row_b[ca] : f, b1 = row_b && ib ? row_b[cb] : f;
+    const float top = a0 + ftx * (a1 - a0), bot = b0 + ftx * (b1 - b0);
+    out[x] = top + fty * (bot - top);
+  };
+  for (int64_t x = 0; x < lo; ++x) edge(x);
+  for (int64_t x = hi; x < ow; ++x) edge(x);
+  const T tx = V::set1(x0 - fx), ty = V::set1(y0 - fy), fill = V::set1(s.fill_value);
+  for (int64_t x = lo; x < hi; x += V::W) {
+    const int n = hi - x >= V::W ? V::W : static_cast<int>(hi - x);
+    T top = fill, bot = fill;
+    if (row_a) {
+      const T v0 = ld(row_a + sx + x, n), v1 = ld(row_a + sx + x + 1, n);
+      top = V::fma(tx, V::sub(v1, v0), v0);
+    }
+    if (row_b) {
+      const T v0 = ld(row_b + sx + x, n), v1 = ld(row_b + sx + x + 1, n);
+      bot = V::fma(tx, V::sub(v1, v0), v0);
+    }
+    st(out + x, n, V::fma(ty, V::sub(bot, top), top));
+  }
+}
+
 // Per-position constants a[i % p] over blocks of p values (p is a multiple
 // of the channel count, padded to whole vectors by the driver when it can).
 template <class F>
@@ -188,7 +261,7 @@ void contrast(const float* x, float* y, int64_t n, const float* a, int64_t p, fl
 
 }  // namespace
 
-const AugmentKernels kernels = {sample_row, affine, normalize, contrast};
+const AugmentKernels kernels = {sample_row, shift_row, affine, normalize, contrast};
 
 }  // namespace CNNX_AUGMENT_NS
 }  // namespace cnnx

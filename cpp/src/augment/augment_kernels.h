@@ -13,6 +13,9 @@ struct AugmentKernels {
   // (s.h, s.w, s.c) with s.interp and s.fill. Needs s.h * s.w * s.c < 2^31.
   void (*sample_row)(const AugmentSpec& s, const float* img, float* out, int64_t ow, float x0,
                      float y0, float ax, float ay);
+  // sample_row with ax = 1, ay = 0 (a translation); faster for one channel.
+  void (*shift_row)(const AugmentSpec& s, const float* img, float* out, int64_t ow, float x0,
+                    float y0);
   // Over n values, with per-position constants of period p (a[i % p]...):
   //   affine:    y = x * a + b
   //   normalize: y = (x - a) / b
