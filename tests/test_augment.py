@@ -3,8 +3,6 @@ reference for a fixed seed (the draws, the matrix and the resampling
 recomputed here independently), on every ISA; identity at inference, seed
 repeatability, compiled plans vs layer by layer, adjoint backward, ONNX
 export, the Keras tutorials' idioms and bad input."""
-import math
-import os
 
 import numpy as np
 import pytest
