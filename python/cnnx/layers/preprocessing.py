@@ -109,10 +109,12 @@ class Rescaling(Layer):
 
     @property
     def scale(self):
+        """The scale as given (a number or one per channel)."""
         return self._scale_cfg
 
     @property
     def offset(self):
+        """The offset as given (a number or one per channel)."""
         return self._offset_cfg
 
     def _build(self, input_shape):
@@ -173,14 +175,17 @@ class Normalization(Layer):
 
     @property
     def axis(self):
+        """The axis whose entries get their own statistics (None: one overall)."""
         return self._axis
 
     @property
     def mean(self):
+        """The per-entry means (a float32 array once built, else None)."""
         return self.buffers["mean"] if self.built else None
 
     @property
     def variance(self):
+        """The per-entry variances (a float32 array once built, else None)."""
         return self.buffers["variance"] if self.built else None
 
     def _layout(self, input_shape):
@@ -302,6 +307,7 @@ class _Augmentation(Layer):
 
     @property
     def seed(self):
+        """The layer's own seed, or None (then the global generator, ``cnnx.set_seed``)."""
         return self._seed_arg
 
     @property
@@ -391,9 +397,20 @@ class _Resampling(_Augmentation):
         self._interpolation = _choice(interpolation, "interpolation", _INTERP)
         self._fill_value = _real(fill_value, "fill_value")
 
-    fill_mode = property(lambda self: self._fill_mode)
-    interpolation = property(lambda self: self._interpolation)
-    fill_value = property(lambda self: self._fill_value)
+    @property
+    def fill_mode(self):
+        """How points outside the image are filled."""
+        return self._fill_mode
+
+    @property
+    def interpolation(self):
+        """``"bilinear"`` or ``"nearest"``."""
+        return self._interpolation
+
+    @property
+    def fill_value(self):
+        """The value of ``fill_mode="constant"``."""
+        return self._fill_value
 
     def _fill_spec(self, s, input_shape):
         s.fill = _FILL[self._fill_mode]
@@ -419,7 +436,10 @@ class RandomFlip(_Augmentation):
         super().__init__(seed, name, trainable)
         self._mode = _choice(mode, "mode", self._MODES)
 
-    mode = property(lambda self: self._mode)
+    @property
+    def mode(self):
+        """Which flips: horizontal, vertical or both."""
+        return self._mode
 
     def _fill_spec(self, s, input_shape):
         s.horizontal, s.vertical = self._MODES[self._mode]
@@ -443,8 +463,15 @@ class RandomTranslation(_Resampling):
         self._w = _range(width_factor, "width_factor", -1.0, 1.0)
         self._cfg = (height_factor, width_factor)
 
-    height_factor = property(lambda self: self._cfg[0])
-    width_factor = property(lambda self: self._cfg[1])
+    @property
+    def height_factor(self):
+        """The height factor as given."""
+        return self._cfg[0]
+
+    @property
+    def width_factor(self):
+        """The width factor as given."""
+        return self._cfg[1]
 
     def _fill_spec(self, s, input_shape):
         super()._fill_spec(s, input_shape)
@@ -469,7 +496,10 @@ class RandomRotation(_Resampling):
         self._f = _range(factor, "factor")
         self._cfg = factor
 
-    factor = property(lambda self: self._cfg)
+    @property
+    def factor(self):
+        """The factor as given."""
+        return self._cfg
 
     def _fill_spec(self, s, input_shape):
         super()._fill_spec(s, input_shape)
@@ -495,8 +525,15 @@ class RandomZoom(_Resampling):
                                                            None, lo_open=True)
         self._cfg = (height_factor, width_factor)
 
-    height_factor = property(lambda self: self._cfg[0])
-    width_factor = property(lambda self: self._cfg[1])
+    @property
+    def height_factor(self):
+        """The height factor as given."""
+        return self._cfg[0]
+
+    @property
+    def width_factor(self):
+        """The width factor as given."""
+        return self._cfg[1]
 
     def _fill_spec(self, s, input_shape):
         super()._fill_spec(s, input_shape)
@@ -522,8 +559,15 @@ class RandomCrop(_Augmentation):
         self._height = as_int(height, "height", 1)
         self._width = as_int(width, "width", 1)
 
-    height = property(lambda self: self._height)
-    width = property(lambda self: self._width)
+    @property
+    def height(self):
+        """The crop's height."""
+        return self._height
+
+    @property
+    def width(self):
+        """The crop's width."""
+        return self._width
 
     def _fill_spec(self, s, input_shape):
         h, w, _ = input_shape
@@ -575,8 +619,15 @@ class RandomContrast(_Augmentation):
         self._value_range = (lo, hi)
         self._cfg = factor
 
-    factor = property(lambda self: self._cfg)
-    value_range = property(lambda self: self._value_range)
+    @property
+    def factor(self):
+        """The factor as given."""
+        return self._cfg
+
+    @property
+    def value_range(self):
+        """(low, high): outputs are clipped to it."""
+        return self._value_range
 
     def _fill_spec(self, s, input_shape):
         s.lo = (1.0 - self._range[0], 0.0)

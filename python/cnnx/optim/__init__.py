@@ -73,11 +73,17 @@ class Optimizer:
       every k steps. ``fit`` ends with the averaged weights in the model
       (:meth:`finalize_variable_values`, as Keras); :meth:`ema_weights`
       swaps them in for a while (``with opt.ema_weights(): model.evaluate(...)``).
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.SGD(lr=0.1)
+        >>> opt.lr
+        0.1
     """
 
     #: update rule of the fused step, and the state buffer names it calls s0, s1, s2
     _rule = None
-    _slot_names = (None, None, None)
+    _slot_names: tuple[str | None, ...] = (None, None, None)
 
     #: a step count from a file must stay far from int64 overflow in the kernels
     MAX_ITERATIONS = 2**53
@@ -315,6 +321,7 @@ class Optimizer:
 
     # ---- saving -------------------------------------------------------------
     def get_config(self):
+        """The hyper-parameters as a dict (saved with a compiled model)."""
         cfg = {"lr": self._lr if self._schedule is None else schedules.serialize(self._schedule)}
         for k in ("clipnorm", "clipvalue", "global_clipnorm"):
             if getattr(self, k) is not None:
@@ -379,6 +386,11 @@ class SGD(Optimizer):
         v = momentum * v + g                  (if momentum)
         g = g + momentum * v if nesterov else v
         param -= lr * g
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
+        >>> # model.compile(optimizer=opt, loss="cross_entropy")
     """
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, **kwargs):
@@ -405,7 +417,13 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba), PyTorch's rule; ``weight_decay`` is an L2 term added
-    to the gradient (use :class:`AdamW` for decoupled decay)."""
+    to the gradient (use :class:`AdamW` for decoupled decay).
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.Adam(lr=1e-3)
+        >>> # model.compile(optimizer=opt, loss="cross_entropy")
+    """
 
     _slot_names = ("m", "v", None)
     decoupled = False
@@ -430,7 +448,13 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter):
-    ``param *= 1 - lr * weight_decay`` before the Adam step (default 0.01, as PyTorch)."""
+    ``param *= 1 - lr * weight_decay`` before the Adam step (default 0.01, as PyTorch).
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.AdamW(lr=2e-3, weight_decay=0.01)
+        >>> # model.compile(optimizer=opt, loss="cross_entropy")
+    """
 
     decoupled = True
 
@@ -450,6 +474,11 @@ class RMSprop(Optimizer):
         else:      param -= lr * g / avg
 
     (Keras's ``rho`` is ``alpha`` here; PyTorch's defaults.)
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.RMSprop(lr=1e-3, momentum=0.9, global_clipnorm=1.0)
+        >>> # model.compile(optimizer=opt, loss="cross_entropy")
     """
 
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
@@ -484,6 +513,11 @@ class Adagrad(Optimizer):
         clr = lr / (1 + (step - 1) * lr_decay)       (step counts from 1)
         sum = sum + g**2                             (starts at initial_accumulator_value)
         param -= clr * g / (sqrt(sum) + eps)
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.Adagrad(lr=0.05, initial_accumulator_value=0.1, use_ema=True)
+        >>> # model.compile(optimizer=opt, loss="cross_entropy")
     """
 
     _slot_names = ("sum", None, None)
@@ -518,7 +552,13 @@ _BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
 
 
 def get_optimizer(spec):
-    """An Optimizer from an instance or a name ("sgd", "adam", "adamw", "rmsprop", "adagrad")."""
+    """An Optimizer from an instance or a name ("sgd", "adam", "adamw", "rmsprop", "adagrad").
+
+    Examples:
+        >>> import cnnx
+        >>> type(cnnx.optim.get_optimizer("adam")).__name__
+        'Adam'
+    """
     if isinstance(spec, Optimizer):
         return spec
     if isinstance(spec, str) and spec.lower() in _BY_NAME:

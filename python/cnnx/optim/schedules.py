@@ -22,7 +22,7 @@ import numpy as np
 __all__ = ["LearningRateSchedule", "CosineDecay", "ExponentialDecay", "PiecewiseConstantDecay",
            "serialize", "deserialize"]
 
-_REGISTRY = {}
+_REGISTRY: dict[str, type] = {}
 
 
 def _real(v, name, minimum=None, open_min=False, maximum=None, integer=False):
