@@ -31,6 +31,7 @@ struct PyOpSpec {
   cnnx::OpSpec s;
   OptArray kernel, bias, dkernel, dbias;
   OptArray gamma, beta, mean, var, dgamma, dbeta;
+  OptArray seed;  // augment: a uint64 array of one value, the current step's seed
   OptArray qbias;  // int8 ops: a bias in accumulator units (int32)
 };
 
@@ -108,6 +109,30 @@ cnnx::OpSpec resolve(const PyOpSpec& p, Keep& keep, bool training) {
     if (training) {
       s.dw = keep.opt(p.dkernel, wn, "dkernel", true);
       s.db = p.bias ? keep.opt(p.dbias, c, "dbias", true) : nullptr;
+    }
+  }
+  if (s.kind == cnnx::OpKind::rescale) {
+    require(p.kernel && p.bias, "rescale: scale and offset are needed");
+    require(s.channels >= 1, "rescale: channels must be >= 1");
+    s.w = keep.live(*p.kernel, s.channels, "scale");
+    s.bias = keep.live(*p.bias, s.channels, "offset");
+  }
+  if (s.kind == cnnx::OpKind::normalize) {
+    require(p.mean && p.var, "normalize: mean and variance are needed");
+    require(s.channels >= 1, "normalize: channels must be >= 1");
+    s.bn.mean = keep.live(*p.mean, s.channels, "mean");
+    s.bn.var = keep.live(*p.var, s.channels, "variance");
+  }
+  if (s.kind == cnnx::OpKind::augment) {
+    s.aug_training = training;
+    if (training) {
+      require(p.seed.has_value(), "augment: a training step needs the seed array");
+      const py::array& a = *p.seed;
+      require(py::isinstance<py::array_t<uint64_t>>(a) && a.size() == 1 &&
+                  (a.flags() & py::array::c_style) != 0,
+              "seed: expected a uint64 array of one value");
+      keep.arrays.push_back(a);
+      s.seed = static_cast<const uint64_t*>(a.data());
     }
   }
   if (s.kind == cnnx::OpKind::batch_norm || s.has_bn) {
@@ -274,6 +299,9 @@ void bind_plan(py::module_& m) {
       .value("reshape", cnnx::OpKind::reshape)
       .value("dropout", cnnx::OpKind::dropout)
       .value("python", cnnx::OpKind::python)
+      .value("rescale", cnnx::OpKind::rescale)
+      .value("normalize", cnnx::OpKind::normalize)
+      .value("augment", cnnx::OpKind::augment)
       .value("quantize", cnnx::OpKind::quantize)
       .value("dequantize", cnnx::OpKind::dequantize)
       .value("qconv2d", cnnx::OpKind::qconv2d)
@@ -422,6 +450,27 @@ void bind_plan(py::module_& m) {
           py::arg("dbeta") = py::none(),
           "a batch norm op's arrays, or (inference) a batch norm folded into conv2d / dense")
       .def_property_readonly("has_bn", [](const PyOpSpec& p) { return p.s.has_bn; })
+      .def_property(
+          "chan_inner", [](const PyOpSpec& p) { return p.s.chan_inner; },
+          [](PyOpSpec& p, int64_t v) { p.s.chan_inner = v; },
+          "rescale / normalize: value i uses constant (i // chan_inner) % channels")
+      .def(
+          "set_normalization",
+          [](PyOpSpec& p, py::array mean, py::array var, float eps) {
+            p.mean = mean;
+            p.var = var;
+            p.s.bn.eps = eps;
+          },
+          py::arg("mean"), py::arg("variance"), py::arg("epsilon"),
+          "a normalize op's live mean and variance (read at every run)")
+      .def(
+          "set_augment",
+          [](PyOpSpec& p, const cnnx::AugmentSpec& spec, OptArray seed) {
+            p.s.aug = spec;
+            p.seed = seed;
+          },
+          py::arg("spec"), py::arg("seed") = py::none(),
+          "an augment op's transform and its seed cell (uint64[1], rewritten before each step)")
       .def(
           "set_quant",
           [](PyOpSpec& p, std::vector<std::pair<float, int32_t>> inputs,

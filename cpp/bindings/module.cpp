@@ -10,4 +10,6 @@ PYBIND11_MODULE(_core, m) {
   cnnx_py::bind_int8(m);  // before bind_plan: plans take its enums as defaults
   cnnx_py::bind_plan(m);
   cnnx_py::bind_merge(m);
+  cnnx_py::bind_optim_step(m);
+  cnnx_py::bind_augment(m);
 }

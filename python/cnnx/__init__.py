@@ -36,6 +36,8 @@ from .layers import (Layer, Conv2D, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,  # 
                      AdaptiveMaxPool2D, GlobalAvgPool2D, Dense, ReLU, LeakyReLU, Sigmoid, Tanh,
                      Softmax, BatchNormalization, Dropout, Flatten, Residual, Add, Subtract,
                      Multiply, Average, Concatenate)
+from .layers import (Rescaling, Normalization, RandomFlip, RandomTranslation,  # noqa: E402
+                     RandomRotation, RandomZoom, RandomCrop, RandomContrast)
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
@@ -46,6 +48,8 @@ __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAv
             "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
             "Subtract", "Multiply", "Average", "Concatenate", "Input", "Model", "Sequential",
             "optim", "callbacks", "load_model", "quantize", "QuantizedModel"]
+__all__ += ["Rescaling", "Normalization", "RandomFlip", "RandomTranslation", "RandomRotation",
+            "RandomZoom", "RandomCrop", "RandomContrast"]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
 # cnnx.data, cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx

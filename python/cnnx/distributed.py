@@ -273,7 +273,8 @@ def broadcast_optimizer_state(optimizer, root=0):
         raise ValueError(f"optimizer: rank {comm.Get_rank()} has state {sorted(optimizer.state)}, "
                          f"rank {root} has {meta['names']} (compile the same optimiser everywhere)")
     optimizer.iterations = meta["iterations"]
-    optimizer.lr = meta["lr"]
+    if getattr(optimizer, "schedule", None) is None:  # a schedule follows the step count
+        optimizer.lr = meta["lr"]
     optimizer.initial_lr = meta["initial_lr"]
     for name in meta["names"]:
         broadcast(optimizer.state[name], root)

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cnnx/augment.h"
 #include "cnnx/conv.h"
 #include "cnnx/eltwise.h"
 #include "cnnx/int8.h"
@@ -37,6 +38,12 @@ enum class OpKind : int {
   reshape = 7,     // the same values seen with another shape (graph only)
   dropout = 8,     // identity at inference (graph only)
   python = 9,      // a layer without a lowering (graph only)
+  // Preprocessing and augmentation (issue 21; numbered from 40 so that kinds
+  // other branches append keep their numbers): cnnx/augment.h.
+  rescale = 40,    // y = x * w[c] + bias[c] (Rescaling)
+  normalize = 41,  // y = (x - bn.mean[c]) / max(sqrt(bn.var[c]), bn.eps) (Normalization)
+  augment = 42,    // a random transform per image in training (aug, seed); inference:
+                   // the identity, or a crop's centred resize
 
   // int8 inference (cnnx/int8.h; inference plans only). Numbered apart, so
   // that fp32 kinds added after `python` never collide with them. A uint8
@@ -132,6 +139,18 @@ struct OpSpec {
   bool relu_mask_applied_later = false;
   bool mask_grad_by_output = false;
 
+  // ---- preprocessing and augmentation (issue 21) ----
+  // rescale / normalize: `channels` constants (1: one for all values); value
+  // i of an image uses constant (i / chan_inner) % channels. `count`: values
+  // per image.
+  int64_t chan_inner = 1;
+  // augment: what it does, and the seed of the current step: a live value
+  // the caller changes between steps (the plan reads it at each run, like
+  // the weights). aug_training: the random transform (training plans) or
+  // the inference form.
+  AugmentSpec aug;
+  const uint64_t* seed = nullptr;
+  bool aug_training = false;
   // int8 ops: the quantisation of each uint8 input and of a uint8 output,
   // what qconv2d / qdense store (uint8 or float) with which clamp, their
   // packed weights (held, shared storage) and, besides the float `bias`, an

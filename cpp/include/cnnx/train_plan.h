@@ -86,8 +86,10 @@ class TrainPlan {
 
   void check_value(int v, int64_t floats, const char* what) const;
   void finalize();
-  void forward_op(Op& op, float* const* val, int64_t n);
-  void backward_op(Op& op, float* const* val, float* const* grad, int64_t n, float* dgrads);
+  // i0: the batch index of the slice's first image (per-image random draws)
+  void forward_op(Op& op, float* const* val, int64_t n, int64_t i0);
+  void backward_op(Op& op, float* const* val, float* const* grad, int64_t n, float* dgrads,
+                   int64_t i0);
   void slice_pointers(const float* const* x, float* const* out, int64_t i0, int64_t n,
                       std::vector<float*>& val, std::vector<float*>& grad);
   void forward_slice(const float* const* x, float* const* out, int64_t i0, int64_t n);

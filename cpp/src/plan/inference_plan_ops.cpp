@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cnnx/augment.h"
 #include "cnnx/dense.h"
 #include "cnnx/eltwise.h"
 #include "cnnx/norm.h"
@@ -227,6 +228,24 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       std::vector<const float*> xs(sp.in.size());
       for (size_t i = 0; i < xs.size(); ++i) xs[i] = buf[sp.in[i]] + r0 * sp.inner[i];
       concat_forward(xs.data(), static_cast<int>(xs.size()), sp.inner.data(), r1 - r0, y + r0 * row);
+      return;
+    }
+    case OpKind::rescale:
+    case OpKind::normalize:
+    case OpKind::augment: {  // by images
+      int64_t i0, i1;
+      part_range(n, part, parts, 1, &i0, &i1);
+      if (i0 >= i1) return;
+      const int64_t in = op_input_sizes(sp)[0];
+      const float* xs = x + i0 * in;
+      float* ys = y + i0 * op.n;
+      if (sp.kind == OpKind::rescale)
+        rescale_forward(xs, ys, (i1 - i0) * in, sp.channels, sp.chan_inner, sp.w, sp.bias);
+      else if (sp.kind == OpKind::normalize)
+        normalize_forward(xs, ys, (i1 - i0) * in, sp.channels, sp.chan_inner, sp.bn.mean,
+                          sp.bn.var, sp.bn.eps);
+      else
+        augment_forward(sp.aug, xs, ys, i1 - i0, 0, i0, false);
       return;
     }
     default:

@@ -22,6 +22,9 @@ const char* op_kind_name(OpKind k) {
     case OpKind::reshape: return "reshape";
     case OpKind::dropout: return "dropout";
     case OpKind::python: return "python";
+    case OpKind::rescale: return "rescale";
+    case OpKind::normalize: return "normalize";
+    case OpKind::augment: return "augment";
     case OpKind::quantize: return "quantize";
     case OpKind::dequantize: return "dequantize";
     case OpKind::qconv2d: return "qconv2d";
@@ -218,6 +221,7 @@ std::vector<int64_t> op_input_sizes(const OpSpec& op) {
       for (int64_t i : op.inner) v.push_back(op.outer * i);
       return v;
     }
+    case OpKind::augment: return {op.aug.h * op.aug.w * op.aug.c};
     default: return std::vector<int64_t>(op.in.size(), op.count);
   }
 }
@@ -279,6 +283,21 @@ int64_t op_output_size(const OpSpec& op) {
       }
       return op.outer * total;
     }
+    case OpKind::rescale:
+    case OpKind::normalize:
+      need_inputs(op, 1, 1);
+      if (op.count < 1 || op.channels < 1 || op.chan_inner < 1 ||
+          op.count % (op.channels * op.chan_inner))
+        fail(op, "channels * chan_inner must divide the values per image");
+      if (op.kind == OpKind::rescale && (!op.w || !op.bias)) fail(op, "scale and offset are needed");
+      if (op.kind == OpKind::normalize && (!op.bn.mean || !op.bn.var || !(op.bn.eps > 0.0f)))
+        fail(op, "mean, variance and epsilon > 0 are needed");
+      return op.count;
+    case OpKind::augment:
+      need_inputs(op, 1, 1);
+      augment_check(op.aug);
+      if (op.aug_training && !op.seed) fail(op, "a training step needs the seed's address");
+      return op.aug.oh * op.aug.ow * op.aug.c;
     case OpKind::reshape:
     case OpKind::dropout:
     case OpKind::python:
@@ -316,6 +335,9 @@ double op_flops(const OpSpec& op) {
       for (int64_t i : op.inner) n += static_cast<double>(op.outer * i);
       return n;
     }
+    case OpKind::rescale:
+    case OpKind::normalize: return 2.0 * op.count;
+    case OpKind::augment: return 20.0 * op.aug.oh * op.aug.ow * op.aug.c;
     default: return 0.0;
   }
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cnnx/activation.h"
+#include "cnnx/augment.h"
 #include "cnnx/dense.h"
 #include "cnnx/eltwise.h"
 #include "cnnx/loss.h"
@@ -273,6 +274,9 @@ void TrainPlan::plan_memory() {
         else kept[s.out] = 1;  // relu from its output (y > 0 exactly where x > 0)
         break;
       case OpKind::batch_norm: kept[in0] = 1; break;
+      case OpKind::augment:  // a contrast's backward masks what its output clipped
+        if (any_dx(op) && s.aug.kind == AugmentKind::contrast) kept[s.out] = 1;
+        break;
       case OpKind::eltwise:
         if (s.eltwise == EltwiseKind::mul && any_dx(op))
           for (int v : s.in) kept[v] = 1;
@@ -358,7 +362,7 @@ void TrainPlan::plan_memory() {
   }
 }
 
-void TrainPlan::forward_op(Op& op, float* const* val, int64_t n) {
+void TrainPlan::forward_op(Op& op, float* const* val, int64_t n, int64_t i0) {
   const OpSpec& s = op.s;
   const float* x = val[s.in[0]];
   float* y = val[s.out];
@@ -416,13 +420,22 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n) {
       concat_forward(xs.data(), static_cast<int>(xs.size()), s.inner.data(), n * s.outer, y);
       return;
     }
+    case OpKind::rescale:
+      rescale_forward(x, y, n * s.count, s.channels, s.chan_inner, s.w, s.bias);
+      return;
+    case OpKind::normalize:
+      normalize_forward(x, y, n * s.count, s.channels, s.chan_inner, s.bn.mean, s.bn.var, s.bn.eps);
+      return;
+    case OpKind::augment:
+      augment_forward(s.aug, x, y, n, s.seed ? *s.seed : 0, i0, s.aug_training);
+      return;
     default:
       throw std::invalid_argument(std::string(op_kind_name(s.kind)) + ": not run by a plan");
   }
 }
 
 void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64_t n,
-                            float* dgrads) {
+                            float* dgrads, int64_t i0) {
   const OpSpec& s = op.s;
   float* dw = op.dw_off >= 0 ? dgrads + op.dw_off : nullptr;
   float* db = op.db_off >= 0 ? dgrads + op.db_off : nullptr;
@@ -542,6 +555,22 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
                       reinterpret_cast<const bool*>(acc.data()));
       return;
     }
+    case OpKind::rescale:
+      if (!need_dx) return;
+      rescale_backward(gy, dx, in_total, s.channels, s.chan_inner, s.w, false);
+      finish_dx();
+      return;
+    case OpKind::normalize:
+      if (!need_dx) return;
+      normalize_backward(gy, dx, in_total, s.channels, s.chan_inner, s.bn.var, s.bn.eps, false);
+      finish_dx();
+      return;
+    case OpKind::augment:
+      if (!need_dx) return;
+      augment_backward(s.aug, gy, val[s.out], dx, n, s.seed ? *s.seed : 0, i0, s.aug_training,
+                       false);
+      finish_dx();
+      return;
     default:
       return;
   }
@@ -569,7 +598,7 @@ void TrainPlan::slice_pointers(const float* const* x, float* const* out, int64_t
 void TrainPlan::forward_slice(const float* const* x, float* const* out, int64_t i0, int64_t n) {
   std::vector<float*> val, grad;
   slice_pointers(x, out, i0, n, val, grad);
-  for (Op& op : ops_) forward_op(op, val.data(), n);
+  for (Op& op : ops_) forward_op(op, val.data(), n, i0);
   for (size_t o = 0; o < outputs_.size(); ++o)
     if (outputs_[o] < n_in_)
       std::memcpy(out[o] + i0 * sizes_[outputs_[o]], val[outputs_[o]],
@@ -638,7 +667,7 @@ double TrainPlan::backward_slice(const float* const* x, float* const* out,
     total += static_cast<double>(L.weight) * sum / static_cast<double>(N);
   }
   for (auto it = ops_.rbegin(); it != ops_.rend(); ++it)
-    backward_op(*it, val.data(), grad.data(), n, dgrads);
+    backward_op(*it, val.data(), grad.data(), n, dgrads, i0);
   return total;
 }
 

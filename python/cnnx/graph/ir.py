@@ -244,6 +244,27 @@ class Graph:
         """Inverted dropout (identity at inference); ``layer`` draws the masks."""
         return self.emit(OpKind.dropout, [x], x.shape, rate=float(rate), dropout_layer=layer)
 
+    def rescale(self, x, *, scale, offset, channels, inner=1):
+        """``x * scale[c] + offset[c]``, c = (i // inner) % channels for value i of
+        an example; ``scale`` / ``offset``: float32 arrays of ``channels`` values."""
+        return self.emit(OpKind.rescale, [x], x.shape, scale=scale, offset=offset,
+                         channels=int(channels), inner=int(inner))
+
+    def normalize(self, x, *, mean, variance, channels, inner, epsilon):
+        """``(x - mean[c]) / max(sqrt(variance[c]), epsilon)`` (c as for rescale);
+        ``mean`` / ``variance``: BufferRefs, read live by the plans."""
+        return self.emit(OpKind.normalize, [x], x.shape, mean=mean, variance=variance,
+                         channels=int(channels), inner=int(inner), epsilon=float(epsilon))
+
+    def augment(self, x, *, spec, shape, seed_cell, reseed, identity_at_inference):
+        """A random per-image transform in training (``spec``: a
+        ``_core.AugmentSpec``). ``seed_cell``: the uint64[1] array the training
+        step reads its seed from; ``reseed()`` writes a fresh one before each
+        step. At inference a view of x when ``identity_at_inference``, else
+        the spec's inference form (a crop's centred resize)."""
+        return self.emit(OpKind.augment, [x], shape, spec=spec, seed_cell=seed_cell,
+                         reseed=reseed, identity_at_inference=bool(identity_at_inference))
+
     def python(self, layer, xs, shape):
         """A layer without a lowering: it runs its own Python forward/backward."""
         return self.emit(OpKind.python, list(xs), shape, python_layer=layer)

@@ -32,12 +32,13 @@ def _remove(g, dead):
 
 
 def resolve_views(g, training):
-    """Reshapes, and dropout outside training (or at rate 0), become views:
-    their readers read the input value itself."""
+    """Reshapes, and dropout and random augmentations outside training (or
+    dropout at rate 0), become views: their readers read the input value itself."""
     dead = set()
     for op in list(g.ops):
         view = op.kind == OpKind.reshape or (
-            op.kind == OpKind.dropout and (not training or op.attrs["rate"] == 0.0))
+            op.kind == OpKind.dropout and (not training or op.attrs["rate"] == 0.0)) or (
+            op.kind == OpKind.augment and not training and op.attrs["identity_at_inference"])
         if view:
             _replace_uses(g, op.output, op.inputs[0])
             dead.add(id(op))

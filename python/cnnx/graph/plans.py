@@ -106,9 +106,27 @@ def _concat(spec, op, training):
     spec.inner = [math.prod(v.shape[axis:]) for v in op.inputs]
 
 
+def _rescale(spec, op, training):
+    a = op.attrs
+    spec.channels, spec.chan_inner, spec.count = a["channels"], a["inner"], op.output.size
+    spec.set_weights(a["scale"], a["offset"])
+
+
+def _normalize(spec, op, training):
+    a = op.attrs
+    spec.channels, spec.chan_inner, spec.count = a["channels"], a["inner"], op.output.size
+    spec.set_normalization(a["mean"].array, a["variance"].array, a["epsilon"])
+
+
+def _augment(spec, op, training):
+    spec.set_augment(op.attrs["spec"], op.attrs["seed_cell"] if training else None)
+
+
 _SPECS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
           OpKind.batch_norm: _batch_norm, OpKind.activation: _activation,
           OpKind.eltwise: _eltwise, OpKind.concat: _concat}
+_SPECS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize,
+               OpKind.augment: _augment})
 
 
 def op_spec(op, ids, training=False):
@@ -211,15 +229,22 @@ class CompiledTraining:
     sample_weight) -> (loss of the C++ terms, [terms])``.
     """
 
+    #: called before each step's forward: the random augmentations draw their seeds
+    before_step = ()
+
     def __init__(self, plan, heads, external):
         self.plan = plan
         self.heads = heads
         self.external = external
 
     def step(self, xs, targets, sample_weight=None):
+        for f in self.before_step:
+            f()
         return self.plan.step(list(xs), list(targets), sample_weight)
 
     def forward(self, xs):
+        for f in self.before_step:
+            f()
         return self.plan.forward(list(xs))
 
     def backward(self, targets, grads, sample_weight=None):
@@ -329,4 +354,5 @@ def compile_training(g, grads, losses):
         return None
     plan_heads = CompiledTraining(plan, heads, external)
     plan_heads.order = order  # head t's value is output order[t] of the plan
+    plan_heads.before_step = [op.attrs["reseed"] for op in g.ops if op.kind == OpKind.augment]
     return plan_heads

@@ -12,8 +12,12 @@ from .dropout import Dropout
 from .reshape import Flatten
 from .residual import Residual
 from .merge import Add, Subtract, Multiply, Average, Concatenate
+from .preprocessing import (Rescaling, Normalization, RandomFlip, RandomTranslation,
+                            RandomRotation, RandomZoom, RandomCrop, RandomContrast)
 
 __all__ = ["MAX_NESTING", "Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D",
            "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
            "Subtract", "Multiply", "Average", "Concatenate"]
+__all__ += ["Rescaling", "Normalization", "RandomFlip", "RandomTranslation", "RandomRotation",
+            "RandomZoom", "RandomCrop", "RandomContrast"]

@@ -7,7 +7,8 @@ SUPPORTED_EXPORT_LAYERS = (
     "Model", "Sequential", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
     "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
     "Tanh", "Softmax", "BatchNormalization", "Dropout", "Residual", "Add", "Subtract",
-    "Multiply", "Average", "Concatenate")
+    "Multiply", "Average", "Concatenate", "Rescaling", "Normalization", "RandomFlip",
+    "RandomTranslation", "RandomRotation", "RandomZoom", "RandomCrop", "RandomContrast")
 
 #: operators that become cnnx layers (on tensors computed from the graph's inputs)
 SUPPORTED_IMPORT_OPS = (

@@ -276,10 +276,75 @@ def _python(g, op, ts):
         f"so no ONNX export (exported layers: {', '.join(SUPPORTED_EXPORT_LAYERS)})")
 
 
+def _channel_const(g, op, t, name, values):
+    """Per-channel constants of a rescale / normalize op, shaped to broadcast
+    against ``t`` in the exported layout (images NCHW)."""
+    a = op.attrs
+    values = np.asarray(values, np.float32).reshape(-1)
+    if a["channels"] == 1:
+        return g.const(f"{op.name}/{name}", values.reshape(()))
+    shape = t.shape  # per example, NHWC order
+    axis = next(k for k in reversed(range(len(shape))) if shape[k] == a["channels"] and
+                int(np.prod(shape[k + 1:], dtype=np.int64)) == a["inner"])
+    if len(shape) == 3:  # NCHW: (C, 1, 1) along channels, (H, 1) along rows, (W,) along columns
+        dims = {2: [1, 1], 0: [1], 1: []}[axis]
+    else:
+        dims = [1] * (len(shape) - 1 - axis)
+    return g.const(f"{op.name}/{name}", values.reshape([values.size] + dims))
+
+
+def _rescale(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    a = op.attrs
+    y = g.node("Mul", [t.name, _channel_const(g, op, t, "scale", a["scale"])], op.name)
+    y = g.node("Add", [y, _channel_const(g, op, t, "offset", a["offset"])], op.name)
+    return _T(y, t.shape)
+
+
+def _normalize(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    a = op.attrs
+    var = np.asarray(a["variance"].array, np.float32)
+    denom = np.maximum(np.sqrt(var), np.float32(a["epsilon"]))
+    y = g.node("Sub", [t.name, _channel_const(g, op, t, "mean", a["mean"].array)], op.name)
+    y = g.node("Div", [y, _channel_const(g, op, t, "denominator", denom)], op.name)
+    return _T(y, t.shape)
+
+
+def _augment(g, op, ts):
+    """Random augmentations are the identity at inference (resolved before
+    export); a crop is Keras's centred window of the output's aspect ratio,
+    resized: Slice, then a bilinear Resize with half-pixel centres."""
+    from .. import _core
+
+    t, a = ts[0], op.attrs
+    if a["identity_at_inference"]:
+        return t
+    _need_image(op, t)
+    spec = a["spec"]
+    tr = _core.augment_transform(spec, 0, 0, False)
+    top, left = tr["top"], tr["left"]
+    ch, cw = round(tr["matrix"][4] * spec.oh), round(tr["matrix"][0] * spec.ow)
+    starts = g.const(op.name + "/starts", [top, left], np.int64)
+    ends = g.const(op.name + "/ends", [top + ch, left + cw], np.int64)
+    axes = g.const(op.name + "/axes", [2, 3], np.int64)
+    x = g.node("Slice", [t.name, starts, ends, axes], op.name + "/window")
+    shape = g.node("Shape", [x], op.name + "/shape")
+    nc = g.node("Slice", [shape, g.const(op.name + "/zero", [0], np.int64),
+                          g.const(op.name + "/two", [2], np.int64)], op.name + "/nc")
+    sizes = g.node("Concat", [nc, g.const(op.name + "/hw", [spec.oh, spec.ow], np.int64)],
+                   op.name + "/sizes", axis=0)
+    y = g.node("Resize", [x, "", "", sizes], op.name, mode="linear",
+               coordinate_transformation_mode="half_pixel")
+    return _T(y, op.output.shape)
+
+
 _EXPORTERS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
               OpKind.batch_norm: _batch_norm, OpKind.activation: _activation_op,
               OpKind.eltwise: _eltwise, OpKind.concat: _concat, OpKind.reshape: _reshape,
               OpKind.dropout: _identity, OpKind.python: _python}
+_EXPORTERS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize,
+                   OpKind.augment: _augment})
 
 
 def _check_opset(onnx, opset):

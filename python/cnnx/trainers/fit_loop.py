@@ -408,6 +408,9 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
         history._append(epoch, logs)
         if model.stop_training:
             break
+    finalize = getattr(model.optimizer, "finalize_variable_values", None)
+    if finalize is not None and epochs > initial_epoch:  # Keras: the moving average, if kept
+        finalize()
     cbs.call("on_train_end", logs)
     if dist is not None:
         dist.close()
