@@ -39,7 +39,7 @@ from .layers import (Layer, Conv2D, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,  # 
 from .layers import (Rescaling, Normalization, RandomFlip, RandomTranslation,  # noqa: E402
                      RandomRotation, RandomZoom, RandomCrop, RandomContrast)
 from .models import Input, Model, Sequential  # noqa: E402
-from . import optim, callbacks  # noqa: E402
+from . import optim, optimizers, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
 from .quant import quantize, QuantizedModel  # noqa: E402
 

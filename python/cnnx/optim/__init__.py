@@ -89,7 +89,9 @@ class Optimizer:
     MAX_ITERATIONS = 2**53
 
     def __init__(self, lr, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
-                 ema_momentum=0.99, ema_overwrite_frequency=None):
+                 ema_momentum=0.99, ema_overwrite_frequency=None, learning_rate=None):
+        if learning_rate is not None:  # Keras's name for lr
+            lr = learning_rate
         self._schedule = None
         self._lr = None
         if _schedule_like(lr):
@@ -147,6 +149,24 @@ class Optimizer:
                             "its rate cannot be set to a number (assign a new schedule, or "
                             "build the optimizer with a number)")
         self._lr = _number(value, "lr", 0.0)
+
+
+    @property
+    def learning_rate(self):
+        """Keras's name for :attr:`lr`.
+
+        Examples:
+            >>> import cnnx
+            >>> opt = cnnx.optim.SGD(learning_rate=0.1)
+            >>> opt.learning_rate = 0.05
+            >>> opt.lr
+            0.05
+        """
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.lr = value
 
     @property
     def schedule(self):
