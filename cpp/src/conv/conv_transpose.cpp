@@ -1,0 +1,198 @@
+// Transposed convolution on the convolution kernels (see
+// cnnx/conv_transpose.h): the mirrored convolution has this op's output
+// grid as its input and this op's input grid as its output, the same
+// kernel, stride, dilation, groups and leading pads.
+//
+// Its trailing pad is chosen so that its output size is exactly this op's
+// input size: max(0, pad - out_pad). Output padding beyond the stride
+// (possible when the dilation is larger) leaves rows that no input pixel
+// reaches; those are trimmed from the mirrored convolution and get only the
+// bias.
+#include "cnnx/conv_transpose.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#include "cnnx/layout.h"
+#include "common/scratch.h"
+#include "layout/layout_kernels.h"
+#include "ops/ops_common.h"
+
+#ifdef CNNX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace cnnx {
+namespace {
+
+struct Mirror {
+  Conv2dShape c;
+  int64_t trim_h = 0, trim_w = 0;  // unreachable output rows / columns at the end
+};
+
+Mirror mirror(const ConvTranspose2dShape& s) {
+  Mirror m;
+  Conv2dShape& c = m.c;
+  c.N = s.N;
+  c.C_in = s.C_out;
+  c.C_out = s.C_in;
+  c.KH = s.KH;
+  c.KW = s.KW;
+  c.stride_h = s.stride_h;
+  c.stride_w = s.stride_w;
+  c.dilation_h = s.dilation_h;
+  c.dilation_w = s.dilation_w;
+  c.groups = s.groups;
+  c.pad_top = s.pad_top;
+  c.pad_left = s.pad_left;
+  // rows past the last one the input reaches (negative: the trailing pad cuts)
+  const int64_t eh = s.out_pad_h - s.pad_bottom, ew = s.out_pad_w - s.pad_right;
+  c.pad_bottom = std::max<int64_t>(0, -eh);
+  c.pad_right = std::max<int64_t>(0, -ew);
+  m.trim_h = std::max<int64_t>(0, eh - (s.stride_h - 1));
+  m.trim_w = std::max<int64_t>(0, ew - (s.stride_w - 1));
+  c.H = s.out_h() - m.trim_h;
+  c.W = s.out_w() - m.trim_w;
+  return m;
+}
+
+void check(const ConvTranspose2dShape& s) {
+  const char* msg = conv_transpose2d_check(s);
+  if (msg[0]) throw std::invalid_argument(msg);
+}
+
+Pad2dShape trim_shape(const Mirror& m) {
+  Pad2dShape p;
+  p.N = m.c.N;
+  p.H = m.c.H;
+  p.W = m.c.W;
+  p.C = m.c.C_in;
+  p.bottom = m.trim_h;
+  p.right = m.trim_w;
+  return p;
+}
+
+}  // namespace
+
+const char* conv_transpose2d_check(const ConvTranspose2dShape& s) {
+  if (s.N < 0 || s.H < 1 || s.W < 1) return "x: expected N >= 0 and H, W >= 1";
+  if (s.C_in < 1) return "x: expected at least one input channel";
+  if (s.KH < 1 || s.KW < 1) return "w: expected a filter of at least 1x1";
+  if (s.C_out < 1) return "w: expected at least one output channel";
+  if (s.stride_h < 1 || s.stride_w < 1) return "stride: expected values >= 1";
+  if (s.dilation_h < 1 || s.dilation_w < 1) return "dilation: expected values >= 1";
+  if (s.pad_top < 0 || s.pad_bottom < 0 || s.pad_left < 0 || s.pad_right < 0)
+    return "padding: expected values >= 0";
+  if (s.out_pad_h < 0 || s.out_pad_w < 0) return "output_padding: expected values >= 0";
+  if ((s.out_pad_h >= s.stride_h && s.out_pad_h >= s.dilation_h) ||
+      (s.out_pad_w >= s.stride_w && s.out_pad_w >= s.dilation_w))
+    return "output_padding: must be smaller than the stride or the dilation";
+  if (s.groups < 1) return "groups: expected an int >= 1";
+  if (s.C_in % s.groups || s.C_out % s.groups)
+    return "groups: C_in and C_out must both be divisible by groups";
+  constexpr int64_t kMax = int64_t{1} << 40;
+  for (int64_t v : {s.H, s.W, s.KH, s.KW, s.stride_h, s.stride_w, s.dilation_h, s.dilation_w,
+                    s.pad_top, s.pad_bottom, s.pad_left, s.pad_right})
+    if (v >= kMax) return "stride: sizes, strides, pads and dilations must be below 2^40";
+  if ((s.H - 1) >= kMax / s.stride_h || (s.W - 1) >= kMax / s.stride_w ||
+      (s.KH - 1) >= kMax / s.dilation_h || (s.KW - 1) >= kMax / s.dilation_w)
+    return "stride: the output must span fewer than 2^40 pixels per axis";
+  if (s.out_h() < 1 || s.out_w() < 1)
+    return "padding: the pads remove the whole output ((n-1)*s - pads + d*(f-1) + output_padding "
+           "+ 1 < 1)";
+  const Mirror m = mirror(s);
+  if (m.c.H < 1 || m.c.W < 1) return "output_padding: no output pixel is reached by the input";
+  return conv2d_check(m.c);
+}
+
+void conv_transpose2d_forward(const ConvTranspose2dShape& s, const float* x, const float* w,
+                              const float* bias, float* y, Activation act) {
+  check(s);
+  if (s.N == 0) return;
+  const Mirror m = mirror(s);
+  const int64_t OH = s.out_h(), OW = s.out_w();
+  if (m.trim_h || m.trim_w) {
+    std::vector<float> t(static_cast<size_t>(m.c.input_size()));
+    conv2d_backward_data(m.c, x, w, t.data());
+    pad2d_forward(PadMode::constant, trim_shape(m), 0.0f, t.data(), y);
+  } else {
+    conv2d_backward_data(m.c, x, w, y);
+  }
+  if (!bias && act == Activation::none) return;
+  const LayoutKernels& k = layout_kernels();
+  const int64_t rows = s.N * OH * OW;
+  const int nt = ops_detail::threads_for_bytes(8.0 * static_cast<double>(rows * s.C_out));
+  ops_detail::parallel_range(rows, nt, [&](int64_t b, int64_t e) {
+    k.bias_act(y + b * s.C_out, e - b, s.C_out, bias, act == Activation::relu);
+  }, 16);
+}
+
+void conv_transpose2d_backward_data(const ConvTranspose2dShape& s, const float* dy,
+                                    const float* w, float* dx) {
+  check(s);
+  if (s.N == 0) return;
+  const Mirror m = mirror(s);
+  if (m.trim_h || m.trim_w) {
+    std::vector<float> t(static_cast<size_t>(m.c.input_size()));
+    Pad2dShape crop = trim_shape(m);  // dy without the unreachable rows
+    crop.H = s.out_h();
+    crop.W = s.out_w();
+    crop.bottom = -m.trim_h;
+    crop.right = -m.trim_w;
+    pad2d_forward(PadMode::constant, crop, 0.0f, dy, t.data());
+    conv2d_forward(m.c, t.data(), w, nullptr, dx);
+    return;
+  }
+  conv2d_forward(m.c, dy, w, nullptr, dx);
+}
+
+void conv_transpose2d_backward_weights(const ConvTranspose2dShape& s, const float* dy,
+                                       const float* x, float* dw, float* db) {
+  check(s);
+  const Mirror m = mirror(s);
+  if (db) channel_sum(dy, s.N * s.out_h() * s.out_w(), s.C_out, db);
+  if (!dw) return;
+  if (s.N == 0) {
+    std::fill(dw, dw + s.weight_size(), 0.0f);
+    return;
+  }
+  // The mirrored convolution's weight gradient: its input is dy, its output gradient x.
+  if (m.trim_h || m.trim_w) {
+    std::vector<float> t(static_cast<size_t>(m.c.input_size()));
+    Pad2dShape crop = trim_shape(m);
+    crop.H = s.out_h();
+    crop.W = s.out_w();
+    crop.bottom = -m.trim_h;
+    crop.right = -m.trim_w;
+    pad2d_forward(PadMode::constant, crop, 0.0f, dy, t.data());
+    conv2d_backward_weights(m.c, x, t.data(), dw, nullptr);
+    return;
+  }
+  conv2d_backward_weights(m.c, x, dy, dw, nullptr);
+}
+
+void channel_sum(const float* x, int64_t rows, int64_t C, float* db) {
+  std::fill(db, db + C, 0.0f);
+  if (rows <= 0) return;
+  const LayoutKernels& k = layout_kernels();
+  const int nt = ops_detail::threads_for_bytes(4.0 * static_cast<double>(rows * C));
+  if (nt <= 1) {
+    for (int64_t r = 0; r < rows; ++r) k.add(x + r * C, db, C);
+    return;
+  }
+  std::vector<float> parts(static_cast<size_t>(nt * C), 0.0f);
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+  {
+    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+    float* acc = parts.data() + t * C;
+    for (int64_t r = rows * t / T; r < rows * (t + 1) / T; ++r) k.add(x + r * C, acc, C);
+  }
+#else
+  for (int64_t r = 0; r < rows; ++r) k.add(x + r * C, parts.data(), C);
+#endif
+  for (int t = 0; t < nt; ++t) k.add(parts.data() + t * C, db, C);
+}
+
+}  // namespace cnnx
