@@ -6,16 +6,26 @@
 // Its trailing pad is chosen so that its output size is exactly this op's
 // input size: max(0, pad - out_pad). Output padding beyond the stride
 // (possible when the dilation is larger) leaves rows that no input pixel
-// reaches; those are trimmed from the mirrored convolution and get only the
-// bias.
+// reaches; those are trimmed from the mirrored convolution (backward).
+//
+// The forward pass is not conv2d_backward_data itself but the same GEMM
+// with a cache-friendlier scatter (scatter_forward_image): measured on a
+// U-Net decoder layer (8x32x32x128 -> 64x64x64, 3x3 stride 2, one thread),
+// 14.5 ms through backward-data plus a bias pass, 12.8 ms here (GEMM alone
+// 11.6 ms). A sub-pixel form (each output phase a stride-1 convolution on
+// the implicit GEMM) measured 13.8 ms: its GEMMs have only C_out columns,
+// so patch packing is paid per phase.
 #include "cnnx/conv_transpose.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "cnnx/layout.h"
+#include "cnnx/threading.h"
 #include "common/scratch.h"
+#include "conv/conv_internal.h"
 #include "layout/layout_kernels.h"
 #include "ops/ops_common.h"
 
@@ -73,6 +83,62 @@ Pad2dShape trim_shape(const Mirror& m) {
   return p;
 }
 
+// The scatter form of the forward pass, per image: a band of input pixels
+// times every filter tap at once (one GEMM: pixels x (KH*KW*C_out)), whose
+// columns are then added to the output pixels they reach. Output rows get
+// their bias when a band first reaches them and their ReLU once no later
+// band can, so each row is touched while it is in cache (no zeroing pass,
+// no bias pass). Bands are large so the filter is packed few times.
+void scatter_forward_image(const ConvTranspose2dShape& s, const float* xn, const float* w,
+                           const float* bias, float* yn, Activation act, int gemm_threads) {
+  const LayoutKernels& k = layout_kernels();
+  const int64_t OH = s.out_h(), OW = s.out_w(), C = s.C_out;
+  const int64_t cig = s.C_in / s.groups, cog = s.C_out / s.groups;
+  const int64_t Kg = s.KH * s.KW * cog;
+  int64_t band = std::max<int64_t>(1, std::min(s.H, ((int64_t{1} << 19) / Kg + s.W - 1) / s.W));
+  band = (s.H + (s.H + band - 1) / band - 1) / ((s.H + band - 1) / band);  // balanced
+  float* z = thread_scratch(ScratchSlot::op_1, static_cast<size_t>(band * s.W * Kg));
+  int64_t ready = 0, done = 0;  // rows [0, ready) hold their bias; [0, done) are final
+  auto init_to = [&](int64_t r) {
+    for (; ready < r; ++ready) {
+      float* row = yn + ready * OW * C;
+      if (bias)
+        for (int64_t q = 0; q < OW; ++q) std::memcpy(row + q * C, bias, sizeof(float) * static_cast<size_t>(C));
+      else
+        std::fill(row, row + OW * C, 0.0f);
+    }
+  };
+  auto finish_to = [&](int64_t r) {
+    init_to(r);
+    if (act == Activation::relu && r > done) k.bias_act(yn + done * OW * C, (r - done) * OW, C, nullptr, true);
+    done = std::max(done, r);
+  };
+  for (int64_t r0 = 0; r0 < s.H; r0 += band) {
+    const int64_t r1 = std::min(s.H, r0 + band), P = (r1 - r0) * s.W;
+    init_to(std::min(OH, (r1 - 1) * s.stride_h - s.pad_top + (s.KH - 1) * s.dilation_h + 1));
+    for (int64_t g = 0; g < s.groups; ++g) {
+      sgemm(Trans::N, Trans::T, P, Kg, cig, 1.0f, xn + r0 * s.W * s.C_in + g * cig, s.C_in,
+            w + g * cig, s.C_in, 0.0f, z, Kg, {}, gemm_threads);
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t iy = r0 + p / s.W, ix = p % s.W;
+        const float* zp = z + p * Kg;
+        for (int64_t kh = 0; kh < s.KH; ++kh) {
+          const int64_t oy = iy * s.stride_h - s.pad_top + kh * s.dilation_h;
+          if (oy < 0 || oy >= OH) continue;
+          for (int64_t kw = 0; kw < s.KW; ++kw) {
+            const int64_t ox = ix * s.stride_w - s.pad_left + kw * s.dilation_w;
+            if (ox < 0 || ox >= OW) continue;
+            k.add(zp + (kh * s.KW + kw) * cog, yn + (oy * OW + ox) * C + g * cog, cog);
+          }
+        }
+      }
+    }
+    // rows no later band reaches
+    finish_to(std::max<int64_t>(0, std::min(OH, r1 * s.stride_h - s.pad_top)));
+  }
+  finish_to(OH);
+}
+
 }  // namespace
 
 const char* conv_transpose2d_check(const ConvTranspose2dShape& s) {
@@ -110,22 +176,19 @@ void conv_transpose2d_forward(const ConvTranspose2dShape& s, const float* x, con
                               const float* bias, float* y, Activation act) {
   check(s);
   if (s.N == 0) return;
-  const Mirror m = mirror(s);
-  const int64_t OH = s.out_h(), OW = s.out_w();
-  if (m.trim_h || m.trim_w) {
-    std::vector<float> t(static_cast<size_t>(m.c.input_size()));
-    conv2d_backward_data(m.c, x, w, t.data());
-    pad2d_forward(PadMode::constant, trim_shape(m), 0.0f, t.data(), y);
+  const int64_t in_img = s.H * s.W * s.C_in, out_img = s.out_h() * s.out_w() * s.C_out;
+  const double flops = 2.0 * s.N * s.H * s.W * s.KH * s.KW * (s.C_in / s.groups) * s.C_out;
+  const int nt = threads_for_flops(flops);
+  if (nt > 1 && s.N >= nt) {
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+#endif
+    for (int64_t n = 0; n < s.N; ++n)
+      scatter_forward_image(s, x + n * in_img, w, bias, y + n * out_img, act, 1);
   } else {
-    conv2d_backward_data(m.c, x, w, y);
+    for (int64_t n = 0; n < s.N; ++n)
+      scatter_forward_image(s, x + n * in_img, w, bias, y + n * out_img, act, 0);
   }
-  if (!bias && act == Activation::none) return;
-  const LayoutKernels& k = layout_kernels();
-  const int64_t rows = s.N * OH * OW;
-  const int nt = ops_detail::threads_for_bytes(8.0 * static_cast<double>(rows * s.C_out));
-  ops_detail::parallel_range(rows, nt, [&](int64_t b, int64_t e) {
-    k.bias_act(y + b * s.C_out, e - b, s.C_out, bias, act == Activation::relu);
-  }, 16);
 }
 
 void conv_transpose2d_backward_data(const ConvTranspose2dShape& s, const float* dy,
