@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "cnnx/conv.h"
+#include "cnnx/conv_transpose.h"
 #include "cnnx/eltwise.h"
+#include "cnnx/layout.h"
 #include "cnnx/pool.h"
 
 namespace cnnx {
@@ -36,6 +38,15 @@ enum class OpKind : int {
   reshape = 7,     // the same values seen with another shape (graph only)
   dropout = 8,     // identity at inference (graph only)
   python = 9,      // a layer without a lowering (graph only)
+  // Layout ops and the transposed convolution (issue 19, part b; numbered
+  // from 20 so that kinds added elsewhere meanwhile keep their numbers).
+  conv_transpose2d = 20,  // in[0] -> out; weights as conv2d (cnnx/conv_transpose.h)
+  pad2d = 21,             // constant / reflect / edge padding; constant crops too
+  upsample2d = 22,        // nearest / bilinear by integer factors
+  depth_to_space = 23,    // DCR / CRD (PixelShuffle)
+  space_to_depth = 24,
+  channel_shuffle = 25,   // over the last axis
+  transpose = 26,         // per-example axes permuted
 };
 
 enum class PlanAct : int { none = 0, relu = 1, leaky_relu = 2, sigmoid = 3, tanh = 4, softmax = 5 };
@@ -62,6 +73,23 @@ struct BatchNormSpec {
   float momentum = 0.01f;
   float* dgamma = nullptr;
   float* dbeta = nullptr;
+};
+
+// The geometry of the layout ops (cnnx/layout.h): each reads one (h, w, c)
+// image per example (channel_shuffle: h*w pixels of c channels; transpose:
+// any per-example shape).
+struct LayoutSpec {
+  int64_t h = 0, w = 0, c = 0;
+  PadMode pad_mode = PadMode::constant;   // pad2d: (top, bottom, left, right)
+  int64_t pads[4] = {0, 0, 0, 0};
+  float value = 0.0f;
+  UpsampleMode up_mode = UpsampleMode::nearest;  // upsample2d
+  int64_t fh = 1, fw = 1;
+  int64_t block = 1;                       // depth_to_space / space_to_depth
+  DepthOrder order = DepthOrder::dcr;
+  int64_t groups = 1;                      // channel_shuffle
+  std::vector<int64_t> shape;              // transpose: input shape and permutation
+  std::vector<int> perm;
 };
 
 struct OpSpec {
@@ -113,6 +141,11 @@ struct OpSpec {
   // fewer values), and that max pool.
   bool relu_mask_applied_later = false;
   bool mask_grad_by_output = false;
+
+  // conv_transpose2d (N ignored; weights in w / bias / dw / db, act fused
+  // like conv2d's) and the layout ops' geometry.
+  ConvTranspose2dShape convt;
+  LayoutSpec layout;
 };
 
 // What a loss op of the training step reads and how it is weighted.

@@ -12,6 +12,7 @@
 #include "cnnx/norm.h"
 #include "cnnx/plan.h"
 #include "plan/conv_direct_padded.h"
+#include "plan/layout_ops.h"
 #include "plan/plan_internal.h"
 
 namespace cnnx {
@@ -250,6 +251,20 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       std::vector<const float*> xs(sp.in.size());
       for (size_t i = 0; i < xs.size(); ++i) xs[i] = buf[sp.in[i]] + r0 * sp.inner[i];
       concat_forward(xs.data(), static_cast<int>(xs.size()), sp.inner.data(), r1 - r0, y + r0 * row);
+      return;
+    }
+    case OpKind::conv_transpose2d:
+    case OpKind::pad2d:
+    case OpKind::upsample2d:
+    case OpKind::depth_to_space:
+    case OpKind::space_to_depth:
+    case OpKind::channel_shuffle:
+    case OpKind::transpose: {  // whole images per part
+      int64_t i0 = 0, i1 = n;
+      if (parts > 1) part_range(n, part, parts, 1, &i0, &i1);
+      if (i0 >= i1) return;
+      plan_detail::layout_forward(sp, i1 - i0, x + i0 * plan_detail::layout_input_values(sp),
+                                  y + i0 * op.n);
       return;
     }
     default:

@@ -105,9 +105,41 @@ def _concat(spec, op, training):
     spec.inner = [math.prod(v.shape[axis:]) for v in op.inputs]
 
 
+def _conv_transpose(spec, op, training):
+    spec.conv_transpose = op.attrs["geometry"]
+    spec.k = op.output.shape[-1]
+    _weights(spec, op.attrs, training)
+
+
+def _pad(spec, op, training):
+    a = op.attrs
+    spec.set_pad(op.inputs[0].shape, a["mode"], a["pads"], a["value"])
+
+
+def _upsample(spec, op, training):
+    spec.set_upsample(op.inputs[0].shape, op.attrs["mode"], *op.attrs["factors"])
+
+
+def _space_depth(spec, op, training):
+    spec.set_space_depth(op.inputs[0].shape, op.attrs["block_size"], op.attrs["order"])
+
+
+def _channel_shuffle(spec, op, training):
+    shape = op.inputs[0].shape
+    spec.set_channel_shuffle(math.prod(shape) // shape[-1], shape[-1], op.attrs["groups"])
+
+
+def _transpose(spec, op, training):
+    spec.set_transpose(op.inputs[0].shape, op.attrs["perm"])
+
+
 _SPECS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
           OpKind.batch_norm: _batch_norm, OpKind.activation: _activation,
-          OpKind.eltwise: _eltwise, OpKind.concat: _concat}
+          OpKind.eltwise: _eltwise, OpKind.concat: _concat,
+          OpKind.conv_transpose2d: _conv_transpose, OpKind.pad2d: _pad,
+          OpKind.upsample2d: _upsample, OpKind.depth_to_space: _space_depth,
+          OpKind.space_to_depth: _space_depth, OpKind.channel_shuffle: _channel_shuffle,
+          OpKind.transpose: _transpose}
 
 
 def op_spec(op, ids, training=False):
