@@ -7,7 +7,10 @@ SUPPORTED_EXPORT_LAYERS = (
     "Model", "Sequential", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
     "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
     "Tanh", "Softmax", "BatchNormalization", "Dropout", "Residual", "Add", "Subtract",
-    "Multiply", "Average", "Concatenate")
+    "Multiply", "Average", "Concatenate", "Conv2DTranspose", "DepthwiseConv2D",
+    "SeparableConv2D", "UpSampling2D", "ZeroPadding2D", "ReflectionPadding2D",
+    "ReplicationPadding2D", "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle",
+    "Reshape", "Permute")
 
 SUPPORTED_IMPORT_OPS = (
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
