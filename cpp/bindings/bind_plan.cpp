@@ -522,10 +522,13 @@ void bind_plan(py::module_& m) {
           py::arg("spec"))
       .def(
           "add_loss",
-          [](PyTrain& p, cnnx::LossKind kind, int value, int target, float weight) {
-            p.plan->add_loss(cnnx::LossSpec{kind, value, target, weight});
+          [](PyTrain& p, cnnx::LossKind kind, int value, int target, float weight,
+             int64_t classes) {
+            p.plan->add_loss(cnnx::LossSpec{kind, value, target, weight, classes});
           },
-          py::arg("kind"), py::arg("value"), py::arg("target"), py::arg("weight") = 1.0f)
+          py::arg("kind"), py::arg("value"), py::arg("target"), py::arg("weight") = 1.0f,
+          py::arg("classes") = 0,
+          "classes > 0: cross-entropy per row of that many logits (one label per row)")
       .def(
           "set_outputs", [](PyTrain& p, std::vector<int> values) { p.plan->set_outputs(values); },
           py::arg("values"))
@@ -549,8 +552,10 @@ void bind_plan(py::module_& m) {
               const int64_t K = p.sizes[L.value];
               if (L.kind == cnnx::LossKind::softmax_cross_entropy) {
                 auto t = py::array_t<int64_t, py::array::c_style>::ensure(targets[L.target]);
-                require(t && t.ndim() == 1 && t.shape(0) == N,
-                        "labels: expected " + std::to_string(N) + " integer labels");
+                const int64_t rows = L.classes > 0 ? K / L.classes : 1;
+                require(t && t.ndim() >= 1 && t.shape(0) == N && t.size() == N * rows,
+                        "labels: expected " + std::to_string(N) + " x " + std::to_string(rows) +
+                            " integer labels");
                 tp[L.target] = t.data();
                 tkeep.push_back(t);
               } else {

@@ -154,6 +154,10 @@ struct LossSpec {
   int value = -1;      // the value the loss reads (logits / outputs)
   int target = 0;      // index into the step's targets
   float weight = 1.0f; // the loss's weight in the total
+  // Cross-entropy per position (segmentation): the value holds rows of
+  // `classes` logits (e.g. (H, W, K) per image), one label per row, and an
+  // image's loss is the mean over its rows. 0: the whole value is one row.
+  int64_t classes = 0;
 };
 
 // Values per image each input of the op holds, from its geometry.

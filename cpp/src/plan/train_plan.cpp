@@ -146,6 +146,9 @@ void TrainPlan::add_loss(const LossSpec& loss) {
   if (loss.kind != LossKind::softmax_cross_entropy && loss.kind != LossKind::mean_squared_error)
     throw std::invalid_argument("loss: unknown kind");
   if (loss.target < 0) throw std::invalid_argument("loss: target index must be >= 0");
+  if (loss.classes < 0 || (loss.classes > 0 && (loss.kind != LossKind::softmax_cross_entropy ||
+                                                sizes_[loss.value] % loss.classes)))
+    throw std::invalid_argument("loss: classes must divide the value (cross-entropy only)");
   losses_.push_back(loss);
 }
 
@@ -626,8 +629,18 @@ double TrainPlan::run_slice(const float* const* x, const void* const* targets,
     const bool acc = !loss_first_[l];
     double sum;
     if (L.kind == LossKind::softmax_cross_entropy) {
-      const int64_t* labels = static_cast<const int64_t*>(targets[L.target]) + i0;
-      sum = softmax_cross_entropy_sum(val[L.value], labels, w, n, K, scale, grad[L.value], acc);
+      // rows of `classes` logits per image (one row unless per position)
+      const int64_t k = L.classes > 0 ? L.classes : K, rows = K / k;
+      const int64_t* labels = static_cast<const int64_t*>(targets[L.target]) + i0 * rows;
+      std::vector<float> wr;  // each image's weight on each of its rows
+      if (w && rows > 1) {
+        wr.resize(static_cast<size_t>(n * rows));
+        for (int64_t i = 0; i < n; ++i) std::fill(wr.begin() + i * rows, wr.begin() + (i + 1) * rows, w[i]);
+      }
+      sum = softmax_cross_entropy_sum(val[L.value], labels, rows > 1 && w ? wr.data() : w,
+                                      n * rows, k, scale / static_cast<float>(rows),
+                                      grad[L.value], acc) /
+            static_cast<double>(rows);
     } else {
       const float* t = static_cast<const float*>(targets[L.target]) + i0 * K;
       sum = squared_error_sum(val[L.value], t, w, n, K, scale, grad[L.value], acc);
@@ -648,9 +661,9 @@ double TrainPlan::step(const float* const* x, const void* const* targets,
   if (N <= 0) throw std::invalid_argument("x: the batch is empty");
   for (const LossSpec& L : losses_) {
     if (L.kind != LossKind::softmax_cross_entropy) continue;
-    const int64_t K = sizes_[L.value];
+    const int64_t K = L.classes > 0 ? L.classes : sizes_[L.value];
     const int64_t* labels = static_cast<const int64_t*>(targets[L.target]);
-    for (int64_t i = 0; i < N; ++i)
+    for (int64_t i = 0; i < N * (sizes_[L.value] / K); ++i)
       if (labels[i] < 0 || labels[i] >= K)
         throw std::invalid_argument("labels: expected integers in [0, " + std::to_string(K) +
                                     "), got " + std::to_string(labels[i]));

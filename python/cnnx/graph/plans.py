@@ -296,7 +296,9 @@ def compile_training(g, grads, losses):
         for op in g.ops:
             plan.add(op_spec(op, ids, training=True))
         for t, (_, v, kind, weight, _) in enumerate(heads):
-            plan.add_loss(_LOSS_KINDS[kind], ids[v.id], t, weight)
+            # cross-entropy on (..., K) values: one label per position
+            classes = v.shape[-1] if kind == "cross_entropy" and len(v.shape) > 1 else 0
+            plan.add_loss(_LOSS_KINDS[kind], ids[v.id], t, weight, classes)
         plan.set_outputs([ids[v.id] for v in g.outputs])
     except Unsupported:
         return None

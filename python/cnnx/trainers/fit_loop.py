@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import random as _random
 from .._validate import as_int
+from .heads import count_correct
 
 __all__ = ["History", "fit"]
 
@@ -219,8 +220,7 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
             seen += k
             for h, o, t, tr in zip(heads, outs, yb, track):
                 if tr:
-                    sums[h.name + "_correct"] += int(np.count_nonzero(
-                        o.reshape(k, -1).argmax(axis=1) == t))
+                    sums[h.name + "_correct"] += count_correct(o, t)
             if verbose == 1:
                 bar.update(k * scale, _train_logs(model, sums, seen))
         if dist is not None:  # over every rank's samples

@@ -15,7 +15,7 @@ import numpy as np
 from .. import _core
 from .._validate import as_float32
 
-__all__ = ["Head", "loss_kind", "check_target", "head_loss"]
+__all__ = ["Head", "loss_kind", "check_target", "head_loss", "count_correct"]
 
 _CE_NAMES = ("cross_entropy", "crossentropy", "categorical_crossentropy",
              "sparse_categorical_crossentropy", "softmax_cross_entropy")
@@ -53,6 +53,8 @@ def check_target(head, y, n, shape, name):
     if head.kind == "cross_entropy":
         from ..functional._loss import _labels
 
+        if len(shape) > 1:
+            return _position_labels(y, n, tuple(shape), name)
         if len(shape) != 1:
             raise ValueError(f"{name}: cross_entropy needs outputs (m, classes), the model's "
                              f"output {head.name!r} is {shape}")
@@ -80,6 +82,39 @@ def check_target(head, y, n, shape, name):
     return t
 
 
+def _position_labels(y, n, shape, name):
+    """Labels of a per-position cross-entropy (an (H, W, K) output: one class per
+    pixel): integers of shape (n, H, W), or exact one-hot (n, H, W, K)."""
+    k = shape[-1]
+    arr = np.asarray(y)
+    if arr.shape == (n,) + shape and np.issubdtype(arr.dtype, np.number):
+        if not (np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=-1) == 1)):
+            raise ValueError(f"{name}: soft targets (rows that are not exactly one-hot) are not "
+                             "supported by 'cross_entropy' yet; pass integer labels")
+        arr = arr.argmax(axis=-1)
+    want = (n,) + shape[:-1]
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name}: expected integer class indices of shape {want} (one per "
+                        f"position), got dtype {arr.dtype}")
+    if arr.shape != want:
+        raise ValueError(f"{name}: cross_entropy on outputs of shape {shape} takes labels of "
+                         f"shape {want} (one class per position), got {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= k):
+        bad = arr[(arr < 0) | (arr >= k)][0]
+        raise ValueError(f"{name}: expected values in [0, {k}), got {int(bad)}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def count_correct(value, target):
+    """Correct predictions in a batch: whole samples for (m, K) outputs; for
+    per-position labels, each sample's fraction of correct positions."""
+    m = value.shape[0]
+    if target.ndim == 1:
+        return int(np.count_nonzero(value.reshape(m, -1).argmax(axis=1) == target))
+    hits = value.argmax(axis=-1) == target
+    return float(hits.reshape(m, -1).mean(axis=1).sum()) if m else 0.0
+
+
 def head_loss(head, value, target, sample_weight, n_total, need_grad, mode):
     """(this batch's share of the head's loss before its weight, gradient of
     the weighted loss or None) for one head.
@@ -92,6 +127,12 @@ def head_loss(head, value, target, sample_weight, n_total, need_grad, mode):
     """
     m = value.shape[0]
     w = np.ones(m, np.float32) if sample_weight is None else sample_weight
+    if head.kind == "cross_entropy" and target.ndim > 1:
+        # per position: rows of K, each sample's loss the mean over its positions
+        k, positions = value.shape[-1], target[0].size
+        loss, g = head_loss(head, value.reshape(-1, k), target.reshape(-1),
+                            np.repeat(w, positions), n_total * positions, need_grad, mode)
+        return loss, (g.reshape(value.shape) if g is not None else None)
     scale = head.weight / n_total
     if head.kind == "mse":
         d = value - target

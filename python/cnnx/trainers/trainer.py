@@ -21,7 +21,7 @@ from .._validate import as_float32, as_int
 from ..graph import compile_inference, compile_training, loss_heads
 from ..layers.activations import SoftmaxInputGrad
 from ..layers.base import edit_count
-from .heads import Head, check_target, head_loss, loss_kind
+from .heads import Head, check_target, count_correct, head_loss, loss_kind
 
 __all__ = ["Trainer", "plans_enabled"]
 
@@ -278,7 +278,11 @@ class Trainer:
         plan = self._training_plan()
         if plan is not None:
             loss, parts, outs = plan.step(xs, ys, sw)
-            # the step returns what each loss read: logits where a softmax was absorbed
+            # the step returns what each loss read (rows of values): logits where a
+            # softmax was absorbed
+            shapes = self.output_shapes
+            outs = [o.reshape((o.shape[0],) + tuple(shapes[h.output])) for h, o in
+                    zip(self.heads(), outs)]
             outs = [_core.softmax(o, o.ndim - 1) if h.absorbs_softmax else o
                     for h, o in zip(self.heads(), outs)]
         else:
@@ -348,8 +352,7 @@ class Trainer:
                 sums["loss"] += h.weight * loss
                 sums[h.name + "_loss"] += loss
                 if h.kind == "cross_entropy":
-                    sums[h.name + "_correct"] += int(np.count_nonzero(
-                        v.reshape(m, -1).argmax(axis=1) == t[i:i + batch_size]))
+                    sums[h.name + "_correct"] += count_correct(v, t[i:i + batch_size])
         return sums, n
 
     def _logs_from_sums(self, sums, n, prefix=""):
