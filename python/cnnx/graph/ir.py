@@ -249,6 +249,8 @@ class Graph:
         return self.emit(OpKind.python, list(xs), shape, python_layer=layer)
 
     # ---- the transposed convolution and the layout ops ----------------------------
+    # Each keeps its input's shape in ``image``: once reshapes become views,
+    # the value an op reads may carry another shape of the same size.
     def conv_transpose2d(self, x, *, geometry, kernel, bias, act=Act.none, alpha=0.0):
         """Transposed convolution. ``geometry``: (H, W, C_in, KH, KW, C_out,
         stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_bottom, pad_left,
@@ -269,7 +271,7 @@ class Graph:
         t, b, l, r = (int(p) for p in pads)
         mode = _core.PadMode.constant if mode is None else mode
         return self.emit(OpKind.pad2d, [x], (h + t + b, w + l + r, c), pads=(t, b, l, r),
-                         mode=mode, value=float(value))
+                         mode=mode, value=float(value), image=x.shape)
 
     def upsample2d(self, x, *, factors, mode=None):
         """Upsampling of an (h, w, c) image by integer ``factors`` (f_h, f_w);
@@ -278,7 +280,7 @@ class Graph:
         fh, fw = (int(f) for f in factors)
         mode = _core.UpsampleMode.nearest if mode is None else mode
         return self.emit(OpKind.upsample2d, [x], (h * fh, w * fw, c), factors=(fh, fw),
-                         mode=mode)
+                         mode=mode, image=x.shape)
 
     def depth_to_space(self, x, *, block_size, order=None):
         """(h, w, c) -> (h*b, w*b, c/b^2); ``order`` a :class:`cnnx._core.DepthOrder`."""
@@ -286,7 +288,7 @@ class Graph:
         b = int(block_size)
         order = _core.DepthOrder.dcr if order is None else order
         return self.emit(OpKind.depth_to_space, [x], (h * b, w * b, c // (b * b)),
-                         block_size=b, order=order)
+                         block_size=b, order=order, image=x.shape)
 
     def space_to_depth(self, x, *, block_size, order=None):
         """(h, w, c) -> (h/b, w/b, c*b^2), the inverse of :meth:`depth_to_space`."""
@@ -294,15 +296,17 @@ class Graph:
         b = int(block_size)
         order = _core.DepthOrder.dcr if order is None else order
         return self.emit(OpKind.space_to_depth, [x], (h // b, w // b, c * b * b),
-                         block_size=b, order=order)
+                         block_size=b, order=order, image=x.shape)
 
     def channel_shuffle(self, x, *, groups):
         """ShuffleNet's channel shuffle over the last axis (``groups`` divides it)."""
-        return self.emit(OpKind.channel_shuffle, [x], x.shape, groups=int(groups))
+        return self.emit(OpKind.channel_shuffle, [x], x.shape, groups=int(groups),
+                         image=x.shape)
 
     def transpose(self, x, *, perm):
         """Per-example axes permuted: output axis a is input axis ``perm[a]``."""
         perm = tuple(int(p) for p in perm)
         if perm == tuple(range(len(perm))):
             return x
-        return self.emit(OpKind.transpose, [x], tuple(x.shape[p] for p in perm), perm=perm)
+        return self.emit(OpKind.transpose, [x], tuple(x.shape[p] for p in perm), perm=perm,
+                         image=x.shape)

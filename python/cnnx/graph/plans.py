@@ -113,24 +113,24 @@ def _conv_transpose(spec, op, training):
 
 def _pad(spec, op, training):
     a = op.attrs
-    spec.set_pad(op.inputs[0].shape, a["mode"], a["pads"], a["value"])
+    spec.set_pad(a["image"], a["mode"], a["pads"], a["value"])
 
 
 def _upsample(spec, op, training):
-    spec.set_upsample(op.inputs[0].shape, op.attrs["mode"], *op.attrs["factors"])
+    spec.set_upsample(op.attrs["image"], op.attrs["mode"], *op.attrs["factors"])
 
 
 def _space_depth(spec, op, training):
-    spec.set_space_depth(op.inputs[0].shape, op.attrs["block_size"], op.attrs["order"])
+    spec.set_space_depth(op.attrs["image"], op.attrs["block_size"], op.attrs["order"])
 
 
 def _channel_shuffle(spec, op, training):
-    shape = op.inputs[0].shape
+    shape = op.attrs["image"]
     spec.set_channel_shuffle(math.prod(shape) // shape[-1], shape[-1], op.attrs["groups"])
 
 
 def _transpose(spec, op, training):
-    spec.set_transpose(op.inputs[0].shape, op.attrs["perm"])
+    spec.set_transpose(op.attrs["image"], op.attrs["perm"])
 
 
 _SPECS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
