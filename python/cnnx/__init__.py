@@ -37,8 +37,9 @@ from .layers import (Layer, Conv2D, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,  # 
                      Softmax, BatchNormalization, Dropout, Flatten, Residual, Add, Subtract,
                      Multiply, Average, Concatenate)
 from .layers import (Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,  # noqa: E402
-                     UpSampling2D, ZeroPadding2D, ReflectionPadding2D, ReplicationPadding2D,
-                     Cropping2D, DepthToSpace, SpaceToDepth, ChannelShuffle, Reshape, Permute)
+                     UpSampling2D, ZeroPadding2D, ConstantPadding2D, ReflectionPadding2D,
+                     ReplicationPadding2D, Cropping2D, DepthToSpace, SpaceToDepth,
+                     ChannelShuffle, Reshape, Permute)
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
@@ -49,8 +50,8 @@ __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAv
             "Subtract", "Multiply", "Average", "Concatenate", "Input", "Model", "Sequential",
             "optim", "callbacks", "load_model"]
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D",
-            "ZeroPadding2D", "ReflectionPadding2D", "ReplicationPadding2D", "Cropping2D",
-            "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
+            "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D", "ReplicationPadding2D",
+            "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
 # cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx

@@ -6,8 +6,8 @@ from .base import Layer, initialize
 from .conv import Conv2D
 from .conv_transpose import Conv2DTranspose
 from .conv_depthwise import DepthwiseConv2D, SeparableConv2D
-from .resample import (UpSampling2D, ZeroPadding2D, ReflectionPadding2D, ReplicationPadding2D,
-                       Cropping2D)
+from .resample import (UpSampling2D, ZeroPadding2D, ConstantPadding2D, ReflectionPadding2D,
+                       ReplicationPadding2D, Cropping2D)
 from .space_depth import DepthToSpace, SpaceToDepth, ChannelShuffle
 from .pooling import MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, AdaptiveMaxPool2D, GlobalAvgPool2D
 from .dense import Dense
@@ -23,5 +23,5 @@ __all__ = ["Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveA
            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
            "Subtract", "Multiply", "Average", "Concatenate"]
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D",
-            "ZeroPadding2D", "ReflectionPadding2D", "ReplicationPadding2D", "Cropping2D",
-            "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
+            "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D", "ReplicationPadding2D",
+            "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]

@@ -3,20 +3,23 @@
 - ``UpSampling2D(size, interpolation)``: ``n_out = n * f`` ("nearest" repeats
   each pixel, "bilinear" blends with PyTorch's ``align_corners=False`` rule);
   the U-Net decoder's parameter-free alternative to Conv2DTranspose.
-- ``ZeroPadding2D``, ``ReflectionPadding2D``, ``ReplicationPadding2D``:
-  ``n_out = n + p_before + p_after`` with zeros, a mirror image without the
-  edge repeated (each pad at most n - 1), or the edge pixel repeated.
+- ``ZeroPadding2D``, ``ConstantPadding2D``, ``ReflectionPadding2D``,
+  ``ReplicationPadding2D``: ``n_out = n + p_before + p_after`` with zeros (or
+  any ``value``), a mirror image without the edge repeated (each pad at most
+  n - 1), or the edge pixel repeated.
 - ``Cropping2D``: ``n_out = n - c_before - c_after``.
 
 ``padding`` / ``cropping``: an int, ``(sym_h, sym_w)`` or
 ``((top, bottom), (left, right))`` (Keras's forms).
 """
+import numbers
+
 from .. import _core
 from ..functional._layout import resolve_pad_spec, upsample_factors
 from .base import Layer
 
-__all__ = ["UpSampling2D", "ZeroPadding2D", "ReflectionPadding2D", "ReplicationPadding2D",
-           "Cropping2D"]
+__all__ = ["UpSampling2D", "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D",
+           "ReplicationPadding2D", "Cropping2D"]
 
 _INTERPOLATIONS = {"nearest": _core.UpsampleMode.nearest,
                    "bilinear": _core.UpsampleMode.bilinear}
@@ -78,6 +81,7 @@ class _Padding2D(Layer):
 
     _fixed_after_build = ("padding",)
     _mode = _core.PadMode.constant
+    _value = 0.0
 
     def __init__(self, padding=(1, 1), name=None, trainable=True):
         super().__init__(name, trainable)
@@ -94,10 +98,10 @@ class _Padding2D(Layer):
         return (h + t + b, w + l + r, c)
 
     def lower(self, g, x):
-        return g.pad2d(x, pads=self._p4, mode=self._mode)
+        return g.pad2d(x, pads=self._p4, mode=self._mode, value=self._value)
 
     def _forward(self, x, training):
-        return _core.pad2d(x, self._mode, self._p4, 0.0)
+        return _core.pad2d(x, self._mode, self._p4, self._value)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
@@ -117,6 +121,25 @@ class _Padding2D(Layer):
 
 class ZeroPadding2D(_Padding2D):
     """Zeros around the image (a convolution's padding as a layer of its own)."""
+
+
+class ConstantPadding2D(_Padding2D):
+    """A constant ``value`` around the image (PyTorch's ConstantPad2d, ONNX Pad
+    "constant" with a value)."""
+
+    def __init__(self, padding=(1, 1), value=0.0, name=None, trainable=True):
+        super().__init__(padding, name, trainable)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"value: expected a number, got {type(value).__name__}")
+        self._value = float(value)
+
+    @property
+    def value(self):
+        """The padding value (fixed: it is part of the layer's definition)."""
+        return self._value
+
+    def get_config(self):
+        return dict(super().get_config(), value=self._value)
 
 
 class ReflectionPadding2D(_Padding2D):

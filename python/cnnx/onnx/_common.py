@@ -8,7 +8,8 @@ SUPPORTED_EXPORT_LAYERS = (
     "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
     "Tanh", "Softmax", "BatchNormalization", "Dropout", "Residual", "Add", "Subtract",
     "Multiply", "Average", "Concatenate", "Conv2DTranspose", "DepthwiseConv2D",
-    "SeparableConv2D", "UpSampling2D", "ZeroPadding2D", "ReflectionPadding2D",
+    "SeparableConv2D", "UpSampling2D", "ZeroPadding2D", "ConstantPadding2D",
+    "ReflectionPadding2D",
     "ReplicationPadding2D", "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle",
     "Reshape", "Permute")
 
