@@ -6,7 +6,8 @@
   (KH, KW, C_out/g, C_in)); explicit pads, ``auto_pad`` and ``output_shape``;
 - ``Pad`` (constant / reflect / edge; pads on H and W; negative pads crop) ->
   ZeroPadding2D / ConstantPadding2D / ReflectionPadding2D /
-  ReplicationPadding2D, and Cropping2D;
+  ReplicationPadding2D, and Cropping2D; ``Slice`` of H and W (steps 1) ->
+  Cropping2D;
 - ``Resize`` and ``Upsample`` by integer factors -> UpSampling2D: nearest
   where the coordinate rule picks ``floor(dst / f)`` (asymmetric + floor, or
   (pytorch_)half_pixel + round), bilinear for linear + (pytorch_)half_pixel
@@ -29,7 +30,7 @@ import numpy as np
 __all__ = ["CONVERTERS_B", "SUPPORTED_IMPORT_OPS_B", "register"]
 
 #: the operators these converters add (Reshape and Transpose gain the patterns)
-SUPPORTED_IMPORT_OPS_B = ("ConvTranspose", "Pad", "Resize", "Upsample", "DepthToSpace",
+SUPPORTED_IMPORT_OPS_B = ("ConvTranspose", "Pad", "Slice", "Resize", "Upsample", "DepthToSpace",
                           "SpaceToDepth")
 
 
@@ -40,6 +41,20 @@ def _ops():
 
 def _arg(node, i):
     return node.input[i] if i < len(node.input) else ""
+
+
+def _scalar(ctx, node, name, what):
+    a = np.asarray(ctx.const(node, name, what))
+    if a.size != 1 or a.dtype.kind not in "fiub":
+        raise ctx.fail(node, f"{what} must be one number, got shape {a.shape} of {a.dtype}")
+    return float(a.reshape(()))
+
+
+def _axis(ctx, node, a, nd, what):
+    a = int(a)
+    if not -nd <= a < nd:
+        raise ctx.fail(node, f"{what} {a} is out of range for a tensor of rank {nd}")
+    return a % nd
 
 
 def _image(ctx, node, ins):
@@ -145,11 +160,10 @@ def _pad(ctx, node, ins):
         value = float(attrs.get("value", 0.0))
     else:
         pads = [int(v) for v in np.asarray(ctx.const(node, _arg(node, 1), "pads")).reshape(-1)]
-        value = float(ops._scalar(ctx, node, _arg(node, 2), "constant_value")) \
-            if _arg(node, 2) else 0.0
+        value = _scalar(ctx, node, _arg(node, 2), "constant_value") if _arg(node, 2) else 0.0
     nd = len(ov.onnx_shape) + 1
     if _arg(node, 3):  # opset 18: the axes the pads apply to
-        axes = [ctx.axis(node, a, nd, "axes")
+        axes = [_axis(ctx, node, a, nd, "axes")
                 for a in np.asarray(ctx.const(node, _arg(node, 3), "axes")).reshape(-1)]
         if len(pads) != 2 * len(axes):
             raise ctx.fail(node, f"pads {pads} do not fit axes {axes}")
@@ -190,6 +204,53 @@ def _pad(ctx, node, ins):
             cls, config = _PAD_LAYERS[mode], dict(padding=padding)
         x = ctx.graph.add(cls, [x], shape, node, config=config)
     return ov.like(x)
+
+
+def _slice(ctx, node, ins):
+    """Slice of H and W of an image (steps 1): a crop."""
+    ops = _ops()
+    attrs = ctx.attrs(node)
+    ctx.check_attrs(node, attrs, ("starts", "ends", "axes"))
+    ov = ops._data(ctx, node, ins)
+    nd = len(ov.onnx_shape) + 1
+
+    def ints(i, key, what):
+        if key in attrs:  # opset < 10
+            return [int(v) for v in attrs[key]]
+        if not _arg(node, i):
+            return None
+        return [int(v) for v in np.asarray(ctx.const(node, _arg(node, i), what)).reshape(-1)]
+
+    starts, ends = ints(1, "starts", "starts"), ints(2, "ends", "ends")
+    axes = ints(3, "axes", "axes")
+    steps = ints(4, "", "steps") if "starts" not in attrs else None
+    if starts is None or ends is None:
+        raise ctx.fail(node, "starts and ends are required")
+    axes = list(range(len(starts))) if axes is None else [_axis(ctx, node, a, nd, "axes")
+                                                          for a in axes]
+    if steps is not None and any(v != 1 for v in steps):
+        raise ctx.fail(node, f"steps {steps}: only 1 is supported")
+    spatial = {"nchw": (2, 3), "nhwc": (1, 2)}.get(ov.layout)
+    if spatial is None or not set(axes) <= set(spatial) or len(starts) != len(axes) or \
+            len(ends) != len(axes):
+        raise ctx.fail(node, f"Slice of axes {axes} of a tensor of shape {ops._shape_str(ov)}: "
+                             "only the height and width of an image can be sliced")
+    h, w, c = ov.t.shape
+    crop = [0, 0, 0, 0]  # top, bottom, left, right
+    for a, b, e in zip(axes, starts, ends):
+        n = h if a == spatial[0] else w
+        b = min(max(b + n if b < 0 else b, 0), n)
+        e = min(max(e + n if e < 0 else e, 0), n)
+        if e <= b:
+            raise ctx.fail(node, f"Slice [{b}, {e}) of an axis of {n} leaves nothing")
+        k = 0 if a == spatial[0] else 2
+        crop[k], crop[k + 1] = b, n - e
+    if not any(crop):
+        return ov
+    shape = (h - crop[0] - crop[1], w - crop[2] - crop[3], c)
+    t = ctx.graph.add("Cropping2D", [ov.t], shape, node,
+                      config=dict(cropping=((crop[0], crop[1]), (crop[2], crop[3]))))
+    return ov.like(t)
 
 
 # ---------------------------------------------------------------------------
@@ -440,8 +501,9 @@ def _finish_split(ctx, node, v):
     return _ops().OVal(t, "nchw")
 
 
-CONVERTERS_B = {"ConvTranspose": _conv_transpose, "Pad": _pad, "Resize": _resize,
-                "Upsample": _resize, "DepthToSpace": _space_depth, "SpaceToDepth": _space_depth}
+CONVERTERS_B = {"ConvTranspose": _conv_transpose, "Pad": _pad, "Slice": _slice,
+                "Resize": _resize, "Upsample": _resize, "DepthToSpace": _space_depth,
+                "SpaceToDepth": _space_depth}
 
 
 def register(converters):
