@@ -198,6 +198,52 @@ TEST(Pad2d, ForwardAndBackwardMatchNaive) {
   }
 }
 
+// Outputs beyond the caches take the streaming stores (see stream_stores).
+TEST(Layout, LargeOutputsStreamTheSameValues) {
+  const int64_t N = 1, H = 260, W = 256, C = 65;  // 17+ MB out
+  const auto x = random_vector(N * H * W * C, 12);
+  cnnx::Pad2dShape s;
+  s.N = N;
+  s.H = H;
+  s.W = W;
+  s.C = C;
+  s.top = 1;
+  s.bottom = 2;
+  s.left = 3;
+  s.right = 1;
+  const int64_t OH = s.out_h(), OW = s.out_w();
+  std::vector<float> want(N * OH * OW * C);
+  for (int64_t oy = 0; oy < OH; ++oy)
+    for (int64_t ox = 0; ox < OW; ++ox)
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t iy = src_index(cnnx::PadMode::reflect, oy - 1, H),
+                      ix = src_index(cnnx::PadMode::reflect, ox - 3, W);
+        want[(oy * OW + ox) * C + c] = x[(iy * W + ix) * C + c];
+      }
+  std::vector<float> up_want(N * H * 2 * W * 2 * C);
+  for (int64_t oy = 0; oy < 2 * H; ++oy)
+    for (int64_t ox = 0; ox < 2 * W; ++ox)
+      for (int64_t c = 0; c < C; ++c)
+        up_want[(oy * 2 * W + ox) * C + c] = x[((oy / 2) * W + ox / 2) * C + c];
+  for (cnnx::Isa isa : supported_isas()) {
+    IsaScope scope(isa);
+    std::vector<float> y(want.size());
+    cnnx::pad2d_forward(cnnx::PadMode::reflect, s, 0.0f, x.data(), y.data());
+    EXPECT_TRUE(all_close(y.data(), want.data(), y.size(), 0, 0));
+    std::vector<float> u(up_want.size());
+    cnnx::upsample2d_forward(cnnx::UpsampleMode::nearest, N, H, W, C, 2, 2, x.data(), u.data());
+    EXPECT_TRUE(all_close(u.data(), up_want.data(), u.size(), 0, 0));
+    const int64_t shape[3] = {H, W, C};
+    const int perm[3] = {1, 0, 2};
+    std::vector<float> t(x.size());
+    cnnx::transpose_nd(N, 3, shape, perm, x.data(), t.data());
+    for (int64_t i = 0; i < W; i += 7)
+      for (int64_t j = 0; j < H; j += 5)
+        for (int64_t c = 0; c < C; ++c)
+          ASSERT_EQ(t[(i * H + j) * C + c], x[(j * W + i) * C + c]);
+  }
+}
+
 TEST(Pad2d, RejectsReflectionWiderThanTheInput) {
   cnnx::Pad2dShape s;
   s.N = 1;
@@ -269,7 +315,7 @@ TEST(Upsample2d, NearestAndBilinearMatchNaive) {
 // ---- depth <-> space, shuffle, permutation ------------------------------------------------
 TEST(DepthToSpace, MatchesOnnxDefinitionAndInverts) {
   const int64_t N = 2, H = 3, W = 2, b = 2;
-  for (int64_t Co : {1, 3, 8}) {
+  for (int64_t Co : {1, 3, 8, 16, 37}) {  // 16 and 37: the AVX-512 PixelShuffle(2) body
     const int64_t C = Co * b * b;
     const auto x = random_vector(N * H * W * C, 9);
     for (cnnx::DepthOrder order : {cnnx::DepthOrder::dcr, cnnx::DepthOrder::crd}) {

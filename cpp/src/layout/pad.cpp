@@ -31,24 +31,22 @@ void check(PadMode mode, const Pad2dShape& s) {
 }
 
 // One output row from input row xr (null: the constant everywhere).
-void pad_row(PadMode mode, const Pad2dShape& s, float value, const float* xr, float* yr) {
+void pad_row(PadMode mode, const Pad2dShape& s, float value, const float* xr, float* yr,
+             const LayoutKernels& k, bool stream) {
   const int64_t C = s.C, OW = s.out_w();
   if (!xr) {
     std::fill(yr, yr + OW * C, value);
     return;
   }
   const int64_t m0 = std::max<int64_t>(0, s.left), m1 = std::min(OW, s.left + s.W);
-  if (m1 > m0)
-    std::memcpy(yr + m0 * C, xr + (m0 - s.left) * C, sizeof(float) * static_cast<size_t>((m1 - m0) * C));
+  if (m1 > m0) k.copy(xr + (m0 - s.left) * C, yr + m0 * C, (m1 - m0) * C, stream);
   auto border = [&](int64_t o0, int64_t o1) {
     if (mode == PadMode::constant) {
       std::fill(yr + o0 * C, yr + o1 * C, value);
       return;
     }
-    for (int64_t o = o0; o < o1; ++o) {
-      const float* src = xr + source(mode, o - s.left, s.W) * C;
-      std::memcpy(yr + o * C, src, sizeof(float) * static_cast<size_t>(C));
-    }
+    for (int64_t o = o0; o < o1; ++o)
+      k.copy(xr + source(mode, o - s.left, s.W) * C, yr + o * C, C, false);
   };
   border(0, std::min(m0, OW));
   border(std::max(m1, m0), OW);
@@ -61,9 +59,7 @@ void fold_row(PadMode mode, const Pad2dShape& s, const float* dyr, float* dxr, b
   const int64_t m0 = std::max<int64_t>(0, s.left), m1 = std::min(OW, s.left + s.W);
   if (!accumulate) {
     if (m1 - m0 < s.W) std::fill(dxr, dxr + s.W * C, 0.0f);  // cropped columns
-    if (m1 > m0)
-      std::memcpy(dxr + (m0 - s.left) * C, dyr + m0 * C,
-                  sizeof(float) * static_cast<size_t>((m1 - m0) * C));
+    if (m1 > m0) k.copy(dyr + m0 * C, dxr + (m0 - s.left) * C, (m1 - m0) * C, false);
   } else if (m1 > m0) {
     k.add(dyr + m0 * C, dxr + (m0 - s.left) * C, (m1 - m0) * C);
   }
@@ -101,12 +97,14 @@ void pad2d_forward(PadMode mode, const Pad2dShape& s, float value, const float* 
   const int64_t OH = s.out_h(), row = s.out_w() * s.C, img = s.H * s.W * s.C;
   const int64_t rows = s.N * OH;
   const int nt = ops_detail::threads_for_bytes(8.0 * static_cast<double>(rows * row));
+  const LayoutKernels& k = layout_kernels();
+  const bool stream = stream_stores(4.0 * static_cast<double>(rows * row));
   ops_detail::parallel_range(rows, nt, [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const int64_t n = r / OH, oy = r % OH;
       const int64_t iy = source(mode, oy - s.top, s.H);
       const float* xr = iy < 0 ? nullptr : x + n * img + iy * s.W * s.C;
-      pad_row(mode, s, value, xr, y + r * row);
+      pad_row(mode, s, value, xr, y + r * row, k, stream);
     }
   }, 1);
 }

@@ -3,6 +3,7 @@
 // axis stays last, rows are copied whole; otherwise the output's last axis
 // and the axis that is contiguous in the input form a 2-D block transposed
 // at once, and an odometer walks the other axes.
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -41,14 +42,25 @@ void transpose_nd(int64_t N, int rank, const int64_t* shape, const int* perm, co
   int p = -1;                             // the output axis reading x's last axis
   for (int a = 0; a < rank; ++a)
     if (perm[a] == last) p = a;
+  // Runs: the axis before the last one loops inside too (short runs of a
+  // few channels would otherwise pay the index decoding per run).
+  const int run_axis = rows && rank >= 2 ? rank - 2 : -1;
+  // Short runs whose neighbours in x belong to another output axis q (an
+  // H <-> W swap of pixels): tiles of 8 x 8 runs, so that reads and writes
+  // both stay within a few cache lines' streams (PyTorch's own trick).
+  int q = -1;
+  if (run_axis >= 0 && od[last] < 256)
+    for (int a = 0; a < rank; ++a)
+      if (perm[a] == rank - 2 && a != run_axis) q = a;
   // outer axes: every output axis but the inner one(s)
   int outer[8], n_outer = 0;
   for (int a = 0; a < rank; ++a)
-    if (a != last && (rows || a != p)) outer[n_outer++] = a;
+    if (a != last && a != run_axis && a != q && (rows || a != p)) outer[n_outer++] = a;
   int64_t count = N;
   for (int i = 0; i < n_outer; ++i) count *= od[outer[i]];
   const LayoutKernels& k = layout_kernels();
   const int nt = ops_detail::threads_for_bytes(8.0 * static_cast<double>(N * total));
+  const bool stream = stream_stores(4.0 * static_cast<double>(N * total));
   ops_detail::parallel_range(count, nt, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       // decode t into (batch, outer indices), last outer axis fastest
@@ -62,11 +74,27 @@ void transpose_nd(int64_t N, int rank, const int64_t* shape, const int* perm, co
       }
       xo += rest * total;
       yo += rest * total;
-      if (rows)
-        std::memcpy(y + yo, x + xo, sizeof(float) * static_cast<size_t>(od[last]));
+      if (q >= 0) {
+        constexpr int64_t T = 8;
+        const int64_t nq = od[q], nr = od[run_axis], run = od[last];
+        for (int64_t q0 = 0; q0 < nq; q0 += T)
+          for (int64_t r0 = 0; r0 < nr; r0 += T)
+            for (int64_t a = q0; a < std::min(nq, q0 + T); ++a)
+              for (int64_t c = r0; c < std::min(nr, r0 + T); ++c) {
+                const float* src = x + xo + a * os[q] + c * os[run_axis];
+                float* dst = y + yo + a * ys[q] + c * run;
+                if (stream) k.copy_nt(src, dst, run);
+                else k.copy(src, dst, run, false);
+              }
+      } else if (rows && run_axis < 0)
+        k.copy(x + xo, y + yo, od[last], stream);
+      else if (rows)  // the output's rows are contiguous: y advances by one run
+        for (int64_t a = 0; a < od[run_axis]; ++a)
+          k.copy(x + xo + a * os[run_axis], y + yo + a * od[last], od[last], stream);
       else  // y[a_p*ys[p] + a_last] = x[a_p + a_last*os[last]]
         k.transpose_block(x + xo, os[last], od[last], od[p], y + yo, ys[p]);
     }
+    if (stream) k.fence();
   }, 1);
 }
 

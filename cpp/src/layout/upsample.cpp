@@ -58,12 +58,15 @@ void nearest_forward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, int
   const LayoutKernels& k = layout_kernels();
   const int64_t orow = W * fw * C;
   const int nt = ops_detail::threads_for_bytes(4.0 * static_cast<double>(N * H * fh * orow));
+  const bool stream = stream_stores(4.0 * static_cast<double>(N * H * fh * orow));
   ops_detail::parallel_range(N * H, nt, [&](int64_t b, int64_t e) {
+    // streamed: the widened row is built in cache, then streamed to its fh rows
+    float* row = stream ? thread_scratch(ScratchSlot::op_0, static_cast<size_t>(orow)) : nullptr;
     for (int64_t r = b; r < e; ++r) {  // input row r = (n, iy) -> output rows r*fh ...
       float* y0 = y + r * fh * orow;
-      k.repeat_pixels(x + r * W * C, W, C, fw, y0);
-      for (int64_t a = 1; a < fh; ++a)
-        std::memcpy(y0 + a * orow, y0, sizeof(float) * static_cast<size_t>(orow));
+      k.repeat_pixels(x + r * W * C, W, C, fw, stream ? row : y0);
+      for (int64_t a = stream ? 0 : 1; a < fh; ++a)
+        k.copy(stream ? row : y0, y0 + a * orow, orow, stream);
     }
   }, 1);
 }
@@ -78,7 +81,7 @@ void nearest_backward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, in
     for (int64_t r = b; r < e; ++r) {
       const float* g = dy + r * fh * orow;
       if (fh > 1) {
-        k.blend(1.0f, g, 1.0f, g + orow, v, orow);
+        k.blend(1.0f, g, 1.0f, g + orow, v, orow, false);
         for (int64_t a = 2; a < fh; ++a) k.add(g + a * orow, v, orow);
         g = v;
       }
@@ -93,6 +96,7 @@ void bilinear_forward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, in
   const Taps th(H, fh), tw(W, fw);
   const int64_t OH = H * fh, OW = W * fw, orow = OW * C;
   const int nt = threads_for_flops(3.0 * static_cast<double>(N * OH * orow));
+  const bool stream = stream_stores(4.0 * static_cast<double>(N * OH * orow));
   ops_detail::parallel_range(N * OH, nt, [&](int64_t b, int64_t e) {
     // The last two horizontally interpolated input rows (tags: n*H + iy).
     float* buf = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(2 * orow));
@@ -115,7 +119,7 @@ void bilinear_forward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, in
       const int64_t n = r / OH, oy = r % OH;
       const float* a = row(n * H + th.i0[oy]);
       const float* c = row(n * H + th.i1[oy]);
-      k.blend(th.w0[oy], a, th.w1[oy], c, y + r * orow, orow);
+      k.blend(th.w0[oy], a, th.w1[oy], c, y + r * orow, orow, stream);
     }
   }, 1);
 }
