@@ -90,7 +90,8 @@ Pad2dShape trim_shape(const Mirror& m) {
 // band can, so each row is touched while it is in cache (no zeroing pass,
 // no bias pass). Bands are large so the filter is packed few times.
 void scatter_forward_image(const ConvTranspose2dShape& s, const float* xn, const float* w,
-                           const float* bias, float* yn, Activation act, int gemm_threads) {
+                           const float* bias, float* yn, Activation act, int gemm_threads,
+                           const float* tiles) {
   const LayoutKernels& k = layout_kernels();
   const int64_t OH = s.out_h(), OW = s.out_w(), C = s.C_out;
   const int64_t cig = s.C_in / s.groups, cog = s.C_out / s.groups;
@@ -98,6 +99,23 @@ void scatter_forward_image(const ConvTranspose2dShape& s, const float* xn, const
   int64_t band = std::max<int64_t>(1, std::min(s.H, ((int64_t{1} << 19) / Kg + s.W - 1) / s.W));
   band = (s.H + (s.H + band - 1) / band - 1) / ((s.H + band - 1) / band);  // balanced
   float* z = thread_scratch(ScratchSlot::op_1, static_cast<size_t>(band * s.W * Kg));
+  if (tiles) {
+    // Each output pixel is reached by exactly one tap (kernel == stride, no
+    // padding): the GEMM's epilogue adds the bias and the ReLU, and its rows
+    // are copied into place (a depth-to-space), with no zeroing and no adds.
+    for (int64_t r0 = 0; r0 < s.H; r0 += band) {
+      const int64_t r1 = std::min(s.H, r0 + band), P = (r1 - r0) * s.W;
+      sgemm(Trans::N, Trans::T, P, Kg, s.C_in, 1.0f, xn + r0 * s.W * s.C_in, s.C_in, w, s.C_in,
+            0.0f, z, Kg, GemmEpilogue{tiles, act}, gemm_threads);
+      const int64_t run = s.KW * C;  // one filter row: KW output pixels of all channels
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t iy = r0 + p / s.W, ix = p % s.W;
+        for (int64_t kh = 0; kh < s.KH; ++kh)
+          k.copy(z + p * Kg + kh * run, yn + ((iy * s.KH + kh) * OW + ix * s.KW) * C, run, false);
+      }
+    }
+    return;
+  }
   int64_t ready = 0, done = 0;  // rows [0, ready) hold their bias; [0, done) are final
   auto init_to = [&](int64_t r) {
     for (; ready < r; ++ready) {
@@ -179,15 +197,25 @@ void conv_transpose2d_forward(const ConvTranspose2dShape& s, const float* x, con
   const int64_t in_img = s.H * s.W * s.C_in, out_img = s.out_h() * s.out_w() * s.C_out;
   const double flops = 2.0 * s.N * s.H * s.W * s.KH * s.KW * (s.C_in / s.groups) * s.C_out;
   const int nt = threads_for_flops(flops);
+  // kernel == stride without padding or dilation (the U-Net's 2x2 stride 2):
+  // the output is tiled by the taps; their bias, repeated per tap
+  std::vector<float> tiles;
+  if (s.KH == s.stride_h && s.KW == s.stride_w && s.dilation_h == 1 && s.dilation_w == 1 &&
+      s.pad_top == 0 && s.pad_bottom == 0 && s.pad_left == 0 && s.pad_right == 0 &&
+      s.out_pad_h == 0 && s.out_pad_w == 0 && s.groups == 1) {
+    tiles.resize(static_cast<size_t>(s.KH * s.KW * s.C_out));
+    for (size_t i = 0; i < tiles.size(); ++i) tiles[i] = bias ? bias[i % s.C_out] : 0.0f;
+  }
+  const float* tp = tiles.empty() ? nullptr : tiles.data();
   if (nt > 1 && s.N >= nt) {
 #ifdef CNNX_HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
 #endif
     for (int64_t n = 0; n < s.N; ++n)
-      scatter_forward_image(s, x + n * in_img, w, bias, y + n * out_img, act, 1);
+      scatter_forward_image(s, x + n * in_img, w, bias, y + n * out_img, act, 1, tp);
   } else {
     for (int64_t n = 0; n < s.N; ++n)
-      scatter_forward_image(s, x + n * in_img, w, bias, y + n * out_img, act, 0);
+      scatter_forward_image(s, x + n * in_img, w, bias, y + n * out_img, act, 0, tp);
   }
 }
 
