@@ -1,9 +1,8 @@
 """ONNX import of the transposed convolution and the layout operators
-(onnx/_import_ops_b.py): the PyTorch-converted single-layer tests the onnx
+(onnx/_import_layout.py): the PyTorch-converted single-layer tests the onnx
 package ships, models exported by PyTorch (ConvTranspose, Pad, Resize,
-PixelShuffle / PixelUnshuffle and channel shuffle as Reshape-Transpose-
-Reshape), and cnnx's own exports read back. Skipped until the loader
-registers these converters."""
+PixelShuffle / PixelUnshuffle, channel shuffle as Reshape-Transpose-Reshape,
+an H <-> W Transpose), cnnx's own exports read back, and refusals."""
 import os
 
 import numpy as np
@@ -15,12 +14,6 @@ from conftest import torch_or_skip
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
-
-from cnnx.onnx import SUPPORTED_IMPORT_OPS  # noqa: E402
-
-pytestmark = pytest.mark.skipif("ConvTranspose" not in SUPPORTED_IMPORT_OPS,
-                                reason="the ONNX loader does not register "
-                                       "onnx/_import_ops_b.py yet")
 
 PT_TESTS = ["test_ConstantPad2d", "test_ConvTranspose2d", "test_ConvTranspose2d_no_bias",
             "test_PixelShuffle", "test_ReflectionPad2d", "test_ReplicationPad2d",
@@ -68,6 +61,10 @@ def test_pytorch_exports(tmp_path):
             x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).contiguous()
             return x.view(n, c, h, w)
 
+    class SwapHW(nn.Module):
+        def forward(self, x):
+            return x.transpose(2, 3)
+
     nets = {
         "decoder": (nn.Sequential(nn.ConvTranspose2d(8, 6, 3, stride=2, padding=1,
                                                      output_padding=1),
@@ -79,7 +76,8 @@ def test_pytorch_exports(tmp_path):
                                nn.ZeroPad2d((0, 1, 1, 0)), nn.ConstantPad2d(1, -0.5)),
                  (2, 3, 6, 5)),
         "shuffles": (nn.Sequential(nn.Conv2d(4, 16, 1), nn.PixelShuffle(2), nn.Conv2d(4, 12, 1),
-                                   Shuffle(3), nn.PixelUnshuffle(2)), (2, 4, 6, 4)),
+                                   Shuffle(3), nn.PixelUnshuffle(2), SwapHW(),
+                                   nn.Conv2d(48, 4, 1)), (2, 4, 6, 4)),
     }
     for name, (net, shape) in nets.items():
         path = str(tmp_path / f"{name}.onnx")

@@ -41,3 +41,9 @@ __all__ += ["conv_transpose2d", "conv_transpose2d_backward", "conv_transpose_out
             "pad2d", "pad2d_backward", "crop2d", "crop2d_backward", "upsample2d",
             "upsample2d_backward", "depth_to_space", "space_to_depth", "channel_shuffle",
             "channel_shuffle_backward", "permute", "permute_backward"]
+from ._int8 import (quantize, dequantize, quantization_params, quantize_weights,
+                    QPackedWeights, qpack_conv2d, qpack_matmul, qmatmul, qconv2d,
+                    qconv2d_algorithm, qmax_pool2d, qavg_pool2d, qadd)
+__all__ += ["quantize", "dequantize", "quantization_params", "quantize_weights",
+            "QPackedWeights", "qpack_conv2d", "qpack_matmul", "qmatmul", "qconv2d",
+            "qconv2d_algorithm", "qmax_pool2d", "qavg_pool2d", "qadd"]

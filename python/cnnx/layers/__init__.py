@@ -2,7 +2,7 @@
 Flatten, Residual and the merge layers (see :mod:`cnnx.layers.base` for the
 common contract: build, forward, backward, config, and ``lower`` into the
 op graph)."""
-from .base import Layer, initialize
+from .base import MAX_NESTING, Layer, initialize
 from .conv import Conv2D
 from .conv_transpose import Conv2DTranspose
 from .conv_depthwise import DepthwiseConv2D, SeparableConv2D
@@ -18,8 +18,8 @@ from .reshape import Flatten, Reshape, Permute
 from .residual import Residual
 from .merge import Add, Subtract, Multiply, Average, Concatenate
 
-__all__ = ["Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
-           "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
+__all__ = ["MAX_NESTING", "Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D",
+           "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
            "Subtract", "Multiply", "Average", "Concatenate"]
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D",

@@ -31,6 +31,12 @@ class _Pool2D(Layer):
         super().__init__(name, trainable)
         self.pool_size = as_pair(pool_size, "pool_size", 1)
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides", 1)
+        # the kernels' limits (F.max_pool2d's): refused here, not at the first call
+        if self.pool_size[0] * self.pool_size[1] >= 2**31:
+            raise ValueError(f"pool_size: window of {self.pool_size[0]}x{self.pool_size[1]} is "
+                             "too large (at most 2**31 - 1 pixels)")
+        if max(self.strides) >= 2**40:
+            raise ValueError(f"strides: expected values below 2**40, got {self.strides}")
         if isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
@@ -39,19 +45,38 @@ class _Pool2D(Layer):
     def _build(self, input_shape):
         _need_hwc(self, input_shape)
         h, w, c = input_shape
-        self._pads = resolve_padding(self.padding, (h, w), self.pool_size, self.strides)
-        (pt, pb), (pl, pr) = self._pads
-        kh, kw = self.pool_size
-        if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
-            raise ValueError(f"padding: at most half the pool size on each side (pool {kh}x{kw}), "
-                             f"got {self._pads}")
-        oh, ow = output_hw((h, w), self.pool_size, self._pads, self.strides)
-        # the kernel's geometry arguments, validated once
-        self._g = (kh, kw, self.strides[0], self.strides[1], pt, pb, pl, pr)
+        if h is None or w is None:  # any size: the geometry is worked out per batch
+            self._pads = self._g = None
+            known = [None if n is None else self._window(n, n)[1][i] for i, n in enumerate((h, w))]
+            return (known[0], known[1], c)
+        self._g, (oh, ow) = self._window(h, w)
+        self._pads = ((self._g[4], self._g[5]), (self._g[6], self._g[7]))
         return (oh, ow, c)
 
+    def _window(self, h, w):
+        """(the kernel's geometry arguments, (out_h, out_w)) for an h x w input,
+        checked once per size."""
+        cache = self.__dict__.setdefault("_windows", {})
+        hit = cache.get((h, w))
+        if hit is None:
+            (pt, pb), (pl, pr) = pads = resolve_padding(self.padding, (h, w), self.pool_size,
+                                                        self.strides)
+            kh, kw = self.pool_size
+            if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
+                raise ValueError(f"padding: at most half the pool size on each side (pool "
+                                 f"{kh}x{kw}), got {pads}")
+            out = output_hw((h, w), self.pool_size, pads, self.strides)
+            hit = ((kh, kw, self.strides[0], self.strides[1], pt, pb, pl, pr), out)
+            if len(cache) < 64:
+                cache[(h, w)] = hit
+        return hit
+
+    def _geometry_of(self, x):
+        """The kernel's geometry for a batch x (fixed at build, or per size)."""
+        return self._g if self._g is not None else self._window(x.shape[1], x.shape[2])[0]
+
     def lower(self, g, x):
-        return g.pool(x, pool_kind=self._pool_kind, window=self._g,
+        return g.pool(x, pool_kind=self._pool_kind, window=self._window(*x.shape[:2])[0],
                       count_include_pad=getattr(self, "count_include_pad", False))
 
     def get_config(self):
@@ -67,6 +92,8 @@ class _Pool2D(Layer):
         return cls(**config)
 
     def summary_formulas(self):
+        if self._pads is None:
+            return ["output size: per input (any size)"]
         return spatial_formulas(self.input_shape[:2], self.pool_size, self._pads, self.strides)
 
 
@@ -79,7 +106,7 @@ class MaxPool2D(_Pool2D):
     _pool_kind = _core.PoolKind.max
 
     def _forward(self, x, training):
-        y = _core.max_pool2d(x, *self._g)
+        y = _core.max_pool2d(x, *self._geometry_of(x))
         if training:
             self._x = x
             self._y = y
@@ -88,7 +115,7 @@ class MaxPool2D(_Pool2D):
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return _core.max_pool2d_backward(dy, self._x, *self._g)
+        return _core.max_pool2d_backward(dy, self._x, *self._geometry_of(self._x))
 
 
 class AvgPool2D(_Pool2D):
@@ -104,13 +131,13 @@ class AvgPool2D(_Pool2D):
     def _forward(self, x, training):
         if training:
             self._x = x
-        return _core.avg_pool2d(x, *self._g, self.count_include_pad)
+        return _core.avg_pool2d(x, *self._geometry_of(x), self.count_include_pad)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
         x = self._x
-        return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *self._g,
+        return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *self._geometry_of(x),
                                          self.count_include_pad)
 
     def get_config(self):
@@ -124,6 +151,8 @@ class _AdaptivePool2D(Layer):
     def __init__(self, output_size, name=None, trainable=True):
         super().__init__(name, trainable)
         self.output_size = as_pair(output_size, "output_size", 1)
+        if max(self.output_size) >= 2**31:  # F.adaptive_*_pool2d's limit
+            raise ValueError(f"output_size: too large, got {self.output_size}")
 
     def lower(self, g, x):
         return g.pool(x, pool_kind=self._pool_kind, output_hw=self.output_size)

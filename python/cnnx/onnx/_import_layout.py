@@ -19,19 +19,22 @@
   ChannelShuffle / DepthToSpace / SpaceToDepth: the 5-D or 6-D tensors in
   between are never materialised.
 
-These live apart from ``_load.py`` while the loader is being rewritten;
-:func:`register` adds them to a loader's converter table (wrapping its own
-Reshape and Transpose converters so that the patterns are found first).
+- ``Transpose`` of an NCHW image's C, H and W axes (other than to NHWC) ->
+  Permute.
+
+:func:`register` adds them to the converter table of :mod:`._import_ops`
+(wrapping its Reshape and Transpose converters so that the patterns and
+permutations are found first).
 """
 import math
 
 import numpy as np
 
-__all__ = ["CONVERTERS_B", "SUPPORTED_IMPORT_OPS_B", "register"]
+__all__ = ["LAYOUT_CONVERTERS", "LAYOUT_IMPORT_OPS", "register"]
 
 #: the operators these converters add (Reshape and Transpose gain the patterns)
-SUPPORTED_IMPORT_OPS_B = ("ConvTranspose", "Pad", "Slice", "Resize", "Upsample", "DepthToSpace",
-                          "SpaceToDepth")
+LAYOUT_IMPORT_OPS = ("ConvTranspose", "Pad", "Slice", "Resize", "Upsample", "DepthToSpace",
+                     "SpaceToDepth")
 
 
 def _ops():
@@ -450,10 +453,28 @@ def _wrap_reshape(reshape):
     return convert
 
 
+def _permute(ctx, node, v, perm):
+    """Transpose of an NCHW image's C, H, W axes -> Permute (None: not such a transpose)."""
+    if v.layout != "nchw" or len(perm) != 4 or perm[0] != 0 or sorted(perm) != [0, 1, 2, 3] \
+            or perm in ([0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2]):
+        return None
+    cnnx_axis = {2: 1, 3: 2, 1: 3}  # ONNX axis -> Permute's (1-based) cnnx axis
+    dims = (cnnx_axis[perm[2]], cnnx_axis[perm[3]], cnnx_axis[perm[1]])
+    shape = tuple(v.t.shape[d - 1] for d in dims)
+    t = ctx.graph.add("Permute", [v.t], shape, node, config=dict(dims=dims))
+    return _ops().OVal(t, "nchw")
+
+
 def _wrap_transpose(transpose):
     def convert(ctx, node, ins):
         v = ins[0] if ins else None
         if not isinstance(v, _split_class()):
+            if isinstance(v, _ops().OVal):
+                attrs = ctx.attrs(node)
+                if set(attrs) <= {"perm"} and "perm" in attrs:
+                    out = _permute(ctx, node, v, [int(p) for p in attrs["perm"]])
+                    if out is not None:
+                        return out
             return transpose(ctx, node, ins)
         attrs = ctx.attrs(node)
         ctx.check_attrs(node, attrs, ("perm",))
@@ -501,14 +522,14 @@ def _finish_split(ctx, node, v):
     return _ops().OVal(t, "nchw")
 
 
-CONVERTERS_B = {"ConvTranspose": _conv_transpose, "Pad": _pad, "Slice": _slice,
-                "Resize": _resize, "Upsample": _resize, "DepthToSpace": _space_depth,
-                "SpaceToDepth": _space_depth}
+LAYOUT_CONVERTERS = {"ConvTranspose": _conv_transpose, "Pad": _pad, "Slice": _slice,
+                     "Resize": _resize, "Upsample": _resize, "DepthToSpace": _space_depth,
+                     "SpaceToDepth": _space_depth}
 
 
 def register(converters):
     """Add these converters to a loader's table (op type -> converter), in place."""
-    converters.update(CONVERTERS_B)
+    converters.update(LAYOUT_CONVERTERS)
     for op, wrap in (("Reshape", _wrap_reshape), ("Transpose", _wrap_transpose)):
         if op in converters and not getattr(converters[op], "_layout_b", False):
             converters[op] = wrap(converters[op])
