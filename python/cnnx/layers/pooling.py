@@ -101,6 +101,12 @@ class MaxPool2D(_Pool2D):
     """Max over each f_h x f_w window (padding counts as -inf). No parameters.
 
     The gradient goes to the first maximum of each window (PyTorch's rule).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.MaxPool2D(2).forward(np.random.rand(1, 28, 28, 8).astype(np.float32)).shape
+        (1, 14, 14, 8)
     """
 
     _pool_kind = _core.PoolKind.max
@@ -119,7 +125,14 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """Mean over each window. ``count_include_pad``: padded zeros count in the divisor."""
+    """Mean over each window. ``count_include_pad``: padded zeros count in the divisor.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.AvgPool2D(3, strides=2, padding="same").forward(np.ones((1, 9, 9, 2), np.float32)).shape
+        (1, 5, 5, 2)
+    """
 
     _pool_kind = _core.PoolKind.avg
 
@@ -177,7 +190,14 @@ class _AdaptivePool2D(Layer):
 
 
 class AdaptiveAvgPool2D(_AdaptivePool2D):
-    """Average pooling to a fixed ``output_size`` (int or (h, w)), any input size."""
+    """Average pooling to a fixed ``output_size`` (int or (h, w)), any input size.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.AdaptiveAvgPool2D(7).forward(np.random.rand(1, 28, 28, 4).astype(np.float32)).shape
+        (1, 7, 7, 4)
+    """
 
     _pool_kind = _core.PoolKind.adaptive_avg
 
@@ -194,7 +214,14 @@ class AdaptiveAvgPool2D(_AdaptivePool2D):
 
 
 class AdaptiveMaxPool2D(_AdaptivePool2D):
-    """Max pooling to a fixed ``output_size`` (int or (h, w)), any input size."""
+    """Max pooling to a fixed ``output_size`` (int or (h, w)), any input size.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.AdaptiveMaxPool2D((2, 3)).forward(np.random.rand(1, 10, 9, 4).astype(np.float32)).shape
+        (1, 2, 3, 4)
+    """
 
     _pool_kind = _core.PoolKind.adaptive_max
 
@@ -210,7 +237,14 @@ class AdaptiveMaxPool2D(_AdaptivePool2D):
 
 
 class GlobalAvgPool2D(Layer):
-    """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``."""
+    """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.GlobalAvgPool2D().forward(np.ones((2, 7, 7, 16), np.float32)).shape
+        (2, 16)
+    """
 
     def _build(self, input_shape):
         _need_hwc(self, input_shape)

@@ -184,11 +184,12 @@ def _explicit_pads(ctx, node, attrs, hw, kernel, strides, dilations):
     return pads
 
 
-def _out_hw(ctx, node, hw, kernel, pads, strides, dilations=(1, 1)):
+def _out_hw(ctx, node, hw, kernel, pads, strides, dilations=(1, 1), what="kernel_size"):
     for n, f, (p0, p1), d in zip(hw, kernel, pads, dilations):
         if (f - 1) * d + 1 > n + p0 + p1:
-            raise ctx.fail(node, f"the window {kernel} (dilation {list(dilations)}) is larger "
-                                 f"than the padded input {hw} + pads {pads}")
+            raise ctx.fail(node, f"kernel_shape {list(kernel)} (cnnx's {what}; dilations "
+                                 f"{list(dilations)}) is larger than the padded input {hw} "
+                                 f"with pads {pads}")
     return output_hw(hw, kernel, pads, strides, dilations)
 
 
@@ -261,7 +262,7 @@ def _pool(ctx, node, ins):
     if max(pt, pb) > kernel[0] // 2 or max(pl, pr) > kernel[1] // 2:
         raise ctx.fail(node, f"pads {pads} larger than half the window {kernel} are not "
                              "supported")
-    floor_hw = _out_hw(ctx, node, (h, w), kernel, pads, strides)
+    floor_hw = _out_hw(ctx, node, (h, w), kernel, pads, strides, what="pool_size")
     if int(attrs.get("ceil_mode", 0)):
         ceil_hw = tuple(-(-(n + p[0] + p[1] - k) // s) + 1
                         for n, k, p, s in zip((h, w), kernel, pads, strides))

@@ -275,7 +275,12 @@ def _convert(ctx, live, check):
         if not any(isinstance(v, OVal) for v in ins):
             raise ctx.fail(node, "cnnx cannot evaluate this operator on constants (only on "
                                  "tensors computed from the graph's inputs)")
-        outs = convert(ctx, node, ins)
+        try:
+            outs = convert(ctx, node, ins)
+        except ONNXConversionError:
+            raise
+        except (ValueError, TypeError) as e:  # e.g. a shape helper refused the settings
+            raise ctx.fail(node, f"cannot be expressed in cnnx ({e})") from None
         for name, ov in zip(node.output, outs if isinstance(outs, list) else [outs]):
             if name:
                 ctx.vals[name] = ov
