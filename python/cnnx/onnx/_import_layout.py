@@ -372,7 +372,7 @@ def _space_depth(ctx, node, ins):
 # Reshape-Transpose-Reshape: channel shuffle, pixel (un)shuffle
 # ---------------------------------------------------------------------------
 
-_SPLIT = []
+_SPLIT: list[type] = []  # the class, made on first use (it subclasses _import_ops.OVal)
 
 
 def _split_class():
