@@ -43,12 +43,13 @@ from .layers import (Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,  # noqa:
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
+from .quant import quantize, QuantizedModel  # noqa: E402
 
 __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
             "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
             "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
             "Subtract", "Multiply", "Average", "Concatenate", "Input", "Model", "Sequential",
-            "optim", "callbacks", "load_model"]
+            "optim", "callbacks", "load_model", "quantize", "QuantizedModel"]
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D",
             "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D", "ReplicationPadding2D",
             "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
