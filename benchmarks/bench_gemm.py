@@ -2,7 +2,7 @@
 
     python benchmarks/bench_gemm.py            # AVX-512 (or best) vs OpenBLAS's own best kernel
     python benchmarks/bench_gemm.py --avx2     # CNNX_ISA=avx2 vs OpenBLAS forced to Haswell
-    python benchmarks/bench_gemm.py --tiles    # every cnnx micro-kernel tile shape
+    python benchmarks/bench_gemm.py --tiles    # every cnnx micro-kernel tile shape (--avx2: AVX2's)
 
 Shapes are M x K x N (C[M,N] = A[M,K] B[K,N]). Each framework runs in its own
 process (two OpenMP runtimes in one process steal each other's cores), the
@@ -127,11 +127,12 @@ def main():
     if args.tiles:
         from cnnx import _core
 
-        names = [n for n in _core._gemm_variants() if "avx512" in n]
+        isa = "avx2" if args.avx2 else "avx512"
+        names = [n for n in _core._gemm_variants() if n.endswith("__" + isa)]
         rows = {n: None for n in names}
         for _ in range(args.rounds):
             for n in names:
-                rows[n] = merge(rows[n], run_worker("cnnx", args.threads, False, n))
+                rows[n] = merge(rows[n], run_worker("cnnx", args.threads, args.avx2, n))
         print(f"{'kernel':<26}" + "".join(f"{s:>18}" for s in rows[names[0]]["times"]))
         for n, r in rows.items():
             g = [2 * math.prod(map(int, s.split("x"))) / t * 1e-9 for s, t in r["times"].items()]

@@ -259,11 +259,13 @@ def test_finite_differences_of_reference_and_cnnx(rng):
 def test_algorithm_choice(isa):
     narrow = F.conv2d_algorithm((64, 32, 32, 3), (5, 5, 3, 8))
     assert narrow == {"generic": "implicit_gemm_t", "avx2": "igemm", "avx512": "planar"}[isa]
-    assert F.conv2d_algorithm((64, 14, 14, 8), (5, 5, 8, 16)) == (
-        "implicit_gemm" if isa == "generic" else "winograd")
+    assert F.conv2d_algorithm((64, 14, 14, 8), (5, 5, 8, 16)) == {
+        "generic": "implicit_gemm", "avx2": "direct", "avx512": "winograd"}[isa]
     assert F.conv2d_algorithm((8, 56, 56, 256), (1, 1, 256, 64)) == "gemm_1x1"
-    assert F.conv2d_algorithm((8, 56, 56, 64), (3, 3, 64, 64), padding=1) == (
-        "winograd" if isa == "avx512" else "implicit_gemm")
+    assert F.conv2d_algorithm((8, 56, 56, 64), (3, 3, 64, 64), padding=1) == {
+        "generic": "implicit_gemm", "avx2": "direct", "avx512": "winograd"}[isa]
+    assert F.conv2d_algorithm((8, 56, 56, 64), (3, 3, 64, 128), stride=2, padding=1) == (
+        "implicit_gemm" if isa == "generic" else "direct")
     assert F.conv2d_algorithm((8, 56, 56, 64), (3, 3, 1, 64), padding=1, groups=64) == "depthwise"
 
 

@@ -3,8 +3,9 @@ test_conv.py on every ISA level: Winograd F(4x4,3x3) for wide 3x3 stride-1
 layers (forward, the stride-1 backward-data that reuses it, and
 backward-weights as F(3x3,4x4); tiled and weight-stationary forms; exact
 fallback on NaN/inf), F(2x2,5x5) for 5x5 stride-1 layers, and the
-pixel-vectorised direct kernel for very few channels ("planar", AVX-512)
-with its backward-weights counterpart."""
+pixel-vectorised direct kernels for very few channels ("planar", AVX-512,
+and "planar_flat" for <= 4 outputs, AVX2 and AVX-512) with their
+backward-weights counterpart."""
 import numpy as np
 import pytest
 
@@ -16,11 +17,12 @@ from test_conv import _close, _data, ref_conv, ref_conv_backward
 WINOGRAD = {
     # output not a multiple of the 4x4 tile, channels not multiples of 16
     "odd-sizes": ((2, 11, 13, 40), (3, 3, 40, 36), 1, 1, 1, 1),
-    "valid": ((2, 10, 9, 32), (3, 3, 32, 48), 1, "valid", 1, 1),
-    "asymmetric-pads": ((1, 9, 10, 32), (3, 3, 32, 33), 1, ((2, 0), (0, 2)), 1, 1),
-    "big-pads": ((1, 6, 7, 32), (3, 3, 32, 40), 1, 3, 1, 1),  # dx gets negative pads
-    "groups": ((2, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),     # channel offsets
-    "weight-stationary": ((1, 4, 4, 64), (3, 3, 64, 160), 1, 1, 1, 1),
+    "valid": ((4, 10, 9, 32), (3, 3, 32, 48), 1, "valid", 1, 1),
+    # (at least 16 output tiles: fewer go to the direct kernel at AVX-512)
+    "asymmetric-pads": ((2, 9, 10, 32), (3, 3, 32, 33), 1, ((2, 0), (0, 2)), 1, 1),
+    "big-pads": ((2, 6, 7, 32), (3, 3, 32, 40), 1, 3, 1, 1),  # dx gets negative pads
+    "groups": ((4, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),     # channel offsets
+    "weight-stationary": ((4, 8, 8, 128), (3, 3, 128, 160), 1, 1, 1, 1),
     "many-blocks": ((3, 24, 20, 32), (3, 3, 32, 64), 1, "same", 1, 1),
     # transformed weights over 4 MB: threads take output-channel slices
     "big-u-sliced": ((4, 16, 16, 256), (3, 3, 256, 128), 1, 1, 1, 1),
@@ -53,6 +55,29 @@ PLANAR = {
     "dilated-48": ((1, 21, 31, 2), (3, 3, 2, 48), 1, 2, 2, 1),
 }
 
+# <= 4 output channels at stride 1 ("planar_flat", AVX2 and AVX-512): flat padded rows
+PLANAR_FLAT = {
+    "one-out-dilated": ((2, 14, 25, 5), (3, 3, 5, 1), 1, 2, 2, 1),
+    "two-out-valid": ((1, 9, 24, 3), (3, 3, 3, 2), 1, "valid", 1, 1),
+    "three-out-odd": ((3, 13, 21, 8), (3, 3, 8, 3), 1, 1, 1, 1),
+    "four-out-groups": ((2, 11, 30, 8), (3, 3, 4, 8), 1, 1, 1, 2),
+    "asymmetric": ((1, 15, 29, 6), (4, 3, 6, 3), 1, ((0, 3), (2, 1)), 1, 1),
+    "wide-in-rect": ((2, 10, 17, 40), (2, 4, 40, 4), (1, 1), "same", 1, 1),
+}
+
+# The direct kernel with packed weights ("direct", AVX2 and AVX-512):
+# per-tap segments from the image, merged filter rows on a padded band,
+# partial channel blocks, groups; strided ones also run backward-data by
+# stride phases.
+DIRECT = {
+    "strided-wide": ((2, 15, 13, 40), (3, 3, 40, 72), 2, 1, 1, 1),
+    "stem-7x7-s2": ((1, 37, 41, 3), (7, 7, 3, 64), 2, 3, 1, 1),
+    "rgb-3x3-odd-out": ((2, 17, 19, 3), (3, 3, 3, 40), 1, "same", 1, 1),
+    "strided-groups": ((2, 14, 14, 64), (3, 3, 32, 64), 2, 1, 1, 2),
+    "asym-stride-pads": ((2, 11, 16, 48), (3, 4, 48, 36), (1, 2), ((1, 0), (2, 1)), 1, 1),
+    "1x1-stride2": ((3, 9, 8, 64), (1, 1, 64, 96), 2, "valid", 1, 1),
+}
+
 
 def _check(case, rng):
     xs, ws, s, p, d, g = case
@@ -70,8 +95,13 @@ def _check(case, rng):
 @pytest.mark.parametrize("name", sorted(WINOGRAD))
 def test_winograd_matches_reference(name, isa, rng):
     xs, ws, s, p, d, g = WINOGRAD[name]
-    if isa == "avx512" or (isa == "avx2" and ws[0] == 5):  # 3x3: AVX-512 only
-        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "winograd"
+    algo = F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g)
+    if isa == "avx512":
+        assert algo == "winograd"
+    elif isa == "avx2" and ws[0] == 5:  # 3x3: AVX-512 only
+        # AVX2 runs 5x5 layers with >= 16 outputs per group on the direct
+        # kernel (1.9x F(2x2,5x5) on LeNet's conv2); dx stays on Winograd.
+        assert algo == ("direct" if ws[3] // g >= 16 else "winograd")
     _check(WINOGRAD[name], rng)
 
 
@@ -79,8 +109,32 @@ def test_winograd_matches_reference(name, isa, rng):
 def test_planar_matches_reference(name, isa, rng):
     xs, ws, s, p, d, g = PLANAR[name]
     if isa == "avx512":
-        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar"
+        # 32 or more outputs per group: the direct kernel (faster there)
+        want = "direct" if ws[3] // g >= 32 else "planar"
+        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == want
     _check(PLANAR[name], rng)
+
+
+@pytest.mark.parametrize("name", sorted(PLANAR_FLAT))
+def test_planar_flat_matches_reference(name, isa, rng):
+    xs, ws, s, p, d, g = PLANAR_FLAT[name]
+    if isa in ("avx2", "avx512"):
+        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar_flat"
+    _check(PLANAR_FLAT[name], rng)
+
+
+@pytest.mark.parametrize("name", sorted(DIRECT))
+def test_direct_matches_reference(name, isa, rng):
+    xs, ws, s, p, d, g = DIRECT[name]
+    if isa in ("avx2", "avx512"):
+        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "direct"
+    _check(DIRECT[name], rng)
+
+
+def test_rgb_layers_dx_on_the_flat_kernel(isa, rng):
+    """LeNet conv1's dx (3 channels) runs on the flat kernel with "full" padding."""
+    _check(((2, 32, 32, 3), (5, 5, 3, 8), 1, "valid", 1, 1), rng)
+    _check(((2, 20, 18, 3), (3, 3, 3, 64), 1, 1, 1, 1), rng)
 
 
 def test_empty_batch_on_the_new_paths(isa):
@@ -91,6 +145,16 @@ def test_empty_batch_on_the_new_paths(isa):
         assert y.shape == (0,) + y.shape[1:] and y.size == 0
         dx, dw, db = F.conv2d_backward(np.zeros(y.shape, np.float32), x, w, padding=p)
         assert dx.shape == xs and not dw.any() and not db.any()
+
+
+def test_few_tiles_go_to_the_direct_kernel(isa, rng):
+    """A batch with fewer than 16 output tiles (7x7 at batch 1) skips Winograd's
+    per-call weight transform on AVX-512; the result is the same."""
+    xs, ws = (1, 7, 7, 64), (3, 3, 64, 64)
+    if isa == "avx512":
+        assert F.conv2d_algorithm(xs, ws, padding=1) == "direct"
+        assert F.conv2d_algorithm((4,) + xs[1:], ws, padding=1) == "winograd"
+    _check((xs, ws, 1, 1, 1, 1), rng)
 
 
 def test_winograd_error_is_small_against_the_output_scale(isa, rng):
@@ -106,7 +170,7 @@ def test_winograd_error_is_small_against_the_output_scale(isa, rng):
 def test_winograd_keeps_nan_and_inf_local(isa, bad, rng):
     """Winograd's transforms would spread a NaN/inf over a whole 6x6 tile (and
     turn inf into NaN); such inputs or weights go through an exact path."""
-    x, w, b = _data(rng, (1, 12, 12, 32), (3, 3, 32, 32))
+    x, w, b = _data(rng, (2, 12, 12, 32), (3, 3, 32, 32))
     x[0, 5, 6, 3] = bad
     y = F.conv2d(x, w, b, padding=1)
     with np.errstate(invalid="ignore"):

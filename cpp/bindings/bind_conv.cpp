@@ -110,12 +110,13 @@ void bind_conv(py::module_& m) {
 
   m.def(
       "conv2d_algorithm",
-      [](farray x, farray w, I2 stride, I2 dilation, I4 pads, int64_t groups) {
-        return std::string(
-            cnnx::conv2d_forward_algorithm(make_shape(x, w, stride, dilation, pads, groups)));
+      [](farray x, farray w, I2 stride, I2 dilation, I4 pads, int64_t groups, int64_t n) {
+        cnnx::Conv2dShape s = make_shape(x, w, stride, dilation, pads, groups);
+        if (n >= 0) s.N = n;  // the batch the choice is for (x may be one image)
+        return std::string(cnnx::conv2d_forward_algorithm(s));
       },
       py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("dilation"), py::arg("pads"),
-      py::arg("groups"));
+      py::arg("groups"), py::arg("n") = -1);
 }
 
 }  // namespace cnnx_py

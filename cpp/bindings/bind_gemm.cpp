@@ -42,7 +42,9 @@ void bind_gemm(py::module_& m) {
       },
       py::arg("name"), "Benchmarks/tests only: force a micro-kernel by name ('' = default).");
   m.def("_gemm_variants", [] {
-    std::vector<std::string> out{cnnx::kGemmGeneric.name, cnnx::kGemmAvx2.name};
+    std::vector<std::string> out{cnnx::kGemmGeneric.name};
+    for (int i = 0; i < cnnx::kGemmAvx2VariantCount; ++i)
+      out.push_back(cnnx::kGemmAvx2Variants[i].name);
     for (int i = 0; i < cnnx::kGemmAvx512VariantCount; ++i)
       out.push_back(cnnx::kGemmAvx512Variants[i].name);
     return out;

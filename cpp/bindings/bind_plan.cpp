@@ -607,8 +607,9 @@ void bind_plan(py::module_& m) {
           py::arg("x"), "a batch per input -> [a batch per output] (rows of values)")
       .def(
           "profile",
-          [](PyInference& p, const py::object& xs, int reps) {
+          [](PyInference& p, const py::object& xs, int reps, int parts) {
             require(reps >= 1, "reps: must be >= 1");
+            require(parts >= 1, "parts: must be >= 1");
             const int ni = p.plan->n_inputs(), no = p.plan->n_outputs();
             std::vector<int64_t> per(ni);
             for (int i = 0; i < ni; ++i) per[i] = p.plan->buffer_size(i);
@@ -625,15 +626,16 @@ void bind_plan(py::module_& m) {
             std::vector<double> t;
             {
               py::gil_scoped_release release;
-              t = p.plan->profile(xp.data(), N, yp.data(), reps);
+              t = p.plan->profile(xp.data(), N, yp.data(), reps, parts);
             }
             py::list rows;
             for (size_t i = 0; i < t.size(); ++i)
               rows.append(py::make_tuple(p.plan->op_name(i), t[i] / reps));
             return rows;
           },
-          py::arg("x"), py::arg("reps") = 10,
-          "[(op name, seconds per run)] on the calling thread alone")
+          py::arg("x"), py::arg("reps") = 10, py::arg("parts") = 1,
+          "[(op name, seconds per run)] on the calling thread alone; parts > 1: each op's "
+          "parts of a cooperative run one after another, the slowest counted")
       .def(
           "set_small_batch_mode",
           [](PyInference& p, int mode) { p.plan->set_small_batch_mode(mode); }, py::arg("mode"),

@@ -110,6 +110,22 @@ TEST(Conv2d, StemLike) { check_shape(make(2, 20, 20, 3, 7, 7, 16, 2, 3, 1, 1), 7
 TEST(Conv2d, Groups) { check_shape(make(2, 8, 8, 6, 3, 3, 9, 1, 1, 1, 3), 8); }
 TEST(Conv2d, GroupsStrided) { check_shape(make(2, 9, 9, 8, 3, 3, 8, 2, 1, 1, 2), 9); }
 TEST(Conv2d, Depthwise) { check_shape(make(2, 8, 7, 5, 3, 3, 5, 1, 1, 1, 5), 10); }
+// The register-blocked forward (multiplier 1, 3x3/5x5): channels past a
+// whole vector, stride 2, pads reaching past the filter's middle, images
+// narrower than a pixel block, asymmetric pads.
+TEST(Conv2d, DepthwiseWide) { check_shape(make(2, 13, 17, 37, 3, 3, 37, 1, 1, 1, 37), 33); }
+TEST(Conv2d, DepthwiseStride2) { check_shape(make(2, 15, 14, 40, 3, 3, 40, 2, 1, 1, 40), 34); }
+TEST(Conv2d, Depthwise5x5) { check_shape(make(1, 12, 11, 24, 5, 5, 24, 1, 2, 1, 24), 35); }
+TEST(Conv2d, DepthwiseBigPads) { check_shape(make(1, 5, 6, 19, 3, 3, 19, 2, 2, 1, 19), 36); }
+TEST(Conv2d, DepthwiseAsymmetric) {
+  Conv2dShape s = make(2, 9, 21, 16, 3, 3, 16, 1, 0, 1, 16);
+  s.pad_top = 0;
+  s.pad_bottom = 2;
+  s.pad_left = 2;
+  s.pad_right = 0;
+  s.stride_w = 2;
+  check_shape(s, 37);
+}
 TEST(Conv2d, DepthwiseMultiplier) { check_shape(make(2, 8, 7, 4, 3, 3, 12, 2, 1, 1, 4), 11); }
 TEST(Conv2d, Threaded) { check_shape(make(4, 16, 16, 32, 3, 3, 48, 1, 1, 1, 1), 12); }
 TEST(Conv2d, ThreadedStrided) { check_shape(make(4, 16, 16, 32, 3, 3, 48, 2, 1, 1, 1), 13); }
@@ -119,6 +135,13 @@ TEST(Conv2d, FewPixelsManyChannels) { check_shape(make(1, 4, 4, 64, 3, 3, 160, 1
 TEST(Conv2d, PlanarLeNet) { check_shape(make(2, 32, 30, 3, 5, 5, 8, 1, 0, 1, 1), 18); }
 TEST(Conv2d, PlanarStem) { check_shape(make(2, 40, 60, 3, 7, 7, 20, 2, 3, 1, 1), 19); }
 TEST(Conv2d, PlanarShortRows) { check_shape(make(2, 12, 12, 16, 3, 3, 8, 1, 2, 1, 1), 23); }
+// Pixel-vectorised kernel over flat padded rows (AVX2/AVX-512, <= 4 outputs,
+// stride 1): each output count, dilation, asymmetric pads; the dx of RGB
+// layers (3 outputs) runs on it with "full" padding.
+TEST(Conv2d, FlatOneOutput) { check_shape(make(2, 14, 25, 5, 3, 3, 1, 1, 2, 2, 1), 29); }
+TEST(Conv2d, FlatTwoOutputs) { check_shape(make(1, 9, 24, 3, 3, 3, 2, 1, 0, 1, 1), 30); }
+TEST(Conv2d, FlatThreeOutputs) { check_shape(make(3, 13, 21, 8, 3, 3, 3, 1, 1, 1, 1), 31); }
+TEST(Conv2d, FlatFourOutputsGroups) { check_shape(make(2, 11, 30, 8, 3, 3, 8, 1, 1, 1, 2), 32); }
 // Winograd F(2x2,5x5): LeNet conv2 (dx with "full" padding), odd sizes.
 TEST(Conv2d, Winograd5x5) { check_shape(make(2, 14, 14, 8, 5, 5, 16, 1, 0, 1, 1), 24); }
 TEST(Conv2d, Winograd5x5Odd) { check_shape(make(2, 11, 9, 12, 5, 5, 20, 1, 2, 1, 1), 25); }
@@ -130,6 +153,24 @@ TEST(Conv2d, WinogradGroups) { check_shape(make(2, 8, 8, 64, 3, 3, 64, 1, 1, 1, 
 // Winograd backward-weights: few tiles (shared transforms) and many tiles.
 TEST(Conv2d, WinogradDwFewTiles) { check_shape(make(1, 5, 6, 96, 3, 3, 80, 1, 1, 1, 1), 26); }
 TEST(Conv2d, WinogradDwManyTiles) { check_shape(make(3, 21, 19, 33, 3, 3, 35, 1, 1, 1, 1), 27); }
+// Backward-data of strided layers by stride phases on the direct tiles
+// (>= 32 input channels per group at AVX-512, 16 at AVX2; not 1x1 unless
+// CNNX_CONV_DIRECT=1, where phases without taps write zeros): partial
+// channel blocks, 7x7, stride 3 with groups, a stride in one axis only with
+// asymmetric pads.
+TEST(Conv2d, StridedDxPhases) { check_shape(make(2, 13, 11, 40, 3, 3, 24, 2, 1, 1, 1), 38); }
+TEST(Conv2d, StridedDx1x1) { check_shape(make(1, 15, 17, 64, 1, 1, 32, 2, 0, 1, 1), 39); }
+TEST(Conv2d, StridedDx7x7) { check_shape(make(2, 19, 16, 36, 7, 7, 20, 2, 3, 1, 1), 40); }
+TEST(Conv2d, StridedDxStride3Groups) { check_shape(make(2, 12, 13, 64, 3, 3, 32, 3, 2, 1, 2), 41); }
+TEST(Conv2d, StridedDxOneAxis) {
+  Conv2dShape s = make(2, 10, 15, 48, 3, 4, 16, 1, 0, 1, 1);
+  s.stride_w = 2;
+  s.pad_top = 1;
+  s.pad_bottom = 0;
+  s.pad_left = 2;
+  s.pad_right = 1;
+  check_shape(s, 42);
+}
 TEST(Conv2d, FilterAsLargeAsPaddedInput) { check_shape(make(2, 3, 3, 2, 5, 5, 3, 1, 1, 1, 1), 14); }
 
 TEST(Conv2d, AsymmetricPadding) {

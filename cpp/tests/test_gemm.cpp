@@ -101,6 +101,23 @@ TEST(Gemm, LargerThanOneCacheBlock) {
   }
 }
 
+TEST(Gemm, FewRowsManyColumns) {
+  // Few rows (each thread's rows fit one A block): B panels are packed in
+  // groups right before use; with a split N and more than one NC block, each
+  // thread keeps its panels in its own part of the buffer. Ragged K blocks
+  // (K = 1100: three blocks of 368, 368, 364) and a ragged last panel.
+  for (cnnx::Isa isa : supported_isas()) {
+    IsaScope scope(isa);
+    cnnx::GemmEpilogue ep;
+    ep.bias = reinterpret_cast<const float*>(1);
+    for (int threads : {1, 2}) {
+      run_case({Trans::N, Trans::N, 37, 4200 + 5, 1100, 1.0f, 0.0f, 3, ep}, 11, threads);
+      run_case({Trans::T, Trans::N, 9, 333, 517, -1.0f, 0.5f, 0, {}}, 12, threads);
+      run_case({Trans::N, Trans::T, 64, 1000, 4096, 1.0f, 1.0f, 0, {}}, 13, threads);
+    }
+  }
+}
+
 TEST(Gemm, EmptyDepthScalesC) {
   for (cnnx::Isa isa : supported_isas()) {
     IsaScope scope(isa);
@@ -136,7 +153,9 @@ TEST(Gemm, ResultDoesNotDependOnThreadCount) {
 TEST(Gemm, EveryMicroKernelVariant) {
   // Each built tile shape (not only the default) against the reference.
   std::vector<const char*> names = {cnnx::kGemmGeneric.name};
-  if (cnnx::detected_isa() >= cnnx::Isa::avx2) names.push_back(cnnx::kGemmAvx2.name);
+  if (cnnx::detected_isa() >= cnnx::Isa::avx2)
+    for (int i = 0; i < cnnx::kGemmAvx2VariantCount; ++i)
+      names.push_back(cnnx::kGemmAvx2Variants[i].name);
   if (cnnx::detected_isa() >= cnnx::Isa::avx512)
     for (int i = 0; i < cnnx::kGemmAvx512VariantCount; ++i)
       names.push_back(cnnx::kGemmAvx512Variants[i].name);

@@ -29,6 +29,7 @@
 // Every index is 64-bit.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 #include "cnnx/gemm.h"
 
@@ -78,5 +79,51 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
 // build), "igemm" (indirect kernel for narrow layers on AVX2/AVX-512),
 // "depthwise".
 const char* conv2d_forward_algorithm(const Conv2dShape& s);
+
+// What a forward pass does to each output before storing it:
+// y = act(conv * scale + bias + res). Each part is optional (null): scale is
+// per output channel (a batch norm kept out of the weights), res has y's
+// layout (a residual sum added before the activation).
+struct ConvEpilogue {
+  const float* bias = nullptr;
+  const float* scale = nullptr;
+  const float* res = nullptr;
+  Activation act = Activation::none;
+};
+
+// A layer's weights packed once, in the layout its fastest forward kernel
+// reads, for callers that run the same weights many times (an inference
+// plan packs at build time and after each weight update). Immutable after
+// construction and safe to share between threads.
+//
+//   cnnx::ConvPacked cp(shape, w);           // shape.N is ignored
+//   cp.forward(x, n, y, {bias, nullptr, res, Activation::relu});
+//   cp.repack(w);                            // after the weights changed
+//
+// forward_part(..., part, parts) computes share `part` of `parts` of the
+// same output on the calling thread (no threads of its own, no barriers):
+// a caller whose threads already run in parallel calls it once per thread
+// with the same arguments. Every part must run before y is read.
+class ConvPacked {
+ public:
+  ConvPacked() = default;
+  ConvPacked(const Conv2dShape& s, const float* w);
+  void repack(const float* w);
+  // "direct" (a packed-weight kernel), or "conv2d" (conv2d_forward on the
+  // caller's weights, which must then outlive this object unchanged, with
+  // scale and res applied after it).
+  const char* algorithm() const;
+  const Conv2dShape& shape() const;
+  // threads as in sgemm (0: decide from the size and get_num_threads()).
+  void forward(const float* x, int64_t n, float* y, const ConvEpilogue& ep = {},
+               int threads = 0) const;
+  void forward_part(const float* x, int64_t n, float* y, const ConvEpilogue& ep, int part,
+                    int parts) const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
 
 }  // namespace cnnx

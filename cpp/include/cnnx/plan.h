@@ -10,6 +10,9 @@
 //     or every thread takes a part of every op (the cooperative mode).
 // Batch norm folded into a convolution or dense op is applied on every run
 // from the live parameter arrays, so a plan never serves stale weights.
+// Convolutions whose fastest kernel reads packed weights (ConvPacked) pack
+// them on their first run and keep a copy of the raw weights: every run
+// compares the live weights with that copy and repacks a layer that changed.
 //
 // Buffers are numbered by the caller (python/cnnx/graph assigns them by
 // liveness): the first n_inputs are the plan's inputs, the next n_outputs its
@@ -39,8 +42,11 @@ class InferencePlan {
 
   // CPU seconds of the calling thread spent in each op, per run, summed over
   // `reps` runs of x chunk by chunk as run() does on one thread (profiles;
-  // CPU time so that other processes do not distort it).
-  std::vector<double> profile(const float* const* x, int64_t N, float* const* y, int reps);
+  // CPU time so that other processes do not distort it). parts > 1: each op
+  // in the parts of a cooperative run, run one after another, the slowest
+  // part counted (a busy machine's estimate of the run on idle cores).
+  std::vector<double> profile(const float* const* x, int64_t N, float* const* y, int reps,
+                              int parts = 1);
   const char* op_name(size_t i) const;
 
   // For batches too small to split by images: -1 measure and choose (the
@@ -60,10 +66,16 @@ class InferencePlan {
     std::vector<float> wf, bf;     // weights and bias with a batch norm folded in
     std::vector<float> scale;      // the folded batch norm's per-channel scale
     std::vector<float> inv_std;    // a standalone batch norm's 1/sqrt(var + eps)
+    // conv2d: the weights packed for ConvPacked's kernels (packed == 1), the
+    // raw weights they were packed from (to notice edits), -1 not decided yet.
+    ConvPacked cp;
+    std::vector<float> wsnap;
+    int packed = -1;
   };
 
   void check_buffer(int id, int64_t floats, const char* what) const;
   void fold(int64_t max_n);  // max_n: the largest chunk of this run
+  void refresh_packed(int64_t max_n);
   void set_buffers(std::vector<float*>& buf, const float* const* x, float* const* y, int64_t i,
                    float* arena, int64_t chunk) const;
   void run_chunk(const float* const* x, float* const* y, int64_t i, int64_t n, float* arena,

@@ -3,15 +3,17 @@
 // Stride 1: dx is itself a convolution of dy with the spatially flipped,
 // in/out-transposed filter and "full" padding ((K-1)*d - p, possibly
 // negative), so it runs on the same implicit GEMM as the forward pass.
-// Stride > 1: per image, GEMM tiles dcol = dy_tile x W^T into a thread-local
-// buffer, scattered (col2im) into that image's dx. Threads own whole images,
-// so the scatter needs no atomics.
+// Stride > 1: by stride phases on the direct kernel (conv_direct_dx.cpp)
+// when its tile fits the channels; else per image, GEMM tiles dcol =
+// dy_tile x W^T into a thread-local buffer, scattered (col2im) into that
+// image's dx. Threads own whole images, so the scatter needs no atomics.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "cnnx/threading.h"
 #include "common/scratch.h"
+#include "conv/conv_direct.h"
 #include "conv/conv_internal.h"
 
 namespace cnnx {
@@ -111,6 +113,10 @@ void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w,
   }
   if (s.stride_h == 1 && s.stride_w == 1) {
     stride1(s, dy, w, dx);
+    return;
+  }
+  if (conv_detail::direct_dx_preferred(s)) {
+    conv_detail::direct_backward_data(s, dy, w, dx);
     return;
   }
   const int64_t OH = s.out_h(), OW = s.out_w();

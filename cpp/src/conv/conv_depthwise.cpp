@@ -1,6 +1,7 @@
 // Depthwise convolution: the portable build of the kernels in
 // conv_depthwise_impl.h and the dispatch to the per-ISA builds.
 #define CNNX_DW_NS dw_generic
+#define CNNX_DW_V 4
 #include "conv/conv_depthwise_impl.h"
 
 namespace cnnx {

@@ -17,6 +17,9 @@
 
 namespace cnnx {
 namespace conv_detail {
+// Internal linkage: every ISA's file compiles its own copy (shared template
+// instances could be resolved to the AVX-512 build on an AVX2 CPU).
+namespace {
 
 template <class VT, int V, int CR, int NB>
 void dw_direct_tiles(const DwProblem& pb, int64_t p_begin, int64_t p_end, float* dwT,
@@ -141,5 +144,6 @@ void dw_direct_tiles(const DwProblem& pb, int64_t p_begin, int64_t p_end, float*
   }
 }
 
+}  // namespace
 }  // namespace conv_detail
 }  // namespace cnnx

@@ -1,5 +1,6 @@
 // Forward convolution: one implicit GEMM per group (a plain GEMM on the NHWC
 // memory for 1x1 stride-1 unpadded filters), or the depthwise kernel.
+#include "conv/conv_direct.h"
 #include "conv/conv_internal.h"
 
 namespace cnnx {
@@ -14,6 +15,14 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   if (P == 0) return;
   if (s.is_depthwise()) {
     conv_detail::depthwise_forward(s, x, w, bias, y, act);
+    return;
+  }
+  if (conv_detail::direct_preferred(s)) {
+    conv_detail::DirectEpi ep;
+    ep.bias = bias;
+    ep.relu = act == Activation::relu;
+    for (int64_t g = 0; g < s.groups; ++g)
+      conv_detail::direct_conv(conv_detail::direct_layout(s, g), w, x, s.N, y, ep);
     return;
   }
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();

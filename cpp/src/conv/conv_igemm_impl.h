@@ -16,6 +16,9 @@
 
 namespace cnnx {
 namespace conv_detail {
+// Internal linkage: every ISA's file compiles its own copy (shared template
+// instances could be resolved to the AVX-512 build on an AVX2 CPU).
+namespace {
 
 template <class VT, int V, int NV, int R>
 void igemm_tiles(const IgemmProblem& pb, int64_t m_begin, int64_t m_end, int64_t cb,
@@ -135,5 +138,6 @@ void igemm_tiles(const IgemmProblem& pb, int64_t m_begin, int64_t m_end, int64_t
   }
 }
 
+}  // namespace
 }  // namespace conv_detail
 }  // namespace cnnx

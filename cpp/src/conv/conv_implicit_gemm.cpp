@@ -66,6 +66,10 @@ void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wma
   // transforms would spread over whole tiles; the exact paths below take over.
   if (winograd_preferred(g, P, Nout) && winograd(g, P, Nout, wmat, ldw, bias, act, out, ldo))
     return;
+  if (planar_flat_preferred(g, P, Nout)) {
+    planar_flat(g, P, Nout, wmat, ldw, bias, act, out, ldo);
+    return;
+  }
   if (planar_preferred(g, P, Nout)) {
     planar_conv_avx512(g, P, Nout, wmat, ldw, bias, act, out, ldo);
     return;
@@ -84,7 +88,6 @@ void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wma
     chunk = std::max<int64_t>(8 * ki.mr, std::min<int64_t>(chunk, 4096));
     chunk = ceil_div(chunk, ki.mr) * ki.mr;
     const int64_t chunks = ceil_div(P, chunk);
-    const StridedMatrix wm{wmat, ldw, true};  // B rows are j: (j, k) = wmat[k*ldw + j]
     // Rows [pb, pe) x columns [j0, j1) on the calling thread.
     auto block = [&](int64_t pb, int64_t pe, int64_t j0, int64_t j1) {
       if (pb >= pe || j0 >= j1) return;

@@ -96,6 +96,10 @@ struct WinogradProblem {
   Activation act;
   float* out;
   int64_t ldo;
+  // Optional, forward output transform only: out = act(y * scale + bias +
+  // res), scale per channel, res in out's layout (ConvPacked's epilogue).
+  const float* scale = nullptr;
+  const float* res = nullptr;
 };
 // Tiles [t_begin, t_end) x channel blocks [cb_begin, cb_end). The functions
 // return false (and stop) on a NaN or infinite input or weight.
@@ -132,12 +136,36 @@ bool winograd_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
 // spread it over a whole tile, so the caller computes the product directly.
 bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
               const float* bias, Activation act, float* out, int64_t ldo);
+// The same in two steps, for weights transformed once (ConvPacked): the
+// transformed weights U ([36][ncb][Cin][CW], matrix stride *sU) of a ks x ks
+// layer with cin inputs and nout outputs take winograd_u_floats() floats;
+// winograd_pack fills them (false on NaN/inf weights, threads as in sgemm);
+// winograd_run_packed computes part `part` of `parts` of the output (parts
+// == 0: all of it, on threads of its own), false on NaN/inf inputs.
+// isa: the level whose kernels transform and read U (fixed when packing).
+int64_t winograd_u_floats(Isa isa, int ks, int64_t cin, int64_t nout, int64_t* sU);
+bool winograd_pack(Isa isa, int ks, int64_t cin, int64_t nout, const float* wmat, int64_t ldw,
+                   float* U);
+bool winograd_run_packed(Isa isa, const PatchGeom& g, int64_t P, int64_t Nout, const float* U,
+                         int64_t sU, const float* bias, const float* scale, const float* res,
+                         Activation act, float* out, int64_t ldo, int part, int parts);
 
 // Direct convolution vectorised over output pixels for very few input
 // channels (conv_planar*.cpp, AVX-512). Same contract as implicit_gemm.
 bool planar_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
 void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
                         int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
+
+// The same for <= 4 output channels at stride 1 over "flat" padded rows
+// (conv_planar_flat*): the dx of RGB layers. AVX2 and AVX-512.
+bool planar_flat_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
+void planar_flat(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+                 const float* bias, Activation act, float* out, int64_t ldo);
+void planar_flat_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
+                        int64_t ldw, const float* bias, Activation act, float* out,
+                        int64_t ldo);
+void planar_flat_avx2(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
+                      int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
 
 // Backward-weights for <= 4 input channels and 16..64 output channels per
 // group (conv_dw_planar__avx512.cpp): dy rows as vectors, patch values

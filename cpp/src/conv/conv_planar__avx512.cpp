@@ -20,6 +20,10 @@
 #include "common/scratch.h"
 #include "conv/conv_internal.h"
 
+#ifdef CNNX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 namespace cnnx {
 namespace conv_detail {
 
@@ -157,27 +161,46 @@ void image(const Planar& pl, int64_t n, float* xp) {
   }
 }
 
+// Output rows [oh0, oh1) of image n from its planar copy xp.
+template <int CG>
+void rows_cg(const Planar& pl, int64_t n, const float* xp, int64_t oh0, int64_t oh1);
+
 template <int CG>
 void image_cg(const Planar& pl, int64_t n, float* xp) {
-  const PatchGeom& g = *pl.g;
   fill_planar(pl, n, xp);
+  rows_cg<CG>(pl, n, xp, 0, pl.g->OH);
+}
+
+void rows(const Planar& pl, int64_t n, const float* xp, int64_t oh0, int64_t oh1) {
+  switch (pl.g->Cg) {
+    case 1: return rows_cg<1>(pl, n, xp, oh0, oh1);
+    case 2: return rows_cg<2>(pl, n, xp, oh0, oh1);
+    case 3: return rows_cg<3>(pl, n, xp, oh0, oh1);
+    case 4: return rows_cg<4>(pl, n, xp, oh0, oh1);
+    default: return rows_cg<0>(pl, n, xp, oh0, oh1);
+  }
+}
+
+template <int CG>
+void rows_cg(const Planar& pl, int64_t n, const float* xp, int64_t oh0, int64_t oh1) {
+  const PatchGeom& g = *pl.g;
   const int64_t ncb = ceil_div(pl.Nout, CO);
   const int64_t nvec = ceil_div(g.OW, 16);
   // Row outer, channel block inner: an output row is finished while its
   // cache lines are at hand, and the row's input stays in L1.
   if (nvec == 1) {  // short rows: 3 rows per tile
-    for (int64_t oh = 0; oh < g.OH; oh += 3)
+    for (int64_t oh = oh0; oh < oh1; oh += 3)
       for (int64_t cb = 0; cb < ncb; ++cb) {
-        if (g.OH - oh >= 3)
+        if (oh1 - oh >= 3)
           tile<3, true, CG>(pl, xp, n, oh, 0, cb);
-        else if (g.OH - oh == 2)
+        else if (oh1 - oh == 2)
           tile<2, true, CG>(pl, xp, n, oh, 0, cb);
         else
           tile<1, true, CG>(pl, xp, n, oh, 0, cb);
       }
     return;
   }
-  for (int64_t oh = 0; oh < g.OH; ++oh)
+  for (int64_t oh = oh0; oh < oh1; ++oh)
     for (int64_t cb = 0; cb < ncb; ++cb) {
       int64_t v = 0;
       for (; v + 3 <= nvec; v += 3) tile<3, false, CG>(pl, xp, n, oh, v * 16, cb);
@@ -214,15 +237,39 @@ void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float
   pl.kwoff = kwoff.data();
   const size_t xsize = static_cast<size_t>(g.Cg * pl.RH * pl.S * pl.L);
   const int nt = threads_for_flops(2.0 * P * K * Nout);
-  if (nt <= 1 || N == 1) {
+  if (nt <= 1) {
     float* xp = thread_scratch(ScratchSlot::conv_0, xsize);
     for (int64_t n = 0; n < N; ++n) image(pl, n, xp);
     return;
   }
+  if (N >= 2 * nt) {
 #ifdef CNNX_HAVE_OPENMP
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
 #endif
-  for (int64_t n = 0; n < N; ++n) image(pl, n, thread_scratch(ScratchSlot::conv_0, xsize));
+    for (int64_t n = 0; n < N; ++n) image(pl, n, thread_scratch(ScratchSlot::conv_0, xsize));
+    return;
+  }
+  // Fewer images than 2 per thread (a stem at batch 1): one shared copy per
+  // image, its output rows split over the threads.
+  float* xp = thread_scratch(ScratchSlot::conv_0, xsize);
+  for (int64_t n = 0; n < N; ++n) {
+    fill_planar(pl, n, xp);
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel num_threads(nt)
+#endif
+    {
+#ifdef CNNX_HAVE_OPENMP
+      const int t = omp_get_thread_num(), got = omp_get_num_threads();
+#else
+      const int t = 0, got = 1;
+#endif
+      // Whole groups of 3 rows for short rows (3-row tiles).
+      const int64_t unit = ceil_div(g.OW, 16) == 1 ? 3 : 1;
+      const int64_t units = ceil_div(g.OH, unit);
+      rows(pl, n, xp, std::min(g.OH, units * t / got * unit),
+           std::min(g.OH, units * (t + 1) / got * unit));
+    }
+  }
 }
 
 }  // namespace conv_detail

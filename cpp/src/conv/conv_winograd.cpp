@@ -21,10 +21,13 @@ namespace cnnx {
 namespace conv_detail {
 
 namespace {
-WinogradKernel kernel_for_isa(int ks, int64_t cin, int64_t nout) {
-  if (active_isa() == Isa::avx512) return winograd_kernel_avx512(ks, cin, nout);
-  if (active_isa() == Isa::avx2) return winograd_kernel_avx2(ks, cin, nout);
+WinogradKernel kernel_for(Isa isa, int ks, int64_t cin, int64_t nout) {
+  if (isa == Isa::avx512) return winograd_kernel_avx512(ks, cin, nout);
+  if (isa == Isa::avx2) return winograd_kernel_avx2(ks, cin, nout);
   return {nullptr, nullptr, nullptr, nullptr, 0, 0};
+}
+WinogradKernel kernel_for_isa(int ks, int64_t cin, int64_t nout) {
+  return kernel_for(active_isa(), ks, cin, nout);
 }
 }  // namespace
 
@@ -125,8 +128,44 @@ bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
     finite = k.weights(wmat, ldw, Cin, Nout, ncb, U, 0, Cin, 0, Cin, sU);
   }
   if (!finite) return false;
-  pb.U = U;
-  pb.sU = sU;
+  return winograd_run_packed(active_isa(), g, P, Nout, U, sU, bias, nullptr, nullptr, act, out,
+                             ldo, 0, 0);
+}
+
+int64_t winograd_u_floats(Isa isa, int ks, int64_t cin, int64_t nout, int64_t* sU) {
+  const WinogradKernel k = kernel_for(isa, ks, cin, nout);
+  if (!k.fn) return 0;
+  *sU = wino_estride(ceil_div(nout, k.CW) * cin * k.CW);
+  return 36 * *sU;
+}
+
+bool winograd_pack(Isa isa, int ks, int64_t cin, int64_t nout, const float* wmat, int64_t ldw,
+                   float* U) {
+  const WinogradKernel k = kernel_for(isa, ks, cin, nout);
+  if (!k.fn) return false;
+  const int64_t ncb = ceil_div(nout, k.CW), sU = wino_estride(ncb * cin * k.CW);
+  return k.weights(wmat, ldw, cin, nout, ncb, U, 0, cin, 0, cin, sU);
+}
+
+bool winograd_run_packed(Isa isa, const PatchGeom& g, int64_t P, int64_t Nout, const float* U,
+                         int64_t sU, const float* bias, const float* scale, const float* res,
+                         Activation act, float* out, int64_t ldo, int part, int parts) {
+  if (P <= 0 || Nout <= 0) return true;
+  const int ks = static_cast<int>(g.KH);
+  const WinogradKernel k = kernel_for(isa, ks, g.Cg, Nout);
+  const int64_t Cin = g.Cg, CW = k.CW, R = k.R;
+  const int64_t ncb = ceil_div(Nout, CW);
+  const int64_t N = P / (g.OH * g.OW);
+  const int64_t M = 7 - ks;  // output tile
+  const int64_t TH = ceil_div(g.OH, M), TW = ceil_div(g.OW, M);
+  const int64_t T = N * TH * TW;
+  // parts == 0: threads of our own; else the caller's part.
+  const int nt = parts > 0 ? parts : threads_for_flops(2.0 * T * 36 * Cin * Nout);
+  std::atomic<bool> finite{true};
+  WinogradProblem pb{g.x,  g.H, g.W, g.C,  g.c0, Cin, g.OH, g.OW, g.pt, g.pl, TH,   TW,
+                     T,    Nout, ncb, U,   sU,   bias, act,  out,  ldo};
+  pb.scale = scale;
+  pb.res = res;
 
   // Tile blocks sized so that a block's transformed inputs and products stay
   // near L2; at least 2 register tiles.
@@ -134,6 +173,11 @@ bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
   TB = std::max<int64_t>(2 * R, TB / R * R);
   TB = std::min(TB, ceil_div(T, R) * R);
   int64_t blocks = ceil_div(T, TB);
+  // With several threads, a multiple of them of equal blocks (in register
+  // tiles of R): 5 blocks on 2 threads (196 tiles of a 56x56 image) kept one
+  // thread idle for a sixth of the time.
+  const int64_t rtiles = ceil_div(T, R);
+  if (nt > 1 && blocks > 1) blocks = std::min(rtiles, ceil_div(blocks, nt) * nt);
   // Few blocks: also split the output channels so that every thread works.
   int64_t slices = 1;
   if (nt > 1 && blocks < 2 * nt) slices = std::min<int64_t>(ncb, 2 * nt);
@@ -144,7 +188,9 @@ bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
   const int64_t units = blocks * slices;
   auto run = [&](int64_t u) {
     const int64_t b = u / slices, s = u % slices;
-    const int64_t t0 = b * TB, t1 = std::min(T, t0 + TB);
+    // Block b: register tiles [rtiles*b/blocks, rtiles*(b+1)/blocks).
+    const int64_t t0 = std::min(T, rtiles * b / blocks * R);
+    const int64_t t1 = std::min(T, rtiles * (b + 1) / blocks * R);
     const int64_t c0 = ncb * s / slices, c1 = ncb * (s + 1) / slices;
     if (c0 >= c1 || !finite) return;
     const int64_t TBp = ceil_div(t1 - t0, R) * R;
@@ -153,6 +199,12 @@ bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
                                                               wino_estride(TBp * (c1 - c0) * CW))));
     if (!k.fn(pb, t0, t1, c0, c1, scratch)) finite = false;
   };
+  if (parts > 0) {
+    // Slices first: with a channel split, each part reads only its share of U.
+    for (int64_t u = 0; u < units; ++u)
+      if ((slices % parts == 0 ? u % slices * parts / slices : u % parts) == part) run(u);
+    return finite;
+  }
   if (nt <= 1 || units == 1) {
     for (int64_t u = 0; u < units; ++u) run(u);
     return finite;

@@ -14,6 +14,9 @@
 
 namespace cnnx {
 namespace conv_detail {
+// Internal linkage: every ISA's file compiles its own copy (shared template
+// instances could be resolved to the AVX-512 build on an AVX2 CPU).
+namespace {
 namespace wino {
 
 // y = G4 x (4 points -> 6): rows (p^0 .. p^3) / N_j, infinity (0, 0, 0, 1).
@@ -168,5 +171,6 @@ void wino_dw_output(const float* Mb, int64_t sM, int64_t ldm, int64_t Cin, int64
     }
 }
 
+}  // namespace
 }  // namespace conv_detail
 }  // namespace cnnx

@@ -15,6 +15,9 @@
 
 namespace cnnx {
 namespace conv_detail {
+// Internal linkage: every ISA's file compiles its own copy (shared template
+// instances could be resolved to the AVX-512 build on an AVX2 CPU).
+namespace {
 namespace wino {
 
 // y = A x for F(2, .): 2 points -> 6 (the transpose of at6_2).
@@ -141,5 +144,6 @@ bool winograd_dx_images(const WinogradProblem& pb, const float* dy, int64_t n_be
   return wino::all_zero<VY, VYL>(bad);
 }
 
+}  // namespace
 }  // namespace conv_detail
 }  // namespace cnnx

@@ -21,6 +21,9 @@
 
 namespace cnnx {
 namespace conv_detail {
+// Internal linkage: every ISA's file compiles its own copy (shared template
+// instances could be resolved to the AVX-512 build on an AVX2 CPU).
+namespace {
 namespace wino {
 
 template <class VT, int V>
@@ -341,8 +344,10 @@ void wino_output(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int6
 #pragma GCC unroll 6
         for (int i = 0; i < M; ++i) tmp[i][j] = o[i];
       }
-      VT bias = VT{};
+      VT bias = VT{}, scale = VT{} + 1.0f;
       if (pb.bias) bias = wino::load<VT, V>(pb.bias + co, cn);
+      if (pb.scale) scale = wino::load<VT, V>(pb.scale + co, cn);
+      const float* rbase = pb.res ? pb.res + (obase - pb.out) : nullptr;
 #pragma GCC unroll 4
       for (int i = 0; i < M; ++i) {
         if (i >= hn) break;
@@ -352,7 +357,9 @@ void wino_output(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int6
 #pragma GCC unroll 4
         for (int j = 0; j < M; ++j) {
           if (j >= wn) break;
-          VT v = o[j] + bias;
+          VT v = pb.scale ? o[j] * scale + bias : o[j] + bias;
+          if (rbase)
+            v += wino::load<VT, V>(rbase + (i * pb.OW + j) * pb.ldo + co, cn);
           if (pb.act == Activation::relu) v = v < VT{} ? VT{} : v;
           wino::store<VT, V>(orow + j * pb.ldo, v, cn);
         }
@@ -416,5 +423,6 @@ bool winograd_ws_block(const WinogradProblem& pb, const float* wmat, int64_t ldw
   return true;
 }
 
+}  // namespace
 }  // namespace conv_detail
 }  // namespace cnnx

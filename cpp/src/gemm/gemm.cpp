@@ -42,11 +42,14 @@ bool set_gemm_variant(const char* name) {
     g_variant.store(nullptr);
     return true;
   }
-  const GemmConfig* all[] = {&kGemmGeneric, &kGemmAvx2};
-  for (const GemmConfig* g : all)
-    if (!std::strcmp(g->name, name)) {
-      if (g == &kGemmAvx2 && detected_isa() < Isa::avx2) return false;
-      g_variant.store(g);
+  if (!std::strcmp(kGemmGeneric.name, name)) {
+    g_variant.store(&kGemmGeneric);
+    return true;
+  }
+  for (int i = 0; i < kGemmAvx2VariantCount; ++i)
+    if (!std::strcmp(kGemmAvx2Variants[i].name, name)) {
+      if (detected_isa() < Isa::avx2) return false;
+      g_variant.store(&kGemmAvx2Variants[i]);
       return true;
     }
   for (int i = 0; i < kGemmAvx512VariantCount; ++i)
@@ -74,6 +77,9 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Up to this many NR-wide B panels, A is read in place (see PackSource::rows).
 constexpr int64_t kDirectAMaxPanels = 4;
+// B panels packed together when each is used right after packing (an L2-sized
+// group: 4 x 512 x 16 floats on AVX2).
+constexpr int64_t kPanelGroup = 4;
 
 // K == 0: the product is empty, only the scaling and the epilogue remain.
 void scale_only(int64_t M, int64_t N, float beta, float* C, int64_t ldc, const GemmEpilogue& ep) {
@@ -141,7 +147,10 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
   nt = 1;
 #endif
   const int64_t nc_max = std::min<int64_t>(g.nc, ceil_div(N, g.nr) * g.nr);
-  const int64_t kc_max = std::min<int64_t>(g.kc, K);
+  // K in equal blocks of at most g.kc (576 = 2 x 288, not 512 + 64: a thin
+  // last block costs a whole extra pass over C for little work).
+  const int64_t k_blocks = ceil_div(K, g.kc);
+  const int64_t kc_max = std::min<int64_t>(g.kc, ceil_div(ceil_div(K, k_blocks), 8) * 8);
   float* bpack = thread_scratch(ScratchSlot::gemm_b, static_cast<size_t>(nc_max * kc_max));
 
   int tm, tn;
@@ -155,31 +164,49 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
     const int tj = nthreads == 1 ? 0 : tid % tn;
     int64_t m_begin, m_end;
     split_range(M, g.mr, nthreads == 1 ? 1 : tm, ti, &m_begin, &m_end);
-    float* apack = thread_scratch(ScratchSlot::gemm_a, static_cast<size_t>(g.mc * kc_max));
+    // Each thread reads only the B panels it packs when threads split N
+    // alone: no shared packing, no barriers. If its rows also fit one A
+    // block, each B panel is used once, right after packing it into an
+    // L1-sized buffer (a packed B block would go out to memory and back).
+    const bool own_b = nthreads == 1 || tm == 1;
+    const bool panel_b = own_b && m_end - m_begin <= g.mc;
+    float* apack = thread_scratch(ScratchSlot::gemm_a,
+                                  static_cast<size_t>((g.mc + kPanelGroup * g.nr) * kc_max));
+    float* bpanel = apack + g.mc * kc_max;
+    // With own_b, a thread's panels live in its own part of bpack (the part
+    // its share of the widest N block covers), so that a thread packing the
+    // next N block never overwrites panels another thread still reads.
+    int64_t own_first, own_last;
+    split_range(ceil_div(nc_max, g.nr), 1, nthreads == 1 ? 1 : tn, tj, &own_first, &own_last);
+    float* bown = bpack + own_first * g.nr * kc_max;
 
     for (int64_t jc = 0; jc < N; jc += g.nc) {
       const int64_t nc = std::min<int64_t>(g.nc, N - jc);
       const int64_t n_panels = ceil_div(nc, g.nr);
       int64_t p_begin, p_end;  // this thread's share of the B micro-panels
       split_range(n_panels, 1, nthreads == 1 ? 1 : tn, tj, &p_begin, &p_end);
-      for (int64_t pc = 0; pc < K; pc += g.kc) {
-        const int64_t kc = std::min<int64_t>(g.kc, K - pc);
+      for (int64_t pc = 0; pc < K; pc += kc_max) {
+        const int64_t kc = std::min<int64_t>(kc_max, K - pc);
         const bool last_k = pc + kc >= K;
-        // Pack B: every thread packs a slice of the panels, then all wait.
+        if (own_b) {
+          if (!panel_b)
+            for (int64_t p = p_begin; p < p_end; ++p) {
+              const int64_t rows = std::min<int64_t>(g.nr, nc - p * g.nr);
+              B.pack(B.ctx, jc + p * g.nr, rows, pc, kc, g.nr, bown + (p - p_begin) * g.nr * kc);
+            }
+        } else {
+          // Pack B: every thread packs a slice of the panels, then all wait.
 #ifdef CNNX_HAVE_OPENMP
-        if (nthreads > 1) {
 #pragma omp barrier
-        }
 #endif
-        for (int64_t p = tid; p < n_panels; p += nthreads) {
-          const int64_t rows = std::min<int64_t>(g.nr, nc - p * g.nr);
-          B.pack(B.ctx, jc + p * g.nr, rows, pc, kc, g.nr, bpack + p * g.nr * kc);
-        }
+          for (int64_t p = tid; p < n_panels; p += nthreads) {
+            const int64_t rows = std::min<int64_t>(g.nr, nc - p * g.nr);
+            B.pack(B.ctx, jc + p * g.nr, rows, pc, kc, g.nr, bpack + p * g.nr * kc);
+          }
 #ifdef CNNX_HAVE_OPENMP
-        if (nthreads > 1) {
 #pragma omp barrier
-        }
 #endif
+        }
         if (p_begin >= p_end) continue;
         UkernelArgs args{alpha, pc == 0 ? beta : 1.0f, nullptr,
                          last_k ? ep.act : Activation::none};
@@ -193,7 +220,17 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
             const int64_t j = jc + p * g.nr;
             const int n = static_cast<int>(std::min<int64_t>(g.nr, N - j));
             args.bias = (last_k && ep.bias) ? ep.bias + j : nullptr;
-            const float* bp = bpack + p * g.nr * kc;
+            const float* bp =
+                own_b ? bown + (p - p_begin) * g.nr * kc : bpack + p * g.nr * kc;
+            if (panel_b) {
+              // A group of panels at a time: whole source rows per k.
+              const int64_t q = (p - p_begin) % kPanelGroup;
+              if (q == 0) {
+                const int64_t np = std::min<int64_t>(kPanelGroup, p_end - p);
+                B.pack(B.ctx, j, std::min<int64_t>(np * g.nr, N - j), pc, kc, g.nr, bpanel);
+              }
+              bp = bpanel + q * g.nr * kc;
+            }
             for (int64_t ir = 0; ir < mc; ir += g.mr) {
               const int m = static_cast<int>(std::min<int64_t>(g.mr, mc - ir));
               float* c = C + (ic + ir) * ldc + j;

@@ -50,11 +50,33 @@ void copy_rows(const float* src, int64_t ld, int64_t kc, float* dst) {
   for (int64_t k = 0; k < kc; ++k) std::memcpy(dst + k * W, src + k * ld, sizeof(float) * W);
 }
 
+// Rows a strided copy fetches ahead of the one it reads.
+constexpr int64_t kAhead = 8;
+
 // Transposed: element (r, k) = data[k*ld + r]; each k gives `width`
-// contiguous values, a straight copy.
+// contiguous values, a straight copy. Several full panels are filled k by k,
+// so that each source row is read as one run (not one short run per panel).
 void pack_cols(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int64_t kc, int width,
                float* dst) {
   const auto* m = static_cast<const StridedMatrix*>(ctx);
+  const int64_t full = rows / width;
+  if (full > 1 && (width == 16 || width == 32)) {
+    const float* src = m->data + k0 * m->ld + r0;
+    const int64_t pstride = width * kc;
+    for (int64_t k = 0; k < kc; ++k, src += m->ld) {
+      // Rows are far apart (a new page every row or two): fetch ahead.
+      if (k + kAhead < kc)
+        for (int64_t q = 0; q < full * width; q += 16) __builtin_prefetch(src + kAhead * m->ld + q);
+      float* d = dst + k * width;
+      if (width == 16)
+        for (int64_t q = 0; q < full; ++q) std::memcpy(d + q * pstride, src + q * 16, 64);
+      else
+        for (int64_t q = 0; q < full; ++q) std::memcpy(d + q * pstride, src + q * 32, 128);
+    }
+    dst += full * pstride;
+    r0 += full * width;
+    rows -= full * width;
+  }
   for (int64_t p = 0; p < rows; p += width) {
     const int w = static_cast<int>(std::min<int64_t>(width, rows - p));
     const float* src = m->data + k0 * m->ld + r0 + p;

@@ -44,14 +44,28 @@ void pack_rows__avx2(const float* data, int64_t ld, int64_t r0, int64_t rows, in
       const __m256i store_mask = lane_mask(bw);
       for (int64_t k = 0; k < kc; k += 8) {
         const int kn = static_cast<int>(std::min<int64_t>(8, kc - k));
-        const __m256i load_mask = lane_mask(kn);
         __m256 r[8];
-        for (int i = 0; i < 8; ++i)
-          r[i] = i < live ? _mm256_maskload_ps(src + (rb + i) * ld + k, load_mask)
-                          : _mm256_setzero_ps();
+        if (kn == 8) {
+          for (int i = 0; i < 8; ++i)
+            r[i] = i < live ? _mm256_loadu_ps(src + (rb + i) * ld + k) : _mm256_setzero_ps();
+        } else {
+          const __m256i load_mask = lane_mask(kn);
+          for (int i = 0; i < 8; ++i)
+            r[i] = i < live ? _mm256_maskload_ps(src + (rb + i) * ld + k, load_mask)
+                            : _mm256_setzero_ps();
+        }
         transpose8(r);
         float* d = dst + k * width + rb;
-        for (int j = 0; j < kn; ++j) _mm256_maskstore_ps(d + j * width, store_mask, r[j]);
+        // Masked stores are slow on some CPUs (AMD): a narrow panel (width
+        // < 8, one row block) is written with full stores whose spill-over
+        // lanes land on the next k's values, written next; only the panel's
+        // last k is stored masked.
+        for (int j = 0; j < kn; ++j) {
+          if (bw == 8 || (bw == width && k + j + 1 < kc))
+            _mm256_storeu_ps(d + j * width, r[j]);
+          else
+            _mm256_maskstore_ps(d + j * width, store_mask, r[j]);
+        }
       }
     }
     dst += static_cast<int64_t>(width) * kc;

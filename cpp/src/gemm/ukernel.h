@@ -38,9 +38,11 @@ extern const GemmConfig kGemmGeneric;
 extern const GemmConfig kGemmAvx2;
 extern const GemmConfig kGemmAvx512;
 
-// Every AVX-512 tile shape that is built, for measurement and tests.
+// Every AVX-512 (AVX2) tile shape that is built, for measurement and tests.
 extern const GemmConfig kGemmAvx512Variants[];
 extern const int kGemmAvx512VariantCount;
+extern const GemmConfig kGemmAvx2Variants[];
+extern const int kGemmAvx2VariantCount;
 
 // Override the micro-kernel by name (benchmarks compare tile shapes; tests
 // run every variant). nullptr or "" restores the default. Returns false if no

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <memory>
@@ -116,6 +117,7 @@ void InferencePlan::add(const OpSpec& spec) {
 // output channel, w' = w * s, b' = (b - mean) * s + beta. Recomputed on every
 // run from the live arrays (a few microseconds), so nothing can go stale.
 void InferencePlan::fold(int64_t max_n) {
+  refresh_packed(max_n);
   for (Op& op : ops_) {
     const OpSpec& s = op.s;
     const BatchNormSpec& bn = s.bn;
@@ -137,13 +139,71 @@ void InferencePlan::fold(int64_t max_n) {
     // the small ResNet that copy was 7 % of the run).
     const bool direct = s.kind == OpKind::conv2d && plan_detail::conv_direct_padded_ok(s.conv, 1) &&
                         plan_detail::conv_direct_padded_ok(s.conv, max_n);
-    if (direct) continue;
+    if (direct || op.packed == 1) continue;  // (ConvPacked scales in its store too)
     const int64_t rows = static_cast<int64_t>(op.wf.size()) / C;
     for (int64_t r = 0; r < rows; ++r) {
       const float* src = s.w + r * C;
       float* dst = op.wf.data() + r * C;
       for (int64_t c = 0; c < C; ++c) dst[c] = src[c] * scale[c];
     }
+  }
+}
+
+// Packs the weights of the convolutions that some image count of this run
+// sends past the plan's own direct kernel, for ConvPacked, on their first run,
+// and again whenever the live weights differ from the copy they were packed
+// from (a user's in-place edit, a training step). The comparison is one pass
+// over two copies of the weights (ResNet-50: ~5 ms on one core, about where
+// folding a batch norm into the weights on every run was), split over the
+// threads in pieces of equal size. Layers that ConvPacked would only hand to
+// conv2d_forward keep the plain path.
+void InferencePlan::refresh_packed(int64_t max_n) {
+  struct Piece {
+    Op* op;
+    size_t begin, end;
+  };
+  std::vector<Piece> pieces;
+  constexpr size_t kPiece = 1 << 18;  // floats (1 MB)
+  for (Op& op : ops_) {
+    const Conv2dShape& s = op.s.conv;
+    if (op.s.kind != OpKind::conv2d || op.packed == 0) continue;
+    if (plan_detail::conv_direct_padded_ok(s, 1) && plan_detail::conv_direct_padded_ok(s, max_n))
+      continue;
+    const size_t wn = static_cast<size_t>(s.weight_size());
+    if (op.packed < 0) {
+      ConvPacked cp(s, op.s.w);
+      if (std::strcmp(cp.algorithm(), "conv2d") == 0) {
+        op.packed = 0;
+        continue;
+      }
+      op.cp = std::move(cp);
+      op.wsnap.assign(op.s.w, op.s.w + wn);
+      op.packed = 1;
+      continue;
+    }
+    for (size_t b = 0; b < wn; b += kPiece) pieces.push_back({&op, b, std::min(wn, b + kPiece)});
+  }
+  if (pieces.empty()) return;
+  std::vector<unsigned char> changed(pieces.size(), 0);
+  const int64_t np = static_cast<int64_t>(pieces.size());
+  auto compare = [&](int64_t i) {
+    const Piece& p = pieces[i];
+    changed[i] = std::memcmp(p.op->wsnap.data() + p.begin, p.op->s.w + p.begin,
+                             (p.end - p.begin) * sizeof(float)) != 0;
+  };
+  int nt = 1;
+#ifdef CNNX_HAVE_OPENMP
+  if (!omp_in_parallel()) nt = static_cast<int>(std::min<int64_t>(get_num_threads(), np));
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+  for (int64_t i = 0; i < np; ++i) compare(i);
+  Op* last = nullptr;
+  for (int64_t i = 0; i < np; ++i) {
+    Op* op = pieces[i].op;
+    if (!changed[i] || op == last) continue;
+    last = op;
+    op->cp.repack(op->s.w);
+    std::copy(op->s.w, op->s.w + op->wsnap.size(), op->wsnap.begin());
   }
 }
 
@@ -262,7 +322,8 @@ void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
 }
 
 std::vector<double> InferencePlan::profile(const float* const* x, int64_t N, float* const* y,
-                                           int reps) {
+                                           int reps, int parts) {
+  if (parts < 1) throw std::invalid_argument("parts: must be >= 1");
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<double> t(ops_.size(), 0.0);
   if (N <= 0) return t;
@@ -282,9 +343,15 @@ std::vector<double> InferencePlan::profile(const float* const* x, int64_t N, flo
       const int64_t n = std::min(chunk, N - i);
       set_buffers(buf, x, y, i, arena, chunk);
       for (size_t k = 0; k < ops_.size(); ++k) {
-        const double t0 = now();
-        run_op_part(ops_[k], buf.data(), n, 0, 1);
-        t[k] += now() - t0;
+        // parts > 1: the parts one after another, the slowest one counted
+        // (what a cooperative run on idle cores waits for at each barrier).
+        double slowest = 0.0;
+        for (int p = 0; p < parts; ++p) {
+          const double t0 = now();
+          run_op_part(ops_[k], buf.data(), n, p, parts);
+          slowest = std::max(slowest, now() - t0);
+        }
+        t[k] += slowest;
       }
     }
   }

@@ -82,6 +82,26 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         }
         return;
       }
+      if (op.packed == 1) {
+        // Weights packed once (see refresh_packed); batch norm as a scale
+        // and the residual in the kernel's store; ConvPacked splits the
+        // parts of a cooperative run itself (pixel tiles and channel blocks).
+        ConvEpilogue ep;
+        ep.bias = b;
+        ep.scale = sp.has_bn ? op.scale.data() : nullptr;
+        ep.res = res;
+        ep.act = fused(sp.act);
+        const bool other_act = sp.act != PlanAct::none && sp.act != PlanAct::relu;
+        if (parts == 1 || other_act) {
+          // (an activation no kernel fuses needs the whole output first)
+          if (part != 0) return;
+          op.cp.forward(x, n, y, ep, parts == 1 ? 0 : 1);
+          if (other_act) apply_activation(sp.act, sp.alpha, y, n * op.n, sp.k);
+          return;
+        }
+        op.cp.forward_part(x, n, y, ep, part, parts);
+        return;
+      }
       if (parts == 1 || !conv_bands_ok(s)) {
         if (part != 0) return;
         Conv2dShape t = s;

@@ -181,8 +181,8 @@ class CompiledInference:
         ys = self.plan.run(list(xs))
         return [y.reshape((y.shape[0],) + s) for y, s in zip(ys, self.output_shapes)]
 
-    def profile(self, xs, reps=10):
-        return self.plan.profile(list(xs), reps)
+    def profile(self, xs, reps=10, parts=1):
+        return self.plan.profile(list(xs), reps, parts)
 
 
 def assign_buffers(g, floats=lambda v: v.size):

@@ -1,0 +1,76 @@
+"""Convolutions that an inference plan runs with weights packed once
+(cnnx.ConvPacked in cpp/src/plan: Winograd, the direct kernel, 1x1 layers,
+strided layers) against the layer-by-layer path, after every kind of edit:
+the plan keeps a copy of the weights it packed and repacks a layer whose
+live weights differ, so one changed value must show up in the next predict."""
+import numpy as np
+import pytest
+
+import cnnx
+
+
+def _net():
+    cnnx.set_seed(3)
+    return cnnx.Sequential([
+        cnnx.Conv2D(48, 3, padding="same"),                 # 14x14: Winograd
+        cnnx.BatchNormalization(), cnnx.ReLU(),
+        cnnx.Conv2D(64, 3, strides=2, padding="same", activation="relu"),  # strided: direct
+        cnnx.Conv2D(64, 1, activation="tanh"),              # 1x1, an unfused activation
+        cnnx.Conv2D(40, 3, activation="relu"),              # 5x5 output: direct
+        cnnx.GlobalAvgPool2D(), cnnx.Dense(5)], input_shape=(14, 14, 8))
+
+
+def _check(model, x):
+    np.testing.assert_allclose(model.predict(x), model._forward(x, False), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("mode", [0, 1])
+def test_packed_convs_match_and_see_edits(isa, threads, mode):
+    model = _net()
+    rng = np.random.default_rng(0)
+    saved = cnnx.get_num_threads()
+    cnnx.set_num_threads(threads)
+    try:
+        for n in (1, 3):
+            x = rng.standard_normal((n, 14, 14, 8)).astype(np.float32)
+            _check(model, x)
+            model._inference_plan().plan.set_small_batch_mode(mode)
+            _check(model, x)
+            for layer in (0, 3, 4, 5):
+                k = model.layers[layer].params["kernel"]
+                k.flat[rng.integers(k.size)] += 5.0  # one value
+                _check(model, x)
+            model.layers[0].params["kernel"] *= -0.5  # all of them (signs too)
+            _check(model, x)
+            bn = model.layers[1]
+            bn.buffers["moving_var"][...] = 2.5
+            bn.params["gamma"][...] = 0.3
+            _check(model, x)
+    finally:
+        cnnx.set_num_threads(saved)
+
+
+def test_packed_convs_after_training():
+    model = _net()
+    x = np.random.default_rng(1).standard_normal((6, 14, 14, 8)).astype(np.float32)
+    _check(model, x)
+    model.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
+    model.fit(x, np.arange(6) % 5, epochs=2, batch_size=3, verbose=0)
+    _check(model, x)
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    _check(model, x)
+
+
+def test_profile_by_parts():
+    model = _net()
+    x = np.random.default_rng(2).standard_normal((1, 14, 14, 8)).astype(np.float32)
+    model.predict(x)
+    plan = model._inference_plan()
+    whole = plan.profile([x.reshape(1, -1)], reps=1)
+    parts = plan.profile([x.reshape(1, -1)], reps=1, parts=2)
+    assert [n for n, _ in parts] == [n for n, _ in whole]
+    assert all(t >= 0 for _, t in parts)
+    with pytest.raises(ValueError, match="parts"):
+        plan.profile([x.reshape(1, -1)], reps=1, parts=0)
+    _check(model, x)  # the plan still runs whole
