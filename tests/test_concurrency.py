@@ -240,11 +240,13 @@ def test_kernels_release_the_gil(threads_saved, name):
     for _ in range(3):  # a loaded machine may deschedule the main thread once
         frac, dur = _main_thread_progress_during(calls[name])
         best = max(best, frac)
-        if best > 0.5:
+        if best > 0.3:
             break
     # Holding the GIL would leave the main thread stopped for the whole call
-    # (fraction ~0); releasing it lets it run for nearly all of it.
-    assert best > 0.5, f"{name}: main thread ran during only {best:.0%} of a {dur:.3f}s call"
+    # (fraction ~0); releasing it lets it run for nearly all of it, and a
+    # loaded machine that deschedules it takes some of that away (0.3: runs
+    # at load 11-12, conv2d and matmul fell below 50% in one run of several).
+    assert best > 0.3, f"{name}: main thread ran during only {best:.0%} of a {dur:.3f}s call"
 
 
 def test_gil_check_detects_a_held_gil():

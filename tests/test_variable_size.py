@@ -89,8 +89,9 @@ def test_clear_errors_for_layers_that_need_a_size():
         cnnx.Sequential([cnnx.Conv2D(2, 3), cnnx.Flatten(), cnnx.Dense(2)],
                         input_shape=(None, None, 1))
     m = gap_net((None, None, 1))
-    with pytest.raises(ValueError, match="x: expected a batch of shape"):
-        m.predict(np.zeros((1, 8, 8, 3), np.float32))  # the channels are fixed
+    # the channels are fixed (named by the NHWC layout check of the data branch)
+    with pytest.raises(ValueError, match=r"x: got shape \(1, 8, 8, 3\).* takes 1 channels"):
+        m.predict(np.zeros((1, 8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="larger than the padded input"):
         cnnx.Sequential([cnnx.Conv2D(2, 5)], input_shape=(None, None, 1)).predict(
             np.zeros((1, 3, 3, 1), np.float32))

@@ -55,9 +55,9 @@ __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling
             "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
-# cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx
+# cnnx.data, cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx
 # (onnx/onnxruntime), cnnx.distributed (mpi4py), cnnx.detection, cnnx.style.
-_LAZY_SUBMODULES = ("datasets", "filters", "teaching", "viz", "onnx", "distributed",
+_LAZY_SUBMODULES = ("data", "datasets", "filters", "teaching", "viz", "onnx", "distributed",
                     "detection", "style", "training", "cli")
 
 

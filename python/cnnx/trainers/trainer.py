@@ -41,6 +41,27 @@ def plans_enabled():
 _environ = os.environ
 
 
+def targets_for(heads, output_shapes, outputs_are_list, y, n, name="y"):
+    """One checked target array per head, from an array, a list (one per output,
+    or one per head) or a dict by output name."""
+    if y is None:
+        raise ValueError(f"{name}: targets missing")
+    if isinstance(y, dict):
+        missing = [h.name for h in heads if h.name not in y]
+        if missing:
+            raise ValueError(f"{name}: no targets for outputs {missing}")
+        ys = [y[h.name] for h in heads]
+    elif outputs_are_list:
+        if not isinstance(y, (list, tuple)) or len(y) not in (len(heads), len(output_shapes)):
+            raise ValueError(f"{name}: expected a list of {len(heads)} target arrays "
+                             "(one per output with a loss) or a dict by output name")
+        ys = [y[h.output] for h in heads] if len(y) == len(output_shapes) else list(y)
+    else:
+        ys = [y]
+    return [h.loss.prepare_targets(t, n, output_shapes[h.output], name)
+            for h, t in zip(heads, ys)]
+
+
 class Trainer:
     """compile / fit / evaluate / predict / train_on_batch for :class:`cnnx.Model`."""
 
@@ -283,14 +304,42 @@ class Trainer:
     def _inputs_are_list(self):
         return isinstance(self.input_shape, list)
 
-    def predict(self, x, batch_size=256):
+    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, workers=None,
+                max_queue_size=None):
         """The model's outputs for ``x``, in batches (a list for several outputs).
 
         What the model computes, whatever the loss: a model ending in a
         softmax gives probabilities, one ending in logits gives logits.
+        ``x``: arrays (NumPy or torch tensors, NHWC; ``batch_size`` 256 by
+        default), or batches from a generator, an iterable, a DataLoader or a
+        :class:`cnnx.data.Dataset` (``x`` or ``(x, ...)`` each; ``steps``:
+        how many, default all); the outputs are concatenated. ``callbacks``
+        see ``on_predict_*`` hooks.
         """
+        from .data_adapter import is_batch_source
+
+        cbs = None
+        if callbacks is not None:
+            from ..callbacks import CallbackList
+
+            cbs = CallbackList(callbacks, self)
+        if is_batch_source(x):
+            if batch_size is not None:
+                raise ValueError("batch_size: not used when x gives batches (a generator, an "
+                                 "iterable or a Dataset): the batches have their own size")
+            return self._predict_stream(x, steps, cbs, workers, max_queue_size)
+        from .data_adapter import to_numpy
+        from .fit_loop import check_layout
+
+        x = to_numpy(x)
+        check_layout(self, x, "x")
         xs = self.check_inputs(x)
-        batch_size = as_int(batch_size, "batch_size", 1)
+        batch_size = 256 if batch_size is None else as_int(batch_size, "batch_size", 1)
+        if steps is not None or cbs is not None:  # batch by batch, for the hooks
+            chunks = [[a[i:i + batch_size] for a in xs] for i in range(0, xs[0].shape[0],
+                                                                       batch_size)]
+            batches = [(c if self._inputs_are_list() else c[0],) for c in chunks]
+            return self._predict_stream(batches, steps, cbs, 0, 1)
         n = xs[0].shape[0]
         if n <= batch_size:
             outs = self._infer(xs)
@@ -310,25 +359,35 @@ class Trainer:
                     o[i:i + batch_size] = y
         return outs if self._outputs_are_list() else outs[0]
 
+    def _predict_stream(self, x, steps, cbs, workers, max_queue_size):
+        from .data_adapter import batch_stream
+
+        steps = None if steps is None else as_int(steps, "steps", 1)
+        stream = batch_stream(self, x, False, steps, False, None, workers, max_queue_size,
+                              steps_name="steps")
+        outs = None
+        if cbs is not None:
+            cbs.call("on_predict_begin", {})
+        with stream.epoch() as batches:
+            for i, xs in enumerate(batches):
+                if cbs is not None:
+                    cbs.call("on_predict_batch_begin", i, {})
+                got = self._infer(xs)
+                outs = [[] for _ in got] if outs is None else outs
+                for o, g in zip(outs, got):
+                    o.append(g)
+                if cbs is not None:
+                    cbs.call("on_predict_batch_end", i, {"outputs": got if self._outputs_are_list()
+                                                          else got[0]})
+        if cbs is not None:
+            cbs.call("on_predict_end", {})
+        result = [np.concatenate(o) for o in outs]
+        return result if self._outputs_are_list() else result[0]
+
     # ---- targets ----------------------------------------------------------------------
     def check_targets(self, y, n, name="y"):
         """One checked target array per head (labels or float targets)."""
-        heads = self.heads()
-        if isinstance(y, dict):
-            missing = [h.name for h in heads if h.name not in y]
-            if missing:
-                raise ValueError(f"{name}: no targets for outputs {missing}")
-            ys = [y[h.name] for h in heads]
-        elif self._outputs_are_list():
-            if not isinstance(y, (list, tuple)) or len(y) not in (len(heads),
-                                                                   len(self.output_shape)):
-                raise ValueError(f"{name}: expected a list of {len(heads)} target arrays "
-                                 "(one per output with a loss) or a dict by output name")
-            ys = [y[h.output] for h in heads] if len(y) == len(self.output_shape) else list(y)
-        else:
-            ys = [y]
-        shapes = self.output_shapes
-        return [h.loss.prepare_targets(t, n, shapes[h.output], name) for h, t in zip(heads, ys)]
+        return targets_for(self.heads(), self.output_shapes, self._outputs_are_list(), y, n, name)
 
     @staticmethod
     def _check_sample_weight(sw, n, name="sample_weight"):
@@ -447,9 +506,9 @@ class Trainer:
         """One optimiser step on one batch; returns the batch's loss (before the step)."""
         with self._training():
             self._require_compiled()
-            xs = self.check_inputs(x)
-            ys = self.check_targets(y, xs[0].shape[0])
-            sw = self._check_sample_weight(sample_weight, xs[0].shape[0])
+            from .fit_loop import _arrays
+
+            xs, ys, sw = _arrays(self, x, y, sample_weight)
             loss, _, _ = self._train_step(xs, ys, sw)
             return loss
 
@@ -457,16 +516,28 @@ class Trainer:
     def _evaluate_sums(self, xs, ys, sw, batch_size):
         """({"loss": sum, "<head>": sum of its loss} over the samples, n, fresh
         metrics updated on every batch)."""
+        n = xs[0].shape[0]
+        chunks = (([a[i:i + batch_size] for a in xs], [t[i:i + batch_size] for t in ys],
+                   None if sw is None else sw[i:i + batch_size]) for i in range(0, n, batch_size))
+        sums, _, metrics = self._evaluate_batches(chunks)
+        return sums, n, metrics
+
+    def _evaluate_batches(self, batches, cbs=None):
+        """The sums, sample count and metrics of ``_evaluate_sums`` over batches
+        ``(xs, ys, sample_weight)``; ``cbs``: a CallbackList seeing on_test_batch_*."""
         heads = self.heads()
         metrics = make_metrics(self._metric_spec, heads)
-        n = xs[0].shape[0]
-        plan = self._eval_plan(self._sizes(xs))
         sums = {"loss": 0.0}
         for h in heads:
             sums[h.name] = 0.0
-        for i in range(0, n, batch_size):
-            xb = [a[i:i + batch_size] for a in xs]
+        n = 0
+        begin = cbs is not None and cbs.wants("on_test_batch_begin")
+        end = cbs is not None and cbs.wants("on_test_batch_end")
+        for b, (xb, yb, w) in enumerate(batches):
+            if begin:
+                cbs.call("on_test_batch_begin", b, {})
             self._check_batch(xb[0].shape[0])
+            plan = self._eval_plan(self._sizes(xb))  # per size for a model taking any size
             if plan is not None:  # what each loss reads (logits where absorbed)
                 vals = plan(xb)
                 outs = [self._as_output(h, v) for h, v in zip(heads, vals)]
@@ -475,14 +546,33 @@ class Trainer:
                 got = self._infer(xb)
                 vals = outs = [got[h.output] for h in heads]
                 logits = [h.reads_logits and not h.absorbed for h in heads]
-            w = None if sw is None else sw[i:i + batch_size]
-            for h, v, o, t, lg, ms in zip(heads, vals, outs, ys, logits, metrics):
-                loss, _ = head_value_loss(h, v, t[i:i + batch_size], w, 1.0, False, lg)
+            for h, v, o, t, lg, ms in zip(heads, vals, outs, yb, logits, metrics):
+                loss, _ = head_value_loss(h, v, t, w, 1.0, False, lg)
                 sums["loss"] += h.weight * loss
                 sums[h.name] += loss
                 for m in ms:
-                    m.update_state(t[i:i + batch_size], o, w)
+                    m.update_state(t, o, w)
+            n += xb[0].shape[0]
+            if end:
+                cbs.call("on_test_batch_end", b, self._logs(sums, n, metrics))
         return sums, n, metrics
+
+    def _evaluate_stream(self, stream, cbs=None, name="y"):
+        """Logs over one pass (or ``steps``) of a stream, with the on_test_* hooks."""
+        if cbs is not None:
+            cbs.call("on_test_begin", {})
+        try:
+            with stream.epoch() as batches:
+                sums, n, metrics = self._evaluate_batches(batches, cbs)
+        except ValueError as e:  # a label out of range, found where the loss runs
+            msg = str(e)
+            if msg.startswith("labels"):
+                raise ValueError(name + msg[len("labels"):]) from None
+            raise
+        logs = self._logs(sums, n, metrics)
+        if cbs is not None:
+            cbs.call("on_test_end", logs)
+        return logs
 
     def _logs(self, sums, n, metrics, prefix=""):
         """The logs Keras shows: loss, each output's loss (several outputs), metrics."""
@@ -509,19 +599,41 @@ class Trainer:
             raise
         return self._logs(sums, n, metrics)
 
-    def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None):
+    def evaluate(self, x, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None,
+                 callbacks=None, workers=None, max_queue_size=None):
         """Mean loss and the metrics over ``(x, y)``: e.g. ``{"loss", "accuracy"}`` (for
-        several outputs also ``"<output>_loss"`` / ``"<output>_<metric>"``)."""
-        self._require_compiled()
-        xs = self.check_inputs(x)
-        ys = self.check_targets(y, xs[0].shape[0])
-        sw = self._check_sample_weight(sample_weight, xs[0].shape[0])
-        return self._evaluate(xs, ys, sw, as_int(batch_size, "batch_size", 1))
+        several outputs also ``"<output>_loss"`` / ``"<output>_<metric>"``).
 
-    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
-            shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0,
-            distributed=False, sample_weight=None, class_weight=None):
-        """Train; returns a :class:`cnnx.training.History` (see :func:`cnnx.training.fit`)."""
+        ``x`` may also give batches ``(x, y[, sample_weight])`` (a generator,
+        an iterable, a DataLoader, a :class:`cnnx.data.Dataset`; ``steps``:
+        how many, default all). ``callbacks`` see the ``on_test_*`` hooks.
+        """
+        from ..callbacks import CallbackList
+        from .data_adapter import array_stream, batch_stream, is_batch_source
+        from .fit_loop import _arrays, _optional_steps, _refuse_with_batches
+
+        self._require_compiled()
+        steps = _optional_steps(steps, "steps")
+        cbs = None if callbacks is None else CallbackList(callbacks, self)
+        if is_batch_source(x, y):
+            _refuse_with_batches(y, sample_weight, batch_size, 0, False)
+            stream = batch_stream(self, x, True, steps, False, None, workers, max_queue_size,
+                                  steps_name="steps")
+            return self._evaluate_stream(stream, cbs)
+        xs, ys, sw = _arrays(self, x, y, sample_weight)
+        batch_size = 256 if batch_size is None else as_int(batch_size, "batch_size", 1)
+        if steps is None and cbs is None:
+            return self._evaluate(xs, ys, sw, batch_size)
+        return self._evaluate_stream(array_stream(xs, ys, sw, batch_size, False, None, steps),
+                                     cbs)
+
+    def fit(self, x, y=None, epochs=1, batch_size=None, validation_data=None,
+            validation_split=0.0, shuffle=True, seed=None, callbacks=None, verbose=1,
+            initial_epoch=0, distributed=False, sample_weight=None, class_weight=None,
+            steps_per_epoch=None, validation_steps=None, workers=None, max_queue_size=None):
+        """Train; returns a :class:`cnnx.training.History` (see :func:`cnnx.training.fit`:
+        arrays or torch tensors, or batches from a generator, an iterable, a
+        DataLoader or a :class:`cnnx.data.Dataset`)."""
         from .fit_loop import fit
 
         with self._training():
@@ -529,10 +641,16 @@ class Trainer:
                        validation_data=validation_data, validation_split=validation_split,
                        shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
                        initial_epoch=initial_epoch, distributed=distributed,
-                       sample_weight=sample_weight, class_weight=class_weight)
+                       sample_weight=sample_weight, class_weight=class_weight,
+                       steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                       workers=workers, max_queue_size=max_queue_size)
 
     def _class_weights(self, class_weight, ys):
         """Per-sample weights from ``{class: weight}`` and the (one) classifier's labels."""
+        return self._class_weights_from(self._class_weight_table(class_weight), ys[0])
+
+    def _class_weight_table(self, class_weight):
+        """Each class's weight (1 where not given), checked against the classifier's labels."""
         heads = self.heads()
         if len(heads) != 1 or not isinstance(heads[0].loss, (L.SparseCategoricalCrossentropy,
                                                              L.CategoricalCrossentropy,
@@ -556,7 +674,11 @@ class Trainer:
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"class_weight: the weight of class {c} must be >= 0, got {w}")
             table[int(c)] = w
-        t = ys[0]
+        return table
+
+    @staticmethod
+    def _class_weights_from(table, t):
+        """Per-sample weights from a class table and a classifier's targets ``t``."""
         labels = t if t.dtype.kind in "iu" else (t.argmax(axis=-1) if t.shape[-1] > 1
                                                 else (t > 0.5).astype(np.int64))
         labels = labels.reshape(t.shape[0], -1)
