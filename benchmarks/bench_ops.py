@@ -3,7 +3,8 @@
     python benchmarks/bench_ops.py                  # every case, 2 threads
     python benchmarks/bench_ops.py --rounds 7 --only adam
 
-Cases (issue 5):
+Cases (issue 5; issue 19's transposed convolution and layout kernels are
+listed in LAYOUT_CASES below):
   maxpool     max pool 2x2 (stride 2) on 32x56x56x64, forward
   adaptive    adaptive average pool 56 -> 7 on 32x56x56x64, forward
   dense       64x4096 -> 1000, forward + backward (dx, dw, db)
@@ -44,6 +45,39 @@ LABELS = {
     "adam": "Adam step, 10M params",
     "adam_fused": "Adam step, 10M (torch fused)",
 }
+
+
+# Issue 19, part b: the transposed convolution on a U-Net decoder layer
+# (8x32x32x128 -> 8x64x64x64) and the layout kernels, forward ("fwd") and
+# forward + backward ("f+b"; PyTorch through autograd). Padding and
+# upsampling also report their bandwidth against the copy.
+CT_N, CT_HW, CT_CIN, CT_COUT = 8, 32, 128, 64
+LAYOUT_CASES = {
+    # name: label
+    "convt_k2": "convT 2x2 s2, 8x32x32x128->64 fwd",
+    "convt_k2_fb": "convT 2x2 s2 f+b",
+    "convt_k3": "convT 3x3 s2 p1 op1 fwd",
+    "convt_k3_fb": "convT 3x3 s2 p1 op1 f+b",
+    "up_nearest": "upsample nearest x2, 32x28x28x64",
+    "up_nearest_fb": "upsample nearest x2 f+b",
+    "up_bilinear": "upsample bilinear x2 fwd",
+    "up_bilinear_fb": "upsample bilinear x2 f+b",
+    "pad_zero": "zero pad 2, 32x56x56x64 fwd",
+    "pad_zero_fb": "zero pad 2 f+b",
+    "pad_reflect": "reflect pad 2 fwd",
+    "pad_reflect_fb": "reflect pad 2 f+b",
+    "pad_edge": "replicate pad 2 fwd",
+    "pad_edge_fb": "replicate pad 2 f+b",
+    "pixel_shuffle": "pixel shuffle (CRD) b2, 32x28x28x256",
+    "pixel_shuffle_fb": "pixel shuffle (CRD) f+b",
+    "channel_shuffle": "channel shuffle g2, 32x28x28x232",
+    "channel_shuffle_fb": "channel shuffle g2 f+b",
+    "permute": "permute (h,w) swap, 32x56x56x64",
+    "permute_fb": "permute (h,w) swap f+b",
+}
+CASES += list(LAYOUT_CASES)
+LABELS.update(LAYOUT_CASES)
+UP_SHAPE, PAD, PS_SHAPE, CS_SHAPE = (N, 28, 28, C), 2, (N, 28, 28, 256), (N, 28, 28, 232)
 
 
 def _median(xs):
@@ -134,7 +168,106 @@ def _cnnx_cases(threads):
         a = pool.submit(np.copyto, df[:half], xf[:half])
         np.copyto(df[half:], xf[half:])
         a.result()
+    fns.update(_cnnx_layout_cases(rng, x))
     return fns, notes, {"copy1": copy1, "copy2": copy2}
+
+
+def _fb(fwd, bwd):
+    """forward + backward as one timed call (the backward on a fixed dy)."""
+    def run():
+        fwd()
+        bwd()
+    return run
+
+
+def _cnnx_layout_cases(rng, x):
+    import numpy as np
+    import cnnx.functional as F
+
+    fns = {}
+    xc = rng.standard_normal((CT_N, CT_HW, CT_HW, CT_CIN), dtype=np.float32)
+    for name, k, p, op in (("convt_k2", 2, 0, 0), ("convt_k3", 3, 1, 1)):
+        w = rng.standard_normal((k, k, CT_COUT, CT_CIN), dtype=np.float32) * 0.05
+        b = rng.standard_normal(CT_COUT, dtype=np.float32)
+        kw = dict(stride=2, padding=p, output_padding=op)
+        dy = rng.standard_normal(F.conv_transpose2d(xc, w, b, **kw).shape, dtype=np.float32)
+        fwd = (lambda w, b, kw: lambda: F.conv_transpose2d(xc, w, b, **kw))(w, b, kw)
+        fns[name] = fwd
+        fns[name + "_fb"] = _fb(fwd, (lambda w, kw, dy: lambda: F.conv_transpose2d_backward(
+            dy, xc, w, **kw))(w, kw, dy))
+    xu = rng.standard_normal(UP_SHAPE, dtype=np.float32)
+    for mode in ("nearest", "bilinear"):
+        dy = rng.standard_normal((N, 56, 56, C), dtype=np.float32)
+        fwd = (lambda m: lambda: F.upsample2d(xu, 2, m))(mode)
+        fns["up_" + mode] = fwd
+        fns["up_" + mode + "_fb"] = _fb(fwd, (lambda m, dy: lambda: F.upsample2d_backward(
+            dy, 2, m))(mode, dy))
+    dyp = rng.standard_normal((N, H + 2 * PAD, W + 2 * PAD, C), dtype=np.float32)
+    for mode, key in (("constant", "zero"), ("reflect", "reflect"), ("edge", "edge")):
+        fwd = (lambda m: lambda: F.pad2d(x, PAD, m))(mode)
+        fns["pad_" + key] = fwd
+        fns["pad_" + key + "_fb"] = _fb(fwd, (lambda m: lambda: F.pad2d_backward(
+            dyp, x, PAD, m))(mode))
+    xs = rng.standard_normal(PS_SHAPE, dtype=np.float32)
+    dys = rng.standard_normal((N, 56, 56, 64), dtype=np.float32)
+    fns["pixel_shuffle"] = lambda: F.depth_to_space(xs, 2, "CRD")
+    fns["pixel_shuffle_fb"] = _fb(fns["pixel_shuffle"], lambda: F.space_to_depth(dys, 2, "CRD"))
+    xg = rng.standard_normal(CS_SHAPE, dtype=np.float32)
+    fns["channel_shuffle"] = lambda: F.channel_shuffle(xg, 2)
+    fns["channel_shuffle_fb"] = _fb(fns["channel_shuffle"],
+                                    lambda: F.channel_shuffle_backward(xg, 2))
+    fns["permute"] = lambda: F.permute(x, (2, 1, 3))
+    fns["permute_fb"] = _fb(fns["permute"], lambda: F.permute_backward(x, (2, 1, 3)))
+    return fns
+
+
+def _torch_layout_cases(rng, x):
+    import numpy as np
+    import torch
+    tf = torch.nn.functional
+    cl = torch.channels_last
+
+    def t(shape):  # an NHWC array as a channels_last NCHW tensor
+        a = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)).permute(0, 3, 1, 2)
+        return a.contiguous(memory_format=cl)
+
+    def pair(f, xin, dy_shape):
+        xg = xin.clone().requires_grad_(True)
+        dy = t(dy_shape)
+
+        def fwd():
+            with torch.no_grad():
+                f(xin)
+
+        def fb():
+            f(xg).backward(dy)
+        return fwd, fb
+
+    fns = {}
+    xc = t((CT_N, CT_HW, CT_HW, CT_CIN))
+    for name, k, p, op in (("convt_k2", 2, 0, 0), ("convt_k3", 3, 1, 1)):
+        w = (torch.randn(CT_CIN, CT_COUT, k, k) * 0.05).contiguous(memory_format=cl)
+        w.requires_grad_(True)
+        b = torch.randn(CT_COUT, requires_grad=True)
+        f = (lambda w, b, p, op: lambda v: tf.conv_transpose2d(v, w, b, 2, p, op))(w, b, p, op)
+        fns[name], fns[name + "_fb"] = pair(f, xc, (CT_N, 2 * CT_HW, 2 * CT_HW, CT_COUT))
+    xu = t(UP_SHAPE)
+    fns["up_nearest"], fns["up_nearest_fb"] = pair(
+        lambda v: tf.interpolate(v, scale_factor=2, mode="nearest"), xu, (N, 56, 56, C))
+    fns["up_bilinear"], fns["up_bilinear_fb"] = pair(
+        lambda v: tf.interpolate(v, scale_factor=2, mode="bilinear", align_corners=False), xu,
+        (N, 56, 56, C))
+    for mode, key in (("constant", "zero"), ("reflect", "reflect"), ("replicate", "edge")):
+        fns["pad_" + key], fns["pad_" + key + "_fb"] = pair(
+            (lambda m: lambda v: tf.pad(v, (PAD,) * 4, mode=m))(mode), x,
+            (N, H + 2 * PAD, W + 2 * PAD, C))
+    fns["pixel_shuffle"], fns["pixel_shuffle_fb"] = pair(
+        lambda v: tf.pixel_shuffle(v, 2), t(PS_SHAPE), (N, 56, 56, 64))
+    fns["channel_shuffle"], fns["channel_shuffle_fb"] = pair(
+        lambda v: tf.channel_shuffle(v, 2), t(CS_SHAPE), CS_SHAPE)
+    fns["permute"], fns["permute_fb"] = pair(
+        lambda v: v.transpose(2, 3).contiguous(memory_format=cl), x, (N, W, H, C))
+    return fns
 
 
 def _torch_cases(threads):
@@ -191,6 +324,7 @@ def _torch_cases(threads):
         except (RuntimeError, TypeError, ValueError):
             continue
         fns[name] = (lambda o: (lambda: o.step()))(opt)
+    fns.update(_torch_layout_cases(rng, x))
     return fns
 
 
@@ -210,7 +344,8 @@ def worker(framework, threads, only, min_time):
                 out["times"][name] = _time(fns[name], min_time)
             except Exception as e:  # a half-landed function: skip, say why
                 out["notes"][name] = f"failed: {type(e).__name__}: {e}"
-    if extra and (not only or only in "maxpool adaptive copy"):
+    if extra and (not only or only in "maxpool adaptive copy" or "pad" in only
+                  or "up_" in only):
         out["times"]["copy"] = min(_time(extra["copy1"], min_time),
                                    _time(extra["copy2"], min_time))
     print(json.dumps(out))
@@ -273,12 +408,18 @@ def main():
         nbytes = N * H * W * C * 4
         copy_bw = 2 * nbytes / (cp * 1e-3) / 1e9
         print(f"{'copy of the pool input (25.7 MB)':34s} {cp:9.3f}  -> {copy_bw:.1f} GB/s (read+write)")
-        for name, out_elems in (("maxpool", N * 28 * 28 * C), ("adaptive", N * 7 * 7 * C)):
+        padded = N * (H + 2 * PAD) * (W + 2 * PAD) * C * 4
+        up_in = N * 28 * 28 * C * 4
+        for name, moved in (("maxpool", nbytes + N * 28 * 28 * C * 4),
+                            ("adaptive", nbytes + N * 7 * 7 * C * 4),
+                            ("pad_zero", nbytes + padded), ("pad_reflect", nbytes + padded),
+                            ("pad_edge", nbytes + padded), ("up_nearest", 5 * up_in),
+                            ("up_bilinear", 5 * up_in), ("permute", 2 * nbytes)):
             t = med["cnnx"].get(name)
             if t is None:
                 continue
-            bw = (nbytes + out_elems * 4) / (t * 1e-3) / 1e9
-            print(f"  {name:10s} {bw:6.1f} GB/s = {100 * bw / copy_bw:5.1f}% of copy bandwidth")
+            bw = moved / (t * 1e-3) / 1e9
+            print(f"  {name:12s} {bw:6.1f} GB/s = {100 * bw / copy_bw:5.1f}% of copy bandwidth")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def number(pattern, line):
 
 def _others():
     mine = {"edge_detection.py", "train_mnist.py", "residual_network.py", "one_by_one_conv.py",
-            "pooling.py", "inception_fashion.py", "augment_fashion.py"}
+            "pooling.py", "inception_fashion.py", "augment_fashion.py", "segment.py"}
     return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name not in mine
                   and not p.name.startswith("_"))
 
@@ -147,3 +147,33 @@ def test_augment_fashion(tmp_path):
     assert plain > floor and augmented > floor
     if have("matplotlib"):
         assert "augmented_samples.png" in pictures(tmp_path)
+
+
+def test_segment(tmp_path):
+    """The U-Net on generated scenes: a per-pixel class mask, mean IoU as the headline
+    (at least 0.9 with the full settings; a quick run trains for seconds)."""
+    lines, r = run_example("segment.py", tmp_path)
+    m = re.fullmatch(r"mean IoU on (\d+) held-out scenes: ([0-9.]+) \(\d+ epochs, \d+ s training\)",
+                     lines[-1])
+    assert m, lines[-1]
+    assert 0.6 < float(m.group(2)) <= 1.0, r.stdout
+    assert "Conv2DTranspose" in r.stdout and "UpSampling2D" in r.stdout   # the summary table
+    if have("matplotlib"):
+        assert pictures(tmp_path) == ["masks.png"]
+    else:
+        assert "(no picture: matplotlib is not installed)" in r.stdout
+
+
+def test_segment_without_matplotlib_skips_the_picture(tmp_path):
+    blocker = tmp_path / "blocked" / "matplotlib"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('blocked for this test')\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "blocked")] + [p for p in sys.path if p])
+    r = subprocess.run([sys.executable, str(EXAMPLES / "segment.py"), "--train", "64", "--test",
+                        "16", "--epochs", "1", "--out-dir", str(tmp_path)], capture_output=True,
+                       text=True, env=env, cwd=str(tmp_path), timeout=max(LIMIT * 4, 240))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "(no picture: matplotlib is not installed)" in r.stdout
+    assert pictures(tmp_path) == []
+    assert r.stdout.strip().splitlines()[-1].startswith("mean IoU on 16 held-out scenes: ")

@@ -214,11 +214,15 @@ def test_keras_style_nhwc_graph(tmp_path):
     model = cnnx.onnx.load(path)
     assert model.input_shape == (6, 5, 3)
     np.testing.assert_allclose(model.predict(x), run_ort(path, x), atol=TOL, rtol=0)
-    # a Transpose anywhere else is refused
+    # a Transpose of C, H and W is a Permute; one that moves the batch axis is refused
     g = G((2, 4, 4))
     g.op("Transpose", perm=[0, 1, 3, 2], name="swap_hw")
     g.op("Relu")
-    with pytest.raises(cnnx.onnx.ONNXConversionError, match="Transpose.*swap_hw.*perm"):
+    compare_with_ort(g.model(), tmp_path)
+    g = G((2, 4, 4))
+    g.op("Transpose", perm=[1, 0, 2, 3], name="swap_nc")
+    g.op("Relu")
+    with pytest.raises(cnnx.onnx.ONNXConversionError, match="Transpose.*swap_nc.*perm"):
         _load_graph(g, tmp_path)
 
 

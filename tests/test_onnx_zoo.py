@@ -39,7 +39,7 @@ ZOO = {
     "inception_v1": "LRN",
     "inception_v2": None,
     "resnet50": None,
-    "shufflenet": "Reshape",  # the channel shuffle: Reshape to 5-D, Transpose, Reshape
+    "shufflenet": None,  # its channel shuffle (5-D Reshape, Transpose, Reshape): ChannelShuffle
     "squeezenet": None,
     "vgg19": None,
     "zfnet512": "LRN",
@@ -205,7 +205,7 @@ def test_light_model(name):
 def test_light_model_structure():
     """What the joins became (a quick look that the graphs are what they claim)."""
     kinds, models = {}, {}
-    for name in ("densenet121", "inception_v2", "resnet50", "squeezenet"):
+    for name in ("densenet121", "inception_v2", "resnet50", "squeezenet", "shufflenet"):
         models[name] = model = cnnx.onnx.from_onnx(randomised(name))
         kinds[name] = [type(l).__name__ for l in model.layers]
         assert model.input_shape == (224, 224, 3)
@@ -218,7 +218,10 @@ def test_light_model_structure():
     # each residual Sum with the Relu after it as its activation
     adds = [l for l in models["resnet50"].layers if isinstance(l, cnnx.Add)]
     assert len(adds) == 16 and all(l.activation == "relu" for l in adds)
+    # each Reshape-Transpose-Reshape is one channel shuffle; no 5-D reshapes remain
+    assert kinds["shufflenet"].count("ChannelShuffle") == 16
+    assert "Reshape" not in kinds["shufflenet"] and "Permute" not in kinds["shufflenet"]
 
 
 def test_most_of_the_zoo_loads():
-    assert sum(v is None for v in ZOO.values()) >= 5
+    assert sum(v is None for v in ZOO.values()) >= 6

@@ -22,6 +22,8 @@ namespace cnnx_py {
 namespace {
 
 using I15 = std::array<int64_t, 15>;
+using I17 = std::array<int64_t, 17>;
+using I4 = std::array<int64_t, 4>;
 using I8 = std::array<int64_t, 8>;
 using I3 = std::array<int64_t, 3>;
 using OptArray = std::optional<py::array>;
@@ -85,7 +87,8 @@ cnnx::OpSpec resolve(const PyOpSpec& p, Keep& keep, bool training) {
     return resolve_int8(p, keep);
   }
   cnnx::OpSpec s = p.s;
-  if (s.kind == cnnx::OpKind::conv2d || s.kind == cnnx::OpKind::dense) {
+  if (s.kind == cnnx::OpKind::conv2d || s.kind == cnnx::OpKind::dense ||
+      s.kind == cnnx::OpKind::conv_transpose2d) {
     try {
       cnnx::op_output_size(s);  // the geometry first: the sizes below rely on it
     } catch (const std::invalid_argument& e) {
@@ -101,6 +104,11 @@ cnnx::OpSpec resolve(const PyOpSpec& p, Keep& keep, bool training) {
   } else if (s.kind == cnnx::OpKind::dense) {
     wn = s.in_f * s.out_f;
     c = s.out_f;
+  } else if (s.kind == cnnx::OpKind::conv_transpose2d) {
+    cnnx::ConvTranspose2dShape one = s.convt;
+    one.N = 1;
+    wn = one.weight_size();
+    c = s.convt.C_out;
   }
   if (wn) {
     require(p.kernel.has_value(), "kernel: the op needs its weights");
@@ -302,6 +310,13 @@ void bind_plan(py::module_& m) {
       .value("rescale", cnnx::OpKind::rescale)
       .value("normalize", cnnx::OpKind::normalize)
       .value("augment", cnnx::OpKind::augment)
+      .value("conv_transpose2d", cnnx::OpKind::conv_transpose2d)
+      .value("pad2d", cnnx::OpKind::pad2d)
+      .value("upsample2d", cnnx::OpKind::upsample2d)
+      .value("depth_to_space", cnnx::OpKind::depth_to_space)
+      .value("space_to_depth", cnnx::OpKind::space_to_depth)
+      .value("channel_shuffle", cnnx::OpKind::channel_shuffle)
+      .value("transpose", cnnx::OpKind::transpose)
       .value("quantize", cnnx::OpKind::quantize)
       .value("dequantize", cnnx::OpKind::dequantize)
       .value("qconv2d", cnnx::OpKind::qconv2d)
@@ -471,6 +486,95 @@ void bind_plan(py::module_& m) {
           },
           py::arg("spec"), py::arg("seed") = py::none(),
           "an augment op's transform and its seed cell (uint64[1], rewritten before each step)")
+      // the layout ops and the transposed convolution (issue 19, part b)
+      .def_property(
+          "conv_transpose",
+          [](const PyOpSpec& p) {
+            const cnnx::ConvTranspose2dShape& s = p.s.convt;
+            return I17{s.H, s.W, s.C_in, s.KH, s.KW, s.C_out, s.stride_h, s.stride_w,
+                       s.dilation_h, s.dilation_w, s.pad_top, s.pad_bottom, s.pad_left,
+                       s.pad_right, s.out_pad_h, s.out_pad_w, s.groups};
+          },
+          [](PyOpSpec& p, const I17& g) {
+            cnnx::ConvTranspose2dShape s;
+            s.N = 1;
+            s.H = g[0];
+            s.W = g[1];
+            s.C_in = g[2];
+            s.KH = g[3];
+            s.KW = g[4];
+            s.C_out = g[5];
+            s.stride_h = g[6];
+            s.stride_w = g[7];
+            s.dilation_h = g[8];
+            s.dilation_w = g[9];
+            s.pad_top = g[10];
+            s.pad_bottom = g[11];
+            s.pad_left = g[12];
+            s.pad_right = g[13];
+            s.out_pad_h = g[14];
+            s.out_pad_w = g[15];
+            s.groups = g[16];
+            const char* msg = cnnx::conv_transpose2d_check(s);
+            require(msg[0] == 0, msg);
+            p.s.convt = s;
+          },
+          "(H, W, C_in, KH, KW, C_out, stride_h, stride_w, dilation_h, dilation_w, pad_top, "
+          "pad_bottom, pad_left, pad_right, output_padding_h, output_padding_w, groups)")
+      .def(
+          "set_pad",
+          [](PyOpSpec& p, const I3& hwc, cnnx::PadMode mode, const I4& pads, float value) {
+            cnnx::LayoutSpec& l = p.s.layout;
+            l.h = hwc[0];
+            l.w = hwc[1];
+            l.c = hwc[2];
+            l.pad_mode = mode;
+            for (int i = 0; i < 4; ++i) l.pads[i] = pads[i];
+            l.value = value;
+          },
+          py::arg("image"), py::arg("mode"), py::arg("pads"), py::arg("value") = 0.0f,
+          "pad2d: (h, w, c) in, (top, bottom, left, right) pads (constant: negative crops)")
+      .def(
+          "set_upsample",
+          [](PyOpSpec& p, const I3& hwc, cnnx::UpsampleMode mode, int64_t fh, int64_t fw) {
+            cnnx::LayoutSpec& l = p.s.layout;
+            l.h = hwc[0];
+            l.w = hwc[1];
+            l.c = hwc[2];
+            l.up_mode = mode;
+            l.fh = fh;
+            l.fw = fw;
+          },
+          py::arg("image"), py::arg("mode"), py::arg("fh"), py::arg("fw"))
+      .def(
+          "set_space_depth",
+          [](PyOpSpec& p, const I3& hwc, int64_t block, cnnx::DepthOrder order) {
+            cnnx::LayoutSpec& l = p.s.layout;
+            l.h = hwc[0];
+            l.w = hwc[1];
+            l.c = hwc[2];
+            l.block = block;
+            l.order = order;
+          },
+          py::arg("image"), py::arg("block_size"), py::arg("order"),
+          "depth_to_space / space_to_depth of an (h, w, c) image")
+      .def(
+          "set_channel_shuffle",
+          [](PyOpSpec& p, int64_t pixels, int64_t channels, int64_t groups) {
+            cnnx::LayoutSpec& l = p.s.layout;
+            l.h = pixels;
+            l.w = 1;
+            l.c = channels;
+            l.groups = groups;
+          },
+          py::arg("pixels"), py::arg("channels"), py::arg("groups"))
+      .def(
+          "set_transpose",
+          [](PyOpSpec& p, std::vector<int64_t> shape, std::vector<int> perm) {
+            p.s.layout.shape = std::move(shape);
+            p.s.layout.perm = std::move(perm);
+          },
+          py::arg("shape"), py::arg("perm"), "per-example input shape; output axis a = input axis perm[a]")
       .def(
           "set_quant",
           [](PyOpSpec& p, std::vector<std::pair<float, int32_t>> inputs,

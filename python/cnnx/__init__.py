@@ -38,6 +38,10 @@ from .layers import (Layer, Conv2D, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,  # 
                      Multiply, Average, Concatenate)
 from .layers import (Rescaling, Normalization, RandomFlip, RandomTranslation,  # noqa: E402
                      RandomRotation, RandomZoom, RandomCrop, RandomContrast)
+from .layers import (Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,  # noqa: E402
+                     UpSampling2D, ZeroPadding2D, ConstantPadding2D, ReflectionPadding2D,
+                     ReplicationPadding2D, Cropping2D, DepthToSpace, SpaceToDepth,
+                     ChannelShuffle, Reshape, Permute)
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, optimizers, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
@@ -50,6 +54,9 @@ __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAv
             "optim", "callbacks", "load_model", "quantize", "QuantizedModel"]
 __all__ += ["Rescaling", "Normalization", "RandomFlip", "RandomTranslation", "RandomRotation",
             "RandomZoom", "RandomCrop", "RandomContrast"]
+__all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D",
+            "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D", "ReplicationPadding2D",
+            "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
 # cnnx.data, cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx

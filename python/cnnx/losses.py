@@ -279,24 +279,31 @@ class CategoricalCrossentropy(Loss):
             t = (t * (1 - self.label_smoothing) + self.label_smoothing / k).astype(np.float32)
         return t
 
+    # Rows are distributions over the last axis; an output with several rows
+    # per sample (per-pixel classes) gives each sample the mean over its rows,
+    # as the compiled step does.
     def forward(self, y_true, y_pred):
-        z = _rows(y_pred).astype(np.float64)
-        t = _rows(y_true).astype(np.float64)
+        m, k = y_pred.shape[0], y_pred.shape[-1]
+        z = y_pred.reshape(-1, k).astype(np.float64)
+        t = y_true.reshape(-1, k).astype(np.float64)
         if self.from_logits is True:
             zmax = z.max(axis=1, keepdims=True)
             logp = z - (np.log(np.exp(z - zmax).sum(axis=1, keepdims=True)) + zmax)
         else:
             logp = np.log(np.maximum(z, _EPS))
-        return -(t * logp).sum(axis=1)
+        return -(t * logp).sum(axis=1).reshape(m, -1).mean(axis=1)
 
     def backward(self, y_true, y_pred):
-        t = _rows(y_true)
+        k = y_pred.shape[-1]
+        z = y_pred.reshape(-1, k)
+        t = y_true.reshape(-1, k)
+        per_pixel = z.shape[0] // y_pred.shape[0]
         if self.from_logits is True:
-            p = _core.softmax(np.ascontiguousarray(_rows(y_pred), np.float32), 1)
+            p = _core.softmax(np.ascontiguousarray(z, np.float32), 1)
             g = t.sum(axis=1, keepdims=True) * p - t
         else:
-            g = -t / np.maximum(_rows(y_pred), _EPS)
-        return g.reshape(y_pred.shape)
+            g = -t / np.maximum(z, _EPS)
+        return (g / per_pixel).reshape(y_pred.shape)
 
     def get_config(self):
         return dict(super().get_config(), from_logits=self.from_logits,

@@ -18,7 +18,9 @@
 
 #include "cnnx/augment.h"
 #include "cnnx/conv.h"
+#include "cnnx/conv_transpose.h"
 #include "cnnx/eltwise.h"
+#include "cnnx/layout.h"
 #include "cnnx/int8.h"
 #include "cnnx/pool.h"
 
@@ -44,6 +46,15 @@ enum class OpKind : int {
   normalize = 41,  // y = (x - bn.mean[c]) / max(sqrt(bn.var[c]), bn.eps) (Normalization)
   augment = 42,    // a random transform per image in training (aug, seed); inference:
                    // the identity, or a crop's centred resize
+  // Layout ops and the transposed convolution (issue 19, part b; numbered
+  // from 20 so that kinds added elsewhere meanwhile keep their numbers).
+  conv_transpose2d = 20,  // in[0] -> out; weights as conv2d (cnnx/conv_transpose.h)
+  pad2d = 21,             // constant / reflect / edge padding; constant crops too
+  upsample2d = 22,        // nearest / bilinear by integer factors
+  depth_to_space = 23,    // DCR / CRD (PixelShuffle)
+  space_to_depth = 24,
+  channel_shuffle = 25,   // over the last axis
+  transpose = 26,         // per-example axes permuted
 
   // int8 inference (cnnx/int8.h; inference plans only). Numbered apart, so
   // that fp32 kinds added after `python` never collide with them. A uint8
@@ -87,6 +98,23 @@ struct BatchNormSpec {
   float momentum = 0.01f;
   float* dgamma = nullptr;
   float* dbeta = nullptr;
+};
+
+// The geometry of the layout ops (cnnx/layout.h): each reads one (h, w, c)
+// image per example (channel_shuffle: h*w pixels of c channels; transpose:
+// any per-example shape).
+struct LayoutSpec {
+  int64_t h = 0, w = 0, c = 0;
+  PadMode pad_mode = PadMode::constant;   // pad2d: (top, bottom, left, right)
+  int64_t pads[4] = {0, 0, 0, 0};
+  float value = 0.0f;
+  UpsampleMode up_mode = UpsampleMode::nearest;  // upsample2d
+  int64_t fh = 1, fw = 1;
+  int64_t block = 1;                       // depth_to_space / space_to_depth
+  DepthOrder order = DepthOrder::dcr;
+  int64_t groups = 1;                      // channel_shuffle
+  std::vector<int64_t> shape;              // transpose: input shape and permutation
+  std::vector<int> perm;
 };
 
 struct OpSpec {
@@ -151,6 +179,10 @@ struct OpSpec {
   AugmentSpec aug;
   const uint64_t* seed = nullptr;
   bool aug_training = false;
+  // conv_transpose2d (N ignored; weights in w / bias / dw / db, act fused
+  // like conv2d's) and the layout ops' geometry.
+  ConvTranspose2dShape convt;
+  LayoutSpec layout;
   // int8 ops: the quantisation of each uint8 input and of a uint8 output,
   // what qconv2d / qdense store (uint8 or float) with which clamp, their
   // packed weights (held, shared storage) and, besides the float `bias`, an

@@ -13,6 +13,7 @@
 #include "cnnx/norm.h"
 #include "cnnx/plan.h"
 #include "plan/conv_direct_padded.h"
+#include "plan/layout_ops.h"
 #include "plan/plan_internal.h"
 
 namespace cnnx {
@@ -246,6 +247,20 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
                           sp.bn.var, sp.bn.eps);
       else
         augment_forward(sp.aug, xs, ys, i1 - i0, 0, i0, false);
+      return;
+    }
+    case OpKind::conv_transpose2d:
+    case OpKind::pad2d:
+    case OpKind::upsample2d:
+    case OpKind::depth_to_space:
+    case OpKind::space_to_depth:
+    case OpKind::channel_shuffle:
+    case OpKind::transpose: {  // whole images per part
+      int64_t i0 = 0, i1 = n;
+      if (parts > 1) part_range(n, part, parts, 1, &i0, &i1);
+      if (i0 >= i1) return;
+      plan_detail::layout_forward(sp, i1 - i0, x + i0 * plan_detail::layout_input_values(sp),
+                                  y + i0 * op.n);
       return;
     }
     default:

@@ -25,6 +25,13 @@ const char* op_kind_name(OpKind k) {
     case OpKind::rescale: return "rescale";
     case OpKind::normalize: return "normalize";
     case OpKind::augment: return "augment";
+    case OpKind::conv_transpose2d: return "conv_transpose2d";
+    case OpKind::pad2d: return "pad2d";
+    case OpKind::upsample2d: return "upsample2d";
+    case OpKind::depth_to_space: return "depth_to_space";
+    case OpKind::space_to_depth: return "space_to_depth";
+    case OpKind::channel_shuffle: return "channel_shuffle";
+    case OpKind::transpose: return "transpose";
     case OpKind::quantize: return "quantize";
     case OpKind::dequantize: return "dequantize";
     case OpKind::qconv2d: return "qconv2d";
@@ -59,6 +66,76 @@ Conv2dShape one_image(const Conv2dShape& c) {
   Conv2dShape s = c;
   s.N = 1;
   return s;
+}
+
+ConvTranspose2dShape one_image(const ConvTranspose2dShape& c) {
+  ConvTranspose2dShape s = c;
+  s.N = 1;
+  return s;
+}
+
+int64_t image_values(const LayoutSpec& l) { return l.h * l.w * l.c; }
+
+int64_t transpose_values(const LayoutSpec& l) {
+  int64_t n = 1;
+  for (int64_t d : l.shape) n *= d;
+  return n;
+}
+
+// The layout ops' checks; returns the values per image they write.
+int64_t layout_output_size(const OpSpec& op) {
+  const LayoutSpec& l = op.layout;
+  need_inputs(op, 1, 1);
+  if (op.kind == OpKind::transpose) {
+    const size_t r = l.shape.size();
+    if (r < 1 || r > 8 || l.perm.size() != r) fail(op, "expected 1 to 8 axes and a perm for each");
+    std::vector<int> seen(r, 0);
+    for (int a : l.perm)
+      if (a < 0 || a >= static_cast<int>(r) || seen[a]++) fail(op, "perm is not a permutation");
+    for (int64_t d : l.shape)
+      if (d < 1) fail(op, "axes must be >= 1");
+    return transpose_values(l);
+  }
+  if (l.h < 1 || l.w < 1 || l.c < 1) fail(op, "the input image must be non-empty");
+  switch (op.kind) {
+    case OpKind::pad2d: {
+      Pad2dShape p;
+      p.N = 1;
+      p.H = l.h;
+      p.W = l.w;
+      p.C = l.c;
+      p.top = l.pads[0];
+      p.bottom = l.pads[1];
+      p.left = l.pads[2];
+      p.right = l.pads[3];
+      const char* msg = pad2d_check(l.pad_mode, p);
+      if (msg[0]) throw std::invalid_argument(msg);
+      return p.out_h() * p.out_w() * l.c;
+    }
+    case OpKind::upsample2d: {
+      const int m = static_cast<int>(l.up_mode);
+      if (m < 0 || m > 1) fail(op, "unknown upsampling mode");
+      if (l.fh < 1 || l.fw < 1 || l.fh >= (int64_t{1} << 20) || l.fw >= (int64_t{1} << 20))
+        fail(op, "factors must be in [1, 2^20)");
+      return l.h * l.fh * l.w * l.fw * l.c;
+    }
+    case OpKind::depth_to_space:
+    case OpKind::space_to_depth: {
+      const int o = static_cast<int>(l.order);
+      if (o < 0 || o > 1) fail(op, "unknown channel order");
+      if (l.block < 1 || l.block >= (int64_t{1} << 20)) fail(op, "block size must be >= 1");
+      if (op.kind == OpKind::depth_to_space && l.c % (l.block * l.block))
+        fail(op, "the block size squared must divide the channels");
+      if (op.kind == OpKind::space_to_depth && (l.h % l.block || l.w % l.block))
+        fail(op, "the block size must divide the height and the width");
+      return image_values(l);
+    }
+    case OpKind::channel_shuffle:
+      if (l.groups < 1 || l.c % l.groups) fail(op, "groups must divide the channels");
+      return image_values(l);
+    default: break;
+  }
+  fail(op, "not a layout op");
 }
 
 void check_q(const OpSpec& op, const QuantParams& q, const std::string& what) {
@@ -222,6 +299,13 @@ std::vector<int64_t> op_input_sizes(const OpSpec& op) {
       return v;
     }
     case OpKind::augment: return {op.aug.h * op.aug.w * op.aug.c};
+    case OpKind::conv_transpose2d: return {one_image(op.convt).input_size()};
+    case OpKind::pad2d:
+    case OpKind::upsample2d:
+    case OpKind::depth_to_space:
+    case OpKind::space_to_depth:
+    case OpKind::channel_shuffle: return {image_values(op.layout)};
+    case OpKind::transpose: return {transpose_values(op.layout)};
     default: return std::vector<int64_t>(op.in.size(), op.count);
   }
 }
@@ -302,6 +386,22 @@ int64_t op_output_size(const OpSpec& op) {
     case OpKind::dropout:
     case OpKind::python:
       fail(op, "this op is resolved by the graph, no plan runs it");
+    case OpKind::conv_transpose2d: {
+      need_inputs(op, 1, 1);
+      const ConvTranspose2dShape s = one_image(op.convt);
+      const char* msg = conv_transpose2d_check(s);
+      if (msg[0]) throw std::invalid_argument(msg);
+      if (op.act == PlanAct::softmax && op.k != s.C_out) fail(op, "softmax runs over channels");
+      check_act(op, s.output_size());
+      return s.output_size();
+    }
+    case OpKind::pad2d:
+    case OpKind::upsample2d:
+    case OpKind::depth_to_space:
+    case OpKind::space_to_depth:
+    case OpKind::channel_shuffle:
+    case OpKind::transpose:
+      return layout_output_size(op);
     default:
       if (op_is_int8(op.kind)) return qop_output_size(op);
   }
@@ -338,6 +438,17 @@ double op_flops(const OpSpec& op) {
     case OpKind::rescale:
     case OpKind::normalize: return 2.0 * op.count;
     case OpKind::augment: return 20.0 * op.aug.oh * op.aug.ow * op.aug.c;
+    case OpKind::conv_transpose2d: {
+      const ConvTranspose2dShape& s = op.convt;
+      return 2.0 * s.H * s.W * s.KH * s.KW * (s.C_in / s.groups) * s.C_out;
+    }
+    case OpKind::pad2d:
+    case OpKind::upsample2d:
+    case OpKind::depth_to_space:
+    case OpKind::space_to_depth:
+    case OpKind::channel_shuffle:
+    case OpKind::transpose:
+      return static_cast<double>(op_output_size(op));  // one move per value
     default: return 0.0;
   }
 }

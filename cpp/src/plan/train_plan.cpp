@@ -17,6 +17,7 @@
 #include "cnnx/threading.h"
 #include "common/scratch.h"
 #include "plan/conv_direct_padded.h"
+#include "plan/layout_ops.h"
 #include "plan/plan_internal.h"
 
 #ifdef CNNX_HAVE_OPENMP
@@ -102,6 +103,15 @@ void TrainPlan::add(const OpSpec& spec) {
       if (spec.act != PlanAct::none && spec.act != PlanAct::relu)
         throw std::invalid_argument("dense: the training step fuses only relu");
       break;
+    case OpKind::conv_transpose2d: {
+      ConvTranspose2dShape one = spec.convt;
+      one.N = 1;
+      op.dw_off = grad_offset(spec.dw, grads_, n_grads_, one.weight_size(), "dw");
+      op.db_off = grad_offset(spec.db, grads_, n_grads_, one.C_out, "db");
+      if (spec.act != PlanAct::none && spec.act != PlanAct::relu)
+        throw std::invalid_argument("conv_transpose2d: the training step fuses only relu");
+      break;
+    }
     case OpKind::batch_norm:
       op.dw_off = grad_offset(spec.bn.dgamma, grads_, n_grads_, spec.channels, "dgamma");
       op.db_off = grad_offset(spec.bn.dbeta, grads_, n_grads_, spec.channels, "dbeta");
@@ -277,6 +287,10 @@ void TrainPlan::plan_memory() {
       case OpKind::augment:  // a contrast's backward masks what its output clipped
         if (any_dx(op) && s.aug.kind == AugmentKind::contrast) kept[s.out] = 1;
         break;
+      case OpKind::conv_transpose2d:  // the layout ops' backward reads no value
+        if (op.dw_off >= 0) kept[in0] = 1;
+        if (s.act == PlanAct::relu) kept[s.out] = 1;
+        break;
       case OpKind::eltwise:
         if (s.eltwise == EltwiseKind::mul && any_dx(op))
           for (int v : s.in) kept[v] = 1;
@@ -429,6 +443,15 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n, int64_t i0) {
     case OpKind::augment:
       augment_forward(s.aug, x, y, n, s.seed ? *s.seed : 0, i0, s.aug_training);
       return;
+    case OpKind::conv_transpose2d:
+    case OpKind::pad2d:
+    case OpKind::upsample2d:
+    case OpKind::depth_to_space:
+    case OpKind::space_to_depth:
+    case OpKind::channel_shuffle:
+    case OpKind::transpose:
+      plan_detail::layout_forward(s, n, x, y);
+      return;
     default:
       throw std::invalid_argument(std::string(op_kind_name(s.kind)) + ": not run by a plan");
   }
@@ -441,6 +464,13 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
   float* db = op.db_off >= 0 ? dgrads + op.db_off : nullptr;
   if (!op.run_backward) {
     // no loss depends on this op: its weight gradients are zero
+    if (s.kind == OpKind::conv_transpose2d) {
+      ConvTranspose2dShape one = s.convt;
+      one.N = 1;
+      if (dw) std::fill(dw, dw + one.weight_size(), 0.0f);
+      if (db) std::fill(db, db + one.C_out, 0.0f);
+      return;
+    }
     if (s.kind == OpKind::conv2d && dw) std::fill(dw, dw + s.conv.weight_size(), 0.0f);
     if (s.kind == OpKind::dense && dw) std::fill(dw, dw + s.in_f * s.out_f, 0.0f);
     if (s.kind == OpKind::batch_norm && dw) std::fill(dw, dw + s.channels, 0.0f);
@@ -569,6 +599,27 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
       if (!need_dx) return;
       augment_backward(s.aug, gy, val[s.out], dx, n, s.seed ? *s.seed : 0, i0, s.aug_training,
                        false);
+      finish_dx();
+      return;
+    case OpKind::conv_transpose2d: {
+      if (s.act == PlanAct::relu) relu_backward(gy, val[s.out], gy, out_total);
+      ConvTranspose2dShape c = s.convt;
+      c.N = n;
+      if (dw || db) conv_transpose2d_backward_weights(c, gy, val[s.in[0]], dw, db);
+      if (need_dx) {
+        conv_transpose2d_backward_data(c, gy, s.w, dx);
+        finish_dx();
+      }
+      return;
+    }
+    case OpKind::pad2d:
+    case OpKind::upsample2d:
+    case OpKind::depth_to_space:
+    case OpKind::space_to_depth:
+    case OpKind::channel_shuffle:
+    case OpKind::transpose:
+      if (!need_dx) return;
+      plan_detail::layout_backward(s, n, gy, dx);
       finish_dx();
       return;
     default:

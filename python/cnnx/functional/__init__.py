@@ -31,6 +31,16 @@ __all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backw
             "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
             "adaptive_max_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
             "adaptive_pool_windows"]
+# transposed convolution and the layout ops (issue 19, part b)
+from ._conv_transpose import (conv_transpose2d, conv_transpose2d_backward,
+                              conv_transpose_output_size)
+from ._layout import (pad2d, pad2d_backward, crop2d, crop2d_backward, upsample2d,
+                      upsample2d_backward, depth_to_space, space_to_depth, channel_shuffle,
+                      channel_shuffle_backward, permute, permute_backward)
+__all__ += ["conv_transpose2d", "conv_transpose2d_backward", "conv_transpose_output_size",
+            "pad2d", "pad2d_backward", "crop2d", "crop2d_backward", "upsample2d",
+            "upsample2d_backward", "depth_to_space", "space_to_depth", "channel_shuffle",
+            "channel_shuffle_backward", "permute", "permute_backward"]
 from ._int8 import (quantize, dequantize, quantization_params, quantize_weights,
                     QPackedWeights, qpack_conv2d, qpack_matmul, qmatmul, qconv2d,
                     qconv2d_algorithm, qmax_pool2d, qavg_pool2d, qadd)

@@ -268,3 +268,66 @@ class Graph:
     def python(self, layer, xs, shape):
         """A layer without a lowering: it runs its own Python forward/backward."""
         return self.emit(OpKind.python, list(xs), shape, python_layer=layer)
+
+    # ---- the transposed convolution and the layout ops ----------------------------
+    # Each keeps its input's shape in ``image``: once reshapes become views,
+    # the value an op reads may carry another shape of the same size.
+    def conv_transpose2d(self, x, *, geometry, kernel, bias, act=Act.none, alpha=0.0):
+        """Transposed convolution. ``geometry``: (H, W, C_in, KH, KW, C_out,
+        stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_bottom, pad_left,
+        pad_right, output_padding_h, output_padding_w, groups); ``kernel``
+        (KH, KW, C_out/groups, C_in) / ``bias``: ParamRefs (bias may be None)."""
+        h, w, _c, kh, kw, cout, sh, sw, dh, dw, pt, pb, pl, pr, oph, opw, _g = geometry
+        oh = (h - 1) * sh - pt - pb + dh * (kh - 1) + oph + 1
+        ow = (w - 1) * sw - pl - pr + dw * (kw - 1) + opw + 1
+        return self.emit(OpKind.conv_transpose2d, [x], (oh, ow, cout),
+                         geometry=tuple(int(v) for v in geometry), kernel=kernel, bias=bias,
+                         act=act, alpha=float(alpha))
+
+    def pad2d(self, x, *, pads, mode=None, value=0.0):
+        """Padding of an (h, w, c) image: ``pads`` (top, bottom, left, right);
+        ``mode`` a :class:`cnnx._core.PadMode` (constant by default; constant
+        pads may be negative: cropping)."""
+        h, w, c = x.shape
+        t, b, l, r = (int(p) for p in pads)
+        mode = _core.PadMode.constant if mode is None else mode
+        return self.emit(OpKind.pad2d, [x], (h + t + b, w + l + r, c), pads=(t, b, l, r),
+                         mode=mode, value=float(value), image=x.shape)
+
+    def upsample2d(self, x, *, factors, mode=None):
+        """Upsampling of an (h, w, c) image by integer ``factors`` (f_h, f_w);
+        ``mode`` a :class:`cnnx._core.UpsampleMode` (nearest by default)."""
+        h, w, c = x.shape
+        fh, fw = (int(f) for f in factors)
+        mode = _core.UpsampleMode.nearest if mode is None else mode
+        return self.emit(OpKind.upsample2d, [x], (h * fh, w * fw, c), factors=(fh, fw),
+                         mode=mode, image=x.shape)
+
+    def depth_to_space(self, x, *, block_size, order=None):
+        """(h, w, c) -> (h*b, w*b, c/b^2); ``order`` a :class:`cnnx._core.DepthOrder`."""
+        h, w, c = x.shape
+        b = int(block_size)
+        order = _core.DepthOrder.dcr if order is None else order
+        return self.emit(OpKind.depth_to_space, [x], (h * b, w * b, c // (b * b)),
+                         block_size=b, order=order, image=x.shape)
+
+    def space_to_depth(self, x, *, block_size, order=None):
+        """(h, w, c) -> (h/b, w/b, c*b^2), the inverse of :meth:`depth_to_space`."""
+        h, w, c = x.shape
+        b = int(block_size)
+        order = _core.DepthOrder.dcr if order is None else order
+        return self.emit(OpKind.space_to_depth, [x], (h // b, w // b, c * b * b),
+                         block_size=b, order=order, image=x.shape)
+
+    def channel_shuffle(self, x, *, groups):
+        """ShuffleNet's channel shuffle over the last axis (``groups`` divides it)."""
+        return self.emit(OpKind.channel_shuffle, [x], x.shape, groups=int(groups),
+                         image=x.shape)
+
+    def transpose(self, x, *, perm):
+        """Per-example axes permuted: output axis a is input axis ``perm[a]``."""
+        perm = tuple(int(p) for p in perm)
+        if perm == tuple(range(len(perm))):
+            return x
+        return self.emit(OpKind.transpose, [x], tuple(x.shape[p] for p in perm), perm=perm,
+                         image=x.shape)

@@ -173,7 +173,8 @@ def for_inference(g):
     prune(g)
     fold_batch_norm(g)
     fuse_activations(g, allowed=set(Act.__members__.values()) - {Act.none},
-                     producers=(OpKind.conv2d, OpKind.dense, OpKind.eltwise))
+                     producers=(OpKind.conv2d, OpKind.dense, OpKind.eltwise,
+                                OpKind.conv_transpose2d))
     fuse_residual_add(g)
     prune(g)
     return g
@@ -182,7 +183,7 @@ def for_inference(g):
 def for_training(g, keep=()):
     resolve_views(g, training=True)
     fuse_activations(g, allowed={Act.relu}, producers=(OpKind.conv2d, OpKind.dense,
-                                                      OpKind.eltwise))
+                                                      OpKind.eltwise, OpKind.conv_transpose2d))
     mask_relu_in_pool(g)
     prune(g, keep)
     return g

@@ -122,9 +122,41 @@ def _augment(spec, op, training):
     spec.set_augment(op.attrs["spec"], op.attrs["seed_cell"] if training else None)
 
 
+def _conv_transpose(spec, op, training):
+    spec.conv_transpose = op.attrs["geometry"]
+    spec.k = op.output.shape[-1]
+    _weights(spec, op.attrs, training)
+
+
+def _pad(spec, op, training):
+    a = op.attrs
+    spec.set_pad(a["image"], a["mode"], a["pads"], a["value"])
+
+
+def _upsample(spec, op, training):
+    spec.set_upsample(op.attrs["image"], op.attrs["mode"], *op.attrs["factors"])
+
+
+def _space_depth(spec, op, training):
+    spec.set_space_depth(op.attrs["image"], op.attrs["block_size"], op.attrs["order"])
+
+
+def _channel_shuffle(spec, op, training):
+    shape = op.attrs["image"]
+    spec.set_channel_shuffle(math.prod(shape) // shape[-1], shape[-1], op.attrs["groups"])
+
+
+def _transpose(spec, op, training):
+    spec.set_transpose(op.attrs["image"], op.attrs["perm"])
+
+
 _SPECS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
           OpKind.batch_norm: _batch_norm, OpKind.activation: _activation,
-          OpKind.eltwise: _eltwise, OpKind.concat: _concat}
+          OpKind.eltwise: _eltwise, OpKind.concat: _concat,
+          OpKind.conv_transpose2d: _conv_transpose, OpKind.pad2d: _pad,
+          OpKind.upsample2d: _upsample, OpKind.depth_to_space: _space_depth,
+          OpKind.space_to_depth: _space_depth, OpKind.channel_shuffle: _channel_shuffle,
+          OpKind.transpose: _transpose}
 _SPECS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize,
                OpKind.augment: _augment})
 
@@ -237,10 +269,20 @@ class CompiledTraining:
         self.heads = heads
         self.external = external
 
+    def _shaped(self, vals):
+        """The C++ step's flat (n, size) values in their per-example shapes
+        (value k is the one of the first head with order k)."""
+        order = getattr(self, "order", None)
+        if order is None:
+            return vals
+        heads = [self.heads[order.index(k)] for k in range(len(vals))]
+        return [v.reshape((v.shape[0],) + tuple(h.value.shape)) for v, h in zip(vals, heads)]
+
     def step(self, xs, targets, sample_weight=None):
         for f in self.before_step:
             f()
-        return self.plan.step(list(xs), list(targets), sample_weight)
+        loss, parts, vals = self.plan.step(list(xs), list(targets), sample_weight)
+        return loss, parts, self._shaped(vals)
 
     def forward(self, xs):
         for f in self.before_step:

@@ -8,14 +8,18 @@ SUPPORTED_EXPORT_LAYERS = (
     "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
     "Tanh", "Softmax", "BatchNormalization", "Dropout", "Residual", "Add", "Subtract",
     "Multiply", "Average", "Concatenate", "Rescaling", "Normalization", "RandomFlip",
-    "RandomTranslation", "RandomRotation", "RandomZoom", "RandomCrop", "RandomContrast")
+    "RandomTranslation", "RandomRotation", "RandomZoom", "RandomCrop", "RandomContrast",
+    "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D", "ZeroPadding2D",
+    "ConstantPadding2D", "ReflectionPadding2D", "ReplicationPadding2D", "Cropping2D",
+    "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute")
 
 #: operators that become cnnx layers (on tensors computed from the graph's inputs)
 SUPPORTED_IMPORT_OPS = (
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
     "ReduceMax", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Sum", "Mean", "Concat", "Relu",
     "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten",
-    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity")
+    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity", "ConvTranspose", "Pad", "Slice",
+    "Resize", "Upsample", "DepthToSpace", "SpaceToDepth")
 
 #: operators evaluated at import when all their inputs are constants (weights
 #: computed in the graph, shape arithmetic); ``Shape`` and ``Size`` of any tensor

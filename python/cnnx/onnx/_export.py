@@ -21,6 +21,13 @@ Conv and pooling operators:
   Dropout disappears (it is the identity at inference);
 - ``Add`` / ``Sub`` / ``Mul`` / ``Mean`` for the elementwise joins (and
   Residual), ``Concat`` on the matching NCHW axis;
+- ``ConvTranspose`` (kernels (KH, KW, C_out/g, C_in) become (C_in, C_out/g, KH, KW)),
+  ``Pad`` (constant / reflect / edge) and ``Slice`` for cropping, ``Resize``
+  (nearest: asymmetric + floor; bilinear: half_pixel, PyTorch's
+  align_corners=False), ``DepthToSpace`` / ``SpaceToDepth`` (CRD space-to-depth
+  as Reshape-Transpose-Reshape), channel shuffle as ShuffleNet's
+  Reshape-Transpose-Reshape, ``Transpose`` for Permute and ``Reshape`` (through
+  NHWC order) for Reshape;
 - a Transpose back to NHWC for each output that is an image.
 """
 import os
@@ -144,8 +151,9 @@ def _conv(g, op, ts):
     t = _materialise(g, ts[0], op.name)
     _need_image(op, t)
     a = op.attrs
-    _h, _w, _c, kh, kw, _cout, sh, sw, dh, dw, pt, pb, pl, pr, groups = a["geometry"]
-    kernel = np.asarray(a["kernel"].array, np.float32)  # HWIO
+    _h, _w, c, kh, kw, cout, sh, sw, dh, dw, pt, pb, pl, pr, groups = a["geometry"]
+    # HWIO (a depthwise kernel kept as (KH, KW, C, multiplier) is the same memory)
+    kernel = np.asarray(a["kernel"].array, np.float32).reshape(kh, kw, c // groups, cout)
     ins = [t.name, g.const(op.name + "/W", kernel.transpose(3, 2, 0, 1))]  # OIHW
     if a["bias"] is not None:
         ins.append(g.const(op.name + "/B", a["bias"].array))
@@ -253,6 +261,21 @@ def _concat(g, op, ts):
     return _T(y, op.output.shape)
 
 
+def _to_cnnx_order(g, t, base):
+    """An image stored NCHW -> the same tensor in cnnx's NHWC order (other ranks as they are)."""
+    t = _materialise(g, t, base)
+    if len(t.shape) == 3:
+        return g.node("Transpose", [t.name], base + "/to_nhwc", perm=list(_NCHW_TO_NHWC))
+    return t.name
+
+
+def _from_cnnx_order(g, name, shape, base):
+    """A tensor in cnnx's order -> how the graph stores it (rank 3: NCHW)."""
+    if len(shape) == 3:
+        return _T(g.node("Transpose", [name], base + "/to_nchw", perm=list(_NHWC_TO_NCHW)), shape)
+    return _T(name, shape)
+
+
 def _reshape(g, op, ts):
     t = ts[0]
     out = op.output.shape
@@ -262,7 +285,120 @@ def _reshape(g, op, ts):
         return _T(y, out, None if h * w == 1 else (c, h, w))
     if len(out) == 1 and len(t.shape) == 1:
         return t
-    raise _err(op, f"reshape {t.shape} -> {out} has no ONNX export yet")
+    x = _to_cnnx_order(g, t, op.name)
+    shape = g.const(op.name + "/shape", [0, *out], np.int64)  # 0: the batch size as it is
+    return _from_cnnx_order(g, g.node("Reshape", [x, shape], op.name), out, op.name)
+
+
+def _conv_transpose(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    _need_image(op, t)
+    a = op.attrs
+    _h, _w, _c, kh, kw, _cout, sh, sw, dh, dw, pt, pb, pl, pr, oph, opw, groups = a["geometry"]
+    kernel = np.asarray(a["kernel"].array, np.float32)  # (KH, KW, C_out/g, C_in)
+    ins = [t.name, g.const(op.name + "/W", kernel.transpose(3, 2, 0, 1))]  # (C_in, C_out/g, KH, KW)
+    if a["bias"] is not None:
+        ins.append(g.const(op.name + "/B", a["bias"].array))
+    y = g.node("ConvTranspose", ins, op.name, kernel_shape=[kh, kw], strides=[sh, sw],
+               dilations=[dh, dw], pads=[pt, pl, pb, pr], output_padding=[oph, opw],
+               group=int(groups))
+    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"])
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge"}
+
+
+def _pad2d(g, op, ts):
+    t, a = ts[0], op.attrs
+    _need_image(op, t)
+    h, w, _c = t.shape
+    pads = a["pads"]
+    crop = [max(-p, 0) for p in pads]  # (top, bottom, left, right): negative pads crop
+    name = t.name
+    if any(crop):
+        starts = g.const(op.name + "/starts", [crop[0], crop[2]], np.int64)
+        ends = g.const(op.name + "/ends", [h - crop[1], w - crop[3]], np.int64)
+        axes = g.const(op.name + "/axes", [2, 3], np.int64)
+        name = g.node("Slice", [name, starts, ends, axes], op.name + "/crop")
+    grow = [max(p, 0) for p in pads]
+    if any(grow):
+        t_, b_, l_, r_ = grow
+        onnx_pads = g.const(op.name + "/pads", [0, 0, t_, l_, 0, 0, b_, r_], np.int64)
+        mode = a["mode"].name
+        ins = [name, onnx_pads]
+        if mode == "constant":
+            ins.append(g.const(op.name + "/value", np.float32(a["value"])))
+        name = g.node("Pad", ins, op.name, mode=_PAD_MODES[mode])
+    if name == t.name:  # nothing to do: an Identity keeps one node per op
+        name = g.node("Identity", [name], op.name)
+    return _T(name, op.output.shape)
+
+
+def _upsample2d(g, op, ts):
+    t, a = ts[0], op.attrs
+    _need_image(op, t)
+    fh, fw = a["factors"]
+    scales = g.const(op.name + "/scales", [1.0, 1.0, float(fh), float(fw)])
+    if a["mode"].name == "nearest":
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                     nearest_mode="floor")
+    else:  # PyTorch's align_corners=False
+        attrs = dict(mode="linear", coordinate_transformation_mode="half_pixel")
+    y = g.node("Resize", [t.name, "", scales], op.name, **attrs)
+    return _T(y, op.output.shape)
+
+
+def _depth_to_space(g, op, ts):
+    t, a = ts[0], op.attrs
+    _need_image(op, t)
+    y = g.node("DepthToSpace", [t.name], op.name, blocksize=int(a["block_size"]),
+               mode=a["order"].name.upper())
+    return _T(y, op.output.shape)
+
+
+def _space_to_depth(g, op, ts):
+    t, a = ts[0], op.attrs
+    _need_image(op, t)
+    b = int(a["block_size"])
+    if a["order"].name == "dcr":  # ONNX's SpaceToDepth
+        return _T(g.node("SpaceToDepth", [t.name], op.name, blocksize=b), op.output.shape)
+    h, w, c = t.shape  # CRD: output channel c*b*b + i*b + j
+    s6 = g.const(op.name + "/shape6", [0, c, h // b, b, w // b, b], np.int64)
+    x = g.node("Reshape", [t.name, s6], op.name + "/blocks")
+    x = g.node("Transpose", [x], op.name + "/crd", perm=[0, 1, 3, 5, 2, 4])
+    s4 = g.const(op.name + "/shape4", [0, c * b * b, h // b, w // b], np.int64)
+    return _T(g.node("Reshape", [x, s4], op.name), op.output.shape)
+
+
+def _channel_shuffle(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    groups = int(op.attrs["groups"])
+    shape = t.shape
+    c = shape[-1]
+    rest = [shape[0], shape[1]] if len(shape) == 3 else list(shape[:-1])
+    channel_first = len(shape) == 3  # NCHW: channels right after the batch
+    if channel_first:
+        split, perm, joined = [0, groups, c // groups, *rest], [0, 2, 1, 3, 4], [0, c, *rest]
+    else:
+        n = len(rest)
+        split, joined = [0, *rest, groups, c // groups], [0, *rest, c]
+        perm = list(range(n + 1)) + [n + 2, n + 1]
+    x = g.node("Reshape", [t.name, g.const(op.name + "/split", split, np.int64)],
+               op.name + "/split")
+    x = g.node("Transpose", [x], op.name + "/swap", perm=perm)
+    y = g.node("Reshape", [x, g.const(op.name + "/join", joined, np.int64)], op.name)
+    return _T(y, op.output.shape)
+
+
+def _transpose(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    perm = op.attrs["perm"]
+    nd = len(t.shape)
+    p1 = list(_NCHW_TO_NHWC) if nd == 3 else list(range(nd + 1))  # stored -> cnnx order
+    q = [0] + [p + 1 for p in perm]                                   # the permutation
+    p2 = list(_NHWC_TO_NCHW) if len(op.output.shape) == 3 else list(range(nd + 1))
+    total = [p1[q[p2[i]]] for i in range(nd + 1)]
+    return _T(g.node("Transpose", [t.name], op.name, perm=total), op.output.shape)
 
 
 def _identity(g, op, ts):
@@ -342,7 +478,11 @@ def _augment(g, op, ts):
 _EXPORTERS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
               OpKind.batch_norm: _batch_norm, OpKind.activation: _activation_op,
               OpKind.eltwise: _eltwise, OpKind.concat: _concat, OpKind.reshape: _reshape,
-              OpKind.dropout: _identity, OpKind.python: _python}
+              OpKind.dropout: _identity, OpKind.python: _python,
+              OpKind.conv_transpose2d: _conv_transpose, OpKind.pad2d: _pad2d,
+              OpKind.upsample2d: _upsample2d, OpKind.depth_to_space: _depth_to_space,
+              OpKind.space_to_depth: _space_to_depth, OpKind.channel_shuffle: _channel_shuffle,
+              OpKind.transpose: _transpose}
 _EXPORTERS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize,
                    OpKind.augment: _augment})
 

@@ -772,3 +772,9 @@ CONVERTERS = {
     "Transpose": _transpose, "Flatten": _flatten, "Reshape": _reshape,
     "Squeeze": _squeeze_unsqueeze, "Unsqueeze": _squeeze_unsqueeze,
 }
+
+# the transposed convolution and the layout operators (ConvTranspose, Pad,
+# Slice, Resize/Upsample, DepthToSpace/SpaceToDepth, channel and pixel shuffles)
+from ._import_layout import register as _register_layout  # noqa: E402
+
+_register_layout(CONVERTERS)

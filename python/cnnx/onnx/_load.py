@@ -19,6 +19,10 @@ input and one output per graph output, taking **NHWC** images:
   layer before it, or becomes a 1x1 depthwise convolution;
 - a Relu / LeakyRelu / Sigmoid / Tanh / Softmax right after a Conv, Gemm
   or Add becomes that layer's fused ``activation``;
+- ``ConvTranspose``, ``Pad``, ``Resize``/``Upsample`` by integer factors,
+  ``DepthToSpace``/``SpaceToDepth`` and the Reshape-Transpose-Reshape of a
+  channel shuffle or pixel (un)shuffle become cnnx's layout layers
+  (:mod:`._import_layout`);
 - weights computed from constants (a Transpose or Reshape of an
   initializer, ``ConstantOfShape``...) and shape arithmetic are evaluated
   at import (:mod:`._import_fold`).
