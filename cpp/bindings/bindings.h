@@ -61,5 +61,6 @@ void bind_pool(py::module_& m);
 void bind_ops(py::module_& m);
 void bind_plan(py::module_& m);
 void bind_merge(py::module_& m);
+void bind_act_norm(py::module_& m);  // issue 19: activations and normalisations
 
 }  // namespace cnnx_py

@@ -36,6 +36,10 @@ from .layers import (Layer, Conv2D, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,  # 
                      AdaptiveMaxPool2D, GlobalAvgPool2D, Dense, ReLU, LeakyReLU, Sigmoid, Tanh,
                      Softmax, BatchNormalization, Dropout, Flatten, Residual, Add, Subtract,
                      Multiply, Average, Concatenate)
+# issue 19 (layers-a)
+from .layers import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip,  # noqa: E402
+                     Softplus, Softsign, LogSoftmax, PReLU, LocalResponseNormalization,
+                     GroupNormalization, LayerNormalization)
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
@@ -45,6 +49,9 @@ __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAv
             "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
             "Subtract", "Multiply", "Average", "Concatenate", "Input", "Model", "Sequential",
             "optim", "callbacks", "load_model"]
+__all__ += ["ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip",
+            "Softplus", "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization",
+            "GroupNormalization", "LayerNormalization"]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
 # cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx

@@ -19,4 +19,7 @@ namespace bn_generic { extern const BnKernels kernels; }
 namespace bn_avx2 { extern const BnKernels kernels; }
 namespace bn_avx512 { extern const BnKernels kernels; }
 
+// The active ISA's loops (also used by group normalisation, group_norm.cpp).
+const BnKernels& bn_kernels();
+
 }  // namespace cnnx

@@ -31,3 +31,17 @@ __all__ += ["max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backw
             "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "adaptive_max_pool2d",
             "adaptive_max_pool2d_backward", "global_avg_pool2d", "global_avg_pool2d_backward",
             "adaptive_pool_windows"]
+# issue 19: more activations, normalisations (pool options live in max_pool2d / avg_pool2d)
+from ._activation_more import (elu, elu_backward, selu, selu_backward, gelu, gelu_backward,
+                               silu, silu_backward, hardswish, hardswish_backward, hardsigmoid,
+                               hardsigmoid_backward, relu6, relu6_backward, clip, clip_backward,
+                               softplus, softplus_backward, softsign, softsign_backward,
+                               log_softmax, log_softmax_backward, prelu, prelu_backward)
+from ._norm_more import (lrn, lrn_backward, group_norm, group_norm_backward, layer_norm,
+                         layer_norm_backward)
+__all__ += ["elu", "elu_backward", "selu", "selu_backward", "gelu", "gelu_backward", "silu",
+            "silu_backward", "hardswish", "hardswish_backward", "hardsigmoid",
+            "hardsigmoid_backward", "relu6", "relu6_backward", "clip", "clip_backward",
+            "softplus", "softplus_backward", "softsign", "softsign_backward", "log_softmax",
+            "log_softmax_backward", "prelu", "prelu_backward", "lrn", "lrn_backward",
+            "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward"]

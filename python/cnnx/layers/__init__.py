@@ -12,8 +12,16 @@ from .dropout import Dropout
 from .reshape import Flatten
 from .residual import Residual
 from .merge import Add, Subtract, Multiply, Average, Concatenate
+# issue 19 (layers-a): activations and normalisations
+from .activations import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip, Softplus,
+                          Softsign, LogSoftmax)
+from .prelu import PReLU
+from .normalization2 import LocalResponseNormalization, GroupNormalization, LayerNormalization
 
 __all__ = ["Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
            "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
            "Subtract", "Multiply", "Average", "Concatenate"]
+__all__ += ["ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip",
+            "Softplus", "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization",
+            "GroupNormalization", "LayerNormalization"]

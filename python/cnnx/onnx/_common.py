@@ -8,6 +8,10 @@ SUPPORTED_EXPORT_LAYERS = (
     "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
     "Tanh", "Softmax", "BatchNormalization", "Dropout", "Residual", "Add", "Subtract",
     "Multiply", "Average", "Concatenate")
+SUPPORTED_EXPORT_LAYERS += (  # issue 19 (layers-a)
+    "ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip", "Softplus",
+    "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization", "GroupNormalization",
+    "LayerNormalization")
 
 SUPPORTED_IMPORT_OPS = (
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",

@@ -1,0 +1,280 @@
+// Loops of the extra elementwise activations (cnnx/activation.h: Pointwise),
+// log-softmax rows and PReLU, written once over a vector type V
+// (common/vec_*.h) and compiled per ISA: pointwise.cpp (portable, one float
+// at a time), pointwise__avx2.cpp, pointwise__avx512.cpp. Each includes its
+// vec header, defines CNNX_PW_NS and CNNX_PW_VEC (the V to use), then this file.
+#include <cstdint>
+#include <vector>
+
+#include "common/vec_math.h"
+#include "ops/pointwise_kernels.h"
+
+namespace cnnx {
+namespace CNNX_PW_NS {
+namespace {
+
+using V = CNNX_PW_VEC;
+using reg = V::reg;
+namespace vm = vecmath;
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kGeluKappa = 0.044715f;
+constexpr float kInvSqrt2Pi = 0.3989422804014327f;  // 1 / sqrt(2 pi)
+
+inline reg c(float v) { return V::set1(v); }
+
+// y = f(x) over n floats; the tail goes through a zero-padded vector.
+template <class F>
+inline void map1(const float* x, float* y, int64_t n, F f) {
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W) V::store(y + i, f(V::load(x + i)));
+  if (i < n) {
+    float a[V::W] = {}, b[V::W];
+    for (int64_t j = 0; j < n - i; ++j) a[j] = x[i + j];
+    V::store(b, f(V::load(a)));
+    for (int64_t j = 0; j < n - i; ++j) y[i + j] = b[j];
+  }
+}
+
+// dx = dy * g(x)
+template <class G>
+inline void map2(const float* dy, const float* x, float* dx, int64_t n, G g) {
+  int64_t i = 0;
+  for (; i + V::W <= n; i += V::W)
+    V::store(dx + i, V::mul(V::load(dy + i), g(V::load(x + i))));
+  if (i < n) {
+    float a[V::W] = {}, d[V::W] = {}, b[V::W];
+    for (int64_t j = 0; j < n - i; ++j) {
+      a[j] = x[i + j];
+      d[j] = dy[i + j];
+    }
+    V::store(b, V::mul(V::load(d), g(V::load(a))));
+    for (int64_t j = 0; j < n - i; ++j) dx[i + j] = b[j];
+  }
+}
+
+inline reg elu(reg x, reg a) {
+  return V::select(V::gt(x, V::zero()), x, V::mul(a, vm::expm1_nonpos<V>(V::min(V::zero(), x))));
+}
+
+// d/dx of x > 0 ? x : a (exp(x) - 1)
+inline reg elu_grad(reg x, reg a) {
+  return V::select(V::gt(x, V::zero()), c(1.0f), V::mul(a, vm::exp<V>(V::min(V::zero(), x))));
+}
+
+void forward(Pointwise f, const float* x, float* y, int64_t n, float a, float b) {
+  const reg va = c(a), vb = c(b);
+  switch (f) {
+    case Pointwise::elu: map1(x, y, n, [=](reg v) { return elu(v, va); }); return;
+    case Pointwise::selu: map1(x, y, n, [=](reg v) { return V::mul(vb, elu(v, va)); }); return;
+    case Pointwise::gelu:
+      map1(x, y, n, [](reg v) { return V::mul(v, vm::normal_cdf<V>(v)); });
+      return;
+    case Pointwise::gelu_tanh:
+      map1(x, y, n, [](reg v) {
+        const reg v2 = V::mul(v, v);
+        const reg inner = V::mul(c(kSqrt2OverPi), V::fmadd(V::mul(c(kGeluKappa), v2), v, v));
+        const reg h = V::mul(c(0.5f), v);
+        return V::fmadd(h, vm::tanh<V>(inner), h);
+      });
+      return;
+    case Pointwise::silu: map1(x, y, n, [](reg v) { return V::mul(v, vm::sigmoid<V>(v)); }); return;
+    case Pointwise::hardswish:
+      map1(x, y, n, [](reg v) {
+        const reg r6 = V::max(V::zero(), V::min(c(6.0f), V::add(v, c(3.0f))));
+        return V::mul(V::mul(v, r6), c(1.0f / 6.0f));
+      });
+      return;
+    case Pointwise::hardsigmoid:
+      map1(x, y, n, [=](reg v) {
+        return V::max(V::zero(), V::min(c(1.0f), V::fmadd(va, v, vb)));  // NaN stays
+      });
+      return;
+    case Pointwise::clip:
+      // min(b, max(a, x)) with x second: a NaN x stays NaN
+      map1(x, y, n, [=](reg v) { return V::min(vb, V::max(va, v)); });
+      return;
+    case Pointwise::softplus:
+      // max(x, 0) + log1p(exp(-|x|)), exact to float for any x
+      map1(x, y, n, [](reg v) {
+        const reg l = vm::log1p_unit<V>(vm::exp<V>(V::neg(V::abs(v))));
+        return V::add(V::max(V::zero(), v), l);
+      });
+      return;
+    case Pointwise::softsign:
+      map1(x, y, n, [](reg v) { return V::div(v, V::add(c(1.0f), V::abs(v))); });
+      return;
+  }
+}
+
+void backward(Pointwise f, const float* dy, const float* x, float* dx, int64_t n, float a,
+              float b) {
+  const reg va = c(a), vb = c(b);
+  switch (f) {
+    case Pointwise::elu: map2(dy, x, dx, n, [=](reg v) { return elu_grad(v, va); }); return;
+    case Pointwise::selu:
+      map2(dy, x, dx, n, [=](reg v) { return V::mul(vb, elu_grad(v, va)); });
+      return;
+    case Pointwise::gelu:
+      // Phi(x) + x phi(x)
+      map2(dy, x, dx, n, [](reg v) {
+        const reg pdf = V::mul(c(kInvSqrt2Pi), vm::exp<V>(V::mul(c(-0.5f), V::mul(v, v))));
+        return V::fmadd(v, pdf, vm::normal_cdf<V>(v));
+      });
+      return;
+    case Pointwise::gelu_tanh:
+      map2(dy, x, dx, n, [](reg v) {
+        const reg v2 = V::mul(v, v);
+        const reg t = vm::tanh<V>(V::mul(c(kSqrt2OverPi), V::fmadd(V::mul(c(kGeluKappa), v2), v, v)));
+        const reg inner_d = V::mul(c(kSqrt2OverPi), V::fmadd(c(3.0f * kGeluKappa), v2, c(1.0f)));
+        const reg left = V::mul(c(0.5f), V::add(c(1.0f), t));
+        const reg right = V::mul(V::mul(c(0.5f), v), V::mul(V::fnmadd(t, t, c(1.0f)), inner_d));
+        return V::add(left, right);
+      });
+      return;
+    case Pointwise::silu:
+      // s (1 + x (1 - s))
+      map2(dy, x, dx, n, [](reg v) {
+        const reg s = vm::sigmoid<V>(v);
+        return V::mul(s, V::fmadd(v, V::sub(c(1.0f), s), c(1.0f)));
+      });
+      return;
+    case Pointwise::hardswish:
+      map2(dy, x, dx, n, [](reg v) {
+        const reg mid = V::fmadd(v, c(1.0f / 3.0f), c(0.5f));
+        return V::select(V::lt(v, c(-3.0f)), V::zero(), V::select(V::gt(v, c(3.0f)), c(1.0f), mid));
+      });
+      return;
+    case Pointwise::hardsigmoid:
+      map2(dy, x, dx, n, [=](reg v) {
+        const reg z = V::fmadd(va, v, vb);
+        return V::select(V::mand(V::gt(z, V::zero()), V::lt(z, c(1.0f))), va, V::zero());
+      });
+      return;
+    case Pointwise::clip:
+      map2(dy, x, dx, n, [=](reg v) {
+        return V::select(V::mand(V::gt(v, va), V::lt(v, vb)), c(1.0f), V::zero());
+      });
+      return;
+    case Pointwise::softplus: map2(dy, x, dx, n, [](reg v) { return vm::sigmoid<V>(v); }); return;
+    case Pointwise::softsign:
+      map2(dy, x, dx, n, [](reg v) {
+        const reg d = V::add(c(1.0f), V::abs(v));
+        return V::recip(V::mul(d, d));
+      });
+      return;
+  }
+}
+
+void log_softmax_rows(const float* x, float* y, int64_t rows, int64_t K) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * K;
+    float* yr = y + r * K;
+    reg mv = c(-__builtin_inff());
+    int64_t k = 0;
+    for (; k + V::W <= K; k += V::W) mv = V::max(V::load(xr + k), mv);  // NaN ignored here...
+    float m = V::hmax(mv);
+    bool nan = false;
+    for (int64_t j = k; j < K; ++j) m = xr[j] > m ? xr[j] : m;
+    for (int64_t j = 0; j < K; ++j) nan |= xr[j] != xr[j];  // ...and caught here
+    reg sv = V::zero();
+    const reg vm_ = c(m);
+    for (k = 0; k + V::W <= K; k += V::W) sv = V::add(sv, vm::exp<V>(V::sub(V::load(xr + k), vm_)));
+    double s = V::hsum(sv);
+    for (; k < K; ++k) {
+      float t[V::W] = {};
+      t[0] = xr[k] - m;
+      float e[V::W];
+      V::store(e, vm::exp<V>(V::load(t)));
+      s += e[0];
+    }
+    const float shift = nan ? __builtin_nanf("") : m + static_cast<float>(__builtin_log(s));
+    const reg vs = c(shift);
+    map1(xr, yr, K, [=](reg v) { return V::sub(v, vs); });
+  }
+}
+
+void prelu_forward(const float* x, const float* slope, float* y, int64_t r0, int64_t r1,
+                   int64_t P) {
+  if (P == 1) {
+    const reg a = c(slope[0]);
+    map1(x + r0, y + r0, r1 - r0, [=](reg v) { return V::select(V::gt(v, V::zero()), v, V::mul(a, v)); });
+    return;
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * P;
+    float* yr = y + r * P;
+    int64_t p = 0;
+    for (; p + V::W <= P; p += V::W) {
+      const reg v = V::load(xr + p);
+      V::store(yr + p, V::select(V::gt(v, V::zero()), v, V::mul(V::load(slope + p), v)));
+    }
+    for (; p < P; ++p) yr[p] = xr[p] > 0.0f ? xr[p] : slope[p] * xr[p];
+  }
+}
+
+constexpr int64_t RB = 32;  // rows summed in float before a double add
+
+void prelu_backward(const float* dy, const float* x, const float* slope, float* dx, double* ds,
+                    int64_t r0, int64_t r1, int64_t P) {
+  if (P == 1) {
+    const reg a = c(slope[0]);
+    if (dx)
+      map2(dy + r0, x + r0, dx + r0, r1 - r0,
+           [=](reg v) { return V::select(V::gt(v, V::zero()), c(1.0f), a); });
+    if (ds) {
+      for (int64_t i0 = r0; i0 < r1; i0 += 4096) {
+        const int64_t i1 = i0 + 4096 < r1 ? i0 + 4096 : r1;
+        reg acc = V::zero();
+        int64_t i = i0;
+        for (; i + V::W <= i1; i += V::W) {
+          const reg v = V::load(x + i);
+          acc = V::add(acc, V::select(V::gt(v, V::zero()), V::zero(), V::mul(V::load(dy + i), v)));
+        }
+        double s = V::hsum(acc);
+        for (; i < i1; ++i) s += x[i] > 0.0f ? 0.0 : static_cast<double>(dy[i]) * x[i];
+        ds[0] += s;
+      }
+    }
+    return;
+  }
+  if (dx)
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * P;
+      const float* gr = dy + r * P;
+      float* dr = dx + r * P;
+      int64_t p = 0;
+      for (; p + V::W <= P; p += V::W) {
+        const reg v = V::load(xr + p);
+        V::store(dr + p, V::mul(V::load(gr + p), V::select(V::gt(v, V::zero()), c(1.0f), V::load(slope + p))));
+      }
+      for (; p < P; ++p) dr[p] = xr[p] > 0.0f ? gr[p] : slope[p] * gr[p];
+    }
+  if (!ds) return;
+  std::vector<float> acc(static_cast<size_t>(P));
+  float* a = acc.data();
+  for (int64_t rb = r0; rb < r1; rb += RB) {
+    const int64_t re = rb + RB < r1 ? rb + RB : r1;
+    for (int64_t p = 0; p < P; ++p) a[p] = 0.0f;
+    for (int64_t r = rb; r < re; ++r) {
+      const float* xr = x + r * P;
+      const float* gr = dy + r * P;
+      int64_t p = 0;
+      for (; p + V::W <= P; p += V::W) {
+        const reg v = V::load(xr + p);
+        const reg t = V::select(V::gt(v, V::zero()), V::zero(), V::mul(V::load(gr + p), v));
+        V::store(a + p, V::add(V::load(a + p), t));
+      }
+      for (; p < P; ++p) a[p] += xr[p] > 0.0f ? 0.0f : gr[p] * xr[p];
+    }
+    for (int64_t p = 0; p < P; ++p) ds[p] += a[p];
+  }
+}
+
+}  // namespace
+
+const PointwiseKernels kernels = {forward, backward, log_softmax_rows, prelu_forward,
+                                  prelu_backward};
+
+}  // namespace CNNX_PW_NS
+}  // namespace cnnx
