@@ -52,8 +52,8 @@ enum class Pointwise : int {
 constexpr int kPointwiseCount = 10;
 
 // Gradients where f has a kink (PyTorch's choices): clip and hardsigmoid pass
-// the gradient only strictly inside their linear range; hardswish's is 0
-// below -3, (2x + 3) / 6 on [-3, 3] and 1 above.
+// the gradient only strictly inside their linear range; hardswish's is 0 up
+// to -3, (2x + 3) / 6 strictly between -3 and 3, and 1 from 3 on.
 void pointwise_forward(Pointwise f, const float* x, float* y, int64_t n, float a = 0.0f,
                        float b = 0.0f);
 void pointwise_backward(Pointwise f, const float* dy, const float* x, float* dx, int64_t n,

@@ -13,6 +13,9 @@ struct BnKernels {
                  const float* k);
   void (*affine2)(const float* dy, const float* x, float* dx, int64_t r0, int64_t r1, int64_t C,
                   const float* a, const float* b, const float* k);
+  // y = (x - m[c]) * a[c] + k[c]: no cancellation when |mean| >> std (group norm)
+  void (*affine_centred)(const float* x, float* y, int64_t r0, int64_t r1, int64_t C,
+                         const float* m, const float* a, const float* k);
 };
 
 namespace bn_generic { extern const BnKernels kernels; }

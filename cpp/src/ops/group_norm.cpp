@@ -1,7 +1,7 @@
 // Group normalisation (cnnx/norm.h). Each example is [pixels, C] in NHWC
 // order, so the work is batch normalisation's per example: per-channel sums
 // over the pixels (the batch-norm loops, SIMD per ISA), folded into one mean
-// and variance per group, then one affine pass y = x * a[c] + k[c]. Threads
+// and variance per group, then one pass y = (x - mean) * a[c] + k[c]. Threads
 // take whole examples, or split the pixels of one when there are few.
 #include <algorithm>
 #include <cmath>
@@ -141,12 +141,12 @@ void group_norm_forward(const float* x, const float* gamma, const float* beta, f
     Stats st(C);
     std::vector<double> m(groups), inv(groups);
     example_stats(xi, rows, C, groups, eps, nt_in, st, m.data(), inv.data());
-    std::vector<float> a(C), kk(C);
+    std::vector<float> mc(C), a(C), kk(C);
     for (int64_t c = 0; c < C; ++c) {
       const int64_t g = c / cg;
-      const double sc = (gamma ? gamma[c] : 1.0) * inv[g];
-      a[c] = static_cast<float>(sc);
-      kk[c] = static_cast<float>((beta ? beta[c] : 0.0) - m[g] * sc);
+      mc[c] = static_cast<float>(m[g]);
+      a[c] = static_cast<float>((gamma ? gamma[c] : 1.0) * inv[g]);
+      kk[c] = static_cast<float>(beta ? beta[c] : 0.0);
     }
     for (int64_t g = 0; g < groups; ++g) {
       if (mean) mean[i * groups + g] = static_cast<float>(m[g]);
@@ -154,7 +154,7 @@ void group_norm_forward(const float* x, const float* gamma, const float* beta, f
     }
     float* yi = y + i * count;
     rows_parallel(rows, nt_in, [&](int64_t b, int64_t e) {
-      k.affine(xi, yi, b, e, C, a.data(), kk.data());
+      k.affine_centred(xi, yi, b, e, C, mc.data(), a.data(), kk.data());
     });
   });
 }

@@ -142,7 +142,7 @@ void backward(Pointwise f, const float* dy, const float* x, float* dx, int64_t n
     case Pointwise::hardswish:
       map2(dy, x, dx, n, [](reg v) {
         const reg mid = V::fmadd(v, c(1.0f / 3.0f), c(0.5f));
-        return V::select(V::lt(v, c(-3.0f)), V::zero(), V::select(V::gt(v, c(3.0f)), c(1.0f), mid));
+        return V::select(V::le(v, c(-3.0f)), V::zero(), V::select(V::lt(v, c(3.0f)), mid, c(1.0f)));
       });
       return;
     case Pointwise::hardsigmoid:

@@ -5,7 +5,8 @@ Softplus, Softsign, LogSoftmax and PReLU. Elementwise ones take any shape.
 Definitions follow PyTorch (and ONNX where it has the operator). Every
 backward takes the forward INPUT ``x`` (log-softmax: its output ``y``); at a
 kink the gradient is PyTorch's: Clip and Hardsigmoid pass it only strictly
-inside their linear range, Hardswish's is ``(2x + 3)/6`` on ``[-3, 3]``.
+inside their linear range, Hardswish's is ``(2x + 3)/6`` strictly between -3
+and 3 (0 at -3, 1 at 3).
 """
 import math
 import numbers
@@ -192,14 +193,15 @@ def _prelu_args(x, slope):
     slope = as_float32(slope, "slope")
     if x.ndim < 1:
         raise ValueError(f"x: expected a batch (m, ...), got shape {x.shape}")
-    if slope.ndim > x.ndim - 1 or (slope.ndim and slope.shape != x.shape[x.ndim - slope.ndim:]):
+    if slope.size != 1 and (slope.ndim > x.ndim - 1 or
+                            slope.shape != x.shape[x.ndim - slope.ndim:]):
         raise ValueError(f"slope: expected a scalar, shape {x.shape[-1:]} (one per channel) or "
                          f"the trailing axes of x {x.shape[1:]}, got shape {slope.shape}")
     return x, slope
 
 
 def prelu(x, slope):
-    """``x`` where ``x > 0``, else ``slope * x``. ``slope``: a scalar (shared),
+    """``x`` where ``x > 0``, else ``slope * x``. ``slope``: one value (shared),
     one per channel (the last axis), or any trailing axes of x (broadcast)."""
     x, slope = _prelu_args(x, slope)
     return _core.prelu(x, slope.reshape(-1))
@@ -208,8 +210,9 @@ def prelu(x, slope):
 def prelu_backward(dy, x, slope):
     """-> ``(dx, dslope)``: ``dx = dy`` where ``x > 0`` else ``slope * dy``;
     ``dslope`` sums ``dy * x`` over the positions where ``x <= 0`` (shaped like slope)."""
+    shape = np.shape(slope)
     x, slope = _prelu_args(x, slope)
     dy = as_float32(dy, "dy")
     _same_shape(dy, x, "dy", "x")
     dx, ds = _core.prelu_backward(dy, x, slope.reshape(-1))
-    return dx, ds.reshape(slope.shape)
+    return dx, ds.reshape(shape)
