@@ -68,31 +68,41 @@ void bind_act_norm(py::module_& m) {
       .value("softplus", cnnx::Pointwise::softplus)
       .value("softsign", cnnx::Pointwise::softsign);
 
+  // `out`: an optional float32 C-contiguous array of x's size to write into
+  // (it may be x itself: the functions work in place).
   m.def(
       "pointwise",
-      [](farray x, cnnx::Pointwise f, float a, float b) {
-        farray y = like(x);
+      [](farray x, cnnx::Pointwise f, float a, float b, py::object out) {
+        std::vector<int64_t> shape(x.shape(), x.shape() + x.ndim());
+        py::array y = out_array(out, shape, "out");
         const float* px = x.data();
-        float* py_ = y.mutable_data();
+        float* py_ = static_cast<float*>(y.mutable_data());
         const int64_t n = x.size();
-        py::gil_scoped_release nogil;
-        cnnx::pointwise_forward(f, px, py_, n, a, b);
+        {
+          py::gil_scoped_release nogil;
+          cnnx::pointwise_forward(f, px, py_, n, a, b);
+        }
         return y;
       },
-      py::arg("x"), py::arg("f"), py::arg("a") = 0.0f, py::arg("b") = 0.0f);
+      py::arg("x"), py::arg("f"), py::arg("a") = 0.0f, py::arg("b") = 0.0f,
+      py::arg("out") = py::none());
   m.def(
       "pointwise_backward",
-      [](farray dy, farray x, cnnx::Pointwise f, float a, float b) {
+      [](farray dy, farray x, cnnx::Pointwise f, float a, float b, py::object out) {
         require_same_shape(dy, x, "dy");
-        farray dx = like(x);
+        std::vector<int64_t> shape(x.shape(), x.shape() + x.ndim());
+        py::array dx = out_array(out, shape, "out");
         const float *pdy = dy.data(), *px = x.data();
-        float* pdx = dx.mutable_data();
+        float* pdx = static_cast<float*>(dx.mutable_data());
         const int64_t n = x.size();
-        py::gil_scoped_release nogil;
-        cnnx::pointwise_backward(f, pdy, px, pdx, n, a, b);
+        {
+          py::gil_scoped_release nogil;
+          cnnx::pointwise_backward(f, pdy, px, pdx, n, a, b);
+        }
         return dx;
       },
-      py::arg("dy"), py::arg("x"), py::arg("f"), py::arg("a") = 0.0f, py::arg("b") = 0.0f);
+      py::arg("dy"), py::arg("x"), py::arg("f"), py::arg("a") = 0.0f, py::arg("b") = 0.0f,
+      py::arg("out") = py::none());
 
   m.def(
       "log_softmax",
