@@ -32,6 +32,14 @@ and the median over rounds is kept. Ratio = PyTorch time / cnnx time:
 above 1 means cnnx is faster. PyTorch tensors are channels_last (NHWC in
 memory, like cnnx), its fastest CPU layout for these ops.
 
+--keep-freed-memory sets MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_ in
+BOTH workers so that glibc keeps freed memory: each call here returns fresh
+25.7 MB arrays, and when a forward + backward frees two of them glibc trims
+its heap and the next call page-faults 13 MB of zeros back in (measured:
+hardswish forward + backward 10.3 ms without, 4.8 ms with; the kernels
+alone 1.9 + 2.8 ms). The compiled plans reuse their own buffers and do
+not see this.
+
 On a shared, oversubscribed machine wall-clock times at 2 threads are
 dominated by descheduled threads; ``--threads 1 --clock cpu`` (process CPU
 time, one thread) is the robust comparison of the kernels themselves.
@@ -349,6 +357,9 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--clock", choices=sorted(CLOCK), default="wall",
                     help="wall: elapsed time; cpu: process CPU time (robust on a loaded machine)")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="both workers: glibc keeps freed memory (no page faults on fresh "
+                         "outputs; see the module docstring)")
     ap.add_argument("--worker", choices=["cnnx", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     global _clock
@@ -358,6 +369,8 @@ def main():
         return
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    if args.keep_freed_memory:
+        env.update(MALLOC_TRIM_THRESHOLD_="4000000000", MALLOC_MMAP_THRESHOLD_="4000000000")
     here = os.path.dirname(os.path.abspath(__file__))
     times = {"cnnx": {}, "torch": {}}
     notes = {}
@@ -379,7 +392,8 @@ def main():
     import cnnx
     info = cnnx.info()
     print(f"cnnx {info.get('version')} isa={info.get('isa')}  threads={args.threads}  "
-          f"rounds={args.rounds}  clock={args.clock}  (ratio = torch / cnnx; > 1: cnnx faster)")
+          f"rounds={args.rounds}  clock={args.clock}  (ratio = torch / cnnx; > 1: cnnx faster)"
+          + ("  keep-freed-memory" if args.keep_freed_memory else ""))
     print(f"{'case':34s} {'cnnx ms':>9s} {'torch ms':>9s} {'ratio':>7s}")
     med = {fw: {k: _median(v) for k, v in d.items()} for fw, d in times.items()}
     for name in CASES:

@@ -9,9 +9,12 @@
 #include "common/scratch.h"
 #include "ops/ops_common.h"
 
+#include "common/vec_scalar.h"
 #define CNNX_LN_NS layer_norm_generic
+#define CNNX_LN_VEC ::cnnx::vec_scalar::V
 #include "ops/layer_norm_impl.h"
 #undef CNNX_LN_NS
+#undef CNNX_LN_VEC
 
 namespace cnnx {
 

@@ -1,10 +1,10 @@
-// Layer-normalisation loops over rows of C values, written once and compiled
-// per ISA (layer_norm.cpp portable, layer_norm__avx2.cpp,
-// layer_norm__avx512.cpp; CNNX_LN_NS names each copy). A row (one NHWC
-// pixel's channels) stays in L1 between its passes: the mean, the centred
-// variance (two passes: accurate when |mean| >> std), then the output.
-// Reductions keep 16 independent float lanes so that they vectorise without
-// reassociation flags.
+// Layer-normalisation loops over rows of C values, written once over a
+// vector type V (common/vec_*.h) and compiled per ISA (layer_norm.cpp
+// portable, layer_norm__avx2.cpp, layer_norm__avx512.cpp; each defines
+// CNNX_LN_NS and CNNX_LN_VEC). A row (one NHWC pixel's channels) stays in L1
+// between its two passes: the statistics (sums shifted by the row's first
+// value, so var = E[(x-s)^2] - E[x-s]^2 stays accurate when |mean| >> std),
+// then the output. Whole vectors, then a scalar tail.
 #include <cmath>
 #include <cstdint>
 
@@ -14,53 +14,29 @@ namespace cnnx {
 namespace CNNX_LN_NS {
 namespace {
 
-constexpr int L = 16;
-
-inline float row_sum(const float* a, int64_t C) {
-  float acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = 0.0f;
-  int64_t c = 0;
-  for (; c + L <= C; c += L)
-    for (int j = 0; j < L; ++j) acc[j] += a[c + j];
-  float s = 0.0f;
-  for (int j = 0; j < L; ++j) s += acc[j];
-  for (; c < C; ++c) s += a[c];
-  return s;
-}
-
-// sum (a - m)^2
-inline float row_centred_squares(const float* a, float m, int64_t C) {
-  float acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = 0.0f;
-  int64_t c = 0;
-  for (; c + L <= C; c += L)
-    for (int j = 0; j < L; ++j) {
-      const float d = a[c + j] - m;
-      acc[j] += d * d;
-    }
-  float s = 0.0f;
-  for (int j = 0; j < L; ++j) s += acc[j];
-  for (; c < C; ++c) s += (a[c] - m) * (a[c] - m);
-  return s;
-}
-
-// sum a * (b - m)
-inline float row_dot_centred(const float* a, const float* b, float m, int64_t C) {
-  float acc[L];
-  for (int j = 0; j < L; ++j) acc[j] = 0.0f;
-  int64_t c = 0;
-  for (; c + L <= C; c += L)
-    for (int j = 0; j < L; ++j) acc[j] += a[c + j] * (b[c + j] - m);
-  float s = 0.0f;
-  for (int j = 0; j < L; ++j) s += acc[j];
-  for (; c < C; ++c) s += a[c] * (b[c] - m);
-  return s;
-}
+using V = CNNX_LN_VEC;
+using reg = V::reg;
 
 inline void row_stats(const float* x, int64_t C, float eps, float* m, float* inv) {
-  const float mean = row_sum(x, C) / static_cast<float>(C);
-  const float var = row_centred_squares(x, mean, C) / static_cast<float>(C);
-  *m = mean;
+  const float sh = x[0];
+  const reg vsh = V::set1(sh);
+  reg v1 = V::zero(), v2 = V::zero();
+  int64_t c = 0;
+  for (; c + V::W <= C; c += V::W) {
+    const reg d = V::sub(V::load(x + c), vsh);
+    v1 = V::add(v1, d);
+    v2 = V::fmadd(d, d, v2);
+  }
+  float s1 = V::hsum(v1), s2 = V::hsum(v2);
+  for (; c < C; ++c) {
+    const float d = x[c] - sh;
+    s1 += d;
+    s2 += d * d;
+  }
+  const float d1 = s1 / static_cast<float>(C);
+  float var = s2 / static_cast<float>(C) - d1 * d1;
+  var = var > 0.0f ? var : 0.0f;
+  *m = sh + d1;
   *inv = 1.0f / std::sqrt(var + eps);
 }
 
@@ -73,12 +49,20 @@ void forward(const float* x, const float* gamma, const float* beta, float* y, in
     row_stats(xr, C, eps, &m, &inv);
     if (mean) mean[r] = m;
     if (inv_std) inv_std[r] = inv;
-    for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - m) * inv * gamma[c] + beta[c];
+    const reg vm = V::set1(m), vi = V::set1(inv);
+    int64_t c = 0;
+    for (; c + V::W <= C; c += V::W) {
+      const reg xh = V::mul(V::sub(V::load(xr + c), vm), vi);
+      V::store(yr + c, V::fmadd(xh, V::load(gamma + c), V::load(beta + c)));
+    }
+    for (; c < C; ++c) yr[c] = (xr[c] - m) * inv * gamma[c] + beta[c];
   }
 }
 
 constexpr int64_t RB = 32;  // rows summed in float before a double add
 
+// Per row: one pass for A = sum gamma dy, B = sum gamma dy (x - m) and the
+// parameter-gradient sums, one for dx = inv (gamma dy - A/C - (x - m) inv^2 B/C).
 void backward(const float* dy, const float* x, const float* gamma, const float* mean,
               const float* inv_std, float* dx, double* dg, double* db, int64_t r0, int64_t r1,
               int64_t C, float eps, float* scratch) {
@@ -98,19 +82,40 @@ void backward(const float* dy, const float* x, const float* gamma, const float* 
       } else {
         row_stats(xr, C, eps, &m, &inv);
       }
-      if (dg)
-        for (int64_t c = 0; c < C; ++c) {
-          ag[c] += gr[c] * ((xr[c] - m) * inv);
-          ab[c] += gr[c];
+      const reg vm = V::set1(m), vi = V::set1(inv);
+      reg va = V::zero(), vb = V::zero();
+      int64_t c = 0;
+      for (; c + V::W <= C; c += V::W) {
+        const reg g = V::load(gr + c), xc = V::sub(V::load(xr + c), vm);
+        const reg gd = V::mul(V::load(gamma + c), g);
+        va = V::add(va, gd);
+        vb = V::fmadd(gd, xc, vb);
+        if (dg) {
+          V::store(ag + c, V::fmadd(V::mul(g, xc), vi, V::load(ag + c)));
+          V::store(ab + c, V::add(V::load(ab + c), g));
         }
+      }
+      float A = V::hsum(va), B = V::hsum(vb);
+      for (; c < C; ++c) {
+        const float g = gr[c], xc = xr[c] - m, gd = gamma[c] * g;
+        A += gd;
+        B += gd * xc;
+        if (dg) {
+          ag[c] += g * xc * inv;
+          ab[c] += g;
+        }
+      }
       if (!dx) continue;
-      // A = sum gamma dy, B = sum gamma dy xhat
+      const float a = A / static_cast<float>(C);
+      const float b = B * inv * inv / static_cast<float>(C);
+      const reg vA = V::set1(a), vB = V::set1(b);
       float* d = dx + r * C;
-      for (int64_t c = 0; c < C; ++c) d[c] = gamma[c] * gr[c];  // g, kept in dx
-      const float A = row_sum(d, C);
-      const float B = inv * row_dot_centred(d, xr, m, C);
-      const float a = A / static_cast<float>(C), b = B / static_cast<float>(C);
-      for (int64_t c = 0; c < C; ++c) d[c] = inv * (d[c] - a - (xr[c] - m) * inv * b);
+      for (c = 0; c + V::W <= C; c += V::W) {
+        const reg gd = V::mul(V::load(gamma + c), V::load(gr + c));
+        const reg xc = V::sub(V::load(xr + c), vm);
+        V::store(d + c, V::mul(vi, V::fnmadd(xc, vB, V::sub(gd, vA))));
+      }
+      for (; c < C; ++c) d[c] = inv * (gamma[c] * gr[c] - a - (xr[c] - m) * b);
     }
     if (dg)
       for (int64_t c = 0; c < C; ++c) {

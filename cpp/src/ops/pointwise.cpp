@@ -108,19 +108,19 @@ void log_softmax_backward(const float* dy, const float* y, float* dx, int64_t ou
                           int64_t inner) {
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for_flops(20.0 * outer * K * inner);
+  if (inner == 1) {
+    parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
+      pointwise_kernels().log_softmax_backward_rows(dy + b * K, y + b * K, dx + b * K, e - b, K);
+    }, 1);
+    return;
+  }
   parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
     float* s = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(inner));
     for (int64_t o = b; o < e; ++o) {
       const int64_t base = o * K * inner;
       for (int64_t i = 0; i < inner; ++i) s[i] = 0.0f;
-      if (inner == 1) {
-        double sum = 0.0;
-        for (int64_t k = 0; k < K; ++k) sum += dy[base + k];
-        s[0] = static_cast<float>(sum);
-      } else {
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t i = 0; i < inner; ++i) s[i] += dy[base + k * inner + i];
-      }
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t i = 0; i < inner; ++i) s[i] += dy[base + k * inner + i];
       for (int64_t k = 0; k < K; ++k)
         for (int64_t i = 0; i < inner; ++i) {
           const int64_t j = base + k * inner + i;

@@ -171,13 +171,12 @@ void log_softmax_rows(const float* x, float* y, int64_t rows, int64_t K) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * K;
     float* yr = y + r * K;
+    // the maximum ignores NaNs; a NaN then makes the sum, and so every y, NaN
     reg mv = c(-__builtin_inff());
     int64_t k = 0;
-    for (; k + V::W <= K; k += V::W) mv = V::max(V::load(xr + k), mv);  // NaN ignored here...
+    for (; k + V::W <= K; k += V::W) mv = V::max(V::load(xr + k), mv);
     float m = V::hmax(mv);
-    bool nan = false;
     for (int64_t j = k; j < K; ++j) m = xr[j] > m ? xr[j] : m;
-    for (int64_t j = 0; j < K; ++j) nan |= xr[j] != xr[j];  // ...and caught here
     reg sv = V::zero();
     const reg vm_ = c(m);
     for (k = 0; k + V::W <= K; k += V::W) sv = V::add(sv, vm::exp<V>(V::sub(V::load(xr + k), vm_)));
@@ -189,9 +188,34 @@ void log_softmax_rows(const float* x, float* y, int64_t rows, int64_t K) {
       V::store(e, vm::exp<V>(V::load(t)));
       s += e[0];
     }
-    const float shift = nan ? __builtin_nanf("") : m + static_cast<float>(__builtin_log(s));
-    const reg vs = c(shift);
+    const reg vs = c(m + static_cast<float>(__builtin_log(s)));
     map1(xr, yr, K, [=](reg v) { return V::sub(v, vs); });
+  }
+}
+
+// dx = dy - exp(y) * sum(dy), row by row
+void log_softmax_backward_rows(const float* dy, const float* y, float* dx, int64_t rows,
+                               int64_t K) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* gr = dy + r * K;
+    const float* yr = y + r * K;
+    float* dr = dx + r * K;
+    reg sv = V::zero();
+    int64_t k = 0;
+    for (; k + V::W <= K; k += V::W) sv = V::add(sv, V::load(gr + k));
+    double s = V::hsum(sv);
+    for (; k < K; ++k) s += gr[k];
+    const reg vs = c(static_cast<float>(s));
+    k = 0;
+    for (; k + V::W <= K; k += V::W)
+      V::store(dr + k, V::fnmadd(vm::exp<V>(V::load(yr + k)), vs, V::load(gr + k)));
+    for (; k < K; ++k) {
+      float t[V::W] = {};
+      t[0] = yr[k];
+      float e[V::W];
+      V::store(e, vm::exp<V>(V::load(t)));
+      dr[k] = gr[k] - e[0] * static_cast<float>(s);
+    }
   }
 }
 
@@ -275,7 +299,7 @@ void prelu_backward(const float* dy, const float* x, const float* slope, float* 
 }  // namespace
 
 const PointwiseKernels kernels = {forward, backward, log_softmax_rows, prelu_forward,
-                                  prelu_backward};
+                                  prelu_backward, log_softmax_backward_rows};
 
 }  // namespace CNNX_PW_NS
 }  // namespace cnnx
