@@ -53,6 +53,19 @@ inline void map2(const float* dy, const float* x, float* dx, int64_t n, G g) {
   }
 }
 
+// sigmoid(2 k (x + c x^3)) = 1 / (1 + exp(-2z)); the exponent is clamped to
+// [-100, 80] and the gate set to 0 beyond 80 (where it is below 2e-35, and
+// x s must still be 0 for x as large as 1e38). Also gives 1 - s = e s (no
+// cancellation where s is near 1).
+inline reg gelu_tanh_gate(reg v, reg* one_minus = nullptr) {
+  const reg t = V::fmadd(V::mul(v, v), c(-2.0f * kSqrt2OverPi * kGeluKappa), c(-2.0f * kSqrt2OverPi));
+  const reg raw = V::mul(v, t);  // -2z
+  const reg e = vm::exp<V>(V::max(c(-100.0f), V::min(c(80.0f), raw)));  // a NaN stays
+  const reg s = V::select(V::gt(raw, c(80.0f)), V::zero(), V::recip(V::add(c(1.0f), e)));
+  if (one_minus) *one_minus = V::mul(e, s);
+  return s;
+}
+
 inline reg elu(reg x, reg a) {
   return V::select(V::gt(x, V::zero()), x, V::mul(a, vm::expm1_nonpos<V>(V::min(V::zero(), x))));
 }
@@ -71,12 +84,8 @@ void forward(Pointwise f, const float* x, float* y, int64_t n, float a, float b)
       map1(x, y, n, [](reg v) { return V::mul(v, vm::normal_cdf<V>(v)); });
       return;
     case Pointwise::gelu_tanh:
-      map1(x, y, n, [](reg v) {
-        const reg v2 = V::mul(v, v);
-        const reg inner = V::mul(c(kSqrt2OverPi), V::fmadd(V::mul(c(kGeluKappa), v2), v, v));
-        const reg h = V::mul(c(0.5f), v);
-        return V::fmadd(h, vm::tanh<V>(inner), h);
-      });
+      // 0.5 x (1 + tanh(z)) = x sigmoid(2z) = x / (1 + exp(-2z)), z = k (x + c x^3)
+      map1(x, y, n, [](reg v) { return V::mul(v, gelu_tanh_gate(v)); });
       return;
     case Pointwise::silu: map1(x, y, n, [](reg v) { return V::mul(v, vm::sigmoid<V>(v)); }); return;
     case Pointwise::hardswish:
@@ -124,13 +133,13 @@ void backward(Pointwise f, const float* dy, const float* x, float* dx, int64_t n
       });
       return;
     case Pointwise::gelu_tanh:
+      // d/dx x s(2z) = s + x s (1 - s) 2 z',  z' = k (1 + 3 c x^2)
       map2(dy, x, dx, n, [](reg v) {
-        const reg v2 = V::mul(v, v);
-        const reg t = vm::tanh<V>(V::mul(c(kSqrt2OverPi), V::fmadd(V::mul(c(kGeluKappa), v2), v, v)));
-        const reg inner_d = V::mul(c(kSqrt2OverPi), V::fmadd(c(3.0f * kGeluKappa), v2, c(1.0f)));
-        const reg left = V::mul(c(0.5f), V::add(c(1.0f), t));
-        const reg right = V::mul(V::mul(c(0.5f), v), V::mul(V::fnmadd(t, t, c(1.0f)), inner_d));
-        return V::add(left, right);
+        reg oms;
+        const reg s = gelu_tanh_gate(v, &oms);
+        const reg dz = V::fmadd(c(6.0f * kSqrt2OverPi * kGeluKappa), V::mul(v, v),
+                                c(2.0f * kSqrt2OverPi));
+        return V::fmadd(V::mul(V::mul(v, s), oms), dz, s);
       });
       return;
     case Pointwise::silu:
