@@ -226,3 +226,28 @@ def test_onnx_export_matches_onnxruntime(tmp_path, rng):
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
         np.testing.assert_allclose(got, model.predict(x), rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_onnx_export_of_ceil_mode_windows_onnx_keeps(tmp_path, rng):
+    """Where PyTorch's rule drops ceil mode's last window, ONNX's shape inference
+    keeps it: max pools and averages without the padding in the divisor are
+    written as floor-mode pools with the end padding that gives the same
+    windows (exact); averages counting the padding are refused, named."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import cnnx.onnx
+
+    for pool in (cnnx.MaxPool2D(2, 2, padding=1, ceil_mode=True),
+                 cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True, count_include_pad=False)):
+        model = cnnx.Sequential([pool, cnnx.Flatten(), cnnx.Dense(3)], input_shape=(3, 5, 2))
+        assert model.layers[0].output_shape == (2, 3, 2)
+        path = tmp_path / "m.onnx"
+        cnnx.onnx.export(model, path)
+        x = rng.standard_normal((2, 3, 5, 2)).astype(np.float32)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0],
+                                   model.predict(x), rtol=1e-5, atol=1e-6)
+    model = cnnx.Sequential([cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True)],
+                            input_shape=(3, 3, 1))
+    with pytest.raises(cnnx.onnx.ONNXConversionError, match="AvgPool2D.*ceil mode"):
+        cnnx.onnx.export(model, tmp_path / "bad.onnx")

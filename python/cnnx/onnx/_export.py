@@ -258,14 +258,51 @@ def _pool(g, op, ts):
         count_include_pad = a["count_include_pad"]
     kh, kw, sh, sw, pt, pb, pl, pr = window
     extra = {} if is_max else {"count_include_pad": int(count_include_pad)}
+    dil = tuple(a.get("dilation", (1, 1)))
+    if dil != (1, 1):
+        extra["dilations"] = [int(d) for d in dil]
     if a.get("ceil_mode"):
-        extra["ceil_mode"] = 1
-    if tuple(a.get("dilation", (1, 1))) != (1, 1):
-        extra["dilations"] = [int(d) for d in a["dilation"]]
+        pb, pr = _ceil_mode_pads(op, t.shape[:2], op.output.shape[:2], (kh, kw), (sh, sw),
+                                 ((pt, pb), (pl, pr)), dil, is_max, count_include_pad)
+        if pb is None:
+            extra["ceil_mode"] = 1
+            pb, pr = window[5], window[7]
     y = g.node("MaxPool" if is_max else "AveragePool", [t.name], op.name,
                kernel_shape=[int(kh), int(kw)], strides=[int(sh), int(sw)],
                pads=[int(pt), int(pl), int(pb), int(pr)], **extra)
     return _T(y, op.output.shape)
+
+
+def _ceil_mode_pads(op, in_hw, out_hw, kernel, strides, pads, dil, is_max, count_include_pad):
+    """(pad_bottom, pad_right) of a floor-mode pool giving ceil mode's windows, or
+    (None, None) to write ceil_mode=1 itself.
+
+    ONNX's shape inference rounds up without PyTorch's rule (ONNX Runtime and
+    cnnx follow it) that drops a last window starting past the input and its
+    front padding, so where that rule drops one the graph would not pass the
+    checker. Extra end padding in floor mode gives the same windows there for
+    max pooling and for averages that do not count the padding."""
+    drops = False
+    for n, o, k, s, (p0, p1), d in zip(in_hw, out_hw, kernel, strides, pads, dil):
+        span = (k - 1) * d + 1
+        drops |= -(-(n + p0 + p1 - span) // s) + 1 != o
+    if not drops:
+        return None, None
+    if not is_max and count_include_pad:
+        raise _err(op, "cannot be exported exactly: in ceil mode its last window starts past "
+                       "the input, a window ONNX's shape inference keeps and PyTorch / ONNX "
+                       "Runtime drop; with count_include_pad the divisor of an equivalent "
+                       "padded floor-mode pool differs")
+    ends = []
+    for n, o, k, s, (p0, p1), d in zip(in_hw, out_hw, kernel, strides, pads, dil):
+        span = (k - 1) * d + 1
+        end = max(p1, (o - 1) * s + span - n - p0)
+        if end >= k:
+            raise _err(op, f"cannot be exported: its ceil-mode windows need {end} pixels of end "
+                           f"padding in floor mode, and ONNX Runtime allows less than the "
+                           f"window ({k})")
+        ends.append(end)
+    return ends[0], ends[1]
 
 
 def _dense(g, op, ts):
