@@ -251,57 +251,52 @@ constexpr int64_t RB = 32;  // rows summed in float before a double add
 
 void prelu_backward(const float* dy, const float* x, const float* slope, float* dx, double* ds,
                     int64_t r0, int64_t r1, int64_t P) {
-  if (P == 1) {
+  if (P == 1) {  // one pass: dx and the sum, in blocks summed in double
     const reg a = c(slope[0]);
-    if (dx)
-      map2(dy + r0, x + r0, dx + r0, r1 - r0,
-           [=](reg v) { return V::select(V::gt(v, V::zero()), c(1.0f), a); });
-    if (ds) {
-      for (int64_t i0 = r0; i0 < r1; i0 += 4096) {
-        const int64_t i1 = i0 + 4096 < r1 ? i0 + 4096 : r1;
-        reg acc = V::zero();
-        int64_t i = i0;
-        for (; i + V::W <= i1; i += V::W) {
-          const reg v = V::load(x + i);
-          acc = V::add(acc, V::select(V::gt(v, V::zero()), V::zero(), V::mul(V::load(dy + i), v)));
-        }
-        double s = V::hsum(acc);
-        for (; i < i1; ++i) s += x[i] > 0.0f ? 0.0 : static_cast<double>(dy[i]) * x[i];
-        ds[0] += s;
+    for (int64_t i0 = r0; i0 < r1; i0 += 4096) {
+      const int64_t i1 = i0 + 4096 < r1 ? i0 + 4096 : r1;
+      reg acc = V::zero();
+      int64_t i = i0;
+      for (; i + V::W <= i1; i += V::W) {
+        const reg v = V::load(x + i), g = V::load(dy + i);
+        const auto pos = V::gt(v, V::zero());
+        if (dx) V::store(dx + i, V::mul(g, V::select(pos, c(1.0f), a)));
+        acc = V::add(acc, V::select(pos, V::zero(), V::mul(g, v)));
       }
+      double s = V::hsum(acc);
+      for (; i < i1; ++i) {
+        if (dx) dx[i] = x[i] > 0.0f ? dy[i] : slope[0] * dy[i];
+        s += x[i] > 0.0f ? 0.0 : static_cast<double>(dy[i]) * x[i];
+      }
+      if (ds) ds[0] += s;
     }
     return;
   }
-  if (dx)
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * P;
-      const float* gr = dy + r * P;
-      float* dr = dx + r * P;
-      int64_t p = 0;
-      for (; p + V::W <= P; p += V::W) {
-        const reg v = V::load(xr + p);
-        V::store(dr + p, V::mul(V::load(gr + p), V::select(V::gt(v, V::zero()), c(1.0f), V::load(slope + p))));
-      }
-      for (; p < P; ++p) dr[p] = xr[p] > 0.0f ? gr[p] : slope[p] * gr[p];
-    }
-  if (!ds) return;
-  std::vector<float> acc(static_cast<size_t>(P));
+  // dx and the slope sums in one pass over dy and x
+  std::vector<float> acc(ds ? static_cast<size_t>(P) : 0);
   float* a = acc.data();
   for (int64_t rb = r0; rb < r1; rb += RB) {
     const int64_t re = rb + RB < r1 ? rb + RB : r1;
-    for (int64_t p = 0; p < P; ++p) a[p] = 0.0f;
+    if (ds)
+      for (int64_t p = 0; p < P; ++p) a[p] = 0.0f;
     for (int64_t r = rb; r < re; ++r) {
       const float* xr = x + r * P;
       const float* gr = dy + r * P;
+      float* dr = dx ? dx + r * P : nullptr;
       int64_t p = 0;
       for (; p + V::W <= P; p += V::W) {
-        const reg v = V::load(xr + p);
-        const reg t = V::select(V::gt(v, V::zero()), V::zero(), V::mul(V::load(gr + p), v));
-        V::store(a + p, V::add(V::load(a + p), t));
+        const reg v = V::load(xr + p), g = V::load(gr + p);
+        const auto pos = V::gt(v, V::zero());
+        if (dr) V::store(dr + p, V::mul(g, V::select(pos, c(1.0f), V::load(slope + p))));
+        if (ds) V::store(a + p, V::add(V::load(a + p), V::select(pos, V::zero(), V::mul(g, v))));
       }
-      for (; p < P; ++p) a[p] += xr[p] > 0.0f ? 0.0f : gr[p] * xr[p];
+      for (; p < P; ++p) {
+        if (dr) dr[p] = xr[p] > 0.0f ? gr[p] : slope[p] * gr[p];
+        if (ds) a[p] += xr[p] > 0.0f ? 0.0f : gr[p] * xr[p];
+      }
     }
-    for (int64_t p = 0; p < P; ++p) ds[p] += a[p];
+    if (ds)
+      for (int64_t p = 0; p < P; ++p) ds[p] += a[p];
   }
 }
 
