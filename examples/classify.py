@@ -149,16 +149,17 @@ def train(name, dataset, data, epochs, batch_size, lr, seed, verbose, quick=Fals
 
 
 def save_picture(model, xs, ys, names, mean, std, path, title):
-    try:
-        from cnnx import viz
-    except ImportError as e:  # matplotlib missing
-        print(f"(no picture: {e})")
-        return False
+    from cnnx import viz
+
     k = 16
     pred = model.predict(xs[:k]).argmax(axis=1)
     titles = [f"{names[p]}" + ("" if p == t else f" ({names[t]})") for p, t in zip(pred, ys[:k])]
-    viz.plot_images(xs[:k] * std + mean, titles=titles, path=path, ncols=8,
-                    suptitle=title + " (prediction, true label when wrong)")
+    try:
+        viz.plot_images(xs[:k] * std + mean, titles=titles, path=path, ncols=8,
+                        suptitle=title + " (prediction, true label when wrong)")
+    except ImportError as e:  # matplotlib missing: cnnx.viz says how to get it
+        print(f"(no picture: {e})")
+        return False
     return True
 
 

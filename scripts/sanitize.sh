@@ -24,7 +24,7 @@ fi
 echo "== sanitize: build =="
 cmake --build "$build" -j 2 >"$build.build.log" 2>&1 || { tail -50 "$build.build.log"; exit 1; }
 echo "sanitize: built in $(( $(date +%s) - start )) s"
-[ -x "$build/cnnx_tests" ] || { echo "sanitize: no cnnx_tests (is libgtest-dev installed?)" >&2; exit 1; }
+[ -x "$build/cnnx_tests" ] || { echo "sanitize: no cnnx_tests was built" >&2; exit 1; }
 
 # Fail hard on the first report. OpenMP's runtime keeps its thread pool
 # alive at exit, which LeakSanitizer does not report; everything else is on.
@@ -34,5 +34,5 @@ export CNNX_FUZZ_SECONDS=${CNNX_FUZZ_SECONDS:-20}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 echo "== sanitize: ctest (fuzz budget ${CNNX_FUZZ_SECONDS} s) =="
-ctest --test-dir "$build" --output-on-failure -j 2 --timeout 600
+ctest --test-dir "$build" --output-on-failure --no-tests=error -j 2 --timeout 600
 echo "sanitize: passed in $(( $(date +%s) - start )) s"

@@ -53,7 +53,7 @@ def number(pattern, line):
 
 def _others():
     mine = {"edge_detection.py", "train_mnist.py", "residual_network.py", "one_by_one_conv.py",
-            "pooling.py"}
+            "pooling.py", "inception_fashion.py"}
     return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name not in mine
                   and not p.name.startswith("_"))
 
@@ -93,7 +93,9 @@ def test_residual_network(tmp_path):
     lines, r = run_example("residual_network.py", tmp_path)
     assert "max |y - x| = 0.0e+00" in r.stdout
     acc = number(r"^test accuracy: ([0-9.]+)$", lines[-1])
-    assert acc > 0.8
+    # MNIST when installed; on a bare machine the four generated shapes
+    # (chance 0.25), which two quick epochs learn less well
+    assert acc > (0.5 if "generated shapes" in r.stdout else 0.8)
     assert "Residual" in r.stdout
     if have("matplotlib"):
         assert {"training.png", "residual_stage1_maps.png"} <= set(pictures(tmp_path))
@@ -106,6 +108,14 @@ def test_one_by_one_conv(tmp_path):
     assert number(r"max \|diff\| ([0-9.e+-]+)", last) < 1e-4
     if have("matplotlib"):
         assert "rgb_to_gray.png" in pictures(tmp_path)
+
+
+def test_inception_fashion(tmp_path):
+    lines, r = run_example("inception_fashion.py", tmp_path)
+    acc = number(r"^test accuracy: ([0-9.]+)$", lines[-1])
+    assert acc > 0.5  # 2 epochs on 6,000 images (0.72 measured; 92.3 % with full settings)
+    assert "Connected to" in r.stdout and "inception_a/concat" in r.stdout
+    assert (tmp_path / "inception_fashion.cnnx").is_file()
 
 
 def test_pooling(tmp_path):

@@ -331,7 +331,7 @@ def test_softmax_layer_and_logits_heads(rng):
     for m in (a, b, c):
         m.compile(optimizer="sgd", loss="cross_entropy")
     # the loss absorbs the output softmax (a layer or a dense's activation), or takes logits
-    assert [m.heads()[0].absorbs_softmax for m in (a, b, c)] == [True, False, True]
+    assert [m.heads()[0].absorbed for m in (a, b, c)] == ["softmax", None, "softmax"]
     pa, pb, pc = a.predict(x), b.predict(x), c.predict(x)
     # predict gives what the model outputs: logits stay logits, whatever the loss
     np.testing.assert_allclose(pa, cnnx.functional.softmax(pb), rtol=1e-6)

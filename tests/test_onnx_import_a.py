@@ -3,10 +3,11 @@ the activations, PRelu, LRN, LayerNormalization and the pool options, on
 small graphs against ONNX Runtime, the PyTorch-converted single-layer tests
 that the ``onnx`` package ships, and a round trip through cnnx's own export.
 
-These converters plug into the graph loader of the ``onnx`` branch; until
-that loader is on this tree (``cnnx.onnx._import_ops``) the file is skipped.
+Also MobileNetV2 (ReLU6, exported by PyTorch as Clip) through both of
+PyTorch's exporters.
 """
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ import cnnx
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-pytest.importorskip("cnnx.onnx._import_ops", reason="the graph loader (onnx branch) is not here")
 import cnnx.onnx  # noqa: E402
 from cnnx.onnx._import_ops import CONVERTERS  # noqa: E402
 from cnnx.onnx._import_ops_a import CONVERTERS_A  # noqa: E402
@@ -184,3 +184,91 @@ def test_round_trip_through_export(tmp_path, rng):
     loaded = cnnx.onnx.load(path)
     x = rng.standard_normal((3, 13, 12, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(x), model.predict(x), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# MobileNetV2 from PyTorch: ReLU6 exported as Clip(0, 6), depthwise convs,
+# residual Adds, global pooling
+# ---------------------------------------------------------------------------
+
+def _mobilenet_v2(torch, width=1.0, classes=1000):
+    """MobileNetV2 as in Sandler et al. (2018), table 2 (written here: no torchvision)."""
+    nn = torch.nn
+
+    def conv_bn(cin, cout, k=3, stride=1, groups=1, act=True):
+        layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+                  nn.BatchNorm2d(cout)]
+        return layers + [nn.ReLU6(inplace=True)] if act else layers
+
+    class Inverted(nn.Module):
+        def __init__(self, cin, cout, stride, expand):
+            super().__init__()
+            mid = cin * expand
+            layers = conv_bn(cin, mid, 1) if expand != 1 else []
+            layers += conv_bn(mid, mid, 3, stride, groups=mid) + conv_bn(mid, cout, 1, act=False)
+            self.body = nn.Sequential(*layers)
+            self.residual = stride == 1 and cin == cout
+
+        def forward(self, x):
+            return x + self.body(x) if self.residual else self.body(x)
+
+    def ch(c):
+        return max(8, int(c * width + 4) // 8 * 8)
+
+    layers = conv_bn(3, ch(32), 3, 2)
+    cin = ch(32)
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):
+        for i in range(n):
+            layers.append(Inverted(cin, ch(c), s if i == 0 else 1, t))
+            cin = ch(c)
+    last = max(1280, ch(1280))
+    layers += conv_bn(cin, last, 1)
+    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+                        nn.Linear(last, classes))
+    with torch.no_grad():  # running statistics of a trained net's order, not 0 / 1
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return net.eval()
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_mobilenet_v2_from_pytorch(tmp_path, dynamo, rng):
+    torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    torch.manual_seed(0)
+    net = _mobilenet_v2(torch, width=0.5, classes=100)
+    size = 96
+    path = tmp_path / "mobilenet_v2.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kwargs = {"dynamo": dynamo}
+        if not dynamo:
+            kwargs.update(input_names=["x"], dynamic_axes={"x": {0: "n"}})
+        else:
+            kwargs["verbose"] = False
+        torch.onnx.export(net, (torch.randn(1, 3, size, size),), str(path), **kwargs)
+    proto = onnx.load(str(path))
+    assert any(n.op_type == "Clip" for n in proto.graph.node)  # how PyTorch writes ReLU6
+    model = cnnx.onnx.load(path)
+    x = rng.standard_normal((3, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    got = model.predict(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    scale = float(np.abs(want).max())
+    assert float(np.abs(got - want).max()) / scale < 1e-4
+    n_torch = sum(p.numel() for p in net.parameters())
+    n_bn = sum(m.num_features for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    # kept as BatchNormalization, or folded into the convolution by the exporter (a bias)
+    assert model.count_params() in (n_torch, n_torch - n_bn)
+    layers = [type(layer).__name__ for layer in model.layers]
+    # 35 ReLU6: each stands alone or became its convolution's fused activation
+    n_relu6 = layers.count("ReLU6") + sum(getattr(layer, "activation", None) == "relu6"
+                                          for layer in model.layers)
+    assert n_relu6 == 35
+    assert layers.count("Add") == 10

@@ -148,11 +148,78 @@ struct Wrapped {
 
 using PyInference = Wrapped<cnnx::InferencePlan>;
 
+struct Batch {
+  std::vector<farray> x;
+  std::vector<const float*> xp;
+  std::vector<py::array> tkeep;
+  std::vector<const void*> tp;
+  farray wkeep;
+  const float* w = nullptr;
+  int64_t N = 0;
+};
+
+std::vector<farray> batches(const py::object& xs, const std::vector<int64_t>& per_image,
+                            int64_t* N);
+
 struct PyTrain {
   std::unique_ptr<cnnx::TrainPlan> plan;
   Keep keep;
   std::vector<int64_t> sizes;
   int n_inputs = 1;
+  std::vector<farray> pending_x;  // a forward() awaiting its backward()
+  py::list pending_out;
+
+  // The inputs, each loss's target (int64 labels or float rows of its
+  // value's size) and the sample weights, checked.
+  Batch batch(const py::object& xs, const py::list& targets, const py::object& sample_weight,
+              bool external_ok = false) {
+    Batch b;
+    std::vector<int64_t> per(sizes.begin(), sizes.begin() + n_inputs);
+    b.x = batches(xs, per, &b.N);
+    require(b.N >= 1, "x: expected a non-empty batch");
+    for (auto& a : b.x) b.xp.push_back(a.data());
+    b.tp.assign(targets.size(), nullptr);
+    for (const cnnx::LossSpec& L : plan->losses()) {
+      if (L.kind == cnnx::LossKind::external) {
+        require(external_ok, "loss: a plan with an external loss runs forward() and backward()");
+        continue;
+      }
+      require(L.target < static_cast<int>(targets.size()),
+              "targets: expected " + std::to_string(L.target + 1) + " or more arrays");
+      const int64_t K = sizes[L.value];
+      if (L.kind == cnnx::LossKind::softmax_cross_entropy) {
+        auto t = py::array_t<int64_t, py::array::c_style>::ensure(targets[L.target]);
+        const int64_t rows = b.N * (L.classes > 0 ? K / L.classes : 1);
+        require(t && t.ndim() >= 1 && t.shape(0) == b.N && t.size() == rows,
+                "labels: expected " + std::to_string(rows) + " integer labels");
+        b.tp[L.target] = t.data();
+        b.tkeep.push_back(t);
+      } else {
+        farray t = farray::ensure(targets[L.target]);
+        require(t && t.size() == b.N * K, "targets: expected " + std::to_string(b.N) +
+                                              " rows of " + std::to_string(K) + " values");
+        b.tp[L.target] = t.data();
+        b.tkeep.push_back(t);
+      }
+    }
+    if (!sample_weight.is_none()) {
+      b.wkeep = farray::ensure(sample_weight);
+      require(b.wkeep && b.wkeep.ndim() == 1 && b.wkeep.shape(0) == b.N,
+              "sample_weight: expected " + std::to_string(b.N) + " weights");
+      b.w = b.wkeep.data();
+    }
+    return b;
+  }
+
+  std::vector<float*> new_outputs(int64_t N, py::list& outs) {
+    std::vector<float*> op;
+    for (int v : plan->outputs()) {
+      farray y = new_array({N, sizes[v]});
+      op.push_back(y.mutable_data());
+      outs.append(y);
+    }
+    return op;
+  }
 };
 
 // A list of float32 batches, one per input of the given sizes; all hold N images.
@@ -227,9 +294,15 @@ void bind_plan(py::module_& m) {
       .value("sub", cnnx::EltwiseKind::sub)
       .value("mul", cnnx::EltwiseKind::mul)
       .value("avg", cnnx::EltwiseKind::avg);
-  py::enum_<cnnx::LossKind>(m, "LossKind")
+  py::enum_<cnnx::LossKind>(m, "LossKind", "losses the training step computes (cnnx/op_spec.h)")
       .value("softmax_cross_entropy", cnnx::LossKind::softmax_cross_entropy)
-      .value("mean_squared_error", cnnx::LossKind::mean_squared_error);
+      .value("mean_squared_error", cnnx::LossKind::mean_squared_error)
+      .value("mean_absolute_error", cnnx::LossKind::mean_absolute_error)
+      .value("huber", cnnx::LossKind::huber)
+      .value("softmax_cross_entropy_soft", cnnx::LossKind::softmax_cross_entropy_soft)
+      .value("sigmoid_binary_cross_entropy", cnnx::LossKind::sigmoid_binary_cross_entropy)
+      .value("binary_cross_entropy", cnnx::LossKind::binary_cross_entropy)
+      .value("external", cnnx::LossKind::external);
 
   py::class_<PyOpSpec>(m, "OpSpec", "one op of a compiled plan (cnnx/op_spec.h)")
       .def(py::init([](cnnx::OpKind kind, std::vector<int> inputs, int output) {
@@ -494,71 +567,86 @@ void bind_plan(py::module_& m) {
           py::arg("spec"))
       .def(
           "add_loss",
-          [](PyTrain& p, cnnx::LossKind kind, int value, int target, float weight) {
-            p.plan->add_loss(cnnx::LossSpec{kind, value, target, weight});
+          [](PyTrain& p, cnnx::LossKind kind, int value, int target, float weight, float param,
+             int64_t classes) {
+            p.plan->add_loss(cnnx::LossSpec{kind, value, target, weight, param, classes});
           },
-          py::arg("kind"), py::arg("value"), py::arg("target"), py::arg("weight") = 1.0f)
+          py::arg("kind"), py::arg("value"), py::arg("target"), py::arg("weight") = 1.0f,
+          py::arg("param") = 0.0f, py::arg("classes") = 0)
       .def(
           "set_outputs", [](PyTrain& p, std::vector<int> values) { p.plan->set_outputs(values); },
           py::arg("values"))
       .def(
           "step",
           [](PyTrain& p, const py::object& xs, py::list targets, const py::object& sample_weight) {
-            std::vector<int64_t> per(p.n_inputs);
-            for (int i = 0; i < p.n_inputs; ++i) per[i] = p.sizes[i];
-            int64_t N;
-            std::vector<farray> in = batches(xs, per, &N);
-            require(N >= 1, "x: expected a non-empty batch");
-            std::vector<const float*> xp(in.size());
-            for (size_t i = 0; i < in.size(); ++i) xp[i] = in[i].data();
-            // each loss's target: int64 labels or float rows of its value's size
-            const auto& losses = p.plan->losses();
-            std::vector<py::array> tkeep;
-            std::vector<const void*> tp(targets.size(), nullptr);
-            for (const cnnx::LossSpec& L : losses) {
-              require(L.target < static_cast<int>(targets.size()),
-                      "targets: expected " + std::to_string(L.target + 1) + " or more arrays");
-              const int64_t K = p.sizes[L.value];
-              if (L.kind == cnnx::LossKind::softmax_cross_entropy) {
-                auto t = py::array_t<int64_t, py::array::c_style>::ensure(targets[L.target]);
-                require(t && t.ndim() == 1 && t.shape(0) == N,
-                        "labels: expected " + std::to_string(N) + " integer labels");
-                tp[L.target] = t.data();
-                tkeep.push_back(t);
-              } else {
-                farray t = farray::ensure(targets[L.target]);
-                require(t && t.size() == N * K,
-                        "targets: expected " + std::to_string(N) + " rows of " + std::to_string(K) +
-                            " values");
-                tp[L.target] = t.data();
-                tkeep.push_back(t);
-              }
-            }
-            const float* w = nullptr;
-            farray wkeep;
-            if (!sample_weight.is_none()) {
-              wkeep = farray::ensure(sample_weight);
-              require(wkeep && wkeep.ndim() == 1 && wkeep.shape(0) == N,
-                      "sample_weight: expected " + std::to_string(N) + " weights");
-              w = wkeep.data();
-            }
+            Batch b = p.batch(xs, targets, sample_weight);
             py::list outs;
-            std::vector<float*> op;
-            for (int v : p.plan->outputs()) {
-              farray y = new_array({N, p.sizes[v]});
-              op.push_back(y.mutable_data());
-              outs.append(y);
-            }
-            std::vector<double> parts(losses.size(), 0.0);
+            std::vector<float*> op = p.new_outputs(b.N, outs);
+            std::vector<double> parts(p.plan->losses().size(), 0.0);
             double total;
             {
               py::gil_scoped_release release;
-              total = p.plan->step(xp.data(), tp.data(), w, N, op.data(), parts.data());
+              total = p.plan->step(b.xp.data(), b.tp.data(), b.w, b.N, op.data(), parts.data());
             }
             return py::make_tuple(total, parts, outs);
           },
           py::arg("x"), py::arg("targets"), py::arg("sample_weight") = py::none(),
-          "forward, the losses and backward: -> (total loss, [each loss before its weight], [each output])")
+          "forward, the losses and backward: -> (total loss, [each loss before its weight], "
+          "[each output])")
+      .def(
+          "forward",
+          [](PyTrain& p, const py::object& xs) {
+            std::vector<int64_t> per(p.sizes.begin(), p.sizes.begin() + p.n_inputs);
+            int64_t N;
+            p.pending_x = batches(xs, per, &N);
+            require(N >= 1, "x: expected a non-empty batch");
+            std::vector<const float*> xp;
+            for (auto& a : p.pending_x) xp.push_back(a.data());
+            py::list outs;
+            std::vector<float*> op = p.new_outputs(N, outs);
+            p.pending_out = outs;
+            {
+              py::gil_scoped_release release;
+              p.plan->forward(xp.data(), N, op.data());
+            }
+            return outs;
+          },
+          py::arg("x"), "the first half of a step with external losses: -> [each output]")
+      .def(
+          "backward",
+          [](PyTrain& p, py::list targets, py::list grads, const py::object& sample_weight) {
+            require(!p.pending_x.empty(), "x: call forward first");
+            const int64_t N = p.pending_x[0].shape(0);
+            Batch b = p.batch(py::cast(p.pending_x), targets, sample_weight, true);
+            std::vector<farray> gkeep;
+            std::vector<const float*> gp(grads.size(), nullptr);
+            for (const cnnx::LossSpec& L : p.plan->losses()) {
+              if (L.kind != cnnx::LossKind::external) continue;
+              require(L.target < static_cast<int>(grads.size()),
+                      "grads: expected a gradient for every external loss");
+              farray g = farray::ensure(grads[L.target]);
+              require(g && g.size() == N * p.sizes[L.value],
+                      "grads: expected " + std::to_string(N) + " rows of " +
+                          std::to_string(p.sizes[L.value]) + " values");
+              gp[L.target] = g.data();
+              gkeep.push_back(g);
+            }
+            std::vector<float*> op;
+            for (auto h : p.pending_out) op.push_back(py::cast<farray>(h).mutable_data());
+            std::vector<double> parts(p.plan->losses().size(), 0.0);
+            double total;
+            {
+              py::gil_scoped_release release;
+              total = p.plan->backward(b.xp.data(), op.data(), b.tp.data(), b.w, gp.data(), N,
+                                       parts.data());
+            }
+            p.pending_x.clear();
+            p.pending_out = py::list();
+            return py::make_tuple(total, parts);
+          },
+          py::arg("targets"), py::arg("grads"), py::arg("sample_weight") = py::none(),
+          "the second half: targets of the C++ losses, gradients of the external ones -> "
+          "(total of the C++ terms, [each term before its weight; external: 0])")
       .def_property_readonly("flops_per_image",
                              [](const PyTrain& p) { return p.plan->flops_per_image(); });
 }

@@ -62,5 +62,6 @@ void bind_ops(py::module_& m);
 void bind_plan(py::module_& m);
 void bind_merge(py::module_& m);
 void bind_act_norm(py::module_& m);  // issue 19: activations and normalisations
+void bind_int8(py::module_& m);
 
 }  // namespace cnnx_py

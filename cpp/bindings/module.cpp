@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   cnnx_py::bind_plan(m);
   cnnx_py::bind_merge(m);
   cnnx_py::bind_act_norm(m);
+  cnnx_py::bind_int8(m);
 }

@@ -49,6 +49,30 @@ Isa detected_isa() {
   return isa;
 }
 
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return detected_isa() == Isa::avx512 && __builtin_cpu_supports("avx512vnni") != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return detected_isa() >= Isa::avx2 && __builtin_cpu_supports("avxvnni") != 0;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 Isa active_isa() { return static_cast<Isa>(active_slot().load(std::memory_order_relaxed)); }
 
 Isa set_active_isa(Isa isa) {

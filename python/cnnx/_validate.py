@@ -53,11 +53,22 @@ def as_pair(v, name, minimum=None):
     return (v, v)
 
 
+def as_dim(v, name):
+    """A dimension: an int >= 1, or None (any size, known only when data arrives)."""
+    return None if v is None else as_int(v, name, 1)
+
+
+def same_shape(shape, pattern):
+    """``shape`` (concrete) fits ``pattern`` (None matches any size)."""
+    return len(shape) == len(pattern) and all(p is None or s == p
+                                              for s, p in zip(shape, pattern))
+
+
 def check_size(shape, name):
-    """Refuse shapes whose element count overflows 63-bit indexing."""
+    """Refuse shapes whose element count overflows 63-bit indexing (None dims count as 1)."""
     total = 1
     for s in shape:
-        total *= int(s)
+        total *= 1 if s is None else int(s)
     if total >= 2**62:
         raise ValueError(f"{name}: shape {tuple(shape)} has {total} elements, too many to index")
     return total

@@ -7,6 +7,7 @@ epoch's ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and ``lr``.
 """
 import math
 import numbers
+import string
 
 import numpy as np
 
@@ -37,6 +38,12 @@ class Callback:
         pass
 
 
+def _finite(v, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {v!r}")
+    return float(v)
+
+
 def _mode(mode, monitor):
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"mode: expected 'auto', 'min' or 'max', got {mode!r}")
@@ -51,7 +58,7 @@ class _Monitor(Callback):
             raise TypeError(f"monitor: expected a metric name, got {type(monitor).__name__}")
         self.monitor = monitor
         self.mode = _mode(mode, monitor)
-        self.min_delta = abs(float(min_delta))
+        self.min_delta = abs(_finite(min_delta, "min_delta"))
         self.best = None
 
     def _value(self, logs):
@@ -121,6 +128,13 @@ class ModelCheckpoint(_Monitor):
         super().__init__(monitor, mode)
         if not isinstance(filepath, str) or not filepath:
             raise TypeError("filepath: expected a non-empty str")
+        try:  # a malformed pattern fails now, not after the first epoch's training
+            fields = [f for _, f, _, _ in string.Formatter().parse(filepath) if f is not None]
+        except ValueError as e:
+            raise ValueError(f"filepath: {filepath!r} is not a valid pattern ({e})") from None
+        if any(f == "" or f.isdigit() for f in fields):
+            raise ValueError(f"filepath: {filepath!r}: use named fields such as {{epoch}} or "
+                             "{val_loss}, not positional {}")
         self.filepath = filepath
         self.save_best_only = bool(save_best_only)
         self.saved = []
@@ -134,15 +148,20 @@ class ModelCheckpoint(_Monitor):
             if not self._improved(value):
                 return
             self.best = value
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError, AttributeError) as e:
+            raise ValueError(f"filepath: cannot fill {self.filepath!r} from epoch and "
+                             f"{sorted(logs)} ({type(e).__name__}: {e})") from None
         self.model.save(path)
         self.saved.append(path)
 
 
 def step_decay(step_size, gamma=0.1):
-    """``lr = lr0 * gamma ** floor(epoch / step_size)``."""
+    """``lr = lr0 * gamma ** floor(epoch / step_size)`` (a function of the epoch and
+    the initial rate ``lr0``)."""
     step_size = as_int(step_size, "step_size", 1)
-    gamma = float(gamma)
+    gamma = _finite(gamma, "gamma")
     if not gamma > 0:
         raise ValueError(f"gamma: expected a positive number, got {gamma}")
 
@@ -156,7 +175,9 @@ def cosine_decay(epochs, min_lr=0.0):
     """``lr = min_lr + (lr0 - min_lr) * (1 + cos(pi * epoch / epochs)) / 2``
     (lr0 at epoch 0, min_lr from ``epochs`` on)."""
     epochs = as_int(epochs, "epochs", 1)
-    min_lr = float(min_lr)
+    min_lr = _finite(min_lr, "min_lr")
+    if min_lr < 0:
+        raise ValueError(f"min_lr: expected a number >= 0, got {min_lr}")
 
     def schedule(epoch, lr0):
         t = min(epoch, epochs) / epochs
@@ -168,13 +189,24 @@ def cosine_decay(epochs, min_lr=0.0):
 class LearningRateScheduler(Callback):
     """Set the optimiser's learning rate at the start of every epoch.
 
-    ``schedule``: ``"step"`` (needs ``step_size``, optional ``gamma``),
-    ``"cosine"`` (needs ``epochs``, optional ``min_lr``), or a function
-    ``f(epoch, lr0) -> lr`` where ``lr0`` is the rate the optimiser had when
-    training began. ``lrs`` records the rate of each epoch.
+    ``schedule``:
+
+    - ``"step"`` (needs ``step_size``, optional ``gamma``) or ``"cosine"``
+      (needs ``epochs``, optional ``min_lr``): functions of the epoch and the
+      *initial* rate ``optimizer.initial_lr``, which ``fit`` records the first
+      time it trains with this optimiser and never overwrites (it is saved
+      with the model). So ``fit(epochs=k + 1, initial_epoch=k)`` in a loop,
+      or ``load_model`` then ``fit(initial_epoch=k)``, gives exactly the rates
+      of one long ``fit``.
+    - a function ``f(epoch, lr) -> new_lr`` called with the *current* rate, as
+      in Keras: ``lambda epoch, lr: lr * 0.5`` halves the rate every epoch, and
+      a resumed run continues from the saved current rate.
+
+    ``lrs`` records the rate of each epoch of the last ``fit``.
     """
 
     def __init__(self, schedule, step_size=None, gamma=0.1, epochs=None, min_lr=0.0):
+        self.builtin = isinstance(schedule, str)
         if schedule == "step":
             if step_size is None:
                 raise ValueError("step_size: the step schedule needs step_size")
@@ -187,18 +219,20 @@ class LearningRateScheduler(Callback):
             self.schedule = schedule
         else:
             raise ValueError(f"schedule: expected 'step', 'cosine' or a function, got {schedule!r}")
-        self.lr0 = None
         self.lrs = []
 
     def on_train_begin(self):
-        self.lr0 = self.model.optimizer.lr
+        opt = self.model.optimizer
+        if getattr(opt, "initial_lr", None) is None:  # a loop other than fit's
+            opt.initial_lr = opt.lr
         self.lrs = []
 
     def on_epoch_begin(self, epoch):
-        lr = self.schedule(epoch, self.lr0)
+        opt = self.model.optimizer
+        lr = self.schedule(epoch, opt.initial_lr if self.builtin else opt.lr)
         if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real) or \
                 not np.isfinite(lr) or lr < 0:
             raise ValueError(f"schedule: returned {lr!r} for epoch {epoch}; expected a "
                              "number >= 0")
-        self.model.optimizer.lr = float(lr)
+        opt.lr = float(lr)
         self.lrs.append(float(lr))

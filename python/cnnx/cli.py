@@ -7,15 +7,64 @@
     cnnx train                     train LeNet-5 on the best data set found (MNIST first)
     cnnx edges [IMAGE]             vertical/horizontal/Sobel/Scharr responses as a PNG
     cnnx bench                     a quick speed comparison with NumPy (and PyTorch)
+    cnnx --version
+
+Bad arguments and unreadable files are usage errors: one line on stderr
+saying what is wrong, exit code 2, no traceback.
 """
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+
+class UsageError(Exception):
+    """Reported by :func:`main` as ``cnnx COMMAND: error: ...`` with exit code 2."""
+
+
+# What summary/train may allocate for the networks they build from command-line
+# sizes: the course's networks have tens of thousands of parameters.
+_MAX_CLI_PARAMS = 2**28
+
+
+def _load_model_file(path, compile):
+    """A saved model, or a UsageError naming the file (missing, unreadable, not a model)."""
+    import cnnx
+
+    if os.path.isdir(path):
+        raise UsageError(f"{path} is a directory, not a model file")
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    try:
+        return cnnx.load_model(path, compile=compile)
+    except (ValueError, TypeError, OSError, MemoryError) as e:
+        raise UsageError(_one_line(e)) from None
+
+
+def _one_line(e):
+    text = " ".join(str(e).split())
+    return text if len(text) <= 400 else text[:400] + "..."
+
+
+def _build_small(make, what):
+    """Build a network from command-line sizes without allocating more than
+    ``_MAX_CLI_PARAMS`` values (a usage error names ``what`` instead)."""
+    from .layers.base import deferred_init
+
+    try:
+        with deferred_init(limit=_MAX_CLI_PARAMS, what=what,
+                           limit_text=f"cnnx builds at most {_MAX_CLI_PARAMS:,} from the "
+                           "command line"):
+            model = make()
+    except ValueError as e:
+        msg = _one_line(e)
+        raise UsageError(msg if msg.startswith(what) else f"{what}: {msg}") from None
+    return model
 
 
 def _cmd_info(args):
@@ -38,16 +87,15 @@ def _cmd_summary(args):
     import cnnx
 
     if args.model:
-        if not os.path.isfile(args.model):
-            print(f"cnnx summary: no such file: {args.model}", file=sys.stderr)
-            return 2
-        model = cnnx.load_model(args.model, compile=False)
+        model = _load_model_file(args.model, compile=False)
         print(f"{args.model}:")
     else:
         from .teaching import lenet5
 
         h, w, c = args.input_shape
-        model = lenet5(input_shape=(h, w, c), n_classes=args.classes)
+        # shapes only: the weights are never drawn (summary shows no values)
+        model = _build_small(lambda: lenet5(input_shape=(h, w, c), n_classes=args.classes),
+                             "--input-shape/--classes")
         print(f"The course's LeNet-style network on a {h}x{w}x{c} input "
               "(CONV-POOL-CONV-POOL-FC-FC-softmax):")
     model.summary(formulas=args.formulas, show_all=args.all)
@@ -128,6 +176,8 @@ def _cmd_train(args):
         dist.init()
         if dist.rank() != 0:
             sys.stdout = open(os.devnull, "w")
+    if args.out:  # before training, not after it: a bad --out must not cost the run
+        _check_out(args.out)
     cnnx.set_seed(args.seed)
     try:
         label, (xtr, ytr), (xte, yte), n_classes = load_dataset(args.dataset, args.limit,
@@ -135,27 +185,51 @@ def _cmd_train(args):
     except (FileNotFoundError, ImportError) as e:
         print(f"cnnx train: {e}", file=sys.stderr)
         return 2
-    print(f"dataset: {label}: {len(xtr)} train / {len(xte)} test images of "
+    except (ValueError, OSError) as e:  # unreadable or inconsistent data files
+        raise UsageError(_one_line(e)) from None
+    n_val = int(round(len(xtr) * args.validation_split))
+    if args.validation_split and not 0 < n_val < len(xtr):
+        raise UsageError(f"--validation-split {args.validation_split} of {len(xtr)} training "
+                         "images leaves no training or no validation images")
+    split = (f", {n_val} of them held out for validation" if n_val else "")
+    print(f"dataset: {label}: {len(xtr)} train{split} / {len(xte)} test images of "
           f"{'x'.join(map(str, xtr.shape[1:]))}, {n_classes} classes")
-    model = build_model(args.model, xtr.shape[1:], n_classes)
+    model = _build_small(lambda: build_model(args.model, xtr.shape[1:], n_classes), "the model")
+    model = build_model(args.model, xtr.shape[1:], n_classes)  # checked above: now with weights
     model.summary()
     if args.optimizer == "adam":
-        opt = cnnx.optim.Adam(lr=args.lr if args.lr else 1e-3)
+        opt = cnnx.optim.Adam(lr=1e-3 if args.lr is None else args.lr)
     else:
-        opt = cnnx.optim.SGD(lr=args.lr if args.lr else 0.05, momentum=0.9)
+        opt = cnnx.optim.SGD(lr=0.05 if args.lr is None else args.lr, momentum=0.9)
     model.compile(optimizer=opt, loss="cross_entropy", metrics=["accuracy"])
     t0 = time.perf_counter()
     model.fit(xtr, ytr, epochs=args.epochs, batch_size=args.batch_size,
-              validation_data=(xte, yte), verbose=0 if args.quiet else 1,
+              validation_split=args.validation_split, verbose=0 if args.quiet else 1,
               distributed=args.distributed)
     seconds = time.perf_counter() - t0
     res = model.evaluate(xte, yte) if dist is None else dist.evaluate(model, xte, yte)
     if args.out and (dist is None or dist.rank() == 0):
-        model.save(args.out)
+        try:
+            model.save(args.out)
+        except OSError as e:  # e.g. the directory vanished during training
+            raise UsageError(f"--out {args.out}: cannot save ({_one_line(e)})") from None
         print(f"saved: {args.out}")
     print(f"trained {args.epochs} epoch(s) in {seconds:.1f} s")
     print(f"final test accuracy: {res['accuracy']:.4f}")
     return 0
+
+
+def _check_out(path):
+    """``--out``: its directory exists and is writable, and it is not a directory."""
+    if os.path.isdir(path):
+        raise UsageError(f"--out {path} is a directory (give a file name such as model.cnnx)")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise UsageError(f"--out {path} is a device, FIFO or socket, not a file")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"--out {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: the directory {directory} is not writable")
 
 
 # ---------------------------------------------------------------------------
@@ -181,7 +255,12 @@ def _sample_image():
 def read_image(path):
     """A grayscale float32 image in [0, 1] from .npy, or PNG/JPEG (matplotlib/Pillow)."""
     if path.lower().endswith(".npy"):
-        img = np.load(path).astype(np.float32)
+        img = np.load(path, allow_pickle=False, mmap_mode="r")  # the header first: no huge read
+        if img.dtype.kind not in "biuf":
+            raise ValueError(f"image: expected a numeric array, got dtype {img.dtype}")
+        if img.size > 2**28:
+            raise ValueError(f"image: {img.shape} holds more than 2**28 values")
+        img = np.array(img, dtype=np.float32)
     else:
         img = None
         try:
@@ -190,8 +269,11 @@ def read_image(path):
             with Image.open(path) as im:
                 img = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
         except ImportError:
-            import matplotlib.image as mpimg
-
+            try:
+                import matplotlib.image as mpimg
+            except ImportError:
+                raise ImportError("reading PNG/JPEG needs Pillow or matplotlib (pip install "
+                                  "pillow); .npy images need neither") from None
             img = np.asarray(mpimg.imread(path), dtype=np.float32)
             if img.max() > 1.0:
                 img = img / 255.0
@@ -199,7 +281,7 @@ def read_image(path):
         img = img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
     elif img.ndim == 3:
         img = img[..., 0]
-    if img.ndim != 2:
+    if img.ndim != 2 or img.size == 0:
         raise ValueError(f"image: expected a 2-D grayscale or RGB image, got shape {img.shape}")
     lo, hi = float(img.min()), float(img.max())
     return ((img - lo) / (hi - lo)) if hi > lo else img * 0
@@ -208,11 +290,20 @@ def read_image(path):
 def _cmd_edges(args):
     from .filters import edge_responses
 
+    _check_out(args.out)
     if args.image:
         if not os.path.isfile(args.image):
             print(f"cnnx edges: no such file: {args.image}", file=sys.stderr)
             return 2
-        name, img = args.image, read_image(args.image)
+        try:
+            name, img = args.image, read_image(args.image)
+        except (ValueError, OSError, TypeError, MemoryError, EOFError) as e:
+            raise UsageError(f"{args.image} is not a readable image ({_one_line(e)})") from None
+        except ImportError as e:
+            raise UsageError(f"{args.image}: {e}") from None
+        if img.size > 2**26:
+            raise UsageError(f"{args.image}: {img.shape[0]}x{img.shape[1]} pixels is more than "
+                             "cnnx edges draws (2**26)")
     else:
         name, img = _sample_image()
     r = edge_responses(img, mode="same")
@@ -370,8 +461,41 @@ def _positive(text):
     return v
 
 
+def _seed(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {text!r}")
+    return v
+
+
+def _learning_rate(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return v
+
+
+def _fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return v
+
+
 def build_parser():
+    from ._version import __version__
+
     p = argparse.ArgumentParser(prog="cnnx", description="cnnx: convolutional networks on the CPU")
+    p.add_argument("--version", action="version", version=f"cnnx {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     pi = sub.add_parser("info", help="version, SIMD level and threads of this build")
@@ -388,7 +512,11 @@ def build_parser():
     ps.add_argument("--all", action="store_true", help="also show Flatten rows")
     ps.set_defaults(func=_cmd_summary)
 
-    pt = sub.add_parser("train", help="train a CNN on MNIST (or the best data set found)")
+    pt = sub.add_parser("train", help="train a CNN on MNIST (or the best data set found)",
+                        description="Train a CNN. The progress bar's val_loss/val_accuracy are "
+                        "measured on a validation split held out from the training images "
+                        "(--validation-split); the test set is used once, for the final test "
+                        "accuracy.")
     pt.add_argument("--dataset", choices=["auto", "mnist", "fashion", "digits", "shapes"],
                     default="auto", help="auto: MNIST if found, else scikit-learn digits, "
                     "else generated shapes")
@@ -397,11 +525,15 @@ def build_parser():
     pt.add_argument("--batch-size", type=_positive, default=64)
     pt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                     help="sgd (momentum 0.9, lr 0.05) or adam (lr 0.001)")
-    pt.add_argument("--lr", type=float, default=None, help="learning rate")
+    pt.add_argument("--lr", type=_learning_rate, default=None,
+                    help="learning rate, > 0 (default 0.05 for sgd, 0.001 for adam)")
+    pt.add_argument("--validation-split", type=_fraction, default=0.1, metavar="F",
+                    help="fraction of the training images held out to compute val_loss and "
+                    "val_accuracy after each epoch (default 0.1; 0: none)")
     pt.add_argument("--limit", type=_positive, default=None,
                     help="use only the first N training images (and N/5 test images)")
     pt.add_argument("--data-dir", default=None, help="where to look for the IDX files first")
-    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--seed", type=_seed, default=0, help="an integer >= 0 (default 0)")
     pt.add_argument("--out", default=None, metavar="MODEL.cnnx", help="save the trained model")
     pt.add_argument("--quiet", action="store_true", help="no progress bars")
     pt.add_argument("--distributed", action="store_true",
@@ -436,7 +568,14 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"cnnx {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's usual code
+        print(f"cnnx {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

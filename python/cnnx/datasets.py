@@ -30,9 +30,10 @@ import gzip
 import hashlib
 import importlib.metadata
 import os
+import secrets
 import shutil
+import struct
 import sys
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
@@ -91,6 +92,7 @@ DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_MAX_IDX_BYTES = 2**40  # what read_idx agrees to read (a header may promise up to 2**2040)
 _IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
               np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
 
@@ -123,14 +125,53 @@ def _parse_idx(data, where):
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
 
+def _read_exactly(fh, n, path):
+    try:
+        return fh.read(n)
+    except (EOFError, OSError, zlib.error) as e:  # a corrupt or truncated .gz
+        raise ValueError(f"path: {path} is not a readable gzip file ({e})") from None
+
+
 def read_idx(path):
-    """Read an IDX file (gzipped or not, detected from its first bytes)."""
+    """Read an IDX file (gzipped or not, detected from its first bytes).
+
+    The header is read first; then at most the size it promises plus one
+    byte, so a small (e.g. gzipped) file whose header disagrees with its
+    contents is refused without reading or inflating the rest.
+    """
     with _open(path) as fh:
-        try:
-            data = fh.read()
-        except (EOFError, OSError, zlib.error) as e:  # a corrupt or truncated .gz
-            raise ValueError(f"path: {path} is not a readable gzip file ({e})") from None
-    return _parse_idx(data, path)
+        head = _read_exactly(fh, 4, path)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0:
+            raise ValueError(f"path: {path} is not an IDX file (bad magic number)")
+        head += _read_exactly(fh, 4 * head[3], path)
+        if len(head) < 4 + 4 * head[3]:
+            raise ValueError(f"path: {path} is truncated (header)")
+        code = head[2]
+        if code not in _IDX_TYPES:
+            raise ValueError(f"path: {path} has unknown IDX element type 0x{code:02x}")
+        dims = struct.unpack(f">{head[3]}I", head[4:])
+        count = 1
+        for d in dims:  # Python ints: (2**31)**3 must not wrap to 0 as an int64 product would
+            count *= d
+        size = count * np.dtype(_IDX_TYPES[code]).itemsize
+        if size > _MAX_IDX_BYTES:
+            raise ValueError(f"path: {path}: its header {dims} promises {size} data bytes, more "
+                             f"than cnnx reads from one IDX file ({_MAX_IDX_BYTES})")
+        body = bytearray()
+        while len(body) <= size:  # in chunks: memory follows what is really there
+            chunk = _read_exactly(fh, min(size + 1 - len(body), 1 << 24), path)
+            if not chunk:
+                break
+            body += chunk
+    if len(body) > size:
+        raise ValueError(f"path: {path} holds more data than the {size} bytes its header "
+                         f"{dims} promises")
+    if len(body) < size:
+        raise ValueError(f"path: {path} holds {len(body)} data bytes, its header {dims} "
+                         f"promises {size}")
+    dtype = np.dtype(_IDX_TYPES[code])
+    arr = np.frombuffer(body, dtype=dtype, count=count).reshape(dims)
+    return arr.astype(dtype.newbyteorder("="), copy=True)
 
 
 def write_idx(path, array):
@@ -232,6 +273,9 @@ def _how_to_get(kind, looked):
 # Download
 # ---------------------------------------------------------------------------
 
+_MAX_DOWNLOAD = 64 << 20  # the largest file (train images) is 47,040,016 bytes
+
+
 def _download_into(kind, dest, mirrors=None, timeout=30):
     mirrors = MIRRORS[kind] if mirrors is None else list(mirrors)
     dest = Path(dest)
@@ -245,16 +289,23 @@ def _download_into(kind, dest, mirrors=None, timeout=30):
             url = base.rstrip("/") + "/" + name + ".gz"
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as r:
-                    raw = r.read()
-            except Exception as e:  # network errors: try the next mirror
+                    raw = r.read(_MAX_DOWNLOAD + 1)
+                content = raw
+                if raw[:2] == b"\x1f\x8b":  # inflate at most the limit: no gzip bomb
+                    content = zlib.decompressobj(wbits=31).decompress(raw, _MAX_DOWNLOAD + 1)
+            except Exception as e:  # network errors, bad gzip: try the next mirror
                 errors.append(f"{url}: {e}")
                 continue
-            content = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+            if len(raw) > _MAX_DOWNLOAD or len(content) > _MAX_DOWNLOAD:
+                errors.append(f"{url}: larger than {_MAX_DOWNLOAD} bytes (no MNIST file is)")
+                continue
             got = hashlib.sha256(content).hexdigest()
             if got != want:
                 errors.append(f"{url}: SHA-256 mismatch (expected {want}, got {got})")
                 continue
-            fd, tmp = tempfile.mkstemp(dir=str(dest), prefix="." + name)
+            # mode 0o666 less the umask, as open() gives (mkstemp would give 0o600)
+            tmp = dest / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(gzip.compress(content) if raw[:2] != b"\x1f\x8b" else raw)
             os.replace(tmp, dest / (name + ".gz"))  # atomic: never a half file

@@ -267,12 +267,14 @@ def broadcast_optimizer_state(optimizer, root=0):
     if comm.Get_size() == 1:
         return optimizer
     meta = broadcast_object({"iterations": optimizer.iterations, "lr": optimizer.lr,
+                             "initial_lr": getattr(optimizer, "initial_lr", None),
                              "names": sorted(optimizer.state)}, root)
     if meta["names"] != sorted(optimizer.state):
         raise ValueError(f"optimizer: rank {comm.Get_rank()} has state {sorted(optimizer.state)}, "
                          f"rank {root} has {meta['names']} (compile the same optimiser everywhere)")
     optimizer.iterations = meta["iterations"]
     optimizer.lr = meta["lr"]
+    optimizer.initial_lr = meta["initial_lr"]
     for name in meta["names"]:
         broadcast(optimizer.state[name], root)
     return optimizer
@@ -369,12 +371,28 @@ def evaluate(model, x, y, batch_size=256, sample_weight=None):
 def _evaluate(model, xs, ys, sw, batch_size):
     a, b = shard_range(xs[0].shape[0])
     part = lambda arrs: [t[a:b] for t in arrs]  # noqa: E731
-    sums, n = model._evaluate_sums(part(xs), part(ys), None if sw is None else sw[a:b],
-                                   batch_size)
+    sums, n, metrics = model._evaluate_sums(part(xs), part(ys), None if sw is None else sw[a:b],
+                                            batch_size)
+    sums, n = reduce_logs(sums, n, metrics)
+    return model._logs(sums, n, metrics)
+
+
+def reduce_logs(sums, n, metrics):
+    """The loss sums, the sample count and each metric's state, summed over all ranks."""
     keys = sorted(sums)
-    buf = np.array([sums[k] for k in keys] + [n], np.float64)
-    allreduce(buf, average=False)
-    return model._logs_from_sums(dict(zip(keys, buf[:-1])), buf[-1])
+    states = [m.state_arrays() for ms in metrics for m in ms]
+    flat = np.concatenate([np.array([sums[k] for k in keys] + [n], np.float64)] +
+                          [np.ravel(a) for st in states for a in st])
+    allreduce(flat, average=False)
+    out = dict(zip(keys, (float(v) for v in flat[:len(keys)])))
+    pos = len(keys) + 1
+    for m, st in zip([m for ms in metrics for m in ms], states):
+        arrays = []
+        for a in st:
+            arrays.append(flat[pos:pos + a.size].reshape(a.shape))
+            pos += a.size
+        m.set_state_arrays(arrays)
+    return out, float(flat[len(keys)])
 
 
 # ---------------------------------------------------------------------------
@@ -429,6 +447,9 @@ class FitContext:
         buf = np.array(values, np.float64)
         allreduce(buf, average=False)
         return [float(v) for v in buf]
+
+    def reduce_logs(self, sums, n, metrics):
+        return reduce_logs(sums, n, metrics)
 
     def evaluate(self, xs, ys, sw, batch_size):
         return _evaluate(self.model, xs, ys, sw, batch_size)

@@ -12,17 +12,29 @@ Layout (little-endian)::
     header     JSON     architecture, compile settings, array directory
     data       float32 arrays, each at a 64-byte-aligned offset
 
-``model.save(path)`` writes a temporary file in the same directory, flushes
-it to disk and renames it over ``path`` (``os.replace``), so an interrupted
-save never destroys the previous file. ``load_model`` checks the magic, the
-version, the sizes and both checksums, and raises ``ValueError`` naming the
-problem for a file that is not a cnnx model, truncated, corrupt or of an
-unknown version.
+``model.save(path)`` writes a temporary file ``.cnnx-<random>.tmp`` in the
+same directory, flushes it to disk and renames it over ``path``
+(``os.replace``), so an interrupted save never destroys the previous file.
+The saved file gets the permissions ``open(path, "wb")`` would give it: a new
+file ``0o666`` less the umask, an existing file keeps its mode. A save also
+removes temporaries of that naming pattern older than a minute that no
+running save holds (left by a process killed while saving).
+
+``load_model`` checks the magic, the version, the sizes and both checksums,
+and raises ``ValueError`` naming the problem for a file that is not a cnnx
+model, truncated, corrupt or of an unknown version. It also refuses, before
+any large allocation, a header nested deeper than :data:`MAX_HEADER_DEPTH`
+and an architecture that needs more parameters than the data block holds
+(the model is built with :func:`cnnx.layers.base.deferred_init`: no weight
+is drawn or allocated until the counts agree).
 """
 import json
 import os
+import re
+import secrets
+import stat
 import struct
-import tempfile
+import time
 import zlib
 
 import numpy as np
@@ -35,6 +47,11 @@ MAGIC = b"CNNXMDL\0"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sIQQII")  # magic, version, header_len, data_len, header_crc, data_crc
 _ALIGN = 64
+#: deepest JSON nesting a model header may have (containers nest at most
+#: cnnx.layers.MAX_NESTING = 64 deep, about 3 JSON levels each)
+MAX_HEADER_DEPTH = 272
+_TMP_PATTERN = re.compile(r"\.cnnx-[A-Za-z0-9_]+\.tmp\Z")
+_STALE_SECONDS = 60
 
 
 class _Blob:
@@ -58,14 +75,39 @@ class _Blob:
 
 
 def save_model(model, path):
-    """Write ``model`` to ``path`` atomically (see the module docstring)."""
-    from .layers.base import layer_config, walk
+    """Write ``model`` to ``path`` atomically (see the module docstring).
+
+    As ``open(path, "wb")`` would, a symlink is followed (its target gets the
+    new checkpoint) and an existing file keeps its mode; a device, FIFO or
+    socket at ``path`` is refused (saving replaces the file). Saving while
+    another thread trains the model raises RuntimeError (the weights would be
+    copied half-updated); save from the training thread (ModelCheckpoint).
+    """
+    from ._guard import exclusive_training
 
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
     if not model.built:
         raise ValueError("model: not built yet, nothing to save")
     path = os.fspath(path)
+    with exclusive_training(model):
+        prefix, hbytes, data = _serialise(model)
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    try:
+        st = os.stat(target)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"path: {path!r} is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"path: {path!r} is a device, FIFO or socket, not a regular file "
+                         "(saving would replace it)")
+    _write_atomically(target, prefix, hbytes, data, st)
+
+
+def _serialise(model):
+    from .layers.base import layer_config, walk
+
     blob = _Blob()
     header = {
         "format": "cnnx-model",
@@ -81,36 +123,106 @@ def save_model(model, path):
         for name, buf in layer.buffers.items():
             header["buffers"].append({"layer": i, "name": name, **blob.add(buf)})
     if model.loss is not None:
-        header["compile"] = {"loss": model.loss, "metrics": list(model.metrics),
-                             "loss_weights": model.loss_weights}
+        header["compile"] = model.get_compile_config()  # None: a loss/metric of the user's own
     opt = model.optimizer
     if opt is not None:
         st = opt.state_dict()
         header["optimizer"] = {"class": st["class"], "config": st["config"],
                                "iterations": st["iterations"],
+                               "initial_lr": st.get("initial_lr"),
                                "state": {k: blob.add(v) for k, v in st["state"].items()}}
     hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     data = b"".join(blob.parts)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(data),
                           zlib.crc32(hbytes), zlib.crc32(data))
-    directory = os.path.dirname(os.path.abspath(path))
+    return prefix, hbytes, data
+
+
+def _write_atomically(target, prefix, hbytes, data, st):
+    directory = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"path: the directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".cnnx-", suffix=".tmp", dir=directory)
+    _remove_stale_temporaries(directory)
     try:
+        fd, tmp = _create_temporary(directory)
+    except PermissionError:
+        raise PermissionError(f"path: cannot create files in {directory!r} (permission "
+                              "denied)") from None
+    try:
+        if st is not None and hasattr(os, "fchmod"):  # an existing file keeps its mode;
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))   # a new one got 0o666 less the umask
         with os.fdopen(fd, "wb") as f:
             f.write(prefix)
             f.write(hbytes)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, target)  # while still locked: a cleaner never takes it
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+def _lock(fd, blocking):
+    """An exclusive advisory lock on ``fd`` (True if held; always True without fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking, stale files are judged by age alone
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        return True
+    except OSError:
+        return False
+
+
+def _create_temporary(directory):
+    """A new ``.cnnx-<random>.tmp`` file, created with mode 0o666 less the umask
+    (as ``open`` does), locked for as long as the save runs."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | \
+        getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".cnnx-{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        _lock(fd, blocking=True)
+        return fd, tmp
+    raise FileExistsError(f"path: cannot create a temporary file in {directory!r}")
+
+
+def _remove_stale_temporaries(directory):
+    """Delete ``.cnnx-*.tmp`` files older than a minute that no save holds.
+
+    A process killed while saving leaves its temporary behind (the previous
+    checkpoint is intact, but the space is not freed); a running save holds an
+    advisory lock on its own, so only abandoned ones are removed.
+    """
+    try:
+        names = [n for n in os.listdir(directory) if _TMP_PATTERN.match(n)]
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        full = os.path.join(directory, name)
+        try:
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < _STALE_SECONDS:
+                continue
+            fd = os.open(full, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if _lock(fd, blocking=False) and os.path.samestat(os.fstat(fd), st):
+                os.unlink(full)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _array(data, entry, what):
@@ -156,13 +268,45 @@ def _read(path):
         raise ValueError(f"path: {path!r} is corrupt (header checksum mismatch)")
     if zlib.crc32(data) != dcrc:
         raise ValueError(f"path: {path!r} is corrupt (weights checksum mismatch)")
+    too_deep = ValueError(f"path: {path!r} is corrupt (its header nests deeper than "
+                          f"{MAX_HEADER_DEPTH} levels, cnnx.io.MAX_HEADER_DEPTH)")
     try:
         header = json.loads(hbytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"path: {path!r} is corrupt (unreadable header: {e})") from None
+    except RecursionError:
+        raise too_deep from None
+    if _depth(header) > MAX_HEADER_DEPTH:
+        raise too_deep
     if not isinstance(header, dict) or header.get("format") != "cnnx-model":
         raise ValueError(f"path: {path!r} is corrupt (not a cnnx-model header)")
     return header, data
+
+
+def _depth(obj):
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest = 0
+    stack = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, dict):
+            o = o.values()
+        elif not isinstance(o, list):
+            continue
+        deepest = max(deepest, d)
+        stack.extend((v, d + 1) for v in o if isinstance(v, (dict, list)))
+    return deepest
+
+
+def _metrics_from(spec):
+    from . import metrics
+
+    def one(m):
+        return m if isinstance(m, str) else metrics.get(m)
+
+    if isinstance(spec, dict):
+        return {k: [one(m) for m in v] for k, v in spec.items()}
+    return None if spec is None else [one(m) for m in spec]
 
 
 def load_model(path, compile=True):
@@ -171,35 +315,54 @@ def load_model(path, compile=True):
 
     ``compile=False`` skips restoring the loss/optimiser. Raises ValueError
     for a file that is not a cnnx model, is truncated, corrupt, or has an
-    unknown format version.
+    unknown format version, and for one whose values could never run (an
+    architecture larger than its data block, optimiser state of the wrong
+    size, an impossible step count, layer settings out of range).
     """
-    from .layers.base import layer_from_config, walk
+    from .layers.base import deferred_init, layer_from_config, walk
     from .optim import optimizer_from_state
 
     header, data = _read(path)
+    where = f"path: {os.fspath(path)!r}"
+    n_floats = len(data) // 4
     try:
-        model = layer_from_config(header["model"])
+        # no weight is drawn or allocated before the architecture's size is
+        # checked against the data block (a 252-byte file may declare 10**9)
+        with deferred_init(limit=n_floats, what=f"{where} is corrupt",
+                           limit_text=f"its data block holds only {n_floats:,}"):
+            model = layer_from_config(header["model"])
     except (KeyError, TypeError) as e:
-        raise ValueError(f"path: corrupt file (cannot rebuild the architecture: {e})") from None
+        raise ValueError(f"{where} is corrupt (cannot rebuild the architecture: {e})") from None
+    except ValueError as e:
+        msg = str(e)
+        if msg.startswith(where):
+            raise
+        raise ValueError(f"{where}: cannot rebuild the architecture ({msg})") from None
     if not getattr(model, "built", False):
-        raise ValueError("path: corrupt file (the saved model has no input shape)")
+        raise ValueError(f"{where} is corrupt (the saved model has no input shape)")
     params = _array(data, header.get("params", {}), "params")
     if params.shape != model.store.params.shape:
-        raise ValueError(f"path: corrupt file ({params.size} parameters saved, the "
+        raise ValueError(f"{where} is corrupt ({params.size} parameters saved, the "
                          f"architecture has {model.store.params.size})")
     model.store.params[...] = params
     layers = [layer for layer, _ in walk(model.layers)]
-    for entry in header.get("buffers", []):
+    buffers = header.get("buffers", [])
+    if not isinstance(buffers, list):
+        raise ValueError(f"{where} is corrupt (malformed buffer list)")
+    for entry in buffers:
         try:
             layer = layers[int(entry["layer"])]
             dst = layer.buffers[entry["name"]]
         except (KeyError, IndexError, TypeError, ValueError):
-            raise ValueError("path: corrupt file (buffer entry does not match the "
+            raise ValueError(f"{where} is corrupt (buffer entry does not match the "
                              "architecture)") from None
         arr = _array(data, entry, f"buffer {entry.get('name')}")
         if arr.shape != dst.shape:
-            raise ValueError(f"path: corrupt file (buffer {entry['name']} has shape {arr.shape}, "
-                             f"expected {dst.shape})")
+            raise ValueError(f"{where} is corrupt (buffer {entry['name']} has shape "
+                             f"{arr.shape}, expected {dst.shape})")
+        if entry["name"] == "moving_var" and not np.all(arr >= 0):  # NaN too
+            raise ValueError(f"{where} is corrupt (buffer moving_var of layer {layer.name!r} "
+                             "holds negative or NaN variances)")
         dst[...] = arr
     if compile and header.get("compile"):
         c = header["compile"]
@@ -207,14 +370,29 @@ def load_model(path, compile=True):
         o = header.get("optimizer")
         if not isinstance(c, dict) or not isinstance(o, (dict, type(None))) or (
                 o and not isinstance(o.get("state", {}), dict)):
-            raise ValueError("path: corrupt file (malformed compile/optimizer settings)")
+            raise ValueError(f"{where} is corrupt (malformed compile/optimizer settings)")
         if o:
             st = {k: _array(data, v, f"optimizer state {k}") for k, v in o.get("state", {}).items()}
+            for k, v in st.items():
+                if v.size != model.store.params.size:
+                    raise ValueError(f"{where} is corrupt (optimizer state {k!r} has {v.size} "
+                                     f"values, the model has {model.store.params.size} "
+                                     "parameters)")
             try:
                 opt = optimizer_from_state({"class": o.get("class"), "config": o.get("config", {}),
-                                            "iterations": o.get("iterations", 0), "state": st})
-            except TypeError as e:
-                raise ValueError(f"path: corrupt file (optimizer config: {e})") from None
-        model.compile(optimizer=opt if opt is not None else "sgd", loss=c.get("loss"),
-                      metrics=c.get("metrics"), loss_weights=c.get("loss_weights"))
+                                            "iterations": o.get("iterations", 0),
+                                            "initial_lr": o.get("initial_lr"), "state": st})
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{where} is corrupt (optimizer: {e})") from None
+        try:
+            from . import losses
+
+            loss = c.get("loss")
+            loss = [d if isinstance(d, (str, type(None))) else losses.get(d) for d in loss] \
+                if isinstance(loss, list) else loss if isinstance(loss, str) else losses.get(loss)
+            model.compile(optimizer=opt if opt is not None else "sgd", loss=loss,
+                          metrics=_metrics_from(c.get("metrics")),
+                          loss_weights=c.get("loss_weights"))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where} is corrupt (compile settings: {e})") from None
     return model

@@ -46,20 +46,37 @@ class Optimizer:
     #: names of the flat state buffers (same length as the parameter buffer)
     state_names = ()
 
+    #: a step count from a file must stay far from int64 overflow in the kernels
+    MAX_ITERATIONS = 2**53
+
     def __init__(self, lr):
         self.lr = _number(lr, "lr", 0.0, open_min=True)
+        #: the rate when training first started (set by ``fit``, never overwritten,
+        #: saved with the model): what the built-in schedules decay from
+        self.initial_lr = None
         self.iterations = 0
         self.store = None
         self.state = {}
+        self._state_loaded = False  # state came from load_state_dict, not yet bound
 
     # ---- binding to a model's parameters ------------------------------------
     def bind(self, store):
         """Attach to a :class:`cnnx.layers.base.ParamStore` (done by ``compile``).
 
-        State of the same size carries over (e.g. after ``load_model``);
-        otherwise it starts at zero.
+        State of the same size carries over. State restored by
+        :meth:`load_state_dict` (e.g. by ``load_model``) must match the
+        parameters' size: a mismatch raises ValueError naming the state array
+        instead of silently restarting from zeros. State left from an earlier
+        binding to a model of another size starts again at zero.
         """
+        loaded = self._state_loaded
+        for name in self.state_names:
+            old = self.state.get(name)
+            if loaded and old is not None and old.shape != store.params.shape:
+                raise ValueError(f"state: optimizer state {name!r} has {old.size} values, the "
+                                 f"model has {store.params.size} parameters")
         self.store = store
+        self._state_loaded = False
         for name in self.state_names:
             old = self.state.get(name)
             if old is None or old.shape != store.params.shape:
@@ -100,20 +117,35 @@ class Optimizer:
     def state_dict(self):
         """Hyper-parameters, step count and copies of the state buffers."""
         return {"class": type(self).__name__, "config": self.get_config(),
-                "iterations": self.iterations,
+                "iterations": self.iterations, "initial_lr": self.initial_lr,
                 "state": {k: v.copy() for k, v in self.state.items()}}
 
     def load_state_dict(self, d):
         """Restore what :meth:`state_dict` returned (sizes must match when bound)."""
-        self.iterations = int(d.get("iterations", 0))
+        it = d.get("iterations", 0)
+        if isinstance(it, (bool, np.bool_)) or not isinstance(it, numbers.Integral) or \
+                not 0 <= it <= self.MAX_ITERATIONS:
+            raise ValueError(f"iterations: expected an int in [0, 2**53], got {it!r}")
+        initial_lr = d.get("initial_lr")
+        if initial_lr is not None:
+            initial_lr = _number(initial_lr, "initial_lr", 0.0, open_min=True)
+        state = {}
         for k, v in d.get("state", {}).items():
             if k not in self.state_names:
                 raise ValueError(f"state: unknown optimizer state {k!r} for {type(self).__name__}")
-            v = np.ascontiguousarray(v, np.float32).reshape(-1)
+            try:
+                v = np.ascontiguousarray(v, np.float32).reshape(-1)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"state: optimizer state {k!r} is not an array of numbers "
+                                 f"({e})") from None
             if self.store is not None and v.shape != self.store.params.shape:
-                raise ValueError(f"state: {k} has {v.size} values, the model has "
-                                 f"{self.store.params.size}")
-            self.state[k] = v.copy()
+                raise ValueError(f"state: optimizer state {k!r} has {v.size} values, the "
+                                 f"model has {self.store.params.size} parameters")
+            state[k] = v.copy()
+        self.iterations = int(it)
+        self.initial_lr = initial_lr
+        self.state.update(state)
+        self._state_loaded = self.store is None and bool(state)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

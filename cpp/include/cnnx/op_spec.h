@@ -59,8 +59,14 @@ enum class PlanPool : int { max = 0, avg = 1, adaptive_avg = 2, adaptive_max = 3
 
 // Training heads (cnnx/train_plan.h).
 enum class LossKind : int {
-  softmax_cross_entropy = 0,  // logits and int64 labels in [0, K)
-  mean_squared_error = 1,     // outputs and float targets of the same size
+  softmax_cross_entropy = 0,       // logits and int64 labels in [0, K)
+  mean_squared_error = 1,          // outputs and float targets of the same size
+  mean_absolute_error = 2,         // (float targets)
+  huber = 3,                       // param: delta (float targets)
+  softmax_cross_entropy_soft = 4,  // logits and target distributions (float)
+  sigmoid_binary_cross_entropy = 5,  // logits and targets in [0, 1] (float)
+  binary_cross_entropy = 6,        // probabilities and targets in [0, 1] (float)
+  external = 7,                    // the gradient comes from the caller (TrainPlan::backward)
 };
 
 const char* op_kind_name(OpKind k);
@@ -148,8 +154,13 @@ struct OpSpec {
 struct LossSpec {
   LossKind kind = LossKind::softmax_cross_entropy;
   int value = -1;      // the value the loss reads (logits / outputs)
-  int target = 0;      // index into the step's targets
+  int target = 0;      // index into the step's targets (external: into the given gradients)
   float weight = 1.0f; // the loss's weight in the total
+  float param = 0.0f;  // huber: delta
+  // cross-entropies: the classes (the value's last axis); a value of several
+  // rows per image (per-pixel classes) gives a loss per pixel, averaged per
+  // image. 0: the whole value is one row.
+  int64_t classes = 0;
 };
 
 // Values per image each input of the op holds, from its geometry.

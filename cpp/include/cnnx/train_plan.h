@@ -53,6 +53,17 @@ class TrainPlan {
   double step(const float* const* x, const void* const* targets, const float* sample_weight,
               int64_t N, float* const* out, double* loss_parts);
 
+  // The same step in two calls, for losses computed by the caller (kind
+  // external): forward() writes the outputs; the caller computes the
+  // gradient of each external loss w.r.t. its value (the loss's mean over
+  // the batch, before its weight); backward() takes them (given[target]: N
+  // rows), computes the other losses and runs backward. x and out must be
+  // the arrays forward() had. Returns the total of the C++-computed terms.
+  void forward(const float* const* x, int64_t N, float* const* out);
+  double backward(const float* const* x, float* const* out, const void* const* targets,
+                  const float* sample_weight, const float* const* given, int64_t N,
+                  double* loss_parts);
+
   double flops_per_image() const { return flops_; }
   // Floats per image the step keeps (values needed by backward, gradients in
   // flight), after the first step planned them.
@@ -77,9 +88,16 @@ class TrainPlan {
   void finalize();
   void forward_op(Op& op, float* const* val, int64_t n);
   void backward_op(Op& op, float* const* val, float* const* grad, int64_t n, float* dgrads);
-  double run_slice(const float* const* x, const void* const* targets, const float* sample_weight,
-                   int64_t i0, int64_t n, int64_t N, float* const* out, float* dgrads,
-                   double* parts);
+  void slice_pointers(const float* const* x, float* const* out, int64_t i0, int64_t n,
+                      std::vector<float*>& val, std::vector<float*>& grad);
+  void forward_slice(const float* const* x, float* const* out, int64_t i0, int64_t n);
+  double backward_slice(const float* const* x, float* const* out, const void* const* targets,
+                        const float* sample_weight, const float* const* given, int64_t i0,
+                        int64_t n, int64_t N, float* dgrads, double* parts);
+  void check_targets(const void* const* targets, int64_t N) const;
+  int prepare(int64_t N);
+  template <class F>
+  void in_slices(int workers, int64_t N, bool reduce, F f);
 
   void plan_memory();
 
@@ -101,6 +119,8 @@ class TrainPlan {
   double flops_ = 0.0;
   bool finalized_ = false;
   bool has_batch_norm_ = false;
+  int64_t pending_n_ = 0;   // the batch of a forward() awaiting its backward()
+  int pending_workers_ = 1;
   std::vector<float> values_, value_grads_;  // N * val_per_image_ / N * grad_per_image_
   std::vector<std::vector<float>> private_grads_;  // threads > 0
   std::mutex mu_;

@@ -141,8 +141,13 @@ void TrainPlan::add_loss(const LossSpec& loss) {
   if (loss.value < n_in_ || loss.value >= static_cast<int>(sizes_.size()) ||
       producer_[loss.value] < 0)
     throw std::invalid_argument("loss: its value must be written by an op");
-  if (loss.kind != LossKind::softmax_cross_entropy && loss.kind != LossKind::mean_squared_error)
+  const int k = static_cast<int>(loss.kind);
+  if (k < 0 || k > static_cast<int>(LossKind::external))
     throw std::invalid_argument("loss: unknown kind");
+  if (loss.kind == LossKind::huber && !(loss.param > 0.0f))
+    throw std::invalid_argument("loss: huber needs delta > 0");
+  if (loss.classes < 0 || (loss.classes > 0 && sizes_[loss.value] % loss.classes))
+    throw std::invalid_argument("loss: classes must divide the value's size");
   if (loss.target < 0) throw std::invalid_argument("loss: target index must be >= 0");
   losses_.push_back(loss);
 }
@@ -608,14 +613,11 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
   }
 }
 
-// Images [i0, i0 + n) of the batch of N: forward, losses, backward. Returns
-// the slice's share of the total loss (parts: of each term); weight
-// gradients go to dgrads (overwritten).
-double TrainPlan::run_slice(const float* const* x, const void* const* targets,
-                            const float* sample_weight, int64_t i0, int64_t n, int64_t N,
-                            float* const* out, float* dgrads, double* parts) {
+void TrainPlan::slice_pointers(const float* const* x, float* const* out, int64_t i0, int64_t n,
+                               std::vector<float*>& val, std::vector<float*>& grad) {
   const size_t V = sizes_.size();
-  std::vector<float*> val(V), grad(V, nullptr);
+  val.assign(V, nullptr);
+  grad.assign(V, nullptr);
   for (int v = 0; v < n_in_; ++v) val[v] = const_cast<float*>(x[v] + i0 * sizes_[v]);  // read only
   // Each slice has its own part of the arenas (slots are shared by values of
   // different sizes, so slices must not interleave inside a slot).
@@ -628,11 +630,28 @@ double TrainPlan::run_slice(const float* const* x, const void* const* targets,
   // outputs that ops write go straight to the caller's arrays
   for (size_t o = 0; o < outputs_.size(); ++o)
     if (outputs_[o] >= n_in_) val[outputs_[o]] = out[o] + i0 * sizes_[outputs_[o]];
+}
+
+void TrainPlan::forward_slice(const float* const* x, float* const* out, int64_t i0, int64_t n) {
+  std::vector<float*> val, grad;
+  slice_pointers(x, out, i0, n, val, grad);
   for (Op& op : ops_) forward_op(op, val.data(), n);
   for (size_t o = 0; o < outputs_.size(); ++o)
     if (outputs_[o] < n_in_)
       std::memcpy(out[o] + i0 * sizes_[outputs_[o]], val[outputs_[o]],
                   sizeof(float) * static_cast<size_t>(n * sizes_[outputs_[o]]));
+}
+
+// The losses of images [i0, i0 + n) (of the batch of N) and backward. Returns
+// the slice's share of the total loss (parts: of each term before its
+// weight); weight gradients go to dgrads (overwritten). External losses add
+// weight * the given gradient.
+double TrainPlan::backward_slice(const float* const* x, float* const* out,
+                                 const void* const* targets, const float* sample_weight,
+                                 const float* const* given, int64_t i0, int64_t n, int64_t N,
+                                 float* dgrads, double* parts) {
+  std::vector<float*> val, grad;
+  slice_pointers(x, out, i0, n, val, grad);
   double total = 0.0;
   const float* w = sample_weight ? sample_weight + i0 : nullptr;
   for (size_t l = 0; l < losses_.size(); ++l) {
@@ -641,13 +660,45 @@ double TrainPlan::run_slice(const float* const* x, const void* const* targets,
     // The term is weight * sum(w_i loss_i) / N over the whole batch.
     const float scale = L.weight / static_cast<float>(N);
     const bool acc = !loss_first_[l];
-    double sum;
-    if (L.kind == LossKind::softmax_cross_entropy) {
-      const int64_t* labels = static_cast<const int64_t*>(targets[L.target]) + i0;
-      sum = softmax_cross_entropy_sum(val[L.value], labels, w, n, K, scale, grad[L.value], acc);
-    } else {
-      const float* t = static_cast<const float*>(targets[L.target]) + i0 * K;
-      sum = squared_error_sum(val[L.value], t, w, n, K, scale, grad[L.value], acc);
+    float* g = grad[L.value];
+    const float* y = val[L.value];
+    const float* t = L.kind == LossKind::softmax_cross_entropy || L.kind == LossKind::external
+                         ? nullptr
+                         : static_cast<const float*>(targets[L.target]) + i0 * K;
+    double sum = 0.0;
+    // Per-pixel classes: rows of `classes` values, R per image, each row's
+    // loss averaged over the image's R rows (and weighted by the image's weight).
+    const int64_t C = L.classes > 0 ? L.classes : K, R = K / C;
+    std::vector<float> row_w;
+    const float* rw = w;
+    if (R > 1 && w) {
+      row_w.resize(n * R);
+      for (int64_t i = 0; i < n * R; ++i) row_w[i] = w[i / R];
+      rw = row_w.data();
+    }
+    const float rscale = scale / static_cast<float>(R);
+    switch (L.kind) {
+      case LossKind::softmax_cross_entropy:
+        sum = softmax_cross_entropy_sum(y, static_cast<const int64_t*>(targets[L.target]) + i0 * R,
+                                        rw, n * R, C, rscale, g, acc) / R;
+        break;
+      case LossKind::softmax_cross_entropy_soft:
+        sum = softmax_cross_entropy_soft_sum(y, t, rw, n * R, C, rscale, g, acc) / R;
+        break;
+      case LossKind::mean_squared_error: sum = squared_error_sum(y, t, w, n, K, scale, g, acc); break;
+      case LossKind::mean_absolute_error: sum = absolute_error_sum(y, t, w, n, K, scale, g, acc); break;
+      case LossKind::huber: sum = huber_sum(y, t, w, n, K, L.param, scale, g, acc); break;
+      case LossKind::sigmoid_binary_cross_entropy:
+        sum = sigmoid_binary_cross_entropy_sum(y, t, w, n, K, scale, g, acc);
+        break;
+      case LossKind::binary_cross_entropy:
+        sum = binary_cross_entropy_sum(y, t, w, n, K, scale, g, acc);
+        break;
+      case LossKind::external: {
+        const float* src = given[L.target] + i0 * K;
+        for (int64_t i = 0; i < n * K; ++i) g[i] = acc ? g[i] + L.weight * src[i] : L.weight * src[i];
+        continue;  // its value comes from the caller
+      }
     }
     parts[l] += sum / static_cast<double>(N);  // the term before its weight
     total += static_cast<double>(L.weight) * sum / static_cast<double>(N);
@@ -657,74 +708,143 @@ double TrainPlan::run_slice(const float* const* x, const void* const* targets,
   return total;
 }
 
-double TrainPlan::step(const float* const* x, const void* const* targets,
-                       const float* sample_weight, int64_t N, float* const* out,
-                       double* loss_parts) {
-  std::lock_guard<std::mutex> lock(mu_);
-  finalize();
-  if (N <= 0) throw std::invalid_argument("x: the batch is empty");
+void TrainPlan::check_targets(const void* const* targets, int64_t N) const {
   for (const LossSpec& L : losses_) {
     if (L.kind != LossKind::softmax_cross_entropy) continue;
-    const int64_t K = sizes_[L.value];
+    const int64_t K = L.classes > 0 ? L.classes : sizes_[L.value];
+    const int64_t rows = N * (sizes_[L.value] / K);
     const int64_t* labels = static_cast<const int64_t*>(targets[L.target]);
-    for (int64_t i = 0; i < N; ++i)
+    for (int64_t i = 0; i < rows; ++i)
       if (labels[i] < 0 || labels[i] >= K)
         throw std::invalid_argument("labels: expected integers in [0, " + std::to_string(K) +
                                     "), got " + std::to_string(labels[i]));
   }
+}
+
+// Arenas for N images and the number of slices (threads) the batch is cut into.
+int TrainPlan::prepare(int64_t N) {
+  finalize();
+  if (N <= 0) throw std::invalid_argument("x: the batch is empty");
   if (values_.size() < static_cast<size_t>(val_per_image_ * N))
     values_.resize(static_cast<size_t>(val_per_image_ * N));
   if (value_grads_.size() < static_cast<size_t>(grad_per_image_ * N))
     value_grads_.resize(static_cast<size_t>(grad_per_image_ * N));
-  const size_t L = losses_.size();
   int workers = 1;
 #ifdef CNNX_HAVE_OPENMP
   if (!omp_in_parallel()) workers = threads_for_flops(3.0 * flops_ * N);
 #endif
   workers = static_cast<int>(std::min<int64_t>(workers, N / 2));  // at least 2 images each
   if (has_batch_norm_) workers = 1;  // batch statistics: the kernels split the work instead
-  if (workers <= 1) {
-    std::vector<double> parts(L, 0.0);
-    const double total = run_slice(x, targets, sample_weight, 0, N, N, out, grads_, parts.data());
-    if (loss_parts) std::copy(parts.begin(), parts.end(), loss_parts);
-    return total;
-  }
-
-  if (private_grads_.size() < static_cast<size_t>(workers - 1))
-    private_grads_.resize(workers - 1);
+  workers = std::max(workers, 1);
+  if (private_grads_.size() < static_cast<size_t>(workers - 1)) private_grads_.resize(workers - 1);
   for (int t = 0; t < workers - 1; ++t)
     if (private_grads_[t].size() != static_cast<size_t>(n_grads_))
       private_grads_[t].assign(n_grads_, 0.0f);  // slots no op writes stay zero
-  std::vector<double> part(workers, 0.0);
-  std::vector<std::vector<double>> parts(workers, std::vector<double>(L, 0.0));
+  return workers;
+}
+
+// f(t, i0, n, dgrads) on each slice t of `workers` (slice t: images
+// [N t / workers, N (t + 1) / workers), its own weight-gradient buffer), in
+// parallel; then the slices' private gradients summed into the model's
+// buffer (when `reduce`). The slicing depends only on N and `workers`, so a
+// forward() and its backward() see the same slices.
+template <class F>
+void TrainPlan::in_slices(int workers, int64_t N, bool reduce, F f) {
+  if (workers <= 1) {
+    f(0, int64_t{0}, N, grads_);
+    return;
+  }
   std::exception_ptr error;
   std::mutex error_mu;
 #ifdef CNNX_HAVE_OPENMP
 #pragma omp parallel num_threads(workers)
   {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int64_t i0 = N * t / T, i1 = N * (t + 1) / T;
-    float* dg = t == 0 ? grads_ : private_grads_[t - 1].data();
-    try {
-      part[t] = run_slice(x, targets, sample_weight, i0, i1 - i0, N, out, dg, parts[t].data());
-    } catch (...) {
-      std::lock_guard<std::mutex> g(error_mu);
-      if (!error) error = std::current_exception();
+#pragma omp for schedule(static, 1)
+    for (int t = 0; t < workers; ++t) {
+      const int64_t i0 = N * t / workers, i1 = N * (t + 1) / workers;
+      float* dg = t == 0 ? grads_ : private_grads_[t - 1].data();
+      try {
+        f(t, i0, i1 - i0, dg);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(error_mu);
+        if (!error) error = std::current_exception();
+      }
+    }  // (implicit barrier)
+    if (reduce && !error) {
+      // Threads split the buffer to sum the private weight gradients into it.
+      const int T = omp_get_num_threads(), r = omp_get_thread_num();
+      const int64_t j0 = n_grads_ * r / T / 16 * 16,
+                    j1 = r + 1 == T ? n_grads_ : n_grads_ * (r + 1) / T / 16 * 16;
+      for (int s = 0; s < workers - 1; ++s)
+        add_into(grads_ + j0, private_grads_[s].data() + j0, j1 - j0);
     }
-#pragma omp barrier
-    // Sum the private weight gradients into the model's buffer, threads
-    // splitting the buffer.
-    const int64_t j0 = n_grads_ * t / T / 16 * 16,
-                  j1 = t + 1 == T ? n_grads_ : n_grads_ * (t + 1) / T / 16 * 16;
-    if (!error)
-      for (int s = 0; s < T - 1; ++s) add_into(grads_ + j0, private_grads_[s].data() + j0, j1 - j0);
   }
+#else
+  for (int t = 0; t < workers; ++t) {
+    const int64_t i0 = N * t / workers, i1 = N * (t + 1) / workers;
+    f(t, i0, i1 - i0, t == 0 ? grads_ : private_grads_[t - 1].data());
+  }
+  if (reduce)
+    for (int s = 0; s < workers - 1; ++s) add_into(grads_, private_grads_[s].data(), n_grads_);
 #endif
   if (error) std::rethrow_exception(error);
+}
+
+double TrainPlan::step(const float* const* x, const void* const* targets,
+                       const float* sample_weight, int64_t N, float* const* out,
+                       double* loss_parts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const LossSpec& L : losses_)
+    if (L.kind == LossKind::external)
+      throw std::invalid_argument("loss: a plan with an external loss runs forward() and backward()");
+  const int workers = prepare(N);
+  check_targets(targets, N);
+  pending_n_ = 0;
+  const size_t nl = losses_.size();
+  std::vector<double> part(workers, 0.0);
+  std::vector<std::vector<double>> parts(workers, std::vector<double>(nl, 0.0));
+  in_slices(workers, N, true, [&](int t, int64_t i0, int64_t n, float* dg) {
+    forward_slice(x, out, i0, n);
+    part[t] = backward_slice(x, out, targets, sample_weight, nullptr, i0, n, N, dg,
+                             parts[t].data());
+  });
   double total = 0.0;
   for (double p : part) total += p;
   if (loss_parts)
-    for (size_t l = 0; l < L; ++l) {
+    for (size_t l = 0; l < nl; ++l) {
+      loss_parts[l] = 0.0;
+      for (int t = 0; t < workers; ++t) loss_parts[l] += parts[t][l];
+    }
+  return total;
+}
+
+void TrainPlan::forward(const float* const* x, int64_t N, float* const* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int workers = prepare(N);
+  in_slices(workers, N, false, [&](int, int64_t i0, int64_t n, float*) { forward_slice(x, out, i0, n); });
+  pending_n_ = N;
+  pending_workers_ = workers;
+}
+
+double TrainPlan::backward(const float* const* x, float* const* out, const void* const* targets,
+                           const float* sample_weight, const float* const* given, int64_t N,
+                           double* loss_parts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_n_ != N || N <= 0)
+    throw std::invalid_argument("x: backward needs the batch of the last forward");
+  check_targets(targets, N);
+  const int workers = pending_workers_;
+  pending_n_ = 0;
+  const size_t nl = losses_.size();
+  std::vector<double> part(workers, 0.0);
+  std::vector<std::vector<double>> parts(workers, std::vector<double>(nl, 0.0));
+  in_slices(workers, N, true, [&](int t, int64_t i0, int64_t n, float* dg) {
+    part[t] = backward_slice(x, out, targets, sample_weight, given, i0, n, N, dg, parts[t].data());
+  });
+  double total = 0.0;
+  for (double p : part) total += p;
+  if (loss_parts)
+    for (size_t l = 0; l < nl; ++l) {
       loss_parts[l] = 0.0;
       for (int t = 0; t < workers; ++t) loss_parts[l] += parts[t][l];
     }

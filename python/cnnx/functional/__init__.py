@@ -45,3 +45,9 @@ __all__ += ["elu", "elu_backward", "selu", "selu_backward", "gelu", "gelu_backwa
             "softplus", "softplus_backward", "softsign", "softsign_backward", "log_softmax",
             "log_softmax_backward", "prelu", "prelu_backward", "lrn", "lrn_backward",
             "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward"]
+from ._int8 import (quantize, dequantize, quantization_params, quantize_weights,
+                    QPackedWeights, qpack_conv2d, qpack_matmul, qmatmul, qconv2d,
+                    qconv2d_algorithm, qmax_pool2d, qavg_pool2d, qadd)
+__all__ += ["quantize", "dequantize", "quantization_params", "quantize_weights",
+            "QPackedWeights", "qpack_conv2d", "qpack_matmul", "qmatmul", "qconv2d",
+            "qconv2d_algorithm", "qmax_pool2d", "qavg_pool2d", "qadd"]

@@ -83,6 +83,9 @@ def _prepare(x, w, stride, padding, dilation, groups):
     elif x.shape[0] >= 2**40:
         check_size(x.shape, "x")
     s, d, g, flat, out = geo
+    if x.shape[0] * out[0] * out[1] * w.shape[3] >= 2**61:  # NumPy: "array is too big"
+        raise ValueError(f"x: a batch of {x.shape[0]} gives outputs of {out[0]}x{out[1]}x"
+                         f"{w.shape[3]} values each, too many to allocate")
     return x, w, s, d, g, flat, out
 
 

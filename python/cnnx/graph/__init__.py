@@ -11,9 +11,9 @@ the compiled plans built from it.
 (:mod:`cnnx.onnx`) reads the same graph.
 """
 from .ir import Act, BufferRef, EltwiseKind, Graph, Op, OpKind, ParamRef, PoolKind, Value
-from .plans import (CompiledInference, CompiledTraining, Unsupported, compile_inference,
-                    compile_training, loss_heads)
+from .plans import (CompiledInference, CompiledTraining, Head, Unsupported, compile_inference,
+                    compile_training, loss_heads, plan_loss)
 
 __all__ = ["Graph", "Value", "Op", "ParamRef", "BufferRef", "OpKind", "Act", "PoolKind",
-           "EltwiseKind", "compile_inference", "compile_training", "loss_heads",
+           "EltwiseKind", "compile_inference", "compile_training", "loss_heads", "plan_loss", "Head",
            "CompiledInference", "CompiledTraining", "Unsupported"]

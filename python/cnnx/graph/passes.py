@@ -62,7 +62,9 @@ def fold_batch_norm(g):
         src = op.inputs[0].producer
         if (src is None or src.kind not in (OpKind.conv2d, OpKind.dense) or src.attrs["bn"]
                 or src.attrs["act"] != Act.none or len(src.inputs) > 1
-                or _single_reader(users, src.output, g) is not op):
+                or _single_reader(users, src.output, g) is not op
+                # the same channels: not across a reshape (a Flatten between them)
+                or op.output.shape[-1] != src.output.shape[-1]):
             continue
         src.attrs["bn"] = op.attrs
         _replace_uses(g, op.output, src.output)

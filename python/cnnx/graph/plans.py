@@ -17,7 +17,7 @@ from . import passes
 from .ir import GROUPED_ACTS, Act, OpKind, PoolKind
 
 __all__ = ["Unsupported", "op_spec", "compile_inference", "compile_training",
-           "CompiledInference", "CompiledTraining"]
+           "CompiledInference", "CompiledTraining", "Head", "loss_heads", "plan_loss"]
 
 
 class Unsupported(Exception):
@@ -229,68 +229,103 @@ def compile_inference(g):
 
 
 class CompiledTraining:
-    """A training step: ``step(xs, targets, sample_weight) -> (loss, [terms], [head values])``.
+    """A training step from the op graph.
 
-    ``heads[i]`` is ``(output index, what the i-th returned array is)``
-    (see :func:`loss_heads`).
+    ``heads`` (see :func:`loss_heads`) say, per output with a loss, which value
+    the loss reads. With every loss in C++ one call runs the step:
+    ``step(xs, targets, sample_weight) -> (loss, [terms], [head values])``.
+    With a loss written in Python (``external``) the step is two calls:
+    ``forward(xs) -> [head values]``, then ``backward(targets, grads,
+    sample_weight) -> (loss of the C++ terms, [terms])``.
     """
 
-    def __init__(self, plan, heads):
+    def __init__(self, plan, heads, external):
         self.plan = plan
         self.heads = heads
+        self.external = external
 
     def step(self, xs, targets, sample_weight=None):
         return self.plan.step(list(xs), list(targets), sample_weight)
 
+    def forward(self, xs):
+        return self.plan.forward(list(xs))
 
-_LOSS_KINDS = {"cross_entropy": _core.LossKind.softmax_cross_entropy,
-               "mse": _core.LossKind.mean_squared_error}
+    def backward(self, targets, grads, sample_weight=None):
+        return self.plan.backward(list(targets), list(grads), sample_weight)
+
+
+class Head:
+    """One output with a loss, as the graph sees it: ``value`` is what the loss
+    reads (the output, or the input of a softmax/sigmoid it absorbs)."""
+
+    __slots__ = ("output", "value", "loss", "weight", "absorbed", "reads_logits")
+
+    def __init__(self, output, value, loss, weight, absorbed, reads_logits):
+        self.output = output
+        self.value = value
+        self.loss = loss
+        self.weight = float(weight)
+        self.absorbed = absorbed
+        self.reads_logits = reads_logits
+
+
+_ABSORBABLE = {"softmax": Act.softmax, "sigmoid": Act.sigmoid}
 
 
 def loss_heads(g, losses):
-    """For each output with a loss: (output index, value the loss reads, kind,
-    weight, what that value is).
+    """A :class:`Head` for each output with a loss (``losses``: one
+    ``(cnnx.losses.Loss, weight)`` or None per output).
 
-    Cross-entropy on an output made by a softmax over its last axis reads the
-    softmax's input (``"softmax_logits"``: the fused, stable
-    softmax-cross-entropy, the softmax is never differentiated on its own);
-    on any other output it takes the output as ``"logits"``. Other losses
-    read the ``"output"``.
+    A cross-entropy on an output made by the activation it can absorb (a
+    softmax over the last axis, or a sigmoid) reads that activation's input:
+    the fused, stable form (the activation is never differentiated on its
+    own). ``from_logits=True`` reads the output as logits; other losses read
+    the output.
     """
     heads = []
     for i, spec in enumerate(losses):
         if spec is None:
             continue
-        kind, weight = spec
+        loss, weight = spec
         v = g.outputs[i]
-        what = "output"
-        if kind == "cross_entropy":
-            p = v.producer
-            if (p is not None and p.kind == OpKind.activation and p.attrs["act"] == Act.softmax
-                    and p.attrs["axis"] == len(v.shape) - 1):
-                v, what = p.inputs[0], "softmax_logits"
-            else:
-                what = "logits"
-        heads.append((i, v, kind, float(weight), what))
+        absorbed, reads_logits = None, loss.from_logits in (True, "auto")
+        act = _ABSORBABLE.get(loss.absorbs)
+        p = v.producer
+        if (act is not None and loss.from_logits is not True and p is not None
+                and p.kind == OpKind.activation and p.attrs["act"] == act
+                and (act != Act.softmax or p.attrs["axis"] == len(v.shape) - 1)):
+            v, absorbed, reads_logits = p.inputs[0], loss.absorbs, True
+        heads.append(Head(i, v, loss, weight, absorbed, reads_logits))
     return heads
+
+
+def plan_loss(head):
+    """(LossKind, param, classes) for the C++ step, or None: the loss runs in Python."""
+    loss = head.loss
+    kind = loss.plan_kind
+    if kind is None or loss.reduction != "mean":
+        return None
+    classes = head.value.shape[-1] if head.value.shape else 1
+    if kind in (_core.LossKind.softmax_cross_entropy, _core.LossKind.softmax_cross_entropy_soft):
+        if not head.reads_logits:
+            return None  # probabilities that no softmax made: the Python form
+        return kind, 0.0, classes
+    if loss.absorbs == "sigmoid":  # binary cross-entropy: on logits, or on probabilities
+        kind = (_core.LossKind.sigmoid_binary_cross_entropy if head.reads_logits
+                else _core.LossKind.binary_cross_entropy)
+    return kind, float(loss.param), 0
 
 
 def compile_training(g, grads, losses):
     """A :class:`CompiledTraining` of graph ``g`` for ``losses`` (one
-    ``(kind, weight)`` or None per output), or None when an op has no
+    ``(Loss, weight)`` or None per output), or None when an op has no
     training form in the plan. ``grads``: the model's flat gradient buffer."""
     heads = loss_heads(g, losses)
     if not heads:
         return None
     try:
-        for _, v, kind, _, _ in heads:
-            if kind not in _LOSS_KINDS:
-                raise Unsupported(kind)
-        g.outputs = [v for _, v, _, _, _ in heads]
+        g.outputs = [h.value for h in heads]
         passes.for_training(g)
-        if any(op.kind == OpKind.conv2d and op.attrs["act"] not in (Act.none, Act.relu)
-               for op in g.ops):
-            raise Unsupported("conv activation")  # lowered separately: cannot happen
         ids = {v.id: i for i, v in enumerate(g.inputs)}
         sizes = [v.size for v in g.inputs]
         for op in g.ops:
@@ -301,9 +336,25 @@ def compile_training(g, grads, losses):
         plan = _core.TrainPlan(sizes, len(g.inputs), grads)
         for op in g.ops:
             plan.add(op_spec(op, ids, training=True))
-        for t, (_, v, kind, weight, _) in enumerate(heads):
-            plan.add_loss(_LOSS_KINDS[kind], ids[v.id], t, weight)
-        plan.set_outputs([ids[v.id] for v in g.outputs])
+        external = False
+        for t, h in enumerate(heads):
+            how = plan_loss(h)
+            if how is None:
+                external = True
+                plan.add_loss(_core.LossKind.external, ids[h.value.id], t, h.weight)
+            else:
+                kind, param, classes = how
+                plan.add_loss(kind, ids[h.value.id], t, h.weight, param, classes)
+        outs, seen = [], set()
+        for h in heads:  # one output array per value, even when two losses read it
+            if ids[h.value.id] not in seen:
+                seen.add(ids[h.value.id])
+                outs.append(ids[h.value.id])
+        plan.set_outputs(outs)
+        index = {v: k for k, v in enumerate(outs)}
+        order = [index[ids[h.value.id]] for h in heads]
     except Unsupported:
         return None
-    return CompiledTraining(plan, [(i, what) for i, _, _, _, what in heads])
+    plan_heads = CompiledTraining(plan, heads, external)
+    plan_heads.order = order  # head t's value is output order[t] of the plan
+    return plan_heads

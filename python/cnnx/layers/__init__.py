@@ -2,7 +2,7 @@
 Flatten, Residual and the merge layers (see :mod:`cnnx.layers.base` for the
 common contract: build, forward, backward, config, and ``lower`` into the
 op graph)."""
-from .base import Layer, initialize
+from .base import MAX_NESTING, Layer, initialize
 from .conv import Conv2D
 from .pooling import MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, AdaptiveMaxPool2D, GlobalAvgPool2D
 from .dense import Dense
@@ -18,8 +18,8 @@ from .activations import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, 
 from .prelu import PReLU
 from .normalization2 import LocalResponseNormalization, GroupNormalization, LayerNormalization
 
-__all__ = ["Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
-           "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
+__all__ = ["MAX_NESTING", "Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D",
+           "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
            "Subtract", "Multiply", "Average", "Concatenate"]
 __all__ += ["ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip",

@@ -26,15 +26,18 @@ gradients in another (:class:`ParamStore`); each layer's arrays are views
 into them, so an optimiser updates every weight with one fused call and a
 data-parallel trainer all-reduces one gradient buffer.
 """
+import contextlib
 import math
+import threading
 
 import numpy as np
 
 from .. import _core
 from .. import random as _random
+from .._validate import check_size
 
 __all__ = ["Layer", "ParamStore", "initialize", "INITIALIZERS", "get_layer_class", "layer_config",
-           "layer_from_config", "walk"]
+           "layer_from_config", "walk", "deferred_init", "MAX_NESTING", "check_nesting"]
 
 _LAYER_CLASSES = {}
 _TRAINABLE_VERSION = 0  # bumped whenever any layer's trainable flag changes
@@ -107,33 +110,116 @@ def _restore_param_dict(owner, what, items):
     dict.update(d, items)
     return d
 
+#: how deep containers (Sequential, Residual) may nest inside each other; deeper
+#: structures are refused with a ValueError (they would exhaust Python's stack)
+MAX_NESTING = 64
+
+_local = threading.local()  # this thread's deferred-initialisation settings
+
+
+@contextlib.contextmanager
+def deferred_init(limit=None, what="model", limit_text=None):
+    """Build layers without drawing or allocating their weights.
+
+    Inside the block :func:`initialize` returns zero-byte placeholders (no
+    random draws), and a :class:`ParamStore` refuses to allocate more than
+    ``limit`` floats (parameters plus buffers) with a ValueError naming
+    ``what`` and both counts (``limit_text`` says where the limit comes from,
+    e.g. "its data block holds only 63"). ``load_model`` builds a file's architecture this
+    way with ``limit`` = the floats its data block holds, so a tiny file that
+    declares a huge model fails at once instead of allocating gigabytes.
+    The stored values must be copied in afterwards (they start at zero).
+    """
+    saved = getattr(_local, "deferred", None)
+    if limit_text is None and limit is not None:
+        limit_text = f"the limit here is {limit:,}"
+    _local.deferred = (limit, what, limit_text)
+    try:
+        yield
+    finally:
+        _local.deferred = saved
+
+
+def _deferred():
+    return getattr(_local, "deferred", None)
+
+
+def _placeholder(shape, value=0.0):
+    """A read-only zero-byte array of ``shape`` (every element ``value``)."""
+    return np.broadcast_to(np.float32(value), shape)
+
+
+def check_nesting(layers, argname="layers"):
+    """Refuse containers nested deeper than :data:`MAX_NESTING` (no recursion here)."""
+    stack = [(layer, 1) for layer in layers]
+    while stack:
+        layer, depth = stack.pop()
+        subs = layer.sublayers()
+        if subs:
+            if depth >= MAX_NESTING:
+                raise ValueError(f"{argname}: containers (Sequential, Residual) nested more than "
+                                 f"{MAX_NESTING} deep are not supported (cnnx.layers.MAX_NESTING)")
+            stack.extend((sub, depth + 1) for sub in subs)
+
+
+class _NestingGuard:
+    """Counts recursive config conversions in this thread (see MAX_NESTING)."""
+
+    def __init__(self, argname):
+        self.argname = argname
+
+    def __enter__(self):
+        depth = getattr(_local, "config_depth", 0) + 1
+        if depth > MAX_NESTING + 1:
+            raise ValueError(f"{self.argname}: containers (Sequential, Residual) nested more "
+                             f"than {MAX_NESTING} deep are not supported "
+                             "(cnnx.layers.MAX_NESTING)")
+        _local.config_depth = depth
+
+    def __exit__(self, *exc):
+        _local.config_depth -= 1
+
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
 
 
 def get_layer_class(name):
-    """The Layer subclass registered under ``name`` (for loading models)."""
-    try:
-        return _LAYER_CLASSES[name]
-    except KeyError:
-        raise ValueError(f"layer: unknown layer class {name!r}") from None
+    """The Layer subclass registered under ``name`` (for loading models).
+
+    Private base classes (``_Pool2D``...) are not layers one can run: refused.
+    """
+    if not isinstance(name, str) or name.startswith("_") or name not in _LAYER_CLASSES:
+        raise ValueError(f"layer: unknown layer class {_short(name)}")
+    return _LAYER_CLASSES[name]
 
 
 def layer_config(layer):
     """``{"class": "Conv2D", "config": {...}}``: enough to rebuild the layer."""
-    return {"class": type(layer).__name__, "config": layer.get_config()}
+    with _NestingGuard("layers"):
+        return {"class": type(layer).__name__, "config": layer.get_config()}
 
 
 def layer_from_config(entry):
     """Rebuild a layer from :func:`layer_config`'s output."""
     if not isinstance(entry, dict) or "class" not in entry or "config" not in entry:
-        raise ValueError(f"layer: malformed layer entry {entry!r}")
+        raise ValueError(f"layer: malformed layer entry {_short(entry)}")
     if not isinstance(entry["config"], dict):
-        raise ValueError(f"layer: malformed config for {entry['class']!r}")
+        raise ValueError(f"layer: malformed config for {_short(entry['class'])}")
     cls = get_layer_class(entry["class"])
+    with _NestingGuard("layers"):
+        try:
+            return cls.from_config(entry["config"])
+        except TypeError as e:
+            raise ValueError(f"layer: cannot rebuild {entry['class']} from its config "
+                             f"({e})") from None
+
+
+def _short(value, limit=200):
+    """``repr`` cut to ``limit`` characters (error messages about file contents)."""
     try:
-        return cls.from_config(entry["config"])
-    except TypeError as e:
-        raise ValueError(f"layer: cannot rebuild {entry['class']} from its config ({e})") from None
+        text = repr(value)
+    except RecursionError:
+        text = f"<a deeply nested {type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def initialize(kind, shape, fan_in, fan_out, rng=None):
@@ -148,6 +234,10 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
     ``rng`` defaults to the package generator, so ``cnnx.set_seed`` makes the
     draw repeatable.
     """
+    check_size(shape, "shape")
+    if kind in ("zeros", "ones", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform") \
+            and _deferred() is not None:
+        return _placeholder(shape, 1.0 if kind == "ones" else 0.0)  # overwritten by the caller
     rng = _random.get_rng() if rng is None else rng
     fan_in = max(int(fan_in), 1)
     fan_out = max(int(fan_out), 1)
@@ -169,8 +259,9 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
 
 
 def format_shape(shape):
-    """``(28, 28, 8)`` -> ``"(28,28,8)"``, ``(120,)`` -> ``"(120)"`` (the seed's style)."""
-    return "(" + ",".join(str(int(s)) for s in shape) + ")"
+    """``(28, 28, 8)`` -> ``"(28,28,8)"``, ``(120,)`` -> ``"(120)"`` (the seed's style);
+    a size known only when data arrives shows as None."""
+    return "(" + ",".join("None" if s is None else str(int(s)) for s in shape) + ")"
 
 
 class Layer:
@@ -258,8 +349,16 @@ class Layer:
 
         On a rebuild (a built layer given a new input size) an existing
         parameter of the same shape is kept, never re-initialised; one whose
-        shape would change is refused.
+        shape would change is refused. Under :func:`deferred_init` a
+        placeholder from :func:`initialize` is kept as it is (the ParamStore
+        allocates the real array).
         """
+        if _deferred() is not None and isinstance(value, np.ndarray) and \
+                value.dtype == np.float32 and not value.flags.writeable and \
+                name not in self._params:
+            self._params._bind(name, value)
+            self._grads._bind(name, _placeholder(value.shape))
+            return value
         value = np.ascontiguousarray(value, dtype=np.float32)
         old = self._params.get(name)
         if old is not None:
@@ -272,7 +371,13 @@ class Layer:
         return value
 
     def add_buffer(self, name, value):
-        """Register saved, untrained state (kept on a rebuild of the same shape)."""
+        """Register saved, untrained state (kept on a rebuild of the same shape;
+        a :func:`deferred_init` placeholder is kept as it is)."""
+        if _deferred() is not None and isinstance(value, np.ndarray) and \
+                value.dtype == np.float32 and not value.flags.writeable and \
+                name not in self._buffers:
+            self._buffers._bind(name, value)
+            return value
         value = np.ascontiguousarray(value, dtype=np.float32)
         old = self._buffers.get(name)
         if old is not None and old.shape == value.shape:
@@ -318,11 +423,18 @@ class Layer:
         layer keeps its parameters (a convolution's weights do not depend on
         the image size) or refuses, naming the parameter.
         """
-        input_shape = tuple(int(s) for s in input_shape)
+        input_shape = tuple(None if s is None else int(s) for s in input_shape)
         if self.built and input_shape == self.input_shape:
             return self.output_shape
         self.input_shape = input_shape
-        self.output_shape = tuple(self._build(input_shape))
+        out = tuple(self._build(input_shape))
+        n = 1
+        for d in out:
+            n *= 1 if d is None else d
+        if n >= 2**62:  # no batch of it could ever be allocated or indexed
+            raise ValueError(f"input_shape: layer {self.name!r} would output {out} "
+                             f"({n} values per example), too many to index")
+        self.output_shape = out
         self.built = True
         return self.output_shape
 
@@ -335,9 +447,11 @@ class Layer:
         x = as_float32(x, "x")
         if x.ndim < 1:
             raise ValueError(f"x: expected a batch (m, ...), got shape {x.shape}")
+        from .._validate import same_shape
+
         if not self.built:
             self.build(x.shape[1:])
-        elif tuple(x.shape[1:]) != self.input_shape:
+        elif not same_shape(tuple(x.shape[1:]), self.input_shape):
             raise ValueError(
                 f"x: expected a batch of shape (m, {', '.join(map(str, self.input_shape))}) "
                 f"for layer {self.name}, got {x.shape}")
@@ -481,6 +595,19 @@ class ParamStore:
                 slots.append((layer, name, start, int(p.size), p.shape))
                 offset = start + int(p.size)
         total = -(-offset // self.ALIGN) * self.ALIGN
+        deferred = _deferred()
+        if deferred is not None:
+            limit, what, limit_text = deferred
+            n_buffers = sum(int(b.size) for layer, _ in walk(self.layers)
+                            for b in layer.buffers.values())
+            needed = sum(s[3] for s in slots) + n_buffers
+            if limit is not None and needed > limit:
+                raise ValueError(f"{what}: the architecture needs {needed:,} parameter and "
+                                 f"buffer values, but {limit_text}")
+            for layer, _ in walk(self.layers):  # placeholders -> real, writable arrays
+                for k, b in list(layer.buffers.items()):
+                    if not b.flags.writeable:
+                        layer.buffers._bind(k, np.array(b, np.float32))
         self.size = total
         self.params = _aligned_empty(total)
         self.grads = _aligned_empty(total)

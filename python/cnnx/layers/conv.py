@@ -12,7 +12,8 @@ Convolution here is cross-correlation, as in every deep-learning library.
 """
 
 from .. import _core
-from .._validate import as_int, as_pair
+from .._validate import as_int, as_pair, check_size
+from ..functional._conv import _MAX_EXTENT
 from ..functional._shapes import output_hw, resolve_padding
 from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
@@ -74,6 +75,16 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         self.strides = as_pair(strides, "strides", 1)
         self.dilation_rate = as_pair(dilation_rate, "dilation_rate", 1)
         self.groups = as_int(groups, "groups", 1)
+        # the kernels' per-axis limits (F.conv2d's): refused here, not at the first call
+        if max(self.strides) >= _MAX_EXTENT:
+            raise ValueError(f"strides: expected values below 2**40, got {self.strides}")
+        for f, d in zip(self.kernel_size, self.dilation_rate):
+            if f >= _MAX_EXTENT:
+                raise ValueError(f"kernel_size: expected values below 2**40, got "
+                                 f"{self.kernel_size}")
+            if (f - 1) * d + 1 >= _MAX_EXTENT:
+                raise ValueError(f"dilation_rate: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*"
+                                 f"{d} + 1 pixels) must span fewer than 2**40 pixels")
         if isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
@@ -95,22 +106,49 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         if c % self.groups:
             raise ValueError(f"groups: input channels ({c}) must be divisible by groups "
                              f"({self.groups})")
-        self._pads = resolve_padding(self.padding, (h, w), self.kernel_size, self.strides,
-                                     self.dilation_rate)
-        oh, ow = output_hw((h, w), self.kernel_size, self._pads, self.strides, self.dilation_rate)
+        if h is None or w is None:  # any size: the geometry is worked out per batch
+            self._pads = self._p4 = None
+            oh, ow = (None if n is None else self._axis_size(i, n) for i, n in enumerate((h, w)))
+        else:
+            self._p4, (oh, ow) = self._geometry(h, w)
+            self._pads = ((self._p4[0], self._p4[1]), (self._p4[2], self._p4[3]))
         fh, fw = self.kernel_size
         cin = c // self.groups
         kind = self.kernel_initializer
         if kind == "auto":
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
         shape = (fh, fw, cin, self.filters)
+        check_size(shape, "filters")
         self.add_param("kernel", initialize(kind, shape, fh * fw * cin,
                                             fh * fw * self.filters // self.groups))
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
-        # validated once here; the hot path hands these straight to the kernel
-        self._p4 = (self._pads[0][0], self._pads[0][1], self._pads[1][0], self._pads[1][1])
         return (oh, ow, self.filters)
+
+    def _axis_size(self, axis, n):
+        """The output size along one axis for n pixels (the other axis unknown)."""
+        pads = resolve_padding(self.padding, (n, n), (self.kernel_size[axis],) * 2,
+                               (self.strides[axis],) * 2, (self.dilation_rate[axis],) * 2)
+        return output_hw((n, n), (self.kernel_size[axis],) * 2, pads, (self.strides[axis],) * 2,
+                         (self.dilation_rate[axis],) * 2)[axis]
+
+    def _geometry(self, h, w):
+        """((top, bottom, left, right) padding, (out_h, out_w)) for an h x w input,
+        checked once per size (the hot path hands them straight to the kernel)."""
+        cache = self.__dict__.setdefault("_geometries", {})
+        hit = cache.get((h, w))
+        if hit is None:
+            pads = resolve_padding(self.padding, (h, w), self.kernel_size, self.strides,
+                                   self.dilation_rate)
+            for n, (p0, p1) in zip((h, w), pads):
+                if n + p0 + p1 >= _MAX_EXTENT:
+                    raise ValueError(f"padding: the padded input ({n} + {p0} + {p1} pixels) "
+                                     "must span fewer than 2**40 pixels per axis")
+            out = output_hw((h, w), self.kernel_size, pads, self.strides, self.dilation_rate)
+            hit = ((pads[0][0], pads[0][1], pads[1][0], pads[1][1]), out)
+            if len(cache) < 64:
+                cache[(h, w)] = hit
+        return hit
 
     @property
     def explicit_padding(self):
@@ -118,10 +156,10 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         return self._pads
 
     def lower(self, g, x):
-        h, w, c = self.input_shape
+        h, w, c = x.shape
         fh, fw = self.kernel_size
         geometry = (h, w, c, fh, fw, self.filters, *self.strides, *self.dilation_rate,
-                    *self._p4, self.groups)
+                    *self._geometry(h, w)[0], self.groups)
         y = g.conv2d(x, geometry=geometry, kernel=g.param(self, "kernel"),
                      bias=g.param(self, "bias") if self.use_bias else None)
         return self._act.lower(g, y)
@@ -129,8 +167,11 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
     # ---- computation --------------------------------------------------------
     def _forward(self, x, training):
         p = self.params
+        p4 = self._p4 if self._p4 is not None else self._geometry(x.shape[1], x.shape[2])[0]
+        if training:
+            self._p4_last = p4
         z = _core.conv2d_forward(x, p["kernel"], p.get("bias"), self.strides,
-                                 self.dilation_rate, self._p4, self.groups, self._fused)
+                                 self.dilation_rate, p4, self.groups, self._fused)
         post = self._post
         y = z if post is None else post.forward(z)
         if training:
@@ -148,11 +189,11 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
             # straight into the model's gradient slots: no temporary, no copy
             g = self.grads
             dx, _, _ = _core.conv2d_backward(dy, self._x, self.params["kernel"], self.strides,
-                                             self.dilation_rate, self._p4, self.groups, need_dx,
+                                             self.dilation_rate, self._p4_last, self.groups, need_dx,
                                              g["kernel"], g.get("bias"))
             return dx
         dx, dw, db = _core.conv2d_backward(dy, self._x, self.params["kernel"], self.strides,
-                                           self.dilation_rate, self._p4, self.groups, need_dx)
+                                           self.dilation_rate, self._p4_last, self.groups, need_dx)
         if trainable:
             if self.use_bias:
                 self._store_grads(accumulate, kernel=dw, bias=db)
@@ -184,5 +225,7 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         n = self.count_params()
         params = (f"({fpart}+1)*{self.filters} = {n}" if self.use_bias
                   else f"{fpart}*{self.filters} = {n}")
+        if self._pads is None:
+            return ["output size: per input (any size)", params]
         return spatial_formulas((h, w), self.kernel_size, self._pads, self.strides,
                                 self.dilation_rate) + [params]

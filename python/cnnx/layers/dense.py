@@ -6,7 +6,7 @@ in the seed's table).
 """
 
 from .. import _core
-from .._validate import as_int
+from .._validate import as_int, check_size
 from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
 
@@ -50,10 +50,14 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
         if len(input_shape) != 1:
             raise ValueError(f"input_shape: Dense expects (n_in,), got {input_shape} "
                              "(add a Flatten layer before it)")
+        if input_shape[0] is None:
+            raise ValueError("input_shape: Dense needs a known number of input features (for "
+                             "images of any size, put a GlobalAvgPool2D before it)")
         n_in = input_shape[0]
         kind = self.kernel_initializer
         if kind == "auto":
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
+        check_size((n_in, self.units), "units")
         self.add_param("kernel", initialize(kind, (n_in, self.units), n_in, self.units))
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.units,), 1, 1))

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import _core
 from .. import random as _random
+from .._validate import as_int
 from .base import Layer
 
 __all__ = ["Dropout"]
@@ -26,8 +27,8 @@ class Dropout(Layer):
         if not 0.0 <= float(rate) < 1.0:
             raise ValueError(f"rate: expected a number in [0, 1), got {rate}")
         self.rate = float(rate)
-        self.seed = seed
-        self._rng = None if seed is None else np.random.default_rng(int(seed))
+        self.seed = None if seed is None else as_int(seed, "seed", 0)
+        self._rng = None if seed is None else np.random.default_rng(self.seed)
 
     def _forward(self, x, training):
         if not training or self.rate == 0.0:

@@ -8,7 +8,10 @@ U-Net's skip connections)::
     y = cnnx.Add()([a, b])                  # a residual join
     z = cnnx.Concatenate()([u, v])          # (h, w, c1) and (h, w, c2) -> (h, w, c1 + c2)
 
-Each takes a list of inputs and, in backward, returns a list of gradients:
+The elementwise joins take ``activation=`` as Conv2D and Dense do
+(``Add(activation="relu")`` is a residual join with its ReLU; the plans fuse
+it into the join's store). Each takes a list of inputs and, in backward,
+returns a list of gradients:
 a copy of dy for each input of Add (a fan-in sum was the forward), dy and
 -dy for Subtract, dy times the other inputs for Multiply, dy/n for Average,
 and the matching slices of dy for Concatenate (a split).
@@ -16,6 +19,7 @@ and the matching slices of dy for Concatenate (a split).
 import numbers
 
 from .. import _core
+from .activations import HasActivation
 from .base import Layer
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Concatenate"]
@@ -32,7 +36,7 @@ class _Merge(Layer):
                 or not all(isinstance(s, (list, tuple)) for s in input_shape)):
             raise ValueError(f"input_shape: {type(self).__name__} takes a list of input shapes, "
                              f"got {input_shape!r}")
-        shapes = [tuple(int(d) for d in s) for s in input_shape]
+        shapes = [tuple(None if d is None else int(d) for d in s) for s in input_shape]
         n = len(shapes)
         if n < self._min_inputs or (self._max_inputs is not None and n > self._max_inputs):
             want = (f"{self._min_inputs}" if self._max_inputs == self._min_inputs
@@ -59,9 +63,12 @@ class _Merge(Layer):
             raise TypeError(f"x: {type(self).__name__} takes a list of arrays")
         xs = [as_float32(a, "x") for a in x]
         shapes = [a.shape[1:] for a in xs]
+        from .._validate import same_shape
+
         if not self.built:
             self.build(shapes)
-        elif [tuple(s) for s in shapes] != list(self.input_shape):
+        elif len(shapes) != len(self.input_shape) or not all(
+                same_shape(tuple(s), p) for s, p in zip(shapes, self.input_shape)):
             raise ValueError(f"x: {self.name} was built for inputs {self.input_shape}, got "
                              f"{shapes}")
         if len({a.shape[0] for a in xs}) > 1:
@@ -81,21 +88,38 @@ class _Merge(Layer):
         return list(dxs)
 
 
-class _Eltwise(_Merge):
+class _Eltwise(HasActivation, _Merge):
+    """An elementwise join, then ``activation`` (None, "relu", "leaky_relu",
+    "sigmoid", "tanh" or "softmax" over the last axis)."""
+
     _kind = None  # a _core.EltwiseKind
 
+    def __init__(self, activation=None, name=None, trainable=True):
+        super().__init__(name, trainable)
+        self.activation = activation
+
     def _forward(self, xs, training):
+        z = _core.eltwise(self._kind, xs)
+        y = z if self._activation_name is None else self._act.forward(z)
         if training:
-            self._xs = xs
-        return _core.eltwise(self._kind, xs)
+            self._xs, self._z, self._y = xs, z, y
+        return y
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
+        if self._activation_name is not None:
+            dy = self._act.backward(dy, self._z, self._y)
         return _core.eltwise_backward(self._kind, self._xs, dy)
 
+    def softmax_logits(self):
+        return self._z if self._activation_name == "softmax" else None
+
     def lower(self, g, xs):
-        return g.eltwise(list(xs), self._kind)
+        return self._act.lower(g, g.eltwise(list(xs), self._kind))
+
+    def get_config(self):
+        return dict(super().get_config(), activation=self.activation)
 
 
 class Add(_Eltwise):
@@ -157,17 +181,20 @@ class Concatenate(_Merge):
                 raise ValueError(f"inputs: Concatenate {self.name!r} needs equal shapes except "
                                  f"on axis {self.axis}, got {' and '.join(map(str, shapes))}")
         out = list(shapes[0])
-        out[a] = sum(s[a] for s in shapes)
+        out[a] = None if any(s[a] is None for s in shapes) else sum(s[a] for s in shapes)
         return out
 
     def _forward(self, xs, training):
-        return _core.concat(xs, self._example_axis(len(self.output_shape)) + 1)
+        a = self._example_axis(len(self.output_shape))
+        if training:
+            self._sizes = [x.shape[a + 1] for x in xs]
+        return _core.concat(xs, a + 1)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
         a = self._example_axis(len(self.output_shape))
-        return _core.concat_backward(dy, [s[a] for s in self.input_shape], a + 1)
+        return _core.concat_backward(dy, self._sizes, a + 1)
 
     def lower(self, g, xs):
         return g.concat(list(xs), self._example_axis(len(self.output_shape)))
@@ -177,5 +204,7 @@ class Concatenate(_Merge):
 
     def summary_formulas(self):
         a = self._example_axis(len(self.output_shape))
+        if self.output_shape[a] is None:
+            return []
         parts = "+".join(str(s[a]) for s in self.input_shape)
         return [f"axis {self.axis}: {parts} = {self.output_shape[a]}"]

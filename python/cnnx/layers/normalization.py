@@ -4,8 +4,9 @@ import numbers
 import numpy as np
 
 from .. import _core
+from .._validate import check_size
 from ..graph.ir import BufferRef
-from .base import Layer
+from .base import Layer, initialize
 
 __all__ = ["BatchNormalization"]
 
@@ -46,15 +47,18 @@ class BatchNormalization(Layer):
 
     def _build(self, input_shape):
         c = input_shape[-1] if input_shape else 0
+        c = 0 if c is None else c
         if c < 1:
             raise ValueError(f"input_shape: BatchNormalization needs a channel axis, got "
                              f"{input_shape}")
+        check_size((c,), "input_shape")
         if self.scale:
-            self.add_param("gamma", np.ones(c, np.float32))
+            self.add_param("gamma", initialize("ones", (c,), 1, 1))
         if self.center:
-            self.add_param("beta", np.zeros(c, np.float32))
-        self.add_buffer("moving_mean", np.zeros(c, np.float32))
-        self.add_buffer("moving_var", np.ones(c, np.float32))
+            self.add_param("beta", initialize("zeros", (c,), 1, 1))
+        # (placeholders while load_model checks the size: see base.deferred_init)
+        self.add_buffer("moving_mean", initialize("zeros", (c,), 1, 1))
+        self.add_buffer("moving_var", initialize("ones", (c,), 1, 1))
         return input_shape
 
     def _forward(self, x, training):

@@ -63,6 +63,12 @@ class _Pool2D(Layer):
         if not isinstance(ceil_mode, bool):
             raise TypeError(f"ceil_mode: expected True or False, got {type(ceil_mode).__name__}")
         self.ceil_mode = ceil_mode
+        # the kernels' limits (F.max_pool2d's): refused here, not at the first call
+        if self.pool_size[0] * self.pool_size[1] >= 2**31:
+            raise ValueError(f"pool_size: window of {self.pool_size[0]}x{self.pool_size[1]} is "
+                             "too large (at most 2**31 - 1 pixels)")
+        if max(self.strides) >= 2**40:
+            raise ValueError(f"strides: expected values below 2**40, got {self.strides}")
         if isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
@@ -71,26 +77,44 @@ class _Pool2D(Layer):
     def _build(self, input_shape):
         _need_hwc(self, input_shape)
         h, w, c = input_shape
-        self._pads = resolve_padding(self.padding, (h, w), self.pool_size, self.strides,
-                                     self.dilation_rate)
-        (pt, pb), (pl, pr) = self._pads
-        kh, kw = self.pool_size
-        dh, dw = self.dilation_rate
-        if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
-            raise ValueError(f"padding: at most half the pool size on each side (pool {kh}x{kw}), "
-                             f"got {self._pads}")
-        eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-        if h + pt + pb < eh or w + pl + pr < ew:
-            raise ValueError(f"pool_size: the {eh}x{ew} window is larger than the padded input "
-                             f"({h + pt + pb}x{w + pl + pr})")
-        oh = pool_output_size(h, kh, (pt, pb), self.strides[0], dh, self.ceil_mode)
-        ow = pool_output_size(w, kw, (pl, pr), self.strides[1], dw, self.ceil_mode)
-        # the kernel's geometry arguments, validated once
-        self._g = (kh, kw, self.strides[0], self.strides[1], pt, pb, pl, pr)
+        if h is None or w is None:  # any size: the geometry is worked out per batch
+            self._pads = self._g = None
+            known = [None if n is None else self._window(n, n)[1][i] for i, n in enumerate((h, w))]
+            return (known[0], known[1], c)
+        self._g, (oh, ow) = self._window(h, w)
+        self._pads = ((self._g[4], self._g[5]), (self._g[6], self._g[7]))
         return (oh, ow, c)
 
+    def _window(self, h, w):
+        """(the kernel's geometry arguments, (out_h, out_w)) for an h x w input,
+        checked once per size."""
+        cache = self.__dict__.setdefault("_windows", {})
+        hit = cache.get((h, w))
+        if hit is None:
+            (pt, pb), (pl, pr) = pads = resolve_padding(self.padding, (h, w), self.pool_size,
+                                                        self.strides, self.dilation_rate)
+            kh, kw = self.pool_size
+            dh, dw = self.dilation_rate
+            if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
+                raise ValueError(f"padding: at most half the pool size on each side (pool "
+                                 f"{kh}x{kw}), got {pads}")
+            eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+            if h + pt + pb < eh or w + pl + pr < ew:
+                raise ValueError(f"pool_size: the {eh}x{ew} window is larger than the padded "
+                                 f"input ({h + pt + pb}x{w + pl + pr})")
+            out = (pool_output_size(h, kh, (pt, pb), self.strides[0], dh, self.ceil_mode),
+                   pool_output_size(w, kw, (pl, pr), self.strides[1], dw, self.ceil_mode))
+            hit = ((kh, kw, self.strides[0], self.strides[1], pt, pb, pl, pr), out)
+            if len(cache) < 64:
+                cache[(h, w)] = hit
+        return hit
+
+    def _geometry_of(self, x):
+        """The kernel's geometry for a batch x (fixed at build, or per size)."""
+        return self._g if self._g is not None else self._window(x.shape[1], x.shape[2])[0]
+
     def lower(self, g, x):
-        return g.pool(x, pool_kind=self._pool_kind, window=self._g,
+        return g.pool(x, pool_kind=self._pool_kind, window=self._window(*x.shape[:2])[0],
                       count_include_pad=getattr(self, "count_include_pad", False),
                       dilation=self.dilation_rate, ceil_mode=self.ceil_mode)
 
@@ -108,6 +132,8 @@ class _Pool2D(Layer):
         return cls(**config)
 
     def summary_formulas(self):
+        if self._pads is None:
+            return ["output size: per input (any size)"]
         if self.dilation_rate == (1, 1) and not self.ceil_mode:
             return spatial_formulas(self.input_shape[:2], self.pool_size, self._pads, self.strides)
         fs = [_pool_formula(n, f, p, s, d, self.ceil_mode) for n, f, p, s, d in
@@ -131,7 +157,7 @@ class MaxPool2D(_Pool2D):
         super().__init__(pool_size, strides, padding, name, trainable, dilation_rate, ceil_mode)
 
     def _forward(self, x, training):
-        y = _core.max_pool2d(x, *self._g, *self.dilation_rate, self.ceil_mode)
+        y = _core.max_pool2d(x, *self._geometry_of(x), *self.dilation_rate, self.ceil_mode)
         if training:
             self._x = x
             self._y = y
@@ -140,8 +166,8 @@ class MaxPool2D(_Pool2D):
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return _core.max_pool2d_backward(dy, self._x, *self._g, *self.dilation_rate,
-                                         self.ceil_mode)
+        return _core.max_pool2d_backward(dy, self._x, *self._geometry_of(self._x),
+                                         *self.dilation_rate, self.ceil_mode)
 
 
 class AvgPool2D(_Pool2D):
@@ -157,13 +183,13 @@ class AvgPool2D(_Pool2D):
     def _forward(self, x, training):
         if training:
             self._x = x
-        return _core.avg_pool2d(x, *self._g, self.count_include_pad, self.ceil_mode)
+        return _core.avg_pool2d(x, *self._geometry_of(x), self.count_include_pad, self.ceil_mode)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
         x = self._x
-        return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *self._g,
+        return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *self._geometry_of(x),
                                          self.count_include_pad, self.ceil_mode)
 
     def get_config(self):
@@ -179,6 +205,8 @@ class _AdaptivePool2D(Layer):
     def __init__(self, output_size, name=None, trainable=True):
         super().__init__(name, trainable)
         self.output_size = as_pair(output_size, "output_size", 1)
+        if max(self.output_size) >= 2**31:  # F.adaptive_*_pool2d's limit
+            raise ValueError(f"output_size: too large, got {self.output_size}")
 
     def lower(self, g, x):
         return g.pool(x, pool_kind=self._pool_kind, output_hw=self.output_size)

@@ -21,6 +21,9 @@ class Flatten(Layer):
     is_reshape = True
 
     def _build(self, input_shape):
+        if None in input_shape:
+            raise ValueError(f"input_shape: Flatten needs a fixed size, got {input_shape} (for "
+                             "inputs of any size use GlobalAvgPool2D before the Dense layers)")
         return (int(math.prod(input_shape)),)
 
     def _forward(self, x, training):

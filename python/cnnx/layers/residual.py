@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import _core
 from .activations import HasActivation
-from .base import Layer, layer_config as _layer_config, layer_from_config
+from .base import Layer, check_nesting, layer_config as _layer_config, layer_from_config
 
 __all__ = ["Residual"]
 
@@ -72,6 +72,7 @@ class Residual(HasActivation, Layer):
         else:
             self.shortcut = _as_layer_list(shortcut, "shortcut")
             self.shortcut_spec = "layers"
+        check_nesting(self.block + (self.shortcut or []))
         self.activation = activation
         super().__init__(name, trainable)
         if not trainable:
@@ -121,6 +122,10 @@ class Residual(HasActivation, Layer):
             raise ValueError(f"shortcut: cannot project {in_shape} to {out_shape} with a 1x1 "
                              "convolution; pass shortcut= explicitly")
         strides = []
+        if None in in_shape[:2] or None in out_shape[:2]:
+            raise ValueError(f"shortcut: the block changes the shape {in_shape} -> {out_shape} "
+                             "for inputs of any size; pass shortcut= (e.g. a 1x1 Conv2D with "
+                             "the block's stride) explicitly")
         for n, o in zip(in_shape[:2], out_shape[:2]):
             s = next((s for s in range(1, n + 1) if (n - 1) // s + 1 == o), None)
             if s is None:

@@ -15,10 +15,13 @@ fallback when a model cannot compile), lowering into the op graph
 (``to_graph``) and the config. Training lives in :mod:`cnnx.trainers`, the
 summary table in :mod:`cnnx.models.summary`.
 """
+import math
+
 from .._validate import as_float32
 from ..graph import Graph
 from ..layers.activations import SoftmaxInputGrad
-from ..layers.base import Layer, ParamStore, edit_count, walk
+from ..layers.base import (MAX_NESTING, Layer, ParamStore, check_nesting,  # noqa: F401
+                           edit_count, walk)
 from ..trainers.trainer import Trainer
 from .config import graph_config, graph_from_config
 from .node import SymbolicTensor, nodes_between
@@ -26,9 +29,6 @@ from .run import check_batches, run_backward, run_forward
 from .summary import summary
 
 __all__ = ["Model"]
-
-#: how deeply models and containers may nest (a limit, not a recursion error)
-MAX_NESTING = 64
 
 
 def _as_list(x, what):
@@ -76,16 +76,16 @@ class Model(Trainer, Layer):
         return items[0] if single else list(items)
 
     def _check_depth(self):
-        def depth(layer, d):
-            if d > MAX_NESTING:
-                raise ValueError(f"layers: models and containers nest more than {MAX_NESTING} "
-                                 "deep (the limit)")
-            for s in layer.sublayers():
-                depth(s, d + 1)
-        for layer in self.layers:
-            depth(layer, 1)
+        check_nesting(self.layers)  # MAX_NESTING, without recursion
 
     def _make_store(self):
+        # the largest activation of one example: a batch whose activations could
+        # never be allocated is refused by name (Trainer._check_batch)
+        sizes = [t.shape for t in self._inputs] + [
+            s for layer, _ in walk(self.layers) if layer.output_shape
+            for s in (layer.output_shape if isinstance(layer.output_shape, list)
+                      else [layer.output_shape])]
+        self._max_values = max(math.prod(1 if d is None else d for d in s) for s in sizes)
         self._synced_at = -1
         old = getattr(self, "store", None)
         self.store = ParamStore(self.layers)
@@ -184,6 +184,7 @@ class Model(Trainer, Layer):
         keeps what :meth:`backward` needs."""
         self.sync()
         xs = self.check_inputs(x)
+        self._check_batch(xs[0].shape[0])
         ys = self._forward(xs, bool(training))
         if training:
             self._has_forward = True
@@ -255,11 +256,22 @@ class Model(Trainer, Layer):
         outs = [vals[id(t)] for t in self._outputs]
         return outs if not self._single_out else outs[0]
 
-    def to_graph(self):
-        """The model as a typed op graph (:mod:`cnnx.graph`), for plans and export."""
+    def to_graph(self, input_shapes=None):
+        """The model as a typed op graph (:mod:`cnnx.graph`), for plans and export.
+
+        A model taking inputs of any size (None dims) needs the sizes of the
+        graph's inputs: ``input_shapes``, one per input.
+        """
         self.sync()
+        shapes = self.input_shapes if input_shapes is None else [tuple(s) for s in input_shapes]
+        if len(shapes) != len(self._inputs) or any(
+                len(s) != len(t.shape) or None in s or any(
+                    p is not None and p != d for d, p in zip(s, t.shape))
+                for s, t in zip(shapes, self._inputs)):
+            raise ValueError(f"input_shapes: expected concrete shapes fitting {self.input_shapes}, "
+                             f"got {shapes}")
         g = Graph()
-        xs = [g.input(t.shape, t.name) for t in self._inputs]
+        xs = [g.input(s, t.name) for s, t in zip(shapes, self._inputs)]
         out = g.lower(self, xs if not self._single_in else xs[0])
         g.outputs = out if isinstance(out, list) else [out]
         return g

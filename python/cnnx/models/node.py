@@ -41,7 +41,7 @@ class SymbolicTensor:
     dtype = np.dtype(np.float32)
 
     def __init__(self, shape, node, index=0, name=None):
-        self.shape = tuple(int(s) for s in shape)
+        self.shape = tuple(None if s is None else int(s) for s in shape)
         self.node = node
         self.index = index
         self.name = name
@@ -62,14 +62,16 @@ class SymbolicTensor:
 
 
 def Input(shape, name=None):  # noqa: N802 - Keras's name for it
-    """A model input of per-example ``shape`` (no batch axis), e.g. ``(32, 32, 3)``."""
-    from .._validate import as_int
+    """A model input of per-example ``shape`` (no batch axis), e.g. ``(32, 32, 3)``;
+    ``(None, None, 3)`` takes images of any size (a fully convolutional model,
+    or one that ends in global pooling)."""
+    from .._validate import as_dim
 
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     if not isinstance(shape, (tuple, list)) or not shape:
         raise TypeError(f"shape: expected a tuple such as (32, 32, 3), got {shape!r}")
-    shape = tuple(as_int(s, "shape", 1) for s in shape)
+    shape = tuple(as_dim(s, "shape") for s in shape)
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name: expected a str, got {type(name).__name__}")
     node = Node(None, [], False)

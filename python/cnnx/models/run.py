@@ -6,7 +6,7 @@ reverse, summing the gradients of a tensor read by several layers.
 """
 import numpy as np
 
-from .._validate import as_float32
+from .._validate import as_float32, same_shape
 
 __all__ = ["check_batches", "run_forward", "run_backward"]
 
@@ -23,7 +23,7 @@ def check_batches(inputs, x, single, name="x"):
     for a, t in zip(xs, inputs):
         if not (type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous):
             a = as_float32(a, name)
-        if a.shape[1:] != t.shape or a.ndim != len(t.shape) + 1:
+        if not same_shape(a.shape[1:], t.shape):
             raise ValueError(f"{name}: expected a batch of shape (m, "
                              f"{', '.join(map(str, t.shape))}), got {a.shape}")
         out.append(a)

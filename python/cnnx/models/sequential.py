@@ -17,7 +17,8 @@ batch. ``model.layers`` is a list you may edit (replace, append, insert,
 delete): the model rebuilds itself before its next use, keeping the weights
 of the layers that stay.
 """
-from ..layers.base import Layer, edit_count, layer_config, layer_from_config, note_edit
+from ..layers.base import (Layer, check_nesting, edit_count, layer_config, layer_from_config,
+                           note_edit)
 from .model import Model
 from .node import Input
 
@@ -66,7 +67,8 @@ class Sequential(Model):
     Args:
         layers: list of Layers.
         input_shape: shape of one example without the batch dimension, e.g.
-            ``(32, 32, 3)``; when omitted the model builds on its first batch.
+            ``(32, 32, 3)``, or ``(None, None, 3)`` for images of any size;
+            when omitted the model builds on its first batch.
     """
 
     def __init__(self, layers=None, input_shape=None, name=None, trainable=True):
@@ -74,6 +76,7 @@ class Sequential(Model):
         layers = [] if layers is None else layers
         if not isinstance(layers, (list, tuple)) or not all(isinstance(l, Layer) for l in layers):
             raise TypeError("layers: expected a list of Layers")
+        check_nesting(layers)
         self._single_in = self._single_out = True
         self._layer_list = LayerList(layers, self)
         self._dirty = False
@@ -99,23 +102,27 @@ class Sequential(Model):
         """Append a layer (built at once if the model is)."""
         if not isinstance(layer, Layer):
             raise TypeError(f"layer: expected a Layer, got {type(layer).__name__}")
-        self._layer_list.append(layer)
-        self.sync()
+        check_nesting([layer], "layer")
+        with self._training():  # not while another thread trains this model
+            self._layer_list.append(layer)
+            self.sync()
         return self
 
     def build(self, input_shape):
         """Build every layer for inputs of ``input_shape``; returns the output shape."""
-        from .._validate import as_int
+        from .._validate import as_dim, check_size
 
         if isinstance(input_shape, int):
             input_shape = (input_shape,)
         if not isinstance(input_shape, (tuple, list)) or not input_shape:
             raise TypeError(f"input_shape: expected a tuple such as (32, 32, 3), got {input_shape!r}")
-        shape = tuple(as_int(s, "input_shape", 1) for s in input_shape)
+        shape = tuple(as_dim(s, "input_shape") for s in input_shape)
+        check_size(shape, "input_shape")
         if self.built and shape == self.input_shape and not self._dirty and not self._stale():
             return self.output_shape
         if not self._layer_list:
             raise ValueError("layers: the model has no layers")
+        check_nesting(self._layer_list)  # before building nested models recursively
         x = Input(shape)
         y = x
         for layer in self._layer_list:
@@ -150,9 +157,9 @@ class Sequential(Model):
         if not self.built:
             raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
 
-    def to_graph(self):
+    def to_graph(self, input_shapes=None):
         self._need_built()
-        return super().to_graph()
+        return super().to_graph(input_shapes)
 
     def get_config(self):
         return dict(Layer.get_config(self), layers=[layer_config(l) for l in self._layer_list],

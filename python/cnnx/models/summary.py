@@ -18,7 +18,7 @@ class SummaryRow:
         self.name = name
         self.layer = layer
         self.output_shape = tuple(output_shape)
-        self.activation_size = int(activation_size)
+        self.activation_size = None if activation_size is None else int(activation_size)
         self.params = int(params)
         self.formulas = list(formulas)
         self.connected_to = list(connected_to)
@@ -26,6 +26,11 @@ class SummaryRow:
     def __repr__(self):
         return (f"SummaryRow({self.name!r}, output_shape={self.output_shape}, "
                 f"activation_size={self.activation_size}, params={self.params})")
+
+
+def _size(shape):
+    """Values per example, or None when a size is known only when data arrives."""
+    return None if None in shape else math.prod(shape)
 
 
 def _is_chain(model):
@@ -63,14 +68,14 @@ def summary(model, formulas=False, show_all=False, print_fn=print):
     if not model.built:
         raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
     chain = _is_chain(model)
-    rows = [SummaryRow(t.name if not chain else "Input", "Input", t.shape, math.prod(t.shape), 0,
+    rows = [SummaryRow(t.name if not chain else "Input", "Input", t.shape, _size(t.shape), 0,
                        []) for t in model.inputs]
     for node in model.nodes:
         layer = node.layer
         if getattr(layer, "is_reshape", False) and not show_all and chain:
             continue
         shape = node.outputs[0].shape
-        rows.append(SummaryRow(layer.name, type(layer).__name__, shape, math.prod(shape),
+        rows.append(SummaryRow(layer.name, type(layer).__name__, shape, _size(shape),
                                layer.count_params(),
                                layer.summary_formulas() if formulas else [],
                                [_source(t) for t in node.inputs]))
@@ -82,7 +87,8 @@ def summary(model, formulas=False, show_all=False, print_fn=print):
 def _format(model, rows, formulas, connected):
     total, trainable = model.store.count() if model.store is not None else (0, 0)
     head = ["Layer", "Output shape", "Activation size", "Params"]
-    table = [[r.name, format_shape(r.output_shape), f"{r.activation_size:,}", f"{r.params:,}"]
+    table = [[r.name, format_shape(r.output_shape),
+              "None" if r.activation_size is None else f"{r.activation_size:,}", f"{r.params:,}"]
              for r in rows]
     if connected:
         head.append("Connected to")

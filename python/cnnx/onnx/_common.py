@@ -1,7 +1,7 @@
 """Shared pieces of ONNX export and import: the lazy imports and the error type."""
 
 __all__ = ["ONNXConversionError", "require_onnx", "SUPPORTED_EXPORT_LAYERS",
-           "SUPPORTED_IMPORT_OPS"]
+           "SUPPORTED_IMPORT_OPS", "FOLDED_IMPORT_OPS"]
 
 SUPPORTED_EXPORT_LAYERS = (
     "Model", "Sequential", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
@@ -13,11 +13,23 @@ SUPPORTED_EXPORT_LAYERS += (  # issue 19 (layers-a)
     "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization", "GroupNormalization",
     "LayerNormalization")
 
+#: operators that become cnnx layers (on tensors computed from the graph's inputs)
 SUPPORTED_IMPORT_OPS = (
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
-    "Gemm", "MatMul", "Add", "Sum", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax",
-    "BatchNormalization", "Dropout", "Flatten", "Reshape", "Identity", "Transpose",
-    "Constant", "Shape", "Gather", "Unsqueeze", "Concat", "Cast")
+    "ReduceMax", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Sum", "Mean", "Concat", "Relu",
+    "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten",
+    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity")
+SUPPORTED_IMPORT_OPS += (  # issue 19 (layers-a)
+    "Elu", "Selu", "Gelu", "HardSigmoid", "HardSwish", "Clip", "Softplus", "Softsign",
+    "LogSoftmax", "PRelu", "LRN", "LayerNormalization")
+
+#: operators evaluated at import when all their inputs are constants (weights
+#: computed in the graph, shape arithmetic); ``Shape`` and ``Size`` of any tensor
+FOLDED_IMPORT_OPS = (
+    "Constant", "ConstantOfShape", "Identity", "Cast", "CastLike", "Shape", "Size", "Gather",
+    "Unsqueeze", "Squeeze", "Concat", "Slice", "Reshape", "Transpose", "Flatten", "Expand",
+    "Range", "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Sqrt", "Reciprocal", "Floor", "Ceil",
+    "Min", "Max", "Equal", "Less", "Greater", "Not", "Where", "MatMul", "Gemm", "Dropout")
 
 
 class ONNXConversionError(ValueError):

@@ -4,15 +4,10 @@
 ``LayerNormalization`` (over the last axis); and ``MaxPool`` /
 ``AveragePool`` with ``dilations`` (max) and ``ceil_mode``.
 
-Written for the loader of the ``onnx`` branch (``_import_ops.py``: one
-converter ``f(ctx, node, inputs) -> OVal`` per operator, layouts carried by
-:class:`OVal`), which had not landed on main when these were written. Wiring
-them in is one line in ``_import_ops.py`` (after its ``CONVERTERS``)::
-
-    from ._import_ops_a import CONVERTERS_A
-    CONVERTERS.update(CONVERTERS_A)   # replaces MaxPool / AveragePool too
-
-and ``SUPPORTED_IMPORT_OPS_A`` added to ``SUPPORTED_IMPORT_OPS``.
+Registered in ``_import_ops.CONVERTERS`` (one converter
+``f(ctx, node, inputs) -> OVal`` per operator, layouts carried by
+:class:`OVal`); this module's ``MaxPool`` / ``AveragePool`` take the place
+of the floor-mode-only ones there.
 
 Elementwise activations keep their input's layout (image, NHWC view or flat
 features of any order). Whatever cnnx cannot compute exactly is refused with

@@ -7,11 +7,14 @@ compiled model, and one fused optimiser update). tqdm is imported only when
 a bar is shown, so ``import cnnx`` stays light.
 """
 import math
+import threading
 import time
+import weakref
 
 import numpy as np
 
 from .. import random as _random
+from .heads import make_metrics
 from .._validate import as_int
 
 __all__ = ["History", "fit"]
@@ -41,7 +44,10 @@ class History:
 
 
 class _Bar:
-    """A tqdm bar over the samples of one epoch, with loss, accuracy and img/s."""
+    """A tqdm bar over the samples of one epoch, with loss and accuracy; tqdm
+    itself shows the rate in img/s (``unit="img"``), so the postfix does not."""
+
+    _open = weakref.WeakSet()  # bars to close if fit is interrupted
 
     def __init__(self, epoch, epochs, n, enabled):
         self.bar = None
@@ -50,29 +56,37 @@ class _Bar:
 
             self.bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="img",
                             leave=True, dynamic_ncols=True)
-        self.t0 = time.perf_counter()
-        self.last = self.t0
+            self.thread = threading.get_ident()
+            _Bar._open.add(self)
+        self.last = time.perf_counter()
 
     def update(self, k, logs, force=False):
+        """``logs``: a dict, or a function giving it (called only when the bar redraws)."""
         if self.bar is None:
             return
         self.bar.update(k)
         now = time.perf_counter()
         if force or now - self.last > 0.2:
             self.last = now
-            done = self.bar.n
-            rate = done / max(now - self.t0, 1e-9)
-            post = {key: f"{v:.4f}" for key, v in logs.items()}
-            post["img/s"] = f"{rate:,.0f}"
-            self.bar.set_postfix(post, refresh=False)
+            logs = logs() if callable(logs) else logs
+            self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()
+                                  if np.ndim(v) == 0}, refresh=False)
 
     def close(self, logs):
         if self.bar is not None:
-            rate = self.bar.n / max(time.perf_counter() - self.t0, 1e-9)
-            post = {key: f"{v:.4f}" for key, v in logs.items()}
-            post["img/s"] = f"{rate:,.0f}"
-            self.bar.set_postfix(post, refresh=False)
+            self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()
+                                  if np.ndim(v) == 0}, refresh=False)
             self.bar.close()
+            _Bar._open.discard(self)
+
+    @classmethod
+    def close_all(cls):
+        """End this thread's interrupted bars now (not at exit, after the caller's message)."""
+        me = threading.get_ident()
+        for b in list(cls._open):
+            if b.thread == me:
+                b.bar.close()
+                cls._open.discard(b)
 
 
 def _split(model, xs, ys, sw, validation_data, validation_split):
@@ -105,7 +119,7 @@ def _split(model, xs, ys, sw, validation_data, validation_split):
 
 def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
         shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0, distributed=False,
-        sample_weight=None):
+        sample_weight=None, class_weight=None):
     """Train ``model`` on ``(x, y)``.
 
     Args:
@@ -129,14 +143,37 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
             rank passes the same data; ``batch_size`` is per rank): see
             :mod:`cnnx.distributed` for what is broadcast, sharded, averaged.
         sample_weight: ``(N,)`` weights of the samples in the loss.
+        class_weight: ``{class: weight}`` for a classifier's labels: each
+            sample's loss is weighted by its class's weight (times its
+            ``sample_weight``); classes left out weigh 1.
 
     Returns a :class:`History`. ``model.stop_training = True`` (e.g. from
-    EarlyStopping) ends training after the current epoch.
+    EarlyStopping) ends training after the current epoch. A second thread
+    calling ``fit`` or ``train_on_batch`` on the same model meanwhile gets a
+    RuntimeError ("model ... is being trained in another thread");
+    ``predict`` from other threads keeps working.
     """
+    from .._guard import exclusive_training
+
+    with exclusive_training(model):
+        try:
+            return _fit(model, x, y, epochs, batch_size, validation_data, validation_split,
+                        shuffle, seed, callbacks, verbose, initial_epoch, distributed,
+                        sample_weight, class_weight)
+        except BaseException:  # Ctrl-C or an error: end the bar before the message
+            _Bar.close_all()
+            raise
+
+
+def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed,
+         callbacks, verbose, initial_epoch, distributed, sample_weight, class_weight):
     model._require_compiled()
     xs = model.check_inputs(x)
     ys = model.check_targets(y, xs[0].shape[0])
     sw = model._check_sample_weight(sample_weight, xs[0].shape[0])
+    if class_weight is not None:
+        cw = model._class_weights(class_weight, ys)
+        sw = cw if sw is None else (sw * cw).astype(np.float32)
     epochs = as_int(epochs, "epochs", 0)
     batch_size = as_int(batch_size, "batch_size", 1)
     initial_epoch = as_int(initial_epoch, "initial_epoch", 0)
@@ -159,7 +196,6 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         verbose = verbose if dist.rank == 0 else 0
     rng = _random.get_rng() if seed is None else np.random.default_rng(as_int(seed, "seed", 0))
     heads = model.heads()
-    track = [h.kind == "cross_entropy" and "accuracy" in model.metrics for h in heads]
 
     history = History()
     history.model = model
@@ -170,6 +206,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
                       "steps": math.ceil(n / batch_size)}
     model.history = history
     model.stop_training = False
+    if getattr(model.optimizer, "initial_lr", None) is None:  # what built-in schedules decay from
+        model.optimizer.initial_lr = model.optimizer.lr
     for cb in callbacks:
         cb.set_model(model)
     for cb in callbacks:
@@ -189,10 +227,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
             order = dist.shard(order if shuffle else np.arange(n_total))
         bar = _Bar(epoch, epochs, n * scale, verbose == 1)
         t0 = time.perf_counter()
-        sums = {"loss": 0.0}
-        for h in heads:
-            sums[h.name + "_loss"] = 0.0
-            sums[h.name + "_correct"] = 0.0
+        sums = {"loss": 0.0, **{h.name: 0.0 for h in heads}}
+        metrics = make_metrics(model._metric_spec, heads)
         seen = 0
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
@@ -215,22 +251,20 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
             loss, parts, outs = model._train_step(xb, yb, wb)
             sums["loss"] += loss * k
             for h, part in zip(heads, parts):
-                sums[h.name + "_loss"] += part * k
+                sums[h.name] += part * k
             seen += k
-            for h, o, t, tr in zip(heads, outs, yb, track):
-                if tr:
-                    sums[h.name + "_correct"] += int(np.count_nonzero(
-                        o.reshape(k, -1).argmax(axis=1) == t))
+            for ms, o, t in zip(metrics, outs, yb):
+                for m in ms:
+                    m.update_state(t, o, wb)
             if verbose == 1:
-                bar.update(k * scale, _train_logs(model, sums, seen))
+                bar.update(k * scale, lambda: model._logs(sums, seen, metrics))
         if dist is not None:  # over every rank's samples
-            keys = sorted(sums)
-            *vals, seen = dist.reduce_sums(*[sums[key] for key in keys], seen)
-            sums = dict(zip(keys, vals))
-        logs = _train_logs(model, sums, seen)
+            sums, seen = dist.reduce_logs(sums, seen, metrics)
+        logs = model._logs(sums, seen, metrics)
         train_time = time.perf_counter() - t0
         if val is not None:
-            v = model._evaluate(val[0], val[1], val[2], max(batch_size, 256)) if dist is None \
+            v = model._evaluate(val[0], val[1], val[2], max(batch_size, 256),
+                                "validation_data") if dist is None \
                 else dist.evaluate(val[0], val[1], val[2], max(batch_size, 256))
             logs.update({"val_" + key: value for key, value in v.items()})
         logs["lr"] = model.optimizer.lr
@@ -238,7 +272,8 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         bar.update(0, shown, force=True)
         bar.close(shown)
         if verbose == 2:
-            parts = " - ".join(f"{key}: {value:.4f}" for key, value in shown.items())
+            parts = " - ".join(f"{key}: {value:.4f}" for key, value in shown.items()
+                               if np.ndim(value) == 0)
             print(f"Epoch {epoch + 1}/{epochs} - {train_time:.1f}s - "
                   f"{seen / max(train_time, 1e-9):,.0f} img/s - {parts}")
         logs["time"] = train_time
@@ -253,7 +288,3 @@ def fit(model, x, y, epochs=1, batch_size=32, validation_data=None, validation_s
         dist.close()
     return history
 
-
-def _train_logs(model, sums, seen):
-    """The epoch's running loss (and accuracies) over the ``seen`` samples."""
-    return model._logs_from_sums(sums, seen)

@@ -1,129 +1,110 @@
-"""How each model output meets its loss: names, targets and the loss values.
+"""How each model output meets its loss and its metrics.
 
-A *head* is one output with a loss: its kind (``"cross_entropy"``: integer
-labels, or ``"mse"``: float targets), its weight in the total, and whether
-the loss absorbs a softmax that produced the output (then the loss reads
-the softmax's input: the stable fused softmax-cross-entropy).
+A *head* is one output with a loss (a :class:`cnnx.losses.Loss`), its
+weight in the total, and what the loss reads: the output itself, or the
+input of a softmax / sigmoid that made the output (the loss absorbs it: the
+stable fused form; see :func:`cnnx.graph.loss_heads`).
 
-The compiled training step computes the losses in C++; this module does it
-for the layer-by-layer fallback and for ``evaluate``, with the same
-reduction: ``weight * sum_i(w_i * loss_i) / N`` (Keras's "sum over batch
-size"; ``w_i`` the sample weights, 1 by default).
+The compiled training step computes the built-in losses in C++; this module
+computes them for the layer-by-layer fallback, for losses written in Python,
+and for ``evaluate``, with the same reduction: ``weight * sum_i(w_i *
+loss_i) / N`` (Keras's "sum over batch size"; ``w_i`` the sample weights).
 """
 import numpy as np
 
-from .. import _core
-from .._validate import as_float32
+from .. import losses as L
+from .. import metrics as M
 
-__all__ = ["Head", "loss_kind", "check_target", "head_loss"]
-
-_CE_NAMES = ("cross_entropy", "crossentropy", "categorical_crossentropy",
-             "sparse_categorical_crossentropy", "softmax_cross_entropy")
-_MSE_NAMES = ("mse", "mean_squared_error")
-_TINY = np.float32(np.finfo(np.float32).tiny)
+__all__ = ["Head", "on_logits", "head_value_loss", "make_metrics"]
 
 
 class Head:
-    """One output with a loss (see the module docstring)."""
+    """One output with a loss: ``output`` (index), ``name``, ``loss``,
+    ``weight``, ``absorbed`` ("softmax", "sigmoid" or None), ``reads_logits``."""
 
-    __slots__ = ("output", "name", "kind", "weight", "absorbs_softmax")
+    __slots__ = ("output", "name", "loss", "weight", "absorbed", "reads_logits", "metrics")
 
-    def __init__(self, output, name, kind, weight, absorbs_softmax):
-        self.output = output
+    def __init__(self, graph_head, name):
+        self.output = graph_head.output
         self.name = name
-        self.kind = kind
-        self.weight = float(weight)
-        self.absorbs_softmax = absorbs_softmax
+        self.loss = graph_head.loss
+        self.weight = graph_head.weight
+        self.absorbed = graph_head.absorbed
+        self.reads_logits = graph_head.reads_logits
+        self.metrics = []
 
 
-def loss_kind(loss, argname="loss"):
-    """``"cross_entropy"`` or ``"mse"`` from a loss name."""
-    if not isinstance(loss, str):
-        raise TypeError(f"{argname}: expected 'cross_entropy' or 'mse', got {type(loss).__name__}")
-    key = loss.lower()
-    if key in _CE_NAMES:
-        return "cross_entropy"
-    if key in _MSE_NAMES:
-        return "mse"
-    raise ValueError(f"{argname}: expected 'cross_entropy' or 'mse', got {loss!r}")
+def on_logits(loss):
+    """The same loss reading logits (targets already prepared by ``loss``)."""
+    if isinstance(loss, L.CategoricalCrossentropy):
+        return L.CategoricalCrossentropy(from_logits=True, reduction=loss.reduction)
+    if isinstance(loss, L.BinaryCrossentropy):
+        return L.BinaryCrossentropy(from_logits=True, reduction=loss.reduction)
+    if isinstance(loss, L.SparseCategoricalCrossentropy):
+        return L.SparseCategoricalCrossentropy(from_logits=True, reduction=loss.reduction)
+    return loss
 
 
-def check_target(head, y, n, shape, name):
-    """Labels (int64, range-checked) for cross-entropy, float targets for MSE."""
-    if head.kind == "cross_entropy":
-        from ..functional._loss import _labels
+def head_value_loss(head, value, target, sample_weight, n_total, need_grad, logits):
+    """(this batch's share of the head's loss before its weight, the gradient of
+    the weighted loss w.r.t. ``value`` or None).
 
-        if len(shape) != 1:
-            raise ValueError(f"{name}: cross_entropy needs outputs (m, classes), the model's "
-                             f"output {head.name!r} is {shape}")
-        k = shape[0]
-        if (type(y) is np.ndarray and y.dtype == np.int64 and y.shape == (n,)
-                and y.flags.c_contiguous):
-            return y  # the range is checked where the loss runs (C++, or head_loss)
-        arr = np.asarray(y)
-        if arr.ndim == 2 and arr.shape == (n, k) and np.issubdtype(arr.dtype, np.number):
-            # one-hot rows are labels; anything softer is a different loss
-            if not (np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=1) == 1)):
-                raise ValueError(f"{name}: soft or label-smoothed targets (rows that are not "
-                                 "exactly one-hot) are not supported by 'cross_entropy' yet; "
-                                 "pass integer labels or exact one-hot rows")
-            arr = arr.argmax(axis=1)
-        try:
-            return _labels(arr, n, k)
-        except (TypeError, ValueError) as e:
-            msg = str(e)
-            raise type(e)(name + msg[len("labels"):] if msg.startswith("labels") else msg) \
-                from None
-    t = as_float32(y, name)
-    if t.shape != (n,) + tuple(shape):
-        raise ValueError(f"{name}: expected targets of shape {(n,) + tuple(shape)}, got {t.shape}")
-    return t
-
-
-def head_loss(head, value, target, sample_weight, n_total, need_grad, mode):
-    """(this batch's share of the head's loss before its weight, gradient of
-    the weighted loss or None) for one head.
-
-    ``mode`` says what ``value`` is, for cross-entropy:
-    ``"logits"`` (gradient w.r.t. them), ``"softmax_input"`` (probabilities
-    from an output softmax, gradient w.r.t. that softmax's input: the fused
-    form, exact) or ``"probabilities"`` (gradient w.r.t. the probabilities).
-    MSE ignores it.
+    ``value`` holds logits when ``logits`` (a softmax/sigmoid the loss absorbs,
+    or from_logits), else the outputs. ``n_total``: the samples of the whole
+    batch the mean runs over (evaluation goes in chunks).
     """
+    loss = on_logits(head.loss) if logits else head.loss
     m = value.shape[0]
-    w = np.ones(m, np.float32) if sample_weight is None else sample_weight
-    scale = head.weight / n_total
-    if head.kind == "mse":
-        d = value - target
-        per = np.mean((d * d).reshape(m, -1), axis=1)
-        g = None
-        if need_grad:
-            g = d * (2.0 * scale / max(d.size // max(m, 1), 1))
-            g *= w.reshape((m,) + (1,) * (d.ndim - 1))
-            g = g.astype(np.float32, copy=False)
-        return float(np.dot(w.astype(np.float64), per) / n_total), g
-    rows = np.arange(m)
-    if m and (target.min() < 0 or target.max() >= value.shape[1]):
-        bad = target[(target < 0) | (target >= value.shape[1])][0]
-        raise ValueError(f"labels: expected integers in [0, {value.shape[1]}), got {bad}")
+    w = np.ones(m) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    per = np.asarray(loss.forward(target, value), np.float64).reshape(-1)
+    if per.shape != (m,):
+        raise ValueError(f"loss: {type(loss).__name__}.forward returned shape {per.shape}; "
+                         f"expected ({m},) (one value per sample)")
+    total = float(np.dot(w, per))
+    scale = 1.0 if loss.reduction == "sum" else 1.0 / n_total
     g = None
-    if mode == "logits":
-        z = value.astype(np.float64)
-        zmax = z.max(axis=1, keepdims=True)
-        per = np.log(np.exp(z - zmax).sum(axis=1)) + zmax[:, 0] - z[rows, target]
-        if need_grad:
-            g = _core.softmax(value, 1)
-            g[rows, target] -= 1.0
-            g *= (scale * w)[:, None]
+    if need_grad:
+        g = np.asarray(loss.backward(target, value), np.float32)
+        if g.shape != value.shape:
+            raise ValueError(f"loss: {type(loss).__name__}.backward returned shape {g.shape}; "
+                             f"expected {value.shape} (the outputs' shape)")
+        coef = (w * scale * head.weight).astype(np.float32)
+        g = g * coef.reshape((m,) + (1,) * (g.ndim - 1))
+    return total * scale, g
+
+
+def make_metrics(spec, heads, argname="metrics"):
+    """Metric objects per head: a list applies to every head ("accuracy" only to
+    classifiers), a dict maps output names to lists."""
+    import copy
+
+    if spec is None:
+        return [[] for _ in heads]
+    if isinstance(spec, (str, M.Metric)):
+        spec = [spec]
+    if isinstance(spec, dict):
+        unknown = set(spec) - {h.name for h in heads}
+        if unknown:
+            raise ValueError(f"{argname}: unknown output names {sorted(unknown)}")
+        per = [spec.get(h.name, []) for h in heads]
+        per = [[p] if isinstance(p, (str, M.Metric)) else p for p in per]
+    elif isinstance(spec, (list, tuple)):
+        per = [list(spec) for _ in heads]
     else:
-        p_label = np.maximum(value[rows, target], _TINY)
-        per = -np.log(p_label.astype(np.float64))
-        if need_grad and mode == "softmax_input":
-            g = value.copy()
-            g[rows, target] -= 1.0
-            g *= (scale * w)[:, None]
-        elif need_grad:
-            g = np.zeros_like(value)
-            g[rows, target] = -scale * w / p_label
-    loss = float(np.dot(w.astype(np.float64), per) / n_total)
-    return loss, (g.astype(np.float32, copy=False) if g is not None else None)
+        raise TypeError(f"{argname}: expected a list of metric names or cnnx.metrics.Metric "
+                        f"objects, got {type(spec).__name__}")
+    out = []
+    for h, items in zip(heads, per):
+        if not isinstance(items, (list, tuple)):
+            raise TypeError(f"{argname}: expected a list for output {h.name!r}")
+        ms = []
+        for item in items:
+            classifier = isinstance(h.loss, (L.SparseCategoricalCrossentropy,
+                                             L.CategoricalCrossentropy, L.BinaryCrossentropy))
+            if isinstance(item, str) and item.lower() in ("accuracy", "acc") and not classifier:
+                continue
+            m = copy.deepcopy(M.get(item, argname))  # fresh state, once per use
+            m.reset_state()
+            ms.append(m)
+        out.append(ms)
+    return out

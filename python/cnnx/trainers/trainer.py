@@ -10,20 +10,27 @@ Compiled plans are cached against :func:`cnnx.layers.base.edit_count` and
 the parameter store, so any edit of the model through its public
 attributes is seen by the next call: a plan never serves an old model.
 """
-import contextlib
 import os
 import threading
 
 import numpy as np
 
 from .. import _core
+from .. import losses as L
 from .._validate import as_float32, as_int
 from ..graph import compile_inference, compile_training, loss_heads
 from ..layers.activations import SoftmaxInputGrad
 from ..layers.base import edit_count
-from .heads import Head, check_target, head_loss, loss_kind
+from .heads import Head, head_value_loss, make_metrics
 
 __all__ = ["Trainer", "plans_enabled"]
+
+
+def plan_loss_in_python(plan, t):
+    """Whether head t's loss runs in Python between the compiled forward and backward."""
+    from ..graph import plan_loss
+
+    return plan_loss(plan.heads[t]) is None
 
 
 def plans_enabled():
@@ -43,10 +50,12 @@ class Trainer:
         self.metrics = []
         self.loss_weights = None
         self.stop_training = False
-        self._loss_specs = None    # per output: (kind, weight) or None
+        self._loss_specs = None    # per output: (cnnx.losses.Loss, weight) or None
+        self._metric_spec = None   # what compile(metrics=...) got
         self._plans = {}           # name -> (key, plan)
         self._after_backward = None  # hook(model) before each optimiser step (distributed)
-        self._train_lock = threading.Lock()
+        # re-entrant: a callback may call train_on_batch or save inside fit (cnnx._guard)
+        self._train_lock = threading.RLock()
 
     def __getstate__(self):
         # Compiled plans point into this model's arrays, and a lock cannot be
@@ -58,7 +67,7 @@ class Trainer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._train_lock = threading.Lock()
+        self._train_lock = threading.RLock()
 
     def _store_changed(self, old=None):
         """The model's parameters moved to a new flat store (it was rebuilt):
@@ -78,41 +87,95 @@ class Trainer:
         """Choose the optimiser, the loss of each output, their weights and the metrics.
 
         ``optimizer``: a :mod:`cnnx.optim` instance or "sgd" / "adam" / "adamw".
-        ``loss``: ``"cross_entropy"`` (integer labels; on an output made by a
-        softmax it is fused with that softmax, otherwise the output is taken
-        as logits) or ``"mse"``; for several outputs one name for all, a
-        list (None: no loss on that output) or a dict by output name.
-        ``loss_weights``: a list or dict of each loss's weight in the total.
-        ``metrics``: None, ``"accuracy"`` or ``["accuracy"]`` (for every
-        cross-entropy output).
+        ``loss``: a :mod:`cnnx.losses` object or name (``"cross_entropy"``:
+        integer labels, fused with an output softmax, else reading logits;
+        ``"mse"``, ``"mae"``, ``"huber"``, ``"binary_crossentropy"``,
+        ``"categorical_crossentropy"``...) or a Loss of your own; for several
+        outputs one for all, a list (None: no loss on that output) or a dict
+        by output name. ``loss_weights``: a list or dict of each loss's weight
+        in the total. ``metrics``: names or :mod:`cnnx.metrics` objects, for
+        every output (``"accuracy"`` for classifiers only), or a dict by output.
         """
         from ..optim import get_optimizer
 
-        self.optimizer = get_optimizer(optimizer)
+        with self._training():  # not while another thread trains this model
+            return self._compile(get_optimizer(optimizer), loss, metrics, loss_weights)
+
+    def _compile(self, optimizer, loss, metrics, loss_weights):
+        self.optimizer = optimizer
         n_out = len(self.output_shape) if self._outputs_are_list() else 1
         names = self.output_names if self.built else ["output"]
-        kinds = self._per_output(loss, n_out, names, "loss")
+        given = self._per_output(loss, n_out, names, "loss")
         weights = self._per_output(1.0 if loss_weights is None else loss_weights, n_out, names,
                                    "loss_weights")
         specs = []
-        for i, (k, w) in enumerate(zip(kinds, weights)):
-            if k is None:
+        for i, (spec, w) in enumerate(zip(given, weights)):
+            if spec is None:
                 specs.append(None)
                 continue
             w = float(w)
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"loss_weights: expected numbers >= 0, got {w} for {names[i]!r}")
-            specs.append((loss_kind(k), w))
+            obj = L.get(spec)
+            if obj.reduction == "none":
+                raise ValueError(f"loss: {obj.name} has reduction='none' (per-sample values); "
+                                 "training needs 'mean' or 'sum'")
+            specs.append((obj, w))
         if all(s is None for s in specs):
             raise ValueError("loss: at least one output needs a loss")
+        if metrics is not None and not isinstance(metrics, (str, list, tuple, dict)) and \
+                not hasattr(metrics, "update_state"):
+            raise TypeError(f"metrics: expected a list of metric names or cnnx.metrics.Metric "
+                            f"objects, got {type(metrics).__name__}")
         self._loss_specs = specs
-        self.loss = specs[0][0] if n_out == 1 else [s and s[0] for s in specs]
+        self._loss_given = given
+        self.loss = self._loss_name(given[0]) if n_out == 1 else [self._loss_name(g) for g in given]
         self.loss_weights = loss_weights
-        self.metrics = self._check_metrics(metrics)
+        self._metric_spec = metrics
+        self.metrics = [m if isinstance(m, str) else m for m in
+                        ([metrics] if isinstance(metrics, str) else list(metrics or []))] \
+            if not isinstance(metrics, dict) else dict(metrics)
         if self.store is not None:
             self.optimizer.bind(self.store)
         self._plans = {}
+        if self.built:
+            self.heads()  # check the metrics against the outputs now
         return self
+
+    def get_compile_config(self):
+        """The compile settings as JSON values (saved with the model), or None
+        when a loss or metric of your own cannot be saved (recompile after
+        loading)."""
+        from .. import metrics as M
+
+        if self._loss_specs is None:
+            return None
+        losses = [None if s is None else g if isinstance(g, str) else L.to_config(s[0])
+                  for s, g in zip(self._loss_specs, self._loss_given)]
+        if any(s is not None and c is None for s, c in zip(self._loss_specs, losses)):
+            return None
+        spec = self._metric_spec
+        if isinstance(spec, dict):
+            metrics = {k: [M.to_config(m) for m in (v if isinstance(v, (list, tuple)) else [v])]
+                       for k, v in spec.items()}
+            flat = [m for v in metrics.values() for m in v]
+        else:
+            items = [] if spec is None else [spec] if isinstance(spec, (str, M.Metric)) else spec
+            metrics = flat = [M.to_config(m) for m in items]
+        if any(m is None for m in flat):
+            return None
+        weights = self.loss_weights
+        return {"loss": losses if len(losses) > 1 else losses[0], "metrics": metrics,
+                "loss_weights": list(weights) if isinstance(weights, tuple) else weights}
+
+    @staticmethod
+    def _loss_name(spec):
+        """What ``model.loss`` shows: a normalised name, or the Loss object."""
+        if isinstance(spec, str):
+            obj = L.get(spec)
+            return obj.name if isinstance(obj, L._AutoCrossEntropy) else \
+                "mse" if isinstance(obj, L.MeanSquaredError) else spec.lower()
+        return spec
 
     @staticmethod
     def _per_output(value, n, names, argname):
@@ -129,37 +192,49 @@ class Trainer:
             return list(value)
         return [value] * n
 
-    @staticmethod
-    def _check_metrics(metrics):
-        if metrics is None:
-            return []
-        if isinstance(metrics, str):
-            metrics = [metrics]
-        if not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics: expected a list of metric names such as ['accuracy'], "
-                            f"got {type(metrics).__name__}")
-        out = []
-        for m in metrics:
-            if not isinstance(m, str) or m.lower() not in ("accuracy", "acc"):
-                raise ValueError(f"metrics: only 'accuracy' is supported, got {m!r}")
-            out.append("accuracy")
-        return out
-
     def _require_compiled(self):
         if self.optimizer is None or self._loss_specs is None:
             raise ValueError("model: call compile(optimizer, loss) first")
 
     # ---- heads and plans ----------------------------------------------------------------
-    def _cached(self, name, make):
-        """``make()``, remembered until the model is edited (edit_count), its
-        store replaced, or CNNX_PLAN changes."""
+    #: compiled plans kept per input size for a model taking any size (an LRU)
+    PLANS_PER_SIZE = 8
+
+    def _cached(self, name, make, shapes=None):
+        """``make(enabled)``, remembered until the model is edited (edit_count),
+        its store replaced, or CNNX_PLAN changes; per input size (``shapes``)
+        for a model that takes any size."""
         edits, store, enabled = edit_count(), self.store, plans_enabled()
-        hit = self._plans.get(name)
+        key = (name, shapes)
+        hit = self._plans.get(key)
         if hit is not None and hit[0] == edits and hit[1] is store and hit[2] == enabled:
+            self._plans[key] = self._plans.pop(key)  # most recently used last
             return hit[3]
         value = make(enabled)
-        self._plans[name] = (edits, store, enabled, value)
+        self._plans.pop(key, None)
+        self._plans[key] = (edits, store, enabled, value)
+        if shapes is not None:
+            same = [k for k in self._plans if k[0] == name and k[1] is not None]
+            for k in same[:-self.PLANS_PER_SIZE]:
+                del self._plans[k]
         return value
+
+    def _sizes(self, xs):
+        """The batch's input sizes when the model takes any size, else None."""
+        if not any(None in s for s in self.input_shapes):
+            return None
+        return tuple(tuple(a.shape[1:]) for a in xs)
+
+    def _graph(self, shapes):
+        if shapes is None and any(None in s for s in self.input_shapes):
+            # only the structure is needed (which op makes each output): any size that fits
+            for n in (224, 1024, 64):
+                try:
+                    return self.to_graph([tuple(n if d is None else d for d in s)
+                                          for s in self.input_shapes])
+                except ValueError:
+                    continue
+        return self.to_graph(None if shapes is None else list(shapes))
 
     def heads(self):
         """The outputs that have a loss, as :class:`~cnnx.trainers.heads.Head` s."""
@@ -167,32 +242,35 @@ class Trainer:
 
         def make(enabled):
             names = self.output_names
-            found = loss_heads(self.to_graph(), self._loss_specs)
-            return [Head(i, names[i], kind, weight, what == "softmax_logits")
-                    for i, _, kind, weight, what in found]
+            heads = [Head(h, names[h.output])
+                     for h in loss_heads(self._graph(None), self._loss_specs)]
+            for h, ms in zip(heads, make_metrics(self._metric_spec, heads)):
+                h.metrics = ms
+            return heads
         return self._cached("heads", make)
 
-    def _inference_plan(self):
-        return self._cached("infer", lambda enabled: compile_inference(self.to_graph())
-                            if enabled else None)
+    def _inference_plan(self, shapes=None):
+        return self._cached("infer", lambda enabled: compile_inference(self._graph(shapes))
+                            if enabled else None, shapes)
 
-    def _eval_plan(self):
+    def _eval_plan(self, shapes=None):
         """An inference plan whose outputs are what each head's loss reads."""
         def make(enabled):
             if not enabled:
                 return None
-            g = self.to_graph()
-            g.outputs = [v for _, v, _, _, _ in loss_heads(g, self._loss_specs)]
+            g = self._graph(shapes)
+            g.outputs = [h.value for h in loss_heads(g, self._loss_specs)]
             return compile_inference(g)
-        return self._cached("eval", make)
+        return self._cached("eval", make, shapes)
 
-    def _training_plan(self):
+    def _training_plan(self, shapes=None):
         return self._cached("train", lambda enabled: compile_training(
-            self.to_graph(), self.store.grads, self._loss_specs) if enabled else None)
+            self._graph(shapes), self.store.grads, self._loss_specs) if enabled else None, shapes)
 
     # ---- inference ----------------------------------------------------------------------
     def _infer(self, xs):
-        plan = self._inference_plan()
+        self._check_batch(xs[0].shape[0])
+        plan = self._inference_plan(self._sizes(xs))
         if plan is not None:
             return plan(xs)
         out = self.forward(xs if self._inputs_are_list() else xs[0], training=False)
@@ -212,8 +290,16 @@ class Trainer:
         n = xs[0].shape[0]
         if n <= batch_size:
             outs = self._infer(xs)
+        elif any(None in s for s in self.output_shapes):  # any size: chunk by chunk
+            parts = [self._infer([a[i:i + batch_size] for a in xs])
+                     for i in range(0, n, batch_size)]
+            outs = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
         else:
             shapes = self.output_shapes
+            total = sum(n * int(np.prod(s, dtype=object)) for s in shapes)
+            if total >= 2**61:
+                raise ValueError(f"x: the outputs for {n} examples would hold {total:,} values, "
+                                 "too many to allocate")
             outs = [np.empty((n,) + tuple(s), np.float32) for s in shapes]
             for i in range(0, n, batch_size):
                 for o, y in zip(outs, self._infer([a[i:i + batch_size] for a in xs])):
@@ -238,7 +324,7 @@ class Trainer:
         else:
             ys = [y]
         shapes = self.output_shapes
-        return [check_target(h, t, n, shapes[h.output], name) for h, t in zip(heads, ys)]
+        return [h.loss.prepare_targets(t, n, shapes[h.output], name) for h, t in zip(heads, ys)]
 
     @staticmethod
     def _check_sample_weight(sw, n, name="sample_weight"):
@@ -252,20 +338,26 @@ class Trainer:
         return np.ascontiguousarray(w)
 
     # ---- one training step ------------------------------------------------------------
-    @contextlib.contextmanager
     def _training(self):
-        if not self._train_lock.acquire(blocking=False):
-            raise RuntimeError(f"model: {self.name!r} is being trained in another thread "
-                               "(one fit or train_on_batch at a time per model)")
-        try:
-            yield
-        finally:
-            self._train_lock.release()
+        """Held for a fit / train_on_batch (and compile, add, save): a second
+        thread gets a RuntimeError at once (see :mod:`cnnx._guard`)."""
+        from .._guard import exclusive_training
+
+        return exclusive_training(self)
+
+    def _check_batch(self, m):
+        """A batch whose activations could never be allocated is refused by name
+        (NumPy would say only "array is too big")."""
+        most = getattr(self, "_max_values", 0)
+        if m * most >= 2**61:
+            raise ValueError(f"x: a batch of {m} examples needs activations of {m * most:,} "
+                             "values, too many to allocate (use a smaller batch_size)")
 
     def _train_step(self, xs, ys, sw=None, name="y"):
         """One optimiser step: (the batch's loss before it, [each head's loss before its
         weight], [each head's output]). A label out of range raises ValueError
         naming ``name`` before any weight changes."""
+        self._check_batch(xs[0].shape[0])
         try:
             return self._step(xs, ys, sw)
         except ValueError as e:
@@ -275,18 +367,52 @@ class Trainer:
             raise
 
     def _step(self, xs, ys, sw):
-        plan = self._training_plan()
-        if plan is not None:
-            loss, parts, outs = plan.step(xs, ys, sw)
-            # the step returns what each loss read: logits where a softmax was absorbed
-            outs = [_core.softmax(o, o.ndim - 1) if h.absorbs_softmax else o
-                    for h, o in zip(self.heads(), outs)]
-        else:
+        heads = self.heads()
+        plan = self._training_plan(self._sizes(xs))
+        if plan is None:
             loss, parts, outs = self._layer_step(xs, ys, sw)
+        else:
+            loss, parts, vals = self._plan_step(plan, heads, xs, ys, sw)
+            outs = [self._as_output(h, v) for h, v in zip(heads, vals)]
         if self._after_backward is not None:
             self._after_backward(self)
         self.optimizer.step()
         return loss, parts, outs
+
+    @staticmethod
+    def _as_output(head, value):
+        """A head's value as the model outputs it (logits through the absorbed activation)."""
+        if head.absorbed == "softmax":
+            return _core.softmax(value, value.ndim - 1)
+        if head.absorbed == "sigmoid":
+            return _core.sigmoid(value)
+        return value
+
+    def _plan_step(self, plan, heads, xs, ys, sw):
+        """The compiled step: one C++ call, or two around the losses written in Python."""
+        if not plan.external:
+            loss, parts, vals = plan.step(xs, ys, sw)
+            return loss, parts, [vals[k] for k in plan.order]
+        vals = [v.reshape((v.shape[0],) + tuple(g.value.shape))
+                for v, g in zip(plan.forward(xs), [plan.heads[plan.order.index(k)]
+                                                   for k in range(len(set(plan.order)))])]
+        vals = [vals[k] for k in plan.order]
+        n = xs[0].shape[0]
+        targets, grads, ext = [], [], {}
+        for t, (h, v, y) in enumerate(zip(heads, vals, ys)):
+            if plan_loss_in_python(plan, t):
+                value, g = head_value_loss(h, v, y, sw, n, True, h.reads_logits)
+                ext[t] = value
+                targets.append(None)
+                grads.append((g / h.weight if h.weight else g * 0).reshape(n, -1))
+            else:
+                targets.append(y)
+                grads.append(None)
+        total, parts = plan.backward(targets, grads, sw)
+        for t, value in ext.items():
+            parts[t] = value
+            total += heads[t].weight * value
+        return total, parts, vals
 
     def _layer_step(self, xs, ys, sw):
         heads = self.heads()
@@ -298,14 +424,14 @@ class Trainer:
         parts = []
         n = xs[0].shape[0]
         for h, t in zip(heads, ys):
-            value, mode = outs[h.output], "logits"
-            through = h.absorbs_softmax and self.output_is_read_only_by_loss(h.output)
-            if through:  # the exact fused form, from the softmax's input
-                z = self.softmax_logits(h.output)
-                value, mode = (value, "softmax_input") if z is None else (z, "logits")
-            elif h.absorbs_softmax:
-                mode = "probabilities"
-            loss, g = head_loss(h, value, t, sw, n, True, mode)
+            value, logits = outs[h.output], h.reads_logits and not h.absorbed
+            through = h.absorbed is not None and self.output_is_read_only_by_loss(h.output)
+            z = self.softmax_logits(h.output) if through else None
+            if z is not None:  # the exact fused form, from the absorbed activation's input
+                value, logits = z, True
+            else:
+                through = False
+            loss, g = head_value_loss(h, value, t, sw, n, True, logits)
             parts.append(loss)
             total += h.weight * loss
             g = SoftmaxInputGrad(g) if through else g
@@ -325,53 +451,63 @@ class Trainer:
 
     # ---- evaluation ----------------------------------------------------------------------
     def _evaluate_sums(self, xs, ys, sw, batch_size):
-        """Sums over the samples: {"loss": ..., "<head>_loss": ..., "<head>_correct": ...}, n."""
+        """({"loss": sum, "<head>": sum of its loss} over the samples, n, fresh
+        metrics updated on every batch)."""
         heads = self.heads()
+        metrics = make_metrics(self._metric_spec, heads)
         n = xs[0].shape[0]
-        plan = self._eval_plan()
+        plan = self._eval_plan(self._sizes(xs))
         sums = {"loss": 0.0}
         for h in heads:
-            sums[h.name + "_loss"] = 0.0
-            sums[h.name + "_correct"] = 0.0
+            sums[h.name] = 0.0
         for i in range(0, n, batch_size):
             xb = [a[i:i + batch_size] for a in xs]
-            m = xb[0].shape[0]
-            if plan is not None:
-                vals, modes = plan(xb), ["logits"] * len(heads)
+            self._check_batch(xb[0].shape[0])
+            if plan is not None:  # what each loss reads (logits where absorbed)
+                vals = plan(xb)
+                outs = [self._as_output(h, v) for h, v in zip(heads, vals)]
+                logits = [h.reads_logits for h in heads]
             else:
-                outs = self._infer(xb)
-                vals = [outs[h.output] for h in heads]
-                modes = ["softmax_input" if h.absorbs_softmax else "logits" for h in heads]
+                got = self._infer(xb)
+                vals = outs = [got[h.output] for h in heads]
+                logits = [h.reads_logits and not h.absorbed for h in heads]
             w = None if sw is None else sw[i:i + batch_size]
-            for h, v, t, mode in zip(heads, vals, ys, modes):
-                loss, _ = head_loss(h, v, t[i:i + batch_size], w, 1.0, False, mode)
+            for h, v, o, t, lg, ms in zip(heads, vals, outs, ys, logits, metrics):
+                loss, _ = head_value_loss(h, v, t[i:i + batch_size], w, 1.0, False, lg)
                 sums["loss"] += h.weight * loss
-                sums[h.name + "_loss"] += loss
-                if h.kind == "cross_entropy":
-                    sums[h.name + "_correct"] += int(np.count_nonzero(
-                        v.reshape(m, -1).argmax(axis=1) == t[i:i + batch_size]))
-        return sums, n
+                sums[h.name] += loss
+                for m in ms:
+                    m.update_state(t[i:i + batch_size], o, w)
+        return sums, n, metrics
 
-    def _logs_from_sums(self, sums, n, prefix=""):
+    def _logs(self, sums, n, metrics, prefix=""):
+        """The logs Keras shows: loss, each output's loss (several outputs), metrics."""
         heads = self.heads()
         n = max(n, 1)
-        logs = {prefix + "loss": sums["loss"] / n}
         single = len(heads) == 1
-        for h in heads:
+        logs = {prefix + "loss": sums["loss"] / n}
+        for h, ms in zip(heads, metrics):
             if not single:
-                logs[f"{prefix}{h.name}_loss"] = sums[h.name + "_loss"] / n
-            if "accuracy" in self.metrics and h.kind == "cross_entropy":
-                key = "accuracy" if single else f"{h.name}_accuracy"
-                logs[prefix + key] = sums[h.name + "_correct"] / n
+                logs[f"{prefix}{h.name}_loss"] = sums[h.name] / n
+            for m in ms:
+                value = m.result()
+                key = m.name if single else f"{h.name}_{m.name}"
+                logs[prefix + key] = float(value) if np.ndim(value) == 0 else value
         return logs
 
-    def _evaluate(self, xs, ys, sw, batch_size):
-        sums, n = self._evaluate_sums(xs, ys, sw, batch_size)
-        return self._logs_from_sums(sums, n)
+    def _evaluate(self, xs, ys, sw, batch_size, name="y"):
+        try:
+            sums, n, metrics = self._evaluate_sums(xs, ys, sw, batch_size)
+        except ValueError as e:  # a label out of range, found where the loss runs
+            msg = str(e)
+            if msg.startswith("labels"):
+                raise ValueError(name + msg[len("labels"):]) from None
+            raise
+        return self._logs(sums, n, metrics)
 
     def evaluate(self, x, y, batch_size=256, verbose=0, sample_weight=None):
-        """Mean loss (and accuracy for classifiers) over ``(x, y)``: ``{"loss", "accuracy"}``
-        (for several outputs also ``"<output>_loss"`` / ``"<output>_accuracy"``)."""
+        """Mean loss and the metrics over ``(x, y)``: e.g. ``{"loss", "accuracy"}`` (for
+        several outputs also ``"<output>_loss"`` / ``"<output>_<metric>"``)."""
         self._require_compiled()
         xs = self.check_inputs(x)
         ys = self.check_targets(y, xs[0].shape[0])
@@ -380,7 +516,7 @@ class Trainer:
 
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0,
             shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0,
-            distributed=False, sample_weight=None):
+            distributed=False, sample_weight=None, class_weight=None):
         """Train; returns a :class:`cnnx.training.History` (see :func:`cnnx.training.fit`)."""
         from .fit_loop import fit
 
@@ -389,7 +525,34 @@ class Trainer:
                        validation_data=validation_data, validation_split=validation_split,
                        shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
                        initial_epoch=initial_epoch, distributed=distributed,
-                       sample_weight=sample_weight)
+                       sample_weight=sample_weight, class_weight=class_weight)
+
+    def _class_weights(self, class_weight, ys):
+        """Per-sample weights from ``{class: weight}`` and the (one) classifier's labels."""
+        heads = self.heads()
+        if len(heads) != 1 or not isinstance(heads[0].loss, (L.SparseCategoricalCrossentropy,
+                                                             L.CategoricalCrossentropy,
+                                                             L.BinaryCrossentropy)):
+            raise ValueError("class_weight: needs a model with one classifier output (use "
+                             "sample_weight otherwise)")
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight: expected a dict {{class: weight}}, got "
+                            f"{type(class_weight).__name__}")
+        k = max(self.output_shapes[heads[0].output][-1], 2)
+        table = np.ones(k, np.float32)
+        for c, w in class_weight.items():
+            if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or \
+                    not 0 <= c < k:
+                raise ValueError(f"class_weight: class {c!r} is outside the labels [0, {k})")
+            w = float(w)
+            if not np.isfinite(w) or w < 0:
+                raise ValueError(f"class_weight: the weight of class {c} must be >= 0, got {w}")
+            table[int(c)] = w
+        t = ys[0]
+        labels = t if t.dtype.kind in "iu" else (t.argmax(axis=-1) if t.shape[-1] > 1
+                                                else (t > 0.5).astype(np.int64))
+        labels = labels.reshape(t.shape[0], -1)
+        return table[labels].mean(axis=1).astype(np.float32)  # per pixel: the image's mean
 
     def save(self, path):
         """Write the model (architecture, weights, optimiser state) to one file, atomically."""
