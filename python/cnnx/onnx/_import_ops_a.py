@@ -263,8 +263,8 @@ def _pool(ctx, node, ins):
 
     for n, k, p, d in zip((h, w), kernel, pads, dil):
         if (k - 1) * d + 1 > n + p[0] + p[1]:
-            raise ctx.fail(node, f"kernel_shape {kernel} (dilations {dil}) is larger than the "
-                                 f"padded input {(h, w)} with pads {pads}")
+            raise ctx.fail(node, f"kernel_shape {kernel} (cnnx's pool_size; dilations {dil}) "
+                                 f"is larger than the padded input {(h, w)} with pads {pads}")
     out = tuple(pool_output_size(n, k, p, s, d, ceil)
                 for n, k, p, s, d in zip((h, w), kernel, pads, strides, dil))
     config = dict(pool_size=tuple(kernel), strides=tuple(strides), padding=pads, ceil_mode=ceil)
