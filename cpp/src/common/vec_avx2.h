@@ -80,6 +80,18 @@ struct V {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+
+  // Kernels that keep tiles in registers size them by this.
+  static constexpr int kRegs = 16;
+  // Tails: the first n lanes (n clipped to 0..W) as maskload/maskstore take
+  // them; the others load as 0 and are not stored.
+  using tail = __m256i;
+  static inline tail tail_mask(int64_t n) {
+    const int k = n <= 0 ? 0 : (n >= 8 ? 8 : static_cast<int>(n));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static inline reg load_tail(const float* p, tail m) { return _mm256_maskload_ps(p, m); }
+  static inline void store_tail(float* p, tail m, reg v) { _mm256_maskstore_ps(p, m, v); }
 };
 
 }  // namespace vec_avx2

@@ -69,6 +69,17 @@ struct V {
   }
   static inline float hsum(reg a) { return _mm512_reduce_add_ps(a); }
   static inline float hmax(reg a) { return _mm512_reduce_max_ps(a); }
+
+  // Kernels that keep tiles in registers size them by this.
+  static constexpr int kRegs = 32;
+  // Tails: the first n lanes (n clipped to 0..W); the others load as 0 and
+  // are not stored.
+  using tail = __mmask16;
+  static inline tail tail_mask(int64_t n) {
+    return n >= 16 ? static_cast<tail>(0xFFFF) : n > 0 ? static_cast<tail>((1u << n) - 1u) : 0;
+  }
+  static inline reg load_tail(const float* p, tail m) { return _mm512_maskz_loadu_ps(m, p); }
+  static inline void store_tail(float* p, tail m, reg v) { _mm512_mask_storeu_ps(p, m, v); }
 };
 
 }  // namespace vec_avx512

@@ -17,6 +17,7 @@
 
 #include "cnnx/threading.h"
 #include "common/scratch.h"
+#include "common/vec_avx512.h"
 #include "conv/conv_internal.h"
 
 #ifdef CNNX_HAVE_OPENMP
@@ -55,13 +56,33 @@ void fill_padded(const DwPlanar& d, int64_t n, float* xp) {
   }
 }
 
-// acc over output rows [r0, r1) (global: n*OH + oh) into part [Kg][cog] and dbp.
-template <int NV, int KB>
+
+// 8 lanes with AVX-512VL masks, for layers of at most 8 output channels
+// (LeNet conv1's 3 -> 8): a half-empty 16-lane vector would waste half the FMAs.
+struct Ymm8 {
+  static constexpr int W = 8;
+  using reg = __m256;
+  using tail = __mmask8;
+  static inline tail tail_mask(int64_t n) {
+    return n >= 8 ? static_cast<tail>(0xFF) : n > 0 ? static_cast<tail>((1u << n) - 1u) : 0;
+  }
+  static inline reg zero() { return _mm256_setzero_ps(); }
+  static inline reg set1(float v) { return _mm256_set1_ps(v); }
+  static inline reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static inline void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static inline reg load_tail(const float* p, tail m) { return _mm256_maskz_loadu_ps(m, p); }
+  static inline void store_tail(float* p, tail m, reg v) { _mm256_mask_storeu_ps(p, m, v); }
+  static inline reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static inline reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+};
+using Zmm16 = vec_avx512::V;
+// acc over output rows [r0, r1) (global: n*OH + oh) into part [Kg][cog] and dbp,
+// in vectors of V::W lanes (16, or 8 for at most 8 output channels).
+template <typename V, int NV, int KB>
 void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, float* xp) {
   const Conv2dShape& s = *d.s;
   const int64_t cog = d.cog;
-  const int lastn = static_cast<int>(cog - (NV - 1) * 16);  // lanes of the last vector
-  const __mmask16 lm = static_cast<__mmask16>(lastn >= 16 ? 0xFFFF : (1u << lastn) - 1u);
+  const typename V::tail lm = V::tail_mask(cog - (NV - 1) * V::W);  // lanes of the last vector
   // Runs of contiguous patch values: one filter row (all kw taps) when the
   // taps are adjacent, else one tap; k = seg * seg_len + j.
   const bool merge = s.dilation_w == 1;
@@ -84,13 +105,13 @@ void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, fl
         for (int64_t j0 = 0; j0 < seg_len; j0 += KB) {
           const int kb = static_cast<int>(std::min<int64_t>(KB, seg_len - j0));
           const bool first = sg == 0 && j0 == 0;
-          __m512 acc[KB][NV], dba[NV];
-#pragma GCC unroll 16
+          typename V::reg acc[KB][NV], dba[NV];
+#pragma GCC unroll 32
           for (int b = 0; b < KB; ++b)
 #pragma GCC unroll 4
-            for (int j = 0; j < NV; ++j) acc[b][j] = _mm512_setzero_ps();
+            for (int j = 0; j < NV; ++j) acc[b][j] = V::zero();
 #pragma GCC unroll 4
-          for (int j = 0; j < NV; ++j) dba[j] = _mm512_setzero_ps();
+          for (int j = 0; j < NV; ++j) dba[j] = V::zero();
           for (int64_t rr = c0; rr < c1; ++rr) {
             const int64_t oh = rr % d.OH;
             // Values past the run (b >= kb) are read but not used: xp has KB
@@ -99,108 +120,19 @@ void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, fl
             const float* dyp = dyg + rr * d.OW * s.C_out;
             const int64_t xstep = s.stride_w * d.cig;
             for (int64_t ow = 0; ow < d.OW; ++ow, xrow += xstep, dyp += s.C_out) {
-              __m512 v[NV];
+              typename V::reg v[NV];
 #pragma GCC unroll 4
-              for (int j = 0; j < NV - 1; ++j) v[j] = _mm512_loadu_ps(dyp + 16 * j);
-              v[NV - 1] = _mm512_maskz_loadu_ps(lm, dyp + 16 * (NV - 1));
-#pragma GCC unroll 16
+              for (int j = 0; j < NV - 1; ++j) v[j] = V::load(dyp + V::W * j);
+              v[NV - 1] = V::load_tail(dyp + V::W * (NV - 1), lm);
+#pragma GCC unroll 32
               for (int b = 0; b < KB; ++b) {
-                const __m512 xb = _mm512_set1_ps(xrow[b]);
+                const typename V::reg xb = V::set1(xrow[b]);
 #pragma GCC unroll 4
-                for (int j = 0; j < NV; ++j) acc[b][j] = _mm512_fmadd_ps(xb, v[j], acc[b][j]);
+                for (int j = 0; j < NV; ++j) acc[b][j] = V::fmadd(xb, v[j], acc[b][j]);
               }
               if (first) {
 #pragma GCC unroll 4
-                for (int j = 0; j < NV; ++j) dba[j] = _mm512_add_ps(dba[j], v[j]);
-              }
-            }
-          }
-          // Constant indices only (a runtime index would keep acc in memory).
-#pragma GCC unroll 16
-          for (int b = 0; b < KB; ++b) {
-            if (b >= kb) break;
-            float* dst = part + (sg * seg_len + j0 + b) * cog;
-#pragma GCC unroll 4
-            for (int j = 0; j < NV - 1; ++j)
-              _mm512_storeu_ps(dst + 16 * j,
-                               _mm512_add_ps(_mm512_loadu_ps(dst + 16 * j), acc[b][j]));
-            float* dl = dst + 16 * (NV - 1);
-            _mm512_mask_storeu_ps(dl, lm,
-                                  _mm512_add_ps(_mm512_maskz_loadu_ps(lm, dl), acc[b][NV - 1]));
-          }
-          if (first) {
-#pragma GCC unroll 4
-            for (int j = 0; j < NV - 1; ++j)
-              _mm512_storeu_ps(dbp + 16 * j,
-                               _mm512_add_ps(_mm512_loadu_ps(dbp + 16 * j), dba[j]));
-            float* dl = dbp + 16 * (NV - 1);
-            _mm512_mask_storeu_ps(dl, lm,
-                                  _mm512_add_ps(_mm512_maskz_loadu_ps(lm, dl), dba[NV - 1]));
-          }
-        }
-      }
-    }
-    r = rend;
-  }
-}
-
-// rows<> with 8-lane vectors (at most 8 output channels).
-template <int NV, int KB>
-void rows8(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, float* xp) {
-  const Conv2dShape& s = *d.s;
-  const int64_t cog = d.cog;
-  const int lastn = static_cast<int>(cog - (NV - 1) * 8);  // lanes of the last vector
-  const __mmask8 lm = static_cast<__mmask8>(lastn >= 8 ? 0xFF : (1u << lastn) - 1u);
-  // Runs of contiguous patch values: one filter row (all kw taps) when the
-  // taps are adjacent, else one tap; k = seg * seg_len + j.
-  const bool merge = s.dilation_w == 1;
-  const int64_t seg_len = merge ? s.KW * d.cig : d.cig;
-  const int64_t nseg = merge ? s.KH : s.KH * s.KW;
-  const float* dyg = d.dy + d.g * cog;
-  // Rows in chunks whose dy stays in L2 across the k blocks; the image is
-  // copied once per image.
-  const int64_t CH = std::max<int64_t>(1, 2048 / d.OW);
-  int64_t r = r0;
-  while (r < r1) {
-    const int64_t n = r / d.OH;
-    const int64_t rend = std::min(r1, (n + 1) * d.OH);
-    fill_padded(d, n, xp);
-    for (int64_t c0 = r; c0 < rend; c0 += CH) {
-      const int64_t c1 = std::min(rend, c0 + CH);
-      for (int64_t sg = 0; sg < nseg; ++sg) {
-        const int64_t kh = merge ? sg : sg / s.KW, kw = merge ? 0 : sg % s.KW;
-        const int64_t soff = (kh * s.dilation_h * d.Wp + kw * s.dilation_w) * d.cig;
-        for (int64_t j0 = 0; j0 < seg_len; j0 += KB) {
-          const int kb = static_cast<int>(std::min<int64_t>(KB, seg_len - j0));
-          const bool first = sg == 0 && j0 == 0;
-          __m256 acc[KB][NV], dba[NV];
-#pragma GCC unroll 32
-          for (int b = 0; b < KB; ++b)
-#pragma GCC unroll 4
-            for (int j = 0; j < NV; ++j) acc[b][j] = _mm256_setzero_ps();
-#pragma GCC unroll 4
-          for (int j = 0; j < NV; ++j) dba[j] = _mm256_setzero_ps();
-          for (int64_t rr = c0; rr < c1; ++rr) {
-            const int64_t oh = rr % d.OH;
-            // Values past the run (b >= kb) are read but not used: xp has KB
-            // floats of slack at its end.
-            const float* xrow = xp + oh * s.stride_h * d.Wp * d.cig + soff + j0;
-            const float* dyp = dyg + rr * d.OW * s.C_out;
-            const int64_t xstep = s.stride_w * d.cig;
-            for (int64_t ow = 0; ow < d.OW; ++ow, xrow += xstep, dyp += s.C_out) {
-              __m256 v[NV];
-#pragma GCC unroll 4
-              for (int j = 0; j < NV - 1; ++j) v[j] = _mm256_loadu_ps(dyp + 8 * j);
-              v[NV - 1] = _mm256_maskz_loadu_ps(lm, dyp + 8 * (NV - 1));
-#pragma GCC unroll 32
-              for (int b = 0; b < KB; ++b) {
-                const __m256 xb = _mm256_set1_ps(xrow[b]);
-#pragma GCC unroll 4
-                for (int j = 0; j < NV; ++j) acc[b][j] = _mm256_fmadd_ps(xb, v[j], acc[b][j]);
-              }
-              if (first) {
-#pragma GCC unroll 4
-                for (int j = 0; j < NV; ++j) dba[j] = _mm256_add_ps(dba[j], v[j]);
+                for (int j = 0; j < NV; ++j) dba[j] = V::add(dba[j], v[j]);
               }
             }
           }
@@ -211,20 +143,16 @@ void rows8(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, f
             float* dst = part + (sg * seg_len + j0 + b) * cog;
 #pragma GCC unroll 4
             for (int j = 0; j < NV - 1; ++j)
-              _mm256_storeu_ps(dst + 8 * j,
-                               _mm256_add_ps(_mm256_loadu_ps(dst + 8 * j), acc[b][j]));
-            float* dl = dst + 8 * (NV - 1);
-            _mm256_mask_storeu_ps(dl, lm,
-                                  _mm256_add_ps(_mm256_maskz_loadu_ps(lm, dl), acc[b][NV - 1]));
+              V::store(dst + V::W * j, V::add(V::load(dst + V::W * j), acc[b][j]));
+            float* dl = dst + V::W * (NV - 1);
+            V::store_tail(dl, lm, V::add(V::load_tail(dl, lm), acc[b][NV - 1]));
           }
           if (first) {
 #pragma GCC unroll 4
             for (int j = 0; j < NV - 1; ++j)
-              _mm256_storeu_ps(dbp + 8 * j,
-                               _mm256_add_ps(_mm256_loadu_ps(dbp + 8 * j), dba[j]));
-            float* dl = dbp + 8 * (NV - 1);
-            _mm256_mask_storeu_ps(dl, lm,
-                                  _mm256_add_ps(_mm256_maskz_loadu_ps(lm, dl), dba[NV - 1]));
+              V::store(dbp + V::W * j, V::add(V::load(dbp + V::W * j), dba[j]));
+            float* dl = dbp + V::W * (NV - 1);
+            V::store_tail(dl, lm, V::add(V::load_tail(dl, lm), dba[NV - 1]));
           }
         }
       }
@@ -236,12 +164,12 @@ void rows8(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, f
 using RowsFn = void (*)(const DwPlanar&, int64_t, int64_t, float*, float*, float*);
 
 RowsFn rows_fn(int64_t cog) {
-  if (cog <= 8) return rows8<1, 16>;
+  if (cog <= 8) return rows<Ymm8, 1, 16>;
   switch (ceil_div(cog, 16)) {
-    case 1: return rows<1, 16>;
-    case 2: return rows<2, 10>;
-    case 3: return rows<3, 7>;
-    default: return rows<4, 5>;
+    case 1: return rows<Zmm16, 1, 16>;
+    case 2: return rows<Zmm16, 2, 10>;
+    case 3: return rows<Zmm16, 3, 7>;
+    default: return rows<Zmm16, 4, 5>;
   }
 }
 

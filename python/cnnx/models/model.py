@@ -17,15 +17,13 @@ summary table in :mod:`cnnx.models.summary`.
 """
 import math
 
-from .._validate import as_float32
 from ..graph import Graph
-from ..layers.activations import SoftmaxInputGrad
-from ..layers.base import (MAX_NESTING, Layer, ParamStore, check_nesting,  # noqa: F401
-                           edit_count, walk)
+from ..layers.base import Layer, ParamStore, check_nesting, edit_count, walk
 from ..trainers.trainer import Trainer
 from .config import graph_config, graph_from_config
-from .node import SymbolicTensor, nodes_between
-from .run import check_batches, run_backward, run_forward
+from .node import SymbolicTensor, find_layer, nodes_between, rebuild_nodes
+from .run import (check_batches, check_output_grads, concrete_input_shapes, run_backward,
+                  run_forward)
 from .summary import summary
 
 __all__ = ["Model"]
@@ -65,18 +63,11 @@ class Model(Trainer, Layer):
                 readers[id(t)] = readers.get(id(t), 0) + 1
         self._readers = readers
         self._need_dx = [any(t.node.layer is not None for t in n.inputs) for n in nodes]
-        self.input_shape = self._pick([t.shape for t in inputs], self._single_in)
-        self.output_shape = self._pick([t.shape for t in outputs], self._single_out)
+        self.input_shape = inputs[0].shape if self._single_in else [t.shape for t in inputs]
+        self.output_shape = outputs[0].shape if self._single_out else [t.shape for t in outputs]
         self.built = True
-        self._check_depth()
-        self._make_store()
-
-    @staticmethod
-    def _pick(items, single):
-        return items[0] if single else list(items)
-
-    def _check_depth(self):
         check_nesting(self.layers)  # MAX_NESTING, without recursion
+        self._make_store()
 
     def _make_store(self):
         # the largest activation of one example: a batch whose activations could
@@ -128,16 +119,7 @@ class Model(Trainer, Layer):
 
     def get_layer(self, name=None, index=None):
         """The layer called ``name`` (or at ``index`` in :attr:`layers`)."""
-        if index is not None:
-            return self.layers[index]
-        found = [l for l, _ in walk(self.layers) if l.name == name]
-        if not found:
-            raise ValueError(f"name: no layer called {name!r} (layers: "
-                             f"{[l.name for l in self.layers]})")
-        if len(found) > 1:
-            raise ValueError(f"name: {len(found)} layers are called {name!r}; give them unique "
-                             "names or use get_layer(index=...)")
-        return found[0]
+        return self.layers[index] if index is not None else find_layer(self.layers, name)
 
     def count_params(self):
         self.sync()
@@ -197,18 +179,7 @@ class Model(Trainer, Layer):
         *added* to ``layer.grads`` (``model.zero_grad()`` clears them)."""
         if not getattr(self, "_has_forward", False):
             raise ValueError("dy: call forward(x, training=True) first")
-        dys = [dy] if self._single_out else list(dy)
-        if len(dys) != len(self._outputs):
-            raise ValueError(f"dy: expected {len(self._outputs)} arrays, got {len(dys)}")
-        checked = []
-        for g, s in zip(dys, self._last_out_shape):
-            if isinstance(g, SoftmaxInputGrad):
-                checked.append(g)
-                continue
-            g = as_float32(g, "dy")
-            if tuple(g.shape) != s:
-                raise ValueError(f"dy: expected shape {s} (the last output's), got {g.shape}")
-            checked.append(g)
+        checked = check_output_grads(dy, self._single_out, self._last_out_shape)
         dxs = self._backward(checked, True, True)
         return dxs[0] if self._single_in else dxs
 
@@ -230,13 +201,7 @@ class Model(Trainer, Layer):
         if self._synced_at == edit_count() or not self._stale():
             self._synced_at = edit_count()
             return
-        for node in self._nodes:
-            shapes = [t.shape for t in node.inputs]
-            out = node.layer.build(shapes if node.multi_input else shapes[0])
-            outs = out if isinstance(out, list) else [out]
-            if [tuple(o) for o in outs] != [t.shape for t in node.outputs]:
-                raise ValueError(f"layers: {node.layer.name!r} now outputs {out} where the graph "
-                                 f"expects {[t.shape for t in node.outputs]}; build a new Model")
+        rebuild_nodes(self._nodes)
         self._make_store()
         self._synced_at = edit_count()
 
@@ -263,13 +228,7 @@ class Model(Trainer, Layer):
         graph's inputs: ``input_shapes``, one per input.
         """
         self.sync()
-        shapes = self.input_shapes if input_shapes is None else [tuple(s) for s in input_shapes]
-        if len(shapes) != len(self._inputs) or any(
-                len(s) != len(t.shape) or None in s or any(
-                    p is not None and p != d for d, p in zip(s, t.shape))
-                for s, t in zip(shapes, self._inputs)):
-            raise ValueError(f"input_shapes: expected concrete shapes fitting {self.input_shapes}, "
-                             f"got {shapes}")
+        shapes = concrete_input_shapes(self._inputs, input_shapes)
         g = Graph()
         xs = [g.input(s, t.name) for s, t in zip(shapes, self._inputs)]
         out = g.lower(self, xs if not self._single_in else xs[0])

@@ -15,6 +15,8 @@ then walks the nodes from its outputs back to its inputs
 """
 import numpy as np
 
+from ..layers.base import walk
+
 __all__ = ["Input", "SymbolicTensor", "Node", "is_symbolic", "call_symbolic", "nodes_between"]
 
 
@@ -161,3 +163,26 @@ def nodes_between(inputs, outputs):
             raise ValueError(f"layers: {node.layer.name!r} is called twice in one model; "
                              "use two layers (shared weights within a model are not supported)")
     return order
+
+
+def find_layer(layers, name):
+    """The one layer called ``name`` among ``layers`` and the layers nested in them."""
+    found = [l for l, _ in walk(layers) if l.name == name]
+    if not found:
+        raise ValueError(f"name: no layer called {name!r} (layers: {[l.name for l in layers]})")
+    if len(found) > 1:
+        raise ValueError(f"name: {len(found)} layers are called {name!r}; give them unique "
+                         "names or use get_layer(index=...)")
+    return found[0]
+
+
+def rebuild_nodes(nodes):
+    """Build each node's layer again for its input shapes (after an edit of a
+    nested layer list); its output shapes must not change."""
+    for node in nodes:
+        shapes = [t.shape for t in node.inputs]
+        out = node.layer.build(shapes if node.multi_input else shapes[0])
+        outs = out if isinstance(out, list) else [out]
+        if [tuple(o) for o in outs] != [t.shape for t in node.outputs]:
+            raise ValueError(f"layers: {node.layer.name!r} now outputs {out} where the graph "
+                             f"expects {[t.shape for t in node.outputs]}; build a new Model")

@@ -7,8 +7,10 @@ reverse, summing the gradients of a tensor read by several layers.
 import numpy as np
 
 from .._validate import as_float32, same_shape
+from ..layers.activations import SoftmaxInputGrad
 
-__all__ = ["check_batches", "run_forward", "run_backward"]
+__all__ = ["check_batches", "check_output_grads", "concrete_input_shapes", "run_forward",
+           "run_backward"]
 
 
 def check_batches(inputs, x, single, name="x"):
@@ -79,3 +81,33 @@ def run_backward(nodes, need_dx, inputs, outputs, dys, want_input_grads, accumul
     if not want_input_grads:
         return None
     return [grads.get(id(t)) for t in inputs]
+
+
+def check_output_grads(dy, single, shapes):
+    """``dy`` (one array, or a list for several outputs) as float32 arrays of
+    the last training forward's output ``shapes`` (a loss's SoftmaxInputGrad
+    marker passes as it is)."""
+    dys = [dy] if single else list(dy)
+    if len(dys) != len(shapes):
+        raise ValueError(f"dy: expected {len(shapes)} arrays, got {len(dys)}")
+    checked = []
+    for g, s in zip(dys, shapes):
+        if not isinstance(g, SoftmaxInputGrad):
+            g = as_float32(g, "dy")
+            if tuple(g.shape) != s:
+                raise ValueError(f"dy: expected shape {s} (the last output's), got {g.shape}")
+        checked.append(g)
+    return checked
+
+
+def concrete_input_shapes(inputs, input_shapes):
+    """The inputs' shapes with every size known: their own, or ``input_shapes``
+    (one per input) for a model taking inputs of any size."""
+    declared = [t.shape for t in inputs]
+    shapes = declared if input_shapes is None else [tuple(s) for s in input_shapes]
+    if len(shapes) != len(inputs) or any(
+            len(s) != len(d) or None in s or any(p is not None and p != v for v, p in zip(s, d))
+            for s, d in zip(shapes, declared)):
+        raise ValueError(f"input_shapes: expected concrete shapes fitting {declared}, "
+                         f"got {shapes}")
+    return shapes
