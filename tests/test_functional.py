@@ -303,3 +303,28 @@ def test_functional_layers_list_is_read_only():
     model = two_branch_model()
     with pytest.raises(TypeError):
         model.layers[0] = cnnx.ReLU()
+
+
+def test_loss_weights_dict_leaving_an_output_out_weighs_it_one():
+    """As in Keras: {"reg": 0.5} means cls 1.0, reg 0.5 (it crashed with a
+    TypeError from float(None)); a weight that is no number is named."""
+    x, y, t = data(16)
+    losses = []
+    for weights in ({"reg": 0.5}, {"cls": 1.0, "reg": 0.5}, [1.0, 0.5]):
+        cnnx.set_seed(3)
+        model = two_branch_model()
+        model.compile(cnnx.optim.SGD(lr=0.05), loss={"cls": "cross_entropy", "reg": "mse"},
+                      loss_weights=weights)
+        losses.append([model.train_on_batch(x, [y, t]) for _ in range(3)])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+    np.testing.assert_allclose(losses[0], losses[2], rtol=1e-6)
+    cnnx.set_seed(3)
+    model = two_branch_model()
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"}, loss_weights={"reg": 0.5})
+    plain = cnnx.set_seed(3) or two_branch_model()
+    plain.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"}, loss_weights={"reg": 1.0})
+    assert model.evaluate(x, [y, t], verbose=0) != pytest.approx(
+        plain.evaluate(x, [y, t], verbose=0))  # the 0.5 is applied
+    with pytest.raises(TypeError, match="loss_weights"):
+        model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"},
+                      loss_weights={"reg": "half"})

@@ -14,6 +14,11 @@ def info():
     ``'generic'``: the level the kernels use now, which the environment
     variable ``CNNX_ISA`` can lower), ``detected_isa`` (the best the CPU
     supports), ``num_threads``, ``openmp`` and ``gemm_kernel``.
+
+    Examples:
+        >>> import cnnx
+        >>> sorted(k for k in cnnx.info() if k in ("version", "isa", "num_threads"))
+        ['isa', 'num_threads', 'version']
     """
     return {
         "version": __version__,
@@ -31,6 +36,13 @@ def set_num_threads(n):
     The default comes from ``OMP_NUM_THREADS`` or the number of cores. Small
     operations still run on one thread, since a fork/join would cost more
     than it saves.
+
+    Examples:
+        >>> import cnnx
+        >>> before = cnnx.get_num_threads()
+        >>> cnnx.set_num_threads(1); cnnx.get_num_threads()
+        1
+        >>> cnnx.set_num_threads(before)
     """
     if isinstance(n, bool) or not isinstance(n, int):
         try:
@@ -48,5 +60,11 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """How many threads the kernels may use."""
+    """How many threads the kernels may use.
+
+    Examples:
+        >>> import cnnx
+        >>> cnnx.get_num_threads() >= 1
+        True
+    """
     return _core.get_num_threads()

@@ -18,23 +18,38 @@ __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LearningRateSchedule
 
 
 class Callback:
-    """Base class: override the hooks you need; ``self.model`` is set by ``fit``."""
+    """Base class: override the hooks you need; ``self.model`` is set by ``fit``.
+
+    Examples:
+        >>> import cnnx
+        >>> class PrintLoss(cnnx.callbacks.Callback):
+        ...     def on_epoch_end(self, epoch, logs):
+        ...         print(f"epoch {epoch}: loss {logs['loss']:.3f}")
+    """
 
     model = None
 
     def set_model(self, model):
+        """Called by ``fit`` before training: the model this callback watches."""
         self.model = model
 
     def on_train_begin(self):
+        """Called once when ``fit`` starts."""
         pass
 
     def on_epoch_begin(self, epoch):
+        """Called before each epoch (``epoch`` counts from 0)."""
         pass
 
     def on_epoch_end(self, epoch, logs):
+        """Called after each epoch with its ``logs`` (``loss``, metrics, ``val_*``).
+
+        Setting ``self.model.stop_training = True`` ends training after this epoch.
+        """
         pass
 
     def on_train_end(self):
+        """Called once when ``fit`` ends (also after an early stop)."""
         pass
 
 
@@ -82,6 +97,11 @@ class EarlyStopping(_Monitor):
     ``mode``: "min", "max" or "auto" (max for accuracies, else min).
     ``restore_best_weights``: put back the weights of the best epoch at the end.
     ``stopped_epoch`` records where training stopped (or None).
+
+    Examples:
+        >>> import cnnx
+        >>> stop = cnnx.callbacks.EarlyStopping(monitor="val_loss", patience=2)
+        >>> # model.fit(x, y, validation_split=0.1, callbacks=[stop])
     """
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
@@ -122,6 +142,11 @@ class ModelCheckpoint(_Monitor):
     ``filepath`` may contain ``{epoch}`` (1-based) and metric fields, e.g.
     ``"ckpt-{epoch:02d}-{val_loss:.3f}.cnnx"``. With ``save_best_only`` a file
     is written only when ``monitor`` improves. ``saved`` lists the paths written.
+
+    Examples:
+        >>> import cnnx
+        >>> ckpt = cnnx.callbacks.ModelCheckpoint("ckpt-{epoch}.cnnx", save_best_only=True)
+        >>> # model.fit(x, y, validation_split=0.1, callbacks=[ckpt])
     """
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto"):
@@ -159,7 +184,14 @@ class ModelCheckpoint(_Monitor):
 
 def step_decay(step_size, gamma=0.1):
     """``lr = lr0 * gamma ** floor(epoch / step_size)`` (a function of the epoch and
-    the initial rate ``lr0``)."""
+    the initial rate ``lr0``).
+
+    Examples:
+        >>> import cnnx
+        >>> f = cnnx.callbacks.step_decay(step_size=2, gamma=0.1)
+        >>> [round(f(epoch, 1.0), 4) for epoch in range(5)]
+        [1.0, 1.0, 0.1, 0.1, 0.01]
+    """
     step_size = as_int(step_size, "step_size", 1)
     gamma = _finite(gamma, "gamma")
     if not gamma > 0:
@@ -173,7 +205,14 @@ def step_decay(step_size, gamma=0.1):
 
 def cosine_decay(epochs, min_lr=0.0):
     """``lr = min_lr + (lr0 - min_lr) * (1 + cos(pi * epoch / epochs)) / 2``
-    (lr0 at epoch 0, min_lr from ``epochs`` on)."""
+    (lr0 at epoch 0, min_lr from ``epochs`` on).
+
+    Examples:
+        >>> import cnnx
+        >>> f = cnnx.callbacks.cosine_decay(epochs=4)
+        >>> [round(f(epoch, 1.0), 4) for epoch in range(4)]
+        [1.0, 0.8536, 0.5, 0.1464]
+    """
     epochs = as_int(epochs, "epochs", 1)
     min_lr = _finite(min_lr, "min_lr")
     if min_lr < 0:
@@ -203,6 +242,11 @@ class LearningRateScheduler(Callback):
       a resumed run continues from the saved current rate.
 
     ``lrs`` records the rate of each epoch of the last ``fit``.
+
+    Examples:
+        >>> import cnnx
+        >>> sched = cnnx.callbacks.LearningRateScheduler("cosine", epochs=10)
+        >>> halve = cnnx.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
     """
 
     def __init__(self, schedule, step_size=None, gamma=0.1, epochs=None, min_lr=0.0):

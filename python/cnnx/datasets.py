@@ -138,6 +138,15 @@ def read_idx(path):
     The header is read first; then at most the size it promises plus one
     byte, so a small (e.g. gzipped) file whose header disagrees with its
     contents is refused without reading or inflating the rest.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from cnnx import datasets
+        >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+        >>> datasets.write_idx(path, np.arange(5, dtype=np.uint8))
+        >>> datasets.read_idx(path)
+        array([0, 1, 2, 3, 4], dtype=uint8)
     """
     with _open(path) as fh:
         head = _read_exactly(fh, 4, path)
@@ -175,7 +184,17 @@ def read_idx(path):
 
 
 def write_idx(path, array):
-    """Write ``array`` as an IDX file; gzip it when ``path`` ends in ``.gz``."""
+    """Write ``array`` as an IDX file; gzip it when ``path`` ends in ``.gz``.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from cnnx import datasets
+        >>> path = os.path.join(tempfile.mkdtemp(), "images-idx3-ubyte.gz")
+        >>> datasets.write_idx(path, np.zeros((2, 28, 28), np.uint8))
+        >>> datasets.read_idx(path).shape
+        (2, 28, 28)
+    """
     arr = np.asarray(array)
     if arr.dtype not in _IDX_CODES:
         raise TypeError(f"array: IDX holds uint8, int8, int16, int32, float32 or float64, "
@@ -246,7 +265,13 @@ def _candidates(kind, path=None):
 
 
 def find_mnist(kind="digits", path=None):
-    """``(label, directory)`` of the first place holding all four files, or None."""
+    """``(label, directory)`` of the first place holding all four files, or None.
+
+    Examples:
+        >>> from cnnx import datasets
+        >>> datasets.find_mnist("fashion")          # doctest: +SKIP
+        '/usr/share/datasets/fashion-mnist'
+    """
     _check_kind(kind)
     for label, d in _candidates(kind, path):
         if _complete(d):
@@ -346,6 +371,12 @@ def load_mnist(kind="digits", path=None, download=False, mirrors=None, return_so
     See the module docstring for the search order; when nothing is found
     (and ``download`` is False) a FileNotFoundError explains how to get the
     data.
+
+    Examples:
+        >>> from cnnx import datasets
+        >>> (x_train, y_train), (x_test, y_test) = datasets.load_mnist()   # doctest: +SKIP
+        >>> x_train.shape, x_train.dtype                                    # doctest: +SKIP
+        ((60000, 28, 28, 1), dtype('float32'))
     """
     _check_kind(kind)
     found = find_mnist(kind, path)
@@ -370,6 +401,12 @@ def load_digits(test_fraction=0.2, seed=0):
     Returns ``((x_train, y_train), (x_test, y_test))`` with x of shape
     ``(n, 8, 8, 1)`` float32 in [0, 1] (the raw 0..16 values / 16), split by
     a seeded shuffle.
+
+    Examples:
+        >>> from cnnx import datasets
+        >>> (x_train, y_train), (x_test, y_test) = datasets.load_digits()  # doctest: +SKIP
+        >>> x_train.shape[1:]                                               # doctest: +SKIP
+        (8, 8, 1)
     """
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
@@ -407,6 +444,12 @@ def make_shapes(n, size=32, seed=0, noise=0.05, channels=1):
       ``images[i, y_min:y_max, x_min:x_max]`` holds the whole shape.
 
     Same ``seed``, same data. Vectorised over the batch (no pixel loops).
+
+    Examples:
+        >>> from cnnx import datasets
+        >>> images, labels, boxes = datasets.make_shapes(10, size=32, seed=0)
+        >>> images.shape, labels.shape, boxes.shape
+        ((10, 32, 32, 1), (10,), (10, 4))
     """
     from ._validate import as_int
     n = as_int(n, "n", 1)

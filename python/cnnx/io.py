@@ -318,6 +318,15 @@ def load_model(path, compile=True):
     unknown format version, and for one whose values could never run (an
     architecture larger than its data block, optimiser state of the wrong
     size, an impossible step count, layer settings out of range).
+
+    Examples:
+        >>> import os, tempfile
+        >>> import cnnx
+        >>> model = cnnx.Sequential([cnnx.Flatten(), cnnx.Dense(2)], input_shape=(3, 3, 1))
+        >>> path = os.path.join(tempfile.mkdtemp(), "m.cnnx")
+        >>> model.save(path)
+        >>> cnnx.load_model(path).count_params()
+        20
     """
     from .layers.base import deferred_init, layer_from_config, walk
     from .optim import optimizer_from_state

@@ -56,6 +56,17 @@ class Loss:
     ``backward(y_true, y_pred) -> d loss_i / d y_pred`` (``y_pred``'s shape).
     ``y_true`` arrives as ``prepare_targets`` returns it (float32 of the
     output's shape by default).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> class Hinge(cnnx.losses.Loss):
+        ...     def forward(self, y_true, y_pred):
+        ...         return np.maximum(0, 1 - y_true * y_pred).mean(axis=1)
+        ...     def backward(self, y_true, y_pred):
+        ...         return np.where(1 - y_true * y_pred > 0, -y_true, 0) / y_pred.shape[1]
+        >>> cnnx.losses.check_gradient(Hinge(), np.array([[1.0, -1.0]]), np.array([[0.3, 0.2]])) < 1e-3
+        True
     """
 
     #: how the compiled training step runs it: a _core.LossKind, or None (Python)
@@ -127,10 +138,12 @@ class Loss:
         return float((w * per).sum() * scale), g
 
     def get_config(self):
+        """Constructor arguments as a dict (saved with a compiled model)."""
         return {"reduction": self.reduction, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
+        """A loss made from the dict ``get_config`` returned."""
         return cls(**config)
 
     def __repr__(self):
@@ -150,6 +163,13 @@ class SparseCategoricalCrossentropy(Loss):
     ``from_logits=False``: the outputs are probabilities, except that a softmax
     that made them is absorbed (the loss reads its input: exact and stable).
     ``from_logits=True``: the outputs are logits.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> loss = cnnx.losses.SparseCategoricalCrossentropy(from_logits=True)
+        >>> round(float(loss(np.array([0, 1]), np.zeros((2, 4), np.float32))), 4)   # log(4)
+        1.3863
     """
 
     plan_kind = _core.LossKind.softmax_cross_entropy
@@ -219,7 +239,15 @@ class CategoricalCrossentropy(Loss):
     integer labels, taken as their one-hot rows), soft labels, or
     (``label_smoothing=e``) one-hot rows smoothed to
     ``t * (1 - e) + e / K``. ``from_logits`` as in
-    :class:`SparseCategoricalCrossentropy`."""
+    :class:`SparseCategoricalCrossentropy`.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> loss = cnnx.losses.CategoricalCrossentropy()
+        >>> round(float(loss(np.array([[0.0, 1.0]]), np.array([[0.5, 0.5]]))), 4)   # -log(0.5)
+        0.6931
+    """
 
     plan_kind = _core.LossKind.softmax_cross_entropy_soft
     absorbs = "softmax"
@@ -278,7 +306,15 @@ class CategoricalCrossentropy(Loss):
 class BinaryCrossentropy(Loss):
     """Binary cross-entropy of targets in [0, 1] (the output's shape), the mean
     over each sample's values. ``from_logits=False``: probabilities, except that
-    a sigmoid that made them is absorbed (the stable form on its input)."""
+    a sigmoid that made them is absorbed (the stable form on its input).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> loss = cnnx.losses.BinaryCrossentropy(from_logits=True)
+        >>> round(float(loss(np.array([[1.0]]), np.array([[0.0]]))), 4)            # log(2)
+        0.6931
+    """
 
     absorbs = "sigmoid"
 
@@ -288,6 +324,7 @@ class BinaryCrossentropy(Loss):
 
     @property
     def plan_kind(self):
+        """The compiled training step's kernel for this loss (by ``from_logits``)."""
         return (_core.LossKind.sigmoid_binary_cross_entropy if self.from_logits is True
                 else _core.LossKind.binary_cross_entropy)
 
@@ -319,7 +356,14 @@ class BinaryCrossentropy(Loss):
 
 
 class MeanSquaredError(Loss):
-    """``mean((y_pred - y_true)^2)`` over each sample's values."""
+    """``mean((y_pred - y_true)^2)`` over each sample's values.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> float(cnnx.losses.MeanSquaredError()(np.array([[1.0, 2.0]]), np.array([[2.0, 4.0]])))
+        2.5
+    """
 
     plan_kind = _core.LossKind.mean_squared_error
 
@@ -333,7 +377,14 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
-    """``mean(|y_pred - y_true|)`` over each sample's values (gradient 0 at 0)."""
+    """``mean(|y_pred - y_true|)`` over each sample's values (gradient 0 at 0).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> float(cnnx.losses.MeanAbsoluteError()(np.array([[1.0, 2.0]]), np.array([[2.0, 4.0]])))
+        1.5
+    """
 
     plan_kind = _core.LossKind.mean_absolute_error
 
@@ -346,7 +397,14 @@ class MeanAbsoluteError(Loss):
 
 
 class Huber(Loss):
-    """``0.5 e^2`` where ``|e| <= delta``, else ``delta (|e| - 0.5 delta)``; mean per sample."""
+    """``0.5 e^2`` where ``|e| <= delta``, else ``delta (|e| - 0.5 delta)``; mean per sample.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> float(cnnx.losses.Huber(delta=1.0)(np.array([[0.0, 0.0]]), np.array([[0.5, 3.0]])))
+        1.3125
+    """
 
     plan_kind = _core.LossKind.huber
 
@@ -400,7 +458,13 @@ _CLASSES = {c.__name__: c for c in (SparseCategoricalCrossentropy, CategoricalCr
 
 
 def get(spec, argname="loss"):
-    """A Loss from an instance, a name, or a saved config ``{"class": ..., "config": ...}``."""
+    """A Loss from an instance, a name, or a saved config ``{"class": ..., "config": ...}``.
+
+    Examples:
+        >>> import cnnx
+        >>> cnnx.losses.get("mse")
+        MeanSquaredError(reduction='mean', name='MeanSquaredError')
+    """
     if isinstance(spec, Loss):
         return spec
     if isinstance(spec, str):
@@ -431,6 +495,13 @@ def check_gradient(loss, y_true, y_pred, eps=1e-3, rtol=1e-2, atol=1e-4):
 
     Returns the largest absolute difference; raises ValueError (naming the
     loss and the worst element) when it exceeds ``atol + rtol * |numeric|``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> y_true, y_pred = np.array([[1.0, 2.0]]), np.array([[0.5, 3.0]])
+        >>> cnnx.losses.check_gradient(cnnx.losses.MeanSquaredError(), y_true, y_pred) < 1e-3
+        True
     """
     y_pred = as_float32(y_pred, "y_pred")
     y_true = loss.prepare_targets(y_true, y_pred.shape[0], y_pred.shape[1:], "y_true")

@@ -54,19 +54,33 @@ def _positive_int(v, name):
 
 
 class Metric:
-    """Base class: ``update_state``, ``result``, ``reset_state``; ``name``."""
+    """Base class: ``update_state``, ``result``, ``reset_state``; ``name``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.Accuracy()
+        >>> m.update_state(np.array([0, 1]), np.array([[0.9, 0.1], [0.8, 0.2]]))
+        >>> m.result()
+        0.5
+        >>> m.reset_state(); m.result()
+        0.0
+    """
 
     def __init__(self, name=None):
         self.name = name if name is not None else _snake(type(self).__name__)
         self.reset_state()
 
     def update_state(self, y_true, y_pred, sample_weight=None):  # pragma: no cover - abstract
+        """Accumulate one batch: targets, predictions, optional per-sample weights."""
         raise NotImplementedError
 
     def result(self):  # pragma: no cover - abstract
+        """The metric's value over everything accumulated since the last reset."""
         raise NotImplementedError
 
     def reset_state(self):
+        """Forget everything accumulated (``fit`` calls it at each epoch)."""
         pass
 
     def state_arrays(self):
@@ -76,6 +90,7 @@ class Metric:
                                   "ranks")
 
     def set_state_arrays(self, arrays):
+        """Replace the accumulated state by arrays shaped as ``state_arrays`` returns them."""
         raise NotImplementedError(f"metrics: {type(self).__name__} cannot be combined across "
                                   "ranks")
 
@@ -85,6 +100,7 @@ class Metric:
 
     @classmethod
     def from_config(cls, config):
+        """A metric made from the dict ``get_config`` returned."""
         return cls(**config)
 
     def __repr__(self):
@@ -104,6 +120,7 @@ class _Mean(Metric):
         self.count = 0.0
 
     def score(self, y_true, y_pred):  # pragma: no cover - abstract
+        """Per-sample scores whose weighted mean is the metric."""
         raise NotImplementedError
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -126,7 +143,16 @@ class _Mean(Metric):
 
 class Accuracy(_Mean):
     """Fraction of samples whose predicted class is the true one (argmax over
-    the last axis; with a single output, ``y_pred > 0.5``)."""
+    the last axis; with a single output, ``y_pred > 0.5``).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.Accuracy()
+        >>> m.update_state(np.array([1, 0, 1]), np.array([[0.2, 0.8], [0.6, 0.4], [0.7, 0.3]]))
+        >>> round(m.result(), 4)
+        0.6667
+    """
 
     def score(self, y_true, y_pred):
         if y_pred.shape[-1] == 1 or y_pred.ndim == 1:
@@ -136,15 +162,40 @@ class Accuracy(_Mean):
 
 
 class SparseCategoricalAccuracy(Accuracy):
-    """Accuracy with integer labels."""
+    """Accuracy with integer labels.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.SparseCategoricalAccuracy()
+        >>> m.update_state(np.array([1]), np.array([[0.2, 0.8]])); m.result()
+        1.0
+    """
 
 
 class CategoricalAccuracy(Accuracy):
-    """Accuracy with one-hot targets."""
+    """Accuracy with one-hot targets.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.CategoricalAccuracy()
+        >>> m.update_state(np.array([[0, 1]]), np.array([[0.9, 0.1]])); m.result()
+        0.0
+    """
 
 
 class SparseTopKCategoricalAccuracy(_Mean):
-    """The true class is among the ``k`` largest outputs (integer labels)."""
+    """The true class is among the ``k`` largest outputs (integer labels).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.SparseTopKCategoricalAccuracy(k=2)
+        >>> m.update_state(np.array([2, 0]), np.array([[0.1, 0.5, 0.4], [0.2, 0.3, 0.5]]))
+        >>> m.result()
+        0.5
+    """
 
     def __init__(self, k=5, name=None):
         self.k = _positive_int(k, "k")
@@ -162,7 +213,15 @@ class SparseTopKCategoricalAccuracy(_Mean):
 
 
 class TopKCategoricalAccuracy(SparseTopKCategoricalAccuracy):
-    """Top-k accuracy with one-hot targets."""
+    """Top-k accuracy with one-hot targets.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.TopKCategoricalAccuracy(k=2)
+        >>> m.update_state(np.array([[0, 0, 1]]), np.array([[0.1, 0.5, 0.4]])); m.result()
+        1.0
+    """
 
 
 class _Counts(Metric):
@@ -206,14 +265,32 @@ class _Counts(Metric):
 
 
 class Precision(_Counts):
-    """tp / (tp + fp): of the positives predicted, the fraction that are."""
+    """tp / (tp + fp): of the positives predicted, the fraction that are.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.Precision()
+        >>> m.update_state(np.array([1, 0, 1, 1]), np.array([[0.9], [0.8], [0.4], [0.7]]))
+        >>> round(m.result(), 4)                                      # 2 of 3 predicted positives
+        0.6667
+    """
 
     def result(self):
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
 
 
 class Recall(_Counts):
-    """tp / (tp + fn): of the true positives, the fraction found."""
+    """tp / (tp + fn): of the true positives, the fraction found.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.Recall()
+        >>> m.update_state(np.array([1, 0, 1, 1]), np.array([[0.9], [0.8], [0.4], [0.7]]))
+        >>> round(m.result(), 4)                                      # 2 of 3 positives found
+        0.6667
+    """
 
     def result(self):
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
@@ -222,7 +299,16 @@ class Recall(_Counts):
 class AUC(Metric):
     """Area under the ROC curve, exact (every score kept; ties averaged as
     scikit-learn's ``roc_auc_score``). Binary targets; for several outputs,
-    ``class_id`` picks the column (one-vs-rest)."""
+    ``class_id`` picks the column (one-vs-rest).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.AUC()
+        >>> m.update_state(np.array([0, 0, 1, 1]), np.array([[0.1], [0.4], [0.35], [0.8]]))
+        >>> m.result()
+        0.75
+    """
 
     def __init__(self, class_id=None, name=None):
         self.class_id = None if class_id is None else int(class_id)
@@ -267,7 +353,16 @@ class AUC(Metric):
 
 class ConfusionMatrix(Metric):
     """``num_classes`` x ``num_classes`` counts, rows the true class, columns the
-    predicted one (argmax); per pixel for segmentation outputs."""
+    predicted one (argmax); per pixel for segmentation outputs.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.ConfusionMatrix(num_classes=2)
+        >>> m.update_state(np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+        >>> m.result().tolist()                                       # rows: true class
+        [[1.0, 0.0], [1.0, 1.0]]
+    """
 
     def __init__(self, num_classes, name=None):
         self.num_classes = _positive_int(num_classes, "num_classes")
@@ -304,7 +399,16 @@ class ConfusionMatrix(Metric):
 
 class MeanIoU(ConfusionMatrix):
     """Mean over classes of intersection / union of the predicted and true
-    regions (classes absent from both are left out)."""
+    regions (classes absent from both are left out).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> m = cnnx.metrics.MeanIoU(num_classes=2)
+        >>> m.update_state(np.array([0, 1, 1]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+        >>> m.result()                                                # (1/2 + 1/2) / 2
+        0.5
+    """
 
     def __init__(self, num_classes, name=None):
         super().__init__(num_classes, name if name is not None else "mean_iou")
@@ -341,7 +445,13 @@ def to_config(spec):
 
 
 def get(spec, argname="metrics"):
-    """A Metric from an instance, a name (``"accuracy"``, ``"auc"``, ...) or a saved config."""
+    """A Metric from an instance, a name (``"accuracy"``, ``"auc"``, ...) or a saved config.
+
+    Examples:
+        >>> import cnnx
+        >>> cnnx.metrics.get("accuracy")
+        Accuracy(name='accuracy')
+    """
     if isinstance(spec, Metric):
         return spec
     if isinstance(spec, dict) and set(spec) == {"class", "config"}:

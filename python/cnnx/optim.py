@@ -41,7 +41,14 @@ def _number(v, name, minimum=None, maximum=None, open_min=False, open_max=False)
 
 
 class Optimizer:
-    """Base class: holds ``lr``, the step count and flat state buffers."""
+    """Base class: holds ``lr``, the step count and flat state buffers.
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.SGD(lr=0.1)
+        >>> opt.lr
+        0.1
+    """
 
     #: names of the flat state buffers (same length as the parameter buffer)
     state_names = ()
@@ -112,6 +119,7 @@ class Optimizer:
 
     # ---- saving -------------------------------------------------------------
     def get_config(self):
+        """The hyper-parameters as a dict (saved with a compiled model)."""
         return {"lr": self.lr}
 
     def state_dict(self):
@@ -159,6 +167,11 @@ class SGD(Optimizer):
         v = momentum * v + g                  (if momentum)
         g = g + momentum * v if nesterov else v
         param -= lr * g
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
+        >>> # model.compile(optimizer=opt, loss="cross_entropy")
     """
 
     state_names = ("velocity",)
@@ -184,7 +197,13 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba), PyTorch's rule; ``weight_decay`` is an L2 term added
-    to the gradient (use :class:`AdamW` for decoupled decay)."""
+    to the gradient (use :class:`AdamW` for decoupled decay).
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.Adam(lr=1e-3)
+        >>> # model.compile(optimizer=opt, loss="cross_entropy")
+    """
 
     state_names = ("m", "v")
     decoupled = False
@@ -207,7 +226,13 @@ class Adam(Optimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter):
-    ``param *= 1 - lr * weight_decay`` before the Adam step (default 0.01, as PyTorch)."""
+    ``param *= 1 - lr * weight_decay`` before the Adam step (default 0.01, as PyTorch).
+
+    Examples:
+        >>> import cnnx
+        >>> opt = cnnx.optim.AdamW(lr=2e-3, weight_decay=0.01)
+        >>> # model.compile(optimizer=opt, loss="cross_entropy")
+    """
 
     decoupled = True
 
@@ -219,7 +244,13 @@ _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
 def get_optimizer(spec):
-    """An Optimizer from an instance or a name ("sgd", "adam", "adamw")."""
+    """An Optimizer from an instance or a name ("sgd", "adam", "adamw").
+
+    Examples:
+        >>> import cnnx
+        >>> type(cnnx.optim.get_optimizer("adam")).__name__
+        'Adam'
+    """
     if isinstance(spec, Optimizer):
         return spec
     if isinstance(spec, str) and spec.lower() in _BY_NAME:

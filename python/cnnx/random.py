@@ -23,6 +23,14 @@ def set_seed(seed):
     """Seed initialisation, shuffling and dropout: repeatable runs.
 
     ``seed`` is an int >= 0. Returns nothing.
+
+    Examples:
+        >>> import cnnx
+        >>> def first_kernel():
+        ...     layer = cnnx.Dense(3); layer.build((4,)); return layer.params["kernel"].copy()
+        >>> cnnx.set_seed(0); k1 = first_kernel(); cnnx.set_seed(0); k2 = first_kernel()
+        >>> bool((k1 == k2).all())                                    # same seed, same weights
+        True
     """
     global _rng
     seed = as_int(seed, "seed", 0)

@@ -104,6 +104,16 @@ def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1, activa
         activation: ``None`` or ``"relu"``, fused into the kernel.
 
     Returns ``(m, n_H_out, n_W_out, n_C)`` float32.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.random.rand(2, 32, 32, 3).astype(np.float32)      # NHWC
+        >>> w = np.random.rand(5, 5, 3, 8).astype(np.float32)        # HWIO
+        >>> F.conv2d(x, w).shape                                     # "valid": 32 - 5 + 1 = 28
+        (2, 28, 28, 8)
+        >>> F.conv2d(x, w, padding="same", stride=2).shape           # ceil(32 / 2) = 16
+        (2, 16, 16, 8)
     """
     x, w, s, d, g, pads, _ = _prepare(x, w, stride, padding, dilation, groups)
     if activation not in _ACTIVATIONS:
@@ -120,6 +130,16 @@ def conv2d_backward(dy, x, w, stride=1, padding="valid", dilation=1, groups=1, n
 
     ``dy`` is dL/dy (already through any activation's derivative). ``dx`` is
     ``None`` when ``need_dx=False`` (e.g. the first layer), which saves its cost.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.random.rand(2, 8, 8, 3).astype(np.float32)
+        >>> w = np.random.rand(3, 3, 3, 4).astype(np.float32)
+        >>> dy = np.ones((2, 6, 6, 4), np.float32)
+        >>> dx, dw, db = F.conv2d_backward(dy, x, w)
+        >>> dx.shape, dw.shape, db.shape
+        ((2, 8, 8, 3), (3, 3, 3, 4), (4,))
     """
     x, w, s, d, g, pads, out = _prepare(x, w, stride, padding, dilation, groups)
     dy = as_float32(dy, "dy", ndim=4)
@@ -134,7 +154,13 @@ def conv2d_backward(dy, x, w, stride=1, padding="valid", dilation=1, groups=1, n
 def conv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, groups=1):
     """Name of the algorithm :func:`conv2d` uses for these shapes
     (``"gemm_1x1"``, ``"implicit_gemm"``, ``"implicit_gemm_t"``, ``"igemm"``,
-    ``"depthwise"``)."""
+    ``"depthwise"``).
+
+    Examples:
+        >>> import cnnx.functional as F
+        >>> F.conv2d_algorithm((8, 56, 56, 64), (1, 1, 64, 128))   # a 1x1 convolution is one GEMM
+        'gemm_1x1'
+    """
     x = np.empty((1,) + tuple(x_shape)[1:], np.float32)
     w = np.empty(tuple(w_shape), np.float32)
     x, w, s, d, g, pads, _ = _prepare(x, w, stride, padding, dilation, groups)

@@ -27,6 +27,13 @@ def dense(x, w, b=None, activation=None):
     ``x``: ``(..., n_in)`` (usually ``(m, n_in)``); ``w``: ``(n_in, n_out)``;
     ``b``: ``(n_out,)`` or None; ``activation``: None or ``"relu"`` (fused
     into the GEMM's store: no extra pass over ``y``). Returns ``(..., n_out)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.ones((4, 3), np.float32); w = np.full((3, 2), 0.5, np.float32)
+        >>> F.dense(x, w, np.array([1, -5], np.float32), activation="relu")[0]
+        array([2.5, 0. ], dtype=float32)
     """
     x, w = _check_x_w(x, w)
     if activation not in _ACTIVATIONS:
@@ -49,6 +56,14 @@ def dense_backward(dy, x, w, need_dx=True):
     transposed GEMMs on the stored arrays (no transposed copies). With
     ``need_dx=False`` (first layer) ``dx`` is None. An activation fused in the
     forward pass is not undone here: apply e.g. :func:`relu_backward` first.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.ones((4, 3), np.float32); w = np.ones((3, 2), np.float32)
+        >>> dx, dw, db = F.dense_backward(np.ones((4, 2), np.float32), x, w)
+        >>> dx.shape, dw.shape, db.tolist()
+        ((4, 3), (3, 2), [4.0, 4.0])
     """
     x, w = _check_x_w(x, w)
     dy = as_float32(dy, "dy")

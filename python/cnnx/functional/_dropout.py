@@ -44,6 +44,13 @@ def dropout(x, rate, seed=None, training=True):
     count; None draws one from ``cnnx.random`` (so ``cnnx.set_seed`` makes
     runs repeatable). With ``training=False`` or ``rate == 0`` the input is
     returned unchanged and ``mask`` is None.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> y, mask = F.dropout(np.ones((1000,), np.float32), rate=0.5, seed=0)
+        >>> sorted(set(y.tolist()))                                   # kept values scaled by 1/(1-rate)
+        [0.0, 2.0]
     """
     x = as_float32(x, "x")
     rate = _rate(rate)
@@ -56,7 +63,16 @@ def dropout(x, rate, seed=None, training=True):
 def dropout_backward(dy, mask, rate, seed=None):
     """``dx = dy * mask / (1 - rate)``. Pass the ``mask`` from :func:`dropout`,
     or ``mask=None`` and the same ``seed`` to regenerate it (no stored mask).
-    A None mask without a seed means dropout was inactive: ``dx = dy``."""
+    A None mask without a seed means dropout was inactive: ``dx = dy``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> y, mask = F.dropout(np.ones((10,), np.float32), rate=0.5, seed=0)
+        >>> dx = F.dropout_backward(np.ones((10,), np.float32), mask, 0.5)
+        >>> bool(np.array_equal(dx, y))                               # same mask, same scale
+        True
+    """
     dy = as_float32(dy, "dy")
     rate = _rate(rate)
     if mask is None:

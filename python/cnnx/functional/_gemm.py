@@ -8,6 +8,14 @@ def matmul(a, b):
 
     Inputs are converted to C-contiguous float32 (a copy only if needed).
     Shapes ``(M, K)`` and ``(K, N)`` give an ``(M, N)`` result.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> a = np.ones((2, 3), np.float32); b = np.ones((3, 4), np.float32)
+        >>> F.matmul(a, b)
+        array([[3., 3., 3., 3.],
+               [3., 3., 3., 3.]], dtype=float32)
     """
     a = as_float32(a, "a", ndim=2)
     b = as_float32(b, "b", ndim=2)

@@ -135,6 +135,12 @@ def quantize(x, scale, zero_point):
 
     ONNX QuantizeLinear (a true division, ties to even). NaN or infinity in
     ``x`` raises ValueError.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> F.quantize(np.array([-1.0, 0.0, 1.0, 2.5], np.float32), scale=0.5, zero_point=10)
+        array([ 8, 10, 12, 15], dtype=uint8)
     """
     x = as_float32(x, "x")
     check_size(x.shape, "x")
@@ -142,7 +148,14 @@ def quantize(x, scale, zero_point):
 
 
 def dequantize(q, scale, zero_point):
-    """uint8 -> float32: ``(q - zero_point) * scale``."""
+    """uint8 -> float32: ``(q - zero_point) * scale``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> F.dequantize(np.array([0, 128, 255], np.uint8), scale=0.5, zero_point=128)
+        array([-64. ,   0. ,  63.5], dtype=float32)
+    """
     q = _array_of(q, np.uint8, "q")
     return _core.dequantize(q, _scale(scale, "scale"), _zero_point(zero_point, "zero_point"))
 
@@ -152,6 +165,13 @@ def quantization_params(x_min, x_max):
 
     The range is first widened to include 0 (so real 0, the padding value,
     is exactly representable); a range of width 0 gets scale 1.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> scale, zero_point = F.quantization_params(0.0, 2.55)
+        >>> round(scale, 6), zero_point                               # real 0 is code 0
+        (0.01, 0)
     """
     lo, hi = float(x_min), float(x_max)
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -173,6 +193,14 @@ def quantize_weights(w, axis=-1):
     the last axis of HWIO conv and ``(n_in, n_out)`` dense weights) and
     ``w_q = round_half_even(w / scales)`` in -127..127. An all-zero channel
     gets scale 1.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> w = np.array([[1.0, -0.5], [0.5, 0.25]], np.float32)     # (n_in, n_out)
+        >>> w_q, scales = F.quantize_weights(w)
+        >>> w_q.tolist(), scales.tolist()                             # max|w| per column -> 127
+        ([[127, -127], [64, 64]], [0.007874015718698502, 0.003937007859349251])
     """
     w = as_float32(w, "w")
     if w.ndim < 1:
@@ -200,6 +228,14 @@ class QPackedWeights:
     Attributes: ``kind`` (``"conv2d"`` or ``"matmul"``), ``weights`` (int8),
     ``scales`` (float32, one per output channel), ``groups``, ``shape``,
     ``kernel`` (the micro-kernel layout), ``nbytes`` (packed size).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> w_q, scales = F.quantize_weights(np.ones((3, 3, 4, 8), np.float32))
+        >>> packed = F.qpack_conv2d(w_q, scales)
+        >>> packed.kind, packed.shape
+        ('conv2d', (3, 3, 4, 8))
     """
 
     __slots__ = ("kind", "weights", "scales", "groups", "_packed")
@@ -214,6 +250,7 @@ class QPackedWeights:
 
     @property
     def shape(self):
+        """Shape of the int8 weights (HWIO for a convolution, ``(n_in, n_out)`` for a matmul)."""
         return self.weights.shape
 
     def packed(self):
@@ -229,10 +266,12 @@ class QPackedWeights:
 
     @property
     def kernel(self):
+        """Name of the int8 micro-kernel layout the weights are packed for."""
         return self.packed().kernel
 
     @property
     def nbytes(self):
+        """Size of the packed weights in bytes."""
         return self.packed().nbytes
 
     def __repr__(self):
@@ -242,7 +281,15 @@ class QPackedWeights:
 
 def qpack_conv2d(w, w_scale, groups=1):
     """Pack HWIO int8 conv weights ``(f_h, f_w, n_C_prev // groups, n_C)``
-    with their per-channel scales (or one scale) for :func:`qconv2d`."""
+    with their per-channel scales (or one scale) for :func:`qconv2d`.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> w_q, scales = F.quantize_weights(np.ones((3, 3, 4, 8), np.float32))
+        >>> F.qpack_conv2d(w_q, scales).shape
+        (3, 3, 4, 8)
+    """
     w = _array_of(w, np.int8, "w", ndim=4)
     groups = as_int(groups, "groups", 1)
     if min(w.shape) < 1:
@@ -257,7 +304,15 @@ def qpack_conv2d(w, w_scale, groups=1):
 
 
 def qpack_matmul(w, w_scale):
-    """Pack a ``(K, N)`` int8 matrix with its per-column scales for :func:`qmatmul`."""
+    """Pack a ``(K, N)`` int8 matrix with its per-column scales for :func:`qmatmul`.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> w_q, scales = F.quantize_weights(np.ones((16, 4), np.float32))
+        >>> F.qpack_matmul(w_q, scales).shape
+        (16, 4)
+    """
     w = _array_of(w, np.int8, "w", ndim=2)
     if min(w.shape) < 1:
         raise ValueError(f"w: expected a non-empty matrix, got shape {w.shape}")
@@ -294,6 +349,15 @@ def qmatmul(a, a_scale, a_zero_point, w, w_scale=None, b=None, activation=None,
     array with ``w_scale``. The output is float32, or uint8 when
     ``out_scale`` (and ``out_zero_point``) are given; ``out_dtype="int32"``
     returns the raw ``sum (a - a_zero_point) * w``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> a = np.full((2, 16), 130, np.uint8)                       # real 2 * (130 - 128) = 4
+        >>> w_q, scales = F.quantize_weights(np.ones((16, 4), np.float32))
+        >>> F.qmatmul(a, 2.0, 128, F.qpack_matmul(w_q, scales))        # 16 * 4 * 1
+        array([[64., 64., 64., 64.],
+               [64., 64., 64., 64.]], dtype=float32)
     """
     a = _array_of(a, np.uint8, "a", ndim=2)
     w = _packed(w, w_scale, "matmul")
@@ -335,6 +399,15 @@ def qconv2d(x, x_scale, x_zero_point, w, w_scale=None, b=None, stride=1, padding
     :func:`qpack_conv2d`) or an int8 array with ``w_scale``. The output is
     float32, or uint8 when ``out_scale`` (and ``out_zero_point``) are given;
     ``out_dtype="int32"`` returns the raw accumulators.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.full((1, 5, 5, 4), 129, np.uint8)                  # real 1 everywhere
+        >>> w_q, scales = F.quantize_weights(np.ones((3, 3, 4, 2), np.float32))
+        >>> y = F.qconv2d(x, 1.0, 128, F.qpack_conv2d(w_q, scales))
+        >>> y.shape, float(y[0, 0, 0, 0])                             # 3 * 3 * 4 ones
+        ((1, 3, 3, 2), 36.0)
     """
     x = _array_of(x, np.uint8, "x", ndim=4)
     groups = as_int(groups, "groups", 1)
@@ -350,7 +423,13 @@ def qconv2d(x, x_scale, x_zero_point, w, w_scale=None, b=None, stride=1, padding
 
 def qconv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, groups=1):
     """The int8 algorithm for these shapes: ``"qgemm_1x1"`` (the image is the
-    GEMM's A matrix), ``"qgemm_patches"`` or ``"qdepthwise"``."""
+    GEMM's A matrix), ``"qgemm_patches"`` or ``"qdepthwise"``.
+
+    Examples:
+        >>> import cnnx.functional as F
+        >>> F.qconv2d_algorithm((1, 14, 14, 64), (1, 1, 64, 128))
+        'qgemm_1x1'
+    """
     s, d, g, pads, _ = _conv_args(x_shape, w_shape, stride, padding, dilation, groups)
     return _core.qconv2d_algorithm(tuple(x_shape), tuple(w_shape), s, d, pads, g)
 
@@ -359,7 +438,16 @@ def qconv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, g
 
 def qmax_pool2d(x, pool_size, stride=None, padding=0):
     """Max pooling on uint8 NHWC ``x`` (the output keeps x's quantisation;
-    padding never wins). Arguments as :func:`cnnx.functional.max_pool2d`."""
+    padding never wins). Arguments as :func:`cnnx.functional.max_pool2d`.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.arange(16, dtype=np.uint8).reshape(1, 4, 4, 1)
+        >>> F.qmax_pool2d(x, 2)[0, :, :, 0]
+        array([[ 5,  7],
+               [13, 15]], dtype=uint8)
+    """
     x = _array_of(x, np.uint8, "x", ndim=4)
     kh, kw, sh, sw, pt, pb, pl, pr, _, _ = _pool_geometry(x, pool_size, stride, padding)
     return _core.qmax_pool2d(x, (kh, kw), (sh, sw), (pt, pb, pl, pr))
@@ -374,6 +462,14 @@ def qavg_pool2d(x, x_scale, x_zero_point, pool_size, stride=None, padding=0,
 
         y = clip(round_half_even(float32(S - n*x_zero_point)
                  * ((x_scale / out_scale) / d)) + out_zero_point, 0, 255)
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.arange(16, dtype=np.uint8).reshape(1, 4, 4, 1)
+        >>> F.qavg_pool2d(x, 1.0, 0, 2)[0, :, :, 0]                   # 2.5 and 10.5 round to even
+        array([[ 2,  4],
+               [10, 12]], dtype=uint8)
     """
     x = _array_of(x, np.uint8, "x", ndim=4)
     kh, kw, sh, sw, pt, pb, pl, pr, _, _ = _pool_geometry(x, pool_size, stride, padding)
@@ -398,6 +494,13 @@ def qadd(a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale, out_zero
         y = clip(round_half_even(v) + out_zero_point, 0, 255)
 
     ``activation="relu"`` also clamps at real 0 (``out_zero_point``).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> a = np.full((1, 2, 2, 1), 10, np.uint8); b = np.full((1, 2, 2, 1), 20, np.uint8)
+        >>> int(F.qadd(a, 1.0, 0, b, 1.0, 0, 1.0, 0)[0, 0, 0, 0])
+        30
     """
     a = _array_of(a, np.uint8, "a")
     b = _array_of(b, np.uint8, "b")

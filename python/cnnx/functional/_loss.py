@@ -35,6 +35,15 @@ def softmax_cross_entropy(logits, labels):
     Returns ``(loss, dlogits)`` with ``loss`` a Python float and
     ``dlogits = (softmax(logits) - onehot(labels)) / m``. Computed with
     log-sum-exp around the row maximum: exact for logits of +-1e4.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> loss, dlogits = F.softmax_cross_entropy(np.zeros((2, 4), np.float32), np.array([0, 3]))
+        >>> round(loss, 4)                                            # log(4)
+        1.3863
+        >>> dlogits[0]                                                # (softmax - one_hot) / m
+        array([-0.375,  0.125,  0.125,  0.125], dtype=float32)
     """
     logits = _scores(logits, "logits")
     labels = _labels(labels, *logits.shape)
@@ -48,6 +57,13 @@ def cross_entropy(probs, labels, eps=1e-12):
 
     Returns ``(loss, dprobs)``. Prefer :func:`softmax_cross_entropy` on
     logits: it is exact where probabilities underflow.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> loss, dprobs = F.cross_entropy(np.array([[0.5, 0.5]], np.float32), np.array([1]))
+        >>> round(loss, 4)                                            # -log(0.5)
+        0.6931
     """
     probs = _scores(probs, "probs")
     labels = _labels(labels, *probs.shape)

@@ -66,6 +66,15 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
 
     ``gamma`` / ``beta`` may be None (scale 1, shift 0). Returns ``(y, state)``;
     pass ``state`` (a :class:`BatchNormState`) to :func:`batch_norm_backward`.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.random.rand(8, 4, 4, 3).astype(np.float32) * 10
+        >>> gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
+        >>> y, saved = F.batch_norm(x, gamma, beta, training=True)
+        >>> bool(np.allclose(y.mean(axis=(0, 1, 2)), 0, atol=1e-5))   # per channel over N, H, W
+        True
     """
     x = _x(x)
     c = x.shape[-1]
@@ -95,6 +104,16 @@ def batch_norm_backward(dy, x, gamma, saved, need_dx=True):
     ``saved`` is the state that :func:`batch_norm` returned. In training the
     batch statistics depend on ``x``, so ``dx`` has the mean and variance
     terms; in evaluation ``dx = dy * gamma * inv_std``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.random.rand(8, 3).astype(np.float32)
+        >>> gamma, beta = np.ones(3, np.float32), np.zeros(3, np.float32)
+        >>> y, saved = F.batch_norm(x, gamma, beta, training=True)
+        >>> dx, dgamma, dbeta = F.batch_norm_backward(np.ones_like(y), x, gamma, saved)
+        >>> dbeta.tolist()                                            # the sum of dy per channel
+        [8.0, 8.0, 8.0]
     """
     x = _x(x)
     dy = as_float32(dy, "dy")

@@ -53,6 +53,14 @@ def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False
 
     ``param`` and ``velocity`` are float32 C-contiguous arrays of any shape,
     updated in place; ``velocity`` is needed when ``momentum > 0``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> p = np.ones(3, np.float32); g = np.full(3, 0.5, np.float32)
+        >>> F.sgd_update(p, g, lr=0.1)                                # in place
+        >>> p
+        array([0.95, 0.95, 0.95], dtype=float32)
     """
     param = _buf(param, "param")
     grad = _grad(grad, param.size)
@@ -80,6 +88,15 @@ def adam_update(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
         param -= lr / (1 - beta1**step) * m / (sqrt(v) / sqrt(1 - beta2**step) + eps)
 
     ``step`` counts from 1 (the step being taken); ``m``, ``v`` start at zero.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> p = np.ones(3, np.float32); g = np.ones(3, np.float32)
+        >>> m = np.zeros(3, np.float32); v = np.zeros(3, np.float32)
+        >>> F.adam_update(p, g, m, v, step=1, lr=0.1)                 # first step moves by lr
+        >>> np.round(p, 4)
+        array([0.9, 0.9, 0.9], dtype=float32)
     """
     param = _buf(param, "param")
     grad = _grad(grad, param.size)

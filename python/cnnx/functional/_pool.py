@@ -180,6 +180,17 @@ def max_pool2d_backward(dy, x, pool_size, stride=None, padding=0, dilation=1, ce
 
     Each ``dy`` goes to the first maximum of its window (row-major order),
     recomputed from ``x``; overlapping windows add up.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+        >>> dx = F.max_pool2d_backward(np.ones((1, 2, 2, 1), np.float32), x, 2)
+        >>> dx[0, :, :, 0]                                         # the gradient goes to each maximum
+        array([[0., 0., 0., 0.],
+               [0., 1., 0., 1.],
+               [0., 0., 0., 0.],
+               [0., 1., 0., 1.]], dtype=float32)
     """
     x = _input(x)
     dh, dw = as_pair(dilation, "dilation", 1)
@@ -195,6 +206,14 @@ def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True, cei
     Padding counts as zeros; ``count_include_pad`` chooses whether the padded
     pixels count in the divisor (PyTorch's default, True) or not.
     ``ceil_mode`` rounds the output size up (see the module docstring).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+        >>> F.avg_pool2d(x, 2)[0, :, :, 0]
+        array([[ 2.5,  4.5],
+               [10.5, 12.5]], dtype=float32)
     """
     x = _input(x)
     g = _geometry(x, pool_size, stride, padding, 1, ceil_mode)
@@ -202,7 +221,16 @@ def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True, cei
 
 def avg_pool2d_backward(dy, x, pool_size, stride=None, padding=0, count_include_pad=True,
                         ceil_mode=False):
-    """Gradient of :func:`avg_pool2d` w.r.t. ``x`` (only x's shape is used)."""
+    """Gradient of :func:`avg_pool2d` w.r.t. ``x`` (only x's shape is used).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.zeros((1, 4, 4, 1), np.float32)
+        >>> F.avg_pool2d_backward(np.ones((1, 2, 2, 1), np.float32), x, 2)[0, :2, :2, 0]
+        array([[0.25, 0.25],
+               [0.25, 0.25]], dtype=float32)
+    """
     x = _input(x)
     g = _geometry(x, pool_size, stride, padding, 1, ceil_mode)
     dy = _grad(dy, (x.shape[0], g[8], g[9], x.shape[3]))
@@ -215,26 +243,61 @@ def adaptive_avg_pool2d(x, output_size):
     """Adaptive average pooling to ``output_size`` (int or ``(h, w)``; None keeps a dim).
 
     Windows follow :func:`adaptive_pool_windows` on each axis.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.random.rand(2, 28, 28, 3).astype(np.float32)
+        >>> F.adaptive_avg_pool2d(x, 7).shape                      # any n -> 7
+        (2, 7, 7, 3)
+        >>> F.adaptive_avg_pool2d(x, (4, None)).shape              # None keeps that dimension
+        (2, 4, 28, 3)
     """
     x = _input(x)
     oh, ow = _output_size(output_size, x)
     return _core.adaptive_avg_pool2d(x, oh, ow)
 
 def adaptive_avg_pool2d_backward(dy, x, output_size):
-    """Gradient of :func:`adaptive_avg_pool2d` w.r.t. ``x`` (only x's shape is used)."""
+    """Gradient of :func:`adaptive_avg_pool2d` w.r.t. ``x`` (only x's shape is used).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.random.rand(1, 6, 6, 2).astype(np.float32)
+        >>> F.adaptive_avg_pool2d_backward(np.ones((1, 3, 3, 2), np.float32), x, 3).shape
+        (1, 6, 6, 2)
+    """
     x = _input(x)
     oh, ow = _output_size(output_size, x)
     dy = _grad(dy, (x.shape[0], oh, ow, x.shape[3]))
     return _core.adaptive_avg_pool2d_backward(dy, x.shape[1], x.shape[2])
 
 def adaptive_max_pool2d(x, output_size):
-    """Adaptive max pooling to ``output_size`` (int or ``(h, w)``; None keeps a dim)."""
+    """Adaptive max pooling to ``output_size`` (int or ``(h, w)``; None keeps a dim).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.arange(36, dtype=np.float32).reshape(1, 6, 6, 1)
+        >>> F.adaptive_max_pool2d(x, 2)[0, :, :, 0]
+        array([[14., 17.],
+               [32., 35.]], dtype=float32)
+    """
     x = _input(x)
     oh, ow = _output_size(output_size, x)
     return _core.adaptive_max_pool2d(x, oh, ow)
 
 def adaptive_max_pool2d_backward(dy, x, output_size):
-    """Gradient of :func:`adaptive_max_pool2d`: each dy to its window's first maximum."""
+    """Gradient of :func:`adaptive_max_pool2d`: each dy to its window's first maximum.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.arange(36, dtype=np.float32).reshape(1, 6, 6, 1)
+        >>> dx = F.adaptive_max_pool2d_backward(np.ones((1, 2, 2, 1), np.float32), x, 2)
+        >>> float(dx.sum()), float(dx[0, 5, 5, 0])
+        (4.0, 1.0)
+    """
     x = _input(x)
     oh, ow = _output_size(output_size, x)
     dy = _grad(dy, (x.shape[0], oh, ow, x.shape[3]))
@@ -243,11 +306,28 @@ def adaptive_max_pool2d_backward(dy, x, output_size):
 # --------------------------------------------------------- global pooling
 
 def global_avg_pool2d(x):
-    """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``."""
+    """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.ones((2, 7, 7, 16), np.float32)
+        >>> F.global_avg_pool2d(x).shape                           # (m, n_H, n_W, n_C) -> (m, n_C)
+        (2, 16)
+    """
     return _core.global_avg_pool2d(_input(x))
 
 def global_avg_pool2d_backward(dy, x):
-    """Gradient of :func:`global_avg_pool2d`: ``dy / (n_H*n_W)`` at every pixel."""
+    """Gradient of :func:`global_avg_pool2d`: ``dy / (n_H*n_W)`` at every pixel.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx.functional as F
+        >>> x = np.ones((1, 2, 2, 3), np.float32)
+        >>> F.global_avg_pool2d_backward(np.ones((1, 3), np.float32), x)[0, :, :, 0]
+        array([[0.25, 0.25],
+               [0.25, 0.25]], dtype=float32)
+    """
     x = _input(x)
     dy = _grad(dy, (x.shape[0], x.shape[3]))
     return _core.global_avg_pool2d_backward(dy, x.shape[1], x.shape[2])

@@ -19,6 +19,13 @@ def conv_output_size(n, f, padding=0, stride=1, dilation=1):
     or a pair ``(before, after)`` (total ``before + after``), as in
     ``conv_output_size(32, 5) == 28`` and ``conv_output_size(7, 3, 1, 2) == 4``.
     Raises ValueError when the (dilated) filter is larger than the padded input.
+
+    Examples:
+        >>> import cnnx.functional as F
+        >>> F.conv_output_size(32, 5)                  # floor((32 + 0 - 5)/1) + 1
+        28
+        >>> F.conv_output_size(7, 3, padding=1, stride=2)
+        4
     """
     n = as_int(n, "n", 0)
     f = as_int(f, "f", 1)
@@ -46,6 +53,11 @@ def same_padding(n, f, stride=1, dilation=1):
     ``max((ceil(n/s) - 1)*s + (f - 1)*d + 1 - n, 0)``, and the odd pixel goes
     after (bottom/right). For stride 1 and odd f this is the course's
     ``p = (f - 1)/2`` on each side.
+
+    Examples:
+        >>> import cnnx.functional as F
+        >>> F.same_padding(32, 5)                      # (before, after): p = (f - 1)/2 each side
+        (2, 2)
     """
     out = -(-n // stride)
     total = max((out - 1) * stride + (f - 1) * dilation + 1 - n, 0)

@@ -279,14 +279,28 @@ class _ActivationLayer(Layer):
 
 
 class ReLU(_ActivationLayer):
-    """``max(x, 0)``. Same shape in and out, no parameters."""
+    """``max(x, 0)``. Same shape in and out, no parameters.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.ReLU().forward(np.array([[-1.0, 2.0]], np.float32))
+        array([[0., 2.]], dtype=float32)
+    """
 
     def _make(self):
         return _ReLU()
 
 
 class LeakyReLU(_ActivationLayer):
-    """``x`` where ``x > 0``, else ``alpha * x`` (``alpha`` default 0.01, as PyTorch)."""
+    """``x`` where ``x > 0``, else ``alpha * x`` (``alpha`` default 0.01, as PyTorch).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.LeakyReLU(alpha=0.1).forward(np.array([[-1.0, 2.0]], np.float32))
+        array([[-0.1,  2. ]], dtype=float32)
+    """
 
     def __init__(self, alpha=0.01, name=None, trainable=True):
         super().__init__(name, trainable)
@@ -314,14 +328,28 @@ class LeakyReLU(_ActivationLayer):
 
 
 class Sigmoid(_ActivationLayer):
-    """``1 / (1 + exp(-x))``."""
+    """``1 / (1 + exp(-x))``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.Sigmoid().forward(np.zeros((1, 2), np.float32))
+        array([[0.5, 0.5]], dtype=float32)
+    """
 
     def _make(self):
         return _Sigmoid()
 
 
 class Tanh(_ActivationLayer):
-    """Hyperbolic tangent."""
+    """Hyperbolic tangent.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.Tanh().forward(np.zeros((1, 2), np.float32))
+        array([[0., 0.]], dtype=float32)
+    """
 
     def _make(self):
         return _Tanh()
@@ -332,6 +360,12 @@ class Softmax(_ActivationLayer):
 
     As the last layer of a model compiled with ``loss="cross_entropy"`` it is
     fused with the loss into the stable softmax-cross-entropy.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.Softmax().forward(np.zeros((1, 4), np.float32))
+        array([[0.25, 0.25, 0.25, 0.25]], dtype=float32)
     """
 
     _fixed_after_build = ("axis",)

@@ -233,6 +233,11 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
 
     ``rng`` defaults to the package generator, so ``cnnx.set_seed`` makes the
     draw repeatable.
+
+    Examples:
+        >>> from cnnx.layers import initialize
+        >>> initialize("he_normal", (3, 3, 16, 32), fan_in=3 * 3 * 16, fan_out=3 * 3 * 32).shape
+        (3, 3, 16, 32)
     """
     check_size(shape, "shape")
     if kind in ("zeros", "ones", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform") \
@@ -265,7 +270,19 @@ def format_shape(shape):
 
 
 class Layer:
-    """Base class of every layer (see the module docstring for the contract)."""
+    """Base class of every layer (see the module docstring for the contract).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> class Double(cnnx.Layer):
+        ...     def _forward(self, x, training):
+        ...         return 2 * x
+        ...     def _backward(self, dy, need_dx, accumulate):
+        ...         return 2 * dy
+        >>> Double().forward(np.ones((1, 2), np.float32))
+        array([[2., 2.]], dtype=float32)
+    """
 
     #: subclasses with parameters list ``(name, ...)`` here, in storage order
     has_params = False
@@ -528,6 +545,7 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
+        """A layer made from the dict ``get_config`` returned (used when a model is loaded)."""
         return cls(**config)
 
     def summary_formulas(self):

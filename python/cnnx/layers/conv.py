@@ -60,6 +60,15 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
 
     Parameters: ``params["kernel"]`` ``(f_h, f_w, n_C_prev // groups, n_C)``,
     ``params["bias"]`` ``(n_C,)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> conv = cnnx.Conv2D(8, 5, activation="relu")
+        >>> conv.forward(np.random.rand(2, 32, 32, 3).astype(np.float32)).shape
+        (2, 28, 28, 8)
+        >>> conv.params["kernel"].shape, conv.params["bias"].shape     # HWIO: (5*5*3 + 1)*8 = 608
+        ((5, 5, 3, 8), (8,))
     """
 
     has_params = True

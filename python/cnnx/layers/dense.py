@@ -31,6 +31,14 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
     Input ``(m, n_in)`` (put a ``Flatten`` after convolutions), output
     ``(m, units)``. Parameters ``params["kernel"]`` ``(n_in, units)`` and
     ``params["bias"]`` ``(units,)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> layer = cnnx.Dense(10, activation="softmax")
+        >>> y = layer.forward(np.random.rand(4, 84).astype(np.float32))
+        >>> y.shape, layer.params["kernel"].shape                     # 84*10 + 10 = 850 parameters
+        ((4, 10), (84, 10))
     """
 
     has_params = True

@@ -123,26 +123,62 @@ class _Eltwise(HasActivation, _Merge):
 
 
 class Add(_Eltwise):
-    """``x[0] + x[1] + ...`` (equal shapes): the join of a residual block."""
+    """``x[0] + x[1] + ...`` (equal shapes): the join of a residual block.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> x = cnnx.Input((4,))
+        >>> model = cnnx.Model(x, cnnx.Add()([cnnx.Dense(3)(x), cnnx.Dense(3)(x)]))
+        >>> model.output_shapes
+        [(3,)]
+    """
 
     _kind = _core.EltwiseKind.add
 
 
 class Subtract(_Eltwise):
-    """``x[0] - x[1]`` (two inputs of equal shape)."""
+    """``x[0] - x[1]`` (two inputs of equal shape).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> a, b = cnnx.Input((3,)), cnnx.Input((3,))
+        >>> model = cnnx.Model([a, b], cnnx.Subtract()([a, b]))
+        >>> model.predict([np.ones((1, 3), np.float32), np.full((1, 3), 0.25, np.float32)])
+        array([[0.75, 0.75, 0.75]], dtype=float32)
+    """
 
     _kind = _core.EltwiseKind.sub
     _max_inputs = 2
 
 
 class Multiply(_Eltwise):
-    """``x[0] * x[1] * ...`` elementwise (gating, attention masks)."""
+    """``x[0] * x[1] * ...`` elementwise (gating, attention masks).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> a, b = cnnx.Input((2,)), cnnx.Input((2,))
+        >>> model = cnnx.Model([a, b], cnnx.Multiply()([a, b]))
+        >>> model.predict([np.full((1, 2), 3, np.float32), np.full((1, 2), 2, np.float32)])
+        array([[6., 6.]], dtype=float32)
+    """
 
     _kind = _core.EltwiseKind.mul
 
 
 class Average(_Eltwise):
-    """``(x[0] + ... + x[n-1]) / n`` (ensembles of branches)."""
+    """``(x[0] + ... + x[n-1]) / n`` (ensembles of branches).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> a, b = cnnx.Input((2,)), cnnx.Input((2,))
+        >>> model = cnnx.Model([a, b], cnnx.Average()([a, b]))
+        >>> model.predict([np.zeros((1, 2), np.float32), np.full((1, 2), 2, np.float32)])
+        array([[1., 1.]], dtype=float32)
+    """
 
     _kind = _core.EltwiseKind.avg
 
@@ -152,6 +188,14 @@ class Concatenate(_Merge):
 
     ``axis`` counts the batch axis as Keras does (``axis=3`` is the channel
     axis of an image batch); the inputs must agree on every other axis.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> x = cnnx.Input((8, 8, 3))
+        >>> y = cnnx.Concatenate()([cnnx.Conv2D(4, 1)(x), cnnx.Conv2D(6, 3, padding="same")(x)])
+        >>> y.shape                                                   # channels add up: 4 + 6
+        (8, 8, 10)
     """
 
     _min_inputs = 1

@@ -32,6 +32,14 @@ class BatchNormalization(Layer):
 
     Parameters ``gamma`` (scale) and ``beta`` (shift); buffers
     ``moving_mean`` and ``moving_var`` are saved with the model but not trained.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> bn = cnnx.BatchNormalization()
+        >>> y = bn.forward(np.random.rand(16, 4, 4, 3).astype(np.float32) * 5, training=True)
+        >>> bool(np.allclose(y.mean(axis=(0, 1, 2)), 0, atol=1e-4)), bn.params["gamma"].shape
+        (True, (3,))
     """
 
     has_params = True

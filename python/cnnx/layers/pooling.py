@@ -148,6 +148,12 @@ class MaxPool2D(_Pool2D):
     The gradient goes to the first maximum of each window (PyTorch's rule).
     ``dilation_rate`` spaces the window's taps (PyTorch's ``dilation``);
     ``ceil_mode`` rounds the output size up (see the module docstring).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.MaxPool2D(2).forward(np.random.rand(1, 28, 28, 8).astype(np.float32)).shape
+        (1, 14, 14, 8)
     """
 
     _pool_kind = _core.PoolKind.max
@@ -171,7 +177,14 @@ class MaxPool2D(_Pool2D):
 
 
 class AvgPool2D(_Pool2D):
-    """Mean over each window. ``count_include_pad``: padded zeros count in the divisor."""
+    """Mean over each window. ``count_include_pad``: padded zeros count in the divisor.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.AvgPool2D(3, strides=2, padding="same").forward(np.ones((1, 9, 9, 2), np.float32)).shape
+        (1, 5, 5, 2)
+    """
 
     _pool_kind = _core.PoolKind.avg
 
@@ -231,7 +244,14 @@ class _AdaptivePool2D(Layer):
 
 
 class AdaptiveAvgPool2D(_AdaptivePool2D):
-    """Average pooling to a fixed ``output_size`` (int or (h, w)), any input size."""
+    """Average pooling to a fixed ``output_size`` (int or (h, w)), any input size.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.AdaptiveAvgPool2D(7).forward(np.random.rand(1, 28, 28, 4).astype(np.float32)).shape
+        (1, 7, 7, 4)
+    """
 
     _pool_kind = _core.PoolKind.adaptive_avg
 
@@ -248,7 +268,14 @@ class AdaptiveAvgPool2D(_AdaptivePool2D):
 
 
 class AdaptiveMaxPool2D(_AdaptivePool2D):
-    """Max pooling to a fixed ``output_size`` (int or (h, w)), any input size."""
+    """Max pooling to a fixed ``output_size`` (int or (h, w)), any input size.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.AdaptiveMaxPool2D((2, 3)).forward(np.random.rand(1, 10, 9, 4).astype(np.float32)).shape
+        (1, 2, 3, 4)
+    """
 
     _pool_kind = _core.PoolKind.adaptive_max
 
@@ -264,7 +291,14 @@ class AdaptiveMaxPool2D(_AdaptivePool2D):
 
 
 class GlobalAvgPool2D(Layer):
-    """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``."""
+    """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.GlobalAvgPool2D().forward(np.ones((2, 7, 7, 16), np.float32)).shape
+        (2, 16)
+    """
 
     def _build(self, input_shape):
         _need_hwc(self, input_shape)

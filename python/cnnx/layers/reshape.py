@@ -16,6 +16,12 @@ class Flatten(Layer):
     ``Sequential.summary()`` leaves it out of the table by default (it changes
     no value and the previous row already shows the same activation size), as
     the course's table does; ``summary(show_all=True)`` lists it.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> cnnx.Flatten().forward(np.zeros((2, 5, 5, 16), np.float32)).shape
+        (2, 400)
     """
 
     is_reshape = True

@@ -58,6 +58,15 @@ class Residual(HasActivation, Layer):
     shapes force it.
 
     Nests inside ``Sequential`` (and inside other Residuals).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> block = cnnx.Residual([cnnx.Conv2D(8, 3, padding="same", activation="relu"),
+        ...                        cnnx.Conv2D(8, 3, padding="same")])
+        >>> model = cnnx.Sequential([block], input_shape=(8, 8, 8))   # identity shortcut: same shape
+        >>> model.predict(np.random.rand(2, 8, 8, 8).astype(np.float32)).shape
+        (2, 8, 8, 8)
     """
 
     _fixed_after_build = ("block", "shortcut", "shortcut_spec")

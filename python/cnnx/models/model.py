@@ -37,7 +37,19 @@ def _as_list(x, what):
 
 
 class Model(Trainer, Layer):
-    """A graph of layers from ``inputs`` to ``outputs`` (symbolic tensors)."""
+    """A graph of layers from ``inputs`` to ``outputs`` (symbolic tensors).
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> x = cnnx.Input((8, 8, 3))
+        >>> a = cnnx.Conv2D(4, 3, padding="same", activation="relu")(x)
+        >>> b = cnnx.Conv2D(4, 1)(x)
+        >>> y = cnnx.Dense(2, activation="softmax")(cnnx.GlobalAvgPool2D()(cnnx.Add()([a, b])))
+        >>> model = cnnx.Model(x, y)
+        >>> model.predict(np.random.rand(5, 8, 8, 3).astype(np.float32)).shape
+        (5, 2)
+    """
 
     _untracked = frozenset({"name", "optimizer", "loss", "metrics", "stop_training", "history",
                             "loss_weights", "store"})
@@ -94,18 +106,22 @@ class Model(Trainer, Layer):
 
     @property
     def inputs(self):
+        """The model's input symbolic tensors, in order."""
         return list(self._inputs)
 
     @property
     def outputs(self):
+        """The model's output symbolic tensors, in order."""
         return list(self._outputs)
 
     @property
     def input_shapes(self):
+        """The shape of each input, without the batch axis (``None`` for a free size)."""
         return [t.shape for t in self._inputs]
 
     @property
     def output_shapes(self):
+        """The shape of each output, without the batch axis."""
         return [t.shape for t in self._outputs]
 
     @property
@@ -242,4 +258,5 @@ class Model(Trainer, Layer):
 
     @classmethod
     def from_config(cls, config):
+        """A model rebuilt from the architecture ``get_config`` returned (fresh weights)."""
         return graph_from_config(cls, config)

@@ -37,7 +37,14 @@ class Node:
 
 
 class SymbolicTensor:
-    """A tensor of a model being described: ``shape`` per example, no values."""
+    """A tensor of a model being described: ``shape`` per example, no values.
+
+    Examples:
+        >>> import cnnx
+        >>> t = cnnx.Conv2D(4, 3)(cnnx.Input((8, 8, 1)))
+        >>> t.shape                                                   # no batch axis
+        (6, 6, 4)
+    """
 
     __slots__ = ("shape", "node", "index", "name")
     dtype = np.dtype(np.float32)
@@ -66,7 +73,15 @@ class SymbolicTensor:
 def Input(shape, name=None):  # noqa: N802 - Keras's name for it
     """A model input of per-example ``shape`` (no batch axis), e.g. ``(32, 32, 3)``;
     ``(None, None, 3)`` takes images of any size (a fully convolutional model,
-    or one that ends in global pooling)."""
+    or one that ends in global pooling).
+
+    Examples:
+        >>> import cnnx
+        >>> x = cnnx.Input((28, 28, 1))
+        >>> y = cnnx.Dense(10)(cnnx.Flatten()(x))
+        >>> cnnx.Model(x, y).output_shapes
+        [(10,)]
+    """
     from .._validate import as_dim
 
     if isinstance(shape, (int, np.integer)):

@@ -69,6 +69,18 @@ class Sequential(Model):
         input_shape: shape of one example without the batch dimension, e.g.
             ``(32, 32, 3)``, or ``(None, None, 3)`` for images of any size;
             when omitted the model builds on its first batch.
+
+    Examples:
+        >>> import numpy as np
+        >>> import cnnx
+        >>> model = cnnx.Sequential([cnnx.Conv2D(4, 3, activation="relu"), cnnx.Flatten(),
+        ...                          cnnx.Dense(2, activation="softmax")], input_shape=(8, 8, 1))
+        >>> model.compile(optimizer="adam", loss="cross_entropy")
+        Sequential(name='Sequential')
+        >>> x = np.random.rand(16, 8, 8, 1).astype(np.float32)
+        >>> loss = model.fit(x, np.arange(16) % 2, epochs=1, verbose=0)
+        >>> model.predict(x).shape
+        (16, 2)
     """
 
     def __init__(self, layers=None, input_shape=None, name=None, trainable=True):

@@ -8,7 +8,14 @@ __all__ = ["SummaryRow", "summary"]
 
 
 class SummaryRow:
-    """One row of ``model.summary()``."""
+    """One row of ``model.summary()``.
+
+    Examples:
+        >>> import cnnx
+        >>> rows = cnnx.teaching.lenet5().summary(print_fn=None)
+        >>> rows[1].name, rows[1].output_shape, rows[1].params
+        ('Conv2D', (28, 28, 8), 608)
+    """
 
     __slots__ = ("name", "layer", "output_shape", "activation_size", "params", "formulas",
                  "connected_to")

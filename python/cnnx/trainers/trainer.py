@@ -113,7 +113,11 @@ class Trainer:
             if spec is None:
                 specs.append(None)
                 continue
-            w = float(w)
+            try:  # an output a loss_weights dict leaves out weighs 1, as in Keras
+                w = 1.0 if w is None else float(w)
+            except (TypeError, ValueError):
+                raise TypeError(f"loss_weights: expected numbers, got {w!r} for {names[i]!r}") \
+                    from None
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"loss_weights: expected numbers >= 0, got {w} for {names[i]!r}")
             obj = L.get(spec)
@@ -544,7 +548,11 @@ class Trainer:
             if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or \
                     not 0 <= c < k:
                 raise ValueError(f"class_weight: class {c!r} is outside the labels [0, {k})")
-            w = float(w)
+            try:  # an output a loss_weights dict leaves out weighs 1, as in Keras
+                w = 1.0 if w is None else float(w)
+            except (TypeError, ValueError):
+                raise TypeError(f"loss_weights: expected numbers, got {w!r} for {names[i]!r}") \
+                    from None
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"class_weight: the weight of class {c} must be >= 0, got {w}")
             table[int(c)] = w
