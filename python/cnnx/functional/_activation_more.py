@@ -89,6 +89,8 @@ def selu(x):
 
 
 def selu_backward(dy, x):
+    """Gradient of :func:`selu` w.r.t. ``x``: ``dy * SELU_SCALE`` where ``x > 0``, else ``dy *
+    SELU_SCALE * SELU_ALPHA * exp(x)``."""
     return _bwd(dy, x, _PW.selu, SELU_ALPHA, SELU_SCALE)
 
 
@@ -119,6 +121,8 @@ def hardswish(x):
 
 
 def hardswish_backward(dy, x):
+    """Gradient of :func:`hardswish` w.r.t. ``x``: ``dy * (2x + 3) / 6`` on ``(-3, 3)``,
+    ``dy`` for ``x >= 3``, else 0 (PyTorch 2.x's values at +-3)."""
     return _bwd(dy, x, _PW.hardswish)
 
 
@@ -129,6 +133,8 @@ def hardsigmoid(x, alpha=1.0 / 6.0, beta=0.5):
 
 
 def hardsigmoid_backward(dy, x, alpha=1.0 / 6.0, beta=0.5):
+    """Gradient of :func:`hardsigmoid` w.r.t. ``x``: ``dy * alpha`` where ``0 < alpha * x +
+    beta < 1``, else 0."""
     return _bwd(dy, x, _PW.hardsigmoid, _number(alpha, "alpha"), _number(beta, "beta"))
 
 
@@ -150,6 +156,7 @@ def relu6(x):
 
 
 def relu6_backward(dy, x):
+    """Gradient of :func:`relu6` w.r.t. ``x``: ``dy`` where ``0 < x < 6``, else 0."""
     return _bwd(dy, x, _PW.clip, 0.0, 6.0)
 
 

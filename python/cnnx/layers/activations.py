@@ -429,6 +429,7 @@ def _number_property(name, doc, check=_finite):
     def put(self, value):
         self._set(name, check(value, name))
 
+    get.__doc__ = doc  # what help() and the docs show for the property
     return property(get, put, doc=doc)
 
 
@@ -525,10 +526,18 @@ class Clip(_ParamActivation):
         lo, hi = _bounds(lo, hi)
         self._set(which, lo if which == "min_value" else hi)
 
-    min_value = property(lambda self: self._min_value,
-                         lambda self, v: self._bound("min_value", v), doc="The lower bound.")
-    max_value = property(lambda self: self._max_value,
-                         lambda self, v: self._bound("max_value", v), doc="The upper bound.")
+    def _get_min(self):
+        """The lower bound."""
+        return self._min_value
+
+    def _get_max(self):
+        """The upper bound."""
+        return self._max_value
+
+    min_value = property(_get_min, lambda self, v: self._bound("min_value", v),
+                         doc="The lower bound.")
+    max_value = property(_get_max, lambda self, v: self._bound("max_value", v),
+                         doc="The upper bound.")
 
     def _make(self):
         return _clip(self._min_value, self._max_value)
