@@ -199,7 +199,7 @@ class SparseTopKCategoricalAccuracy(_Mean):
 
     def __init__(self, k=5, name=None):
         self.k = _positive_int(k, "k")
-        super().__init__(name if name is not None else f"top_{self.k}_accuracy")
+        super().__init__(name)  # Keras's default: the class's name in snake case
 
     def get_config(self):
         return {"k": self.k, "name": self.name}
@@ -465,8 +465,8 @@ def get(spec, argname="metrics"):
             raise ValueError(f"{argname}: unknown metric {spec!r} (names: {sorted(_BY_NAME)}, or "
                              "a cnnx.metrics.Metric)")
         m = cls()
-        if spec.lower() in ("accuracy", "acc"):
-            m.name = "accuracy"
+        # named after the string, as in Keras (the history's key)
+        m.name = "accuracy" if spec.lower() in ("accuracy", "acc") else spec.lower()
         return m
     raise TypeError(f"{argname}: expected metric names or cnnx.metrics.Metric objects, got "
                     f"{type(spec).__name__}")

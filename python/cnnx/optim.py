@@ -51,7 +51,7 @@ class Optimizer:
     """
 
     #: names of the flat state buffers (same length as the parameter buffer)
-    state_names = ()
+    state_names: tuple[str, ...] = ()
 
     #: a step count from a file must stay far from int64 overflow in the kernels
     MAX_ITERATIONS = 2**53

@@ -6,6 +6,8 @@ cross-correlation (no filter flip), as in every deep-learning library; the
 output has ``floor((n + p_before + p_after - ((f - 1)*d + 1)) / s) + 1``
 pixels along each dimension (the course's ``floor((n + 2p - f)/s) + 1``).
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _core
@@ -65,7 +67,7 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
 # Layers call conv2d with the same geometry every step: validating it once
 # saves tens of microseconds per call, which matters at batch 1. The key uses
 # repr() so that 1, True and 1.0 stay distinct (only 1 is valid).
-_GEOMETRY_CACHE = {}
+_GEOMETRY_CACHE: dict[tuple, Any] = {}
 
 
 def _prepare(x, w, stride, padding, dilation, groups):

@@ -23,6 +23,8 @@ rounding half to even and clamping to 0..255 (``"relu"`` clamps at real 0,
 (:func:`qpack_conv2d`, :func:`qpack_matmul`); passing int8 arrays instead packs
 them on every call.
 """
+from typing import Any
+
 import math
 import numbers
 
@@ -373,7 +375,7 @@ def qmatmul(a, a_scale, a_zero_point, w, w_scale=None, b=None, activation=None,
 # Layers call qconv2d with the same geometry every step: validating it once
 # saves tens of microseconds per call (as F.conv2d does). repr() keeps 1,
 # True and 1.0 apart (only 1 is valid).
-_GEOMETRY_CACHE = {}
+_GEOMETRY_CACHE: dict[tuple, Any] = {}
 
 
 def _conv_args(x_shape, w_shape, stride, padding, dilation, groups):

@@ -39,7 +39,7 @@ from .._validate import check_size
 __all__ = ["Layer", "ParamStore", "initialize", "INITIALIZERS", "get_layer_class", "layer_config",
            "layer_from_config", "walk", "deferred_init", "MAX_NESTING", "check_nesting"]
 
-_LAYER_CLASSES = {}
+_LAYER_CLASSES: dict[str, type] = {}
 _TRAINABLE_VERSION = 0  # bumped whenever any layer's trainable flag changes
 _EDITS = 0  # bumped by every edit a compiled plan may depend on (see Layer.__setattr__)
 
@@ -289,7 +289,7 @@ class Layer:
 
     #: public attributes that fix a built layer's parameter or output shapes:
     #: changing one after build raises (build a new layer instead)
-    _fixed_after_build = ()
+    _fixed_after_build: tuple[str, ...] = ()
     #: public attributes whose changes no compiled plan depends on
     _untracked = frozenset({"name"})
 

@@ -17,6 +17,7 @@ a copy of dy for each input of Add (a fan-in sum was the forward), dy and
 and the matching slices of dy for Concatenate (a split).
 """
 import numbers
+from typing import Optional
 
 from .. import _core
 from .activations import HasActivation
@@ -29,7 +30,7 @@ class _Merge(Layer):
     """Base of the merge layers: a list of inputs in, one tensor out."""
 
     _min_inputs = 2
-    _max_inputs = None
+    _max_inputs: Optional[int] = None
 
     def build(self, input_shape):
         if (not isinstance(input_shape, (list, tuple)) or not input_shape

@@ -548,10 +548,10 @@ class Trainer:
             if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or \
                     not 0 <= c < k:
                 raise ValueError(f"class_weight: class {c!r} is outside the labels [0, {k})")
-            try:  # an output a loss_weights dict leaves out weighs 1, as in Keras
-                w = 1.0 if w is None else float(w)
+            try:
+                w = float(w)
             except (TypeError, ValueError):
-                raise TypeError(f"loss_weights: expected numbers, got {w!r} for {names[i]!r}") \
+                raise TypeError(f"class_weight: expected a number for class {c}, got {w!r}") \
                     from None
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"class_weight: the weight of class {c} must be >= 0, got {w}")
