@@ -404,7 +404,7 @@ class _ParamActivation(_ActivationLayer):
     validated property, and changing one rebuilds the function (compiled
     plans see the edit)."""
 
-    _arg_names = ()
+    _arg_names: tuple[str, ...] = ()
 
     def __init__(self, name=None, trainable=True, **args):
         for k, v in args.items():  # raw first: a property may read another one

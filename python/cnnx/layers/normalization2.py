@@ -87,7 +87,7 @@ class _AffineNorm(Layer):
     """gamma / beta per channel, epsilon; subclasses run the statistics."""
 
     has_params = True
-    _fixed_after_build = ("center", "scale")
+    _fixed_after_build: tuple[str, ...] = ("center", "scale")
 
     def __init__(self, epsilon, center, scale, name, trainable):
         super().__init__(name, trainable)

@@ -3,7 +3,7 @@
 __all__ = ["ONNXConversionError", "require_onnx", "SUPPORTED_EXPORT_LAYERS",
            "SUPPORTED_IMPORT_OPS", "FOLDED_IMPORT_OPS"]
 
-SUPPORTED_EXPORT_LAYERS = (
+SUPPORTED_EXPORT_LAYERS: tuple[str, ...] = (
     "Model", "Sequential", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
     "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
     "Tanh", "Softmax", "BatchNormalization", "Dropout", "Residual", "Add", "Subtract",
@@ -14,7 +14,7 @@ SUPPORTED_EXPORT_LAYERS += (  # issue 19 (layers-a)
     "LayerNormalization")
 
 #: operators that become cnnx layers (on tensors computed from the graph's inputs)
-SUPPORTED_IMPORT_OPS = (
+SUPPORTED_IMPORT_OPS: tuple[str, ...] = (
     "Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean",
     "ReduceMax", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Sum", "Mean", "Concat", "Relu",
     "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten",
