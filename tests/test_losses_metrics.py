@@ -229,7 +229,7 @@ def test_metrics_in_fit_and_evaluate():
     x = RNG.standard_normal((40, 4, 4, 1)).astype(np.float32)
     y = RNG.integers(0, 5, 40)
     h = m.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25)
-    assert {"accuracy", "top_3_accuracy", "confusion_matrix", "val_accuracy"} <= set(h.history)
+    assert {"accuracy", "sparse_top_k_categorical_accuracy", "confusion_matrix", "val_accuracy"} <= set(h.history)
     ev = m.evaluate(x, y)
     probs = m.predict(x)
     assert ev["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y))

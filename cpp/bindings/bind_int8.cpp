@@ -43,11 +43,22 @@ const float* bias_ptr(const std::optional<farray>& b, int64_t n) {
   return b->data();
 }
 
+using s32array = py::array_t<int32_t, py::array::c_style>;
+
+const int32_t* bias_acc_ptr(const std::optional<s32array>& b, int64_t n) {
+  if (!b) return nullptr;
+  require(b->ndim() == 1 && b->shape(0) == n,
+          "b_acc: expected shape (" + std::to_string(n) + ",)");
+  return b->data();
+}
+
 cnnx::QEpilogue epilogue(float x_scale, int32_t x_zp, const float* bias, cnnx::QActivation act,
-                         cnnx::QOutput out, float y_scale, int32_t y_zp) {
+                         cnnx::QOutput out, float y_scale, int32_t y_zp,
+                         const int32_t* bias_acc = nullptr) {
   cnnx::QEpilogue ep;
   ep.x = {x_scale, x_zp};
   ep.bias = bias;
+  ep.bias_acc = bias_acc;
   ep.act = act;
   ep.out = out;
   ep.y = {y_scale, y_zp};
@@ -133,15 +144,15 @@ void bind_int8(py::module_& m) {
       "qgemm",
       [](u8array a, const cnnx::QPackedWeights& b, float x_scale, int32_t x_zp,
          std::optional<farray> bias, cnnx::QActivation act, cnnx::QOutput out, float y_scale,
-         int32_t y_zp) {
+         int32_t y_zp, std::optional<s32array> bias_acc) {
         require(a.ndim() == 2, "a: expected a 2-D (M, K) uint8 array");
         require(!b.empty(), "b: empty packed weights");
         require(a.shape(1) == b.k(), "a: expected " + std::to_string(b.k()) +
                                          " columns to match the packed weights, got " +
                                          std::to_string(a.shape(1)));
         const int64_t M = a.shape(0), N = b.n();
-        const cnnx::QEpilogue ep =
-            epilogue(x_scale, x_zp, bias_ptr(bias, N), act, out, y_scale, y_zp);
+        const cnnx::QEpilogue ep = epilogue(x_scale, x_zp, bias_ptr(bias, N), act, out, y_scale,
+                                            y_zp, bias_acc_ptr(bias_acc, N));
         py::array c = new_output(out, {M, N});
         const uint8_t* pa = a.data();
         void* pc = c.mutable_data();
@@ -153,13 +164,14 @@ void bind_int8(py::module_& m) {
       },
       py::arg("a"), py::arg("b"), py::arg("x_scale"), py::arg("x_zero_point"), py::arg("bias"),
       py::arg("activation"), py::arg("out"), py::arg("y_scale") = 1.0f,
-      py::arg("y_zero_point") = 0);
+      py::arg("y_zero_point") = 0, py::arg("bias_acc") = py::none());
 
   m.def(
       "qconv2d_forward",
       [](u8array x, const cnnx::QPackedWeights& w, I2 stride, I2 dilation, I4 pads,
          int64_t groups, float x_scale, int32_t x_zp, std::optional<farray> bias,
-         cnnx::QActivation act, cnnx::QOutput out, float y_scale, int32_t y_zp) {
+         cnnx::QActivation act, cnnx::QOutput out, float y_scale, int32_t y_zp,
+         std::optional<s32array> bias_acc) {
         require(x.ndim() == 4, "x: expected a 4-D (m, n_H, n_W, n_C_prev) uint8 array");
         require(!w.empty(), "w: empty packed weights");
         cnnx::Conv2dShape s;
@@ -182,8 +194,8 @@ void bind_int8(py::module_& m) {
         s.groups = groups;
         const char* msg = cnnx::conv2d_check(s);
         require(msg[0] == 0, msg);
-        const cnnx::QEpilogue ep =
-            epilogue(x_scale, x_zp, bias_ptr(bias, s.C_out), act, out, y_scale, y_zp);
+        const cnnx::QEpilogue ep = epilogue(x_scale, x_zp, bias_ptr(bias, s.C_out), act, out,
+                                            y_scale, y_zp, bias_acc_ptr(bias_acc, s.C_out));
         py::array y = new_output(out, {s.N, s.out_h(), s.out_w(), s.C_out});
         const uint8_t* px = x.data();
         void* py_ = y.mutable_data();
@@ -196,7 +208,7 @@ void bind_int8(py::module_& m) {
       py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("dilation"), py::arg("pads"),
       py::arg("groups"), py::arg("x_scale"), py::arg("x_zero_point"), py::arg("bias"),
       py::arg("activation"), py::arg("out"), py::arg("y_scale") = 1.0f,
-      py::arg("y_zero_point") = 0);
+      py::arg("y_zero_point") = 0, py::arg("bias_acc") = py::none());
 
   m.def(
       "qconv2d_algorithm",

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bindings.h"
+#include "cnnx/int8.h"
 #include "cnnx/op_spec.h"
 #include "cnnx/plan.h"
 #include "cnnx/train_plan.h"
@@ -30,6 +31,7 @@ struct PyOpSpec {
   cnnx::OpSpec s;
   OptArray kernel, bias, dkernel, dbias;
   OptArray gamma, beta, mean, var, dgamma, dbeta;
+  OptArray qbias;  // int8 ops: a bias in accumulator units (int32)
 };
 
 // What a plan keeps alive: every array it points into.
@@ -54,7 +56,33 @@ struct Keep {
 
 // The spec with its pointers set, after checking each array's size against
 // the geometry. `training`: gradient slots and writeable running statistics.
+// An int8 op's bias arrays (float in real units, int32 in accumulator units).
+cnnx::OpSpec resolve_int8(const PyOpSpec& p, Keep& keep) {
+  cnnx::OpSpec s = p.s;
+  if (s.kind != cnnx::OpKind::qconv2d && s.kind != cnnx::OpKind::qdense) {
+    require(!p.bias && !p.qbias, "bias: only qconv2d and qdense take a bias");
+    return s;
+  }
+  require(!s.qw.empty(), "w: the op needs its packed int8 weights (set_qweights)");
+  const int64_t c = s.qw.n();
+  s.bias = keep.opt(p.bias, c, "bias");
+  if (p.qbias) {
+    const py::array& a = *p.qbias;
+    require(a.dtype().is(py::dtype::of<int32_t>()), "bias_acc: expected an int32 array");
+    require((a.flags() & py::array::c_style) != 0, "bias_acc: expected a C-contiguous array");
+    require(a.size() == c, "bias_acc: expected " + std::to_string(c) + " values, got " +
+                               std::to_string(a.size()));
+    keep.arrays.push_back(a);
+    s.qbias = static_cast<const int32_t*>(a.data());
+  }
+  return s;
+}
+
 cnnx::OpSpec resolve(const PyOpSpec& p, Keep& keep, bool training) {
+  if (cnnx::op_is_int8(p.s.kind)) {
+    require(!training, "op: int8 ops run in inference plans only");
+    return resolve_int8(p, keep);
+  }
   cnnx::OpSpec s = p.s;
   if (s.kind == cnnx::OpKind::conv2d || s.kind == cnnx::OpKind::dense) {
     try {
@@ -264,7 +292,14 @@ void bind_plan(py::module_& m) {
       .value("prelu", cnnx::OpKind::prelu)
       .value("lrn", cnnx::OpKind::lrn)
       .value("group_norm", cnnx::OpKind::group_norm)
-      .value("layer_norm", cnnx::OpKind::layer_norm);
+      .value("layer_norm", cnnx::OpKind::layer_norm)
+      .value("quantize", cnnx::OpKind::quantize)
+      .value("dequantize", cnnx::OpKind::dequantize)
+      .value("qconv2d", cnnx::OpKind::qconv2d)
+      .value("qdense", cnnx::OpKind::qdense)
+      .value("qpool", cnnx::OpKind::qpool)
+      .value("qadd", cnnx::OpKind::qadd)
+      .value("qconcat", cnnx::OpKind::qconcat);
   py::enum_<cnnx::PlanAct>(m, "Act", "activations a plan applies (alone or in a store)")
       .value("none", cnnx::PlanAct::none)
       .value("relu", cnnx::PlanAct::relu)
@@ -463,6 +498,38 @@ void bind_plan(py::module_& m) {
           py::arg("dgamma") = py::none(), py::arg("dbeta") = py::none(),
           "a group / layer norm's gamma and beta (and, for training, their gradient slots)")
       .def_property_readonly("has_bn", [](const PyOpSpec& p) { return p.s.has_bn; })
+      .def(
+          "set_quant",
+          [](PyOpSpec& p, std::vector<std::pair<float, int32_t>> inputs,
+             std::pair<float, int32_t> output, cnnx::QOutput store, cnnx::QActivation act) {
+            p.s.qin.clear();
+            for (const auto& q : inputs) p.s.qin.push_back(cnnx::QuantParams{q.first, q.second});
+            p.s.qout = cnnx::QuantParams{output.first, output.second};
+            p.s.qstore = store;
+            p.s.qact = act;
+          },
+          py::arg("inputs"), py::arg("output") = std::make_pair(1.0f, 0),
+          py::arg("store") = cnnx::QOutput::u8, py::arg("activation") = cnnx::QActivation::none,
+          "int8 ops: (scale, zero_point) of each uint8 input and of the uint8 output, what "
+          "qconv2d / qdense store, and their clamp")
+      .def(
+          "set_qweights",
+          [](PyOpSpec& p, const cnnx::QPackedWeights& w, OptArray bias, OptArray bias_acc) {
+            p.s.qw = w;
+            p.bias = bias;
+            p.qbias = bias_acc;
+          },
+          py::arg("w"), py::arg("bias") = py::none(), py::arg("bias_acc") = py::none(),
+          "qconv2d / qdense: packed int8 weights, a float bias (real units) and/or an int32 "
+          "bias in accumulator units")
+      .def_property_readonly("qin", [](const PyOpSpec& p) {
+        std::vector<std::pair<float, int32_t>> v;
+        for (const auto& q : p.s.qin) v.emplace_back(q.scale, q.zero_point);
+        return v;
+      })
+      .def_property_readonly("qout", [](const PyOpSpec& p) {
+        return std::make_pair(p.s.qout.scale, p.s.qout.zero_point);
+      })
       .def("__repr__", [](const PyOpSpec& p) {
         std::string r = std::string("OpSpec(") + cnnx::op_kind_name(p.s.kind) + ", in=[";
         for (size_t i = 0; i < p.s.in.size(); ++i) r += (i ? ", " : "") + std::to_string(p.s.in[i]);

@@ -7,8 +7,8 @@ PYBIND11_MODULE(_core, m) {
   cnnx_py::bind_conv(m);
   cnnx_py::bind_pool(m);
   cnnx_py::bind_ops(m);
+  cnnx_py::bind_int8(m);  // before bind_plan: plans take its enums as defaults
   cnnx_py::bind_plan(m);
   cnnx_py::bind_merge(m);
   cnnx_py::bind_act_norm(m);
-  cnnx_py::bind_int8(m);
 }

@@ -43,12 +43,13 @@ from .layers import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip,
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
+from .quant import quantize, QuantizedModel  # noqa: E402
 
 __all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
             "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
             "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
             "Subtract", "Multiply", "Average", "Concatenate", "Input", "Model", "Sequential",
-            "optim", "callbacks", "load_model"]
+            "optim", "callbacks", "load_model", "quantize", "QuantizedModel"]
 __all__ += ["ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip",
             "Softplus", "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization",
             "GroupNormalization", "LayerNormalization"]

@@ -10,7 +10,13 @@ Layout (little-endian)::
     header_crc uint32   CRC-32 of the header
     data_crc   uint32   CRC-32 of the data block
     header     JSON     architecture, compile settings, array directory
-    data       float32 arrays, each at a 64-byte-aligned offset
+    data       arrays, each at a 64-byte-aligned offset (float32 unless its
+               directory entry names another "dtype")
+
+Version 2 (cnnx 0.2) adds quantized models (``cnnx.quantize``): the header's
+``"quantization"`` entry holds the value parameters and, per int8 layer,
+its int8 weights, scales and biases; ``"model"`` and ``"params"`` are the
+float model's. Version 1 files (float models) still load.
 
 ``model.save(path)`` writes a temporary file ``.cnnx-<random>.tmp`` in the
 same directory, flushes it to disk and renames it over ``path``
@@ -44,7 +50,10 @@ from ._version import __version__
 __all__ = ["save_model", "load_model", "FORMAT_VERSION"]
 
 MAGIC = b"CNNXMDL\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: versions load_model reads
+READABLE_VERSIONS = (1, 2)
+_DTYPES = {"<f4": np.float32, "|i1": np.int8, "<i4": np.int32}
 _PREFIX = struct.Struct("<8sIQQII")  # magic, version, header_len, data_len, header_crc, data_crc
 _ALIGN = 64
 #: deepest JSON nesting a model header may have (containers nest at most
@@ -61,13 +70,15 @@ class _Blob:
         self.parts = []
         self.size = 0
 
-    def add(self, arr):
-        arr = np.ascontiguousarray(arr, dtype="<f4")
+    def add(self, arr, dtype="<f4"):
+        arr = np.ascontiguousarray(arr, dtype=dtype)
         pad = (-self.size) % _ALIGN
         if pad:
             self.parts.append(b"\0" * pad)
             self.size += pad
         entry = {"offset": self.size, "shape": list(arr.shape)}
+        if dtype != "<f4":
+            entry["dtype"] = dtype
         data = arr.tobytes()
         self.parts.append(data)
         self.size += len(data)
@@ -109,23 +120,29 @@ def _serialise(model):
     from .layers.base import layer_config, walk
 
     blob = _Blob()
+    from .quant import QuantizedModel
+
+    quantized = isinstance(model, QuantizedModel)
+    fm = model.float_model if quantized else model
     header = {
         "format": "cnnx-model",
         "version": FORMAT_VERSION,
         "cnnx_version": __version__,
-        "model": layer_config(model),
-        "params": blob.add(model.store.params),
+        "model": layer_config(fm),
+        "params": blob.add(fm.store.params),
         "buffers": [],
         "compile": None,
         "optimizer": None,
     }
-    for i, (layer, _) in enumerate(walk(model.layers)):
+    if quantized:
+        header["quantization"] = _quantization_entry(model, blob)
+    for i, (layer, _) in enumerate(walk(fm.layers)):
         for name, buf in layer.buffers.items():
             header["buffers"].append({"layer": i, "name": name, **blob.add(buf)})
     if model.loss is not None:
         header["compile"] = model.get_compile_config()  # None: a loss/metric of the user's own
     opt = model.optimizer
-    if opt is not None:
+    if opt is not None and not quantized:  # a quantized model never trains
         st = opt.state_dict()
         header["optimizer"] = {"class": st["class"], "config": st["config"],
                                "iterations": st["iterations"],
@@ -164,6 +181,65 @@ def _write_atomically(target, prefix, hbytes, data, st):
         except OSError:
             pass
         raise
+
+
+def _quantization_entry(model, blob):
+    """A quantized model's parameters: the values' (scale, zero point), each int8
+    layer's weights, scales and biases (keyed by value / op output id)."""
+    weights = []
+    for vid, w in sorted(model.qweights.items()):
+        weights.append({"op": vid, "w": blob.add(w.w, "|i1"), "scale": blob.add(w.scale),
+                        "bias": None if w.bias is None else blob.add(w.bias),
+                        "bias_acc": None if w.bias_acc is None else blob.add(w.bias_acc, "<i4"),
+                        "groups": w.groups})
+    return {"config": model.config,
+            "values": [[vid, s, z] for vid, (s, z) in sorted(model.qparams.items())],
+            "weights": weights}
+
+
+def _quantized(fm, q, data, where):
+    """The QuantizedModel of float model ``fm`` from a file's quantization entry."""
+    from .graph.quantize import QWeights, prepare
+    from .quant import QuantizedModel
+
+    if not isinstance(q, dict):
+        raise ValueError(f"{where} is corrupt (malformed quantization entry)")
+    g = prepare(fm._graph(None))  # any size that fits, for a model taking any size
+    values = {v.id: v for v in g.values}
+    producers = {op.output.id: op for op in g.ops}
+    params = {}
+    try:
+        for vid, s, z in q.get("values", []):
+            vid, s, z = int(vid), float(s), int(z)
+            if vid not in values or not (np.isfinite(s) and s > 0) or not 0 <= z <= 255:
+                raise ValueError
+            params[vid] = (s, z)
+        weights = {}
+        for e in q.get("weights", []):
+            vid = int(e["op"])
+            op = producers.get(vid)
+            kernel = None if op is None else op.attrs.get("kernel")
+            w = _array(data, e["w"], "int8 weights")
+            if kernel is None or w.shape != kernel.array.shape or w.dtype != np.int8:
+                raise ValueError
+            scale = _array(data, e["scale"], "weight scales")
+            c = w.shape[-1]
+            bias = None if e.get("bias") is None else _array(data, e["bias"], "bias")
+            bacc = None if e.get("bias_acc") is None else _array(data, e["bias_acc"], "bias")
+            if scale.shape != (c,) or not (np.isfinite(scale).all() and (scale > 0).all()) or (
+                    bias is not None and bias.shape != (c,)) or (
+                    bacc is not None and (bacc.shape != (c,) or bacc.dtype != np.int32)):
+                raise ValueError
+            weights[vid] = QWeights(w, scale, bias, bacc, int(e.get("groups", 1)))
+        config = dict(q.get("config") or {})
+    except ValueError as e:
+        if str(e).startswith("path:"):
+            raise
+        raise ValueError(f"{where} is corrupt (the quantization entry does not match the "
+                         "architecture)") from None
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError(f"{where} is corrupt (malformed quantization entry)") from None
+    return QuantizedModel(fm, params, weights, config)
 
 
 def _lock(fd, blocking):
@@ -229,16 +305,19 @@ def _array(data, entry, what):
     try:
         off = int(entry["offset"])
         shape = tuple(int(s) for s in entry["shape"])
-    except (KeyError, TypeError, ValueError):
+        dtype = _DTYPES[entry.get("dtype", "<f4")]
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise ValueError(f"path: corrupt file (bad directory entry for {what})") from None
     n = 1
     for s in shape:
         if s < 0:
             raise ValueError(f"path: corrupt file (negative shape for {what})")
         n *= s
-    if off < 0 or off + 4 * n > len(data):
+    size = np.dtype(dtype).itemsize
+    if off < 0 or off + size * n > len(data):
         raise ValueError(f"path: corrupt file ({what} lies outside the data block)")
-    return np.frombuffer(data, dtype="<f4", count=n, offset=off).astype(np.float32).reshape(shape)
+    raw = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"), count=n, offset=off)
+    return raw.astype(dtype).reshape(shape)
 
 
 def _read(path):
@@ -254,9 +333,10 @@ def _read(path):
     magic, version, hlen, dlen, hcrc, dcrc = _PREFIX.unpack_from(raw)
     if magic != MAGIC:
         raise ValueError(f"path: {path!r} is not a cnnx model file (bad magic bytes)")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ValueError(f"path: {path!r} has format version {version}; this cnnx "
-                         f"({__version__}) reads version {FORMAT_VERSION}")
+                         f"({__version__}) reads versions "
+                         f"{', '.join(map(str, READABLE_VERSIONS))}")
     end = _PREFIX.size + hlen + dlen
     if len(raw) < end:
         raise ValueError(f"path: {path!r} is truncated ({len(raw)} of {end} bytes)")
@@ -373,6 +453,8 @@ def load_model(path, compile=True):
             raise ValueError(f"{where} is corrupt (buffer moving_var of layer {layer.name!r} "
                              "holds negative or NaN variances)")
         dst[...] = arr
+    if header.get("quantization") is not None:
+        model = _quantized(model, header["quantization"], data, where)
     if compile and header.get("compile"):
         c = header["compile"]
         opt = None
@@ -380,7 +462,7 @@ def load_model(path, compile=True):
         if not isinstance(c, dict) or not isinstance(o, (dict, type(None))) or (
                 o and not isinstance(o.get("state", {}), dict)):
             raise ValueError(f"{where} is corrupt (malformed compile/optimizer settings)")
-        if o:
+        if o and header.get("quantization") is None:
             st = {k: _array(data, v, f"optimizer state {k}") for k, v in o.get("state", {}).items()}
             for k, v in st.items():
                 if v.size != model.store.params.size:

@@ -58,6 +58,10 @@ enum class QOutput : int { f32 = 0, u8 = 1, s32 = 2 };
 struct QEpilogue {
   QuantParams x;                // the uint8 input's quantisation
   const float* bias = nullptr;  // real units, one per output column/channel; may be null
+  // A bias in accumulator units (real bias / (x_scale * w_scale[c]), rounded),
+  // added to acc exactly before the scaling, as ONNX's QLinearConv and the
+  // int32 biases of QDQ models do; may be null (and may be given with bias).
+  const int32_t* bias_acc = nullptr;
   QActivation act = QActivation::none;
   QOutput out = QOutput::f32;
   QuantParams y;                // the output's quantisation (QOutput::u8 only)

@@ -18,6 +18,7 @@
 
 #include "cnnx/conv.h"
 #include "cnnx/eltwise.h"
+#include "cnnx/int8.h"
 #include "cnnx/pool.h"
 
 namespace cnnx {
@@ -41,6 +42,17 @@ enum class OpKind : int {
   lrn = 21,         // local response normalisation over the last axis (lrn_*)
   group_norm = 22,  // per example and group of channels; affine gamma / beta (w / bias)
   layer_norm = 23,  // over the last axis per row; affine gamma / beta (w / bias)
+
+  // int8 inference (cnnx/int8.h; inference plans only). Numbered apart, so
+  // that fp32 kinds added after `python` never collide with them. A uint8
+  // value takes one byte per element in its buffer (see op_input_is_u8).
+  quantize = 64,    // float -> uint8 (count values, qout)
+  dequantize = 65,  // uint8 (qin[0]) -> float (count values)
+  qconv2d = 66,     // uint8 -> qstore (uint8 with qout, or float): conv geometry, qw, bias, qact
+  qdense = 67,      // uint8 rows of in_f -> rows of out_f, stored as qconv2d
+  qpool = 68,       // uint8 pooling: max (the output keeps qin[0]), avg, global_avg (qout)
+  qadd = 69,        // two uint8 inputs of count values -> uint8 (qout), qact none or relu
+  qconcat = 70,     // uint8 inputs as concat; one whose qin differs from qout is requantised
 };
 
 enum class PlanAct : int {
@@ -148,6 +160,16 @@ struct OpSpec {
   float eps = 1e-5f;
   int64_t lrn_size = 5;
   float lrn_alpha = 1e-4f, lrn_beta = 0.75f, lrn_bias = 1.0f;
+  // int8 ops: the quantisation of each uint8 input and of a uint8 output,
+  // what qconv2d / qdense store (uint8 or float) with which clamp, their
+  // packed weights (held, shared storage) and, besides the float `bias`, an
+  // optional bias in accumulator units (cnnx/int8.h, QEpilogue::bias_acc).
+  std::vector<QuantParams> qin;
+  QuantParams qout;
+  QOutput qstore = QOutput::u8;
+  QActivation qact = QActivation::none;
+  QPackedWeights qw;
+  const int32_t* qbias = nullptr;
 };
 
 // What a loss op of the training step reads and how it is weighted.
@@ -165,6 +187,12 @@ struct LossSpec {
 
 // Values per image each input of the op holds, from its geometry.
 std::vector<int64_t> op_input_sizes(const OpSpec& op);
+
+// int8 kinds (quantize .. qconcat), which only inference plans run.
+bool op_is_int8(OpKind k);
+// Whether input i / the output holds uint8 values (one byte each) rather than floats.
+bool op_input_is_u8(const OpSpec& op, size_t i);
+bool op_output_is_u8(const OpSpec& op);
 
 // Values per image the op writes. Checks the whole description (kind,
 // input count, geometry, activation) and throws std::invalid_argument

@@ -12,6 +12,7 @@
 // the store, so no int32 partial sums ever leave the registers. Threads
 // split M and N, never K, so results do not depend on the thread count.
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -82,8 +83,8 @@ void check_layout(const QPackedWeights& w) {
   const auto& P = w.impl();
   if (P.depthwise) return;  // ISA-independent layout
   const QGemmConfig& now = qgemm_config();
-  if (P.config != &now)
-    throw std::invalid_argument(std::string("w: packed for the int8 kernel ") + P.config->name +
+  if (P.family != &now)
+    throw std::invalid_argument(std::string("w: packed for the int8 kernel ") + P.family->name +
                                 ", but " + now.name + " is active: pack the weights again");
 }
 
@@ -117,7 +118,13 @@ StorePrep prepare_store(const QEpilogue& ep, const QPackedWeights::Impl& w, bool
   s.mult.resize(N);
   s.offs.resize(N);
   for (int64_t c = 0; c < N; ++c) {
-    if (with_zcomp) s.zcomp[c] = ep.x.zero_point * w.colsum[c];
+    // acc - zcomp: the zero point's share, and an int32 bias added exactly
+    const int64_t z = (with_zcomp ? int64_t{ep.x.zero_point} * w.colsum[c] : 0) -
+                      (ep.bias_acc ? int64_t{ep.bias_acc[c]} : 0);
+    if (ep.bias_acc && (z < INT32_MIN || z > INT32_MAX))
+      throw std::invalid_argument("bias_acc: x_zero_point * column sum - bias overflows int32 "
+                                  "at channel " + std::to_string(c));
+    s.zcomp[c] = static_cast<int32_t>(z);
     float m = ep.x.scale * w.scale[c];
     float o = ep.bias ? ep.bias[c] : 0.0f;
     if (ep.bias && !std::isfinite(o))

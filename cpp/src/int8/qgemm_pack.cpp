@@ -40,16 +40,17 @@ void check_depth(int64_t K) {
 // Panels of group g: columns [col0, col0 + n_group) of the K x ldw matrix w.
 void pack_group(Impl& P, const int8_t* w, int64_t ldw, int64_t col0, int64_t g) {
   const QGemmConfig& cfg = *P.config;
-  const int nr = cfg.nr, eb = cfg.elem_bytes, kps = qgemm_k_per_step(cfg);
+  const int nr = cfg.nr, eb = cfg.elem_bytes, kps = qgemm_k_per_step(cfg), dup = cfg.dup;
   for (int64_t p = 0; p < P.panels; ++p) {
     uint8_t* dst = P.data.get() + (g * P.panels + p) * P.panel_bytes;
     const int64_t jn = std::min<int64_t>(nr, P.n_group - p * nr);
     for (int64_t k = 0; k < P.K; ++k) {
       const int8_t* src = w + k * ldw + col0 + p * nr;
       const int64_t kl = (k / P.seg_len) * P.seg_pad + k % P.seg_len;  // packed depth
-      uint8_t* step = dst + (kl / kps) * nr * 4 + (kl % kps) * eb;
+      uint8_t* step = dst + (kl / kps) * nr * 4 * dup + (kl % kps) * eb;
       if (eb == 1) {
-        for (int64_t j = 0; j < jn; ++j) step[j * 4] = static_cast<uint8_t>(src[j]);
+        for (int d = 0; d < dup; ++d)
+          for (int64_t j = 0; j < jn; ++j) step[(d * nr + j) * 4] = static_cast<uint8_t>(src[j]);
       } else {
         for (int64_t j = 0; j < jn; ++j) {
           const int16_t v = src[j];
@@ -68,7 +69,13 @@ void pack_group(Impl& P, const int8_t* w, int64_t ldw, int64_t col0, int64_t g) 
 std::shared_ptr<Impl> new_gemm_pack(int64_t K, int64_t row_segs, int64_t N, int64_t groups,
                                     const float* scales) {
   auto P = std::make_shared<Impl>();
-  P->config = &qgemm_config();
+  P->family = &qgemm_config();
+  P->config = P->family;
+  for (const QGemmConfig* nc : P->family->narrow)  // the narrowest kernel that fits
+    if (nc && N / groups <= nc->nr) {
+      P->config = nc;
+      break;
+    }
   P->K = K;
   P->row_segs = row_segs;
   P->seg_len = K / row_segs;
@@ -79,7 +86,7 @@ std::shared_ptr<Impl> new_gemm_pack(int64_t K, int64_t row_segs, int64_t N, int6
   P->n_group = N / groups;
   P->panels = (P->n_group + P->config->nr - 1) / P->config->nr;
   const int64_t steps = P->K_pad / qgemm_k_per_step(*P->config);
-  P->panel_bytes = steps * P->config->nr * 4;
+  P->panel_bytes = steps * P->config->nr * 4 * P->config->dup;
   P->bytes = static_cast<size_t>(groups * P->panels * P->panel_bytes);
   P->data = zeroed_aligned(P->bytes);
   P->colsum.reset(new int32_t[N]);
@@ -91,7 +98,7 @@ std::shared_ptr<Impl> new_gemm_pack(int64_t K, int64_t row_segs, int64_t N, int6
 }  // namespace
 
 const char* QPackedWeights::kernel_name() const {
-  return impl_->depthwise ? "qdepthwise" : impl_->config->name;
+  return impl_->depthwise ? "qdepthwise" : impl_->family->name;
 }
 int64_t QPackedWeights::k() const { return impl_->K; }
 int64_t QPackedWeights::n() const { return impl_->N; }

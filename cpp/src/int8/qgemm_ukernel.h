@@ -46,6 +46,14 @@ struct QGemmConfig {
   // kernel with MR = m), for the last tile of a ragged M: a batch-1 7x7
   // layer has M = 49, and a full 8-row tile would waste 1/8 of its work.
   const QGemmUkernel* rows = nullptr;
+  // Copies of each column in a panel step: 2 when one vector holds the nr
+  // columns of two rows (a step is then nr*4*dup bytes, the columns twice).
+  int dup = 1;
+  // Kernels for narrow layers, chosen when the weights are packed: [0] for
+  // at most narrow[0]->nr columns per group, [1] for at most narrow[1]->nr
+  // (a LeNet layer has 8 or 16 output channels, where 32-column tiles waste
+  // 3/4 or 1/2 of their lanes). Null: this kernel for every width.
+  const QGemmConfig* narrow[2] = {nullptr, nullptr};
 };
 
 // Constant data, defined in each ISA's file (reading it runs no ISA code).
@@ -59,6 +67,10 @@ extern const QGemmConfig kQGemmAvxVnniEvex;
 extern const QGemmConfig kQGemmAvx512Vnni;
 extern const QGemmConfig kQGemmAvx512VnniVariants[];
 extern const int kQGemmAvx512VnniVariantCount;
+// AVX512-VNNI kernels for narrow layers (u8s8_gemm_narrow__avx512vnni.cpp):
+// 16 rows x 16 columns, and 16 rows x 8 columns with two rows per vector.
+extern const QGemmConfig kQGemmAvx512VnniN16;
+extern const QGemmConfig kQGemmAvx512VnniN8;
 
 // The kernel for the active ISA level (or the override).
 const QGemmConfig& qgemm_config();
@@ -80,6 +92,8 @@ inline int qgemm_k_per_step(const QGemmConfig& g) { return 4 / g.elem_bytes; }
 // The storage behind QPackedWeights.
 struct cnnx::QPackedWeights::Impl {
   const QGemmConfig* config = nullptr;  // layout owner (GEMM layouts)
+  const QGemmConfig* family = nullptr;  // the kernel active when packing (config or
+                                        // one of its narrow kernels)
   int64_t K = 0;        // depth per group
   // The packed depth: K split into row_segs rows of seg_len values (a
   // convolution's filter rows, KW*C_in/groups each; one row for a GEMM),

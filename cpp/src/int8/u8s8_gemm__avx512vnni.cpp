@@ -78,6 +78,7 @@ const int kQGemmAvx512VnniVariantCount = 4;
 
 // The default: the best of the variants (benchmarks/bench_int8.py --tiles).
 const QGemmConfig kQGemmAvx512Vnni = {"u8s8_gemm_8x32__avx512vnni", 8, 32, 1,
-                                      u8s8_gemm__avx512vnni<8, 2>, kRows32};
+                                      u8s8_gemm__avx512vnni<8, 2>, kRows32, 1,
+                                      {&kQGemmAvx512VnniN8, &kQGemmAvx512VnniN16}};
 
 }  // namespace cnnx

@@ -73,9 +73,12 @@ void InferencePlan::add(const OpSpec& spec) {
   const char* what = op_kind_name(spec.kind);
   const int64_t n_out = op_output_size(spec);
   const std::vector<int64_t> in_sizes = op_input_sizes(spec);
-  // Buffers may be larger than the values they hold (they are reused).
-  for (size_t i = 0; i < spec.in.size(); ++i) check_buffer(spec.in[i], in_sizes[i], what);
-  check_buffer(spec.out, n_out, what);
+  // Buffers may be larger than the values they hold (they are reused); a
+  // uint8 value needs a quarter of the floats.
+  auto floats = [](int64_t n, bool u8) { return u8 ? (n + 3) / 4 : n; };
+  for (size_t i = 0; i < spec.in.size(); ++i)
+    check_buffer(spec.in[i], floats(in_sizes[i], op_input_is_u8(spec, i)), what);
+  check_buffer(spec.out, floats(n_out, op_output_is_u8(spec)), what);
   if (spec.out < n_in_)
     throw std::invalid_argument(std::string(what) + ": cannot write an input buffer");
   // Elementwise ops may work in place on their first input; others need a fresh buffer.
@@ -87,8 +90,8 @@ void InferencePlan::add(const OpSpec& spec) {
   Op op;
   op.s = spec;
   op.n = n_out;
-  if (spec.kind == OpKind::conv2d) op.s.conv.N = 1;
-  if (spec.kind == OpKind::pool) {  // strided pools: their output size
+  if (spec.kind == OpKind::conv2d || spec.kind == OpKind::qconv2d) op.s.conv.N = 1;
+  if (spec.kind == OpKind::pool || spec.kind == OpKind::qpool) {  // strided pools: their output size
     op.s.ps.n = 1;
     plan_detail::pool_output_values(op.s.pool, op.s.ps, op.s.pp, &op.s.oh, &op.s.ow);
   }

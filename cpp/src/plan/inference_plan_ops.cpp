@@ -21,53 +21,10 @@ using plan_detail::ceil_div;
 using plan_detail::dense_by_columns;
 using plan_detail::fused;
 
-namespace {
-
-// Part `part` of `parts` of [0, total), in units of `align`.
-void part_range(int64_t total, int part, int parts, int64_t align, int64_t* b, int64_t* e) {
-  const int64_t units = ceil_div(total, align);
-  *b = std::min(total, units * part / parts * align);
-  *e = std::min(total, units * (part + 1) / parts * align);
-}
-
-// Output rows [a, b) of one image as a convolution of their own: the band of
-// input rows they read, padded only where the band meets the image border.
-// Valid when no output row reads padding alone (see conv_bands_ok).
-Conv2dShape conv_band(const Conv2dShape& s, int64_t a, int64_t b, int64_t* first_row) {
-  Conv2dShape t = s;
-  t.N = 1;
-  const int64_t r0 = a * s.stride_h - s.pad_top;
-  const int64_t r1 = (b - 1) * s.stride_h + (s.KH - 1) * s.dilation_h + 1 - s.pad_top;
-  const int64_t c0 = std::max<int64_t>(r0, 0), c1 = std::min(r1, s.H);
-  t.H = c1 - c0;
-  t.pad_top = c0 - r0;
-  t.pad_bottom = r1 - c1;
-  *first_row = c0;
-  return t;
-}
-
-bool conv_bands_ok(const Conv2dShape& s) {
-  const int64_t reach = (s.KH - 1) * s.dilation_h;
-  return s.pad_top <= reach && s.pad_bottom <= reach;
-}
-
-// The same for pooling windows (padding is at most half a window, so every
-// band reads at least one real row).
-void pool_band(const PoolShape& s, const Pool2dParams& p, int64_t a, int64_t b, PoolShape* ts,
-               Pool2dParams* tp, int64_t* first_row) {
-  const int64_t r0 = a * p.stride_h - p.pad_top;
-  const int64_t r1 = (b - 1) * p.stride_h + p.kernel_h - p.pad_top;
-  const int64_t c0 = std::max<int64_t>(r0, 0), c1 = std::min(r1, s.h);
-  *ts = s;
-  ts->n = 1;
-  ts->h = c1 - c0;
-  *tp = p;
-  tp->pad_top = c0 - r0;
-  tp->pad_bottom = r1 - c1;
-  *first_row = c0;
-}
-
-}  // namespace
+using plan_detail::conv_band;
+using plan_detail::conv_bands_ok;
+using plan_detail::part_range;
+using plan_detail::pool_band;
 
 // Part `part` of `parts` of op over n images; parts == 1 is the whole op.
 // Threads of a cooperative run split convolutions and pools by output rows,
@@ -286,6 +243,10 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       return;
     }
     default:
+      if (op_is_int8(sp.kind)) {
+        plan_detail::run_qop_part(sp, op.n, buf, n, part, parts);
+        return;
+      }
       throw std::invalid_argument(std::string(op_kind_name(sp.kind)) + ": not run by a plan");
   }
 }

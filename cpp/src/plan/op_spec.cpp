@@ -1,9 +1,11 @@
 // Checking an op description once, for both plans (see cnnx/op_spec.h).
 #include "cnnx/op_spec.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
+#include "int8/qgemm_ukernel.h"
 #include "plan/plan_internal.h"
 
 namespace cnnx {
@@ -24,6 +26,13 @@ const char* op_kind_name(OpKind k) {
     case OpKind::lrn: return "lrn";
     case OpKind::group_norm: return "group_norm";
     case OpKind::layer_norm: return "layer_norm";
+    case OpKind::quantize: return "quantize";
+    case OpKind::dequantize: return "dequantize";
+    case OpKind::qconv2d: return "qconv2d";
+    case OpKind::qdense: return "qdense";
+    case OpKind::qpool: return "qpool";
+    case OpKind::qadd: return "qadd";
+    case OpKind::qconcat: return "qconcat";
   }
   return "?";
 }
@@ -54,10 +63,153 @@ Conv2dShape one_image(const Conv2dShape& c) {
   return s;
 }
 
+void check_q(const OpSpec& op, const QuantParams& q, const std::string& what) {
+  if (!(std::isfinite(q.scale) && q.scale > 0.0f))
+    fail(op, what + " scale: expected a finite scale > 0, got " + std::to_string(q.scale));
+  if (q.zero_point < 0 || q.zero_point > 255)
+    fail(op, what + " zero point: expected 0..255, got " + std::to_string(q.zero_point));
+}
+
+void check_qin(const OpSpec& op) {
+  if (op.qin.size() != op.in.size())
+    fail(op, "one input quantisation per input is needed (" + std::to_string(op.in.size()) +
+                 "), got " + std::to_string(op.qin.size()));
+  for (size_t i = 0; i < op.qin.size(); ++i) check_q(op, op.qin[i], "input " + std::to_string(i));
+}
+
+// The store of qconv2d / qdense: uint8 (with the output's quantisation) or float.
+void check_qstore(const OpSpec& op) {
+  if (op.qstore == QOutput::u8) check_q(op, op.qout, "output");
+  else if (op.qstore != QOutput::f32) fail(op, "the store writes uint8 or float");
+  const int a = static_cast<int>(op.qact);
+  if (a < 0 || a > 2) fail(op, "unknown activation");
+}
+
+// qpool's window on one image; writes the output size.
+int64_t qpool_output_values(const OpSpec& op, int64_t* oh, int64_t* ow) {
+  switch (op.pool) {
+    case PlanPool::max:
+    case PlanPool::avg:
+    case PlanPool::global_avg:
+      return plan_detail::pool_output_values(op.pool, op.ps, op.pp, oh, ow);
+    default:
+      fail(op, "int8 pooling is max, avg or global_avg (adaptive pools with whole windows "
+               "become max / avg windows)");
+  }
+}
+
+int64_t qop_output_size(const OpSpec& op) {
+  switch (op.kind) {
+    case OpKind::quantize:
+      need_inputs(op, 1, 1);
+      if (op.count < 1) fail(op, "count must be >= 1");
+      check_q(op, op.qout, "output");
+      return op.count;
+    case OpKind::dequantize:
+      need_inputs(op, 1, 1);
+      if (op.count < 1) fail(op, "count must be >= 1");
+      check_qin(op);
+      return op.count;
+    case OpKind::qconv2d: {
+      need_inputs(op, 1, 1);
+      const Conv2dShape s = one_image(op.conv);
+      const char* msg = conv2d_check(s);
+      if (msg[0]) throw std::invalid_argument(msg);
+      check_qin(op);
+      check_qstore(op);
+      if (op.qw.empty()) fail(op, "packed int8 weights are needed");
+      const auto& P = op.qw.impl();
+      if (P.C_in == 0 || P.KH != s.KH || P.KW != s.KW || P.C_in != s.C_in || P.N != s.C_out ||
+          P.groups != s.groups || P.depthwise != s.is_depthwise())
+        fail(op, "the packed weights do not match the convolution's filter shape and groups");
+      return s.output_size();
+    }
+    case OpKind::qdense:
+      need_inputs(op, 1, 1);
+      if (op.in_f < 1 || op.out_f < 1) fail(op, "sizes must be >= 1");
+      check_qin(op);
+      check_qstore(op);
+      if (op.qw.empty()) fail(op, "packed int8 weights are needed");
+      if (op.qw.impl().C_in != 0 || op.qw.groups() != 1 || op.qw.k() != op.in_f ||
+          op.qw.n() != op.out_f)
+        fail(op, "the packed weights are not a (" + std::to_string(op.in_f) + ", " +
+                     std::to_string(op.out_f) + ") matrix");
+      return op.out_f;
+    case OpKind::qpool: {
+      need_inputs(op, 1, 1);
+      check_qin(op);
+      if (op.pool != PlanPool::max) check_q(op, op.qout, "output");
+      int64_t oh = op.oh, ow = op.ow;
+      return qpool_output_values(op, &oh, &ow);
+    }
+    case OpKind::qadd:
+      need_inputs(op, 2, 2);
+      if (op.count < 1) fail(op, "count must be >= 1");
+      check_qin(op);
+      check_q(op, op.qout, "output");
+      if (op.qact != QActivation::none && op.qact != QActivation::relu)
+        fail(op, "an int8 add clamps with relu or not at all");
+      return op.count;
+    case OpKind::qconcat: {
+      need_inputs(op, 1, 1 << 20);
+      if (op.inner.size() != op.in.size()) fail(op, "one inner size per input is needed");
+      if (op.outer < 1) fail(op, "outer must be >= 1");
+      check_qin(op);
+      check_q(op, op.qout, "output");
+      int64_t total = 0;
+      for (int64_t i : op.inner) {
+        if (i < 1) fail(op, "inner sizes must be >= 1");
+        total += i;
+      }
+      return op.outer * total;
+    }
+    default: break;
+  }
+  throw std::invalid_argument("op: unknown kind");
+}
+
 }  // namespace
+
+bool op_is_int8(OpKind k) {
+  switch (k) {
+    case OpKind::quantize:
+    case OpKind::dequantize:
+    case OpKind::qconv2d:
+    case OpKind::qdense:
+    case OpKind::qpool:
+    case OpKind::qadd:
+    case OpKind::qconcat: return true;
+    default: return false;
+  }
+}
+
+bool op_input_is_u8(const OpSpec& op, size_t i) {
+  (void)i;
+  return op_is_int8(op.kind) && op.kind != OpKind::quantize;
+}
+
+bool op_output_is_u8(const OpSpec& op) {
+  switch (op.kind) {
+    case OpKind::quantize:
+    case OpKind::qpool:
+    case OpKind::qadd:
+    case OpKind::qconcat: return true;
+    case OpKind::qconv2d:
+    case OpKind::qdense: return op.qstore == QOutput::u8;
+    default: return false;
+  }
+}
 
 std::vector<int64_t> op_input_sizes(const OpSpec& op) {
   switch (op.kind) {
+    case OpKind::qconv2d: return {one_image(op.conv).input_size()};
+    case OpKind::qdense: return {op.in_f};
+    case OpKind::qpool: return {op.ps.h * op.ps.w * op.ps.c};
+    case OpKind::qconcat: {
+      std::vector<int64_t> v;
+      for (int64_t i : op.inner) v.push_back(op.outer * i);
+      return v;
+    }
     case OpKind::conv2d: {
       const Conv2dShape s = one_image(op.conv);
       std::vector<int64_t> v{s.input_size()};
@@ -151,18 +303,31 @@ int64_t op_output_size(const OpSpec& op) {
     case OpKind::dropout:
     case OpKind::python:
       fail(op, "this op is resolved by the graph, no plan runs it");
+    default:
+      if (op_is_int8(op.kind)) return qop_output_size(op);
   }
   throw std::invalid_argument("op: unknown kind");
 }
 
 double op_flops(const OpSpec& op) {
   switch (op.kind) {
+    case OpKind::qconv2d:
     case OpKind::conv2d: {
       const Conv2dShape& s = op.conv;
       return 2.0 * s.out_h() * s.out_w() * s.C_out * s.KH * s.KW * s.cin_per_group();
     }
+    case OpKind::qdense:
     case OpKind::dense: return 2.0 * op.in_f * op.out_f;
+    case OpKind::qpool:
     case OpKind::pool: return static_cast<double>(op.ps.h * op.ps.w * op.ps.c);
+    case OpKind::quantize:
+    case OpKind::dequantize: return static_cast<double>(op.count);
+    case OpKind::qadd: return 2.0 * op.count;
+    case OpKind::qconcat: {
+      double n = 0;
+      for (int64_t i : op.inner) n += static_cast<double>(op.outer * i);
+      return n / 4;  // bytes
+    }
     case OpKind::batch_norm: return 2.0 * op.count;
     case OpKind::activation: return 4.0 * op.count;
     case OpKind::eltwise: return static_cast<double>(op.count) * op.in.size();

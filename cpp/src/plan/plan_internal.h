@@ -111,5 +111,54 @@ inline bool dense_by_columns(int64_t n, int parts, int64_t out_f) {
          active_isa() == Isa::avx512;
 }
 
+// Part `part` of `parts` of [0, total), in units of `align`.
+inline void part_range(int64_t total, int part, int parts, int64_t align, int64_t* b, int64_t* e) {
+  const int64_t units = ceil_div(total, align);
+  *b = std::min(total, units * part / parts * align);
+  *e = std::min(total, units * (part + 1) / parts * align);
+}
+
+// Output rows [a, b) of one image as a convolution of their own: the band of
+// input rows they read, padded only where the band meets the image border.
+// Valid when no output row reads padding alone (see conv_bands_ok).
+inline Conv2dShape conv_band(const Conv2dShape& s, int64_t a, int64_t b, int64_t* first_row) {
+  Conv2dShape t = s;
+  t.N = 1;
+  const int64_t r0 = a * s.stride_h - s.pad_top;
+  const int64_t r1 = (b - 1) * s.stride_h + (s.KH - 1) * s.dilation_h + 1 - s.pad_top;
+  const int64_t c0 = std::max<int64_t>(r0, 0), c1 = std::min(r1, s.H);
+  t.H = c1 - c0;
+  t.pad_top = c0 - r0;
+  t.pad_bottom = r1 - c1;
+  *first_row = c0;
+  return t;
+}
+
+inline bool conv_bands_ok(const Conv2dShape& s) {
+  const int64_t reach = (s.KH - 1) * s.dilation_h;
+  return s.pad_top <= reach && s.pad_bottom <= reach;
+}
+
+// The same for pooling windows (padding is at most half a window, so every
+// band reads at least one real row).
+inline void pool_band(const PoolShape& s, const Pool2dParams& p, int64_t a, int64_t b, PoolShape* ts,
+               Pool2dParams* tp, int64_t* first_row) {
+  const int64_t r0 = a * p.stride_h - p.pad_top;
+  const int64_t r1 = (b - 1) * p.stride_h + p.kernel_h - p.pad_top;
+  const int64_t c0 = std::max<int64_t>(r0, 0), c1 = std::min(r1, s.h);
+  *ts = s;
+  ts->n = 1;
+  ts->h = c1 - c0;
+  *tp = p;
+  tp->pad_top = c0 - r0;
+  tp->pad_bottom = r1 - c1;
+  *first_row = c0;
+}
+
+// Part `part` of `parts` of an int8 op (inference_plan_qops.cpp) over n
+// images; n_out: values per image it writes.
+void run_qop_part(const OpSpec& op, int64_t n_out, float* const* buf, int64_t n, int part,
+                  int parts);
+
 }  // namespace plan_detail
 }  // namespace cnnx

@@ -64,6 +64,8 @@ void TrainPlan::check_value(int v, int64_t floats, const char* what) const {
 
 void TrainPlan::add(const OpSpec& spec) {
   const char* what = op_kind_name(spec.kind);
+  if (op_is_int8(spec.kind))
+    throw std::invalid_argument(std::string(what) + ": int8 ops run in inference plans only");
   if (spec.kind == OpKind::conv2d && spec.in.size() != 1)
     throw std::invalid_argument("conv2d: the training step takes no fused residual");
   if (spec.has_bn) throw std::invalid_argument("batch norm: the training step runs it on its own");

@@ -118,6 +118,19 @@ def _bias(b, n):
     return b
 
 
+def _bias_acc(b, n):
+    if b is None:
+        return None
+    if not isinstance(b, np.ndarray) or b.dtype.kind not in "iu":
+        raise TypeError("b_acc: expected an integer NumPy array (int32 bias in accumulator "
+                        "units)")
+    if b.shape != (n,):
+        raise ValueError(f"b_acc: expected shape ({n},), got {b.shape}")
+    if b.size and (int(b.min()) < -2**30 or int(b.max()) > 2**30):
+        raise ValueError("b_acc: expected values within +-2**30")
+    return np.ascontiguousarray(b, dtype=np.int32)
+
+
 def _weight_scales(w_scale, n):
     scalar = np.ndim(w_scale) == 0 if not isinstance(w_scale, (str, bytes)) else False
     s = as_float32(w_scale, "w_scale")
@@ -344,13 +357,15 @@ def _packed(w, w_scale, kind, groups=1):
 # ------------------------------------------------------ matmul, convolution
 
 def qmatmul(a, a_scale, a_zero_point, w, w_scale=None, b=None, activation=None,
-            out_scale=None, out_zero_point=None, out_dtype=None):
+            out_scale=None, out_zero_point=None, out_dtype=None, b_acc=None):
     """Quantized ``a @ w + b``: uint8 ``a`` ``(M, K)`` times int8 ``w`` ``(K, N)``.
 
     ``w`` is a :class:`QPackedWeights` (from :func:`qpack_matmul`) or an int8
     array with ``w_scale``. The output is float32, or uint8 when
     ``out_scale`` (and ``out_zero_point``) are given; ``out_dtype="int32"``
-    returns the raw ``sum (a - a_zero_point) * w``.
+    returns the raw ``sum (a - a_zero_point) * w``. ``b_acc``: an int32 bias
+    in accumulator units (``round(bias / (a_scale * w_scale))``), added to the
+    sum exactly before scaling, as ONNX's QLinearConv and QDQ models do.
 
     Examples:
         >>> import numpy as np
@@ -369,7 +384,7 @@ def qmatmul(a, a_scale, a_zero_point, w, w_scale=None, b=None, activation=None,
     out, ys, yz = _output(out_scale, out_zero_point, out_dtype)
     return _core.qgemm(a, w.packed(), _scale(a_scale, "a_scale"),
                        _zero_point(a_zero_point, "a_zero_point"), _bias(b, w.shape[1]),
-                       _activation(activation), out, ys, yz)
+                       _activation(activation), out, ys, yz, _bias_acc(b_acc, w.shape[1]))
 
 
 # Layers call qconv2d with the same geometry every step: validating it once
@@ -392,7 +407,7 @@ def _conv_args(x_shape, w_shape, stride, padding, dilation, groups):
 
 def qconv2d(x, x_scale, x_zero_point, w, w_scale=None, b=None, stride=1, padding="valid",
             dilation=1, groups=1, activation=None, out_scale=None, out_zero_point=None,
-            out_dtype=None):
+            out_dtype=None, b_acc=None):
     """Quantized convolution (cross-correlation) of uint8 NHWC ``x`` with int8
     HWIO ``w``, bias and activation fused into the requantising store.
 
@@ -400,7 +415,8 @@ def qconv2d(x, x_scale, x_zero_point, w, w_scale=None, b=None, stride=1, padding
     ``x_zero_point`` (real 0). ``w`` is a :class:`QPackedWeights` (from
     :func:`qpack_conv2d`) or an int8 array with ``w_scale``. The output is
     float32, or uint8 when ``out_scale`` (and ``out_zero_point``) are given;
-    ``out_dtype="int32"`` returns the raw accumulators.
+    ``out_dtype="int32"`` returns the raw accumulators. ``b_acc``: an int32
+    bias in accumulator units, as for :func:`qmatmul`.
 
     Examples:
         >>> import numpy as np
@@ -420,7 +436,8 @@ def qconv2d(x, x_scale, x_zero_point, w, w_scale=None, b=None, stride=1, padding
     out, ys, yz = _output(out_scale, out_zero_point, out_dtype)
     return _core.qconv2d_forward(x, w.packed(), s, d, pads, g, _scale(x_scale, "x_scale"),
                                  _zero_point(x_zero_point, "x_zero_point"),
-                                 _bias(b, w.shape[3]), _activation(activation), out, ys, yz)
+                                 _bias(b, w.shape[3]), _activation(activation), out, ys, yz,
+                                 _bias_acc(b_acc, w.shape[3]))
 
 
 def qconv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, groups=1):

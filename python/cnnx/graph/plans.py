@@ -17,7 +17,8 @@ from . import passes
 from .ir import GROUPED_ACTS, Act, OpKind, PoolKind
 
 __all__ = ["Unsupported", "op_spec", "compile_inference", "compile_training",
-           "CompiledInference", "CompiledTraining", "Head", "loss_heads", "plan_loss"]
+           "CompiledInference", "CompiledTraining", "assign_buffers", "Head", "loss_heads",
+           "plan_loss"]
 
 
 class Unsupported(Exception):
@@ -190,6 +191,37 @@ class CompiledInference:
         return self.plan.profile(list(xs), reps)
 
 
+def assign_buffers(g, floats=lambda v: v.size):
+    """Buffers by liveness: ``(sizes, buffer_of)``. The inputs and outputs
+    come first (the caller's arrays); a scratch buffer is reused once the
+    last reader of its value has run. ``floats(v)``: floats value v needs
+    per image."""
+    ni, no = len(g.inputs), len(g.outputs)
+    buffer_of = {v.id: i for i, v in enumerate(g.inputs)}
+    for j, v in enumerate(g.outputs):
+        buffer_of[v.id] = ni + j
+    sizes = [floats(v) for v in g.inputs] + [floats(v) for v in g.outputs]
+    last_use = {}
+    for i, op in enumerate(g.ops):
+        for v in op.inputs:
+            last_use[v.id] = i
+    free = []
+    for i, op in enumerate(g.ops):
+        out = op.output
+        if out.id not in buffer_of:
+            if free:
+                b = free.pop()
+                sizes[b] = max(sizes[b], floats(out))
+            else:
+                sizes.append(floats(out))
+                b = len(sizes) - 1
+            buffer_of[out.id] = b
+        for vid in {v.id for v in op.inputs}:
+            if last_use.get(vid) == i and buffer_of[vid] >= ni + no:
+                free.append(buffer_of[vid])
+    return sizes, buffer_of
+
+
 def compile_inference(g):
     """A :class:`CompiledInference` of graph ``g`` (consumed: passes run on it), or None."""
     shapes = [v.shape for v in g.outputs]
@@ -197,30 +229,8 @@ def compile_inference(g):
         passes.for_inference(g)
         _distinct_outputs(g)
         passes.sort(g)
-        ni, no = len(g.inputs), len(g.outputs)
-        buffer_of = {v.id: i for i, v in enumerate(g.inputs)}
-        for j, v in enumerate(g.outputs):
-            buffer_of[v.id] = ni + j
-        sizes = [v.size for v in g.inputs] + [v.size for v in g.outputs]
-        last_use = {}
-        for i, op in enumerate(g.ops):
-            for v in op.inputs:
-                last_use[v.id] = i
-        free = []
-        for i, op in enumerate(g.ops):
-            out = op.output
-            if out.id not in buffer_of:
-                if free:
-                    b = free.pop()
-                    sizes[b] = max(sizes[b], out.size)
-                else:
-                    sizes.append(out.size)
-                    b = len(sizes) - 1
-                buffer_of[out.id] = b
-            for vid in {v.id for v in op.inputs}:
-                if last_use.get(vid) == i and buffer_of[vid] >= ni + no:
-                    free.append(buffer_of[vid])
-        plan = _core.InferencePlan(sizes, ni, no)
+        sizes, buffer_of = assign_buffers(g)
+        plan = _core.InferencePlan(sizes, len(g.inputs), len(g.outputs))
         for op in g.ops:
             plan.add(op_spec(op, buffer_of))
     except Unsupported:

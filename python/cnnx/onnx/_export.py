@@ -533,7 +533,12 @@ def _io_names(base, n, given, what):
 def to_onnx(model, opset=None, input_name="input", output_name="output"):
     """The ONNX ``ModelProto`` of a built cnnx model (see :func:`export`)."""
     from ..layers.base import Layer
+    from ..quant import QuantizedModel
 
+    if isinstance(model, QuantizedModel):  # a QDQ graph
+        from ._export_int8 import to_onnx_qdq
+
+        return to_onnx_qdq(model, opset, input_name, output_name)
     onnx = require_onnx()
     if not isinstance(model, Layer) or not hasattr(model, "to_graph"):
         raise TypeError(f"model: expected a cnnx model (Model or Sequential), got "
@@ -613,6 +618,10 @@ def export(model, path, opset=None, input_name="input", output_name="output"):
     Raises :class:`~cnnx.onnx.ONNXConversionError` (a ValueError) naming the
     layer for anything ONNX cannot express exactly, e.g. an adaptive pool
     whose output size does not divide its input size.
+
+    A quantized model (:func:`cnnx.quantize`) is written as a QDQ graph
+    (:mod:`cnnx.onnx._export_int8`), which ONNX Runtime runs with its int8
+    kernels.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a file path, got {type(path).__name__}")
