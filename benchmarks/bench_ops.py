@@ -12,6 +12,15 @@ listed in LAYOUT_CASES below):
   adam        one Adam step over 10M float32 parameters (torch.optim.Adam,
               default implementation; "adam (torch fused)" compares with
               fused=True, PyTorch's single-pass kernel)
+Issue 19 (layers-a), on the same 32x56x56x64 tensor unless said:
+  <act> / <act>_fb   an activation forward / forward + backward: elu, selu,
+                     gelu, gelu_tanh, silu, hardswish, hardsigmoid, relu6,
+                     softplus, softsign, prelu (one slope per channel);
+                     log_softmax over rows of 1000 (4096 rows)
+  lrn, group_norm, layer_norm (+ _fb)   size 5 / 32 groups / over the channels
+  maxpool_dil, maxpool_ceil, avgpool_ceil (+ _fb)   3x3 stride 1 dilation 2
+                     padding 1; 3x3 stride 2 ceil mode (GoogLeNet); the same
+                     average with padding 1
 plus "copy": a plain copy of the 32x56x56x64 pooling input in the cnnx
 process (the best of a 1-thread np.copyto and a 2-thread split copy), the
 memory-bandwidth reference for pooling: pooling's bandwidth is
@@ -23,6 +32,14 @@ alternate for --rounds rounds, each reporting the median of its repeats,
 and the median over rounds is kept. Ratio = PyTorch time / cnnx time:
 above 1 means cnnx is faster. PyTorch tensors are channels_last (NHWC in
 memory, like cnnx), its fastest CPU layout for these ops.
+
+--keep-freed-memory sets MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_ in
+BOTH workers so that glibc keeps freed memory: each call here returns fresh
+25.7 MB arrays, and when a forward + backward frees two of them glibc trims
+its heap and the next call page-faults 13 MB of zeros back in (measured:
+hardswish forward + backward 10.3 ms without, 4.8 ms with; the kernels
+alone 1.9 + 2.8 ms). The compiled plans reuse their own buffers and do
+not see this.
 
 On a shared, oversubscribed machine wall-clock times at 2 threads are
 dominated by descheduled threads; ``--threads 1 --clock cpu`` (process CPU
@@ -78,6 +95,119 @@ LAYOUT_CASES = {
 CASES += list(LAYOUT_CASES)
 LABELS.update(LAYOUT_CASES)
 UP_SHAPE, PAD, PS_SHAPE, CS_SHAPE = (N, 28, 28, C), 2, (N, 28, 28, 256), (N, 28, 28, 232)
+
+
+# ---- issue 19 (layers-a) cases -------------------------------------------------
+ACTS_A = ["elu", "selu", "gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "relu6",
+          "softplus", "softsign", "prelu", "log_softmax"]
+OTHERS_A = ["lrn", "group_norm", "layer_norm", "maxpool_dil", "maxpool_ceil", "avgpool_ceil"]
+CASES_A = [n + s for n in ACTS_A + OTHERS_A for s in ("", "_fb")]
+CASES += CASES_A
+for _n in ACTS_A + OTHERS_A:
+    _what = {"lrn": "LRN size 5", "group_norm": "group norm 32 groups",
+             "layer_norm": "layer norm over C", "maxpool_dil": "max pool 3x3 s1 d2 p1",
+             "maxpool_ceil": "max pool 3x3 s2 ceil", "avgpool_ceil": "avg pool 3x3 s2 p1 ceil",
+             "log_softmax": "log_softmax 4096x1000"}.get(_n, _n)
+    LABELS[_n] = f"{_what} fwd"
+    LABELS[_n + "_fb"] = f"{_what} fwd+bwd"
+
+
+def _cnnx_cases_a(x, dy, rng):
+    import numpy as np
+    import cnnx.functional as F
+
+    fns = {}
+    acts = {"elu": (F.elu, F.elu_backward), "selu": (F.selu, F.selu_backward),
+            "gelu": (F.gelu, F.gelu_backward),
+            "gelu_tanh": (lambda a: F.gelu(a, "tanh"), lambda g, a: F.gelu_backward(g, a, "tanh")),
+            "silu": (F.silu, F.silu_backward), "hardswish": (F.hardswish, F.hardswish_backward),
+            "hardsigmoid": (F.hardsigmoid, F.hardsigmoid_backward),
+            "relu6": (F.relu6, F.relu6_backward), "softplus": (F.softplus, F.softplus_backward),
+            "softsign": (F.softsign, F.softsign_backward)}
+    slope = np.full(C, 0.25, np.float32)
+    acts["prelu"] = (lambda a: F.prelu(a, slope), lambda g, a: F.prelu_backward(g, a, slope))
+    xl = rng.standard_normal((4096, 1000), dtype=np.float32)
+    dyl = rng.standard_normal((4096, 1000), dtype=np.float32)
+    gamma = np.ones(C, np.float32)
+    beta = np.zeros(C, np.float32)
+    for name, (f, b) in acts.items():
+        fns[name] = (lambda f: lambda: f(x))(f)
+        fns[name + "_fb"] = (lambda f, b: lambda: (f(x), b(dy, x)))(f, b)
+    fns["log_softmax"] = lambda: F.log_softmax(xl)
+    fns["log_softmax_fb"] = lambda: F.log_softmax_backward(dyl, F.log_softmax(xl))
+    fns["lrn"] = lambda: F.lrn(x, 5, 1e-4, 0.75, 2.0)
+    fns["lrn_fb"] = lambda: (F.lrn(x, 5, 1e-4, 0.75, 2.0), F.lrn_backward(dy, x, 5, 1e-4, 0.75, 2.0))
+    fns["group_norm"] = lambda: F.group_norm(x, 32, gamma, beta)
+    fns["group_norm_fb"] = lambda: (F.group_norm(x, 32, gamma, beta),
+                                    F.group_norm_backward(dy, x, 32, gamma))
+    fns["layer_norm"] = lambda: F.layer_norm(x, gamma, beta)
+    fns["layer_norm_fb"] = lambda: (F.layer_norm(x, gamma, beta),
+                                    F.layer_norm_backward(dy, x, gamma))
+    pools = {"maxpool_dil": (lambda a: F.max_pool2d(a, 3, 1, 1, dilation=2),
+                             lambda g, a: F.max_pool2d_backward(g, a, 3, 1, 1, dilation=2)),
+             "maxpool_ceil": (lambda a: F.max_pool2d(a, 3, 2, 0, ceil_mode=True),
+                              lambda g, a: F.max_pool2d_backward(g, a, 3, 2, 0, ceil_mode=True)),
+             "avgpool_ceil": (lambda a: F.avg_pool2d(a, 3, 2, 1, ceil_mode=True),
+                              lambda g, a: F.avg_pool2d_backward(g, a, 3, 2, 1, ceil_mode=True))}
+    for name, (f, b) in pools.items():
+        gy = rng.standard_normal(f(x).shape, dtype=np.float32)
+        fns[name] = (lambda f: lambda: f(x))(f)
+        fns[name + "_fb"] = (lambda f, b, gy: lambda: (f(x), b(gy, x)))(f, b, gy)
+    return fns
+
+
+def _torch_cases_a(x, rng):
+    import numpy as np
+    import torch
+    tf = torch.nn.functional
+
+    fns = {}
+    dy = torch.from_numpy(rng.standard_normal((N, H, W, C), dtype=np.float32)).permute(0, 3, 1, 2)
+    dy = dy.contiguous(memory_format=torch.channels_last)
+    slope = torch.full((C,), 0.25, requires_grad=True)
+    acts = {"elu": tf.elu, "selu": tf.selu, "gelu": tf.gelu,
+            "gelu_tanh": lambda a: tf.gelu(a, approximate="tanh"), "silu": tf.silu,
+            "hardswish": tf.hardswish, "hardsigmoid": tf.hardsigmoid, "relu6": tf.relu6,
+            "softplus": tf.softplus, "softsign": tf.softsign,
+            "prelu": lambda a: tf.prelu(a, slope)}
+    xr = x.clone().requires_grad_(True)
+
+    def fwd(f, a):
+        def run():
+            with torch.no_grad():
+                f(a)
+        return run
+
+    def fb(f, a, g):
+        def run():
+            f(a).backward(g)
+        return run
+    for name, f in acts.items():
+        fns[name] = fwd(f, x)
+        fns[name + "_fb"] = fb(f, xr, dy)
+    xl = torch.from_numpy(rng.standard_normal((4096, 1000), dtype=np.float32))
+    dyl = torch.from_numpy(rng.standard_normal((4096, 1000), dtype=np.float32))
+    fns["log_softmax"] = fwd(lambda a: tf.log_softmax(a, -1), xl)
+    fns["log_softmax_fb"] = fb(lambda a: tf.log_softmax(a, -1), xl.clone().requires_grad_(True),
+                               dyl)
+    lrn = lambda a: tf.local_response_norm(a, 5, 1e-4, 0.75, 2.0)  # noqa: E731
+    fns["lrn"], fns["lrn_fb"] = fwd(lrn, x), fb(lrn, xr, dy)
+    gn = torch.nn.GroupNorm(32, C)
+    fns["group_norm"], fns["group_norm_fb"] = fwd(gn, x), fb(gn, xr, dy)
+    ln = torch.nn.LayerNorm(C)  # ConvNeXt: over the channels of an NHWC view
+    xh = x.permute(0, 2, 3, 1)  # (N, H, W, C), contiguous in channels_last memory
+    fns["layer_norm"] = fwd(ln, xh)
+    fns["layer_norm_fb"] = fb(ln, xr.detach().permute(0, 2, 3, 1).requires_grad_(True),
+                              dy.permute(0, 2, 3, 1))
+    pools = {"maxpool_dil": lambda a: tf.max_pool2d(a, 3, 1, 1, 2),
+             "maxpool_ceil": lambda a: tf.max_pool2d(a, 3, 2, 0, ceil_mode=True),
+             "avgpool_ceil": lambda a: tf.avg_pool2d(a, 3, 2, 1, ceil_mode=True)}
+    for name, f in pools.items():
+        with torch.no_grad():
+            gy = torch.randn_like(f(x))
+        fns[name] = fwd(f, x)
+        fns[name + "_fb"] = fb(f, xr, gy)
+    return fns
 
 
 def _median(xs):
@@ -169,6 +299,7 @@ def _cnnx_cases(threads):
         np.copyto(df[half:], xf[half:])
         a.result()
     fns.update(_cnnx_layout_cases(rng, x))
+    fns.update(_cnnx_cases_a(x, dyb, rng))
     return fns, notes, {"copy1": copy1, "copy2": copy2}
 
 
@@ -325,6 +456,7 @@ def _torch_cases(threads):
             continue
         fns[name] = (lambda o: (lambda: o.step()))(opt)
     fns.update(_torch_layout_cases(rng, x))
+    fns.update(_torch_cases_a(x, rng))
     return fns
 
 
@@ -345,7 +477,7 @@ def worker(framework, threads, only, min_time):
             except Exception as e:  # a half-landed function: skip, say why
                 out["notes"][name] = f"failed: {type(e).__name__}: {e}"
     if extra and (not only or only in "maxpool adaptive copy" or "pad" in only
-                  or "up_" in only):
+                  or "up_" in only or any(only in n for n in CASES_A)):
         out["times"]["copy"] = min(_time(extra["copy1"], min_time),
                                    _time(extra["copy2"], min_time))
     print(json.dumps(out))
@@ -359,6 +491,9 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--clock", choices=sorted(CLOCK), default="wall",
                     help="wall: elapsed time; cpu: process CPU time (robust on a loaded machine)")
+    ap.add_argument("--keep-freed-memory", action="store_true",
+                    help="both workers: glibc keeps freed memory (no page faults on fresh "
+                         "outputs; see the module docstring)")
     ap.add_argument("--worker", choices=["cnnx", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     global _clock
@@ -368,6 +503,8 @@ def main():
         return
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    if args.keep_freed_memory:
+        env.update(MALLOC_TRIM_THRESHOLD_="4000000000", MALLOC_MMAP_THRESHOLD_="4000000000")
     here = os.path.dirname(os.path.abspath(__file__))
     times = {"cnnx": {}, "torch": {}}
     notes = {}
@@ -389,7 +526,8 @@ def main():
     import cnnx
     info = cnnx.info()
     print(f"cnnx {info.get('version')} isa={info.get('isa')}  threads={args.threads}  "
-          f"rounds={args.rounds}  clock={args.clock}  (ratio = torch / cnnx; > 1: cnnx faster)")
+          f"rounds={args.rounds}  clock={args.clock}  (ratio = torch / cnnx; > 1: cnnx faster)"
+          + ("  keep-freed-memory" if args.keep_freed_memory else ""))
     print(f"{'case':34s} {'cnnx ms':>9s} {'torch ms':>9s} {'ratio':>7s}")
     med = {fw: {k: _median(v) for k, v in d.items()} for fw, d in times.items()}
     for name in CASES:
@@ -420,6 +558,16 @@ def main():
                 continue
             bw = moved / (t * 1e-3) / 1e9
             print(f"  {name:12s} {bw:6.1f} GB/s = {100 * bw / copy_bw:5.1f}% of copy bandwidth")
+        # elementwise (issue 19): forward reads x and writes y; backward reads
+        # dy and x and writes dx (so forward + backward moves 5 tensors)
+        for name in ACTS_A[:-1]:
+            for suffix, tensors in (("", 2), ("_fb", 5)):
+                t = med["cnnx"].get(name + suffix)
+                if t is None:
+                    continue
+                bw = tensors * nbytes / (t * 1e-3) / 1e9
+                print(f"  {name + suffix:14s} {bw:6.1f} GB/s = {100 * bw / copy_bw:5.1f}% of copy "
+                      f"bandwidth")
 
 
 if __name__ == "__main__":

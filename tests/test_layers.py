@@ -369,7 +369,7 @@ def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="^padding"):
         cnnx.Conv2D(4, 3, padding="full")
     with pytest.raises(ValueError, match="^activation"):
-        cnnx.Dense(4, activation="swish")
+        cnnx.Dense(4, activation="mish")
     with pytest.raises(ValueError, match="^groups"):
         cnnx.Conv2D(5, 3, groups=2)
     with pytest.raises(ValueError, match="^rate"):

@@ -276,18 +276,21 @@ def _load_graph(g, tmp_path):
 def test_unsupported_operator(tmp_path):
     g = G((2, 4, 4))
     g.op("Conv", g.w(2, 2, 1, 1))
-    g.op("LRN", size=3, name="my_lrn")
+    g.op("Hardmax", name="my_hm")
     with pytest.raises(cnnx.onnx.ONNXConversionError,
-                       match=r"^path: LRN \(node 'my_lrn'\): operator not supported.*Conv"):
+                       match=r"^path: Hardmax \(node 'my_hm'\): operator not supported.*Conv"):
         _load_graph(g, tmp_path)
 
 
 def test_unsupported_attributes(tmp_path):
     g = G((2, 5, 5))
-    g.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, name="pool_ceil")
-    with pytest.raises(cnnx.onnx.ONNXConversionError, match="MaxPool.*pool_ceil.*ceil_mode"):
+    g.op("MaxPool", kernel_shape=[3, 3], pads=[2, 2, 2, 2], name="pool_pads")
+    with pytest.raises(cnnx.onnx.ONNXConversionError, match="MaxPool.*pool_pads.*half"):
         _load_graph(g, tmp_path)
-    # ceil mode that gives the floor size is exact and accepted
+    # ceil mode (issue 19), also where it gives the floor size
+    g = G((2, 5, 5))
+    g.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, name="pool_ceil")
+    compare_with_ort(g.model(), tmp_path)
     g = G((2, 6, 6))
     g.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
     compare_with_ort(g.model(), tmp_path)

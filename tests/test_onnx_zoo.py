@@ -7,8 +7,9 @@ by ``cnnx.onnx.from_onnx`` and compared with ONNX Runtime on the same graph.
 A model either loads and matches ONNX Runtime within 1e-3 of its output's
 scale (max |cnnx - ORT| / max |ORT|, on the probabilities and on the logits
 before the final Softmax, which the test adds as a second graph output), or
-is refused naming the operator cnnx lacks (LRN; the Reshape of ShuffleNet's
-channel shuffle). None may load and give a wrong result.
+is refused naming the operator cnnx lacks (the Reshape of ShuffleNet's
+channel shuffle). None may load and give a wrong result. AlexNet, ZFNet-512
+and Inception v1 load since LRN (and ceil-mode pooling) came with issue 19.
 
 Random weights: He-normal convolutions, Glorot-like Gemm weights, scales in
 [0.5, 1.5], small offsets, and BatchNormalization statistics set near the
@@ -34,15 +35,15 @@ LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", 
 
 #: architecture -> None (loads and matches) or the operator of its refusal
 ZOO = {
-    "bvlc_alexnet": "LRN",
+    "bvlc_alexnet": None,
     "densenet121": None,
-    "inception_v1": "LRN",
+    "inception_v1": None,
     "inception_v2": None,
     "resnet50": None,
     "shufflenet": None,  # its channel shuffle (5-D Reshape, Transpose, Reshape): ChannelShuffle
     "squeezenet": None,
     "vgg19": None,
-    "zfnet512": "LRN",
+    "zfnet512": None,
 }
 
 
@@ -224,4 +225,17 @@ def test_light_model_structure():
 
 
 def test_most_of_the_zoo_loads():
-    assert sum(v is None for v in ZOO.values()) >= 6
+    assert sum(v is None for v in ZOO.values()) == len(ZOO)  # all 9 load (LRN and channel shuffle are here)
+
+
+def test_lrn_networks_structure():
+    """AlexNet's, ZFNet-512's and Inception v1's two LRNs each, with their settings."""
+    for name, n_lrn in (("bvlc_alexnet", 2), ("zfnet512", 2), ("inception_v1", 2)):
+        proto = randomised(name)
+        model = cnnx.onnx.from_onnx(proto)
+        lrns = [l for l in model.layers if isinstance(l, cnnx.LocalResponseNormalization)]
+        assert len(lrns) == n_lrn == sum(n.op_type == "LRN" for n in proto.graph.node)
+        want = [n for n in proto.graph.node if n.op_type == "LRN"][0]
+        attrs = {a.name: helper.get_attribute_value(a) for a in want.attribute}
+        assert lrns[0].size == attrs["size"] and np.isclose(lrns[0].alpha, attrs["alpha"])
+        assert np.isclose(lrns[0].bias, attrs["bias"]) and np.isclose(lrns[0].beta, attrs["beta"])

@@ -143,6 +143,21 @@ cnnx::OpSpec resolve(const PyOpSpec& p, Keep& keep, bool training) {
       s.seed = static_cast<const uint64_t*>(a.data());
     }
   }
+  if (s.kind == cnnx::OpKind::prelu) {
+    require(s.channels >= 1, "prelu: channels (the slope count) must be >= 1");
+    require(p.kernel.has_value(), "slope: the op needs its slopes");
+    s.w = keep.live(*p.kernel, s.channels, "slope");
+    if (training) s.dw = keep.opt(p.dkernel, s.channels, "dslope", true);
+  }
+  if (s.kind == cnnx::OpKind::group_norm || s.kind == cnnx::OpKind::layer_norm) {
+    require(s.channels >= 1, "norm: channels must be >= 1");
+    s.w = keep.opt(p.gamma, s.channels, "gamma");
+    s.bias = keep.opt(p.beta, s.channels, "beta");
+    if (training) {
+      s.dw = p.gamma ? keep.opt(p.dgamma, s.channels, "dgamma", true) : nullptr;
+      s.db = p.beta ? keep.opt(p.dbeta, s.channels, "dbeta", true) : nullptr;
+    }
+  }
   if (s.kind == cnnx::OpKind::batch_norm || s.has_bn) {
     const int64_t bc = s.kind == cnnx::OpKind::batch_norm ? s.channels : c;
     require(p.mean && p.var, "batch norm: moving_mean and moving_var are needed");
@@ -317,6 +332,10 @@ void bind_plan(py::module_& m) {
       .value("space_to_depth", cnnx::OpKind::space_to_depth)
       .value("channel_shuffle", cnnx::OpKind::channel_shuffle)
       .value("transpose", cnnx::OpKind::transpose)
+      .value("prelu", cnnx::OpKind::prelu)
+      .value("lrn", cnnx::OpKind::lrn)
+      .value("group_norm", cnnx::OpKind::group_norm)
+      .value("layer_norm", cnnx::OpKind::layer_norm)
       .value("quantize", cnnx::OpKind::quantize)
       .value("dequantize", cnnx::OpKind::dequantize)
       .value("qconv2d", cnnx::OpKind::qconv2d)
@@ -330,7 +349,18 @@ void bind_plan(py::module_& m) {
       .value("leaky_relu", cnnx::PlanAct::leaky_relu)
       .value("sigmoid", cnnx::PlanAct::sigmoid)
       .value("tanh", cnnx::PlanAct::tanh)
-      .value("softmax", cnnx::PlanAct::softmax);
+      .value("softmax", cnnx::PlanAct::softmax)
+      .value("elu", cnnx::PlanAct::elu)
+      .value("selu", cnnx::PlanAct::selu)
+      .value("gelu", cnnx::PlanAct::gelu)
+      .value("gelu_tanh", cnnx::PlanAct::gelu_tanh)
+      .value("silu", cnnx::PlanAct::silu)
+      .value("hardswish", cnnx::PlanAct::hardswish)
+      .value("hardsigmoid", cnnx::PlanAct::hardsigmoid)
+      .value("clip", cnnx::PlanAct::clip)
+      .value("softplus", cnnx::PlanAct::softplus)
+      .value("softsign", cnnx::PlanAct::softsign)
+      .value("log_softmax", cnnx::PlanAct::log_softmax);
   py::enum_<cnnx::PlanPool>(m, "PoolKind")
       .value("max", cnnx::PlanPool::max)
       .value("avg", cnnx::PlanPool::avg)
@@ -394,9 +424,24 @@ void bind_plan(py::module_& m) {
                       q.pad_top, q.pad_bottom, q.pad_left, q.pad_right};
           },
           [](PyOpSpec& p, const I8& g) {
-            p.s.pp = cnnx::Pool2dParams{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
+            cnnx::Pool2dParams q{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
+            q.dilation_h = p.s.pp.dilation_h;  // set on their own (pool_dilation, pool_ceil_mode)
+            q.dilation_w = p.s.pp.dilation_w;
+            q.ceil_mode = p.s.pp.ceil_mode;
+            p.s.pp = q;
           },
           "(kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right)")
+      .def_property(
+          "pool_dilation",
+          [](const PyOpSpec& p) { return std::make_pair(p.s.pp.dilation_h, p.s.pp.dilation_w); },
+          [](PyOpSpec& p, std::pair<int64_t, int64_t> v) {
+            p.s.pp.dilation_h = v.first;
+            p.s.pp.dilation_w = v.second;
+          },
+          "(dilation_h, dilation_w) of a max pool")
+      .def_property(
+          "pool_ceil_mode", [](const PyOpSpec& p) { return p.s.pp.ceil_mode; },
+          [](PyOpSpec& p, bool v) { p.s.pp.ceil_mode = v; })
       .def_property(
           "pool_output", [](const PyOpSpec& p) { return std::make_pair(p.s.oh, p.s.ow); },
           [](PyOpSpec& p, std::pair<int64_t, int64_t> v) {
@@ -412,6 +457,26 @@ void bind_plan(py::module_& m) {
           [](PyOpSpec& p, cnnx::PlanAct v) { p.s.act = v; })
       .def_property(
           "alpha", [](const PyOpSpec& p) { return p.s.alpha; }, [](PyOpSpec& p, float v) { p.s.alpha = v; })
+      .def_property(
+          "beta", [](const PyOpSpec& p) { return p.s.beta; }, [](PyOpSpec& p, float v) { p.s.beta = v; },
+          "the activation's second parameter (clip's max, hard sigmoid's offset, selu's scale)")
+      .def_property(
+          "groups", [](const PyOpSpec& p) { return p.s.groups; },
+          [](PyOpSpec& p, int64_t v) { p.s.groups = v; })
+      .def_property(
+          "eps", [](const PyOpSpec& p) { return p.s.eps; }, [](PyOpSpec& p, float v) { p.s.eps = v; })
+      .def_property(
+          "lrn",
+          [](const PyOpSpec& p) {
+            return std::make_tuple(p.s.lrn_size, p.s.lrn_alpha, p.s.lrn_beta, p.s.lrn_bias);
+          },
+          [](PyOpSpec& p, std::tuple<int64_t, float, float, float> v) {
+            p.s.lrn_size = std::get<0>(v);
+            p.s.lrn_alpha = std::get<1>(v);
+            p.s.lrn_beta = std::get<2>(v);
+            p.s.lrn_bias = std::get<3>(v);
+          },
+          "(size, alpha, beta, bias) of local response normalisation")
       .def_property(
           "k", [](const PyOpSpec& p) { return p.s.k; }, [](PyOpSpec& p, int64_t v) { p.s.k = v; },
           "softmax group: values of the last axis")
@@ -464,6 +529,17 @@ void bind_plan(py::module_& m) {
           py::arg("epsilon"), py::arg("momentum") = 0.01f, py::arg("dgamma") = py::none(),
           py::arg("dbeta") = py::none(),
           "a batch norm op's arrays, or (inference) a batch norm folded into conv2d / dense")
+      .def(
+          "set_affine",
+          [](PyOpSpec& p, OptArray gamma, OptArray beta, OptArray dgamma, OptArray dbeta) {
+            p.gamma = gamma;
+            p.beta = beta;
+            p.dgamma = dgamma;
+            p.dbeta = dbeta;
+          },
+          py::arg("gamma") = py::none(), py::arg("beta") = py::none(),
+          py::arg("dgamma") = py::none(), py::arg("dbeta") = py::none(),
+          "a group / layer norm's gamma and beta (and, for training, their gradient slots)")
       .def_property_readonly("has_bn", [](const PyOpSpec& p) { return p.s.has_bn; })
       .def_property(
           "chan_inner", [](const PyOpSpec& p) { return p.s.chan_inner; },

@@ -1,6 +1,7 @@
-// Pooling: max, average, adaptive (avg and max) and global average, NHWC,
-// forward and backward. Python (cnnx/functional/_pool.py) validates and
-// resolves padding first; the checks here only guard the kernels.
+// Pooling: max (with dilation), average, adaptive (avg and max) and global
+// average, NHWC, forward and backward; ceil_mode for max and average. Python
+// (cnnx/functional/_pool.py) validates and resolves padding first; the checks
+// here only guard the kernels.
 #include <stdexcept>
 
 #include "bindings.h"
@@ -15,8 +16,12 @@ cnnx::PoolShape shape_of(const farray& x) {
 }
 
 cnnx::Pool2dParams params(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t pt, int64_t pb,
-                          int64_t pl, int64_t pr) {
-  return cnnx::Pool2dParams{kh, kw, sh, sw, pt, pb, pl, pr};
+                          int64_t pl, int64_t pr, int64_t dh, int64_t dw, bool ceil_mode) {
+  cnnx::Pool2dParams p{kh, kw, sh, sw, pt, pb, pl, pr};
+  p.dilation_h = dh;
+  p.dilation_w = dw;
+  p.ceil_mode = ceil_mode;
+  return p;
 }
 
 void require_shape(const farray& a, const char* name, int64_t n, int64_t h, int64_t w, int64_t c) {
@@ -38,10 +43,10 @@ void bind_pool(py::module_& m) {
   m.def(
       "max_pool2d",
       [](farray x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t pt, int64_t pb,
-         int64_t pl, int64_t pr) {
+         int64_t pl, int64_t pr, int64_t dh, int64_t dw, bool ceil_mode) {
         check_input(x, "x");
         const auto s = shape_of(x);
-        const auto p = params(kh, kw, sh, sw, pt, pb, pl, pr);
+        const auto p = params(kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, ceil_mode);
         int64_t oh, ow;
         cnnx::pool2d_check(s, p, &oh, &ow);
         farray y = new_array({s.n, oh, ow, s.c});
@@ -54,15 +59,16 @@ void bind_pool(py::module_& m) {
         return y;
       },
       py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("pt"),
-      py::arg("pb"), py::arg("pl"), py::arg("pr"));
+      py::arg("pb"), py::arg("pl"), py::arg("pr"), py::arg("dh") = 1, py::arg("dw") = 1,
+      py::arg("ceil_mode") = false);
 
   m.def(
       "max_pool2d_backward",
       [](farray dy, farray x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t pt,
-         int64_t pb, int64_t pl, int64_t pr) {
+         int64_t pb, int64_t pl, int64_t pr, int64_t dh, int64_t dw, bool ceil_mode) {
         check_input(x, "x");
         const auto s = shape_of(x);
-        const auto p = params(kh, kw, sh, sw, pt, pb, pl, pr);
+        const auto p = params(kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, ceil_mode);
         int64_t oh, ow;
         cnnx::pool2d_check(s, p, &oh, &ow);
         require_shape(dy, "dy", s.n, oh, ow, s.c);
@@ -77,15 +83,16 @@ void bind_pool(py::module_& m) {
         return dx;
       },
       py::arg("dy"), py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"),
-      py::arg("pt"), py::arg("pb"), py::arg("pl"), py::arg("pr"));
+      py::arg("pt"), py::arg("pb"), py::arg("pl"), py::arg("pr"), py::arg("dh") = 1,
+      py::arg("dw") = 1, py::arg("ceil_mode") = false);
 
   m.def(
       "avg_pool2d",
       [](farray x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t pt, int64_t pb,
-         int64_t pl, int64_t pr, bool count_include_pad) {
+         int64_t pl, int64_t pr, bool count_include_pad, bool ceil_mode) {
         check_input(x, "x");
         const auto s = shape_of(x);
-        const auto p = params(kh, kw, sh, sw, pt, pb, pl, pr);
+        const auto p = params(kh, kw, sh, sw, pt, pb, pl, pr, 1, 1, ceil_mode);
         int64_t oh, ow;
         cnnx::pool2d_check(s, p, &oh, &ow);
         farray y = new_array({s.n, oh, ow, s.c});
@@ -98,15 +105,16 @@ void bind_pool(py::module_& m) {
         return y;
       },
       py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("sh"), py::arg("sw"), py::arg("pt"),
-      py::arg("pb"), py::arg("pl"), py::arg("pr"), py::arg("count_include_pad"));
+      py::arg("pb"), py::arg("pl"), py::arg("pr"), py::arg("count_include_pad"),
+      py::arg("ceil_mode") = false);
 
   m.def(
       "avg_pool2d_backward",
       [](farray dy, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-         int64_t pt, int64_t pb, int64_t pl, int64_t pr, bool count_include_pad) {
+         int64_t pt, int64_t pb, int64_t pl, int64_t pr, bool count_include_pad, bool ceil_mode) {
         require_ndim(dy, 4, "dy");
         const cnnx::PoolShape s{dy.shape(0), h, w, dy.shape(3)};
-        const auto p = params(kh, kw, sh, sw, pt, pb, pl, pr);
+        const auto p = params(kh, kw, sh, sw, pt, pb, pl, pr, 1, 1, ceil_mode);
         int64_t oh, ow;
         cnnx::pool2d_check(s, p, &oh, &ow);
         require_shape(dy, "dy", s.n, oh, ow, s.c);
@@ -121,7 +129,7 @@ void bind_pool(py::module_& m) {
       },
       py::arg("dy"), py::arg("h"), py::arg("w"), py::arg("kh"), py::arg("kw"), py::arg("sh"),
       py::arg("sw"), py::arg("pt"), py::arg("pb"), py::arg("pl"), py::arg("pr"),
-      py::arg("count_include_pad"));
+      py::arg("count_include_pad"), py::arg("ceil_mode") = false);
 
   // Adaptive pools. kind: "avg" or "max".
   auto adaptive_fwd = [](farray x, int64_t oh, int64_t ow, bool is_max) {

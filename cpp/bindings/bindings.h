@@ -62,6 +62,7 @@ void bind_ops(py::module_& m);
 void bind_plan(py::module_& m);
 void bind_merge(py::module_& m);
 void bind_layout(py::module_& m);
+void bind_act_norm(py::module_& m);  // issue 19: activations and normalisations
 void bind_int8(py::module_& m);
 void bind_optim_step(py::module_& m);
 void bind_augment(py::module_& m);

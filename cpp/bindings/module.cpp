@@ -13,4 +13,5 @@ PYBIND11_MODULE(_core, m) {
   cnnx_py::bind_optim_step(m);
   cnnx_py::bind_augment(m);
   cnnx_py::bind_layout(m);
+  cnnx_py::bind_act_norm(m);
 }

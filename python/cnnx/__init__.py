@@ -42,6 +42,10 @@ from .layers import (Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,  # noqa:
                      UpSampling2D, ZeroPadding2D, ConstantPadding2D, ReflectionPadding2D,
                      ReplicationPadding2D, Cropping2D, DepthToSpace, SpaceToDepth,
                      ChannelShuffle, Reshape, Permute)
+# issue 19 (layers-a)
+from .layers import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip,  # noqa: E402
+                     Softplus, Softsign, LogSoftmax, PReLU, LocalResponseNormalization,
+                     GroupNormalization, LayerNormalization)
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, optimizers, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402
@@ -57,6 +61,9 @@ __all__ += ["Rescaling", "Normalization", "RandomFlip", "RandomTranslation", "Ra
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D",
             "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D", "ReplicationPadding2D",
             "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
+__all__ += ["ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip",
+            "Softplus", "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization",
+            "GroupNormalization", "LayerNormalization"]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
 # cnnx.data, cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx

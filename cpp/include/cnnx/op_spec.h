@@ -55,6 +55,11 @@ enum class OpKind : int {
   space_to_depth = 24,
   channel_shuffle = 25,   // over the last axis
   transpose = 26,         // per-example axes permuted
+  // issue 19, layers-a (numbered from 30: the layout ops hold 20-26)
+  prelu = 30,       // x > 0 ? x : slope * x; `channels` slopes repeat along the values
+  lrn = 31,         // local response normalisation over the last axis (lrn_*)
+  group_norm = 32,  // per example and group of channels; affine gamma / beta (w / bias)
+  layer_norm = 33,  // over the last axis per row; affine gamma / beta (w / bias)
 
   // int8 inference (cnnx/int8.h; inference plans only). Numbered apart, so
   // that fp32 kinds added after `python` never collide with them. A uint8
@@ -68,7 +73,17 @@ enum class OpKind : int {
   qconcat = 70,     // uint8 inputs as concat; one whose qin differs from qout is requantised
 };
 
-enum class PlanAct : int { none = 0, relu = 1, leaky_relu = 2, sigmoid = 3, tanh = 4, softmax = 5 };
+enum class PlanAct : int {
+  none = 0, relu = 1, leaky_relu = 2, sigmoid = 3, tanh = 4, softmax = 5,
+  // issue 19 (cnnx/activation.h: Pointwise); alpha / beta are their parameters
+  elu = 6, selu = 7, gelu = 8, gelu_tanh = 9, silu = 10, hardswish = 11, hardsigmoid = 12,
+  clip = 13, softplus = 14, softsign = 15,
+  log_softmax = 16,  // over groups of k values, as softmax
+};
+constexpr int kPlanActCount = 17;
+
+// Activations over groups of k values (the last axis) rather than elementwise.
+inline bool grouped_act(PlanAct a) { return a == PlanAct::softmax || a == PlanAct::log_softmax; }
 
 enum class PlanPool : int { max = 0, avg = 1, adaptive_avg = 2, adaptive_max = 3, global_avg = 4 };
 
@@ -183,6 +198,19 @@ struct OpSpec {
   // like conv2d's) and the layout ops' geometry.
   ConvTranspose2dShape convt;
   LayoutSpec layout;
+  // ---- issue 19 (layers-a) ----
+  // The activation's second parameter: clip's max (alpha: its min), hard
+  // sigmoid's offset (alpha: its slope), selu's scale (alpha: its alpha).
+  float beta = 0.0f;
+  // prelu: `channels` slopes in w (dw: their gradient). group_norm /
+  // layer_norm: `channels` channels, gamma / beta in w / bias (either may be
+  // null), gradients in dw / db, `groups` groups (group_norm), epsilon `eps`.
+  // lrn: `channels` channels, an odd window `lrn_size`, lrn_alpha, lrn_beta
+  // and lrn_bias as ONNX's LRN. `count`: values per image, as elementwise ops.
+  int64_t groups = 1;
+  float eps = 1e-5f;
+  int64_t lrn_size = 5;
+  float lrn_alpha = 1e-4f, lrn_beta = 0.75f, lrn_bias = 1.0f;
   // int8 ops: the quantisation of each uint8 input and of a uint8 output,
   // what qconv2d / qdense store (uint8 or float) with which clamp, their
   // packed weights (held, shared storage) and, besides the float `bias`, an
@@ -238,5 +266,12 @@ OpSpec eltwise_op(std::vector<int> in, int out, int64_t count, EltwiseKind kind,
                   PlanAct act = PlanAct::none);
 OpSpec batch_norm_op(int in, int out, int64_t count, int64_t channels, const BatchNormSpec& bn);
 OpSpec concat_op(std::vector<int> in, int out, int64_t outer, std::vector<int64_t> inner);
+OpSpec prelu_op(int in, int out, int64_t count, int64_t slopes, const float* slope);
+OpSpec lrn_op(int in, int out, int64_t count, int64_t channels, int64_t size, float alpha,
+              float beta, float bias);
+OpSpec group_norm_op(int in, int out, int64_t count, int64_t channels, int64_t groups,
+                     const float* gamma, const float* beta, float eps);
+OpSpec layer_norm_op(int in, int out, int64_t count, int64_t channels, const float* gamma,
+                     const float* beta, float eps);
 
 }  // namespace cnnx

@@ -34,17 +34,31 @@ struct Pool2dParams {
   int64_t kernel_h, kernel_w;
   int64_t stride_h, stride_w;
   int64_t pad_top, pad_bottom, pad_left, pad_right;
+  // Max pooling only: a window's taps are dilation pixels apart (it spans
+  // (kernel - 1) * dilation + 1 pixels).
+  int64_t dilation_h = 1, dilation_w = 1;
+  // Output sizes rounded up instead of down (PyTorch's and ONNX's ceil_mode);
+  // a last window that would start beyond the input and its left/top
+  // padding is dropped, so every window starts inside them (PyTorch's rule).
+  // Windows that run past the padded input are clipped; an average pool's
+  // divisor with count_include_pad then counts only up to the padded edge.
+  bool ceil_mode = false;
 };
 
 // floor((n + pad_before + pad_after - k) / s) + 1, or -1 when the window
 // does not fit in the padded input.
 int64_t pool_output_size(int64_t n, int64_t k, int64_t s, int64_t pad_before, int64_t pad_after);
+// The same with a dilated window ((k - 1) * d + 1 pixels) and, with
+// ceil_mode, rounded up (then minus one if the last window would start at or
+// beyond n + pad_before).
+int64_t pool_output_size(int64_t n, int64_t k, int64_t s, int64_t pad_before, int64_t pad_after,
+                         int64_t dilation, bool ceil_mode);
 
 // Checks what the kernels rely on; throws std::invalid_argument otherwise:
 // shape sizes >= 0, kernel >= 1, stride >= 1, padding >= 0 and at most
 // kernel/2 on every side (PyTorch's rule: every window then holds at least
 // one real pixel), window no larger than the padded input, and
-// kernel_h*kernel_w < 2^31. Writes the output size.
+// kernel_h*kernel_w < 2^31, dilation >= 1. Writes the output size.
 void pool2d_check(const PoolShape& s, const Pool2dParams& p, int64_t* out_h, int64_t* out_w);
 
 // y: (n, out_h, out_w, c) with out_* from pool2d_check.

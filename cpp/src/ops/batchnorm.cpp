@@ -14,8 +14,6 @@
 
 namespace cnnx {
 
-namespace {
-
 const BnKernels& bn_kernels() {
   switch (active_isa()) {
     case Isa::avx512: return bn_avx512::kernels;
@@ -23,6 +21,8 @@ const BnKernels& bn_kernels() {
     default: return bn_generic::kernels;
   }
 }
+
+namespace {
 
 int bn_threads(int64_t rows, int64_t C) {
   return rows > 1 ? ops_detail::threads_for_bytes(8.0 * rows * C) : 1;

@@ -87,7 +87,16 @@ void affine2(const float* dy, const float* x, float* dx, int64_t r0, int64_t r1,
   }
 }
 
-const BnKernels kernels = {stats_sums, grad_sums, affine, affine2};
+void affine_centred(const float* x, float* y, int64_t r0, int64_t r1, int64_t C, const float* m,
+                    const float* a, const float* k) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* px = x + r * C;
+    float* py = y + r * C;
+    for (int64_t c = 0; c < C; ++c) py[c] = (px[c] - m[c]) * a[c] + k[c];
+  }
+}
+
+const BnKernels kernels = {stats_sums, grad_sums, affine, affine2, affine_centred};
 
 }  // namespace CNNX_BN_NS
 }  // namespace cnnx

@@ -125,11 +125,13 @@ void InferencePlan::run_cooperative(const float* const* x, int64_t N, float* con
           std::lock_guard<std::mutex> g(error_mu);
           if (!error) error = std::current_exception();
         }
-        const bool split_softmax = op.s.kind == OpKind::dense && op.s.act == PlanAct::softmax &&
+        const bool split_softmax = op.s.kind == OpKind::dense && grouped_act(op.s.act) &&
                                    dense_by_columns(n, T, op.s.out_f);
         // The region's own end is the last barrier.
         if (T > 1 && (!last_chunk || k + 1 < ops_.size() || split_softmax)) barrier->wait();
-        if (split_softmax && t == 0) softmax_forward(buf[op.s.out], buf[op.s.out], n, op.s.out_f, 1);
+        if (split_softmax && t == 0)
+          plan_detail::apply_activation(op.s.act, op.s.alpha, buf[op.s.out], n * op.s.out_f,
+                                        op.s.out_f);
         if (split_softmax && T > 1 && (!last_chunk || k + 1 < ops_.size())) barrier->wait();
       }
     }

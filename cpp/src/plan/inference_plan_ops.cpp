@@ -55,7 +55,7 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
           for (int64_t i = 0; i < count; ++i) yo[i] += ro[i];
         }
         if (sp.act != PlanAct::none && (sp.act != PlanAct::relu || (res && !res_done)))
-          apply_activation(sp.act, sp.alpha, yo, count, sp.k);
+          apply_activation(sp.act, sp.alpha, yo, count, sp.k, sp.beta);
       };
       // With a residual to add, a kernel may fuse the ReLU only if it adds first.
       const Activation kernel_act = res ? Activation::none : fused(sp.act);
@@ -78,7 +78,8 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
           const int64_t img = u0 / OH, a = u0 % OH, e = std::min(OH, a + (u1 - u0));
           plan_detail::conv_direct_padded(t, x, sp.w, ep, y, img, a, e);
           if (sp.act != PlanAct::relu && sp.act != PlanAct::none)
-            apply_activation(sp.act, sp.alpha, y + img * op.n + a * row, (e - a) * row, sp.k);
+            apply_activation(sp.act, sp.alpha, y + img * op.n + a * row, (e - a) * row, sp.k,
+                             sp.beta);
           u0 += e - a;
         }
         return;
@@ -133,9 +134,9 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
                                       sp.act == PlanAct::relu);
         if (sp.act != PlanAct::relu && sp.act != PlanAct::none) {
           // softmax needs whole rows: leave it to a part that owns them all
-          if (sp.act == PlanAct::softmax) return;
+          if (grouped_act(sp.act)) return;
           for (int64_t r = 0; r < n; ++r)
-            apply_activation(sp.act, sp.alpha, y + r * sp.out_f + c0, c1 - c0, c1 - c0);
+            apply_activation(sp.act, sp.alpha, y + r * sp.out_f + c0, c1 - c0, c1 - c0, sp.beta);
         }
         return;
       }
@@ -145,12 +146,14 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       dense_forward(x + r0 * sp.in_f, w, b, y + r0 * sp.out_f, r1 - r0, sp.in_f, sp.out_f,
                     fused(sp.act));
       if (sp.act != PlanAct::relu)
-        apply_activation(sp.act, sp.alpha, y + r0 * sp.out_f, (r1 - r0) * op.n, sp.k);
+        apply_activation(sp.act, sp.alpha, y + r0 * sp.out_f, (r1 - r0) * op.n, sp.k, sp.beta);
       return;
     }
     case OpKind::pool: {
+      // (ceil-mode and dilated windows do not split into bands of their own)
       if (parts == 1 || sp.pool == PlanPool::adaptive_avg || sp.pool == PlanPool::adaptive_max ||
-          sp.pool == PlanPool::global_avg) {
+          sp.pool == PlanPool::global_avg || sp.pp.ceil_mode || sp.pp.dilation_h > 1 ||
+          sp.pp.dilation_w > 1) {
         if (part != 0) return;
         PoolShape s = sp.ps;
         s.n = n;
@@ -188,14 +191,14 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
     case OpKind::activation: {
       // whole softmax groups per part (k divides every boundary)
       int64_t e0, e1;
-      part_range(n * op.n, part, parts, sp.act == PlanAct::softmax ? sp.k : 16, &e0, &e1);
+      part_range(n * op.n, part, parts, grouped_act(sp.act) ? sp.k : 16, &e0, &e1);
       if (e1 > e0)
-        plan_detail::activation_forward(sp.act, sp.alpha, x + e0, y + e0, e1 - e0, sp.k);
+        plan_detail::activation_forward(sp.act, sp.alpha, x + e0, y + e0, e1 - e0, sp.k, sp.beta);
       return;
     }
     case OpKind::eltwise: {
       int64_t e0, e1;
-      part_range(n * op.n, part, parts, sp.act == PlanAct::softmax ? sp.k : 16, &e0, &e1);
+      part_range(n * op.n, part, parts, grouped_act(sp.act) ? sp.k : 16, &e0, &e1);
       if (e1 <= e0) return;
       const size_t m = sp.in.size();
       const float* stack_in[4];
@@ -215,7 +218,7 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         return;
       }
       eltwise_forward(sp.eltwise, xs, static_cast<int>(m), y + e0, e1 - e0);
-      apply_activation(sp.act, sp.alpha, y + e0, e1 - e0, sp.k);
+      apply_activation(sp.act, sp.alpha, y + e0, e1 - e0, sp.k, sp.beta);
       return;
     }
     case OpKind::concat: {
@@ -261,6 +264,36 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       if (i0 >= i1) return;
       plan_detail::layout_forward(sp, i1 - i0, x + i0 * plan_detail::layout_input_values(sp),
                                   y + i0 * op.n);
+      return;
+    }
+    case OpKind::prelu: {
+      // rows of `channels` slopes (one shared slope: rows of one value)
+      const int64_t P = sp.channels, rows = n * op.n / P;
+      int64_t r0, r1;
+      part_range(rows, part, parts, P == 1 ? 16 : 1, &r0, &r1);
+      if (r0 < r1) prelu_forward(x + r0 * P, sp.w, y + r0 * P, r1 - r0, P);
+      return;
+    }
+    case OpKind::lrn:
+    case OpKind::layer_norm: {
+      const int64_t C = sp.channels, rows = n * op.n / C;
+      int64_t r0, r1;
+      part_range(rows, part, parts, 1, &r0, &r1);
+      if (r0 >= r1) return;
+      if (sp.kind == OpKind::lrn)
+        lrn_forward(x + r0 * C, y + r0 * C, r1 - r0, C, sp.lrn_size, sp.lrn_alpha, sp.lrn_beta,
+                    sp.lrn_bias);
+      else
+        layer_norm_forward(x + r0 * C, sp.w, sp.bias, y + r0 * C, r1 - r0, C, sp.eps, nullptr,
+                           nullptr);
+      return;
+    }
+    case OpKind::group_norm: {
+      int64_t i0, i1;  // whole images per part
+      part_range(n, part, parts, 1, &i0, &i1);
+      if (i0 < i1)
+        group_norm_forward(x + i0 * op.n, sp.w, sp.bias, y + i0 * op.n, i1 - i0, op.n,
+                           sp.channels, sp.groups, sp.eps, nullptr, nullptr);
       return;
     }
     default:

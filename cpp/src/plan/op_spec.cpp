@@ -32,6 +32,10 @@ const char* op_kind_name(OpKind k) {
     case OpKind::space_to_depth: return "space_to_depth";
     case OpKind::channel_shuffle: return "channel_shuffle";
     case OpKind::transpose: return "transpose";
+    case OpKind::prelu: return "prelu";
+    case OpKind::lrn: return "lrn";
+    case OpKind::group_norm: return "group_norm";
+    case OpKind::layer_norm: return "layer_norm";
     case OpKind::quantize: return "quantize";
     case OpKind::dequantize: return "dequantize";
     case OpKind::qconv2d: return "qconv2d";
@@ -57,9 +61,10 @@ void need_inputs(const OpSpec& op, size_t lo, size_t hi) {
 
 void check_act(const OpSpec& op, int64_t n) {
   const int a = static_cast<int>(op.act);
-  if (a < 0 || a > 5) fail(op, "unknown activation");
-  if (op.act == PlanAct::softmax && (op.k < 1 || n % op.k))
+  if (a < 0 || a >= kPlanActCount) fail(op, "unknown activation");
+  if (grouped_act(op.act) && (op.k < 1 || n % op.k))
     fail(op, "the softmax axis must divide the values per image");
+  if (op.act == PlanAct::clip && !(op.alpha <= op.beta)) fail(op, "clip needs min <= max");
 }
 
 Conv2dShape one_image(const Conv2dShape& c) {
@@ -317,14 +322,14 @@ int64_t op_output_size(const OpSpec& op) {
       const Conv2dShape s = one_image(op.conv);
       const char* msg = conv2d_check(s);
       if (msg[0]) throw std::invalid_argument(msg);
-      if (op.act == PlanAct::softmax && op.k != s.C_out) fail(op, "softmax runs over channels");
+      if (grouped_act(op.act) && op.k != s.C_out) fail(op, "softmax runs over channels");
       check_act(op, s.output_size());
       return s.output_size();
     }
     case OpKind::dense:
       need_inputs(op, 1, 1);
       if (op.in_f < 1 || op.out_f < 1) fail(op, "sizes must be >= 1");
-      if (op.act == PlanAct::softmax && op.k != op.out_f) fail(op, "softmax runs over the row");
+      if (grouped_act(op.act) && op.k != op.out_f) fail(op, "softmax runs over the row");
       check_act(op, op.out_f);
       return op.out_f;
     case OpKind::pool: {
@@ -382,6 +387,21 @@ int64_t op_output_size(const OpSpec& op) {
       augment_check(op.aug);
       if (op.aug_training && !op.seed) fail(op, "a training step needs the seed's address");
       return op.aug.oh * op.aug.ow * op.aug.c;
+    case OpKind::prelu:
+    case OpKind::lrn:
+    case OpKind::group_norm:
+    case OpKind::layer_norm:
+      need_inputs(op, 1, 1);
+      if (op.count < 1 || op.channels < 1 || op.count % op.channels)
+        fail(op, "channels must divide the values per image");
+      if (op.kind == OpKind::prelu && !op.w) fail(op, "the slopes are needed");
+      if (op.kind == OpKind::lrn && (op.lrn_size < 1 || op.lrn_size % 2 == 0))
+        fail(op, "size must be odd and >= 1");
+      if ((op.kind == OpKind::group_norm || op.kind == OpKind::layer_norm) && !(op.eps > 0.0f))
+        fail(op, "epsilon must be > 0");
+      if (op.kind == OpKind::group_norm && (op.groups < 1 || op.channels % op.groups))
+        fail(op, "groups must divide the channels");
+      return op.count;
     case OpKind::reshape:
     case OpKind::dropout:
     case OpKind::python:
@@ -449,6 +469,10 @@ double op_flops(const OpSpec& op) {
     case OpKind::channel_shuffle:
     case OpKind::transpose:
       return static_cast<double>(op_output_size(op));  // one move per value
+    case OpKind::prelu: return 2.0 * op.count;
+    case OpKind::lrn: return (40.0 + 2.0 * op.lrn_size) * op.count;
+    case OpKind::group_norm:
+    case OpKind::layer_norm: return 8.0 * op.count;
     default: return 0.0;
   }
 }
@@ -541,6 +565,54 @@ OpSpec concat_op(std::vector<int> in, int out, int64_t outer, std::vector<int64_
   op.out = out;
   op.outer = outer;
   op.inner = std::move(inner);
+  return op;
+}
+
+OpSpec prelu_op(int in, int out, int64_t count, int64_t slopes, const float* slope) {
+  OpSpec op;
+  op.kind = OpKind::prelu;
+  op.in = {in};
+  op.out = out;
+  op.count = count;
+  op.channels = slopes;
+  op.w = slope;
+  return op;
+}
+
+OpSpec lrn_op(int in, int out, int64_t count, int64_t channels, int64_t size, float alpha,
+              float beta, float bias) {
+  OpSpec op;
+  op.kind = OpKind::lrn;
+  op.in = {in};
+  op.out = out;
+  op.count = count;
+  op.channels = channels;
+  op.lrn_size = size;
+  op.lrn_alpha = alpha;
+  op.lrn_beta = beta;
+  op.lrn_bias = bias;
+  return op;
+}
+
+OpSpec group_norm_op(int in, int out, int64_t count, int64_t channels, int64_t groups,
+                     const float* gamma, const float* beta, float eps) {
+  OpSpec op;
+  op.kind = OpKind::group_norm;
+  op.in = {in};
+  op.out = out;
+  op.count = count;
+  op.channels = channels;
+  op.groups = groups;
+  op.w = gamma;
+  op.bias = beta;
+  op.eps = eps;
+  return op;
+}
+
+OpSpec layer_norm_op(int in, int out, int64_t count, int64_t channels, const float* gamma,
+                     const float* beta, float eps) {
+  OpSpec op = group_norm_op(in, out, count, channels, 1, gamma, beta, eps);
+  op.kind = OpKind::layer_norm;
   return op;
 }
 

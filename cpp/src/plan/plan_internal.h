@@ -23,9 +23,30 @@ inline Activation fused(PlanAct a) {
   return a == PlanAct::relu ? Activation::relu : Activation::none;
 }
 
+// The kernel-level function of an elementwise plan activation (false: none).
+inline bool pointwise_of(PlanAct act, Pointwise* f) {
+  const int a = static_cast<int>(act), first = static_cast<int>(PlanAct::elu);
+  if (a < first || a > static_cast<int>(PlanAct::softsign)) return false;
+  *f = static_cast<Pointwise>(a - first);  // the same order (op_spec.h, activation.h)
+  return true;
+}
+static_assert(static_cast<int>(PlanAct::softsign) - static_cast<int>(PlanAct::elu) ==
+                      static_cast<int>(Pointwise::softsign) &&
+                  static_cast<int>(PlanAct::gelu) - static_cast<int>(PlanAct::elu) ==
+                      static_cast<int>(Pointwise::gelu) &&
+                  static_cast<int>(PlanAct::clip) - static_cast<int>(PlanAct::elu) ==
+                      static_cast<int>(Pointwise::clip),
+              "PlanAct's elementwise activations follow Pointwise's order");
+
 // y = act(x) over n values (softmax over groups of k); none copies. y may be x.
+// alpha, beta: the activation's parameters (op_spec.h).
 inline void activation_forward(PlanAct act, float alpha, const float* x, float* y, int64_t n,
-                               int64_t k) {
+                               int64_t k, float beta = 0.0f) {
+  Pointwise f;
+  if (pointwise_of(act, &f)) {
+    pointwise_forward(f, x, y, n, alpha, beta);
+    return;
+  }
   switch (act) {
     case PlanAct::none:
       if (x != y) std::copy(x, x + n, y);
@@ -35,12 +56,15 @@ inline void activation_forward(PlanAct act, float alpha, const float* x, float* 
     case PlanAct::sigmoid: sigmoid_forward(x, y, n); return;
     case PlanAct::tanh: tanh_forward(x, y, n); return;
     case PlanAct::softmax: softmax_forward(x, y, n / k, k, 1); return;
+    case PlanAct::log_softmax: log_softmax_forward(x, y, n / k, k, 1); return;
+    default: return;  // the pointwise ones, above
   }
 }
 
 // The activations a conv/dense epilogue cannot fuse, applied in place.
-inline void apply_activation(PlanAct act, float alpha, float* y, int64_t n, int64_t k) {
-  activation_forward(act, alpha, y, y, n, k);
+inline void apply_activation(PlanAct act, float alpha, float* y, int64_t n, int64_t k,
+                             float beta = 0.0f) {
+  activation_forward(act, alpha, y, y, n, k, beta);
 }
 
 // Values per image a pool of this kind produces from one (h, w, c) image,

@@ -123,6 +123,14 @@ void TrainPlan::add(const OpSpec& spec) {
       if (spec.act != PlanAct::none && spec.act != PlanAct::relu)
         throw std::invalid_argument("eltwise: the training step fuses only relu");
       break;
+    case OpKind::prelu:
+      op.dw_off = grad_offset(spec.dw, grads_, n_grads_, spec.channels, "dslope");
+      break;
+    case OpKind::group_norm:
+    case OpKind::layer_norm:
+      op.dw_off = grad_offset(spec.dw, grads_, n_grads_, spec.channels, "dgamma");
+      op.db_off = grad_offset(spec.db, grads_, n_grads_, spec.channels, "dbeta");
+      break;
     default:
       break;
   }
@@ -278,10 +286,20 @@ void TrainPlan::plan_memory() {
           kept[in0] = 1;
         if (s.mask_grad_by_output) kept[s.out] = 1;
         break;
-      case OpKind::activation:
+      case OpKind::activation: {
         if (!any_dx(op)) break;
-        if (s.act == PlanAct::leaky_relu) kept[in0] = 1;
-        else kept[s.out] = 1;  // relu from its output (y > 0 exactly where x > 0)
+        Pointwise f;
+        // the elementwise ones differentiate from x; relu, sigmoid, tanh,
+        // softmax and log-softmax from y (relu: y > 0 exactly where x > 0)
+        if (s.act == PlanAct::leaky_relu || plan_detail::pointwise_of(s.act, &f)) kept[in0] = 1;
+        else kept[s.out] = 1;
+        break;
+      }
+      case OpKind::prelu:
+      case OpKind::lrn:
+      case OpKind::group_norm:
+      case OpKind::layer_norm:
+        kept[in0] = 1;  // every backward here reads x
         break;
       case OpKind::batch_norm: kept[in0] = 1; break;
       case OpKind::augment:  // a contrast's backward masks what its output clipped
@@ -406,7 +424,22 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n, int64_t i0) {
       return;
     }
     case OpKind::activation:
-      plan_detail::activation_forward(s.act, s.alpha, x, y, n * s.count, s.k);
+      plan_detail::activation_forward(s.act, s.alpha, x, y, n * s.count, s.k, s.beta);
+      return;
+    case OpKind::prelu:
+      prelu_forward(x, s.w, y, n * s.count / s.channels, s.channels);
+      return;
+    case OpKind::lrn:
+      lrn_forward(x, y, n * s.count / s.channels, s.channels, s.lrn_size, s.lrn_alpha, s.lrn_beta,
+                  s.lrn_bias);
+      return;
+    case OpKind::group_norm:
+      group_norm_forward(x, s.w, s.bias, y, n, s.count, s.channels, s.groups, s.eps, nullptr,
+                         nullptr);
+      return;
+    case OpKind::layer_norm:
+      layer_norm_forward(x, s.w, s.bias, y, n * s.count / s.channels, s.channels, s.eps, nullptr,
+                         nullptr);
       return;
     case OpKind::batch_norm: {
       const int64_t rows = n * s.count / s.channels;
@@ -474,6 +507,9 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
     if (s.kind == OpKind::conv2d && dw) std::fill(dw, dw + s.conv.weight_size(), 0.0f);
     if (s.kind == OpKind::dense && dw) std::fill(dw, dw + s.in_f * s.out_f, 0.0f);
     if (s.kind == OpKind::batch_norm && dw) std::fill(dw, dw + s.channels, 0.0f);
+    if ((s.kind == OpKind::prelu || s.kind == OpKind::group_norm ||
+         s.kind == OpKind::layer_norm) && dw)
+      std::fill(dw, dw + s.channels, 0.0f);
     if (db) std::fill(db, db + (s.kind == OpKind::conv2d ? s.conv.C_out
                                 : s.kind == OpKind::dense ? s.out_f : s.channels), 0.0f);
     return;
@@ -538,8 +574,40 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
         case PlanAct::sigmoid: sigmoid_backward(gy, val[s.out], dx, in_total); break;
         case PlanAct::tanh: tanh_backward(gy, val[s.out], dx, in_total); break;
         case PlanAct::softmax: softmax_backward(gy, val[s.out], dx, in_total / s.k, s.k, 1); break;
-        default: break;
+        case PlanAct::log_softmax:
+          log_softmax_backward(gy, val[s.out], dx, in_total / s.k, s.k, 1);
+          break;
+        default: {
+          Pointwise f;
+          if (plan_detail::pointwise_of(s.act, &f))
+            pointwise_backward(f, gy, val[s.in[0]], dx, in_total, s.alpha, s.beta);
+          break;
+        }
       }
+      finish_dx();
+      return;
+    case OpKind::prelu:
+      if (!dw && !need_dx) return;
+      prelu_backward(gy, val[s.in[0]], s.w, need_dx ? dx : nullptr, dw, in_total / s.channels,
+                     s.channels);
+      finish_dx();
+      return;
+    case OpKind::lrn:
+      if (!need_dx) return;
+      lrn_backward(gy, val[s.in[0]], dx, in_total / s.channels, s.channels, s.lrn_size,
+                   s.lrn_alpha, s.lrn_beta, s.lrn_bias);
+      finish_dx();
+      return;
+    case OpKind::group_norm:
+      if (!dw && !db && !need_dx) return;
+      group_norm_backward(gy, val[s.in[0]], s.w, nullptr, nullptr, need_dx ? dx : nullptr, dw, db,
+                          n, s.count, s.channels, s.groups, s.eps);
+      finish_dx();
+      return;
+    case OpKind::layer_norm:
+      if (!dw && !db && !need_dx) return;
+      layer_norm_backward(gy, val[s.in[0]], s.w, nullptr, nullptr, need_dx ? dx : nullptr, dw, db,
+                          in_total / s.channels, s.channels, s.eps);
       finish_dx();
       return;
     case OpKind::batch_norm: {

@@ -87,11 +87,12 @@ void run_max_forward(const Plan& p, const float* x, float* y) {
   if (p.n == 0 || p.c == 0) return;
   const Kernels& k = active();
   const int64_t rows = p.n * p.oh;
-  const double work = window_reads(p) + double(rows) * p.ow * p.c;
-  split(rows, threads_for_elements(work, rows),
-        [&](int64_t b, int64_t e) {
-          (p.c % k.width ? k.max_forward_window : k.max_forward)(p, x, y, b, e);
-        });
+  const bool dilated = p.dil_h > 1 || p.dil_w > 1;
+  const double work = window_reads(p) / (dilated ? double(p.dil_h * p.dil_w) : 1.0) +
+                      double(rows) * p.ow * p.c;
+  const ForwardRowsFn f =
+      dilated ? k.max_forward_dilated : p.c % k.width ? k.max_forward_window : k.max_forward;
+  split(rows, threads_for_elements(work, rows), [&](int64_t b, int64_t e) { f(p, x, y, b, e); });
 }
 
 void run_avg_forward(const Plan& p, const float* x, float* y) {
@@ -121,8 +122,9 @@ void run_max_backward(const Plan& p, const Axis& ah, const Axis& aw, const float
   if (p.n == 0 || p.c == 0) return;
   const Kernels& k = active();
   const int64_t C = p.c, rs = p.w * p.c;
+  const bool dilated = p.dil_h > 1 || p.dil_w > 1;
   const double work = 2.0 * window_reads(p) + double(p.n) * p.h * rs;
-  if (ah.tiles && aw.tiles) {
+  if (ah.tiles && aw.tiles && !dilated) {
     // Every dx element lies in exactly one window: one store each.
     const int64_t rows = p.n * p.oh;
     split(rows, threads_for_elements(work, rows), [&](int64_t b, int64_t e) {
@@ -132,7 +134,7 @@ void run_max_backward(const Plan& p, const Axis& ah, const Axis& aw, const float
     return;
   }
   const Kernels& kb = read_back_kernels(C);
-  if (ah.disjoint) {
+  if (ah.disjoint && !dilated) {
     // Output row i owns input rows [band(i), band(i+1)): its window and the
     // rows no window reads. Each task zeroes its band and scatters into it,
     // so every dx element is written by exactly one thread.
@@ -168,7 +170,7 @@ void run_max_backward(const Plan& p, const Axis& ah, const Axis& aw, const float
         for (int64_t q = 0; q < p.h * p.w; ++q)
           std::memset(d + q * C + c0, 0, sizeof(float) * size_t(c1 - c0));
       }
-      kb.max_backward(p, x, dy, dx, img, 0, p.oh, c0, c1);
+      (dilated ? kb.max_backward_dilated : kb.max_backward)(p, x, dy, dx, img, 0, p.oh, c0, c1);
     }
   });
 }

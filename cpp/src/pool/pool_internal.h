@@ -31,14 +31,19 @@ struct Axis {
   // True when the windows tile [0, in) exactly: every input index is read
   // by exactly one window.
   bool tiles = false;
+  // Dilated max pooling: taps are dil apart; lo is the first tap inside the
+  // input and hi one past the last (lo == hi: a window with no real tap).
+  int64_t dil = 1;
 
   void finish(bool want_gather);
 };
 
 // Strided window k, stride s, padding before/after, on an axis of n pixels.
-// count_pad: the divisor counts padded pixels (always k) or only real ones.
+// count_pad: the divisor counts padded pixels (k, or fewer for a ceil-mode
+// window past the padded end) or only real ones. dilation > 1: max pooling
+// only (see Axis::dil).
 Axis strided_axis(int64_t n, int64_t k, int64_t s, int64_t pad_before, int64_t pad_after,
-                  bool count_pad, bool want_gather);
+                  bool count_pad, bool want_gather, int64_t dilation = 1, bool ceil_mode = false);
 // Adaptive windows floor(i*n/out) .. ceil((i+1)*n/out).
 Axis adaptive_axis(int64_t n, int64_t out, bool want_gather);
 
@@ -48,6 +53,7 @@ struct Plan {
   const int64_t *h_lo, *h_hi, *w_lo, *w_hi;
   const float *h_inv, *w_inv;
   const int64_t *h_first, *h_last, *w_first, *w_last;  // null unless gathered
+  int64_t dil_h = 1, dil_w = 1;  // dilated max pooling (see Axis::dil)
 };
 Plan make_plan(const PoolShape& s, const Axis& ah, const Axis& aw);
 
@@ -81,6 +87,10 @@ struct Kernels {
   // back, and masked stores do not forward to loads (measured 2x slower).
   ForwardRowsFn max_forward_window;
   int width;  // floats per vector
+  // Dilated max pooling (Plan::dil_h / dil_w > 1): whole windows per output
+  // pixel with the taps dilation apart; the backward adds into dx.
+  ForwardRowsFn max_forward_dilated;
+  MaxBackwardFn max_backward_dilated;
 };
 
 // Constant tables, defined in each ISA's own file.

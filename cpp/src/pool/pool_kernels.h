@@ -343,3 +343,73 @@ void avg_backward_rows(const pool::Plan& p, const float* dy, float* dx, int64_t 
     }
   }
 }
+
+// Dilated max pooling: whole windows per output pixel, taps dil_h rows and
+// dil_w columns apart (lo / hi as in Axis::dil: the first real tap and one
+// past the last; a window without real taps gives -inf, as PyTorch).
+inline int64_t taps(int64_t lo, int64_t hi, int64_t d) { return hi > lo ? (hi - lo + d - 1) / d : 0; }
+
+template <class V>
+void max_forward_rows_dilated(const pool::Plan& p, const float* x, float* y, int64_t r0,
+                              int64_t r1) {
+  const int64_t C = p.c, rs = p.w * p.c;
+  const int64_t row_step = p.dil_h * rs, col_step = p.dil_w * C;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t img = r / p.oh, i = r % p.oh;
+    const int64_t h0 = p.h_lo[i], nh = taps(h0, p.h_hi[i], p.dil_h);
+    const float* xi = x + (img * p.h + h0) * rs;
+    float* yr = y + r * p.ow * C;
+    for (int64_t j = 0; j < p.ow; ++j) {
+      const int64_t w0 = p.w_lo[j], nw = taps(w0, p.w_hi[j], p.dil_w);
+      const float* xw = xi + w0 * C;
+      float* yp = yr + j * C;
+      channel_blocks<V>(
+          0, C,
+          [&](int64_t c) {
+            Block<V, 4, false>::max_window(xw + c, row_step, col_step, nh, nw, yp + c, 0);
+          },
+          [&](int64_t c) {
+            Block<V, 1, false>::max_window(xw + c, row_step, col_step, nh, nw, yp + c, 0);
+          },
+          [&](int64_t c, int n) {
+            Block<V, 1, true>::max_window(xw + c, row_step, col_step, nh, nw, yp + c, n);
+          });
+    }
+  }
+}
+
+template <class V>
+void max_backward_block_dilated(const pool::Plan& p, const float* x, const float* dy, float* dx,
+                                int64_t img, int64_t i0, int64_t i1, int64_t c0, int64_t c1) {
+  const int64_t C = p.c, rs = p.w * p.c;
+  const int64_t row_step = p.dil_h * rs, col_step = p.dil_w * C;
+  const float* xi = x + img * p.h * rs;
+  float* dxi = dx + img * p.h * rs;
+  for (int64_t i = i0; i < i1; ++i) {
+    const int64_t h0 = p.h_lo[i], nh = taps(h0, p.h_hi[i], p.dil_h);
+    if (nh == 0) continue;
+    const float* dyr = dy + (img * p.oh + i) * p.ow * C;
+    for (int64_t j = 0; j < p.ow; ++j) {
+      const int64_t w0 = p.w_lo[j], nw = taps(w0, p.w_hi[j], p.dil_w);
+      if (nw == 0) continue;
+      const int64_t off = h0 * rs + w0 * C;
+      const float* xw = xi + off;
+      float* dw = dxi + off;
+      const float* g = dyr + j * C;
+      channel_blocks<V>(
+          c0, c1,
+          [&](int64_t c) {
+            Block<V, 4, false>::template max_scatter<false>(xw + c, dw + c, row_step, col_step,
+                                                            nh, nw, g + c, 0);
+          },
+          [&](int64_t c) {
+            Block<V, 1, false>::template max_scatter<false>(xw + c, dw + c, row_step, col_step,
+                                                            nh, nw, g + c, 0);
+          },
+          [&](int64_t c, int n) {
+            Block<V, 1, true>::template max_scatter<false>(xw + c, dw + c, row_step, col_step, nh,
+                                                           nw, g + c, n);
+          });
+    }
+  }
+}

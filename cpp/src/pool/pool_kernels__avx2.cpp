@@ -61,6 +61,8 @@ const Kernels kPoolAvx2 = {"avx2", pool_avx2::max_forward_rows<pool_avx2::V>,
                            pool_avx2::avg_backward_rows<pool_avx2::V>,
   pool_avx2::avg_forward_rows_stream<pool_avx2::V>,
   pool_avx2::max_backward_block<pool_avx2::V, true>,
-  pool_avx2::max_forward_rows_window<pool_avx2::V>, pool_avx2::V::W};
+  pool_avx2::max_forward_rows_window<pool_avx2::V>, pool_avx2::V::W,
+  pool_avx2::max_forward_rows_dilated<pool_avx2::V>,
+  pool_avx2::max_backward_block_dilated<pool_avx2::V>};
 }  // namespace pool
 }  // namespace cnnx

@@ -96,6 +96,8 @@ const Kernels kPoolGeneric = {"generic", pool_generic::max_forward_rows<pool_gen
                               pool_generic::avg_backward_rows<pool_generic::V>,
   pool_generic::avg_forward_rows_stream<pool_generic::V>,
   pool_generic::max_backward_block<pool_generic::V, true>,
-  pool_generic::max_forward_rows_window<pool_generic::V>, pool_generic::V::W};
+  pool_generic::max_forward_rows_window<pool_generic::V>, pool_generic::V::W,
+  pool_generic::max_forward_rows_dilated<pool_generic::V>,
+  pool_generic::max_backward_block_dilated<pool_generic::V>};
 }  // namespace pool
 }  // namespace cnnx

@@ -19,9 +19,19 @@ constexpr int64_t kMaxDim = int64_t(1) << 31;
 }  // namespace
 
 int64_t pool_output_size(int64_t n, int64_t k, int64_t st, int64_t pad_before, int64_t pad_after) {
+  return pool_output_size(n, k, st, pad_before, pad_after, 1, false);
+}
+
+int64_t pool_output_size(int64_t n, int64_t k, int64_t st, int64_t pad_before, int64_t pad_after,
+                         int64_t dilation, bool ceil_mode) {
+  if (k < 1 || st < 1 || dilation < 1 || k >= kMaxDim || dilation >= kMaxDim) return -1;
+  const int64_t span = (k - 1) * dilation + 1;
   const int64_t padded = n + pad_before + pad_after;
-  if (k < 1 || st < 1 || padded < k) return -1;
-  return (padded - k) / st + 1;
+  if (padded < span) return -1;
+  if (!ceil_mode) return (padded - span) / st + 1;
+  int64_t out = (padded - span + st - 1) / st + 1;
+  if ((out - 1) * st >= n + pad_before) --out;  // the last window must start inside
+  return out;
 }
 
 void adaptive_window(int64_t i, int64_t n, int64_t out, int64_t* start, int64_t* end) {
@@ -38,6 +48,8 @@ void pool2d_check(const PoolShape& sh, const Pool2dParams& p, int64_t* out_h, in
     fail("pool_size: window of " + s(p.kernel_h) + "x" + s(p.kernel_w) + " is too large");
   if (p.stride_h < 1 || p.stride_w < 1)
     fail("stride: expected >= 1, got (" + s(p.stride_h) + ", " + s(p.stride_w) + ")");
+  if (p.dilation_h < 1 || p.dilation_w < 1 || p.dilation_h >= kMaxDim || p.dilation_w >= kMaxDim)
+    fail("dilation: expected >= 1, got (" + s(p.dilation_h) + ", " + s(p.dilation_w) + ")");
   if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0)
     fail("padding: expected >= 0 on every side");
   if (p.pad_top > p.kernel_h / 2 || p.pad_bottom > p.kernel_h / 2 ||
@@ -46,10 +58,13 @@ void pool2d_check(const PoolShape& sh, const Pool2dParams& p, int64_t* out_h, in
          s(p.kernel_w) + " allows " + s(p.kernel_h / 2) + ", " + s(p.kernel_w / 2) + "), got ((" +
          s(p.pad_top) + ", " + s(p.pad_bottom) + "), (" + s(p.pad_left) + ", " + s(p.pad_right) +
          "))");
-  const int64_t oh = pool_output_size(sh.h, p.kernel_h, p.stride_h, p.pad_top, p.pad_bottom);
-  const int64_t ow = pool_output_size(sh.w, p.kernel_w, p.stride_w, p.pad_left, p.pad_right);
+  const int64_t oh = pool_output_size(sh.h, p.kernel_h, p.stride_h, p.pad_top, p.pad_bottom,
+                                      p.dilation_h, p.ceil_mode);
+  const int64_t ow = pool_output_size(sh.w, p.kernel_w, p.stride_w, p.pad_left, p.pad_right,
+                                      p.dilation_w, p.ceil_mode);
   if (oh < 1 || ow < 1)
-    fail("pool_size: the " + s(p.kernel_h) + "x" + s(p.kernel_w) +
+    fail("pool_size: the " + s((p.kernel_h - 1) * p.dilation_h + 1) + "x" +
+         s((p.kernel_w - 1) * p.dilation_w + 1) +
          " window is larger than the padded input (" + s(sh.h + p.pad_top + p.pad_bottom) + "x" +
          s(sh.w + p.pad_left + p.pad_right) + ")");
   *out_h = oh;
@@ -87,20 +102,32 @@ void Axis::finish(bool want_gather) {
 }
 
 Axis strided_axis(int64_t n, int64_t k, int64_t st, int64_t pad_before, int64_t pad_after,
-                  bool count_pad, bool want_gather) {
+                  bool count_pad, bool want_gather, int64_t dilation, bool ceil_mode) {
   Axis ax;
   ax.in = n;
-  ax.out = pool_output_size(n, k, st, pad_before, pad_after);
+  ax.dil = dilation;
+  ax.out = pool_output_size(n, k, st, pad_before, pad_after, dilation, ceil_mode);
   ax.lo.resize(ax.out);
   ax.hi.resize(ax.out);
   ax.inv.resize(ax.out);
   for (int64_t i = 0; i < ax.out; ++i) {
     const int64_t start = i * st - pad_before;
-    ax.lo[i] = std::max<int64_t>(start, 0);
-    ax.hi[i] = std::min<int64_t>(start + k, n);
-    // The window always lies inside the padded input, so counting the
-    // padding gives k; otherwise count the real pixels (at least one).
-    const int64_t div = count_pad ? k : std::max<int64_t>(ax.hi[i] - ax.lo[i], 1);
+    if (dilation == 1) {
+      ax.lo[i] = std::max<int64_t>(start, 0);
+      ax.hi[i] = std::min<int64_t>(start + k, n);
+    } else {
+      // the first and one past the last tap inside [0, n) (lo == hi: none)
+      const int64_t first = start < 0 ? start + (-start + dilation - 1) / dilation * dilation : start;
+      const int64_t end = start + (k - 1) * dilation;  // the last tap
+      const int64_t last = end < n ? end : start + (n - 1 - start) / dilation * dilation;
+      ax.lo[i] = std::min(first, n);
+      ax.hi[i] = std::max(ax.lo[i], std::min(last + 1, n));
+    }
+    // Counting the padding gives the window up to the padded input's end
+    // (k, except for a ceil-mode window running past it); otherwise the
+    // real pixels (at least one).
+    const int64_t div = count_pad ? std::min(start + k, n + pad_after) - start
+                                  : std::max<int64_t>(ax.hi[i] - ax.lo[i], 1);
     ax.inv[i] = 1.0f / static_cast<float>(div);
   }
   ax.finish(want_gather);
@@ -141,6 +168,8 @@ Plan make_plan(const PoolShape& sh, const Axis& ah, const Axis& aw) {
   p.h_last = ah.last.empty() ? nullptr : ah.last.data();
   p.w_first = aw.first.empty() ? nullptr : aw.first.data();
   p.w_last = aw.last.empty() ? nullptr : aw.last.data();
+  p.dil_h = ah.dil;
+  p.dil_w = aw.dil;
   return p;
 }
 

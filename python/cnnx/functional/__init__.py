@@ -41,6 +41,20 @@ __all__ += ["conv_transpose2d", "conv_transpose2d_backward", "conv_transpose_out
             "pad2d", "pad2d_backward", "crop2d", "crop2d_backward", "upsample2d",
             "upsample2d_backward", "depth_to_space", "space_to_depth", "channel_shuffle",
             "channel_shuffle_backward", "permute", "permute_backward"]
+# issue 19: more activations, normalisations (pool options live in max_pool2d / avg_pool2d)
+from ._activation_more import (elu, elu_backward, selu, selu_backward, gelu, gelu_backward,
+                               silu, silu_backward, hardswish, hardswish_backward, hardsigmoid,
+                               hardsigmoid_backward, relu6, relu6_backward, clip, clip_backward,
+                               softplus, softplus_backward, softsign, softsign_backward,
+                               log_softmax, log_softmax_backward, prelu, prelu_backward)
+from ._norm_more import (lrn, lrn_backward, group_norm, group_norm_backward, layer_norm,
+                         layer_norm_backward)
+__all__ += ["elu", "elu_backward", "selu", "selu_backward", "gelu", "gelu_backward", "silu",
+            "silu_backward", "hardswish", "hardswish_backward", "hardsigmoid",
+            "hardsigmoid_backward", "relu6", "relu6_backward", "clip", "clip_backward",
+            "softplus", "softplus_backward", "softsign", "softsign_backward", "log_softmax",
+            "log_softmax_backward", "prelu", "prelu_backward", "lrn", "lrn_backward",
+            "group_norm", "group_norm_backward", "layer_norm", "layer_norm_backward"]
 from ._int8 import (quantize, dequantize, quantization_params, quantize_weights,
                     QPackedWeights, qpack_conv2d, qpack_matmul, qmatmul, qconv2d,
                     qconv2d_algorithm, qmax_pool2d, qavg_pool2d, qadd)

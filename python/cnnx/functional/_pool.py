@@ -22,6 +22,14 @@ Rules, shared with PyTorch:
   top-left one).  A window holding a NaN outputs NaN.
 * Average pooling pads with zeros; ``count_include_pad=True`` divides by the
   full window ``f_h*f_w``, ``False`` by the number of real pixels it covers.
+* ``ceil_mode=True`` (max and average) rounds the output size up:
+  ``ceil((n + 2p - f)/s) + 1``, minus one when the last window would start
+  at or beyond ``n + p_before`` (PyTorch's rule: every window starts inside
+  the input or its left/top padding). Such a last window may run past the
+  padded input; it is clipped, and with ``count_include_pad`` its divisor
+  counts only up to the padded edge (PyTorch, ONNX Runtime).
+* ``dilation`` (max pooling): a window's taps are d pixels apart, so it
+  spans ``(f - 1)*d + 1`` pixels, exactly as a dilated convolution's.
 * Adaptive pooling takes the output size instead, with windows
   ``start = floor(i*n/out)``, ``end = ceil((i+1)*n/out)`` (see
   :func:`adaptive_pool_windows`), for outputs smaller or larger than n.
@@ -49,26 +57,42 @@ def _input(x, name="x"):
         raise ValueError(f"{name}: expected n_H and n_W >= 1, got shape {x.shape}")
     return x
 
-def _geometry(x, pool_size, stride, padding):
+def pool_output_size(n, f, pads, s, d=1, ceil_mode=False):
+    """Output length of a pool along one axis (see the module docstring)."""
+    span = (f - 1) * d + 1
+    room = n + pads[0] + pads[1] - span
+    if not ceil_mode:
+        return room // s + 1
+    out = -(-room // s) + 1
+    if (out - 1) * s >= n + pads[0]:  # the last window must start inside
+        out -= 1
+    return out
+
+def _geometry(x, pool_size, stride, padding, dilation=1, ceil_mode=False):
     """-> (kh, kw, sh, sw, pt, pb, pl, pr, oh, ow) for an NHWC array x."""
     kh, kw = as_pair(pool_size, "pool_size", 1)
     sh, sw = (kh, kw) if stride is None else as_pair(stride, "stride", 1)
+    dh, dw = as_pair(dilation, "dilation", 1)
+    _bool(ceil_mode, "ceil_mode")
     if kh * kw >= 2**31:  # the kernels' limit (pool2d_check), checked here by name
         raise ValueError(f"pool_size: window of {kh}x{kw} is too large (at most 2**31 - 1 pixels)")
     if max(sh, sw) >= 2**40:
         raise ValueError(f"stride: expected values below 2**40, got ({sh}, {sw})")
+    if max(dh, dw) >= 2**31:
+        raise ValueError(f"dilation: expected values below 2**31, got ({dh}, {dw})")
     n_h, n_w = x.shape[1], x.shape[2]
-    (pt, pb), (pl, pr) = resolve_padding(padding, (n_h, n_w), (kh, kw), (sh, sw))
+    (pt, pb), (pl, pr) = resolve_padding(padding, (n_h, n_w), (kh, kw), (sh, sw), (dh, dw))
     if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
         raise ValueError(
             f"padding: at most half the pool size on each side (pool {kh}x{kw} allows "
             f"{kh // 2} rows and {kw // 2} columns), got (({pt}, {pb}), ({pl}, {pr}))")
-    if n_h + pt + pb < kh or n_w + pl + pr < kw:
+    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if n_h + pt + pb < eh or n_w + pl + pr < ew:
         raise ValueError(
-            f"pool_size: the {kh}x{kw} window is larger than the padded input "
+            f"pool_size: the {eh}x{ew} window is larger than the padded input "
             f"({n_h + pt + pb}x{n_w + pl + pr})")
-    oh = (n_h + pt + pb - kh) // sh + 1
-    ow = (n_w + pl + pr - kw) // sw + 1
+    oh = pool_output_size(n_h, kh, (pt, pb), sh, dh, ceil_mode)
+    ow = pool_output_size(n_w, kw, (pl, pr), sw, dw, ceil_mode)
     return kh, kw, sh, sw, pt, pb, pl, pr, oh, ow
 
 def _grad(dy, shape):
@@ -138,17 +162,20 @@ def adaptive_pool_windows(n, out):
 
 # ------------------------------------------------------------ max pooling
 
-def max_pool2d(x, pool_size, stride=None, padding=0):
+def max_pool2d(x, pool_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Max pooling of NHWC ``x`` -> ``(m, n_H_out, n_W_out, n_C)``.
 
     Padding counts as -inf. ``stride`` defaults to ``pool_size``. Example: a
     2x2 pool with stride 2 halves n_H and n_W (28x28x8 -> 14x14x8).
+    ``dilation`` spaces the window's taps; ``ceil_mode`` rounds the output
+    size up (see the module docstring).
     """
     x = _input(x)
-    g = _geometry(x, pool_size, stride, padding)
-    return _core.max_pool2d(x, *g[:8])
+    dh, dw = as_pair(dilation, "dilation", 1)
+    g = _geometry(x, pool_size, stride, padding, (dh, dw), ceil_mode)
+    return _core.max_pool2d(x, *g[:8], dh, dw, ceil_mode)
 
-def max_pool2d_backward(dy, x, pool_size, stride=None, padding=0):
+def max_pool2d_backward(dy, x, pool_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Gradient of :func:`max_pool2d` w.r.t. ``x``.
 
     Each ``dy`` goes to the first maximum of its window (row-major order),
@@ -166,17 +193,19 @@ def max_pool2d_backward(dy, x, pool_size, stride=None, padding=0):
                [0., 1., 0., 1.]], dtype=float32)
     """
     x = _input(x)
-    g = _geometry(x, pool_size, stride, padding)
+    dh, dw = as_pair(dilation, "dilation", 1)
+    g = _geometry(x, pool_size, stride, padding, (dh, dw), ceil_mode)
     dy = _grad(dy, (x.shape[0], g[8], g[9], x.shape[3]))
-    return _core.max_pool2d_backward(dy, x, *g[:8])
+    return _core.max_pool2d_backward(dy, x, *g[:8], dh, dw, ceil_mode)
 
 # -------------------------------------------------------- average pooling
 
-def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True, ceil_mode=False):
     """Average pooling of NHWC ``x`` -> ``(m, n_H_out, n_W_out, n_C)``.
 
     Padding counts as zeros; ``count_include_pad`` chooses whether the padded
     pixels count in the divisor (PyTorch's default, True) or not.
+    ``ceil_mode`` rounds the output size up (see the module docstring).
 
     Examples:
         >>> import numpy as np
@@ -187,10 +216,11 @@ def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True):
                [10.5, 12.5]], dtype=float32)
     """
     x = _input(x)
-    g = _geometry(x, pool_size, stride, padding)
-    return _core.avg_pool2d(x, *g[:8], _bool(count_include_pad, "count_include_pad"))
+    g = _geometry(x, pool_size, stride, padding, 1, ceil_mode)
+    return _core.avg_pool2d(x, *g[:8], _bool(count_include_pad, "count_include_pad"), ceil_mode)
 
-def avg_pool2d_backward(dy, x, pool_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool2d_backward(dy, x, pool_size, stride=None, padding=0, count_include_pad=True,
+                        ceil_mode=False):
     """Gradient of :func:`avg_pool2d` w.r.t. ``x`` (only x's shape is used).
 
     Examples:
@@ -202,10 +232,10 @@ def avg_pool2d_backward(dy, x, pool_size, stride=None, padding=0, count_include_
                [0.25, 0.25]], dtype=float32)
     """
     x = _input(x)
-    g = _geometry(x, pool_size, stride, padding)
+    g = _geometry(x, pool_size, stride, padding, 1, ceil_mode)
     dy = _grad(dy, (x.shape[0], g[8], g[9], x.shape[3]))
     return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *g[:8],
-                                     _bool(count_include_pad, "count_include_pad"))
+                                     _bool(count_include_pad, "count_include_pad"), ceil_mode)
 
 # ------------------------------------------------------- adaptive pooling
 

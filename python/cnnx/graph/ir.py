@@ -21,7 +21,7 @@ import math
 from .. import _core
 
 __all__ = ["Graph", "Value", "Op", "ParamRef", "BufferRef", "OpKind", "Act", "PoolKind",
-           "EltwiseKind", "ACT_BY_NAME"]
+           "EltwiseKind", "ACT_BY_NAME", "GROUPED_ACTS"]
 
 OpKind = _core.OpKind
 Act = _core.Act
@@ -31,7 +31,16 @@ EltwiseKind = _core.EltwiseKind
 #: activation names of the layers' ``activation=`` argument -> Act
 ACT_BY_NAME = {None: Act.none, "linear": Act.none, "relu": Act.relu,
                "leaky_relu": Act.leaky_relu, "sigmoid": Act.sigmoid, "tanh": Act.tanh,
-               "softmax": Act.softmax}
+               "softmax": Act.softmax,
+               # issue 19 (their alpha / beta come from the layer: see Graph.activation)
+               "elu": Act.elu, "selu": Act.selu, "gelu": Act.gelu, "gelu_tanh": Act.gelu_tanh,
+               "silu": Act.silu, "swish": Act.silu, "hard_swish": Act.hardswish,
+               "hardswish": Act.hardswish, "hard_sigmoid": Act.hardsigmoid,
+               "hardsigmoid": Act.hardsigmoid, "softplus": Act.softplus,
+               "softsign": Act.softsign, "log_softmax": Act.log_softmax}
+
+#: activations over the last axis as a whole (not elementwise)
+GROUPED_ACTS = (Act.softmax, Act.log_softmax)
 
 
 class ParamRef:
@@ -174,7 +183,7 @@ class Graph:
         return users
 
     # ---- builders: one per op kind, each documenting its attributes --------------
-    def conv2d(self, x, *, geometry, kernel, bias, act=Act.none, alpha=0.0):
+    def conv2d(self, x, *, geometry, kernel, bias, act=Act.none, alpha=0.0, beta=0.0):
         """Convolution. ``geometry``: (H, W, C_in, KH, KW, C_out, stride_h, stride_w,
         dilation_h, dilation_w, pad_top, pad_bottom, pad_left, pad_right, groups);
         ``kernel``/``bias``: ParamRefs (bias may be None). Passes may add ``bn``
@@ -183,18 +192,24 @@ class Graph:
         oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
         ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
         return self.emit(OpKind.conv2d, [x], (oh, ow, cout), geometry=tuple(geometry),
-                         kernel=kernel, bias=bias, act=act, alpha=float(alpha), bn=None)
+                         kernel=kernel, bias=bias, act=act, alpha=float(alpha),
+                         beta=float(beta), bn=None)
 
-    def dense(self, x, *, in_features, out_features, kernel, bias, act=Act.none, alpha=0.0):
+    def dense(self, x, *, in_features, out_features, kernel, bias, act=Act.none, alpha=0.0,
+              beta=0.0):
         """``x @ kernel + bias`` on rows of ``in_features``."""
         return self.emit(OpKind.dense, [x], (out_features,), in_features=int(in_features),
                          out_features=int(out_features), kernel=kernel, bias=bias, act=act,
-                         alpha=float(alpha), bn=None)
+                         alpha=float(alpha), beta=float(beta), bn=None)
 
-    def pool(self, x, *, pool_kind, window=(1,) * 8, count_include_pad=False, output_hw=(0, 0)):
+    def pool(self, x, *, pool_kind, window=(1,) * 8, count_include_pad=False, output_hw=(0, 0),
+             dilation=(1, 1), ceil_mode=False):
         """Pooling of an (h, w, c) image. ``window``: (kh, kw, sh, sw, pt, pb, pl, pr)
-        for max / avg; ``output_hw`` for the adaptive pools; global average
-        gives (c,)."""
+        for max / avg, with ``dilation`` (max) and ``ceil_mode`` (both) as
+        cnnx.functional.max_pool2d; ``output_hw`` for the adaptive pools;
+        global average gives (c,)."""
+        from ..functional._pool import pool_output_size
+
         h, w, c = x.shape
         if pool_kind == PoolKind.global_avg:
             shape = (c,)
@@ -202,9 +217,11 @@ class Graph:
             shape = (output_hw[0], output_hw[1], c)
         else:
             kh, kw, sh, sw, pt, pb, pl, pr = window
-            shape = ((h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1, c)
+            shape = (pool_output_size(h, kh, (pt, pb), sh, dilation[0], ceil_mode),
+                     pool_output_size(w, kw, (pl, pr), sw, dilation[1], ceil_mode), c)
         return self.emit(OpKind.pool, [x], shape, pool_kind=pool_kind, window=tuple(window),
-                         count_include_pad=bool(count_include_pad), output_hw=tuple(output_hw))
+                         count_include_pad=bool(count_include_pad), output_hw=tuple(output_hw),
+                         dilation=tuple(int(d) for d in dilation), ceil_mode=bool(ceil_mode))
 
     def batch_norm(self, x, *, gamma, beta, moving_mean, moving_var, epsilon, momentum):
         """Batch normalisation over the last axis. ``gamma``/``beta``: ParamRefs or
@@ -213,20 +230,22 @@ class Graph:
                          moving_mean=moving_mean, moving_var=moving_var,
                          epsilon=float(epsilon), momentum=float(momentum))
 
-    def activation(self, x, act, alpha=0.0, axis=-1):
-        """An elementwise activation (softmax over ``axis``, a per-example axis
-        index or -1). ``Act.none`` returns x itself."""
+    def activation(self, x, act, alpha=0.0, axis=-1, beta=0.0):
+        """An elementwise activation (softmax and log-softmax over ``axis``, a
+        per-example axis index or -1). ``Act.none`` returns x itself.
+        ``alpha``/``beta``: leaky_relu's slope (alpha), elu's alpha, selu's
+        alpha and scale, hardsigmoid's slope and offset, clip's min and max."""
         if act == Act.none:
             return x
         nd = len(x.shape)
         axis = axis % nd if nd else 0
         return self.emit(OpKind.activation, [x], x.shape, act=act, alpha=float(alpha),
-                         axis=axis)
+                         axis=axis, beta=float(beta))
 
     def eltwise(self, xs, kind, act=Act.none):
         """``xs[0] op xs[1] op ...`` of equally shaped values."""
         return self.emit(OpKind.eltwise, list(xs), xs[0].shape, eltwise=kind, act=act,
-                         alpha=0.0)
+                         alpha=0.0, beta=0.0)
 
     def concat(self, xs, axis):
         """Concatenation along per-example ``axis``."""
@@ -264,6 +283,28 @@ class Graph:
         the spec's inference form (a crop's centred resize)."""
         return self.emit(OpKind.augment, [x], shape, spec=spec, seed_cell=seed_cell,
                          reseed=reseed, identity_at_inference=bool(identity_at_inference))
+    # issue 19 (layers-a): ops with their own parameters
+    def prelu(self, x, *, slope, slopes):
+        """``x > 0 ? x : slope * x``; ``slope`` (a ParamRef) holds ``slopes``
+        values that repeat along x's flattened values (1: shared; n_C: one per
+        channel; a trailing block of axes)."""
+        return self.emit(OpKind.prelu, [x], x.shape, slope=slope, slopes=int(slopes))
+
+    def lrn(self, x, *, size, alpha, beta, bias):
+        """Local response normalisation across the last axis (ONNX LRN)."""
+        return self.emit(OpKind.lrn, [x], x.shape, size=int(size), alpha=float(alpha),
+                         beta=float(beta), bias=float(bias))
+
+    def group_norm(self, x, *, groups, gamma, beta, epsilon):
+        """Group normalisation of each example (channels last); ``gamma``/``beta``:
+        ParamRefs or None."""
+        return self.emit(OpKind.group_norm, [x], x.shape, groups=int(groups), gamma=gamma,
+                         beta=beta, epsilon=float(epsilon))
+
+    def layer_norm(self, x, *, gamma, beta, epsilon):
+        """Layer normalisation over the last axis; ``gamma``/``beta``: ParamRefs or None."""
+        return self.emit(OpKind.layer_norm, [x], x.shape, gamma=gamma, beta=beta,
+                         epsilon=float(epsilon))
 
     def python(self, layer, xs, shape):
         """A layer without a lowering: it runs its own Python forward/backward."""

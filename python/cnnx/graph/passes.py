@@ -16,7 +16,7 @@ no other op ever sees a changed value. Afterwards :func:`prune` drops ops
 no output needs and :func:`sort` restores an order in which each op comes
 after the ops it reads.
 """
-from .ir import Act, EltwiseKind, OpKind, PoolKind
+from .ir import GROUPED_ACTS, Act, EltwiseKind, OpKind, PoolKind
 
 __all__ = ["for_inference", "for_training", "prune", "sort", "resolve_views"]
 
@@ -81,7 +81,7 @@ def fuse_activations(g, allowed, producers):
     for op in list(g.ops):
         if op.kind != OpKind.activation or op.attrs["act"] not in allowed:
             continue
-        if op.attrs["act"] == Act.softmax and op.attrs["axis"] != len(op.output.shape) - 1:
+        if op.attrs["act"] in GROUPED_ACTS and op.attrs["axis"] != len(op.output.shape) - 1:
             continue
         src = op.inputs[0].producer
         if (src is None or src.kind not in producers or src.attrs.get("act") != Act.none
@@ -89,6 +89,7 @@ def fuse_activations(g, allowed, producers):
             continue
         src.attrs["act"] = op.attrs["act"]
         src.attrs["alpha"] = op.attrs["alpha"]
+        src.attrs["beta"] = op.attrs.get("beta", 0.0)
         _replace_uses(g, op.output, src.output)
         dead.add(id(op))
     _remove(g, dead)
@@ -118,6 +119,7 @@ def fuse_residual_add(g):
         conv.inputs.append(other)
         conv.attrs["act"] = op.attrs["act"]
         conv.attrs["alpha"] = op.attrs["alpha"]
+        conv.attrs["beta"] = op.attrs.get("beta", 0.0)
         _replace_uses(g, op.output, conv.output)
         dead.add(id(op))
     _remove(g, dead)

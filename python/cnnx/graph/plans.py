@@ -14,7 +14,7 @@ import math
 
 from .. import _core
 from . import passes
-from .ir import Act, OpKind, PoolKind
+from .ir import GROUPED_ACTS, Act, OpKind, PoolKind
 
 __all__ = ["Unsupported", "op_spec", "compile_inference", "compile_training",
            "CompiledInference", "CompiledTraining", "assign_buffers", "Head", "loss_heads",
@@ -41,6 +41,7 @@ def _weights(spec, a, training):
         spec.set_weights(k.array, _arr(b))
     spec.act = a["act"]
     spec.alpha = a["alpha"]
+    spec.beta = a.get("beta", 0.0)
     bn = a.get("bn")
     if bn is not None:
         spec.set_batch_norm(_arr(bn["gamma"]), _arr(bn["beta"]), bn["moving_mean"].array,
@@ -69,6 +70,8 @@ def _pool(spec, op, training):
     spec.count_include_pad = a["count_include_pad"]
     if a["pool_kind"] in (PoolKind.adaptive_avg, PoolKind.adaptive_max):
         spec.pool_output = a["output_hw"]
+    spec.pool_dilation = a.get("dilation", (1, 1))
+    spec.pool_ceil_mode = a.get("ceil_mode", False)
     spec.mask_grad_by_output = bool(a.get("mask_grad_by_output", False))
 
 
@@ -84,10 +87,11 @@ def _batch_norm(spec, op, training):
 
 def _activation(spec, op, training):
     a = op.attrs
-    if a["act"] == Act.softmax and a["axis"] != len(op.output.shape) - 1:
+    if a["act"] in GROUPED_ACTS and a["axis"] != len(op.output.shape) - 1:
         raise Unsupported("softmax over an axis other than the last")
     spec.act = a["act"]
     spec.alpha = a["alpha"]
+    spec.beta = a.get("beta", 0.0)
     spec.count = op.output.size
     spec.k = op.output.shape[-1] if op.output.shape else 1
 
@@ -96,6 +100,7 @@ def _eltwise(spec, op, training):
     spec.eltwise = op.attrs["eltwise"]
     spec.act = op.attrs["act"]
     spec.alpha = op.attrs["alpha"]
+    spec.beta = op.attrs.get("beta", 0.0)
     spec.count = op.output.size
     spec.k = op.output.shape[-1] if op.output.shape else 1
 
@@ -150,13 +155,46 @@ def _transpose(spec, op, training):
     spec.set_transpose(op.attrs["image"], op.attrs["perm"])
 
 
+def _prelu(spec, op, training):
+    a = op.attrs
+    spec.count = op.output.size
+    spec.channels = a["slopes"]
+    s = a["slope"]
+    if training:
+        spec.set_weights(s.array, None, s.grad)
+    else:
+        spec.set_weights(s.array)
+
+
+def _lrn(spec, op, training):
+    a = op.attrs
+    spec.count = op.output.size
+    spec.channels = op.output.shape[-1]
+    spec.lrn = (a["size"], a["alpha"], a["beta"], a["bias"])
+
+
+def _affine_norm(spec, op, training):
+    a = op.attrs
+    spec.count = op.output.size
+    spec.channels = op.output.shape[-1]
+    spec.eps = a["epsilon"]
+    spec.groups = a.get("groups", 1)
+    gamma, beta = a["gamma"], a["beta"]
+    if training:
+        spec.set_affine(_arr(gamma), _arr(beta), _grad(gamma), _grad(beta))
+    else:
+        spec.set_affine(_arr(gamma), _arr(beta))
+
+
 _SPECS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
           OpKind.batch_norm: _batch_norm, OpKind.activation: _activation,
           OpKind.eltwise: _eltwise, OpKind.concat: _concat,
           OpKind.conv_transpose2d: _conv_transpose, OpKind.pad2d: _pad,
           OpKind.upsample2d: _upsample, OpKind.depth_to_space: _space_depth,
           OpKind.space_to_depth: _space_depth, OpKind.channel_shuffle: _channel_shuffle,
-          OpKind.transpose: _transpose}
+          OpKind.transpose: _transpose,
+          OpKind.prelu: _prelu, OpKind.lrn: _lrn, OpKind.group_norm: _affine_norm,
+          OpKind.layer_norm: _affine_norm}
 _SPECS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize,
                OpKind.augment: _augment})
 

@@ -19,6 +19,11 @@ from .residual import Residual
 from .merge import Add, Subtract, Multiply, Average, Concatenate
 from .preprocessing import (Rescaling, Normalization, RandomFlip, RandomTranslation,
                             RandomRotation, RandomZoom, RandomCrop, RandomContrast)
+# issue 19 (layers-a): activations and normalisations
+from .activations import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip, Softplus,
+                          Softsign, LogSoftmax)
+from .prelu import PReLU
+from .normalization2 import LocalResponseNormalization, GroupNormalization, LayerNormalization
 
 __all__ = ["MAX_NESTING", "Layer", "initialize", "Conv2D", "MaxPool2D", "AvgPool2D",
            "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
@@ -29,3 +34,6 @@ __all__ += ["Rescaling", "Normalization", "RandomFlip", "RandomTranslation", "Ra
 __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D",
             "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D", "ReplicationPadding2D",
             "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
+__all__ += ["ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip",
+            "Softplus", "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization",
+            "GroupNormalization", "LayerNormalization"]

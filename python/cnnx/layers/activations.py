@@ -1,9 +1,12 @@
-"""Activation layers (ReLU, LeakyReLU, Sigmoid, Tanh, Softmax) and the
-activation functions that Conv2D, Dense and Residual accept by name.
+"""Activation layers (ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, and from
+issue 19 ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip,
+Softplus, Softsign, LogSoftmax) and the activation functions that Conv2D,
+Dense and Residual accept by name.
 
-Each is one elementwise C++ kernel call forward and one backward. ReLU,
-sigmoid, tanh and softmax differentiate from their *output* y (ReLU: y > 0
-exactly where x > 0), so layers keep y, not x; LeakyReLU keeps x.
+Each is one elementwise C++ kernel call forward and one backward, on any
+shape. ReLU, sigmoid, tanh, softmax and log-softmax differentiate from their
+*output* y (ReLU: y > 0 exactly where x > 0), so layers keep y, not x; the
+others keep x.
 """
 import numbers
 
@@ -12,10 +15,14 @@ import numpy as np
 from .. import _core
 from .base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get_activation", "ACTIVATIONS",
-           "HasActivation", "SoftmaxInputGrad"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "ELU", "SELU", "GELU", "SiLU",
+           "Hardswish", "Hardsigmoid", "ReLU6", "Clip", "Softplus", "Softsign", "LogSoftmax",
+           "get_activation", "ACTIVATIONS", "HasActivation", "SoftmaxInputGrad"]
 
-ACTIVATIONS = (None, "linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+ACTIVATIONS = (None, "linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax",
+               # issue 19
+               "elu", "selu", "gelu", "gelu_tanh", "silu", "swish", "hard_swish", "hardswish",
+               "hard_sigmoid", "hardsigmoid", "relu6", "softplus", "softsign", "log_softmax")
 
 
 class SoftmaxInputGrad:
@@ -41,6 +48,7 @@ class _Act:
     keeps_input = False  # backward needs z (else only y)
     plan_act = _core.Act.none
     alpha = 0.0
+    beta = 0.0
 
     def forward(self, z):
         return z
@@ -54,7 +62,7 @@ class _Act:
         return dy
 
     def lower(self, g, x):
-        return g.activation(x, self.plan_act, self.alpha)
+        return g.activation(x, self.plan_act, self.alpha, beta=self.beta)
 
 
 class _ReLU(_Act):
@@ -124,6 +132,84 @@ class _Softmax(_Act):
         return g.activation(x, self.plan_act, 0.0, axis)
 
 
+class _Pointwise(_Act):
+    """An elementwise activation of cnnx._core.Pointwise (issue 19), from x."""
+
+    keeps_input = True
+    kind = None  # _core.Pointwise
+
+    def forward(self, z):
+        return _core.pointwise(z, self.kind, self.alpha, self.beta)
+
+    def _backward(self, dy, z, y):
+        return _core.pointwise_backward(dy, z, self.kind, self.alpha, self.beta)
+
+
+def _pointwise(name, plan_act, kind, alpha=0.0, beta=0.0):
+    f = _Pointwise()
+    f.name, f.plan_act, f.kind, f.alpha, f.beta = name, plan_act, kind, float(alpha), float(beta)
+    return f
+
+
+def _elu(alpha=1.0):
+    return _pointwise("elu", _core.Act.elu, _core.Pointwise.elu, alpha)
+
+
+def _selu():
+    from ..functional._activation_more import SELU_ALPHA, SELU_SCALE
+
+    return _pointwise("selu", _core.Act.selu, _core.Pointwise.selu, SELU_ALPHA, SELU_SCALE)
+
+
+def _gelu(approximate="none"):
+    from ..functional._activation_more import gelu_form
+
+    if gelu_form(approximate) == _core.Pointwise.gelu_tanh:
+        return _pointwise("gelu_tanh", _core.Act.gelu_tanh, _core.Pointwise.gelu_tanh)
+    return _pointwise("gelu", _core.Act.gelu, _core.Pointwise.gelu)
+
+
+def _hardsigmoid(alpha=1.0 / 6.0, beta=0.5):
+    return _pointwise("hardsigmoid", _core.Act.hardsigmoid, _core.Pointwise.hardsigmoid, alpha,
+                      beta)
+
+
+def _clip(lo, hi, name="clip"):
+    return _pointwise(name, _core.Act.clip, _core.Pointwise.clip, lo, hi)
+
+
+class _LogSoftmax(_Act):
+    name = "log_softmax"
+    plan_act = _core.Act.log_softmax
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, z):
+        return _core.log_softmax(z, self.axis % z.ndim)
+
+    def _backward(self, dy, z, y):
+        return _core.log_softmax_backward(dy, y, self.axis % y.ndim)
+
+    def lower(self, g, x):
+        axis = self.axis - 1 if self.axis > 0 else self.axis
+        return g.activation(x, self.plan_act, 0.0, axis)
+
+
+_NAMED = {
+    "elu": _elu, "selu": _selu, "gelu": _gelu, "gelu_tanh": lambda: _gelu("tanh"),
+    "silu": lambda: _pointwise("silu", _core.Act.silu, _core.Pointwise.silu),
+    "swish": lambda: _pointwise("silu", _core.Act.silu, _core.Pointwise.silu),
+    "hardswish": lambda: _pointwise("hardswish", _core.Act.hardswish, _core.Pointwise.hardswish),
+    "hard_swish": lambda: _pointwise("hardswish", _core.Act.hardswish, _core.Pointwise.hardswish),
+    "hardsigmoid": _hardsigmoid, "hard_sigmoid": _hardsigmoid,
+    "relu6": lambda: _clip(0.0, 6.0, "relu6"),
+    "softplus": lambda: _pointwise("softplus", _core.Act.softplus, _core.Pointwise.softplus),
+    "softsign": lambda: _pointwise("softsign", _core.Act.softsign, _core.Pointwise.softsign),
+    "log_softmax": _LogSoftmax,
+}
+
+
 def get_activation(name, argname="activation"):
     """The activation function called ``name`` (None or "linear": identity)."""
     if name is None or name == "linear":
@@ -131,7 +217,7 @@ def get_activation(name, argname="activation"):
     if not isinstance(name, str):
         raise TypeError(f"{argname}: expected one of {ACTIVATIONS}, got {type(name).__name__}")
     table = {"relu": _ReLU, "leaky_relu": _LeakyReLU, "sigmoid": _Sigmoid, "tanh": _Tanh,
-             "softmax": _Softmax}
+             "softmax": _Softmax, **_NAMED}
     try:
         return table[name.lower()]()
     except KeyError:
@@ -292,6 +378,207 @@ class Softmax(_ActivationLayer):
 
     def _make(self):
         return _Softmax(self.axis)
+
+    def _build(self, input_shape):
+        nd = len(input_shape) + 1
+        if not -nd <= self.axis < nd or self.axis % nd == 0:
+            raise ValueError(f"axis: expected a non-batch axis of a {nd}-D batch, got {self.axis}")
+        return input_shape
+
+    def get_config(self):
+        return dict(super().get_config(), axis=self.axis)
+
+
+# ---- issue 19 ------------------------------------------------------------------
+
+def _finite(v, name):
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
+    if not np.isfinite(v):
+        raise ValueError(f"{name}: expected a finite number, got {v}")
+    return float(v)
+
+
+class _ParamActivation(_ActivationLayer):
+    """An activation layer whose function has constructor parameters: each is a
+    validated property, and changing one rebuilds the function (compiled
+    plans see the edit)."""
+
+    _arg_names: tuple[str, ...] = ()
+
+    def __init__(self, name=None, trainable=True, **args):
+        for k, v in args.items():  # raw first: a property may read another one
+            object.__setattr__(self, "_" + k, v)
+        for k, v in args.items():  # then validated, through the properties
+            setattr(self, k, v)
+        super().__init__(name, trainable)  # builds the function from them
+
+    def _set(self, name, value):
+        object.__setattr__(self, "_" + name, value)
+        if "_act" in self.__dict__:
+            self._act = self._make()
+
+    def get_config(self):
+        return dict(super().get_config(), **{k: getattr(self, k) for k in self._arg_names})
+
+
+def _number_property(name, doc, check=_finite):
+    def get(self):
+        return getattr(self, "_" + name)
+
+    def put(self, value):
+        self._set(name, check(value, name))
+
+    get.__doc__ = doc  # what help() and the docs show for the property
+    return property(get, put, doc=doc)
+
+
+class ELU(_ParamActivation):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (``alpha`` default 1)."""
+
+    _arg_names = ("alpha",)
+    alpha = _number_property("alpha", "The value approached for very negative x is -alpha.")
+
+    def __init__(self, alpha=1.0, name=None, trainable=True):
+        super().__init__(name, trainable, alpha=alpha)
+
+    def _make(self):
+        return _elu(self._alpha)
+
+
+class SELU(_ActivationLayer):
+    """``scale * elu(x, alpha)`` with the self-normalising constants
+    ``alpha = 1.6732632...``, ``scale = 1.0507009...`` (Klambauer et al. 2017)."""
+
+    def _make(self):
+        return _selu()
+
+
+def _gelu_approximate(v, name):
+    from ..functional._activation_more import gelu_form
+
+    gelu_form(v)  # validates
+    return "tanh" if v is True or v == "tanh" else "none"
+
+
+class GELU(_ParamActivation):
+    """``x * Phi(x)``, Phi the standard normal CDF (``approximate="none"``, the
+    exact erf form of PyTorch, ONNX and TensorFlow), or its tanh approximation
+    ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (``approximate="tanh"``;
+    True and False are accepted too)."""
+
+    _arg_names = ("approximate",)
+    approximate = _number_property("approximate", "'none' (erf) or 'tanh'.", _gelu_approximate)
+
+    def __init__(self, approximate="none", name=None, trainable=True):
+        super().__init__(name, trainable, approximate=approximate)
+
+    def _make(self):
+        return _gelu(self._approximate)
+
+
+class SiLU(_ActivationLayer):
+    """``x * sigmoid(x)``, also called Swish."""
+
+    def _make(self):
+        return _NAMED["silu"]()
+
+
+class Hardswish(_ActivationLayer):
+    """``x * relu6(x + 3) / 6`` (MobileNetV3)."""
+
+    def _make(self):
+        return _NAMED["hardswish"]()
+
+
+class Hardsigmoid(_ParamActivation):
+    """``max(0, min(1, alpha * x + beta))``; the defaults give PyTorch's and
+    Keras's ``relu6(x + 3) / 6`` (ONNX's HardSigmoid defaults to alpha = 0.2)."""
+
+    _arg_names = ("alpha", "beta")
+    alpha = _number_property("alpha", "The slope.")
+    beta = _number_property("beta", "The offset.")
+
+    def __init__(self, alpha=1.0 / 6.0, beta=0.5, name=None, trainable=True):
+        super().__init__(name, trainable, alpha=alpha, beta=beta)
+
+    def _make(self):
+        return _hardsigmoid(self._alpha, self._beta)
+
+
+class Clip(_ParamActivation):
+    """``min(max(x, min_value), max_value)`` (ONNX Clip; PyTorch clamp / hardtanh).
+    The gradient passes strictly between the bounds. ``min_value <= max_value``."""
+
+    _arg_names = ("min_value", "max_value")
+
+    def __init__(self, min_value, max_value, name=None, trainable=True):
+        from ..functional._activation_more import _bounds
+
+        lo, hi = _bounds(min_value, max_value)
+        super().__init__(name, trainable, min_value=lo, max_value=hi)
+
+    def _bound(self, which, value):
+        from ..functional._activation_more import _bounds
+
+        lo = value if which == "min_value" else self._min_value
+        hi = value if which == "max_value" else self._max_value
+        lo, hi = _bounds(lo, hi)
+        self._set(which, lo if which == "min_value" else hi)
+
+    def _get_min(self):
+        """The lower bound."""
+        return self._min_value
+
+    def _get_max(self):
+        """The upper bound."""
+        return self._max_value
+
+    min_value = property(_get_min, lambda self, v: self._bound("min_value", v),
+                         doc="The lower bound.")
+    max_value = property(_get_max, lambda self, v: self._bound("max_value", v),
+                         doc="The upper bound.")
+
+    def _make(self):
+        return _clip(self._min_value, self._max_value)
+
+
+class ReLU6(_ActivationLayer):
+    """``min(max(x, 0), 6)`` (MobileNet)."""
+
+    def _make(self):
+        return _clip(0.0, 6.0, "relu6")
+
+
+class Softplus(_ActivationLayer):
+    """``log(1 + exp(x))``, computed without overflow for any x."""
+
+    def _make(self):
+        return _NAMED["softplus"]()
+
+
+class Softsign(_ActivationLayer):
+    """``x / (1 + |x|)``."""
+
+    def _make(self):
+        return _NAMED["softsign"]()
+
+
+class LogSoftmax(_ActivationLayer):
+    """``log(softmax(x))`` along ``axis`` (default the last), computed stably as
+    ``x - max - log(sum(exp(x - max)))``. Pair it with a negative-log-likelihood
+    style loss, or use it for log-probabilities at inference."""
+
+    _fixed_after_build = ("axis",)
+
+    def __init__(self, axis=-1, name=None, trainable=True):
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
+        self.axis = int(axis)
+        super().__init__(name, trainable)
+
+    def _make(self):
+        return _LogSoftmax(self.axis)
 
     def _build(self, input_shape):
         nd = len(input_shape) + 1

@@ -23,7 +23,7 @@ __all__ = ["Conv2D"]
 
 def _size_formula(n, f, pads, s, d):
     f_eff = (f - 1) * d + 1
-    fs = str(f) if d == 1 else f"({f}-1)*{d}+1"
+    fs = str(f) if d == 1 else f"(({f}-1)*{d}+1)"
     if pads[0] == pads[1]:
         pad = "" if pads[0] == 0 else f"+2*{pads[0]}"
     else:

@@ -7,10 +7,18 @@ size. Adaptive pooling picks its windows from the output size with the exact
 rule ``start = floor(i*n/out)``, ``end = ceil((i+1)*n/out)``; when out
 divides n this is the course's ``stride = n // out``,
 ``kernel = n - (out-1)*stride``.
+
+``ceil_mode=True`` (max and average, as PyTorch and ONNX) rounds the output
+size up instead of down, ``ceil((n + p_before + p_after - f)/s) + 1``, less
+one when that last window would start at or past ``n + p_before`` (every
+window must start inside the input or its left/top padding); GoogLeNet's
+Caffe-born pools use it. ``dilation_rate`` (max pooling) spaces a window's
+taps d pixels apart, so it spans ``(f - 1)*d + 1`` pixels.
 """
 from .. import _core
 from .._validate import as_pair
-from ..functional._shapes import output_hw, resolve_padding
+from ..functional._pool import pool_output_size
+from ..functional._shapes import resolve_padding
 from .base import Layer
 from .conv import spatial_formulas
 
@@ -23,14 +31,38 @@ def _need_hwc(layer, input_shape):
                          f"got {input_shape}")
 
 
+def _pool_formula(n, f, pads, s, d, ceil_mode):
+    """``floor((32-2)/2)+1 = 16``; with ceil mode ``ceil(...)+1``, and the
+    dropped last window said when PyTorch's rule removes it."""
+    fs = str(f) if d == 1 else f"(({f}-1)*{d}+1)"
+    if pads[0] == pads[1]:
+        pad = "" if pads[0] == 0 else f"+2*{pads[0]}"
+    else:
+        pad = f"+{pads[0]}+{pads[1]}"
+    out = pool_output_size(n, f, pads, s, d, ceil_mode)
+    if not ceil_mode:
+        return f"floor(({n}{pad}-{fs})/{s})+1 = {out}"
+    up = -(-(n + pads[0] + pads[1] - ((f - 1) * d + 1)) // s) + 1
+    text = f"ceil(({n}{pad}-{fs})/{s})+1 = {up}"
+    if up != out:
+        text += (f", -1 = {out} (the last window would start at {(up - 1) * s} >= "
+                 f"{n}+{pads[0]}, past the input)")
+    return text
+
+
 class _Pool2D(Layer):
-    _fixed_after_build = ("pool_size", "strides", "padding")
+    _fixed_after_build = ("pool_size", "strides", "padding", "dilation_rate", "ceil_mode")
     _pool_kind = None  # the _core.PoolKind
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", name=None, trainable=True):
+    def __init__(self, pool_size=2, strides=None, padding="valid", name=None, trainable=True,
+                 dilation_rate=1, ceil_mode=False):
         super().__init__(name, trainable)
         self.pool_size = as_pair(pool_size, "pool_size", 1)
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides", 1)
+        self.dilation_rate = as_pair(dilation_rate, "dilation_rate", 1)
+        if not isinstance(ceil_mode, bool):
+            raise TypeError(f"ceil_mode: expected True or False, got {type(ceil_mode).__name__}")
+        self.ceil_mode = ceil_mode
         # the kernels' limits (F.max_pool2d's): refused here, not at the first call
         if self.pool_size[0] * self.pool_size[1] >= 2**31:
             raise ValueError(f"pool_size: window of {self.pool_size[0]}x{self.pool_size[1]} is "
@@ -40,7 +72,7 @@ class _Pool2D(Layer):
         if isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
-        resolve_padding(padding, (10**6, 10**6), self.pool_size, self.strides)
+        resolve_padding(padding, (10**6, 10**6), self.pool_size, self.strides, self.dilation_rate)
 
     def _build(self, input_shape):
         _need_hwc(self, input_shape)
@@ -60,12 +92,18 @@ class _Pool2D(Layer):
         hit = cache.get((h, w))
         if hit is None:
             (pt, pb), (pl, pr) = pads = resolve_padding(self.padding, (h, w), self.pool_size,
-                                                        self.strides)
+                                                        self.strides, self.dilation_rate)
             kh, kw = self.pool_size
+            dh, dw = self.dilation_rate
             if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
                 raise ValueError(f"padding: at most half the pool size on each side (pool "
                                  f"{kh}x{kw}), got {pads}")
-            out = output_hw((h, w), self.pool_size, pads, self.strides)
+            eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+            if h + pt + pb < eh or w + pl + pr < ew:
+                raise ValueError(f"pool_size: the {eh}x{ew} window is larger than the padded "
+                                 f"input ({h + pt + pb}x{w + pl + pr})")
+            out = (pool_output_size(h, kh, (pt, pb), self.strides[0], dh, self.ceil_mode),
+                   pool_output_size(w, kw, (pl, pr), self.strides[1], dw, self.ceil_mode))
             hit = ((kh, kw, self.strides[0], self.strides[1], pt, pb, pl, pr), out)
             if len(cache) < 64:
                 cache[(h, w)] = hit
@@ -77,11 +115,13 @@ class _Pool2D(Layer):
 
     def lower(self, g, x):
         return g.pool(x, pool_kind=self._pool_kind, window=self._window(*x.shape[:2])[0],
-                      count_include_pad=getattr(self, "count_include_pad", False))
+                      count_include_pad=getattr(self, "count_include_pad", False),
+                      dilation=self.dilation_rate, ceil_mode=self.ceil_mode)
 
     def get_config(self):
         return dict(super().get_config(), pool_size=list(self.pool_size),
-                    strides=list(self.strides), padding=self.padding)
+                    strides=list(self.strides), padding=self.padding,
+                    dilation_rate=list(self.dilation_rate), ceil_mode=self.ceil_mode)
 
     @classmethod
     def from_config(cls, config):
@@ -94,13 +134,20 @@ class _Pool2D(Layer):
     def summary_formulas(self):
         if self._pads is None:
             return ["output size: per input (any size)"]
-        return spatial_formulas(self.input_shape[:2], self.pool_size, self._pads, self.strides)
+        if self.dilation_rate == (1, 1) and not self.ceil_mode:
+            return spatial_formulas(self.input_shape[:2], self.pool_size, self._pads, self.strides)
+        fs = [_pool_formula(n, f, p, s, d, self.ceil_mode) for n, f, p, s, d in
+              zip(self.input_shape[:2], self.pool_size, self._pads, self.strides,
+                  self.dilation_rate)]
+        return [fs[0]] if fs[0] == fs[1] else [f"n_H: {fs[0]}", f"n_W: {fs[1]}"]
 
 
 class MaxPool2D(_Pool2D):
     """Max over each f_h x f_w window (padding counts as -inf). No parameters.
 
     The gradient goes to the first maximum of each window (PyTorch's rule).
+    ``dilation_rate`` spaces the window's taps (PyTorch's ``dilation``);
+    ``ceil_mode`` rounds the output size up (see the module docstring).
 
     Examples:
         >>> import numpy as np
@@ -111,8 +158,12 @@ class MaxPool2D(_Pool2D):
 
     _pool_kind = _core.PoolKind.max
 
+    def __init__(self, pool_size=2, strides=None, padding="valid", dilation_rate=1,
+                 ceil_mode=False, name=None, trainable=True):
+        super().__init__(pool_size, strides, padding, name, trainable, dilation_rate, ceil_mode)
+
     def _forward(self, x, training):
-        y = _core.max_pool2d(x, *self._geometry_of(x))
+        y = _core.max_pool2d(x, *self._geometry_of(x), *self.dilation_rate, self.ceil_mode)
         if training:
             self._x = x
             self._y = y
@@ -121,7 +172,8 @@ class MaxPool2D(_Pool2D):
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return _core.max_pool2d_backward(dy, self._x, *self._geometry_of(self._x))
+        return _core.max_pool2d_backward(dy, self._x, *self._geometry_of(self._x),
+                                         *self.dilation_rate, self.ceil_mode)
 
 
 class AvgPool2D(_Pool2D):
@@ -137,24 +189,26 @@ class AvgPool2D(_Pool2D):
     _pool_kind = _core.PoolKind.avg
 
     def __init__(self, pool_size=2, strides=None, padding="valid", count_include_pad=True,
-                 name=None, trainable=True):
-        super().__init__(pool_size, strides, padding, name, trainable)
+                 ceil_mode=False, name=None, trainable=True):
+        super().__init__(pool_size, strides, padding, name, trainable, 1, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
 
     def _forward(self, x, training):
         if training:
             self._x = x
-        return _core.avg_pool2d(x, *self._geometry_of(x), self.count_include_pad)
+        return _core.avg_pool2d(x, *self._geometry_of(x), self.count_include_pad, self.ceil_mode)
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
         x = self._x
         return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *self._geometry_of(x),
-                                         self.count_include_pad)
+                                         self.count_include_pad, self.ceil_mode)
 
     def get_config(self):
-        return dict(super().get_config(), count_include_pad=self.count_include_pad)
+        config = dict(super().get_config(), count_include_pad=self.count_include_pad)
+        del config["dilation_rate"]  # average pools have none
+        return config
 
 
 class _AdaptivePool2D(Layer):

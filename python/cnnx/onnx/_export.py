@@ -28,6 +28,14 @@ Conv and pooling operators:
   as Reshape-Transpose-Reshape), channel shuffle as ShuffleNet's
   Reshape-Transpose-Reshape, ``Transpose`` for Permute and ``Reshape`` (through
   NHWC order) for Reshape;
+- issue 19: ``Elu``, ``Selu``, ``HardSigmoid``, ``HardSwish``, ``Clip``,
+  ``Softplus``, ``Softsign``, ``LogSoftmax``; GELU as ``Gelu`` from opset 20
+  and as its erf / tanh formula before; SiLU as ``x * Sigmoid(x)``; ``PRelu``
+  with the slopes laid out for NCHW; ``LRN``; group norm as
+  ``InstanceNormalization`` over reshaped groups plus the per-channel affine;
+  layer norm over the channels as ``LayerNormalization`` between transposes
+  (opset 17+) or its ReduceMean formula; MaxPool ``dilations`` and
+  ``ceil_mode``;
 - a Transpose back to NHWC for each output that is an image.
 """
 import os
@@ -103,10 +111,47 @@ def _err(op, msg):
     return ONNXConversionError(f"model: layer {op.name!r} ({op.kind.name}) {msg}")
 
 
-def _activation(g, t, act, base, alpha=0.01, axis=-1):
+def _onnx_axis(t, axis):
+    """The ONNX axis of per-example (NHWC) axis ``axis`` of tensor t."""
+    nd = len(t.shape)
+    a = axis % nd if nd else 0
+    if nd == 3:
+        return _NHWC_AXIS_IN_NCHW[a + 1]
+    if t.chw is not None and nd == 1:
+        return 1  # over all features: order-independent
+    return a + 1
+
+
+def _mul_sigmoid(g, x, base):
+    return g.node("Mul", [x, g.node("Sigmoid", [x], base + "/sigmoid")], base)
+
+
+def _gelu(g, x, base, tanh):
+    """GELU: the opset-20 operator, or its formula before."""
+    if g.opset >= 20:
+        return g.node("Gelu", [x], base, approximate="tanh" if tanh else "none")
+    half = g.const(base + "/half", np.float32(0.5))
+    one = g.const(base + "/one", np.float32(1.0))
+    if tanh:  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        x3 = g.node("Mul", [x, g.node("Mul", [x, x], base + "/x2")], base + "/x3")
+        k = g.const(base + "/kappa", np.float32(0.044715))
+        inner = g.node("Add", [x, g.node("Mul", [x3, k], base + "/kx3")], base + "/inner")
+        s = g.const(base + "/sqrt_2_pi", np.float32(np.sqrt(2.0 / np.pi)))
+        t = g.node("Tanh", [g.node("Mul", [inner, s], base + "/scaled")], base + "/tanh")
+    else:  # 0.5 x (1 + erf(x / sqrt 2))
+        r = g.const(base + "/inv_sqrt2", np.float32(1.0 / np.sqrt(2.0)))
+        t = g.node("Erf", [g.node("Mul", [x, r], base + "/scaled")], base + "/erf")
+    return g.node("Mul", [g.node("Mul", [x, half], base + "/half_x"),
+                          g.node("Add", [t, one], base + "/one_plus")], base)
+
+
+def _activation(g, t, act, base, alpha=0.01, axis=-1, beta=0.0):
     """Append an activation node; ``axis`` is the per-example (NHWC) softmax axis."""
     if act == Act.none:
         return t
+    more = _more_activation(g, t, act, base, alpha, axis, beta)
+    if more is not None:
+        return _T(more, t.shape, t.chw)
     if act == Act.relu:
         name = g.node("Relu", [t.name], base)
     elif act == Act.leaky_relu:
@@ -128,6 +173,37 @@ def _activation(g, t, act, base, alpha=0.01, axis=-1):
     else:
         raise ONNXConversionError(f"model: activation {act.name!r} has no ONNX export")
     return _T(name, t.shape, t.chw)
+
+
+def _more_activation(g, t, act, base, alpha, axis, beta):
+    """The activations of issue 19 (None for the others)."""
+    x = t.name
+    if act == Act.elu:
+        return g.node("Elu", [x], base, alpha=float(alpha))
+    if act == Act.selu:
+        return g.node("Selu", [x], base, alpha=float(alpha), gamma=float(beta))
+    if act in (Act.gelu, Act.gelu_tanh):
+        return _gelu(g, x, base, act == Act.gelu_tanh)
+    if act == Act.silu:
+        return _mul_sigmoid(g, x, base)
+    if act == Act.hardswish:
+        if g.opset >= 14:
+            return g.node("HardSwish", [x], base)
+        return g.node("Mul", [x, g.node("HardSigmoid", [x], base + "/hs", alpha=1.0 / 6,
+                                        beta=0.5)], base)
+    if act == Act.hardsigmoid:
+        return g.node("HardSigmoid", [x], base, alpha=float(alpha), beta=float(beta))
+    if act == Act.clip:
+        lo = g.const(base + "/min", np.float32(alpha))
+        hi = g.const(base + "/max", np.float32(beta))
+        return g.node("Clip", [x, lo, hi], base)
+    if act == Act.softplus:
+        return g.node("Softplus", [x], base)
+    if act == Act.softsign:
+        return g.node("Softsign", [x], base)
+    if act == Act.log_softmax:
+        return g.node("LogSoftmax", [x], base, axis=int(_onnx_axis(t, axis)))
+    return None
 
 
 def _materialise(g, t, base):
@@ -159,7 +235,8 @@ def _conv(g, op, ts):
         ins.append(g.const(op.name + "/B", a["bias"].array))
     y = g.node("Conv", ins, op.name, kernel_shape=[kh, kw], strides=[sh, sw],
                dilations=[dh, dw], pads=[pt, pl, pb, pr], group=int(groups))
-    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"])
+    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"],
+                       beta=a.get("beta", 0.0))
 
 
 def _pool(g, op, ts):
@@ -189,10 +266,51 @@ def _pool(g, op, ts):
         count_include_pad = a["count_include_pad"]
     kh, kw, sh, sw, pt, pb, pl, pr = window
     extra = {} if is_max else {"count_include_pad": int(count_include_pad)}
+    dil = tuple(a.get("dilation", (1, 1)))
+    if dil != (1, 1):
+        extra["dilations"] = [int(d) for d in dil]
+    if a.get("ceil_mode"):
+        pb, pr = _ceil_mode_pads(op, t.shape[:2], op.output.shape[:2], (kh, kw), (sh, sw),
+                                 ((pt, pb), (pl, pr)), dil, is_max, count_include_pad)
+        if pb is None:
+            extra["ceil_mode"] = 1
+            pb, pr = window[5], window[7]
     y = g.node("MaxPool" if is_max else "AveragePool", [t.name], op.name,
                kernel_shape=[int(kh), int(kw)], strides=[int(sh), int(sw)],
                pads=[int(pt), int(pl), int(pb), int(pr)], **extra)
     return _T(y, op.output.shape)
+
+
+def _ceil_mode_pads(op, in_hw, out_hw, kernel, strides, pads, dil, is_max, count_include_pad):
+    """(pad_bottom, pad_right) of a floor-mode pool giving ceil mode's windows, or
+    (None, None) to write ceil_mode=1 itself.
+
+    ONNX's shape inference rounds up without PyTorch's rule (ONNX Runtime and
+    cnnx follow it) that drops a last window starting past the input and its
+    front padding, so where that rule drops one the graph would not pass the
+    checker. Extra end padding in floor mode gives the same windows there for
+    max pooling and for averages that do not count the padding."""
+    drops = False
+    for n, o, k, s, (p0, p1), d in zip(in_hw, out_hw, kernel, strides, pads, dil):
+        span = (k - 1) * d + 1
+        drops |= -(-(n + p0 + p1 - span) // s) + 1 != o
+    if not drops:
+        return None, None
+    if not is_max and count_include_pad:
+        raise _err(op, "cannot be exported exactly: in ceil mode its last window starts past "
+                       "the input, a window ONNX's shape inference keeps and PyTorch / ONNX "
+                       "Runtime drop; with count_include_pad the divisor of an equivalent "
+                       "padded floor-mode pool differs")
+    ends = []
+    for n, o, k, s, (p0, p1), d in zip(in_hw, out_hw, kernel, strides, pads, dil):
+        span = (k - 1) * d + 1
+        end = max(p1, (o - 1) * s + span - n - p0)
+        if end >= k:
+            raise _err(op, f"cannot be exported: its ceil-mode windows need {end} pixels of end "
+                           f"padding in floor mode, and ONNX Runtime allows less than the "
+                           f"window ({k})")
+        ends.append(end)
+    return ends[0], ends[1]
 
 
 def _dense(g, op, ts):
@@ -207,7 +325,8 @@ def _dense(g, op, ts):
     if a["bias"] is not None:
         ins.append(g.const(op.name + "/B", a["bias"].array))
     y = g.node("Gemm", ins, op.name)
-    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"])
+    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"],
+                       beta=a.get("beta", 0.0))
 
 
 def _batch_norm(g, op, ts):
@@ -230,7 +349,7 @@ def _batch_norm(g, op, ts):
 
 def _activation_op(g, op, ts):
     a = op.attrs
-    return _activation(g, ts[0], a["act"], op.name, a["alpha"], a["axis"])
+    return _activation(g, ts[0], a["act"], op.name, a["alpha"], a["axis"], a.get("beta", 0.0))
 
 
 _ELTWISE = {EltwiseKind.add: "Sum", EltwiseKind.sub: "Sub", EltwiseKind.mul: "Mul",
@@ -249,7 +368,8 @@ def _eltwise(g, op, ts):
         y = g.node("Add", names, op.name)
     else:
         y = g.node(_ELTWISE[kind], names, op.name)
-    return _activation(g, _T(y, op.output.shape), op.attrs["act"], op.name, op.attrs["alpha"])
+    return _activation(g, _T(y, op.output.shape), op.attrs["act"], op.name, op.attrs["alpha"],
+                       beta=op.attrs.get("beta", 0.0))
 
 
 def _concat(g, op, ts):
@@ -405,6 +525,110 @@ def _identity(g, op, ts):
     return ts[0]
 
 
+# ---- issue 19 (layers-a) --------------------------------------------------------
+
+def _nchw_param(t, arr):
+    """A per-example-shaped (NHWC) parameter broadcastable against tensor t in
+    its ONNX layout: (c, 1, 1) per channel of an image, (c, h, w) per value."""
+    arr = np.asarray(arr, np.float32)
+    nd = len(t.shape)
+    if nd == 3:
+        if arr.ndim == 1:
+            return arr.reshape(-1, 1, 1) if arr.size > 1 else arr
+        if arr.ndim == 2:  # (w, c)
+            return arr.transpose(1, 0)[:, None, :]
+        return arr.transpose(2, 0, 1)
+    return arr
+
+
+def _prelu(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    slope = np.asarray(op.attrs["slope"].array, np.float32)
+    shape = slope.shape
+    # slopes repeat along the flattened values: they cover trailing axes of x
+    nd = len(t.shape)
+    full = slope.reshape(t.shape[nd - len(shape):]) if slope.size > 1 else slope.reshape(1)
+    y = g.node("PRelu", [t.name, g.const(op.name + "/slope", _nchw_param(t, full))], op.name)
+    return _T(y, t.shape)
+
+
+def _lrn(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    a = op.attrs
+    if len(t.shape) != 3:
+        raise _err(op, f"is exported for images (n_H, n_W, n_C), got shape {t.shape}")
+    y = g.node("LRN", [t.name], op.name, size=int(a["size"]), alpha=float(a["alpha"]),
+               beta=float(a["beta"]), bias=float(a["bias"]))
+    return _T(y, t.shape)
+
+
+def _affine_tail(g, op, t, y):
+    """y * gamma + beta per channel (the ONNX channel axis of t)."""
+    a = op.attrs
+    c = op.output.shape[-1]
+    shape = (c, 1, 1) if len(t.shape) == 3 else (c,)
+    if a["gamma"] is not None:
+        y = g.node("Mul", [y, g.const(op.name + "/gamma", np.asarray(
+            a["gamma"].array, np.float32).reshape(shape))], op.name + "/scale")
+    if a["beta"] is not None:
+        y = g.node("Add", [y, g.const(op.name + "/beta", np.asarray(
+            a["beta"].array, np.float32).reshape(shape))], op.name + "/shift")
+    return y
+
+
+def _group_norm(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    a = op.attrs
+    if len(t.shape) not in (1, 3):
+        raise _err(op, f"is exported for images or flat features, got shape {t.shape}")
+    groups = a["groups"]
+    # (N, C, ...) -> (N, G, rest): instance norm over each group, then back
+    grouped = g.node("Reshape", [t.name, g.const(op.name + "/groups_shape",
+                                                 [0, groups, -1], np.int64)],
+                     op.name + "/grouped")
+    ones = g.const(op.name + "/ones", np.ones(groups, np.float32))
+    zeros = g.const(op.name + "/zeros", np.zeros(groups, np.float32))
+    normed = g.node("InstanceNormalization", [grouped, ones, zeros], op.name + "/normalise",
+                    epsilon=float(a["epsilon"]))
+    shape = g.node("Shape", [t.name], op.name + "/shape")
+    y = g.node("Reshape", [normed, shape], op.name + "/ungrouped")
+    return _T(_affine_tail(g, op, t, y), t.shape)
+
+
+def _layer_norm(g, op, ts):
+    t = _materialise(g, ts[0], op.name)
+    a = op.attrs
+    eps = float(a["epsilon"])
+    c = op.output.shape[-1]
+    if len(t.shape) == 3:
+        x = g.node("Transpose", [t.name], op.name + "/to_nhwc", perm=list(_NCHW_TO_NHWC))
+    else:
+        x = t.name
+    if g.opset >= 17:
+        gamma = np.asarray(a["gamma"].array, np.float32) if a["gamma"] is not None else             np.ones(c, np.float32)
+        ins = [x, g.const(op.name + "/gamma", gamma)]
+        if a["beta"] is not None:
+            ins.append(g.const(op.name + "/beta", np.asarray(a["beta"].array, np.float32)))
+        y = g.node("LayerNormalization", ins, op.name, axis=-1, epsilon=eps)
+    else:  # (x - mean) / sqrt(var + eps) over the last axis, then the affine
+        mean = g.node("ReduceMean", [x], op.name + "/mean", axes=[-1], keepdims=1)
+        d = g.node("Sub", [x, mean], op.name + "/centred")
+        var = g.node("ReduceMean", [g.node("Mul", [d, d], op.name + "/sq")], op.name + "/var",
+                     axes=[-1], keepdims=1)
+        std = g.node("Sqrt", [g.node("Add", [var, g.const(op.name + "/eps", np.float32(eps))],
+                                     op.name + "/var_eps")], op.name + "/std")
+        y = g.node("Div", [d, std], op.name + "/normalised")
+        if a["gamma"] is not None:
+            y = g.node("Mul", [y, g.const(op.name + "/gamma", np.asarray(
+                a["gamma"].array, np.float32))], op.name + "/scale")
+        if a["beta"] is not None:
+            y = g.node("Add", [y, g.const(op.name + "/beta", np.asarray(
+                a["beta"].array, np.float32))], op.name + "/shift")
+    if len(t.shape) == 3:
+        y = g.node("Transpose", [y], op.name + "/to_nchw", perm=list(_NHWC_TO_NCHW))
+    return _T(y, t.shape)
+
+
 def _python(g, op, ts):
     layer = op.attrs["python_layer"]
     raise ONNXConversionError(
@@ -482,7 +706,9 @@ _EXPORTERS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
               OpKind.conv_transpose2d: _conv_transpose, OpKind.pad2d: _pad2d,
               OpKind.upsample2d: _upsample2d, OpKind.depth_to_space: _depth_to_space,
               OpKind.space_to_depth: _space_to_depth, OpKind.channel_shuffle: _channel_shuffle,
-              OpKind.transpose: _transpose}
+              OpKind.transpose: _transpose,
+              OpKind.prelu: _prelu, OpKind.lrn: _lrn, OpKind.group_norm: _group_norm,
+              OpKind.layer_norm: _layer_norm}
 _EXPORTERS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize,
                    OpKind.augment: _augment})
 

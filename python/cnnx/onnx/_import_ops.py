@@ -773,6 +773,12 @@ CONVERTERS = {
     "Squeeze": _squeeze_unsqueeze, "Unsqueeze": _squeeze_unsqueeze,
 }
 
+# issue 19 (layers-a): more activations, PRelu, LRN, LayerNormalization and the pool
+# options (dilations, ceil_mode); imported last, as that module reads the helpers above
+from ._import_ops_a import CONVERTERS_A  # noqa: E402
+
+CONVERTERS.update(CONVERTERS_A)  # replaces MaxPool / AveragePool with the fuller converter
+
 # the transposed convolution and the layout operators (ConvTranspose, Pad,
 # Slice, Resize/Upsample, DepthToSpace/SpaceToDepth, channel and pixel shuffles)
 from ._import_layout import register as _register_layout  # noqa: E402
