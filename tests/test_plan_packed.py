@@ -74,3 +74,21 @@ def test_profile_by_parts():
     with pytest.raises(ValueError, match="parts"):
         plan.profile([x.reshape(1, -1)], reps=1, parts=0)
     _check(model, x)  # the plan still runs whole
+
+
+@pytest.mark.parametrize("act", ["relu6", "clip", "hardswish", "elu"])
+def test_activations_with_a_second_parameter_after_packed_and_transposed_convs(isa, act):
+    """Activations that carry a second parameter (ReLU6 / Clip: their max) after a
+    packed convolution and a transposed one: the plan applied them with that
+    parameter left at 0 (every output clipped to 0, MobileNetV2 wrong by 90%)."""
+    cnnx.set_seed(4)
+    layer = {"relu6": lambda: cnnx.ReLU6(), "clip": lambda: cnnx.Clip(-0.5, 1.5),
+             "hardswish": lambda: cnnx.Hardswish(), "elu": lambda: cnnx.ELU()}[act]
+    model = cnnx.Sequential([
+        cnnx.Conv2D(48, 3, padding="same"), layer(),                  # packed (Winograd)
+        cnnx.Conv2D(64, 3, strides=2, padding="same"), layer(),       # packed (direct)
+        cnnx.Conv2DTranspose(16, 2, strides=2), layer(),
+        cnnx.GlobalAvgPool2D(), cnnx.Dense(5)], input_shape=(14, 14, 8))
+    x = np.random.default_rng(2).standard_normal((2, 14, 14, 8)).astype(np.float32)
+    for n in (1, 2):
+        _check(model, x[:n])

@@ -131,7 +131,7 @@ void InferencePlan::run_cooperative(const float* const* x, int64_t N, float* con
         if (T > 1 && (!last_chunk || k + 1 < ops_.size() || split_softmax)) barrier->wait();
         if (split_softmax && t == 0)
           plan_detail::apply_activation(op.s.act, op.s.alpha, buf[op.s.out], n * op.s.out_f,
-                                        op.s.out_f);
+                                        op.s.out_f, op.s.beta);
         if (split_softmax && T > 1 && (!last_chunk || k + 1 < ops_.size())) barrier->wait();
       }
     }

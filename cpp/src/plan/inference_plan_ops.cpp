@@ -98,7 +98,7 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
           // (an activation no kernel fuses needs the whole output first)
           if (part != 0) return;
           op.cp.forward(x, n, y, ep, parts == 1 ? 0 : 1);
-          if (other_act) apply_activation(sp.act, sp.alpha, y, n * op.n, sp.k);
+          if (other_act) apply_activation(sp.act, sp.alpha, y, n * op.n, sp.k, sp.beta);
           return;
         }
         op.cp.forward_part(x, n, y, ep, part, parts);

@@ -63,7 +63,7 @@ void layout_forward(const OpSpec& op, int64_t n, const float* x, float* y) {
       s.N = n;
       conv_transpose2d_forward(s, x, op.w, op.bias, y, fused(op.act));
       if (op.act != PlanAct::none && op.act != PlanAct::relu)
-        apply_activation(op.act, op.alpha, y, s.output_size(), op.k);
+        apply_activation(op.act, op.alpha, y, s.output_size(), op.k, op.beta);
       return;
     }
     case OpKind::pad2d: pad2d_forward(l.pad_mode, pad_shape(l, n), l.value, x, y); return;

@@ -41,7 +41,7 @@ static_assert(static_cast<int>(PlanAct::softsign) - static_cast<int>(PlanAct::el
 // y = act(x) over n values (softmax over groups of k); none copies. y may be x.
 // alpha, beta: the activation's parameters (op_spec.h).
 inline void activation_forward(PlanAct act, float alpha, const float* x, float* y, int64_t n,
-                               int64_t k, float beta = 0.0f) {
+                               int64_t k, float beta) {
   Pointwise f;
   if (pointwise_of(act, &f)) {
     pointwise_forward(f, x, y, n, alpha, beta);
@@ -61,9 +61,10 @@ inline void activation_forward(PlanAct act, float alpha, const float* x, float* 
   }
 }
 
-// The activations a conv/dense epilogue cannot fuse, applied in place.
+// The activations a conv/dense epilogue cannot fuse, applied in place. beta
+// has no default: clip's max lives there, and a forgotten one clipped to 0.
 inline void apply_activation(PlanAct act, float alpha, float* y, int64_t n, int64_t k,
-                             float beta = 0.0f) {
+                             float beta) {
   activation_forward(act, alpha, y, y, n, k, beta);
 }
 
