@@ -46,6 +46,7 @@ from .layers import (Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,  # noqa:
 from .layers import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip,  # noqa: E402
                      Softplus, Softsign, LogSoftmax, PReLU, LocalResponseNormalization,
                      GroupNormalization, LayerNormalization)
+from .layers import MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D  # noqa: E402,F401
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, optimizers, callbacks  # noqa: E402
 from .io import load_model  # noqa: E402

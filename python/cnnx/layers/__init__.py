@@ -37,3 +37,10 @@ __all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling
 __all__ += ["ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip",
             "Softplus", "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization",
             "GroupNormalization", "LayerNormalization"]
+
+# Keras's spellings of the pooling layers, so that Keras code runs with only
+# the import changed (the same classes: summaries and saved files use the
+# names above).
+MaxPooling2D = MaxPool2D
+AveragePooling2D = AvgPool2D
+GlobalAveragePooling2D = GlobalAvgPool2D
