@@ -23,6 +23,7 @@ struct V {
   static inline reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static inline reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
+  static inline reg sqrt(reg a) { return _mm256_sqrt_ps(a); }  // IEEE: exact rounding
   static inline reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static inline reg fnmadd(reg a, reg b, reg c) { return _mm256_fnmadd_ps(a, b, c); }
   static inline reg min(reg a, reg b) { return _mm256_min_ps(a, b); }

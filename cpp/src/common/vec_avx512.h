@@ -24,6 +24,7 @@ struct V {
   static inline reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static inline reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
+  static inline reg sqrt(reg a) { return _mm512_sqrt_ps(a); }  // IEEE: exact rounding
   static inline reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }   // a*b + c
   static inline reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_ps(a, b, c); } // c - a*b
   // x86 semantics: when either is NaN the SECOND operand is returned, so
