@@ -300,7 +300,7 @@ def main():
         print(hdr)
         print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
         tot = {"c1": 0.0, "c2": 0.0, "t1": 0.0, "t2": 0.0, "flops": 0.0}
-        for name, n, h, w_, ci, co, k, s, p, _dx, g, count in shapes:
+        for name, n, h, _w, ci, co, k, s, p, _dx, g, count in shapes:
             oh = (h + 2 * p - k) // s + 1
             flops = 2.0 * n * oh * oh * co * k * k * ci / g
             c1 = med(times["cnnx"][f"{name}|{t1}"]["fwd"])

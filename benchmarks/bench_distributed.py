@@ -187,7 +187,7 @@ def predict(batch):
                       f"{1e3 * t_bw:>9.3f}{1e3 * t_lat:>9.3f}{tc / (tc + t_bw):>12.3f}"
                       f"{tc / (tc + t_bw + t_lat):>9.3f}{need:>15.0f}"
                       f"{tc / (tc + t_bw + 2 * math.log2(n) * lat):>9.3f}")
-        for link, (bw, lat) in LINKS.items():
+        for link, (bw, _lat) in LINKS.items():
             # bandwidth alone stays under 10% of the compute while 2 S / bw <= T_c / 9
             s_max = tc * bw / 18
             print(f"  {link}: the bandwidth term passes 10% of T_c = {1e3 * tc:.1f} ms at "

@@ -90,7 +90,6 @@ def _to_torch(model):
     import numpy as np
     import torch
     import torch.nn as nn
-    import torch.nn.functional as F
 
     import cnnx
     from cnnx.functional._shapes import resolve_padding

@@ -138,12 +138,14 @@ def worker(args):
             x, w, ws, b = _layer_data(rng, n, h, ci, co, k)
             if args.worker == "int8":
                 packed = F.qpack_conv2d(w, ws)
-                fn = lambda: F.qconv2d(x, 0.02, 128, packed, b=b, stride=s, padding=p,
-                                       activation="relu", out_scale=0.1, out_zero_point=0)
+                def fn(x=x, packed=packed, b=b, s=s, p=p):
+                    return F.qconv2d(x, 0.02, 128, packed, b=b, stride=s, padding=p,
+                                     activation="relu", out_scale=0.1, out_zero_point=0)
             else:
                 xf = (x.astype(np.float32) - 128) * 0.02
                 wf = w.astype(np.float32) * ws
-                fn = lambda: F.conv2d(xf, wf, b, stride=s, padding=p, activation="relu")
+                def fn(xf=xf, wf=wf, b=b, s=s, p=p):
+                    return F.conv2d(xf, wf, b, stride=s, padding=p, activation="relu")
             out["times"][f"{name}|{n}"] = _best(fn, args.min_time)
     print(json.dumps(out))
 

@@ -340,7 +340,7 @@ def fill_zoo(src, dst, seed=0, logit_std=2.0):
         [soft.input[0]], {data[0].name: x})[0]
     g.output.pop()
     k = logit_std / float(np.std(logits))
-    for i, name in enumerate(last.input[1:3]):
+    for _i, name in enumerate(last.input[1:3]):
         t = next(t for t in g.initializer if t.name == name)
         t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * np.float32(k), name))
     onnx.save(proto, dst)
@@ -367,7 +367,6 @@ def _ort_session(model, threads, optimise=True):
 def conv_dense_flops(path):
     """FLOPs per image of the Conv and Gemm/MatMul nodes of an ONNX file (multiply-add = 2)."""
     import onnx
-    from onnx import numpy_helper
 
     proto = onnx.shape_inference.infer_shapes(onnx.load(path))
     g = proto.graph
@@ -1197,8 +1196,8 @@ def report(results, args, peak, peaks, versions, load_before, load_after, t_star
           f"({max(p['peak_1t'] for p in peaks):.0f} on 1)")
     geo_all = {}
     if results["infer"]:
-        print(f"\nInference, ms per batch (ratio = peer ms / cnnx ms, > 1: cnnx faster; "
-              f"GFLOP = conv + dense per image)\n")
+        print("\nInference, ms per batch (ratio = peer ms / cnnx ms, > 1: cnnx faster; "
+              "GFLOP = conv + dense per image)\n")
         print("| model | batch | GFLOP | ONNX Runtime ms | PyTorch ms | cnnx ms | vs ORT | "
               "vs PyTorch | cnnx GFLOP/s | % peak | ORT % peak | max rel. diff |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-import cnnx
 from cnnx import _core
 
 _LEVELS = ["generic", "avx2", "avx512"]

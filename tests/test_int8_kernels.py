@@ -272,7 +272,7 @@ def test_qconv2d_matches_onnxruntime_qlinearconv():
     the same bytes: the same scale product x_scale*w_scale/y_scale, one
     rounding of float(acc)*scale (no bias), ties to even, the same clamp."""
     ort = pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(5)

@@ -296,7 +296,7 @@ def test_random_plan_ops_raise_or_run_never_crash():
     refuse them with ValueError/TypeError or run; nothing crashes the interpreter."""
     rng = np.random.default_rng(9)
     kinds = list(_core.OpKind.__members__.values())
-    for trial in range(400):
+    for _trial in range(400):
         sizes = [int(v) for v in rng.integers(-2, 64, rng.integers(1, 6))]
         try:
             plan = _core.InferencePlan(sizes, int(rng.integers(0, 3)), int(rng.integers(0, 3)))

@@ -10,7 +10,6 @@
   killed while saving, and never one that a running save holds.
 """
 import functools
-import gzip
 import http.server
 import json
 import os

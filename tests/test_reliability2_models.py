@@ -15,7 +15,6 @@ blow-up in memory or time, or a raw NumPy/Python error, and checks the fix:
 """
 import json
 import math
-import os
 import subprocess
 import sys
 import textwrap

@@ -2,7 +2,6 @@
 the numbers printed in the notes."""
 import math
 
-import numpy as np
 import pytest
 
 from cnnx import teaching as T

@@ -23,7 +23,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "300000"
 
 from ._version import __version__  # noqa: E402
-from . import _core  # noqa: E402
+from . import _core  # noqa: E402,F401 (the compiled module, as cnnx._core)
 from ._system import info, set_num_threads, get_num_threads  # noqa: E402
 from . import functional  # noqa: E402
 
@@ -48,7 +48,7 @@ from .layers import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip,
                      GroupNormalization, LayerNormalization)
 from .layers import MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D  # noqa: E402,F401
 from .models import Input, Model, Sequential  # noqa: E402
-from . import optim, optimizers, callbacks  # noqa: E402
+from . import optim, optimizers, callbacks  # noqa: E402,F401 (cnnx.optimizers: Keras's name)
 from .io import load_model  # noqa: E402
 from .quant import quantize, QuantizedModel  # noqa: E402
 

@@ -84,7 +84,6 @@ def _cmd_info(args):
 # ---------------------------------------------------------------------------
 
 def _cmd_summary(args):
-    import cnnx
 
     if args.model:
         model = _load_model_file(args.model, compile=False)
@@ -445,7 +444,7 @@ def _shape3(text):
     try:
         parts = tuple(int(p) for p in text.lower().replace("x", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected H,W,C such as 32,32,3, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected H,W,C such as 32,32,3, got {text!r}") from None
     if len(parts) != 3 or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"expected H,W,C such as 32,32,3, got {text!r}")
     return parts
@@ -455,7 +454,7 @@ def _positive(text):
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return v
@@ -465,7 +464,7 @@ def _seed(text):
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if not 0 <= v < 2**63:
         raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63), got {text!r}")
     return v
@@ -475,7 +474,7 @@ def _learning_rate(text):
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
     if not math.isfinite(v) or v <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return v
@@ -485,7 +484,7 @@ def _fraction(text):
     try:
         v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
     if not 0.0 <= v < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return v

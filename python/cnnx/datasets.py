@@ -31,7 +31,6 @@ import hashlib
 import importlib.metadata
 import os
 import secrets
-import shutil
 import struct
 import sys
 import urllib.request

@@ -162,7 +162,7 @@ def mean_average_precision(detections, ground_truth, iou_threshold=0.5, n_classe
         dets.append((db, ds, dl))
         gts.append((gb, gl))
     seen = set()
-    for gb, gl in gts:
+    for _gb, gl in gts:
         seen.update(gl.tolist())
     if n_classes is None:
         classes = sorted(seen)

@@ -76,7 +76,7 @@ def plot_images(images, titles=None, path=None, ncols=None, cmap="gray", suptitl
 
 
 def _kernel_of(weights):
-    if hasattr(weights, "params") and isinstance(getattr(weights, "params"), dict):
+    if hasattr(weights, "params") and isinstance(weights.params, dict):
         if "kernel" not in weights.params:
             raise ValueError(f"weights: layer {getattr(weights, 'name', weights)!r} has no kernel")
         weights = weights.params["kernel"]

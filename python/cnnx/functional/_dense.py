@@ -1,7 +1,6 @@
 """Dense (fully-connected) layer on the core SGEMM."""
 import math
 
-import numpy as np
 
 from .. import _core
 from .._validate import as_float32
@@ -13,7 +12,7 @@ def _check_x_w(x, w):
     x = as_float32(x, "x")
     w = as_float32(w, "w", ndim=2)
     if x.ndim < 1:
-        raise ValueError(f"x: expected an array of shape (..., n_in), got a scalar")
+        raise ValueError("x: expected an array of shape (..., n_in), got a scalar")
     if x.shape[-1] != w.shape[0]:
         raise ValueError(
             f"w: expected {x.shape[-1]} rows (x has n_in = {x.shape[-1]}), got shape {w.shape}"

@@ -7,7 +7,6 @@ filter of f, padding p on each side and stride s give
 
 outputs. With dilation d the filter covers (f - 1)*d + 1 pixels.
 """
-import math
 
 from .._validate import as_int, as_pair
 
