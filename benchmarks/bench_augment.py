@@ -15,6 +15,7 @@ layers alone (their C++ kernels on one batch), and as a reference what the
 same per-image work costs in SciPy (``scipy.ndimage.affine_transform``,
 order 1, one call per image), when SciPy is installed.
 """
+
 import argparse
 import json
 import statistics
@@ -26,9 +27,11 @@ import numpy as np
 def _augmented(lenet):
     import cnnx
 
-    return cnnx.Sequential([cnnx.RandomFlip("horizontal"), cnnx.RandomTranslation(0.1, 0.1),
-                            cnnx.RandomRotation(0.1)] + list(lenet.layers),
-                           input_shape=(28, 28, 1))
+    return cnnx.Sequential(
+        [cnnx.RandomFlip("horizontal"), cnnx.RandomTranslation(0.1, 0.1), cnnx.RandomRotation(0.1)]
+        + list(lenet.layers),
+        input_shape=(28, 28, 1),
+    )
 
 
 def _cpu_per_call(f, reps):
@@ -76,14 +79,23 @@ def main():
         t_plain += _cpu_per_call(lambda: plain.train_on_batch(x, y), args.reps)
         t_aug += _cpu_per_call(lambda: aug.train_on_batch(x, y), args.reps)
         t_layers += _cpu_per_call(layers_alone, args.reps)
-    med = {k: statistics.median(v) for k, v in
-           (("step", t_plain), ("step_with_augmentation", t_aug), ("layers_alone", t_layers))}
-    out = {"batch": args.batch, "threads": args.threads,
-           "lenet_step_ms": med["step"] * 1e3,
-           "augmented_step_ms": med["step_with_augmentation"] * 1e3,
-           "augmentation_in_step_pct": 100 * (med["step_with_augmentation"] / med["step"] - 1),
-           "layers_alone_ms": med["layers_alone"] * 1e3,
-           "layers_alone_pct_of_step": 100 * med["layers_alone"] / med["step"]}
+    med = {
+        k: statistics.median(v)
+        for k, v in (
+            ("step", t_plain),
+            ("step_with_augmentation", t_aug),
+            ("layers_alone", t_layers),
+        )
+    }
+    out = {
+        "batch": args.batch,
+        "threads": args.threads,
+        "lenet_step_ms": med["step"] * 1e3,
+        "augmented_step_ms": med["step_with_augmentation"] * 1e3,
+        "augmentation_in_step_pct": 100 * (med["step_with_augmentation"] / med["step"] - 1),
+        "layers_alone_ms": med["layers_alone"] * 1e3,
+        "layers_alone_pct_of_step": 100 * med["layers_alone"] / med["step"],
+    }
     try:
         from scipy import ndimage
 
@@ -92,6 +104,7 @@ def main():
                 img = img[:, ::-1]
                 img = ndimage.shift(img, (1.3, -0.7), order=1, mode="mirror")
                 ndimage.rotate(img, 12.0, reshape=False, order=1, mode="mirror")
+
         t_ref = _cpu_per_call(scipy_ref, max(10, args.reps // 10))
         out["scipy_same_work_ms"] = statistics.median(t_ref) * 1e3
     except ImportError:
@@ -105,8 +118,10 @@ def main():
     print(f"  the three layers alone (C++ kernels)      {out['layers_alone_ms']:8.3f} ms")
     if "scipy_same_work_ms" in out:
         print(f"  SciPy, the same per-image work (ref.)     {out['scipy_same_work_ms']:8.3f} ms")
-    print(f"augmentation costs {out['augmentation_in_step_pct']:.1f} % of a LeNet step "
-          f"(target < 15 %); the layers alone {out['layers_alone_pct_of_step']:.1f} %")
+    print(
+        f"augmentation costs {out['augmentation_in_step_pct']:.1f} % of a LeNet step "
+        f"(target < 15 %); the layers alone {out['layers_alone_pct_of_step']:.1f} %"
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ speed-up, GFLOP/s and the share of the FMA peak measured in the same run.
 (names the algorithm cnnx picks); --suite mobilenet for MobileNetV2's
 depthwise layers, with the memory traffic per second.
 """
+
 import argparse
 import json
 import math
@@ -60,20 +61,42 @@ def _resnet50():
         for b in range(blocks):
             s = stride if b == 0 else 1
             rows.append((f"{h}x{h}x{cin}->{width} 1x1", h, cin, width, 1, 1, 0, 1))
-            rows.append((f"{h}x{h}x{width}->{width} 3x3" + (" s2" if s == 2 else ""),
-                         h, width, width, 3, s, 1, 1))
+            rows.append(
+                (
+                    f"{h}x{h}x{width}->{width} 3x3" + (" s2" if s == 2 else ""),
+                    h,
+                    width,
+                    width,
+                    3,
+                    s,
+                    1,
+                    1,
+                )
+            )
             ho = h // s
             rows.append((f"{ho}x{ho}x{width}->{out} 1x1", ho, width, out, 1, 1, 0, 1))
             if b == 0:
-                rows.append((f"{h}x{h}x{cin}->{out} 1x1" + (" s2" if s == 2 else ""),
-                             h, cin, out, 1, s, 0, 1))
+                rows.append(
+                    (
+                        f"{h}x{h}x{cin}->{out} 1x1" + (" s2" if s == 2 else ""),
+                        h,
+                        cin,
+                        out,
+                        1,
+                        s,
+                        0,
+                        1,
+                    )
+                )
             h, cin = ho, out
     merged = {}
     for name, hh, ci, co, k, s, p, g in rows:
         key = (name, hh, ci, co, k, s, p, g)
         merged[key] = merged.get(key, 0) + 1
-    return [(name, 1, hh, hh, ci, co, k, s, p, False, g, n)
-            for (name, hh, ci, co, k, s, p, g), n in merged.items()]
+    return [
+        (name, 1, hh, hh, ci, co, k, s, p, False, g, n)
+        for (name, hh, ci, co, k, s, p, g), n in merged.items()
+    ]
 
 
 def _resnet18():
@@ -82,23 +105,62 @@ def _resnet18():
         for h, c in ((56, 64), (28, 128), (14, 256), (7, 512)):
             out.append((f"N{n} {h}x{h}x{c}->{c} 3x3", n, h, h, c, c, 3, 1, 1, False, 1, 1))
         for h, c in ((56, 64), (28, 128), (14, 256)):
-            out.append((f"N{n} {h}x{h}x{c}->{2 * c} 3x3 s2", n, h, h, c, 2 * c, 3, 2, 1, False,
-                        1, 1))
+            out.append(
+                (f"N{n} {h}x{h}x{c}->{2 * c} 3x3 s2", n, h, h, c, 2 * c, 3, 2, 1, False, 1, 1)
+            )
     return out
 
 
 def _mobilenet():
     """MobileNetV2's depthwise 3x3 layers at 224x224 (batch 1 and 16), and at 32x32 (training)."""
-    layers = [(112, 32, 1), (112, 96, 2), (56, 144, 1), (56, 144, 2), (28, 192, 1), (28, 192, 2),
-              (14, 384, 1), (14, 576, 1), (14, 576, 2), (7, 960, 1)]
+    layers = [
+        (112, 32, 1),
+        (112, 96, 2),
+        (56, 144, 1),
+        (56, 144, 2),
+        (28, 192, 1),
+        (28, 192, 2),
+        (14, 384, 1),
+        (14, 576, 1),
+        (14, 576, 2),
+        (7, 960, 1),
+    ]
     out = []
     for n in (1, 16):
         for h, c, s in layers:
-            out.append((f"N{n} dw {h}x{h}x{c}" + (" s2" if s == 2 else ""), n, h, h, c, c, 3, s,
-                        1, False, c, 1))
+            out.append(
+                (
+                    f"N{n} dw {h}x{h}x{c}" + (" s2" if s == 2 else ""),
+                    n,
+                    h,
+                    h,
+                    c,
+                    c,
+                    3,
+                    s,
+                    1,
+                    False,
+                    c,
+                    1,
+                )
+            )
     for h, c, s in ((32, 32, 1), (32, 96, 2), (16, 144, 1), (8, 192, 2), (4, 576, 1)):
-        out.append((f"N128 dw {h}x{h}x{c}" + (" s2" if s == 2 else "") + " train", 128, h, h, c,
-                    c, 3, s, 1, True, c, 1))
+        out.append(
+            (
+                f"N128 dw {h}x{h}x{c}" + (" s2" if s == 2 else "") + " train",
+                128,
+                h,
+                h,
+                c,
+                c,
+                3,
+                s,
+                1,
+                True,
+                c,
+                1,
+            )
+        )
     return out
 
 
@@ -150,8 +212,9 @@ def worker(framework, threads_list, suite, only, min_time, cpu_time, backward):
         if only and only not in name:
             continue
         x = rng.standard_normal((n, h, w_, ci), dtype=np.float32)
-        w = (rng.standard_normal((k, k, ci // groups, co), dtype=np.float32) /
-             math.sqrt(k * k * ci / groups))
+        w = rng.standard_normal((k, k, ci // groups, co), dtype=np.float32) / math.sqrt(
+            k * k * ci / groups
+        )
         b = rng.standard_normal(co, dtype=np.float32)
         oh = (h + 2 * p - k) // s + 1
         ow = (w_ + 2 * p - k) // s + 1
@@ -177,8 +240,9 @@ def worker(framework, threads_list, suite, only, min_time, cpu_time, backward):
                 y = tf.conv2d(xg, wg, bg, stride=s, padding=p, groups=groups)
                 y.backward(dyt)
         else:
-            res["algo"][name] = F.conv2d_algorithm(x.shape, w.shape, stride=s, padding=p,
-                                                   groups=groups)
+            res["algo"][name] = F.conv2d_algorithm(
+                x.shape, w.shape, stride=s, padding=p, groups=groups
+            )
 
             def fwd():
                 F.conv2d(x, w, b, stride=s, padding=p, groups=groups)
@@ -186,6 +250,7 @@ def worker(framework, threads_list, suite, only, min_time, cpu_time, backward):
             def fwdbwd():
                 F.conv2d(x, w, b, stride=s, padding=p, groups=groups)
                 F.conv2d_backward(dy, x, w, stride=s, padding=p, groups=groups, need_dx=need_dx)
+
         for t in threads_list:
             if framework == "torch":
                 torch.set_num_threads(t)
@@ -209,10 +274,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.25, help="seconds per measurement")
     ap.add_argument("--only", default="", help="substring of a shape name")
-    ap.add_argument("--suite", default="conv", choices=["conv", "resnet50", "resnet18",
-                                                        "mobilenet"])
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="time by process CPU time (a busy machine; meaningful on 1 thread)")
+    ap.add_argument(
+        "--suite", default="conv", choices=["conv", "resnet50", "resnet18", "mobilenet"]
+    )
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time by process CPU time (a busy machine; meaningful on 1 thread)",
+    )
     ap.add_argument("--json", default="", help="also write the results here")
     ap.add_argument("--worker", choices=["cnnx", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--threads-list", default="", help=argparse.SUPPRESS)
@@ -232,10 +301,23 @@ def main():
     times = {"cnnx": {}, "torch": {}}
     algo, peak = {}, {}
     for r in range(a.rounds):
-        for fw in (["cnnx", "torch"] if r % 2 == 0 else ["torch", "cnnx"]):
-            cmd = [sys.executable, __file__, "--worker", fw, "--threads", str(a.threads),
-                   "--threads-list", ",".join(map(str, threads_list)), "--suite", a.suite,
-                   "--min-time", str(a.min_time), "--only", a.only]
+        for fw in ["cnnx", "torch"] if r % 2 == 0 else ["torch", "cnnx"]:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                fw,
+                "--threads",
+                str(a.threads),
+                "--threads-list",
+                ",".join(map(str, threads_list)),
+                "--suite",
+                a.suite,
+                "--min-time",
+                str(a.min_time),
+                "--only",
+                a.only,
+            ]
             if a.cpu_time:
                 cmd.append("--cpu-time")
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -252,24 +334,33 @@ def main():
 
     try:
         import torch
+
         tv = torch.__version__
     except ImportError:
         tv = "?"
     import platform
+
     clock = "process CPU time" if a.cpu_time else "wall clock"
-    print(f"cnnx vs PyTorch {tv} channels_last, {a.rounds} alternated rounds, median ms "
-          f"({clock}); ratio = torch / cnnx (>1: cnnx faster)")
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus; FMA peak (cnnx's ISA): " +
-          ", ".join(f"{g:.0f} GFLOP/s on {t} thread{'s' if t > 1 else ''}"
-                    for t, g in sorted(peak.items())))
+    print(
+        f"cnnx vs PyTorch {tv} channels_last, {a.rounds} alternated rounds, median ms "
+        f"({clock}); ratio = torch / cnnx (>1: cnnx faster)"
+    )
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cpus; FMA peak (cnnx's ISA): "
+        + ", ".join(
+            f"{g:.0f} GFLOP/s on {t} thread{'s' if t > 1 else ''}" for t, g in sorted(peak.items())
+        )
+    )
     gm = lambda v: math.exp(sum(map(math.log, v)) / len(v)) if v else float("nan")  # noqa: E731
     shapes = [row for row in suite_shapes(a.suite) if not a.only or a.only in row[0]]
     rows_out = []
     if a.suite in ("conv", "mobilenet"):
         t = a.threads
         print(f"{t} thread(s) each")
-        hdr = (f"| {'shape':32s} | cnnx fwd | torch fwd | ratio | cnnx f+b | torch f+b | ratio "
-               f"| fwd % peak | algorithm     |")
+        hdr = (
+            f"| {'shape':32s} | cnnx fwd | torch fwd | ratio | cnnx f+b | torch f+b | ratio "
+            f"| fwd % peak | algorithm     |"
+        )
         print(hdr)
         print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
         rf, rb = [], []
@@ -282,21 +373,39 @@ def main():
             oh = (h + 2 * p - k) // s + 1
             flops = 2.0 * n * oh * ((w_ + 2 * p - k) // s + 1) * co * k * k * ci / g
             pk = 100 * flops / (cf * 1e-3) * 1e-9 / peak.get(t, float("nan"))
-            rows_out.append({"shape": name, "algo": algo.get(name), "cnnx_fwd": cf,
-                             "torch_fwd": tf_, "cnnx_fwdbwd": cb, "torch_fwdbwd": tb,
-                             "fwd_pct_peak": pk})
-            print(f"| {name:32s} | {cf:8.3f} | {tf_:9.3f} | {tf_ / cf:5.2f} | {cb:8.3f} | "
-                  f"{tb:9.3f} | {tb / cb:5.2f} | {pk:9.0f}% | {algo.get(name, ''):13s} |")
-        print(f"| {'geomean':32s} | {'':8s} | {'':9s} | {gm(rf):5.2f} | {'':8s} | {'':9s} | "
-              f"{gm(rb):5.2f} | {'':10s} | {'':13s} |")
-        print("% peak: forward GFLOP/s (direct-method FLOPs; Winograd does fewer) over the "
-              "FMA peak on as many threads, measured in the same run")
+            rows_out.append(
+                {
+                    "shape": name,
+                    "algo": algo.get(name),
+                    "cnnx_fwd": cf,
+                    "torch_fwd": tf_,
+                    "cnnx_fwdbwd": cb,
+                    "torch_fwdbwd": tb,
+                    "fwd_pct_peak": pk,
+                }
+            )
+            print(
+                f"| {name:32s} | {cf:8.3f} | {tf_:9.3f} | {tf_ / cf:5.2f} | {cb:8.3f} | "
+                f"{tb:9.3f} | {tb / cb:5.2f} | {pk:9.0f}% | {algo.get(name, ''):13s} |"
+            )
+        print(
+            f"| {'geomean':32s} | {'':8s} | {'':9s} | {gm(rf):5.2f} | {'':8s} | {'':9s} | "
+            f"{gm(rb):5.2f} | {'':10s} | {'':13s} |"
+        )
+        print(
+            "% peak: forward GFLOP/s (direct-method FLOPs; Winograd does fewer) over the "
+            "FMA peak on as many threads, measured in the same run"
+        )
     else:
         t1, t2 = 1, a.threads
-        print(f"forward; cnnx on 1 and {t2} threads (speed-up), PyTorch the same; % of peak: "
-              f"cnnx's GFLOP/s over the FMA peak on as many threads")
-        hdr = (f"| {'layer':30s} | x | algorithm      | cnnx 1T | cnnx {t2}T | speed-up | "
-               f"torch 1T | torch {t2}T | ratio {t2}T | 1T % peak |")
+        print(
+            f"forward; cnnx on 1 and {t2} threads (speed-up), PyTorch the same; % of peak: "
+            f"cnnx's GFLOP/s over the FMA peak on as many threads"
+        )
+        hdr = (
+            f"| {'layer':30s} | x | algorithm      | cnnx 1T | cnnx {t2}T | speed-up | "
+            f"torch 1T | torch {t2}T | ratio {t2}T | 1T % peak |"
+        )
         print(hdr)
         print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
         tot = {"c1": 0.0, "c2": 0.0, "t1": 0.0, "t2": 0.0, "flops": 0.0}
@@ -311,17 +420,32 @@ def main():
                 tot[kk] += count * v
             tot["flops"] += count * flops
             pk = 100 * flops / (c1 * 1e-3) * 1e-9 / peak.get(1, float("nan"))
-            rows_out.append({"shape": name, "count": count, "algo": algo.get(name),
-                             "cnnx_1t": c1, "cnnx_nt": c2, "torch_1t": q1, "torch_nt": q2})
-            print(f"| {name:30s} | {count} | {algo.get(name, ''):14s} | {c1:7.3f} | {c2:7.3f} | "
-                  f"{c1 / c2:7.2f}x | {q1:8.3f} | {q2:8.3f} | {q2 / c2:8.2f} | {pk:8.0f}% |")
+            rows_out.append(
+                {
+                    "shape": name,
+                    "count": count,
+                    "algo": algo.get(name),
+                    "cnnx_1t": c1,
+                    "cnnx_nt": c2,
+                    "torch_1t": q1,
+                    "torch_nt": q2,
+                }
+            )
+            print(
+                f"| {name:30s} | {count} | {algo.get(name, ''):14s} | {c1:7.3f} | {c2:7.3f} | "
+                f"{c1 / c2:7.2f}x | {q1:8.3f} | {q2:8.3f} | {q2 / c2:8.2f} | {pk:8.0f}% |"
+            )
         pk1 = 100 * tot["flops"] / (tot["c1"] * 1e-3) * 1e-9 / peak.get(1, float("nan"))
         pk2 = 100 * tot["flops"] / (tot["c2"] * 1e-3) * 1e-9 / peak.get(t2, float("nan"))
-        print(f"| {'sum (x count)':30s} |   | {'':14s} | {tot['c1']:7.2f} | {tot['c2']:7.2f} | "
-              f"{tot['c1'] / tot['c2']:7.2f}x | {tot['t1']:8.2f} | {tot['t2']:8.2f} | "
-              f"{tot['t2'] / tot['c2']:8.2f} | {pk1:8.0f}% |")
-        print(f"{tot['flops'] * 1e-9:.2f} GFLOP in all; cnnx on {t2} threads at {pk2:.0f}% of "
-              f"the {t2}-thread peak")
+        print(
+            f"| {'sum (x count)':30s} |   | {'':14s} | {tot['c1']:7.2f} | {tot['c2']:7.2f} | "
+            f"{tot['c1'] / tot['c2']:7.2f}x | {tot['t1']:8.2f} | {tot['t2']:8.2f} | "
+            f"{tot['t2'] / tot['c2']:8.2f} | {pk1:8.0f}% |"
+        )
+        print(
+            f"{tot['flops'] * 1e-9:.2f} GFLOP in all; cnnx on {t2} threads at {pk2:.0f}% of "
+            f"the {t2}-thread peak"
+        )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows_out, f, indent=1)

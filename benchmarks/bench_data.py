@@ -24,6 +24,7 @@ batch from the data thread (0 %: the C++ step never waited on Python).
 busy machine the load-independent measure of what the pipeline costs
 (wall-clock rates there mostly measure the other jobs).
 """
+
 import argparse
 import os
 import time
@@ -61,7 +62,7 @@ def main():
         while True:
             order = r.permutation(n)
             for s in range(0, n, bs):
-                idx = order[s:s + bs]
+                idx = order[s : s + bs]
                 yield x[idx], y[idx]
 
     class Shuffled(cnnx.data.Dataset):
@@ -73,7 +74,7 @@ def main():
             return steps
 
         def __getitem__(self, i):
-            idx = self.order[i * bs:(i + 1) * bs]
+            idx = self.order[i * bs : (i + 1) * bs]
             return x[idx], y[idx]
 
     # the time the training thread waits for the data thread
@@ -93,11 +94,10 @@ def main():
     ds = Shuffled(workers=2)
     runs = {
         "arrays": lambda m: m.fit(x, y, batch_size=bs, epochs=1, verbose=0),
-        "generator": lambda m: m.fit(gens["generator"], steps_per_epoch=steps, epochs=1,
-                                     verbose=0),
-        "generator, workers=0": lambda m: m.fit(gens["generator, workers=0"],
-                                                steps_per_epoch=steps, epochs=1, verbose=0,
-                                                workers=0),
+        "generator": lambda m: m.fit(gens["generator"], steps_per_epoch=steps, epochs=1, verbose=0),
+        "generator, workers=0": lambda m: m.fit(
+            gens["generator, workers=0"], steps_per_epoch=steps, epochs=1, verbose=0, workers=0
+        ),
         "Dataset, workers=2": lambda m: m.fit(ds, epochs=1, verbose=0, shuffle=False),
     }
     names = list(runs)
@@ -121,15 +121,24 @@ def main():
                 wait[name] = waited[0] / dt
             best_cpu[name] = max(best_cpu[name], images / dc)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"lenet5 32x32x3, batch {bs}, {n} images per epoch, {args.threads} threads, "
-          f"best of {args.rounds} alternating rounds; load average {load:.2f}")
-    print(f"{'variant':<22} {'img/s':>9} {'vs arrays':>9} {'wait':>6} | {'img/CPU-s':>9} "
-          f"{'vs arrays':>9}")
+    print(
+        f"lenet5 32x32x3, batch {bs}, {n} images per epoch, {args.threads} threads, "
+        f"best of {args.rounds} alternating rounds; load average {load:.2f}"
+    )
+    print(
+        f"{'variant':<22} {'img/s':>9} {'vs arrays':>9} {'wait':>6} | {'img/CPU-s':>9} "
+        f"{'vs arrays':>9}"
+    )
     for name in names:
-        w = f"{100 * wait[name]:5.1f}%" if name.startswith("generator") and \
-            "workers=0" not in name else "    -"
-        print(f"{name:<22} {best[name]:>9,.0f} {best[name] / best['arrays']:>9.1%} {w:>6} | "
-              f"{best_cpu[name]:>9,.0f} {best_cpu[name] / best_cpu['arrays']:>9.1%}")
+        w = (
+            f"{100 * wait[name]:5.1f}%"
+            if name.startswith("generator") and "workers=0" not in name
+            else "    -"
+        )
+        print(
+            f"{name:<22} {best[name]:>9,.0f} {best[name] / best['arrays']:>9.1%} {w:>6} | "
+            f"{best_cpu[name]:>9,.0f} {best_cpu[name] / best_cpu['arrays']:>9.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ In the NumPy process only, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset
 (on this machine they force a half-speed Haswell kernel), unless --avx2 asks
 for exactly that kernel. The kernel OpenBLAS reports is printed.
 """
+
 import argparse
 import json
 import math
@@ -19,8 +20,13 @@ import subprocess
 import sys
 import time
 
-SHAPES = [(256, 256, 256), (1024, 1024, 1024), (2048, 2048, 2048), (25088, 576, 64),
-          (64, 4096, 1000)]
+SHAPES = [
+    (256, 256, 256),
+    (1024, 1024, 1024),
+    (2048, 2048, 2048),
+    (25088, 576, 64),
+    (64, 4096, 1000),
+]
 
 
 CLOCK = time.perf_counter
@@ -48,8 +54,10 @@ def worker(framework, threads, variant):
             from threadpoolctl import threadpool_info
 
             blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-            out["kernel"] = ", ".join(f"{i.get('internal_api')} {i.get('architecture')}"
-                                      for i in blas) or "unknown"
+            out["kernel"] = (
+                ", ".join(f"{i.get('internal_api')} {i.get('architecture')}" for i in blas)
+                or "unknown"
+            )
         except ImportError:
             out["kernel"] = "unknown (pip install threadpoolctl)"
         mm = np.matmul
@@ -111,8 +119,11 @@ def main():
     p.add_argument("--avx2", action="store_true", help="CNNX_ISA=avx2 vs OpenBLAS Haswell")
     p.add_argument("--tiles", action="store_true", help="compare cnnx tile shapes")
     p.add_argument("--variant", default="")
-    p.add_argument("--cpu-time", action="store_true",
-                   help="time by process CPU time (tuning on a busy machine, --threads 1)")
+    p.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time by process CPU time (tuning on a busy machine, --threads 1)",
+    )
     args = p.parse_args()
     if args.cpu_time:
         os.environ["BENCH_CPU_TIME"] = "1"
@@ -143,20 +154,28 @@ def main():
     for _ in range(args.rounds):
         cn = merge(cn, run_worker("cnnx", args.threads, args.avx2))
         np_ = merge(np_, run_worker("numpy", args.threads, args.avx2))
-    print(f"threads: {args.threads}   cnnx kernel: {cn['kernel']} ({cn['isa']})   "
-          f"OpenBLAS kernel: {np_['kernel']}")
-    print(f"FMA peak ({cn['isa']}, independent chains): {cn['fma_peak_1t']:.0f} GFLOP/s on 1 "
-          f"thread, {cn['fma_peak']:.0f} on {args.threads}")
-    print(f"| {'M x K x N':<16} | {'cnnx GFLOP/s':>12} | {'OpenBLAS GFLOP/s':>16} | "
-          f"{'ratio':>6} | {'% of peak':>9} |")
+    print(
+        f"threads: {args.threads}   cnnx kernel: {cn['kernel']} ({cn['isa']})   "
+        f"OpenBLAS kernel: {np_['kernel']}"
+    )
+    print(
+        f"FMA peak ({cn['isa']}, independent chains): {cn['fma_peak_1t']:.0f} GFLOP/s on 1 "
+        f"thread, {cn['fma_peak']:.0f} on {args.threads}"
+    )
+    print(
+        f"| {'M x K x N':<16} | {'cnnx GFLOP/s':>12} | {'OpenBLAS GFLOP/s':>16} | "
+        f"{'ratio':>6} | {'% of peak':>9} |"
+    )
     print(f"|{'-' * 18}|{'-' * 14}:|{'-' * 18}:|{'-' * 7}:|{'-' * 10}:|")
     ratios = []
     for s in cn["times"]:
         flops = 2 * math.prod(map(int, s.split("x")))
         gc, gn = flops / cn["times"][s] * 1e-9, flops / np_["times"][s] * 1e-9
         ratios.append(gc / gn)
-        print(f"| {s:<16} | {gc:>12.0f} | {gn:>16.0f} | {gc / gn:>5.2f}x | "
-              f"{100 * gc / cn['fma_peak']:>8.0f}% |")
+        print(
+            f"| {s:<16} | {gc:>12.0f} | {gn:>16.0f} | {gc / gn:>5.2f}x | "
+            f"{100 * gc / cn['fma_peak']:>8.0f}% |"
+        )
     geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
     print(f"geomean ratio cnnx/OpenBLAS: {geo:.2f}x   min: {min(ratios):.2f}x")
 

@@ -31,6 +31,7 @@ Ratios are cnnx img/s over the other framework's img/s: above 1 means cnnx
 is faster. Target of issue 13: >= 1.0x ONNX Runtime on every case and
 >= 1.3x on the geometric mean.
 """
+
 import argparse
 import json
 import math
@@ -85,6 +86,7 @@ def _rate(step, batch, n, seconds):
 # the same network in PyTorch
 # ---------------------------------------------------------------------------
 
+
 def _to_torch(model):
     """torch.nn equivalent of a cnnx Sequential (layers used by the two cases)."""
     import numpy as np
@@ -110,18 +112,31 @@ def _to_torch(model):
             return self.act(self.block(x) + self.short(x))
 
     def act(name):
-        return {None: nn.Identity(), "relu": nn.ReLU(), "sigmoid": nn.Sigmoid(),
-                "tanh": nn.Tanh(), "leaky_relu": nn.LeakyReLU(0.01),
-                "softmax": nn.Softmax(dim=1)}[name]
+        return {
+            None: nn.Identity(),
+            "relu": nn.ReLU(),
+            "sigmoid": nn.Sigmoid(),
+            "tanh": nn.Tanh(),
+            "leaky_relu": nn.LeakyReLU(0.01),
+            "softmax": nn.Softmax(dim=1),
+        }[name]
 
     def conv(layer):
         h, w, c = layer.input_shape
-        (pt, pb), (pl, pr) = resolve_padding(layer.padding, (h, w), layer.kernel_size,
-                                             layer.strides, layer.dilation_rate)
+        (pt, pb), (pl, pr) = resolve_padding(
+            layer.padding, (h, w), layer.kernel_size, layer.strides, layer.dilation_rate
+        )
         sym = pt == pb and pl == pr
-        m = nn.Conv2d(c, layer.filters, layer.kernel_size, layer.strides,
-                      (pt, pl) if sym else 0, layer.dilation_rate, layer.groups,
-                      bias=layer.use_bias)
+        m = nn.Conv2d(
+            c,
+            layer.filters,
+            layer.kernel_size,
+            layer.strides,
+            (pt, pl) if sym else 0,
+            layer.dilation_rate,
+            layer.groups,
+            bias=layer.use_bias,
+        )
         with torch.no_grad():
             m.weight.copy_(t(layer.params["kernel"].transpose(3, 2, 0, 1)))
             if layer.use_bias:
@@ -135,15 +150,22 @@ def _to_torch(model):
             if isinstance(layer, cnnx.Conv2D):
                 out.append(conv(layer))
             elif isinstance(layer, (cnnx.MaxPool2D, cnnx.AvgPool2D)):
-                (pt, pb), (pl, pr) = resolve_padding(layer.padding, layer.input_shape[:2],
-                                                     layer.pool_size, layer.strides)
+                (pt, pb), (pl, pr) = resolve_padding(
+                    layer.padding, layer.input_shape[:2], layer.pool_size, layer.strides
+                )
                 if pt != pb or pl != pr:
                     raise ValueError("asymmetric pool padding is not translated")
                 if isinstance(layer, cnnx.MaxPool2D):
                     out.append(nn.MaxPool2d(layer.pool_size, layer.strides, (pt, pl)))
                 else:
-                    out.append(nn.AvgPool2d(layer.pool_size, layer.strides, (pt, pl),
-                                            count_include_pad=layer.count_include_pad))
+                    out.append(
+                        nn.AvgPool2d(
+                            layer.pool_size,
+                            layer.strides,
+                            (pt, pl),
+                            count_include_pad=layer.count_include_pad,
+                        )
+                    )
             elif isinstance(layer, cnnx.GlobalAvgPool2D):
                 out += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
             elif isinstance(layer, cnnx.Flatten):
@@ -158,7 +180,8 @@ def _to_torch(model):
             elif isinstance(layer, cnnx.BatchNormalization):
                 c = layer.output_shape[-1]
                 m = (nn.BatchNorm2d if len(layer.output_shape) == 3 else nn.BatchNorm1d)(
-                    c, eps=layer.epsilon)
+                    c, eps=layer.epsilon
+                )
                 with torch.no_grad():
                     if layer.scale:
                         m.weight.copy_(t(layer.params["gamma"]))
@@ -185,6 +208,7 @@ def _to_torch(model):
 # one framework, one case, in this process
 # ---------------------------------------------------------------------------
 
+
 def worker(framework, case, batch, threads, seconds, check_path):
     import numpy as np
 
@@ -200,6 +224,7 @@ def worker(framework, case, batch, threads, seconds, check_path):
 
         def step(i):
             model.predict(xs[i], batch_size=batch)
+
         version = cnnx.__version__
     elif framework == "onnxruntime":
         import onnxruntime as ort
@@ -219,6 +244,7 @@ def worker(framework, case, batch, threads, seconds, check_path):
 
         def step(i):
             sess.run(None, {name: xs[i]})
+
         version = ort.__version__
     else:
         import torch
@@ -238,6 +264,7 @@ def worker(framework, case, batch, threads, seconds, check_path):
         def step(i):
             with torch.inference_mode():
                 net(txs[i])
+
         version = torch.__version__
     np.save(check_path, np.asarray(out, np.float32))
     rate = _rate(step, batch, len(xs), seconds)
@@ -247,6 +274,7 @@ def worker(framework, case, batch, threads, seconds, check_path):
 # ---------------------------------------------------------------------------
 # the driver
 # ---------------------------------------------------------------------------
+
 
 def _cpu_name():
     try:
@@ -262,9 +290,22 @@ def _cpu_name():
 def _run(framework, case, batch, args, check_path):
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(args.threads)
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--case", case,
-           "--batch", str(batch), "--threads", str(args.threads), "--seconds",
-           str(args.seconds), "--check", check_path]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        framework,
+        "--case",
+        case,
+        "--batch",
+        str(batch),
+        "--threads",
+        str(args.threads),
+        "--seconds",
+        str(args.seconds),
+        "--check",
+        check_path,
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"{framework} {case}@{batch} failed:\n{p.stderr[-3000:]}")
@@ -299,7 +340,7 @@ def main():
     diffs = {}
     for case, batch in cases:
         for r in range(args.rounds):
-            order = fws[r % len(fws):] + fws[:r % len(fws)]  # rotate who goes first
+            order = fws[r % len(fws) :] + fws[: r % len(fws)]  # rotate who goes first
             outs = {}
             for fw in order:
                 check = os.path.join(tmp, f"{fw}.npy")
@@ -318,9 +359,11 @@ def main():
 
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print()
-    print(f"Inference, {args.threads} threads, {date}, {_cpu_name()} ({os.cpu_count()} CPUs), "
-          f"best of {args.rounds} alternated rounds of {args.seconds:g} s; "
-          + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(
+        f"Inference, {args.threads} threads, {date}, {_cpu_name()} ({os.cpu_count()} CPUs), "
+        f"best of {args.rounds} alternated rounds of {args.seconds:g} s; "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+    )
     print()
     head = "| case | batch | " + " | ".join(f"{fw} img/s" for fw in fws)
     ratio_cols = [fw for fw in fws if fw != "cnnx"] if "cnnx" in fws else []
@@ -342,8 +385,13 @@ def main():
         print(f"| {case} | {batch} | " + " | ".join(cells) + " |")
     if ratio_cols:
         geo = {fw: math.exp(sum(map(math.log, v)) / len(v)) for fw, v in ratios.items()}
-        print("| geomean | | " + " | ".join("" for _ in fws) + " | "
-              + " | ".join(f"{geo[fw]:.2f}x" for fw in ratio_cols) + " |")
+        print(
+            "| geomean | | "
+            + " | ".join("" for _ in fws)
+            + " | "
+            + " | ".join(f"{geo[fw]:.2f}x" for fw in ratio_cols)
+            + " |"
+        )
     else:
         geo = {}
     print()
@@ -352,16 +400,27 @@ def main():
     if "onnxruntime" in geo:
         q = ratios["onnxruntime"]
         ok = min(q) >= 1.0 and geo["onnxruntime"] >= 1.3
-        print(f"target (>= 1.0x ONNX Runtime on every case, >= 1.3x geomean): "
-              f"{'met' if ok else 'NOT met'} (min {min(q):.2f}x, geomean "
-              f"{geo['onnxruntime']:.2f}x)")
+        print(
+            f"target (>= 1.0x ONNX Runtime on every case, >= 1.3x geomean): "
+            f"{'met' if ok else 'NOT met'} (min {min(q):.2f}x, geomean "
+            f"{geo['onnxruntime']:.2f}x)"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"date": date, "threads": args.threads, "cpu": _cpu_name(),
-                       "versions": versions, "rounds": args.rounds, "rows": rows,
-                       "geomean": geo,
-                       "max_abs_diff": {f"{c}/{fw}": d for (c, fw), d in diffs.items()}},
-                      f, indent=2)
+            json.dump(
+                {
+                    "date": date,
+                    "threads": args.threads,
+                    "cpu": _cpu_name(),
+                    "versions": versions,
+                    "rounds": args.rounds,
+                    "rows": rows,
+                    "geomean": geo,
+                    "max_abs_diff": {f"{c}/{fw}": d for (c, fw), d in diffs.items()},
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ processes alternate for --rounds rounds and the best time is kept. The
 Timing: wall time (perf_counter), or with --cpu-time the process CPU time,
 which ignores time spent descheduled on a busy machine (1 thread only).
 """
+
 import argparse
 import json
 import math
@@ -32,8 +33,16 @@ import subprocess
 import sys
 import time
 
-GEMM_SHAPES = [(256, 256, 256), (1024, 1024, 1024), (3136, 576, 64), (784, 1152, 128),
-               (196, 2304, 256), (49, 4608, 512), (12544, 147, 64), (1, 512, 1000)]
+GEMM_SHAPES = [
+    (256, 256, 256),
+    (1024, 1024, 1024),
+    (3136, 576, 64),
+    (784, 1152, 128),
+    (196, 2304, 256),
+    (49, 4608, 512),
+    (12544, 147, 64),
+    (1, 512, 1000),
+]
 
 # name, H=W, C_in, C_out, k, stride, pad, uses in ResNet-18
 RESNET18 = [
@@ -67,6 +76,7 @@ def _best(fn, min_time, min_reps=3):
 
 def _layer_data(rng, n, h, ci, co, k):
     import numpy as np
+
     x = rng.integers(0, 256, (n, h, h, ci), dtype=np.uint8)
     w = rng.integers(-127, 128, (k, k, ci, co), dtype=np.int8)
     ws = rng.uniform(0.001, 0.01, co).astype(np.float32)
@@ -86,27 +96,40 @@ def worker(args):
         for name, h, ci, co, k, s, p, _ in RESNET18:
             for n in args.batches:
                 x, w, ws, _ = _layer_data(rng, n, h, ci, co, k)
-                inits = [numpy_helper.from_array(np.array(0.02, np.float32), "xs"),
-                         numpy_helper.from_array(np.array(128, np.uint8), "xz"),
-                         numpy_helper.from_array(np.ascontiguousarray(w.transpose(3, 2, 0, 1)), "w"),
-                         numpy_helper.from_array(ws, "ws"),
-                         numpy_helper.from_array(np.zeros(co, np.int8), "wz"),
-                         numpy_helper.from_array(np.array(0.1, np.float32), "ys"),
-                         numpy_helper.from_array(np.array(0, np.uint8), "yz")]
-                node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
-                                        ["y"], pads=[p] * 4, strides=[s, s])
+                inits = [
+                    numpy_helper.from_array(np.array(0.02, np.float32), "xs"),
+                    numpy_helper.from_array(np.array(128, np.uint8), "xz"),
+                    numpy_helper.from_array(np.ascontiguousarray(w.transpose(3, 2, 0, 1)), "w"),
+                    numpy_helper.from_array(ws, "ws"),
+                    numpy_helper.from_array(np.zeros(co, np.int8), "wz"),
+                    numpy_helper.from_array(np.array(0.1, np.float32), "ys"),
+                    numpy_helper.from_array(np.array(0, np.uint8), "yz"),
+                ]
+                node = helper.make_node(
+                    "QLinearConv",
+                    ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+                    ["y"],
+                    pads=[p] * 4,
+                    strides=[s, s],
+                )
                 graph = helper.make_graph(
-                    [node], "g", [helper.make_tensor_value_info("x", TensorProto.UINT8, None)],
-                    [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
+                    [node],
+                    "g",
+                    [helper.make_tensor_value_info("x", TensorProto.UINT8, None)],
+                    [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+                    inits,
+                )
                 model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
                 so = ort.SessionOptions()
                 so.intra_op_num_threads = args.threads
                 so.inter_op_num_threads = 1
-                sess = ort.InferenceSession(model.SerializeToString(), so,
-                                            providers=["CPUExecutionProvider"])
+                sess = ort.InferenceSession(
+                    model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+                )
                 xc = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-                out["times"][f"{name}|{n}"] = _best(lambda: sess.run(None, {"x": xc}),
-                                                    args.min_time)
+                out["times"][f"{name}|{n}"] = _best(
+                    lambda: sess.run(None, {"x": xc}), args.min_time
+                )
         print(json.dumps(out))
         return
 
@@ -129,8 +152,11 @@ def worker(args):
             p = F.qpack_matmul(w, rng.uniform(0.001, 0.01, n).astype(np.float32))
             b = rng.uniform(-1, 1, n).astype(np.float32)
             out["times"][f"{m}x{k}x{n}"] = _best(
-                lambda: F.qmatmul(a, 0.02, 128, p, b=b, activation="relu", out_scale=0.1,
-                                  out_zero_point=0), args.min_time)
+                lambda: F.qmatmul(
+                    a, 0.02, 128, p, b=b, activation="relu", out_scale=0.1, out_zero_point=0
+                ),
+                args.min_time,
+            )
         print(json.dumps(out))
         return
     for name, h, ci, co, k, s, p, _ in RESNET18:
@@ -138,14 +164,27 @@ def worker(args):
             x, w, ws, b = _layer_data(rng, n, h, ci, co, k)
             if args.worker == "int8":
                 packed = F.qpack_conv2d(w, ws)
+
                 def fn(x=x, packed=packed, b=b, s=s, p=p):
-                    return F.qconv2d(x, 0.02, 128, packed, b=b, stride=s, padding=p,
-                                     activation="relu", out_scale=0.1, out_zero_point=0)
+                    return F.qconv2d(
+                        x,
+                        0.02,
+                        128,
+                        packed,
+                        b=b,
+                        stride=s,
+                        padding=p,
+                        activation="relu",
+                        out_scale=0.1,
+                        out_zero_point=0,
+                    )
             else:
                 xf = (x.astype(np.float32) - 128) * 0.02
                 wf = w.astype(np.float32) * ws
+
                 def fn(xf=xf, wf=wf, b=b, s=s, p=p):
                     return F.conv2d(xf, wf, b, stride=s, padding=p, activation="relu")
+
             out["times"][f"{name}|{n}"] = _best(fn, args.min_time)
     print(json.dumps(out))
 
@@ -153,8 +192,18 @@ def worker(args):
 def run_worker(kind, args):
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(args.threads)
-    cmd = [sys.executable, __file__, "--worker", kind, "--threads", str(args.threads),
-           "--min-time", str(args.min_time), "--batches", *map(str, args.batches)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        kind,
+        "--threads",
+        str(args.threads),
+        "--min-time",
+        str(args.min_time),
+        "--batches",
+        *map(str, args.batches),
+    ]
     if args.kernel:
         cmd += ["--kernel", args.kernel]
     if args.cpu_time:
@@ -188,8 +237,10 @@ def gemm_table(args, kernel=""):
 
 def print_gemm(r, threads):
     print(f"int8 kernel: {r['kernel']} (isa {r['isa']}), threads: {threads}")
-    print(f"dot-product peak: {r['peak_1t']:.0f} Gops/s on 1 thread, {r['peak']:.0f} on "
-          f"{threads}  (FMA peak on {threads}: {r['fma_peak']:.0f} GFLOP/s)")
+    print(
+        f"dot-product peak: {r['peak_1t']:.0f} Gops/s on 1 thread, {r['peak']:.0f} on "
+        f"{threads}  (FMA peak on {threads}: {r['fma_peak']:.0f} GFLOP/s)"
+    )
     print(f"| {'M x K x N':<16} | {'Gops/s':>7} | {'% of peak':>9} |")
     print(f"|{'-' * 18}|{'-' * 8}:|{'-' * 10}:|")
     for s, t in r["times"].items():
@@ -210,8 +261,11 @@ def main():
     p.add_argument("--conv", action="store_true", help="only the convolution table")
     p.add_argument("--tiles", action="store_true", help="GEMM table for every int8 kernel")
     p.add_argument("--no-ort", action="store_true", help="skip ONNX Runtime")
-    p.add_argument("--cpu-time", action="store_true",
-                   help="time by process CPU time (a busy machine, --threads 1)")
+    p.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time by process CPU time (a busy machine, --threads 1)",
+    )
     args = p.parse_args()
     if args.worker:
         global CLOCK
@@ -219,10 +273,13 @@ def main():
             CLOCK = time.process_time
         return worker(args)
 
-    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}  threads: {args.threads}  "
-          f"timer: {'process CPU time' if args.cpu_time else 'wall'}  rounds: {args.rounds}")
+    print(
+        f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}  threads: {args.threads}  "
+        f"timer: {'process CPU time' if args.cpu_time else 'wall'}  rounds: {args.rounds}"
+    )
     if args.tiles:
         from cnnx import _core
+
         for name in _core._qgemm_kernels():
             # (the portable kernel would take minutes on these shapes)
             if _core._qgemm_kernel_runs(name) and "generic" not in name:
@@ -239,6 +296,7 @@ def main():
     if not args.no_ort:
         try:
             import onnxruntime  # noqa: F401
+
             have_ort = True
         except ImportError:
             pass
@@ -249,8 +307,10 @@ def main():
         if have_ort:
             o = merge(o, run_worker("ort", args))
     print(f"int8 kernel: {q['kernel']} (isa {q['isa']})")
-    head = f"| {'layer (ResNet-18, NHWC)':<26} | {'N':>2} | {'fp32 ms':>8} | {'int8 ms':>8} | " \
-           f"{'int8/fp32':>9} |"
+    head = (
+        f"| {'layer (ResNet-18, NHWC)':<26} | {'N':>2} | {'fp32 ms':>8} | {'int8 ms':>8} | "
+        f"{'int8/fp32':>9} |"
+    )
     if have_ort:
         head += f" {'ORT int8 ms':>11} | {'ORT/cnnx':>8} |"
     print(head)
@@ -262,14 +322,18 @@ def main():
             tq, tf = q["times"][key], f["times"][key]
             tot["q"] += uses * tq
             tot["f"] += uses * tf
-            row = f"| {name:<26} | {n:>2} | {tf * 1e3:>8.3f} | {tq * 1e3:>8.3f} | {tf / tq:>8.2f}x |"
+            row = (
+                f"| {name:<26} | {n:>2} | {tf * 1e3:>8.3f} | {tq * 1e3:>8.3f} | {tf / tq:>8.2f}x |"
+            )
             if have_ort:
                 to = o["times"][key]
                 tot["o"] += uses * to
                 row += f" {to * 1e3:>11.3f} | {to / tq:>7.2f}x |"
             print(row)
-        row = (f"| {'ResNet-18 convs (weighted)':<26} | {n:>2} | {tot['f'] * 1e3:>8.3f} | "
-               f"{tot['q'] * 1e3:>8.3f} | {tot['f'] / tot['q']:>8.2f}x |")
+        row = (
+            f"| {'ResNet-18 convs (weighted)':<26} | {n:>2} | {tot['f'] * 1e3:>8.3f} | "
+            f"{tot['q'] * 1e3:>8.3f} | {tot['f'] / tot['q']:>8.2f}x |"
+        )
         if have_ort:
             row += f" {tot['o'] * 1e3:>11.3f} | {tot['o'] / tot['q']:>7.2f}x |"
         print(row)

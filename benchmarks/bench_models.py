@@ -54,6 +54,7 @@ multiply-add = 2). Ratios are the peer's time over cnnx's time: above 1 means cn
 
 No NumPy/OpenBLAS process is timed here, so ``OPENBLAS_*`` is left as it is.
 """
+
 import argparse
 import functools
 import json
@@ -72,11 +73,11 @@ INFER_MODELS = ("resnet18", "mobilenetv2", "mobilenetv2-relu", "resnet50", "sque
 ZOO_FILES = {"resnet50": "light_resnet50.onnx", "squeezenet": "light_squeezenet.onnx"}
 TRAIN_NETS = ("resnet20", "mobilenetv2")
 MEMORY_NETS = ("resnet20",)
-CHECK_IMAGES = 2          # images in the inference output check
+CHECK_IMAGES = 2  # images in the inference output check
 # the training check compares one SGD step: at float32 a second step of a random
 # MobileNetV2 on random data already differs by ~40% between PyTorch and PyTorch in float64
 CHECK_STEPS = 1
-LR = 0.01                 # small, so random labels never drive the timed nets to NaN
+LR = 0.01  # small, so random labels never drive the timed nets to NaN
 POOL_IMAGES = {"infer": 64, "train": 1024}
 # the workers' clock: wall time, or this process's CPU time with --cpu-time (1 thread)
 CLOCK = time.perf_counter
@@ -89,6 +90,7 @@ def _log(*a):
 # ---------------------------------------------------------------------------
 # PyTorch models, written from the papers
 # ---------------------------------------------------------------------------
+
 
 def _torch_classes():
     """The module classes (defined lazily: importing this file must not need torch)."""
@@ -106,8 +108,9 @@ def _torch_classes():
             self.relu = nn.ReLU(inplace=True)
             self.down = None
             if stride != 1 or cin != cout:
-                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
+                self.down = nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+                )
 
         def forward(self, x):
             y = self.relu(self.bn1(self.conv1(x)))
@@ -121,11 +124,18 @@ def _torch_classes():
             super().__init__()
             w0 = widths[0]
             if cifar:
-                stem = [nn.Conv2d(3, w0, 3, 1, 1, bias=False), nn.BatchNorm2d(w0),
-                        nn.ReLU(inplace=True)]
+                stem = [
+                    nn.Conv2d(3, w0, 3, 1, 1, bias=False),
+                    nn.BatchNorm2d(w0),
+                    nn.ReLU(inplace=True),
+                ]
             else:
-                stem = [nn.Conv2d(3, w0, 7, 2, 3, bias=False), nn.BatchNorm2d(w0),
-                        nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
+                stem = [
+                    nn.Conv2d(3, w0, 7, 2, 3, bias=False),
+                    nn.BatchNorm2d(w0),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d(3, 2, 1),
+                ]
             layers, cin = [], w0
             for i, (c, n) in enumerate(zip(widths, blocks)):
                 for j in range(n):
@@ -147,9 +157,13 @@ def _torch_classes():
             layers = []
             if expand != 1:
                 layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), act()]
-            layers += [nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
-                       nn.BatchNorm2d(hidden), act(),
-                       nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+            layers += [
+                nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
+                nn.BatchNorm2d(hidden),
+                act(),
+                nn.Conv2d(hidden, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
+            ]
             self.conv = nn.Sequential(*layers)
             self.residual = stride == 1 and cin == cout
 
@@ -178,11 +192,25 @@ def _torch_classes():
 
 
 # MobileNetV2's table 2 (expansion t, channels c, repeats n, stride s) ...
-MOBILENETV2_CFG = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                   (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+MOBILENETV2_CFG = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 # ... and its usual CIFAR form: stem and second stage at stride 1 (32x32 -> 4x4 at the end)
-MOBILENETV2_CIFAR_CFG = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2),
-                         (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+MOBILENETV2_CIFAR_CFG = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 1),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 def torch_model(name, num_classes=1000):
@@ -215,8 +243,7 @@ def randomise_torch(net, seed=0, size=224):
                 m.reset_running_stats()
                 m.momentum = None  # a plain average over the calibration pass
             elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g)
-                               / math.sqrt(m.in_features))
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / math.sqrt(m.in_features))
                 m.bias.copy_(0.01 * torch.randn(m.out_features, generator=g))
         net.train()
         net(torch.randn((4, 3, size, size), generator=g))
@@ -233,19 +260,29 @@ def export_torch(net, path, size=224):
     import torch
 
     x = torch.zeros(1, 3, size, size)
-    torch.onnx.export(net, (x,), path, opset_version=17, dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    torch.onnx.export(
+        net,
+        (x,),
+        path,
+        opset_version=17,
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "N"}, "y": {0: "N"}},
+    )
 
 
 # ---------------------------------------------------------------------------
 # the onnx model zoo's graphs with random weights
 # ---------------------------------------------------------------------------
 
+
 def zoo_source(name):
     import onnx
 
-    return os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light",
-                        ZOO_FILES[name])
+    return os.path.join(
+        os.path.dirname(onnx.__file__), "backend", "test", "data", "light", ZOO_FILES[name]
+    )
 
 
 def fill_zoo(src, dst, seed=0, logit_std=2.0):
@@ -275,8 +312,9 @@ def fill_zoo(src, dst, seed=0, logit_std=2.0):
                 role[name] = r
         elif node.op_type in ("Conv", "Gemm"):
             trans_b = any(a.name == "transB" and a.i for a in node.attribute)
-            role[ins[1]] = "conv_w" if node.op_type == "Conv" else (
-                "gemm_w_t" if trans_b else "gemm_w")
+            role[ins[1]] = (
+                "conv_w" if node.op_type == "Conv" else ("gemm_w_t" if trans_b else "gemm_w")
+            )
             if len(ins) > 2 and ins[2]:
                 role[ins[2]] = "bias"
     rng = np.random.default_rng(seed)
@@ -304,8 +342,11 @@ def fill_zoo(src, dst, seed=0, logit_std=2.0):
         else:
             a = 0.1 * rng.standard_normal(shape)
         arrays[name] = a.astype(np.float32)
-    keep = [numpy_helper.from_array(inits[n], n) for n in sorted(used)
-            if n in inits and n not in arrays and n not in shapes]
+    keep = [
+        numpy_helper.from_array(inits[n], n)
+        for n in sorted(used)
+        if n in inits and n not in arrays and n not in shapes
+    ]
     for t in keep:  # the Reshape to (1, features) after the pooling: any batch
         if t.data_type == onnx.TensorProto.INT64 and list(t.dims) == [2]:
             v = numpy_helper.to_array(t).copy()
@@ -334,10 +375,10 @@ def fill_zoo(src, dst, seed=0, logit_std=2.0):
     soft = next(n for n in nodes if n.op_type == "Softmax")
     probe = onnx.helper.make_tensor_value_info(soft.input[0], onnx.TensorProto.FLOAT, None)
     g.output.append(probe)
-    x = np.random.default_rng(seed + 1).standard_normal(
-        (4,) + _zoo_chw(proto)).astype(np.float32)
+    x = np.random.default_rng(seed + 1).standard_normal((4,) + _zoo_chw(proto)).astype(np.float32)
     logits = _ort_session(proto.SerializeToString(), 1, optimise=False).run(
-        [soft.input[0]], {data[0].name: x})[0]
+        [soft.input[0]], {data[0].name: x}
+    )[0]
     g.output.pop()
     k = logit_std / float(np.std(logits))
     for _i, name in enumerate(last.input[1:3]):
@@ -358,8 +399,11 @@ def _ort_session(model, threads, optimise=True):
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise
-                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    so.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if optimise
+        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
     so.log_severity_level = 3
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
@@ -372,14 +416,15 @@ def conv_dense_flops(path):
     g = proto.graph
     dims = {}
     for v in list(g.input) + list(g.value_info) + list(g.output):
-        dims[v.name] = [d.dim_value if d.HasField("dim_value") else None
-                        for d in v.type.tensor_type.shape.dim]
+        dims[v.name] = [
+            d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim
+        ]
     inits = {i.name: tuple(i.dims) for i in g.initializer}
     total = 0
     for node in g.node:
         if node.op_type == "Conv":
-            w = inits[node.input[1]]            # (C_out, C_in / groups, kh, kw)
-            out = dims[node.output[0]]          # (N, C_out, H, W)
+            w = inits[node.input[1]]  # (C_out, C_in / groups, kh, kw)
+            out = dims[node.output[0]]  # (N, C_out, H, W)
             total += 2 * out[1] * out[2] * out[3] * math.prod(w[1:])
         elif node.op_type in ("Gemm", "MatMul"):
             w = inits.get(node.input[1])
@@ -392,9 +437,12 @@ def conv_dense_flops(path):
 # the training networks, in cnnx and in PyTorch with the same weights
 # ---------------------------------------------------------------------------
 
+
 def _conv_bn(cnnx, c, k, s, relu, groups=1, act=None):
-    layers = [cnnx.Conv2D(c, k, strides=s, padding=k // 2, groups=groups, use_bias=False),
-              cnnx.BatchNormalization(momentum=0.9, epsilon=1e-5)]
+    layers = [
+        cnnx.Conv2D(c, k, strides=s, padding=k // 2, groups=groups, use_bias=False),
+        cnnx.BatchNormalization(momentum=0.9, epsilon=1e-5),
+    ]
     return layers + ([(act or cnnx.ReLU)()] if relu else [])
 
 
@@ -407,8 +455,11 @@ def cnnx_resnet20(size=32, widths=(16, 32, 64), blocks=3, num_classes=10):
         for j in range(blocks):
             s = 2 if i > 0 and j == 0 else 1
             short = None if s == 1 and cin == c else _conv_bn(cnnx, c, 1, s, False)
-            layers.append(cnnx.Residual(_conv_bn(cnnx, c, 3, s, True)
-                                        + _conv_bn(cnnx, c, 3, 1, False), shortcut=short))
+            layers.append(
+                cnnx.Residual(
+                    _conv_bn(cnnx, c, 3, s, True) + _conv_bn(cnnx, c, 3, 1, False), shortcut=short
+                )
+            )
             cin = c
     layers += [cnnx.GlobalAvgPool2D(), cnnx.Dense(num_classes, activation="softmax")]
     return cnnx.Sequential(layers, input_shape=(size, size, 3))
@@ -426,8 +477,7 @@ def train_relu6():
     return hasattr(cnnx, "ReLU6")
 
 
-def cnnx_mobilenetv2(size=32, cfg=MOBILENETV2_CIFAR_CFG, last=1280, num_classes=10,
-                     relu6=None):
+def cnnx_mobilenetv2(size=32, cfg=MOBILENETV2_CIFAR_CFG, last=1280, num_classes=10, relu6=None):
     """MobileNetV2 at CIFAR size; ReLU6 if cnnx has it (``relu6=None``), else ReLU."""
     import cnnx
 
@@ -461,8 +511,10 @@ def torch_mobilenetv2(cfg=MOBILENETV2_CIFAR_CFG, last=1280, num_classes=10, relu
 # with relu6= (the parent's choice, from what cnnx has; ResNet-20 ignores it)
 TRAIN_BUILDERS = {
     "resnet20": (lambda relu6: cnnx_resnet20(), lambda relu6: torch_resnet20()),
-    "mobilenetv2": (lambda relu6: cnnx_mobilenetv2(relu6=relu6),
-                    lambda relu6: torch_mobilenetv2(relu6=relu6)),
+    "mobilenetv2": (
+        lambda relu6: cnnx_mobilenetv2(relu6=relu6),
+        lambda relu6: torch_mobilenetv2(relu6=relu6),
+    ),
 }
 
 
@@ -487,8 +539,7 @@ def _pairs(model, net):
     ours = list(_cnnx_weighted_layers(model.layers))
     if len(ours) != len(mods):
         raise ValueError(f"{len(ours)} cnnx layers with weights vs {len(mods)} torch modules")
-    kinds = {cnnx.Conv2D: nn.Conv2d, cnnx.BatchNormalization: nn.BatchNorm2d,
-             cnnx.Dense: nn.Linear}
+    kinds = {cnnx.Conv2D: nn.Conv2d, cnnx.BatchNormalization: nn.BatchNorm2d, cnnx.Dense: nn.Linear}
     for a, b in zip(ours, mods):
         if not isinstance(b, kinds[type(a)]):
             raise ValueError(f"{a.name} ({type(a).__name__}) vs {type(b).__name__}")
@@ -531,18 +582,23 @@ def copy_to_torch(model, net):
 def weights_of_cnnx(model):
     import numpy as np
 
-    return {f"{i}.{k}": np.array(a, np.float32)
-            for i, layer in enumerate(_cnnx_weighted_layers(model.layers))
-            for k, a in _torch_view(layer).items()}
+    return {
+        f"{i}.{k}": np.array(a, np.float32)
+        for i, layer in enumerate(_cnnx_weighted_layers(model.layers))
+        for k, a in _torch_view(layer).items()
+    }
 
 
 def weights_of_torch(net):
     import torch.nn as nn
 
     mods = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]
-    return {f"{i}.{k}": getattr(m, k).detach().numpy().copy()
-            for i, m in enumerate(mods) for k in ("weight", "bias")
-            if getattr(m, k, None) is not None}
+    return {
+        f"{i}.{k}": getattr(m, k).detach().numpy().copy()
+        for i, m in enumerate(mods)
+        for k in ("weight", "bias")
+        if getattr(m, k, None) is not None
+    }
 
 
 def cnnx_trainer(build_cnnx, lr=LR, seed=0):
@@ -585,8 +641,13 @@ def check_batches(size, batch=16, n=None, seed=2):
 
     n = CHECK_STEPS if n is None else n
     rng = np.random.default_rng(seed)
-    return [(rng.standard_normal((batch, size, size, 3)).astype(np.float32),
-             rng.integers(0, 10, batch).astype(np.int64)) for _ in range(n)]
+    return [
+        (
+            rng.standard_normal((batch, size, size, 3)).astype(np.float32),
+            rng.integers(0, 10, batch).astype(np.int64),
+        )
+        for _ in range(n)
+    ]
 
 
 def nchw(x, channels_last=False, dtype=None):
@@ -594,8 +655,11 @@ def nchw(x, channels_last=False, dtype=None):
     import numpy as np
     import torch
 
-    t = (torch.from_numpy(x).permute(0, 3, 1, 2) if channels_last
-         else torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))))
+    t = (
+        torch.from_numpy(x).permute(0, 3, 1, 2)
+        if channels_last
+        else torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    )
     return t if dtype is None else t.to(dtype)
 
 
@@ -612,8 +676,10 @@ def train_check_run(fw, model, net=None, opt=None, size=32, channels_last=True, 
         import torch
 
         out.update({"w0/" + k: v for k, v in weights_of_torch(net).items()})
-        losses = [torch_train_step(net, opt, nchw(x, channels_last, dtype), torch.from_numpy(y))
-                  for x, y in check_batches(size)]
+        losses = [
+            torch_train_step(net, opt, nchw(x, channels_last, dtype), torch.from_numpy(y))
+            for x, y in check_batches(size)
+        ]
         out.update({"w1/" + k: v for k, v in weights_of_torch(net).items()})
     out["losses"] = np.array(losses, np.float64)
     return out
@@ -632,7 +698,7 @@ def train_check_errors(got, ref):
             w0 = "w0/" + k[3:]
             d_ref = np.asarray(ref[k], np.float64) - ref[w0]
             d_got = np.asarray(got[k], np.float64) - got[w0]
-            e, n = float(((d_got - d_ref) ** 2).sum()), float((d_ref ** 2).sum())
+            e, n = float(((d_got - d_ref) ** 2).sum()), float((d_ref**2).sum())
             num, den = num + e, den + n
             per.append((n, e, k[3:]))
     den = max(den, 1e-300)
@@ -643,6 +709,7 @@ def train_check_errors(got, ref):
 # ---------------------------------------------------------------------------
 # timing helpers
 # ---------------------------------------------------------------------------
+
 
 def time_per_call(step, n, seconds, min_calls=3):
     """Mean seconds of ``step(i)`` over at least ``seconds`` and ``min_calls`` calls, after
@@ -705,6 +772,7 @@ class WrongResult(Exception):
 # ---------------------------------------------------------------------------
 # workers: one framework, one case, in this process
 # ---------------------------------------------------------------------------
+
 
 def _threads(fw, threads):
     if fw == "cnnx":
@@ -776,11 +844,14 @@ def infer_worker(fw, model_name, batch, threads, seconds, tmp, tol):
         def step(i):
             with torch.inference_mode():
                 net(txs[i])
+
     out = np.asarray(out).reshape(ref.shape)
     res["err"] = rel_err(out, ref)
     if not res["err"] <= tol:
-        raise WrongResult(f"{fw} {model_name}: output differs from the reference by "
-                          f"{res['err']:.2e} of its scale (tolerance {tol:g}); not timed")
+        raise WrongResult(
+            f"{fw} {model_name}: output differs from the reference by "
+            f"{res['err']:.2e} of its scale (tolerance {tol:g}); not timed"
+        )
     res["seconds"] = time_per_call(step, len(xs), seconds)
     return res
 
@@ -790,8 +861,13 @@ def _train_pool(batch, size, n_max):
 
     rng = np.random.default_rng(1)
     n = max(2, min(n_max, POOL_IMAGES["train"] // batch))
-    return [(rng.standard_normal((batch, size, size, 3)).astype(np.float32),
-             rng.integers(0, 10, batch).astype(np.int64)) for _ in range(n)]
+    return [
+        (
+            rng.standard_normal((batch, size, size, 3)).astype(np.float32),
+            rng.integers(0, 10, batch).astype(np.int64),
+        )
+        for _ in range(n)
+    ]
 
 
 def _trainer(fw, net_name, tmp, builders, relu6):
@@ -830,13 +906,19 @@ def train_worker(fw, net_name, batch, threads, seconds, tmp, tol, builders=None)
     got = train_check_run(fw, *trainer, size=size)
     loss_err, w_err, w_worst, where = train_check_errors(got, ref)
     if not (loss_err <= tol and w_err <= 50 * tol and w_worst <= 200 * tol):
-        raise WrongResult(f"{fw} {net_name}: one SGD step differs from the float64 reference "
-                          f"(loss by {loss_err:.2e}, weight change by {w_err:.2e}, that of "
-                          f"{where} by {w_worst:.2e}); not timed")
+        raise WrongResult(
+            f"{fw} {net_name}: one SGD step differs from the float64 reference "
+            f"(loss by {loss_err:.2e}, weight change by {w_err:.2e}, that of "
+            f"{where} by {w_worst:.2e}); not timed"
+        )
     trainer = _trainer(fw, net_name, tmp, builders, relu6)  # the timed steps start afresh
     pool = _train_pool(batch, size, 64)
-    return {"version": _version(fw), "err": loss_err, "w_err": w_err,
-            "seconds": time_per_call(_step_fn(fw, trainer, pool), len(pool), seconds)}
+    return {
+        "version": _version(fw),
+        "err": loss_err,
+        "w_err": w_err,
+        "seconds": time_per_call(_step_fn(fw, trainer, pool), len(pool), seconds),
+    }
 
 
 def memory_worker(fw, net_name, batch, threads, tmp, steps=3, builders=None):
@@ -855,16 +937,17 @@ def memory_worker(fw, net_name, batch, threads, tmp, steps=3, builders=None):
     for i in range(steps):
         step(i % len(pool))
     peak = peak_rss_bytes()
-    return {"version": _version(fw), "base": base, "peak": peak,
-            "per_image": (peak - base) / batch}
+    return {"version": _version(fw), "base": base, "peak": peak, "per_image": (peak - base) / batch}
 
 
 def peak_worker(threads):
     from cnnx import _core
 
-    res = {"peak": max(_core.measure_fma_peak(threads) for _ in range(3)),
-           "peak_1t": max(_core.measure_fma_peak(1) for _ in range(3)),
-           "isa": _core.active_isa()}
+    res = {
+        "peak": max(_core.measure_fma_peak(threads) for _ in range(3)),
+        "peak_1t": max(_core.measure_fma_peak(1) for _ in range(3)),
+        "isa": _core.active_isa(),
+    }
     if CLOCK is time.process_time:
         # the same FMA chains timed by CPU time, as the cases are: the call runs them twice
         # (warm-up, then timed), 24 zmm or 12 ymm chains of 16 or 8 lanes, 2 flops per FMA
@@ -883,6 +966,7 @@ def peak_worker(threads):
 # the parent: preparation, references, rounds, tables
 # ---------------------------------------------------------------------------
 
+
 def prepare_infer(name, tmp, size, threads):
     """Write the model file, the check batch and the reference output; FLOPs per image."""
     import numpy as np
@@ -896,8 +980,9 @@ def prepare_infer(name, tmp, size, threads):
         chw = _zoo_chw(onnx.load(path))
         check_x = rng.standard_normal((CHECK_IMAGES, chw[1], chw[2], chw[0])).astype(np.float32)
         sess = _ort_session(path, threads, optimise=False)
-        ref = sess.run(None, {sess.get_inputs()[0].name:
-                              np.ascontiguousarray(check_x.transpose(0, 3, 1, 2))})[0]
+        ref = sess.run(
+            None, {sess.get_inputs()[0].name: np.ascontiguousarray(check_x.transpose(0, 3, 1, 2))}
+        )[0]
     else:
         import torch
 
@@ -922,14 +1007,15 @@ def prepare_train(name, tmp, size=32, builders=None):
     import torch
 
     relu6 = name == "mobilenetv2" and train_relu6()
-    build_cnnx, build_torch = (functools.partial(b, relu6=relu6)
-                               for b in (builders or TRAIN_BUILDERS)[name])
+    build_cnnx, build_torch = (
+        functools.partial(b, relu6=relu6) for b in (builders or TRAIN_BUILDERS)[name]
+    )
     net = copy_to_torch(cnnx_trainer(build_cnnx), build_torch())
     torch.save(net.state_dict(), os.path.join(tmp, f"train-{name}.pt"))
-    net64, opt = torch_trainer(build_torch, copy.deepcopy(net.state_dict()),
-                               channels_last=False, dtype=torch.float64)
-    ref = train_check_run("torch", None, net64, opt, size, channels_last=False,
-                          dtype=torch.float64)
+    net64, opt = torch_trainer(
+        build_torch, copy.deepcopy(net.state_dict()), channels_last=False, dtype=torch.float64
+    )
+    ref = train_check_run("torch", None, net64, opt, size, channels_last=False, dtype=torch.float64)
     np.savez(os.path.join(tmp, f"train-{name}.ref.npz"), size=size, relu6=relu6, **ref)
     return relu6
 
@@ -949,9 +1035,11 @@ def cnnx_refusal(path):
 def _train_act_note(results, name, relu6):
     if name == "mobilenetv2":
         results["notes"].append(
-            "MobileNetV2 training: ReLU6 in both frameworks" if relu6 else
-            "MobileNetV2 training: ReLU in place of ReLU6 in both frameworks "
-            "(this cnnx has no ReLU6 layer)")
+            "MobileNetV2 training: ReLU6 in both frameworks"
+            if relu6
+            else "MobileNetV2 training: ReLU in place of ReLU6 in both frameworks "
+            "(this cnnx has no ReLU6 layer)"
+        )
         _log(f"# {results['notes'][-1]}")
 
 
@@ -975,8 +1063,17 @@ def _load():
 
 def _launch(argv, args):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads),
-           "--seconds", str(args.seconds), "--tol", str(args.tol), *argv]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--threads",
+        str(args.threads),
+        "--seconds",
+        str(args.seconds),
+        "--tol",
+        str(args.tol),
+        *argv,
+    ]
     if args.cpu_time:
         cmd.append("--cpu-time")
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -994,11 +1091,17 @@ def select_cases(tokens, mobilenet_acts):
     if "auto" in mobilenet_acts:
         mobilenet_acts = ("relu6",)
         tokens = ["mobilenetv2" if t == "mobilenetv2-relu" else t for t in tokens]
-    infer = [m for m in INFER_MODELS
-             if not (m == "mobilenetv2" and "relu6" not in mobilenet_acts)
-             and not (m == "mobilenetv2-relu" and "relu" not in mobilenet_acts)]
-    every = ([("infer", m) for m in infer] + [("train", n) for n in TRAIN_NETS]
-             + [("memory", n) for n in MEMORY_NETS])
+    infer = [
+        m
+        for m in INFER_MODELS
+        if not (m == "mobilenetv2" and "relu6" not in mobilenet_acts)
+        and not (m == "mobilenetv2-relu" and "relu" not in mobilenet_acts)
+    ]
+    every = (
+        [("infer", m) for m in infer]
+        + [("train", n) for n in TRAIN_NETS]
+        + [("memory", n) for n in MEMORY_NETS]
+    )
     if not tokens:
         return every
     out = []
@@ -1007,8 +1110,9 @@ def select_cases(tokens, mobilenet_acts):
             out.append((part, name))
     unknown = [t for t in tokens if not any(t in (p, n, f"{p}/{n}") for p, n in every)]
     if unknown:
-        raise SystemExit(f"--cases: unknown {unknown}; known: "
-                         + ", ".join(f"{p}/{n}" for p, n in every))
+        raise SystemExit(
+            f"--cases: unknown {unknown}; known: " + ", ".join(f"{p}/{n}" for p, n in every)
+        )
     return out
 
 
@@ -1016,7 +1120,7 @@ def _rounds(label, fws, argv_of, args, rounds):
     """Best (smallest) seconds per framework over alternated rounds; worker extras kept."""
     best, extra = {}, {}
     for r in range(rounds):
-        order = fws[r % len(fws):] + fws[:r % len(fws)]
+        order = fws[r % len(fws) :] + fws[: r % len(fws)]
         for fw in order:
             if fw in extra and "refused" in extra[fw]:
                 continue
@@ -1026,9 +1130,12 @@ def _rounds(label, fws, argv_of, args, rounds):
                 continue
             best[fw] = min(best.get(fw, math.inf), res["seconds"])
             extra.setdefault(fw, {}).update({k: v for k, v in res.items() if k != "seconds"})
-        _log(f"# {label}: round {r + 1}/{rounds}: "
-             + "  ".join(f"{fw} {1e3 * best[fw]:.1f} ms" if fw in best else f"{fw} refused"
-                         for fw in fws))
+        _log(
+            f"# {label}: round {r + 1}/{rounds}: "
+            + "  ".join(
+                f"{fw} {1e3 * best[fw]:.1f} ms" if fw in best else f"{fw} refused" for fw in fws
+            )
+        )
     return best, extra
 
 
@@ -1042,39 +1149,77 @@ def _fmt_ms(s):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n", 1)[1])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n", 1)[1],
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=2.0,
-                    help="timed seconds per measurement (at least 3 calls)")
-    ap.add_argument("--cases", nargs="+", default=[],
-                    help="case ids (infer/resnet50), model names, or parts (infer train memory)")
+    ap.add_argument(
+        "--seconds",
+        type=float,
+        default=2.0,
+        help="timed seconds per measurement (at least 3 calls)",
+    )
+    ap.add_argument(
+        "--cases",
+        nargs="+",
+        default=[],
+        help="case ids (infer/resnet50), model names, or parts (infer train memory)",
+    )
     ap.add_argument("--infer-batches", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--batches", type=int, nargs="+", default=[128], help="training batches")
     ap.add_argument("--memory-batches", type=int, nargs="+", default=[128, 512])
-    ap.add_argument("--size", type=int, default=224, help="image size of the PyTorch-defined "
-                    "inference models (the zoo graphs are fixed at 224)")
+    ap.add_argument(
+        "--size",
+        type=int,
+        default=224,
+        help="image size of the PyTorch-defined inference models (the zoo graphs are fixed at 224)",
+    )
     act = ap.add_mutually_exclusive_group()
-    act.add_argument("--relu6", dest="mobilenet_acts", action="store_const", const=("relu6",),
-                     help="MobileNetV2 inference with its ReLU6 (Clip) only, even if cnnx "
-                          "refuses it")
-    act.add_argument("--relu", dest="mobilenet_acts", action="store_const", const=("relu",),
-                     help="MobileNetV2 inference with ReLU in place of ReLU6 only")
-    act.add_argument("--both-acts", dest="mobilenet_acts", action="store_const",
-                     const=("relu6", "relu"), help="MobileNetV2 inference with both")
+    act.add_argument(
+        "--relu6",
+        dest="mobilenet_acts",
+        action="store_const",
+        const=("relu6",),
+        help="MobileNetV2 inference with its ReLU6 (Clip) only, even if cnnx refuses it",
+    )
+    act.add_argument(
+        "--relu",
+        dest="mobilenet_acts",
+        action="store_const",
+        const=("relu",),
+        help="MobileNetV2 inference with ReLU in place of ReLU6 only",
+    )
+    act.add_argument(
+        "--both-acts",
+        dest="mobilenet_acts",
+        action="store_const",
+        const=("relu6", "relu"),
+        help="MobileNetV2 inference with both",
+    )
     # default: ReLU6, and the ReLU variant in its place if cnnx refuses Clip
     ap.set_defaults(mobilenet_acts=("auto",))
     ap.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
-    ap.add_argument("--tol", type=float, default=1e-3,
-                    help="output check: max |diff| / output scale (weights: 100x this)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke run: batch 1 and 2 at 224 (ImageNet models), training batch "
-                         "16, memory batches 16 and 64, 1 round of 0.3 s")
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="time by each process's CPU time (needs --threads 1): ratios that "
-                         "hold on a busy machine; the FMA peak is then timed the same way")
+    ap.add_argument(
+        "--tol",
+        type=float,
+        default=1e-3,
+        help="output check: max |diff| / output scale (weights: 100x this)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: batch 1 and 2 at 224 (ImageNet models), training batch "
+        "16, memory batches 16 and 64, 1 round of 0.3 s",
+    )
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time by each process's CPU time (needs --threads 1): ratios that "
+        "hold on a busy machine; the FMA peak is then timed the same way",
+    )
     ap.add_argument("--json", default="", help="also write the results here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -1093,11 +1238,13 @@ def main():
         if kind == "peak":
             res = peak_worker(args.threads)
         elif kind == "infer":
-            res = infer_worker(fw, args.model, args.batch, args.threads, args.seconds,
-                               args.tmp, args.tol)
+            res = infer_worker(
+                fw, args.model, args.batch, args.threads, args.seconds, args.tmp, args.tol
+            )
         elif kind == "train":
-            res = train_worker(fw, args.model, args.batch, args.threads, args.seconds,
-                               args.tmp, args.tol)
+            res = train_worker(
+                fw, args.model, args.batch, args.threads, args.seconds, args.tmp, args.tol
+            )
         else:
             res = memory_worker(fw, args.model, args.batch, args.threads, args.tmp)
         print(json.dumps(res))
@@ -1124,25 +1271,44 @@ def main():
             if part == "infer":
                 _log(f"# preparing {name} ...")
                 flops = prepare_infer(name, tmp, args.size, args.threads)
-                if (name == "mobilenetv2" and "auto" in args.mobilenet_acts
-                        and "cnnx" in fws):
+                if name == "mobilenetv2" and "auto" in args.mobilenet_acts and "cnnx" in fws:
                     refused = cnnx_refusal(os.path.join(tmp, f"{name}.onnx"))
                     if refused:
                         results["notes"].append(
                             "MobileNetV2 inference: cnnx refused the ReLU6 graph "
                             f"({refused}); timed with ReLU in place of ReLU6 "
-                            "(mobilenetv2-relu), in every framework")
+                            "(mobilenetv2-relu), in every framework"
+                        )
                         _log(f"# {results['notes'][-1]}")
                         name = "mobilenetv2-relu"
                         flops = prepare_infer(name, tmp, args.size, args.threads)
                 peers = [f for f in fws if f != "torch" or name not in ZOO_FILES]
                 for batch in args.infer_batches:
                     best, extra = _rounds(
-                        f"{name} batch {batch}", peers,
-                        lambda fw: ["--worker", f"infer:{fw}", "--model", name, "--batch",
-                                    str(batch), "--tmp", tmp], args, args.rounds)
-                    results["infer"].append({"model": name, "batch": batch, "flops": flops,
-                                             "seconds": best, "info": extra})
+                        f"{name} batch {batch}",
+                        peers,
+                        lambda fw: [
+                            "--worker",
+                            f"infer:{fw}",
+                            "--model",
+                            name,
+                            "--batch",
+                            str(batch),
+                            "--tmp",
+                            tmp,
+                        ],
+                        args,
+                        args.rounds,
+                    )
+                    results["infer"].append(
+                        {
+                            "model": name,
+                            "batch": batch,
+                            "flops": flops,
+                            "seconds": best,
+                            "info": extra,
+                        }
+                    )
             elif part == "train":
                 if name not in prepared:
                     _log(f"# preparing training {name} ...")
@@ -1151,11 +1317,24 @@ def main():
                 peers = [f for f in fws if f in ("cnnx", "torch")]
                 for batch in args.batches:
                     best, extra = _rounds(
-                        f"train {name} batch {batch}", peers,
-                        lambda fw: ["--worker", f"train:{fw}", "--model", name, "--batch",
-                                    str(batch), "--tmp", tmp], args, args.rounds)
-                    results["train"].append({"model": name, "batch": batch, "seconds": best,
-                                             "info": extra})
+                        f"train {name} batch {batch}",
+                        peers,
+                        lambda fw: [
+                            "--worker",
+                            f"train:{fw}",
+                            "--model",
+                            name,
+                            "--batch",
+                            str(batch),
+                            "--tmp",
+                            tmp,
+                        ],
+                        args,
+                        args.rounds,
+                    )
+                    results["train"].append(
+                        {"model": name, "batch": batch, "seconds": best, "info": extra}
+                    )
             else:
                 if name not in prepared:
                     _train_act_note(results, name, prepare_train(name, tmp))
@@ -1163,11 +1342,27 @@ def main():
                 for batch in args.memory_batches:
                     row = {"model": name, "batch": batch}
                     for fw in [f for f in fws if f in ("cnnx", "torch")]:
-                        row[fw] = _launch(["--worker", f"memory:{fw}", "--model", name,
-                                           "--batch", str(batch), "--tmp", tmp], args)
-                    _log(f"# memory {name} batch {batch}: " + "  ".join(
-                        f"{fw} peak {row[fw]['peak'] / 2**20:.0f} MB" for fw in row
-                        if fw in FRAMEWORKS))
+                        row[fw] = _launch(
+                            [
+                                "--worker",
+                                f"memory:{fw}",
+                                "--model",
+                                name,
+                                "--batch",
+                                str(batch),
+                                "--tmp",
+                                tmp,
+                            ],
+                            args,
+                        )
+                    _log(
+                        f"# memory {name} batch {batch}: "
+                        + "  ".join(
+                            f"{fw} peak {row[fw]['peak'] / 2**20:.0f} MB"
+                            for fw in row
+                            if fw in FRAMEWORKS
+                        )
+                    )
                     results["memory"].append(row)
         peaks.append(_launch(["--worker", "peak"], args))
     finally:
@@ -1186,20 +1381,28 @@ def main():
 def report(results, args, peak, peaks, versions, load_before, load_after, t_start):
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t_start))
     minutes = (time.time() - t_start) / 60
-    print(f"\ncnnx bench_models: {date}, {_cpu_name()} ({os.cpu_count()} CPUs), "
-          f"{args.threads} thread{'s' * (args.threads != 1)}, timed by "
-          f"{'process CPU' if args.cpu_time else 'wall'} time, best of {args.rounds} alternated "
-          f"rounds of >= {args.seconds:g} s; load average before {load_before}, after {load_after} "
-          f"({minutes:.0f} min); " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
-    print(f"FMA peak ({peaks[0]['isa']}, same run, best of start and end): {peak:.0f} GFLOP/s "
-          f"on {args.threads} thread{'s' * (args.threads != 1)} "
-          f"({max(p['peak_1t'] for p in peaks):.0f} on 1)")
+    print(
+        f"\ncnnx bench_models: {date}, {_cpu_name()} ({os.cpu_count()} CPUs), "
+        f"{args.threads} thread{'s' * (args.threads != 1)}, timed by "
+        f"{'process CPU' if args.cpu_time else 'wall'} time, best of {args.rounds} alternated "
+        f"rounds of >= {args.seconds:g} s; load average before {load_before}, after {load_after} "
+        f"({minutes:.0f} min); " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+    )
+    print(
+        f"FMA peak ({peaks[0]['isa']}, same run, best of start and end): {peak:.0f} GFLOP/s "
+        f"on {args.threads} thread{'s' * (args.threads != 1)} "
+        f"({max(p['peak_1t'] for p in peaks):.0f} on 1)"
+    )
     geo_all = {}
     if results["infer"]:
-        print("\nInference, ms per batch (ratio = peer ms / cnnx ms, > 1: cnnx faster; "
-              "GFLOP = conv + dense per image)\n")
-        print("| model | batch | GFLOP | ONNX Runtime ms | PyTorch ms | cnnx ms | vs ORT | "
-              "vs PyTorch | cnnx GFLOP/s | % peak | ORT % peak | max rel. diff |")
+        print(
+            "\nInference, ms per batch (ratio = peer ms / cnnx ms, > 1: cnnx faster; "
+            "GFLOP = conv + dense per image)\n"
+        )
+        print(
+            "| model | batch | GFLOP | ONNX Runtime ms | PyTorch ms | cnnx ms | vs ORT | "
+            "vs PyTorch | cnnx GFLOP/s | % peak | ORT % peak | max rel. diff |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         ratios = {"onnxruntime": [], "torch": []}
         for row in results["infer"]:
@@ -1211,22 +1414,28 @@ def report(results, args, peak, peaks, versions, load_before, load_after, t_star
                     ratios[fw].append(s[fw] / c)
                     cells.append(f"{s[fw] / c:.2f}x")
                 else:
-                    cells.append("refused" if "refused" in info.get("cnnx", {})
-                                 and fw in s else "—")
+                    cells.append(
+                        "refused" if "refused" in info.get("cnnx", {}) and fw in s else "—"
+                    )
             gf = row["flops"] * 1e-9
 
             def rate(fw):
                 return row["flops"] * row["batch"] / s[fw] * 1e-9 if fw in s else None
+
             errs = ", ".join(f"{fw} {d['err']:.0e}" for fw, d in info.items() if "err" in d)
-            print(f"| {row['model']} | {row['batch']} | {gf:.2f} | {_fmt_ms(s.get('onnxruntime'))}"
-                  f" | {_fmt_ms(s.get('torch'))} | {_fmt_ms(c)} | {cells[0]} | {cells[1]} | "
-                  + (f"{rate('cnnx'):.0f} | {100 * rate('cnnx') / peak:.0f}%" if c else "— | —")
-                  + (f" | {100 * rate('onnxruntime') / peak:.0f}%" if "onnxruntime" in s
-                     else " | —") + f" | {errs} |")
+            print(
+                f"| {row['model']} | {row['batch']} | {gf:.2f} | {_fmt_ms(s.get('onnxruntime'))}"
+                f" | {_fmt_ms(s.get('torch'))} | {_fmt_ms(c)} | {cells[0]} | {cells[1]} | "
+                + (f"{rate('cnnx'):.0f} | {100 * rate('cnnx') / peak:.0f}%" if c else "— | —")
+                + (f" | {100 * rate('onnxruntime') / peak:.0f}%" if "onnxruntime" in s else " | —")
+                + f" | {errs} |"
+            )
         geo = {fw: _geo(v) for fw, v in ratios.items()}
-        print("| geomean | | | | | | " + " | ".join(
-            f"{geo[fw]:.2f}x" if geo[fw] else "—" for fw in ("onnxruntime", "torch"))
-            + " | | | | |")
+        print(
+            "| geomean | | | | | | "
+            + " | ".join(f"{geo[fw]:.2f}x" if geo[fw] else "—" for fw in ("onnxruntime", "torch"))
+            + " | | | | |"
+        )
         geo_all["infer"] = geo
         said = set()
         for row in results["infer"]:
@@ -1235,66 +1444,95 @@ def report(results, args, peak, peaks, versions, load_before, load_after, t_star
                 said.add(row["model"])
                 print(f"\n{row['model']}: cnnx refused: {ref}")
     if results["train"]:
-        print("\nTraining (SGD momentum 0.9 + cross-entropy, 32x32x3), ms per step "
-              "(ratio = PyTorch ms / cnnx ms)\n")
-        print("| network | batch | PyTorch channels_last ms | cnnx ms | ratio | "
-              "check: loss / weight-change rel. diff vs float64 |")
+        print(
+            "\nTraining (SGD momentum 0.9 + cross-entropy, 32x32x3), ms per step "
+            "(ratio = PyTorch ms / cnnx ms)\n"
+        )
+        print(
+            "| network | batch | PyTorch channels_last ms | cnnx ms | ratio | "
+            "check: loss / weight-change rel. diff vs float64 |"
+        )
         print("|---|---|---|---|---|---|")
         rs = []
         for row in results["train"]:
             s, info = row["seconds"], row["info"]
             q = s["torch"] / s["cnnx"] if "torch" in s and "cnnx" in s else None
             rs.append(q)
-            errs = ", ".join(f"{fw} {d['err']:.0e} / {d['w_err']:.0e}"
-                             for fw, d in info.items() if "err" in d)
-            print(f"| {row['model']} | {row['batch']} | {_fmt_ms(s.get('torch'))} | "
-                  f"{_fmt_ms(s.get('cnnx'))} | " + (f"{q:.2f}x" if q else "—") + f" | {errs} |")
+            errs = ", ".join(
+                f"{fw} {d['err']:.0e} / {d['w_err']:.0e}" for fw, d in info.items() if "err" in d
+            )
+            print(
+                f"| {row['model']} | {row['batch']} | {_fmt_ms(s.get('torch'))} | "
+                f"{_fmt_ms(s.get('cnnx'))} | " + (f"{q:.2f}x" if q else "—") + f" | {errs} |"
+            )
         g = _geo(rs)
         print("| geomean | | | | " + (f"{g:.2f}x" if g else "—") + " | |")
         geo_all["train"] = g
     if results["memory"]:
-        print("\nTraining memory: peak RSS of the process, and (peak - RSS once the model and "
-              "batches exist) / batch (ratio = PyTorch MB per image / cnnx MB per image)\n")
-        print("| network | batch | PyTorch peak MB | PyTorch MB/image | cnnx peak MB | "
-              "cnnx MB/image | ratio |")
+        print(
+            "\nTraining memory: peak RSS of the process, and (peak - RSS once the model and "
+            "batches exist) / batch (ratio = PyTorch MB per image / cnnx MB per image)\n"
+        )
+        print(
+            "| network | batch | PyTorch peak MB | PyTorch MB/image | cnnx peak MB | "
+            "cnnx MB/image | ratio |"
+        )
         print("|---|---|---|---|---|---|---|")
         for row in results["memory"]:
             t, c = row.get("torch"), row.get("cnnx")
 
             def cells(d):
-                return (f"{d['peak'] / 2**20:.0f} | {d['per_image'] / 2**20:.2f}" if d
-                        else "— | —")
-            q = (t["per_image"] / c["per_image"] if t and c and c["per_image"] > 0 else None)
-            print(f"| {row['model']} | {row['batch']} | {cells(t)} | {cells(c)} | "
-                  + (f"{q:.2f}x" if q else "—") + " |")
+                return f"{d['peak'] / 2**20:.0f} | {d['per_image'] / 2**20:.2f}" if d else "— | —"
+
+            q = t["per_image"] / c["per_image"] if t and c and c["per_image"] > 0 else None
+            print(
+                f"| {row['model']} | {row['batch']} | {cells(t)} | {cells(c)} | "
+                + (f"{q:.2f}x" if q else "—")
+                + " |"
+            )
         # what one more image costs: the peak's slope between the two largest batches
         for name in dict.fromkeys(r["model"] for r in results["memory"]):
-            rows = sorted((r for r in results["memory"] if r["model"] == name),
-                          key=lambda r: r["batch"])[-2:]
+            rows = sorted(
+                (r for r in results["memory"] if r["model"] == name), key=lambda r: r["batch"]
+            )[-2:]
             if len(rows) < 2:
                 continue
             (a, b), slope = rows, {}
             for fw in ("torch", "cnnx"):
                 if a.get(fw) and b.get(fw):
                     slope[fw] = (b[fw]["peak"] - a[fw]["peak"]) / (b["batch"] - a["batch"])
-            cell = {fw: f"{slope[fw] / 2**20:.2f}" if fw in slope else "—"
-                    for fw in ("torch", "cnnx")}
-            q = (slope["torch"] / slope["cnnx"] if len(slope) == 2 and slope["cnnx"] > 0
-                 else None)
-            print(f"| {name} | per extra image, {a['batch']} -> {b['batch']} | | "
-                  f"{cell['torch']} | | {cell['cnnx']} | " + (f"{q:.2f}x" if q else "—") + " |")
+            cell = {
+                fw: f"{slope[fw] / 2**20:.2f}" if fw in slope else "—" for fw in ("torch", "cnnx")
+            }
+            q = slope["torch"] / slope["cnnx"] if len(slope) == 2 and slope["cnnx"] > 0 else None
+            print(
+                f"| {name} | per extra image, {a['batch']} -> {b['batch']} | | "
+                f"{cell['torch']} | | {cell['cnnx']} | " + (f"{q:.2f}x" if q else "—") + " |"
+            )
     if results.get("notes"):
         print()
         for note in results["notes"]:
             print(f"Note: {note}.")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"date": date, "cpu": _cpu_name(), "threads": args.threads,
-                       "clock": "process_time" if args.cpu_time else "perf_counter",
-                       "rounds": args.rounds, "seconds": args.seconds, "versions": versions,
-                       "load_before": load_before, "load_after": load_after,
-                       "fma_peak_gflops": peak, "results": results, "geomean": geo_all},
-                      f, indent=2)
+            json.dump(
+                {
+                    "date": date,
+                    "cpu": _cpu_name(),
+                    "threads": args.threads,
+                    "clock": "process_time" if args.cpu_time else "perf_counter",
+                    "rounds": args.rounds,
+                    "seconds": args.seconds,
+                    "versions": versions,
+                    "load_before": load_before,
+                    "load_after": load_after,
+                    "fma_peak_gflops": peak,
+                    "results": results,
+                    "geomean": geo_all,
+                },
+                f,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

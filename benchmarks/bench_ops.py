@@ -45,6 +45,7 @@ On a shared, oversubscribed machine wall-clock times at 2 threads are
 dominated by descheduled threads; ``--threads 1 --clock cpu`` (process CPU
 time, one thread) is the robust comparison of the kernels themselves.
 """
+
 import argparse
 import json
 import os
@@ -98,16 +99,33 @@ UP_SHAPE, PAD, PS_SHAPE, CS_SHAPE = (N, 28, 28, C), 2, (N, 28, 28, 256), (N, 28,
 
 
 # ---- issue 19 (layers-a) cases -------------------------------------------------
-ACTS_A = ["elu", "selu", "gelu", "gelu_tanh", "silu", "hardswish", "hardsigmoid", "relu6",
-          "softplus", "softsign", "prelu", "log_softmax"]
+ACTS_A = [
+    "elu",
+    "selu",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "hardswish",
+    "hardsigmoid",
+    "relu6",
+    "softplus",
+    "softsign",
+    "prelu",
+    "log_softmax",
+]
 OTHERS_A = ["lrn", "group_norm", "layer_norm", "maxpool_dil", "maxpool_ceil", "avgpool_ceil"]
 CASES_A = [n + s for n in ACTS_A + OTHERS_A for s in ("", "_fb")]
 CASES += CASES_A
 for _n in ACTS_A + OTHERS_A:
-    _what = {"lrn": "LRN size 5", "group_norm": "group norm 32 groups",
-             "layer_norm": "layer norm over C", "maxpool_dil": "max pool 3x3 s1 d2 p1",
-             "maxpool_ceil": "max pool 3x3 s2 ceil", "avgpool_ceil": "avg pool 3x3 s2 p1 ceil",
-             "log_softmax": "log_softmax 4096x1000"}.get(_n, _n)
+    _what = {
+        "lrn": "LRN size 5",
+        "group_norm": "group norm 32 groups",
+        "layer_norm": "layer norm over C",
+        "maxpool_dil": "max pool 3x3 s1 d2 p1",
+        "maxpool_ceil": "max pool 3x3 s2 ceil",
+        "avgpool_ceil": "avg pool 3x3 s2 p1 ceil",
+        "log_softmax": "log_softmax 4096x1000",
+    }.get(_n, _n)
     LABELS[_n] = f"{_what} fwd"
     LABELS[_n + "_fb"] = f"{_what} fwd+bwd"
 
@@ -117,13 +135,18 @@ def _cnnx_cases_a(x, dy, rng):
     import cnnx.functional as F
 
     fns = {}
-    acts = {"elu": (F.elu, F.elu_backward), "selu": (F.selu, F.selu_backward),
-            "gelu": (F.gelu, F.gelu_backward),
-            "gelu_tanh": (lambda a: F.gelu(a, "tanh"), lambda g, a: F.gelu_backward(g, a, "tanh")),
-            "silu": (F.silu, F.silu_backward), "hardswish": (F.hardswish, F.hardswish_backward),
-            "hardsigmoid": (F.hardsigmoid, F.hardsigmoid_backward),
-            "relu6": (F.relu6, F.relu6_backward), "softplus": (F.softplus, F.softplus_backward),
-            "softsign": (F.softsign, F.softsign_backward)}
+    acts = {
+        "elu": (F.elu, F.elu_backward),
+        "selu": (F.selu, F.selu_backward),
+        "gelu": (F.gelu, F.gelu_backward),
+        "gelu_tanh": (lambda a: F.gelu(a, "tanh"), lambda g, a: F.gelu_backward(g, a, "tanh")),
+        "silu": (F.silu, F.silu_backward),
+        "hardswish": (F.hardswish, F.hardswish_backward),
+        "hardsigmoid": (F.hardsigmoid, F.hardsigmoid_backward),
+        "relu6": (F.relu6, F.relu6_backward),
+        "softplus": (F.softplus, F.softplus_backward),
+        "softsign": (F.softsign, F.softsign_backward),
+    }
     slope = np.full(C, 0.25, np.float32)
     acts["prelu"] = (lambda a: F.prelu(a, slope), lambda g, a: F.prelu_backward(g, a, slope))
     xl = rng.standard_normal((4096, 1000), dtype=np.float32)
@@ -136,19 +159,34 @@ def _cnnx_cases_a(x, dy, rng):
     fns["log_softmax"] = lambda: F.log_softmax(xl)
     fns["log_softmax_fb"] = lambda: F.log_softmax_backward(dyl, F.log_softmax(xl))
     fns["lrn"] = lambda: F.lrn(x, 5, 1e-4, 0.75, 2.0)
-    fns["lrn_fb"] = lambda: (F.lrn(x, 5, 1e-4, 0.75, 2.0), F.lrn_backward(dy, x, 5, 1e-4, 0.75, 2.0))
+    fns["lrn_fb"] = lambda: (
+        F.lrn(x, 5, 1e-4, 0.75, 2.0),
+        F.lrn_backward(dy, x, 5, 1e-4, 0.75, 2.0),
+    )
     fns["group_norm"] = lambda: F.group_norm(x, 32, gamma, beta)
-    fns["group_norm_fb"] = lambda: (F.group_norm(x, 32, gamma, beta),
-                                    F.group_norm_backward(dy, x, 32, gamma))
+    fns["group_norm_fb"] = lambda: (
+        F.group_norm(x, 32, gamma, beta),
+        F.group_norm_backward(dy, x, 32, gamma),
+    )
     fns["layer_norm"] = lambda: F.layer_norm(x, gamma, beta)
-    fns["layer_norm_fb"] = lambda: (F.layer_norm(x, gamma, beta),
-                                    F.layer_norm_backward(dy, x, gamma))
-    pools = {"maxpool_dil": (lambda a: F.max_pool2d(a, 3, 1, 1, dilation=2),
-                             lambda g, a: F.max_pool2d_backward(g, a, 3, 1, 1, dilation=2)),
-             "maxpool_ceil": (lambda a: F.max_pool2d(a, 3, 2, 0, ceil_mode=True),
-                              lambda g, a: F.max_pool2d_backward(g, a, 3, 2, 0, ceil_mode=True)),
-             "avgpool_ceil": (lambda a: F.avg_pool2d(a, 3, 2, 1, ceil_mode=True),
-                              lambda g, a: F.avg_pool2d_backward(g, a, 3, 2, 1, ceil_mode=True))}
+    fns["layer_norm_fb"] = lambda: (
+        F.layer_norm(x, gamma, beta),
+        F.layer_norm_backward(dy, x, gamma),
+    )
+    pools = {
+        "maxpool_dil": (
+            lambda a: F.max_pool2d(a, 3, 1, 1, dilation=2),
+            lambda g, a: F.max_pool2d_backward(g, a, 3, 1, 1, dilation=2),
+        ),
+        "maxpool_ceil": (
+            lambda a: F.max_pool2d(a, 3, 2, 0, ceil_mode=True),
+            lambda g, a: F.max_pool2d_backward(g, a, 3, 2, 0, ceil_mode=True),
+        ),
+        "avgpool_ceil": (
+            lambda a: F.avg_pool2d(a, 3, 2, 1, ceil_mode=True),
+            lambda g, a: F.avg_pool2d_backward(g, a, 3, 2, 1, ceil_mode=True),
+        ),
+    }
     for name, (f, b) in pools.items():
         gy = rng.standard_normal(f(x).shape, dtype=np.float32)
         fns[name] = (lambda f: lambda: f(x))(f)
@@ -159,37 +197,50 @@ def _cnnx_cases_a(x, dy, rng):
 def _torch_cases_a(x, rng):
     import numpy as np
     import torch
+
     tf = torch.nn.functional
 
     fns = {}
     dy = torch.from_numpy(rng.standard_normal((N, H, W, C), dtype=np.float32)).permute(0, 3, 1, 2)
     dy = dy.contiguous(memory_format=torch.channels_last)
     slope = torch.full((C,), 0.25, requires_grad=True)
-    acts = {"elu": tf.elu, "selu": tf.selu, "gelu": tf.gelu,
-            "gelu_tanh": lambda a: tf.gelu(a, approximate="tanh"), "silu": tf.silu,
-            "hardswish": tf.hardswish, "hardsigmoid": tf.hardsigmoid, "relu6": tf.relu6,
-            "softplus": tf.softplus, "softsign": tf.softsign,
-            "prelu": lambda a: tf.prelu(a, slope)}
+    acts = {
+        "elu": tf.elu,
+        "selu": tf.selu,
+        "gelu": tf.gelu,
+        "gelu_tanh": lambda a: tf.gelu(a, approximate="tanh"),
+        "silu": tf.silu,
+        "hardswish": tf.hardswish,
+        "hardsigmoid": tf.hardsigmoid,
+        "relu6": tf.relu6,
+        "softplus": tf.softplus,
+        "softsign": tf.softsign,
+        "prelu": lambda a: tf.prelu(a, slope),
+    }
     xr = x.clone().requires_grad_(True)
 
     def fwd(f, a):
         def run():
             with torch.no_grad():
                 f(a)
+
         return run
 
     def fb(f, a, g):
         def run():
             f(a).backward(g)
+
         return run
+
     for name, f in acts.items():
         fns[name] = fwd(f, x)
         fns[name + "_fb"] = fb(f, xr, dy)
     xl = torch.from_numpy(rng.standard_normal((4096, 1000), dtype=np.float32))
     dyl = torch.from_numpy(rng.standard_normal((4096, 1000), dtype=np.float32))
     fns["log_softmax"] = fwd(lambda a: tf.log_softmax(a, -1), xl)
-    fns["log_softmax_fb"] = fb(lambda a: tf.log_softmax(a, -1), xl.clone().requires_grad_(True),
-                               dyl)
+    fns["log_softmax_fb"] = fb(
+        lambda a: tf.log_softmax(a, -1), xl.clone().requires_grad_(True), dyl
+    )
     lrn = lambda a: tf.local_response_norm(a, 5, 1e-4, 0.75, 2.0)  # noqa: E731
     fns["lrn"], fns["lrn_fb"] = fwd(lrn, x), fb(lrn, xr, dy)
     gn = torch.nn.GroupNorm(32, C)
@@ -197,11 +248,14 @@ def _torch_cases_a(x, rng):
     ln = torch.nn.LayerNorm(C)  # ConvNeXt: over the channels of an NHWC view
     xh = x.permute(0, 2, 3, 1)  # (N, H, W, C), contiguous in channels_last memory
     fns["layer_norm"] = fwd(ln, xh)
-    fns["layer_norm_fb"] = fb(ln, xr.detach().permute(0, 2, 3, 1).requires_grad_(True),
-                              dy.permute(0, 2, 3, 1))
-    pools = {"maxpool_dil": lambda a: tf.max_pool2d(a, 3, 1, 1, 2),
-             "maxpool_ceil": lambda a: tf.max_pool2d(a, 3, 2, 0, ceil_mode=True),
-             "avgpool_ceil": lambda a: tf.avg_pool2d(a, 3, 2, 1, ceil_mode=True)}
+    fns["layer_norm_fb"] = fb(
+        ln, xr.detach().permute(0, 2, 3, 1).requires_grad_(True), dy.permute(0, 2, 3, 1)
+    )
+    pools = {
+        "maxpool_dil": lambda a: tf.max_pool2d(a, 3, 1, 1, 2),
+        "maxpool_ceil": lambda a: tf.max_pool2d(a, 3, 2, 0, ceil_mode=True),
+        "avgpool_ceil": lambda a: tf.avg_pool2d(a, 3, 2, 1, ceil_mode=True),
+    }
     for name, f in pools.items():
         with torch.no_grad():
             gy = torch.randn_like(f(x))
@@ -258,6 +312,7 @@ def _cnnx_cases(threads):
     def dense():
         F.dense(xd, wd, bd)
         F.dense_backward(dyd, xd, wd)
+
     fns["dense"] = dense
 
     gamma = rng.standard_normal(C, dtype=np.float32)
@@ -269,6 +324,7 @@ def _cnnx_cases(threads):
     def bn():
         _, st = F.batch_norm(x, gamma, beta, rm, rv, training=True)
         F.batch_norm_backward(dyb, x, gamma, st)
+
     fns["batchnorm"] = bn
 
     n = 10_000_000
@@ -281,11 +337,13 @@ def _cnnx_cases(threads):
     def adam():
         step[0] += 1
         F.adam_update(p, g, m, v, step[0], 1e-3)
+
     fns["adam"] = adam
     fns["adam_fused"] = adam
 
     # Bandwidth reference: copy the pooling input (1 thread and 2 threads).
     from concurrent.futures import ThreadPoolExecutor
+
     dst = np.empty_like(x)
     xf, df = x.reshape(-1), dst.reshape(-1)
     half = xf.size // 2
@@ -298,6 +356,7 @@ def _cnnx_cases(threads):
         a = pool.submit(np.copyto, df[:half], xf[:half])
         np.copyto(df[half:], xf[half:])
         a.result()
+
     fns.update(_cnnx_layout_cases(rng, x))
     fns.update(_cnnx_cases_a(x, dyb, rng))
     return fns, notes, {"copy1": copy1, "copy2": copy2}
@@ -305,9 +364,11 @@ def _cnnx_cases(threads):
 
 def _fb(fwd, bwd):
     """forward + backward as one timed call (the backward on a fixed dy)."""
+
     def run():
         fwd()
         bwd()
+
     return run
 
 
@@ -324,29 +385,33 @@ def _cnnx_layout_cases(rng, x):
         dy = rng.standard_normal(F.conv_transpose2d(xc, w, b, **kw).shape, dtype=np.float32)
         fwd = (lambda w, b, kw: lambda: F.conv_transpose2d(xc, w, b, **kw))(w, b, kw)
         fns[name] = fwd
-        fns[name + "_fb"] = _fb(fwd, (lambda w, kw, dy: lambda: F.conv_transpose2d_backward(
-            dy, xc, w, **kw))(w, kw, dy))
+        fns[name + "_fb"] = _fb(
+            fwd, (lambda w, kw, dy: lambda: F.conv_transpose2d_backward(dy, xc, w, **kw))(w, kw, dy)
+        )
     xu = rng.standard_normal(UP_SHAPE, dtype=np.float32)
     for mode in ("nearest", "bilinear"):
         dy = rng.standard_normal((N, 56, 56, C), dtype=np.float32)
         fwd = (lambda m: lambda: F.upsample2d(xu, 2, m))(mode)
         fns["up_" + mode] = fwd
-        fns["up_" + mode + "_fb"] = _fb(fwd, (lambda m, dy: lambda: F.upsample2d_backward(
-            dy, 2, m))(mode, dy))
+        fns["up_" + mode + "_fb"] = _fb(
+            fwd, (lambda m, dy: lambda: F.upsample2d_backward(dy, 2, m))(mode, dy)
+        )
     dyp = rng.standard_normal((N, H + 2 * PAD, W + 2 * PAD, C), dtype=np.float32)
     for mode, key in (("constant", "zero"), ("reflect", "reflect"), ("edge", "edge")):
         fwd = (lambda m: lambda: F.pad2d(x, PAD, m))(mode)
         fns["pad_" + key] = fwd
-        fns["pad_" + key + "_fb"] = _fb(fwd, (lambda m: lambda: F.pad2d_backward(
-            dyp, x, PAD, m))(mode))
+        fns["pad_" + key + "_fb"] = _fb(
+            fwd, (lambda m: lambda: F.pad2d_backward(dyp, x, PAD, m))(mode)
+        )
     xs = rng.standard_normal(PS_SHAPE, dtype=np.float32)
     dys = rng.standard_normal((N, 56, 56, 64), dtype=np.float32)
     fns["pixel_shuffle"] = lambda: F.depth_to_space(xs, 2, "CRD")
     fns["pixel_shuffle_fb"] = _fb(fns["pixel_shuffle"], lambda: F.space_to_depth(dys, 2, "CRD"))
     xg = rng.standard_normal(CS_SHAPE, dtype=np.float32)
     fns["channel_shuffle"] = lambda: F.channel_shuffle(xg, 2)
-    fns["channel_shuffle_fb"] = _fb(fns["channel_shuffle"],
-                                    lambda: F.channel_shuffle_backward(xg, 2))
+    fns["channel_shuffle_fb"] = _fb(
+        fns["channel_shuffle"], lambda: F.channel_shuffle_backward(xg, 2)
+    )
     fns["permute"] = lambda: F.permute(x, (2, 1, 3))
     fns["permute_fb"] = _fb(fns["permute"], lambda: F.permute_backward(x, (2, 1, 3)))
     return fns
@@ -355,6 +420,7 @@ def _cnnx_layout_cases(rng, x):
 def _torch_layout_cases(rng, x):
     import numpy as np
     import torch
+
     tf = torch.nn.functional
     cl = torch.channels_last
 
@@ -372,6 +438,7 @@ def _torch_layout_cases(rng, x):
 
         def fb():
             f(xg).backward(dy)
+
         return fwd, fb
 
     fns = {}
@@ -384,26 +451,35 @@ def _torch_layout_cases(rng, x):
         fns[name], fns[name + "_fb"] = pair(f, xc, (CT_N, 2 * CT_HW, 2 * CT_HW, CT_COUT))
     xu = t(UP_SHAPE)
     fns["up_nearest"], fns["up_nearest_fb"] = pair(
-        lambda v: tf.interpolate(v, scale_factor=2, mode="nearest"), xu, (N, 56, 56, C))
+        lambda v: tf.interpolate(v, scale_factor=2, mode="nearest"), xu, (N, 56, 56, C)
+    )
     fns["up_bilinear"], fns["up_bilinear_fb"] = pair(
-        lambda v: tf.interpolate(v, scale_factor=2, mode="bilinear", align_corners=False), xu,
-        (N, 56, 56, C))
+        lambda v: tf.interpolate(v, scale_factor=2, mode="bilinear", align_corners=False),
+        xu,
+        (N, 56, 56, C),
+    )
     for mode, key in (("constant", "zero"), ("reflect", "reflect"), ("replicate", "edge")):
         fns["pad_" + key], fns["pad_" + key + "_fb"] = pair(
-            (lambda m: lambda v: tf.pad(v, (PAD,) * 4, mode=m))(mode), x,
-            (N, H + 2 * PAD, W + 2 * PAD, C))
+            (lambda m: lambda v: tf.pad(v, (PAD,) * 4, mode=m))(mode),
+            x,
+            (N, H + 2 * PAD, W + 2 * PAD, C),
+        )
     fns["pixel_shuffle"], fns["pixel_shuffle_fb"] = pair(
-        lambda v: tf.pixel_shuffle(v, 2), t(PS_SHAPE), (N, 56, 56, 64))
+        lambda v: tf.pixel_shuffle(v, 2), t(PS_SHAPE), (N, 56, 56, 64)
+    )
     fns["channel_shuffle"], fns["channel_shuffle_fb"] = pair(
-        lambda v: tf.channel_shuffle(v, 2), t(CS_SHAPE), CS_SHAPE)
+        lambda v: tf.channel_shuffle(v, 2), t(CS_SHAPE), CS_SHAPE
+    )
     fns["permute"], fns["permute_fb"] = pair(
-        lambda v: v.transpose(2, 3).contiguous(memory_format=cl), x, (N, W, H, C))
+        lambda v: v.transpose(2, 3).contiguous(memory_format=cl), x, (N, W, H, C)
+    )
     return fns
 
 
 def _torch_cases(threads):
     import numpy as np
     import torch
+
     tf = torch.nn.functional
 
     torch.set_num_threads(threads)
@@ -416,11 +492,13 @@ def _torch_cases(threads):
     def maxpool():
         with torch.no_grad():
             tf.max_pool2d(x, 2)
+
     fns["maxpool"] = maxpool
 
     def adaptive():
         with torch.no_grad():
             tf.adaptive_avg_pool2d(x, 7)
+
     fns["adaptive"] = adaptive
 
     xd = torch.from_numpy(rng.standard_normal((64, 4096), dtype=np.float32))
@@ -434,6 +512,7 @@ def _torch_cases(threads):
             dyd @ wd.t()
             xd.t() @ dyd
             dyd.sum(0)
+
     fns["dense"] = dense
 
     bn = torch.nn.BatchNorm2d(C).train()
@@ -444,6 +523,7 @@ def _torch_cases(threads):
     def batchnorm():
         y = bn(xb)
         y.backward(dyb)
+
     fns["batchnorm"] = batchnorm
 
     n = 10_000_000
@@ -454,7 +534,7 @@ def _torch_cases(threads):
             opt = torch.optim.Adam([p], lr=1e-3, **kw)
         except (RuntimeError, TypeError, ValueError):
             continue
-        fns[name] = (lambda o: (lambda: o.step()))(opt)
+        fns[name] = (lambda o: lambda: o.step())(opt)
     fns.update(_torch_layout_cases(rng, x))
     fns.update(_torch_cases_a(x, rng))
     return fns
@@ -476,10 +556,14 @@ def worker(framework, threads, only, min_time):
                 out["times"][name] = _time(fns[name], min_time)
             except Exception as e:  # a half-landed function: skip, say why
                 out["notes"][name] = f"failed: {type(e).__name__}: {e}"
-    if extra and (not only or only in "maxpool adaptive copy" or "pad" in only
-                  or "up_" in only or any(only in n for n in CASES_A)):
-        out["times"]["copy"] = min(_time(extra["copy1"], min_time),
-                                   _time(extra["copy2"], min_time))
+    if extra and (
+        not only
+        or only in "maxpool adaptive copy"
+        or "pad" in only
+        or "up_" in only
+        or any(only in n for n in CASES_A)
+    ):
+        out["times"]["copy"] = min(_time(extra["copy1"], min_time), _time(extra["copy2"], min_time))
     print(json.dumps(out))
 
 
@@ -489,11 +573,18 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=0.3, help="seconds per case per round")
     ap.add_argument("--only", default="")
-    ap.add_argument("--clock", choices=sorted(CLOCK), default="wall",
-                    help="wall: elapsed time; cpu: process CPU time (robust on a loaded machine)")
-    ap.add_argument("--keep-freed-memory", action="store_true",
-                    help="both workers: glibc keeps freed memory (no page faults on fresh "
-                         "outputs; see the module docstring)")
+    ap.add_argument(
+        "--clock",
+        choices=sorted(CLOCK),
+        default="wall",
+        help="wall: elapsed time; cpu: process CPU time (robust on a loaded machine)",
+    )
+    ap.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="both workers: glibc keeps freed memory (no page faults on fresh "
+        "outputs; see the module docstring)",
+    )
     ap.add_argument("--worker", choices=["cnnx", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     global _clock
@@ -511,9 +602,20 @@ def main():
     for r in range(args.rounds):
         order = ["cnnx", "torch"] if r % 2 == 0 else ["torch", "cnnx"]
         for fw in order:
-            cmd = [sys.executable, os.path.join(here, "bench_ops.py"), "--worker", fw,
-                   "--threads", str(args.threads), "--only", args.only,
-                   "--min-time", str(args.min_time), "--clock", args.clock]
+            cmd = [
+                sys.executable,
+                os.path.join(here, "bench_ops.py"),
+                "--worker",
+                fw,
+                "--threads",
+                str(args.threads),
+                "--only",
+                args.only,
+                "--min-time",
+                str(args.min_time),
+                "--clock",
+                args.clock,
+            ]
             res = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if res.returncode != 0:
                 print(f"{fw} worker failed:\n{res.stderr}", file=sys.stderr)
@@ -524,10 +626,13 @@ def main():
             notes.update(data["notes"])
 
     import cnnx
+
     info = cnnx.info()
-    print(f"cnnx {info.get('version')} isa={info.get('isa')}  threads={args.threads}  "
-          f"rounds={args.rounds}  clock={args.clock}  (ratio = torch / cnnx; > 1: cnnx faster)"
-          + ("  keep-freed-memory" if args.keep_freed_memory else ""))
+    print(
+        f"cnnx {info.get('version')} isa={info.get('isa')}  threads={args.threads}  "
+        f"rounds={args.rounds}  clock={args.clock}  (ratio = torch / cnnx; > 1: cnnx faster)"
+        + ("  keep-freed-memory" if args.keep_freed_memory else "")
+    )
     print(f"{'case':34s} {'cnnx ms':>9s} {'torch ms':>9s} {'ratio':>7s}")
     med = {fw: {k: _median(v) for k, v in d.items()} for fw, d in times.items()}
     for name in CASES:
@@ -545,14 +650,21 @@ def main():
     if cp is not None:
         nbytes = N * H * W * C * 4
         copy_bw = 2 * nbytes / (cp * 1e-3) / 1e9
-        print(f"{'copy of the pool input (25.7 MB)':34s} {cp:9.3f}  -> {copy_bw:.1f} GB/s (read+write)")
+        print(
+            f"{'copy of the pool input (25.7 MB)':34s} {cp:9.3f}  -> {copy_bw:.1f} GB/s (read+write)"
+        )
         padded = N * (H + 2 * PAD) * (W + 2 * PAD) * C * 4
         up_in = N * 28 * 28 * C * 4
-        for name, moved in (("maxpool", nbytes + N * 28 * 28 * C * 4),
-                            ("adaptive", nbytes + N * 7 * 7 * C * 4),
-                            ("pad_zero", nbytes + padded), ("pad_reflect", nbytes + padded),
-                            ("pad_edge", nbytes + padded), ("up_nearest", 5 * up_in),
-                            ("up_bilinear", 5 * up_in), ("permute", 2 * nbytes)):
+        for name, moved in (
+            ("maxpool", nbytes + N * 28 * 28 * C * 4),
+            ("adaptive", nbytes + N * 7 * 7 * C * 4),
+            ("pad_zero", nbytes + padded),
+            ("pad_reflect", nbytes + padded),
+            ("pad_edge", nbytes + padded),
+            ("up_nearest", 5 * up_in),
+            ("up_bilinear", 5 * up_in),
+            ("permute", 2 * nbytes),
+        ):
             t = med["cnnx"].get(name)
             if t is None:
                 continue
@@ -566,8 +678,10 @@ def main():
                 if t is None:
                     continue
                 bw = tensors * nbytes / (t * 1e-3) / 1e9
-                print(f"  {name + suffix:14s} {bw:6.1f} GB/s = {100 * bw / copy_bw:5.1f}% of copy "
-                      f"bandwidth")
+                print(
+                    f"  {name + suffix:14s} {bw:6.1f} GB/s = {100 * bw / copy_bw:5.1f}% of copy "
+                    f"bandwidth"
+                )
 
 
 if __name__ == "__main__":

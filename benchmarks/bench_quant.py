@@ -33,6 +33,7 @@ cnnx int8). Ratios are the other framework's time over cnnx int8's.
 Timing: wall time (perf_counter), or with ``--cpu-time`` the process's CPU
 time (ignores time descheduled on a busy machine; use with --threads 1).
 """
+
 import argparse
 import json
 import math
@@ -42,8 +43,14 @@ import sys
 import tempfile
 import time
 
-CASES = [("seed", 64), ("seed", 1), ("resnet18", 1), ("resnet18", 16), ("resnet50", 1),
-         ("resnet50", 16)]
+CASES = [
+    ("seed", 64),
+    ("seed", 1),
+    ("resnet18", 1),
+    ("resnet18", 16),
+    ("resnet50", 1),
+    ("resnet50", 16),
+]
 FRAMEWORKS = ("cnnx_int8", "cnnx_fp32", "ort_int8")
 CALIBRATION = {"seed": 256, "resnet18": 16, "resnet50": 16}
 
@@ -51,6 +58,7 @@ CALIBRATION = {"seed": 256, "resnet18": 16, "resnet50": 16}
 # ---------------------------------------------------------------------------
 # models
 # ---------------------------------------------------------------------------
+
 
 def randomize_batch_norm(model, seed=1):
     """Random batch-norm statistics, so that a random network's activations
@@ -73,8 +81,10 @@ def resnet18(n_classes=1000, input_shape=(224, 224, 3)):
     import cnnx
 
     def cbr(c, k, s, relu=True):
-        layers = [cnnx.Conv2D(c, k, strides=s, padding=k // 2, use_bias=False),
-                  cnnx.BatchNormalization(epsilon=1e-5)]
+        layers = [
+            cnnx.Conv2D(c, k, strides=s, padding=k // 2, use_bias=False),
+            cnnx.BatchNormalization(epsilon=1e-5),
+        ]
         return layers + ([cnnx.ReLU()] if relu else [])
 
     layers = cbr(64, 7, 2) + [cnnx.MaxPool2D(3, 2, padding=1)]
@@ -84,8 +94,10 @@ def resnet18(n_classes=1000, input_shape=(224, 224, 3)):
             s = 2 if (b == 0 and stage > 0) else 1
             short = None
             if s != 1 or cin != c:
-                short = [cnnx.Conv2D(c, 1, strides=s, use_bias=False),
-                         cnnx.BatchNormalization(epsilon=1e-5)]
+                short = [
+                    cnnx.Conv2D(c, 1, strides=s, use_bias=False),
+                    cnnx.BatchNormalization(epsilon=1e-5),
+                ]
             layers.append(cnnx.Residual(cbr(c, 3, s) + cbr(c, 3, 1, relu=False), shortcut=short))
             cin = c
     layers += [cnnx.GlobalAvgPool2D(), cnnx.Dense(n_classes)]
@@ -97,8 +109,10 @@ def resnet50(n_classes=1000, input_shape=(224, 224, 3)):
     import cnnx
 
     def cbr(c, k, s, relu=True):
-        layers = [cnnx.Conv2D(c, k, strides=s, padding=k // 2, use_bias=False),
-                  cnnx.BatchNormalization(epsilon=1e-5)]
+        layers = [
+            cnnx.Conv2D(c, k, strides=s, padding=k // 2, use_bias=False),
+            cnnx.BatchNormalization(epsilon=1e-5),
+        ]
         return layers + ([cnnx.ReLU()] if relu else [])
 
     layers = cbr(64, 7, 2) + [cnnx.MaxPool2D(3, 2, padding=1)]
@@ -108,10 +122,13 @@ def resnet50(n_classes=1000, input_shape=(224, 224, 3)):
             s = 2 if (b == 0 and stage > 0) else 1
             short = None
             if s != 1 or cin != 4 * c:
-                short = [cnnx.Conv2D(4 * c, 1, strides=s, use_bias=False),
-                         cnnx.BatchNormalization(epsilon=1e-5)]
-            layers.append(cnnx.Residual(cbr(c, 1, 1) + cbr(c, 3, s) + cbr(4 * c, 1, 1, False),
-                                        shortcut=short))
+                short = [
+                    cnnx.Conv2D(4 * c, 1, strides=s, use_bias=False),
+                    cnnx.BatchNormalization(epsilon=1e-5),
+                ]
+            layers.append(
+                cnnx.Residual(cbr(c, 1, 1) + cbr(c, 3, s) + cbr(4 * c, 1, 1, False), shortcut=short)
+            )
             cin = 4 * c
     layers += [cnnx.GlobalAvgPool2D(), cnnx.Dense(n_classes)]
     return cnnx.Sequential(layers, input_shape=input_shape)
@@ -139,8 +156,12 @@ def torch_resnet18(seed=0):
             return self.relu(y + (x if self.down is None else self.down(x)))
 
     torch.manual_seed(seed)
-    layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-              nn.MaxPool2d(3, 2, 1)]
+    layers = [
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+    ]
     cin = 64
     for stage, c in enumerate((64, 128, 256, 512)):
         for b in range(2):
@@ -179,9 +200,16 @@ def prepare(case, workdir, log):
         import torch
 
         net = torch_resnet18()
-        torch.onnx.export(net, torch.zeros(1, 3, 224, 224), fp_onnx, input_names=["input"],
-                          output_names=["output"], dynamic_axes={"input": {0: "N"}},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            net,
+            torch.zeros(1, 3, 224, 224),
+            fp_onnx,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "N"}},
+            opset_version=17,
+            dynamo=False,
+        )
         model = cnnx.onnx.load(fp_onnx)
         nchw, source = True, "PyTorch -> torch.onnx.export -> cnnx.onnx.load"
     else:
@@ -205,29 +233,42 @@ def prepare(case, workdir, log):
     model.save(os.path.join(workdir, f"{case}_fp32.cnnx"))
     q.save(os.path.join(workdir, f"{case}_int8.cnnx"))
     t_ort = _ort_quantize(fp_onnx, os.path.join(workdir, f"{case}_int8.onnx"), calib, nchw)
-    log(f"{case}: {source}; calibration {len(calib)} images; quantize: cnnx {t_cnnx:.1f} s, "
-        f"ONNX Runtime {t_ort:.1f} s")
+    log(
+        f"{case}: {source}; calibration {len(calib)} images; quantize: cnnx {t_cnnx:.1f} s, "
+        f"ONNX Runtime {t_ort:.1f} s"
+    )
     return {"shape": list(shape), "nchw": nchw}
 
 
 def _ort_quantize(src, dst, calib, nchw):
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     name = onnx.load(src, load_external_data=False).graph.input[0].name
     data = calib.transpose(0, 3, 1, 2).copy() if nchw else calib
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = iter([{name: data[i:i + 8]} for i in range(0, len(data), 8)])
+            self.it = iter([{name: data[i : i + 8]} for i in range(0, len(data), 8)])
 
         def get_next(self):
             return next(self.it, None)
 
     t0 = time.perf_counter()
-    quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        src,
+        dst,
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     return time.perf_counter() - t0
 
 
@@ -235,12 +276,14 @@ def _ort_quantize(src, dst, calib, nchw):
 # one framework in this process
 # ---------------------------------------------------------------------------
 
+
 def _inputs(shape, batch, n):
     import numpy as np
 
     rng = np.random.default_rng(11)
-    return [np.abs(rng.standard_normal((batch,) + tuple(shape))).astype(np.float32)
-            for _ in range(n)]
+    return [
+        np.abs(rng.standard_normal((batch,) + tuple(shape))).astype(np.float32) for _ in range(n)
+    ]
 
 
 def _best(fn, n, seconds, clock):
@@ -285,11 +328,17 @@ def worker(args):
             so.inter_op_num_threads = 1
             so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            s = ort.InferenceSession(os.path.join(args.workdir, f"{case}_int8.onnx"), so,
-                                     providers=["CPUExecutionProvider"])
+            s = ort.InferenceSession(
+                os.path.join(args.workdir, f"{case}_int8.onnx"),
+                so,
+                providers=["CPUExecutionProvider"],
+            )
             name = s.get_inputs()[0].name
-            tr = (lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))) if meta["nchw"] \
+            tr = (
+                (lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+                if meta["nchw"]
                 else (lambda a: a)
+            )
             feeds = [{name: tr(x)} for x in xs]
             run = lambda i: s.run(None, feeds[i])  # noqa: E731
             y = s.run(None, {name: tr(check_x)})[0]
@@ -302,9 +351,22 @@ def worker(args):
 def run_worker(framework, args, info, cases):
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(args.threads)
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--threads",
-           str(args.threads), "--seconds", str(args.seconds), "--workdir", args.workdir,
-           "--info", json.dumps(info), "--cases", *[f"{c}:{b}" for c, b in cases]]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        framework,
+        "--threads",
+        str(args.threads),
+        "--seconds",
+        str(args.seconds),
+        "--workdir",
+        args.workdir,
+        "--info",
+        json.dumps(info),
+        "--cases",
+        *[f"{c}:{b}" for c, b in cases],
+    ]
     if args.cpu_time:
         cmd.append("--cpu-time")
     res = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -335,12 +397,17 @@ def main():
     if args.worker:
         return worker(args)
 
-    cases = [(c, b) for c, b in CASES if (not args.only or c in args.only)
-             and (not args.batches or b in args.batches)]
+    cases = [
+        (c, b)
+        for c, b in CASES
+        if (not args.only or c in args.only) and (not args.batches or b in args.batches)
+    ]
     load = os.getloadavg()
-    print(f"load: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  threads: {args.threads}  "
-          f"timer: {'process CPU time' if args.cpu_time else 'wall'}  rounds: {args.rounds}",
-          flush=True)
+    print(
+        f"load: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}  threads: {args.threads}  "
+        f"timer: {'process CPU time' if args.cpu_time else 'wall'}  rounds: {args.rounds}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         args.workdir = args.workdir or tmp
         info = {}
@@ -349,7 +416,7 @@ def main():
         best = {}
         checks = {}
         for r in range(args.rounds):
-            order = FRAMEWORKS[r % 3:] + FRAMEWORKS[:r % 3]
+            order = FRAMEWORKS[r % 3 :] + FRAMEWORKS[: r % 3]
             for fw in order:
                 res = run_worker(fw, args, info, cases)
                 checks[fw] = res["check"]
@@ -370,11 +437,15 @@ def _report(cases, best, checks, args):
     print("outputs on a fixed batch of 8 (relative L2):")
     for case in dict.fromkeys(c for c, _ in cases):
         q, f, o = (checks[fw][case] for fw in FRAMEWORKS)
-        print(f"  {case:<9} cnnx int8 vs cnnx fp32 {100 * _rel(q, f):6.2f} %   "
-              f"ONNX Runtime int8 vs cnnx int8 {100 * _rel(o, q):6.2f} %")
+        print(
+            f"  {case:<9} cnnx int8 vs cnnx fp32 {100 * _rel(q, f):6.2f} %   "
+            f"ONNX Runtime int8 vs cnnx int8 {100 * _rel(o, q):6.2f} %"
+        )
     print()
-    head = (f"| {'case':<10} | {'batch':>5} | {'cnnx fp32 ms':>12} | {'cnnx int8 ms':>12} | "
-            f"{'ORT int8 ms':>11} | {'int8 vs fp32':>12} | {'vs ORT int8':>11} |")
+    head = (
+        f"| {'case':<10} | {'batch':>5} | {'cnnx fp32 ms':>12} | {'cnnx int8 ms':>12} | "
+        f"{'ORT int8 ms':>11} | {'int8 vs fp32':>12} | {'vs ORT int8':>11} |"
+    )
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     ratios = []
@@ -384,14 +455,25 @@ def _report(cases, best, checks, args):
         tq, tf, to = (best[(fw, k)] for fw in FRAMEWORKS)
         ratios.append(to / tq)
         rows.append({"case": case, "batch": batch, "fp32": tf, "int8": tq, "ort_int8": to})
-        print(f"| {case:<10} | {batch:>5} | {tf * 1e3:>12.2f} | {tq * 1e3:>12.2f} | "
-              f"{to * 1e3:>11.2f} | {tf / tq:>11.2f}x | {to / tq:>10.2f}x |")
+        print(
+            f"| {case:<10} | {batch:>5} | {tf * 1e3:>12.2f} | {tq * 1e3:>12.2f} | "
+            f"{to * 1e3:>11.2f} | {tf / tq:>11.2f}x | {to / tq:>10.2f}x |"
+        )
     geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     print(f"\ngeometric mean, cnnx int8 vs ONNX Runtime int8: {geo:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": rows, "geomean_vs_ort": geo, "threads": args.threads,
-                       "cpu_time": args.cpu_time, "load": os.getloadavg()}, f, indent=1)
+            json.dump(
+                {
+                    "rows": rows,
+                    "geomean_vs_ort": geo,
+                    "threads": args.threads,
+                    "cpu_time": args.cpu_time,
+                    "load": os.getloadavg(),
+                },
+                f,
+                indent=1,
+            )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ kept. Inputs are drawn from a pool of random batches (not one repeated
 batch). Ratios are cnnx img/s over PyTorch img/s: above 1 means cnnx is
 faster.
 """
+
 import argparse
 import json
 import os
@@ -64,13 +65,19 @@ def run_cnnx(batch, threads, seconds):
 
     cnnx.set_num_threads(threads)
     cnnx.set_seed(0)
-    model = cnnx.Sequential([
-        cnnx.Conv2D(8, 5, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(16, 5, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Flatten(),
-        cnnx.Dense(120, activation="relu"), cnnx.Dense(84, activation="relu"),
-        cnnx.Dense(10, activation="softmax"),
-    ], input_shape=(32, 32, 3))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 5, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(16, 5, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Flatten(),
+            cnnx.Dense(120, activation="relu"),
+            cnnx.Dense(84, activation="relu"),
+            cnnx.Dense(10, activation="softmax"),
+        ],
+        input_shape=(32, 32, 3),
+    )
     model.compile(optimizer=cnnx.optim.SGD(lr=0.01, momentum=0.9), loss="cross_entropy")
     x, y = _pool(batch, np.random.default_rng(1))
     xs = [x[i] for i in range(len(x))]
@@ -88,15 +95,27 @@ def run_torch(batch, threads, seconds):
     torch.manual_seed(0)
     nn = torch.nn
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(3, 8, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+        nn.Linear(400, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
     ).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x, y = _pool(batch, np.random.default_rng(1))
-    xs = [torch.from_numpy(x[i].transpose(0, 3, 1, 2).copy()).contiguous(
-        memory_format=torch.channels_last) for i in range(len(x))]
+    xs = [
+        torch.from_numpy(x[i].transpose(0, 3, 1, 2).copy()).contiguous(
+            memory_format=torch.channels_last
+        )
+        for i in range(len(x))
+    ]
     ys = [torch.from_numpy(y[i]) for i in range(len(y))]
     lossf = nn.functional.cross_entropy
 
@@ -126,34 +145,50 @@ def run_mnist(args):
 
     cnnx.set_num_threads(args.threads)
     (x, y), (xt, yt), src = load_mnist(return_source=True)
-    print(f"MNIST from {src[0]}: {len(x)} train / {len(xt)} test, {args.threads} threads, "
-          f"{args.optimizer}, batch {args.batch_size}")
+    print(
+        f"MNIST from {src[0]}: {len(x)} train / {len(xt)} test, {args.threads} threads, "
+        f"{args.optimizer}, batch {args.batch_size}"
+    )
     # the usual MNIST standardisation (training-set mean and standard deviation)
     mean, std = float(x.mean()), float(x.std())
     x = (x - mean) / std
     xt = (xt - mean) / std
     cnnx.set_seed(0)
-    model = cnnx.Sequential([
-        cnnx.Conv2D(6, 5, padding="same", activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(16, 5, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Flatten(),
-        cnnx.Dense(120, activation="relu"), cnnx.Dense(84, activation="relu"),
-        cnnx.Dense(10, activation="softmax"),
-    ], input_shape=(28, 28, 1))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(6, 5, padding="same", activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(16, 5, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Flatten(),
+            cnnx.Dense(120, activation="relu"),
+            cnnx.Dense(84, activation="relu"),
+            cnnx.Dense(10, activation="softmax"),
+        ],
+        input_shape=(28, 28, 1),
+    )
     if args.optimizer == "sgd":
         opt = cnnx.optim.SGD(lr=0.02, momentum=0.9)  # not tuned: AdamW is the measured recipe
     else:
         opt = cnnx.optim.AdamW(lr=2e-3, weight_decay=1e-4)
     model.compile(optimizer=opt, loss="cross_entropy", metrics=["accuracy"])
-    sched = cnnx.callbacks.LearningRateScheduler("cosine", epochs=args.epochs,
-                                                 min_lr=opt.lr / 100)
+    sched = cnnx.callbacks.LearningRateScheduler("cosine", epochs=args.epochs, min_lr=opt.lr / 100)
     t0 = _time.perf_counter()
-    hist = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size,
-                     validation_data=(xt, yt), callbacks=[sched], verbose=2)
+    hist = model.fit(
+        x,
+        y,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=(xt, yt),
+        callbacks=[sched],
+        verbose=2,
+    )
     total = _time.perf_counter() - t0
-    print(f"test accuracy after {args.epochs} epochs: {hist.history['val_accuracy'][-1]:.4f}; "
-          f"train time per epoch {sum(hist.history['time']) / len(hist.epoch):.1f} s "
-          f"(total with evaluation {total:.0f} s)")
+    print(
+        f"test accuracy after {args.epochs} epochs: {hist.history['val_accuracy'][-1]:.4f}; "
+        f"train time per epoch {sum(hist.history['time']) / len(hist.epoch):.1f} s "
+        f"(total with evaluation {total:.0f} s)"
+    )
 
 
 def worker(args):
@@ -164,9 +199,18 @@ def worker(args):
 
 def launch(framework, args):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--threads",
-           str(args.threads), "--seconds", str(args.seconds), "--batches",
-           *[str(b) for b in args.batches]]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        framework,
+        "--threads",
+        str(args.threads),
+        "--seconds",
+        str(args.seconds),
+        "--batches",
+        *[str(b) for b in args.batches],
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{framework} worker failed:\n{out.stderr}")
@@ -192,7 +236,7 @@ def main():
         return worker(args)
     best = {"cnnx": {}, "torch": {}}
     for r in range(args.rounds):
-        for fw in (("cnnx", "torch") if r % 2 == 0 else ("torch", "cnnx")):
+        for fw in ("cnnx", "torch") if r % 2 == 0 else ("torch", "cnnx"):
             res = launch(fw, args)
             for b, d in res.items():
                 cell = best[fw].setdefault(b, {"train": 0.0, "predict": 0.0})
@@ -202,14 +246,20 @@ def main():
     if args.json:
         print(json.dumps(best))
         return
-    print(f"Seed network (32x32x3, 62,958 params), SGD momentum + cross-entropy, "
-          f"{args.threads} threads, best of {args.rounds} alternating rounds; img/s")
-    print(f"{'batch':>5} | {'cnnx train':>10} {'torch train':>11} {'ratio':>6} | "
-          f"{'cnnx predict':>12} {'torch predict':>13} {'ratio':>6}")
+    print(
+        f"Seed network (32x32x3, 62,958 params), SGD momentum + cross-entropy, "
+        f"{args.threads} threads, best of {args.rounds} alternating rounds; img/s"
+    )
+    print(
+        f"{'batch':>5} | {'cnnx train':>10} {'torch train':>11} {'ratio':>6} | "
+        f"{'cnnx predict':>12} {'torch predict':>13} {'ratio':>6}"
+    )
     for b in args.batches:
         c, t = best["cnnx"][b], best["torch"][b]
-        print(f"{b:>5} | {c['train']:>10,.0f} {t['train']:>11,.0f} {c['train'] / t['train']:>5.2f}x | "
-              f"{c['predict']:>12,.0f} {t['predict']:>13,.0f} {c['predict'] / t['predict']:>5.2f}x")
+        print(
+            f"{b:>5} | {c['train']:>10,.0f} {t['train']:>11,.0f} {c['train'] / t['train']:>5.2f}x | "
+            f"{c['predict']:>12,.0f} {t['predict']:>13,.0f} {c['predict'] / t['predict']:>5.2f}x"
+        )
 
 
 if __name__ == "__main__":

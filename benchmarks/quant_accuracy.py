@@ -12,6 +12,7 @@
 - ResNet-18 (224x224x3, random weights and batch-norm statistics): the int8
   logits against the float32 ones, relative L2 over a batch. Target: < 2 %.
 """
+
 import argparse
 import os
 import sys
@@ -41,10 +42,14 @@ def train(name, make, data, epochs, models_dir):
 
 
 def accuracy_table(args):
-    sets = {"digits": cnnx.datasets.load_mnist("digits"),
-            "fashion": cnnx.datasets.load_mnist("fashion")}
-    cases = [("lenet5_mnist", lambda: lenet5(input_shape=(28, 28, 1)), "digits"),
-             ("small_resnet_fashion", lambda: small_resnet(input_shape=(28, 28, 1)), "fashion")]
+    sets = {
+        "digits": cnnx.datasets.load_mnist("digits"),
+        "fashion": cnnx.datasets.load_mnist("fashion"),
+    }
+    cases = [
+        ("lenet5_mnist", lambda: lenet5(input_shape=(28, 28, 1)), "digits"),
+        ("small_resnet_fashion", lambda: small_resnet(input_shape=(28, 28, 1)), "fashion"),
+    ]
     print(f"| {'model':<22} | {'float32':>8} | {'method':<10} | {'int8':>8} | {'diff (pp)':>9} |")
     print(f"|{'-' * 24}|{'-' * 9}:|{'-' * 12}|{'-' * 9}:|{'-' * 10}:|")
     for name, make, kind in cases:
@@ -52,14 +57,17 @@ def accuracy_table(args):
         (xtr, _), (xte, yte) = sets[kind]
         m.compile(loss="cross_entropy", metrics=["accuracy"])
         acc_f = m.evaluate(xte, yte)["accuracy"]
-        calib = xtr[np.random.default_rng(1).permutation(len(xtr))[:args.calibration]]
+        calib = xtr[np.random.default_rng(1).permutation(len(xtr))[: args.calibration]]
         for method in ("minmax", "percentile", "entropy"):
             t0 = time.perf_counter()
             q = cnnx.quantize(m, calib, method=method)
             tq = time.perf_counter() - t0
             acc_q = q.evaluate(xte, yte)["accuracy"]
-            print(f"| {name:<22} | {100 * acc_f:>7.2f}% | {method:<10} | {100 * acc_q:>7.2f}% | "
-                  f"{100 * (acc_q - acc_f):>+9.2f} |  (quantize: {tq:.1f} s)", flush=True)
+            print(
+                f"| {name:<22} | {100 * acc_f:>7.2f}% | {method:<10} | {100 * acc_q:>7.2f}% | "
+                f"{100 * (acc_q - acc_f):>+9.2f} |  (quantize: {tq:.1f} s)",
+                flush=True,
+            )
 
 
 def resnet18_logits(args):
@@ -75,8 +83,11 @@ def resnet18_logits(args):
         yq = q.predict(x)
         rel = np.linalg.norm(yq - yf) / np.linalg.norm(yf)
         top1 = np.mean(yq.argmax(1) == yf.argmax(1))
-        print(f"ResNet-18 random weights, {method:<10}: logits rel. L2 {100 * rel:.2f} % "
-              f"(top-1 agreement {100 * top1:.0f} % of {len(x)})", flush=True)
+        print(
+            f"ResNet-18 random weights, {method:<10}: logits rel. L2 {100 * rel:.2f} % "
+            f"(top-1 agreement {100 * top1:.0f} % of {len(x)})",
+            flush=True,
+        )
 
 
 def main():
@@ -89,8 +100,10 @@ def main():
     p.add_argument("--resnet18", action="store_true", help="only the ResNet-18 logits check")
     args = p.parse_args()
     cnnx.set_num_threads(args.threads)
-    print(f"load: {os.getloadavg()[0]:.2f}  threads: {args.threads}  epochs: {args.epochs}  "
-          f"calibration images: {args.calibration}")
+    print(
+        f"load: {os.getloadavg()[0]:.2f}  threads: {args.threads}  epochs: {args.epochs}  "
+        f"calibration images: {args.calibration}"
+    )
     if not args.resnet18:
         accuracy_table(args)
     resnet18_logits(args)

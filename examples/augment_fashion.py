@@ -35,6 +35,7 @@ Data: Fashion-MNIST (Debian's dataset-fashion-mnist, or $CNNX_DATA_DIR);
 without it, generated shapes. Writes ``augmented_samples.png`` (with
 matplotlib). The last line printed is the headline: both test accuracies.
 """
+
 import argparse
 import os
 import time
@@ -45,19 +46,28 @@ import cnnx
 
 
 def augmentation():
-    return [cnnx.RandomTranslation(0.1, 0.1, fill_mode="constant", interpolation="nearest"),
-            cnnx.RandomZoom(0.1, fill_mode="constant", interpolation="nearest")]
+    return [
+        cnnx.RandomTranslation(0.1, 0.1, fill_mode="constant", interpolation="nearest"),
+        cnnx.RandomZoom(0.1, fill_mode="constant", interpolation="nearest"),
+    ]
 
 
 def build(input_shape, n_classes, augment):
     cnnx.set_seed(0)  # the same initial weights with and without augmentation
-    return cnnx.Sequential((augmentation() if augment else []) + [
-        cnnx.Conv2D(16, 3, padding="same", activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(32, 3, padding="same", activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Flatten(),
-        cnnx.Dense(64, activation="relu"),
-        cnnx.Dense(n_classes, activation="softmax"),
-    ], input_shape=input_shape, name="augmented" if augment else "plain")
+    return cnnx.Sequential(
+        (augmentation() if augment else [])
+        + [
+            cnnx.Conv2D(16, 3, padding="same", activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(32, 3, padding="same", activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Flatten(),
+            cnnx.Dense(64, activation="relu"),
+            cnnx.Dense(n_classes, activation="softmax"),
+        ],
+        input_shape=input_shape,
+        name="augmented" if augment else "plain",
+    )
 
 
 def load(n_train):
@@ -84,9 +94,11 @@ def train(augment, data, epochs, batch_size):
     hist = model.fit(xtr, ytr, epochs=epochs, batch_size=batch_size, seed=1, verbose=0)
     seconds = time.perf_counter() - t0
     result = model.evaluate(xte, yte)
-    print(f"{'with' if augment else 'without'} augmentation: train accuracy "
-          f"{hist.history['accuracy'][-1]:.4f}, test accuracy {result['accuracy']:.4f} "
-          f"({seconds:.1f} s)")
+    print(
+        f"{'with' if augment else 'without'} augmentation: train accuracy "
+        f"{hist.history['accuracy'][-1]:.4f}, test accuracy {result['accuracy']:.4f} "
+        f"({seconds:.1f} s)"
+    )
     return model, result["accuracy"]
 
 
@@ -100,7 +112,7 @@ def save_samples(model, x, out_dir):
     except ImportError:
         print("matplotlib not installed: no picture")
         return
-    layers = model.layers[:len(augmentation())]
+    layers = model.layers[: len(augmentation())]
     cnnx.set_seed(3)
     rows = [x[:6]]
     for _ in range(5):
@@ -122,8 +134,9 @@ def save_samples(model, x, out_dir):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="1,000 training images, 15 epochs (< 1 minute)")
+    p.add_argument(
+        "--quick", action="store_true", help="1,000 training images, 15 epochs (< 1 minute)"
+    )
     p.add_argument("--train", type=int, default=None, help="training images (default 5,000)")
     p.add_argument("--epochs", type=int, default=None, help="default 40 (15 with --quick)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -134,13 +147,17 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
 
     name, train_set, test_set = load(n_train)
-    print(f"data: {name}, {len(train_set[0])} training / {len(test_set[0])} test images, "
-          f"{epochs} epochs")
+    print(
+        f"data: {name}, {len(train_set[0])} training / {len(test_set[0])} test images, "
+        f"{epochs} epochs"
+    )
     _, plain = train(False, (train_set, test_set), epochs, args.batch_size)
     model, augmented = train(True, (train_set, test_set), epochs, args.batch_size)
     save_samples(model, train_set[0], args.out_dir)
-    print(f"augmentation: test accuracy {plain:.4f} without, {augmented:.4f} with "
-          f"({100 * (augmented - plain):+.2f} points)")
+    print(
+        f"augmentation: test accuracy {plain:.4f} without, {augmented:.4f} with "
+        f"({100 * (augmented - plain):+.2f} points)"
+    )
     return plain, augmented
 
 

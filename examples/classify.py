@@ -28,6 +28,7 @@ The last line printed is the headline metric, e.g.
 ``resnet on fashion: test accuracy 0.9263 (612 s)``; a PNG with test images
 and their predicted labels goes to ``--out-dir``.
 """
+
 import argparse
 import math
 import os
@@ -40,8 +41,18 @@ import cnnx
 from cnnx.datasets import SHAPE_NAMES, load_mnist, make_shapes
 from cnnx.teaching import lenet5
 
-FASHION_NAMES = ("T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                 "Sneaker", "Bag", "Boot")
+FASHION_NAMES = (
+    "T-shirt",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Boot",
+)
 
 
 def load(dataset, quick, data_dir=None):
@@ -49,8 +60,7 @@ def load(dataset, quick, data_dir=None):
     if dataset in ("mnist", "fashion"):
         kind = "digits" if dataset == "mnist" else "fashion"
         try:
-            (xt, yt), (xs, ys), (label, where) = load_mnist(kind, path=data_dir,
-                                                            return_source=True)
+            (xt, yt), (xs, ys), (label, where) = load_mnist(kind, path=data_dir, return_source=True)
             names = tuple(str(i) for i in range(10)) if kind == "digits" else FASHION_NAMES
             src = f"{label} ({where})"
         except FileNotFoundError as e:
@@ -67,22 +77,29 @@ def load(dataset, quick, data_dir=None):
 
 def resnet(input_shape, n_classes, width=32):
     """Stem conv + BN + pool, three residual blocks, global average pooling, softmax."""
+
     def conv_bn(c, s, relu):
-        out = [cnnx.Conv2D(c, 3, strides=s, padding="same", use_bias=False),
-               cnnx.BatchNormalization(momentum=0.9)]
+        out = [
+            cnnx.Conv2D(c, 3, strides=s, padding="same", use_bias=False),
+            cnnx.BatchNormalization(momentum=0.9),
+        ]
         return out + [cnnx.ReLU()] if relu else out
 
     w = width
-    return cnnx.Sequential([
-        cnnx.Conv2D(w // 2 + w // 4, 3, padding="same", use_bias=False),
-        cnnx.BatchNormalization(momentum=0.9), cnnx.ReLU(),
-        cnnx.MaxPool2D(2),
-        cnnx.Residual(conv_bn(w, 1, True) + conv_bn(w, 1, False)),          # 1x1 projection
-        cnnx.Residual(conv_bn(2 * w, 2, True) + conv_bn(2 * w, 1, False)),  # stride 2
-        cnnx.Residual(conv_bn(2 * w, 1, True) + conv_bn(2 * w, 1, False)),  # identity
-        cnnx.GlobalAvgPool2D(),
-        cnnx.Dense(n_classes, activation="softmax"),
-    ], input_shape=tuple(input_shape))
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(w // 2 + w // 4, 3, padding="same", use_bias=False),
+            cnnx.BatchNormalization(momentum=0.9),
+            cnnx.ReLU(),
+            cnnx.MaxPool2D(2),
+            cnnx.Residual(conv_bn(w, 1, True) + conv_bn(w, 1, False)),  # 1x1 projection
+            cnnx.Residual(conv_bn(2 * w, 2, True) + conv_bn(2 * w, 1, False)),  # stride 2
+            cnnx.Residual(conv_bn(2 * w, 1, True) + conv_bn(2 * w, 1, False)),  # identity
+            cnnx.GlobalAvgPool2D(),
+            cnnx.Dense(n_classes, activation="softmax"),
+        ],
+        input_shape=tuple(input_shape),
+    )
 
 
 def augment(x, rng, shift):
@@ -94,8 +111,8 @@ def augment(x, rng, shift):
         pad = np.pad(out, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
         dy = rng.integers(0, 2 * shift + 1, n)
         dx = rng.integers(0, 2 * shift + 1, n)
-        rows = dy[:, None] + np.arange(h)[None, :]                 # (n, h)
-        cols = dx[:, None] + np.arange(w)[None, :]                 # (n, w)
+        rows = dy[:, None] + np.arange(h)[None, :]  # (n, h)
+        cols = dx[:, None] + np.arange(w)[None, :]  # (n, w)
         out = pad[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
     return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -109,7 +126,7 @@ def recalibrate_batchnorm(model, x, batch_size=100, passes=2):
     """
     for _ in range(passes):
         for i in range(0, len(x), batch_size):
-            model.forward(x[i:i + batch_size], training=True)
+            model.forward(x[i : i + batch_size], training=True)
 
 
 def train(name, dataset, data, epochs, batch_size, lr, seed, verbose, quick=False):
@@ -122,9 +139,11 @@ def train(name, dataset, data, epochs, batch_size, lr, seed, verbose, quick=Fals
     else:
         model = resnet(xt.shape[1:], n_classes)
         shift = 2 if dataset == "fashion" else 0
-    flips = dataset != "mnist"   # a mirrored digit is another symbol (or none)
-    print(f"\n== {name} on {dataset}: {model.count_params():,} parameters, {epochs} epochs, "
-          f"batch {batch_size}, lr {lr}")
+    flips = dataset != "mnist"  # a mirrored digit is another symbol (or none)
+    print(
+        f"\n== {name} on {dataset}: {model.count_params():,} parameters, {epochs} epochs, "
+        f"batch {batch_size}, lr {lr}"
+    )
     if verbose:
         model.summary()
     opt = cnnx.optim.SGD(lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -134,10 +153,11 @@ def train(name, dataset, data, epochs, batch_size, lr, seed, verbose, quick=Fals
     for epoch in range(epochs):
         opt.lr = lr * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
         xa = augment(xt, rng, shift) if flips else xt
-        h = model.fit(xa, yt, epochs=1, batch_size=batch_size, verbose=0,
-                      seed=seed + epoch)
-        msg = (f"epoch {epoch + 1}/{epochs}: lr {opt.lr:.4f}, loss {h['loss'][-1]:.4f}, "
-               f"train accuracy {h['accuracy'][-1]:.4f}, {time.perf_counter() - t0:.0f} s")
+        h = model.fit(xa, yt, epochs=1, batch_size=batch_size, verbose=0, seed=seed + epoch)
+        msg = (
+            f"epoch {epoch + 1}/{epochs}: lr {opt.lr:.4f}, loss {h['loss'][-1]:.4f}, "
+            f"train accuracy {h['accuracy'][-1]:.4f}, {time.perf_counter() - t0:.0f} s"
+        )
         if verbose:
             msg += f", test accuracy {model.evaluate(xs, ys)['accuracy']:.4f}"
         print(msg, flush=True)
@@ -155,8 +175,13 @@ def save_picture(model, xs, ys, names, mean, std, path, title):
     pred = model.predict(xs[:k]).argmax(axis=1)
     titles = [f"{names[p]}" + ("" if p == t else f" ({names[t]})") for p, t in zip(pred, ys[:k])]
     try:
-        viz.plot_images(xs[:k] * std + mean, titles=titles, path=path, ncols=8,
-                        suptitle=title + " (prediction, true label when wrong)")
+        viz.plot_images(
+            xs[:k] * std + mean,
+            titles=titles,
+            path=path,
+            ncols=8,
+            suptitle=title + " (prediction, true label when wrong)",
+        )
     except ImportError as e:  # matplotlib missing: cnnx.viz says how to get it
         print(f"(no picture: {e})")
         return False
@@ -165,43 +190,65 @@ def save_picture(model, xs, ys, names, mean, std, path, title):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="2,000 training / 500 test images, 3 epochs of lenet5, 1 of resnet "
-                         "(then its batch-norm statistics re-estimated), < 60 s")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="2,000 training / 500 test images, 3 epochs of lenet5, 1 of resnet "
+        "(then its batch-norm statistics re-estimated), < 60 s",
+    )
     ap.add_argument("--dataset", default="fashion", choices=("fashion", "mnist", "shapes"))
     ap.add_argument("--model", default="both", choices=("lenet5", "resnet", "both"))
-    ap.add_argument("--epochs", type=int, default=None,
-                    help="default 12 (with --quick: 3 for lenet5, 1 for resnet)")
+    ap.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="default 12 (with --quick: 3 for lenet5, 1 for resnet)",
+    )
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=None, help="default 0.02 (lenet5), 0.1 (resnet)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out-dir", default=os.path.join("cnnx_output", "classify"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--verbose", action="store_true", help="summary tables, test accuracy after every epoch")
+    ap.add_argument(
+        "--verbose", action="store_true", help="summary tables, test accuracy after every epoch"
+    )
     args = ap.parse_args(argv)
 
     (xt, yt), (xs, ys), names, src, dataset = load(args.dataset, args.quick, args.data_dir)
     mean, std = float(xt.mean()), float(xt.std())
     xt = ((xt - mean) / std).astype(np.float32)
     xs = ((xs - mean) / std).astype(np.float32)
-    print(f"data: {dataset}, {len(xt)} training and {len(xs)} test images of "
-          f"{'x'.join(map(str, xt.shape[1:]))}, from {src}; cnnx {cnnx.info()}")
+    print(
+        f"data: {dataset}, {len(xt)} training and {len(xs)} test images of "
+        f"{'x'.join(map(str, xt.shape[1:]))}, from {src}; cnnx {cnnx.info()}"
+    )
     os.makedirs(args.out_dir, exist_ok=True)
     models = ("lenet5", "resnet") if args.model == "both" else (args.model,)
     results = []
     for name in models:
         lr = args.lr or (0.02 if name == "lenet5" else 0.1)
         epochs = args.epochs or ((3 if name == "lenet5" else 1) if args.quick else 12)
-        model, acc, seconds = train(name, dataset, ((xt, yt), (xs, ys)), epochs,
-                                    args.batch_size, lr, args.seed, args.verbose, args.quick)
+        model, acc, seconds = train(
+            name,
+            dataset,
+            ((xt, yt), (xs, ys)),
+            epochs,
+            args.batch_size,
+            lr,
+            args.seed,
+            args.verbose,
+            args.quick,
+        )
         results.append((name, acc, seconds))
-        print(f"{name} on {dataset}: test accuracy {acc:.4f} after {epochs} epochs "
-              f"({seconds:.0f} s training)", flush=True)
+        print(
+            f"{name} on {dataset}: test accuracy {acc:.4f} after {epochs} epochs "
+            f"({seconds:.0f} s training)",
+            flush=True,
+        )
         png = os.path.join(args.out_dir, f"{name}_{dataset}.png")
         if save_picture(model, xs, ys, names, mean, std, png, f"{name} on {dataset}"):
             print(f"picture: {png}")
-    print(" | ".join(f"{n} on {dataset}: test accuracy {a:.4f} ({s:.0f} s)"
-                     for n, a, s in results))
+    print(" | ".join(f"{n} on {dataset}: test accuracy {a:.4f} ({s:.0f} s)" for n, a, s in results))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ other seeds. A PNG of test scenes with their predicted boxes (green: right
 class and IoU >= 0.5 with a true box; red: wrong) goes to ``--out-dir``.
 The last line printed is the mAP.
 """
+
 import argparse
 import os
 import time
@@ -55,13 +56,13 @@ def make_scenes(n, seed, p_object=0.7, noise=0.05):
     boxes = np.zeros((n, 4, 4), np.float32)
     labels = np.full((n, 4), -1, np.int64)
     present = rng.random((n, 4)) < p_object
-    present[~present.any(axis=1), rng.integers(0, 4)] = True     # at least one object
+    present[~present.any(axis=1), rng.integers(0, 4)] = True  # at least one object
     half = SIZE // 2
     for q in range(4):  # four quadrants, each one vectorised make_shapes call
         y0, x0 = half * (q // 2), half * (q % 2)
         img, lab, box = make_shapes(n, size=half, seed=seed * 7 + q + 1, noise=0.0)
         keep = present[:, q]
-        canvas[:, y0:y0 + half, x0:x0 + half] = img * keep[:, None, None, None]
+        canvas[:, y0 : y0 + half, x0 : x0 + half] = img * keep[:, None, None, None]
         boxes[:, q] = box + np.array([x0, y0, x0, y0], np.float32)
         labels[:, q] = np.where(keep, lab, -1)
     canvas += rng.normal(0.0, noise, canvas.shape).astype(np.float32)
@@ -71,14 +72,26 @@ def make_scenes(n, seed, p_object=0.7, noise=0.05):
 
 def build_model(n_classes):
     def conv(c, k=3):
-        return [cnnx.Conv2D(c, k, padding="same", use_bias=False),
-                cnnx.BatchNormalization(momentum=0.9), cnnx.ReLU()]
+        return [
+            cnnx.Conv2D(c, k, padding="same", use_bias=False),
+            cnnx.BatchNormalization(momentum=0.9),
+            cnnx.ReLU(),
+        ]
+
     return cnnx.Sequential(
-        conv(16) + [cnnx.MaxPool2D(2)] + conv(32) + [cnnx.MaxPool2D(2)]
-        + conv(64) + [cnnx.MaxPool2D(2)] + conv(64)
-        + [cnnx.Conv2D(64, 1, activation="relu"),              # 1x1: mixes channels per cell
-           cnnx.Conv2D(D.N_BOX_CHANNELS + n_classes, 1)],        # 1x1: the per-cell predictions
-        input_shape=(SIZE, SIZE, 1))
+        conv(16)
+        + [cnnx.MaxPool2D(2)]
+        + conv(32)
+        + [cnnx.MaxPool2D(2)]
+        + conv(64)
+        + [cnnx.MaxPool2D(2)]
+        + conv(64)
+        + [
+            cnnx.Conv2D(64, 1, activation="relu"),  # 1x1: mixes channels per cell
+            cnnx.Conv2D(D.N_BOX_CHANNELS + n_classes, 1),
+        ],  # 1x1: the per-cell predictions
+        input_shape=(SIZE, SIZE, 1),
+    )
 
 
 def detection_loss(out, t, box_weight=5.0):
@@ -108,15 +121,17 @@ def detection_loss(out, t, box_weight=5.0):
         g[:, 2:4] = 2 * box_weight * dwh / m
         grad[..., 1:5][pos] = g
         # class: softmax cross-entropy on the cells holding an object
-        logits = np.ascontiguousarray(out[..., D.N_BOX_CHANNELS:][pos])
+        logits = np.ascontiguousarray(out[..., D.N_BOX_CHANNELS :][pos])
         lc, dlog = F.softmax_cross_entropy(logits, t["cls"][pos])
         l_cls = lc * n_pos / m
-        grad[..., D.N_BOX_CHANNELS:][pos] = dlog * (n_pos / m)
+        grad[..., D.N_BOX_CHANNELS :][pos] = dlog * (n_pos / m)
     return l_obj + l_box + l_cls, (l_obj, l_box, l_cls), grad
 
 
 def evaluate(model, x, boxes, labels, n_classes, batch_size=256):
-    out = np.concatenate([model.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    out = np.concatenate(
+        [model.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    )
     dets = D.postprocess(out, SIZE, ANCHOR, score_threshold=0.05, iou_threshold=0.5)
     gt = [(b[l >= 0], l[l >= 0]) for b, l in zip(boxes, labels)]
     m_ap, aps = D.mean_average_precision(dets, gt, 0.5, n_classes=n_classes)
@@ -126,6 +141,7 @@ def evaluate(model, x, boxes, labels, n_classes, batch_size=256):
 def draw(x, dets, gt, path, n=8, score=0.3):
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.patches import Rectangle
@@ -136,16 +152,33 @@ def draw(x, dets, gt, path, n=8, score=0.3):
     for ax, img, (b, s, l), (gb, gl) in zip(axes.ravel(), x[:n], dets[:n], gt[:n]):
         ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
         for bb in gb:
-            ax.add_patch(Rectangle((bb[0] - 0.5, bb[1] - 0.5), bb[2] - bb[0], bb[3] - bb[1],
-                                   fill=False, ec="yellow", lw=0.8, ls=":"))
+            ax.add_patch(
+                Rectangle(
+                    (bb[0] - 0.5, bb[1] - 0.5),
+                    bb[2] - bb[0],
+                    bb[3] - bb[1],
+                    fill=False,
+                    ec="yellow",
+                    lw=0.8,
+                    ls=":",
+                )
+            )
         for bb, ss, ll in zip(b, s, l):
             if ss < score:
                 continue
             iou = D.box_iou(bb[None], gb)[0] if len(gb) else np.zeros(0)
             ok = len(gb) and np.any((iou >= 0.5) & (gl == ll))
             col = "lime" if ok else "red"
-            ax.add_patch(Rectangle((bb[0] - 0.5, bb[1] - 0.5), bb[2] - bb[0], bb[3] - bb[1],
-                                   fill=False, ec=col, lw=1.5))
+            ax.add_patch(
+                Rectangle(
+                    (bb[0] - 0.5, bb[1] - 0.5),
+                    bb[2] - bb[0],
+                    bb[3] - bb[1],
+                    fill=False,
+                    ec=col,
+                    lw=1.5,
+                )
+            )
             ax.text(bb[0], bb[1] - 1, f"{SHAPE_NAMES[ll]} {ss:.2f}", color=col, fontsize=6)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -176,13 +209,17 @@ def main(argv=None):
     x, boxes, labels = make_scenes(n_train, seed=1000 + args.seed)
     xt, bt, lt = make_scenes(n_test, seed=2000 + args.seed)
     targets = D.encode_grid(boxes, labels, GRID, SIZE, ANCHOR)
-    print(f"scenes: {n_train} training, {n_test} held out, {SIZE}x{SIZE}, "
-          f"{(labels >= 0).sum() / n_train:.2f} objects per scene, classes {SHAPE_NAMES}")
+    print(
+        f"scenes: {n_train} training, {n_test} held out, {SIZE}x{SIZE}, "
+        f"{(labels >= 0).sum() / n_train:.2f} objects per scene, classes {SHAPE_NAMES}"
+    )
     model = build_model(n_classes)
-    print(f"detector: {model.count_params():,} parameters, {GRID}x{GRID} grid of "
-          f"{D.N_BOX_CHANNELS + n_classes} outputs per cell")
+    print(
+        f"detector: {model.count_params():,} parameters, {GRID}x{GRID} grid of "
+        f"{D.N_BOX_CHANNELS + n_classes} outputs per cell"
+    )
     opt = cnnx.optim.Adam(lr=args.lr)
-    model.compile(optimizer=opt, loss="mse")     # the loss is ours; this binds the optimiser
+    model.compile(optimizer=opt, loss="mse")  # the loss is ours; this binds the optimiser
     rng = np.random.default_rng(args.seed)
     bs = args.batch_size
     t0 = time.perf_counter()
@@ -192,7 +229,7 @@ def main(argv=None):
         order = rng.permutation(n_train)
         tot = np.zeros(4)
         for i in range(0, n_train, bs):
-            idx = order[i:i + bs]
+            idx = order[i : i + bs]
             # cosine decay of the learning rate over all steps
             opt.lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / steps))
             step += 1
@@ -204,9 +241,11 @@ def main(argv=None):
             opt.step()
             tot += np.array((loss,) + parts) * len(idx)
         tot /= n_train
-        print(f"epoch {epoch + 1}/{epochs}: loss {tot[0]:.3f} (objectness {tot[1]:.3f}, "
-              f"box {tot[2]:.3f}, class {tot[3]:.3f}), {time.perf_counter() - t0:.0f} s",
-              flush=True)
+        print(
+            f"epoch {epoch + 1}/{epochs}: loss {tot[0]:.3f} (objectness {tot[1]:.3f}, "
+            f"box {tot[2]:.3f}, class {tot[3]:.3f}), {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
     seconds = time.perf_counter() - t0
     m_ap, aps, dets, gt = evaluate(model, xt, bt, lt, n_classes)
     print("AP@0.5 per class: " + ", ".join(f"{SHAPE_NAMES[c]} {a:.3f}" for c, a in aps.items()))
@@ -214,8 +253,10 @@ def main(argv=None):
     png = os.path.join(args.out_dir, "detections.png")
     if draw(xt, dets, gt, png):
         print(f"picture: {png}")
-    print(f"mAP@0.5 on {n_test} held-out scenes: {m_ap:.4f} ({epochs} epochs, "
-          f"{seconds:.0f} s training)")
+    print(
+        f"mAP@0.5 on {n_test} held-out scenes: {m_ap:.4f} ({epochs} epochs, "
+        f"{seconds:.0f} s training)"
+    )
 
 
 if __name__ == "__main__":

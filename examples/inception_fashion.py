@@ -21,6 +21,7 @@ Data: Fashion-MNIST (Debian's dataset-fashion-mnist, or the files in
 $CNNX_DATA_DIR); without it, generated shapes. The last line printed is the
 test accuracy.
 """
+
 import argparse
 import os
 import time
@@ -31,23 +32,26 @@ import cnnx
 
 def inception(x, c1, c3_reduce, c3, c5_reduce, c5, pool_proj, name):
     """One Inception block: four branches concatenated along the channels."""
-    conv = lambda f, k, n, t: cnnx.Conv2D(f, k, padding="same", activation="relu",  # noqa: E731
-                                          name=f"{name}/{n}")(t)
+
+    def conv(f, k, n, t):
+        return cnnx.Conv2D(f, k, padding="same", activation="relu", name=f"{name}/{n}")(t)
+
     b1 = conv(c1, 1, "1x1", x)
     b2 = conv(c3, 3, "3x3", conv(c3_reduce, 1, "3x3_reduce", x))
     b3 = conv(c5, 3, "5x5b", conv(c5, 3, "5x5a", conv(c5_reduce, 1, "5x5_reduce", x)))
-    b4 = conv(pool_proj, 1, "pool_proj", cnnx.MaxPool2D(3, strides=1, padding=1,
-                                                        name=f"{name}/pool")(x))
+    b4 = conv(
+        pool_proj, 1, "pool_proj", cnnx.MaxPool2D(3, strides=1, padding=1, name=f"{name}/pool")(x)
+    )
     return cnnx.Concatenate(name=f"{name}/concat")([b1, b2, b3, b4])
 
 
 def build(input_shape, n_classes):
     x = cnnx.Input(input_shape, name="image")
     s = cnnx.Conv2D(32, 3, padding="same", activation="relu", name="stem")(x)
-    s = cnnx.MaxPool2D(2, name="stem/pool")(s)                         # 14 x 14 x 32
-    a = inception(s, 32, 32, 48, 8, 16, 16, "inception_a")             # 14 x 14 x 112
-    a = cnnx.MaxPool2D(2, name="pool_a")(a)                            # 7 x 7 x 112
-    b = inception(a, 64, 48, 96, 16, 32, 32, "inception_b")            # 7 x 7 x 224
+    s = cnnx.MaxPool2D(2, name="stem/pool")(s)  # 14 x 14 x 32
+    a = inception(s, 32, 32, 48, 8, 16, 16, "inception_a")  # 14 x 14 x 112
+    a = cnnx.MaxPool2D(2, name="pool_a")(a)  # 7 x 7 x 112
+    b = inception(a, 64, 48, 96, 16, 32, 32, "inception_b")  # 7 x 7 x 224
     g = cnnx.GlobalAvgPool2D(name="gap")(b)
     y = cnnx.Dense(n_classes, activation="softmax", name="classifier")(g)
     return cnnx.Model(x, y, name="inception_fashion")
@@ -84,15 +88,18 @@ def main(argv=None):
     model.compile(cnnx.optim.Adam(lr=2e-3), "cross_entropy", metrics=["accuracy"])
     schedule = cnnx.callbacks.LearningRateScheduler("cosine", epochs=epochs, min_lr=1e-4)
     t0 = time.perf_counter()
-    model.fit(xtr, ytr, epochs=epochs, batch_size=64, callbacks=[schedule],
-              verbose=0 if args.quick else 1)
+    model.fit(
+        xtr, ytr, epochs=epochs, batch_size=64, callbacks=[schedule], verbose=0 if args.quick else 1
+    )
     seconds = time.perf_counter() - t0
     os.makedirs(args.out_dir, exist_ok=True)
     path = os.path.join(args.out_dir, "inception_fashion.cnnx")
     model.save(path)
     acc = model.evaluate(xte, yte)["accuracy"]
-    print(f"trained {epochs} epochs in {seconds:.1f} s ({len(xtr) * epochs / seconds:,.0f} img/s); "
-          f"saved {path}")
+    print(
+        f"trained {epochs} epochs in {seconds:.1f} s ({len(xtr) * epochs / seconds:,.0f} img/s); "
+        f"saved {path}"
+    )
     print(f"test accuracy: {acc:.4f}")
     return acc
 

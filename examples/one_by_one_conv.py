@@ -14,6 +14,7 @@ applied at every pixel. So it
 
 The last line printed is the headline.
 """
+
 import argparse
 import os
 import time
@@ -46,8 +47,10 @@ def main():
     y = layer.forward(x)
     w, b = layer.params["kernel"], layer.params["bias"]
     print(f"input {x.shape[1:]} -> Conv2D(32, 1) -> {y.shape[1:]}: n_H, n_W kept, n_C 192 -> 32")
-    print(f"parameters: (1*1*192 + 1)*32 = {conv_params(1, 192, 32):,} "
-          f"(the layer has {layer.count_params():,})")
+    print(
+        f"parameters: (1*1*192 + 1)*32 = {conv_params(1, 192, 32):,} "
+        f"(the layer has {layer.count_params():,})"
+    )
 
     # 2. ... because it is a dense layer applied at every pixel ----------------
     per_pixel = x.reshape(-1, 192) @ w.reshape(192, 32) + b
@@ -57,11 +60,15 @@ def main():
     # 3. The bottleneck: 28x28x192 -> 28x28x32 with a 5x5 "same" convolution --
     direct = mults((28, 28, 32), 5, 192)
     bottleneck = mults((28, 28, 16), 1, 192) + mults((28, 28, 32), 5, 16)
-    print(f"5x5 conv 192 -> 32 directly: {direct / 1e6:.1f} M multiplications, "
-          f"{conv_params(5, 192, 32):,} parameters")
-    print(f"1x1 conv 192 -> 16, then 5x5 16 -> 32: {bottleneck / 1e6:.1f} M multiplications, "
-          f"{conv_params(1, 192, 16) + conv_params(5, 16, 32):,} parameters "
-          f"({direct / bottleneck:.1f}x fewer multiplications)")
+    print(
+        f"5x5 conv 192 -> 32 directly: {direct / 1e6:.1f} M multiplications, "
+        f"{conv_params(5, 192, 32):,} parameters"
+    )
+    print(
+        f"1x1 conv 192 -> 16, then 5x5 16 -> 32: {bottleneck / 1e6:.1f} M multiplications, "
+        f"{conv_params(1, 192, 16) + conv_params(5, 16, 32):,} parameters "
+        f"({direct / bottleneck:.1f}x fewer multiplications)"
+    )
     # Both run here; the times (best of 3, noisy on a busy machine) follow the counts.
     wd = (rng.standard_normal((5, 5, 192, 32)) * 0.02).astype(np.float32)
     w1 = (rng.standard_normal((1, 1, 192, 16)) * 0.07).astype(np.float32)
@@ -78,12 +85,15 @@ def main():
     out_direct, t_direct = best(lambda: F.conv2d(x, wd, padding="same"))
     out_bottle, t_bottle = best(lambda: F.conv2d(F.conv2d(x, w1), w5, padding="same"))
     assert out_direct.shape == out_bottle.shape == (m, 28, 28, 32)
-    print(f"measured on {m} images: direct {t_direct * 1e3:.1f} ms, bottleneck "
-          f"{t_bottle * 1e3:.1f} ms")
+    print(
+        f"measured on {m} images: direct {t_direct * 1e3:.1f} ms, bottleneck "
+        f"{t_bottle * 1e3:.1f} ms"
+    )
 
     # 4. A picture: RGB -> gray is a 1x1 convolution with 3 weights -------------
     try:
         from skimage import data
+
         rgb = data.astronaut().astype(np.float32) / 255.0
     except ImportError:
         rgb = rng.uniform(0, 1, (64, 64, 3)).astype(np.float32)
@@ -94,19 +104,27 @@ def main():
     mix = F.conv2d(rgb[None], rng.standard_normal((1, 1, 3, 4)).astype(np.float32))[0]
     try:
         from cnnx import viz
+
         os.makedirs(args.out_dir, exist_ok=True)
-        viz.plot_images({"RGB input (n_C=3)": rgb, "1x1 conv to gray (n_C=1)": gray},
-                        path=os.path.join(args.out_dir, "rgb_to_gray.png"))
-        viz.plot_images([mix[:, :, c] for c in range(4)],
-                        titles=[f"random 1x1 mix #{c}" for c in range(4)], symmetric=True,
-                        path=os.path.join(args.out_dir, "random_mixes.png"))
+        viz.plot_images(
+            {"RGB input (n_C=3)": rgb, "1x1 conv to gray (n_C=1)": gray},
+            path=os.path.join(args.out_dir, "rgb_to_gray.png"),
+        )
+        viz.plot_images(
+            [mix[:, :, c] for c in range(4)],
+            titles=[f"random 1x1 mix #{c}" for c in range(4)],
+            symmetric=True,
+            path=os.path.join(args.out_dir, "random_mixes.png"),
+        )
         print(f"pictures in {args.out_dir}/")
     except ImportError as e:
         print(f"(no pictures: {e})")
 
-    print(f"1x1 conv: {x.shape[1:]} -> {y.shape[1:]} with {layer.count_params():,} parameters; "
-          f"equals a per-pixel matrix product (max |diff| {gap:.1e}); bottleneck saves "
-          f"{direct / bottleneck:.1f}x multiplications")
+    print(
+        f"1x1 conv: {x.shape[1:]} -> {y.shape[1:]} with {layer.count_params():,} parameters; "
+        f"equals a per-pixel matrix product (max |diff| {gap:.1e}); bottleneck saves "
+        f"{direct / bottleneck:.1f}x multiplications"
+    )
 
 
 if __name__ == "__main__":

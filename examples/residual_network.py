@@ -17,6 +17,7 @@ is why it helps:
 
 The last line printed is the test accuracy.
 """
+
 import argparse
 import os
 import time
@@ -29,8 +30,9 @@ from cnnx.teaching import small_resnet
 
 def identity_demo():
     cnnx.set_seed(0)
-    block = cnnx.Residual([cnnx.Conv2D(4, 3, padding="same", activation="relu"),
-                           cnnx.Conv2D(4, 3, padding="same")])
+    block = cnnx.Residual(
+        [cnnx.Conv2D(4, 3, padding="same", activation="relu"), cnnx.Conv2D(4, 3, padding="same")]
+    )
     block.build((8, 8, 4))
     for layer in block.sublayers():
         for p in layer.params.values():
@@ -40,18 +42,22 @@ def identity_demo():
     dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
     dx = block.backward(dy)
     fwd, bwd = float(np.abs(y - x).max()), float(np.abs(dx - dy).max())
-    print(f"residual block with zero weights: max |y - x| = {fwd:.1e} (identity), "
-          f"max |dx - dy| = {bwd:.1e} (the gradient passes unchanged)")
+    print(
+        f"residual block with zero weights: max |y - x| = {fwd:.1e} (identity), "
+        f"max |dx - dy| = {bwd:.1e} (the gradient passes unchanged)"
+    )
     return fwd, bwd
 
 
 def load(quick):
     try:
         from cnnx.datasets import load_mnist
+
         (xtr, ytr), (xte, yte) = load_mnist()
         name = "MNIST"
     except (FileNotFoundError, OSError):
         from cnnx.datasets import make_shapes
+
         xtr, ytr, _ = make_shapes(12000, size=28, seed=0)
         xte, yte, _ = make_shapes(2000, size=28, seed=1)
         name = "generated shapes (MNIST not found)"
@@ -78,22 +84,28 @@ def main():
     cnnx.set_seed(0)
     model = small_resnet(input_shape=xtr.shape[1:], n_classes=n_classes, width=16, stages=2)
     model.summary()
-    model.compile(optimizer=cnnx.optim.Adam(lr=2e-3), loss="cross_entropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=cnnx.optim.Adam(lr=2e-3), loss="cross_entropy", metrics=["accuracy"])
     t0 = time.perf_counter()
-    history = model.fit(xtr, ytr, epochs=epochs, batch_size=64, validation_data=(xte, yte),
-                        verbose=1)
+    history = model.fit(
+        xtr, ytr, epochs=epochs, batch_size=64, validation_data=(xte, yte), verbose=1
+    )
     print(f"{epochs} epochs in {time.perf_counter() - t0:.0f} s")
     test = model.evaluate(xte, yte)
 
     try:
         from cnnx import viz
+
         os.makedirs(args.out_dir, exist_ok=True)
         viz.plot_history(history, path=os.path.join(args.out_dir, "training.png"))
         stages = [i for i, layer in enumerate(model.layers) if isinstance(layer, cnnx.Residual)]
         for k, i in enumerate(stages, start=1):
-            viz.plot_feature_maps(model, xte[0], i, max_maps=16,
-                                  path=os.path.join(args.out_dir, f"residual_stage{k}_maps.png"))
+            viz.plot_feature_maps(
+                model,
+                xte[0],
+                i,
+                max_maps=16,
+                path=os.path.join(args.out_dir, f"residual_stage{k}_maps.png"),
+            )
         print(f"pictures in {args.out_dir}/")
     except ImportError as e:
         print(f"(no pictures: {e})")

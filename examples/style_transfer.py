@@ -37,6 +37,7 @@ still record *where* things are.
 The result (content | style | result) goes to ``--out-dir`` as a PNG. The
 last line reports the loss reduction.
 """
+
 import argparse
 import os
 import time
@@ -58,9 +59,11 @@ def load_photo(name, size):
     try:
         if name in ("china", "flower"):
             from sklearn.datasets import load_sample_image
+
             img = load_sample_image(name + ".jpg")
         else:
             import skimage.data
+
             img = getattr(skimage.data, name)()
         from skimage.transform import resize
     except ImportError as e:
@@ -69,7 +72,7 @@ def load_photo(name, size):
     img = np.asarray(img, np.float32) / 255.0
     h, w = img.shape[:2]
     s = min(h, w)
-    img = img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    img = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
     return np.ascontiguousarray(resize(img, (size, size), anti_aliasing=True), np.float32)
 
 
@@ -84,8 +87,14 @@ def generated_picture(name, size):
         img = img * (1 - disc[..., None]) + disc[..., None] * np.array([0.9, 0.7, 0.3])
     else:
         phase = 2 * np.pi * (6 + k) * (xx + 0.15 * np.sin(2 * np.pi * 3 * yy))
-        img = np.stack([0.5 + 0.45 * np.sin(phase), 0.5 + 0.45 * np.sin(phase + 2.1),
-                        0.5 + 0.45 * np.sin(phase + 4.2)], axis=-1)
+        img = np.stack(
+            [
+                0.5 + 0.45 * np.sin(phase),
+                0.5 + 0.45 * np.sin(phase + 2.1),
+                0.5 + 0.45 * np.sin(phase + 4.2),
+            ],
+            axis=-1,
+        )
     return np.ascontiguousarray(np.clip(img, 0, 1), np.float32)
 
 
@@ -95,7 +104,8 @@ def feature_stages(size, widths=(32, 64, 128, 128)):
     shape = (size, size, 3)
     for i, c in enumerate(widths):
         layers = ([] if i == 0 else [cnnx.AvgPool2D(2)]) + [
-            cnnx.Conv2D(c, 3, padding="same", activation="relu")]
+            cnnx.Conv2D(c, 3, padding="same", activation="relu")
+        ]
         st = cnnx.Sequential(layers, input_shape=shape)
         st.trainable = False
         shape = st.output_shape
@@ -139,8 +149,9 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="Adam steps (300; 60 with --quick)")
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--content-weight", type=float, default=1.0)
-    ap.add_argument("--tv-weight", type=float, default=10.0,
-                    help="total-variation smoothing (0 turns it off)")
+    ap.add_argument(
+        "--tv-weight", type=float, default=10.0, help="total-variation smoothing (0 turns it off)"
+    )
     ap.add_argument("--out-dir", default=os.path.join("cnnx_output", "style_transfer"))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -152,9 +163,11 @@ def main(argv=None):
     style_img = load_photo(args.style, size)[None]
     stages = feature_stages(size)
     n_params = sum(st.count_params() for st in stages)
-    print(f"content {args.content}, style {args.style}, {size}x{size}; features: "
-          f"{len(stages)} frozen stages of random 3x3 filters ({n_params:,} parameters, "
-          f"none trained)")
+    print(
+        f"content {args.content}, style {args.style}, {size}x{size}; features: "
+        f"{len(stages)} frozen stages of random 3x3 filters ({n_params:,} parameters, "
+        f"none trained)"
+    )
     before = [w.copy() for st in stages for w in st.get_weights()]
 
     mean = np.float32(0.5)
@@ -185,7 +198,7 @@ def main(argv=None):
             return total, l_style, w_content * l_c, None
         g = None
         for st, d in zip(stages[::-1], dfeat[:0:-1]):
-            g = st.backward(d if g is None else d + g)   # gradient to the stage's input
+            g = st.backward(d if g is None else d + g)  # gradient to the stage's input
         return total, l_style, w_content * l_c, g + dfeat[0] + np.float32(args.tv_weight) * d_tv
 
     img = content.copy()
@@ -194,17 +207,22 @@ def main(argv=None):
     b1, b2, eps = 0.9, 0.999, 1e-8
     t0 = time.perf_counter()
     first = loss_and_grad(img, need_grad=False)
-    print(f"start (the content photo): total {first[0]:.4f} = style {first[1]:.4f} "
-          f"+ content {first[2]:.4f}")
+    print(
+        f"start (the content photo): total {first[0]:.4f} = style {first[1]:.4f} "
+        f"+ content {first[2]:.4f}"
+    )
     for k in range(1, steps + 1):
         total, ls, lc, g = loss_and_grad(img)
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        step = args.lr * (m / (1 - b1 ** k)) / (np.sqrt(v / (1 - b2 ** k)) + eps)
+        step = args.lr * (m / (1 - b1**k)) / (np.sqrt(v / (1 - b2**k)) + eps)
         img = np.clip(img - step, 0.0, 1.0).astype(np.float32)
         if k == 1 or k % max(steps // 6, 1) == 0:
-            print(f"step {k}/{steps}: total {total:.4f} = style {ls:.4f} + content {lc:.4f}, "
-                  f"{time.perf_counter() - t0:.1f} s", flush=True)
+            print(
+                f"step {k}/{steps}: total {total:.4f} = style {ls:.4f} + content {lc:.4f}, "
+                f"{time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
     last = loss_and_grad(img, need_grad=False)
     seconds = time.perf_counter() - t0
     after = [w for st in stages for w in st.get_weights()]
@@ -214,16 +232,25 @@ def main(argv=None):
     png = os.path.join(args.out_dir, f"style_transfer_{args.content}_{args.style}.png")
     try:
         from cnnx import viz
-        viz.plot_images({f"content ({args.content})": content[0],
-                         f"style ({args.style})": style_img[0],
-                         f"result ({steps} steps)": img[0]}, path=png, ncols=3)
+
+        viz.plot_images(
+            {
+                f"content ({args.content})": content[0],
+                f"style ({args.style})": style_img[0],
+                f"result ({steps} steps)": img[0],
+            },
+            path=png,
+            ncols=3,
+        )
         print(f"picture: {png}")
     except ImportError as e:
         print(f"(no picture: {e})")
     print(f"end: total {last[0]:.4f} = style {last[1]:.4f} + content {last[2]:.4f}")
     red = 100.0 * (1.0 - last[0] / first[0])
-    print(f"style transfer loss: {first[0]:.4f} -> {last[0]:.4f} ({red:.1f}% lower; style "
-          f"{first[1]:.4f} -> {last[1]:.4f}) in {steps} steps, {seconds:.1f} s")
+    print(
+        f"style transfer loss: {first[0]:.4f} -> {last[0]:.4f} ({red:.1f}% lower; style "
+        f"{first[1]:.4f} -> {last[1]:.4f}) in {steps} steps, {seconds:.1f} s"
+    )
 
 
 if __name__ == "__main__":

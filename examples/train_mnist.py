@@ -13,6 +13,7 @@ used once, at the end. The last line printed is the test accuracy.
 Pictures (training curves, the learned first-layer filters, the feature
 maps of one test digit) go to ``--out-dir``.
 """
+
 import argparse
 import os
 import time
@@ -24,7 +25,9 @@ from cnnx.teaching import lenet5
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="5,000 training / 2,000 test images, 2 epochs (< 60 s)")
+    ap.add_argument(
+        "--quick", action="store_true", help="5,000 training / 2,000 test images, 2 epochs (< 60 s)"
+    )
     ap.add_argument("--epochs", type=int, default=None, help="default 8 (2 with --quick)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=0.05)
@@ -37,25 +40,40 @@ def main():
     cnnx.set_seed(args.seed)
 
     (x_train, y_train), (x_test, y_test), (source, where) = load_mnist(
-        "fashion" if args.fashion else "digits", path=args.data_dir, return_source=True)
+        "fashion" if args.fashion else "digits", path=args.data_dir, return_source=True
+    )
     if args.quick:
         x_train, y_train = x_train[:5000], y_train[:5000]
         x_test, y_test = x_test[:2000], y_test[:2000]
-    print(f"data: {len(x_train)} training and {len(x_test)} test images of 28x28x1, "
-          f"from {source} ({where})")
+    print(
+        f"data: {len(x_train)} training and {len(x_test)} test images of 28x28x1, "
+        f"from {source} ({where})"
+    )
 
     model = lenet5(input_shape=(28, 28, 1), n_classes=10)
     model.summary(formulas=True)
-    model.compile(optimizer=cnnx.optim.SGD(lr=args.lr, momentum=0.9),
-                  loss="cross_entropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=cnnx.optim.SGD(lr=args.lr, momentum=0.9),
+        loss="cross_entropy",
+        metrics=["accuracy"],
+    )
     schedule = cnnx.callbacks.LearningRateScheduler("cosine", epochs=epochs)
     t0 = time.perf_counter()
-    history = model.fit(x_train, y_train, epochs=epochs, batch_size=args.batch_size,
-                        validation_split=0.1, callbacks=[schedule], verbose=1)
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        validation_split=0.1,
+        callbacks=[schedule],
+        verbose=1,
+    )
     seconds = time.perf_counter() - t0
     test = model.evaluate(x_test, y_test)
-    print(f"{epochs} epochs in {seconds:.0f} s ({epochs * len(x_train) * 0.9 / seconds:,.0f} "
-          f"images/s); test loss {test['loss']:.4f}")
+    print(
+        f"{epochs} epochs in {seconds:.0f} s ({epochs * len(x_train) * 0.9 / seconds:,.0f} "
+        f"images/s); test loss {test['loss']:.4f}"
+    )
 
     os.makedirs(args.out_dir, exist_ok=True)
     path = os.path.join(args.out_dir, "lenet5.cnnx")
@@ -63,12 +81,15 @@ def main():
     print(f"model saved to {path} (try: cnnx summary {path})")
     try:
         from cnnx import viz
+
         viz.plot_history(history, path=os.path.join(args.out_dir, "training.png"))
         viz.plot_filters(model.layers[0], path=os.path.join(args.out_dir, "conv1_filters.png"))
-        viz.plot_feature_maps(model, x_test[0], 0,
-                              path=os.path.join(args.out_dir, "conv1_feature_maps.png"))
-        viz.plot_feature_maps(model, x_test[0], 2,
-                              path=os.path.join(args.out_dir, "conv2_feature_maps.png"))
+        viz.plot_feature_maps(
+            model, x_test[0], 0, path=os.path.join(args.out_dir, "conv1_feature_maps.png")
+        )
+        viz.plot_feature_maps(
+            model, x_test[0], 2, path=os.path.join(args.out_dir, "conv2_feature_maps.png")
+        )
         print(f"pictures in {args.out_dir}/")
     except ImportError as e:
         print(f"(no pictures: {e})")

@@ -40,7 +40,9 @@ def significant_lines(path: Path, shape: bool) -> list[tuple[int, str]]:
     return out
 
 
-def find_pairs(root: Path, min_lines: int, shape: bool) -> list[tuple[str, int, int, str, int, int]]:
+def find_pairs(
+    root: Path, min_lines: int, shape: bool
+) -> list[tuple[str, int, int, str, int, int]]:
     files = sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file())
     lines = {p: significant_lines(p, shape) for p in files}
     windows: dict[tuple[str, ...], list[tuple[Path, int]]] = defaultdict(list)
@@ -67,8 +69,16 @@ def find_pairs(root: Path, min_lines: int, shape: bool) -> list[tuple[str, int, 
                 n = min_lines
                 while ia + n < len(la) and ib + n < len(lb) and la[ia + n][1] == lb[ib + n][1]:
                     n += 1
-                pairs.append((str(pa.relative_to(root)), la[ia][0], la[ia + n - 1][0],
-                              str(pb.relative_to(root)), lb[ib][0], lb[ib + n - 1][0]))
+                pairs.append(
+                    (
+                        str(pa.relative_to(root)),
+                        la[ia][0],
+                        la[ia + n - 1][0],
+                        str(pb.relative_to(root)),
+                        lb[ib][0],
+                        lb[ib + n - 1][0],
+                    )
+                )
     return pairs
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: every ISA level the CPU supports, optional PyTorch."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Activations: NumPy references, finite differences, bad input."""
+
 import numpy as np
 import pytest
 
@@ -25,8 +26,9 @@ def test_elementwise_forward(isa, rng, n):
     x = (rng.standard_normal(n) * 5).astype(np.float32)
     np.testing.assert_array_equal(F.relu(x), np.maximum(x, 0))
     np.testing.assert_allclose(F.leaky_relu(x, 0.1), np.where(x > 0, x, 0.1 * x), rtol=1e-6)
-    np.testing.assert_allclose(F.sigmoid(x), 1 / (1 + np.exp(-x.astype(np.float64))),
-                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        F.sigmoid(x), 1 / (1 + np.exp(-x.astype(np.float64))), rtol=1e-5, atol=1e-7
+    )
     np.testing.assert_allclose(F.tanh(x), np.tanh(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
 
 
@@ -35,8 +37,9 @@ def test_elementwise_backward(rng, n):
     x = (rng.standard_normal(n) * 3).astype(np.float32)
     dy = rng.standard_normal(n).astype(np.float32)
     np.testing.assert_array_equal(F.relu_backward(dy, x), np.where(x > 0, dy, 0))
-    np.testing.assert_allclose(F.leaky_relu_backward(dy, x, 0.2),
-                               np.where(x > 0, dy, 0.2 * dy), rtol=1e-6)
+    np.testing.assert_allclose(
+        F.leaky_relu_backward(dy, x, 0.2), np.where(x > 0, dy, 0.2 * dy), rtol=1e-6
+    )
     y = F.sigmoid(x)
     np.testing.assert_allclose(F.sigmoid_backward(dy, y), dy * y * (1 - y), rtol=1e-5, atol=1e-7)
     t = F.tanh(x)
@@ -77,8 +80,17 @@ def _softmax_ref(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-@pytest.mark.parametrize("shape,axis", [((4, 10), -1), ((4, 10), 0), ((2, 3, 5, 7), 1),
-                                        ((2, 3, 5, 7), -1), ((9,), 0), ((300, 1000), 1)])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [
+        ((4, 10), -1),
+        ((4, 10), 0),
+        ((2, 3, 5, 7), 1),
+        ((2, 3, 5, 7), -1),
+        ((9,), 0),
+        ((300, 1000), 1),
+    ],
+)
 def test_softmax_matches_numpy(rng, shape, axis):
     x = (rng.standard_normal(shape) * 4).astype(np.float32)
     y = F.softmax(x, axis=axis)
@@ -100,8 +112,9 @@ def test_softmax_finite_differences(rng):
     dy = rng.standard_normal((3, 5))
     for axis in (0, 1):
         got = F.softmax_backward(dy, F.softmax(x, axis=axis), axis=axis)
-        np.testing.assert_allclose(got, _fd(lambda v: _softmax_ref(v, axis), x, dy),
-                                   rtol=2e-3, atol=2e-4)
+        np.testing.assert_allclose(
+            got, _fd(lambda v: _softmax_ref(v, axis), x, dy), rtol=2e-3, atol=2e-4
+        )
 
 
 def test_activation_bad_input():
@@ -121,8 +134,12 @@ def test_activation_bad_input():
 
 
 def test_exp_based_activations_special_values_and_accuracy(isa):
-    x = np.concatenate([np.linspace(-100, 100, 20001, dtype=np.float32),
-                        np.float32([np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e-4])])
+    x = np.concatenate(
+        [
+            np.linspace(-100, 100, 20001, dtype=np.float32),
+            np.float32([np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 1e-4]),
+        ]
+    )
     x64 = x.astype(np.float64)
     with np.errstate(over="ignore"):
         np.testing.assert_allclose(F.sigmoid(x), 1 / (1 + np.exp(-x64)), rtol=1e-6, atol=1e-37)

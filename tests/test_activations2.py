@@ -3,6 +3,7 @@ Hardsigmoid, ReLU6/Clip, Softplus, Softsign, LogSoftmax, PReLU): PyTorch
 parity forward and backward on every ISA and several ranks, finite
 differences, edge values, bad input, the layers in both compiled plans
 against the layer-by-layer path, and ONNX export run by ONNX Runtime."""
+
 import numpy as np
 import pytest
 
@@ -14,21 +15,32 @@ SELU = (F.SELU_ALPHA, F.SELU_SCALE) if hasattr(F, "SELU_ALPHA") else None
 
 # name -> (cnnx forward, cnnx backward(dy, x), torch function name/args)
 CASES = {
-    "elu": (lambda x: F.elu(x, 0.7), lambda dy, x: F.elu_backward(dy, x, 0.7),
-            lambda tf, t: tf.elu(t, 0.7)),
+    "elu": (
+        lambda x: F.elu(x, 0.7),
+        lambda dy, x: F.elu_backward(dy, x, 0.7),
+        lambda tf, t: tf.elu(t, 0.7),
+    ),
     "selu": (F.selu, F.selu_backward, lambda tf, t: tf.selu(t)),
     "gelu": (F.gelu, F.gelu_backward, lambda tf, t: tf.gelu(t)),
-    "gelu_tanh": (lambda x: F.gelu(x, "tanh"), lambda dy, x: F.gelu_backward(dy, x, "tanh"),
-                  lambda tf, t: tf.gelu(t, approximate="tanh")),
+    "gelu_tanh": (
+        lambda x: F.gelu(x, "tanh"),
+        lambda dy, x: F.gelu_backward(dy, x, "tanh"),
+        lambda tf, t: tf.gelu(t, approximate="tanh"),
+    ),
     "silu": (F.silu, F.silu_backward, lambda tf, t: tf.silu(t)),
     "hardswish": (F.hardswish, F.hardswish_backward, lambda tf, t: tf.hardswish(t)),
     "hardsigmoid": (F.hardsigmoid, F.hardsigmoid_backward, lambda tf, t: tf.hardsigmoid(t)),
-    "hardsigmoid_onnx": (lambda x: F.hardsigmoid(x, 0.2, 0.5),
-                         lambda dy, x: F.hardsigmoid_backward(dy, x, 0.2, 0.5),
-                         lambda tf, t: (0.2 * t + 0.5).clamp(0, 1)),
+    "hardsigmoid_onnx": (
+        lambda x: F.hardsigmoid(x, 0.2, 0.5),
+        lambda dy, x: F.hardsigmoid_backward(dy, x, 0.2, 0.5),
+        lambda tf, t: (0.2 * t + 0.5).clamp(0, 1),
+    ),
     "relu6": (F.relu6, F.relu6_backward, lambda tf, t: tf.relu6(t)),
-    "clip": (lambda x: F.clip(x, -1.5, 0.25), lambda dy, x: F.clip_backward(dy, x, -1.5, 0.25),
-             lambda tf, t: tf.hardtanh(t, -1.5, 0.25)),
+    "clip": (
+        lambda x: F.clip(x, -1.5, 0.25),
+        lambda dy, x: F.clip_backward(dy, x, -1.5, 0.25),
+        lambda tf, t: tf.hardtanh(t, -1.5, 0.25),
+    ),
     "softplus": (F.softplus, F.softplus_backward, lambda tf, t: tf.softplus(t)),
     "softsign": (F.softsign, F.softsign_backward, lambda tf, t: tf.softsign(t)),
 }
@@ -61,8 +73,30 @@ def test_parity_with_torch(case, shape, isa, rng):
 @pytest.mark.parametrize("case", list(CASES))
 def test_edge_values(case, isa):
     torch = torch_or_skip()
-    x = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-7, -1e-7, 3.0, -3.0, 6.0, 20.0, -20.0, 88.0,
-                  -88.0, 100.0, -100.0, 1e4, -1e4, 0.25, -1.5], np.float32)
+    x = np.array(
+        [
+            0.0,
+            -0.0,
+            1e-30,
+            -1e-30,
+            1e-7,
+            -1e-7,
+            3.0,
+            -3.0,
+            6.0,
+            20.0,
+            -20.0,
+            88.0,
+            -88.0,
+            100.0,
+            -100.0,
+            1e4,
+            -1e4,
+            0.25,
+            -1.5,
+        ],
+        np.float32,
+    )
     dy = np.ones_like(x)
     fwd, bwd, ref = CASES[case]
     t = torch.tensor(x, requires_grad=True)  # float32, as cnnx
@@ -83,8 +117,10 @@ def _fd(f, x, dy, h=1e-2):
         xp, xm = flat.copy(), flat.copy()
         xp[i] += h
         xm[i] -= h
-        g.reshape(-1)[i] = (np.sum(dy * f(xp.reshape(x.shape)).astype(np.float64)) -
-                            np.sum(dy * f(xm.reshape(x.shape)).astype(np.float64))) / (2 * h)
+        g.reshape(-1)[i] = (
+            np.sum(dy * f(xp.reshape(x.shape)).astype(np.float64))
+            - np.sum(dy * f(xm.reshape(x.shape)).astype(np.float64))
+        ) / (2 * h)
     return g
 
 
@@ -109,8 +145,9 @@ def test_log_softmax(axis, isa, rng):
     y_ref.backward(torch.tensor(dy, dtype=torch.float64))
     y = F.log_softmax(x, axis)
     np.testing.assert_allclose(y, y_ref.detach().numpy(), rtol=1e-5, atol=2e-5)
-    np.testing.assert_allclose(F.log_softmax_backward(dy, y, axis), t.grad.numpy(), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        F.log_softmax_backward(dy, y, axis), t.grad.numpy(), rtol=1e-4, atol=1e-5
+    )
     big = np.array([[1e30, 0.0, -1e30]], np.float32)  # no overflow
     np.testing.assert_allclose(F.log_softmax(big), [[0.0, -1e30, -2e30]], rtol=1e-6)
 
@@ -142,8 +179,9 @@ def test_prelu_per_channel_matches_torch(isa, rng):
     w = torch.tensor(slope, requires_grad=True)
     y = torch.nn.functional.prelu(t, w)
     y.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
-    np.testing.assert_allclose(F.prelu(x, slope), y.detach().numpy().transpose(0, 2, 3, 1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        F.prelu(x, slope), y.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-6
+    )
     dx, ds = F.prelu_backward(dy, x, slope)
     np.testing.assert_allclose(dx, t.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-6)
     np.testing.assert_allclose(ds, w.grad.numpy(), rtol=1e-4, atol=1e-5)
@@ -185,21 +223,50 @@ def test_bad_arguments_name_the_argument():
 
 
 def _models():
-    yield "conv_activations", lambda: cnnx.Sequential([
-        cnnx.Conv2D(8, 3, padding="same", activation="gelu"),
-        cnnx.Conv2D(8, 3, activation="silu"),
-        cnnx.ELU(0.5), cnnx.Conv2D(8, 1, activation="hard_swish"),
-        cnnx.SELU(), cnnx.Conv2D(6, 3, strides=2, activation="relu6"), cnnx.Hardsigmoid(),
-        cnnx.PReLU(shared_axes=[1, 2]), cnnx.Conv2D(6, 3, padding="same"), cnnx.Softsign(),
-        cnnx.PReLU(), cnnx.Clip(-0.5, 0.4), cnnx.Conv2D(5, 1, activation="softplus"),
-        cnnx.GELU("tanh"), cnnx.Flatten(), cnnx.Dense(12, activation="elu"), cnnx.Hardswish(),
-        cnnx.PReLU(alpha_initializer=0.1, shared_axes=1), cnnx.Dense(16, activation="gelu_tanh"),
-        cnnx.SiLU(), cnnx.Softplus(), cnnx.ReLU6(),
-        cnnx.Dense(5, activation="softmax")], input_shape=(11, 10, 3))
-    yield "dense_3d", lambda: cnnx.Sequential([
-        cnnx.Flatten(), cnnx.Dense(24, activation="selu"), cnnx.PReLU(),
-        cnnx.Dense(24, activation="hard_sigmoid"), cnnx.Dense(7, activation="log_softmax")],
-        input_shape=(3, 4, 2))
+    yield (
+        "conv_activations",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(8, 3, padding="same", activation="gelu"),
+                cnnx.Conv2D(8, 3, activation="silu"),
+                cnnx.ELU(0.5),
+                cnnx.Conv2D(8, 1, activation="hard_swish"),
+                cnnx.SELU(),
+                cnnx.Conv2D(6, 3, strides=2, activation="relu6"),
+                cnnx.Hardsigmoid(),
+                cnnx.PReLU(shared_axes=[1, 2]),
+                cnnx.Conv2D(6, 3, padding="same"),
+                cnnx.Softsign(),
+                cnnx.PReLU(),
+                cnnx.Clip(-0.5, 0.4),
+                cnnx.Conv2D(5, 1, activation="softplus"),
+                cnnx.GELU("tanh"),
+                cnnx.Flatten(),
+                cnnx.Dense(12, activation="elu"),
+                cnnx.Hardswish(),
+                cnnx.PReLU(alpha_initializer=0.1, shared_axes=1),
+                cnnx.Dense(16, activation="gelu_tanh"),
+                cnnx.SiLU(),
+                cnnx.Softplus(),
+                cnnx.ReLU6(),
+                cnnx.Dense(5, activation="softmax"),
+            ],
+            input_shape=(11, 10, 3),
+        ),
+    )
+    yield (
+        "dense_3d",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Flatten(),
+                cnnx.Dense(24, activation="selu"),
+                cnnx.PReLU(),
+                cnnx.Dense(24, activation="hard_sigmoid"),
+                cnnx.Dense(7, activation="log_softmax"),
+            ],
+            input_shape=(3, 4, 2),
+        ),
+    )
 
 
 @pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])
@@ -213,8 +280,9 @@ def test_inference_plan_matches_layer_by_layer(name, make, threads, isa, rng):
     try:
         for n in (1, 3, 17):
             x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
-            np.testing.assert_allclose(model.predict(x), model._forward(x, False), rtol=2e-5,
-                                       atol=2e-5)
+            np.testing.assert_allclose(
+                model.predict(x), model._forward(x, False), rtol=2e-5, atol=2e-5
+            )
     finally:
         cnnx.set_num_threads(saved)
 
@@ -231,8 +299,10 @@ def test_training_plan_matches_layer_by_layer(name, make, threads, isa, rng):
         m.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
         models.append(m)
     plan_model, ref_model = models
-    assert compile_training(plan_model.to_graph(), plan_model.store.grads,
-                            plan_model._loss_specs) is not None
+    assert (
+        compile_training(plan_model.to_graph(), plan_model.store.grads, plan_model._loss_specs)
+        is not None
+    )
     ref_model._training_plan = lambda *shapes: None
     saved = cnnx.get_num_threads()
     cnnx.set_num_threads(threads)
@@ -243,10 +313,12 @@ def test_training_plan_matches_layer_by_layer(name, make, threads, isa, rng):
             lp = plan_model.train_on_batch(x, y)
             lr = ref_model.train_on_batch(x, y)
             assert lp == pytest.approx(lr, rel=1e-5, abs=1e-6)
-            np.testing.assert_allclose(plan_model.store.grads, ref_model.store.grads, rtol=1e-3,
-                                       atol=3e-5)
-            np.testing.assert_allclose(plan_model.store.params, ref_model.store.params,
-                                       rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                plan_model.store.grads, ref_model.store.grads, rtol=1e-3, atol=3e-5
+            )
+            np.testing.assert_allclose(
+                plan_model.store.params, ref_model.store.params, rtol=1e-4, atol=1e-5
+            )
     finally:
         cnnx.set_num_threads(saved)
 
@@ -255,22 +327,36 @@ def test_layers_match_torch_modules(rng):
     """A small network's layers against torch.nn modules of the same names."""
     torch = torch_or_skip()
     nn = torch.nn
-    layers = [(cnnx.ELU(0.3), nn.ELU(0.3)), (cnnx.SELU(), nn.SELU()),
-              (cnnx.GELU(), nn.GELU()), (cnnx.GELU("tanh"), nn.GELU("tanh")),
-              (cnnx.SiLU(), nn.SiLU()), (cnnx.Hardswish(), nn.Hardswish()),
-              (cnnx.Hardsigmoid(), nn.Hardsigmoid()), (cnnx.ReLU6(), nn.ReLU6()),
-              (cnnx.Clip(-0.2, 0.7), nn.Hardtanh(-0.2, 0.7)), (cnnx.Softplus(), nn.Softplus()),
-              (cnnx.Softsign(), nn.Softsign()), (cnnx.LogSoftmax(), nn.LogSoftmax(-1))]
+    layers = [
+        (cnnx.ELU(0.3), nn.ELU(0.3)),
+        (cnnx.SELU(), nn.SELU()),
+        (cnnx.GELU(), nn.GELU()),
+        (cnnx.GELU("tanh"), nn.GELU("tanh")),
+        (cnnx.SiLU(), nn.SiLU()),
+        (cnnx.Hardswish(), nn.Hardswish()),
+        (cnnx.Hardsigmoid(), nn.Hardsigmoid()),
+        (cnnx.ReLU6(), nn.ReLU6()),
+        (cnnx.Clip(-0.2, 0.7), nn.Hardtanh(-0.2, 0.7)),
+        (cnnx.Softplus(), nn.Softplus()),
+        (cnnx.Softsign(), nn.Softsign()),
+        (cnnx.LogSoftmax(), nn.LogSoftmax(-1)),
+    ]
     x = rng.standard_normal((4, 9)).astype(np.float32) * 2
     dy = rng.standard_normal(x.shape).astype(np.float32)
     for ours, theirs in layers:
         t = torch.tensor(x, requires_grad=True)
         y = theirs(t)
         y.backward(torch.tensor(dy))
-        np.testing.assert_allclose(ours.forward(x, training=True), y.detach().numpy(),
-                                   rtol=1e-5, atol=1e-6, err_msg=type(ours).__name__)
-        np.testing.assert_allclose(ours.backward(dy), t.grad.numpy(), rtol=1e-5, atol=1e-5,
-                                   err_msg=type(ours).__name__)
+        np.testing.assert_allclose(
+            ours.forward(x, training=True),
+            y.detach().numpy(),
+            rtol=1e-5,
+            atol=1e-6,
+            err_msg=type(ours).__name__,
+        )
+        np.testing.assert_allclose(
+            ours.backward(dy), t.grad.numpy(), rtol=1e-5, atol=1e-5, err_msg=type(ours).__name__
+        )
 
 
 def test_prelu_layer_trains_like_torch(rng):
@@ -282,17 +368,16 @@ def test_prelu_layer_trains_like_torch(rng):
     t = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
     y = tm(t)
     y.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
-    np.testing.assert_allclose(layer.forward(x, training=True),
-                               y.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-6)
-    np.testing.assert_allclose(layer.backward(dy), t.grad.numpy().transpose(0, 2, 3, 1),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        layer.forward(x, training=True), y.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-6
+    )
+    np.testing.assert_allclose(layer.backward(dy), t.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-6)
     np.testing.assert_allclose(layer.grads["alpha"], tm.weight.grad.numpy(), rtol=1e-4)
     assert layer.count_params() == 4
 
 
 def test_edits_are_seen(rng):
-    model = cnnx.Sequential([cnnx.Dense(6), cnnx.ELU(1.0), cnnx.Clip(-1.0, 1.0)],
-                            input_shape=(4,))
+    model = cnnx.Sequential([cnnx.Dense(6), cnnx.ELU(1.0), cnnx.Clip(-1.0, 1.0)], input_shape=(4,))
     x = rng.standard_normal((5, 4)).astype(np.float32) * 3
     model.predict(x)
     model.layers[1].alpha = 0.1

@@ -8,6 +8,7 @@ The checks on the numbers are loose (a quick run trains for seconds) but
 can fail: a classifier at chance level, a detector that finds nothing, or a
 style transfer that does not lower its loss is a failure.
 """
+
 import os
 import resource
 import re
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.examples
 
 def have(mod):
     import importlib.util
+
     return importlib.util.find_spec(mod) is not None
 
 
@@ -35,13 +37,19 @@ def _child_cpu():
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
 
+
 def run(name, out_dir, *extra):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     t0, c0 = time.perf_counter(), _child_cpu()
-    r = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", "--out-dir",
-                        str(out_dir), *extra], capture_output=True, text=True, env=env,
-                       cwd=str(out_dir), timeout=max(LIMIT * 4, 240))
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--quick", "--out-dir", str(out_dir), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(out_dir),
+        timeout=max(LIMIT * 4, 240),
+    )
     # The smaller of wall and CPU time: a loaded machine stretches the wall
     # time (descheduled), several threads the CPU time; neither alone is fair.
     seconds = min(time.perf_counter() - t0, _child_cpu() - c0)
@@ -76,14 +84,19 @@ def test_detect_quick(tmp_path):
     assert pngs(tmp_path) == ["detections.png"]
 
 
-@pytest.mark.skipif(not (have("matplotlib") and have("skimage") and have("sklearn")),
-                    reason="needs matplotlib, scikit-image and scikit-learn's sample photos")
+@pytest.mark.skipif(
+    not (have("matplotlib") and have("skimage") and have("sklearn")),
+    reason="needs matplotlib, scikit-image and scikit-learn's sample photos",
+)
 def test_style_transfer_quick(tmp_path):
     last, out = run("style_transfer.py", tmp_path)
-    m = re.fullmatch(r"style transfer loss: ([0-9.]+) -> ([0-9.]+) \(([0-9.]+)% lower; style "
-                     r"([0-9.]+) -> ([0-9.]+)\) in \d+ steps, [0-9.]+ s", last)
+    m = re.fullmatch(
+        r"style transfer loss: ([0-9.]+) -> ([0-9.]+) \(([0-9.]+)% lower; style "
+        r"([0-9.]+) -> ([0-9.]+)\) in \d+ steps, [0-9.]+ s",
+        last,
+    )
     assert m, last
     first, final = float(m.group(1)), float(m.group(2))
     assert final < 0.8 * first, out
-    assert float(m.group(5)) < 0.5 * float(m.group(4)), out   # the style term itself falls
+    assert float(m.group(5)) < 0.5 * float(m.group(4)), out  # the style term itself falls
     assert pngs(tmp_path) == ["style_transfer_chelsea_flower.png"]

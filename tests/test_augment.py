@@ -15,6 +15,7 @@ FILLS = ["reflect", "wrap", "constant", "nearest"]
 
 # ---- the NumPy reference ----------------------------------------------------------
 
+
 def _u(seed, i, k):
     return _core.augment_uniform(seed, i, k)
 
@@ -42,6 +43,7 @@ def ref_transform(layer, shape, seed, i):
 
     def rng_of(f):
         return (-f, f) if np.ndim(f) == 0 else tuple(f)
+
     if isinstance(layer, cnnx.RandomTranslation):
         dy = _draw(*rng_of(layer.height_factor), seed, i, 0) * h
         dx = _draw(*rng_of(layer.width_factor), seed, i, 1) * w
@@ -49,12 +51,21 @@ def ref_transform(layer, shape, seed, i):
     if isinstance(layer, cnnx.RandomRotation):
         a = _draw(*rng_of(layer.factor), seed, i, 0) * 2 * np.pi
         c, s = np.cos(a), np.sin(a)
-        return "warp", np.array([c, -s, ((w - 1) - (c * (w - 1) - s * (h - 1))) / 2,
-                                 s, c, ((h - 1) - (s * (w - 1) + c * (h - 1))) / 2])
+        return "warp", np.array(
+            [
+                c,
+                -s,
+                ((w - 1) - (c * (w - 1) - s * (h - 1))) / 2,
+                s,
+                c,
+                ((h - 1) - (s * (w - 1) + c * (h - 1))) / 2,
+            ]
+        )
     if isinstance(layer, cnnx.RandomZoom):
         zy = 1 + _draw(*rng_of(layer.height_factor), seed, i, 0)
-        zx = zy if layer.width_factor is None else 1 + _draw(*rng_of(layer.width_factor), seed,
-                                                               i, 1)
+        zx = (
+            zy if layer.width_factor is None else 1 + _draw(*rng_of(layer.width_factor), seed, i, 1)
+        )
         return "warp", np.array([zx, 0, (w - 1) / 2 * (1 - zx), 0, zy, (h - 1) / 2 * (1 - zy)])
     raise AssertionError(layer)
 
@@ -74,8 +85,9 @@ def ref_sample(img, m, oh, ow, interp, fill, fill_value):
     """Resample one (h, w, c) image: output (x, y) reads source (m0 x + m1 y + m2,
     m3 x + m4 y + m5). Also returns where nearest rounding is too close to call."""
     h, w, c = img.shape
-    y, x = np.meshgrid(np.arange(oh, dtype=np.float64), np.arange(ow, dtype=np.float64),
-                       indexing="ij")
+    y, x = np.meshgrid(
+        np.arange(oh, dtype=np.float64), np.arange(ow, dtype=np.float64), indexing="ij"
+    )
     xs = m[0] * x + m[1] * y + m[2]
     ys = m[3] * x + m[4] * y + m[5]
 
@@ -84,10 +96,12 @@ def ref_sample(img, m, oh, ow, interp, fill, fill_value):
         cy, iny = _map(iy, h, fill)
         v = img[cy, cx].astype(np.float64)
         return np.where((inx & iny)[..., None], v, fill_value)
+
     if interp == "nearest":
         fx, fy = np.floor(xs + 0.5), np.floor(ys + 0.5)
-        unclear = (np.abs(xs + 0.5 - np.round(xs + 0.5)) < 1e-4) | \
-                  (np.abs(ys + 0.5 - np.round(ys + 0.5)) < 1e-4)
+        unclear = (np.abs(xs + 0.5 - np.round(xs + 0.5)) < 1e-4) | (
+            np.abs(ys + 0.5 - np.round(ys + 0.5)) < 1e-4
+        )
         return read(fx.astype(np.int64), fy.astype(np.int64)), unclear
     fx, fy = np.floor(xs), np.floor(ys)
     tx, ty = (xs - fx)[..., None], (ys - fy)[..., None]
@@ -120,13 +134,14 @@ def ref_forward(layer, x, seed, training=True):
                 out = img[:, ::-1] if p[0] else img
                 out = out[::-1] if p[1] else out
             elif kind == "crop":
-                out = img[p[0]:p[0] + layer.height, p[1]:p[1] + layer.width]
+                out = img[p[0] : p[0] + layer.height, p[1] : p[1] + layer.width]
             elif kind == "contrast":
                 mean = img.astype(np.float64).mean(axis=(0, 1))
                 out = np.clip((img - mean) * p + mean, *layer.value_range)
             else:
-                out, skip = ref_sample(img, p, h, w, layer.interpolation, layer.fill_mode,
-                                       layer.fill_value)
+                out, skip = ref_sample(
+                    img, p, h, w, layer.interpolation, layer.fill_mode, layer.fill_value
+                )
         outs.append(out)
         skips.append(np.zeros(out.shape[:2], bool) if skip is None else skip)
     return np.stack(outs).astype(np.float32), np.stack(skips)
@@ -150,16 +165,22 @@ def _images(rng, n=6, h=13, w=17, c=1):
 
 # ---- each transform against the reference --------------------------------------------
 
+
 @pytest.mark.parametrize("c", [1, 3])
 @pytest.mark.parametrize("fill", FILLS)
 @pytest.mark.parametrize("interp", ["bilinear", "nearest"])
-@pytest.mark.parametrize("make", [
-    lambda f, i: cnnx.RandomTranslation(0.3, (-0.5, 0.2), fill_mode=f, interpolation=i,
-                                        fill_value=0.25),
-    lambda f, i: cnnx.RandomRotation(0.5, fill_mode=f, interpolation=i, fill_value=-1.0),
-    lambda f, i: cnnx.RandomZoom((-0.4, 0.6), fill_mode=f, interpolation=i),
-    lambda f, i: cnnx.RandomZoom(0.3, (-0.2, 0.9), fill_mode=f, interpolation=i, fill_value=2),
-], ids=["translate", "rotate", "zoom", "zoom_hw"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda f, i: cnnx.RandomTranslation(
+            0.3, (-0.5, 0.2), fill_mode=f, interpolation=i, fill_value=0.25
+        ),
+        lambda f, i: cnnx.RandomRotation(0.5, fill_mode=f, interpolation=i, fill_value=-1.0),
+        lambda f, i: cnnx.RandomZoom((-0.4, 0.6), fill_mode=f, interpolation=i),
+        lambda f, i: cnnx.RandomZoom(0.3, (-0.2, 0.9), fill_mode=f, interpolation=i, fill_value=2),
+    ],
+    ids=["translate", "rotate", "zoom", "zoom_hw"],
+)
 def test_geometric_matches_numpy(isa, rng, make, interp, fill, c):
     _check(make(fill, interp), _images(rng, n=5, c=c, w=21))
 
@@ -168,8 +189,10 @@ def test_geometric_matches_numpy(isa, rng, make, interp, fill, c):
 def test_translation_of_wide_rows_matches_numpy(isa, rng, fill):
     """Rows of 70 pixels shifted by at most 2: the fast path for shifts (plain
     loads in the middle, the fill modes at both ends) on every ISA."""
-    _check(cnnx.RandomTranslation(0.4, 0.03, fill_mode=fill, fill_value=0.25),
-           _images(rng, n=8, h=9, w=70))
+    _check(
+        cnnx.RandomTranslation(0.4, 0.03, fill_mode=fill, fill_value=0.25),
+        _images(rng, n=8, h=9, w=70),
+    )
 
 
 def test_translation_adjoint_on_wide_rows(rng):
@@ -179,7 +202,8 @@ def test_translation_adjoint_on_wide_rows(rng):
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = layer.backward(dy)
     assert float(np.sum(dy.astype(np.float64) * y)) == pytest.approx(
-        float(np.sum(dx.astype(np.float64) * x)), rel=1e-4, abs=1e-4)
+        float(np.sum(dx.astype(np.float64) * x)), rel=1e-4, abs=1e-4
+    )
 
 
 @pytest.mark.parametrize("mode", ["horizontal", "vertical", "horizontal_and_vertical"])
@@ -202,8 +226,9 @@ def test_crop_at_inference_is_kerass_centred_resize(isa, rng, hw):
 
 
 @pytest.mark.parametrize("c", [1, 3])
-@pytest.mark.parametrize("factor,value_range", [(0.5, (0, 1)), ((0.9, 2.0), (0.2, 0.8)),
-                                                (0.3, (0, 255))])
+@pytest.mark.parametrize(
+    "factor,value_range", [(0.5, (0, 1)), ((0.9, 2.0), (0.2, 0.8)), (0.3, (0, 255))]
+)
 def test_contrast_matches_numpy(isa, rng, c, factor, value_range):
     _check(cnnx.RandomContrast(factor, value_range=value_range), _images(rng, c=c))
 
@@ -214,8 +239,9 @@ def test_transforms_match_the_draws():
     layer.build((10, 12, 1))
     for i in range(5):
         t = _core.augment_transform(layer.spec, 99, i)
-        np.testing.assert_allclose(t["matrix"], ref_transform(layer, (10, 12, 1), 99, i)[1],
-                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            t["matrix"], ref_transform(layer, (10, 12, 1), 99, i)[1], rtol=1e-12, atol=1e-12
+        )
     draws = np.array([_u(5, i, 0) for i in range(20000)])
     assert 0 <= draws.min() and draws.max() < 1 and abs(draws.mean() - 0.5) < 0.01
 
@@ -227,21 +253,36 @@ def test_slices_of_a_batch_get_the_same_transforms(rng):
     layer.build((13, 17, 1))
     x = _images(rng, n=9)
     whole = _core.augment_forward(layer.spec, x, 7, True, 0)
-    parts = np.concatenate([_core.augment_forward(layer.spec, x[:4], 7, True, 0),
-                            _core.augment_forward(layer.spec, x[4:], 7, True, 4)])
+    parts = np.concatenate(
+        [
+            _core.augment_forward(layer.spec, x[:4], 7, True, 0),
+            _core.augment_forward(layer.spec, x[4:], 7, True, 4),
+        ]
+    )
     np.testing.assert_array_equal(whole, parts)
 
 
 # ---- the layers in models --------------------------------------------------------------
 
+
 def _aug_model(head_seed=0, aug=True):
     cnnx.set_seed(head_seed)
-    layers = [cnnx.RandomFlip("horizontal"), cnnx.RandomTranslation(0.1, 0.1),
-              cnnx.RandomRotation(0.05), cnnx.RandomZoom(0.1), cnnx.RandomContrast(0.2, (0, 1))] \
-        if aug else []
-    return cnnx.Sequential(layers + [
-        cnnx.Conv2D(4, 3, activation="relu"), cnnx.MaxPool2D(2), cnnx.Flatten(),
-        cnnx.Dense(5)], input_shape=(12, 12, 1))
+    layers = (
+        [
+            cnnx.RandomFlip("horizontal"),
+            cnnx.RandomTranslation(0.1, 0.1),
+            cnnx.RandomRotation(0.05),
+            cnnx.RandomZoom(0.1),
+            cnnx.RandomContrast(0.2, (0, 1)),
+        ]
+        if aug
+        else []
+    )
+    return cnnx.Sequential(
+        layers
+        + [cnnx.Conv2D(4, 3, activation="relu"), cnnx.MaxPool2D(2), cnnx.Flatten(), cnnx.Dense(5)],
+        input_shape=(12, 12, 1),
+    )
 
 
 def test_identity_at_inference(rng):
@@ -264,8 +305,10 @@ def test_training_step_runs_compiled_and_equals_layer_by_layer(rng, monkeypatch)
     for plan in ("1", "0"):
         monkeypatch.setenv("CNNX_PLAN", plan)
         m = _aug_model()
-        m.compile(cnnx.optim.SGD(0.1, momentum=0.9),
-                  cnnx.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m.compile(
+            cnnx.optim.SGD(0.1, momentum=0.9),
+            cnnx.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         if plan == "1":
             assert m._training_plan() is not None
         cnnx.set_seed(5)
@@ -295,12 +338,20 @@ def test_seed_repeatability(rng):
     assert not np.array_equal(a(x, training=True), ya)  # the next call draws anew
 
 
-@pytest.mark.parametrize("layer", [
-    cnnx.RandomFlip(), cnnx.RandomTranslation(0.2, 0.3, fill_mode="constant"),
-    cnnx.RandomRotation(0.3, fill_mode="wrap"), cnnx.RandomZoom(0.3, interpolation="nearest"),
-    cnnx.RandomCrop(7, 9), cnnx.RandomContrast(0.3, (0, 1)),
-    cnnx.Rescaling([2.0, -1.0], 0.5), cnnx.Normalization(mean=[0.2, 0.1], variance=[4.0, 0.25]),
-], ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [
+        cnnx.RandomFlip(),
+        cnnx.RandomTranslation(0.2, 0.3, fill_mode="constant"),
+        cnnx.RandomRotation(0.3, fill_mode="wrap"),
+        cnnx.RandomZoom(0.3, interpolation="nearest"),
+        cnnx.RandomCrop(7, 9),
+        cnnx.RandomContrast(0.3, (0, 1)),
+        cnnx.Rescaling([2.0, -1.0], 0.5),
+        cnnx.Normalization(mean=[0.2, 0.1], variance=[4.0, 0.25]),
+    ],
+    ids=lambda v: type(v).__name__,
+)
 def test_backward_is_the_adjoint(rng, layer):
     """<dy, f(x)> = <f'(dy), x> for these maps (linear in x for a fixed seed;
     contrast's clipping is a fixed mask, Rescaling's offset a constant)."""
@@ -309,8 +360,11 @@ def test_backward_is_the_adjoint(rng, layer):
     y = layer.forward(x, training=True)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = layer.backward(dy)
-    y0 = layer.forward(np.zeros_like(x), training=False) if isinstance(
-        layer, (cnnx.Rescaling, cnnx.Normalization)) else 0.0
+    y0 = (
+        layer.forward(np.zeros_like(x), training=False)
+        if isinstance(layer, (cnnx.Rescaling, cnnx.Normalization))
+        else 0.0
+    )
     lhs = float(np.sum(dy.astype(np.float64) * (y - y0)))
     rhs = float(np.sum(dx.astype(np.float64) * x))
     assert lhs == pytest.approx(rhs, rel=1e-4, abs=1e-4)
@@ -325,9 +379,15 @@ def test_gradient_through_augmentation_after_a_trainable_layer(rng, monkeypatch)
     for plan in ("1", "0"):
         monkeypatch.setenv("CNNX_PLAN", plan)
         cnnx.set_seed(0)
-        m = cnnx.Sequential([cnnx.Conv2D(2, 3, padding="same"), cnnx.RandomRotation(0.2),
-                             cnnx.RandomContrast(0.5, (-10, 10)), cnnx.Rescaling(2.0)],
-                            input_shape=(10, 10, 1))
+        m = cnnx.Sequential(
+            [
+                cnnx.Conv2D(2, 3, padding="same"),
+                cnnx.RandomRotation(0.2),
+                cnnx.RandomContrast(0.5, (-10, 10)),
+                cnnx.Rescaling(2.0),
+            ],
+            input_shape=(10, 10, 1),
+        )
         m.compile(cnnx.optim.SGD(0.1), "mse")
         cnnx.set_seed(1)
         m.train_on_batch(x, y)
@@ -337,8 +397,7 @@ def test_gradient_through_augmentation_after_a_trainable_layer(rng, monkeypatch)
 
 def test_keras_idiom_randomflip_in_the_model(rng):
     """The Keras tutorial's model, only the import changed."""
-    data_augmentation = cnnx.Sequential([cnnx.RandomFlip("horizontal"),
-                                         cnnx.RandomRotation(0.1)])
+    data_augmentation = cnnx.Sequential([cnnx.RandomFlip("horizontal"), cnnx.RandomRotation(0.1)])
     inputs = cnnx.Input((16, 16, 3))
     z = data_augmentation(inputs)
     z = cnnx.Rescaling(1.0 / 255)(z)
@@ -359,10 +418,19 @@ def test_save_load_keeps_the_layers(tmp_path, rng):
     x = _images(rng, n=8, h=12, w=12)
     norm = cnnx.Normalization()
     norm.adapt(x)
-    m = cnnx.Sequential([cnnx.RandomFlip("vertical", seed=3), cnnx.RandomCrop(10, 10),
-                         cnnx.RandomZoom(0.2, (-0.1, 0.3), fill_mode="constant", fill_value=0.5),
-                         cnnx.RandomContrast((0.1, 0.4), (0, 1)), cnnx.Rescaling(2.0, -1.0), norm,
-                         cnnx.Flatten(), cnnx.Dense(3)], input_shape=(12, 12, 1))
+    m = cnnx.Sequential(
+        [
+            cnnx.RandomFlip("vertical", seed=3),
+            cnnx.RandomCrop(10, 10),
+            cnnx.RandomZoom(0.2, (-0.1, 0.3), fill_mode="constant", fill_value=0.5),
+            cnnx.RandomContrast((0.1, 0.4), (0, 1)),
+            cnnx.Rescaling(2.0, -1.0),
+            norm,
+            cnnx.Flatten(),
+            cnnx.Dense(3),
+        ],
+        input_shape=(12, 12, 1),
+    )
     m.compile("sgd", "mse")
     m.save(tmp_path / "m.cnnx")
     m2 = cnnx.load_model(tmp_path / "m.cnnx")
@@ -374,23 +442,25 @@ def test_save_load_keeps_the_layers(tmp_path, rng):
 
 # ---- Rescaling and Normalization -----------------------------------------------------
 
+
 def test_rescaling(isa, rng):
     x = rng.random((4, 5, 6, 3)).astype(np.float32) * 255
     np.testing.assert_allclose(cnnx.Rescaling(1 / 255)(x), x * np.float32(1 / 255), rtol=1e-6)
-    np.testing.assert_allclose(cnnx.Rescaling([1.0, 2.0, 3.0], [0.0, -1.0, 1.0])(x),
-                               x * [1, 2, 3] + [0, -1, 1], rtol=1e-6)
+    np.testing.assert_allclose(
+        cnnx.Rescaling([1.0, 2.0, 3.0], [0.0, -1.0, 1.0])(x), x * [1, 2, 3] + [0, -1, 1], rtol=1e-6
+    )
     f = rng.random((10, 7)).astype(np.float32)
-    np.testing.assert_allclose(cnnx.Rescaling(1 / 127.5, offset=-1)(f), f / 127.5 - 1,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        cnnx.Rescaling(1 / 127.5, offset=-1)(f), f / 127.5 - 1, rtol=1e-5, atol=1e-6
+    )
 
 
-@pytest.mark.parametrize("axis,keep", [(-1, (3,)), (None, ()), (1, (1,)), (2, (2,)),
-                                       (3, (3,))])
+@pytest.mark.parametrize("axis,keep", [(-1, (3,)), (None, ()), (1, (1,)), (2, (2,)), (3, (3,))])
 def test_normalization_adapt_and_apply(isa, rng, axis, keep):
     x = (rng.standard_normal((50, 4, 5, 3)) * [1, 2, 3] + [0, 5, -2]).astype(np.float32)
     layer = cnnx.Normalization(axis=axis)
     # adapt from a generator of (x, y) batches: the same as from the array
-    layer.adapt(((x[i:i + 7], None) for i in range(0, 50, 7)))
+    layer.adapt(((x[i : i + 7], None) for i in range(0, 50, 7)))
     reduce = tuple(a for a in range(4) if a not in keep)
     mean = x.astype(np.float64).mean(axis=reduce, keepdims=True)
     var = x.astype(np.float64).var(axis=reduce, keepdims=True)
@@ -422,13 +492,23 @@ def test_onnx_export(tmp_path, rng):
     x = (rng.random((5, 14, 16, 3)) * 255).astype(np.float32)
     norm = cnnx.Normalization(axis=1)
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.RandomFlip(), cnnx.RandomTranslation(0.1, 0.1),
-                         cnnx.RandomRotation(0.1), cnnx.RandomZoom(0.1),
-                         cnnx.RandomContrast(0.1), cnnx.RandomCrop(12, 15),
-                         cnnx.Rescaling([1 / 255, 2 / 255, 1 / 128], [0, 0, -1]), norm,
-                         cnnx.Conv2D(4, 3, activation="relu"), cnnx.Flatten(),
-                         cnnx.Normalization(mean=[0.5], variance=[2.0], axis=None),
-                         cnnx.Dense(3)], input_shape=(14, 16, 3))
+    m = cnnx.Sequential(
+        [
+            cnnx.RandomFlip(),
+            cnnx.RandomTranslation(0.1, 0.1),
+            cnnx.RandomRotation(0.1),
+            cnnx.RandomZoom(0.1),
+            cnnx.RandomContrast(0.1),
+            cnnx.RandomCrop(12, 15),
+            cnnx.Rescaling([1 / 255, 2 / 255, 1 / 128], [0, 0, -1]),
+            norm,
+            cnnx.Conv2D(4, 3, activation="relu"),
+            cnnx.Flatten(),
+            cnnx.Normalization(mean=[0.5], variance=[2.0], axis=None),
+            cnnx.Dense(3),
+        ],
+        input_shape=(14, 16, 3),
+    )
     norm.adapt(rng.random((10, 12, 15, 3)).astype(np.float32))
     path = cnnx.onnx.export(m, tmp_path / "m.onnx")
     ops = [n.op_type for n in onnx.load(path).graph.node]
@@ -444,31 +524,35 @@ def test_onnx_export(tmp_path, rng):
 
 # ---- bad input -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make,err,match", [
-    (lambda: cnnx.RandomTranslation(1.5, 0.1), ValueError, "^height_factor:"),
-    (lambda: cnnx.RandomTranslation(0.1, (0.3, 0.1)), ValueError, "^width_factor:"),
-    (lambda: cnnx.RandomTranslation(-0.2, 0.1), ValueError, "^height_factor:"),
-    (lambda: cnnx.RandomTranslation("a", 0.1), TypeError, "^height_factor:"),
-    (lambda: cnnx.RandomRotation(float("nan")), ValueError, "^factor:"),
-    (lambda: cnnx.RandomRotation((0.2, -0.2)), ValueError, "^factor:"),
-    (lambda: cnnx.RandomZoom((-1.0, 0.2)), ValueError, "^height_factor:"),
-    (lambda: cnnx.RandomZoom(0.2, (-1.5, 0.1)), ValueError, "^width_factor:"),
-    (lambda: cnnx.RandomFlip("diagonal"), ValueError, "^mode:"),
-    (lambda: cnnx.RandomRotation(0.1, fill_mode="mirror"), ValueError, "^fill_mode:"),
-    (lambda: cnnx.RandomRotation(0.1, interpolation="bicubic"), ValueError, "^interpolation:"),
-    (lambda: cnnx.RandomRotation(0.1, fill_value=float("inf")), ValueError, "^fill_value:"),
-    (lambda: cnnx.RandomCrop(0, 5), ValueError, "^height:"),
-    (lambda: cnnx.RandomCrop(5, 2.5), TypeError, "^width:"),
-    (lambda: cnnx.RandomContrast(-0.1), ValueError, "^factor:"),
-    (lambda: cnnx.RandomContrast((1.5, 0.1)), ValueError, "^factor:"),
-    (lambda: cnnx.RandomContrast(0.1, value_range=(1, 0)), ValueError, "^value_range:"),
-    (lambda: cnnx.Rescaling("x"), TypeError, "^scale:"),
-    (lambda: cnnx.Rescaling(1.0, float("nan")), ValueError, "^offset:"),
-    (lambda: cnnx.Normalization(mean=[1.0]), ValueError, "^mean:"),
-    (lambda: cnnx.Normalization(mean=[1.0], variance=[-1.0]), ValueError, "^variance:"),
-    (lambda: cnnx.Normalization(axis=1.5), TypeError, "^axis:"),
-    (lambda: cnnx.RandomFlip(seed=-1), ValueError, "^seed:"),
-])
+
+@pytest.mark.parametrize(
+    "make,err,match",
+    [
+        (lambda: cnnx.RandomTranslation(1.5, 0.1), ValueError, "^height_factor:"),
+        (lambda: cnnx.RandomTranslation(0.1, (0.3, 0.1)), ValueError, "^width_factor:"),
+        (lambda: cnnx.RandomTranslation(-0.2, 0.1), ValueError, "^height_factor:"),
+        (lambda: cnnx.RandomTranslation("a", 0.1), TypeError, "^height_factor:"),
+        (lambda: cnnx.RandomRotation(float("nan")), ValueError, "^factor:"),
+        (lambda: cnnx.RandomRotation((0.2, -0.2)), ValueError, "^factor:"),
+        (lambda: cnnx.RandomZoom((-1.0, 0.2)), ValueError, "^height_factor:"),
+        (lambda: cnnx.RandomZoom(0.2, (-1.5, 0.1)), ValueError, "^width_factor:"),
+        (lambda: cnnx.RandomFlip("diagonal"), ValueError, "^mode:"),
+        (lambda: cnnx.RandomRotation(0.1, fill_mode="mirror"), ValueError, "^fill_mode:"),
+        (lambda: cnnx.RandomRotation(0.1, interpolation="bicubic"), ValueError, "^interpolation:"),
+        (lambda: cnnx.RandomRotation(0.1, fill_value=float("inf")), ValueError, "^fill_value:"),
+        (lambda: cnnx.RandomCrop(0, 5), ValueError, "^height:"),
+        (lambda: cnnx.RandomCrop(5, 2.5), TypeError, "^width:"),
+        (lambda: cnnx.RandomContrast(-0.1), ValueError, "^factor:"),
+        (lambda: cnnx.RandomContrast((1.5, 0.1)), ValueError, "^factor:"),
+        (lambda: cnnx.RandomContrast(0.1, value_range=(1, 0)), ValueError, "^value_range:"),
+        (lambda: cnnx.Rescaling("x"), TypeError, "^scale:"),
+        (lambda: cnnx.Rescaling(1.0, float("nan")), ValueError, "^offset:"),
+        (lambda: cnnx.Normalization(mean=[1.0]), ValueError, "^mean:"),
+        (lambda: cnnx.Normalization(mean=[1.0], variance=[-1.0]), ValueError, "^variance:"),
+        (lambda: cnnx.Normalization(axis=1.5), TypeError, "^axis:"),
+        (lambda: cnnx.RandomFlip(seed=-1), ValueError, "^seed:"),
+    ],
+)
 def test_bad_arguments_name_themselves(make, err, match):
     with pytest.raises(err, match=match):
         make()
@@ -515,12 +599,31 @@ def test_copy_and_pickle_keep_the_spec(rng):
     import pickle
 
     x = _images(rng, n=4, h=12, w=12)
-    m = cnnx.Sequential([cnnx.RandomZoom(0.2, (-0.1, 0.3), fill_mode="constant", fill_value=0.5,
-                                         seed=2),
-                         cnnx.RandomRotation(0.1, fill_mode="reflect", seed=4),
-                         cnnx.Flatten(), cnnx.Dense(3)], input_shape=(12, 12, 1))
-    fields = ("kind", "h", "w", "c", "oh", "ow", "horizontal", "vertical", "same_zoom", "fill",
-              "interp", "fill_value", "value_lo", "value_hi")
+    m = cnnx.Sequential(
+        [
+            cnnx.RandomZoom(0.2, (-0.1, 0.3), fill_mode="constant", fill_value=0.5, seed=2),
+            cnnx.RandomRotation(0.1, fill_mode="reflect", seed=4),
+            cnnx.Flatten(),
+            cnnx.Dense(3),
+        ],
+        input_shape=(12, 12, 1),
+    )
+    fields = (
+        "kind",
+        "h",
+        "w",
+        "c",
+        "oh",
+        "ow",
+        "horizontal",
+        "vertical",
+        "same_zoom",
+        "fill",
+        "interp",
+        "fill_value",
+        "value_lo",
+        "value_hi",
+    )
     for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
         for a, b in zip(m.layers[:2], clone.layers[:2]):
             assert a.spec is not b.spec
@@ -533,12 +636,21 @@ def test_copy_and_pickle_keep_the_spec(rng):
 
 def _any_size_net(shape):
     cnnx.set_seed(0)
-    return cnnx.Sequential([
-        cnnx.RandomFlip("horizontal", seed=1), cnnx.RandomRotation(0.1, seed=2),
-        cnnx.RandomZoom(0.2, fill_mode="constant", seed=3), cnnx.RandomContrast(0.3, (0, 1), seed=4),
-        cnnx.Normalization(mean=0.5, variance=0.1), cnnx.RandomCrop(8, 8, seed=5),
-        cnnx.Rescaling(2.0, -1.0), cnnx.Conv2D(4, 3, activation="relu"),
-        cnnx.GlobalAvgPool2D(), cnnx.Dense(3)], input_shape=shape)
+    return cnnx.Sequential(
+        [
+            cnnx.RandomFlip("horizontal", seed=1),
+            cnnx.RandomRotation(0.1, seed=2),
+            cnnx.RandomZoom(0.2, fill_mode="constant", seed=3),
+            cnnx.RandomContrast(0.3, (0, 1), seed=4),
+            cnnx.Normalization(mean=0.5, variance=0.1),
+            cnnx.RandomCrop(8, 8, seed=5),
+            cnnx.Rescaling(2.0, -1.0),
+            cnnx.Conv2D(4, 3, activation="relu"),
+            cnnx.GlobalAvgPool2D(),
+            cnnx.Dense(3),
+        ],
+        input_shape=shape,
+    )
 
 
 @pytest.mark.parametrize("hw", [(12, 12), (9, 17)])
@@ -552,8 +664,7 @@ def test_inputs_of_any_size_equal_a_fixed_size_model(rng, hw):
     for m in (any_size, fixed):
         m.compile(cnnx.optim.SGD(0.1), "sparse_categorical_crossentropy")
     for _ in range(2):
-        assert any_size.train_on_batch(x, y) == pytest.approx(fixed.train_on_batch(x, y),
-                                                                rel=1e-5)
+        assert any_size.train_on_batch(x, y) == pytest.approx(fixed.train_on_batch(x, y), rel=1e-5)
     np.testing.assert_allclose(any_size.predict(x), fixed.predict(x), rtol=1e-5, atol=1e-6)
     # layer by layer (no plan) takes the same per-size spec
     np.testing.assert_allclose(any_size.layers[1].forward(x, training=True).shape, x.shape)

@@ -8,6 +8,7 @@ it), Adam, and two callbacks that change the rate or keep counters, so
 every piece of saved state matters. One thread everywhere: the reference and
 the resumed runs compute identically.
 """
+
 import glob
 import os
 import signal
@@ -59,14 +60,19 @@ print("restored", backup.restored_epoch, flush=True)
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-                OMP_NUM_THREADS="1")
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OMP_NUM_THREADS="1"
+    )
 
 
 def _start(backup_dir, out, signal_at="-"):
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(backup_dir), str(out), signal_at],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env())
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(backup_dir), str(out), signal_at],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
 
 
 def _finish(backup_dir, out):
@@ -97,13 +103,13 @@ def test_kill_in_the_middle_of_an_epoch_resumes_exactly(tmp_path, reference):
     p = _start(backup, tmp_path / "out.npy", signal_at="2:3")
     try:
         assert p.stdout.readline().strip() == "started"
-        assert p.stdout.readline().strip() == "READY"      # epochs 0, 1 done; epoch 2 half
+        assert p.stdout.readline().strip() == "READY"  # epochs 0, 1 done; epoch 2 half
     finally:
         _kill(p)
     params, stdout = _finish(backup, tmp_path / "out.npy")
     assert "restored 1" in stdout
     np.testing.assert_array_equal(params, reference)
-    assert os.listdir(backup) == []                        # deleted once training completed
+    assert os.listdir(backup) == []  # deleted once training completed
 
 
 def test_kill_while_a_backup_is_being_written(tmp_path, reference):

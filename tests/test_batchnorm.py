@@ -1,5 +1,6 @@
 """Batch norm: NumPy reference, finite differences, PyTorch parity (train and
 eval, running statistics), bad input."""
+
 import numpy as np
 import pytest
 
@@ -69,8 +70,9 @@ def test_batch_norm_eval(rng):
     rv = (rng.random(6) + 0.1).astype(np.float32)
     rm0, rv0 = rm.copy(), rv.copy()
     y, st = F.batch_norm(x, gamma, beta, rm, rv, training=False, eps=1e-3)
-    np.testing.assert_allclose(y, (x - rm) / np.sqrt(rv + 1e-3) * gamma + beta, rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        y, (x - rm) / np.sqrt(rv + 1e-3) * gamma + beta, rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_array_equal(rm, rm0)  # evaluation never touches the running stats
     np.testing.assert_array_equal(rv, rv0)
     dy = rng.standard_normal(x.shape).astype(np.float32)

@@ -4,6 +4,7 @@ Each framework's worker runs in this process here (the benchmark runs them in
 their own processes); what is checked is that the models the benchmark times
 are the models it claims, and that a wrong result stops it.
 """
+
 import importlib.util
 import pathlib
 
@@ -25,11 +26,14 @@ _spec.loader.exec_module(B)
 
 TINY_CFG = [(1, 8, 1, 1), (6, 8, 2, 2), (6, 16, 1, 2)]
 TINY = {
-    "resnet20": (lambda relu6: B.cnnx_resnet20(size=8, widths=(4, 8, 16), blocks=1),
-                 lambda relu6: B.torch_resnet20(widths=(4, 8, 16), blocks=1)),
-    "mobilenetv2": (lambda relu6: B.cnnx_mobilenetv2(size=8, cfg=TINY_CFG, last=32,
-                                                     relu6=relu6),
-                    lambda relu6: B.torch_mobilenetv2(cfg=TINY_CFG, last=32, relu6=relu6)),
+    "resnet20": (
+        lambda relu6: B.cnnx_resnet20(size=8, widths=(4, 8, 16), blocks=1),
+        lambda relu6: B.torch_resnet20(widths=(4, 8, 16), blocks=1),
+    ),
+    "mobilenetv2": (
+        lambda relu6: B.cnnx_mobilenetv2(size=8, cfg=TINY_CFG, last=32, relu6=relu6),
+        lambda relu6: B.torch_mobilenetv2(cfg=TINY_CFG, last=32, relu6=relu6),
+    ),
 }
 
 
@@ -44,9 +48,13 @@ def _one_thread():
 
 
 def test_flops_count_matches_a_hand_count(tmp_path):
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2),
-                              torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 10)).eval()
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 4 * 4, 10),
+    ).eval()
     path = tmp_path / "m.onnx"
     B.export_torch(net, str(path), size=8)
     expected = 2 * (8 * 8 * 4 * 3 * 9 + 4 * 4 * 4 * 2 * 9 + 64 * 10)
@@ -139,12 +147,17 @@ def test_case_selection():
     assert ("infer", "squeezenet") in every and ("memory", "resnet20") in every
     assert B.select_cases(["resnet20"], acts) == [("train", "resnet20"), ("memory", "resnet20")]
     assert B.select_cases(["infer/resnet50", "train"], acts) == [
-        ("infer", "resnet50"), ("train", "resnet20"), ("train", "mobilenetv2")]
+        ("infer", "resnet50"),
+        ("train", "resnet20"),
+        ("train", "mobilenetv2"),
+    ]
     assert ("infer", "mobilenetv2") not in B.select_cases(["infer"], ("relu",))
     # the default: ReLU6 only (the ReLU variant replaces it later if cnnx refuses Clip)
     auto = B.select_cases(["infer"], ("auto",))
     assert ("infer", "mobilenetv2") in auto and ("infer", "mobilenetv2-relu") not in auto
-    assert B.select_cases(["mobilenetv2-relu"], ("auto",)) == [("infer", "mobilenetv2"),
-                                                               ("train", "mobilenetv2")]
+    assert B.select_cases(["mobilenetv2-relu"], ("auto",)) == [
+        ("infer", "mobilenetv2"),
+        ("train", "mobilenetv2"),
+    ]
     with pytest.raises(SystemExit):
         B.select_cases(["vgg"], acts)

@@ -1,6 +1,7 @@
 """Callbacks with Keras's semantics: batch / test / predict hooks, ReduceLROnPlateau,
 CSVLogger, TerminateOnNaN, LambdaCallback and BackupAndRestore (in process; the
 kill -9 test is in test_backup_kill.py)."""
+
 import csv
 import os
 
@@ -8,9 +9,16 @@ import numpy as np
 import pytest
 
 import cnnx
-from cnnx.callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping,
-                            LambdaCallback, LearningRateScheduler, ReduceLROnPlateau,
-                            TerminateOnNaN)
+from cnnx.callbacks import (
+    BackupAndRestore,
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    LambdaCallback,
+    LearningRateScheduler,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 
 
 def data(n=192, seed=0):
@@ -73,15 +81,25 @@ def test_a_custom_callback_sees_every_hook_in_keras_order():
     xv, yv = data(80, seed=1)
     rec = Recorder()
     m = make()
-    h = m.fit(x, y, epochs=2, batch_size=64, validation_data=(xv, yv), callbacks=[rec],
-              shuffle=False, verbose=0)
+    h = m.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=64,
+        validation_data=(xv, yv),
+        callbacks=[rec],
+        shuffle=False,
+        verbose=0,
+    )
     kinds = [e[0] for e in rec.events]
-    one_epoch = (["epoch_begin"] + ["batch_begin", "batch_end"] * 3 +
-                 ["test_begin", "test_batch_end", "test_end", "epoch_end"])
+    one_epoch = (
+        ["epoch_begin"]
+        + ["batch_begin", "batch_end"] * 3
+        + ["test_begin", "test_batch_end", "test_end", "epoch_end"]
+    )
     assert kinds == ["train_begin"] + one_epoch * 2 + ["train_end"]
     assert [e[1] for e in rec.events if e[0] == "batch_begin"] == [0, 1, 2] * 2
-    assert rec.params == {"epochs": 2, "batch_size": 64, "samples": 192, "steps": 3,
-                          "verbose": 0}
+    assert rec.params == {"epochs": 2, "batch_size": 64, "samples": 192, "steps": 3, "verbose": 0}
     # a batch's logs: the running means so far (Keras 3); the last one is the epoch's
     ends = [e for e in rec.events if e[0] == "batch_end"]
     for epoch in range(2):
@@ -126,8 +144,10 @@ def test_on_batch_aliases_lambda_and_hooks_without_logs():
         def on_epoch_begin(self, epoch):
             seen["old"].append(epoch)
 
-    lam = LambdaCallback(on_train_batch_begin=lambda batch, logs: seen["lambda"].append(batch),
-                         on_train_end=lambda logs: seen["lambda"].append("end"))
+    lam = LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: seen["lambda"].append(batch),
+        on_train_end=lambda logs: seen["lambda"].append("end"),
+    )
     make().fit(x, y, epochs=2, batch_size=96, callbacks=[Alias(), OldStyle(), lam], verbose=0)
     assert seen["alias"] == [(0, True), (1, True)] * 2
     assert seen["lambda"] == [0, 1, 0, 1, "end"]
@@ -170,8 +190,9 @@ def test_reduce_lr_on_plateau_follows_keras_rule():
     val = [1.0, 0.9, 0.95, 0.92, 0.91, 0.8, 0.85, 0.86, 0.87, 0.88, 0.89]
     rlr = ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2, cooldown=1, min_lr=0.02)
     m = make(lr=0.1)
-    h = m.fit(x, y, epochs=len(val), batch_size=64,
-              callbacks=[Script("val_loss", val), rlr], verbose=0)
+    h = m.fit(
+        x, y, epochs=len(val), batch_size=64, callbacks=[Script("val_loss", val), rlr], verbose=0
+    )
     assert h.history["lr"] == pytest.approx([0.1] * 4 + [0.05] * 4 + [0.025] * 2 + [0.02])
     assert m.optimizer.lr == pytest.approx(0.02)
     assert h.history["val_loss"] == val
@@ -184,10 +205,11 @@ def test_reduce_lr_on_plateau_mode_max_and_the_rate_really_used():
     rlr = ReduceLROnPlateau(monitor="val_accuracy", factor=0.1, patience=1, min_delta=0)
     lrs = []
     lam = LambdaCallback(on_train_batch_begin=lambda b, logs: lrs.append(m.optimizer.lr))
-    h = m.fit(x, y, epochs=5, batch_size=64, callbacks=[Script("val_accuracy", acc), rlr, lam],
-              verbose=0)
+    h = m.fit(
+        x, y, epochs=5, batch_size=64, callbacks=[Script("val_accuracy", acc), rlr, lam], verbose=0
+    )
     assert h.history["lr"] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
-    assert lrs == h.history["lr"]   # the rate each step actually used
+    assert lrs == h.history["lr"]  # the rate each step actually used
     with pytest.raises(ValueError, match="^factor"):
         ReduceLROnPlateau(factor=1.0)
     with pytest.raises(ValueError, match="^monitor: 'val_loss' is not among"):
@@ -200,35 +222,51 @@ def test_csv_logger_writes_one_row_per_epoch_and_appends(tmp_path):
     xv, yv = data(64, seed=1)
     path = tmp_path / "log.csv"
     m = make()
-    h = m.fit(x, y, epochs=3, batch_size=64, validation_data=(xv, yv),
-              callbacks=[CSVLogger(str(path))], verbose=0)
+    h = m.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=64,
+        validation_data=(xv, yv),
+        callbacks=[CSVLogger(str(path))],
+        verbose=0,
+    )
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["epoch", "accuracy", "loss", "lr", "time", "val_accuracy", "val_loss"]
     assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
     for r, epoch in zip(rows[1:], range(3)):
         for key, cell in zip(rows[0][1:], r[1:]):
-            assert float(cell) == h.history[key][epoch]   # exact: repr round-trips
+            assert float(cell) == h.history[key][epoch]  # exact: repr round-trips
     # append: a resumed run adds rows, no second header; another separator
-    m.fit(x, y, epochs=5, initial_epoch=3, batch_size=64, validation_data=(xv, yv),
-          callbacks=[CSVLogger(path, append=True)], verbose=0)
+    m.fit(
+        x,
+        y,
+        epochs=5,
+        initial_epoch=3,
+        batch_size=64,
+        validation_data=(xv, yv),
+        callbacks=[CSVLogger(path, append=True)],
+        verbose=0,
+    )
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     assert [r[0] for r in rows] == ["epoch", "0", "1", "2", "3", "4"]
     m.fit(x, y, epochs=1, batch_size=64, callbacks=[CSVLogger(path, separator=";")], verbose=0)
     assert path.read_text().splitlines()[0] == "epoch;accuracy;loss;lr;time"
-    assert len(path.read_text().splitlines()) == 2   # append=False overwrites
+    assert len(path.read_text().splitlines()) == 2  # append=False overwrites
 
 
 # ---- TerminateOnNaN --------------------------------------------------------------------------
 def test_terminate_on_nan_stops_at_the_bad_batch(capsys):
     x, y = data()
     x = x.copy()
-    x[64:96] = np.nan                      # batch 2 of the first epoch
+    x[64:96] = np.nan  # batch 2 of the first epoch
     rec = Recorder()
     m = make()
-    h = m.fit(x, y, epochs=4, batch_size=32, shuffle=False, callbacks=[TerminateOnNaN(), rec],
-              verbose=0)
+    h = m.fit(
+        x, y, epochs=4, batch_size=32, shuffle=False, callbacks=[TerminateOnNaN(), rec], verbose=0
+    )
     assert h.epoch == [0]
     assert [e[1] for e in rec.events if e[0] == "batch_end"] == [0, 1, 2]
     assert "Batch 2: Invalid loss, terminating training" in capsys.readouterr().out
@@ -255,13 +293,22 @@ class Crash(Callback):
 
 def _run(backup, x, y, xv, yv, extra=(), epochs=6, opt=None):
     m = make(dropout=True, opt=opt or cnnx.optim.Adam(lr=0.01))
-    cbs = [ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=1.0),
-           EarlyStopping(monitor="val_loss", patience=10),
-           LearningRateScheduler(lambda epoch, lr: lr * 0.9)]
+    cbs = [
+        ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=1.0),
+        EarlyStopping(monitor="val_loss", patience=10),
+        LearningRateScheduler(lambda epoch, lr: lr * 0.9),
+    ]
     if backup is not None:
         cbs.append(backup)
-    h = m.fit(x, y, epochs=epochs, batch_size=32, validation_data=(xv, yv),
-              callbacks=cbs + list(extra), verbose=0)
+    h = m.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=32,
+        validation_data=(xv, yv),
+        callbacks=cbs + list(extra),
+        verbose=0,
+    )
     return m, h, cbs
 
 
@@ -284,7 +331,7 @@ def test_backup_and_restore_resumes_exactly(tmp_path):
     assert h.history["loss"] == h_ref.history["loss"][3:]
     assert h.history["lr"] == h_ref.history["lr"][3:]
     assert m.optimizer.iterations == ref.optimizer.iterations
-    assert not (tmp_path / "backup" / "cnnx-backup.npz").exists()   # deleted at the end
+    assert not (tmp_path / "backup" / "cnnx-backup.npz").exists()  # deleted at the end
     assert [f for f in os.listdir(tmp_path / "backup")] == []
 
 
@@ -296,7 +343,7 @@ def test_backup_and_restore_with_a_seeded_fit_and_a_dataset(tmp_path):
             return 6
 
         def __getitem__(self, i):
-            return x[32 * i:32 * (i + 1)], y[32 * i:32 * (i + 1)]
+            return x[32 * i : 32 * (i + 1)], y[32 * i : 32 * (i + 1)]
 
     def run(cbs):
         m = make(dropout=True)
@@ -313,15 +360,23 @@ def test_backup_and_restore_with_a_seeded_fit_and_a_dataset(tmp_path):
 def test_backup_and_restore_refuses_another_model(tmp_path):
     x, y = data()
     with pytest.raises(RuntimeError):
-        make().fit(x, y, epochs=3, callbacks=[BackupAndRestore(tmp_path, delete_checkpoint=True),
-                                              Crash(1, 0)], verbose=0)
+        make().fit(
+            x,
+            y,
+            epochs=3,
+            callbacks=[BackupAndRestore(tmp_path, delete_checkpoint=True), Crash(1, 0)],
+            verbose=0,
+        )
     cnnx.set_seed(0)
     other = cnnx.Sequential([cnnx.Flatten(), cnnx.Dense(4)], input_shape=(8, 8, 3))
     other.compile("sgd", "cross_entropy")
     before = other.store.params.copy()
     n_saved, n_other = make().store.params.size, other.store.params.size
-    with pytest.raises(ValueError, match=rf"^backup_dir: the backup .* holds {n_saved:,} "
-                                         rf"parameters, the model has {n_other:,}: it belongs"):
+    with pytest.raises(
+        ValueError,
+        match=rf"^backup_dir: the backup .* holds {n_saved:,} "
+        rf"parameters, the model has {n_other:,}: it belongs",
+    ):
         other.fit(x, y, epochs=3, callbacks=[BackupAndRestore(tmp_path)], verbose=0)
     np.testing.assert_array_equal(other.store.params, before)
     m = make(opt=cnnx.optim.Adam())

@@ -10,6 +10,7 @@ SIGKILLs the child. The file at the path must then load and hold exactly A
 or exactly B -- never a mix, never a truncated file -- and a later save
 into the same directory must still work.
 """
+
 import glob
 import os
 import signal
@@ -42,8 +43,9 @@ print("saved B", flush=True)
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-                OMP_NUM_THREADS="1")
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OMP_NUM_THREADS="1"
+    )
 
 
 def _partial_files(directory, full_size):
@@ -66,8 +68,14 @@ def test_sigkill_during_save_keeps_a_loadable_checkpoint(tmp_path, when):
     over it), when one holds part of the weights, or at a fixed time after
     the save starts. Only the first mode assumes how save works."""
     path = tmp_path / "model.cnnx"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         crc = {}
         for _ in range(2):
@@ -116,8 +124,10 @@ def test_sigkill_during_save_keeps_a_loadable_checkpoint(tmp_path, when):
 def test_kill_before_any_save_leaves_nothing(tmp_path):
     """A process killed while building the model never creates the file."""
     path = tmp_path / "never.cnnx"
-    code = ("import os, signal, cnnx; cnnx.Sequential([cnnx.Dense(3)], input_shape=(4,));"
-            "os.kill(os.getpid(), signal.SIGKILL)")
+    code = (
+        "import os, signal, cnnx; cnnx.Sequential([cnnx.Dense(3)], input_shape=(4,));"
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
     p = subprocess.run([sys.executable, "-c", code, str(path)], env=_env(), capture_output=True)
     assert p.returncode == -signal.SIGKILL
     assert not path.exists() and os.listdir(tmp_path) == []

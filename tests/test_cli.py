@@ -1,4 +1,5 @@
 """The ``cnnx`` command, run as ``python -m cnnx`` in subprocesses."""
+
 import json
 import os
 import subprocess
@@ -14,8 +15,14 @@ def run(*args, cwd=None, env_extra=None, timeout=240):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "cnnx", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnx", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_help_lists_commands():
@@ -38,11 +45,18 @@ def test_summary_is_the_course_table():
     assert r.returncode == 0, r.stderr
     out = r.stdout
     # the notes' numbers, typed in by hand
-    for shape, size, params in [("(28,28,8)", "6,272", "608"), ("(14,14,8)", "1,568", "0"),
-                                ("(10,10,16)", "1,600", "3,216"), ("(5,5,16)", "400", "0"),
-                                ("(120)", "120", "48,120"), ("(84)", "84", "10,164"),
-                                ("(10)", "10", "850")]:
-        rows = [ln.split() for ln in out.splitlines() if len(ln.split()) > 3 and ln.split()[1] == shape]
+    for shape, size, params in [
+        ("(28,28,8)", "6,272", "608"),
+        ("(14,14,8)", "1,568", "0"),
+        ("(10,10,16)", "1,600", "3,216"),
+        ("(5,5,16)", "400", "0"),
+        ("(120)", "120", "48,120"),
+        ("(84)", "84", "10,164"),
+        ("(10)", "10", "850"),
+    ]:
+        rows = [
+            ln.split() for ln in out.splitlines() if len(ln.split()) > 3 and ln.split()[1] == shape
+        ]
         assert rows and rows[0][2] == size and rows[0][3] == params, (shape, rows)
     assert "Total params: 62,958" in out
     assert "(5*5*3+1)*8 = 608" in out
@@ -51,15 +65,25 @@ def test_summary_is_the_course_table():
 def test_summary_other_input_and_bad_shape():
     r = run("summary", "--input-shape", "28,28,1")
     assert r.returncode == 0, r.stderr
-    assert "(5*5*1+1)*8" not in r.stdout and "208" in r.stdout   # (5*5*1+1)*8 = 208
+    assert "(5*5*1+1)*8" not in r.stdout and "208" in r.stdout  # (5*5*1+1)*8 = 208
     r = run("summary", "--input-shape", "28,28")
     assert r.returncode == 2 and "H,W,C" in r.stderr
 
 
 def test_train_shapes_saves_and_summary_reads_it(tmp_path):
     out = tmp_path / "m.cnnx"
-    r = run("train", "--dataset", "shapes", "--limit", "400", "--epochs", "2", "--quiet",
-            "--out", str(out))
+    r = run(
+        "train",
+        "--dataset",
+        "shapes",
+        "--limit",
+        "400",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("dataset: generated shapes")
@@ -74,10 +98,21 @@ def test_train_shapes_saves_and_summary_reads_it(tmp_path):
 
 
 def test_train_progress_bar_and_resnet(tmp_path):
-    r = run("train", "--dataset", "shapes", "--model", "resnet", "--limit", "64", "--epochs", "1",
-            "--batch-size", "32")
+    r = run(
+        "train",
+        "--dataset",
+        "shapes",
+        "--model",
+        "resnet",
+        "--limit",
+        "64",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+    )
     assert r.returncode == 0, r.stderr
-    assert "Epoch 1/1" in r.stderr           # the tqdm bar
+    assert "Epoch 1/1" in r.stderr  # the tqdm bar
     assert "Residual" in r.stdout
     assert r.stdout.strip().splitlines()[-1].startswith("final test accuracy: ")
 
@@ -109,8 +144,9 @@ def test_bad_train_arguments():
 
 
 def _edge_stats(stdout):
-    return {ln.split()[0]: float(ln.split()[3]) for ln in stdout.splitlines()
-            if "mean |response|" in ln}
+    return {
+        ln.split()[0]: float(ln.split()[3]) for ln in stdout.splitlines() if "mean |response|" in ln
+    }
 
 
 def test_edges_writes_png(tmp_path):
@@ -143,6 +179,7 @@ def test_edges_sample_image(tmp_path):
     assert out.is_file()
     try:
         import skimage  # noqa: F401
+
         assert "camera" in r.stdout
     except ImportError:
         assert "generated shapes" in r.stdout
@@ -164,12 +201,19 @@ def test_bench_quick():
 
 def test_edges_without_optional_packages(tmp_path):
     """No matplotlib: the responses go to an .npz; no scikit-image: generated shapes."""
-    code = ("import sys; sys.modules['matplotlib'] = None; sys.modules['skimage'] = None; "
-            "from cnnx.cli import main; sys.exit(main(['edges', '--out', sys.argv[1]]))")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; sys.modules['skimage'] = None; "
+        "from cnnx.cli import main; sys.exit(main(['edges', '--out', sys.argv[1]]))"
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "e.png")], capture_output=True,
-                       text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "e.png")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "generated shapes" in r.stdout and "pip install" in r.stdout
     assert not (tmp_path / "e.png").exists()
@@ -181,12 +225,13 @@ def test_edges_without_optional_packages(tmp_path):
 def test_read_image_png_and_npy(tmp_path):
     mpl_image = pytest.importorskip("matplotlib.image")
     rgb = np.zeros((6, 5, 3), np.float32)
-    rgb[:, 3:, 0] = 1.0                       # a red right part
+    rgb[:, 3:, 0] = 1.0  # a red right part
     mpl_image.imsave(tmp_path / "a.png", rgb)
     g = cli.read_image(str(tmp_path / "a.png"))
     assert g.shape == (6, 5) and g.min() == 0.0 and g.max() == pytest.approx(1.0)
     np.testing.assert_allclose(g[:, 3:], 1.0, atol=1e-6)
     np.testing.assert_allclose(g[:, :3], 0.0, atol=1e-6)
     np.save(tmp_path / "b.npy", np.arange(12.0).reshape(3, 4))
-    np.testing.assert_allclose(cli.read_image(str(tmp_path / "b.npy")),
-                               np.arange(12.0).reshape(3, 4) / 11.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        cli.read_image(str(tmp_path / "b.npy")), np.arange(12.0).reshape(3, 4) / 11.0, rtol=1e-6
+    )

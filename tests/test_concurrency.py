@@ -9,6 +9,7 @@
 - The GIL is released inside every kernel: while a long call runs in one
   thread, the main thread keeps running Python code.
 """
+
 import threading
 import time
 
@@ -32,7 +33,7 @@ def workload(seed):
     """A list of (name, thunk) whose results depend on the seed."""
     rng = np.random.default_rng(seed)
     r = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    c_in = 3 + seed % 5                       # different shapes per thread, too
+    c_in = 3 + seed % 5  # different shapes per thread, too
     x = r(2, 12 + seed % 3, 11, c_in)
     w = r(3, 3, c_in, 24)
     b = r(24)
@@ -50,8 +51,7 @@ def workload(seed):
         ("conv2d_depthwise", lambda: F.conv2d(x, wd, groups=c_in, padding="same")),
         ("conv2d_backward", lambda: F.conv2d_backward(dy, x, w, padding="same")),
         ("max_pool2d", lambda: F.max_pool2d(x, 3, 2, 1)),
-        ("max_pool2d_backward",
-         lambda: F.max_pool2d_backward(F.max_pool2d(x, 2) * 0 + 1, x, 2)),
+        ("max_pool2d_backward", lambda: F.max_pool2d_backward(F.max_pool2d(x, 2) * 0 + 1, x, 2)),
         ("avg_pool2d", lambda: F.avg_pool2d(x, 2, 1, count_include_pad=False)),
         ("adaptive_avg_pool2d", lambda: F.adaptive_avg_pool2d(x, (5, 4))),
         ("adaptive_max_pool2d", lambda: F.adaptive_max_pool2d(x, 3)),
@@ -109,15 +109,23 @@ def test_models_train_in_parallel_threads(threads_saved):
 
     def make(seed):
         cnnx.set_seed(seed)
-        m = cnnx.Sequential([cnnx.Conv2D(6, 3, padding="same", activation="relu"),
-                             cnnx.MaxPool2D(2), cnnx.Flatten(), cnnx.Dense(5, activation="softmax")],
-                            input_shape=(8, 8, 3))
+        m = cnnx.Sequential(
+            [
+                cnnx.Conv2D(6, 3, padding="same", activation="relu"),
+                cnnx.MaxPool2D(2),
+                cnnx.Flatten(),
+                cnnx.Dense(5, activation="softmax"),
+            ],
+            input_shape=(8, 8, 3),
+        )
         m.compile(cnnx.optim.SGD(lr=0.05, momentum=0.9), "cross_entropy")
         return m
 
     rng = np.random.default_rng(0)
-    data = [(rng.standard_normal((16, 8, 8, 3)).astype(np.float32), rng.integers(0, 5, 16))
-            for _ in range(4)]
+    data = [
+        (rng.standard_normal((16, 8, 8, 3)).astype(np.float32), rng.integers(0, 5, 16))
+        for _ in range(4)
+    ]
     serial = []
     for i, (x, y) in enumerate(data):
         m = make(i)
@@ -158,10 +166,15 @@ def test_set_num_threads_while_computing(threads_saved):
         try:
             while not stop.is_set():
                 # different thread counts may sum in a different order: allclose
-                np.testing.assert_allclose(F.conv2d(x, w, padding="same"), want_conv,
-                                           rtol=1e-4, atol=1e-4)
-                np.testing.assert_allclose(F.conv2d_backward(want_conv, x, w, padding="same")[1],
-                                           want_dw, rtol=1e-3, atol=1e-2)
+                np.testing.assert_allclose(
+                    F.conv2d(x, w, padding="same"), want_conv, rtol=1e-4, atol=1e-4
+                )
+                np.testing.assert_allclose(
+                    F.conv2d_backward(want_conv, x, w, padding="same")[1],
+                    want_dw,
+                    rtol=1e-3,
+                    atol=1e-2,
+                )
                 np.testing.assert_allclose(F.matmul(a, a.T), want_mm, rtol=1e-4, atol=1e-3)
                 np.testing.assert_array_equal(F.max_pool2d(x, 2), want_pool)
                 counts[k] += 1
@@ -212,9 +225,20 @@ def _main_thread_progress_during(call):
     return 1.0 - gaps.max() / (t1 - t0), t1 - t0
 
 
-@pytest.mark.parametrize("name", ["conv2d", "conv2d_backward", "max_pool2d", "avg_pool2d",
-                                  "adaptive_avg_pool2d", "adaptive_max_pool2d", "dense",
-                                  "dense_backward", "matmul"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "conv2d",
+        "conv2d_backward",
+        "max_pool2d",
+        "avg_pool2d",
+        "adaptive_avg_pool2d",
+        "adaptive_max_pool2d",
+        "dense",
+        "dense_backward",
+        "matmul",
+    ],
+)
 def test_kernels_release_the_gil(threads_saved, name):
     cnnx.set_num_threads(1)  # leave the other core to the main thread
     rng = np.random.default_rng(2)

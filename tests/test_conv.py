@@ -1,5 +1,6 @@
 """conv2d / conv2d_backward against a naive NumPy reference (float64),
 finite differences, PyTorch (when installed), bad input and peak memory."""
+
 import json
 import os
 import subprocess
@@ -30,8 +31,12 @@ def _geometry(x_shape, w_shape, stride, padding, dilation):
 
 def _tap(xp, i, j, s, d, oh, ow):
     """xp[:, i*dh + oh'*sh, j*dw + ow'*sw, :] for all output pixels."""
-    return xp[:, i * d[0]: i * d[0] + (oh - 1) * s[0] + 1: s[0],
-              j * d[1]: j * d[1] + (ow - 1) * s[1] + 1: s[1], :]
+    return xp[
+        :,
+        i * d[0] : i * d[0] + (oh - 1) * s[0] + 1 : s[0],
+        j * d[1] : j * d[1] + (ow - 1) * s[1] + 1 : s[1],
+        :,
+    ]
 
 
 def ref_conv(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1):
@@ -45,8 +50,8 @@ def ref_conv(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1):
     for g in range(groups):
         for i in range(kh):
             for j in range(kw):
-                patch = _tap(xp, i, j, s, d, oh, ow)[..., g * cig:(g + 1) * cig]
-                y[..., g * cog:(g + 1) * cog] += patch @ w[i, j, :, g * cog:(g + 1) * cog]
+                patch = _tap(xp, i, j, s, d, oh, ow)[..., g * cig : (g + 1) * cig]
+                y[..., g * cog : (g + 1) * cog] += patch @ w[i, j, :, g * cog : (g + 1) * cog]
     if b is not None:
         y += np.asarray(b, np.float64)
     return y
@@ -63,14 +68,15 @@ def ref_conv_backward(dy, x, w, stride=1, padding="valid", dilation=1, groups=1)
     cig, cog = x.shape[3] // groups, cout // groups
     dw = np.zeros_like(w)
     for g in range(groups):
-        dyg = dy[..., g * cog:(g + 1) * cog]
+        dyg = dy[..., g * cog : (g + 1) * cog]
         for i in range(kh):
             for j in range(kw):
-                patch = _tap(xp, i, j, s, d, oh, ow)[..., g * cig:(g + 1) * cig]
-                dw[i, j, :, g * cog:(g + 1) * cog] = np.einsum("nhwc,nhwk->ck", patch, dyg)
-                _tap(dxp, i, j, s, d, oh, ow)[..., g * cig:(g + 1) * cig] += \
-                    dyg @ w[i, j, :, g * cog:(g + 1) * cog].T
-    dx = dxp[:, t:t + x.shape[1], l:l + x.shape[2], :]
+                patch = _tap(xp, i, j, s, d, oh, ow)[..., g * cig : (g + 1) * cig]
+                dw[i, j, :, g * cog : (g + 1) * cog] = np.einsum("nhwc,nhwk->ck", patch, dyg)
+                _tap(dxp, i, j, s, d, oh, ow)[..., g * cig : (g + 1) * cig] += (
+                    dyg @ w[i, j, :, g * cog : (g + 1) * cog].T
+                )
+    dx = dxp[:, t : t + x.shape[1], l : l + x.shape[2], :]
     return dx, dw, dy.sum(axis=(0, 1, 2))
 
 
@@ -134,14 +140,25 @@ def test_forward_and_backward_match_reference(name, rng):
     _close(dx, rdx)
     _close(dw, rdw)
     _close(db, rdb)
-    none, dw2, db2 = F.conv2d_backward(dy, x, w, stride=s, padding=p, dilation=d, groups=g,
-                                       need_dx=False)
+    none, dw2, db2 = F.conv2d_backward(
+        dy, x, w, stride=s, padding=p, dilation=d, groups=g, need_dx=False
+    )
     assert none is None
     _close(dw2, rdw)
 
 
-@pytest.mark.parametrize("name", ["lenet-like", "wide-s2", "groups-s2", "depthwise-mult",
-                                  "1x1-gemm", "dilation-stride-padding", "threaded"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lenet-like",
+        "wide-s2",
+        "groups-s2",
+        "depthwise-mult",
+        "1x1-gemm",
+        "dilation-stride-padding",
+        "threaded",
+    ],
+)
 def test_every_isa(name, isa, rng):
     xs, ws, s, p, d, g = CASES[name]
     x, w, b = _data(rng, xs, ws)
@@ -162,8 +179,11 @@ def test_random_shapes(rng):
         s = tuple(int(v) for v in rng.integers(1, 4, 2))
         d = tuple(int(v) for v in rng.integers(1, 3, 2))
         mode = rng.integers(0, 3)
-        p = "same" if mode == 0 else ("valid" if mode == 1 else
-                                      tuple(int(v) for v in rng.integers(0, 3, 2)))
+        p = (
+            "same"
+            if mode == 0
+            else ("valid" if mode == 1 else tuple(int(v) for v in rng.integers(0, 3, 2)))
+        )
         pads = resolve_padding(p, (1, 1), (kh, kw), s, d)  # only to size the image below
         h = int(rng.integers(max(1, (kh - 1) * d[0] + 1 - sum(pads[0])), 12))
         wd = int(rng.integers(max(1, (kw - 1) * d[1] + 1 - sum(pads[1])), 12))
@@ -178,8 +198,9 @@ def test_random_shapes(rng):
         cfg = dict(stride=s, padding=p, dilation=d, groups=g)
         _close(F.conv2d(x, w, b, **cfg), ref_conv(x, w, b, s, p, d, g))
         dy = rng.standard_normal(want.shape).astype(np.float32)
-        for a, r in zip(F.conv2d_backward(dy, x, w, **cfg),
-                        ref_conv_backward(dy, x, w, s, p, d, g)):
+        for a, r in zip(
+            F.conv2d_backward(dy, x, w, **cfg), ref_conv_backward(dy, x, w, s, p, d, g)
+        ):
             _close(a, r)
 
 
@@ -197,12 +218,11 @@ def test_empty_batch():
 
 def test_output_size_formula_and_same_padding():
     x = np.zeros((1, 32, 32, 3), np.float32)
-    assert F.conv2d(x, np.zeros((5, 5, 3, 8))).shape == (1, 28, 28, 8)   # 32 - 5 + 1
+    assert F.conv2d(x, np.zeros((5, 5, 3, 8))).shape == (1, 28, 28, 8)  # 32 - 5 + 1
     assert F.conv2d(x, np.zeros((3, 3, 3, 8)), stride=2, padding=1).shape == (1, 16, 16, 8)
     for s in (1, 2, 3):
         for f in (1, 2, 3, 4, 5):
-            y = F.conv2d(np.zeros((1, 11, 10, 1)), np.zeros((f, f, 1, 1)), stride=s,
-                         padding="same")
+            y = F.conv2d(np.zeros((1, 11, 10, 1)), np.zeros((f, f, 1, 1)), stride=s, padding="same")
             assert y.shape[1:3] == (-(-11 // s), -(-10 // s))
 
 
@@ -210,16 +230,18 @@ def test_same_padding_puts_odd_pixel_bottom_right(rng):
     # A 2x2 filter with "same": one pad pixel, at the bottom/right (TensorFlow rule).
     x = rng.standard_normal((1, 3, 3, 1)).astype(np.float32)
     w = np.zeros((2, 2, 1, 1), np.float32)
-    w[0, 0] = 1.0   # picks the top-left tap: y == x exactly when no pad is on top/left
+    w[0, 0] = 1.0  # picks the top-left tap: y == x exactly when no pad is on top/left
     np.testing.assert_array_equal(F.conv2d(x, w, padding="same"), x)
 
 
 def test_finite_differences_of_reference_and_cnnx(rng):
     # 1) The float64 reference backward agrees with central differences of
     #    the reference forward (so it is a valid oracle) ...
-    cfgs = [((1, 5, 6, 2), (3, 2, 2, 3), (2, 1), "same", (1, 2), 1),
-            ((2, 4, 4, 4), (3, 3, 2, 4), 1, 1, 1, 2),
-            ((1, 5, 5, 3), (3, 3, 1, 6), 1, "same", 1, 3)]
+    cfgs = [
+        ((1, 5, 6, 2), (3, 2, 2, 3), (2, 1), "same", (1, 2), 1),
+        ((2, 4, 4, 4), (3, 3, 2, 4), 1, 1, 1, 2),
+        ((1, 5, 5, 3), (3, 3, 1, 6), 1, "same", 1, 3),
+    ]
     for xs, ws, s, p, d, g in cfgs:
         x = rng.standard_normal(xs)
         w = rng.standard_normal(ws)
@@ -251,21 +273,28 @@ def test_finite_differences_of_reference_and_cnnx(rng):
             wp[idx] += eps32
             wm[idx] -= eps32
             cfg = dict(stride=s, padding=p, dilation=d, groups=g)
-            num = (np.sum(F.conv2d(x32, wp, b32, **cfg).astype(np.float64) * dy)
-                   - np.sum(F.conv2d(x32, wm, b32, **cfg).astype(np.float64) * dy)) / (2 * eps32)
+            num = (
+                np.sum(F.conv2d(x32, wp, b32, **cfg).astype(np.float64) * dy)
+                - np.sum(F.conv2d(x32, wm, b32, **cfg).astype(np.float64) * dy)
+            ) / (2 * eps32)
             assert abs(num - got[1][idx]) <= 2e-2 * max(1, abs(num))
 
 
 def test_algorithm_choice(isa):
     narrow = F.conv2d_algorithm((64, 32, 32, 3), (5, 5, 3, 8))
     assert narrow == {"generic": "implicit_gemm_t", "avx2": "igemm", "avx512": "planar"}[isa]
-    assert F.conv2d_algorithm((64, 14, 14, 8), (5, 5, 8, 16)) == {
-        "generic": "implicit_gemm", "avx2": "direct", "avx512": "winograd"}[isa]
+    assert (
+        F.conv2d_algorithm((64, 14, 14, 8), (5, 5, 8, 16))
+        == {"generic": "implicit_gemm", "avx2": "direct", "avx512": "winograd"}[isa]
+    )
     assert F.conv2d_algorithm((8, 56, 56, 256), (1, 1, 256, 64)) == "gemm_1x1"
-    assert F.conv2d_algorithm((8, 56, 56, 64), (3, 3, 64, 64), padding=1) == {
-        "generic": "implicit_gemm", "avx2": "direct", "avx512": "winograd"}[isa]
+    assert (
+        F.conv2d_algorithm((8, 56, 56, 64), (3, 3, 64, 64), padding=1)
+        == {"generic": "implicit_gemm", "avx2": "direct", "avx512": "winograd"}[isa]
+    )
     assert F.conv2d_algorithm((8, 56, 56, 64), (3, 3, 64, 128), stride=2, padding=1) == (
-        "implicit_gemm" if isa == "generic" else "direct")
+        "implicit_gemm" if isa == "generic" else "direct"
+    )
     assert F.conv2d_algorithm((8, 56, 56, 64), (3, 3, 1, 64), padding=1, groups=64) == "depthwise"
 
 
@@ -277,12 +306,26 @@ def _torch_ref(torch, x, w, b, s, pads, d, g, dy):
     t, bo, l, r = pads
     y = tnn.conv2d(tnn.pad(xt, (l, r, t, bo)), wt, bt, stride=s, dilation=d, groups=g)
     y.backward(torch.tensor(dy).permute(0, 3, 1, 2))
-    return (y.detach().permute(0, 2, 3, 1).numpy(), xt.grad.permute(0, 2, 3, 1).numpy(),
-            wt.grad.permute(2, 3, 1, 0).numpy(), bt.grad.numpy())
+    return (
+        y.detach().permute(0, 2, 3, 1).numpy(),
+        xt.grad.permute(0, 2, 3, 1).numpy(),
+        wt.grad.permute(2, 3, 1, 0).numpy(),
+        bt.grad.numpy(),
+    )
 
 
-@pytest.mark.parametrize("name", ["lenet-like", "dilation-stride-padding", "even-filter-same-s2",
-                                  "groups-s2", "depthwise-mult", "threaded", "stem-like"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lenet-like",
+        "dilation-stride-padding",
+        "even-filter-same-s2",
+        "groups-s2",
+        "depthwise-mult",
+        "threaded",
+        "stem-like",
+    ],
+)
 def test_pytorch_parity(name, rng):
     torch = torch_or_skip()
     xs, ws, s, p, d, g = CASES[name]
@@ -294,8 +337,9 @@ def test_pytorch_parity(name, rng):
     dy = rng.standard_normal(y.shape).astype(np.float32)
     ty, tdx, tdw, tdb = _torch_ref(torch, x, w, b, sp, (t, bo, l, r), dp, g, dy)
     _close(y, ty)
-    for a, r_ in zip(F.conv2d_backward(dy, x, w, stride=s, padding=p, dilation=d, groups=g),
-                     (tdx, tdw, tdb)):
+    for a, r_ in zip(
+        F.conv2d_backward(dy, x, w, stride=s, padding=p, dilation=d, groups=g), (tdx, tdw, tdb)
+    ):
         _close(a, r_)
 
 
@@ -306,29 +350,32 @@ X = np.zeros((2, 8, 8, 4), np.float32)
 W = np.zeros((3, 3, 4, 6), np.float32)
 
 
-@pytest.mark.parametrize("kwargs, exc, name", [
-    (dict(x=np.zeros((8, 8, 4))), ValueError, "x"),
-    (dict(x="abc"), TypeError, "x"),
-    (dict(x=None), TypeError, "x"),
-    (dict(w=np.zeros((3, 3, 4))), ValueError, "w"),
-    (dict(w=np.zeros((3, 3, 5, 6))), ValueError, "w"),
-    (dict(w=np.zeros((11, 3, 4, 6))), ValueError, "w"),
-    (dict(w=np.zeros((3, 3, 4, 0))), ValueError, "w"),
-    (dict(b=np.zeros(5)), ValueError, "b"),
-    (dict(b=np.zeros((6, 1))), ValueError, "b"),
-    (dict(stride=0), ValueError, "stride"),
-    (dict(stride=1.5), TypeError, "stride"),
-    (dict(stride=(1, 2, 3)), ValueError, "stride"),
-    (dict(padding="full"), ValueError, "padding"),
-    (dict(padding=-1), ValueError, "padding"),
-    (dict(padding=None), TypeError, "padding"),
-    (dict(dilation=0), ValueError, "dilation"),
-    (dict(dilation=5), ValueError, "w"),
-    (dict(groups=0), ValueError, "groups"),
-    (dict(groups=3), ValueError, "groups"),
-    (dict(groups=2.0), TypeError, "groups"),
-    (dict(activation="tanh"), ValueError, "activation"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, name",
+    [
+        (dict(x=np.zeros((8, 8, 4))), ValueError, "x"),
+        (dict(x="abc"), TypeError, "x"),
+        (dict(x=None), TypeError, "x"),
+        (dict(w=np.zeros((3, 3, 4))), ValueError, "w"),
+        (dict(w=np.zeros((3, 3, 5, 6))), ValueError, "w"),
+        (dict(w=np.zeros((11, 3, 4, 6))), ValueError, "w"),
+        (dict(w=np.zeros((3, 3, 4, 0))), ValueError, "w"),
+        (dict(b=np.zeros(5)), ValueError, "b"),
+        (dict(b=np.zeros((6, 1))), ValueError, "b"),
+        (dict(stride=0), ValueError, "stride"),
+        (dict(stride=1.5), TypeError, "stride"),
+        (dict(stride=(1, 2, 3)), ValueError, "stride"),
+        (dict(padding="full"), ValueError, "padding"),
+        (dict(padding=-1), ValueError, "padding"),
+        (dict(padding=None), TypeError, "padding"),
+        (dict(dilation=0), ValueError, "dilation"),
+        (dict(dilation=5), ValueError, "w"),
+        (dict(groups=0), ValueError, "groups"),
+        (dict(groups=3), ValueError, "groups"),
+        (dict(groups=2.0), TypeError, "groups"),
+        (dict(activation="tanh"), ValueError, "activation"),
+    ],
+)
 def test_bad_input(kwargs, exc, name):
     args = dict(x=X, w=W, b=None, stride=1, padding="valid", dilation=1, groups=1)
     args.update(kwargs)
@@ -351,9 +398,9 @@ def test_bad_backward_input():
 
 
 def test_accepts_array_likes_and_other_dtypes():
-    x = np.arange(2 * 4 * 4 * 2).reshape(2, 4, 4, 2)          # int64, converted
+    x = np.arange(2 * 4 * 4 * 2).reshape(2, 4, 4, 2)  # int64, converted
     w = np.ones((2, 2, 2, 3), np.float64)
-    y = F.conv2d(x[:, ::-1], w, [1, 2, 3])                      # non-contiguous view
+    y = F.conv2d(x[:, ::-1], w, [1, 2, 3])  # non-contiguous view
     _close(y, ref_conv(x[:, ::-1], w, [1, 2, 3]))
 
 
@@ -387,8 +434,9 @@ _RSS_SCRIPT = textwrap.dedent("""
 
 def test_peak_rss_bounded_by_tiles_not_batch():
     env = dict(os.environ)
-    out = subprocess.run([sys.executable, "-c", _RSS_SCRIPT], capture_output=True, text=True,
-                         env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout.strip().splitlines()[-1])
     extra = r["growth"] - r["arrays"]

@@ -6,6 +6,7 @@ fallback on NaN/inf), F(2x2,5x5) for 5x5 stride-1 layers, and the
 pixel-vectorised direct kernels for very few channels ("planar", AVX-512,
 and "planar_flat" for <= 4 outputs, AVX2 and AVX-512) with their
 backward-weights counterpart."""
+
 import numpy as np
 import pytest
 
@@ -21,7 +22,7 @@ WINOGRAD = {
     # (at least 16 output tiles: fewer go to the direct kernel at AVX-512)
     "asymmetric-pads": ((2, 9, 10, 32), (3, 3, 32, 33), 1, ((2, 0), (0, 2)), 1, 1),
     "big-pads": ((2, 6, 7, 32), (3, 3, 32, 40), 1, 3, 1, 1),  # dx gets negative pads
-    "groups": ((4, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),     # channel offsets
+    "groups": ((4, 8, 8, 64), (3, 3, 32, 64), 1, 1, 1, 2),  # channel offsets
     "weight-stationary": ((4, 8, 8, 128), (3, 3, 128, 160), 1, 1, 1, 1),
     "many-blocks": ((3, 24, 20, 32), (3, 3, 32, 64), 1, "same", 1, 1),
     # transformed weights over 4 MB: threads take output-channel slices
@@ -84,8 +85,10 @@ def _check(case, rng):
     x, w, b = _data(rng, xs, ws)
     want = ref_conv(x, w, b, s, p, d, g)
     _close(F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g), want)
-    _close(F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g, activation="relu"),
-           np.maximum(want, 0))
+    _close(
+        F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g, activation="relu"),
+        np.maximum(want, 0),
+    )
     dy = rng.standard_normal(want.shape).astype(np.float32)
     got = F.conv2d_backward(dy, x, w, stride=s, padding=p, dilation=d, groups=g)
     for a, r in zip(got, ref_conv_backward(dy, x, w, s, p, d, g)):
@@ -119,7 +122,9 @@ def test_planar_matches_reference(name, isa, rng):
 def test_planar_flat_matches_reference(name, isa, rng):
     xs, ws, s, p, d, g = PLANAR_FLAT[name]
     if isa in ("avx2", "avx512"):
-        assert F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar_flat"
+        assert (
+            F.conv2d_algorithm(xs, ws, stride=s, padding=p, dilation=d, groups=g) == "planar_flat"
+        )
     _check(PLANAR_FLAT[name], rng)
 
 
@@ -226,13 +231,19 @@ def test_winograd_backward_data_5x5_nan_and_inf_as_direct(isa, bad, rng):
     np.testing.assert_array_equal(np.isinf(dx), np.isinf(want))
 
 
-
 def test_concurrent_calls_match_sequential(rng):
     """Thread-local scratch: the speed paths called from several Python
     threads at once (the GIL is released) give the sequential results."""
     from concurrent.futures import ThreadPoolExecutor
-    cases = [WINOGRAD["odd-sizes"], WINOGRAD["weight-stationary"], WINOGRAD["5x5-lenet"],
-             PLANAR["lenet"], PLANAR["stem-s2"], PLANAR["short-rows-few-out"]]
+
+    cases = [
+        WINOGRAD["odd-sizes"],
+        WINOGRAD["weight-stationary"],
+        WINOGRAD["5x5-lenet"],
+        PLANAR["lenet"],
+        PLANAR["stem-s2"],
+        PLANAR["short-rows-few-out"],
+    ]
     data = []
     for xs, ws, s, p, d, g in cases:
         x, w, b = _data(rng, xs, ws)

@@ -2,6 +2,7 @@
 backward, every ISA), finite differences, Keras's output sizes, the
 Conv2DTranspose layer in both compiled plans, ONNX export, summary formulas
 and bad input."""
+
 import copy
 
 import numpy as np
@@ -14,13 +15,13 @@ from conftest import torch_or_skip
 
 # (x shape, kernel (KH, KW), C_out, stride, padding, output_padding, dilation, groups)
 CASES = [
-    ((2, 6, 5, 8), (2, 2), 4, 2, 0, 0, 1, 1),          # U-Net 2x2 stride 2
-    ((2, 5, 5, 6), (3, 3), 5, 2, 1, 1, 1, 1),          # 3x3 stride 2, padding 1, output_padding 1
-    ((1, 7, 4, 3), (3, 3), 4, 1, 1, 0, 1, 1),          # stride 1 ("same")
-    ((2, 4, 5, 8), (4, 4), 6, 2, 1, 0, 1, 2),          # groups
+    ((2, 6, 5, 8), (2, 2), 4, 2, 0, 0, 1, 1),  # U-Net 2x2 stride 2
+    ((2, 5, 5, 6), (3, 3), 5, 2, 1, 1, 1, 1),  # 3x3 stride 2, padding 1, output_padding 1
+    ((1, 7, 4, 3), (3, 3), 4, 1, 1, 0, 1, 1),  # stride 1 ("same")
+    ((2, 4, 5, 8), (4, 4), 6, 2, 1, 0, 1, 2),  # groups
     ((1, 4, 4, 4), (3, 2), 6, (2, 3), (1, 0), (1, 2), (2, 1), 1),  # per-axis everything
-    ((2, 3, 3, 6), (3, 3), 6, 1, 0, 1, 2, 3),          # output padding from the dilation
-    ((1, 5, 5, 32), (3, 3), 64, 2, 1, 1, 1, 1),        # wide enough for the SIMD bodies
+    ((2, 3, 3, 6), (3, 3), 6, 1, 0, 1, 2, 3),  # output padding from the dilation
+    ((1, 5, 5, 32), (3, 3), 64, 2, 1, 1, 1, 1),  # wide enough for the SIMD bodies
 ]
 
 
@@ -32,11 +33,16 @@ def _torch_run(torch, x, w, b, dy, stride, padding, op, dilation, groups):
     xt = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
     wt = torch.tensor(w.transpose(3, 2, 0, 1), dtype=torch.float64, requires_grad=True)
     bt = torch.tensor(b, dtype=torch.float64, requires_grad=True)
-    y = torch.nn.functional.conv_transpose2d(xt, wt, bt, _pair(stride), _pair(padding),
-                                             _pair(op), groups, _pair(dilation))
+    y = torch.nn.functional.conv_transpose2d(
+        xt, wt, bt, _pair(stride), _pair(padding), _pair(op), groups, _pair(dilation)
+    )
     y.backward(torch.tensor(dy.transpose(0, 3, 1, 2), dtype=torch.float64))
-    return (y.detach().numpy().transpose(0, 2, 3, 1), xt.grad.numpy().transpose(0, 2, 3, 1),
-            wt.grad.numpy().transpose(2, 3, 1, 0), bt.grad.numpy())
+    return (
+        y.detach().numpy().transpose(0, 2, 3, 1),
+        xt.grad.numpy().transpose(0, 2, 3, 1),
+        wt.grad.numpy().transpose(2, 3, 1, 0),
+        bt.grad.numpy(),
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -51,13 +57,15 @@ def test_forward_and_backward_match_pytorch(case, isa, rng):
     ty, tdx, tdw, tdb = _torch_run(torch, x, w, b, dy, s, p, op, d, g)
     assert y.shape == ty.shape
     np.testing.assert_allclose(y, ty, rtol=1e-4, atol=1e-4)
-    dx, dw, db = F.conv_transpose2d_backward(dy, x, w, stride=s, padding=p, output_padding=op,
-                                             dilation=d, groups=g)
+    dx, dw, db = F.conv_transpose2d_backward(
+        dy, x, w, stride=s, padding=p, output_padding=op, dilation=d, groups=g
+    )
     np.testing.assert_allclose(dx, tdx, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dw, tdw, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(db, tdb, rtol=1e-4, atol=1e-4)
-    yr = F.conv_transpose2d(x, w, b, stride=s, padding=p, output_padding=op, dilation=d,
-                            groups=g, activation="relu")
+    yr = F.conv_transpose2d(
+        x, w, b, stride=s, padding=p, output_padding=op, dilation=d, groups=g, activation="relu"
+    )
     np.testing.assert_allclose(yr, np.maximum(ty, 0), rtol=1e-4, atol=1e-4)
 
 
@@ -124,8 +132,7 @@ def test_layer_in_both_plans_matches_layer_by_layer(threads, isa):
         u = cnnx.Conv2DTranspose(6, 3, strides=2, padding="same", activation="relu")(p)
         u2 = cnnx.Conv2DTranspose(4, 2, strides=2, activation="sigmoid", use_bias=False)(p)
         c = cnnx.Concatenate()([a, u, u2])
-        v = cnnx.Conv2DTranspose(4, 3, padding=1, dilation_rate=2, output_padding=1,
-                                 groups=2)(c)
+        v = cnnx.Conv2DTranspose(4, 3, padding=1, dilation_rate=2, output_padding=1, groups=2)(c)
         y = cnnx.Dense(3, activation="softmax")(cnnx.GlobalAvgPool2D()(v))
         return cnnx.Model(x, y)
 
@@ -162,14 +169,14 @@ def test_layer_matches_pytorch_module_and_frozen_layer(rng):
     y = layer.forward(x, training=True)
     xt = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
     yt = tm(xt)
-    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2), dtype=torch.float64))
     dx = layer.backward(dy)
     np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(layer.grads["kernel"],
-                               tm.weight.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        layer.grads["kernel"], tm.weight.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=1e-4
+    )
     np.testing.assert_allclose(layer.grads["bias"], tm.bias.grad.numpy(), rtol=1e-4, atol=1e-4)
     frozen = copy.deepcopy(layer)
     frozen.trainable = False
@@ -192,8 +199,14 @@ def test_summary_explains_the_output_size(capsys):
 
 def test_config_round_trip_and_save_load(tmp_path, rng):
     x = cnnx.Input((4, 4, 2))
-    y = cnnx.Conv2DTranspose(3, (3, 2), strides=(2, 1), padding=((1, 0), (0, 1)),
-                             output_padding=(1, 0), activation="tanh")(x)
+    y = cnnx.Conv2DTranspose(
+        3,
+        (3, 2),
+        strides=(2, 1),
+        padding=((1, 0), (0, 1)),
+        output_padding=(1, 0),
+        activation="tanh",
+    )(x)
     m = cnnx.Model(x, y)
     xs = rng.standard_normal((2, 4, 4, 2)).astype(np.float32)
     m.save(tmp_path / "m.cnnx")
@@ -211,8 +224,9 @@ def test_onnx_export_runs_in_onnxruntime(tmp_path, rng):
     xs = rng.standard_normal((3, 5, 5, 4)).astype(np.float32)
     path = cnnx.onnx.export(m, str(tmp_path / "ct.onnx"))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(sess.run(None, {"input": xs})[0], m.predict(xs), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        sess.run(None, {"input": xs})[0], m.predict(xs), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_bad_input_names_the_argument(rng):

@@ -1,5 +1,6 @@
 """cnnx.datasets: IDX files, the search order, downloads with SHA-256
 (against a local HTTP server), scikit-learn digits and generated shapes."""
+
 import gzip
 import hashlib
 import http.server
@@ -17,6 +18,7 @@ NAMES = list(D.MNIST_FILES.values())
 
 
 # --- helpers written independently of the code under test ------------------
+
 
 def idx_bytes(arr):
     """Hand-written IDX encoder for uint8 arrays (the test's own reference)."""
@@ -69,6 +71,7 @@ def isolated(tmp_path, monkeypatch):
 
 # --- IDX ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_read_idx_matches_hand_encoder(tmp_path, gz):
     a = np.random.default_rng(1).integers(0, 256, (3, 4, 5), dtype=np.uint8)
@@ -109,6 +112,7 @@ def test_read_idx_rejects_bad_files(tmp_path):
 
 # --- search order -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_load_from_path(isolated, gz):
     arrays = fake_mnist()
@@ -120,8 +124,9 @@ def test_load_from_path(isolated, gz):
 
 def test_search_order(isolated, monkeypatch):
     # Five different data sets, one per place; each removal reveals the next.
-    sets = {k: fake_mnist(n_train=3 + i, seed=i) for i, k in
-            enumerate(["path", "env", "cache", "pkg"])}
+    sets = {
+        k: fake_mnist(n_train=3 + i, seed=i) for i, k in enumerate(["path", "env", "cache", "pkg"])
+    }
     given = write_set(isolated / "given", sets["path"])
     env = isolated / "envdir"
     write_set(env / "mnist", sets["env"])
@@ -191,6 +196,7 @@ def test_bad_kind():
 
 # --- download against a local server ----------------------------------------
 
+
 @pytest.fixture
 def server(tmp_path):
     root = tmp_path / "www"
@@ -213,8 +219,12 @@ def test_download_verifies_sha256(isolated, server, monkeypatch):
     monkeypatch.setitem(D.SHA256, "digits", sums)
     dest = isolated / "dl"
     # a dead mirror first: the next one is tried
-    out = D.load_mnist(path=dest, download=True, mirrors=[url + "nothing-here/", url + "mirror/"],
-                       return_source=True)
+    out = D.load_mnist(
+        path=dest,
+        download=True,
+        mirrors=[url + "nothing-here/", url + "mirror/"],
+        return_source=True,
+    )
     assert out[2] == ("download", dest)
     check_loaded(out[:2], arrays)
     assert sorted(p.name for p in dest.iterdir()) == sorted(n + ".gz" for n in NAMES)
@@ -226,8 +236,9 @@ def test_download_default_destination_is_cache(isolated, server, monkeypatch):
     root, url = server
     arrays = fake_mnist(seed=6)
     write_set(root, arrays, gz=True)
-    monkeypatch.setitem(D.SHA256, "digits",
-                        {n: hashlib.sha256(idx_bytes(a)).hexdigest() for n, a in arrays.items()})
+    monkeypatch.setitem(
+        D.SHA256, "digits", {n: hashlib.sha256(idx_bytes(a)).hexdigest() for n, a in arrays.items()}
+    )
     monkeypatch.setitem(D.MIRRORS, "digits", [url])
     check_loaded(D.load_mnist(download=True), arrays)
     assert (isolated / "home" / ".cache" / "cnnx" / "mnist" / (NAMES[0] + ".gz")).is_file()
@@ -245,7 +256,7 @@ def test_download_wrong_sha256_fails_and_leaves_nothing(isolated, server, monkey
         D.load_mnist(path=dest, download=True, mirrors=[url])
     names = [p.name for p in dest.iterdir()]
     assert "train-labels-idx1-ubyte.gz" not in names
-    assert not any(n.startswith(".") for n in names)   # no temporary files left
+    assert not any(n.startswith(".") for n in names)  # no temporary files left
 
 
 def test_real_checksums_match_installed_copies():
@@ -265,6 +276,7 @@ def test_real_checksums_match_installed_copies():
 
 # --- scikit-learn digits -----------------------------------------------------
 
+
 def test_load_digits():
     sk = pytest.importorskip("sklearn.datasets")
     (xtr, ytr), (xte, yte) = D.load_digits()
@@ -275,7 +287,7 @@ def test_load_digits():
     flat = ref.images.reshape(len(ref.images), -1) / 16.0
     x = np.concatenate([xtr, xte]).reshape(1797, -1)
     y = np.concatenate([ytr, yte])
-    d2 = (x ** 2).sum(1)[:, None] - 2 * x @ flat.T + (flat ** 2).sum(1)[None, :]
+    d2 = (x**2).sum(1)[:, None] - 2 * x @ flat.T + (flat**2).sum(1)[None, :]
     match = np.argmin(d2, axis=1)
     assert sorted(match.tolist()) == list(range(1797))
     np.testing.assert_array_equal(y, ref.target[match])
@@ -283,12 +295,13 @@ def test_load_digits():
 
 # --- shapes -------------------------------------------------------------------
 
+
 def test_make_shapes_shapes_and_boxes():
     x, y, b = D.make_shapes(200, size=32, seed=3, noise=0.0)
     assert x.shape == (200, 32, 32, 1) and x.dtype == np.float32
     assert y.shape == (200,) and set(np.unique(y)) == {0, 1, 2, 3}
     assert b.shape == (200, 4)
-    for i in range(200):   # the box is exactly the bounding box of the lit pixels
+    for i in range(200):  # the box is exactly the bounding box of the lit pixels
         ys, xs = np.nonzero(x[i, :, :, 0] > 0)
         assert len(xs) > 0
         assert tuple(b[i]) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)

@@ -1,4 +1,5 @@
 """Dense layer: NumPy reference, finite differences, bad input."""
+
 import numpy as np
 import pytest
 
@@ -52,9 +53,11 @@ def test_dense_finite_differences(rng):
     w = rng.standard_normal((6, 3))
     b = rng.standard_normal(3)
     dy = rng.standard_normal((4, 3))
+
     # loss = sum(dy * dense(x, w, b)); central differences in float64 math
     def loss(x_, w_, b_):
         return float(np.sum(dy * (x_ @ w_ + b_)))
+
     dx, dw, db = F.dense_backward(dy, x, w)
     h = 1e-5
     for arr, g in ((x, dx), (w, dw), (b, db)):

@@ -1,6 +1,7 @@
 """Dense layers at batch 1..4 (and narrow layers at any batch): the unpacked row kernels (cpp/src/ops/dense_rows*)
 against NumPy in float64, on every column tail and ISA; and gradients
 written straight into caller-given arrays (dw_out / db_out)."""
+
 import numpy as np
 import pytest
 
@@ -22,8 +23,12 @@ def test_forward_rows(isa, n, n_in):
             want = np.maximum(ref, 0) if relu else ref
             got = _core.dense(x, w, b, relu)
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
-        np.testing.assert_allclose(_core.dense(x, w, None, False), x.astype(np.float64) @ w,
-                                   rtol=1e-4, atol=1e-4 * np.sqrt(n_in))
+        np.testing.assert_allclose(
+            _core.dense(x, w, None, False),
+            x.astype(np.float64) @ w,
+            rtol=1e-4,
+            atol=1e-4 * np.sqrt(n_in),
+        )
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
@@ -66,11 +71,21 @@ def test_conv_backward_into_given_arrays():
     _, dw_ref, db_ref = _core.conv2d_backward(dy, x, w, (1, 1), (1, 1), (0, 0, 0, 0), 1, False)
     dw_out = np.full((3, 3, 3, 4), np.nan, np.float32)
     db_out = np.full(4, np.nan, np.float32)
-    _, dw, db = _core.conv2d_backward(dy, x, w, (1, 1), (1, 1), (0, 0, 0, 0), 1, False,
-                                      dw_out, db_out)
+    _, dw, db = _core.conv2d_backward(
+        dy, x, w, (1, 1), (1, 1), (0, 0, 0, 0), 1, False, dw_out, db_out
+    )
     assert dw is dw_out and db is db_out
     np.testing.assert_array_equal(dw_out, dw_ref)
     np.testing.assert_array_equal(db_out, db_ref)
     with pytest.raises(ValueError, match="dw_out"):
-        _core.conv2d_backward(dy, x, w, (1, 1), (1, 1), (0, 0, 0, 0), 1, False,
-                              np.zeros((3, 3, 3, 4), np.float32)[::-1])
+        _core.conv2d_backward(
+            dy,
+            x,
+            w,
+            (1, 1),
+            (1, 1),
+            (0, 0, 0, 0),
+            1,
+            False,
+            np.zeros((3, 3, 3, 4), np.float32)[::-1],
+        )

@@ -1,4 +1,5 @@
 """cnnx.detection against hand-worked cases (IoU, NMS, AP/mAP, grid encoding)."""
+
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ from cnnx import detection as D
 
 # ---- IoU ---------------------------------------------------------------------
 
+
 def test_iou_hand_worked():
     a = [[0, 0, 2, 2], [0, 0, 4, 4]]
     b = [[1, 1, 3, 3], [0, 0, 2, 4], [5, 5, 6, 6], [0, 0, 2, 2]]
@@ -17,14 +19,13 @@ def test_iou_hand_worked():
     # (0,0,4,4) vs (0,0,2,4): intersection 8, union 16
     # (0,0,2,2) vs (0,0,2,4): intersection 4, union 4 + 8 - 4 = 8
     # (0,0,4,4) vs (1,1,3,3): intersection 4, union 16; vs (0,0,2,2): 4/16
-    want = np.array([[1 / 7, 0.5, 0.0, 1.0],
-                     [0.25, 0.5, 0.0, 0.25]])
+    want = np.array([[1 / 7, 0.5, 0.0, 1.0], [0.25, 0.5, 0.0, 0.25]])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
 def test_iou_touching_and_empty_boxes():
-    assert D.box_iou([[0, 0, 1, 1]], [[1, 0, 2, 1]])[0, 0] == 0.0       # shared edge
-    assert D.box_iou([[0, 0, 0, 0]], [[0, 0, 0, 0]])[0, 0] == 0.0       # empty boxes
+    assert D.box_iou([[0, 0, 1, 1]], [[1, 0, 2, 1]])[0, 0] == 0.0  # shared edge
+    assert D.box_iou([[0, 0, 0, 0]], [[0, 0, 0, 0]])[0, 0] == 0.0  # empty boxes
     assert D.box_iou(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0, 1)
 
 
@@ -48,11 +49,14 @@ def test_iou_bad_input_names_argument():
 
 # ---- NMS -----------------------------------------------------------------------
 
+
 def test_nms_hand_worked():
-    boxes = [[0, 0, 10, 10],     # A  0.90
-             [1, 1, 11, 11],     # B  0.80  IoU(A,B) = 81/119 = 0.68 -> suppressed by A
-             [20, 20, 30, 30],   # C  0.70  far away -> kept
-             [0, 0, 10, 5]]      # D  0.95  IoU(D,A) = 50/100 = 0.5, not > 0.5 -> A kept
+    boxes = [
+        [0, 0, 10, 10],  # A  0.90
+        [1, 1, 11, 11],  # B  0.80  IoU(A,B) = 81/119 = 0.68 -> suppressed by A
+        [20, 20, 30, 30],  # C  0.70  far away -> kept
+        [0, 0, 10, 5],
+    ]  # D  0.95  IoU(D,A) = 50/100 = 0.5, not > 0.5 -> A kept
     scores = [0.9, 0.8, 0.7, 0.95]
     np.testing.assert_array_equal(D.nms(boxes, scores, 0.5), [3, 0, 2])
     # a stricter threshold: 0.4 < IoU(D,A) = 0.5 drops A, so B (IoU with D 36/114) survives
@@ -75,6 +79,7 @@ def test_nms_bad_input():
 
 # ---- AP / mAP --------------------------------------------------------------------
 
+
 def test_average_precision_hand_worked():
     # detections down the scores: TP, FP, TP, FP with 3 ground-truth boxes
     recall = [1 / 3, 1 / 3, 2 / 3, 2 / 3]
@@ -86,16 +91,28 @@ def test_average_precision_hand_worked():
 
 
 def _hand_case():
-    gt = [([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 0]),
-          ([[0, 0, 10, 10], [50, 50, 60, 60]], [0, 1])]
+    gt = [
+        ([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 0]),
+        ([[0, 0, 10, 10], [50, 50, 60, 60]], [0, 1]),
+    ]
     dets = [
-        ([[0, 0, 10, 10],        # 0.9 class 0: hits image 0's first box -> TP
-          [20, 20, 30, 29],      # 0.7 class 0: IoU 0.9 with the second box -> TP
-          [0, 0, 10, 10]],       # 0.6 class 0: the first box again -> duplicate, FP
-         [0.9, 0.7, 0.6], [0, 0, 0]),
-        ([[40, 40, 50, 50],      # 0.8 class 0: nothing there -> FP (image 1's class-0 box missed)
-          [52, 50, 62, 60]],     # 0.5 class 1: IoU 80/120 = 0.67 -> TP
-         [0.8, 0.5], [0, 1]),
+        (
+            [
+                [0, 0, 10, 10],  # 0.9 class 0: hits image 0's first box -> TP
+                [20, 20, 30, 29],  # 0.7 class 0: IoU 0.9 with the second box -> TP
+                [0, 0, 10, 10],
+            ],  # 0.6 class 0: the first box again -> duplicate, FP
+            [0.9, 0.7, 0.6],
+            [0, 0, 0],
+        ),
+        (
+            [
+                [40, 40, 50, 50],  # 0.8 class 0: nothing there -> FP (image 1's class-0 box missed)
+                [52, 50, 62, 60],
+            ],  # 0.5 class 1: IoU 80/120 = 0.67 -> TP
+            [0.8, 0.5],
+            [0, 1],
+        ),
     ]
     return dets, gt
 
@@ -114,7 +131,7 @@ def test_map_threshold_matters():
     # at IoU 0.7 the class-1 detection (IoU 0.67) becomes a miss
     _, aps = D.mean_average_precision(dets, gt, 0.7)
     assert aps[1] == 0.0
-    assert aps[0] == pytest.approx(5 / 9)   # its hits have IoU 1 and 0.9
+    assert aps[0] == pytest.approx(5 / 9)  # its hits have IoU 1 and 0.9
 
 
 def test_map_perfect_and_label_swap():
@@ -133,6 +150,7 @@ def test_map_bad_input():
 
 
 # ---- the grid encoding ---------------------------------------------------------------
+
 
 def test_encode_grid_hand_worked():
     # 64 pixels, 8x8 grid: cells of 8 pixels. Box (10,20)-(30,28): centre (20, 24)
@@ -186,9 +204,11 @@ def test_grid_bad_input():
 
 # ---- the example's loss: gradient vs finite differences -----------------------------
 
+
 def _load_detect_example():
     import importlib.util
     from pathlib import Path
+
     path = Path(__file__).resolve().parents[1] / "examples" / "detect.py"
     spec = importlib.util.spec_from_file_location("_detect_example", path)
     mod = importlib.util.module_from_spec(spec)
@@ -199,8 +219,9 @@ def _load_detect_example():
 def test_detection_loss_gradient_finite_differences(rng):
     ex = _load_detect_example()
     m, grid, n_cls = 2, 4, 3
-    boxes = np.array([[[2, 3, 12, 11], [20, 18, 30, 31]], [[5, 17, 14, 29], [0, 0, 0, 0]]],
-                     np.float32)
+    boxes = np.array(
+        [[[2, 3, 12, 11], [20, 18, 30, 31]], [[5, 17, 14, 29], [0, 0, 0, 0]]], np.float32
+    )
     labels = np.array([[0, 2], [1, -1]])
     t = D.encode_grid(boxes, labels, grid, 32, 8)
     out = rng.standard_normal((m, grid, grid, 5 + n_cls)).astype(np.float32)
@@ -212,14 +233,17 @@ def test_detection_loss_gradient_finite_differences(rng):
     assert parts[0] == pytest.approx(bce, rel=1e-4)
     flat = out.reshape(-1).astype(np.float64)
     pos = np.argwhere(t["obj"] > 0)
-    idxs = [np.ravel_multi_index((i, r, c, ch), out.shape) for i, r, c in pos
-            for ch in range(5 + n_cls)] + list(rng.choice(flat.size, 10, replace=False))
+    idxs = [
+        np.ravel_multi_index((i, r, c, ch), out.shape) for i, r, c in pos for ch in range(5 + n_cls)
+    ] + list(rng.choice(flat.size, 10, replace=False))
     eps = 1e-3
     for k in idxs:
         a, b = flat.copy(), flat.copy()
         a[k] += eps
         b[k] -= eps
-        fd = (ex.detection_loss(a.reshape(out.shape).astype(np.float32), t)[0]
-              - ex.detection_loss(b.reshape(out.shape).astype(np.float32), t)[0]) / (2 * eps)
+        fd = (
+            ex.detection_loss(a.reshape(out.shape).astype(np.float32), t)[0]
+            - ex.detection_loss(b.reshape(out.shape).astype(np.float32), t)[0]
+        ) / (2 * eps)
         g = grad.reshape(-1)[k]
         assert abs(fd - g) <= 2e-2 * max(abs(fd), abs(g)) + 2e-3, (k, fd, g)

@@ -6,6 +6,7 @@ when ``mpirun`` or ``mpi4py`` is missing. The references are independent of
 the code under test: a single process training on the same global batches,
 NumPy set algebra for the shards, a checkpoint loaded in this process.
 """
+
 import importlib.util
 import os
 import shutil
@@ -25,11 +26,14 @@ MPIRUN = shutil.which("mpirun") or shutil.which("mpiexec")
 # CI sets CNNX_REQUIRE_MPI=1: there a missing MPI is a failure, not a skip
 REQUIRE = os.environ.get("CNNX_REQUIRE_MPI", "") not in ("", "0")
 if REQUIRE and not (HAVE_MPI4PY and MPIRUN):
-    raise RuntimeError("CNNX_REQUIRE_MPI is set but mpi4py or mpirun is missing (apt-get install "
-                       "openmpi-bin libopenmpi-dev; pip install mpi4py)")
+    raise RuntimeError(
+        "CNNX_REQUIRE_MPI is set but mpi4py or mpirun is missing (apt-get install "
+        "openmpi-bin libopenmpi-dev; pip install mpi4py)"
+    )
 needs_mpi4py = pytest.mark.skipif(not HAVE_MPI4PY, reason="mpi4py is not installed")
-needs_mpirun = pytest.mark.skipif(not (HAVE_MPI4PY and MPIRUN),
-                                  reason="mpirun and mpi4py are needed for multi-rank tests")
+needs_mpirun = pytest.mark.skipif(
+    not (HAVE_MPI4PY and MPIRUN), reason="mpirun and mpi4py are needed for multi-rank tests"
+)
 
 TIMEOUT = 90  # seconds per mpirun job: a hang fails the test instead of CI
 
@@ -50,8 +54,10 @@ def _env(threads="1"):
 
 
 def _mpirun_flags():
-    out = subprocess.run([MPIRUN, "--version"], capture_output=True, text=True,
-                         timeout=30).stdout + ""
+    out = (
+        subprocess.run([MPIRUN, "--version"], capture_output=True, text=True, timeout=30).stdout
+        + ""
+    )
     if "Open MPI" in out or "OpenRTE" in out:
         return ["--oversubscribe"]  # fewer cores than ranks (CI) is fine
     return []
@@ -59,8 +65,15 @@ def _mpirun_flags():
 
 def _run(cmd, timeout=TIMEOUT, cwd=None, threads="1"):
     """Run cmd in its own process group; on timeout kill that group and fail."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(threads), cwd=cwd, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(threads),
+        cwd=cwd,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -73,14 +86,19 @@ def _run(cmd, timeout=TIMEOUT, cwd=None, threads="1"):
 def _mpirun(script, tmp_path, np_=2, args=(), timeout=TIMEOUT, threads="1"):
     path = tmp_path / "worker.py"
     path.write_text(textwrap.dedent(script))
-    cmd = [MPIRUN, "-np", str(np_)] + _mpirun_flags() + [sys.executable, str(path)] + \
-        [str(a) for a in args]
+    cmd = (
+        [MPIRUN, "-np", str(np_)]
+        + _mpirun_flags()
+        + [sys.executable, str(path)]
+        + [str(a) for a in args]
+    )
     return _run(cmd, timeout, cwd=str(tmp_path), threads=threads)
 
 
 # ---------------------------------------------------------------------------
 # sharding (pure functions: no MPI needed)
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n,size", [(12, 2), (12, 3), (64, 4), (7, 7)])
 def test_shards_are_disjoint_and_cover(n, size):
@@ -101,7 +119,7 @@ def test_shard_remainder_rule(n, size):
     assert all(len(s) == n // size for s in shards)
     assert len(np.unique(allidx)) == len(allidx) == n - n % size
     left_out = set(range(n)) - set(allidx.tolist())
-    assert left_out == set(order[n - n % size:].tolist())
+    assert left_out == set(order[n - n % size :].tolist())
 
 
 def test_shards_interleave_into_the_global_batches():
@@ -110,8 +128,8 @@ def test_shards_interleave_into_the_global_batches():
     order = np.random.default_rng(5).permutation(n)
     shards = [shard_indices(order, r, size) for r in range(size)]
     for j in range(n // (size * b)):
-        local = np.concatenate([s[j * b:(j + 1) * b] for s in shards])
-        assert sorted(local) == sorted(order[j * size * b:(j + 1) * size * b])
+        local = np.concatenate([s[j * b : (j + 1) * b] for s in shards])
+        assert sorted(local) == sorted(order[j * size * b : (j + 1) * size * b])
 
 
 def test_shard_range_covers_contiguously():
@@ -136,9 +154,11 @@ def test_shard_argument_errors():
 # one process: without mpi4py, and without a launcher
 # ---------------------------------------------------------------------------
 
+
 def test_without_mpi4py_cnnx_works_and_distributed_says_how_to_install(tmp_path):
     script = tmp_path / "nompi.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys
         sys.modules["mpi4py"] = None          # as if mpi4py were not installed
         import numpy as np, cnnx
@@ -158,7 +178,8 @@ def test_without_mpi4py_cnnx_works_and_distributed_says_how_to_install(tmp_path)
             else:
                 raise SystemExit("no ImportError")
         print("OK")
-    """))
+    """)
+    )
     code, out, err = _run([sys.executable, str(script)], timeout=120)
     assert code == 0, out + err
     assert "OK" in out
@@ -168,7 +189,8 @@ def test_without_mpi4py_cnnx_works_and_distributed_says_how_to_install(tmp_path)
 def test_single_process_without_launcher_is_size_one(tmp_path):
     """Plain python: size 1, and fit(distributed=True) trains exactly like fit()."""
     script = tmp_path / "single.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import numpy as np, cnnx, cnnx.distributed as dist
         assert dist.init() == (0, 1) and dist.rank() == 0 and dist.size() == 1
         dist.barrier()
@@ -184,7 +206,8 @@ def test_single_process_without_launcher_is_size_one(tmp_path):
             res.append(m.store.params.copy())
         assert np.array_equal(res[0], res[1])
         print("OK")
-    """))
+    """)
+    )
     code, out, err = _run([sys.executable, str(script)], timeout=120)
     assert code == 0, out + err
     assert "OK" in out
@@ -399,9 +422,28 @@ def test_a_rank_that_raises_ends_the_job(tmp_path):
 @needs_mpirun
 def test_cli_train_distributed(tmp_path):
     path = tmp_path / "m.cnnx"
-    cmd = [MPIRUN, "-np", "2"] + _mpirun_flags() + [
-        sys.executable, "-m", "cnnx", "train", "--distributed", "--dataset", "shapes",
-        "--limit", "96", "--epochs", "1", "--batch-size", "16", "--quiet", "--out", str(path)]
+    cmd = (
+        [MPIRUN, "-np", "2"]
+        + _mpirun_flags()
+        + [
+            sys.executable,
+            "-m",
+            "cnnx",
+            "train",
+            "--distributed",
+            "--dataset",
+            "shapes",
+            "--limit",
+            "96",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--out",
+            str(path),
+        ]
+    )
     code, out, err = _run(cmd, cwd=str(tmp_path))
     assert code == 0, out + err
     assert out.count("final test accuracy") == 1, out  # rank 0 only

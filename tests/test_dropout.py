@@ -1,4 +1,5 @@
 """Dropout: keep rate, scaling, reproducibility, thread-count independence."""
+
 import numpy as np
 import pytest
 
@@ -76,6 +77,7 @@ def test_dropout_inactive():
 
 def test_dropout_seed_from_cnnx_random():
     import cnnx.random as cr
+
     x = np.ones(1000, np.float32)
     cr.set_seed(11)
     _, m1 = F.dropout(x, 0.5)
@@ -102,6 +104,7 @@ def test_dropout_bad_input():
 
 def test_dropout_same_mask_on_every_isa():
     from conftest import supported_isas
+
     x = np.random.default_rng(1).standard_normal(10_001).astype(np.float32)
     saved = _core.active_isa()
     outs = []

@@ -3,6 +3,7 @@ attributes, predict / evaluate / fit give what a freshly built model with
 the same configuration and weights gives, or the edit is refused at once.
 (Compiled plans are cached; these are the regressions of serving an old
 model: issue "Reliability II".)"""
+
 import numpy as np
 import pytest
 
@@ -12,11 +13,17 @@ from cnnx.layers.base import layer_config, layer_from_config
 
 def seed_net():
     cnnx.set_seed(0)
-    return cnnx.Sequential([
-        cnnx.Conv2D(4, 3, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(6, 3, activation="relu"), cnnx.Flatten(),
-        cnnx.Dense(8, activation="relu"), cnnx.Dense(3, activation="softmax")],
-        input_shape=(12, 12, 2))
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(6, 3, activation="relu"),
+            cnnx.Flatten(),
+            cnnx.Dense(8, activation="relu"),
+            cnnx.Dense(3, activation="softmax"),
+        ],
+        input_shape=(12, 12, 2),
+    )
 
 
 def fresh_copy(model):
@@ -88,7 +95,7 @@ def test_optimizer_state_follows_the_parameters_that_stay():
     def moment(model, layer):
         for lay, name, start, size, _ in model.store.slots:
             if lay is layer and name == "kernel":
-                return model.optimizer.state["m"][start:start + size].copy()
+                return model.optimizer.state["m"][start : start + size].copy()
 
     before = moment(m, conv2)
     assert np.abs(before).max() > 0
@@ -130,15 +137,24 @@ def test_training_sees_edits():
 
 def test_other_layer_settings_are_seen():
     cnnx.set_seed(2)
-    m = cnnx.Sequential([cnnx.Conv2D(3, 3), cnnx.LeakyReLU(0.1), cnnx.BatchNormalization(),
-                         cnnx.Flatten(), cnnx.Dense(2)], input_shape=(6, 6, 1))
+    m = cnnx.Sequential(
+        [
+            cnnx.Conv2D(3, 3),
+            cnnx.LeakyReLU(0.1),
+            cnnx.BatchNormalization(),
+            cnnx.Flatten(),
+            cnnx.Dense(2),
+        ],
+        input_shape=(6, 6, 1),
+    )
     x = X[:, :6, :6, :1].copy()
     m.predict(x)
     m.layers[1].alpha = 0.5
     m.layers[2].epsilon = 0.5
     m.layers[2].buffers["moving_var"] = np.full(3, 4.0)
-    np.testing.assert_allclose(m.predict(x), fresh_copy_with_buffers(m).predict(x), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        m.predict(x), fresh_copy_with_buffers(m).predict(x), rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(m.predict(x), m.forward(x), rtol=1e-5, atol=1e-6)
 
 
@@ -152,9 +168,13 @@ def fresh_copy_with_buffers(model):
 
 def test_shape_fixing_settings_are_refused_once_built():
     m = seed_net()
-    for layer, attr, value in [(m.layers[0], "strides", (2, 2)), (m.layers[0], "filters", 9),
-                               (m.layers[0], "padding", "same"), (m.layers[4], "units", 3),
-                               (m.layers[1], "pool_size", (3, 3))]:
+    for layer, attr, value in [
+        (m.layers[0], "strides", (2, 2)),
+        (m.layers[0], "filters", 9),
+        (m.layers[0], "padding", "same"),
+        (m.layers[4], "units", 3),
+        (m.layers[1], "pool_size", (3, 3)),
+    ]:
         with pytest.raises(AttributeError, match=attr):
             setattr(layer, attr, value)
     # before build they may change

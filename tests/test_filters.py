@@ -1,4 +1,5 @@
 """cnnx.filters against naive NumPy loops written here (no scipy)."""
+
 import numpy as np
 import pytest
 
@@ -11,13 +12,14 @@ if not hasattr(F, "conv2d"):  # the conv engine lands separately
 
 # --- independent references ---------------------------------------------------
 
+
 def naive_full_correlate(a, k):
     """Full cross-correlation by explicit loops over a zero-padded copy."""
     a = np.asarray(a, np.float64)
     k = np.asarray(k, np.float64)
     kh, kw = k.shape
     p = np.zeros((a.shape[0] + 2 * (kh - 1), a.shape[1] + 2 * (kw - 1)))
-    p[kh - 1:kh - 1 + a.shape[0], kw - 1:kw - 1 + a.shape[1]] = a
+    p[kh - 1 : kh - 1 + a.shape[0], kw - 1 : kw - 1 + a.shape[1]] = a
     out = np.zeros((a.shape[0] + kh - 1, a.shape[1] + kw - 1))
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
@@ -49,17 +51,18 @@ def crop(full, kh, kw, mode, shape, flipped):
     if mode == "full":
         return full
     if mode == "valid":
-        return full[kh - 1:H, kw - 1:W]
+        return full[kh - 1 : H, kw - 1 : W]
     # same: correlation = Conv2D's "same" (before = (k-1)//2 of padding);
     # convolution = centred crop of full (start (k-1)//2)
     if flipped:
         r0, c0 = (kh - 1) // 2, (kw - 1) // 2
     else:
         r0, c0 = (kh - 1) - (kh - 1) // 2, (kw - 1) - (kw - 1) // 2
-    return full[r0:r0 + H, c0:c0 + W]
+    return full[r0 : r0 + H, c0 : c0 + W]
 
 
 # --- the kernels ----------------------------------------------------------------
+
 
 def test_kernels_as_in_the_course():
     np.testing.assert_array_equal(flt.vertical_edge(), [[1, 0, -1], [1, 0, -1], [1, 0, -1]])
@@ -83,13 +86,15 @@ def test_course_vertical_edge_example():
     out = flt.correlate2d(img, flt.vertical_edge())
     np.testing.assert_array_equal(out, [[0, 30, 30, 0]] * 4)
     # dark-to-bright gives the negative edge
-    np.testing.assert_array_equal(flt.correlate2d(img[:, ::-1], flt.vertical_edge()),
-                                  [[0, -30, -30, 0]] * 4)
+    np.testing.assert_array_equal(
+        flt.correlate2d(img[:, ::-1], flt.vertical_edge()), [[0, -30, -30, 0]] * 4
+    )
     # no response to a horizontal edge detector
     assert np.all(flt.correlate2d(img, flt.horizontal_edge()) == 0)
 
 
 # --- correlate / convolve vs naive loops --------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["valid", "same", "full"])
 @pytest.mark.parametrize("kshape", [(3, 3), (2, 4), (5, 1), (1, 1)])
@@ -141,6 +146,7 @@ def test_bad_arguments():
 
 # --- associativity ------------------------------------------------------------------
 
+
 def test_associativity_demo_numerically():
     d = flt.associativity_demo(n=10, f=3, seed=0)
     scale = d["scale"]
@@ -163,9 +169,18 @@ def test_associativity_demo_numerically():
 def test_edge_responses_keys_and_gray(rng):
     rgb = rng.uniform(0, 1, (12, 10, 3)).astype(np.float32)
     r = flt.edge_responses(rgb)
-    assert set(r) == {"vertical", "horizontal", "sobel_x", "sobel_y", "scharr_x", "scharr_y",
-                      "sobel_magnitude"}
+    assert set(r) == {
+        "vertical",
+        "horizontal",
+        "sobel_x",
+        "sobel_y",
+        "scharr_x",
+        "scharr_y",
+        "sobel_magnitude",
+    }
     gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     ref = crop(naive_full_correlate(gray, flt.sobel(1)), 3, 3, "same", gray.shape, False)
     np.testing.assert_allclose(r["sobel_x"], ref, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(r["sobel_magnitude"], np.hypot(r["sobel_x"], r["sobel_y"]), atol=1e-6)
+    np.testing.assert_allclose(
+        r["sobel_magnitude"], np.hypot(r["sobel_x"], r["sobel_y"]), atol=1e-6
+    )

@@ -2,6 +2,7 @@
 cnnx.Model): graphs with branches, concatenation, sums and several outputs,
 against PyTorch step for step; save/load and ONNX; feature extraction; the
 compiled plans against the layer-by-layer path; clear errors for bad graphs."""
+
 import numpy as np
 import pytest
 
@@ -73,18 +74,20 @@ def test_two_outputs_match_pytorch_for_20_sgd_steps(monkeypatch, plans):
     monkeypatch.setenv("CNNX_PLAN", plans)
     model = two_branch_model()
     net = torch_two_branch(model)
-    model.compile(cnnx.optim.SGD(lr=0.1, momentum=0.9), loss=["cross_entropy", "mse"],
-                  loss_weights=[1.0, 0.5])
+    model.compile(
+        cnnx.optim.SGD(lr=0.1, momentum=0.9), loss=["cross_entropy", "mse"], loss_weights=[1.0, 0.5]
+    )
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     x, y, t = data()
     xt = torch.tensor(x.transpose(0, 3, 1, 2).copy())
     for step in range(20):
         i = (step * 8) % 32
-        loss = model.train_on_batch(x[i:i + 8], [y[i:i + 8], t[i:i + 8]])
+        loss = model.train_on_batch(x[i : i + 8], [y[i : i + 8], t[i : i + 8]])
         opt.zero_grad()
-        logits, reg = net(xt[i:i + 8])
-        ref = torch.nn.functional.cross_entropy(logits, torch.tensor(y[i:i + 8])) + \
-            0.5 * torch.nn.functional.mse_loss(reg, torch.tensor(t[i:i + 8]))
+        logits, reg = net(xt[i : i + 8])
+        ref = torch.nn.functional.cross_entropy(
+            logits, torch.tensor(y[i : i + 8])
+        ) + 0.5 * torch.nn.functional.mse_loss(reg, torch.tensor(t[i : i + 8]))
         ref.backward()
         opt.step()
         assert loss == pytest.approx(float(ref.detach()), abs=1e-5, rel=1e-5), f"step {step}"
@@ -100,10 +103,17 @@ def test_fit_save_load_and_onnx(tmp_path):
     model = two_branch_model()
     model.compile("adam", loss={"cls": "cross_entropy", "reg": "mse"}, metrics=["accuracy"])
     x, y, t = data(64)
-    hist = model.fit(x, {"cls": y, "reg": t}, epochs=3, batch_size=16, verbose=0,
-                     validation_split=0.25)
-    assert set(hist.history) >= {"loss", "cls_loss", "reg_loss", "cls_accuracy", "val_loss",
-                                 "val_cls_accuracy"}
+    hist = model.fit(
+        x, {"cls": y, "reg": t}, epochs=3, batch_size=16, verbose=0, validation_split=0.25
+    )
+    assert set(hist.history) >= {
+        "loss",
+        "cls_loss",
+        "reg_loss",
+        "cls_accuracy",
+        "val_loss",
+        "val_cls_accuracy",
+    }
     assert hist.history["loss"][-1] < hist.history["loss"][0]
     model.save(tmp_path / "m.cnnx")
     again = cnnx.load_model(tmp_path / "m.cnnx")
@@ -131,8 +141,11 @@ def test_several_inputs_and_merge_layers(isa):
     b_in = cnnx.Input((6, 6, 2), name="b")
     conv = cnnx.Conv2D(3, 3, padding="same", name="conv")(a_in)
     other = cnnx.Conv2D(3, 1, name="proj")(b_in)
-    mixed = [cnnx.Subtract()([conv, other]), cnnx.Multiply()([conv, other, conv]),
-             cnnx.Average()([conv, other])]
+    mixed = [
+        cnnx.Subtract()([conv, other]),
+        cnnx.Multiply()([conv, other, conv]),
+        cnnx.Average()([conv, other]),
+    ]
     cat = cnnx.Concatenate(axis=3)(mixed)
     flat = cnnx.Flatten()(cat)
     out = cnnx.Dense(4, activation="tanh")(flat)
@@ -146,10 +159,15 @@ def test_several_inputs_and_merge_layers(isa):
     np.testing.assert_allclose(got_cat, ref_cat, rtol=2e-5, atol=2e-5)
     # against NumPy
     c, o = ref_cat[..., :3], ref_cat[..., 3:6]
-    conv_np = cnnx.functional.conv2d(xa, model.get_layer("conv").params["kernel"],
-                                     model.get_layer("conv").params["bias"], padding="same")
-    proj_np = cnnx.functional.conv2d(xb, model.get_layer("proj").params["kernel"],
-                                     model.get_layer("proj").params["bias"])
+    conv_np = cnnx.functional.conv2d(
+        xa,
+        model.get_layer("conv").params["kernel"],
+        model.get_layer("conv").params["bias"],
+        padding="same",
+    )
+    proj_np = cnnx.functional.conv2d(
+        xb, model.get_layer("proj").params["kernel"], model.get_layer("proj").params["bias"]
+    )
     np.testing.assert_allclose(c, conv_np - proj_np, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(o, conv_np * proj_np * conv_np, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(ref_cat[..., 6:], (conv_np + proj_np) / 2, rtol=1e-5, atol=1e-5)
@@ -157,8 +175,13 @@ def test_several_inputs_and_merge_layers(isa):
 
 def test_merge_layer_gradients_against_finite_differences(rng):
     """Backward of each merge layer inside a model, against central differences."""
-    for make in (lambda: cnnx.Add(), lambda: cnnx.Subtract(), lambda: cnnx.Multiply(),
-                 lambda: cnnx.Average(), lambda: cnnx.Concatenate(axis=2)):
+    for make in (
+        lambda: cnnx.Add(),
+        lambda: cnnx.Subtract(),
+        lambda: cnnx.Multiply(),
+        lambda: cnnx.Average(),
+        lambda: cnnx.Concatenate(axis=2),
+    ):
         a = cnnx.Input((3, 4, 2))
         b = cnnx.Input((3, 4, 2))
         model = cnnx.Model([a, b], make()([a, b]))
@@ -183,15 +206,18 @@ def test_merge_layer_gradients_against_finite_differences(rng):
 def test_plans_match_layer_by_layer_on_graphs(threads, isa):
     """Inference plan and training step of an Inception-like / DenseNet-like
     graph against the layer-by-layer path (outputs, loss, gradients, weights)."""
+
     def inception(seed):
         cnnx.set_seed(seed)
         x = cnnx.Input((9, 9, 4))
         s = cnnx.Conv2D(8, 3, padding="same", activation="relu")(x)
         s = cnnx.BatchNormalization()(s)
-        branches = [cnnx.Conv2D(4, 1, activation="relu")(s),
-                    cnnx.Conv2D(6, 3, padding="same", activation="relu")(s),
-                    cnnx.MaxPool2D(3, strides=1, padding=1)(s)]
-        d1 = cnnx.Concatenate()(branches)                       # 18 channels
+        branches = [
+            cnnx.Conv2D(4, 1, activation="relu")(s),
+            cnnx.Conv2D(6, 3, padding="same", activation="relu")(s),
+            cnnx.MaxPool2D(3, strides=1, padding=1)(s),
+        ]
+        d1 = cnnx.Concatenate()(branches)  # 18 channels
         d2 = cnnx.Concatenate()([d1, cnnx.Conv2D(4, 3, padding="same")(d1)])  # dense-style
         p = cnnx.MaxPool2D(2)(d2)
         r = cnnx.Add()([p, cnnx.Conv2D(22, 1)(p)])
@@ -254,6 +280,7 @@ def test_summary_connected_to_and_chain_table(capsys):
 
 # ---- bad graphs ---------------------------------------------------------------------
 
+
 def test_shape_mismatch_names_both_layers():
     x = cnnx.Input((8, 8, 3))
     a = cnnx.Conv2D(4, 3, padding="same", name="c1")(x)
@@ -313,8 +340,11 @@ def test_loss_weights_dict_leaving_an_output_out_weighs_it_one():
     for weights in ({"reg": 0.5}, {"cls": 1.0, "reg": 0.5}, [1.0, 0.5]):
         cnnx.set_seed(3)
         model = two_branch_model()
-        model.compile(cnnx.optim.SGD(lr=0.05), loss={"cls": "cross_entropy", "reg": "mse"},
-                      loss_weights=weights)
+        model.compile(
+            cnnx.optim.SGD(lr=0.05),
+            loss={"cls": "cross_entropy", "reg": "mse"},
+            loss_weights=weights,
+        )
         losses.append([model.train_on_batch(x, [y, t]) for _ in range(3)])
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
     np.testing.assert_allclose(losses[0], losses[2], rtol=1e-6)
@@ -324,7 +354,9 @@ def test_loss_weights_dict_leaving_an_output_out_weighs_it_one():
     plain = cnnx.set_seed(3) or two_branch_model()
     plain.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"}, loss_weights={"reg": 1.0})
     assert model.evaluate(x, [y, t], verbose=0) != pytest.approx(
-        plain.evaluate(x, [y, t], verbose=0))  # the 0.5 is applied
+        plain.evaluate(x, [y, t], verbose=0)
+    )  # the 0.5 is applied
     with pytest.raises(TypeError, match="loss_weights"):
-        model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"},
-                      loss_weights={"reg": "half"})
+        model.compile(
+            "sgd", loss={"cls": "cross_entropy", "reg": "mse"}, loss_weights={"reg": "half"}
+        )

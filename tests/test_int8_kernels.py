@@ -2,6 +2,7 @@
 bit-identical across ISAs, ONNX Runtime's QLinearConv rounding, the
 quantization error of a quantized convolution against the float one, and
 bad input."""
+
 import numpy as np
 import pytest
 
@@ -14,8 +15,8 @@ from conftest import supported_isas
 
 # ------------------------------------------------------------- references
 
-def ref_store(acc, x_scale, w_scale, bias=None, activation=None, out_scale=None,
-              out_zero_point=0):
+
+def ref_store(acc, x_scale, w_scale, bias=None, activation=None, out_scale=None, out_zero_point=0):
     """The store of cnnx/int8.h in NumPy: float32 constants, one fma (in
     float64: the product of two float32 is exact there), round half to even."""
     acc = np.asarray(acc, np.int64)
@@ -26,8 +27,10 @@ def ref_store(acc, x_scale, w_scale, bias=None, activation=None, out_scale=None,
     if u8:
         mult = mult / np.float32(out_scale)
         offs = offs / np.float32(out_scale)
-    v = (acc.astype(np.float32).astype(np.float64) * mult.astype(np.float64)
-         + offs.astype(np.float64)).astype(np.float32)
+    v = (
+        acc.astype(np.float32).astype(np.float64) * mult.astype(np.float64)
+        + offs.astype(np.float64)
+    ).astype(np.float32)
     if u8:
         lo, hi = 0, 255
         if activation in ("relu", "relu6"):
@@ -52,7 +55,7 @@ def ref_conv_acc(x, w, za, stride, pads, dilation, groups):
     sh, sw = stride
     dh, dw = dilation
     xp = np.full((n, h + pt + pb, wd + pl + pr, c), za, np.int64)
-    xp[:, pt:pt + h, pl:pl + wd] = x
+    xp[:, pt : pt + h, pl : pl + wd] = x
     xp -= za
     oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
     ow = (wd + pl + pr - (kw - 1) * dw - 1) // sw + 1
@@ -61,9 +64,15 @@ def ref_conv_acc(x, w, za, stride, pads, dilation, groups):
     for g in range(groups):
         for i in range(kh):
             for j in range(kw):
-                patch = xp[:, i * dh:i * dh + (oh - 1) * sh + 1:sh,
-                           j * dw:j * dw + (ow - 1) * sw + 1:sw, g * cg:(g + 1) * cg]
-                out[..., g * cog:(g + 1) * cog] += patch @ w[i, j, :, g * cog:(g + 1) * cog].astype(np.int64)
+                patch = xp[
+                    :,
+                    i * dh : i * dh + (oh - 1) * sh + 1 : sh,
+                    j * dw : j * dw + (ow - 1) * sw + 1 : sw,
+                    g * cg : (g + 1) * cg,
+                ]
+                out[..., g * cog : (g + 1) * cog] += patch @ w[
+                    i, j, :, g * cog : (g + 1) * cog
+                ].astype(np.int64)
     return out
 
 
@@ -76,6 +85,7 @@ def _s8(rng, shape):
 
 
 # ----------------------------------------------------------------- qmatmul
+
 
 @pytest.mark.parametrize("za", [0, 128, 255])
 @pytest.mark.parametrize("out", ["float32", "uint8", "int32"])
@@ -93,15 +103,17 @@ def test_qmatmul_matches_reference(isa, za, out):
             elif out == "int32":
                 kw = dict(out_dtype="int32")
             bias = None if out == "int32" else b
-            got = F.qmatmul(a, 0.05, za, w, ws, b=bias, activation=None if out == "int32" else act,
-                            **kw)
+            got = F.qmatmul(
+                a, 0.05, za, w, ws, b=bias, activation=None if out == "int32" else act, **kw
+            )
             acc = (a.astype(np.int64) - za) @ w.astype(np.int64)
             if out == "int32":
                 assert got.dtype == np.int32
                 np.testing.assert_array_equal(got, acc)
                 break
-            want = ref_store(acc, 0.05, ws, bias, act, kw.get("out_scale"),
-                             kw.get("out_zero_point", 0))
+            want = ref_store(
+                acc, 0.05, ws, bias, act, kw.get("out_scale"), kw.get("out_zero_point", 0)
+            )
             assert got.dtype == want.dtype
             np.testing.assert_array_equal(got, want, err_msg=f"{isa} {m}x{k}x{n} {act}")
 
@@ -122,8 +134,10 @@ def test_qmatmul_every_kernel_bit_identical():
             _core._set_qgemm_kernel(name)
             p = F.qpack_matmul(w, ws)
             assert p.kernel == name
-            results[name] = (F.qmatmul(a, 0.02, 131, p, b=b, activation="relu"),
-                             F.qmatmul(a, 0.02, 131, p, b=b, out_scale=0.1, out_zero_point=3))
+            results[name] = (
+                F.qmatmul(a, 0.02, 131, p, b=b, activation="relu"),
+                F.qmatmul(a, 0.02, 131, p, b=b, out_scale=0.1, out_zero_point=3),
+            )
     finally:
         _core._set_qgemm_kernel("")
     base = results.pop("u8s8_gemm_4x16_generic")
@@ -195,9 +209,13 @@ def test_qconv2d_matches_reference(isa, case):
     got = F.qconv2d(x, 0.04, za, w, ws, b=b, activation="relu6", **kw)
     np.testing.assert_array_equal(got, ref_store(acc, 0.04, ws, b, "relu6"))
     algo = F.qconv2d_algorithm(xs, wsh, **kw)
-    assert algo == ("qdepthwise" if groups == xs[3] and groups > 1 else
-                    "qgemm_1x1" if wsh[:2] == (1, 1) and stride == 1 and padding == "valid"
-                    else "qgemm_patches")
+    assert algo == (
+        "qdepthwise"
+        if groups == xs[3] and groups > 1
+        else "qgemm_1x1"
+        if wsh[:2] == (1, 1) and stride == 1 and padding == "valid"
+        else "qgemm_patches"
+    )
 
 
 def test_qconv2d_bit_identical_across_isas():
@@ -211,10 +229,24 @@ def test_qconv2d_bit_identical_across_isas():
     try:
         for level in supported_isas():
             _core.set_active_isa(level)
-            outs.append((F.qconv2d(x, 0.03, 100, w, ws, padding="same", stride=2,
-                                   out_scale=0.5, out_zero_point=9),
-                         F.qconv2d(x, 0.03, 100, wd, ws[:32], padding="same", groups=32,
-                                   activation="relu")))
+            outs.append(
+                (
+                    F.qconv2d(
+                        x,
+                        0.03,
+                        100,
+                        w,
+                        ws,
+                        padding="same",
+                        stride=2,
+                        out_scale=0.5,
+                        out_zero_point=9,
+                    ),
+                    F.qconv2d(
+                        x, 0.03, 100, wd, ws[:32], padding="same", groups=32, activation="relu"
+                    ),
+                )
+            )
     finally:
         _core.set_active_isa(saved)
     for got in outs[1:]:
@@ -254,9 +286,11 @@ def test_qconv2d_close_to_float_conv(isa):
     y = F.qconv2d(xq, xs, xz, wq, ws, b=b, **kw)
     ref = F.conv2d(x, w, b, **kw)
     dx, dw = xs / 2, ws / 2
-    bound = (F.conv2d(np.abs(x), np.broadcast_to(dw, w.shape), **kw)
-             + F.conv2d(np.full_like(x, dx), np.abs(w), **kw)
-             + F.conv2d(np.full_like(x, dx), np.broadcast_to(dw, w.shape), **kw))
+    bound = (
+        F.conv2d(np.abs(x), np.broadcast_to(dw, w.shape), **kw)
+        + F.conv2d(np.full_like(x, dx), np.abs(w), **kw)
+        + F.conv2d(np.full_like(x, dx), np.broadcast_to(dw, w.shape), **kw)
+    )
     err = np.abs(y - ref)
     assert (err <= bound * 1.0001 + 1e-4).all(), float((err - bound).max())
     assert np.linalg.norm(y - ref) / np.linalg.norm(ref) < 0.02
@@ -282,17 +316,29 @@ def test_qconv2d_matches_onnxruntime_qlinearconv():
     ws = rng.uniform(0.002, 0.01, 24).astype(np.float32)
     xs, xz, ys, yz = 0.05, 131, 0.7, 60
     wt = np.ascontiguousarray(w.transpose(3, 2, 0, 1))  # OIHW
-    inits = [numpy_helper.from_array(np.array(xs, np.float32), "xs"),
-             numpy_helper.from_array(np.array(xz, np.uint8), "xz"),
-             numpy_helper.from_array(wt, "w"), numpy_helper.from_array(ws, "ws"),
-             numpy_helper.from_array(np.zeros(24, np.int8), "wz"),
-             numpy_helper.from_array(np.array(ys, np.float32), "ys"),
-             numpy_helper.from_array(np.array(yz, np.uint8), "yz")]
-    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"],
-                            pads=[1, 1, 1, 1], strides=[1, 1])
-    graph = helper.make_graph([node], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.UINT8, None)],
-                              [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
+    inits = [
+        numpy_helper.from_array(np.array(xs, np.float32), "xs"),
+        numpy_helper.from_array(np.array(xz, np.uint8), "xz"),
+        numpy_helper.from_array(wt, "w"),
+        numpy_helper.from_array(ws, "ws"),
+        numpy_helper.from_array(np.zeros(24, np.int8), "wz"),
+        numpy_helper.from_array(np.array(ys, np.float32), "ys"),
+        numpy_helper.from_array(np.array(yz, np.uint8), "yz"),
+    ]
+    node = helper.make_node(
+        "QLinearConv",
+        ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+        ["y"],
+        pads=[1, 1, 1, 1],
+        strides=[1, 1],
+    )
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, None)],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, None)],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     want = sess.run(None, {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
@@ -303,28 +349,48 @@ def test_qconv2d_matches_onnxruntime_qlinearconv():
 
 # ---------------------------------------------------- pooling, add, (de)quantize
 
-@pytest.mark.parametrize("shape,pool,stride,padding", [
-    ((2, 7, 9, 5), 2, None, 0), ((1, 8, 8, 67), 3, 2, 1), ((1, 5, 6, 130), (3, 2), 1, "same"),
-    ((3, 7, 7, 33), 7, None, 0)])
+
+@pytest.mark.parametrize(
+    "shape,pool,stride,padding",
+    [
+        ((2, 7, 9, 5), 2, None, 0),
+        ((1, 8, 8, 67), 3, 2, 1),
+        ((1, 5, 6, 130), (3, 2), 1, "same"),
+        ((3, 7, 7, 33), 7, None, 0),
+    ],
+)
 def test_qpool_matches_reference(isa, shape, pool, stride, padding):
     rng = np.random.default_rng(2)
     x = _u8(rng, shape)
     ymax = F.qmax_pool2d(x, pool, stride, padding)
     np.testing.assert_array_equal(
-        ymax, F.max_pool2d(x.astype(np.float32), pool, stride, padding).astype(np.uint8))
+        ymax, F.max_pool2d(x.astype(np.float32), pool, stride, padding).astype(np.uint8)
+    )
     # Average: sums of (x - zx) over the window's real pixels via a float pool
     # of ones (the pixel count) and of x (the sum), both exact in float32.
     xs, xz, ys, yz = 0.1, 100, 0.07, 30
     ones = np.ones_like(x, np.float32)
     for include in (True, False):
-        y = F.qavg_pool2d(x, xs, xz, pool, stride, padding, count_include_pad=include,
-                          out_scale=ys, out_zero_point=yz)
+        y = F.qavg_pool2d(
+            x,
+            xs,
+            xz,
+            pool,
+            stride,
+            padding,
+            count_include_pad=include,
+            out_scale=ys,
+            out_zero_point=yz,
+        )
         area = F.avg_pool2d(ones, pool, stride, padding, count_include_pad=True)
         cnt = F.avg_pool2d(ones, pool, stride, padding, count_include_pad=False)
         kh, kw = (pool, pool) if isinstance(pool, int) else pool
         n_real = np.rint(area * kh * kw).astype(np.int64)
-        s = np.rint(F.avg_pool2d(x.astype(np.float32), pool, stride, padding,
-                                 count_include_pad=True) * kh * kw).astype(np.int64)
+        s = np.rint(
+            F.avg_pool2d(x.astype(np.float32), pool, stride, padding, count_include_pad=True)
+            * kh
+            * kw
+        ).astype(np.int64)
         div = np.full_like(n_real, kh * kw) if include else n_real
         assert np.allclose(cnt * n_real, n_real)  # the float pool agrees on the counts
         mul = (np.float32(xs) / np.float32(ys)) / div.astype(np.float32)
@@ -340,8 +406,11 @@ def test_qadd_matches_reference(isa):
         for act, yz in ((None, 255), ("relu", 20)):
             y = F.qadd(a, 0.03, 128, b, 0.05, 0, 0.06, yz, activation=act)
             t = (b.astype(np.float32) - 0) * (np.float32(0.05) / np.float32(0.06))
-            v = ((a.astype(np.float32) - 128).astype(np.float64)
-                 * np.float64(np.float32(0.03) / np.float32(0.06)) + t).astype(np.float32)
+            v = (
+                (a.astype(np.float32) - 128).astype(np.float64)
+                * np.float64(np.float32(0.03) / np.float32(0.06))
+                + t
+            ).astype(np.float32)
             lo = 0 if act else -yz
             want = (np.rint(np.clip(v, lo, 255 - yz)) + yz).astype(np.uint8)
             np.testing.assert_array_equal(y, want)
@@ -363,18 +432,20 @@ def test_quantize_dequantize(isa, zp):
 def test_quantization_params_and_weights():
     s, z = F.quantization_params(-1.0, 3.0)
     assert z == 64 and abs(s - 4 / 255) < 1e-7
-    assert F.quantization_params(0.5, 2.0)[1] == 0      # widened to include 0
+    assert F.quantization_params(0.5, 2.0)[1] == 0  # widened to include 0
     assert F.quantization_params(-2.0, -0.5)[1] == 255
     assert F.quantization_params(0.0, 0.0) == (1.0, 0)
     w = np.array([[0.5, 0.0, -1.0], [-0.25, 0.0, 0.5]], np.float32)
     q, ws = F.quantize_weights(w)
     np.testing.assert_array_equal(
-        ws, np.array([0.5, 1.0, 1.0], np.float32) / np.array([127, 1, 127], np.float32))
+        ws, np.array([0.5, 1.0, 1.0], np.float32) / np.array([127, 1, 127], np.float32)
+    )
     np.testing.assert_array_equal(q, [[127, 0, -127], [-64, 0, 64]])  # -63.5 -> -64, 63.5 -> 64
     assert q.dtype == np.int8
 
 
 # -------------------------------------------------------------- bad input
+
 
 def test_bad_input_is_refused():
     x = np.zeros((1, 4, 4, 3), np.uint8)

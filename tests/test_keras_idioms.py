@@ -18,6 +18,7 @@ a generator with inconsistent shapes, class_weight keys outside the labels,
 a schedule returning a negative or NaN rate: each a clear error naming the
 object, with the weights unchanged.
 """
+
 import csv
 import math
 
@@ -33,9 +34,11 @@ def _classifier(n_in=6, classes=3, lr=0.1, metrics=None):
     """A logistic-regression classifier (one Dense layer, logits out)."""
     keras.set_seed(0)
     model = keras.Sequential([keras.Dense(classes)], input_shape=(n_in,))
-    model.compile(optimizer=keras.optim.SGD(lr=lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=metrics)
+    model.compile(
+        optimizer=keras.optim.SGD(lr=lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=metrics,
+    )
     return model
 
 
@@ -112,7 +115,7 @@ def test_custom_loss_subclass_trains_like_the_builtin_step_for_step():
     _assert_same_weights(_weights_of(custom), _weights_of(builtin))
     kernel, bias = [w.astype(np.float64) for w in custom.get_weights()]
     for step in range(4):
-        xb, yb = x[8 * step:8 * step + 8], y[8 * step:8 * step + 8]
+        xb, yb = x[8 * step : 8 * step + 8], y[8 * step : 8 * step + 8]
         # the NumPy reference of this step: Keras's MSE, mean over outputs then over the batch
         err = xb @ kernel + bias - yb
         ref_loss = float(np.mean(np.square(err)))
@@ -175,16 +178,18 @@ def test_class_weight_on_an_imbalanced_set_is_the_hand_weighted_loss():
     model = _classifier()
     kernel, bias = [w.astype(np.float64) for w in model.get_weights()]
     start = _weights_of(model)
-    h = model.fit(x, y, epochs=1, batch_size=16, shuffle=False, class_weight=class_weight,
-                  verbose=0)
+    h = model.fit(
+        x, y, epochs=1, batch_size=16, shuffle=False, class_weight=class_weight, verbose=0
+    )
     # reference: the same three batches (16, 16, 8) by hand; the epoch's loss is the
     # mean of the batch losses weighted by batch size (each at its step's weights)
     weights = np.array([class_weight[c] for c in y])
     total = 0.0
     for i in range(0, len(y), 16):
-        loss, kernel, bias = _softmax_ce_step(kernel, bias, x[i:i + 16], y[i:i + 16],
-                                              weights[i:i + 16], 0.1)
-        total += loss * len(y[i:i + 16])
+        loss, kernel, bias = _softmax_ce_step(
+            kernel, bias, x[i : i + 16], y[i : i + 16], weights[i : i + 16], 0.1
+        )
+        total += loss * len(y[i : i + 16])
     assert h.history["loss"][0] == pytest.approx(total / len(y), rel=1e-5)
     _assert_same_weights(model.get_weights(), [kernel, bias], rtol=1e-4, atol=1e-6)
     # and it matters: without class_weight the weights end elsewhere
@@ -199,8 +204,16 @@ def test_class_weight_times_sample_weight_and_classes_left_out_weigh_one():
     sw = np.linspace(0.5, 1.5, len(y)).astype(np.float32)
     model = _classifier()
     kernel, bias = [w.astype(np.float64) for w in model.get_weights()]
-    model.fit(x, y, epochs=1, batch_size=len(y), shuffle=False, class_weight={2: 4.0},
-              sample_weight=sw, verbose=0)
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        batch_size=len(y),
+        shuffle=False,
+        class_weight={2: 4.0},
+        sample_weight=sw,
+        verbose=0,
+    )
     weights = np.where(y == 2, 4.0, 1.0) * sw
     _, kernel, bias = _softmax_ce_step(kernel, bias, x, y, weights, 0.1)
     _assert_same_weights(model.get_weights(), [kernel, bias], rtol=1e-4, atol=1e-6)
@@ -216,8 +229,11 @@ def test_class_weight_keys_outside_the_labels_are_refused_before_any_step(class_
     _assert_same_weights(model.get_weights(), before)
     # the same from a generator
     with pytest.raises(ValueError, match=r"^class_weight:"):
-        model.fit(((x[i:i + 8], y[i:i + 8]) for i in range(0, 40, 8)),
-                  class_weight=class_weight, verbose=0)
+        model.fit(
+            ((x[i : i + 8], y[i : i + 8]) for i in range(0, 40, 8)),
+            class_weight=class_weight,
+            verbose=0,
+        )
     _assert_same_weights(model.get_weights(), before)
 
 
@@ -240,11 +256,15 @@ def _images(n=48, seed=4):
 
 def _small_cnn():
     keras.set_seed(1)
-    model = keras.Sequential([keras.Conv2D(3, 3, activation="relu"), keras.Flatten(),
-                              keras.Dense(3)], input_shape=(6, 6, 1))
-    model.compile(optimizer=keras.optim.SGD(lr=0.05, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [keras.Conv2D(3, 3, activation="relu"), keras.Flatten(), keras.Dense(3)],
+        input_shape=(6, 6, 1),
+    )
+    model.compile(
+        optimizer=keras.optim.SGD(lr=0.05, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -254,13 +274,14 @@ def test_a_generator_trains_like_the_same_arrays_in_the_same_order():
     def batch_generator(batch_size=16):  # the tutorial's endless generator
         while True:
             for i in range(0, len(x), batch_size):
-                yield x[i:i + batch_size], y[i:i + batch_size]
+                yield x[i : i + batch_size], y[i : i + batch_size]
 
     from_arrays = _small_cnn()
     h_arrays = from_arrays.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0)
     from_generator = _small_cnn()
-    h_gen = from_generator.fit(batch_generator(), steps_per_epoch=math.ceil(len(x) / 16),
-                               epochs=3, verbose=0)
+    h_gen = from_generator.fit(
+        batch_generator(), steps_per_epoch=math.ceil(len(x) / 16), epochs=3, verbose=0
+    )
     _assert_same_weights(from_generator.get_weights(), from_arrays.get_weights())
     assert h_gen.history["loss"] == h_arrays.history["loss"]
     assert h_gen.history["accuracy"] == h_arrays.history["accuracy"]
@@ -268,12 +289,12 @@ def test_a_generator_trains_like_the_same_arrays_in_the_same_order():
     by_hand = _small_cnn()
     for _ in range(3):
         for i in range(0, len(x), 16):
-            by_hand.train_on_batch(x[i:i + 16], y[i:i + 16])
+            by_hand.train_on_batch(x[i : i + 16], y[i : i + 16])
     _assert_same_weights(by_hand.get_weights(), from_arrays.get_weights())
     # predict and evaluate from a finite generator
-    pred = from_generator.predict((x[i:i + 10] for i in range(0, len(x), 10)))
+    pred = from_generator.predict((x[i : i + 10] for i in range(0, len(x), 10)))
     np.testing.assert_array_equal(pred, from_generator.predict(x, batch_size=10))
-    ev = from_generator.evaluate(((x[i:i + 10], y[i:i + 10]) for i in range(0, len(x), 10)))
+    ev = from_generator.evaluate(((x[i : i + 10], y[i : i + 10]) for i in range(0, len(x), 10)))
     assert ev["loss"] == pytest.approx(from_generator.evaluate(x, y)["loss"], rel=1e-6)
 
 
@@ -282,15 +303,15 @@ def test_a_generator_with_inconsistent_shapes_names_the_batch_and_keeps_the_good
 
     def bad_generator():
         for i in range(4):
-            xb, yb = x[8 * i:8 * i + 8], y[8 * i:8 * i + 8]
-            yield (xb[:, :5], yb) if i == 2 else (xb, yb)   # batch 2 is 5 x 6
+            xb, yb = x[8 * i : 8 * i + 8], y[8 * i : 8 * i + 8]
+            yield (xb[:, :5], yb) if i == 2 else (xb, yb)  # batch 2 is 5 x 6
 
     model = _small_cnn()
     with pytest.raises(ValueError, match=r"^x \(batch 2 of epoch 1\).*\(8, 5, 6, 1\)"):
         model.fit(bad_generator(), epochs=1, verbose=0)
     reference = _small_cnn()
     for i in range(2):  # the two good steps happened, the bad one did not
-        reference.train_on_batch(x[8 * i:8 * i + 8], y[8 * i:8 * i + 8])
+        reference.train_on_batch(x[8 * i : 8 * i + 8], y[8 * i : 8 * i + 8])
     _assert_same_weights(model.get_weights(), reference.get_weights())
 
 
@@ -302,8 +323,9 @@ def test_learning_rate_scheduler_halves_the_current_rate_every_epoch():
     probe = _RateProbe()
     model = _classifier(lr=0.1)
     scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
-    h = model.fit(x, y, epochs=4, batch_size=20, shuffle=False, callbacks=[scheduler, probe],
-                  verbose=0)
+    h = model.fit(
+        x, y, epochs=4, batch_size=20, shuffle=False, callbacks=[scheduler, probe], verbose=0
+    )
     # Keras calls the schedule before every epoch, the first included
     expected = [0.1 * 0.5 ** (e + 1) for e in range(4)]
     assert probe.epoch_rates == pytest.approx(expected, rel=1e-12)
@@ -314,8 +336,9 @@ def test_learning_rate_scheduler_halves_the_current_rate_every_epoch():
     kernel, bias = [w.astype(np.float64) for w in _classifier().get_weights()]
     for rate in expected:
         for i in (0, 20):
-            _, kernel, bias = _softmax_ce_step(kernel, bias, x[i:i + 20], y[i:i + 20],
-                                               np.ones(20), rate)
+            _, kernel, bias = _softmax_ce_step(
+                kernel, bias, x[i : i + 20], y[i : i + 20], np.ones(20), rate
+            )
     _assert_same_weights(model.get_weights(), [kernel, bias], rtol=1e-4, atol=1e-6)
     # a second fit continues from the current (halved) rate, as Keras's does
     probe2 = _RateProbe()
@@ -327,12 +350,10 @@ def test_learning_rate_scheduler_halves_the_current_rate_every_epoch():
 def test_a_schedule_returning_a_negative_or_nan_rate_stops_before_that_epoch(bad):
     x, y = _imbalanced()
     model = _classifier(lr=0.1)
-    scheduler = keras.callbacks.LearningRateScheduler(
-        lambda epoch, lr: bad if epoch == 2 else lr)
+    scheduler = keras.callbacks.LearningRateScheduler(lambda epoch, lr: bad if epoch == 2 else lr)
     with pytest.raises(ValueError, match=r"^schedule: returned .* for epoch 2"):
-        model.fit(x, y, epochs=4, batch_size=40, shuffle=False, callbacks=[scheduler],
-                  verbose=0)
-    reference = _classifier(lr=0.1)   # the two good epochs, nothing of the third
+        model.fit(x, y, epochs=4, batch_size=40, shuffle=False, callbacks=[scheduler], verbose=0)
+    reference = _classifier(lr=0.1)  # the two good epochs, nothing of the third
     reference.fit(x, y, epochs=2, batch_size=40, shuffle=False, verbose=0)
     _assert_same_weights(model.get_weights(), reference.get_weights())
     assert model.optimizer.lr == 0.1
@@ -349,23 +370,27 @@ def test_a_per_step_schedule_returning_a_negative_or_nan_rate_names_it(bad):
     x, y = _imbalanced()
     keras.set_seed(0)
     model = keras.Sequential([keras.Dense(3)], input_shape=(6,))
-    model.compile(optimizer=keras.optim.SGD(lr=WarmupThenBroken()),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optim.SGD(lr=WarmupThenBroken()),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     kernel, bias = [w.astype(np.float64) for w in model.get_weights()]
     with pytest.raises(ValueError, match=r"WarmupThenBroken.*step 3"):
         model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
     for step in range(3):  # the three good steps at the warm-up rates, not the fourth
         i = 8 * step
-        _, kernel, bias = _softmax_ce_step(kernel, bias, x[i:i + 8], y[i:i + 8], np.ones(8),
-                                           0.1 * (step + 1) / 3)
+        _, kernel, bias = _softmax_ce_step(
+            kernel, bias, x[i : i + 8], y[i : i + 8], np.ones(8), 0.1 * (step + 1) / 3
+        )
     _assert_same_weights(model.get_weights(), [kernel, bias], rtol=1e-4, atol=1e-6)
 
 
 # ---- ReduceLROnPlateau and CSVLogger ----------------------------------------------------------
 
 
-def keras_reduce_lr_on_plateau(values, lr, factor, patience, min_delta=1e-4, cooldown=0,
-                               min_lr=0.0):
+def keras_reduce_lr_on_plateau(
+    values, lr, factor, patience, min_delta=1e-4, cooldown=0, min_lr=0.0
+):
     """Keras's documented rule (mode "min"), written out: the rate each epoch trains at."""
     best, wait, cooldown_counter, rates = math.inf, 0, 0, []
     for value in values:
@@ -392,13 +417,21 @@ def test_reduce_lr_on_plateau_reduces_after_patience_epochs_on_a_plateau(tmp_pat
     probe = _RateProbe()
     reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2)
     path = tmp_path / "training.log"
-    h = model.fit(x, y, epochs=7, batch_size=40, validation_data=(xv, yv), verbose=0,
-                  callbacks=[reduce_lr, keras.callbacks.CSVLogger(str(path)), probe])
+    h = model.fit(
+        x,
+        y,
+        epochs=7,
+        batch_size=40,
+        validation_data=(xv, yv),
+        verbose=0,
+        callbacks=[reduce_lr, keras.callbacks.CSVLogger(str(path)), probe],
+    )
     lr = 1e-7
     expected = [lr, lr, lr, lr / 2, lr / 2, lr / 4, lr / 4]
     assert probe.step_rates == pytest.approx(expected, rel=1e-12)
-    assert keras_reduce_lr_on_plateau(h.history["val_loss"], lr, 0.5, 2) == \
-        pytest.approx(expected, rel=1e-12)
+    assert keras_reduce_lr_on_plateau(h.history["val_loss"], lr, 0.5, 2) == pytest.approx(
+        expected, rel=1e-12
+    )
     assert h.history["lr"] == pytest.approx(expected, rel=1e-12)
     # CSVLogger: a header (epoch, then the log keys sorted), one row per epoch,
     # each cell the history's value
@@ -427,12 +460,19 @@ def test_reduce_lr_on_plateau_follows_the_keras_rule_on_a_scripted_monitor():
     values = [1.0, 0.8, 0.85, 0.84, 0.7, 0.75, 0.76, 0.77, 0.69, 0.70, 0.71, 0.72]
     model = _classifier(lr=0.1)
     probe = _RateProbe()
-    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.2, patience=2,
-                                                  cooldown=1, min_lr=0.005)
-    model.fit(x, y, epochs=len(values), batch_size=40, verbose=0,
-              callbacks=[_Scripted("val_loss", values), reduce_lr, probe])
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=0.2, patience=2, cooldown=1, min_lr=0.005
+    )
+    model.fit(
+        x,
+        y,
+        epochs=len(values),
+        batch_size=40,
+        verbose=0,
+        callbacks=[_Scripted("val_loss", values), reduce_lr, probe],
+    )
     expected = keras_reduce_lr_on_plateau(values, 0.1, 0.2, 2, cooldown=1, min_lr=0.005)
-    assert len(set(expected)) >= 3   # the script does reduce, twice
+    assert len(set(expected)) >= 3  # the script does reduce, twice
     assert probe.step_rates == pytest.approx(expected, rel=1e-12)
 
 
@@ -441,8 +481,9 @@ def test_reduce_lr_on_plateau_follows_the_keras_rule_on_a_scripted_monitor():
 
 def test_random_flip_flips_in_fit_and_is_the_identity_in_predict():
     keras.set_seed(0)
-    model = keras.Sequential([keras.RandomFlip("horizontal"), keras.Flatten(), keras.Dense(1)],
-                             input_shape=(2, 3, 1))
+    model = keras.Sequential(
+        [keras.RandomFlip("horizontal"), keras.Flatten(), keras.Dense(1)], input_shape=(2, 3, 1)
+    )
     model.compile(optimizer=keras.optim.SGD(lr=0.1), loss="mse")
     x = np.arange(1, 7, dtype=np.float32).reshape(1, 2, 3, 1) / 6
     target = np.array([[1.0]], np.float32)
@@ -464,7 +505,7 @@ def test_random_flip_flips_in_fit_and_is_the_identity_in_predict():
         is_flipped = np.allclose(k, flipped, rtol=1e-5, atol=1e-6)
         assert is_plain != is_flipped, "the step trained on neither the image nor its mirror"
         seen.append("flipped" if is_flipped else "plain")
-    assert set(seen) == {"plain", "flipped"}   # each with probability 1/2
+    assert set(seen) == {"plain", "flipped"}  # each with probability 1/2
     # predict: the identity, every time
     model.set_weights([kernel0, bias0])
     batch = np.random.default_rng(6).random((16, 2, 3, 1)).astype(np.float32)
@@ -475,8 +516,9 @@ def test_random_flip_flips_in_fit_and_is_the_identity_in_predict():
     flip = keras.RandomFlip("horizontal")
     np.testing.assert_array_equal(flip(batch), batch)
     out = flip(batch, training=True)
-    mirrored = [np.array_equal(o, b[:, ::-1]) and not np.array_equal(o, b)
-                for o, b in zip(out, batch)]
+    mirrored = [
+        np.array_equal(o, b[:, ::-1]) and not np.array_equal(o, b) for o, b in zip(out, batch)
+    ]
     for o, b, m in zip(out, batch, mirrored):
         assert m or np.array_equal(o, b)
     assert 0 < sum(mirrored) < len(batch)
@@ -491,16 +533,20 @@ def _conv_valid(x, kernel, bias):
     out = np.zeros((x.shape[0], oh, ow, kernel.shape[3]))
     for i in range(fh):
         for j in range(fw):
-            out += np.einsum("nhwc,cf->nhwf", x[:, i:i + oh, j:j + ow, :], kernel[i, j])
+            out += np.einsum("nhwc,cf->nhwf", x[:, i : i + oh, j : j + ow, :], kernel[i, j])
     return out + bias
 
 
 def test_any_input_size_with_global_average_pooling_matches_layer_by_layer():
     keras.set_seed(2)
-    model = keras.Sequential([keras.Conv2D(4, 3, activation="relu"), keras.GlobalAvgPool2D(),
-                              keras.Dense(3)], input_shape=(None, None, 1))
-    model.compile(optimizer=keras.optim.SGD(lr=0.05),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = keras.Sequential(
+        [keras.Conv2D(4, 3, activation="relu"), keras.GlobalAvgPool2D(), keras.Dense(3)],
+        input_shape=(None, None, 1),
+    )
+    model.compile(
+        optimizer=keras.optim.SGD(lr=0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     rng = np.random.default_rng(7)
 
     def reference(x):
@@ -537,8 +583,9 @@ def test_top5_accuracy_is_the_numpy_top5_count():
     rng = np.random.default_rng(8)
     x = rng.standard_normal((60, 6)).astype(np.float32)
     y = rng.integers(0, 10, 60)
-    model = _classifier(classes=10, metrics=[
-        keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")])
+    model = _classifier(
+        classes=10, metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")]
+    )
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     scores = model.predict(x)
     expected = _numpy_top5(scores, y)
@@ -568,21 +615,22 @@ def test_top_k_metric_names_are_keras_names():
     model = _classifier(classes=10, metrics=["sparse_top_k_categorical_accuracy"])
     h = model.fit(x, y, epochs=1, batch_size=10, verbose=0)
     assert "sparse_top_k_categorical_accuracy" in h.history
-    assert keras.metrics.SparseTopKCategoricalAccuracy().name == \
-        "sparse_top_k_categorical_accuracy"
+    assert keras.metrics.SparseTopKCategoricalAccuracy().name == "sparse_top_k_categorical_accuracy"
     assert keras.metrics.TopKCategoricalAccuracy().name == "top_k_categorical_accuracy"
 
 
 # ---- "only the import changed": Keras's spellings --------------------------------------------
 
 
-@pytest.mark.parametrize("spelling", [
-    "GlobalAveragePooling2D", "optimizers.SGD(learning_rate=...)",
-    "optimizer.learning_rate"])
+@pytest.mark.parametrize(
+    "spelling",
+    ["GlobalAveragePooling2D", "optimizers.SGD(learning_rate=...)", "optimizer.learning_rate"],
+)
 def test_keras_spellings_used_by_the_tutorials(spelling):
     if spelling == "GlobalAveragePooling2D":
-        assert hasattr(keras, "GlobalAveragePooling2D") or \
-            hasattr(keras.layers, "GlobalAveragePooling2D")
+        assert hasattr(keras, "GlobalAveragePooling2D") or hasattr(
+            keras.layers, "GlobalAveragePooling2D"
+        )
     elif spelling == "optimizers.SGD(learning_rate=...)":
         assert hasattr(keras, "optimizers"), "no cnnx.optimizers module"
         assert keras.optimizers.SGD(learning_rate=0.25).lr == 0.25

@@ -1,5 +1,6 @@
 """Layers: backward against finite differences, forward against NumPy,
 initialisation, validation, frozen parameters."""
+
 import numpy as np
 import pytest
 
@@ -55,14 +56,18 @@ def away_from_zero(rng, shape, lo=0.05):
 
 # ---- Conv2D -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("kw", [
-    dict(filters=4, kernel_size=3),
-    dict(filters=4, kernel_size=3, strides=2, padding="same"),
-    dict(filters=6, kernel_size=(3, 2), padding=((1, 0), (0, 1)), dilation_rate=(1, 2)),
-    dict(filters=4, kernel_size=3, groups=2, padding=1),
-    dict(filters=3, kernel_size=1, use_bias=False),
-    dict(filters=4, kernel_size=3, activation="tanh", padding="same"),
-])
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(filters=4, kernel_size=3),
+        dict(filters=4, kernel_size=3, strides=2, padding="same"),
+        dict(filters=6, kernel_size=(3, 2), padding=((1, 0), (0, 1)), dilation_rate=(1, 2)),
+        dict(filters=4, kernel_size=3, groups=2, padding=1),
+        dict(filters=3, kernel_size=1, use_bias=False),
+        dict(filters=4, kernel_size=3, activation="tanh", padding="same"),
+    ],
+)
 def test_conv2d_gradients(kw, rng):
     cnnx.set_seed(1)
     layer = cnnx.Conv2D(**kw)
@@ -91,7 +96,7 @@ def naive_conv(x, w, b, stride, pad):
     out = np.zeros((m, oh, ow, w.shape[3]))
     for i in range(oh):
         for j in range(ow):
-            patch = x[:, i * stride:i * stride + f, j * stride:j * stride + f, :]
+            patch = x[:, i * stride : i * stride + f, j * stride : j * stride + f, :]
             out[:, i, j, :] = np.tensordot(patch, w, axes=([1, 2, 3], [0, 1, 2]))
     return out + b
 
@@ -108,15 +113,18 @@ def test_conv2d_forward_matches_numpy(rng):
 def test_conv2d_parameter_count_and_formulas():
     layer = cnnx.Conv2D(10, 3)
     layer.build((32, 32, 3))
-    assert layer.count_params() == 280          # the notes' 10 filters of 3x3x3
+    assert layer.count_params() == 280  # the notes' 10 filters of 3x3x3
     assert layer.summary_formulas() == ["floor((32-3)/1)+1 = 30", "(3*3*3+1)*10 = 280"]
     layer = cnnx.Conv2D(4, 3, strides=2, padding=1)
     layer.build((7, 8, 2))
-    assert layer.summary_formulas()[:2] == ["n_H: floor((7+2*1-3)/2)+1 = 4",
-                                            "n_W: floor((8+2*1-3)/2)+1 = 4"]
+    assert layer.summary_formulas()[:2] == [
+        "n_H: floor((7+2*1-3)/2)+1 = 4",
+        "n_W: floor((8+2*1-3)/2)+1 = 4",
+    ]
 
 
 # ---- pooling ----------------------------------------------------------------------
+
 
 def distinct_values(rng, shape):
     """A permutation of well-separated values: no ties inside any window."""
@@ -124,15 +132,18 @@ def distinct_values(rng, shape):
     return (rng.permutation(n).reshape(shape) * 0.1).astype(np.float32)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: cnnx.MaxPool2D(2),
-    lambda: cnnx.MaxPool2D(3, strides=2, padding=1),
-    lambda: cnnx.AvgPool2D(2),
-    lambda: cnnx.AvgPool2D(3, strides=2, padding="same", count_include_pad=False),
-    lambda: cnnx.AdaptiveAvgPool2D((3, 2)),
-    lambda: cnnx.AdaptiveMaxPool2D(3),
-    lambda: cnnx.GlobalAvgPool2D(),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: cnnx.MaxPool2D(2),
+        lambda: cnnx.MaxPool2D(3, strides=2, padding=1),
+        lambda: cnnx.AvgPool2D(2),
+        lambda: cnnx.AvgPool2D(3, strides=2, padding="same", count_include_pad=False),
+        lambda: cnnx.AdaptiveAvgPool2D((3, 2)),
+        lambda: cnnx.AdaptiveMaxPool2D(3),
+        lambda: cnnx.GlobalAvgPool2D(),
+    ],
+)
 def test_pooling_gradients(make, rng):
     layer = make()
     x = distinct_values(rng, (2, 7, 6, 3))
@@ -163,6 +174,7 @@ def test_pool_shapes_and_formulas():
 
 # ---- Dense and activations --------------------------------------------------------
 
+
 @pytest.mark.parametrize("act", [None, "relu", "leaky_relu", "sigmoid", "tanh", "softmax"])
 def test_dense_gradients(act, rng):
     cnnx.set_seed(3)
@@ -188,8 +200,9 @@ def test_dense_forward_matches_numpy(rng):
     assert layer.summary_formulas() == ["4*6+6 = 30"]
 
 
-@pytest.mark.parametrize("make", [cnnx.ReLU, lambda: cnnx.LeakyReLU(0.2), cnnx.Sigmoid, cnnx.Tanh,
-                                  cnnx.Softmax])
+@pytest.mark.parametrize(
+    "make", [cnnx.ReLU, lambda: cnnx.LeakyReLU(0.2), cnnx.Sigmoid, cnnx.Tanh, cnnx.Softmax]
+)
 def test_activation_layer_gradients(make, rng):
     layer = make()
     x = away_from_zero(rng, (3, 4, 5))
@@ -207,6 +220,7 @@ def test_activation_layers_forward(rng):
 
 
 # ---- BatchNormalization, Dropout, Flatten ----------------------------------------
+
 
 def test_batchnorm_gradients_training(rng):
     layer = cnnx.BatchNormalization()
@@ -263,10 +277,13 @@ def test_flatten_round_trip(rng):
 
 # ---- Residual -----------------------------------------------------------------------
 
+
 def test_residual_identity_gradients_and_forward(rng):
     cnnx.set_seed(4)
-    block = [cnnx.Conv2D(3, 3, padding="same", activation="tanh"),
-             cnnx.Conv2D(3, 3, padding="same")]
+    block = [
+        cnnx.Conv2D(3, 3, padding="same", activation="tanh"),
+        cnnx.Conv2D(3, 3, padding="same"),
+    ]
     res = cnnx.Residual(block, activation="tanh")
     assert res.build((5, 5, 3)) == (5, 5, 3)
     assert res.shortcut is None
@@ -296,8 +313,9 @@ def test_residual_identity_gradients_and_forward(rng):
 
 def test_residual_projection_shortcut(rng):
     cnnx.set_seed(5)
-    res = cnnx.Residual([cnnx.Conv2D(6, 3, strides=2, padding="same", activation="tanh")],
-                        activation=None)
+    res = cnnx.Residual(
+        [cnnx.Conv2D(6, 3, strides=2, padding="same", activation="tanh")], activation=None
+    )
     assert res.build((8, 8, 3)) == (4, 4, 6)
     sc = res.shortcut[0]
     assert isinstance(sc, cnnx.Conv2D) and sc.kernel_size == (1, 1) and sc.strides == (2, 2)
@@ -315,7 +333,7 @@ def test_residual_errors():
     res = cnnx.Residual([cnnx.Conv2D(4, 3)], shortcut="identity")
     with pytest.raises(ValueError, match="^shortcut"):
         res.build((8, 8, 4))
-    res = cnnx.Residual([cnnx.Conv2D(4, 3, strides=2)])   # 28 -> 13: no 1x1 stride fits
+    res = cnnx.Residual([cnnx.Conv2D(4, 3, strides=2)])  # 28 -> 13: no 1x1 stride fits
     with pytest.raises(ValueError, match="^shortcut"):
         res.build((28, 28, 4))
 
@@ -326,6 +344,7 @@ def test_residual_docstring_explains_identity():
 
 
 # ---- initialisation, seeds, validation, freezing -----------------------------------
+
 
 def test_initializers_statistics_and_seed():
     cnnx.set_seed(7)

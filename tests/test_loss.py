@@ -1,5 +1,6 @@
 """Softmax cross-entropy and cross-entropy: NumPy reference, finite
 differences, stability, PyTorch parity, bad input."""
+
 import numpy as np
 import pytest
 

@@ -4,6 +4,7 @@ compiled step and layer by layer) giving the same steps, a loss of your own
 (the compiled step's two-call form), check_gradient, sample and class
 weights against PyTorch's weighted losses, metrics against scikit-learn, and
 the bad inputs Keras users hit."""
+
 import numpy as np
 import pytest
 
@@ -25,36 +26,57 @@ def _torch_loss(name, logits, target, weight):
     elif name == "soft":
         per = F.cross_entropy(z, torch.tensor(target, dtype=torch.float64), reduction="none")
     elif name == "bce_logits":
-        per = F.binary_cross_entropy_with_logits(z, torch.tensor(target, dtype=torch.float64),
-                                                 reduction="none").mean(1)
+        per = F.binary_cross_entropy_with_logits(
+            z, torch.tensor(target, dtype=torch.float64), reduction="none"
+        ).mean(1)
     elif name == "bce":
-        per = F.binary_cross_entropy(z, torch.tensor(target, dtype=torch.float64),
-                                     reduction="none").mean(1)
+        per = F.binary_cross_entropy(
+            z, torch.tensor(target, dtype=torch.float64), reduction="none"
+        ).mean(1)
     elif name == "mse":
         per = ((z - torch.tensor(target, dtype=torch.float64)) ** 2).mean(1)
     elif name == "mae":
         per = (z - torch.tensor(target, dtype=torch.float64)).abs().mean(1)
     else:
-        per = F.huber_loss(z, torch.tensor(target, dtype=torch.float64), delta=0.5,
-                           reduction="none").mean(1)
+        per = F.huber_loss(
+            z, torch.tensor(target, dtype=torch.float64), delta=0.5, reduction="none"
+        ).mean(1)
     total = (per * w).sum() / len(per)
     total.backward()
     return float(total), z.grad.numpy()
 
 
 CASES = {
-    "sparse": (lambda: L.SparseCategoricalCrossentropy(from_logits=True),
-               lambda: RNG.integers(0, 5, 8), False),
-    "soft": (lambda: L.CategoricalCrossentropy(from_logits=True),
-             lambda: RNG.dirichlet(np.ones(5), 8).astype(np.float32), False),
-    "bce_logits": (lambda: L.BinaryCrossentropy(from_logits=True),
-                   lambda: RNG.uniform(0, 1, (8, 5)).astype(np.float32), False),
-    "bce": (lambda: L.BinaryCrossentropy(), lambda: RNG.uniform(0, 1, (8, 5)).astype(np.float32),
-            True),
-    "mse": (lambda: L.MeanSquaredError(), lambda: RNG.standard_normal((8, 5)).astype(np.float32),
-            False),
-    "mae": (lambda: L.MeanAbsoluteError(), lambda: RNG.standard_normal((8, 5)).astype(np.float32),
-            False),
+    "sparse": (
+        lambda: L.SparseCategoricalCrossentropy(from_logits=True),
+        lambda: RNG.integers(0, 5, 8),
+        False,
+    ),
+    "soft": (
+        lambda: L.CategoricalCrossentropy(from_logits=True),
+        lambda: RNG.dirichlet(np.ones(5), 8).astype(np.float32),
+        False,
+    ),
+    "bce_logits": (
+        lambda: L.BinaryCrossentropy(from_logits=True),
+        lambda: RNG.uniform(0, 1, (8, 5)).astype(np.float32),
+        False,
+    ),
+    "bce": (
+        lambda: L.BinaryCrossentropy(),
+        lambda: RNG.uniform(0, 1, (8, 5)).astype(np.float32),
+        True,
+    ),
+    "mse": (
+        lambda: L.MeanSquaredError(),
+        lambda: RNG.standard_normal((8, 5)).astype(np.float32),
+        False,
+    ),
+    "mae": (
+        lambda: L.MeanAbsoluteError(),
+        lambda: RNG.standard_normal((8, 5)).astype(np.float32),
+        False,
+    ),
     "huber": (lambda: L.Huber(0.5), lambda: RNG.standard_normal((8, 5)).astype(np.float32), False),
 }
 
@@ -91,26 +113,34 @@ def _pair(loss, out, act=None):
     models = []
     for _ in range(2):
         cnnx.set_seed(3)
-        m = cnnx.Sequential([cnnx.Conv2D(4, 3, activation="relu"), cnnx.Flatten(),
-                             cnnx.Dense(out, activation=act)], input_shape=(6, 6, 2))
+        m = cnnx.Sequential(
+            [cnnx.Conv2D(4, 3, activation="relu"), cnnx.Flatten(), cnnx.Dense(out, activation=act)],
+            input_shape=(6, 6, 2),
+        )
         m.compile(cnnx.optim.SGD(0.1, momentum=0.9), loss=loss)
         models.append(m)
     models[1]._training_plan = lambda *shapes: None  # the layer-by-layer step
     return models
 
 
-@pytest.mark.parametrize("loss,act,target", [
-    ("sparse_categorical_crossentropy", "softmax", lambda: RNG.integers(0, 3, 10)),
-    (L.SparseCategoricalCrossentropy(from_logits=True), None, lambda: RNG.integers(0, 3, 10)),
-    (L.CategoricalCrossentropy(label_smoothing=0.1), "softmax", lambda: RNG.integers(0, 3, 10)),
-    ("binary_crossentropy", "sigmoid", lambda: RNG.integers(0, 2, (10, 3)).astype(np.float32)),
-    (L.BinaryCrossentropy(), None, None),  # probabilities from a plain output: clipped form
-    ("mae", None, lambda: RNG.standard_normal((10, 3)).astype(np.float32)),
-    (L.Huber(0.3), "tanh", lambda: RNG.standard_normal((10, 3)).astype(np.float32)),
-    (Hinge(), None, lambda: np.sign(RNG.standard_normal((10, 3))).astype(np.float32)),
-    (L.MeanSquaredError(reduction="sum"), None,
-     lambda: RNG.standard_normal((10, 3)).astype(np.float32)),
-])
+@pytest.mark.parametrize(
+    "loss,act,target",
+    [
+        ("sparse_categorical_crossentropy", "softmax", lambda: RNG.integers(0, 3, 10)),
+        (L.SparseCategoricalCrossentropy(from_logits=True), None, lambda: RNG.integers(0, 3, 10)),
+        (L.CategoricalCrossentropy(label_smoothing=0.1), "softmax", lambda: RNG.integers(0, 3, 10)),
+        ("binary_crossentropy", "sigmoid", lambda: RNG.integers(0, 2, (10, 3)).astype(np.float32)),
+        (L.BinaryCrossentropy(), None, None),  # probabilities from a plain output: clipped form
+        ("mae", None, lambda: RNG.standard_normal((10, 3)).astype(np.float32)),
+        (L.Huber(0.3), "tanh", lambda: RNG.standard_normal((10, 3)).astype(np.float32)),
+        (Hinge(), None, lambda: np.sign(RNG.standard_normal((10, 3))).astype(np.float32)),
+        (
+            L.MeanSquaredError(reduction="sum"),
+            None,
+            lambda: RNG.standard_normal((10, 3)).astype(np.float32),
+        ),
+    ],
+)
 def test_training_with_each_loss_on_both_paths(loss, act, target):
     if target is None:  # BCE on an output that is no sigmoid: keep it in (0, 1)
         act, target = "sigmoid", lambda: RNG.uniform(0, 1, (10, 3)).astype(np.float32)
@@ -173,10 +203,12 @@ def test_sample_and_class_weights_match_pytorch(monkeypatch, plans):
     sw = RNG.uniform(0, 2, 12).astype(np.float32)
     cw = {0: 2.0, 2: 0.5}
     loss = m.train_on_batch(x, y, sample_weight=sw)
-    per = torch.nn.functional.cross_entropy(lin(torch.tensor(x, dtype=torch.float64)),
-                                            torch.tensor(y), reduction="none")
-    assert loss == pytest.approx(float((per * torch.tensor(sw, dtype=torch.float64)).mean()),
-                                 rel=1e-5)
+    per = torch.nn.functional.cross_entropy(
+        lin(torch.tensor(x, dtype=torch.float64)), torch.tensor(y), reduction="none"
+    )
+    assert loss == pytest.approx(
+        float((per * torch.tensor(sw, dtype=torch.float64)).mean()), rel=1e-5
+    )
     # class weights through fit (one batch, no shuffling): the batch's loss is the mean
     # of each sample's loss times its class's weight, from the weights before the step
     kernel = m.layers[0].params["kernel"].astype(np.float64)
@@ -198,9 +230,8 @@ def test_metrics_match_scikit_learn():
     prec, rec, auc = M.Precision(), M.Recall(), M.AUC()
     for i in range(0, 200, 64):  # batch after batch
         for m in (prec, rec, auc):
-            m.update_state(y[i:i + 64], p[i:i + 64], w[i:i + 64])
-    assert prec.result() == pytest.approx(sk.precision_score(y, p > 0.5, sample_weight=w),
-                                          abs=1e-6)
+            m.update_state(y[i : i + 64], p[i : i + 64], w[i : i + 64])
+    assert prec.result() == pytest.approx(sk.precision_score(y, p > 0.5, sample_weight=w), abs=1e-6)
     assert rec.result() == pytest.approx(sk.recall_score(y, p > 0.5, sample_weight=w), abs=1e-6)
     assert auc.result() == pytest.approx(sk.roc_auc_score(y, p, sample_weight=w), abs=1e-6)
     k = 4
@@ -208,12 +239,14 @@ def test_metrics_match_scikit_learn():
     probs = RNG.dirichlet(np.ones(k), 300).astype(np.float32)
     cm = M.ConfusionMatrix(k)
     cm.update_state(labels, probs)
-    np.testing.assert_array_equal(cm.result(), sk.confusion_matrix(labels, probs.argmax(1),
-                                                                   labels=range(k)))
+    np.testing.assert_array_equal(
+        cm.result(), sk.confusion_matrix(labels, probs.argmax(1), labels=range(k))
+    )
     iou = M.MeanIoU(k)
     iou.update_state(labels, probs)
-    assert iou.result() == pytest.approx(sk.jaccard_score(labels, probs.argmax(1),
-                                                          average="macro"), abs=1e-6)
+    assert iou.result() == pytest.approx(
+        sk.jaccard_score(labels, probs.argmax(1), average="macro"), abs=1e-6
+    )
     top = M.SparseTopKCategoricalAccuracy(k=2)
     top.update_state(labels, probs)
     ref = np.mean([lab in np.argsort(-row)[:2] for lab, row in zip(labels, probs)])
@@ -222,14 +255,23 @@ def test_metrics_match_scikit_learn():
 
 def test_metrics_in_fit_and_evaluate():
     cnnx.set_seed(2)
-    m = cnnx.Sequential([cnnx.Flatten(), cnnx.Dense(5, activation="softmax")],
-                        input_shape=(4, 4, 1))
-    m.compile("adam", "cross_entropy",
-              metrics=["accuracy", M.SparseTopKCategoricalAccuracy(k=3), M.ConfusionMatrix(5)])
+    m = cnnx.Sequential(
+        [cnnx.Flatten(), cnnx.Dense(5, activation="softmax")], input_shape=(4, 4, 1)
+    )
+    m.compile(
+        "adam",
+        "cross_entropy",
+        metrics=["accuracy", M.SparseTopKCategoricalAccuracy(k=3), M.ConfusionMatrix(5)],
+    )
     x = RNG.standard_normal((40, 4, 4, 1)).astype(np.float32)
     y = RNG.integers(0, 5, 40)
     h = m.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25)
-    assert {"accuracy", "sparse_top_k_categorical_accuracy", "confusion_matrix", "val_accuracy"} <= set(h.history)
+    assert {
+        "accuracy",
+        "sparse_top_k_categorical_accuracy",
+        "confusion_matrix",
+        "val_accuracy",
+    } <= set(h.history)
     ev = m.evaluate(x, y)
     probs = m.predict(x)
     assert ev["accuracy"] == pytest.approx(np.mean(probs.argmax(1) == y))

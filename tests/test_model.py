@@ -1,5 +1,6 @@
 """Sequential: summary table, forward vs NumPy, backward to the input,
 PyTorch parity of one training step, flat parameter buffers, freezing."""
+
 import numpy as np
 import pytest
 
@@ -9,16 +10,24 @@ from conftest import torch_or_skip
 
 def seed_network(**kw):
     """The network of DESIGN.md and of the course's table."""
-    return cnnx.Sequential([
-        cnnx.Conv2D(8, 5, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(16, 5, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Flatten(),
-        cnnx.Dense(120, activation="relu"), cnnx.Dense(84, activation="relu"),
-        cnnx.Dense(10, activation="softmax"),
-    ], input_shape=(32, 32, 3), **kw)
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 5, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(16, 5, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Flatten(),
+            cnnx.Dense(120, activation="relu"),
+            cnnx.Dense(84, activation="relu"),
+            cnnx.Dense(10, activation="softmax"),
+        ],
+        input_shape=(32, 32, 3),
+        **kw,
+    )
 
 
 # ---- summary --------------------------------------------------------------------------
+
 
 def test_summary_reproduces_the_course_table(capsys):
     rows = seed_network().summary()
@@ -68,13 +77,16 @@ def test_summary_counts_frozen_params():
 
 # ---- forward vs NumPy ---------------------------------------------------------------
 
+
 def np_conv_valid(x, w, b):
     m, h, wd, _ = x.shape
     f = w.shape[0]
     out = np.zeros((m, h - f + 1, wd - f + 1, w.shape[3]))
     for i in range(f):
         for j in range(f):
-            out += np.einsum("mhwc,cd->mhwd", x[:, i:i + h - f + 1, j:j + wd - f + 1, :], w[i, j])
+            out += np.einsum(
+                "mhwc,cd->mhwd", x[:, i : i + h - f + 1, j : j + wd - f + 1, :], w[i, j]
+            )
     return out + b
 
 
@@ -131,13 +143,24 @@ def test_parameters_live_in_one_flat_buffer():
 
 # ---- backward to the input ------------------------------------------------------------
 
+
 def small_smooth_model():
-    return cnnx.Sequential([
-        cnnx.Conv2D(3, 3, padding="same", activation="tanh"), cnnx.AvgPool2D(2),
-        cnnx.Residual([cnnx.Conv2D(3, 3, padding="same", activation="tanh"),
-                       cnnx.Conv2D(3, 3, padding="same")], activation="tanh"),
-        cnnx.Flatten(), cnnx.Dense(4, activation="tanh"),
-    ], input_shape=(6, 6, 2))
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(3, 3, padding="same", activation="tanh"),
+            cnnx.AvgPool2D(2),
+            cnnx.Residual(
+                [
+                    cnnx.Conv2D(3, 3, padding="same", activation="tanh"),
+                    cnnx.Conv2D(3, 3, padding="same"),
+                ],
+                activation="tanh",
+            ),
+            cnnx.Flatten(),
+            cnnx.Dense(4, activation="tanh"),
+        ],
+        input_shape=(6, 6, 2),
+    )
 
 
 def test_model_backward_gives_input_gradient(rng):
@@ -179,8 +202,9 @@ def test_all_frozen_model_gives_input_gradient_and_keeps_weights(rng):
 
 def test_frozen_layer_not_updated_others_are(rng):
     model = seed_network()
-    model.compile(optimizer=cnnx.optim.SGD(lr=0.1, momentum=0.9, weight_decay=1e-3),
-                  loss="cross_entropy")
+    model.compile(
+        optimizer=cnnx.optim.SGD(lr=0.1, momentum=0.9, weight_decay=1e-3), loss="cross_entropy"
+    )
     model.layers[2].trainable = False
     k0 = model.layers[0].params["kernel"].copy()
     k2 = model.layers[2].params["kernel"].copy()
@@ -197,6 +221,7 @@ def test_frozen_layer_not_updated_others_are(rng):
 
 
 # ---- PyTorch parity ------------------------------------------------------------------
+
 
 def torch_twin(torch, model):
     """The same small network in PyTorch (NCHW), weights copied from cnnx."""
@@ -215,7 +240,7 @@ def torch_twin(torch, model):
             x = torch.relu(self.c1(x))
             x = nn.functional.max_pool2d(x, 2)
             x = torch.relu(self.c2(x))
-            x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)   # flatten NHWC-style
+            x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # flatten NHWC-style
             x = torch.relu(self.d1(x))
             return self.d2(x)
 
@@ -233,19 +258,24 @@ def torch_twin(torch, model):
 def test_pytorch_parity_loss_grads_and_sgd_step(rng):
     torch = torch_or_skip()
     cnnx.set_seed(5)
-    model = cnnx.Sequential([
-        cnnx.Conv2D(4, 3, padding=1, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(6, 3, strides=2, activation="relu"), cnnx.Flatten(),
-        cnnx.Dense(16, activation="relu"), cnnx.Dense(5, activation="softmax"),
-    ], input_shape=(16, 16, 3))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, padding=1, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(6, 3, strides=2, activation="relu"),
+            cnnx.Flatten(),
+            cnnx.Dense(16, activation="relu"),
+            cnnx.Dense(5, activation="softmax"),
+        ],
+        input_shape=(16, 16, 3),
+    )
     for l in model.layers:
         if "bias" in l.params:
             l.params["bias"][...] = rng.uniform(-0.1, 0.1, l.params["bias"].shape)
     opt = cnnx.optim.SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2)
     model.compile(optimizer=opt, loss="cross_entropy")
     net = torch_twin(torch, model)
-    topt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True,
-                           weight_decay=1e-2)
+    topt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2)
     x = rng.standard_normal((6, 16, 16, 3)).astype(np.float32)
     y = rng.integers(0, 5, 6)
     tx = torch.from_numpy(x.transpose(0, 3, 1, 2).astype(np.float64))
@@ -263,16 +293,24 @@ def test_pytorch_parity_loss_grads_and_sgd_step(rng):
         if step == 0:
             c1 = model.layers[0]
             np.testing.assert_allclose(
-                c1.grads["kernel"], net.c1.weight.grad.numpy().transpose(2, 3, 1, 0),
-                rtol=1e-3, atol=1e-5)
-            np.testing.assert_allclose(model.layers[5].grads["kernel"],
-                                       net.d2.weight.grad.numpy().T, rtol=1e-3, atol=1e-5)
+                c1.grads["kernel"],
+                net.c1.weight.grad.numpy().transpose(2, 3, 1, 0),
+                rtol=1e-3,
+                atol=1e-5,
+            )
+            np.testing.assert_allclose(
+                model.layers[5].grads["kernel"], net.d2.weight.grad.numpy().T, rtol=1e-3, atol=1e-5
+            )
         topt.step()
-    np.testing.assert_allclose(model.layers[0].params["kernel"],
-                               net.c1.weight.detach().numpy().transpose(2, 3, 1, 0),
-                               rtol=1e-3, atol=1e-5)
-    np.testing.assert_allclose(model.layers[4].params["kernel"],
-                               net.d1.weight.detach().numpy().T, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(
+        model.layers[0].params["kernel"],
+        net.c1.weight.detach().numpy().transpose(2, 3, 1, 0),
+        rtol=1e-3,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        model.layers[4].params["kernel"], net.d1.weight.detach().numpy().T, rtol=1e-3, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
@@ -299,11 +337,13 @@ def test_pytorch_parity_adam(name, rng):
         topt.step()
         loss = model.train_on_batch(x, y)
         assert abs(loss - tl.item()) < 1e-4
-    np.testing.assert_allclose(l1.params["kernel"], t1.weight.detach().numpy().T,
-                               rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(
+        l1.params["kernel"], t1.weight.detach().numpy().T, rtol=1e-3, atol=1e-5
+    )
 
 
 # ---- misc behaviour ----------------------------------------------------------------------
+
 
 def test_train_on_batch_loss_is_before_the_step(rng):
     model = seed_network()
@@ -380,18 +420,26 @@ def test_lazy_build_and_add(rng):
 
 def test_residual_and_sequential_nest_and_train(tmp_path, rng):
     cnnx.set_seed(0)
-    inner = cnnx.Sequential([cnnx.Conv2D(4, 3, padding="same", activation="relu"),
-                             cnnx.MaxPool2D(2)])
-    model = cnnx.Sequential([
-        inner,
-        cnnx.Residual([cnnx.Conv2D(4, 3, padding="same", activation="relu"),
-                       cnnx.Conv2D(4, 3, padding="same")]),
-        cnnx.Flatten(), cnnx.Dense(3, activation="softmax"),
-    ], input_shape=(8, 8, 2))
+    inner = cnnx.Sequential(
+        [cnnx.Conv2D(4, 3, padding="same", activation="relu"), cnnx.MaxPool2D(2)]
+    )
+    model = cnnx.Sequential(
+        [
+            inner,
+            cnnx.Residual(
+                [
+                    cnnx.Conv2D(4, 3, padding="same", activation="relu"),
+                    cnnx.Conv2D(4, 3, padding="same"),
+                ]
+            ),
+            cnnx.Flatten(),
+            cnnx.Dense(3, activation="softmax"),
+        ],
+        input_shape=(8, 8, 2),
+    )
     assert np.shares_memory(inner.layers[0].params["kernel"], model.store.params)
     assert model.count_params() == (9 * 2 + 1) * 4 + 2 * (9 * 4 + 1) * 4 + 64 * 3 + 3
-    model.compile(optimizer=cnnx.optim.Adam(lr=0.01), loss="cross_entropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=cnnx.optim.Adam(lr=0.01), loss="cross_entropy", metrics=["accuracy"])
     x = rng.standard_normal((64, 8, 8, 2)).astype(np.float32)
     y = (x[:, :4].mean((1, 2, 3)) > 0).astype(int) + (x[:, 4:].mean((1, 2, 3)) > 0)
     hist = model.fit(x, y, epochs=15, batch_size=16, verbose=0)
@@ -404,13 +452,20 @@ def test_residual_and_sequential_nest_and_train(tmp_path, rng):
 def test_training_step_gradients_equal_the_manual_loop(rng):
     """train_on_batch (fused loss, ReLU mask moved behind max pooling) computes
     exactly the gradients of the plain forward/backward loop."""
+
     def make():
         cnnx.set_seed(8)
-        return cnnx.Sequential([
-            cnnx.Conv2D(4, 3, activation="relu"), cnnx.MaxPool2D(2),
-            cnnx.Conv2D(6, 3, padding="same", activation="relu"), cnnx.MaxPool2D(3, 2, padding=1),
-            cnnx.Flatten(), cnnx.Dense(5),
-        ], input_shape=(11, 11, 2))
+        return cnnx.Sequential(
+            [
+                cnnx.Conv2D(4, 3, activation="relu"),
+                cnnx.MaxPool2D(2),
+                cnnx.Conv2D(6, 3, padding="same", activation="relu"),
+                cnnx.MaxPool2D(3, 2, padding=1),
+                cnnx.Flatten(),
+                cnnx.Dense(5),
+            ],
+            input_shape=(11, 11, 2),
+        )
 
     from cnnx.graph import passes
 

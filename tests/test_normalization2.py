@@ -3,6 +3,7 @@ PyTorch parity forward and backward (PyTorch runs NCHW; cnnx NHWC) on every
 ISA, finite differences, numerics with a large mean, bad input, the layers
 in both compiled plans against the layer-by-layer path, and ONNX export run
 by ONNX Runtime."""
+
 import numpy as np
 import pytest
 
@@ -21,6 +22,7 @@ def _nhwc(a):
 
 # ---- LRN ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("size,c", [(1, 4), (3, 8), (5, 3), (5, 96), (7, 21), (11, 5)])
 def test_lrn_matches_torch(size, c, isa, rng):
     torch = torch_or_skip()
@@ -30,20 +32,23 @@ def test_lrn_matches_torch(size, c, isa, rng):
     t = torch.tensor(_nchw(x), dtype=torch.float64, requires_grad=True)
     y = torch.nn.functional.local_response_norm(t, size, alpha, beta, bias)
     y.backward(torch.tensor(_nchw(dy), dtype=torch.float64))
-    np.testing.assert_allclose(F.lrn(x, size, alpha, beta, bias), _nhwc(y.detach().numpy()),
-                               rtol=2e-5, atol=2e-6)
-    np.testing.assert_allclose(F.lrn_backward(dy, x, size, alpha, beta, bias),
-                               _nhwc(t.grad.numpy()), rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(
+        F.lrn(x, size, alpha, beta, bias), _nhwc(y.detach().numpy()), rtol=2e-5, atol=2e-6
+    )
+    np.testing.assert_allclose(
+        F.lrn_backward(dy, x, size, alpha, beta, bias), _nhwc(t.grad.numpy()), rtol=1e-4, atol=2e-5
+    )
 
 
 def test_lrn_big_batch_threads_and_beta(isa, rng):
     x = rng.standard_normal((8, 28, 28, 64)).astype(np.float32)
     for beta in (0.5, 0.75, 1.3):
         xd = x.astype(np.float64)
-        sq = np.pad(xd ** 2, ((0, 0), (0, 0), (0, 0), (2, 2)))
-        s = 1.0 + 1e-2 / 5 * sum(sq[..., j:j + 64] for j in range(5))
-        np.testing.assert_allclose(F.lrn(x, 5, 1e-2, beta, 1.0), xd * s ** -beta, rtol=2e-6,
-                                   atol=1e-7)
+        sq = np.pad(xd**2, ((0, 0), (0, 0), (0, 0), (2, 2)))
+        s = 1.0 + 1e-2 / 5 * sum(sq[..., j : j + 64] for j in range(5))
+        np.testing.assert_allclose(
+            F.lrn(x, 5, 1e-2, beta, 1.0), xd * s**-beta, rtol=2e-6, atol=1e-7
+        )
 
 
 def test_lrn_finite_differences(rng):
@@ -63,9 +68,18 @@ def test_lrn_finite_differences(rng):
 
 # ---- group norm ---------------------------------------------------------------
 
-@pytest.mark.parametrize("shape,groups", [((2, 5, 6, 8), 4), ((3, 4, 4, 12), 1),
-                                          ((2, 3, 5, 6), 6), ((1, 30, 31, 32), 8),
-                                          ((4, 10), 5), ((2, 7, 9), 3)])
+
+@pytest.mark.parametrize(
+    "shape,groups",
+    [
+        ((2, 5, 6, 8), 4),
+        ((3, 4, 4, 12), 1),
+        ((2, 3, 5, 6), 6),
+        ((1, 30, 31, 32), 8),
+        ((4, 10), 5),
+        ((2, 7, 9), 3),
+    ],
+)
 @pytest.mark.parametrize("affine", [True, False])
 def test_group_norm_matches_torch(shape, groups, affine, isa, rng):
     torch = torch_or_skip()
@@ -81,8 +95,12 @@ def test_group_norm_matches_torch(shape, groups, affine, isa, rng):
     tb = torch.tensor(beta, dtype=torch.float64, requires_grad=True) if affine else None
     y = torch.nn.functional.group_norm(t, groups, tg, tb, 1e-5)
     y.backward(torch.tensor(dy.transpose(perm), dtype=torch.float64))
-    np.testing.assert_allclose(F.group_norm(x, groups, gamma, beta, 1e-5),
-                               y.detach().numpy().transpose(back), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        F.group_norm(x, groups, gamma, beta, 1e-5),
+        y.detach().numpy().transpose(back),
+        rtol=1e-4,
+        atol=1e-5,
+    )
     dx, dg, db = F.group_norm_backward(dy, x, groups, gamma, 1e-5)
     np.testing.assert_allclose(dx, t.grad.numpy().transpose(back), rtol=1e-4, atol=1e-4)
     if affine:
@@ -103,6 +121,7 @@ def test_group_norm_large_mean_is_accurate(rng):
 
 # ---- layer norm ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(3, 7), (2, 5, 6, 8), (2, 9, 11, 96), (64, 3), (2, 3, 130)])
 @pytest.mark.parametrize("affine", [True, False])
 def test_layer_norm_matches_torch(shape, affine, isa, rng):
@@ -117,8 +136,9 @@ def test_layer_norm_matches_torch(shape, affine, isa, rng):
     tb = torch.tensor(beta, dtype=torch.float64, requires_grad=True) if affine else None
     y = torch.nn.functional.layer_norm(t, (c,), tg, tb, 1e-5)
     y.backward(torch.tensor(dy, dtype=torch.float64))
-    np.testing.assert_allclose(F.layer_norm(x, gamma, beta, 1e-5), y.detach().numpy(),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        F.layer_norm(x, gamma, beta, 1e-5), y.detach().numpy(), rtol=1e-4, atol=1e-5
+    )
     dx, dg, db = F.layer_norm_backward(dy, x, gamma, 1e-5)
     np.testing.assert_allclose(dx, t.grad.numpy(), rtol=1e-4, atol=1e-4)
     if affine:
@@ -132,10 +152,13 @@ def test_norms_finite_differences(rng):
     gamma = rng.uniform(0.5, 1.5, 6).astype(np.float32)
     beta = rng.standard_normal(6).astype(np.float32)
     h = 1e-2
-    for fwd, bwd in ((lambda x_, g_, b_: F.group_norm(x_, 3, g_, b_),
-                      lambda: F.group_norm_backward(dy, x, 3, gamma)),
-                     (lambda x_, g_, b_: F.layer_norm(x_, g_, b_),
-                      lambda: F.layer_norm_backward(dy, x, gamma))):
+    for fwd, bwd in (
+        (
+            lambda x_, g_, b_: F.group_norm(x_, 3, g_, b_),
+            lambda: F.group_norm_backward(dy, x, 3, gamma),
+        ),
+        (lambda x_, g_, b_: F.layer_norm(x_, g_, b_), lambda: F.layer_norm_backward(dy, x, gamma)),
+    ):
         dx, dg, db = bwd()
         for arr, got in ((x, dx), (gamma, dg), (beta, db)):
             num = np.zeros(arr.shape)
@@ -150,6 +173,7 @@ def test_norms_finite_differences(rng):
 
 
 # ---- bad input ----------------------------------------------------------------
+
 
 def test_bad_arguments_name_the_argument():
     x = np.zeros((2, 4, 4, 6), np.float32)
@@ -189,21 +213,43 @@ def test_bad_arguments_name_the_argument():
 
 # ---- layers in models ---------------------------------------------------------
 
+
 def _models():
-    yield "alexnet_like", lambda: cnnx.Sequential([
-        cnnx.Conv2D(16, 3, strides=2, activation="relu"),
-        cnnx.LocalResponseNormalization(5, 1e-4, 0.75, 2.0),
-        cnnx.MaxPool2D(3, 2, ceil_mode=True),
-        cnnx.Conv2D(24, 3, padding="same", activation="relu"),
-        cnnx.LocalResponseNormalization(3, 0.1, 0.5, 1.0),
-        cnnx.GlobalAvgPool2D(), cnnx.Dense(5, activation="softmax")], input_shape=(23, 21, 3))
-    yield "convnext_like", lambda: cnnx.Sequential([
-        cnnx.Conv2D(16, 3, padding="same"), cnnx.LayerNormalization(epsilon=1e-6),
-        cnnx.Conv2D(32, 1, activation="gelu"), cnnx.GroupNormalization(8, center=False),
-        cnnx.Conv2D(16, 3, strides=2), cnnx.GroupNormalization(1, scale=False),
-        cnnx.LayerNormalization(center=False), cnnx.Flatten(), cnnx.Dense(20),
-        cnnx.LayerNormalization(), cnnx.GroupNormalization(4), cnnx.Dense(6)],
-        input_shape=(12, 13, 2))
+    yield (
+        "alexnet_like",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(16, 3, strides=2, activation="relu"),
+                cnnx.LocalResponseNormalization(5, 1e-4, 0.75, 2.0),
+                cnnx.MaxPool2D(3, 2, ceil_mode=True),
+                cnnx.Conv2D(24, 3, padding="same", activation="relu"),
+                cnnx.LocalResponseNormalization(3, 0.1, 0.5, 1.0),
+                cnnx.GlobalAvgPool2D(),
+                cnnx.Dense(5, activation="softmax"),
+            ],
+            input_shape=(23, 21, 3),
+        ),
+    )
+    yield (
+        "convnext_like",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(16, 3, padding="same"),
+                cnnx.LayerNormalization(epsilon=1e-6),
+                cnnx.Conv2D(32, 1, activation="gelu"),
+                cnnx.GroupNormalization(8, center=False),
+                cnnx.Conv2D(16, 3, strides=2),
+                cnnx.GroupNormalization(1, scale=False),
+                cnnx.LayerNormalization(center=False),
+                cnnx.Flatten(),
+                cnnx.Dense(20),
+                cnnx.LayerNormalization(),
+                cnnx.GroupNormalization(4),
+                cnnx.Dense(6),
+            ],
+            input_shape=(12, 13, 2),
+        ),
+    )
 
 
 def _randomise(model, rng):
@@ -212,8 +258,11 @@ def _randomise(model, rng):
     for layer, _ in walk(model.layers):
         for name, p in layer.params.items():
             if name in ("gamma", "beta"):
-                p[...] = rng.uniform(0.5, 1.5, p.shape) if name == "gamma" else \
-                    rng.standard_normal(p.shape) * 0.3
+                p[...] = (
+                    rng.uniform(0.5, 1.5, p.shape)
+                    if name == "gamma"
+                    else rng.standard_normal(p.shape) * 0.3
+                )
 
 
 @pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])
@@ -228,8 +277,9 @@ def test_inference_plan_matches_layer_by_layer(name, make, threads, isa, rng):
     try:
         for n in (1, 3, 17):
             x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
-            np.testing.assert_allclose(model.predict(x), model._forward(x, False), rtol=2e-5,
-                                       atol=2e-5)
+            np.testing.assert_allclose(
+                model.predict(x), model._forward(x, False), rtol=2e-5, atol=2e-5
+            )
     finally:
         cnnx.set_num_threads(saved)
 
@@ -247,8 +297,10 @@ def test_training_plan_matches_layer_by_layer(name, make, threads, isa, rng):
         m.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
         models.append(m)
     plan_model, ref_model = models
-    assert compile_training(plan_model.to_graph(), plan_model.store.grads,
-                            plan_model._loss_specs) is not None
+    assert (
+        compile_training(plan_model.to_graph(), plan_model.store.grads, plan_model._loss_specs)
+        is not None
+    )
     ref_model._training_plan = lambda *shapes: None
     saved = cnnx.get_num_threads()
     cnnx.set_num_threads(threads)
@@ -259,10 +311,12 @@ def test_training_plan_matches_layer_by_layer(name, make, threads, isa, rng):
             lp = plan_model.train_on_batch(x, y)
             lr = ref_model.train_on_batch(x, y)
             assert lp == pytest.approx(lr, rel=1e-5, abs=1e-6)
-            np.testing.assert_allclose(plan_model.store.grads, ref_model.store.grads, rtol=1e-3,
-                                       atol=3e-5)
-            np.testing.assert_allclose(plan_model.store.params, ref_model.store.params,
-                                       rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                plan_model.store.grads, ref_model.store.grads, rtol=1e-3, atol=3e-5
+            )
+            np.testing.assert_allclose(
+                plan_model.store.params, ref_model.store.params, rtol=1e-4, atol=1e-5
+            )
     finally:
         cnnx.set_num_threads(saved)
 
@@ -271,9 +325,17 @@ def test_group_norm_trains_like_torch(rng):
     """Twenty SGD steps of a conv + group norm + dense network against PyTorch."""
     torch = torch_or_skip()
     cnnx.set_seed(1)
-    model = cnnx.Sequential([cnnx.Conv2D(8, 3), cnnx.GroupNormalization(4, epsilon=1e-5),
-                             cnnx.ReLU(), cnnx.LayerNormalization(epsilon=1e-5), cnnx.Flatten(),
-                             cnnx.Dense(3)], input_shape=(6, 6, 2))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 3),
+            cnnx.GroupNormalization(4, epsilon=1e-5),
+            cnnx.ReLU(),
+            cnnx.LayerNormalization(epsilon=1e-5),
+            cnnx.Flatten(),
+            cnnx.Dense(3),
+        ],
+        input_shape=(6, 6, 2),
+    )
     _randomise(model, rng)
     conv, gn, _, ln, _, dense = model.layers
     tconv = torch.nn.Conv2d(2, 8, 3)
@@ -289,8 +351,12 @@ def test_group_norm_trains_like_torch(rng):
         tln.bias.copy_(torch.tensor(ln.params["beta"]))
         tdense.weight.copy_(torch.tensor(dense.params["kernel"].T))
         tdense.bias.copy_(torch.tensor(dense.params["bias"]))
-    params = list(tconv.parameters()) + list(tgn.parameters()) + list(tln.parameters()) + \
-        list(tdense.parameters())
+    params = (
+        list(tconv.parameters())
+        + list(tgn.parameters())
+        + list(tln.parameters())
+        + list(tdense.parameters())
+    )
     opt = torch.optim.SGD(params, lr=0.1)
     model.compile(cnnx.optim.SGD(0.1), "cross_entropy")
     x = rng.standard_normal((10, 6, 6, 2)).astype(np.float32)
@@ -316,8 +382,7 @@ def test_summary_and_save_load(tmp_path, rng):
     assert gn.formulas[0] == "8 groups of 4 channels" and gn.params == 32
     x = rng.standard_normal((2,) + model.input_shape).astype(np.float32)
     model.save(tmp_path / "m.cnnx")
-    np.testing.assert_array_equal(cnnx.load_model(tmp_path / "m.cnnx").predict(x),
-                                  model.predict(x))
+    np.testing.assert_array_equal(cnnx.load_model(tmp_path / "m.cnnx").predict(x), model.predict(x))
 
 
 @pytest.mark.parametrize("opset", [13, 17])

@@ -2,6 +2,7 @@
 same: tests/data/model_format1.cnnx was saved by cnnx 0.1.0 (format 1, the
 last release before models became graphs): a Sequential with batch norm,
 residual blocks, a projection shortcut, dropout and an Adam state."""
+
 from pathlib import Path
 
 import numpy as np

@@ -1,5 +1,6 @@
 """cnnx.onnx.export: the graph passes onnx.checker and ONNX Runtime reproduces
 model.predict (within 1e-4) on the same NHWC input."""
+
 import numpy as np
 import pytest
 
@@ -58,6 +59,7 @@ def op_types(proto):
 # the seed's network and the ResNet
 # ---------------------------------------------------------------------------
 
+
 def test_seed_network(tmp_path):
     from cnnx.teaching import lenet5
 
@@ -87,24 +89,45 @@ def test_small_resnet(tmp_path):
     assert n_res >= 2 and ops.count("Add") == n_res
     # the second block's 1x1 stride-2 shortcut convolution is in the graph
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
-    ks = [list(onnx.helper.get_attribute_value(a)) for n in convs for a in n.attribute
-          if a.name == "kernel_shape"]
+    ks = [
+        list(onnx.helper.get_attribute_value(a))
+        for n in convs
+        for a in n.attribute
+        if a.name == "kernel_shape"
+    ]
     assert [1, 1] in ks
 
 
 def test_resnet_with_batchnorm_and_explicit_shortcut(tmp_path):
     cnnx.set_seed(2)
-    model = cnnx.Sequential([
-        cnnx.Conv2D(8, 3, padding="same", use_bias=False), cnnx.BatchNormalization(),
-        cnnx.ReLU(),
-        cnnx.Residual([cnnx.Conv2D(8, 3, padding="same"), cnnx.BatchNormalization(),
-                       cnnx.ReLU(), cnnx.Conv2D(8, 3, padding="same")]),
-        cnnx.Residual([cnnx.Conv2D(12, 3, strides=2, padding="same", activation="relu"),
-                       cnnx.Conv2D(12, 3, padding=1), cnnx.BatchNormalization()],
-                      shortcut=[cnnx.Conv2D(12, 1, strides=2, use_bias=False),
-                                cnnx.BatchNormalization()], activation="leaky_relu"),
-        cnnx.GlobalAvgPool2D(), cnnx.Dropout(0.3), cnnx.Dense(5),
-    ], input_shape=(11, 11, 3))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 3, padding="same", use_bias=False),
+            cnnx.BatchNormalization(),
+            cnnx.ReLU(),
+            cnnx.Residual(
+                [
+                    cnnx.Conv2D(8, 3, padding="same"),
+                    cnnx.BatchNormalization(),
+                    cnnx.ReLU(),
+                    cnnx.Conv2D(8, 3, padding="same"),
+                ]
+            ),
+            cnnx.Residual(
+                [
+                    cnnx.Conv2D(12, 3, strides=2, padding="same", activation="relu"),
+                    cnnx.Conv2D(12, 3, padding=1),
+                    cnnx.BatchNormalization(),
+                ],
+                shortcut=[cnnx.Conv2D(12, 1, strides=2, use_bias=False), cnnx.BatchNormalization()],
+                activation="leaky_relu",
+            ),
+            cnnx.GlobalAvgPool2D(),
+            cnnx.Dropout(0.3),
+            cnnx.Dense(5),
+        ],
+        input_shape=(11, 11, 3),
+    )
     proto = check(randomise(model, 3), tmp_path)
     ops = op_types(proto)
     assert "Dropout" not in ops and ops.count("BatchNormalization") == 4
@@ -114,12 +137,15 @@ def test_resnet_with_batchnorm_and_explicit_shortcut(tmp_path):
 # every layer option
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("padding", ["valid", "same", 1, (2, 0), ((0, 2), (1, 0))])
 @pytest.mark.parametrize("strides,dilation", [(1, 1), (2, 1), ((1, 3), 1), (1, 2)])
 def test_conv_padding_strides_dilation(tmp_path, padding, strides, dilation):
     cnnx.set_seed(3)
-    model = cnnx.Sequential([cnnx.Conv2D(4, (3, 2), strides=strides, padding=padding,
-                                         dilation_rate=dilation)], input_shape=(9, 8, 3))
+    model = cnnx.Sequential(
+        [cnnx.Conv2D(4, (3, 2), strides=strides, padding=padding, dilation_rate=dilation)],
+        input_shape=(9, 8, 3),
+    )
     proto = check(randomise(model), tmp_path)
     # the graph ends NHWC, like the model
     assert op_types(proto)[-1] == "Transpose"
@@ -127,51 +153,88 @@ def test_conv_padding_strides_dilation(tmp_path, padding, strides, dilation):
 
 def test_conv_same_padding_is_asymmetric(tmp_path):
     # n=8, f=4, s=2: total pad 2 -> (1, 1); n=7, f=2, s=2: total 1 -> (0, 1), odd pixel after
-    model = cnnx.Sequential([cnnx.Conv2D(3, (4, 2), strides=2, padding="same")],
-                            input_shape=(8, 7, 2))
+    model = cnnx.Sequential(
+        [cnnx.Conv2D(3, (4, 2), strides=2, padding="same")], input_shape=(8, 7, 2)
+    )
     proto = check(randomise(model), tmp_path)
     conv = next(n for n in proto.graph.node if n.op_type == "Conv")
-    pads = next(list(onnx.helper.get_attribute_value(a)) for a in conv.attribute if a.name == "pads")
+    pads = next(
+        list(onnx.helper.get_attribute_value(a)) for a in conv.attribute if a.name == "pads"
+    )
     assert pads == [1, 0, 1, 1]  # top, left, bottom, right
 
 
 @pytest.mark.parametrize("groups", [2, 6])
 def test_grouped_and_depthwise_conv(tmp_path, groups):
-    model = cnnx.Sequential([cnnx.Conv2D(6, 3, padding="same", groups=groups, activation="relu"),
-                             cnnx.Conv2D(4, 1, use_bias=False)], input_shape=(7, 7, 6))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(6, 3, padding="same", groups=groups, activation="relu"),
+            cnnx.Conv2D(4, 1, use_bias=False),
+        ],
+        input_shape=(7, 7, 6),
+    )
     check(randomise(model), tmp_path)
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "sigmoid", "tanh", "softmax"])
 def test_fused_activations(tmp_path, activation):
-    model = cnnx.Sequential([cnnx.Conv2D(5, 3, activation=activation), cnnx.Flatten(),
-                             cnnx.Dense(7, activation=activation)], input_shape=(6, 5, 2))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(5, 3, activation=activation),
+            cnnx.Flatten(),
+            cnnx.Dense(7, activation=activation),
+        ],
+        input_shape=(6, 5, 2),
+    )
     check(randomise(model), tmp_path)
 
 
 def test_activation_layers_and_softmax_axes(tmp_path):
-    model = cnnx.Sequential([
-        cnnx.Conv2D(4, 3, padding="same"), cnnx.LeakyReLU(0.2), cnnx.Softmax(axis=1),
-        cnnx.Sigmoid(), cnnx.Softmax(axis=2), cnnx.Tanh(), cnnx.Softmax(axis=-1), cnnx.ReLU(),
-    ], input_shape=(5, 6, 3))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, padding="same"),
+            cnnx.LeakyReLU(0.2),
+            cnnx.Softmax(axis=1),
+            cnnx.Sigmoid(),
+            cnnx.Softmax(axis=2),
+            cnnx.Tanh(),
+            cnnx.Softmax(axis=-1),
+            cnnx.ReLU(),
+        ],
+        input_shape=(5, 6, 3),
+    )
     check(randomise(model), tmp_path)
 
 
 @pytest.mark.parametrize("padding", ["valid", "same", 1, ((1, 0), (0, 1))])
 @pytest.mark.parametrize("cip", [True, False])
 def test_pools(tmp_path, padding, cip):
-    model = cnnx.Sequential([
-        cnnx.MaxPool2D(3, strides=2, padding=padding),
-        cnnx.AvgPool2D(2, strides=1, padding=padding if padding != "same" else "same",
-                       count_include_pad=cip),
-    ], input_shape=(9, 10, 3))
+    model = cnnx.Sequential(
+        [
+            cnnx.MaxPool2D(3, strides=2, padding=padding),
+            cnnx.AvgPool2D(
+                2,
+                strides=1,
+                padding=padding if padding != "same" else "same",
+                count_include_pad=cip,
+            ),
+        ],
+        input_shape=(9, 10, 3),
+    )
     check(model, tmp_path)
 
 
 def test_adaptive_pools_when_divisible(tmp_path):
-    model = cnnx.Sequential([cnnx.AdaptiveAvgPool2D((4, 3)), cnnx.Conv2D(2, 1),
-                             cnnx.AdaptiveMaxPool2D((2, 1)), cnnx.Flatten(), cnnx.Dense(3)],
-                            input_shape=(8, 9, 2))
+    model = cnnx.Sequential(
+        [
+            cnnx.AdaptiveAvgPool2D((4, 3)),
+            cnnx.Conv2D(2, 1),
+            cnnx.AdaptiveMaxPool2D((2, 1)),
+            cnnx.Flatten(),
+            cnnx.Dense(3),
+        ],
+        input_shape=(8, 9, 2),
+    )
     proto = check(randomise(model), tmp_path)
     assert {"AveragePool", "MaxPool"} <= set(op_types(proto))
 
@@ -187,25 +250,43 @@ def test_adaptive_pool_not_divisible_is_refused(tmp_path, cls):
 def test_flatten_orders(tmp_path):
     # Flatten -> elementwise -> BatchNorm -> Dense: the (c,h,w) order is absorbed
     # by the BatchNorm statistics and the Dense rows
-    m1 = cnnx.Sequential([cnnx.Conv2D(3, 2), cnnx.Flatten(), cnnx.ReLU(),
-                          cnnx.BatchNormalization(), cnnx.Dropout(0.5), cnnx.Dense(4)],
-                         input_shape=(4, 5, 2))
+    m1 = cnnx.Sequential(
+        [
+            cnnx.Conv2D(3, 2),
+            cnnx.Flatten(),
+            cnnx.ReLU(),
+            cnnx.BatchNormalization(),
+            cnnx.Dropout(0.5),
+            cnnx.Dense(4),
+        ],
+        input_shape=(4, 5, 2),
+    )
     proto = check(randomise(m1), tmp_path)
     assert "Reshape" not in op_types(proto)
     # a flattened image as the output: the graph restores cnnx's (h, w, c) order
-    m2 = cnnx.Sequential([cnnx.Conv2D(3, 2), cnnx.Flatten(), cnnx.Sigmoid()],
-                         input_shape=(4, 5, 2))
+    m2 = cnnx.Sequential([cnnx.Conv2D(3, 2), cnnx.Flatten(), cnnx.Sigmoid()], input_shape=(4, 5, 2))
     check(randomise(m2), tmp_path)
     # before a residual over flat features
-    m3 = cnnx.Sequential([cnnx.Conv2D(3, 2), cnnx.Flatten(),
-                          cnnx.Residual([cnnx.Dense(36, activation="tanh"), cnnx.Dense(36)])],
-                         input_shape=(4, 5, 2))
+    m3 = cnnx.Sequential(
+        [
+            cnnx.Conv2D(3, 2),
+            cnnx.Flatten(),
+            cnnx.Residual([cnnx.Dense(36, activation="tanh"), cnnx.Dense(36)]),
+        ],
+        input_shape=(4, 5, 2),
+    )
     check(randomise(m3), tmp_path)
 
 
 def test_mlp_without_images(tmp_path):
-    model = cnnx.Sequential([cnnx.Dense(8, activation="relu"), cnnx.BatchNormalization(),
-                             cnnx.Dense(3, activation="softmax")], input_shape=(5,))
+    model = cnnx.Sequential(
+        [
+            cnnx.Dense(8, activation="relu"),
+            cnnx.BatchNormalization(),
+            cnnx.Dense(3, activation="softmax"),
+        ],
+        input_shape=(5,),
+    )
     proto = check(randomise(model), tmp_path)
     assert "Transpose" not in op_types(proto)
 
@@ -270,32 +351,48 @@ _PAD = st.sampled_from(["valid", "same", 1, ((0, 1), (1, 0))])
 
 @st.composite
 def _layer(draw, c):
-    kind = draw(st.sampled_from(["conv", "conv", "maxpool", "avgpool", "bn", "act", "dropout",
-                                 "residual"]))
+    kind = draw(
+        st.sampled_from(["conv", "conv", "maxpool", "avgpool", "bn", "act", "dropout", "residual"])
+    )
     if kind == "conv":
         filters = draw(st.integers(1, 6))
         groups = draw(st.sampled_from([g for g in (1, 2, 3) if c % g == 0 and filters % g == 0]))
-        return cnnx.Conv2D(filters, draw(st.integers(1, 3)), strides=draw(st.integers(1, 2)),
-                           padding=draw(_PAD), dilation_rate=draw(st.integers(1, 2)),
-                           groups=groups, activation=draw(_ACT),
-                           use_bias=draw(st.booleans())), filters
+        return cnnx.Conv2D(
+            filters,
+            draw(st.integers(1, 3)),
+            strides=draw(st.integers(1, 2)),
+            padding=draw(_PAD),
+            dilation_rate=draw(st.integers(1, 2)),
+            groups=groups,
+            activation=draw(_ACT),
+            use_bias=draw(st.booleans()),
+        ), filters
     if kind in ("maxpool", "avgpool"):
         pool = draw(st.integers(2, 3))
         pad = draw(st.sampled_from(["valid", "same", 1]))
         if kind == "maxpool":
             return cnnx.MaxPool2D(pool, strides=draw(st.integers(1, 2)), padding=pad), c
-        return cnnx.AvgPool2D(pool, strides=draw(st.integers(1, 2)), padding=pad,
-                              count_include_pad=draw(st.booleans())), c
+        return cnnx.AvgPool2D(
+            pool,
+            strides=draw(st.integers(1, 2)),
+            padding=pad,
+            count_include_pad=draw(st.booleans()),
+        ), c
     if kind == "bn":
         return cnnx.BatchNormalization(epsilon=draw(st.sampled_from([1e-3, 1e-5]))), c
     if kind == "act":
-        return draw(st.sampled_from([cnnx.ReLU(), cnnx.LeakyReLU(0.1), cnnx.Sigmoid(),
-                                     cnnx.Tanh(), cnnx.Softmax()])), c
+        return draw(
+            st.sampled_from(
+                [cnnx.ReLU(), cnnx.LeakyReLU(0.1), cnnx.Sigmoid(), cnnx.Tanh(), cnnx.Softmax()]
+            )
+        ), c
     if kind == "dropout":
         return cnnx.Dropout(0.25), c
     filters = draw(st.integers(1, 5))
-    block = [cnnx.Conv2D(filters, 3, strides=draw(st.integers(1, 2)), padding="same",
-                         activation="relu"), cnnx.Conv2D(filters, 3, padding="same")]
+    block = [
+        cnnx.Conv2D(filters, 3, strides=draw(st.integers(1, 2)), padding="same", activation="relu"),
+        cnnx.Conv2D(filters, 3, padding="same"),
+    ]
     return cnnx.Residual(block, activation=draw(_ACT)), filters
 
 
@@ -309,11 +406,17 @@ def _stack(draw):
         layers.append(layer)
     head = draw(st.sampled_from(["none", "gap", "flatten"]))
     if head == "gap":
-        layers += [cnnx.GlobalAvgPool2D(), cnnx.Dense(draw(st.integers(1, 5)),
-                                                      activation=draw(_ACT))]
+        layers += [
+            cnnx.GlobalAvgPool2D(),
+            cnnx.Dense(draw(st.integers(1, 5)), activation=draw(_ACT)),
+        ]
     elif head == "flatten":
-        layers += [cnnx.Flatten(), cnnx.Dense(draw(st.integers(1, 5)),
-                                              activation=draw(st.sampled_from([None, "softmax"])))]
+        layers += [
+            cnnx.Flatten(),
+            cnnx.Dense(
+                draw(st.integers(1, 5)), activation=draw(st.sampled_from([None, "softmax"]))
+            ),
+        ]
     return layers, (h, w, c), draw(st.integers(0, 2**31 - 1))
 
 

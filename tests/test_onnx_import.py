@@ -1,6 +1,7 @@
 """cnnx.onnx.load: ONNX graphs (hand-built, exported by cnnx, exported by
 PyTorch with either exporter) run in cnnx on NHWC input and agree with the
 reference (ONNX Runtime on the NCHW graph, or PyTorch itself)."""
+
 import warnings
 
 import numpy as np
@@ -21,8 +22,11 @@ def nhwc(x):
 
 def run_ort(proto_or_path, x):
     ort = pytest.importorskip("onnxruntime")
-    src = proto_or_path.SerializeToString() if isinstance(proto_or_path, onnx.ModelProto) \
+    src = (
+        proto_or_path.SerializeToString()
+        if isinstance(proto_or_path, onnx.ModelProto)
         else str(proto_or_path)
+    )
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
@@ -32,6 +36,7 @@ def run_ort(proto_or_path, x):
 # ---------------------------------------------------------------------------
 # hand-built graphs, checked against ONNX Runtime
 # ---------------------------------------------------------------------------
+
 
 class G:
     """A tiny graph builder: NCHW float input 'x', output 'y'."""
@@ -60,17 +65,28 @@ class G:
     def op(self, op_type, *extra_inputs, inp=None, name=None, **attrs):
         self.k += 1
         out = f"t{self.k}"
-        self.nodes.append(helper.make_node(op_type, [inp or self.cur, *extra_inputs], [out],
-                                           name=name or f"{op_type.lower()}{self.k}", **attrs))
+        self.nodes.append(
+            helper.make_node(
+                op_type,
+                [inp or self.cur, *extra_inputs],
+                [out],
+                name=name or f"{op_type.lower()}{self.k}",
+                **attrs,
+            )
+        )
         self.cur = out
         return out
 
     def model(self):
         nodes = list(self.nodes)
         nodes.append(helper.make_node("Identity", [self.cur], ["y"], name="out"))
-        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
-            "x", TensorProto.FLOAT, ["N", *self.in_shape])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=self.inits)
+        graph = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *self.in_shape])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            initializer=self.inits,
+        )
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
         m.ir_version = 8
         return m
@@ -94,8 +110,14 @@ def compare_with_ort(m, tmp_path, batch=3, seed=0):
 def test_conv_bn_pool_gemm_graph(tmp_path):
     g = G((3, 10, 9))
     g.op("Conv", g.w(6, 3, 3, 3), g.w(6), pads=[1, 0, 2, 1], strides=[2, 1])
-    g.op("BatchNormalization", g.w(6, positive=True), g.w(6), g.w(6), g.w(6, positive=True),
-         epsilon=1e-3)
+    g.op(
+        "BatchNormalization",
+        g.w(6, positive=True),
+        g.w(6),
+        g.w(6),
+        g.w(6, positive=True),
+        epsilon=1e-3,
+    )
     g.op("LeakyRelu", alpha=0.2)
     g.op("MaxPool", kernel_shape=[2, 3], strides=[1, 2], pads=[1, 1, 0, 1])
     g.op("AveragePool", kernel_shape=[2, 2], pads=[1, 1, 1, 1], count_include_pad=0)
@@ -105,8 +127,15 @@ def test_conv_bn_pool_gemm_graph(tmp_path):
     g.op("Softmax", axis=1)
     model = compare_with_ort(g.model(), tmp_path)
     kinds = [type(l).__name__ for l in model.layers]
-    assert kinds == ["Conv2D", "BatchNormalization", "LeakyReLU", "MaxPool2D", "AvgPool2D",
-                     "Flatten", "Dense"]
+    assert kinds == [
+        "Conv2D",
+        "BatchNormalization",
+        "LeakyReLU",
+        "MaxPool2D",
+        "AvgPool2D",
+        "Flatten",
+        "Dense",
+    ]
     assert model.layers[-1].activation == "softmax"
 
 
@@ -232,12 +261,24 @@ def test_roundtrip_of_cnnx_export(tmp_path):
     from test_onnx_export import randomise
 
     cnnx.set_seed(4)
-    for model in (lenet5(), cnnx.Sequential([
-            cnnx.Conv2D(6, 3, padding="same", use_bias=False), cnnx.BatchNormalization(),
-            cnnx.Residual([cnnx.Conv2D(6, 3, strides=2, padding="same", activation="relu"),
-                           cnnx.Conv2D(6, 3, padding="same")]),
-            cnnx.AvgPool2D(2, padding="same", count_include_pad=False), cnnx.Tanh()],
-            input_shape=(9, 9, 2))):
+    for model in (
+        lenet5(),
+        cnnx.Sequential(
+            [
+                cnnx.Conv2D(6, 3, padding="same", use_bias=False),
+                cnnx.BatchNormalization(),
+                cnnx.Residual(
+                    [
+                        cnnx.Conv2D(6, 3, strides=2, padding="same", activation="relu"),
+                        cnnx.Conv2D(6, 3, padding="same"),
+                    ]
+                ),
+                cnnx.AvgPool2D(2, padding="same", count_include_pad=False),
+                cnnx.Tanh(),
+            ],
+            input_shape=(9, 9, 2),
+        ),
+    ):
         randomise(model, 5)
         path = tmp_path / "m.onnx"
         cnnx.onnx.export(model, path)
@@ -255,17 +296,23 @@ def test_external_data(tmp_path):
     g.op("Gemm", g.w(12, 2))
     m = g.model()
     path = tmp_path / "ext.onnx"
-    onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="ext.onnx.data", size_threshold=0)
+    onnx.save_model(
+        m,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="ext.onnx.data",
+        size_threshold=0,
+    )
     assert (tmp_path / "ext.onnx.data").stat().st_size > 0
     x = np.random.default_rng(0).standard_normal((2, 1, 4, 4)).astype(np.float32)
-    np.testing.assert_allclose(cnnx.onnx.load(path).predict(nhwc(x)), run_ort(path, x),
-                               atol=TOL)
+    np.testing.assert_allclose(cnnx.onnx.load(path).predict(nhwc(x)), run_ort(path, x), atol=TOL)
 
 
 # ---------------------------------------------------------------------------
 # what cannot be run exactly is refused, naming operator and node
 # ---------------------------------------------------------------------------
+
 
 def _load_graph(g, tmp_path):
     path = tmp_path / "bad.onnx"
@@ -277,8 +324,10 @@ def test_unsupported_operator(tmp_path):
     g = G((2, 4, 4))
     g.op("Conv", g.w(2, 2, 1, 1))
     g.op("Hardmax", name="my_hm")
-    with pytest.raises(cnnx.onnx.ONNXConversionError,
-                       match=r"^path: Hardmax \(node 'my_hm'\): operator not supported.*Conv"):
+    with pytest.raises(
+        cnnx.onnx.ONNXConversionError,
+        match=r"^path: Hardmax \(node 'my_hm'\): operator not supported.*Conv",
+    ):
         _load_graph(g, tmp_path)
 
 
@@ -347,6 +396,7 @@ def test_bad_paths(tmp_path):
 # PyTorch models exported with torch.onnx.export (both exporters)
 # ---------------------------------------------------------------------------
 
+
 def _torch_models():
     torch = pytest.importorskip("torch")
     nn = torch.nn
@@ -372,8 +422,13 @@ def _torch_models():
             self.ba = nn.BatchNorm2d(cout)
             self.b = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
             self.bb = nn.BatchNorm2d(cout)
-            self.sc = None if cin == cout and stride == 1 else nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.sc = (
+                None
+                if cin == cout and stride == 1
+                else nn.Sequential(
+                    nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+                )
+            )
 
         def forward(self, x):
             h = self.bb(self.b(torch.relu(self.ba(self.a(x)))))
@@ -382,8 +437,9 @@ def _torch_models():
     class ResNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False),
-                                      nn.BatchNorm2d(16), nn.ReLU())
+            self.stem = nn.Sequential(
+                nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+            )
             self.b1, self.b2 = Block(16, 16, 1), Block(16, 32, 2)
             self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(32, 10)
 
@@ -413,8 +469,11 @@ def _export_torch(torch, module, shape, path, dynamo):
         if dynamo:
             kwargs["verbose"] = False
         else:
-            kwargs.update(input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+            kwargs.update(
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            )
         try:
             torch.onnx.export(module, (x,), str(path), **kwargs)
         except TypeError:  # an older torch without the dynamo switch
@@ -452,13 +511,20 @@ def test_pytorch_layer_zoo(tmp_path):
     nn = torch.nn
     torch.manual_seed(1)
     net = nn.Sequential(
-        nn.Conv2d(3, 6, 3, stride=2, padding=(1, 2), dilation=(1, 2)), nn.BatchNorm2d(6),
+        nn.Conv2d(3, 6, 3, stride=2, padding=(1, 2), dilation=(1, 2)),
+        nn.BatchNorm2d(6),
         nn.LeakyReLU(0.1),
-        nn.Conv2d(6, 6, 3, padding=1, groups=3), nn.Tanh(),
+        nn.Conv2d(6, 6, 3, padding=1, groups=3),
+        nn.Tanh(),
         nn.MaxPool2d(3, stride=1, padding=1),
-        nn.AvgPool2d(2, stride=2, padding=1, count_include_pad=False), nn.Sigmoid(),
-        nn.Flatten(), nn.BatchNorm1d(6 * 3 * 4), nn.Dropout(0.2),
-        nn.Linear(6 * 3 * 4, 7), nn.Softmax(dim=1)).eval()
+        nn.AvgPool2d(2, stride=2, padding=1, count_include_pad=False),
+        nn.Sigmoid(),
+        nn.Flatten(),
+        nn.BatchNorm1d(6 * 3 * 4),
+        nn.Dropout(0.2),
+        nn.Linear(6 * 3 * 4, 7),
+        nn.Softmax(dim=1),
+    ).eval()
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):

@@ -6,6 +6,7 @@ that the ``onnx`` package ships, and a round trip through cnnx's own export.
 Also MobileNetV2 (ReLU6, exported by PyTorch as Clip) through both of
 PyTorch's exporters.
 """
+
 import os
 import warnings
 
@@ -28,13 +29,17 @@ def test_converters_are_wired_in():
 
 
 def _model(nodes, in_shape, out_shape, inits=(), opset=17):
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                      ["N", *in_shape])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT,
-                                                         None if out_shape is None else
-                                                         ["N", *out_shape])],
-                          initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k)
-                                       for k, v in inits])
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, None if out_shape is None else ["N", *out_shape]
+            )
+        ],
+        initializer=[numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = helper.find_min_ir_version_for(m.opset_import)
     return m
@@ -53,10 +58,16 @@ def _check(m, x, tol=1e-5):
 
 
 ACTS = [
-    ("Elu", {"alpha": 0.7}, 13), ("Selu", {}, 13), ("HardSigmoid", {}, 13),
-    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, 13), ("HardSwish", {}, 14),
-    ("Softplus", {}, 13), ("Softsign", {}, 13), ("Gelu", {}, 20),
-    ("Gelu", {"approximate": "tanh"}, 20), ("LogSoftmax", {"axis": 1}, 13),
+    ("Elu", {"alpha": 0.7}, 13),
+    ("Selu", {}, 13),
+    ("HardSigmoid", {}, 13),
+    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, 13),
+    ("HardSwish", {}, 14),
+    ("Softplus", {}, 13),
+    ("Softsign", {}, 13),
+    ("Gelu", {}, 20),
+    ("Gelu", {"approximate": "tanh"}, 20),
+    ("LogSoftmax", {"axis": 1}, 13),
     ("LogSoftmax", {"axis": -1}, 13),
 ]
 
@@ -93,31 +104,46 @@ def test_clip(bounds, opset, rng):
 @pytest.mark.parametrize("slope_shape", [(1,), (4, 1, 1), (4, 5, 6), (1, 1, 6)])
 def test_prelu(slope_shape, rng):
     slope = rng.uniform(-0.3, 0.6, slope_shape).astype(np.float32)
-    m = _model([helper.make_node("PRelu", ["x", "s"], ["y"])], (4, 5, 6), (4, 5, 6),
-               [("s", slope)], 13)
+    m = _model(
+        [helper.make_node("PRelu", ["x", "s"], ["y"])], (4, 5, 6), (4, 5, 6), [("s", slope)], 13
+    )
     _check(m, rng.standard_normal((2, 4, 5, 6)).astype(np.float32))
 
 
 def test_lrn_and_pool_options(rng):
-    nodes = [helper.make_node("LRN", ["x"], ["a"], size=5, alpha=1e-2, beta=0.75, bias=2.0),
-             helper.make_node("MaxPool", ["a"], ["b"], kernel_shape=[3, 3], strides=[2, 2],
-                              ceil_mode=1),
-             helper.make_node("MaxPool", ["b"], ["c"], kernel_shape=[2, 2], dilations=[2, 2],
-                              pads=[1, 1, 1, 1]),
-             helper.make_node("AveragePool", ["c"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
-                              pads=[1, 1, 1, 1], ceil_mode=1, count_include_pad=1)]
+    nodes = [
+        helper.make_node("LRN", ["x"], ["a"], size=5, alpha=1e-2, beta=0.75, bias=2.0),
+        helper.make_node("MaxPool", ["a"], ["b"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        helper.make_node(
+            "MaxPool", ["b"], ["c"], kernel_shape=[2, 2], dilations=[2, 2], pads=[1, 1, 1, 1]
+        ),
+        helper.make_node(
+            "AveragePool",
+            ["c"],
+            ["y"],
+            kernel_shape=[3, 3],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+            ceil_mode=1,
+            count_include_pad=1,
+        ),
+    ]
     m = _model(nodes, (6, 20, 19), None)
-    assert _check(m, rng.standard_normal((2, 6, 20, 19)).astype(np.float32)).output_shape == \
-        (6, 5, 6)
+    assert _check(m, rng.standard_normal((2, 6, 20, 19)).astype(np.float32)).output_shape == (
+        6,
+        5,
+        6,
+    )
 
 
 def test_layer_norm_over_channels(rng):
     """ConvNeXt's export: Transpose to NHWC, LayerNormalization(axis=-1), back."""
     c = 8
-    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
-             helper.make_node("LayerNormalization", ["t", "g", "b"], ["n"], axis=-1,
-                              epsilon=1e-6),
-             helper.make_node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2])]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("LayerNormalization", ["t", "g", "b"], ["n"], axis=-1, epsilon=1e-6),
+        helper.make_node("Transpose", ["n"], ["y"], perm=[0, 3, 1, 2]),
+    ]
     inits = [("g", rng.uniform(0.5, 1.5, c)), ("b", rng.standard_normal(c))]
     m = _model(nodes, (c, 5, 7), (c, 5, 7), inits, 17)
     _check(m, (rng.standard_normal((2, c, 5, 7)) * 2 + 1).astype(np.float32), 1e-4)
@@ -137,12 +163,17 @@ def test_refusals_name_the_node():
 
 
 PT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "pytorch-converted")
-PT_OK = ["test_LogSoftmax", "test_log_softmax_dim3", "test_log_softmax_lastdim",
-         "test_MaxPool2d_stride_padding_dilation", "test_PReLU_2d", "test_PReLU_2d_multiparam",
-         "test_Softplus"]
+PT_OK = [
+    "test_LogSoftmax",
+    "test_log_softmax_dim3",
+    "test_log_softmax_lastdim",
+    "test_MaxPool2d_stride_padding_dilation",
+    "test_PReLU_2d",
+    "test_PReLU_2d_multiparam",
+    "test_Softplus",
+]
 # (N, C, L) inputs: cnnx's layers take them, the loader does not yet
-PT_3D = ["test_ELU", "test_SELU", "test_Softsign", "test_LeakyReLU",
-         "test_LeakyReLU_with_negval"]
+PT_3D = ["test_ELU", "test_SELU", "test_Softsign", "test_LeakyReLU", "test_LeakyReLU_with_negval"]
 
 
 def _pb(path):
@@ -152,9 +183,19 @@ def _pb(path):
     return numpy_helper.to_array(t)
 
 
-@pytest.mark.parametrize("name", PT_OK + [pytest.param(n, marks=pytest.mark.xfail(
-    reason="the loader takes (N, C, H, W) or (N, F) inputs only", strict=False))
-    for n in PT_3D])
+@pytest.mark.parametrize(
+    "name",
+    PT_OK
+    + [
+        pytest.param(
+            n,
+            marks=pytest.mark.xfail(
+                reason="the loader takes (N, C, H, W) or (N, F) inputs only", strict=False
+            ),
+        )
+        for n in PT_3D
+    ],
+)
 def test_pytorch_converted(name):
     d = os.path.join(PT, name)
     if not os.path.isdir(d):
@@ -170,13 +211,25 @@ def test_pytorch_converted(name):
 
 def test_round_trip_through_export(tmp_path, rng):
     cnnx.set_seed(1)
-    model = cnnx.Sequential([
-        cnnx.Conv2D(8, 3, activation="gelu"), cnnx.LocalResponseNormalization(3, 0.1, 0.75, 1.0),
-        cnnx.MaxPool2D(3, 2, ceil_mode=True), cnnx.ELU(0.5), cnnx.PReLU(shared_axes=[1, 2]),
-        cnnx.MaxPool2D(2, 1, dilation_rate=2), cnnx.Hardswish(), cnnx.Clip(-0.7, 0.9),
-        cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True, count_include_pad=False), cnnx.Flatten(),
-        cnnx.Dense(6, activation="selu"), cnnx.Softsign(), cnnx.Dense(4), cnnx.LogSoftmax()],
-        input_shape=(13, 12, 3))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 3, activation="gelu"),
+            cnnx.LocalResponseNormalization(3, 0.1, 0.75, 1.0),
+            cnnx.MaxPool2D(3, 2, ceil_mode=True),
+            cnnx.ELU(0.5),
+            cnnx.PReLU(shared_axes=[1, 2]),
+            cnnx.MaxPool2D(2, 1, dilation_rate=2),
+            cnnx.Hardswish(),
+            cnnx.Clip(-0.7, 0.9),
+            cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True, count_include_pad=False),
+            cnnx.Flatten(),
+            cnnx.Dense(6, activation="selu"),
+            cnnx.Softsign(),
+            cnnx.Dense(4),
+            cnnx.LogSoftmax(),
+        ],
+        input_shape=(13, 12, 3),
+    )
     path = tmp_path / "m.onnx"
     # opset 20 has Gelu; before, the export writes its Erf formula, which the
     # loader does not recognise
@@ -191,13 +244,16 @@ def test_round_trip_through_export(tmp_path, rng):
 # residual Adds, global pooling
 # ---------------------------------------------------------------------------
 
+
 def _mobilenet_v2(torch, width=1.0, classes=1000):
     """MobileNetV2 as in Sandler et al. (2018), table 2 (written here: no torchvision)."""
     nn = torch.nn
 
     def conv_bn(cin, cout, k=3, stride=1, groups=1, act=True):
-        layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
-                  nn.BatchNorm2d(cout)]
+        layers = [
+            nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+        ]
         return layers + [nn.ReLU6(inplace=True)] if act else layers
 
     class Inverted(nn.Module):
@@ -217,15 +273,23 @@ def _mobilenet_v2(torch, width=1.0, classes=1000):
 
     layers = conv_bn(3, ch(32), 3, 2)
     cin = ch(32)
-    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):
+    for t, c, n, s in (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ):
         for i in range(n):
             layers.append(Inverted(cin, ch(c), s if i == 0 else 1, t))
             cin = ch(c)
     last = max(1280, ch(1280))
     layers += conv_bn(cin, last, 1)
-    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
-                        nn.Linear(last, classes))
+    net = nn.Sequential(
+        *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(last, classes)
+    )
     with torch.no_grad():  # running statistics of a trained net's order, not 0 / 1
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -268,7 +332,8 @@ def test_mobilenet_v2_from_pytorch(tmp_path, dynamo, rng):
     assert model.count_params() in (n_torch, n_torch - n_bn)
     layers = [type(layer).__name__ for layer in model.layers]
     # 35 ReLU6: each stands alone or became its convolution's fused activation
-    n_relu6 = layers.count("ReLU6") + sum(getattr(layer, "activation", None) == "relu6"
-                                          for layer in model.layers)
+    n_relu6 = layers.count("ReLU6") + sum(
+        getattr(layer, "activation", None) == "relu6" for layer in model.layers
+    )
     assert n_relu6 == 35
     assert layers.count("Add") == 10

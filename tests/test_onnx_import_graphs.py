@@ -5,6 +5,7 @@ from constants, layout changes, PyTorch Inception- and DenseNet-style
 networks from both exporters, and the limits (hostile constants, very long
 graphs). Each loaded model is compared with ONNX Runtime (or PyTorch) on the
 same input."""
+
 import time
 import warnings
 
@@ -16,8 +17,14 @@ import cnnx
 onnx = pytest.importorskip("onnx")
 import cnnx.onnx  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-from test_onnx_import import (G, TOL, _export_torch, _load_graph,  # noqa: E402
-                              compare_with_ort, nhwc)
+from test_onnx_import import (  # noqa: E402
+    G,
+    TOL,
+    _export_torch,
+    _load_graph,  # noqa: E402
+    compare_with_ort,
+    nhwc,
+)
 
 Err = cnnx.onnx.ONNXConversionError
 
@@ -27,10 +34,13 @@ def kinds(model):
 
 
 def _graph(nodes, inits, inputs, outputs, opset=17):
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
-                                        for n, s in inputs],
-                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
-                           for n in outputs], initializer=inits)
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        initializer=inits,
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
     return m
@@ -48,6 +58,7 @@ def _ort(m, feeds):
 # joins
 # ---------------------------------------------------------------------------
 
+
 def _inception_block():
     g = G((4, 7, 6))
     g.op("Relu")
@@ -58,13 +69,17 @@ def _inception_block():
     cat = g.op("Concat", a, b, inp=c, axis=1, name="cat4")  # 4 + 3 + 5 channels
     p = g.op("Conv", g.w(12, 12, 1, 1), inp=cat)
     q = g.op("Conv", g.w(12, 12, 3, 3), pads=[1, 1, 1, 1], inp=cat)
-    s = g.op("Sum", q, cat, inp=p)                          # three inputs
+    s = g.op("Sum", q, cat, inp=p)  # three inputs
     r = g.op("Relu", inp=s)
     d = g.op("Sub", cat, inp=r)
     m = g.op("Mul", d, inp=g.op("Sigmoid", inp=p))
     g.op("Mean", r, m, inp=d)
-    g.op("Concat", g.op("AveragePool", kernel_shape=[2, 2], strides=[1, 1], pads=[0, 0, 1, 1],
-                        inp=g.cur), inp=g.cur, axis=2)     # along H
+    g.op(
+        "Concat",
+        g.op("AveragePool", kernel_shape=[2, 2], strides=[1, 1], pads=[0, 0, 1, 1], inp=g.cur),
+        inp=g.cur,
+        axis=2,
+    )  # along H
     g.op("Flatten")
     g.op("Gemm", g.w(12 * 14 * 6, 5), g.w(5))
     return g.model()
@@ -83,7 +98,8 @@ def test_several_inputs_and_outputs():
     """An NCHW image and flat features in; logits and an image out."""
     rng = np.random.default_rng(0)
     w = lambda *s: numpy_helper.from_array(  # noqa: E731
-        rng.standard_normal(s).astype(np.float32) * 0.3, f"w{len(inits)}")
+        rng.standard_normal(s).astype(np.float32) * 0.3, f"w{len(inits)}"
+    )
     inits = []
     for shape in ((3, 2, 3, 3), (3,), (5, 48), (9, 4), (4, 4)):
         inits.append(w(*shape))
@@ -119,7 +135,7 @@ def test_flat_joins_keep_their_feature_order(tmp_path):
     a = g.op("Flatten", inp=g.op("Conv", g.w(2, 3, 1, 1), inp=x))
     b = g.op("Flatten", inp=g.op("Relu", inp=x))
     s = g.op("Add", g.op("Flatten", inp=g.op("Conv", g.w(2, 3, 1, 1), inp=x)), inp=a)
-    cat = g.op("Concat", b, inp=s, axis=1)                   # 12 + 18 features
+    cat = g.op("Concat", b, inp=s, axis=1)  # 12 + 18 features
     g.op("Gemm", g.w(30, 4), inp=cat)
     compare_with_ort(g.model(), tmp_path)
     # Flatten, Relu, Reshape back to NCHW, Conv: no data moves in cnnx
@@ -137,9 +153,9 @@ def test_nhwc_views_join_and_flatten(tmp_path):
     g = G((3, 4, 5))
     a = g.op("Transpose", perm=[0, 2, 3, 1])
     b = g.op("Transpose", inp=g.op("Conv", g.w(2, 3, 1, 1), inp="x"), perm=[0, 2, 3, 1])
-    cat = g.op("Concat", b, inp=a, axis=3)                   # NHWC channels
+    cat = g.op("Concat", b, inp=a, axis=3)  # NHWC channels
     t = g.op("Sigmoid", inp=cat)
-    g.op("Flatten", inp=t)                                   # (h, w, c) order: cnnx's own
+    g.op("Flatten", inp=t)  # (h, w, c) order: cnnx's own
     g.op("Gemm", g.w(4 * 5 * 5, 3))
     compare_with_ort(g.model(), tmp_path)
     g = G((3, 4, 5))
@@ -153,14 +169,21 @@ def test_nhwc_views_join_and_flatten(tmp_path):
 # constants: Caffe2's scale-and-shift, standalone per-channel ops, computed weights
 # ---------------------------------------------------------------------------
 
+
 def test_caffe2_batchnorm_scale_and_shift_fold(tmp_path):
     """BatchNormalization, then Mul and Add by Unsqueeze(per-channel constants), then
     Relu (DenseNet and Inception v2 as Caffe2 exported them): the scale and shift
     fold into the BatchNormalization, exactly as a function."""
     g = G((4, 5, 5), opset=9)
     g.op("Conv", g.w(6, 4, 3, 3), pads=[1, 1, 1, 1])
-    bn = g.op("BatchNormalization", g.w(6, positive=True), g.w(6), g.w(6),
-              g.w(6, positive=True), epsilon=1e-5)
+    bn = g.op(
+        "BatchNormalization",
+        g.w(6, positive=True),
+        g.w(6),
+        g.w(6),
+        g.w(6, positive=True),
+        epsilon=1e-5,
+    )
     scaled = g.op("Mul", g.op("Unsqueeze", inp=g.w(6, positive=True), axes=[1, 2]), inp=bn)
     g.op("Add", g.op("Unsqueeze", inp=g.w(6), axes=[1, 2]), inp=scaled)
     g.op("Relu")
@@ -181,10 +204,10 @@ def test_per_channel_constants_elsewhere_become_depthwise_convs(tmp_path):
     g = G((3, 4, 5))
     g.op("Relu")
     r = g.cur
-    g.op("Mul", g.const(np.float32(0.5)))                   # a scalar
-    g.op("Sub", g.cur, inp=g.w(1, 3, 1, 1))                  # c - x
-    g.op("Div", g.w(3, 1, 1, positive=True))                 # x / c
-    g.op("Add", r)                                           # r is read twice: no folding
+    g.op("Mul", g.const(np.float32(0.5)))  # a scalar
+    g.op("Sub", g.cur, inp=g.w(1, 3, 1, 1))  # c - x
+    g.op("Div", g.w(3, 1, 1, positive=True))  # x / c
+    g.op("Add", r)  # r is read twice: no folding
     model = compare_with_ort(g.model(), tmp_path)
     dw = [l for l in model.layers if isinstance(l, cnnx.Conv2D)]
     assert len(dw) == 1 and dw[0].groups == 3 and dw[0].kernel_size == (1, 1)
@@ -203,10 +226,10 @@ def test_per_feature_constants_on_flat_features(tmp_path):
     g.op("Flatten")
     g.op("Gemm", g.w(18, 8))
     g.op("Relu")
-    g.op("Mul", g.w(8, positive=True))                       # folds forward into the Gemm
+    g.op("Mul", g.w(8, positive=True))  # folds forward into the Gemm
     g.op("Add", g.w(1, 8))
     g.op("Gemm", g.w(8, 4), g.w(4))
-    g.op("Mul", g.const(np.float32(3.0)))                    # folds back into that Gemm
+    g.op("Mul", g.const(np.float32(3.0)))  # folds back into that Gemm
     model = compare_with_ort(g.model(), tmp_path)
     assert kinds(model) == ["Flatten", "Dense", "Dense"] and model.layers[1].activation == "relu"
     g = G((2, 3, 3))
@@ -224,17 +247,28 @@ def test_weights_computed_from_constants(tmp_path):
     g = G((2, 4, 4))
     w = g.op("Transpose", inp=g.w(2, 2, 3, 3), perm=[1, 0, 2, 3])
     conv = g.op("Conv", w, pads=[1, 1, 1, 1], inp="x")
-    flat = g.op("Flatten", inp=conv)                                     # 32 features
+    flat = g.op("Flatten", inp=conv)  # 32 features
     big = g.op("Reshape", g.const(np.array([4, 32], np.int64)), inp=g.w(8, 16))
-    h = g.op("Gemm", big, inp=flat, transB=1)                            # (N, 4)
-    half = g.op("Slice", g.const(np.array([0], np.int64)), g.const(np.array([4], np.int64)),
-                g.const(np.array([1], np.int64)), inp=g.w(4, 8))         # (4, 4)
-    both = g.op("Concat", half, inp=half, axis=1)                        # (4, 8)
-    mm = g.op("MatMul", both, inp=h)                                     # (N, 8)
-    halves = g.op("ConstantOfShape", inp=g.const(np.array([8], np.int64)),
-                  value=numpy_helper.from_array(np.array([0.5], np.float32)))
-    shift = g.op("Add", halves, inp=g.op("Cast", inp=g.const(np.arange(8, dtype=np.int64)),
-                                         to=TensorProto.FLOAT))
+    h = g.op("Gemm", big, inp=flat, transB=1)  # (N, 4)
+    half = g.op(
+        "Slice",
+        g.const(np.array([0], np.int64)),
+        g.const(np.array([4], np.int64)),
+        g.const(np.array([1], np.int64)),
+        inp=g.w(4, 8),
+    )  # (4, 4)
+    both = g.op("Concat", half, inp=half, axis=1)  # (4, 8)
+    mm = g.op("MatMul", both, inp=h)  # (N, 8)
+    halves = g.op(
+        "ConstantOfShape",
+        inp=g.const(np.array([8], np.int64)),
+        value=numpy_helper.from_array(np.array([0.5], np.float32)),
+    )
+    shift = g.op(
+        "Add",
+        halves,
+        inp=g.op("Cast", inp=g.const(np.arange(8, dtype=np.int64)), to=TensorProto.FLOAT),
+    )
     g.op("Add", shift, inp=mm)
     model = compare_with_ort(g.model(), tmp_path)
     assert kinds(model) == ["Conv2D", "Flatten", "Dense", "Dense"]
@@ -247,16 +281,27 @@ def test_shape_arithmetic_is_folded(tmp_path):
     g.op("Relu")
     data = g.cur
     shp = g.op("Shape", inp=data)
-    n = g.op("Slice", g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64)),
-             inp=shp)
-    chw = g.op("Slice", g.const(np.array([1], np.int64)), g.const(np.array([4], np.int64)),
-               inp=shp)
-    prod = g.op("Cast", inp=g.op("Gather", g.const(np.array([0, 1, 2], np.int64)), inp=chw),
-                to=TensorProto.INT64)
-    feats = g.op("Unsqueeze", g.const(np.array([0], np.int64)),
-                 inp=g.op("Squeeze", inp=g.op("Slice", g.const(np.array([0], np.int64)),
-                                              g.const(np.array([1], np.int64)), inp=prod)))
-    g.op("Mul", g.const(np.array([4], np.int64)), inp=feats)            # 3 * 4 features
+    n = g.op("Slice", g.const(np.array([0], np.int64)), g.const(np.array([1], np.int64)), inp=shp)
+    chw = g.op("Slice", g.const(np.array([1], np.int64)), g.const(np.array([4], np.int64)), inp=shp)
+    prod = g.op(
+        "Cast",
+        inp=g.op("Gather", g.const(np.array([0, 1, 2], np.int64)), inp=chw),
+        to=TensorProto.INT64,
+    )
+    feats = g.op(
+        "Unsqueeze",
+        g.const(np.array([0], np.int64)),
+        inp=g.op(
+            "Squeeze",
+            inp=g.op(
+                "Slice",
+                g.const(np.array([0], np.int64)),
+                g.const(np.array([1], np.int64)),
+                inp=prod,
+            ),
+        ),
+    )
+    g.op("Mul", g.const(np.array([4], np.int64)), inp=feats)  # 3 * 4 features
     target = g.op("Concat", g.cur, inp=n, axis=0)
     g.op("Reshape", target, inp=data)
     g.op("Gemm", g.w(12, 3))
@@ -302,10 +347,25 @@ def test_mutated_graphs_load_exactly_or_are_refused():
                 a.ints[rng.randrange(len(a.ints))] = rng.choice([-2, 0, 1, 2, 3, 2**40])
             elif r < 0.55 and n.input:
                 n.input[rng.randrange(len(n.input))] = rng.choice(
-                    [o for k in nodes for o in k.output] + ["x", ""])
+                    [o for k in nodes for o in k.output] + ["x", ""]
+                )
             elif r < 0.75:
-                n.op_type = rng.choice(["Relu", "Add", "Concat", "Flatten", "Mul", "Sum", "Gemm",
-                                        "Conv", "MaxPool", "Transpose", "Sub", "Mean"])
+                n.op_type = rng.choice(
+                    [
+                        "Relu",
+                        "Add",
+                        "Concat",
+                        "Flatten",
+                        "Mul",
+                        "Sum",
+                        "Gemm",
+                        "Conv",
+                        "MaxPool",
+                        "Transpose",
+                        "Sub",
+                        "Mean",
+                    ]
+                )
             elif r < 0.9:
                 t = rng.choice(list(m.graph.initializer))
                 if t.dims:
@@ -319,15 +379,15 @@ def test_mutated_graphs_load_exactly_or_are_refused():
             continue
         outcomes["loaded"] += 1
         try:
-            sess = ort.InferenceSession(m.SerializeToString(),
-                                        providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
             wants = sess.run(None, {"x": x})
         except Exception:  # noqa: BLE001 - ONNX Runtime refuses some mutants cnnx prunes
             continue
         got = model.predict(nhwc(x))
         want = nhwc(wants[0]) if wants[0].ndim == 4 else wants[0]
-        np.testing.assert_allclose(got, want, atol=TOL * max(1.0, float(np.abs(want).max())),
-                                   rtol=0)
+        np.testing.assert_allclose(
+            got, want, atol=TOL * max(1.0, float(np.abs(want).max())), rtol=0
+        )
         outcomes["compared"] += 1
     assert outcomes["refused"] > 100 and outcomes["compared"] > 10, outcomes
 
@@ -336,12 +396,16 @@ def test_mutated_graphs_load_exactly_or_are_refused():
 # limits
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("op,inputs,attrs", [
-    ("ConstantOfShape", [np.array([2**40], np.int64)], {}),
-    ("ConstantOfShape", [np.array([2**20, 2**20], np.int64)], {}),
-    ("Expand", [np.ones(1, np.float32), np.array([2**16, 2**16], np.int64)], {}),
-    ("Range", [np.array(0, np.int64), np.array(2**40, np.int64), np.array(1, np.int64)], {}),
-])
+
+@pytest.mark.parametrize(
+    "op,inputs,attrs",
+    [
+        ("ConstantOfShape", [np.array([2**40], np.int64)], {}),
+        ("ConstantOfShape", [np.array([2**20, 2**20], np.int64)], {}),
+        ("Expand", [np.ones(1, np.float32), np.array([2**16, 2**16], np.int64)], {}),
+        ("Range", [np.array(0, np.int64), np.array(2**40, np.int64), np.array(1, np.int64)], {}),
+    ],
+)
 def test_hostile_constants_are_refused_quickly(tmp_path, op, inputs, attrs):
     g = G((2, 3, 3))
     names = [g.const(a) for a in inputs]
@@ -375,8 +439,10 @@ def test_deep_and_long_graphs_load_in_linear_time():
     np.testing.assert_allclose(model.predict(x), ref, rtol=1e-5)
     nodes, cur = [], "x"
     for i in range(1500):
-        nodes += [helper.make_node("Tanh", [cur], [f"r{i}"]),
-                  helper.make_node("Add", [f"r{i}", cur], [f"a{i}"])]
+        nodes += [
+            helper.make_node("Tanh", [cur], [f"r{i}"]),
+            helper.make_node("Add", [f"r{i}", cur], [f"a{i}"]),
+        ]
         cur = f"a{i}"
     model = cnnx.onnx.from_onnx(_graph(nodes, [], [("x", [None, 2, 4, 4])], [cur]))
     assert len(model.layers) == 3000
@@ -388,9 +454,11 @@ def test_deep_and_long_graphs_load_in_linear_time():
 
 
 def test_cycles_and_undefined_values_are_refused():
-    nodes = [helper.make_node("Relu", ["b"], ["a"], name="r1"),
-             helper.make_node("Relu", ["a"], ["b"], name="r2"),
-             helper.make_node("Add", ["x", "b"], ["y"])]
+    nodes = [
+        helper.make_node("Relu", ["b"], ["a"], name="r1"),
+        helper.make_node("Relu", ["a"], ["b"], name="r2"),
+        helper.make_node("Add", ["x", "b"], ["y"]),
+    ]
     with pytest.raises(Err, match="cycle"):
         cnnx.onnx.from_onnx(_graph(nodes, [], [("x", [None, 2, 4, 4])], ["y"]))
     nodes = [helper.make_node("Relu", ["nowhere"], ["y"], name="lost")]
@@ -401,6 +469,7 @@ def test_cycles_and_undefined_values_are_refused():
 # ---------------------------------------------------------------------------
 # PyTorch Inception- and DenseNet-style networks (torch.cat), both exporters
 # ---------------------------------------------------------------------------
+
 
 def _torch_graph_nets():
     torch = pytest.importorskip("torch")
@@ -420,8 +489,9 @@ def _torch_graph_nets():
     class InceptionNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16),
-                                      nn.ReLU(), nn.MaxPool2d(2))
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)
+            )
             self.i1, self.i2 = Inception(16), Inception(24)
             self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(24, 10)
 
@@ -442,8 +512,9 @@ def _torch_graph_nets():
             super().__init__()
             self.stem = nn.Conv2d(1, 8, 3, padding=1, bias=False)
             self.block1 = nn.Sequential(DenseLayer(8, 4), DenseLayer(12, 4), DenseLayer(16, 4))
-            self.trans = nn.Sequential(nn.BatchNorm2d(20), nn.ReLU(),
-                                       nn.Conv2d(20, 10, 1, bias=False), nn.AvgPool2d(2))
+            self.trans = nn.Sequential(
+                nn.BatchNorm2d(20), nn.ReLU(), nn.Conv2d(20, 10, 1, bias=False), nn.AvgPool2d(2)
+            )
             self.block2 = nn.Sequential(DenseLayer(10, 4), DenseLayer(14, 4))
             self.bn, self.fc = nn.BatchNorm2d(18), nn.Linear(18 * 7 * 7, 10)
 
@@ -461,8 +532,11 @@ def _torch_graph_nets():
             return self.fc(torch.cat([f.flatten(1), meta], 1)), f
 
     torch.manual_seed(0)
-    nets = {"inception": (InceptionNet(), [(3, 16, 16)]), "densenet": (DenseNet(), [(1, 14, 14)]),
-            "two_in_two_out": (TwoInTwoOut(), [(3, 6, 6), (5,)])}
+    nets = {
+        "inception": (InceptionNet(), [(3, 16, 16)]),
+        "densenet": (DenseNet(), [(1, 14, 14)]),
+        "two_in_two_out": (TwoInTwoOut(), [(3, 6, 6), (5,)]),
+    }
     with torch.no_grad():
         for net, _ in nets.values():
             net.eval()
@@ -504,8 +578,11 @@ def test_pytorch_graph_networks(tmp_path, which, dynamo):
     with torch.no_grad():
         want = module(*xs)
     want = [w.numpy() for w in want] if isinstance(want, tuple) else [want.numpy()]
-    got = model.predict([nhwc(x.numpy()) if x.ndim == 4 else x.numpy() for x in xs]
-                        if len(xs) > 1 else nhwc(xs[0].numpy()))
+    got = model.predict(
+        [nhwc(x.numpy()) if x.ndim == 4 else x.numpy() for x in xs]
+        if len(xs) > 1
+        else nhwc(xs[0].numpy())
+    )
     got = got if isinstance(got, list) else [got]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, nhwc(w) if w.ndim == 4 else w, atol=TOL, rtol=0)

@@ -4,6 +4,7 @@ values up to float rounding, for every layer (in a Sequential) and for
 graphs: branches, Concatenate, Add/Subtract/Multiply/Average, several
 inputs and outputs, nested Sequentials and Residuals, and random DAGs
 drawn by hypothesis. The reference is the original cnnx model itself."""
+
 import numpy as np
 import pytest
 
@@ -19,8 +20,7 @@ REL_TOL = 2e-5
 
 def _inputs(model, batch=3, seed=0):
     rng = np.random.default_rng(seed)
-    shapes = [model.input_shape] if not isinstance(model.input_shape, list) else \
-        model.input_shape
+    shapes = [model.input_shape] if not isinstance(model.input_shape, list) else model.input_shape
     xs = [rng.standard_normal((batch,) + tuple(s)).astype(np.float32) for s in shapes]
     return xs[0] if not isinstance(model.input_shape, list) else xs
 
@@ -42,7 +42,8 @@ def roundtrip(model, tmp_path, seed=0):
         assert g.shape == w.shape
         scale = max(float(np.abs(w).max()), 1e-30)
         assert float(np.abs(g - w).max()) <= REL_TOL * scale, (
-            f"max |back - model| = {np.abs(g - w).max():.3g}, scale {scale:.3g}")
+            f"max |back - model| = {np.abs(g - w).max():.3g}, scale {scale:.3g}"
+        )
     return back
 
 
@@ -52,10 +53,12 @@ def roundtrip(model, tmp_path, seed=0):
 
 IMAGE_LAYERS = {
     "conv_valid": lambda: cnnx.Conv2D(4, 3),
-    "conv_same_stride": lambda: cnnx.Conv2D(5, (3, 2), strides=(2, 1), padding="same",
-                                            activation="relu"),
-    "conv_dilated_grouped": lambda: cnnx.Conv2D(6, 3, padding=((2, 1), (0, 2)),
-                                                dilation_rate=(2, 1), groups=3, use_bias=False),
+    "conv_same_stride": lambda: cnnx.Conv2D(
+        5, (3, 2), strides=(2, 1), padding="same", activation="relu"
+    ),
+    "conv_dilated_grouped": lambda: cnnx.Conv2D(
+        6, 3, padding=((2, 1), (0, 2)), dilation_rate=(2, 1), groups=3, use_bias=False
+    ),
     "conv_depthwise_tanh": lambda: cnnx.Conv2D(3, 3, padding=1, groups=3, activation="tanh"),
     "conv_leaky": lambda: cnnx.Conv2D(4, 1, activation="leaky_relu"),
     "conv_sigmoid": lambda: cnnx.Conv2D(4, 3, activation="sigmoid"),
@@ -77,9 +80,9 @@ IMAGE_LAYERS = {
     "dropout": lambda: cnnx.Dropout(0.3),
     "flatten": lambda: cnnx.Flatten(),
     "residual_identity": lambda: cnnx.Residual([cnnx.Conv2D(3, 3, padding="same")]),
-    "residual_projection": lambda: cnnx.Residual([cnnx.Conv2D(4, 3, strides=2, padding="same",
-                                                              activation="relu")],
-                                                 activation="leaky_relu"),
+    "residual_projection": lambda: cnnx.Residual(
+        [cnnx.Conv2D(4, 3, strides=2, padding="same", activation="relu")], activation="leaky_relu"
+    ),
 }
 
 FLAT_LAYERS = {  # each a function of the number of input features
@@ -92,6 +95,7 @@ FLAT_LAYERS = {  # each a function of the number of input features
     "residual_dense": lambda n: cnnx.Residual([cnnx.Dense(n, activation="relu"), cnnx.Dense(n)]),
 }
 
+
 @pytest.mark.parametrize("which", list(IMAGE_LAYERS))
 def test_image_layer(tmp_path, which):
     cnnx.set_seed(1)
@@ -100,8 +104,7 @@ def test_image_layer(tmp_path, which):
 
 
 @pytest.mark.parametrize("which", list(FLAT_LAYERS))
-@pytest.mark.parametrize("source", [
-    "flat_input", "nchw_flatten", "conv_flatten"])
+@pytest.mark.parametrize("source", ["flat_input", "nchw_flatten", "conv_flatten"])
 def test_flat_layer(tmp_path, which, source):
     """Flat features, straight from a flat input or from a Flatten of an image (whose
     (c, h, w) order ONNX sees and import undoes)."""
@@ -132,6 +135,7 @@ def test_seed_network_and_small_resnet(tmp_path):
 # graphs
 # ---------------------------------------------------------------------------
 
+
 def test_branches_concat_and_merges(tmp_path):
     cnnx.set_seed(4)
     x = cnnx.Input((8, 8, 3))
@@ -139,13 +143,14 @@ def test_branches_concat_and_merges(tmp_path):
     b1 = cnnx.Conv2D(4, 1)(a)
     b2 = cnnx.Conv2D(4, 3, padding="same", activation="relu")(a)
     b3 = cnnx.MaxPool2D(3, strides=1, padding=1)(a)
-    cat = cnnx.Concatenate()([b1, b2, b3])                      # channels: 4 + 4 + 6
+    cat = cnnx.Concatenate()([b1, b2, b3])  # channels: 4 + 4 + 6
     s = cnnx.Add(activation="relu")([cnnx.Conv2D(14, 1)(cat), cat])
     d = cnnx.Subtract()([s, cat])
     m = cnnx.Multiply()([d, cnnx.Conv2D(14, 1, activation="sigmoid")(s)])
     v = cnnx.Average()([m, s, d])
-    h = cnnx.Concatenate(axis=1)([v, cnnx.AvgPool2D(2, strides=1, padding=((1, 0), (1, 0)),
-                                                     count_include_pad=False)(v)])
+    h = cnnx.Concatenate(axis=1)(
+        [v, cnnx.AvgPool2D(2, strides=1, padding=((1, 0), (1, 0)), count_include_pad=False)(v)]
+    )
     y = cnnx.Dense(5, activation="softmax")(cnnx.GlobalAvgPool2D()(h))
     model = cnnx.Model(x, y)
     back = roundtrip(randomise(model, 5), tmp_path)
@@ -184,14 +189,15 @@ def test_flattened_image_as_output_and_in_a_join(tmp_path):
 
 def test_nested_sequentials_and_residuals(tmp_path):
     cnnx.set_seed(7)
-    inner = cnnx.Sequential([cnnx.Conv2D(4, 3, padding="same"), cnnx.BatchNormalization(),
-                             cnnx.ReLU()])
-    block = cnnx.Residual([cnnx.Residual([cnnx.Conv2D(4, 3, padding="same",
-                                                      activation="relu")]),
-                           cnnx.Conv2D(4, 1)], activation="relu")
+    inner = cnnx.Sequential(
+        [cnnx.Conv2D(4, 3, padding="same"), cnnx.BatchNormalization(), cnnx.ReLU()]
+    )
+    block = cnnx.Residual(
+        [cnnx.Residual([cnnx.Conv2D(4, 3, padding="same", activation="relu")]), cnnx.Conv2D(4, 1)],
+        activation="relu",
+    )
     x = cnnx.Input((7, 7, 4))
-    y = cnnx.Sequential([inner, block, cnnx.Sequential([cnnx.GlobalAvgPool2D(),
-                                                        cnnx.Dense(3)])])(x)
+    y = cnnx.Sequential([inner, block, cnnx.Sequential([cnnx.GlobalAvgPool2D(), cnnx.Dense(3)])])(x)
     model = cnnx.Model(x, y)
     back = roundtrip(randomise(model, 8), tmp_path)
     assert sum(isinstance(l, cnnx.Add) for l in back.layers) == 2
@@ -215,6 +221,7 @@ def test_loaded_graph_saves_loads_and_reexports(tmp_path):
 # random graphs (hypothesis)
 # ---------------------------------------------------------------------------
 
+
 def _random_graph(draw):
     """A random DAG of cnnx layers on one or two image inputs: convolutions, pools,
     activations, batch norms, elementwise joins and concatenations of images, and
@@ -230,16 +237,35 @@ def _random_graph(draw):
     if len(inputs) == 2:  # join them early, so that most graphs use both
         images.append(cnnx.Concatenate()(inputs))
     for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["conv", "pool", "act", "bn", "join", "concat", "concat_hw",
-                                     "flatten", "dense", "flat_join", "flat_concat"]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    "conv",
+                    "pool",
+                    "act",
+                    "bn",
+                    "join",
+                    "concat",
+                    "concat_hw",
+                    "flatten",
+                    "dense",
+                    "flat_join",
+                    "flat_concat",
+                ]
+            )
+        )
         src = draw(st.sampled_from(images))
         if kind in ("dense", "flat_join", "flat_concat") and not flats:
             kind = "flatten"
         if kind == "conv":
             act = draw(st.sampled_from([None, "relu", "tanh", "sigmoid", "leaky_relu"]))
-            out = cnnx.Conv2D(draw(st.integers(1, 5)), draw(st.sampled_from([1, 3])),
-                              padding="same", activation=act,
-                              use_bias=draw(st.booleans()))(src)
+            out = cnnx.Conv2D(
+                draw(st.integers(1, 5)),
+                draw(st.sampled_from([1, 3])),
+                padding="same",
+                activation=act,
+                use_bias=draw(st.booleans()),
+            )(src)
         elif kind == "pool":
             cls = draw(st.sampled_from([cnnx.MaxPool2D, cnnx.AvgPool2D]))
             out = cls(3, strides=1, padding=1)(src)
@@ -257,8 +283,11 @@ def _random_graph(draw):
         elif kind in ("concat", "concat_hw"):
             axis = -1 if kind == "concat" else draw(st.sampled_from([1, 2]))
             a = axis % 4 - 1
-            same = [t for t in images
-                    if t.shape[:a] + t.shape[a + 1:] == src.shape[:a] + src.shape[a + 1:]]
+            same = [
+                t
+                for t in images
+                if t.shape[:a] + t.shape[a + 1 :] == src.shape[:a] + src.shape[a + 1 :]
+            ]
             others = draw(st.lists(st.sampled_from(same), min_size=1, max_size=2))
             out = cnnx.Concatenate(axis=axis)([src] + others)
         elif kind == "flatten":
@@ -297,8 +326,9 @@ def test_random_graphs_roundtrip(tmp_path_factory):
         cnnx.set_seed(seed)
         inputs, outs = _random_graph(data.draw)
         try:
-            model = cnnx.Model(inputs if len(inputs) > 1 else inputs[0],
-                               outs if len(outs) > 1 else outs[0])
+            model = cnnx.Model(
+                inputs if len(inputs) > 1 else inputs[0], outs if len(outs) > 1 else outs[0]
+            )
         except ValueError:  # e.g. the second input is not used by any output
             assume(False)
         randomise(model, seed)

@@ -16,6 +16,7 @@ Random weights: He-normal convolutions, Glorot-like Gemm weights, scales in
 real ones of the layer's input (one ONNX Runtime pass) so that activations
 stay of order one through 50-120 layers instead of saturating the softmax.
 """
+
 import os
 import re
 import time
@@ -80,8 +81,7 @@ def randomised(name, seed=0):
     g = proto.graph
     rng = np.random.default_rng(seed)
     inits = {i.name: i for i in g.initializer}
-    shapes = {i.name: tuple(i.dims) for i in g.initializer
-              if i.data_type == onnx.TensorProto.FLOAT}
+    shapes = {i.name: tuple(i.dims) for i in g.initializer if i.data_type == onnx.TensorProto.FLOAT}
     stripped = [n for n in g.node if n.op_type == "ConstantOfShape" and n.input[0] in inits]
     for n in stripped:
         shapes[n.output[0]] = tuple(int(d) for d in numpy_helper.to_array(inits[n.input[0]]))
@@ -123,8 +123,7 @@ def _session(proto, optimise=True):
     so.intra_op_num_threads = 1
     if not optimise:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    return ort.InferenceSession(proto.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def calibrate(proto, x, seed=1):
@@ -225,7 +224,9 @@ def test_light_model_structure():
 
 
 def test_most_of_the_zoo_loads():
-    assert sum(v is None for v in ZOO.values()) == len(ZOO)  # all 9 load (LRN and channel shuffle are here)
+    assert sum(v is None for v in ZOO.values()) == len(
+        ZOO
+    )  # all 9 load (LRN and channel shuffle are here)
 
 
 def test_lrn_networks_structure():

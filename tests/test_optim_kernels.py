@@ -1,5 +1,6 @@
 """Fused optimiser updates: NumPy references (torch.optim's formulas), one
 step against PyTorch, bad input."""
+
 import numpy as np
 import pytest
 
@@ -33,8 +34,10 @@ def test_adam_matches_numpy(isa, rng, n, decoupled):
     np.testing.assert_allclose(p, rp, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("nesterov,momentum,wd", [(False, 0.0, 0.0), (False, 0.9, 0.0),
-                                                  (True, 0.9, 1e-2), (False, 0.5, 1e-3)])
+@pytest.mark.parametrize(
+    "nesterov,momentum,wd",
+    [(False, 0.0, 0.0), (False, 0.9, 0.0), (True, 0.9, 1e-2), (False, 0.5, 1e-3)],
+)
 def test_sgd_matches_numpy(rng, nesterov, momentum, wd):
     n = 100_003
     p = rng.standard_normal(n).astype(np.float32)
@@ -65,8 +68,9 @@ def test_sgd_torch_parity(rng):
     torch = torch_or_skip()
     p0 = rng.standard_normal((7, 13)).astype(np.float32)
     grads = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(3)]
-    ref = _torch_steps(torch, torch.optim.SGD, p0, grads, lr=0.05, momentum=0.9,
-                       nesterov=True, weight_decay=1e-2)
+    ref = _torch_steps(
+        torch, torch.optim.SGD, p0, grads, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-2
+    )
     p = p0.copy()
     vel = np.zeros_like(p)
     for g in grads:
@@ -80,14 +84,26 @@ def test_adam_torch_parity(isa, rng, decoupled):
     p0 = rng.standard_normal(1001).astype(np.float32)
     grads = [rng.standard_normal(p0.shape).astype(np.float32) for _ in range(3)]
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
-    ref = _torch_steps(torch, cls, p0, grads, lr=1e-2, betas=(0.9, 0.99), eps=1e-6,
-                       weight_decay=0.1)
+    ref = _torch_steps(
+        torch, cls, p0, grads, lr=1e-2, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.1
+    )
     p = p0.copy()
     m = np.zeros_like(p)
     v = np.zeros_like(p)
     for step, g in enumerate(grads, 1):
-        F.adam_update(p, g, m, v, step, lr=1e-2, beta1=0.9, beta2=0.99, eps=1e-6,
-                      weight_decay=0.1, decoupled=decoupled)
+        F.adam_update(
+            p,
+            g,
+            m,
+            v,
+            step,
+            lr=1e-2,
+            beta1=0.9,
+            beta2=0.99,
+            eps=1e-6,
+            weight_decay=0.1,
+            decoupled=decoupled,
+        )
     np.testing.assert_allclose(p, ref, rtol=1e-5, atol=1e-6)
 
 

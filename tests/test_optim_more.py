@@ -3,6 +3,7 @@ global_clipnorm, clipvalue), the moving average of the weights and the
 learning-rate schedules, step for step against PyTorch (torch.optim,
 torch.nn.utils.clip_grad_norm_ / clip_grad_value_) and NumPy references;
 frozen layers, save/load of every state, bad input."""
+
 import math
 
 import numpy as np
@@ -16,8 +17,14 @@ from conftest import torch_or_skip
 
 def _model(frozen=False):
     cnnx.set_seed(3)
-    m = cnnx.Sequential([cnnx.Dense(37, activation="relu", name="a"),
-                         cnnx.Dense(300, name="b"), cnnx.Dense(5, name="c")], input_shape=(11,))
+    m = cnnx.Sequential(
+        [
+            cnnx.Dense(37, activation="relu", name="a"),
+            cnnx.Dense(300, name="b"),
+            cnnx.Dense(5, name="c"),
+        ],
+        input_shape=(11,),
+    )
     if frozen:
         m.get_layer("b").trainable = False
     return m
@@ -27,8 +34,17 @@ def _tensors(model):
     return [(layer, name) for layer in model.layers for name in layer.params]
 
 
-def _run(torch, model, opt, make_torch_opt, steps=4, before_torch_step=None, rng=None,
-         ema=None, scale=1.0):
+def _run(
+    torch,
+    model,
+    opt,
+    make_torch_opt,
+    steps=4,
+    before_torch_step=None,
+    rng=None,
+    ema=None,
+    scale=1.0,
+):
     """Same gradients into cnnx (opt) and torch; compare the weights after each step."""
     rng = rng or np.random.default_rng(1)
     opt.bind(model.store)
@@ -56,47 +72,79 @@ def _run(torch, model, opt, make_torch_opt, steps=4, before_torch_step=None, rng
                         with torch.no_grad():
                             p.copy_(torch.tensor(avg[i].astype(np.float32)))
         for (layer, n), p in zip(ts, tp):
-            np.testing.assert_allclose(layer.params[n], p.detach().numpy(), rtol=2e-5, atol=2e-6,
-                                       err_msg=f"{layer.name}.{n} after step {k + 1}")
+            np.testing.assert_allclose(
+                layer.params[n],
+                p.detach().numpy(),
+                rtol=2e-5,
+                atol=2e-6,
+                err_msg=f"{layer.name}.{n} after step {k + 1}",
+            )
     return ts, avg
 
 
-@pytest.mark.parametrize("kw", [
-    dict(),
-    dict(alpha=0.9, eps=1e-6, momentum=0.8),
-    dict(centered=True, weight_decay=0.01),
-    dict(centered=True, momentum=0.5, alpha=0.95),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(alpha=0.9, eps=1e-6, momentum=0.8),
+        dict(centered=True, weight_decay=0.01),
+        dict(centered=True, momentum=0.5, alpha=0.95),
+    ],
+)
 def test_rmsprop_matches_torch(isa, kw):
     torch = torch_or_skip()
     model = _model()
-    _run(torch, model, cnnx.optim.RMSprop(lr=0.01, **kw),
-         lambda ps: torch.optim.RMSprop(ps, lr=0.01, **kw))
+    _run(
+        torch,
+        model,
+        cnnx.optim.RMSprop(lr=0.01, **kw),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, **kw),
+    )
 
 
-@pytest.mark.parametrize("kw", [
-    dict(),
-    dict(lr_decay=0.1, initial_accumulator_value=0.5),
-    dict(weight_decay=0.05, eps=1e-6),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(lr_decay=0.1, initial_accumulator_value=0.5),
+        dict(weight_decay=0.05, eps=1e-6),
+    ],
+)
 def test_adagrad_matches_torch(isa, kw):
     torch = torch_or_skip()
-    _run(torch, _model(), cnnx.optim.Adagrad(lr=0.05, **kw),
-         lambda ps: torch.optim.Adagrad(ps, lr=0.05, **kw))
+    _run(
+        torch,
+        _model(),
+        cnnx.optim.Adagrad(lr=0.05, **kw),
+        lambda ps: torch.optim.Adagrad(ps, lr=0.05, **kw),
+    )
 
 
-@pytest.mark.parametrize("name,kw,tkw", [
-    ("SGD", dict(momentum=0.9, nesterov=True, weight_decay=0.01),
-     dict(momentum=0.9, nesterov=True, weight_decay=0.01)),
-    ("SGD", dict(), dict()),
-    ("Adam", dict(beta1=0.8, beta2=0.99, weight_decay=0.1), dict(betas=(0.8, 0.99),
-                                                               weight_decay=0.1)),
-    ("AdamW", dict(weight_decay=0.1), dict(weight_decay=0.1)),
-])
+@pytest.mark.parametrize(
+    "name,kw,tkw",
+    [
+        (
+            "SGD",
+            dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+            dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+        ),
+        ("SGD", dict(), dict()),
+        (
+            "Adam",
+            dict(beta1=0.8, beta2=0.99, weight_decay=0.1),
+            dict(betas=(0.8, 0.99), weight_decay=0.1),
+        ),
+        ("AdamW", dict(weight_decay=0.1), dict(weight_decay=0.1)),
+    ],
+)
 def test_sgd_adam_through_the_fused_step_match_torch(isa, name, kw, tkw):
     torch = torch_or_skip()
-    _run(torch, _model(), getattr(cnnx.optim, name)(lr=0.02, **kw),
-         lambda ps: getattr(torch.optim, name)(ps, lr=0.02, **tkw))
+    _run(
+        torch,
+        _model(),
+        getattr(cnnx.optim, name)(lr=0.02, **kw),
+        lambda ps: getattr(torch.optim, name)(ps, lr=0.02, **tkw),
+    )
 
 
 def test_clipnorm_per_tensor_matches_torch(isa):
@@ -105,29 +153,48 @@ def test_clipnorm_per_tensor_matches_torch(isa):
     def clip_each(ps):  # Keras clipnorm: every tensor on its own
         for p in ps:
             torch.nn.utils.clip_grad_norm_([p], 0.7)
-    _run(torch, _model(), cnnx.optim.SGD(lr=0.1, momentum=0.9, clipnorm=0.7),
-         lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), before_torch_step=clip_each)
+
+    _run(
+        torch,
+        _model(),
+        cnnx.optim.SGD(lr=0.1, momentum=0.9, clipnorm=0.7),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+        before_torch_step=clip_each,
+    )
 
 
 def test_global_clipnorm_matches_torch(isa):
     torch = torch_or_skip()
-    _run(torch, _model(), cnnx.optim.Adam(lr=0.01, global_clipnorm=2.0),
-         lambda ps: torch.optim.Adam(ps, lr=0.01),
-         before_torch_step=lambda ps: torch.nn.utils.clip_grad_norm_(ps, 2.0))
+    _run(
+        torch,
+        _model(),
+        cnnx.optim.Adam(lr=0.01, global_clipnorm=2.0),
+        lambda ps: torch.optim.Adam(ps, lr=0.01),
+        before_torch_step=lambda ps: torch.nn.utils.clip_grad_norm_(ps, 2.0),
+    )
 
 
 def test_global_clipnorm_leaves_small_gradients(isa):
     torch = torch_or_skip()
     # the norm is below the limit: nothing is scaled
-    _run(torch, _model(), cnnx.optim.SGD(lr=0.1, global_clipnorm=1e6),
-         lambda ps: torch.optim.SGD(ps, lr=0.1), scale=1e-3)
+    _run(
+        torch,
+        _model(),
+        cnnx.optim.SGD(lr=0.1, global_clipnorm=1e6),
+        lambda ps: torch.optim.SGD(ps, lr=0.1),
+        scale=1e-3,
+    )
 
 
 def test_clipvalue_matches_torch(isa):
     torch = torch_or_skip()
-    _run(torch, _model(), cnnx.optim.RMSprop(lr=0.01, clipvalue=0.5, centered=True),
-         lambda ps: torch.optim.RMSprop(ps, lr=0.01, centered=True),
-         before_torch_step=lambda ps: torch.nn.utils.clip_grad_value_(ps, 0.5))
+    _run(
+        torch,
+        _model(),
+        cnnx.optim.RMSprop(lr=0.01, clipvalue=0.5, centered=True),
+        lambda ps: torch.optim.RMSprop(ps, lr=0.01, centered=True),
+        before_torch_step=lambda ps: torch.nn.utils.clip_grad_value_(ps, 0.5),
+    )
 
 
 def test_frozen_layers_clipping_ignores_them(isa):
@@ -135,9 +202,14 @@ def test_frozen_layers_clipping_ignores_them(isa):
     torch = torch_or_skip()
     model = _model(frozen=True)
     before = model.get_layer("b").params["kernel"].copy()
-    _run(torch, model, cnnx.optim.SGD(lr=0.1, momentum=0.9, global_clipnorm=1.5, use_ema=True),
-         lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
-         before_torch_step=lambda ps: torch.nn.utils.clip_grad_norm_(ps, 1.5), ema=(0.99, None))
+    _run(
+        torch,
+        model,
+        cnnx.optim.SGD(lr=0.1, momentum=0.9, global_clipnorm=1.5, use_ema=True),
+        lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+        before_torch_step=lambda ps: torch.nn.utils.clip_grad_norm_(ps, 1.5),
+        ema=(0.99, None),
+    )
     np.testing.assert_array_equal(model.get_layer("b").params["kernel"], before)
 
 
@@ -146,13 +218,16 @@ def test_ema_matches_reference(isa, freq):
     torch = torch_or_skip()
     model = _model()
     opt = cnnx.optim.Adam(lr=0.01, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=freq)
-    ts, avg = _run(torch, model, opt, lambda ps: torch.optim.Adam(ps, lr=0.01), steps=5,
-                   ema=(0.9, freq))
+    ts, avg = _run(
+        torch, model, opt, lambda ps: torch.optim.Adam(ps, lr=0.01), steps=5, ema=(0.9, freq)
+    )
     for (layer, n), a in zip(ts, avg):
-        start, size = next((s, z) for lay, nm, s, z, _ in model.store.slots
-                           if lay is layer and nm == n)
-        np.testing.assert_allclose(opt.state["ema"][start:start + size].reshape(a.shape), a,
-                                   rtol=2e-5, atol=2e-6)
+        start, size = next(
+            (s, z) for lay, nm, s, z, _ in model.store.slots if lay is layer and nm == n
+        )
+        np.testing.assert_allclose(
+            opt.state["ema"][start : start + size].reshape(a.shape), a, rtol=2e-5, atol=2e-6
+        )
     # swap in for evaluation, and back
     trained = model.store.params.copy()
     with opt.ema_weights():
@@ -205,6 +280,7 @@ def test_large_buffers_on_every_isa_match_numpy(isa, rng):
 
 # ---- schedules ------------------------------------------------------------------
 
+
 def test_schedules_follow_keras_formulas():
     e = S.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
     es = S.ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5, staircase=True)
@@ -236,11 +312,13 @@ def test_schedule_as_lr_is_applied_per_step(isa):
         rates.append(sched(len(rates)))
         for group in topt[0].param_groups:
             group["lr"] = rates[-1]
+
     topt = []
 
     def make(ps):
         topt.append(torch.optim.SGD(ps, lr=0.1, momentum=0.9))
         return topt[0]
+
     _run(torch, _model(), opt, make, steps=4, before_torch_step=set_rate)
     assert rates == [0.1, 0.1, 0.05, 0.01]  # step <= boundary: the value before it
     assert opt.lr == 0.01 and opt.iterations == 4
@@ -289,15 +367,31 @@ def test_plain_function_schedule_and_setting_lr():
         cnnx.optim.SGD(lr=lambda step: 0.1).get_config()
 
 
-@pytest.mark.parametrize("make", [
-    lambda: cnnx.optim.RMSprop(lr=S.CosineDecay(0.01, 50, warmup_target=0.02, warmup_steps=3),
-                               momentum=0.9, centered=True, use_ema=True,
-                               ema_overwrite_frequency=3, clipnorm=1.0),
-    lambda: cnnx.optim.Adagrad(lr=S.ExponentialDecay(0.05, 2, 0.7, staircase=True), lr_decay=0.01,
-                               initial_accumulator_value=0.1, global_clipnorm=0.5),
-    lambda: cnnx.optim.SGD(lr=S.PiecewiseConstantDecay([2], [0.05, 0.01]), momentum=0.9,
-                           clipvalue=0.1, use_ema=True),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: cnnx.optim.RMSprop(
+            lr=S.CosineDecay(0.01, 50, warmup_target=0.02, warmup_steps=3),
+            momentum=0.9,
+            centered=True,
+            use_ema=True,
+            ema_overwrite_frequency=3,
+            clipnorm=1.0,
+        ),
+        lambda: cnnx.optim.Adagrad(
+            lr=S.ExponentialDecay(0.05, 2, 0.7, staircase=True),
+            lr_decay=0.01,
+            initial_accumulator_value=0.1,
+            global_clipnorm=0.5,
+        ),
+        lambda: cnnx.optim.SGD(
+            lr=S.PiecewiseConstantDecay([2], [0.05, 0.01]),
+            momentum=0.9,
+            clipvalue=0.1,
+            use_ema=True,
+        ),
+    ],
+)
 def test_save_load_resumes_exactly(tmp_path, rng, make):
     x = rng.standard_normal((16, 11)).astype(np.float32)
     y = rng.standard_normal((16, 5)).astype(np.float32)

@@ -5,6 +5,7 @@ The plan folds batch norm, fuses activations, reuses buffers and runs chunks
 of images on separate threads, so every test compares whole-model outputs
 for several batch sizes (1: layer threading; 3, 17, 64: chunked), thread
 counts and ISA levels."""
+
 import threading
 
 import numpy as np
@@ -45,51 +46,97 @@ def _models():
 
     yield "lenet5", lambda: lenet5()
     yield "small_resnet", lambda: small_resnet()
-    yield "every_layer", lambda: cnnx.Sequential([
-        cnnx.Conv2D(6, 3, padding="same", activation="leaky_relu"),
-        cnnx.BatchNormalization(),
-        cnnx.Conv2D(8, (3, 2), strides=(2, 1), padding=((1, 0), (0, 1)), use_bias=False),
-        cnnx.BatchNormalization(center=False),
-        cnnx.Tanh(),
-        cnnx.AvgPool2D(3, strides=1, padding=1, count_include_pad=False),
-        cnnx.Residual([cnnx.Conv2D(8, 3, padding="same", activation="sigmoid"),
-                       cnnx.Conv2D(8, 1)], activation="tanh"),
-        cnnx.Residual([cnnx.Conv2D(12, 3, strides=2, padding="same"), cnnx.ReLU()]),
-        cnnx.MaxPool2D(2, strides=1),
-        cnnx.BatchNormalization(scale=False),
-        cnnx.Conv2D(12, 3, padding="same", groups=12, activation="relu"),
-        cnnx.AdaptiveMaxPool2D((3, 2)),
-        cnnx.Softmax(),
-        cnnx.Dropout(0.3),
-        cnnx.Flatten(),
-        cnnx.Dense(20),
-        cnnx.BatchNormalization(),
-        cnnx.LeakyReLU(0.2),
-        cnnx.Dense(7, activation="softmax"),
-    ], input_shape=(41, 37, 3))
-    yield "gap_head", lambda: cnnx.Sequential([
-        cnnx.Conv2D(16, 3, activation="relu"),
-        cnnx.AdaptiveAvgPool2D(4),
-        cnnx.Residual([cnnx.Conv2D(16, 3, padding="same"), cnnx.BatchNormalization()],
-                      shortcut="identity", activation=None),
-        # a fused residual sum with an activation that has a parameter (alpha)
-        cnnx.Residual([cnnx.Conv2D(16, 3, padding="same")], activation="leaky_relu"),
-        cnnx.GlobalAvgPool2D(),
-        cnnx.Dense(5, activation="sigmoid"),
-    ], input_shape=(30, 29, 2))
-    yield "nested_residuals", lambda: cnnx.Sequential([
-        cnnx.Conv2D(16, 3, padding="same", activation="relu"),
-        cnnx.Residual([
-            cnnx.Residual([cnnx.Conv2D(16, 3, padding="same", use_bias=False),
-                           cnnx.BatchNormalization()]),
-            cnnx.Conv2D(16, 3, padding="same")],
-            shortcut=[cnnx.Conv2D(16, 1), cnnx.BatchNormalization()], activation="sigmoid"),
-        cnnx.Residual([cnnx.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
-                       cnnx.Conv2D(32, 3, padding="same")], activation=None),
-        cnnx.GlobalAvgPool2D(), cnnx.Dense(4, activation="softmax")], input_shape=(15, 15, 1))
-    yield "wide_softmax_head", lambda: cnnx.Sequential([
-        cnnx.Conv2D(16, 3, activation="relu"), cnnx.Flatten(),
-        cnnx.Dense(130, activation="softmax")], input_shape=(24, 24, 3))
+    yield (
+        "every_layer",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(6, 3, padding="same", activation="leaky_relu"),
+                cnnx.BatchNormalization(),
+                cnnx.Conv2D(8, (3, 2), strides=(2, 1), padding=((1, 0), (0, 1)), use_bias=False),
+                cnnx.BatchNormalization(center=False),
+                cnnx.Tanh(),
+                cnnx.AvgPool2D(3, strides=1, padding=1, count_include_pad=False),
+                cnnx.Residual(
+                    [cnnx.Conv2D(8, 3, padding="same", activation="sigmoid"), cnnx.Conv2D(8, 1)],
+                    activation="tanh",
+                ),
+                cnnx.Residual([cnnx.Conv2D(12, 3, strides=2, padding="same"), cnnx.ReLU()]),
+                cnnx.MaxPool2D(2, strides=1),
+                cnnx.BatchNormalization(scale=False),
+                cnnx.Conv2D(12, 3, padding="same", groups=12, activation="relu"),
+                cnnx.AdaptiveMaxPool2D((3, 2)),
+                cnnx.Softmax(),
+                cnnx.Dropout(0.3),
+                cnnx.Flatten(),
+                cnnx.Dense(20),
+                cnnx.BatchNormalization(),
+                cnnx.LeakyReLU(0.2),
+                cnnx.Dense(7, activation="softmax"),
+            ],
+            input_shape=(41, 37, 3),
+        ),
+    )
+    yield (
+        "gap_head",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(16, 3, activation="relu"),
+                cnnx.AdaptiveAvgPool2D(4),
+                cnnx.Residual(
+                    [cnnx.Conv2D(16, 3, padding="same"), cnnx.BatchNormalization()],
+                    shortcut="identity",
+                    activation=None,
+                ),
+                # a fused residual sum with an activation that has a parameter (alpha)
+                cnnx.Residual([cnnx.Conv2D(16, 3, padding="same")], activation="leaky_relu"),
+                cnnx.GlobalAvgPool2D(),
+                cnnx.Dense(5, activation="sigmoid"),
+            ],
+            input_shape=(30, 29, 2),
+        ),
+    )
+    yield (
+        "nested_residuals",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(16, 3, padding="same", activation="relu"),
+                cnnx.Residual(
+                    [
+                        cnnx.Residual(
+                            [
+                                cnnx.Conv2D(16, 3, padding="same", use_bias=False),
+                                cnnx.BatchNormalization(),
+                            ]
+                        ),
+                        cnnx.Conv2D(16, 3, padding="same"),
+                    ],
+                    shortcut=[cnnx.Conv2D(16, 1), cnnx.BatchNormalization()],
+                    activation="sigmoid",
+                ),
+                cnnx.Residual(
+                    [
+                        cnnx.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
+                        cnnx.Conv2D(32, 3, padding="same"),
+                    ],
+                    activation=None,
+                ),
+                cnnx.GlobalAvgPool2D(),
+                cnnx.Dense(4, activation="softmax"),
+            ],
+            input_shape=(15, 15, 1),
+        ),
+    )
+    yield (
+        "wide_softmax_head",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(16, 3, activation="relu"),
+                cnnx.Flatten(),
+                cnnx.Dense(130, activation="softmax"),
+            ],
+            input_shape=(24, 24, 3),
+        ),
+    )
 
 
 @pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])
@@ -137,16 +184,14 @@ def test_plan_sees_weight_and_statistics_changes():
     bn = model.layers[2].block[1]
     bn.buffers["moving_var"][...] = 3.0
     bn.params["gamma"][...] = 0.25
-    np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=2e-5,
-                               atol=2e-5)
+    np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=2e-5, atol=2e-5)
     model.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
     model.fit(x, np.arange(5) % 10, epochs=2, batch_size=5, verbose=0)
     np.testing.assert_allclose(model.predict(x), model._forward(x, False), rtol=2e-5, atol=2e-5)
     # statistics assigned as new arrays are copied into the model's own
     bn.buffers["moving_mean"] = np.full(32 // 2, 0.5, np.float32)
     bn.buffers["moving_var"] = np.full(32 // 2, 2.0, np.float32)
-    np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=2e-5,
-                               atol=2e-5)
+    np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=2e-5, atol=2e-5)
     with pytest.raises(AttributeError, match="buffers"):
         bn.buffers = {}
 
@@ -258,7 +303,7 @@ def test_plan_concat_and_eltwise_ops():
     plan.add(sub)
     y_cat, y_cube, y_avg = plan.run([a.reshape(3, -1), b.reshape(3, -1)])
     np.testing.assert_array_equal(y_cat.reshape(3, 2, 8), np.concatenate([a, b], axis=2))
-    np.testing.assert_allclose(y_cube.reshape(a.shape), a ** 3, rtol=1e-6)
+    np.testing.assert_allclose(y_cube.reshape(a.shape), a**3, rtol=1e-6)
     np.testing.assert_allclose(y_avg.reshape(b.shape), np.maximum(b, 0), rtol=1e-6)
     bad = _core.OpSpec(_core.OpKind.eltwise, [0, 1, 0], 4)
     bad.eltwise, bad.count = _core.EltwiseKind.sub, 6
@@ -266,29 +311,45 @@ def test_plan_concat_and_eltwise_ops():
         plan.add(bad)
 
 
-@pytest.mark.parametrize("cin,cout,k,stride,padding,hw", [
-    (16, 16, 3, 1, "same", (14, 14)), (16, 32, 3, 2, "same", (14, 14)),
-    (32, 32, 3, 1, "same", (7, 7)), (16, 48, 3, 1, 1, (30, 29)),
-    (32, 16, 3, 2, ((2, 0), (1, 2)), (9, 17)), (16, 16, 3, 1, "valid", (5, 31)),
-    (32, 64, 3, 2, 2, (3, 3)), (1, 16, 3, 1, "same", (28, 28)),
-    (1, 32, 3, 1, ((0, 2), (2, 1)), (9, 30)), (8, 16, 5, 1, "valid", (14, 14)),
-    (8, 32, 5, 1, "same", (13, 23)), (8, 16, 5, 1, ((2, 0), (1, 2)), (6, 5)),
-    (16, 32, 1, 2, "valid", (14, 14)), (32, 16, 1, 2, 0, (9, 13))])
+@pytest.mark.parametrize(
+    "cin,cout,k,stride,padding,hw",
+    [
+        (16, 16, 3, 1, "same", (14, 14)),
+        (16, 32, 3, 2, "same", (14, 14)),
+        (32, 32, 3, 1, "same", (7, 7)),
+        (16, 48, 3, 1, 1, (30, 29)),
+        (32, 16, 3, 2, ((2, 0), (1, 2)), (9, 17)),
+        (16, 16, 3, 1, "valid", (5, 31)),
+        (32, 64, 3, 2, 2, (3, 3)),
+        (1, 16, 3, 1, "same", (28, 28)),
+        (1, 32, 3, 1, ((0, 2), (2, 1)), (9, 30)),
+        (8, 16, 5, 1, "valid", (14, 14)),
+        (8, 32, 5, 1, "same", (13, 23)),
+        (8, 16, 5, 1, ((2, 0), (1, 2)), (6, 5)),
+        (16, 32, 1, 2, "valid", (14, 14)),
+        (32, 16, 1, 2, 0, (9, 13)),
+    ],
+)
 @pytest.mark.parametrize("act", ["relu", None, "tanh"])
 def test_padded_direct_kernel(cin, cout, k, stride, padding, hw, act, isa):
     """The plan's own direct kernel on a padded copy (3x3 with 1/16/32 input
     channels, 5x5 with 8, 1x1 stride 2 with 16/32; AVX-512), with batch norm
     folded in, against the layer-by-layer path."""
     cnnx.set_seed(2)
-    model = cnnx.Sequential([cnnx.Conv2D(cout, k, strides=stride, padding=padding,
-                                         activation=act, use_bias=act != "tanh"),
-                             cnnx.BatchNormalization()], input_shape=hw + (cin,))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(
+                cout, k, strides=stride, padding=padding, activation=act, use_bias=act != "tanh"
+            ),
+            cnnx.BatchNormalization(),
+        ],
+        input_shape=hw + (cin,),
+    )
     _randomize_bn(model, np.random.default_rng(3))
     rng = np.random.default_rng(4)
     for n in (1, 5):
         x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
-        np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=3e-5,
-                                   atol=3e-5)
+        np.testing.assert_allclose(_infer(model, x), model._forward(x, False), rtol=3e-5, atol=3e-5)
 
 
 def test_random_plan_ops_raise_or_run_never_crash():
@@ -306,8 +367,9 @@ def test_random_plan_ops_raise_or_run_never_crash():
         for _ in range(3):
             ids = [int(v) for v in rng.integers(-1, nb + 1, rng.integers(0, 4))]
             try:
-                spec = _core.OpSpec(kinds[int(rng.integers(0, len(kinds)))], ids,
-                                    int(rng.integers(-1, nb + 1)))
+                spec = _core.OpSpec(
+                    kinds[int(rng.integers(0, len(kinds)))], ids, int(rng.integers(-1, nb + 1))
+                )
                 spec.conv = tuple(int(v) for v in rng.integers(1, 5, 15))
             except (ValueError, TypeError):
                 spec = _core.OpSpec(kinds[0], ids, 0)

@@ -3,6 +3,7 @@
 strided layers) against the layer-by-layer path, after every kind of edit:
 the plan keeps a copy of the weights it packed and repacks a layer whose
 live weights differ, so one changed value must show up in the next predict."""
+
 import numpy as np
 import pytest
 
@@ -11,13 +12,19 @@ import cnnx
 
 def _net():
     cnnx.set_seed(3)
-    return cnnx.Sequential([
-        cnnx.Conv2D(48, 3, padding="same"),                 # 14x14: Winograd
-        cnnx.BatchNormalization(), cnnx.ReLU(),
-        cnnx.Conv2D(64, 3, strides=2, padding="same", activation="relu"),  # strided: direct
-        cnnx.Conv2D(64, 1, activation="tanh"),              # 1x1, an unfused activation
-        cnnx.Conv2D(40, 3, activation="relu"),              # 5x5 output: direct
-        cnnx.GlobalAvgPool2D(), cnnx.Dense(5)], input_shape=(14, 14, 8))
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(48, 3, padding="same"),  # 14x14: Winograd
+            cnnx.BatchNormalization(),
+            cnnx.ReLU(),
+            cnnx.Conv2D(64, 3, strides=2, padding="same", activation="relu"),  # strided: direct
+            cnnx.Conv2D(64, 1, activation="tanh"),  # 1x1, an unfused activation
+            cnnx.Conv2D(40, 3, activation="relu"),  # 5x5 output: direct
+            cnnx.GlobalAvgPool2D(),
+            cnnx.Dense(5),
+        ],
+        input_shape=(14, 14, 8),
+    )
 
 
 def _check(model, x):
@@ -82,13 +89,25 @@ def test_activations_with_a_second_parameter_after_packed_and_transposed_convs(i
     packed convolution and a transposed one: the plan applied them with that
     parameter left at 0 (every output clipped to 0, MobileNetV2 wrong by 90%)."""
     cnnx.set_seed(4)
-    layer = {"relu6": lambda: cnnx.ReLU6(), "clip": lambda: cnnx.Clip(-0.5, 1.5),
-             "hardswish": lambda: cnnx.Hardswish(), "elu": lambda: cnnx.ELU()}[act]
-    model = cnnx.Sequential([
-        cnnx.Conv2D(48, 3, padding="same"), layer(),                  # packed (Winograd)
-        cnnx.Conv2D(64, 3, strides=2, padding="same"), layer(),       # packed (direct)
-        cnnx.Conv2DTranspose(16, 2, strides=2), layer(),
-        cnnx.GlobalAvgPool2D(), cnnx.Dense(5)], input_shape=(14, 14, 8))
+    layer = {
+        "relu6": lambda: cnnx.ReLU6(),
+        "clip": lambda: cnnx.Clip(-0.5, 1.5),
+        "hardswish": lambda: cnnx.Hardswish(),
+        "elu": lambda: cnnx.ELU(),
+    }[act]
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(48, 3, padding="same"),
+            layer(),  # packed (Winograd)
+            cnnx.Conv2D(64, 3, strides=2, padding="same"),
+            layer(),  # packed (direct)
+            cnnx.Conv2DTranspose(16, 2, strides=2),
+            layer(),
+            cnnx.GlobalAvgPool2D(),
+            cnnx.Dense(5),
+        ],
+        input_shape=(14, 14, 8),
+    )
     x = np.random.default_rng(2).standard_normal((2, 14, 14, 8)).astype(np.float32)
     for n in (1, 2):
         _check(model, x[:n])

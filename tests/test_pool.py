@@ -1,4 +1,5 @@
 """Pooling: NumPy references, gradient checks, PyTorch parity, every ISA, bad input."""
+
 import doctest
 import math
 import threading
@@ -15,6 +16,7 @@ from conftest import torch_or_skip
 
 # ------------------------------------------------------------ references
 
+
 def ref_windows(n, k, s, before, after):
     """Clipped (start, end) windows of a strided pool along one axis."""
     out = (n + before + after - k) // s + 1
@@ -22,8 +24,10 @@ def ref_windows(n, k, s, before, after):
 
 
 def ref_adaptive_windows(n, out):
-    return [(math.floor(Fraction(i * n, out)), math.ceil(Fraction((i + 1) * n, out)))
-            for i in range(out)]
+    return [
+        (math.floor(Fraction(i * n, out)), math.ceil(Fraction((i + 1) * n, out)))
+        for i in range(out)
+    ]
 
 
 def ref_pool(x, win_h, win_w, op, divisor=None):
@@ -61,14 +65,17 @@ def ref_avg_backward(shape, dy, win_h, win_w, divisor):
     for i, (h0, h1) in enumerate(win_h):
         for j, (w0, w1) in enumerate(win_w):
             dx[:, h0:h1, w0:w1, :] += (dy[:, i, j, :] / divisor(i, j, h1 - h0, w1 - w0))[
-                :, None, None, :]
+                :, None, None, :
+            ]
     return dx
 
 
 def strided(x, k, s, pads):
     (pt, pb), (pl, pr) = pads
-    return (ref_windows(x.shape[1], k[0], s[0], pt, pb),
-            ref_windows(x.shape[2], k[1], s[1], pl, pr))
+    return (
+        ref_windows(x.shape[1], k[0], s[0], pt, pb),
+        ref_windows(x.shape[2], k[1], s[1], pl, pr),
+    )
 
 
 def nhwc_to_torch(torch, a):
@@ -86,8 +93,8 @@ MAX_CASES = [
     ((2, 8, 8, 5), 2, None, 0),
     ((1, 7, 9, 3), 3, 2, 1),
     ((2, 9, 7, 85), (3, 2), (2, 1), (1, 1)),
-    ((1, 6, 6, 16), 3, 1, "same"),          # asymmetric would need odd; here 1/1
-    ((1, 6, 7, 20), 2, 1, "same"),          # total pad 1: bottom/right only
+    ((1, 6, 6, 16), 3, 1, "same"),  # asymmetric would need odd; here 1/1
+    ((1, 6, 7, 20), 2, 1, "same"),  # total pad 1: bottom/right only
     ((3, 5, 5, 4), 5, 1, "valid"),
     ((1, 10, 10, 33), 4, 3, ((2, 1), (0, 2))),
 ]
@@ -99,6 +106,7 @@ def test_max_pool_matches_numpy(shape, k, s, p, rng):
     kk = (k, k) if isinstance(k, int) else k
     ss = kk if s is None else ((s, s) if isinstance(s, int) else s)
     from cnnx.functional._shapes import resolve_padding
+
     pads = resolve_padding(p, shape[1:3], kk, ss)
     wh, ww = strided(x, kk, ss, pads)
     y = F.max_pool2d(x, k, s, p)
@@ -156,11 +164,12 @@ def test_max_pool_finite_differences(rng):
         xp, xm = x.copy(), x.copy()
         xp[idx] += eps
         xm[idx] -= eps
-        fd = (np.sum(F.max_pool2d(xp, 3, 2, 1) * r) - np.sum(F.max_pool2d(xm, 3, 2, 1) * r))
+        fd = np.sum(F.max_pool2d(xp, 3, 2, 1) * r) - np.sum(F.max_pool2d(xm, 3, 2, 1) * r)
         assert fd / (2 * eps) == pytest.approx(dx[idx], abs=1e-3)
 
 
 # ---------------------------------------------------------- avg pooling
+
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("shape,k,s,p", MAX_CASES)
@@ -169,6 +178,7 @@ def test_avg_pool_matches_numpy(shape, k, s, p, count_include_pad, rng):
     kk = (k, k) if isinstance(k, int) else k
     ss = kk if s is None else ((s, s) if isinstance(s, int) else s)
     from cnnx.functional._shapes import resolve_padding
+
     pads = resolve_padding(p, shape[1:3], kk, ss)
     wh, ww = strided(x, kk, ss, pads)
     if count_include_pad:
@@ -179,8 +189,7 @@ def test_avg_pool_matches_numpy(shape, k, s, p, count_include_pad, rng):
     np.testing.assert_allclose(y, ref_pool(x, wh, ww, "sum", div), rtol=1e-5, atol=1e-6)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = F.avg_pool2d_backward(dy, x, k, s, p, count_include_pad=count_include_pad)
-    np.testing.assert_allclose(dx, ref_avg_backward(x.shape, dy, wh, ww, div), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(dx, ref_avg_backward(x.shape, dy, wh, ww, div), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
@@ -191,27 +200,33 @@ def test_avg_pool_gradient_is_adjoint_and_matches_finite_differences(count_inclu
     r = rng.standard_normal(y.shape).astype(np.float32)
     dx = F.avg_pool2d_backward(r, x, *args, count_include_pad=count_include_pad)
     # linear map: <A x, r> == <x, A^T r>
-    assert np.sum(y.astype(np.float64) * r) == pytest.approx(np.sum(x.astype(np.float64) * dx),
-                                                             rel=1e-5)
+    assert np.sum(y.astype(np.float64) * r) == pytest.approx(
+        np.sum(x.astype(np.float64) * dx), rel=1e-5
+    )
     eps = 1e-2
     for idx in [(0, 0, 0, 0), (1, 6, 5, 4), (0, 3, 2, 1), (1, 1, 4, 2)]:
         xp, xm = x.copy(), x.copy()
         xp[idx] += eps
         xm[idx] -= eps
-        fd = np.sum((F.avg_pool2d(xp, *args, count_include_pad=count_include_pad)
-                     - F.avg_pool2d(xm, *args, count_include_pad=count_include_pad)) * r)
+        fd = np.sum(
+            (
+                F.avg_pool2d(xp, *args, count_include_pad=count_include_pad)
+                - F.avg_pool2d(xm, *args, count_include_pad=count_include_pad)
+            )
+            * r
+        )
         assert fd / (2 * eps) == pytest.approx(dx[idx], abs=2e-3)
 
 
 # ----------------------------------------------------- adaptive pooling
 
 ADAPTIVE_CASES = [
-    ((2, 10, 10, 7), (3, 3)),     # out < n, not dividing: overlapping windows
-    ((1, 12, 8, 20), (4, 2)),     # dividing: the course's windows
-    ((2, 3, 4, 5), (5, 7)),       # out > n: pixels repeat
-    ((1, 7, 7, 85), (7, 7)),      # identity
-    ((1, 9, 5, 3), (1, 1)),       # global
-    ((1, 5, 11, 17), (2, 13)),    # mixed
+    ((2, 10, 10, 7), (3, 3)),  # out < n, not dividing: overlapping windows
+    ((1, 12, 8, 20), (4, 2)),  # dividing: the course's windows
+    ((2, 3, 4, 5), (5, 7)),  # out > n: pixels repeat
+    ((1, 7, 7, 85), (7, 7)),  # identity
+    ((1, 9, 5, 3), (1, 1)),  # global
+    ((1, 5, 11, 17), (2, 13)),  # mixed
 ]
 
 
@@ -226,10 +241,18 @@ def test_adaptive_pools_match_numpy(shape, out, rng):
     ym = F.adaptive_max_pool2d(x, out)
     np.testing.assert_array_equal(ym, ref_pool(x, wh, ww, "max").astype(np.float32))
     dy = rng.standard_normal(ya.shape).astype(np.float32)
-    np.testing.assert_allclose(F.adaptive_avg_pool2d_backward(dy, x, out),
-                               ref_avg_backward(x.shape, dy, wh, ww, div), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(F.adaptive_max_pool2d_backward(dy, x, out),
-                               ref_max_backward(x, dy, wh, ww), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        F.adaptive_avg_pool2d_backward(dy, x, out),
+        ref_avg_backward(x.shape, dy, wh, ww, div),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        F.adaptive_max_pool2d_backward(dy, x, out),
+        ref_max_backward(x, dy, wh, ww),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_adaptive_avg_finite_differences(rng):
@@ -268,7 +291,8 @@ def test_adaptive_pool_windows_equal_course_formula_when_out_divides_n():
             stride = n // out
             kernel = n - (out - 1) * stride
             assert F.adaptive_pool_windows(n, out) == [
-                (i * stride, i * stride + kernel) for i in range(out)]
+                (i * stride, i * stride + kernel) for i in range(out)
+            ]
             checked += 1
     assert checked > 500
 
@@ -285,13 +309,15 @@ def test_adaptive_pool_equals_strided_pool_when_out_divides_n(rng):
 def test_adaptive_pool_windows_doctest():
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner()
-    for t in finder.find(_pool.adaptive_pool_windows, globs={
-            "adaptive_pool_windows": F.adaptive_pool_windows}):
+    for t in finder.find(
+        _pool.adaptive_pool_windows, globs={"adaptive_pool_windows": F.adaptive_pool_windows}
+    ):
         runner.run(t)
     assert runner.failures == 0 and runner.tries >= 4
 
 
 # ------------------------------------------------------- global pooling
+
 
 def test_global_avg_pool(rng):
     x = rng.standard_normal((3, 5, 7, 70)).astype(np.float32)
@@ -300,19 +326,19 @@ def test_global_avg_pool(rng):
     np.testing.assert_allclose(y, x.astype(np.float64).mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
     dy = rng.standard_normal((3, 70)).astype(np.float32)
     dx = F.global_avg_pool2d_backward(dy, x)
-    np.testing.assert_allclose(dx, np.broadcast_to(dy[:, None, None, :] / 35, x.shape),
-                               rtol=1e-6)
+    np.testing.assert_allclose(dx, np.broadcast_to(dy[:, None, None, :] / 35, x.shape), rtol=1e-6)
 
 
 def test_pooling_never_changes_channels(rng):
     x = rng.standard_normal((2, 32, 32, 8)).astype(np.float32)
-    assert F.max_pool2d(x, 2).shape == (2, 16, 16, 8)          # the course's POOL1: 28->14
+    assert F.max_pool2d(x, 2).shape == (2, 16, 16, 8)  # the course's POOL1: 28->14
     assert F.avg_pool2d(x, 5, 1).shape == (2, 28, 28, 8)
     assert F.adaptive_avg_pool2d(x, 5).shape == (2, 5, 5, 8)
     assert F.conv_output_size(28, 2, 0, 2) == F.max_pool2d(x[:, :28, :28], 2).shape[1]
 
 
 # -------------------------------------------------- every ISA, threads
+
 
 def test_every_isa_agrees_with_numpy(isa, rng):
     # 85 channels: blocks of 4 vectors, single vectors and a partial vector
@@ -322,27 +348,43 @@ def test_every_isa_agrees_with_numpy(isa, rng):
     y = F.max_pool2d(x, 3, 2, 1)
     np.testing.assert_array_equal(y, ref_pool(x, wh, ww, "max").astype(np.float32))
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    np.testing.assert_allclose(F.max_pool2d_backward(dy, x, 3, 2, 1),
-                               ref_max_backward(x, dy, wh, ww), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        F.max_pool2d_backward(dy, x, 3, 2, 1), ref_max_backward(x, dy, wh, ww), rtol=1e-5, atol=1e-6
+    )
     div = lambda i, j, a, b: a * b  # noqa: E731
-    np.testing.assert_allclose(F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
-                               ref_pool(x, wh, ww, "sum", div), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(F.avg_pool2d_backward(dy, x, 3, 2, 1, count_include_pad=False),
-                               ref_avg_backward(x.shape, dy, wh, ww, div), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+        ref_pool(x, wh, ww, "sum", div),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        F.avg_pool2d_backward(dy, x, 3, 2, 1, count_include_pad=False),
+        ref_avg_backward(x.shape, dy, wh, ww, div),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     ah, aw = ref_adaptive_windows(9, 4), ref_adaptive_windows(8, 11)
-    np.testing.assert_allclose(F.adaptive_avg_pool2d(x, (4, 11)),
-                               ref_pool(x, ah, aw, "sum", div), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        F.adaptive_avg_pool2d(x, (4, 11)), ref_pool(x, ah, aw, "sum", div), rtol=1e-5, atol=1e-6
+    )
     dya = rng.standard_normal((2, 4, 11, 85)).astype(np.float32)
-    np.testing.assert_allclose(F.adaptive_max_pool2d_backward(dya, x, (4, 11)),
-                               ref_max_backward(x, dya, ah, aw), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        F.adaptive_max_pool2d_backward(dya, x, (4, 11)),
+        ref_max_backward(x, dya, ah, aw),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     x64 = rng.standard_normal((2, 12, 10, 64)).astype(np.float32)  # whole vectors only
     x64[1, :4, :4, :] = 0.5  # ties
     for out in [(3, 2), (5, 4)]:
         bh, bw = ref_adaptive_windows(12, out[0]), ref_adaptive_windows(10, out[1])
-        np.testing.assert_allclose(F.adaptive_avg_pool2d(x64, out),
-                                   ref_pool(x64, bh, bw, "sum", div), rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(F.adaptive_max_pool2d(x64, out),
-                                      ref_pool(x64, bh, bw, "max").astype(np.float32))
+        np.testing.assert_allclose(
+            F.adaptive_avg_pool2d(x64, out), ref_pool(x64, bh, bw, "sum", div), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_array_equal(
+            F.adaptive_max_pool2d(x64, out), ref_pool(x64, bh, bw, "max").astype(np.float32)
+        )
     x3 = rng.standard_normal((1, 4, 4, 3)).astype(np.float32)  # partial vector only
     wh3, ww3 = strided(x3, (2, 2), (2, 2), ((0, 0), (0, 0)))
     np.testing.assert_array_equal(F.max_pool2d(x3, 2), ref_pool(x3, wh3, ww3, "max"))
@@ -358,13 +400,15 @@ def test_threaded_results_equal_single_thread(case, rng):
     # channel-chunk split of the overlapping max backward
     x = rng.integers(0, 4, size=(1, 48, 40, 48)).astype(np.float32)
     if case == "max_rows":
-        f = lambda: F.max_pool2d_backward(np.ones((1, 24, 20, 48), np.float32), x, 2)  # noqa
+        f = lambda: F.max_pool2d_backward(np.ones((1, 24, 20, 48), np.float32), x, 2)  # noqa: E731
     elif case == "max_overlap":
-        f = lambda: F.max_pool2d_backward(np.ones((1, 48, 40, 48), np.float32), x, 3, 1, 1)  # noqa
+        f = lambda: F.max_pool2d_backward(np.ones((1, 48, 40, 48), np.float32), x, 3, 1, 1)  # noqa: E731
     elif case == "avg":
-        f = lambda: F.avg_pool2d_backward(np.ones((1, 24, 20, 48), np.float32), x, 3, 2, 1)  # noqa
+        f = lambda: F.avg_pool2d_backward(np.ones((1, 24, 20, 48), np.float32), x, 3, 2, 1)  # noqa: E731
     else:
-        f = lambda: F.adaptive_max_pool2d_backward(np.ones((1, 50, 30, 48), np.float32), x, (50, 30))  # noqa
+        f = lambda: F.adaptive_max_pool2d_backward(  # noqa: E731
+            np.ones((1, 50, 30, 48), np.float32), x, (50, 30)
+        )
     saved = cnnx.get_num_threads()
     try:
         cnnx.set_num_threads(1)
@@ -405,48 +449,53 @@ def test_accepts_array_likes_and_other_dtypes():
 def test_empty_batch_and_channels():
     assert F.max_pool2d(np.zeros((0, 4, 4, 3), np.float32), 2).shape == (0, 2, 2, 3)
     assert F.avg_pool2d(np.zeros((2, 4, 4, 0), np.float32), 2).shape == (2, 2, 2, 0)
-    assert F.adaptive_max_pool2d_backward(np.zeros((0, 2, 2, 3)), np.zeros((0, 4, 4, 3)),
-                                          2).shape == (0, 4, 4, 3)
+    assert F.adaptive_max_pool2d_backward(
+        np.zeros((0, 2, 2, 3)), np.zeros((0, 4, 4, 3)), 2
+    ).shape == (0, 4, 4, 3)
 
 
 # ------------------------------------------------------------ bad input
 
-@pytest.mark.parametrize("call,exc,name", [
-    (lambda x: F.max_pool2d(x[0], 2), ValueError, "x"),
-    (lambda x: F.max_pool2d(None, 2), TypeError, "x"),
-    (lambda x: F.max_pool2d("abc", 2), TypeError, "x"),
-    (lambda x: F.max_pool2d(np.zeros((1, 0, 4, 1)), 1), ValueError, "x"),
-    (lambda x: F.max_pool2d(x, 0), ValueError, "pool_size"),
-    (lambda x: F.max_pool2d(x, 2.0), TypeError, "pool_size"),
-    (lambda x: F.max_pool2d(x, (2, 2, 2)), ValueError, "pool_size"),
-    (lambda x: F.max_pool2d(x, 9), ValueError, "pool_size"),
-    (lambda x: F.avg_pool2d(x, (2, 9)), ValueError, "pool_size"),
-    (lambda x: F.max_pool2d(x, 2, 0), ValueError, "stride"),
-    (lambda x: F.max_pool2d(x, 2**63), ValueError, "pool_size"),
-    (lambda x: F.max_pool2d(x, 2, 2**63), ValueError, "stride"),
-    (lambda x: F.max_pool2d(x, 2, 1, 2**63), ValueError, "padding"),
-    (lambda x: F.max_pool2d(x, 2, -1), ValueError, "stride"),
-    (lambda x: F.max_pool2d(x, 2, "1"), TypeError, "stride"),
-    (lambda x: F.max_pool2d(x, 2, 1, -1), ValueError, "padding"),
-    (lambda x: F.max_pool2d(x, 2, 1, 2), ValueError, "padding"),
-    (lambda x: F.avg_pool2d(x, 3, 1, ((0, 2), (0, 0))), ValueError, "padding"),
-    (lambda x: F.max_pool2d(x, 2, 1, "full"), ValueError, "padding"),
-    (lambda x: F.max_pool2d(x, 2, 1, None), TypeError, "padding"),
-    (lambda x: F.avg_pool2d(x, 2, count_include_pad=1), TypeError, "count_include_pad"),
-    (lambda x: F.max_pool2d_backward(np.zeros((1, 3, 3, 2)), x, 2), ValueError, "dy"),
-    (lambda x: F.max_pool2d_backward(None, x, 2), TypeError, "dy"),
-    (lambda x: F.avg_pool2d_backward(np.zeros((1, 4, 4, 3)), x, 2), ValueError, "dy"),
-    (lambda x: F.adaptive_avg_pool2d(x, 0), ValueError, "output_size"),
-    (lambda x: F.adaptive_max_pool2d(x, (2, 2, 2)), ValueError, "output_size"),
-    (lambda x: F.adaptive_max_pool2d(x, 2.5), TypeError, "output_size"),
-    (lambda x: F.adaptive_avg_pool2d(x, 2**40), ValueError, "output_size"),
-    (lambda x: F.adaptive_avg_pool2d_backward(np.zeros((1, 3, 3, 2)), x, 2), ValueError, "dy"),
-    (lambda x: F.adaptive_max_pool2d_backward(np.zeros((1, 2, 2, 3)), x, 2), ValueError, "dy"),
-    (lambda x: F.global_avg_pool2d_backward(np.zeros((1, 3)), x), ValueError, "dy"),
-    (lambda x: F.global_avg_pool2d(x[0]), ValueError, "x"),
-    (lambda x: F.adaptive_pool_windows(0, 2), ValueError, "n"),
-    (lambda x: F.adaptive_pool_windows(4, 0), ValueError, "out"),
-])
+
+@pytest.mark.parametrize(
+    "call,exc,name",
+    [
+        (lambda x: F.max_pool2d(x[0], 2), ValueError, "x"),
+        (lambda x: F.max_pool2d(None, 2), TypeError, "x"),
+        (lambda x: F.max_pool2d("abc", 2), TypeError, "x"),
+        (lambda x: F.max_pool2d(np.zeros((1, 0, 4, 1)), 1), ValueError, "x"),
+        (lambda x: F.max_pool2d(x, 0), ValueError, "pool_size"),
+        (lambda x: F.max_pool2d(x, 2.0), TypeError, "pool_size"),
+        (lambda x: F.max_pool2d(x, (2, 2, 2)), ValueError, "pool_size"),
+        (lambda x: F.max_pool2d(x, 9), ValueError, "pool_size"),
+        (lambda x: F.avg_pool2d(x, (2, 9)), ValueError, "pool_size"),
+        (lambda x: F.max_pool2d(x, 2, 0), ValueError, "stride"),
+        (lambda x: F.max_pool2d(x, 2**63), ValueError, "pool_size"),
+        (lambda x: F.max_pool2d(x, 2, 2**63), ValueError, "stride"),
+        (lambda x: F.max_pool2d(x, 2, 1, 2**63), ValueError, "padding"),
+        (lambda x: F.max_pool2d(x, 2, -1), ValueError, "stride"),
+        (lambda x: F.max_pool2d(x, 2, "1"), TypeError, "stride"),
+        (lambda x: F.max_pool2d(x, 2, 1, -1), ValueError, "padding"),
+        (lambda x: F.max_pool2d(x, 2, 1, 2), ValueError, "padding"),
+        (lambda x: F.avg_pool2d(x, 3, 1, ((0, 2), (0, 0))), ValueError, "padding"),
+        (lambda x: F.max_pool2d(x, 2, 1, "full"), ValueError, "padding"),
+        (lambda x: F.max_pool2d(x, 2, 1, None), TypeError, "padding"),
+        (lambda x: F.avg_pool2d(x, 2, count_include_pad=1), TypeError, "count_include_pad"),
+        (lambda x: F.max_pool2d_backward(np.zeros((1, 3, 3, 2)), x, 2), ValueError, "dy"),
+        (lambda x: F.max_pool2d_backward(None, x, 2), TypeError, "dy"),
+        (lambda x: F.avg_pool2d_backward(np.zeros((1, 4, 4, 3)), x, 2), ValueError, "dy"),
+        (lambda x: F.adaptive_avg_pool2d(x, 0), ValueError, "output_size"),
+        (lambda x: F.adaptive_max_pool2d(x, (2, 2, 2)), ValueError, "output_size"),
+        (lambda x: F.adaptive_max_pool2d(x, 2.5), TypeError, "output_size"),
+        (lambda x: F.adaptive_avg_pool2d(x, 2**40), ValueError, "output_size"),
+        (lambda x: F.adaptive_avg_pool2d_backward(np.zeros((1, 3, 3, 2)), x, 2), ValueError, "dy"),
+        (lambda x: F.adaptive_max_pool2d_backward(np.zeros((1, 2, 2, 3)), x, 2), ValueError, "dy"),
+        (lambda x: F.global_avg_pool2d_backward(np.zeros((1, 3)), x), ValueError, "dy"),
+        (lambda x: F.global_avg_pool2d(x[0]), ValueError, "x"),
+        (lambda x: F.adaptive_pool_windows(0, 2), ValueError, "n"),
+        (lambda x: F.adaptive_pool_windows(4, 0), ValueError, "out"),
+    ],
+)
 def test_bad_input_names_the_argument(call, exc, name):
     x = np.zeros((1, 8, 8, 2), np.float32)
     with pytest.raises(exc) as e:
@@ -456,11 +505,12 @@ def test_bad_input_names_the_argument(call, exc, name):
 
 def test_core_refuses_bad_arguments_without_crashing():
     from cnnx import _core
+
     x = np.zeros((1, 4, 4, 2), np.float32)
     with pytest.raises(ValueError):
-        _core.max_pool2d(x, 5, 5, 1, 1, 0, 0, 0, 0)      # window larger than input
+        _core.max_pool2d(x, 5, 5, 1, 1, 0, 0, 0, 0)  # window larger than input
     with pytest.raises(ValueError):
-        _core.max_pool2d(x, 2, 2, 0, 1, 0, 0, 0, 0)      # stride 0
+        _core.max_pool2d(x, 2, 2, 0, 1, 0, 0, 0, 0)  # stride 0
     with pytest.raises(ValueError):
         _core.avg_pool2d(x, 2, 2, 1, 1, 3, 0, 0, 0, True)  # padding > half window
     with pytest.raises(ValueError):
@@ -473,6 +523,7 @@ def test_core_refuses_bad_arguments_without_crashing():
 
 # ------------------------------------------------------ PyTorch parity
 
+
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 1, 1), (4, 3, 2)])
 def test_max_pool_parity_with_torch_including_ties(k, s, p, rng):
     torch = torch_or_skip()
@@ -483,8 +534,9 @@ def test_max_pool_parity_with_torch_including_ties(k, s, p, rng):
     yt.backward(nhwc_to_torch(torch, dy))
     y = F.max_pool2d(x, k, s, p)
     np.testing.assert_array_equal(y, torch_to_nhwc(yt))
-    np.testing.assert_allclose(F.max_pool2d_backward(dy, x, k, s, p), torch_to_nhwc(xt.grad),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        F.max_pool2d_backward(dy, x, k, s, p), torch_to_nhwc(xt.grad), rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
@@ -502,8 +554,10 @@ def test_avg_pool_parity_with_torch(k, s, p, count_include_pad, rng):
     np.testing.assert_allclose(dx, torch_to_nhwc(xt.grad), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("n,out", [((10, 9), (3, 4)), ((56, 56), (7, 7)), ((3, 4), (5, 7)),
-                                   ((7, 5), (7, 1)), ((5, 5), (1, 1))])
+@pytest.mark.parametrize(
+    "n,out",
+    [((10, 9), (3, 4)), ((56, 56), (7, 7)), ((3, 4), (5, 7)), ((7, 5), (7, 1)), ((5, 5), (1, 1))],
+)
 def test_adaptive_parity_with_torch(n, out, rng):
     torch = torch_or_skip()
     x = rng.integers(-3, 4, size=(2, n[0], n[1], 18)).astype(np.float32)  # ties for max
@@ -535,8 +589,9 @@ def test_max_pool_nan_parity_with_torch():
     np.testing.assert_array_equal(dx, torch_to_nhwc(xt.grad))
 
 
-@pytest.mark.parametrize("shape", [(2, 9, 7, 17), (1, 28, 28, 16), (3, 6, 10, 1), (1, 4, 4, 40),
-                                   (2, 2, 3, 8)])
+@pytest.mark.parametrize(
+    "shape", [(2, 9, 7, 17), (1, 28, 28, 16), (3, 6, 10, 1), (1, 4, 4, 40), (2, 2, 3, 8)]
+)
 def test_max_pool_2x2_fast_path(shape, isa, rng):
     """2x2 / stride 2 / no padding has its own one-pass kernel (AVX-512):
     odd sizes drop the last row/column, channel tails are masked, NaN wins."""

@@ -3,6 +3,7 @@ and average pooling. PyTorch parity (channels_last) forward and backward on
 every ISA, the output-size rule, summary formulas, bad input, the layers in
 both compiled plans against the layer-by-layer path, and ONNX export run by
 ONNX Runtime."""
+
 import numpy as np
 import pytest
 
@@ -21,11 +22,18 @@ def _nhwc(a):
 
 # (h, w, c, kernel, stride, padding, dilation, ceil_mode)
 MAX_CASES = [
-    (9, 9, 8, 3, 1, 0, 2, False), (10, 11, 16, 3, 2, 1, 2, False), (12, 12, 5, 2, 1, 1, 3, False),
-    (15, 15, 32, 3, 2, 0, 1, True), (14, 13, 7, 3, 2, 1, 1, True), (8, 8, 16, 2, 2, 0, 1, True),
-    (7, 7, 16, 2, 2, 0, 1, True), (11, 9, 20, 3, 3, 1, 2, True), (6, 17, 4, (2, 3), (2, 1),
-                                                                  (1, 1), (2, 3), True),
-    (5, 5, 3, 3, 2, 1, 2, True), (57, 57, 64, 3, 2, 0, 1, True), (33, 31, 17, 3, 1, 1, 2, False),
+    (9, 9, 8, 3, 1, 0, 2, False),
+    (10, 11, 16, 3, 2, 1, 2, False),
+    (12, 12, 5, 2, 1, 1, 3, False),
+    (15, 15, 32, 3, 2, 0, 1, True),
+    (14, 13, 7, 3, 2, 1, 1, True),
+    (8, 8, 16, 2, 2, 0, 1, True),
+    (7, 7, 16, 2, 2, 0, 1, True),
+    (11, 9, 20, 3, 3, 1, 2, True),
+    (6, 17, 4, (2, 3), (2, 1), (1, 1), (2, 3), True),
+    (5, 5, 3, 3, 2, 1, 2, True),
+    (57, 57, 64, 3, 2, 0, 1, True),
+    (33, 31, 17, 3, 1, 1, 2, False),
 ]
 
 
@@ -33,8 +41,11 @@ def _torch_max(x, k, s, p, d, ceil, dy):
     torch = torch_or_skip()
     t = torch.tensor(_nchw(x)).contiguous(memory_format=torch.channels_last).requires_grad_(True)
     y = torch.nn.functional.max_pool2d(t, k, s, p, d, ceil_mode=ceil)
-    y.backward(torch.tensor(_nchw(dy.reshape(y.shape[0], y.shape[2], y.shape[3], -1)))
-               if dy is not None else torch.ones_like(y))
+    y.backward(
+        torch.tensor(_nchw(dy.reshape(y.shape[0], y.shape[2], y.shape[3], -1)))
+        if dy is not None
+        else torch.ones_like(y)
+    )
     return _nhwc(y.detach().numpy()), _nhwc(t.grad.numpy())
 
 
@@ -47,8 +58,9 @@ def test_max_pool_matches_torch(case, isa, rng):
     y_ref, dx_ref = _torch_max(x, k, s, p, d, ceil, dy)
     assert y.shape == y_ref.shape
     np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_allclose(F.max_pool2d_backward(dy, x, k, s, p, d, ceil), dx_ref,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        F.max_pool2d_backward(dy, x, k, s, p, d, ceil), dx_ref, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_max_pool_ties_go_to_the_first_tap(isa):
@@ -60,9 +72,15 @@ def test_max_pool_ties_go_to_the_first_tap(isa):
 
 
 AVG_CASES = [
-    (15, 15, 32, 3, 2, 0, True), (14, 13, 7, 3, 2, 1, True), (14, 13, 7, 3, 2, 1, False),
-    (7, 7, 16, 2, 2, 0, True), (11, 9, 20, 3, 3, 1, True), (11, 9, 20, 3, 3, 1, False),
-    (6, 17, 4, (2, 3), (2, 1), (1, 1), True), (5, 5, 3, 3, 2, 1, True), (28, 28, 64, 3, 2, 1, True),
+    (15, 15, 32, 3, 2, 0, True),
+    (14, 13, 7, 3, 2, 1, True),
+    (14, 13, 7, 3, 2, 1, False),
+    (7, 7, 16, 2, 2, 0, True),
+    (11, 9, 20, 3, 3, 1, True),
+    (11, 9, 20, 3, 3, 1, False),
+    (6, 17, 4, (2, 3), (2, 1), (1, 1), True),
+    (5, 5, 3, 3, 2, 1, True),
+    (28, 28, 64, 3, 2, 1, True),
 ]
 
 
@@ -79,13 +97,25 @@ def test_avg_pool_ceil_mode_matches_torch(case, ceil, isa, rng):
     yt.backward(torch.tensor(_nchw(dy)))
     assert y.shape == _nhwc(yt.detach().numpy()).shape
     np.testing.assert_allclose(y, _nhwc(yt.detach().numpy()), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(F.avg_pool2d_backward(dy, x, k, s, p, cip, ceil),
-                               _nhwc(t.grad.numpy()), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        F.avg_pool2d_backward(dy, x, k, s, p, cip, ceil),
+        _nhwc(t.grad.numpy()),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
-@pytest.mark.parametrize("n,k,s,p,d", [(n, k, s, p, d) for n in range(1, 12) for k in (1, 2, 3)
-                                       for s in (1, 2, 3) for p in range(0, k // 2 + 1)
-                                       for d in (1, 2)])
+@pytest.mark.parametrize(
+    "n,k,s,p,d",
+    [
+        (n, k, s, p, d)
+        for n in range(1, 12)
+        for k in (1, 2, 3)
+        for s in (1, 2, 3)
+        for p in range(0, k // 2 + 1)
+        for d in (1, 2)
+    ],
+)
 def test_output_size_rule_matches_torch(n, k, s, p, d):
     torch = torch_or_skip()
     if n + 2 * p < (k - 1) * d + 1:
@@ -93,24 +123,29 @@ def test_output_size_rule_matches_torch(n, k, s, p, d):
             F.max_pool2d(np.zeros((1, n, n, 1), np.float32), k, s, p, d, ceil_mode=True)
         return
     for ceil in (False, True):
-        ref = torch.nn.functional.max_pool2d(torch.zeros(1, 1, n, n), k, s, p, d,
-                                             ceil_mode=ceil).shape[-1]
+        ref = torch.nn.functional.max_pool2d(
+            torch.zeros(1, 1, n, n), k, s, p, d, ceil_mode=ceil
+        ).shape[-1]
         got = F.max_pool2d(np.zeros((1, n, n, 1), np.float32), k, s, p, d, ceil_mode=ceil)
         assert got.shape[1] == ref, (n, k, s, p, d, ceil)
 
 
 def test_summary_formulas_explain_ceil_mode_and_dilation():
-    model = cnnx.Sequential([cnnx.MaxPool2D(3, 2, ceil_mode=True),
-                             cnnx.MaxPool2D(3, 1, dilation_rate=2),
-                             cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True)],
-                            input_shape=(14, 14, 3))
+    model = cnnx.Sequential(
+        [
+            cnnx.MaxPool2D(3, 2, ceil_mode=True),
+            cnnx.MaxPool2D(3, 1, dilation_rate=2),
+            cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True),
+        ],
+        input_shape=(14, 14, 3),
+    )
     rows = model.summary(formulas=True, print_fn=None)
     assert rows[1].formulas == ["ceil((14-3)/2)+1 = 7"]
     assert rows[2].formulas == ["floor((7-((3-1)*2+1))/1)+1 = 3"]
     # (3+2-2)/2 = 1.5 -> ceil 2, +1 = 3 windows; the third would start at 4 >= 3+1: dropped
     assert rows[3].formulas == [
-        "ceil((3+2*1-2)/2)+1 = 3, -1 = 2 (the last window would start at 4 >= 3+1, past the "
-        "input)"]
+        "ceil((3+2*1-2)/2)+1 = 3, -1 = 2 (the last window would start at 4 >= 3+1, past the input)"
+    ]
     assert [r.output_shape for r in rows[1:]] == [(7, 7, 3), (3, 3, 3), (2, 2, 3)]
 
 
@@ -139,18 +174,37 @@ def test_bad_arguments_name_the_argument():
 
 
 def _models():
-    yield "googlenet_like", lambda: cnnx.Sequential([
-        cnnx.Conv2D(8, 3, strides=2, activation="relu"), cnnx.MaxPool2D(3, 2, ceil_mode=True),
-        cnnx.Conv2D(16, 3, padding="same", activation="relu"),
-        cnnx.MaxPool2D(3, 2, padding=1, ceil_mode=True),
-        cnnx.AvgPool2D(3, 2, padding=1, ceil_mode=True), cnnx.MaxPool2D(2, 1, dilation_rate=2),
-        cnnx.Flatten(), cnnx.Dense(5, activation="softmax")], input_shape=(31, 29, 3))
-    yield "dilated", lambda: cnnx.Sequential([
-        cnnx.Conv2D(16, 3, padding="same"), cnnx.MaxPool2D(3, 1, padding=1, dilation_rate=2),
-        cnnx.Conv2D(16, 1, activation="relu"), cnnx.MaxPool2D((2, 3), (2, 1), dilation_rate=(2, 1),
-                                                              ceil_mode=True),
-        cnnx.AvgPool2D(2, 2, count_include_pad=False, padding=1, ceil_mode=True),
-        cnnx.GlobalAvgPool2D(), cnnx.Dense(4)], input_shape=(13, 15, 2))
+    yield (
+        "googlenet_like",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(8, 3, strides=2, activation="relu"),
+                cnnx.MaxPool2D(3, 2, ceil_mode=True),
+                cnnx.Conv2D(16, 3, padding="same", activation="relu"),
+                cnnx.MaxPool2D(3, 2, padding=1, ceil_mode=True),
+                cnnx.AvgPool2D(3, 2, padding=1, ceil_mode=True),
+                cnnx.MaxPool2D(2, 1, dilation_rate=2),
+                cnnx.Flatten(),
+                cnnx.Dense(5, activation="softmax"),
+            ],
+            input_shape=(31, 29, 3),
+        ),
+    )
+    yield (
+        "dilated",
+        lambda: cnnx.Sequential(
+            [
+                cnnx.Conv2D(16, 3, padding="same"),
+                cnnx.MaxPool2D(3, 1, padding=1, dilation_rate=2),
+                cnnx.Conv2D(16, 1, activation="relu"),
+                cnnx.MaxPool2D((2, 3), (2, 1), dilation_rate=(2, 1), ceil_mode=True),
+                cnnx.AvgPool2D(2, 2, count_include_pad=False, padding=1, ceil_mode=True),
+                cnnx.GlobalAvgPool2D(),
+                cnnx.Dense(4),
+            ],
+            input_shape=(13, 15, 2),
+        ),
+    )
 
 
 @pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])
@@ -166,8 +220,9 @@ def test_inference_plan_matches_layer_by_layer(name, make, threads, mode, isa, r
     try:
         for n in (1, 3, 17):
             x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
-            np.testing.assert_allclose(model.predict(x), model._forward(x, False), rtol=2e-5,
-                                       atol=2e-5)
+            np.testing.assert_allclose(
+                model.predict(x), model._forward(x, False), rtol=2e-5, atol=2e-5
+            )
     finally:
         cnnx.set_num_threads(saved)
 
@@ -184,8 +239,10 @@ def test_training_plan_matches_layer_by_layer(name, make, threads, isa, rng):
         m.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
         models.append(m)
     plan_model, ref_model = models
-    assert compile_training(plan_model.to_graph(), plan_model.store.grads,
-                            plan_model._loss_specs) is not None
+    assert (
+        compile_training(plan_model.to_graph(), plan_model.store.grads, plan_model._loss_specs)
+        is not None
+    )
     ref_model._training_plan = lambda *shapes: None
     saved = cnnx.get_num_threads()
     cnnx.set_num_threads(threads)
@@ -196,8 +253,9 @@ def test_training_plan_matches_layer_by_layer(name, make, threads, isa, rng):
             lp = plan_model.train_on_batch(x, y)
             lr = ref_model.train_on_batch(x, y)
             assert lp == pytest.approx(lr, rel=1e-5, abs=1e-6)
-            np.testing.assert_allclose(plan_model.store.grads, ref_model.store.grads, rtol=1e-3,
-                                       atol=3e-5)
+            np.testing.assert_allclose(
+                plan_model.store.grads, ref_model.store.grads, rtol=1e-3, atol=3e-5
+            )
     finally:
         cnnx.set_num_threads(saved)
 
@@ -237,17 +295,24 @@ def test_onnx_export_of_ceil_mode_windows_onnx_keeps(tmp_path, rng):
     ort = pytest.importorskip("onnxruntime")
     import cnnx.onnx
 
-    for pool in (cnnx.MaxPool2D(2, 2, padding=1, ceil_mode=True),
-                 cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True, count_include_pad=False)):
+    for pool in (
+        cnnx.MaxPool2D(2, 2, padding=1, ceil_mode=True),
+        cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True, count_include_pad=False),
+    ):
         model = cnnx.Sequential([pool, cnnx.Flatten(), cnnx.Dense(3)], input_shape=(3, 5, 2))
         assert model.layers[0].output_shape == (2, 3, 2)
         path = tmp_path / "m.onnx"
         cnnx.onnx.export(model, path)
         x = rng.standard_normal((2, 3, 5, 2)).astype(np.float32)
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        np.testing.assert_allclose(sess.run(None, {sess.get_inputs()[0].name: x})[0],
-                                   model.predict(x), rtol=1e-5, atol=1e-6)
-    model = cnnx.Sequential([cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True)],
-                            input_shape=(3, 3, 1))
+        np.testing.assert_allclose(
+            sess.run(None, {sess.get_inputs()[0].name: x})[0],
+            model.predict(x),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    model = cnnx.Sequential(
+        [cnnx.AvgPool2D(2, 2, padding=1, ceil_mode=True)], input_shape=(3, 3, 1)
+    )
     with pytest.raises(cnnx.onnx.ONNXConversionError, match="AvgPool2D.*ceil mode"):
         cnnx.onnx.export(model, tmp_path / "bad.onnx")

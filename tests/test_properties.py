@@ -5,6 +5,7 @@ against NumPy references written here (float64, no cnnx code involved).
 Shapes are small and the example counts bounded so the default run takes
 seconds; set CNNX_HYPOTHESIS_EXAMPLES=N for a longer search.
 """
+
 import os
 
 import numpy as np
@@ -17,8 +18,12 @@ from hypothesis import strategies as st  # noqa: E402
 import cnnx.functional as F  # noqa: E402
 
 EXAMPLES = int(os.environ.get("CNNX_HYPOTHESIS_EXAMPLES", "100"))
-SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def arrays(rng, shape, ints=False):
@@ -34,6 +39,7 @@ def close(got, want, depth):
 
 
 # ------------------------------------------------------------ references
+
 
 def resolve(padding, n, f, s, d):
     """((before, after) per axis) from a padding spec, independently of cnnx."""
@@ -65,8 +71,11 @@ def conv_ref(x, w, b, s, d, pads, groups, relu):
     ow = (wp - (fw - 1) * d[1] - 1) // s[1] + 1
 
     def sl(kh, kw):
-        return (slice(None), slice(kh * d[0], kh * d[0] + (oh - 1) * s[0] + 1, s[0]),
-                slice(kw * d[1], kw * d[1] + (ow - 1) * s[1] + 1, s[1]))
+        return (
+            slice(None),
+            slice(kh * d[0], kh * d[0] + (oh - 1) * s[0] + 1, s[0]),
+            slice(kw * d[1], kw * d[1] + (ow - 1) * s[1] + 1, s[1]),
+        )
 
     y = np.zeros((m, oh, ow, cout))
     for g in range(groups):
@@ -88,9 +97,10 @@ def conv_ref(x, w, b, s, d, pads, groups, relu):
             for kh in range(fh):
                 for kw in range(fw):
                     dxp[sl(kh, kw) + (ci,)] += dy[..., co] @ w64[kh, kw, :, co].T
-                    dw[kh, kw, :, co] = np.einsum("mhwc,mhwo->co", xp[sl(kh, kw) + (ci,)],
-                                                  dy[..., co])
-        dx = dxp[:, pads[0][0]:pads[0][0] + h, pads[1][0]:pads[1][0] + wd]
+                    dw[kh, kw, :, co] = np.einsum(
+                        "mhwc,mhwo->co", xp[sl(kh, kw) + (ci,)], dy[..., co]
+                    )
+        dx = dxp[:, pads[0][0] : pads[0][0] + h, pads[1][0] : pads[1][0] + wd]
         return dx, dw, dy.sum(axis=(0, 1, 2))
 
     return y, backward
@@ -108,7 +118,7 @@ def windows_ref(x, rows, cols, is_max, divisors=None):
         for j, (w0, w1) in enumerate(cols):
             win = x64[:, h0:h1, w0:w1, :].reshape(m, -1, c)
             if is_max:
-                k = win.argmax(axis=1)               # the FIRST maximum, row-major
+                k = win.argmax(axis=1)  # the FIRST maximum, row-major
                 arg[i, j] = k
                 y[:, i, j, :] = np.take_along_axis(win, k[:, None, :], 1)[:, 0]
             else:
@@ -138,6 +148,7 @@ def strided_windows(n, k, s, p0, p1):
 
 # ---------------------------------------------------------------- conv2d
 
+
 @st.composite
 def conv_cases(draw):
     groups = draw(st.sampled_from([1, 1, 1, 2, 3, "depthwise"]))
@@ -150,11 +161,17 @@ def conv_cases(draw):
     fh, fw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = draw(st.one_of(
-        st.sampled_from(["valid", "same"]), st.integers(0, 2),
-        st.tuples(st.integers(0, 2), st.integers(0, 2)),
-        st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)),
-                  st.tuples(st.integers(0, 2), st.integers(0, 2)))))
+    padding = draw(
+        st.one_of(
+            st.sampled_from(["valid", "same"]),
+            st.integers(0, 2),
+            st.tuples(st.integers(0, 2), st.integers(0, 2)),
+            st.tuples(
+                st.tuples(st.integers(0, 2), st.integers(0, 2)),
+                st.tuples(st.integers(0, 2), st.integers(0, 2)),
+            ),
+        )
+    )
     h = draw(st.integers(1, 9))
     w = draw(st.integers(1, 9))
     pads = resolve(padding, (h, w), (fh, fw), s, d)
@@ -163,9 +180,23 @@ def conv_cases(draw):
         h = max(h, (fh - 1) * d[0] + 1)
         w = max(w, (fw - 1) * d[1] + 1)
         pads = resolve(padding, (h, w), (fh, fw), s, d)
-    return dict(m=draw(st.integers(1, 3)), h=h, w=w, cin=cin, cout=cout, fh=fh, fw=fw, s=s, d=d,
-                padding=padding, pads=pads, groups=groups, bias=draw(st.booleans()),
-                relu=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+    return dict(
+        m=draw(st.integers(1, 3)),
+        h=h,
+        w=w,
+        cin=cin,
+        cout=cout,
+        fh=fh,
+        fw=fw,
+        s=s,
+        d=d,
+        padding=padding,
+        pads=pads,
+        groups=groups,
+        bias=draw(st.booleans()),
+        relu=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @SETTINGS
@@ -177,12 +208,21 @@ def test_conv2d_forward_and_backward_match_numpy(c):
     b = arrays(rng, (c["cout"],)) if c["bias"] else None
     y_ref, backward = conv_ref(x, w, b, c["s"], c["d"], c["pads"], c["groups"], c["relu"])
     depth = c["fh"] * c["fw"] * c["cin"]
-    y = F.conv2d(x, w, b, stride=c["s"], padding=c["padding"], dilation=c["d"],
-                 groups=c["groups"], activation="relu" if c["relu"] else None)
+    y = F.conv2d(
+        x,
+        w,
+        b,
+        stride=c["s"],
+        padding=c["padding"],
+        dilation=c["d"],
+        groups=c["groups"],
+        activation="relu" if c["relu"] else None,
+    )
     close(y, y_ref, depth)
     dy = arrays(rng, y_ref.shape)
-    dx, dw, db = F.conv2d_backward(dy, x, w, stride=c["s"], padding=c["padding"],
-                                   dilation=c["d"], groups=c["groups"])
+    dx, dw, db = F.conv2d_backward(
+        dy, x, w, stride=c["s"], padding=c["padding"], dilation=c["d"], groups=c["groups"]
+    )
     dx_ref, dw_ref, db_ref = backward(dy)
     close(dx, dx_ref, depth)
     close(dw, dw_ref, c["m"] * y_ref.shape[1] * y_ref.shape[2])
@@ -191,18 +231,31 @@ def test_conv2d_forward_and_backward_match_numpy(c):
 
 # --------------------------------------------------------------- pooling
 
+
 @st.composite
 def pool_cases(draw):
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    stride = draw(st.one_of(st.none(), st.integers(1, 3),
-                            st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    pads = ((draw(st.integers(0, kh // 2)), draw(st.integers(0, kh // 2))),
-            (draw(st.integers(0, kw // 2)), draw(st.integers(0, kw // 2))))
+    stride = draw(
+        st.one_of(st.none(), st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    )
+    pads = (
+        (draw(st.integers(0, kh // 2)), draw(st.integers(0, kh // 2))),
+        (draw(st.integers(0, kw // 2)), draw(st.integers(0, kw // 2))),
+    )
     h = draw(st.integers(max(1, kh - sum(pads[0])), 10))
     w = draw(st.integers(max(1, kw - sum(pads[1])), 10))
-    return dict(m=draw(st.integers(1, 2)), h=h, w=w, c=draw(st.integers(1, 20)), k=(kh, kw),
-                stride=stride, pads=pads, include=draw(st.booleans()),
-                ints=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+    return dict(
+        m=draw(st.integers(1, 2)),
+        h=h,
+        w=w,
+        c=draw(st.integers(1, 20)),
+        k=(kh, kw),
+        stride=stride,
+        pads=pads,
+        include=draw(st.booleans()),
+        ints=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @SETTINGS
@@ -211,8 +264,11 @@ def test_max_and_avg_pool_match_numpy(c):
     rng = np.random.default_rng(c["seed"])
     x = arrays(rng, (c["m"], c["h"], c["w"], c["c"]), ints=c["ints"])
     kh, kw = c["k"]
-    s = c["k"] if c["stride"] is None else (
-        (c["stride"], c["stride"]) if isinstance(c["stride"], int) else c["stride"])
+    s = (
+        c["k"]
+        if c["stride"] is None
+        else ((c["stride"], c["stride"]) if isinstance(c["stride"], int) else c["stride"])
+    )
     (pt, pb), (pl, pr) = c["pads"]
     rows = strided_windows(c["h"], kh, s[0], pt, pb)
     cols = strided_windows(c["w"], kw, s[1], pl, pr)
@@ -220,21 +276,30 @@ def test_max_and_avg_pool_match_numpy(c):
 
     y_ref, back = windows_ref(x, rows, cols, True)
     y = F.max_pool2d(x, **args)
-    np.testing.assert_array_equal(y, y_ref)       # a max is exact
+    np.testing.assert_array_equal(y, y_ref)  # a max is exact
     dy = arrays(rng, y.shape)
     close(F.max_pool2d_backward(dy, x, **args), back(dy), kh * kw)
 
-    div = [[kh * kw if c["include"] else (r1 - r0) * (c1 - c0) for (c0, c1) in cols]
-           for (r0, r1) in rows]
+    div = [
+        [kh * kw if c["include"] else (r1 - r0) * (c1 - c0) for (c0, c1) in cols]
+        for (r0, r1) in rows
+    ]
     y_ref, back = windows_ref(x, rows, cols, False, div)
     close(F.avg_pool2d(x, count_include_pad=c["include"], **args), y_ref, kh * kw)
-    close(F.avg_pool2d_backward(dy, x, count_include_pad=c["include"], **args), back(dy),
-          kh * kw)
+    close(F.avg_pool2d_backward(dy, x, count_include_pad=c["include"], **args), back(dy), kh * kw)
 
 
 @SETTINGS
-@given(st.integers(1, 2), st.integers(1, 11), st.integers(1, 11), st.integers(1, 17),
-       st.integers(1, 13), st.integers(1, 13), st.booleans(), st.integers(0, 2**16))
+@given(
+    st.integers(1, 2),
+    st.integers(1, 11),
+    st.integers(1, 11),
+    st.integers(1, 17),
+    st.integers(1, 13),
+    st.integers(1, 13),
+    st.booleans(),
+    st.integers(0, 2**16),
+)
 def test_adaptive_pools_match_numpy(m, h, w, c, oh, ow, ints, seed):
     rng = np.random.default_rng(seed)
     x = arrays(rng, (m, h, w, c), ints=ints)
@@ -255,9 +320,16 @@ def test_adaptive_pools_match_numpy(m, h, w, c, oh, ow, ints, seed):
 
 # ----------------------------------------------------------------- dense
 
+
 @SETTINGS
-@given(st.integers(1, 40), st.integers(1, 70), st.integers(1, 50), st.booleans(), st.booleans(),
-       st.integers(0, 2**16))
+@given(
+    st.integers(1, 40),
+    st.integers(1, 70),
+    st.integers(1, 50),
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 2**16),
+)
 def test_dense_forward_and_backward_match_numpy(m, n_in, n_out, bias, relu, seed):
     rng = np.random.default_rng(seed)
     x = arrays(rng, (m, n_in))

@@ -2,6 +2,7 @@
 error), the compiled int8 plan against an op-by-op reference (bit for bit,
 on every ISA), save/load, QDQ export run by ONNX Runtime (byte-exact where
 the semantics match), and bad input."""
+
 import warnings
 
 import numpy as np
@@ -33,6 +34,7 @@ def logits_model(builder, **kw):
 
 def randomize_bn(model, seed=1):
     from cnnx.layers.base import walk
+
     rng = np.random.default_rng(seed)
     for layer, _ in walk(model.layers):
         if type(layer).__name__ == "BatchNormalization":
@@ -102,7 +104,7 @@ def test_plan_matches_op_by_op_reference_on_every_isa(quantized, name, isa):
     for mode in (1, 0):
         plan.plan.set_small_batch_mode(mode)
         for n in (1, 3):
-            np.testing.assert_array_equal(q.predict(x[k:k + n]), ref[0][k:k + n])
+            np.testing.assert_array_equal(q.predict(x[k : k + n]), ref[0][k : k + n])
             k += n
     plan.plan.set_small_batch_mode(-1)
 
@@ -128,8 +130,14 @@ def test_int8_results_identical_across_isas(quantized):
 def test_lowering_runs_the_int8_kernels(quantized):
     _m, q, _x = quantized["inception_like"]
     kinds = [op.kind for op in q.int8_graph().ops]
-    for k in (OpKind.quantize, OpKind.qconv2d, OpKind.qconcat, OpKind.qadd, OpKind.qpool,
-              OpKind.qdense):
+    for k in (
+        OpKind.quantize,
+        OpKind.qconv2d,
+        OpKind.qconcat,
+        OpKind.qadd,
+        OpKind.qpool,
+        OpKind.qdense,
+    ):
         assert k in kinds
     # one quantize at the input, and no float op at all (the add's ReLU fuses into it)
     assert kinds.count(OpKind.quantize) == 1
@@ -193,12 +201,13 @@ def test_corrupt_quantization_entry_is_refused(quantized, tmp_path):
     q.save(p)
     raw = p.read_bytes()
     _magic, version, hlen, dlen, _h, dcrc = cio._PREFIX.unpack_from(raw)
-    header = json.loads(raw[cio._PREFIX.size:cio._PREFIX.size + hlen])
-    data = raw[cio._PREFIX.size + hlen:]
+    header = json.loads(raw[cio._PREFIX.size : cio._PREFIX.size + hlen])
+    data = raw[cio._PREFIX.size + hlen :]
     header["quantization"]["values"][0][0] = 10**6
     hb = json.dumps(header).encode()
-    p.write_bytes(cio._PREFIX.pack(cio.MAGIC, version, len(hb), dlen, zlib.crc32(hb), dcrc)
-                  + hb + data)
+    p.write_bytes(
+        cio._PREFIX.pack(cio.MAGIC, version, len(hb), dlen, zlib.crc32(hb), dcrc) + hb + data
+    )
     with pytest.raises(ValueError, match="corrupt"):
         cnnx.load_model(p)
 
@@ -211,8 +220,11 @@ def test_calibration_methods(quantized, method):
     yf = m.predict(x)
     assert rel_l2(q.predict(x), yf) < 0.1
     # narrower ranges than min/max on at least one value
-    narrower = [vid for vid, (s, _z) in q.qparams.items()
-                if vid in q_minmax.qparams and s < q_minmax.qparams[vid][0] * 0.999]
+    narrower = [
+        vid
+        for vid, (s, _z) in q.qparams.items()
+        if vid in q_minmax.qparams and s < q_minmax.qparams[vid][0] * 0.999
+    ]
     assert narrower
 
 
@@ -249,8 +261,16 @@ def test_python_layer_runs_in_float_op_by_op():
             return 2 * x
 
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.Conv2D(4, 3, activation="relu"), Doubler(),
-                         cnnx.Conv2D(3, 3), cnnx.Flatten(), cnnx.Dense(5)], input_shape=(8, 8, 2))
+    m = cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, activation="relu"),
+            Doubler(),
+            cnnx.Conv2D(3, 3),
+            cnnx.Flatten(),
+            cnnx.Dense(5),
+        ],
+        input_shape=(8, 8, 2),
+    )
     x = data((8, 8, 2), 32)
     q = cnnx.quantize(m, x)
     assert q._inference_plan() is None  # op by op
@@ -260,15 +280,28 @@ def test_python_layer_runs_in_float_op_by_op():
 
 def test_float_only_layers_get_quantize_dequantize_at_their_edges():
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.Conv2D(6, 3, activation="tanh"), cnnx.Conv2D(4, 3),
-                         cnnx.Flatten(), cnnx.Dense(3, activation="sigmoid")],
-                        input_shape=(9, 9, 2))
+    m = cnnx.Sequential(
+        [
+            cnnx.Conv2D(6, 3, activation="tanh"),
+            cnnx.Conv2D(4, 3),
+            cnnx.Flatten(),
+            cnnx.Dense(3, activation="sigmoid"),
+        ],
+        input_shape=(9, 9, 2),
+    )
     x = data((9, 9, 2), 48)
     q = cnnx.quantize(m, x)
     kinds = [op.kind.name for op in q.int8_graph().ops]
     # conv (float store) -> tanh in float -> quantize -> conv -> dense (float store) -> sigmoid
-    assert kinds == ["quantize", "qconv2d", "activation", "quantize", "qconv2d", "qdense",
-                     "activation"]
+    assert kinds == [
+        "quantize",
+        "qconv2d",
+        "activation",
+        "quantize",
+        "qconv2d",
+        "qdense",
+        "activation",
+    ]
     assert rel_l2(q.predict(x), m.predict(x)) < 0.05
 
 
@@ -285,9 +318,15 @@ def test_model_taking_any_size(tmp_path):
     reference, close to the float model), and survives save/load."""
     cnnx.set_seed(0)
     L = cnnx.layers
-    m = cnnx.Sequential([L.Conv2D(8, 3, activation="relu", padding="same"),
-                         L.Conv2D(8, 3, activation="relu"), L.GlobalAvgPool2D(), L.Dense(4)],
-                        input_shape=(None, None, 3))
+    m = cnnx.Sequential(
+        [
+            L.Conv2D(8, 3, activation="relu", padding="same"),
+            L.Conv2D(8, 3, activation="relu"),
+            L.GlobalAvgPool2D(),
+            L.Dense(4),
+        ],
+        input_shape=(None, None, 3),
+    )
     q = cnnx.quantize(m, data((12, 12, 3), 32))
     assert all(p == "int8" for _, p in q.precision() if p not in ("fused", "view"))
     q.save(tmp_path / "q.cnnx")
@@ -340,10 +379,16 @@ def test_qdq_export_is_byte_exact_with_onnxruntime_qlinearconv(tmp_path):
     compute the same float32 operations: the outputs agree exactly."""
     ort = pytest.importorskip("onnxruntime")
     import onnx
+
     cnnx.set_seed(1)
-    m = cnnx.Sequential([cnnx.Conv2D(16, 3, padding="same", use_bias=False, activation="relu"),
-                         cnnx.Conv2D(24, 3, strides=2, use_bias=False),
-                         cnnx.MaxPool2D(2)], input_shape=(16, 16, 3))
+    m = cnnx.Sequential(
+        [
+            cnnx.Conv2D(16, 3, padding="same", use_bias=False, activation="relu"),
+            cnnx.Conv2D(24, 3, strides=2, use_bias=False),
+            cnnx.MaxPool2D(2),
+        ],
+        input_shape=(16, 16, 3),
+    )
     x = data((16, 16, 3), 32)
     q = cnnx.quantize(m, x)
     p = tmp_path / "q.onnx"
@@ -382,25 +427,32 @@ def test_nan_or_inf_in_calibration_data(quantized):
 
 def test_a_layer_that_overflows_on_the_calibration_data_is_named():
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.Conv2D(4, 3, name="c1"), cnnx.Conv2D(4, 3, name="c2"),
-                         cnnx.Flatten(), cnnx.Dense(2)], input_shape=(8, 8, 1))
+    m = cnnx.Sequential(
+        [cnnx.Conv2D(4, 3, name="c1"), cnnx.Conv2D(4, 3, name="c2"), cnnx.Flatten(), cnnx.Dense(2)],
+        input_shape=(8, 8, 1),
+    )
     m.get_layer("c2").params["kernel"] = np.full((3, 3, 4, 4), 3e37, np.float32)
     with pytest.raises(ValueError, match="'c2'"):
         cnnx.quantize(m, data((8, 8, 1), 8))
 
 
 def test_model_with_no_quantizable_layer():
-    m = cnnx.Sequential([cnnx.MaxPool2D(2), cnnx.Flatten(), cnnx.Softmax()],
-                        input_shape=(4, 4, 2))
+    m = cnnx.Sequential([cnnx.MaxPool2D(2), cnnx.Flatten(), cnnx.Softmax()], input_shape=(4, 4, 2))
     with pytest.raises(ValueError, match="no layer has an int8 kernel"):
         cnnx.quantize(m, data((4, 4, 2), 8))
 
 
 def test_saturation_prone_layer_stays_in_float_with_a_warning():
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.Conv2D(4, 3, activation="relu", name="dead"),
-                         cnnx.Conv2D(4, 3, name="after"), cnnx.Flatten(),
-                         cnnx.Dense(3, name="head")], input_shape=(8, 8, 1))
+    m = cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, activation="relu", name="dead"),
+            cnnx.Conv2D(4, 3, name="after"),
+            cnnx.Flatten(),
+            cnnx.Dense(3, name="head"),
+        ],
+        input_shape=(8, 8, 1),
+    )
     m.get_layer("dead").params["kernel"] = np.zeros((3, 3, 1, 4), np.float32)
     m.get_layer("dead").params["bias"] = -np.ones(4, np.float32)  # relu(-1) = 0 everywhere
     m.get_layer("after").params["bias"] = np.arange(1, 5, dtype=np.float32)
@@ -433,11 +485,12 @@ def test_uint8_max_pool_2x2_on_narrow_layers(isa, c, hw):
     """The 2x2 / stride 2 path for 8 and 16 channels (odd sizes drop the last
     row and column, as the floor rule says) against NumPy."""
     import cnnx.functional as F
+
     h, w = hw
     x = np.random.default_rng(h * w + c).integers(0, 256, (3, h, w, c), dtype=np.uint8)
     y = F.qmax_pool2d(x, 2)
     oh, ow = h // 2, w // 2
-    ref = x[:, :2 * oh, :2 * ow].reshape(3, oh, 2, ow, 2, c).max(axis=(2, 4))
+    ref = x[:, : 2 * oh, : 2 * ow].reshape(3, oh, 2, ow, 2, c).max(axis=(2, 4))
     np.testing.assert_array_equal(y, ref)
 
 
@@ -445,8 +498,10 @@ def test_pools_between_float_layers_stay_in_float():
     """An int8 pool reached only from float layers would add a quantize and a
     dequantize and their error, and save nothing: it runs in float32."""
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.Conv2D(4, 3, activation="tanh"), cnnx.MaxPool2D(2),
-                         cnnx.Flatten(), cnnx.Softmax()], input_shape=(10, 10, 2))
+    m = cnnx.Sequential(
+        [cnnx.Conv2D(4, 3, activation="tanh"), cnnx.MaxPool2D(2), cnnx.Flatten(), cnnx.Softmax()],
+        input_shape=(10, 10, 2),
+    )
     q = cnnx.quantize(m, data((10, 10, 2), 16))
     assert [p for _, p in q.precision()] == ["int8+fp32", "fp32", "view", "fp32"]
     kinds = [op.kind.name for op in q.int8_graph().ops]

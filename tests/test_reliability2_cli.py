@@ -9,6 +9,7 @@
 - the progress bar's ``val_*`` are measured on a held-out validation split
   (not the test set), and img/s appears once.
 """
+
 import os
 import re
 import subprocess
@@ -23,8 +24,13 @@ import cnnx
 
 def run(*args, timeout=300):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    return subprocess.run([sys.executable, "-m", "cnnx", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnx", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def assert_usage_error(r, command, *words):
@@ -41,18 +47,21 @@ def test_version():
     assert r.returncode == 0 and r.stdout.strip() == f"cnnx {cnnx.__version__}"
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--lr", "-1"], ["--lr", "> 0"]),
-    (["--lr", "nan"], ["--lr", "finite"]),
-    (["--lr", "inf"], ["--lr", "finite"]),
-    (["--lr", "0"], ["--lr", "> 0"]),
-    (["--lr", "abc"], ["--lr"]),
-    (["--seed", "-5"], ["--seed"]),
-    (["--seed", str(2**64)], ["--seed"]),
-    (["--validation-split", "1"], ["--validation-split"]),
-    (["--validation-split", "-0.1"], ["--validation-split"]),
-    (["--limit", "0"], ["--limit"]),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--lr", "-1"], ["--lr", "> 0"]),
+        (["--lr", "nan"], ["--lr", "finite"]),
+        (["--lr", "inf"], ["--lr", "finite"]),
+        (["--lr", "0"], ["--lr", "> 0"]),
+        (["--lr", "abc"], ["--lr"]),
+        (["--seed", "-5"], ["--seed"]),
+        (["--seed", str(2**64)], ["--seed"]),
+        (["--validation-split", "1"], ["--validation-split"]),
+        (["--validation-split", "-0.1"], ["--validation-split"]),
+        (["--limit", "0"], ["--limit"]),
+    ],
+)
 def test_bad_train_numbers_are_usage_errors(args, words):
     assert_usage_error(run("train", "--dataset", "shapes", *args), "train", *words)
 
@@ -73,7 +82,7 @@ def test_bad_out_is_refused_before_training(tmp_path, out):
     t = time.time()
     r = run("train", "--dataset", "shapes", "--epochs", "50", "--quiet", "--out", out)
     assert_usage_error(r, "train", "--out")
-    assert "dataset:" not in r.stdout and "Total params" not in r.stdout   # nothing ran
+    assert "dataset:" not in r.stdout and "Total params" not in r.stdout  # nothing ran
     assert time.time() - t < 60
 
 
@@ -91,16 +100,21 @@ def test_unwritable_out_directory(tmp_path):
 
 @pytest.fixture
 def bad_files(tmp_path):
-    files = {"junk": tmp_path / "junk.cnnx", "text": "/etc/passwd", "dir": tmp_path,
-             "missing": tmp_path / "nope.cnnx", "empty": tmp_path / "empty.cnnx",
-             "truncated": tmp_path / "trunc.cnnx"}
+    files = {
+        "junk": tmp_path / "junk.cnnx",
+        "text": "/etc/passwd",
+        "dir": tmp_path,
+        "missing": tmp_path / "nope.cnnx",
+        "empty": tmp_path / "empty.cnnx",
+        "truncated": tmp_path / "trunc.cnnx",
+    }
     files["junk"].write_bytes(os.urandom(300))
     files["empty"].write_bytes(b"")
     cnnx.set_seed(0)
     m = cnnx.Sequential([cnnx.Dense(3)], input_shape=(4,))
     m.save(tmp_path / "good.cnnx")
     raw = (tmp_path / "good.cnnx").read_bytes()
-    files["truncated"].write_bytes(raw[:len(raw) // 2])
+    files["truncated"].write_bytes(raw[: len(raw) // 2])
     return files
 
 
@@ -109,13 +123,12 @@ def test_summary_of_bad_files_is_a_usage_error(bad_files, kind):
     assert_usage_error(run("summary", bad_files[kind]), "summary")
 
 
-@pytest.mark.parametrize("shape,classes", [("4000,4000,3", 10), ("32,32,3", 10**9),
-                                           ("3,3,1", 10)])
+@pytest.mark.parametrize("shape,classes", [("4000,4000,3", 10), ("32,32,3", 10**9), ("3,3,1", 10)])
 def test_summary_of_impossible_networks_is_a_usage_error(shape, classes):
     t = time.time()
     r = run("summary", "--input-shape", shape, "--classes", classes)
     assert_usage_error(r, "summary", "--input-shape/--classes")
-    assert time.time() - t < 60   # shapes only: no weights are drawn
+    assert time.time() - t < 60  # shapes only: no weights are drawn
 
 
 def test_edges_of_bad_files_is_a_usage_error(tmp_path):
@@ -131,16 +144,19 @@ def test_edges_of_bad_files_is_a_usage_error(tmp_path):
 
 
 def test_train_on_corrupt_data_files_is_a_usage_error(tmp_path):
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
-        (tmp_path / name).write_bytes(b"\0\0\x08\x01\0\0\0\x05ab")   # promises 5, holds 2
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        (tmp_path / name).write_bytes(b"\0\0\x08\x01\0\0\0\x05ab")  # promises 5, holds 2
     r = run("train", "--dataset", "mnist", "--data-dir", tmp_path, "--quiet")
     assert_usage_error(r, "train", "promises")
 
 
 def test_progress_bar_shows_validation_split_and_one_rate():
-    r = run("train", "--dataset", "shapes", "--limit", "200", "--epochs", "1", "--batch-size",
-            "50")
+    r = run("train", "--dataset", "shapes", "--limit", "200", "--epochs", "1", "--batch-size", "50")
     assert r.returncode == 0, r.stderr
     assert "20 of them held out for validation" in r.stdout.splitlines()[0]
     renders = [s for s in re.split(r"[\r\n]", r.stderr) if "Epoch 1/1" in s]
@@ -152,7 +168,17 @@ def test_progress_bar_shows_validation_split_and_one_rate():
 
 
 def test_validation_split_zero_trains_on_everything():
-    r = run("train", "--dataset", "shapes", "--limit", "100", "--epochs", "1",
-            "--validation-split", "0", "--quiet")
+    r = run(
+        "train",
+        "--dataset",
+        "shapes",
+        "--limit",
+        "100",
+        "--epochs",
+        "1",
+        "--validation-split",
+        "0",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     assert "held out" not in r.stdout and r.stdout.splitlines()[0].count("100 train") == 1

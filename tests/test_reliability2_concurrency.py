@@ -6,6 +6,7 @@ output"). Now the second ``fit``/``train_on_batch`` raises one clear
 RuntimeError at once, the first run is undisturbed, and ``predict`` from
 other threads keeps working during training.
 """
+
 import copy
 import pickle
 import re
@@ -21,16 +22,25 @@ MSG = "^model: .*is being trained in another thread"
 
 def _model():
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.Conv2D(4, 3, activation="relu"), cnnx.MaxPool2D(2), cnnx.Flatten(),
-                         cnnx.Dense(3, activation="softmax")], input_shape=(8, 8, 2))
+    m = cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Flatten(),
+            cnnx.Dense(3, activation="softmax"),
+        ],
+        input_shape=(8, 8, 2),
+    )
     m.compile(optimizer=cnnx.optim.SGD(lr=0.05, momentum=0.9), metrics=["accuracy"])
     return m
 
 
 def _data(n, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal((n, 8, 8, 2)).astype(np.float32),
-            rng.integers(0, 3, n).astype(np.int64))
+    return (
+        rng.standard_normal((n, 8, 8, 2)).astype(np.float32),
+        rng.integers(0, 3, n).astype(np.int64),
+    )
 
 
 class _Pause(cnnx.callbacks.Callback):
@@ -50,8 +60,11 @@ def test_second_trainer_is_refused_while_first_runs():
     x, y = _data(32)
     pause = _Pause()
     errors = []
-    t = threading.Thread(target=lambda: errors.append(
-        model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[pause])))
+    t = threading.Thread(
+        target=lambda: errors.append(
+            model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[pause])
+        )
+    )
     t.start()
     try:
         assert pause.inside.wait(60)
@@ -61,7 +74,7 @@ def test_second_trainer_is_refused_while_first_runs():
             model.train_on_batch(x[:8], y[:8])
         with pytest.raises(RuntimeError, match=MSG):
             cnnx.training.fit(model, x, y, verbose=0)
-        p = model.predict(x)   # inference from another thread still works
+        p = model.predict(x)  # inference from another thread still works
         assert p.shape == (32, 3) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
         assert set(model.evaluate(x, y)) == {"loss", "accuracy"}
     finally:
@@ -90,9 +103,16 @@ def test_same_thread_may_reenter_from_a_callback():
 def test_hammering_fit_from_two_threads_gives_only_the_clear_error(loss):
     """MSE trains on the layer-by-layer path, where the trial's errors came from."""
     cnnx.set_seed(0)
-    model = cnnx.Sequential([cnnx.Conv2D(8, 3, activation="relu"), cnnx.MaxPool2D(2),
-                             cnnx.Conv2D(8, 3, activation="relu"), cnnx.Flatten(),
-                             cnnx.Dense(10, activation="softmax")], input_shape=(28, 28, 1))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 3, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(8, 3, activation="relu"),
+            cnnx.Flatten(),
+            cnnx.Dense(10, activation="softmax"),
+        ],
+        input_shape=(28, 28, 1),
+    )
     model.compile(optimizer=cnnx.optim.SGD(lr=0.01, momentum=0.9), loss=loss)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((100, 28, 28, 1)).astype(np.float32)

@@ -9,6 +9,7 @@
 - a save removes ``.cnnx-*.tmp`` files older than a minute left by a process
   killed while saving, and never one that a running save holds.
 """
+
 import functools
 import http.server
 import json
@@ -59,8 +60,9 @@ def _gzip_with_trailing_zeros(path, header_and_data, zeros_mb):
 
 
 def _probe(path):
-    out = subprocess.run([sys.executable, "-c", _IDX_PROBE, str(path)], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _IDX_PROBE, str(path)], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -71,7 +73,7 @@ def test_idx_gzip_with_more_data_than_promised_stops_early(tmp_path):
     assert p.stat().st_size < 2 * 1024 * 1024
     r = _probe(p)
     assert r["err"].startswith("ValueError: path: ") and "more data than the 10 bytes" in r["err"]
-    assert r["grow_kb"] < 48 * 1024, r   # the trial grew by 800 MB
+    assert r["grow_kb"] < 48 * 1024, r  # the trial grew by 800 MB
     assert r["cpu"] < 1.0, r
 
 
@@ -80,7 +82,7 @@ def test_idx_header_promising_more_than_the_file_holds(tmp_path):
     p.write_bytes(bytes([0, 0, 8, 2]) + struct.pack(">2I", 2**19, 2**19) + bytes(10))
     r = _probe(p)
     assert r["err"].startswith("ValueError: path: ") and "holds 10 data bytes" in r["err"], r
-    assert r["grow_kb"] < 48 * 1024, r   # no buffer of the promised 256 GiB
+    assert r["grow_kb"] < 48 * 1024, r  # no buffer of the promised 256 GiB
     with pytest.raises(ValueError, match="^path: .*promises"):
         D.read_idx(p)
 
@@ -124,6 +126,7 @@ def test_download_of_a_gzip_bomb_is_bounded(tmp_path, server, monkeypatch):
 # permissions of saved models
 # ---------------------------------------------------------------------------
 
+
 def _small_model():
     cnnx.set_seed(0)
     m = cnnx.Sequential([cnnx.Dense(3)], input_shape=(4,))
@@ -159,18 +162,19 @@ def test_existing_file_keeps_its_mode(tmp_path):
 # stale temporaries of killed saves
 # ---------------------------------------------------------------------------
 
+
 def _age(path, seconds):
     t = time.time() - seconds
     os.utime(path, (t, t), follow_symlinks=False)
 
 
 def test_stale_temporaries_are_removed_by_the_next_save(tmp_path):
-    old = tmp_path / ".cnnx-abc123_x.tmp"      # the old mkstemp naming
+    old = tmp_path / ".cnnx-abc123_x.tmp"  # the old mkstemp naming
     old.write_bytes(bytes(1000))
     _age(old, 120)
     newer = tmp_path / ".cnnx-0123456789abcdef.tmp"
     newer.write_bytes(bytes(1000))
-    _age(newer, 10)                            # may be a save in progress: kept
+    _age(newer, 10)  # may be a save in progress: kept
     others = [tmp_path / n for n in (".cnnx-x.tmp.bak", "notes.tmp", ".cnnx-.tmp", "a.cnnx")]
     for o in others:
         o.write_bytes(b"x")
@@ -195,15 +199,16 @@ _HOLDER = textwrap.dedent("""
 
 def test_temporaries_of_running_or_killed_saves(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    child = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path)], env=env,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         tmp = child.stdout.readline().strip()
         assert os.path.basename(tmp).startswith(".cnnx-") and os.path.exists(tmp)
-        _age(tmp, 3600)   # old, but its save still runs (holds the lock): kept
+        _age(tmp, 3600)  # old, but its save still runs (holds the lock): kept
         _small_model().save(tmp_path / "m.cnnx")
         assert os.path.exists(tmp)
-        child.send_signal(signal.SIGKILL)   # as kill -9 during a save
+        child.send_signal(signal.SIGKILL)  # as kill -9 during a save
         child.wait(timeout=60)
         _small_model().save(tmp_path / "m.cnnx")
         assert not os.path.exists(tmp)
@@ -227,12 +232,17 @@ def test_killed_save_leaves_a_temporary_that_a_later_save_removes(tmp_path):
         while True:
             m.save(sys.argv[1])
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-               OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OMP_NUM_THREADS="1"
+    )
     leftovers = []
     for _ in range(6):
-        child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "m.cnnx")],
-                                 env=env, stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "m.cnnx")],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         child.stdout.readline()
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -249,4 +259,4 @@ def test_killed_save_leaves_a_temporary_that_a_later_save_removes(tmp_path):
             _age(tmp_path / n, 120)
     _small_model().save(tmp_path / "other.cnnx")
     assert [n for n in os.listdir(tmp_path) if n.startswith(".cnnx-")] == []
-    cnnx.load_model(tmp_path / "m.cnnx")   # the last complete save is intact
+    cnnx.load_model(tmp_path / "m.cnnx")  # the last complete save is intact

@@ -13,6 +13,7 @@ blow-up in memory or time, or a raw NumPy/Python error, and checks the fix:
 - settings that could never run (dilations, pads, sizes) are refused when
   the layer is made or loaded, naming the argument.
 """
+
 import json
 import math
 import subprocess
@@ -41,36 +42,52 @@ def _data(n=32, seed=0):
 
 def _model(optimizer=None):
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.Conv2D(2, 3, activation="relu"), cnnx.Flatten(),
-                         cnnx.Dense(2, activation="softmax")], input_shape=(6, 6, 1))
-    m.compile(optimizer=optimizer or cnnx.optim.SGD(lr=0.1, momentum=0.9),
-              loss="cross_entropy", metrics=["accuracy"])
+    m = cnnx.Sequential(
+        [cnnx.Conv2D(2, 3, activation="relu"), cnnx.Flatten(), cnnx.Dense(2, activation="softmax")],
+        input_shape=(6, 6, 1),
+    )
+    m.compile(
+        optimizer=optimizer or cnnx.optim.SGD(lr=0.1, momentum=0.9),
+        loss="cross_entropy",
+        metrics=["accuracy"],
+    )
     return m
 
 
 def _split(raw):
     _, _, hlen, _, _, _ = cio._PREFIX.unpack_from(raw)
     h0 = cio._PREFIX.size
-    return json.loads(raw[h0:h0 + hlen]), raw[h0 + hlen:]
+    return json.loads(raw[h0 : h0 + hlen]), raw[h0 + hlen :]
 
 
 def _assemble(header, data):
     hb = json.dumps(header).encode() if not isinstance(header, bytes) else header
-    return cio._PREFIX.pack(cio.MAGIC, cio.FORMAT_VERSION, len(hb), len(data), zlib.crc32(hb),
-                            zlib.crc32(data)) + hb + data
+    return (
+        cio._PREFIX.pack(
+            cio.MAGIC, cio.FORMAT_VERSION, len(hb), len(data), zlib.crc32(hb), zlib.crc32(data)
+        )
+        + hb
+        + data
+    )
 
 
 # ---------------------------------------------------------------------------
 # soft targets
 # ---------------------------------------------------------------------------
 
+
 def test_soft_or_smoothed_targets_are_refused():
     x, y = _data(8)
     model = _model()
     onehot = np.eye(2, dtype=np.float32)[y]
     smooth = onehot * 0.9 + 0.05
-    for bad in (smooth, np.full((8, 2), 0.5, np.float32), onehot * 2,
-                np.zeros((8, 2), np.float32), np.ones((8, 2), np.float32)):
+    for bad in (
+        smooth,
+        np.full((8, 2), 0.5, np.float32),
+        onehot * 2,
+        np.zeros((8, 2), np.float32),
+        np.ones((8, 2), np.float32),
+    ):
         with pytest.raises(ValueError, match="^y: .*(soft.*one-hot|one-hot.*soft)"):
             model.fit(x, bad, epochs=1, verbose=0)
         with pytest.raises(ValueError, match="^y: .*one-hot"):
@@ -89,6 +106,7 @@ def test_soft_or_smoothed_targets_are_refused():
 # learning-rate schedules across resumed training
 # ---------------------------------------------------------------------------
 
+
 def _schedules():
     return {
         "cosine": lambda: LearningRateScheduler("cosine", epochs=4),
@@ -105,8 +123,9 @@ def test_resumed_schedule_equals_one_fit(kind, tmp_path):
     h = one.fit(x, y, epochs=4, batch_size=8, callbacks=[make()], verbose=0, shuffle=False)
     ref = h.history["lr"]
     if kind == "cosine":
-        np.testing.assert_allclose(ref, [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4))
-                                         for e in range(4)])
+        np.testing.assert_allclose(
+            ref, [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+        )
     elif kind == "keras_fn":  # Keras: f(epoch, current lr) -> halves every epoch
         np.testing.assert_allclose(ref, [0.05, 0.025, 0.0125, 0.00625])
 
@@ -120,8 +139,16 @@ def test_resumed_schedule_equals_one_fit(kind, tmp_path):
                 p = tmp_path / f"{kind}-{k}.cnnx"
                 model.save(p)
                 model = cnnx.load_model(p)
-            hk = model.fit(x, y, epochs=k + 1, initial_epoch=k, batch_size=8, verbose=0,
-                           callbacks=[cb if variant == "same" else make()], shuffle=False)
+            hk = model.fit(
+                x,
+                y,
+                epochs=k + 1,
+                initial_epoch=k,
+                batch_size=8,
+                verbose=0,
+                callbacks=[cb if variant == "same" else make()],
+                shuffle=False,
+            )
             lrs += hk.history["lr"]
         np.testing.assert_allclose(lrs, ref, rtol=1e-12, err_msg=variant)
         np.testing.assert_array_equal(model.store.params, one.store.params, err_msg=variant)
@@ -134,8 +161,14 @@ def test_initial_lr_is_recorded_once_and_saved(tmp_path):
     model.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler("cosine", epochs=2)])
     assert model.optimizer.initial_lr == 0.01
     assert model.optimizer.lr == 0.01  # epoch 0 of the cosine
-    model.fit(x, y, epochs=2, initial_epoch=1, verbose=0,
-              callbacks=[LearningRateScheduler("cosine", epochs=2)])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        initial_epoch=1,
+        verbose=0,
+        callbacks=[LearningRateScheduler("cosine", epochs=2)],
+    )
     assert model.optimizer.initial_lr == 0.01 and model.optimizer.lr == pytest.approx(0.005)
     model.save(tmp_path / "m.cnnx")
     loaded = cnnx.load_model(tmp_path / "m.cnnx")
@@ -146,6 +179,7 @@ def test_initial_lr_is_recorded_once_and_saved(tmp_path):
 # ---------------------------------------------------------------------------
 # optimiser state in model files
 # ---------------------------------------------------------------------------
+
 
 @pytest.fixture
 def adam_file(tmp_path):
@@ -217,17 +251,41 @@ _PROBE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("layers,input_shape", [
-    ([{"class": "Dense", "config": {"units": 20000}}], [20000]),
-    ([{"class": "Conv2D", "config": {"filters": 4096, "kernel_size": 3}}], [8, 8, 4096]),
-    ([{"class": "BatchNormalization", "config": {}}], [300000000]),
-    ([{"class": "Residual", "config": {"layers": [{"class": "Dense", "config": {"units": 30000}}],
-                                       "shortcut": "identity", "activation": None}}], [30000]),
-])
+@pytest.mark.parametrize(
+    "layers,input_shape",
+    [
+        ([{"class": "Dense", "config": {"units": 20000}}], [20000]),
+        ([{"class": "Conv2D", "config": {"filters": 4096, "kernel_size": 3}}], [8, 8, 4096]),
+        ([{"class": "BatchNormalization", "config": {}}], [300000000]),
+        (
+            [
+                {
+                    "class": "Residual",
+                    "config": {
+                        "layers": [{"class": "Dense", "config": {"units": 30000}}],
+                        "shortcut": "identity",
+                        "activation": None,
+                    },
+                }
+            ],
+            [30000],
+        ),
+    ],
+)
 def test_tiny_file_declaring_a_huge_model_fails_fast(tmp_path, layers, input_shape):
-    out = subprocess.run([sys.executable, "-c", _PROBE, str(tmp_path / "tiny.cnnx"),
-                          json.dumps(layers), json.dumps(input_shape)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PROBE,
+            str(tmp_path / "tiny.cnnx"),
+            json.dumps(layers),
+            json.dumps(input_shape),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout.strip().splitlines()[-1])
     assert r["bytes"] < 600
@@ -240,10 +298,16 @@ def test_tiny_file_declaring_a_huge_model_fails_fast(tmp_path, layers, input_sha
 def test_loaded_model_matches_saved_after_deferred_build(tmp_path):
     """Building under deferred initialisation must still give every saved value."""
     cnnx.set_seed(3)
-    model = cnnx.Sequential([cnnx.Conv2D(3, 3, activation="relu"), cnnx.BatchNormalization(),
-                             cnnx.Residual([cnnx.Conv2D(3, 3, padding="same")]),
-                             cnnx.Flatten(), cnnx.Dense(4, activation="softmax")],
-                            input_shape=(7, 7, 2))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(3, 3, activation="relu"),
+            cnnx.BatchNormalization(),
+            cnnx.Residual([cnnx.Conv2D(3, 3, padding="same")]),
+            cnnx.Flatten(),
+            cnnx.Dense(4, activation="softmax"),
+        ],
+        input_shape=(7, 7, 2),
+    )
     x, _ = _data(4)
     x = np.repeat(x[:, :, :, :1], 2, axis=3)[:, :, :, :2]
     x = np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
@@ -267,6 +331,7 @@ def test_loaded_model_matches_saved_after_deferred_build(tmp_path):
 # ---------------------------------------------------------------------------
 # nesting: headers and containers
 # ---------------------------------------------------------------------------
+
 
 def test_deeply_nested_header_is_a_value_error(tmp_path):
     for depth in (100_000, 5_000, 300):
@@ -324,9 +389,11 @@ def test_nesting_beyond_the_limit_is_a_value_error(depth, tmp_path):
     model = '{"class": "Dense", "config": {"units": 2}}'
     for _ in range(depth):
         model = '{"class": "Sequential", "config": {"layers": [' + model + ']}}'
-    h = ('{"format": "cnnx-model", "version": 1, "model": {"class": "Sequential", "config": '
-         '{"layers": [' + model + '], "input_shape": [3]}}, "params": {"offset": 0, '
-         '"shape": [0]}, "buffers": []}')
+    h = (
+        '{"format": "cnnx-model", "version": 1, "model": {"class": "Sequential", "config": '
+        '{"layers": [' + model + '], "input_shape": [3]}}, "params": {"offset": 0, '
+        '"shape": [0]}, "buffers": []}'
+    )
     p.write_bytes(_assemble(h.encode(), b""))
     with pytest.raises(ValueError, match=r"^path: .*(272 levels|nested more than 64)"):
         cnnx.load_model(p)
@@ -336,39 +403,49 @@ def test_nesting_beyond_the_limit_is_a_value_error(depth, tmp_path):
 # settings that can never run: refused when made or loaded, naming the argument
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: cnnx.Conv2D(2, 3, dilation_rate=2**40), "^dilation_rate: "),
-    (lambda: cnnx.Conv2D(2, 3, dilation_rate=(1, 2**39)), "^dilation_rate: "),
-    (lambda: cnnx.Conv2D(2, 3, strides=2**40), "^strides: "),
-    (lambda: cnnx.Conv2D(2, (2**70, 1)), "^kernel_size: "),
-    (lambda: cnnx.MaxPool2D(2, strides=2**50), "^strides: "),
-    (lambda: cnnx.AvgPool2D(2**16), "^pool_size: "),
-    (lambda: cnnx.AdaptiveAvgPool2D(2**40), "^output_size: "),
-    (lambda: cnnx.Dropout(0.5, seed=-1), "^seed: "),
-])
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: cnnx.Conv2D(2, 3, dilation_rate=2**40), "^dilation_rate: "),
+        (lambda: cnnx.Conv2D(2, 3, dilation_rate=(1, 2**39)), "^dilation_rate: "),
+        (lambda: cnnx.Conv2D(2, 3, strides=2**40), "^strides: "),
+        (lambda: cnnx.Conv2D(2, (2**70, 1)), "^kernel_size: "),
+        (lambda: cnnx.MaxPool2D(2, strides=2**50), "^strides: "),
+        (lambda: cnnx.AvgPool2D(2**16), "^pool_size: "),
+        (lambda: cnnx.AdaptiveAvgPool2D(2**40), "^output_size: "),
+        (lambda: cnnx.Dropout(0.5, seed=-1), "^seed: "),
+    ],
+)
 def test_impossible_layer_arguments_refused_at_construction(make, match):
     with pytest.raises(ValueError, match=match):
         make()
 
 
-@pytest.mark.parametrize("layer,shape,match", [
-    (lambda: cnnx.Conv2D(2, 3, padding=2**62), (8, 8, 1), "^padding: .*2\\*\\*40"),
-    (lambda: cnnx.Conv2D(2, 3, padding=((0, 0), (2**40, 0))), (8, 8, 1), "^padding: "),
-    (lambda: cnnx.Conv2D(2**62, 1), (8, 8, 1), "^filters: "),
-    (lambda: cnnx.Dense(2**62), (10,), "^units: "),
-    (lambda: cnnx.BatchNormalization(), (2**62,), "^input_shape: "),
-    (lambda: cnnx.Flatten(), (2**40, 2**40, 2**40), "^input_shape: .*too many"),
-])
+@pytest.mark.parametrize(
+    "layer,shape,match",
+    [
+        (lambda: cnnx.Conv2D(2, 3, padding=2**62), (8, 8, 1), "^padding: .*2\\*\\*40"),
+        (lambda: cnnx.Conv2D(2, 3, padding=((0, 0), (2**40, 0))), (8, 8, 1), "^padding: "),
+        (lambda: cnnx.Conv2D(2**62, 1), (8, 8, 1), "^filters: "),
+        (lambda: cnnx.Dense(2**62), (10,), "^units: "),
+        (lambda: cnnx.BatchNormalization(), (2**62,), "^input_shape: "),
+        (lambda: cnnx.Flatten(), (2**40, 2**40, 2**40), "^input_shape: .*too many"),
+    ],
+)
 def test_impossible_shapes_refused_at_build(layer, shape, match):
     with pytest.raises(ValueError, match=match):
         cnnx.Sequential([layer()], input_shape=shape)
 
 
-@pytest.mark.parametrize("patch,match", [
-    ({"dilation_rate": [2**40, 2**40]}, "dilation_rate"),
-    ({"padding": [[2**62, 2**62], [2**62, 2**62]]}, "padding"),
-    ({"strides": [2**45, 1]}, "strides"),
-])
+@pytest.mark.parametrize(
+    "patch,match",
+    [
+        ({"dilation_rate": [2**40, 2**40]}, "dilation_rate"),
+        ({"padding": [[2**62, 2**62], [2**62, 2**62]]}, "padding"),
+        ({"strides": [2**45, 1]}, "strides"),
+    ],
+)
 def test_impossible_conv_settings_refused_when_loading(tmp_path, patch, match):
     model = _model()
     model.save(tmp_path / "m.cnnx")

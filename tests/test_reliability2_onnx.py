@@ -11,6 +11,7 @@
   ``ONNXConversionError`` naming the limit, while a ResNet-152-sized graph
   and 1,500 consecutive residual blocks load quickly.
 """
+
 import os
 import subprocess
 import sys
@@ -44,6 +45,7 @@ def _conv_model(seed=0, **conv_attrs):
 # ---------------------------------------------------------------------------
 # external data confined to the model's folder
 # ---------------------------------------------------------------------------
+
 
 def _external_model(folder, location, length=None, offset=None):
     """A Conv model whose weight 'w' claims to live at ``location``."""
@@ -104,7 +106,9 @@ def test_symlink_out_of_the_folder_is_refused(secret, naive_onnx):
         cnnx.onnx.load(_external_model(folder, "sub/secret.bin"))
 
 
-@pytest.mark.parametrize("location", ["../outside/secret.bin", "ABS", "sub/../../outside/secret.bin"])
+@pytest.mark.parametrize(
+    "location", ["../outside/secret.bin", "ABS", "sub/../../outside/secret.bin"]
+)
 def test_paths_out_of_the_folder_are_refused(secret, naive_onnx, location):
     s, folder = secret
     (folder / "sub").mkdir()
@@ -148,8 +152,9 @@ def test_fifo_is_refused_without_hanging(tmp_path):
     """)
     os.mkfifo(tmp_path / "fifo.bin")
     path = _external_model(tmp_path, "fifo.bin")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+    )
     assert "refused:" in out.stdout and "not a regular file" in out.stdout, out
 
 
@@ -173,14 +178,18 @@ def test_proto_with_unread_external_data_is_refused(tmp_path):
 # values that can never run
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("attrs,field", [
-    ({"pads": [2**62] * 4}, "pads"),
-    ({"pads": [0, 0, 0, 2**40]}, "pads"),
-    ({"dilations": [2**40, 2**40]}, "dilations"),
-    ({"dilations": [1, 2**39]}, "dilations"),
-    ({"strides": [2**41, 1]}, "strides"),
-    ({"strides": [0, 1]}, "strides"),
-])
+
+@pytest.mark.parametrize(
+    "attrs,field",
+    [
+        ({"pads": [2**62] * 4}, "pads"),
+        ({"pads": [0, 0, 0, 2**40]}, "pads"),
+        ({"dilations": [2**40, 2**40]}, "dilations"),
+        ({"dilations": [1, 2**39]}, "dilations"),
+        ({"strides": [2**41, 1]}, "strides"),
+        ({"strides": [0, 1]}, "strides"),
+    ],
+)
 def test_attributes_that_can_never_run_are_refused(tmp_path, attrs, field):
     path = tmp_path / "m.onnx"
     onnx.save(_conv_model(**attrs), str(path))
@@ -203,8 +212,11 @@ def test_initializer_dims_that_disagree_with_data_are_named(tmp_path):
     w.dims.extend([400, 8])  # 3,200 values claimed, 18 held
     path = tmp_path / "m.onnx"
     path.write_bytes(m.SerializeToString())
-    with pytest.raises(cnnx.onnx.ONNXConversionError, match="^path: initializer 'w': dims "
-                                                              r"\[400, 8\]"):
+    with pytest.raises(
+        cnnx.onnx.ONNXConversionError,
+        match="^path: initializer 'w': dims "
+        r"\[400, 8\]",
+    ):
         cnnx.onnx.load(path)
     c = numpy_helper.from_array(np.ones(4, np.float32), "c")
     del c.dims[:]
@@ -219,6 +231,7 @@ def test_initializer_dims_that_disagree_with_data_are_named(tmp_path):
 # ---------------------------------------------------------------------------
 # graph size and nesting
 # ---------------------------------------------------------------------------
+
 
 def _nested_adds(depth):
     """y_{i+1} = Relu(y_i) + x: each Add's block holds the previous Add."""
@@ -238,7 +251,8 @@ def _consecutive_blocks(n, convs=0, seed=0):
         h = cur
         for j in range(convs):
             w = numpy_helper.from_array(
-                (rng.standard_normal((2, 2, 3, 3)) * 0.1).astype(np.float32), f"w{i}_{j}")
+                (rng.standard_normal((2, 2, 3, 3)) * 0.1).astype(np.float32), f"w{i}_{j}"
+            )
             inits.append(w)
             nodes.append(helper.make_node("Conv", [h, w.name], [f"c{i}_{j}"], pads=[1] * 4))
             nodes.append(helper.make_node("Relu", [f"c{i}_{j}"], [f"cr{i}_{j}"]))
@@ -269,8 +283,9 @@ def test_deeply_nested_residual_adds_load_without_recursion():
 
 def test_too_many_nodes_is_refused_quickly():
     n = cnnx.onnx.MAX_NODES + 1
-    nodes = [helper.make_node("Relu", ["x" if i == 0 else f"v{i - 1}"], [f"v{i}"])
-             for i in range(n)]
+    nodes = [
+        helper.make_node("Relu", ["x" if i == 0 else f"v{i - 1}"], [f"v{i}"]) for i in range(n)
+    ]
     m = _graph(nodes, [], (2, 4, 4), f"v{n - 1}")
     t = time.process_time()
     with pytest.raises(cnnx.onnx.ONNXConversionError, match="MAX_NODES = 100000"):

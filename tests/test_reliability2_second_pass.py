@@ -16,6 +16,7 @@ callback arguments and command lines found after the first fixes.
 - ``cnnx train --out`` a FIFO, ``cnnx edges`` on a ``.npy`` whose header
   promises a huge array, and Ctrl-C printed tracebacks.
 """
+
 import json
 import os
 import signal
@@ -36,41 +37,61 @@ from cnnx.callbacks import EarlyStopping, LearningRateScheduler, ModelCheckpoint
 
 def _assemble(header, data):
     hb = json.dumps(header).encode()
-    return cio._PREFIX.pack(cio.MAGIC, cio.FORMAT_VERSION, len(hb), len(data), zlib.crc32(hb),
-                            zlib.crc32(data)) + hb + data
+    return (
+        cio._PREFIX.pack(
+            cio.MAGIC, cio.FORMAT_VERSION, len(hb), len(data), zlib.crc32(hb), zlib.crc32(data)
+        )
+        + hb
+        + data
+    )
 
 
 def _split(raw):
     _, _, hlen, _, _, _ = cio._PREFIX.unpack_from(raw)
     h0 = cio._PREFIX.size
-    return json.loads(raw[h0:h0 + hlen]), raw[h0 + hlen:]
+    return json.loads(raw[h0 : h0 + hlen]), raw[h0 + hlen :]
 
 
 def _model():
     cnnx.set_seed(0)
-    m = cnnx.Sequential([cnnx.Conv2D(4, 3, activation="relu"), cnnx.BatchNormalization(),
-                         cnnx.Flatten(), cnnx.Dense(3, activation="softmax")],
-                        input_shape=(8, 8, 2))
+    m = cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, activation="relu"),
+            cnnx.BatchNormalization(),
+            cnnx.Flatten(),
+            cnnx.Dense(3, activation="softmax"),
+        ],
+        input_shape=(8, 8, 2),
+    )
     m.compile(optimizer=cnnx.optim.SGD(lr=0.05, momentum=0.9), metrics=["accuracy"])
     return m
 
 
 def _data(n=32):
     rng = np.random.default_rng(0)
-    return (rng.standard_normal((n, 8, 8, 2)).astype(np.float32),
-            rng.integers(0, 3, n).astype(np.int64))
+    return (
+        rng.standard_normal((n, 8, 8, 2)).astype(np.float32),
+        rng.integers(0, 3, n).astype(np.int64),
+    )
 
 
 # ---------------------------------------------------------------------------
 # model files
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls", ["_Pool2D", "_AdaptivePool2D", "Layer", "ActivatedLinearMixin"])
 def test_private_and_abstract_layer_classes_are_refused(tmp_path, cls):
-    header = {"format": "cnnx-model", "version": 1,
-              "model": {"class": "Sequential", "config": {
-                  "layers": [{"class": cls, "config": {}}], "input_shape": [4, 4, 1]}},
-              "params": {"offset": 0, "shape": [1]}, "buffers": []}
+    header = {
+        "format": "cnnx-model",
+        "version": 1,
+        "model": {
+            "class": "Sequential",
+            "config": {"layers": [{"class": cls, "config": {}}], "input_shape": [4, 4, 1]},
+        },
+        "params": {"offset": 0, "shape": [1]},
+        "buffers": [],
+    }
     p = tmp_path / "m.cnnx"
     p.write_bytes(_assemble(header, bytes(4)))
     with pytest.raises(ValueError, match=f"^path: .*unknown layer class '{cls}'"):
@@ -94,6 +115,7 @@ def test_optimizer_state_that_is_not_numbers_is_named():
 # ---------------------------------------------------------------------------
 # where a save writes
 # ---------------------------------------------------------------------------
+
 
 def test_save_onto_a_fifo_is_refused_and_leaves_it(tmp_path):
     fifo = tmp_path / "pipe"
@@ -126,6 +148,7 @@ def test_save_through_a_symlink_writes_its_target(tmp_path):
 # other threads during training
 # ---------------------------------------------------------------------------
 
+
 class _Pause(cnnx.callbacks.Callback):
     def __init__(self):
         self.inside, self.release = threading.Event(), threading.Event()
@@ -139,14 +162,17 @@ def test_save_compile_and_add_wait_for_no_one_while_another_thread_trains(tmp_pa
     model = _model()
     x, y = _data()
     pause = _Pause()
-    t = threading.Thread(target=model.fit, args=(x, y),
-                         kwargs=dict(epochs=1, verbose=0, callbacks=[pause]))
+    t = threading.Thread(
+        target=model.fit, args=(x, y), kwargs=dict(epochs=1, verbose=0, callbacks=[pause])
+    )
     t.start()
     try:
         assert pause.inside.wait(60)
-        for call in (lambda: model.save(tmp_path / "m.cnnx"),
-                     lambda: model.compile(optimizer="adam"),
-                     lambda: model.add(cnnx.Dense(2))):
+        for call in (
+            lambda: model.save(tmp_path / "m.cnnx"),
+            lambda: model.compile(optimizer="adam"),
+            lambda: model.add(cnnx.Dense(2)),
+        ):
             with pytest.raises(RuntimeError, match="being trained in another thread"):
                 call()
         assert not (tmp_path / "m.cnnx").exists() and len(model.layers) == 4
@@ -166,16 +192,20 @@ def test_save_compile_and_add_wait_for_no_one_while_another_thread_trains(tmp_pa
 # callback arguments
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: EarlyStopping(min_delta=float("nan")), "^min_delta: "),
-    (lambda: EarlyStopping(min_delta=float("inf")), "^min_delta: "),
-    (lambda: LearningRateScheduler("cosine", epochs=3, min_lr=float("nan")), "^min_lr: "),
-    (lambda: LearningRateScheduler("cosine", epochs=3, min_lr=-0.1), "^min_lr: "),
-    (lambda: LearningRateScheduler("step", step_size=2, gamma=float("inf")), "^gamma: "),
-    (lambda: ModelCheckpoint("ck-{epoch"), "^filepath: "),
-    (lambda: ModelCheckpoint("ck-{}.cnnx"), "^filepath: "),
-    (lambda: ModelCheckpoint("ck-{0}.cnnx"), "^filepath: "),
-])
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: EarlyStopping(min_delta=float("nan")), "^min_delta: "),
+        (lambda: EarlyStopping(min_delta=float("inf")), "^min_delta: "),
+        (lambda: LearningRateScheduler("cosine", epochs=3, min_lr=float("nan")), "^min_lr: "),
+        (lambda: LearningRateScheduler("cosine", epochs=3, min_lr=-0.1), "^min_lr: "),
+        (lambda: LearningRateScheduler("step", step_size=2, gamma=float("inf")), "^gamma: "),
+        (lambda: ModelCheckpoint("ck-{epoch"), "^filepath: "),
+        (lambda: ModelCheckpoint("ck-{}.cnnx"), "^filepath: "),
+        (lambda: ModelCheckpoint("ck-{0}.cnnx"), "^filepath: "),
+    ],
+)
 def test_bad_callback_arguments_fail_at_construction(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -193,16 +223,17 @@ def test_checkpoint_pattern_with_an_unknown_field_is_named(tmp_path):
 # ONNX nodes that cnnx layers refuse
 # ---------------------------------------------------------------------------
 
+
 def test_onnx_node_refused_by_a_layer_is_named():
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    pool = helper.make_node("MaxPool", ["x"], ["y"], name="huge_pool",
-                            kernel_shape=[2**20, 2**20])
-    m = helper.make_model(helper.make_graph([pool], "g", [x], [y]),
-                          opset_imports=[helper.make_opsetid("", 17)])
+    pool = helper.make_node("MaxPool", ["x"], ["y"], name="huge_pool", kernel_shape=[2**20, 2**20])
+    m = helper.make_model(
+        helper.make_graph([pool], "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)]
+    )
     with pytest.raises(cnnx.onnx.ONNXConversionError, match="huge_pool.*(pool_size|window)"):
         cnnx.onnx.from_onnx(m)
     del onnx
@@ -212,10 +243,17 @@ def test_onnx_node_refused_by_a_layer_is_named():
 # the command line
 # ---------------------------------------------------------------------------
 
+
 def _run(*args, **kw):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    return subprocess.run([sys.executable, "-m", "cnnx", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnx", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        **kw,
+    )
 
 
 def test_train_out_fifo_is_a_usage_error(tmp_path):
@@ -242,17 +280,23 @@ def test_ctrl_c_during_training_is_one_line():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     # (Python ignores SIGINT when it starts with SIGINT ignored, as under a
     # background job: install the usual handler, as an interactive shell's child has)
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from cnnx.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "train", "--dataset", "shapes",
-                             "--epochs", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from cnnx.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "train", "--dataset", "shapes", "--epochs", "1000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.time() + 120
         line = ""
         while time.time() < deadline and "Total params" not in line:
             line = proc.stdout.readline()
-        time.sleep(1.0)   # inside fit
+        time.sleep(1.0)  # inside fit
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
@@ -267,21 +311,29 @@ def test_ctrl_c_during_training_is_one_line():
 # a batch whose activations could never be allocated
 # ---------------------------------------------------------------------------
 
+
 def test_batch_too_big_to_allocate_is_named():
     """NumPy said only "array is too big" (batch x per-example activation >= 2**63 bytes)."""
-    model = cnnx.Sequential([cnnx.Conv2D(1, 1, padding=2**29), cnnx.GlobalAvgPool2D(),
-                             cnnx.Dense(2)], input_shape=(1, 1, 1))
+    model = cnnx.Sequential(
+        [cnnx.Conv2D(1, 1, padding=2**29), cnnx.GlobalAvgPool2D(), cnnx.Dense(2)],
+        input_shape=(1, 1, 1),
+    )
     model.compile(optimizer="sgd")
     x = np.ones((8, 1, 1, 1), np.float32)
     y = np.zeros(8, np.int64)
-    for call in (lambda: model.predict(x), lambda: model.forward(x),
-                 lambda: model.fit(x, y, verbose=0, batch_size=8),
-                 lambda: model.train_on_batch(x, y), lambda: model.evaluate(x, y)):
+    for call in (
+        lambda: model.predict(x),
+        lambda: model.forward(x),
+        lambda: model.fit(x, y, verbose=0, batch_size=8),
+        lambda: model.train_on_batch(x, y),
+        lambda: model.evaluate(x, y),
+    ):
         with pytest.raises(ValueError, match="^x: a batch of 8 examples needs activations"):
             call()
     wide = cnnx.Sequential([cnnx.Conv2D(1, 1, padding=2**29)], input_shape=(1, 1, 1))
     with pytest.raises(ValueError, match="^x: the outputs for 64 examples would hold"):
         wide.predict(np.ones((64, 1, 1, 1), np.float32), batch_size=4)
     with pytest.raises(ValueError, match="^x: a batch of 16 gives outputs"):
-        cnnx.functional.conv2d(np.ones((16, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1),
-                               np.float32), padding=2**29)
+        cnnx.functional.conv2d(
+            np.ones((16, 1, 1, 1), np.float32), np.ones((1, 1, 1, 1), np.float32), padding=2**29
+        )

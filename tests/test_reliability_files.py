@@ -11,6 +11,7 @@
 - saving into a missing directory or onto a directory raises OSError, leaves
   no temporary file behind and never touches the previous checkpoint.
 """
+
 import json
 import os
 import random
@@ -28,13 +29,25 @@ from cnnx import io as cio
 
 def make_model():
     cnnx.set_seed(0)
-    model = cnnx.Sequential([
-        cnnx.Conv2D(4, 3, padding="same", activation="relu"), cnnx.BatchNormalization(),
-        cnnx.Residual([cnnx.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
-                       cnnx.Conv2D(4, 3, padding="same")]),
-        cnnx.MaxPool2D(2), cnnx.AdaptiveAvgPool2D(2), cnnx.Dropout(0.25), cnnx.Flatten(),
-        cnnx.Dense(6, activation="leaky_relu"), cnnx.Dense(3, activation="softmax"),
-    ], input_shape=(8, 8, 2))
+    model = cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, padding="same", activation="relu"),
+            cnnx.BatchNormalization(),
+            cnnx.Residual(
+                [
+                    cnnx.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+                    cnnx.Conv2D(4, 3, padding="same"),
+                ]
+            ),
+            cnnx.MaxPool2D(2),
+            cnnx.AdaptiveAvgPool2D(2),
+            cnnx.Dropout(0.25),
+            cnnx.Flatten(),
+            cnnx.Dense(6, activation="leaky_relu"),
+            cnnx.Dense(3, activation="softmax"),
+        ],
+        input_shape=(8, 8, 2),
+    )
     model.compile(optimizer=cnnx.optim.Adam(lr=0.01), loss="cross_entropy", metrics=["accuracy"])
     return model
 
@@ -49,21 +62,27 @@ def saved(tmp_path_factory):
 def split(raw):
     magic, ver, hlen, dlen, hcrc, dcrc = cio._PREFIX.unpack_from(raw)
     h0 = cio._PREFIX.size
-    return json.loads(raw[h0:h0 + hlen]), raw[h0 + hlen:], (magic, ver)
+    return json.loads(raw[h0 : h0 + hlen]), raw[h0 + hlen :], (magic, ver)
 
 
 def assemble(header, data, magic=cio.MAGIC, version=cio.FORMAT_VERSION):
     hb = json.dumps(header).encode()
-    return cio._PREFIX.pack(magic, version, len(hb), len(data), zlib.crc32(hb),
-                            zlib.crc32(data)) + hb + data
+    return (
+        cio._PREFIX.pack(magic, version, len(hb), len(data), zlib.crc32(hb), zlib.crc32(data))
+        + hb
+        + data
+    )
 
 
 def test_every_truncation_raises(tmp_path, saved):
     p = tmp_path / "t.cnnx"
     header_end = cio._PREFIX.size + cio._PREFIX.unpack_from(saved)[2]
     # every byte of the fixed prefix, then every 7th of the header, every 97th of the data
-    cuts = (list(range(cio._PREFIX.size + 2)) + list(range(cio._PREFIX.size + 2, header_end, 7))
-            + list(range(header_end, len(saved), 97)))
+    cuts = (
+        list(range(cio._PREFIX.size + 2))
+        + list(range(cio._PREFIX.size + 2, header_end, 7))
+        + list(range(header_end, len(saved), 97))
+    )
     for cut in cuts:
         p.write_bytes(saved[:cut])
         with pytest.raises(ValueError, match="^path"):
@@ -75,8 +94,11 @@ def test_every_bit_flip_raises(tmp_path, saved):
     p = tmp_path / "f.cnnx"
     rnd = random.Random(0)
     header_end = cio._PREFIX.size + cio._PREFIX.unpack_from(saved)[2]
-    positions = (list(range(cio._PREFIX.size)) + rnd.sample(range(cio._PREFIX.size, header_end), 250)
-                 + rnd.sample(range(header_end, len(saved)), 150))
+    positions = (
+        list(range(cio._PREFIX.size))
+        + rnd.sample(range(cio._PREFIX.size, header_end), 250)
+        + rnd.sample(range(header_end, len(saved)), 150)
+    )
     for pos in positions:
         bad = bytearray(saved)
         bad[pos] ^= 1 << rnd.randrange(8)
@@ -88,7 +110,7 @@ def test_every_bit_flip_raises(tmp_path, saved):
 def test_lying_sizes_raise_before_allocating(tmp_path, saved):
     magic, ver, hlen, dlen, hcrc, dcrc = cio._PREFIX.unpack_from(saved)
     for h, d in ((2**63, dlen), (hlen, 2**63), (2**64 - 1, 2**64 - 1), (0, 0)):
-        raw = cio._PREFIX.pack(magic, ver, h, d, hcrc, dcrc) + saved[cio._PREFIX.size:]
+        raw = cio._PREFIX.pack(magic, ver, h, d, hcrc, dcrc) + saved[cio._PREFIX.size :]
         p = tmp_path / "lie.cnnx"
         p.write_bytes(raw)
         with pytest.raises(ValueError, match="^path"):
@@ -137,8 +159,25 @@ for f in sys.argv[1:]:
     print(json.dumps([f, r]), flush=True)
 """
 
-WEIRD = [-1, 0, 1, 2**40, 2**63, -2**63, "x", None, [], {}, 1.5, float("nan"), True, [1, 2, 3],
-         [-1, 5], {"a": 1}, 10**30]
+WEIRD = [
+    -1,
+    0,
+    1,
+    2**40,
+    2**63,
+    -(2**63),
+    "x",
+    None,
+    [],
+    {},
+    1.5,
+    float("nan"),
+    True,
+    [1, 2, 3],
+    [-1, 5],
+    {"a": 1},
+    10**30,
+]
 
 
 def _leaves(o, path=()):
@@ -172,20 +211,29 @@ def test_header_fuzz_never_crashes(tmp_path, saved):
         f = tmp_path / f"fz{i}.cnnx"
         f.write_bytes(assemble(h, data))
         files.append(str(f))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-               OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), OMP_NUM_THREADS="1"
+    )
     results = {}
     rest = files
     while rest:
-        p = subprocess.run([sys.executable, "-c", HEADER_FUZZ_CHILD] + rest, capture_output=True,
-                           text=True, env=env, timeout=600)
+        p = subprocess.run(
+            [sys.executable, "-c", HEADER_FUZZ_CHILD] + rest,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         got = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("[")]
         results.update(dict(got))
         if len(got) < len(rest):
             results[rest[len(got)]] = f"CRASH (exit {p.returncode}): {p.stderr[-300:]}"
-        rest = rest[len(got) + 1:]
-    bad = {f: r for f, r in results.items()
-           if not (r == "ok" or r.split(":")[0] in ("ValueError", "TypeError", "MemoryError"))}
+        rest = rest[len(got) + 1 :]
+    bad = {
+        f: r
+        for f, r in results.items()
+        if not (r == "ok" or r.split(":")[0] in ("ValueError", "TypeError", "MemoryError"))
+    }
     assert not bad, bad
     assert len(results) == len(files)
     # the fuzz really exercised the loader: most files were refused
@@ -235,8 +283,13 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_empty_and_foreign_files(tmp_path):
-    for name, raw in (("empty", b""), ("magic-only", cio.MAGIC), ("zip", b"PK\x03\x04" + b"\0" * 60),
-                      ("npz", b"\x93NUMPY" + b"\0" * 100), ("text", b"{}" * 40)):
+    for name, raw in (
+        ("empty", b""),
+        ("magic-only", cio.MAGIC),
+        ("zip", b"PK\x03\x04" + b"\0" * 60),
+        ("npz", b"\x93NUMPY" + b"\0" * 100),
+        ("text", b"{}" * 40),
+    ):
         p = tmp_path / f"{name}.cnnx"
         p.write_bytes(raw)
         with pytest.raises(ValueError, match="^path"):

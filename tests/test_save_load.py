@@ -1,5 +1,6 @@
 """save -> load: identical predictions, optimiser state restored so that
 training continues identically; bad files raise ValueError; atomic writes."""
+
 import os
 import struct
 
@@ -11,14 +12,24 @@ from cnnx import io as cio
 
 
 def make_model():
-    return cnnx.Sequential([
-        cnnx.Conv2D(4, 3, padding="same", activation="relu"),
-        cnnx.BatchNormalization(),
-        cnnx.Residual([cnnx.Conv2D(6, 3, strides=2, padding="same", activation="relu"),
-                       cnnx.Conv2D(6, 3, padding="same")]),
-        cnnx.MaxPool2D(2), cnnx.Dropout(0.25), cnnx.Flatten(),
-        cnnx.Dense(12, activation="leaky_relu"), cnnx.Dense(3, activation="softmax"),
-    ], input_shape=(8, 8, 2))
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(4, 3, padding="same", activation="relu"),
+            cnnx.BatchNormalization(),
+            cnnx.Residual(
+                [
+                    cnnx.Conv2D(6, 3, strides=2, padding="same", activation="relu"),
+                    cnnx.Conv2D(6, 3, padding="same"),
+                ]
+            ),
+            cnnx.MaxPool2D(2),
+            cnnx.Dropout(0.25),
+            cnnx.Flatten(),
+            cnnx.Dense(12, activation="leaky_relu"),
+            cnnx.Dense(3, activation="softmax"),
+        ],
+        input_shape=(8, 8, 2),
+    )
 
 
 def data(n=24, seed=0):
@@ -26,8 +37,13 @@ def data(n=24, seed=0):
     return rng.standard_normal((n, 8, 8, 2)).astype(np.float32), rng.integers(0, 3, n)
 
 
-@pytest.mark.parametrize("opt", [lambda: cnnx.optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
-                                 lambda: cnnx.optim.AdamW(lr=0.01)])
+@pytest.mark.parametrize(
+    "opt",
+    [
+        lambda: cnnx.optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
+        lambda: cnnx.optim.AdamW(lr=0.01),
+    ],
+)
 def test_round_trip_predictions_and_continued_training(tmp_path, opt):
     x, y = data()
     cnnx.set_seed(0)
@@ -53,8 +69,9 @@ def test_round_trip_predictions_and_continued_training(tmp_path, opt):
     h2 = loaded.fit(x, y, epochs=2, batch_size=8, verbose=0).history["loss"]
     assert h1 == h2
     np.testing.assert_array_equal(loaded.store.params, model.store.params)
-    assert [r.params for r in loaded.summary(print_fn=None)] == \
-        [r.params for r in model.summary(print_fn=None)]
+    assert [r.params for r in loaded.summary(print_fn=None)] == [
+        r.params for r in model.summary(print_fn=None)
+    ]
 
 
 def test_uncompiled_model_round_trip(tmp_path):
@@ -87,7 +104,7 @@ def test_truncated_files_raise(tmp_path):
         with pytest.raises(ValueError, match="^path"):
             cnnx.load_model(p)
     with pytest.raises(ValueError, match="truncated"):
-        cnnx.load_model(write(tmp_path, "half.cnnx", raw[:len(raw) // 2]))
+        cnnx.load_model(write(tmp_path, "half.cnnx", raw[: len(raw) // 2]))
 
 
 def test_corrupt_files_raise(tmp_path):
@@ -123,7 +140,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(cio.os, "fsync", boom)
     with pytest.raises(OSError):
         model.save(p)
-    assert p.read_bytes() == good              # the last good file survives
+    assert p.read_bytes() == good  # the last good file survives
     assert os.listdir(tmp_path) == ["m.cnnx"]  # and no temporary file is left behind
 
 

@@ -2,6 +2,7 @@
 against PyTorch's cross_entropy on (N, K, H, W) logits, with and without a
 softmax layer and sample weights, in the compiled step and layer by layer;
 pixel accuracy; label checks."""
+
 import numpy as np
 import pytest
 
@@ -44,8 +45,9 @@ def test_loss_and_gradients_match_pytorch(plans, softmax, weighted, monkeypatch)
     total = (w * per_sample).sum() / 6
     total.backward()
     assert loss == pytest.approx(total.item(), rel=1e-5)
-    np.testing.assert_allclose(m.layers[0].grads["kernel"], kt.grad.numpy().transpose(2, 3, 1, 0),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        m.layers[0].grads["kernel"], kt.grad.numpy().transpose(2, 3, 1, 0), rtol=1e-4, atol=1e-6
+    )
     np.testing.assert_allclose(m.layers[0].grads["bias"], bt.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 

@@ -1,5 +1,6 @@
 """cnnx.style: Gram matrix vs NumPy, loss gradients vs finite differences, and
 the style-transfer gradient through a frozen network (model.backward)."""
+
 import numpy as np
 import pytest
 
@@ -25,7 +26,7 @@ def test_gram_matrix_vs_numpy(rng, shape, isa):
 
 def test_gram_backward_vs_numpy(rng):
     x = rng.standard_normal((2, 3, 5, 4)).astype(np.float32)
-    dg = rng.standard_normal((2, 4, 4)).astype(np.float32)   # not symmetric
+    dg = rng.standard_normal((2, 4, 4)).astype(np.float32)  # not symmetric
     got = style.gram_matrix_backward(dg, x)
     # d/dF of sum(dG * F^T F / P) = F (dG + dG^T) / P
     f = x.astype(np.float64).reshape(2, 15, 4)
@@ -70,9 +71,14 @@ def test_style_transfer_gradient_through_frozen_network(rng):
     """The gradient the example descends: style + content loss of a frozen conv
     net's features, w.r.t. the input image, via model.backward."""
     cnnx.set_seed(3)
-    net = cnnx.Sequential([cnnx.Conv2D(6, 3, padding="same", activation="relu"),
-                           cnnx.AvgPool2D(2), cnnx.Conv2D(8, 3, padding="same")],
-                          input_shape=(8, 8, 3))
+    net = cnnx.Sequential(
+        [
+            cnnx.Conv2D(6, 3, padding="same", activation="relu"),
+            cnnx.AvgPool2D(2),
+            cnnx.Conv2D(8, 3, padding="same"),
+        ],
+        input_shape=(8, 8, 3),
+    )
     net.trainable = False
     before = [w.copy() for w in net.get_weights()]
     img = rng.uniform(0, 1, (1, 8, 8, 3)).astype(np.float32)

@@ -1,4 +1,5 @@
 """Build facts, ISA dispatch and the thread budget."""
+
 import os
 import subprocess
 import sys
@@ -21,8 +22,9 @@ def _info_in_subprocess(env_extra):
     env = dict(os.environ)
     env.update(env_extra)
     code = "import cnnx, json; print(json.dumps(cnnx.info()))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     import json
 
     return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
@@ -60,14 +62,24 @@ def test_set_num_threads_roundtrip():
         cnnx.set_num_threads(saved)
 
 
-@pytest.mark.parametrize("bad, exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
-                                      ("2", TypeError), (None, TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "bad, exc",
+    [
+        (0, ValueError),
+        (-2, ValueError),
+        (1.5, TypeError),
+        ("2", TypeError),
+        (None, TypeError),
+        (True, TypeError),
+    ],
+)
 def test_set_num_threads_rejects(bad, exc):
     with pytest.raises(exc, match="n"):
         cnnx.set_num_threads(bad)
 
 
 def test_cli_info_runs():
-    out = subprocess.run([sys.executable, "-m", "cnnx", "info", "--json"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "cnnx", "info", "--json"], capture_output=True, text=True, check=True
+    )
     assert '"isa"' in out.stdout

@@ -1,5 +1,6 @@
 """cnnx.teaching: the course's arithmetic, checked against hand counts and
 the numbers printed in the notes."""
+
 import math
 
 import pytest
@@ -23,7 +24,7 @@ def test_conv_params_variants():
     assert T.conv_params((3, 5), 4, 6) == (3 * 5 * 4 + 1) * 6
     assert T.conv_params(3, 4, 6, use_bias=False) == 3 * 3 * 4 * 6
     assert T.conv_params(3, 4, 6, groups=2) == (3 * 3 * 2 + 1) * 6
-    assert T.conv_params(1, 192, 32) == 192 * 32 + 32   # 1x1 conv shrinking n_C
+    assert T.conv_params(1, 192, 32) == 192 * 32 + 32  # 1x1 conv shrinking n_C
     with pytest.raises(ValueError, match="^groups"):
         T.conv_params(3, 4, 6, groups=3)
     with pytest.raises(ValueError, match="^n_C"):
@@ -42,6 +43,7 @@ def test_count_params_on_objects():
     class Fake:
         def count_params(self):
             return 7
+
     assert T.count_params(Fake()) == 7
     with pytest.raises(TypeError, match="^what"):
         T.count_params(3.0)
@@ -60,6 +62,7 @@ def test_seed_table_recomputed_from_formulas():
 
 def test_conv_output_size_reexported():
     from cnnx import functional as F
+
     assert T.conv_output_size is F.conv_output_size
     for n, f, p, s in [(6, 3, 0, 1), (7, 3, 1, 2), (32, 5, 0, 1), (5, 5, 2, 1)]:
         assert T.conv_output_size(n, f, p, s) == math.floor((n + 2 * p - f) / s) + 1
@@ -68,7 +71,7 @@ def test_conv_output_size_reexported():
 def test_pool_output_shape_keeps_channels():
     assert T.pool_output_shape((28, 28, 8), 2, 2) == (14, 14, 8)
     assert T.pool_output_shape((5, 7, 3), 3, 2) == (2, 3, 3)
-    assert T.pool_output_shape((4, 4, 3), 2) == (2, 2, 3)   # s defaults to f
+    assert T.pool_output_shape((4, 4, 3), 2) == (2, 2, 3)  # s defaults to f
     with pytest.raises(ValueError, match="^input_shape"):
         T.pool_output_shape((4, 4), 2)
 
@@ -94,7 +97,9 @@ def test_adaptive_exact_windows_cover_input(n, out):
 @pytest.mark.parametrize("n,out", [(10, 4), (5, 3), (11, 4)])
 def test_adaptive_course_rule_differs_when_not_divisible(n, out):
     stride, kernel = T.adaptive_pool_course_params(n, out)
-    assert [(i * stride, i * stride + kernel) for i in range(out)] != T.adaptive_pool_windows(n, out)
+    assert [(i * stride, i * stride + kernel) for i in range(out)] != T.adaptive_pool_windows(
+        n, out
+    )
 
 
 def test_compare_conv_dense_course_example():
@@ -118,13 +123,13 @@ def test_compare_conv_dense_same_padding_and_stride():
 
 def test_lenet5_is_the_notes_table():
     pytest.importorskip("cnnx.models")
-    m = T.lenet5()                        # 32x32x3, as in the notes
+    m = T.lenet5()  # 32x32x3, as in the notes
     rows = m.summary(print_fn=None)
     assert [r.params for r in rows] == [0, 608, 0, 3216, 0, 48120, 10164, 850]
     assert [r.activation_size for r in rows] == [3072, 6272, 1568, 1600, 400, 120, 84, 10]
     assert T.count_params(m) == 62958
     # MNIST (28x28, "same" first conv) and 8x8 digits (3x3 filters) build too
-    assert T.lenet5((28, 28, 1)).count_params() == 62958 - 400   # conv1 (5*5*1+1)*8 = 208
+    assert T.lenet5((28, 28, 1)).count_params() == 62958 - 400  # conv1 (5*5*1+1)*8 = 208
     assert T.lenet5((8, 8, 1)).output_shape == (10,)
 
 
@@ -134,7 +139,7 @@ def test_small_resnet_hand_count():
     names = [type(l).__name__ for l in m.layers]
     assert names == ["Conv2D", "MaxPool2D", "Residual", "Residual", "Flatten", "Dense"]
     stem = 3 * 3 * 1 * 16 + 16
-    block1 = 2 * (3 * 3 * 16 * 16) + 2 * (2 * 16)               # convs without bias + BN gamma/beta
+    block1 = 2 * (3 * 3 * 16 * 16) + 2 * (2 * 16)  # convs without bias + BN gamma/beta
     block2 = 3 * 3 * 16 * 32 + 3 * 3 * 32 * 32 + 2 * (2 * 32) + (16 * 32 + 32)  # + 1x1 shortcut
     head = 7 * 7 * 32 * 10 + 10
     assert [l.count_params() for l in m.layers] == [stem, 0, block1, block2, 0, head]

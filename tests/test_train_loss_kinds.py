@@ -3,6 +3,7 @@ _core.TrainPlan) against NumPy: each kind's value and its gradient (seen
 through the dense layer's weight gradient), sample weights and loss
 weights, and the two-call form (forward, then backward with a gradient
 computed by the caller) against the one-call step."""
+
 import numpy as np
 import pytest
 
@@ -40,25 +41,35 @@ def reference(kind, y, t, delta):
     if kind == LK.huber:
         e = y - t
         a = np.abs(e)
-        return np.where(a <= delta, 0.5 * e * e, delta * (a - 0.5 * delta)).mean(1), \
-            np.clip(e, -delta, delta) / D
+        return np.where(a <= delta, 0.5 * e * e, delta * (a - 0.5 * delta)).mean(1), np.clip(
+            e, -delta, delta
+        ) / D
     if kind == LK.softmax_cross_entropy_soft:
         z = y - y.max(1, keepdims=True)
         lse = np.log(np.exp(z).sum(1, keepdims=True))
         p = np.exp(z - lse)
         return -(t * (z - lse)).sum(1), t.sum(1, keepdims=True) * p - t
     if kind == LK.sigmoid_binary_cross_entropy:
-        return (np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))).mean(1), \
-            (sigmoid(y) - t) / D
+        return (np.maximum(y, 0) - y * t + np.log1p(np.exp(-np.abs(y)))).mean(1), (
+            sigmoid(y) - t
+        ) / D
     if kind == LK.binary_cross_entropy:
         p = np.clip(y, 1e-7, 1 - 1e-7)
         return -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean(1), (y - t) / (y * (1 - y)) / D
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", [LK.mean_squared_error, LK.mean_absolute_error, LK.huber,
-                                  LK.softmax_cross_entropy_soft,
-                                  LK.sigmoid_binary_cross_entropy, LK.binary_cross_entropy])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        LK.mean_squared_error,
+        LK.mean_absolute_error,
+        LK.huber,
+        LK.softmax_cross_entropy_soft,
+        LK.sigmoid_binary_cross_entropy,
+        LK.binary_cross_entropy,
+    ],
+)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_loss_kinds_match_numpy(kind, weighted):
     n, n_in, n_out, lw, delta = 9, 5, 4, 0.7, 0.3
@@ -72,15 +83,16 @@ def test_loss_kinds_match_numpy(kind, weighted):
         t /= t.sum(1, keepdims=True)
     sw = RNG.uniform(0, 2, n).astype(np.float32) if weighted else None
     total, parts, (y,) = plan.step([x], [t], sw)
-    y64 = (x.astype(np.float64) @ w)
+    y64 = x.astype(np.float64) @ w
     np.testing.assert_allclose(y, y64, rtol=1e-5, atol=1e-6)
     per, dper = reference(kind, y64, t.astype(np.float64), delta)
     wv = np.ones(n) if sw is None else sw.astype(np.float64)
     assert parts[0] == pytest.approx((wv * per).sum() / n, rel=1e-5, abs=1e-7)
     assert total == pytest.approx(lw * (wv * per).sum() / n, rel=1e-5, abs=1e-7)
     dy = lw * wv[:, None] * dper / n
-    np.testing.assert_allclose(grads.reshape(n_in, n_out), x.T.astype(np.float64) @ dy,
-                               rtol=2e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        grads.reshape(n_in, n_out), x.T.astype(np.float64) @ dy, rtol=2e-4, atol=1e-6
+    )
 
 
 def test_two_call_form_equals_one_call_step():

@@ -4,6 +4,7 @@ against NumPy, finite differences and PyTorch: same loss, logits, gradients,
 updated weights and batch-norm running statistics, for every supported
 layer, frozen layers, each head, one and two threads (the batch split across
 threads) and every ISA."""
+
 import numpy as np
 import pytest
 
@@ -28,8 +29,10 @@ def _every_layer():
         cnnx.Conv2D(8, (3, 2), strides=(2, 1), padding=((1, 0), (0, 1)), activation="sigmoid"),
         cnnx.Tanh(),
         cnnx.AvgPool2D(3, strides=1, padding=1, count_include_pad=False),
-        cnnx.Residual([cnnx.Conv2D(8, 3, padding="same", activation="relu"),
-                       cnnx.Conv2D(8, 1)], activation="tanh"),
+        cnnx.Residual(
+            [cnnx.Conv2D(8, 3, padding="same", activation="relu"), cnnx.Conv2D(8, 1)],
+            activation="tanh",
+        ),
         cnnx.Residual([cnnx.Conv2D(12, 3, strides=2, padding="same"), cnnx.ReLU()]),
         cnnx.MaxPool2D(2, strides=1),
         cnnx.Conv2D(12, 3, padding="same", groups=12, activation="relu"),
@@ -46,20 +49,38 @@ def _every_layer():
 MODELS = {
     "lenet5": lambda: cnnx.teaching.lenet5(),
     "every_layer": lambda: cnnx.Sequential(_every_layer(), input_shape=(17, 15, 3)),
-    "gap_logits": lambda: cnnx.Sequential([
-        cnnx.Conv2D(16, 3, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.AdaptiveAvgPool2D(4),
-        cnnx.Residual([cnnx.Conv2D(16, 3, padding="same")], shortcut="identity", activation=None),
-        cnnx.GlobalAvgPool2D(), cnnx.Dense(5)], input_shape=(12, 12, 2)),
+    "gap_logits": lambda: cnnx.Sequential(
+        [
+            cnnx.Conv2D(16, 3, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.AdaptiveAvgPool2D(4),
+            cnnx.Residual(
+                [cnnx.Conv2D(16, 3, padding="same")], shortcut="identity", activation=None
+            ),
+            cnnx.GlobalAvgPool2D(),
+            cnnx.Dense(5),
+        ],
+        input_shape=(12, 12, 2),
+    ),
     "resnet_bn": lambda: cnnx.teaching.small_resnet(input_shape=(12, 12, 1), width=8),
-    "bn_variants": lambda: cnnx.Sequential([
-        cnnx.Conv2D(6, 3, use_bias=False), cnnx.BatchNormalization(center=False), cnnx.ReLU(),
-        cnnx.Conv2D(6, 3), cnnx.BatchNormalization(scale=False, momentum=0.5),
-        cnnx.Flatten(), cnnx.Dense(9), cnnx.BatchNormalization(), cnnx.Dense(4)],
-        input_shape=(9, 8, 2)),
-    "softmax_layer_head": lambda: cnnx.Sequential([
-        cnnx.Conv2D(4, 3, activation="relu"), cnnx.Flatten(), cnnx.Dense(6), cnnx.Softmax()],
-        input_shape=(6, 6, 1)),
+    "bn_variants": lambda: cnnx.Sequential(
+        [
+            cnnx.Conv2D(6, 3, use_bias=False),
+            cnnx.BatchNormalization(center=False),
+            cnnx.ReLU(),
+            cnnx.Conv2D(6, 3),
+            cnnx.BatchNormalization(scale=False, momentum=0.5),
+            cnnx.Flatten(),
+            cnnx.Dense(9),
+            cnnx.BatchNormalization(),
+            cnnx.Dense(4),
+        ],
+        input_shape=(9, 8, 2),
+    ),
+    "softmax_layer_head": lambda: cnnx.Sequential(
+        [cnnx.Conv2D(4, 3, activation="relu"), cnnx.Flatten(), cnnx.Dense(6), cnnx.Softmax()],
+        input_shape=(6, 6, 1),
+    ),
 }
 
 
@@ -95,14 +116,15 @@ def test_step_matches_layer_by_layer(name, threads, isa):
             loss_r, out_r = _step(ref_model, x, y)
             assert loss_p == pytest.approx(loss_r, rel=1e-5, abs=1e-6)
             np.testing.assert_allclose(out_p, out_r, rtol=1e-4, atol=1e-5)
-            np.testing.assert_allclose(plan_model.store.grads, ref_model.store.grads,
-                                       rtol=1e-3, atol=2e-5)
-            np.testing.assert_allclose(plan_model.store.params, ref_model.store.params,
-                                       rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                plan_model.store.grads, ref_model.store.grads, rtol=1e-3, atol=2e-5
+            )
+            np.testing.assert_allclose(
+                plan_model.store.params, ref_model.store.params, rtol=1e-4, atol=1e-5
+            )
             for (la, _), (lb, _) in zip(walk(plan_model.layers), walk(ref_model.layers)):
                 for k in la.buffers:  # batch-norm running statistics
-                    np.testing.assert_allclose(la.buffers[k], lb.buffers[k], rtol=1e-4,
-                                               atol=1e-5)
+                    np.testing.assert_allclose(la.buffers[k], lb.buffers[k], rtol=1e-4, atol=1e-5)
     finally:
         cnnx.set_num_threads(saved)
 
@@ -116,13 +138,16 @@ def test_frozen_layer_gets_no_update():
     _step(plan_model, x, y)
     _step(ref_model, x, y)
     np.testing.assert_array_equal(plan_model.layers[0].params["kernel"], k0)
-    np.testing.assert_allclose(plan_model.store.params, ref_model.store.params, rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        plan_model.store.params, ref_model.store.params, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_unsupported_layers_fall_back():
-    for layers in ([cnnx.Conv2D(4, 3), cnnx.Dropout(0.2), cnnx.Flatten(), cnnx.Dense(3)],
-                   [cnnx.Flatten(), cnnx.Dropout(0.5), cnnx.Dense(3)]):
+    for layers in (
+        [cnnx.Conv2D(4, 3), cnnx.Dropout(0.2), cnnx.Flatten(), cnnx.Dense(3)],
+        [cnnx.Flatten(), cnnx.Dropout(0.5), cnnx.Dense(3)],
+    ):
         m = cnnx.Sequential(layers, input_shape=(5, 5, 2))
         m.compile("sgd", "cross_entropy")
         assert compile_training(m) is None
@@ -132,8 +157,9 @@ def test_unsupported_layers_fall_back():
     pair = []
     for _ in range(2):
         cnnx.set_seed(4)
-        m = cnnx.Sequential([cnnx.Flatten(), cnnx.Dense(3, activation="tanh")],
-                            input_shape=(2, 2, 1))
+        m = cnnx.Sequential(
+            [cnnx.Flatten(), cnnx.Dense(3, activation="tanh")], input_shape=(2, 2, 1)
+        )
         m.compile("sgd", "mse")
         pair.append(m)
     assert compile_training(pair[0]) is not None
@@ -160,9 +186,15 @@ def test_fit_with_the_plan_learns():
     x = rng.standard_normal((256, 8, 8, 1)).astype(np.float32)
     y = (x[:, :4].mean(axis=(1, 2, 3)) > x[:, 4:].mean(axis=(1, 2, 3))).astype(np.int64)
     cnnx.set_seed(1)
-    m = cnnx.Sequential([cnnx.Conv2D(8, 3, activation="relu"), cnnx.MaxPool2D(2),
-                         cnnx.Flatten(), cnnx.Dense(2, activation="softmax")],
-                        input_shape=(8, 8, 1))
+    m = cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 3, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Flatten(),
+            cnnx.Dense(2, activation="softmax"),
+        ],
+        input_shape=(8, 8, 1),
+    )
     m.compile(cnnx.optim.Adam(0.01), "cross_entropy", metrics=["accuracy"])
     h = m.fit(x, y, epochs=8, batch_size=32, verbose=0)
     assert m._training_plan() is not None
@@ -190,8 +222,9 @@ def test_random_train_plan_ops_raise_or_run_never_crash():
             other = np.zeros(int(rng.integers(1, 50)), np.float32)  # not a view into grads
             slot = grads[: int(rng.integers(0, grads.size + 1))] if rng.random() < 0.7 else other
             try:
-                spec = _core.OpSpec(kinds[int(rng.integers(0, len(kinds)))], ids,
-                                    int(rng.integers(-1, nv + 1)))
+                spec = _core.OpSpec(
+                    kinds[int(rng.integers(0, len(kinds)))], ids, int(rng.integers(-1, nv + 1))
+                )
                 spec.dense = (int(rng.integers(-1, 9)), int(rng.integers(-1, 9)))
                 spec.count = int(rng.integers(-1, 30))
                 spec.act = [_core.Act.none, _core.Act.relu, _core.Act.tanh][int(rng.integers(0, 3))]
@@ -204,8 +237,11 @@ def test_random_train_plan_ops_raise_or_run_never_crash():
             except (ValueError, TypeError):
                 pass
             try:
-                plan.add_loss(_core.LossKind.softmax_cross_entropy, int(rng.integers(-1, nv + 1)),
-                              int(rng.integers(-1, 2)))
+                plan.add_loss(
+                    _core.LossKind.softmax_cross_entropy,
+                    int(rng.integers(-1, nv + 1)),
+                    int(rng.integers(-1, 2)),
+                )
             except (ValueError, TypeError):
                 pass
         if sizes[0] >= 1:
@@ -233,8 +269,10 @@ def test_assigned_batch_norm_statistics_are_seen():
     _step(ref_model, x, y)
     assert plan_model._training_plan() is first  # same arrays: no recompile needed
     a, b = plan_model.layers[2].block[1], ref_model.layers[2].block[1]
-    np.testing.assert_allclose(a.buffers["moving_mean"], b.buffers["moving_mean"], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        a.buffers["moving_mean"], b.buffers["moving_mean"], rtol=1e-5, atol=1e-6
+    )
     assert not np.allclose(a.buffers["moving_mean"], 0.3)  # updated from the assigned values
-    np.testing.assert_allclose(plan_model.store.params, ref_model.store.params, rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        plan_model.store.params, ref_model.store.params, rtol=1e-4, atol=1e-5
+    )

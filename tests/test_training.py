@@ -1,5 +1,6 @@
 """fit: learning an easy problem, History, validation, shuffling seeds,
 callbacks (EarlyStopping, ModelCheckpoint, learning-rate schedules)."""
+
 import math
 import os
 
@@ -24,11 +25,17 @@ def quadrant_data(n, seed=0):
 
 
 def small_cnn():
-    return cnnx.Sequential([
-        cnnx.Conv2D(8, 3, padding="same", activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(8, 3, padding="same", activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Flatten(), cnnx.Dense(4, activation="softmax"),
-    ], input_shape=(8, 8, 1))
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 3, padding="same", activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(8, 3, padding="same", activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Flatten(),
+            cnnx.Dense(4, activation="softmax"),
+        ],
+        input_shape=(8, 8, 1),
+    )
 
 
 def test_fit_learns_an_easy_problem():
@@ -36,8 +43,9 @@ def test_fit_learns_an_easy_problem():
     x, y = quadrant_data(1200)
     xv, yv = quadrant_data(300, seed=1)
     model = small_cnn()
-    model.compile(optimizer=cnnx.optim.SGD(lr=0.05, momentum=0.9), loss="cross_entropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=cnnx.optim.SGD(lr=0.05, momentum=0.9), loss="cross_entropy", metrics=["accuracy"]
+    )
     hist = model.fit(x, y, epochs=6, batch_size=32, validation_data=(xv, yv), verbose=0)
     assert isinstance(hist, cnnx.training.History)
     assert hist.epoch == list(range(6))
@@ -94,7 +102,7 @@ def test_fit_without_shuffle_equals_manual_loop():
     b.compile(optimizer=cnnx.optim.SGD(lr=0.1), loss="cross_entropy")
     a.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
     for i in range(0, 50, 16):
-        b.train_on_batch(x[i:i + 16], y[i:i + 16])
+        b.train_on_batch(x[i : i + 16], y[i : i + 16])
     np.testing.assert_allclose(a.store.params, b.store.params, rtol=1e-6, atol=1e-7)
 
 
@@ -135,7 +143,7 @@ def test_early_stopping_restores_best():
     hist = model.fit(x, y, epochs=20, batch_size=20, callbacks=[Snap(), es], verbose=0)
     losses = hist.history["loss"]
     best = int(np.argmax(losses))
-    assert len(losses) == best + 3            # patience 2: stop on the second non-improving epoch
+    assert len(losses) == best + 3  # patience 2: stop on the second non-improving epoch
     assert es.stopped_epoch == len(losses) - 1
     np.testing.assert_array_equal(model.store.params, snapshots[best])
 
@@ -164,8 +172,9 @@ def test_model_checkpoint(tmp_path):
     model.compile(optimizer=cnnx.optim.SGD(lr=0.05, momentum=0.9), loss="cross_entropy")
     every = ModelCheckpoint(str(tmp_path / "ep{epoch:02d}.cnnx"), save_best_only=False)
     best = ModelCheckpoint(str(tmp_path / "best.cnnx"), monitor="val_loss", save_best_only=True)
-    hist = model.fit(x, y, epochs=3, batch_size=16, validation_data=(xv, yv),
-                     callbacks=[every, best], verbose=0)
+    hist = model.fit(
+        x, y, epochs=3, batch_size=16, validation_data=(xv, yv), callbacks=[every, best], verbose=0
+    )
     assert sorted(os.listdir(tmp_path)) == ["best.cnnx", "ep01.cnnx", "ep02.cnnx", "ep03.cnnx"]
     vl = hist.history["val_loss"]
     n_improved = sum(1 for i, v in enumerate(vl) if v < min(vl[:i], default=np.inf))

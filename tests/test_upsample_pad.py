@@ -1,6 +1,7 @@
 """Upsampling, padding and cropping: the functional ops against PyTorch
 (forward and backward, every ISA), finite differences, the layers in both
 compiled plans, ONNX export, summary formulas and bad input."""
+
 import numpy as np
 import pytest
 
@@ -32,16 +33,16 @@ def test_upsample_matches_pytorch(interpolation, size, channels, isa, rng):
     np.testing.assert_allclose(y, _nhwc(yt), rtol=1e-5, atol=1e-6)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     yt.backward(_nchw(dy, torch, False))
-    np.testing.assert_allclose(F.upsample2d_backward(dy, size, interpolation), _nhwc(xt.grad),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        F.upsample2d_backward(dy, size, interpolation), _nhwc(xt.grad), rtol=1e-5, atol=1e-5
+    )
 
 
 _TORCH_PAD = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
-@pytest.mark.parametrize("pads", [((1, 2), (3, 0)), ((0, 0), (2, 2)), ((3, 3), (1, 3)),
-                                  1])
+@pytest.mark.parametrize("pads", [((1, 2), (3, 0)), ((0, 0), (2, 2)), ((3, 3), (1, 3)), 1])
 @pytest.mark.parametrize("channels", [1, 5, 32])
 def test_pad_matches_pytorch(mode, pads, channels, isa, rng):
     torch = torch_or_skip()
@@ -54,8 +55,9 @@ def test_pad_matches_pytorch(mode, pads, channels, isa, rng):
     np.testing.assert_allclose(y, _nhwc(yt), rtol=0, atol=0)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     yt.backward(_nchw(dy, torch, False))
-    np.testing.assert_allclose(F.pad2d_backward(dy, x, pads, mode), _nhwc(xt.grad), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        F.pad2d_backward(dy, x, pads, mode), _nhwc(xt.grad), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_crop_forward_and_backward(isa, rng):
@@ -85,8 +87,9 @@ def test_gradients_against_finite_differences(op, rng):
         up, dn = x.copy(), x.copy()
         up[idx] += 1e-2
         dn[idx] -= 1e-2
-        num[idx] = ((f(up).astype(np.float64) * dy).sum()
-                    - (f(dn).astype(np.float64) * dy).sum()) / 2e-2
+        num[idx] = (
+            (f(up).astype(np.float64) * dy).sum() - (f(dn).astype(np.float64) * dy).sum()
+        ) / 2e-2
     np.testing.assert_allclose(dx, num, rtol=1e-3, atol=1e-3)
 
 
@@ -134,14 +137,16 @@ def test_layers_save_load_and_onnx_export(tmp_path):
     m = _model(4)
     xs = rng.standard_normal((3, 6, 5, 3)).astype(np.float32)
     m.save(tmp_path / "m.cnnx")
-    np.testing.assert_allclose(cnnx.load_model(tmp_path / "m.cnnx").predict(xs), m.predict(xs),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        cnnx.load_model(tmp_path / "m.cnnx").predict(xs), m.predict(xs), rtol=1e-6
+    )
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     path = cnnx.onnx.export(m, str(tmp_path / "m.onnx"))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(sess.run(None, {"input": xs})[0], m.predict(xs), rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        sess.run(None, {"input": xs})[0], m.predict(xs), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_onnx_export_of_each_layer_alone(tmp_path):
@@ -149,22 +154,36 @@ def test_onnx_export_of_each_layer_alone(tmp_path):
     pytest.importorskip("onnx")
     rng = np.random.default_rng(6)
     xs = rng.standard_normal((2, 5, 6, 3)).astype(np.float32)
-    for layer in (cnnx.UpSampling2D((2, 3)), cnnx.UpSampling2D(3, interpolation="bilinear"),
-                  cnnx.ZeroPadding2D(((1, 0), (2, 3))), cnnx.ReflectionPadding2D(((4, 1), (2, 5))),
-                  cnnx.ReplicationPadding2D(((0, 3), (7, 1))), cnnx.Cropping2D(((1, 2), (0, 3)))):
+    for layer in (
+        cnnx.UpSampling2D((2, 3)),
+        cnnx.UpSampling2D(3, interpolation="bilinear"),
+        cnnx.ZeroPadding2D(((1, 0), (2, 3))),
+        cnnx.ReflectionPadding2D(((4, 1), (2, 5))),
+        cnnx.ReplicationPadding2D(((0, 3), (7, 1))),
+        cnnx.Cropping2D(((1, 2), (0, 3))),
+    ):
         x = cnnx.Input((5, 6, 3))
         m = cnnx.Model(x, layer(x))
         path = cnnx.onnx.export(m, str(tmp_path / "l.onnx"))
         sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        np.testing.assert_allclose(sess.run(None, {"input": xs})[0], m.predict(xs), rtol=1e-5,
-                                   atol=1e-5, err_msg=type(layer).__name__)
+        np.testing.assert_allclose(
+            sess.run(None, {"input": xs})[0],
+            m.predict(xs),
+            rtol=1e-5,
+            atol=1e-5,
+            err_msg=type(layer).__name__,
+        )
 
 
 def test_summary_formulas():
     x = cnnx.Input((14, 10, 3))
-    ys = [cnnx.UpSampling2D(2)(x), cnnx.UpSampling2D((2, 3))(x),
-          cnnx.ZeroPadding2D(1)(x), cnnx.ReflectionPadding2D(((1, 2), (0, 3)))(x),
-          cnnx.Cropping2D(((2, 2), (1, 1)))(x)]
+    ys = [
+        cnnx.UpSampling2D(2)(x),
+        cnnx.UpSampling2D((2, 3))(x),
+        cnnx.ZeroPadding2D(1)(x),
+        cnnx.ReflectionPadding2D(((1, 2), (0, 3)))(x),
+        cnnx.Cropping2D(((2, 2), (1, 1)))(x),
+    ]
     rows = cnnx.Model(x, ys).summary(formulas=True, print_fn=None)
     f = {r.layer: r.formulas for r in rows}
     assert rows[1].formulas == ["n_H: 14*2 = 28", "n_W: 10*2 = 20"]

@@ -2,6 +2,7 @@
 models and models ending in global pooling. The compiled plans are cached per
 input size (a small LRU), building at a new size keeps the weights, and the
 results equal a model built at that fixed size with the same weights."""
+
 import numpy as np
 import pytest
 
@@ -12,11 +13,17 @@ RNG = np.random.default_rng(0)
 
 def gap_net(shape, seed=0):
     cnnx.set_seed(seed)
-    return cnnx.Sequential([
-        cnnx.Conv2D(8, 3, padding="same", activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(12, 3, strides=2, padding="same", activation="relu"),
-        cnnx.BatchNormalization(),
-        cnnx.GlobalAvgPool2D(), cnnx.Dense(4, activation="softmax")], input_shape=shape)
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(8, 3, padding="same", activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(12, 3, strides=2, padding="same", activation="relu"),
+            cnnx.BatchNormalization(),
+            cnnx.GlobalAvgPool2D(),
+            cnnx.Dense(4, activation="softmax"),
+        ],
+        input_shape=shape,
+    )
 
 
 @pytest.mark.parametrize("hw", [(28, 28), (17, 33), (9, 9)])
@@ -30,8 +37,7 @@ def test_any_size_equals_a_fixed_size_model(hw):
     for m in (any_size, fixed):
         m.compile(cnnx.optim.SGD(0.1, momentum=0.9), "cross_entropy")
     for _ in range(2):
-        assert any_size.train_on_batch(x, y) == pytest.approx(fixed.train_on_batch(x, y),
-                                                                rel=1e-5)
+        assert any_size.train_on_batch(x, y) == pytest.approx(fixed.train_on_batch(x, y), rel=1e-5)
     np.testing.assert_allclose(any_size.store.params, fixed.store.params, rtol=1e-5, atol=1e-7)
 
 
@@ -86,12 +92,14 @@ def test_fully_convolutional_outputs_follow_the_input_size():
 
 def test_clear_errors_for_layers_that_need_a_size():
     with pytest.raises(ValueError, match="Flatten needs a fixed size"):
-        cnnx.Sequential([cnnx.Conv2D(2, 3), cnnx.Flatten(), cnnx.Dense(2)],
-                        input_shape=(None, None, 1))
+        cnnx.Sequential(
+            [cnnx.Conv2D(2, 3), cnnx.Flatten(), cnnx.Dense(2)], input_shape=(None, None, 1)
+        )
     m = gap_net((None, None, 1))
     # the channels are fixed (named by the NHWC layout check of the data branch)
     with pytest.raises(ValueError, match=r"x: got shape \(1, 8, 8, 3\).* takes 1 channels"):
         m.predict(np.zeros((1, 8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="larger than the padded input"):
         cnnx.Sequential([cnnx.Conv2D(2, 5)], input_shape=(None, None, 1)).predict(
-            np.zeros((1, 3, 3, 1), np.float32))
+            np.zeros((1, 3, 3, 1), np.float32)
+        )

@@ -86,11 +86,10 @@ void bind_augment(py::module_& m) {
       .def("check", &check, "raise ValueError if the spec is inconsistent")
       .def(py::pickle(
           [](const Spec& s) {  // models holding a layer's spec can be copied and pickled
-            return py::make_tuple(static_cast<int>(s.kind), s.h, s.w, s.c, s.oh, s.ow,
-                                  s.horizontal, s.vertical, s.lo[0], s.lo[1], s.hi[0], s.hi[1],
-                                  s.same_zoom, static_cast<int>(s.fill),
-                                  static_cast<int>(s.interp), s.fill_value, s.value_lo,
-                                  s.value_hi);
+            return py::make_tuple(static_cast<int>(s.kind), s.h, s.w, s.c, s.oh, s.ow, s.horizontal,
+                                  s.vertical, s.lo[0], s.lo[1], s.hi[0], s.hi[1], s.same_zoom,
+                                  static_cast<int>(s.fill), static_cast<int>(s.interp),
+                                  s.fill_value, s.value_lo, s.value_hi);
           },
           [](const py::tuple& t) {
             require(t.size() == 18, "AugmentSpec: malformed pickled state");

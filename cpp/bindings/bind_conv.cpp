@@ -105,8 +105,8 @@ void bind_conv(py::module_& m) {
         return py::make_tuple(dx_obj, dw, db);
       },
       py::arg("dy"), py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("dilation"),
-      py::arg("pads"), py::arg("groups"), py::arg("need_dx") = true,
-      py::arg("dw_out") = py::none(), py::arg("db_out") = py::none());
+      py::arg("pads"), py::arg("groups"), py::arg("need_dx") = true, py::arg("dw_out") = py::none(),
+      py::arg("db_out") = py::none());
 
   m.def(
       "conv2d_algorithm",

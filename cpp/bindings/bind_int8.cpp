@@ -47,8 +47,7 @@ using s32array = py::array_t<int32_t, py::array::c_style>;
 
 const int32_t* bias_acc_ptr(const std::optional<s32array>& b, int64_t n) {
   if (!b) return nullptr;
-  require(b->ndim() == 1 && b->shape(0) == n,
-          "b_acc: expected shape (" + std::to_string(n) + ",)");
+  require(b->ndim() == 1 && b->shape(0) == n, "b_acc: expected shape (" + std::to_string(n) + ",)");
   return b->data();
 }
 
@@ -88,19 +87,19 @@ void bind_int8(py::module_& m) {
 
   py::class_<cnnx::QPackedWeights>(m, "QPackedWeights",
                                    "int8 weights packed for one micro-kernel (immutable)")
-      .def_property_readonly("kernel", [](const cnnx::QPackedWeights& w) {
-        return std::string(w.kernel_name());
-      })
+      .def_property_readonly(
+          "kernel", [](const cnnx::QPackedWeights& w) { return std::string(w.kernel_name()); })
       .def_property_readonly("k", &cnnx::QPackedWeights::k)
       .def_property_readonly("n", &cnnx::QPackedWeights::n)
       .def_property_readonly("groups", &cnnx::QPackedWeights::groups)
       .def_property_readonly("depthwise", &cnnx::QPackedWeights::depthwise)
       .def_property_readonly("nbytes", &cnnx::QPackedWeights::packed_bytes)
-      .def_property_readonly("scales", [](const cnnx::QPackedWeights& w) {
-        auto a = new_typed<float>({w.n()});
-        std::copy(w.scales(), w.scales() + w.n(), a.mutable_data());
-        return a;
-      })
+      .def_property_readonly("scales",
+                             [](const cnnx::QPackedWeights& w) {
+                               auto a = new_typed<float>({w.n()});
+                               std::copy(w.scales(), w.scales() + w.n(), a.mutable_data());
+                               return a;
+                             })
       .def_property_readonly("column_sums", [](const cnnx::QPackedWeights& w) {
         auto a = new_typed<int32_t>({w.n()});
         std::copy(w.column_sums(), w.column_sums() + w.n(), a.mutable_data());
@@ -163,15 +162,14 @@ void bind_int8(py::module_& m) {
         return c;
       },
       py::arg("a"), py::arg("b"), py::arg("x_scale"), py::arg("x_zero_point"), py::arg("bias"),
-      py::arg("activation"), py::arg("out"), py::arg("y_scale") = 1.0f,
-      py::arg("y_zero_point") = 0, py::arg("bias_acc") = py::none());
+      py::arg("activation"), py::arg("out"), py::arg("y_scale") = 1.0f, py::arg("y_zero_point") = 0,
+      py::arg("bias_acc") = py::none());
 
   m.def(
       "qconv2d_forward",
-      [](u8array x, const cnnx::QPackedWeights& w, I2 stride, I2 dilation, I4 pads,
-         int64_t groups, float x_scale, int32_t x_zp, std::optional<farray> bias,
-         cnnx::QActivation act, cnnx::QOutput out, float y_scale, int32_t y_zp,
-         std::optional<s32array> bias_acc) {
+      [](u8array x, const cnnx::QPackedWeights& w, I2 stride, I2 dilation, I4 pads, int64_t groups,
+         float x_scale, int32_t x_zp, std::optional<farray> bias, cnnx::QActivation act,
+         cnnx::QOutput out, float y_scale, int32_t y_zp, std::optional<s32array> bias_acc) {
         require(x.ndim() == 4, "x: expected a 4-D (m, n_H, n_W, n_C_prev) uint8 array");
         require(!w.empty(), "w: empty packed weights");
         cnnx::Conv2dShape s;
@@ -207,8 +205,8 @@ void bind_int8(py::module_& m) {
       },
       py::arg("x"), py::arg("w"), py::arg("stride"), py::arg("dilation"), py::arg("pads"),
       py::arg("groups"), py::arg("x_scale"), py::arg("x_zero_point"), py::arg("bias"),
-      py::arg("activation"), py::arg("out"), py::arg("y_scale") = 1.0f,
-      py::arg("y_zero_point") = 0, py::arg("bias_acc") = py::none());
+      py::arg("activation"), py::arg("out"), py::arg("y_scale") = 1.0f, py::arg("y_zero_point") = 0,
+      py::arg("bias_acc") = py::none());
 
   m.def(
       "qconv2d_algorithm",
@@ -266,14 +264,14 @@ void bind_int8(py::module_& m) {
         uint8_t* py_ = y.mutable_data();
         {
           py::gil_scoped_release nogil;
-          cnnx::qavg_pool2d_forward(s, p, count_include_pad, {x_scale, x_zp}, {y_scale, y_zp},
-                                    px, py_);
+          cnnx::qavg_pool2d_forward(s, p, count_include_pad, {x_scale, x_zp}, {y_scale, y_zp}, px,
+                                    py_);
         }
         return y;
       },
       py::arg("x"), py::arg("pool_size"), py::arg("stride"), py::arg("pads"),
-      py::arg("count_include_pad"), py::arg("x_scale"), py::arg("x_zero_point"),
-      py::arg("y_scale"), py::arg("y_zero_point"));
+      py::arg("count_include_pad"), py::arg("x_scale"), py::arg("x_zero_point"), py::arg("y_scale"),
+      py::arg("y_zero_point"));
 
   m.def(
       "qadd",
@@ -297,8 +295,8 @@ void bind_int8(py::module_& m) {
         }
         return y;
       },
-      py::arg("a"), py::arg("b"), py::arg("a_scale"), py::arg("a_zero_point"),
-      py::arg("b_scale"), py::arg("b_zero_point"), py::arg("y_scale"), py::arg("y_zero_point"),
+      py::arg("a"), py::arg("b"), py::arg("a_scale"), py::arg("a_zero_point"), py::arg("b_scale"),
+      py::arg("b_zero_point"), py::arg("y_scale"), py::arg("y_zero_point"),
       py::arg("relu") = false);
 
   m.def(
@@ -341,25 +339,31 @@ void bind_int8(py::module_& m) {
           throw py::value_error("name: no int8 micro-kernel '" + name + "' runs on this CPU");
       },
       py::arg("name"), "Benchmarks/tests only: force an int8 micro-kernel by name ('' = default).");
-  m.def("_qgemm_kernels", [] {
-    std::vector<std::string> out;
-    const cnnx::QGemmConfig* all[] = {&cnnx::kQGemmGeneric, &cnnx::kQGemmAvx2,
-                                      &cnnx::kQGemmAvxVnni, &cnnx::kQGemmAvxVnniEvex};
-    for (const auto* g : all) out.push_back(g->name);
-    for (int i = 0; i < cnnx::kQGemmAvx512VnniVariantCount; ++i)
-      out.push_back(cnnx::kQGemmAvx512VnniVariants[i].name);
-    return out;
-  }, "Every int8 micro-kernel that is built (not all run on every CPU).");
-  m.def("_qgemm_kernel_runs", [](const std::string& name) {
-    const cnnx::QGemmConfig* all[] = {&cnnx::kQGemmGeneric, &cnnx::kQGemmAvx2,
-                                      &cnnx::kQGemmAvxVnni, &cnnx::kQGemmAvxVnniEvex};
-    for (const auto* g : all)
-      if (name == g->name) return cnnx::qgemm_config_runs_here(*g);
-    for (int i = 0; i < cnnx::kQGemmAvx512VnniVariantCount; ++i)
-      if (name == cnnx::kQGemmAvx512VnniVariants[i].name)
-        return cnnx::qgemm_config_runs_here(cnnx::kQGemmAvx512VnniVariants[i]);
-    return false;
-  }, py::arg("name"));
+  m.def(
+      "_qgemm_kernels",
+      [] {
+        std::vector<std::string> out;
+        const cnnx::QGemmConfig* all[] = {&cnnx::kQGemmGeneric, &cnnx::kQGemmAvx2,
+                                          &cnnx::kQGemmAvxVnni, &cnnx::kQGemmAvxVnniEvex};
+        for (const auto* g : all) out.push_back(g->name);
+        for (int i = 0; i < cnnx::kQGemmAvx512VnniVariantCount; ++i)
+          out.push_back(cnnx::kQGemmAvx512VnniVariants[i].name);
+        return out;
+      },
+      "Every int8 micro-kernel that is built (not all run on every CPU).");
+  m.def(
+      "_qgemm_kernel_runs",
+      [](const std::string& name) {
+        const cnnx::QGemmConfig* all[] = {&cnnx::kQGemmGeneric, &cnnx::kQGemmAvx2,
+                                          &cnnx::kQGemmAvxVnni, &cnnx::kQGemmAvxVnniEvex};
+        for (const auto* g : all)
+          if (name == g->name) return cnnx::qgemm_config_runs_here(*g);
+        for (int i = 0; i < cnnx::kQGemmAvx512VnniVariantCount; ++i)
+          if (name == cnnx::kQGemmAvx512VnniVariants[i].name)
+            return cnnx::qgemm_config_runs_here(cnnx::kQGemmAvx512VnniVariants[i]);
+        return false;
+      },
+      py::arg("name"));
   m.def("cpu_has_avx512_vnni", &cnnx::cpu_has_avx512_vnni);
   m.def("cpu_has_avx_vnni", &cnnx::cpu_has_avx_vnni);
   m.def(

@@ -45,10 +45,9 @@ cnnx::ConvTranspose2dShape ct_shape(const farray& x, const farray& w, I2 stride,
   s.out_pad_h = out_pad[0];
   s.out_pad_w = out_pad[1];
   s.groups = groups;
-  require(w.shape(3) == s.C_in, "w: expected (f_h, f_w, filters/groups, " +
-                                    std::to_string(s.C_in) + ") for x's " +
-                                    std::to_string(s.C_in) + " channels, got last axis " +
-                                    std::to_string(w.shape(3)));
+  require(w.shape(3) == s.C_in, "w: expected (f_h, f_w, filters/groups, " + std::to_string(s.C_in) +
+                                    ") for x's " + std::to_string(s.C_in) +
+                                    " channels, got last axis " + std::to_string(w.shape(3)));
   const char* msg = cnnx::conv_transpose2d_check(s);
   require(msg[0] == 0, msg);
   return s;
@@ -95,9 +94,10 @@ void bind_layout(py::module_& m) {
 
   m.def(
       "conv_transpose2d_forward",
-      [](farray x, farray w, std::optional<farray> b, I2 stride, I2 dilation, I4 pads,
-         I2 out_pad, int64_t groups, bool relu) {
-        const cnnx::ConvTranspose2dShape s = ct_shape(x, w, stride, dilation, pads, out_pad, groups);
+      [](farray x, farray w, std::optional<farray> b, I2 stride, I2 dilation, I4 pads, I2 out_pad,
+         int64_t groups, bool relu) {
+        const cnnx::ConvTranspose2dShape s =
+            ct_shape(x, w, stride, dilation, pads, out_pad, groups);
         const float* pb = nullptr;
         if (b) {
           require(b->ndim() == 1 && b->shape(0) == s.C_out,
@@ -119,9 +119,10 @@ void bind_layout(py::module_& m) {
 
   m.def(
       "conv_transpose2d_backward",
-      [](farray dy, farray x, farray w, I2 stride, I2 dilation, I4 pads, I2 out_pad,
-         int64_t groups, bool need_dx, bool need_dw, py::object dw_out, py::object db_out) {
-        const cnnx::ConvTranspose2dShape s = ct_shape(x, w, stride, dilation, pads, out_pad, groups);
+      [](farray dy, farray x, farray w, I2 stride, I2 dilation, I4 pads, I2 out_pad, int64_t groups,
+         bool need_dx, bool need_dw, py::object dw_out, py::object db_out) {
+        const cnnx::ConvTranspose2dShape s =
+            ct_shape(x, w, stride, dilation, pads, out_pad, groups);
         require_ndim(dy, 4, "dy");
         require(dy.shape(0) == s.N && dy.shape(1) == s.out_h() && dy.shape(2) == s.out_w() &&
                     dy.shape(3) == s.C_out,
@@ -214,8 +215,7 @@ void bind_layout(py::module_& m) {
         require(fh >= 1 && fw >= 1, "size: upsampling factors must be >= 1");
         require(dy.shape(1) % fh == 0 && dy.shape(2) % fw == 0,
                 "dy: its height and width must be multiples of the factors");
-        const int64_t N = dy.shape(0), H = dy.shape(1) / fh, W = dy.shape(2) / fw,
-                      C = dy.shape(3);
+        const int64_t N = dy.shape(0), H = dy.shape(1) / fh, W = dy.shape(2) / fw, C = dy.shape(3);
         farray dx = new_array({N, H, W, C});
         const float* pdy = dy.data();
         float* pdx = dx.mutable_data();
@@ -289,7 +289,8 @@ void bind_layout(py::module_& m) {
         run([&] { cnnx::transpose_nd(N, rank, shape.data(), perm.data(), px, py); });
         return y;
       },
-      py::arg("x"), py::arg("perm"), "axes after the batch axis permuted: y axis a = x axis perm[a]");
+      py::arg("x"), py::arg("perm"),
+      "axes after the batch axis permuted: y axis a = x axis perm[a]");
 }
 
 }  // namespace cnnx_py

@@ -103,7 +103,8 @@ void bind_merge(py::module_& m) {
         float* yp = y.mutable_data();
         {
           py::gil_scoped_release release;
-          if (outer > 0) cnnx::concat_forward(p.data(), static_cast<int>(p.size()), inner.data(), outer, yp);
+          if (outer > 0)
+            cnnx::concat_forward(p.data(), static_cast<int>(p.size()), inner.data(), outer, yp);
         }
         return y;
       },

@@ -68,8 +68,8 @@ float* inplace_f32(py::handle h, int64_t n, const char* name) {
   require(is_f32(a), std::string(name) + ": expected dtype float32");
   require((a.flags() & py::array::c_style) != 0, std::string(name) + ": must be C-contiguous");
   require(a.writeable(), std::string(name) + ": must be writeable");
-  require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) +
-                             " elements, got " + std::to_string(a.size()));
+  require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) + " elements, got " +
+                             std::to_string(a.size()));
   return static_cast<float*>(a.mutable_data());
 }
 
@@ -115,8 +115,8 @@ void bind_ops(py::module_& m) {
 
   m.def(
       "dense_backward",
-      [](farray dy, farray x, farray w, bool need_dx, bool need_dw, bool need_db,
-         py::object dw_out, py::object db_out) {
+      [](farray dy, farray x, farray w, bool need_dx, bool need_dw, bool need_db, py::object dw_out,
+         py::object db_out) {
         require_ndim(dy, 2, "dy");
         require_ndim(x, 2, "x");
         require_ndim(w, 2, "w");
@@ -166,9 +166,8 @@ void bind_ops(py::module_& m) {
 
   // ---- activations ----
   m.def("relu", [](farray x) { return unary(x, cnnx::relu_forward); });
-  m.def("relu_backward", [](farray dy, farray x) {
-    return binary(dy, x, "x", cnnx::relu_backward);
-  });
+  m.def("relu_backward",
+        [](farray dy, farray x) { return binary(dy, x, "x", cnnx::relu_backward); });
   m.def("leaky_relu", [](farray x, float alpha) {
     return unary(x, [alpha](const float* a, float* b, int64_t n) {
       cnnx::leaky_relu_forward(a, b, n, alpha);
@@ -180,13 +179,11 @@ void bind_ops(py::module_& m) {
     });
   });
   m.def("sigmoid", [](farray x) { return unary(x, cnnx::sigmoid_forward); });
-  m.def("sigmoid_backward", [](farray dy, farray y) {
-    return binary(dy, y, "y", cnnx::sigmoid_backward);
-  });
+  m.def("sigmoid_backward",
+        [](farray dy, farray y) { return binary(dy, y, "y", cnnx::sigmoid_backward); });
   m.def("tanh", [](farray x) { return unary(x, cnnx::tanh_forward); });
-  m.def("tanh_backward", [](farray dy, farray y) {
-    return binary(dy, y, "y", cnnx::tanh_backward);
-  });
+  m.def("tanh_backward",
+        [](farray dy, farray y) { return binary(dy, y, "y", cnnx::tanh_backward); });
 
   auto split_axis = [](const farray& x, int axis, int64_t* outer, int64_t* K, int64_t* inner) {
     require(axis >= 0 && axis < x.ndim(), "axis: out of range");
@@ -230,8 +227,7 @@ void bind_ops(py::module_& m) {
         const int64_t N = logits.shape(0), K = logits.shape(1);
         require(labels.ndim() == 1 && labels.shape(0) == N, "labels: expected shape (N,)");
         const int64_t* pl = labels.data();
-        for (int64_t i = 0; i < N; ++i)
-          require(pl[i] >= 0 && pl[i] < K, "labels: out of range");
+        for (int64_t i = 0; i < N; ++i) require(pl[i] >= 0 && pl[i] < K, "labels: out of range");
         py::object g = py::none();
         float* pg = nullptr;
         if (need_grad) {
@@ -256,8 +252,7 @@ void bind_ops(py::module_& m) {
         const int64_t N = probs.shape(0), K = probs.shape(1);
         require(labels.ndim() == 1 && labels.shape(0) == N, "labels: expected shape (N,)");
         const int64_t* pl = labels.data();
-        for (int64_t i = 0; i < N; ++i)
-          require(pl[i] >= 0 && pl[i] < K, "labels: out of range");
+        for (int64_t i = 0; i < N; ++i) require(pl[i] >= 0 && pl[i] < K, "labels: out of range");
         py::object g = py::none();
         float* pg = nullptr;
         if (need_grad) {
@@ -275,7 +270,6 @@ void bind_ops(py::module_& m) {
       },
       py::arg("probs"), py::arg("labels"), py::arg("eps") = 1e-12f, py::arg("need_grad") = true);
 
-
   // ---- batch norm ----
   m.def(
       "batch_norm_train",
@@ -292,8 +286,7 @@ void bind_ops(py::module_& m) {
         float *pyy = y.mutable_data(), *pm = mean.mutable_data(), *pi = inv_std.mutable_data();
         {
           py::gil_scoped_release nogil;
-          cnnx::batch_norm_forward_train(px, pg, pb, pyy, rows, C, eps, momentum, prm, prv, pm,
-                                         pi);
+          cnnx::batch_norm_forward_train(px, pg, pb, pyy, rows, C, eps, momentum, prm, prv, pm, pi);
         }
         return py::make_tuple(y, mean, inv_std);
       },
@@ -434,11 +427,10 @@ void bind_ops(py::module_& m) {
         float* pv = inplace_f32(vv, n, "v");
         const float* pg = grad.data();
         py::gil_scoped_release nogil;
-        cnnx::adam_update(pp, pg, pm, pv, n, step, lr, beta1, beta2, eps, weight_decay,
-                          decoupled);
+        cnnx::adam_update(pp, pg, pm, pv, n, step, lr, beta1, beta2, eps, weight_decay, decoupled);
       },
-      py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("step"),
-      py::arg("lr"), py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8,
+      py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("step"), py::arg("lr"),
+      py::arg("beta1") = 0.9, py::arg("beta2") = 0.999, py::arg("eps") = 1e-8,
       py::arg("weight_decay") = 0.0, py::arg("decoupled") = false);
 }
 

@@ -18,8 +18,8 @@ float* buffer(const py::object& h, int64_t n, const char* name, bool writeable) 
   require(is_f32(a), std::string(name) + ": expected dtype float32");
   require((a.flags() & py::array::c_style) != 0, std::string(name) + ": must be C-contiguous");
   require(!writeable || a.writeable(), std::string(name) + ": must be writeable");
-  require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) +
-                             " elements, got " + std::to_string(a.size()));
+  require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) + " elements, got " +
+                             std::to_string(a.size()));
   return static_cast<float*>(const_cast<void*>(a.data()));
 }
 

@@ -33,7 +33,7 @@ struct PyOpSpec {
   cnnx::OpSpec s;
   OptArray kernel, bias, dkernel, dbias;
   OptArray gamma, beta, mean, var, dgamma, dbeta;
-  OptArray seed;  // augment: a uint64 array of one value, the current step's seed
+  OptArray seed;   // augment: a uint64 array of one value, the current step's seed
   OptArray qbias;  // int8 ops: a bias in accumulator units (int32)
 };
 
@@ -46,8 +46,8 @@ struct Keep {
   float* live(const py::array& a, int64_t n, const std::string& name, bool writeable = false) {
     require(is_f32(a), name + ": expected a float32 array");
     require((a.flags() & py::array::c_style) != 0, name + ": expected a C-contiguous array");
-    require(a.size() == n, name + ": expected " + std::to_string(n) + " values, got " +
-                               std::to_string(a.size()));
+    require(a.size() == n,
+            name + ": expected " + std::to_string(n) + " values, got " + std::to_string(a.size()));
     require(!writeable || a.writeable(), name + ": must be writeable");
     arrays.push_back(a);
     return static_cast<float*>(const_cast<void*>(a.data()));
@@ -73,8 +73,8 @@ cnnx::OpSpec resolve_int8(const PyOpSpec& p, Keep& keep) {
     const py::array& a = *p.qbias;
     require(a.dtype().is(py::dtype::of<int32_t>()), "bias_acc: expected an int32 array");
     require((a.flags() & py::array::c_style) != 0, "bias_acc: expected a C-contiguous array");
-    require(a.size() == c, "bias_acc: expected " + std::to_string(c) + " values, got " +
-                               std::to_string(a.size()));
+    require(a.size() == c,
+            "bias_acc: expected " + std::to_string(c) + " values, got " + std::to_string(a.size()));
     keep.arrays.push_back(a);
     s.qbias = static_cast<const int32_t*>(a.data());
   }
@@ -197,8 +197,9 @@ cnnx::Conv2dShape conv_shape(const I15& g) {
 }
 
 I15 conv_tuple(const cnnx::Conv2dShape& s) {
-  return {s.H, s.W, s.C_in, s.KH, s.KW, s.C_out, s.stride_h, s.stride_w, s.dilation_h,
-          s.dilation_w, s.pad_top, s.pad_bottom, s.pad_left, s.pad_right, s.groups};
+  return {s.H,       s.W,          s.C_in,     s.KH,         s.KW,
+          s.C_out,   s.stride_h,   s.stride_w, s.dilation_h, s.dilation_w,
+          s.pad_top, s.pad_bottom, s.pad_left, s.pad_right,  s.groups};
 }
 
 template <class Plan>
@@ -257,8 +258,8 @@ struct PyTrain {
         b.tkeep.push_back(t);
       } else {
         farray t = farray::ensure(targets[L.target]);
-        require(t && t.size() == b.N * K, "targets: expected " + std::to_string(b.N) +
-                                              " rows of " + std::to_string(K) + " values");
+        require(t && t.size() == b.N * K, "targets: expected " + std::to_string(b.N) + " rows of " +
+                                              std::to_string(K) + " values");
         b.tp[L.target] = t.data();
         b.tkeep.push_back(t);
       }
@@ -396,7 +397,8 @@ void bind_plan(py::module_& m) {
           "inputs", [](const PyOpSpec& p) { return p.s.in; },
           [](PyOpSpec& p, std::vector<int> v) { p.s.in = std::move(v); })
       .def_property(
-          "output", [](const PyOpSpec& p) { return p.s.out; }, [](PyOpSpec& p, int v) { p.s.out = v; })
+          "output", [](const PyOpSpec& p) { return p.s.out; },
+          [](PyOpSpec& p, int v) { p.s.out = v; })
       .def_property(
           "conv", [](const PyOpSpec& p) { return conv_tuple(p.s.conv); },
           [](PyOpSpec& p, const I15& g) { p.s.conv = conv_shape(g); },
@@ -420,8 +422,8 @@ void bind_plan(py::module_& m) {
           "pool_window",
           [](const PyOpSpec& p) {
             const cnnx::Pool2dParams& q = p.s.pp;
-            return I8{q.kernel_h, q.kernel_w, q.stride_h, q.stride_w,
-                      q.pad_top, q.pad_bottom, q.pad_left, q.pad_right};
+            return I8{q.kernel_h, q.kernel_w,   q.stride_h, q.stride_w,
+                      q.pad_top,  q.pad_bottom, q.pad_left, q.pad_right};
           },
           [](PyOpSpec& p, const I8& g) {
             cnnx::Pool2dParams q{g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
@@ -456,15 +458,18 @@ void bind_plan(py::module_& m) {
           "act", [](const PyOpSpec& p) { return p.s.act; },
           [](PyOpSpec& p, cnnx::PlanAct v) { p.s.act = v; })
       .def_property(
-          "alpha", [](const PyOpSpec& p) { return p.s.alpha; }, [](PyOpSpec& p, float v) { p.s.alpha = v; })
+          "alpha", [](const PyOpSpec& p) { return p.s.alpha; },
+          [](PyOpSpec& p, float v) { p.s.alpha = v; })
       .def_property(
-          "beta", [](const PyOpSpec& p) { return p.s.beta; }, [](PyOpSpec& p, float v) { p.s.beta = v; },
+          "beta", [](const PyOpSpec& p) { return p.s.beta; },
+          [](PyOpSpec& p, float v) { p.s.beta = v; },
           "the activation's second parameter (clip's max, hard sigmoid's offset, selu's scale)")
       .def_property(
           "groups", [](const PyOpSpec& p) { return p.s.groups; },
           [](PyOpSpec& p, int64_t v) { p.s.groups = v; })
       .def_property(
-          "eps", [](const PyOpSpec& p) { return p.s.eps; }, [](PyOpSpec& p, float v) { p.s.eps = v; })
+          "eps", [](const PyOpSpec& p) { return p.s.eps; },
+          [](PyOpSpec& p, float v) { p.s.eps = v; })
       .def_property(
           "lrn",
           [](const PyOpSpec& p) {
@@ -567,9 +572,9 @@ void bind_plan(py::module_& m) {
           "conv_transpose",
           [](const PyOpSpec& p) {
             const cnnx::ConvTranspose2dShape& s = p.s.convt;
-            return I17{s.H, s.W, s.C_in, s.KH, s.KW, s.C_out, s.stride_h, s.stride_w,
-                       s.dilation_h, s.dilation_w, s.pad_top, s.pad_bottom, s.pad_left,
-                       s.pad_right, s.out_pad_h, s.out_pad_w, s.groups};
+            return I17{s.H,        s.W,         s.C_in,       s.KH,         s.KW,      s.C_out,
+                       s.stride_h, s.stride_w,  s.dilation_h, s.dilation_w, s.pad_top, s.pad_bottom,
+                       s.pad_left, s.pad_right, s.out_pad_h,  s.out_pad_w,  s.groups};
           },
           [](PyOpSpec& p, const I17& g) {
             cnnx::ConvTranspose2dShape s;
@@ -650,7 +655,8 @@ void bind_plan(py::module_& m) {
             p.s.layout.shape = std::move(shape);
             p.s.layout.perm = std::move(perm);
           },
-          py::arg("shape"), py::arg("perm"), "per-example input shape; output axis a = input axis perm[a]")
+          py::arg("shape"), py::arg("perm"),
+          "per-example input shape; output axis a = input axis perm[a]")
       .def(
           "set_quant",
           [](PyOpSpec& p, std::vector<std::pair<float, int32_t>> inputs,
@@ -675,14 +681,15 @@ void bind_plan(py::module_& m) {
           py::arg("w"), py::arg("bias") = py::none(), py::arg("bias_acc") = py::none(),
           "qconv2d / qdense: packed int8 weights, a float bias (real units) and/or an int32 "
           "bias in accumulator units")
-      .def_property_readonly("qin", [](const PyOpSpec& p) {
-        std::vector<std::pair<float, int32_t>> v;
-        for (const auto& q : p.s.qin) v.emplace_back(q.scale, q.zero_point);
-        return v;
-      })
-      .def_property_readonly("qout", [](const PyOpSpec& p) {
-        return std::make_pair(p.s.qout.scale, p.s.qout.zero_point);
-      })
+      .def_property_readonly("qin",
+                             [](const PyOpSpec& p) {
+                               std::vector<std::pair<float, int32_t>> v;
+                               for (const auto& q : p.s.qin) v.emplace_back(q.scale, q.zero_point);
+                               return v;
+                             })
+      .def_property_readonly(
+          "qout",
+          [](const PyOpSpec& p) { return std::make_pair(p.s.qout.scale, p.s.qout.zero_point); })
       .def("__repr__", [](const PyOpSpec& p) {
         std::string r = std::string("OpSpec(") + cnnx::op_kind_name(p.s.kind) + ", in=[";
         for (size_t i = 0; i < p.s.in.size(); ++i) r += (i ? ", " : "") + std::to_string(p.s.in[i]);
@@ -693,7 +700,8 @@ void bind_plan(py::module_& m) {
       .def(py::init([](std::vector<int64_t> sizes, int n_inputs, int n_outputs) {
              auto p = std::make_unique<PyInference>();
              try {
-               p->plan = std::make_unique<cnnx::InferencePlan>(std::move(sizes), n_inputs, n_outputs);
+               p->plan =
+                   std::make_unique<cnnx::InferencePlan>(std::move(sizes), n_inputs, n_outputs);
              } catch (const std::invalid_argument& e) {
                throw py::value_error(e.what());
              }
@@ -702,9 +710,7 @@ void bind_plan(py::module_& m) {
            py::arg("sizes"), py::arg("n_inputs") = 1, py::arg("n_outputs") = 1)
       .def(
           "add",
-          [](PyInference& p, const PyOpSpec& spec) {
-            p.plan->add(resolve(spec, p.keep, false));
-          },
+          [](PyInference& p, const PyOpSpec& spec) { p.plan->add(resolve(spec, p.keep, false)); },
           py::arg("spec"))
       .def(
           "run",

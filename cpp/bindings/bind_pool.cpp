@@ -25,16 +25,15 @@ cnnx::Pool2dParams params(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_
 }
 
 void require_shape(const farray& a, const char* name, int64_t n, int64_t h, int64_t w, int64_t c) {
-  const bool ok = a.ndim() == 4 && a.shape(0) == n && a.shape(1) == h && a.shape(2) == w &&
-                  a.shape(3) == c;
+  const bool ok =
+      a.ndim() == 4 && a.shape(0) == n && a.shape(1) == h && a.shape(2) == w && a.shape(3) == c;
   require(ok, std::string(name) + ": expected shape (" + std::to_string(n) + ", " +
                   std::to_string(h) + ", " + std::to_string(w) + ", " + std::to_string(c) + ")");
 }
 
 void check_input(const farray& x, const char* name) {
   require_ndim(x, 4, name);
-  require(x.shape(1) >= 1 && x.shape(2) >= 1,
-          std::string(name) + ": expected n_H, n_W >= 1");
+  require(x.shape(1) >= 1 && x.shape(2) >= 1, std::string(name) + ": expected n_H, n_W >= 1");
 }
 
 }  // namespace

@@ -26,7 +26,8 @@ void bind_system(py::module_& m) {
   m.def(
       "set_num_threads",
       [](int n) {
-        if (n < 1) throw py::value_error("n: expected a thread count >= 1, got " + std::to_string(n));
+        if (n < 1)
+          throw py::value_error("n: expected a thread count >= 1, got " + std::to_string(n));
         cnnx::set_num_threads(n);
       },
       py::arg("n"));

@@ -48,8 +48,8 @@ inline py::array out_array(const py::object& out, const std::vector<int64_t>& sh
   require(is_f32(a), std::string(name) + ": expected dtype float32");
   require((a.flags() & py::array::c_style) != 0, std::string(name) + ": must be C-contiguous");
   require(a.writeable(), std::string(name) + ": must be writeable");
-  require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) +
-                             " elements, got " + std::to_string(a.size()));
+  require(a.size() == n, std::string(name) + ": expected " + std::to_string(n) + " elements, got " +
+                             std::to_string(a.size()));
   return a;
 }
 

@@ -90,9 +90,18 @@ const char* isa_name(Isa isa) {
 }
 
 bool parse_isa(const char* name, Isa* out) {
-  if (!std::strcmp(name, "generic")) { *out = Isa::generic; return true; }
-  if (!std::strcmp(name, "avx2")) { *out = Isa::avx2; return true; }
-  if (!std::strcmp(name, "avx512")) { *out = Isa::avx512; return true; }
+  if (!std::strcmp(name, "generic")) {
+    *out = Isa::generic;
+    return true;
+  }
+  if (!std::strcmp(name, "avx2")) {
+    *out = Isa::avx2;
+    return true;
+  }
+  if (!std::strcmp(name, "avx512")) {
+    *out = Isa::avx512;
+    return true;
+  }
   return false;
 }
 

@@ -41,8 +41,10 @@ void ref_step(const cnnx::OptimStepArgs& a, Ref& r, const std::vector<float>& g,
         p -= a.lr * gi;
         break;
       case cnnx::OptimRule::adam: {
-        if (a.decoupled) p *= 1 - a.lr * a.weight_decay;
-        else gi += a.weight_decay * p;
+        if (a.decoupled)
+          p *= 1 - a.lr * a.weight_decay;
+        else
+          gi += a.weight_decay * p;
         r.s0[i] = a.beta1 * r.s0[i] + (1 - a.beta1) * gi;
         r.s1[i] = a.beta2 * r.s1[i] + (1 - a.beta2) * gi * gi;
         const double t = static_cast<double>(a.step);
@@ -115,9 +117,12 @@ void check_rule(cnnx::OptimStepArgs a) {
     cnnx::optimizer_step(a, p.data(), g.data(), s0.data(), s1.data(), s2.data(), e.data(), n,
                          seg.data(), 3);
     EXPECT_TRUE(all_close(p.data(), as_float(r.p).data(), n, 2e-5f, 2e-6f)) << cnnx::isa_name(isa);
-    EXPECT_TRUE(all_close(s0.data(), as_float(r.s0).data(), n, 2e-5f, 2e-6f)) << cnnx::isa_name(isa);
-    EXPECT_TRUE(all_close(s1.data(), as_float(r.s1).data(), n, 2e-5f, 2e-6f)) << cnnx::isa_name(isa);
-    EXPECT_TRUE(all_close(s2.data(), as_float(r.s2).data(), n, 2e-5f, 2e-6f)) << cnnx::isa_name(isa);
+    EXPECT_TRUE(all_close(s0.data(), as_float(r.s0).data(), n, 2e-5f, 2e-6f))
+        << cnnx::isa_name(isa);
+    EXPECT_TRUE(all_close(s1.data(), as_float(r.s1).data(), n, 2e-5f, 2e-6f))
+        << cnnx::isa_name(isa);
+    EXPECT_TRUE(all_close(s2.data(), as_float(r.s2).data(), n, 2e-5f, 2e-6f))
+        << cnnx::isa_name(isa);
     EXPECT_TRUE(all_close(e.data(), as_float(r.e).data(), n, 2e-5f, 2e-6f)) << cnnx::isa_name(isa);
     EXPECT_EQ(p[1], p0[1]);  // outside every segment: untouched
     EXPECT_EQ(p[4999], p0[4999]);
@@ -178,8 +183,8 @@ TEST(OptimizerStep, RefusesBadSegmentsAndMissingState) {
                std::invalid_argument);
   a.rule = cnnx::OptimRule::adam;
   const int64_t whole[] = {0, 10};
-  EXPECT_THROW(cnnx::optimizer_step(a, p.data(), g.data(), s.data(), nullptr, nullptr, nullptr,
-                                    10, whole, 1),
+  EXPECT_THROW(cnnx::optimizer_step(a, p.data(), g.data(), s.data(), nullptr, nullptr, nullptr, 10,
+                                    whole, 1),
                std::invalid_argument);
 }
 
@@ -260,7 +265,8 @@ void check_geometric(cnnx::AugmentSpec s) {
 }  // namespace
 
 TEST(Augment, GeometricTransformsMatchDoubleEveryIsaFillAndInterpolation) {
-  for (auto kind : {cnnx::AugmentKind::translate, cnnx::AugmentKind::rotate, cnnx::AugmentKind::zoom})
+  for (auto kind :
+       {cnnx::AugmentKind::translate, cnnx::AugmentKind::rotate, cnnx::AugmentKind::zoom})
     for (auto fill : {cnnx::FillMode::reflect, cnnx::FillMode::wrap, cnnx::FillMode::constant,
                       cnnx::FillMode::nearest})
       for (auto interp : {cnnx::Interpolation::bilinear, cnnx::Interpolation::nearest})

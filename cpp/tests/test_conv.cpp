@@ -84,8 +84,8 @@ void check_shape(const Conv2dShape& s, uint32_t seed) {
     cnnx_test::IsaScope scope(isa);
     SCOPED_TRACE(cnnx::isa_name(isa));
     SCOPED_TRACE(cnnx::conv2d_forward_algorithm(s));
-    std::vector<float> y(s.output_size(), NAN), dx(s.input_size(), NAN),
-        dw(s.weight_size(), NAN), db(s.C_out, NAN);
+    std::vector<float> y(s.output_size(), NAN), dx(s.input_size(), NAN), dw(s.weight_size(), NAN),
+        db(s.C_out, NAN);
     cnnx::conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
     // Absolute tolerance relative to the output's scale, as in tests/test_conv.py
     // (Winograd F(4x4,3x3) errs by about 1e-5 of the largest output).

@@ -58,7 +58,8 @@ std::vector<float> reference(const Conv2dShape& s, const std::vector<float>& x,
                        w[((kh * s.KW + kw) * cig + ci) * s.C_out + co];
             }
           const int64_t i = ((n * OH + oh) * OW + ow) * s.C_out + co;
-          double v = acc * (scale ? scale[co] : 1.0) + (bias ? bias[co] : 0.0) + (res ? res[i] : 0.0);
+          double v =
+              acc * (scale ? scale[co] : 1.0) + (bias ? bias[co] : 0.0) + (res ? res[i] : 0.0);
           if (relu) v = std::max(v, 0.0);
           y[i] = static_cast<float>(v);
         }
@@ -75,7 +76,8 @@ void check_direct(const Conv2dShape& s, uint32_t seed) {
   const auto b = cnnx_test::random_vector(s.C_out, seed + 2);
   const auto sc = cnnx_test::random_vector(s.C_out, seed + 3, 0.5f, 1.5f);
   const auto res = cnnx_test::random_vector(s.output_size(), seed + 4);
-  const Epi epis[] = {{false, false, false, false}, {true, false, false, true}, {true, true, true, true}};
+  const Epi epis[] = {
+      {false, false, false, false}, {true, false, false, true}, {true, true, true, true}};
   for (cnnx::Isa isa : cnnx_test::supported_isas()) {
     cnnx_test::IsaScope scope(isa);
     if (!cnnx::conv_detail::direct_kernel(s.cout_per_group()).fn) continue;
@@ -107,8 +109,8 @@ void check_direct(const Conv2dShape& s, uint32_t seed) {
           } else {
             const int parts = mode - 1;
             for (int p = 0; p < parts; ++p)
-              cnnx::conv_detail::direct_run_part(layouts[g], wps[g].data(), x.data(), s.N,
-                                                 y.data(), ep, p, parts);
+              cnnx::conv_detail::direct_run_part(layouts[g], wps[g].data(), x.data(), s.N, y.data(),
+                                                 ep, p, parts);
           }
         }
         ASSERT_TRUE(cnnx_test::all_close(y.data(), want.data(), y.size(), 1e-4f, 1e-5f * scale_of));
@@ -118,7 +120,9 @@ void check_direct(const Conv2dShape& s, uint32_t seed) {
 }
 
 // Merged filter rows on a zero-padded band (few input channels).
-TEST(ConvDirect, StridedPaddedNarrow) { check_direct(make(2, 11, 13, 20, 3, 3, 70, 2, 1, 1, 1), 1); }
+TEST(ConvDirect, StridedPaddedNarrow) {
+  check_direct(make(2, 11, 13, 20, 3, 3, 70, 2, 1, 1, 1), 1);
+}
 TEST(ConvDirect, StemLike) { check_direct(make(1, 23, 21, 3, 7, 7, 24, 2, 3, 1, 1), 2); }
 TEST(ConvDirect, GroupsPadded) { check_direct(make(2, 9, 10, 16, 3, 3, 64, 1, 1, 1, 2), 3); }
 // One segment per tap, straight from the image (taps outside read zeros).
@@ -146,15 +150,19 @@ TEST(ConvDirect, RowDilationMerged) {
 }
 // Weights beyond the chunk budget: depth chunks over tile groups, whole
 // segments grouped (3x3x256) or one segment split (1x1x2048).
-TEST(ConvDirect, DepthChunksBySegment) { check_direct(make(1, 5, 6, 256, 3, 3, 72, 1, 1, 1, 1), 12); }
-TEST(ConvDirect, DepthChunksInSegment) { check_direct(make(2, 3, 5, 2048, 1, 1, 64, 1, 0, 1, 1), 13); }
+TEST(ConvDirect, DepthChunksBySegment) {
+  check_direct(make(1, 5, 6, 256, 3, 3, 72, 1, 1, 1, 1), 12);
+}
+TEST(ConvDirect, DepthChunksInSegment) {
+  check_direct(make(2, 3, 5, 2048, 1, 1, 64, 1, 0, 1, 1), 13);
+}
 TEST(ConvDirect, DepthChunksStrided) { check_direct(make(1, 9, 9, 300, 3, 3, 40, 2, 1, 1, 1), 14); }
 
 TEST(ConvPacked, MatchesConv2dWithEveryEpiloguePart) {
   const Conv2dShape shapes[] = {make(2, 10, 9, 24, 3, 3, 48, 2, 1, 1, 1),
                                 make(1, 7, 7, 64, 1, 1, 96, 1, 0, 1, 1),
                                 make(3, 12, 12, 3, 5, 5, 8, 1, 2, 1, 1),
-                                make(2, 8, 8, 6, 3, 3, 6, 1, 1, 1, 6),   // depthwise
+                                make(2, 8, 8, 6, 3, 3, 6, 1, 1, 1, 6),      // depthwise
                                 make(2, 12, 11, 40, 3, 3, 36, 1, 1, 1, 1),  // Winograd 3x3
                                 make(1, 11, 10, 64, 3, 3, 64, 1, 1, 1, 2),  // groups
                                 make(2, 14, 14, 8, 5, 5, 16, 1, 0, 1, 1)};  // Winograd 5x5

@@ -39,9 +39,7 @@ TEST(Eltwise, ForwardAndBackwardMatchNaive) {
           g[1] = dy[i] * a[i] * c[i];
           g[2] = dy[i] * a[i] * b[i];
           break;
-        default:
-          want = (a[i] + b[i] + c[i]) / 3.0f;
-          g[0] = g[1] = g[2] = dy[i] / 3.0f;
+        default: want = (a[i] + b[i] + c[i]) / 3.0f; g[0] = g[1] = g[2] = dy[i] / 3.0f;
       }
       ASSERT_NEAR(y[i], want, 1e-5f);
       ASSERT_NEAR(d0[i], 1.0f + g[0], 1e-5f);

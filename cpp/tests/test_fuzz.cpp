@@ -54,8 +54,7 @@ int fuzz_loop(const char* what, F body) {
   const double budget = fuzz_seconds();
   int n = 0;
   for (; n < kMaxCases; ++n) {
-    const double el =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (n >= kMinCases && el > budget) break;
     cnnx::set_active_isa(isas[rng() % isas.size()]);
     cnnx::set_num_threads(1 + static_cast<int>(rng() % 3));
@@ -153,8 +152,8 @@ TEST(Fuzz, Sgemm) {
     cnnx::GemmEpilogue ep;
     ep.bias = use_bias ? bias.data() : nullptr;
     ep.act = relu ? cnnx::Activation::relu : cnnx::Activation::none;
-    cnnx::sgemm(ta ? cnnx::Trans::T : cnnx::Trans::N, tb ? cnnx::Trans::T : cnnx::Trans::N, M,
-                N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc, ep, threads);
+    cnnx::sgemm(ta ? cnnx::Trans::T : cnnx::Trans::N, tb ? cnnx::Trans::T : cnnx::Trans::N, M, N, K,
+                alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc, ep, threads);
     std::ostringstream ctx;
     ctx << "case " << it << " " << isa_name() << " sgemm(" << (ta ? 'T' : 'N') << (tb ? 'T' : 'N')
         << " M=" << M << " N=" << N << " K=" << K << " lda=" << lda << " ldb=" << ldb
@@ -345,8 +344,7 @@ std::string describe(const PoolCase& c) {
 template <class Win>
 void pool_reference(const cnnx::PoolShape& s, int64_t OH, int64_t OW, Win win, bool is_max,
                     bool adaptive_or_exclude, int64_t full_window, const std::vector<float>& x,
-                    const std::vector<float>& dy, std::vector<double>& y,
-                    std::vector<double>& dx) {
+                    const std::vector<float>& dy, std::vector<double>& y, std::vector<double>& dx) {
   y.assign(static_cast<size_t>(s.n * OH * OW * s.c), 0.0);
   dx.assign(x.size(), 0.0);
   for (int64_t n = 0; n < s.n; ++n)
@@ -420,8 +418,8 @@ TEST(Fuzz, Pool2d) {
         pool_reference(s, oh, ow, win, false, !include, p.kernel_h * p.kernel_w, x, dy, y_ref,
                        dx_ref);
         cnnx::avg_pool2d_forward(s, p, include, x.data(), y.data());
-        ASSERT_TRUE(close(y, y_ref, ones_like(y_ref, 1e-2), ctx + " avg forward include_pad=" +
-                                                                  std::to_string(include)));
+        ASSERT_TRUE(close(y, y_ref, ones_like(y_ref, 1e-2),
+                          ctx + " avg forward include_pad=" + std::to_string(include)));
         cnnx::avg_pool2d_backward(s, p, include, dy.data(), dx.data());
         ASSERT_TRUE(close(dx, dx_ref, ones_like(dx_ref, 1e-2),
                           ctx + " avg backward include_pad=" + std::to_string(include)));
@@ -522,10 +520,10 @@ TEST(Fuzz, HostileShapesAreRefused) {
   bad({0, 2, 2, 2, 0, 0, 0, 0});
   bad({2, 2, 0, 2, 0, 0, 0, 0});
   bad({2, 2, 2, 2, -1, 0, 0, 0});
-  bad({2, 2, 2, 2, 2, 0, 0, 0});                                    // more than half the window
-  bad({5, 5, 1, 1, 0, 0, 0, 0});                                    // window larger than input
-  bad({int64_t{1} << 62, 2, 1, 1, int64_t{1} << 61, 0, 0, 0});      // huge window
-  bad({int64_t{1} << 32, int64_t{1} << 32, 1, 1, 0, 0, 0, 0});      // kh*kw overflows 32 bits
+  bad({2, 2, 2, 2, 2, 0, 0, 0});                                // more than half the window
+  bad({5, 5, 1, 1, 0, 0, 0, 0});                                // window larger than input
+  bad({int64_t{1} << 62, 2, 1, 1, int64_t{1} << 61, 0, 0, 0});  // huge window
+  bad({int64_t{1} << 32, int64_t{1} << 32, 1, 1, 0, 0, 0, 0});  // kh*kw overflows 32 bits
 }
 
 }  // namespace

@@ -122,8 +122,8 @@ size_t out_bytes(QOutput o) { return o == QOutput::u8 ? 1 : 4; }
       }
       return ::testing::AssertionFailure()
              << "element " << i / elem << ": got byte " << int(got[i]) << " / f32 " << g
-             << " / s32 " << gi << ", expected byte " << int(want[i]) << " / f32 " << w
-             << " / s32 " << wi;
+             << " / s32 " << gi << ", expected byte " << int(want[i]) << " / f32 " << w << " / s32 "
+             << wi;
     }
   return ::testing::AssertionSuccess();
 }
@@ -176,8 +176,8 @@ void sampled_gemm_cases(const std::string& what, uint32_t seed0, int count) {
   const QOutput outs[] = {QOutput::f32, QOutput::u8, QOutput::s32};
   const QActivation acts[] = {QActivation::none, QActivation::relu, QActivation::relu6};
   for (int t = 0; t < count; ++t) {
-    GemmCase gc{size(rng), size(rng), size(rng), zps[t % 4], outs[t % 3], acts[(t / 3) % 3],
-                t % 2 == 0, t % 5 == 0 ? 5 : 0, t % 4 == 3 ? 2 : 1};
+    GemmCase gc{size(rng),         size(rng),  size(rng),          zps[t % 4],        outs[t % 3],
+                acts[(t / 3) % 3], t % 2 == 0, t % 5 == 0 ? 5 : 0, t % 4 == 3 ? 2 : 1};
     run_gemm_case(gc, seed0 + t, what);
     if (::testing::Test::HasFatalFailure()) return;
   }
@@ -219,8 +219,8 @@ TEST(QGemm, DispatchFollowsIsaAndCpuFlags) {
   }
   if (cnnx::detected_isa() >= cnnx::Isa::avx2) {
     IsaScope scope(cnnx::Isa::avx2);
-    EXPECT_STREQ(cnnx::qgemm_kernel_name(), cnnx::cpu_has_avx_vnni() ? cnnx::kQGemmAvxVnni.name
-                                                                     : cnnx::kQGemmAvx2.name);
+    EXPECT_STREQ(cnnx::qgemm_kernel_name(),
+                 cnnx::cpu_has_avx_vnni() ? cnnx::kQGemmAvxVnni.name : cnnx::kQGemmAvx2.name);
   }
   if (cnnx::detected_isa() == cnnx::Isa::avx512) {
     IsaScope scope(cnnx::Isa::avx512);
@@ -240,8 +240,8 @@ TEST(QGemm, AccumulatorExtremes) {
   std::vector<uint8_t> a(M * K);
   std::vector<int8_t> w(K * N);
   for (int64_t k = 0; k < K; ++k) {
-    a[k] = 255;          // row 0: all 255
-    a[K + k] = 0;        // row 1: all 0
+    a[k] = 255;    // row 0: all 255
+    a[K + k] = 0;  // row 1: all 0
     a[2 * K + k] = k % 2 ? 255 : 0;
     w[k * N + 0] = -128;
     w[k * N + 1] = 127;
@@ -278,8 +278,7 @@ TEST(QGemm, AccumulatorExtremes) {
   }
   std::vector<int8_t> w2((K + 1) * N);
   const std::vector<float> ws2(N, 1.0f);
-  EXPECT_THROW(cnnx::qgemm_pack_weights(K + 1, N, w2.data(), N, ws2.data()),
-               std::invalid_argument);
+  EXPECT_THROW(cnnx::qgemm_pack_weights(K + 1, N, w2.data(), N, ws2.data()), std::invalid_argument);
 }
 
 TEST(QGemm, RoundsHalfToEven) {
@@ -385,8 +384,7 @@ void run_conv_case(const ConvCase& cc, int32_t za, QOutput out, QActivation act,
   const auto p = cnnx::qconv2d_pack_weights(s, w.data(), ws.data());
   cnnx::qconv2d_forward(s, x.data(), p, ep, got.data(), seed % 3 == 0 ? 2 : 0);
   const RefStore ref(ep, ws.data());
-  const int64_t OH = s.out_h(), OW = s.out_w(), cig = s.cin_per_group(),
-                cog = s.cout_per_group();
+  const int64_t OH = s.out_h(), OW = s.out_w(), cig = s.cin_per_group(), cog = s.cout_per_group();
   for (int64_t n = 0; n < s.N; ++n)
     for (int64_t oh = 0; oh < OH; ++oh)
       for (int64_t ow = 0; ow < OW; ++ow)
@@ -406,36 +404,36 @@ void run_conv_case(const ConvCase& cc, int32_t za, QOutput out, QActivation act,
           ref.write(acc, co, want.data(), ((n * OH + oh) * OW + ow) * s.C_out + co);
         }
   ASSERT_TRUE(same_bytes(got, want, ob))
-      << what << " " << cnnx::qconv2d_algorithm(s) << " N=" << s.N << " H=" << s.H
-      << " W=" << s.W << " C_in=" << s.C_in << " K=" << s.KH << "x" << s.KW
-      << " C_out=" << s.C_out << " stride=" << s.stride_h << "," << s.stride_w
-      << " dil=" << s.dilation_h << "," << s.dilation_w << " pads=" << s.pad_top << ","
-      << s.pad_bottom << "," << s.pad_left << "," << s.pad_right << " groups=" << s.groups
-      << " za=" << za << " out=" << int(out) << " act=" << int(act);
+      << what << " " << cnnx::qconv2d_algorithm(s) << " N=" << s.N << " H=" << s.H << " W=" << s.W
+      << " C_in=" << s.C_in << " K=" << s.KH << "x" << s.KW << " C_out=" << s.C_out
+      << " stride=" << s.stride_h << "," << s.stride_w << " dil=" << s.dilation_h << ","
+      << s.dilation_w << " pads=" << s.pad_top << "," << s.pad_bottom << "," << s.pad_left << ","
+      << s.pad_right << " groups=" << s.groups << " za=" << za << " out=" << int(out)
+      << " act=" << int(act);
 }
 
 const ConvCase kConvCases[] = {
     // N  H   W  Cin KH KW Cout sh sw dh dw pt pb pl pr groups
-    {2, 7, 9, 5, 3, 3, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1},         // odd everything, same pad
-    {1, 8, 8, 16, 1, 1, 33, 1, 1, 1, 1, 0, 0, 0, 0, 1},       // 1x1 in place
-    {3, 5, 6, 7, 1, 1, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1},         // 1x1, K % 4 != 0 (staged)
-    {1, 9, 7, 12, 1, 1, 20, 2, 2, 1, 1, 0, 0, 0, 0, 1},       // 1x1 stride 2
-    {2, 11, 10, 12, 3, 2, 9, 2, 1, 1, 2, 2, 0, 1, 1, 3},      // groups, dilation, asym pad
-    {1, 12, 13, 3, 7, 7, 8, 2, 2, 1, 1, 3, 3, 3, 3, 1},       // stem-like
-    {1, 9, 9, 8, 3, 3, 8, 1, 1, 1, 1, 1, 1, 1, 1, 8},         // depthwise
-    {2, 10, 7, 19, 5, 3, 19, 2, 2, 1, 1, 2, 2, 1, 1, 19},     // depthwise, odd C, stride
-    {1, 6, 6, 37, 3, 3, 37, 1, 1, 2, 2, 2, 2, 2, 2, 37},      // depthwise, dilation, C % 16
-    {1, 6, 6, 4, 3, 3, 12, 1, 1, 1, 1, 1, 1, 1, 1, 4},        // depthwise multiplier 3
-    {1, 6, 6, 4, 3, 3, 8, 1, 1, 1, 1, 0, 0, 0, 0, 2},         // groups of 2 channels
-    {1, 4, 4, 64, 3, 3, 70, 1, 1, 1, 1, 1, 1, 1, 1, 1},       // several panels
-    {0, 4, 4, 3, 3, 3, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1},         // empty batch
-    {1, 3, 3, 2, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1},         // mostly padding
-    {2, 9, 8, 16, 3, 3, 24, 2, 2, 1, 1, 1, 1, 1, 1, 1},       // filter rows read in place
-    {1, 7, 6, 8, 3, 3, 12, 1, 1, 2, 2, 2, 2, 2, 2, 1},        // taps read in place (dilated)
-    {1, 3, 3, 4, 5, 5, 8, 1, 1, 1, 1, 4, 4, 4, 4, 1},         // in place, mostly padding
-    {3, 5, 5, 8, 3, 3, 10, 1, 1, 1, 1, 1, 1, 1, 1, 2},        // groups, taps in place
-    {1, 6, 6, 3, 3, 3, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1},         // rows padded to 4 bytes, the
-                                                              // last one would read past x
+    {2, 7, 9, 5, 3, 3, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1},      // odd everything, same pad
+    {1, 8, 8, 16, 1, 1, 33, 1, 1, 1, 1, 0, 0, 0, 0, 1},    // 1x1 in place
+    {3, 5, 6, 7, 1, 1, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1},      // 1x1, K % 4 != 0 (staged)
+    {1, 9, 7, 12, 1, 1, 20, 2, 2, 1, 1, 0, 0, 0, 0, 1},    // 1x1 stride 2
+    {2, 11, 10, 12, 3, 2, 9, 2, 1, 1, 2, 2, 0, 1, 1, 3},   // groups, dilation, asym pad
+    {1, 12, 13, 3, 7, 7, 8, 2, 2, 1, 1, 3, 3, 3, 3, 1},    // stem-like
+    {1, 9, 9, 8, 3, 3, 8, 1, 1, 1, 1, 1, 1, 1, 1, 8},      // depthwise
+    {2, 10, 7, 19, 5, 3, 19, 2, 2, 1, 1, 2, 2, 1, 1, 19},  // depthwise, odd C, stride
+    {1, 6, 6, 37, 3, 3, 37, 1, 1, 2, 2, 2, 2, 2, 2, 37},   // depthwise, dilation, C % 16
+    {1, 6, 6, 4, 3, 3, 12, 1, 1, 1, 1, 1, 1, 1, 1, 4},     // depthwise multiplier 3
+    {1, 6, 6, 4, 3, 3, 8, 1, 1, 1, 1, 0, 0, 0, 0, 2},      // groups of 2 channels
+    {1, 4, 4, 64, 3, 3, 70, 1, 1, 1, 1, 1, 1, 1, 1, 1},    // several panels
+    {0, 4, 4, 3, 3, 3, 5, 1, 1, 1, 1, 1, 1, 1, 1, 1},      // empty batch
+    {1, 3, 3, 2, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 1},      // mostly padding
+    {2, 9, 8, 16, 3, 3, 24, 2, 2, 1, 1, 1, 1, 1, 1, 1},    // filter rows read in place
+    {1, 7, 6, 8, 3, 3, 12, 1, 1, 2, 2, 2, 2, 2, 2, 1},     // taps read in place (dilated)
+    {1, 3, 3, 4, 5, 5, 8, 1, 1, 1, 1, 4, 4, 4, 4, 1},      // in place, mostly padding
+    {3, 5, 5, 8, 3, 3, 10, 1, 1, 1, 1, 1, 1, 1, 1, 2},     // groups, taps in place
+    {1, 6, 6, 3, 3, 3, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1},      // rows padded to 4 bytes, the
+                                                           // last one would read past x
 };
 
 }  // namespace
@@ -494,8 +492,10 @@ TEST(QPool, MaxAndAverageMatchReference) {
   struct P {
     int64_t n, h, w, c, kh, kw, sh, sw, pt, pb, pl, pr;
   };
-  const P cases[] = {{2, 7, 9, 5, 2, 2, 2, 2, 0, 0, 0, 0},   {1, 8, 8, 67, 3, 3, 2, 2, 1, 1, 1, 1},
-                     {1, 5, 6, 130, 3, 2, 1, 1, 1, 1, 1, 0}, {3, 7, 7, 33, 7, 7, 1, 1, 0, 0, 0, 0},
+  const P cases[] = {{2, 7, 9, 5, 2, 2, 2, 2, 0, 0, 0, 0},
+                     {1, 8, 8, 67, 3, 3, 2, 2, 1, 1, 1, 1},
+                     {1, 5, 6, 130, 3, 2, 1, 1, 1, 1, 1, 0},
+                     {3, 7, 7, 33, 7, 7, 1, 1, 0, 0, 0, 0},
                      {1, 4, 5, 1, 2, 3, 1, 2, 1, 0, 0, 1}};
   std::mt19937 rng(3);
   for (cnnx::Isa isa : supported_isas()) {
@@ -577,8 +577,7 @@ TEST(QEltwise, AddQuantizeDequantizeMatchReference) {
         }
         std::vector<float> back(n);
         cnnx::dequantize_u8(n, y.data(), q, back.data());
-        for (int64_t i = 0; i < n; ++i)
-          ASSERT_EQ(back[i], static_cast<float>(y[i] - zp) * q.scale);
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(back[i], static_cast<float>(y[i] - zp) * q.scale);
       }
     }
     // Half-way cases round to even: 0.5 -> 0, 1.5 -> 2, -0.5 -> 0 (zp 10: 10, 12, 10).

@@ -22,10 +22,9 @@ struct CtCase {
   int64_t N, H, W, Ci, K, Co, s, d, pt, pb, op, groups;
 };
 
-void naive_ct(const cnnx::ConvTranspose2dShape& s, const float* x, const float* w,
-              const float* b, std::vector<double>& y) {
-  const int64_t OH = s.out_h(), OW = s.out_w(), cig = s.C_in / s.groups,
-                cog = s.C_out / s.groups;
+void naive_ct(const cnnx::ConvTranspose2dShape& s, const float* x, const float* w, const float* b,
+              std::vector<double>& y) {
+  const int64_t OH = s.out_h(), OW = s.out_w(), cig = s.C_in / s.groups, cog = s.C_out / s.groups;
   y.assign(static_cast<size_t>(s.N * OH * OW * s.C_out), 0.0);
   for (int64_t n = 0; n < s.N; ++n)
     for (int64_t iy = 0; iy < s.H; ++iy)
@@ -49,12 +48,12 @@ void naive_ct(const cnnx::ConvTranspose2dShape& s, const float* x, const float* 
 
 TEST(ConvTranspose, ForwardAndBackwardMatchNaive) {
   const CtCase cases[] = {
-      {2, 5, 4, 6, 2, 4, 2, 1, 0, 0, 0, 1},   // U-Net 2x2 stride 2
-      {2, 5, 5, 8, 3, 6, 2, 1, 1, 1, 1, 1},   // 3x3 s2 p1 op1
-      {1, 4, 6, 4, 3, 4, 1, 1, 1, 1, 0, 1},   // stride 1 ("same")
-      {2, 3, 4, 6, 3, 9, 3, 2, 2, 1, 2, 3},   // groups, dilation, asymmetric pads
-      {1, 3, 3, 2, 2, 3, 1, 3, 0, 0, 2, 1},   // output padding past the stride (dilation 3)
-      {1, 4, 3, 4, 3, 4, 2, 1, 0, 0, 1, 4},   // depthwise-like groups
+      {2, 5, 4, 6, 2, 4, 2, 1, 0, 0, 0, 1},  // U-Net 2x2 stride 2
+      {2, 5, 5, 8, 3, 6, 2, 1, 1, 1, 1, 1},  // 3x3 s2 p1 op1
+      {1, 4, 6, 4, 3, 4, 1, 1, 1, 1, 0, 1},  // stride 1 ("same")
+      {2, 3, 4, 6, 3, 9, 3, 2, 2, 1, 2, 3},  // groups, dilation, asymmetric pads
+      {1, 3, 3, 2, 2, 3, 1, 3, 0, 0, 2, 1},  // output padding past the stride (dilation 3)
+      {1, 4, 3, 4, 3, 4, 2, 1, 0, 0, 1, 4},  // depthwise-like groups
   };
   for (const CtCase& c : cases) {
     cnnx::ConvTranspose2dShape s;
@@ -239,8 +238,7 @@ TEST(Layout, LargeOutputsStreamTheSameValues) {
     cnnx::transpose_nd(N, 3, shape, perm, x.data(), t.data());
     for (int64_t i = 0; i < W; i += 7)
       for (int64_t j = 0; j < H; j += 5)
-        for (int64_t c = 0; c < C; ++c)
-          ASSERT_EQ(t[(i * H + j) * C + c], x[(j * W + i) * C + c]);
+        for (int64_t c = 0; c < C; ++c) ASSERT_EQ(t[(i * H + j) * C + c], x[(j * W + i) * C + c]);
   }
 }
 
@@ -326,8 +324,8 @@ TEST(DepthToSpace, MatchesOnnxDefinitionAndInverts) {
             for (int64_t i = 0; i < b; ++i)
               for (int64_t j = 0; j < b; ++j)
                 for (int64_t c = 0; c < Co; ++c) {
-                  const int64_t ch = order == cnnx::DepthOrder::dcr ? (i * b + j) * Co + c
-                                                                    : c * b * b + i * b + j;
+                  const int64_t ch =
+                      order == cnnx::DepthOrder::dcr ? (i * b + j) * Co + c : c * b * b + i * b + j;
                   want[((n * H * b + h * b + i) * W * b + w * b + j) * Co + c] =
                       x[((n * H + h) * W + w) * C + ch];
                 }
@@ -371,8 +369,8 @@ TEST(ChannelShuffle, MatchesNaiveAndInverts) {
 
 TEST(TransposeNd, MatchesNaive) {
   const int64_t shape[4] = {3, 4, 5, 6};
-  const int perms[][4] = {{0, 1, 2, 3}, {1, 0, 2, 3}, {3, 2, 1, 0}, {0, 3, 1, 2},
-                          {2, 0, 3, 1}, {0, 2, 1, 3}};
+  const int perms[][4] = {{0, 1, 2, 3}, {1, 0, 2, 3}, {3, 2, 1, 0},
+                          {0, 3, 1, 2}, {2, 0, 3, 1}, {0, 2, 1, 3}};
   const int64_t N = 2, total = 3 * 4 * 5 * 6;
   const auto x = random_vector(N * total, 11);
   for (const auto& perm : perms) {

@@ -64,8 +64,8 @@ TEST(GroupNorm, ForwardAndBackwardMatchNaive) {
       auto x = random_vector(n, 41, -3.f, 5.f), dy = random_vector(n, 42);
       auto gamma = random_vector(C, 43, 0.5f, 1.5f), beta = random_vector(C, 44);
       std::vector<float> y(n), dx(n), dg(C), db(C), ry(n), rdx(n), rdg(C, 0.f), rdb(C, 0.f);
-      cnnx::group_norm_forward(x.data(), gamma.data(), beta.data(), y.data(), N, count, C, G,
-                               1e-5f, nullptr, nullptr);
+      cnnx::group_norm_forward(x.data(), gamma.data(), beta.data(), y.data(), N, count, C, G, 1e-5f,
+                               nullptr, nullptr);
       cnnx::group_norm_backward(dy.data(), x.data(), gamma.data(), nullptr, nullptr, dx.data(),
                                 dg.data(), db.data(), N, count, C, G, 1e-5f);
       std::vector<double> sg(C, 0), sb(C, 0);
@@ -111,8 +111,8 @@ TEST(GroupNorm, ForwardAndBackwardMatchNaive) {
     }
   }
   std::vector<float> a(12), b(12);
-  EXPECT_THROW(cnnx::group_norm_forward(a.data(), nullptr, nullptr, b.data(), 1, 12, 6, 4,
-                                        1e-5f, nullptr, nullptr),
+  EXPECT_THROW(cnnx::group_norm_forward(a.data(), nullptr, nullptr, b.data(), 1, 12, 6, 4, 1e-5f,
+                                        nullptr, nullptr),
                std::invalid_argument);
 }
 

@@ -27,8 +27,7 @@ TEST(OpsDense, ForwardBackwardMatchNaive) {
     auto x = random_vector(N * in, 1), w = random_vector(in * out, 2), b = random_vector(out, 3);
     auto dy = random_vector(N * out, 4);
     std::vector<float> y(N * out), ref(N * out);
-    cnnx::dense_forward(x.data(), w.data(), b.data(), y.data(), N, in, out,
-                        cnnx::Activation::relu);
+    cnnx::dense_forward(x.data(), w.data(), b.data(), y.data(), N, in, out, cnnx::Activation::relu);
     for (int64_t i = 0; i < N; ++i)
       for (int64_t j = 0; j < out; ++j) {
         double s = b[j];
@@ -136,8 +135,8 @@ TEST(OpsBatchNorm, TrainForwardBackwardMatchNaive) {
       auto x = random_vector(rows * C, 9, 2.f, 5.f), dy = random_vector(rows * C, 10);
       auto gamma = random_vector(C, 11), beta = random_vector(C, 12);
       std::vector<float> y(rows * C), mean(C), inv(C), rm(C, 0.f), rv(C, 1.f);
-      cnnx::batch_norm_forward_train(x.data(), gamma.data(), beta.data(), y.data(), rows, C,
-                                     1e-5f, 0.1f, rm.data(), rv.data(), mean.data(), inv.data());
+      cnnx::batch_norm_forward_train(x.data(), gamma.data(), beta.data(), y.data(), rows, C, 1e-5f,
+                                     0.1f, rm.data(), rv.data(), mean.data(), inv.data());
       std::vector<float> ry(rows * C), rdx(rows * C), rdg(C), rdb(C), rrm(C), rrv(C);
       for (int64_t c = 0; c < C; ++c) {
         double s = 0, ss = 0;
@@ -206,9 +205,13 @@ TEST(OpsOptim, AdamAndSgdMatchScalarReference) {
       const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
       for (int64_t i = 0; i < n; ++i) {
         double pi = rp[i], gi = g[i];
-        if (decoupled) pi *= 1 - lr * wd; else gi += wd * pi;
+        if (decoupled)
+          pi *= 1 - lr * wd;
+        else
+          gi += wd * pi;
         const double mi = b1 * rm[i] + (1 - b1) * gi, vi = b2 * rv[i] + (1 - b2) * gi * gi;
-        pi -= lr / (1 - std::pow(b1, step)) * mi / (std::sqrt(vi) / std::sqrt(1 - std::pow(b2, step)) + eps);
+        pi -= lr / (1 - std::pow(b1, step)) * mi /
+              (std::sqrt(vi) / std::sqrt(1 - std::pow(b2, step)) + eps);
         rp[i] = float(pi);
         rm[i] = float(mi);
         rv[i] = float(vi);

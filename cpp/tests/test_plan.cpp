@@ -29,9 +29,15 @@ struct Net {
   cnnx::Pool2dParams pp{2, 2, 2, 2, 0, 0, 0, 0};
   std::vector<float> w1, b1, w2, b2, wd, bd;
   Net() {
-    c1.N = 1; c1.H = c1.W = 12; c1.C_in = 3; c1.KH = c1.KW = 3; c1.C_out = 8;
+    c1.N = 1;
+    c1.H = c1.W = 12;
+    c1.C_in = 3;
+    c1.KH = c1.KW = 3;
+    c1.C_out = 8;
     c1.pad_top = c1.pad_bottom = c1.pad_left = c1.pad_right = 1;
-    c2 = c1; c2.H = c2.W = 6; c2.C_in = 8;
+    c2 = c1;
+    c2.H = c2.W = 6;
+    c2.C_in = 8;
     w1 = cnnx_test::random_vector(c1.weight_size(), 1, -0.5f, 0.5f);
     b1 = cnnx_test::random_vector(8, 2);
     w2 = cnnx_test::random_vector(c2.weight_size(), 3, -0.3f, 0.3f);
@@ -40,8 +46,8 @@ struct Net {
     bd = cnnx_test::random_vector(5, 6);
   }
   // The reference forward, kernel by kernel; keeps every value.
-  std::vector<std::vector<float>> forward(const std::vector<float>& x, int64_t N,
-                                          const float* w2f, const float* b2f) const {
+  std::vector<std::vector<float>> forward(const std::vector<float>& x, int64_t N, const float* w2f,
+                                          const float* b2f) const {
     std::vector<std::vector<float>> v(6);
     Conv2dShape s1 = c1, s2 = c2;
     s1.N = s2.N = N;
@@ -139,18 +145,28 @@ TEST(InferencePlan, MatchesKernelsWithBatchNormFolded) {
 // The plan's padded 3x3 kernel (16/32 input channels, AVX-512) against
 // conv2d_forward, with tiles that overrun the row and asymmetric padding.
 TEST(InferencePlan, Padded3x3MatchesConvForward) {
-  struct Case { int64_t H, W, C, K, stride, pt, pb, pl, pr, F = 3; };
-  const Case cases[] = {{9, 17, 32, 16, 2, 2, 0, 1, 2}, {30, 29, 16, 16, 1, 1, 1, 1, 1},
-                        {7, 7, 32, 32, 1, 1, 1, 1, 1}, {14, 14, 16, 48, 2, 0, 1, 0, 1},
-                        {5, 31, 16, 16, 1, 0, 0, 0, 0}, {28, 28, 1, 16, 1, 1, 1, 1, 1},
-                        {9, 30, 1, 32, 1, 0, 2, 2, 1}, {14, 14, 8, 16, 1, 0, 0, 0, 0, 5},
+  struct Case {
+    int64_t H, W, C, K, stride, pt, pb, pl, pr, F = 3;
+  };
+  const Case cases[] = {{9, 17, 32, 16, 2, 2, 0, 1, 2},    {30, 29, 16, 16, 1, 1, 1, 1, 1},
+                        {7, 7, 32, 32, 1, 1, 1, 1, 1},     {14, 14, 16, 48, 2, 0, 1, 0, 1},
+                        {5, 31, 16, 16, 1, 0, 0, 0, 0},    {28, 28, 1, 16, 1, 1, 1, 1, 1},
+                        {9, 30, 1, 32, 1, 0, 2, 2, 1},     {14, 14, 8, 16, 1, 0, 0, 0, 0, 5},
                         {13, 23, 8, 32, 1, 2, 2, 2, 2, 5}, {14, 14, 16, 32, 2, 0, 0, 0, 0, 1},
                         {9, 13, 32, 16, 2, 0, 0, 0, 0, 1}};
   for (const Case& c : cases) {
     Conv2dShape s;
-    s.N = 1; s.H = c.H; s.W = c.W; s.C_in = c.C; s.KH = s.KW = c.F; s.C_out = c.K;
+    s.N = 1;
+    s.H = c.H;
+    s.W = c.W;
+    s.C_in = c.C;
+    s.KH = s.KW = c.F;
+    s.C_out = c.K;
     s.stride_h = s.stride_w = c.stride;
-    s.pad_top = c.pt; s.pad_bottom = c.pb; s.pad_left = c.pl; s.pad_right = c.pr;
+    s.pad_top = c.pt;
+    s.pad_bottom = c.pb;
+    s.pad_left = c.pl;
+    s.pad_right = c.pr;
     const std::vector<float> w = cnnx_test::random_vector(s.weight_size(), 31, -0.3f, 0.3f);
     const std::vector<float> b = cnnx_test::random_vector(c.K, 32);
     const int64_t in = s.H * s.W * s.C_in, out = s.out_h() * s.out_w() * s.C_out;
@@ -163,8 +179,7 @@ TEST(InferencePlan, Padded3x3MatchesConvForward) {
         Conv2dShape sn = s;
         sn.N = N;
         std::vector<float> ref(N * out), y(N * out, NAN);
-        cnnx::conv2d_forward(sn, x.data(), w.data(), b.data(), ref.data(),
-                             cnnx::Activation::relu);
+        cnnx::conv2d_forward(sn, x.data(), w.data(), b.data(), ref.data(), cnnx::Activation::relu);
         plan.run(x.data(), N, y.data());
         expect_close(y, ref, 2e-5f);
       }
@@ -175,7 +190,9 @@ TEST(InferencePlan, Padded3x3MatchesConvForward) {
 TEST(InferencePlan, RejectsBadOps) {
   cnnx::InferencePlan plan({12, 16, 16});
   Conv2dShape s;
-  s.H = s.W = 2; s.C_in = 3; s.C_out = 4;
+  s.H = s.W = 2;
+  s.C_in = 3;
+  s.C_out = 4;
   std::vector<float> w(12, 1.0f);
   EXPECT_THROW(plan.add(cnnx::conv_op(0, 0, s, w.data(), nullptr)), std::invalid_argument);
   EXPECT_THROW(plan.add(cnnx::conv_op(0, 9, s, w.data(), nullptr)), std::invalid_argument);
@@ -201,8 +218,8 @@ TEST(TrainPlan, GradientsMatchKernelsAndSplitsAgree) {
     op.db = grads.data() + db;
     return op;
   };
-  plan.add(with_grads(cnnx::conv_op(0, 1, net.c1, net.w1.data(), net.b1.data(),
-                                    cnnx::PlanAct::relu), o_w1, o_b1));
+  plan.add(with_grads(
+      cnnx::conv_op(0, 1, net.c1, net.w1.data(), net.b1.data(), cnnx::PlanAct::relu), o_w1, o_b1));
   plan.add(cnnx::pool_op(1, 2, cnnx::PlanPool::max, net.ps, net.pp));
   plan.add(with_grads(cnnx::conv_op(2, 3, net.c2, net.w2.data(), net.b2.data()), o_w2, o_b2));
   plan.add(cnnx::eltwise_op({3, 2}, 4, 6 * 6 * 8, cnnx::EltwiseKind::add, cnnx::PlanAct::relu));
@@ -275,7 +292,11 @@ TEST(TrainPlan, GradientsMatchKernelsAndSplitsAgree) {
 TEST(TrainPlan, BatchNormMatchesKernels) {
   // x (6x6x4) -conv 3x3 valid 8-> a (4x4x8) -bn-> b -relu-> r -gap-> g (8) -dense-> z (3)
   Conv2dShape s;
-  s.N = 1; s.H = s.W = 6; s.C_in = 4; s.KH = s.KW = 3; s.C_out = 8;
+  s.N = 1;
+  s.H = s.W = 6;
+  s.C_in = 4;
+  s.KH = s.KW = 3;
+  s.C_out = 8;
   const std::vector<float> w = cnnx_test::random_vector(s.weight_size(), 41, -0.4f, 0.4f);
   const std::vector<float> gamma = cnnx_test::random_vector(8, 42, 0.5f, 1.5f);
   const std::vector<float> beta = cnnx_test::random_vector(8, 43);

@@ -49,9 +49,15 @@ struct QNet {
   cnnx::Pool2dParams pool{2, 2, 2, 2, 0, 0, 0, 0};
 
   QNet() {
-    c1.N = 1; c1.H = c1.W = H; c1.C_in = 3; c1.KH = c1.KW = 3; c1.C_out = 8;
+    c1.N = 1;
+    c1.H = c1.W = H;
+    c1.C_in = 3;
+    c1.KH = c1.KW = 3;
+    c1.C_out = 8;
     c1.pad_top = c1.pad_bottom = c1.pad_left = c1.pad_right = 1;
-    c2 = c1; c2.H = c2.W = P; c2.C_in = 8;
+    c2 = c1;
+    c2.H = c2.W = P;
+    c2.C_in = 8;
     w1 = random_int8(c1.weight_size(), 1);
     w2 = random_int8(c2.weight_size(), 2);
     wd = random_int8(16 * 6, 3);
@@ -105,8 +111,9 @@ struct QNet {
       cnnx::dequantize_u8(8, p.data() + r * 8, aq, tmp.data());
       cnnx::quantize_u8(8, tmp.data(), kq, k.data() + r * 16 + 8);
     }
-    cnnx::qavg_pool2d_forward(cnnx::PoolShape{N, P, P, 16}, cnnx::Pool2dParams{P, P, 1, 1, 0, 0, 0, 0},
-                              false, kq, gq, k.data(), g.data());
+    cnnx::qavg_pool2d_forward(cnnx::PoolShape{N, P, P, 16},
+                              cnnx::Pool2dParams{P, P, 1, 1, 0, 0, 0, 0}, false, kq, gq, k.data(),
+                              g.data());
     z.resize(N * 6);
     cnnx::qgemm(N, g.data(), 16, pd, ep(gq, bd.data(), QActivation::none, QOutput::f32, {}),
                 z.data(), 6);
@@ -122,38 +129,87 @@ struct QNet {
         std::vector<int64_t>{X, 6, S, X / 4, A / 4, S / 4, S / 4, S / 4, S / 2, 4}, 1, 2);
     cnnx::InferencePlan& pl = *owner;
     OpSpec q;
-    q.kind = OpKind::quantize; q.in = {0}; q.out = 3; q.count = X; q.qout = xq;
+    q.kind = OpKind::quantize;
+    q.in = {0};
+    q.out = 3;
+    q.count = X;
+    q.qout = xq;
     pl.add(q);
     OpSpec k1;
-    k1.kind = OpKind::qconv2d; k1.in = {3}; k1.out = 4; k1.conv = c1; k1.qw = p1;
-    k1.bias = b1.data(); k1.qin = {xq}; k1.qout = aq; k1.qact = QActivation::relu;
+    k1.kind = OpKind::qconv2d;
+    k1.in = {3};
+    k1.out = 4;
+    k1.conv = c1;
+    k1.qw = p1;
+    k1.bias = b1.data();
+    k1.qin = {xq};
+    k1.qout = aq;
+    k1.qact = QActivation::relu;
     pl.add(k1);
     OpSpec mp;
-    mp.kind = OpKind::qpool; mp.in = {4}; mp.out = 5; mp.pool = cnnx::PlanPool::max;
-    mp.ps = cnnx::PoolShape{1, H, H, 8}; mp.pp = pool; mp.qin = {aq};
+    mp.kind = OpKind::qpool;
+    mp.in = {4};
+    mp.out = 5;
+    mp.pool = cnnx::PlanPool::max;
+    mp.ps = cnnx::PoolShape{1, H, H, 8};
+    mp.pp = pool;
+    mp.qin = {aq};
     pl.add(mp);
     OpSpec k2;
-    k2.kind = OpKind::qconv2d; k2.in = {5}; k2.out = 6; k2.conv = c2; k2.qw = p2;
-    k2.bias = b2.data(); k2.qbias = bacc2.data(); k2.qin = {aq}; k2.qout = cq;
+    k2.kind = OpKind::qconv2d;
+    k2.in = {5};
+    k2.out = 6;
+    k2.conv = c2;
+    k2.qw = p2;
+    k2.bias = b2.data();
+    k2.qbias = bacc2.data();
+    k2.qin = {aq};
+    k2.qout = cq;
     pl.add(k2);
     OpSpec ad;
-    ad.kind = OpKind::qadd; ad.in = {6, 5}; ad.out = 7; ad.count = S; ad.qin = {cq, aq};
-    ad.qout = sq; ad.qact = QActivation::relu;
+    ad.kind = OpKind::qadd;
+    ad.in = {6, 5};
+    ad.out = 7;
+    ad.count = S;
+    ad.qin = {cq, aq};
+    ad.qout = sq;
+    ad.qact = QActivation::relu;
     pl.add(ad);
     OpSpec cc;
-    cc.kind = OpKind::qconcat; cc.in = {7, 5}; cc.out = 8; cc.outer = P * P; cc.inner = {8, 8};
-    cc.qin = {sq, aq}; cc.qout = kq;
+    cc.kind = OpKind::qconcat;
+    cc.in = {7, 5};
+    cc.out = 8;
+    cc.outer = P * P;
+    cc.inner = {8, 8};
+    cc.qin = {sq, aq};
+    cc.qout = kq;
     pl.add(cc);
     OpSpec ga;
-    ga.kind = OpKind::qpool; ga.in = {8}; ga.out = 9; ga.pool = cnnx::PlanPool::global_avg;
-    ga.ps = cnnx::PoolShape{1, P, P, 16}; ga.qin = {kq}; ga.qout = gq;
+    ga.kind = OpKind::qpool;
+    ga.in = {8};
+    ga.out = 9;
+    ga.pool = cnnx::PlanPool::global_avg;
+    ga.ps = cnnx::PoolShape{1, P, P, 16};
+    ga.qin = {kq};
+    ga.qout = gq;
     pl.add(ga);
     OpSpec de;
-    de.kind = OpKind::qdense; de.in = {9}; de.out = 1; de.in_f = 16; de.out_f = 6; de.qw = pd;
-    de.bias = bd.data(); de.qin = {gq}; de.qstore = QOutput::f32;
+    de.kind = OpKind::qdense;
+    de.in = {9};
+    de.out = 1;
+    de.in_f = 16;
+    de.out_f = 6;
+    de.qw = pd;
+    de.bias = bd.data();
+    de.qin = {gq};
+    de.qstore = QOutput::f32;
     pl.add(de);
     OpSpec dq;
-    dq.kind = OpKind::dequantize; dq.in = {7}; dq.out = 2; dq.count = S; dq.qin = {sq};
+    dq.kind = OpKind::dequantize;
+    dq.in = {7};
+    dq.out = 2;
+    dq.count = S;
+    dq.qin = {sq};
     pl.add(dq);
     return owner;
   }
@@ -193,7 +249,11 @@ TEST(InferencePlanInt8, RejectsBadOps) {
   QNet net;
   cnnx::InferencePlan pl({300, 6, 75, 200}, 1, 1);
   OpSpec q;
-  q.kind = OpKind::quantize; q.in = {0}; q.out = 2; q.count = 300; q.qout = {0.0f, 0};
+  q.kind = OpKind::quantize;
+  q.in = {0};
+  q.out = 2;
+  q.count = 300;
+  q.qout = {0.0f, 0};
   EXPECT_THROW(pl.add(q), std::invalid_argument);  // scale 0
   q.qout = {0.1f, 300};
   EXPECT_THROW(pl.add(q), std::invalid_argument);  // zero point out of range
@@ -201,13 +261,22 @@ TEST(InferencePlanInt8, RejectsBadOps) {
   q.count = 301;
   EXPECT_THROW(pl.add(q), std::invalid_argument);  // needs 76 floats, buffer 2 has 75
   OpSpec k;
-  k.kind = OpKind::qconv2d; k.in = {2}; k.out = 3; k.conv = net.c2; k.qw = net.p1;
-  k.qin = {{0.1f, 0}}; k.qout = {0.1f, 0};
+  k.kind = OpKind::qconv2d;
+  k.in = {2};
+  k.out = 3;
+  k.conv = net.c2;
+  k.qw = net.p1;
+  k.qin = {{0.1f, 0}};
+  k.qout = {0.1f, 0};
   EXPECT_THROW(pl.add(k), std::invalid_argument);  // weights packed for another filter
   k.qw = cnnx::QPackedWeights();
   EXPECT_THROW(pl.add(k), std::invalid_argument);  // no weights
   OpSpec a;
-  a.kind = OpKind::qadd; a.in = {2, 2}; a.out = 3; a.count = 300; a.qin = {{0.1f, 0}};
+  a.kind = OpKind::qadd;
+  a.in = {2, 2};
+  a.out = 3;
+  a.count = 300;
+  a.qin = {{0.1f, 0}};
   a.qout = {0.1f, 0};
   EXPECT_THROW(pl.add(a), std::invalid_argument);  // one quantisation per input
 }
@@ -216,7 +285,11 @@ TEST(InferencePlanInt8, TrainPlanRefusesInt8Ops) {
   std::vector<float> grads(16);
   cnnx::TrainPlan tp({300, 300}, 1, grads.data(), 16);
   OpSpec q;
-  q.kind = OpKind::quantize; q.in = {0}; q.out = 1; q.count = 300; q.qout = {0.1f, 3};
+  q.kind = OpKind::quantize;
+  q.in = {0};
+  q.out = 1;
+  q.count = 300;
+  q.qout = {0.1f, 3};
   EXPECT_THROW(tp.add(q), std::invalid_argument);
 }
 

@@ -49,7 +49,9 @@ std::vector<Ref> refs() {
        [](double x) { return sig(x) * (1 + x * (1 - sig(x))); }},
       {Pointwise::hardswish, 0.f, 0.f,
        [](double x) { return x * std::min(std::max(x + 3, 0.0), 6.0) / 6; },
-       [](double x) { return x <= -3 ? 0.0 : x < 3 ? x / 3 + 0.5 : 1.0; }},
+       [](double x) { return x <= -3 ? 0.0
+                             : x < 3 ? x / 3 + 0.5
+                                     : 1.0; }},
       {Pointwise::hardsigmoid, 0.2f, 0.5f,
        [](double x) { return std::min(std::max(double(0.2f) * x + 0.5, 0.0), 1.0); },
        [](double x) {

@@ -120,13 +120,10 @@ struct Case {
 };
 
 const Case kCases[] = {
-    {{2, 8, 8, 5}, {2, 2, 2, 2, 0, 0, 0, 0}},
-    {{1, 7, 9, 85}, {3, 3, 2, 2, 1, 1, 1, 1}},
-    {{2, 9, 7, 19}, {3, 2, 1, 1, 1, 1, 1, 0}},
-    {{1, 10, 10, 33}, {4, 4, 3, 3, 2, 1, 0, 2}},
-    {{3, 5, 6, 3}, {5, 6, 1, 1, 0, 0, 0, 0}},
-    {{1, 6, 7, 64}, {2, 2, 1, 1, 0, 1, 0, 1}},
-    {{2, 9, 9, 32}, {3, 3, 2, 2, 1, 1, 1, 1}},   // n_C a multiple of every vector width
+    {{2, 8, 8, 5}, {2, 2, 2, 2, 0, 0, 0, 0}},    {{1, 7, 9, 85}, {3, 3, 2, 2, 1, 1, 1, 1}},
+    {{2, 9, 7, 19}, {3, 2, 1, 1, 1, 1, 1, 0}},   {{1, 10, 10, 33}, {4, 4, 3, 3, 2, 1, 0, 2}},
+    {{3, 5, 6, 3}, {5, 6, 1, 1, 0, 0, 0, 0}},    {{1, 6, 7, 64}, {2, 2, 1, 1, 0, 1, 0, 1}},
+    {{2, 9, 9, 32}, {3, 3, 2, 2, 1, 1, 1, 1}},  // n_C a multiple of every vector width
     {{1, 16, 16, 48}, {4, 4, 4, 4, 0, 0, 0, 0}},
 };
 
@@ -188,30 +185,30 @@ TEST_P(PoolIsa, AvgForwardAndBackwardMatchNaiveLoops) {
 TEST_P(PoolIsa, AdaptiveAndGlobalMatchNaiveLoops) {
   cnnx_test::IsaScope scope(GetParam());
   uint32_t seed = 200;
-  const int64_t sizes[][4] = {{10, 9, 3, 4}, {56, 56, 7, 7}, {3, 4, 5, 7}, {7, 5, 7, 1},
-                              {5, 11, 2, 13}};
+  const int64_t sizes[][4] = {
+      {10, 9, 3, 4}, {56, 56, 7, 7}, {3, 4, 5, 7}, {7, 5, 7, 1}, {5, 11, 2, 13}};
   for (const auto& z : sizes)
     for (int64_t channels : {21, 64}) {
-    const PoolShape s{2, z[0], z[1], channels};
-    const int64_t oh = z[2], ow = z[3];
-    const auto x = tied_vector(s.n * s.h * s.w * s.c, seed++);
-    const Win wh = adaptive_windows(s.h, oh), ww = adaptive_windows(s.w, ow);
-    auto div = [](int64_t, int64_t, int64_t count) { return count; };
-    std::vector<float> y(s.n * oh * ow * s.c), ref;
-    cnnx::adaptive_avg_pool2d_forward(s, oh, ow, x.data(), y.data());
-    ref_forward(s, wh, ww, 1, div, x, ref);
-    EXPECT_TRUE(cnnx_test::all_close(y.data(), ref.data(), y.size(), 1e-5f, 1e-6f));
-    cnnx::adaptive_max_pool2d_forward(s, oh, ow, x.data(), y.data());
-    ref_forward(s, wh, ww, 0, div, x, ref);
-    EXPECT_TRUE(cnnx_test::all_close(y.data(), ref.data(), y.size(), 0.f, 0.f));
-    const auto dy = cnnx_test::random_vector(y.size(), seed++);
-    std::vector<float> dx(x.size(), 7.f), dref;
-    cnnx::adaptive_avg_pool2d_backward(s, oh, ow, dy.data(), dx.data());
-    ref_avg_backward(s, wh, ww, div, dy, dref);
-    EXPECT_TRUE(cnnx_test::all_close(dx.data(), dref.data(), dx.size(), 1e-5f, 1e-6f));
-    cnnx::adaptive_max_pool2d_backward(s, oh, ow, x.data(), dy.data(), dx.data());
-    ref_max_backward(s, wh, ww, x, dy, dref);
-    EXPECT_TRUE(cnnx_test::all_close(dx.data(), dref.data(), dx.size(), 1e-5f, 1e-6f));
+      const PoolShape s{2, z[0], z[1], channels};
+      const int64_t oh = z[2], ow = z[3];
+      const auto x = tied_vector(s.n * s.h * s.w * s.c, seed++);
+      const Win wh = adaptive_windows(s.h, oh), ww = adaptive_windows(s.w, ow);
+      auto div = [](int64_t, int64_t, int64_t count) { return count; };
+      std::vector<float> y(s.n * oh * ow * s.c), ref;
+      cnnx::adaptive_avg_pool2d_forward(s, oh, ow, x.data(), y.data());
+      ref_forward(s, wh, ww, 1, div, x, ref);
+      EXPECT_TRUE(cnnx_test::all_close(y.data(), ref.data(), y.size(), 1e-5f, 1e-6f));
+      cnnx::adaptive_max_pool2d_forward(s, oh, ow, x.data(), y.data());
+      ref_forward(s, wh, ww, 0, div, x, ref);
+      EXPECT_TRUE(cnnx_test::all_close(y.data(), ref.data(), y.size(), 0.f, 0.f));
+      const auto dy = cnnx_test::random_vector(y.size(), seed++);
+      std::vector<float> dx(x.size(), 7.f), dref;
+      cnnx::adaptive_avg_pool2d_backward(s, oh, ow, dy.data(), dx.data());
+      ref_avg_backward(s, wh, ww, div, dy, dref);
+      EXPECT_TRUE(cnnx_test::all_close(dx.data(), dref.data(), dx.size(), 1e-5f, 1e-6f));
+      cnnx::adaptive_max_pool2d_backward(s, oh, ow, x.data(), dy.data(), dx.data());
+      ref_max_backward(s, wh, ww, x, dy, dref);
+      EXPECT_TRUE(cnnx_test::all_close(dx.data(), dref.data(), dx.size(), 1e-5f, 1e-6f));
     }
   const PoolShape s{3, 5, 7, 70};
   const auto x = cnnx_test::random_vector(s.n * s.h * s.w * s.c, 9);
@@ -295,8 +292,7 @@ TEST(PoolArgs, BadArgumentsThrowBeforeTouchingMemory) {
                std::invalid_argument);
   EXPECT_THROW(cnnx::max_pool2d_forward(s, {5, 5, 1, 1, 0, 0, 0, 0}, nullptr, nullptr),
                std::invalid_argument);
-  EXPECT_THROW(cnnx::adaptive_avg_pool2d_forward(s, 0, 2, nullptr, nullptr),
-               std::invalid_argument);
+  EXPECT_THROW(cnnx::adaptive_avg_pool2d_forward(s, 0, 2, nullptr, nullptr), std::invalid_argument);
   EXPECT_NO_THROW(cnnx::pool2d_check(s, {3, 3, 2, 2, 1, 1, 1, 1}, &oh, &ow));
   EXPECT_EQ(oh, 2);
   EXPECT_EQ(ow, 2);

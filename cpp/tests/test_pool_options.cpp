@@ -42,8 +42,8 @@ TEST(PoolOptions, OutputSizeRule) {
 }
 
 TEST(PoolOptions, MaxMatchesNaive) {
-  const Case cases[] = {{9, 9, 8, 3, 1, 0, 2, false},  {10, 11, 16, 3, 2, 1, 2, true},
-                        {7, 7, 19, 2, 2, 0, 1, true},  {12, 12, 5, 2, 1, 1, 3, false},
+  const Case cases[] = {{9, 9, 8, 3, 1, 0, 2, false},   {10, 11, 16, 3, 2, 1, 2, true},
+                        {7, 7, 19, 2, 2, 0, 1, true},   {12, 12, 5, 2, 1, 1, 3, false},
                         {15, 15, 32, 3, 2, 1, 1, true}, {5, 5, 3, 3, 2, 1, 2, true}};
   for (auto isa : supported_isas()) {
     IsaScope scope(isa);
@@ -84,8 +84,10 @@ TEST(PoolOptions, MaxMatchesNaive) {
 }
 
 TEST(PoolOptions, AvgCeilModeMatchesNaive) {
-  const Case cases[] = {{7, 7, 8, 2, 2, 0, 1, true}, {14, 13, 7, 3, 2, 1, 1, true},
-                        {11, 9, 20, 3, 3, 1, 1, true}, {5, 5, 3, 3, 2, 1, 1, true}};
+  const Case cases[] = {{7, 7, 8, 2, 2, 0, 1, true},
+                        {14, 13, 7, 3, 2, 1, 1, true},
+                        {11, 9, 20, 3, 3, 1, 1, true},
+                        {5, 5, 3, 3, 2, 1, 1, true}};
   for (auto isa : supported_isas()) {
     IsaScope scope(isa);
     for (const Case& t : cases)
@@ -107,7 +109,8 @@ TEST(PoolOptions, AvgCeilModeMatchesNaive) {
               const int64_t r1 = std::min(r0 + t.k, t.h + t.p), q1 = std::min(q0 + t.k, t.w + t.p);
               const int64_t a0 = std::max<int64_t>(r0, 0), a1 = std::min(r1, t.h);
               const int64_t b0 = std::max<int64_t>(q0, 0), b1 = std::min(q1, t.w);
-              const double div = cip ? double((r1 - r0) * (q1 - q0)) : double((a1 - a0) * (b1 - b0));
+              const double div =
+                  cip ? double((r1 - r0) * (q1 - q0)) : double((a1 - a0) * (b1 - b0));
               for (int64_t c = 0; c < t.c; ++c) {
                 double sum = 0;
                 const int64_t o = ((n * oh + i) * ow + j) * t.c + c;

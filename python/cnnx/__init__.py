@@ -4,6 +4,7 @@ The heavy loops run in a C++ core (OpenMP threads, SIMD micro-kernels picked
 at import from the CPU's features); this package handles shapes, state and
 everything a user sees. Data layout is NHWC float32, conv weights are HWIO.
 """
+
 from pkgutil import extend_path as _extend_path
 
 # Development builds keep the compiled extension in <build>/devpkg/cnnx;
@@ -32,45 +33,174 @@ __all__ = ["__version__", "info", "set_num_threads", "get_num_threads", "functio
 # Models and training (layers, Sequential, optimisers, save/load, seeding).
 # tqdm is imported only when fit shows a progress bar.
 from .random import set_seed  # noqa: E402
-from .layers import (Layer, Conv2D, MaxPool2D, AvgPool2D, AdaptiveAvgPool2D,  # noqa: E402
-                     AdaptiveMaxPool2D, GlobalAvgPool2D, Dense, ReLU, LeakyReLU, Sigmoid, Tanh,
-                     Softmax, BatchNormalization, Dropout, Flatten, Residual, Add, Subtract,
-                     Multiply, Average, Concatenate)
-from .layers import (Rescaling, Normalization, RandomFlip, RandomTranslation,  # noqa: E402
-                     RandomRotation, RandomZoom, RandomCrop, RandomContrast)
-from .layers import (Conv2DTranspose, DepthwiseConv2D, SeparableConv2D,  # noqa: E402
-                     UpSampling2D, ZeroPadding2D, ConstantPadding2D, ReflectionPadding2D,
-                     ReplicationPadding2D, Cropping2D, DepthToSpace, SpaceToDepth,
-                     ChannelShuffle, Reshape, Permute)
+from .layers import (
+    Layer,
+    Conv2D,
+    MaxPool2D,
+    AvgPool2D,
+    AdaptiveAvgPool2D,  # noqa: E402
+    AdaptiveMaxPool2D,
+    GlobalAvgPool2D,
+    Dense,
+    ReLU,
+    LeakyReLU,
+    Sigmoid,
+    Tanh,
+    Softmax,
+    BatchNormalization,
+    Dropout,
+    Flatten,
+    Residual,
+    Add,
+    Subtract,
+    Multiply,
+    Average,
+    Concatenate,
+)
+from .layers import (
+    Rescaling,
+    Normalization,
+    RandomFlip,
+    RandomTranslation,  # noqa: E402
+    RandomRotation,
+    RandomZoom,
+    RandomCrop,
+    RandomContrast,
+)
+from .layers import (
+    Conv2DTranspose,
+    DepthwiseConv2D,
+    SeparableConv2D,  # noqa: E402
+    UpSampling2D,
+    ZeroPadding2D,
+    ConstantPadding2D,
+    ReflectionPadding2D,
+    ReplicationPadding2D,
+    Cropping2D,
+    DepthToSpace,
+    SpaceToDepth,
+    ChannelShuffle,
+    Reshape,
+    Permute,
+)
+
 # issue 19 (layers-a)
-from .layers import (ELU, SELU, GELU, SiLU, Hardswish, Hardsigmoid, ReLU6, Clip,  # noqa: E402
-                     Softplus, Softsign, LogSoftmax, PReLU, LocalResponseNormalization,
-                     GroupNormalization, LayerNormalization)
+from .layers import (
+    ELU,
+    SELU,
+    GELU,
+    SiLU,
+    Hardswish,
+    Hardsigmoid,
+    ReLU6,
+    Clip,  # noqa: E402
+    Softplus,
+    Softsign,
+    LogSoftmax,
+    PReLU,
+    LocalResponseNormalization,
+    GroupNormalization,
+    LayerNormalization,
+)
 from .layers import MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D  # noqa: E402,F401
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, optimizers, callbacks  # noqa: E402,F401 (cnnx.optimizers: Keras's name)
 from .io import load_model  # noqa: E402
 from .quant import quantize, QuantizedModel  # noqa: E402
 
-__all__ += ["set_seed", "Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D",
-            "AdaptiveMaxPool2D", "GlobalAvgPool2D", "Dense", "ReLU", "LeakyReLU", "Sigmoid",
-            "Tanh", "Softmax", "BatchNormalization", "Dropout", "Flatten", "Residual", "Add",
-            "Subtract", "Multiply", "Average", "Concatenate", "Input", "Model", "Sequential",
-            "optim", "callbacks", "load_model", "quantize", "QuantizedModel"]
-__all__ += ["Rescaling", "Normalization", "RandomFlip", "RandomTranslation", "RandomRotation",
-            "RandomZoom", "RandomCrop", "RandomContrast"]
-__all__ += ["Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D", "UpSampling2D",
-            "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D", "ReplicationPadding2D",
-            "Cropping2D", "DepthToSpace", "SpaceToDepth", "ChannelShuffle", "Reshape", "Permute"]
-__all__ += ["ELU", "SELU", "GELU", "SiLU", "Hardswish", "Hardsigmoid", "ReLU6", "Clip",
-            "Softplus", "Softsign", "LogSoftmax", "PReLU", "LocalResponseNormalization",
-            "GroupNormalization", "LayerNormalization"]
+__all__ += [
+    "set_seed",
+    "Layer",
+    "Conv2D",
+    "MaxPool2D",
+    "AvgPool2D",
+    "AdaptiveAvgPool2D",
+    "AdaptiveMaxPool2D",
+    "GlobalAvgPool2D",
+    "Dense",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "BatchNormalization",
+    "Dropout",
+    "Flatten",
+    "Residual",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Concatenate",
+    "Input",
+    "Model",
+    "Sequential",
+    "optim",
+    "callbacks",
+    "load_model",
+    "quantize",
+    "QuantizedModel",
+]
+__all__ += [
+    "Rescaling",
+    "Normalization",
+    "RandomFlip",
+    "RandomTranslation",
+    "RandomRotation",
+    "RandomZoom",
+    "RandomCrop",
+    "RandomContrast",
+]
+__all__ += [
+    "Conv2DTranspose",
+    "DepthwiseConv2D",
+    "SeparableConv2D",
+    "UpSampling2D",
+    "ZeroPadding2D",
+    "ConstantPadding2D",
+    "ReflectionPadding2D",
+    "ReplicationPadding2D",
+    "Cropping2D",
+    "DepthToSpace",
+    "SpaceToDepth",
+    "ChannelShuffle",
+    "Reshape",
+    "Permute",
+]
+__all__ += [
+    "ELU",
+    "SELU",
+    "GELU",
+    "SiLU",
+    "Hardswish",
+    "Hardsigmoid",
+    "ReLU6",
+    "Clip",
+    "Softplus",
+    "Softsign",
+    "LogSoftmax",
+    "PReLU",
+    "LocalResponseNormalization",
+    "GroupNormalization",
+    "LayerNormalization",
+]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:
 # cnnx.data, cnnx.datasets, cnnx.filters, cnnx.teaching, cnnx.viz (matplotlib), cnnx.onnx
 # (onnx/onnxruntime), cnnx.distributed (mpi4py), cnnx.detection, cnnx.style.
-_LAZY_SUBMODULES = ("data", "datasets", "filters", "teaching", "viz", "onnx", "distributed",
-                    "detection", "style", "training", "cli")
+_LAZY_SUBMODULES = (
+    "data",
+    "datasets",
+    "filters",
+    "teaching",
+    "viz",
+    "onnx",
+    "distributed",
+    "detection",
+    "style",
+    "training",
+    "cli",
+)
 
 
 def __getattr__(name):

@@ -8,6 +8,7 @@ Arrays: ``params``, ``buffer/<layer>/<name>``, ``opt/<state>``,
 ``callback/<index>/<key>``; ``meta`` holds the rest as JSON bytes (epoch,
 optimiser scalars, the bit-generator states, callback scalars).
 """
+
 import json
 import os
 import secrets
@@ -33,8 +34,11 @@ def _plain(v):
 def _buffers(model):
     from .layers.base import walk
 
-    return [(i, name, buf) for i, (layer, _) in enumerate(walk(model.layers))
-            for name, buf in layer.buffers.items()]
+    return [
+        (i, name, buf)
+        for i, (layer, _) in enumerate(walk(model.layers))
+        for name, buf in layer.buffers.items()
+    ]
 
 
 def write(path, model, state, epoch):
@@ -60,14 +64,25 @@ def write(path, model, state, epoch):
                 arrays[f"callback/{i}/{k}"] = v
             else:
                 scalars[k] = _plain(v)
-        callbacks.append({"index": i, "class": type(cb).__name__, "state": scalars,
-                          "arrays": [k for k, v in st.items() if isinstance(v, np.ndarray)]})
+        callbacks.append(
+            {
+                "index": i,
+                "class": type(cb).__name__,
+                "state": scalars,
+                "arrays": [k for k, v in st.items() if isinstance(v, np.ndarray)],
+            }
+        )
     meta = {
-        "format": "cnnx-backup", "version": 1, "epoch": int(epoch),
-        "optimizer": {"class": sd["class"], "config": _plain(sd["config"]),
-                      "iterations": sd["iterations"], "initial_lr": _plain(sd["initial_lr"]),
-                      "lr": _plain(opt.lr) if isinstance(opt.lr, (int, float, np.generic))
-                      else None},
+        "format": "cnnx-backup",
+        "version": 1,
+        "epoch": int(epoch),
+        "optimizer": {
+            "class": sd["class"],
+            "config": _plain(sd["config"]),
+            "iterations": sd["iterations"],
+            "initial_lr": _plain(sd["initial_lr"]),
+            "lr": _plain(opt.lr) if isinstance(opt.lr, (int, float, np.generic)) else None,
+        },
         "fit_rng": _plain(state.rng.bit_generator.state),
         "package_rng": _plain(_random.get_rng().bit_generator.state),
         "callbacks": callbacks,
@@ -105,8 +120,9 @@ def read(path):
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
     except (OSError, ValueError, KeyError, EOFError, UnicodeDecodeError) as e:
-        raise ValueError(f"backup_dir: {path!r} is not a readable cnnx backup ({e}); delete it "
-                         "to start afresh") from None
+        raise ValueError(
+            f"backup_dir: {path!r} is not a readable cnnx backup ({e}); delete it to start afresh"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != "cnnx-backup":
         raise ValueError(f"backup_dir: {path!r} is not a cnnx backup")
     return meta, arrays
@@ -122,9 +138,11 @@ def restore(model, state, saved, path):
     params = arrays.get("params")
     if params is None or params.shape != model.store.params.shape:
         got = "no" if params is None else f"{params.size:,}"
-        raise ValueError(f"{where} holds {got} parameters, the model has "
-                         f"{model.store.params.size:,}: it belongs to another model (delete it "
-                         "or use another backup_dir)")
+        raise ValueError(
+            f"{where} holds {got} parameters, the model has "
+            f"{model.store.params.size:,}: it belongs to another model (delete it "
+            "or use another backup_dir)"
+        )
     buffers = _buffers(model)
     for i, name, buf in buffers:
         a = arrays.get(f"buffer/{i}/{name}")
@@ -133,15 +151,18 @@ def restore(model, state, saved, path):
     opt = model.optimizer
     o = meta["optimizer"]
     if o["class"] != type(opt).__name__:
-        raise ValueError(f"{where} was written with optimizer {o['class']}, the model is "
-                         f"compiled with {type(opt).__name__}")
+        raise ValueError(
+            f"{where} was written with optimizer {o['class']}, the model is "
+            f"compiled with {type(opt).__name__}"
+        )
     opt_state = {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}
     # all checked: now change things
     model.store.params[...] = params
     for i, name, buf in buffers:
         buf[...] = arrays[f"buffer/{i}/{name}"]
-    opt.load_state_dict({"iterations": o["iterations"], "initial_lr": o["initial_lr"],
-                         "state": opt_state})
+    opt.load_state_dict(
+        {"iterations": o["iterations"], "initial_lr": o["initial_lr"], "state": opt_state}
+    )
     if o.get("lr") is not None:
         opt.lr = float(o["lr"])
     state.rng.bit_generator.state = meta["fit_rng"]

@@ -8,6 +8,7 @@ instead; ``predict`` and ``evaluate`` take no such lock and keep working
 while a model trains. The lock is re-entrant, so a callback may call
 ``train_on_batch`` from inside ``fit`` on the same thread.
 """
+
 import contextlib
 import threading
 
@@ -25,9 +26,11 @@ def exclusive_training(model):
             if lock is None:
                 lock = model.__dict__["_train_lock"] = threading.RLock()
     if not lock.acquire(blocking=False):
-        raise RuntimeError(f"model: {getattr(model, 'name', '')!r} is being trained in another "
-                           "thread (one fit or train_on_batch at a time per model; predict "
-                           "can run meanwhile)")
+        raise RuntimeError(
+            f"model: {getattr(model, 'name', '')!r} is being trained in another "
+            "thread (one fit or train_on_batch at a time per model; predict "
+            "can run meanwhile)"
+        )
     try:
         yield
     finally:

@@ -1,4 +1,5 @@
 """Build facts, the active SIMD level and the thread budget."""
+
 from ._version import __version__
 from . import _core
 

@@ -4,6 +4,7 @@ Every public entry checks its inputs here before any kernel runs, and raises
 ValueError or TypeError naming the argument, what was expected and what was
 given (DESIGN.md, "Errors and bad input").
 """
+
 import numbers
 
 import numpy as np
@@ -26,8 +27,9 @@ def as_float32(x, name, ndim=None):
     try:
         arr = np.ascontiguousarray(arr, dtype=np.float32)
     except ValueError as e:  # e.g. a broadcast view too big to copy: name the argument
-        raise ValueError(f"{name}: cannot be copied to a float32 array of shape {arr.shape} "
-                         f"({e})") from None
+        raise ValueError(
+            f"{name}: cannot be copied to a float32 array of shape {arr.shape} ({e})"
+        ) from None
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     return arr
@@ -60,8 +62,7 @@ def as_dim(v, name):
 
 def same_shape(shape, pattern):
     """``shape`` (concrete) fits ``pattern`` (None matches any size)."""
-    return len(shape) == len(pattern) and all(p is None or s == p
-                                              for s, p in zip(shape, pattern))
+    return len(shape) == len(pattern) and all(p is None or s == p for s, p in zip(shape, pattern))
 
 
 def check_size(shape, name):

@@ -24,6 +24,7 @@ batch (and training after that epoch).
 Callbacks here: EarlyStopping, ModelCheckpoint, LearningRateScheduler,
 ReduceLROnPlateau, CSVLogger, TerminateOnNaN, BackupAndRestore, LambdaCallback.
 """
+
 import csv
 import inspect
 import json
@@ -36,9 +37,20 @@ import numpy as np
 
 from ._validate import as_int
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "ModelCheckpoint",
-           "LearningRateScheduler", "ReduceLROnPlateau", "CSVLogger", "TerminateOnNaN",
-           "BackupAndRestore", "LambdaCallback", "step_decay", "cosine_decay"]
+__all__ = [
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
+    "CSVLogger",
+    "TerminateOnNaN",
+    "BackupAndRestore",
+    "LambdaCallback",
+    "step_decay",
+    "cosine_decay",
+]
 
 
 class Callback:
@@ -145,10 +157,20 @@ class Callback:
 
 #: hook -> how many arguments it takes (the last is logs)
 _HOOKS = {
-    "on_train_begin": 1, "on_train_end": 1, "on_epoch_begin": 2, "on_epoch_end": 2,
-    "on_train_batch_begin": 2, "on_train_batch_end": 2, "on_test_begin": 1, "on_test_end": 1,
-    "on_test_batch_begin": 2, "on_test_batch_end": 2, "on_predict_begin": 1,
-    "on_predict_end": 1, "on_predict_batch_begin": 2, "on_predict_batch_end": 2,
+    "on_train_begin": 1,
+    "on_train_end": 1,
+    "on_epoch_begin": 2,
+    "on_epoch_end": 2,
+    "on_train_batch_begin": 2,
+    "on_train_batch_end": 2,
+    "on_test_begin": 1,
+    "on_test_end": 1,
+    "on_test_batch_begin": 2,
+    "on_test_batch_end": 2,
+    "on_predict_begin": 1,
+    "on_predict_end": 1,
+    "on_predict_batch_begin": 2,
+    "on_predict_batch_end": 2,
 }
 _ALIASES = {"on_train_batch_begin": "on_batch_begin", "on_train_batch_end": "on_batch_end"}
 
@@ -186,12 +208,15 @@ class CallbackList:
         elif isinstance(callbacks, CallbackList):
             callbacks = callbacks.callbacks
         elif not isinstance(callbacks, (list, tuple)):
-            raise TypeError(f"callbacks: expected a list of cnnx.callbacks objects, got "
-                            f"{type(callbacks).__name__}")
+            raise TypeError(
+                f"callbacks: expected a list of cnnx.callbacks objects, got "
+                f"{type(callbacks).__name__}"
+            )
         for cb in callbacks:
             if not hasattr(cb, "set_model"):
-                raise TypeError(f"callbacks: expected cnnx.callbacks objects, got "
-                                f"{type(cb).__name__}")
+                raise TypeError(
+                    f"callbacks: expected cnnx.callbacks objects, got {type(cb).__name__}"
+                )
         self.callbacks = list(callbacks)
         self.model = model
         for cb in self.callbacks:
@@ -251,8 +276,10 @@ class _Monitor(Callback):
 
     def _value(self, logs):
         if self.monitor not in logs:
-            raise ValueError(f"monitor: {self.monitor!r} is not among the logged metrics "
-                             f"{sorted(logs)} (val_* needs validation data)")
+            raise ValueError(
+                f"monitor: {self.monitor!r} is not among the logged metrics "
+                f"{sorted(logs)} (val_* needs validation data)"
+            )
         return float(logs[self.monitor])
 
     def _improved(self, value):
@@ -277,8 +304,9 @@ class EarlyStopping(_Monitor):
         >>> # model.fit(x, y, validation_split=0.1, callbacks=[stop])
     """
 
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
-                 restore_best_weights=False):
+    def __init__(
+        self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto", restore_best_weights=False
+    ):
         super().__init__(monitor, mode, min_delta)
         self.patience = as_int(patience, "patience", 0)
         self.restore_best_weights = bool(restore_best_weights)
@@ -291,8 +319,13 @@ class EarlyStopping(_Monitor):
         self._best_weights = None
 
     def state_dict(self):
-        return {"best": self.best, "wait": self.wait, "best_epoch": self.best_epoch,
-                "stopped_epoch": self.stopped_epoch, "best_weights": self._best_weights}
+        return {
+            "best": self.best,
+            "wait": self.wait,
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "best_weights": self._best_weights,
+        }
 
     def load_state_dict(self, state):
         self.best, self.wait = state["best"], state["wait"]
@@ -340,8 +373,10 @@ class ModelCheckpoint(_Monitor):
         except ValueError as e:
             raise ValueError(f"filepath: {filepath!r} is not a valid pattern ({e})") from None
         if any(f == "" or f.isdigit() for f in fields):
-            raise ValueError(f"filepath: {filepath!r}: use named fields such as {{epoch}} or "
-                             "{val_loss}, not positional {}")
+            raise ValueError(
+                f"filepath: {filepath!r}: use named fields such as {{epoch}} or "
+                "{val_loss}, not positional {}"
+            )
         self.filepath = filepath
         self.save_best_only = bool(save_best_only)
         self.saved = []
@@ -364,8 +399,10 @@ class ModelCheckpoint(_Monitor):
         try:
             path = self.filepath.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError, ValueError, AttributeError) as e:
-            raise ValueError(f"filepath: cannot fill {self.filepath!r} from epoch and "
-                             f"{sorted(logs)} ({type(e).__name__}: {e})") from None
+            raise ValueError(
+                f"filepath: cannot fill {self.filepath!r} from epoch and "
+                f"{sorted(logs)} ({type(e).__name__}: {e})"
+            ) from None
         self.model.save(path)
         self.saved.append(path)
 
@@ -462,10 +499,13 @@ class LearningRateScheduler(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         opt = self.model.optimizer
         lr = self.schedule(epoch, opt.initial_lr if self.builtin else opt.lr)
-        if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real) or \
-                not np.isfinite(lr) or lr < 0:
-            raise ValueError(f"schedule: returned {lr!r} for epoch {epoch}; expected a "
-                             "number >= 0")
+        if (
+            isinstance(lr, (bool, np.bool_))
+            or not isinstance(lr, numbers.Real)
+            or not np.isfinite(lr)
+            or lr < 0
+        ):
+            raise ValueError(f"schedule: returned {lr!r} for epoch {epoch}; expected a number >= 0")
         opt.lr = float(lr)
         self.lrs.append(float(lr))
 
@@ -479,13 +519,24 @@ class ReduceLROnPlateau(_Monitor):
     (max for accuracies). Each epoch's rate is in ``history["lr"]``.
     """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+    ):
         super().__init__(monitor, mode, min_delta)
         self.factor = _finite(factor, "factor")
         if not 0.0 <= self.factor < 1.0:
-            raise ValueError(f"factor: expected a number in [0, 1) (the rate is multiplied by "
-                             f"it), got {self.factor}")
+            raise ValueError(
+                f"factor: expected a number in [0, 1) (the rate is multiplied by "
+                f"it), got {self.factor}"
+            )
         self.patience = as_int(patience, "patience", 0)
         self.cooldown = as_int(cooldown, "cooldown", 0)
         self.min_lr = _finite(min_lr, "min_lr")
@@ -502,8 +553,10 @@ class ReduceLROnPlateau(_Monitor):
     def on_train_begin(self, logs=None):
         lr = getattr(self.model.optimizer, "lr", None)
         if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, numbers.Real):
-            raise TypeError(f"ReduceLROnPlateau: the optimizer's lr is a {type(lr).__name__}, "
-                            "not a number it could reduce (a schedule sets the rate itself)")
+            raise TypeError(
+                f"ReduceLROnPlateau: the optimizer's lr is a {type(lr).__name__}, "
+                "not a number it could reduce (a schedule sets the rate itself)"
+            )
         self._reset()
 
     def state_dict(self):
@@ -533,13 +586,17 @@ class ReduceLROnPlateau(_Monitor):
                 if old > np.float32(self.min_lr):
                     new = max(old * self.factor, self.min_lr)
                     if new <= 0:
-                        raise ValueError(f"ReduceLROnPlateau: the rate would become {new} (factor "
-                                         f"{self.factor}, min_lr {self.min_lr}); an optimiser "
-                                         "needs lr > 0: give min_lr > 0")
+                        raise ValueError(
+                            f"ReduceLROnPlateau: the rate would become {new} (factor "
+                            f"{self.factor}, min_lr {self.min_lr}); an optimiser "
+                            "needs lr > 0: give min_lr > 0"
+                        )
                     opt.lr = new
                     if self.verbose:
-                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
-                              f"to {new}.")
+                        print(
+                            f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                            f"to {new}."
+                        )
                     self.cooldown_counter = self.cooldown
                     self.wait = 0
 
@@ -592,8 +649,9 @@ class CSVLogger(Callback):
             class Dialect(csv.excel):
                 delimiter = sep
 
-            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + self.keys,
-                                         dialect=Dialect)
+            self.writer = csv.DictWriter(
+                self.csv_file, fieldnames=["epoch"] + self.keys, dialect=Dialect
+            )
             if self._header:
                 self.writer.writeheader()
         row = {"epoch": epoch}
@@ -660,8 +718,10 @@ class BackupAndRestore(Callback):
         if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
             raise TypeError("backup_dir: expected a non-empty str or os.PathLike")
         if save_freq != "epoch":
-            raise ValueError(f"save_freq: only 'epoch' is supported (an interrupted epoch is "
-                             f"trained again from its start), got {save_freq!r}")
+            raise ValueError(
+                f"save_freq: only 'epoch' is supported (an interrupted epoch is "
+                f"trained again from its start), got {save_freq!r}"
+            )
         self.backup_dir = os.fspath(backup_dir)
         self.save_freq = save_freq
         self.delete_checkpoint = bool(delete_checkpoint)
@@ -694,7 +754,8 @@ class BackupAndRestore(Callback):
             state.initial_epoch = epoch + 1
             # after every callback's on_train_begin (which resets their counters)
             state.after_train_begin.append(
-                lambda: _backup.restore_callbacks(state.callbacks, callback_states))
+                lambda: _backup.restore_callbacks(state.callbacks, callback_states)
+            )
         state.after_epoch_end.append(self._backup)
 
     def _backup(self, epoch, logs):

@@ -12,6 +12,7 @@
 Bad arguments and unreadable files are usage errors: one line on stderr
 saying what is wrong, exit code 2, no traceback.
 """
+
 import argparse
 import json
 import math
@@ -57,9 +58,11 @@ def _build_small(make, what):
     from .layers.base import deferred_init
 
     try:
-        with deferred_init(limit=_MAX_CLI_PARAMS, what=what,
-                           limit_text=f"cnnx builds at most {_MAX_CLI_PARAMS:,} from the "
-                           "command line"):
+        with deferred_init(
+            limit=_MAX_CLI_PARAMS,
+            what=what,
+            limit_text=f"cnnx builds at most {_MAX_CLI_PARAMS:,} from the command line",
+        ):
             model = make()
     except ValueError as e:
         msg = _one_line(e)
@@ -83,6 +86,7 @@ def _cmd_info(args):
 # summary
 # ---------------------------------------------------------------------------
 
+
 def _cmd_summary(args):
 
     if args.model:
@@ -93,10 +97,13 @@ def _cmd_summary(args):
 
         h, w, c = args.input_shape
         # shapes only: the weights are never drawn (summary shows no values)
-        model = _build_small(lambda: lenet5(input_shape=(h, w, c), n_classes=args.classes),
-                             "--input-shape/--classes")
-        print(f"The course's LeNet-style network on a {h}x{w}x{c} input "
-              "(CONV-POOL-CONV-POOL-FC-FC-softmax):")
+        model = _build_small(
+            lambda: lenet5(input_shape=(h, w, c), n_classes=args.classes), "--input-shape/--classes"
+        )
+        print(
+            f"The course's LeNet-style network on a {h}x{w}x{c} input "
+            "(CONV-POOL-CONV-POOL-FC-FC-softmax):"
+        )
     model.summary(formulas=args.formulas, show_all=args.all)
     return 0
 
@@ -104,6 +111,7 @@ def _cmd_summary(args):
 # ---------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------
+
 
 def _sklearn_available():
     import importlib.util
@@ -131,8 +139,9 @@ def load_dataset(name, limit=None, data_dir=None, seed=0):
         picked = False
     if name in ("mnist", "fashion"):
         kind = "digits" if name == "mnist" else "fashion"
-        (xtr, ytr), (xte, yte), (src, where) = datasets.load_mnist(kind, path=data_dir,
-                                                                   return_source=True)
+        (xtr, ytr), (xte, yte), (src, where) = datasets.load_mnist(
+            kind, path=data_dir, return_source=True
+        )
         label = f"{'MNIST' if kind == 'digits' else 'Fashion-MNIST'} (from {src}: {where})"
         n_classes = 10
     elif name == "digits":
@@ -149,7 +158,7 @@ def load_dataset(name, limit=None, data_dir=None, seed=0):
         raise ValueError(f"dataset: expected auto, mnist, fashion, digits or shapes, got {name!r}")
     if limit is not None:
         xtr, ytr = xtr[:limit], ytr[:limit]
-        xte, yte = xte[:max(limit // 5, 1)], yte[:max(limit // 5, 1)]
+        xte, yte = xte[: max(limit // 5, 1)], yte[: max(limit // 5, 1)]
     if picked:
         label = f"auto -> {label}"
     return label, (xtr, ytr), (xte, yte), n_classes
@@ -179,8 +188,9 @@ def _cmd_train(args):
         _check_out(args.out)
     cnnx.set_seed(args.seed)
     try:
-        label, (xtr, ytr), (xte, yte), n_classes = load_dataset(args.dataset, args.limit,
-                                                                args.data_dir, args.seed)
+        label, (xtr, ytr), (xte, yte), n_classes = load_dataset(
+            args.dataset, args.limit, args.data_dir, args.seed
+        )
     except (FileNotFoundError, ImportError) as e:
         print(f"cnnx train: {e}", file=sys.stderr)
         return 2
@@ -188,11 +198,15 @@ def _cmd_train(args):
         raise UsageError(_one_line(e)) from None
     n_val = int(round(len(xtr) * args.validation_split))
     if args.validation_split and not 0 < n_val < len(xtr):
-        raise UsageError(f"--validation-split {args.validation_split} of {len(xtr)} training "
-                         "images leaves no training or no validation images")
-    split = (f", {n_val} of them held out for validation" if n_val else "")
-    print(f"dataset: {label}: {len(xtr)} train{split} / {len(xte)} test images of "
-          f"{'x'.join(map(str, xtr.shape[1:]))}, {n_classes} classes")
+        raise UsageError(
+            f"--validation-split {args.validation_split} of {len(xtr)} training "
+            "images leaves no training or no validation images"
+        )
+    split = f", {n_val} of them held out for validation" if n_val else ""
+    print(
+        f"dataset: {label}: {len(xtr)} train{split} / {len(xte)} test images of "
+        f"{'x'.join(map(str, xtr.shape[1:]))}, {n_classes} classes"
+    )
     model = _build_small(lambda: build_model(args.model, xtr.shape[1:], n_classes), "the model")
     model = build_model(args.model, xtr.shape[1:], n_classes)  # checked above: now with weights
     model.summary()
@@ -202,9 +216,15 @@ def _cmd_train(args):
         opt = cnnx.optim.SGD(lr=0.05 if args.lr is None else args.lr, momentum=0.9)
     model.compile(optimizer=opt, loss="cross_entropy", metrics=["accuracy"])
     t0 = time.perf_counter()
-    model.fit(xtr, ytr, epochs=args.epochs, batch_size=args.batch_size,
-              validation_split=args.validation_split, verbose=0 if args.quiet else 1,
-              distributed=args.distributed)
+    model.fit(
+        xtr,
+        ytr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=args.validation_split,
+        verbose=0 if args.quiet else 1,
+        distributed=args.distributed,
+    )
     seconds = time.perf_counter() - t0
     res = model.evaluate(xte, yte) if dist is None else dist.evaluate(model, xte, yte)
     if args.out and (dist is None or dist.rank() == 0):
@@ -234,6 +254,7 @@ def _check_out(path):
 # ---------------------------------------------------------------------------
 # edges
 # ---------------------------------------------------------------------------
+
 
 def _sample_image():
     """(name, grayscale float image in [0, 1])."""
@@ -271,8 +292,10 @@ def read_image(path):
             try:
                 import matplotlib.image as mpimg
             except ImportError:
-                raise ImportError("reading PNG/JPEG needs Pillow or matplotlib (pip install "
-                                  "pillow); .npy images need neither") from None
+                raise ImportError(
+                    "reading PNG/JPEG needs Pillow or matplotlib (pip install "
+                    "pillow); .npy images need neither"
+                ) from None
             img = np.asarray(mpimg.imread(path), dtype=np.float32)
             if img.max() > 1.0:
                 img = img / 255.0
@@ -301,26 +324,39 @@ def _cmd_edges(args):
         except ImportError as e:
             raise UsageError(f"{args.image}: {e}") from None
         if img.size > 2**26:
-            raise UsageError(f"{args.image}: {img.shape[0]}x{img.shape[1]} pixels is more than "
-                             "cnnx edges draws (2**26)")
+            raise UsageError(
+                f"{args.image}: {img.shape[0]}x{img.shape[1]} pixels is more than "
+                "cnnx edges draws (2**26)"
+            )
     else:
         name, img = _sample_image()
     r = edge_responses(img, mode="same")
-    panels = {"input": img,
-              "vertical [[1,0,-1]]x3": r["vertical"], "horizontal (transpose)": r["horizontal"],
-              "Sobel x": r["sobel_x"], "Sobel y": r["sobel_y"],
-              "Scharr x": r["scharr_x"], "Scharr y": r["scharr_y"],
-              "Sobel magnitude": r["sobel_magnitude"]}
+    panels = {
+        "input": img,
+        "vertical [[1,0,-1]]x3": r["vertical"],
+        "horizontal (transpose)": r["horizontal"],
+        "Sobel x": r["sobel_x"],
+        "Sobel y": r["sobel_y"],
+        "Scharr x": r["scharr_x"],
+        "Scharr y": r["scharr_y"],
+        "Sobel magnitude": r["sobel_magnitude"],
+    }
     print(f"image: {name}, {img.shape[0]}x{img.shape[1]}")
     for k in ("vertical", "horizontal", "sobel_x", "sobel_y", "scharr_x", "scharr_y"):
         v = r[k]
-        print(f"  {k:<10} mean |response| {float(np.abs(v).mean()):.4f}   max {float(np.abs(v).max()):.3f}")
+        print(
+            f"  {k:<10} mean |response| {float(np.abs(v).mean()):.4f}   max {float(np.abs(v).max()):.3f}"
+        )
     from .viz import plot_images  # imports matplotlib only when drawing
 
     try:
-        plot_images(panels, path=args.out, ncols=4,
-                    symmetric=[k not in ("input", "Sobel magnitude") for k in panels],
-                    suptitle="edge detectors (cross-correlation, same padding)")
+        plot_images(
+            panels,
+            path=args.out,
+            ncols=4,
+            symmetric=[k not in ("input", "Sobel magnitude") for k in panels],
+            suptitle="edge detectors (cross-correlation, same padding)",
+        )
     except ImportError as e:
         np.savez(os.path.splitext(args.out)[0] + ".npz", **r)
         print(f"{e}; wrote the responses to {os.path.splitext(args.out)[0]}.npz instead")
@@ -351,16 +387,21 @@ def _bench_one(framework, case, repeat):
     if framework == "cnnx":
         import cnnx.functional as F
 
-        fn = (lambda: F.matmul(a, b)) if case == "matmul" else \
-            (lambda: F.conv2d(x, w, padding="same"))
+        fn = (
+            (lambda: F.matmul(a, b))
+            if case == "matmul"
+            else (lambda: F.conv2d(x, w, padding="same"))
+        )
     elif framework == "numpy":
         if case == "matmul":
             fn = lambda: a @ b  # noqa: E731
         else:
+
             def fn():  # im2col + one GEMM, the usual NumPy way
                 xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-                cols = np.stack([xp[:, i:i + 28, j:j + 28, :] for i in range(3) for j in range(3)],
-                                axis=3)
+                cols = np.stack(
+                    [xp[:, i : i + 28, j : j + 28, :] for i in range(3) for j in range(3)], axis=3
+                )
                 return cols.reshape(-1, 9 * 16) @ w.reshape(9 * 16, 32)
     elif framework == "torch":
         import torch
@@ -369,8 +410,11 @@ def _bench_one(framework, case, repeat):
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             fn = lambda: torch.mm(ta, tb)  # noqa: E731
         else:
-            tx = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(
-                memory_format=torch.channels_last)
+            tx = (
+                torch.from_numpy(x)
+                .permute(0, 3, 1, 2)
+                .contiguous(memory_format=torch.channels_last)
+            )
             tw = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous()
 
             def fn():
@@ -398,8 +442,9 @@ def _child_env(framework):
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([here] + sys.path[1:] +
-                                        [env.get("PYTHONPATH", "")]).strip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([here] + sys.path[1:] + [env.get("PYTHONPATH", "")]).strip(
+        os.pathsep
+    )
     return env
 
 
@@ -412,17 +457,28 @@ def _cmd_bench(args):
     if importlib.util.find_spec("torch") is not None and not args.no_torch:
         frameworks.append("torch")
     info = cnnx.info()
-    print(f"cnnx {info.get('version')} isa={info.get('isa')} threads={info.get('num_threads')}; "
-          f"best of {args.repeat} calls, {args.rounds} alternated rounds, one process per run")
+    print(
+        f"cnnx {info.get('version')} isa={info.get('isa')} threads={info.get('num_threads')}; "
+        f"best of {args.repeat} calls, {args.rounds} alternated rounds, one process per run"
+    )
     results = {}
     for case in args.cases:
         times = {f: [] for f in frameworks}
         for _ in range(args.rounds):
             for fw in frameworks:
-                cmd = [sys.executable, "-m", "cnnx", "_bench-worker", fw, case,
-                       "--repeat", str(args.repeat)]
-                out = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(fw),
-                                     timeout=300)
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "cnnx",
+                    "_bench-worker",
+                    fw,
+                    case,
+                    "--repeat",
+                    str(args.repeat),
+                ]
+                out = subprocess.run(
+                    cmd, capture_output=True, text=True, env=_child_env(fw), timeout=300
+                )
                 if out.returncode != 0:
                     print(f"  {fw} failed on {case}: {out.stderr.strip().splitlines()[-1:]}")
                     continue
@@ -439,6 +495,7 @@ def _cmd_bench(args):
 
 
 # ---------------------------------------------------------------------------
+
 
 def _shape3(text):
     try:
@@ -502,42 +559,76 @@ def build_parser():
     pi.set_defaults(func=_cmd_info)
 
     ps = sub.add_parser("summary", help="the course's network table, or a saved model's")
-    ps.add_argument("model", nargs="?", help="a model saved with model.save (default: the "
-                    "course's LeNet-style network)")
-    ps.add_argument("--input-shape", type=_shape3, default=(32, 32, 3), metavar="H,W,C",
-                    help="input of the course's network (default 32,32,3)")
+    ps.add_argument(
+        "model",
+        nargs="?",
+        help="a model saved with model.save (default: the course's LeNet-style network)",
+    )
+    ps.add_argument(
+        "--input-shape",
+        type=_shape3,
+        default=(32, 32, 3),
+        metavar="H,W,C",
+        help="input of the course's network (default 32,32,3)",
+    )
     ps.add_argument("--classes", type=_positive, default=10)
     ps.add_argument("--formulas", action="store_true", help="show how each number arises")
     ps.add_argument("--all", action="store_true", help="also show Flatten rows")
     ps.set_defaults(func=_cmd_summary)
 
-    pt = sub.add_parser("train", help="train a CNN on MNIST (or the best data set found)",
-                        description="Train a CNN. The progress bar's val_loss/val_accuracy are "
-                        "measured on a validation split held out from the training images "
-                        "(--validation-split); the test set is used once, for the final test "
-                        "accuracy.")
-    pt.add_argument("--dataset", choices=["auto", "mnist", "fashion", "digits", "shapes"],
-                    default="auto", help="auto: MNIST if found, else scikit-learn digits, "
-                    "else generated shapes")
+    pt = sub.add_parser(
+        "train",
+        help="train a CNN on MNIST (or the best data set found)",
+        description="Train a CNN. The progress bar's val_loss/val_accuracy are "
+        "measured on a validation split held out from the training images "
+        "(--validation-split); the test set is used once, for the final test "
+        "accuracy.",
+    )
+    pt.add_argument(
+        "--dataset",
+        choices=["auto", "mnist", "fashion", "digits", "shapes"],
+        default="auto",
+        help="auto: MNIST if found, else scikit-learn digits, else generated shapes",
+    )
     pt.add_argument("--model", choices=["lenet", "resnet"], default="lenet")
     pt.add_argument("--epochs", type=_positive, default=3)
     pt.add_argument("--batch-size", type=_positive, default=64)
-    pt.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
-                    help="sgd (momentum 0.9, lr 0.05) or adam (lr 0.001)")
-    pt.add_argument("--lr", type=_learning_rate, default=None,
-                    help="learning rate, > 0 (default 0.05 for sgd, 0.001 for adam)")
-    pt.add_argument("--validation-split", type=_fraction, default=0.1, metavar="F",
-                    help="fraction of the training images held out to compute val_loss and "
-                    "val_accuracy after each epoch (default 0.1; 0: none)")
-    pt.add_argument("--limit", type=_positive, default=None,
-                    help="use only the first N training images (and N/5 test images)")
+    pt.add_argument(
+        "--optimizer",
+        choices=["sgd", "adam"],
+        default="sgd",
+        help="sgd (momentum 0.9, lr 0.05) or adam (lr 0.001)",
+    )
+    pt.add_argument(
+        "--lr",
+        type=_learning_rate,
+        default=None,
+        help="learning rate, > 0 (default 0.05 for sgd, 0.001 for adam)",
+    )
+    pt.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=0.1,
+        metavar="F",
+        help="fraction of the training images held out to compute val_loss and "
+        "val_accuracy after each epoch (default 0.1; 0: none)",
+    )
+    pt.add_argument(
+        "--limit",
+        type=_positive,
+        default=None,
+        help="use only the first N training images (and N/5 test images)",
+    )
     pt.add_argument("--data-dir", default=None, help="where to look for the IDX files first")
     pt.add_argument("--seed", type=_seed, default=0, help="an integer >= 0 (default 0)")
     pt.add_argument("--out", default=None, metavar="MODEL.cnnx", help="save the trained model")
     pt.add_argument("--quiet", action="store_true", help="no progress bars")
-    pt.add_argument("--distributed", action="store_true",
-                    help="data-parallel over MPI ranks: mpirun -np N cnnx train --distributed "
-                    "(--batch-size is per rank; needs mpi4py)")
+    pt.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over MPI ranks: mpirun -np N cnnx train --distributed "
+        "(--batch-size is per rank; needs mpi4py)",
+    )
     pt.set_defaults(func=_cmd_train)
 
     pe = sub.add_parser("edges", help="PNG of vertical/horizontal/Sobel/Scharr edge responses")

@@ -43,6 +43,7 @@ Example::
 
     model.fit(Batches(x, y, 64, workers=2), epochs=5, validation_data=Batches(xv, yv, 256))
 """
+
 from ._validate import as_int
 
 __all__ = ["Dataset"]
@@ -66,8 +67,10 @@ class Dataset:
     def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
         self.workers = as_int(workers, "workers", 0)
         if use_multiprocessing:
-            raise ValueError("use_multiprocessing: cnnx prepares batches on threads (the C++ "
-                             "step runs without the GIL); processes are not supported")
+            raise ValueError(
+                "use_multiprocessing: cnnx prepares batches on threads (the C++ "
+                "step runs without the GIL); processes are not supported"
+            )
         self.use_multiprocessing = False
         self.max_queue_size = as_int(max_queue_size, "max_queue_size", 1)
 

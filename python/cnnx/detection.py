@@ -21,11 +21,21 @@ and no box or class target. :func:`encode_grid` builds those targets,
 Everything is vectorised over boxes and cells; only the greedy NMS loop
 runs once per *kept* box.
 """
+
 import numpy as np
 
-__all__ = ["box_area", "box_iou", "nms", "batched_nms", "average_precision",
-           "mean_average_precision", "encode_grid", "decode_grid", "postprocess",
-           "N_BOX_CHANNELS"]
+__all__ = [
+    "box_area",
+    "box_iou",
+    "nms",
+    "batched_nms",
+    "average_precision",
+    "mean_average_precision",
+    "encode_grid",
+    "decode_grid",
+    "postprocess",
+    "N_BOX_CHANNELS",
+]
 
 #: channels before the class logits: objectness, t_x, t_y, t_w, t_h
 N_BOX_CHANNELS = 5
@@ -36,8 +46,10 @@ def _boxes(b, name):
     if a.ndim == 1 and a.size == 0:
         a = a.reshape(0, 4)
     if a.ndim != 2 or a.shape[1] != 4:
-        raise ValueError(f"{name}: expected boxes of shape (n, 4) as (x_min, y_min, x_max, "
-                         f"y_max), got shape {a.shape}")
+        raise ValueError(
+            f"{name}: expected boxes of shape (n, 4) as (x_min, y_min, x_max, "
+            f"y_max), got shape {a.shape}"
+        )
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: boxes must be finite")
     return a
@@ -86,7 +98,7 @@ def nms(boxes, scores, iou_threshold=0.5):
         keep.append(int(i))
         if order.size == 1:
             break
-        iou = box_iou(b[i:i + 1], b[order[1:]])[0]
+        iou = box_iou(b[i : i + 1], b[order[1:]])[0]
         order = order[1:][iou <= t]
     return np.asarray(keep, dtype=np.int64)
 
@@ -140,8 +152,9 @@ def mean_average_precision(detections, ground_truth, iou_threshold=0.5, n_classe
     mean. Returns ``(mAP, {class: AP})``.
     """
     if len(detections) != len(ground_truth):
-        raise ValueError(f"detections: expected one entry per image ({len(ground_truth)}), "
-                         f"got {len(detections)}")
+        raise ValueError(
+            f"detections: expected one entry per image ({len(ground_truth)}), got {len(detections)}"
+        )
     thr = float(iou_threshold)
     if not 0.0 < thr <= 1.0:
         raise ValueError(f"iou_threshold: expected a number in (0, 1], got {iou_threshold!r}")
@@ -152,13 +165,16 @@ def mean_average_precision(detections, ground_truth, iou_threshold=0.5, n_classe
         ds = np.asarray(d[1], np.float64).reshape(-1)
         dl = np.asarray(d[2]).reshape(-1).astype(np.int64)
         if not (len(ds) == len(dl) == db.shape[0]):
-            raise ValueError(f"detections: image {i} has {db.shape[0]} boxes, {len(ds)} scores "
-                             f"and {len(dl)} labels")
+            raise ValueError(
+                f"detections: image {i} has {db.shape[0]} boxes, {len(ds)} scores "
+                f"and {len(dl)} labels"
+            )
         gb = _boxes(g[0], "ground_truth")
         gl = np.asarray(g[1]).reshape(-1).astype(np.int64)
         if len(gl) != gb.shape[0]:
-            raise ValueError(f"ground_truth: image {i} has {gb.shape[0]} boxes and {len(gl)} "
-                             "labels")
+            raise ValueError(
+                f"ground_truth: image {i} has {gb.shape[0]} boxes and {len(gl)} labels"
+            )
         dets.append((db, ds, dl))
         gts.append((gb, gl))
     seen = set()
@@ -188,7 +204,7 @@ def mean_average_precision(detections, ground_truth, iou_threshold=0.5, n_classe
             g = gt_c[img_idx[j]]
             if len(g) == 0:
                 continue
-            iou = box_iou(boxes[j:j + 1], g)[0]
+            iou = box_iou(boxes[j : j + 1], g)[0]
             best = int(np.argmax(np.where(matched[img_idx[j]], -1.0, iou)))
             if iou[best] >= thr and not matched[img_idx[j]][best]:
                 matched[img_idx[j]][best] = True
@@ -205,6 +221,7 @@ def mean_average_precision(detections, ground_truth, iou_threshold=0.5, n_classe
 # ---------------------------------------------------------------------------
 # The grid encoding
 # ---------------------------------------------------------------------------
+
 
 def _grid_args(grid, image_size, anchor):
     grid = int(grid)
@@ -300,8 +317,11 @@ def decode_grid(output, image_size, anchor):
     p /= p.sum(axis=-1, keepdims=True)
     labels = p.argmax(axis=-1)
     scores = _sigmoid(out[..., 0]) * p.max(axis=-1)
-    return (boxes.reshape(m, grid * grid, 4), scores.reshape(m, grid * grid),
-            labels.reshape(m, grid * grid))
+    return (
+        boxes.reshape(m, grid * grid, 4),
+        scores.reshape(m, grid * grid),
+        labels.reshape(m, grid * grid),
+    )
 
 
 def postprocess(output, image_size, anchor, score_threshold=0.05, iou_threshold=0.5):

@@ -54,24 +54,44 @@ Threads: each rank uses ``OMP_NUM_THREADS`` threads (Open MPI also pins each
 rank to a core by default when there are at most 2 ranks, which then means
 1 thread per rank). Keep ranks per machine x threads per rank <= cores.
 """
+
 import os
 import sys
 
 import numpy as np
 
-__all__ = ["init", "is_initialized", "is_available", "rank", "size", "local_rank", "local_size",
-           "barrier", "broadcast", "broadcast_object", "broadcast_parameters",
-           "broadcast_optimizer_state", "allreduce", "allreduce_gradients", "shard_indices",
-           "shard_range", "evaluate", "DistributedOptimizer", "FitContext", "INSTALL_HINT"]
+__all__ = [
+    "init",
+    "is_initialized",
+    "is_available",
+    "rank",
+    "size",
+    "local_rank",
+    "local_size",
+    "barrier",
+    "broadcast",
+    "broadcast_object",
+    "broadcast_parameters",
+    "broadcast_optimizer_state",
+    "allreduce",
+    "allreduce_gradients",
+    "shard_indices",
+    "shard_range",
+    "evaluate",
+    "DistributedOptimizer",
+    "FitContext",
+    "INSTALL_HINT",
+]
 
 INSTALL_HINT = (
     "cnnx.distributed needs mpi4py and an MPI library: `pip install cnnx[mpi]` (or `pip install "
     "mpi4py`) plus an MPI library, e.g. `apt-get install openmpi-bin libopenmpi-dev` (Debian/"
-    "Ubuntu) or `pip install mpich`; then run your script with `mpirun -np N python script.py`")
+    "Ubuntu) or `pip install mpich`; then run your script with `mpirun -np N python script.py`"
+)
 
-_MPI = None        # the mpi4py.MPI module once imported
-_comm = None       # COMM_WORLD (or the communicator given to init)
-_local = None      # ranks on this machine (MPI_COMM_TYPE_SHARED)
+_MPI = None  # the mpi4py.MPI module once imported
+_comm = None  # COMM_WORLD (or the communicator given to init)
+_local = None  # ranks on this machine (MPI_COMM_TYPE_SHARED)
 _hook_installed = False
 
 
@@ -184,8 +204,10 @@ def _install_excepthook():
     def hook(etype, value, tb):
         try:
             sys.stdout.flush()
-            sys.stderr.write(f"cnnx.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
-                             f"raised {etype.__name__}; aborting the whole job\n")
+            sys.stderr.write(
+                f"cnnx.distributed: rank {comm.Get_rank()} of {comm.Get_size()} "
+                f"raised {etype.__name__}; aborting the whole job\n"
+            )
             previous(etype, value, tb)
             sys.stderr.flush()
         finally:
@@ -199,12 +221,14 @@ def _install_excepthook():
 # collectives on NumPy buffers
 # ---------------------------------------------------------------------------
 
+
 def _check_buffer(buf, name):
     if not isinstance(buf, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(buf).__name__}")
     if not buf.flags.c_contiguous or not buf.flags.writeable:
-        raise ValueError(f"{name}: expected a writeable C-contiguous array (it is updated "
-                         "in place)")
+        raise ValueError(
+            f"{name}: expected a writeable C-contiguous array (it is updated in place)"
+        )
     return buf
 
 
@@ -266,12 +290,20 @@ def broadcast_optimizer_state(optimizer, root=0):
     comm = _world()
     if comm.Get_size() == 1:
         return optimizer
-    meta = broadcast_object({"iterations": optimizer.iterations, "lr": optimizer.lr,
-                             "initial_lr": getattr(optimizer, "initial_lr", None),
-                             "names": sorted(optimizer.state)}, root)
+    meta = broadcast_object(
+        {
+            "iterations": optimizer.iterations,
+            "lr": optimizer.lr,
+            "initial_lr": getattr(optimizer, "initial_lr", None),
+            "names": sorted(optimizer.state),
+        },
+        root,
+    )
     if meta["names"] != sorted(optimizer.state):
-        raise ValueError(f"optimizer: rank {comm.Get_rank()} has state {sorted(optimizer.state)}, "
-                         f"rank {root} has {meta['names']} (compile the same optimiser everywhere)")
+        raise ValueError(
+            f"optimizer: rank {comm.Get_rank()} has state {sorted(optimizer.state)}, "
+            f"rank {root} has {meta['names']} (compile the same optimiser everywhere)"
+        )
     optimizer.iterations = meta["iterations"]
     if getattr(optimizer, "schedule", None) is None:  # a schedule follows the step count
         optimizer.lr = meta["lr"]
@@ -322,6 +354,7 @@ class DistributedOptimizer:
 # sharding
 # ---------------------------------------------------------------------------
 
+
 def shard_indices(order, rank_=None, size_=None):
     """This rank's training shard of one epoch's sample ``order``.
 
@@ -340,8 +373,10 @@ def shard_indices(order, rank_=None, size_=None):
     order = np.asarray(order)
     n = order.shape[0]
     if n < n_ranks:
-        raise ValueError(f"x: {n} training samples cannot be shared among {n_ranks} ranks "
-                         "(each rank needs at least one)")
+        raise ValueError(
+            f"x: {n} training samples cannot be shared among {n_ranks} ranks "
+            "(each rank needs at least one)"
+        )
     used = n - n % n_ranks
     return order[r:used:n_ranks]
 
@@ -372,8 +407,9 @@ def evaluate(model, x, y, batch_size=256, sample_weight=None):
 def _evaluate(model, xs, ys, sw, batch_size):
     a, b = shard_range(xs[0].shape[0])
     part = lambda arrs: [t[a:b] for t in arrs]  # noqa: E731
-    sums, n, metrics = model._evaluate_sums(part(xs), part(ys), None if sw is None else sw[a:b],
-                                            batch_size)
+    sums, n, metrics = model._evaluate_sums(
+        part(xs), part(ys), None if sw is None else sw[a:b], batch_size
+    )
     sums, n = reduce_logs(sums, n, metrics)
     return model._logs(sums, n, metrics)
 
@@ -382,15 +418,17 @@ def reduce_logs(sums, n, metrics):
     """The loss sums, the sample count and each metric's state, summed over all ranks."""
     keys = sorted(sums)
     states = [m.state_arrays() for ms in metrics for m in ms]
-    flat = np.concatenate([np.array([sums[k] for k in keys] + [n], np.float64)] +
-                          [np.ravel(a) for st in states for a in st])
+    flat = np.concatenate(
+        [np.array([sums[k] for k in keys] + [n], np.float64)]
+        + [np.ravel(a) for st in states for a in st]
+    )
     allreduce(flat, average=False)
-    out = dict(zip(keys, (float(v) for v in flat[:len(keys)])))
+    out = dict(zip(keys, (float(v) for v in flat[: len(keys)])))
     pos = len(keys) + 1
     for m, st in zip([m for ms in metrics for m in ms], states):
         arrays = []
         for a in st:
-            arrays.append(flat[pos:pos + a.size].reshape(a.shape))
+            arrays.append(flat[pos : pos + a.size].reshape(a.shape))
             pos += a.size
         m.set_state_arrays(arrays)
     return out, float(flat[len(keys)])
@@ -399,6 +437,7 @@ def reduce_logs(sums, n, metrics):
 # ---------------------------------------------------------------------------
 # what fit(..., distributed=True) uses
 # ---------------------------------------------------------------------------
+
 
 class FitContext:
     """The distributed parts of one ``fit`` call (see the module docstring).
@@ -437,9 +476,11 @@ class FitContext:
                 _comm.Allreduce(_MPI.IN_PLACE, both, op=_MPI.MAX)
             if both[0] != -both[1]:
                 self.close()
-                raise ValueError(f"x: ranks hold different numbers of training samples "
-                                 f"(from {-both[1]} to {both[0]}; this rank {n}); with "
-                                 "distributed=True every rank passes the same data set")
+                raise ValueError(
+                    f"x: ranks hold different numbers of training samples "
+                    f"(from {-both[1]} to {both[0]}; this rank {n}); with "
+                    "distributed=True every rank passes the same data set"
+                )
             self._checked = True
         return shard_indices(order, self.rank, self.size)
 

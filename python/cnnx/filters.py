@@ -30,13 +30,22 @@ convolution is associative,
 and :func:`associativity_demo` checks both claims numerically: the
 convolution gap is round-off, the cross-correlation gap is not.
 """
+
 import numpy as np
 
 from . import functional as F
 from ._validate import as_float32
 
-__all__ = ["vertical_edge", "horizontal_edge", "sobel", "scharr", "correlate2d", "convolve2d",
-           "edge_responses", "associativity_demo"]
+__all__ = [
+    "vertical_edge",
+    "horizontal_edge",
+    "sobel",
+    "scharr",
+    "correlate2d",
+    "convolve2d",
+    "edge_responses",
+    "associativity_demo",
+]
 
 
 def vertical_edge():
@@ -87,12 +96,14 @@ def _pads(mode, kh, kw, flipped):
         return ((0, 0), (0, 0))
     if mode == "full":
         return ((kh - 1, kh - 1), (kw - 1, kw - 1))
+
     # "same": the output has the input's size. Correlation follows the
     # "same" padding of Conv2D (odd pixel after); convolution is the centred
     # crop of the full result (as scipy.signal does). Equal for odd kernels.
     def split(k):
         t = k - 1
         return (t - t // 2, t // 2) if flipped else (t // 2, t - t // 2)
+
     return (split(kh), split(kw))
 
 
@@ -108,8 +119,10 @@ def _run(image, kernel, mode, flipped):
     kh, kw = k.shape
     pads = _pads(mode, kh, kw, flipped)
     if mode == "valid" and (kh > img.shape[0] or kw > img.shape[1]):
-        raise ValueError(f"kernel: {k.shape} is larger than the image {img.shape[:2]} "
-                         "(use mode='same' or 'full')")
+        raise ValueError(
+            f"kernel: {k.shape} is larger than the image {img.shape[:2]} "
+            "(use mode='same' or 'full')"
+        )
     if flipped:
         k = k[::-1, ::-1]
     # Each channel is one item of a batch of 1-channel images: (n_C, n_H, n_W, 1).
@@ -194,6 +207,8 @@ def associativity_demo(n=12, f=3, seed=0):
         "convolution_gap": float(np.max(np.abs(conv_left - conv_right))),
         "correlation_gap": float(np.max(np.abs(corr_left - corr_right))),
         "scale": float(np.max(np.abs(conv_left))),
-        "conv_left": conv_left, "conv_right": conv_right,
-        "corr_left": corr_left, "corr_right": corr_right,
+        "conv_left": conv_left,
+        "conv_right": conv_right,
+        "corr_left": corr_left,
+        "corr_right": corr_right,
     }

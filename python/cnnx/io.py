@@ -34,6 +34,7 @@ and an architecture that needs more parameters than the data block holds
 (the model is built with :func:`cnnx.layers.base.deferred_init`: no weight
 is drawn or allocated until the counts agree).
 """
+
 import json
 import os
 import re
@@ -111,8 +112,10 @@ def save_model(model, path):
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(f"path: {path!r} is a directory")
     if st is not None and not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"path: {path!r} is a device, FIFO or socket, not a regular file "
-                         "(saving would replace it)")
+        raise ValueError(
+            f"path: {path!r} is a device, FIFO or socket, not a regular file "
+            "(saving would replace it)"
+        )
     _write_atomically(target, prefix, hbytes, data, st)
 
 
@@ -144,14 +147,18 @@ def _serialise(model):
     opt = model.optimizer
     if opt is not None and not quantized:  # a quantized model never trains
         st = opt.state_dict()
-        header["optimizer"] = {"class": st["class"], "config": st["config"],
-                               "iterations": st["iterations"],
-                               "initial_lr": st.get("initial_lr"),
-                               "state": {k: blob.add(v) for k, v in st["state"].items()}}
+        header["optimizer"] = {
+            "class": st["class"],
+            "config": st["config"],
+            "iterations": st["iterations"],
+            "initial_lr": st.get("initial_lr"),
+            "state": {k: blob.add(v) for k, v in st["state"].items()},
+        }
     hbytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     data = b"".join(blob.parts)
-    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(data),
-                          zlib.crc32(hbytes), zlib.crc32(data))
+    prefix = _PREFIX.pack(
+        MAGIC, FORMAT_VERSION, len(hbytes), len(data), zlib.crc32(hbytes), zlib.crc32(data)
+    )
     return prefix, hbytes, data
 
 
@@ -163,11 +170,12 @@ def _write_atomically(target, prefix, hbytes, data, st):
     try:
         fd, tmp = _create_temporary(directory)
     except PermissionError:
-        raise PermissionError(f"path: cannot create files in {directory!r} (permission "
-                              "denied)") from None
+        raise PermissionError(
+            f"path: cannot create files in {directory!r} (permission denied)"
+        ) from None
     try:
         if st is not None and hasattr(os, "fchmod"):  # an existing file keeps its mode;
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))   # a new one got 0o666 less the umask
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))  # a new one got 0o666 less the umask
         with os.fdopen(fd, "wb") as f:
             f.write(prefix)
             f.write(hbytes)
@@ -188,13 +196,21 @@ def _quantization_entry(model, blob):
     layer's weights, scales and biases (keyed by value / op output id)."""
     weights = []
     for vid, w in sorted(model.qweights.items()):
-        weights.append({"op": vid, "w": blob.add(w.w, "|i1"), "scale": blob.add(w.scale),
-                        "bias": None if w.bias is None else blob.add(w.bias),
-                        "bias_acc": None if w.bias_acc is None else blob.add(w.bias_acc, "<i4"),
-                        "groups": w.groups})
-    return {"config": model.config,
-            "values": [[vid, s, z] for vid, (s, z) in sorted(model.qparams.items())],
-            "weights": weights}
+        weights.append(
+            {
+                "op": vid,
+                "w": blob.add(w.w, "|i1"),
+                "scale": blob.add(w.scale),
+                "bias": None if w.bias is None else blob.add(w.bias),
+                "bias_acc": None if w.bias_acc is None else blob.add(w.bias_acc, "<i4"),
+                "groups": w.groups,
+            }
+        )
+    return {
+        "config": model.config,
+        "values": [[vid, s, z] for vid, (s, z) in sorted(model.qparams.items())],
+        "weights": weights,
+    }
 
 
 def _quantized(fm, q, data, where):
@@ -226,17 +242,21 @@ def _quantized(fm, q, data, where):
             c = w.shape[-1]
             bias = None if e.get("bias") is None else _array(data, e["bias"], "bias")
             bacc = None if e.get("bias_acc") is None else _array(data, e["bias_acc"], "bias")
-            if scale.shape != (c,) or not (np.isfinite(scale).all() and (scale > 0).all()) or (
-                    bias is not None and bias.shape != (c,)) or (
-                    bacc is not None and (bacc.shape != (c,) or bacc.dtype != np.int32)):
+            if (
+                scale.shape != (c,)
+                or not (np.isfinite(scale).all() and (scale > 0).all())
+                or (bias is not None and bias.shape != (c,))
+                or (bacc is not None and (bacc.shape != (c,) or bacc.dtype != np.int32))
+            ):
                 raise ValueError
             weights[vid] = QWeights(w, scale, bias, bacc, int(e.get("groups", 1)))
         config = dict(q.get("config") or {})
     except ValueError as e:
         if str(e).startswith("path:"):
             raise
-        raise ValueError(f"{where} is corrupt (the quantization entry does not match the "
-                         "architecture)") from None
+        raise ValueError(
+            f"{where} is corrupt (the quantization entry does not match the architecture)"
+        ) from None
     except (KeyError, TypeError, AttributeError):
         raise ValueError(f"{where} is corrupt (malformed quantization entry)") from None
     return QuantizedModel(fm, params, weights, config)
@@ -258,8 +278,14 @@ def _lock(fd, blocking):
 def _create_temporary(directory):
     """A new ``.cnnx-<random>.tmp`` file, created with mode 0o666 less the umask
     (as ``open`` does), locked for as long as the save runs."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | \
-        getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_BINARY", 0)
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     for _ in range(100):
         tmp = os.path.join(directory, f".cnnx-{secrets.token_hex(8)}.tmp")
         try:
@@ -327,29 +353,33 @@ def _read(path):
     with open(path, "rb") as f:
         raw = f.read()
     if len(raw) < _PREFIX.size:
-        if raw[:len(MAGIC)] == MAGIC[:len(raw)] and raw:
+        if raw[: len(MAGIC)] == MAGIC[: len(raw)] and raw:
             raise ValueError(f"path: {path!r} is truncated ({len(raw)} bytes)")
         raise ValueError(f"path: {path!r} is not a cnnx model file")
     magic, version, hlen, dlen, hcrc, dcrc = _PREFIX.unpack_from(raw)
     if magic != MAGIC:
         raise ValueError(f"path: {path!r} is not a cnnx model file (bad magic bytes)")
     if version not in READABLE_VERSIONS:
-        raise ValueError(f"path: {path!r} has format version {version}; this cnnx "
-                         f"({__version__}) reads versions "
-                         f"{', '.join(map(str, READABLE_VERSIONS))}")
+        raise ValueError(
+            f"path: {path!r} has format version {version}; this cnnx "
+            f"({__version__}) reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
+        )
     end = _PREFIX.size + hlen + dlen
     if len(raw) < end:
         raise ValueError(f"path: {path!r} is truncated ({len(raw)} of {end} bytes)")
     if len(raw) > end:
         raise ValueError(f"path: {path!r} is corrupt ({len(raw) - end} unexpected trailing bytes)")
-    hbytes = raw[_PREFIX.size:_PREFIX.size + hlen]
-    data = raw[_PREFIX.size + hlen:end]
+    hbytes = raw[_PREFIX.size : _PREFIX.size + hlen]
+    data = raw[_PREFIX.size + hlen : end]
     if zlib.crc32(hbytes) != hcrc:
         raise ValueError(f"path: {path!r} is corrupt (header checksum mismatch)")
     if zlib.crc32(data) != dcrc:
         raise ValueError(f"path: {path!r} is corrupt (weights checksum mismatch)")
-    too_deep = ValueError(f"path: {path!r} is corrupt (its header nests deeper than "
-                          f"{MAX_HEADER_DEPTH} levels, cnnx.io.MAX_HEADER_DEPTH)")
+    too_deep = ValueError(
+        f"path: {path!r} is corrupt (its header nests deeper than "
+        f"{MAX_HEADER_DEPTH} levels, cnnx.io.MAX_HEADER_DEPTH)"
+    )
     try:
         header = json.loads(hbytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -417,8 +447,11 @@ def load_model(path, compile=True):
     try:
         # no weight is drawn or allocated before the architecture's size is
         # checked against the data block (a 252-byte file may declare 10**9)
-        with deferred_init(limit=n_floats, what=f"{where} is corrupt",
-                           limit_text=f"its data block holds only {n_floats:,}"):
+        with deferred_init(
+            limit=n_floats,
+            what=f"{where} is corrupt",
+            limit_text=f"its data block holds only {n_floats:,}",
+        ):
             model = layer_from_config(header["model"])
     except (KeyError, TypeError) as e:
         raise ValueError(f"{where} is corrupt (cannot rebuild the architecture: {e})") from None
@@ -431,8 +464,10 @@ def load_model(path, compile=True):
         raise ValueError(f"{where} is corrupt (the saved model has no input shape)")
     params = _array(data, header.get("params", {}), "params")
     if params.shape != model.store.params.shape:
-        raise ValueError(f"{where} is corrupt ({params.size} parameters saved, the "
-                         f"architecture has {model.store.params.size})")
+        raise ValueError(
+            f"{where} is corrupt ({params.size} parameters saved, the "
+            f"architecture has {model.store.params.size})"
+        )
     model.store.params[...] = params
     layers = [layer for layer, _ in walk(model.layers)]
     buffers = header.get("buffers", [])
@@ -443,15 +478,20 @@ def load_model(path, compile=True):
             layer = layers[int(entry["layer"])]
             dst = layer.buffers[entry["name"]]
         except (KeyError, IndexError, TypeError, ValueError):
-            raise ValueError(f"{where} is corrupt (buffer entry does not match the "
-                             "architecture)") from None
+            raise ValueError(
+                f"{where} is corrupt (buffer entry does not match the architecture)"
+            ) from None
         arr = _array(data, entry, f"buffer {entry.get('name')}")
         if arr.shape != dst.shape:
-            raise ValueError(f"{where} is corrupt (buffer {entry['name']} has shape "
-                             f"{arr.shape}, expected {dst.shape})")
+            raise ValueError(
+                f"{where} is corrupt (buffer {entry['name']} has shape "
+                f"{arr.shape}, expected {dst.shape})"
+            )
         if entry["name"] == "moving_var" and not np.all(arr >= 0):  # NaN too
-            raise ValueError(f"{where} is corrupt (buffer moving_var of layer {layer.name!r} "
-                             "holds negative or NaN variances)")
+            raise ValueError(
+                f"{where} is corrupt (buffer moving_var of layer {layer.name!r} "
+                "holds negative or NaN variances)"
+            )
         dst[...] = arr
     if header.get("quantization") is not None:
         model = _quantized(model, header["quantization"], data, where)
@@ -459,31 +499,50 @@ def load_model(path, compile=True):
         c = header["compile"]
         opt = None
         o = header.get("optimizer")
-        if not isinstance(c, dict) or not isinstance(o, (dict, type(None))) or (
-                o and not isinstance(o.get("state", {}), dict)):
+        if (
+            not isinstance(c, dict)
+            or not isinstance(o, (dict, type(None)))
+            or (o and not isinstance(o.get("state", {}), dict))
+        ):
             raise ValueError(f"{where} is corrupt (malformed compile/optimizer settings)")
         if o and header.get("quantization") is None:
             st = {k: _array(data, v, f"optimizer state {k}") for k, v in o.get("state", {}).items()}
             for k, v in st.items():
                 if v.size != model.store.params.size:
-                    raise ValueError(f"{where} is corrupt (optimizer state {k!r} has {v.size} "
-                                     f"values, the model has {model.store.params.size} "
-                                     "parameters)")
+                    raise ValueError(
+                        f"{where} is corrupt (optimizer state {k!r} has {v.size} "
+                        f"values, the model has {model.store.params.size} "
+                        "parameters)"
+                    )
             try:
-                opt = optimizer_from_state({"class": o.get("class"), "config": o.get("config", {}),
-                                            "iterations": o.get("iterations", 0),
-                                            "initial_lr": o.get("initial_lr"), "state": st})
+                opt = optimizer_from_state(
+                    {
+                        "class": o.get("class"),
+                        "config": o.get("config", {}),
+                        "iterations": o.get("iterations", 0),
+                        "initial_lr": o.get("initial_lr"),
+                        "state": st,
+                    }
+                )
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{where} is corrupt (optimizer: {e})") from None
         try:
             from . import losses
 
             loss = c.get("loss")
-            loss = [d if isinstance(d, (str, type(None))) else losses.get(d) for d in loss] \
-                if isinstance(loss, list) else loss if isinstance(loss, str) else losses.get(loss)
-            model.compile(optimizer=opt if opt is not None else "sgd", loss=loss,
-                          metrics=_metrics_from(c.get("metrics")),
-                          loss_weights=c.get("loss_weights"))
+            loss = (
+                [d if isinstance(d, (str, type(None))) else losses.get(d) for d in loss]
+                if isinstance(loss, list)
+                else loss
+                if isinstance(loss, str)
+                else losses.get(loss)
+            )
+            model.compile(
+                optimizer=opt if opt is not None else "sgd",
+                loss=loss,
+                metrics=_metrics_from(c.get("metrics")),
+                loss_weights=c.get("loss_weights"),
+            )
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where} is corrupt (compile settings: {e})") from None
     return model

@@ -30,6 +30,7 @@ Reductions: ``"mean"`` (default: ``sum_i w_i * loss_i / m`` over the batch,
 Keras's "sum over batch size", ``w_i`` the sample weights), ``"sum"``, and
 ``"none"`` (calling the loss returns the per-sample values; not for training).
 """
+
 import numbers
 
 import numpy as np
@@ -37,9 +38,18 @@ import numpy as np
 from . import _core
 from ._validate import as_float32, same_shape
 
-__all__ = ["Loss", "SparseCategoricalCrossentropy", "CategoricalCrossentropy",
-           "BinaryCrossentropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "get",
-           "check_gradient", "REDUCTIONS"]
+__all__ = [
+    "Loss",
+    "SparseCategoricalCrossentropy",
+    "CategoricalCrossentropy",
+    "BinaryCrossentropy",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "Huber",
+    "get",
+    "check_gradient",
+    "REDUCTIONS",
+]
 
 REDUCTIONS = ("mean", "sum", "none")
 _EPS = 1e-7  # Keras's clip of probabilities
@@ -95,8 +105,9 @@ class Loss:
         """Check and convert the targets of n samples (default: floats of the output's shape)."""
         t = as_float32(y, name)
         if t.shape[:1] != (n,) or not same_shape(t.shape[1:], tuple(output_shape)):
-            raise ValueError(f"{name}: expected targets of shape {(n,) + tuple(output_shape)}, "
-                             f"got {t.shape}")
+            raise ValueError(
+                f"{name}: expected targets of shape {(n,) + tuple(output_shape)}, got {t.shape}"
+            )
         return t
 
     @property
@@ -121,17 +132,23 @@ class Loss:
     def reduced_gradient(self, y_true, y_pred, sample_weight=None):
         """(reduced loss, its gradient w.r.t. y_pred) for training (mean or sum)."""
         if self.reduction == "none":
-            raise ValueError(f"reduction: {self.name} with reduction='none' gives per-sample "
-                             "values; training needs 'mean' or 'sum'")
+            raise ValueError(
+                f"reduction: {self.name} with reduction='none' gives per-sample "
+                "values; training needs 'mean' or 'sum'"
+            )
         m = y_pred.shape[0]
         per = np.asarray(self.forward(y_true, y_pred), np.float64).reshape(-1)
         g = np.asarray(self.backward(y_true, y_pred), np.float32)
         if per.shape != (m,):
-            raise ValueError(f"loss: {self.name}.forward returned shape {per.shape}; expected "
-                             f"({m},) (one value per sample)")
+            raise ValueError(
+                f"loss: {self.name}.forward returned shape {per.shape}; expected "
+                f"({m},) (one value per sample)"
+            )
         if g.shape != y_pred.shape:
-            raise ValueError(f"loss: {self.name}.backward returned shape {g.shape}; expected "
-                             f"{y_pred.shape} (the outputs' shape)")
+            raise ValueError(
+                f"loss: {self.name}.backward returned shape {g.shape}; expected "
+                f"{y_pred.shape} (the outputs' shape)"
+            )
         w = np.ones(m) if sample_weight is None else np.asarray(sample_weight, np.float64)
         scale = 1.0 / m if self.reduction == "mean" else 1.0
         g = g * (w * scale).astype(np.float32).reshape((m,) + (1,) * (g.ndim - 1))
@@ -185,23 +202,30 @@ class SparseCategoricalCrossentropy(Loss):
         k = output_shape[-1] if output_shape else 0
         arr = np.asarray(y)
         spatial = tuple(output_shape[:-1])
-        if arr.shape == (n,) + tuple(output_shape) and np.issubdtype(arr.dtype, np.number) \
-                and len(output_shape) == 1:
+        if (
+            arr.shape == (n,) + tuple(output_shape)
+            and np.issubdtype(arr.dtype, np.number)
+            and len(output_shape) == 1
+        ):
             # exact one-hot rows are labels; soft rows are CategoricalCrossentropy's
             if not (np.all((arr == 0) | (arr == 1)) and np.all(arr.sum(axis=-1) == 1)):
-                raise ValueError(f"{name}: soft or label-smoothed targets (rows that are not "
-                                 "exactly one-hot) need CategoricalCrossentropy; this loss "
-                                 "takes integer labels")
+                raise ValueError(
+                    f"{name}: soft or label-smoothed targets (rows that are not "
+                    "exactly one-hot) need CategoricalCrossentropy; this loss "
+                    "takes integer labels"
+                )
             arr = arr.argmax(axis=-1)
         if arr.shape[:1] != (n,) or not same_shape(arr.shape[1:], spatial):
-            raise ValueError(f"{name}: expected {(n,) + spatial} integer labels, got shape "
-                             f"{arr.shape}")
+            raise ValueError(
+                f"{name}: expected {(n,) + spatial} integer labels, got shape {arr.shape}"
+            )
         try:
             return _labels(arr.reshape(-1), arr.size, k).reshape(arr.shape)
         except (TypeError, ValueError) as e:
             msg = str(e)
-            raise type(e)(name + msg[len("labels"):] if msg.startswith("labels") else msg) \
-                from None
+            raise type(e)(
+                name + msg[len("labels") :] if msg.startswith("labels") else msg
+            ) from None
 
     def _logp(self, y_true, y_pred, logits):
         z = _rows(y_pred).reshape(-1, y_pred.shape[-1]).astype(np.float64)
@@ -255,21 +279,30 @@ class CategoricalCrossentropy(Loss):
     def __init__(self, from_logits=False, label_smoothing=0.0, reduction="mean", name=None):
         super().__init__(reduction, name)
         self.from_logits = _from_logits(from_logits)
-        if isinstance(label_smoothing, (bool, np.bool_)) or \
-                not isinstance(label_smoothing, numbers.Real) or not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing: expected a number in [0, 1), got "
-                             f"{label_smoothing!r}")
+        if (
+            isinstance(label_smoothing, (bool, np.bool_))
+            or not isinstance(label_smoothing, numbers.Real)
+            or not 0 <= label_smoothing < 1
+        ):
+            raise ValueError(
+                f"label_smoothing: expected a number in [0, 1), got {label_smoothing!r}"
+            )
         self.label_smoothing = float(label_smoothing)
 
     def prepare_targets(self, y, n, output_shape, name="y"):
         arr = np.asarray(y)
-        if (arr.shape == (n,) + tuple(output_shape[:-1]) and output_shape
-                and np.issubdtype(arr.dtype, np.integer)):
+        if (
+            arr.shape == (n,) + tuple(output_shape[:-1])
+            and output_shape
+            and np.issubdtype(arr.dtype, np.integer)
+        ):
             # integer labels: their one-hot rows
             k = output_shape[-1]
             if arr.size and (arr.min() < 0 or arr.max() >= k):
-                raise ValueError(f"{name}: expected integers in [0, {k}), got "
-                                 f"{arr[(arr < 0) | (arr >= k)].flat[0]}")
+                raise ValueError(
+                    f"{name}: expected integers in [0, {k}), got "
+                    f"{arr[(arr < 0) | (arr >= k)].flat[0]}"
+                )
             y = np.eye(k, dtype=np.float32)[arr]
         t = super().prepare_targets(y, n, output_shape, name)
         if not np.all(np.isfinite(t)) or t.min(initial=0) < 0:
@@ -306,8 +339,9 @@ class CategoricalCrossentropy(Loss):
         return (g / per_pixel).reshape(y_pred.shape)
 
     def get_config(self):
-        return dict(super().get_config(), from_logits=self.from_logits,
-                    label_smoothing=self.label_smoothing)
+        return dict(
+            super().get_config(), from_logits=self.from_logits, label_smoothing=self.label_smoothing
+        )
 
 
 class BinaryCrossentropy(Loss):
@@ -332,8 +366,11 @@ class BinaryCrossentropy(Loss):
     @property
     def plan_kind(self):
         """The compiled training step's kernel for this loss (by ``from_logits``)."""
-        return (_core.LossKind.sigmoid_binary_cross_entropy if self.from_logits is True
-                else _core.LossKind.binary_cross_entropy)
+        return (
+            _core.LossKind.sigmoid_binary_cross_entropy
+            if self.from_logits is True
+            else _core.LossKind.binary_cross_entropy
+        )
 
     def prepare_targets(self, y, n, output_shape, name="y"):
         t = super().prepare_targets(y, n, output_shape, name)
@@ -417,8 +454,12 @@ class Huber(Loss):
 
     def __init__(self, delta=1.0, reduction="mean", name=None):
         super().__init__(reduction, name)
-        if isinstance(delta, (bool, np.bool_)) or not isinstance(delta, numbers.Real) or \
-                not delta > 0 or not np.isfinite(delta):
+        if (
+            isinstance(delta, (bool, np.bool_))
+            or not isinstance(delta, numbers.Real)
+            or not delta > 0
+            or not np.isfinite(delta)
+        ):
             raise ValueError(f"delta: expected a number > 0, got {delta!r}")
         self.delta = float(delta)
 
@@ -428,8 +469,9 @@ class Huber(Loss):
 
     def forward(self, y_true, y_pred):
         e = np.abs(_rows(y_pred).astype(np.float64) - _rows(y_true))
-        return np.where(e <= self.delta, 0.5 * e * e, self.delta * (e - 0.5 * self.delta)) \
-            .mean(axis=1)
+        return np.where(e <= self.delta, 0.5 * e * e, self.delta * (e - 0.5 * self.delta)).mean(
+            axis=1
+        )
 
     def backward(self, y_true, y_pred):
         e = _rows(y_pred) - _rows(y_true)
@@ -450,18 +492,30 @@ class _AutoCrossEntropy(SparseCategoricalCrossentropy):
 
 
 _BY_NAME = {
-    "cross_entropy": _AutoCrossEntropy, "crossentropy": _AutoCrossEntropy,
+    "cross_entropy": _AutoCrossEntropy,
+    "crossentropy": _AutoCrossEntropy,
     "softmax_cross_entropy": _AutoCrossEntropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "binary_crossentropy": BinaryCrossentropy,
-    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
-    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
     "huber": Huber,
 }
-_CLASSES = {c.__name__: c for c in (SparseCategoricalCrossentropy, CategoricalCrossentropy,
-                                    BinaryCrossentropy, MeanSquaredError, MeanAbsoluteError,
-                                    Huber, _AutoCrossEntropy)}
+_CLASSES = {
+    c.__name__: c
+    for c in (
+        SparseCategoricalCrossentropy,
+        CategoricalCrossentropy,
+        BinaryCrossentropy,
+        MeanSquaredError,
+        MeanAbsoluteError,
+        Huber,
+        _AutoCrossEntropy,
+    )
+}
 
 
 def get(spec, argname="loss"):
@@ -477,17 +531,22 @@ def get(spec, argname="loss"):
     if isinstance(spec, str):
         key = spec.lower()
         if key not in _BY_NAME:
-            raise ValueError(f"{argname}: unknown loss {spec!r} (names: {sorted(_BY_NAME)}, or a "
-                             "cnnx.losses.Loss)")
+            raise ValueError(
+                f"{argname}: unknown loss {spec!r} (names: {sorted(_BY_NAME)}, or a "
+                "cnnx.losses.Loss)"
+            )
         return _BY_NAME[key]()
     if isinstance(spec, dict) and set(spec) == {"class", "config"}:
         cls = _CLASSES.get(spec["class"])
         if cls is None or not isinstance(spec["config"], dict):
-            raise ValueError(f"{argname}: cannot rebuild the loss {spec['class']!r} (a loss of "
-                             "your own is not saved: pass it to compile again)")
+            raise ValueError(
+                f"{argname}: cannot rebuild the loss {spec['class']!r} (a loss of "
+                "your own is not saved: pass it to compile again)"
+            )
         return cls.from_config(spec["config"])
-    raise TypeError(f"{argname}: expected a loss name or a cnnx.losses.Loss, got "
-                    f"{type(spec).__name__}")
+    raise TypeError(
+        f"{argname}: expected a loss name or a cnnx.losses.Loss, got {type(spec).__name__}"
+    )
 
 
 def to_config(loss):
@@ -514,8 +573,10 @@ def check_gradient(loss, y_true, y_pred, eps=1e-3, rtol=1e-2, atol=1e-4):
     y_true = loss.prepare_targets(y_true, y_pred.shape[0], y_pred.shape[1:], "y_true")
     analytic = np.asarray(loss.backward(y_true, y_pred), np.float64)
     if analytic.shape != y_pred.shape:
-        raise ValueError(f"loss: {type(loss).__name__}.backward returned shape {analytic.shape}; "
-                         f"expected {y_pred.shape}")
+        raise ValueError(
+            f"loss: {type(loss).__name__}.backward returned shape {analytic.shape}; "
+            f"expected {y_pred.shape}"
+        )
     numeric = np.zeros(y_pred.shape, np.float64)
     base = y_pred.astype(np.float64)
     for idx in np.ndindex(y_pred.shape):
@@ -529,7 +590,9 @@ def check_gradient(loss, y_true, y_pred, eps=1e-3, rtol=1e-2, atol=1e-4):
     err = np.abs(analytic - numeric)
     worst = np.unravel_index(int(np.argmax(err - rtol * np.abs(numeric))), err.shape)
     if err[worst] > atol + rtol * abs(numeric[worst]):
-        raise ValueError(f"loss: {type(loss).__name__}.backward disagrees with finite differences "
-                         f"at {tuple(int(i) for i in worst)}: {analytic[worst]:.6g} vs "
-                         f"{numeric[worst]:.6g}")
+        raise ValueError(
+            f"loss: {type(loss).__name__}.backward disagrees with finite differences "
+            f"at {tuple(int(i) for i in worst)}: {analytic[worst]:.6g} vs "
+            f"{numeric[worst]:.6g}"
+        )
     return float(err.max()) if err.size else 0.0

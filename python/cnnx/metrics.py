@@ -21,13 +21,25 @@ subclassing :class:`Metric`.
 ``y_pred`` is what the model outputs (probabilities for a softmax model);
 sample weights weigh each sample's contribution.
 """
+
 import numbers
 
 import numpy as np
 
-__all__ = ["Metric", "Accuracy", "SparseCategoricalAccuracy", "CategoricalAccuracy",
-           "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "Precision", "Recall",
-           "AUC", "MeanIoU", "ConfusionMatrix", "get"]
+__all__ = [
+    "Metric",
+    "Accuracy",
+    "SparseCategoricalAccuracy",
+    "CategoricalAccuracy",
+    "TopKCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "Precision",
+    "Recall",
+    "AUC",
+    "MeanIoU",
+    "ConfusionMatrix",
+    "get",
+]
 
 
 def _weights(sample_weight, n):
@@ -86,13 +98,11 @@ class Metric:
     def state_arrays(self):
         """The accumulated state as float64 arrays that add up across shards
         (data-parallel training sums them over ranks); see set_state_arrays."""
-        raise NotImplementedError(f"metrics: {type(self).__name__} cannot be combined across "
-                                  "ranks")
+        raise NotImplementedError(f"metrics: {type(self).__name__} cannot be combined across ranks")
 
     def set_state_arrays(self, arrays):
         """Replace the accumulated state by arrays shaped as ``state_arrays`` returns them."""
-        raise NotImplementedError(f"metrics: {type(self).__name__} cannot be combined across "
-                                  "ranks")
+        raise NotImplementedError(f"metrics: {type(self).__name__} cannot be combined across ranks")
 
     def get_config(self):
         """Constructor arguments (to save the compile settings with a model)."""
@@ -156,8 +166,9 @@ class Accuracy(_Mean):
 
     def score(self, y_true, y_pred):
         if y_pred.shape[-1] == 1 or y_pred.ndim == 1:
-            return (y_pred.reshape(y_pred.shape[0], -1) > 0.5) == \
-                (np.asarray(y_true).reshape(y_pred.shape[0], -1) > 0.5)
+            return (y_pred.reshape(y_pred.shape[0], -1) > 0.5) == (
+                np.asarray(y_true).reshape(y_pred.shape[0], -1) > 0.5
+            )
         return y_pred.argmax(axis=-1) == _labels_of(y_true, y_pred)
 
 
@@ -243,7 +254,7 @@ class _Counts(Metric):
         m = y_pred.shape[0]
         if self.class_id is not None:
             labels = _labels_of(y_true, y_pred).reshape(m, -1)
-            pred = (y_pred.argmax(axis=-1).reshape(m, -1) == self.class_id)
+            pred = y_pred.argmax(axis=-1).reshape(m, -1) == self.class_id
             true = labels == self.class_id
         else:
             pred = y_pred.reshape(m, -1) > self.threshold
@@ -384,8 +395,9 @@ class ConfusionMatrix(Metric):
         if true.size and (true.min() < 0 or true.max() >= k or pred.max() >= k):
             raise ValueError(f"y_true: labels must lie in [0, {k}) (num_classes={k})")
         w = np.broadcast_to(_weights(sample_weight, m)[:, None], true.shape)
-        self.matrix += np.bincount((true * k + pred).reshape(-1), weights=w.reshape(-1),
-                                   minlength=k * k).reshape(k, k)
+        self.matrix += np.bincount(
+            (true * k + pred).reshape(-1), weights=w.reshape(-1), minlength=k * k
+        ).reshape(k, k)
 
     def result(self):
         return self.matrix.copy()
@@ -421,17 +433,34 @@ class MeanIoU(ConfusionMatrix):
         return float((inter[present] / union[present]).mean()) if present.any() else 0.0
 
 
-_BY_NAME = {"accuracy": Accuracy, "acc": Accuracy,
-            "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-            "categorical_accuracy": CategoricalAccuracy,
-            "top_k_categorical_accuracy": TopKCategoricalAccuracy,
-            "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
-            "precision": Precision, "recall": Recall, "auc": AUC}
+_BY_NAME = {
+    "accuracy": Accuracy,
+    "acc": Accuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "categorical_accuracy": CategoricalAccuracy,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "precision": Precision,
+    "recall": Recall,
+    "auc": AUC,
+}
 
 
-_CLASSES = {c.__name__: c for c in (Accuracy, SparseCategoricalAccuracy, CategoricalAccuracy,
-                                    TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
-                                    Precision, Recall, AUC, MeanIoU, ConfusionMatrix)}
+_CLASSES = {
+    c.__name__: c
+    for c in (
+        Accuracy,
+        SparseCategoricalAccuracy,
+        CategoricalAccuracy,
+        TopKCategoricalAccuracy,
+        SparseTopKCategoricalAccuracy,
+        Precision,
+        Recall,
+        AUC,
+        MeanIoU,
+        ConfusionMatrix,
+    )
+}
 
 
 def to_config(spec):
@@ -462,11 +491,15 @@ def get(spec, argname="metrics"):
     if isinstance(spec, str):
         cls = _BY_NAME.get(spec.lower())
         if cls is None:
-            raise ValueError(f"{argname}: unknown metric {spec!r} (names: {sorted(_BY_NAME)}, or "
-                             "a cnnx.metrics.Metric)")
+            raise ValueError(
+                f"{argname}: unknown metric {spec!r} (names: {sorted(_BY_NAME)}, or "
+                "a cnnx.metrics.Metric)"
+            )
         m = cls()
         # named after the string, as in Keras (the history's key)
         m.name = "accuracy" if spec.lower() in ("accuracy", "acc") else spec.lower()
         return m
-    raise TypeError(f"{argname}: expected metric names or cnnx.metrics.Metric objects, got "
-                    f"{type(spec).__name__}")
+    raise TypeError(
+        f"{argname}: expected metric names or cnnx.metrics.Metric objects, got "
+        f"{type(spec).__name__}"
+    )

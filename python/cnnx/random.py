@@ -10,6 +10,7 @@ Internally there is one NumPy ``Generator``; :func:`get_rng` hands it out,
 and :func:`next_seed` draws an integer seed from it for code (such as the C++
 dropout kernel) that wants a plain number.
 """
+
 import numpy as np
 
 from ._validate import as_int

@@ -19,6 +19,7 @@ Both return ``(loss, dloss/dx)``. The gradient of the Gram matrix is
 (one call per image, each a full ``(n_C x n_H*n_W) x (n_H*n_W x n_C)``
 product, the transpose folded into the kernel), not in Python.
 """
+
 import numpy as np
 
 from . import _core
@@ -58,8 +59,7 @@ def gram_matrix_backward(dg, x):
     alpha = 1.0 / (h * w)
     dx = np.empty_like(x)
     for i in range(m):
-        dx[i] = _core.sgemm(x[i].reshape(h * w, c), sym[i], False, False,
-                            alpha).reshape(h, w, c)
+        dx[i] = _core.sgemm(x[i].reshape(h * w, c), sym[i], False, False, alpha).reshape(h, w, c)
     return dx
 
 

@@ -18,6 +18,7 @@ is ``(f*f*n_C_prev + 1) * n_C``: every filter spans all ``n_C_prev`` input
 channels, plus one bias (the notes' own table follows the right formula:
 ``(5*5*3 + 1)*8 = 608``, ``(5*5*8 + 1)*16 = 3216``).
 """
+
 import math
 from collections import namedtuple
 
@@ -25,10 +26,21 @@ from ._validate import as_int, as_pair
 from .functional import adaptive_pool_windows, conv_output_size
 from .functional._shapes import resolve_padding, output_hw
 
-__all__ = ["conv_output_size", "conv_params", "dense_params", "count_params",
-           "pool_output_shape", "adaptive_pool_course_params", "adaptive_pool_windows",
-           "compare_conv_dense", "ConvDenseComparison", "seed_network_table", "SEED_TABLE",
-           "lenet5", "small_resnet"]
+__all__ = [
+    "conv_output_size",
+    "conv_params",
+    "dense_params",
+    "count_params",
+    "pool_output_shape",
+    "adaptive_pool_course_params",
+    "adaptive_pool_windows",
+    "compare_conv_dense",
+    "ConvDenseComparison",
+    "seed_network_table",
+    "SEED_TABLE",
+    "lenet5",
+    "small_resnet",
+]
 
 
 def conv_params(f, n_C_prev, n_C, use_bias=True, groups=1):
@@ -79,8 +91,10 @@ def count_params(what, **kwargs):
     fn = getattr(what, "count_params", None)
     if callable(fn):
         return int(fn())
-    raise TypeError(f"what: expected 'conv', 'dense' or an object with count_params(), "
-                    f"got {type(what).__name__}")
+    raise TypeError(
+        f"what: expected 'conv', 'dense' or an object with count_params(), "
+        f"got {type(what).__name__}"
+    )
 
 
 def pool_output_shape(input_shape, f=2, s=None, padding=0):
@@ -120,7 +134,8 @@ def adaptive_pool_course_params(n, out):
 ConvDenseComparison = namedtuple(
     "ConvDenseComparison",
     "input_shape output_shape conv_params dense_params ratio conv_inputs_per_output "
-    "dense_inputs_per_output")
+    "dense_inputs_per_output",
+)
 
 
 def _explain(self):
@@ -133,14 +148,16 @@ def _explain(self):
         f"  dense layer: {self.dense_params:>14,} parameters "
         f"(each output sees all {self.dense_inputs_per_output} inputs)\n"
         f"  the dense layer needs {self.ratio:,.0f}x more parameters; the conv layer shares "
-        f"one small filter bank across every position (parameter sharing)")
+        f"one small filter bank across every position (parameter sharing)"
+    )
 
 
 ConvDenseComparison.__str__ = _explain
 
 
-def compare_conv_dense(input_shape=(32, 32, 3), filters=6, kernel_size=5, strides=1,
-                       padding="valid"):
+def compare_conv_dense(
+    input_shape=(32, 32, 3), filters=6, kernel_size=5, strides=1, padding="valid"
+):
     """The "why convolutions" point: a conv layer vs the dense layer that maps
     the same input volume to the same output volume.
 
@@ -160,8 +177,9 @@ def compare_conv_dense(input_shape=(32, 32, 3), filters=6, kernel_size=5, stride
     conv = conv_params(k, n_C_prev, n_C)
     n_in = n_H * n_W * n_C_prev
     dense = dense_params(n_in, out_h * out_w * n_C)
-    return ConvDenseComparison((n_H, n_W, n_C_prev), out_shape, conv, dense, dense / conv,
-                               k[0] * k[1] * n_C_prev, n_in)
+    return ConvDenseComparison(
+        (n_H, n_W, n_C_prev), out_shape, conv, dense, dense / conv, k[0] * k[1] * n_C_prev, n_in
+    )
 
 
 #: The notes' table, verbatim: (layer, activation shape, activation size, parameters).
@@ -204,6 +222,7 @@ def seed_network_table(input_shape=(32, 32, 3)):
 # Model builders used by the examples and the command line
 # ---------------------------------------------------------------------------
 
+
 def _lenet_geometry(input_shape, kernel_size, padding):
     h = min(int(input_shape[0]), int(input_shape[1]))
     if kernel_size is None:
@@ -211,15 +230,22 @@ def _lenet_geometry(input_shape, kernel_size, padding):
     if padding is None:
         # 32x32: the notes' valid network; 28x28 (MNIST): LeNet-5's padded
         # first layer; smaller images: same padding throughout.
-        padding = ("valid", "valid") if h >= 32 else ("same", "valid") if h >= 20 else ("same",
-                                                                                          "same")
+        padding = (
+            ("valid", "valid") if h >= 32 else ("same", "valid") if h >= 20 else ("same", "same")
+        )
     elif isinstance(padding, str):
         padding = (padding, padding)
     return kernel_size, tuple(padding)
 
 
-def lenet5(input_shape=(32, 32, 3), n_classes=10, filters=(8, 16), units=(120, 84),
-           kernel_size=None, padding=None):
+def lenet5(
+    input_shape=(32, 32, 3),
+    n_classes=10,
+    filters=(8, 16),
+    units=(120, 84),
+    kernel_size=None,
+    padding=None,
+):
     """The notes' LeNet-style network as a ``cnnx.Sequential``.
 
     CONV(f=5) -> POOL(2) -> CONV(f=5) -> POOL(2) -> FC 120 -> FC 84 -> FC
@@ -230,20 +256,28 @@ def lenet5(input_shape=(32, 32, 3), n_classes=10, filters=(8, 16), units=(120, 8
     ``kernel_size`` / ``padding`` (one value or a pair) override this.
     """
     import cnnx
+
     f1, f2 = filters
     u1, u2 = units
     k, (p1, p2) = _lenet_geometry(input_shape, kernel_size, padding)
-    return cnnx.Sequential([
-        cnnx.Conv2D(f1, k, padding=p1, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Conv2D(f2, k, padding=p2, activation="relu"), cnnx.MaxPool2D(2),
-        cnnx.Flatten(),
-        cnnx.Dense(u1, activation="relu"), cnnx.Dense(u2, activation="relu"),
-        cnnx.Dense(n_classes, activation="softmax"),
-    ], input_shape=tuple(input_shape))
+    return cnnx.Sequential(
+        [
+            cnnx.Conv2D(f1, k, padding=p1, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Conv2D(f2, k, padding=p2, activation="relu"),
+            cnnx.MaxPool2D(2),
+            cnnx.Flatten(),
+            cnnx.Dense(u1, activation="relu"),
+            cnnx.Dense(u2, activation="relu"),
+            cnnx.Dense(n_classes, activation="softmax"),
+        ],
+        input_shape=tuple(input_shape),
+    )
 
 
-def small_resnet(input_shape=(28, 28, 1), n_classes=10, width=16, stages=2, batch_norm=True,
-                 head="flatten"):
+def small_resnet(
+    input_shape=(28, 28, 1), n_classes=10, width=16, stages=2, batch_norm=True, head="flatten"
+):
     """A small residual network.
 
     A 3x3 stem conv (+ 2x2 max pooling when the input is at least 16
@@ -262,8 +296,16 @@ def small_resnet(input_shape=(28, 28, 1), n_classes=10, width=16, stages=2, batc
     import cnnx
 
     def conv_bn(c, s, relu):
-        layers = [cnnx.Conv2D(c, 3, strides=s, padding="same", use_bias=not batch_norm,
-                              activation=None if batch_norm else ("relu" if relu else None))]
+        layers = [
+            cnnx.Conv2D(
+                c,
+                3,
+                strides=s,
+                padding="same",
+                use_bias=not batch_norm,
+                activation=None if batch_norm else ("relu" if relu else None),
+            )
+        ]
         if batch_norm:
             layers.append(cnnx.BatchNormalization(momentum=0.9))
             if relu:
@@ -280,6 +322,8 @@ def small_resnet(input_shape=(28, 28, 1), n_classes=10, width=16, stages=2, batc
         layers.append(cnnx.Residual(conv_bn(c, s, True) + conv_bn(c, 1, False)))
     if head not in ("flatten", "gap"):
         raise ValueError(f"head: expected 'flatten' or 'gap', got {head!r}")
-    layers += [cnnx.GlobalAvgPool2D() if head == "gap" else cnnx.Flatten(),
-               cnnx.Dense(n_classes, activation="softmax")]
+    layers += [
+        cnnx.GlobalAvgPool2D() if head == "gap" else cnnx.Flatten(),
+        cnnx.Dense(n_classes, activation="softmax"),
+    ]
     return cnnx.Sequential(layers, input_shape=tuple(input_shape))

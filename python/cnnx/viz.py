@@ -6,6 +6,7 @@ pyplot, no display needed). Every function returns a
 ``matplotlib.figure.Figure`` and, given ``path``, also writes it (PNG, SVG
 or PDF by extension).
 """
+
 import math
 
 import numpy as np
@@ -17,14 +18,16 @@ def _figure(ncols, nrows, cell=1.6, extra_h=0.4):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise ImportError("cnnx.viz needs matplotlib: pip install 'cnnx[viz]' "
-                          "(or pip install matplotlib)") from None
+        raise ImportError(
+            "cnnx.viz needs matplotlib: pip install 'cnnx[viz]' (or pip install matplotlib)"
+        ) from None
     return Figure(figsize=(max(cell * ncols, 3.0), cell * nrows + extra_h), dpi=100)
 
 
 def _save(fig, path):
     if path is not None:
         import os
+
         d = os.path.dirname(os.fspath(path))
         if d:
             os.makedirs(d, exist_ok=True)
@@ -37,8 +40,9 @@ def _grid(n, ncols=None):
     return ncols, math.ceil(n / ncols)
 
 
-def plot_images(images, titles=None, path=None, ncols=None, cmap="gray", suptitle=None,
-                symmetric=False):
+def plot_images(
+    images, titles=None, path=None, ncols=None, cmap="gray", suptitle=None, symmetric=False
+):
     """A grid of 2-D (or RGB) images. ``images``: a list, an ``(n, H, W)``
     array, or a dict title -> image. ``symmetric=True`` (or one bool per
     image) shows signed values such as edge responses on a blue-white-red
@@ -52,8 +56,9 @@ def plot_images(images, titles=None, path=None, ncols=None, cmap="gray", suptitl
         raise ValueError("images: expected at least one image")
     ncols, nrows = _grid(len(images), ncols)
     fig = _figure(ncols, nrows, cell=2.2)
-    signed = list(symmetric) if isinstance(symmetric, (list, tuple)) else [bool(symmetric)] * len(
-        images)
+    signed = (
+        list(symmetric) if isinstance(symmetric, (list, tuple)) else [bool(symmetric)] * len(images)
+    )
     for i, im in enumerate(images):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         if im.ndim == 3 and im.shape[2] == 1:
@@ -82,8 +87,10 @@ def _kernel_of(weights):
         weights = weights.params["kernel"]
     w = np.asarray(weights, dtype=np.float32)
     if w.ndim != 4:
-        raise ValueError(f"weights: expected an HWIO kernel (f_h, f_w, n_C_prev, n_C) or a "
-                         f"Conv2D layer, got shape {w.shape}")
+        raise ValueError(
+            f"weights: expected an HWIO kernel (f_h, f_w, n_C_prev, n_C) or a "
+            f"Conv2D layer, got shape {w.shape}"
+        )
     return w
 
 
@@ -101,9 +108,14 @@ def plot_filters(weights, path=None, ncols=None, max_filters=64, title=None):
         k = w[:, :, :, j]
         cells.append(k if k.shape[2] == 3 else k.mean(axis=2))
     rgb = w.shape[2] == 3
-    return plot_images(cells, titles=[f"#{j}" for j in range(n)], path=path, ncols=ncols,
-                       symmetric=not rgb,
-                       suptitle=title or f"{n} filters of {w.shape[0]}x{w.shape[1]}x{w.shape[2]}")
+    return plot_images(
+        cells,
+        titles=[f"#{j}" for j in range(n)],
+        path=path,
+        ncols=ncols,
+        symmetric=not rgb,
+        suptitle=title or f"{n} filters of {w.shape[0]}x{w.shape[1]}x{w.shape[2]}",
+    )
 
 
 def feature_maps(model, image, layer):
@@ -140,9 +152,14 @@ def plot_feature_maps(model, image, layer, path=None, max_maps=16, ncols=None):
         raise ValueError(f"layer: its output has shape {a.shape}; pick a layer with (H, W, C) maps")
     n = min(a.shape[2], int(max_maps))
     name = layer if isinstance(layer, str) else getattr(model.layers[layer], "name", layer)
-    return plot_images([a[:, :, c] for c in range(n)], titles=[f"ch {c}" for c in range(n)],
-                       path=path, ncols=ncols, cmap="viridis",
-                       suptitle=f"{name}: {a.shape[0]}x{a.shape[1]}x{a.shape[2]} feature maps")
+    return plot_images(
+        [a[:, :, c] for c in range(n)],
+        titles=[f"ch {c}" for c in range(n)],
+        path=path,
+        ncols=ncols,
+        cmap="viridis",
+        suptitle=f"{name}: {a.shape[0]}x{a.shape[1]}x{a.shape[2]} feature maps",
+    )
 
 
 def plot_history(history, path=None, title=None, keys=None):
@@ -162,6 +179,7 @@ def plot_history(history, path=None, title=None, keys=None):
         raise ValueError(f"keys: none of {keys!r} is in the history ({sorted(h)})")
     fig = _figure(len(base), 1, cell=3.2)
     from matplotlib.ticker import MaxNLocator
+
     for i, b in enumerate(base):
         ax = fig.add_subplot(1, len(base), i + 1)
         for key, style in ((b, "-o"), ("val_" + b, "--s")):

@@ -70,7 +70,7 @@ void log_softmax_backward(const float* dy, const float* y, float* dx, int64_t ou
 void prelu_forward(const float* x, const float* slope, float* y, int64_t rows, int64_t P);
 // dx = x > 0 ? dy : slope * dy (dx may be null); dslope[p] = sum over rows of
 // dy * x where x <= 0 (overwritten; may be null).
-void prelu_backward(const float* dy, const float* x, const float* slope, float* dx,
-                    float* dslope, int64_t rows, int64_t P);
+void prelu_backward(const float* dy, const float* x, const float* slope, float* dx, float* dslope,
+                    int64_t rows, int64_t P);
 
 }  // namespace cnnx

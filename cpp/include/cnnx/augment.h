@@ -21,14 +21,21 @@
 
 namespace cnnx {
 
-enum class AugmentKind : int { flip = 0, translate = 1, rotate = 2, zoom = 3, crop = 4, contrast = 5 };
+enum class AugmentKind : int {
+  flip = 0,
+  translate = 1,
+  rotate = 2,
+  zoom = 3,
+  crop = 4,
+  contrast = 5
+};
 enum class FillMode : int { reflect = 0, wrap = 1, constant = 2, nearest = 3 };
 enum class Interpolation : int { nearest = 0, bilinear = 1 };
 
 struct AugmentSpec {
   AugmentKind kind = AugmentKind::flip;
-  int64_t h = 0, w = 0, c = 0;  // input image
-  int64_t oh = 0, ow = 0;       // output image (crop; every other kind: h, w)
+  int64_t h = 0, w = 0, c = 0;                // input image
+  int64_t oh = 0, ow = 0;                     // output image (crop; every other kind: h, w)
   bool horizontal = false, vertical = false;  // flip: the axes that may flip
   // Ranges [lo, hi] the draws are uniform in:
   //   translate: [0] height, [1] width, fractions of the image size (+ = down / right);
@@ -47,8 +54,8 @@ struct AugmentSpec {
 struct ImageTransform {
   double m[6] = {1, 0, 0, 0, 1, 0};  // translate / rotate / zoom / inference crop
   bool flip_h = false, flip_v = false;
-  int64_t top = 0, left = 0;         // crop in training
-  double factor = 1.0;               // contrast
+  int64_t top = 0, left = 0;  // crop in training
+  double factor = 1.0;        // contrast
 };
 
 // Throws std::invalid_argument naming what is wrong with the spec.
@@ -60,8 +67,7 @@ double augment_uniform(uint64_t seed, int64_t index, int k);
 // The transform of image `index` (training: the random one; inference: the
 // identity, or a crop's centred resize: the largest window of the output's
 // aspect ratio, resized bilinearly with half-pixel centres).
-ImageTransform augment_transform(const AugmentSpec& s, uint64_t seed, int64_t index,
-                                 bool training);
+ImageTransform augment_transform(const AugmentSpec& s, uint64_t seed, int64_t index, bool training);
 
 // y (n images of oh * ow * c) from x (n images of h * w * c); image i of the
 // call has index first + i. Not training: the identity (a copy), or a crop's

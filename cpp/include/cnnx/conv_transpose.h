@@ -59,8 +59,8 @@ void conv_transpose2d_forward(const ConvTranspose2dShape& s, const float* x, con
                               const float* bias, float* y, Activation act = Activation::none);
 
 // dx = dL/dx for dy = dL/dy (a strided convolution of dy).
-void conv_transpose2d_backward_data(const ConvTranspose2dShape& s, const float* dy,
-                                    const float* w, float* dx);
+void conv_transpose2d_backward_data(const ConvTranspose2dShape& s, const float* dy, const float* w,
+                                    float* dx);
 
 // dw = dL/dw (overwritten); db = per-channel sum of dy when db is not null.
 void conv_transpose2d_backward_weights(const ConvTranspose2dShape& s, const float* dy,

@@ -12,8 +12,8 @@
 namespace cnnx {
 
 // b may be null; act is none or relu (fused into the GEMM's store).
-void dense_forward(const float* x, const float* w, const float* b, float* y, int64_t N,
-                   int64_t in, int64_t out, Activation act = Activation::none);
+void dense_forward(const float* x, const float* w, const float* b, float* y, int64_t N, int64_t in,
+                   int64_t out, Activation act = Activation::none);
 
 // Any of dx, dw, db may be null (not computed).
 void dense_backward(const float* dy, const float* x, const float* w, float* dx, float* dw,

@@ -8,8 +8,7 @@ namespace cnnx {
 
 // y = x * keep / (1 - rate); mask (optional, uint8 0/1) records keep.
 // rate in [0, 1): rate == 0 copies x and keeps everything.
-void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t n, float rate,
-                     uint64_t seed);
+void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t n, float rate, uint64_t seed);
 // dx = dy * mask / (1 - rate).
 void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t n, float rate);
 // The same mask regenerated from the seed (no stored mask needed).

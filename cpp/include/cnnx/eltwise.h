@@ -20,8 +20,7 @@ void eltwise_backward(EltwiseKind kind, const float* const* x, int n_in, const f
 // Concatenation of n_in inputs along one axis: y holds `outer` blocks, and
 // input i contributes inner[i] consecutive floats to each (NHWC channels:
 // outer = N*H*W, inner[i] = C_i).
-void concat_forward(const float* const* x, int n_in, const int64_t* inner, int64_t outer,
-                    float* y);
+void concat_forward(const float* const* x, int n_in, const int64_t* inner, int64_t outer, float* y);
 
 // The backward of a concatenation is a split (accumulate / null as above).
 void concat_backward(const float* dy, int n_in, const int64_t* inner, int64_t outer,

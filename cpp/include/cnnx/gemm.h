@@ -59,8 +59,8 @@ PackSource strided_source(const StridedMatrix* m);
 
 // Plain triple loop, the test oracle.
 void sgemm_reference(Trans trans_a, Trans trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                     float* C, int64_t ldc, const GemmEpilogue& epilogue = {});
+                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                     int64_t ldc, const GemmEpilogue& epilogue = {});
 
 // The micro-kernel in use (depends on active_isa()), for tests and benchmarks.
 struct GemmKernelInfo {

@@ -64,7 +64,7 @@ struct QEpilogue {
   const int32_t* bias_acc = nullptr;
   QActivation act = QActivation::none;
   QOutput out = QOutput::f32;
-  QuantParams y;                // the output's quantisation (QOutput::u8 only)
+  QuantParams y;  // the output's quantisation (QOutput::u8 only)
 };
 
 // Largest reduction depth K (see the header comment).
@@ -83,10 +83,10 @@ class QPackedWeights {
 
   bool empty() const { return !impl_; }
   const char* kernel_name() const;
-  int64_t k() const;       // reduction depth per group (KH*KW*C_in/groups for a conv)
-  int64_t n() const;       // output columns in total (C_out for a conv)
-  int64_t groups() const;  // 1 for a plain GEMM
-  bool depthwise() const;  // packed for the depthwise kernel
+  int64_t k() const;                   // reduction depth per group (KH*KW*C_in/groups for a conv)
+  int64_t n() const;                   // output columns in total (C_out for a conv)
+  int64_t groups() const;              // 1 for a plain GEMM
+  bool depthwise() const;              // packed for the depthwise kernel
   const float* scales() const;         // n() weight scales
   const int32_t* column_sums() const;  // n() sums of each column's int8 weights
   size_t packed_bytes() const;
@@ -109,8 +109,8 @@ QPackedWeights qconv2d_pack_weights(const Conv2dShape& s, const int8_t* w, const
 // C[M, N] = store(A[M, K] (uint8, row stride lda) x B). c points to float,
 // uint8 or int32 elements by ep.out; ldc counts elements. bias has N entries.
 // threads as in sgemm (0 = decide from the size).
-void qgemm(int64_t M, const uint8_t* a, int64_t lda, const QPackedWeights& b,
-           const QEpilogue& ep, void* c, int64_t ldc, int threads = 0);
+void qgemm(int64_t M, const uint8_t* a, int64_t lda, const QPackedWeights& b, const QEpilogue& ep,
+           void* c, int64_t ldc, int threads = 0);
 
 // y (N, OH, OW, C_out) = store(conv(x, w)), x uint8 NHWC, padding with
 // x's zero point (real 0). Pointwise stride-1 unpadded layers run as one GEMM
@@ -123,8 +123,7 @@ const char* qconv2d_algorithm(const Conv2dShape& s);
 
 // Max pooling on uint8 (the output keeps x's quantisation; padding never
 // wins). Shapes and windows as in pool.h.
-void qmax_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const uint8_t* x,
-                         uint8_t* y);
+void qmax_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const uint8_t* x, uint8_t* y);
 // Average pooling: with S the sum of a window's n valid pixels and d its
 // divisor (count_include_pad ? window area within the padded input : n),
 //   v = float(S - n*x.zero_point) * ((x.scale / y.scale) / float(d))

@@ -40,10 +40,10 @@ void pad2d_backward(PadMode mode, const Pad2dShape& s, const float* dy, float* d
 enum class UpsampleMode : int { nearest = 0, bilinear = 1 };
 
 // x [N, H, W, C] -> y [N, H*fh, W*fw, C]; fh, fw >= 1.
-void upsample2d_forward(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C,
-                        int64_t fh, int64_t fw, const float* x, float* y);
-void upsample2d_backward(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C,
-                         int64_t fh, int64_t fw, const float* dy, float* dx);
+void upsample2d_forward(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh,
+                        int64_t fw, const float* x, float* y);
+void upsample2d_backward(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh,
+                         int64_t fw, const float* dy, float* dx);
 
 // ---- depth <-> space ----------------------------------------------------------------------
 // ONNX DepthToSpace's orders for the channel index of block offset (i, j)

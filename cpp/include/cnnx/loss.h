@@ -31,19 +31,17 @@ double squared_error_sum(const float* y, const float* t, const float* w, int64_t
 double absolute_error_sum(const float* y, const float* t, const float* w, int64_t N, int64_t D,
                           float scale, float* d, bool accumulate);
 //   Huber: mean_j of 0.5 e^2 where |e| <= delta, else delta * (|e| - 0.5 delta)
-double huber_sum(const float* y, const float* t, const float* w, int64_t N, int64_t D,
-                 float delta, float scale, float* d, bool accumulate);
+double huber_sum(const float* y, const float* t, const float* w, int64_t N, int64_t D, float delta,
+                 float scale, float* d, bool accumulate);
 //   softmax cross-entropy with target distributions t[N, K] (soft or smoothed
 //   labels): loss_i = sum_k t_ik * (logsumexp(z_i) - z_ik); gradient
 //   sum_k(t_ik) * softmax(z_i) - t_i
 double softmax_cross_entropy_soft_sum(const float* logits, const float* t, const float* w,
-                                      int64_t N, int64_t K, float scale, float* d,
-                                      bool accumulate);
+                                      int64_t N, int64_t K, float scale, float* d, bool accumulate);
 //   binary cross-entropy of logits z[N, D] and targets t in [0, 1], stable:
 //   loss_i = mean_j max(z,0) - z t + log(1 + exp(-|z|)); gradient (sigmoid(z) - t) / D
-double sigmoid_binary_cross_entropy_sum(const float* z, const float* t, const float* w,
-                                        int64_t N, int64_t D, float scale, float* d,
-                                        bool accumulate);
+double sigmoid_binary_cross_entropy_sum(const float* z, const float* t, const float* w, int64_t N,
+                                        int64_t D, float scale, float* d, bool accumulate);
 //   binary cross-entropy of probabilities p (clipped to [eps, 1 - eps], eps =
 //   1e-7 as Keras): loss_i = -mean_j t log p + (1 - t) log(1 - p)
 double binary_cross_entropy_sum(const float* p, const float* t, const float* w, int64_t N,

@@ -25,8 +25,8 @@ void batch_norm_forward_eval(const float* x, const float* gamma, const float* be
 // and variance terms; otherwise dx = dy * gamma * inv_std. dx, dgamma, dbeta
 // may each be null.
 void batch_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
-                         const float* inv_std, float* dx, float* dgamma, float* dbeta,
-                         int64_t rows, int64_t C, bool training);
+                         const float* inv_std, float* dx, float* dgamma, float* dbeta, int64_t rows,
+                         int64_t C, bool training);
 
 }  // namespace cnnx
 
@@ -42,8 +42,8 @@ void lrn_forward(const float* x, float* y, int64_t rows, int64_t C, int64_t size
                  float beta, float bias);
 // dx[c] = dy[c] s[c]^-beta - 2 alpha beta / size * x[c] *
 //         sum_{|j - c| <= size/2} dy[j] x[j] s[j]^(-beta - 1)   (s recomputed from x)
-void lrn_backward(const float* dy, const float* x, float* dx, int64_t rows, int64_t C,
-                  int64_t size, float alpha, float beta, float bias);
+void lrn_backward(const float* dy, const float* x, float* dx, int64_t rows, int64_t C, int64_t size,
+                  float alpha, float beta, float bias);
 
 // ---- Group normalisation (Wu & He 2018) -------------------------------------
 // x is n examples of `count` values each, NHWC-ordered with C channels last
@@ -52,9 +52,9 @@ void lrn_backward(const float* dy, const float* x, float* dx, int64_t rows, int6
 // over its pixels * C/groups values, then y = xhat * gamma[c] + beta[c]
 // (gamma / beta may be null: 1 / 0). Writes mean and inv_std = 1/sqrt(var+eps),
 // n * groups of each (may be null).
-void group_norm_forward(const float* x, const float* gamma, const float* beta, float* y,
-                        int64_t n, int64_t count, int64_t C, int64_t groups, float eps,
-                        float* mean, float* inv_std);
+void group_norm_forward(const float* x, const float* gamma, const float* beta, float* y, int64_t n,
+                        int64_t count, int64_t C, int64_t groups, float eps, float* mean,
+                        float* inv_std);
 // From the saved statistics, or (mean / inv_std null) statistics recomputed
 // from x with eps. dx, dgamma, dbeta may each be null; dgamma / dbeta are
 // overwritten (sums over the n examples).
@@ -71,7 +71,7 @@ void layer_norm_forward(const float* x, const float* gamma, const float* beta, f
 // Recomputes the row statistics from x when mean / inv_std are null.
 // dx, dgamma, dbeta may each be null; dgamma / dbeta are overwritten.
 void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
-                         const float* inv_std, float* dx, float* dgamma, float* dbeta,
-                         int64_t rows, int64_t C, float eps);
+                         const float* inv_std, float* dx, float* dgamma, float* dbeta, int64_t rows,
+                         int64_t C, float eps);
 
 }  // namespace cnnx

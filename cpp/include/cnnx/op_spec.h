@@ -53,8 +53,8 @@ enum class OpKind : int {
   upsample2d = 22,        // nearest / bilinear by integer factors
   depth_to_space = 23,    // DCR / CRD (PixelShuffle)
   space_to_depth = 24,
-  channel_shuffle = 25,   // over the last axis
-  transpose = 26,         // per-example axes permuted
+  channel_shuffle = 25,  // over the last axis
+  transpose = 26,        // per-example axes permuted
   // issue 19, layers-a (numbered from 30: the layout ops hold 20-26)
   prelu = 30,       // x > 0 ? x : slope * x; `channels` slopes repeat along the values
   lrn = 31,         // local response normalisation over the last axis (lrn_*)
@@ -74,10 +74,23 @@ enum class OpKind : int {
 };
 
 enum class PlanAct : int {
-  none = 0, relu = 1, leaky_relu = 2, sigmoid = 3, tanh = 4, softmax = 5,
+  none = 0,
+  relu = 1,
+  leaky_relu = 2,
+  sigmoid = 3,
+  tanh = 4,
+  softmax = 5,
   // issue 19 (cnnx/activation.h: Pointwise); alpha / beta are their parameters
-  elu = 6, selu = 7, gelu = 8, gelu_tanh = 9, silu = 10, hardswish = 11, hardsigmoid = 12,
-  clip = 13, softplus = 14, softsign = 15,
+  elu = 6,
+  selu = 7,
+  gelu = 8,
+  gelu_tanh = 9,
+  silu = 10,
+  hardswish = 11,
+  hardsigmoid = 12,
+  clip = 13,
+  softplus = 14,
+  softsign = 15,
   log_softmax = 16,  // over groups of k values, as softmax
 };
 constexpr int kPlanActCount = 17;
@@ -89,14 +102,14 @@ enum class PlanPool : int { max = 0, avg = 1, adaptive_avg = 2, adaptive_max = 3
 
 // Training heads (cnnx/train_plan.h).
 enum class LossKind : int {
-  softmax_cross_entropy = 0,       // logits and int64 labels in [0, K)
-  mean_squared_error = 1,          // outputs and float targets of the same size
-  mean_absolute_error = 2,         // (float targets)
-  huber = 3,                       // param: delta (float targets)
-  softmax_cross_entropy_soft = 4,  // logits and target distributions (float)
+  softmax_cross_entropy = 0,         // logits and int64 labels in [0, K)
+  mean_squared_error = 1,            // outputs and float targets of the same size
+  mean_absolute_error = 2,           // (float targets)
+  huber = 3,                         // param: delta (float targets)
+  softmax_cross_entropy_soft = 4,    // logits and target distributions (float)
   sigmoid_binary_cross_entropy = 5,  // logits and targets in [0, 1] (float)
-  binary_cross_entropy = 6,        // probabilities and targets in [0, 1] (float)
-  external = 7,                    // the gradient comes from the caller (TrainPlan::backward)
+  binary_cross_entropy = 6,          // probabilities and targets in [0, 1] (float)
+  external = 7,                      // the gradient comes from the caller (TrainPlan::backward)
 };
 
 const char* op_kind_name(OpKind k);
@@ -120,15 +133,15 @@ struct BatchNormSpec {
 // any per-example shape).
 struct LayoutSpec {
   int64_t h = 0, w = 0, c = 0;
-  PadMode pad_mode = PadMode::constant;   // pad2d: (top, bottom, left, right)
+  PadMode pad_mode = PadMode::constant;  // pad2d: (top, bottom, left, right)
   int64_t pads[4] = {0, 0, 0, 0};
   float value = 0.0f;
   UpsampleMode up_mode = UpsampleMode::nearest;  // upsample2d
   int64_t fh = 1, fw = 1;
-  int64_t block = 1;                       // depth_to_space / space_to_depth
+  int64_t block = 1;  // depth_to_space / space_to_depth
   DepthOrder order = DepthOrder::dcr;
-  int64_t groups = 1;                      // channel_shuffle
-  std::vector<int64_t> shape;              // transpose: input shape and permutation
+  int64_t groups = 1;          // channel_shuffle
+  std::vector<int64_t> shape;  // transpose: input shape and permutation
   std::vector<int> perm;
 };
 
@@ -137,10 +150,10 @@ struct OpSpec {
   std::vector<int> in;  // value ids read
   int out = -1;         // the value written
 
-  Conv2dShape conv;                // conv2d (N ignored)
-  int64_t in_f = 0, out_f = 0;     // dense
-  PlanPool pool = PlanPool::max;   // pool: kind, input (n ignored), window,
-  PoolShape ps{1, 0, 0, 0};        //   and the output size of adaptive pools
+  Conv2dShape conv;               // conv2d (N ignored)
+  int64_t in_f = 0, out_f = 0;    // dense
+  PlanPool pool = PlanPool::max;  // pool: kind, input (n ignored), window,
+  PoolShape ps{1, 0, 0, 0};       //   and the output size of adaptive pools
   Pool2dParams pp{1, 1, 1, 1, 0, 0, 0, 0};
   bool count_include_pad = false;
   int64_t oh = 0, ow = 0;
@@ -226,10 +239,10 @@ struct OpSpec {
 // What a loss op of the training step reads and how it is weighted.
 struct LossSpec {
   LossKind kind = LossKind::softmax_cross_entropy;
-  int value = -1;      // the value the loss reads (logits / outputs)
-  int target = 0;      // index into the step's targets (external: into the given gradients)
-  float weight = 1.0f; // the loss's weight in the total
-  float param = 0.0f;  // huber: delta
+  int value = -1;       // the value the loss reads (logits / outputs)
+  int target = 0;       // index into the step's targets (external: into the given gradients)
+  float weight = 1.0f;  // the loss's weight in the total
+  float param = 0.0f;   // huber: delta
   // cross-entropies: the classes (the value's last axis); a value of several
   // rows per image (per-pixel classes) gives a loss per pixel, averaged per
   // image. 0: the whole value is one row.

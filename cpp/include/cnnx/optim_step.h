@@ -28,17 +28,17 @@ enum class ClipMode : int {
 struct OptimStepArgs {
   OptimRule rule = OptimRule::sgd;
   double lr = 0.01;
-  double weight_decay = 0.0;  // L2 added to the gradient (AdamW: decoupled)
-  double momentum = 0.0;      // sgd, rmsprop
-  bool nesterov = false;      // sgd
-  bool decoupled = false;     // adam -> AdamW
+  double weight_decay = 0.0;                      // L2 added to the gradient (AdamW: decoupled)
+  double momentum = 0.0;                          // sgd, rmsprop
+  bool nesterov = false;                          // sgd
+  bool decoupled = false;                         // adam -> AdamW
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam; eps also rmsprop, adagrad
-  double alpha = 0.99;        // rmsprop: smoothing of the squared gradients
-  bool centered = false;      // rmsprop
-  double lr_decay = 0.0;      // adagrad
-  int64_t step = 1;           // the step being taken, from 1 (adam, adagrad)
+  double alpha = 0.99;                            // rmsprop: smoothing of the squared gradients
+  bool centered = false;                          // rmsprop
+  double lr_decay = 0.0;                          // adagrad
+  int64_t step = 1;                               // the step being taken, from 1 (adam, adagrad)
   ClipMode clip = ClipMode::none;
-  double clip_value = 0.0;    // > 0 when clip != none
+  double clip_value = 0.0;  // > 0 when clip != none
   // EMA of the weights, after the update: ema = m * ema + (1 - m) * param;
   // then param = ema when ema_overwrite.
   bool ema = false;

@@ -62,10 +62,10 @@ class InferencePlan {
  private:
   struct Op {
     OpSpec s;
-    int64_t n = 0;                 // values per image written
-    std::vector<float> wf, bf;     // weights and bias with a batch norm folded in
-    std::vector<float> scale;      // the folded batch norm's per-channel scale
-    std::vector<float> inv_std;    // a standalone batch norm's 1/sqrt(var + eps)
+    int64_t n = 0;               // values per image written
+    std::vector<float> wf, bf;   // weights and bias with a batch norm folded in
+    std::vector<float> scale;    // the folded batch norm's per-channel scale
+    std::vector<float> inv_std;  // a standalone batch norm's 1/sqrt(var + eps)
     // conv2d: the weights packed for ConvPacked's kernels (packed == 1), the
     // raw weights they were packed from (to notice edits), -1 not decided yet.
     ConvPacked cp;
@@ -81,8 +81,7 @@ class InferencePlan {
   void run_chunk(const float* const* x, float* const* y, int64_t i, int64_t n, float* arena,
                  int64_t chunk);
   void run_op_part(Op& op, float* const* buf, int64_t n, int part, int parts);
-  void run_cooperative(const float* const* x, int64_t N, float* const* y, int workers,
-                       int64_t cap);
+  void run_cooperative(const float* const* x, int64_t N, float* const* y, int workers, int64_t cap);
 
   std::vector<int64_t> sizes_;   // floats per image, per buffer
   std::vector<int64_t> offset_;  // per-image offset of each scratch buffer in the arena

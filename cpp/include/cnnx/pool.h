@@ -63,8 +63,8 @@ void pool2d_check(const PoolShape& s, const Pool2dParams& p, int64_t* out_h, int
 
 // y: (n, out_h, out_w, c) with out_* from pool2d_check.
 void max_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const float* x, float* y);
-void max_pool2d_backward(const PoolShape& s, const Pool2dParams& p, const float* x,
-                         const float* dy, float* dx);
+void max_pool2d_backward(const PoolShape& s, const Pool2dParams& p, const float* x, const float* dy,
+                         float* dx);
 
 void avg_pool2d_forward(const PoolShape& s, const Pool2dParams& p, bool count_include_pad,
                         const float* x, float* y);
@@ -75,12 +75,12 @@ void avg_pool2d_backward(const PoolShape& s, const Pool2dParams& p, bool count_i
 void adaptive_window(int64_t i, int64_t n, int64_t out, int64_t* start, int64_t* end);
 void adaptive_avg_pool2d_forward(const PoolShape& s, int64_t out_h, int64_t out_w, const float* x,
                                  float* y);
-void adaptive_avg_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out_w,
-                                  const float* dy, float* dx);
+void adaptive_avg_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out_w, const float* dy,
+                                  float* dx);
 void adaptive_max_pool2d_forward(const PoolShape& s, int64_t out_h, int64_t out_w, const float* x,
                                  float* y);
-void adaptive_max_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out_w,
-                                  const float* x, const float* dy, float* dx);
+void adaptive_max_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out_w, const float* x,
+                                  const float* dy, float* dx);
 
 // Global average pooling: (n, h, w, c) -> (n, c); h*w >= 1.
 void global_avg_pool2d_forward(const PoolShape& s, const float* x, float* y);

@@ -76,11 +76,11 @@ class TrainPlan {
  private:
   struct Op {
     OpSpec s;
-    int64_t dw_off = -1, db_off = -1;   // offsets into the gradient buffer, -1 none
-    std::vector<char> first_grad;       // per input: this op's backward writes its gradient first
-    std::vector<char> need_dx;          // per input: some parameter upstream needs the gradient
-    bool run_backward = true;           // some loss depends on this op's output
-    bool relu_in_place = false;         // a ReLU writing over its input (which nothing else reads)
+    int64_t dw_off = -1, db_off = -1;  // offsets into the gradient buffer, -1 none
+    std::vector<char> first_grad;      // per input: this op's backward writes its gradient first
+    std::vector<char> need_dx;         // per input: some parameter upstream needs the gradient
+    bool run_backward = true;          // some loss depends on this op's output
+    bool relu_in_place = false;        // a ReLU writing over its input (which nothing else reads)
     std::vector<float> save_mean, save_inv_std;  // batch norm (serial steps)
   };
 
@@ -115,15 +115,15 @@ class TrainPlan {
   std::vector<LossSpec> losses_;
   std::vector<char> loss_first_;  // per loss: it writes its value's gradient first
   std::vector<int> outputs_;
-  std::vector<int> producer_;     // value -> op index (-1: an input)
+  std::vector<int> producer_;  // value -> op index (-1: an input)
   float* grads_;
   int64_t n_grads_;
   double flops_ = 0.0;
   bool finalized_ = false;
   bool has_batch_norm_ = false;
-  int64_t pending_n_ = 0;   // the batch of a forward() awaiting its backward()
+  int64_t pending_n_ = 0;  // the batch of a forward() awaiting its backward()
   int pending_workers_ = 1;
-  std::vector<float> values_, value_grads_;  // N * val_per_image_ / N * grad_per_image_
+  std::vector<float> values_, value_grads_;        // N * val_per_image_ / N * grad_per_image_
   std::vector<std::vector<float>> private_grads_;  // threads > 0
   std::mutex mu_;
 };

@@ -143,7 +143,8 @@ void channel_means(const float* x, int64_t pixels, int64_t C, std::vector<float>
   for (int64_t p = 0; p < pixels; ++p)
     for (int64_t c = 0; c < C; ++c) sum[c] += x[p * C + c];
   mean.resize(C);
-  for (int64_t c = 0; c < C; ++c) mean[c] = static_cast<float>(sum[c] / static_cast<double>(pixels));
+  for (int64_t c = 0; c < C; ++c)
+    mean[c] = static_cast<float>(sum[c] / static_cast<double>(pixels));
 }
 
 // Constants of period p = (inner * channels), repeated to a whole number of
@@ -185,8 +186,8 @@ void sample_adjoint(const AugmentSpec& s, const double* m, const float* dy, floa
         for (int64_t c = 0; c < C; ++c) d[c] += w * g[c];
       };
       if (!bilinear) {
-        add(static_cast<int64_t>(std::floor(xs + 0.5f)), static_cast<int64_t>(std::floor(ys + 0.5f)),
-            1.0f);
+        add(static_cast<int64_t>(std::floor(xs + 0.5f)),
+            static_cast<int64_t>(std::floor(ys + 0.5f)), 1.0f);
         continue;
       }
       const float fx = std::floor(xs), fy = std::floor(ys);
@@ -203,9 +204,12 @@ void sample_adjoint(const AugmentSpec& s, const double* m, const float* dy, floa
 template <class F>
 void per_image(int64_t n, double flops_per_image, F f) {
   const int nt = threads_for_flops(flops_per_image * static_cast<double>(n));
-  ops_detail::parallel_range(n, std::max(1, nt), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) f(i);
-  }, 1);
+  ops_detail::parallel_range(
+      n, std::max(1, nt),
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) f(i);
+      },
+      1);
 }
 
 }  // namespace
@@ -217,7 +221,8 @@ void augment_check(const AugmentSpec& s) {
   if (f < 0 || f > 3) fail("unknown fill mode");
   if (ip < 0 || ip > 1) fail("unknown interpolation");
   if (s.h < 1 || s.w < 1 || s.c < 1) fail("the image shape must be >= 1 in every axis");
-  if (s.h > (int64_t{1} << 22) || s.w > (int64_t{1} << 22)) fail("images larger than 2^22 pixels a side are not supported");
+  if (s.h > (int64_t{1} << 22) || s.w > (int64_t{1} << 22))
+    fail("images larger than 2^22 pixels a side are not supported");
   if (s.kind == AugmentKind::crop) {
     if (s.oh < 1 || s.ow < 1 || s.oh > s.h || s.ow > s.w)
       fail("the crop (" + std::to_string(s.oh) + ", " + std::to_string(s.ow) +
@@ -243,7 +248,8 @@ double augment_uniform(uint64_t seed, int64_t index, int k) {
   return static_cast<double>(bits >> 8) * (1.0 / 16777216.0);
 }
 
-ImageTransform augment_transform(const AugmentSpec& s, uint64_t seed, int64_t index, bool training) {
+ImageTransform augment_transform(const AugmentSpec& s, uint64_t seed, int64_t index,
+                                 bool training) {
   ImageTransform t;
   const double H1 = static_cast<double>(s.h - 1), W1 = static_cast<double>(s.w - 1);
   auto draw = [&](int axis, int k) {
@@ -254,8 +260,10 @@ ImageTransform augment_transform(const AugmentSpec& s, uint64_t seed, int64_t in
     if (s.kind == AugmentKind::crop) {
       // Keras's smart_resize: the largest centred window of the output's
       // aspect ratio, resized with half-pixel centres.
-      const int64_t ch = std::min(s.h, static_cast<int64_t>(static_cast<double>(s.w * s.oh) / s.ow));
-      const int64_t cw = std::min(s.w, static_cast<int64_t>(static_cast<double>(s.h * s.ow) / s.oh));
+      const int64_t ch =
+          std::min(s.h, static_cast<int64_t>(static_cast<double>(s.w * s.oh) / s.ow));
+      const int64_t cw =
+          std::min(s.w, static_cast<int64_t>(static_cast<double>(s.h * s.ow) / s.oh));
       const int64_t top = (s.h - ch) / 2, left = (s.w - cw) / 2;
       const double sy = static_cast<double>(ch) / s.oh, sx = static_cast<double>(cw) / s.ow;
       t.m[0] = sx;
@@ -283,8 +291,8 @@ ImageTransform augment_transform(const AugmentSpec& s, uint64_t seed, int64_t in
     }
     case AugmentKind::rotate: {
       const double a = draw(0, 0) * 2.0 * kPi, c = std::cos(a), sn = std::sin(a);
-      const double m[6] = {c, -sn, (W1 - (c * W1 - sn * H1)) / 2.0,
-                           sn, c, (H1 - (sn * W1 + c * H1)) / 2.0};
+      const double m[6] = {c,  -sn, (W1 - (c * W1 - sn * H1)) / 2.0,
+                           sn, c,   (H1 - (sn * W1 + c * H1)) / 2.0};
       std::copy(m, m + 6, t.m);
       break;
     }
@@ -301,9 +309,7 @@ ImageTransform augment_transform(const AugmentSpec& s, uint64_t seed, int64_t in
       t.left = std::min(rw - 1, static_cast<int64_t>(augment_uniform(seed, index, 1) * rw));
       break;
     }
-    case AugmentKind::contrast:
-      t.factor = draw(0, 0);
-      break;
+    case AugmentKind::contrast: t.factor = draw(0, 0); break;
   }
   return t;
 }
@@ -326,9 +332,7 @@ void augment_forward(const AugmentSpec& s, const float* x, float* y, int64_t n, 
     float* yi = y + i * out_img;
     const ImageTransform t = augment_transform(s, seed, first + i, training);
     switch (s.kind) {
-      case AugmentKind::flip:
-        flip_image(s, t.flip_h, t.flip_v, xi, yi, false);
-        return;
+      case AugmentKind::flip: flip_image(s, t.flip_h, t.flip_v, xi, yi, false); return;
       case AugmentKind::crop:
         if (!training) {
           sample_image(k, ss, t.m, xi, yi);
@@ -347,9 +351,7 @@ void augment_forward(const AugmentSpec& s, const float* x, float* y, int64_t n, 
                    s.value_hi);
         return;
       }
-      default:
-        sample_image(k, ss, t.m, xi, yi);
-        return;
+      default: sample_image(k, ss, t.m, xi, yi); return;
     }
   });
 }
@@ -386,7 +388,8 @@ void augment_backward(const AugmentSpec& s, const float* dy, const float* y, flo
       }
       const float f = static_cast<float>(t.factor);
       for (int64_t j = 0; j < in_img; ++j) {
-        const float v = f * gm[j] + (1.0f - f) * static_cast<float>(sum[j % C] / static_cast<double>(P));
+        const float v =
+            f * gm[j] + (1.0f - f) * static_cast<float>(sum[j % C] / static_cast<double>(P));
         d[j] = accumulate ? d[j] + v : v;
       }
       return;
@@ -414,9 +417,9 @@ void rescale_forward(const float* x, float* y, int64_t n, int64_t channels, int6
   any.h = any.w = any.c = 1;
   const AugmentKernels& k = kernels_for(any);
   const int nt = ops_detail::threads_for_bytes(8.0 * n);
-  ops_detail::parallel_range(n, nt, [&](int64_t lo, int64_t hi) {
-    k.affine(x + lo, y + lo, hi - lo, a.data(), b.data(), p);
-  }, p);
+  ops_detail::parallel_range(
+      n, nt,
+      [&](int64_t lo, int64_t hi) { k.affine(x + lo, y + lo, hi - lo, a.data(), b.data(), p); }, p);
 }
 
 void rescale_backward(const float* dy, float* dx, int64_t n, int64_t channels, int64_t inner,
@@ -447,9 +450,10 @@ void normalize_forward(const float* x, float* y, int64_t n, int64_t channels, in
   any.h = any.w = any.c = 1;
   const AugmentKernels& k = kernels_for(any);
   const int nt = ops_detail::threads_for_bytes(8.0 * n);
-  ops_detail::parallel_range(n, nt, [&](int64_t lo, int64_t hi) {
-    k.normalize(x + lo, y + lo, hi - lo, a.data(), b.data(), p);
-  }, p);
+  ops_detail::parallel_range(
+      n, nt,
+      [&](int64_t lo, int64_t hi) { k.normalize(x + lo, y + lo, hi - lo, a.data(), b.data(), p); },
+      p);
 }
 
 void normalize_backward(const float* dy, float* dx, int64_t n, int64_t channels, int64_t inner,

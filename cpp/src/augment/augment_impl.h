@@ -33,8 +33,10 @@ constexpr float kBig = 4194304.0f;  // 2^22: coordinates are clamped to +-kBig (
 
 inline T ld(const float* p, int n) { return n == V::W ? V::load(p) : V::load_n(p, n); }
 inline void st(float* p, int n, T v) {
-  if (n == V::W) V::store(p, v);
-  else V::store_n(p, v, n);
+  if (n == V::W)
+    V::store(p, v);
+  else
+    V::store_n(p, v, n);
 }
 
 // Integral coordinates i of an axis of `len` pixels -> the pixel each reads
@@ -44,10 +46,12 @@ struct Axis {
   T len, last, period, inv_period, zero;
   FillMode mode;
   Axis(int64_t n, FillMode m)
-      : len(V::set1(static_cast<float>(n))), last(V::set1(static_cast<float>(n - 1))),
+      : len(V::set1(static_cast<float>(n))),
+        last(V::set1(static_cast<float>(n - 1))),
         period(V::set1(static_cast<float>(m == FillMode::wrap ? n : 2 * n))),
         inv_period(V::set1(1.0f / static_cast<float>(m == FillMode::wrap ? n : 2 * n))),
-        zero(V::set1(0.0f)), mode(m) {}
+        zero(V::set1(0.0f)),
+        mode(m) {}
 
   T map(T i, M* inside) const {
     *inside = V::all_true();
@@ -66,14 +70,13 @@ struct Axis {
         *inside = V::mand(V::ge(i, zero), V::lt(i, len));
         return V::min(V::max(i, zero), last);
       case FillMode::nearest:
-      default:
-        return V::min(V::max(i, zero), last);
+      default: return V::min(V::max(i, zero), last);
     }
   }
 };
 
-void sample_row(const AugmentSpec& s, const float* img, float* out, int64_t ow, float x0,
-                float y0, float ax, float ay) {
+void sample_row(const AugmentSpec& s, const float* img, float* out, int64_t ow, float x0, float y0,
+                float ax, float ay) {
   const int64_t C = s.c;
   const Axis X(s.w, s.fill), Y(s.h, s.fill);
   const T vx0 = V::set1(x0), vy0 = V::set1(y0), vax = V::set1(ax), vay = V::set1(ay);
@@ -143,7 +146,8 @@ void sample_row(const AugmentSpec& s, const float* img, float* out, int64_t ow, 
     V::store_f(wy, ty);
     for (int l = 0; l < n; ++l) {
       const float* p[4];
-      for (int t = 0; t < 4; ++t) p[t] = in[t][l] != 0.0f ? img + static_cast<int64_t>(idx[t][l]) * C : nullptr;
+      for (int t = 0; t < 4; ++t)
+        p[t] = in[t][l] != 0.0f ? img + static_cast<int64_t>(idx[t][l]) * C : nullptr;
       float* o = out + (x + l) * C;
       const float a = wx[l], b = wy[l], f = s.fill_value;
       for (int64_t ch = 0; ch < C; ++ch) {
@@ -177,11 +181,11 @@ inline int64_t near_fill_index(int64_t i, int64_t len, FillMode mode, bool* insi
 // bilinear: the source row is fixed and the taps of neighbouring pixels are
 // neighbours, so the stretch whose taps all fall inside the image is read
 // with plain loads; the edges (fill modes) go through sample_row.
-void shift_row(const AugmentSpec& s, const float* img, float* out, int64_t ow, float x0,
-               float y0) {
+void shift_row(const AugmentSpec& s, const float* img, float* out, int64_t ow, float x0, float y0) {
   const float lim = kBig / 4;
   if (s.c != 1 || s.interp != Interpolation::bilinear || !(std::fabs(x0) < lim) ||
-      !(std::fabs(y0) < lim) || ow >= static_cast<int64_t>(lim) || s.w >= static_cast<int64_t>(lim)) {
+      !(std::fabs(y0) < lim) || ow >= static_cast<int64_t>(lim) ||
+      s.w >= static_cast<int64_t>(lim)) {
     sample_row(s, img, out, ow, x0, y0, 1.0f, 0.0f);
     return;
   }
@@ -195,7 +199,8 @@ void shift_row(const AugmentSpec& s, const float* img, float* out, int64_t ow, f
     return;
   }
   bool in_a, in_b;
-  const int64_t ra = fill_index(sy, s.h, s.fill, &in_a), rb = fill_index(sy + 1, s.h, s.fill, &in_b);
+  const int64_t ra = fill_index(sy, s.h, s.fill, &in_a),
+                rb = fill_index(sy + 1, s.h, s.fill, &in_b);
   const float* row_a = in_a ? img + ra * s.w : nullptr;
   const float* row_b = in_b ? img + rb * s.w : nullptr;
   // the edges, pixel by pixel (a few per row: the shift's size)
@@ -241,13 +246,13 @@ inline void by_period(const float* x, float* y, int64_t n, int64_t p, F f) {
 }
 
 void affine(const float* x, float* y, int64_t n, const float* a, const float* b, int64_t p) {
-  by_period(x, y, n, p, [&](T v, int64_t j, int k) { return V::fma(v, ld(a + j, k), ld(b + j, k)); });
+  by_period(x, y, n, p,
+            [&](T v, int64_t j, int k) { return V::fma(v, ld(a + j, k), ld(b + j, k)); });
 }
 
 void normalize(const float* x, float* y, int64_t n, const float* a, const float* b, int64_t p) {
-  by_period(x, y, n, p, [&](T v, int64_t j, int k) {
-    return V::div(V::sub(v, ld(a + j, k)), ld(b + j, k));
-  });
+  by_period(x, y, n, p,
+            [&](T v, int64_t j, int k) { return V::div(V::sub(v, ld(a + j, k)), ld(b + j, k)); });
 }
 
 void contrast(const float* x, float* y, int64_t n, const float* a, int64_t p, float f, float lo,

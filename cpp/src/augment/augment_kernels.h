@@ -21,15 +21,20 @@ struct AugmentKernels {
   //   normalize: y = (x - a) / b
   //   contrast:  y = min(max((x - a) * f + a, lo), hi)
   void (*affine)(const float* x, float* y, int64_t n, const float* a, const float* b, int64_t p);
-  void (*normalize)(const float* x, float* y, int64_t n, const float* a, const float* b,
-                    int64_t p);
+  void (*normalize)(const float* x, float* y, int64_t n, const float* a, const float* b, int64_t p);
   void (*contrast)(const float* x, float* y, int64_t n, const float* a, int64_t p, float f,
                    float lo, float hi);
 };
 
-namespace augment_generic { extern const AugmentKernels kernels; }
-namespace augment_avx2 { extern const AugmentKernels kernels; }
-namespace augment_avx512 { extern const AugmentKernels kernels; }
+namespace augment_generic {
+extern const AugmentKernels kernels;
+}
+namespace augment_avx2 {
+extern const AugmentKernels kernels;
+}
+namespace augment_avx512 {
+extern const AugmentKernels kernels;
+}
 
 // Source indices of one tap coordinate under a fill mode (scalar; the
 // backward pass and the tests' reference use this one).
@@ -47,9 +52,7 @@ inline int64_t fill_index(int64_t i, int64_t len, FillMode mode, bool* inside) {
       return r < 0 ? r + len : r;
     }
     case FillMode::nearest: return i < 0 ? 0 : i >= len ? len - 1 : i;
-    case FillMode::constant:
-      *inside = i >= 0 && i < len;
-      return i < 0 ? 0 : i >= len ? len - 1 : i;
+    case FillMode::constant: *inside = i >= 0 && i < len; return i < 0 ? 0 : i >= len ? len - 1 : i;
   }
   return 0;
 }

@@ -54,13 +54,15 @@ struct V {
   }
   // p * 2^n for integral n in [-126, 127] (callers clamp)
   static inline reg ldexp(reg p, reg n) {
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
   }
   static inline void frexp(reg x, reg* m, reg* e) {
     const __m256i u = _mm256_castps_si256(x);
-    *e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 23), _mm256_set1_epi32(0xff)),
-                                             _mm256_set1_epi32(127)));
+    *e = _mm256_cvtepi32_ps(
+        _mm256_sub_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 23), _mm256_set1_epi32(0xff)),
+                         _mm256_set1_epi32(127)));
     *m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32(0x007fffff)),
                                              _mm256_set1_epi32(0x3f800000)));
   }

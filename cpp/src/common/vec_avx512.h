@@ -25,8 +25,8 @@ struct V {
   static inline reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static inline reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
   static inline reg sqrt(reg a) { return _mm512_sqrt_ps(a); }  // IEEE: exact rounding
-  static inline reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }   // a*b + c
-  static inline reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_ps(a, b, c); } // c - a*b
+  static inline reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }    // a*b + c
+  static inline reg fnmadd(reg a, reg b, reg c) { return _mm512_fnmadd_ps(a, b, c); }  // c - a*b
   // x86 semantics: when either is NaN the SECOND operand is returned, so
   // min(constant, x) keeps a NaN x.
   static inline reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
@@ -39,8 +39,8 @@ struct V {
   // |mag| with the sign of sgn
   static inline reg copysign(reg mag, reg sgn) {
     const __m512i s = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(_mm512_castps_si512(mag),
-                                                         _mm512_castps_si512(sgn), s, 0xd8));  // s ? sgn : mag, bitwise
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+        _mm512_castps_si512(mag), _mm512_castps_si512(sgn), s, 0xd8));  // s ? sgn : mag, bitwise
   }
   static inline mask lt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
   static inline mask le(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LE_OQ); }

@@ -31,7 +31,6 @@ inline R<V> exp_poly(R<V> r) {
   return V::fmadd(p, r, V::set1(1.0f));
 }
 
-
 // exp(x): 0 far below, +inf far above, NaN stays NaN.
 template <class V>
 inline R<V> exp(R<V> x) {

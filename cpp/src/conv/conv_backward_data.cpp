@@ -60,10 +60,23 @@ void stride1(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   // on NaN/inf).
   if (conv_detail::winograd_dx_preferred(s) && conv_detail::winograd_dx(s, dy, wf, dx)) return;
   for (int64_t g = 0; g < s.groups; ++g) {
-    PatchGeom geom{dy,   OH,   OW,   s.C_out, g * cog, cog,
-                   s.H,  s.W,  KH,   KW,      1,       1,
-                   s.dilation_h, s.dilation_w, (KH - 1) * s.dilation_h - s.pad_top,
-                   (KW - 1) * s.dilation_w - s.pad_left, 0};
+    PatchGeom geom{dy,
+                   OH,
+                   OW,
+                   s.C_out,
+                   g * cog,
+                   cog,
+                   s.H,
+                   s.W,
+                   KH,
+                   KW,
+                   1,
+                   1,
+                   s.dilation_h,
+                   s.dilation_w,
+                   (KH - 1) * s.dilation_h - s.pad_top,
+                   (KW - 1) * s.dilation_w - s.pad_left,
+                   0};
     conv_detail::implicit_gemm(geom, s.N * s.H * s.W, cig, wf + g * gsz, cig, nullptr,
                                Activation::none, dx + g * cig, s.C_in);
   }

@@ -39,9 +39,9 @@ const float kZeros[64] = {};
 void group_product(const Plan& pl, const float* dy, const float* x, int64_t g, int64_t p_begin,
                    int64_t p_end, float* out, int64_t ldo, int threads) {
   const Conv2dShape& s = *pl.s;
-  PatchGeom geom{x,        s.H,      s.W,           s.C_in,       g * pl.cig, pl.cig,
-                 pl.OH,    pl.OW,    s.KH,          s.KW,         s.stride_h, s.stride_w,
-                 s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, p_begin};
+  PatchGeom geom{x,         s.H,        s.W,    s.C_in,     g * pl.cig, pl.cig,       pl.OH,
+                 pl.OW,     s.KH,       s.KW,   s.stride_h, s.stride_w, s.dilation_h, s.dilation_w,
+                 s.pad_top, s.pad_left, p_begin};
   // (co, p) = dy[(p_begin + p)*C_out + g*cog + co]
   const StridedMatrix dym{dy + p_begin * s.C_out + g * pl.cog, s.C_out, true};
   const int64_t depth = p_end - p_begin;
@@ -50,9 +50,10 @@ void group_product(const Plan& pl, const float* dy, const float* x, int64_t g, i
                                         ? conv_detail::dw_direct_kernel_avx512()
                                         : conv_detail::dw_direct_kernel_avx2();
     geom.p0 = 0;
-    const conv_detail::DwProblem pb{geom,        pl.cog,    g * pl.cog, dy, s.C_out,
-                                    x + s.input_size(), kZeros, s.dilation_w == 1 && pl.cig == s.C_in &&
-                                                              s.KW > 1};
+    const conv_detail::DwProblem pb{geom,       pl.cog,
+                                    g * pl.cog, dy,
+                                    s.C_out,    x + s.input_size(),
+                                    kZeros,     s.dilation_w == 1 && pl.cig == s.C_in && s.KW > 1};
     float edge[64];
     std::fill(out, out + pl.cog * pl.Kg, 0.0f);
     k.fn(pb, p_begin, p_end, out, edge);
@@ -63,11 +64,11 @@ void group_product(const Plan& pl, const float* dy, const float* x, int64_t g, i
   const PackSource patches =
       geom.is_identity() ? strided_source(&xm) : conv_detail::patch_cols_source(&geom);
   if (!pl.transposed) {
-    sgemm_packed_sources(pl.Kg, pl.cog, depth, 1.0f, patches,
-                         conv_detail::strided_t_source(&dym), 0.0f, out, ldo, {}, threads);
+    sgemm_packed_sources(pl.Kg, pl.cog, depth, 1.0f, patches, conv_detail::strided_t_source(&dym),
+                         0.0f, out, ldo, {}, threads);
   } else {
-    sgemm_packed_sources(pl.cog, pl.Kg, depth, 1.0f, conv_detail::strided_t_source(&dym), patches, 0.0f, out,
-                         pl.Kg, {}, threads);
+    sgemm_packed_sources(pl.cog, pl.Kg, depth, 1.0f, conv_detail::strided_t_source(&dym), patches,
+                         0.0f, out, pl.Kg, {}, threads);
   }
 }
 
@@ -82,16 +83,16 @@ void pack_row_offset(const void* ctx, int64_t r0, int64_t rows, int64_t k0, int6
   o->inner.pack(o->inner.ctx, r0 + o->off, rows, k0, kc, width, dst);
 }
 
-void group_rows(const Plan& pl, const float* dy, const float* x, int64_t g, int64_t k0,
-                int64_t k1, float* out, int64_t ldo) {
+void group_rows(const Plan& pl, const float* dy, const float* x, int64_t g, int64_t k0, int64_t k1,
+                float* out, int64_t ldo) {
   const Conv2dShape& s = *pl.s;
-  PatchGeom geom{x,        s.H,      s.W,           s.C_in,       g * pl.cig, pl.cig,
-                 pl.OH,    pl.OW,    s.KH,          s.KW,         s.stride_h, s.stride_w,
-                 s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, 0};
+  PatchGeom geom{x,         s.H,        s.W,  s.C_in,     g * pl.cig, pl.cig,       pl.OH,
+                 pl.OW,     s.KH,       s.KW, s.stride_h, s.stride_w, s.dilation_h, s.dilation_w,
+                 s.pad_top, s.pad_left, 0};
   const StridedMatrix dym{dy + g * pl.cog, s.C_out, true};
   const StridedMatrix xm{x + g * pl.cig, s.C_in, true};
-  const RowOffset a{geom.is_identity() ? strided_source(&xm) : conv_detail::patch_cols_source(&geom),
-                    k0};
+  const RowOffset a{
+      geom.is_identity() ? strided_source(&xm) : conv_detail::patch_cols_source(&geom), k0};
   sgemm_packed_sources(k1 - k0, pl.cog, pl.P, 1.0f, PackSource{pack_row_offset, &a},
                        conv_detail::strided_t_source(&dym), 0.0f, out + k0 * ldo, ldo, {}, 1);
 }
@@ -158,10 +159,9 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
   // where dw is big and the normal form's threading over it is better.)
   const double eff_t = conv_detail::tile_efficiency(pl.cog, pl.Kg);
   const double eff_n = conv_detail::tile_efficiency(pl.Kg, pl.cog);
-  pl.transposed = eff_t > 1.25 * eff_n ||
-                  (eff_t >= 0.8 * eff_n && pl.Kg >= 128 && pl.P >= 4 * pl.Kg);
-  pl.direct_kernel = active_isa() >= Isa::avx2 && conv_detail::igemm_available() &&
-                     pl.cog < 32;
+  pl.transposed =
+      eff_t > 1.25 * eff_n || (eff_t >= 0.8 * eff_n && pl.Kg >= 128 && pl.P >= 4 * pl.Kg);
+  pl.direct_kernel = active_isa() >= Isa::avx2 && conv_detail::igemm_available() && pl.cog < 32;
   if (pl.direct_kernel) pl.transposed = true;  // it produces dw^T
   const int64_t wsize = s.weight_size();
   if (pl.P == 0) {
@@ -173,8 +173,8 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
   int nt = threads_for_flops(2.0 * pl.P * pl.Kg * s.C_out);
   const int64_t tiles = conv_detail::ceil_div(pl.Kg, ki.mr) * conv_detail::ceil_div(pl.cog, ki.nr);
   if (pl.direct_kernel && pl.P < 64 * nt) nt = 1;  // single-threaded kernel: split or nothing
-  const bool direct = nt == 1 || (!pl.direct_kernel && ((pl.P < 4 * pl.Kg && tiles >= 4 * nt) ||
-                                                        pl.P < 64 * nt));
+  const bool direct =
+      nt == 1 || (!pl.direct_kernel && ((pl.P < 4 * pl.Kg && tiles >= 4 * nt) || pl.P < 64 * nt));
 
   // Scatter a group's result (layout as in group_product) into dw, adding.
   auto put = [&](const float* src, int64_t g, int64_t k_begin, int64_t k_end, bool add) {

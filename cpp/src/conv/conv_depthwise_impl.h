@@ -170,8 +170,8 @@ void fwd_rows(const Conv2dShape& s, const float* x, const float* w, const float*
 
 }  // namespace
 
-void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                       float* y, Activation act) {
+void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
+             Activation act) {
   const int64_t OH = s.out_h(), OW = s.out_w(), C = s.C_in, Co = s.C_out, m = Co / C;
   const int64_t rows = s.N * OH;
   const int nt = threads_for_flops(2.0 * rows * OW * s.KH * s.KW * Co);
@@ -253,8 +253,7 @@ void backward_data(const Conv2dShape& s, const float* dy, const float* w, float*
   }
 }
 
-void backward_weights(const Conv2dShape& s, const float* dy, const float* x, float* dw,
-                                float* db) {
+void backward_weights(const Conv2dShape& s, const float* dy, const float* x, float* dw, float* db) {
   const int64_t OH = s.out_h(), OW = s.out_w(), C = s.C_in, Co = s.C_out, m = Co / C;
   const int64_t rows = s.N * OH, wsize = s.KH * s.KW * Co;
   int nt = threads_for_flops(2.0 * rows * OW * s.KH * s.KW * Co);

@@ -82,8 +82,8 @@ namespace {
 
 struct Job {
   const DirectLayout* l;
-  const float* wp;     // packed weights, or null: pack each block from w when used
-  const float* w;      // HWIO weights (when wp is null)
+  const float* wp;  // packed weights, or null: pack each block from w when used
+  const float* w;   // HWIO weights (when wp is null)
   const float* x;
   float* y;
   const DirectEpi* ep;
@@ -142,8 +142,7 @@ void run_pixels(const Job& j, int64_t n, int64_t p0, int64_t p1, int64_t cb0, in
   const Conv2dShape& s = l.s;
   const int R = l.k.R;
   const int64_t CB = l.k.CB, K = l.nseg * l.len;
-  const int64_t OH = s.out_h(), OW = s.out_w(), cig = s.cin_per_group(),
-                cog = s.cout_per_group();
+  const int64_t OH = s.out_h(), OW = s.out_w(), cig = s.cin_per_group(), cog = s.cout_per_group();
   const bool merged = l.nseg == s.KH && s.KW > 1;
   // Depth chunks: whole segments grouped, or one segment split in l.
   const int64_t per_chunk = std::max<int64_t>(16, kChunkBytes / (4 * CB));
@@ -154,14 +153,14 @@ void run_pixels(const Job& j, int64_t n, int64_t p0, int64_t p1, int64_t cb0, in
   // (tile-major, then segment-major), each tile's kept segments.
   const int64_t G = std::min<int64_t>(kGroupTiles, ceil_div(p1 - p0, R));
   const int64_t nptr = G * l.nseg * R;
-  float* scratch = thread_scratch(
-      ScratchSlot::conv_0,
-      static_cast<size_t>(l.len + 16 + 2 * nptr + 2 * G * l.nseg + 2 * l.nseg + 64));
+  float* scratch =
+      thread_scratch(ScratchSlot::conv_0,
+                     static_cast<size_t>(l.len + 16 + 2 * nptr + 2 * G * l.nseg + 2 * l.nseg + 64));
   std::memset(scratch, 0, sizeof(float) * l.len);
   const float* zeros = scratch;
   auto** ptrs = reinterpret_cast<const float**>(scratch + (l.len + 16) / 16 * 16);
   int64_t* segk = reinterpret_cast<int64_t*>(ptrs + nptr);  // [G][nseg] kept segment ids
-  int64_t* nkept = segk + G * l.nseg;                        // [G]
+  int64_t* nkept = segk + G * l.nseg;                       // [G]
   const float** ws = reinterpret_cast<const float**>(nkept + G);
   const float* img = j.x + n * s.H * s.W * s.C_in + l.g * cig;
   const int64_t out0 = n * OH * OW;
@@ -171,101 +170,101 @@ void run_pixels(const Job& j, int64_t n, int64_t p0, int64_t p1, int64_t cb0, in
   const bool jit = j.wp == nullptr;
   float* wjit = jit ? thread_scratch(ScratchSlot::conv_1, static_cast<size_t>(K * CB)) : nullptr;
   for (int64_t cbo = cb0; cbo < (jit ? cb1 : cb0 + 1); ++cbo) {
-  const int64_t cb_first = jit ? cbo : cb0, cb_last = jit ? cbo + 1 : cb1;
-  if (jit) pack_block(l, j.w, cbo, wjit);
-  for (int64_t gq = p0; gq < p1; gq += G * R) {
-    const int64_t gend = std::min(p1, gq + G * R);
-    const int64_t tiles = ceil_div(gend - gq, R);
-    for (int64_t ti = 0; ti < tiles; ++ti) {
-      const int64_t q0 = gq + ti * R;
-      const int m = static_cast<int>(std::min<int64_t>(R, gend - q0));
-      // Each pixel's first input row and column (no divisions per segment).
-      int64_t ih0[kMaxR], iw0[kMaxR];
-      {
-        int64_t oh = q0 / OW, ow = q0 % OW;
-        for (int r = 0; r < R; ++r) {
-          ih0[r] = oh * s.stride_h;
-          iw0[r] = ow * s.stride_w;
-          if (r + 1 < m && ++ow == OW) {  // rows past m repeat the last pixel
-            ow = 0;
-            ++oh;
-          }
-        }
-      }
-      // Pointers of each segment; unless chunked, segments all outside the
-      // image are dropped.
-      int64_t kept = 0;
-      for (int64_t sg = 0; sg < l.nseg; ++sg) {
-        const int64_t kh = merged ? sg : sg / s.KW, kw = merged ? 0 : sg % s.KW;
-        const float** pr = ptrs + (ti * l.nseg + kept) * R;
-        bool any = true;
-        if (l.padded) {
-          const float* b = band.buf + (kh * s.dilation_h - band.r0) * band.Wp * cig;
-          for (int r = 0; r < R; ++r) pr[r] = b + (ih0[r] * band.Wp + iw0[r]) * cig;
-        } else {
-          any = false;
-          const int64_t dh = kh * s.dilation_h - s.pad_top, dw = kw * s.dilation_w - s.pad_left;
+    const int64_t cb_first = jit ? cbo : cb0, cb_last = jit ? cbo + 1 : cb1;
+    if (jit) pack_block(l, j.w, cbo, wjit);
+    for (int64_t gq = p0; gq < p1; gq += G * R) {
+      const int64_t gend = std::min(p1, gq + G * R);
+      const int64_t tiles = ceil_div(gend - gq, R);
+      for (int64_t ti = 0; ti < tiles; ++ti) {
+        const int64_t q0 = gq + ti * R;
+        const int m = static_cast<int>(std::min<int64_t>(R, gend - q0));
+        // Each pixel's first input row and column (no divisions per segment).
+        int64_t ih0[kMaxR], iw0[kMaxR];
+        {
+          int64_t oh = q0 / OW, ow = q0 % OW;
           for (int r = 0; r < R; ++r) {
-            const int64_t ih = ih0[r] + dh, iw = iw0[r] + dw;
-            // merged without padding: the whole row of taps is inside
-            if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) {
-              pr[r] = img + (ih * s.W + iw) * s.C_in;
-              any = true;
-            } else {
-              pr[r] = zeros;
+            ih0[r] = oh * s.stride_h;
+            iw0[r] = ow * s.stride_w;
+            if (r + 1 < m && ++ow == OW) {  // rows past m repeat the last pixel
+              ow = 0;
+              ++oh;
             }
           }
         }
-        if (any || chunked) segk[ti * l.nseg + kept++] = sg;
-      }
-      nkept[ti] = kept;
-    }
-    for (int64_t cb = cb_first; cb < cb_last; ++cb) {
-      const float* wb = jit ? wjit : j.wp + cb * K * CB;
-      const int64_t co = l.g * cog + cb * CB;
-      DirectTile t;
-      t.ldy = s.C_out;
-      t.nch = static_cast<int>(std::min(CB, cog - cb * CB));
-      t.bias = j.ep->bias ? j.ep->bias + co : nullptr;
-      t.scale = j.ep->scale ? j.ep->scale + co : nullptr;
-      t.relu = j.ep->relu;
-      for (int64_t s0 = 0; s0 < l.nseg; s0 += seg_per_chunk) {
-        const int64_t s1 = std::min(l.nseg, s0 + seg_per_chunk);
-        for (int64_t l0 = 0; l0 < l.len; l0 += l_chunk) {
-          const int64_t l1 = std::min(l.len, l0 + l_chunk);
-          t.accumulate = s0 > 0 || l0 > 0;
-          t.final = s1 == l.nseg && l1 == l.len;
-          t.len = l1 - l0;
-          for (int64_t ti = 0; ti < tiles; ++ti) {
-            const int64_t q0 = gq + ti * R;
-            const float** pr = ptrs + ti * l.nseg * R;
-            int64_t ns = 0;
-            if (chunked) {  // all segments kept: this chunk's are [s0, s1)
-              if (l0 > 0 || l_chunk < l.len) {
-                // one segment, split in l: offset its pointers (in place,
-                // undone below)
-                for (int r = 0; r < R; ++r) pr[s0 * R + r] += l0;
+        // Pointers of each segment; unless chunked, segments all outside the
+        // image are dropped.
+        int64_t kept = 0;
+        for (int64_t sg = 0; sg < l.nseg; ++sg) {
+          const int64_t kh = merged ? sg : sg / s.KW, kw = merged ? 0 : sg % s.KW;
+          const float** pr = ptrs + (ti * l.nseg + kept) * R;
+          bool any = true;
+          if (l.padded) {
+            const float* b = band.buf + (kh * s.dilation_h - band.r0) * band.Wp * cig;
+            for (int r = 0; r < R; ++r) pr[r] = b + (ih0[r] * band.Wp + iw0[r]) * cig;
+          } else {
+            any = false;
+            const int64_t dh = kh * s.dilation_h - s.pad_top, dw = kw * s.dilation_w - s.pad_left;
+            for (int r = 0; r < R; ++r) {
+              const int64_t ih = ih0[r] + dh, iw = iw0[r] + dw;
+              // merged without padding: the whole row of taps is inside
+              if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) {
+                pr[r] = img + (ih * s.W + iw) * s.C_in;
+                any = true;
+              } else {
+                pr[r] = zeros;
               }
-              t.a = pr + s0 * R;
-              for (int64_t sg = s0; sg < s1; ++sg) ws[ns++] = wb + (sg * l.len + l0) * CB;
-            } else {
-              t.a = pr;
-              for (int64_t i = 0; i < nkept[ti]; ++i)
-                ws[ns++] = wb + segk[ti * l.nseg + i] * l.len * CB;
             }
-            t.ws = ws;
-            t.nseg = ns;
-            t.y = j.y + (out0 + q0) * s.C_out + co;
-            t.m = static_cast<int>(std::min<int64_t>(R, gend - q0));
-            t.res = j.ep->res ? j.ep->res + (out0 + q0) * s.C_out + co : nullptr;
-            l.k.fn(t);
-            if (chunked && (l0 > 0 || l_chunk < l.len))
-              for (int r = 0; r < R; ++r) pr[s0 * R + r] -= l0;
+          }
+          if (any || chunked) segk[ti * l.nseg + kept++] = sg;
+        }
+        nkept[ti] = kept;
+      }
+      for (int64_t cb = cb_first; cb < cb_last; ++cb) {
+        const float* wb = jit ? wjit : j.wp + cb * K * CB;
+        const int64_t co = l.g * cog + cb * CB;
+        DirectTile t;
+        t.ldy = s.C_out;
+        t.nch = static_cast<int>(std::min(CB, cog - cb * CB));
+        t.bias = j.ep->bias ? j.ep->bias + co : nullptr;
+        t.scale = j.ep->scale ? j.ep->scale + co : nullptr;
+        t.relu = j.ep->relu;
+        for (int64_t s0 = 0; s0 < l.nseg; s0 += seg_per_chunk) {
+          const int64_t s1 = std::min(l.nseg, s0 + seg_per_chunk);
+          for (int64_t l0 = 0; l0 < l.len; l0 += l_chunk) {
+            const int64_t l1 = std::min(l.len, l0 + l_chunk);
+            t.accumulate = s0 > 0 || l0 > 0;
+            t.final = s1 == l.nseg && l1 == l.len;
+            t.len = l1 - l0;
+            for (int64_t ti = 0; ti < tiles; ++ti) {
+              const int64_t q0 = gq + ti * R;
+              const float** pr = ptrs + ti * l.nseg * R;
+              int64_t ns = 0;
+              if (chunked) {  // all segments kept: this chunk's are [s0, s1)
+                if (l0 > 0 || l_chunk < l.len) {
+                  // one segment, split in l: offset its pointers (in place,
+                  // undone below)
+                  for (int r = 0; r < R; ++r) pr[s0 * R + r] += l0;
+                }
+                t.a = pr + s0 * R;
+                for (int64_t sg = s0; sg < s1; ++sg) ws[ns++] = wb + (sg * l.len + l0) * CB;
+              } else {
+                t.a = pr;
+                for (int64_t i = 0; i < nkept[ti]; ++i)
+                  ws[ns++] = wb + segk[ti * l.nseg + i] * l.len * CB;
+              }
+              t.ws = ws;
+              t.nseg = ns;
+              t.y = j.y + (out0 + q0) * s.C_out + co;
+              t.m = static_cast<int>(std::min<int64_t>(R, gend - q0));
+              t.res = j.ep->res ? j.ep->res + (out0 + q0) * s.C_out + co : nullptr;
+              l.k.fn(t);
+              if (chunked && (l0 > 0 || l_chunk < l.len))
+                for (int r = 0; r < R; ++r) pr[s0 * R + r] -= l0;
+            }
           }
         }
       }
     }
-  }
   }
 }
 
@@ -310,8 +309,8 @@ void run_image_part(const Job& j, int64_t n, int part, int parts) {
 
 }  // namespace
 
-void direct_run_part(const DirectLayout& l, const float* wp, const float* x, int64_t n,
-                     float* y, const DirectEpi& ep, int part, int parts, const float* w) {
+void direct_run_part(const DirectLayout& l, const float* wp, const float* x, int64_t n, float* y,
+                     const DirectEpi& ep, int part, int parts, const float* w) {
   const Job j{&l, wp, w, x, y, &ep};
   if (parts <= 1) {
     for (int64_t i = 0; i < n; ++i) run_image(j, i);
@@ -328,8 +327,8 @@ void direct_run(const DirectLayout& l, const float* wp, const float* x, int64_t 
                 const DirectEpi& ep, int threads) {
   if (n <= 0) return;
   const Conv2dShape& s = l.s;
-  const double flops = 2.0 * n * s.out_h() * s.out_w() * s.KH * s.KW * s.cin_per_group() *
-                       s.cout_per_group();
+  const double flops =
+      2.0 * n * s.out_h() * s.out_w() * s.KH * s.KW * s.cin_per_group() * s.cout_per_group();
   int nt = threads > 0 ? std::min(threads, get_num_threads()) : threads_for_flops(flops);
 #ifndef CNNX_HAVE_OPENMP
   nt = 1;
@@ -355,9 +354,9 @@ void direct_run(const DirectLayout& l, const float* wp, const float* x, int64_t 
 
 namespace {
 PatchGeom group_geom(const Conv2dShape& s) {
-  return PatchGeom{nullptr, s.H, s.W, s.C_in, 0, s.cin_per_group(), s.out_h(), s.out_w(),
-                   s.KH, s.KW, s.stride_h, s.stride_w, s.dilation_h, s.dilation_w,
-                   s.pad_top, s.pad_left, 0};
+  return PatchGeom{nullptr,      s.H,          s.W,       s.C_in,     0,          s.cin_per_group(),
+                   s.out_h(),    s.out_w(),    s.KH,      s.KW,       s.stride_h, s.stride_w,
+                   s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, 0};
 }
 }  // namespace
 
@@ -375,8 +374,8 @@ void direct_conv(const DirectLayout& l, const float* w, const float* x, int64_t 
                  const DirectEpi& ep) {
   if (n <= 0) return;
   const Conv2dShape& s = l.s;
-  const double flops = 2.0 * n * s.out_h() * s.out_w() * s.KH * s.KW * s.cin_per_group() *
-                       s.cout_per_group();
+  const double flops =
+      2.0 * n * s.out_h() * s.out_w() * s.KH * s.KW * s.cin_per_group() * s.cout_per_group();
   int nt = threads_for_flops(flops);
 #ifndef CNNX_HAVE_OPENMP
   nt = 1;
@@ -451,8 +450,7 @@ bool direct_preferred(const Conv2dShape& s, bool packed) {
     // "planar"; 7x7 stride-2 stem: equal). Winograd wins on 3x3 images of
     // 14x14 and more (ResNet-50 at batch 1: 1.2-2.7x, but 0.4x at 7x7).
     if (cog < 32 || planar_flat_preferred(g, P, cog)) return false;
-    if (winograd_preferred(g, P, cog) && (!packed || s.out_h() * s.out_w() >= 100))
-      return false;
+    if (winograd_preferred(g, P, cog) && (!packed || s.out_h() * s.out_w() >= 100)) return false;
     return true;
   }
   // AVX2: 3-4x igemm on narrow layers (16-64 channels, RGB stems), 1.9x

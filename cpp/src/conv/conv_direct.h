@@ -48,8 +48,8 @@ DirectKernel direct_kernel(int64_t nout);
 
 // A convolution (one group) laid out for the direct kernel.
 struct DirectLayout {
-  Conv2dShape s;      // the layer; N is ignored
-  int64_t g = 0;      // group
+  Conv2dShape s;  // the layer; N is ignored
+  int64_t g = 0;  // group
   DirectKernel k;
   bool padded = false;  // reads a zero-padded copy of each image (merged kw runs)
   int64_t nseg = 0, len = 0, ncb = 0;
@@ -75,9 +75,8 @@ struct DirectEpi {
 void direct_run(const DirectLayout& l, const float* wp, const float* x, int64_t n, float* y,
                 const DirectEpi& ep, int threads);
 // wp may be null: each part then packs the blocks it uses from w (HWIO).
-void direct_run_part(const DirectLayout& l, const float* wp, const float* x, int64_t n,
-                     float* y, const DirectEpi& ep, int part, int parts,
-                     const float* w = nullptr);
+void direct_run_part(const DirectLayout& l, const float* wp, const float* x, int64_t n, float* y,
+                     const DirectEpi& ep, int part, int parts, const float* w = nullptr);
 
 // The same with weights packed during the call (conv2d_forward): once,
 // shared, for batches; per thread and channel block, right before use, for

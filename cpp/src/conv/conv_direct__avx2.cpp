@@ -77,9 +77,8 @@ void tile(const DirectTile& t) {
       } else {
         const __m256i mk = lane_mask(live);
         const __m256 b = t.bias ? _mm256_maskload_ps(t.bias + 8 * j, mk) : zero;
-        __m256 v = t.scale
-                       ? _mm256_fmadd_ps(acc[r][j], _mm256_maskload_ps(t.scale + 8 * j, mk), b)
-                       : _mm256_add_ps(acc[r][j], b);
+        __m256 v = t.scale ? _mm256_fmadd_ps(acc[r][j], _mm256_maskload_ps(t.scale + 8 * j, mk), b)
+                           : _mm256_add_ps(acc[r][j], b);
         if (t.res) v = _mm256_add_ps(v, _mm256_maskload_ps(t.res + r * t.ldy + 8 * j, mk));
         if (t.relu) v = _mm256_max_ps(zero, v);
         _mm256_maskstore_ps(y + 8 * j, mk, v);

@@ -51,7 +51,8 @@ void tile(const DirectTile& t) {
     for (int r = 0; r < R; ++r) {
       if (r >= t.m) break;
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) _mm512_mask_storeu_ps(t.y + r * t.ldy + 16 * j, mask[j], acc[r][j]);
+      for (int j = 0; j < NV; ++j)
+        _mm512_mask_storeu_ps(t.y + r * t.ldy + 16 * j, mask[j], acc[r][j]);
     }
     return;
   }

@@ -42,9 +42,9 @@ bool direct_dx_preferred(const Conv2dShape& s) {
 namespace {
 
 struct Phase {
-  int64_t ph, pw;       // (ih + pt) mod sh, (iw + pl) mod sw
-  int64_t ih0, iw0;     // first dx row / column of the phase
-  int64_t rows, cols;   // dx rows / columns in the phase
+  int64_t ph, pw;                 // (ih + pt) mod sh, (iw + pl) mod sw
+  int64_t ih0, iw0;               // first dx row / column of the phase
+  int64_t rows, cols;             // dx rows / columns in the phase
   std::vector<int64_t> taps;      // kh*KW + kw
   std::vector<int64_t> doh, dow;  // per tap: dy offset from (a, b)
 };
@@ -117,8 +117,8 @@ void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w,
     const float** ws = ptrs + maxtaps * R;
     for (int64_t u = u0; u < u1; ++u) {
       const int64_t n = u / per_image, rem = u % per_image;
-      const size_t pi = static_cast<size_t>(
-          std::upper_bound(first.begin(), first.end(), rem) - first.begin() - 1);
+      const size_t pi = static_cast<size_t>(std::upper_bound(first.begin(), first.end(), rem) -
+                                            first.begin() - 1);
       const Phase& p = phases[pi];
       const int64_t a = rem - first[pi];
       const int64_t ih = p.ih0 + sh * a;

@@ -56,7 +56,6 @@ void fill_padded(const DwPlanar& d, int64_t n, float* xp) {
   }
 }
 
-
 // 8 lanes with AVX-512VL masks, for layers of at most 8 output channels
 // (LeNet conv1's 3 -> 8): a half-empty 16-lane vector would waste half the FMAs.
 struct Ymm8 {
@@ -182,8 +181,7 @@ bool dw_planar_preferred(const Conv2dShape& s) {
   return cig <= 16 && (cog == 8 || (cog >= 16 && cog <= 64)) && s.out_w() >= 4;
 }
 
-void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
-                      float* db) {
+void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw, float* db) {
   DwPlanar d{&s, s.out_h(), s.out_w(), s.cin_per_group(), s.cout_per_group(), 0, 0, 0, 0, dy, x};
   d.Kg = s.KH * s.KW * d.cig;
   // Padded extent actually read (the filter may stop short of the bottom/right pads).

@@ -27,9 +27,9 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   }
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
   for (int64_t g = 0; g < s.groups; ++g) {
-    PatchGeom geom{x,          s.H,        s.W,          s.C_in,      g * cig,  cig,
-                   OH,         OW,         s.KH,         s.KW,        s.stride_h, s.stride_w,
-                   s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, 0};
+    PatchGeom geom{x,         s.H,        s.W,  s.C_in,     g * cig,    cig,          OH,
+                   OW,        s.KH,       s.KW, s.stride_h, s.stride_w, s.dilation_h, s.dilation_w,
+                   s.pad_top, s.pad_left, 0};
     conv_detail::implicit_gemm(geom, P, cog, w + g * cog, s.C_out, bias ? bias + g * cog : nullptr,
                                act, y + g * cog, s.C_out);
   }

@@ -66,8 +66,7 @@ void igemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64
         for (int64_t c = std::max<int64_t>(0, g.pl); c < Wp && c - g.pl < g.W; ++c) {
           const int64_t iw = c - g.pl;
           if (iw < 0) continue;
-          std::memcpy(xp + (r * Wp + c) * g.Cg, src + (ih * g.W + iw) * g.C,
-                      sizeof(float) * g.Cg);
+          std::memcpy(xp + (r * Wp + c) * g.Cg, src + (ih * g.W + iw) * g.C, sizeof(float) * g.Cg);
         }
       }
       PatchGeom gp = g;
@@ -78,8 +77,8 @@ void igemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64
       gp.c0 = 0;
       gp.pt = 0;
       gp.pl = 0;
-      const IgemmProblem pp{gp,  K, Nout, wp, bias, act, out + n * ohw * ldo, ldo,
-                            gp.dw == 1 && gp.KW > 1};
+      const IgemmProblem pp{
+          gp, K, Nout, wp, bias, act, out + n * ohw * ldo, ldo, gp.dw == 1 && gp.KW > 1};
       const int64_t sg = pp.merge_kw ? g.KW * g.Cg : g.Cg;
       float* scratch = thread_scratch(ScratchSlot::conv_0, static_cast<size_t>(sg * (k.R + 1)));
       std::memset(scratch, 0, sizeof(float) * sg);

@@ -29,8 +29,8 @@ void igemm_tiles(const IgemmProblem& pb, int64_t m_begin, int64_t m_end, int64_t
   const int64_t img = g.H * g.W * g.C;
   const int64_t seg_len = pb.merge_kw ? g.KW * g.Cg : g.Cg;
   const int64_t nseg = pb.merge_kw ? g.KH : g.KH * g.KW;
-  const float* zeros = scratch;          // seg_len zeros
-  float* edge = scratch + seg_len;       // R * seg_len, rows crossing the image border
+  const float* zeros = scratch;     // seg_len zeros
+  float* edge = scratch + seg_len;  // R * seg_len, rows crossing the image border
   const float* wpb = pb.wp + cb * pb.K * CW;
   const int64_t co0 = cb * CW;
   const int64_t cvalid = std::min<int64_t>(CW, pb.Nout - co0);

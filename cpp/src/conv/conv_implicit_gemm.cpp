@@ -27,12 +27,14 @@ double tile_efficiency(int64_t M, int64_t N) {
 
 namespace {
 
-inline float apply(float v, Activation act) { return act == Activation::relu ? std::max(v, 0.0f) : v; }
+inline float apply(float v, Activation act) {
+  return act == Activation::relu ? std::max(v, 0.0f) : v;
+}
 
 // The chunk [p_begin, p_end) of the transposed product.
 void transposed_chunk(const PatchGeom& g, int64_t p_begin, int64_t p_end, int64_t Nout,
-                      const float* wmat, int64_t ldw, const float* bias, Activation act,
-                      float* out, int64_t ldo) {
+                      const float* wmat, int64_t ldw, const float* bias, Activation act, float* out,
+                      int64_t ldo) {
   const int64_t pc = p_end - p_begin;
   const int64_t K = g.depth();
   float* t = thread_scratch(ScratchSlot::conv_0, static_cast<size_t>(Nout * pc));
@@ -145,8 +147,8 @@ void implicit_gemm(const PatchGeom& g, int64_t P, int64_t Nout, const float* wma
   if (nt > chunks) nt = static_cast<int>(chunks);
   if (nt <= 1) {
     for (int64_t c = 0; c < chunks; ++c)
-      transposed_chunk(g, c * chunk, std::min(P, (c + 1) * chunk), Nout, wmat, ldw, bias, act,
-                       out, ldo);
+      transposed_chunk(g, c * chunk, std::min(P, (c + 1) * chunk), Nout, wmat, ldw, bias, act, out,
+                       ldo);
     return;
   }
 #ifdef CNNX_HAVE_OPENMP

@@ -18,16 +18,15 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // with the roles of the image and the output grid swapped).
 struct PatchGeom {
   const float* x;
-  int64_t H, W, C;   // image dims; C is the pixel stride
-  int64_t c0, Cg;    // first channel and channels per tap
-  int64_t OH, OW;    // output grid
+  int64_t H, W, C;  // image dims; C is the pixel stride
+  int64_t c0, Cg;   // first channel and channels per tap
+  int64_t OH, OW;   // output grid
   int64_t KH, KW, sh, sw, dh, dw, pt, pl;
-  int64_t p0;        // global index of pixel 0 of this source (chunking)
+  int64_t p0;  // global index of pixel 0 of this source (chunking)
   int64_t depth() const { return KH * KW * Cg; }
   // The patch matrix is the image itself (1x1, stride 1, unpadded).
   bool is_identity() const {
-    return KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && OH == H &&
-           OW == W;
+    return KH == 1 && KW == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && OH == H && OW == W;
   }
 };
 
@@ -121,7 +120,7 @@ struct WinogradKernel {
   WinogradWeightsFn weights;
   WinogradInputFn input;
   WinogradWsFn ws;
-  int R, CW;           // tiles x channels per register tile
+  int R, CW;  // tiles x channels per register tile
 };
 // ks: filter size 3 (F(4x4,3x3)) or 5 (F(2x2,5x5)); cin, nout: channels.
 WinogradKernel winograd_kernel_avx512(int ks, int64_t cin, int64_t nout);
@@ -153,26 +152,24 @@ bool winograd_run_packed(Isa isa, const PatchGeom& g, int64_t P, int64_t Nout, c
 // Direct convolution vectorised over output pixels for very few input
 // channels (conv_planar*.cpp, AVX-512). Same contract as implicit_gemm.
 bool planar_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
-void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
-                        int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
+void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+                        const float* bias, Activation act, float* out, int64_t ldo);
 
 // The same for <= 4 output channels at stride 1 over "flat" padded rows
 // (conv_planar_flat*): the dx of RGB layers. AVX2 and AVX-512.
 bool planar_flat_preferred(const PatchGeom& g, int64_t P, int64_t Nout);
 void planar_flat(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
                  const float* bias, Activation act, float* out, int64_t ldo);
-void planar_flat_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
-                        int64_t ldw, const float* bias, Activation act, float* out,
-                        int64_t ldo);
-void planar_flat_avx2(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
-                      int64_t ldw, const float* bias, Activation act, float* out, int64_t ldo);
+void planar_flat_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+                        const float* bias, Activation act, float* out, int64_t ldo);
+void planar_flat_avx2(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+                      const float* bias, Activation act, float* out, int64_t ldo);
 
 // Backward-weights for <= 4 input channels and 16..64 output channels per
 // group (conv_dw_planar__avx512.cpp): dy rows as vectors, patch values
 // broadcast from a padded copy of the image. Writes dw and db (if not null).
 bool dw_planar_preferred(const Conv2dShape& s);
-void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
-                      float* db);
+void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw, float* db);
 
 // dst[c][r] = src[r][c] (rows x cols, row strides lds / ldd), AVX-512.
 void transpose_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
@@ -182,13 +179,13 @@ void transpose_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols,
 // per-ISA pieces (see conv_winograd_dw_impl.h).
 struct WinogradDwKernel {
   WinogradInputFn input;  // forward input transform, 4x4 output tiles
-  bool (*dy)(const WinogradProblem&, const float* dy, int64_t ldd, int64_t t_begin,
-             int64_t t_end, int64_t row0, int64_t sY, int64_t ldy, float* Yb);
+  bool (*dy)(const WinogradProblem&, const float* dy, int64_t ldd, int64_t t_begin, int64_t t_end,
+             int64_t row0, int64_t sY, int64_t ldy, float* Yb);
   void (*gemms)(const float* Vb, int64_t sV, int64_t Cin, int64_t ci0, int64_t nrows,
                 const float* Yb, int64_t sY, int64_t ldy, int64_t tiles, float* Mb, int64_t sM,
                 bool accumulate);
-  void (*output)(const float* Mb, int64_t sM, int64_t ldm, int64_t Cin, int64_t Cout,
-                 int64_t ci0, int64_t ci1, float* dw, int64_t ldw);
+  void (*output)(const float* Mb, int64_t sM, int64_t ldm, int64_t Cin, int64_t Cout, int64_t ci0,
+                 int64_t ci1, float* dw, int64_t ldw);
   int R, CW;
 };
 WinogradDwKernel winograd_dw_kernel_avx512();

@@ -18,8 +18,8 @@ struct ConvPacked::Impl {
   std::vector<int64_t> offsets;                    // each group's first float in wp
   int64_t sU = 0;                                  // winograd: matrix stride of U
   Isa isa = Isa::generic;                          // winograd: the kernels U is laid out for
-  std::vector<float> wcopy;  // winograd: the weights, for inputs with NaN/inf
-  const float* w = nullptr;  // conv2d: the caller's weights; winograd: wcopy
+  std::vector<float> wcopy;                        // winograd: the weights, for inputs with NaN/inf
+  const float* w = nullptr;                        // conv2d: the caller's weights; winograd: wcopy
 };
 
 namespace {
@@ -32,9 +32,10 @@ std::shared_ptr<ConvPacked::Impl> build(const Conv2dShape& shape, const float* w
   auto impl = std::make_shared<ConvPacked::Impl>();
   impl->s = s;
   impl->w = w;
-  const conv_detail::PatchGeom g0{nullptr, s.H, s.W, s.C_in, 0, s.cin_per_group(), s.out_h(),
-                                  s.out_w(), s.KH, s.KW, s.stride_h, s.stride_w, s.dilation_h,
-                                  s.dilation_w, s.pad_top, s.pad_left, 0};
+  const conv_detail::PatchGeom g0{
+      nullptr,      s.H,          s.W,       s.C_in,     0,          s.cin_per_group(),
+      s.out_h(),    s.out_w(),    s.KH,      s.KW,       s.stride_h, s.stride_w,
+      s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, 0};
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
   // Winograd on images of 10x10 and more (with the weights transformed once,
   // ResNet-50's 3x3 layers at batch 1 run 2-3x the direct kernel); below,
@@ -162,16 +163,15 @@ void run_winograd(const ConvPacked::Impl& m, const float* x, int64_t n, float* y
   }
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
   for (int64_t g = 0; g < s.groups; ++g) {
-    const conv_detail::PatchGeom geom{x, s.H, s.W, s.C_in, g * cig, cig, s.out_h(), s.out_w(),
-                                      s.KH, s.KW, 1, 1, 1, 1, s.pad_top, s.pad_left, 0};
+    const conv_detail::PatchGeom geom{x,         s.H,       s.W,       s.C_in,     g * cig, cig,
+                                      s.out_h(), s.out_w(), s.KH,      s.KW,       1,       1,
+                                      1,         1,         s.pad_top, s.pad_left, 0};
     const int p = threads == 1 && parts == 0 ? 0 : part;
     const int ps = threads == 1 && parts == 0 ? 1 : parts;
-    conv_detail::winograd_run_packed(m.isa, geom, n * s.out_h() * s.out_w(), cog,
-                                     m.wp.data() + m.offsets[g], m.sU,
-                                     ep.bias ? ep.bias + g * cog : nullptr,
-                                     ep.scale ? ep.scale + g * cog : nullptr,
-                                     ep.res ? ep.res + g * cog : nullptr, ep.act, y + g * cog,
-                                     s.C_out, p, ps);
+    conv_detail::winograd_run_packed(
+        m.isa, geom, n * s.out_h() * s.out_w(), cog, m.wp.data() + m.offsets[g], m.sU,
+        ep.bias ? ep.bias + g * cog : nullptr, ep.scale ? ep.scale + g * cog : nullptr,
+        ep.res ? ep.res + g * cog : nullptr, ep.act, y + g * cog, s.C_out, p, ps);
   }
 }
 
@@ -202,8 +202,8 @@ void ConvPacked::forward(const float* x, int64_t n, float* y, const ConvEpilogue
   finish(s, y, ep, 0, n * s.out_h() * s.out_w());
 }
 
-void ConvPacked::forward_part(const float* x, int64_t n, float* y, const ConvEpilogue& ep,
-                              int part, int parts) const {
+void ConvPacked::forward_part(const float* x, int64_t n, float* y, const ConvEpilogue& ep, int part,
+                              int parts) const {
   if (!impl_) throw std::logic_error("ConvPacked: forward on an empty object");
   if (n <= 0 || part < 0 || part >= parts) return;
   const Impl& m = *impl_;

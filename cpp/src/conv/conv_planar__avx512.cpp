@@ -33,8 +33,8 @@ constexpr int CO = 8;  // output channels per register tile
 
 struct Planar {
   const PatchGeom* g;
-  int64_t RH, S, L;  // padded rows, phases (= sw), floats per phase row
-  const float* wp;   // [ncb][KH][KW][Cg][CO]
+  int64_t RH, S, L;      // padded rows, phases (= sw), floats per phase row
+  const float* wp;       // [ncb][KH][KW][Cg][CO]
   const int64_t* kwoff;  // per kw: offset of its phase row and column in xp
   int64_t Nout;
   const float* bias;
@@ -211,9 +211,8 @@ void rows_cg(const Planar& pl, int64_t n, const float* xp, int64_t oh0, int64_t 
 
 }  // namespace
 
-void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat,
-                        int64_t ldw, const float* bias, Activation act, float* out,
-                        int64_t ldo) {
+void planar_conv_avx512(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, int64_t ldw,
+                        const float* bias, Activation act, float* out, int64_t ldo) {
   const int64_t N = P / (g.OH * g.OW);
   const int64_t K = g.depth();
   const int64_t ncb = ceil_div(Nout, CO);

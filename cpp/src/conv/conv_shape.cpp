@@ -43,9 +43,10 @@ const char* conv2d_forward_algorithm(const Conv2dShape& s) {
   if (conv_detail::direct_preferred(s)) return "direct";
   const int64_t P = s.N * s.out_h() * s.out_w();
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
-  const conv_detail::PatchGeom g{nullptr, s.H, s.W, s.C_in, 0, cig, s.out_h(), s.out_w(),
-                                 s.KH, s.KW, s.stride_h, s.stride_w, s.dilation_h,
-                                 s.dilation_w, s.pad_top, s.pad_left, 0};
+  const conv_detail::PatchGeom g{nullptr,    s.H,        s.W,          s.C_in,       0,
+                                 cig,        s.out_h(),  s.out_w(),    s.KH,         s.KW,
+                                 s.stride_h, s.stride_w, s.dilation_h, s.dilation_w, s.pad_top,
+                                 s.pad_left, 0};
   if (conv_detail::winograd_preferred(g, P, cog)) return "winograd";
   if (conv_detail::planar_flat_preferred(g, P, cog)) return "planar_flat";
   if (conv_detail::planar_preferred(g, P, cog)) return "planar";

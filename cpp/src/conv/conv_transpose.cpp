@@ -121,14 +121,16 @@ void scatter_forward_image(const ConvTranspose2dShape& s, const float* xn, const
     for (; ready < r; ++ready) {
       float* row = yn + ready * OW * C;
       if (bias)
-        for (int64_t q = 0; q < OW; ++q) std::memcpy(row + q * C, bias, sizeof(float) * static_cast<size_t>(C));
+        for (int64_t q = 0; q < OW; ++q)
+          std::memcpy(row + q * C, bias, sizeof(float) * static_cast<size_t>(C));
       else
         std::fill(row, row + OW * C, 0.0f);
     }
   };
   auto finish_to = [&](int64_t r) {
     init_to(r);
-    if (act == Activation::relu && r > done) k.bias_act(yn + done * OW * C, (r - done) * OW, C, nullptr, true);
+    if (act == Activation::relu && r > done)
+      k.bias_act(yn + done * OW * C, (r - done) * OW, C, nullptr, true);
     done = std::max(done, r);
   };
   for (int64_t r0 = 0; r0 < s.H; r0 += band) {
@@ -219,8 +221,8 @@ void conv_transpose2d_forward(const ConvTranspose2dShape& s, const float* x, con
   }
 }
 
-void conv_transpose2d_backward_data(const ConvTranspose2dShape& s, const float* dy,
-                                    const float* w, float* dx) {
+void conv_transpose2d_backward_data(const ConvTranspose2dShape& s, const float* dy, const float* w,
+                                    float* dx) {
   check(s);
   if (s.N == 0) return;
   const Mirror m = mirror(s);

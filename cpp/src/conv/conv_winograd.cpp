@@ -76,15 +76,14 @@ bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
 
   const int64_t R = k.R;
   std::atomic<bool> finite{true};  // any NaN/infinity seen: the caller recomputes directly
-  WinogradProblem pb{g.x,  g.H, g.W, g.C,  g.c0, Cin,     g.OH, g.OW, g.pt, g.pl,
-                     TH,   TW,  T,   Nout, ncb,  nullptr, 0, bias, act,  out,  ldo};
+  WinogradProblem pb{g.x, g.H, g.W,  g.C, g.c0,    Cin, g.OH, g.OW, g.pt, g.pl, TH,
+                     TW,  T,   Nout, ncb, nullptr, 0,   bias, act,  out,  ldo};
 
   // Few tiles, many channels: the transformed weights (4x the weights) would
   // be streamed from memory for little reuse; keep them per channel block in
   // cache instead, with every tile's transformed input at hand.
   const int64_t TBall = ceil_div(T, R) * R;
-  const bool ws =
-      36 * TBall * Cin <= (int64_t{1} << 20) && Cin * Nout >= 2 * TBall * (Cin + Nout);
+  const bool ws = 36 * TBall * Cin <= (int64_t{1} << 20) && Cin * Nout >= 2 * TBall * (Cin + Nout);
   if (ws) {
     const int64_t sV = wino_estride(TBall * Cin);
     float* Vall = thread_scratch(ScratchSlot::conv_1, static_cast<size_t>(36 * sV));
@@ -108,8 +107,8 @@ bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
 #pragma omp for schedule(dynamic, 1)
 #endif
       for (int64_t cb = 0; cb < ncb; ++cb)
-        if (finite && !k.ws(pb, wmat, ldw, Vall, TBall, sV, cb,
-                            thread_scratch(ScratchSlot::conv_0, per)))
+        if (finite &&
+            !k.ws(pb, wmat, ldw, Vall, TBall, sV, cb, thread_scratch(ScratchSlot::conv_0, per)))
           finite = false;
     }
     return finite;
@@ -128,8 +127,8 @@ bool winograd(const PatchGeom& g, int64_t P, int64_t Nout, const float* wmat, in
     finite = k.weights(wmat, ldw, Cin, Nout, ncb, U, 0, Cin, 0, Cin, sU);
   }
   if (!finite) return false;
-  return winograd_run_packed(active_isa(), g, P, Nout, U, sU, bias, nullptr, nullptr, act, out,
-                             ldo, 0, 0);
+  return winograd_run_packed(active_isa(), g, P, Nout, U, sU, bias, nullptr, nullptr, act, out, ldo,
+                             0, 0);
 }
 
 int64_t winograd_u_floats(Isa isa, int ks, int64_t cin, int64_t nout, int64_t* sU) {
@@ -162,8 +161,8 @@ bool winograd_run_packed(Isa isa, const PatchGeom& g, int64_t P, int64_t Nout, c
   // parts == 0: threads of our own; else the caller's part.
   const int nt = parts > 0 ? parts : threads_for_flops(2.0 * T * 36 * Cin * Nout);
   std::atomic<bool> finite{true};
-  WinogradProblem pb{g.x,  g.H, g.W, g.C,  g.c0, Cin, g.OH, g.OW, g.pt, g.pl, TH,   TW,
-                     T,    Nout, ncb, U,   sU,   bias, act,  out,  ldo};
+  WinogradProblem pb{g.x, g.H, g.W,  g.C, g.c0, Cin, g.OH, g.OW, g.pt, g.pl, TH,
+                     TW,  T,   Nout, ncb, U,    sU,  bias, act,  out,  ldo};
   pb.scale = scale;
   pb.res = res;
 
@@ -194,9 +193,9 @@ bool winograd_run_packed(Isa isa, const PatchGeom& g, int64_t P, int64_t Nout, c
     const int64_t c0 = ncb * s / slices, c1 = ncb * (s + 1) / slices;
     if (c0 >= c1 || !finite) return;
     const int64_t TBp = ceil_div(t1 - t0, R) * R;
-    float* scratch = thread_scratch(ScratchSlot::conv_0,
-                                    static_cast<size_t>(36 * (wino_estride(TBp * Cin) +
-                                                              wino_estride(TBp * (c1 - c0) * CW))));
+    float* scratch = thread_scratch(
+        ScratchSlot::conv_0,
+        static_cast<size_t>(36 * (wino_estride(TBp * Cin) + wino_estride(TBp * (c1 - c0) * CW))));
     if (!k.fn(pb, t0, t1, c0, c1, scratch)) finite = false;
   };
   if (parts > 0) {

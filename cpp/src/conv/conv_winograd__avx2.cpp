@@ -12,8 +12,12 @@ typedef float v8 __attribute__((vector_size(32)));
 // output channels), also used by the weight and output transforms.
 template <class VI, int VIL, class VT, int V, int NV, int R, int KS>
 WinogradKernel make() {
-  return {winograd_tiles<VI, VIL, VT, V, NV, R, KS>, winograd_weights<VT, V, NV, KS>,
-          wino_input<VI, VIL, 7 - KS>, winograd_ws_block<VT, V, NV, R, KS>, R, NV * V};
+  return {winograd_tiles<VI, VIL, VT, V, NV, R, KS>,
+          winograd_weights<VT, V, NV, KS>,
+          wino_input<VI, VIL, 7 - KS>,
+          winograd_ws_block<VT, V, NV, R, KS>,
+          R,
+          NV * V};
 }
 
 WinogradKernel winograd_kernel_avx2(int ks, int64_t /*cin*/, int64_t nout) {
@@ -23,8 +27,12 @@ WinogradKernel winograd_kernel_avx2(int ks, int64_t /*cin*/, int64_t nout) {
 }
 
 WinogradDwKernel winograd_dw_kernel_avx2() {
-  return {wino_input<v8, 8, 4>, wino_dy_input<v8, 8>, wino_dw_gemms<v8, 8, 2, 6>,
-          wino_dw_output<v8, 8>, 6, 16};
+  return {wino_input<v8, 8, 4>,
+          wino_dy_input<v8, 8>,
+          wino_dw_gemms<v8, 8, 2, 6>,
+          wino_dw_output<v8, 8>,
+          6,
+          16};
 }
 
 WinogradDxKernel winograd_dx_kernel_avx2(int64_t /*cin*/, int64_t /*cout*/) {

@@ -13,8 +13,12 @@ typedef float v16 __attribute__((vector_size(64)));
 // output channels), also used by the weight and output transforms.
 template <class VI, int VIL, class VT, int V, int NV, int R, int KS>
 WinogradKernel make() {
-  return {winograd_tiles<VI, VIL, VT, V, NV, R, KS>, winograd_weights<VT, V, NV, KS>,
-          wino_input<VI, VIL, 7 - KS>, winograd_ws_block<VT, V, NV, R, KS>, R, NV * V};
+  return {winograd_tiles<VI, VIL, VT, V, NV, R, KS>,
+          winograd_weights<VT, V, NV, KS>,
+          wino_input<VI, VIL, 7 - KS>,
+          winograd_ws_block<VT, V, NV, R, KS>,
+          R,
+          NV * V};
 }
 
 WinogradKernel winograd_kernel_avx512(int ks, int64_t cin, int64_t nout) {
@@ -29,15 +33,18 @@ WinogradKernel winograd_kernel_avx512(int ks, int64_t cin, int64_t nout) {
 }
 
 WinogradDwKernel winograd_dw_kernel_avx512() {
-  return {wino_input<v16, 16, 4>, wino_dy_input<v16, 16>, wino_dw_gemms<v16, 16, 2, 12>,
-          wino_dw_output<v16, 16>, 12, 32};
+  return {wino_input<v16, 16, 4>,
+          wino_dy_input<v16, 16>,
+          wino_dw_gemms<v16, 16, 2, 12>,
+          wino_dw_output<v16, 16>,
+          12,
+          32};
 }
 
 WinogradDxKernel winograd_dx_kernel_avx512(int64_t cin, int64_t /*cout*/) {
   if (cin <= 8)
     return {winograd_dx_images<v8, 8, v8, 8, 1, 12>, winograd_weights<v8, 8, 1, 5, true>, 12, 8};
-  return {winograd_dx_images<v8, 8, v16, 16, 1, 24>, winograd_weights<v16, 16, 1, 5, true>, 24,
-          16};
+  return {winograd_dx_images<v8, 8, v16, 16, 1, 24>, winograd_weights<v16, 16, 1, 5, true>, 24, 16};
 }
 
 }  // namespace conv_detail

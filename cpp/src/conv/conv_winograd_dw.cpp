@@ -29,8 +29,8 @@ bool winograd_dw_preferred(const Conv2dShape& s) {
   if (s.groups != 1 || s.KH != 3 || s.KW != 3 || s.stride_h != 1 || s.stride_w != 1 ||
       s.dilation_h != 1 || s.dilation_w != 1 || s.C_in < 32 || s.C_out < 32)
     return false;
-  const PatchGeom g{nullptr, s.H, s.W, s.C_in, 0, s.C_in, s.out_h(), s.out_w(), 3, 3, 1, 1, 1, 1,
-                    s.pad_top, s.pad_left, 0};
+  const PatchGeom g{nullptr, s.H, s.W, s.C_in, 0, s.C_in,    s.out_h(),  s.out_w(), 3,
+                    3,       1,   1,   1,      1, s.pad_top, s.pad_left, 0};
   return winograd_preferred(g, s.N * g.OH * g.OW, s.C_out);
 }
 
@@ -48,9 +48,10 @@ bool winograd_dw(const Conv2dShape& s, const float* dy, const float* x, float* d
   const int64_t ncb = ceil_div(Cout, CW), ldy = ncb * CW;
   const int64_t Cinp = ceil_div(Cin, R) * R;
   const int64_t TH = ceil_div(OH, 4), TW = ceil_div(OW, 4), T = s.N * TH * TW;
-  const WinogradProblem pb{x,  s.H, s.W,  Cin,     0, Cin,  OH,      OW,        s.pad_top,
-                           s.pad_left, TH, TW, T, Cout, ncb, nullptr, 0, nullptr, Activation::none,
-                           nullptr,    0};
+  const WinogradProblem pb{
+      x,  s.H, s.W, Cin,  0,   Cin,     OH, OW,      s.pad_top,        s.pad_left,
+      TH, TW,  T,   Cout, ncb, nullptr, 0,  nullptr, Activation::none, nullptr,
+      0};
   const int nt = threads_for_flops(2.0 * T * 36 * Cin * Cout);
   std::atomic<bool> finite{true};
   const int64_t TBall = ceil_div(T, R) * R;

@@ -20,8 +20,8 @@ bool winograd_dx_preferred(const Conv2dShape& s) {
   // Worth it when dy has fewer tiles than dx ("valid"-like layers); the
   // forward-style path (flipped filter, full padding) covers the others.
   if (OH < 2 || OW < 2 || OH * OW >= s.H * s.W) return false;
-  const PatchGeom g{nullptr, s.H, s.W, s.C_in, 0, s.C_in, OH, OW, 5, 5, 1, 1, 1, 1,
-                    s.pad_top, s.pad_left, 0};
+  const PatchGeom g{nullptr, s.H, s.W, s.C_in, 0, s.C_in,    OH,         OW, 5,
+                    5,       1,   1,   1,      1, s.pad_top, s.pad_left, 0};
   return winograd_preferred(g, s.N * OH * OW, s.C_out);
 }
 
@@ -37,14 +37,15 @@ bool winograd_dx(const Conv2dShape& s, const float* dy, const float* wf, float* 
   // U[e][cb][co][lane = ci] from wf[kh'][kw'][co][ci] with the taps flipped back.
   if (!k.weights(wf, s.C_in, s.C_out, s.C_in, ncb, U, 0, s.C_out, 0, s.C_out, sU)) return false;
   const int64_t TH = ceil_div(OH, 2), TW = ceil_div(OW, 2), tpi = TH * TW;
-  const WinogradProblem pb{nullptr, s.H, s.W, s.C_in, 0,      s.C_in,  OH,   OW,
-                           s.pad_top, s.pad_left, TH, TW, s.N * tpi, s.C_out, ncb, U,
-                           sU,       nullptr, Activation::none, dx,    s.C_in};
+  const WinogradProblem pb{
+      nullptr,          s.H, s.W,   s.C_in,    0,       s.C_in, OH, OW, s.pad_top,
+      s.pad_left,       TH,  TW,    s.N * tpi, s.C_out, ncb,    U,  sU, nullptr,
+      Activation::none, dx,  s.C_in};
   const int64_t G = std::max<int64_t>(1, 128 / tpi);  // images per unit
   const int64_t units = ceil_div(s.N, G);
   const int64_t Tp = ceil_div(G * tpi, R) * R;
-  const size_t per = static_cast<size_t>(
-      36 * (wino_estride(Tp * s.C_out) + wino_estride(Tp * ncb * CW)));
+  const size_t per =
+      static_cast<size_t>(36 * (wino_estride(Tp * s.C_out) + wino_estride(Tp * ncb * CW)));
   const int nt = threads_for_flops(2.0 * s.N * tpi * 36 * s.C_in * s.C_out);
   std::atomic<bool> finite{true};
   auto run = [&](int64_t u) {

@@ -53,8 +53,8 @@ inline void b6(const VT* m, VT* x) {
 // scratch: 36 * (wino_estride(Tp * Cout) + wino_estride(Tp * ncb * CW))
 // floats, Tp = the images' tiles rounded up to R. False on NaN/inf in dy.
 template <class VY, int VYL, class VT, int V, int NV, int R>
-bool winograd_dx_images(const WinogradProblem& pb, const float* dy, int64_t n_begin,
-                        int64_t n_end, float* scratch) {
+bool winograd_dx_images(const WinogradProblem& pb, const float* dy, int64_t n_begin, int64_t n_end,
+                        float* scratch) {
   constexpr int CW = NV * V;
   const int64_t Cout = pb.Cout;  // dy channels (GEMM depth)
   const int64_t Cin = pb.Cin;    // dx channels
@@ -86,8 +86,7 @@ bool winograd_dx_images(const WinogradProblem& pb, const float* dy, int64_t n_be
       y[0][1] = w2 ? wino::load<VY, VYL>(src + Cout + c, cn) : VY{};
       y[1][0] = h2 ? wino::load<VY, VYL>(src + pb.OW * Cout + c, cn) : VY{};
       y[1][1] = h2 && w2 ? wino::load<VY, VYL>(src + (pb.OW + 1) * Cout + c, cn) : VY{};
-      bad += (y[0][0] - y[0][0]) + (y[0][1] - y[0][1]) + (y[1][0] - y[1][0]) +
-             (y[1][1] - y[1][1]);
+      bad += (y[0][0] - y[0][0]) + (y[0][1] - y[0][1]) + (y[1][0] - y[1][0]) + (y[1][1] - y[1][1]);
       VY r0[6], r1[6];
       wino::a2(y[0], r0);  // along w
       wino::a2(y[1], r1);

@@ -1,6 +1,6 @@
 // Winograd F(4x4, 3x3) and F(2x2, 5x5) convolution tiles (KS = 3 or 5; both
-// use the same 6 points, so the same input transform B^T on 6x6 tiles), included by one file per ISA and
-// compiled with that ISA's flags (GCC vector extensions: V lanes of channels).
+// use the same 6 points, so the same input transform B^T on 6x6 tiles), included by one file per
+// ISA and compiled with that ISA's flags (GCC vector extensions: V lanes of channels).
 //
 // For a block of output tiles (4x4 output pixels each, from a 6x6 input
 // patch) and a range of output-channel blocks:
@@ -149,32 +149,31 @@ bool winograd_weights(const float* wmat, int64_t ldw, int64_t Cin, int64_t Cout,
   for (int64_t cbo = 0; cbo < ncb; ++cbo)
     for (int64_t ci = ci_begin; ci < ci_end; ++ci)
       for (int64_t co = cbo * CW; co < (cbo + 1) * CW; co += V) {
-      const int cn =
-          static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(V, Cout - co_off - co)));
-      VT g[KS][KS];
-      for (int kh = 0; kh < KS; ++kh)
+        const int cn =
+            static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(V, Cout - co_off - co)));
+        VT g[KS][KS];
+        for (int kh = 0; kh < KS; ++kh)
+          for (int kw = 0; kw < KS; ++kw) {
+            const int tap = FLIP ? (KS - 1 - kh) * KS + (KS - 1 - kw) : kh * KS + kw;
+            g[kh][kw] =
+                cn > 0 ? wino::load<VT, V>(wmat + (tap * Cin + ci) * ldw + co_off + co, cn) : VT{};
+            bad += g[kh][kw] - g[kh][kw];  // NaN once a value is NaN or infinite
+          }
+        VT t[6][KS];  // t = G g
         for (int kw = 0; kw < KS; ++kw) {
-          const int tap = FLIP ? (KS - 1 - kh) * KS + (KS - 1 - kw) : kh * KS + kw;
-          g[kh][kw] = cn > 0 ? wino::load<VT, V>(
-                                   wmat + (tap * Cin + ci) * ldw + co_off + co, cn)
-                             : VT{};
-          bad += g[kh][kw] - g[kh][kw];  // NaN once a value is NaN or infinite
+          VT col[KS], o[6];
+          for (int kh = 0; kh < KS; ++kh) col[kh] = g[kh][kw];
+          gt(col, o);
+          for (int i = 0; i < 6; ++i) t[i][kw] = o[i];
         }
-      VT t[6][KS];  // t = G g
-      for (int kw = 0; kw < KS; ++kw) {
-        VT col[KS], o[6];
-        for (int kh = 0; kh < KS; ++kh) col[kh] = g[kh][kw];
-        gt(col, o);
-        for (int i = 0; i < 6; ++i) t[i][kw] = o[i];
+        const int64_t cb = co / CW, lane = co % CW;
+        for (int i = 0; i < 6; ++i) {
+          VT o[6];
+          gt(t[i], o);
+          for (int j = 0; j < 6; ++j)
+            std::memcpy(U + (i * 6 + j) * sU + (cb * ldu + ci) * CW + lane, &o[j], sizeof(VT));
+        }
       }
-      const int64_t cb = co / CW, lane = co % CW;
-      for (int i = 0; i < 6; ++i) {
-        VT o[6];
-        gt(t[i], o);
-        for (int j = 0; j < 6; ++j)
-          std::memcpy(U + (i * 6 + j) * sU + (cb * ldu + ci) * CW + lane, &o[j], sizeof(VT));
-      }
-    }
   return wino::all_zero<VT, V>(bad);
 }
 
@@ -190,8 +189,8 @@ inline void wino_zero_rows_impl(float* Vb, int64_t sV, int64_t Cin, int64_t r_be
 // Input transform of tiles [t_begin, t_end) (global indices) into rows
 // row0.. of Vb [36][TBp][Cin].
 template <class VT, int V, int M>
-bool wino_input(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t row0,
-                int64_t sV, float* Vb) {
+bool wino_input(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int64_t row0, int64_t sV,
+                float* Vb) {
   const int64_t Cin = pb.Cin;
   const int64_t tpi = pb.TH * pb.TW;  // tiles per image
   const int64_t img = pb.H * pb.W * pb.C;
@@ -358,8 +357,7 @@ void wino_output(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, int6
         for (int j = 0; j < M; ++j) {
           if (j >= wn) break;
           VT v = pb.scale ? o[j] * scale + bias : o[j] + bias;
-          if (rbase)
-            v += wino::load<VT, V>(rbase + (i * pb.OW + j) * pb.ldo + co, cn);
+          if (rbase) v += wino::load<VT, V>(rbase + (i * pb.OW + j) * pb.ldo + co, cn);
           if (pb.act == Activation::relu) v = v < VT{} ? VT{} : v;
           wino::store<VT, V>(orow + j * pb.ldo, v, cn);
         }
@@ -391,7 +389,7 @@ bool winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
       wino_gemm<VT, V, NV, R>(Vb + e * sV, Cin, Cin, pb.U + e * pb.sU + cb * Cin * CW,
                               Mb + e * sM + (cb - cb_begin) * CW, ldm, TBp, false);
   wino_output<VT, V, M>(pb, t_begin, t_end, 0, sM, Mb, ldm, cb_begin * CW,
-                     std::min(pb.Cout, cb_end * CW));
+                        std::min(pb.Cout, cb_end * CW));
   return true;
 }
 
@@ -401,25 +399,24 @@ bool winograd_tiles(const WinogradProblem& pb, int64_t t_begin, int64_t t_end, i
 // chunk by chunk of input channels into a small buffer and used at once (the
 // full transformed weights, 4x the weights, would be streamed from memory).
 template <class VT, int V, int NV, int R, int KS>
-bool winograd_ws_block(const WinogradProblem& pb, const float* wmat, int64_t ldw,
-                       const float* Vall, int64_t TBp, int64_t sV, int64_t cb, float* scratch) {
+bool winograd_ws_block(const WinogradProblem& pb, const float* wmat, int64_t ldw, const float* Vall,
+                       int64_t TBp, int64_t sV, int64_t cb, float* scratch) {
   constexpr int CW = NV * V;
   const int64_t Cin = pb.Cin;
   const int64_t kcs = std::min<int64_t>(Cin, 128);
   const int64_t sU = wino_estride(kcs * CW), sM = wino_estride(TBp * CW);
-  float* Uc = scratch;             // [36][kcs][CW]
-  float* Mb = scratch + 36 * sU;   // [36][TBp][CW]
+  float* Uc = scratch;            // [36][kcs][CW]
+  float* Mb = scratch + 36 * sU;  // [36][TBp][CW]
   for (int64_t k0 = 0; k0 < Cin; k0 += kcs) {
     const int64_t kc = std::min(kcs, Cin - k0);
     if (!winograd_weights<VT, V, NV, KS>(wmat + k0 * ldw, ldw, Cin, pb.Cout, 1, Uc, 0, kc, cb * CW,
-                                     kc, sU))
+                                         kc, sU))
       return false;
     for (int e = 0; e < 36; ++e)
       wino_gemm<VT, V, NV, R>(Vall + e * sV + k0, Cin, kc, Uc + e * sU, Mb + e * sM, CW, TBp,
                               k0 > 0);
   }
-  wino_output<VT, V, 7 - KS>(pb, 0, pb.T, 0, sM, Mb, CW, cb * CW,
-                             std::min(pb.Cout, (cb + 1) * CW));
+  wino_output<VT, V, 7 - KS>(pb, 0, pb.T, 0, sM, Mb, CW, cb * CW, std::min(pb.Cout, (cb + 1) * CW));
   return true;
 }
 

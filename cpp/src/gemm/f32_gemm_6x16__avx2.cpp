@@ -30,9 +30,8 @@ inline void step(const float* a, int64_t rs, const float* b, __m256 (&acc)[MR][N
 }
 
 template <int MR, int NV>
-void f32_gemm__avx2(int64_t kc, const float* a, int64_t a_stride, const float* b,
-                    int64_t b_stride, float* c, int64_t ldc, int m, int n,
-                    const UkernelArgs& args) {
+void f32_gemm__avx2(int64_t kc, const float* a, int64_t a_stride, const float* b, int64_t b_stride,
+                    float* c, int64_t ldc, int m, int n, const UkernelArgs& args) {
   constexpr int NR = 8 * NV;
   __m256 acc[MR][NV];
 #pragma GCC unroll 8
@@ -118,7 +117,6 @@ const GemmConfig kGemmAvx2Variants[] = {
 };
 const int kGemmAvx2VariantCount = 3;
 
-const GemmConfig kGemmAvx2 = {"f32_gemm_6x16__avx2", 6, 16, 192, 512, 4096,
-                              f32_gemm__avx2<6, 2>};
+const GemmConfig kGemmAvx2 = {"f32_gemm_6x16__avx2", 6, 16, 192, 512, 4096, f32_gemm__avx2<6, 2>};
 
 }  // namespace cnnx

@@ -108,10 +108,10 @@ void thread_grid(int nt, int64_t M, int64_t N, const GemmConfig& g, int* tm, int
     const double rows = std::ceil(static_cast<double>(ceil_div(M, g.mr)) / a);
     const double cols = std::ceil(static_cast<double>(ceil_div(N, g.nr)) / b);
     // Balance first (idle threads are the worst waste), then squareness.
-    const double used = static_cast<double>(ceil_div(M, g.mr)) * ceil_div(N, g.nr) /
-                        (rows * cols * nt);
-    const double score = used * 4.0 + std::min(rows * g.mr, cols * g.nr) /
-                                          std::max(rows * g.mr, cols * g.nr);
+    const double used =
+        static_cast<double>(ceil_div(M, g.mr)) * ceil_div(N, g.nr) / (rows * cols * nt);
+    const double score =
+        used * 4.0 + std::min(rows * g.mr, cols * g.nr) / std::max(rows * g.mr, cols * g.nr);
     if (score > best) {
       best = score;
       *tm = a;
@@ -208,8 +208,7 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
 #endif
         }
         if (p_begin >= p_end) continue;
-        UkernelArgs args{alpha, pc == 0 ? beta : 1.0f, nullptr,
-                         last_k ? ep.act : Activation::none};
+        UkernelArgs args{alpha, pc == 0 ? beta : 1.0f, nullptr, last_k ? ep.act : Activation::none};
         for (int64_t ic = m_begin; ic < m_end; ic += g.mc) {
           const int64_t mc = std::min<int64_t>(g.mc, m_end - ic);
           // Full row panels are read in place when A allows it; only a
@@ -220,8 +219,7 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
             const int64_t j = jc + p * g.nr;
             const int n = static_cast<int>(std::min<int64_t>(g.nr, N - j));
             args.bias = (last_k && ep.bias) ? ep.bias + j : nullptr;
-            const float* bp =
-                own_b ? bown + (p - p_begin) * g.nr * kc : bpack + p * g.nr * kc;
+            const float* bp = own_b ? bown + (p - p_begin) * g.nr * kc : bpack + p * g.nr * kc;
             if (panel_b) {
               // A group of panels at a time: whole source rows per k.
               const int64_t q = (p - p_begin) % kPanelGroup;
@@ -235,8 +233,7 @@ void sgemm_packed_sources(int64_t M, int64_t N, int64_t K, float alpha, const Pa
               const int m = static_cast<int>(std::min<int64_t>(g.mr, mc - ir));
               float* c = C + (ic + ir) * ldc + j;
               if (ir < full)
-                g.ukernel(kc, A.rows + (ic + ir) * A.ld + pc, A.ld, bp, g.nr, c, ldc, m, n,
-                          args);
+                g.ukernel(kc, A.rows + (ic + ir) * A.ld + pc, A.ld, bp, g.nr, c, ldc, m, n, args);
               else
                 g.ukernel(kc, apack + ir * kc, 0, bp, g.nr, c, ldc, m, n, args);
             }

@@ -6,8 +6,8 @@
 namespace cnnx {
 
 void sgemm_reference(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
-                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                     float* C, int64_t ldc, const GemmEpilogue& ep) {
+                     const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                     int64_t ldc, const GemmEpilogue& ep) {
   for (int64_t i = 0; i < M; ++i) {
     for (int64_t j = 0; j < N; ++j) {
       double s = 0.0;

@@ -19,7 +19,7 @@ void pack_rows__avx512(const float* data, int64_t ld, int64_t r0, int64_t rows, 
     const float* src = data + (r0 + p) * ld + k0;
     // Rows of this panel in blocks of 16 (width is 8..32 in practice).
     for (int rb = 0; rb < width; rb += 16) {
-      const int bw = std::min(16, width - rb);      // lanes stored for this block
+      const int bw = std::min(16, width - rb);             // lanes stored for this block
       const int live = std::max(0, std::min(bw, w - rb));  // rows that exist
       const __mmask16 store_mask = static_cast<__mmask16>((1u << bw) - 1u);
       for (int64_t k = 0; k < kc; k += 16) {

@@ -72,7 +72,7 @@ struct Patches {
   const uint8_t* x;
   const uint8_t* x_end;  // one past the image batch
   int64_t group;
-  int64_t seg_pad;       // packed length of a filter row (QPackedWeights::Impl)
+  int64_t seg_pad;  // packed length of a filter row (QPackedWeights::Impl)
   uint8_t za;
 };
 
@@ -135,8 +135,7 @@ struct Segments {
 
 Segments segments_of(const Conv2dShape& s, int64_t seg_pad) {
   if (s.dilation_w == 1 && s.groups == 1) return {static_cast<int>(s.KH), seg_pad, true};
-  if (s.cin_per_group() % 4 == 0)
-    return {static_cast<int>(s.KH * s.KW), s.cin_per_group(), false};
+  if (s.cin_per_group() % 4 == 0) return {static_cast<int>(s.KH * s.KW), s.cin_per_group(), false};
   return {0, 0, false};
 }
 
@@ -278,8 +277,13 @@ void run_depthwise(const Conv2dShape& s, const uint8_t* x, const QPackedWeights:
   const qdetail::DepthwiseRow row = depthwise_row(s);
   const qdetail::StorePrep st =
       qdetail::prepare_store(ep, P, row == qdetail::qdepthwise_row__avx512vnni);
-  qdetail::DepthwiseArgs args{&s, x, reinterpret_cast<const int32_t*>(P.data.get()),
-                               P.dw4.get(), st.za, qdetail::store_args_at(st, 0), y};
+  qdetail::DepthwiseArgs args{&s,
+                              x,
+                              reinterpret_cast<const int32_t*>(P.data.get()),
+                              P.dw4.get(),
+                              st.za,
+                              qdetail::store_args_at(st, 0),
+                              y};
   const int64_t OH = s.out_h(), rows = s.N * OH;
   const double ops = 2.0 * static_cast<double>(s.output_size()) * s.KH * s.KW;
   int nt = threads > 0 ? std::min(threads, get_num_threads()) : threads_for_flops(ops);
@@ -312,14 +316,14 @@ void qconv2d_forward(const Conv2dShape& s, const uint8_t* x, const QPackedWeight
   if (msg[0]) throw std::invalid_argument(msg);
   qdetail::check_layout(w);
   const auto& P = w.impl();
-  if (P.C_in == 0)
-    throw std::invalid_argument("w: packed for a matrix product, not a convolution");
-  if (P.KH != s.KH || P.KW != s.KW || P.C_in != s.C_in || P.N != s.C_out ||
-      P.groups != s.groups || P.depthwise != s.is_depthwise())
-    throw std::invalid_argument(
-        "w: packed for a (" + std::to_string(P.KH) + ", " + std::to_string(P.KW) + ", " +
-        std::to_string(P.C_in / P.groups) + ", " + std::to_string(P.N) + ") filter with groups=" +
-        std::to_string(P.groups) + ", which does not match this convolution");
+  if (P.C_in == 0) throw std::invalid_argument("w: packed for a matrix product, not a convolution");
+  if (P.KH != s.KH || P.KW != s.KW || P.C_in != s.C_in || P.N != s.C_out || P.groups != s.groups ||
+      P.depthwise != s.is_depthwise())
+    throw std::invalid_argument("w: packed for a (" + std::to_string(P.KH) + ", " +
+                                std::to_string(P.KW) + ", " + std::to_string(P.C_in / P.groups) +
+                                ", " + std::to_string(P.N) +
+                                ") filter with groups=" + std::to_string(P.groups) +
+                                ", which does not match this convolution");
   if (s.N == 0) return;
   const int64_t M = s.N * s.out_h() * s.out_w();
   if (P.depthwise) {
@@ -328,8 +332,7 @@ void qconv2d_forward(const Conv2dShape& s, const uint8_t* x, const QPackedWeight
   }
   const qdetail::StorePrep st = qdetail::prepare_store(ep, P, true);
   for (int64_t g = 0; g < s.groups; ++g) {
-    Patches patches{&s, x, x + s.input_size(), g, P.seg_pad,
-                    static_cast<uint8_t>(ep.x.zero_point)};
+    Patches patches{&s, x, x + s.input_size(), g, P.seg_pad, static_cast<uint8_t>(ep.x.zero_point)};
     qdetail::ASource src{fill_patches, &patches};
     const Segments sg = segments_of(s, P.seg_pad);
     if (is_pointwise(s)) {

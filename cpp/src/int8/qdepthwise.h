@@ -18,7 +18,7 @@ struct DepthwiseArgs {
   const int32_t* taps;  // (KH*KW, C_out) lanes, see QPackedWeights::Impl
   const uint8_t* dw4;   // the vpdpbusd layout, see QPackedWeights::Impl
   int32_t za;
-  QStoreArgs st;        // columns from 0 (all channels)
+  QStoreArgs st;  // columns from 0 (all channels)
   void* y;
 };
 

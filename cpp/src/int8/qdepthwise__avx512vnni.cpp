@@ -65,8 +65,7 @@ void qdepthwise_row__avx512vnni(const DepthwiseArgs& a, int64_t n, int64_t oh) {
         const __m512i lo01 = _mm512_unpacklo_epi8(x0, x1), lo23 = _mm512_unpacklo_epi8(x2, x3);
         const __m512i hi01 = _mm512_unpackhi_epi8(x0, x1), hi23 = _mm512_unpackhi_epi8(x2, x3);
         const uint8_t* wg = wb + g * 256;
-        acc0 = _mm512_dpbusd_epi32(acc0, _mm512_unpacklo_epi16(lo01, lo23),
-                                   _mm512_load_si512(wg));
+        acc0 = _mm512_dpbusd_epi32(acc0, _mm512_unpacklo_epi16(lo01, lo23), _mm512_load_si512(wg));
         acc1 = _mm512_dpbusd_epi32(acc1, _mm512_unpackhi_epi16(lo01, lo23),
                                    _mm512_load_si512(wg + 64));
         acc2 = _mm512_dpbusd_epi32(acc2, _mm512_unpacklo_epi16(hi01, hi23),

@@ -73,16 +73,16 @@ void quantize_u8(int64_t n, const float* x, QuantParams q, uint8_t* y) {
   qdetail::chunked(n, [&](int64_t b, int64_t e) {
     if (!k.quantize(e - b, x + b, a, y + b)) ok.store(false, std::memory_order_relaxed);
   });
-  if (!ok.load()) throw std::invalid_argument("x: contains NaN or infinity, which cannot be quantized");
+  if (!ok.load())
+    throw std::invalid_argument("x: contains NaN or infinity, which cannot be quantized");
 }
 
 void dequantize_u8(int64_t n, const uint8_t* q, QuantParams p, float* y) {
   qdetail::check_qparams(p, "scale", "zero_point");
   if (n < 0) throw std::invalid_argument("q: negative size");
   const auto& k = qdetail::eltwise_kernels();
-  qdetail::chunked(n, [&](int64_t b, int64_t e) {
-    k.dequantize(e - b, q + b, p.zero_point, p.scale, y + b);
-  });
+  qdetail::chunked(
+      n, [&](int64_t b, int64_t e) { k.dequantize(e - b, q + b, p.zero_point, p.scale, y + b); });
 }
 
 void qadd(int64_t n, const uint8_t* a, QuantParams aq, const uint8_t* b, QuantParams bq,
@@ -96,7 +96,11 @@ void qadd(int64_t n, const uint8_t* a, QuantParams aq, const uint8_t* b, QuantPa
   const float ma = aq.scale / yq.scale, mb = bq.scale / yq.scale;
   if (!std::isfinite(ma) || !std::isfinite(mb))
     throw std::invalid_argument("y_scale: the input scale / output scale ratio overflows float32");
-  const qdetail::AddArgs g{aq.zero_point, bq.zero_point, yq.zero_point, ma, mb,
+  const qdetail::AddArgs g{aq.zero_point,
+                           bq.zero_point,
+                           yq.zero_point,
+                           ma,
+                           mb,
                            act == QActivation::relu ? 0.0f : static_cast<float>(-yq.zero_point),
                            static_cast<float>(255 - yq.zero_point)};
   const auto& k = qdetail::eltwise_kernels();

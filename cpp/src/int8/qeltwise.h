@@ -49,8 +49,8 @@ extern const EltwiseKernels kQEltwiseAvx512;
 namespace {  // see qgemm_ukernel.h
 
 // Window of output index o along an axis: input [*b, *e) clipped to [0, n).
-inline void pool_window(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t n,
-                        int64_t* b, int64_t* e) {
+inline void pool_window(int64_t o, int64_t stride, int64_t pad, int64_t k, int64_t n, int64_t* b,
+                        int64_t* e) {
   const int64_t s = o * stride - pad;
   *b = s < 0 ? 0 : s;
   *e = s + k > n ? n : s + k;

@@ -84,8 +84,8 @@ void max_pool_row(const PoolArgs& a, int64_t n, int64_t oh) {
       for (int64_t h = h0; h < h1; ++h) {
         const uint8_t* xr = a.x + ((n * s.h + h) * s.w) * s.c + c;
         for (int64_t w = w0; w < w1; ++w)
-          mx = _mm256_max_epu8(
-              mx, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + w * s.c)));
+          mx = _mm256_max_epu8(mx,
+                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + w * s.c)));
       }
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), mx);
     }

@@ -69,19 +69,19 @@ void add(int64_t n, const uint8_t* a, const uint8_t* b, const AddArgs& g, uint8_
 bool max_pool_row_2x2_narrow(const PoolArgs& a, int64_t n, int64_t oh) {
   const PoolShape& s = *a.s;
   const Pool2dParams& p = *a.p;
-  if (p.kernel_h != 2 || p.kernel_w != 2 || p.stride_h != 2 || p.stride_w != 2 ||
-      p.pad_top || p.pad_bottom || p.pad_left || p.pad_right || (s.c != 8 && s.c != 16))
+  if (p.kernel_h != 2 || p.kernel_w != 2 || p.stride_h != 2 || p.stride_w != 2 || p.pad_top ||
+      p.pad_bottom || p.pad_left || p.pad_right || (s.c != 8 && s.c != 16))
     return false;
   const uint8_t* r0 = a.x + ((n * s.h + 2 * oh) * s.w) * s.c;
   const uint8_t* r1 = r0 + s.w * s.c;
   uint8_t* y = a.y + (n * a.oh_count + oh) * a.ow_count * s.c;
   const int64_t in_bytes = 2 * a.ow_count * s.c, out_bytes = a.ow_count * s.c;
-  const __m512i even = _mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0);     // C = 8
-  const __m512i even16 = _mm512_set_epi64(7, 6, 3, 2, 5, 4, 1, 0);   // C = 16
+  const __m512i even = _mm512_set_epi64(7, 5, 3, 1, 6, 4, 2, 0);    // C = 8
+  const __m512i even16 = _mm512_set_epi64(7, 6, 3, 2, 5, 4, 1, 0);  // C = 16
   for (int64_t i = 0, o = 0; i < in_bytes; i += 64, o += 32) {
     const __mmask64 m = m64(in_bytes - i);
-    const __m512i v = _mm512_max_epu8(_mm512_maskz_loadu_epi8(m, r0 + i),
-                                      _mm512_maskz_loadu_epi8(m, r1 + i));
+    const __m512i v =
+        _mm512_max_epu8(_mm512_maskz_loadu_epi8(m, r0 + i), _mm512_maskz_loadu_epi8(m, r1 + i));
     __m512i w;
     if (s.c == 8) {
       w = _mm512_permutexvar_epi64(even, _mm512_max_epu8(v, _mm512_bsrli_epi128(v, 8)));
@@ -140,8 +140,7 @@ void avg_pool_row(const PoolArgs& a, int64_t n, int64_t oh) {
       for (int64_t h = h0; h < h1; ++h) {
         const uint8_t* xr = a.x + ((n * s.h + h) * s.w) * s.c + c;
         for (int64_t w = w0; w < w1; ++w)
-          sum = _mm512_add_epi32(sum,
-                                 _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, xr + w * s.c)));
+          sum = _mm512_add_epi32(sum, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, xr + w * s.c)));
       }
       __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, offset)), mul);
       v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);

@@ -63,8 +63,7 @@ void avg_pool_row(const PoolArgs& a, int64_t n, int64_t oh) {
     const int32_t nvalid = static_cast<int32_t>((h1 - h0) * (w1 - w0));
     const float mul = qscalar::average_mul(a, h1 - h0, w1 - w0);
     uint8_t* y = a.y + ((n * a.oh_count + oh) * a.ow_count + ow) * s.c;
-    for (int64_t c = 0; c < s.c; ++c)
-      y[c] = qscalar::average_one(sum[c], nvalid, mul, a.zx, a.zy);
+    for (int64_t c = 0; c < s.c; ++c) y[c] = qscalar::average_one(sum[c], nvalid, mul, a.zx, a.zy);
   }
 }
 

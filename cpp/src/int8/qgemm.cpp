@@ -106,8 +106,7 @@ StorePrep prepare_store(const QEpilogue& ep, const QPackedWeights::Impl& w, bool
   }
   if (ep.out != QOutput::f32 && ep.out != QOutput::u8 && ep.out != QOutput::s32)
     throw std::invalid_argument("out: unknown output kind");
-  if (ep.act != QActivation::none && ep.act != QActivation::relu &&
-      ep.act != QActivation::relu6)
+  if (ep.act != QActivation::none && ep.act != QActivation::relu && ep.act != QActivation::relu6)
     throw std::invalid_argument("activation: unknown activation");
 
   StorePrep s;
@@ -122,8 +121,10 @@ StorePrep prepare_store(const QEpilogue& ep, const QPackedWeights::Impl& w, bool
     const int64_t z = (with_zcomp ? int64_t{ep.x.zero_point} * w.colsum[c] : 0) -
                       (ep.bias_acc ? int64_t{ep.bias_acc[c]} : 0);
     if (ep.bias_acc && (z < INT32_MIN || z > INT32_MAX))
-      throw std::invalid_argument("bias_acc: x_zero_point * column sum - bias overflows int32 "
-                                  "at channel " + std::to_string(c));
+      throw std::invalid_argument(
+          "bias_acc: x_zero_point * column sum - bias overflows int32 "
+          "at channel " +
+          std::to_string(c));
     s.zcomp[c] = static_cast<int32_t>(z);
     float m = ep.x.scale * w.scale[c];
     float o = ep.bias ? ep.bias[c] : 0.0f;
@@ -135,9 +136,9 @@ StorePrep prepare_store(const QEpilogue& ep, const QPackedWeights::Impl& w, bool
       o = o / ep.y.scale;
     }
     if (!std::isfinite(m) || !std::isfinite(o))
-      throw std::invalid_argument(
-          "scale: x_scale * w_scale" + std::string(u8 ? " / y_scale" : "") +
-          " or the bias in output units overflows float32 at channel " + std::to_string(c));
+      throw std::invalid_argument("scale: x_scale * w_scale" + std::string(u8 ? " / y_scale" : "") +
+                                  " or the bias in output units overflows float32 at channel " +
+                                  std::to_string(c));
     s.mult[c] = m;
     s.offs[c] = o;
   }
@@ -166,8 +167,8 @@ void qgemm_run(int64_t M, const ASource& src, const QPackedWeights::Impl& w, int
   const QGemmConfig& g = *w.config;
   const int64_t K = w.K, K_pad = w.K_pad, n_group = w.n_group;
   const int eb = g.elem_bytes;
-  const int64_t ld8 = staged_ld(K_pad);   // staged uint8 rows (bytes)
-  const int64_t lda_staged = ld8 * eb;    // staged rows as the kernel reads them (bytes)
+  const int64_t ld8 = staged_ld(K_pad);  // staged uint8 rows (bytes)
+  const int64_t lda_staged = ld8 * eb;   // staged rows as the kernel reads them (bytes)
   enum class Mode { staged, direct, indirect };
   Mode mode = Mode::staged;
   if (eb == 1 && src.pointers && src.seg_bytes % 4 == 0 && src.nseg * src.seg_bytes == K_pad)
@@ -228,8 +229,7 @@ void qgemm_run(int64_t M, const ASource& src, const QPackedWeights::Impl& w, int
         base = reinterpret_cast<const uint8_t*>(buf16);
       }
       const int64_t padded = ceil_div(rows, g.mr) * g.mr;
-      for (int64_t i = 0; i < padded; ++i)
-        ptrs[i] = i < rows ? base + i * lda_staged : zero_row;
+      for (int64_t i = 0; i < padded; ++i) ptrs[i] = i < rows ? base + i * lda_staged : zero_row;
     };
 
     for (int64_t ic = m_begin; ic < m_end; ic += mc) {
@@ -293,8 +293,8 @@ void fill_matrix_rows(const void* ctx, int64_t r0, int64_t rows, uint8_t* dst, i
 
 }  // namespace
 
-void qgemm(int64_t M, const uint8_t* a, int64_t lda, const QPackedWeights& b,
-           const QEpilogue& ep, void* c, int64_t ldc, int threads) {
+void qgemm(int64_t M, const uint8_t* a, int64_t lda, const QPackedWeights& b, const QEpilogue& ep,
+           void* c, int64_t ldc, int threads) {
   qdetail::check_layout(b);
   const auto& P = b.impl();
   if (P.groups != 1 || P.depthwise || P.KH != 1 || P.KW != 1 || P.C_in != 0)

@@ -49,8 +49,8 @@ namespace {  // see qgemm_ukernel.h
 
 // The tile arguments for columns starting at `col`.
 inline QStoreArgs store_args_at(const StorePrep& s, int64_t col) {
-  return QStoreArgs{s.zcomp.data() + col, s.mult.data() + col, s.offs.data() + col,
-                    s.lo, s.hi, s.zy, s.out};
+  return QStoreArgs{
+      s.zcomp.data() + col, s.mult.data() + col, s.offs.data() + col, s.lo, s.hi, s.zy, s.out};
 }
 
 inline size_t out_elem_bytes(QOutput o) { return o == QOutput::u8 ? 1 : 4; }

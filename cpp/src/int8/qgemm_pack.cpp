@@ -152,7 +152,8 @@ QPackedWeights qconv2d_pack_weights(const Conv2dShape& s, const int8_t* w, const
       int32_t sum = 0;
       for (int64_t t = 0; t < taps; ++t) {
         const int8_t v = w[t * s.C_out + c];
-        lanes[t * s.C_out + c] = static_cast<int32_t>(static_cast<uint16_t>(static_cast<int16_t>(v)));
+        lanes[t * s.C_out + c] =
+            static_cast<int32_t>(static_cast<uint16_t>(static_cast<int16_t>(v)));
         sum += v;
       }
       P->colsum[c] = sum;

@@ -17,9 +17,7 @@ int32_t maddwd_chains_ymm__avx2(int64_t iters) {
 #pragma GCC unroll 10
     for (int i = 0; i < 10; ++i) {
       __m256i t;
-      __asm__("vpmaddwd %3, %2, %1\n\tvpaddd %1, %0, %0"
-              : "+x"(acc[i]), "=&x"(t)
-              : "x"(a), "x"(b));
+      __asm__("vpmaddwd %3, %2, %1\n\tvpaddd %1, %0, %0" : "+x"(acc[i]), "=&x"(t) : "x"(a), "x"(b));
     }
   }
   __m256i s = acc[0];

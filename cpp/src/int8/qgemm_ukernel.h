@@ -32,9 +32,9 @@ struct QStoreArgs {
 // b:  one packed panel: for each step, NR columns x 4 bytes (that column's
 //     k values of the step: 4 int8 or 2 int16), all segments in order.
 // c:  float / uint8 / int32 elements by st.out, row stride ldc elements.
-using QGemmUkernel = void (*)(int64_t seg_steps, int nseg, const uint8_t* const* a,
-                              int a_stride, const uint8_t* b, void* c, int64_t ldc, int m,
-                              int n, const QStoreArgs& st);
+using QGemmUkernel = void (*)(int64_t seg_steps, int nseg, const uint8_t* const* a, int a_stride,
+                              const uint8_t* b, void* c, int64_t ldc, int m, int n,
+                              const QStoreArgs& st);
 
 struct QGemmConfig {
   const char* name;
@@ -94,15 +94,15 @@ struct cnnx::QPackedWeights::Impl {
   const QGemmConfig* config = nullptr;  // layout owner (GEMM layouts)
   const QGemmConfig* family = nullptr;  // the kernel active when packing (config or
                                         // one of its narrow kernels)
-  int64_t K = 0;        // depth per group
+  int64_t K = 0;                        // depth per group
   // The packed depth: K split into row_segs rows of seg_len values (a
   // convolution's filter rows, KW*C_in/groups each; one row for a GEMM),
   // each padded with zero weights to seg_pad, a multiple of 4, so that a
   // row never shares a 4-byte step with the next (the kernels can then read
   // each filter row straight from the image).
   int64_t seg_len = 0, seg_pad = 0, row_segs = 1;
-  int64_t K_pad = 0;    // row_segs * seg_pad
-  int64_t N = 0;        // columns in total (all groups)
+  int64_t K_pad = 0;  // row_segs * seg_pad
+  int64_t N = 0;      // columns in total (all groups)
   int64_t groups = 1;
   int64_t n_group = 0;  // N / groups
   int64_t panels = 0;   // ceil(n_group / NR) per group

@@ -24,8 +24,8 @@ namespace {
 void run_rows(const qdetail::PoolArgs& a, void (*row)(const qdetail::PoolArgs&, int64_t, int64_t)) {
   const int64_t rows = a.s->n * a.oh_count;
   if (rows <= 0 || a.ow_count <= 0 || a.s->c <= 0) return;
-  const double reads = static_cast<double>(rows) * a.ow_count * a.s->c * a.p->kernel_h *
-                       a.p->kernel_w;
+  const double reads =
+      static_cast<double>(rows) * a.ow_count * a.s->c * a.p->kernel_h * a.p->kernel_w;
   int nt = static_cast<int>(std::min<int64_t>(threads_for_flops(4.0 * reads), rows));
 #ifdef CNNX_HAVE_OPENMP
   if (nt > 1) {
@@ -45,8 +45,7 @@ void run_rows(const qdetail::PoolArgs& a, void (*row)(const qdetail::PoolArgs&, 
 
 }  // namespace
 
-void qmax_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const uint8_t* x,
-                         uint8_t* y) {
+void qmax_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const uint8_t* x, uint8_t* y) {
   int64_t oh, ow;
   pool2d_check(s, p, &oh, &ow);
   const qdetail::PoolArgs a{&s, &p, oh, ow, x, y, false, 0, 0, 1.0f};
@@ -61,12 +60,13 @@ void qavg_pool2d_forward(const PoolShape& s, const Pool2dParams& p, bool count_i
   qdetail::check_qparams(yq, "y_scale", "y_zero_point");
   // Window sums stay exact in int32: 255 * 2^23 < 2^31.
   if (p.kernel_h * p.kernel_w > (int64_t{1} << 23))
-    throw std::invalid_argument("pool_size: int8 average pooling takes at most 2^23 pixels per window");
+    throw std::invalid_argument(
+        "pool_size: int8 average pooling takes at most 2^23 pixels per window");
   const float ratio = xq.scale / yq.scale;
   if (!std::isfinite(ratio))
     throw std::invalid_argument("y_scale: x_scale / y_scale overflows float32");
-  const qdetail::PoolArgs a{&s, &p, oh, ow, x, y, count_include_pad, xq.zero_point,
-                            yq.zero_point, ratio};
+  const qdetail::PoolArgs a{&s,   &p, oh, ow, x, y, count_include_pad, xq.zero_point, yq.zero_point,
+                            ratio};
   run_rows(a, qdetail::eltwise_kernels().avg_pool_row);
 }
 

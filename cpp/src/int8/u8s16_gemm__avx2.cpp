@@ -16,16 +16,13 @@ struct DotMaddwd {
 };
 
 const QGemmUkernel kRows[6] = {
-    qymm::gemm_kernel<1, 2, DotMaddwd>,
-    qymm::gemm_kernel<2, 2, DotMaddwd>,
-    qymm::gemm_kernel<3, 2, DotMaddwd>,
-    qymm::gemm_kernel<4, 2, DotMaddwd>,
-    qymm::gemm_kernel<5, 2, DotMaddwd>,
-    qymm::gemm_kernel<6, 2, DotMaddwd>};
+    qymm::gemm_kernel<1, 2, DotMaddwd>, qymm::gemm_kernel<2, 2, DotMaddwd>,
+    qymm::gemm_kernel<3, 2, DotMaddwd>, qymm::gemm_kernel<4, 2, DotMaddwd>,
+    qymm::gemm_kernel<5, 2, DotMaddwd>, qymm::gemm_kernel<6, 2, DotMaddwd>};
 
 }  // namespace
 
-const QGemmConfig kQGemmAvx2 = {"u8s16_gemm_6x16__avx2", 6, 16, 2,
-                                qymm::gemm_kernel<6, 2, DotMaddwd>, kRows};
+const QGemmConfig kQGemmAvx2 = {
+    "u8s16_gemm_6x16__avx2", 6, 16, 2, qymm::gemm_kernel<6, 2, DotMaddwd>, kRows};
 
 }  // namespace cnnx

@@ -61,10 +61,10 @@ void u8s8_gemm__avx512vnni(int64_t seg_steps, int nseg, const uint8_t* const* a,
 }  // namespace
 
 // The same kernels with fewer rows, for ragged last tiles.
-const QGemmUkernel kRows32[8] = {
-    u8s8_gemm__avx512vnni<1, 2>, u8s8_gemm__avx512vnni<2, 2>, u8s8_gemm__avx512vnni<3, 2>,
-    u8s8_gemm__avx512vnni<4, 2>, u8s8_gemm__avx512vnni<5, 2>, u8s8_gemm__avx512vnni<6, 2>,
-    u8s8_gemm__avx512vnni<7, 2>, u8s8_gemm__avx512vnni<8, 2>};
+const QGemmUkernel kRows32[8] = {u8s8_gemm__avx512vnni<1, 2>, u8s8_gemm__avx512vnni<2, 2>,
+                                 u8s8_gemm__avx512vnni<3, 2>, u8s8_gemm__avx512vnni<4, 2>,
+                                 u8s8_gemm__avx512vnni<5, 2>, u8s8_gemm__avx512vnni<6, 2>,
+                                 u8s8_gemm__avx512vnni<7, 2>, u8s8_gemm__avx512vnni<8, 2>};
 const QGemmUkernel kRows64[4] = {u8s8_gemm__avx512vnni<1, 4>, u8s8_gemm__avx512vnni<2, 4>,
                                  u8s8_gemm__avx512vnni<3, 4>, u8s8_gemm__avx512vnni<4, 4>};
 
@@ -77,8 +77,8 @@ const QGemmConfig kQGemmAvx512VnniVariants[] = {
 const int kQGemmAvx512VnniVariantCount = 4;
 
 // The default: the best of the variants (benchmarks/bench_int8.py --tiles).
-const QGemmConfig kQGemmAvx512Vnni = {"u8s8_gemm_8x32__avx512vnni", 8, 32, 1,
-                                      u8s8_gemm__avx512vnni<8, 2>, kRows32, 1,
-                                      {&kQGemmAvx512VnniN8, &kQGemmAvx512VnniN16}};
+const QGemmConfig kQGemmAvx512Vnni = {
+    "u8s8_gemm_8x32__avx512vnni", 8,       32, 1,
+    u8s8_gemm__avx512vnni<8, 2>,  kRows32, 1,  {&kQGemmAvx512VnniN8, &kQGemmAvx512VnniN16}};
 
 }  // namespace cnnx

@@ -15,16 +15,13 @@ struct DotVnniVex {
 };
 
 const QGemmUkernel kRows[6] = {
-    qymm::gemm_kernel<1, 2, DotVnniVex>,
-    qymm::gemm_kernel<2, 2, DotVnniVex>,
-    qymm::gemm_kernel<3, 2, DotVnniVex>,
-    qymm::gemm_kernel<4, 2, DotVnniVex>,
-    qymm::gemm_kernel<5, 2, DotVnniVex>,
-    qymm::gemm_kernel<6, 2, DotVnniVex>};
+    qymm::gemm_kernel<1, 2, DotVnniVex>, qymm::gemm_kernel<2, 2, DotVnniVex>,
+    qymm::gemm_kernel<3, 2, DotVnniVex>, qymm::gemm_kernel<4, 2, DotVnniVex>,
+    qymm::gemm_kernel<5, 2, DotVnniVex>, qymm::gemm_kernel<6, 2, DotVnniVex>};
 
 }  // namespace
 
-const QGemmConfig kQGemmAvxVnni = {"u8s8_gemm_6x16__avxvnni", 6, 16, 1,
+const QGemmConfig kQGemmAvxVnni = {"u8s8_gemm_6x16__avxvnni",           6,    16, 1,
                                    qymm::gemm_kernel<6, 2, DotVnniVex>, kRows};
 
 }  // namespace cnnx

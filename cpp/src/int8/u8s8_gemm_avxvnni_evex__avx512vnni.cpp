@@ -8,22 +8,17 @@ namespace cnnx {
 namespace {
 
 struct DotVnniEvex {
-  static __m256i step(__m256i acc, __m256i a, __m256i b) {
-    return _mm256_dpbusd_epi32(acc, a, b);
-  }
+  static __m256i step(__m256i acc, __m256i a, __m256i b) { return _mm256_dpbusd_epi32(acc, a, b); }
 };
 
 const QGemmUkernel kRows[6] = {
-    qymm::gemm_kernel<1, 2, DotVnniEvex>,
-    qymm::gemm_kernel<2, 2, DotVnniEvex>,
-    qymm::gemm_kernel<3, 2, DotVnniEvex>,
-    qymm::gemm_kernel<4, 2, DotVnniEvex>,
-    qymm::gemm_kernel<5, 2, DotVnniEvex>,
-    qymm::gemm_kernel<6, 2, DotVnniEvex>};
+    qymm::gemm_kernel<1, 2, DotVnniEvex>, qymm::gemm_kernel<2, 2, DotVnniEvex>,
+    qymm::gemm_kernel<3, 2, DotVnniEvex>, qymm::gemm_kernel<4, 2, DotVnniEvex>,
+    qymm::gemm_kernel<5, 2, DotVnniEvex>, qymm::gemm_kernel<6, 2, DotVnniEvex>};
 
 }  // namespace
 
-const QGemmConfig kQGemmAvxVnniEvex = {"u8s8_gemm_6x16__avxvnni_evex", 6, 16, 1,
+const QGemmConfig kQGemmAvxVnniEvex = {"u8s8_gemm_6x16__avxvnni_evex",       6,    16, 1,
                                        qymm::gemm_kernel<6, 2, DotVnniEvex>, kRows};
 
 }  // namespace cnnx

@@ -10,8 +10,7 @@ namespace {
 constexpr int MR = 4, NR = 16;
 
 void u8s8_gemm_generic(int64_t seg_steps, int nseg, const uint8_t* const* a, int a_stride,
-                       const uint8_t* b, void* c, int64_t ldc, int m, int n,
-                       const QStoreArgs& st) {
+                       const uint8_t* b, void* c, int64_t ldc, int m, int n, const QStoreArgs& st) {
   int32_t acc[MR][NR] = {};
   for (int s = 0; s < nseg; ++s, a += a_stride) {
     for (int64_t q = 0; q < seg_steps; ++q) {

@@ -84,9 +84,8 @@ void gemm_pairs8(int64_t seg_steps, int nseg, const uint8_t* const* a, int a_str
   const __mmask8 m8 = static_cast<__mmask8>(n >= 8 ? 0xFF : (1u << n) - 1u);
   const __mmask16 both = static_cast<__mmask16>(m8 | (m8 << 8));
   const __m512i twice = _mm512_set_epi32(7, 6, 5, 4, 3, 2, 1, 0, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i zcomp =
-      _mm512_maskz_permutexvar_epi32(both, twice, _mm512_castsi256_si512(
-                                                      _mm256_maskz_loadu_epi32(m8, st.zcomp)));
+  const __m512i zcomp = _mm512_maskz_permutexvar_epi32(
+      both, twice, _mm512_castsi256_si512(_mm256_maskz_loadu_epi32(m8, st.zcomp)));
   const __m512 mult = _mm512_maskz_permutexvar_ps(
       both, twice, _mm512_castps256_ps512(_mm256_maskz_loadu_ps(m8, st.mult)));
   const __m512 offs = _mm512_maskz_permutexvar_ps(
@@ -127,17 +126,16 @@ const QGemmUkernel kRows16[16] = {
     gemm_rows16<9>,  gemm_rows16<10>, gemm_rows16<11>, gemm_rows16<12>,
     gemm_rows16<13>, gemm_rows16<14>, gemm_rows16<15>, gemm_rows16<16>};
 // m rows need ceil(m / 2) pairs.
-const QGemmUkernel kPairs8[16] = {
-    gemm_pairs8<1>, gemm_pairs8<1>, gemm_pairs8<2>, gemm_pairs8<2>,
-    gemm_pairs8<3>, gemm_pairs8<3>, gemm_pairs8<4>, gemm_pairs8<4>,
-    gemm_pairs8<5>, gemm_pairs8<5>, gemm_pairs8<6>, gemm_pairs8<6>,
-    gemm_pairs8<7>, gemm_pairs8<7>, gemm_pairs8<8>, gemm_pairs8<8>};
+const QGemmUkernel kPairs8[16] = {gemm_pairs8<1>, gemm_pairs8<1>, gemm_pairs8<2>, gemm_pairs8<2>,
+                                  gemm_pairs8<3>, gemm_pairs8<3>, gemm_pairs8<4>, gemm_pairs8<4>,
+                                  gemm_pairs8<5>, gemm_pairs8<5>, gemm_pairs8<6>, gemm_pairs8<6>,
+                                  gemm_pairs8<7>, gemm_pairs8<7>, gemm_pairs8<8>, gemm_pairs8<8>};
 
 }  // namespace
 
-const QGemmConfig kQGemmAvx512VnniN16 = {"u8s8_gemm_16x16__avx512vnni", 16, 16, 1,
-                                         gemm_rows16<16>, kRows16};
-const QGemmConfig kQGemmAvx512VnniN8 = {"u8s8_gemm_16x8p__avx512vnni", 16, 8, 1,
-                                        gemm_pairs8<8>, kPairs8, 2};
+const QGemmConfig kQGemmAvx512VnniN16 = {
+    "u8s8_gemm_16x16__avx512vnni", 16, 16, 1, gemm_rows16<16>, kRows16};
+const QGemmConfig kQGemmAvx512VnniN8 = {
+    "u8s8_gemm_16x8p__avx512vnni", 16, 8, 1, gemm_pairs8<8>, kPairs8, 2};
 
 }  // namespace cnnx

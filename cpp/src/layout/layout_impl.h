@@ -209,8 +209,10 @@ void transpose_block(const float* __restrict src, int64_t ld_src, int64_t rows, 
 #if defined(__AVX512F__)
 // A store to 64-byte-aligned memory, streamed past the caches or not.
 inline void store16(float* p, __m512 v, bool stream) {
-  if (stream) _mm512_stream_ps(p, v);
-  else _mm512_storeu_ps(p, v);
+  if (stream)
+    _mm512_stream_ps(p, v);
+  else
+    _mm512_storeu_ps(p, v);
 }
 #endif
 
@@ -243,8 +245,7 @@ void interleave2(const float* __restrict a, const float* __restrict b, int64_t n
 }
 
 // a[j] = x[2j], b[j] = x[2j + 1] for j < n (the inverse of interleave2).
-void deinterleave2(const float* __restrict x, int64_t n, float* __restrict a,
-                   float* __restrict b) {
+void deinterleave2(const float* __restrict x, int64_t n, float* __restrict a, float* __restrict b) {
   int64_t j = 0;
 #if defined(__AVX512F__)
   const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -261,14 +262,13 @@ void deinterleave2(const float* __restrict x, int64_t n, float* __restrict a,
   }
 }
 
-void shuffle(const float* __restrict x, int64_t pixels, int64_t g, int64_t cpg,
-             float* __restrict y, bool stream) {
+void shuffle(const float* __restrict x, int64_t pixels, int64_t g, int64_t cpg, float* __restrict y,
+             bool stream) {
   const int64_t C = g * cpg;
   if (g == 2) {
     // streamed only when every pixel starts on a cache line
     const bool s = stream && (C % 16) == 0;
-    for (int64_t p = 0; p < pixels; ++p)
-      interleave2(x + p * C, x + p * C + cpg, cpg, y + p * C, s);
+    for (int64_t p = 0; p < pixels; ++p) interleave2(x + p * C, x + p * C + cpg, cpg, y + p * C, s);
     if (s) fence();
     return;
   }
@@ -285,8 +285,7 @@ void shuffle(const float* __restrict x, int64_t pixels, int64_t g, int64_t cpg,
 }
 
 // b = 2, CRD: the 4 values of channel c sit at x[c*4 + q], q = i*2 + j.
-void d2s_crd2(const float* __restrict x, int64_t Co, float* __restrict y0,
-              float* __restrict y1) {
+void d2s_crd2(const float* __restrict x, int64_t Co, float* __restrict y0, float* __restrict y1) {
   int64_t c = 0;
 #if defined(__AVX512F__)
   // 16 channels at a time: de-interleave 64 floats by 4 with two rounds of
@@ -343,13 +342,21 @@ void s2d_crd2(const float* __restrict x0, const float* __restrict x1, int64_t Co
 
 }  // namespace
 
-const LayoutKernels kernels = {copy,         copy_nt,      fence,
-                               add,          axpy,
-                               blend,        bias_act,
-                               repeat_pixels, sum_pixel_groups,
-                               blend_pixels, blend_pixels_backward,
-                               transpose_block, shuffle,
-                               d2s_crd2,     s2d_crd2};
+const LayoutKernels kernels = {copy,
+                               copy_nt,
+                               fence,
+                               add,
+                               axpy,
+                               blend,
+                               bias_act,
+                               repeat_pixels,
+                               sum_pixel_groups,
+                               blend_pixels,
+                               blend_pixels_backward,
+                               transpose_block,
+                               shuffle,
+                               d2s_crd2,
+                               s2d_crd2};
 
 }  // namespace CNNX_LAYOUT_NS
 }  // namespace cnnx

@@ -30,19 +30,17 @@ struct LayoutKernels {
   void (*sum_pixel_groups)(const float* x, int64_t W, int64_t C, int64_t f, float* y);
   // One row of a two-tap blend of pixels: y[o] = w0[o]*x[i0[o]] + w1[o]*x[i1[o]]
   // for o < n (pixels of C floats).
-  void (*blend_pixels)(const float* x, int64_t C, int64_t n, const int64_t* i0,
-                       const int64_t* i1, const float* w0, const float* w1, float* y);
+  void (*blend_pixels)(const float* x, int64_t C, int64_t n, const int64_t* i0, const int64_t* i1,
+                       const float* w0, const float* w1, float* y);
   // Its transpose: dx[i0[o]] += w0[o]*v[o], dx[i1[o]] += w1[o]*v[o] (dx not cleared).
   void (*blend_pixels_backward)(const float* v, int64_t C, int64_t n, const int64_t* i0,
-                                const int64_t* i1, const float* w0, const float* w1,
-                                float* dx);
+                                const int64_t* i1, const float* w0, const float* w1, float* dx);
   // dst[j*ld_dst + r] = src[r*ld_src + j] for r < rows, j < cols.
-  void (*transpose_block)(const float* src, int64_t ld_src, int64_t rows, int64_t cols,
-                          float* dst, int64_t ld_dst);
+  void (*transpose_block)(const float* src, int64_t ld_src, int64_t rows, int64_t cols, float* dst,
+                          int64_t ld_dst);
   // channel shuffle of `pixels` pixels of g*cpg channels: y[j*g + i] = x[i*cpg + j].
   // stream: streaming stores for the whole call (fenced at its end).
-  void (*shuffle)(const float* x, int64_t pixels, int64_t g, int64_t cpg, float* y,
-                  bool stream);
+  void (*shuffle)(const float* x, int64_t pixels, int64_t g, int64_t cpg, float* y, bool stream);
   // PixelShuffle by 2 (depth_to_space CRD, b = 2) of one pixel of 4*Co channels:
   // y_i[j*Co + c] = x[c*4 + i*2 + j] for the two output rows i (y0, y1), and
   // its inverse (space_to_depth CRD): x from the two rows.
@@ -50,9 +48,15 @@ struct LayoutKernels {
   void (*s2d_crd2)(const float* x0, const float* x1, int64_t Co, float* y);
 };
 
-namespace layout_generic { extern const LayoutKernels kernels; }
-namespace layout_avx2 { extern const LayoutKernels kernels; }
-namespace layout_avx512 { extern const LayoutKernels kernels; }
+namespace layout_generic {
+extern const LayoutKernels kernels;
+}
+namespace layout_avx2 {
+extern const LayoutKernels kernels;
+}
+namespace layout_avx512 {
+extern const LayoutKernels kernels;
+}
 
 // The table for the active ISA level.
 const LayoutKernels& layout_kernels();

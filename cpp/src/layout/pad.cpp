@@ -82,8 +82,8 @@ const char* pad2d_check(PadMode mode, const Pad2dShape& s) {
   if (s.H >= kMaxExtent || s.W >= kMaxExtent) return "x: expected sides below 2^40";
   if (mode != PadMode::constant && (s.top < 0 || s.bottom < 0 || s.left < 0 || s.right < 0))
     return "padding: reflect and edge padding take pads >= 0 (only constant padding crops)";
-  if (mode == PadMode::reflect && (s.top >= s.H || s.bottom >= s.H || s.left >= s.W ||
-                                   s.right >= s.W))
+  if (mode == PadMode::reflect &&
+      (s.top >= s.H || s.bottom >= s.H || s.left >= s.W || s.right >= s.W))
     return "padding: reflection padding must be narrower than the input (each pad <= n - 1)";
   if (s.out_h() < 1 || s.out_w() < 1)
     return "padding: the cropping removes every row or column of the input";
@@ -99,14 +99,17 @@ void pad2d_forward(PadMode mode, const Pad2dShape& s, float value, const float* 
   const int nt = ops_detail::threads_for_bytes(8.0 * static_cast<double>(rows * row));
   const LayoutKernels& k = layout_kernels();
   const bool stream = stream_stores(4.0 * static_cast<double>(rows * row));
-  ops_detail::parallel_range(rows, nt, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t n = r / OH, oy = r % OH;
-      const int64_t iy = source(mode, oy - s.top, s.H);
-      const float* xr = iy < 0 ? nullptr : x + n * img + iy * s.W * s.C;
-      pad_row(mode, s, value, xr, y + r * row, k, stream);
-    }
-  }, 1);
+  ops_detail::parallel_range(
+      rows, nt,
+      [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t n = r / OH, oy = r % OH;
+          const int64_t iy = source(mode, oy - s.top, s.H);
+          const float* xr = iy < 0 ? nullptr : x + n * img + iy * s.W * s.C;
+          pad_row(mode, s, value, xr, y + r * row, k, stream);
+        }
+      },
+      1);
 }
 
 void pad2d_backward(PadMode mode, const Pad2dShape& s, const float* dy, float* dx) {
@@ -115,23 +118,28 @@ void pad2d_backward(PadMode mode, const Pad2dShape& s, const float* dy, float* d
   const int64_t OH = s.out_h(), row = s.out_w() * s.C, in_row = s.W * s.C;
   const int64_t rows = s.N * s.H;
   const int nt = ops_detail::threads_for_bytes(8.0 * static_cast<double>(s.N * OH * row));
-  ops_detail::parallel_range(rows, nt, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t n = r / s.H, iy = r % s.H;
-      const float* dyi = dy + n * OH * row;
-      float* dxr = dx + r * in_row;
-      const int64_t oy = iy + s.top;  // the row that copied this one unchanged
-      const bool inside = oy >= 0 && oy < OH;
-      if (inside) fold_row(mode, s, dyi + oy * row, dxr, false, k);
-      else std::fill(dxr, dxr + in_row, 0.0f);  // a cropped row
-      if (mode == PadMode::constant) continue;
-      // border rows that copied this one (top and bottom pads are small)
-      for (int64_t o = 0; o < s.top; ++o)
-        if (source(mode, o - s.top, s.H) == iy) fold_row(mode, s, dyi + o * row, dxr, true, k);
-      for (int64_t o = s.top + s.H; o < OH; ++o)
-        if (source(mode, o - s.top, s.H) == iy) fold_row(mode, s, dyi + o * row, dxr, true, k);
-    }
-  }, 1);
+  ops_detail::parallel_range(
+      rows, nt,
+      [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t n = r / s.H, iy = r % s.H;
+          const float* dyi = dy + n * OH * row;
+          float* dxr = dx + r * in_row;
+          const int64_t oy = iy + s.top;  // the row that copied this one unchanged
+          const bool inside = oy >= 0 && oy < OH;
+          if (inside)
+            fold_row(mode, s, dyi + oy * row, dxr, false, k);
+          else
+            std::fill(dxr, dxr + in_row, 0.0f);  // a cropped row
+          if (mode == PadMode::constant) continue;
+          // border rows that copied this one (top and bottom pads are small)
+          for (int64_t o = 0; o < s.top; ++o)
+            if (source(mode, o - s.top, s.H) == iy) fold_row(mode, s, dyi + o * row, dxr, true, k);
+          for (int64_t o = s.top + s.H; o < OH; ++o)
+            if (source(mode, o - s.top, s.H) == iy) fold_row(mode, s, dyi + o * row, dxr, true, k);
+        }
+      },
+      1);
 }
 
 }  // namespace cnnx

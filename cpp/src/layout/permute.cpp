@@ -39,7 +39,7 @@ void transpose_nd(int64_t N, int rank, const int64_t* shape, const int* perm, co
   for (int a = rank - 2; a >= 0; --a) ys[a] = ys[a + 1] * od[a + 1];
   const int last = rank - 1;
   const bool rows = perm[last] == last;  // contiguous runs of od[last]
-  int p = -1;                             // the output axis reading x's last axis
+  int p = -1;                            // the output axis reading x's last axis
   for (int a = 0; a < rank; ++a)
     if (perm[a] == last) p = a;
   // Runs: the axis before the last one loops inside too (short runs of a
@@ -61,41 +61,46 @@ void transpose_nd(int64_t N, int rank, const int64_t* shape, const int* perm, co
   const LayoutKernels& k = layout_kernels();
   const int nt = ops_detail::threads_for_bytes(8.0 * static_cast<double>(N * total));
   const bool stream = stream_stores(4.0 * static_cast<double>(N * total));
-  ops_detail::parallel_range(count, nt, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      // decode t into (batch, outer indices), last outer axis fastest
-      int64_t rest = t, xo = 0, yo = 0;
-      for (int i = n_outer - 1; i >= 0; --i) {
-        const int a = outer[i];
-        const int64_t idx = rest % od[a];
-        rest /= od[a];
-        xo += idx * os[a];
-        yo += idx * ys[a];
-      }
-      xo += rest * total;
-      yo += rest * total;
-      if (q >= 0) {
-        constexpr int64_t T = 8;
-        const int64_t nq = od[q], nr = od[run_axis], run = od[last];
-        for (int64_t q0 = 0; q0 < nq; q0 += T)
-          for (int64_t r0 = 0; r0 < nr; r0 += T)
-            for (int64_t a = q0; a < std::min(nq, q0 + T); ++a)
-              for (int64_t c = r0; c < std::min(nr, r0 + T); ++c) {
-                const float* src = x + xo + a * os[q] + c * os[run_axis];
-                float* dst = y + yo + a * ys[q] + c * run;
-                if (stream) k.copy_nt(src, dst, run);
-                else k.copy(src, dst, run, false);
-              }
-      } else if (rows && run_axis < 0)
-        k.copy(x + xo, y + yo, od[last], stream);
-      else if (rows)  // the output's rows are contiguous: y advances by one run
-        for (int64_t a = 0; a < od[run_axis]; ++a)
-          k.copy(x + xo + a * os[run_axis], y + yo + a * od[last], od[last], stream);
-      else  // y[a_p*ys[p] + a_last] = x[a_p + a_last*os[last]]
-        k.transpose_block(x + xo, os[last], od[last], od[p], y + yo, ys[p]);
-    }
-    if (stream) k.fence();
-  }, 1);
+  ops_detail::parallel_range(
+      count, nt,
+      [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          // decode t into (batch, outer indices), last outer axis fastest
+          int64_t rest = t, xo = 0, yo = 0;
+          for (int i = n_outer - 1; i >= 0; --i) {
+            const int a = outer[i];
+            const int64_t idx = rest % od[a];
+            rest /= od[a];
+            xo += idx * os[a];
+            yo += idx * ys[a];
+          }
+          xo += rest * total;
+          yo += rest * total;
+          if (q >= 0) {
+            constexpr int64_t T = 8;
+            const int64_t nq = od[q], nr = od[run_axis], run = od[last];
+            for (int64_t q0 = 0; q0 < nq; q0 += T)
+              for (int64_t r0 = 0; r0 < nr; r0 += T)
+                for (int64_t a = q0; a < std::min(nq, q0 + T); ++a)
+                  for (int64_t c = r0; c < std::min(nr, r0 + T); ++c) {
+                    const float* src = x + xo + a * os[q] + c * os[run_axis];
+                    float* dst = y + yo + a * ys[q] + c * run;
+                    if (stream)
+                      k.copy_nt(src, dst, run);
+                    else
+                      k.copy(src, dst, run, false);
+                  }
+          } else if (rows && run_axis < 0)
+            k.copy(x + xo, y + yo, od[last], stream);
+          else if (rows)  // the output's rows are contiguous: y advances by one run
+            for (int64_t a = 0; a < od[run_axis]; ++a)
+              k.copy(x + xo + a * os[run_axis], y + yo + a * od[last], od[last], stream);
+          else  // y[a_p*ys[p] + a_last] = x[a_p + a_last*os[last]]
+            k.transpose_block(x + xo, os[last], od[last], od[p], y + yo, ys[p]);
+        }
+        if (stream) k.fence();
+      },
+      1);
 }
 
 }  // namespace cnnx

@@ -20,8 +20,7 @@
 namespace cnnx {
 namespace {
 
-void check(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh,
-           int64_t fw) {
+void check(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, int64_t fw) {
   const int m = static_cast<int>(mode);
   if (m < 0 || m > 1) throw std::invalid_argument("mode: expected nearest or bilinear");
   if (N < 0 || H < 1 || W < 1 || C < 1)
@@ -59,16 +58,20 @@ void nearest_forward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, int
   const int64_t orow = W * fw * C;
   const int nt = ops_detail::threads_for_bytes(4.0 * static_cast<double>(N * H * fh * orow));
   const bool stream = stream_stores(4.0 * static_cast<double>(N * H * fh * orow));
-  ops_detail::parallel_range(N * H, nt, [&](int64_t b, int64_t e) {
-    // streamed: the widened row is built in cache, then streamed to its fh rows
-    float* row = stream ? thread_scratch(ScratchSlot::op_0, static_cast<size_t>(orow)) : nullptr;
-    for (int64_t r = b; r < e; ++r) {  // input row r = (n, iy) -> output rows r*fh ...
-      float* y0 = y + r * fh * orow;
-      k.repeat_pixels(x + r * W * C, W, C, fw, stream ? row : y0);
-      for (int64_t a = stream ? 0 : 1; a < fh; ++a)
-        k.copy(stream ? row : y0, y0 + a * orow, orow, stream);
-    }
-  }, 1);
+  ops_detail::parallel_range(
+      N * H, nt,
+      [&](int64_t b, int64_t e) {
+        // streamed: the widened row is built in cache, then streamed to its fh rows
+        float* row =
+            stream ? thread_scratch(ScratchSlot::op_0, static_cast<size_t>(orow)) : nullptr;
+        for (int64_t r = b; r < e; ++r) {  // input row r = (n, iy) -> output rows r*fh ...
+          float* y0 = y + r * fh * orow;
+          k.repeat_pixels(x + r * W * C, W, C, fw, stream ? row : y0);
+          for (int64_t a = stream ? 0 : 1; a < fh; ++a)
+            k.copy(stream ? row : y0, y0 + a * orow, orow, stream);
+        }
+      },
+      1);
 }
 
 void nearest_backward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, int64_t fw,
@@ -76,18 +79,21 @@ void nearest_backward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, in
   const LayoutKernels& k = layout_kernels();
   const int64_t orow = W * fw * C;
   const int nt = ops_detail::threads_for_bytes(4.0 * static_cast<double>(N * H * fh * orow));
-  ops_detail::parallel_range(N * H, nt, [&](int64_t b, int64_t e) {
-    float* v = fh > 1 ? thread_scratch(ScratchSlot::op_0, static_cast<size_t>(orow)) : nullptr;
-    for (int64_t r = b; r < e; ++r) {
-      const float* g = dy + r * fh * orow;
-      if (fh > 1) {
-        k.blend(1.0f, g, 1.0f, g + orow, v, orow, false);
-        for (int64_t a = 2; a < fh; ++a) k.add(g + a * orow, v, orow);
-        g = v;
-      }
-      k.sum_pixel_groups(g, W, C, fw, dx + r * W * C);
-    }
-  }, 1);
+  ops_detail::parallel_range(
+      N * H, nt,
+      [&](int64_t b, int64_t e) {
+        float* v = fh > 1 ? thread_scratch(ScratchSlot::op_0, static_cast<size_t>(orow)) : nullptr;
+        for (int64_t r = b; r < e; ++r) {
+          const float* g = dy + r * fh * orow;
+          if (fh > 1) {
+            k.blend(1.0f, g, 1.0f, g + orow, v, orow, false);
+            for (int64_t a = 2; a < fh; ++a) k.add(g + a * orow, v, orow);
+            g = v;
+          }
+          k.sum_pixel_groups(g, W, C, fw, dx + r * W * C);
+        }
+      },
+      1);
 }
 
 void bilinear_forward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, int64_t fw,
@@ -97,31 +103,34 @@ void bilinear_forward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, in
   const int64_t OH = H * fh, OW = W * fw, orow = OW * C;
   const int nt = threads_for_flops(3.0 * static_cast<double>(N * OH * orow));
   const bool stream = stream_stores(4.0 * static_cast<double>(N * OH * orow));
-  ops_detail::parallel_range(N * OH, nt, [&](int64_t b, int64_t e) {
-    // The last two horizontally interpolated input rows (tags: n*H + iy).
-    float* buf = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(2 * orow));
-    int64_t tag[2] = {-1, -1};
-    int next = 0;
-    auto row = [&](int64_t t) -> const float* {
-      for (int s = 0; s < 2; ++s)
-        if (tag[s] == t) {
-          next = s ^ 1;  // keep the row just used
-          return buf + s * orow;
+  ops_detail::parallel_range(
+      N * OH, nt,
+      [&](int64_t b, int64_t e) {
+        // The last two horizontally interpolated input rows (tags: n*H + iy).
+        float* buf = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(2 * orow));
+        int64_t tag[2] = {-1, -1};
+        int next = 0;
+        auto row = [&](int64_t t) -> const float* {
+          for (int s = 0; s < 2; ++s)
+            if (tag[s] == t) {
+              next = s ^ 1;  // keep the row just used
+              return buf + s * orow;
+            }
+          float* d = buf + next * orow;
+          k.blend_pixels(x + t * W * C, C, OW, tw.i0.data(), tw.i1.data(), tw.w0.data(),
+                         tw.w1.data(), d);
+          tag[next] = t;
+          next ^= 1;
+          return d;
+        };
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t n = r / OH, oy = r % OH;
+          const float* a = row(n * H + th.i0[oy]);
+          const float* c = row(n * H + th.i1[oy]);
+          k.blend(th.w0[oy], a, th.w1[oy], c, y + r * orow, orow, stream);
         }
-      float* d = buf + next * orow;
-      k.blend_pixels(x + t * W * C, C, OW, tw.i0.data(), tw.i1.data(), tw.w0.data(),
-                     tw.w1.data(), d);
-      tag[next] = t;
-      next ^= 1;
-      return d;
-    };
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t n = r / OH, oy = r % OH;
-      const float* a = row(n * H + th.i0[oy]);
-      const float* c = row(n * H + th.i1[oy]);
-      k.blend(th.w0[oy], a, th.w1[oy], c, y + r * orow, orow, stream);
-    }
-  }, 1);
+      },
+      1);
 }
 
 void bilinear_backward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, int64_t fw,
@@ -130,48 +139,55 @@ void bilinear_backward(int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh, i
   const Taps th(H, fh), tw(W, fw);
   const int64_t OH = H * fh, OW = W * fw, orow = OW * C;
   const int nt = threads_for_flops(4.0 * static_cast<double>(N * OH * orow));
-  ops_detail::parallel_range(N * H, nt, [&](int64_t b, int64_t e) {
-    float* v = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(orow));
-    for (int64_t r = b; r < e; ++r) {
-      const int64_t n = r / H, iy = r % H;
-      const float* g = dy + n * OH * orow;
-      bool any = false;
-      // the output rows whose taps can reach input row iy
-      const int64_t o0 = std::max<int64_t>(0, (iy - 1) * fh), o1 = std::min(OH, (iy + 2) * fh);
-      for (int64_t oy = o0; oy < o1; ++oy) {
-        float wgt = 0.0f;
-        if (th.i0[oy] == iy) wgt += th.w0[oy];
-        if (th.i1[oy] == iy) wgt += th.w1[oy];
-        if (th.i0[oy] != iy && th.i1[oy] != iy) continue;
-        if (!any) std::fill(v, v + orow, 0.0f);
-        any = true;
-        k.axpy(wgt, g + oy * orow, v, orow);
-      }
-      float* d = dx + r * W * C;
-      std::fill(d, d + W * C, 0.0f);
-      if (any)
-        k.blend_pixels_backward(v, C, OW, tw.i0.data(), tw.i1.data(), tw.w0.data(),
-                                tw.w1.data(), d);
-    }
-  }, 1);
+  ops_detail::parallel_range(
+      N * H, nt,
+      [&](int64_t b, int64_t e) {
+        float* v = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(orow));
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t n = r / H, iy = r % H;
+          const float* g = dy + n * OH * orow;
+          bool any = false;
+          // the output rows whose taps can reach input row iy
+          const int64_t o0 = std::max<int64_t>(0, (iy - 1) * fh), o1 = std::min(OH, (iy + 2) * fh);
+          for (int64_t oy = o0; oy < o1; ++oy) {
+            float wgt = 0.0f;
+            if (th.i0[oy] == iy) wgt += th.w0[oy];
+            if (th.i1[oy] == iy) wgt += th.w1[oy];
+            if (th.i0[oy] != iy && th.i1[oy] != iy) continue;
+            if (!any) std::fill(v, v + orow, 0.0f);
+            any = true;
+            k.axpy(wgt, g + oy * orow, v, orow);
+          }
+          float* d = dx + r * W * C;
+          std::fill(d, d + W * C, 0.0f);
+          if (any)
+            k.blend_pixels_backward(v, C, OW, tw.i0.data(), tw.i1.data(), tw.w0.data(),
+                                    tw.w1.data(), d);
+        }
+      },
+      1);
 }
 
 }  // namespace
 
-void upsample2d_forward(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C,
-                        int64_t fh, int64_t fw, const float* x, float* y) {
+void upsample2d_forward(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh,
+                        int64_t fw, const float* x, float* y) {
   check(mode, N, H, W, C, fh, fw);
   if (N == 0) return;
-  if (mode == UpsampleMode::nearest) nearest_forward(N, H, W, C, fh, fw, x, y);
-  else bilinear_forward(N, H, W, C, fh, fw, x, y);
+  if (mode == UpsampleMode::nearest)
+    nearest_forward(N, H, W, C, fh, fw, x, y);
+  else
+    bilinear_forward(N, H, W, C, fh, fw, x, y);
 }
 
-void upsample2d_backward(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C,
-                         int64_t fh, int64_t fw, const float* dy, float* dx) {
+void upsample2d_backward(UpsampleMode mode, int64_t N, int64_t H, int64_t W, int64_t C, int64_t fh,
+                         int64_t fw, const float* dy, float* dx) {
   check(mode, N, H, W, C, fh, fw);
   if (N == 0) return;
-  if (mode == UpsampleMode::nearest) nearest_backward(N, H, W, C, fh, fw, dy, dx);
-  else bilinear_backward(N, H, W, C, fh, fw, dy, dx);
+  if (mode == UpsampleMode::nearest)
+    nearest_backward(N, H, W, C, fh, fw, dy, dx);
+  else
+    bilinear_backward(N, H, W, C, fh, fw, dy, dx);
 }
 
 }  // namespace cnnx

@@ -62,9 +62,8 @@ void leaky_relu_backward(const float* dy, const float* x, float* dx, int64_t n, 
 
 void sigmoid_forward(const float* x, float* y, int64_t n) {
   const ActKernels& k = act_kernels();
-  parallel_range(n, threads_for_flops(20.0 * n), [=, &k](int64_t b, int64_t e) {
-    k.sigmoid(x + b, y + b, e - b);
-  });
+  parallel_range(n, threads_for_flops(20.0 * n),
+                 [=, &k](int64_t b, int64_t e) { k.sigmoid(x + b, y + b, e - b); });
 }
 
 void sigmoid_backward(const float* dy, const float* y, float* dx, int64_t n) {
@@ -75,9 +74,8 @@ void sigmoid_backward(const float* dy, const float* y, float* dx, int64_t n) {
 
 void tanh_forward(const float* x, float* y, int64_t n) {
   const ActKernels& k = act_kernels();
-  parallel_range(n, threads_for_flops(25.0 * n), [=, &k](int64_t b, int64_t e) {
-    k.tanh(x + b, y + b, e - b);
-  });
+  parallel_range(n, threads_for_flops(25.0 * n),
+                 [=, &k](int64_t b, int64_t e) { k.tanh(x + b, y + b, e - b); });
 }
 
 void tanh_backward(const float* dy, const float* y, float* dx, int64_t n) {
@@ -122,41 +120,48 @@ void softmax_strided(const float* x, float* y, int64_t K, int64_t inner) {
 void softmax_forward(const float* x, float* y, int64_t outer, int64_t K, int64_t inner) {
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for_flops(25.0 * outer * K * inner);
-  parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
-    if (inner == 1) {
-      act_kernels().softmax_rows(x + b * K, y + b * K, e - b, K);
-    } else {
-      for (int64_t o = b; o < e; ++o) softmax_strided(x + o * K * inner, y + o * K * inner, K, inner);
-    }
-  }, 1);
+  parallel_range(
+      outer, outer > 1 ? nt : 1,
+      [=](int64_t b, int64_t e) {
+        if (inner == 1) {
+          act_kernels().softmax_rows(x + b * K, y + b * K, e - b, K);
+        } else {
+          for (int64_t o = b; o < e; ++o)
+            softmax_strided(x + o * K * inner, y + o * K * inner, K, inner);
+        }
+      },
+      1);
 }
 
 void softmax_backward(const float* dy, const float* y, float* dx, int64_t outer, int64_t K,
                       int64_t inner) {
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for_bytes(12.0 * outer * K * inner);
-  parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
-    for (int64_t o = b; o < e; ++o) {
-      const int64_t base = o * K * inner;
-      if (inner == 1) {
-        double dot = 0.0;
-        for (int64_t k = 0; k < K; ++k) dot += static_cast<double>(dy[base + k]) * y[base + k];
-        const float d = static_cast<float>(dot);
-        for (int64_t k = 0; k < K; ++k) dx[base + k] = y[base + k] * (dy[base + k] - d);
-      } else {
-        float* s = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(inner));
-        for (int64_t i = 0; i < inner; ++i) s[i] = 0.0f;
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t i = 0; i < inner; ++i)
-            s[i] += dy[base + k * inner + i] * y[base + k * inner + i];
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t i = 0; i < inner; ++i) {
-            const int64_t j = base + k * inner + i;
-            dx[j] = y[j] * (dy[j] - s[i]);
+  parallel_range(
+      outer, outer > 1 ? nt : 1,
+      [=](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          const int64_t base = o * K * inner;
+          if (inner == 1) {
+            double dot = 0.0;
+            for (int64_t k = 0; k < K; ++k) dot += static_cast<double>(dy[base + k]) * y[base + k];
+            const float d = static_cast<float>(dot);
+            for (int64_t k = 0; k < K; ++k) dx[base + k] = y[base + k] * (dy[base + k] - d);
+          } else {
+            float* s = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(inner));
+            for (int64_t i = 0; i < inner; ++i) s[i] = 0.0f;
+            for (int64_t k = 0; k < K; ++k)
+              for (int64_t i = 0; i < inner; ++i)
+                s[i] += dy[base + k * inner + i] * y[base + k * inner + i];
+            for (int64_t k = 0; k < K; ++k)
+              for (int64_t i = 0; i < inner; ++i) {
+                const int64_t j = base + k * inner + i;
+                dx[j] = y[j] * (dy[j] - s[i]);
+              }
           }
-      }
-    }
-  }, 1);
+        }
+      },
+      1);
 }
 
 }  // namespace cnnx

@@ -87,8 +87,7 @@ void tanh_loop(const float* x, float* y, int64_t n) {
     const float big = (1.0f - e) / (1.0f + e);
     // Small |v| (< 0.125): odd Taylor series, no cancellation.
     const float v2 = a * a;
-    const float small =
-        a + a * v2 * (-1.0f / 3.0f + v2 * (2.0f / 15.0f + v2 * (-17.0f / 315.0f)));
+    const float small = a + a * v2 * (-1.0f / 3.0f + v2 * (2.0f / 15.0f + v2 * (-17.0f / 315.0f)));
     const float t = blend(mask_if((u & 0x7fffffffu) < 0x3e000000u), small, big);  // 0.125f
     y[i] = blend(nan_mask(u), v, ffrom(fbits(t) | (u & 0x80000000u)));
   }

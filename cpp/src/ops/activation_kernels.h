@@ -11,9 +11,15 @@ struct ActKernels {
   void (*softmax_rows)(const float* x, float* y, int64_t rows, int64_t K);
 };
 
-namespace act_generic { extern const ActKernels kernels; }
-namespace act_avx2 { extern const ActKernels kernels; }
-namespace act_avx512 { extern const ActKernels kernels; }
+namespace act_generic {
+extern const ActKernels kernels;
+}
+namespace act_avx2 {
+extern const ActKernels kernels;
+}
+namespace act_avx512 {
+extern const ActKernels kernels;
+}
 
 const ActKernels& act_kernels();
 

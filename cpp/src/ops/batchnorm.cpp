@@ -79,10 +79,9 @@ void batch_norm_forward_train(const float* x, const float* gamma, const float* b
   // accurate when |mean| >> std.
   std::vector<float> shift(x, x + C);
   std::vector<double> s1(static_cast<size_t>(C)), s2(static_cast<size_t>(C));
-  reduce_rows(rows, C, nt, s1.data(), s2.data(),
-              [&](int64_t b, int64_t e, double* a1, double* a2) {
-                k.stats_sums(x, b, e, C, shift.data(), a1, a2);
-              });
+  reduce_rows(rows, C, nt, s1.data(), s2.data(), [&](int64_t b, int64_t e, double* a1, double* a2) {
+    k.stats_sums(x, b, e, C, shift.data(), a1, a2);
+  });
   std::vector<float> a(static_cast<size_t>(C)), kk(static_cast<size_t>(C));
   const double n = static_cast<double>(rows);
   for (int64_t c = 0; c < C; ++c) {
@@ -97,13 +96,15 @@ void batch_norm_forward_train(const float* x, const float* gamma, const float* b
     const double bt = beta ? beta[c] : 0.0;
     a[c] = static_cast<float>(g * inv_std);
     kk[c] = static_cast<float>(bt - mean * g * inv_std);
-    if (running_mean) running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
+    if (running_mean)
+      running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
     if (running_var) {
       const double unbiased = rows > 1 ? var * n / (n - 1.0) : var;
       running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
     }
   }
-  rows_parallel(rows, nt, [&](int64_t b, int64_t e) { k.affine(x, y, b, e, C, a.data(), kk.data()); });
+  rows_parallel(rows, nt,
+                [&](int64_t b, int64_t e) { k.affine(x, y, b, e, C, a.data(), kk.data()); });
 }
 
 void batch_norm_forward_eval(const float* x, const float* gamma, const float* beta,
@@ -123,8 +124,8 @@ void batch_norm_forward_eval(const float* x, const float* gamma, const float* be
 }
 
 void batch_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
-                         const float* inv_std, float* dx, float* dgamma, float* dbeta,
-                         int64_t rows, int64_t C, bool training) {
+                         const float* inv_std, float* dx, float* dgamma, float* dbeta, int64_t rows,
+                         int64_t C, bool training) {
   if (rows <= 0 || C <= 0) return;
   const BnKernels& k = bn_kernels();
   const int nt = bn_threads(rows, C);
@@ -142,7 +143,8 @@ void batch_norm_backward(const float* dy, const float* x, const float* gamma, co
   if (dgamma)
     for (int64_t c = 0; c < C; ++c) dgamma[c] = static_cast<float>(sdyx[c] * inv_std[c]);
   if (!dx) return;
-  std::vector<float> a(static_cast<size_t>(C)), b(static_cast<size_t>(C)), kk(static_cast<size_t>(C));
+  std::vector<float> a(static_cast<size_t>(C)), b(static_cast<size_t>(C)),
+      kk(static_cast<size_t>(C));
   const double n = static_cast<double>(rows);
   for (int64_t c = 0; c < C; ++c) {
     const double g = gamma ? gamma[c] : 1.0;

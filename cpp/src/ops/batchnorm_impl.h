@@ -13,8 +13,8 @@ namespace cnnx {
 namespace CNNX_BN_NS {
 namespace {
 
-constexpr int64_t CB = 64;   // channels per accumulator block
-constexpr int64_t RB = 32;   // rows summed in float before a double add
+constexpr int64_t CB = 64;  // channels per accumulator block
+constexpr int64_t RB = 32;  // rows summed in float before a double add
 
 // s1[c] += sum (a - shift[c]), s2[c] += sum (a - shift[c]) * (b - shift2[c])
 // over rows [r0, r1). With b == a and shift2 == shift this is the shifted
@@ -56,8 +56,8 @@ inline void sums_rows(const float* a, const float* b, int64_t r0, int64_t r1, in
 
 }  // namespace
 
-void stats_sums(const float* x, int64_t r0, int64_t r1, int64_t C, const float* shift,
-                double* s1, double* s2) {
+void stats_sums(const float* x, int64_t r0, int64_t r1, int64_t C, const float* shift, double* s1,
+                double* s2) {
   sums_rows(x, x, r0, r1, C, shift, shift, s1, s2);
 }
 

@@ -18,9 +18,15 @@ struct BnKernels {
                          const float* m, const float* a, const float* k);
 };
 
-namespace bn_generic { extern const BnKernels kernels; }
-namespace bn_avx2 { extern const BnKernels kernels; }
-namespace bn_avx512 { extern const BnKernels kernels; }
+namespace bn_generic {
+extern const BnKernels kernels;
+}
+namespace bn_avx2 {
+extern const BnKernels kernels;
+}
+namespace bn_avx512 {
+extern const BnKernels kernels;
+}
 
 // The active ISA's loops (also used by group normalisation, group_norm.cpp).
 const BnKernels& bn_kernels();

@@ -29,16 +29,19 @@ namespace {
 void transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
   const int64_t T = 16;
   const int nt = ops_detail::threads_for_bytes(8.0 * rows * cols);
-  ops_detail::parallel_range(rows, nt, [&](int64_t r0, int64_t r1) {
-    for (int64_t rb = r0; rb < r1; rb += T) {
-      const int64_t re = std::min(r1, rb + T);
-      for (int64_t cb = 0; cb < cols; cb += T) {
-        const int64_t ce = std::min(cols, cb + T);
-        for (int64_t c = cb; c < ce; ++c)
-          for (int64_t r = rb; r < re; ++r) dst[c * rows + r] = src[r * cols + c];
-      }
-    }
-  }, T);
+  ops_detail::parallel_range(
+      rows, nt,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t rb = r0; rb < r1; rb += T) {
+          const int64_t re = std::min(r1, rb + T);
+          for (int64_t cb = 0; cb < cols; cb += T) {
+            const int64_t ce = std::min(cols, cb + T);
+            for (int64_t c = cb; c < ce; ++c)
+              for (int64_t r = rb; r < re; ++r) dst[c * rows + r] = src[r * cols + c];
+          }
+        }
+      },
+      T);
 }
 
 // The transposed orientation pays when the batch is small next to the
@@ -48,9 +51,8 @@ bool dx_transposed(int64_t N, int64_t in, int64_t out) {
 }
 
 // C[M, N] = op(A) op(B) (+ epilogue) with the work split into nt slabs.
-void gemm_slabs(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, const float* A,
-                int64_t lda, const float* B, int64_t ldb, float* C, int64_t ldc,
-                const GemmEpilogue& ep) {
+void gemm_slabs(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                const float* B, int64_t ldb, float* C, int64_t ldc, const GemmEpilogue& ep) {
   const int nt = threads_for_flops(2.0 * M * N * K);
   const bool split_m = M >= N;
   const int64_t len = split_m ? M : N;
@@ -58,17 +60,20 @@ void gemm_slabs(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, const float
     sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, ep);
     return;
   }
-  ops_detail::parallel_range(len, nt, [&](int64_t b, int64_t e) {
-    if (split_m) {
-      const float* a = ta == Trans::N ? A + b * lda : A + b;
-      sgemm(ta, tb, e - b, N, K, 1.0f, a, lda, B, ldb, 0.0f, C + b * ldc, ldc, ep, 1);
-    } else {
-      const float* bb = tb == Trans::N ? B + b : B + b * ldb;
-      GemmEpilogue e2 = ep;
-      if (ep.bias) e2.bias = ep.bias + b;
-      sgemm(ta, tb, M, e - b, K, 1.0f, A, lda, bb, ldb, 0.0f, C + b, ldc, e2, 1);
-    }
-  }, 64);
+  ops_detail::parallel_range(
+      len, nt,
+      [&](int64_t b, int64_t e) {
+        if (split_m) {
+          const float* a = ta == Trans::N ? A + b * lda : A + b;
+          sgemm(ta, tb, e - b, N, K, 1.0f, a, lda, B, ldb, 0.0f, C + b * ldc, ldc, ep, 1);
+        } else {
+          const float* bb = tb == Trans::N ? B + b : B + b * ldb;
+          GemmEpilogue e2 = ep;
+          if (ep.bias) e2.bias = ep.bias + b;
+          sgemm(ta, tb, M, e - b, K, 1.0f, A, lda, bb, ldb, 0.0f, C + b, ldc, e2, 1);
+        }
+      },
+      64);
 }
 
 }  // namespace
@@ -78,30 +83,35 @@ namespace {
 // The unpacked few-row kernels for this ISA, or null (generic: the GEMM).
 using RowsFwd = void (*)(const float*, const float*, const float*, float*, int64_t, int64_t,
                          int64_t, int64_t, int64_t, bool);
-using RowsBwd = void (*)(const float*, const float*, const float*, float*, float*, int64_t,
-                         int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
+using RowsBwd = void (*)(const float*, const float*, const float*, float*, float*, int64_t, int64_t,
+                         int64_t, int64_t, int64_t, int64_t, int64_t);
 RowsFwd rows_forward() {
   const Isa isa = active_isa();
   return isa == Isa::avx512 ? ops_detail::dense_rows_avx512
-                            : isa == Isa::avx2 ? ops_detail::dense_rows_avx2 : nullptr;
+         : isa == Isa::avx2 ? ops_detail::dense_rows_avx2
+                            : nullptr;
 }
 RowsBwd rows_backward() {
   const Isa isa = active_isa();
   return isa == Isa::avx512 ? ops_detail::dense_rows_backward_avx512
-                            : isa == Isa::avx2 ? ops_detail::dense_rows_backward_avx2 : nullptr;
+         : isa == Isa::avx2 ? ops_detail::dense_rows_backward_avx2
+                            : nullptr;
 }
 
 }  // namespace
 
-void dense_forward(const float* x, const float* w, const float* b, float* y, int64_t N,
-                   int64_t in, int64_t out, Activation act) {
+void dense_forward(const float* x, const float* w, const float* b, float* y, int64_t N, int64_t in,
+                   int64_t out, Activation act) {
   const RowsFwd rows = rows_forward();
   if (rows && N >= 1 && N <= ops_detail::kDenseRowsMax && in >= 1) {
     // A few rows: stream w in place (threads split the columns of a big layer).
     const int nt = ops_detail::threads_for_bytes(4.0 * in * out);
-    ops_detail::parallel_range(out, out >= 128 ? nt : 1, [&](int64_t c0, int64_t c1) {
-      rows(x, w, b, y, N, in, out, c0, c1, act == Activation::relu);
-    }, 64);
+    ops_detail::parallel_range(
+        out, out >= 128 ? nt : 1,
+        [&](int64_t c0, int64_t c1) {
+          rows(x, w, b, y, N, in, out, c0, c1, act == Activation::relu);
+        },
+        64);
     return;
   }
   if (rows && N > ops_detail::kDenseRowsMax && out <= 32 && in >= 1) {
@@ -109,13 +119,16 @@ void dense_forward(const float* x, const float* w, const float* b, float* y, int
     // GEMM would waste most of its 32-wide tile; four rows at a time.
     const int64_t blocks = (N + ops_detail::kDenseRowsMax - 1) / ops_detail::kDenseRowsMax;
     const int nt = threads_for_flops(2.0 * N * in * out);
-    ops_detail::parallel_range(blocks, nt, [&](int64_t b0, int64_t b1) {
-      for (int64_t r = b0 * ops_detail::kDenseRowsMax;
-           r < std::min(N, b1 * ops_detail::kDenseRowsMax); r += ops_detail::kDenseRowsMax) {
-        const int64_t m = std::min(ops_detail::kDenseRowsMax, N - r);
-        rows(x + r * in, w, b, y + r * out, m, in, out, 0, out, act == Activation::relu);
-      }
-    }, 1);
+    ops_detail::parallel_range(
+        blocks, nt,
+        [&](int64_t b0, int64_t b1) {
+          for (int64_t r = b0 * ops_detail::kDenseRowsMax;
+               r < std::min(N, b1 * ops_detail::kDenseRowsMax); r += ops_detail::kDenseRowsMax) {
+            const int64_t m = std::min(ops_detail::kDenseRowsMax, N - r);
+            rows(x + r * in, w, b, y + r * out, m, in, out, 0, out, act == Activation::relu);
+          }
+        },
+        1);
     return;
   }
   GemmEpilogue ep;
@@ -132,12 +145,15 @@ void dense_backward(const float* dy, const float* x, const float* w, float* dx, 
     // input; neither needs packing. Threads split dw's columns and dx's inputs.
     const int nt = ops_detail::threads_for_bytes(8.0 * in * out);
     const int64_t cblocks = (out + 63) / 64;
-    ops_detail::parallel_range(cblocks * 64, cblocks >= 2 ? nt : 1, [&](int64_t b, int64_t e) {
-      rows(dy, x, w, nullptr, dw, N, in, out, b, std::min(e, out), 0, 0);
-    }, 64);
-    ops_detail::parallel_range(in, nt, [&](int64_t b, int64_t e) {
-      rows(dy, x, w, dx, nullptr, N, in, out, 0, 0, b, e);
-    }, 16);
+    ops_detail::parallel_range(
+        cblocks * 64, cblocks >= 2 ? nt : 1,
+        [&](int64_t b, int64_t e) {
+          rows(dy, x, w, nullptr, dw, N, in, out, b, std::min(e, out), 0, 0);
+        },
+        64);
+    ops_detail::parallel_range(
+        in, nt, [&](int64_t b, int64_t e) { rows(dy, x, w, dx, nullptr, N, in, out, 0, 0, b, e); },
+        16);
     if (db) column_sums(dy, N, out, db);
     return;
   }

@@ -21,9 +21,9 @@ void dense_rows_backward_avx512(const float* dy, const float* x, const float* w,
 // The same two on AVX2+FMA (dense_rows__avx2.cpp).
 void dense_rows_avx2(const float* x, const float* w, const float* b, float* y, int64_t M,
                      int64_t in, int64_t out, int64_t c0, int64_t c1, bool relu);
-void dense_rows_backward_avx2(const float* dy, const float* x, const float* w, float* dx,
-                              float* dw, int64_t M, int64_t in, int64_t out, int64_t c0,
-                              int64_t c1, int64_t k0, int64_t k1);
+void dense_rows_backward_avx2(const float* dy, const float* x, const float* w, float* dx, float* dw,
+                              int64_t M, int64_t in, int64_t out, int64_t c0, int64_t c1,
+                              int64_t k0, int64_t k1);
 
 }  // namespace ops_detail
 }  // namespace cnnx

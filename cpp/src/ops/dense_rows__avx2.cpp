@@ -12,13 +12,13 @@ namespace {
 }  // namespace
 
 void dense_rows_avx2(const float* x, const float* w, const float* b, float* y, int64_t M,
-                    int64_t in, int64_t out, int64_t c0, int64_t c1, bool relu) {
+                     int64_t in, int64_t out, int64_t c0, int64_t c1, bool relu) {
   forward(x, w, b, y, M, in, out, c0, c1, relu);
 }
 
-void dense_rows_backward_avx2(const float* dy, const float* x, const float* w, float* dx,
-                             float* dw, int64_t M, int64_t in, int64_t out, int64_t c0,
-                             int64_t c1, int64_t k0, int64_t k1) {
+void dense_rows_backward_avx2(const float* dy, const float* x, const float* w, float* dx, float* dw,
+                              int64_t M, int64_t in, int64_t out, int64_t c0, int64_t c1,
+                              int64_t k0, int64_t k1) {
   backward(dy, x, w, dx, dw, M, in, out, c0, c1, k0, k1);
 }
 

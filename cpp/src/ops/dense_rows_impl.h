@@ -48,8 +48,7 @@ void block(const float* x, int64_t in, const float* w, int64_t ld, int64_t j0, i
     const float* wk = wj + k * ld;
     for (int v = 0; v < NV; ++v) {
       const V::reg bv = V::load_tail(wk + W * v, mk[v]);
-      for (int m = 0; m < M; ++m)
-        acc[0][m][v] = V::fmadd(V::set1(x[m * in + k]), bv, acc[0][m][v]);
+      for (int m = 0; m < M; ++m) acc[0][m][v] = V::fmadd(V::set1(x[m * in + k]), bv, acc[0][m][v]);
     }
   }
   const V::reg zero = V::zero();
@@ -71,17 +70,20 @@ void rows(const float* x, const float* w, const float* b, float* y, int64_t in, 
   int64_t j = c0;
   for (; j + 4 * W <= c1; j += 4 * W) block<M, 4>(x, in, w, out, j, 4 * W, b, relu, y);
   const int64_t rem = c1 - j;
-  if (rem > 3 * W) block<M, 4>(x, in, w, out, j, rem, b, relu, y);
-  else if (rem > 2 * W) block<M, 3>(x, in, w, out, j, rem, b, relu, y);
-  else if (rem > W) block<M, 2>(x, in, w, out, j, rem, b, relu, y);
-  else if (rem > 0) block<M, 1>(x, in, w, out, j, rem, b, relu, y);
+  if (rem > 3 * W)
+    block<M, 4>(x, in, w, out, j, rem, b, relu, y);
+  else if (rem > 2 * W)
+    block<M, 3>(x, in, w, out, j, rem, b, relu, y);
+  else if (rem > W)
+    block<M, 2>(x, in, w, out, j, rem, b, relu, y);
+  else if (rem > 0)
+    block<M, 1>(x, in, w, out, j, rem, b, relu, y);
 }
 
 // dw[k, j0:j0+4W] = sum_m x[m, k] * dy[m, j0:j0+4W] for every k: dy's block
 // stays in registers while dw streams out row by row.
 template <int M>
-void outer_block(const float* x, int64_t in, const float* dy, int64_t out, int64_t j0,
-                 float* dw) {
+void outer_block(const float* x, int64_t in, const float* dy, int64_t out, int64_t j0, float* dw) {
   V::tail mk[4];
   for (int v = 0; v < 4; ++v) mk[v] = V::tail_mask(out - j0 - W * v);
   V::reg d[M][4];
@@ -111,8 +113,7 @@ void dots(const float* dy, const float* w, int64_t out, int64_t k0, int64_t k1, 
     for (int64_t j = 0; j < out; j += W) {
       const V::tail mk = V::tail_mask(out - j);
       const V::reg wv = V::load_tail(wk + j, mk);
-      for (int m = 0; m < M; ++m)
-        acc[m] = V::fmadd(V::load_tail(dy + m * out + j, mk), wv, acc[m]);
+      for (int m = 0; m < M; ++m) acc[m] = V::fmadd(V::load_tail(dy + m * out + j, mk), wv, acc[m]);
     }
     for (int m = 0; m < M; ++m) dx[m * in + k] = V::hsum(acc[m]);
   }

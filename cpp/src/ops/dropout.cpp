@@ -54,18 +54,16 @@ void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t n, float r
   const uint32_t thr = threshold_of(rate);
   const float scale = scale_of(rate);
   const int nt = threads_for_flops(20.0 * n);  // ~20 integer ops per element
-  ops_detail::parallel_range(n, nt, [&](int64_t b, int64_t e) {
-    k.forward(x, y, mask, b, e, keys, thr, scale);
-  }, 64);
+  ops_detail::parallel_range(
+      n, nt, [&](int64_t b, int64_t e) { k.forward(x, y, mask, b, e, keys, thr, scale); }, 64);
 }
 
 void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t n, float rate) {
   const DropoutKernels& k = drop_kernels();
   const float scale = scale_of(rate);
   const int nt = ops_detail::threads_for_bytes(9.0 * n);
-  ops_detail::parallel_range(n, nt, [&](int64_t b, int64_t e) {
-    k.backward(dy, mask, dx, b, e, scale);
-  }, 64);
+  ops_detail::parallel_range(
+      n, nt, [&](int64_t b, int64_t e) { k.backward(dy, mask, dx, b, e, scale); }, 64);
 }
 
 void dropout_backward_seeded(const float* dy, float* dx, int64_t n, float rate, uint64_t seed) {

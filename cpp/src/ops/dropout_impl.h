@@ -31,8 +31,7 @@ void forward(const float* x, float* y, uint8_t* mask, int64_t b, int64_t e, Drop
   }
 }
 
-void backward(const float* dy, const uint8_t* mask, float* dx, int64_t b, int64_t e,
-              float scale) {
+void backward(const float* dy, const uint8_t* mask, float* dx, int64_t b, int64_t e, float scale) {
   for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * (mask[i] ? scale : 0.0f);
 }
 

@@ -33,8 +33,14 @@ struct DropoutKernels {
                    float scale);
 };
 
-namespace drop_generic { extern const DropoutKernels kernels; }
-namespace drop_avx2 { extern const DropoutKernels kernels; }
-namespace drop_avx512 { extern const DropoutKernels kernels; }
+namespace drop_generic {
+extern const DropoutKernels kernels;
+}
+namespace drop_avx2 {
+extern const DropoutKernels kernels;
+}
+namespace drop_avx512 {
+extern const DropoutKernels kernels;
+}
 
 }  // namespace cnnx

@@ -99,7 +99,7 @@ void eltwise_backward(EltwiseKind kind, const float* const* x, int n_in, const f
         }
         continue;
       }
-      const float scale = kind == EltwiseKind::avg ? 1.0f / static_cast<float>(n_in)
+      const float scale = kind == EltwiseKind::avg               ? 1.0f / static_cast<float>(n_in)
                           : (kind == EltwiseKind::sub && j == 1) ? -1.0f
                                                                  : 1.0f;
       put(d, dy + b, m, acc, scale);

@@ -20,8 +20,8 @@ namespace {
 void check(int64_t count, int64_t C, int64_t groups) {
   if (C < 1 || count < C || count % C)
     throw std::invalid_argument("x: the channels (" + std::to_string(C) +
-                                ") must divide the values per example (" +
-                                std::to_string(count) + ")");
+                                ") must divide the values per example (" + std::to_string(count) +
+                                ")");
   if (groups < 1 || C % groups)
     throw std::invalid_argument("groups: must divide the channels (" + std::to_string(C) +
                                 "), got " + std::to_string(groups));
@@ -67,8 +67,8 @@ struct Stats {
 };
 
 // Mean and 1/sqrt(var + eps) of each group of one example (rows x C values).
-void example_stats(const float* x, int64_t rows, int64_t C, int64_t G, float eps, int nt,
-                   Stats& st, double* mean, double* inv) {
+void example_stats(const float* x, int64_t rows, int64_t C, int64_t G, float eps, int nt, Stats& st,
+                   double* mean, double* inv) {
   const BnKernels& k = bn_kernels();
   std::copy(x, x + C, st.shift.begin());  // around the first pixel: no cancellation
   channel_sums(rows, C, nt, st.s1.data(), st.s2.data(),
@@ -126,9 +126,9 @@ void examples_parallel(int64_t n, int nt, F f) {
 
 }  // namespace
 
-void group_norm_forward(const float* x, const float* gamma, const float* beta, float* y,
-                        int64_t n, int64_t count, int64_t C, int64_t groups, float eps,
-                        float* mean, float* inv_std) {
+void group_norm_forward(const float* x, const float* gamma, const float* beta, float* y, int64_t n,
+                        int64_t count, int64_t C, int64_t groups, float eps, float* mean,
+                        float* inv_std) {
   check(count, C, groups);
   if (!(eps > 0.0f)) throw std::invalid_argument("epsilon: must be > 0");
   if (n <= 0) return;

@@ -55,14 +55,14 @@ void layer_norm_forward(const float* x, const float* gamma, const float* beta, f
   const Affine aff(gamma, beta, C);
   const LayerNormKernels& k = ln_kernels();
   const int nt = ops_detail::threads_for_bytes(8.0 * rows * C);
-  ops_detail::parallel_range(rows, nt, [&](int64_t b, int64_t e) {
-    k.forward(x, aff.g, aff.b, y, b, e, C, eps, mean, inv_std);
-  }, 1);
+  ops_detail::parallel_range(
+      rows, nt,
+      [&](int64_t b, int64_t e) { k.forward(x, aff.g, aff.b, y, b, e, C, eps, mean, inv_std); }, 1);
 }
 
 void layer_norm_backward(const float* dy, const float* x, const float* gamma, const float* mean,
-                         const float* inv_std, float* dx, float* dgamma, float* dbeta,
-                         int64_t rows, int64_t C, float eps) {
+                         const float* inv_std, float* dx, float* dgamma, float* dbeta, int64_t rows,
+                         int64_t C, float eps) {
   check(C, eps);
   if ((mean == nullptr) != (inv_std == nullptr))
     throw std::invalid_argument("layer norm: give both mean and inv_std, or neither");

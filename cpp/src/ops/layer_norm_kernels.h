@@ -14,12 +14,18 @@ struct LayerNormKernels {
   // rows (float blocks of rows, scratch of 2*C floats, added in double).
   // mean / inv_std null: recomputed per row.
   void (*backward)(const float* dy, const float* x, const float* gamma, const float* mean,
-                   const float* inv_std, float* dx, double* dg, double* db, int64_t r0,
-                   int64_t r1, int64_t C, float eps, float* scratch);
+                   const float* inv_std, float* dx, double* dg, double* db, int64_t r0, int64_t r1,
+                   int64_t C, float eps, float* scratch);
 };
 
-namespace layer_norm_generic { extern const LayerNormKernels kernels; }
-namespace layer_norm_avx2 { extern const LayerNormKernels kernels; }
-namespace layer_norm_avx512 { extern const LayerNormKernels kernels; }
+namespace layer_norm_generic {
+extern const LayerNormKernels kernels;
+}
+namespace layer_norm_avx2 {
+extern const LayerNormKernels kernels;
+}
+namespace layer_norm_avx512 {
+extern const LayerNormKernels kernels;
+}
 
 }  // namespace cnnx

@@ -27,7 +27,8 @@ double sce_row(const float* x, int64_t label, int64_t K, float inv_n, float* g) 
   const double lse = static_cast<double>(m) + std::log(s);
   if (g) {
     const double scale = inv_n / s;
-    for (int64_t k = 0; k < K; ++k) g[k] = static_cast<float>(std::exp(static_cast<double>(x[k] - m)) * scale);
+    for (int64_t k = 0; k < K; ++k)
+      g[k] = static_cast<float>(std::exp(static_cast<double>(x[k] - m)) * scale);
     g[label] -= inv_n;
   }
   return lse - static_cast<double>(x[label]);
@@ -146,8 +147,8 @@ double absolute_error_sum(const float* y, const float* t, const float* w, int64_
       [](float a, float b) { return a > b ? 1.0f : (a < b ? -1.0f : 0.0f); });
 }
 
-double huber_sum(const float* y, const float* t, const float* w, int64_t N, int64_t D,
-                 float delta, float scale, float* d, bool accumulate) {
+double huber_sum(const float* y, const float* t, const float* w, int64_t N, int64_t D, float delta,
+                 float scale, float* d, bool accumulate) {
   return elementwise_sum(
       y, t, w, N, D, scale, d, accumulate,
       [delta](float a, float b) {
@@ -160,9 +161,8 @@ double huber_sum(const float* y, const float* t, const float* w, int64_t N, int6
       });
 }
 
-double sigmoid_binary_cross_entropy_sum(const float* z, const float* t, const float* w,
-                                        int64_t N, int64_t D, float scale, float* d,
-                                        bool accumulate) {
+double sigmoid_binary_cross_entropy_sum(const float* z, const float* t, const float* w, int64_t N,
+                                        int64_t D, float scale, float* d, bool accumulate) {
   return elementwise_sum(
       z, t, w, N, D, scale, d, accumulate,
       [](float a, float b) {
@@ -209,8 +209,8 @@ double softmax_cross_entropy_soft_sum(const float* logits, const float* t, const
       const double c = static_cast<double>(scale) * wi;
       float* di = d + i * K;
       for (int64_t k = 0; k < K; ++k) {
-        const float g = static_cast<float>(
-            c * (tsum * std::exp(static_cast<double>(x[k] - m)) / s - ti[k]));
+        const float g =
+            static_cast<float>(c * (tsum * std::exp(static_cast<double>(x[k] - m)) / s - ti[k]));
         di[k] = accumulate ? di[k] + g : g;
       }
     }

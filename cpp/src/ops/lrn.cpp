@@ -38,10 +38,13 @@ LrnParams check(int64_t C, int64_t size, float alpha, float beta, float bias) {
 template <class F>
 void run_rows(int64_t rows, const LrnParams& p, double flops_per_value, F f) {
   const int nt = threads_for_flops(flops_per_value * rows * p.C);
-  ops_detail::parallel_range(rows, nt, [&](int64_t b, int64_t e) {
-    float* scratch = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(3 * (p.C + p.size)));
-    f(b, e, scratch);
-  }, 1);
+  ops_detail::parallel_range(
+      rows, nt,
+      [&](int64_t b, int64_t e) {
+        float* scratch = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(3 * (p.C + p.size)));
+        f(b, e, scratch);
+      },
+      1);
 }
 
 }  // namespace
@@ -51,19 +54,17 @@ void lrn_forward(const float* x, float* y, int64_t rows, int64_t C, int64_t size
   const LrnParams p = check(C, size, alpha, beta, bias);
   if (rows <= 0) return;
   const LrnKernels& k = lrn_kernels();
-  run_rows(rows, p, 40.0 + 2.0 * size, [&](int64_t b, int64_t e, float* scratch) {
-    k.forward(x, y, b, e, p, scratch);
-  });
+  run_rows(rows, p, 40.0 + 2.0 * size,
+           [&](int64_t b, int64_t e, float* scratch) { k.forward(x, y, b, e, p, scratch); });
 }
 
-void lrn_backward(const float* dy, const float* x, float* dx, int64_t rows, int64_t C,
-                  int64_t size, float alpha, float beta, float bias) {
+void lrn_backward(const float* dy, const float* x, float* dx, int64_t rows, int64_t C, int64_t size,
+                  float alpha, float beta, float bias) {
   const LrnParams p = check(C, size, alpha, beta, bias);
   if (rows <= 0) return;
   const LrnKernels& k = lrn_kernels();
-  run_rows(rows, p, 50.0 + 4.0 * size, [&](int64_t b, int64_t e, float* scratch) {
-    k.backward(dy, x, dx, b, e, p, scratch);
-  });
+  run_rows(rows, p, 50.0 + 4.0 * size,
+           [&](int64_t b, int64_t e, float* scratch) { k.backward(dy, x, dx, b, e, p, scratch); });
 }
 
 }  // namespace cnnx

@@ -51,8 +51,7 @@ inline void over_channels(const float* s, int64_t C, reg nb, F f) {
   }
 }
 
-void forward(const float* x, float* y, int64_t r0, int64_t r1, const LrnParams& p,
-             float* scratch) {
+void forward(const float* x, float* y, int64_t r0, int64_t r1, const LrnParams& p, float* scratch) {
   const int64_t C = p.C;
   float* q = scratch;
   float* s = scratch + C + p.size;

@@ -17,8 +17,14 @@ struct LrnKernels {
                    const LrnParams& p, float* scratch);
 };
 
-namespace lrn_generic { extern const LrnKernels kernels; }
-namespace lrn_avx2 { extern const LrnKernels kernels; }
-namespace lrn_avx512 { extern const LrnKernels kernels; }
+namespace lrn_generic {
+extern const LrnKernels kernels;
+}
+namespace lrn_avx2 {
+extern const LrnKernels kernels;
+}
+namespace lrn_avx512 {
+extern const LrnKernels kernels;
+}
 
 }  // namespace cnnx

@@ -13,8 +13,7 @@ void adam_loop(float* p, const float* g, float* m, float* v, int64_t b, int64_t 
   const V::reg eps = V::set1(a.eps), nstep = V::set1(-a.step_size);
   const V::reg wd = V::set1(a.weight_decay), decay = V::set1(a.decay);
   const bool dec = a.decoupled, l2 = !a.decoupled && a.weight_decay != 0.0f;
-  auto step = [&](V::reg gi, V::reg pi, V::reg mi, V::reg vi, V::reg* po, V::reg* mo,
-                  V::reg* vo) {
+  auto step = [&](V::reg gi, V::reg pi, V::reg mi, V::reg vi, V::reg* po, V::reg* mo, V::reg* vo) {
     if (dec) pi = V::mul(pi, decay);
     if (l2) gi = V::fmadd(wd, pi, gi);
     mi = V::fmadd(om1, V::sub(gi, mi), mi);

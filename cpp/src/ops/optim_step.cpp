@@ -57,13 +57,16 @@ const StepKernels& step_kernels() {
 }
 
 void check_segments(const int64_t* seg, int64_t ns, int64_t n) {
-  if (ns < 0 || (ns > 0 && !seg)) throw std::invalid_argument("segments: expected (begin, end) pairs");
+  if (ns < 0 || (ns > 0 && !seg))
+    throw std::invalid_argument("segments: expected (begin, end) pairs");
   int64_t last = 0;
   for (int64_t s = 0; s < ns; ++s) {
     const int64_t b = seg[2 * s], e = seg[2 * s + 1];
     if (b < last || e < b || e > n)
-      throw std::invalid_argument("segments: expected sorted, non-overlapping [begin, end) "
-                                  "ranges inside the " + std::to_string(n) + " parameters");
+      throw std::invalid_argument(
+          "segments: expected sorted, non-overlapping [begin, end) "
+          "ranges inside the " +
+          std::to_string(n) + " parameters");
     last = e;
   }
 }
@@ -129,7 +132,8 @@ void segment_norms(const float* grad, const int64_t* seg, int64_t ns, double* no
   const int nt = ops_detail::threads_for_bytes(4.0 * cum.back());
   ops_detail::parallel_range(cum.back(), nt, [&](int64_t b, int64_t e) {
     std::vector<double> part(ns, 0.0);
-    walk(seg, cum, b, e, [&](int64_t s, int64_t lo, int64_t hi) { part[s] += k.sumsq(grad, lo, hi); });
+    walk(seg, cum, b, e,
+         [&](int64_t s, int64_t lo, int64_t hi) { part[s] += k.sumsq(grad, lo, hi); });
     std::lock_guard<std::mutex> lock(mu);
     for (int64_t s = 0; s < ns; ++s) sums[s] += part[s];
   });
@@ -143,7 +147,8 @@ void optimizer_step(const OptimStepArgs& a, float* p, const float* g, float* s0,
   const int r = static_cast<int>(a.rule);
   if (r < 0 || r > 3) throw std::invalid_argument("rule: unknown optimiser rule");
   const bool need0 = a.rule != OptimRule::sgd || a.momentum != 0.0;
-  const bool need1 = a.rule == OptimRule::adam || (a.rule == OptimRule::rmsprop && a.momentum != 0.0);
+  const bool need1 =
+      a.rule == OptimRule::adam || (a.rule == OptimRule::rmsprop && a.momentum != 0.0);
   const bool need2 = a.rule == OptimRule::rmsprop && a.centered;
   if ((need0 && !s0) || (need1 && !s1) || (need2 && !s2) || (a.ema && !ema))
     throw std::invalid_argument("state: a state buffer the optimiser needs is missing");
@@ -168,7 +173,8 @@ void optimizer_step(const OptimStepArgs& a, float* p, const float* g, float* s0,
   }
   const StepKernels& k = step_kernels();
   const std::vector<int64_t> cum = prefix(seg, ns);
-  const double streams = 3.0 + (need0 ? 2 : 0) + (need1 ? 2 : 0) + (need2 ? 2 : 0) + (a.ema ? 2 : 0);
+  const double streams =
+      3.0 + (need0 ? 2 : 0) + (need1 ? 2 : 0) + (need2 ? 2 : 0) + (a.ema ? 2 : 0);
   const int nt = ops_detail::threads_for_bytes(4.0 * streams * cum.back());
   ops_detail::parallel_range(cum.back(), nt, [&](int64_t b, int64_t e) {
     walk(seg, cum, b, e, [&](int64_t s, int64_t lo, int64_t hi) {

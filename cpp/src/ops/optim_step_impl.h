@@ -19,24 +19,40 @@ namespace {
 using T = V::T;
 
 struct Regs {
-  T gs, clip_lo, clip_hi, wd, lr, mom, decay, om1, b2, om2, bc2, eps, nstep, alpha, om_alpha,
-      nclr, zero, ema_m, ema_om;
+  T gs, clip_lo, clip_hi, wd, lr, mom, decay, om1, b2, om2, bc2, eps, nstep, alpha, om_alpha, nclr,
+      zero, ema_m, ema_om;
   bool scale;
   explicit Regs(const StepConsts& c, float gscale)
-      : gs(V::set1(gscale)), clip_lo(V::set1(-c.clip)), clip_hi(V::set1(c.clip)),
-        wd(V::set1(c.wd)), lr(V::set1(c.lr)), mom(V::set1(c.mom)), decay(V::set1(c.decay)),
-        om1(V::set1(c.om1)), b2(V::set1(c.b2)), om2(V::set1(c.om2)), bc2(V::set1(c.bc2_sqrt)),
-        eps(V::set1(c.eps)), nstep(V::set1(-c.step_size)), alpha(V::set1(c.alpha)),
-        om_alpha(V::set1(c.om_alpha)), nclr(V::set1(-c.clr)), zero(V::set1(0.0f)),
-        ema_m(V::set1(c.ema_m)), ema_om(V::set1(c.ema_om)), scale(gscale != 1.0f) {}
+      : gs(V::set1(gscale)),
+        clip_lo(V::set1(-c.clip)),
+        clip_hi(V::set1(c.clip)),
+        wd(V::set1(c.wd)),
+        lr(V::set1(c.lr)),
+        mom(V::set1(c.mom)),
+        decay(V::set1(c.decay)),
+        om1(V::set1(c.om1)),
+        b2(V::set1(c.b2)),
+        om2(V::set1(c.om2)),
+        bc2(V::set1(c.bc2_sqrt)),
+        eps(V::set1(c.eps)),
+        nstep(V::set1(-c.step_size)),
+        alpha(V::set1(c.alpha)),
+        om_alpha(V::set1(c.om_alpha)),
+        nclr(V::set1(-c.clr)),
+        zero(V::set1(0.0f)),
+        ema_m(V::set1(c.ema_m)),
+        ema_om(V::set1(c.ema_om)),
+        scale(gscale != 1.0f) {}
 };
 
 inline T ld(const float* p, int64_t i, int n) {
   return n == V::W ? V::load(p + i) : V::load_n(p + i, n);
 }
 inline void st(float* p, int64_t i, int n, T v) {
-  if (n == V::W) V::store(p + i, v);
-  else V::store_n(p + i, v, n);
+  if (n == V::W)
+    V::store(p + i, v);
+  else
+    V::store_n(p + i, v, n);
 }
 
 // The gradient the rule sees: scaled (clip by norm), clipped by value.
@@ -70,8 +86,10 @@ void run(const StepConsts& c, const Regs& r, float* pp, const float* gp, float* 
       }
       p = V::fnma(r.lr, g, p);
     } else if (R == OptimRule::adam) {
-      if (c.decoupled) p = V::mul(p, r.decay);
-      else if (c.l2) g = V::fma(r.wd, p, g);
+      if (c.decoupled)
+        p = V::mul(p, r.decay);
+      else if (c.l2)
+        g = V::fma(r.wd, p, g);
       T m = ld(s0, i, n), v = ld(s1, i, n);
       m = V::fma(r.om1, V::sub(g, m), m);
       v = V::fma(r.b2, v, V::mul(V::mul(r.om2, g), g));

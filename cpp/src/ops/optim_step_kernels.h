@@ -19,7 +19,7 @@ struct StepConsts {
   bool has_mom = false, nesterov = false;
   // adam
   bool decoupled = false;
-  float decay = 1.0f;        // 1 - lr * weight_decay (AdamW)
+  float decay = 1.0f;  // 1 - lr * weight_decay (AdamW)
   float om1 = 0.0f, b2 = 0.0f, om2 = 0.0f, bc2_sqrt = 1.0f, eps = 0.0f, step_size = 0.0f;
   // rmsprop: alpha, 1 - alpha, centered; adagrad: clr = lr / (1 + (step - 1) lr_decay)
   float alpha = 0.0f, om_alpha = 0.0f, clr = 0.0f;
@@ -31,14 +31,20 @@ struct StepConsts {
 
 struct StepKernels {
   // One range [b, e) of the buffers; gscale multiplies the gradient (clipping by norm).
-  void (*update)(const StepConsts& c, float gscale, float* p, const float* g, float* s0,
-                 float* s1, float* s2, float* ema, int64_t b, int64_t e);
+  void (*update)(const StepConsts& c, float gscale, float* p, const float* g, float* s0, float* s1,
+                 float* s2, float* ema, int64_t b, int64_t e);
   // sum of g[i]^2 over [b, e)
   double (*sumsq)(const float* g, int64_t b, int64_t e);
 };
 
-namespace optstep_generic { extern const StepKernels kernels; }
-namespace optstep_avx2 { extern const StepKernels kernels; }
-namespace optstep_avx512 { extern const StepKernels kernels; }
+namespace optstep_generic {
+extern const StepKernels kernels;
+}
+namespace optstep_avx2 {
+extern const StepKernels kernels;
+}
+namespace optstep_avx512 {
+extern const StepKernels kernels;
+}
 
 }  // namespace cnnx

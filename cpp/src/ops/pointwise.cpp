@@ -56,13 +56,12 @@ int threads_for(Pointwise f, int64_t n, double bytes_per_elem) {
 void pointwise_forward(Pointwise f, const float* x, float* y, int64_t n, float a, float b) {
   check_kind(f);
   const PointwiseKernels& k = pointwise_kernels();
-  parallel_range(n, threads_for(f, n, 8.0), [=, &k](int64_t lo, int64_t hi) {
-    k.forward(f, x + lo, y + lo, hi - lo, a, b);
-  });
+  parallel_range(n, threads_for(f, n, 8.0),
+                 [=, &k](int64_t lo, int64_t hi) { k.forward(f, x + lo, y + lo, hi - lo, a, b); });
 }
 
-void pointwise_backward(Pointwise f, const float* dy, const float* x, float* dx, int64_t n,
-                        float a, float b) {
+void pointwise_backward(Pointwise f, const float* dy, const float* x, float* dx, int64_t n, float a,
+                        float b) {
   check_kind(f);
   const PointwiseKernels& k = pointwise_kernels();
   parallel_range(n, threads_for(f, n, 12.0), [=, &k](int64_t lo, int64_t hi) {
@@ -94,14 +93,17 @@ void log_softmax_strided(const float* x, float* y, int64_t K, int64_t inner) {
 void log_softmax_forward(const float* x, float* y, int64_t outer, int64_t K, int64_t inner) {
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for_flops(25.0 * outer * K * inner);
-  parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
-    if (inner == 1) {
-      pointwise_kernels().log_softmax_rows(x + b * K, y + b * K, e - b, K);
-    } else {
-      for (int64_t o = b; o < e; ++o)
-        log_softmax_strided(x + o * K * inner, y + o * K * inner, K, inner);
-    }
-  }, 1);
+  parallel_range(
+      outer, outer > 1 ? nt : 1,
+      [=](int64_t b, int64_t e) {
+        if (inner == 1) {
+          pointwise_kernels().log_softmax_rows(x + b * K, y + b * K, e - b, K);
+        } else {
+          for (int64_t o = b; o < e; ++o)
+            log_softmax_strided(x + o * K * inner, y + o * K * inner, K, inner);
+        }
+      },
+      1);
 }
 
 void log_softmax_backward(const float* dy, const float* y, float* dx, int64_t outer, int64_t K,
@@ -109,43 +111,49 @@ void log_softmax_backward(const float* dy, const float* y, float* dx, int64_t ou
   if (outer <= 0 || K <= 0 || inner <= 0) return;
   const int nt = threads_for_flops(20.0 * outer * K * inner);
   if (inner == 1) {
-    parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
-      pointwise_kernels().log_softmax_backward_rows(dy + b * K, y + b * K, dx + b * K, e - b, K);
-    }, 1);
+    parallel_range(
+        outer, outer > 1 ? nt : 1,
+        [=](int64_t b, int64_t e) {
+          pointwise_kernels().log_softmax_backward_rows(dy + b * K, y + b * K, dx + b * K, e - b,
+                                                        K);
+        },
+        1);
     return;
   }
-  parallel_range(outer, outer > 1 ? nt : 1, [=](int64_t b, int64_t e) {
-    float* s = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(inner));
-    for (int64_t o = b; o < e; ++o) {
-      const int64_t base = o * K * inner;
-      for (int64_t i = 0; i < inner; ++i) s[i] = 0.0f;
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t i = 0; i < inner; ++i) s[i] += dy[base + k * inner + i];
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t i = 0; i < inner; ++i) {
-          const int64_t j = base + k * inner + i;
-          dx[j] = dy[j] - std::exp(y[j]) * s[i];
+  parallel_range(
+      outer, outer > 1 ? nt : 1,
+      [=](int64_t b, int64_t e) {
+        float* s = thread_scratch(ScratchSlot::op_0, static_cast<size_t>(inner));
+        for (int64_t o = b; o < e; ++o) {
+          const int64_t base = o * K * inner;
+          for (int64_t i = 0; i < inner; ++i) s[i] = 0.0f;
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t i = 0; i < inner; ++i) s[i] += dy[base + k * inner + i];
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t i = 0; i < inner; ++i) {
+              const int64_t j = base + k * inner + i;
+              dx[j] = dy[j] - std::exp(y[j]) * s[i];
+            }
         }
-    }
-  }, 1);
+      },
+      1);
 }
 
 void prelu_forward(const float* x, const float* slope, float* y, int64_t rows, int64_t P) {
   if (rows <= 0 || P <= 0) return;
   const PointwiseKernels& k = pointwise_kernels();
   if (P == 1) {  // one flat run
-    parallel_range(rows, threads_for_bytes(8.0 * rows), [=, &k](int64_t b, int64_t e) {
-      k.prelu_forward(x, slope, y, b, e, 1);
-    });
+    parallel_range(rows, threads_for_bytes(8.0 * rows),
+                   [=, &k](int64_t b, int64_t e) { k.prelu_forward(x, slope, y, b, e, 1); });
     return;
   }
-  parallel_range(rows, threads_for_bytes(8.0 * rows * P), [=, &k](int64_t b, int64_t e) {
-    k.prelu_forward(x, slope, y, b, e, P);
-  }, 1);
+  parallel_range(
+      rows, threads_for_bytes(8.0 * rows * P),
+      [=, &k](int64_t b, int64_t e) { k.prelu_forward(x, slope, y, b, e, P); }, 1);
 }
 
-void prelu_backward(const float* dy, const float* x, const float* slope, float* dx,
-                    float* dslope, int64_t rows, int64_t P) {
+void prelu_backward(const float* dy, const float* x, const float* slope, float* dx, float* dslope,
+                    int64_t rows, int64_t P) {
   if (rows <= 0 || P <= 0) {
     if (dslope)
       for (int64_t p = 0; p < P; ++p) dslope[p] = 0.0f;

@@ -40,8 +40,7 @@ inline void map1(const float* x, float* y, int64_t n, F f) {
 template <class G>
 inline void map2(const float* dy, const float* x, float* dx, int64_t n, G g) {
   int64_t i = 0;
-  for (; i + V::W <= n; i += V::W)
-    V::store(dx + i, V::mul(V::load(dy + i), g(V::load(x + i))));
+  for (; i + V::W <= n; i += V::W) V::store(dx + i, V::mul(V::load(dy + i), g(V::load(x + i))));
   if (i < n) {
     float a[V::W] = {}, d[V::W] = {}, b[V::W];
     for (int64_t j = 0; j < n - i; ++j) {
@@ -58,8 +57,9 @@ inline void map2(const float* dy, const float* x, float* dx, int64_t n, G g) {
 // x s must still be 0 for x as large as 1e38). Also gives 1 - s = e s (no
 // cancellation where s is near 1).
 inline reg gelu_tanh_gate(reg v, reg* one_minus = nullptr) {
-  const reg t = V::fmadd(V::mul(v, v), c(-2.0f * kSqrt2OverPi * kGeluKappa), c(-2.0f * kSqrt2OverPi));
-  const reg raw = V::mul(v, t);  // -2z
+  const reg t =
+      V::fmadd(V::mul(v, v), c(-2.0f * kSqrt2OverPi * kGeluKappa), c(-2.0f * kSqrt2OverPi));
+  const reg raw = V::mul(v, t);                                         // -2z
   const reg e = vm::exp<V>(V::max(c(-100.0f), V::min(c(80.0f), raw)));  // a NaN stays
   const reg s = V::select(V::gt(raw, c(80.0f)), V::zero(), V::recip(V::add(c(1.0f), e)));
   if (one_minus) *one_minus = V::mul(e, s);
@@ -137,8 +137,8 @@ void backward(Pointwise f, const float* dy, const float* x, float* dx, int64_t n
       map2(dy, x, dx, n, [](reg v) {
         reg oms;
         const reg s = gelu_tanh_gate(v, &oms);
-        const reg dz = V::fmadd(c(6.0f * kSqrt2OverPi * kGeluKappa), V::mul(v, v),
-                                c(2.0f * kSqrt2OverPi));
+        const reg dz =
+            V::fmadd(c(6.0f * kSqrt2OverPi * kGeluKappa), V::mul(v, v), c(2.0f * kSqrt2OverPi));
         return V::fmadd(V::mul(V::mul(v, s), oms), dz, s);
       });
       return;
@@ -232,7 +232,8 @@ void prelu_forward(const float* x, const float* slope, float* y, int64_t r0, int
                    int64_t P) {
   if (P == 1) {
     const reg a = c(slope[0]);
-    map1(x + r0, y + r0, r1 - r0, [=](reg v) { return V::select(V::gt(v, V::zero()), v, V::mul(a, v)); });
+    map1(x + r0, y + r0, r1 - r0,
+         [=](reg v) { return V::select(V::gt(v, V::zero()), v, V::mul(a, v)); });
     return;
   }
   for (int64_t r = r0; r < r1; ++r) {
@@ -302,8 +303,8 @@ void prelu_backward(const float* dy, const float* x, const float* slope, float* 
 
 }  // namespace
 
-const PointwiseKernels kernels = {forward, backward, log_softmax_rows, prelu_forward,
-                                  prelu_backward, log_softmax_backward_rows};
+const PointwiseKernels kernels = {forward,       backward,       log_softmax_rows,
+                                  prelu_forward, prelu_backward, log_softmax_backward_rows};
 
 }  // namespace CNNX_PW_NS
 }  // namespace cnnx

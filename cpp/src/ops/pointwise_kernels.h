@@ -18,16 +18,22 @@ struct PointwiseKernels {
                         int64_t P);
   // dx (may be null) for rows [r0, r1); if ds: ds[p] += sum over those rows of
   // dy * x where x <= 0 (float blocks of rows, summed in double).
-  void (*prelu_backward)(const float* dy, const float* x, const float* slope, float* dx,
-                         double* ds, int64_t r0, int64_t r1, int64_t P);
+  void (*prelu_backward)(const float* dy, const float* x, const float* slope, float* dx, double* ds,
+                         int64_t r0, int64_t r1, int64_t P);
   // dx = dy - exp(y) * sum(dy) over `rows` contiguous rows of K values
   void (*log_softmax_backward_rows)(const float* dy, const float* y, float* dx, int64_t rows,
                                     int64_t K);
 };
 
-namespace pointwise_generic { extern const PointwiseKernels kernels; }
-namespace pointwise_avx2 { extern const PointwiseKernels kernels; }
-namespace pointwise_avx512 { extern const PointwiseKernels kernels; }
+namespace pointwise_generic {
+extern const PointwiseKernels kernels;
+}
+namespace pointwise_avx2 {
+extern const PointwiseKernels kernels;
+}
+namespace pointwise_avx512 {
+extern const PointwiseKernels kernels;
+}
 
 const PointwiseKernels& pointwise_kernels();
 

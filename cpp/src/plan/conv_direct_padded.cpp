@@ -16,7 +16,7 @@ bool conv_direct_padded_ok(const Conv2dShape& s, int64_t n) {
       s.stride_h != s.stride_w || s.C_out % 16 != 0)
     return false;
   if (isa == Isa::avx2 && s.C_in == 1) return false;  // the stem kernel is AVX-512 only
-  if (s.KH == 1 && s.KW == 1)  // stride 2, unpadded, 16 or 32 input channels
+  if (s.KH == 1 && s.KW == 1)                         // stride 2, unpadded, 16 or 32 input channels
     return s.stride_h == 2 && (s.C_in == 16 || s.C_in == 32) && s.pad_top == 0 &&
            s.pad_bottom == 0 && s.pad_left == 0 && s.pad_right == 0;
   if (s.KH == 5 && s.KW == 5)  // 8 input channels, stride 1, at most "same" padding
@@ -28,8 +28,8 @@ bool conv_direct_padded_ok(const Conv2dShape& s, int64_t n) {
   // image); for one or two images its transforms cost more (15.6 us).
   if (s.C_in == 32 && s.C_out >= 32 && s.stride_h == 1 && n >= 4) return false;
   return (s.stride_h == 1 || s.stride_h == 2) &&
-         (s.C_in == 16 || s.C_in == 32 || (s.C_in == 1 && s.stride_h == 1)) &&
-         s.pad_top <= 2 && s.pad_bottom <= 2 && s.pad_left <= 2 && s.pad_right <= 2;
+         (s.C_in == 16 || s.C_in == 32 || (s.C_in == 1 && s.stride_h == 1)) && s.pad_top <= 2 &&
+         s.pad_bottom <= 2 && s.pad_left <= 2 && s.pad_right <= 2;
 }
 
 void conv_direct_padded(const Conv2dShape& s, const float* x, const float* w,

@@ -46,9 +46,8 @@ void conv_direct_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64
 
 // The AVX2 body (conv_direct_padded__avx2.cpp): the same shapes except the
 // one-channel stem.
-void conv_direct_padded_rows_avx2(const Conv2dShape& s, const float* xp, int64_t Wp,
-                                  const float* w, const DirectEpilogue& ep, float* y,
-                                  int64_t row0, int64_t row1);
+void conv_direct_padded_rows_avx2(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w,
+                                  const DirectEpilogue& ep, float* y, int64_t row0, int64_t row1);
 
 }  // namespace plan_detail
 }  // namespace cnnx

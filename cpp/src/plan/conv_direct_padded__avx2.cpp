@@ -16,11 +16,10 @@ namespace {
 #undef CNNX_DIRECT_PADDED_V
 }  // namespace
 
-void conv_direct_padded_rows_avx2(const Conv2dShape& s, const float* xp, int64_t Wp,
-                                  const float* w, const DirectEpilogue& ep, float* y,
-                                  int64_t row0, int64_t row1) {
-  const int key = static_cast<int>(s.KH) * 1000 + static_cast<int>(s.C_in) * 10 +
-                  static_cast<int>(s.stride_h);
+void conv_direct_padded_rows_avx2(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w,
+                                  const DirectEpilogue& ep, float* y, int64_t row0, int64_t row1) {
+  const int key =
+      static_cast<int>(s.KH) * 1000 + static_cast<int>(s.C_in) * 10 + static_cast<int>(s.stride_h);
   switch (key) {
     case 3161: return rows<16, 1, 6, 2, 3>(s, xp, Wp, w, ep, y, row0, row1);
     case 3162: return rows<16, 2, 6, 2, 3>(s, xp, Wp, w, ep, y, row0, row1);

@@ -23,10 +23,12 @@ void conv_direct_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64
   const int key = static_cast<int>(s.C_in) * 10 + static_cast<int>(s.stride_h);
   if (s.KH == 1) {  // 1x1 stride 2 (a ResNet's projection shortcut)
     switch (key) {
-      case 162: return wide ? rows<16, 2, 7, 2, 1>(s, xp, Wp, w, ep, y, row0, row1)
-                            : rows<16, 2, 14, 1, 1>(s, xp, Wp, w, ep, y, row0, row1);
-      case 322: return wide ? rows<32, 2, 7, 2, 1>(s, xp, Wp, w, ep, y, row0, row1)
-                            : rows<32, 2, 14, 1, 1>(s, xp, Wp, w, ep, y, row0, row1);
+      case 162:
+        return wide ? rows<16, 2, 7, 2, 1>(s, xp, Wp, w, ep, y, row0, row1)
+                    : rows<16, 2, 14, 1, 1>(s, xp, Wp, w, ep, y, row0, row1);
+      case 322:
+        return wide ? rows<32, 2, 7, 2, 1>(s, xp, Wp, w, ep, y, row0, row1)
+                    : rows<32, 2, 14, 1, 1>(s, xp, Wp, w, ep, y, row0, row1);
       default: return;
     }
   }
@@ -35,14 +37,18 @@ void conv_direct_padded_rows_avx512(const Conv2dShape& s, const float* xp, int64
     return;
   }
   switch (key) {
-    case 161: return wide ? rows<16, 1, 7, 2>(s, xp, Wp, w, ep, y, row0, row1)
-                          : rows<16, 1, 14, 1>(s, xp, Wp, w, ep, y, row0, row1);
-    case 162: return wide ? rows<16, 2, 7, 2>(s, xp, Wp, w, ep, y, row0, row1)
-                          : rows<16, 2, 14, 1>(s, xp, Wp, w, ep, y, row0, row1);
-    case 321: return wide ? rows<32, 1, 7, 2>(s, xp, Wp, w, ep, y, row0, row1)
-                          : rows<32, 1, 14, 1>(s, xp, Wp, w, ep, y, row0, row1);
-    case 322: return wide ? rows<32, 2, 7, 2>(s, xp, Wp, w, ep, y, row0, row1)
-                          : rows<32, 2, 14, 1>(s, xp, Wp, w, ep, y, row0, row1);
+    case 161:
+      return wide ? rows<16, 1, 7, 2>(s, xp, Wp, w, ep, y, row0, row1)
+                  : rows<16, 1, 14, 1>(s, xp, Wp, w, ep, y, row0, row1);
+    case 162:
+      return wide ? rows<16, 2, 7, 2>(s, xp, Wp, w, ep, y, row0, row1)
+                  : rows<16, 2, 14, 1>(s, xp, Wp, w, ep, y, row0, row1);
+    case 321:
+      return wide ? rows<32, 1, 7, 2>(s, xp, Wp, w, ep, y, row0, row1)
+                  : rows<32, 1, 14, 1>(s, xp, Wp, w, ep, y, row0, row1);
+    case 322:
+      return wide ? rows<32, 2, 7, 2>(s, xp, Wp, w, ep, y, row0, row1)
+                  : rows<32, 2, 14, 1>(s, xp, Wp, w, ep, y, row0, row1);
     case 11: return rows_c1<14>(s, xp, Wp, w, ep, y, row0, row1);
     default: return;
   }

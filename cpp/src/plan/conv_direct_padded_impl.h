@@ -66,8 +66,7 @@ void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w,
       for (int64_t co = 0; co < Cout; co += W * NV)
         tile<CIN, S, R, NV, K>(in_row + ow * S * CIN, Wp * CIN, w + co, Cout, ep, co,
                                out_row + ow * Cout + co,
-                               ep.res ? ep.res + (oh * OW + ow) * Cout + co : nullptr, Cout,
-                               valid);
+                               ep.res ? ep.res + (oh * OW + ow) * Cout + co : nullptr, Cout, valid);
     }
   }
 }
@@ -78,9 +77,8 @@ void rows(const Conv2dShape& s, const float* xp, int64_t Wp, const float* w,
 // general tile would reload the same pixel three times, and GCC's attempts to
 // reuse those loads spill).
 template <int R>
-void tile_c1(const float* row0, int64_t Wp, const float* w, int64_t cout,
-             const DirectEpilogue& ep, int64_t co, float* y, const float* res, int64_t ldy,
-             int valid) {
+void tile_c1(const float* row0, int64_t Wp, const float* w, int64_t cout, const DirectEpilogue& ep,
+             int64_t co, float* y, const float* res, int64_t ldy, int valid) {
   V::reg acc[R];
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r) acc[r] = V::zero();

@@ -92,7 +92,8 @@ void InferencePlan::add(const OpSpec& spec) {
   op.s = spec;
   op.n = n_out;
   if (spec.kind == OpKind::conv2d || spec.kind == OpKind::qconv2d) op.s.conv.N = 1;
-  if (spec.kind == OpKind::pool || spec.kind == OpKind::qpool) {  // strided pools: their output size
+  if (spec.kind == OpKind::pool ||
+      spec.kind == OpKind::qpool) {  // strided pools: their output size
     op.s.ps.n = 1;
     plan_detail::pool_output_values(op.s.pool, op.s.ps, op.s.pp, &op.s.oh, &op.s.ow);
   }
@@ -102,7 +103,8 @@ void InferencePlan::add(const OpSpec& spec) {
     if (!spec.bn.mean || !spec.bn.var || !(spec.bn.eps > 0.0f))
       throw std::invalid_argument("batch norm: statistics and epsilon > 0 are needed");
     const int64_t C = spec.kind == OpKind::conv2d ? spec.conv.C_out : spec.out_f;
-    const int64_t wn = spec.kind == OpKind::conv2d ? op.s.conv.weight_size() : spec.in_f * spec.out_f;
+    const int64_t wn =
+        spec.kind == OpKind::conv2d ? op.s.conv.weight_size() : spec.in_f * spec.out_f;
     op.wf.resize(wn);
     op.bf.resize(C);
     op.scale.resize(C);
@@ -245,13 +247,15 @@ void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
     if (coop) {
       run_cooperative(x, N, y, workers, cap);
     } else {
-      float* arena =
-          thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * std::min(cap, N)));
-      for (int64_t i = 0; i < N; i += cap) run_chunk(x, y, i, std::min(cap, N - i), arena, std::min(cap, N));
+      float* arena = thread_scratch(ScratchSlot::plan,
+                                    static_cast<size_t>(arena_per_image_ * std::min(cap, N)));
+      for (int64_t i = 0; i < N; i += cap)
+        run_chunk(x, y, i, std::min(cap, N - i), arena, std::min(cap, N));
     }
     if (small_batch_mode_ < 0)
-      chooser_.record(coop, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-                              .count() / static_cast<double>(N));
+      chooser_.record(coop,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() /
+                          static_cast<double>(N));
     return;
   }
   if (workers > 1) workers = threads_for_flops(flops_ * N);

@@ -90,8 +90,8 @@ void InferencePlan::ModeChooser::record(bool coop, double secs) {
 // All threads on the same images, op after op, each taking its part of every
 // op, with a barrier between ops: one fork/join per call instead of one per
 // layer. For one image (or a few) on several cores.
-void InferencePlan::run_cooperative(const float* const* x, int64_t N, float* const* y,
-                                    int workers, int64_t cap) {
+void InferencePlan::run_cooperative(const float* const* x, int64_t N, float* const* y, int workers,
+                                    int64_t cap) {
   const int64_t chunk = std::min(cap, N);
   float* arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
   std::exception_ptr error;

@@ -231,7 +231,8 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       for (int64_t i : sp.inner) row += i;
       std::vector<const float*> xs(sp.in.size());
       for (size_t i = 0; i < xs.size(); ++i) xs[i] = buf[sp.in[i]] + r0 * sp.inner[i];
-      concat_forward(xs.data(), static_cast<int>(xs.size()), sp.inner.data(), r1 - r0, y + r0 * row);
+      concat_forward(xs.data(), static_cast<int>(xs.size()), sp.inner.data(), r1 - r0,
+                     y + r0 * row);
       return;
     }
     case OpKind::rescale:
@@ -246,8 +247,8 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       if (sp.kind == OpKind::rescale)
         rescale_forward(xs, ys, (i1 - i0) * in, sp.channels, sp.chan_inner, sp.w, sp.bias);
       else if (sp.kind == OpKind::normalize)
-        normalize_forward(xs, ys, (i1 - i0) * in, sp.channels, sp.chan_inner, sp.bn.mean,
-                          sp.bn.var, sp.bn.eps);
+        normalize_forward(xs, ys, (i1 - i0) * in, sp.channels, sp.chan_inner, sp.bn.mean, sp.bn.var,
+                          sp.bn.eps);
       else
         augment_forward(sp.aug, xs, ys, i1 - i0, 0, i0, false);
       return;
@@ -292,8 +293,8 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
       int64_t i0, i1;  // whole images per part
       part_range(n, part, parts, 1, &i0, &i1);
       if (i0 < i1)
-        group_norm_forward(x + i0 * op.n, sp.w, sp.bias, y + i0 * op.n, i1 - i0, op.n,
-                           sp.channels, sp.groups, sp.eps, nullptr, nullptr);
+        group_norm_forward(x + i0 * op.n, sp.w, sp.bias, y + i0 * op.n, i1 - i0, op.n, sp.channels,
+                           sp.groups, sp.eps, nullptr, nullptr);
       return;
     }
     default:

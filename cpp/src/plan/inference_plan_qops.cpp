@@ -52,8 +52,7 @@ void requantize(int64_t n, const uint8_t* x, QuantParams xq, QuantParams yq, uin
   }
 }
 
-void run_qconv(const OpSpec& sp, int64_t n_out, float* const* buf, int64_t n, int part,
-               int parts) {
+void run_qconv(const OpSpec& sp, int64_t n_out, float* const* buf, int64_t n, int part, int parts) {
   const Conv2dShape& s = sp.conv;
   const uint8_t* x = u8(buf[sp.in[0]]);
   uint8_t* y = u8(buf[sp.out]);
@@ -80,8 +79,7 @@ void run_qconv(const OpSpec& sp, int64_t n_out, float* const* buf, int64_t n, in
   }
 }
 
-void run_qpool(const OpSpec& sp, int64_t n_out, float* const* buf, int64_t n, int part,
-               int parts) {
+void run_qpool(const OpSpec& sp, int64_t n_out, float* const* buf, int64_t n, int part, int parts) {
   const uint8_t* x = u8(buf[sp.in[0]]);
   uint8_t* y = u8(buf[sp.out]);
   PoolShape s = sp.ps;
@@ -158,13 +156,11 @@ void run_qop_part(const OpSpec& sp, int64_t n_out, float* const* buf, int64_t n,
       else if (sp.kind == OpKind::dequantize)
         dequantize_u8(e1 - e0, u8(buf[sp.in[0]]) + e0, sp.qin[0], buf[sp.out] + e0);
       else
-        qadd(e1 - e0, u8(buf[sp.in[0]]) + e0, sp.qin[0], u8(buf[sp.in[1]]) + e0, sp.qin[1],
-             sp.qout, sp.qact, u8(buf[sp.out]) + e0);
+        qadd(e1 - e0, u8(buf[sp.in[0]]) + e0, sp.qin[0], u8(buf[sp.in[1]]) + e0, sp.qin[1], sp.qout,
+             sp.qact, u8(buf[sp.out]) + e0);
       return;
     }
-    case OpKind::qconv2d:
-      run_qconv(sp, n_out, buf, n, part, parts);
-      return;
+    case OpKind::qconv2d: run_qconv(sp, n_out, buf, n, part, parts); return;
     case OpKind::qdense: {
       int64_t r0, r1;
       part_range(n, part, parts, 1, &r0, &r1);
@@ -173,14 +169,9 @@ void run_qop_part(const OpSpec& sp, int64_t n_out, float* const* buf, int64_t n,
             u8(buf[sp.out]) + r0 * sp.out_f * store_bytes(sp), sp.out_f);
       return;
     }
-    case OpKind::qpool:
-      run_qpool(sp, n_out, buf, n, part, parts);
-      return;
-    case OpKind::qconcat:
-      run_qconcat(sp, buf, n, part, parts);
-      return;
-    default:
-      throw std::invalid_argument(std::string(op_kind_name(sp.kind)) + ": not an int8 op");
+    case OpKind::qpool: run_qpool(sp, n_out, buf, n, part, parts); return;
+    case OpKind::qconcat: run_qconcat(sp, buf, n, part, parts); return;
+    default: throw std::invalid_argument(std::string(op_kind_name(sp.kind)) + ": not an int8 op");
   }
 }
 

@@ -94,12 +94,12 @@ void layout_backward(const OpSpec& op, int64_t n, const float* dy, float* dx) {
       upsample2d_backward(l.up_mode, n, l.h, l.w, l.c, l.fh, l.fw, dy, dx);
       return;
     case OpKind::depth_to_space:  // its inverse, read from the output's shape
-      space_to_depth(l.order, n, l.h * l.block, l.w * l.block, l.c / (l.block * l.block),
-                     l.block, dy, dx);
+      space_to_depth(l.order, n, l.h * l.block, l.w * l.block, l.c / (l.block * l.block), l.block,
+                     dy, dx);
       return;
     case OpKind::space_to_depth:
-      depth_to_space(l.order, n, l.h / l.block, l.w / l.block, l.c * l.block * l.block,
-                     l.block, dy, dx);
+      depth_to_space(l.order, n, l.h / l.block, l.w / l.block, l.c * l.block * l.block, l.block, dy,
+                     dx);
       return;
     case OpKind::channel_shuffle:
       channel_shuffle(n * l.h * l.w, l.c, l.c / l.groups, dy, dx);

@@ -159,8 +159,10 @@ void check_qin(const OpSpec& op) {
 
 // The store of qconv2d / qdense: uint8 (with the output's quantisation) or float.
 void check_qstore(const OpSpec& op) {
-  if (op.qstore == QOutput::u8) check_q(op, op.qout, "output");
-  else if (op.qstore != QOutput::f32) fail(op, "the store writes uint8 or float");
+  if (op.qstore == QOutput::u8)
+    check_q(op, op.qout, "output");
+  else if (op.qstore != QOutput::f32)
+    fail(op, "the store writes uint8 or float");
   const int a = static_cast<int>(op.qact);
   if (a < 0 || a > 2) fail(op, "unknown activation");
 }
@@ -173,8 +175,9 @@ int64_t qpool_output_values(const OpSpec& op, int64_t* oh, int64_t* ow) {
     case PlanPool::global_avg:
       return plan_detail::pool_output_values(op.pool, op.ps, op.pp, oh, ow);
     default:
-      fail(op, "int8 pooling is max, avg or global_avg (adaptive pools with whole windows "
-               "become max / avg windows)");
+      fail(op,
+           "int8 pooling is max, avg or global_avg (adaptive pools with whole windows "
+           "become max / avg windows)");
   }
 }
 
@@ -353,8 +356,10 @@ int64_t op_output_size(const OpSpec& op) {
       check_act(op, op.count);
       return op.count;
     case OpKind::eltwise: {
-      if (op.eltwise == EltwiseKind::sub) need_inputs(op, 2, 2);
-      else need_inputs(op, 2, 1 << 20);
+      if (op.eltwise == EltwiseKind::sub)
+        need_inputs(op, 2, 2);
+      else
+        need_inputs(op, 2, 1 << 20);
       const int e = static_cast<int>(op.eltwise);
       if (e < 0 || e > 3) fail(op, "unknown elementwise kind");
       if (op.count < 1) fail(op, "count must be >= 1");
@@ -378,7 +383,8 @@ int64_t op_output_size(const OpSpec& op) {
       if (op.count < 1 || op.channels < 1 || op.chan_inner < 1 ||
           op.count % (op.channels * op.chan_inner))
         fail(op, "channels * chan_inner must divide the values per image");
-      if (op.kind == OpKind::rescale && (!op.w || !op.bias)) fail(op, "scale and offset are needed");
+      if (op.kind == OpKind::rescale && (!op.w || !op.bias))
+        fail(op, "scale and offset are needed");
       if (op.kind == OpKind::normalize && (!op.bn.mean || !op.bn.var || !(op.bn.eps > 0.0f)))
         fail(op, "mean, variance and epsilon > 0 are needed");
       return op.count;
@@ -404,8 +410,7 @@ int64_t op_output_size(const OpSpec& op) {
       return op.count;
     case OpKind::reshape:
     case OpKind::dropout:
-    case OpKind::python:
-      fail(op, "this op is resolved by the graph, no plan runs it");
+    case OpKind::python: fail(op, "this op is resolved by the graph, no plan runs it");
     case OpKind::conv_transpose2d: {
       need_inputs(op, 1, 1);
       const ConvTranspose2dShape s = one_image(op.convt);
@@ -420,8 +425,7 @@ int64_t op_output_size(const OpSpec& op) {
     case OpKind::depth_to_space:
     case OpKind::space_to_depth:
     case OpKind::channel_shuffle:
-    case OpKind::transpose:
-      return layout_output_size(op);
+    case OpKind::transpose: return layout_output_size(op);
     default:
       if (op_is_int8(op.kind)) return qop_output_size(op);
   }
@@ -467,8 +471,7 @@ double op_flops(const OpSpec& op) {
     case OpKind::depth_to_space:
     case OpKind::space_to_depth:
     case OpKind::channel_shuffle:
-    case OpKind::transpose:
-      return static_cast<double>(op_output_size(op));  // one move per value
+    case OpKind::transpose: return static_cast<double>(op_output_size(op));  // one move per value
     case OpKind::prelu: return 2.0 * op.count;
     case OpKind::lrn: return (40.0 + 2.0 * op.lrn_size) * op.count;
     case OpKind::group_norm:
@@ -546,8 +549,7 @@ OpSpec eltwise_op(std::vector<int> in, int out, int64_t count, EltwiseKind kind,
   return op;
 }
 
-OpSpec batch_norm_op(int in, int out, int64_t count, int64_t channels,
-                     const BatchNormSpec& bn) {
+OpSpec batch_norm_op(int in, int out, int64_t count, int64_t channels, const BatchNormSpec& bn) {
   OpSpec op;
   op.count = count;
   op.kind = OpKind::batch_norm;

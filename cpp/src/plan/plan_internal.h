@@ -63,8 +63,7 @@ inline void activation_forward(PlanAct act, float alpha, const float* x, float* 
 
 // The activations a conv/dense epilogue cannot fuse, applied in place. beta
 // has no default: clip's max lives there, and a forgotten one clipped to 0.
-inline void apply_activation(PlanAct act, float alpha, float* y, int64_t n, int64_t k,
-                             float beta) {
+inline void apply_activation(PlanAct act, float alpha, float* y, int64_t n, int64_t k, float beta) {
   activation_forward(act, alpha, y, y, n, k, beta);
 }
 
@@ -78,23 +77,19 @@ inline int64_t pool_output_values(PlanPool kind, const PoolShape& shape, const P
   if (s.h < 1 || s.w < 1 || s.c < 1) throw std::invalid_argument("pool: empty input shape");
   switch (kind) {
     case PlanPool::max:
-    case PlanPool::avg:
-      pool2d_check(s, p, oh, ow);
-      return *oh * *ow * s.c;
+    case PlanPool::avg: pool2d_check(s, p, oh, ow); return *oh * *ow * s.c;
     case PlanPool::adaptive_avg:
     case PlanPool::adaptive_max:
       if (*oh < 1 || *ow < 1) throw std::invalid_argument("output_size: must be >= 1");
       return *oh * *ow * s.c;
-    case PlanPool::global_avg:
-      return s.c;
+    case PlanPool::global_avg: return s.c;
   }
   throw std::invalid_argument("pool: unknown kind");
 }
 
 // A whole pool over s.n images.
 inline void pool_forward(PlanPool kind, const PoolShape& s, const Pool2dParams& p,
-                         bool count_include_pad, int64_t oh, int64_t ow, const float* x,
-                         float* y) {
+                         bool count_include_pad, int64_t oh, int64_t ow, const float* x, float* y) {
   switch (kind) {
     case PlanPool::max: max_pool2d_forward(s, p, x, y); return;
     case PlanPool::avg: avg_pool2d_forward(s, p, count_include_pad, x, y); return;
@@ -108,8 +103,7 @@ inline void pool_forward(PlanPool kind, const PoolShape& s, const Pool2dParams& 
 // needs a second pass once every column is there); a classifier head of
 // <= 64 columns is one block, not worth a split.
 inline bool dense_by_columns(int64_t n, int parts, int64_t out_f) {
-  return parts > 1 && n <= ops_detail::kDenseRowsMax && out_f > 64 &&
-         active_isa() == Isa::avx512;
+  return parts > 1 && n <= ops_detail::kDenseRowsMax && out_f > 64 && active_isa() == Isa::avx512;
 }
 
 // Part `part` of `parts` of [0, total), in units of `align`.
@@ -142,8 +136,8 @@ inline bool conv_bands_ok(const Conv2dShape& s) {
 
 // The same for pooling windows (padding is at most half a window, so every
 // band reads at least one real row).
-inline void pool_band(const PoolShape& s, const Pool2dParams& p, int64_t a, int64_t b, PoolShape* ts,
-               Pool2dParams* tp, int64_t* first_row) {
+inline void pool_band(const PoolShape& s, const Pool2dParams& p, int64_t a, int64_t b,
+                      PoolShape* ts, Pool2dParams* tp, int64_t* first_row) {
   const int64_t r0 = a * p.stride_h - p.pad_top;
   const int64_t r1 = (b - 1) * p.stride_h + p.kernel_h - p.pad_top;
   const int64_t c0 = std::max<int64_t>(r0, 0), c1 = std::min(r1, s.h);

@@ -131,16 +131,16 @@ void TrainPlan::add(const OpSpec& spec) {
       op.dw_off = grad_offset(spec.dw, grads_, n_grads_, spec.channels, "dgamma");
       op.db_off = grad_offset(spec.db, grads_, n_grads_, spec.channels, "dbeta");
       break;
-    default:
-      break;
+    default: break;
   }
   if (spec.mask_grad_by_output) {
     // the max pool that applies the ReLU mask of the op before it
     const int p = spec.in[0] >= n_in_ ? producer_[spec.in[0]] : -1;
     if (spec.kind != OpKind::pool || spec.pool != PlanPool::max || p < 0 ||
         !ops_[p].s.relu_mask_applied_later || ops_[p].s.act != PlanAct::relu)
-      throw std::invalid_argument("pool: mask_grad_by_output needs a max pool after a relu op "
-                                  "marked relu_mask_applied_later");
+      throw std::invalid_argument(
+          "pool: mask_grad_by_output needs a max pool after a relu op "
+          "marked relu_mask_applied_later");
   }
   if (spec.relu_mask_applied_later && spec.act != PlanAct::relu)
     throw std::invalid_argument(std::string(what) + ": relu_mask_applied_later needs act relu");
@@ -224,7 +224,8 @@ struct SlotPool {
   int take(int64_t floats) {
     int best = -1;
     for (size_t s = 0; s < size.size(); ++s)  // the smallest free slot that fits
-      if (free[s] && size[s] >= floats && (best < 0 || size[s] < size[best])) best = static_cast<int>(s);
+      if (free[s] && size[s] >= floats && (best < 0 || size[s] < size[best]))
+        best = static_cast<int>(s);
     if (best < 0)
       for (size_t s = 0; s < size.size(); ++s)  // else grow the largest free one
         if (free[s] && (best < 0 || size[s] > size[best])) best = static_cast<int>(s);
@@ -291,8 +292,10 @@ void TrainPlan::plan_memory() {
         Pointwise f;
         // the elementwise ones differentiate from x; relu, sigmoid, tanh,
         // softmax and log-softmax from y (relu: y > 0 exactly where x > 0)
-        if (s.act == PlanAct::leaky_relu || plan_detail::pointwise_of(s.act, &f)) kept[in0] = 1;
-        else kept[s.out] = 1;
+        if (s.act == PlanAct::leaky_relu || plan_detail::pointwise_of(s.act, &f))
+          kept[in0] = 1;
+        else
+          kept[s.out] = 1;
         break;
       }
       case OpKind::prelu:
@@ -324,8 +327,7 @@ void TrainPlan::plan_memory() {
     const OpSpec& s = op.s;
     const int in0 = s.in.empty() ? -1 : s.in[0];
     if (s.kind == OpKind::activation && s.act == PlanAct::relu && in0 >= n_in_ &&
-        readers[in0] == 1 && !kept[in0] && !is_output[in0] && !is_output[s.out] &&
-        !is_loss[in0]) {
+        readers[in0] == 1 && !kept[in0] && !is_output[in0] && !is_output[s.out] && !is_loss[in0]) {
       op.relu_in_place = true;
       root[s.out] = root[in0];
     }
@@ -414,9 +416,7 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n, int64_t i0) {
       conv2d_forward(c, x, s.w, s.bias, y, fused);
       return;
     }
-    case OpKind::dense:
-      dense_forward(x, s.w, s.bias, y, n, s.in_f, s.out_f, fused);
-      return;
+    case OpKind::dense: dense_forward(x, s.w, s.bias, y, n, s.in_f, s.out_f, fused); return;
     case OpKind::pool: {
       PoolShape p = s.ps;
       p.n = n;
@@ -426,9 +426,7 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n, int64_t i0) {
     case OpKind::activation:
       plan_detail::activation_forward(s.act, s.alpha, x, y, n * s.count, s.k, s.beta);
       return;
-    case OpKind::prelu:
-      prelu_forward(x, s.w, y, n * s.count / s.channels, s.channels);
-      return;
+    case OpKind::prelu: prelu_forward(x, s.w, y, n * s.count / s.channels, s.channels); return;
     case OpKind::lrn:
       lrn_forward(x, y, n * s.count / s.channels, s.channels, s.lrn_size, s.lrn_alpha, s.lrn_beta,
                   s.lrn_bias);
@@ -482,16 +480,13 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n, int64_t i0) {
     case OpKind::depth_to_space:
     case OpKind::space_to_depth:
     case OpKind::channel_shuffle:
-    case OpKind::transpose:
-      plan_detail::layout_forward(s, n, x, y);
-      return;
-    default:
-      throw std::invalid_argument(std::string(op_kind_name(s.kind)) + ": not run by a plan");
+    case OpKind::transpose: plan_detail::layout_forward(s, n, x, y); return;
+    default: throw std::invalid_argument(std::string(op_kind_name(s.kind)) + ": not run by a plan");
   }
 }
 
-void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64_t n,
-                            float* dgrads, int64_t i0) {
+void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64_t n, float* dgrads,
+                            int64_t i0) {
   const OpSpec& s = op.s;
   float* dw = op.dw_off >= 0 ? dgrads + op.dw_off : nullptr;
   float* db = op.db_off >= 0 ? dgrads + op.db_off : nullptr;
@@ -507,11 +502,15 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
     if (s.kind == OpKind::conv2d && dw) std::fill(dw, dw + s.conv.weight_size(), 0.0f);
     if (s.kind == OpKind::dense && dw) std::fill(dw, dw + s.in_f * s.out_f, 0.0f);
     if (s.kind == OpKind::batch_norm && dw) std::fill(dw, dw + s.channels, 0.0f);
-    if ((s.kind == OpKind::prelu || s.kind == OpKind::group_norm ||
-         s.kind == OpKind::layer_norm) && dw)
+    if ((s.kind == OpKind::prelu || s.kind == OpKind::group_norm || s.kind == OpKind::layer_norm) &&
+        dw)
       std::fill(dw, dw + s.channels, 0.0f);
-    if (db) std::fill(db, db + (s.kind == OpKind::conv2d ? s.conv.C_out
-                                : s.kind == OpKind::dense ? s.out_f : s.channels), 0.0f);
+    if (db)
+      std::fill(db,
+                db + (s.kind == OpKind::conv2d  ? s.conv.C_out
+                      : s.kind == OpKind::dense ? s.out_f
+                                                : s.channels),
+                0.0f);
     return;
   }
   float* gy = grad[s.out];
@@ -533,7 +532,8 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
         relu_backward(gy, val[s.out], gy, out_total);
       Conv2dShape c = s.conv;
       c.N = n;
-      if (dw) conv2d_backward_weights(c, gy, val[s.in[0]], dw, db);
+      if (dw)
+        conv2d_backward_weights(c, gy, val[s.in[0]], dw, db);
       else if (db) {  // a bias without a kernel gradient cannot happen (same layer)
       }
       if (need_dx) {
@@ -570,7 +570,9 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
       if (!need_dx) return;
       switch (s.act) {
         case PlanAct::relu: relu_backward(gy, val[s.out], dx, in_total); break;  // y > 0 iff x > 0
-        case PlanAct::leaky_relu: leaky_relu_backward(gy, val[s.in[0]], dx, in_total, s.alpha); break;
+        case PlanAct::leaky_relu:
+          leaky_relu_backward(gy, val[s.in[0]], dx, in_total, s.alpha);
+          break;
         case PlanAct::sigmoid: sigmoid_backward(gy, val[s.out], dx, in_total); break;
         case PlanAct::tanh: tanh_backward(gy, val[s.out], dx, in_total); break;
         case PlanAct::softmax: softmax_backward(gy, val[s.out], dx, in_total / s.k, s.k, 1); break;
@@ -594,8 +596,8 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
       return;
     case OpKind::lrn:
       if (!need_dx) return;
-      lrn_backward(gy, val[s.in[0]], dx, in_total / s.channels, s.channels, s.lrn_size,
-                   s.lrn_alpha, s.lrn_beta, s.lrn_bias);
+      lrn_backward(gy, val[s.in[0]], dx, in_total / s.channels, s.channels, s.lrn_size, s.lrn_alpha,
+                   s.lrn_beta, s.lrn_bias);
       finish_dx();
       return;
     case OpKind::group_norm:
@@ -613,9 +615,8 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
     case OpKind::batch_norm: {
       if (!dw && !db && !need_dx) return;
       const int64_t rows = n * s.count / s.channels;
-      batch_norm_backward(gy, val[s.in[0]], s.bn.gamma, op.save_mean.data(),
-                          op.save_inv_std.data(), need_dx ? dx : nullptr, dw, db, rows,
-                          s.channels, true);
+      batch_norm_backward(gy, val[s.in[0]], s.bn.gamma, op.save_mean.data(), op.save_inv_std.data(),
+                          need_dx ? dx : nullptr, dw, db, rows, s.channels, true);
       finish_dx();
       return;
     }
@@ -690,8 +691,7 @@ void TrainPlan::backward_op(Op& op, float* const* val, float* const* grad, int64
       plan_detail::layout_backward(s, n, gy, dx);
       finish_dx();
       return;
-    default:
-      return;
+    default: return;
   }
 }
 
@@ -762,13 +762,18 @@ double TrainPlan::backward_slice(const float* const* x, float* const* out,
     switch (L.kind) {
       case LossKind::softmax_cross_entropy:
         sum = softmax_cross_entropy_sum(y, static_cast<const int64_t*>(targets[L.target]) + i0 * R,
-                                        rw, n * R, C, rscale, g, acc) / R;
+                                        rw, n * R, C, rscale, g, acc) /
+              R;
         break;
       case LossKind::softmax_cross_entropy_soft:
         sum = softmax_cross_entropy_soft_sum(y, t, rw, n * R, C, rscale, g, acc) / R;
         break;
-      case LossKind::mean_squared_error: sum = squared_error_sum(y, t, w, n, K, scale, g, acc); break;
-      case LossKind::mean_absolute_error: sum = absolute_error_sum(y, t, w, n, K, scale, g, acc); break;
+      case LossKind::mean_squared_error:
+        sum = squared_error_sum(y, t, w, n, K, scale, g, acc);
+        break;
+      case LossKind::mean_absolute_error:
+        sum = absolute_error_sum(y, t, w, n, K, scale, g, acc);
+        break;
       case LossKind::huber: sum = huber_sum(y, t, w, n, K, L.param, scale, g, acc); break;
       case LossKind::sigmoid_binary_cross_entropy:
         sum = sigmoid_binary_cross_entropy_sum(y, t, w, n, K, scale, g, acc);
@@ -778,7 +783,8 @@ double TrainPlan::backward_slice(const float* const* x, float* const* out,
         break;
       case LossKind::external: {
         const float* src = given[L.target] + i0 * K;
-        for (int64_t i = 0; i < n * K; ++i) g[i] = acc ? g[i] + L.weight * src[i] : L.weight * src[i];
+        for (int64_t i = 0; i < n * K; ++i)
+          g[i] = acc ? g[i] + L.weight * src[i] : L.weight * src[i];
         continue;  // its value comes from the caller
       }
     }
@@ -878,7 +884,8 @@ double TrainPlan::step(const float* const* x, const void* const* targets,
   std::lock_guard<std::mutex> lock(mu_);
   for (const LossSpec& L : losses_)
     if (L.kind == LossKind::external)
-      throw std::invalid_argument("loss: a plan with an external loss runs forward() and backward()");
+      throw std::invalid_argument(
+          "loss: a plan with an external loss runs forward() and backward()");
   const int workers = prepare(N);
   check_targets(targets, N);
   pending_n_ = 0;
@@ -887,8 +894,8 @@ double TrainPlan::step(const float* const* x, const void* const* targets,
   std::vector<std::vector<double>> parts(workers, std::vector<double>(nl, 0.0));
   in_slices(workers, N, true, [&](int t, int64_t i0, int64_t n, float* dg) {
     forward_slice(x, out, i0, n);
-    part[t] = backward_slice(x, out, targets, sample_weight, nullptr, i0, n, N, dg,
-                             parts[t].data());
+    part[t] =
+        backward_slice(x, out, targets, sample_weight, nullptr, i0, n, N, dg, parts[t].data());
   });
   double total = 0.0;
   for (double p : part) total += p;
@@ -903,7 +910,8 @@ double TrainPlan::step(const float* const* x, const void* const* targets,
 void TrainPlan::forward(const float* const* x, int64_t N, float* const* out) {
   std::lock_guard<std::mutex> lock(mu_);
   const int workers = prepare(N);
-  in_slices(workers, N, false, [&](int, int64_t i0, int64_t n, float*) { forward_slice(x, out, i0, n); });
+  in_slices(workers, N, false,
+            [&](int, int64_t i0, int64_t n, float*) { forward_slice(x, out, i0, n); });
   pending_n_ = N;
   pending_workers_ = workers;
 }

@@ -18,8 +18,8 @@ void check_window_area(const pool::Axis& ah, const pool::Axis& aw) {
   for (int64_t i = 0; i < ah.out; ++i) mh = std::max(mh, ah.hi[i] - ah.lo[i]);
   for (int64_t j = 0; j < aw.out; ++j) mw = std::max(mw, aw.hi[j] - aw.lo[j]);
   if (mh * mw >= (int64_t(1) << 31))
-    throw std::invalid_argument("output_size: adaptive max windows of " + std::to_string(mh) +
-                                "x" + std::to_string(mw) + " pixels are too large");
+    throw std::invalid_argument("output_size: adaptive max windows of " + std::to_string(mh) + "x" +
+                                std::to_string(mw) + " pixels are too large");
 }
 }  // namespace
 
@@ -31,8 +31,8 @@ void adaptive_avg_pool2d_forward(const PoolShape& s, int64_t out_h, int64_t out_
   pool::run_avg_forward(pool::make_plan(s, ah, aw), x, y);
 }
 
-void adaptive_avg_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out_w,
-                                  const float* dy, float* dx) {
+void adaptive_avg_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out_w, const float* dy,
+                                  float* dx) {
   pool::check_shape(s);
   const pool::Axis ah = pool::adaptive_axis(s.h, out_h, true);
   const pool::Axis aw = pool::adaptive_axis(s.w, out_w, true);
@@ -47,8 +47,8 @@ void adaptive_max_pool2d_forward(const PoolShape& s, int64_t out_h, int64_t out_
   pool::run_max_forward(pool::make_plan(s, ah, aw), x, y);
 }
 
-void adaptive_max_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out_w,
-                                  const float* x, const float* dy, float* dx) {
+void adaptive_max_pool2d_backward(const PoolShape& s, int64_t out_h, int64_t out_w, const float* x,
+                                  const float* dy, float* dx) {
   pool::check_shape(s);
   const pool::Axis ah = pool::adaptive_axis(s.h, out_h, false);
   const pool::Axis aw = pool::adaptive_axis(s.w, out_w, false);

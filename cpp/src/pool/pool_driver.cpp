@@ -88,10 +88,11 @@ void run_max_forward(const Plan& p, const float* x, float* y) {
   const Kernels& k = active();
   const int64_t rows = p.n * p.oh;
   const bool dilated = p.dil_h > 1 || p.dil_w > 1;
-  const double work = window_reads(p) / (dilated ? double(p.dil_h * p.dil_w) : 1.0) +
-                      double(rows) * p.ow * p.c;
-  const ForwardRowsFn f =
-      dilated ? k.max_forward_dilated : p.c % k.width ? k.max_forward_window : k.max_forward;
+  const double work =
+      window_reads(p) / (dilated ? double(p.dil_h * p.dil_w) : 1.0) + double(rows) * p.ow * p.c;
+  const ForwardRowsFn f = dilated         ? k.max_forward_dilated
+                          : p.c % k.width ? k.max_forward_window
+                                          : k.max_forward;
   split(rows, threads_for_elements(work, rows), [&](int64_t b, int64_t e) { f(p, x, y, b, e); });
 }
 

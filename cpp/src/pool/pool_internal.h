@@ -53,7 +53,7 @@ struct Plan {
   const int64_t *h_lo, *h_hi, *w_lo, *w_hi;
   const float *h_inv, *w_inv;
   const int64_t *h_first, *h_last, *w_first, *w_last;  // null unless gathered
-  int64_t dil_h = 1, dil_w = 1;  // dilated max pooling (see Axis::dil)
+  int64_t dil_h = 1, dil_w = 1;                        // dilated max pooling (see Axis::dil)
 };
 Plan make_plan(const PoolShape& s, const Axis& ah, const Axis& aw);
 

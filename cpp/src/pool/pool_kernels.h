@@ -31,8 +31,8 @@ struct Block {
   }
 
   // y[0:U*W] = max over the window (NaN if the window holds a NaN).
-  static inline void max_window(const float* x0, int64_t row_stride, int64_t col_stride,
-                                int64_t nh, int64_t nw, float* y, int n) {
+  static inline void max_window(const float* x0, int64_t row_stride, int64_t col_stride, int64_t nh,
+                                int64_t nw, float* y, int n) {
     reg m[U];
     typename V::msk nan[U];
     for (int u = 0; u < U; ++u) {
@@ -54,8 +54,8 @@ struct Block {
   }
 
   // y[0:U*W] = scale * sum over the window.
-  static inline void sum_window(const float* x0, int64_t row_stride, int64_t col_stride,
-                                int64_t nh, int64_t nw, float scale, float* y, int n) {
+  static inline void sum_window(const float* x0, int64_t row_stride, int64_t col_stride, int64_t nh,
+                                int64_t nw, float scale, float* y, int n) {
     reg acc[U];
     for (int u = 0; u < U; ++u) acc[u] = V::zero();
     for (int64_t a = 0; a < nh; ++a) {
@@ -91,8 +91,8 @@ struct Block {
     for (int u = 0; u < U; ++u) st(y + u * V::W, V::with_nan(m[u], nan[u]), n);
   }
 
-  static inline void sum_row(const float* x0, int64_t col_stride, int64_t nw, bool first,
-                             float* y, int n) {
+  static inline void sum_row(const float* x0, int64_t col_stride, int64_t nw, bool first, float* y,
+                             int n) {
     reg acc[U];
     for (int u = 0; u < U; ++u) acc[u] = first ? V::zero() : ld(y + u * V::W, n);
     for (int64_t b = 0; b < nw; ++b) {
@@ -168,7 +168,8 @@ inline void channel_blocks(int64_t c0, int64_t c1, F4 f4, F1 f1, FP fp) {
 // Whole windows per output pixel (used when n_C is not a multiple of the
 // vector width: a partial vector stored and read back with masks stalls).
 template <class V>
-void max_forward_rows_window(const pool::Plan& p, const float* x, float* y, int64_t r0, int64_t r1) {
+void max_forward_rows_window(const pool::Plan& p, const float* x, float* y, int64_t r0,
+                             int64_t r1) {
   const int64_t C = p.c, rs = p.w * p.c;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t img = r / p.oh, i = r % p.oh;
@@ -180,7 +181,8 @@ void max_forward_rows_window(const pool::Plan& p, const float* x, float* y, int6
       const float* xw = xi + w0 * C;
       float* yp = yr + j * C;
       channel_blocks<V>(
-          0, C, [&](int64_t c) { Block<V, 4, false>::max_window(xw + c, rs, C, nh, nw, yp + c, 0); },
+          0, C,
+          [&](int64_t c) { Block<V, 4, false>::max_window(xw + c, rs, C, nh, nw, yp + c, 0); },
           [&](int64_t c) { Block<V, 1, false>::max_window(xw + c, rs, C, nh, nw, yp + c, 0); },
           [&](int64_t c, int n) {
             Block<V, 1, true>::max_window(xw + c, rs, C, nh, nw, yp + c, n);
@@ -220,8 +222,7 @@ void avg_forward_rows(const pool::Plan& p, const float* x, float* y, int64_t r0,
 // Row-streaming forms: for each output row, walk its input rows one after
 // the other (one sequential stream) and keep the running results in y.
 template <class V>
-void max_forward_rows(const pool::Plan& p, const float* x, float* y, int64_t r0,
-                             int64_t r1) {
+void max_forward_rows(const pool::Plan& p, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t C = p.c, rs = p.w * p.c;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t img = r / p.oh, i = r % p.oh;
@@ -290,10 +291,17 @@ void max_backward_block(const pool::Plan& p, const float* x, const float* dy, fl
       const float* g = dyr + j * C;
       channel_blocks<V>(
           c0, c1,
-          [&](int64_t c) { Block<V, 4, false>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw, g + c, 0); },
-          [&](int64_t c) { Block<V, 1, false>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw, g + c, 0); },
+          [&](int64_t c) {
+            Block<V, 4, false>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw,
+                                                                g + c, 0);
+          },
+          [&](int64_t c) {
+            Block<V, 1, false>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw,
+                                                                g + c, 0);
+          },
           [&](int64_t c, int n) {
-            Block<V, 1, true>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw, g + c, n);
+            Block<V, 1, true>::template max_scatter<Overwrite>(xw + c, dw + c, rs, C, nh, nw, g + c,
+                                                               n);
           });
     }
   }
@@ -302,8 +310,8 @@ void max_backward_block(const pool::Plan& p, const float* x, const float* dy, fl
 // dx[t_h, t_w] = sum over the windows (i, j) that read it of dy[i, j] / div(i, j).
 template <class V, int U, bool Part>
 inline void avg_gather(const float* dyi, int64_t ow, int64_t C, const float* h_inv,
-                       const float* w_inv, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
-                       float* d, int n) {
+                       const float* w_inv, int64_t i0, int64_t i1, int64_t j0, int64_t j1, float* d,
+                       int n) {
   using B = Block<V, U, Part>;
   typename V::reg acc[U];
   for (int u = 0; u < U; ++u) acc[u] = V::zero();
@@ -347,7 +355,9 @@ void avg_backward_rows(const pool::Plan& p, const float* dy, float* dx, int64_t 
 // Dilated max pooling: whole windows per output pixel, taps dil_h rows and
 // dil_w columns apart (lo / hi as in Axis::dil: the first real tap and one
 // past the last; a window without real taps gives -inf, as PyTorch).
-inline int64_t taps(int64_t lo, int64_t hi, int64_t d) { return hi > lo ? (hi - lo + d - 1) / d : 0; }
+inline int64_t taps(int64_t lo, int64_t hi, int64_t d) {
+  return hi > lo ? (hi - lo + d - 1) / d : 0;
+}
 
 template <class V>
 void max_forward_rows_dilated(const pool::Plan& p, const float* x, float* y, int64_t r0,
@@ -399,12 +409,12 @@ void max_backward_block_dilated(const pool::Plan& p, const float* x, const float
       channel_blocks<V>(
           c0, c1,
           [&](int64_t c) {
-            Block<V, 4, false>::template max_scatter<false>(xw + c, dw + c, row_step, col_step,
-                                                            nh, nw, g + c, 0);
+            Block<V, 4, false>::template max_scatter<false>(xw + c, dw + c, row_step, col_step, nh,
+                                                            nw, g + c, 0);
           },
           [&](int64_t c) {
-            Block<V, 1, false>::template max_scatter<false>(xw + c, dw + c, row_step, col_step,
-                                                            nh, nw, g + c, 0);
+            Block<V, 1, false>::template max_scatter<false>(xw + c, dw + c, row_step, col_step, nh,
+                                                            nw, g + c, 0);
           },
           [&](int64_t c, int n) {
             Block<V, 1, true>::template max_scatter<false>(xw + c, dw + c, row_step, col_step, nh,

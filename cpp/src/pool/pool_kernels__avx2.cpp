@@ -41,8 +41,7 @@ struct V {
   static inline reg blend(msk k, reg a, reg b) { return _mm256_blendv_ps(b, a, k); }
   static inline ireg iset1(int32_t v) { return _mm256_set1_epi32(v); }
   static inline ireg iblend(msk k, ireg a, ireg b) {
-    return _mm256_castps_si256(
-        _mm256_blendv_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(a), k));
+    return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(b), _mm256_castsi256_ps(a), k));
   }
   static inline msk ieq(ireg a, ireg b) { return _mm256_castsi256_ps(_mm256_cmpeq_epi32(a, b)); }
   static inline reg masked(msk k, reg v) { return _mm256_and_ps(k, v); }
@@ -55,14 +54,16 @@ struct V {
 }  // namespace pool_avx2
 
 namespace pool {
-const Kernels kPoolAvx2 = {"avx2", pool_avx2::max_forward_rows<pool_avx2::V>,
+const Kernels kPoolAvx2 = {"avx2",
+                           pool_avx2::max_forward_rows<pool_avx2::V>,
                            pool_avx2::avg_forward_rows<pool_avx2::V>,
                            pool_avx2::max_backward_block<pool_avx2::V, false>,
                            pool_avx2::avg_backward_rows<pool_avx2::V>,
-  pool_avx2::avg_forward_rows_stream<pool_avx2::V>,
-  pool_avx2::max_backward_block<pool_avx2::V, true>,
-  pool_avx2::max_forward_rows_window<pool_avx2::V>, pool_avx2::V::W,
-  pool_avx2::max_forward_rows_dilated<pool_avx2::V>,
-  pool_avx2::max_backward_block_dilated<pool_avx2::V>};
+                           pool_avx2::avg_forward_rows_stream<pool_avx2::V>,
+                           pool_avx2::max_backward_block<pool_avx2::V, true>,
+                           pool_avx2::max_forward_rows_window<pool_avx2::V>,
+                           pool_avx2::V::W,
+                           pool_avx2::max_forward_rows_dilated<pool_avx2::V>,
+                           pool_avx2::max_backward_block_dilated<pool_avx2::V>};
 }  // namespace pool
 }  // namespace cnnx

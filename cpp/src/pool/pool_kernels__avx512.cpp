@@ -49,14 +49,16 @@ struct V {
 }  // namespace pool_avx512
 
 namespace pool {
-const Kernels kPoolAvx512 = {"avx512", pool_avx512::max_forward_rows<pool_avx512::V>,
+const Kernels kPoolAvx512 = {"avx512",
+                             pool_avx512::max_forward_rows<pool_avx512::V>,
                              pool_avx512::avg_forward_rows<pool_avx512::V>,
                              pool_avx512::max_backward_block<pool_avx512::V, false>,
                              pool_avx512::avg_backward_rows<pool_avx512::V>,
-  pool_avx512::avg_forward_rows_stream<pool_avx512::V>,
-  pool_avx512::max_backward_block<pool_avx512::V, true>,
-  pool_avx512::max_forward_rows_window<pool_avx512::V>, pool_avx512::V::W,
-  pool_avx512::max_forward_rows_dilated<pool_avx512::V>,
-  pool_avx512::max_backward_block_dilated<pool_avx512::V>};
+                             pool_avx512::avg_forward_rows_stream<pool_avx512::V>,
+                             pool_avx512::max_backward_block<pool_avx512::V, true>,
+                             pool_avx512::max_forward_rows_window<pool_avx512::V>,
+                             pool_avx512::V::W,
+                             pool_avx512::max_forward_rows_dilated<pool_avx512::V>,
+                             pool_avx512::max_backward_block_dilated<pool_avx512::V>};
 }  // namespace pool
 }  // namespace cnnx

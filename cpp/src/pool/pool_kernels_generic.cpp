@@ -41,7 +41,9 @@ struct V {
   static inline msk isnan(reg x) { return _mm_cmpunord_ps(x, x); }
   static inline msk mor(msk a, msk b) { return _mm_or_ps(a, b); }
   static inline reg with_nan(reg m, msk k) { return _mm_or_ps(m, k); }
-  static inline msk take(reg x, reg m) { return _mm_or_ps(_mm_cmpgt_ps(x, m), _mm_cmpunord_ps(x, x)); }
+  static inline msk take(reg x, reg m) {
+    return _mm_or_ps(_mm_cmpgt_ps(x, m), _mm_cmpunord_ps(x, x));
+  }
   static inline reg blend(msk k, reg a, reg b) {
     return _mm_or_ps(_mm_and_ps(k, a), _mm_andnot_ps(k, b));
   }
@@ -90,14 +92,16 @@ struct V {
 }  // namespace pool_generic
 
 namespace pool {
-const Kernels kPoolGeneric = {"generic", pool_generic::max_forward_rows<pool_generic::V>,
+const Kernels kPoolGeneric = {"generic",
+                              pool_generic::max_forward_rows<pool_generic::V>,
                               pool_generic::avg_forward_rows<pool_generic::V>,
                               pool_generic::max_backward_block<pool_generic::V, false>,
                               pool_generic::avg_backward_rows<pool_generic::V>,
-  pool_generic::avg_forward_rows_stream<pool_generic::V>,
-  pool_generic::max_backward_block<pool_generic::V, true>,
-  pool_generic::max_forward_rows_window<pool_generic::V>, pool_generic::V::W,
-  pool_generic::max_forward_rows_dilated<pool_generic::V>,
-  pool_generic::max_backward_block_dilated<pool_generic::V>};
+                              pool_generic::avg_forward_rows_stream<pool_generic::V>,
+                              pool_generic::max_backward_block<pool_generic::V, true>,
+                              pool_generic::max_forward_rows_window<pool_generic::V>,
+                              pool_generic::V::W,
+                              pool_generic::max_forward_rows_dilated<pool_generic::V>,
+                              pool_generic::max_backward_block_dilated<pool_generic::V>};
 }  // namespace pool
 }  // namespace cnnx

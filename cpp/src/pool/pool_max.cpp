@@ -22,10 +22,9 @@ pool::Axis axis_w(const PoolShape& s, const Pool2dParams& p) {
 void max_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const float* x, float* y) {
   int64_t oh, ow;
   pool2d_check(s, p, &oh, &ow);
-  if (p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 &&
-      p.pad_top == 0 && p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0 &&
-      p.dilation_h == 1 && p.dilation_w == 1 && oh == s.h / 2 && ow == s.w / 2 &&
-      active_isa() >= Isa::avx2) {
+  if (p.kernel_h == 2 && p.kernel_w == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_top == 0 &&
+      p.pad_bottom == 0 && p.pad_left == 0 && p.pad_right == 0 && p.dilation_h == 1 &&
+      p.dilation_w == 1 && oh == s.h / 2 && ow == s.w / 2 && active_isa() >= Isa::avx2) {
     // the common pool: one pass, no window tables
     if (active_isa() == Isa::avx512)
       pool::max_pool_2x2_avx512(s, x, y);
@@ -37,8 +36,8 @@ void max_pool2d_forward(const PoolShape& s, const Pool2dParams& p, const float* 
   pool::run_max_forward(pool::make_plan(s, ah, aw), x, y);
 }
 
-void max_pool2d_backward(const PoolShape& s, const Pool2dParams& p, const float* x,
-                         const float* dy, float* dx) {
+void max_pool2d_backward(const PoolShape& s, const Pool2dParams& p, const float* x, const float* dy,
+                         float* dx) {
   int64_t oh, ow;
   pool2d_check(s, p, &oh, &ow);
   const pool::Axis ah = axis_h(s, p), aw = axis_w(s, p);

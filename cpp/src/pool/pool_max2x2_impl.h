@@ -33,8 +33,8 @@ void rows(const float* x, float* y, int64_t h, int64_t w, int64_t c, int64_t oh,
       const float* b0 = b + 2 * j * c;
       float* o = out + j * c;
       for (int64_t k = 0; k < full; k += V::W)
-        V::store(o + k, max4(V::load(a0 + k), V::load(a0 + c + k), V::load(b0 + k),
-                             V::load(b0 + c + k)));
+        V::store(o + k,
+                 max4(V::load(a0 + k), V::load(a0 + c + k), V::load(b0 + k), V::load(b0 + c + k)));
       if (full < c)
         V::store_tail(o + full, tail,
                       max4(V::load_tail(a0 + full, tail), V::load_tail(a0 + c + full, tail),

@@ -52,8 +52,8 @@ void pool2d_check(const PoolShape& sh, const Pool2dParams& p, int64_t* out_h, in
     fail("dilation: expected >= 1, got (" + s(p.dilation_h) + ", " + s(p.dilation_w) + ")");
   if (p.pad_top < 0 || p.pad_bottom < 0 || p.pad_left < 0 || p.pad_right < 0)
     fail("padding: expected >= 0 on every side");
-  if (p.pad_top > p.kernel_h / 2 || p.pad_bottom > p.kernel_h / 2 ||
-      p.pad_left > p.kernel_w / 2 || p.pad_right > p.kernel_w / 2)
+  if (p.pad_top > p.kernel_h / 2 || p.pad_bottom > p.kernel_h / 2 || p.pad_left > p.kernel_w / 2 ||
+      p.pad_right > p.kernel_w / 2)
     fail("padding: at most half the pool size on each side (pool " + s(p.kernel_h) + "x" +
          s(p.kernel_w) + " allows " + s(p.kernel_h / 2) + ", " + s(p.kernel_w / 2) + "), got ((" +
          s(p.pad_top) + ", " + s(p.pad_bottom) + "), (" + s(p.pad_left) + ", " + s(p.pad_right) +
@@ -64,9 +64,8 @@ void pool2d_check(const PoolShape& sh, const Pool2dParams& p, int64_t* out_h, in
                                       p.dilation_w, p.ceil_mode);
   if (oh < 1 || ow < 1)
     fail("pool_size: the " + s((p.kernel_h - 1) * p.dilation_h + 1) + "x" +
-         s((p.kernel_w - 1) * p.dilation_w + 1) +
-         " window is larger than the padded input (" + s(sh.h + p.pad_top + p.pad_bottom) + "x" +
-         s(sh.w + p.pad_left + p.pad_right) + ")");
+         s((p.kernel_w - 1) * p.dilation_w + 1) + " window is larger than the padded input (" +
+         s(sh.h + p.pad_top + p.pad_bottom) + "x" + s(sh.w + p.pad_left + p.pad_right) + ")");
   *out_h = oh;
   *out_w = ow;
 }
@@ -117,7 +116,8 @@ Axis strided_axis(int64_t n, int64_t k, int64_t st, int64_t pad_before, int64_t 
       ax.hi[i] = std::min<int64_t>(start + k, n);
     } else {
       // the first and one past the last tap inside [0, n) (lo == hi: none)
-      const int64_t first = start < 0 ? start + (-start + dilation - 1) / dilation * dilation : start;
+      const int64_t first =
+          start < 0 ? start + (-start + dilation - 1) / dilation * dilation : start;
       const int64_t end = start + (k - 1) * dilation;  // the last tap
       const int64_t last = end < n ? end : start + (n - 1 - start) / dilation * dilation;
       ax.lo[i] = std::min(first, n);

@@ -70,11 +70,11 @@ void expand_parameterized() {
         for (size_t i = 0; i < n; ++i) {
           auto bind = inst.bind;
           auto body = run;
-          registry().push_back({inst.prefix + "/" + fixture, pattern + "/" + inst.name(i),
-                                [bind, body, i] {
-                                  bind(i);
-                                  body();
-                                }});
+          registry().push_back(
+              {inst.prefix + "/" + fixture, pattern + "/" + inst.name(i), [bind, body, i] {
+                 bind(i);
+                 body();
+               }});
         }
       }
     }
@@ -87,7 +87,8 @@ void report_failure(const char* file, int line, const std::string& message, bool
   std::lock_guard<std::mutex> lock(g_mutex);
   g_failed = true;
   g_fatal = g_fatal || fatal;
-  std::string text = std::string(file) + ":" + std::to_string(line) + ": Failure\n" + message + "\n";
+  std::string text =
+      std::string(file) + ":" + std::to_string(line) + ": Failure\n" + message + "\n";
   if (!g_traces.empty()) {
     text += "Google Test trace:\n";
     for (auto it = g_traces.rbegin(); it != g_traces.rend(); ++it) text += *it + "\n";
@@ -135,8 +136,8 @@ int main(int argc, char** argv) {
       positive = split(f.substr(0, dash), ':');
       if (dash == 0 || positive.empty() || (positive.size() == 1 && positive[0].empty()))
         positive = {"*"};
-      negative = dash == std::string::npos ? std::vector<std::string>{}
-                                           : split(f.substr(dash + 1), ':');
+      negative =
+          dash == std::string::npos ? std::vector<std::string>{} : split(f.substr(dash + 1), ':');
     } else if (a.rfind("--gtest_", 0) == 0) {
       // accepted and ignored (e.g. --gtest_also_run_disabled_tests from ctest)
     } else {
@@ -180,9 +181,9 @@ int main(int argc, char** argv) {
     } catch (...) {
       report_failure(__FILE__, __LINE__, "uncaught exception of unknown type", true);
     }
-    const long long ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - t0)
-                             .count();
+    const long long ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     if (testing::Test::HasFailure()) {
       failed.push_back(full);
       std::printf("[  FAILED  ] %s (%lld ms)\n", full.c_str(), ms);

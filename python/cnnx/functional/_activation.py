@@ -1,5 +1,6 @@
 """Activations (ReLU, LeakyReLU, sigmoid, tanh, softmax), forward and
 backward. Elementwise, any shape; softmax along one axis."""
+
 import numbers
 
 import numpy as np

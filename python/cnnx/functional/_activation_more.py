@@ -8,6 +8,7 @@ kink the gradient is PyTorch's: Clip and Hardsigmoid pass it only strictly
 inside their linear range, Hardswish's is ``(2x + 3)/6`` strictly between -3
 and 3 (0 at -3, 1 at 3).
 """
+
 import math
 import numbers
 
@@ -17,12 +18,35 @@ from .. import _core
 from .._validate import as_float32
 from ._activation import _axis, _same_shape
 
-__all__ = ["elu", "elu_backward", "selu", "selu_backward", "gelu", "gelu_backward", "silu",
-           "silu_backward", "hardswish", "hardswish_backward", "hardsigmoid",
-           "hardsigmoid_backward", "relu6", "relu6_backward", "clip", "clip_backward",
-           "softplus", "softplus_backward", "softsign", "softsign_backward", "log_softmax",
-           "log_softmax_backward", "prelu", "prelu_backward", "SELU_ALPHA", "SELU_SCALE",
-           "GELU_FORMS"]
+__all__ = [
+    "elu",
+    "elu_backward",
+    "selu",
+    "selu_backward",
+    "gelu",
+    "gelu_backward",
+    "silu",
+    "silu_backward",
+    "hardswish",
+    "hardswish_backward",
+    "hardsigmoid",
+    "hardsigmoid_backward",
+    "relu6",
+    "relu6_backward",
+    "clip",
+    "clip_backward",
+    "softplus",
+    "softplus_backward",
+    "softsign",
+    "softsign_backward",
+    "log_softmax",
+    "log_softmax_backward",
+    "prelu",
+    "prelu_backward",
+    "SELU_ALPHA",
+    "SELU_SCALE",
+    "GELU_FORMS",
+]
 
 #: SELU's constants (Klambauer et al. 2017), as PyTorch and ONNX
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -47,8 +71,9 @@ def _bounds(min_value, max_value):
     lo = _number(min_value, "min_value")
     hi = _number(max_value, "max_value")
     if lo > hi:
-        raise ValueError(f"min_value: must not exceed max_value, got min_value={lo} > "
-                         f"max_value={hi}")
+        raise ValueError(
+            f"min_value: must not exceed max_value, got min_value={lo} > max_value={hi}"
+        )
     return lo, hi
 
 
@@ -58,8 +83,9 @@ def gelu_form(approximate):
         return _PW.gelu_tanh
     if approximate is False or approximate is None or approximate == "none":
         return _PW.gelu
-    raise ValueError(f"approximate: expected 'none' (the erf form), 'tanh', True or False, "
-                     f"got {approximate!r}")
+    raise ValueError(
+        f"approximate: expected 'none' (the erf form), 'tanh', True or False, got {approximate!r}"
+    )
 
 
 def _fwd(x, kind, a=0.0, b=0.0):
@@ -200,10 +226,13 @@ def _prelu_args(x, slope):
     slope = as_float32(slope, "slope")
     if x.ndim < 1:
         raise ValueError(f"x: expected a batch (m, ...), got shape {x.shape}")
-    if slope.size != 1 and (slope.ndim > x.ndim - 1 or
-                            slope.shape != x.shape[x.ndim - slope.ndim:]):
-        raise ValueError(f"slope: expected a scalar, shape {x.shape[-1:]} (one per channel) or "
-                         f"the trailing axes of x {x.shape[1:]}, got shape {slope.shape}")
+    if slope.size != 1 and (
+        slope.ndim > x.ndim - 1 or slope.shape != x.shape[x.ndim - slope.ndim :]
+    ):
+        raise ValueError(
+            f"slope: expected a scalar, shape {x.shape[-1:]} (one per channel) or "
+            f"the trailing axes of x {x.shape[1:]}, got shape {slope.shape}"
+        )
     return x, slope
 
 

@@ -6,6 +6,7 @@ cross-correlation (no filter flip), as in every deep-learning library; the
 output has ``floor((n + p_before + p_after - ((f - 1)*d + 1)) / s) + 1``
 pixels along each dimension (the course's ``floor((n + 2p - f)/s) + 1``).
 """
+
 from typing import Any
 
 import numpy as np
@@ -30,14 +31,19 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     if h < 1 or wd < 1:
         raise ValueError(f"x: expected a non-empty image (n_H, n_W >= 1), got shape {x_shape}")
     if f_h < 1 or f_w < 1 or c_out < 1:
-        raise ValueError(f"w: expected a non-empty (f_h, f_w, n_C_prev/groups, n_C) filter, "
-                         f"got shape {w_shape}")
+        raise ValueError(
+            f"w: expected a non-empty (f_h, f_w, n_C_prev/groups, n_C) filter, got shape {w_shape}"
+        )
     if c_in % g or c_out % g:
-        raise ValueError(f"groups: {g} must divide both the input channels ({c_in}) and the "
-                         f"output channels ({c_out})")
+        raise ValueError(
+            f"groups: {g} must divide both the input channels ({c_in}) and the "
+            f"output channels ({c_out})"
+        )
     if c_in_g * g != c_in:
-        raise ValueError(f"w: expected {c_in // g} input channels per group (x has {c_in} "
-                         f"channels, groups={g}), got shape {w_shape}")
+        raise ValueError(
+            f"w: expected {c_in // g} input channels per group (x has {c_in} "
+            f"channels, groups={g}), got shape {w_shape}"
+        )
     # Keep every pixel coordinate far from int64 overflow in the kernels.
     if max(s) >= _MAX_EXTENT:
         raise ValueError(f"stride: expected values below 2**40, got {s}")
@@ -45,21 +51,27 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
         raise ValueError(f"dilation: expected values below 2**40, got {d}")
     for f, dd in ((f_h, d[0]), (f_w, d[1])):
         if (f - 1) * dd + 1 >= _MAX_EXTENT:
-            raise ValueError(f"dilation: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*{dd} + 1 "
-                             f"pixels) must span fewer than 2**40 pixels")
+            raise ValueError(
+                f"dilation: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*{dd} + 1 "
+                f"pixels) must span fewer than 2**40 pixels"
+            )
     pads = resolve_padding(padding, (h, wd), (f_h, f_w), s, d)
     for n, (p0, p1) in zip((h, wd), pads):
         if n + p0 + p1 >= _MAX_EXTENT:
-            raise ValueError(f"padding: the padded input ({n} + {p0} + {p1} pixels) must span "
-                             f"fewer than 2**40 pixels per axis")
+            raise ValueError(
+                f"padding: the padded input ({n} + {p0} + {p1} pixels) must span "
+                f"fewer than 2**40 pixels per axis"
+            )
     try:
         out = output_hw((h, wd), (f_h, f_w), pads, s, d)
     except ValueError as e:
         msg = str(e)
         raise ValueError("w: " + msg[3:] if msg.startswith("f: ") else msg) from None
     if out[0] * out[1] * c_out >= 2**62:
-        raise ValueError(f"padding: each output image would hold {out[0]}x{out[1]}x{c_out} values, "
-                         f"too many to index")
+        raise ValueError(
+            f"padding: each output image would hold {out[0]}x{out[1]}x{c_out} values, "
+            f"too many to index"
+        )
     flat = (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
     return s, d, g, flat, out
 
@@ -86,8 +98,10 @@ def _prepare(x, w, stride, padding, dilation, groups):
         check_size(x.shape, "x")
     s, d, g, flat, out = geo
     if x.shape[0] * out[0] * out[1] * w.shape[3] >= 2**61:  # NumPy: "array is too big"
-        raise ValueError(f"x: a batch of {x.shape[0]} gives outputs of {out[0]}x{out[1]}x"
-                         f"{w.shape[3]} values each, too many to allocate")
+        raise ValueError(
+            f"x: a batch of {x.shape[0]} gives outputs of {out[0]}x{out[1]}x"
+            f"{w.shape[3]} values each, too many to allocate"
+        )
     return x, w, s, d, g, flat, out
 
 

@@ -1,4 +1,5 @@
 """Dense (fully-connected) layer on the core SGEMM."""
+
 import math
 
 
@@ -71,8 +72,12 @@ def dense_backward(dy, x, w, need_dx=True):
     if dy.shape != expect:
         raise ValueError(f"dy: expected shape {expect}, got {dy.shape}")
     dx, dw, db = _core.dense_backward(
-        dy.reshape(math.prod(x.shape[:-1]), n_out), x.reshape(math.prod(x.shape[:-1]), n_in), w,
-        bool(need_dx), True, True
+        dy.reshape(math.prod(x.shape[:-1]), n_out),
+        x.reshape(math.prod(x.shape[:-1]), n_in),
+        w,
+        bool(need_dx),
+        True,
+        True,
     )
     if dx is not None:
         dx = dx.reshape(x.shape)

@@ -4,6 +4,7 @@ Element ``i`` is kept iff a counter-based hash of ``(seed, i)`` is at least
 ``rate * 2**32``; kept values are scaled by ``1 / (1 - rate)`` so the
 expected output equals the input and evaluation needs no rescaling.
 """
+
 import numbers
 
 import numpy as np
@@ -83,5 +84,7 @@ def dropout_backward(dy, mask, rate, seed=None):
     if mask.shape != dy.shape:
         raise ValueError(f"mask: expected shape {dy.shape} (like dy), got {mask.shape}")
     if not (mask.dtype == np.uint8 or mask.dtype == np.bool_):
-        raise TypeError(f"mask: expected the uint8 mask returned by dropout, got dtype {mask.dtype}")
+        raise TypeError(
+            f"mask: expected the uint8 mask returned by dropout, got dtype {mask.dtype}"
+        )
     return _core.dropout_backward(dy, mask.view(np.uint8) if mask.dtype == np.bool_ else mask, rate)

@@ -1,4 +1,5 @@
 """Matrix multiplication on the core SGEMM."""
+
 from .. import _core
 from .._validate import as_float32
 

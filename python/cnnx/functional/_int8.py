@@ -23,6 +23,7 @@ rounding half to even and clamping to 0..255 (``"relu"`` clamps at real 0,
 (:func:`qpack_conv2d`, :func:`qpack_matmul`); passing int8 arrays instead packs
 them on every call.
 """
+
 from typing import Any
 
 import math
@@ -35,16 +36,32 @@ from .._validate import as_float32, as_int, check_size
 from ._conv import _geometry as _conv_geometry
 from ._pool import _geometry as _pool_geometry
 
-__all__ = ["quantize", "dequantize", "quantization_params", "quantize_weights",
-           "QPackedWeights", "qpack_conv2d", "qpack_matmul", "qmatmul", "qconv2d",
-           "qconv2d_algorithm", "qmax_pool2d", "qavg_pool2d", "qadd"]
+__all__ = [
+    "quantize",
+    "dequantize",
+    "quantization_params",
+    "quantize_weights",
+    "QPackedWeights",
+    "qpack_conv2d",
+    "qpack_matmul",
+    "qmatmul",
+    "qconv2d",
+    "qconv2d_algorithm",
+    "qmax_pool2d",
+    "qavg_pool2d",
+    "qadd",
+]
 
-_ACTIVATIONS = {None: _core.QActivation.none, "relu": _core.QActivation.relu,
-                "relu6": _core.QActivation.relu6}
+_ACTIVATIONS = {
+    None: _core.QActivation.none,
+    "relu": _core.QActivation.relu,
+    "relu6": _core.QActivation.relu6,
+}
 _OUT_DTYPES = (None, "float32", "uint8", "int32")
 
 
 # --------------------------------------------------------------- arguments
+
 
 def _array_of(x, dtype, name, ndim=None):
     """x as a C-contiguous array of exactly `dtype` (no silent casts)."""
@@ -52,11 +69,14 @@ def _array_of(x, dtype, name, ndim=None):
         raise TypeError(f"{name}: expected a {np.dtype(dtype).name} array, got None")
     arr = np.asarray(x) if isinstance(x, np.ndarray) else None
     if arr is None:
-        raise TypeError(f"{name}: expected a NumPy {np.dtype(dtype).name} array, "
-                        f"got {type(x).__name__}")
+        raise TypeError(
+            f"{name}: expected a NumPy {np.dtype(dtype).name} array, got {type(x).__name__}"
+        )
     if arr.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {np.dtype(dtype).name}, got {arr.dtype} "
-                        f"(quantize float data with cnnx.functional.quantize)")
+        raise TypeError(
+            f"{name}: expected dtype {np.dtype(dtype).name}, got {arr.dtype} "
+            f"(quantize float data with cnnx.functional.quantize)"
+        )
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     return np.ascontiguousarray(arr)
@@ -102,8 +122,10 @@ def _output(out_scale, out_zero_point, out_dtype):
         zp = 0 if out_zero_point is None else _zero_point(out_zero_point, "out_zero_point")
         return _core.QOutput.u8, _scale(out_scale, "out_scale"), zp
     if out_scale is not None or out_zero_point is not None:
-        raise ValueError(f"out_scale: only a uint8 output takes an output scale and zero "
-                         f"point (out_dtype={out_dtype!r})")
+        raise ValueError(
+            f"out_scale: only a uint8 output takes an output scale and zero "
+            f"point (out_dtype={out_dtype!r})"
+        )
     return (_core.QOutput.f32 if out_dtype == "float32" else _core.QOutput.s32), 1.0, 0
 
 
@@ -122,11 +144,10 @@ def _bias_acc(b, n):
     if b is None:
         return None
     if not isinstance(b, np.ndarray) or b.dtype.kind not in "iu":
-        raise TypeError("b_acc: expected an integer NumPy array (int32 bias in accumulator "
-                        "units)")
+        raise TypeError("b_acc: expected an integer NumPy array (int32 bias in accumulator units)")
     if b.shape != (n,):
         raise ValueError(f"b_acc: expected shape ({n},), got {b.shape}")
-    if b.size and (int(b.min()) < -2**30 or int(b.max()) > 2**30):
+    if b.size and (int(b.min()) < -(2**30) or int(b.max()) > 2**30):
         raise ValueError("b_acc: expected values within +-2**30")
     return np.ascontiguousarray(b, dtype=np.int32)
 
@@ -144,6 +165,7 @@ def _weight_scales(w_scale, n):
 
 
 # ---------------------------------------------------- quantize / dequantize
+
 
 def quantize(x, scale, zero_point):
     """float -> uint8: ``clip(round_half_even(x / scale) + zero_point, 0, 255)``.
@@ -226,14 +248,18 @@ def quantize_weights(w, axis=-1):
     if not -w.ndim <= axis < w.ndim:
         raise ValueError(f"axis: expected -{w.ndim}..{w.ndim - 1}, got {axis}")
     moved = np.moveaxis(w, axis, -1)
-    amax = np.abs(moved).reshape(-1, moved.shape[-1]).max(axis=0) if moved.size else \
-        np.zeros(moved.shape[-1], np.float32)
+    amax = (
+        np.abs(moved).reshape(-1, moved.shape[-1]).max(axis=0)
+        if moved.size
+        else np.zeros(moved.shape[-1], np.float32)
+    )
     scales = np.where(amax > 0, amax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
     q = np.clip(np.rint(moved / scales), -127, 127).astype(np.int8)
     return np.ascontiguousarray(np.moveaxis(q, -1, axis)), scales
 
 
 # ------------------------------------------------------------ packed weights
+
 
 class QPackedWeights:
     """int8 weights packed once for the int8 kernels, with their scales.
@@ -290,8 +316,10 @@ class QPackedWeights:
         return self.packed().nbytes
 
     def __repr__(self):
-        return (f"QPackedWeights(kind={self.kind!r}, shape={self.shape}, groups={self.groups}, "
-                f"kernel={self.kernel!r})")
+        return (
+            f"QPackedWeights(kind={self.kind!r}, shape={self.shape}, groups={self.groups}, "
+            f"kernel={self.kernel!r})"
+        )
 
 
 def qpack_conv2d(w, w_scale, groups=1):
@@ -312,9 +340,11 @@ def qpack_conv2d(w, w_scale, groups=1):
     if w.shape[3] % groups:
         raise ValueError(f"groups: {groups} must divide the output channels ({w.shape[3]})")
     if w.shape[0] * w.shape[1] * w.shape[2] > 65536:
-        raise ValueError(f"w: f_h * f_w * n_C_prev/groups = "
-                         f"{w.shape[0] * w.shape[1] * w.shape[2]} exceeds 65536 (the int32 "
-                         f"accumulator could overflow)")
+        raise ValueError(
+            f"w: f_h * f_w * n_C_prev/groups = "
+            f"{w.shape[0] * w.shape[1] * w.shape[2]} exceeds 65536 (the int32 "
+            f"accumulator could overflow)"
+        )
     return QPackedWeights("conv2d", w, _weight_scales(w_scale, w.shape[3]), groups)
 
 
@@ -332,8 +362,9 @@ def qpack_matmul(w, w_scale):
     if min(w.shape) < 1:
         raise ValueError(f"w: expected a non-empty matrix, got shape {w.shape}")
     if w.shape[0] > 65536:
-        raise ValueError(f"w: K = {w.shape[0]} exceeds 65536 (the int32 accumulator could "
-                         f"overflow)")
+        raise ValueError(
+            f"w: K = {w.shape[0]} exceeds 65536 (the int32 accumulator could overflow)"
+        )
     return QPackedWeights("matmul", w, _weight_scales(w_scale, w.shape[1]))
 
 
@@ -344,8 +375,9 @@ def _packed(w, w_scale, kind, groups=1):
         if w_scale is not None:
             raise ValueError("w_scale: the packed weights carry their scales; pass None")
         if kind == "conv2d" and w.groups != groups:
-            raise ValueError(f"groups: the weights were packed with groups={w.groups}, "
-                             f"got {groups}")
+            raise ValueError(
+                f"groups: the weights were packed with groups={w.groups}, got {groups}"
+            )
         return w
     if w_scale is None:
         raise ValueError("w_scale: required with int8 weights (or pass packed weights)")
@@ -356,8 +388,20 @@ def _packed(w, w_scale, kind, groups=1):
 
 # ------------------------------------------------------ matmul, convolution
 
-def qmatmul(a, a_scale, a_zero_point, w, w_scale=None, b=None, activation=None,
-            out_scale=None, out_zero_point=None, out_dtype=None, b_acc=None):
+
+def qmatmul(
+    a,
+    a_scale,
+    a_zero_point,
+    w,
+    w_scale=None,
+    b=None,
+    activation=None,
+    out_scale=None,
+    out_zero_point=None,
+    out_dtype=None,
+    b_acc=None,
+):
     """Quantized ``a @ w + b``: uint8 ``a`` ``(M, K)`` times int8 ``w`` ``(K, N)``.
 
     ``w`` is a :class:`QPackedWeights` (from :func:`qpack_matmul`) or an int8
@@ -379,12 +423,22 @@ def qmatmul(a, a_scale, a_zero_point, w, w_scale=None, b=None, activation=None,
     a = _array_of(a, np.uint8, "a", ndim=2)
     w = _packed(w, w_scale, "matmul")
     if a.shape[1] != w.shape[0]:
-        raise ValueError(f"a: expected {w.shape[0]} columns to match w's {w.shape[0]} rows, "
-                         f"got shape {a.shape}")
+        raise ValueError(
+            f"a: expected {w.shape[0]} columns to match w's {w.shape[0]} rows, got shape {a.shape}"
+        )
     out, ys, yz = _output(out_scale, out_zero_point, out_dtype)
-    return _core.qgemm(a, w.packed(), _scale(a_scale, "a_scale"),
-                       _zero_point(a_zero_point, "a_zero_point"), _bias(b, w.shape[1]),
-                       _activation(activation), out, ys, yz, _bias_acc(b_acc, w.shape[1]))
+    return _core.qgemm(
+        a,
+        w.packed(),
+        _scale(a_scale, "a_scale"),
+        _zero_point(a_zero_point, "a_zero_point"),
+        _bias(b, w.shape[1]),
+        _activation(activation),
+        out,
+        ys,
+        yz,
+        _bias_acc(b_acc, w.shape[1]),
+    )
 
 
 # Layers call qconv2d with the same geometry every step: validating it once
@@ -394,8 +448,14 @@ _GEOMETRY_CACHE: dict[tuple, Any] = {}
 
 
 def _conv_args(x_shape, w_shape, stride, padding, dilation, groups):
-    key = (tuple(x_shape[1:]), tuple(w_shape), repr(stride), repr(padding), repr(dilation),
-           repr(groups))
+    key = (
+        tuple(x_shape[1:]),
+        tuple(w_shape),
+        repr(stride),
+        repr(padding),
+        repr(dilation),
+        repr(groups),
+    )
     geo = _GEOMETRY_CACHE.get(key)
     if geo is None:
         geo = _conv_geometry(tuple(x_shape), tuple(w_shape), stride, padding, dilation, groups)
@@ -405,9 +465,23 @@ def _conv_args(x_shape, w_shape, stride, padding, dilation, groups):
     return geo
 
 
-def qconv2d(x, x_scale, x_zero_point, w, w_scale=None, b=None, stride=1, padding="valid",
-            dilation=1, groups=1, activation=None, out_scale=None, out_zero_point=None,
-            out_dtype=None, b_acc=None):
+def qconv2d(
+    x,
+    x_scale,
+    x_zero_point,
+    w,
+    w_scale=None,
+    b=None,
+    stride=1,
+    padding="valid",
+    dilation=1,
+    groups=1,
+    activation=None,
+    out_scale=None,
+    out_zero_point=None,
+    out_dtype=None,
+    b_acc=None,
+):
     """Quantized convolution (cross-correlation) of uint8 NHWC ``x`` with int8
     HWIO ``w``, bias and activation fused into the requantising store.
 
@@ -434,10 +508,22 @@ def qconv2d(x, x_scale, x_zero_point, w, w_scale=None, b=None, stride=1, padding
         check_size(x.shape, "x")
     s, d, g, pads, _ = _conv_args(x.shape, w.shape, stride, padding, dilation, groups)
     out, ys, yz = _output(out_scale, out_zero_point, out_dtype)
-    return _core.qconv2d_forward(x, w.packed(), s, d, pads, g, _scale(x_scale, "x_scale"),
-                                 _zero_point(x_zero_point, "x_zero_point"),
-                                 _bias(b, w.shape[3]), _activation(activation), out, ys, yz,
-                                 _bias_acc(b_acc, w.shape[3]))
+    return _core.qconv2d_forward(
+        x,
+        w.packed(),
+        s,
+        d,
+        pads,
+        g,
+        _scale(x_scale, "x_scale"),
+        _zero_point(x_zero_point, "x_zero_point"),
+        _bias(b, w.shape[3]),
+        _activation(activation),
+        out,
+        ys,
+        yz,
+        _bias_acc(b_acc, w.shape[3]),
+    )
 
 
 def qconv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, groups=1):
@@ -454,6 +540,7 @@ def qconv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, g
 
 
 # ----------------------------------------------------------- pooling, add
+
 
 def qmax_pool2d(x, pool_size, stride=None, padding=0):
     """Max pooling on uint8 NHWC ``x`` (the output keeps x's quantisation;
@@ -472,8 +559,17 @@ def qmax_pool2d(x, pool_size, stride=None, padding=0):
     return _core.qmax_pool2d(x, (kh, kw), (sh, sw), (pt, pb, pl, pr))
 
 
-def qavg_pool2d(x, x_scale, x_zero_point, pool_size, stride=None, padding=0,
-                count_include_pad=True, out_scale=None, out_zero_point=None):
+def qavg_pool2d(
+    x,
+    x_scale,
+    x_zero_point,
+    pool_size,
+    stride=None,
+    padding=0,
+    count_include_pad=True,
+    out_scale=None,
+    out_zero_point=None,
+):
     """Average pooling on uint8 NHWC ``x``, requantised to ``(out_scale,
     out_zero_point)`` (default: x's own). For a window with sum ``S`` over its
     ``n`` real pixels and divisor ``d`` (``f_h*f_w`` with
@@ -493,20 +589,24 @@ def qavg_pool2d(x, x_scale, x_zero_point, pool_size, stride=None, padding=0,
     x = _array_of(x, np.uint8, "x", ndim=4)
     kh, kw, sh, sw, pt, pb, pl, pr, _, _ = _pool_geometry(x, pool_size, stride, padding)
     if kh * kw > 2**23:
-        raise ValueError(f"pool_size: int8 average pooling takes at most 2**23 pixels per "
-                         f"window, got {kh}x{kw}")
+        raise ValueError(
+            f"pool_size: int8 average pooling takes at most 2**23 pixels per window, got {kh}x{kw}"
+        )
     if not isinstance(count_include_pad, (bool, np.bool_)):
-        raise TypeError(f"count_include_pad: expected a bool, got "
-                        f"{type(count_include_pad).__name__}")
+        raise TypeError(
+            f"count_include_pad: expected a bool, got {type(count_include_pad).__name__}"
+        )
     xs, xz = _scale(x_scale, "x_scale"), _zero_point(x_zero_point, "x_zero_point")
     ys = xs if out_scale is None else _scale(out_scale, "out_scale")
     yz = xz if out_zero_point is None else _zero_point(out_zero_point, "out_zero_point")
-    return _core.qavg_pool2d(x, (kh, kw), (sh, sw), (pt, pb, pl, pr), bool(count_include_pad),
-                             xs, xz, ys, yz)
+    return _core.qavg_pool2d(
+        x, (kh, kw), (sh, sw), (pt, pb, pl, pr), bool(count_include_pad), xs, xz, ys, yz
+    )
 
 
-def qadd(a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale, out_zero_point,
-         activation=None):
+def qadd(
+    a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale, out_zero_point, activation=None
+):
     """Requantised sum of two uint8 tensors of one shape::
 
         v = fma(float(a - za), a_scale/out_scale, float(b - zb) * (b_scale/out_scale))
@@ -526,8 +626,14 @@ def qadd(a, a_scale, a_zero_point, b, b_scale, b_zero_point, out_scale, out_zero
     if a.shape != b.shape:
         raise ValueError(f"b: expected the shape of a {a.shape}, got {b.shape}")
     act = _activation(activation, allowed=("relu",))
-    return _core.qadd(a, b, _scale(a_scale, "a_scale"), _zero_point(a_zero_point, "a_zero_point"),
-                      _scale(b_scale, "b_scale"), _zero_point(b_zero_point, "b_zero_point"),
-                      _scale(out_scale, "out_scale"),
-                      _zero_point(out_zero_point, "out_zero_point"),
-                      act == _core.QActivation.relu)
+    return _core.qadd(
+        a,
+        b,
+        _scale(a_scale, "a_scale"),
+        _zero_point(a_zero_point, "a_zero_point"),
+        _scale(b_scale, "b_scale"),
+        _zero_point(b_zero_point, "b_zero_point"),
+        _scale(out_scale, "out_scale"),
+        _zero_point(out_zero_point, "out_zero_point"),
+        act == _core.QActivation.relu,
+    )

@@ -18,6 +18,7 @@ channel shuffle and axis permutation, forward and backward, NHWC float32.
 
 Each backward is exact and needs no saved values (every op here is linear).
 """
+
 import numbers
 
 import numpy as np
@@ -25,15 +26,33 @@ import numpy as np
 from .. import _core
 from .._validate import as_float32, as_int, as_pair, check_size
 
-__all__ = ["pad2d", "pad2d_backward", "crop2d", "crop2d_backward", "upsample2d",
-           "upsample2d_backward", "depth_to_space", "space_to_depth", "channel_shuffle",
-           "channel_shuffle_backward", "permute", "permute_backward", "PAD_MODES",
-           "resolve_pad_spec", "upsample_factors", "depth_order"]
+__all__ = [
+    "pad2d",
+    "pad2d_backward",
+    "crop2d",
+    "crop2d_backward",
+    "upsample2d",
+    "upsample2d_backward",
+    "depth_to_space",
+    "space_to_depth",
+    "channel_shuffle",
+    "channel_shuffle_backward",
+    "permute",
+    "permute_backward",
+    "PAD_MODES",
+    "resolve_pad_spec",
+    "upsample_factors",
+    "depth_order",
+]
 
 #: ``mode`` names of :func:`pad2d` -> the core's PadMode (PyTorch's names too)
-PAD_MODES = {"constant": _core.PadMode.constant, "zeros": _core.PadMode.constant,
-             "reflect": _core.PadMode.reflect, "edge": _core.PadMode.edge,
-             "replicate": _core.PadMode.edge}
+PAD_MODES = {
+    "constant": _core.PadMode.constant,
+    "zeros": _core.PadMode.constant,
+    "reflect": _core.PadMode.reflect,
+    "edge": _core.PadMode.edge,
+    "replicate": _core.PadMode.edge,
+}
 _UPSAMPLE = {"nearest": _core.UpsampleMode.nearest, "bilinear": _core.UpsampleMode.bilinear}
 _ORDERS = {"DCR": _core.DepthOrder.dcr, "CRD": _core.DepthOrder.crd}
 
@@ -41,16 +60,21 @@ _ORDERS = {"DCR": _core.DepthOrder.dcr, "CRD": _core.DepthOrder.crd}
 def resolve_pad_spec(spec, name="padding"):
     """An int, ``(sym_h, sym_w)`` or ``((top, bottom), (left, right))`` ->
     ``(top, bottom, left, right)`` (Keras's ZeroPadding2D / Cropping2D forms)."""
-    if (isinstance(spec, (tuple, list)) and len(spec) == 2
-            and all(isinstance(p, (tuple, list)) for p in spec)):
+    if (
+        isinstance(spec, (tuple, list))
+        and len(spec) == 2
+        and all(isinstance(p, (tuple, list)) for p in spec)
+    ):
         (t, b), (l, r) = (as_pair(p, name, 0) for p in spec)
         return (t, b, l, r)
     if isinstance(spec, (tuple, list)) and len(spec) == 4:
         t, b, l, r = (as_int(p, name, 0) for p in spec)
         return (t, b, l, r)
     if spec is None or isinstance(spec, str):
-        raise TypeError(f"{name}: expected an int, (sym_h, sym_w) or ((top, bottom), "
-                        f"(left, right)), got {spec!r}")
+        raise TypeError(
+            f"{name}: expected an int, (sym_h, sym_w) or ((top, bottom), "
+            f"(left, right)), got {spec!r}"
+        )
     h, w = as_pair(spec, name, 0)
     return (h, h, w, w)
 
@@ -65,8 +89,9 @@ def _image(x, name="x"):
 
 def _pad_mode(mode):
     if not isinstance(mode, str) or mode.lower() not in PAD_MODES:
-        raise ValueError(f"mode: expected 'constant', 'reflect' or 'edge' (or 'replicate'), "
-                         f"got {mode!r}")
+        raise ValueError(
+            f"mode: expected 'constant', 'reflect' or 'edge' (or 'replicate'), got {mode!r}"
+        )
     return PAD_MODES[mode.lower()]
 
 
@@ -74,9 +99,11 @@ def _check_pads(mode, pads, hw):
     t, b, l, r = pads
     h, w = hw
     if mode == _core.PadMode.reflect and (max(t, b) >= h or max(l, r) >= w):
-        raise ValueError(f"padding: reflection padding must be narrower than the input (each "
-                         f"pad <= n - 1), got (top, bottom, left, right) = {pads} for an input "
-                         f"of {h}x{w}")
+        raise ValueError(
+            f"padding: reflection padding must be narrower than the input (each "
+            f"pad <= n - 1), got (top, bottom, left, right) = {pads} for an input "
+            f"of {h}x{w}"
+        )
     check_size((1, h + t + b, w + l + r, 1), "padding")
 
 
@@ -113,8 +140,10 @@ def pad2d_backward(dy, x, padding, mode="constant"):
 def _crop_pads(cropping, hw):
     t, b, l, r = resolve_pad_spec(cropping, "cropping")
     if t + b >= hw[0] or l + r >= hw[1]:
-        raise ValueError(f"cropping: (top, bottom, left, right) = {(t, b, l, r)} leaves nothing "
-                         f"of a {hw[0]}x{hw[1]} input")
+        raise ValueError(
+            f"cropping: (top, bottom, left, right) = {(t, b, l, r)} leaves nothing "
+            f"of a {hw[0]}x{hw[1]} input"
+        )
     return (-t, -b, -l, -r)
 
 
@@ -156,8 +185,7 @@ def upsample_factors(size, name="size"):
 
 def _interp(interpolation):
     if not isinstance(interpolation, str) or interpolation.lower() not in _UPSAMPLE:
-        raise ValueError(f"interpolation: expected 'nearest' or 'bilinear', got "
-                         f"{interpolation!r}")
+        raise ValueError(f"interpolation: expected 'nearest' or 'bilinear', got {interpolation!r}")
     return _UPSAMPLE[interpolation.lower()]
 
 
@@ -175,8 +203,9 @@ def upsample2d_backward(dy, size=2, interpolation="nearest"):
     dy = _image(dy, "dy")
     fh, fw = upsample_factors(size)
     if dy.shape[1] % fh or dy.shape[2] % fw:
-        raise ValueError(f"dy: its height and width must be multiples of size {(fh, fw)}, got "
-                         f"shape {dy.shape}")
+        raise ValueError(
+            f"dy: its height and width must be multiples of size {(fh, fw)}, got shape {dy.shape}"
+        )
     return _core.upsample2d_backward(dy, _interp(interpolation), fh, fw)
 
 
@@ -196,8 +225,9 @@ def depth_to_space(x, block_size, mode="DCR"):
     b = as_int(block_size, "block_size", 1)
     order = depth_order(mode)
     if x.shape[3] % (b * b):
-        raise ValueError(f"block_size: its square ({b * b}) must divide the channels "
-                         f"({x.shape[3]})")
+        raise ValueError(
+            f"block_size: its square ({b * b}) must divide the channels ({x.shape[3]})"
+        )
     return _core.depth_to_space(x, b, order)
 
 
@@ -210,8 +240,9 @@ def space_to_depth(x, block_size, mode="DCR"):
     b = as_int(block_size, "block_size", 1)
     order = depth_order(mode)
     if x.shape[1] % b or x.shape[2] % b:
-        raise ValueError(f"block_size: {b} must divide the height ({x.shape[1]}) and the width "
-                         f"({x.shape[2]})")
+        raise ValueError(
+            f"block_size: {b} must divide the height ({x.shape[1]}) and the width ({x.shape[2]})"
+        )
     return _core.space_to_depth(x, b, order)
 
 
@@ -245,8 +276,10 @@ def _dims(dims, rank):
         raise TypeError(f"dims: expected a tuple such as (2, 1, 3), got {type(dims).__name__}")
     d = [as_int(v, "dims", 1) for v in dims]
     if sorted(d) != list(range(1, rank + 1)):
-        raise ValueError(f"dims: expected a permutation of 1..{rank} (the axes after the batch "
-                         f"axis), got {tuple(dims)}")
+        raise ValueError(
+            f"dims: expected a permutation of 1..{rank} (the axes after the batch "
+            f"axis), got {tuple(dims)}"
+        )
     return [v - 1 for v in d]
 
 

@@ -1,4 +1,5 @@
 """Classification losses with integer labels."""
+
 import numpy as np
 
 from .. import _core

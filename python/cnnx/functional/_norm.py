@@ -1,5 +1,6 @@
 """Batch normalisation over all axes but the last (NHWC activations or
 ``(m, n_features)``), forward and backward."""
+
 import numbers
 from collections import namedtuple
 
@@ -18,9 +19,14 @@ def _number(v, name, lo=None, hi=None, open_lo=False):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
     v = float(v)
-    if not np.isfinite(v) or (lo is not None and (v < lo or (open_lo and v == lo))) or (
-            hi is not None and v > hi):
-        raise ValueError(f"{name}: expected a number in {'(' if open_lo else '['}{lo}, {hi}], got {v}")
+    if (
+        not np.isfinite(v)
+        or (lo is not None and (v < lo or (open_lo and v == lo)))
+        or (hi is not None and v > hi)
+    ):
+        raise ValueError(
+            f"{name}: expected a number in {'(' if open_lo else '['}{lo}, {hi}], got {v}"
+        )
     return v
 
 
@@ -37,8 +43,10 @@ def _running(a, name, c):
     if a is None:
         return None
     if not isinstance(a, np.ndarray) or a.dtype != np.float32:
-        raise TypeError(f"{name}: expected a float32 NumPy array (updated in place), "
-                        f"got {type(a).__name__}{'' if not isinstance(a, np.ndarray) else ' ' + str(a.dtype)}")
+        raise TypeError(
+            f"{name}: expected a float32 NumPy array (updated in place), "
+            f"got {type(a).__name__}{'' if not isinstance(a, np.ndarray) else ' ' + str(a.dtype)}"
+        )
     if a.shape != (c,):
         raise ValueError(f"{name}: expected shape ({c},) (one per channel), got {a.shape}")
     if not a.flags.c_contiguous or not a.flags.writeable:
@@ -53,8 +61,9 @@ def _x(x):
     return x
 
 
-def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=True,
-               momentum=0.1, eps=1e-5):
+def batch_norm(
+    x, gamma, beta, running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5
+):
     """Batch normalisation over every axis but the last (the channels).
 
     ``y = (x - mean) / sqrt(var + eps) * gamma + beta`` per channel.
@@ -86,9 +95,12 @@ def batch_norm(x, gamma, beta, running_mean=None, running_var=None, training=Tru
     eps = _number(eps, "eps", 0.0, None, open_lo=True)
     if training:
         if x.size // max(c, 1) < 2:
-            raise ValueError(f"x: training needs more than one value per channel, got shape {x.shape}")
-        y, mean, inv_std = _core.batch_norm_train(x, gamma, beta, running_mean, running_var,
-                                                  momentum, eps)
+            raise ValueError(
+                f"x: training needs more than one value per channel, got shape {x.shape}"
+            )
+        y, mean, inv_std = _core.batch_norm_train(
+            x, gamma, beta, running_mean, running_var, momentum, eps
+        )
         return y, BatchNormState(mean, inv_std, True)
     if running_mean is None or running_var is None:
         raise ValueError("running_mean: evaluation needs running_mean and running_var")
@@ -122,9 +134,11 @@ def batch_norm_backward(dy, x, gamma, saved, need_dx=True):
     c = x.shape[-1]
     gamma = _param(gamma, "gamma", c)
     if not isinstance(saved, BatchNormState):
-        raise TypeError(f"saved: expected the BatchNormState returned by batch_norm, "
-                        f"got {type(saved).__name__}")
+        raise TypeError(
+            f"saved: expected the BatchNormState returned by batch_norm, got {type(saved).__name__}"
+        )
     mean = _param(saved.mean, "saved", c)
     inv_std = _param(saved.inv_std, "saved", c)
-    return _core.batch_norm_backward(dy, x, gamma, mean, inv_std, bool(saved.training),
-                                     bool(need_dx))
+    return _core.batch_norm_backward(
+        dy, x, gamma, mean, inv_std, bool(saved.training), bool(need_dx)
+    )

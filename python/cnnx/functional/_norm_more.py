@@ -12,6 +12,7 @@ backward. Inputs are channels-last: ``(m, ..., n_C)``.
 
 The backward functions recompute what they need from ``x``.
 """
+
 import math
 import numbers
 
@@ -20,8 +21,15 @@ import numpy as np
 from .. import _core
 from .._validate import as_float32, as_int
 
-__all__ = ["lrn", "lrn_backward", "group_norm", "group_norm_backward", "layer_norm",
-           "layer_norm_backward", "check_lrn_args"]
+__all__ = [
+    "lrn",
+    "lrn_backward",
+    "group_norm",
+    "group_norm_backward",
+    "layer_norm",
+    "layer_norm_backward",
+    "check_lrn_args",
+]
 
 
 def _number(v, name, positive=False, nonneg=False):
@@ -29,8 +37,13 @@ def _number(v, name, positive=False, nonneg=False):
         raise TypeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
     v = float(v)
     if not math.isfinite(v) or (positive and v <= 0) or (nonneg and v < 0):
-        what = "a finite number > 0" if positive else "a finite number >= 0" if nonneg else \
-            "a finite number"
+        what = (
+            "a finite number > 0"
+            if positive
+            else "a finite number >= 0"
+            if nonneg
+            else "a finite number"
+        )
         raise ValueError(f"{name}: expected {what}, got {v}")
     return v
 
@@ -39,17 +52,25 @@ def check_lrn_args(size, alpha, beta, bias):
     """Validated ``(size, alpha, beta, bias)`` of local response normalisation."""
     size = as_int(size, "size")
     if size < 1 or size % 2 == 0:
-        raise ValueError(f"size: expected an odd window size >= 1 (the window is centred on "
-                         f"each channel), got {size}")
-    return (size, _number(alpha, "alpha", nonneg=True), _number(beta, "beta"),
-            _number(bias, "bias", positive=True))
+        raise ValueError(
+            f"size: expected an odd window size >= 1 (the window is centred on "
+            f"each channel), got {size}"
+        )
+    return (
+        size,
+        _number(alpha, "alpha", nonneg=True),
+        _number(beta, "beta"),
+        _number(bias, "bias", positive=True),
+    )
 
 
 def _x(x, min_ndim=1):
     x = as_float32(x, "x")
     if x.ndim < min_ndim or x.shape[-1] < 1:
-        raise ValueError(f"x: expected shape (m, ..., n_C) with at least {min_ndim} axes and "
-                         f"n_C >= 1, got {x.shape}")
+        raise ValueError(
+            f"x: expected shape (m, ..., n_C) with at least {min_ndim} axes and "
+            f"n_C >= 1, got {x.shape}"
+        )
     return x
 
 
@@ -102,8 +123,13 @@ def group_norm(x, groups, gamma=None, beta=None, eps=1e-5):
     x = _x(x, 2)
     c = x.shape[-1]
     groups = _groups(groups, c)
-    y, _, _ = _core.group_norm(x, _affine(gamma, "gamma", c), _affine(beta, "beta", c), groups,
-                               _number(eps, "eps", positive=True))
+    y, _, _ = _core.group_norm(
+        x,
+        _affine(gamma, "gamma", c),
+        _affine(beta, "beta", c),
+        groups,
+        _number(eps, "eps", positive=True),
+    )
     return y
 
 
@@ -112,8 +138,15 @@ def group_norm_backward(dy, x, groups, gamma=None, eps=1e-5):
     x = _x(x, 2)
     c = x.shape[-1]
     groups = _groups(groups, c)
-    return _core.group_norm_backward(_grad(dy, x), x, _affine(gamma, "gamma", c), None, None,
-                                     groups, _number(eps, "eps", positive=True))
+    return _core.group_norm_backward(
+        _grad(dy, x),
+        x,
+        _affine(gamma, "gamma", c),
+        None,
+        None,
+        groups,
+        _number(eps, "eps", positive=True),
+    )
 
 
 def layer_norm(x, gamma=None, beta=None, eps=1e-5):
@@ -121,8 +154,9 @@ def layer_norm(x, gamma=None, beta=None, eps=1e-5):
     normalised over its n_C values, then ``* gamma + beta``."""
     x = _x(x)
     c = x.shape[-1]
-    y, _, _ = _core.layer_norm(x, _affine(gamma, "gamma", c), _affine(beta, "beta", c),
-                               _number(eps, "eps", positive=True))
+    y, _, _ = _core.layer_norm(
+        x, _affine(gamma, "gamma", c), _affine(beta, "beta", c), _number(eps, "eps", positive=True)
+    )
     return y
 
 
@@ -130,5 +164,6 @@ def layer_norm_backward(dy, x, gamma=None, eps=1e-5):
     """-> ``(dx, dgamma, dbeta)`` of :func:`layer_norm` (statistics recomputed)."""
     x = _x(x)
     c = x.shape[-1]
-    return _core.layer_norm_backward(_grad(dy, x), x, _affine(gamma, "gamma", c), None, None,
-                                     _number(eps, "eps", positive=True))
+    return _core.layer_norm_backward(
+        _grad(dy, x), x, _affine(gamma, "gamma", c), None, None, _number(eps, "eps", positive=True)
+    )

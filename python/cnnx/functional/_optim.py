@@ -1,6 +1,7 @@
 """Fused optimiser updates: one C++ pass over flat float32 buffers, in place,
 with the GIL released. ``cnnx.optim.SGD`` / ``Adam`` / ``AdamW`` are built on
 these; the semantics are exactly ``torch.optim``'s."""
+
 import numbers
 
 import numpy as np
@@ -30,8 +31,10 @@ def _num(v, name, lo=None, hi=None, open_lo=False, open_hi=False):
     if hi is not None:
         bad = bad or v > hi or (open_hi and v == hi)
     if bad:
-        raise ValueError(f"{name}: expected a number in {'(' if open_lo else '['}{lo}, "
-                         f"{hi}{')' if open_hi else ']'}, got {v}")
+        raise ValueError(
+            f"{name}: expected a number in {'(' if open_lo else '['}{lo}, "
+            f"{hi}{')' if open_hi else ']'}, got {v}"
+        )
     return v
 
 
@@ -42,8 +45,7 @@ def _grad(grad, n):
     return g
 
 
-def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False,
-               weight_decay=0.0):
+def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
     """One SGD step in place (``torch.optim.SGD``, dampening 0)::
 
         g = grad + weight_decay * param
@@ -78,8 +80,19 @@ def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False
     _core.sgd_update(param, grad, velocity, lr, momentum, bool(nesterov), weight_decay)
 
 
-def adam_update(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
-                weight_decay=0.0, decoupled=False):
+def adam_update(
+    param,
+    grad,
+    m,
+    v,
+    step,
+    lr=1e-3,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled=False,
+):
     """One Adam (``decoupled=False``, L2 added to the gradient) or AdamW
     (``decoupled=True``: ``param *= 1 - lr * weight_decay``) step in place,
     bias-corrected, exactly ``torch.optim.Adam`` / ``AdamW``::
@@ -111,5 +124,6 @@ def adam_update(param, grad, m, v, step, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e
     beta2 = _num(beta2, "beta2", 0.0, 1.0, open_hi=True)
     eps = _num(eps, "eps", 0.0, open_lo=True)
     weight_decay = _num(weight_decay, "weight_decay", 0.0)
-    _core.adam_update(param, grad, m, v, int(step), lr, beta1, beta2, eps, weight_decay,
-                      bool(decoupled))
+    _core.adam_update(
+        param, grad, m, v, int(step), lr, beta1, beta2, eps, weight_decay, bool(decoupled)
+    )

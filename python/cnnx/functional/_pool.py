@@ -43,19 +43,28 @@ from .._validate import as_float32, as_int, as_pair, check_size
 from ._shapes import resolve_padding
 
 __all__ = [
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward",
-    "adaptive_max_pool2d", "adaptive_max_pool2d_backward",
-    "global_avg_pool2d", "global_avg_pool2d_backward", "adaptive_pool_windows",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "adaptive_pool_windows",
 ]
 
 # --------------------------------------------------------------- arguments
+
 
 def _input(x, name="x"):
     x = as_float32(x, name, ndim=4)
     if x.shape[1] < 1 or x.shape[2] < 1:
         raise ValueError(f"{name}: expected n_H and n_W >= 1, got shape {x.shape}")
     return x
+
 
 def pool_output_size(n, f, pads, s, d=1, ceil_mode=False):
     """Output length of a pool along one axis (see the module docstring)."""
@@ -67,6 +76,7 @@ def pool_output_size(n, f, pads, s, d=1, ceil_mode=False):
     if (out - 1) * s >= n + pads[0]:  # the last window must start inside
         out -= 1
     return out
+
 
 def _geometry(x, pool_size, stride, padding, dilation=1, ceil_mode=False):
     """-> (kh, kw, sh, sw, pt, pb, pl, pr, oh, ow) for an NHWC array x."""
@@ -85,15 +95,18 @@ def _geometry(x, pool_size, stride, padding, dilation=1, ceil_mode=False):
     if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
         raise ValueError(
             f"padding: at most half the pool size on each side (pool {kh}x{kw} allows "
-            f"{kh // 2} rows and {kw // 2} columns), got (({pt}, {pb}), ({pl}, {pr}))")
+            f"{kh // 2} rows and {kw // 2} columns), got (({pt}, {pb}), ({pl}, {pr}))"
+        )
     eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
     if n_h + pt + pb < eh or n_w + pl + pr < ew:
         raise ValueError(
             f"pool_size: the {eh}x{ew} window is larger than the padded input "
-            f"({n_h + pt + pb}x{n_w + pl + pr})")
+            f"({n_h + pt + pb}x{n_w + pl + pr})"
+        )
     oh = pool_output_size(n_h, kh, (pt, pb), sh, dh, ceil_mode)
     ow = pool_output_size(n_w, kw, (pl, pr), sw, dw, ceil_mode)
     return kh, kw, sh, sw, pt, pb, pl, pr, oh, ow
+
 
 def _grad(dy, shape):
     dy = as_float32(dy, "dy", ndim=len(shape))
@@ -101,18 +114,22 @@ def _grad(dy, shape):
         raise ValueError(f"dy: expected shape {tuple(shape)} (the forward output), got {dy.shape}")
     return dy
 
+
 def _bool(v, name):
     if not isinstance(v, bool):
         raise TypeError(f"{name}: expected True or False, got {type(v).__name__} {v!r}")
     return v
+
 
 def _output_size(output_size, x):
     """int, or (h, w) where None keeps that input dimension."""
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
             raise ValueError(f"output_size: expected an int or a pair (h, w), got {output_size!r}")
-        dims = [x.shape[1 + k] if v is None else as_int(v, "output_size", 1)
-                for k, v in enumerate(output_size)]
+        dims = [
+            x.shape[1 + k] if v is None else as_int(v, "output_size", 1)
+            for k, v in enumerate(output_size)
+        ]
         oh, ow = dims
     else:
         oh, ow = as_pair(output_size, "output_size", 1)
@@ -121,7 +138,9 @@ def _output_size(output_size, x):
     check_size((x.shape[0], oh, ow, x.shape[3]), "output_size")
     return oh, ow
 
+
 # ------------------------------------------------------------- the windows
+
 
 def adaptive_pool_windows(n, out):
     """The input windows ``[(start, end), ...]`` of adaptive pooling along one axis.
@@ -160,7 +179,9 @@ def adaptive_pool_windows(n, out):
     out = as_int(out, "out", 1)
     return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
 
+
 # ------------------------------------------------------------ max pooling
+
 
 def max_pool2d(x, pool_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Max pooling of NHWC ``x`` -> ``(m, n_H_out, n_W_out, n_C)``.
@@ -174,6 +195,7 @@ def max_pool2d(x, pool_size, stride=None, padding=0, dilation=1, ceil_mode=False
     dh, dw = as_pair(dilation, "dilation", 1)
     g = _geometry(x, pool_size, stride, padding, (dh, dw), ceil_mode)
     return _core.max_pool2d(x, *g[:8], dh, dw, ceil_mode)
+
 
 def max_pool2d_backward(dy, x, pool_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Gradient of :func:`max_pool2d` w.r.t. ``x``.
@@ -198,7 +220,9 @@ def max_pool2d_backward(dy, x, pool_size, stride=None, padding=0, dilation=1, ce
     dy = _grad(dy, (x.shape[0], g[8], g[9], x.shape[3]))
     return _core.max_pool2d_backward(dy, x, *g[:8], dh, dw, ceil_mode)
 
+
 # -------------------------------------------------------- average pooling
+
 
 def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True, ceil_mode=False):
     """Average pooling of NHWC ``x`` -> ``(m, n_H_out, n_W_out, n_C)``.
@@ -219,8 +243,10 @@ def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True, cei
     g = _geometry(x, pool_size, stride, padding, 1, ceil_mode)
     return _core.avg_pool2d(x, *g[:8], _bool(count_include_pad, "count_include_pad"), ceil_mode)
 
-def avg_pool2d_backward(dy, x, pool_size, stride=None, padding=0, count_include_pad=True,
-                        ceil_mode=False):
+
+def avg_pool2d_backward(
+    dy, x, pool_size, stride=None, padding=0, count_include_pad=True, ceil_mode=False
+):
     """Gradient of :func:`avg_pool2d` w.r.t. ``x`` (only x's shape is used).
 
     Examples:
@@ -234,10 +260,13 @@ def avg_pool2d_backward(dy, x, pool_size, stride=None, padding=0, count_include_
     x = _input(x)
     g = _geometry(x, pool_size, stride, padding, 1, ceil_mode)
     dy = _grad(dy, (x.shape[0], g[8], g[9], x.shape[3]))
-    return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *g[:8],
-                                     _bool(count_include_pad, "count_include_pad"), ceil_mode)
+    return _core.avg_pool2d_backward(
+        dy, x.shape[1], x.shape[2], *g[:8], _bool(count_include_pad, "count_include_pad"), ceil_mode
+    )
+
 
 # ------------------------------------------------------- adaptive pooling
+
 
 def adaptive_avg_pool2d(x, output_size):
     """Adaptive average pooling to ``output_size`` (int or ``(h, w)``; None keeps a dim).
@@ -257,6 +286,7 @@ def adaptive_avg_pool2d(x, output_size):
     oh, ow = _output_size(output_size, x)
     return _core.adaptive_avg_pool2d(x, oh, ow)
 
+
 def adaptive_avg_pool2d_backward(dy, x, output_size):
     """Gradient of :func:`adaptive_avg_pool2d` w.r.t. ``x`` (only x's shape is used).
 
@@ -272,6 +302,7 @@ def adaptive_avg_pool2d_backward(dy, x, output_size):
     dy = _grad(dy, (x.shape[0], oh, ow, x.shape[3]))
     return _core.adaptive_avg_pool2d_backward(dy, x.shape[1], x.shape[2])
 
+
 def adaptive_max_pool2d(x, output_size):
     """Adaptive max pooling to ``output_size`` (int or ``(h, w)``; None keeps a dim).
 
@@ -286,6 +317,7 @@ def adaptive_max_pool2d(x, output_size):
     x = _input(x)
     oh, ow = _output_size(output_size, x)
     return _core.adaptive_max_pool2d(x, oh, ow)
+
 
 def adaptive_max_pool2d_backward(dy, x, output_size):
     """Gradient of :func:`adaptive_max_pool2d`: each dy to its window's first maximum.
@@ -303,7 +335,9 @@ def adaptive_max_pool2d_backward(dy, x, output_size):
     dy = _grad(dy, (x.shape[0], oh, ow, x.shape[3]))
     return _core.adaptive_max_pool2d_backward(dy, x)
 
+
 # --------------------------------------------------------- global pooling
+
 
 def global_avg_pool2d(x):
     """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``.
@@ -316,6 +350,7 @@ def global_avg_pool2d(x):
         (2, 16)
     """
     return _core.global_avg_pool2d(_input(x))
+
 
 def global_avg_pool2d_backward(dy, x):
     """Gradient of :func:`global_avg_pool2d`: ``dy / (n_H*n_W)`` at every pixel.

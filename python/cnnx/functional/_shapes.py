@@ -63,8 +63,9 @@ def same_padding(n, f, stride=1, dilation=1):
     return (total // 2, total - total // 2)
 
 
-def resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1), name="padding",
-                    allow_same=True):
+def resolve_padding(
+    padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1), name="padding", allow_same=True
+):
     """Normalise any accepted padding spec to ``((top, bottom), (left, right))``.
 
     Accepted: ``"valid"`` (none), ``"same"`` (TensorFlow rule), an int, a pair
@@ -76,13 +77,20 @@ def resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1), na
         if mode == "valid":
             return ((0, 0), (0, 0))
         if mode == "same" and allow_same:
-            return tuple(same_padding(n, f, s, d) for n, f, s, d in
-                         zip(in_hw, kernel_hw, stride_hw, dilation_hw))
+            return tuple(
+                same_padding(n, f, s, d)
+                for n, f, s, d in zip(in_hw, kernel_hw, stride_hw, dilation_hw)
+            )
         allowed = "'valid', 'same'" if allow_same else "'valid'"
-        raise ValueError(f"{name}: expected {allowed}, an int, (p_h, p_w) or "
-                         f"((top, bottom), (left, right)), got {padding!r}")
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
-            isinstance(p, (tuple, list)) for p in padding):
+        raise ValueError(
+            f"{name}: expected {allowed}, an int, (p_h, p_w) or "
+            f"((top, bottom), (left, right)), got {padding!r}"
+        )
+    if (
+        isinstance(padding, (tuple, list))
+        and len(padding) == 2
+        and all(isinstance(p, (tuple, list)) for p in padding)
+    ):
         (t, b), (l, r) = [as_pair(p, name, 0) for p in padding]
         return ((t, b), (l, r))
     if padding is None:
@@ -93,5 +101,7 @@ def resolve_padding(padding, in_hw, kernel_hw, stride_hw, dilation_hw=(1, 1), na
 
 def output_hw(in_hw, kernel_hw, pads, stride_hw, dilation_hw=(1, 1)):
     """(out_h, out_w) for resolved pads; raises ValueError if the filter doesn't fit."""
-    return tuple(conv_output_size(n, f, p, s, d) for n, f, p, s, d in
-                 zip(in_hw, kernel_hw, pads, stride_hw, dilation_hw))
+    return tuple(
+        conv_output_size(n, f, p, s, d)
+        for n, f, p, s, d in zip(in_hw, kernel_hw, pads, stride_hw, dilation_hw)
+    )

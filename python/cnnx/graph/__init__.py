@@ -10,10 +10,35 @@ the compiled plans built from it.
 ``model.to_graph()`` gives a model's graph; ONNX export
 (:mod:`cnnx.onnx`) reads the same graph.
 """
-from .ir import Act, BufferRef, EltwiseKind, Graph, Op, OpKind, ParamRef, PoolKind, Value
-from .plans import (CompiledInference, CompiledTraining, Head, Unsupported, compile_inference,
-                    compile_training, loss_heads, plan_loss)
 
-__all__ = ["Graph", "Value", "Op", "ParamRef", "BufferRef", "OpKind", "Act", "PoolKind",
-           "EltwiseKind", "compile_inference", "compile_training", "loss_heads", "plan_loss", "Head",
-           "CompiledInference", "CompiledTraining", "Unsupported"]
+from .ir import Act, BufferRef, EltwiseKind, Graph, Op, OpKind, ParamRef, PoolKind, Value
+from .plans import (
+    CompiledInference,
+    CompiledTraining,
+    Head,
+    Unsupported,
+    compile_inference,
+    compile_training,
+    loss_heads,
+    plan_loss,
+)
+
+__all__ = [
+    "Graph",
+    "Value",
+    "Op",
+    "ParamRef",
+    "BufferRef",
+    "OpKind",
+    "Act",
+    "PoolKind",
+    "EltwiseKind",
+    "compile_inference",
+    "compile_training",
+    "loss_heads",
+    "plan_loss",
+    "Head",
+    "CompiledInference",
+    "CompiledTraining",
+    "Unsupported",
+]

@@ -16,12 +16,24 @@ Parameters are referred to, never copied: a :class:`ParamRef` names a
 layer's parameter, and the plans read the live array (and, in training,
 write the layer's gradient slot) through it.
 """
+
 import math
 
 from .. import _core
 
-__all__ = ["Graph", "Value", "Op", "ParamRef", "BufferRef", "OpKind", "Act", "PoolKind",
-           "EltwiseKind", "ACT_BY_NAME", "GROUPED_ACTS"]
+__all__ = [
+    "Graph",
+    "Value",
+    "Op",
+    "ParamRef",
+    "BufferRef",
+    "OpKind",
+    "Act",
+    "PoolKind",
+    "EltwiseKind",
+    "ACT_BY_NAME",
+    "GROUPED_ACTS",
+]
 
 OpKind = _core.OpKind
 Act = _core.Act
@@ -29,15 +41,29 @@ PoolKind = _core.PoolKind
 EltwiseKind = _core.EltwiseKind
 
 #: activation names of the layers' ``activation=`` argument -> Act
-ACT_BY_NAME = {None: Act.none, "linear": Act.none, "relu": Act.relu,
-               "leaky_relu": Act.leaky_relu, "sigmoid": Act.sigmoid, "tanh": Act.tanh,
-               "softmax": Act.softmax,
-               # issue 19 (their alpha / beta come from the layer: see Graph.activation)
-               "elu": Act.elu, "selu": Act.selu, "gelu": Act.gelu, "gelu_tanh": Act.gelu_tanh,
-               "silu": Act.silu, "swish": Act.silu, "hard_swish": Act.hardswish,
-               "hardswish": Act.hardswish, "hard_sigmoid": Act.hardsigmoid,
-               "hardsigmoid": Act.hardsigmoid, "softplus": Act.softplus,
-               "softsign": Act.softsign, "log_softmax": Act.log_softmax}
+ACT_BY_NAME = {
+    None: Act.none,
+    "linear": Act.none,
+    "relu": Act.relu,
+    "leaky_relu": Act.leaky_relu,
+    "sigmoid": Act.sigmoid,
+    "tanh": Act.tanh,
+    "softmax": Act.softmax,
+    # issue 19 (their alpha / beta come from the layer: see Graph.activation)
+    "elu": Act.elu,
+    "selu": Act.selu,
+    "gelu": Act.gelu,
+    "gelu_tanh": Act.gelu_tanh,
+    "silu": Act.silu,
+    "swish": Act.silu,
+    "hard_swish": Act.hardswish,
+    "hardswish": Act.hardswish,
+    "hard_sigmoid": Act.hardsigmoid,
+    "hardsigmoid": Act.hardsigmoid,
+    "softplus": Act.softplus,
+    "softsign": Act.softsign,
+    "log_softmax": Act.log_softmax,
+}
 
 #: activations over the last axis as a whole (not elementwise)
 GROUPED_ACTS = (Act.softmax, Act.log_softmax)
@@ -113,8 +139,10 @@ class Op:
 
     def __repr__(self):
         ins = ", ".join(str(v.id) for v in self.inputs)
-        return f"Op({self.kind.name}, [{ins}] -> {self.output.id if self.output else None}, " \
-               f"{self.name!r})"
+        return (
+            f"Op({self.kind.name}, [{ins}] -> {self.output.id if self.output else None}, "
+            f"{self.name!r})"
+        )
 
 
 class Graph:
@@ -125,8 +153,8 @@ class Graph:
         self.ops = []
         self.inputs = []
         self.outputs = []
-        self._trainable = [True]   # trainability of the layers being lowered (nesting)
-        self._layers = []          # the layer being lowered, innermost last
+        self._trainable = [True]  # trainability of the layers being lowered (nesting)
+        self._layers = []  # the layer being lowered, innermost last
 
     # ---- structure -------------------------------------------------------------
     def _value(self, shape, producer, name):
@@ -166,8 +194,10 @@ class Graph:
             self._trainable.pop()
             self._layers.pop()
         if not isinstance(out, (Value, list, tuple)):
-            raise TypeError(f"{type(layer).__name__}.lower must return a Value or a list of "
-                            f"Values, got {type(out).__name__}")
+            raise TypeError(
+                f"{type(layer).__name__}.lower must return a Value or a list of "
+                f"Values, got {type(out).__name__}"
+            )
         return out
 
     def param(self, layer, name):
@@ -191,19 +221,48 @@ class Graph:
         h, w, c, kh, kw, cout, sh, sw, dh, dw, pt, pb, pl, pr, groups = geometry
         oh = (h + pt + pb - (kh - 1) * dh - 1) // sh + 1
         ow = (w + pl + pr - (kw - 1) * dw - 1) // sw + 1
-        return self.emit(OpKind.conv2d, [x], (oh, ow, cout), geometry=tuple(geometry),
-                         kernel=kernel, bias=bias, act=act, alpha=float(alpha),
-                         beta=float(beta), bn=None)
+        return self.emit(
+            OpKind.conv2d,
+            [x],
+            (oh, ow, cout),
+            geometry=tuple(geometry),
+            kernel=kernel,
+            bias=bias,
+            act=act,
+            alpha=float(alpha),
+            beta=float(beta),
+            bn=None,
+        )
 
-    def dense(self, x, *, in_features, out_features, kernel, bias, act=Act.none, alpha=0.0,
-              beta=0.0):
+    def dense(
+        self, x, *, in_features, out_features, kernel, bias, act=Act.none, alpha=0.0, beta=0.0
+    ):
         """``x @ kernel + bias`` on rows of ``in_features``."""
-        return self.emit(OpKind.dense, [x], (out_features,), in_features=int(in_features),
-                         out_features=int(out_features), kernel=kernel, bias=bias, act=act,
-                         alpha=float(alpha), beta=float(beta), bn=None)
+        return self.emit(
+            OpKind.dense,
+            [x],
+            (out_features,),
+            in_features=int(in_features),
+            out_features=int(out_features),
+            kernel=kernel,
+            bias=bias,
+            act=act,
+            alpha=float(alpha),
+            beta=float(beta),
+            bn=None,
+        )
 
-    def pool(self, x, *, pool_kind, window=(1,) * 8, count_include_pad=False, output_hw=(0, 0),
-             dilation=(1, 1), ceil_mode=False):
+    def pool(
+        self,
+        x,
+        *,
+        pool_kind,
+        window=(1,) * 8,
+        count_include_pad=False,
+        output_hw=(0, 0),
+        dilation=(1, 1),
+        ceil_mode=False,
+    ):
         """Pooling of an (h, w, c) image. ``window``: (kh, kw, sh, sw, pt, pb, pl, pr)
         for max / avg, with ``dilation`` (max) and ``ceil_mode`` (both) as
         cnnx.functional.max_pool2d; ``output_hw`` for the adaptive pools;
@@ -217,18 +276,37 @@ class Graph:
             shape = (output_hw[0], output_hw[1], c)
         else:
             kh, kw, sh, sw, pt, pb, pl, pr = window
-            shape = (pool_output_size(h, kh, (pt, pb), sh, dilation[0], ceil_mode),
-                     pool_output_size(w, kw, (pl, pr), sw, dilation[1], ceil_mode), c)
-        return self.emit(OpKind.pool, [x], shape, pool_kind=pool_kind, window=tuple(window),
-                         count_include_pad=bool(count_include_pad), output_hw=tuple(output_hw),
-                         dilation=tuple(int(d) for d in dilation), ceil_mode=bool(ceil_mode))
+            shape = (
+                pool_output_size(h, kh, (pt, pb), sh, dilation[0], ceil_mode),
+                pool_output_size(w, kw, (pl, pr), sw, dilation[1], ceil_mode),
+                c,
+            )
+        return self.emit(
+            OpKind.pool,
+            [x],
+            shape,
+            pool_kind=pool_kind,
+            window=tuple(window),
+            count_include_pad=bool(count_include_pad),
+            output_hw=tuple(output_hw),
+            dilation=tuple(int(d) for d in dilation),
+            ceil_mode=bool(ceil_mode),
+        )
 
     def batch_norm(self, x, *, gamma, beta, moving_mean, moving_var, epsilon, momentum):
         """Batch normalisation over the last axis. ``gamma``/``beta``: ParamRefs or
         None; ``moving_*``: BufferRefs; ``momentum`` as PyTorch (new = (1-m) old + m batch)."""
-        return self.emit(OpKind.batch_norm, [x], x.shape, gamma=gamma, beta=beta,
-                         moving_mean=moving_mean, moving_var=moving_var,
-                         epsilon=float(epsilon), momentum=float(momentum))
+        return self.emit(
+            OpKind.batch_norm,
+            [x],
+            x.shape,
+            gamma=gamma,
+            beta=beta,
+            moving_mean=moving_mean,
+            moving_var=moving_var,
+            epsilon=float(epsilon),
+            momentum=float(momentum),
+        )
 
     def activation(self, x, act, alpha=0.0, axis=-1, beta=0.0):
         """An elementwise activation (softmax and log-softmax over ``axis``, a
@@ -239,13 +317,21 @@ class Graph:
             return x
         nd = len(x.shape)
         axis = axis % nd if nd else 0
-        return self.emit(OpKind.activation, [x], x.shape, act=act, alpha=float(alpha),
-                         axis=axis, beta=float(beta))
+        return self.emit(
+            OpKind.activation,
+            [x],
+            x.shape,
+            act=act,
+            alpha=float(alpha),
+            axis=axis,
+            beta=float(beta),
+        )
 
     def eltwise(self, xs, kind, act=Act.none):
         """``xs[0] op xs[1] op ...`` of equally shaped values."""
-        return self.emit(OpKind.eltwise, list(xs), xs[0].shape, eltwise=kind, act=act,
-                         alpha=0.0, beta=0.0)
+        return self.emit(
+            OpKind.eltwise, list(xs), xs[0].shape, eltwise=kind, act=act, alpha=0.0, beta=0.0
+        )
 
     def concat(self, xs, axis):
         """Concatenation along per-example ``axis``."""
@@ -266,14 +352,29 @@ class Graph:
     def rescale(self, x, *, scale, offset, channels, inner=1):
         """``x * scale[c] + offset[c]``, c = (i // inner) % channels for value i of
         an example; ``scale`` / ``offset``: float32 arrays of ``channels`` values."""
-        return self.emit(OpKind.rescale, [x], x.shape, scale=scale, offset=offset,
-                         channels=int(channels), inner=int(inner))
+        return self.emit(
+            OpKind.rescale,
+            [x],
+            x.shape,
+            scale=scale,
+            offset=offset,
+            channels=int(channels),
+            inner=int(inner),
+        )
 
     def normalize(self, x, *, mean, variance, channels, inner, epsilon):
         """``(x - mean[c]) / max(sqrt(variance[c]), epsilon)`` (c as for rescale);
         ``mean`` / ``variance``: BufferRefs, read live by the plans."""
-        return self.emit(OpKind.normalize, [x], x.shape, mean=mean, variance=variance,
-                         channels=int(channels), inner=int(inner), epsilon=float(epsilon))
+        return self.emit(
+            OpKind.normalize,
+            [x],
+            x.shape,
+            mean=mean,
+            variance=variance,
+            channels=int(channels),
+            inner=int(inner),
+            epsilon=float(epsilon),
+        )
 
     def augment(self, x, *, spec, shape, seed_cell, reseed, identity_at_inference):
         """A random per-image transform in training (``spec``: a
@@ -281,8 +382,16 @@ class Graph:
         step reads its seed from; ``reseed()`` writes a fresh one before each
         step. At inference a view of x when ``identity_at_inference``, else
         the spec's inference form (a crop's centred resize)."""
-        return self.emit(OpKind.augment, [x], shape, spec=spec, seed_cell=seed_cell,
-                         reseed=reseed, identity_at_inference=bool(identity_at_inference))
+        return self.emit(
+            OpKind.augment,
+            [x],
+            shape,
+            spec=spec,
+            seed_cell=seed_cell,
+            reseed=reseed,
+            identity_at_inference=bool(identity_at_inference),
+        )
+
     # issue 19 (layers-a): ops with their own parameters
     def prelu(self, x, *, slope, slopes):
         """``x > 0 ? x : slope * x``; ``slope`` (a ParamRef) holds ``slopes``
@@ -292,19 +401,34 @@ class Graph:
 
     def lrn(self, x, *, size, alpha, beta, bias):
         """Local response normalisation across the last axis (ONNX LRN)."""
-        return self.emit(OpKind.lrn, [x], x.shape, size=int(size), alpha=float(alpha),
-                         beta=float(beta), bias=float(bias))
+        return self.emit(
+            OpKind.lrn,
+            [x],
+            x.shape,
+            size=int(size),
+            alpha=float(alpha),
+            beta=float(beta),
+            bias=float(bias),
+        )
 
     def group_norm(self, x, *, groups, gamma, beta, epsilon):
         """Group normalisation of each example (channels last); ``gamma``/``beta``:
         ParamRefs or None."""
-        return self.emit(OpKind.group_norm, [x], x.shape, groups=int(groups), gamma=gamma,
-                         beta=beta, epsilon=float(epsilon))
+        return self.emit(
+            OpKind.group_norm,
+            [x],
+            x.shape,
+            groups=int(groups),
+            gamma=gamma,
+            beta=beta,
+            epsilon=float(epsilon),
+        )
 
     def layer_norm(self, x, *, gamma, beta, epsilon):
         """Layer normalisation over the last axis; ``gamma``/``beta``: ParamRefs or None."""
-        return self.emit(OpKind.layer_norm, [x], x.shape, gamma=gamma, beta=beta,
-                         epsilon=float(epsilon))
+        return self.emit(
+            OpKind.layer_norm, [x], x.shape, gamma=gamma, beta=beta, epsilon=float(epsilon)
+        )
 
     def python(self, layer, xs, shape):
         """A layer without a lowering: it runs its own Python forward/backward."""
@@ -321,9 +445,16 @@ class Graph:
         h, w, _c, kh, kw, cout, sh, sw, dh, dw, pt, pb, pl, pr, oph, opw, _g = geometry
         oh = (h - 1) * sh - pt - pb + dh * (kh - 1) + oph + 1
         ow = (w - 1) * sw - pl - pr + dw * (kw - 1) + opw + 1
-        return self.emit(OpKind.conv_transpose2d, [x], (oh, ow, cout),
-                         geometry=tuple(int(v) for v in geometry), kernel=kernel, bias=bias,
-                         act=act, alpha=float(alpha))
+        return self.emit(
+            OpKind.conv_transpose2d,
+            [x],
+            (oh, ow, cout),
+            geometry=tuple(int(v) for v in geometry),
+            kernel=kernel,
+            bias=bias,
+            act=act,
+            alpha=float(alpha),
+        )
 
     def pad2d(self, x, *, pads, mode=None, value=0.0):
         """Padding of an (h, w, c) image: ``pads`` (top, bottom, left, right);
@@ -332,8 +463,15 @@ class Graph:
         h, w, c = x.shape
         t, b, l, r = (int(p) for p in pads)
         mode = _core.PadMode.constant if mode is None else mode
-        return self.emit(OpKind.pad2d, [x], (h + t + b, w + l + r, c), pads=(t, b, l, r),
-                         mode=mode, value=float(value), image=x.shape)
+        return self.emit(
+            OpKind.pad2d,
+            [x],
+            (h + t + b, w + l + r, c),
+            pads=(t, b, l, r),
+            mode=mode,
+            value=float(value),
+            image=x.shape,
+        )
 
     def upsample2d(self, x, *, factors, mode=None):
         """Upsampling of an (h, w, c) image by integer ``factors`` (f_h, f_w);
@@ -341,34 +479,47 @@ class Graph:
         h, w, c = x.shape
         fh, fw = (int(f) for f in factors)
         mode = _core.UpsampleMode.nearest if mode is None else mode
-        return self.emit(OpKind.upsample2d, [x], (h * fh, w * fw, c), factors=(fh, fw),
-                         mode=mode, image=x.shape)
+        return self.emit(
+            OpKind.upsample2d, [x], (h * fh, w * fw, c), factors=(fh, fw), mode=mode, image=x.shape
+        )
 
     def depth_to_space(self, x, *, block_size, order=None):
         """(h, w, c) -> (h*b, w*b, c/b^2); ``order`` a :class:`cnnx._core.DepthOrder`."""
         h, w, c = x.shape
         b = int(block_size)
         order = _core.DepthOrder.dcr if order is None else order
-        return self.emit(OpKind.depth_to_space, [x], (h * b, w * b, c // (b * b)),
-                         block_size=b, order=order, image=x.shape)
+        return self.emit(
+            OpKind.depth_to_space,
+            [x],
+            (h * b, w * b, c // (b * b)),
+            block_size=b,
+            order=order,
+            image=x.shape,
+        )
 
     def space_to_depth(self, x, *, block_size, order=None):
         """(h, w, c) -> (h/b, w/b, c*b^2), the inverse of :meth:`depth_to_space`."""
         h, w, c = x.shape
         b = int(block_size)
         order = _core.DepthOrder.dcr if order is None else order
-        return self.emit(OpKind.space_to_depth, [x], (h // b, w // b, c * b * b),
-                         block_size=b, order=order, image=x.shape)
+        return self.emit(
+            OpKind.space_to_depth,
+            [x],
+            (h // b, w // b, c * b * b),
+            block_size=b,
+            order=order,
+            image=x.shape,
+        )
 
     def channel_shuffle(self, x, *, groups):
         """ShuffleNet's channel shuffle over the last axis (``groups`` divides it)."""
-        return self.emit(OpKind.channel_shuffle, [x], x.shape, groups=int(groups),
-                         image=x.shape)
+        return self.emit(OpKind.channel_shuffle, [x], x.shape, groups=int(groups), image=x.shape)
 
     def transpose(self, x, *, perm):
         """Per-example axes permuted: output axis a is input axis ``perm[a]``."""
         perm = tuple(int(p) for p in perm)
         if perm == tuple(range(len(perm))):
             return x
-        return self.emit(OpKind.transpose, [x], tuple(x.shape[p] for p in perm), perm=perm,
-                         image=x.shape)
+        return self.emit(
+            OpKind.transpose, [x], tuple(x.shape[p] for p in perm), perm=perm, image=x.shape
+        )

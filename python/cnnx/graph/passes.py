@@ -16,6 +16,7 @@ no other op ever sees a changed value. Afterwards :func:`prune` drops ops
 no output needs and :func:`sort` restores an order in which each op comes
 after the ops it reads.
 """
+
 from .ir import GROUPED_ACTS, Act, EltwiseKind, OpKind, PoolKind
 
 __all__ = ["for_inference", "for_training", "prune", "sort", "resolve_views"]
@@ -36,9 +37,11 @@ def resolve_views(g, training):
     dropout at rate 0), become views: their readers read the input value itself."""
     dead = set()
     for op in list(g.ops):
-        view = op.kind == OpKind.reshape or (
-            op.kind == OpKind.dropout and (not training or op.attrs["rate"] == 0.0)) or (
-            op.kind == OpKind.augment and not training and op.attrs["identity_at_inference"])
+        view = (
+            op.kind == OpKind.reshape
+            or (op.kind == OpKind.dropout and (not training or op.attrs["rate"] == 0.0))
+            or (op.kind == OpKind.augment and not training and op.attrs["identity_at_inference"])
+        )
         if view:
             _replace_uses(g, op.output, op.inputs[0])
             dead.add(id(op))
@@ -61,11 +64,16 @@ def fold_batch_norm(g):
         if op.kind != OpKind.batch_norm:
             continue
         src = op.inputs[0].producer
-        if (src is None or src.kind not in (OpKind.conv2d, OpKind.dense) or src.attrs["bn"]
-                or src.attrs["act"] != Act.none or len(src.inputs) > 1
-                or _single_reader(users, src.output, g) is not op
-                # the same channels: not across a reshape (a Flatten between them)
-                or op.output.shape[-1] != src.output.shape[-1]):
+        if (
+            src is None
+            or src.kind not in (OpKind.conv2d, OpKind.dense)
+            or src.attrs["bn"]
+            or src.attrs["act"] != Act.none
+            or len(src.inputs) > 1
+            or _single_reader(users, src.output, g) is not op
+            # the same channels: not across a reshape (a Flatten between them)
+            or op.output.shape[-1] != src.output.shape[-1]
+        ):
             continue
         src.attrs["bn"] = op.attrs
         _replace_uses(g, op.output, src.output)
@@ -84,8 +92,12 @@ def fuse_activations(g, allowed, producers):
         if op.attrs["act"] in GROUPED_ACTS and op.attrs["axis"] != len(op.output.shape) - 1:
             continue
         src = op.inputs[0].producer
-        if (src is None or src.kind not in producers or src.attrs.get("act") != Act.none
-                or _single_reader(users, src.output, g) is not op):
+        if (
+            src is None
+            or src.kind not in producers
+            or src.attrs.get("act") != Act.none
+            or _single_reader(users, src.output, g) is not op
+        ):
             continue
         src.attrs["act"] = op.attrs["act"]
         src.attrs["alpha"] = op.attrs["alpha"]
@@ -101,15 +113,24 @@ def fuse_residual_add(g):
     order = {id(op): i for i, op in enumerate(g.ops)}
     dead = set()
     for op in list(g.ops):
-        if (op.kind != OpKind.eltwise or op.attrs["eltwise"] != EltwiseKind.add
-                or len(op.inputs) != 2 or op.inputs[0] is op.inputs[1]):
+        if (
+            op.kind != OpKind.eltwise
+            or op.attrs["eltwise"] != EltwiseKind.add
+            or len(op.inputs) != 2
+            or op.inputs[0] is op.inputs[1]
+        ):
             continue
         # the operand whose convolution runs later: the other one is ready by then
         best = None
         for j, v in enumerate(op.inputs):
             src = v.producer
-            if (src is None or src.kind != OpKind.conv2d or len(src.inputs) != 1
-                    or src.attrs["act"] != Act.none or _single_reader(users, v, g) is not op):
+            if (
+                src is None
+                or src.kind != OpKind.conv2d
+                or len(src.inputs) != 1
+                or src.attrs["act"] != Act.none
+                or _single_reader(users, v, g) is not op
+            ):
                 continue
             if best is None or order[id(src)] > order[id(best[0])]:
                 best = (src, op.inputs[1 - j])
@@ -134,8 +155,12 @@ def mask_relu_in_pool(g):
         if op.kind != OpKind.pool or op.attrs["pool_kind"] != PoolKind.max:
             continue
         src = op.inputs[0].producer
-        if (src is not None and src.kind in (OpKind.conv2d, OpKind.dense)
-                and src.attrs["act"] == Act.relu and _single_reader(users, src.output, g) is op):
+        if (
+            src is not None
+            and src.kind in (OpKind.conv2d, OpKind.dense)
+            and src.attrs["act"] == Act.relu
+            and _single_reader(users, src.output, g) is op
+        ):
             src.attrs["relu_mask_applied_later"] = True
             op.attrs["mask_grad_by_output"] = True
 
@@ -174,9 +199,11 @@ def for_inference(g):
     resolve_views(g, training=False)
     prune(g)
     fold_batch_norm(g)
-    fuse_activations(g, allowed=set(Act.__members__.values()) - {Act.none},
-                     producers=(OpKind.conv2d, OpKind.dense, OpKind.eltwise,
-                                OpKind.conv_transpose2d))
+    fuse_activations(
+        g,
+        allowed=set(Act.__members__.values()) - {Act.none},
+        producers=(OpKind.conv2d, OpKind.dense, OpKind.eltwise, OpKind.conv_transpose2d),
+    )
     fuse_residual_add(g)
     prune(g)
     return g
@@ -184,8 +211,11 @@ def for_inference(g):
 
 def for_training(g, keep=()):
     resolve_views(g, training=True)
-    fuse_activations(g, allowed={Act.relu}, producers=(OpKind.conv2d, OpKind.dense,
-                                                      OpKind.eltwise, OpKind.conv_transpose2d))
+    fuse_activations(
+        g,
+        allowed={Act.relu},
+        producers=(OpKind.conv2d, OpKind.dense, OpKind.eltwise, OpKind.conv_transpose2d),
+    )
     mask_relu_in_pool(g)
     prune(g, keep)
     return g

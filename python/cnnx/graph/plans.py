@@ -10,15 +10,25 @@ value, since backward reads them.
 A graph with an op no plan runs (a user's Python layer; dropout while
 training) compiles to None and the model runs layer by layer.
 """
+
 import math
 
 from .. import _core
 from . import passes
 from .ir import GROUPED_ACTS, Act, OpKind, PoolKind
 
-__all__ = ["Unsupported", "op_spec", "compile_inference", "compile_training",
-           "CompiledInference", "CompiledTraining", "assign_buffers", "Head", "loss_heads",
-           "plan_loss"]
+__all__ = [
+    "Unsupported",
+    "op_spec",
+    "compile_inference",
+    "compile_training",
+    "CompiledInference",
+    "CompiledTraining",
+    "assign_buffers",
+    "Head",
+    "loss_heads",
+    "plan_loss",
+]
 
 
 class Unsupported(Exception):
@@ -44,8 +54,13 @@ def _weights(spec, a, training):
     spec.beta = a.get("beta", 0.0)
     bn = a.get("bn")
     if bn is not None:
-        spec.set_batch_norm(_arr(bn["gamma"]), _arr(bn["beta"]), bn["moving_mean"].array,
-                            bn["moving_var"].array, bn["epsilon"])
+        spec.set_batch_norm(
+            _arr(bn["gamma"]),
+            _arr(bn["beta"]),
+            bn["moving_mean"].array,
+            bn["moving_var"].array,
+            bn["epsilon"],
+        )
     spec.relu_mask_applied_later = bool(a.get("relu_mask_applied_later", False))
 
 
@@ -80,9 +95,16 @@ def _batch_norm(spec, op, training):
     spec.channels = op.output.shape[-1]
     spec.count = op.output.size
     gamma, beta = a["gamma"], a["beta"]
-    spec.set_batch_norm(_arr(gamma), _arr(beta), a["moving_mean"].array, a["moving_var"].array,
-                        a["epsilon"], a["momentum"],
-                        _grad(gamma) if training else None, _grad(beta) if training else None)
+    spec.set_batch_norm(
+        _arr(gamma),
+        _arr(beta),
+        a["moving_mean"].array,
+        a["moving_var"].array,
+        a["epsilon"],
+        a["momentum"],
+        _grad(gamma) if training else None,
+        _grad(beta) if training else None,
+    )
 
 
 def _activation(spec, op, training):
@@ -186,17 +208,27 @@ def _affine_norm(spec, op, training):
         spec.set_affine(_arr(gamma), _arr(beta))
 
 
-_SPECS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
-          OpKind.batch_norm: _batch_norm, OpKind.activation: _activation,
-          OpKind.eltwise: _eltwise, OpKind.concat: _concat,
-          OpKind.conv_transpose2d: _conv_transpose, OpKind.pad2d: _pad,
-          OpKind.upsample2d: _upsample, OpKind.depth_to_space: _space_depth,
-          OpKind.space_to_depth: _space_depth, OpKind.channel_shuffle: _channel_shuffle,
-          OpKind.transpose: _transpose,
-          OpKind.prelu: _prelu, OpKind.lrn: _lrn, OpKind.group_norm: _affine_norm,
-          OpKind.layer_norm: _affine_norm}
-_SPECS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize,
-               OpKind.augment: _augment})
+_SPECS = {
+    OpKind.conv2d: _conv,
+    OpKind.dense: _dense,
+    OpKind.pool: _pool,
+    OpKind.batch_norm: _batch_norm,
+    OpKind.activation: _activation,
+    OpKind.eltwise: _eltwise,
+    OpKind.concat: _concat,
+    OpKind.conv_transpose2d: _conv_transpose,
+    OpKind.pad2d: _pad,
+    OpKind.upsample2d: _upsample,
+    OpKind.depth_to_space: _space_depth,
+    OpKind.space_to_depth: _space_depth,
+    OpKind.channel_shuffle: _channel_shuffle,
+    OpKind.transpose: _transpose,
+    OpKind.prelu: _prelu,
+    OpKind.lrn: _lrn,
+    OpKind.group_norm: _affine_norm,
+    OpKind.layer_norm: _affine_norm,
+}
+_SPECS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize, OpKind.augment: _augment})
 
 
 def op_spec(op, ids, training=False):
@@ -368,9 +400,14 @@ def loss_heads(g, losses):
         absorbed, reads_logits = None, loss.from_logits in (True, "auto")
         act = _ABSORBABLE.get(loss.absorbs)
         p = v.producer
-        if (act is not None and loss.from_logits is not True and p is not None
-                and p.kind == OpKind.activation and p.attrs["act"] == act
-                and (act != Act.softmax or p.attrs["axis"] == len(v.shape) - 1)):
+        if (
+            act is not None
+            and loss.from_logits is not True
+            and p is not None
+            and p.kind == OpKind.activation
+            and p.attrs["act"] == act
+            and (act != Act.softmax or p.attrs["axis"] == len(v.shape) - 1)
+        ):
             v, absorbed, reads_logits = p.inputs[0], loss.absorbs, True
         heads.append(Head(i, v, loss, weight, absorbed, reads_logits))
     return heads
@@ -388,8 +425,11 @@ def plan_loss(head):
             return None  # probabilities that no softmax made: the Python form
         return kind, 0.0, classes
     if loss.absorbs == "sigmoid":  # binary cross-entropy: on logits, or on probabilities
-        kind = (_core.LossKind.sigmoid_binary_cross_entropy if head.reads_logits
-                else _core.LossKind.binary_cross_entropy)
+        kind = (
+            _core.LossKind.sigmoid_binary_cross_entropy
+            if head.reads_logits
+            else _core.LossKind.binary_cross_entropy
+        )
     return kind, float(loss.param), 0
 
 

@@ -24,6 +24,7 @@ Parameters are keyed by the ids of the prepared graph's values (the ids
 lowering gives them, so a model rebuilt from its config has the same keys);
 quantised weights by the id of their op's output.
 """
+
 import math
 
 import numpy as np
@@ -33,8 +34,17 @@ from ..functional import _int8 as Q
 from . import passes
 from .ir import Act, EltwiseKind, Graph, OpKind, PoolKind
 
-__all__ = ["prepare", "int8_form", "settle", "lower", "QGraph", "quantize_layer_weights",
-           "QWeights", "weight_ops", "degenerate_reason"]
+__all__ = [
+    "prepare",
+    "int8_form",
+    "settle",
+    "lower",
+    "QGraph",
+    "quantize_layer_weights",
+    "QWeights",
+    "weight_ops",
+    "degenerate_reason",
+]
 
 #: int8 kernels' largest reduction depth (kQGemmMaxK)
 MAX_K = 65536
@@ -47,8 +57,9 @@ def prepare(g):
     passes.resolve_views(g, training=False)
     passes.prune(g)
     passes.fold_batch_norm(g)
-    passes.fuse_activations(g, allowed={Act.relu},
-                            producers=(OpKind.conv2d, OpKind.dense, OpKind.eltwise))
+    passes.fuse_activations(
+        g, allowed={Act.relu}, producers=(OpKind.conv2d, OpKind.dense, OpKind.eltwise)
+    )
     passes.prune(g)
     return g
 
@@ -85,10 +96,12 @@ def int8_form(op):
         if pk in (PoolKind.adaptive_avg, PoolKind.adaptive_max):
             win = _whole_windows(op)
             if win is not None:
-                return OpKind.qpool, (PoolKind.max if pk == PoolKind.adaptive_max
-                                      else PoolKind.avg, win)
+                return OpKind.qpool, (
+                    PoolKind.max if pk == PoolKind.adaptive_max else PoolKind.avg,
+                    win,
+                )
     elif k == OpKind.eltwise:
-        if (a["eltwise"] == EltwiseKind.add and len(op.inputs) == 2 and a["act"] in _QACT):
+        if a["eltwise"] == EltwiseKind.add and len(op.inputs) == 2 and a["act"] in _QACT:
             return OpKind.qadd, None
     elif k == OpKind.concat:
         return OpKind.qconcat, None
@@ -126,8 +139,11 @@ def wanted_values(g, weights, exclude=()):
     want = set()
     for op in g.ops:
         kind, _ = int8_form(op)
-        if kind is None or op.name in exclude or (kind in (OpKind.qconv2d, OpKind.qdense)
-                                                  and op.output.id not in weights):
+        if (
+            kind is None
+            or op.name in exclude
+            or (kind in (OpKind.qconv2d, OpKind.qdense) and op.output.id not in weights)
+        ):
             continue
         want.update(v.id for v in op.inputs)
         if kind in (OpKind.qpool, OpKind.qadd, OpKind.qconcat):
@@ -156,8 +172,10 @@ def settle(g, params, weights, exclude=()):
             readers = users.get(vid, [])
             src = producer.get(vid)
             if any(id(r) in runs for r in readers) or (
-                    src is not None and id(src) in runs
-                    and src.kind in (OpKind.pool, OpKind.eltwise, OpKind.concat)):
+                src is not None
+                and id(src) in runs
+                and src.kind in (OpKind.pool, OpKind.eltwise, OpKind.concat)
+            ):
                 keep[vid] = p
         for vid in _island_inputs(g, runs, users, producer):
             keep.pop(vid, None)
@@ -213,6 +231,7 @@ def degenerate_reason(lo, hi):
 
 # ---------------------------------------------------------------- weights
 
+
 class QWeights:
     """A conv2d / dense op's int8 weights: ``w`` (int8, HWIO or (n_in, n_out)),
     ``scale`` (float32 per output channel), ``bias`` (float32, real units, or
@@ -245,13 +264,19 @@ def _float_weights(op):
     a = op.attrs
     w = np.asarray(a["kernel"].array, np.float32)
     c = w.shape[-1]
-    b = (np.asarray(a["bias"].array, np.float32) if a["bias"] is not None else None)
+    b = np.asarray(a["bias"].array, np.float32) if a["bias"] is not None else None
     bn = a.get("bn")
     if bn is not None:
-        gamma = (np.asarray(bn["gamma"].array, np.float32) if bn["gamma"] is not None
-                 else np.ones(c, np.float32))
-        beta = (np.asarray(bn["beta"].array, np.float32) if bn["beta"] is not None
-                else np.zeros(c, np.float32))
+        gamma = (
+            np.asarray(bn["gamma"].array, np.float32)
+            if bn["gamma"] is not None
+            else np.ones(c, np.float32)
+        )
+        beta = (
+            np.asarray(bn["beta"].array, np.float32)
+            if bn["beta"] is not None
+            else np.zeros(c, np.float32)
+        )
         mean = np.asarray(bn["moving_mean"].array, np.float32)
         var = np.asarray(bn["moving_var"].array, np.float32)
         s = (gamma / np.sqrt(var + np.float32(bn["epsilon"]))).astype(np.float32)
@@ -266,14 +291,17 @@ def quantize_layer_weights(op):
     non-finite weights."""
     w, b = _float_weights(op)
     if not np.isfinite(w).all() or (b is not None and not np.isfinite(b).all()):
-        raise ValueError(f"model: layer {op.name!r} has NaN or infinite weights (after folding "
-                         "its batch norm); it cannot be quantized")
+        raise ValueError(
+            f"model: layer {op.name!r} has NaN or infinite weights (after folding "
+            "its batch norm); it cannot be quantized"
+        )
     wq, scale = Q.quantize_weights(w, axis=-1)
     groups = op.attrs["geometry"][-1] if op.kind == OpKind.conv2d else 1
     return QWeights(wq, scale, b, None, groups)
 
 
 # ---------------------------------------------------------------- lowering
+
 
 class QGraph(Graph):
     """The executable int8 graph: a :class:`~cnnx.graph.ir.Graph` whose
@@ -299,9 +327,13 @@ def _pool_attrs(op, x_q, y_q):
     h, w, _c = op.inputs[0].shape
     if window is None:
         window = (h, w, 1, 1, 0, 0, 0, 0)
-    return dict(pool_kind=pk, window=tuple(window),
-                count_include_pad=bool(op.attrs.get("count_include_pad", False)),
-                x_q=x_q, y_q=y_q)
+    return dict(
+        pool_kind=pk,
+        window=tuple(window),
+        count_include_pad=bool(op.attrs.get("count_include_pad", False)),
+        x_q=x_q,
+        y_q=y_q,
+    )
 
 
 def lower(g, params, weights, exclude=()):
@@ -310,8 +342,8 @@ def lower(g, params, weights, exclude=()):
     ({op output id: QWeights}); ops named in ``exclude`` run in float32.
     See the module docstring."""
     q = QGraph()
-    stored = {}   # prepared value id -> its QGraph value (uint8 when it has parameters)
-    as_f32 = {}   # prepared value id -> a float32 QGraph value (a dequantized copy)
+    stored = {}  # prepared value id -> its QGraph value (uint8 when it has parameters)
+    as_f32 = {}  # prepared value id -> a float32 QGraph value (a dequantized copy)
 
     def put(v, nv, src):
         """nv (float32) holds v: store it quantized when v has parameters."""
@@ -345,17 +377,37 @@ def lower(g, params, weights, exclude=()):
             out_q = None if out_q is None else tuple(out_q)
             a = op.attrs
             if kind in (OpKind.qconv2d, OpKind.qdense):
-                extra = dict(geometry=a["geometry"]) if kind == OpKind.qconv2d else dict(
-                    in_features=a["in_features"], out_features=a["out_features"])
-                y = q.add(kind, xs, op.output.shape, op, weights=weights[op.output.id],
-                          x_q=in_q[0], y_q=out_q, act=_QACT[a["act"]], **extra)
+                extra = (
+                    dict(geometry=a["geometry"])
+                    if kind == OpKind.qconv2d
+                    else dict(in_features=a["in_features"], out_features=a["out_features"])
+                )
+                y = q.add(
+                    kind,
+                    xs,
+                    op.output.shape,
+                    op,
+                    weights=weights[op.output.id],
+                    x_q=in_q[0],
+                    y_q=out_q,
+                    act=_QACT[a["act"]],
+                    **extra,
+                )
             elif kind == OpKind.qpool:
                 if _keeps_input_params(op):
                     out_q = in_q[0]
                 y = q.add(kind, xs, op.output.shape, op, **_pool_attrs(op, in_q[0], out_q))
             elif kind == OpKind.qadd:
-                y = q.add(kind, xs, op.output.shape, op, a_q=in_q[0], b_q=in_q[1], y_q=out_q,
-                          act=_QACT[a["act"]])
+                y = q.add(
+                    kind,
+                    xs,
+                    op.output.shape,
+                    op,
+                    a_q=in_q[0],
+                    b_q=in_q[1],
+                    y_q=out_q,
+                    act=_QACT[a["act"]],
+                )
             else:
                 y = q.add(kind, xs, op.output.shape, op, axis=a["axis"], in_q=in_q, y_q=out_q)
             if out_q is not None:
@@ -366,8 +418,7 @@ def lower(g, params, weights, exclude=()):
                 stored[op.output.id] = as_f32[op.output.id] = y
         else:
             q.precision[id(op)] = "fp32"
-            y = q.add(op.kind, [f32(v) for v in op.inputs], op.output.shape, op,
-                      **dict(op.attrs))
+            y = q.add(op.kind, [f32(v) for v in op.inputs], op.output.shape, op, **dict(op.attrs))
             put(op.output, y, op)
     q.outputs = [f32(v) for v in g.outputs]
     return q
@@ -407,9 +458,12 @@ def qop_spec(op, ids):
         w = a["weights"]
         spec.set_qweights(w.packed.packed(), w.bias, w.bias_acc)
         y_q = a["y_q"]
-        spec.set_quant([a["x_q"]], y_q if y_q is not None else (1.0, 0),
-                       _core.QOutput.u8 if y_q is not None else _core.QOutput.f32,
-                       _qact(a["act"]))
+        spec.set_quant(
+            [a["x_q"]],
+            y_q if y_q is not None else (1.0, 0),
+            _core.QOutput.u8 if y_q is not None else _core.QOutput.f32,
+            _qact(a["act"]),
+        )
     elif k == OpKind.qpool:
         spec.pool_kind = a["pool_kind"]
         spec.pool_input = op.inputs[0].shape
@@ -429,8 +483,15 @@ def qop_spec(op, ids):
     return spec
 
 
-INT8_KINDS = (OpKind.quantize, OpKind.dequantize, OpKind.qconv2d, OpKind.qdense, OpKind.qpool,
-              OpKind.qadd, OpKind.qconcat)
+INT8_KINDS = (
+    OpKind.quantize,
+    OpKind.dequantize,
+    OpKind.qconv2d,
+    OpKind.qdense,
+    OpKind.qpool,
+    OpKind.qadd,
+    OpKind.qconcat,
+)
 
 
 def compile_int8(q):
@@ -443,11 +504,13 @@ def compile_int8(q):
     try:
         plans._distinct_outputs(q)
         sizes, buffer_of = plans.assign_buffers(
-            q, lambda v: (v.size + 3) // 4 if v.id in q.u8 else v.size)
+            q, lambda v: (v.size + 3) // 4 if v.id in q.u8 else v.size
+        )
         plan = _core.InferencePlan(sizes, len(q.inputs), len(q.outputs))
         for op in q.ops:
-            plan.add(qop_spec(op, buffer_of) if op.kind in INT8_KINDS
-                     else plans.op_spec(op, buffer_of))
+            plan.add(
+                qop_spec(op, buffer_of) if op.kind in INT8_KINDS else plans.op_spec(op, buffer_of)
+            )
     except plans.Unsupported:
         return None
     return plans.CompiledInference(plan, shapes)

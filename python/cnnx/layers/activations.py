@@ -8,6 +8,7 @@ shape. ReLU, sigmoid, tanh, softmax and log-softmax differentiate from their
 *output* y (ReLU: y > 0 exactly where x > 0), so layers keep y, not x; the
 others keep x.
 """
+
 import numbers
 
 import numpy as np
@@ -15,14 +16,53 @@ import numpy as np
 from .. import _core
 from .base import Layer
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "ELU", "SELU", "GELU", "SiLU",
-           "Hardswish", "Hardsigmoid", "ReLU6", "Clip", "Softplus", "Softsign", "LogSoftmax",
-           "get_activation", "ACTIVATIONS", "HasActivation", "SoftmaxInputGrad"]
+__all__ = [
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "ELU",
+    "SELU",
+    "GELU",
+    "SiLU",
+    "Hardswish",
+    "Hardsigmoid",
+    "ReLU6",
+    "Clip",
+    "Softplus",
+    "Softsign",
+    "LogSoftmax",
+    "get_activation",
+    "ACTIVATIONS",
+    "HasActivation",
+    "SoftmaxInputGrad",
+]
 
-ACTIVATIONS = (None, "linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax",
-               # issue 19
-               "elu", "selu", "gelu", "gelu_tanh", "silu", "swish", "hard_swish", "hardswish",
-               "hard_sigmoid", "hardsigmoid", "relu6", "softplus", "softsign", "log_softmax")
+ACTIVATIONS = (
+    None,
+    "linear",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    # issue 19
+    "elu",
+    "selu",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "swish",
+    "hard_swish",
+    "hardswish",
+    "hard_sigmoid",
+    "hardsigmoid",
+    "relu6",
+    "softplus",
+    "softsign",
+    "log_softmax",
+)
 
 
 class SoftmaxInputGrad:
@@ -170,8 +210,9 @@ def _gelu(approximate="none"):
 
 
 def _hardsigmoid(alpha=1.0 / 6.0, beta=0.5):
-    return _pointwise("hardsigmoid", _core.Act.hardsigmoid, _core.Pointwise.hardsigmoid, alpha,
-                      beta)
+    return _pointwise(
+        "hardsigmoid", _core.Act.hardsigmoid, _core.Pointwise.hardsigmoid, alpha, beta
+    )
 
 
 def _clip(lo, hi, name="clip"):
@@ -197,12 +238,16 @@ class _LogSoftmax(_Act):
 
 
 _NAMED = {
-    "elu": _elu, "selu": _selu, "gelu": _gelu, "gelu_tanh": lambda: _gelu("tanh"),
+    "elu": _elu,
+    "selu": _selu,
+    "gelu": _gelu,
+    "gelu_tanh": lambda: _gelu("tanh"),
     "silu": lambda: _pointwise("silu", _core.Act.silu, _core.Pointwise.silu),
     "swish": lambda: _pointwise("silu", _core.Act.silu, _core.Pointwise.silu),
     "hardswish": lambda: _pointwise("hardswish", _core.Act.hardswish, _core.Pointwise.hardswish),
     "hard_swish": lambda: _pointwise("hardswish", _core.Act.hardswish, _core.Pointwise.hardswish),
-    "hardsigmoid": _hardsigmoid, "hard_sigmoid": _hardsigmoid,
+    "hardsigmoid": _hardsigmoid,
+    "hard_sigmoid": _hardsigmoid,
     "relu6": lambda: _clip(0.0, 6.0, "relu6"),
     "softplus": lambda: _pointwise("softplus", _core.Act.softplus, _core.Pointwise.softplus),
     "softsign": lambda: _pointwise("softsign", _core.Act.softsign, _core.Pointwise.softsign),
@@ -216,8 +261,14 @@ def get_activation(name, argname="activation"):
         return _Act()
     if not isinstance(name, str):
         raise TypeError(f"{argname}: expected one of {ACTIVATIONS}, got {type(name).__name__}")
-    table = {"relu": _ReLU, "leaky_relu": _LeakyReLU, "sigmoid": _Sigmoid, "tanh": _Tanh,
-             "softmax": _Softmax, **_NAMED}
+    table = {
+        "relu": _ReLU,
+        "leaky_relu": _LeakyReLU,
+        "sigmoid": _Sigmoid,
+        "tanh": _Tanh,
+        "softmax": _Softmax,
+        **_NAMED,
+    }
     try:
         return table[name.lower()]()
     except KeyError:
@@ -391,6 +442,7 @@ class Softmax(_ActivationLayer):
 
 # ---- issue 19 ------------------------------------------------------------------
 
+
 def _finite(v, name):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
@@ -534,10 +586,12 @@ class Clip(_ParamActivation):
         """The upper bound."""
         return self._max_value
 
-    min_value = property(_get_min, lambda self, v: self._bound("min_value", v),
-                         doc="The lower bound.")
-    max_value = property(_get_max, lambda self, v: self._bound("max_value", v),
-                         doc="The upper bound.")
+    min_value = property(
+        _get_min, lambda self, v: self._bound("min_value", v), doc="The lower bound."
+    )
+    max_value = property(
+        _get_max, lambda self, v: self._bound("max_value", v), doc="The upper bound."
+    )
 
     def _make(self):
         return _clip(self._min_value, self._max_value)

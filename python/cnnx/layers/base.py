@@ -26,6 +26,7 @@ gradients in another (:class:`ParamStore`); each layer's arrays are views
 into them, so an optimiser updates every weight with one fused call and a
 data-parallel trainer all-reduces one gradient buffer.
 """
+
 import contextlib
 import math
 import threading
@@ -36,8 +37,19 @@ from .. import _core
 from .. import random as _random
 from .._validate import check_size
 
-__all__ = ["Layer", "ParamStore", "initialize", "INITIALIZERS", "get_layer_class", "layer_config",
-           "layer_from_config", "walk", "deferred_init", "MAX_NESTING", "check_nesting"]
+__all__ = [
+    "Layer",
+    "ParamStore",
+    "initialize",
+    "INITIALIZERS",
+    "get_layer_class",
+    "layer_config",
+    "layer_from_config",
+    "walk",
+    "deferred_init",
+    "MAX_NESTING",
+    "check_nesting",
+]
 
 _LAYER_CLASSES: dict[str, type] = {}
 _TRAINABLE_VERSION = 0  # bumped whenever any layer's trainable flag changes
@@ -76,13 +88,17 @@ class ParamDict(dict):
 
     def __setitem__(self, name, value):
         if name not in self:
-            raise KeyError(f"{self._what}: {type(self._owner).__name__} {self._owner.name!r} has "
-                           f"no entry {name!r} (it has {sorted(self)})")
+            raise KeyError(
+                f"{self._what}: {type(self._owner).__name__} {self._owner.name!r} has "
+                f"no entry {name!r} (it has {sorted(self)})"
+            )
         dst = dict.__getitem__(self, name)
         arr = np.asarray(value, dtype=np.float32)
         if arr.shape != dst.shape:
-            raise ValueError(f"{self._what}: {self._owner.name}.{name} has shape {dst.shape}, "
-                             f"got {arr.shape} (a new shape needs a new layer)")
+            raise ValueError(
+                f"{self._what}: {self._owner.name}.{name} has shape {dst.shape}, "
+                f"got {arr.shape} (a new shape needs a new layer)"
+            )
         dst[...] = arr
 
     def __delitem__(self, name):
@@ -109,6 +125,7 @@ def _restore_param_dict(owner, what, items):
     d = ParamDict(owner, what)
     dict.update(d, items)
     return d
+
 
 #: how deep containers (Sequential, Residual) may nest inside each other; deeper
 #: structures are refused with a ValueError (they would exhaust Python's stack)
@@ -157,8 +174,10 @@ def check_nesting(layers, argname="layers"):
         subs = layer.sublayers()
         if subs:
             if depth >= MAX_NESTING:
-                raise ValueError(f"{argname}: containers (Sequential, Residual) nested more than "
-                                 f"{MAX_NESTING} deep are not supported (cnnx.layers.MAX_NESTING)")
+                raise ValueError(
+                    f"{argname}: containers (Sequential, Residual) nested more than "
+                    f"{MAX_NESTING} deep are not supported (cnnx.layers.MAX_NESTING)"
+                )
             stack.extend((sub, depth + 1) for sub in subs)
 
 
@@ -171,13 +190,16 @@ class _NestingGuard:
     def __enter__(self):
         depth = getattr(_local, "config_depth", 0) + 1
         if depth > MAX_NESTING + 1:
-            raise ValueError(f"{self.argname}: containers (Sequential, Residual) nested more "
-                             f"than {MAX_NESTING} deep are not supported "
-                             "(cnnx.layers.MAX_NESTING)")
+            raise ValueError(
+                f"{self.argname}: containers (Sequential, Residual) nested more "
+                f"than {MAX_NESTING} deep are not supported "
+                "(cnnx.layers.MAX_NESTING)"
+            )
         _local.config_depth = depth
 
     def __exit__(self, *exc):
         _local.config_depth -= 1
+
 
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
 
@@ -209,8 +231,9 @@ def layer_from_config(entry):
         try:
             return cls.from_config(entry["config"])
         except TypeError as e:
-            raise ValueError(f"layer: cannot rebuild {entry['class']} from its config "
-                             f"({e})") from None
+            raise ValueError(
+                f"layer: cannot rebuild {entry['class']} from its config ({e})"
+            ) from None
 
 
 def _short(value, limit=200):
@@ -240,8 +263,10 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
         (3, 3, 16, 32)
     """
     check_size(shape, "shape")
-    if kind in ("zeros", "ones", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform") \
-            and _deferred() is not None:
+    if (
+        kind in ("zeros", "ones", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
+        and _deferred() is not None
+    ):
         return _placeholder(shape, 1.0 if kind == "ones" else 0.0)  # overwritten by the caller
     rng = _random.get_rng() if rng is None else rng
     fan_in = max(int(fan_in), 1)
@@ -318,10 +343,13 @@ class Layer:
             if name in type(self)._fixed_after_build:
                 raise AttributeError(
                     f"{name}: {type(self).__name__} {self.name!r} is built, and its {name} fixes "
-                    "its parameter or output shapes; build a new layer to change it")
+                    "its parameter or output shapes; build a new layer to change it"
+                )
             if name in ("params", "grads", "buffers"):
-                raise AttributeError(f"{name}: assign entries (layer.{name}['kernel'] = array, "
-                                     "copied in place), not the whole dict")
+                raise AttributeError(
+                    f"{name}: assign entries (layer.{name}['kernel'] = array, "
+                    "copied in place), not the whole dict"
+                )
             if name not in type(self)._untracked:
                 note_edit()
         object.__setattr__(self, name, value)
@@ -370,9 +398,13 @@ class Layer:
         placeholder from :func:`initialize` is kept as it is (the ParamStore
         allocates the real array).
         """
-        if _deferred() is not None and isinstance(value, np.ndarray) and \
-                value.dtype == np.float32 and not value.flags.writeable and \
-                name not in self._params:
+        if (
+            _deferred() is not None
+            and isinstance(value, np.ndarray)
+            and value.dtype == np.float32
+            and not value.flags.writeable
+            and name not in self._params
+        ):
             self._params._bind(name, value)
             self._grads._bind(name, _placeholder(value.shape))
             return value
@@ -380,8 +412,10 @@ class Layer:
         old = self._params.get(name)
         if old is not None:
             if old.shape != value.shape:
-                raise ValueError(f"input_shape: {type(self).__name__} {self.name!r} would change "
-                                 f"its {name} from {old.shape} to {value.shape}; build a new layer")
+                raise ValueError(
+                    f"input_shape: {type(self).__name__} {self.name!r} would change "
+                    f"its {name} from {old.shape} to {value.shape}; build a new layer"
+                )
             return old
         self._params._bind(name, value)
         self._grads._bind(name, np.zeros_like(value))
@@ -390,9 +424,13 @@ class Layer:
     def add_buffer(self, name, value):
         """Register saved, untrained state (kept on a rebuild of the same shape;
         a :func:`deferred_init` placeholder is kept as it is)."""
-        if _deferred() is not None and isinstance(value, np.ndarray) and \
-                value.dtype == np.float32 and not value.flags.writeable and \
-                name not in self._buffers:
+        if (
+            _deferred() is not None
+            and isinstance(value, np.ndarray)
+            and value.dtype == np.float32
+            and not value.flags.writeable
+            and name not in self._buffers
+        ):
             self._buffers._bind(name, value)
             return value
         value = np.ascontiguousarray(value, dtype=np.float32)
@@ -409,8 +447,7 @@ class Layer:
 
     def get_weights(self):
         """Copies of every parameter (children included), in storage order."""
-        return [layer.params[name].copy() for layer, _ in walk([self])
-                for name in layer.params]
+        return [layer.params[name].copy() for layer, _ in walk([self]) for name in layer.params]
 
     def set_weights(self, weights):
         """Set every parameter from a list like :meth:`get_weights` returns."""
@@ -421,8 +458,10 @@ class Layer:
         for (layer, name), w in zip(targets, weights):
             w = np.asarray(w, np.float32)
             if w.shape != layer.params[name].shape:
-                raise ValueError(f"weights: {layer.name}.{name} expects shape "
-                                 f"{layer.params[name].shape}, got {w.shape}")
+                raise ValueError(
+                    f"weights: {layer.name}.{name} expects shape "
+                    f"{layer.params[name].shape}, got {w.shape}"
+                )
             layer.params[name] = w
 
     def zero_grad(self):
@@ -449,8 +488,10 @@ class Layer:
         for d in out:
             n *= 1 if d is None else d
         if n >= 2**62:  # no batch of it could ever be allocated or indexed
-            raise ValueError(f"input_shape: layer {self.name!r} would output {out} "
-                             f"({n} values per example), too many to index")
+            raise ValueError(
+                f"input_shape: layer {self.name!r} would output {out} "
+                f"({n} values per example), too many to index"
+            )
         self.output_shape = out
         self.built = True
         return self.output_shape
@@ -471,7 +512,8 @@ class Layer:
         elif not same_shape(tuple(x.shape[1:]), self.input_shape):
             raise ValueError(
                 f"x: expected a batch of shape (m, {', '.join(map(str, self.input_shape))}) "
-                f"for layer {self.name}, got {x.shape}")
+                f"for layer {self.name}, got {x.shape}"
+            )
         return x
 
     def forward(self, x, training=False):
@@ -488,8 +530,10 @@ class Layer:
         from .._validate import as_float32
 
         if not self.built or getattr(self, "_has_forward", False) is False:
-            raise ValueError(f"dy: layer {self.name} has no forward pass to differentiate "
-                             "(call forward(x, training=True) first)")
+            raise ValueError(
+                f"dy: layer {self.name} has no forward pass to differentiate "
+                "(call forward(x, training=True) first)"
+            )
         dy = as_float32(dy, "dy")
         expected = self._last_out_shape
         if tuple(dy.shape) != expected:
@@ -616,12 +660,15 @@ class ParamStore:
         deferred = _deferred()
         if deferred is not None:
             limit, what, limit_text = deferred
-            n_buffers = sum(int(b.size) for layer, _ in walk(self.layers)
-                            for b in layer.buffers.values())
+            n_buffers = sum(
+                int(b.size) for layer, _ in walk(self.layers) for b in layer.buffers.values()
+            )
             needed = sum(s[3] for s in slots) + n_buffers
             if limit is not None and needed > limit:
-                raise ValueError(f"{what}: the architecture needs {needed:,} parameter and "
-                                 f"buffer values, but {limit_text}")
+                raise ValueError(
+                    f"{what}: the architecture needs {needed:,} parameter and "
+                    f"buffer values, but {limit_text}"
+                )
             for layer, _ in walk(self.layers):  # placeholders -> real, writable arrays
                 for k, b in list(layer.buffers.items()):
                     if not b.flags.writeable:
@@ -632,8 +679,8 @@ class ParamStore:
         self.params.fill(0.0)
         self.grads.fill(0.0)
         for layer, name, start, size, shape in slots:
-            pv = self.params[start:start + size].reshape(shape)
-            gv = self.grads[start:start + size].reshape(shape)
+            pv = self.params[start : start + size].reshape(shape)
+            gv = self.grads[start : start + size].reshape(shape)
             pv[...] = layer.params[name]
             gv[...] = layer.grads[name]
             layer.params._bind(name, pv)
@@ -656,8 +703,8 @@ class ParamStore:
         grads[...] = self.grads
         self.params, self.grads = params, grads
         for layer, name, start, size, shape in self.slots:
-            layer.params._bind(name, params[start:start + size].reshape(shape))
-            layer.grads._bind(name, grads[start:start + size].reshape(shape))
+            layer.params._bind(name, params[start : start + size].reshape(shape))
+            layer.grads._bind(name, grads[start : start + size].reshape(shape))
         for layer, _ in walk(self.layers):
             if hasattr(layer, "_params_rebound"):
                 layer._params_rebound()
@@ -701,7 +748,7 @@ class ParamStore:
             for layer, name, start, size, _ in self.slots:
                 s = where.get((id(layer), name))
                 if s is not None and s + size <= src.size:
-                    dst[start:start + size] = src[s:s + size]
+                    dst[start : start + size] = src[s : s + size]
             out[key] = dst
         return out
 
@@ -718,4 +765,4 @@ def _aligned_empty(n):
     n = max(int(n), 1)
     raw = np.empty(n + 16, np.float32)
     off = (-(raw.ctypes.data // 4)) % 16
-    return raw[off:off + n]
+    return raw[off : off + n]

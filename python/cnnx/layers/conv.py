@@ -72,12 +72,30 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
     """
 
     has_params = True
-    _fixed_after_build = ("filters", "kernel_size", "strides", "padding", "dilation_rate", "groups",
-                          "use_bias")
+    _fixed_after_build = (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "dilation_rate",
+        "groups",
+        "use_bias",
+    )
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="auto",
-                 name=None, trainable=True):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        dilation_rate=1,
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="auto",
+        name=None,
+        trainable=True,
+    ):
         super().__init__(name, trainable)
         self.filters = as_int(filters, "filters", 1)
         self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
@@ -89,11 +107,14 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
             raise ValueError(f"strides: expected values below 2**40, got {self.strides}")
         for f, d in zip(self.kernel_size, self.dilation_rate):
             if f >= _MAX_EXTENT:
-                raise ValueError(f"kernel_size: expected values below 2**40, got "
-                                 f"{self.kernel_size}")
+                raise ValueError(
+                    f"kernel_size: expected values below 2**40, got {self.kernel_size}"
+                )
             if (f - 1) * d + 1 >= _MAX_EXTENT:
-                raise ValueError(f"dilation_rate: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*"
-                                 f"{d} + 1 pixels) must span fewer than 2**40 pixels")
+                raise ValueError(
+                    f"dilation_rate: the dilated filter ((f - 1)*d + 1 = ({f} - 1)*"
+                    f"{d} + 1 pixels) must span fewer than 2**40 pixels"
+                )
         if isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
@@ -102,19 +123,23 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         self.activation = activation
         self.use_bias = bool(use_bias)
         if not isinstance(kernel_initializer, str):
-            raise TypeError(f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}")
+            raise TypeError(
+                f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}"
+            )
         self.kernel_initializer = kernel_initializer
         if self.filters % self.groups:
-            raise ValueError(f"groups: filters ({self.filters}) must be divisible by groups "
-                             f"({self.groups})")
+            raise ValueError(
+                f"groups: filters ({self.filters}) must be divisible by groups ({self.groups})"
+            )
 
     def _build(self, input_shape):
         if len(input_shape) != 3:
             raise ValueError(f"input_shape: Conv2D expects (n_H, n_W, n_C), got {input_shape}")
         h, w, c = input_shape
         if c % self.groups:
-            raise ValueError(f"groups: input channels ({c}) must be divisible by groups "
-                             f"({self.groups})")
+            raise ValueError(
+                f"groups: input channels ({c}) must be divisible by groups ({self.groups})"
+            )
         if h is None or w is None:  # any size: the geometry is worked out per batch
             self._pads = self._p4 = None
             oh, ow = (None if n is None else self._axis_size(i, n) for i, n in enumerate((h, w)))
@@ -128,18 +153,29 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
         shape = (fh, fw, cin, self.filters)
         check_size(shape, "filters")
-        self.add_param("kernel", initialize(kind, shape, fh * fw * cin,
-                                            fh * fw * self.filters // self.groups))
+        self.add_param(
+            "kernel", initialize(kind, shape, fh * fw * cin, fh * fw * self.filters // self.groups)
+        )
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
         return (oh, ow, self.filters)
 
     def _axis_size(self, axis, n):
         """The output size along one axis for n pixels (the other axis unknown)."""
-        pads = resolve_padding(self.padding, (n, n), (self.kernel_size[axis],) * 2,
-                               (self.strides[axis],) * 2, (self.dilation_rate[axis],) * 2)
-        return output_hw((n, n), (self.kernel_size[axis],) * 2, pads, (self.strides[axis],) * 2,
-                         (self.dilation_rate[axis],) * 2)[axis]
+        pads = resolve_padding(
+            self.padding,
+            (n, n),
+            (self.kernel_size[axis],) * 2,
+            (self.strides[axis],) * 2,
+            (self.dilation_rate[axis],) * 2,
+        )
+        return output_hw(
+            (n, n),
+            (self.kernel_size[axis],) * 2,
+            pads,
+            (self.strides[axis],) * 2,
+            (self.dilation_rate[axis],) * 2,
+        )[axis]
 
     def _geometry(self, h, w):
         """((top, bottom, left, right) padding, (out_h, out_w)) for an h x w input,
@@ -147,12 +183,15 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         cache = self.__dict__.setdefault("_geometries", {})
         hit = cache.get((h, w))
         if hit is None:
-            pads = resolve_padding(self.padding, (h, w), self.kernel_size, self.strides,
-                                   self.dilation_rate)
+            pads = resolve_padding(
+                self.padding, (h, w), self.kernel_size, self.strides, self.dilation_rate
+            )
             for n, (p0, p1) in zip((h, w), pads):
                 if n + p0 + p1 >= _MAX_EXTENT:
-                    raise ValueError(f"padding: the padded input ({n} + {p0} + {p1} pixels) "
-                                     "must span fewer than 2**40 pixels per axis")
+                    raise ValueError(
+                        f"padding: the padded input ({n} + {p0} + {p1} pixels) "
+                        "must span fewer than 2**40 pixels per axis"
+                    )
             out = output_hw((h, w), self.kernel_size, pads, self.strides, self.dilation_rate)
             hit = ((pads[0][0], pads[0][1], pads[1][0], pads[1][1]), out)
             if len(cache) < 64:
@@ -167,10 +206,24 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
     def lower(self, g, x):
         h, w, c = x.shape
         fh, fw = self.kernel_size
-        geometry = (h, w, c, fh, fw, self.filters, *self.strides, *self.dilation_rate,
-                    *self._geometry(h, w)[0], self.groups)
-        y = g.conv2d(x, geometry=geometry, kernel=g.param(self, "kernel"),
-                     bias=g.param(self, "bias") if self.use_bias else None)
+        geometry = (
+            h,
+            w,
+            c,
+            fh,
+            fw,
+            self.filters,
+            *self.strides,
+            *self.dilation_rate,
+            *self._geometry(h, w)[0],
+            self.groups,
+        )
+        y = g.conv2d(
+            x,
+            geometry=geometry,
+            kernel=g.param(self, "kernel"),
+            bias=g.param(self, "bias") if self.use_bias else None,
+        )
         return self._act.lower(g, y)
 
     # ---- computation --------------------------------------------------------
@@ -179,8 +232,16 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         p4 = self._p4 if self._p4 is not None else self._geometry(x.shape[1], x.shape[2])[0]
         if training:
             self._p4_last = p4
-        z = _core.conv2d_forward(x, p["kernel"], p.get("bias"), self.strides,
-                                 self.dilation_rate, p4, self.groups, self._fused)
+        z = _core.conv2d_forward(
+            x,
+            p["kernel"],
+            p.get("bias"),
+            self.strides,
+            self.dilation_rate,
+            p4,
+            self.groups,
+            self._fused,
+        )
         post = self._post
         y = z if post is None else post.forward(z)
         if training:
@@ -197,12 +258,29 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         if trainable and not accumulate:
             # straight into the model's gradient slots: no temporary, no copy
             g = self.grads
-            dx, _, _ = _core.conv2d_backward(dy, self._x, self.params["kernel"], self.strides,
-                                             self.dilation_rate, self._p4_last, self.groups, need_dx,
-                                             g["kernel"], g.get("bias"))
+            dx, _, _ = _core.conv2d_backward(
+                dy,
+                self._x,
+                self.params["kernel"],
+                self.strides,
+                self.dilation_rate,
+                self._p4_last,
+                self.groups,
+                need_dx,
+                g["kernel"],
+                g.get("bias"),
+            )
             return dx
-        dx, dw, db = _core.conv2d_backward(dy, self._x, self.params["kernel"], self.strides,
-                                           self.dilation_rate, self._p4_last, self.groups, need_dx)
+        dx, dw, db = _core.conv2d_backward(
+            dy,
+            self._x,
+            self.params["kernel"],
+            self.strides,
+            self.dilation_rate,
+            self._p4_last,
+            self.groups,
+            need_dx,
+        )
         if trainable:
             if self.use_bias:
                 self._store_grads(accumulate, kernel=dw, bias=db)
@@ -212,11 +290,18 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
 
     # ---- description --------------------------------------------------------
     def get_config(self):
-        return dict(super().get_config(), filters=self.filters, kernel_size=list(self.kernel_size),
-                    strides=list(self.strides), padding=self.padding,
-                    dilation_rate=list(self.dilation_rate), groups=self.groups,
-                    activation=self.activation, use_bias=self.use_bias,
-                    kernel_initializer=self.kernel_initializer)
+        return dict(
+            super().get_config(),
+            filters=self.filters,
+            kernel_size=list(self.kernel_size),
+            strides=list(self.strides),
+            padding=self.padding,
+            dilation_rate=list(self.dilation_rate),
+            groups=self.groups,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+        )
 
     @classmethod
     def from_config(cls, config):
@@ -232,9 +317,13 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         cin = c // self.groups
         fpart = f"{fh}*{fw}*{cin}"
         n = self.count_params()
-        params = (f"({fpart}+1)*{self.filters} = {n}" if self.use_bias
-                  else f"{fpart}*{self.filters} = {n}")
+        params = (
+            f"({fpart}+1)*{self.filters} = {n}"
+            if self.use_bias
+            else f"{fpart}*{self.filters} = {n}"
+        )
         if self._pads is None:
             return ["output size: per input (any size)", params]
-        return spatial_formulas((h, w), self.kernel_size, self._pads, self.strides,
-                                self.dilation_rate) + [params]
+        return spatial_formulas(
+            (h, w), self.kernel_size, self._pads, self.strides, self.dilation_rate
+        ) + [params]

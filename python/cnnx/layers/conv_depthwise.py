@@ -13,6 +13,7 @@ Parameters (Keras's names and layouts):
 ``pointwise_kernel`` ``(1, 1, n_C_prev*depth_multiplier, filters)`` and
 ``bias`` (of the last convolution's output).
 """
+
 from .. import _core
 from .._validate import as_int, as_pair
 from ..functional._shapes import output_hw, resolve_padding
@@ -40,22 +41,26 @@ class _Depthwise(HasActivation, Layer):
         self.dilation_rate = as_pair(dilation_rate, "dilation_rate", 1)
         self.depth_multiplier = as_int(depth_multiplier, "depth_multiplier", 1)
         self.padding = _padding_arg(padding)
-        resolve_padding(self.padding, (10**6, 10**6), self.kernel_size, self.strides,
-                        self.dilation_rate)
+        resolve_padding(
+            self.padding, (10**6, 10**6), self.kernel_size, self.strides, self.dilation_rate
+        )
 
     def _build_depthwise(self, input_shape, initializer):
         if len(input_shape) != 3:
-            raise ValueError(f"input_shape: {type(self).__name__} expects (n_H, n_W, n_C), got "
-                             f"{input_shape}")
+            raise ValueError(
+                f"input_shape: {type(self).__name__} expects (n_H, n_W, n_C), got {input_shape}"
+            )
         h, w, c = input_shape
-        self._pads = resolve_padding(self.padding, (h, w), self.kernel_size, self.strides,
-                                     self.dilation_rate)
+        self._pads = resolve_padding(
+            self.padding, (h, w), self.kernel_size, self.strides, self.dilation_rate
+        )
         oh, ow = output_hw((h, w), self.kernel_size, self._pads, self.strides, self.dilation_rate)
         self._p4 = (self._pads[0][0], self._pads[0][1], self._pads[1][0], self._pads[1][1])
         fh, fw = self.kernel_size
         dm = self.depth_multiplier
-        self.add_param("depthwise_kernel", initialize(initializer, (fh, fw, c, dm), fh * fw,
-                                                      fh * fw * dm))
+        self.add_param(
+            "depthwise_kernel", initialize(initializer, (fh, fw, c, dm), fh * fw, fh * fw * dm)
+        )
         return oh, ow, c * dm
 
     def _dw_view(self, arr):
@@ -66,20 +71,44 @@ class _Depthwise(HasActivation, Layer):
     def _dw_geometry(self):
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
-        return (h, w, c, fh, fw, c * self.depth_multiplier, *self.strides, *self.dilation_rate,
-                *self._p4, c)
+        return (
+            h,
+            w,
+            c,
+            fh,
+            fw,
+            c * self.depth_multiplier,
+            *self.strides,
+            *self.dilation_rate,
+            *self._p4,
+            c,
+        )
 
     def _dw_forward(self, x, bias, relu):
-        return _core.conv2d_forward(x, self._dw_view(self.params["depthwise_kernel"]), bias,
-                                    self.strides, self.dilation_rate, self._p4,
-                                    self.input_shape[2], relu)
+        return _core.conv2d_forward(
+            x,
+            self._dw_view(self.params["depthwise_kernel"]),
+            bias,
+            self.strides,
+            self.dilation_rate,
+            self._p4,
+            self.input_shape[2],
+            relu,
+        )
 
     def _dw_backward(self, dy, x, need_dx, bias_name):
         """dx, writing the depthwise kernel's (and bias's) gradients when trainable."""
         c = self.input_shape[2]
-        dx, dw, db = _core.conv2d_backward(dy, x, self._dw_view(self.params["depthwise_kernel"]),
-                                           self.strides, self.dilation_rate, self._p4, c,
-                                           need_dx)
+        dx, dw, db = _core.conv2d_backward(
+            dy,
+            x,
+            self._dw_view(self.params["depthwise_kernel"]),
+            self.strides,
+            self.dilation_rate,
+            self._p4,
+            c,
+            need_dx,
+        )
         if self._trainable:
             self._set_grad("depthwise_kernel", dw, self._accumulate)
             if bias_name:
@@ -111,10 +140,15 @@ class _Depthwise(HasActivation, Layer):
         return y
 
     def _config(self):
-        return dict(kernel_size=list(self.kernel_size), strides=list(self.strides),
-                    padding=self.padding, depth_multiplier=self.depth_multiplier,
-                    dilation_rate=list(self.dilation_rate), activation=self.activation,
-                    use_bias=self.use_bias)
+        return dict(
+            kernel_size=list(self.kernel_size),
+            strides=list(self.strides),
+            padding=self.padding,
+            depth_multiplier=self.depth_multiplier,
+            dilation_rate=list(self.dilation_rate),
+            activation=self.activation,
+            use_bias=self.use_bias,
+        )
 
     @classmethod
     def from_config(cls, config):
@@ -133,19 +167,36 @@ class DepthwiseConv2D(_Depthwise):
     input channel c).
     """
 
-    _fixed_after_build = ("kernel_size", "strides", "padding", "depth_multiplier",
-                          "dilation_rate", "use_bias")
+    _fixed_after_build = (
+        "kernel_size",
+        "strides",
+        "padding",
+        "depth_multiplier",
+        "dilation_rate",
+        "use_bias",
+    )
 
-    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1,
-                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="auto",
-                 name=None, trainable=True):
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        depth_multiplier=1,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="auto",
+        name=None,
+        trainable=True,
+    ):
         super().__init__(name, trainable)
         self._init_depthwise(kernel_size, strides, padding, depth_multiplier, dilation_rate)
         self.activation = activation
         self.use_bias = bool(use_bias)
         if not isinstance(depthwise_initializer, str):
-            raise TypeError(f"depthwise_initializer: expected a str, got "
-                            f"{type(depthwise_initializer).__name__}")
+            raise TypeError(
+                f"depthwise_initializer: expected a str, got {type(depthwise_initializer).__name__}"
+            )
         self.depthwise_initializer = depthwise_initializer
 
     def _build(self, input_shape):
@@ -158,8 +209,12 @@ class DepthwiseConv2D(_Depthwise):
         return (oh, ow, cout)
 
     def lower(self, g, x):
-        y = g.conv2d(x, geometry=self._dw_geometry(), kernel=g.param(self, "depthwise_kernel"),
-                     bias=g.param(self, "bias") if self.use_bias else None)
+        y = g.conv2d(
+            x,
+            geometry=self._dw_geometry(),
+            kernel=g.param(self, "depthwise_kernel"),
+            bias=g.param(self, "bias") if self.use_bias else None,
+        )
         return self._act.lower(g, y)
 
     def _forward(self, x, training):
@@ -169,18 +224,19 @@ class DepthwiseConv2D(_Depthwise):
         return self._dw_backward(dy, self._x, need_dx, "bias" if self.use_bias else None)
 
     def get_config(self):
-        return dict(super().get_config(), **self._config(),
-                    depthwise_initializer=self.depthwise_initializer)
+        return dict(
+            super().get_config(), **self._config(), depthwise_initializer=self.depthwise_initializer
+        )
 
     def summary_formulas(self):
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
         dm = self.depth_multiplier
         n = self.count_params()
-        params = (f"({fh}*{fw}+1)*{c}*{dm} = {n}" if self.use_bias else
-                  f"{fh}*{fw}*{c}*{dm} = {n}")
-        return spatial_formulas((h, w), self.kernel_size, self._pads, self.strides,
-                                self.dilation_rate) + [params]
+        params = f"({fh}*{fw}+1)*{c}*{dm} = {n}" if self.use_bias else f"{fh}*{fw}*{c}*{dm} = {n}"
+        return spatial_formulas(
+            (h, w), self.kernel_size, self._pads, self.strides, self.dilation_rate
+        ) + [params]
 
 
 class SeparableConv2D(_Depthwise):
@@ -192,20 +248,40 @@ class SeparableConv2D(_Depthwise):
     step), activation, use_bias, depthwise_initializer, pointwise_initializer.
     """
 
-    _fixed_after_build = ("filters", "kernel_size", "strides", "padding", "depth_multiplier",
-                          "dilation_rate", "use_bias")
+    _fixed_after_build = (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "depth_multiplier",
+        "dilation_rate",
+        "use_bias",
+    )
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", depth_multiplier=1,
-                 dilation_rate=1, activation=None, use_bias=True,
-                 depthwise_initializer="glorot_uniform", pointwise_initializer="auto",
-                 name=None, trainable=True):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        depth_multiplier=1,
+        dilation_rate=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="auto",
+        name=None,
+        trainable=True,
+    ):
         super().__init__(name, trainable)
         self.filters = as_int(filters, "filters", 1)
         self._init_depthwise(kernel_size, strides, padding, depth_multiplier, dilation_rate)
         self.activation = activation
         self.use_bias = bool(use_bias)
-        for arg, v in (("depthwise_initializer", depthwise_initializer),
-                       ("pointwise_initializer", pointwise_initializer)):
+        for arg, v in (
+            ("depthwise_initializer", depthwise_initializer),
+            ("pointwise_initializer", pointwise_initializer),
+        ):
             if not isinstance(v, str):
                 raise TypeError(f"{arg}: expected a str, got {type(v).__name__}")
         self.depthwise_initializer = depthwise_initializer
@@ -219,8 +295,9 @@ class SeparableConv2D(_Depthwise):
         kind = self.pointwise_initializer
         if kind == "auto":
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
-        self.add_param("pointwise_kernel", initialize(kind, (1, 1, mid, self.filters), mid,
-                                                      self.filters))
+        self.add_param(
+            "pointwise_kernel", initialize(kind, (1, 1, mid, self.filters), mid, self.filters)
+        )
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
         return (oh, ow, self.filters)
@@ -231,24 +308,38 @@ class SeparableConv2D(_Depthwise):
         return (oh, ow, mid, 1, 1, self.filters, 1, 1, 1, 1, 0, 0, 0, 0, 1)
 
     def lower(self, g, x):
-        mid = g.conv2d(x, geometry=self._dw_geometry(), kernel=g.param(self, "depthwise_kernel"),
-                       bias=None)
-        y = g.conv2d(mid, geometry=self._pw_geometry(), kernel=g.param(self, "pointwise_kernel"),
-                     bias=g.param(self, "bias") if self.use_bias else None)
+        mid = g.conv2d(
+            x, geometry=self._dw_geometry(), kernel=g.param(self, "depthwise_kernel"), bias=None
+        )
+        y = g.conv2d(
+            mid,
+            geometry=self._pw_geometry(),
+            kernel=g.param(self, "pointwise_kernel"),
+            bias=g.param(self, "bias") if self.use_bias else None,
+        )
         return self._act.lower(g, y)
 
     def _forward(self, x, training):
         mid = self._dw_forward(x, None, False)
-        z = _core.conv2d_forward(mid, self.params["pointwise_kernel"], self.params.get("bias"),
-                                 (1, 1), (1, 1), (0, 0, 0, 0), 1, self._fused)
+        z = _core.conv2d_forward(
+            mid,
+            self.params["pointwise_kernel"],
+            self.params.get("bias"),
+            (1, 1),
+            (1, 1),
+            (0, 0, 0, 0),
+            1,
+            self._fused,
+        )
         if training:
             self._mid = mid
         return self._finish(z, training, x)
 
     def _backward_linear(self, dy, need_dx):
         trainable = self._trainable
-        dmid, dpw, db = _core.conv2d_backward(dy, self._mid, self.params["pointwise_kernel"],
-                                              (1, 1), (1, 1), (0, 0, 0, 0), 1, True)
+        dmid, dpw, db = _core.conv2d_backward(
+            dy, self._mid, self.params["pointwise_kernel"], (1, 1), (1, 1), (0, 0, 0, 0), 1, True
+        )
         if trainable:
             self._set_grad("pointwise_kernel", dpw, self._accumulate)
             if self.use_bias:
@@ -256,9 +347,13 @@ class SeparableConv2D(_Depthwise):
         return self._dw_backward(dmid, self._x, need_dx, None)
 
     def get_config(self):
-        return dict(super().get_config(), filters=self.filters, **self._config(),
-                    depthwise_initializer=self.depthwise_initializer,
-                    pointwise_initializer=self.pointwise_initializer)
+        return dict(
+            super().get_config(),
+            filters=self.filters,
+            **self._config(),
+            depthwise_initializer=self.depthwise_initializer,
+            pointwise_initializer=self.pointwise_initializer,
+        )
 
     def summary_formulas(self):
         h, w, c = self.input_shape
@@ -267,5 +362,6 @@ class SeparableConv2D(_Depthwise):
         n = self.count_params()
         bias = f"+{self.filters}" if self.use_bias else ""
         params = f"{fh}*{fw}*{c}*{dm} + {c * dm}*{self.filters}{bias} = {n}"
-        return spatial_formulas((h, w), self.kernel_size, self._pads, self.strides,
-                                self.dilation_rate) + [params]
+        return spatial_formulas(
+            (h, w), self.kernel_size, self._pads, self.strides, self.dilation_rate
+        ) + [params]

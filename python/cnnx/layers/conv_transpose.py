@@ -11,6 +11,7 @@ dimension::
 With Keras's ``padding="same"`` the output is ``n*s``; with ``"valid"`` it is
 ``n*s + max(f - s, 0)``.
 """
+
 from .. import _core
 from .._validate import as_int, as_pair
 from ..functional._conv_transpose import conv_transpose_geometry
@@ -32,10 +33,8 @@ def _axis_formula(n, f, pads, s, d, op):
 
 def transpose_size_formulas(in_hw, kernel_hw, pads, strides, dilations, output_padding):
     """``"(n-1)*s - 2p + d*(f-1) + output_padding + 1"`` filled in, per axis when they differ."""
-    fh = _axis_formula(in_hw[0], kernel_hw[0], pads[0], strides[0], dilations[0],
-                       output_padding[0])
-    fw = _axis_formula(in_hw[1], kernel_hw[1], pads[1], strides[1], dilations[1],
-                       output_padding[1])
+    fh = _axis_formula(in_hw[0], kernel_hw[0], pads[0], strides[0], dilations[0], output_padding[0])
+    fw = _axis_formula(in_hw[1], kernel_hw[1], pads[1], strides[1], dilations[1], output_padding[1])
     return [fh] if fh == fw else [f"n_H: {fh}", f"n_W: {fw}"]
 
 
@@ -65,12 +64,32 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
     """
 
     has_params = True
-    _fixed_after_build = ("filters", "kernel_size", "strides", "padding", "output_padding",
-                          "dilation_rate", "groups", "use_bias")
+    _fixed_after_build = (
+        "filters",
+        "kernel_size",
+        "strides",
+        "padding",
+        "output_padding",
+        "dilation_rate",
+        "groups",
+        "use_bias",
+    )
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
-                 dilation_rate=1, groups=1, activation=None, use_bias=True,
-                 kernel_initializer="auto", name=None, trainable=True):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        output_padding=None,
+        dilation_rate=1,
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="auto",
+        name=None,
+        trainable=True,
+    ):
         super().__init__(name, trainable)
         self.filters = as_int(filters, "filters", 1)
         self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
@@ -80,32 +99,52 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
         if isinstance(padding, list):
             padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
         self.padding = padding
-        self.output_padding = (None if output_padding is None
-                               else as_pair(output_padding, "output_padding", 0))
+        self.output_padding = (
+            None if output_padding is None else as_pair(output_padding, "output_padding", 0)
+        )
         if self.filters % self.groups:
-            raise ValueError(f"groups: filters ({self.filters}) must be divisible by groups "
-                             f"({self.groups})")
+            raise ValueError(
+                f"groups: filters ({self.filters}) must be divisible by groups ({self.groups})"
+            )
         # check padding and output_padding now (not only at build): bad ones fail early
-        conv_transpose_geometry((8, 8, self.groups), self.kernel_size, self.filters, self.strides,
-                                padding, self.output_padding, self.dilation_rate, self.groups)
+        conv_transpose_geometry(
+            (8, 8, self.groups),
+            self.kernel_size,
+            self.filters,
+            self.strides,
+            padding,
+            self.output_padding,
+            self.dilation_rate,
+            self.groups,
+        )
         self.activation = activation
         self.use_bias = bool(use_bias)
         if not isinstance(kernel_initializer, str):
-            raise TypeError(f"kernel_initializer: expected a str, got "
-                            f"{type(kernel_initializer).__name__}")
+            raise TypeError(
+                f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}"
+            )
         self.kernel_initializer = kernel_initializer
 
     def _build(self, input_shape):
         if len(input_shape) != 3:
-            raise ValueError(f"input_shape: Conv2DTranspose expects (n_H, n_W, n_C), got "
-                             f"{input_shape}")
+            raise ValueError(
+                f"input_shape: Conv2DTranspose expects (n_H, n_W, n_C), got {input_shape}"
+            )
         h, w, c = input_shape
         if c % self.groups:
-            raise ValueError(f"groups: input channels ({c}) must be divisible by groups "
-                             f"({self.groups})")
-        geo = conv_transpose_geometry(input_shape, self.kernel_size, self.filters, self.strides,
-                                      self.padding, self.output_padding, self.dilation_rate,
-                                      self.groups)
+            raise ValueError(
+                f"groups: input channels ({c}) must be divisible by groups ({self.groups})"
+            )
+        geo = conv_transpose_geometry(
+            input_shape,
+            self.kernel_size,
+            self.filters,
+            self.strides,
+            self.padding,
+            self.output_padding,
+            self.dilation_rate,
+            self.groups,
+        )
         self._pads = geo["pads"]
         self._ops = geo["output_padding"]
         (pt, pb), (pl, pr) = self._pads
@@ -117,8 +156,9 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
         # each output pixel sums about f_h*f_w/(s_h*s_w) taps of n_C_prev/groups channels
         taps = max(1, (fh * fw) // (self.strides[0] * self.strides[1]))
-        self.add_param("kernel", initialize(kind, (fh, fw, cog, c), taps * (c // self.groups),
-                                            fh * fw * cog))
+        self.add_param(
+            "kernel", initialize(kind, (fh, fw, cog, c), taps * (c // self.groups), fh * fw * cog)
+        )
         if self.use_bias:
             self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
         return geo["output_shape"]
@@ -131,18 +171,41 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
     def lower(self, g, x):
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
-        geometry = (h, w, c, fh, fw, self.filters, *self.strides, *self.dilation_rate,
-                    *self._p4, *self._ops, self.groups)
-        y = g.conv_transpose2d(x, geometry=geometry, kernel=g.param(self, "kernel"),
-                               bias=g.param(self, "bias") if self.use_bias else None)
+        geometry = (
+            h,
+            w,
+            c,
+            fh,
+            fw,
+            self.filters,
+            *self.strides,
+            *self.dilation_rate,
+            *self._p4,
+            *self._ops,
+            self.groups,
+        )
+        y = g.conv_transpose2d(
+            x,
+            geometry=geometry,
+            kernel=g.param(self, "kernel"),
+            bias=g.param(self, "bias") if self.use_bias else None,
+        )
         return self._act.lower(g, y)
 
     # ---- computation --------------------------------------------------------
     def _forward(self, x, training):
         p = self.params
-        z = _core.conv_transpose2d_forward(x, p["kernel"], p.get("bias"), self.strides,
-                                           self.dilation_rate, self._p4, self._ops, self.groups,
-                                           self._fused)
+        z = _core.conv_transpose2d_forward(
+            x,
+            p["kernel"],
+            p.get("bias"),
+            self.strides,
+            self.dilation_rate,
+            self._p4,
+            self._ops,
+            self.groups,
+            self._fused,
+        )
         post = self._post
         y = z if post is None else post.forward(z)
         if training:
@@ -155,8 +218,18 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
         trainable = self._trainable
         if not trainable and not need_dx:
             return None
-        args = (dy, self._x, self.params["kernel"], self.strides, self.dilation_rate, self._p4,
-                self._ops, self.groups, need_dx, trainable)
+        args = (
+            dy,
+            self._x,
+            self.params["kernel"],
+            self.strides,
+            self.dilation_rate,
+            self._p4,
+            self._ops,
+            self.groups,
+            need_dx,
+            trainable,
+        )
         if trainable and not accumulate:  # straight into the model's gradient slots
             g = self.grads
             dx, _, _ = _core.conv_transpose2d_backward(*args, g["kernel"], g.get("bias"))
@@ -171,13 +244,19 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
 
     # ---- description --------------------------------------------------------
     def get_config(self):
-        return dict(super().get_config(), filters=self.filters, kernel_size=list(self.kernel_size),
-                    strides=list(self.strides), padding=self.padding,
-                    output_padding=(None if self.output_padding is None
-                                    else list(self.output_padding)),
-                    dilation_rate=list(self.dilation_rate), groups=self.groups,
-                    activation=self.activation, use_bias=self.use_bias,
-                    kernel_initializer=self.kernel_initializer)
+        return dict(
+            super().get_config(),
+            filters=self.filters,
+            kernel_size=list(self.kernel_size),
+            strides=list(self.strides),
+            padding=self.padding,
+            output_padding=(None if self.output_padding is None else list(self.output_padding)),
+            dilation_rate=list(self.dilation_rate),
+            groups=self.groups,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+        )
 
     @classmethod
     def from_config(cls, config):
@@ -192,7 +271,11 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
         fh, fw = self.kernel_size
         n = self.count_params()
         cin = c // self.groups
-        params = (f"({fh}*{fw}*{cin}+1)*{self.filters} = {n}" if self.use_bias
-                  else f"{fh}*{fw}*{cin}*{self.filters} = {n}")
-        return transpose_size_formulas((h, w), self.kernel_size, self._pads, self.strides,
-                                       self.dilation_rate, self._ops) + [params]
+        params = (
+            f"({fh}*{fw}*{cin}+1)*{self.filters} = {n}"
+            if self.use_bias
+            else f"{fh}*{fw}*{cin}*{self.filters} = {n}"
+        )
+        return transpose_size_formulas(
+            (h, w), self.kernel_size, self._pads, self.strides, self.dilation_rate, self._ops
+        ) + [params]

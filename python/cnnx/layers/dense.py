@@ -44,23 +44,36 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
     has_params = True
     _fixed_after_build = ("units", "use_bias")
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="auto",
-                 name=None, trainable=True):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="auto",
+        name=None,
+        trainable=True,
+    ):
         super().__init__(name, trainable)
         self.units = as_int(units, "units", 1)
         self.activation = activation
         self.use_bias = bool(use_bias)
         if not isinstance(kernel_initializer, str):
-            raise TypeError(f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}")
+            raise TypeError(
+                f"kernel_initializer: expected a str, got {type(kernel_initializer).__name__}"
+            )
         self.kernel_initializer = kernel_initializer
 
     def _build(self, input_shape):
         if len(input_shape) != 1:
-            raise ValueError(f"input_shape: Dense expects (n_in,), got {input_shape} "
-                             "(add a Flatten layer before it)")
+            raise ValueError(
+                f"input_shape: Dense expects (n_in,), got {input_shape} "
+                "(add a Flatten layer before it)"
+            )
         if input_shape[0] is None:
-            raise ValueError("input_shape: Dense needs a known number of input features (for "
-                             "images of any size, put a GlobalAvgPool2D before it)")
+            raise ValueError(
+                "input_shape: Dense needs a known number of input features (for "
+                "images of any size, put a GlobalAvgPool2D before it)"
+            )
         n_in = input_shape[0]
         kind = self.kernel_initializer
         if kind == "auto":
@@ -90,11 +103,20 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
         if trainable and not accumulate:
             # straight into the model's gradient slots: no temporary, no copy
             g = self.grads
-            dx, _, _ = _core.dense_backward(dz, self._x, self.params["kernel"], need_dx, True,
-                                            bias, g["kernel"], g["bias"] if bias else None)
+            dx, _, _ = _core.dense_backward(
+                dz,
+                self._x,
+                self.params["kernel"],
+                need_dx,
+                True,
+                bias,
+                g["kernel"],
+                g["bias"] if bias else None,
+            )
             return dx
-        dx, dw, db = _core.dense_backward(dz, self._x, self.params["kernel"], need_dx,
-                                          trainable, bias)
+        dx, dw, db = _core.dense_backward(
+            dz, self._x, self.params["kernel"], need_dx, trainable, bias
+        )
         if trainable:
             if bias:
                 self._store_grads(accumulate, kernel=dw, bias=db)
@@ -103,14 +125,23 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
         return dx
 
     def lower(self, g, x):
-        y = g.dense(x, in_features=self.input_shape[0], out_features=self.units,
-                    kernel=g.param(self, "kernel"),
-                    bias=g.param(self, "bias") if self.use_bias else None)
+        y = g.dense(
+            x,
+            in_features=self.input_shape[0],
+            out_features=self.units,
+            kernel=g.param(self, "kernel"),
+            bias=g.param(self, "bias") if self.use_bias else None,
+        )
         return self._act.lower(g, y)
 
     def get_config(self):
-        return dict(super().get_config(), units=self.units, activation=self.activation,
-                    use_bias=self.use_bias, kernel_initializer=self.kernel_initializer)
+        return dict(
+            super().get_config(),
+            units=self.units,
+            activation=self.activation,
+            use_bias=self.use_bias,
+            kernel_initializer=self.kernel_initializer,
+        )
 
     def summary_formulas(self):
         n_in = self.input_shape[0]

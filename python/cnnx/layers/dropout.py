@@ -1,4 +1,5 @@
 """Dropout: inverted dropout, active only in training."""
+
 import numbers
 
 import numpy as np

@@ -16,6 +16,7 @@ a copy of dy for each input of Add (a fan-in sum was the forward), dy and
 -dy for Subtract, dy times the other inputs for Multiply, dy/n for Average,
 and the matching slices of dy for Concatenate (a split).
 """
+
 import numbers
 from typing import Optional
 
@@ -33,15 +34,23 @@ class _Merge(Layer):
     _max_inputs: Optional[int] = None
 
     def build(self, input_shape):
-        if (not isinstance(input_shape, (list, tuple)) or not input_shape
-                or not all(isinstance(s, (list, tuple)) for s in input_shape)):
-            raise ValueError(f"input_shape: {type(self).__name__} takes a list of input shapes, "
-                             f"got {input_shape!r}")
+        if (
+            not isinstance(input_shape, (list, tuple))
+            or not input_shape
+            or not all(isinstance(s, (list, tuple)) for s in input_shape)
+        ):
+            raise ValueError(
+                f"input_shape: {type(self).__name__} takes a list of input shapes, "
+                f"got {input_shape!r}"
+            )
         shapes = [tuple(None if d is None else int(d) for d in s) for s in input_shape]
         n = len(shapes)
         if n < self._min_inputs or (self._max_inputs is not None and n > self._max_inputs):
-            want = (f"{self._min_inputs}" if self._max_inputs == self._min_inputs
-                    else f"at least {self._min_inputs}")
+            want = (
+                f"{self._min_inputs}"
+                if self._max_inputs == self._min_inputs
+                else f"at least {self._min_inputs}"
+            )
             raise ValueError(f"inputs: {type(self).__name__} takes {want} inputs, got {n}")
         if self.built and shapes == self.input_shape:
             return self.output_shape
@@ -53,8 +62,10 @@ class _Merge(Layer):
     def _merged_shape(self, shapes):
         for s in shapes[1:]:
             if s != shapes[0]:
-                raise ValueError(f"inputs: {type(self).__name__} {self.name!r} needs equal shapes, "
-                                 f"got {' and '.join(map(str, shapes))}")
+                raise ValueError(
+                    f"inputs: {type(self).__name__} {self.name!r} needs equal shapes, "
+                    f"got {' and '.join(map(str, shapes))}"
+                )
         return shapes[0]
 
     def _check_input(self, x):
@@ -69,9 +80,11 @@ class _Merge(Layer):
         if not self.built:
             self.build(shapes)
         elif len(shapes) != len(self.input_shape) or not all(
-                same_shape(tuple(s), p) for s, p in zip(shapes, self.input_shape)):
-            raise ValueError(f"x: {self.name} was built for inputs {self.input_shape}, got "
-                             f"{shapes}")
+            same_shape(tuple(s), p) for s, p in zip(shapes, self.input_shape)
+        ):
+            raise ValueError(
+                f"x: {self.name} was built for inputs {self.input_shape}, got {shapes}"
+            )
         if len({a.shape[0] for a in xs}) > 1:
             raise ValueError("x: the inputs hold different numbers of samples")
         return xs
@@ -218,13 +231,17 @@ class Concatenate(_Merge):
     def _merged_shape(self, shapes):
         ranks = {len(s) for s in shapes}
         if len(ranks) > 1:
-            raise ValueError(f"inputs: Concatenate {self.name!r} needs inputs of one rank, got "
-                             f"{' and '.join(map(str, shapes))}")
+            raise ValueError(
+                f"inputs: Concatenate {self.name!r} needs inputs of one rank, got "
+                f"{' and '.join(map(str, shapes))}"
+            )
         a = self._example_axis(len(shapes[0]))
         for s in shapes[1:]:
-            if s[:a] + s[a + 1:] != shapes[0][:a] + shapes[0][a + 1:]:
-                raise ValueError(f"inputs: Concatenate {self.name!r} needs equal shapes except "
-                                 f"on axis {self.axis}, got {' and '.join(map(str, shapes))}")
+            if s[:a] + s[a + 1 :] != shapes[0][:a] + shapes[0][a + 1 :]:
+                raise ValueError(
+                    f"inputs: Concatenate {self.name!r} needs equal shapes except "
+                    f"on axis {self.axis}, got {' and '.join(map(str, shapes))}"
+                )
         out = list(shapes[0])
         out[a] = None if any(s[a] is None for s in shapes) else sum(s[a] for s in shapes)
         return out

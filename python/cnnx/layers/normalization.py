@@ -1,4 +1,5 @@
 """BatchNormalization over the channel axis (the last, in NHWC)."""
+
 import numbers
 
 import numpy as np
@@ -45,8 +46,9 @@ class BatchNormalization(Layer):
     has_params = True
     _fixed_after_build = ("center", "scale")
 
-    def __init__(self, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None,
-                 trainable=True):
+    def __init__(
+        self, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None, trainable=True
+    ):
         super().__init__(name, trainable)
         self.momentum = _real(momentum, "momentum", 0.0, 1.0)
         self.epsilon = _real(epsilon, "epsilon", 0.0, float("inf"))
@@ -57,8 +59,9 @@ class BatchNormalization(Layer):
         c = input_shape[-1] if input_shape else 0
         c = 0 if c is None else c
         if c < 1:
-            raise ValueError(f"input_shape: BatchNormalization needs a channel axis, got "
-                             f"{input_shape}")
+            raise ValueError(
+                f"input_shape: BatchNormalization needs a channel axis, got {input_shape}"
+            )
         check_size((c,), "input_shape")
         if self.scale:
             self.add_param("gamma", initialize("ones", (c,), 1, 1))
@@ -74,8 +77,14 @@ class BatchNormalization(Layer):
         gamma, beta = p.get("gamma"), p.get("beta")
         if training:
             y, mean, inv_std = _core.batch_norm_train(
-                x, gamma, beta, self.buffers["moving_mean"], self.buffers["moving_var"],
-                1.0 - self.momentum, self.epsilon)
+                x,
+                gamma,
+                beta,
+                self.buffers["moving_mean"],
+                self.buffers["moving_var"],
+                1.0 - self.momentum,
+                self.epsilon,
+            )
             self._x, self._mean, self._inv_std, self._training = x, mean, inv_std, True
             return y
         inv_std = (1.0 / np.sqrt(self.buffers["moving_var"] + self.epsilon)).astype(np.float32)
@@ -86,8 +95,9 @@ class BatchNormalization(Layer):
         train = self.trainable and (self.scale or self.center)
         if not need_dx and not train:
             return None
-        dx, dg, db = _core.batch_norm_backward(dy, self._x, p.get("gamma"), self._mean,
-                                               self._inv_std, self._training, need_dx)
+        dx, dg, db = _core.batch_norm_backward(
+            dy, self._x, p.get("gamma"), self._mean, self._inv_std, self._training, need_dx
+        )
         if train:
             if self.scale:
                 self._set_grad("gamma", dg, accumulate)
@@ -97,15 +107,24 @@ class BatchNormalization(Layer):
 
     def lower(self, g, x):
         p = self.params
-        return g.batch_norm(x, gamma=g.param(self, "gamma") if "gamma" in p else None,
-                            beta=g.param(self, "beta") if "beta" in p else None,
-                            moving_mean=BufferRef(self, "moving_mean"),
-                            moving_var=BufferRef(self, "moving_var"),
-                            epsilon=self.epsilon, momentum=1.0 - self.momentum)
+        return g.batch_norm(
+            x,
+            gamma=g.param(self, "gamma") if "gamma" in p else None,
+            beta=g.param(self, "beta") if "beta" in p else None,
+            moving_mean=BufferRef(self, "moving_mean"),
+            moving_var=BufferRef(self, "moving_var"),
+            epsilon=self.epsilon,
+            momentum=1.0 - self.momentum,
+        )
 
     def get_config(self):
-        return dict(super().get_config(), momentum=self.momentum, epsilon=self.epsilon,
-                    center=self.center, scale=self.scale)
+        return dict(
+            super().get_config(),
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            center=self.center,
+            scale=self.scale,
+        )
 
     def summary_formulas(self):
         c = self.input_shape[-1]

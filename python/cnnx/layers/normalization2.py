@@ -11,6 +11,7 @@
 All keep the input shape; the two with statistics have Keras's ``gamma``
 (scale) and ``beta`` (shift), ``center``, ``scale`` and ``epsilon``.
 """
+
 import numbers
 
 import numpy as np
@@ -33,8 +34,10 @@ def _epsilon(v):
 
 def _channels(layer, input_shape):
     if len(input_shape) < 1 or input_shape[-1] < 1:
-        raise ValueError(f"input_shape: {type(layer).__name__} needs a channel axis (the last), "
-                         f"got {input_shape}")
+        raise ValueError(
+            f"input_shape: {type(layer).__name__} needs a channel axis (the last), "
+            f"got {input_shape}"
+        )
     return input_shape[-1]
 
 
@@ -76,8 +79,9 @@ class LocalResponseNormalization(Layer):
         return g.lrn(x, size=self.size, alpha=self.alpha, beta=self.beta, bias=self.bias)
 
     def get_config(self):
-        return dict(super().get_config(), size=self.size, alpha=self.alpha, beta=self.beta,
-                    bias=self.bias)
+        return dict(
+            super().get_config(), size=self.size, alpha=self.alpha, beta=self.beta, bias=self.bias
+        )
 
     def summary_formulas(self):
         return [f"window of {self.size} channels, no parameters"]
@@ -116,12 +120,15 @@ class _AffineNorm(Layer):
 
     def _refs(self, g):
         p = self.params
-        return (g.param(self, "gamma") if "gamma" in p else None,
-                g.param(self, "beta") if "beta" in p else None)
+        return (
+            g.param(self, "gamma") if "gamma" in p else None,
+            g.param(self, "beta") if "beta" in p else None,
+        )
 
     def get_config(self):
-        return dict(super().get_config(), epsilon=self.epsilon, center=self.center,
-                    scale=self.scale)
+        return dict(
+            super().get_config(), epsilon=self.epsilon, center=self.center, scale=self.scale
+        )
 
     def summary_formulas(self):
         c = self.input_shape[-1]
@@ -145,8 +152,7 @@ class GroupNormalization(_AffineNorm):
 
     _fixed_after_build = ("groups", "center", "scale")
 
-    def __init__(self, groups=32, epsilon=1e-3, center=True, scale=True, name=None,
-                 trainable=True):
+    def __init__(self, groups=32, epsilon=1e-3, center=True, scale=True, name=None, trainable=True):
         super().__init__(epsilon, center, scale, name, trainable)
         self.groups = as_int(groups, "groups", 1)
 
@@ -159,8 +165,7 @@ class GroupNormalization(_AffineNorm):
 
     def _forward(self, x, training):
         p = self.params
-        y, mean, inv = _core.group_norm(x, p.get("gamma"), p.get("beta"), self.groups,
-                                        self.epsilon)
+        y, mean, inv = _core.group_norm(x, p.get("gamma"), p.get("beta"), self.groups, self.epsilon)
         if training:
             self._x, self._mean, self._inv = x, mean, inv
         return y
@@ -169,23 +174,29 @@ class GroupNormalization(_AffineNorm):
         train = self.trainable and (self.scale or self.center)
         if not need_dx and not train:
             return None
-        dx, dg, db = _core.group_norm_backward(dy, self._x, self.params.get("gamma"), self._mean,
-                                               self._inv, self.groups, self.epsilon, need_dx)
+        dx, dg, db = _core.group_norm_backward(
+            dy,
+            self._x,
+            self.params.get("gamma"),
+            self._mean,
+            self._inv,
+            self.groups,
+            self.epsilon,
+            need_dx,
+        )
         self._store(dg, db, accumulate)
         return dx
 
     def lower(self, g, x):
         gamma, beta = self._refs(g)
-        return g.group_norm(x, groups=self.groups, gamma=gamma, beta=beta,
-                            epsilon=self.epsilon)
+        return g.group_norm(x, groups=self.groups, gamma=gamma, beta=beta, epsilon=self.epsilon)
 
     def get_config(self):
         return dict(super().get_config(), groups=self.groups)
 
     def summary_formulas(self):
         c = self.input_shape[-1]
-        return [f"{self.groups} groups of {c // self.groups} channels"] + \
-            super().summary_formulas()
+        return [f"{self.groups} groups of {c // self.groups} channels"] + super().summary_formulas()
 
 
 class LayerNormalization(_AffineNorm):
@@ -197,8 +208,7 @@ class LayerNormalization(_AffineNorm):
     ``epsilon=1e-3`` (PyTorch's ``LayerNorm`` uses 1e-5), ``center``, ``scale``.
     """
 
-    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, name=None,
-                 trainable=True):
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, name=None, trainable=True):
         if axis not in (-1, [-1], (-1,)):
             raise ValueError(f"axis: only the last axis (-1) is supported, got {axis!r}")
         super().__init__(epsilon, center, scale, name, trainable)
@@ -219,8 +229,9 @@ class LayerNormalization(_AffineNorm):
         train = self.trainable and (self.scale or self.center)
         if not need_dx and not train:
             return None
-        dx, dg, db = _core.layer_norm_backward(dy, self._x, self.params.get("gamma"), self._mean,
-                                               self._inv, self.epsilon, need_dx)
+        dx, dg, db = _core.layer_norm_backward(
+            dy, self._x, self.params.get("gamma"), self._mean, self._inv, self.epsilon, need_dx
+        )
         self._store(dg, db, accumulate)
         return dx
 

@@ -15,6 +15,7 @@ window must start inside the input or its left/top padding); GoogLeNet's
 Caffe-born pools use it. ``dilation_rate`` (max pooling) spaces a window's
 taps d pixels apart, so it spans ``(f - 1)*d + 1`` pixels.
 """
+
 from .. import _core
 from .._validate import as_pair
 from ..functional._pool import pool_output_size
@@ -27,8 +28,9 @@ __all__ = ["MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "
 
 def _need_hwc(layer, input_shape):
     if len(input_shape) != 3:
-        raise ValueError(f"input_shape: {type(layer).__name__} expects (n_H, n_W, n_C), "
-                         f"got {input_shape}")
+        raise ValueError(
+            f"input_shape: {type(layer).__name__} expects (n_H, n_W, n_C), got {input_shape}"
+        )
 
 
 def _pool_formula(n, f, pads, s, d, ceil_mode):
@@ -45,8 +47,10 @@ def _pool_formula(n, f, pads, s, d, ceil_mode):
     up = -(-(n + pads[0] + pads[1] - ((f - 1) * d + 1)) // s) + 1
     text = f"ceil(({n}{pad}-{fs})/{s})+1 = {up}"
     if up != out:
-        text += (f", -1 = {out} (the last window would start at {(up - 1) * s} >= "
-                 f"{n}+{pads[0]}, past the input)")
+        text += (
+            f", -1 = {out} (the last window would start at {(up - 1) * s} >= "
+            f"{n}+{pads[0]}, past the input)"
+        )
     return text
 
 
@@ -54,8 +58,16 @@ class _Pool2D(Layer):
     _fixed_after_build = ("pool_size", "strides", "padding", "dilation_rate", "ceil_mode")
     _pool_kind = None  # the _core.PoolKind
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", name=None, trainable=True,
-                 dilation_rate=1, ceil_mode=False):
+    def __init__(
+        self,
+        pool_size=2,
+        strides=None,
+        padding="valid",
+        name=None,
+        trainable=True,
+        dilation_rate=1,
+        ceil_mode=False,
+    ):
         super().__init__(name, trainable)
         self.pool_size = as_pair(pool_size, "pool_size", 1)
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides", 1)
@@ -65,8 +77,10 @@ class _Pool2D(Layer):
         self.ceil_mode = ceil_mode
         # the kernels' limits (F.max_pool2d's): refused here, not at the first call
         if self.pool_size[0] * self.pool_size[1] >= 2**31:
-            raise ValueError(f"pool_size: window of {self.pool_size[0]}x{self.pool_size[1]} is "
-                             "too large (at most 2**31 - 1 pixels)")
+            raise ValueError(
+                f"pool_size: window of {self.pool_size[0]}x{self.pool_size[1]} is "
+                "too large (at most 2**31 - 1 pixels)"
+            )
         if max(self.strides) >= 2**40:
             raise ValueError(f"strides: expected values below 2**40, got {self.strides}")
         if isinstance(padding, list):
@@ -91,19 +105,25 @@ class _Pool2D(Layer):
         cache = self.__dict__.setdefault("_windows", {})
         hit = cache.get((h, w))
         if hit is None:
-            (pt, pb), (pl, pr) = pads = resolve_padding(self.padding, (h, w), self.pool_size,
-                                                        self.strides, self.dilation_rate)
+            (pt, pb), (pl, pr) = pads = resolve_padding(
+                self.padding, (h, w), self.pool_size, self.strides, self.dilation_rate
+            )
             kh, kw = self.pool_size
             dh, dw = self.dilation_rate
             if max(pt, pb) > kh // 2 or max(pl, pr) > kw // 2:
-                raise ValueError(f"padding: at most half the pool size on each side (pool "
-                                 f"{kh}x{kw}), got {pads}")
+                raise ValueError(
+                    f"padding: at most half the pool size on each side (pool {kh}x{kw}), got {pads}"
+                )
             eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
             if h + pt + pb < eh or w + pl + pr < ew:
-                raise ValueError(f"pool_size: the {eh}x{ew} window is larger than the padded "
-                                 f"input ({h + pt + pb}x{w + pl + pr})")
-            out = (pool_output_size(h, kh, (pt, pb), self.strides[0], dh, self.ceil_mode),
-                   pool_output_size(w, kw, (pl, pr), self.strides[1], dw, self.ceil_mode))
+                raise ValueError(
+                    f"pool_size: the {eh}x{ew} window is larger than the padded "
+                    f"input ({h + pt + pb}x{w + pl + pr})"
+                )
+            out = (
+                pool_output_size(h, kh, (pt, pb), self.strides[0], dh, self.ceil_mode),
+                pool_output_size(w, kw, (pl, pr), self.strides[1], dw, self.ceil_mode),
+            )
             hit = ((kh, kw, self.strides[0], self.strides[1], pt, pb, pl, pr), out)
             if len(cache) < 64:
                 cache[(h, w)] = hit
@@ -114,14 +134,24 @@ class _Pool2D(Layer):
         return self._g if self._g is not None else self._window(x.shape[1], x.shape[2])[0]
 
     def lower(self, g, x):
-        return g.pool(x, pool_kind=self._pool_kind, window=self._window(*x.shape[:2])[0],
-                      count_include_pad=getattr(self, "count_include_pad", False),
-                      dilation=self.dilation_rate, ceil_mode=self.ceil_mode)
+        return g.pool(
+            x,
+            pool_kind=self._pool_kind,
+            window=self._window(*x.shape[:2])[0],
+            count_include_pad=getattr(self, "count_include_pad", False),
+            dilation=self.dilation_rate,
+            ceil_mode=self.ceil_mode,
+        )
 
     def get_config(self):
-        return dict(super().get_config(), pool_size=list(self.pool_size),
-                    strides=list(self.strides), padding=self.padding,
-                    dilation_rate=list(self.dilation_rate), ceil_mode=self.ceil_mode)
+        return dict(
+            super().get_config(),
+            pool_size=list(self.pool_size),
+            strides=list(self.strides),
+            padding=self.padding,
+            dilation_rate=list(self.dilation_rate),
+            ceil_mode=self.ceil_mode,
+        )
 
     @classmethod
     def from_config(cls, config):
@@ -136,9 +166,12 @@ class _Pool2D(Layer):
             return ["output size: per input (any size)"]
         if self.dilation_rate == (1, 1) and not self.ceil_mode:
             return spatial_formulas(self.input_shape[:2], self.pool_size, self._pads, self.strides)
-        fs = [_pool_formula(n, f, p, s, d, self.ceil_mode) for n, f, p, s, d in
-              zip(self.input_shape[:2], self.pool_size, self._pads, self.strides,
-                  self.dilation_rate)]
+        fs = [
+            _pool_formula(n, f, p, s, d, self.ceil_mode)
+            for n, f, p, s, d in zip(
+                self.input_shape[:2], self.pool_size, self._pads, self.strides, self.dilation_rate
+            )
+        ]
         return [fs[0]] if fs[0] == fs[1] else [f"n_H: {fs[0]}", f"n_W: {fs[1]}"]
 
 
@@ -158,8 +191,16 @@ class MaxPool2D(_Pool2D):
 
     _pool_kind = _core.PoolKind.max
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", dilation_rate=1,
-                 ceil_mode=False, name=None, trainable=True):
+    def __init__(
+        self,
+        pool_size=2,
+        strides=None,
+        padding="valid",
+        dilation_rate=1,
+        ceil_mode=False,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(pool_size, strides, padding, name, trainable, dilation_rate, ceil_mode)
 
     def _forward(self, x, training):
@@ -172,8 +213,9 @@ class MaxPool2D(_Pool2D):
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return _core.max_pool2d_backward(dy, self._x, *self._geometry_of(self._x),
-                                         *self.dilation_rate, self.ceil_mode)
+        return _core.max_pool2d_backward(
+            dy, self._x, *self._geometry_of(self._x), *self.dilation_rate, self.ceil_mode
+        )
 
 
 class AvgPool2D(_Pool2D):
@@ -188,8 +230,16 @@ class AvgPool2D(_Pool2D):
 
     _pool_kind = _core.PoolKind.avg
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", count_include_pad=True,
-                 ceil_mode=False, name=None, trainable=True):
+    def __init__(
+        self,
+        pool_size=2,
+        strides=None,
+        padding="valid",
+        count_include_pad=True,
+        ceil_mode=False,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(pool_size, strides, padding, name, trainable, 1, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
 
@@ -202,8 +252,14 @@ class AvgPool2D(_Pool2D):
         if not need_dx:
             return None
         x = self._x
-        return _core.avg_pool2d_backward(dy, x.shape[1], x.shape[2], *self._geometry_of(x),
-                                         self.count_include_pad, self.ceil_mode)
+        return _core.avg_pool2d_backward(
+            dy,
+            x.shape[1],
+            x.shape[2],
+            *self._geometry_of(x),
+            self.count_include_pad,
+            self.ceil_mode,
+        )
 
     def get_config(self):
         config = dict(super().get_config(), count_include_pad=self.count_include_pad)
@@ -236,8 +292,9 @@ class _AdaptivePool2D(Layer):
         for n, o, axis in zip(self.input_shape[:2], self.output_size, ("n_H", "n_W")):
             if n % o == 0:
                 s = n // o
-                out.append(f"{axis}: stride = {n}//{o} = {s}, kernel = {n}-({o}-1)*{s} = "
-                           f"{n - (o - 1) * s}")
+                out.append(
+                    f"{axis}: stride = {n}//{o} = {s}, kernel = {n}-({o}-1)*{s} = {n - (o - 1) * s}"
+                )
             else:
                 out.append(f"{axis}: windows [floor(i*{n}/{o}), ceil((i+1)*{n}/{o}))")
         return out

@@ -10,6 +10,7 @@ not ``[2]`` alone.
 
 Parameter ``alpha`` of the unshared axes' shape; parameter count: its size.
 """
+
 import numbers
 
 import numpy as np
@@ -28,7 +29,8 @@ def _shared_axes(v):
     if isinstance(v, numbers.Integral):
         v = [v]
     if not isinstance(v, (list, tuple)) or not all(
-            isinstance(a, numbers.Integral) and not isinstance(a, (bool, np.bool_)) for a in v):
+        isinstance(a, numbers.Integral) and not isinstance(a, (bool, np.bool_)) for a in v
+    ):
         raise TypeError(f"shared_axes: expected None, an int or a list of ints, got {v!r}")
     return sorted({int(a) for a in v})
 
@@ -49,10 +51,14 @@ class PReLU(Layer):
 
     def __init__(self, alpha_initializer=0.25, shared_axes=None, name=None, trainable=True):
         super().__init__(name, trainable)
-        if isinstance(alpha_initializer, (bool, np.bool_)) or not isinstance(
-                alpha_initializer, numbers.Real) or not np.isfinite(alpha_initializer):
-            raise TypeError(f"alpha_initializer: expected a finite number, got "
-                            f"{alpha_initializer!r}")
+        if (
+            isinstance(alpha_initializer, (bool, np.bool_))
+            or not isinstance(alpha_initializer, numbers.Real)
+            or not np.isfinite(alpha_initializer)
+        ):
+            raise TypeError(
+                f"alpha_initializer: expected a finite number, got {alpha_initializer!r}"
+            )
         self.alpha_initializer = float(alpha_initializer)
         self.shared_axes = _shared_axes(shared_axes)
 
@@ -63,12 +69,16 @@ class PReLU(Layer):
         shared = self.shared_axes or []
         for a in shared:
             if not 1 <= a <= nd:
-                raise ValueError(f"shared_axes: expected axes in 1..{nd} for inputs of shape "
-                                 f"{input_shape}, got {self.shared_axes}")
+                raise ValueError(
+                    f"shared_axes: expected axes in 1..{nd} for inputs of shape "
+                    f"{input_shape}, got {self.shared_axes}"
+                )
         if shared != list(range(1, len(shared) + 1)):
-            raise ValueError(f"shared_axes: only leading axes can be shared (e.g. [1, 2] on "
-                             f"images: one slope per channel), got {self.shared_axes}")
-        shape = tuple(input_shape[len(shared):]) or (1,)
+            raise ValueError(
+                f"shared_axes: only leading axes can be shared (e.g. [1, 2] on "
+                f"images: one slope per channel), got {self.shared_axes}"
+            )
+        shape = tuple(input_shape[len(shared) :]) or (1,)
         self.add_param("alpha", np.full(shape, self.alpha_initializer, np.float32))
         return input_shape
 
@@ -91,8 +101,11 @@ class PReLU(Layer):
         return g.prelu(x, slope=g.param(self, "alpha"), slopes=self.params["alpha"].size)
 
     def get_config(self):
-        return dict(super().get_config(), alpha_initializer=self.alpha_initializer,
-                    shared_axes=self.shared_axes)
+        return dict(
+            super().get_config(),
+            alpha_initializer=self.alpha_initializer,
+            shared_axes=self.shared_axes,
+        )
 
     def summary_formulas(self):
         shape = self.params["alpha"].shape

@@ -22,6 +22,7 @@ Typical use, as the Keras tutorials do::
         cnnx.RandomFlip("horizontal"), cnnx.RandomRotation(0.1),
         cnnx.Rescaling(1 / 255), cnnx.Conv2D(16, 3, activation="relu"), ...])
 """
+
 import numbers
 
 import numpy as np
@@ -32,11 +33,23 @@ from .._validate import as_int, same_shape
 from ..graph.ir import BufferRef
 from .base import Layer
 
-__all__ = ["Rescaling", "Normalization", "RandomFlip", "RandomTranslation", "RandomRotation",
-           "RandomZoom", "RandomCrop", "RandomContrast"]
+__all__ = [
+    "Rescaling",
+    "Normalization",
+    "RandomFlip",
+    "RandomTranslation",
+    "RandomRotation",
+    "RandomZoom",
+    "RandomCrop",
+    "RandomContrast",
+]
 
-_FILL = {"reflect": _core.FillMode.reflect, "wrap": _core.FillMode.wrap,
-         "constant": _core.FillMode.constant, "nearest": _core.FillMode.nearest}
+_FILL = {
+    "reflect": _core.FillMode.reflect,
+    "wrap": _core.FillMode.wrap,
+    "constant": _core.FillMode.constant,
+    "nearest": _core.FillMode.nearest,
+}
 _INTERP = {"nearest": _core.Interpolation.nearest, "bilinear": _core.Interpolation.bilinear}
 _EPSILON = 1e-7  # keras.backend.epsilon(): Normalization's smallest denominator
 
@@ -61,8 +74,10 @@ def _range(factor, name, lo=None, hi=None, lo_open=False):
     else:
         f = _real(factor, name, "a number or a (lower, upper) pair")
         if f < 0:
-            raise ValueError(f"{name}: a single number must be >= 0 (the range is (-f, f)), got "
-                             f"{f}; give (lower, upper) for another range")
+            raise ValueError(
+                f"{name}: a single number must be >= 0 (the range is (-f, f)), got "
+                f"{f}; give (lower, upper) for another range"
+            )
         a, b = -f, f
     for v in (a, b):
         if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
@@ -79,8 +94,10 @@ def _choice(value, name, table):
 
 def _image_shape(layer, input_shape):
     if len(input_shape) != 3:
-        raise ValueError(f"input_shape: {type(layer).__name__} {layer.name!r} expects images "
-                         f"(n_H, n_W, n_C), got {tuple(input_shape)}")
+        raise ValueError(
+            f"input_shape: {type(layer).__name__} {layer.name!r} expects images "
+            f"(n_H, n_W, n_C), got {tuple(input_shape)}"
+        )
     return input_shape
 
 
@@ -124,8 +141,10 @@ class Rescaling(Layer):
         n = max(self._scale.size, self._offset.size)
         for arr, what in ((self._scale, "scale"), (self._offset, "offset")):
             if arr.size not in (1, c):
-                raise ValueError(f"{what}: {arr.size} values do not match the {c} channels of "
-                                 f"the input {tuple(input_shape)}")
+                raise ValueError(
+                    f"{what}: {arr.size} values do not match the {c} channels of "
+                    f"the input {tuple(input_shape)}"
+                )
         channels = c if n > 1 else 1
         self._a = np.ascontiguousarray(np.broadcast_to(self._scale, (channels,)), np.float32)
         self._b = np.ascontiguousarray(np.broadcast_to(self._offset, (channels,)), np.float32)
@@ -194,13 +213,17 @@ class Normalization(Layer):
             return 1, 1
         rank = len(input_shape) + 1  # Keras counts the batch axis
         if not -rank <= self._axis < rank or self._axis % rank == 0:
-            raise ValueError(f"axis: {self._axis} is not an axis of the examples' shape "
-                             f"{tuple(input_shape)} (the batch axis 0 cannot be normalised over)")
+            raise ValueError(
+                f"axis: {self._axis} is not an axis of the examples' shape "
+                f"{tuple(input_shape)} (the batch axis 0 cannot be normalised over)"
+            )
         k = self._axis % rank - 1
         if None in tuple(input_shape[k:]):
-            raise ValueError(f"axis: {self._axis} normalises over sizes known only when data "
-                             f"arrives ({tuple(input_shape)}); use the channel axis -1")
-        return int(input_shape[k]), int(np.prod(input_shape[k + 1:], dtype=np.int64))
+            raise ValueError(
+                f"axis: {self._axis} normalises over sizes known only when data "
+                f"arrives ({tuple(input_shape)}); use the channel axis -1"
+            )
+        return int(input_shape[k]), int(np.prod(input_shape[k + 1 :], dtype=np.int64))
 
     def _build(self, input_shape):
         channels, inner = self._layout(input_shape)
@@ -209,8 +232,10 @@ class Normalization(Layer):
         if self._given is not None:
             for arr, what in zip(self._given, ("mean", "variance")):
                 if arr.size not in (1, channels):
-                    raise ValueError(f"{what}: {arr.size} values do not match the {channels} "
-                                     f"entries of axis {self._axis} of {tuple(input_shape)}")
+                    raise ValueError(
+                        f"{what}: {arr.size} values do not match the {channels} "
+                        f"entries of axis {self._axis} of {tuple(input_shape)}"
+                    )
             mean[...], var[...] = self._given
         self.add_buffer("mean", mean)
         self.add_buffer("variance", var)
@@ -221,16 +246,20 @@ class Normalization(Layer):
         iterable of batches (arrays or ``(x, ...)`` tuples; ``steps`` limits how
         many are read). Statistics over every axis but ``axis`` (population
         variance, merged batch by batch in float64)."""
-        if isinstance(data, np.ndarray) or hasattr(data, "__array__") and not hasattr(
-                data, "__next__"):
+        if (
+            isinstance(data, np.ndarray)
+            or hasattr(data, "__array__")
+            and not hasattr(data, "__next__")
+        ):
             arr = np.asarray(data)
             size = as_int(batch_size, "batch_size", 1) if batch_size is not None else 4096
-            batches = (arr[i:i + size] for i in range(0, max(len(arr), 1), size))
+            batches = (arr[i : i + size] for i in range(0, max(len(arr), 1), size))
         elif hasattr(data, "__iter__"):
             batches = iter(data)
         else:
-            raise TypeError(f"data: expected an array or an iterable of batches, got "
-                            f"{type(data).__name__}")
+            raise TypeError(
+                f"data: expected an array or an iterable of batches, got {type(data).__name__}"
+            )
         if steps is not None:
             steps = as_int(steps, "steps", 1)
         count, mean, m2 = 0, None, None
@@ -241,15 +270,19 @@ class Normalization(Layer):
                 batch = batch[0]
             x = np.asarray(batch)
             if x.dtype.kind not in "biuf" or x.ndim < 1:
-                raise TypeError(f"data: expected numeric batches (n, ...), got dtype {x.dtype} "
-                                f"and shape {x.shape}")
+                raise TypeError(
+                    f"data: expected numeric batches (n, ...), got dtype {x.dtype} "
+                    f"and shape {x.shape}"
+                )
             if x.shape[0] == 0:
                 continue
             if not self.built:
                 self.build(x.shape[1:])
             elif not same_shape(tuple(x.shape[1:]), self.input_shape):
-                raise ValueError(f"data: expected batches of shape (n, {', '.join(map(str, self.input_shape))}), "
-                                 f"got {x.shape}")
+                raise ValueError(
+                    f"data: expected batches of shape (n, {', '.join(map(str, self.input_shape))}), "
+                    f"got {x.shape}"
+                )
             x = x.astype(np.float64).reshape(x.shape[0], -1, self._channels, self._inner)
             x = np.moveaxis(x, 2, -1).reshape(-1, self._channels)
             if not np.all(np.isfinite(x)):
@@ -263,7 +296,7 @@ class Normalization(Layer):
                 total = count + n
                 delta = bm - mean
                 mean = mean + delta * (n / total)
-                m2 = m2 + bm2 + delta ** 2 * (count * n / total)
+                m2 = m2 + bm2 + delta**2 * (count * n / total)
                 count = total
         if mean is None:
             raise ValueError("data: no examples to adapt to")
@@ -272,18 +305,26 @@ class Normalization(Layer):
         return self
 
     def _forward(self, x, training):
-        return _core.normalize(x, self.buffers["mean"], self.buffers["variance"], _EPSILON,
-                               self._channels, self._inner)
+        return _core.normalize(
+            x, self.buffers["mean"], self.buffers["variance"], _EPSILON, self._channels, self._inner
+        )
 
     def _backward(self, dy, need_dx, accumulate):
         if not need_dx:
             return None
-        return _core.normalize_backward(dy, self.buffers["variance"], _EPSILON, self._channels,
-                                        self._inner)
+        return _core.normalize_backward(
+            dy, self.buffers["variance"], _EPSILON, self._channels, self._inner
+        )
 
     def lower(self, g, x):
-        return g.normalize(x, mean=BufferRef(self, "mean"), variance=BufferRef(self, "variance"),
-                           channels=self._channels, inner=self._inner, epsilon=_EPSILON)
+        return g.normalize(
+            x,
+            mean=BufferRef(self, "mean"),
+            variance=BufferRef(self, "variance"),
+            channels=self._channels,
+            inner=self._inner,
+            epsilon=_EPSILON,
+        )
 
     def get_config(self):
         cfg = dict(super().get_config(), axis=self._axis)
@@ -379,9 +420,14 @@ class _Augmentation(Layer):
     def lower(self, g, x):
         h, w, c = x.shape
         spec = self._spec if self._spec is not None else self._spec_for(h, w, c)
-        return g.augment(x, spec=spec, shape=(spec.oh, spec.ow, c), seed_cell=self._seed_cell,
-                         reseed=self.draw_seed,
-                         identity_at_inference=self._identity_at_inference())
+        return g.augment(
+            x,
+            spec=spec,
+            shape=(spec.oh, spec.ow, c),
+            seed_cell=self._seed_cell,
+            reseed=self.draw_seed,
+            identity_at_inference=self._identity_at_inference(),
+        )
 
     def get_config(self):
         return dict(super().get_config(), seed=self._seed_arg)
@@ -390,8 +436,15 @@ class _Augmentation(Layer):
 class _Resampling(_Augmentation):
     """Geometric layers: fill mode, interpolation and fill value (Keras's)."""
 
-    def __init__(self, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0,
-                 name=None, trainable=True):
+    def __init__(
+        self,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(seed, name, trainable)
         self._fill_mode = _choice(fill_mode, "fill_mode", _FILL)
         self._interpolation = _choice(interpolation, "interpolation", _INTERP)
@@ -418,8 +471,12 @@ class _Resampling(_Augmentation):
         s.fill_value = self._fill_value
 
     def get_config(self):
-        return dict(super().get_config(), fill_mode=self._fill_mode,
-                    interpolation=self._interpolation, fill_value=self._fill_value)
+        return dict(
+            super().get_config(),
+            fill_mode=self._fill_mode,
+            interpolation=self._interpolation,
+            fill_value=self._fill_value,
+        )
 
 
 class RandomFlip(_Augmentation):
@@ -429,8 +486,11 @@ class RandomFlip(_Augmentation):
     drawn independently)."""
 
     _kind = _core.AugmentKind.flip
-    _MODES = {"horizontal": (True, False), "vertical": (False, True),
-              "horizontal_and_vertical": (True, True)}
+    _MODES = {
+        "horizontal": (True, False),
+        "vertical": (False, True),
+        "horizontal_and_vertical": (True, True),
+    }
 
     def __init__(self, mode="horizontal_and_vertical", seed=None, name=None, trainable=True):
         super().__init__(seed, name, trainable)
@@ -456,8 +516,17 @@ class RandomTranslation(_Resampling):
 
     _kind = _core.AugmentKind.translate
 
-    def __init__(self, height_factor, width_factor, fill_mode="reflect",
-                 interpolation="bilinear", seed=None, fill_value=0.0, name=None, trainable=True):
+    def __init__(
+        self,
+        height_factor,
+        width_factor,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(fill_mode, interpolation, seed, fill_value, name, trainable)
         self._h = _range(height_factor, "height_factor", -1.0, 1.0)
         self._w = _range(width_factor, "width_factor", -1.0, 1.0)
@@ -478,8 +547,11 @@ class RandomTranslation(_Resampling):
         s.lo, s.hi = (self._h[0], self._w[0]), (self._h[1], self._w[1])
 
     def get_config(self):
-        return dict(super().get_config(), height_factor=_jsonable(self._cfg[0]),
-                    width_factor=_jsonable(self._cfg[1]))
+        return dict(
+            super().get_config(),
+            height_factor=_jsonable(self._cfg[0]),
+            width_factor=_jsonable(self._cfg[1]),
+        )
 
 
 class RandomRotation(_Resampling):
@@ -490,8 +562,16 @@ class RandomRotation(_Resampling):
 
     _kind = _core.AugmentKind.rotate
 
-    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, name=None, trainable=True):
+    def __init__(
+        self,
+        factor,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(fill_mode, interpolation, seed, fill_value, name, trainable)
         self._f = _range(factor, "factor")
         self._cfg = factor
@@ -517,12 +597,24 @@ class RandomZoom(_Resampling):
 
     _kind = _core.AugmentKind.zoom
 
-    def __init__(self, height_factor, width_factor=None, fill_mode="reflect",
-                 interpolation="bilinear", seed=None, fill_value=0.0, name=None, trainable=True):
+    def __init__(
+        self,
+        height_factor,
+        width_factor=None,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(fill_mode, interpolation, seed, fill_value, name, trainable)
         self._h = _range(height_factor, "height_factor", -1.0, None, lo_open=True)
-        self._w = None if width_factor is None else _range(width_factor, "width_factor", -1.0,
-                                                           None, lo_open=True)
+        self._w = (
+            None
+            if width_factor is None
+            else _range(width_factor, "width_factor", -1.0, None, lo_open=True)
+        )
         self._cfg = (height_factor, width_factor)
 
     @property
@@ -542,8 +634,11 @@ class RandomZoom(_Resampling):
         s.same_zoom = self._w is None
 
     def get_config(self):
-        return dict(super().get_config(), height_factor=_jsonable(self._cfg[0]),
-                    width_factor=_jsonable(self._cfg[1]))
+        return dict(
+            super().get_config(),
+            height_factor=_jsonable(self._cfg[0]),
+            width_factor=_jsonable(self._cfg[1]),
+        )
 
 
 class RandomCrop(_Augmentation):
@@ -572,11 +667,15 @@ class RandomCrop(_Augmentation):
     def _fill_spec(self, s, input_shape):
         h, w, _ = input_shape
         if self._height > h:
-            raise ValueError(f"height: the crop height {self._height} is larger than the input's "
-                             f"{h} (input shape {tuple(input_shape)})")
+            raise ValueError(
+                f"height: the crop height {self._height} is larger than the input's "
+                f"{h} (input shape {tuple(input_shape)})"
+            )
         if self._width > w:
-            raise ValueError(f"width: the crop width {self._width} is larger than the input's "
-                             f"{w} (input shape {tuple(input_shape)})")
+            raise ValueError(
+                f"width: the crop width {self._width} is larger than the input's "
+                f"{w} (input shape {tuple(input_shape)})"
+            )
         s.oh, s.ow = self._height, self._width
 
     def _output_of(self, h, w, c):
@@ -602,14 +701,17 @@ class RandomContrast(_Augmentation):
         super().__init__(seed, name, trainable)
         if isinstance(factor, (tuple, list, np.ndarray)):
             if len(factor) != 2:
-                raise ValueError(f"factor: expected a number or a (lower, upper) pair, got "
-                                 f"{factor!r}")
+                raise ValueError(
+                    f"factor: expected a number or a (lower, upper) pair, got {factor!r}"
+                )
             lower, upper = (_real(f, "factor") for f in factor)
         else:
             lower = upper = _real(factor, "factor")
         if lower < 0 or upper < 0 or lower > 1:
-            raise ValueError(f"factor: expected lower in [0, 1] and upper >= 0 (the factor is "
-                             f"drawn from [1 - lower, 1 + upper]), got ({lower}, {upper})")
+            raise ValueError(
+                f"factor: expected lower in [0, 1] and upper >= 0 (the factor is "
+                f"drawn from [1 - lower, 1 + upper]), got ({lower}, {upper})"
+            )
         if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
             raise ValueError(f"value_range: expected (low, high), got {value_range!r}")
         lo, hi = (_real(v, "value_range") for v in value_range)
@@ -635,8 +737,9 @@ class RandomContrast(_Augmentation):
         s.value_lo, s.value_hi = self._value_range
 
     def get_config(self):
-        return dict(super().get_config(), factor=_jsonable(self._cfg),
-                    value_range=list(self._value_range))
+        return dict(
+            super().get_config(), factor=_jsonable(self._cfg), value_range=list(self._value_range)
+        )
 
 
 def _jsonable(v):

@@ -12,23 +12,30 @@
 ``padding`` / ``cropping``: an int, ``(sym_h, sym_w)`` or
 ``((top, bottom), (left, right))`` (Keras's forms).
 """
+
 import numbers
 
 from .. import _core
 from ..functional._layout import resolve_pad_spec, upsample_factors
 from .base import Layer
 
-__all__ = ["UpSampling2D", "ZeroPadding2D", "ConstantPadding2D", "ReflectionPadding2D",
-           "ReplicationPadding2D", "Cropping2D"]
+__all__ = [
+    "UpSampling2D",
+    "ZeroPadding2D",
+    "ConstantPadding2D",
+    "ReflectionPadding2D",
+    "ReplicationPadding2D",
+    "Cropping2D",
+]
 
-_INTERPOLATIONS = {"nearest": _core.UpsampleMode.nearest,
-                   "bilinear": _core.UpsampleMode.bilinear}
+_INTERPOLATIONS = {"nearest": _core.UpsampleMode.nearest, "bilinear": _core.UpsampleMode.bilinear}
 
 
 def _need_hwc(layer, input_shape):
     if len(input_shape) != 3:
-        raise ValueError(f"input_shape: {type(layer).__name__} expects (n_H, n_W, n_C), got "
-                         f"{input_shape}")
+        raise ValueError(
+            f"input_shape: {type(layer).__name__} expects (n_H, n_W, n_C), got {input_shape}"
+        )
 
 
 def _json_pads(p4):
@@ -45,8 +52,9 @@ class UpSampling2D(Layer):
         super().__init__(name, trainable)
         self.size = upsample_factors(size)
         if not isinstance(interpolation, str) or interpolation.lower() not in _INTERPOLATIONS:
-            raise ValueError(f"interpolation: expected 'nearest' or 'bilinear', got "
-                             f"{interpolation!r}")
+            raise ValueError(
+                f"interpolation: expected 'nearest' or 'bilinear', got {interpolation!r}"
+            )
         self.interpolation = interpolation.lower()
         self._mode = _INTERPOLATIONS[self.interpolation]
 
@@ -93,8 +101,10 @@ class _Padding2D(Layer):
         h, w, c = input_shape
         t, b, l, r = self._p4
         if self._mode == _core.PadMode.reflect and (max(t, b) >= h or max(l, r) >= w):
-            raise ValueError(f"padding: reflection padding must be narrower than the input "
-                             f"(each pad <= n - 1), got {self.padding} for a {h}x{w} input")
+            raise ValueError(
+                f"padding: reflection padding must be narrower than the input "
+                f"(each pad <= n - 1), got {self.padding} for a {h}x{w} input"
+            )
         return (h + t + b, w + l + r, c)
 
     def lower(self, g, x):

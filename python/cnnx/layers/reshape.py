@@ -4,6 +4,7 @@ Reshape (any shape of the same size, also a view) and Permute (axes reordered).
 NHWC flattens channel-fastest, as Keras does; a model imported from an NCHW
 framework must permute its first dense layer's rows accordingly.
 """
+
 import math
 
 import numpy as np
@@ -33,8 +34,10 @@ class Flatten(Layer):
 
     def _build(self, input_shape):
         if None in input_shape:
-            raise ValueError(f"input_shape: Flatten needs a fixed size, got {input_shape} (for "
-                             "inputs of any size use GlobalAvgPool2D before the Dense layers)")
+            raise ValueError(
+                f"input_shape: Flatten needs a fixed size, got {input_shape} (for "
+                "inputs of any size use GlobalAvgPool2D before the Dense layers)"
+            )
         return (int(math.prod(input_shape)),)
 
     def _forward(self, x, training):
@@ -61,8 +64,9 @@ class Reshape(Layer):
         if isinstance(target_shape, (int, np.integer)):
             target_shape = (target_shape,)
         if not isinstance(target_shape, (tuple, list)) or not target_shape:
-            raise TypeError(f"target_shape: expected a tuple such as (7, 7, 64), got "
-                            f"{target_shape!r}")
+            raise TypeError(
+                f"target_shape: expected a tuple such as (7, 7, 64), got {target_shape!r}"
+            )
         shape = tuple(as_int(s, "target_shape", -1) for s in target_shape)
         if any(s == 0 for s in shape) or shape.count(-1) > 1:
             raise ValueError(f"target_shape: expected sizes >= 1 and at most one -1, got {shape}")
@@ -73,12 +77,16 @@ class Reshape(Layer):
         known = math.prod(s for s in self.target_shape if s != -1)
         if -1 in self.target_shape:
             if total % known:
-                raise ValueError(f"target_shape: {self.target_shape} cannot hold the "
-                                 f"{total} values of an input of shape {tuple(input_shape)}")
+                raise ValueError(
+                    f"target_shape: {self.target_shape} cannot hold the "
+                    f"{total} values of an input of shape {tuple(input_shape)}"
+                )
             return tuple(total // known if s == -1 else s for s in self.target_shape)
         if known != total:
-            raise ValueError(f"target_shape: {self.target_shape} holds {known} values, the input "
-                             f"{tuple(input_shape)} has {total}")
+            raise ValueError(
+                f"target_shape: {self.target_shape} holds {known} values, the input "
+                f"{tuple(input_shape)} has {total}"
+            )
         return self.target_shape
 
     def _forward(self, x, training):
@@ -96,8 +104,10 @@ class Reshape(Layer):
         return dict(super().get_config(), target_shape=list(self.target_shape))
 
     def summary_formulas(self):
-        return [f"{format_shape(self.input_shape)} -> {format_shape(self.output_shape)}, "
-                f"{math.prod(self.input_shape)} values"]
+        return [
+            f"{format_shape(self.input_shape)} -> {format_shape(self.output_shape)}, "
+            f"{math.prod(self.input_shape)} values"
+        ]
 
 
 class Permute(Layer):
@@ -123,8 +133,10 @@ class Permute(Layer):
 
     def _build(self, input_shape):
         if len(input_shape) != len(self.dims):
-            raise ValueError(f"dims: {self.dims} permutes {len(self.dims)} axes, the input "
-                             f"{tuple(input_shape)} has {len(input_shape)}")
+            raise ValueError(
+                f"dims: {self.dims} permutes {len(self.dims)} axes, the input "
+                f"{tuple(input_shape)} has {len(input_shape)}"
+            )
         return tuple(input_shape[p] for p in self._perm)
 
     def _forward(self, x, training):
@@ -140,5 +152,7 @@ class Permute(Layer):
         return dict(super().get_config(), dims=list(self.dims))
 
     def summary_formulas(self):
-        return [f"dims {self.dims}: {format_shape(self.input_shape)} -> "
-                f"{format_shape(self.output_shape)}"]
+        return [
+            f"dims {self.dims}: {format_shape(self.input_shape)} -> "
+            f"{format_shape(self.output_shape)}"
+        ]

@@ -1,4 +1,5 @@
 """Residual: the skip connection, ``activation(block(x) + shortcut(x))``."""
+
 import numpy as np
 
 from .. import _core
@@ -13,8 +14,9 @@ def _as_layer_list(layers, argname):
         return [layers]
     if isinstance(layers, (list, tuple)) and layers and all(isinstance(l, Layer) for l in layers):
         return list(layers)
-    raise TypeError(f"{argname}: expected a Layer or a non-empty list of Layers, "
-                    f"got {type(layers).__name__}")
+    raise TypeError(
+        f"{argname}: expected a Layer or a non-empty list of Layers, got {type(layers).__name__}"
+    )
 
 
 def _chain_forward(layers, x, training):
@@ -95,20 +97,24 @@ class Residual(HasActivation, Layer):
         if self.shortcut_spec == "layers":
             s_out = _build_chain(self.shortcut, input_shape)
             if s_out != out:
-                raise ValueError(f"shortcut: its output shape {s_out} differs from the block's "
-                                 f"{out}")
+                raise ValueError(
+                    f"shortcut: its output shape {s_out} differs from the block's {out}"
+                )
         elif out != input_shape:
             if self.shortcut_spec == "identity":
-                raise ValueError(f"shortcut: the identity needs the block to keep the shape "
-                                 f"{input_shape}, but it gives {out}")
+                raise ValueError(
+                    f"shortcut: the identity needs the block to keep the shape "
+                    f"{input_shape}, but it gives {out}"
+                )
             if self.shortcut is None:  # the first build makes the projection
                 self.shortcut = [self._projection(input_shape, out)]
                 if not self.trainable:
                     self.shortcut[0].trainable = False
             s_out = _build_chain(self.shortcut, input_shape)
             if s_out != out:
-                raise ValueError(f"shortcut: its output shape {s_out} differs from the block's "
-                                 f"{out}")
+                raise ValueError(
+                    f"shortcut: its output shape {s_out} differs from the block's {out}"
+                )
         return out
 
     def softmax_logits(self):
@@ -128,19 +134,25 @@ class Residual(HasActivation, Layer):
         from .conv import Conv2D
 
         if len(in_shape) != 3 or len(out_shape) != 3:
-            raise ValueError(f"shortcut: cannot project {in_shape} to {out_shape} with a 1x1 "
-                             "convolution; pass shortcut= explicitly")
+            raise ValueError(
+                f"shortcut: cannot project {in_shape} to {out_shape} with a 1x1 "
+                "convolution; pass shortcut= explicitly"
+            )
         strides = []
         if None in in_shape[:2] or None in out_shape[:2]:
-            raise ValueError(f"shortcut: the block changes the shape {in_shape} -> {out_shape} "
-                             "for inputs of any size; pass shortcut= (e.g. a 1x1 Conv2D with "
-                             "the block's stride) explicitly")
+            raise ValueError(
+                f"shortcut: the block changes the shape {in_shape} -> {out_shape} "
+                "for inputs of any size; pass shortcut= (e.g. a 1x1 Conv2D with "
+                "the block's stride) explicitly"
+            )
         for n, o in zip(in_shape[:2], out_shape[:2]):
             s = next((s for s in range(1, n + 1) if (n - 1) // s + 1 == o), None)
             if s is None:
-                raise ValueError(f"shortcut: no 1x1 convolution stride maps {in_shape} to "
-                                 f"{out_shape}; use padding='same' in the block or pass "
-                                 "shortcut= explicitly")
+                raise ValueError(
+                    f"shortcut: no 1x1 convolution stride maps {in_shape} to "
+                    f"{out_shape}; use padding='same' in the block or pass "
+                    "shortcut= explicitly"
+                )
             strides.append(s)
         return Conv2D(out_shape[2], 1, strides=tuple(strides), name="shortcut")
 
@@ -166,8 +178,11 @@ class Residual(HasActivation, Layer):
         return np.add(g, ds)
 
     def get_config(self):
-        cfg = dict(super().get_config(), activation=self.activation,
-                   layers=[_layer_config(l) for l in self.block])
+        cfg = dict(
+            super().get_config(),
+            activation=self.activation,
+            layers=[_layer_config(l) for l in self.block],
+        )
         if self.shortcut_spec == "layers":
             cfg["shortcut"] = [_layer_config(l) for l in self.shortcut]
         else:
@@ -184,7 +199,11 @@ class Residual(HasActivation, Layer):
         return cls(**config)
 
     def summary_formulas(self):
-        kind = "identity" if self.shortcut is None else "1x1 conv" if self.shortcut_spec is None \
+        kind = (
+            "identity"
+            if self.shortcut is None
+            else "1x1 conv"
+            if self.shortcut_spec is None
             else "layers"
+        )
         return [f"{self.activation or 'linear'}(block(x) + {kind}(x))"]
-

@@ -9,6 +9,7 @@
 
 None has parameters; each backward is the inverse rearrangement.
 """
+
 from .. import _core
 from .._validate import as_int
 from ..functional._layout import depth_order
@@ -28,8 +29,9 @@ class _SpaceDepth(Layer):
 
     def _need_hwc(self, input_shape):
         if len(input_shape) != 3:
-            raise ValueError(f"input_shape: {type(self).__name__} expects (n_H, n_W, n_C), got "
-                             f"{input_shape}")
+            raise ValueError(
+                f"input_shape: {type(self).__name__} expects (n_H, n_W, n_C), got {input_shape}"
+            )
         return input_shape
 
     def get_config(self):
@@ -58,8 +60,10 @@ class DepthToSpace(_SpaceDepth):
     def summary_formulas(self):
         h, w, c = self.input_shape
         b = self.block_size
-        return [f"n_H, n_W: {h}*{b}, {w}*{b} = {h * b}, {w * b}",
-                f"n_C: {c}/{b}^2 = {c // (b * b)}"]
+        return [
+            f"n_H, n_W: {h}*{b}, {w}*{b} = {h * b}, {w * b}",
+            f"n_C: {c}/{b}^2 = {c // (b * b)}",
+        ]
 
 
 class SpaceToDepth(_SpaceDepth):
@@ -84,8 +88,7 @@ class SpaceToDepth(_SpaceDepth):
     def summary_formulas(self):
         h, w, c = self.input_shape
         b = self.block_size
-        return [f"n_H, n_W: {h}/{b}, {w}/{b} = {h // b}, {w // b}",
-                f"n_C: {c}*{b}^2 = {c * b * b}"]
+        return [f"n_H, n_W: {h}/{b}, {w}/{b} = {h // b}, {w // b}", f"n_C: {c}*{b}^2 = {c * b * b}"]
 
 
 class ChannelShuffle(Layer):
@@ -99,8 +102,9 @@ class ChannelShuffle(Layer):
 
     def _build(self, input_shape):
         if not input_shape or input_shape[-1] % self.groups:
-            raise ValueError(f"groups: {self.groups} must divide the channels (last axis of "
-                             f"{input_shape})")
+            raise ValueError(
+                f"groups: {self.groups} must divide the channels (last axis of {input_shape})"
+            )
         return input_shape
 
     def lower(self, g, x):

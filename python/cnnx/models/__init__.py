@@ -1,6 +1,7 @@
 """Models: :class:`Model` (layers joined into a graph: the functional API),
 :class:`Sequential` (a chain), :func:`Input` (a symbolic input tensor) and the
 summary table. Training is in :mod:`cnnx.trainers`."""
+
 from .model import Model
 from .node import Input, SymbolicTensor
 from .sequential import Sequential

@@ -1,6 +1,7 @@
 """A graph model's config: its inputs, its layers (each with its own
 config), which tensors each layer call reads, and its outputs. Saved in the
 model file and read back by ``Model.from_config``."""
+
 from ..layers.base import layer_config, layer_from_config
 from .node import Input
 
@@ -15,20 +16,24 @@ def graph_config(inputs, nodes, outputs, single_in, single_out):
             return ["input", inputs.index(t)]
         return ["node", index[id(t.node)], t.index]
 
-    return {"inputs": [{"shape": list(t.shape), "name": t.name} for t in inputs],
-            "layers": [layer_config(n.layer) for n in nodes],
-            "nodes": [{"inputs": [ref(t) for t in n.inputs], "multi": n.multi_input}
-                      for n in nodes],
-            "outputs": [ref(t) for t in outputs],
-            "single_input": single_in, "single_output": single_out}
+    return {
+        "inputs": [{"shape": list(t.shape), "name": t.name} for t in inputs],
+        "layers": [layer_config(n.layer) for n in nodes],
+        "nodes": [{"inputs": [ref(t) for t in n.inputs], "multi": n.multi_input} for n in nodes],
+        "outputs": [ref(t) for t in outputs],
+        "single_input": single_in,
+        "single_output": single_out,
+    }
 
 
 def _resolve(ref, inputs, tensors):
     if ref[0] == "input":
         return inputs[ref[1]]
     if ref[0] != "node" or not 0 <= ref[1] < len(tensors):
-        raise ValueError(f"model: a node reads {ref!r}, which is not an earlier node "
-                         "(a cycle, or a corrupt file)")
+        raise ValueError(
+            f"model: a node reads {ref!r}, which is not an earlier node "
+            "(a cycle, or a corrupt file)"
+        )
     return tensors[ref[1]][ref[2]]
 
 

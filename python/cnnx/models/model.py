@@ -15,6 +15,7 @@ fallback when a model cannot compile), lowering into the op graph
 (``to_graph``) and the config. Training lives in :mod:`cnnx.trainers`, the
 summary table in :mod:`cnnx.models.summary`.
 """
+
 import math
 
 from ..graph import Graph
@@ -22,8 +23,7 @@ from ..layers.base import Layer, ParamStore, check_nesting, edit_count, walk
 from ..trainers.trainer import Trainer
 from .config import graph_config, graph_from_config
 from .node import SymbolicTensor, find_layer, nodes_between, rebuild_nodes
-from .run import (check_batches, check_output_grads, concrete_input_shapes, run_backward,
-                  run_forward)
+from .run import check_batches, check_output_grads, concrete_input_shapes, run_backward, run_forward
 from .summary import summary
 
 __all__ = ["Model"]
@@ -51,8 +51,18 @@ class Model(Trainer, Layer):
         (5, 2)
     """
 
-    _untracked = frozenset({"name", "optimizer", "loss", "metrics", "stop_training", "history",
-                            "loss_weights", "store"})
+    _untracked = frozenset(
+        {
+            "name",
+            "optimizer",
+            "loss",
+            "metrics",
+            "stop_training",
+            "history",
+            "loss_weights",
+            "store",
+        }
+    )
     summary = summary
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
@@ -85,9 +95,13 @@ class Model(Trainer, Layer):
         # the largest activation of one example: a batch whose activations could
         # never be allocated is refused by name (Trainer._check_batch)
         sizes = [t.shape for t in self._inputs] + [
-            s for layer, _ in walk(self.layers) if layer.output_shape
-            for s in (layer.output_shape if isinstance(layer.output_shape, list)
-                      else [layer.output_shape])]
+            s
+            for layer, _ in walk(self.layers)
+            if layer.output_shape
+            for s in (
+                layer.output_shape if isinstance(layer.output_shape, list) else [layer.output_shape]
+            )
+        ]
         self._max_values = max(math.prod(1 if d is None else d for d in s) for s in sizes)
         self._synced_at = -1
         old = getattr(self, "store", None)
@@ -156,7 +170,9 @@ class Model(Trainer, Layer):
         shapes = input_shape if not self._single_in else [input_shape]
         given = [tuple(int(d) for d in s) for s in shapes]
         if given != self.input_shapes:
-            raise ValueError(f"input_shape: {self.name} takes {self.input_shape}, got {input_shape}")
+            raise ValueError(
+                f"input_shape: {self.name} takes {self.input_shape}, got {input_shape}"
+            )
         return self.output_shape
 
     # ---- running it layer by layer (the manual loop, and models no plan runs) -------
@@ -171,8 +187,9 @@ class Model(Trainer, Layer):
 
     def _backward(self, dy, need_dx, accumulate):
         dys = dy if isinstance(dy, list) else [dy]
-        dxs = run_backward(self._nodes, self._need_dx, self._inputs, self._outputs, dys, need_dx,
-                           accumulate)
+        dxs = run_backward(
+            self._nodes, self._need_dx, self._inputs, self._outputs, dys, need_dx, accumulate
+        )
         if dxs is None:
             return None
         return dxs if isinstance(dy, list) else dxs[0]
@@ -253,8 +270,12 @@ class Model(Trainer, Layer):
 
     # ---- config ----------------------------------------------------------------------
     def get_config(self):
-        return dict(super().get_config(), **graph_config(self._inputs, self._nodes, self._outputs,
-                                                         self._single_in, self._single_out))
+        return dict(
+            super().get_config(),
+            **graph_config(
+                self._inputs, self._nodes, self._outputs, self._single_in, self._single_out
+            ),
+        )
 
     @classmethod
     def from_config(cls, config):

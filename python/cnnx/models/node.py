@@ -13,6 +13,7 @@ layer is built for the input shapes and its output shape recorded. A model
 then walks the nodes from its outputs back to its inputs
 (:func:`nodes_between`).
 """
+
 import numpy as np
 
 from ..layers.base import walk
@@ -63,11 +64,15 @@ class SymbolicTensor:
         return f"layer {self.node.layer.name!r}"
 
     def __repr__(self):
-        return f"<SymbolicTensor shape=(None, {', '.join(map(str, self.shape))}) from {self.source}>"
+        return (
+            f"<SymbolicTensor shape=(None, {', '.join(map(str, self.shape))}) from {self.source}>"
+        )
 
     def __array__(self, *args, **kwargs):
-        raise TypeError(f"{self!r} has no values: it describes a model (build one with "
-                        "cnnx.Model(inputs, outputs) and call predict)")
+        raise TypeError(
+            f"{self!r} has no values: it describes a model (build one with "
+            "cnnx.Model(inputs, outputs) and call predict)"
+        )
 
 
 def Input(shape, name=None):  # noqa: N802 - Keras's name for it
@@ -110,8 +115,10 @@ def call_symbolic(layer, x):
     xs = list(x) if multi else [x]
     for t in xs:
         if not isinstance(t, SymbolicTensor):
-            raise TypeError(f"inputs: {layer.name} got a mix of symbolic tensors and "
-                            f"{type(t).__name__}; pass cnnx.Input tensors or layer outputs only")
+            raise TypeError(
+                f"inputs: {layer.name} got a mix of symbolic tensors and "
+                f"{type(t).__name__}; pass cnnx.Input tensors or layer outputs only"
+            )
     shapes = [t.shape for t in xs] if multi else xs[0].shape
     try:
         out_shape = layer.build(shapes)
@@ -119,8 +126,9 @@ def call_symbolic(layer, x):
         if not multi:
             raise
         where = ", ".join(f"{t.shape} from {t.source}" for t in xs)
-        raise ValueError(f"{e} (inputs of {type(layer).__name__} {layer.name!r}: {where})") \
-            from None
+        raise ValueError(
+            f"{e} (inputs of {type(layer).__name__} {layer.name!r}: {where})"
+        ) from None
     node = Node(layer, xs, multi)
     several = isinstance(out_shape, list)
     for i, s in enumerate(out_shape if several else [out_shape]):
@@ -153,8 +161,10 @@ def nodes_between(inputs, outputs):
             if node.layer is None:
                 if key not in input_nodes:
                     src = node.outputs[0]
-                    raise ValueError(f"outputs: they depend on {src.source}, which is not among "
-                                     "the model's inputs (a tensor from another graph?)")
+                    raise ValueError(
+                        f"outputs: they depend on {src.source}, which is not among "
+                        "the model's inputs (a tensor from another graph?)"
+                    )
                 used_inputs.add(key)
                 state[key] = 2
                 continue
@@ -175,8 +185,10 @@ def nodes_between(inputs, outputs):
     for node in order:
         other = seen.setdefault(id(node.layer), node)
         if other is not node:
-            raise ValueError(f"layers: {node.layer.name!r} is called twice in one model; "
-                             "use two layers (shared weights within a model are not supported)")
+            raise ValueError(
+                f"layers: {node.layer.name!r} is called twice in one model; "
+                "use two layers (shared weights within a model are not supported)"
+            )
     return order
 
 
@@ -186,8 +198,10 @@ def find_layer(layers, name):
     if not found:
         raise ValueError(f"name: no layer called {name!r} (layers: {[l.name for l in layers]})")
     if len(found) > 1:
-        raise ValueError(f"name: {len(found)} layers are called {name!r}; give them unique "
-                         "names or use get_layer(index=...)")
+        raise ValueError(
+            f"name: {len(found)} layers are called {name!r}; give them unique "
+            "names or use get_layer(index=...)"
+        )
     return found[0]
 
 
@@ -199,5 +213,7 @@ def rebuild_nodes(nodes):
         out = node.layer.build(shapes if node.multi_input else shapes[0])
         outs = out if isinstance(out, list) else [out]
         if [tuple(o) for o in outs] != [t.shape for t in node.outputs]:
-            raise ValueError(f"layers: {node.layer.name!r} now outputs {out} where the graph "
-                             f"expects {[t.shape for t in node.outputs]}; build a new Model")
+            raise ValueError(
+                f"layers: {node.layer.name!r} now outputs {out} where the graph "
+                f"expects {[t.shape for t in node.outputs]}; build a new Model"
+            )

@@ -4,13 +4,19 @@
 Values live in a dict keyed by symbolic tensor; backward walks the nodes in
 reverse, summing the gradients of a tensor read by several layers.
 """
+
 import numpy as np
 
 from .._validate import as_float32, same_shape
 from ..layers.activations import SoftmaxInputGrad
 
-__all__ = ["check_batches", "check_output_grads", "concrete_input_shapes", "run_forward",
-           "run_backward"]
+__all__ = [
+    "check_batches",
+    "check_output_grads",
+    "concrete_input_shapes",
+    "run_forward",
+    "run_backward",
+]
 
 
 def check_batches(inputs, x, single, name="x"):
@@ -26,8 +32,10 @@ def check_batches(inputs, x, single, name="x"):
         if not (type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous):
             a = as_float32(a, name)
         if not same_shape(a.shape[1:], t.shape):
-            raise ValueError(f"{name}: expected a batch of shape (m, "
-                             f"{', '.join(map(str, t.shape))}), got {a.shape}")
+            raise ValueError(
+                f"{name}: expected a batch of shape (m, "
+                f"{', '.join(map(str, t.shape))}), got {a.shape}"
+            )
         out.append(a)
     if len({a.shape[0] for a in out}) > 1:
         raise ValueError(f"{name}: every input needs the same number of samples")
@@ -69,10 +77,11 @@ def run_backward(nodes, need_dx, inputs, outputs, dys, want_input_grads, accumul
             continue
         if any(g is None for g in gs):  # a node with several outputs, not all used
             m = next(g for g in gs if g is not None).shape[0]
-            gs = [np.zeros((m,) + t.shape, np.float32) if g is None else g
-                  for g, t in zip(gs, node.outputs)]
-        dx = node.layer._backward(gs if len(gs) > 1 else gs[0], nd or want_input_grads,
-                                  accumulate)
+            gs = [
+                np.zeros((m,) + t.shape, np.float32) if g is None else g
+                for g, t in zip(gs, node.outputs)
+            ]
+        dx = node.layer._backward(gs if len(gs) > 1 else gs[0], nd or want_input_grads, accumulate)
         if not (nd or want_input_grads):
             continue
         for t, d in zip(node.inputs, dx if node.multi_input else [dx]):
@@ -106,8 +115,8 @@ def concrete_input_shapes(inputs, input_shapes):
     declared = [t.shape for t in inputs]
     shapes = declared if input_shapes is None else [tuple(s) for s in input_shapes]
     if len(shapes) != len(inputs) or any(
-            len(s) != len(d) or None in s or any(p is not None and p != v for v, p in zip(s, d))
-            for s, d in zip(shapes, declared)):
-        raise ValueError(f"input_shapes: expected concrete shapes fitting {declared}, "
-                         f"got {shapes}")
+        len(s) != len(d) or None in s or any(p is not None and p != v for v, p in zip(s, d))
+        for s, d in zip(shapes, declared)
+    ):
+        raise ValueError(f"input_shapes: expected concrete shapes fitting {declared}, got {shapes}")
     return shapes

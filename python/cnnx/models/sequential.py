@@ -17,8 +17,15 @@ batch. ``model.layers`` is a list you may edit (replace, append, insert,
 delete): the model rebuilds itself before its next use, keeping the weights
 of the layers that stay.
 """
-from ..layers.base import (Layer, check_nesting, edit_count, layer_config, layer_from_config,
-                           note_edit)
+
+from ..layers.base import (
+    Layer,
+    check_nesting,
+    edit_count,
+    layer_config,
+    layer_from_config,
+    note_edit,
+)
 from .model import Model
 from .node import Input
 
@@ -52,12 +59,24 @@ def _edits(name):
         out = getattr(list, name)(self, *args, **kw)
         self._changed()
         return out
+
     method.__name__ = name
     return method
 
 
-for _name in ("__setitem__", "__delitem__", "__iadd__", "append", "extend", "insert", "pop",
-              "remove", "clear", "sort", "reverse"):
+for _name in (
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+):
     setattr(LayerList, _name, _edits(_name))
 
 
@@ -127,7 +146,9 @@ class Sequential(Model):
         if isinstance(input_shape, int):
             input_shape = (input_shape,)
         if not isinstance(input_shape, (tuple, list)) or not input_shape:
-            raise TypeError(f"input_shape: expected a tuple such as (32, 32, 3), got {input_shape!r}")
+            raise TypeError(
+                f"input_shape: expected a tuple such as (32, 32, 3), got {input_shape!r}"
+            )
         shape = tuple(as_dim(s, "input_shape") for s in input_shape)
         check_size(shape, "input_shape")
         if self.built and shape == self.input_shape and not self._dirty and not self._stale():
@@ -174,8 +195,11 @@ class Sequential(Model):
         return super().to_graph(input_shapes)
 
     def get_config(self):
-        return dict(Layer.get_config(self), layers=[layer_config(l) for l in self._layer_list],
-                    input_shape=list(self.input_shape) if self.built else None)
+        return dict(
+            Layer.get_config(self),
+            layers=[layer_config(l) for l in self._layer_list],
+            input_shape=list(self.input_shape) if self.built else None,
+        )
 
     @classmethod
     def from_config(cls, config):

@@ -1,5 +1,6 @@
 """``model.summary()``: the course's layer table (and a "Connected to" column
 for models that are not a chain)."""
+
 import math
 
 from ..layers.base import format_shape
@@ -17,11 +18,19 @@ class SummaryRow:
         ('Conv2D', (28, 28, 8), 608)
     """
 
-    __slots__ = ("name", "layer", "output_shape", "activation_size", "params", "formulas",
-                 "connected_to")
+    __slots__ = (
+        "name",
+        "layer",
+        "output_shape",
+        "activation_size",
+        "params",
+        "formulas",
+        "connected_to",
+    )
 
-    def __init__(self, name, layer, output_shape, activation_size, params, formulas,
-                 connected_to=()):
+    def __init__(
+        self, name, layer, output_shape, activation_size, params, formulas, connected_to=()
+    ):
         self.name = name
         self.layer = layer
         self.output_shape = tuple(output_shape)
@@ -31,8 +40,10 @@ class SummaryRow:
         self.connected_to = list(connected_to)
 
     def __repr__(self):
-        return (f"SummaryRow({self.name!r}, output_shape={self.output_shape}, "
-                f"activation_size={self.activation_size}, params={self.params})")
+        return (
+            f"SummaryRow({self.name!r}, output_shape={self.output_shape}, "
+            f"activation_size={self.activation_size}, params={self.params})"
+        )
 
 
 def _size(shape):
@@ -75,17 +86,26 @@ def summary(model, formulas=False, show_all=False, print_fn=print):
     if not model.built:
         raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
     chain = _is_chain(model)
-    rows = [SummaryRow(t.name if not chain else "Input", "Input", t.shape, _size(t.shape), 0,
-                       []) for t in model.inputs]
+    rows = [
+        SummaryRow(t.name if not chain else "Input", "Input", t.shape, _size(t.shape), 0, [])
+        for t in model.inputs
+    ]
     for node in model.nodes:
         layer = node.layer
         if getattr(layer, "is_reshape", False) and not show_all and chain:
             continue
         shape = node.outputs[0].shape
-        rows.append(SummaryRow(layer.name, type(layer).__name__, shape, _size(shape),
-                               layer.count_params(),
-                               layer.summary_formulas() if formulas else [],
-                               [_source(t) for t in node.inputs]))
+        rows.append(
+            SummaryRow(
+                layer.name,
+                type(layer).__name__,
+                shape,
+                _size(shape),
+                layer.count_params(),
+                layer.summary_formulas() if formulas else [],
+                [_source(t) for t in node.inputs],
+            )
+        )
     if print_fn is not None:
         print_fn(_format(model, rows, formulas, connected=not chain))
     return rows
@@ -94,9 +114,15 @@ def summary(model, formulas=False, show_all=False, print_fn=print):
 def _format(model, rows, formulas, connected):
     total, trainable = model.store.count() if model.store is not None else (0, 0)
     head = ["Layer", "Output shape", "Activation size", "Params"]
-    table = [[r.name, format_shape(r.output_shape),
-              "None" if r.activation_size is None else f"{r.activation_size:,}", f"{r.params:,}"]
-             for r in rows]
+    table = [
+        [
+            r.name,
+            format_shape(r.output_shape),
+            "None" if r.activation_size is None else f"{r.activation_size:,}",
+            f"{r.params:,}",
+        ]
+        for r in rows
+    ]
     if connected:
         head.append("Connected to")
         for t, r in zip(table, rows):
@@ -108,8 +134,9 @@ def _format(model, rows, formulas, connected):
     widths = [max(len(head[i]), *(len(t[i]) for t in table)) for i in range(len(head))]
 
     def line(cells):
-        return "  ".join(c.rjust(widths[i]) if i in (2, 3) else c.ljust(widths[i])
-                         for i, c in enumerate(cells)).rstrip()
+        return "  ".join(
+            c.rjust(widths[i]) if i in (2, 3) else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
 
     body = [line(t) for t in table]
     rule = "-" * max(len(line(head)), *(len(b) for b in body))

@@ -23,12 +23,29 @@ Import does the reverse for any graph of the supported operators (branches,
 Concat, several inputs and outputs): OIHW kernels become HWIO, and the Gemm
 after an NCHW Flatten gets its rows permuted into cnnx's (h, w, c) order.
 """
-from ._common import (ONNXConversionError, SUPPORTED_EXPORT_LAYERS, SUPPORTED_IMPORT_OPS,
-                      FOLDED_IMPORT_OPS)
+
+from ._common import (
+    ONNXConversionError,
+    SUPPORTED_EXPORT_LAYERS,
+    SUPPORTED_IMPORT_OPS,
+    FOLDED_IMPORT_OPS,
+)
 from ._export import export, to_onnx, DEFAULT_OPSET, MIN_OPSET
 from ._load import load, from_onnx, MAX_NODES
 from ._import_int8 import load_quantized, from_onnx_quantized
 
-__all__ = ["export", "to_onnx", "load", "from_onnx", "load_quantized", "from_onnx_quantized",
-           "ONNXConversionError", "DEFAULT_OPSET", "MIN_OPSET", "MAX_NODES",
-           "SUPPORTED_EXPORT_LAYERS", "SUPPORTED_IMPORT_OPS", "FOLDED_IMPORT_OPS"]
+__all__ = [
+    "export",
+    "to_onnx",
+    "load",
+    "from_onnx",
+    "load_quantized",
+    "from_onnx_quantized",
+    "ONNXConversionError",
+    "DEFAULT_OPSET",
+    "MIN_OPSET",
+    "MAX_NODES",
+    "SUPPORTED_EXPORT_LAYERS",
+    "SUPPORTED_IMPORT_OPS",
+    "FOLDED_IMPORT_OPS",
+]

@@ -38,6 +38,7 @@ Conv and pooling operators:
   ``ceil_mode``;
 - a Transpose back to NHWC for each output that is an image.
 """
+
 import os
 import tempfile
 
@@ -102,8 +103,11 @@ class _Graph:
 
     def node(self, op, inputs, base, **attrs):
         out = self.unique(base)
-        self.nodes.append(self.helper.make_node(op, list(inputs), [out],
-                                                name=self.unique(base + "/" + op), **attrs))
+        self.nodes.append(
+            self.helper.make_node(
+                op, list(inputs), [out], name=self.unique(base + "/" + op), **attrs
+            )
+        )
         return out
 
 
@@ -141,8 +145,11 @@ def _gelu(g, x, base, tanh):
     else:  # 0.5 x (1 + erf(x / sqrt 2))
         r = g.const(base + "/inv_sqrt2", np.float32(1.0 / np.sqrt(2.0)))
         t = g.node("Erf", [g.node("Mul", [x, r], base + "/scaled")], base + "/erf")
-    return g.node("Mul", [g.node("Mul", [x, half], base + "/half_x"),
-                          g.node("Add", [t, one], base + "/one_plus")], base)
+    return g.node(
+        "Mul",
+        [g.node("Mul", [x, half], base + "/half_x"), g.node("Add", [t, one], base + "/one_plus")],
+        base,
+    )
 
 
 def _activation(g, t, act, base, alpha=0.01, axis=-1, beta=0.0):
@@ -189,8 +196,9 @@ def _more_activation(g, t, act, base, alpha, axis, beta):
     if act == Act.hardswish:
         if g.opset >= 14:
             return g.node("HardSwish", [x], base)
-        return g.node("Mul", [x, g.node("HardSigmoid", [x], base + "/hs", alpha=1.0 / 6,
-                                        beta=0.5)], base)
+        return g.node(
+            "Mul", [x, g.node("HardSigmoid", [x], base + "/hs", alpha=1.0 / 6, beta=0.5)], base
+        )
     if act == Act.hardsigmoid:
         return g.node("HardSigmoid", [x], base, alpha=float(alpha), beta=float(beta))
     if act == Act.clip:
@@ -233,10 +241,19 @@ def _conv(g, op, ts):
     ins = [t.name, g.const(op.name + "/W", kernel.transpose(3, 2, 0, 1))]  # OIHW
     if a["bias"] is not None:
         ins.append(g.const(op.name + "/B", a["bias"].array))
-    y = g.node("Conv", ins, op.name, kernel_shape=[kh, kw], strides=[sh, sw],
-               dilations=[dh, dw], pads=[pt, pl, pb, pr], group=int(groups))
-    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"],
-                       beta=a.get("beta", 0.0))
+    y = g.node(
+        "Conv",
+        ins,
+        op.name,
+        kernel_shape=[kh, kw],
+        strides=[sh, sw],
+        dilations=[dh, dw],
+        pads=[pt, pl, pb, pr],
+        group=int(groups),
+    )
+    return _activation(
+        g, _T(y, op.output.shape), a["act"], op.name, a["alpha"], beta=a.get("beta", 0.0)
+    )
 
 
 def _pool(g, op, ts):
@@ -251,11 +268,14 @@ def _pool(g, op, ts):
         kernel, strides = [], []
         for n, o, axis in zip((h, w), a["output_hw"], ("n_H", "n_W")):
             if n % o:
-                raise _err(op, f"cannot be exported exactly: ONNX has no adaptive pooling, and "
-                               f"{axis} = {n} is not a multiple of the output size {o}, so its "
-                               f"windows [floor(i*{n}/{o}), ceil((i+1)*{n}/{o})) differ in size "
-                               f"or stride (use an input size divisible by the output size, or "
-                               f"a fixed MaxPool2D/AvgPool2D)")
+                raise _err(
+                    op,
+                    f"cannot be exported exactly: ONNX has no adaptive pooling, and "
+                    f"{axis} = {n} is not a multiple of the output size {o}, so its "
+                    f"windows [floor(i*{n}/{o}), ceil((i+1)*{n}/{o})) differ in size "
+                    f"or stride (use an input size divisible by the output size, or "
+                    f"a fixed MaxPool2D/AvgPool2D)",
+                )
             strides.append(n // o)
             kernel.append(n - (o - 1) * (n // o))
         window = (*kernel, *strides, 0, 0, 0, 0)
@@ -270,14 +290,29 @@ def _pool(g, op, ts):
     if dil != (1, 1):
         extra["dilations"] = [int(d) for d in dil]
     if a.get("ceil_mode"):
-        pb, pr = _ceil_mode_pads(op, t.shape[:2], op.output.shape[:2], (kh, kw), (sh, sw),
-                                 ((pt, pb), (pl, pr)), dil, is_max, count_include_pad)
+        pb, pr = _ceil_mode_pads(
+            op,
+            t.shape[:2],
+            op.output.shape[:2],
+            (kh, kw),
+            (sh, sw),
+            ((pt, pb), (pl, pr)),
+            dil,
+            is_max,
+            count_include_pad,
+        )
         if pb is None:
             extra["ceil_mode"] = 1
             pb, pr = window[5], window[7]
-    y = g.node("MaxPool" if is_max else "AveragePool", [t.name], op.name,
-               kernel_shape=[int(kh), int(kw)], strides=[int(sh), int(sw)],
-               pads=[int(pt), int(pl), int(pb), int(pr)], **extra)
+    y = g.node(
+        "MaxPool" if is_max else "AveragePool",
+        [t.name],
+        op.name,
+        kernel_shape=[int(kh), int(kw)],
+        strides=[int(sh), int(sw)],
+        pads=[int(pt), int(pl), int(pb), int(pr)],
+        **extra,
+    )
     return _T(y, op.output.shape)
 
 
@@ -297,18 +332,24 @@ def _ceil_mode_pads(op, in_hw, out_hw, kernel, strides, pads, dil, is_max, count
     if not drops:
         return None, None
     if not is_max and count_include_pad:
-        raise _err(op, "cannot be exported exactly: in ceil mode its last window starts past "
-                       "the input, a window ONNX's shape inference keeps and PyTorch / ONNX "
-                       "Runtime drop; with count_include_pad the divisor of an equivalent "
-                       "padded floor-mode pool differs")
+        raise _err(
+            op,
+            "cannot be exported exactly: in ceil mode its last window starts past "
+            "the input, a window ONNX's shape inference keeps and PyTorch / ONNX "
+            "Runtime drop; with count_include_pad the divisor of an equivalent "
+            "padded floor-mode pool differs",
+        )
     ends = []
     for n, o, k, s, (p0, p1), d in zip(in_hw, out_hw, kernel, strides, pads, dil):
         span = (k - 1) * d + 1
         end = max(p1, (o - 1) * s + span - n - p0)
         if end >= k:
-            raise _err(op, f"cannot be exported: its ceil-mode windows need {end} pixels of end "
-                           f"padding in floor mode, and ONNX Runtime allows less than the "
-                           f"window ({k})")
+            raise _err(
+                op,
+                f"cannot be exported: its ceil-mode windows need {end} pixels of end "
+                f"padding in floor mode, and ONNX Runtime allows less than the "
+                f"window ({k})",
+            )
         ends.append(end)
     return ends[0], ends[1]
 
@@ -325,8 +366,9 @@ def _dense(g, op, ts):
     if a["bias"] is not None:
         ins.append(g.const(op.name + "/B", a["bias"].array))
     y = g.node("Gemm", ins, op.name)
-    return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"],
-                       beta=a.get("beta", 0.0))
+    return _activation(
+        g, _T(y, op.output.shape), a["act"], op.name, a["alpha"], beta=a.get("beta", 0.0)
+    )
 
 
 def _batch_norm(g, op, ts):
@@ -334,16 +376,23 @@ def _batch_norm(g, op, ts):
     c = op.output.shape[-1]
     gamma = a["gamma"].array if a["gamma"] is not None else np.ones(c, np.float32)
     beta = a["beta"].array if a["beta"] is not None else np.zeros(c, np.float32)
-    arrays = [np.asarray(x, np.float32) for x in (gamma, beta, a["moving_mean"].array,
-                                                  a["moving_var"].array)]
+    arrays = [
+        np.asarray(x, np.float32)
+        for x in (gamma, beta, a["moving_mean"].array, a["moving_var"].array)
+    ]
     if len(t.shape) == 1 and t.chw is not None:  # per-feature statistics, features in (c,h,w)
         cc, h, w = t.chw
         arrays = [x.reshape(h, w, cc).transpose(2, 0, 1).ravel() for x in arrays]
     elif len(t.shape) not in (1, 3):
         raise _err(op, f"is exported for images or flat features, got shape {t.shape}")
     names = [g.const(f"{op.name}/{k}", x) for k, x in zip(("scale", "B", "mean", "var"), arrays)]
-    y = g.node("BatchNormalization", [t.name] + names, op.name, epsilon=a["epsilon"],
-               momentum=1.0 - a["momentum"])
+    y = g.node(
+        "BatchNormalization",
+        [t.name] + names,
+        op.name,
+        epsilon=a["epsilon"],
+        momentum=1.0 - a["momentum"],
+    )
     return _T(y, t.shape, t.chw)
 
 
@@ -352,8 +401,12 @@ def _activation_op(g, op, ts):
     return _activation(g, ts[0], a["act"], op.name, a["alpha"], a["axis"], a.get("beta", 0.0))
 
 
-_ELTWISE = {EltwiseKind.add: "Sum", EltwiseKind.sub: "Sub", EltwiseKind.mul: "Mul",
-            EltwiseKind.avg: "Mean"}
+_ELTWISE = {
+    EltwiseKind.add: "Sum",
+    EltwiseKind.sub: "Sub",
+    EltwiseKind.mul: "Mul",
+    EltwiseKind.avg: "Mean",
+}
 
 
 def _eltwise(g, op, ts):
@@ -368,8 +421,14 @@ def _eltwise(g, op, ts):
         y = g.node("Add", names, op.name)
     else:
         y = g.node(_ELTWISE[kind], names, op.name)
-    return _activation(g, _T(y, op.output.shape), op.attrs["act"], op.name, op.attrs["alpha"],
-                       beta=op.attrs.get("beta", 0.0))
+    return _activation(
+        g,
+        _T(y, op.output.shape),
+        op.attrs["act"],
+        op.name,
+        op.attrs["alpha"],
+        beta=op.attrs.get("beta", 0.0),
+    )
 
 
 def _concat(g, op, ts):
@@ -419,9 +478,17 @@ def _conv_transpose(g, op, ts):
     ins = [t.name, g.const(op.name + "/W", kernel.transpose(3, 2, 0, 1))]  # (C_in, C_out/g, KH, KW)
     if a["bias"] is not None:
         ins.append(g.const(op.name + "/B", a["bias"].array))
-    y = g.node("ConvTranspose", ins, op.name, kernel_shape=[kh, kw], strides=[sh, sw],
-               dilations=[dh, dw], pads=[pt, pl, pb, pr], output_padding=[oph, opw],
-               group=int(groups))
+    y = g.node(
+        "ConvTranspose",
+        ins,
+        op.name,
+        kernel_shape=[kh, kw],
+        strides=[sh, sw],
+        dilations=[dh, dw],
+        pads=[pt, pl, pb, pr],
+        output_padding=[oph, opw],
+        group=int(groups),
+    )
     return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"])
 
 
@@ -460,8 +527,9 @@ def _upsample2d(g, op, ts):
     fh, fw = a["factors"]
     scales = g.const(op.name + "/scales", [1.0, 1.0, float(fh), float(fw)])
     if a["mode"].name == "nearest":
-        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
-                     nearest_mode="floor")
+        attrs = dict(
+            mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"
+        )
     else:  # PyTorch's align_corners=False
         attrs = dict(mode="linear", coordinate_transformation_mode="half_pixel")
     y = g.node("Resize", [t.name, "", scales], op.name, **attrs)
@@ -471,8 +539,13 @@ def _upsample2d(g, op, ts):
 def _depth_to_space(g, op, ts):
     t, a = ts[0], op.attrs
     _need_image(op, t)
-    y = g.node("DepthToSpace", [t.name], op.name, blocksize=int(a["block_size"]),
-               mode=a["order"].name.upper())
+    y = g.node(
+        "DepthToSpace",
+        [t.name],
+        op.name,
+        blocksize=int(a["block_size"]),
+        mode=a["order"].name.upper(),
+    )
     return _T(y, op.output.shape)
 
 
@@ -503,8 +576,9 @@ def _channel_shuffle(g, op, ts):
         n = len(rest)
         split, joined = [0, *rest, groups, c // groups], [0, *rest, c]
         perm = list(range(n + 1)) + [n + 2, n + 1]
-    x = g.node("Reshape", [t.name, g.const(op.name + "/split", split, np.int64)],
-               op.name + "/split")
+    x = g.node(
+        "Reshape", [t.name, g.const(op.name + "/split", split, np.int64)], op.name + "/split"
+    )
     x = g.node("Transpose", [x], op.name + "/swap", perm=perm)
     y = g.node("Reshape", [x, g.const(op.name + "/join", joined, np.int64)], op.name)
     return _T(y, op.output.shape)
@@ -515,7 +589,7 @@ def _transpose(g, op, ts):
     perm = op.attrs["perm"]
     nd = len(t.shape)
     p1 = list(_NCHW_TO_NHWC) if nd == 3 else list(range(nd + 1))  # stored -> cnnx order
-    q = [0] + [p + 1 for p in perm]                                   # the permutation
+    q = [0] + [p + 1 for p in perm]  # the permutation
     p2 = list(_NHWC_TO_NCHW) if len(op.output.shape) == 3 else list(range(nd + 1))
     total = [p1[q[p2[i]]] for i in range(nd + 1)]
     return _T(g.node("Transpose", [t.name], op.name, perm=total), op.output.shape)
@@ -526,6 +600,7 @@ def _identity(g, op, ts):
 
 
 # ---- issue 19 (layers-a) --------------------------------------------------------
+
 
 def _nchw_param(t, arr):
     """A per-example-shaped (NHWC) parameter broadcastable against tensor t in
@@ -547,7 +622,7 @@ def _prelu(g, op, ts):
     shape = slope.shape
     # slopes repeat along the flattened values: they cover trailing axes of x
     nd = len(t.shape)
-    full = slope.reshape(t.shape[nd - len(shape):]) if slope.size > 1 else slope.reshape(1)
+    full = slope.reshape(t.shape[nd - len(shape) :]) if slope.size > 1 else slope.reshape(1)
     y = g.node("PRelu", [t.name, g.const(op.name + "/slope", _nchw_param(t, full))], op.name)
     return _T(y, t.shape)
 
@@ -557,8 +632,15 @@ def _lrn(g, op, ts):
     a = op.attrs
     if len(t.shape) != 3:
         raise _err(op, f"is exported for images (n_H, n_W, n_C), got shape {t.shape}")
-    y = g.node("LRN", [t.name], op.name, size=int(a["size"]), alpha=float(a["alpha"]),
-               beta=float(a["beta"]), bias=float(a["bias"]))
+    y = g.node(
+        "LRN",
+        [t.name],
+        op.name,
+        size=int(a["size"]),
+        alpha=float(a["alpha"]),
+        beta=float(a["beta"]),
+        bias=float(a["bias"]),
+    )
     return _T(y, t.shape)
 
 
@@ -568,11 +650,22 @@ def _affine_tail(g, op, t, y):
     c = op.output.shape[-1]
     shape = (c, 1, 1) if len(t.shape) == 3 else (c,)
     if a["gamma"] is not None:
-        y = g.node("Mul", [y, g.const(op.name + "/gamma", np.asarray(
-            a["gamma"].array, np.float32).reshape(shape))], op.name + "/scale")
+        y = g.node(
+            "Mul",
+            [
+                y,
+                g.const(
+                    op.name + "/gamma", np.asarray(a["gamma"].array, np.float32).reshape(shape)
+                ),
+            ],
+            op.name + "/scale",
+        )
     if a["beta"] is not None:
-        y = g.node("Add", [y, g.const(op.name + "/beta", np.asarray(
-            a["beta"].array, np.float32).reshape(shape))], op.name + "/shift")
+        y = g.node(
+            "Add",
+            [y, g.const(op.name + "/beta", np.asarray(a["beta"].array, np.float32).reshape(shape))],
+            op.name + "/shift",
+        )
     return y
 
 
@@ -583,13 +676,19 @@ def _group_norm(g, op, ts):
         raise _err(op, f"is exported for images or flat features, got shape {t.shape}")
     groups = a["groups"]
     # (N, C, ...) -> (N, G, rest): instance norm over each group, then back
-    grouped = g.node("Reshape", [t.name, g.const(op.name + "/groups_shape",
-                                                 [0, groups, -1], np.int64)],
-                     op.name + "/grouped")
+    grouped = g.node(
+        "Reshape",
+        [t.name, g.const(op.name + "/groups_shape", [0, groups, -1], np.int64)],
+        op.name + "/grouped",
+    )
     ones = g.const(op.name + "/ones", np.ones(groups, np.float32))
     zeros = g.const(op.name + "/zeros", np.zeros(groups, np.float32))
-    normed = g.node("InstanceNormalization", [grouped, ones, zeros], op.name + "/normalise",
-                    epsilon=float(a["epsilon"]))
+    normed = g.node(
+        "InstanceNormalization",
+        [grouped, ones, zeros],
+        op.name + "/normalise",
+        epsilon=float(a["epsilon"]),
+    )
     shape = g.node("Shape", [t.name], op.name + "/shape")
     y = g.node("Reshape", [normed, shape], op.name + "/ungrouped")
     return _T(_affine_tail(g, op, t, y), t.shape)
@@ -605,7 +704,11 @@ def _layer_norm(g, op, ts):
     else:
         x = t.name
     if g.opset >= 17:
-        gamma = np.asarray(a["gamma"].array, np.float32) if a["gamma"] is not None else             np.ones(c, np.float32)
+        gamma = (
+            np.asarray(a["gamma"].array, np.float32)
+            if a["gamma"] is not None
+            else np.ones(c, np.float32)
+        )
         ins = [x, g.const(op.name + "/gamma", gamma)]
         if a["beta"] is not None:
             ins.append(g.const(op.name + "/beta", np.asarray(a["beta"].array, np.float32)))
@@ -613,17 +716,35 @@ def _layer_norm(g, op, ts):
     else:  # (x - mean) / sqrt(var + eps) over the last axis, then the affine
         mean = g.node("ReduceMean", [x], op.name + "/mean", axes=[-1], keepdims=1)
         d = g.node("Sub", [x, mean], op.name + "/centred")
-        var = g.node("ReduceMean", [g.node("Mul", [d, d], op.name + "/sq")], op.name + "/var",
-                     axes=[-1], keepdims=1)
-        std = g.node("Sqrt", [g.node("Add", [var, g.const(op.name + "/eps", np.float32(eps))],
-                                     op.name + "/var_eps")], op.name + "/std")
+        var = g.node(
+            "ReduceMean",
+            [g.node("Mul", [d, d], op.name + "/sq")],
+            op.name + "/var",
+            axes=[-1],
+            keepdims=1,
+        )
+        std = g.node(
+            "Sqrt",
+            [
+                g.node(
+                    "Add", [var, g.const(op.name + "/eps", np.float32(eps))], op.name + "/var_eps"
+                )
+            ],
+            op.name + "/std",
+        )
         y = g.node("Div", [d, std], op.name + "/normalised")
         if a["gamma"] is not None:
-            y = g.node("Mul", [y, g.const(op.name + "/gamma", np.asarray(
-                a["gamma"].array, np.float32))], op.name + "/scale")
+            y = g.node(
+                "Mul",
+                [y, g.const(op.name + "/gamma", np.asarray(a["gamma"].array, np.float32))],
+                op.name + "/scale",
+            )
         if a["beta"] is not None:
-            y = g.node("Add", [y, g.const(op.name + "/beta", np.asarray(
-                a["beta"].array, np.float32))], op.name + "/shift")
+            y = g.node(
+                "Add",
+                [y, g.const(op.name + "/beta", np.asarray(a["beta"].array, np.float32))],
+                op.name + "/shift",
+            )
     if len(t.shape) == 3:
         y = g.node("Transpose", [y], op.name + "/to_nchw", perm=list(_NHWC_TO_NCHW))
     return _T(y, t.shape)
@@ -633,7 +754,8 @@ def _python(g, op, ts):
     layer = op.attrs["python_layer"]
     raise ONNXConversionError(
         f"model: layer {layer.name!r} ({type(layer).__name__}) has no lowering into the op graph, "
-        f"so no ONNX export (exported layers: {', '.join(SUPPORTED_EXPORT_LAYERS)})")
+        f"so no ONNX export (exported layers: {', '.join(SUPPORTED_EXPORT_LAYERS)})"
+    )
 
 
 def _channel_const(g, op, t, name, values):
@@ -644,8 +766,11 @@ def _channel_const(g, op, t, name, values):
     if a["channels"] == 1:
         return g.const(f"{op.name}/{name}", values.reshape(()))
     shape = t.shape  # per example, NHWC order
-    axis = next(k for k in reversed(range(len(shape))) if shape[k] == a["channels"] and
-                int(np.prod(shape[k + 1:], dtype=np.int64)) == a["inner"])
+    axis = next(
+        k
+        for k in reversed(range(len(shape)))
+        if shape[k] == a["channels"] and int(np.prod(shape[k + 1 :], dtype=np.int64)) == a["inner"]
+    )
     if len(shape) == 3:  # NCHW: (C, 1, 1) along channels, (H, 1) along rows, (W,) along columns
         dims = {2: [1, 1], 0: [1], 1: []}[axis]
     else:
@@ -690,27 +815,57 @@ def _augment(g, op, ts):
     axes = g.const(op.name + "/axes", [2, 3], np.int64)
     x = g.node("Slice", [t.name, starts, ends, axes], op.name + "/window")
     shape = g.node("Shape", [x], op.name + "/shape")
-    nc = g.node("Slice", [shape, g.const(op.name + "/zero", [0], np.int64),
-                          g.const(op.name + "/two", [2], np.int64)], op.name + "/nc")
-    sizes = g.node("Concat", [nc, g.const(op.name + "/hw", [spec.oh, spec.ow], np.int64)],
-                   op.name + "/sizes", axis=0)
-    y = g.node("Resize", [x, "", "", sizes], op.name, mode="linear",
-               coordinate_transformation_mode="half_pixel")
+    nc = g.node(
+        "Slice",
+        [
+            shape,
+            g.const(op.name + "/zero", [0], np.int64),
+            g.const(op.name + "/two", [2], np.int64),
+        ],
+        op.name + "/nc",
+    )
+    sizes = g.node(
+        "Concat",
+        [nc, g.const(op.name + "/hw", [spec.oh, spec.ow], np.int64)],
+        op.name + "/sizes",
+        axis=0,
+    )
+    y = g.node(
+        "Resize",
+        [x, "", "", sizes],
+        op.name,
+        mode="linear",
+        coordinate_transformation_mode="half_pixel",
+    )
     return _T(y, op.output.shape)
 
 
-_EXPORTERS = {OpKind.conv2d: _conv, OpKind.dense: _dense, OpKind.pool: _pool,
-              OpKind.batch_norm: _batch_norm, OpKind.activation: _activation_op,
-              OpKind.eltwise: _eltwise, OpKind.concat: _concat, OpKind.reshape: _reshape,
-              OpKind.dropout: _identity, OpKind.python: _python,
-              OpKind.conv_transpose2d: _conv_transpose, OpKind.pad2d: _pad2d,
-              OpKind.upsample2d: _upsample2d, OpKind.depth_to_space: _depth_to_space,
-              OpKind.space_to_depth: _space_to_depth, OpKind.channel_shuffle: _channel_shuffle,
-              OpKind.transpose: _transpose,
-              OpKind.prelu: _prelu, OpKind.lrn: _lrn, OpKind.group_norm: _group_norm,
-              OpKind.layer_norm: _layer_norm}
-_EXPORTERS.update({OpKind.rescale: _rescale, OpKind.normalize: _normalize,
-                   OpKind.augment: _augment})
+_EXPORTERS = {
+    OpKind.conv2d: _conv,
+    OpKind.dense: _dense,
+    OpKind.pool: _pool,
+    OpKind.batch_norm: _batch_norm,
+    OpKind.activation: _activation_op,
+    OpKind.eltwise: _eltwise,
+    OpKind.concat: _concat,
+    OpKind.reshape: _reshape,
+    OpKind.dropout: _identity,
+    OpKind.python: _python,
+    OpKind.conv_transpose2d: _conv_transpose,
+    OpKind.pad2d: _pad2d,
+    OpKind.upsample2d: _upsample2d,
+    OpKind.depth_to_space: _depth_to_space,
+    OpKind.space_to_depth: _space_to_depth,
+    OpKind.channel_shuffle: _channel_shuffle,
+    OpKind.transpose: _transpose,
+    OpKind.prelu: _prelu,
+    OpKind.lrn: _lrn,
+    OpKind.group_norm: _group_norm,
+    OpKind.layer_norm: _layer_norm,
+}
+_EXPORTERS.update(
+    {OpKind.rescale: _rescale, OpKind.normalize: _normalize, OpKind.augment: _augment}
+)
 
 
 def _check_opset(onnx, opset):
@@ -720,8 +875,10 @@ def _check_opset(onnx, opset):
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
         raise TypeError(f"opset: expected an int, got {type(opset).__name__}")
     if not MIN_OPSET <= int(opset) <= latest:
-        raise ValueError(f"opset: expected {MIN_OPSET}..{latest} (the installed onnx "
-                         f"{onnx.__version__} knows up to {latest}), got {opset}")
+        raise ValueError(
+            f"opset: expected {MIN_OPSET}..{latest} (the installed onnx "
+            f"{onnx.__version__} knows up to {latest}), got {opset}"
+        )
     return int(opset)
 
 
@@ -746,8 +903,9 @@ def to_onnx(model, opset=None, input_name="input", output_name="output"):
         return to_onnx_qdq(model, opset, input_name, output_name)
     onnx = require_onnx()
     if not isinstance(model, Layer) or not hasattr(model, "to_graph"):
-        raise TypeError(f"model: expected a cnnx model (Model or Sequential), got "
-                        f"{type(model).__name__}")
+        raise TypeError(
+            f"model: expected a cnnx model (Model or Sequential), got {type(model).__name__}"
+        )
     if not model.built:
         raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
     opset = _check_opset(onnx, opset)
@@ -758,16 +916,19 @@ def to_onnx(model, opset=None, input_name="input", output_name="output"):
         raise ValueError("output_name: input and output names must all differ")
     for v in graph.inputs:
         if len(v.shape) not in (1, 3):
-            raise ValueError(f"model: input shape {v.shape} is not exported (images (n_H, n_W, "
-                             "n_C) or flat features (n,))")
+            raise ValueError(
+                f"model: input shape {v.shape} is not exported (images (n_H, n_W, "
+                "n_C) or flat features (n,))"
+            )
     helper = onnx.helper
     g = _Graph(onnx, opset)
     g.names.update(in_names + out_names)
     tensors = {}
     for v, name in zip(graph.inputs, in_names):
         if len(v.shape) == 3:
-            tensors[v.id] = _T(g.node("Transpose", [name], name + "/to_nchw",
-                                      perm=list(_NHWC_TO_NCHW)), v.shape)
+            tensors[v.id] = _T(
+                g.node("Transpose", [name], name + "/to_nchw", perm=list(_NHWC_TO_NCHW)), v.shape
+            )
         else:
             tensors[v.id] = _T(name, v.shape)
     for op in graph.ops:
@@ -778,25 +939,39 @@ def to_onnx(model, opset=None, input_name="input", output_name="output"):
     for v, name in zip(graph.outputs, out_names):
         t = _materialise(g, tensors[v.id], name)
         if len(t.shape) == 3:
-            t = _T(g.node("Transpose", [t.name], name + "/to_nhwc", perm=list(_NCHW_TO_NHWC)),
-                   t.shape)
+            t = _T(
+                g.node("Transpose", [t.name], name + "/to_nhwc", perm=list(_NCHW_TO_NHWC)), t.shape
+            )
         producer = next((n for n in g.nodes if t.name in n.output), None)
-        if (producer is not None and t.name not in renamed
-                and not any(t.name in n.input for n in g.nodes)):
+        if (
+            producer is not None
+            and t.name not in renamed
+            and not any(t.name in n.input for n in g.nodes)
+        ):
             producer.output[list(producer.output).index(t.name)] = name
             renamed[t.name] = name
         else:  # an input, a tensor other nodes read, or one already an output
-            g.nodes.append(helper.make_node("Identity", [renamed.get(t.name, t.name)], [name],
-                                            name=g.unique(name)))
+            g.nodes.append(
+                helper.make_node(
+                    "Identity", [renamed.get(t.name, t.name)], [name], name=g.unique(name)
+                )
+            )
         outputs.append(helper.make_tensor_value_info(name, f32, ["N", *v.shape]))
-    inputs = [helper.make_tensor_value_info(name, f32, ["N", *v.shape])
-              for v, name in zip(graph.inputs, in_names)]
-    onnx_graph = helper.make_graph(g.nodes, model.name or "cnnx", inputs, outputs,
-                                   initializer=g.inits)
+    inputs = [
+        helper.make_tensor_value_info(name, f32, ["N", *v.shape])
+        for v, name in zip(graph.inputs, in_names)
+    ]
+    onnx_graph = helper.make_graph(
+        g.nodes, model.name or "cnnx", inputs, outputs, initializer=g.inits
+    )
     opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(onnx_graph, opset_imports=opsets, producer_name="cnnx",
-                              producer_version=__version__,
-                              doc_string="Exported by cnnx: inputs NHWC float32, as model.predict")
+    proto = helper.make_model(
+        onnx_graph,
+        opset_imports=opsets,
+        producer_name="cnnx",
+        producer_version=__version__,
+        doc_string="Exported by cnnx: inputs NHWC float32, as model.predict",
+    )
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     onnx.checker.check_model(proto, full_check=True)
     return proto

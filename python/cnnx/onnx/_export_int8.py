@@ -20,14 +20,24 @@ fuses it into its int8 kernels (QLinearConv and friends):
 
 Layouts as in :mod:`cnnx.onnx._export`: NHWC inputs and outputs, NCHW inside.
 """
+
 import numpy as np
 
 from .._version import __version__
 from ..graph.ir import OpKind
 from ..graph.quantize import _float_weights
 from ._common import ONNXConversionError, require_onnx
-from ._export import (_EXPORTERS, _NCHW_TO_NHWC, _NHWC_TO_NCHW, _T, _Graph, _activation,
-                      _check_opset, _io_names, _materialise)
+from ._export import (
+    _EXPORTERS,
+    _NCHW_TO_NHWC,
+    _NHWC_TO_NCHW,
+    _T,
+    _Graph,
+    _activation,
+    _check_opset,
+    _io_names,
+    _materialise,
+)
 
 __all__ = ["to_onnx_qdq"]
 
@@ -75,8 +85,9 @@ def _bias_dq(g, base, w, x_scale):
     else:
         return None
     if np.abs(acc).max(initial=0) >= 2**31:
-        raise ONNXConversionError(f"model: the bias of {base!r} does not fit int32 in "
-                                  "accumulator units")
+        raise ONNXConversionError(
+            f"model: the bias of {base!r} does not fit int32 in accumulator units"
+        )
     b = g.const(base + "/B_int32", acc.astype(np.int32), np.int32)
     s = g.const(base + "/B_scale", scale)
     z = g.const(base + "/B_zero_point", np.zeros(scale.shape, np.int32), np.int32)
@@ -92,8 +103,16 @@ def _qconv(g, op, ts):
     b = _bias_dq(g, op.name, w, a["x_q"][0])
     if b is not None:
         ins.append(b)
-    y = g.node("Conv", ins, op.name, kernel_shape=[kh, kw], strides=[sh, sw],
-               dilations=[dh, dw], pads=[pt, pl, pb, pr], group=int(groups))
+    y = g.node(
+        "Conv",
+        ins,
+        op.name,
+        kernel_shape=[kh, kw],
+        strides=[sh, sw],
+        dilations=[dh, dw],
+        pads=[pt, pl, pb, pr],
+        group=int(groups),
+    )
     if a["act"] == "relu":
         y = g.node("Relu", [y], op.name)
     return _T(y, op.output.shape)
@@ -127,11 +146,18 @@ def _qpool(g, op, ts):
     if a["pool_kind"] == PoolKind.global_avg:
         y = g.node("GlobalAveragePool", [t.name], op.name)
         return _T(g.node("Flatten", [y], op.name, axis=1), op.output.shape)
-    extra = {} if a["pool_kind"] == PoolKind.max else {
-        "count_include_pad": int(a["count_include_pad"])}
-    y = g.node("MaxPool" if a["pool_kind"] == PoolKind.max else "AveragePool", [t.name],
-               op.name, kernel_shape=[int(kh), int(kw)], strides=[int(sh), int(sw)],
-               pads=[int(pt), int(pl), int(pb), int(pr)], **extra)
+    extra = (
+        {} if a["pool_kind"] == PoolKind.max else {"count_include_pad": int(a["count_include_pad"])}
+    )
+    y = g.node(
+        "MaxPool" if a["pool_kind"] == PoolKind.max else "AveragePool",
+        [t.name],
+        op.name,
+        kernel_shape=[int(kh), int(kw)],
+        strides=[int(sh), int(sw)],
+        pads=[int(pt), int(pl), int(pb), int(pr)],
+        **extra,
+    )
     return _T(y, op.output.shape)
 
 
@@ -157,8 +183,16 @@ def _fconv(g, op, ts):
         ins = [t.name, g.const(op.name + "/W", w.transpose(3, 2, 0, 1))]
         if b is not None:
             ins.append(g.const(op.name + "/B", b))
-        y = g.node("Conv", ins, op.name, kernel_shape=[kh, kw], strides=[sh, sw],
-                   dilations=[dh, dw], pads=[pt, pl, pb, pr], group=int(groups))
+        y = g.node(
+            "Conv",
+            ins,
+            op.name,
+            kernel_shape=[kh, kw],
+            strides=[sh, sw],
+            dilations=[dh, dw],
+            pads=[pt, pl, pb, pr],
+            group=int(groups),
+        )
     else:
         t = _flat(g, ts[0], op.name)
         if t.chw is not None:
@@ -171,9 +205,15 @@ def _fconv(g, op, ts):
     return _activation(g, _T(y, op.output.shape), a["act"], op.name, a["alpha"])
 
 
-_Q_EXPORTERS = {OpKind.qconv2d: _qconv, OpKind.qdense: _qdense, OpKind.qpool: _qpool,
-                OpKind.qadd: _qadd, OpKind.qconcat: _qconcat,
-                OpKind.conv2d: _fconv, OpKind.dense: _fconv}
+_Q_EXPORTERS = {
+    OpKind.qconv2d: _qconv,
+    OpKind.qdense: _qdense,
+    OpKind.qpool: _qpool,
+    OpKind.qadd: _qadd,
+    OpKind.qconcat: _qconcat,
+    OpKind.conv2d: _fconv,
+    OpKind.dense: _fconv,
+}
 
 
 def to_onnx_qdq(model, opset=None, input_name="input", output_name="output"):
@@ -187,16 +227,19 @@ def to_onnx_qdq(model, opset=None, input_name="input", output_name="output"):
         raise ValueError("output_name: input and output names must all differ")
     for v in q.inputs:
         if len(v.shape) not in (1, 3):
-            raise ValueError(f"model: input shape {v.shape} is not exported (images (n_H, n_W, "
-                             "n_C) or flat features (n,))")
+            raise ValueError(
+                f"model: input shape {v.shape} is not exported (images (n_H, n_W, "
+                "n_C) or flat features (n,))"
+            )
     helper = onnx.helper
     g = _Graph(onnx, opset)
     g.names.update(in_names + out_names)
     tensors = {}
     for v, name in zip(q.inputs, in_names):
         if len(v.shape) == 3:
-            tensors[v.id] = _T(g.node("Transpose", [name], name + "/to_nchw",
-                                      perm=list(_NHWC_TO_NCHW)), v.shape)
+            tensors[v.id] = _T(
+                g.node("Transpose", [name], name + "/to_nchw", perm=list(_NHWC_TO_NCHW)), v.shape
+            )
         else:
             tensors[v.id] = _T(name, v.shape)
     for op in q.ops:
@@ -208,8 +251,9 @@ def to_onnx_qdq(model, opset=None, input_name="input", output_name="output"):
         else:
             make = _Q_EXPORTERS.get(op.kind) or _EXPORTERS.get(op.kind)
             if make is None:
-                raise ONNXConversionError(f"model: op {op.kind.name} ({op.name!r}) has no ONNX "
-                                          "export")
+                raise ONNXConversionError(
+                    f"model: op {op.kind.name} ({op.name!r}) has no ONNX export"
+                )
             t = make(g, op, ts)
             if op.output.id in q.u8:
                 t = _qdq(g, t, q.u8[op.output.id], op.name)
@@ -221,18 +265,24 @@ def to_onnx_qdq(model, opset=None, input_name="input", output_name="output"):
         if len(shape) == 1:
             t = _materialise(g, _flat(g, t, name), name)
         elif len(t.shape) == 3:
-            t = _T(g.node("Transpose", [t.name], name + "/to_nhwc", perm=list(_NCHW_TO_NHWC)),
-                   t.shape)
+            t = _T(
+                g.node("Transpose", [t.name], name + "/to_nhwc", perm=list(_NCHW_TO_NHWC)), t.shape
+            )
         g.nodes.append(helper.make_node("Identity", [t.name], [name], name=g.unique(name)))
         outputs.append(helper.make_tensor_value_info(name, f32, ["N", *shape]))
-    inputs = [helper.make_tensor_value_info(name, f32, ["N", *v.shape])
-              for v, name in zip(q.inputs, in_names)]
+    inputs = [
+        helper.make_tensor_value_info(name, f32, ["N", *v.shape])
+        for v, name in zip(q.inputs, in_names)
+    ]
     graph = helper.make_graph(g.nodes, model.name or "cnnx", inputs, outputs, initializer=g.inits)
     opsets = [helper.make_opsetid("", opset)]
-    proto = helper.make_model(graph, opset_imports=opsets, producer_name="cnnx",
-                              producer_version=__version__,
-                              doc_string="Exported by cnnx (int8, QDQ): inputs NHWC float32, "
-                                         "as model.predict")
+    proto = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        producer_name="cnnx",
+        producer_version=__version__,
+        doc_string="Exported by cnnx (int8, QDQ): inputs NHWC float32, as model.predict",
+    )
     proto.ir_version = helper.find_min_ir_version_for(opsets)
     onnx.checker.check_model(proto, full_check=True)
     return proto

@@ -11,6 +11,7 @@ model's folder and anything but a regular file, checks the byte range
 against the file and the tensor's shape, and copies the bytes into the
 tensor; ``onnx`` never opens an external file for cnnx.
 """
+
 import os
 import stat
 
@@ -89,30 +90,51 @@ def inline_external_data(onnx, proto, model_dir, where="path"):
             raise _fail(where, t, "no location given")
         real = os.path.realpath(os.path.join(base, location))
         if real == base or os.path.commonpath([base, real]) != base:
-            raise _fail(where, t, f"location {location!r} resolves to {real!r}, outside the "
-                                  f"model's folder {base!r} (refused)")
+            raise _fail(
+                where,
+                t,
+                f"location {location!r} resolves to {real!r}, outside the "
+                f"model's folder {base!r} (refused)",
+            )
         try:
             st = os.stat(real)
         except OSError as e:
             raise _fail(where, t, f"cannot read {location!r} ({e.strerror})") from None
         if not stat.S_ISREG(st.st_mode):
-            raise _fail(where, t, f"{location!r} is not a regular file (a device, FIFO, socket "
-                                  "or directory: refused)")
+            raise _fail(
+                where,
+                t,
+                f"{location!r} is not a regular file (a device, FIFO, socket "
+                "or directory: refused)",
+            )
         try:
             offset = int(info.get("offset", 0))
             length = int(info["length"]) if "length" in info else st.st_size - offset
         except ValueError:
-            raise _fail(where, t, f"offset/length {info.get('offset')!r}/{info.get('length')!r} "
-                                  "are not integers") from None
+            raise _fail(
+                where,
+                t,
+                f"offset/length {info.get('offset')!r}/{info.get('length')!r} are not integers",
+            ) from None
         if offset < 0 or length < 0 or offset + length > st.st_size:
-            raise _fail(where, t, f"bytes [{offset}, {offset + length}) lie outside "
-                                  f"{location!r} ({st.st_size} bytes)")
+            raise _fail(
+                where,
+                t,
+                f"bytes [{offset}, {offset + length}) lie outside "
+                f"{location!r} ({st.st_size} bytes)",
+            )
         want = _expected_bytes(onnx, t)
         if want is not None and want != length:
-            raise _fail(where, t, f"{length} bytes in {location!r}, but its dims "
-                                  f"{list(t.dims)} need {want}")
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | \
-            getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+            raise _fail(
+                where, t, f"{length} bytes in {location!r}, but its dims {list(t.dims)} need {want}"
+            )
+        flags = (
+            os.O_RDONLY
+            | getattr(os, "O_NOFOLLOW", 0)
+            | getattr(os, "O_NONBLOCK", 0)
+            | getattr(os, "O_CLOEXEC", 0)
+            | getattr(os, "O_BINARY", 0)
+        )
         try:
             fd = os.open(real, flags)
         except OSError as e:

@@ -1,6 +1,7 @@
 """What ONNX import knows while it converts a graph: its constants, the tensors
 converted so far, the attributes of a node, and the error messages (each
 names the argument, the operator and the node)."""
+
 import numpy as np
 
 from ._common import ONNXConversionError, SUPPORTED_IMPORT_OPS
@@ -38,9 +39,9 @@ class Ctx:
         self.vals = {}
         self.inferred = {}
         self.batch = None
-        self.needed = set()   # ONNX names read by the nodes the outputs need, and the outputs
+        self.needed = set()  # ONNX names read by the nodes the outputs need, and the outputs
         self.inconsistent = None  # ONNX shape inference's complaint, if any
-        self.flat_of = {}     # id(image tensor) -> its Flatten (made once)
+        self.flat_of = {}  # id(image tensor) -> its Flatten (made once)
 
     # ---- errors -------------------------------------------------------------------
     def fail(self, node, msg):
@@ -48,8 +49,11 @@ class Ctx:
         return ONNXConversionError(f"{self.where}: {where}{msg}")
 
     def unsupported_op(self, node):
-        return self.fail(node, "operator not supported by cnnx.onnx.load (supported: "
-                               f"{', '.join(SUPPORTED_IMPORT_OPS)}; and constant expressions)")
+        return self.fail(
+            node,
+            "operator not supported by cnnx.onnx.load (supported: "
+            f"{', '.join(SUPPORTED_IMPORT_OPS)}; and constant expressions)",
+        )
 
     # ---- attributes and constants -----------------------------------------------------
     def attrs(self, node):
@@ -65,8 +69,9 @@ class Ctx:
     def check_attrs(self, node, attrs, allowed):
         extra = sorted(set(attrs) - set(allowed))
         if extra:
-            raise self.fail(node, f"attribute(s) {extra} not supported (supported: "
-                                  f"{sorted(allowed)})")
+            raise self.fail(
+                node, f"attribute(s) {extra} not supported (supported: {sorted(allowed)})"
+            )
 
     def to_array(self, tensor, what, node=None):
         """A TensorProto as NumPy, or an error naming it (dims that disagree
@@ -75,14 +80,20 @@ class Ctx:
         for d in tensor.dims:
             n *= int(d)
         if any(int(d) < 0 for d in tensor.dims) or n > MAX_CONST_ELEMENTS * 2:
-            raise self.fail(node, f"{what}: dims {list(tensor.dims)} and data type "
-                                  f"{tensor.data_type} do not describe its data (or exceed "
-                                  f"{MAX_CONST_ELEMENTS * 2} values)")
+            raise self.fail(
+                node,
+                f"{what}: dims {list(tensor.dims)} and data type "
+                f"{tensor.data_type} do not describe its data (or exceed "
+                f"{MAX_CONST_ELEMENTS * 2} values)",
+            )
         try:
             return self.onnx.numpy_helper.to_array(tensor)
         except Exception as e:  # noqa: BLE001 - NumPy/onnx raise several types
-            raise self.fail(node, f"{what}: dims {list(tensor.dims)} and data type "
-                                  f"{tensor.data_type} do not describe its data ({e})") from None
+            raise self.fail(
+                node,
+                f"{what}: dims {list(tensor.dims)} and data type "
+                f"{tensor.data_type} do not describe its data ({e})",
+            ) from None
 
     def axis(self, node, a, nd, what="axis"):
         """Axis ``a`` of a rank-``nd`` tensor, made non-negative; an error if out of range."""
@@ -99,9 +110,12 @@ class Ctx:
         if not name:
             raise self.fail(node, f"input {what} is missing")
         if name not in self.consts:
-            raise self.fail(node, f"{what} ({name!r}) must be a constant (an initializer or "
-                                  "computed from constants), but it is computed from the "
-                                  "graph's inputs")
+            raise self.fail(
+                node,
+                f"{what} ({name!r}) must be a constant (an initializer or "
+                "computed from constants), but it is computed from the "
+                "graph's inputs",
+            )
         return self.consts[name]
 
     def const_f32(self, node, name, what):

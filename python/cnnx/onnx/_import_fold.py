@@ -9,6 +9,7 @@ keeps "whatever the batch is").
 Every result is checked against :data:`MAX_CONST_ELEMENTS` *before* it is
 allocated, so a hostile ``ConstantOfShape`` or ``Expand`` fails cleanly.
 """
+
 import math
 
 import numpy as np
@@ -30,8 +31,10 @@ def _size_ok(shape):
             raise _Refuse(f"negative dimension in {list(shape)}")
         n *= int(d)
     if n > MAX_CONST_ELEMENTS:
-        raise _Refuse(f"the result would hold {n} values, more than cnnx computes at import "
-                      f"({MAX_CONST_ELEMENTS})")
+        raise _Refuse(
+            f"the result would hold {n} values, more than cnnx computes at import "
+            f"({MAX_CONST_ELEMENTS})"
+        )
     return tuple(int(d) for d in shape)
 
 
@@ -63,8 +66,12 @@ def _axes(ctx, attrs, v, i):
 def _constant(ctx, node, a, v):
     if "value" in a:
         return ctx.to_array(a["value"], "attribute value", node)
-    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
-                       ("value_int", np.int64), ("value_ints", np.int64)):
+    for key, dtype in (
+        ("value_float", np.float32),
+        ("value_floats", np.float32),
+        ("value_int", np.int64),
+        ("value_ints", np.int64),
+    ):
         if key in a:
             return np.array(a[key], dtype)
     raise _Refuse(f"constant kind {sorted(a)} not supported")
@@ -95,7 +102,7 @@ def _gather(ctx, node, a, v):
     if data.ndim == 0:
         raise _Refuse("Gather of a scalar")
     axis = _ax(a.get("axis", 0), data.ndim)
-    _size_ok(data.shape[:axis] + idx.shape + data.shape[axis + 1:])
+    _size_ok(data.shape[:axis] + idx.shape + data.shape[axis + 1 :])
     n = data.shape[axis]
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise _Refuse(f"indices out of range for a dimension of size {n}")
@@ -199,6 +206,7 @@ def _binary(fn):
     def run(ctx, node, a, v):
         _broadcast(v)
         return fn(*v)
+
     return run
 
 
@@ -209,6 +217,7 @@ def _variadic(fn):
         for x in v[1:]:
             out = fn(out, x)
         return out
+
     return run
 
 
@@ -239,21 +248,41 @@ def _matmul(ctx, node, a, v):
 
 
 _FOLD = {
-    "Constant": _constant, "ConstantOfShape": _constant_of_shape,
-    "Identity": lambda ctx, node, a, v: v[0], "Dropout": lambda ctx, node, a, v: v[0],
-    "Cast": _cast, "CastLike": lambda ctx, node, a, v: v[0].astype(v[1].dtype),
-    "Gather": _gather, "Unsqueeze": _unsqueeze, "Squeeze": _squeeze, "Concat": _concat,
-    "Slice": _slice, "Reshape": _reshape, "Transpose": _transpose, "Flatten": _flatten,
-    "Expand": _expand, "Range": _range,
-    "Add": _binary(np.add), "Sub": _binary(np.subtract), "Mul": _binary(np.multiply),
-    "Div": _div, "Neg": lambda ctx, node, a, v: np.negative(v[0]),
-    "Abs": lambda ctx, node, a, v: np.abs(v[0]), "Sqrt": lambda ctx, node, a, v: np.sqrt(v[0]),
+    "Constant": _constant,
+    "ConstantOfShape": _constant_of_shape,
+    "Identity": lambda ctx, node, a, v: v[0],
+    "Dropout": lambda ctx, node, a, v: v[0],
+    "Cast": _cast,
+    "CastLike": lambda ctx, node, a, v: v[0].astype(v[1].dtype),
+    "Gather": _gather,
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Concat": _concat,
+    "Slice": _slice,
+    "Reshape": _reshape,
+    "Transpose": _transpose,
+    "Flatten": _flatten,
+    "Expand": _expand,
+    "Range": _range,
+    "Add": _binary(np.add),
+    "Sub": _binary(np.subtract),
+    "Mul": _binary(np.multiply),
+    "Div": _div,
+    "Neg": lambda ctx, node, a, v: np.negative(v[0]),
+    "Abs": lambda ctx, node, a, v: np.abs(v[0]),
+    "Sqrt": lambda ctx, node, a, v: np.sqrt(v[0]),
     "Reciprocal": lambda ctx, node, a, v: np.reciprocal(v[0]),
-    "Floor": lambda ctx, node, a, v: np.floor(v[0]), "Ceil": lambda ctx, node, a, v: np.ceil(v[0]),
-    "Min": _variadic(np.minimum), "Max": _variadic(np.maximum),
-    "Equal": _binary(np.equal), "Less": _binary(np.less), "Greater": _binary(np.greater),
-    "Not": lambda ctx, node, a, v: np.logical_not(v[0]), "Where": _where,
-    "MatMul": _matmul, "Gemm": _gemm,
+    "Floor": lambda ctx, node, a, v: np.floor(v[0]),
+    "Ceil": lambda ctx, node, a, v: np.ceil(v[0]),
+    "Min": _variadic(np.minimum),
+    "Max": _variadic(np.maximum),
+    "Equal": _binary(np.equal),
+    "Less": _binary(np.less),
+    "Greater": _binary(np.greater),
+    "Not": lambda ctx, node, a, v: np.logical_not(v[0]),
+    "Where": _where,
+    "MatMul": _matmul,
+    "Gemm": _gemm,
 }
 assert set(_FOLD) | {"Shape", "Size"} == set(FOLDED_IMPORT_OPS)
 
@@ -267,8 +296,11 @@ def try_fold(ctx, node):
             return False  # depends on the batch size: not a constant
         batch = ctx.batch if ctx.batch is not None else -1
         shape = (batch,) + ctx.vals[ins[0]].onnx_shape
-        ctx.consts[node.output[0]] = (_shape(ctx, node, ctx.attrs(node), None, shape)
-                                      if op == "Shape" else np.array(math.prod(shape), np.int64))
+        ctx.consts[node.output[0]] = (
+            _shape(ctx, node, ctx.attrs(node), None, shape)
+            if op == "Shape"
+            else np.array(math.prod(shape), np.int64)
+        )
         return True
     if op not in FOLDED_IMPORT_OPS:
         return False
@@ -283,13 +315,23 @@ def try_fold(ctx, node):
             r = np.array(v[0].size, np.int64)
         else:
             r = _FOLD[op](ctx, node, a, v)
-    except (_Refuse, KeyError, IndexError, ValueError, TypeError, AttributeError,
-            OverflowError, ZeroDivisionError) as e:
+    except (
+        _Refuse,
+        KeyError,
+        IndexError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        ZeroDivisionError,
+    ) as e:
         raise ctx.fail(node, f"cannot evaluate this constant expression ({e})") from None
     r = np.asarray(r)
     if r.size > MAX_CONST_ELEMENTS:
-        raise ctx.fail(node, f"cannot evaluate this constant expression (more than "
-                             f"{MAX_CONST_ELEMENTS} values)")
+        raise ctx.fail(
+            node,
+            f"cannot evaluate this constant expression (more than {MAX_CONST_ELEMENTS} values)",
+        )
     ctx.consts[node.output[0]] = r
     if op == "Dropout" and len(node.output) > 1 and node.output[1]:
         ctx.consts[node.output[1]] = np.ones(r.shape, bool)

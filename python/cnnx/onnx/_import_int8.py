@@ -32,6 +32,7 @@ outside these forms raise :class:`~cnnx.onnx.ONNXConversionError` naming the
 node, or (weights that cannot be recovered exactly) keep that layer in
 float32 with a warning.
 """
+
 import os
 import warnings
 
@@ -41,8 +42,17 @@ from ._common import ONNXConversionError, require_onnx
 
 __all__ = ["load_quantized", "from_onnx_quantized", "is_quantized"]
 
-_QOPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd",
-         "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearConcat", "QGemm")
+_QOPS = (
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QLinearAdd",
+    "QLinearAveragePool",
+    "QLinearGlobalAveragePool",
+    "QLinearConcat",
+    "QGemm",
+)
 # operators that commute with dequantization (QOperator graphs apply them to uint8)
 _TRANSPARENT = ("MaxPool", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity")
 # operators a loaded layer absorbs into the layer before it (the loader fuses them)
@@ -70,8 +80,8 @@ class _Rewriter:
         self.nodes = [n for n in g.node if not (n.op_type == "Constant" and not n.input)]
         self.names = set()
         self.counter = 0
-        self.params = {}      # float tensor name -> (scale, zero point as uint8)
-        self.wscales = {}     # float weight tensor name -> (scale array, axis)
+        self.params = {}  # float tensor name -> (scale, zero point as uint8)
+        self.wscales = {}  # float weight tensor name -> (scale array, axis)
         self.out_consts = {}  # new float initializers
 
     def fail(self, node, msg):
@@ -94,11 +104,17 @@ class _Rewriter:
     def act_params(self, node, scale_name, zp_name):
         """(scale, uint8 zero point) of a per-tensor activation quantization."""
         s = np.asarray(self.const(node, scale_name, "the scale"), np.float32)
-        z = (np.asarray(self.const(node, zp_name, "the zero point")) if zp_name
-             else np.zeros((), np.uint8))
+        z = (
+            np.asarray(self.const(node, zp_name, "the zero point"))
+            if zp_name
+            else np.zeros((), np.uint8)
+        )
         if s.size != 1 or z.size != 1:
-            raise self.fail(node, "activations need one scale and zero point per tensor "
-                                  f"(got shapes {s.shape} and {z.shape})")
+            raise self.fail(
+                node,
+                "activations need one scale and zero point per tensor "
+                f"(got shapes {s.shape} and {z.shape})",
+            )
         zv = int(z.reshape(-1)[0])
         if z.dtype == np.int8:
             zv += 128  # int8 activations as uint8: q + 128 with zero point + 128
@@ -126,13 +142,21 @@ class _Rewriter:
                 if int(a.get("transA", 0)):
                     raise self.fail(n, "transA is not supported")
                 y = (7, 8) if len(n.input) > 7 and n.input[7] else None
-                out += self._qlinear(n, "Gemm", [(0, 1, 2)], (3, 4, 5), y, bias=6,
-                                     w_axis=0 if int(a.get("transB", 0)) else 1)
+                out += self._qlinear(
+                    n,
+                    "Gemm",
+                    [(0, 1, 2)],
+                    (3, 4, 5),
+                    y,
+                    bias=6,
+                    w_axis=0 if int(a.get("transB", 0)) else 1,
+                )
             elif t == "QLinearAdd":
                 out += self._qlinear(n, "Add", [(0, 1, 2), (3, 4, 5)], None, (6, 7))
             elif t in ("QLinearAveragePool", "QLinearGlobalAveragePool"):
-                out += self._qlinear(n, t[len("QLinear"):], [(0, 1, 2)], None, (3, 4),
-                                     keep_attrs=("channels_last",))
+                out += self._qlinear(
+                    n, t[len("QLinear") :], [(0, 1, 2)], None, (3, 4), keep_attrs=("channels_last",)
+                )
             elif t == "QLinearConcat":
                 k = (len(n.input) - 2) // 3
                 ins = [(2 + 3 * i, 3 + 3 * i, 4 + 3 * i) for i in range(k)]
@@ -147,8 +171,9 @@ class _Rewriter:
         y = self.fresh(base)
         ins = [x, s] + ([z] if z else [])
         kw = {} if axis is None else {"axis": axis}
-        return self.h.make_node("DequantizeLinear", ins, [y], name=self.fresh(base + "/dq"),
-                                **kw), y
+        return self.h.make_node(
+            "DequantizeLinear", ins, [y], name=self.fresh(base + "/dq"), **kw
+        ), y
 
     def _qlinear(self, n, float_op, xs, w, y, bias=None, keep_attrs=None, w_axis=None):
         if n.attribute and keep_attrs is not None:
@@ -164,30 +189,51 @@ class _Rewriter:
             wi, si, zi = w
             axis = w_axis if w_axis is not None else (0 if float_op == "Conv" else 1)
             scale = np.asarray(self.const(n, n.input[si], "the weight scale"), np.float32)
-            d, name = self._dq(n.input[wi], n.input[si], n.input[zi], n.output[0] + "_W",
-                               axis if scale.size > 1 else None)
+            d, name = self._dq(
+                n.input[wi],
+                n.input[si],
+                n.input[zi],
+                n.output[0] + "_W",
+                axis if scale.size > 1 else None,
+            )
             nodes.append(d)
             ins.append(name)
             if bias is not None and len(n.input) > bias and n.input[bias]:
-                xs_ = np.float32(np.asarray(self.const(n, n.input[xs[0][1]], "x_scale")).reshape(-1)[0])
+                xs_ = np.float32(
+                    np.asarray(self.const(n, n.input[xs[0][1]], "x_scale")).reshape(-1)[0]
+                )
                 bscale = (xs_ * scale).astype(np.float32)
                 sname = self.fresh(n.output[0] + "_Bscale")
                 self.consts[sname] = bscale.reshape(-1) if bscale.size > 1 else bscale.reshape(())
-                d, name = self._dq(n.input[bias], sname, None, n.output[0] + "_B",
-                                   0 if bscale.size > 1 else None)
+                d, name = self._dq(
+                    n.input[bias], sname, None, n.output[0] + "_B", 0 if bscale.size > 1 else None
+                )
                 nodes.append(d)
                 ins.append(name)
-        attrs = {x.name: self.h.get_attribute_value(x) for x in n.attribute
-                 if keep_attrs is None or x.name not in keep_attrs}
+        attrs = {
+            x.name: self.h.get_attribute_value(x)
+            for x in n.attribute
+            if keep_attrs is None or x.name not in keep_attrs
+        }
         if y is None:  # a float output (QGemm without y_scale)
-            nodes.append(self.h.make_node(float_op, ins, [n.output[0]],
-                                          name=n.name or self.fresh(float_op), **attrs))
+            nodes.append(
+                self.h.make_node(
+                    float_op, ins, [n.output[0]], name=n.name or self.fresh(float_op), **attrs
+                )
+            )
             return nodes
         mid = self.fresh(n.output[0] + "_f")
-        nodes.append(self.h.make_node(float_op, ins, [mid], name=n.name or self.fresh(float_op),
-                                      **attrs))
-        nodes.append(self.h.make_node("QuantizeLinear", [mid, n.input[y[0]], n.input[y[1]]],
-                                      [n.output[0]], name=self.fresh(n.output[0] + "/q")))
+        nodes.append(
+            self.h.make_node(float_op, ins, [mid], name=n.name or self.fresh(float_op), **attrs)
+        )
+        nodes.append(
+            self.h.make_node(
+                "QuantizeLinear",
+                [mid, n.input[y[0]], n.input[y[1]]],
+                [n.output[0]],
+                name=self.fresh(n.output[0] + "/q"),
+            )
+        )
         return nodes
 
     # -- step 1b: layout and max operators on uint8 tensors (QOperator graphs) -----------
@@ -206,8 +252,11 @@ class _Rewriter:
                 out.append(n)
                 continue
             if n.op_type not in _TRANSPARENT or n.input[0] not in quantized:
-                raise self.fail(n, "reads a quantized (uint8) tensor; cnnx reads those through "
-                                   "DequantizeLinear or the QLinear operators only")
+                raise self.fail(
+                    n,
+                    "reads a quantized (uint8) tensor; cnnx reads those through "
+                    "DequantizeLinear or the QLinear operators only",
+                )
             s, z = quantized[n.input[0]]
             d, name = self._dq(n.input[0], s, z, n.output[0] + "_in")
             out.append(d)
@@ -216,8 +265,11 @@ class _Rewriter:
             mid = self.fresh(y + "_f")
             n.output[0] = mid
             out.append(n)
-            out.append(self.h.make_node("QuantizeLinear", [mid, s] + ([z] if z else []), [y],
-                                        name=self.fresh(y + "/q")))
+            out.append(
+                self.h.make_node(
+                    "QuantizeLinear", [mid, s] + ([z] if z else []), [y], name=self.fresh(y + "/q")
+                )
+            )
             quantized[y] = (s, z)
         self.nodes = out
 
@@ -228,8 +280,11 @@ class _Rewriter:
             if n.op_type == "DequantizeLinear" and n.input[0] in self.consts:
                 q = np.asarray(self.consts[n.input[0]])
                 s = np.asarray(self.const(n, n.input[1], "the scale"), np.float32)
-                z = (np.asarray(self.const(n, n.input[2], "the zero point"))
-                     if len(n.input) > 2 and n.input[2] else np.zeros(s.shape, q.dtype))
+                z = (
+                    np.asarray(self.const(n, n.input[2], "the zero point"))
+                    if len(n.input) > 2 and n.input[2]
+                    else np.zeros(s.shape, q.dtype)
+                )
                 a = {x.name: self.h.get_attribute_value(x) for x in n.attribute}
                 axis = int(a.get("axis", 1))
                 if s.size > 1:
@@ -243,8 +298,11 @@ class _Rewriter:
                 self.consts[n.output[0]] = f
                 self.out_consts[n.output[0]] = f
                 if q.dtype == np.int8 and q.ndim >= 2:
-                    self.wscales[n.output[0]] = (s.reshape(-1), axis if s.size > 1 else None,
-                                                 bool(np.all(z == 0)))
+                    self.wscales[n.output[0]] = (
+                        s.reshape(-1),
+                        axis if s.size > 1 else None,
+                        bool(np.all(z == 0)),
+                    )
                 continue
             out.append(n)
         self.nodes = out
@@ -261,10 +319,16 @@ class _Rewriter:
             if n.op_type != "QuantizeLinear":
                 continue
             users = consumers.get(n.output[0], [])
-            if not users or any(u.op_type != "DequantizeLinear" for u in users) \
-                    or n.output[0] in graph_outputs:
-                raise self.fail(n, "a quantized tensor must be read through DequantizeLinear "
-                                   "only (cnnx takes and gives float32 at the graph's edges)")
+            if (
+                not users
+                or any(u.op_type != "DequantizeLinear" for u in users)
+                or n.output[0] in graph_outputs
+            ):
+                raise self.fail(
+                    n,
+                    "a quantized tensor must be read through DequantizeLinear "
+                    "only (cnnx takes and gives float32 at the graph's edges)",
+                )
             p = self.act_params(n, n.input[1], n.input[2] if len(n.input) > 2 else None)
             src = n.input[0]
             while src in rename:
@@ -272,22 +336,23 @@ class _Rewriter:
             for u in users:
                 pu = self.act_params(u, u.input[1], u.input[2] if len(u.input) > 2 else None)
                 if pu != p:
-                    raise self.fail(u, "dequantizes with other parameters than its "
-                                       "QuantizeLinear")
+                    raise self.fail(u, "dequantizes with other parameters than its QuantizeLinear")
                 rename[u.output[0]] = src
                 dead.add(id(u))
             old = self.params.get(src)
             if old is not None and old != p:
-                raise self.fail(n, f"tensor {src!r} is quantized twice with different "
-                                   "parameters")
+                raise self.fail(n, f"tensor {src!r} is quantized twice with different parameters")
             self.params[src] = p
             dead.add(id(n))
         for n in self.nodes:
             if id(n) in dead:
                 continue
             if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
-                raise self.fail(n, "a DequantizeLinear of a computed tensor must follow a "
-                                   "QuantizeLinear (cnnx takes float32 inputs)")
+                raise self.fail(
+                    n,
+                    "a DequantizeLinear of a computed tensor must follow a "
+                    "QuantizeLinear (cnnx takes float32 inputs)",
+                )
         # A graph output read through a pair (ONNX Runtime quantizes the
         # logits too): the tensor it quantized takes the output's name.
         back = {}
@@ -297,8 +362,10 @@ class _Rewriter:
                 r = rename[r]
             if r != o:
                 if r in graph_inputs or r in back:
-                    raise ONNXConversionError(f"{self.where}: output {o!r} is a quantized copy "
-                                              "of an input or of another output")
+                    raise ONNXConversionError(
+                        f"{self.where}: output {o!r} is a quantized copy "
+                        "of an input or of another output"
+                    )
                 back[r] = o
                 if r in self.params:
                     self.params[o] = self.params.pop(r)
@@ -347,14 +414,20 @@ def _float_proto(onnx, proto, where):
     rename = rw.strip_pairs({i.name for i in g.input}, outputs)
     del rename
     h = onnx.helper
-    keep_inits = [i for i in g.initializer
-                  if any(i.name in n.input for n in rw.nodes)]
-    new_inits = [onnx.numpy_helper.from_array(np.ascontiguousarray(a), name)
-                 for name, a in rw.out_consts.items()
-                 if any(name in n.input for n in rw.nodes)]
+    keep_inits = [i for i in g.initializer if any(i.name in n.input for n in rw.nodes)]
+    new_inits = [
+        onnx.numpy_helper.from_array(np.ascontiguousarray(a), name)
+        for name, a in rw.out_consts.items()
+        if any(name in n.input for n in rw.nodes)
+    ]
     # constants created for biases' scales are only read by folded DequantizeLinear nodes
-    graph = h.make_graph(rw.nodes, g.name or "model", list(g.input), list(g.output),
-                         initializer=keep_inits + new_inits)
+    graph = h.make_graph(
+        rw.nodes,
+        g.name or "model",
+        list(g.input),
+        list(g.output),
+        initializer=keep_inits + new_inits,
+    )
     opsets = [o for o in work.opset_import if o.domain in ("", "ai.onnx")]
     fp = h.make_model(graph, opset_imports=opsets, producer_name=work.producer_name)
     fp.ir_version = work.ir_version
@@ -427,13 +500,19 @@ def _recover_weights(op, x_q, wscale, name):
     scales, axis, symmetric = wscale
     if not symmetric:
         return None
-    s = np.broadcast_to(np.asarray(scales, np.float32).reshape(-1), (c,)) if scales.size in (1, c) \
+    s = (
+        np.broadcast_to(np.asarray(scales, np.float32).reshape(-1), (c,))
+        if scales.size in (1, c)
         else None
+    )
     if s is None or not (np.all(np.isfinite(s)) and np.all(s > 0)):
         return None
     q = np.rint(w / s)
-    if q.min(initial=0) < -128 or q.max(initial=0) > 127 or \
-            not np.array_equal((q.astype(np.float32) * s).astype(np.float32), w):
+    if (
+        q.min(initial=0) < -128
+        or q.max(initial=0) > 127
+        or not np.array_equal((q.astype(np.float32) * s).astype(np.float32), w)
+    ):
         return None
     bias_acc = None
     if a["bias"] is not None:
@@ -441,15 +520,21 @@ def _recover_weights(op, x_q, wscale, name):
         bscale = (np.float32(x_q[0]) * s).astype(np.float32)
         bq = np.rint(b.astype(np.float64) / bscale.astype(np.float64))
         if np.abs(bq).max(initial=0) < 2**30 and np.array_equal(
-                (bq.astype(np.int64).astype(np.float32) * bscale).astype(np.float32), b):
+            (bq.astype(np.int64).astype(np.float32) * bscale).astype(np.float32), b
+        ):
             bias_acc = bq.astype(np.int32)
         else:
-            warnings.warn(f"{name}: the bias of layer {op.name!r} is not an int32 multiple of "
-                          "x_scale * w_scale; it is added in float", stacklevel=4)
-            return QWeights(q.astype(np.int8), s, b, None,
-                            a["geometry"][-1] if op.kind.name == "conv2d" else 1)
-    return QWeights(q.astype(np.int8), s, None, bias_acc,
-                    a["geometry"][-1] if op.kind.name == "conv2d" else 1)
+            warnings.warn(
+                f"{name}: the bias of layer {op.name!r} is not an int32 multiple of "
+                "x_scale * w_scale; it is added in float",
+                stacklevel=4,
+            )
+            return QWeights(
+                q.astype(np.int8), s, b, None, a["geometry"][-1] if op.kind.name == "conv2d" else 1
+            )
+    return QWeights(
+        q.astype(np.int8), s, None, bias_acc, a["geometry"][-1] if op.kind.name == "conv2d" else 1
+    )
 
 
 def from_onnx_quantized(proto, input_shape=None, where="proto"):
@@ -463,7 +548,9 @@ def from_onnx_quantized(proto, input_shape=None, where="proto"):
         raise TypeError(f"{where}: expected an onnx.ModelProto, got {type(proto).__name__}")
     fp, tparams, wscales, fp_nodes = _float_proto(onnx, proto, where)
     model = from_onnx(fp, input_shape, where=where)
-    inputs = [i.name for i in fp.graph.input if i.name not in {x.name for x in fp.graph.initializer}]
+    inputs = [
+        i.name for i in fp.graph.input if i.name not in {x.name for x in fp.graph.initializer}
+    ]
     g, tensors = _value_tensors(model, fp_nodes, inputs)
     params = {}
     for v in g.values:
@@ -482,13 +569,16 @@ def from_onnx_quantized(proto, input_shape=None, where="proto"):
             continue
         qw = _recover_weights(op, x_q, ws, where)
         if qw is None:
-            warnings.warn(f"{where}: the int8 weights of layer {op.name!r} cannot be recovered "
-                          "exactly (zero points, or folded constants); it runs in float32",
-                          stacklevel=3)
+            warnings.warn(
+                f"{where}: the int8 weights of layer {op.name!r} cannot be recovered "
+                "exactly (zero points, or folded constants); it runs in float32",
+                stacklevel=3,
+            )
             continue
         weights[op.output.id] = qw
-    return QuantizedModel(model, params, weights, {"method": "imported",
-                                                   "source": proto.producer_name or "onnx"})
+    return QuantizedModel(
+        model, params, weights, {"method": "imported", "source": proto.producer_name or "onnx"}
+    )
 
 
 def load_quantized(path, input_shape=None):

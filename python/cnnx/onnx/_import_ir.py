@@ -22,12 +22,21 @@ Passes, each exact up to float rounding:
   (through elementwise layers) becomes ``GlobalAvgPool2D``;
 - :func:`prune`: layers no output needs are dropped.
 """
+
 import numpy as np
 
 from ._common import ONNXConversionError
 
-__all__ = ["Tensor", "Node", "Graph", "fold_affines", "fuse_activations", "global_pools",
-           "prune", "build"]
+__all__ = [
+    "Tensor",
+    "Node",
+    "Graph",
+    "fold_affines",
+    "fuse_activations",
+    "global_pools",
+    "prune",
+    "build",
+]
 
 
 class Tensor:
@@ -47,8 +56,18 @@ class Node:
     pass), constructor ``config``, the ``params``/``buffers`` to copy in once
     built, and ``source``, the ONNX node it comes from (for messages)."""
 
-    __slots__ = ("cls", "config", "inputs", "output", "params", "buffers", "source", "name",
-                 "multi", "dead")
+    __slots__ = (
+        "cls",
+        "config",
+        "inputs",
+        "output",
+        "params",
+        "buffers",
+        "source",
+        "name",
+        "multi",
+        "dead",
+    )
 
     def __init__(self, cls, inputs, config, params, buffers, source, name, multi):
         self.cls = cls
@@ -74,8 +93,18 @@ class Graph:
         self.inputs.append(t)
         return t
 
-    def add(self, cls, inputs, shape, source, config=None, params=None, buffers=None,
-            multi=False, name=None):
+    def add(
+        self,
+        cls,
+        inputs,
+        shape,
+        source,
+        config=None,
+        params=None,
+        buffers=None,
+        multi=False,
+        name=None,
+    ):
         """Append a layer reading ``inputs``; returns its output Tensor."""
         if name is None:
             name = (source.name if source is not None else "") or None
@@ -129,6 +158,7 @@ class Graph:
 # passes
 # ---------------------------------------------------------------------------
 
+
 def _fold_into(src, scale, offset):
     """Make layer ``src`` compute ``src(x) * scale + offset`` itself; True if it can."""
     if src.cls in ("Conv2D", "Dense"):
@@ -155,16 +185,20 @@ def fold_affines(g, fail):
             continue
         scale, offset = node.params["scale"], node.params["offset"]
         x = node.inputs[0]
-        if x.producer is not None and g.sole_reader(x) is node and \
-                _fold_into(x.producer, scale, offset):
+        if (
+            x.producer is not None
+            and g.sole_reader(x) is node
+            and _fold_into(x.producer, scale, offset)
+        ):
             g.bypass(node, x)
             continue
         if len(x.shape) == 3:  # a 1x1 depthwise convolution: y = x * k + b per channel
             c = x.shape[-1]
             node.cls = "Conv2D"
             use_bias = bool(np.any(offset != 0))
-            node.config = dict(filters=c, kernel_size=1, groups=c, use_bias=use_bias,
-                               kernel_initializer="zeros")
+            node.config = dict(
+                filters=c, kernel_size=1, groups=c, use_bias=use_bias, kernel_initializer="zeros"
+            )
             node.params = {"kernel": scale.reshape(1, 1, 1, c).astype(np.float32)}
             if use_bias:
                 node.params["bias"] = offset
@@ -172,8 +206,10 @@ def fold_affines(g, fail):
         reader = g.sole_reader(node.output)
         if reader is not None and reader.cls == "Affine":  # (x*s1 + o1)*s2 + o2
             s2, o2 = reader.params["scale"], reader.params["offset"]
-            reader.params = {"scale": (scale * s2).astype(np.float32),
-                             "offset": (offset * s2 + o2).astype(np.float32)}
+            reader.params = {
+                "scale": (scale * s2).astype(np.float32),
+                "offset": (offset * s2 + o2).astype(np.float32),
+            }
         elif reader is not None and reader.cls == "Dense":  # (x*s + o) @ W + b
             w = reader.params["kernel"]
             b = reader.params.get("bias")
@@ -185,16 +221,24 @@ def fold_affines(g, fail):
                 reader.params["bias"] = bias.astype(np.float32)
                 reader.config["use_bias"] = True
         else:
-            raise fail(node.source, "multiplying or adding a constant to flat features is "
-                                    "supported only next to a Gemm/MatMul or "
-                                    "BatchNormalization that can absorb it")
+            raise fail(
+                node.source,
+                "multiplying or adding a constant to flat features is "
+                "supported only next to a Gemm/MatMul or "
+                "BatchNormalization that can absorb it",
+            )
         g.set_input(reader, reader.inputs.index(node.output), x)
         g.detach(node)
     g.compact()
 
 
-_FUSED_ACTIVATIONS = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
-                      "LeakyReLU": "leaky_relu", "Softmax": "softmax"}
+_FUSED_ACTIVATIONS = {
+    "ReLU": "relu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "LeakyReLU": "leaky_relu",
+    "Softmax": "softmax",
+}
 _TAKES_ACTIVATION = ("Conv2D", "Dense", "Add", "Subtract", "Multiply", "Average")
 
 
@@ -209,8 +253,12 @@ def fuse_activations(g):
             continue
         x = node.inputs[0]
         src = x.producer
-        if (src is None or src.cls not in _TAKES_ACTIVATION or g.sole_reader(x) is not node
-                or src.config.get("activation") is not None):
+        if (
+            src is None
+            or src.cls not in _TAKES_ACTIVATION
+            or g.sole_reader(x) is not node
+            or src.config.get("activation") is not None
+        ):
             continue
         src.config["activation"] = kind
         g.bypass(node, x)
@@ -226,14 +274,19 @@ def global_pools(g):
         if node.cls != "Flatten" or node.dead:
             continue
         chain, reader, x = [], node, node.inputs[0]
-        while x.producer is not None and x.producer.cls in _ELEMENTWISE and \
-                g.sole_reader(x) is reader:
+        while (
+            x.producer is not None and x.producer.cls in _ELEMENTWISE and g.sole_reader(x) is reader
+        ):
             reader = x.producer
             chain.append(reader)
             x = reader.inputs[0]
         src = x.producer
-        if (src is None or src.cls != "AdaptiveAvgPool2D" or src.config["output_size"] != 1
-                or g.sole_reader(x) is not reader):
+        if (
+            src is None
+            or src.cls != "AdaptiveAvgPool2D"
+            or src.config["output_size"] != 1
+            or g.sole_reader(x) is not reader
+        ):
             continue
         c = x.shape[-1]
         src.cls, src.config = "GlobalAvgPool2D", {}
@@ -259,6 +312,7 @@ def prune(g):
 # the cnnx model
 # ---------------------------------------------------------------------------
 
+
 def build(g, name, single_input, single_output, fail):
     """The functional ``cnnx.Model`` of graph ``g``, weights copied in."""
     from ..layers.base import get_layer_class
@@ -282,18 +336,21 @@ def build(g, name, single_input, single_output, fail):
             layer = cls(name=lname, **node.config)
             out = layer(args if node.multi else args[0])
         except (ValueError, TypeError) as e:
-            raise fail(node.source, f"cannot be built as cnnx.{cls.__name__} for its input "
-                                    f"{', '.join(str(t.shape) for t in node.inputs)} ({e})") \
-                from None
+            raise fail(
+                node.source,
+                f"cannot be built as cnnx.{cls.__name__} for its input "
+                f"{', '.join(str(t.shape) for t in node.inputs)} ({e})",
+            ) from None
         if tuple(out.shape) != node.output.shape:  # the converter's shape must be the layer's
-            raise ONNXConversionError(f"internal: {cls.__name__} {lname!r} gives {out.shape}, "
-                                      f"expected {node.output.shape}")
+            raise ONNXConversionError(
+                f"internal: {cls.__name__} {lname!r} gives {out.shape}, "
+                f"expected {node.output.shape}"
+            )
         sym[id(node.output)] = out
         made.append((layer, node))
     ins = [sym[id(t)] for t in g.inputs]
     outs = [sym[id(t)] for t in g.outputs]
-    model = Model(ins[0] if single_input else ins, outs[0] if single_output else outs,
-                  name=name)
+    model = Model(ins[0] if single_input else ins, outs[0] if single_output else outs, name=name)
     for layer, node in made:
         if node.config.get("kernel_initializer") == "zeros":
             layer.kernel_initializer = "auto"  # zeros only spared drawing weights now replaced

@@ -26,6 +26,7 @@
 (wrapping its Reshape and Transpose converters so that the patterns and
 permutations are found first).
 """
+
 import math
 
 import numpy as np
@@ -33,12 +34,20 @@ import numpy as np
 __all__ = ["LAYOUT_CONVERTERS", "LAYOUT_IMPORT_OPS", "register"]
 
 #: the operators these converters add (Reshape and Transpose gain the patterns)
-LAYOUT_IMPORT_OPS = ("ConvTranspose", "Pad", "Slice", "Resize", "Upsample", "DepthToSpace",
-                     "SpaceToDepth")
+LAYOUT_IMPORT_OPS = (
+    "ConvTranspose",
+    "Pad",
+    "Slice",
+    "Resize",
+    "Upsample",
+    "DepthToSpace",
+    "SpaceToDepth",
+)
 
 
 def _ops():
     from . import _import_ops
+
     return _import_ops
 
 
@@ -73,32 +82,48 @@ def _add(ctx, node, cls, x, shape, **kw):
 # ConvTranspose
 # ---------------------------------------------------------------------------
 
+
 def _conv_transpose(ctx, node, ins):
     ops = _ops()
     attrs = ctx.attrs(node)
-    ctx.check_attrs(node, attrs, ("kernel_shape", "strides", "pads", "dilations", "group",
-                                  "auto_pad", "output_padding", "output_shape"))
+    ctx.check_attrs(
+        node,
+        attrs,
+        (
+            "kernel_shape",
+            "strides",
+            "pads",
+            "dilations",
+            "group",
+            "auto_pad",
+            "output_padding",
+            "output_shape",
+        ),
+    )
     x = _image(ctx, node, ins)
     w = ctx.const_f32(node, _arg(node, 1), "the weight W")
     if w.ndim != 4:
-        raise ctx.fail(node, f"weight of shape {w.shape}: only 2-D transposed convolution is "
-                             "supported")
+        raise ctx.fail(
+            node, f"weight of shape {w.shape}: only 2-D transposed convolution is supported"
+        )
     cin, og, kh, kw = w.shape
     h, wd, c = x.shape
     group = int(attrs.get("group", 1))
     if group < 1 or cin != c or c % group:
-        raise ctx.fail(node, f"weight {w.shape} with group={group} does not fit {c} input "
-                             "channels")
+        raise ctx.fail(node, f"weight {w.shape} with group={group} does not fit {c} input channels")
     if "kernel_shape" in attrs and [int(k) for k in attrs["kernel_shape"]] != [kh, kw]:
-        raise ctx.fail(node, f"kernel_shape {attrs['kernel_shape']} disagrees with the weight "
-                             f"shape {w.shape}")
+        raise ctx.fail(
+            node, f"kernel_shape {attrs['kernel_shape']} disagrees with the weight shape {w.shape}"
+        )
     strides = ops._pair(ctx, node, attrs, "strides", (1, 1))
     dil = ops._pair(ctx, node, attrs, "dilations", (1, 1))
     op = [int(v) for v in attrs.get("output_padding", (0, 0))]
     if len(op) != 2 or min(op) < 0:
         raise ctx.fail(node, f"attribute output_padding={op}: expected two values >= 0")
-    full = [(n - 1) * s + (k - 1) * d + 1 + o for n, s, k, d, o in
-            zip((h, wd), strides, (kh, kw), dil, op)]  # output size before any padding
+    full = [
+        (n - 1) * s + (k - 1) * d + 1 + o
+        for n, s, k, d, o in zip((h, wd), strides, (kh, kw), dil, op)
+    ]  # output size before any padding
     auto = attrs.get("auto_pad", "NOTSET")
     if "output_shape" in attrs or auto in ("SAME_UPPER", "SAME_LOWER"):
         if "output_shape" in attrs:
@@ -109,8 +134,11 @@ def _conv_transpose(ctx, node, ins):
         for f, o in zip(full, want):
             total = f - o
             if total < 0:
-                raise ctx.fail(node, f"output_shape {want} is larger than the transposed "
-                                     f"convolution gives ({full}); use output_padding")
+                raise ctx.fail(
+                    node,
+                    f"output_shape {want} is larger than the transposed "
+                    f"convolution gives ({full}); use output_padding",
+                )
             small, big = total // 2, total - total // 2
             pads.append((small, big) if auto == "SAME_UPPER" else (big, small))
     elif auto == "VALID":
@@ -127,8 +155,9 @@ def _conv_transpose(ctx, node, ins):
         raise ctx.fail(node, f"pads {pads} remove the whole output")
     for o, s, d in zip(op, strides, dil):
         if o >= s and o >= d:
-            raise ctx.fail(node, f"output_padding {op} must be smaller than the stride or the "
-                                 "dilation")
+            raise ctx.fail(
+                node, f"output_padding {op} must be smaller than the stride or the dilation"
+            )
     params = {"kernel": np.ascontiguousarray(w.transpose(2, 3, 1, 0))}  # -> (KH, KW, C_out/g, C_in)
     n_out = og * group
     if _arg(node, 2):
@@ -136,11 +165,20 @@ def _conv_transpose(ctx, node, ins):
         if b.shape != (n_out,):
             raise ctx.fail(node, f"bias of shape {b.shape}, expected ({n_out},)")
         params["bias"] = b
-    config = dict(filters=n_out, kernel_size=(kh, kw), strides=tuple(strides),
-                  padding=tuple(pads), output_padding=tuple(op), dilation_rate=tuple(dil),
-                  groups=group, use_bias="bias" in params, kernel_initializer="zeros")
-    return _add(ctx, node, "Conv2DTranspose", x, (out[0], out[1], n_out), config=config,
-                params=params)
+    config = dict(
+        filters=n_out,
+        kernel_size=(kh, kw),
+        strides=tuple(strides),
+        padding=tuple(pads),
+        output_padding=tuple(op),
+        dilation_rate=tuple(dil),
+        groups=group,
+        use_bias="bias" in params,
+        kernel_initializer="zeros",
+    )
+    return _add(
+        ctx, node, "Conv2DTranspose", x, (out[0], out[1], n_out), config=config, params=params
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -166,8 +204,10 @@ def _pad(ctx, node, ins):
         value = _scalar(ctx, node, _arg(node, 2), "constant_value") if _arg(node, 2) else 0.0
     nd = len(ov.onnx_shape) + 1
     if _arg(node, 3):  # opset 18: the axes the pads apply to
-        axes = [_axis(ctx, node, a, nd, "axes")
-                for a in np.asarray(ctx.const(node, _arg(node, 3), "axes")).reshape(-1)]
+        axes = [
+            _axis(ctx, node, a, nd, "axes")
+            for a in np.asarray(ctx.const(node, _arg(node, 3), "axes")).reshape(-1)
+        ]
         if len(pads) != 2 * len(axes):
             raise ctx.fail(node, f"pads {pads} do not fit axes {axes}")
         full = [0] * (2 * nd)
@@ -179,23 +219,32 @@ def _pad(ctx, node, ins):
     begin, end = pads[:nd], pads[nd:]
     spatial = {"nchw": (2, 3), "nhwc": (1, 2)}.get(ov.layout)
     if spatial is None or any(begin[a] or end[a] for a in range(nd) if a not in spatial):
-        raise ctx.fail(node, f"pads {pads} on a tensor of shape {ops._shape_str(ov)}: only the "
-                             "height and width of an image can be padded")
+        raise ctx.fail(
+            node,
+            f"pads {pads} on a tensor of shape {ops._shape_str(ov)}: only the "
+            "height and width of an image can be padded",
+        )
     t, b, l, r = begin[spatial[0]], end[spatial[0]], begin[spatial[1]], end[spatial[1]]
     x = ov.t
     h, w, c = x.shape
     if mode != "constant" and min(t, b, l, r) < 0:
         raise ctx.fail(node, f"negative pads {pads} (cropping) need mode='constant'")
     if mode == "reflect" and (max(t, b) >= h or max(l, r) >= w):
-        raise ctx.fail(node, f"reflection pads {pads} must be narrower than the input "
-                             f"{ops._shape_str(ov)}")
+        raise ctx.fail(
+            node, f"reflection pads {pads} must be narrower than the input {ops._shape_str(ov)}"
+        )
     crop = [max(-p, 0) for p in (t, b, l, r)]
     if any(crop):
         if crop[0] + crop[1] >= h or crop[2] + crop[3] >= w:
             raise ctx.fail(node, f"pads {pads} crop away the whole input")
         h, w = h - crop[0] - crop[1], w - crop[2] - crop[3]
-        x = ctx.graph.add("Cropping2D", [x], (h, w, c), node,
-                          config=dict(cropping=((crop[0], crop[1]), (crop[2], crop[3]))))
+        x = ctx.graph.add(
+            "Cropping2D",
+            [x],
+            (h, w, c),
+            node,
+            config=dict(cropping=((crop[0], crop[1]), (crop[2], crop[3]))),
+        )
     grow = [max(p, 0) for p in (t, b, l, r)]
     if any(grow) or not any(crop):
         padding = ((grow[0], grow[1]), (grow[2], grow[3]))
@@ -229,15 +278,25 @@ def _slice(ctx, node, ins):
     steps = ints(4, "", "steps") if "starts" not in attrs else None
     if starts is None or ends is None:
         raise ctx.fail(node, "starts and ends are required")
-    axes = list(range(len(starts))) if axes is None else [_axis(ctx, node, a, nd, "axes")
-                                                          for a in axes]
+    axes = (
+        list(range(len(starts)))
+        if axes is None
+        else [_axis(ctx, node, a, nd, "axes") for a in axes]
+    )
     if steps is not None and any(v != 1 for v in steps):
         raise ctx.fail(node, f"steps {steps}: only 1 is supported")
     spatial = {"nchw": (2, 3), "nhwc": (1, 2)}.get(ov.layout)
-    if spatial is None or not set(axes) <= set(spatial) or len(starts) != len(axes) or \
-            len(ends) != len(axes):
-        raise ctx.fail(node, f"Slice of axes {axes} of a tensor of shape {ops._shape_str(ov)}: "
-                             "only the height and width of an image can be sliced")
+    if (
+        spatial is None
+        or not set(axes) <= set(spatial)
+        or len(starts) != len(axes)
+        or len(ends) != len(axes)
+    ):
+        raise ctx.fail(
+            node,
+            f"Slice of axes {axes} of a tensor of shape {ops._shape_str(ov)}: "
+            "only the height and width of an image can be sliced",
+        )
     h, w, c = ov.t.shape
     crop = [0, 0, 0, 0]  # top, bottom, left, right
     for a, b, e in zip(axes, starts, ends):
@@ -251,14 +310,20 @@ def _slice(ctx, node, ins):
     if not any(crop):
         return ov
     shape = (h - crop[0] - crop[1], w - crop[2] - crop[3], c)
-    t = ctx.graph.add("Cropping2D", [ov.t], shape, node,
-                      config=dict(cropping=((crop[0], crop[1]), (crop[2], crop[3]))))
+    t = ctx.graph.add(
+        "Cropping2D",
+        [ov.t],
+        shape,
+        node,
+        config=dict(cropping=((crop[0], crop[1]), (crop[2], crop[3]))),
+    )
     return ov.like(t)
 
 
 # ---------------------------------------------------------------------------
 # Resize / Upsample
 # ---------------------------------------------------------------------------
+
 
 def _factors(ctx, node, ov, scales, sizes):
     """Integer (f_h, f_w) for an NCHW image from 4 scales or 4 sizes, or an error."""
@@ -267,8 +332,11 @@ def _factors(ctx, node, ov, scales, sizes):
     if sizes is not None:
         sizes = [int(v) for v in sizes]
         if len(sizes) != 4 or sizes[1] != c or sizes[2] % h or sizes[3] % w:
-            raise ctx.fail(node, f"sizes {sizes} for an input {ops._shape_str(ov)}: only "
-                                 "integer upsampling of H and W is supported")
+            raise ctx.fail(
+                node,
+                f"sizes {sizes} for an input {ops._shape_str(ov)}: only "
+                "integer upsampling of H and W is supported",
+            )
         return sizes[2] // h, sizes[3] // w
     scales = [float(v) for v in scales]
     if len(scales) != 4 or scales[0] != 1.0 or scales[1] != 1.0:
@@ -276,8 +344,9 @@ def _factors(ctx, node, ov, scales, sizes):
     out = []
     for s in scales[2:]:
         if not (s >= 1.0 and float(s).is_integer()):
-            raise ctx.fail(node, f"scales {scales}: only integer upsampling factors (>= 1) are "
-                                 "supported")
+            raise ctx.fail(
+                node, f"scales {scales}: only integer upsampling factors (>= 1) are supported"
+            )
         out.append(int(s))
     return tuple(out)
 
@@ -286,10 +355,21 @@ def _resize(ctx, node, ins):
     ops = _ops()
     attrs = ctx.attrs(node)
     op = node.op_type
-    allowed = ["mode", "scales"] if op == "Upsample" else [
-        "mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
-        "exclude_outside", "extrapolation_value", "antialias", "axes",
-        "keep_aspect_ratio_policy"]
+    allowed = (
+        ["mode", "scales"]
+        if op == "Upsample"
+        else [
+            "mode",
+            "coordinate_transformation_mode",
+            "nearest_mode",
+            "cubic_coeff_a",
+            "exclude_outside",
+            "extrapolation_value",
+            "antialias",
+            "axes",
+            "keep_aspect_ratio_policy",
+        ]
+    )
     ctx.check_attrs(node, attrs, allowed)
     ov = ops._data(ctx, node, ins)
     x = ops._image(ctx, node, ov)
@@ -324,9 +404,12 @@ def _resize(ctx, node, ins):
     half = ctm in ("half_pixel", "pytorch_half_pixel")
     if mode == "nearest":
         # the source pixel must be floor(dst / f) for integer f
-        ok = (ctm == "asymmetric" and nearest == "floor") or \
-             (half and nearest in ("round_prefer_floor", "round_prefer_ceil")) or \
-             (ctm == "tf_half_pixel_for_nn" and nearest == "floor") or (fh == fw == 1)
+        ok = (
+            (ctm == "asymmetric" and nearest == "floor")
+            or (half and nearest in ("round_prefer_floor", "round_prefer_ceil"))
+            or (ctm == "tf_half_pixel_for_nn" and nearest == "floor")
+            or (fh == fw == 1)
+        )
         interpolation = "nearest"
     elif mode == "linear":
         ok = half or (fh == fw == 1)  # PyTorch's align_corners=False
@@ -334,18 +417,28 @@ def _resize(ctx, node, ins):
     else:
         ok = False
     if not ok:
-        raise ctx.fail(node, f"mode={mode!r} with coordinate_transformation_mode={ctm!r}"
-                             + (f", nearest_mode={nearest!r}" if mode == "nearest" else "")
-                             + " is not supported (nearest with asymmetric + floor or "
-                             "half_pixel + round; linear with half_pixel)")
+        raise ctx.fail(
+            node,
+            f"mode={mode!r} with coordinate_transformation_mode={ctm!r}"
+            + (f", nearest_mode={nearest!r}" if mode == "nearest" else "")
+            + " is not supported (nearest with asymmetric + floor or "
+            "half_pixel + round; linear with half_pixel)",
+        )
     h, w, c = x.shape
-    return _add(ctx, node, "UpSampling2D", x, (h * fh, w * fw, c),
-                config=dict(size=(fh, fw), interpolation=interpolation))
+    return _add(
+        ctx,
+        node,
+        "UpSampling2D",
+        x,
+        (h * fh, w * fw, c),
+        config=dict(size=(fh, fw), interpolation=interpolation),
+    )
 
 
 # ---------------------------------------------------------------------------
 # DepthToSpace / SpaceToDepth
 # ---------------------------------------------------------------------------
+
 
 def _space_depth(ctx, node, ins):
     attrs = ctx.attrs(node)
@@ -362,10 +455,22 @@ def _space_depth(ctx, node, ins):
     if b < 1 or (d2s and c % (b * b)) or (not d2s and (h % b or w % b)):
         raise ctx.fail(node, f"blocksize={b} does not fit an input of {(c, h, w)}")
     if d2s:
-        return _add(ctx, node, "DepthToSpace", x, (h * b, w * b, c // (b * b)),
-                    config=dict(block_size=b, mode=mode))
-    return _add(ctx, node, "SpaceToDepth", x, (h // b, w // b, c * b * b),
-                config=dict(block_size=b, mode=mode))
+        return _add(
+            ctx,
+            node,
+            "DepthToSpace",
+            x,
+            (h * b, w * b, c // (b * b)),
+            config=dict(block_size=b, mode=mode),
+        )
+    return _add(
+        ctx,
+        node,
+        "SpaceToDepth",
+        x,
+        (h // b, w // b, c * b * b),
+        config=dict(block_size=b, mode=mode),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -380,12 +485,14 @@ def _split_class():
     and the Reshape that make a known rearrangement of it (an OVal, so that any
     other operator reading it fails with its shape in the message)."""
     if not _SPLIT:
+
         class Split(_ops().OVal):
             __slots__ = ("kinds", "tperm", "shape")
 
             @property
             def onnx_shape(self):
                 return self.shape
+
         _SPLIT.append(Split)
     return _SPLIT[0]
 
@@ -407,14 +514,14 @@ def _split_of(ov, shape):
     s = tuple(shape)
     kinds = {}
     if len(s) == 4 and s[2:] == (h, w) and s[0] * s[1] == c:
-        kinds["shuffle"] = s[0]                                  # (g, C/g, H, W)
+        kinds["shuffle"] = s[0]  # (g, C/g, H, W)
     if len(s) == 5 and s[0] * s[1] * s[2] == c and s[3:] == (h, w):
         if s[1] == s[2]:
-            kinds["d2s_crd"] = s[1]                              # (C', b, b, H, W)
+            kinds["d2s_crd"] = s[1]  # (C', b, b, H, W)
         if s[0] == s[1]:
-            kinds["d2s_dcr"] = s[0]                              # (b, b, C', H, W)
+            kinds["d2s_dcr"] = s[0]  # (b, b, C', H, W)
     if len(s) == 5 and s[0] == c and s[2] == s[4] and s[1] * s[2] == h and s[3] * s[4] == w:
-        kinds["s2d"] = s[2]                                      # (C, H/b, b, W/b, b)
+        kinds["s2d"] = s[2]  # (C, H/b, b, W/b, b)
     if not kinds:
         return None
     v = _split_class()(ov.t, "split")
@@ -430,33 +537,43 @@ def _wrap_reshape(reshape):
         if isinstance(v, _ops().OVal) and v.layout == "nchw":
             attrs = ctx.attrs(node)
             if "shape" not in attrs and _arg(node, 1) and ctx.is_const(_arg(node, 1)):
-                target = [int(t) for t in np.asarray(ctx.const(node, _arg(node, 1), "the shape"))
-                          .reshape(-1)]
+                target = [
+                    int(t)
+                    for t in np.asarray(ctx.const(node, _arg(node, 1), "the shape")).reshape(-1)
+                ]
                 if len(target) in (5, 6):
                     if not int(attrs.get("allowzero", 0)):
                         full = [ctx.batch] + list(v.onnx_shape)
-                        target = [full[i] if t == 0 and i < len(full) else t
-                                  for i, t in enumerate(target)]
+                        target = [
+                            full[i] if t == 0 and i < len(full) else t for i, t in enumerate(target)
+                        ]
                     rest = list(target[1:])
                     if rest.count(-1) == 1:
                         known = math.prod(d for d in rest if d != -1)
                         if known > 0 and math.prod(v.onnx_shape) % known == 0:
                             rest[rest.index(-1)] = math.prod(v.onnx_shape) // known
-                    if (target[0] in (-1, None) or target[0] == ctx.batch) and \
-                            all(isinstance(d, int) and d >= 1 for d in rest):
+                    if (target[0] in (-1, None) or target[0] == ctx.batch) and all(
+                        isinstance(d, int) and d >= 1 for d in rest
+                    ):
                         split = _split_of(v, rest)
                         if split is not None:
                             split.chw = None
                             split.perm = None
                             return split
         return reshape(ctx, node, ins)
+
     return convert
 
 
 def _permute(ctx, node, v, perm):
     """Transpose of an NCHW image's C, H, W axes -> Permute (None: not such a transpose)."""
-    if v.layout != "nchw" or len(perm) != 4 or perm[0] != 0 or sorted(perm) != [0, 1, 2, 3] \
-            or perm in ([0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2]):
+    if (
+        v.layout != "nchw"
+        or len(perm) != 4
+        or perm[0] != 0
+        or sorted(perm) != [0, 1, 2, 3]
+        or perm in ([0, 1, 2, 3], [0, 2, 3, 1], [0, 3, 1, 2])
+    ):
         return None
     cnnx_axis = {2: 1, 3: 2, 1: 3}  # ONNX axis -> Permute's (1-based) cnnx axis
     dims = (cnnx_axis[perm[2]], cnnx_axis[perm[3]], cnnx_axis[perm[1]])
@@ -481,23 +598,31 @@ def _wrap_transpose(transpose):
         perm = tuple(int(p) for p in attrs.get("perm", ()))
         match = [k for k in v.kinds if (k, perm) in _PATTERNS]
         if v.tperm is not None or not match:
-            raise ctx.fail(node, f"Transpose with perm={list(perm)} of an image reshaped to "
-                                 f"{('N',) + v.shape} is not a channel shuffle or pixel "
-                                 "(un)shuffle; such 5-D/6-D tensors are not supported")
+            raise ctx.fail(
+                node,
+                f"Transpose with perm={list(perm)} of an image reshaped to "
+                f"{('N',) + v.shape} is not a channel shuffle or pixel "
+                "(un)shuffle; such 5-D/6-D tensors are not supported",
+            )
         out = _split_class()(v.t, "split")
-        out.kinds, out.tperm, out.shape = {match[0]: v.kinds[match[0]]}, perm, \
-            tuple(v.shape[p - 1] for p in perm[1:])
+        out.kinds, out.tperm, out.shape = (
+            {match[0]: v.kinds[match[0]]},
+            perm,
+            tuple(v.shape[p - 1] for p in perm[1:]),
+        )
         out.perm, out.chw = None, None
         return out
+
     return convert
 
 
 def _finish_split(ctx, node, v):
     attrs = ctx.attrs(node)
     if v.tperm is None:
-        raise ctx.fail(node, "a Reshape of a reshaped image without a Transpose between them "
-                             "is not supported")
-    (kind, b), = v.kinds.items()
+        raise ctx.fail(
+            node, "a Reshape of a reshaped image without a Transpose between them is not supported"
+        )
+    ((kind, b),) = v.kinds.items()
     layer, order = _PATTERNS[(kind, v.tperm)]
     h, w, c = v.t.shape
     if layer == "ChannelShuffle":
@@ -516,15 +641,24 @@ def _finish_split(ctx, node, v):
         if known > 0:
             rest[rest.index(-1)] = math.prod(want) // known
     if len(target) != 4 or tuple(rest) != want:
-        raise ctx.fail(node, f"Reshape to {target} after a {layer} pattern: expected "
-                             f"(N, {', '.join(map(str, want))})")
+        raise ctx.fail(
+            node,
+            f"Reshape to {target} after a {layer} pattern: expected "
+            f"(N, {', '.join(map(str, want))})",
+        )
     t = ctx.graph.add(layer, [v.t], out, node, config=config)
     return _ops().OVal(t, "nchw")
 
 
-LAYOUT_CONVERTERS = {"ConvTranspose": _conv_transpose, "Pad": _pad, "Slice": _slice,
-                     "Resize": _resize, "Upsample": _resize, "DepthToSpace": _space_depth,
-                     "SpaceToDepth": _space_depth}
+LAYOUT_CONVERTERS = {
+    "ConvTranspose": _conv_transpose,
+    "Pad": _pad,
+    "Slice": _slice,
+    "Resize": _resize,
+    "Upsample": _resize,
+    "DepthToSpace": _space_depth,
+    "SpaceToDepth": _space_depth,
+}
 
 
 def register(converters):

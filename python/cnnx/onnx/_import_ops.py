@@ -21,6 +21,7 @@ Whatever cnnx cannot compute exactly (an operator, an attribute, a
 broadcast, a layout) raises :class:`~cnnx.onnx.ONNXConversionError` naming the
 operator and the node.
 """
+
 import math
 
 import numpy as np
@@ -92,6 +93,7 @@ def _to_cnnx_order(arr, perm):
 # inputs of a node
 # ---------------------------------------------------------------------------
 
+
 def _arg(node, i):
     """The name of input ``i`` of ``node`` ("" when it has none)."""
     return node.input[i] if i < len(node.input) else ""
@@ -107,8 +109,11 @@ def _scalar(ctx, node, name, what):
 def _data(ctx, node, ins, i=0):
     v = ins[i] if i < len(ins) else None
     if not isinstance(v, OVal):
-        raise ctx.fail(node, f"input {i} must be computed from the graph's inputs; a "
-                             "constant there is not supported")
+        raise ctx.fail(
+            node,
+            f"input {i} must be computed from the graph's inputs; a "
+            "constant there is not supported",
+        )
     return v
 
 
@@ -116,9 +121,12 @@ def _image(ctx, node, ov):
     if ov.layout == "nchw":
         return ov.t
     if ov.layout == "nhwc":
-        raise ctx.fail(node, "needs an NCHW image, but its input is an NHWC view (after a "
-                             "Transpose); only a Transpose back, a Flatten or elementwise "
-                             "operators may read it")
+        raise ctx.fail(
+            node,
+            "needs an NCHW image, but its input is an NHWC view (after a "
+            "Transpose); only a Transpose back, a Flatten or elementwise "
+            "operators may read it",
+        )
     raise ctx.fail(node, f"needs an image (N, C, H, W); its input has shape {_shape_str(ov)}")
 
 
@@ -130,8 +138,7 @@ def flat_tensor(ctx, node, ov):
     flat = ctx.flat_of.get(id(t))
     if flat is None:
         base = t.name or (node.name if node is not None else None) or "flatten"
-        flat = ctx.graph.add("Flatten", [t], (math.prod(t.shape),), node,
-                             name=f"{base}/flatten")
+        flat = ctx.graph.add("Flatten", [t], (math.prod(t.shape),), node, name=f"{base}/flatten")
         ctx.flat_of[id(t)] = flat
     return flat
 
@@ -143,6 +150,7 @@ def _add(ctx, node, cls, inputs, shape, **kw):
 # ---------------------------------------------------------------------------
 # attributes shared by convolution and pooling
 # ---------------------------------------------------------------------------
+
 
 def _pair(ctx, node, attrs, key, default):
     v = [int(x) for x in attrs.get(key, default)]
@@ -179,17 +187,23 @@ def _explicit_pads(ctx, node, attrs, hw, kernel, strides, dilations):
         raise ctx.fail(node, f"auto_pad={auto!r} not supported")
     for n, (p0, p1) in zip(hw, pads):
         if n + p0 + p1 >= MAX_EXTENT:
-            raise ctx.fail(node, f"attribute pads: the padded input ({n} + {p0} + {p1} "
-                                 "pixels) must span fewer than 2**40 pixels per axis")
+            raise ctx.fail(
+                node,
+                f"attribute pads: the padded input ({n} + {p0} + {p1} "
+                "pixels) must span fewer than 2**40 pixels per axis",
+            )
     return pads
 
 
 def _out_hw(ctx, node, hw, kernel, pads, strides, dilations=(1, 1), what="kernel_size"):
     for n, f, (p0, p1), d in zip(hw, kernel, pads, dilations):
         if (f - 1) * d + 1 > n + p0 + p1:
-            raise ctx.fail(node, f"kernel_shape {list(kernel)} (cnnx's {what}; dilations "
-                                 f"{list(dilations)}) is larger than the padded input {hw} "
-                                 f"with pads {pads}")
+            raise ctx.fail(
+                node,
+                f"kernel_shape {list(kernel)} (cnnx's {what}; dilations "
+                f"{list(dilations)}) is larger than the padded input {hw} "
+                f"with pads {pads}",
+            )
     return output_hw(hw, kernel, pads, strides, dilations)
 
 
@@ -197,29 +211,34 @@ def _out_hw(ctx, node, hw, kernel, pads, strides, dilations=(1, 1), what="kernel
 # convolution, pooling, dense
 # ---------------------------------------------------------------------------
 
+
 def _conv(ctx, node, ins):
     attrs = ctx.attrs(node)
-    ctx.check_attrs(node, attrs, ("kernel_shape", "strides", "pads", "dilations", "group",
-                                  "auto_pad"))
+    ctx.check_attrs(
+        node, attrs, ("kernel_shape", "strides", "pads", "dilations", "group", "auto_pad")
+    )
     x = _image(ctx, node, _data(ctx, node, ins))
     w = ctx.const_f32(node, _arg(node, 1), "the weight W")
     if w.ndim != 4:
         raise ctx.fail(node, f"weight of shape {w.shape}: only 2-D convolution is supported")
     o, ig, kh, kw = w.shape
     if "kernel_shape" in attrs and [int(k) for k in attrs["kernel_shape"]] != [kh, kw]:
-        raise ctx.fail(node, f"kernel_shape {attrs['kernel_shape']} disagrees with the weight "
-                             f"shape {w.shape}")
+        raise ctx.fail(
+            node, f"kernel_shape {attrs['kernel_shape']} disagrees with the weight shape {w.shape}"
+        )
     group = int(attrs.get("group", 1))
     h, wd, c = x.shape
     if group < 1 or ig * group != c or o % group:
-        raise ctx.fail(node, f"weight {w.shape} with group={group} does not fit {c} input "
-                             "channels")
+        raise ctx.fail(node, f"weight {w.shape} with group={group} does not fit {c} input channels")
     strides = _pair(ctx, node, attrs, "strides", (1, 1))
     dil = _pair(ctx, node, attrs, "dilations", (1, 1))
     for f, d in zip((kh, kw), dil):
         if (f - 1) * d + 1 >= MAX_EXTENT:
-            raise ctx.fail(node, f"attribute dilations={dil}: the dilated {kh}x{kw} kernel "
-                                 "would span 2**40 pixels or more")
+            raise ctx.fail(
+                node,
+                f"attribute dilations={dil}: the dilated {kh}x{kw} kernel "
+                "would span 2**40 pixels or more",
+            )
     pads = _explicit_pads(ctx, node, attrs, (h, wd), (kh, kw), strides, dil)
     oh, ow = _out_hw(ctx, node, (h, wd), (kh, kw), pads, strides, dil)
     params = {"kernel": np.ascontiguousarray(w.transpose(2, 3, 1, 0))}  # OIHW -> HWIO
@@ -228,11 +247,17 @@ def _conv(ctx, node, ins):
         if b.shape != (o,):
             raise ctx.fail(node, f"bias of shape {b.shape}, expected ({o},)")
         params["bias"] = b
-    config = dict(filters=o, kernel_size=(kh, kw), strides=tuple(strides), padding=pads,
-                  dilation_rate=tuple(dil), groups=group, use_bias="bias" in params,
-                  kernel_initializer="zeros")  # the weights come from the graph
-    return OVal(_add(ctx, node, "Conv2D", [x], (oh, ow, o), config=config, params=params),
-                "nchw")
+    config = dict(
+        filters=o,
+        kernel_size=(kh, kw),
+        strides=tuple(strides),
+        padding=pads,
+        dilation_rate=tuple(dil),
+        groups=group,
+        use_bias="bias" in params,
+        kernel_initializer="zeros",
+    )  # the weights come from the graph
+    return OVal(_add(ctx, node, "Conv2D", [x], (oh, ow, o), config=config, params=params), "nchw")
 
 
 def _used(ctx, name):
@@ -260,18 +285,23 @@ def _pool(ctx, node, ins):
     pads = _explicit_pads(ctx, node, attrs, (h, w), kernel, strides, dil)
     (pt, pb), (pl, pr) = pads
     if max(pt, pb) > kernel[0] // 2 or max(pl, pr) > kernel[1] // 2:
-        raise ctx.fail(node, f"pads {pads} larger than half the window {kernel} are not "
-                             "supported")
+        raise ctx.fail(node, f"pads {pads} larger than half the window {kernel} are not supported")
     floor_hw = _out_hw(ctx, node, (h, w), kernel, pads, strides, what="pool_size")
     if int(attrs.get("ceil_mode", 0)):
-        ceil_hw = tuple(-(-(n + p[0] + p[1] - k) // s) + 1
-                        for n, k, p, s in zip((h, w), kernel, pads, strides))
+        ceil_hw = tuple(
+            -(-(n + p[0] + p[1] - k) // s) + 1 for n, k, p, s in zip((h, w), kernel, pads, strides)
+        )
         # ONNX (like PyTorch) drops a last window that starts in the end padding
-        ceil_hw = tuple(o - 1 if (o - 1) * s >= n + p[0] else o
-                        for o, n, p, s in zip(ceil_hw, (h, w), pads, strides))
+        ceil_hw = tuple(
+            o - 1 if (o - 1) * s >= n + p[0] else o
+            for o, n, p, s in zip(ceil_hw, (h, w), pads, strides)
+        )
         if ceil_hw != tuple(floor_hw):
-            raise ctx.fail(node, f"ceil_mode=1 gives output {ceil_hw} where floor mode gives "
-                                 f"{tuple(floor_hw)}; cnnx pools in floor mode only")
+            raise ctx.fail(
+                node,
+                f"ceil_mode=1 gives output {ceil_hw} where floor mode gives "
+                f"{tuple(floor_hw)}; cnnx pools in floor mode only",
+            )
     config = dict(pool_size=tuple(kernel), strides=tuple(strides), padding=pads)
     if op == "MaxPool":
         cls = "MaxPool2D"
@@ -300,9 +330,12 @@ def _global_pool(ctx, node, ins):
         axes = _reduce_axes(ctx, node, attrs, nd)
         spatial = {"nchw": [2, 3], "nhwc": [1, 2]}.get(ov.layout)
         if axes is None or axes != spatial:
-            raise ctx.fail(node, f"{op} over axes {axes} of a tensor of shape "
-                                 f"{_shape_str(ov)} is supported only as a global pool (over "
-                                 "H and W of an image)")
+            raise ctx.fail(
+                node,
+                f"{op} over axes {axes} of a tensor of shape "
+                f"{_shape_str(ov)} is supported only as a global pool (over "
+                "H and W of an image)",
+            )
         keepdims = bool(int(attrs.get("keepdims", 1)))
     else:
         ctx.check_attrs(node, attrs, ())
@@ -357,10 +390,14 @@ def _gemm(ctx, node, ins):
     if len(node.input) > 2 and node.input[2]:
         c = ctx.const_f32(node, node.input[2], "the bias C")
         if c.size not in (1, n_out) or c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1):
-            raise ctx.fail(node, f"bias of shape {c.shape} is not supported (expected "
-                                 f"({n_out},), (1, {n_out}) or a scalar)")
-        b = (np.broadcast_to(c.reshape(-1), (n_out,)) * np.float32(attrs.get("beta", 1.0))
-             ).astype(np.float32)
+            raise ctx.fail(
+                node,
+                f"bias of shape {c.shape} is not supported (expected "
+                f"({n_out},), (1, {n_out}) or a scalar)",
+            )
+        b = (np.broadcast_to(c.reshape(-1), (n_out,)) * np.float32(attrs.get("beta", 1.0))).astype(
+            np.float32
+        )
     return _dense(ctx, node, ov, w, b)
 
 
@@ -374,8 +411,11 @@ def _matmul(ctx, node, ins):
 
 def _batch_norm(ctx, node, ins):
     attrs = ctx.attrs(node)
-    ctx.check_attrs(node, attrs, ("epsilon", "momentum", "training_mode", "spatial",
-                                  "consumed_inputs", "is_test"))
+    ctx.check_attrs(
+        node,
+        attrs,
+        ("epsilon", "momentum", "training_mode", "spatial", "consumed_inputs", "is_test"),
+    )
     if int(attrs.get("training_mode", 0)):
         raise ctx.fail(node, "training_mode=1 is not supported (export the model in eval mode)")
     if int(attrs.get("spatial", 1)) != 1:
@@ -388,8 +428,11 @@ def _batch_norm(ctx, node, ins):
     elif ov.layout == "flat":
         x = flat_tensor(ctx, node, ov)
     else:
-        raise ctx.fail(node, "normalises axis 1, which is H of its NHWC input; only (N, C) or "
-                             "(N, C, H, W) inputs are supported")
+        raise ctx.fail(
+            node,
+            "normalises axis 1, which is H of its NHWC input; only (N, C) or "
+            "(N, C, H, W) inputs are supported",
+        )
     c = x.shape[-1]
     arrs = []
     for i, what in zip(range(1, 5), ("scale", "B", "mean", "var")):
@@ -405,10 +448,16 @@ def _batch_norm(ctx, node, ins):
     mom = float(attrs.get("momentum", 0.9))
     if not 0.0 < mom < 1.0:
         mom = 0.9
-    t = _add(ctx, node, "BatchNormalization", [x], x.shape,
-             config=dict(momentum=mom, epsilon=eps),
-             params={"gamma": arrs[0], "beta": arrs[1]},
-             buffers={"moving_mean": arrs[2], "moving_var": arrs[3]})
+    t = _add(
+        ctx,
+        node,
+        "BatchNormalization",
+        [x],
+        x.shape,
+        config=dict(momentum=mom, epsilon=eps),
+        params={"gamma": arrs[0], "beta": arrs[1]},
+        buffers={"moving_mean": arrs[2], "moving_var": arrs[3]},
+    )
     return ov.like(t)
 
 
@@ -440,9 +489,12 @@ def _softmax(ctx, node, ins):
         axis = ctx.axis(node, attrs.get("axis", 1), nd)
         big = [a for a in range(axis, nd) if shape[a - 1] != 1]
         if len(big) > 1:
-            raise ctx.fail(node, f"opset {ctx.opset} Softmax with axis={axis} on a tensor of "
-                                 f"shape {_shape_str(ov)} (one softmax over the flattened "
-                                 "trailing axes) is not supported")
+            raise ctx.fail(
+                node,
+                f"opset {ctx.opset} Softmax with axis={axis} on a tensor of "
+                f"shape {_shape_str(ov)} (one softmax over the flattened "
+                "trailing axes) is not supported",
+            )
         axis = big[0] if big else nd - 1
     if axis == 0:
         raise ctx.fail(node, "softmax over the batch axis is not supported")
@@ -451,8 +503,7 @@ def _softmax(ctx, node, ins):
         cnnx_axis = -1
     else:
         x = ov.t
-        cnnx_axis = {1: -1, 2: 1, 3: 2}[axis] if ov.layout == "nchw" else \
-            {1: 1, 2: 2, 3: -1}[axis]
+        cnnx_axis = {1: -1, 2: 1, 3: 2}[axis] if ov.layout == "nchw" else {1: 1, 2: 2, 3: -1}[axis]
     return ov.like(_add(ctx, node, "Softmax", [x], x.shape, config=dict(axis=cnnx_axis)))
 
 
@@ -460,8 +511,11 @@ def _dropout(ctx, node, ins):
     attrs = ctx.attrs(node)
     ctx.check_attrs(node, attrs, ("ratio", "seed", "is_test"))
     if len(node.output) > 1 and _used(ctx, node.output[1]):
-        raise ctx.fail(node, "the mask output of Dropout is read by the graph; cnnx supports "
-                             "Dropout only with an unused mask")
+        raise ctx.fail(
+            node,
+            "the mask output of Dropout is read by the graph; cnnx supports "
+            "Dropout only with an unused mask",
+        )
     ov = _data(ctx, node, ins)
     rate = float(attrs.get("ratio", 0.5))
     if _arg(node, 1):
@@ -488,10 +542,14 @@ def _joined_tensors(ctx, node, vals):
     """The cnnx tensors of values that an elementwise join or Concat may combine."""
     first = vals[0]
     for v in vals[1:]:
-        if v.layout != first.layout or (first.layout == "flat" and
-                                        not _same_perm(v.perm, first.perm)):
-            raise ctx.fail(node, "its inputs hold their values in different orders (e.g. an "
-                                 "NCHW image flattened and an NHWC one); this is not supported")
+        if v.layout != first.layout or (
+            first.layout == "flat" and not _same_perm(v.perm, first.perm)
+        ):
+            raise ctx.fail(
+                node,
+                "its inputs hold their values in different orders (e.g. an "
+                "NCHW image flattened and an NHWC one); this is not supported",
+            )
     ts = [v.t for v in vals]
     if first.layout == "flat" and len({t.shape for t in ts}) > 1:
         ts = [flat_tensor(ctx, node, v) for v in vals]
@@ -504,20 +562,29 @@ def _eltwise(ctx, node, ins):
     if ctx.opset < 7 and int(ctx.attrs(node).get("broadcast", 0)):
         raise ctx.fail(node, "broadcast=1 (opset < 7) is not supported")
     vals = [v for v in ins if v is not None]
-    if op in ("Add", "Sub", "Mul", "Div") and len(vals) == 2 and \
-            any(not isinstance(v, OVal) for v in vals):
+    if (
+        op in ("Add", "Sub", "Mul", "Div")
+        and len(vals) == 2
+        and any(not isinstance(v, OVal) for v in vals)
+    ):
         return _affine(ctx, node, vals)
     if not all(isinstance(v, OVal) for v in vals):
-        raise ctx.fail(node, f"{op} of computed tensors and constants is supported only as a "
-                             "binary Add, Sub, Mul or Div")
+        raise ctx.fail(
+            node,
+            f"{op} of computed tensors and constants is supported only as a "
+            "binary Add, Sub, Mul or Div",
+        )
     if op == "Div":
         raise ctx.fail(node, "division of two computed tensors is not supported")
     if len(vals) == 1:
         return vals[0]
     shapes = {v.onnx_shape for v in vals}
     if len(shapes) > 1:
-        raise ctx.fail(node, f"inputs of shapes {[_shape_str(v) for v in vals]}: broadcasting "
-                             "between computed tensors is not supported")
+        raise ctx.fail(
+            node,
+            f"inputs of shapes {[_shape_str(v) for v in vals]}: broadcasting "
+            "between computed tensors is not supported",
+        )
     ts = _joined_tensors(ctx, node, vals)
     return vals[0].like(_add(ctx, node, _JOIN[op], ts, ts[0].shape, multi=True))
 
@@ -558,8 +625,11 @@ def _channel_vector(ctx, node, ov, c):
     except ValueError:
         full = None
     if full != (1,) + shape:
-        raise ctx.fail(node, f"a constant of shape {c.shape} does not broadcast to its input "
-                             f"{_shape_str(ov)} without changing it")
+        raise ctx.fail(
+            node,
+            f"a constant of shape {c.shape} does not broadcast to its input "
+            f"{_shape_str(ov)} without changing it",
+        )
     per = c.reshape(c.shape[-nd:] if c.ndim >= nd else (1,) * (nd - c.ndim) + c.shape)
     if per.size == 1:
         n = ov.t.shape[-1]
@@ -571,10 +641,14 @@ def _channel_vector(ctx, node, ov, c):
         return flat_tensor(ctx, node, ov), _to_cnnx_order(per.reshape(-1), ov.perm)
     channel_axis = 0 if ov.layout == "nchw" else 2
     if any(d != 1 for a, d in enumerate(per.shape) if a != channel_axis):
-        raise ctx.fail(node, f"a constant of shape {c.shape} varies along H or W of its input "
-                             f"{_shape_str(ov)}; cnnx applies constants per channel only")
+        raise ctx.fail(
+            node,
+            f"a constant of shape {c.shape} varies along H or W of its input "
+            f"{_shape_str(ov)}; cnnx applies constants per channel only",
+        )
     return ov.t, np.ascontiguousarray(
-        np.broadcast_to(per.reshape(-1), (ov.t.shape[-1],)), np.float32)
+        np.broadcast_to(per.reshape(-1), (ov.t.shape[-1],)), np.float32
+    )
 
 
 def _concat(ctx, node, ins):
@@ -596,9 +670,12 @@ def _concat(ctx, node, ins):
         if v.layout != first.layout:
             raise ctx.fail(node, "its inputs are in different layouts (NCHW and NHWC)")
         a, b = list(v.onnx_shape), list(first.onnx_shape)
-        if len(a) != len(b) or a[:axis - 1] + a[axis:] != b[:axis - 1] + b[axis:]:
-            raise ctx.fail(node, f"inputs of shapes {[_shape_str(u) for u in vals]} do not "
-                                 f"agree except on axis {axis}")
+        if len(a) != len(b) or a[: axis - 1] + a[axis:] != b[: axis - 1] + b[axis:]:
+            raise ctx.fail(
+                node,
+                f"inputs of shapes {[_shape_str(u) for u in vals]} do not "
+                f"agree except on axis {axis}",
+            )
     if first.layout == "flat":
         ts = [flat_tensor(ctx, node, v) for v in vals]
         perm = None
@@ -613,8 +690,9 @@ def _concat(ctx, node, ins):
         out = OVal(None, "flat", perm)
     else:
         ts = [v.t for v in vals]
-        cnnx_axis = {1: -1, 2: 1, 3: 2}[axis] if first.layout == "nchw" else \
-            {1: 1, 2: 2, 3: -1}[axis]
+        cnnx_axis = (
+            {1: -1, 2: 1, 3: 2}[axis] if first.layout == "nchw" else {1: 1, 2: 2, 3: -1}[axis]
+        )
         out = OVal(None, first.layout)
     a = cnnx_axis % (len(ts[0].shape) + 1) - 1
     shape = list(ts[0].shape)
@@ -626,6 +704,7 @@ def _concat(ctx, node, ins):
 # ---------------------------------------------------------------------------
 # layout: Transpose, Flatten, Reshape, Squeeze, Unsqueeze
 # ---------------------------------------------------------------------------
+
 
 def _transpose(ctx, node, ins):
     attrs = ctx.attrs(node)
@@ -639,9 +718,12 @@ def _transpose(ctx, node, ins):
         return OVal(ov.t, "nhwc")
     if ov.layout == "nhwc" and perm == [0, 3, 1, 2]:
         return OVal(ov.t, "nchw")
-    raise ctx.fail(node, f"Transpose with perm={perm} of a tensor of shape {_shape_str(ov)} "
-                         "is not supported (only NCHW <-> NHWC: perm [0, 2, 3, 1] or "
-                         "[0, 3, 1, 2])")
+    raise ctx.fail(
+        node,
+        f"Transpose with perm={perm} of a tensor of shape {_shape_str(ov)} "
+        "is not supported (only NCHW <-> NHWC: perm [0, 2, 3, 1] or "
+        "[0, 3, 1, 2])",
+    )
 
 
 def _flattened(ov):
@@ -673,10 +755,14 @@ def _new_shape(ctx, node, ov, target, allowzero):
     full = [ctx.batch] + list(ov.onnx_shape)  # batch None when free
     if not allowzero:
         target = [full[i] if t == 0 and i < len(full) else t for i, t in enumerate(target)]
-    if not target or not (target[0] in (-1, None) or
-                          (ctx.batch is not None and target[0] == ctx.batch)):
-        raise ctx.fail(node, f"Reshape to {target} changes the batch axis (only reshapes that "
-                             "keep it are supported)")
+    if not target or not (
+        target[0] in (-1, None) or (ctx.batch is not None and target[0] == ctx.batch)
+    ):
+        raise ctx.fail(
+            node,
+            f"Reshape to {target} changes the batch axis (only reshapes that "
+            "keep it are supported)",
+        )
     rest = list(target[1:])
     n = math.prod(ov.onnx_shape)
     if rest.count(-1) > 1 or any(d is None or d < -1 for d in rest):
@@ -708,9 +794,12 @@ def _reshape_to(ctx, node, ov, shape):
     hint = ""
     if len(shape) == 4 and ov.layout == "nchw":
         hint = " (a channel shuffle, as in ShuffleNet, needs a layer cnnx does not have yet)"
-    raise ctx.fail(node, f"reshaping {_shape_str(ov)} to {('N',) + tuple(shape)} is not "
-                         "supported: cnnx has no general Reshape layer; it supports "
-                         "flattening to (N, features) and undoing such a flattening" + hint)
+    raise ctx.fail(
+        node,
+        f"reshaping {_shape_str(ov)} to {('N',) + tuple(shape)} is not "
+        "supported: cnnx has no general Reshape layer; it supports "
+        "flattening to (N, features) and undoing such a flattening" + hint,
+    )
 
 
 def _reshape(ctx, node, ins):
@@ -720,8 +809,9 @@ def _reshape(ctx, node, ins):
     if "shape" in attrs:  # opset < 5
         target = [int(v) for v in attrs["shape"]]
     else:
-        target = [int(v) for v in np.asarray(ctx.const(node, _arg(node, 1), "the shape"))
-                  .reshape(-1)]
+        target = [
+            int(v) for v in np.asarray(ctx.const(node, _arg(node, 1), "the shape")).reshape(-1)
+        ]
     shape = _new_shape(ctx, node, ov, target, bool(int(attrs.get("allowzero", 0))))
     return _reshape_to(ctx, node, ov, shape)
 
@@ -739,8 +829,9 @@ def _squeeze_unsqueeze(ctx, node, ins):
         if not squeeze:
             raise ctx.fail(node, "axes are required")
         if ctx.batch is None or ctx.batch == 1:  # all axes of size 1: the batch's too
-            raise ctx.fail(node, "Squeeze without axes would also remove a batch axis of "
-                                 "size 1; give the axes")
+            raise ctx.fail(
+                node, "Squeeze without axes would also remove a batch axis of size 1; give the axes"
+            )
         axes = [a for a in range(1, len(full)) if full[a] == 1]
     if ctx.opset < 11 and min(axes, default=0) < 0:
         raise ctx.fail(node, f"negative axes {list(axes)} need opset 11 or newer")
@@ -750,8 +841,10 @@ def _squeeze_unsqueeze(ctx, node, ins):
         raise ctx.fail(node, f"axes {axes}: each once, and not the batch axis")
     if squeeze:
         if any(full[a] != 1 for a in axes):
-            raise ctx.fail(node, f"squeezing axes {axes} of {_shape_str(ov)}: only axes of "
-                                 "size 1 can be squeezed")
+            raise ctx.fail(
+                node,
+                f"squeezing axes {axes} of {_shape_str(ov)}: only axes of size 1 can be squeezed",
+            )
         new = [d for a, d in enumerate(full) if a not in axes]
     else:
         new = list(full)
@@ -761,16 +854,35 @@ def _squeeze_unsqueeze(ctx, node, ins):
 
 
 CONVERTERS = {
-    "Conv": _conv, "MaxPool": _pool, "AveragePool": _pool,
-    "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool,
-    "ReduceMean": _global_pool, "ReduceMax": _global_pool,
-    "Gemm": _gemm, "MatMul": _matmul, "BatchNormalization": _batch_norm,
-    "Relu": _activation, "LeakyRelu": _activation, "Sigmoid": _activation, "Tanh": _activation,
-    "Softmax": _softmax, "Dropout": _dropout, "Identity": _identity,
-    "Add": _eltwise, "Sub": _eltwise, "Mul": _eltwise, "Div": _eltwise, "Sum": _eltwise,
-    "Mean": _eltwise, "Concat": _concat,
-    "Transpose": _transpose, "Flatten": _flatten, "Reshape": _reshape,
-    "Squeeze": _squeeze_unsqueeze, "Unsqueeze": _squeeze_unsqueeze,
+    "Conv": _conv,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
+    "GlobalAveragePool": _global_pool,
+    "GlobalMaxPool": _global_pool,
+    "ReduceMean": _global_pool,
+    "ReduceMax": _global_pool,
+    "Gemm": _gemm,
+    "MatMul": _matmul,
+    "BatchNormalization": _batch_norm,
+    "Relu": _activation,
+    "LeakyRelu": _activation,
+    "Sigmoid": _activation,
+    "Tanh": _activation,
+    "Softmax": _softmax,
+    "Dropout": _dropout,
+    "Identity": _identity,
+    "Add": _eltwise,
+    "Sub": _eltwise,
+    "Mul": _eltwise,
+    "Div": _eltwise,
+    "Sum": _eltwise,
+    "Mean": _eltwise,
+    "Concat": _concat,
+    "Transpose": _transpose,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Squeeze": _squeeze_unsqueeze,
+    "Unsqueeze": _squeeze_unsqueeze,
 }
 
 # issue 19 (layers-a): more activations, PRelu, LRN, LayerNormalization and the pool

@@ -13,12 +13,24 @@ Elementwise activations keep their input's layout (image, NHWC view or flat
 features of any order). Whatever cnnx cannot compute exactly is refused with
 :class:`~cnnx.onnx.ONNXConversionError` naming the node.
 """
+
 import math
 
 import numpy as np
 
-from ._import_ops import (OVal, _add, _arg, _data, _explicit_pads, _image, _pair,
-                          _shape_str, _to_cnnx_order, _used, flat_tensor)
+from ._import_ops import (
+    OVal,
+    _add,
+    _arg,
+    _data,
+    _explicit_pads,
+    _image,
+    _pair,
+    _shape_str,
+    _to_cnnx_order,
+    _used,
+    flat_tensor,
+)
 
 __all__ = ["CONVERTERS_A", "SUPPORTED_IMPORT_OPS_A"]
 
@@ -43,10 +55,14 @@ def _selu(ctx, node, ins):
     ctx.check_attrs(node, attrs, ("alpha", "gamma"))
     a = float(attrs.get("alpha", _SELU_ALPHA))
     g = float(attrs.get("gamma", _SELU_GAMMA))
-    if not (math.isclose(a, _SELU_ALPHA, rel_tol=1e-6) and math.isclose(g, _SELU_GAMMA,
-                                                                         rel_tol=1e-6)):
-        raise ctx.fail(node, f"alpha={a}, gamma={g}: only SELU's own constants are supported "
-                             f"({_SELU_ALPHA:.7f}, {_SELU_GAMMA:.7f})")
+    if not (
+        math.isclose(a, _SELU_ALPHA, rel_tol=1e-6) and math.isclose(g, _SELU_GAMMA, rel_tol=1e-6)
+    ):
+        raise ctx.fail(
+            node,
+            f"alpha={a}, gamma={g}: only SELU's own constants are supported "
+            f"({_SELU_ALPHA:.7f}, {_SELU_GAMMA:.7f})",
+        )
     return _layer(ctx, node, _data(ctx, node, ins), "SELU")
 
 
@@ -62,14 +78,21 @@ def _gelu(ctx, node, ins):
 def _hard_sigmoid(ctx, node, ins):
     attrs = ctx.attrs(node)
     ctx.check_attrs(node, attrs, ("alpha", "beta"))
-    return _layer(ctx, node, _data(ctx, node, ins), "Hardsigmoid",
-                  alpha=float(attrs.get("alpha", 0.2)), beta=float(attrs.get("beta", 0.5)))
+    return _layer(
+        ctx,
+        node,
+        _data(ctx, node, ins),
+        "Hardsigmoid",
+        alpha=float(attrs.get("alpha", 0.2)),
+        beta=float(attrs.get("beta", 0.5)),
+    )
 
 
 def _plain(cls):
     def convert(ctx, node, ins):
         ctx.check_attrs(node, ctx.attrs(node), ())
         return _layer(ctx, node, _data(ctx, node, ins), cls)
+
     return convert
 
 
@@ -114,9 +137,12 @@ def _log_softmax(ctx, node, ins):
         axis = ctx.axis(node, attrs.get("axis", 1), nd)
         big = [a for a in range(axis, nd) if shape[a - 1] != 1]
         if len(big) > 1:
-            raise ctx.fail(node, f"opset {ctx.opset} LogSoftmax with axis={axis} on a tensor of "
-                                 f"shape {_shape_str(ov)} (over the flattened trailing axes) "
-                                 "is not supported")
+            raise ctx.fail(
+                node,
+                f"opset {ctx.opset} LogSoftmax with axis={axis} on a tensor of "
+                f"shape {_shape_str(ov)} (over the flattened trailing axes) "
+                "is not supported",
+            )
         axis = big[0] if big else nd - 1
     if axis == 0:
         raise ctx.fail(node, "log-softmax over the batch axis is not supported")
@@ -143,10 +169,14 @@ def _prelu(ctx, node, ins):
     except ValueError:
         full = None
     if full != (1,) + shape:
-        raise ctx.fail(node, f"a slope of shape {slope.shape} does not broadcast to its input "
-                             f"{_shape_str(ov)} without changing it")
-    per = slope.reshape(slope.shape[-nd:] if slope.ndim >= nd else
-                        (1,) * (nd - slope.ndim) + slope.shape)
+        raise ctx.fail(
+            node,
+            f"a slope of shape {slope.shape} does not broadcast to its input "
+            f"{_shape_str(ov)} without changing it",
+        )
+    per = slope.reshape(
+        slope.shape[-nd:] if slope.ndim >= nd else (1,) * (nd - slope.ndim) + slope.shape
+    )
     if per.size == 1:  # one shared slope
         x = ov.t
         shared = list(range(1, len(x.shape) + 1))
@@ -154,8 +184,7 @@ def _prelu(ctx, node, ins):
     elif ov.layout == "flat":  # one per feature (cnnx's order)
         x = flat_tensor(ctx, node, ov)
         shared = None
-        params = {"alpha": _to_cnnx_order(np.broadcast_to(per.reshape(-1), shape).copy(),
-                                          ov.perm)}
+        params = {"alpha": _to_cnnx_order(np.broadcast_to(per.reshape(-1), shape).copy(), ov.perm)}
     else:
         x = ov.t
         h, w, c = x.shape
@@ -170,11 +199,21 @@ def _prelu(ctx, node, ins):
             shared = None
             params = {"alpha": np.broadcast_to(hwc, (h, w, c)).copy()}
         else:
-            raise ctx.fail(node, f"a slope of shape {slope.shape} varies along W but not H of "
-                                 f"{_shape_str(ov)}; cnnx's PReLU shares leading axes only")
+            raise ctx.fail(
+                node,
+                f"a slope of shape {slope.shape} varies along W but not H of "
+                f"{_shape_str(ov)}; cnnx's PReLU shares leading axes only",
+            )
     config = dict(shared_axes=shared, alpha_initializer=0.0)
-    t = _add(ctx, node, "PReLU", [x], x.shape, config=config,
-             params={k: np.ascontiguousarray(v, np.float32) for k, v in params.items()})
+    t = _add(
+        ctx,
+        node,
+        "PReLU",
+        [x],
+        x.shape,
+        config=config,
+        params={k: np.ascontiguousarray(v, np.float32) for k, v in params.items()},
+    )
     return ov.like(t)
 
 
@@ -185,16 +224,22 @@ def _lrn(ctx, node, ins):
         raise ctx.fail(node, "attribute size is required")
     size = int(attrs["size"])
     if size < 1 or size % 2 == 0:
-        raise ctx.fail(node, f"size={size}: only odd window sizes are supported (ONNX and "
-                             "PyTorch centre even windows differently)")
+        raise ctx.fail(
+            node,
+            f"size={size}: only odd window sizes are supported (ONNX and "
+            "PyTorch centre even windows differently)",
+        )
     bias = float(attrs.get("bias", 1.0))
     if not bias > 0:
         raise ctx.fail(node, f"bias={bias}: expected bias > 0")
     x = _image(ctx, node, _data(ctx, node, ins))
-    config = dict(size=size, alpha=float(attrs.get("alpha", 1e-4)),
-                  beta=float(attrs.get("beta", 0.75)), bias=bias)
-    return OVal(_add(ctx, node, "LocalResponseNormalization", [x], x.shape, config=config),
-                "nchw")
+    config = dict(
+        size=size,
+        alpha=float(attrs.get("alpha", 1e-4)),
+        beta=float(attrs.get("beta", 0.75)),
+        bias=bias,
+    )
+    return OVal(_add(ctx, node, "LocalResponseNormalization", [x], x.shape, config=config), "nchw")
 
 
 def _layer_norm(ctx, node, ins):
@@ -207,12 +252,18 @@ def _layer_norm(ctx, node, ins):
     nd = len(shape) + 1
     axis = ctx.axis(node, attrs.get("axis", -1), nd)
     if axis != nd - 1:
-        raise ctx.fail(node, f"axis={attrs.get('axis', -1)} normalises more than the last axis "
-                             f"of {_shape_str(ov)}; only the last axis is supported")
+        raise ctx.fail(
+            node,
+            f"axis={attrs.get('axis', -1)} normalises more than the last axis "
+            f"of {_shape_str(ov)}; only the last axis is supported",
+        )
     if ov.layout == "nchw":
-        raise ctx.fail(node, "normalises W of an NCHW image; cnnx normalises the channels (the "
-                             "last axis of an NHWC view: Transpose to NHWC first, as ConvNeXt "
-                             "exports do)")
+        raise ctx.fail(
+            node,
+            "normalises W of an NCHW image; cnnx normalises the channels (the "
+            "last axis of an NHWC view: Transpose to NHWC first, as ConvNeXt "
+            "exports do)",
+        )
     x = flat_tensor(ctx, node, ov) if ov.layout == "flat" else ov.t
     c = x.shape[-1]
     perm = ov.perm if ov.layout == "flat" else None
@@ -229,8 +280,7 @@ def _layer_norm(ctx, node, ins):
         if a.shape != (c,):
             raise ctx.fail(node, f"{what} of shape {a.shape}, expected ({c},)")
         params[key] = _to_cnnx_order(a, perm)
-    config = dict(epsilon=float(attrs.get("epsilon", 1e-5)), center="beta" in params,
-                  scale=True)
+    config = dict(epsilon=float(attrs.get("epsilon", 1e-5)), center="beta" in params, scale=True)
     t = _add(ctx, node, "LayerNormalization", [x], x.shape, config=config, params=params)
     return ov.like(t)
 
@@ -257,16 +307,20 @@ def _pool(ctx, node, ins):
     pads = _explicit_pads(ctx, node, attrs, (h, w), kernel, strides, dil)
     (pt, pb), (pl, pr) = pads
     if max(pt, pb) > kernel[0] // 2 or max(pl, pr) > kernel[1] // 2:
-        raise ctx.fail(node, f"pads {pads} larger than half the window {kernel} are not "
-                             "supported")
+        raise ctx.fail(node, f"pads {pads} larger than half the window {kernel} are not supported")
     from ..functional._pool import pool_output_size
 
     for n, k, p, d in zip((h, w), kernel, pads, dil):
         if (k - 1) * d + 1 > n + p[0] + p[1]:
-            raise ctx.fail(node, f"kernel_shape {kernel} (cnnx's pool_size; dilations {dil}) "
-                                 f"is larger than the padded input {(h, w)} with pads {pads}")
-    out = tuple(pool_output_size(n, k, p, s, d, ceil)
-                for n, k, p, s, d in zip((h, w), kernel, pads, strides, dil))
+            raise ctx.fail(
+                node,
+                f"kernel_shape {kernel} (cnnx's pool_size; dilations {dil}) "
+                f"is larger than the padded input {(h, w)} with pads {pads}",
+            )
+    out = tuple(
+        pool_output_size(n, k, p, s, d, ceil)
+        for n, k, p, s, d in zip((h, w), kernel, pads, strides, dil)
+    )
     config = dict(pool_size=tuple(kernel), strides=tuple(strides), padding=pads, ceil_mode=ceil)
     if op == "MaxPool":
         cls = "MaxPool2D"
@@ -278,11 +332,20 @@ def _pool(ctx, node, ins):
 
 
 CONVERTERS_A = {
-    "Elu": _elu, "Selu": _selu, "Gelu": _gelu, "HardSigmoid": _hard_sigmoid,
-    "HardSwish": _plain("Hardswish"), "Softplus": _plain("Softplus"),
-    "Softsign": _plain("Softsign"), "Clip": _clip, "LogSoftmax": _log_softmax,
-    "PRelu": _prelu, "LRN": _lrn, "LayerNormalization": _layer_norm,
-    "MaxPool": _pool, "AveragePool": _pool,
+    "Elu": _elu,
+    "Selu": _selu,
+    "Gelu": _gelu,
+    "HardSigmoid": _hard_sigmoid,
+    "HardSwish": _plain("Hardswish"),
+    "Softplus": _plain("Softplus"),
+    "Softsign": _plain("Softsign"),
+    "Clip": _clip,
+    "LogSoftmax": _log_softmax,
+    "PRelu": _prelu,
+    "LRN": _lrn,
+    "LayerNormalization": _layer_norm,
+    "MaxPool": _pool,
+    "AveragePool": _pool,
 }
 
 #: the operators above, for SUPPORTED_IMPORT_OPS

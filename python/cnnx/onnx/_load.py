@@ -36,6 +36,7 @@ Nodes no output needs are not converted. Nothing is converted
 approximately (folding a scale into weights, or a division by a constant
 into a multiplication, changes results by float rounding only).
 """
+
 import os
 
 from ._common import ONNXConversionError, require_onnx
@@ -78,8 +79,9 @@ def _inferred_shapes(onnx, proto):
         if n <= 4096:
             g.initializer.append(init)
         elif init.name not in declared:
-            g.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type,
-                                                              list(init.dims)))
+            g.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
     shapes = {}
     inferred = onnx.shape_inference.infer_shapes(view, strict_mode=True)
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
@@ -107,8 +109,11 @@ def _order(ctx, nodes, known):
             if not name or name in known:
                 continue
             if name not in producer:
-                raise ctx.fail(node, f"input {name!r} is neither a graph input, a constant nor "
-                                     "the output of another node")
+                raise ctx.fail(
+                    node,
+                    f"input {name!r} is neither a graph input, a constant nor "
+                    "the output of another node",
+                )
             waiting[i] += 1
             readers.setdefault(producer[name], []).append(i)
     ready = [i for i in range(len(nodes)) if waiting[i] == 0]
@@ -142,34 +147,43 @@ def _input_shapes(ctx, inputs, input_shape, live):
     """Per graph input: (cnnx shape, layout)."""
     if input_shape is None:
         given = [None] * len(inputs)
-    elif len(inputs) == 1 and not (isinstance(input_shape, (list, tuple)) and input_shape
-                                   and isinstance(input_shape[0], (list, tuple))):
+    elif len(inputs) == 1 and not (
+        isinstance(input_shape, (list, tuple))
+        and input_shape
+        and isinstance(input_shape[0], (list, tuple))
+    ):
         given = [input_shape]
     else:
         given = list(input_shape)
         if len(given) != len(inputs):
-            raise ValueError(f"input_shape: the graph has {len(inputs)} inputs; expected "
-                             f"{len(inputs)} shapes, got {input_shape!r}")
+            raise ValueError(
+                f"input_shape: the graph has {len(inputs)} inputs; expected "
+                f"{len(inputs)} shapes, got {input_shape!r}"
+            )
     out = []
     for inp, g in zip(inputs, given):
         dims = _shape_of(inp)
         readers = [n for n in live if inp.name in n.input]
         nhwc = bool(readers) and all(
-            n.op_type == "Transpose" and
-            [int(p) for p in ctx.attrs(n).get("perm", [])] == [0, 3, 1, 2] for n in readers)
+            n.op_type == "Transpose"
+            and [int(p) for p in ctx.attrs(n).get("perm", [])] == [0, 3, 1, 2]
+            for n in readers
+        )
         if g is not None:
             try:
                 shape = tuple(int(s) for s in g)
             except (TypeError, ValueError):
-                raise ValueError(f"input_shape: expected (H, W, C) or (features,), got "
-                                 f"{g!r}") from None
+                raise ValueError(
+                    f"input_shape: expected (H, W, C) or (features,), got {g!r}"
+                ) from None
             if len(shape) not in (1, 3) or min(shape) < 1:
                 raise ValueError(f"input_shape: expected (H, W, C) or (features,), got {shape}")
         else:
             if dims is None or len(dims) not in (2, 4) or any(d is None for d in dims[1:]):
                 raise ONNXConversionError(
                     f"{ctx.where}: input {inp.name!r} has shape {dims}; cnnx needs a fixed "
-                    "(C, H, W) or (features,) after the batch (pass input_shape=(H, W, C))")
+                    "(C, H, W) or (features,) after the batch (pass input_shape=(H, W, C))"
+                )
             if min(dims[1:]) < 1:
                 raise ONNXConversionError(f"{ctx.where}: input {inp.name!r} has shape {dims}")
             if len(dims) == 2:
@@ -189,8 +203,9 @@ def _check_shape(ctx, node, name, ov):
     if known is None or len(known) < 1 or any(d is None for d in known[1:]):
         return
     if tuple(known[1:]) != ov.onnx_shape:
-        raise ctx.fail(node, f"output shape {('N',) + ov.onnx_shape} in cnnx but {known} in "
-                             "the ONNX graph")
+        raise ctx.fail(
+            node, f"output shape {('N',) + ov.onnx_shape} in cnnx but {known} in the ONNX graph"
+        )
 
 
 def _read(onnx, proto, where):
@@ -198,13 +213,17 @@ def _read(onnx, proto, where):
     Refuses oversized graphs, unread external data, other domains, non-float inputs."""
     graph = proto.graph
     if len(graph.node) > MAX_NODES:
-        raise ONNXConversionError(f"{where}: the graph has {len(graph.node)} nodes, more than "
-                                  f"cnnx imports (cnnx.onnx.MAX_NODES = {MAX_NODES})")
+        raise ONNXConversionError(
+            f"{where}: the graph has {len(graph.node)} nodes, more than "
+            f"cnnx imports (cnnx.onnx.MAX_NODES = {MAX_NODES})"
+        )
     ext = external_tensors(onnx, proto)
     if ext:
-        raise ONNXConversionError(f"{where}: tensor {ext[0].name!r} keeps its data in an external "
-                                  "file; load the model with cnnx.onnx.load(path), which reads "
-                                  "it from the model's folder")
+        raise ONNXConversionError(
+            f"{where}: tensor {ext[0].name!r} keeps its data in an external "
+            "file; load the model with cnnx.onnx.load(path), which reads "
+            "it from the model's folder"
+        )
     opset = 1
     for o in proto.opset_import:
         if o.domain in ("", "ai.onnx"):
@@ -212,8 +231,10 @@ def _read(onnx, proto, where):
     ctx = Ctx(onnx, where, opset, Graph())
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
-            raise ctx.fail(node, f"operator domain {node.domain!r} not supported (only the "
-                                 "standard ONNX domain)")
+            raise ctx.fail(
+                node,
+                f"operator domain {node.domain!r} not supported (only the standard ONNX domain)",
+            )
     for init in graph.initializer:
         ctx.consts[init.name] = ctx.to_array(init, f"initializer {init.name!r}")
     inputs = [i for i in graph.input if i.name not in ctx.consts]
@@ -223,8 +244,9 @@ def _read(onnx, proto, where):
     for inp in inputs:
         if inp.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
             dtype = onnx.TensorProto.DataType.Name(inp.type.tensor_type.elem_type)
-            raise ONNXConversionError(f"{where}: input {inp.name!r} has element type {dtype}; "
-                                      "cnnx takes float32")
+            raise ONNXConversionError(
+                f"{where}: input {inp.name!r} has element type {dtype}; cnnx takes float32"
+            )
     batches = {(_shape_of(i) or (None,))[0] for i in inputs}
     if len(batches) == 1 and None not in batches:
         ctx.batch = batches.pop()
@@ -252,11 +274,14 @@ def _checker(onnx, proto):
             onnx.checker.check_node(node, context)
             formal = onnx.defs.get_schema(node.op_type, ctx.opset, node.domain).inputs
         except Exception as e:  # noqa: BLE001 - onnx raises its own ValidationError
-            raise ctx.fail(node, f"is not a valid {node.op_type} at opset {ctx.opset} "
-                                 f"({str(e).splitlines()[0]})") from None
+            raise ctx.fail(
+                node,
+                f"is not a valid {node.op_type} at opset {ctx.opset} ({str(e).splitlines()[0]})",
+            ) from None
         for i, name in enumerate(node.input):  # "" only where an input is optional
             if not name and formal and formal[min(i, len(formal) - 1)].option != optional:
                 raise ctx.fail(node, f"input {i} is empty, but {node.op_type} requires it")
+
     return check
 
 
@@ -273,8 +298,11 @@ def _convert(ctx, live, check):
             raise ctx.unsupported_op(node)
         ins = [ctx.vals.get(i, ctx.consts.get(i)) if i else None for i in node.input]
         if not any(isinstance(v, OVal) for v in ins):
-            raise ctx.fail(node, "cnnx cannot evaluate this operator on constants (only on "
-                                 "tensors computed from the graph's inputs)")
+            raise ctx.fail(
+                node,
+                "cnnx cannot evaluate this operator on constants (only on "
+                "tensors computed from the graph's inputs)",
+            )
         try:
             outs = convert(ctx, node, ins)
         except ONNXConversionError:
@@ -304,14 +332,15 @@ def from_onnx(proto, input_shape=None, where="proto"):
     _convert(ctx, live, _checker(onnx, proto))
     _set_outputs(ctx, inputs, outputs)
     if ctx.inconsistent:
-        raise ONNXConversionError(f"{where}: the graph's shapes are inconsistent (ONNX shape "
-                                  f"inference: {ctx.inconsistent})")
+        raise ONNXConversionError(
+            f"{where}: the graph's shapes are inconsistent (ONNX shape "
+            f"inference: {ctx.inconsistent})"
+        )
     fold_affines(ir, ctx.fail)
     fuse_activations(ir)
     global_pools(ir)
     prune(ir)
-    return build(ir, proto.graph.name or "Model", len(inputs) == 1, len(outputs) == 1,
-                 ctx.fail)
+    return build(ir, proto.graph.name or "Model", len(inputs) == 1, len(outputs) == 1, ctx.fail)
 
 
 def _set_outputs(ctx, inputs, outputs):
@@ -324,11 +353,15 @@ def _set_outputs(ctx, inputs, outputs):
             raise ONNXConversionError(f"{ctx.where}: output {name!r} is {what}")
         if ov.layout == "flat":
             if ov.perm is not None:
-                what = ("a flattened {}x{}x{} NCHW tensor".format(*ov.chw) if ov.chw else
-                        "features of flattened NCHW tensors")
+                what = (
+                    "a flattened {}x{}x{} NCHW tensor".format(*ov.chw)
+                    if ov.chw
+                    else "features of flattened NCHW tensors"
+                )
                 raise ONNXConversionError(
                     f"{ctx.where}: output {name!r} is {what}, in (c, h, w) order; cnnx would "
-                    "give them in (h, w, c) order")
+                    "give them in (h, w, c) order"
+                )
             ir.outputs.append(flat_tensor(ctx, None, ov))
         else:
             ir.outputs.append(ov.t)
@@ -344,8 +377,10 @@ def _set_outputs(ctx, inputs, outputs):
     for inp in inputs:
         t = ctx.vals[inp.name].t
         if id(t) not in used:
-            raise ONNXConversionError(f"{ctx.where}: input {inp.name!r} is not used by any "
-                                      "output; cnnx models use all their inputs")
+            raise ONNXConversionError(
+                f"{ctx.where}: input {inp.name!r} is not used by any "
+                "output; cnnx models use all their inputs"
+            )
 
 
 def load(path, input_shape=None):

@@ -22,6 +22,7 @@ Use with a model::
 or by hand: ``opt.bind(model.store)``, then ``opt.step()`` after each
 backward pass.
 """
+
 import numbers
 
 import numpy as np
@@ -31,8 +32,7 @@ from .. import _core
 from . import schedules
 from .schedules import LearningRateSchedule
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer",
-           "schedules"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer", "schedules"]
 
 
 def _number(v, name, minimum=None, maximum=None, open_min=False, open_max=False):
@@ -88,8 +88,17 @@ class Optimizer:
     #: a step count from a file must stay far from int64 overflow in the kernels
     MAX_ITERATIONS = 2**53
 
-    def __init__(self, lr, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
-                 ema_momentum=0.99, ema_overwrite_frequency=None, learning_rate=None):
+    def __init__(
+        self,
+        lr,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        learning_rate=None,
+    ):
         if learning_rate is not None:  # Keras's name for lr
             lr = learning_rate
         self._schedule = None
@@ -98,24 +107,43 @@ class Optimizer:
             self._schedule = lr
         else:
             self._lr = _number(lr, "lr", 0.0, open_min=True)
-        given = [k for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
-                                ("global_clipnorm", global_clipnorm)) if v is not None]
+        given = [
+            k
+            for k, v in (
+                ("clipnorm", clipnorm),
+                ("clipvalue", clipvalue),
+                ("global_clipnorm", global_clipnorm),
+            )
+            if v is not None
+        ]
         if len(given) > 1:
-            raise ValueError(f"{given[1]}: only one of clipnorm, clipvalue and global_clipnorm "
-                             f"can be set (got {', '.join(given)})")
-        self.clipnorm = None if clipnorm is None else _number(clipnorm, "clipnorm", 0.0,
-                                                              open_min=True)
-        self.clipvalue = None if clipvalue is None else _number(clipvalue, "clipvalue", 0.0,
-                                                                open_min=True)
-        self.global_clipnorm = None if global_clipnorm is None else _number(
-            global_clipnorm, "global_clipnorm", 0.0, open_min=True)
+            raise ValueError(
+                f"{given[1]}: only one of clipnorm, clipvalue and global_clipnorm "
+                f"can be set (got {', '.join(given)})"
+            )
+        self.clipnorm = (
+            None if clipnorm is None else _number(clipnorm, "clipnorm", 0.0, open_min=True)
+        )
+        self.clipvalue = (
+            None if clipvalue is None else _number(clipvalue, "clipvalue", 0.0, open_min=True)
+        )
+        self.global_clipnorm = (
+            None
+            if global_clipnorm is None
+            else _number(global_clipnorm, "global_clipnorm", 0.0, open_min=True)
+        )
         self.use_ema = bool(use_ema)
         self.ema_momentum = _number(ema_momentum, "ema_momentum", 0.0, 1.0)
         if ema_overwrite_frequency is not None:
-            if isinstance(ema_overwrite_frequency, (bool, np.bool_)) or not isinstance(
-                    ema_overwrite_frequency, numbers.Integral) or ema_overwrite_frequency < 1:
-                raise ValueError(f"ema_overwrite_frequency: expected None or an int >= 1, got "
-                                 f"{ema_overwrite_frequency!r}")
+            if (
+                isinstance(ema_overwrite_frequency, (bool, np.bool_))
+                or not isinstance(ema_overwrite_frequency, numbers.Integral)
+                or ema_overwrite_frequency < 1
+            ):
+                raise ValueError(
+                    f"ema_overwrite_frequency: expected None or an int >= 1, got "
+                    f"{ema_overwrite_frequency!r}"
+                )
             ema_overwrite_frequency = int(ema_overwrite_frequency)
         self.ema_overwrite_frequency = ema_overwrite_frequency
         #: the rate when training first started (set by ``fit``, never overwritten,
@@ -145,11 +173,12 @@ class Optimizer:
             self._lr = None
             return
         if self._schedule is not None:
-            raise TypeError(f"lr: this optimizer follows the schedule {self._schedule!r}, so "
-                            "its rate cannot be set to a number (assign a new schedule, or "
-                            "build the optimizer with a number)")
+            raise TypeError(
+                f"lr: this optimizer follows the schedule {self._schedule!r}, so "
+                "its rate cannot be set to a number (assign a new schedule, or "
+                "build the optimizer with a number)"
+            )
         self._lr = _number(value, "lr", 0.0)
-
 
     @property
     def learning_rate(self):
@@ -185,9 +214,11 @@ class Optimizer:
             except (TypeError, ValueError):
                 bad = True
         if bad or not np.isfinite(value) or value < 0:
-            raise ValueError(f"lr: the schedule {self._schedule!r} returned {value!r} at step "
-                             f"{self.iterations}; expected a finite number >= 0 (the weights "
-                             "were not changed)")
+            raise ValueError(
+                f"lr: the schedule {self._schedule!r} returned {value!r} at step "
+                f"{self.iterations}; expected a finite number >= 0 (the weights "
+                "were not changed)"
+            )
         return value
 
     # ---- state --------------------------------------------------------------
@@ -220,8 +251,10 @@ class Optimizer:
         for name in self.state_names:
             old = self.state.get(name)
             if loaded and old is not None and old.shape != store.params.shape:
-                raise ValueError(f"state: optimizer state {name!r} has {old.size} values, the "
-                                 f"model has {store.params.size} parameters")
+                raise ValueError(
+                    f"state: optimizer state {name!r} has {old.size} values, the "
+                    f"model has {store.params.size} parameters"
+                )
         self.store = store
         self._state_loaded = False
         self._seg_key = None
@@ -232,8 +265,10 @@ class Optimizer:
 
     def _check_bound(self):
         if self.store is None:
-            raise ValueError("optimizer: not attached to any parameters (call "
-                             "model.compile(optimizer=...) or optimizer.bind(model.store))")
+            raise ValueError(
+                "optimizer: not attached to any parameters (call "
+                "model.compile(optimizer=...) or optimizer.bind(model.store))"
+            )
 
     def _buffer(self, name):
         if name is None:
@@ -254,8 +289,11 @@ class Optimizer:
                 from ..layers.base import walk
 
                 trainable = {id(layer) for layer, t in walk(store.layers) if t}
-                seg = [(start, start + size) for layer, _n, start, size, _s in store.slots
-                       if id(layer) in trainable]
+                seg = [
+                    (start, start + size)
+                    for layer, _n, start, size, _s in store.slots
+                    if id(layer) in trainable
+                ]
             else:
                 seg = runs
             self._seg = np.asarray(seg, np.int64).reshape(-1, 2)
@@ -301,8 +339,9 @@ class Optimizer:
     # ---- the moving average of the weights ----------------------------------
     def _ema_ranges(self):
         if not self.use_ema:
-            raise ValueError("use_ema: this optimizer keeps no moving average (build it with "
-                             "use_ema=True)")
+            raise ValueError(
+                "use_ema: this optimizer keeps no moving average (build it with use_ema=True)"
+            )
         self._check_bound()
         return self.store.trainable_runs(), self._buffer("ema")
 
@@ -327,6 +366,7 @@ class Optimizer:
                 yield self
             finally:
                 self.swap_ema_weights()
+
         return swapped()
 
     def finalize_variable_values(self):
@@ -347,21 +387,31 @@ class Optimizer:
             if getattr(self, k) is not None:
                 cfg[k] = getattr(self, k)
         if self.use_ema:
-            cfg.update(use_ema=True, ema_momentum=self.ema_momentum,
-                       ema_overwrite_frequency=self.ema_overwrite_frequency)
+            cfg.update(
+                use_ema=True,
+                ema_momentum=self.ema_momentum,
+                ema_overwrite_frequency=self.ema_overwrite_frequency,
+            )
         return cfg
 
     def state_dict(self):
         """Hyper-parameters, step count and copies of the state buffers."""
-        return {"class": type(self).__name__, "config": self.get_config(),
-                "iterations": self.iterations, "initial_lr": self.initial_lr,
-                "state": {k: v.copy() for k, v in self.state.items()}}
+        return {
+            "class": type(self).__name__,
+            "config": self.get_config(),
+            "iterations": self.iterations,
+            "initial_lr": self.initial_lr,
+            "state": {k: v.copy() for k, v in self.state.items()},
+        }
 
     def load_state_dict(self, d):
         """Restore what :meth:`state_dict` returned (sizes must match when bound)."""
         it = d.get("iterations", 0)
-        if isinstance(it, (bool, np.bool_)) or not isinstance(it, numbers.Integral) or \
-                not 0 <= it <= self.MAX_ITERATIONS:
+        if (
+            isinstance(it, (bool, np.bool_))
+            or not isinstance(it, numbers.Integral)
+            or not 0 <= it <= self.MAX_ITERATIONS
+        ):
             raise ValueError(f"iterations: expected an int in [0, 2**53], got {it!r}")
         initial_lr = d.get("initial_lr")
         if initial_lr is not None:
@@ -373,11 +423,14 @@ class Optimizer:
             try:
                 v = np.ascontiguousarray(v, np.float32).reshape(-1)
             except (TypeError, ValueError) as e:
-                raise ValueError(f"state: optimizer state {k!r} is not an array of numbers "
-                                 f"({e})") from None
+                raise ValueError(
+                    f"state: optimizer state {k!r} is not an array of numbers ({e})"
+                ) from None
             if self.store is not None and v.shape != self.store.params.shape:
-                raise ValueError(f"state: optimizer state {k!r} has {v.size} values, the "
-                                 f"model has {self.store.params.size} parameters")
+                raise ValueError(
+                    f"state: optimizer state {k!r} has {v.size} values, the "
+                    f"model has {self.store.params.size} parameters"
+                )
             state[k] = v.copy()
         self.iterations = int(it)
         self.initial_lr = initial_lr
@@ -431,8 +484,12 @@ class SGD(Optimizer):
         a.weight_decay = self.weight_decay
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+        return {
+            **super().get_config(),
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+        }
 
 
 class Adam(Optimizer):
@@ -462,8 +519,13 @@ class Adam(Optimizer):
         a.decoupled = self.decoupled
 
     def get_config(self):
-        return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
-                "weight_decay": self.weight_decay}
+        return {
+            **super().get_config(),
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+        }
 
 
 class AdamW(Adam):
@@ -501,8 +563,16 @@ class RMSprop(Optimizer):
         >>> # model.compile(optimizer=opt, loss="cross_entropy")
     """
 
-    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False, **kwargs):
+    def __init__(
+        self,
+        lr=0.01,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0.0,
+        momentum=0.0,
+        centered=False,
+        **kwargs,
+    ):
         super().__init__(lr, **kwargs)
         self.alpha = _number(alpha, "alpha", 0.0, 1.0)
         self.eps = _number(eps, "eps", 0.0, open_min=True)
@@ -511,8 +581,11 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def _slots(self):
-        return ("square_avg", "momentum_buffer" if self.momentum else None,
-                "grad_avg" if self.centered else None)
+        return (
+            "square_avg",
+            "momentum_buffer" if self.momentum else None,
+            "grad_avg" if self.centered else None,
+        )
 
     def _configure(self, a):
         a.rule = _core.OptimRule.rmsprop
@@ -521,9 +594,14 @@ class RMSprop(Optimizer):
         a.centered = self.centered
 
     def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha, "eps": self.eps,
-                "weight_decay": self.weight_decay, "momentum": self.momentum,
-                "centered": self.centered}
+        return {
+            **super().get_config(),
+            "alpha": self.alpha,
+            "eps": self.eps,
+            "weight_decay": self.weight_decay,
+            "momentum": self.momentum,
+            "centered": self.centered,
+        }
 
 
 class Adagrad(Optimizer):
@@ -542,13 +620,21 @@ class Adagrad(Optimizer):
 
     _slot_names = ("sum", None, None)
 
-    def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
-                 eps=1e-10, **kwargs):
+    def __init__(
+        self,
+        lr=0.01,
+        lr_decay=0.0,
+        weight_decay=0.0,
+        initial_accumulator_value=0.0,
+        eps=1e-10,
+        **kwargs,
+    ):
         super().__init__(lr, **kwargs)
         self.lr_decay = _number(lr_decay, "lr_decay", 0.0)
         self.weight_decay = _number(weight_decay, "weight_decay", 0.0)
-        self.initial_accumulator_value = _number(initial_accumulator_value,
-                                                 "initial_accumulator_value", 0.0)
+        self.initial_accumulator_value = _number(
+            initial_accumulator_value, "initial_accumulator_value", 0.0
+        )
         self.eps = _number(eps, "eps", 0.0, open_min=True)
 
     def _initial_state(self, name, store):
@@ -562,9 +648,13 @@ class Adagrad(Optimizer):
         a.weight_decay = self.weight_decay
 
     def get_config(self):
-        return {**super().get_config(), "lr_decay": self.lr_decay,
-                "weight_decay": self.weight_decay,
-                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps}
+        return {
+            **super().get_config(),
+            "lr_decay": self.lr_decay,
+            "weight_decay": self.weight_decay,
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "eps": self.eps,
+        }
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}

@@ -14,13 +14,20 @@ subclass of :class:`LearningRateSchedule` needs ``__call__(step)`` and
 A schedule that returns a negative or NaN rate stops training with a
 ValueError at that step, before any weight changes.
 """
+
 import math
 import numbers
 
 import numpy as np
 
-__all__ = ["LearningRateSchedule", "CosineDecay", "ExponentialDecay", "PiecewiseConstantDecay",
-           "serialize", "deserialize"]
+__all__ = [
+    "LearningRateSchedule",
+    "CosineDecay",
+    "ExponentialDecay",
+    "PiecewiseConstantDecay",
+    "serialize",
+    "deserialize",
+]
 
 _REGISTRY: dict[str, type] = {}
 
@@ -34,7 +41,9 @@ def _real(v, name, minimum=None, open_min=False, maximum=None, integer=False):
     if not math.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {v}")
     if minimum is not None and (v < minimum or (open_min and v == minimum)):
-        raise ValueError(f"{name}: expected a number {'>' if open_min else '>='} {minimum}, got {v}")
+        raise ValueError(
+            f"{name}: expected a number {'>' if open_min else '>='} {minimum}, got {v}"
+        )
     if maximum is not None and v > maximum:
         raise ValueError(f"{name}: expected a number <= {maximum}, got {v}")
     return int(v) if integer else v
@@ -81,12 +90,16 @@ class ExponentialDecay(LearningRateSchedule):
         p = float(step) / self.decay_steps
         if self.staircase:
             p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
+        return self.initial_learning_rate * self.decay_rate**p
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+            "name": self.name,
+        }
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -96,16 +109,19 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     def __init__(self, boundaries, values, name=None):
         if not isinstance(boundaries, (list, tuple, np.ndarray)) or len(boundaries) < 1:
-            raise TypeError(f"boundaries: expected a non-empty list of step numbers, got "
-                            f"{boundaries!r}")
+            raise TypeError(
+                f"boundaries: expected a non-empty list of step numbers, got {boundaries!r}"
+            )
         if not isinstance(values, (list, tuple, np.ndarray)):
             raise TypeError(f"values: expected a list of learning rates, got {values!r}")
         b = [_real(x, "boundaries") for x in boundaries]
         if any(b1 <= b0 for b0, b1 in zip(b, b[1:])):
             raise ValueError(f"boundaries: expected strictly increasing steps, got {b}")
         if len(values) != len(b) + 1:
-            raise ValueError(f"values: expected {len(b) + 1} values (one more than boundaries), "
-                             f"got {len(values)}")
+            raise ValueError(
+                f"values: expected {len(b) + 1} values (one more than boundaries), "
+                f"got {len(values)}"
+            )
         self.boundaries = b
         self.values = [_real(x, "values", 0.0) for x in values]
         self.name = name
@@ -134,17 +150,26 @@ class CosineDecay(LearningRateSchedule):
     ``warmup_target`` over the next ``decay_steps``.
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name=None,
-                 warmup_target=None, warmup_steps=0):
+    def __init__(
+        self,
+        initial_learning_rate,
+        decay_steps,
+        alpha=0.0,
+        name=None,
+        warmup_target=None,
+        warmup_steps=0,
+    ):
         self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
         self.decay_steps = _real(decay_steps, "decay_steps", 0.0, open_min=True)
         self.alpha = _real(alpha, "alpha", 0.0, maximum=1.0)
-        self.warmup_target = None if warmup_target is None else _real(warmup_target,
-                                                                      "warmup_target", 0.0)
+        self.warmup_target = (
+            None if warmup_target is None else _real(warmup_target, "warmup_target", 0.0)
+        )
         self.warmup_steps = _real(warmup_steps, "warmup_steps", 0.0)
         if self.warmup_steps > 0 and self.warmup_target is None:
-            raise ValueError("warmup_target: needed when warmup_steps > 0 (the rate the warmup "
-                             "ends at)")
+            raise ValueError(
+                "warmup_target: needed when warmup_steps > 0 (the rate the warmup ends at)"
+            )
         self.name = name
 
     def _decay(self, step, decay_from):
@@ -159,21 +184,29 @@ class CosineDecay(LearningRateSchedule):
         step = min(step, self.decay_steps + self.warmup_steps)
         if step < self.warmup_steps:
             fraction = step / self.warmup_steps
-            return (self.warmup_target - self.initial_learning_rate) * fraction + \
-                self.initial_learning_rate
+            return (
+                self.warmup_target - self.initial_learning_rate
+            ) * fraction + self.initial_learning_rate
         return self._decay(step - self.warmup_steps, self.warmup_target)
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "alpha": self.alpha, "name": self.name,
-                "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "alpha": self.alpha,
+            "name": self.name,
+            "warmup_target": self.warmup_target,
+            "warmup_steps": self.warmup_steps,
+        }
 
 
 def serialize(schedule):
     """``{"class": name, "config": {...}}`` (JSON values) for a schedule."""
     if not isinstance(schedule, LearningRateSchedule):
-        raise TypeError(f"lr: {schedule!r} is a plain function; only a "
-                        "cnnx.optim.schedules.LearningRateSchedule can be saved")
+        raise TypeError(
+            f"lr: {schedule!r} is a plain function; only a "
+            "cnnx.optim.schedules.LearningRateSchedule can be saved"
+        )
     return {"class": type(schedule).__name__, "config": schedule.get_config()}
 
 
@@ -183,8 +216,9 @@ def deserialize(d):
         raise ValueError(f"lr: malformed schedule entry {d!r}")
     cls = _REGISTRY.get(d.get("class"))
     if cls is None:
-        raise ValueError(f"lr: unknown schedule class {d.get('class')!r} (define it before "
-                         "loading)")
+        raise ValueError(
+            f"lr: unknown schedule class {d.get('class')!r} (define it before loading)"
+        )
     try:
         return cls.from_config(d["config"])
     except TypeError as e:

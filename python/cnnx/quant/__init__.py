@@ -10,9 +10,16 @@
 The pass over the op graph is :mod:`cnnx.graph.quantize`, calibration
 :mod:`cnnx.quant.calibration`, the kernels :mod:`cnnx.functional` (``q*``).
 """
+
 from .api import INT8_LAYERS, QuantizationWarning, quantize
 from .calibration import METHODS
 from .model import QSummaryRow, QuantizedModel
 
-__all__ = ["quantize", "QuantizedModel", "QuantizationWarning", "QSummaryRow", "METHODS",
-           "INT8_LAYERS"]
+__all__ = [
+    "quantize",
+    "QuantizedModel",
+    "QuantizationWarning",
+    "QSummaryRow",
+    "METHODS",
+    "INT8_LAYERS",
+]

@@ -1,21 +1,36 @@
 """:func:`cnnx.quantize`: post-training int8 quantization of a float model."""
+
 import copy
 import numbers
 import warnings
 
 import numpy as np
 
-from ..graph.quantize import (degenerate_reason, prepare, quantize_layer_weights,
-                              scale_zero_point, settle, wanted_values, weight_ops)
+from ..graph.quantize import (
+    degenerate_reason,
+    prepare,
+    quantize_layer_weights,
+    scale_zero_point,
+    settle,
+    wanted_values,
+    weight_ops,
+)
 from .calibration import METHODS, calibrate
 from .model import QuantizedModel
 
 __all__ = ["quantize", "QuantizationWarning"]
 
 #: layers with an int8 kernel, for messages
-INT8_LAYERS = ("Conv2D (any groups, no activation or ReLU)", "Dense (no activation or ReLU)",
-               "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "adaptive pools with whole windows",
-               "Add of two tensors (or a Residual join)", "Concatenate")
+INT8_LAYERS = (
+    "Conv2D (any groups, no activation or ReLU)",
+    "Dense (no activation or ReLU)",
+    "MaxPool2D",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
+    "adaptive pools with whole windows",
+    "Add of two tensors (or a Residual join)",
+    "Concatenate",
+)
 
 
 class QuantizationWarning(UserWarning):
@@ -42,15 +57,18 @@ def _private_copy(model):
         for name, buf in src.buffers.items():
             dst.buffers[name][...] = buf
     if getattr(model, "_loss_specs", None) is not None:
-        fm.compile(loss=model._loss_given, metrics=model._metric_spec,
-                   loss_weights=model.loss_weights)
+        fm.compile(
+            loss=model._loss_given, metrics=model._metric_spec, loss_weights=model.loss_weights
+        )
     return fm
 
 
 def _check_data(model, calibration_data):
     if calibration_data is None:
-        raise TypeError("calibration_data: expected sample inputs of the model (an array, or a "
-                        "list of arrays for several inputs), got None")
+        raise TypeError(
+            "calibration_data: expected sample inputs of the model (an array, or a "
+            "list of arrays for several inputs), got None"
+        )
     xs = model.check_inputs(calibration_data, "calibration_data")
     n = xs[0].shape[0]
     if n < 1:
@@ -59,13 +77,16 @@ def _check_data(model, calibration_data):
         bad = ~np.isfinite(x.reshape(n, -1)).all(axis=1)
         if bad.any():
             where = f" (input {j})" if len(xs) > 1 else ""
-            raise ValueError(f"calibration_data: sample {int(np.argmax(bad))}{where} contains "
-                             "NaN or infinity; calibrate on real inputs")
+            raise ValueError(
+                f"calibration_data: sample {int(np.argmax(bad))}{where} contains "
+                "NaN or infinity; calibrate on real inputs"
+            )
     return xs
 
 
-def quantize(model, calibration_data, method="minmax", percentile=99.99, batch_size=None,
-             exclude=()):
+def quantize(
+    model, calibration_data, method="minmax", percentile=99.99, batch_size=None, exclude=()
+):
     """An int8 version of ``model``, calibrated on ``calibration_data``.
 
     Args:
@@ -111,12 +132,17 @@ def quantize(model, calibration_data, method="minmax", percentile=99.99, batch_s
         raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    if (isinstance(percentile, bool) or not isinstance(percentile, numbers.Real)
-            or not 50.0 < float(percentile) <= 100.0):
+    if (
+        isinstance(percentile, bool)
+        or not isinstance(percentile, numbers.Real)
+        or not 50.0 < float(percentile) <= 100.0
+    ):
         raise ValueError(f"percentile: expected a number in (50, 100], got {percentile!r}")
-    if batch_size is not None and (isinstance(batch_size, bool)
-                                   or not isinstance(batch_size, numbers.Integral)
-                                   or batch_size < 1):
+    if batch_size is not None and (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
+    ):
         raise ValueError(f"batch_size: expected an int >= 1, got {batch_size!r}")
     if isinstance(exclude, str):
         exclude = (exclude,)
@@ -137,9 +163,11 @@ def quantize(model, calibration_data, method="minmax", percentile=99.99, batch_s
     ops = [op for op in weight_ops(g) if op.name not in exclude]
     if not ops:
         kinds = sorted({op.name for op in g.ops})
-        raise ValueError(f"model: no layer has an int8 kernel, so quantizing it would change "
-                         f"nothing (its layers: {', '.join(kinds)}; int8 kernels exist for "
-                         f"{', '.join(INT8_LAYERS[:2])})")
+        raise ValueError(
+            f"model: no layer has an int8 kernel, so quantizing it would change "
+            f"nothing (its layers: {', '.join(kinds)}; int8 kernels exist for "
+            f"{', '.join(INT8_LAYERS[:2])})"
+        )
     weights = {op.output.id: quantize_layer_weights(op) for op in ops}
     want, inherit = wanted_values(g, weights, exclude)
     ranges = calibrate(fm, xs, want, method, float(percentile), batch_size, shapes)
@@ -149,10 +177,13 @@ def quantize(model, calibration_data, method="minmax", percentile=99.99, batch_s
         why = degenerate_reason(lo, hi)
         if why is not None:
             v = by_id[vid]
-            who = (f"layer {v.producer.name!r}" if v.producer is not None
-                   else "the model's input")
-            warnings.warn(f"{who}: {why}; it would saturate on any other input, so the layers "
-                          "reading it stay in float32", QuantizationWarning, stacklevel=2)
+            who = f"layer {v.producer.name!r}" if v.producer is not None else "the model's input"
+            warnings.warn(
+                f"{who}: {why}; it would saturate on any other input, so the layers "
+                "reading it stay in float32",
+                QuantizationWarning,
+                stacklevel=2,
+            )
             continue
         params[vid] = scale_zero_point(lo, hi)
     for out, src in inherit.items():
@@ -161,9 +192,12 @@ def quantize(model, calibration_data, method="minmax", percentile=99.99, batch_s
     params = settle(g, params, weights, exclude)
     weights = {k: w for k, w in weights.items() if _used(g, k, params)}
     if not weights:
-        warnings.warn("model: no convolution or dense layer could run in int8 (see the "
-                      "warnings above); the quantized model computes in float32",
-                      QuantizationWarning, stacklevel=2)
+        warnings.warn(
+            "model: no convolution or dense layer could run in int8 (see the "
+            "warnings above); the quantized model computes in float32",
+            QuantizationWarning,
+            stacklevel=2,
+        )
     config = {"method": method, "samples": int(xs[0].shape[0])}
     if method == "percentile":
         config["percentile"] = float(percentile)

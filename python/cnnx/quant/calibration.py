@@ -17,6 +17,7 @@ The float model runs as one compiled plan whose outputs are the values to
 observe (op by op for models with Python layers), in batches small enough
 that all those values fit in a few hundred megabytes.
 """
+
 import numpy as np
 
 from ..graph import compile_inference
@@ -94,8 +95,9 @@ def _kl_threshold(hist, levels):
         ps, qs = p / p.sum(), qv / max(qv.sum(), 1e-300)
         ok = nz & (qs > 0)
         if (nz & ~ok).any():
-            kl = np.inf if not ok.any() else float(
-                np.sum(ps[ok] * np.log(ps[ok] / qs[ok]))) + 1.0  # penalise lost mass
+            kl = (
+                np.inf if not ok.any() else float(np.sum(ps[ok] * np.log(ps[ok] / qs[ok]))) + 1.0
+            )  # penalise lost mass
         else:
             kl = float(np.sum(ps[ok] * np.log(ps[ok] / qs[ok])))
         if kl < best_kl:
@@ -117,15 +119,17 @@ def _entropy_range(o):
         return o.lo, e[i]
     # both signs: a symmetric threshold on |x| (128 levels a side)
     amax = max(-o.lo, o.hi)
-    h, _ = np.histogram(np.abs(o.edges()[:-1] + (e[1] - e[0]) / 2), bins=_BINS, range=(0, amax),
-                        weights=o.hist)
+    h, _ = np.histogram(
+        np.abs(o.edges()[:-1] + (e[1] - e[0]) / 2), bins=_BINS, range=(0, amax), weights=o.hist
+    )
     i = _kl_threshold(h, 128)
     t = amax * i / _BINS
     return max(o.lo, -t), min(o.hi, t)
 
 
-def calibrate(model, xs, value_ids, method="minmax", percentile=99.99, batch_size=None,
-              input_shapes=None):
+def calibrate(
+    model, xs, value_ids, method="minmax", percentile=99.99, batch_size=None, input_shapes=None
+):
     """``{value id: (lo, hi)}`` for the values ``value_ids`` of the prepared
     graph of float model ``model`` on the input batches ``xs`` (a list,
     one array per model input; ``input_shapes``: their sizes, for a model
@@ -155,15 +159,17 @@ def calibrate(model, xs, value_ids, method="minmax", percentile=99.99, batch_siz
     passes = ["minmax"] + ([] if method == "minmax" else ["histogram"])
     for what in passes:
         for i in range(0, n, batch_size):
-            ys = run([x[i:i + batch_size] for x in xs])
+            ys = run([x[i : i + batch_size] for x in xs])
             for v, y in zip(values, ys):
                 if what == "minmax":
                     if not np.isfinite(y).all():
                         name, desc = _describe(v)
-                        raise ValueError(f"calibration_data: {desc} gives NaN or infinity on "
-                                         f"calibration samples {i}..{i + y.shape[0] - 1} (its "
-                                         "range cannot be calibrated); check its weights and "
-                                         "the data")
+                        raise ValueError(
+                            f"calibration_data: {desc} gives NaN or infinity on "
+                            f"calibration samples {i}..{i + y.shape[0] - 1} (its "
+                            "range cannot be calibrated); check its weights and "
+                            "the data"
+                        )
                     obs[v.id].minmax(y)
                 else:
                     obs[v.id].histogram(y)

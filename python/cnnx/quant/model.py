@@ -11,6 +11,7 @@ call per batch; a model with a layer that has no lowering runs op by op.
 A quantized model is a snapshot: it never trains (``fit`` raises), and
 changing the float model it came from does not change it (quantize again).
 """
+
 import numpy as np
 
 from .. import _core
@@ -50,9 +51,11 @@ class QuantizedModel(Trainer):
         self.store = None
         if getattr(float_model, "_loss_specs", None) is not None:
             # the losses and metrics as compile got them (objects included)
-            self.compile(loss=getattr(float_model, "_loss_given", float_model.loss),
-                         metrics=float_model._metric_spec,
-                         loss_weights=float_model.loss_weights)
+            self.compile(
+                loss=getattr(float_model, "_loss_given", float_model.loss),
+                metrics=float_model._metric_spec,
+                loss_weights=float_model.loss_weights,
+            )
 
     # ---- the float model's structure -------------------------------------------------
     built = True
@@ -128,13 +131,20 @@ class QuantizedModel(Trainer):
         self._plans[(name, shapes)] = (key, value)
         if shapes is not None:
             same = [k for k in self._plans if k[0] == name and k[1] is not None]
-            for k in same[:-self.PLANS_PER_SIZE]:
+            for k in same[: -self.PLANS_PER_SIZE]:
                 del self._plans[k]
         return value
 
     def _inference_plan(self, shapes=None):
-        return self._cached("infer", lambda on: compile_int8(self.int8_graph(
-            input_shapes=None if shapes is None else list(shapes))) if on else None, shapes)
+        return self._cached(
+            "infer",
+            lambda on: (
+                compile_int8(self.int8_graph(input_shapes=None if shapes is None else list(shapes)))
+                if on
+                else None
+            ),
+            shapes,
+        )
 
     def _eval_plan(self, shapes=None):
         def make(on):
@@ -143,6 +153,7 @@ class QuantizedModel(Trainer):
             sh = None if shapes is None else list(shapes)
             heads = [h.value.id for h in loss_heads(self.to_graph(sh), self._loss_specs)]
             return compile_int8(self.int8_graph(heads, sh))
+
         return self._cached("eval", make, shapes)
 
     def forward(self, x, training=False):
@@ -151,15 +162,18 @@ class QuantizedModel(Trainer):
             raise TypeError("training: a quantized model runs inference only")
         xs = self.check_inputs(x)
         sizes = self._sizes(xs)
-        outs, _ = run_graph(self.int8_graph(input_shapes=None if sizes is None else list(sizes)),
-                            xs)
+        outs, _ = run_graph(
+            self.int8_graph(input_shapes=None if sizes is None else list(sizes)), xs
+        )
         return outs if isinstance(self.output_shape, list) else outs[0]
 
     # ---- no training -----------------------------------------------------------------------
     def _refuse(self, *args, **kwargs):
         """Raises TypeError: a quantized model runs inference only."""
-        raise TypeError(f"model: {self.name!r} is quantized and runs inference only; train the "
-                        "float model and quantize it again")
+        raise TypeError(
+            f"model: {self.name!r} is quantized and runs inference only; train the "
+            "float model and quantize it again"
+        )
 
     fit = train_on_batch = backward = _training_plan = _refuse
 
@@ -206,13 +220,23 @@ class QuantizedModel(Trainer):
         fm = self.float_model
         rows = _float_summary(fm, formulas=formulas, show_all=show_all, print_fn=None)
         chain = _is_chain(fm)
-        prec = [p for (_, p), node in zip(self.precision(), fm.nodes)
-                if not (getattr(node.layer, "is_reshape", False) and not show_all and chain)]
+        prec = [
+            p
+            for (_, p), node in zip(self.precision(), fm.nodes)
+            if not (getattr(node.layer, "is_reshape", False) and not show_all and chain)
+        ]
         prec = ["fp32"] * len(fm.inputs) + prec
         out = []
         for r, p in zip(rows, prec):
-            q = QSummaryRow(r.name, r.layer, r.output_shape, r.activation_size, r.params,
-                            r.formulas, r.connected_to)
+            q = QSummaryRow(
+                r.name,
+                r.layer,
+                r.output_shape,
+                r.activation_size,
+                r.params,
+                r.formulas,
+                r.connected_to,
+            )
             q.precision = p
             out.append(q)
         if print_fn is not None:
@@ -234,22 +258,31 @@ def _format(model, rows):
     head = ["Layer", "Output shape", "Activation size", "Params", "Precision"]
     from ..layers.base import format_shape
 
-    table = [[r.name, format_shape(r.output_shape),
-              "None" if r.activation_size is None else f"{r.activation_size:,}", f"{r.params:,}",
-              r.precision] for r in rows]
+    table = [
+        [
+            r.name,
+            format_shape(r.output_shape),
+            "None" if r.activation_size is None else f"{r.activation_size:,}",
+            f"{r.params:,}",
+            r.precision,
+        ]
+        for r in rows
+    ]
     widths = [max(len(head[i]), *(len(t[i]) for t in table)) for i in range(len(head))]
 
     def line(cells):
-        return "  ".join(c.rjust(widths[i]) if i in (2, 3) else c.ljust(widths[i])
-                         for i, c in enumerate(cells)).rstrip()
+        return "  ".join(
+            c.rjust(widths[i]) if i in (2, 3) else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
 
     body = [line(t) for t in table]
     rule = "-" * max(len(line(head)), *(len(b) for b in body))
     w8 = sum(int(np.prod(w.w.shape)) for w in model.qweights.values())
     lines = [line(head), rule] + body + [rule]
     lines.append(f"Total params: {model.count_params():,} ({w8:,} as int8 weights)")
-    lines.append(f"Layers in int8: {n8} of {len(rows) - 1}; quantization: "
-                 f"{model.config.get('method', 'given')}"
-                 + (f", {model.config['samples']} calibration samples"
-                    if "samples" in model.config else ""))
+    lines.append(
+        f"Layers in int8: {n8} of {len(rows) - 1}; quantization: "
+        f"{model.config.get('method', 'given')}"
+        + (f", {model.config['samples']} calibration samples" if "samples" in model.config else "")
+    )
     return "\n".join(lines)

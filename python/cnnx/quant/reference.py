@@ -6,6 +6,7 @@ plan cannot run (a layer with no lowering runs its own Python forward), and
 calibration of such models. Float ops run as one-op plans, so they compute
 what the compiled plan computes.
 """
+
 import numpy as np
 
 from .. import _core
@@ -40,26 +41,43 @@ def _int8(op, ins):
         if k == OpKind.qconv2d:
             h, wd, c, _kh, _kw, _co, sh, sw, dh, dw, pt, pb, pl, pr, groups = a["geometry"]
             x = ins[0].reshape(m, h, wd, c)
-            return _core.qconv2d_forward(x, w.packed.packed(), (sh, sw), (dh, dw),
-                                         (pt, pb, pl, pr), groups, xs, xz, w.bias,
-                                         _QACT[a["act"]], out, ys, yz, w.bias_acc)
+            return _core.qconv2d_forward(
+                x,
+                w.packed.packed(),
+                (sh, sw),
+                (dh, dw),
+                (pt, pb, pl, pr),
+                groups,
+                xs,
+                xz,
+                w.bias,
+                _QACT[a["act"]],
+                out,
+                ys,
+                yz,
+                w.bias_acc,
+            )
         x = ins[0].reshape(m, a["in_features"])
-        return _core.qgemm(x, w.packed.packed(), xs, xz, w.bias, _QACT[a["act"]], out, ys, yz,
-                           w.bias_acc)
+        return _core.qgemm(
+            x, w.packed.packed(), xs, xz, w.bias, _QACT[a["act"]], out, ys, yz, w.bias_acc
+        )
     if k == OpKind.qpool:
         kh, kw, sh, sw, pt, pb, pl, pr = a["window"]
         x = ins[0].reshape((m,) + op.inputs[0].shape)
         if a["pool_kind"] == PoolKind.max:
             return _core.qmax_pool2d(x, (kh, kw), (sh, sw), (pt, pb, pl, pr))
-        y = _core.qavg_pool2d(x, (kh, kw), (sh, sw), (pt, pb, pl, pr), a["count_include_pad"],
-                              *a["x_q"], *a["y_q"])
+        y = _core.qavg_pool2d(
+            x, (kh, kw), (sh, sw), (pt, pb, pl, pr), a["count_include_pad"], *a["x_q"], *a["y_q"]
+        )
         return y.reshape((m,) + op.output.shape)
     if k == OpKind.qadd:
         return _core.qadd(ins[0], ins[1], *a["a_q"], *a["b_q"], *a["y_q"], a["act"] == "relu")
     if k == OpKind.qconcat:
         axis = a["axis"] + 1
-        parts = [_requantize(x.reshape((m,) + v.shape), q, a["y_q"])
-                 for x, v, q in zip(ins, op.inputs, a["in_q"])]
+        parts = [
+            _requantize(x.reshape((m,) + v.shape), q, a["y_q"])
+            for x, v, q in zip(ins, op.inputs, a["in_q"])
+        ]
         return np.concatenate(parts, axis=axis)
     raise ValueError(f"op: {k} is not an int8 op")
 

@@ -27,6 +27,7 @@ cnnx is NHWC: a 4-D batch whose last axis is not the model's channel count
 (e.g. a PyTorch NCHW image tensor) is refused with a message that says so;
 nothing is transposed silently.
 """
+
 import collections
 import queue
 import sys
@@ -37,8 +38,15 @@ import numpy as np
 
 from .._validate import as_float32, as_int, same_shape
 
-__all__ = ["to_numpy", "is_batch_source", "Preparer", "Stream", "array_stream",
-           "batch_stream", "check_channels_last"]
+__all__ = [
+    "to_numpy",
+    "is_batch_source",
+    "Preparer",
+    "Stream",
+    "array_stream",
+    "batch_stream",
+    "check_channels_last",
+]
 
 
 # ---- torch tensors -----------------------------------------------------------------
@@ -66,8 +74,9 @@ def to_numpy(v, name="x"):
         try:
             return v.resolve_conj().resolve_neg().numpy()
         except (TypeError, RuntimeError) as e:
-            raise TypeError(f"{name}: cannot view the torch tensor as a NumPy array ({e})") \
-                from None
+            raise TypeError(
+                f"{name}: cannot view the torch tensor as a NumPy array ({e})"
+            ) from None
     if type(v) in (list, tuple):
         return type(v)(to_numpy(e, name) for e in v)
     if isinstance(v, dict):
@@ -83,8 +92,11 @@ def _looks_like_batch(b):
     """A tuple, or a list of arrays ([x, y] as a DataLoader gives), not a list of numbers."""
     if isinstance(b, tuple):
         return True
-    return isinstance(b, list) and len(b) > 0 and not any(
-        isinstance(e, (list, int, float, np.generic)) for e in b)
+    return (
+        isinstance(b, list)
+        and len(b) > 0
+        and not any(isinstance(e, (list, int, float, np.generic)) for e in b)
+    )
 
 
 def is_batch_source(x, y=None):
@@ -101,9 +113,12 @@ def is_batch_source(x, y=None):
 def _is_sequence(x):
     from ..data import Dataset
 
-    return isinstance(x, Dataset) or (hasattr(x, "__getitem__") and hasattr(x, "__len__") and
-                                      callable(getattr(x, "on_epoch_end", None)) and
-                                      not isinstance(x, (list, tuple)))
+    return isinstance(x, Dataset) or (
+        hasattr(x, "__getitem__")
+        and hasattr(x, "__len__")
+        and callable(getattr(x, "on_epoch_end", None))
+        and not isinstance(x, (list, tuple))
+    )
 
 
 def _refuse_torch_dataset(x, name):
@@ -112,8 +127,10 @@ def _refuse_torch_dataset(x, name):
         return
     data = getattr(getattr(torch, "utils", None), "data", None)
     if data is not None and isinstance(x, data.Dataset):
-        raise TypeError(f"{name}: a torch Dataset gives single samples, not batches; wrap it in "
-                        "torch.utils.data.DataLoader(dataset, batch_size=...)")
+        raise TypeError(
+            f"{name}: a torch Dataset gives single samples, not batches; wrap it in "
+            "torch.utils.data.DataLoader(dataset, batch_size=...)"
+        )
 
 
 # ---- checking one batch -------------------------------------------------------------
@@ -124,12 +141,16 @@ def check_channels_last(a, shape, name):
         return
     expected = f"(m, {shape[0]}, {shape[1]}, {shape[2]})"
     if a.shape[1] == shape[-1]:
-        raise ValueError(f"{name}: got shape {tuple(a.shape)}, channels first (NCHW, as PyTorch "
-                         f"stores images); cnnx models take channels last (NHWC): {expected}. "
-                         "Convert with x.permute(0, 2, 3, 1) (torch) or x.transpose(0, 2, 3, 1) "
-                         "(NumPy); cnnx never transposes silently")
-    raise ValueError(f"{name}: got shape {tuple(a.shape)} whose last axis has {a.shape[-1]} "
-                     f"channels; the model takes {shape[-1]} channels last (NHWC): {expected}")
+        raise ValueError(
+            f"{name}: got shape {tuple(a.shape)}, channels first (NCHW, as PyTorch "
+            f"stores images); cnnx models take channels last (NHWC): {expected}. "
+            "Convert with x.permute(0, 2, 3, 1) (torch) or x.transpose(0, 2, 3, 1) "
+            "(NumPy); cnnx never transposes silently"
+        )
+    raise ValueError(
+        f"{name}: got shape {tuple(a.shape)} whose last axis has {a.shape[-1]} "
+        f"channels; the model takes {shape[-1]} channels last (NHWC): {expected}"
+    )
 
 
 def _with_place(e, where):
@@ -170,15 +191,19 @@ class Preparer:
         if not isinstance(item, tuple):
             item = (item,)
         if len(item) not in (1, 2, 3):
-            raise ValueError(f"{self.name} ({where}): expected a batch (x, y) or (x, y, "
-                             f"sample_weight), got a tuple of {len(item)} items")
+            raise ValueError(
+                f"{self.name} ({where}): expected a batch (x, y) or (x, y, "
+                f"sample_weight), got a tuple of {len(item)} items"
+            )
         x = item[0]
         y = item[1] if len(item) > 1 else None
         w = item[2] if len(item) > 2 else None
         if self.need_targets and y is None:
-            raise ValueError(f"y ({where}): targets missing: the batch holds "
-                             f"{'only x' if len(item) == 1 else 'y = None'}; fit and evaluate "
-                             "need batches (x, y) or (x, y, sample_weight)")
+            raise ValueError(
+                f"y ({where}): targets missing: the batch holds "
+                f"{'only x' if len(item) == 1 else 'y = None'}; fit and evaluate "
+                "need batches (x, y) or (x, y, sample_weight)"
+            )
         return x, y, w
 
     def inputs(self, x, where):
@@ -186,15 +211,19 @@ class Preparer:
         if isinstance(x, dict):
             missing = [n for n in self.input_names if n not in x]
             if missing:
-                raise ValueError(f"{self.name} ({where}): no arrays for inputs {missing} "
-                                 f"(inputs: {self.input_names})")
+                raise ValueError(
+                    f"{self.name} ({where}): no arrays for inputs {missing} "
+                    f"(inputs: {self.input_names})"
+                )
             x = [x[n] for n in self.input_names]
         if self.single_in:
             xs = [x]
         else:
             if not isinstance(x, (list, tuple)) or len(x) != len(self.input_shapes):
-                raise ValueError(f"{self.name} ({where}): the model has {len(self.input_shapes)} "
-                                 "inputs; expected a list or a dict of that many arrays")
+                raise ValueError(
+                    f"{self.name} ({where}): the model has {len(self.input_shapes)} "
+                    "inputs; expected a list or a dict of that many arrays"
+                )
             xs = list(x)
         out = []
         for a, shape in zip(xs, self.input_shapes):
@@ -202,27 +231,37 @@ class Preparer:
                 a = as_float32(a, f"{self.name} ({where})")
             if not same_shape(a.shape[1:], shape):  # None: any size (a batch may differ)
                 check_channels_last(a, shape, f"{self.name} ({where})")
-                raise ValueError(f"{self.name} ({where}): got a batch of shape {a.shape}; the "
-                                 f"model takes (m, {', '.join(map(str, shape))})")
+                raise ValueError(
+                    f"{self.name} ({where}): got a batch of shape {a.shape}; the "
+                    f"model takes (m, {', '.join(map(str, shape))})"
+                )
             out.append(a)
         m = {a.shape[0] for a in out}
         if len(m) > 1:
-            raise ValueError(f"{self.name} ({where}): the inputs hold different numbers of "
-                             f"samples {sorted(m)}")
+            raise ValueError(
+                f"{self.name} ({where}): the inputs hold different numbers of samples {sorted(m)}"
+            )
         return out
 
     def targets(self, y, n, where):
         from .trainer import targets_for
 
-        return targets_for(self.heads, self.output_shapes, self.outputs_are_list, to_numpy(y, "y"),
-                           n, f"y ({where})")
+        return targets_for(
+            self.heads,
+            self.output_shapes,
+            self.outputs_are_list,
+            to_numpy(y, "y"),
+            n,
+            f"y ({where})",
+        )
 
     def weights(self, w, n, ys, where):
         from .trainer import Trainer
 
         if w is not None:
-            w = Trainer._check_sample_weight(to_numpy(w, "sample_weight"), n,
-                                             f"sample_weight ({where})")
+            w = Trainer._check_sample_weight(
+                to_numpy(w, "sample_weight"), n, f"sample_weight ({where})"
+            )
         if self.class_table is not None:
             cw = Trainer._class_weights_from(self.class_table, ys[0])
             w = cw if w is None else (w * cw).astype(np.float32)
@@ -273,15 +312,18 @@ class _ArraySource:
             order = self.dist.shard(order)
         else:
             order = self.rng.permutation(self.n)
-        return [order[s:s + bs] for s in range(0, self.n, bs)]
+        return [order[s : s + bs] for s in range(0, self.n, bs)]
 
     def batches(self, specs, epoch_name):
         """The batches, gathered into the reused buffers (each valid until the next)."""
         xs, ys, sw = self.xs, self.ys, self.sw
         for spec in specs:
             if isinstance(spec, slice):
-                yield ([a[spec] for a in xs], [t[spec] for t in ys],
-                       None if sw is None else sw[spec])
+                yield (
+                    [a[spec] for a in xs],
+                    [t[spec] for t in ys],
+                    None if sw is None else sw[spec],
+                )
                 continue
             k = spec.shape[0]
             xb = [b[:k] for b in self.xbuf]
@@ -365,12 +407,14 @@ class _IterableSource:
         try:
             first = iter(obj)
         except TypeError:
-            raise TypeError(f"{name}: expected arrays, a generator or an iterable of batches, "
-                            f"got {type(obj).__name__}") from None
+            raise TypeError(
+                f"{name}: expected arrays, a generator or an iterable of batches, "
+                f"got {type(obj).__name__}"
+            ) from None
         self.one_shot = first is obj  # a generator or iterator: iterated once
         self.it = first if self.one_shot else None
-        self.pushed = []   # batches read ahead (to build a model from the first one)
-        self.total = 0     # batches taken so far
+        self.pushed = []  # batches read ahead (to build a model from the first one)
+        self.total = 0  # batches taken so far
         self.pass_count = 0
 
     def __len__(self):
@@ -433,11 +477,13 @@ class _IterableSource:
                 f"for {when}; a generator is read once: give "
                 "steps_per_epoch with a generator that yields steps_per_epoch * epochs batches "
                 "(e.g. an endless `while True:` loop), or pass something that can be iterated "
-                "again (a list of batches, a cnnx.data.Dataset, a torch DataLoader)")
+                "again (a list of batches, a cnnx.data.Dataset, a torch DataLoader)"
+            )
         return ValueError(
             f"{self.name}: the {what} ran out after {self.total} batches, at batch {got}"
             f"{epoch_name}; {where_all} asks for {steps} batches per epoch "
-            "(make the generator yield at least that many in all, e.g. loop forever)")
+            "(make the generator yield at least that many in all, e.g. loop forever)"
+        )
 
 
 # ---- the stream: one epoch at a time -------------------------------------------------
@@ -447,8 +493,9 @@ class _Prefetch:
     def __init__(self, items, size):
         self._q = queue.Queue(maxsize=max(size, 1))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(items,), name="cnnx-data",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(items,), name="cnnx-data", daemon=True
+        )
         self._thread.start()
 
     def _put(self, value):
@@ -494,9 +541,12 @@ class _Prefetch:
             pass
         self._thread.join(timeout)
         if self._thread.is_alive():  # still inside the user's generator
-            warnings.warn("the data thread is still inside the generator's next() after "
-                          f"{timeout:.0f} s; it is left to finish on its own (a daemon thread)",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                "the data thread is still inside the generator's next() after "
+                f"{timeout:.0f} s; it is left to finish on its own (a daemon thread)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
 
 class _Epoch:
@@ -517,8 +567,15 @@ class _Epoch:
 class Stream:
     """Batches of ``(xs, ys, sample_weight)`` (or ``xs`` for predict), one epoch at a time."""
 
-    def __init__(self, source, steps, preparer=None, workers=1, max_queue_size=10,
-                 steps_name="steps_per_epoch"):
+    def __init__(
+        self,
+        source,
+        steps,
+        preparer=None,
+        workers=1,
+        max_queue_size=10,
+        steps_name="steps_per_epoch",
+    ):
         self.source = source
         self.steps = steps
         self.prepare = preparer
@@ -576,15 +633,29 @@ def array_stream(xs, ys, sw, batch_size, shuffle, rng, steps=None, dist=None):
     return Stream(_ArraySource(xs, ys, sw, batch_size, shuffle, rng, dist), steps)
 
 
-def batch_stream(model, x, need_targets, steps, shuffle, rng, workers, max_queue_size,
-                 class_table=None, name="x", steps_name="steps_per_epoch"):
+def batch_stream(
+    model,
+    x,
+    need_targets,
+    steps,
+    shuffle,
+    rng,
+    workers,
+    max_queue_size,
+    class_table=None,
+    name="x",
+    steps_name="steps_per_epoch",
+):
     """A stream over a generator, an iterable of batches or a Dataset (model built
     from the first batch if it is not yet)."""
     _refuse_torch_dataset(x, name)
     if _is_sequence(x):
         w = _workers(workers, getattr(x, "workers", 1), "workers")
-        q = as_int(max_queue_size if max_queue_size is not None else
-                   getattr(x, "max_queue_size", 10), "max_queue_size", 1)
+        q = as_int(
+            max_queue_size if max_queue_size is not None else getattr(x, "max_queue_size", 10),
+            "max_queue_size",
+            1,
+        )
         if not model.built:
             model.check_inputs(_first_x(x[0]), name)
         prep = Preparer(model, need_targets, class_table, name)
@@ -604,4 +675,3 @@ def _first_x(item):
         item = tuple(item)
     x = item[0] if isinstance(item, tuple) and item else item
     return to_numpy(x)
-

@@ -6,6 +6,7 @@ The loop itself is small: each batch is gathered into reused buffers
 compiled model, and one fused optimiser update). tqdm is imported only when
 a bar is shown, so ``import cnnx`` stays light.
 """
+
 import threading
 import time
 import weakref
@@ -15,8 +16,7 @@ import numpy as np
 from .. import random as _random
 from ..callbacks import CallbackList
 from .heads import make_metrics
-from .data_adapter import (array_stream, batch_stream, check_channels_last, is_batch_source,
-                           to_numpy)
+from .data_adapter import array_stream, batch_stream, check_channels_last, is_batch_source, to_numpy
 from .._validate import as_int
 
 __all__ = ["History", "FitState", "fit"]
@@ -56,8 +56,13 @@ class _Bar:
         if enabled:
             from tqdm.auto import tqdm  # lazy: keeps `import cnnx` light
 
-            self.bar = tqdm(total=n, desc=f"Epoch {epoch + 1}/{epochs}", unit="img",
-                            leave=True, dynamic_ncols=True)
+            self.bar = tqdm(
+                total=n,
+                desc=f"Epoch {epoch + 1}/{epochs}",
+                unit="img",
+                leave=True,
+                dynamic_ncols=True,
+            )
             self.thread = threading.get_ident()
             _Bar._open.add(self)
         self.last = time.perf_counter()
@@ -76,13 +81,15 @@ class _Bar:
         if force or now - self.last > 0.2:
             self.last = now
             logs = logs() if callable(logs) else logs
-            self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()
-                                  if np.ndim(v) == 0}, refresh=False)
+            self.bar.set_postfix(
+                {key: f"{v:.4f}" for key, v in logs.items() if np.ndim(v) == 0}, refresh=False
+            )
 
     def close(self, logs):
         if self.bar is not None:
-            self.bar.set_postfix({key: f"{v:.4f}" for key, v in logs.items()
-                                  if np.ndim(v) == 0}, refresh=False)
+            self.bar.set_postfix(
+                {key: f"{v:.4f}" for key, v in logs.items() if np.ndim(v) == 0}, refresh=False
+            )
             self.bar.close()
             _Bar._open.discard(self)
 
@@ -130,13 +137,18 @@ def _arrays(model, x, y, sample_weight, name="x", yname="y"):
             raise ValueError(f"{name}: no arrays for inputs {missing} (inputs: {names})")
         x = [x[k] for k in names] if len(names) > 1 else x[names[0]]
     if y is None:
-        raise ValueError(f"{yname}: targets missing (arrays need y; or pass batches (x, y) from "
-                         "a generator, an iterable or a cnnx.data.Dataset as x)")
+        raise ValueError(
+            f"{yname}: targets missing (arrays need y; or pass batches (x, y) from "
+            "a generator, an iterable or a cnnx.data.Dataset as x)"
+        )
     check_layout(model, x, name)
     xs = model.check_inputs(x, name)
     ys = model.check_targets(y, xs[0].shape[0], yname)
-    sw = model._check_sample_weight(to_numpy(sample_weight, "sample_weight"), xs[0].shape[0],
-                                    "sample_weight" if name == "x" else name)
+    sw = model._check_sample_weight(
+        to_numpy(sample_weight, "sample_weight"),
+        xs[0].shape[0],
+        "sample_weight" if name == "x" else name,
+    )
     return xs, ys, sw
 
 
@@ -145,9 +157,14 @@ def _split(model, xs, ys, sw, validation_data, validation_split):
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
             raise TypeError("validation_data: expected (x_val, y_val) or (x_val, y_val, weights)")
-        xv, yv, wv = _arrays(model, validation_data[0], validation_data[1],
-                             validation_data[2] if len(validation_data) == 3 else None,
-                             "validation_data", "validation_data")
+        xv, yv, wv = _arrays(
+            model,
+            validation_data[0],
+            validation_data[1],
+            validation_data[2] if len(validation_data) == 3 else None,
+            "validation_data",
+            "validation_data",
+        )
         return xs, ys, sw, (xv, yv, wv)
     split = float(validation_split)
     if not 0.0 <= split < 1.0:
@@ -157,8 +174,9 @@ def _split(model, xs, ys, sw, validation_data, validation_split):
     n = xs[0].shape[0]
     n_val = int(round(n * split))
     if n_val == 0 or n_val >= n:
-        raise ValueError(f"validation_split: {split} of {n} samples leaves no "
-                         "training or no validation data")
+        raise ValueError(
+            f"validation_split: {split} of {n} samples leaves no training or no validation data"
+        )
     # as Keras: the last samples, taken before any shuffling
     cut = lambda arrs: ([a[:-n_val] for a in arrs], [a[-n_val:] for a in arrs])  # noqa: E731
     (xt, xv), (yt, yv) = cut(xs), cut(ys)
@@ -181,10 +199,27 @@ def _optional_steps(v, name):
     return None if v is None else as_int(v, name, 1)
 
 
-def fit(model, x, y=None, epochs=1, batch_size=None, validation_data=None, validation_split=0.0,
-        shuffle=True, seed=None, callbacks=None, verbose=1, initial_epoch=0, distributed=False,
-        sample_weight=None, class_weight=None, steps_per_epoch=None, validation_steps=None,
-        workers=None, max_queue_size=None):
+def fit(
+    model,
+    x,
+    y=None,
+    epochs=1,
+    batch_size=None,
+    validation_data=None,
+    validation_split=0.0,
+    shuffle=True,
+    seed=None,
+    callbacks=None,
+    verbose=1,
+    initial_epoch=0,
+    distributed=False,
+    sample_weight=None,
+    class_weight=None,
+    steps_per_epoch=None,
+    validation_steps=None,
+    workers=None,
+    max_queue_size=None,
+):
     """Train ``model`` on ``(x, y)`` arrays or on batches from ``x``.
 
     Args:
@@ -236,10 +271,27 @@ def fit(model, x, y=None, epochs=1, batch_size=None, validation_data=None, valid
 
     with exclusive_training(model):
         try:
-            return _fit(model, x, y, epochs, batch_size, validation_data, validation_split,
-                        shuffle, seed, callbacks, verbose, initial_epoch, distributed,
-                        sample_weight, class_weight, steps_per_epoch, validation_steps,
-                        workers, max_queue_size)
+            return _fit(
+                model,
+                x,
+                y,
+                epochs,
+                batch_size,
+                validation_data,
+                validation_split,
+                shuffle,
+                seed,
+                callbacks,
+                verbose,
+                initial_epoch,
+                distributed,
+                sample_weight,
+                class_weight,
+                steps_per_epoch,
+                validation_steps,
+                workers,
+                max_queue_size,
+            )
         except BaseException:  # Ctrl-C or an error: end the bar before the message
             _Bar.close_all()
             raise
@@ -250,23 +302,46 @@ def fit(model, x, y=None, epochs=1, batch_size=None, validation_data=None, valid
 def _refuse_with_batches(y, sample_weight, batch_size, validation_split, distributed):
     src = "x gives batches (a generator, an iterable or a Dataset)"
     if y is not None:
-        raise ValueError(f"y: not used when {src}: the batches hold the targets, (x, y) or "
-                         "(x, y, sample_weight)")
+        raise ValueError(
+            f"y: not used when {src}: the batches hold the targets, (x, y) or (x, y, sample_weight)"
+        )
     if sample_weight is not None:
-        raise ValueError(f"sample_weight: not used when {src}: give the weights as the third "
-                         "item of each batch, (x, y, sample_weight)")
+        raise ValueError(
+            f"sample_weight: not used when {src}: give the weights as the third "
+            "item of each batch, (x, y, sample_weight)"
+        )
     if batch_size is not None:
         raise ValueError(f"batch_size: not used when {src}: the batches have their own size")
     if validation_split:
         raise ValueError(f"validation_split: not available when {src}; pass validation_data")
     if distributed:
-        raise ValueError(f"distributed: takes arrays (each rank trains on its shard of them), "
-                         f"not a source of batches; {src}")
+        raise ValueError(
+            f"distributed: takes arrays (each rank trains on its shard of them), "
+            f"not a source of batches; {src}"
+        )
 
 
-def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shuffle, seed,
-         callbacks, verbose, initial_epoch, distributed, sample_weight, class_weight,
-         steps_per_epoch, validation_steps, workers, max_queue_size):
+def _fit(
+    model,
+    x,
+    y,
+    epochs,
+    batch_size,
+    validation_data,
+    validation_split,
+    shuffle,
+    seed,
+    callbacks,
+    verbose,
+    initial_epoch,
+    distributed,
+    sample_weight,
+    class_weight,
+    steps_per_epoch,
+    validation_steps,
+    workers,
+    max_queue_size,
+):
     model._require_compiled()
     epochs = as_int(epochs, "epochs", 0)
     initial_epoch = as_int(initial_epoch, "initial_epoch", 0)
@@ -276,8 +351,9 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
     if isinstance(callbacks, CallbackList):
         callbacks = callbacks.callbacks
     elif callbacks is not None and not isinstance(callbacks, (list, tuple)):
-        raise TypeError("callbacks: expected a list of cnnx.callbacks objects, got "
-                        f"{type(callbacks).__name__}")
+        raise TypeError(
+            f"callbacks: expected a list of cnnx.callbacks objects, got {type(callbacks).__name__}"
+        )
     callbacks = list(callbacks or [])
     for cb in callbacks:
         if not hasattr(cb, "set_model"):
@@ -288,8 +364,9 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
         _refuse_with_batches(y, sample_weight, batch_size, validation_split, distributed)
         rng = _random.get_rng() if seed is None else np.random.default_rng(as_int(seed, "seed", 0))
         table = None if class_weight is None else model._class_weight_table(class_weight)
-        stream = batch_stream(model, x, True, steps_per_epoch, bool(shuffle), rng, workers,
-                              max_queue_size, table)
+        stream = batch_stream(
+            model, x, True, steps_per_epoch, bool(shuffle), rng, workers, max_queue_size, table
+        )
         val_bs = 256
         n_total = None
         val_arrays = None
@@ -300,8 +377,14 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
             cw = model._class_weights(class_weight, ys)
             sw = cw if sw is None else (sw * cw).astype(np.float32)
         given = validation_data is None or _is_array_tuple(validation_data)
-        xs, ys, sw, val_arrays = _split(model, xs, ys, sw, validation_data if given else None,
-                                        validation_split if given else 0.0)
+        xs, ys, sw, val_arrays = _split(
+            model,
+            xs,
+            ys,
+            sw,
+            validation_data if given else None,
+            validation_split if given else 0.0,
+        )
         n = xs[0].shape[0]
         if n == 0:
             raise ValueError("x: no training samples")
@@ -318,14 +401,29 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
         n_total = n
     val = None
     if val_arrays is not None:
-        val = val_arrays if dist is not None else \
-            array_stream(*val_arrays, val_bs, False, rng, validation_steps)
+        val = (
+            val_arrays
+            if dist is not None
+            else array_stream(*val_arrays, val_bs, False, rng, validation_steps)
+        )
     elif validation_data is not None:
         if not is_batch_source(validation_data):
-            raise TypeError("validation_data: expected (x_val, y_val), (x_val, y_val, weights) "
-                            f"or a source of batches, got {type(validation_data).__name__}")
-        val = batch_stream(model, validation_data, True, validation_steps, False, rng, workers,
-                           max_queue_size, name="validation_data", steps_name="validation_steps")
+            raise TypeError(
+                "validation_data: expected (x_val, y_val), (x_val, y_val, weights) "
+                f"or a source of batches, got {type(validation_data).__name__}"
+            )
+        val = batch_stream(
+            model,
+            validation_data,
+            True,
+            validation_steps,
+            False,
+            rng,
+            workers,
+            max_queue_size,
+            name="validation_data",
+            steps_name="validation_steps",
+        )
     heads = model.heads()
 
     history = History()
@@ -333,8 +431,13 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
     scale = 1 if dist is None else dist.size
     n_epoch = None if streaming else stream.source.n  # this rank's samples per pass
     steps = stream.known_steps
-    history.params = {"epochs": epochs, "batch_size": batch_size, "samples": n_total,
-                      "steps": steps, "verbose": verbose}
+    history.params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "samples": n_total,
+        "steps": steps,
+        "verbose": verbose,
+    }
     model.history = history
     model.stop_training = False
     if getattr(model.optimizer, "initial_lr", None) is None:  # what built-in schedules decay from
@@ -367,7 +470,8 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
                 if i == 0 and total is None and steps is not None:
                     bar.set_total(steps * k * scale)
                 loss, parts, outs = model._train_step(
-                    xb, yb, wb, "y" if not streaming else f"y (batch {i} of epoch {epoch + 1})")
+                    xb, yb, wb, "y" if not streaming else f"y (batch {i} of epoch {epoch + 1})"
+                )
                 sums["loss"] += loss * k
                 for h, part in zip(heads, parts):
                     sums[h.name] += part * k
@@ -397,10 +501,13 @@ def _fit(model, x, y, epochs, batch_size, validation_data, validation_split, shu
         bar.update(0, shown, force=True)
         bar.close(shown)
         if verbose == 2:
-            parts = " - ".join(f"{key}: {value:.4f}" for key, value in shown.items()
-                               if np.ndim(value) == 0)
-            print(f"Epoch {epoch + 1}/{epochs} - {train_time:.1f}s - "
-                  f"{seen / max(train_time, 1e-9):,.0f} img/s - {parts}")
+            parts = " - ".join(
+                f"{key}: {value:.4f}" for key, value in shown.items() if np.ndim(value) == 0
+            )
+            print(
+                f"Epoch {epoch + 1}/{epochs} - {train_time:.1f}s - "
+                f"{seen / max(train_time, 1e-9):,.0f} img/s - {parts}"
+            )
         logs["time"] = train_time
         cbs.call("on_epoch_end", epoch, logs)
         for fn in state.after_epoch_end:

@@ -10,6 +10,7 @@ computes them for the layer-by-layer fallback, for losses written in Python,
 and for ``evaluate``, with the same reduction: ``weight * sum_i(w_i *
 loss_i) / N`` (Keras's "sum over batch size"; ``w_i`` the sample weights).
 """
+
 import numpy as np
 
 from .. import losses as L
@@ -58,16 +59,20 @@ def head_value_loss(head, value, target, sample_weight, n_total, need_grad, logi
     w = np.ones(m) if sample_weight is None else np.asarray(sample_weight, np.float64)
     per = np.asarray(loss.forward(target, value), np.float64).reshape(-1)
     if per.shape != (m,):
-        raise ValueError(f"loss: {type(loss).__name__}.forward returned shape {per.shape}; "
-                         f"expected ({m},) (one value per sample)")
+        raise ValueError(
+            f"loss: {type(loss).__name__}.forward returned shape {per.shape}; "
+            f"expected ({m},) (one value per sample)"
+        )
     total = float(np.dot(w, per))
     scale = 1.0 if loss.reduction == "sum" else 1.0 / n_total
     g = None
     if need_grad:
         g = np.asarray(loss.backward(target, value), np.float32)
         if g.shape != value.shape:
-            raise ValueError(f"loss: {type(loss).__name__}.backward returned shape {g.shape}; "
-                             f"expected {value.shape} (the outputs' shape)")
+            raise ValueError(
+                f"loss: {type(loss).__name__}.backward returned shape {g.shape}; "
+                f"expected {value.shape} (the outputs' shape)"
+            )
         coef = (w * scale * head.weight).astype(np.float32)
         g = g * coef.reshape((m,) + (1,) * (g.ndim - 1))
     return total * scale, g
@@ -91,16 +96,20 @@ def make_metrics(spec, heads, argname="metrics"):
     elif isinstance(spec, (list, tuple)):
         per = [list(spec) for _ in heads]
     else:
-        raise TypeError(f"{argname}: expected a list of metric names or cnnx.metrics.Metric "
-                        f"objects, got {type(spec).__name__}")
+        raise TypeError(
+            f"{argname}: expected a list of metric names or cnnx.metrics.Metric "
+            f"objects, got {type(spec).__name__}"
+        )
     out = []
     for h, items in zip(heads, per):
         if not isinstance(items, (list, tuple)):
             raise TypeError(f"{argname}: expected a list for output {h.name!r}")
         ms = []
         for item in items:
-            classifier = isinstance(h.loss, (L.SparseCategoricalCrossentropy,
-                                             L.CategoricalCrossentropy, L.BinaryCrossentropy))
+            classifier = isinstance(
+                h.loss,
+                (L.SparseCategoricalCrossentropy, L.CategoricalCrossentropy, L.BinaryCrossentropy),
+            )
             if isinstance(item, str) and item.lower() in ("accuracy", "acc") and not classifier:
                 continue
             m = copy.deepcopy(M.get(item, argname))  # fresh state, once per use

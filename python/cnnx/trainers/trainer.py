@@ -10,6 +10,7 @@ Compiled plans are cached against :func:`cnnx.layers.base.edit_count` and
 the parameter store, so any edit of the model through its public
 attributes is seen by the next call: a plan never serves an old model.
 """
+
 import os
 import threading
 
@@ -53,13 +54,14 @@ def targets_for(heads, output_shapes, outputs_are_list, y, n, name="y"):
         ys = [y[h.name] for h in heads]
     elif outputs_are_list:
         if not isinstance(y, (list, tuple)) or len(y) not in (len(heads), len(output_shapes)):
-            raise ValueError(f"{name}: expected a list of {len(heads)} target arrays "
-                             "(one per output with a loss) or a dict by output name")
+            raise ValueError(
+                f"{name}: expected a list of {len(heads)} target arrays "
+                "(one per output with a loss) or a dict by output name"
+            )
         ys = [y[h.output] for h in heads] if len(y) == len(output_shapes) else list(y)
     else:
         ys = [y]
-    return [h.loss.prepare_targets(t, n, output_shapes[h.output], name)
-            for h, t in zip(heads, ys)]
+    return [h.loss.prepare_targets(t, n, output_shapes[h.output], name) for h, t in zip(heads, ys)]
 
 
 class Trainer:
@@ -71,9 +73,9 @@ class Trainer:
         self.metrics = []
         self.loss_weights = None
         self.stop_training = False
-        self._loss_specs = None    # per output: (cnnx.losses.Loss, weight) or None
-        self._metric_spec = None   # what compile(metrics=...) got
-        self._plans = {}           # name -> (key, plan)
+        self._loss_specs = None  # per output: (cnnx.losses.Loss, weight) or None
+        self._metric_spec = None  # what compile(metrics=...) got
+        self._plans = {}  # name -> (key, plan)
         self._after_backward = None  # hook(model) before each optimiser step (distributed)
         # re-entrant: a callback may call train_on_batch or save inside fit (cnnx._guard)
         self._train_lock = threading.RLock()
@@ -127,8 +129,9 @@ class Trainer:
         n_out = len(self.output_shape) if self._outputs_are_list() else 1
         names = self.output_names if self.built else ["output"]
         given = self._per_output(loss, n_out, names, "loss")
-        weights = self._per_output(1.0 if loss_weights is None else loss_weights, n_out, names,
-                                   "loss_weights")
+        weights = self._per_output(
+            1.0 if loss_weights is None else loss_weights, n_out, names, "loss_weights"
+        )
         specs = []
         for i, (spec, w) in enumerate(zip(given, weights)):
             if spec is None:
@@ -137,29 +140,42 @@ class Trainer:
             try:  # an output a loss_weights dict leaves out weighs 1, as in Keras
                 w = 1.0 if w is None else float(w)
             except (TypeError, ValueError):
-                raise TypeError(f"loss_weights: expected numbers, got {w!r} for {names[i]!r}") \
-                    from None
+                raise TypeError(
+                    f"loss_weights: expected numbers, got {w!r} for {names[i]!r}"
+                ) from None
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"loss_weights: expected numbers >= 0, got {w} for {names[i]!r}")
             obj = L.get(spec)
             if obj.reduction == "none":
-                raise ValueError(f"loss: {obj.name} has reduction='none' (per-sample values); "
-                                 "training needs 'mean' or 'sum'")
+                raise ValueError(
+                    f"loss: {obj.name} has reduction='none' (per-sample values); "
+                    "training needs 'mean' or 'sum'"
+                )
             specs.append((obj, w))
         if all(s is None for s in specs):
             raise ValueError("loss: at least one output needs a loss")
-        if metrics is not None and not isinstance(metrics, (str, list, tuple, dict)) and \
-                not hasattr(metrics, "update_state"):
-            raise TypeError(f"metrics: expected a list of metric names or cnnx.metrics.Metric "
-                            f"objects, got {type(metrics).__name__}")
+        if (
+            metrics is not None
+            and not isinstance(metrics, (str, list, tuple, dict))
+            and not hasattr(metrics, "update_state")
+        ):
+            raise TypeError(
+                f"metrics: expected a list of metric names or cnnx.metrics.Metric "
+                f"objects, got {type(metrics).__name__}"
+            )
         self._loss_specs = specs
         self._loss_given = given
         self.loss = self._loss_name(given[0]) if n_out == 1 else [self._loss_name(g) for g in given]
         self.loss_weights = loss_weights
         self._metric_spec = metrics
-        self.metrics = [m if isinstance(m, str) else m for m in
-                        ([metrics] if isinstance(metrics, str) else list(metrics or []))] \
-            if not isinstance(metrics, dict) else dict(metrics)
+        self.metrics = (
+            [
+                m if isinstance(m, str) else m
+                for m in ([metrics] if isinstance(metrics, str) else list(metrics or []))
+            ]
+            if not isinstance(metrics, dict)
+            else dict(metrics)
+        )
         if self.store is not None:
             self.optimizer.bind(self.store)
         self._plans = {}
@@ -175,14 +191,18 @@ class Trainer:
 
         if self._loss_specs is None:
             return None
-        losses = [None if s is None else g if isinstance(g, str) else L.to_config(s[0])
-                  for s, g in zip(self._loss_specs, self._loss_given)]
+        losses = [
+            None if s is None else g if isinstance(g, str) else L.to_config(s[0])
+            for s, g in zip(self._loss_specs, self._loss_given)
+        ]
         if any(s is not None and c is None for s, c in zip(self._loss_specs, losses)):
             return None
         spec = self._metric_spec
         if isinstance(spec, dict):
-            metrics = {k: [M.to_config(m) for m in (v if isinstance(v, (list, tuple)) else [v])]
-                       for k, v in spec.items()}
+            metrics = {
+                k: [M.to_config(m) for m in (v if isinstance(v, (list, tuple)) else [v])]
+                for k, v in spec.items()
+            }
             flat = [m for v in metrics.values() for m in v]
         else:
             items = [] if spec is None else [spec] if isinstance(spec, (str, M.Metric)) else spec
@@ -190,16 +210,24 @@ class Trainer:
         if any(m is None for m in flat):
             return None
         weights = self.loss_weights
-        return {"loss": losses if len(losses) > 1 else losses[0], "metrics": metrics,
-                "loss_weights": list(weights) if isinstance(weights, tuple) else weights}
+        return {
+            "loss": losses if len(losses) > 1 else losses[0],
+            "metrics": metrics,
+            "loss_weights": list(weights) if isinstance(weights, tuple) else weights,
+        }
 
     @staticmethod
     def _loss_name(spec):
         """What ``model.loss`` shows: a normalised name, or the Loss object."""
         if isinstance(spec, str):
             obj = L.get(spec)
-            return obj.name if isinstance(obj, L._AutoCrossEntropy) else \
-                "mse" if isinstance(obj, L.MeanSquaredError) else spec.lower()
+            return (
+                obj.name
+                if isinstance(obj, L._AutoCrossEntropy)
+                else "mse"
+                if isinstance(obj, L.MeanSquaredError)
+                else spec.lower()
+            )
         return spec
 
     @staticmethod
@@ -207,13 +235,15 @@ class Trainer:
         if isinstance(value, dict):
             unknown = set(value) - set(names)
             if unknown:
-                raise ValueError(f"{argname}: unknown output names {sorted(unknown)} "
-                                 f"(outputs: {names})")
+                raise ValueError(
+                    f"{argname}: unknown output names {sorted(unknown)} (outputs: {names})"
+                )
             return [value.get(name) for name in names]
         if isinstance(value, (list, tuple)):
             if len(value) != n:
-                raise ValueError(f"{argname}: expected {n} entries (one per output), got "
-                                 f"{len(value)}")
+                raise ValueError(
+                    f"{argname}: expected {n} entries (one per output), got {len(value)}"
+                )
             return list(value)
         return [value] * n
 
@@ -240,7 +270,7 @@ class Trainer:
         self._plans[key] = (edits, store, enabled, value)
         if shapes is not None:
             same = [k for k in self._plans if k[0] == name and k[1] is not None]
-            for k in same[:-self.PLANS_PER_SIZE]:
+            for k in same[: -self.PLANS_PER_SIZE]:
                 del self._plans[k]
         return value
 
@@ -255,8 +285,9 @@ class Trainer:
             # only the structure is needed (which op makes each output): any size that fits
             for n in (224, 1024, 64):
                 try:
-                    return self.to_graph([tuple(n if d is None else d for d in s)
-                                          for s in self.input_shapes])
+                    return self.to_graph(
+                        [tuple(n if d is None else d for d in s) for s in self.input_shapes]
+                    )
                 except ValueError:
                     continue
         return self.to_graph(None if shapes is None else list(shapes))
@@ -267,30 +298,44 @@ class Trainer:
 
         def make(enabled):
             names = self.output_names
-            heads = [Head(h, names[h.output])
-                     for h in loss_heads(self._graph(None), self._loss_specs)]
+            heads = [
+                Head(h, names[h.output]) for h in loss_heads(self._graph(None), self._loss_specs)
+            ]
             for h, ms in zip(heads, make_metrics(self._metric_spec, heads)):
                 h.metrics = ms
             return heads
+
         return self._cached("heads", make)
 
     def _inference_plan(self, shapes=None):
-        return self._cached("infer", lambda enabled: compile_inference(self._graph(shapes))
-                            if enabled else None, shapes)
+        return self._cached(
+            "infer",
+            lambda enabled: compile_inference(self._graph(shapes)) if enabled else None,
+            shapes,
+        )
 
     def _eval_plan(self, shapes=None):
         """An inference plan whose outputs are what each head's loss reads."""
+
         def make(enabled):
             if not enabled:
                 return None
             g = self._graph(shapes)
             g.outputs = [h.value for h in loss_heads(g, self._loss_specs)]
             return compile_inference(g)
+
         return self._cached("eval", make, shapes)
 
     def _training_plan(self, shapes=None):
-        return self._cached("train", lambda enabled: compile_training(
-            self._graph(shapes), self.store.grads, self._loss_specs) if enabled else None, shapes)
+        return self._cached(
+            "train",
+            lambda enabled: (
+                compile_training(self._graph(shapes), self.store.grads, self._loss_specs)
+                if enabled
+                else None
+            ),
+            shapes,
+        )
 
     # ---- inference ----------------------------------------------------------------------
     def _infer(self, xs):
@@ -304,8 +349,16 @@ class Trainer:
     def _inputs_are_list(self):
         return isinstance(self.input_shape, list)
 
-    def predict(self, x, batch_size=None, verbose=0, steps=None, callbacks=None, workers=None,
-                max_queue_size=None):
+    def predict(
+        self,
+        x,
+        batch_size=None,
+        verbose=0,
+        steps=None,
+        callbacks=None,
+        workers=None,
+        max_queue_size=None,
+    ):
         """The model's outputs for ``x``, in batches (a list for several outputs).
 
         What the model computes, whatever the loss: a model ending in a
@@ -325,8 +378,10 @@ class Trainer:
             cbs = CallbackList(callbacks, self)
         if is_batch_source(x):
             if batch_size is not None:
-                raise ValueError("batch_size: not used when x gives batches (a generator, an "
-                                 "iterable or a Dataset): the batches have their own size")
+                raise ValueError(
+                    "batch_size: not used when x gives batches (a generator, an "
+                    "iterable or a Dataset): the batches have their own size"
+                )
             return self._predict_stream(x, steps, cbs, workers, max_queue_size)
         from .data_adapter import to_numpy
         from .fit_loop import check_layout
@@ -336,35 +391,40 @@ class Trainer:
         xs = self.check_inputs(x)
         batch_size = 256 if batch_size is None else as_int(batch_size, "batch_size", 1)
         if steps is not None or cbs is not None:  # batch by batch, for the hooks
-            chunks = [[a[i:i + batch_size] for a in xs] for i in range(0, xs[0].shape[0],
-                                                                       batch_size)]
+            chunks = [
+                [a[i : i + batch_size] for a in xs] for i in range(0, xs[0].shape[0], batch_size)
+            ]
             batches = [(c if self._inputs_are_list() else c[0],) for c in chunks]
             return self._predict_stream(batches, steps, cbs, 0, 1)
         n = xs[0].shape[0]
         if n <= batch_size:
             outs = self._infer(xs)
         elif any(None in s for s in self.output_shapes):  # any size: chunk by chunk
-            parts = [self._infer([a[i:i + batch_size] for a in xs])
-                     for i in range(0, n, batch_size)]
+            parts = [
+                self._infer([a[i : i + batch_size] for a in xs]) for i in range(0, n, batch_size)
+            ]
             outs = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
         else:
             shapes = self.output_shapes
             total = sum(n * int(np.prod(s, dtype=object)) for s in shapes)
             if total >= 2**61:
-                raise ValueError(f"x: the outputs for {n} examples would hold {total:,} values, "
-                                 "too many to allocate")
+                raise ValueError(
+                    f"x: the outputs for {n} examples would hold {total:,} values, "
+                    "too many to allocate"
+                )
             outs = [np.empty((n,) + tuple(s), np.float32) for s in shapes]
             for i in range(0, n, batch_size):
-                for o, y in zip(outs, self._infer([a[i:i + batch_size] for a in xs])):
-                    o[i:i + batch_size] = y
+                for o, y in zip(outs, self._infer([a[i : i + batch_size] for a in xs])):
+                    o[i : i + batch_size] = y
         return outs if self._outputs_are_list() else outs[0]
 
     def _predict_stream(self, x, steps, cbs, workers, max_queue_size):
         from .data_adapter import batch_stream
 
         steps = None if steps is None else as_int(steps, "steps", 1)
-        stream = batch_stream(self, x, False, steps, False, None, workers, max_queue_size,
-                              steps_name="steps")
+        stream = batch_stream(
+            self, x, False, steps, False, None, workers, max_queue_size, steps_name="steps"
+        )
         outs = None
         if cbs is not None:
             cbs.call("on_predict_begin", {})
@@ -377,8 +437,11 @@ class Trainer:
                 for o, g in zip(outs, got):
                     o.append(g)
                 if cbs is not None:
-                    cbs.call("on_predict_batch_end", i, {"outputs": got if self._outputs_are_list()
-                                                          else got[0]})
+                    cbs.call(
+                        "on_predict_batch_end",
+                        i,
+                        {"outputs": got if self._outputs_are_list() else got[0]},
+                    )
         if cbs is not None:
             cbs.call("on_predict_end", {})
         result = [np.concatenate(o) for o in outs]
@@ -413,8 +476,10 @@ class Trainer:
         (NumPy would say only "array is too big")."""
         most = getattr(self, "_max_values", 0)
         if m * most >= 2**61:
-            raise ValueError(f"x: a batch of {m} examples needs activations of {m * most:,} "
-                             "values, too many to allocate (use a smaller batch_size)")
+            raise ValueError(
+                f"x: a batch of {m} examples needs activations of {m * most:,} "
+                "values, too many to allocate (use a smaller batch_size)"
+            )
 
     def _train_step(self, xs, ys, sw=None, name="y"):
         """One optimiser step: (the batch's loss before it, [each head's loss before its
@@ -426,7 +491,7 @@ class Trainer:
         except ValueError as e:
             msg = str(e)
             if msg.startswith("labels"):
-                raise ValueError(name + msg[len("labels"):]) from None
+                raise ValueError(name + msg[len("labels") :]) from None
             raise
 
     def _step(self, xs, ys, sw):
@@ -456,9 +521,13 @@ class Trainer:
         if not plan.external:
             loss, parts, vals = plan.step(xs, ys, sw)
             return loss, parts, [vals[k] for k in plan.order]
-        vals = [v.reshape((v.shape[0],) + tuple(g.value.shape))
-                for v, g in zip(plan.forward(xs), [plan.heads[plan.order.index(k)]
-                                                   for k in range(len(set(plan.order)))])]
+        vals = [
+            v.reshape((v.shape[0],) + tuple(g.value.shape))
+            for v, g in zip(
+                plan.forward(xs),
+                [plan.heads[plan.order.index(k)] for k in range(len(set(plan.order)))],
+            )
+        ]
         vals = [vals[k] for k in plan.order]
         n = xs[0].shape[0]
         targets, grads, ext = [], [], {}
@@ -517,8 +586,14 @@ class Trainer:
         """({"loss": sum, "<head>": sum of its loss} over the samples, n, fresh
         metrics updated on every batch)."""
         n = xs[0].shape[0]
-        chunks = (([a[i:i + batch_size] for a in xs], [t[i:i + batch_size] for t in ys],
-                   None if sw is None else sw[i:i + batch_size]) for i in range(0, n, batch_size))
+        chunks = (
+            (
+                [a[i : i + batch_size] for a in xs],
+                [t[i : i + batch_size] for t in ys],
+                None if sw is None else sw[i : i + batch_size],
+            )
+            for i in range(0, n, batch_size)
+        )
         sums, _, metrics = self._evaluate_batches(chunks)
         return sums, n, metrics
 
@@ -567,7 +642,7 @@ class Trainer:
         except ValueError as e:  # a label out of range, found where the loss runs
             msg = str(e)
             if msg.startswith("labels"):
-                raise ValueError(name + msg[len("labels"):]) from None
+                raise ValueError(name + msg[len("labels") :]) from None
             raise
         logs = self._logs(sums, n, metrics)
         if cbs is not None:
@@ -595,12 +670,22 @@ class Trainer:
         except ValueError as e:  # a label out of range, found where the loss runs
             msg = str(e)
             if msg.startswith("labels"):
-                raise ValueError(name + msg[len("labels"):]) from None
+                raise ValueError(name + msg[len("labels") :]) from None
             raise
         return self._logs(sums, n, metrics)
 
-    def evaluate(self, x, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None,
-                 callbacks=None, workers=None, max_queue_size=None):
+    def evaluate(
+        self,
+        x,
+        y=None,
+        batch_size=None,
+        verbose=0,
+        sample_weight=None,
+        steps=None,
+        callbacks=None,
+        workers=None,
+        max_queue_size=None,
+    ):
         """Mean loss and the metrics over ``(x, y)``: e.g. ``{"loss", "accuracy"}`` (for
         several outputs also ``"<output>_loss"`` / ``"<output>_<metric>"``).
 
@@ -617,33 +702,64 @@ class Trainer:
         cbs = None if callbacks is None else CallbackList(callbacks, self)
         if is_batch_source(x, y):
             _refuse_with_batches(y, sample_weight, batch_size, 0, False)
-            stream = batch_stream(self, x, True, steps, False, None, workers, max_queue_size,
-                                  steps_name="steps")
+            stream = batch_stream(
+                self, x, True, steps, False, None, workers, max_queue_size, steps_name="steps"
+            )
             return self._evaluate_stream(stream, cbs)
         xs, ys, sw = _arrays(self, x, y, sample_weight)
         batch_size = 256 if batch_size is None else as_int(batch_size, "batch_size", 1)
         if steps is None and cbs is None:
             return self._evaluate(xs, ys, sw, batch_size)
-        return self._evaluate_stream(array_stream(xs, ys, sw, batch_size, False, None, steps),
-                                     cbs)
+        return self._evaluate_stream(array_stream(xs, ys, sw, batch_size, False, None, steps), cbs)
 
-    def fit(self, x, y=None, epochs=1, batch_size=None, validation_data=None,
-            validation_split=0.0, shuffle=True, seed=None, callbacks=None, verbose=1,
-            initial_epoch=0, distributed=False, sample_weight=None, class_weight=None,
-            steps_per_epoch=None, validation_steps=None, workers=None, max_queue_size=None):
+    def fit(
+        self,
+        x,
+        y=None,
+        epochs=1,
+        batch_size=None,
+        validation_data=None,
+        validation_split=0.0,
+        shuffle=True,
+        seed=None,
+        callbacks=None,
+        verbose=1,
+        initial_epoch=0,
+        distributed=False,
+        sample_weight=None,
+        class_weight=None,
+        steps_per_epoch=None,
+        validation_steps=None,
+        workers=None,
+        max_queue_size=None,
+    ):
         """Train; returns a :class:`cnnx.training.History` (see :func:`cnnx.training.fit`:
         arrays or torch tensors, or batches from a generator, an iterable, a
         DataLoader or a :class:`cnnx.data.Dataset`)."""
         from .fit_loop import fit
 
         with self._training():
-            return fit(self, x, y, epochs=epochs, batch_size=batch_size,
-                       validation_data=validation_data, validation_split=validation_split,
-                       shuffle=shuffle, seed=seed, callbacks=callbacks, verbose=verbose,
-                       initial_epoch=initial_epoch, distributed=distributed,
-                       sample_weight=sample_weight, class_weight=class_weight,
-                       steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                       workers=workers, max_queue_size=max_queue_size)
+            return fit(
+                self,
+                x,
+                y,
+                epochs=epochs,
+                batch_size=batch_size,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                shuffle=shuffle,
+                seed=seed,
+                callbacks=callbacks,
+                verbose=verbose,
+                initial_epoch=initial_epoch,
+                distributed=distributed,
+                sample_weight=sample_weight,
+                class_weight=class_weight,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                workers=workers,
+                max_queue_size=max_queue_size,
+            )
 
     def _class_weights(self, class_weight, ys):
         """Per-sample weights from ``{class: weight}`` and the (one) classifier's labels."""
@@ -652,25 +768,34 @@ class Trainer:
     def _class_weight_table(self, class_weight):
         """Each class's weight (1 where not given), checked against the classifier's labels."""
         heads = self.heads()
-        if len(heads) != 1 or not isinstance(heads[0].loss, (L.SparseCategoricalCrossentropy,
-                                                             L.CategoricalCrossentropy,
-                                                             L.BinaryCrossentropy)):
-            raise ValueError("class_weight: needs a model with one classifier output (use "
-                             "sample_weight otherwise)")
+        if len(heads) != 1 or not isinstance(
+            heads[0].loss,
+            (L.SparseCategoricalCrossentropy, L.CategoricalCrossentropy, L.BinaryCrossentropy),
+        ):
+            raise ValueError(
+                "class_weight: needs a model with one classifier output (use "
+                "sample_weight otherwise)"
+            )
         if not isinstance(class_weight, dict):
-            raise TypeError(f"class_weight: expected a dict {{class: weight}}, got "
-                            f"{type(class_weight).__name__}")
+            raise TypeError(
+                f"class_weight: expected a dict {{class: weight}}, got "
+                f"{type(class_weight).__name__}"
+            )
         k = max(self.output_shapes[heads[0].output][-1], 2)
         table = np.ones(k, np.float32)
         for c, w in class_weight.items():
-            if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or \
-                    not 0 <= c < k:
+            if (
+                isinstance(c, (bool, np.bool_))
+                or not isinstance(c, (int, np.integer))
+                or not 0 <= c < k
+            ):
                 raise ValueError(f"class_weight: class {c!r} is outside the labels [0, {k})")
             try:
                 w = float(w)
             except (TypeError, ValueError):
-                raise TypeError(f"class_weight: expected a number for class {c}, got {w!r}") \
-                    from None
+                raise TypeError(
+                    f"class_weight: expected a number for class {c}, got {w!r}"
+                ) from None
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"class_weight: the weight of class {c} must be >= 0, got {w}")
             table[int(c)] = w
@@ -679,8 +804,11 @@ class Trainer:
     @staticmethod
     def _class_weights_from(table, t):
         """Per-sample weights from a class table and a classifier's targets ``t``."""
-        labels = t if t.dtype.kind in "iu" else (t.argmax(axis=-1) if t.shape[-1] > 1
-                                                else (t > 0.5).astype(np.int64))
+        labels = (
+            t
+            if t.dtype.kind in "iu"
+            else (t.argmax(axis=-1) if t.shape[-1] > 1 else (t > 0.5).astype(np.int64))
+        )
         labels = labels.reshape(t.shape[0], -1)
         return table[labels].mean(axis=1).astype(np.float32)  # per pixel: the image's mean
 

@@ -39,7 +39,8 @@ namespace internal {
 template <class T, class = void>
 struct Streamable : std::false_type {};
 template <class T>
-struct Streamable<T, std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
+struct Streamable<T,
+                  std::void_t<decltype(std::declval<std::ostream&>() << std::declval<const T&>())>>
     : std::true_type {};
 
 template <class T>
@@ -285,9 +286,9 @@ inline AssertionResult cmp_bool(const char* e, bool value, bool expected) {
 }
 inline AssertionResult cmp_bool(const char* e, const AssertionResult& r, bool expected) {
   if (static_cast<bool>(r) == expected) return AssertionSuccess();
-  return AssertionFailure() << "Value of: " << e << "\n  Actual: "
-                            << (static_cast<bool>(r) ? "true" : "false") << " (" << r.message()
-                            << ")\nExpected: " << (expected ? "true" : "false");
+  return AssertionFailure() << "Value of: " << e
+                            << "\n  Actual: " << (static_cast<bool>(r) ? "true" : "false") << " ("
+                            << r.message() << ")\nExpected: " << (expected ? "true" : "false");
 }
 
 inline AssertionResult cmp_near(const char* ea, const char* eb, const char* et, double a, double b,
@@ -295,8 +296,8 @@ inline AssertionResult cmp_near(const char* ea, const char* eb, const char* et, 
   const double d = std::fabs(a - b);
   if (d <= tol) return AssertionSuccess();
   return AssertionFailure() << "The difference between " << ea << " and " << eb << " is " << d
-                            << ", which exceeds " << et << ", where " << ea << " evaluates to "
-                            << a << ", " << eb << " evaluates to " << b << ", and " << et
+                            << ", which exceeds " << et << ", where " << ea << " evaluates to " << a
+                            << ", " << eb << " evaluates to " << b << ", and " << et
                             << " evaluates to " << tol << ".";
 }
 
@@ -374,16 +375,15 @@ class ScopedTrace {
 
 // `switch (0) case 0: default:` keeps a following `else` from binding to the
 // macro's hidden `if` (GoogleTest's ambiguous-else blocker).
-#define MINI_GTEST_CHECK_(result_expr, fatal, on_failure)                                    \
-  switch (0)                                                                               \
-  case 0:                                                                                  \
-  default:                                                                                 \
-    if (const ::testing::AssertionResult mini_gtest_ar_ = (result_expr))                   \
-      ;                                                                                    \
-    else                                                                                   \
-      on_failure ::testing::internal::AssertHelper(__FILE__, __LINE__,                     \
-                                                   mini_gtest_ar_.message(), fatal) =      \
-          ::testing::Message()
+#define MINI_GTEST_CHECK_(result_expr, fatal, on_failure)                                       \
+  switch (0)                                                                                    \
+  case 0:                                                                                       \
+  default:                                                                                      \
+    if (const ::testing::AssertionResult mini_gtest_ar_ = (result_expr))                        \
+      ;                                                                                         \
+    else                                                                                        \
+      on_failure::testing::internal::AssertHelper(__FILE__, __LINE__, mini_gtest_ar_.message(), \
+                                                  fatal) = ::testing::Message()
 
 #define MINI_GTEST_NONFATAL_(result_expr) MINI_GTEST_CHECK_(result_expr, false, )
 // ASSERT_*: `return` a void expression, leaving the current (void) function
@@ -428,46 +428,46 @@ class ScopedTrace {
 #define ASSERT_STRNE(a, b) MINI_GTEST_FATAL_(::testing::internal::cmp_str(#a, #b, (a), (b), false))
 
 // Exceptions: the statement runs inside a lambda; the lambda reports what happened.
-#define MINI_GTEST_THROW_RESULT_(statement, exc)                                               \
-  ([&]() -> ::testing::AssertionResult {                                                       \
-    try {                                                                                      \
-      statement;                                                                               \
-    } catch (const exc&) {                                                                     \
-      return ::testing::AssertionSuccess();                                                    \
-    } catch (...) {                                                                            \
-      return ::testing::AssertionFailure()                                                     \
-             << "Expected: " #statement " throws an exception of type " #exc                   \
-                ".\n  Actual: it throws a different type.";                                    \
-    }                                                                                          \
-    return ::testing::AssertionFailure() << "Expected: " #statement                            \
-                                            " throws an exception of type " #exc               \
-                                            ".\n  Actual: it throws nothing.";                 \
+#define MINI_GTEST_THROW_RESULT_(statement, exc)                             \
+  ([&]() -> ::testing::AssertionResult {                                     \
+    try {                                                                    \
+      statement;                                                             \
+    } catch (const exc&) {                                                   \
+      return ::testing::AssertionSuccess();                                  \
+    } catch (...) {                                                          \
+      return ::testing::AssertionFailure()                                   \
+             << "Expected: " #statement " throws an exception of type " #exc \
+                ".\n  Actual: it throws a different type.";                  \
+    }                                                                        \
+    return ::testing::AssertionFailure()                                     \
+           << "Expected: " #statement " throws an exception of type " #exc   \
+              ".\n  Actual: it throws nothing.";                             \
   }())
-#define MINI_GTEST_NO_THROW_RESULT_(statement)                                                  \
-  ([&]() -> ::testing::AssertionResult {                                                       \
-    try {                                                                                      \
-      statement;                                                                               \
-    } catch (const std::exception& e) {                                                        \
-      return ::testing::AssertionFailure() << "Expected: " #statement                          \
-                                              " doesn't throw an exception.\n  Actual: it "    \
-                                              "throws: "                                       \
-                                           << e.what();                                        \
-    } catch (...) {                                                                            \
-      return ::testing::AssertionFailure() << "Expected: " #statement                          \
-                                              " doesn't throw an exception.\n  Actual: it "    \
-                                              "throws.";                                       \
-    }                                                                                          \
-    return ::testing::AssertionSuccess();                                                      \
+#define MINI_GTEST_NO_THROW_RESULT_(statement)                                              \
+  ([&]() -> ::testing::AssertionResult {                                                    \
+    try {                                                                                   \
+      statement;                                                                            \
+    } catch (const std::exception& e) {                                                     \
+      return ::testing::AssertionFailure() << "Expected: " #statement                       \
+                                              " doesn't throw an exception.\n  Actual: it " \
+                                              "throws: "                                    \
+                                           << e.what();                                     \
+    } catch (...) {                                                                         \
+      return ::testing::AssertionFailure() << "Expected: " #statement                       \
+                                              " doesn't throw an exception.\n  Actual: it " \
+                                              "throws.";                                    \
+    }                                                                                       \
+    return ::testing::AssertionSuccess();                                                   \
   }())
-#define MINI_GTEST_ANY_THROW_RESULT_(statement)                                                 \
-  ([&]() -> ::testing::AssertionResult {                                                       \
-    try {                                                                                      \
-      statement;                                                                               \
-    } catch (...) {                                                                            \
-      return ::testing::AssertionSuccess();                                                    \
-    }                                                                                          \
-    return ::testing::AssertionFailure() << "Expected: " #statement                            \
-                                            " throws an exception.\n  Actual: it doesn't.";    \
+#define MINI_GTEST_ANY_THROW_RESULT_(statement)                                       \
+  ([&]() -> ::testing::AssertionResult {                                              \
+    try {                                                                             \
+      statement;                                                                      \
+    } catch (...) {                                                                   \
+      return ::testing::AssertionSuccess();                                           \
+    }                                                                                 \
+    return ::testing::AssertionFailure()                                              \
+           << "Expected: " #statement " throws an exception.\n  Actual: it doesn't."; \
   }())
 #define EXPECT_THROW(statement, exc) MINI_GTEST_NONFATAL_(MINI_GTEST_THROW_RESULT_(statement, exc))
 #define ASSERT_THROW(statement, exc) MINI_GTEST_FATAL_(MINI_GTEST_THROW_RESULT_(statement, exc))
@@ -476,32 +476,30 @@ class ScopedTrace {
 #define EXPECT_ANY_THROW(statement) MINI_GTEST_NONFATAL_(MINI_GTEST_ANY_THROW_RESULT_(statement))
 #define ASSERT_ANY_THROW(statement) MINI_GTEST_FATAL_(MINI_GTEST_ANY_THROW_RESULT_(statement))
 
-#define SCOPED_TRACE(message)                                                                   \
-  const ::testing::internal::ScopedTrace MINI_GTEST_CAT(mini_gtest_trace_, __LINE__)(__FILE__,  \
-                                                                                      __LINE__, \
-                                                                                      (message))
+#define SCOPED_TRACE(message)                                                         \
+  const ::testing::internal::ScopedTrace MINI_GTEST_CAT(mini_gtest_trace_, __LINE__)( \
+      __FILE__, __LINE__, (message))
 
-#define TEST(suite, name)                                                                      \
-  class MINI_GTEST_CLASS_(suite, name) : public ::testing::Test {                               \
-   public:                                                                                      \
-    void TestBody() override;                                                                   \
-  };                                                                                            \
-  static const ::testing::internal::Registrar MINI_GTEST_CAT(mini_gtest_reg_,                   \
-                                                             MINI_GTEST_CLASS_(suite, name))(   \
-      #suite, #name, [] {                                                                       \
-        MINI_GTEST_CLASS_(suite, name) t;                                                       \
-        ::testing::internal::run_fixture(&t);                                                   \
-      });                                                                                       \
+#define TEST(suite, name)                                                  \
+  class MINI_GTEST_CLASS_(suite, name) : public ::testing::Test {          \
+   public:                                                                 \
+    void TestBody() override;                                              \
+  };                                                                       \
+  static const ::testing::internal::Registrar MINI_GTEST_CAT(              \
+      mini_gtest_reg_, MINI_GTEST_CLASS_(suite, name))(#suite, #name, [] { \
+    MINI_GTEST_CLASS_(suite, name) t;                                      \
+    ::testing::internal::run_fixture(&t);                                  \
+  });                                                                      \
   void MINI_GTEST_CLASS_(suite, name)::TestBody()
 
-#define TEST_P(fixture, name)                                                                  \
-  class MINI_GTEST_CLASS_(fixture, name) : public fixture {                                     \
-   public:                                                                                      \
-    void TestBody() override;                                                                   \
-  };                                                                                            \
-  static const ::testing::internal::ParamPatternRegistrar<fixture,                              \
-                                                          MINI_GTEST_CLASS_(fixture, name)>     \
-      MINI_GTEST_CAT(mini_gtest_preg_, MINI_GTEST_CLASS_(fixture, name))(#fixture, #name);      \
+#define TEST_P(fixture, name)                                                               \
+  class MINI_GTEST_CLASS_(fixture, name) : public fixture {                                 \
+   public:                                                                                  \
+    void TestBody() override;                                                               \
+  };                                                                                        \
+  static const ::testing::internal::ParamPatternRegistrar<fixture,                          \
+                                                          MINI_GTEST_CLASS_(fixture, name)> \
+      MINI_GTEST_CAT(mini_gtest_preg_, MINI_GTEST_CLASS_(fixture, name))(#fixture, #name);  \
   void MINI_GTEST_CLASS_(fixture, name)::TestBody()
 
 #define MINI_GTEST_NAME_FN_(fixture, ...) \
@@ -520,10 +518,10 @@ F pick_name_fn(F f) {
 }  // namespace internal
 }  // namespace testing
 
-#define INSTANTIATE_TEST_SUITE_P(prefix, fixture, generator, ...)                             \
-  static const int MINI_GTEST_CAT(mini_gtest_inst_, MINI_GTEST_CAT(prefix, fixture)) =          \
-      ::testing::internal::instantiate<fixture, typename fixture::ParamType>(                   \
-          #prefix, #fixture,                                                                    \
-          std::function<std::vector<typename fixture::ParamType>()>(                            \
-              [] { return std::vector<typename fixture::ParamType>(generator); }),              \
+#define INSTANTIATE_TEST_SUITE_P(prefix, fixture, generator, ...)                           \
+  static const int MINI_GTEST_CAT(mini_gtest_inst_, MINI_GTEST_CAT(prefix, fixture)) =      \
+      ::testing::internal::instantiate<fixture, typename fixture::ParamType>(               \
+          #prefix, #fixture, std::function<std::vector<typename fixture::ParamType>()>([] { \
+            return std::vector<typename fixture::ParamType>(generator);                     \
+          }),                                                                               \
           MINI_GTEST_NAME_FN_(fixture, ##__VA_ARGS__))
