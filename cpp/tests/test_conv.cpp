@@ -151,8 +151,8 @@ TEST(Conv2d, WinogradOdd) { check_shape(make(2, 11, 13, 40, 3, 3, 36, 1, 1, 1, 1
 TEST(Conv2d, WinogradBigPads) { check_shape(make(1, 6, 7, 32, 3, 3, 40, 1, 3, 1, 1), 21); }
 TEST(Conv2d, WinogradGroups) { check_shape(make(2, 8, 8, 64, 3, 3, 64, 1, 1, 1, 2), 22); }
 // Winograd backward-weights: few tiles (shared transforms) and many tiles.
-TEST(Conv2d, WinogradDwFewTiles) { check_shape(make(1, 5, 6, 96, 3, 3, 80, 1, 1, 1, 1), 26); }
-TEST(Conv2d, WinogradDwManyTiles) { check_shape(make(3, 21, 19, 33, 3, 3, 35, 1, 1, 1, 1), 27); }
+TEST(Conv2d, WinogradWgradFewTiles) { check_shape(make(1, 5, 6, 96, 3, 3, 80, 1, 1, 1, 1), 26); }
+TEST(Conv2d, WinogradWgradManyTiles) { check_shape(make(3, 21, 19, 33, 3, 3, 35, 1, 1, 1, 1), 27); }
 // Backward-data of strided layers by stride phases on the direct tiles
 // (>= 32 input channels per group at AVX-512, 16 at AVX2; not 1x1 unless
 // CNNX_CONV_DIRECT=1, where phases without taps write zeros): partial

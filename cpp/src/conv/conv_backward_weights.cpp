@@ -29,7 +29,7 @@ struct Plan {
   const Conv2dShape* s;
   int64_t OH, OW, P, cig, cog, Kg;
   bool transposed;
-  bool direct_kernel;  // conv_dw_direct (narrow layers on AVX2/AVX-512)
+  bool direct_kernel;  // conv_wgrad_direct (narrow layers on AVX2/AVX-512)
 };
 
 const float kZeros[64] = {};
@@ -46,14 +46,15 @@ void group_product(const Plan& pl, const float* dy, const float* x, int64_t g, i
   const StridedMatrix dym{dy + p_begin * s.C_out + g * pl.cog, s.C_out, true};
   const int64_t depth = p_end - p_begin;
   if (pl.direct_kernel) {
-    const conv_detail::DwKernel k = active_isa() == Isa::avx512
-                                        ? conv_detail::dw_direct_kernel_avx512()
-                                        : conv_detail::dw_direct_kernel_avx2();
+    const conv_detail::WgradKernel k = active_isa() == Isa::avx512
+                                           ? conv_detail::wgrad_direct_kernel_avx512()
+                                           : conv_detail::wgrad_direct_kernel_avx2();
     geom.p0 = 0;
-    const conv_detail::DwProblem pb{geom,       pl.cog,
-                                    g * pl.cog, dy,
-                                    s.C_out,    x + s.input_size(),
-                                    kZeros,     s.dilation_w == 1 && pl.cig == s.C_in && s.KW > 1};
+    const conv_detail::WgradProblem pb{
+        geom,       pl.cog,
+        g * pl.cog, dy,
+        s.C_out,    x + s.input_size(),
+        kZeros,     s.dilation_w == 1 && pl.cig == s.C_in && s.KW > 1};
     float edge[64];
     std::fill(out, out + pl.cog * pl.Kg, 0.0f);
     k.fn(pb, p_begin, p_end, out, edge);
@@ -140,13 +141,13 @@ void conv2d_backward_weights(const Conv2dShape& s, const float* dy, const float*
     conv_detail::depthwise_backward_weights(s, dy, x, dw, db);
     return;
   }
-  if (s.N * s.out_h() * s.out_w() > 0 && conv_detail::winograd_dw_preferred(s) &&
-      conv_detail::winograd_dw(s, dy, x, dw)) {
+  if (s.N * s.out_h() * s.out_w() > 0 && conv_detail::winograd_wgrad_preferred(s) &&
+      conv_detail::winograd_wgrad(s, dy, x, dw)) {
     if (db) bias_grad_threaded(dy, s.N * s.out_h() * s.out_w(), s.C_out, db);
     return;
   }
-  if (s.N * s.out_h() * s.out_w() > 0 && conv_detail::dw_planar_preferred(s)) {
-    conv_detail::dw_planar_avx512(s, dy, x, dw, db);
+  if (s.N * s.out_h() * s.out_w() > 0 && conv_detail::wgrad_planar_preferred(s)) {
+    conv_detail::wgrad_planar_avx512(s, dy, x, dw, db);
     return;
   }
   Plan pl{&s, s.out_h(), s.out_w(), 0, s.cin_per_group(), s.cout_per_group(), 0, false, false};

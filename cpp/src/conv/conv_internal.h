@@ -166,18 +166,19 @@ void planar_flat_avx2(const PatchGeom& g, int64_t P, int64_t Nout, const float* 
                       const float* bias, Activation act, float* out, int64_t ldo);
 
 // Backward-weights for <= 4 input channels and 16..64 output channels per
-// group (conv_dw_planar__avx512.cpp): dy rows as vectors, patch values
+// group (conv_wgrad_planar__avx512.cpp): dy rows as vectors, patch values
 // broadcast from a padded copy of the image. Writes dw and db (if not null).
-bool dw_planar_preferred(const Conv2dShape& s);
-void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw, float* db);
+bool wgrad_planar_preferred(const Conv2dShape& s);
+void wgrad_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                         float* db);
 
 // dst[c][r] = src[r][c] (rows x cols, row strides lds / ldd), AVX-512.
 void transpose_avx512(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst,
                       int64_t ldd);
 
-// Winograd backward-weights for 3x3 stride-1 layers (conv_winograd_dw*):
-// per-ISA pieces (see conv_winograd_dw_impl.h).
-struct WinogradDwKernel {
+// Winograd backward-weights for 3x3 stride-1 layers (conv_winograd_wgrad*):
+// per-ISA pieces (see conv_winograd_wgrad_impl.h).
+struct WinogradWgradKernel {
   WinogradInputFn input;  // forward input transform, 4x4 output tiles
   bool (*dy)(const WinogradProblem&, const float* dy, int64_t ldd, int64_t t_begin, int64_t t_end,
              int64_t row0, int64_t sY, int64_t ldy, float* Yb);
@@ -188,11 +189,11 @@ struct WinogradDwKernel {
                  int64_t ci1, float* dw, int64_t ldw);
   int R, CW;
 };
-WinogradDwKernel winograd_dw_kernel_avx512();
-WinogradDwKernel winograd_dw_kernel_avx2();
-bool winograd_dw_preferred(const Conv2dShape& s);
+WinogradWgradKernel winograd_wgrad_kernel_avx512();
+WinogradWgradKernel winograd_wgrad_kernel_avx2();
+bool winograd_wgrad_preferred(const Conv2dShape& s);
 // dw (not db) by Winograd; false (dw partly written) on NaN/inf in x or dy.
-bool winograd_dw(const Conv2dShape& s, const float* dy, const float* x, float* dw);
+bool winograd_wgrad(const Conv2dShape& s, const float* dy, const float* x, float* dw);
 
 // Winograd backward-data for 5x5 stride-1 layers, the adjoint of the forward
 // F(2x2, 5x5) over dy's 2x2 tiles (conv_winograd_dx_impl.h). pb: x/H/W/Cin
@@ -212,9 +213,9 @@ WinogradDxKernel winograd_dx_kernel_avx2(int64_t cin, int64_t cout);
 bool winograd_dx_preferred(const Conv2dShape& s);
 bool winograd_dx(const Conv2dShape& s, const float* dy, const float* wf, float* dx);
 
-// Direct backward-weights for narrow layers (conv_dw_direct*.cpp):
+// Direct backward-weights for narrow layers (conv_wgrad_direct*.cpp):
 // dwT[co][k] += sum_p dy[p][co0 + co] * patch[p][k], co < Nout, p in a range.
-struct DwProblem {
+struct WgradProblem {
   PatchGeom g;        // p0 == 0; pixel p is global
   int64_t Nout, co0;  // channels of this group, and their offset in dy
   const float* dy;
@@ -223,14 +224,14 @@ struct DwProblem {
   const float* zeros;  // at least V zeros
   bool merge_kw;
 };
-using DwTilesFn = void (*)(const DwProblem&, int64_t p_begin, int64_t p_end, float* dwT,
-                           float* scratch);
-struct DwKernel {
-  DwTilesFn fn;
+using WgradTilesFn = void (*)(const WgradProblem&, int64_t p_begin, int64_t p_end, float* dwT,
+                              float* scratch);
+struct WgradKernel {
+  WgradTilesFn fn;
   int V, NB;  // scratch needs NB*V floats
 };
-DwKernel dw_direct_kernel_avx512();
-DwKernel dw_direct_kernel_avx2();
+WgradKernel wgrad_direct_kernel_avx512();
+WgradKernel wgrad_direct_kernel_avx2();
 
 // Depthwise (groups == C_in, C_out = m*C_in), direct loops over channels.
 void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,

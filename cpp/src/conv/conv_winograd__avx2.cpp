@@ -1,5 +1,5 @@
 // AVX2+FMA instance of the Winograd F(4x4, 3x3) and F(2x2, 5x5) tiles (16 ymm registers).
-#include "conv/conv_winograd_dw_impl.h"
+#include "conv/conv_winograd_wgrad_impl.h"
 #include "conv/conv_winograd_dx_impl.h"
 
 namespace cnnx {
@@ -26,7 +26,7 @@ WinogradKernel winograd_kernel_avx2(int ks, int64_t /*cin*/, int64_t nout) {
   return make<v8, 8, v8, 8, 2, 6, 5>();
 }
 
-WinogradDwKernel winograd_dw_kernel_avx2() {
+WinogradWgradKernel winograd_wgrad_kernel_avx2() {
   return {wino_input<v8, 8, 4>,
           wino_dy_input<v8, 8>,
           wino_dw_gemms<v8, 8, 2, 6>,

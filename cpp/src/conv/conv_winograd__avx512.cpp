@@ -1,5 +1,5 @@
 // AVX-512 instance of the Winograd F(4x4, 3x3) and F(2x2, 5x5) tiles.
-#include "conv/conv_winograd_dw_impl.h"
+#include "conv/conv_winograd_wgrad_impl.h"
 #include "conv/conv_winograd_dx_impl.h"
 
 namespace cnnx {
@@ -32,7 +32,7 @@ WinogradKernel winograd_kernel_avx512(int ks, int64_t cin, int64_t nout) {
   return make<v16, 16, v16, 16, 2, 12, 5>();
 }
 
-WinogradDwKernel winograd_dw_kernel_avx512() {
+WinogradWgradKernel winograd_wgrad_kernel_avx512() {
   return {wino_input<v16, 16, 4>,
           wino_dy_input<v16, 16>,
           wino_dw_gemms<v16, 16, 2, 12>,

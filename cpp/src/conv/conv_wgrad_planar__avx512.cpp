@@ -29,7 +29,7 @@ namespace conv_detail {
 
 namespace {
 
-struct DwPlanar {
+struct WgradPlanar {
   const Conv2dShape* s;
   int64_t OH, OW, cig, cog, Kg, Hp, Wp;
   int64_t g;  // group
@@ -37,7 +37,7 @@ struct DwPlanar {
   const float* x;
 };
 
-void fill_padded(const DwPlanar& d, int64_t n, float* xp) {
+void fill_padded(const WgradPlanar& d, int64_t n, float* xp) {
   const Conv2dShape& s = *d.s;
   std::memset(xp, 0, sizeof(float) * d.Hp * d.Wp * d.cig);
   for (int64_t ih = std::max<int64_t>(0, -s.pad_top); ih < s.H && ih + s.pad_top < d.Hp; ++ih) {
@@ -78,7 +78,7 @@ using Zmm16 = vec_avx512::V;
 // acc over output rows [r0, r1) (global: n*OH + oh) into part [Kg][cog] and dbp,
 // in vectors of V::W lanes (16, or 8 for at most 8 output channels).
 template <typename V, int NV, int KB>
-void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, float* xp) {
+void rows(const WgradPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, float* xp) {
   const Conv2dShape& s = *d.s;
   const int64_t cog = d.cog;
   const typename V::tail lm = V::tail_mask(cog - (NV - 1) * V::W);  // lanes of the last vector
@@ -160,7 +160,7 @@ void rows(const DwPlanar& d, int64_t r0, int64_t r1, float* part, float* dbp, fl
   }
 }
 
-using RowsFn = void (*)(const DwPlanar&, int64_t, int64_t, float*, float*, float*);
+using RowsFn = void (*)(const WgradPlanar&, int64_t, int64_t, float*, float*, float*);
 
 RowsFn rows_fn(int64_t cog) {
   if (cog <= 8) return rows<Ymm8, 1, 16>;
@@ -174,15 +174,16 @@ RowsFn rows_fn(int64_t cog) {
 
 }  // namespace
 
-bool dw_planar_preferred(const Conv2dShape& s) {
+bool wgrad_planar_preferred(const Conv2dShape& s) {
   if (active_isa() != Isa::avx512 || !igemm_available() || s.is_depthwise()) return false;
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
   // 8 output channels: 8-lane vectors (LeNet conv1's 3 -> 8).
   return cig <= 16 && (cog == 8 || (cog >= 16 && cog <= 64)) && s.out_w() >= 4;
 }
 
-void dw_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw, float* db) {
-  DwPlanar d{&s, s.out_h(), s.out_w(), s.cin_per_group(), s.cout_per_group(), 0, 0, 0, 0, dy, x};
+void wgrad_planar_avx512(const Conv2dShape& s, const float* dy, const float* x, float* dw,
+                         float* db) {
+  WgradPlanar d{&s, s.out_h(), s.out_w(), s.cin_per_group(), s.cout_per_group(), 0, 0, 0, 0, dy, x};
   d.Kg = s.KH * s.KW * d.cig;
   // Padded extent actually read (the filter may stop short of the bottom/right pads).
   d.Hp = (d.OH - 1) * s.stride_h + (s.KH - 1) * s.dilation_h + 1;

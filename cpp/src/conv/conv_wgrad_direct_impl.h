@@ -22,8 +22,8 @@ namespace conv_detail {
 namespace {
 
 template <class VT, int V, int CR, int NB>
-void dw_direct_tiles(const DwProblem& pb, int64_t p_begin, int64_t p_end, float* dwT,
-                     float* scratch) {
+void wgrad_direct_tiles(const WgradProblem& pb, int64_t p_begin, int64_t p_end, float* dwT,
+                        float* scratch) {
   const PatchGeom& g = pb.g;
   const int64_t L = pb.merge_kw ? g.KW * g.Cg : g.Cg;  // run length
   const int64_t nseg = pb.merge_kw ? g.KH : g.KH * g.KW;

@@ -1,5 +1,5 @@
 // AVX2+FMA instance of the direct backward-weights kernel.
-#include "conv/conv_dw_direct_impl.h"
+#include "conv/conv_wgrad_direct_impl.h"
 
 namespace cnnx {
 namespace conv_detail {
@@ -7,7 +7,7 @@ namespace {
 typedef float v8 __attribute__((vector_size(32)));
 }  // namespace
 
-DwKernel dw_direct_kernel_avx2() { return {dw_direct_tiles<v8, 8, 6, 2>, 8, 2}; }
+WgradKernel wgrad_direct_kernel_avx2() { return {wgrad_direct_tiles<v8, 8, 6, 2>, 8, 2}; }
 
 }  // namespace conv_detail
 }  // namespace cnnx

@@ -1,5 +1,5 @@
 // Driver of the Winograd backward-weights (3x3, stride 1, no dilation, one
-// group, wide layers; see conv_winograd_dw_impl.h).
+// group, wide layers; see conv_winograd_wgrad_impl.h).
 //
 // Many tiles (the usual case): threads take blocks of tiles, transform them
 // into thread-local buffers and accumulate their own 36 x Cin x Cout
@@ -25,7 +25,7 @@ namespace cnnx {
 namespace conv_detail {
 
 // CNNX_CONV_WINOGRAD=0 turns it off too.
-bool winograd_dw_preferred(const Conv2dShape& s) {
+bool winograd_wgrad_preferred(const Conv2dShape& s) {
   if (s.groups != 1 || s.KH != 3 || s.KW != 3 || s.stride_h != 1 || s.stride_w != 1 ||
       s.dilation_h != 1 || s.dilation_w != 1 || s.C_in < 32 || s.C_out < 32)
     return false;
@@ -35,14 +35,14 @@ bool winograd_dw_preferred(const Conv2dShape& s) {
 }
 
 namespace {
-WinogradDwKernel kernel_for_isa() {
-  if (active_isa() == Isa::avx512) return winograd_dw_kernel_avx512();
-  return winograd_dw_kernel_avx2();
+WinogradWgradKernel kernel_for_isa() {
+  if (active_isa() == Isa::avx512) return winograd_wgrad_kernel_avx512();
+  return winograd_wgrad_kernel_avx2();
 }
 }  // namespace
 
-bool winograd_dw(const Conv2dShape& s, const float* dy, const float* x, float* dw) {
-  const WinogradDwKernel k = kernel_for_isa();
+bool winograd_wgrad(const Conv2dShape& s, const float* dy, const float* x, float* dw) {
+  const WinogradWgradKernel k = kernel_for_isa();
   const int64_t OH = s.out_h(), OW = s.out_w();
   const int64_t Cin = s.C_in, Cout = s.C_out, R = k.R, CW = k.CW;
   const int64_t ncb = ceil_div(Cout, CW), ldy = ncb * CW;
