@@ -45,7 +45,7 @@ inline void over_channels(const float* s, int64_t C, reg nb, F f) {
   int64_t c = 0;
   for (; c + V::W <= C; c += V::W) f(c, pow_neg(V::load(s + c), nb), V::W);
   if (c < C) {
-    float t[V::W];
+    alignas(64) float t[V::W];
     for (int j = 0; j < V::W; ++j) t[j] = c + j < C ? s[c + j] : 1.0f;
     f(c, pow_neg(V::load(t), nb), static_cast<int>(C - c));
   }
@@ -64,7 +64,7 @@ void forward(const float* x, float* y, int64_t r0, int64_t r1, const LrnParams& 
       if (n == V::W) {
         V::store(yr + c, V::mul(V::load(xr + c), pw));
       } else {
-        float t[V::W];
+        alignas(64) float t[V::W];
         V::store(t, pw);
         for (int j = 0; j < n; ++j) yr[c + j] = xr[c + j] * t[j];
       }
@@ -89,7 +89,7 @@ void backward(const float* dy, const float* x, float* dx, int64_t r0, int64_t r1
       if (n == V::W) {
         V::store(pw + c, v);
       } else {
-        float t[V::W];
+        alignas(64) float t[V::W];
         V::store(t, v);
         for (int j = 0; j < n; ++j) pw[c + j] = t[j];
       }

@@ -29,7 +29,7 @@ inline void map1(const float* x, float* y, int64_t n, F f) {
   int64_t i = 0;
   for (; i + V::W <= n; i += V::W) V::store(y + i, f(V::load(x + i)));
   if (i < n) {
-    float a[V::W] = {}, b[V::W];
+    alignas(64) float a[V::W] = {}, b[V::W];
     for (int64_t j = 0; j < n - i; ++j) a[j] = x[i + j];
     V::store(b, f(V::load(a)));
     for (int64_t j = 0; j < n - i; ++j) y[i + j] = b[j];
@@ -42,7 +42,7 @@ inline void map2(const float* dy, const float* x, float* dx, int64_t n, G g) {
   int64_t i = 0;
   for (; i + V::W <= n; i += V::W) V::store(dx + i, V::mul(V::load(dy + i), g(V::load(x + i))));
   if (i < n) {
-    float a[V::W] = {}, d[V::W] = {}, b[V::W];
+    alignas(64) float a[V::W] = {}, d[V::W] = {}, b[V::W];
     for (int64_t j = 0; j < n - i; ++j) {
       a[j] = x[i + j];
       d[j] = dy[i + j];
@@ -191,9 +191,9 @@ void log_softmax_rows(const float* x, float* y, int64_t rows, int64_t K) {
     for (k = 0; k + V::W <= K; k += V::W) sv = V::add(sv, vm::exp<V>(V::sub(V::load(xr + k), vm_)));
     double s = V::hsum(sv);
     for (; k < K; ++k) {
-      float t[V::W] = {};
+      alignas(64) float t[V::W] = {};
       t[0] = xr[k] - m;
-      float e[V::W];
+      alignas(64) float e[V::W];
       V::store(e, vm::exp<V>(V::load(t)));
       s += e[0];
     }
@@ -219,9 +219,9 @@ void log_softmax_backward_rows(const float* dy, const float* y, float* dx, int64
     for (; k + V::W <= K; k += V::W)
       V::store(dr + k, V::fnmadd(vm::exp<V>(V::load(yr + k)), vs, V::load(gr + k)));
     for (; k < K; ++k) {
-      float t[V::W] = {};
+      alignas(64) float t[V::W] = {};
       t[0] = yr[k];
-      float e[V::W];
+      alignas(64) float e[V::W];
       V::store(e, vm::exp<V>(V::load(t)));
       dr[k] = gr[k] - e[0] * static_cast<float>(s);
     }
