@@ -1,11 +1,14 @@
 """Activations (ReLU, LeakyReLU, sigmoid, tanh, softmax), forward and
 backward. Elementwise, any shape; softmax along one axis."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32
 
 
@@ -34,7 +37,7 @@ def _axis(axis, ndim):
     return axis % ndim
 
 
-def relu(x):
+def relu(x: ArrayLike):
     """``max(x, 0)`` elementwise.
 
     Examples:
@@ -46,7 +49,7 @@ def relu(x):
     return _core.relu(as_float32(x, "x"))
 
 
-def relu_backward(dy, x):
+def relu_backward(dy: ArrayLike, x: ArrayLike):
     """``dy`` where ``x > 0``, else 0 (the forward input ``x``).
 
     Examples:
@@ -61,7 +64,7 @@ def relu_backward(dy, x):
     return _core.relu_backward(dy, x)
 
 
-def leaky_relu(x, alpha=0.01):
+def leaky_relu(x: ArrayLike, alpha: float = 0.01):
     """``x`` where ``x > 0``, else ``alpha * x``.
 
     Examples:
@@ -74,7 +77,7 @@ def leaky_relu(x, alpha=0.01):
     return _core.leaky_relu(as_float32(x, "x"), alpha)
 
 
-def leaky_relu_backward(dy, x, alpha=0.01):
+def leaky_relu_backward(dy: ArrayLike, x: ArrayLike, alpha: float = 0.01):
     """``dy`` where ``x > 0``, else ``alpha * dy``.
 
     Examples:
@@ -90,7 +93,7 @@ def leaky_relu_backward(dy, x, alpha=0.01):
     return _core.leaky_relu_backward(dy, x, alpha)
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike):
     """``1 / (1 + exp(-x))``, saturating to 0 and 1 without overflow.
 
     Examples:
@@ -102,7 +105,7 @@ def sigmoid(x):
     return _core.sigmoid(as_float32(x, "x"))
 
 
-def sigmoid_backward(dy, y):
+def sigmoid_backward(dy: ArrayLike, y: ArrayLike):
     """From the forward *output* ``y``: ``dy * y * (1 - y)``.
 
     Examples:
@@ -118,7 +121,7 @@ def sigmoid_backward(dy, y):
     return _core.sigmoid_backward(dy, y)
 
 
-def tanh(x):
+def tanh(x: ArrayLike):
     """Hyperbolic tangent elementwise.
 
     Examples:
@@ -130,7 +133,7 @@ def tanh(x):
     return _core.tanh(as_float32(x, "x"))
 
 
-def tanh_backward(dy, y):
+def tanh_backward(dy: ArrayLike, y: ArrayLike):
     """From the forward *output* ``y``: ``dy * (1 - y**2)``.
 
     Examples:
@@ -146,7 +149,7 @@ def tanh_backward(dy, y):
     return _core.tanh_backward(dy, y)
 
 
-def softmax(x, axis=-1):
+def softmax(x: ArrayLike, axis=-1):
     """``exp(x) / sum(exp(x))`` along ``axis`` (the row maximum is subtracted
     first, so large logits do not overflow).
 
@@ -161,7 +164,7 @@ def softmax(x, axis=-1):
     return _core.softmax(x, _axis(axis, x.ndim))
 
 
-def softmax_backward(dy, y, axis=-1):
+def softmax_backward(dy: ArrayLike, y: ArrayLike, axis=-1):
     """From the forward *output* ``y``: ``y * (dy - sum(dy * y, axis))``.
 
     Examples:

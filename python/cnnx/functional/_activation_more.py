@@ -9,12 +9,15 @@ inside their linear range, Hardswish's is ``(2x + 3)/6`` strictly between -3
 and 3 (0 at -3, 1 at 3).
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32
 from ._activation import _axis, _same_shape
 
@@ -99,121 +102,121 @@ def _bwd(dy, x, kind, a=0.0, b=0.0):
     return _core.pointwise_backward(dy, x, kind, a, b)
 
 
-def elu(x, alpha=1.0):
+def elu(x: ArrayLike, alpha: float = 1.0):
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``."""
     return _fwd(x, _PW.elu, _number(alpha, "alpha"))
 
 
-def elu_backward(dy, x, alpha=1.0):
+def elu_backward(dy: ArrayLike, x: ArrayLike, alpha: float = 1.0):
     """``dy`` where ``x > 0``, else ``dy * alpha * exp(x)``."""
     return _bwd(dy, x, _PW.elu, _number(alpha, "alpha"))
 
 
-def selu(x):
+def selu(x: ArrayLike):
     """``SELU_SCALE * elu(x, SELU_ALPHA)``: self-normalising."""
     return _fwd(x, _PW.selu, SELU_ALPHA, SELU_SCALE)
 
 
-def selu_backward(dy, x):
+def selu_backward(dy: ArrayLike, x: ArrayLike):
     """Gradient of :func:`selu` w.r.t. ``x``: ``dy * SELU_SCALE`` where ``x > 0``, else ``dy *
     SELU_SCALE * SELU_ALPHA * exp(x)``."""
     return _bwd(dy, x, _PW.selu, SELU_ALPHA, SELU_SCALE)
 
 
-def gelu(x, approximate="none"):
+def gelu(x: ArrayLike, approximate="none"):
     """``x * Phi(x)`` with Phi the standard normal CDF (``approximate="none"``), or
     ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`` (``"tanh"``)."""
     return _fwd(x, gelu_form(approximate))
 
 
-def gelu_backward(dy, x, approximate="none"):
+def gelu_backward(dy: ArrayLike, x: ArrayLike, approximate="none"):
     """erf form: ``dy * (Phi(x) + x phi(x))``; tanh form: its derivative."""
     return _bwd(dy, x, gelu_form(approximate))
 
 
-def silu(x):
+def silu(x: ArrayLike):
     """``x * sigmoid(x)`` (Swish)."""
     return _fwd(x, _PW.silu)
 
 
-def silu_backward(dy, x):
+def silu_backward(dy: ArrayLike, x: ArrayLike):
     """``dy * s * (1 + x * (1 - s))``, ``s = sigmoid(x)``."""
     return _bwd(dy, x, _PW.silu)
 
 
-def hardswish(x):
+def hardswish(x: ArrayLike):
     """``x * relu6(x + 3) / 6``."""
     return _fwd(x, _PW.hardswish)
 
 
-def hardswish_backward(dy, x):
+def hardswish_backward(dy: ArrayLike, x: ArrayLike):
     """Gradient of :func:`hardswish` w.r.t. ``x``: ``dy * (2x + 3) / 6`` on ``(-3, 3)``,
     ``dy`` for ``x >= 3``, else 0 (PyTorch 2.x's values at +-3)."""
     return _bwd(dy, x, _PW.hardswish)
 
 
-def hardsigmoid(x, alpha=1.0 / 6.0, beta=0.5):
+def hardsigmoid(x: ArrayLike, alpha: float = 1.0 / 6.0, beta: float = 0.5):
     """``max(0, min(1, alpha * x + beta))``; the defaults are PyTorch's and
     Keras's ``relu6(x + 3) / 6`` (ONNX's HardSigmoid defaults to alpha 0.2)."""
     return _fwd(x, _PW.hardsigmoid, _number(alpha, "alpha"), _number(beta, "beta"))
 
 
-def hardsigmoid_backward(dy, x, alpha=1.0 / 6.0, beta=0.5):
+def hardsigmoid_backward(dy: ArrayLike, x: ArrayLike, alpha: float = 1.0 / 6.0, beta: float = 0.5):
     """Gradient of :func:`hardsigmoid` w.r.t. ``x``: ``dy * alpha`` where ``0 < alpha * x +
     beta < 1``, else 0."""
     return _bwd(dy, x, _PW.hardsigmoid, _number(alpha, "alpha"), _number(beta, "beta"))
 
 
-def clip(x, min_value, max_value):
+def clip(x: ArrayLike, min_value, max_value):
     """``min(max(x, min_value), max_value)`` (NaN stays NaN); ``min_value <= max_value``."""
     lo, hi = _bounds(min_value, max_value)
     return _fwd(x, _PW.clip, lo, hi)
 
 
-def clip_backward(dy, x, min_value, max_value):
+def clip_backward(dy: ArrayLike, x: ArrayLike, min_value, max_value):
     """``dy`` where ``min_value < x < max_value``, else 0."""
     lo, hi = _bounds(min_value, max_value)
     return _bwd(dy, x, _PW.clip, lo, hi)
 
 
-def relu6(x):
+def relu6(x: ArrayLike):
     """``clip(x, 0, 6)`` (MobileNet)."""
     return _fwd(x, _PW.clip, 0.0, 6.0)
 
 
-def relu6_backward(dy, x):
+def relu6_backward(dy: ArrayLike, x: ArrayLike):
     """Gradient of :func:`relu6` w.r.t. ``x``: ``dy`` where ``0 < x < 6``, else 0."""
     return _bwd(dy, x, _PW.clip, 0.0, 6.0)
 
 
-def softplus(x):
+def softplus(x: ArrayLike):
     """``log(1 + exp(x))``, computed as ``max(x, 0) + log1p(exp(-|x|))``: no overflow."""
     return _fwd(x, _PW.softplus)
 
 
-def softplus_backward(dy, x):
+def softplus_backward(dy: ArrayLike, x: ArrayLike):
     """``dy * sigmoid(x)``."""
     return _bwd(dy, x, _PW.softplus)
 
 
-def softsign(x):
+def softsign(x: ArrayLike):
     """``x / (1 + |x|)``."""
     return _fwd(x, _PW.softsign)
 
 
-def softsign_backward(dy, x):
+def softsign_backward(dy: ArrayLike, x: ArrayLike):
     """``dy / (1 + |x|)^2``."""
     return _bwd(dy, x, _PW.softsign)
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: ArrayLike, axis=-1):
     """``x - max - log(sum(exp(x - max)))`` along ``axis``: the log of softmax,
     stable for any finite logits."""
     x = as_float32(x, "x")
     return _core.log_softmax(x, _axis(axis, x.ndim))
 
 
-def log_softmax_backward(dy, y, axis=-1):
+def log_softmax_backward(dy: ArrayLike, y: ArrayLike, axis=-1):
     """From the forward *output* ``y``: ``dy - exp(y) * sum(dy, axis)``."""
     y = as_float32(y, "y")
     dy = as_float32(dy, "dy")
@@ -236,14 +239,14 @@ def _prelu_args(x, slope):
     return x, slope
 
 
-def prelu(x, slope):
+def prelu(x: ArrayLike, slope: ArrayLike):
     """``x`` where ``x > 0``, else ``slope * x``. ``slope``: one value (shared),
     one per channel (the last axis), or any trailing axes of x (broadcast)."""
     x, slope = _prelu_args(x, slope)
     return _core.prelu(x, slope.reshape(-1))
 
 
-def prelu_backward(dy, x, slope):
+def prelu_backward(dy: ArrayLike, x: ArrayLike, slope: ArrayLike):
     """-> ``(dx, dslope)``: ``dx = dy`` where ``x > 0`` else ``slope * dy``;
     ``dslope`` sums ``dy * x`` over the positions where ``x <= 0`` (shaped like slope)."""
     shape = np.shape(slope)

@@ -7,11 +7,14 @@ output has ``floor((n + p_before + p_after - ((f - 1)*d + 1)) / s) + 1``
 pixels along each dimension (the course's ``floor((n + 2p - f)/s) + 1``).
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import Any, Optional
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike, IntPair, Padding
 from .._validate import as_float32, as_int, as_pair, check_size
 from ._shapes import output_hw, resolve_padding
 
@@ -105,7 +108,16 @@ def _prepare(x, w, stride, padding, dilation, groups):
     return x, w, s, d, g, flat, out
 
 
-def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1, activation=None):
+def conv2d(
+    x: ArrayLike,
+    w: ArrayLike,
+    b: Optional[ArrayLike] = None,
+    stride: IntPair = 1,
+    padding: Padding = "valid",
+    dilation: IntPair = 1,
+    groups=1,
+    activation: Optional[str] = None,
+):
     """Convolution (cross-correlation) of NHWC ``x`` with HWIO ``w``.
 
     Args:
@@ -141,7 +153,16 @@ def conv2d(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1, activa
     return _core.conv2d_forward(x, w, b, s, d, pads, g, activation == "relu")
 
 
-def conv2d_backward(dy, x, w, stride=1, padding="valid", dilation=1, groups=1, need_dx=True):
+def conv2d_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    w: ArrayLike,
+    stride: IntPair = 1,
+    padding: Padding = "valid",
+    dilation: IntPair = 1,
+    groups=1,
+    need_dx: bool = True,
+):
     """Gradients of :func:`conv2d` -> ``(dx, dw, db)``.
 
     ``dy`` is dL/dy (already through any activation's derivative). ``dx`` is
@@ -167,7 +188,14 @@ def conv2d_backward(dy, x, w, stride=1, padding="valid", dilation=1, groups=1, n
     return _core.conv2d_backward(dy, x, w, s, d, pads, g, bool(need_dx))
 
 
-def conv2d_algorithm(x_shape, w_shape, stride=1, padding="valid", dilation=1, groups=1):
+def conv2d_algorithm(
+    x_shape,
+    w_shape,
+    stride: IntPair = 1,
+    padding: Padding = "valid",
+    dilation: IntPair = 1,
+    groups=1,
+):
     """Name of the algorithm :func:`conv2d` uses for these shapes
     (``"gemm_1x1"``, ``"implicit_gemm"``, ``"implicit_gemm_t"``, ``"igemm"``,
     ``"depthwise"``).

@@ -19,9 +19,14 @@ Keras's sizes apply: ``"valid"`` gives ``n*s + max(f_eff - s, 0)``, ``"same"``
 ``n*s``, explicit pads no extra row.
 """
 
+from __future__ import annotations
+
+from typing import Optional
+
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike, IntPair, Padding
 from .._validate import as_float32, as_int, as_pair, check_size
 from ._shapes import same_padding
 
@@ -33,7 +38,9 @@ __all__ = [
 ]
 
 
-def conv_transpose_output_size(n, f, padding=0, stride=1, dilation=1, output_padding=0):
+def conv_transpose_output_size(
+    n, f, padding: Padding = 0, stride: IntPair = 1, dilation: IntPair = 1, output_padding=0
+):
     """``(n - 1)*s - p_before - p_after + d*(f - 1) + output_padding + 1`` for one axis
     (``padding`` an int for both sides or a pair ``(before, after)``)."""
     if isinstance(padding, (tuple, list)):
@@ -95,12 +102,12 @@ def _pads_and_output_padding(padding, output_padding, in_hw, kernel_hw, strides,
 
 def conv_transpose_geometry(
     input_shape,
-    kernel_size,
+    kernel_size: IntPair,
     filters,
-    strides=1,
-    padding="valid",
+    strides: IntPair = 1,
+    padding: Padding = "valid",
     output_padding=None,
-    dilation=1,
+    dilation: IntPair = 1,
     groups=1,
 ):
     """The validated geometry of a transposed convolution on an ``(n_H, n_W, n_C_prev)``
@@ -167,15 +174,15 @@ def _prepare(x, w, stride, padding, output_padding, dilation, groups):
 
 
 def conv_transpose2d(
-    x,
-    w,
-    b=None,
-    stride=1,
-    padding="valid",
+    x: ArrayLike,
+    w: ArrayLike,
+    b: Optional[ArrayLike] = None,
+    stride: IntPair = 1,
+    padding: Padding = "valid",
     output_padding=None,
-    dilation=1,
+    dilation: IntPair = 1,
     groups=1,
-    activation=None,
+    activation: Optional[str] = None,
 ):
     """Transposed convolution of NHWC ``x`` with ``w`` ``(f_h, f_w, n_C // groups, n_C_prev)``.
 
@@ -205,7 +212,15 @@ def conv_transpose2d(
 
 
 def conv_transpose2d_backward(
-    dy, x, w, stride=1, padding="valid", output_padding=None, dilation=1, groups=1, need_dx=True
+    dy: ArrayLike,
+    x: ArrayLike,
+    w: ArrayLike,
+    stride: IntPair = 1,
+    padding: Padding = "valid",
+    output_padding=None,
+    dilation: IntPair = 1,
+    groups=1,
+    need_dx: bool = True,
 ):
     """Gradients of :func:`conv_transpose2d` -> ``(dx, dw, db)`` (``dx`` None when
     ``need_dx=False``). ``dy`` is dL/dy, already through any activation."""

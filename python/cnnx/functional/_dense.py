@@ -1,9 +1,14 @@
 """Dense (fully-connected) layer on the core SGEMM."""
 
+from __future__ import annotations
+
+from typing import Optional
+
 import math
 
 
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32
 
 _ACTIVATIONS = (None, "relu")
@@ -21,7 +26,9 @@ def _check_x_w(x, w):
     return x, w
 
 
-def dense(x, w, b=None, activation=None):
+def dense(
+    x: ArrayLike, w: ArrayLike, b: Optional[ArrayLike] = None, activation: Optional[str] = None
+):
     """Fully-connected layer ``y = activation(x @ w + b)``.
 
     ``x``: ``(..., n_in)`` (usually ``(m, n_in)``); ``w``: ``(n_in, n_out)``;
@@ -49,7 +56,7 @@ def dense(x, w, b=None, activation=None):
     return y.reshape(lead + (n_out,))
 
 
-def dense_backward(dy, x, w, need_dx=True):
+def dense_backward(dy: ArrayLike, x: ArrayLike, w: ArrayLike, need_dx: bool = True):
     """Gradients of ``y = x @ w + b``: returns ``(dx, dw, db)``.
 
     ``dx = dy @ w.T``, ``dw = x.T @ dy``, ``db = dy.sum(0)``, computed by

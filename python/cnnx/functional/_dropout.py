@@ -5,11 +5,14 @@ Element ``i`` is kept iff a counter-based hash of ``(seed, i)`` is at least
 expected output equals the input and evaluation needs no rescaling.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32
 
 
@@ -37,7 +40,7 @@ def _seed(seed):
     return seed & (2**64 - 1)
 
 
-def dropout(x, rate, seed=None, training=True):
+def dropout(x: ArrayLike, rate: float, seed=None, training: bool = True):
     """Zero each element with probability ``rate``, scale the rest by
     ``1 / (1 - rate)``. Returns ``(y, mask)``, ``mask`` a uint8 array of 0/1.
 
@@ -61,7 +64,7 @@ def dropout(x, rate, seed=None, training=True):
     return y, mask
 
 
-def dropout_backward(dy, mask, rate, seed=None):
+def dropout_backward(dy: ArrayLike, mask: ArrayLike, rate: float, seed=None):
     """``dx = dy * mask / (1 - rate)``. Pass the ``mask`` from :func:`dropout`,
     or ``mask=None`` and the same ``seed`` to regenerate it (no stored mask).
     A None mask without a seed means dropout was inactive: ``dx = dy``.

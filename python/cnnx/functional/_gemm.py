@@ -1,10 +1,13 @@
 """Matrix multiplication on the core SGEMM."""
 
+from __future__ import annotations
+
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32
 
 
-def matmul(a, b):
+def matmul(a: ArrayLike, b: ArrayLike):
     """``a @ b`` for 2-D float32 arrays on cnnx's own SGEMM.
 
     Inputs are converted to C-contiguous float32 (a copy only if needed).

@@ -19,11 +19,14 @@ channel shuffle and axis permutation, forward and backward, NHWC float32.
 Each backward is exact and needs no saved values (every op here is linear).
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike, IntPair, Padding
 from .._validate import as_float32, as_int, as_pair, check_size
 
 __all__ = [
@@ -107,7 +110,7 @@ def _check_pads(mode, pads, hw):
     check_size((1, h + t + b, w + l + r, 1), "padding")
 
 
-def pad2d(x, padding, mode="constant", value=0.0):
+def pad2d(x: ArrayLike, padding: Padding, mode="constant", value=0.0):
     """Pad ``x`` ``(m, n_H, n_W, n_C)`` -> ``(m, n_H + t + b, n_W + l + r, n_C)``.
 
     ``padding``: an int, ``(sym_h, sym_w)`` or ``((top, bottom), (left, right))``;
@@ -122,7 +125,7 @@ def pad2d(x, padding, mode="constant", value=0.0):
     return _core.pad2d(x, m, pads, float(value))
 
 
-def pad2d_backward(dy, x, padding, mode="constant"):
+def pad2d_backward(dy: ArrayLike, x: ArrayLike, padding: Padding, mode="constant"):
     """dL/dx of :func:`pad2d` (the interior of ``dy``, plus, for reflect and
     edge, each border value added to the pixel it copied)."""
     x = _image(x)
@@ -147,13 +150,13 @@ def _crop_pads(cropping, hw):
     return (-t, -b, -l, -r)
 
 
-def crop2d(x, cropping):
+def crop2d(x: ArrayLike, cropping):
     """Remove rows and columns: ``cropping`` as :func:`pad2d`'s ``padding`` (Cropping2D)."""
     x = _image(x)
     return _core.pad2d(x, _core.PadMode.constant, _crop_pads(cropping, x.shape[1:3]), 0.0)
 
 
-def crop2d_backward(dy, x, cropping):
+def crop2d_backward(dy: ArrayLike, x: ArrayLike, cropping):
     """dL/dx of :func:`crop2d`: ``dy`` in place, zeros where rows were cut."""
     x = _image(x)
     pads = _crop_pads(cropping, x.shape[1:3])
@@ -165,12 +168,12 @@ def crop2d_backward(dy, x, cropping):
     return _core.pad2d_backward(dy, _core.PadMode.constant, pads, x.shape[1], x.shape[2])
 
 
-def upsample_factors(size, name="size"):
+def upsample_factors(size: IntPair, name="size"):
     """An int or ``(f_h, f_w)`` of whole numbers >= 1 (2.0 is accepted; 1.5 is not)."""
     vals = list(size) if isinstance(size, (tuple, list)) else [size, size]
     if len(vals) != 2:
         raise ValueError(f"{name}: expected an int or a pair (f_h, f_w), got {size!r}")
-    out = []
+    out: list = []
     for v in vals:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
             raise TypeError(f"{name}: expected integer factors, got {type(v).__name__} {v!r}")
@@ -189,7 +192,7 @@ def _interp(interpolation):
     return _UPSAMPLE[interpolation.lower()]
 
 
-def upsample2d(x, size=2, interpolation="nearest"):
+def upsample2d(x: ArrayLike, size: IntPair = 2, interpolation="nearest"):
     """``(m, n_H, n_W, n_C) -> (m, n_H*f_h, n_W*f_w, n_C)``: nearest (each pixel
     repeated) or bilinear (PyTorch's ``align_corners=False``)."""
     x = _image(x)
@@ -198,7 +201,7 @@ def upsample2d(x, size=2, interpolation="nearest"):
     return _core.upsample2d(x, _interp(interpolation), fh, fw)
 
 
-def upsample2d_backward(dy, size=2, interpolation="nearest"):
+def upsample2d_backward(dy: ArrayLike, size: IntPair = 2, interpolation="nearest"):
     """dL/dx of :func:`upsample2d` (sums over each pixel's copies / taps)."""
     dy = _image(dy, "dy")
     fh, fw = upsample_factors(size)
@@ -216,7 +219,7 @@ def depth_order(mode):
     return _ORDERS[mode.upper()]
 
 
-def depth_to_space(x, block_size, mode="DCR"):
+def depth_to_space(x: ArrayLike, block_size, mode="DCR"):
     """``(m, n_H, n_W, n_C) -> (m, n_H*b, n_W*b, n_C/b^2)`` (b^2 must divide n_C).
 
     Its backward is :func:`space_to_depth` with the same mode.
@@ -231,7 +234,7 @@ def depth_to_space(x, block_size, mode="DCR"):
     return _core.depth_to_space(x, b, order)
 
 
-def space_to_depth(x, block_size, mode="DCR"):
+def space_to_depth(x: ArrayLike, block_size, mode="DCR"):
     """``(m, n_H, n_W, n_C) -> (m, n_H/b, n_W/b, n_C*b^2)`` (b must divide n_H and n_W).
 
     Its backward is :func:`depth_to_space` with the same mode.
@@ -253,7 +256,7 @@ def _groups(groups, channels):
     return g
 
 
-def channel_shuffle(x, groups):
+def channel_shuffle(x: ArrayLike, groups):
     """ShuffleNet's channel shuffle over the last axis: channel ``i*(C/g) + j``
     moves to ``j*g + i``."""
     x = as_float32(x, "x")
@@ -262,7 +265,7 @@ def channel_shuffle(x, groups):
     return _core.channel_shuffle(x, _groups(groups, x.shape[-1]))
 
 
-def channel_shuffle_backward(dy, groups):
+def channel_shuffle_backward(dy: ArrayLike, groups):
     """dL/dx of :func:`channel_shuffle`: the shuffle with ``C/groups`` groups."""
     dy = as_float32(dy, "dy")
     if dy.ndim < 2 or dy.shape[-1] < 1:
@@ -283,7 +286,7 @@ def _dims(dims, rank):
     return [v - 1 for v in d]
 
 
-def permute(x, dims):
+def permute(x: ArrayLike, dims):
     """Reorder the axes after the batch axis: output axis i is input axis ``dims[i-1]``
     (Keras's Permute, axes numbered from 1)."""
     x = as_float32(x, "x")
@@ -292,7 +295,7 @@ def permute(x, dims):
     return _core.transpose(x, _dims(dims, x.ndim - 1))
 
 
-def permute_backward(dy, dims):
+def permute_backward(dy: ArrayLike, dims):
     """dL/dx of :func:`permute`: the inverse permutation."""
     dy = as_float32(dy, "dy")
     if dy.ndim < 2 or dy.ndim > 9:

@@ -1,8 +1,11 @@
 """Classification losses with integer labels."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32
 
 
@@ -29,7 +32,7 @@ def _scores(a, name):
     return a
 
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike):
     """Fused softmax + cross-entropy, mean over the batch.
 
     ``logits``: ``(m, K)``; ``labels``: ``(m,)`` integers in ``[0, K)``.
@@ -52,7 +55,7 @@ def softmax_cross_entropy(logits, labels):
     return float(loss), g
 
 
-def cross_entropy(probs, labels, eps=1e-12):
+def cross_entropy(probs: ArrayLike, labels: ArrayLike, eps: float = 1e-12):
     """Cross-entropy of probabilities (e.g. a softmax layer's output), mean
     over the batch: ``mean(-log(max(probs[i, labels[i]], eps)))``.
 

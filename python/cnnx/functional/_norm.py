@@ -1,12 +1,17 @@
 """Batch normalisation over all axes but the last (NHWC activations or
 ``(m, n_features)``), forward and backward."""
 
+from __future__ import annotations
+
+from typing import Optional
+
 import numbers
 from collections import namedtuple
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32
 
 BatchNormState = namedtuple("BatchNormState", ["mean", "inv_std", "training"])
@@ -62,7 +67,14 @@ def _x(x):
 
 
 def batch_norm(
-    x, gamma, beta, running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5
+    x: ArrayLike,
+    gamma: ArrayLike,
+    beta: ArrayLike,
+    running_mean: Optional[ArrayLike] = None,
+    running_var: Optional[ArrayLike] = None,
+    training: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
 ):
     """Batch normalisation over every axis but the last (the channels).
 
@@ -110,7 +122,7 @@ def batch_norm(
     return y, BatchNormState(mean, inv_std, False)
 
 
-def batch_norm_backward(dy, x, gamma, saved, need_dx=True):
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, gamma: ArrayLike, saved, need_dx: bool = True):
     """Gradients of :func:`batch_norm`: returns ``(dx, dgamma, dbeta)``.
 
     ``saved`` is the state that :func:`batch_norm` returned. In training the

@@ -13,12 +13,17 @@ backward. Inputs are channels-last: ``(m, ..., n_C)``.
 The backward functions recompute what they need from ``x``.
 """
 
+from __future__ import annotations
+
+from typing import Optional
+
 import math
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32, as_int
 
 __all__ = [
@@ -48,7 +53,7 @@ def _number(v, name, positive=False, nonneg=False):
     return v
 
 
-def check_lrn_args(size, alpha, beta, bias):
+def check_lrn_args(size: int, alpha: float, beta: float, bias: float):
     """Validated ``(size, alpha, beta, bias)`` of local response normalisation."""
     size = as_int(size, "size")
     if size < 1 or size % 2 == 0:
@@ -81,7 +86,13 @@ def _grad(dy, x):
     return dy
 
 
-def lrn(x, size=5, alpha=1e-4, beta=0.75, bias=1.0):
+def lrn(
+    x: ArrayLike,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    bias: float = 1.0,
+):
     """Local response normalisation across the last axis (the channels)::
 
         y[c] = x[c] / (bias + alpha/size * sum_{|j-c| <= size//2} x[j]^2) ** beta
@@ -93,7 +104,14 @@ def lrn(x, size=5, alpha=1e-4, beta=0.75, bias=1.0):
     return _core.lrn(_x(x), size, alpha, beta, bias)
 
 
-def lrn_backward(dy, x, size=5, alpha=1e-4, beta=0.75, bias=1.0):
+def lrn_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    size: int = 5,
+    alpha: float = 1e-4,
+    beta: float = 0.75,
+    bias: float = 1.0,
+):
     """Gradient of :func:`lrn` with respect to ``x``."""
     size, alpha, beta, bias = check_lrn_args(size, alpha, beta, bias)
     x = _x(x)
@@ -116,7 +134,13 @@ def _groups(groups, c):
     return groups
 
 
-def group_norm(x, groups, gamma=None, beta=None, eps=1e-5):
+def group_norm(
+    x: ArrayLike,
+    groups,
+    gamma: Optional[ArrayLike] = None,
+    beta: Optional[ArrayLike] = None,
+    eps: float = 1e-5,
+):
     """Group normalisation of ``x`` ``(m, ..., n_C)``: each example's channels
     split into ``groups`` groups, each normalised by its own mean and (biased)
     variance over all its positions, then ``* gamma + beta`` per channel."""
@@ -133,7 +157,9 @@ def group_norm(x, groups, gamma=None, beta=None, eps=1e-5):
     return y
 
 
-def group_norm_backward(dy, x, groups, gamma=None, eps=1e-5):
+def group_norm_backward(
+    dy: ArrayLike, x: ArrayLike, groups, gamma: Optional[ArrayLike] = None, eps: float = 1e-5
+):
     """-> ``(dx, dgamma, dbeta)`` of :func:`group_norm` (statistics recomputed)."""
     x = _x(x, 2)
     c = x.shape[-1]
@@ -149,7 +175,12 @@ def group_norm_backward(dy, x, groups, gamma=None, eps=1e-5):
     )
 
 
-def layer_norm(x, gamma=None, beta=None, eps=1e-5):
+def layer_norm(
+    x: ArrayLike,
+    gamma: Optional[ArrayLike] = None,
+    beta: Optional[ArrayLike] = None,
+    eps: float = 1e-5,
+):
     """Layer normalisation over the last axis: every position (pixel) is
     normalised over its n_C values, then ``* gamma + beta``."""
     x = _x(x)
@@ -160,7 +191,9 @@ def layer_norm(x, gamma=None, beta=None, eps=1e-5):
     return y
 
 
-def layer_norm_backward(dy, x, gamma=None, eps=1e-5):
+def layer_norm_backward(
+    dy: ArrayLike, x: ArrayLike, gamma: Optional[ArrayLike] = None, eps: float = 1e-5
+):
     """-> ``(dx, dgamma, dbeta)`` of :func:`layer_norm` (statistics recomputed)."""
     x = _x(x)
     c = x.shape[-1]

@@ -2,11 +2,14 @@
 with the GIL released. ``cnnx.optim.SGD`` / ``Adam`` / ``AdamW`` are built on
 these; the semantics are exactly ``torch.optim``'s."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike
 from .._validate import as_float32
 
 
@@ -45,7 +48,15 @@ def _grad(grad, n):
     return g
 
 
-def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+def sgd_update(
+    param: ArrayLike,
+    grad: ArrayLike,
+    velocity=None,
+    lr: float = 0.01,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+):
     """One SGD step in place (``torch.optim.SGD``, dampening 0)::
 
         g = grad + weight_decay * param
@@ -81,17 +92,17 @@ def sgd_update(param, grad, velocity=None, lr=0.01, momentum=0.0, nesterov=False
 
 
 def adam_update(
-    param,
-    grad,
-    m,
-    v,
+    param: ArrayLike,
+    grad: ArrayLike,
+    m: ArrayLike,
+    v: ArrayLike,
     step,
-    lr=1e-3,
-    beta1=0.9,
-    beta2=0.999,
-    eps=1e-8,
-    weight_decay=0.0,
-    decoupled=False,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled: bool = False,
 ):
     """One Adam (``decoupled=False``, L2 added to the gradient) or AdamW
     (``decoupled=True``: ``param *= 1 - lr * weight_decay``) step in place,

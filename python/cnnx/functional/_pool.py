@@ -38,7 +38,12 @@ Every function checks its arguments first and raises ValueError/TypeError
 whose message starts with the argument's name.
 """
 
+from __future__ import annotations
+
+from typing import Optional
+
 from .. import _core
+from .._types import ArrayLike, IntPair, Padding
 from .._validate import as_float32, as_int, as_pair, check_size
 from ._shapes import resolve_padding
 
@@ -66,7 +71,7 @@ def _input(x, name="x"):
     return x
 
 
-def pool_output_size(n, f, pads, s, d=1, ceil_mode=False):
+def pool_output_size(n, f, pads, s, d=1, ceil_mode: bool = False):
     """Output length of a pool along one axis (see the module docstring)."""
     span = (f - 1) * d + 1
     room = n + pads[0] + pads[1] - span
@@ -142,7 +147,7 @@ def _output_size(output_size, x):
 # ------------------------------------------------------------- the windows
 
 
-def adaptive_pool_windows(n, out):
+def adaptive_pool_windows(n: int, out: int):
     """The input windows ``[(start, end), ...]`` of adaptive pooling along one axis.
 
     Output ``i`` of ``out`` pools input pixels ``start <= t < end`` of ``n`` with::
@@ -183,7 +188,14 @@ def adaptive_pool_windows(n, out):
 # ------------------------------------------------------------ max pooling
 
 
-def max_pool2d(x, pool_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d(
+    x: ArrayLike,
+    pool_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+):
     """Max pooling of NHWC ``x`` -> ``(m, n_H_out, n_W_out, n_C)``.
 
     Padding counts as -inf. ``stride`` defaults to ``pool_size``. Example: a
@@ -197,7 +209,15 @@ def max_pool2d(x, pool_size, stride=None, padding=0, dilation=1, ceil_mode=False
     return _core.max_pool2d(x, *g[:8], dh, dw, ceil_mode)
 
 
-def max_pool2d_backward(dy, x, pool_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+def max_pool2d_backward(
+    dy: ArrayLike,
+    x: ArrayLike,
+    pool_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+):
     """Gradient of :func:`max_pool2d` w.r.t. ``x``.
 
     Each ``dy`` goes to the first maximum of its window (row-major order),
@@ -224,7 +244,14 @@ def max_pool2d_backward(dy, x, pool_size, stride=None, padding=0, dilation=1, ce
 # -------------------------------------------------------- average pooling
 
 
-def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True, ceil_mode=False):
+def avg_pool2d(
+    x: ArrayLike,
+    pool_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: Padding = 0,
+    count_include_pad: bool = True,
+    ceil_mode: bool = False,
+):
     """Average pooling of NHWC ``x`` -> ``(m, n_H_out, n_W_out, n_C)``.
 
     Padding counts as zeros; ``count_include_pad`` chooses whether the padded
@@ -245,7 +272,13 @@ def avg_pool2d(x, pool_size, stride=None, padding=0, count_include_pad=True, cei
 
 
 def avg_pool2d_backward(
-    dy, x, pool_size, stride=None, padding=0, count_include_pad=True, ceil_mode=False
+    dy: ArrayLike,
+    x: ArrayLike,
+    pool_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: Padding = 0,
+    count_include_pad: bool = True,
+    ceil_mode: bool = False,
 ):
     """Gradient of :func:`avg_pool2d` w.r.t. ``x`` (only x's shape is used).
 
@@ -268,7 +301,7 @@ def avg_pool2d_backward(
 # ------------------------------------------------------- adaptive pooling
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(x: ArrayLike, output_size: IntPair):
     """Adaptive average pooling to ``output_size`` (int or ``(h, w)``; None keeps a dim).
 
     Windows follow :func:`adaptive_pool_windows` on each axis.
@@ -287,7 +320,7 @@ def adaptive_avg_pool2d(x, output_size):
     return _core.adaptive_avg_pool2d(x, oh, ow)
 
 
-def adaptive_avg_pool2d_backward(dy, x, output_size):
+def adaptive_avg_pool2d_backward(dy: ArrayLike, x: ArrayLike, output_size: IntPair):
     """Gradient of :func:`adaptive_avg_pool2d` w.r.t. ``x`` (only x's shape is used).
 
     Examples:
@@ -303,7 +336,7 @@ def adaptive_avg_pool2d_backward(dy, x, output_size):
     return _core.adaptive_avg_pool2d_backward(dy, x.shape[1], x.shape[2])
 
 
-def adaptive_max_pool2d(x, output_size):
+def adaptive_max_pool2d(x: ArrayLike, output_size: IntPair):
     """Adaptive max pooling to ``output_size`` (int or ``(h, w)``; None keeps a dim).
 
     Examples:
@@ -319,7 +352,7 @@ def adaptive_max_pool2d(x, output_size):
     return _core.adaptive_max_pool2d(x, oh, ow)
 
 
-def adaptive_max_pool2d_backward(dy, x, output_size):
+def adaptive_max_pool2d_backward(dy: ArrayLike, x: ArrayLike, output_size: IntPair):
     """Gradient of :func:`adaptive_max_pool2d`: each dy to its window's first maximum.
 
     Examples:
@@ -339,7 +372,7 @@ def adaptive_max_pool2d_backward(dy, x, output_size):
 # --------------------------------------------------------- global pooling
 
 
-def global_avg_pool2d(x):
+def global_avg_pool2d(x: ArrayLike):
     """Mean over n_H and n_W: ``(m, n_H, n_W, n_C) -> (m, n_C)``.
 
     Examples:
@@ -352,7 +385,7 @@ def global_avg_pool2d(x):
     return _core.global_avg_pool2d(_input(x))
 
 
-def global_avg_pool2d_backward(dy, x):
+def global_avg_pool2d_backward(dy: ArrayLike, x: ArrayLike):
     """Gradient of :func:`global_avg_pool2d`: ``dy / (n_H*n_W)`` at every pixel.
 
     Examples:

@@ -1,0 +1,12 @@
+"""Type aliases of the public API's annotations."""
+
+from typing import Tuple, Union
+
+from numpy.typing import ArrayLike
+
+#: an int for both axes, or (height, width)
+IntPair = Union[int, Tuple[int, int]]
+#: "valid", "same", an int for every side, (top/bottom, left/right) or ((top, bottom), (left, right))
+Padding = Union[str, int, Tuple[int, int], Tuple[Tuple[int, int], Tuple[int, int]]]
+
+__all__ = ["ArrayLike", "IntPair", "Padding"]
