@@ -111,3 +111,45 @@ def test_activations_with_a_second_parameter_after_packed_and_transposed_convs(i
     x = np.random.default_rng(2).standard_normal((2, 14, 14, 8)).astype(np.float32)
     for n in (1, 2):
         _check(model, x[:n])
+
+
+@pytest.mark.parametrize("act", ["relu", "relu6", "clip", "none"])
+@pytest.mark.parametrize("mode", [0, 1])
+def test_depthwise_clamps_in_its_store(isa, act, mode):
+    """The plan's depthwise layers clamp in the kernel's store (ReLU, ReLU6,
+    Clip(lo, hi)): MobileNetV2's blocks, stride 1 and 2, widths that leave
+    every partial pixel block, a batch norm folded in; serial and
+    cooperative on 2 threads, against the layer-by-layer path."""
+    make = {
+        "relu": lambda: cnnx.ReLU(),
+        "relu6": lambda: cnnx.ReLU6(),
+        "clip": lambda: cnnx.Clip(-0.25, 0.75),
+        "none": lambda: cnnx.Dropout(0.0),  # inference: the identity
+    }[act]
+    rng = np.random.default_rng(6)
+    saved = cnnx.get_num_threads()
+    cnnx.set_num_threads(2)
+    try:
+        for w in (9, 13, 16, 23):
+            cnnx.set_seed(5)
+            layers = []
+            for strides in (1, 2, 1):
+                layers += [
+                    cnnx.DepthwiseConv2D(3, strides=strides, padding="same"),
+                    cnnx.BatchNormalization(),
+                    make(),
+                ]
+            model = cnnx.Sequential(
+                [cnnx.Conv2D(32, 1)] + layers + [cnnx.GlobalAvgPool2D(), cnnx.Dense(4)],
+                input_shape=(11, w, 3),
+            )
+            for layer in model.layers:
+                if isinstance(layer, cnnx.BatchNormalization):
+                    layer.buffers["moving_var"][...] = rng.uniform(0.5, 2.0, 32)
+                    layer.params["gamma"][...] = rng.uniform(0.5, 3.0, 32)
+            x = (3 * rng.standard_normal((1, 11, w, 3))).astype(np.float32)
+            model.predict(x)
+            model._inference_plan().plan.set_small_batch_mode(mode)
+            _check(model, x)
+    finally:
+        cnnx.set_num_threads(saved)

@@ -7,22 +7,22 @@
 namespace cnnx {
 namespace conv_detail {
 namespace dw_avx2 {
-void forward(const Conv2dShape&, const float*, const float*, const float*, float*, Activation);
+void forward(const Conv2dShape&, const float*, const float*, const float*, float*, float, float);
 void backward_data(const Conv2dShape&, const float*, const float*, float*);
 void backward_weights(const Conv2dShape&, const float*, const float*, float*, float*);
 }  // namespace dw_avx2
 namespace dw_avx512 {
-void forward(const Conv2dShape&, const float*, const float*, const float*, float*, Activation);
+void forward(const Conv2dShape&, const float*, const float*, const float*, float*, float, float);
 void backward_data(const Conv2dShape&, const float*, const float*, float*);
 void backward_weights(const Conv2dShape&, const float*, const float*, float*, float*);
 }  // namespace dw_avx512
 
 void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                       float* y, Activation act) {
+                       float* y, float lo, float hi) {
   switch (active_isa()) {
-    case Isa::avx512: return dw_avx512::forward(s, x, w, bias, y, act);
-    case Isa::avx2: return dw_avx2::forward(s, x, w, bias, y, act);
-    default: return dw_generic::forward(s, x, w, bias, y, act);
+    case Isa::avx512: return dw_avx512::forward(s, x, w, bias, y, lo, hi);
+    case Isa::avx2: return dw_avx2::forward(s, x, w, bias, y, lo, hi);
+    default: return dw_generic::forward(s, x, w, bias, y, lo, hi);
   }
 }
 

@@ -5,7 +5,9 @@
 // floats), so every ISA gets its own code.
 // Output channel co = ci*m + j reads input channel ci.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cnnx/threading.h"
@@ -45,7 +47,9 @@ inline void madd(float* __restrict acc, const float* __restrict x, const float* 
 // used.
 typedef float VT __attribute__((vector_size(4 * CNNX_DW_V)));
 constexpr int V = CNNX_DW_V;
-constexpr int P = 8;  // output pixels per register block
+// Output pixels per register block: 8 accumulators beside the 9 taps of a
+// 3x3 filter fit AVX-512's 32 registers; 16-register ISAs take 4.
+constexpr int P = V >= 16 ? 8 : 4;
 
 inline VT vload(const float* p, int64_t n) {
   VT v;
@@ -57,6 +61,11 @@ inline VT vload(const float* p, int64_t n) {
   }
   return v;
 }
+inline VT vload_full(const float* p) {
+  VT v;
+  std::memcpy(&v, p, sizeof(VT));
+  return v;
+}
 inline void vstore(float* p, const VT& v, int64_t n) {
   if (n == V)
     std::memcpy(p, &v, sizeof(VT));
@@ -64,18 +73,99 @@ inline void vstore(float* p, const VT& v, int64_t n) {
     std::memcpy(p, &v, sizeof(float) * n);
 }
 
+// The activation in the store: y = min(max(v, lo), hi) (ReLU: [0, inf),
+// ReLU6: [0, 6]); a NaN stays NaN, as std::max(v, 0) and the plan's clip.
+struct Clamp {
+  bool on;
+  VT lo, hi;
+  Clamp(float l, float h) : on(l > -INFINITY || h < INFINITY) {
+    lo = VT{} + l;
+    hi = VT{} + h;
+  }
+  VT operator()(VT v) const {
+    if (!on) return v;
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+  }
+};
+
 // Square 3x3 or 5x5 filters (the taps unroll into registers).
 bool fast_forward_ok(const Conv2dShape& s) {
   return s.C_out == s.C_in && s.dilation_h == 1 && s.dilation_w == 1 && s.KH == s.KW &&
          (s.KH == 3 || s.KH == 5);
 }
 
+// NP (<= P) output pixels of one row, one full channel vector, column
+// stride S: the (NP-1)*S + K input columns of each tap row are loaded once
+// and each feeds every accumulator that reads it (3x3 stride 1: 10 loads
+// for 24 FMAs instead of 24 and 24). Only columns [jlo, jhi) lie inside the
+// image (the others are zero padding: skipped). Every index is a
+// compile-time constant, so the accumulators stay in registers. x: tap row
+// 0, first tap column of pixel 0, this channel vector; rowp, C: the input's
+// row and pixel strides.
+template <int K, int S, int NP>
+inline void dw_block(const float* x, int64_t rowp, int64_t C, const VT* wv, const VT& b,
+                     int64_t kh0, int64_t kh1, int64_t jlo, int64_t jhi, const Clamp& act,
+                     float* yr) {
+  constexpr int J = (NP - 1) * S + K;
+  VT acc[NP];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p) acc[p] = b;
+#pragma GCC unroll 5
+  for (int kh = 0; kh < K; ++kh) {
+    if (kh < kh0 || kh >= kh1) continue;
+    const float* xr = x + kh * rowp;
+#pragma GCC unroll 40
+    for (int j = 0; j < J; ++j) {
+      if (j < jlo || j >= jhi) continue;
+      const VT v = vload_full(xr + j * C);
+#pragma GCC unroll 5
+      for (int kw = 0; kw < K; ++kw) {
+        const int d = j - kw;
+        if (d >= 0 && d % S == 0 && d / S < NP) acc[d / S] += v * wv[kh * K + kw];
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p) {
+    const VT v = act(acc[p]);
+    std::memcpy(yr + p * C, &v, sizeof(VT));
+  }
+}
+
+// A row's pixels [0, OW) of one full channel vector, in blocks of P and a
+// last block of the rest.
+template <int K, int S>
+void dw_row(const float* xr0, int64_t W, int64_t pad_left, int64_t OW, int64_t rowp, int64_t C,
+            const VT* wv, const VT& b, int64_t kh0, int64_t kh1, const Clamp& act, float* yrow) {
+  auto block = [&](auto np_const, int64_t ow0) {
+    constexpr int NP = decltype(np_const)::value;
+    constexpr int J = (NP - 1) * S + K;
+    const int64_t iw0 = ow0 * S - pad_left;
+    const int64_t jlo = std::max<int64_t>(0, -iw0), jhi = std::min<int64_t>(J, W - iw0);
+    dw_block<K, S, NP>(xr0 + iw0 * C, rowp, C, wv, b, kh0, kh1, jlo, jhi, act, yrow + ow0 * C);
+  };
+  int64_t ow0 = 0;
+  for (; ow0 + P <= OW; ow0 += P) block(std::integral_constant<int, P>{}, ow0);
+  switch (OW - ow0) {
+    case 1: block(std::integral_constant<int, 1>{}, ow0); break;
+    case 2: block(std::integral_constant<int, 2>{}, ow0); break;
+    case 3: block(std::integral_constant<int, 3>{}, ow0); break;
+    case 4: block(std::integral_constant<int, (P > 4 ? 4 : 1)>{}, ow0); break;
+    case 5: block(std::integral_constant<int, (P > 5 ? 5 : 1)>{}, ow0); break;
+    case 6: block(std::integral_constant<int, (P > 6 ? 6 : 1)>{}, ow0); break;
+    case 7: block(std::integral_constant<int, (P > 7 ? 7 : 1)>{}, ow0); break;
+    default: break;
+  }
+}
+
 // np (<= P) output pixels from ow0 of one row, channels [c0, c0 + cn):
 // xr0 points at the row's first tap row (kh = 0) and channel c0; CHECK:
-// some taps fall outside the image columns.
+// some taps fall outside the image columns. (The general case: channel
+// counts that leave a partial vector, strides above 2.)
 template <int K, bool CHECK>
 inline void dw_pixels(const Conv2dShape& s, const float* xr0, const VT* wv, const VT& b,
-                      int64_t kh0, int64_t kh1, int64_t ow0, int np, int64_t cn, bool relu,
+                      int64_t kh0, int64_t kh1, int64_t ow0, int np, int64_t cn, const Clamp& act,
                       float* yr) {
   const int64_t C = s.C_in, sw = s.stride_w, rowp = s.W * C;
   const int64_t iw_first = ow0 * sw - s.pad_left;
@@ -102,9 +192,7 @@ inline void dw_pixels(const Conv2dShape& s, const float* xr0, const VT* wv, cons
 #pragma GCC unroll 8
   for (int p = 0; p < P; ++p) {
     if (p >= np) break;
-    VT v = acc[p];
-    if (relu) v = v < VT{} ? VT{} : v;  // NaN stays NaN, as std::max(v, 0)
-    vstore(yr + p * C, v, cn);
+    vstore(yr + p * C, act(acc[p]), cn);
   }
 }
 
@@ -113,7 +201,7 @@ inline void dw_pixels(const Conv2dShape& s, const float* xr0, const VT* wv, cons
 // checks between the columns whose taps all fall inside the image.
 template <int K>
 void fwd_rows(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
-              bool relu, int64_t r0, int64_t r1) {
+              const Clamp& act, int64_t r0, int64_t r1) {
   const int64_t OH = s.out_h(), OW = s.out_w(), C = s.C_in;
   const int64_t sh = s.stride_h, sw = s.stride_w;
   // Columns [ow_lo, ow_hi) read no padding.
@@ -152,17 +240,22 @@ void fwd_rows(const Conv2dShape& s, const float* x, const float* w, const float*
 #pragma GCC unroll 25
       for (int64_t k = 0; k < K * K; ++k) wv[k] = vload(w + k * C + c0, cn);
       const VT b = bias ? vload(bias + c0, cn) : VT{};
+      if (cn == V && (sw == 1 || sw == 2)) {
+        (sw == 1 ? dw_row<K, 1> : dw_row<K, 2>)(xr0, s.W, s.pad_left, OW, s.W * C, C, wv, b, kh0,
+                                                kh1, act, yrow + c0);
+        continue;
+      }
       for (int64_t ow0 = 0; ow0 < ow_lo; ow0 += P)
         dw_pixels<K, true>(s, xr0, wv, b, kh0, kh1, ow0,
-                           static_cast<int>(std::min<int64_t>(P, ow_lo - ow0)), cn, relu,
+                           static_cast<int>(std::min<int64_t>(P, ow_lo - ow0)), cn, act,
                            yrow + ow0 * C + c0);
       for (int64_t ow0 = ow_lo; ow0 < ow_hi; ow0 += P)
         dw_pixels<K, false>(s, xr0, wv, b, kh0, kh1, ow0,
-                            static_cast<int>(std::min<int64_t>(P, ow_hi - ow0)), cn, relu,
+                            static_cast<int>(std::min<int64_t>(P, ow_hi - ow0)), cn, act,
                             yrow + ow0 * C + c0);
       for (int64_t ow0 = ow_hi; ow0 < OW; ow0 += P)
         dw_pixels<K, true>(s, xr0, wv, b, kh0, kh1, ow0,
-                           static_cast<int>(std::min<int64_t>(P, OW - ow0)), cn, relu,
+                           static_cast<int>(std::min<int64_t>(P, OW - ow0)), cn, act,
                            yrow + ow0 * C + c0);
     }
   }
@@ -171,21 +264,21 @@ void fwd_rows(const Conv2dShape& s, const float* x, const float* w, const float*
 }  // namespace
 
 void forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y,
-             Activation act) {
+             float lo, float hi) {
   const int64_t OH = s.out_h(), OW = s.out_w(), C = s.C_in, Co = s.C_out, m = Co / C;
   const int64_t rows = s.N * OH;
   const int nt = threads_for_flops(2.0 * rows * OW * s.KH * s.KW * Co);
   if (fast_forward_ok(s)) {
-    const bool relu = act == Activation::relu;
+    const Clamp act(lo, hi);
     if (nt <= 1) {
-      (s.KH == 3 ? fwd_rows<3> : fwd_rows<5>)(s, x, w, bias, y, relu, 0, rows);
+      (s.KH == 3 ? fwd_rows<3> : fwd_rows<5>)(s, x, w, bias, y, act, 0, rows);
       return;
     }
 #ifdef CNNX_HAVE_OPENMP
 #pragma omp parallel num_threads(nt)
     {
       const int t = omp_get_thread_num(), got = omp_get_num_threads();
-      (s.KH == 3 ? fwd_rows<3> : fwd_rows<5>)(s, x, w, bias, y, relu, rows * t / got,
+      (s.KH == 3 ? fwd_rows<3> : fwd_rows<5>)(s, x, w, bias, y, act, rows * t / got,
                                               rows * (t + 1) / got);
     }
 #endif
@@ -212,8 +305,11 @@ void forward(const Conv2dShape& s, const float* x, const float* w, const float* 
           madd(acc, xn + (ih * s.W + iw) * C, w + (kh * s.KW + kw) * Co, C, m);
         }
       }
-      if (act == Activation::relu)
-        for (int64_t c = 0; c < Co; ++c) acc[c] = std::max(acc[c], 0.0f);
+      if (lo > -INFINITY || hi < INFINITY)
+        for (int64_t c = 0; c < Co; ++c) {
+          const float v = acc[c] < lo ? lo : acc[c];  // NaN stays NaN
+          acc[c] = v > hi ? hi : v;
+        }
     }
   }
 }

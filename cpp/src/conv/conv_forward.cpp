@@ -1,5 +1,7 @@
 // Forward convolution: one implicit GEMM per group (a plain GEMM on the NHWC
 // memory for 1x1 stride-1 unpadded filters), or the depthwise kernel.
+#include <cmath>
+
 #include "conv/conv_direct.h"
 #include "conv/conv_internal.h"
 
@@ -14,7 +16,8 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   const int64_t P = s.N * OH * OW;
   if (P == 0) return;
   if (s.is_depthwise()) {
-    conv_detail::depthwise_forward(s, x, w, bias, y, act);
+    conv_detail::depthwise_forward(s, x, w, bias, y, act == Activation::relu ? 0.0f : -INFINITY,
+                                   INFINITY);
     return;
   }
   if (conv_detail::direct_preferred(s)) {

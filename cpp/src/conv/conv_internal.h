@@ -234,8 +234,10 @@ WgradKernel wgrad_direct_kernel_avx512();
 WgradKernel wgrad_direct_kernel_avx2();
 
 // Depthwise (groups == C_in, C_out = m*C_in), direct loops over channels.
+// The output is clamped to [lo, hi] in the store (ReLU: 0, inf; ReLU6: 0, 6;
+// none: -inf, inf); a NaN stays NaN.
 void depthwise_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias,
-                       float* y, Activation act);
+                       float* y, float lo, float hi);
 void depthwise_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void depthwise_backward_weights(const Conv2dShape& s, const float* dy, const float* x, float* dw,
                                 float* db);

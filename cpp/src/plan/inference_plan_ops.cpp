@@ -3,6 +3,7 @@
 // rows (each band a convolution of its own on the input rows it reads),
 // dense layers by columns (few rows) or rows, elementwise ops by elements.
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "cnnx/eltwise.h"
 #include "cnnx/norm.h"
 #include "cnnx/plan.h"
+#include "conv/conv_internal.h"
 #include "plan/conv_direct_padded.h"
 #include "plan/layout_ops.h"
 #include "plan/plan_internal.h"
@@ -104,12 +106,29 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         op.cp.forward_part(x, n, y, ep, part, parts);
         return;
       }
+      // Depthwise layers clamp in their store: ReLU and ReLU6 (MobileNet's
+      // clip to [0, 6]) cost no pass of their own.
+      float lo = -INFINITY, hi = INFINITY;
+      const bool dw_clamp =
+          s.is_depthwise() && !res &&
+          (sp.act == PlanAct::none || sp.act == PlanAct::relu || sp.act == PlanAct::clip);
+      if (dw_clamp && sp.act != PlanAct::none) {
+        lo = sp.act == PlanAct::relu ? 0.0f : sp.alpha;
+        hi = sp.act == PlanAct::relu ? INFINITY : sp.beta;
+      }
+      auto conv = [&](const Conv2dShape& t, const float* xt, float* yt, int64_t o, int64_t count) {
+        if (dw_clamp) {
+          conv_detail::depthwise_forward(t, xt, w, b, yt, lo, hi);
+          return;
+        }
+        conv2d_forward(t, xt, w, b, yt, kernel_act);
+        finish(o, count, false);
+      };
       if (parts == 1 || !conv_bands_ok(s)) {
         if (part != 0) return;
         Conv2dShape t = s;
         t.N = n;
-        conv2d_forward(t, x, w, b, y, kernel_act);
-        finish(0, n * op.n, false);
+        conv(t, x, y, 0, n * op.n);
         return;
       }
       int64_t u0, u1;
@@ -119,8 +138,7 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         int64_t first;
         const Conv2dShape t = conv_band(s, a, e, &first);
         const int64_t o = img * op.n + a * row;
-        conv2d_forward(t, x + img * in_img + first * s.W * s.C_in, w, b, y + o, kernel_act);
-        finish(o, (e - a) * row, false);
+        conv(t, x + img * in_img + first * s.W * s.C_in, y + o, o, (e - a) * row);
         u0 += e - a;
       }
       return;
