@@ -10,6 +10,7 @@ import pytest
 import cnnx
 import cnnx.functional as F
 from conftest import torch_or_skip
+import layer_harness as harness
 
 SELU = (F.SELU_ALPHA, F.SELU_SCALE) if hasattr(F, "SELU_ALPHA") else None
 
@@ -269,58 +270,16 @@ def _models():
     )
 
 
-@pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])
+@pytest.mark.parametrize("name,make", list(_models()), ids=harness.model_ids(_models()))
 @pytest.mark.parametrize("threads", [1, 2])
 def test_inference_plan_matches_layer_by_layer(name, make, threads, isa, rng):
-    cnnx.set_seed(4)
-    model = make()
-    assert model._inference_plan() is not None
-    saved = cnnx.get_num_threads()
-    cnnx.set_num_threads(threads)
-    try:
-        for n in (1, 3, 17):
-            x = rng.standard_normal((n,) + model.input_shape).astype(np.float32)
-            np.testing.assert_allclose(
-                model.predict(x), model._forward(x, False), rtol=2e-5, atol=2e-5
-            )
-    finally:
-        cnnx.set_num_threads(saved)
+    harness.check_inference_plan(make, threads, rng)
 
 
-@pytest.mark.parametrize("name,make", list(_models()), ids=[n for n, _ in _models()])
+@pytest.mark.parametrize("name,make", list(_models()), ids=harness.model_ids(_models()))
 @pytest.mark.parametrize("threads", [1, 2])
 def test_training_plan_matches_layer_by_layer(name, make, threads, isa, rng):
-    from cnnx.graph import compile_training
-
-    models = []
-    for _ in range(2):
-        cnnx.set_seed(5)
-        m = make()
-        m.compile(cnnx.optim.SGD(0.05, momentum=0.9), "cross_entropy")
-        models.append(m)
-    plan_model, ref_model = models
-    assert (
-        compile_training(plan_model.to_graph(), plan_model.store.grads, plan_model._loss_specs)
-        is not None
-    )
-    ref_model._training_plan = lambda *shapes: None
-    saved = cnnx.get_num_threads()
-    cnnx.set_num_threads(threads)
-    try:
-        for n in (1, 6, 16):
-            x = rng.standard_normal((n,) + plan_model.input_shape).astype(np.float32)
-            y = rng.integers(0, plan_model.output_shape[-1], n)
-            lp = plan_model.train_on_batch(x, y)
-            lr = ref_model.train_on_batch(x, y)
-            assert lp == pytest.approx(lr, rel=1e-5, abs=1e-6)
-            np.testing.assert_allclose(
-                plan_model.store.grads, ref_model.store.grads, rtol=1e-3, atol=3e-5
-            )
-            np.testing.assert_allclose(
-                plan_model.store.params, ref_model.store.params, rtol=1e-4, atol=1e-5
-            )
-    finally:
-        cnnx.set_num_threads(saved)
+    harness.check_training_plan(make, threads, rng)
 
 
 def test_layers_match_torch_modules(rng):
@@ -387,31 +346,9 @@ def test_edits_are_seen(rng):
 
 
 def test_save_load_round_trip(tmp_path, rng):
-    cnnx.set_seed(2)
-    model = dict(_models())["conv_activations"]()
-    x = rng.standard_normal((2,) + model.input_shape).astype(np.float32)
-    model.save(tmp_path / "m.cnnx")
-    loaded = cnnx.load_model(tmp_path / "m.cnnx")
-    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    harness.check_save_load(dict(_models())["conv_activations"], tmp_path, rng)
 
 
 @pytest.mark.parametrize("opset", [13, 17, 20])
 def test_onnx_export_matches_onnxruntime(tmp_path, opset, rng):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    import cnnx.onnx
-
-    if opset > onnx.defs.onnx_opset_version():
-        pytest.skip("onnx too old for this opset")
-    cnnx.set_seed(3)
-    for name, make in _models():
-        model = make()
-        path = tmp_path / f"{name}.onnx"
-        try:
-            cnnx.onnx.export(model, path, opset=opset)
-        except Exception as e:  # pragma: no cover - a message for the failure
-            raise AssertionError(f"{name}: {e}") from e
-        x = rng.standard_normal((3,) + model.input_shape).astype(np.float32)
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-        np.testing.assert_allclose(got, model.predict(x), rtol=1e-4, atol=1e-5, err_msg=name)
+    harness.check_onnx_export(_models(), tmp_path, rng, opset)

@@ -338,6 +338,38 @@ def test_export_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
 
 
+class _Halve(cnnx.Layer):
+    """A layer without a lowering (it runs as a Python op)."""
+
+    def _forward(self, x, training):
+        return x * np.float32(0.5)
+
+    def _backward(self, dy, need_dx, accumulate):
+        return dy * np.float32(0.5)
+
+
+def test_supported_export_layers_follow_the_lowerings():
+    """SUPPORTED_EXPORT_LAYERS is read off the layers (those with their own
+    lower, and the models), which holds because every op kind a float
+    lowering emits has an exporter; a layer without a lowering is refused."""
+    from cnnx.graph.ir import OpKind
+    from cnnx.onnx._export import _EXPORTERS, _python
+
+    names = cnnx.onnx.SUPPORTED_EXPORT_LAYERS
+    assert len(set(names)) == len(names)
+    assert {"Model", "Sequential", "Conv2D", "Dense", "RandomFlip", "LayerNormalization"} <= set(
+        names
+    )
+    assert "Layer" not in names and "Input" not in names
+    int8 = {"quantize", "dequantize", "qconv2d", "qdense", "qpool", "qadd", "qconcat"}
+    for kind_name, kind in OpKind.__members__.items():
+        if kind_name not in int8 and kind is not OpKind.python:
+            assert _EXPORTERS.get(kind) not in (None, _python), kind_name
+    model = cnnx.Sequential([cnnx.Flatten(), _Halve(name="halve")], input_shape=(2, 2, 1))
+    with pytest.raises(cnnx.onnx.ONNXConversionError, match="'halve' .*_Halve.*no lowering"):
+        cnnx.onnx.to_onnx(model)
+
+
 # ---------------------------------------------------------------------------
 # random stacks of layers
 # ---------------------------------------------------------------------------

@@ -33,105 +33,20 @@ __all__ = ["__version__", "info", "set_num_threads", "get_num_threads", "functio
 # Models and training (layers, Sequential, optimisers, save/load, seeding).
 # tqdm is imported only when fit shows a progress bar.
 from .random import set_seed  # noqa: E402
-from .layers import (
-    Layer,
-    Conv2D,
-    MaxPool2D,
-    AvgPool2D,
-    AdaptiveAvgPool2D,  # noqa: E402
-    AdaptiveMaxPool2D,
-    GlobalAvgPool2D,
-    Dense,
-    ReLU,
-    LeakyReLU,
-    Sigmoid,
-    Tanh,
-    Softmax,
-    BatchNormalization,
-    Dropout,
-    Flatten,
-    Residual,
-    Add,
-    Subtract,
-    Multiply,
-    Average,
-    Concatenate,
-)
-from .layers import (
-    Rescaling,
-    Normalization,
-    RandomFlip,
-    RandomTranslation,  # noqa: E402
-    RandomRotation,
-    RandomZoom,
-    RandomCrop,
-    RandomContrast,
-)
-from .layers import (
-    Conv2DTranspose,
-    DepthwiseConv2D,
-    SeparableConv2D,  # noqa: E402
-    UpSampling2D,
-    ZeroPadding2D,
-    ConstantPadding2D,
-    ReflectionPadding2D,
-    ReplicationPadding2D,
-    Cropping2D,
-    DepthToSpace,
-    SpaceToDepth,
-    ChannelShuffle,
-    Reshape,
-    Permute,
-)
 
-# issue 19 (layers-a)
-from .layers import (
-    ELU,
-    SELU,
-    GELU,
-    SiLU,
-    Hardswish,
-    Hardsigmoid,
-    ReLU6,
-    Clip,  # noqa: E402
-    Softplus,
-    Softsign,
-    LogSoftmax,
-    PReLU,
-    LocalResponseNormalization,
-    GroupNormalization,
-    LayerNormalization,
-)
+# Every layer is a top-level name too (cnnx.Conv2D is cnnx.layers.Conv2D):
+# cnnx.layers.__all__ is the one list of them.
+from . import layers  # noqa: E402
+from .layers import *  # noqa: E402,F403
 from .layers import MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D  # noqa: E402,F401
 from .models import Input, Model, Sequential  # noqa: E402
 from . import optim, optimizers, callbacks  # noqa: E402,F401 (cnnx.optimizers: Keras's name)
 from .io import load_model  # noqa: E402
 from .quant import quantize, QuantizedModel  # noqa: E402
 
+__all__ += ["set_seed"]
+__all__ += layers.__all__
 __all__ += [
-    "set_seed",
-    "Layer",
-    "Conv2D",
-    "MaxPool2D",
-    "AvgPool2D",
-    "AdaptiveAvgPool2D",
-    "AdaptiveMaxPool2D",
-    "GlobalAvgPool2D",
-    "Dense",
-    "ReLU",
-    "LeakyReLU",
-    "Sigmoid",
-    "Tanh",
-    "Softmax",
-    "BatchNormalization",
-    "Dropout",
-    "Flatten",
-    "Residual",
-    "Add",
-    "Subtract",
-    "Multiply",
-    "Average",
-    "Concatenate",
     "Input",
     "Model",
     "Sequential",
@@ -140,49 +55,6 @@ __all__ += [
     "load_model",
     "quantize",
     "QuantizedModel",
-]
-__all__ += [
-    "Rescaling",
-    "Normalization",
-    "RandomFlip",
-    "RandomTranslation",
-    "RandomRotation",
-    "RandomZoom",
-    "RandomCrop",
-    "RandomContrast",
-]
-__all__ += [
-    "Conv2DTranspose",
-    "DepthwiseConv2D",
-    "SeparableConv2D",
-    "UpSampling2D",
-    "ZeroPadding2D",
-    "ConstantPadding2D",
-    "ReflectionPadding2D",
-    "ReplicationPadding2D",
-    "Cropping2D",
-    "DepthToSpace",
-    "SpaceToDepth",
-    "ChannelShuffle",
-    "Reshape",
-    "Permute",
-]
-__all__ += [
-    "ELU",
-    "SELU",
-    "GELU",
-    "SiLU",
-    "Hardswish",
-    "Hardsigmoid",
-    "ReLU6",
-    "Clip",
-    "Softplus",
-    "Softsign",
-    "LogSoftmax",
-    "PReLU",
-    "LocalResponseNormalization",
-    "GroupNormalization",
-    "LayerNormalization",
 ]
 
 # Submodules loaded on first use, so that `import cnnx` stays light:

@@ -1,4 +1,5 @@
-"""Shared pieces of ONNX export and import: the lazy imports and the error type."""
+"""Shared pieces of ONNX export and import: the lazy imports, the error type and
+the lists of what converts."""
 
 __all__ = [
     "ONNXConversionError",
@@ -8,70 +9,28 @@ __all__ = [
     "FOLDED_IMPORT_OPS",
 ]
 
-SUPPORTED_EXPORT_LAYERS: tuple[str, ...] = (
-    "Model",
-    "Sequential",
-    "Conv2D",
-    "MaxPool2D",
-    "AvgPool2D",
-    "AdaptiveAvgPool2D",
-    "AdaptiveMaxPool2D",
-    "GlobalAvgPool2D",
-    "Flatten",
-    "Dense",
-    "ReLU",
-    "LeakyReLU",
-    "Sigmoid",
-    "Tanh",
-    "Softmax",
-    "BatchNormalization",
-    "Dropout",
-    "Residual",
-    "Add",
-    "Subtract",
-    "Multiply",
-    "Average",
-    "Concatenate",
-    "Rescaling",
-    "Normalization",
-    "RandomFlip",
-    "RandomTranslation",
-    "RandomRotation",
-    "RandomZoom",
-    "RandomCrop",
-    "RandomContrast",
-    "Conv2DTranspose",
-    "DepthwiseConv2D",
-    "SeparableConv2D",
-    "UpSampling2D",
-    "ZeroPadding2D",
-    "ConstantPadding2D",
-    "ReflectionPadding2D",
-    "ReplicationPadding2D",
-    "Cropping2D",
-    "DepthToSpace",
-    "SpaceToDepth",
-    "ChannelShuffle",
-    "Reshape",
-    "Permute",
-)
-SUPPORTED_EXPORT_LAYERS += (  # issue 19 (layers-a)
-    "ELU",
-    "SELU",
-    "GELU",
-    "SiLU",
-    "Hardswish",
-    "Hardsigmoid",
-    "ReLU6",
-    "Clip",
-    "Softplus",
-    "Softsign",
-    "LogSoftmax",
-    "PReLU",
-    "LocalResponseNormalization",
-    "GroupNormalization",
-    "LayerNormalization",
-)
+from .. import layers, models
+
+
+def _exported_layers() -> tuple[str, ...]:
+    """The public layers with their own ``lower``. Export translates the ops
+    of the lowered graph, so a layer that lowers exports; one without a
+    lowering becomes a Python op, which has no ONNX form."""
+    names = []
+    for module in (models, layers):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if (
+                isinstance(obj, type)
+                and issubclass(obj, layers.Layer)
+                and obj.lower is not layers.Layer.lower
+            ):
+                names.append(name)
+    return tuple(names)
+
+
+#: the layers (and models) that export to ONNX
+SUPPORTED_EXPORT_LAYERS: tuple[str, ...] = _exported_layers()
 
 #: operators that become cnnx layers (on tensors computed from the graph's inputs)
 SUPPORTED_IMPORT_OPS: tuple[str, ...] = (

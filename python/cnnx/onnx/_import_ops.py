@@ -29,7 +29,7 @@ import numpy as np
 from ..functional._shapes import output_hw
 from ._import_ctx import MAX_EXTENT
 
-__all__ = ["OVal", "CONVERTERS", "flat_tensor"]
+__all__ = ["OVal", "CONVERTERS", "flat_tensor", "softmax_input"]
 
 
 class OVal:
@@ -265,52 +265,6 @@ def _used(ctx, name):
     return bool(name) and name in ctx.needed
 
 
-def _pool(ctx, node, ins):
-    attrs = ctx.attrs(node)
-    op = node.op_type
-    allowed = ["kernel_shape", "strides", "pads", "auto_pad", "ceil_mode", "dilations"]
-    allowed += ["storage_order"] if op == "MaxPool" else ["count_include_pad"]
-    ctx.check_attrs(node, attrs, allowed)
-    if len(node.output) > 1 and _used(ctx, node.output[1]):
-        raise ctx.fail(node, "the Indices output of MaxPool is not supported")
-    x = _image(ctx, node, _data(ctx, node, ins))
-    if "kernel_shape" not in attrs:
-        raise ctx.fail(node, "attribute kernel_shape is required")
-    kernel = _pair(ctx, node, attrs, "kernel_shape", None)
-    strides = _pair(ctx, node, attrs, "strides", (1, 1))
-    dil = _pair(ctx, node, attrs, "dilations", (1, 1))
-    if dil != [1, 1]:
-        raise ctx.fail(node, f"dilations={dil} not supported for pooling (only 1)")
-    h, w, c = x.shape
-    pads = _explicit_pads(ctx, node, attrs, (h, w), kernel, strides, dil)
-    (pt, pb), (pl, pr) = pads
-    if max(pt, pb) > kernel[0] // 2 or max(pl, pr) > kernel[1] // 2:
-        raise ctx.fail(node, f"pads {pads} larger than half the window {kernel} are not supported")
-    floor_hw = _out_hw(ctx, node, (h, w), kernel, pads, strides, what="pool_size")
-    if int(attrs.get("ceil_mode", 0)):
-        ceil_hw = tuple(
-            -(-(n + p[0] + p[1] - k) // s) + 1 for n, k, p, s in zip((h, w), kernel, pads, strides)
-        )
-        # ONNX (like PyTorch) drops a last window that starts in the end padding
-        ceil_hw = tuple(
-            o - 1 if (o - 1) * s >= n + p[0] else o
-            for o, n, p, s in zip(ceil_hw, (h, w), pads, strides)
-        )
-        if ceil_hw != tuple(floor_hw):
-            raise ctx.fail(
-                node,
-                f"ceil_mode=1 gives output {ceil_hw} where floor mode gives "
-                f"{tuple(floor_hw)}; cnnx pools in floor mode only",
-            )
-    config = dict(pool_size=tuple(kernel), strides=tuple(strides), padding=pads)
-    if op == "MaxPool":
-        cls = "MaxPool2D"
-    else:
-        cls = "AvgPool2D"
-        config["count_include_pad"] = bool(int(attrs.get("count_include_pad", 0)))
-    return OVal(_add(ctx, node, cls, [x], (*floor_hw, c), config=config), "nchw")
-
-
 def _reduce_axes(ctx, node, attrs, nd):
     axes = attrs.get("axes")
     if axes is None and len(node.input) > 1 and node.input[1]:
@@ -477,7 +431,12 @@ def _activation(ctx, node, ins):
     return ov.like(_add(ctx, node, _ACT_LAYERS[op], [ov.t], ov.t.shape, config=config))
 
 
-def _softmax(ctx, node, ins):
+def softmax_input(ctx, node, ins, what):
+    """The input of a Softmax or LogSoftmax node (``what`` names it in errors):
+    ``(ov, x, axis)``, ``x`` the cnnx tensor to normalise along cnnx's ``axis``.
+
+    Before opset 13 both normalise over the flattened axes [axis, nd), which
+    is one axis when the others are 1."""
     attrs = ctx.attrs(node)
     ctx.check_attrs(node, attrs, ("axis",))
     ov = _data(ctx, node, ins)
@@ -485,26 +444,28 @@ def _softmax(ctx, node, ins):
     nd = len(shape) + 1
     if ctx.opset >= 13:
         axis = ctx.axis(node, attrs.get("axis", -1), nd)
-    else:  # softmax over the flattened axes [axis, nd): one axis if the others are 1
+    else:
         axis = ctx.axis(node, attrs.get("axis", 1), nd)
         big = [a for a in range(axis, nd) if shape[a - 1] != 1]
         if len(big) > 1:
             raise ctx.fail(
                 node,
-                f"opset {ctx.opset} Softmax with axis={axis} on a tensor of "
-                f"shape {_shape_str(ov)} (one softmax over the flattened "
+                f"opset {ctx.opset} {node.op_type} with axis={axis} on a tensor of "
+                f"shape {_shape_str(ov)} (one {what} over the flattened "
                 "trailing axes) is not supported",
             )
         axis = big[0] if big else nd - 1
     if axis == 0:
-        raise ctx.fail(node, "softmax over the batch axis is not supported")
+        raise ctx.fail(node, f"{what} over the batch axis is not supported")
     if ov.layout == "flat":  # over every feature: their order does not matter
-        x = flat_tensor(ctx, node, ov)
-        cnnx_axis = -1
-    else:
-        x = ov.t
-        cnnx_axis = {1: -1, 2: 1, 3: 2}[axis] if ov.layout == "nchw" else {1: 1, 2: 2, 3: -1}[axis]
-    return ov.like(_add(ctx, node, "Softmax", [x], x.shape, config=dict(axis=cnnx_axis)))
+        return ov, flat_tensor(ctx, node, ov), -1
+    cnnx_axis = {1: -1, 2: 1, 3: 2}[axis] if ov.layout == "nchw" else {1: 1, 2: 2, 3: -1}[axis]
+    return ov, ov.t, cnnx_axis
+
+
+def _softmax(ctx, node, ins):
+    ov, x, axis = softmax_input(ctx, node, ins, "softmax")
+    return ov.like(_add(ctx, node, "Softmax", [x], x.shape, config=dict(axis=axis)))
 
 
 def _dropout(ctx, node, ins):
@@ -855,8 +816,6 @@ def _squeeze_unsqueeze(ctx, node, ins):
 
 CONVERTERS = {
     "Conv": _conv,
-    "MaxPool": _pool,
-    "AveragePool": _pool,
     "GlobalAveragePool": _global_pool,
     "GlobalMaxPool": _global_pool,
     "ReduceMean": _global_pool,
@@ -885,11 +844,12 @@ CONVERTERS = {
     "Unsqueeze": _squeeze_unsqueeze,
 }
 
-# issue 19 (layers-a): more activations, PRelu, LRN, LayerNormalization and the pool
-# options (dilations, ceil_mode); imported last, as that module reads the helpers above
+# issue 19 (layers-a): more activations, PRelu, LRN, LayerNormalization, and
+# MaxPool / AveragePool (with dilations and ceil_mode); imported last, as that
+# module reads the helpers above
 from ._import_ops_a import CONVERTERS_A  # noqa: E402
 
-CONVERTERS.update(CONVERTERS_A)  # replaces MaxPool / AveragePool with the fuller converter
+CONVERTERS.update(CONVERTERS_A)
 
 # the transposed convolution and the layout operators (ConvTranspose, Pad,
 # Slice, Resize/Upsample, DepthToSpace/SpaceToDepth, channel and pixel shuffles)

@@ -6,8 +6,7 @@
 
 Registered in ``_import_ops.CONVERTERS`` (one converter
 ``f(ctx, node, inputs) -> OVal`` per operator, layouts carried by
-:class:`OVal`); this module's ``MaxPool`` / ``AveragePool`` take the place
-of the floor-mode-only ones there.
+:class:`OVal`); ``MaxPool`` / ``AveragePool`` are converted here only.
 
 Elementwise activations keep their input's layout (image, NHWC view or flat
 features of any order). Whatever cnnx cannot compute exactly is refused with
@@ -30,6 +29,7 @@ from ._import_ops import (
     _to_cnnx_order,
     _used,
     flat_tensor,
+    softmax_input,
 )
 
 __all__ = ["CONVERTERS_A", "SUPPORTED_IMPORT_OPS_A"]
@@ -126,33 +126,8 @@ def _clip(ctx, node, ins):
 
 
 def _log_softmax(ctx, node, ins):
-    attrs = ctx.attrs(node)
-    ctx.check_attrs(node, attrs, ("axis",))
-    ov = _data(ctx, node, ins)
-    shape = ov.onnx_shape
-    nd = len(shape) + 1
-    if ctx.opset >= 13:
-        axis = ctx.axis(node, attrs.get("axis", -1), nd)
-    else:  # over the flattened axes [axis, nd): one axis if the others are 1
-        axis = ctx.axis(node, attrs.get("axis", 1), nd)
-        big = [a for a in range(axis, nd) if shape[a - 1] != 1]
-        if len(big) > 1:
-            raise ctx.fail(
-                node,
-                f"opset {ctx.opset} LogSoftmax with axis={axis} on a tensor of "
-                f"shape {_shape_str(ov)} (over the flattened trailing axes) "
-                "is not supported",
-            )
-        axis = big[0] if big else nd - 1
-    if axis == 0:
-        raise ctx.fail(node, "log-softmax over the batch axis is not supported")
-    if ov.layout == "flat":  # over every feature: their order does not matter
-        x = flat_tensor(ctx, node, ov)
-        cnnx_axis = -1
-    else:
-        x = ov.t
-        cnnx_axis = {1: -1, 2: 1, 3: 2}[axis] if ov.layout == "nchw" else {1: 1, 2: 2, 3: -1}[axis]
-    return ov.like(_add(ctx, node, "LogSoftmax", [x], x.shape, config=dict(axis=cnnx_axis)))
+    ov, x, axis = softmax_input(ctx, node, ins, "log-softmax")
+    return ov.like(_add(ctx, node, "LogSoftmax", [x], x.shape, config=dict(axis=axis)))
 
 
 def _prelu(ctx, node, ins):

@@ -397,8 +397,8 @@ def load(path, input_shape=None):
     The model has one input per graph input (NCHW images become NHWC; a
     graph that takes NHWC and transposes, as cnnx exports, keeps NHWC) and
     one output per graph output (images NHWC). Supported: Conv (any
-    pads/auto_pad, strides, dilations, group), MaxPool, AveragePool (floor
-    mode, or ceil mode where it gives the same size), GlobalAveragePool /
+    pads/auto_pad, strides, dilations, group), MaxPool (dilations,
+    ceil_mode), AveragePool (ceil_mode), GlobalAveragePool /
     GlobalMaxPool / ReduceMean / ReduceMax over H, W, Gemm, MatMul, Add,
     Sub, Mul, Div (by constants, or Add/Sub/Mul of equally shaped tensors),
     Sum, Mean, Concat, Relu, LeakyRelu, Sigmoid, Tanh, Softmax,
