@@ -22,6 +22,7 @@ run clang-format clang-format --dry-run --Werror "${cpp_files[@]}"
 # The public API's modules (type annotations checked; the rest of the package
 # is followed silently for the types it exports).
 run mypy mypy python/cnnx/__init__.py python/cnnx/functional python/cnnx/layers \
-  python/cnnx/models python/cnnx/optim python/cnnx/callbacks.py python/cnnx/onnx
+  python/cnnx/models python/cnnx/trainers python/cnnx/optim python/cnnx/losses.py \
+  python/cnnx/metrics.py python/cnnx/io.py python/cnnx/callbacks.py python/cnnx/onnx
 run duplicates python3 scripts/duplicates.py cpp/src --min-lines 30 --shape
 exit $status

@@ -1,6 +1,6 @@
 """Type aliases of the public API's annotations."""
 
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 from numpy.typing import ArrayLike
 
@@ -8,5 +8,7 @@ from numpy.typing import ArrayLike
 IntPair = Union[int, Tuple[int, int]]
 #: "valid", "same", an int for every side, (top/bottom, left/right) or ((top, bottom), (left, right))
 Padding = Union[str, int, Tuple[int, int], Tuple[Tuple[int, int], Tuple[int, int]]]
+#: a per-example shape (no batch axis); None marks a size known only when data arrives
+Shape = Tuple[Optional[int], ...]
 
-__all__ = ["ArrayLike", "IntPair", "Padding"]
+__all__ = ["ArrayLike", "IntPair", "Padding", "Shape"]

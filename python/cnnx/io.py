@@ -35,6 +35,8 @@ and an architecture that needs more parameters than the data block holds
 is drawn or allocated until the counts agree).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -43,10 +45,19 @@ import stat
 import struct
 import time
 import zlib
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .models import Model
+    from .quant import QuantizedModel
+    from .trainers.trainer import Trainer
+
+#: a file path: a str or an os.PathLike (pathlib.Path)
+PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION"]
 
@@ -67,17 +78,17 @@ _STALE_SECONDS = 60
 class _Blob:
     """Collects arrays into one data block with aligned offsets."""
 
-    def __init__(self):
-        self.parts = []
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
         self.size = 0
 
-    def add(self, arr, dtype="<f4"):
+    def add(self, arr: np.ndarray, dtype: str = "<f4") -> dict[str, Any]:
         arr = np.ascontiguousarray(arr, dtype=dtype)
         pad = (-self.size) % _ALIGN
         if pad:
             self.parts.append(b"\0" * pad)
             self.size += pad
-        entry = {"offset": self.size, "shape": list(arr.shape)}
+        entry: dict[str, Any] = {"offset": self.size, "shape": list(arr.shape)}
         if dtype != "<f4":
             entry["dtype"] = dtype
         data = arr.tobytes()
@@ -86,7 +97,7 @@ class _Blob:
         return entry
 
 
-def save_model(model, path):
+def save_model(model: Trainer, path: PathLike) -> None:
     """Write ``model`` to ``path`` atomically (see the module docstring).
 
     As ``open(path, "wb")`` would, a symlink is followed (its target gets the
@@ -119,7 +130,7 @@ def save_model(model, path):
     _write_atomically(target, prefix, hbytes, data, st)
 
 
-def _serialise(model):
+def _serialise(model: Any) -> tuple[bytes, bytes, bytes]:
     from .layers.base import layer_config, walk
 
     blob = _Blob()
@@ -127,7 +138,7 @@ def _serialise(model):
 
     quantized = isinstance(model, QuantizedModel)
     fm = model.float_model if quantized else model
-    header = {
+    header: dict[str, Any] = {
         "format": "cnnx-model",
         "version": FORMAT_VERSION,
         "cnnx_version": __version__,
@@ -162,7 +173,9 @@ def _serialise(model):
     return prefix, hbytes, data
 
 
-def _write_atomically(target, prefix, hbytes, data, st):
+def _write_atomically(
+    target: str, prefix: bytes, hbytes: bytes, data: bytes, st: Optional[os.stat_result]
+) -> None:
     directory = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"path: the directory {directory!r} does not exist")
@@ -191,7 +204,7 @@ def _write_atomically(target, prefix, hbytes, data, st):
         raise
 
 
-def _quantization_entry(model, blob):
+def _quantization_entry(model: QuantizedModel, blob: _Blob) -> dict[str, Any]:
     """A quantized model's parameters: the values' (scale, zero point), each int8
     layer's weights, scales and biases (keyed by value / op output id)."""
     weights = []
@@ -213,7 +226,7 @@ def _quantization_entry(model, blob):
     }
 
 
-def _quantized(fm, q, data, where):
+def _quantized(fm: Model, q: Any, data: bytes, where: str) -> QuantizedModel:
     """The QuantizedModel of float model ``fm`` from a file's quantization entry."""
     from .graph.quantize import QWeights, prepare
     from .quant import QuantizedModel
@@ -223,7 +236,7 @@ def _quantized(fm, q, data, where):
     g = prepare(fm._graph(None))  # any size that fits, for a model taking any size
     values = {v.id: v for v in g.values}
     producers = {op.output.id: op for op in g.ops}
-    params = {}
+    params: dict[int, tuple[float, int]] = {}
     try:
         for vid, s, z in q.get("values", []):
             vid, s, z = int(vid), float(s), int(z)
@@ -262,7 +275,7 @@ def _quantized(fm, q, data, where):
     return QuantizedModel(fm, params, weights, config)
 
 
-def _lock(fd, blocking):
+def _lock(fd: int, blocking: bool) -> bool:
     """An exclusive advisory lock on ``fd`` (True if held; always True without fcntl)."""
     try:
         import fcntl
@@ -275,7 +288,7 @@ def _lock(fd, blocking):
         return False
 
 
-def _create_temporary(directory):
+def _create_temporary(directory: str) -> tuple[int, str]:
     """A new ``.cnnx-<random>.tmp`` file, created with mode 0o666 less the umask
     (as ``open`` does), locked for as long as the save runs."""
     flags = (
@@ -297,7 +310,7 @@ def _create_temporary(directory):
     raise FileExistsError(f"path: cannot create a temporary file in {directory!r}")
 
 
-def _remove_stale_temporaries(directory):
+def _remove_stale_temporaries(directory: str) -> None:
     """Delete ``.cnnx-*.tmp`` files older than a minute that no save holds.
 
     A process killed while saving leaves its temporary behind (the previous
@@ -327,7 +340,7 @@ def _remove_stale_temporaries(directory):
             os.close(fd)
 
 
-def _array(data, entry, what):
+def _array(data: bytes, entry: Any, what: str) -> np.ndarray:
     try:
         off = int(entry["offset"])
         shape = tuple(int(s) for s in entry["shape"])
@@ -346,7 +359,7 @@ def _array(data, entry, what):
     return raw.astype(dtype).reshape(shape)
 
 
-def _read(path):
+def _read(path: PathLike) -> tuple[dict[str, Any], bytes]:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
@@ -393,7 +406,7 @@ def _read(path):
     return header, data
 
 
-def _depth(obj):
+def _depth(obj: Any) -> int:
     """Nesting depth of parsed JSON, without recursion."""
     deepest = 0
     stack = [(obj, 1)]
@@ -408,10 +421,10 @@ def _depth(obj):
     return deepest
 
 
-def _metrics_from(spec):
+def _metrics_from(spec: Any) -> Any:
     from . import metrics
 
-    def one(m):
+    def one(m: Any) -> Any:
         return m if isinstance(m, str) else metrics.get(m)
 
     if isinstance(spec, dict):
@@ -419,7 +432,7 @@ def _metrics_from(spec):
     return None if spec is None else [one(m) for m in spec]
 
 
-def load_model(path, compile=True):
+def load_model(path: PathLike, compile: bool = True) -> Any:
     """Read a model written by ``model.save`` (architecture, weights, and the
     optimiser state, so that training continues exactly where it stopped).
 
@@ -452,7 +465,7 @@ def load_model(path, compile=True):
             what=f"{where} is corrupt",
             limit_text=f"its data block holds only {n_floats:,}",
         ):
-            model = layer_from_config(header["model"])
+            model: Any = layer_from_config(header["model"])
     except (KeyError, TypeError) as e:
         raise ValueError(f"{where} is corrupt (cannot rebuild the architecture: {e})") from None
     except ValueError as e:
@@ -529,7 +542,7 @@ def load_model(path, compile=True):
         try:
             from . import losses
 
-            loss = c.get("loss")
+            loss: Any = c.get("loss")
             loss = (
                 [d if isinstance(d, (str, type(None))) else losses.get(d) for d in loss]
                 if isinstance(loss, list)

@@ -19,9 +19,9 @@ outputs. A loss of your own runs in Python between the step's forward and
 backward halves::
 
     class Hinge(cnnx.losses.Loss):
-        def forward(self, y_true, y_pred):            # per sample: shape (m,)
+        def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:            # per sample: shape (m,)
             return np.maximum(0, 1 - y_true * y_pred).mean(axis=1)
-        def backward(self, y_true, y_pred):           # d forward_i / d y_pred_i
+        def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:           # d forward_i / d y_pred_i
             return np.where(1 - y_true * y_pred > 0, -y_true, 0) / y_pred.shape[1]
 
     cnnx.losses.check_gradient(Hinge(), y_true, y_pred)   # against finite differences
@@ -31,11 +31,15 @@ Keras's "sum over batch size", ``w_i`` the sample weights), ``"sum"``, and
 ``"none"`` (calling the loss returns the per-sample values; not for training).
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, Optional, Sequence, Union, cast
 
 import numpy as np
 
 from . import _core
+from ._types import ArrayLike
 from ._validate import as_float32, same_shape
 
 __all__ = [
@@ -55,7 +59,7 @@ REDUCTIONS = ("mean", "sum", "none")
 _EPS = 1e-7  # Keras's clip of probabilities
 
 
-def _rows(a):
+def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0], -1)
 
 
@@ -71,37 +75,39 @@ class Loss:
         >>> import numpy as np
         >>> import cnnx
         >>> class Hinge(cnnx.losses.Loss):
-        ...     def forward(self, y_true, y_pred):
+        ...     def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         ...         return np.maximum(0, 1 - y_true * y_pred).mean(axis=1)
-        ...     def backward(self, y_true, y_pred):
+        ...     def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         ...         return np.where(1 - y_true * y_pred > 0, -y_true, 0) / y_pred.shape[1]
         >>> cnnx.losses.check_gradient(Hinge(), np.array([[1.0, -1.0]]), np.array([[0.3, 0.2]])) < 1e-3
         True
     """
 
     #: how the compiled training step runs it: a _core.LossKind, or None (Python)
-    plan_kind = None
+    plan_kind: Any = None
     #: an activation this loss absorbs when it made the output ("softmax", "sigmoid")
-    absorbs = None
-    #: the output is read as logits (False: as probabilities / values)
-    from_logits = False
+    absorbs: Optional[str] = None
+    #: the output is read as logits (False: as probabilities / values; "auto": see cross_entropy)
+    from_logits: Union[bool, str] = False
 
-    def __init__(self, reduction="mean", name=None):
+    def __init__(self, reduction: str = "mean", name: Optional[str] = None) -> None:
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
         self.name = name if name is not None else type(self).__name__
 
     # ---- what a subclass writes --------------------------------------------------
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         """Per-sample losses, shape (m,)."""
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
-    def backward(self, y_true, y_pred):
+    def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         """d forward(y_true, y_pred)[i] / d y_pred[i], same shape as y_pred."""
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
-    def prepare_targets(self, y, n, output_shape, name="y"):
+    def prepare_targets(
+        self, y: ArrayLike, n: int, output_shape: Sequence[Optional[int]], name: str = "y"
+    ) -> np.ndarray:
         """Check and convert the targets of n samples (default: floats of the output's shape)."""
         t = as_float32(y, name)
         if t.shape[:1] != (n,) or not same_shape(t.shape[1:], tuple(output_shape)):
@@ -111,12 +117,14 @@ class Loss:
         return t
 
     @property
-    def param(self):
+    def param(self) -> float:
         """The loss's parameter for the C++ step (Huber's delta)."""
         return 0.0
 
     # ---- using it --------------------------------------------------------------------
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: Optional[ArrayLike] = None
+    ) -> Union[float, np.ndarray]:
         y_pred = as_float32(y_pred, "y_pred")
         if y_pred.ndim < 1:
             raise ValueError("y_pred: expected a batch")
@@ -129,7 +137,9 @@ class Loss:
         total = float(per.sum())
         return total if self.reduction == "sum" else total / max(per.shape[0], 1)
 
-    def reduced_gradient(self, y_true, y_pred, sample_weight=None):
+    def reduced_gradient(
+        self, y_true: np.ndarray, y_pred: np.ndarray, sample_weight: Optional[ArrayLike] = None
+    ) -> tuple[float, np.ndarray]:
         """(reduced loss, its gradient w.r.t. y_pred) for training (mean or sum)."""
         if self.reduction == "none":
             raise ValueError(
@@ -154,20 +164,20 @@ class Loss:
         g = g * (w * scale).astype(np.float32).reshape((m,) + (1,) * (g.ndim - 1))
         return float((w * per).sum() * scale), g
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments as a dict (saved with a compiled model)."""
         return {"reduction": self.reduction, "name": self.name}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Loss:
         """A loss made from the dict ``get_config`` returned."""
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
 
-def _from_logits(v):
+def _from_logits(v: Union[bool, str]) -> Union[bool, str]:
     if not isinstance(v, (bool, np.bool_)) and v != "auto":
         raise TypeError(f"from_logits: expected True or False, got {v!r}")
     return v if v == "auto" else bool(v)
@@ -192,11 +202,18 @@ class SparseCategoricalCrossentropy(Loss):
     plan_kind = _core.LossKind.softmax_cross_entropy
     absorbs = "softmax"
 
-    def __init__(self, from_logits=False, reduction="mean", name=None):
+    def __init__(
+        self,
+        from_logits: Union[bool, str] = False,
+        reduction: str = "mean",
+        name: Optional[str] = None,
+    ) -> None:
         super().__init__(reduction, name)
         self.from_logits = _from_logits(from_logits)
 
-    def prepare_targets(self, y, n, output_shape, name="y"):
+    def prepare_targets(
+        self, y: ArrayLike, n: int, output_shape: Sequence[Optional[int]], name: str = "y"
+    ) -> np.ndarray:
         from .functional._loss import _labels
 
         k = output_shape[-1] if output_shape else 0
@@ -227,7 +244,7 @@ class SparseCategoricalCrossentropy(Loss):
                 name + msg[len("labels") :] if msg.startswith("labels") else msg
             ) from None
 
-    def _logp(self, y_true, y_pred, logits):
+    def _logp(self, y_true: np.ndarray, y_pred: np.ndarray, logits: bool) -> np.ndarray:
         z = _rows(y_pred).reshape(-1, y_pred.shape[-1]).astype(np.float64)
         t = y_true.reshape(-1)
         if logits:
@@ -235,12 +252,12 @@ class SparseCategoricalCrossentropy(Loss):
             return z[np.arange(t.size), t] - (np.log(np.exp(z - zmax).sum(axis=1)) + zmax[:, 0])
         return np.log(np.maximum(z[np.arange(t.size), t], _EPS))
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         m = y_pred.shape[0]
         logits = self.from_logits in (True, "auto")
         return -self._logp(y_true, y_pred, logits).reshape(m, -1).mean(axis=1)
 
-    def backward(self, y_true, y_pred):
+    def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         k = y_pred.shape[-1]
         z = y_pred.reshape(-1, k)
         t = y_true.reshape(-1)
@@ -254,7 +271,7 @@ class SparseCategoricalCrossentropy(Loss):
             g[rows, t] = -1.0 / np.maximum(z[rows, t], _EPS)
         return (g / per_pixel).reshape(y_pred.shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), from_logits=self.from_logits)
 
 
@@ -275,8 +292,15 @@ class CategoricalCrossentropy(Loss):
 
     plan_kind = _core.LossKind.softmax_cross_entropy_soft
     absorbs = "softmax"
+    label_smoothing: float
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, reduction="mean", name=None):
+    def __init__(
+        self,
+        from_logits: Union[bool, str] = False,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+        name: Optional[str] = None,
+    ) -> None:
         super().__init__(reduction, name)
         self.from_logits = _from_logits(from_logits)
         if (
@@ -289,7 +313,9 @@ class CategoricalCrossentropy(Loss):
             )
         self.label_smoothing = float(label_smoothing)
 
-    def prepare_targets(self, y, n, output_shape, name="y"):
+    def prepare_targets(
+        self, y: ArrayLike, n: int, output_shape: Sequence[Optional[int]], name: str = "y"
+    ) -> np.ndarray:
         arr = np.asarray(y)
         if (
             arr.shape == (n,) + tuple(output_shape[:-1])
@@ -297,7 +323,7 @@ class CategoricalCrossentropy(Loss):
             and np.issubdtype(arr.dtype, np.integer)
         ):
             # integer labels: their one-hot rows
-            k = output_shape[-1]
+            k = cast(int, output_shape[-1])  # the classes: a model's last axis is known
             if arr.size and (arr.min() < 0 or arr.max() >= k):
                 raise ValueError(
                     f"{name}: expected integers in [0, {k}), got "
@@ -308,14 +334,14 @@ class CategoricalCrossentropy(Loss):
         if not np.all(np.isfinite(t)) or t.min(initial=0) < 0:
             raise ValueError(f"{name}: target distributions must be finite and >= 0")
         if self.label_smoothing:
-            k = output_shape[-1]
+            k = cast(int, output_shape[-1])
             t = (t * (1 - self.label_smoothing) + self.label_smoothing / k).astype(np.float32)
         return t
 
     # Rows are distributions over the last axis; an output with several rows
     # per sample (per-pixel classes) gives each sample the mean over its rows,
     # as the compiled step does.
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         m, k = y_pred.shape[0], y_pred.shape[-1]
         z = y_pred.reshape(-1, k).astype(np.float64)
         t = y_true.reshape(-1, k).astype(np.float64)
@@ -326,7 +352,7 @@ class CategoricalCrossentropy(Loss):
             logp = np.log(np.maximum(z, _EPS))
         return -(t * logp).sum(axis=1).reshape(m, -1).mean(axis=1)
 
-    def backward(self, y_true, y_pred):
+    def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         k = y_pred.shape[-1]
         z = y_pred.reshape(-1, k)
         t = y_true.reshape(-1, k)
@@ -338,7 +364,7 @@ class CategoricalCrossentropy(Loss):
             g = -t / np.maximum(z, _EPS)
         return (g / per_pixel).reshape(y_pred.shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(), from_logits=self.from_logits, label_smoothing=self.label_smoothing
         )
@@ -359,12 +385,17 @@ class BinaryCrossentropy(Loss):
 
     absorbs = "sigmoid"
 
-    def __init__(self, from_logits=False, reduction="mean", name=None):
+    def __init__(
+        self,
+        from_logits: Union[bool, str] = False,
+        reduction: str = "mean",
+        name: Optional[str] = None,
+    ) -> None:
         super().__init__(reduction, name)
         self.from_logits = _from_logits(from_logits)
 
     @property
-    def plan_kind(self):
+    def plan_kind(self) -> Any:
         """The compiled training step's kernel for this loss (by ``from_logits``)."""
         return (
             _core.LossKind.sigmoid_binary_cross_entropy
@@ -372,20 +403,22 @@ class BinaryCrossentropy(Loss):
             else _core.LossKind.binary_cross_entropy
         )
 
-    def prepare_targets(self, y, n, output_shape, name="y"):
+    def prepare_targets(
+        self, y: ArrayLike, n: int, output_shape: Sequence[Optional[int]], name: str = "y"
+    ) -> np.ndarray:
         t = super().prepare_targets(y, n, output_shape, name)
         if not np.all((t >= 0) & (t <= 1)):
             raise ValueError(f"{name}: binary targets must lie in [0, 1]")
         return t
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         z, t = _rows(y_pred).astype(np.float64), _rows(y_true).astype(np.float64)
         if self.from_logits is True:
             return (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).mean(axis=1)
         p = np.clip(z, _EPS, 1 - _EPS)
         return -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean(axis=1)
 
-    def backward(self, y_true, y_pred):
+    def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         z, t = _rows(y_pred), _rows(y_true)
         d = z.shape[1]
         if self.from_logits is True:
@@ -395,7 +428,7 @@ class BinaryCrossentropy(Loss):
             g = np.where(inside, (z - t) / np.maximum(z * (1 - z), _EPS), 0.0) / d
         return g.astype(np.float32).reshape(y_pred.shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), from_logits=self.from_logits)
 
 
@@ -411,11 +444,11 @@ class MeanSquaredError(Loss):
 
     plan_kind = _core.LossKind.mean_squared_error
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         d = _rows(y_pred).astype(np.float64) - _rows(y_true)
         return (d * d).mean(axis=1)
 
-    def backward(self, y_true, y_pred):
+    def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         d = _rows(y_pred) - _rows(y_true)
         return (2.0 * d / d.shape[1]).reshape(y_pred.shape)
 
@@ -432,10 +465,10 @@ class MeanAbsoluteError(Loss):
 
     plan_kind = _core.LossKind.mean_absolute_error
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return np.abs(_rows(y_pred).astype(np.float64) - _rows(y_true)).mean(axis=1)
 
-    def backward(self, y_true, y_pred):
+    def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         d = _rows(y_pred) - _rows(y_true)
         return (np.sign(d) / d.shape[1]).reshape(y_pred.shape)
 
@@ -451,8 +484,11 @@ class Huber(Loss):
     """
 
     plan_kind = _core.LossKind.huber
+    delta: float
 
-    def __init__(self, delta=1.0, reduction="mean", name=None):
+    def __init__(
+        self, delta: float = 1.0, reduction: str = "mean", name: Optional[str] = None
+    ) -> None:
         super().__init__(reduction, name)
         if (
             isinstance(delta, (bool, np.bool_))
@@ -464,34 +500,34 @@ class Huber(Loss):
         self.delta = float(delta)
 
     @property
-    def param(self):
+    def param(self) -> float:
         return self.delta
 
-    def forward(self, y_true, y_pred):
+    def forward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         e = np.abs(_rows(y_pred).astype(np.float64) - _rows(y_true))
         return np.where(e <= self.delta, 0.5 * e * e, self.delta * (e - 0.5 * self.delta)).mean(
             axis=1
         )
 
-    def backward(self, y_true, y_pred):
+    def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         e = _rows(y_pred) - _rows(y_true)
         return (np.clip(e, -self.delta, self.delta) / e.shape[1]).reshape(y_pred.shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), delta=self.delta)
 
 
 class _AutoCrossEntropy(SparseCategoricalCrossentropy):
     """cnnx's "cross_entropy": absorbs an output softmax, else reads logits."""
 
-    def __init__(self, reduction="mean", name="cross_entropy"):
+    def __init__(self, reduction: str = "mean", name: Optional[str] = "cross_entropy") -> None:
         super().__init__(from_logits="auto", reduction=reduction, name=name)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"reduction": self.reduction, "name": self.name}
 
 
-_BY_NAME = {
+_BY_NAME: dict[str, type[Loss]] = {
     "cross_entropy": _AutoCrossEntropy,
     "crossentropy": _AutoCrossEntropy,
     "softmax_cross_entropy": _AutoCrossEntropy,
@@ -504,7 +540,7 @@ _BY_NAME = {
     "mean_absolute_error": MeanAbsoluteError,
     "huber": Huber,
 }
-_CLASSES = {
+_CLASSES: dict[Any, type[Loss]] = {
     c.__name__: c
     for c in (
         SparseCategoricalCrossentropy,
@@ -518,7 +554,7 @@ _CLASSES = {
 }
 
 
-def get(spec, argname="loss"):
+def get(spec: Union[str, Loss, dict[str, Any]], argname: str = "loss") -> Loss:
     """A Loss from an instance, a name, or a saved config ``{"class": ..., "config": ...}``.
 
     Examples:
@@ -549,14 +585,21 @@ def get(spec, argname="loss"):
     )
 
 
-def to_config(loss):
+def to_config(loss: Loss) -> Optional[dict[str, Any]]:
     """What a saved model stores for ``loss`` (None for a loss of your own)."""
     if type(loss) in _CLASSES.values():
         return {"class": type(loss).__name__, "config": loss.get_config()}
     return None
 
 
-def check_gradient(loss, y_true, y_pred, eps=1e-3, rtol=1e-2, atol=1e-4):
+def check_gradient(
+    loss: Loss,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    eps: float = 1e-3,
+    rtol: float = 1e-2,
+    atol: float = 1e-4,
+) -> float:
     """Compare ``loss.backward`` with central differences of ``loss.forward``.
 
     Returns the largest absolute difference; raises ValueError (naming the

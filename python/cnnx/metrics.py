@@ -22,9 +22,14 @@ subclassing :class:`Metric`.
 sample weights weigh each sample's contribution.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+
+from ._types import ArrayLike
 
 __all__ = [
     "Metric",
@@ -42,7 +47,7 @@ __all__ = [
 ]
 
 
-def _weights(sample_weight, n):
+def _weights(sample_weight: Optional[ArrayLike], n: int) -> np.ndarray:
     if sample_weight is None:
         return np.ones(n, np.float64)
     w = np.asarray(sample_weight, np.float64).reshape(-1)
@@ -51,7 +56,7 @@ def _weights(sample_weight, n):
     return w
 
 
-def _labels_of(y_true, y_pred):
+def _labels_of(y_true: ArrayLike, y_pred: np.ndarray) -> np.ndarray:
     """Integer labels from labels or one-hot rows (for the last axis of y_pred)."""
     t = np.asarray(y_true)
     if t.shape == y_pred.shape and y_pred.shape[-1] > 1:
@@ -59,7 +64,7 @@ def _labels_of(y_true, y_pred):
     return t.reshape(y_pred.shape[:-1]).astype(np.int64)
 
 
-def _positive_int(v, name):
+def _positive_int(v: Any, name: str) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {v!r}")
     return int(v)
@@ -79,45 +84,47 @@ class Metric:
         0.0
     """
 
-    def __init__(self, name=None):
+    def __init__(self, name: Optional[str] = None) -> None:
         self.name = name if name is not None else _snake(type(self).__name__)
         self.reset_state()
 
-    def update_state(self, y_true, y_pred, sample_weight=None):  # pragma: no cover - abstract
+    def update_state(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: Optional[ArrayLike] = None
+    ) -> None:  # pragma: no cover - abstract
         """Accumulate one batch: targets, predictions, optional per-sample weights."""
         raise NotImplementedError
 
-    def result(self):  # pragma: no cover - abstract
+    def result(self) -> Any:  # pragma: no cover - abstract
         """The metric's value over everything accumulated since the last reset."""
         raise NotImplementedError
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Forget everything accumulated (``fit`` calls it at each epoch)."""
         pass
 
-    def state_arrays(self):
+    def state_arrays(self) -> list[np.ndarray]:
         """The accumulated state as float64 arrays that add up across shards
         (data-parallel training sums them over ranks); see set_state_arrays."""
         raise NotImplementedError(f"metrics: {type(self).__name__} cannot be combined across ranks")
 
-    def set_state_arrays(self, arrays):
+    def set_state_arrays(self, arrays: Sequence[np.ndarray]) -> None:
         """Replace the accumulated state by arrays shaped as ``state_arrays`` returns them."""
         raise NotImplementedError(f"metrics: {type(self).__name__} cannot be combined across ranks")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments (to save the compile settings with a model)."""
         return {"name": self.name}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Metric:
         """A metric made from the dict ``get_config`` returned."""
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _snake(name):
+def _snake(name: str) -> str:
     out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
     return out.replace("a_u_c", "auc").replace("i_o_u", "iou")
 
@@ -125,15 +132,19 @@ def _snake(name):
 class _Mean(Metric):
     """The weighted mean of a per-sample score."""
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self.total = 0.0
         self.count = 0.0
 
-    def score(self, y_true, y_pred):  # pragma: no cover - abstract
+    def score(
+        self, y_true: ArrayLike, y_pred: np.ndarray
+    ) -> np.ndarray:  # pragma: no cover - abstract
         """Per-sample scores whose weighted mean is the metric."""
         raise NotImplementedError
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: Optional[ArrayLike] = None
+    ) -> None:
         y_pred = np.asarray(y_pred)
         s = np.asarray(self.score(y_true, y_pred), np.float64)
         s = s.reshape(s.shape[0], -1).mean(axis=1)  # per sample (pixels averaged)
@@ -141,13 +152,13 @@ class _Mean(Metric):
         self.total += float(np.dot(w, s))
         self.count += float(w.sum())
 
-    def result(self):
+    def result(self) -> float:
         return self.total / self.count if self.count else 0.0
 
-    def state_arrays(self):
+    def state_arrays(self) -> list[np.ndarray]:
         return [np.array([self.total, self.count])]
 
-    def set_state_arrays(self, arrays):
+    def set_state_arrays(self, arrays: Sequence[np.ndarray]) -> None:
         self.total, self.count = (float(v) for v in arrays[0])
 
 
@@ -164,7 +175,7 @@ class Accuracy(_Mean):
         0.6667
     """
 
-    def score(self, y_true, y_pred):
+    def score(self, y_true: ArrayLike, y_pred: np.ndarray) -> np.ndarray:
         if y_pred.shape[-1] == 1 or y_pred.ndim == 1:
             return (y_pred.reshape(y_pred.shape[0], -1) > 0.5) == (
                 np.asarray(y_true).reshape(y_pred.shape[0], -1) > 0.5
@@ -208,14 +219,14 @@ class SparseTopKCategoricalAccuracy(_Mean):
         0.5
     """
 
-    def __init__(self, k=5, name=None):
+    def __init__(self, k: int = 5, name: Optional[str] = None) -> None:
         self.k = _positive_int(k, "k")
         super().__init__(name)  # Keras's default: the class's name in snake case
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"k": self.k, "name": self.name}
 
-    def score(self, y_true, y_pred):
+    def score(self, y_true: ArrayLike, y_pred: np.ndarray) -> np.ndarray:
         labels = _labels_of(y_true, y_pred)
         k = min(self.k, y_pred.shape[-1])
         true_score = np.take_along_axis(y_pred, labels[..., None], axis=-1)
@@ -238,18 +249,20 @@ class TopKCategoricalAccuracy(SparseTopKCategoricalAccuracy):
 class _Counts(Metric):
     """True/false positives for one class or a threshold."""
 
-    def __init__(self, threshold=0.5, class_id=None, name=None):
+    def __init__(
+        self, threshold: float = 0.5, class_id: Optional[int] = None, name: Optional[str] = None
+    ) -> None:
         self.threshold = float(threshold)
         self.class_id = None if class_id is None else int(class_id)
         super().__init__(name)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self.tp = self.fp = self.fn = 0.0
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"threshold": self.threshold, "class_id": self.class_id, "name": self.name}
 
-    def _binary(self, y_true, y_pred):
+    def _binary(self, y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         y_pred = np.asarray(y_pred, np.float64)
         m = y_pred.shape[0]
         if self.class_id is not None:
@@ -261,17 +274,19 @@ class _Counts(Metric):
             true = np.asarray(y_true, np.float64).reshape(m, -1) > 0.5
         return true, pred
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: Optional[ArrayLike] = None
+    ) -> None:
         true, pred = self._binary(y_true, y_pred)
         w = _weights(sample_weight, true.shape[0])[:, None]
         self.tp += float((w * (true & pred)).sum())
         self.fp += float((w * (~true & pred)).sum())
         self.fn += float((w * (true & ~pred)).sum())
 
-    def state_arrays(self):
+    def state_arrays(self) -> list[np.ndarray]:
         return [np.array([self.tp, self.fp, self.fn])]
 
-    def set_state_arrays(self, arrays):
+    def set_state_arrays(self, arrays: Sequence[np.ndarray]) -> None:
         self.tp, self.fp, self.fn = (float(v) for v in arrays[0])
 
 
@@ -287,7 +302,7 @@ class Precision(_Counts):
         0.6667
     """
 
-    def result(self):
+    def result(self) -> float:
         return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
 
 
@@ -303,7 +318,7 @@ class Recall(_Counts):
         0.6667
     """
 
-    def result(self):
+    def result(self) -> float:
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
 
 
@@ -321,17 +336,21 @@ class AUC(Metric):
         0.75
     """
 
-    def __init__(self, class_id=None, name=None):
+    def __init__(self, class_id: Optional[int] = None, name: Optional[str] = None) -> None:
         self.class_id = None if class_id is None else int(class_id)
         super().__init__(name if name is not None else "auc")
 
-    def reset_state(self):
-        self._scores, self._labels, self._weights = [], [], []
+    def reset_state(self) -> None:
+        self._scores: list[np.ndarray] = []
+        self._labels: list[np.ndarray] = []
+        self._weights: list[np.ndarray] = []
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"class_id": self.class_id, "name": self.name}
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: Optional[ArrayLike] = None
+    ) -> None:
         y_pred = np.asarray(y_pred, np.float64)
         m = y_pred.shape[0]
         if self.class_id is not None:
@@ -344,7 +363,7 @@ class AUC(Metric):
         self._labels.append(label)
         self._weights.append(_weights(sample_weight, m))
 
-    def result(self):
+    def result(self) -> float:
         if not self._scores:
             return 0.0
         s = np.concatenate(self._scores)
@@ -359,7 +378,9 @@ class AUC(Metric):
             return 0.0
         tpr = np.r_[0.0, tps / tps[-1]]
         fpr = np.r_[0.0, fps / fps[-1]]
-        return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr))
+        if hasattr(np, "trapezoid"):
+            return float(np.trapezoid(tpr, fpr))
+        return float(np.trapz(tpr, fpr))  # type: ignore[attr-defined, unused-ignore]  # NumPy < 2
 
 
 class ConfusionMatrix(Metric):
@@ -375,18 +396,20 @@ class ConfusionMatrix(Metric):
         [[1.0, 0.0], [1.0, 1.0]]
     """
 
-    def __init__(self, num_classes, name=None):
+    def __init__(self, num_classes: int, name: Optional[str] = None) -> None:
         self.num_classes = _positive_int(num_classes, "num_classes")
         super().__init__(name if name is not None else "confusion_matrix")
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         if hasattr(self, "num_classes"):
             self.matrix = np.zeros((self.num_classes, self.num_classes), np.float64)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "name": self.name}
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(
+        self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: Optional[ArrayLike] = None
+    ) -> None:
         y_pred = np.asarray(y_pred)
         m = y_pred.shape[0]
         pred = y_pred.argmax(axis=-1).reshape(m, -1)
@@ -399,13 +422,13 @@ class ConfusionMatrix(Metric):
             (true * k + pred).reshape(-1), weights=w.reshape(-1), minlength=k * k
         ).reshape(k, k)
 
-    def result(self):
+    def result(self) -> np.ndarray:
         return self.matrix.copy()
 
-    def state_arrays(self):
+    def state_arrays(self) -> list[np.ndarray]:
         return [self.matrix.copy()]
 
-    def set_state_arrays(self, arrays):
+    def set_state_arrays(self, arrays: Sequence[np.ndarray]) -> None:
         self.matrix = np.array(arrays[0], np.float64)
 
 
@@ -422,10 +445,10 @@ class MeanIoU(ConfusionMatrix):
         0.5
     """
 
-    def __init__(self, num_classes, name=None):
+    def __init__(self, num_classes: int, name: Optional[str] = None) -> None:
         super().__init__(num_classes, name if name is not None else "mean_iou")
 
-    def result(self):
+    def result(self) -> float:  # type: ignore[override]  # one number, not the matrix
         cm = self.matrix
         inter = np.diag(cm)
         union = cm.sum(axis=0) + cm.sum(axis=1) - inter
@@ -433,7 +456,7 @@ class MeanIoU(ConfusionMatrix):
         return float((inter[present] / union[present]).mean()) if present.any() else 0.0
 
 
-_BY_NAME = {
+_BY_NAME: dict[str, type[Metric]] = {
     "accuracy": Accuracy,
     "acc": Accuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
@@ -446,7 +469,7 @@ _BY_NAME = {
 }
 
 
-_CLASSES = {
+_CLASSES: dict[Any, type[Metric]] = {
     c.__name__: c
     for c in (
         Accuracy,
@@ -463,7 +486,7 @@ _CLASSES = {
 }
 
 
-def to_config(spec):
+def to_config(spec: Union[str, Metric]) -> Union[None, str, dict[str, Any]]:
     """What a saved model stores for a metric: its name, a built-in's config, or
     None (a metric of your own is not saved)."""
     if isinstance(spec, str):
@@ -473,7 +496,7 @@ def to_config(spec):
     return None
 
 
-def get(spec, argname="metrics"):
+def get(spec: Union[str, Metric, dict[str, Any]], argname: str = "metrics") -> Metric:
     """A Metric from an instance, a name (``"accuracy"``, ``"auc"``, ...) or a saved config.
 
     Examples:

@@ -9,12 +9,19 @@ shape. ReLU, sigmoid, tanh, softmax and log-softmax differentiate from their
 others keep x.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 
 from .. import _core
+from .._types import Shape
 from .base import Layer
+
+if TYPE_CHECKING:
+    from ..graph import Graph
 
 __all__ = [
     "ReLU",
@@ -76,7 +83,7 @@ class SoftmaxInputGrad:
 
     __slots__ = ("grad",)
 
-    def __init__(self, grad):
+    def __init__(self, grad: np.ndarray) -> None:
         self.grad = grad
 
 
@@ -90,18 +97,23 @@ class _Act:
     alpha = 0.0
     beta = 0.0
 
-    def forward(self, z):
+    def forward(self, z: np.ndarray) -> np.ndarray:
         return z
 
-    def backward(self, dy, z, y):
+    def backward(
+        self,
+        dy: Union[np.ndarray, SoftmaxInputGrad],
+        z: Optional[np.ndarray],
+        y: Optional[np.ndarray],
+    ) -> np.ndarray:
         if isinstance(dy, SoftmaxInputGrad):
             return dy.grad if self.name == "softmax" else self.backward(dy.grad, z, y)
         return self._backward(dy, z, y)
 
-    def _backward(self, dy, z, y):
+    def _backward(self, dy: np.ndarray, z: Any, y: Any) -> np.ndarray:
         return dy
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Any) -> Any:
         return g.activation(x, self.plan_act, self.alpha, beta=self.beta)
 
 
@@ -109,10 +121,10 @@ class _ReLU(_Act):
     name = "relu"
     plan_act = _core.Act.relu
 
-    def forward(self, z):
+    def forward(self, z: np.ndarray) -> np.ndarray:
         return _core.relu(z)
 
-    def _backward(self, dy, z, y):
+    def _backward(self, dy: np.ndarray, z: Any, y: Any) -> np.ndarray:
         return _core.relu_backward(dy, y)
 
 
@@ -121,13 +133,13 @@ class _LeakyReLU(_Act):
     keeps_input = True
     plan_act = _core.Act.leaky_relu
 
-    def __init__(self, alpha=0.01):
+    def __init__(self, alpha: float = 0.01) -> None:
         self.alpha = float(alpha)
 
-    def forward(self, z):
+    def forward(self, z: np.ndarray) -> np.ndarray:
         return _core.leaky_relu(z, self.alpha)
 
-    def _backward(self, dy, z, y):
+    def _backward(self, dy: np.ndarray, z: Any, y: Any) -> np.ndarray:
         return _core.leaky_relu_backward(dy, z, self.alpha)
 
 
@@ -135,10 +147,10 @@ class _Sigmoid(_Act):
     name = "sigmoid"
     plan_act = _core.Act.sigmoid
 
-    def forward(self, z):
+    def forward(self, z: np.ndarray) -> np.ndarray:
         return _core.sigmoid(z)
 
-    def _backward(self, dy, z, y):
+    def _backward(self, dy: np.ndarray, z: Any, y: Any) -> np.ndarray:
         return _core.sigmoid_backward(dy, y)
 
 
@@ -146,10 +158,10 @@ class _Tanh(_Act):
     name = "tanh"
     plan_act = _core.Act.tanh
 
-    def forward(self, z):
+    def forward(self, z: np.ndarray) -> np.ndarray:
         return _core.tanh(z)
 
-    def _backward(self, dy, z, y):
+    def _backward(self, dy: np.ndarray, z: Any, y: Any) -> np.ndarray:
         return _core.tanh_backward(dy, y)
 
 
@@ -157,16 +169,16 @@ class _Softmax(_Act):
     name = "softmax"
     plan_act = _core.Act.softmax
 
-    def __init__(self, axis=-1):
+    def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
-    def forward(self, z):
+    def forward(self, z: np.ndarray) -> np.ndarray:
         return _core.softmax(z, self.axis % z.ndim)
 
-    def _backward(self, dy, z, y):
+    def _backward(self, dy: np.ndarray, z: Any, y: Any) -> np.ndarray:
         return _core.softmax_backward(dy, y, self.axis % y.ndim)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Any) -> Any:
         # axis counts the batch axis (-1: the last); the graph's does not
         axis = self.axis - 1 if self.axis > 0 else self.axis
         return g.activation(x, self.plan_act, 0.0, axis)
@@ -176,32 +188,32 @@ class _Pointwise(_Act):
     """An elementwise activation of cnnx._core.Pointwise (issue 19), from x."""
 
     keeps_input = True
-    kind = None  # _core.Pointwise
+    kind: Any = None  # _core.Pointwise
 
-    def forward(self, z):
+    def forward(self, z: np.ndarray) -> np.ndarray:
         return _core.pointwise(z, self.kind, self.alpha, self.beta)
 
-    def _backward(self, dy, z, y):
+    def _backward(self, dy: np.ndarray, z: Any, y: Any) -> np.ndarray:
         return _core.pointwise_backward(dy, z, self.kind, self.alpha, self.beta)
 
 
-def _pointwise(name, plan_act, kind, alpha=0.0, beta=0.0):
+def _pointwise(name: str, plan_act: Any, kind: Any, alpha: float = 0.0, beta: float = 0.0) -> _Act:
     f = _Pointwise()
     f.name, f.plan_act, f.kind, f.alpha, f.beta = name, plan_act, kind, float(alpha), float(beta)
     return f
 
 
-def _elu(alpha=1.0):
+def _elu(alpha: float = 1.0) -> _Act:
     return _pointwise("elu", _core.Act.elu, _core.Pointwise.elu, alpha)
 
 
-def _selu():
+def _selu() -> _Act:
     from ..functional._activation_more import SELU_ALPHA, SELU_SCALE
 
     return _pointwise("selu", _core.Act.selu, _core.Pointwise.selu, SELU_ALPHA, SELU_SCALE)
 
 
-def _gelu(approximate="none"):
+def _gelu(approximate: Union[str, bool] = "none") -> _Act:
     from ..functional._activation_more import gelu_form
 
     if gelu_form(approximate) == _core.Pointwise.gelu_tanh:
@@ -209,13 +221,13 @@ def _gelu(approximate="none"):
     return _pointwise("gelu", _core.Act.gelu, _core.Pointwise.gelu)
 
 
-def _hardsigmoid(alpha=1.0 / 6.0, beta=0.5):
+def _hardsigmoid(alpha: float = 1.0 / 6.0, beta: float = 0.5) -> _Act:
     return _pointwise(
         "hardsigmoid", _core.Act.hardsigmoid, _core.Pointwise.hardsigmoid, alpha, beta
     )
 
 
-def _clip(lo, hi, name="clip"):
+def _clip(lo: float, hi: float, name: str = "clip") -> _Act:
     return _pointwise(name, _core.Act.clip, _core.Pointwise.clip, lo, hi)
 
 
@@ -223,21 +235,21 @@ class _LogSoftmax(_Act):
     name = "log_softmax"
     plan_act = _core.Act.log_softmax
 
-    def __init__(self, axis=-1):
+    def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
-    def forward(self, z):
+    def forward(self, z: np.ndarray) -> np.ndarray:
         return _core.log_softmax(z, self.axis % z.ndim)
 
-    def _backward(self, dy, z, y):
+    def _backward(self, dy: np.ndarray, z: Any, y: Any) -> np.ndarray:
         return _core.log_softmax_backward(dy, y, self.axis % y.ndim)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Any) -> Any:
         axis = self.axis - 1 if self.axis > 0 else self.axis
         return g.activation(x, self.plan_act, 0.0, axis)
 
 
-_NAMED = {
+_NAMED: dict[str, Callable[[], _Act]] = {
     "elu": _elu,
     "selu": _selu,
     "gelu": _gelu,
@@ -255,13 +267,13 @@ _NAMED = {
 }
 
 
-def get_activation(name, argname="activation"):
+def get_activation(name: Optional[str], argname: str = "activation") -> _Act:
     """The activation function called ``name`` (None or "linear": identity)."""
     if name is None or name == "linear":
         return _Act()
     if not isinstance(name, str):
         raise TypeError(f"{argname}: expected one of {ACTIVATIONS}, got {type(name).__name__}")
-    table = {
+    table: dict[str, Callable[[], _Act]] = {
         "relu": _ReLU,
         "leaky_relu": _LeakyReLU,
         "sigmoid": _Sigmoid,
@@ -281,13 +293,15 @@ class HasActivation:
     ``layer.activation = None`` on a built layer changes what it computes
     (and compiled plans see it: the edit bumps cnnx's edit count)."""
 
+    _activation_name: Optional[str]
+
     @property
-    def activation(self):
+    def activation(self) -> Optional[str]:
         """None or the name of the activation applied to the output."""
         return self._activation_name
 
     @activation.setter
-    def activation(self, value):
+    def activation(self, value: Optional[str]) -> None:
         act = get_activation(value)
         self._act = act
         self._activation_name = None if act.name == "linear" else act.name
@@ -299,33 +313,36 @@ class HasActivation:
 class _ActivationLayer(Layer):
     """A parameterless layer applying one activation function."""
 
-    def _make(self):  # pragma: no cover - abstract
+    def _make(self) -> _Act:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __init__(self, name=None, trainable=True):
+    def __init__(self, name: Optional[str] = None, trainable: bool = True) -> None:
         super().__init__(name, trainable)
         self._act = self._make()
-        self._z = self._y = None
+        self._z: Optional[np.ndarray] = None
+        self._y: Optional[np.ndarray] = None
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         y = self._act.forward(x)
         if training:
             self._z = x if self._act.keeps_input or self._act.name == "softmax" else None
             self._y = y
         return y
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(
+        self, dy: Union[np.ndarray, SoftmaxInputGrad], need_dx: bool, accumulate: bool
+    ) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         return self._act.backward(dy, self._z, self._y)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Any) -> Any:
         return self._act.lower(g, x)
 
-    def softmax_logits(self):
+    def softmax_logits(self) -> Optional[np.ndarray]:
         return self._z if self._act.name == "softmax" else None
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         return []
 
 
@@ -339,7 +356,7 @@ class ReLU(_ActivationLayer):
         array([[0., 2.]], dtype=float32)
     """
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _ReLU()
 
 
@@ -353,17 +370,21 @@ class LeakyReLU(_ActivationLayer):
         array([[-0.1,  2. ]], dtype=float32)
     """
 
-    def __init__(self, alpha=0.01, name=None, trainable=True):
+    _alpha: float
+
+    def __init__(
+        self, alpha: float = 0.01, name: Optional[str] = None, trainable: bool = True
+    ) -> None:
         super().__init__(name, trainable)
         self.alpha = alpha
 
     @property
-    def alpha(self):
+    def alpha(self) -> float:
         """The slope for x < 0."""
         return self._alpha
 
     @alpha.setter
-    def alpha(self, alpha):
+    def alpha(self, alpha: float) -> None:
         if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
             raise TypeError(f"alpha: expected a number, got {type(alpha).__name__}")
         if not np.isfinite(alpha):
@@ -371,10 +392,10 @@ class LeakyReLU(_ActivationLayer):
         self._alpha = float(alpha)
         self._act = _LeakyReLU(self._alpha)
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _LeakyReLU(getattr(self, "_alpha", 0.01))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), alpha=self.alpha)
 
 
@@ -388,7 +409,7 @@ class Sigmoid(_ActivationLayer):
         array([[0.5, 0.5]], dtype=float32)
     """
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _Sigmoid()
 
 
@@ -402,7 +423,7 @@ class Tanh(_ActivationLayer):
         array([[0., 0.]], dtype=float32)
     """
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _Tanh()
 
 
@@ -420,30 +441,31 @@ class Softmax(_ActivationLayer):
     """
 
     _fixed_after_build = ("axis",)
+    axis: int
 
-    def __init__(self, axis=-1, name=None, trainable=True):
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True) -> None:
         if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
         self.axis = int(axis)
         super().__init__(name, trainable)
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _Softmax(self.axis)
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         nd = len(input_shape) + 1
         if not -nd <= self.axis < nd or self.axis % nd == 0:
             raise ValueError(f"axis: expected a non-batch axis of a {nd}-D batch, got {self.axis}")
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), axis=self.axis)
 
 
 # ---- issue 19 ------------------------------------------------------------------
 
 
-def _finite(v, name):
+def _finite(v: float, name: str) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
     if not np.isfinite(v):
@@ -458,27 +480,27 @@ class _ParamActivation(_ActivationLayer):
 
     _arg_names: tuple[str, ...] = ()
 
-    def __init__(self, name=None, trainable=True, **args):
+    def __init__(self, name: Optional[str] = None, trainable: bool = True, **args: Any) -> None:
         for k, v in args.items():  # raw first: a property may read another one
             object.__setattr__(self, "_" + k, v)
         for k, v in args.items():  # then validated, through the properties
             setattr(self, k, v)
         super().__init__(name, trainable)  # builds the function from them
 
-    def _set(self, name, value):
+    def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, "_" + name, value)
         if "_act" in self.__dict__:
             self._act = self._make()
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), **{k: getattr(self, k) for k in self._arg_names})
 
 
-def _number_property(name, doc, check=_finite):
-    def get(self):
+def _number_property(name: str, doc: str, check: Callable[[Any, str], Any] = _finite) -> property:
+    def get(self: _ParamActivation) -> Any:
         return getattr(self, "_" + name)
 
-    def put(self, value):
+    def put(self: _ParamActivation, value: Any) -> None:
         self._set(name, check(value, name))
 
     get.__doc__ = doc  # what help() and the docs show for the property
@@ -489,12 +511,15 @@ class ELU(_ParamActivation):
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (``alpha`` default 1)."""
 
     _arg_names = ("alpha",)
+    _alpha: float
     alpha = _number_property("alpha", "The value approached for very negative x is -alpha.")
 
-    def __init__(self, alpha=1.0, name=None, trainable=True):
+    def __init__(
+        self, alpha: float = 1.0, name: Optional[str] = None, trainable: bool = True
+    ) -> None:
         super().__init__(name, trainable, alpha=alpha)
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _elu(self._alpha)
 
 
@@ -502,11 +527,11 @@ class SELU(_ActivationLayer):
     """``scale * elu(x, alpha)`` with the self-normalising constants
     ``alpha = 1.6732632...``, ``scale = 1.0507009...`` (Klambauer et al. 2017)."""
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _selu()
 
 
-def _gelu_approximate(v, name):
+def _gelu_approximate(v: Union[str, bool], name: str) -> str:
     from ..functional._activation_more import gelu_form
 
     gelu_form(v)  # validates
@@ -520,26 +545,32 @@ class GELU(_ParamActivation):
     True and False are accepted too)."""
 
     _arg_names = ("approximate",)
+    _approximate: str
     approximate = _number_property("approximate", "'none' (erf) or 'tanh'.", _gelu_approximate)
 
-    def __init__(self, approximate="none", name=None, trainable=True):
+    def __init__(
+        self,
+        approximate: Union[str, bool] = "none",
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable, approximate=approximate)
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _gelu(self._approximate)
 
 
 class SiLU(_ActivationLayer):
     """``x * sigmoid(x)``, also called Swish."""
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _NAMED["silu"]()
 
 
 class Hardswish(_ActivationLayer):
     """``x * relu6(x + 3) / 6`` (MobileNetV3)."""
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _NAMED["hardswish"]()
 
 
@@ -548,13 +579,21 @@ class Hardsigmoid(_ParamActivation):
     Keras's ``relu6(x + 3) / 6`` (ONNX's HardSigmoid defaults to alpha = 0.2)."""
 
     _arg_names = ("alpha", "beta")
+    _alpha: float
+    _beta: float
     alpha = _number_property("alpha", "The slope.")
     beta = _number_property("beta", "The offset.")
 
-    def __init__(self, alpha=1.0 / 6.0, beta=0.5, name=None, trainable=True):
+    def __init__(
+        self,
+        alpha: float = 1.0 / 6.0,
+        beta: float = 0.5,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable, alpha=alpha, beta=beta)
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _hardsigmoid(self._alpha, self._beta)
 
 
@@ -563,14 +602,22 @@ class Clip(_ParamActivation):
     The gradient passes strictly between the bounds. ``min_value <= max_value``."""
 
     _arg_names = ("min_value", "max_value")
+    _min_value: float
+    _max_value: float
 
-    def __init__(self, min_value, max_value, name=None, trainable=True):
+    def __init__(
+        self,
+        min_value: float,
+        max_value: float,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         from ..functional._activation_more import _bounds
 
         lo, hi = _bounds(min_value, max_value)
         super().__init__(name, trainable, min_value=lo, max_value=hi)
 
-    def _bound(self, which, value):
+    def _bound(self, which: str, value: float) -> None:
         from ..functional._activation_more import _bounds
 
         lo = value if which == "min_value" else self._min_value
@@ -578,11 +625,11 @@ class Clip(_ParamActivation):
         lo, hi = _bounds(lo, hi)
         self._set(which, lo if which == "min_value" else hi)
 
-    def _get_min(self):
+    def _get_min(self) -> float:
         """The lower bound."""
         return self._min_value
 
-    def _get_max(self):
+    def _get_max(self) -> float:
         """The upper bound."""
         return self._max_value
 
@@ -593,28 +640,28 @@ class Clip(_ParamActivation):
         _get_max, lambda self, v: self._bound("max_value", v), doc="The upper bound."
     )
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _clip(self._min_value, self._max_value)
 
 
 class ReLU6(_ActivationLayer):
     """``min(max(x, 0), 6)`` (MobileNet)."""
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _clip(0.0, 6.0, "relu6")
 
 
 class Softplus(_ActivationLayer):
     """``log(1 + exp(x))``, computed without overflow for any x."""
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _NAMED["softplus"]()
 
 
 class Softsign(_ActivationLayer):
     """``x / (1 + |x|)``."""
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _NAMED["softsign"]()
 
 
@@ -624,21 +671,22 @@ class LogSoftmax(_ActivationLayer):
     style loss, or use it for log-probabilities at inference."""
 
     _fixed_after_build = ("axis",)
+    axis: int
 
-    def __init__(self, axis=-1, name=None, trainable=True):
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True) -> None:
         if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
         self.axis = int(axis)
         super().__init__(name, trainable)
 
-    def _make(self):
+    def _make(self) -> _Act:
         return _LogSoftmax(self.axis)
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         nd = len(input_shape) + 1
         if not -nd <= self.axis < nd or self.axis % nd == 0:
             raise ValueError(f"axis: expected a non-batch axis of a {nd}-D batch, got {self.axis}")
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), axis=self.axis)

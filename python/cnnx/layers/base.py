@@ -27,15 +27,22 @@ into them, so an optimiser updates every weight with one fused call and a
 data-parallel trainer all-reduces one gradient buffer.
 """
 
+from __future__ import annotations
+
 import contextlib
 import math
 import threading
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from .. import _core
 from .. import random as _random
+from .._types import ArrayLike, Shape
 from .._validate import check_size
+
+if TYPE_CHECKING:
+    from ..graph import Graph
 
 __all__ = [
     "Layer",
@@ -56,7 +63,7 @@ _TRAINABLE_VERSION = 0  # bumped whenever any layer's trainable flag changes
 _EDITS = 0  # bumped by every edit a compiled plan may depend on (see Layer.__setattr__)
 
 
-def edit_count():
+def edit_count() -> int:
     """A counter that changes whenever a built layer or a model's layer list is edited.
 
     Compiled plans remember the count they were built at and are rebuilt
@@ -65,7 +72,7 @@ def edit_count():
     return _EDITS
 
 
-def note_edit():
+def note_edit() -> None:
     """Record an edit that compiled plans must see (see :func:`edit_count`)."""
     global _EDITS
     _EDITS += 1
@@ -81,12 +88,12 @@ class ParamDict(dict):
     the old values. New names come only from the layer itself.
     """
 
-    def __init__(self, owner, what):
+    def __init__(self, owner: Layer, what: str) -> None:
         super().__init__()
         self._owner = owner
         self._what = what
 
-    def __setitem__(self, name, value):
+    def __setitem__(self, name: str, value: ArrayLike) -> None:
         if name not in self:
             raise KeyError(
                 f"{self._what}: {type(self._owner).__name__} {self._owner.name!r} has "
@@ -101,27 +108,27 @@ class ParamDict(dict):
             )
         dst[...] = arr
 
-    def __delitem__(self, name):
+    def __delitem__(self, name: str) -> None:
         raise TypeError(f"{self._what}: entries of a layer cannot be removed")
 
-    def update(self, *args, **kw):
+    def update(self, *args: Any, **kw: Any) -> None:
         for k, v in dict(*args, **kw).items():
             self[k] = v
 
-    def pop(self, *args):
+    def pop(self, *args: Any) -> Any:
         raise TypeError(f"{self._what}: entries of a layer cannot be removed")
 
     popitem = clear = setdefault = pop
 
-    def _bind(self, name, arr):
+    def _bind(self, name: str, arr: np.ndarray) -> None:
         """Point ``name`` at ``arr`` (the layer itself and ParamStore only)."""
         dict.__setitem__(self, name, arr)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_restore_param_dict, (self._owner, self._what, dict(self)))
 
 
-def _restore_param_dict(owner, what, items):
+def _restore_param_dict(owner: Layer, what: str, items: dict[str, np.ndarray]) -> ParamDict:
     d = ParamDict(owner, what)
     dict.update(d, items)
     return d
@@ -135,7 +142,9 @@ _local = threading.local()  # this thread's deferred-initialisation settings
 
 
 @contextlib.contextmanager
-def deferred_init(limit=None, what="model", limit_text=None):
+def deferred_init(
+    limit: Optional[int] = None, what: str = "model", limit_text: Optional[str] = None
+) -> Iterator[None]:
     """Build layers without drawing or allocating their weights.
 
     Inside the block :func:`initialize` returns zero-byte placeholders (no
@@ -157,16 +166,16 @@ def deferred_init(limit=None, what="model", limit_text=None):
         _local.deferred = saved
 
 
-def _deferred():
+def _deferred() -> Optional[tuple[Optional[int], str, Optional[str]]]:
     return getattr(_local, "deferred", None)
 
 
-def _placeholder(shape, value=0.0):
+def _placeholder(shape: Sequence[int], value: float = 0.0) -> np.ndarray:
     """A read-only zero-byte array of ``shape`` (every element ``value``)."""
     return np.broadcast_to(np.float32(value), shape)
 
 
-def check_nesting(layers, argname="layers"):
+def check_nesting(layers: Iterable[Layer], argname: str = "layers") -> None:
     """Refuse containers nested deeper than :data:`MAX_NESTING` (no recursion here)."""
     stack = [(layer, 1) for layer in layers]
     while stack:
@@ -184,10 +193,10 @@ def check_nesting(layers, argname="layers"):
 class _NestingGuard:
     """Counts recursive config conversions in this thread (see MAX_NESTING)."""
 
-    def __init__(self, argname):
+    def __init__(self, argname: str) -> None:
         self.argname = argname
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         depth = getattr(_local, "config_depth", 0) + 1
         if depth > MAX_NESTING + 1:
             raise ValueError(
@@ -197,14 +206,14 @@ class _NestingGuard:
             )
         _local.config_depth = depth
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         _local.config_depth -= 1
 
 
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
 
 
-def get_layer_class(name):
+def get_layer_class(name: str) -> type[Layer]:
     """The Layer subclass registered under ``name`` (for loading models).
 
     Private base classes (``_Pool2D``...) are not layers one can run: refused.
@@ -214,13 +223,13 @@ def get_layer_class(name):
     return _LAYER_CLASSES[name]
 
 
-def layer_config(layer):
+def layer_config(layer: Layer) -> dict[str, Any]:
     """``{"class": "Conv2D", "config": {...}}``: enough to rebuild the layer."""
     with _NestingGuard("layers"):
         return {"class": type(layer).__name__, "config": layer.get_config()}
 
 
-def layer_from_config(entry):
+def layer_from_config(entry: dict[str, Any]) -> Layer:
     """Rebuild a layer from :func:`layer_config`'s output."""
     if not isinstance(entry, dict) or "class" not in entry or "config" not in entry:
         raise ValueError(f"layer: malformed layer entry {_short(entry)}")
@@ -236,7 +245,7 @@ def layer_from_config(entry):
             ) from None
 
 
-def _short(value, limit=200):
+def _short(value: object, limit: int = 200) -> str:
     """``repr`` cut to ``limit`` characters (error messages about file contents)."""
     try:
         text = repr(value)
@@ -245,7 +254,13 @@ def _short(value, limit=200):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def initialize(kind, shape, fan_in, fan_out, rng=None):
+def initialize(
+    kind: str,
+    shape: Sequence[int],
+    fan_in: int,
+    fan_out: int,
+    rng: Optional[np.random.Generator] = None,
+) -> np.ndarray:
     """A float32 array of ``shape`` drawn by a named initialiser.
 
     - ``he_normal``: N(0, 2/fan_in) (He et al. 2015, for ReLU layers);
@@ -288,7 +303,7 @@ def initialize(kind, shape, fan_in, fan_out, rng=None):
     raise ValueError(f"kernel_initializer: expected one of {INITIALIZERS} or 'auto', got {kind!r}")
 
 
-def format_shape(shape):
+def format_shape(shape: Sequence[Optional[int]]) -> str:
     """``(28, 28, 8)`` -> ``"(28,28,8)"``, ``(120,)`` -> ``"(120)"`` (the seed's style);
     a size known only when data arrives shows as None."""
     return "(" + ",".join("None" if s is None else str(int(s)) for s in shape) + ")"
@@ -317,12 +332,16 @@ class Layer:
     _fixed_after_build: tuple[str, ...] = ()
     #: public attributes whose changes no compiled plan depends on
     _untracked = frozenset({"name"})
+    # a tuple for one input or output, a list of them for a Model with several
+    input_shape: Any
+    output_shape: Any
+    _last_out_shape: Any  # of the last training forward: what backward's dy must match
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _LAYER_CLASSES[cls.__name__] = cls
 
-    def __init__(self, name=None, trainable=True):
+    def __init__(self, name: Optional[str] = None, trainable: bool = True) -> None:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name: expected a str, got {type(name).__name__}")
         self.name = name if name is not None else type(self).__name__
@@ -335,7 +354,7 @@ class Layer:
         # state saved with the model but not trained (BatchNorm statistics)
         self._buffers = ParamDict(self, "buffers")
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         # An edit of a built layer is seen by the next predict / fit: compiled
         # plans are rebuilt (edit_count), or the edit is refused right away
         # when it would change the layer's shapes.
@@ -355,28 +374,28 @@ class Layer:
         object.__setattr__(self, name, value)
 
     @property
-    def params(self):
+    def params(self) -> ParamDict:
         """Parameters: name -> float32 array (assigning an entry copies in place)."""
         return self._params
 
     @property
-    def grads(self):
+    def grads(self) -> ParamDict:
         """Parameter gradients, same names as :attr:`params`."""
         return self._grads
 
     @property
-    def buffers(self):
+    def buffers(self) -> ParamDict:
         """Saved, untrained state (BatchNormalization's running statistics)."""
         return self._buffers
 
     # ---- trainable / frozen -------------------------------------------------
     @property
-    def trainable(self):
+    def trainable(self) -> bool:
         """False freezes the layer: no parameter gradients, no updates."""
         return self._trainable
 
     @trainable.setter
-    def trainable(self, value):
+    def trainable(self, value: bool) -> None:
         global _TRAINABLE_VERSION
         self._trainable = bool(value)
         _TRAINABLE_VERSION += 1  # parameter stores recompute their trainable ranges
@@ -385,11 +404,11 @@ class Layer:
             sub.trainable = value
 
     # ---- structure ----------------------------------------------------------
-    def sublayers(self):
+    def sublayers(self) -> list[Layer]:
         """Direct child layers (containers such as Residual override this)."""
         return []
 
-    def add_param(self, name, value):
+    def add_param(self, name: str, value: ArrayLike) -> np.ndarray:
         """Register a parameter (float32 array) and its zeroed gradient.
 
         On a rebuild (a built layer given a new input size) an existing
@@ -421,7 +440,7 @@ class Layer:
         self._grads._bind(name, np.zeros_like(value))
         return value
 
-    def add_buffer(self, name, value):
+    def add_buffer(self, name: str, value: ArrayLike) -> np.ndarray:
         """Register saved, untrained state (kept on a rebuild of the same shape;
         a :func:`deferred_init` placeholder is kept as it is)."""
         if (
@@ -440,16 +459,16 @@ class Layer:
         self._buffers._bind(name, value)
         return value
 
-    def count_params(self):
+    def count_params(self) -> int:
         """Number of scalars in this layer's parameters (children included)."""
         n = sum(int(p.size) for p in self.params.values())
         return n + sum(s.count_params() for s in self.sublayers())
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """Copies of every parameter (children included), in storage order."""
         return [layer.params[name].copy() for layer, _ in walk([self]) for name in layer.params]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         """Set every parameter from a list like :meth:`get_weights` returns."""
         targets = [(layer, name) for layer, _ in walk([self]) for name in layer.params]
         weights = list(weights)
@@ -464,7 +483,7 @@ class Layer:
                 )
             layer.params[name] = w
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter gradient to zero (children included)."""
         for g in self.grads.values():
             g.fill(0.0)
@@ -472,7 +491,7 @@ class Layer:
             s.zero_grad()
 
     # ---- the computation ----------------------------------------------------
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> Any:
         """Create parameters for inputs of ``input_shape`` (no batch dim); return the output shape.
 
         Building again for the same shape does nothing; for another shape the
@@ -496,10 +515,10 @@ class Layer:
         self.built = True
         return self.output_shape
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Sequence[Optional[int]]:
         return input_shape
 
-    def _check_input(self, x):
+    def _check_input(self, x: ArrayLike) -> np.ndarray:
         from .._validate import as_float32
 
         x = as_float32(x, "x")
@@ -516,7 +535,7 @@ class Layer:
             )
         return x
 
-    def forward(self, x, training=False):
+    def forward(self, x: ArrayLike, training: bool = False) -> np.ndarray:
         """Compute the layer on a batch ``x``; ``training`` selects batch statistics / dropout."""
         x = self._check_input(x)
         y = self._forward(x, bool(training))
@@ -525,7 +544,7 @@ class Layer:
             self._last_out_shape = tuple(y.shape)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> np.ndarray:
         """Gradient to the input for the last ``forward``; parameter gradients are accumulated."""
         from .._validate import as_float32
 
@@ -540,7 +559,7 @@ class Layer:
             raise ValueError(f"dy: expected shape {expected} (the last output's), got {dy.shape}")
         return self._backward(dy, True, True)
 
-    def __call__(self, x, training=False):
+    def __call__(self, x: Any, training: bool = False) -> Any:
         """On arrays: :meth:`forward`. On symbolic tensors (``cnnx.Input``):
         adds this layer to the graph being described and returns its output
         tensor (the functional API)."""
@@ -550,13 +569,13 @@ class Layer:
             return call_symbolic(self, x)
         return self.forward(x, training)
 
-    def softmax_logits(self):
+    def softmax_logits(self) -> Optional[np.ndarray]:
         """If this layer's output is a softmax: the softmax's input from the last
         training forward (the logits a fused softmax-cross-entropy needs when
         the model runs layer by layer). None otherwise."""
         return None
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Any) -> Any:
         """Describe this layer as ops of the typed graph ``g`` (cnnx.graph).
 
         ``x`` is the input Value (a list for layers with several inputs);
@@ -568,13 +587,15 @@ class Layer:
         xs = list(x) if isinstance(x, (list, tuple)) else [x]
         return g.python(self, xs, self.output_shape)
 
-    def _forward(self, x, training):  # pragma: no cover - abstract
+    def _forward(self, x: Any, training: bool) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _backward(self, dy, need_dx, accumulate):  # pragma: no cover - abstract
+    def _backward(
+        self, dy: Any, need_dx: bool, accumulate: bool
+    ) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _set_grad(self, name, g, accumulate):
+    def _set_grad(self, name: str, g: np.ndarray, accumulate: bool) -> None:
         """Store a freshly computed parameter gradient: add it, or overwrite."""
         dst = self.grads[name]
         if accumulate:
@@ -583,24 +604,24 @@ class Layer:
             np.copyto(dst, g.reshape(dst.shape))
 
     # ---- description --------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Constructor arguments as JSON-friendly values (to save the model)."""
         return {"name": self.name, "trainable": self._trainable}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Layer:
         """A layer made from the dict ``get_config`` returned (used when a model is loaded)."""
         return cls(**config)
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         """Strings explaining the output size and parameter count (summary(formulas=True))."""
         return []
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def walk(layers, parent_trainable=True):
+def walk(layers: Iterable[Layer], parent_trainable: bool = True) -> Iterator[tuple[Layer, bool]]:
     """Yield ``(layer, effectively_trainable)`` for layers and their children, depth first."""
     for layer in layers:
         t = parent_trainable and layer.trainable
@@ -613,7 +634,21 @@ class ActivatedLinearMixin:
     the linear part (``_backward_linear``). A fused ReLU is undone from the
     saved output; any other activation runs its own backward."""
 
-    def _backward(self, dy, need_dx, accumulate):
+    # what Conv2D and Dense define
+    _fused: bool
+    _post: Any
+    _z: Optional[np.ndarray]
+    _y: Optional[np.ndarray]
+    name: str
+    activation: Optional[str]
+    grads: ParamDict
+
+    def _backward_linear(
+        self, dz: np.ndarray, need_dx: bool, accumulate: bool
+    ) -> Optional[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _backward(self, dy: Any, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if self._fused:
             dy = _core.relu_backward(dy, self._y)
         elif self._post is not None:
@@ -622,10 +657,10 @@ class ActivatedLinearMixin:
             raise TypeError(f"dy: {self.name} has no softmax to take it through")
         return self._backward_linear(dy, need_dx, accumulate)
 
-    def softmax_logits(self):
+    def softmax_logits(self) -> Optional[np.ndarray]:
         return self._z if self.activation == "softmax" else None
 
-    def _store_grads(self, accumulate, **grads):
+    def _store_grads(self, accumulate: bool, **grads: np.ndarray) -> None:
         """Write each gradient into its slot of the flat buffer, or add to it
         when gradients accumulate over several backward passes."""
         for name, value in grads.items():
@@ -647,7 +682,7 @@ class ParamStore:
 
     ALIGN = 16
 
-    def __init__(self, layers):
+    def __init__(self, layers: Iterable[Layer]) -> None:
         self.layers = list(layers)
         slots = []
         offset = 0
@@ -686,13 +721,13 @@ class ParamStore:
             layer.params._bind(name, pv)
             layer.grads._bind(name, gv)
         self.slots = slots
-        self._runs_key = None
-        self._runs = None
+        self._runs_key: Optional[int] = None
+        self._runs: list[tuple[int, int]] = []
         for layer, _ in walk(self.layers):
             if hasattr(layer, "_params_rebound"):
                 layer._params_rebound()
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         # A copy or an unpickled model gets independent arrays for the flat
         # buffers and for each layer's parameters: make the layers' arrays
         # views into the flat buffers again, or an optimiser step would
@@ -709,7 +744,7 @@ class ParamStore:
             if hasattr(layer, "_params_rebound"):
                 layer._params_rebound()
 
-    def trainable_runs(self):
+    def trainable_runs(self) -> list[tuple[int, int]]:
         """Contiguous ``(start, end)`` ranges holding trainable parameters.
 
         One range (the whole buffer) when nothing is frozen, so an optimiser
@@ -719,7 +754,7 @@ class ParamStore:
             return self._runs
         flags = tuple(t for layer, t in walk(self.layers) if layer.params)
         trainable = {id(layer) for layer, t in walk(self.layers) if t}
-        runs = []
+        runs: list[list[int]] = []
         for layer, _name, start, size, _shape in self.slots:
             if id(layer) not in trainable:
                 continue
@@ -732,12 +767,12 @@ class ParamStore:
                 runs.append([start, end])
         if len(runs) == 1 and all(flags):
             runs = [[0, self.size]]
-        self._runs = [tuple(r) for r in runs]
+        self._runs = [(r[0], r[1]) for r in runs]
         self._runs_key = _TRAINABLE_VERSION
         self.all_trainable = self._runs == [(0, self.size)]
         return self._runs
 
-    def carry(self, old, arrays):
+    def carry(self, old: ParamStore, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Arrays laid out like this store's parameters, from ``arrays`` laid out
         like ``old``'s: each parameter both stores hold keeps its values, the
         others start at zero (an optimiser's state after the model changed)."""
@@ -752,7 +787,7 @@ class ParamStore:
             out[key] = dst
         return out
 
-    def count(self):
+    def count(self) -> tuple[int, int]:
         """(total, trainable) parameter counts."""
         total = sum(s[3] for s in self.slots)
         trainable_ids = {id(layer) for layer, t in walk(self.layers) if t}
@@ -760,7 +795,7 @@ class ParamStore:
         return total, train
 
 
-def _aligned_empty(n):
+def _aligned_empty(n: int) -> np.ndarray:
     """A 64-byte-aligned float32 array of n elements."""
     n = max(int(n), 1)
     raw = np.empty(n + 16, np.float32)

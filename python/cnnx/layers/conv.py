@@ -11,17 +11,25 @@ their own table (608 = (5*5*3+1)*8) follows the right formula.
 Convolution here is cross-correlation, as in every deep-learning library.
 """
 
+from __future__ import annotations
+
+import numpy as np
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 from .. import _core
+from .._types import IntPair, Padding, Shape
 from .._validate import as_int, as_pair, check_size
 from ..functional._conv import _MAX_EXTENT
 from ..functional._shapes import output_hw, resolve_padding
 from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
 
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
+
 __all__ = ["Conv2D"]
 
 
-def _size_formula(n, f, pads, s, d):
+def _size_formula(n: int, f: int, pads: Sequence[int], s: int, d: int) -> str:
     f_eff = (f - 1) * d + 1
     fs = str(f) if d == 1 else f"(({f}-1)*{d}+1)"
     if pads[0] == pads[1]:
@@ -32,7 +40,13 @@ def _size_formula(n, f, pads, s, d):
     return f"floor(({n}{pad}-{fs})/{s})+1 = {out}"
 
 
-def spatial_formulas(in_hw, kernel_hw, pads, strides, dilations=(1, 1)):
+def spatial_formulas(
+    in_hw: Sequence[int],
+    kernel_hw: Sequence[int],
+    pads: Sequence[Sequence[int]],
+    strides: Sequence[int],
+    dilations: Sequence[int] = (1, 1),
+) -> list[str]:
     """``"floor((32-5)/1)+1 = 28"``, or one per axis when they differ."""
     fh = _size_formula(in_hw[0], kernel_hw[0], pads[0], strides[0], dilations[0])
     fw = _size_formula(in_hw[1], kernel_hw[1], pads[1], strides[1], dilations[1])
@@ -84,18 +98,18 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        dilation_rate=1,
-        groups=1,
-        activation=None,
-        use_bias=True,
-        kernel_initializer="auto",
-        name=None,
-        trainable=True,
-    ):
+        filters: int,
+        kernel_size: IntPair,
+        strides: IntPair = 1,
+        padding: Padding = "valid",
+        dilation_rate: IntPair = 1,
+        groups: int = 1,
+        activation: Optional[str] = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "auto",
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         self.filters = as_int(filters, "filters", 1)
         self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
@@ -132,10 +146,12 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
                 f"groups: filters ({self.filters}) must be divisible by groups ({self.groups})"
             )
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
             raise ValueError(f"input_shape: Conv2D expects (n_H, n_W, n_C), got {input_shape}")
         h, w, c = input_shape
+        if c is None:
+            raise ValueError("input_shape: Conv2D needs a known number of channels")
         if c % self.groups:
             raise ValueError(
                 f"groups: input channels ({c}) must be divisible by groups ({self.groups})"
@@ -160,7 +176,7 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
             self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
         return (oh, ow, self.filters)
 
-    def _axis_size(self, axis, n):
+    def _axis_size(self, axis: int, n: int) -> int:
         """The output size along one axis for n pixels (the other axis unknown)."""
         pads = resolve_padding(
             self.padding,
@@ -177,7 +193,7 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
             (self.dilation_rate[axis],) * 2,
         )[axis]
 
-    def _geometry(self, h, w):
+    def _geometry(self, h: int, w: int) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
         """((top, bottom, left, right) padding, (out_h, out_w)) for an h x w input,
         checked once per size (the hot path hands them straight to the kernel)."""
         cache = self.__dict__.setdefault("_geometries", {})
@@ -199,11 +215,11 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         return hit
 
     @property
-    def explicit_padding(self):
+    def explicit_padding(self) -> Optional[tuple[tuple[int, int], tuple[int, int]]]:
         """The padding of the built layer: ((top, bottom), (left, right))."""
         return self._pads
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         h, w, c = x.shape
         fh, fw = self.kernel_size
         geometry = (
@@ -227,7 +243,7 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         return self._act.lower(g, y)
 
     # ---- computation --------------------------------------------------------
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         p = self.params
         p4 = self._p4 if self._p4 is not None else self._geometry(x.shape[1], x.shape[2])[0]
         if training:
@@ -250,7 +266,9 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
             self._y = y
         return y
 
-    def _backward_linear(self, dy, need_dx, accumulate):
+    def _backward_linear(
+        self, dy: np.ndarray, need_dx: bool, accumulate: bool
+    ) -> Optional[np.ndarray]:
         """Backward of the convolution alone (``dy`` already through the activation)."""
         trainable = self._trainable
         if not trainable and not need_dx:
@@ -289,7 +307,7 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         return dx
 
     # ---- description --------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             filters=self.filters,
@@ -304,14 +322,14 @@ class Conv2D(HasActivation, ActivatedLinearMixin, Layer):
         )
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Layer:
         config = dict(config)
         pad = config.get("padding")
         if isinstance(pad, list):
             config["padding"] = tuple(tuple(p) if isinstance(p, list) else p for p in pad)
         return cls(**config)
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
         cin = c // self.groups

@@ -14,17 +14,25 @@ Parameters (Keras's names and layouts):
 ``bias`` (of the last convolution's output).
 """
 
+from __future__ import annotations
+
+import numpy as np
+from typing import TYPE_CHECKING, Any, Optional
 from .. import _core
+from .._types import IntPair, Padding, Shape
 from .._validate import as_int, as_pair
 from ..functional._shapes import output_hw, resolve_padding
 from .activations import HasActivation
 from .base import Layer, initialize
 from .conv import spatial_formulas
 
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
+
 __all__ = ["DepthwiseConv2D", "SeparableConv2D"]
 
 
-def _padding_arg(padding):
+def _padding_arg(padding: Padding) -> Padding:
     if isinstance(padding, list):
         padding = tuple(tuple(p) if isinstance(p, list) else p for p in padding)
     return padding
@@ -34,8 +42,21 @@ class _Depthwise(HasActivation, Layer):
     """What both layers share: the depthwise step's geometry and its calls."""
 
     has_params = True
+    use_bias: bool
 
-    def _init_depthwise(self, kernel_size, strides, padding, depth_multiplier, dilation_rate):
+    def _backward_linear(
+        self, dy: np.ndarray, need_dx: bool
+    ) -> Optional[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _init_depthwise(
+        self,
+        kernel_size: IntPair,
+        strides: IntPair,
+        padding: Padding,
+        depth_multiplier: int,
+        dilation_rate: IntPair,
+    ) -> None:
         self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
         self.strides = as_pair(strides, "strides", 1)
         self.dilation_rate = as_pair(dilation_rate, "dilation_rate", 1)
@@ -45,12 +66,14 @@ class _Depthwise(HasActivation, Layer):
             self.padding, (10**6, 10**6), self.kernel_size, self.strides, self.dilation_rate
         )
 
-    def _build_depthwise(self, input_shape, initializer):
+    def _build_depthwise(self, input_shape: Shape, initializer: str) -> tuple[int, int, int]:
         if len(input_shape) != 3:
             raise ValueError(
                 f"input_shape: {type(self).__name__} expects (n_H, n_W, n_C), got {input_shape}"
             )
         h, w, c = input_shape
+        if c is None:
+            raise ValueError(f"input_shape: {type(self).__name__} needs a known number of channels")
         self._pads = resolve_padding(
             self.padding, (h, w), self.kernel_size, self.strides, self.dilation_rate
         )
@@ -63,12 +86,12 @@ class _Depthwise(HasActivation, Layer):
         )
         return oh, ow, c * dm
 
-    def _dw_view(self, arr):
+    def _dw_view(self, arr: np.ndarray) -> np.ndarray:
         """A (f_h, f_w, n_C_prev, dm) array as the grouped conv's HWIO (same memory)."""
         fh, fw, c, dm = arr.shape
         return arr.reshape(fh, fw, 1, c * dm)
 
-    def _dw_geometry(self):
+    def _dw_geometry(self) -> tuple[int, ...]:
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
         return (
@@ -84,7 +107,7 @@ class _Depthwise(HasActivation, Layer):
             c,
         )
 
-    def _dw_forward(self, x, bias, relu):
+    def _dw_forward(self, x: np.ndarray, bias: Optional[np.ndarray], relu: bool) -> np.ndarray:
         return _core.conv2d_forward(
             x,
             self._dw_view(self.params["depthwise_kernel"]),
@@ -96,7 +119,9 @@ class _Depthwise(HasActivation, Layer):
             relu,
         )
 
-    def _dw_backward(self, dy, x, need_dx, bias_name):
+    def _dw_backward(
+        self, dy: np.ndarray, x: np.ndarray, need_dx: bool, bias_name: Optional[str]
+    ) -> Optional[np.ndarray]:
         """dx, writing the depthwise kernel's (and bias's) gradients when trainable."""
         c = self.input_shape[2]
         dx, dw, db = _core.conv2d_backward(
@@ -115,7 +140,7 @@ class _Depthwise(HasActivation, Layer):
                 self._set_grad(bias_name, db, self._accumulate)
         return dx
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: Any, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if self._fused:
             dy = _core.relu_backward(dy, self._y)
         elif self._post is not None:
@@ -127,10 +152,10 @@ class _Depthwise(HasActivation, Layer):
         self._accumulate = accumulate
         return self._backward_linear(dy, need_dx)
 
-    def softmax_logits(self):
+    def softmax_logits(self) -> Optional[np.ndarray]:
         return self._z if self.activation == "softmax" else None
 
-    def _finish(self, z, training, x):
+    def _finish(self, z: np.ndarray, training: bool, x: np.ndarray) -> np.ndarray:
         post = self._post
         y = z if post is None else post.forward(z)
         if training:
@@ -139,7 +164,7 @@ class _Depthwise(HasActivation, Layer):
             self._y = y
         return y
 
-    def _config(self):
+    def _config(self) -> dict[str, Any]:
         return dict(
             kernel_size=list(self.kernel_size),
             strides=list(self.strides),
@@ -151,7 +176,7 @@ class _Depthwise(HasActivation, Layer):
         )
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Layer:
         config = dict(config)
         config["padding"] = _padding_arg(config.get("padding", "valid"))
         return cls(**config)
@@ -178,17 +203,17 @@ class DepthwiseConv2D(_Depthwise):
 
     def __init__(
         self,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        depth_multiplier=1,
-        dilation_rate=1,
-        activation=None,
-        use_bias=True,
-        depthwise_initializer="auto",
-        name=None,
-        trainable=True,
-    ):
+        kernel_size: IntPair,
+        strides: IntPair = 1,
+        padding: Padding = "valid",
+        depth_multiplier: int = 1,
+        dilation_rate: IntPair = 1,
+        activation: Optional[str] = None,
+        use_bias: bool = True,
+        depthwise_initializer: str = "auto",
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         self._init_depthwise(kernel_size, strides, padding, depth_multiplier, dilation_rate)
         self.activation = activation
@@ -199,7 +224,7 @@ class DepthwiseConv2D(_Depthwise):
             )
         self.depthwise_initializer = depthwise_initializer
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         kind = self.depthwise_initializer
         if kind == "auto":
             kind = "he_normal" if self.activation in ("relu", "leaky_relu") else "glorot_uniform"
@@ -208,7 +233,7 @@ class DepthwiseConv2D(_Depthwise):
             self.add_param("bias", initialize("zeros", (cout,), 1, 1))
         return (oh, ow, cout)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         y = g.conv2d(
             x,
             geometry=self._dw_geometry(),
@@ -217,18 +242,18 @@ class DepthwiseConv2D(_Depthwise):
         )
         return self._act.lower(g, y)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         return self._finish(self._dw_forward(x, self.params.get("bias"), self._fused), training, x)
 
-    def _backward_linear(self, dy, need_dx):
+    def _backward_linear(self, dy: np.ndarray, need_dx: bool) -> Optional[np.ndarray]:
         return self._dw_backward(dy, self._x, need_dx, "bias" if self.use_bias else None)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(), **self._config(), depthwise_initializer=self.depthwise_initializer
         )
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
         dm = self.depth_multiplier
@@ -260,19 +285,19 @@ class SeparableConv2D(_Depthwise):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        depth_multiplier=1,
-        dilation_rate=1,
-        activation=None,
-        use_bias=True,
-        depthwise_initializer="glorot_uniform",
-        pointwise_initializer="auto",
-        name=None,
-        trainable=True,
-    ):
+        filters: int,
+        kernel_size: IntPair,
+        strides: IntPair = 1,
+        padding: Padding = "valid",
+        depth_multiplier: int = 1,
+        dilation_rate: IntPair = 1,
+        activation: Optional[str] = None,
+        use_bias: bool = True,
+        depthwise_initializer: str = "glorot_uniform",
+        pointwise_initializer: str = "auto",
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         self.filters = as_int(filters, "filters", 1)
         self._init_depthwise(kernel_size, strides, padding, depth_multiplier, dilation_rate)
@@ -287,7 +312,7 @@ class SeparableConv2D(_Depthwise):
         self.depthwise_initializer = depthwise_initializer
         self.pointwise_initializer = pointwise_initializer
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         kind = self.depthwise_initializer
         if kind == "auto":
             kind = "glorot_uniform"
@@ -302,12 +327,12 @@ class SeparableConv2D(_Depthwise):
             self.add_param("bias", initialize("zeros", (self.filters,), 1, 1))
         return (oh, ow, self.filters)
 
-    def _pw_geometry(self):
+    def _pw_geometry(self) -> tuple[int, ...]:
         oh, ow, _ = self.output_shape
         mid = self.input_shape[2] * self.depth_multiplier
         return (oh, ow, mid, 1, 1, self.filters, 1, 1, 1, 1, 0, 0, 0, 0, 1)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         mid = g.conv2d(
             x, geometry=self._dw_geometry(), kernel=g.param(self, "depthwise_kernel"), bias=None
         )
@@ -319,7 +344,7 @@ class SeparableConv2D(_Depthwise):
         )
         return self._act.lower(g, y)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         mid = self._dw_forward(x, None, False)
         z = _core.conv2d_forward(
             mid,
@@ -335,7 +360,7 @@ class SeparableConv2D(_Depthwise):
             self._mid = mid
         return self._finish(z, training, x)
 
-    def _backward_linear(self, dy, need_dx):
+    def _backward_linear(self, dy: np.ndarray, need_dx: bool) -> Optional[np.ndarray]:
         trainable = self._trainable
         dmid, dpw, db = _core.conv2d_backward(
             dy, self._mid, self.params["pointwise_kernel"], (1, 1), (1, 1), (0, 0, 0, 0), 1, True
@@ -346,7 +371,7 @@ class SeparableConv2D(_Depthwise):
                 self._set_grad("bias", db, self._accumulate)
         return self._dw_backward(dmid, self._x, need_dx, None)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             filters=self.filters,
@@ -355,7 +380,7 @@ class SeparableConv2D(_Depthwise):
             pointwise_initializer=self.pointwise_initializer,
         )
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
         dm = self.depth_multiplier

@@ -12,16 +12,24 @@ With Keras's ``padding="same"`` the output is ``n*s``; with ``"valid"`` it is
 ``n*s + max(f - s, 0)``.
 """
 
+from __future__ import annotations
+
+import numpy as np
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 from .. import _core
+from .._types import IntPair, Padding, Shape
 from .._validate import as_int, as_pair
 from ..functional._conv_transpose import conv_transpose_geometry
 from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
 
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
+
 __all__ = ["Conv2DTranspose", "transpose_size_formulas"]
 
 
-def _axis_formula(n, f, pads, s, d, op):
+def _axis_formula(n: int, f: int, pads: Sequence[int], s: int, d: int, op: int) -> str:
     out = (n - 1) * s - pads[0] - pads[1] + d * (f - 1) + op + 1
     if pads[0] == pads[1]:
         pad = "" if pads[0] == 0 else f"-2*{pads[0]}"
@@ -31,7 +39,14 @@ def _axis_formula(n, f, pads, s, d, op):
     return f"({n}-1)*{s}{pad}+{fpart}+{op}+1 = {out}"
 
 
-def transpose_size_formulas(in_hw, kernel_hw, pads, strides, dilations, output_padding):
+def transpose_size_formulas(
+    in_hw: Sequence[int],
+    kernel_hw: Sequence[int],
+    pads: Sequence[Sequence[int]],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    output_padding: Sequence[int],
+) -> list[str]:
     """``"(n-1)*s - 2p + d*(f-1) + output_padding + 1"`` filled in, per axis when they differ."""
     fh = _axis_formula(in_hw[0], kernel_hw[0], pads[0], strides[0], dilations[0], output_padding[0])
     fw = _axis_formula(in_hw[1], kernel_hw[1], pads[1], strides[1], dilations[1], output_padding[1])
@@ -77,19 +92,19 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
 
     def __init__(
         self,
-        filters,
-        kernel_size,
-        strides=1,
-        padding="valid",
-        output_padding=None,
-        dilation_rate=1,
-        groups=1,
-        activation=None,
-        use_bias=True,
-        kernel_initializer="auto",
-        name=None,
-        trainable=True,
-    ):
+        filters: int,
+        kernel_size: IntPair,
+        strides: IntPair = 1,
+        padding: Padding = "valid",
+        output_padding: Optional[IntPair] = None,
+        dilation_rate: IntPair = 1,
+        groups: int = 1,
+        activation: Optional[str] = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "auto",
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         self.filters = as_int(filters, "filters", 1)
         self.kernel_size = as_pair(kernel_size, "kernel_size", 1)
@@ -125,12 +140,14 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
             )
         self.kernel_initializer = kernel_initializer
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
             raise ValueError(
                 f"input_shape: Conv2DTranspose expects (n_H, n_W, n_C), got {input_shape}"
             )
         h, w, c = input_shape
+        if c is None:
+            raise ValueError("input_shape: Conv2DTranspose needs a known number of channels")
         if c % self.groups:
             raise ValueError(
                 f"groups: input channels ({c}) must be divisible by groups ({self.groups})"
@@ -164,11 +181,11 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
         return geo["output_shape"]
 
     @property
-    def explicit_padding(self):
+    def explicit_padding(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """The padding of the built layer: ((top, bottom), (left, right))."""
         return self._pads
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
         geometry = (
@@ -193,7 +210,7 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
         return self._act.lower(g, y)
 
     # ---- computation --------------------------------------------------------
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         p = self.params
         z = _core.conv_transpose2d_forward(
             x,
@@ -214,7 +231,9 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
             self._y = y
         return y
 
-    def _backward_linear(self, dy, need_dx, accumulate):
+    def _backward_linear(
+        self, dy: np.ndarray, need_dx: bool, accumulate: bool
+    ) -> Optional[np.ndarray]:
         trainable = self._trainable
         if not trainable and not need_dx:
             return None
@@ -243,7 +262,7 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
         return dx
 
     # ---- description --------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             filters=self.filters,
@@ -259,14 +278,14 @@ class Conv2DTranspose(HasActivation, ActivatedLinearMixin, Layer):
         )
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Layer:
         config = dict(config)
         pad = config.get("padding")
         if isinstance(pad, list):
             config["padding"] = tuple(tuple(p) if isinstance(p, list) else p for p in pad)
         return cls(**config)
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         h, w, c = self.input_shape
         fh, fw = self.kernel_size
         n = self.count_params()

@@ -5,10 +5,18 @@ previous layer times this one's, plus one bias each": 400*120 + 120 = 48120
 in the seed's table).
 """
 
+from __future__ import annotations
+
+import numpy as np
+from typing import TYPE_CHECKING, Any, Optional
 from .. import _core
+from .._types import Shape
 from .._validate import as_int, check_size
 from .activations import HasActivation
 from .base import ActivatedLinearMixin, Layer, initialize
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
 
 __all__ = ["Dense"]
 
@@ -46,13 +54,13 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
 
     def __init__(
         self,
-        units,
-        activation=None,
-        use_bias=True,
-        kernel_initializer="auto",
-        name=None,
-        trainable=True,
-    ):
+        units: int,
+        activation: Optional[str] = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "auto",
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         self.units = as_int(units, "units", 1)
         self.activation = activation
@@ -63,7 +71,7 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
             )
         self.kernel_initializer = kernel_initializer
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
             raise ValueError(
                 f"input_shape: Dense expects (n_in,), got {input_shape} "
@@ -84,7 +92,7 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
             self.add_param("bias", initialize("zeros", (self.units,), 1, 1))
         return (self.units,)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         p = self.params
         z = _core.dense(x, p["kernel"], p.get("bias"), self._fused)
         post = self._post
@@ -95,7 +103,9 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
             self._y = y
         return y
 
-    def _backward_linear(self, dz, need_dx, accumulate):
+    def _backward_linear(
+        self, dz: np.ndarray, need_dx: bool, accumulate: bool
+    ) -> Optional[np.ndarray]:
         trainable = self._trainable
         if not trainable and not need_dx:
             return None
@@ -124,7 +134,7 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
                 self._store_grads(accumulate, kernel=dw)
         return dx
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         y = g.dense(
             x,
             in_features=self.input_shape[0],
@@ -134,7 +144,7 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
         )
         return self._act.lower(g, y)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             units=self.units,
@@ -143,7 +153,7 @@ class Dense(HasActivation, ActivatedLinearMixin, Layer):
             kernel_initializer=self.kernel_initializer,
         )
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         n_in = self.input_shape[0]
         n = self.count_params()
         if self.use_bias:

@@ -1,5 +1,8 @@
 """Dropout: inverted dropout, active only in training."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
 import numbers
 
 import numpy as np
@@ -8,6 +11,9 @@ from .. import _core
 from .. import random as _random
 from .._validate import as_int
 from .base import Layer
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
 
 __all__ = ["Dropout"]
 
@@ -31,7 +37,17 @@ class Dropout(Layer):
         [0.0, 2.0]
     """
 
-    def __init__(self, rate, seed=None, name=None, trainable=True):
+    rate: float
+    seed: Optional[int]
+    _rng: Optional[np.random.Generator]
+
+    def __init__(
+        self,
+        rate: float,
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real):
             raise TypeError(f"rate: expected a number in [0, 1), got {type(rate).__name__}")
@@ -41,7 +57,7 @@ class Dropout(Layer):
         self.seed = None if seed is None else as_int(seed, "seed", 0)
         self._rng = None if seed is None else np.random.default_rng(self.seed)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if not training or self.rate == 0.0:
             self._seed = None
             return x
@@ -50,15 +66,15 @@ class Dropout(Layer):
         y, _ = _core.dropout(x, self.rate, self._seed, False)
         return y
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         if self._seed is None:
             return dy
         return _core.dropout_backward_seeded(dy, self.rate, self._seed)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.dropout(x, rate=self.rate, layer=self)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), rate=self.rate, seed=self.seed)

@@ -17,12 +17,20 @@ a copy of dy for each input of Add (a fan-in sum was the forward), dy and
 and the matching slices of dy for Concatenate (a split).
 """
 
+from __future__ import annotations
+
 import numbers
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
 
 from .. import _core
+from .._types import ArrayLike, Shape
 from .activations import HasActivation
 from .base import Layer
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
 
 __all__ = ["Add", "Subtract", "Multiply", "Average", "Concatenate"]
 
@@ -33,7 +41,7 @@ class _Merge(Layer):
     _min_inputs = 2
     _max_inputs: Optional[int] = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[Sequence[Optional[int]]]) -> Shape:
         if (
             not isinstance(input_shape, (list, tuple))
             or not input_shape
@@ -59,7 +67,7 @@ class _Merge(Layer):
         self.built = True
         return self.output_shape
 
-    def _merged_shape(self, shapes):
+    def _merged_shape(self, shapes: list[Shape]) -> Sequence[Optional[int]]:
         for s in shapes[1:]:
             if s != shapes[0]:
                 raise ValueError(
@@ -68,7 +76,7 @@ class _Merge(Layer):
                 )
         return shapes[0]
 
-    def _check_input(self, x):
+    def _check_input(self, x: Sequence[ArrayLike]) -> list[np.ndarray]:  # type: ignore[override]
         from .._validate import as_float32
 
         if not isinstance(x, (list, tuple)):
@@ -89,7 +97,10 @@ class _Merge(Layer):
             raise ValueError("x: the inputs hold different numbers of samples")
         return xs
 
-    def forward(self, x, training=False):
+    # a list of arrays, where Layer.forward takes one
+    def forward(  # type: ignore[override]
+        self, x: Sequence[ArrayLike], training: bool = False
+    ) -> np.ndarray:
         xs = self._check_input(x)
         y = self._forward(xs, bool(training))
         if training:
@@ -97,7 +108,8 @@ class _Merge(Layer):
             self._last_out_shape = tuple(y.shape)
         return y
 
-    def backward(self, dy):
+    # a list (one gradient per input), where Layer.backward gives one array
+    def backward(self, dy: ArrayLike) -> list[np.ndarray]:  # type: ignore[override]
         dxs = super().backward(dy)
         return list(dxs)
 
@@ -106,33 +118,35 @@ class _Eltwise(HasActivation, _Merge):
     """An elementwise join, then ``activation`` (None, "relu", "leaky_relu",
     "sigmoid", "tanh" or "softmax" over the last axis)."""
 
-    _kind = None  # a _core.EltwiseKind
+    _kind: Any = None  # a _core.EltwiseKind
 
-    def __init__(self, activation=None, name=None, trainable=True):
+    def __init__(
+        self, activation: Optional[str] = None, name: Optional[str] = None, trainable: bool = True
+    ) -> None:
         super().__init__(name, trainable)
         self.activation = activation
 
-    def _forward(self, xs, training):
+    def _forward(self, xs: list[np.ndarray], training: bool) -> np.ndarray:
         z = _core.eltwise(self._kind, xs)
         y = z if self._activation_name is None else self._act.forward(z)
         if training:
             self._xs, self._z, self._y = xs, z, y
         return y
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: Any, need_dx: bool, accumulate: bool) -> Optional[list[np.ndarray]]:
         if not need_dx:
             return None
         if self._activation_name is not None:
             dy = self._act.backward(dy, self._z, self._y)
         return _core.eltwise_backward(self._kind, self._xs, dy)
 
-    def softmax_logits(self):
+    def softmax_logits(self) -> Optional[np.ndarray]:
         return self._z if self._activation_name == "softmax" else None
 
-    def lower(self, g, xs):
+    def lower(self, g: Graph, xs: Sequence[Value]) -> Value:
         return self._act.lower(g, g.eltwise(list(xs), self._kind))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), activation=self.activation)
 
 
@@ -214,21 +228,22 @@ class Concatenate(_Merge):
 
     _min_inputs = 1
     _fixed_after_build = ("axis",)
+    axis: int
 
-    def __init__(self, axis=-1, name=None, trainable=True):
+    def __init__(self, axis: int = -1, name: Optional[str] = None, trainable: bool = True) -> None:
         super().__init__(name, trainable)
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"axis: expected an int, got {type(axis).__name__}")
         self.axis = int(axis)
 
-    def _example_axis(self, rank):
+    def _example_axis(self, rank: int) -> int:
         """The per-example axis index (no batch axis)."""
         nd = rank + 1
         if not -nd <= self.axis < nd or self.axis % nd == 0:
             raise ValueError(f"axis: expected a non-batch axis of a {nd}-D batch, got {self.axis}")
         return self.axis % nd - 1
 
-    def _merged_shape(self, shapes):
+    def _merged_shape(self, shapes: list[Shape]) -> Sequence[Optional[int]]:
         ranks = {len(s) for s in shapes}
         if len(ranks) > 1:
             raise ValueError(
@@ -243,28 +258,31 @@ class Concatenate(_Merge):
                     f"on axis {self.axis}, got {' and '.join(map(str, shapes))}"
                 )
         out = list(shapes[0])
-        out[a] = None if any(s[a] is None for s in shapes) else sum(s[a] for s in shapes)
+        sizes = [s[a] for s in shapes]
+        out[a] = None if None in sizes else sum(n for n in sizes if n is not None)
         return out
 
-    def _forward(self, xs, training):
+    def _forward(self, xs: list[np.ndarray], training: bool) -> np.ndarray:
         a = self._example_axis(len(self.output_shape))
         if training:
             self._sizes = [x.shape[a + 1] for x in xs]
         return _core.concat(xs, a + 1)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(
+        self, dy: np.ndarray, need_dx: bool, accumulate: bool
+    ) -> Optional[list[np.ndarray]]:
         if not need_dx:
             return None
         a = self._example_axis(len(self.output_shape))
         return _core.concat_backward(dy, self._sizes, a + 1)
 
-    def lower(self, g, xs):
+    def lower(self, g: Graph, xs: Sequence[Value]) -> Value:
         return g.concat(list(xs), self._example_axis(len(self.output_shape)))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), axis=self.axis)
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         a = self._example_axis(len(self.output_shape))
         if self.output_shape[a] is None:
             return []

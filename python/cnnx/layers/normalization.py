@@ -1,18 +1,25 @@
 """BatchNormalization over the channel axis (the last, in NHWC)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import Shape
 from .._validate import check_size
 from ..graph.ir import BufferRef
 from .base import Layer, initialize
 
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
+
 __all__ = ["BatchNormalization"]
 
 
-def _real(v, name, lo, hi):
+def _real(v: float, name: str, lo: float, hi: float) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
     v = float(v)
@@ -47,15 +54,21 @@ class BatchNormalization(Layer):
     _fixed_after_build = ("center", "scale")
 
     def __init__(
-        self, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None, trainable=True
-    ):
+        self,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         self.momentum = _real(momentum, "momentum", 0.0, 1.0)
         self.epsilon = _real(epsilon, "epsilon", 0.0, float("inf"))
         self.center = bool(center)
         self.scale = bool(scale)
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         c = input_shape[-1] if input_shape else 0
         c = 0 if c is None else c
         if c < 1:
@@ -72,7 +85,7 @@ class BatchNormalization(Layer):
         self.add_buffer("moving_var", initialize("ones", (c,), 1, 1))
         return input_shape
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         p = self.params
         gamma, beta = p.get("gamma"), p.get("beta")
         if training:
@@ -90,7 +103,7 @@ class BatchNormalization(Layer):
         inv_std = (1.0 / np.sqrt(self.buffers["moving_var"] + self.epsilon)).astype(np.float32)
         return _core.batch_norm_eval(x, gamma, beta, self.buffers["moving_mean"], inv_std)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         p = self.params
         train = self.trainable and (self.scale or self.center)
         if not need_dx and not train:
@@ -105,7 +118,7 @@ class BatchNormalization(Layer):
                 self._set_grad("beta", db, accumulate)
         return dx
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         p = self.params
         return g.batch_norm(
             x,
@@ -117,7 +130,7 @@ class BatchNormalization(Layer):
             momentum=1.0 - self.momentum,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             momentum=self.momentum,
@@ -126,7 +139,7 @@ class BatchNormalization(Layer):
             scale=self.scale,
         )
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         c = self.input_shape[-1]
         k = int(self.scale) + int(self.center)
         return [f"{k}*{c} = {k * c} (gamma, beta; + 2*{c} running statistics, not trained)"]

@@ -16,24 +16,32 @@ Caffe-born pools use it. ``dilation_rate`` (max pooling) spaces a window's
 taps d pixels apart, so it spans ``(f - 1)*d + 1`` pixels.
 """
 
+from __future__ import annotations
+
+import numpy as np
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 from .. import _core
+from .._types import IntPair, Padding, Shape
 from .._validate import as_pair
 from ..functional._pool import pool_output_size
 from ..functional._shapes import resolve_padding
 from .base import Layer
 from .conv import spatial_formulas
 
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
+
 __all__ = ["MaxPool2D", "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "GlobalAvgPool2D"]
 
 
-def _need_hwc(layer, input_shape):
+def _need_hwc(layer: Layer, input_shape: Shape) -> None:
     if len(input_shape) != 3:
         raise ValueError(
             f"input_shape: {type(layer).__name__} expects (n_H, n_W, n_C), got {input_shape}"
         )
 
 
-def _pool_formula(n, f, pads, s, d, ceil_mode):
+def _pool_formula(n: int, f: int, pads: Sequence[int], s: int, d: int, ceil_mode: bool) -> str:
     """``floor((32-2)/2)+1 = 16``; with ceil mode ``ceil(...)+1``, and the
     dropped last window said when PyTorch's rule removes it."""
     fs = str(f) if d == 1 else f"(({f}-1)*{d}+1)"
@@ -56,18 +64,18 @@ def _pool_formula(n, f, pads, s, d, ceil_mode):
 
 class _Pool2D(Layer):
     _fixed_after_build = ("pool_size", "strides", "padding", "dilation_rate", "ceil_mode")
-    _pool_kind = None  # the _core.PoolKind
+    _pool_kind: Any = None  # the _core.PoolKind
 
     def __init__(
         self,
-        pool_size=2,
-        strides=None,
-        padding="valid",
-        name=None,
-        trainable=True,
-        dilation_rate=1,
-        ceil_mode=False,
-    ):
+        pool_size: IntPair = 2,
+        strides: Optional[IntPair] = None,
+        padding: Padding = "valid",
+        name: Optional[str] = None,
+        trainable: bool = True,
+        dilation_rate: IntPair = 1,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__(name, trainable)
         self.pool_size = as_pair(pool_size, "pool_size", 1)
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides", 1)
@@ -88,7 +96,7 @@ class _Pool2D(Layer):
         self.padding = padding
         resolve_padding(padding, (10**6, 10**6), self.pool_size, self.strides, self.dilation_rate)
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         _need_hwc(self, input_shape)
         h, w, c = input_shape
         if h is None or w is None:  # any size: the geometry is worked out per batch
@@ -99,7 +107,9 @@ class _Pool2D(Layer):
         self._pads = ((self._g[4], self._g[5]), (self._g[6], self._g[7]))
         return (oh, ow, c)
 
-    def _window(self, h, w):
+    def _window(
+        self, h: int, w: int
+    ) -> tuple[tuple[int, int, int, int, int, int, int, int], tuple[int, int]]:
         """(the kernel's geometry arguments, (out_h, out_w)) for an h x w input,
         checked once per size."""
         cache = self.__dict__.setdefault("_windows", {})
@@ -129,11 +139,11 @@ class _Pool2D(Layer):
                 cache[(h, w)] = hit
         return hit
 
-    def _geometry_of(self, x):
+    def _geometry_of(self, x: np.ndarray) -> tuple[int, ...]:
         """The kernel's geometry for a batch x (fixed at build, or per size)."""
         return self._g if self._g is not None else self._window(x.shape[1], x.shape[2])[0]
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.pool(
             x,
             pool_kind=self._pool_kind,
@@ -143,7 +153,7 @@ class _Pool2D(Layer):
             ceil_mode=self.ceil_mode,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             pool_size=list(self.pool_size),
@@ -154,14 +164,14 @@ class _Pool2D(Layer):
         )
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Layer:
         config = dict(config)
         pad = config.get("padding")
         if isinstance(pad, list):
             config["padding"] = tuple(tuple(p) if isinstance(p, list) else p for p in pad)
         return cls(**config)
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         if self._pads is None:
             return ["output size: per input (any size)"]
         if self.dilation_rate == (1, 1) and not self.ceil_mode:
@@ -193,24 +203,24 @@ class MaxPool2D(_Pool2D):
 
     def __init__(
         self,
-        pool_size=2,
-        strides=None,
-        padding="valid",
-        dilation_rate=1,
-        ceil_mode=False,
-        name=None,
-        trainable=True,
-    ):
+        pool_size: IntPair = 2,
+        strides: Optional[IntPair] = None,
+        padding: Padding = "valid",
+        dilation_rate: IntPair = 1,
+        ceil_mode: bool = False,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(pool_size, strides, padding, name, trainable, dilation_rate, ceil_mode)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         y = _core.max_pool2d(x, *self._geometry_of(x), *self.dilation_rate, self.ceil_mode)
         if training:
             self._x = x
             self._y = y
         return y
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         return _core.max_pool2d_backward(
@@ -232,23 +242,23 @@ class AvgPool2D(_Pool2D):
 
     def __init__(
         self,
-        pool_size=2,
-        strides=None,
-        padding="valid",
-        count_include_pad=True,
-        ceil_mode=False,
-        name=None,
-        trainable=True,
-    ):
+        pool_size: IntPair = 2,
+        strides: Optional[IntPair] = None,
+        padding: Padding = "valid",
+        count_include_pad: bool = True,
+        ceil_mode: bool = False,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(pool_size, strides, padding, name, trainable, 1, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if training:
             self._x = x
         return _core.avg_pool2d(x, *self._geometry_of(x), self.count_include_pad, self.ceil_mode)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         x = self._x
@@ -261,7 +271,7 @@ class AvgPool2D(_Pool2D):
             self.ceil_mode,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = dict(super().get_config(), count_include_pad=self.count_include_pad)
         del config["dilation_rate"]  # average pools have none
         return config
@@ -269,25 +279,27 @@ class AvgPool2D(_Pool2D):
 
 class _AdaptivePool2D(Layer):
     _fixed_after_build = ("output_size",)
-    _pool_kind = None
+    _pool_kind: Any = None
 
-    def __init__(self, output_size, name=None, trainable=True):
+    def __init__(
+        self, output_size: IntPair, name: Optional[str] = None, trainable: bool = True
+    ) -> None:
         super().__init__(name, trainable)
         self.output_size = as_pair(output_size, "output_size", 1)
         if max(self.output_size) >= 2**31:  # F.adaptive_*_pool2d's limit
             raise ValueError(f"output_size: too large, got {self.output_size}")
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.pool(x, pool_kind=self._pool_kind, output_hw=self.output_size)
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         _need_hwc(self, input_shape)
         return (self.output_size[0], self.output_size[1], input_shape[2])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), output_size=list(self.output_size))
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         out = []
         for n, o, axis in zip(self.input_shape[:2], self.output_size, ("n_H", "n_W")):
             if n % o == 0:
@@ -312,12 +324,12 @@ class AdaptiveAvgPool2D(_AdaptivePool2D):
 
     _pool_kind = _core.PoolKind.adaptive_avg
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if training:
             self._x = x
         return _core.adaptive_avg_pool2d(x, *self.output_size)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         x = self._x
@@ -336,12 +348,12 @@ class AdaptiveMaxPool2D(_AdaptivePool2D):
 
     _pool_kind = _core.PoolKind.adaptive_max
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if training:
             self._x = x
         return _core.adaptive_max_pool2d(x, *self.output_size)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         return _core.adaptive_max_pool2d_backward(dy, self._x)
@@ -357,19 +369,19 @@ class GlobalAvgPool2D(Layer):
         (2, 16)
     """
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         _need_hwc(self, input_shape)
         return (input_shape[2],)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.pool(x, pool_kind=_core.PoolKind.global_avg)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if training:
             self._x = x
         return _core.global_avg_pool2d(x)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         x = self._x

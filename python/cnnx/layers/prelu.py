@@ -11,17 +11,24 @@ not ``[2]`` alone.
 Parameter ``alpha`` of the unshared axes' shape; parameter count: its size.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import Shape
 from .base import Layer
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
 
 __all__ = ["PReLU"]
 
 
-def _shared_axes(v):
+def _shared_axes(v: Union[None, int, Sequence[int]]) -> Optional[list[int]]:
     if v is None:
         return None
     if isinstance(v, (bool, np.bool_)):
@@ -48,8 +55,16 @@ class PReLU(Layer):
 
     has_params = True
     _fixed_after_build = ("shared_axes",)
+    alpha_initializer: float
+    shared_axes: Optional[list[int]]
 
-    def __init__(self, alpha_initializer=0.25, shared_axes=None, name=None, trainable=True):
+    def __init__(
+        self,
+        alpha_initializer: float = 0.25,
+        shared_axes: Union[None, int, Sequence[int]] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         if (
             isinstance(alpha_initializer, (bool, np.bool_))
@@ -62,7 +77,7 @@ class PReLU(Layer):
         self.alpha_initializer = float(alpha_initializer)
         self.shared_axes = _shared_axes(shared_axes)
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         nd = len(input_shape)
         if nd < 1:
             raise ValueError(f"input_shape: PReLU needs at least one axis, got {input_shape}")
@@ -82,12 +97,12 @@ class PReLU(Layer):
         self.add_param("alpha", np.full(shape, self.alpha_initializer, np.float32))
         return input_shape
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if training:
             self._x = x
         return _core.prelu(x, self.params["alpha"].reshape(-1))
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         train = self.trainable
         if not need_dx and not train:
             return None
@@ -97,16 +112,16 @@ class PReLU(Layer):
             self._set_grad("alpha", da, accumulate)
         return dx
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.prelu(x, slope=g.param(self, "alpha"), slopes=self.params["alpha"].size)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             alpha_initializer=self.alpha_initializer,
             shared_axes=self.shared_axes,
         )
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         shape = self.params["alpha"].shape
         return [f"{'*'.join(map(str, shape))} = {self.count_params()} slopes"]

@@ -23,15 +23,22 @@ Typical use, as the Keras tutorials do::
         cnnx.Rescaling(1 / 255), cnnx.Conv2D(16, 3, activation="relu"), ...])
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union, cast
 import numbers
 
 import numpy as np
 
 from .. import _core
+from .._types import ArrayLike, Shape
 from .. import random as _random
 from .._validate import as_int, same_shape
 from ..graph.ir import BufferRef
 from .base import Layer
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
 
 __all__ = [
     "Rescaling",
@@ -54,7 +61,11 @@ _INTERP = {"nearest": _core.Interpolation.nearest, "bilinear": _core.Interpolati
 _EPSILON = 1e-7  # keras.backend.epsilon(): Normalization's smallest denominator
 
 
-def _real(v, name, what="a number"):
+#: a number f (the range (-f, f)) or a (lower, upper) pair
+Factor = Union[float, Sequence[float]]
+
+
+def _real(v: Any, name: str, what: str = "a number") -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected {what}, got {type(v).__name__} {v!r}")
     v = float(v)
@@ -63,7 +74,13 @@ def _real(v, name, what="a number"):
     return v
 
 
-def _range(factor, name, lo=None, hi=None, lo_open=False):
+def _range(
+    factor: Factor,
+    name: str,
+    lo: Optional[float] = None,
+    hi: Optional[float] = None,
+    lo_open: bool = False,
+) -> tuple[float, float]:
     """Keras's factor: a number f >= 0 means (-f, f); a pair is (lower, upper)."""
     if isinstance(factor, (tuple, list, np.ndarray)):
         if len(factor) != 2:
@@ -86,13 +103,13 @@ def _range(factor, name, lo=None, hi=None, lo_open=False):
     return a, b
 
 
-def _choice(value, name, table):
+def _choice(value: str, name: str, table: dict[str, Any]) -> str:
     if not isinstance(value, str) or value not in table:
         raise ValueError(f"{name}: expected one of {sorted(table)}, got {value!r}")
     return value
 
 
-def _image_shape(layer, input_shape):
+def _image_shape(layer: Layer, input_shape: Shape) -> Shape:
     if len(input_shape) != 3:
         raise ValueError(
             f"input_shape: {type(layer).__name__} {layer.name!r} expects images "
@@ -101,7 +118,7 @@ def _image_shape(layer, input_shape):
     return input_shape
 
 
-def _channel_values(v, name):
+def _channel_values(v: ArrayLike, name: str) -> np.ndarray:
     """A number, or one number per channel (a list / array)."""
     if isinstance(v, (list, tuple, np.ndarray)):
         arr = np.asarray(v, dtype=np.float64).reshape(-1)
@@ -117,7 +134,13 @@ class Rescaling(Layer):
     ``offset`` are numbers or one number per channel (the last axis).
     Exported to ONNX as ``Mul`` and ``Add``."""
 
-    def __init__(self, scale, offset=0.0, name=None, trainable=True):
+    def __init__(
+        self,
+        scale: ArrayLike,
+        offset: ArrayLike = 0.0,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         self._scale = _channel_values(scale, "scale")
         self._offset = _channel_values(offset, "offset")
@@ -125,16 +148,16 @@ class Rescaling(Layer):
         self._offset_cfg = offset if np.ndim(offset) == 0 else self._offset.tolist()
 
     @property
-    def scale(self):
+    def scale(self) -> ArrayLike:
         """The scale as given (a number or one per channel)."""
         return self._scale_cfg
 
     @property
-    def offset(self):
+    def offset(self) -> ArrayLike:
         """The offset as given (a number or one per channel)."""
         return self._offset_cfg
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         if len(input_shape) < 1:
             raise ValueError(f"input_shape: Rescaling {self.name!r} needs at least one axis")
         c = input_shape[-1]
@@ -145,22 +168,22 @@ class Rescaling(Layer):
                     f"{what}: {arr.size} values do not match the {c} channels of "
                     f"the input {tuple(input_shape)}"
                 )
-        channels = c if n > 1 else 1
+        channels = cast(int, c) if n > 1 else 1  # c is known when it matched n > 1 values
         self._a = np.ascontiguousarray(np.broadcast_to(self._scale, (channels,)), np.float32)
         self._b = np.ascontiguousarray(np.broadcast_to(self._offset, (channels,)), np.float32)
         self._channels = channels
         return input_shape
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         return _core.rescale(x, self._a, self._b, self._channels, 1)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         return _core.rescale_backward(dy, self._a, self._channels, 1) if need_dx else None
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.rescale(x, scale=self._a, offset=self._b, channels=self._channels)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), scale=self._scale_cfg, offset=self._offset_cfg)
 
 
@@ -175,7 +198,14 @@ class Normalization(Layer):
     mean is 0 and the variance 1. Exported to ONNX as ``Sub`` and ``Div``.
     """
 
-    def __init__(self, axis=-1, mean=None, variance=None, name=None, trainable=True):
+    def __init__(
+        self,
+        axis: Optional[int] = -1,
+        mean: Optional[ArrayLike] = None,
+        variance: Optional[ArrayLike] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         if axis is not None:
             if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
@@ -184,8 +214,8 @@ class Normalization(Layer):
         self._axis = axis
         if (mean is None) != (variance is None):
             raise ValueError("mean: give both mean and variance, or neither (then call adapt)")
-        self._given = None
-        if mean is not None:
+        self._given: Optional[tuple[np.ndarray, np.ndarray]] = None
+        if mean is not None and variance is not None:  # both or neither: checked above
             m = _channel_values(mean, "mean")
             v = _channel_values(variance, "variance")
             if np.any(v < 0):
@@ -193,21 +223,21 @@ class Normalization(Layer):
             self._given = (m, v)
 
     @property
-    def axis(self):
+    def axis(self) -> Optional[int]:
         """The axis whose entries get their own statistics (None: one overall)."""
         return self._axis
 
     @property
-    def mean(self):
+    def mean(self) -> Optional[np.ndarray]:
         """The per-entry means (a float32 array once built, else None)."""
         return self.buffers["mean"] if self.built else None
 
     @property
-    def variance(self):
+    def variance(self) -> Optional[np.ndarray]:
         """The per-entry variances (a float32 array once built, else None)."""
         return self.buffers["variance"] if self.built else None
 
-    def _layout(self, input_shape):
+    def _layout(self, input_shape: Shape) -> tuple[int, int]:
         """(channels, inner): value i of an example uses statistic (i // inner) % channels."""
         if self._axis is None:
             return 1, 1
@@ -225,7 +255,7 @@ class Normalization(Layer):
             )
         return int(input_shape[k]), int(np.prod(input_shape[k + 1 :], dtype=np.int64))
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         channels, inner = self._layout(input_shape)
         self._channels, self._inner = channels, inner
         mean, var = np.zeros(channels, np.float32), np.ones(channels, np.float32)
@@ -241,7 +271,9 @@ class Normalization(Layer):
         self.add_buffer("variance", var)
         return input_shape
 
-    def adapt(self, data, batch_size=None, steps=None):
+    def adapt(
+        self, data: Any, batch_size: Optional[int] = None, steps: Optional[int] = None
+    ) -> Normalization:
         """Set ``mean`` and ``variance`` from ``data``: an array ``(n, ...)``, or an
         iterable of batches (arrays or ``(x, ...)`` tuples; ``steps`` limits how
         many are read). Statistics over every axis but ``axis`` (population
@@ -262,7 +294,9 @@ class Normalization(Layer):
             )
         if steps is not None:
             steps = as_int(steps, "steps", 1)
-        count, mean, m2 = 0, None, None
+        count = 0
+        mean: Any = None  # the running float64 statistics
+        m2: Any = None
         for k, batch in enumerate(batches):
             if steps is not None and k >= steps:
                 break
@@ -304,19 +338,19 @@ class Normalization(Layer):
         self.buffers["variance"] = (m2 / count).astype(np.float32)
         return self
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         return _core.normalize(
             x, self.buffers["mean"], self.buffers["variance"], _EPSILON, self._channels, self._inner
         )
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         return _core.normalize_backward(
             dy, self.buffers["variance"], _EPSILON, self._channels, self._inner
         )
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.normalize(
             x,
             mean=BufferRef(self, "mean"),
@@ -326,7 +360,7 @@ class Normalization(Layer):
             epsilon=_EPSILON,
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         cfg = dict(super().get_config(), axis=self._axis)
         if self._given is not None:
             cfg.update(mean=self._given[0].tolist(), variance=self._given[1].tolist())
@@ -336,30 +370,33 @@ class Normalization(Layer):
 class _Augmentation(Layer):
     """Base of the random layers: the C++ spec, one seed per training call."""
 
-    _kind = None
+    _kind: Any = None
 
-    def __init__(self, seed=None, name=None, trainable=True):
+    def __init__(
+        self, seed: Optional[int] = None, name: Optional[str] = None, trainable: bool = True
+    ) -> None:
         super().__init__(name, trainable)
         self._seed_arg = None if seed is None else as_int(seed, "seed", 0)
         self._rng = None if seed is None else np.random.default_rng(self._seed_arg)
         self._seed_cell = np.zeros(1, np.uint64)  # the compiled training step reads it
-        self._spec = None
-        self._last = None  # (training, output of a contrast, spec) of the last forward
+        self._spec: Any = None
+        # (training, output of a contrast, spec) of the last forward
+        self._last: Optional[tuple[bool, Optional[np.ndarray], Any]] = None
 
     @property
-    def seed(self):
+    def seed(self) -> Optional[int]:
         """The layer's own seed, or None (then the global generator, ``cnnx.set_seed``)."""
         return self._seed_arg
 
     @property
-    def spec(self):
+    def spec(self) -> Any:
         """The ``cnnx._core.AugmentSpec`` the kernels run (after build)."""
         return self._spec
 
-    def _fill_spec(self, s, input_shape):  # pragma: no cover - abstract
+    def _fill_spec(self, s: Any, input_shape: Shape) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         h, w, c = _image_shape(self, input_shape)
         if h is None or w is None:  # any size: a spec per batch size (_spec_for)
             self._spec = None
@@ -367,11 +404,11 @@ class _Augmentation(Layer):
         self._spec = self._spec_for(h, w, c)
         return (self._spec.oh, self._spec.ow, c)
 
-    def _output_of(self, h, w, c):
+    def _output_of(self, h: Optional[int], w: Optional[int], c: Optional[int]) -> Shape:
         """The output shape for an h x w input (None: known when data arrives)."""
         return (h, w, c)
 
-    def _spec_for(self, h, w, c):
+    def _spec_for(self, h: int, w: int, c: Optional[int]) -> Any:
         """The checked spec for h x w x c images, kept for a few sizes."""
         cache = self.__dict__.setdefault("_specs", {})
         s = cache.get((h, w, c))
@@ -387,18 +424,18 @@ class _Augmentation(Layer):
             cache[(h, w, c)] = s
         return s
 
-    def _spec_of(self, x):
+    def _spec_of(self, x: np.ndarray) -> Any:
         return self._spec if self._spec is not None else self._spec_for(*x.shape[1:])
 
-    def draw_seed(self):
+    def draw_seed(self) -> None:
         """A fresh seed for the next training call (the compiled step calls this)."""
         rng = self._rng if self._rng is not None else _random.get_rng()
         self._seed_cell[0] = int(rng.integers(0, 2**63 - 1))
 
-    def _identity_at_inference(self):
+    def _identity_at_inference(self) -> bool:
         return True
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         if not training and self._identity_at_inference():
             self._last = (False, None, None)
             return x
@@ -409,7 +446,7 @@ class _Augmentation(Layer):
         self._last = (training, y if self._kind == _core.AugmentKind.contrast else None, spec)
         return y
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         training, y, spec = self._last if self._last is not None else (False, None, self._spec)
@@ -417,7 +454,7 @@ class _Augmentation(Layer):
             return dy
         return _core.augment_backward(spec, dy, y, int(self._seed_cell[0]), training, 0)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         h, w, c = x.shape
         spec = self._spec if self._spec is not None else self._spec_for(h, w, c)
         return g.augment(
@@ -429,7 +466,7 @@ class _Augmentation(Layer):
             identity_at_inference=self._identity_at_inference(),
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), seed=self._seed_arg)
 
 
@@ -438,39 +475,39 @@ class _Resampling(_Augmentation):
 
     def __init__(
         self,
-        fill_mode="reflect",
-        interpolation="bilinear",
-        seed=None,
-        fill_value=0.0,
-        name=None,
-        trainable=True,
-    ):
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        seed: Optional[int] = None,
+        fill_value: float = 0.0,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(seed, name, trainable)
         self._fill_mode = _choice(fill_mode, "fill_mode", _FILL)
         self._interpolation = _choice(interpolation, "interpolation", _INTERP)
         self._fill_value = _real(fill_value, "fill_value")
 
     @property
-    def fill_mode(self):
+    def fill_mode(self) -> str:
         """How points outside the image are filled."""
         return self._fill_mode
 
     @property
-    def interpolation(self):
+    def interpolation(self) -> str:
         """``"bilinear"`` or ``"nearest"``."""
         return self._interpolation
 
     @property
-    def fill_value(self):
+    def fill_value(self) -> float:
         """The value of ``fill_mode="constant"``."""
         return self._fill_value
 
-    def _fill_spec(self, s, input_shape):
+    def _fill_spec(self, s: Any, input_shape: Shape) -> None:
         s.fill = _FILL[self._fill_mode]
         s.interp = _INTERP[self._interpolation]
         s.fill_value = self._fill_value
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             fill_mode=self._fill_mode,
@@ -492,19 +529,25 @@ class RandomFlip(_Augmentation):
         "horizontal_and_vertical": (True, True),
     }
 
-    def __init__(self, mode="horizontal_and_vertical", seed=None, name=None, trainable=True):
+    def __init__(
+        self,
+        mode: str = "horizontal_and_vertical",
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(seed, name, trainable)
         self._mode = _choice(mode, "mode", self._MODES)
 
     @property
-    def mode(self):
+    def mode(self) -> str:
         """Which flips: horizontal, vertical or both."""
         return self._mode
 
-    def _fill_spec(self, s, input_shape):
+    def _fill_spec(self, s: Any, input_shape: Shape) -> None:
         s.horizontal, s.vertical = self._MODES[self._mode]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), mode=self._mode)
 
 
@@ -518,35 +561,35 @@ class RandomTranslation(_Resampling):
 
     def __init__(
         self,
-        height_factor,
-        width_factor,
-        fill_mode="reflect",
-        interpolation="bilinear",
-        seed=None,
-        fill_value=0.0,
-        name=None,
-        trainable=True,
-    ):
+        height_factor: Factor,
+        width_factor: Factor,
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        seed: Optional[int] = None,
+        fill_value: float = 0.0,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(fill_mode, interpolation, seed, fill_value, name, trainable)
         self._h = _range(height_factor, "height_factor", -1.0, 1.0)
         self._w = _range(width_factor, "width_factor", -1.0, 1.0)
         self._cfg = (height_factor, width_factor)
 
     @property
-    def height_factor(self):
+    def height_factor(self) -> Factor:
         """The height factor as given."""
         return self._cfg[0]
 
     @property
-    def width_factor(self):
+    def width_factor(self) -> Factor:
         """The width factor as given."""
         return self._cfg[1]
 
-    def _fill_spec(self, s, input_shape):
+    def _fill_spec(self, s: Any, input_shape: Shape) -> None:
         super()._fill_spec(s, input_shape)
         s.lo, s.hi = (self._h[0], self._w[0]), (self._h[1], self._w[1])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             height_factor=_jsonable(self._cfg[0]),
@@ -564,28 +607,28 @@ class RandomRotation(_Resampling):
 
     def __init__(
         self,
-        factor,
-        fill_mode="reflect",
-        interpolation="bilinear",
-        seed=None,
-        fill_value=0.0,
-        name=None,
-        trainable=True,
-    ):
+        factor: Factor,
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        seed: Optional[int] = None,
+        fill_value: float = 0.0,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(fill_mode, interpolation, seed, fill_value, name, trainable)
         self._f = _range(factor, "factor")
         self._cfg = factor
 
     @property
-    def factor(self):
+    def factor(self) -> Factor:
         """The factor as given."""
         return self._cfg
 
-    def _fill_spec(self, s, input_shape):
+    def _fill_spec(self, s: Any, input_shape: Shape) -> None:
         super()._fill_spec(s, input_shape)
         s.lo, s.hi = (self._f[0], 0.0), (self._f[1], 0.0)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), factor=_jsonable(self._cfg))
 
 
@@ -599,15 +642,15 @@ class RandomZoom(_Resampling):
 
     def __init__(
         self,
-        height_factor,
-        width_factor=None,
-        fill_mode="reflect",
-        interpolation="bilinear",
-        seed=None,
-        fill_value=0.0,
-        name=None,
-        trainable=True,
-    ):
+        height_factor: Factor,
+        width_factor: Optional[Factor] = None,
+        fill_mode: str = "reflect",
+        interpolation: str = "bilinear",
+        seed: Optional[int] = None,
+        fill_value: float = 0.0,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(fill_mode, interpolation, seed, fill_value, name, trainable)
         self._h = _range(height_factor, "height_factor", -1.0, None, lo_open=True)
         self._w = (
@@ -618,22 +661,22 @@ class RandomZoom(_Resampling):
         self._cfg = (height_factor, width_factor)
 
     @property
-    def height_factor(self):
+    def height_factor(self) -> Factor:
         """The height factor as given."""
         return self._cfg[0]
 
     @property
-    def width_factor(self):
+    def width_factor(self) -> Optional[Factor]:
         """The width factor as given."""
         return self._cfg[1]
 
-    def _fill_spec(self, s, input_shape):
+    def _fill_spec(self, s: Any, input_shape: Shape) -> None:
         super()._fill_spec(s, input_shape)
         w = self._w if self._w is not None else self._h
         s.lo, s.hi = (self._h[0], w[0]), (self._h[1], w[1])
         s.same_zoom = self._w is None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             height_factor=_jsonable(self._cfg[0]),
@@ -649,22 +692,29 @@ class RandomCrop(_Augmentation):
 
     _kind = _core.AugmentKind.crop
 
-    def __init__(self, height, width, seed=None, name=None, trainable=True):
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(seed, name, trainable)
         self._height = as_int(height, "height", 1)
         self._width = as_int(width, "width", 1)
 
     @property
-    def height(self):
+    def height(self) -> int:
         """The crop's height."""
         return self._height
 
     @property
-    def width(self):
+    def width(self) -> int:
         """The crop's width."""
         return self._width
 
-    def _fill_spec(self, s, input_shape):
+    def _fill_spec(self, s: Any, input_shape: Shape) -> None:
         h, w, _ = input_shape
         if self._height > h:
             raise ValueError(
@@ -678,13 +728,13 @@ class RandomCrop(_Augmentation):
             )
         s.oh, s.ow = self._height, self._width
 
-    def _output_of(self, h, w, c):
+    def _output_of(self, h: Optional[int], w: Optional[int], c: Optional[int]) -> Shape:
         return (self._height, self._width, c)  # whatever the input's size
 
-    def _identity_at_inference(self):
+    def _identity_at_inference(self) -> bool:
         return False
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), height=self._height, width=self._width)
 
 
@@ -697,7 +747,14 @@ class RandomContrast(_Augmentation):
 
     _kind = _core.AugmentKind.contrast
 
-    def __init__(self, factor, value_range=(0, 255), seed=None, name=None, trainable=True):
+    def __init__(
+        self,
+        factor: Factor,
+        value_range: tuple[float, float] = (0, 255),
+        seed: Optional[int] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(seed, name, trainable)
         if isinstance(factor, (tuple, list, np.ndarray)):
             if len(factor) != 2:
@@ -722,25 +779,25 @@ class RandomContrast(_Augmentation):
         self._cfg = factor
 
     @property
-    def factor(self):
+    def factor(self) -> Factor:
         """The factor as given."""
         return self._cfg
 
     @property
-    def value_range(self):
+    def value_range(self) -> tuple[float, float]:
         """(low, high): outputs are clipped to it."""
         return self._value_range
 
-    def _fill_spec(self, s, input_shape):
+    def _fill_spec(self, s: Any, input_shape: Shape) -> None:
         s.lo = (1.0 - self._range[0], 0.0)
         s.hi = (1.0 + self._range[1], 0.0)
         s.value_lo, s.value_hi = self._value_range
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(), factor=_jsonable(self._cfg), value_range=list(self._value_range)
         )
 
 
-def _jsonable(v):
+def _jsonable(v: Optional[Factor]) -> Any:
     return [float(x) for x in v] if isinstance(v, (tuple, list, np.ndarray)) else v

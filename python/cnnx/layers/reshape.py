@@ -5,13 +5,20 @@ NHWC flattens channel-fastest, as Keras does; a model imported from an NCHW
 framework must permute its first dense layer's rows accordingly.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union, cast
 import math
 
 import numpy as np
 
 from .. import _core
+from .._types import Shape
 from .._validate import as_int
 from .base import Layer, format_shape
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
 
 __all__ = ["Flatten", "Reshape", "Permute"]
 
@@ -32,23 +39,23 @@ class Flatten(Layer):
 
     is_reshape = True
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         if None in input_shape:
             raise ValueError(
                 f"input_shape: Flatten needs a fixed size, got {input_shape} (for "
                 "inputs of any size use GlobalAvgPool2D before the Dense layers)"
             )
-        return (int(math.prod(input_shape)),)
+        return (int(math.prod(cast("tuple[int, ...]", input_shape))),)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         return x.reshape(x.shape[0], -1)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         return dy.reshape((dy.shape[0],) + self.input_shape)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.reshape(x, self.output_shape)
 
 
@@ -59,7 +66,12 @@ class Reshape(Layer):
 
     _fixed_after_build = ("target_shape",)
 
-    def __init__(self, target_shape, name=None, trainable=True):
+    def __init__(
+        self,
+        target_shape: Union[int, Sequence[int]],
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name, trainable)
         if isinstance(target_shape, (int, np.integer)):
             target_shape = (target_shape,)
@@ -72,8 +84,13 @@ class Reshape(Layer):
             raise ValueError(f"target_shape: expected sizes >= 1 and at most one -1, got {shape}")
         self.target_shape = shape
 
-    def _build(self, input_shape):
-        total = math.prod(input_shape)
+    def _build(self, input_shape: Shape) -> Shape:
+        if None in input_shape:
+            raise ValueError(
+                f"input_shape: Reshape needs a fixed size, got {input_shape} (for "
+                "inputs of any size use GlobalAvgPool2D first)"
+            )
+        total = math.prod(cast("tuple[int, ...]", input_shape))
         known = math.prod(s for s in self.target_shape if s != -1)
         if -1 in self.target_shape:
             if total % known:
@@ -89,21 +106,21 @@ class Reshape(Layer):
             )
         return self.target_shape
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         return x.reshape((x.shape[0],) + self.output_shape)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         if not need_dx:
             return None
         return dy.reshape((dy.shape[0],) + self.input_shape)
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.reshape(x, self.output_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), target_shape=list(self.target_shape))
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         return [
             f"{format_shape(self.input_shape)} -> {format_shape(self.output_shape)}, "
             f"{math.prod(self.input_shape)} values"
@@ -117,7 +134,9 @@ class Permute(Layer):
 
     _fixed_after_build = ("dims",)
 
-    def __init__(self, dims, name=None, trainable=True):
+    def __init__(
+        self, dims: Sequence[int], name: Optional[str] = None, trainable: bool = True
+    ) -> None:
         super().__init__(name, trainable)
         if not isinstance(dims, (tuple, list)) or not dims:
             raise TypeError(f"dims: expected a tuple such as (2, 1, 3), got {dims!r}")
@@ -131,7 +150,7 @@ class Permute(Layer):
             inv[p] = a
         self._inverse = inv
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         if len(input_shape) != len(self.dims):
             raise ValueError(
                 f"dims: {self.dims} permutes {len(self.dims)} axes, the input "
@@ -139,19 +158,19 @@ class Permute(Layer):
             )
         return tuple(input_shape[p] for p in self._perm)
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         return _core.transpose(x, self._perm)
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         return _core.transpose(dy, self._inverse) if need_dx else None
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         return g.transpose(x, perm=self._perm)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(super().get_config(), dims=list(self.dims))
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         return [
             f"dims {self.dims}: {format_shape(self.input_shape)} -> "
             f"{format_shape(self.output_shape)}"

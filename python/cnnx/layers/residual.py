@@ -1,15 +1,22 @@
 """Residual: the skip connection, ``activation(block(x) + shortcut(x))``."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union, cast
 import numpy as np
 
 from .. import _core
+from .._types import Shape
 from .activations import HasActivation
 from .base import Layer, check_nesting, layer_config as _layer_config, layer_from_config
+
+if TYPE_CHECKING:
+    from ..graph import Graph, Value
 
 __all__ = ["Residual"]
 
 
-def _as_layer_list(layers, argname):
+def _as_layer_list(layers: Union[Layer, Sequence[Layer]], argname: str) -> list[Layer]:
     if isinstance(layers, Layer):
         return [layers]
     if isinstance(layers, (list, tuple)) and layers and all(isinstance(l, Layer) for l in layers):
@@ -19,20 +26,20 @@ def _as_layer_list(layers, argname):
     )
 
 
-def _chain_forward(layers, x, training):
+def _chain_forward(layers: Sequence[Layer], x: np.ndarray, training: bool) -> np.ndarray:
     for layer in layers:
         x = layer._forward(x, training)
     return x
 
 
-def _chain_backward(layers, dy, need_dx, accumulate):
+def _chain_backward(layers: Sequence[Layer], dy: Any, need_dx: bool, accumulate: bool) -> Any:
     last = len(layers) - 1
     for i in range(last, -1, -1):
         dy = layers[i]._backward(dy, need_dx or i > 0, accumulate)
     return dy
 
 
-def _build_chain(layers, shape):
+def _build_chain(layers: Sequence[Layer], shape: Shape) -> Shape:
     for layer in layers:
         shape = layer.build(shape)
     return shape
@@ -73,8 +80,16 @@ class Residual(HasActivation, Layer):
 
     _fixed_after_build = ("block", "shortcut", "shortcut_spec")
 
-    def __init__(self, layers, shortcut=None, activation="relu", name=None, trainable=True):
+    def __init__(
+        self,
+        layers: Union[Layer, Sequence[Layer]],
+        shortcut: Union[None, str, Layer, Sequence[Layer]] = None,
+        activation: Optional[str] = "relu",
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         self.block = _as_layer_list(layers, "layers")
+        self.shortcut: Optional[list[Layer]]
         if shortcut is None or (isinstance(shortcut, str) and shortcut == "identity"):
             self.shortcut_spec = shortcut
             self.shortcut = None
@@ -89,13 +104,13 @@ class Residual(HasActivation, Layer):
         if not trainable:
             self.trainable = False
 
-    def sublayers(self):
+    def sublayers(self) -> list[Layer]:
         return self.block + (self.shortcut or [])
 
-    def _build(self, input_shape):
+    def _build(self, input_shape: Shape) -> Shape:
         out = _build_chain(self.block, input_shape)
         if self.shortcut_spec == "layers":
-            s_out = _build_chain(self.shortcut, input_shape)
+            s_out = _build_chain(self.shortcut or [], input_shape)
             if s_out != out:
                 raise ValueError(
                     f"shortcut: its output shape {s_out} differs from the block's {out}"
@@ -117,10 +132,10 @@ class Residual(HasActivation, Layer):
                 )
         return out
 
-    def softmax_logits(self):
+    def softmax_logits(self) -> Optional[np.ndarray]:
         return self._z if self.activation == "softmax" else None
 
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Value) -> Value:
         h = x
         for layer in self.block:
             h = g.lower(layer, h)
@@ -130,7 +145,7 @@ class Residual(HasActivation, Layer):
         return self._act.lower(g, g.eltwise([h, s], _core.EltwiseKind.add))
 
     @staticmethod
-    def _projection(in_shape, out_shape):
+    def _projection(in_shape: Shape, out_shape: Shape) -> Layer:
         from .conv import Conv2D
 
         if len(in_shape) != 3 or len(out_shape) != 3:
@@ -138,14 +153,15 @@ class Residual(HasActivation, Layer):
                 f"shortcut: cannot project {in_shape} to {out_shape} with a 1x1 "
                 "convolution; pass shortcut= explicitly"
             )
-        strides = []
+        strides: list[int] = []
         if None in in_shape[:2] or None in out_shape[:2]:
             raise ValueError(
                 f"shortcut: the block changes the shape {in_shape} -> {out_shape} "
                 "for inputs of any size; pass shortcut= (e.g. a 1x1 Conv2D with "
                 "the block's stride) explicitly"
             )
-        for n, o in zip(in_shape[:2], out_shape[:2]):
+        in_hw = cast("tuple[int, int]", in_shape[:2])  # known: checked just above
+        for n, o in zip(in_hw, out_shape[:2]):
             s = next((s for s in range(1, n + 1) if (n - 1) // s + 1 == o), None)
             if s is None:
                 raise ValueError(
@@ -154,9 +170,9 @@ class Residual(HasActivation, Layer):
                     "shortcut= explicitly"
                 )
             strides.append(s)
-        return Conv2D(out_shape[2], 1, strides=tuple(strides), name="shortcut")
+        return Conv2D(cast(int, out_shape[2]), 1, strides=(strides[0], strides[1]), name="shortcut")
 
-    def _forward(self, x, training):
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         h = _chain_forward(self.block, x, training)
         s = x if self.shortcut is None else _chain_forward(self.shortcut, x, training)
         z = np.add(h, s)
@@ -166,7 +182,7 @@ class Residual(HasActivation, Layer):
             self._y = y
         return y
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: np.ndarray, need_dx: bool, accumulate: bool) -> Optional[np.ndarray]:
         dz = self._act.backward(dy, self._z, self._y) if self.activation is not None else dy
         g = _chain_backward(self.block, dz, need_dx, accumulate)
         if self.shortcut is None:
@@ -177,20 +193,20 @@ class Residual(HasActivation, Layer):
             return None
         return np.add(g, ds)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         cfg = dict(
             super().get_config(),
             activation=self.activation,
             layers=[_layer_config(l) for l in self.block],
         )
         if self.shortcut_spec == "layers":
-            cfg["shortcut"] = [_layer_config(l) for l in self.shortcut]
+            cfg["shortcut"] = [_layer_config(l) for l in self.shortcut or []]
         else:
             cfg["shortcut"] = self.shortcut_spec
         return cfg
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Layer:
         config = dict(config)
         config["layers"] = [layer_from_config(c) for c in config["layers"]]
         sc = config.get("shortcut")
@@ -198,7 +214,7 @@ class Residual(HasActivation, Layer):
             config["shortcut"] = [layer_from_config(c) for c in sc]
         return cls(**config)
 
-    def summary_formulas(self):
+    def summary_formulas(self) -> list[str]:
         kind = (
             "identity"
             if self.shortcut is None

@@ -2,16 +2,26 @@
 config), which tensors each layer call reads, and its outputs. Saved in the
 model file and read back by ``Model.from_config``."""
 
+from __future__ import annotations
+
+from typing import Any, Sequence
+
 from ..layers.base import layer_config, layer_from_config
-from .node import Input
+from .node import Input, Node, SymbolicTensor
 
 __all__ = ["graph_config", "graph_from_config"]
 
 
-def graph_config(inputs, nodes, outputs, single_in, single_out):
+def graph_config(
+    inputs: Sequence[SymbolicTensor],
+    nodes: Sequence[Node],
+    outputs: Sequence[SymbolicTensor],
+    single_in: bool,
+    single_out: bool,
+) -> dict[str, Any]:
     index = {id(n): i for i, n in enumerate(nodes)}
 
-    def ref(t):
+    def ref(t: SymbolicTensor) -> list[Any]:
         if t.node.layer is None:
             return ["input", inputs.index(t)]
         return ["node", index[id(t.node)], t.index]
@@ -26,7 +36,9 @@ def graph_config(inputs, nodes, outputs, single_in, single_out):
     }
 
 
-def _resolve(ref, inputs, tensors):
+def _resolve(
+    ref: Any, inputs: Sequence[SymbolicTensor], tensors: Sequence[Sequence[SymbolicTensor]]
+) -> SymbolicTensor:
     if ref[0] == "input":
         return inputs[ref[1]]
     if ref[0] != "node" or not 0 <= ref[1] < len(tensors):
@@ -37,13 +49,13 @@ def _resolve(ref, inputs, tensors):
     return tensors[ref[1]][ref[2]]
 
 
-def graph_from_config(cls, config):
+def graph_from_config(cls: Any, config: dict[str, Any]) -> Any:
     """Call each layer on the tensors its node reads, in order, then build ``cls``."""
     c = dict(config)
     try:
         ins = [Input(i["shape"], i.get("name")) for i in c.pop("inputs")]
         layers = [layer_from_config(e) for e in c.pop("layers")]
-        tensors = []
+        tensors: list[Any] = []
         for layer, node in zip(layers, c.pop("nodes")):
             args = [_resolve(r, ins, tensors) for r in node["inputs"]]
             out = layer(args if node["multi"] else args[0])

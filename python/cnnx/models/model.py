@@ -16,20 +16,30 @@ fallback when a model cannot compile), lowering into the op graph
 summary table in :mod:`cnnx.models.summary`.
 """
 
-import math
+from __future__ import annotations
 
+import math
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from .._types import ArrayLike, Shape
 from ..graph import Graph
 from ..layers.base import Layer, ParamStore, check_nesting, edit_count, walk
 from ..trainers.trainer import Trainer
 from .config import graph_config, graph_from_config
-from .node import SymbolicTensor, find_layer, nodes_between, rebuild_nodes
+from .node import Node, SymbolicTensor, find_layer, nodes_between, rebuild_nodes
 from .run import check_batches, check_output_grads, concrete_input_shapes, run_backward, run_forward
 from .summary import summary
 
 __all__ = ["Model"]
 
 
-def _as_list(x, what):
+#: one symbolic tensor, or a list of them (a model of several inputs or outputs)
+Tensors = Union[SymbolicTensor, Sequence[SymbolicTensor]]
+
+
+def _as_list(x: Any, what: str) -> list[SymbolicTensor]:
     items = list(x) if isinstance(x, (list, tuple)) else [x]
     if not items or not all(isinstance(t, SymbolicTensor) for t in items):
         raise TypeError(f"{what}: expected cnnx.Input tensors or layer outputs, got {x!r}")
@@ -64,8 +74,16 @@ class Model(Trainer, Layer):
         }
     )
     summary = summary
+    #: the flat parameter store (None until a Sequential without input_shape is built)
+    store: Optional[ParamStore]
 
-    def __init__(self, inputs, outputs, name=None, trainable=True):
+    def __init__(
+        self,
+        inputs: Tensors,
+        outputs: Tensors,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         super().__init__(name if name is not None else "Model", trainable)
         self._single_in = not isinstance(inputs, (list, tuple))
         self._single_out = not isinstance(outputs, (list, tuple))
@@ -75,11 +93,11 @@ class Model(Trainer, Layer):
             self.trainable = False
 
     # ---- structure ----------------------------------------------------------------
-    def _set_graph(self, inputs, outputs):
+    def _set_graph(self, inputs: list[SymbolicTensor], outputs: list[SymbolicTensor]) -> None:
         nodes = [n for n in nodes_between(inputs, outputs) if n.layer is not None]
         self._inputs, self._outputs, self._nodes = inputs, outputs, nodes
         self._layers = [n.layer for n in nodes]
-        readers = {}
+        readers: dict[int, int] = {}
         for n in nodes:
             for t in n.inputs:
                 readers[id(t)] = readers.get(id(t), 0) + 1
@@ -91,7 +109,7 @@ class Model(Trainer, Layer):
         check_nesting(self.layers)  # MAX_NESTING, without recursion
         self._make_store()
 
-    def _make_store(self):
+    def _make_store(self) -> None:
         # the largest activation of one example: a batch whose activations could
         # never be allocated is refused by name (Trainer._check_batch)
         sizes = [t.shape for t in self._inputs] + [
@@ -109,64 +127,65 @@ class Model(Trainer, Layer):
         self._store_changed(old)
 
     @property
-    def layers(self):
+    def layers(self) -> Sequence[Layer]:
         """The model's layers, each after the layers it reads (read-only for a graph model)."""
         return tuple(self._layers)
 
     @property
-    def nodes(self):
+    def nodes(self) -> list[Node]:
         """The layer calls (:class:`~cnnx.models.node.Node`), each after those it reads."""
         return list(self._nodes)
 
     @property
-    def inputs(self):
+    def inputs(self) -> list[SymbolicTensor]:
         """The model's input symbolic tensors, in order."""
         return list(self._inputs)
 
     @property
-    def outputs(self):
+    def outputs(self) -> list[SymbolicTensor]:
         """The model's output symbolic tensors, in order."""
         return list(self._outputs)
 
     @property
-    def input_shapes(self):
+    def input_shapes(self) -> list[Shape]:
         """The shape of each input, without the batch axis (``None`` for a free size)."""
         return [t.shape for t in self._inputs]
 
     @property
-    def output_shapes(self):
+    def output_shapes(self) -> list[Shape]:
         """The shape of each output, without the batch axis."""
         return [t.shape for t in self._outputs]
 
     @property
-    def output_names(self):
+    def output_names(self) -> list[str]:
         """One name per output: its layer's (or ``output_<i>``)."""
         names = [t.name or f"output_{i}" for i, t in enumerate(self._outputs)]
         return [n if names.count(n) == 1 else f"{n}_{i}" for i, n in enumerate(names)]
 
-    def sublayers(self):
+    def sublayers(self) -> list[Layer]:
         return list(self.layers)
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
         """The layer called ``name`` (or at ``index`` in :attr:`layers`)."""
         return self.layers[index] if index is not None else find_layer(self.layers, name)
 
-    def count_params(self):
+    def count_params(self) -> int:
         self.sync()
         return super().count_params()
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         self.sync()
         return super().get_weights()
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         self.sync()
         super().set_weights(weights)
 
-    def zero_grad(self):
-        self.store.grads.fill(0.0)
+    def zero_grad(self) -> None:
+        if self.store is not None:  # an unbuilt Sequential has no gradients yet
+            self.store.grads.fill(0.0)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> Any:
         shapes = input_shape if not self._single_in else [input_shape]
         given = [tuple(int(d) for d in s) for s in shapes]
         if given != self.input_shapes:
@@ -176,16 +195,16 @@ class Model(Trainer, Layer):
         return self.output_shape
 
     # ---- running it layer by layer (the manual loop, and models no plan runs) -------
-    def check_inputs(self, x, name="x"):
+    def check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]:
         """The inputs as a list of float32 batches of the model's shapes (one per input)."""
         return check_batches(self._inputs, x, self._single_in, name)
 
-    def _forward(self, x, training):
+    def _forward(self, x: Any, training: bool) -> Any:
         xs = x if isinstance(x, list) else [x]
         outs = run_forward(self._nodes, self._inputs, self._outputs, xs, training)
         return outs if isinstance(x, list) else outs[0]
 
-    def _backward(self, dy, need_dx, accumulate):
+    def _backward(self, dy: Any, need_dx: bool, accumulate: bool) -> Any:
         dys = dy if isinstance(dy, list) else [dy]
         dxs = run_backward(
             self._nodes, self._need_dx, self._inputs, self._outputs, dys, need_dx, accumulate
@@ -194,7 +213,7 @@ class Model(Trainer, Layer):
             return None
         return dxs if isinstance(dy, list) else dxs[0]
 
-    def forward(self, x, training=False):
+    def forward(self, x: Any, training: bool = False) -> Any:
         """Run the model on a batch (a list for several inputs); ``training=True``
         keeps what :meth:`backward` needs."""
         self.sync()
@@ -206,7 +225,7 @@ class Model(Trainer, Layer):
             self._last_out_shape = [tuple(y.shape) for y in ys]
         return ys[0] if self._single_out else ys
 
-    def backward(self, dy):
+    def backward(self, dy: Any) -> Any:
         """Gradient w.r.t. the inputs of the last training forward, from ``dy``
         (w.r.t. the outputs; a list for several). Parameter gradients are
         *added* to ``layer.grads`` (``model.zero_grad()`` clears them)."""
@@ -216,11 +235,11 @@ class Model(Trainer, Layer):
         dxs = self._backward(checked, True, True)
         return dxs[0] if self._single_in else dxs
 
-    def output_is_read_only_by_loss(self, i):
+    def output_is_read_only_by_loss(self, i: int) -> bool:
         """True when output ``i`` feeds no other layer (its gradient comes from the loss alone)."""
         return self._readers.get(id(self._outputs[i]), 0) == 0
 
-    def softmax_logits(self, output=0):
+    def softmax_logits(self, output: int = 0) -> Optional[np.ndarray]:
         """The input of the softmax that makes output ``output``, from the last
         training forward (None if that output is no softmax)."""
         node = self._outputs[output].node
@@ -228,7 +247,7 @@ class Model(Trainer, Layer):
             return None
         return node.layer.softmax_logits()
 
-    def sync(self):
+    def sync(self) -> None:
         """Bring the structure up to date after edits of a nested Sequential's
         layer list: rebuild what changed, keep every other weight."""
         if self._synced_at == edit_count() or not self._stale():
@@ -238,12 +257,12 @@ class Model(Trainer, Layer):
         self._make_store()
         self._synced_at = edit_count()
 
-    def _stale(self):
+    def _stale(self) -> bool:
         """A layer list inside this model was edited since it was last built."""
         return any(getattr(layer, "_dirty", False) for layer, _ in walk(self.layers))
 
     # ---- lowering ------------------------------------------------------------------
-    def lower(self, g, x):
+    def lower(self, g: Graph, x: Any) -> Any:
         xs = x if isinstance(x, list) else [x]
         vals = {id(t): v for t, v in zip(self._inputs, xs)}
         for node in self._nodes:
@@ -254,7 +273,7 @@ class Model(Trainer, Layer):
         outs = [vals[id(t)] for t in self._outputs]
         return outs if not self._single_out else outs[0]
 
-    def to_graph(self, input_shapes=None):
+    def to_graph(self, input_shapes: Optional[Sequence[Sequence[Optional[int]]]] = None) -> Graph:
         """The model as a typed op graph (:mod:`cnnx.graph`), for plans and export.
 
         A model taking inputs of any size (None dims) needs the sizes of the
@@ -269,7 +288,7 @@ class Model(Trainer, Layer):
         return g
 
     # ---- config ----------------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             super().get_config(),
             **graph_config(
@@ -278,6 +297,6 @@ class Model(Trainer, Layer):
         )
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Any:
         """A model rebuilt from the architecture ``get_config`` returned (fresh weights)."""
         return graph_from_config(cls, config)

@@ -14,9 +14,16 @@ then walks the nodes from its outputs back to its inputs
 (:func:`nodes_between`).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence, Union
+
 import numpy as np
 
 from ..layers.base import walk
+
+if TYPE_CHECKING:
+    from ..layers.base import Layer
 
 __all__ = ["Input", "SymbolicTensor", "Node", "is_symbolic", "call_symbolic", "nodes_between"]
 
@@ -26,13 +33,16 @@ class Node:
 
     __slots__ = ("layer", "inputs", "outputs", "multi_input")
 
-    def __init__(self, layer, inputs, multi_input):
-        self.layer = layer
+    def __init__(
+        self, layer: Optional[Layer], inputs: Iterable[SymbolicTensor], multi_input: bool
+    ) -> None:
+        # typed Any: None only for an Input's node, which no model runs or lists
+        self.layer: Any = layer
         self.inputs = list(inputs)
-        self.outputs = []
+        self.outputs: list[SymbolicTensor] = []
         self.multi_input = multi_input
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         who = "Input" if self.layer is None else self.layer.name
         return f"Node({who}, {len(self.inputs)} -> {len(self.outputs)})"
 
@@ -50,32 +60,36 @@ class SymbolicTensor:
     __slots__ = ("shape", "node", "index", "name")
     dtype = np.dtype(np.float32)
 
-    def __init__(self, shape, node, index=0, name=None):
+    def __init__(
+        self, shape: Sequence[Optional[int]], node: Node, index: int = 0, name: Optional[str] = None
+    ) -> None:
         self.shape = tuple(None if s is None else int(s) for s in shape)
         self.node = node
         self.index = index
         self.name = name
 
     @property
-    def source(self):
+    def source(self) -> str:
         """``"Input 'x'"`` or ``"layer 'conv1'"``: where the tensor comes from (for messages)."""
         if self.node.layer is None:
             return f"Input {self.name!r}"
         return f"layer {self.node.layer.name!r}"
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"<SymbolicTensor shape=(None, {', '.join(map(str, self.shape))}) from {self.source}>"
         )
 
-    def __array__(self, *args, **kwargs):
+    def __array__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
             f"{self!r} has no values: it describes a model (build one with "
             "cnnx.Model(inputs, outputs) and call predict)"
         )
 
 
-def Input(shape, name=None):  # noqa: N802 - Keras's name for it
+def Input(  # noqa: N802 - Keras's name for it
+    shape: Union[int, Sequence[Optional[int]]], name: Optional[str] = None
+) -> SymbolicTensor:
     """A model input of per-example ``shape`` (no batch axis), e.g. ``(32, 32, 3)``;
     ``(None, None, 3)`` takes images of any size (a fully convolutional model,
     or one that ends in global pooling).
@@ -102,14 +116,14 @@ def Input(shape, name=None):  # noqa: N802 - Keras's name for it
     return t
 
 
-def is_symbolic(x):
+def is_symbolic(x: object) -> bool:
     """True for a SymbolicTensor or a list/tuple holding one."""
     if isinstance(x, SymbolicTensor):
         return True
     return isinstance(x, (list, tuple)) and any(isinstance(t, SymbolicTensor) for t in x)
 
 
-def call_symbolic(layer, x):
+def call_symbolic(layer: Layer, x: Any) -> Union[SymbolicTensor, list[SymbolicTensor]]:
     """``layer(x)`` on symbolic tensors: build the layer for their shapes, record a Node."""
     multi = isinstance(x, (list, tuple))
     xs = list(x) if multi else [x]
@@ -136,16 +150,19 @@ def call_symbolic(layer, x):
     return list(node.outputs) if several else node.outputs[0]
 
 
-def nodes_between(inputs, outputs):
+def nodes_between(
+    inputs: Sequence[SymbolicTensor], outputs: Sequence[SymbolicTensor]
+) -> list[Node]:
     """The layer nodes computing ``outputs`` from ``inputs``, each after the
     nodes it reads (a topological order). Raises ValueError for an output
     that needs an Input not listed, an input no output uses, a graph with a
     cycle, or a layer called twice."""
     input_nodes = {id(t.node): i for i, t in enumerate(inputs)}
-    order, state = [], {}
+    order: list[Node] = []
+    state: dict[int, int] = {}
     used_inputs = set()
 
-    def visit(t):
+    def visit(t: SymbolicTensor) -> None:
         stack = [(t.node, False)]
         while stack:
             node, done = stack.pop()
@@ -181,7 +198,7 @@ def nodes_between(inputs, outputs):
     for t in inputs:
         if id(t.node) not in used_inputs:
             raise ValueError(f"inputs: {t.source} is not used by any output")
-    seen = {}
+    seen: dict[int, Node] = {}
     for node in order:
         other = seen.setdefault(id(node.layer), node)
         if other is not node:
@@ -192,7 +209,7 @@ def nodes_between(inputs, outputs):
     return order
 
 
-def find_layer(layers, name):
+def find_layer(layers: Sequence[Layer], name: Optional[str]) -> Layer:
     """The one layer called ``name`` among ``layers`` and the layers nested in them."""
     found = [l for l, _ in walk(layers) if l.name == name]
     if not found:
@@ -205,7 +222,7 @@ def find_layer(layers, name):
     return found[0]
 
 
-def rebuild_nodes(nodes):
+def rebuild_nodes(nodes: Iterable[Node]) -> None:
     """Build each node's layer again for its input shapes (after an edit of a
     nested layer list); its output shapes must not change."""
     for node in nodes:

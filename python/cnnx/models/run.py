@@ -5,10 +5,16 @@ Values live in a dict keyed by symbolic tensor; backward walks the nodes in
 reverse, summing the gradients of a tensor read by several layers.
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
 import numpy as np
 
+from .._types import Shape
 from .._validate import as_float32, same_shape
 from ..layers.activations import SoftmaxInputGrad
+from .node import Node, SymbolicTensor
 
 __all__ = [
     "check_batches",
@@ -19,7 +25,9 @@ __all__ = [
 ]
 
 
-def check_batches(inputs, x, single, name="x"):
+def check_batches(
+    inputs: Sequence[SymbolicTensor], x: Any, single: bool, name: str = "x"
+) -> list[np.ndarray]:
     """``x`` (one array, or a list for several inputs) as float32 batches of
     the input tensors' shapes, all with the same number of samples."""
     xs = [x] if single else x
@@ -42,7 +50,13 @@ def check_batches(inputs, x, single, name="x"):
     return out
 
 
-def run_forward(nodes, inputs, outputs, xs, training):
+def run_forward(
+    nodes: Sequence[Node],
+    inputs: Sequence[SymbolicTensor],
+    outputs: Sequence[SymbolicTensor],
+    xs: Sequence[np.ndarray],
+    training: bool,
+) -> list[np.ndarray]:
     """The output arrays for input arrays ``xs`` (one per input tensor)."""
     vals = {id(t): a for t, a in zip(inputs, xs)}
     for node in nodes:
@@ -53,11 +67,19 @@ def run_forward(nodes, inputs, outputs, xs, training):
     return [vals[id(t)] for t in outputs]
 
 
-def _add(grads, t, g):
+def _add(grads: dict[int, Any], t: SymbolicTensor, g: Any) -> None:
     grads[id(t)] = g if id(t) not in grads else grads[id(t)] + g
 
 
-def run_backward(nodes, need_dx, inputs, outputs, dys, want_input_grads, accumulate):
+def run_backward(
+    nodes: Sequence[Node],
+    need_dx: Sequence[bool],
+    inputs: Sequence[SymbolicTensor],
+    outputs: Sequence[SymbolicTensor],
+    dys: Sequence[Any],
+    want_input_grads: bool,
+    accumulate: bool,
+) -> Optional[list[Optional[np.ndarray]]]:
     """Gradients w.r.t. the inputs (None unless ``want_input_grads``) from
     gradients ``dys`` w.r.t. the outputs (None: no gradient for that one).
 
@@ -65,7 +87,7 @@ def run_backward(nodes, need_dx, inputs, outputs, dys, want_input_grads, accumul
     gradient is needed. Parameter gradients are added (``accumulate``) or
     written; a node no gradient reaches gets zero parameter gradients.
     """
-    grads = {}
+    grads: dict[int, Any] = {}
     for t, g in zip(outputs, dys):
         if g is not None:
             _add(grads, t, g)
@@ -92,7 +114,7 @@ def run_backward(nodes, need_dx, inputs, outputs, dys, want_input_grads, accumul
     return [grads.get(id(t)) for t in inputs]
 
 
-def check_output_grads(dy, single, shapes):
+def check_output_grads(dy: Any, single: bool, shapes: Sequence[Shape]) -> list[Any]:
     """``dy`` (one array, or a list for several outputs) as float32 arrays of
     the last training forward's output ``shapes`` (a loss's SoftmaxInputGrad
     marker passes as it is)."""
@@ -109,7 +131,9 @@ def check_output_grads(dy, single, shapes):
     return checked
 
 
-def concrete_input_shapes(inputs, input_shapes):
+def concrete_input_shapes(
+    inputs: Sequence[SymbolicTensor], input_shapes: Optional[Sequence[Sequence[Optional[int]]]]
+) -> list[tuple[Optional[int], ...]]:
     """The inputs' shapes with every size known: their own, or ``input_shapes``
     (one per input) for a model taking inputs of any size."""
     declared = [t.shape for t in inputs]

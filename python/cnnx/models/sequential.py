@@ -18,6 +18,13 @@ delete): the model rebuilds itself before its next use, keeping the weights
 of the layers that stay.
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from ..graph import Graph
 from ..layers.base import (
     Layer,
     check_nesting,
@@ -35,27 +42,27 @@ __all__ = ["Sequential", "LayerList"]
 class LayerList(list):
     """``Sequential.layers``: a list whose edits mark the model for a rebuild."""
 
-    def __init__(self, items, owner):
+    def __init__(self, items: Iterable[Layer], owner: Sequential) -> None:
         super().__init__(items)
         self._owner = owner
 
-    def _changed(self):
+    def _changed(self) -> None:
         for layer in self:
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers: expected Layers, got {type(layer).__name__}")
         self._owner._dirty = True
         note_edit()
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_restore_layer_list, (list(self), self._owner))
 
 
-def _restore_layer_list(items, owner):
+def _restore_layer_list(items: list[Layer], owner: Sequential) -> LayerList:
     return LayerList(items, owner)
 
 
-def _edits(name):
-    def method(self, *args, **kw):
+def _edits(name: str) -> Callable[..., Any]:
+    def method(self: LayerList, *args: Any, **kw: Any) -> Any:
         out = getattr(list, name)(self, *args, **kw)
         self._changed()
         return out
@@ -102,7 +109,13 @@ class Sequential(Model):
         (16, 2)
     """
 
-    def __init__(self, layers=None, input_shape=None, name=None, trainable=True):
+    def __init__(
+        self,
+        layers: Optional[Sequence[Layer]] = None,
+        input_shape: Union[None, int, Sequence[Optional[int]]] = None,
+        name: Optional[str] = None,
+        trainable: bool = True,
+    ) -> None:
         Layer.__init__(self, name if name is not None else "Sequential", trainable)
         layers = [] if layers is None else layers
         if not isinstance(layers, (list, tuple)) or not all(isinstance(l, Layer) for l in layers):
@@ -120,16 +133,16 @@ class Sequential(Model):
             self.build(input_shape)
 
     @property
-    def layers(self):
+    def layers(self) -> LayerList:
         """The layers, in order; edit this list freely (the model rebuilds before its next use)."""
         return self._layer_list
 
     @layers.setter
-    def layers(self, layers):
+    def layers(self, layers: Iterable[Layer]) -> None:
         self._layer_list = LayerList(list(layers), self)
         self._layer_list._changed()
 
-    def add(self, layer):
+    def add(self, layer: Layer) -> Sequential:
         """Append a layer (built at once if the model is)."""
         if not isinstance(layer, Layer):
             raise TypeError(f"layer: expected a Layer, got {type(layer).__name__}")
@@ -139,7 +152,7 @@ class Sequential(Model):
             self.sync()
         return self
 
-    def build(self, input_shape):
+    def build(self, input_shape: Union[int, Sequence[Optional[int]]]) -> Any:
         """Build every layer for inputs of ``input_shape``; returns the output shape."""
         from .._validate import as_dim, check_size
 
@@ -164,7 +177,7 @@ class Sequential(Model):
         self._set_graph([x], [y])
         return self.output_shape
 
-    def sync(self):
+    def sync(self) -> None:
         """Rebuild after the layer list (or a nested one) was edited; the
         weights of the layers that stay are kept."""
         if not self.built or self._synced_at == edit_count():
@@ -174,7 +187,7 @@ class Sequential(Model):
             self.build(self.input_shape)
         self._synced_at = edit_count()
 
-    def check_inputs(self, x, name="x"):
+    def check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]:
         if not self.built:
             from .._validate import as_float32
 
@@ -186,15 +199,15 @@ class Sequential(Model):
         self.sync()
         return super().check_inputs(x, name)
 
-    def _need_built(self):
+    def _need_built(self) -> None:
         if not self.built:
             raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
 
-    def to_graph(self, input_shapes=None):
+    def to_graph(self, input_shapes: Optional[Sequence[Sequence[Optional[int]]]] = None) -> Graph:
         self._need_built()
         return super().to_graph(input_shapes)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return dict(
             Layer.get_config(self),
             layers=[layer_config(l) for l in self._layer_list],
@@ -202,7 +215,7 @@ class Sequential(Model):
         )
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Any:
         config = dict(config)
         layers = [layer_from_config(c) for c in config.pop("layers", [])]
         input_shape = config.pop("input_shape", None)

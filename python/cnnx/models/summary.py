@@ -1,9 +1,17 @@
 """``model.summary()``: the course's layer table (and a "Connected to" column
 for models that are not a chain)."""
 
-import math
+from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence, cast
+
+from .._types import Shape
 from ..layers.base import format_shape
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .node import SymbolicTensor
 
 __all__ = ["SummaryRow", "summary"]
 
@@ -29,8 +37,15 @@ class SummaryRow:
     )
 
     def __init__(
-        self, name, layer, output_shape, activation_size, params, formulas, connected_to=()
-    ):
+        self,
+        name: str,
+        layer: str,
+        output_shape: Sequence[Optional[int]],
+        activation_size: Optional[int],
+        params: int,
+        formulas: Iterable[str],
+        connected_to: Iterable[str] = (),
+    ) -> None:
         self.name = name
         self.layer = layer
         self.output_shape = tuple(output_shape)
@@ -39,19 +54,19 @@ class SummaryRow:
         self.formulas = list(formulas)
         self.connected_to = list(connected_to)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"SummaryRow({self.name!r}, output_shape={self.output_shape}, "
             f"activation_size={self.activation_size}, params={self.params})"
         )
 
 
-def _size(shape):
+def _size(shape: Shape) -> Optional[int]:
     """Values per example, or None when a size is known only when data arrives."""
-    return None if None in shape else math.prod(shape)
+    return None if None in shape else math.prod(cast("tuple[int, ...]", shape))
 
 
-def _is_chain(model):
+def _is_chain(model: Model) -> bool:
     ins, outs = model.inputs, model.outputs
     if len(ins) != 1 or len(outs) != 1:
         return False
@@ -63,11 +78,16 @@ def _is_chain(model):
     return prev is outs[0]
 
 
-def _source(t):
-    return t.name if t.node.layer is None else t.node.layer.name
+def _source(t: SymbolicTensor) -> str:
+    return str(t.name) if t.node.layer is None else t.node.layer.name
 
 
-def summary(model, formulas=False, show_all=False, print_fn=print):
+def summary(
+    model: Model,
+    formulas: bool = False,
+    show_all: bool = False,
+    print_fn: Optional[Callable[[str], object]] = print,
+) -> list[SummaryRow]:
     """Print the layer table and return its rows.
 
     Columns: Layer, Output shape, Activation size (values per example),
@@ -87,7 +107,7 @@ def summary(model, formulas=False, show_all=False, print_fn=print):
         raise ValueError("model: not built yet (give input_shape= or call build/fit first)")
     chain = _is_chain(model)
     rows = [
-        SummaryRow(t.name if not chain else "Input", "Input", t.shape, _size(t.shape), 0, [])
+        SummaryRow(str(t.name) if not chain else "Input", "Input", t.shape, _size(t.shape), 0, [])
         for t in model.inputs
     ]
     for node in model.nodes:
@@ -111,7 +131,7 @@ def summary(model, formulas=False, show_all=False, print_fn=print):
     return rows
 
 
-def _format(model, rows, formulas, connected):
+def _format(model: Model, rows: Sequence[SummaryRow], formulas: bool, connected: bool) -> str:
     total, trainable = model.store.count() if model.store is not None else (0, 0)
     head = ["Layer", "Output shape", "Activation size", "Params"]
     table = [
@@ -133,7 +153,7 @@ def _format(model, rows, formulas, connected):
             t.append("; ".join(r.formulas))
     widths = [max(len(head[i]), *(len(t[i]) for t in table)) for i in range(len(head))]
 
-    def line(cells):
+    def line(cells: Sequence[str]) -> str:
         return "  ".join(
             c.rjust(widths[i]) if i in (2, 3) else c.ljust(widths[i]) for i, c in enumerate(cells)
         ).rstrip()

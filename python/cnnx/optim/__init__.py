@@ -23,7 +23,10 @@ or by hand: ``opt.bind(model.store)``, then ``opt.step()`` after each
 backward pass.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Optional, Union, cast
 
 import numpy as np
 
@@ -32,10 +35,23 @@ from .. import _core
 from . import schedules
 from .schedules import LearningRateSchedule
 
+if TYPE_CHECKING:
+    from ..layers.base import ParamStore
+
+#: a rate > 0, a schedule (cnnx.optim.schedules) or a function of the step count
+LearningRate = Union[float, LearningRateSchedule, Callable[[int], float]]
+
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer", "schedules"]
 
 
-def _number(v, name, minimum=None, maximum=None, open_min=False, open_max=False):
+def _number(
+    v: Any,
+    name: str,
+    minimum: Optional[float] = None,
+    maximum: Optional[float] = None,
+    open_min: bool = False,
+    open_max: bool = False,
+) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
     v = float(v)
@@ -50,7 +66,7 @@ def _number(v, name, minimum=None, maximum=None, open_min=False, open_max=False)
     return v
 
 
-def _schedule_like(v):
+def _schedule_like(v: object) -> bool:
     """A schedule object or a plain function of the step (not a number)."""
     return isinstance(v, LearningRateSchedule) or (callable(v) and not isinstance(v, numbers.Real))
 
@@ -83,28 +99,28 @@ class Optimizer:
 
     #: update rule of the fused step, and the state buffer names it calls s0, s1, s2
     _rule = None
-    _slot_names: tuple[str | None, ...] = (None, None, None)
+    _slot_names: tuple[Optional[str], ...] = (None, None, None)
 
     #: a step count from a file must stay far from int64 overflow in the kernels
     MAX_ITERATIONS = 2**53
 
     def __init__(
         self,
-        lr,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        use_ema=False,
-        ema_momentum=0.99,
-        ema_overwrite_frequency=None,
-        learning_rate=None,
-    ):
+        lr: LearningRate,
+        clipnorm: Optional[float] = None,
+        clipvalue: Optional[float] = None,
+        global_clipnorm: Optional[float] = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: Optional[int] = None,
+        learning_rate: Optional[LearningRate] = None,
+    ) -> None:
         if learning_rate is not None:  # Keras's name for lr
             lr = learning_rate
-        self._schedule = None
-        self._lr = None
+        self._schedule: Optional[Callable[[int], Any]] = None
+        self._lr: Optional[float] = None
         if _schedule_like(lr):
-            self._schedule = lr
+            self._schedule = cast(Callable[[int], Any], lr)
         else:
             self._lr = _number(lr, "lr", 0.0, open_min=True)
         given = [
@@ -148,18 +164,18 @@ class Optimizer:
         self.ema_overwrite_frequency = ema_overwrite_frequency
         #: the rate when training first started (set by ``fit``, never overwritten,
         #: saved with the model): what the built-in schedules decay from
-        self.initial_lr = None
+        self.initial_lr: Optional[float] = None
         self.iterations = 0
-        self.store = None
-        self.state = {}
+        self.store: Optional[ParamStore] = None
+        self.state: dict[str, np.ndarray] = {}
         self._state_loaded = False  # state came from load_state_dict, not yet bound
         self._args = _core.OptimStepArgs()
-        self._seg_key = None
-        self._seg = None
+        self._seg_key: Optional[tuple[int, int, bool]] = None
+        self._seg: Optional[np.ndarray] = None
 
     # ---- the learning rate --------------------------------------------------
     @property
-    def lr(self):
+    def lr(self) -> Any:
         """The rate of the next step (a schedule's value at :attr:`iterations`)."""
         if self._schedule is not None:
             value = self._schedule(self.iterations)
@@ -167,9 +183,9 @@ class Optimizer:
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: LearningRate) -> None:
         if _schedule_like(value):
-            self._schedule = value
+            self._schedule = cast(Callable[[int], Any], value)
             self._lr = None
             return
         if self._schedule is not None:
@@ -181,7 +197,7 @@ class Optimizer:
         self._lr = _number(value, "lr", 0.0)
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> Any:
         """Keras's name for :attr:`lr`.
 
         Examples:
@@ -194,18 +210,18 @@ class Optimizer:
         return self.lr
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: LearningRate) -> None:
         self.lr = value
 
     @property
-    def schedule(self):
+    def schedule(self) -> Optional[Callable[[int], Any]]:
         """The learning-rate schedule given as ``lr``, or None."""
         return self._schedule
 
-    def _step_lr(self):
+    def _step_lr(self) -> float:
         """This step's rate; a schedule's bad value raises before any change."""
         if self._schedule is None:
-            return self._lr
+            return cast(float, self._lr)  # a number whenever there is no schedule
         value = self._schedule(self.iterations)
         bad = isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0
         if not bad:
@@ -223,22 +239,22 @@ class Optimizer:
 
     # ---- state --------------------------------------------------------------
     @property
-    def state_names(self):
+    def state_names(self) -> tuple[str, ...]:
         """Names of the flat state buffers this optimiser keeps now."""
         names = tuple(n for n in self._slots() if n is not None)
         return names + ("ema",) if self.use_ema else names
 
-    def _slots(self):
+    def _slots(self) -> tuple[Optional[str], ...]:
         """The state buffer names the rule reads as s0, s1, s2 (None: unused)."""
         return self._slot_names
 
-    def _initial_state(self, name, store):
+    def _initial_state(self, name: str, store: ParamStore) -> np.ndarray:
         if name == "ema":  # Keras: the average starts as the weights
             return store.params.copy()
         return np.zeros(store.params.shape, np.float32)
 
     # ---- binding to a model's parameters ------------------------------------
-    def bind(self, store):
+    def bind(self, store: ParamStore) -> None:
         """Attach to a :class:`cnnx.layers.base.ParamStore` (done by ``compile``).
 
         State of the same size carries over. State restored by
@@ -263,25 +279,27 @@ class Optimizer:
             if old is None or old.shape != store.params.shape:
                 self.state[name] = self._initial_state(name, store)
 
-    def _check_bound(self):
+    def _check_bound(self) -> ParamStore:
         if self.store is None:
             raise ValueError(
                 "optimizer: not attached to any parameters (call "
                 "model.compile(optimizer=...) or optimizer.bind(model.store))"
             )
+        return self.store
 
-    def _buffer(self, name):
+    def _buffer(self, name: Optional[str]) -> Optional[np.ndarray]:
         if name is None:
             return None
+        store = self._check_bound()
         buf = self.state.get(name)
-        if buf is None or buf.shape != self.store.params.shape:  # a setting changed since bind
-            buf = self.state[name] = self._initial_state(name, self.store)
+        if buf is None or buf.shape != store.params.shape:  # a setting changed since bind
+            buf = self.state[name] = self._initial_state(name, store)
         return buf
 
-    def _segments(self):
+    def _segments(self) -> np.ndarray:
         """[begin, end) rows the step covers: the trainable ranges, or with
         clipnorm each trainable parameter tensor (clipped on its own)."""
-        store = self.store
+        store = self._check_bound()
         runs = store.trainable_runs()
         key = (id(store), id(runs), self.clipnorm is not None)
         if key != self._seg_key:
@@ -298,16 +316,14 @@ class Optimizer:
                 seg = runs
             self._seg = np.asarray(seg, np.int64).reshape(-1, 2)
             self._seg_key = key
-        return self._seg
+        return cast(np.ndarray, self._seg)
 
-    def _configure(self, args):  # pragma: no cover - abstract
+    def _configure(self, args: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def step(self):
+    def step(self) -> None:
         """Apply one update to every trainable parameter from its gradient."""
-        store = self.store
-        if store is None:
-            self._check_bound()
+        store = self._check_bound()
         lr = self._step_lr()
         args = self._args
         self._configure(args)
@@ -331,36 +347,35 @@ class Optimizer:
         _core.optimizer_step(args, store.params, store.grads, s0, s1, s2, ema, self._segments())
         self.iterations += 1
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Zero all gradients of the bound parameters (one fill of the flat buffer)."""
-        self._check_bound()
-        self.store.grads.fill(0.0)
+        self._check_bound().grads.fill(0.0)
 
     # ---- the moving average of the weights ----------------------------------
-    def _ema_ranges(self):
+    def _ema_ranges(self) -> tuple[list[tuple[int, int]], np.ndarray]:
         if not self.use_ema:
             raise ValueError(
                 "use_ema: this optimizer keeps no moving average (build it with use_ema=True)"
             )
-        self._check_bound()
-        return self.store.trainable_runs(), self._buffer("ema")
+        store = self._check_bound()
+        return store.trainable_runs(), cast(np.ndarray, self._buffer("ema"))
 
-    def swap_ema_weights(self):
+    def swap_ema_weights(self) -> None:
         """Exchange the trainable weights and their moving average (twice: back)."""
         runs, ema = self._ema_ranges()
-        p = self.store.params
+        p = self._check_bound().params
         for a, b in runs:
             tmp = p[a:b].copy()
             p[a:b] = ema[a:b]
             ema[a:b] = tmp
 
-    def ema_weights(self):
+    def ema_weights(self) -> ContextManager[Optimizer]:
         """A context manager: the averaged weights in the model inside the block
         (evaluate, predict or save them), the trained ones again after it."""
         import contextlib
 
         @contextlib.contextmanager
-        def swapped():
+        def swapped() -> Iterator[Optimizer]:
             self.swap_ema_weights()
             try:
                 yield self
@@ -369,7 +384,7 @@ class Optimizer:
 
         return swapped()
 
-    def finalize_variable_values(self):
+    def finalize_variable_values(self) -> None:
         """Copy the moving average into the trainable weights (Keras calls this
         at the end of ``fit``); nothing without ``use_ema``."""
         if not self.use_ema or self.store is None or self.iterations == 0:
@@ -380,9 +395,11 @@ class Optimizer:
             p[a:b] = ema[a:b]
 
     # ---- saving -------------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The hyper-parameters as a dict (saved with a compiled model)."""
-        cfg = {"lr": self._lr if self._schedule is None else schedules.serialize(self._schedule)}
+        cfg: dict[str, Any] = {
+            "lr": self._lr if self._schedule is None else schedules.serialize(self._schedule)
+        }
         for k in ("clipnorm", "clipvalue", "global_clipnorm"):
             if getattr(self, k) is not None:
                 cfg[k] = getattr(self, k)
@@ -394,7 +411,7 @@ class Optimizer:
             )
         return cfg
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Hyper-parameters, step count and copies of the state buffers."""
         return {
             "class": type(self).__name__,
@@ -404,19 +421,19 @@ class Optimizer:
             "state": {k: v.copy() for k, v in self.state.items()},
         }
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (sizes must match when bound)."""
         it = d.get("iterations", 0)
         if (
             isinstance(it, (bool, np.bool_))
             or not isinstance(it, numbers.Integral)
-            or not 0 <= it <= self.MAX_ITERATIONS
+            or not 0 <= int(it) <= self.MAX_ITERATIONS
         ):
             raise ValueError(f"iterations: expected an int in [0, 2**53], got {it!r}")
         initial_lr = d.get("initial_lr")
         if initial_lr is not None:
             initial_lr = _number(initial_lr, "initial_lr", 0.0, open_min=True)
-        state = {}
+        state: dict[str, np.ndarray] = {}
         for k, v in d.get("state", {}).items():
             if k not in self.state_names:
                 raise ValueError(f"state: unknown optimizer state {k!r} for {type(self).__name__}")
@@ -437,17 +454,17 @@ class Optimizer:
         self.state.update(state)
         self._state_loaded = self.store is None and bool(state)
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()  # the C++ argument pack is rebuilt, not pickled
         state["_args"] = None
         state["_seg_key"] = None
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._args = _core.OptimStepArgs()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
@@ -466,7 +483,14 @@ class SGD(Optimizer):
         >>> # model.compile(optimizer=opt, loss="cross_entropy")
     """
 
-    def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, **kwargs):
+    def __init__(
+        self,
+        lr: LearningRate = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(lr, **kwargs)
         self.momentum = _number(momentum, "momentum", 0.0, 1.0, open_max=True)
         self.nesterov = bool(nesterov)
@@ -474,16 +498,16 @@ class SGD(Optimizer):
             raise ValueError("nesterov: Nesterov momentum needs momentum > 0")
         self.weight_decay = _number(weight_decay, "weight_decay", 0.0)
 
-    def _slots(self):
+    def _slots(self) -> tuple[Optional[str], ...]:
         return ("velocity" if self.momentum else None, None, None)
 
-    def _configure(self, a):
+    def _configure(self, a: Any) -> None:
         a.rule = _core.OptimRule.sgd
         a.momentum = self.momentum
         a.nesterov = self.nesterov and self.momentum != 0.0
         a.weight_decay = self.weight_decay
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "momentum": self.momentum,
@@ -505,20 +529,28 @@ class Adam(Optimizer):
     _slot_names = ("m", "v", None)
     decoupled = False
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, **kwargs):
+    def __init__(
+        self,
+        lr: LearningRate = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(lr, **kwargs)
         self.beta1 = _number(beta1, "beta1", 0.0, 1.0, open_max=True)
         self.beta2 = _number(beta2, "beta2", 0.0, 1.0, open_max=True)
         self.eps = _number(eps, "eps", 0.0, open_min=True)
         self.weight_decay = _number(weight_decay, "weight_decay", 0.0)
 
-    def _configure(self, a):
+    def _configure(self, a: Any) -> None:
         a.rule = _core.OptimRule.adam
         a.beta1, a.beta2, a.eps = self.beta1, self.beta2, self.eps
         a.weight_decay = self.weight_decay
         a.decoupled = self.decoupled
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "beta1": self.beta1,
@@ -540,7 +572,15 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, **kwargs):
+    def __init__(
+        self,
+        lr: LearningRate = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(lr, beta1, beta2, eps, weight_decay, **kwargs)
 
 
@@ -565,14 +605,14 @@ class RMSprop(Optimizer):
 
     def __init__(
         self,
-        lr=0.01,
-        alpha=0.99,
-        eps=1e-8,
-        weight_decay=0.0,
-        momentum=0.0,
-        centered=False,
-        **kwargs,
-    ):
+        lr: LearningRate = 0.01,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(lr, **kwargs)
         self.alpha = _number(alpha, "alpha", 0.0, 1.0)
         self.eps = _number(eps, "eps", 0.0, open_min=True)
@@ -580,20 +620,20 @@ class RMSprop(Optimizer):
         self.momentum = _number(momentum, "momentum", 0.0, 1.0, open_max=True)
         self.centered = bool(centered)
 
-    def _slots(self):
+    def _slots(self) -> tuple[Optional[str], ...]:
         return (
             "square_avg",
             "momentum_buffer" if self.momentum else None,
             "grad_avg" if self.centered else None,
         )
 
-    def _configure(self, a):
+    def _configure(self, a: Any) -> None:
         a.rule = _core.OptimRule.rmsprop
         a.alpha, a.eps, a.momentum = self.alpha, self.eps, self.momentum
         a.weight_decay = self.weight_decay
         a.centered = self.centered
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "alpha": self.alpha,
@@ -622,13 +662,13 @@ class Adagrad(Optimizer):
 
     def __init__(
         self,
-        lr=0.01,
-        lr_decay=0.0,
-        weight_decay=0.0,
-        initial_accumulator_value=0.0,
-        eps=1e-10,
-        **kwargs,
-    ):
+        lr: LearningRate = 0.01,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(lr, **kwargs)
         self.lr_decay = _number(lr_decay, "lr_decay", 0.0)
         self.weight_decay = _number(weight_decay, "weight_decay", 0.0)
@@ -637,17 +677,17 @@ class Adagrad(Optimizer):
         )
         self.eps = _number(eps, "eps", 0.0, open_min=True)
 
-    def _initial_state(self, name, store):
+    def _initial_state(self, name: str, store: ParamStore) -> np.ndarray:
         if name == "sum":
             return np.full(store.params.shape, self.initial_accumulator_value, np.float32)
         return super()._initial_state(name, store)
 
-    def _configure(self, a):
+    def _configure(self, a: Any) -> None:
         a.rule = _core.OptimRule.adagrad
         a.lr_decay, a.eps = self.lr_decay, self.eps
         a.weight_decay = self.weight_decay
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "lr_decay": self.lr_decay,
@@ -657,11 +697,19 @@ class Adagrad(Optimizer):
         }
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
-_BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
+_BY_NAME: dict[str, Callable[..., Optimizer]] = {
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "rmsprop": RMSprop,
+    "adagrad": Adagrad,
+}
+_BY_CLASS: dict[Any, type[Optimizer]] = {
+    cls.__name__: cls for cls in (SGD, Adam, AdamW, RMSprop, Adagrad)
+}
 
 
-def get_optimizer(spec):
+def get_optimizer(spec: Union[str, Optimizer]) -> Optimizer:
     """An Optimizer from an instance or a name ("sgd", "adam", "adamw", "rmsprop", "adagrad").
 
     Examples:
@@ -676,7 +724,7 @@ def get_optimizer(spec):
     raise ValueError(f"optimizer: expected an Optimizer or one of {sorted(_BY_NAME)}, got {spec!r}")
 
 
-def optimizer_from_state(d):
+def optimizer_from_state(d: dict[str, Any]) -> Optimizer:
     """Rebuild an optimiser from :meth:`Optimizer.state_dict` output."""
     cls = _BY_CLASS.get(d.get("class"))
     if cls is None:

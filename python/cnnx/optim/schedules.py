@@ -15,8 +15,11 @@ A schedule that returns a negative or NaN rate stops training with a
 ValueError at that step, before any weight changes.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -29,10 +32,17 @@ __all__ = [
     "deserialize",
 ]
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[Any, type[LearningRateSchedule]] = {}
 
 
-def _real(v, name, minimum=None, open_min=False, maximum=None, integer=False):
+def _real(
+    v: Any,
+    name: str,
+    minimum: Optional[float] = None,
+    open_min: bool = False,
+    maximum: Optional[float] = None,
+    integer: bool = False,
+) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(v).__name__} {v!r}")
     if integer and (not isinstance(v, numbers.Integral) and not float(v).is_integer()):
@@ -53,21 +63,21 @@ class LearningRateSchedule:
     """Base class: ``schedule(step) -> lr``, with ``step`` the optimiser steps
     taken so far; ``get_config()`` / ``from_config`` for saving."""
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _REGISTRY[cls.__name__] = cls
 
-    def __call__(self, step):  # pragma: no cover - abstract
+    def __call__(self, step: int) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__}.get_config: needed to save the schedule")
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         try:
             args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         except NotImplementedError:
@@ -79,20 +89,27 @@ class ExponentialDecay(LearningRateSchedule):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with
     ``staircase`` the exponent is ``floor(step / decay_steps)``."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: float,
+        decay_rate: float,
+        staircase: bool = False,
+        name: Optional[str] = None,
+    ) -> None:
         self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
         self.decay_steps = _real(decay_steps, "decay_steps", 0.0, open_min=True)
         self.decay_rate = _real(decay_rate, "decay_rate", 0.0, open_min=True)
         self.staircase = bool(staircase)
         self.name = name
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         p = float(step) / self.decay_steps
         if self.staircase:
             p = math.floor(p)
         return self.initial_learning_rate * self.decay_rate**p
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
@@ -107,7 +124,9 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     ``boundaries[i-1] < step <= boundaries[i]``, ``values[-1]`` after the last
     boundary (Keras's rule). ``len(values) == len(boundaries) + 1``."""
 
-    def __init__(self, boundaries, values, name=None):
+    def __init__(
+        self, boundaries: Sequence[float], values: Sequence[float], name: Optional[str] = None
+    ) -> None:
         if not isinstance(boundaries, (list, tuple, np.ndarray)) or len(boundaries) < 1:
             raise TypeError(
                 f"boundaries: expected a non-empty list of step numbers, got {boundaries!r}"
@@ -126,14 +145,14 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.values = [_real(x, "values", 0.0) for x in values]
         self.name = name
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         step = float(step)
         for bound, value in zip(self.boundaries, self.values):
             if step <= bound:
                 return value
         return self.values[-1]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"boundaries": list(self.boundaries), "values": list(self.values), "name": self.name}
 
 
@@ -152,13 +171,13 @@ class CosineDecay(LearningRateSchedule):
 
     def __init__(
         self,
-        initial_learning_rate,
-        decay_steps,
-        alpha=0.0,
-        name=None,
-        warmup_target=None,
-        warmup_steps=0,
-    ):
+        initial_learning_rate: float,
+        decay_steps: float,
+        alpha: float = 0.0,
+        name: Optional[str] = None,
+        warmup_target: Optional[float] = None,
+        warmup_steps: float = 0,
+    ) -> None:
         self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate", 0.0)
         self.decay_steps = _real(decay_steps, "decay_steps", 0.0, open_min=True)
         self.alpha = _real(alpha, "alpha", 0.0, maximum=1.0)
@@ -172,12 +191,12 @@ class CosineDecay(LearningRateSchedule):
             )
         self.name = name
 
-    def _decay(self, step, decay_from):
+    def _decay(self, step: float, decay_from: float) -> float:
         fraction = step / self.decay_steps
         cosine = 0.5 * (1.0 + math.cos(math.pi * fraction))
         return decay_from * ((1.0 - self.alpha) * cosine + self.alpha)
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> float:
         step = float(step)
         if self.warmup_target is None:
             return self._decay(min(step, self.decay_steps), self.initial_learning_rate)
@@ -189,7 +208,7 @@ class CosineDecay(LearningRateSchedule):
             ) * fraction + self.initial_learning_rate
         return self._decay(step - self.warmup_steps, self.warmup_target)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
@@ -200,7 +219,7 @@ class CosineDecay(LearningRateSchedule):
         }
 
 
-def serialize(schedule):
+def serialize(schedule: object) -> dict[str, Any]:
     """``{"class": name, "config": {...}}`` (JSON values) for a schedule."""
     if not isinstance(schedule, LearningRateSchedule):
         raise TypeError(
@@ -210,7 +229,7 @@ def serialize(schedule):
     return {"class": type(schedule).__name__, "config": schedule.get_config()}
 
 
-def deserialize(d):
+def deserialize(d: dict[str, Any]) -> LearningRateSchedule:
     """The schedule :func:`serialize` described."""
     if not isinstance(d, dict) or not isinstance(d.get("config"), dict):
         raise ValueError(f"lr: malformed schedule entry {d!r}")

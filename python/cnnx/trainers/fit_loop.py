@@ -49,7 +49,7 @@ class _Bar:
     """A tqdm bar over the samples of one epoch, with loss and accuracy; tqdm
     itself shows the rate in img/s (``unit="img"``), so the postfix does not."""
 
-    _open = weakref.WeakSet()  # bars to close if fit is interrupted
+    _open: "weakref.WeakSet[_Bar]" = weakref.WeakSet()  # bars to close if fit is interrupted
 
     def __init__(self, epoch, epochs, n, enabled):
         self.bar = None

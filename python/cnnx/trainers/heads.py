@@ -11,6 +11,10 @@ and for ``evaluate``, with the same reduction: ``weight * sum_i(w_i *
 loss_i) / N`` (Keras's "sum over batch size"; ``w_i`` the sample weights).
 """
 
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
 import numpy as np
 
 from .. import losses as L
@@ -25,17 +29,17 @@ class Head:
 
     __slots__ = ("output", "name", "loss", "weight", "absorbed", "reads_logits", "metrics")
 
-    def __init__(self, graph_head, name):
+    def __init__(self, graph_head: Any, name: str) -> None:
         self.output = graph_head.output
         self.name = name
         self.loss = graph_head.loss
         self.weight = graph_head.weight
         self.absorbed = graph_head.absorbed
         self.reads_logits = graph_head.reads_logits
-        self.metrics = []
+        self.metrics: list[M.Metric] = []
 
 
-def on_logits(loss):
+def on_logits(loss: L.Loss) -> L.Loss:
     """The same loss reading logits (targets already prepared by ``loss``)."""
     if isinstance(loss, L.CategoricalCrossentropy):
         return L.CategoricalCrossentropy(from_logits=True, reduction=loss.reduction)
@@ -46,7 +50,15 @@ def on_logits(loss):
     return loss
 
 
-def head_value_loss(head, value, target, sample_weight, n_total, need_grad, logits):
+def head_value_loss(
+    head: Head,
+    value: np.ndarray,
+    target: np.ndarray,
+    sample_weight: Optional[np.ndarray],
+    n_total: float,
+    need_grad: bool,
+    logits: bool,
+) -> tuple[float, Any]:  # the gradient: an array when need_grad, else None
     """(this batch's share of the head's loss before its weight, the gradient of
     the weighted loss w.r.t. ``value`` or None).
 
@@ -78,7 +90,9 @@ def head_value_loss(head, value, target, sample_weight, n_total, need_grad, logi
     return total * scale, g
 
 
-def make_metrics(spec, heads, argname="metrics"):
+def make_metrics(
+    spec: Any, heads: Sequence[Head], argname: str = "metrics"
+) -> list[list[M.Metric]]:
     """Metric objects per head: a list applies to every head ("accuracy" only to
     classifiers), a dict maps output names to lists."""
     import copy

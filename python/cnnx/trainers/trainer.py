@@ -11,30 +11,61 @@ the parameter store, so any edit of the model through its public
 attributes is seen by the next call: a plan never serves an old model.
 """
 
+from __future__ import annotations
+
 import os
 import threading
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ContextManager,
+    Iterable,
+    Mapping,
+    Optional,
+    Sequence,
+    TypeVar,
+    Union,
+    cast,
+)
 
 import numpy as np
 
 from .. import _core
 from .. import losses as L
+from .._types import ArrayLike
 from .._validate import as_float32, as_int
 from ..graph import compile_inference, compile_training, loss_heads
 from ..layers.activations import SoftmaxInputGrad
 from ..layers.base import edit_count
 from .heads import Head, head_value_loss, make_metrics
 
+if TYPE_CHECKING:
+    from ..callbacks import Callback, CallbackList
+    from ..layers.base import ParamStore
+    from ..graph import Graph
+    from ..losses import Loss
+    from ..metrics import Metric
+    from ..optim import Optimizer
+    from .fit_loop import History
+
+_Self = TypeVar("_Self", bound="Trainer")
+#: a loss object or name; for several outputs a list (None: no loss) or a dict by output name
+LossSpec = Union[str, "Loss", Sequence[Union[str, "Loss", None]], Mapping[str, Union[str, "Loss"]]]
+#: metric names or objects (for every output), or a dict of them by output name
+MetricSpec = Union[str, "Metric", Sequence[Union[str, "Metric"]], Mapping[str, Any]]
+
 __all__ = ["Trainer", "plans_enabled"]
 
 
-def plan_loss_in_python(plan, t):
+def plan_loss_in_python(plan: Any, t: int) -> bool:
     """Whether head t's loss runs in Python between the compiled forward and backward."""
     from ..graph import plan_loss
 
     return plan_loss(plan.heads[t]) is None
 
 
-def plans_enabled():
+def plans_enabled() -> bool:
     """``CNNX_PLAN=0`` in the environment runs every model layer by layer."""
     return _environ.get("CNNX_PLAN") != "0"
 
@@ -42,7 +73,14 @@ def plans_enabled():
 _environ = os.environ
 
 
-def targets_for(heads, output_shapes, outputs_are_list, y, n, name="y"):
+def targets_for(
+    heads: Sequence[Head],
+    output_shapes: Sequence[Any],
+    outputs_are_list: bool,
+    y: Any,
+    n: int,
+    name: str = "y",
+) -> list[np.ndarray]:
     """One checked target array per head, from an array, a list (one per output,
     or one per head) or a dict by output name."""
     if y is None:
@@ -67,20 +105,42 @@ def targets_for(heads, output_shapes, outputs_are_list, y, n, name="y"):
 class Trainer:
     """compile / fit / evaluate / predict / train_on_batch for :class:`cnnx.Model`."""
 
-    def _init_trainer(self):
-        self.optimizer = None
-        self.loss = None
-        self.metrics = []
+    if TYPE_CHECKING:  # what cnnx.Model provides (this class is its mixin)
+        store: Any
+        built: bool
+        input_shape: Any
+        output_shape: Any
+
+        @property
+        def input_shapes(self) -> list[Any]: ...
+        @property
+        def output_shapes(self) -> list[Any]: ...
+        @property
+        def output_names(self) -> list[str]: ...
+        def to_graph(self, input_shapes: Any = None) -> Graph: ...
+        def forward(self, x: Any, training: bool = False) -> Any: ...
+        def backward(self, dy: Any) -> Any: ...
+        def check_inputs(self, x: Any, name: str = "x") -> list[np.ndarray]: ...
+        def zero_grad(self) -> None: ...
+        def softmax_logits(self, output: int = 0) -> Optional[np.ndarray]: ...
+        def output_is_read_only_by_loss(self, i: int) -> bool: ...
+
+    def _init_trainer(self) -> None:
+        self.optimizer: Optional[Optimizer] = None
+        self.loss: Any = None  # what model.loss shows: a name, a Loss, or a list of them
+        self.metrics: Any = []  # what compile got: a list, or a dict by output
         self.loss_weights = None
         self.stop_training = False
-        self._loss_specs = None  # per output: (cnnx.losses.Loss, weight) or None
-        self._metric_spec = None  # what compile(metrics=...) got
-        self._plans = {}  # name -> (key, plan)
-        self._after_backward = None  # hook(model) before each optimiser step (distributed)
+        # per output: (cnnx.losses.Loss, weight) or None
+        self._loss_specs: Optional[list[Optional[tuple[Loss, float]]]] = None
+        self._metric_spec: Any = None  # what compile(metrics=...) got
+        self._plans: dict[Any, Any] = {}  # name -> (key, plan)
+        # hook(model) before each optimiser step (distributed)
+        self._after_backward: Optional[Callable[[Any], None]] = None
         # re-entrant: a callback may call train_on_batch or save inside fit (cnnx._guard)
         self._train_lock = threading.RLock()
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # Compiled plans point into this model's arrays, and a lock cannot be
         # copied: copies and pickles compile their own on first use.
         state = self.__dict__.copy()
@@ -88,11 +148,11 @@ class Trainer:
         state["_train_lock"] = None
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._train_lock = threading.RLock()
 
-    def _store_changed(self, old=None):
+    def _store_changed(self, old: Optional[ParamStore] = None) -> None:
         """The model's parameters moved to a new flat store (it was rebuilt):
         the optimiser's state follows each parameter that stayed."""
         opt = self.optimizer
@@ -102,11 +162,17 @@ class Trainer:
             opt.bind(self.store)
         self._plans = {}
 
-    def _outputs_are_list(self):
+    def _outputs_are_list(self) -> bool:
         return isinstance(self.output_shape, list)
 
     # ---- compile ----------------------------------------------------------------------
-    def compile(self, optimizer="sgd", loss="cross_entropy", metrics=None, loss_weights=None):
+    def compile(
+        self: _Self,
+        optimizer: Union[str, Optimizer] = "sgd",
+        loss: LossSpec = "cross_entropy",
+        metrics: Optional[MetricSpec] = None,
+        loss_weights: Union[None, Sequence[float], Mapping[str, float]] = None,
+    ) -> _Self:
         """Choose the optimiser, the loss of each output, their weights and the metrics.
 
         ``optimizer``: a :mod:`cnnx.optim` instance or "sgd" / "adam" / "adamw".
@@ -124,7 +190,9 @@ class Trainer:
         with self._training():  # not while another thread trains this model
             return self._compile(get_optimizer(optimizer), loss, metrics, loss_weights)
 
-    def _compile(self, optimizer, loss, metrics, loss_weights):
+    def _compile(
+        self: _Self, optimizer: Optimizer, loss: Any, metrics: Any, loss_weights: Any
+    ) -> _Self:
         self.optimizer = optimizer
         n_out = len(self.output_shape) if self._outputs_are_list() else 1
         names = self.output_names if self.built else ["output"]
@@ -132,7 +200,7 @@ class Trainer:
         weights = self._per_output(
             1.0 if loss_weights is None else loss_weights, n_out, names, "loss_weights"
         )
-        specs = []
+        specs: list[Optional[tuple[Loss, float]]] = []
         for i, (spec, w) in enumerate(zip(given, weights)):
             if spec is None:
                 specs.append(None)
@@ -183,7 +251,7 @@ class Trainer:
             self.heads()  # check the metrics against the outputs now
         return self
 
-    def get_compile_config(self):
+    def get_compile_config(self) -> Optional[dict[str, Any]]:
         """The compile settings as JSON values (saved with the model), or None
         when a loss or metric of your own cannot be saved (recompile after
         loading)."""
@@ -217,7 +285,7 @@ class Trainer:
         }
 
     @staticmethod
-    def _loss_name(spec):
+    def _loss_name(spec: Any) -> Any:
         """What ``model.loss`` shows: a normalised name, or the Loss object."""
         if isinstance(spec, str):
             obj = L.get(spec)
@@ -231,7 +299,7 @@ class Trainer:
         return spec
 
     @staticmethod
-    def _per_output(value, n, names, argname):
+    def _per_output(value: Any, n: int, names: Sequence[str], argname: str) -> list[Any]:
         if isinstance(value, dict):
             unknown = set(value) - set(names)
             if unknown:
@@ -247,7 +315,7 @@ class Trainer:
             return list(value)
         return [value] * n
 
-    def _require_compiled(self):
+    def _require_compiled(self) -> None:
         if self.optimizer is None or self._loss_specs is None:
             raise ValueError("model: call compile(optimizer, loss) first")
 
@@ -255,7 +323,7 @@ class Trainer:
     #: compiled plans kept per input size for a model taking any size (an LRU)
     PLANS_PER_SIZE = 8
 
-    def _cached(self, name, make, shapes=None):
+    def _cached(self, name: str, make: Callable[[bool], Any], shapes: Any = None) -> Any:
         """``make(enabled)``, remembered until the model is edited (edit_count),
         its store replaced, or CNNX_PLAN changes; per input size (``shapes``)
         for a model that takes any size."""
@@ -274,13 +342,13 @@ class Trainer:
                 del self._plans[k]
         return value
 
-    def _sizes(self, xs):
+    def _sizes(self, xs: Sequence[np.ndarray]) -> Optional[tuple[tuple[int, ...], ...]]:
         """The batch's input sizes when the model takes any size, else None."""
         if not any(None in s for s in self.input_shapes):
             return None
         return tuple(tuple(a.shape[1:]) for a in xs)
 
-    def _graph(self, shapes):
+    def _graph(self, shapes: Any) -> Graph:
         if shapes is None and any(None in s for s in self.input_shapes):
             # only the structure is needed (which op makes each output): any size that fits
             for n in (224, 1024, 64):
@@ -292,11 +360,11 @@ class Trainer:
                     continue
         return self.to_graph(None if shapes is None else list(shapes))
 
-    def heads(self):
+    def heads(self) -> list[Head]:
         """The outputs that have a loss, as :class:`~cnnx.trainers.heads.Head` s."""
         self._require_compiled()
 
-        def make(enabled):
+        def make(enabled: bool) -> list[Head]:
             names = self.output_names
             heads = [
                 Head(h, names[h.output]) for h in loss_heads(self._graph(None), self._loss_specs)
@@ -307,17 +375,17 @@ class Trainer:
 
         return self._cached("heads", make)
 
-    def _inference_plan(self, shapes=None):
+    def _inference_plan(self, shapes: Any = None) -> Any:
         return self._cached(
             "infer",
             lambda enabled: compile_inference(self._graph(shapes)) if enabled else None,
             shapes,
         )
 
-    def _eval_plan(self, shapes=None):
+    def _eval_plan(self, shapes: Any = None) -> Any:
         """An inference plan whose outputs are what each head's loss reads."""
 
-        def make(enabled):
+        def make(enabled: bool) -> Any:
             if not enabled:
                 return None
             g = self._graph(shapes)
@@ -326,7 +394,7 @@ class Trainer:
 
         return self._cached("eval", make, shapes)
 
-    def _training_plan(self, shapes=None):
+    def _training_plan(self, shapes: Any = None) -> Any:
         return self._cached(
             "train",
             lambda enabled: (
@@ -338,7 +406,7 @@ class Trainer:
         )
 
     # ---- inference ----------------------------------------------------------------------
-    def _infer(self, xs):
+    def _infer(self, xs: list[np.ndarray]) -> list[np.ndarray]:
         self._check_batch(xs[0].shape[0])
         plan = self._inference_plan(self._sizes(xs))
         if plan is not None:
@@ -346,19 +414,19 @@ class Trainer:
         out = self.forward(xs if self._inputs_are_list() else xs[0], training=False)
         return out if isinstance(out, list) else [out]
 
-    def _inputs_are_list(self):
+    def _inputs_are_list(self) -> bool:
         return isinstance(self.input_shape, list)
 
     def predict(
         self,
-        x,
-        batch_size=None,
-        verbose=0,
-        steps=None,
-        callbacks=None,
-        workers=None,
-        max_queue_size=None,
-    ):
+        x: Any,
+        batch_size: Optional[int] = None,
+        verbose: int = 0,
+        steps: Optional[int] = None,
+        callbacks: Optional[Sequence[Callback]] = None,
+        workers: Optional[int] = None,
+        max_queue_size: Optional[int] = None,
+    ) -> Any:
         """The model's outputs for ``x``, in batches (a list for several outputs).
 
         What the model computes, whatever the loss: a model ending in a
@@ -418,14 +486,21 @@ class Trainer:
                     o[i : i + batch_size] = y
         return outs if self._outputs_are_list() else outs[0]
 
-    def _predict_stream(self, x, steps, cbs, workers, max_queue_size):
+    def _predict_stream(
+        self,
+        x: Any,
+        steps: Optional[int],
+        cbs: Optional[CallbackList],
+        workers: Optional[int],
+        max_queue_size: Optional[int],
+    ) -> Any:
         from .data_adapter import batch_stream
 
         steps = None if steps is None else as_int(steps, "steps", 1)
         stream = batch_stream(
             self, x, False, steps, False, None, workers, max_queue_size, steps_name="steps"
         )
-        outs = None
+        outs: list[list[np.ndarray]] = []  # per output, its batches (a stream gives at least one)
         if cbs is not None:
             cbs.call("on_predict_begin", {})
         with stream.epoch() as batches:
@@ -433,7 +508,7 @@ class Trainer:
                 if cbs is not None:
                     cbs.call("on_predict_batch_begin", i, {})
                 got = self._infer(xs)
-                outs = [[] for _ in got] if outs is None else outs
+                outs = outs or [[] for _ in got]
                 for o, g in zip(outs, got):
                     o.append(g)
                 if cbs is not None:
@@ -448,12 +523,14 @@ class Trainer:
         return result if self._outputs_are_list() else result[0]
 
     # ---- targets ----------------------------------------------------------------------
-    def check_targets(self, y, n, name="y"):
+    def check_targets(self, y: Any, n: int, name: str = "y") -> list[np.ndarray]:
         """One checked target array per head (labels or float targets)."""
         return targets_for(self.heads(), self.output_shapes, self._outputs_are_list(), y, n, name)
 
     @staticmethod
-    def _check_sample_weight(sw, n, name="sample_weight"):
+    def _check_sample_weight(
+        sw: Optional[ArrayLike], n: int, name: str = "sample_weight"
+    ) -> Optional[np.ndarray]:
         if sw is None:
             return None
         w = as_float32(sw, name)
@@ -464,14 +541,14 @@ class Trainer:
         return np.ascontiguousarray(w)
 
     # ---- one training step ------------------------------------------------------------
-    def _training(self):
+    def _training(self) -> ContextManager[Any]:
         """Held for a fit / train_on_batch (and compile, add, save): a second
         thread gets a RuntimeError at once (see :mod:`cnnx._guard`)."""
         from .._guard import exclusive_training
 
         return exclusive_training(self)
 
-    def _check_batch(self, m):
+    def _check_batch(self, m: int) -> None:
         """A batch whose activations could never be allocated is refused by name
         (NumPy would say only "array is too big")."""
         most = getattr(self, "_max_values", 0)
@@ -481,7 +558,13 @@ class Trainer:
                 "values, too many to allocate (use a smaller batch_size)"
             )
 
-    def _train_step(self, xs, ys, sw=None, name="y"):
+    def _train_step(
+        self,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        sw: Optional[np.ndarray] = None,
+        name: str = "y",
+    ) -> tuple[float, list[float], list[np.ndarray]]:
         """One optimiser step: (the batch's loss before it, [each head's loss before its
         weight], [each head's output]). A label out of range raises ValueError
         naming ``name`` before any weight changes."""
@@ -494,7 +577,9 @@ class Trainer:
                 raise ValueError(name + msg[len("labels") :]) from None
             raise
 
-    def _step(self, xs, ys, sw):
+    def _step(
+        self, xs: list[np.ndarray], ys: list[np.ndarray], sw: Optional[np.ndarray]
+    ) -> tuple[float, list[float], list[np.ndarray]]:
         heads = self.heads()
         plan = self._training_plan(self._sizes(xs))
         if plan is None:
@@ -504,11 +589,11 @@ class Trainer:
             outs = [self._as_output(h, v) for h, v in zip(heads, vals)]
         if self._after_backward is not None:
             self._after_backward(self)
-        self.optimizer.step()
+        cast("Optimizer", self.optimizer).step()  # compiled: _require_compiled passed
         return loss, parts, outs
 
     @staticmethod
-    def _as_output(head, value):
+    def _as_output(head: Head, value: np.ndarray) -> np.ndarray:
         """A head's value as the model outputs it (logits through the absorbed activation)."""
         if head.absorbed == "softmax":
             return _core.softmax(value, value.ndim - 1)
@@ -516,7 +601,14 @@ class Trainer:
             return _core.sigmoid(value)
         return value
 
-    def _plan_step(self, plan, heads, xs, ys, sw):
+    def _plan_step(
+        self,
+        plan: Any,
+        heads: Sequence[Head],
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        sw: Optional[np.ndarray],
+    ) -> tuple[float, list[float], list[np.ndarray]]:
         """The compiled step: one C++ call, or two around the losses written in Python."""
         if not plan.external:
             loss, parts, vals = plan.step(xs, ys, sw)
@@ -530,7 +622,9 @@ class Trainer:
         ]
         vals = [vals[k] for k in plan.order]
         n = xs[0].shape[0]
-        targets, grads, ext = [], [], {}
+        targets: list[Optional[np.ndarray]] = []
+        grads: list[Optional[np.ndarray]] = []
+        ext: dict[int, float] = {}
         for t, (h, v, y) in enumerate(zip(heads, vals, ys)):
             if plan_loss_in_python(plan, t):
                 value, g = head_value_loss(h, v, y, sw, n, True, h.reads_logits)
@@ -546,12 +640,14 @@ class Trainer:
             total += heads[t].weight * value
         return total, parts, vals
 
-    def _layer_step(self, xs, ys, sw):
+    def _layer_step(
+        self, xs: list[np.ndarray], ys: list[np.ndarray], sw: Optional[np.ndarray]
+    ) -> tuple[float, list[float], list[np.ndarray]]:
         heads = self.heads()
         self.zero_grad()
         outs = self.forward(xs if self._inputs_are_list() else xs[0], training=True)
         outs = outs if isinstance(outs, list) else [outs]
-        dys = [None] * len(outs)
+        dys: list[Any] = [None] * len(outs)
         total = 0.0
         parts = []
         n = xs[0].shape[0]
@@ -571,7 +667,7 @@ class Trainer:
         self.backward(dys if self._outputs_are_list() else dys[0])
         return total, parts, [outs[h.output] for h in heads]
 
-    def train_on_batch(self, x, y, sample_weight=None):
+    def train_on_batch(self, x: Any, y: Any, sample_weight: Optional[ArrayLike] = None) -> float:
         """One optimiser step on one batch; returns the batch's loss (before the step)."""
         with self._training():
             self._require_compiled()
@@ -582,7 +678,13 @@ class Trainer:
             return loss
 
     # ---- evaluation ----------------------------------------------------------------------
-    def _evaluate_sums(self, xs, ys, sw, batch_size):
+    def _evaluate_sums(
+        self,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        sw: Optional[np.ndarray],
+        batch_size: int,
+    ) -> tuple[dict[str, float], int, list[list[Metric]]]:
         """({"loss": sum, "<head>": sum of its loss} over the samples, n, fresh
         metrics updated on every batch)."""
         n = xs[0].shape[0]
@@ -597,7 +699,9 @@ class Trainer:
         sums, _, metrics = self._evaluate_batches(chunks)
         return sums, n, metrics
 
-    def _evaluate_batches(self, batches, cbs=None):
+    def _evaluate_batches(
+        self, batches: Iterable[Any], cbs: Optional[CallbackList] = None
+    ) -> tuple[dict[str, float], int, list[list[Metric]]]:
         """The sums, sample count and metrics of ``_evaluate_sums`` over batches
         ``(xs, ys, sample_weight)``; ``cbs``: a CallbackList seeing on_test_batch_*."""
         heads = self.heads()
@@ -609,7 +713,7 @@ class Trainer:
         begin = cbs is not None and cbs.wants("on_test_batch_begin")
         end = cbs is not None and cbs.wants("on_test_batch_end")
         for b, (xb, yb, w) in enumerate(batches):
-            if begin:
+            if begin and cbs is not None:
                 cbs.call("on_test_batch_begin", b, {})
             self._check_batch(xb[0].shape[0])
             plan = self._eval_plan(self._sizes(xb))  # per size for a model taking any size
@@ -628,11 +732,13 @@ class Trainer:
                 for m in ms:
                     m.update_state(t, o, w)
             n += xb[0].shape[0]
-            if end:
+            if end and cbs is not None:
                 cbs.call("on_test_batch_end", b, self._logs(sums, n, metrics))
         return sums, n, metrics
 
-    def _evaluate_stream(self, stream, cbs=None, name="y"):
+    def _evaluate_stream(
+        self, stream: Any, cbs: Optional[CallbackList] = None, name: str = "y"
+    ) -> dict[str, Any]:
         """Logs over one pass (or ``steps``) of a stream, with the on_test_* hooks."""
         if cbs is not None:
             cbs.call("on_test_begin", {})
@@ -649,7 +755,13 @@ class Trainer:
             cbs.call("on_test_end", logs)
         return logs
 
-    def _logs(self, sums, n, metrics, prefix=""):
+    def _logs(
+        self,
+        sums: dict[str, float],
+        n: int,
+        metrics: Sequence[Sequence[Metric]],
+        prefix: str = "",
+    ) -> dict[str, Any]:
         """The logs Keras shows: loss, each output's loss (several outputs), metrics."""
         heads = self.heads()
         n = max(n, 1)
@@ -664,7 +776,14 @@ class Trainer:
                 logs[prefix + key] = float(value) if np.ndim(value) == 0 else value
         return logs
 
-    def _evaluate(self, xs, ys, sw, batch_size, name="y"):
+    def _evaluate(
+        self,
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        sw: Optional[np.ndarray],
+        batch_size: int,
+        name: str = "y",
+    ) -> dict[str, Any]:
         try:
             sums, n, metrics = self._evaluate_sums(xs, ys, sw, batch_size)
         except ValueError as e:  # a label out of range, found where the loss runs
@@ -676,16 +795,16 @@ class Trainer:
 
     def evaluate(
         self,
-        x,
-        y=None,
-        batch_size=None,
-        verbose=0,
-        sample_weight=None,
-        steps=None,
-        callbacks=None,
-        workers=None,
-        max_queue_size=None,
-    ):
+        x: Any,
+        y: Any = None,
+        batch_size: Optional[int] = None,
+        verbose: int = 0,
+        sample_weight: Optional[ArrayLike] = None,
+        steps: Optional[int] = None,
+        callbacks: Optional[Sequence[Callback]] = None,
+        workers: Optional[int] = None,
+        max_queue_size: Optional[int] = None,
+    ) -> dict[str, Any]:
         """Mean loss and the metrics over ``(x, y)``: e.g. ``{"loss", "accuracy"}`` (for
         several outputs also ``"<output>_loss"`` / ``"<output>_<metric>"``).
 
@@ -714,25 +833,25 @@ class Trainer:
 
     def fit(
         self,
-        x,
-        y=None,
-        epochs=1,
-        batch_size=None,
-        validation_data=None,
-        validation_split=0.0,
-        shuffle=True,
-        seed=None,
-        callbacks=None,
-        verbose=1,
-        initial_epoch=0,
-        distributed=False,
-        sample_weight=None,
-        class_weight=None,
-        steps_per_epoch=None,
-        validation_steps=None,
-        workers=None,
-        max_queue_size=None,
-    ):
+        x: Any,
+        y: Any = None,
+        epochs: int = 1,
+        batch_size: Optional[int] = None,
+        validation_data: Any = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        seed: Optional[int] = None,
+        callbacks: Optional[Sequence[Callback]] = None,
+        verbose: int = 1,
+        initial_epoch: int = 0,
+        distributed: bool = False,
+        sample_weight: Optional[ArrayLike] = None,
+        class_weight: Optional[Mapping[int, float]] = None,
+        steps_per_epoch: Optional[int] = None,
+        validation_steps: Optional[int] = None,
+        workers: Optional[int] = None,
+        max_queue_size: Optional[int] = None,
+    ) -> History:
         """Train; returns a :class:`cnnx.training.History` (see :func:`cnnx.training.fit`:
         arrays or torch tensors, or batches from a generator, an iterable, a
         DataLoader or a :class:`cnnx.data.Dataset`)."""
@@ -761,11 +880,11 @@ class Trainer:
                 max_queue_size=max_queue_size,
             )
 
-    def _class_weights(self, class_weight, ys):
+    def _class_weights(self, class_weight: Any, ys: Sequence[np.ndarray]) -> np.ndarray:
         """Per-sample weights from ``{class: weight}`` and the (one) classifier's labels."""
         return self._class_weights_from(self._class_weight_table(class_weight), ys[0])
 
-    def _class_weight_table(self, class_weight):
+    def _class_weight_table(self, class_weight: Any) -> np.ndarray:
         """Each class's weight (1 where not given), checked against the classifier's labels."""
         heads = self.heads()
         if len(heads) != 1 or not isinstance(
@@ -802,7 +921,7 @@ class Trainer:
         return table
 
     @staticmethod
-    def _class_weights_from(table, t):
+    def _class_weights_from(table: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Per-sample weights from a class table and a classifier's targets ``t``."""
         labels = (
             t
@@ -812,7 +931,7 @@ class Trainer:
         labels = labels.reshape(t.shape[0], -1)
         return table[labels].mean(axis=1).astype(np.float32)  # per pixel: the image's mean
 
-    def save(self, path):
+    def save(self, path: Union[str, os.PathLike[str]]) -> None:
         """Write the model (architecture, weights, optimiser state) to one file, atomically."""
         from ..io import save_model
 
