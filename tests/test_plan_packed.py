@@ -111,6 +111,16 @@ def test_activations_with_a_second_parameter_after_packed_and_transposed_convs(i
     x = np.random.default_rng(2).standard_normal((2, 14, 14, 8)).astype(np.float32)
     for n in (1, 2):
         _check(model, x[:n])
+    # ReLU6 runs in the direct kernel's store: also split between 2 threads
+    saved = cnnx.get_num_threads()
+    cnnx.set_num_threads(2)
+    try:
+        for mode in (0, 1):
+            model.predict(x[:1])
+            model._inference_plan().plan.set_small_batch_mode(mode)
+            _check(model, 4 * x[:1])
+    finally:
+        cnnx.set_num_threads(saved)
 
 
 @pytest.mark.parametrize("act", ["relu", "relu6", "clip", "none"])

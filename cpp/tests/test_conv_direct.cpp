@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "cnnx/conv.h"
@@ -38,7 +39,7 @@ Conv2dShape make(int64_t N, int64_t H, int64_t W, int64_t Ci, int64_t KH, int64_
 // act(conv * scale + bias + res), in double.
 std::vector<float> reference(const Conv2dShape& s, const std::vector<float>& x,
                              const std::vector<float>& w, const float* bias, const float* scale,
-                             const float* res, bool relu) {
+                             const float* res, bool relu, double relu_max = INFINITY) {
   const int64_t OH = s.out_h(), OW = s.out_w();
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
   std::vector<float> y(s.output_size());
@@ -60,7 +61,7 @@ std::vector<float> reference(const Conv2dShape& s, const std::vector<float>& x,
           const int64_t i = ((n * OH + oh) * OW + ow) * s.C_out + co;
           double v =
               acc * (scale ? scale[co] : 1.0) + (bias ? bias[co] : 0.0) + (res ? res[i] : 0.0);
-          if (relu) v = std::max(v, 0.0);
+          if (relu) v = std::min(std::max(v, 0.0), relu_max);
           y[i] = static_cast<float>(v);
         }
   return y;
@@ -68,6 +69,7 @@ std::vector<float> reference(const Conv2dShape& s, const std::vector<float>& x,
 
 struct Epi {
   bool bias, scale, res, relu;
+  float relu_max;  // ReLU6's top; INFINITY: plain ReLU
 };
 
 void check_direct(const Conv2dShape& s, uint32_t seed) {
@@ -76,8 +78,10 @@ void check_direct(const Conv2dShape& s, uint32_t seed) {
   const auto b = cnnx_test::random_vector(s.C_out, seed + 2);
   const auto sc = cnnx_test::random_vector(s.C_out, seed + 3, 0.5f, 1.5f);
   const auto res = cnnx_test::random_vector(s.output_size(), seed + 4);
-  const Epi epis[] = {
-      {false, false, false, false}, {true, false, false, true}, {true, true, true, true}};
+  const Epi epis[] = {{false, false, false, false, INFINITY},
+                      {true, false, false, true, INFINITY},
+                      {true, true, true, true, INFINITY},
+                      {true, true, true, true, 0.25f}};
   for (cnnx::Isa isa : cnnx_test::supported_isas()) {
     cnnx_test::IsaScope scope(isa);
     if (!cnnx::conv_detail::direct_kernel(s.cout_per_group()).fn) continue;
@@ -95,7 +99,8 @@ void check_direct(const Conv2dShape& s, uint32_t seed) {
       ep.scale = e.scale ? sc.data() : nullptr;
       ep.res = e.res ? res.data() : nullptr;
       ep.relu = e.relu;
-      const auto want = reference(s, x, w, ep.bias, ep.scale, ep.res, e.relu);
+      ep.relu_max = e.relu_max;
+      const auto want = reference(s, x, w, ep.bias, ep.scale, ep.res, e.relu, e.relu_max);
       float scale_of = 1.0f;
       for (float v : want) scale_of = std::max(scale_of, std::fabs(v));
       // Whole runs on 1 and 2 threads, then 1..3 parts on the calling thread.
@@ -233,6 +238,37 @@ TEST(ConvPacked, AlgorithmsAndNonFiniteInputs) {
       x[(5 * 12 + 6) * 32 + 3] = 0.0f;
     }
   }
+}
+
+TEST(ConvPacked, ActMaxOnTheDirectAlgorithmOnly) {
+  const Conv2dShape s = make(1, 7, 7, 64, 1, 1, 96, 1, 0, 1, 1);  // 1x1: direct
+  const auto x = cnnx_test::random_vector(s.input_size(), 50);
+  const auto w = cnnx_test::random_vector(s.weight_size(), 51);
+  const auto b = cnnx_test::random_vector(s.C_out, 52);
+  const auto want = reference(s, x, w, b.data(), nullptr, nullptr, true, 0.5);
+  for (cnnx::Isa isa : cnnx_test::supported_isas()) {
+    cnnx_test::IsaScope scope(isa);
+    SCOPED_TRACE(cnnx::isa_name(isa));
+    cnnx::ConvPacked cp(s, w.data());
+    cnnx::ConvEpilogue ep{b.data(), nullptr, nullptr, cnnx::Activation::relu, 0.5f};
+    std::vector<float> y(s.output_size(), NAN);
+    if (std::string(cp.algorithm()) != "direct") {
+      EXPECT_THROW(cp.forward(x.data(), 1, y.data(), ep), std::invalid_argument);
+      continue;
+    }
+    cp.forward(x.data(), 1, y.data(), ep);
+    EXPECT_TRUE(cnnx_test::all_close(y.data(), want.data(), y.size(), 1e-4f, 1e-4f));
+    ep.act = cnnx::Activation::none;  // a top without the ReLU: refused
+    EXPECT_THROW(cp.forward(x.data(), 1, y.data(), ep), std::invalid_argument);
+  }
+  const Conv2dShape d = make(1, 6, 6, 8, 3, 3, 8, 1, 1, 1, 8);  // depthwise: conv2d
+  const auto wd = cnnx_test::random_vector(d.weight_size(), 53);
+  const auto xd = cnnx_test::random_vector(d.input_size(), 54);
+  cnnx::ConvPacked cd(d, wd.data());
+  std::vector<float> yd(d.output_size());
+  EXPECT_THROW(cd.forward(xd.data(), 1, yd.data(),
+                          {nullptr, nullptr, nullptr, cnnx::Activation::relu, 6.0f}),
+               std::invalid_argument);
 }
 
 TEST(ConvPacked, RejectsBadInput) {

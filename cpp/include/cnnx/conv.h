@@ -28,6 +28,7 @@
 // Working memory is bounded by threads x tile (never a whole-batch im2col).
 // Every index is 64-bit.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 
@@ -83,12 +84,16 @@ const char* conv2d_forward_algorithm(const Conv2dShape& s);
 // What a forward pass does to each output before storing it:
 // y = act(conv * scale + bias + res). Each part is optional (null): scale is
 // per output channel (a batch norm kept out of the weights), res has y's
-// layout (a residual sum added before the activation).
+// layout (a residual sum added before the activation). act_max: with
+// act == relu, the outputs are clamped to at most act_max as well (ReLU6:
+// 6); only the "direct" algorithm takes a finite one (ConvPacked::forward
+// refuses it otherwise).
 struct ConvEpilogue {
   const float* bias = nullptr;
   const float* scale = nullptr;
   const float* res = nullptr;
   Activation act = Activation::none;
+  float act_max = INFINITY;
 };
 
 // A layer's weights packed once, in the layout its fastest forward kernel

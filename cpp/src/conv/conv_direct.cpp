@@ -228,6 +228,7 @@ void run_pixels(const Job& j, int64_t n, int64_t p0, int64_t p1, int64_t cb0, in
         t.bias = j.ep->bias ? j.ep->bias + co : nullptr;
         t.scale = j.ep->scale ? j.ep->scale + co : nullptr;
         t.relu = j.ep->relu;
+        t.relu_max = j.ep->relu_max;
         for (int64_t s0 = 0; s0 < l.nseg; s0 += seg_per_chunk) {
           const int64_t s1 = std::min(l.nseg, s0 + seg_per_chunk);
           for (int64_t l0 = 0; l0 < l.len; l0 += l_chunk) {

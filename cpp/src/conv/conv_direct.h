@@ -10,6 +10,7 @@
 // that nothing is packed per call but the weights (once per weight update
 // for a caller that keeps them, see ConvPacked in cnnx/conv.h).
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "cnnx/conv.h"
@@ -33,6 +34,7 @@ struct DirectTile {
   const float* scale;  // idem
   const float* res;    // idem, and to the tile's first pixel
   bool relu;
+  float relu_max;  // with relu: the clamp's top (ReLU6: 6; ReLU: inf)
   bool accumulate, final;
 };
 using DirectTileFn = void (*)(const DirectTile&);
@@ -65,6 +67,7 @@ struct DirectEpi {
   const float* scale = nullptr;  // [C_out], a batch norm kept outside the weights
   const float* res = nullptr;    // like y: a residual sum added before the activation
   bool relu = false;
+  float relu_max = INFINITY;  // with relu: outputs clamped to at most this (ReLU6: 6)
 };
 
 // y for n images of x (NHWC) with packed weights wp, group l.g. threads as

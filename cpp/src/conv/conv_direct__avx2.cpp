@@ -58,7 +58,8 @@ void tile(const DirectTile& t) {
     }
     return;
   }
-  const __m256 zero = _mm256_setzero_ps();
+  const __m256 zero = _mm256_setzero_ps(), top = _mm256_set1_ps(t.relu_max);
+  const bool clamp_top = t.relu && t.relu_max < INFINITY;
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) {
     if (r >= t.m) break;
@@ -73,6 +74,7 @@ void tile(const DirectTile& t) {
                            : _mm256_add_ps(acc[r][j], b);
         if (t.res) v = _mm256_add_ps(v, _mm256_loadu_ps(t.res + r * t.ldy + 8 * j));
         if (t.relu) v = _mm256_max_ps(zero, v);
+        if (clamp_top) v = _mm256_min_ps(top, v);  // ReLU6; NaN passes
         _mm256_storeu_ps(y + 8 * j, v);
       } else {
         const __m256i mk = lane_mask(live);
@@ -81,6 +83,7 @@ void tile(const DirectTile& t) {
                            : _mm256_add_ps(acc[r][j], b);
         if (t.res) v = _mm256_add_ps(v, _mm256_maskload_ps(t.res + r * t.ldy + 8 * j, mk));
         if (t.relu) v = _mm256_max_ps(zero, v);
+        if (clamp_top) v = _mm256_min_ps(top, v);  // ReLU6; NaN passes
         _mm256_maskstore_ps(y + 8 * j, mk, v);
       }
     }

@@ -57,7 +57,8 @@ void tile(const DirectTile& t) {
     return;
   }
   __m512 bias[NV], scale[NV];
-  const __m512 zero = _mm512_setzero_ps();
+  const __m512 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(t.relu_max);
+  const bool clamp_top = t.relu && t.relu_max < INFINITY;
 #pragma GCC unroll 4
   for (int j = 0; j < NV; ++j) {
     bias[j] = t.bias ? _mm512_maskz_loadu_ps(mask[j], t.bias + 16 * j) : zero;
@@ -71,7 +72,8 @@ void tile(const DirectTile& t) {
     for (int j = 0; j < NV; ++j) {
       __m512 v = _mm512_fmadd_ps(acc[r][j], scale[j], bias[j]);
       if (t.res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], t.res + r * t.ldy + 16 * j));
-      if (t.relu) v = _mm512_max_ps(zero, v);  // (zero, v): NaN passes, as std::max(v, 0)
+      if (t.relu) v = _mm512_max_ps(zero, v);    // (zero, v): NaN passes, as std::max(v, 0)
+      if (clamp_top) v = _mm512_min_ps(top, v);  // ReLU6; NaN passes
       _mm512_mask_storeu_ps(y + 16 * j, mask[j], v);
     }
   }

@@ -10,6 +10,7 @@
 // sh-th row and sw-th column of dx: no scatter, no col2im buffer, each dx
 // value written once (phases without taps write zeros).
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -159,6 +160,7 @@ void direct_backward_data(const Conv2dShape& s, const float* dy, const float* w,
             tile.nch = static_cast<int>(std::min(CB, cig - cb * CB));
             tile.bias = tile.scale = tile.res = nullptr;
             tile.relu = false;
+            tile.relu_max = INFINITY;
             tile.accumulate = false;
             tile.final = true;
             k.fn(tile);

@@ -125,7 +125,15 @@ conv_detail::DirectEpi direct_epi(const ConvEpilogue& ep) {
   e.scale = ep.scale;
   e.res = ep.res;
   e.relu = ep.act == Activation::relu;
+  e.relu_max = ep.act_max;
   return e;
+}
+
+// A clamp below +inf is fused by the direct kernel only.
+void check_act_max(const ConvPacked::Impl& m, const ConvEpilogue& ep) {
+  if (ep.act_max < INFINITY && (m.algo != ConvPacked::Impl::direct || ep.act != Activation::relu))
+    throw std::invalid_argument(
+        "ConvEpilogue.act_max: a finite clamp needs act == relu and the direct algorithm");
 }
 
 // Whether all n values are finite: no exponent field all ones (integer
@@ -182,6 +190,7 @@ void ConvPacked::forward(const float* x, int64_t n, float* y, const ConvEpilogue
   if (!impl_) throw std::logic_error("ConvPacked: forward on an empty object");
   if (n <= 0) return;
   const Impl& m = *impl_;
+  check_act_max(m, ep);
   if (m.algo == Impl::winograd) {
     run_winograd(m, x, n, y, ep, 0, 0, threads);
     return;
@@ -207,6 +216,7 @@ void ConvPacked::forward_part(const float* x, int64_t n, float* y, const ConvEpi
   if (!impl_) throw std::logic_error("ConvPacked: forward on an empty object");
   if (n <= 0 || part < 0 || part >= parts) return;
   const Impl& m = *impl_;
+  check_act_max(m, ep);
   if (m.algo == Impl::winograd) {
     run_winograd(m, x, n, y, ep, part, parts, 1);
     return;

@@ -4,6 +4,7 @@
 // dense layers by columns (few rows) or rows, elementwise ops by elements.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -95,7 +96,14 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         ep.scale = sp.has_bn ? op.scale.data() : nullptr;
         ep.res = res;
         ep.act = fused(sp.act);
-        const bool other_act = sp.act != PlanAct::none && sp.act != PlanAct::relu;
+        // ReLU6 (a clip to [0, max]) in the direct kernel's store
+        const bool relu_max = sp.act == PlanAct::clip && sp.alpha == 0.0f &&
+                              std::strcmp(op.cp.algorithm(), "direct") == 0;
+        if (relu_max) {
+          ep.act = Activation::relu;
+          ep.act_max = sp.beta;
+        }
+        const bool other_act = sp.act != PlanAct::none && sp.act != PlanAct::relu && !relu_max;
         if (parts == 1 || other_act) {
           // (an activation no kernel fuses needs the whole output first)
           if (part != 0) return;
