@@ -170,7 +170,8 @@ TEST(ConvPacked, MatchesConv2dWithEveryEpiloguePart) {
                                 make(2, 8, 8, 6, 3, 3, 6, 1, 1, 1, 6),      // depthwise
                                 make(2, 12, 11, 40, 3, 3, 36, 1, 1, 1, 1),  // Winograd 3x3
                                 make(1, 11, 10, 64, 3, 3, 64, 1, 1, 1, 2),  // groups
-                                make(2, 14, 14, 8, 5, 5, 16, 1, 0, 1, 1)};  // Winograd 5x5
+                                make(2, 14, 14, 8, 5, 5, 16, 1, 0, 1, 1),   // Winograd 5x5
+                                make(2, 9, 7, 40, 1, 1, 12, 1, 0, 1, 1)};   // narrow 1x1
   uint32_t seed = 20;
   for (const Conv2dShape& s : shapes) {
     const auto x = cnnx_test::random_vector(s.input_size(), seed++);

@@ -114,9 +114,10 @@ class ConvPacked {
   ConvPacked() = default;
   ConvPacked(const Conv2dShape& s, const float* w);
   void repack(const float* w);
-  // "direct" (a packed-weight kernel), or "conv2d" (conv2d_forward on the
-  // caller's weights, which must then outlive this object unchanged, with
-  // scale and res applied after it).
+  // "winograd" (3x3/5x5, transformed weights), "direct" (a packed-weight
+  // kernel), "narrow_1x1" (1x1 layers with <= 16 outputs, AVX-512), or
+  // "conv2d" (conv2d_forward on the caller's weights, which must then
+  // outlive this object unchanged, with scale and res applied after it).
   const char* algorithm() const;
   const Conv2dShape& shape() const;
   // threads as in sgemm (0: decide from the size and get_num_threads()).

@@ -4,22 +4,27 @@
 #include <stdexcept>
 #include <vector>
 
+#ifdef CNNX_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 #include "cnnx/conv.h"
+#include "cnnx/threading.h"
 #include "conv/conv_direct.h"
 #include "conv/conv_internal.h"
 
 namespace cnnx {
 
 struct ConvPacked::Impl {
-  enum Algo { conv2d, direct, winograd } algo = conv2d;
+  enum Algo { conv2d, direct, winograd, narrow } algo = conv2d;
   Conv2dShape s;
   std::vector<conv_detail::DirectLayout> layouts;  // per group (direct; winograd's fallback)
   std::vector<float> wp;                           // packed or transformed weights, per group
   std::vector<int64_t> offsets;                    // each group's first float in wp
   int64_t sU = 0;                                  // winograd: matrix stride of U
   Isa isa = Isa::generic;                          // winograd: the kernels U is laid out for
-  std::vector<float> wcopy;                        // winograd: the weights, for inputs with NaN/inf
-  const float* w = nullptr;                        // conv2d: the caller's weights; winograd: wcopy
+  std::vector<float> wcopy;  // winograd: the weights, for inputs with NaN/inf; narrow: the weights
+  const float* w = nullptr;  // conv2d: the caller's weights; winograd: wcopy
 };
 
 namespace {
@@ -37,6 +42,12 @@ std::shared_ptr<ConvPacked::Impl> build(const Conv2dShape& shape, const float* w
       s.out_h(),    s.out_w(),    s.KH,      s.KW,       s.stride_h, s.stride_w,
       s.dilation_h, s.dilation_w, s.pad_top, s.pad_left, 0};
   const int64_t cig = s.cin_per_group(), cog = s.cout_per_group();
+  if (active_isa() == Isa::avx512 && conv_detail::conv1x1_narrow_ok(s)) {
+    impl->algo = ConvPacked::Impl::narrow;
+    impl->wcopy.assign(w, w + s.weight_size());
+    impl->w = impl->wcopy.data();
+    return impl;
+  }
   // Winograd on images of 10x10 and more (with the weights transformed once,
   // ResNet-50's 3x3 layers at batch 1 run 2-3x the direct kernel); below,
   // the 4x larger transformed weights cost more than the multiplies saved.
@@ -108,6 +119,7 @@ const char* ConvPacked::algorithm() const {
   switch (impl_->algo) {
     case Impl::direct: return "direct";
     case Impl::winograd: return "winograd";
+    case Impl::narrow: return "narrow_1x1";
     default: return "conv2d";
   }
 }
@@ -119,6 +131,8 @@ const Conv2dShape& ConvPacked::shape() const {
 
 namespace {
 
+int64_t s_pixels(const Conv2dShape& s) { return s.out_h() * s.out_w(); }
+
 conv_detail::DirectEpi direct_epi(const ConvEpilogue& ep) {
   conv_detail::DirectEpi e;
   e.bias = ep.bias;
@@ -129,9 +143,10 @@ conv_detail::DirectEpi direct_epi(const ConvEpilogue& ep) {
   return e;
 }
 
-// A clamp below +inf is fused by the direct kernel only.
+// A clamp below +inf is fused by the direct and narrow kernels only.
 void check_act_max(const ConvPacked::Impl& m, const ConvEpilogue& ep) {
-  if (ep.act_max < INFINITY && (m.algo != ConvPacked::Impl::direct || ep.act != Activation::relu))
+  const bool fuses = m.algo == ConvPacked::Impl::direct || m.algo == ConvPacked::Impl::narrow;
+  if (ep.act_max < INFINITY && (!fuses || ep.act != Activation::relu))
     throw std::invalid_argument(
         "ConvEpilogue.act_max: a finite clamp needs act == relu and the direct algorithm");
 }
@@ -148,6 +163,15 @@ bool all_finite(const float* x, int64_t n) {
     if (bad) return false;
   }
   return true;
+}
+
+// The narrow 1x1 kernel on part `part` of `parts` of the pixels.
+void run_narrow(const ConvPacked::Impl& m, const float* x, int64_t n, float* y,
+                const ConvEpilogue& ep, int part, int parts) {
+  const Conv2dShape& s = m.s;
+  const int64_t P = n * s.H * s.W;
+  conv_detail::conv1x1_narrow_avx512(x, s.C_in, s.C_in, m.w, s.C_out, s.C_out, direct_epi(ep), y,
+                                     s.C_out, P * part / parts, P * (part + 1) / parts);
 }
 
 // Winograd (parts == 0: all of it on threads of its own), or, for an input
@@ -195,6 +219,18 @@ void ConvPacked::forward(const float* x, int64_t n, float* y, const ConvEpilogue
     run_winograd(m, x, n, y, ep, 0, 0, threads);
     return;
   }
+  if (m.algo == Impl::narrow) {
+    const double flops = 2.0 * n * s_pixels(m.s) * m.s.C_in * m.s.C_out;
+    int nt = threads > 0 ? std::min(threads, get_num_threads()) : threads_for_flops(flops);
+#ifdef CNNX_HAVE_OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    run_narrow(m, x, n, y, ep, omp_get_thread_num(), omp_get_num_threads());
+#else
+    nt = 1;
+    run_narrow(m, x, n, y, ep, 0, 1);
+#endif
+    return;
+  }
   if (m.algo == Impl::direct) {
     const conv_detail::DirectEpi e = direct_epi(ep);
     for (size_t g = 0; g < m.layouts.size(); ++g)
@@ -219,6 +255,10 @@ void ConvPacked::forward_part(const float* x, int64_t n, float* y, const ConvEpi
   check_act_max(m, ep);
   if (m.algo == Impl::winograd) {
     run_winograd(m, x, n, y, ep, part, parts, 1);
+    return;
+  }
+  if (m.algo == Impl::narrow) {
+    run_narrow(m, x, n, y, ep, part, parts);
     return;
   }
   if (m.algo == Impl::direct) {

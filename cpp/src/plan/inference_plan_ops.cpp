@@ -98,7 +98,8 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         ep.act = fused(sp.act);
         // ReLU6 (a clip to [0, max]) in the direct kernel's store
         const bool relu_max = sp.act == PlanAct::clip && sp.alpha == 0.0f &&
-                              std::strcmp(op.cp.algorithm(), "direct") == 0;
+                              (std::strcmp(op.cp.algorithm(), "direct") == 0 ||
+                               std::strcmp(op.cp.algorithm(), "narrow_1x1") == 0);
         if (relu_max) {
           ep.act = Activation::relu;
           ep.act_max = sp.beta;
