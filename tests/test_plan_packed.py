@@ -163,3 +163,36 @@ def test_depthwise_clamps_in_its_store(isa, act, mode):
             _check(model, x)
     finally:
         cnnx.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_classifier_runs_once_per_batch(threads):
+    """Images big enough that a plan runs them one at a time: the ops after
+    the global pooling (the batch-wide tail: dense, batch norm, softmax) run
+    once over the whole batch; every image's result must match the
+    layer-by-layer path, for batch sizes around the thread count."""
+    cnnx.set_seed(7)
+    inp = cnnx.Input((48, 48, 8))
+    h = cnnx.Conv2D(128, 3, padding="same", activation="relu")(inp)  # 1.2 MB per image
+    pooled = cnnx.GlobalAvgPool2D()(h)
+    z = cnnx.Dense(300, activation="relu")(pooled)
+    z = cnnx.BatchNormalization()(z)
+    probs = cnnx.Dense(10, activation="softmax")(z)
+    model = cnnx.Model(inp, [probs, pooled])
+    for layer in model.layers:
+        if isinstance(layer, cnnx.BatchNormalization):
+            bn = layer
+    bn.buffers["moving_var"][...] = 2.0
+    rng = np.random.default_rng(8)
+    saved = cnnx.get_num_threads()
+    cnnx.set_num_threads(threads)
+    try:
+        for n in (1, 2, 3, 5, 8):
+            x = rng.standard_normal((n, 48, 48, 8)).astype(np.float32)
+            got = model.predict(x)
+            want = model.forward(x, training=False)  # layer by layer, every output
+            assert len(got) == len(want) == 2
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+    finally:
+        cnnx.set_num_threads(saved)

@@ -79,7 +79,10 @@ class InferencePlan {
   void set_buffers(std::vector<float*>& buf, const float* const* x, float* const* y, int64_t i,
                    float* arena, int64_t chunk) const;
   void run_chunk(const float* const* x, float* const* y, int64_t i, int64_t n, float* arena,
-                 int64_t chunk);
+                 int64_t chunk, size_t last);
+  void find_tail();
+  void point_tail(std::vector<float*>& buf, int64_t i) const;
+  void run_tail(const float* const* x, int64_t N, float* const* y);
   void run_op_part(Op& op, float* const* buf, int64_t n, int part, int parts);
   void run_cooperative(const float* const* x, int64_t N, float* const* y, int workers, int64_t cap);
 
@@ -89,6 +92,15 @@ class InferencePlan {
   int64_t arena_per_image_ = 0;
   std::vector<Op> ops_;
   double flops_ = 0.0;
+  // The batch-wide tail: when a batch runs in chunks smaller than itself,
+  // ops [tail_, end) (small values per image: after the global pooling) run
+  // once over the whole batch, so a classifier's weights are read once per
+  // batch, not once per chunk. tail_off_[b]: buffer b's per-image offset in
+  // tail_arena_ (-1: not used by the tail).
+  size_t tail_ = static_cast<size_t>(-1);
+  std::vector<int64_t> tail_off_;
+  int64_t tail_per_image_ = 0, tail_batch_ = 0;
+  std::vector<float> tail_arena_;
   // Serial or cooperative for batches too small to split by images: chosen
   // by measurement (see run()).
   struct ModeChooser {

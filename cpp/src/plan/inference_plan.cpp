@@ -113,6 +113,7 @@ void InferencePlan::add(const OpSpec& spec) {
   if (spec.kind == OpKind::batch_norm) op.inv_std.resize(spec.channels);
   flops_ += op_flops(op.s);
   ops_.push_back(std::move(op));
+  tail_ = static_cast<size_t>(-1);  // found again at the next run
 }
 
 // Batch norm into the layer before it: scale s = gamma / sqrt(var + eps) per
@@ -219,11 +220,59 @@ void InferencePlan::set_buffers(std::vector<float*>& buf, const float* const* x,
   for (size_t b = n_in_ + n_out_; b < sizes_.size(); ++b) buf[b] = arena + offset_[b] * chunk;
 }
 
+// Ops [0, last) on images [i, i + n).
 void InferencePlan::run_chunk(const float* const* x, float* const* y, int64_t i, int64_t n,
-                              float* arena, int64_t chunk) {
+                              float* arena, int64_t chunk, size_t last) {
   std::vector<float*> buf;
   set_buffers(buf, x, y, i, arena, chunk);
-  for (Op& op : ops_) run_op_part(op, buf.data(), n, 0, 1);
+  if (last < ops_.size()) point_tail(buf, i);
+  for (size_t k = 0; k < last; ++k) run_op_part(ops_[k], buf.data(), n, 0, 1);
+}
+
+// The tail: the longest run of last ops whose values are all small per
+// image (at most kTailFloats), if it holds an op with weights worth reading
+// once per batch (a dense layer or a convolution).
+void InferencePlan::find_tail() {
+  constexpr int64_t kTailFloats = 16384;
+  size_t k = ops_.size();
+  auto small = [&](const Op& op) {
+    if (sizes_[op.s.out] > kTailFloats) return false;
+    for (int b : op.s.in)
+      if (sizes_[b] > kTailFloats) return false;
+    return true;
+  };
+  while (k > 0 && small(ops_[k - 1])) --k;
+  bool weighty = false;
+  for (size_t j = k; j < ops_.size(); ++j)
+    weighty = weighty || ops_[j].s.kind == OpKind::dense || ops_[j].s.kind == OpKind::conv2d;
+  tail_ = weighty && k > 0 ? k : ops_.size();
+  tail_off_.assign(sizes_.size(), -1);
+  tail_per_image_ = 0;
+  for (size_t j = tail_; j < ops_.size(); ++j) {
+    std::vector<int> ids = ops_[j].s.in;
+    ids.push_back(ops_[j].s.out);
+    for (int b : ids)
+      if (b >= n_in_ + n_out_ && tail_off_[b] < 0) {
+        tail_off_[b] = tail_per_image_;
+        tail_per_image_ += round16(sizes_[b]);
+      }
+  }
+}
+
+// The tail's scratch buffers at image i of their batch-wide copies.
+void InferencePlan::point_tail(std::vector<float*>& buf, int64_t i) const {
+  for (size_t b = n_in_ + n_out_; b < sizes_.size(); ++b)
+    if (tail_off_[b] >= 0)
+      buf[b] = const_cast<float*>(tail_arena_.data()) + tail_off_[b] * tail_batch_ + i * sizes_[b];
+}
+
+// Ops [tail_, end) once over all N images (the kernels thread themselves).
+void InferencePlan::run_tail(const float* const* x, int64_t N, float* const* y) {
+  std::vector<float*> buf(sizes_.size(), nullptr);
+  for (int b = 0; b < n_in_; ++b) buf[b] = const_cast<float*>(x[b]);  // read only
+  for (int o = 0; o < n_out_; ++o) buf[n_in_ + o] = y[o];
+  point_tail(buf, 0);
+  for (size_t k = tail_; k < ops_.size(); ++k) run_op_part(ops_[k], buf.data(), N, 0, 1);
 }
 
 void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
@@ -232,6 +281,7 @@ void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
   const int64_t per_image = std::max<int64_t>(arena_per_image_, 1) * 4;
   const int64_t cap = std::max<int64_t>(1, kArenaBytes / per_image);
   fold(std::min(cap, N));
+  if (tail_ == static_cast<size_t>(-1)) find_tail();
   int workers = 1;
 #ifdef CNNX_HAVE_OPENMP
   if (!omp_in_parallel()) workers = threads_for_flops(flops_ * N * kCooperativeGain);
@@ -250,7 +300,7 @@ void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
       float* arena = thread_scratch(ScratchSlot::plan,
                                     static_cast<size_t>(arena_per_image_ * std::min(cap, N)));
       for (int64_t i = 0; i < N; i += cap)
-        run_chunk(x, y, i, std::min(cap, N - i), arena, std::min(cap, N));
+        run_chunk(x, y, i, std::min(cap, N - i), arena, std::min(cap, N), ops_.size());
     }
     if (small_batch_mode_ < 0)
       chooser_.record(coop,
@@ -259,12 +309,20 @@ void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
     return;
   }
   if (workers > 1) workers = threads_for_flops(flops_ * N);
+  // Chunks smaller than the batch: the tail runs once, after all of them.
+  const size_t last = cap < N ? tail_ : ops_.size();
+  if (last < ops_.size()) {
+    tail_batch_ = N;
+    tail_arena_.resize(static_cast<size_t>(tail_per_image_ * N));
+  }
   if (workers <= 1) {
     // One image (or too little work for two threads): layer after layer,
     // each kernel free to use threads for its own work.
     const int64_t chunk = std::min(cap, N);
     float* arena = thread_scratch(ScratchSlot::plan, static_cast<size_t>(arena_per_image_ * chunk));
-    for (int64_t i = 0; i < N; i += chunk) run_chunk(x, y, i, std::min(chunk, N - i), arena, chunk);
+    for (int64_t i = 0; i < N; i += chunk)
+      run_chunk(x, y, i, std::min(chunk, N - i), arena, chunk, last);
+    if (last < ops_.size()) run_tail(x, N, y);
     return;
   }
   // Each thread runs the whole network on one chunk of images at a time. The
@@ -314,7 +372,7 @@ void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
       const int64_t i = c * chunk, n = std::min(chunk, N - i);
       if (!arena || n <= 0) continue;
       try {
-        run_chunk(x, y, i, n, arena, chunk);
+        run_chunk(x, y, i, n, arena, chunk, last);
       } catch (...) {
         std::lock_guard<std::mutex> g(error_mu);
         if (!error) error = std::current_exception();
@@ -323,6 +381,7 @@ void InferencePlan::run(const float* const* x, int64_t N, float* const* y) {
   }
   if (error) std::rethrow_exception(error);
 #endif
+  if (last < ops_.size()) run_tail(x, N, y);
 }
 
 std::vector<double> InferencePlan::profile(const float* const* x, int64_t N, float* const* y,
