@@ -44,7 +44,13 @@ void relu_forward(const float* x, float* y, int64_t n) {
 
 void relu_backward(const float* dy, const float* x, float* dx, int64_t n) {
   map2(n, 12, [=](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    // dy read on both branches: a select the compiler vectorises (a load
+    // only where x > 0 stayed a scalar branch, mispredicted on half the
+    // values: ~5 ns per value, 30x the forward pass).
+    for (int64_t i = b; i < e; ++i) {
+      const float g = dy[i];
+      dx[i] = x[i] > 0.0f ? g : 0.0f;
+    }
   });
 }
 
