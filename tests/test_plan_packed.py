@@ -1,8 +1,9 @@
 """Convolutions that an inference plan runs with weights packed once
 (cnnx.ConvPacked in cpp/src/plan: Winograd, the direct kernel, 1x1 layers,
 strided layers) against the layer-by-layer path, after every kind of edit:
-the plan keeps a copy of the weights it packed and repacks a layer whose
-live weights differ, so one changed value must show up in the next predict."""
+the plan keeps a fingerprint of the weights it packed and repacks a layer
+whose live weights no longer match it, so one changed value must show up in
+the next predict."""
 
 import numpy as np
 import pytest

@@ -67,9 +67,10 @@ class InferencePlan {
     std::vector<float> scale;    // the folded batch norm's per-channel scale
     std::vector<float> inv_std;  // a standalone batch norm's 1/sqrt(var + eps)
     // conv2d: the weights packed for ConvPacked's kernels (packed == 1), the
-    // raw weights they were packed from (to notice edits), -1 not decided yet.
+    // fingerprints of the raw weights they were packed from, one per piece
+    // (to notice edits), -1 not decided yet.
     ConvPacked cp;
-    std::vector<float> wsnap;
+    std::vector<uint32_t> wprint;
     int packed = -1;
   };
 
