@@ -6,11 +6,13 @@
 // registers while each of R pixels walks its own contiguous row of x: one
 // pointer live at a time, every broadcast folded into its FMA.
 // Measured on one Zen 4 core, MobileNetV2's 112x112 32 -> 16: 0.38 ->
-// 0.14 ms (ONNX Runtime 0.12); 24 and 32 outputs (the 2-vector tile) ran
-// 5-8% slower than the GEMM, so ConvPacked takes it for <= 16 outputs.
+// 0.14 ms (ONNX Runtime 0.12). A 2-vector tile (7 pixels x 32 outputs, 8
+// weight rows) ran MobileNetV2's 24- and 32-output layers 5-8% slower than
+// the GEMM and was dropped: one vector of outputs, <= 16.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "conv/conv_direct.h"
 #include "conv/conv_internal.h"
@@ -106,12 +108,8 @@ void rows(const float* x, int64_t ldx, int64_t K, const float* w, int64_t ldw, i
 void conv1x1_narrow_avx512(const float* x, int64_t ldx, int64_t K, const float* w, int64_t ldw,
                            int64_t cog, const DirectEpi& ep, float* y, int64_t ldy, int64_t p0,
                            int64_t p1) {
-  if (cog <= 16)
-    rows<14, 1, 16>(x, ldx, K, w, ldw, cog, ep, y, ldy, p0, p1);
-  else if (cog <= 32)
-    rows<7, 2, 8>(x, ldx, K, w, ldw, cog, ep, y, ldy, p0, p1);
-  else
-    rows<6, 3, 4>(x, ldx, K, w, ldw, cog, ep, y, ldy, p0, p1);
+  if (cog > 16) throw std::invalid_argument("cog: the narrow 1x1 kernel takes at most 16 outputs");
+  rows<14, 1, 16>(x, ldx, K, w, ldw, cog, ep, y, ldy, p0, p1);
 }
 
 }  // namespace conv_detail

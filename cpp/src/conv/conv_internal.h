@@ -233,10 +233,10 @@ struct WgradKernel {
 WgradKernel wgrad_direct_kernel_avx512();
 WgradKernel wgrad_direct_kernel_avx2();
 
-// A 1x1 stride-1 unpadded ungrouped convolution with few outputs (AVX-512;
-// the plan uses it up to 16: 24 and 32 measured 5-8% slower than the GEMM): pixels [p0, p1) of y =
-// x . w with the direct kernel's epilogue (x: rows of ldx floats, K of them read; w: K rows of ldw
-// floats, cog read; y and ep.res: rows of ldy floats).
+// A 1x1 stride-1 unpadded ungrouped convolution with at most 16 outputs
+// (AVX-512): pixels [p0, p1) of y = x . w with the direct kernel's epilogue
+// (x: rows of ldx floats, K of them read; w: K rows of ldw floats, cog read;
+// y and ep.res: rows of ldy floats).
 struct DirectEpi;
 void conv1x1_narrow_avx512(const float* x, int64_t ldx, int64_t K, const float* w, int64_t ldw,
                            int64_t cog, const DirectEpi& ep, float* y, int64_t ldy, int64_t p0,
