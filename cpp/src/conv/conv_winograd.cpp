@@ -177,9 +177,12 @@ bool winograd_run_packed(Isa isa, const PatchGeom& g, int64_t P, int64_t Nout, c
   // thread idle for a sixth of the time.
   const int64_t rtiles = ceil_div(T, R);
   if (nt > 1 && blocks > 1) blocks = std::min(rtiles, ceil_div(blocks, nt) * nt);
-  // Few blocks: also split the output channels so that every thread works.
+  // Few blocks: also split the output channels so that every thread works
+  // (2 slices per thread for the dynamic schedule; a caller's parts take one
+  // each, since every slice transforms the block's inputs again: SqueezeNet's
+  // 13x13x64 -> 256 at batch 1, the slower of 2 parts 0.28 -> 0.27 ms).
   int64_t slices = 1;
-  if (nt > 1 && blocks < 2 * nt) slices = std::min<int64_t>(ncb, 2 * nt);
+  if (nt > 1 && blocks < 2 * nt) slices = std::min<int64_t>(ncb, parts > 0 ? nt : 2 * nt);
   // Big transformed weights (over 4 MB): threads take output-channel slices,
   // each reading only its part of U once per block (the input transform is
   // repeated per slice). Measured on 14x14x256: 4.2 -> 3.8 ms on 2 threads.
