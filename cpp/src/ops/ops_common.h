@@ -1,6 +1,6 @@
 // Helpers shared by the ops kernels (dense, activations, losses, norm,
 // dropout, optimisers): thread budgets for streaming loops and a parallel
-// range splitter. Internal to cpp/src/ops.
+// range splitter. Internal to cpp/src (the ops kernels and the plans).
 #pragma once
 #include <algorithm>
 #include <cstdint>

@@ -17,6 +17,7 @@
 #include "cnnx/norm.h"
 #include "cnnx/threading.h"
 #include "common/scratch.h"
+#include "ops/ops_common.h"
 #include "plan/conv_direct_padded.h"
 #include "plan/layout_ops.h"
 #include "plan/plan_internal.h"
@@ -34,31 +35,15 @@ void add_into(float* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
-// f(b, e) over [0, n) in slices of 16 values, on the threads when n is big
-// enough to pay for them (a plan with batch norm runs the step as one
-// slice: its elementwise passes split here or run on one thread). f must
-// not throw.
-template <class F>
-void over_values(int64_t n, F f) {
-  int nt = 1;
-#ifdef CNNX_HAVE_OPENMP
-  // memory-bound: about 4 bytes moved per flop's worth of threads_for_flops
-  nt = threads_for_flops(static_cast<double>(n) * 3.0);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
-    const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int64_t b = n * t / T / 16 * 16, e = t + 1 == T ? n : n * (t + 1) / T / 16 * 16;
-    f(b, e);
-  }
-#else
-  (void)nt;
-  f(int64_t{0}, n);
-#endif
-}
+// Threads for an elementwise pass over n values reading two arrays and
+// writing one: a plan with batch norm runs the step as one slice, so its
+// elementwise passes split here or run on one thread.
+int pass_threads(int64_t n) { return ops_detail::threads_for_bytes(12.0 * static_cast<double>(n)); }
 
 // dst += src, split over the threads.
 void add_into_parallel(float* dst, const float* src, int64_t n) {
-  over_values(n, [=](int64_t b, int64_t e) { add_into(dst + b, src + b, e - b); });
+  ops_detail::parallel_range(n, pass_threads(n),
+                             [=](int64_t b, int64_t e) { add_into(dst + b, src + b, e - b); });
 }
 
 int64_t grad_offset(const float* p, const float* base, int64_t n, int64_t count, const char* name) {
@@ -497,7 +482,7 @@ void TrainPlan::forward_op(Op& op, float* const* val, int64_t n, int64_t i0) {
       const int64_t total = n * s.count;
       if (s.eltwise == EltwiseKind::add && s.in.size() == 2 && s.act == PlanAct::relu) {
         const float* b = val[s.in[1]];  // the residual sum: one pass
-        over_values(total, [=](int64_t i0, int64_t i1) {
+        ops_detail::parallel_range(total, pass_threads(total), [=](int64_t i0, int64_t i1) {
           for (int64_t i = i0; i < i1; ++i) y[i] = std::max(x[i] + b[i], 0.0f);
         });
         return;
