@@ -253,6 +253,7 @@ TEST(ConvPacked, ActMaxOnTheDirectAlgorithmOnly) {
     cnnx::ConvPacked cp(s, w.data());
     cnnx::ConvEpilogue ep{b.data(), nullptr, nullptr, cnnx::Activation::relu, 0.5f};
     std::vector<float> y(s.output_size(), NAN);
+    EXPECT_EQ(cp.takes_act_max(), std::string(cp.algorithm()) == "direct");
     if (std::string(cp.algorithm()) != "direct") {
       EXPECT_THROW(cp.forward(x.data(), 1, y.data(), ep), std::invalid_argument);
       continue;
@@ -262,10 +263,25 @@ TEST(ConvPacked, ActMaxOnTheDirectAlgorithmOnly) {
     ep.act = cnnx::Activation::none;  // a top without the ReLU: refused
     EXPECT_THROW(cp.forward(x.data(), 1, y.data(), ep), std::invalid_argument);
   }
+  // 1x1 with <= 16 outputs: narrow_1x1 on AVX-512, which takes the top too
+  const Conv2dShape nr = make(1, 5, 6, 40, 1, 1, 12, 1, 0, 1, 1);
+  const auto xn = cnnx_test::random_vector(nr.input_size(), 55);
+  const auto wn = cnnx_test::random_vector(nr.weight_size(), 56);
+  const auto wantn = reference(nr, xn, wn, nullptr, nullptr, nullptr, true, 0.25);
+  for (cnnx::Isa isa : cnnx_test::supported_isas()) {
+    cnnx_test::IsaScope scope(isa);
+    cnnx::ConvPacked cp(nr, wn.data());
+    if (std::string(cp.algorithm()) != "narrow_1x1") continue;
+    EXPECT_TRUE(cp.takes_act_max());
+    std::vector<float> y(nr.output_size(), NAN);
+    cp.forward(xn.data(), 1, y.data(), {nullptr, nullptr, nullptr, cnnx::Activation::relu, 0.25f});
+    EXPECT_TRUE(cnnx_test::all_close(y.data(), wantn.data(), y.size(), 1e-4f, 1e-4f));
+  }
   const Conv2dShape d = make(1, 6, 6, 8, 3, 3, 8, 1, 1, 1, 8);  // depthwise: conv2d
   const auto wd = cnnx_test::random_vector(d.weight_size(), 53);
   const auto xd = cnnx_test::random_vector(d.input_size(), 54);
   cnnx::ConvPacked cd(d, wd.data());
+  EXPECT_FALSE(cd.takes_act_max());
   std::vector<float> yd(d.output_size());
   EXPECT_THROW(cd.forward(xd.data(), 1, yd.data(),
                           {nullptr, nullptr, nullptr, cnnx::Activation::relu, 6.0f}),

@@ -119,6 +119,8 @@ class ConvPacked {
   // "conv2d" (conv2d_forward on the caller's weights, which must then
   // outlive this object unchanged, with scale and res applied after it).
   const char* algorithm() const;
+  // Whether forward takes a finite ConvEpilogue.act_max (ReLU6 in the store).
+  bool takes_act_max() const;
   const Conv2dShape& shape() const;
   // threads as in sgemm (0: decide from the size and get_num_threads()).
   void forward(const float* x, int64_t n, float* y, const ConvEpilogue& ep = {},

@@ -144,11 +144,15 @@ conv_detail::DirectEpi direct_epi(const ConvEpilogue& ep) {
 }
 
 // A clamp below +inf is fused by the direct and narrow kernels only.
+bool fuses_act_max(const ConvPacked::Impl& m) {
+  return m.algo == ConvPacked::Impl::direct || m.algo == ConvPacked::Impl::narrow;
+}
+
 void check_act_max(const ConvPacked::Impl& m, const ConvEpilogue& ep) {
-  const bool fuses = m.algo == ConvPacked::Impl::direct || m.algo == ConvPacked::Impl::narrow;
-  if (ep.act_max < INFINITY && (!fuses || ep.act != Activation::relu))
+  if (ep.act_max < INFINITY && (!fuses_act_max(m) || ep.act != Activation::relu))
     throw std::invalid_argument(
-        "ConvEpilogue.act_max: a finite clamp needs act == relu and the direct algorithm");
+        "ConvEpilogue.act_max: a finite clamp needs act == relu and the direct or narrow_1x1 "
+        "algorithm");
 }
 
 // Whether all n values are finite: no exponent field all ones (integer
@@ -208,6 +212,8 @@ void run_winograd(const ConvPacked::Impl& m, const float* x, int64_t n, float* y
 }
 
 }  // namespace
+
+bool ConvPacked::takes_act_max() const { return impl_ && fuses_act_max(*impl_); }
 
 void ConvPacked::forward(const float* x, int64_t n, float* y, const ConvEpilogue& ep,
                          int threads) const {

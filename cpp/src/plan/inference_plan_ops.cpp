@@ -4,7 +4,6 @@
 // dense layers by columns (few rows) or rows, elementwise ops by elements.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -96,10 +95,8 @@ void InferencePlan::run_op_part(Op& op, float* const* buf, int64_t n, int part, 
         ep.scale = sp.has_bn ? op.scale.data() : nullptr;
         ep.res = res;
         ep.act = fused(sp.act);
-        // ReLU6 (a clip to [0, max]) in the direct kernel's store
-        const bool relu_max = sp.act == PlanAct::clip && sp.alpha == 0.0f &&
-                              (std::strcmp(op.cp.algorithm(), "direct") == 0 ||
-                               std::strcmp(op.cp.algorithm(), "narrow_1x1") == 0);
+        // ReLU6 (a clip to [0, max]) in the kernel's store
+        const bool relu_max = sp.act == PlanAct::clip && sp.alpha == 0.0f && op.cp.takes_act_max();
         if (relu_max) {
           ep.act = Activation::relu;
           ep.act_max = sp.beta;
