@@ -15,6 +15,7 @@ namespace CNNX_WP_NS {
 typedef uint32_t VU __attribute__((vector_size(4 * CNNX_WP_V)));
 constexpr int V = CNNX_WP_V;
 constexpr int NV = kPrintLanes / V;
+constexpr uint32_t kMulA = 0x9E3779B1u, kMulB = 0x85EBCA77u;  // odd: bijective multiplies
 
 // Each lane: a = (a ^ w) * A, b = (b + w) * B. Both steps are bijections of
 // the state for a given word and of the word for a given state, so a change
@@ -26,7 +27,7 @@ void fingerprint(const float* w, int64_t n, uint32_t* out) {
     a[k] = VU{} + 0x243F6A88u;
     b[k] = VU{} + 0x85A308D3u;
   }
-  const VU ma = VU{} + 0x9E3779B1u, mb = VU{} + 0x85EBCA77u;
+  const VU ma = VU{} + kMulA, mb = VU{} + kMulB;
   const auto* u = reinterpret_cast<const unsigned char*>(w);
   int64_t i = 0;
   for (; i + kPrintLanes <= n; i += kPrintLanes) {
@@ -47,8 +48,8 @@ void fingerprint(const float* w, int64_t n, uint32_t* out) {
   for (int64_t j = 0; i + j < n; ++j) {  // the last words, lane j
     uint32_t x;
     std::memcpy(&x, u + 4 * (i + j), 4);
-    oa[j] = (oa[j] ^ x) * 0x9E3779B1u;
-    ob[j] = (ob[j] + x) * 0x85EBCA77u;
+    oa[j] = (oa[j] ^ x) * kMulA;
+    ob[j] = (ob[j] + x) * kMulB;
   }
 }
 
